@@ -1,0 +1,83 @@
+/*
+ * engine.h - the daemon's shared context and its worker shards.
+ *
+ * struct engine is built by salvod before any thread starts and is
+ * read-only afterwards, except through the objects that guard themselves
+ * (the spool writer's queue, each worker's mailbox). The accounting log is
+ * written only from the spool writer thread (in spool_req done callbacks).
+ *
+ * A worker owns one io_uring loop and everything on it: its intake sessions,
+ * its DNS resolver, its shard of destination queues (sched) and their
+ * connections (egress). Work reaches a worker only through its mailbox.
+ */
+#ifndef SALVO_ENGINE_H
+#define SALVO_ENGINE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/config.h"
+#include "engine/sched.h"
+#include "net/loop.h"
+#include "net/mailbox.h"
+#include "net/smtp_client.h"
+#include "queue/spool.h"
+#include "queue/spool_writer.h"
+
+struct acct_log;
+struct dns;
+struct smtp_server;
+
+enum worker_mail {
+	WORKER_MAIL_RCPT = 1,      /* a struct sched_rcpt for this shard */
+	WORKER_MAIL_INJECTED,      /* an intake request came back from the writer */
+};
+
+struct worker {
+	struct engine *eng;
+	unsigned index;
+	pthread_t thread;
+	struct loop loop;
+	struct mailbox mb;
+	struct smtp_server *srv;
+	struct dns *dns;
+	struct sched sched;
+	struct loop_op tick_op;
+	struct smtp_client_timeouts client_tmo;
+	void *egress_conns;        /* every live egress connection (egress.c) */
+	int start_status;          /* 0, or -errno when the worker failed to start */
+	char start_err[256];
+};
+
+struct engine {
+	const struct config *cfg;
+	struct spool *spool;
+	struct spool_writer writer;
+	struct acct_log *acct;
+	struct worker *workers;
+	unsigned n_workers;
+};
+
+/* The worker that owns a destination domain's queue. */
+struct worker *engine_shard(struct engine *eng, const char *domain);
+/* Hand freshly durable recipients to their shards (any thread). */
+void engine_route_rcpt(struct engine *eng, struct sched_rcpt *r);
+
+/* worker.c */
+int worker_start(struct worker *w, struct engine *eng, unsigned index);
+void worker_stop(struct worker *w);     /* stop the loop and join */
+void worker_free(struct worker *w);     /* after every worker and the writer stopped */
+void worker_run_kicks(struct worker *w);
+
+/* intake.c: the SMTP server's policy and storage hooks */
+extern const struct smtp_server_hooks intake_hooks;
+void intake_injected(struct worker *w, struct mailbox_item *it);
+void intake_discard(struct mailbox_item *it);
+
+/* egress.c: per-queue connection management */
+void egress_kick(struct worker *w, struct sched_queue *q);
+void egress_queue_free(struct sched_queue *q);
+void egress_free_all(struct worker *w);
+
+#endif

@@ -1,0 +1,183 @@
+/*
+ * intake.c - what the SMTP listener does with mail: relay policy for each
+ * RCPT, and durable storage of each message before its "250".
+ *
+ * Relay control: a recipient is accepted only when the client's address
+ * matches a <source> with always-allow-relaying (Salvo has no local
+ * mailboxes yet, so every recipient is a relay). Never an open relay.
+ *
+ * Storage: a message becomes an intake_req, a spool request that the writer
+ * thread applies in its next group commit (message body once, one record per
+ * recipient, all due now). After the commit, on the writer thread, the
+ * reception records are logged, each recipient goes to its shard, and the
+ * request returns to the session's worker, which sends the reply.
+ *
+ * Ownership: the intake_req owns the envelope and body from submit until the
+ * writer's done(), which frees them; the req itself is freed by the worker
+ * once the reply is out (or by intake_discard() at shutdown).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/acct_log.h"
+#include "core/config.h"
+#include "engine/engine.h"
+#include "net/smtp_cmd.h"
+#include "net/smtp_server.h"
+
+struct intake_req {
+	struct spool_req req;
+	struct mailbox_item link;
+	struct worker *worker;
+	struct smtp_session *session;
+	struct smtp_envelope *env;
+	char *body;
+	size_t len;
+	uint64_t msg_id;
+	int64_t arrival_ms;
+	int result;
+};
+
+static bool intake_rcpt(void *ctx, struct smtp_session *s, const char *addr, char *reply, size_t cap)
+{
+	struct worker *w = ctx;
+	const struct config_source *src = config_source_for(w->eng->cfg, smtp_session_peer(s));
+
+	if (!src || !src->always_allow_relaying) {
+		snprintf(reply, cap, "550 5.7.1 <%s>: Relay access denied", addr);
+		return false;
+	}
+	snprintf(reply, cap, "250 2.1.5 Ok");
+	return true;
+}
+
+static int intake_apply(struct spool_req *req, struct spool_wtxn *t, void *ctx)
+{
+	struct intake_req *ir = container_of(req, struct intake_req, req);
+	struct spool_msg m = {0};
+	int ret;
+
+	ret = spool_alloc_id(t, &ir->msg_id);
+	if (ret)
+		return ret;
+	m.id = ir->msg_id;
+	m.arrival_ms = ir->arrival_ms;
+	m.n_rcpt = (uint32_t)ir->env->n_rcpts;
+	m.sender = ir->env->sender;
+	m.campaign = "";
+	m.source_ip = ir->env->client_ip;
+	m.body = ir->body;
+	m.body_len = ir->len;
+	ret = spool_put_msg(t, &m);
+	for (size_t i = 0; ret == 0 && i < ir->env->n_rcpts; i++) {
+		struct spool_rcpt r = {
+			.msg_id = ir->msg_id,
+			.idx = (uint32_t)i,
+			.attempts = 0,
+			.next_attempt_ms = ir->arrival_ms,
+			.queued_ms = ir->arrival_ms,
+			.addr = ir->env->rcpts[i],
+			.last_response = "",
+		};
+		ret = spool_put_rcpt(t, &r);
+	}
+	return ret;
+}
+
+static const char *addr_domain(const char *addr)
+{
+	const char *at = strrchr(addr, '@');
+
+	return at ? at + 1 : addr;
+}
+
+/* Writer thread, after the commit. */
+static void intake_done(struct spool_req *req, int result, void *ctx)
+{
+	struct intake_req *ir = container_of(req, struct intake_req, req);
+	struct engine *eng = ctx;
+
+	ir->result = result;
+	if (result == 0) {
+		for (size_t i = 0; i < ir->env->n_rcpts; i++) {
+			const char *rcpt = ir->env->rcpts[i];
+			struct acct_event ev = {
+				.type = ACCT_RECEPTION,
+				.time_ms = ir->arrival_ms,
+				.id = ir->msg_id,
+				.sender = ir->env->sender,
+				.recipient = rcpt,
+				.queue = addr_domain(rcpt),
+				.source_ip = ir->env->client_ip,
+				.size = ir->len,
+				.has_size = true,
+			};
+			struct sched_rcpt *r;
+
+			acct_log_write(eng->acct, &ev);
+			r = sched_rcpt_new(ir->msg_id, (uint32_t)i, addr_domain(rcpt), ir->arrival_ms,
+					   ir->arrival_ms, 0);
+			if (r)
+				engine_route_rcpt(eng, r);
+			else
+				fprintf(stderr, "salvod: out of memory scheduling %016llx; it goes out after a restart\n",
+					(unsigned long long)ir->msg_id);
+		}
+	}
+	free(ir->body);
+	ir->body = NULL;
+	smtp_envelope_free(ir->env);
+	ir->env = NULL;
+	ir->link.kind = WORKER_MAIL_INJECTED;
+	mailbox_post(&ir->worker->mb, &ir->link);
+}
+
+static void intake_submit(void *ctx, struct smtp_session *s, struct smtp_envelope *env, char *body, size_t len)
+{
+	struct worker *w = ctx;
+	struct intake_req *ir = calloc(1, sizeof(*ir));
+
+	if (!ir) {
+		smtp_envelope_free(env);
+		free(body);
+		smtp_session_submitted(s, "451 4.3.0 Error: out of memory");
+		return;
+	}
+	ir->req.apply = intake_apply;
+	ir->req.done = intake_done;
+	ir->worker = w;
+	ir->session = s;
+	ir->env = env;
+	ir->body = body;
+	ir->len = len;
+	ir->arrival_ms = wall_now_ms();
+	spool_writer_submit(&w->eng->writer, &ir->req);
+}
+
+/* Worker thread: the commit's verdict goes back to the client. */
+void intake_injected(struct worker *w, struct mailbox_item *it)
+{
+	struct intake_req *ir = container_of(it, struct intake_req, link);
+	char reply[128];
+
+	if (ir->result == 0)
+		snprintf(reply, sizeof(reply), "250 2.0.0 Ok: queued as %016llx", (unsigned long long)ir->msg_id);
+	else if (ir->result == SPOOL_FULL || ir->result == -ENOSPC)
+		snprintf(reply, sizeof(reply), "452 4.3.1 Insufficient system storage");
+	else
+		snprintf(reply, sizeof(reply), "451 4.3.0 Error: queue file write error");
+	smtp_session_submitted(ir->session, reply);
+	free(ir);
+}
+
+void intake_discard(struct mailbox_item *it)
+{
+	free(container_of(it, struct intake_req, link));
+}
+
+const struct smtp_server_hooks intake_hooks = {
+	.rcpt = intake_rcpt,
+	.submit = intake_submit,
+};

@@ -1,0 +1,381 @@
+/*
+ * outcome.c - retry policy and durable outcomes of delivery attempts
+ * (see outcome.h).
+ *
+ * The batch's apply() runs in the writer's group commit: DSN first (it quotes
+ * the original's headers, which may disappear with the last recipient), then
+ * each recipient's new state or removal. Its done() writes the accounting
+ * records and routes the DSN's recipient to its shard; both only after the
+ * commit, so the log never claims what the spool does not hold.
+ */
+#include "engine/outcome.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/acct_log.h"
+#include "core/config.h"
+#include "engine/bounce_dsn.h"
+#include "engine/engine.h"
+#include "queue/spool_writer.h"
+
+struct outcome_item {
+	uint32_t idx;
+	enum outcome_kind kind;
+	uint32_t attempt;
+	int64_t queued_ms;
+	int64_t next_ms;
+	struct smtp_result res;
+	char *addr;
+};
+
+struct outcome_batch {
+	struct spool_req req;
+	struct engine *eng;
+	uint64_t msg_id;
+	char *sender;
+	int64_t queued_ms;
+	size_t size;
+	char *queue, *mx_host, *mx_ip;
+	int64_t time_ms;
+	/* the DSN, built once even if the batch is re-applied alone */
+	char *dsn;
+	size_t dsn_len;
+	uint64_t dsn_id;
+	bool dsn_stored;
+	size_t n, cap;
+	struct outcome_item items[];
+};
+
+enum outcome_kind outcome_decide(const struct smtp_result *res, uint32_t attempts,
+				 int64_t queued_ms, int64_t now_ms,
+				 const struct config_domain *dom, int64_t *next_ms)
+{
+	size_t step;
+
+	if (res->code >= 200 && res->code < 300)
+		return OUTCOME_DELIVERED;
+	if (res->code >= 500 && res->code < 600)
+		return OUTCOME_BOUNCED;
+	/* 4xx, no reply at all, or nonsense codes: try again later. */
+	if (now_ms - queued_ms >= (int64_t)dom->bounce_after_ms)
+		return OUTCOME_EXPIRED;
+	step = attempts ? attempts - 1 : 0;
+	if (step >= dom->n_retry_after)
+		step = dom->n_retry_after - 1;
+	*next_ms = now_ms + (int64_t)dom->retry_after_ms[step];
+	/* Never schedule past the expiry: the last try happens at bounce-after. */
+	if (*next_ms > queued_ms + (int64_t)dom->bounce_after_ms)
+		*next_ms = queued_ms + (int64_t)dom->bounce_after_ms;
+	return OUTCOME_DEFERRED;
+}
+
+/* The brief's categories for synchronous replies, by enhanced code first and
+ * the basic code second. (The full classifier comes with bounce processing.) */
+static const char *sync_category(const struct smtp_result *r)
+{
+	const char *e = r->enhanced;
+
+	if (r->code == 0)
+		return "no-answer-from-host";
+	if (!strcmp(e, "5.1.1") || !strcmp(e, "5.1.0"))
+		return "bad-mailbox";
+	if (!strcmp(e, "5.1.2") || !strcmp(e, "5.1.10") || !strcmp(e, "5.4.4"))
+		return "bad-domain";
+	if (!strcmp(e, "5.2.1"))
+		return "inactive-mailbox";
+	if (!strcmp(e, "5.2.2") || !strcmp(e, "4.2.2"))
+		return "quota-issues";
+	if (!strncmp(e, "5.7.", 4))
+		return "policy-related";
+	if (!strcmp(e, "5.1.7") || !strcmp(e, "5.1.8"))
+		return "invalid-sender";
+	if (!strncmp(e, "5.3.", 4) || !strcmp(e, "5.2.3"))
+		return "content-related";
+	if (!strncmp(e, "5.5.", 4))
+		return "protocol-errors";
+	if (!strncmp(e, "5.4.", 4))
+		return "routing-errors";
+	return "other";
+}
+
+struct outcome_batch *outcome_batch_new(struct engine *eng, uint64_t msg_id, const char *sender,
+					int64_t queued_ms, size_t size, const char *queue,
+					const char *mx_host, const char *mx_ip, size_t n_max)
+{
+	struct outcome_batch *b = calloc(1, sizeof(*b) + n_max * sizeof(b->items[0]));
+
+	if (!b)
+		return NULL;
+	b->eng = eng;
+	b->msg_id = msg_id;
+	b->queued_ms = queued_ms;
+	b->size = size;
+	b->cap = n_max;
+	b->time_ms = wall_now_ms();
+	b->sender = strdup(sender ? sender : "");
+	b->queue = strdup(queue ? queue : "");
+	b->mx_host = mx_host ? strdup(mx_host) : NULL;
+	b->mx_ip = mx_ip ? strdup(mx_ip) : NULL;
+	if (!b->sender || !b->queue || (mx_host && !b->mx_host) || (mx_ip && !b->mx_ip)) {
+		free(b->sender);
+		free(b->queue);
+		free(b->mx_host);
+		free(b->mx_ip);
+		free(b);
+		return NULL;
+	}
+	return b;
+}
+
+void outcome_batch_add(struct outcome_batch *b, uint32_t idx, const char *addr,
+		       enum outcome_kind kind, uint32_t attempt, int64_t queued_ms, int64_t next_ms,
+		       const struct smtp_result *res)
+{
+	struct outcome_item *it;
+
+	if (b->n >= b->cap) {
+		fprintf(stderr, "outcome_batch_add: batch overflow (%zu)\n", b->cap);
+		abort();
+	}
+	it = &b->items[b->n];
+	it->addr = strdup(addr);
+	if (!it->addr) {
+		/* The spool keeps the old state; the attempt is retried after a restart. */
+		fprintf(stderr, "salvod: out of memory recording an outcome for %016llx\n",
+			(unsigned long long)b->msg_id);
+		return;
+	}
+	it->idx = idx;
+	it->kind = kind;
+	it->attempt = attempt;
+	it->queued_ms = queued_ms;
+	it->next_ms = next_ms;
+	it->res = *res;
+	b->n++;
+}
+
+static void batch_free(struct outcome_batch *b)
+{
+	for (size_t i = 0; i < b->n; i++)
+		free(b->items[i].addr);
+	free(b->dsn);
+	free(b->sender);
+	free(b->queue);
+	free(b->mx_host);
+	free(b->mx_ip);
+	free(b);
+}
+
+static bool batch_wants_dsn(const struct outcome_batch *b)
+{
+	if (!b->sender[0])
+		return false; /* never bounce a bounce */
+	for (size_t i = 0; i < b->n; i++)
+		if (b->items[i].kind == OUTCOME_BOUNCED || b->items[i].kind == OUTCOME_EXPIRED)
+			return true;
+	return false;
+}
+
+static void format_diag(const struct smtp_result *r, char *out, size_t cap)
+{
+	if (r->code)
+		snprintf(out, cap, "%d %s%s%s", r->code, r->enhanced, r->enhanced[0] ? " " : "", r->text);
+	else
+		snprintf(out, cap, "%s", r->text);
+}
+
+struct dsn_scratch {
+	struct dsn_rcpt rcpt;
+	char diag[300];
+	char status[16];
+};
+
+static int batch_build_dsn(struct outcome_batch *b, struct spool_wtxn *t)
+{
+	struct dsn_scratch *sc;
+	struct dsn_rcpt *rcpts;
+	struct spool_msg m;
+	struct dsn_info info;
+	size_t n = 0;
+	int ret;
+
+	ret = spool_wtxn_get_msg(t, b->msg_id, &m);
+	if (ret)
+		return ret == SPOOL_NOTFOUND ? 0 : ret;
+	sc = calloc(b->n, sizeof(*sc));
+	rcpts = calloc(b->n, sizeof(*rcpts));
+	if (!sc || !rcpts) {
+		free(sc);
+		free(rcpts);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < b->n; i++) {
+		const struct outcome_item *it = &b->items[i];
+
+		if (it->kind != OUTCOME_BOUNCED && it->kind != OUTCOME_EXPIRED)
+			continue;
+		format_diag(&it->res, sc[n].diag, sizeof(sc[n].diag));
+		if (it->res.enhanced[0])
+			snprintf(sc[n].status, sizeof(sc[n].status), "%s", it->res.enhanced);
+		else
+			snprintf(sc[n].status, sizeof(sc[n].status), "%s",
+				 it->kind == OUTCOME_EXPIRED ? "4.4.7" : "5.0.0");
+		rcpts[n] = (struct dsn_rcpt){
+			.addr = it->addr,
+			.action = "failed",
+			.status = sc[n].status,
+			.remote_mta = b->mx_host,
+			.diagnostic = sc[n].diag,
+			.last_attempt_ms = b->time_ms,
+		};
+		n++;
+	}
+	memset(&info, 0, sizeof(info));
+	info.reporting_mta = b->eng->cfg->host_name;
+	info.sender = b->sender;
+	info.orig_id = b->msg_id;
+	info.dsn_id = b->dsn_id;
+	info.orig = m.body;
+	info.orig_len = m.body_len;
+	info.arrival_ms = b->queued_ms;
+	info.rcpts = rcpts;
+	info.n_rcpts = n;
+	ret = dsn_build(&info, &b->dsn, &b->dsn_len);
+	free(rcpts);
+	free(sc);
+	return ret;
+}
+
+static int outcome_apply(struct spool_req *req, struct spool_wtxn *t, void *ctx)
+{
+	struct outcome_batch *b = container_of(req, struct outcome_batch, req);
+	int ret;
+
+	b->dsn_stored = false;
+	if (batch_wants_dsn(b)) {
+		ret = spool_alloc_id(t, &b->dsn_id);
+		if (ret)
+			return ret;
+		free(b->dsn);
+		b->dsn = NULL;
+		ret = batch_build_dsn(b, t);
+		if (ret)
+			return ret;
+		if (b->dsn) {
+			struct spool_msg m = {
+				.id = b->dsn_id,
+				.arrival_ms = b->time_ms,
+				.n_rcpt = 1,
+				.sender = "",
+				.campaign = "",
+				.source_ip = "",
+				.body = b->dsn,
+				.body_len = b->dsn_len,
+			};
+			struct spool_rcpt r = {
+				.msg_id = b->dsn_id,
+				.idx = 0,
+				.next_attempt_ms = b->time_ms,
+				.queued_ms = b->time_ms,
+				.addr = b->sender,
+				.last_response = "",
+			};
+			if ((ret = spool_put_msg(t, &m)) || (ret = spool_put_rcpt(t, &r)))
+				return ret;
+			b->dsn_stored = true;
+		}
+	}
+	for (size_t i = 0; i < b->n; i++) {
+		const struct outcome_item *it = &b->items[i];
+		bool gone;
+
+		if (it->kind == OUTCOME_DEFERRED) {
+			char resp[300];
+			struct spool_rcpt r = {
+				.msg_id = b->msg_id,
+				.idx = it->idx,
+				.attempts = it->attempt,
+				.next_attempt_ms = it->next_ms,
+				.queued_ms = it->queued_ms,
+				.addr = it->addr,
+				.last_response = resp,
+			};
+
+			format_diag(&it->res, resp, sizeof(resp));
+			ret = spool_put_rcpt(t, &r);
+		} else {
+			ret = spool_del_rcpt(t, b->msg_id, it->idx, &gone);
+			if (ret == SPOOL_NOTFOUND)
+				ret = 0; /* already finished (a duplicate attempt after recovery) */
+		}
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static const enum acct_type kind_type[] = {
+	[OUTCOME_DELIVERED] = ACCT_DELIVERY,
+	[OUTCOME_DEFERRED] = ACCT_TRANSIENT,
+	[OUTCOME_BOUNCED] = ACCT_BOUNCE,
+	[OUTCOME_EXPIRED] = ACCT_EXPIRATION,
+};
+
+static void outcome_done(struct spool_req *req, int result, void *ctx)
+{
+	struct outcome_batch *b = container_of(req, struct outcome_batch, req);
+	struct engine *eng = ctx;
+
+	if (result != 0) {
+		fprintf(stderr, "salvod: outcome of %016llx not recorded (%s); it is retried after a restart\n",
+			(unsigned long long)b->msg_id, spool_strerror(result));
+		batch_free(b);
+		return;
+	}
+	for (size_t i = 0; i < b->n; i++) {
+		const struct outcome_item *it = &b->items[i];
+		bool failed = it->kind == OUTCOME_BOUNCED || it->kind == OUTCOME_EXPIRED;
+		struct acct_event ev = {
+			.type = kind_type[it->kind],
+			.time_ms = b->time_ms,
+			.id = b->msg_id,
+			.sender = b->sender,
+			.recipient = it->addr,
+			.queue = b->queue,
+			.mx_host = b->mx_host,
+			.mx_ip = b->mx_ip,
+			.attempt = it->attempt,
+			.queued_time_ms = it->queued_ms,
+			.size = b->size,
+			.has_size = true,
+			.response_code = it->res.code,
+			.response_enhanced = it->res.enhanced,
+			.response_text = it->res.text,
+			.bounce_category = failed ? (it->kind == OUTCOME_EXPIRED ? "message-expired" : sync_category(&it->res)) : NULL,
+			.dsn_id = failed && b->dsn_stored ? b->dsn_id : 0,
+		};
+		acct_log_write(eng->acct, &ev);
+	}
+	if (b->dsn_stored) {
+		const char *at = strrchr(b->sender, '@');
+		struct sched_rcpt *r = sched_rcpt_new(b->dsn_id, 0, at ? at + 1 : b->sender, b->time_ms, b->time_ms, 0);
+
+		if (r)
+			engine_route_rcpt(eng, r);
+	}
+	batch_free(b);
+}
+
+void outcome_batch_submit(struct outcome_batch *b)
+{
+	if (b->n == 0) {
+		batch_free(b);
+		return;
+	}
+	b->req.apply = outcome_apply;
+	b->req.done = outcome_done;
+	spool_writer_submit(&b->eng->writer, &b->req);
+}

@@ -1,0 +1,50 @@
+/*
+ * outcome.h - what happens to a recipient after an attempt, made durable.
+ *
+ * outcome_decide() is the policy (pure): 2xx delivered; 5xx bounced; 4xx or
+ * no reply deferred to the next retry-after step, or expired once the
+ * recipient has been queued for bounce-after.
+ *
+ * A struct outcome_batch carries the outcomes of one attempt on one message
+ * (one SMTP transaction, or one routing failure) to the spool writer: in the
+ * batch commit each deferred recipient's new state is written and each
+ * finished recipient removed; bounced and expired recipients get one DSN per
+ * batch to the envelope sender (never for the null sender), injected in the
+ * same transaction. After the commit the accounting records are written and
+ * the DSN's recipient goes to its shard. The batch frees itself; the caller
+ * forgets it after outcome_batch_submit().
+ */
+#ifndef SALVO_OUTCOME_H
+#define SALVO_OUTCOME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "net/smtp_client.h"
+
+struct engine;
+struct config_domain;
+
+enum outcome_kind {
+	OUTCOME_DELIVERED,
+	OUTCOME_DEFERRED,
+	OUTCOME_BOUNCED,
+	OUTCOME_EXPIRED,
+};
+
+/* attempts: attempts made including this one. Sets *next_ms for DEFERRED. */
+enum outcome_kind outcome_decide(const struct smtp_result *res, uint32_t attempts,
+				 int64_t queued_ms, int64_t now_ms,
+				 const struct config_domain *dom, int64_t *next_ms);
+
+struct outcome_batch;
+
+struct outcome_batch *outcome_batch_new(struct engine *eng, uint64_t msg_id, const char *sender,
+					int64_t queued_ms, size_t size, const char *queue,
+					const char *mx_host, const char *mx_ip, size_t n_max);
+void outcome_batch_add(struct outcome_batch *b, uint32_t idx, const char *addr,
+		       enum outcome_kind kind, uint32_t attempt, int64_t queued_ms, int64_t next_ms,
+		       const struct smtp_result *res);
+void outcome_batch_submit(struct outcome_batch *b);
+
+#endif

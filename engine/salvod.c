@@ -1,0 +1,226 @@
+/*
+ * salvod.c - the daemon: configuration, spool and log, the writer thread,
+ * the workers, recovery of the queue, and orderly shutdown on SIGTERM/SIGINT.
+ *
+ *   salvod [-c FILE]                 run (built-in defaults without -c)
+ *   salvod --check-config [-c FILE]  validate: exit 0, or 2 with FILE:LINE: message
+ *
+ * Exit status: 0 after a clean shutdown, 1 when it cannot start (the reason
+ * on stderr: io_uring unavailable, spool unusable, address in use...), 2 for
+ * a bad command line or configuration.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <liburing.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "core/acct_log.h"
+#include "core/config.h"
+#include "engine/engine.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: salvod [-c FILE] [--check-config] [--version]\n"
+		   "  -c, --config FILE   configuration file (PowerMTA-style directives)\n"
+		   "      --check-config  validate the configuration and exit (0 valid, 2 invalid)\n"
+		   "  -V, --version       print the version and exit\n");
+}
+
+/* Fail early and clearly when the kernel will not give us a ring. */
+static int probe_io_uring(void)
+{
+	struct io_uring ring;
+	int ret = io_uring_queue_init(4, &ring, 0);
+
+	if (ret == 0) {
+		io_uring_queue_exit(&ring);
+		return 0;
+	}
+	if (ret == -ENOSYS)
+		fprintf(stderr, "salvod: io_uring is not available: this kernel does not support it (needs Linux 6.0 or newer)\n");
+	else if (ret == -EPERM || ret == -EACCES)
+		fprintf(stderr, "salvod: io_uring is not available: disabled by the kernel.io_uring_disabled sysctl or a seccomp policy (%s)\n",
+			strerror(-ret));
+	else
+		fprintf(stderr, "salvod: io_uring is not available: %s\n", strerror(-ret));
+	return ret;
+}
+
+static int mkdir_p(const char *path)
+{
+	char buf[4096];
+	size_t n = strlen(path);
+
+	if (n == 0 || n >= sizeof(buf))
+		return -ENAMETOOLONG;
+	memcpy(buf, path, n + 1);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = 0;
+		if (mkdir(buf, 0750) < 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(buf, 0750) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+static void flush_log(void *ctx)
+{
+	struct engine *eng = ctx;
+	int ret = acct_log_flush(eng->acct);
+
+	if (ret < 0)
+		fprintf(stderr, "salvod: accounting log write failed: %s\n", strerror(-ret));
+}
+
+static const char *rcpt_domain(const char *addr)
+{
+	const char *at = strrchr(addr, '@');
+
+	return at ? at + 1 : addr;
+}
+
+static int recover_one(void *arg, const struct spool_rcpt *r)
+{
+	struct engine *eng = arg;
+	struct sched_rcpt *sr = sched_rcpt_new(r->msg_id, r->idx, rcpt_domain(r->addr),
+					       r->next_attempt_ms, r->queued_ms, r->attempts);
+
+	if (!sr)
+		return -ENOMEM;
+	engine_route_rcpt(eng, sr);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"config", required_argument, NULL, 'c'},
+		{"check-config", no_argument, NULL, 'k'},
+		{"version", no_argument, NULL, 'V'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *config_path = NULL;
+	bool check_only = false;
+	struct config cfg;
+	struct engine eng;
+	char err[CONFIG_ERR_MAX];
+	char path[4096];
+	sigset_t sigs;
+	unsigned started = 0;
+	uint64_t n_msgs = 0, n_rcpts = 0;
+	int opt, ret, status = 1, sig;
+
+	while ((opt = getopt_long(argc, argv, "c:Vh", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'c': config_path = optarg; break;
+		case 'k': check_only = true; break;
+		case 'V': printf("salvod %s\n", SALVO_VERSION); return 0;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	if (config_path) {
+		if (config_load(&cfg, config_path, err) < 0) {
+			fprintf(stderr, "%s\n", err);
+			return 2;
+		}
+	} else if (config_defaults(&cfg) < 0) {
+		fprintf(stderr, "salvod: out of memory\n");
+		return 1;
+	}
+	if (check_only) {
+		printf("%s: configuration is valid\n", config_path ? config_path : "built-in defaults");
+		config_free(&cfg);
+		return 0;
+	}
+	if (probe_io_uring() < 0) {
+		config_free(&cfg);
+		return 1;
+	}
+
+	/* Threads inherit this mask; the main thread takes the signals with sigwait. */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	memset(&eng, 0, sizeof(eng));
+	eng.cfg = &cfg;
+	if ((ret = mkdir_p(cfg.spool_dir)) < 0) {
+		fprintf(stderr, "salvod: cannot create spool-dir %s: %s\n", cfg.spool_dir, strerror(-ret));
+		goto out_cfg;
+	}
+	if ((ret = spool_open(&eng.spool, cfg.spool_dir, 0)) != 0) {
+		fprintf(stderr, "salvod: cannot open the spool in %s: %s\n", cfg.spool_dir, spool_strerror(ret));
+		goto out_cfg;
+	}
+	snprintf(path, sizeof(path), "%s/log", cfg.spool_dir);
+	if ((ret = acct_log_open(&eng.acct, path, 0, 0)) < 0) {
+		fprintf(stderr, "salvod: cannot open the accounting log in %s: %s\n", path, strerror(-ret));
+		goto out_spool;
+	}
+	if ((ret = spool_writer_start(&eng.writer, eng.spool, &eng, flush_log)) < 0) {
+		fprintf(stderr, "salvod: cannot start the spool writer: %s\n", strerror(-ret));
+		goto out_log;
+	}
+	eng.n_workers = cfg.worker_threads ? cfg.worker_threads : 1;
+	eng.workers = calloc(eng.n_workers, sizeof(*eng.workers));
+	if (!eng.workers) {
+		fprintf(stderr, "salvod: out of memory\n");
+		goto out_writer;
+	}
+	for (; started < eng.n_workers; started++) {
+		if (worker_start(&eng.workers[started], &eng, started) < 0) {
+			fprintf(stderr, "salvod: worker %u: %s\n", started, eng.workers[started].start_err);
+			worker_free(&eng.workers[started]);
+			goto out_workers;
+		}
+	}
+	if ((ret = spool_recover(eng.spool, recover_one, &eng)) != 0) {
+		fprintf(stderr, "salvod: spool recovery failed: %s\n", spool_strerror(ret));
+		goto out_workers;
+	}
+	spool_count(eng.spool, &n_msgs, &n_rcpts);
+	fprintf(stderr, "salvod %s: ready: %u workers, SMTP on %s, spool %s (%llu messages, %llu recipients queued)\n",
+		SALVO_VERSION, eng.n_workers, cfg.smtp_listeners[0].text, cfg.spool_dir,
+		(unsigned long long)n_msgs, (unsigned long long)n_rcpts);
+
+	do {
+		if (sigwait(&sigs, &sig) != 0)
+			sig = SIGTERM;
+	} while (sig == SIGHUP); /* reload arrives with a later issue */
+	fprintf(stderr, "salvod: %s: shutting down\n", strsignal(sig));
+	status = 0;
+
+out_workers:
+	for (unsigned i = 0; i < started; i++)
+		worker_stop(&eng.workers[i]);
+out_writer:
+	/* Workers are gone; the writer drains what they handed it. */
+	spool_writer_stop(&eng.writer);
+	for (unsigned i = 0; i < started; i++)
+		worker_free(&eng.workers[i]);
+	free(eng.workers);
+out_log:
+	acct_log_close(eng.acct);
+out_spool:
+	spool_close(eng.spool);
+out_cfg:
+	config_free(&cfg);
+	return status;
+}

@@ -1,0 +1,285 @@
+/*
+ * sched.c - a shard's due heap and destination queues (see sched.h).
+ *
+ * Invariants: heap[0] has the smallest due_ms; a recipient is in at most one
+ * of heap / a ready list; q->n_ready and q->n_waiting count exactly the
+ * recipients of q in its ready list and in the heap.
+ */
+#include "engine/sched.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/config.h"
+#include "engine/shard.h"
+
+#define SCHED_BUCKETS_INIT 1024
+
+int sched_init(struct sched *s, const struct config *cfg)
+{
+	memset(s, 0, sizeof(*s));
+	s->cfg = cfg;
+	s->n_buckets = SCHED_BUCKETS_INIT;
+	s->buckets = calloc(s->n_buckets, sizeof(*s->buckets));
+	return s->buckets ? 0 : -ENOMEM;
+}
+
+void sched_fini(struct sched *s, void (*queue_free)(struct sched_queue *q))
+{
+	for (size_t i = 0; i < s->heap_len; i++)
+		free(s->heap[i]);
+	free(s->heap);
+	for (size_t b = 0; b < s->n_buckets; b++) {
+		struct sched_queue *q = s->buckets[b];
+
+		while (q) {
+			struct sched_queue *next = q->hnext;
+			struct sched_rcpt *r;
+
+			if (queue_free)
+				queue_free(q);
+			while ((r = sched_ready_pop(q)))
+				free(r);
+			free(q->domain);
+			free(q);
+			q = next;
+		}
+	}
+	free(s->buckets);
+	memset(s, 0, sizeof(*s));
+}
+
+struct sched_rcpt *sched_rcpt_new(uint64_t msg_id, uint32_t idx, const char *domain,
+				  int64_t due_ms, int64_t queued_ms, uint32_t attempts)
+{
+	size_t dlen = strlen(domain);
+	struct sched_rcpt *r = malloc(sizeof(*r) + dlen + 1);
+
+	if (!r)
+		return NULL;
+	memset(r, 0, sizeof(*r));
+	r->msg_id = msg_id;
+	r->idx = idx;
+	r->due_ms = due_ms;
+	r->queued_ms = queued_ms;
+	r->attempts = attempts;
+	for (size_t i = 0; i <= dlen; i++) {
+		char c = domain[i];
+		r->domain[i] = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+	}
+	return r;
+}
+
+/* ---- queues ------------------------------------------------------------- */
+
+static int sched_grow_buckets(struct sched *s)
+{
+	size_t nb = s->n_buckets * 2;
+	struct sched_queue **b = calloc(nb, sizeof(*b));
+
+	if (!b)
+		return -ENOMEM;
+	for (size_t i = 0; i < s->n_buckets; i++) {
+		struct sched_queue *q = s->buckets[i];
+
+		while (q) {
+			struct sched_queue *next = q->hnext;
+			size_t h = shard_hash(q->domain, strlen(q->domain)) & (nb - 1);
+
+			q->hnext = b[h];
+			b[h] = q;
+			q = next;
+		}
+	}
+	free(s->buckets);
+	s->buckets = b;
+	s->n_buckets = nb;
+	return 0;
+}
+
+struct sched_queue *sched_queue_find(struct sched *s, const char *domain)
+{
+	size_t h = shard_hash(domain, strlen(domain)) & (s->n_buckets - 1);
+
+	for (struct sched_queue *q = s->buckets[h]; q; q = q->hnext)
+		if (strcmp(q->domain, domain) == 0)
+			return q;
+	return NULL;
+}
+
+struct sched_queue *sched_queue_get(struct sched *s, const char *domain)
+{
+	struct sched_queue *q = sched_queue_find(s, domain);
+	size_t h;
+
+	if (q)
+		return q;
+	if (s->n_queues >= s->n_buckets && sched_grow_buckets(s) < 0)
+		return NULL;
+	q = calloc(1, sizeof(*q));
+	if (!q || !(q->domain = strdup(domain))) {
+		free(q);
+		return NULL;
+	}
+	q->cfg = config_domain_for(s->cfg, domain);
+	h = shard_hash(domain, strlen(domain)) & (s->n_buckets - 1);
+	q->hnext = s->buckets[h];
+	s->buckets[h] = q;
+	s->n_queues++;
+	return q;
+}
+
+void sched_kick(struct sched *s, struct sched_queue *q)
+{
+	if (q->kicked)
+		return;
+	q->kicked = true;
+	q->kick_next = s->kick_head;
+	s->kick_head = q;
+}
+
+struct sched_queue *sched_next_kicked(struct sched *s)
+{
+	struct sched_queue *q = s->kick_head;
+
+	if (q) {
+		s->kick_head = q->kick_next;
+		q->kick_next = NULL;
+		q->kicked = false;
+	}
+	return q;
+}
+
+void sched_ready_push(struct sched *s, struct sched_queue *q, struct sched_rcpt *r)
+{
+	r->queue = q;
+	r->link.next = NULL;
+	if (q->ready_tail)
+		q->ready_tail->link.next = &r->link;
+	else
+		q->ready_head = r;
+	q->ready_tail = r;
+	q->n_ready++;
+	sched_kick(s, q);
+}
+
+struct sched_rcpt *sched_ready_pop(struct sched_queue *q)
+{
+	struct sched_rcpt *r = q->ready_head;
+
+	if (!r)
+		return NULL;
+	q->ready_head = (struct sched_rcpt *)r->link.next;
+	if (!q->ready_head)
+		q->ready_tail = NULL;
+	r->link.next = NULL;
+	q->n_ready--;
+	return r;
+}
+
+struct sched_rcpt *sched_ready_take_msg(struct sched_queue *q, uint64_t msg_id, size_t window)
+{
+	struct sched_rcpt *prev = NULL;
+
+	for (struct sched_rcpt *r = q->ready_head; r && window--; prev = r, r = (struct sched_rcpt *)r->link.next) {
+		if (r->msg_id != msg_id)
+			continue;
+		if (prev)
+			prev->link.next = r->link.next;
+		else
+			q->ready_head = (struct sched_rcpt *)r->link.next;
+		if (q->ready_tail == r)
+			q->ready_tail = prev;
+		r->link.next = NULL;
+		q->n_ready--;
+		return r;
+	}
+	return NULL;
+}
+
+/* ---- heap --------------------------------------------------------------- */
+
+static void heap_up(struct sched *s, size_t i)
+{
+	struct sched_rcpt *r = s->heap[i];
+
+	while (i > 0) {
+		size_t p = (i - 1) / 2;
+
+		if (s->heap[p]->due_ms <= r->due_ms)
+			break;
+		s->heap[i] = s->heap[p];
+		i = p;
+	}
+	s->heap[i] = r;
+}
+
+static void heap_down(struct sched *s, size_t i)
+{
+	struct sched_rcpt *r = s->heap[i];
+
+	for (;;) {
+		size_t c = 2 * i + 1;
+
+		if (c >= s->heap_len)
+			break;
+		if (c + 1 < s->heap_len && s->heap[c + 1]->due_ms < s->heap[c]->due_ms)
+			c++;
+		if (r->due_ms <= s->heap[c]->due_ms)
+			break;
+		s->heap[i] = s->heap[c];
+		i = c;
+	}
+	s->heap[i] = r;
+}
+
+int sched_add(struct sched *s, struct sched_rcpt *r, int64_t now_ms)
+{
+	struct sched_queue *q = r->queue ? r->queue : sched_queue_get(s, r->domain);
+
+	if (!q)
+		return -ENOMEM;
+	r->queue = q;
+	if (r->due_ms <= now_ms) {
+		sched_ready_push(s, q, r);
+		return 0;
+	}
+	if (s->heap_len == s->heap_cap) {
+		size_t cap = s->heap_cap ? s->heap_cap * 2 : 1024;
+		struct sched_rcpt **h = realloc(s->heap, cap * sizeof(*h));
+
+		if (!h)
+			return -ENOMEM;
+		s->heap = h;
+		s->heap_cap = cap;
+	}
+	s->heap[s->heap_len++] = r;
+	heap_up(s, s->heap_len - 1);
+	q->n_waiting++;
+	return 0;
+}
+
+size_t sched_run_due(struct sched *s, int64_t now_ms)
+{
+	size_t n = 0;
+
+	while (s->heap_len && s->heap[0]->due_ms <= now_ms) {
+		struct sched_rcpt *r = s->heap[0];
+
+		s->heap[0] = s->heap[--s->heap_len];
+		if (s->heap_len)
+			heap_down(s, 0);
+		r->queue->n_waiting--;
+		sched_ready_push(s, r->queue, r);
+		n++;
+	}
+	return n;
+}
+
+int64_t sched_next_due_in(const struct sched *s, int64_t now_ms)
+{
+	if (!s->heap_len)
+		return INT64_MAX;
+	return s->heap[0]->due_ms > now_ms ? s->heap[0]->due_ms - now_ms : 0;
+}

@@ -1,0 +1,93 @@
+/*
+ * sched.h - a shard's in-memory scheduling state: recipients waiting for a
+ * due time (a binary min-heap) and per-destination queues with FIFO ready
+ * lists that connections drain.
+ *
+ * The spool is the truth; this is the working set, rebuilt from the spool at
+ * start. A waiting recipient costs one struct sched_rcpt (about 48 bytes plus
+ * its domain) and one heap slot: no per-recipient timers, and between due
+ * times the cost is zero (the worker sleeps until the heap's minimum).
+ *
+ * Ownership: a struct sched_rcpt is malloc'd by whoever creates it (intake
+ * commit, recovery, outcome) and owned by exactly one place at a time: a
+ * mailbox in transit, the shard's heap, a queue's ready list, or an egress
+ * transaction; it is freed when its recipient is done. Single-threaded: a
+ * struct sched belongs to its worker.
+ */
+#ifndef SALVO_SCHED_H
+#define SALVO_SCHED_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "net/mailbox.h"
+
+struct config;
+struct config_domain;
+
+struct sched_queue;
+
+struct sched_rcpt {
+	struct mailbox_item link;   /* mailbox transit and ready-list link */
+	struct sched_queue *queue;  /* set once the shard adopts it */
+	uint64_t msg_id;
+	int64_t due_ms;             /* wall clock: next attempt */
+	int64_t queued_ms;          /* wall clock: accepted */
+	uint32_t idx;
+	uint32_t attempts;
+	char domain[];              /* lower-case destination domain */
+};
+
+struct sched_queue {
+	struct sched_queue *hnext;  /* hash chain */
+	char *domain;
+	const struct config_domain *cfg;
+	struct sched_rcpt *ready_head, *ready_tail;
+	size_t n_ready;
+	size_t n_waiting;           /* in the heap */
+	size_t n_inflight;          /* handed to a connection */
+	void *egress;               /* egress state, owned by egress.c */
+	bool kicked;                /* already on the shard's kick list */
+	struct sched_queue *kick_next;
+};
+
+struct sched {
+	const struct config *cfg;
+	struct sched_queue **buckets;
+	size_t n_buckets, n_queues;
+	struct sched_rcpt **heap;
+	size_t heap_len, heap_cap;
+	struct sched_queue *kick_head; /* queues with new ready work this turn */
+};
+
+int sched_init(struct sched *s, const struct config *cfg);
+/* Frees every queue and every recipient still held (heap and ready lists).
+ * queue_free is called for each queue's egress state first (may be NULL). */
+void sched_fini(struct sched *s, void (*queue_free)(struct sched_queue *q));
+
+struct sched_rcpt *sched_rcpt_new(uint64_t msg_id, uint32_t idx, const char *domain,
+				  int64_t due_ms, int64_t queued_ms, uint32_t attempts);
+
+/* The queue for a domain (created on first use); NULL only on ENOMEM. */
+struct sched_queue *sched_queue_get(struct sched *s, const char *domain);
+struct sched_queue *sched_queue_find(struct sched *s, const char *domain);
+
+/* Take ownership of r: ready now if due, else into the heap. -ENOMEM fails
+ * without taking it. */
+int sched_add(struct sched *s, struct sched_rcpt *r, int64_t now_ms);
+/* Move every recipient due at now_ms to its queue's ready list. Returns how many. */
+size_t sched_run_due(struct sched *s, int64_t now_ms);
+/* Milliseconds until the earliest waiting recipient is due (INT64_MAX if none). */
+int64_t sched_next_due_in(const struct sched *s, int64_t now_ms);
+
+void sched_ready_push(struct sched *s, struct sched_queue *q, struct sched_rcpt *r);
+struct sched_rcpt *sched_ready_pop(struct sched_queue *q);
+/* Remove and return the first ready recipient of message msg_id among the
+ * first `window` entries (batching recipients of one message), or NULL. */
+struct sched_rcpt *sched_ready_take_msg(struct sched_queue *q, uint64_t msg_id, size_t window);
+/* Pop the next queue with new ready work (each at most once per kick). */
+struct sched_queue *sched_next_kicked(struct sched *s);
+void sched_kick(struct sched *s, struct sched_queue *q);
+
+#endif

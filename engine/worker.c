@@ -1,0 +1,176 @@
+/*
+ * worker.c - a worker thread: its io_uring loop, mailbox, intake listener,
+ * DNS resolver, and its shard of destination queues.
+ *
+ * Each turn of work ends with worker_run_kicks(): every queue that received
+ * ready recipients this turn gets one egress_kick(). A 100 ms tick moves due
+ * recipients from the heap to their queues; between due times the tick
+ * costs one heap peek.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/engine.h"
+#include "engine/shard.h"
+#include "net/dns.h"
+#include "net/smtp_server.h"
+
+#define WORKER_TICK_MS 100
+#define WORKER_RING_ENTRIES 1024
+#define WORKER_BUFS 1024
+#define WORKER_BUF_SIZE 16384
+
+struct worker *engine_shard(struct engine *eng, const char *domain)
+{
+	return &eng->workers[shard_for(domain, strlen(domain), eng->n_workers)];
+}
+
+void engine_route_rcpt(struct engine *eng, struct sched_rcpt *r)
+{
+	r->link.kind = WORKER_MAIL_RCPT;
+	mailbox_post(&engine_shard(eng, r->domain)->mb, &r->link);
+}
+
+void worker_run_kicks(struct worker *w)
+{
+	struct sched_queue *q;
+
+	while ((q = sched_next_kicked(&w->sched)))
+		egress_kick(w, q);
+}
+
+static void worker_mail(struct mailbox *mb, struct mailbox_item *items)
+{
+	struct worker *w = mb->owner;
+	int64_t now = wall_now_ms();
+
+	while (items) {
+		struct mailbox_item *next = items->next;
+
+		switch (items->kind) {
+		case WORKER_MAIL_RCPT: {
+			struct sched_rcpt *r = container_of(items, struct sched_rcpt, link);
+
+			if (sched_add(&w->sched, r, now) < 0) {
+				fprintf(stderr, "salvod: out of memory queueing %016llx; it goes out after a restart\n",
+					(unsigned long long)r->msg_id);
+				free(r);
+			}
+			break;
+		}
+		case WORKER_MAIL_INJECTED:
+			intake_injected(w, items);
+			break;
+		default:
+			fprintf(stderr, "salvod: worker_mail: unknown mail kind %d\n", items->kind);
+			abort();
+		}
+		items = next;
+	}
+	worker_run_kicks(w);
+}
+
+static void worker_tick(struct loop_op *op, int res, unsigned flags)
+{
+	struct worker *w = container_of(op, struct worker, tick_op);
+
+	sched_run_due(&w->sched, wall_now_ms());
+	worker_run_kicks(w);
+	loop_timeout(&w->loop, &w->tick_op, WORKER_TICK_MS);
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	int ret;
+
+	mailbox_arm(&w->mb);
+	loop_timeout(&w->loop, &w->tick_op, WORKER_TICK_MS);
+	ret = loop_run(&w->loop);
+	if (ret < 0)
+		fprintf(stderr, "salvod: worker %u: io_uring failed: %s\n", w->index, strerror(-ret));
+	return NULL;
+}
+
+int worker_start(struct worker *w, struct engine *eng, unsigned index)
+{
+	const struct config *cfg = eng->cfg;
+	struct smtp_server_limits lim = {
+		.host_name = cfg->host_name,
+		.max_message_size = cfg->max_message_size,
+		.max_rcpts = cfg->max_rcpt_per_session_message,
+		.command_timeout_ms = cfg->smtp_command_timeout_ms,
+		.data_timeout_ms = cfg->smtp_data_timeout_ms,
+		.max_errors = 20,
+	};
+	sigset_t all, old;
+	int ret;
+
+	memset(w, 0, sizeof(*w));
+	w->eng = eng;
+	w->index = index;
+	smtp_client_default_timeouts(&w->client_tmo);
+	ret = loop_init(&w->loop, WORKER_RING_ENTRIES, WORKER_BUFS, WORKER_BUF_SIZE);
+	if (ret < 0) {
+		snprintf(w->start_err, sizeof(w->start_err), "io_uring setup failed: %s", strerror(-ret));
+		return ret;
+	}
+	loop_op_init(&w->tick_op, worker_tick);
+	ret = sched_init(&w->sched, cfg);
+	if (ret == 0)
+		ret = mailbox_init(&w->mb, &w->loop, worker_mail, w);
+	if (ret < 0) {
+		snprintf(w->start_err, sizeof(w->start_err), "worker setup failed: %s", strerror(-ret));
+		return ret;
+	}
+	ret = dns_init(&w->dns, &w->loop, cfg->has_dns_server ? &cfg->dns_server : NULL);
+	if (ret < 0) {
+		snprintf(w->start_err, sizeof(w->start_err), "DNS resolver setup failed: %s", strerror(-ret));
+		return ret;
+	}
+	ret = smtp_server_start(&w->srv, &w->loop, cfg->smtp_listeners, cfg->n_smtp_listeners, &lim,
+				&intake_hooks, w, w->start_err, sizeof(w->start_err));
+	if (ret < 0)
+		return ret;
+	/* Signals belong to the main thread. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	ret = -pthread_create(&w->thread, NULL, worker_main, w);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (ret < 0)
+		snprintf(w->start_err, sizeof(w->start_err), "cannot start thread: %s", strerror(-ret));
+	return ret;
+}
+
+void worker_stop(struct worker *w)
+{
+	loop_stop(&w->loop);
+	pthread_join(w->thread, NULL);
+}
+
+/* After every worker and the writer stopped: nothing runs on the ring any
+ * more, so everything can be freed directly. */
+void worker_free(struct worker *w)
+{
+	struct mailbox_item *it = mailbox_take(&w->mb);
+
+	while (it) {
+		struct mailbox_item *next = it->next;
+
+		if (it->kind == WORKER_MAIL_RCPT)
+			free(container_of(it, struct sched_rcpt, link));
+		else
+			intake_discard(it);
+		it = next;
+	}
+	if (w->srv)
+		smtp_server_free(w->srv);
+	sched_fini(&w->sched, egress_queue_free);
+	if (w->dns)
+		dns_free(w->dns);
+	mailbox_fini(&w->mb);
+	loop_fini(&w->loop);
+}

@@ -1,0 +1,63 @@
+/*
+ * dns.h - asynchronous MX and address resolution for delivery (c-ares driven
+ * from a worker's io_uring loop), with a TTL cache.
+ *
+ * dns_resolve_route() turns a destination domain into an ordered list of
+ * delivery targets: MX hosts by preference (RFC 5321 5.1; equal preferences
+ * in random order), each host expanded to its IPv4 then IPv6 addresses; no MX
+ * record -> the domain's own A/AAAA (implicit MX); a null MX (RFC 7505:
+ * one MX "." preference 0) -> DNS_NULL_MX. Answers (positive and negative)
+ * are cached for their TTL (clamped to [5 s, 1 h]); temporary failures are
+ * not cached. Concurrent requests for the same domain share one lookup.
+ *
+ * Threading: a struct dns belongs to one loop/thread. Callbacks run on that
+ * thread, either later from the loop or immediately (cache hit) from inside
+ * dns_resolve_route(). The struct dns_route passed to a callback is valid only
+ * during the callback: copy what you need.
+ *
+ * Teardown: dns_free() drops pending requests WITHOUT calling their callbacks.
+ */
+#ifndef SALVO_DNS_H
+#define SALVO_DNS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+struct loop;
+struct config_addr;
+struct dns;
+
+enum dns_status {
+	DNS_OK = 0,          /* n_targets >= 1 */
+	DNS_NXDOMAIN,        /* domain does not exist: permanent (bounce 5.1.2) */
+	DNS_NO_ADDRESS,      /* domain exists but no MX and no A/AAAA, or MX hosts without addresses: permanent */
+	DNS_NULL_MX,         /* RFC 7505: domain accepts no mail: permanent (bounce 5.1.10) */
+	DNS_TEMPFAIL,        /* SERVFAIL, timeout, refused...: defer */
+};
+
+#define DNS_MAX_TARGETS 32
+
+struct dns_target {
+	struct sockaddr_storage addr;  /* port set to 0: the caller sets the port */
+	socklen_t addrlen;
+	char host[256];                /* MX host name (or the domain for implicit MX) */
+	unsigned pref;                 /* MX preference (0 for implicit MX) */
+};
+
+struct dns_route {
+	enum dns_status status;
+	const char *error;             /* short human text for logs when status != DNS_OK */
+	size_t n_targets;
+	struct dns_target targets[DNS_MAX_TARGETS];
+};
+
+typedef void (*dns_route_cb)(void *arg, const struct dns_route *route);
+
+/* server == NULL: use the system resolver configuration (/etc/resolv.conf). */
+int dns_init(struct dns **out, struct loop *l, const struct config_addr *server);
+void dns_free(struct dns *d);
+void dns_resolve_route(struct dns *d, const char *domain, dns_route_cb cb, void *arg);
+const char *dns_status_str(enum dns_status s);
+
+#endif

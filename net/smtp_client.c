@@ -1,0 +1,653 @@
+/*
+ * smtp_client.c - the outbound SMTP session state machine (see smtp_client.h).
+ *
+ * A transaction is a list of commands (MAIL, RCPT..., DATA) answered in
+ * order. With PIPELINING they go out in one send; without it, one at a time.
+ * Replies are matched to commands by position: reply k answers command k.
+ * After DATA's 354 the stuffed body goes out, and the final reply applies to
+ * every accepted recipient.
+ *
+ * Invariants: at most one send and one recv in flight; `ops` counts those
+ * plus the timer and the connect; the client is freed once it is DEAD and
+ * ops is zero; hooks.closed() runs exactly once, on entering DEAD.
+ */
+#include "net/smtp_client.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "net/loop.h"
+#include "net/smtp_reply.h"
+
+#define CLI_IN_CAP (64 * 1024)
+
+enum cli_state {
+	CLI_CONNECTING,
+	CLI_BANNER,
+	CLI_EHLO,
+	CLI_HELO,
+	CLI_IDLE,
+	CLI_TXN,       /* MAIL/RCPT/DATA replies outstanding */
+	CLI_BODY,      /* body sent or sending; waiting for the final reply */
+	CLI_RSET,
+	CLI_QUIT,
+	CLI_DEAD,
+};
+
+static const char *const cli_state_name[] = {
+	"connect", "banner", "EHLO", "HELO", "idle", "MAIL/RCPT/DATA", "end of data", "RSET", "QUIT", "dead",
+};
+
+struct smtp_client {
+	struct loop *loop;
+	int fd;
+	enum cli_state state;
+	unsigned ops;
+	bool recv_armed, send_armed, timer_armed, connecting, closed_called, reached_ready;
+	uint64_t deadline;
+	struct loop_op connect_op, recv_op, send_op, timer_op;
+	struct sockaddr_storage peer;
+	socklen_t peerlen;
+	char peer_ip[64];
+	char helo_name[256];
+	struct smtp_client_timeouts tmo;
+	struct smtp_client_hooks hooks;
+	void *owner;
+	unsigned exts;
+
+	/* the transaction */
+	struct smtp_txn *txn;
+	size_t n_cmds;             /* MAIL + n RCPT + DATA */
+	size_t sent_cmds;          /* commands already on the wire */
+	size_t replied;            /* replies received */
+	size_t accepted;
+	bool mail_ok;
+	struct smtp_result mail_fail;
+
+	char in[CLI_IN_CAP];
+	size_t in_len;
+	char *cmd;                 /* command text being sent */
+	size_t cmd_len, cmd_cap;
+	const char *send_ptr;
+	size_t send_left;
+};
+
+static void cli_pump(struct smtp_client *c);
+static void cli_fail(struct smtp_client *c, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+void smtp_client_default_timeouts(struct smtp_client_timeouts *t)
+{
+	t->connect_ms = 30000;
+	t->banner_ms = 300000;
+	t->helo_ms = 300000;
+	t->mail_ms = 300000;
+	t->rcpt_ms = 300000;
+	t->data_ms = 120000;
+	t->body_ms = 180000;
+	t->dot_ms = 600000;
+	t->quit_ms = 60000;
+}
+
+static uint64_t cli_state_timeout(const struct smtp_client *c)
+{
+	switch (c->state) {
+	case CLI_CONNECTING: return c->tmo.connect_ms;
+	case CLI_BANNER: return c->tmo.banner_ms;
+	case CLI_EHLO: case CLI_HELO: case CLI_RSET: return c->tmo.helo_ms;
+	case CLI_TXN: return c->tmo.rcpt_ms;
+	case CLI_BODY: return c->tmo.dot_ms;
+	case CLI_QUIT: return c->tmo.quit_ms;
+	default: return 0;
+	}
+}
+
+/* ---- lifetime ------------------------------------------------------------ */
+
+static void cli_maybe_free(struct smtp_client *c)
+{
+	if (c->state == CLI_DEAD && c->ops == 0) {
+		close(c->fd);
+		free(c->cmd);
+		free(c);
+	}
+}
+
+/* Cut every in-flight op short; the completions drain `ops`. */
+static void cli_kill(struct smtp_client *c)
+{
+	shutdown(c->fd, SHUT_RDWR);
+	if (c->timer_armed) {
+		struct io_uring_sqe *sqe = loop_sqe(c->loop, NULL);
+		io_uring_prep_timeout_remove(sqe, (__u64)(uintptr_t)&c->timer_op, 0);
+		io_uring_sqe_set_data(sqe, NULL);
+	}
+	if (c->connecting) /* shutdown() does not interrupt a connect: cancel it */
+		loop_cancel(c->loop, NULL, &c->connect_op);
+}
+
+static void result_set(struct smtp_result *r, int code, const char *enhanced, const char *text)
+{
+	r->code = code;
+	snprintf(r->enhanced, sizeof(r->enhanced), "%s", enhanced ? enhanced : "");
+	snprintf(r->text, sizeof(r->text), "%s", text);
+}
+
+/* End the session: finish a cut-short transaction, then closed(). */
+static void cli_end(struct smtp_client *c, const struct smtp_result *why)
+{
+	if (c->state == CLI_DEAD)
+		return;
+	if (c->txn) {
+		struct smtp_txn *t = c->txn;
+
+		/* Recipients without a final answer get the reason the session died. */
+		for (size_t i = 0; i < t->n_rcpts; i++)
+			if (t->results[i].code == 0)
+				t->results[i] = *why;
+		c->txn = NULL;
+		c->hooks.txn_done(c->owner, c, t);
+	}
+	c->state = CLI_DEAD;
+	cli_kill(c);
+	if (!c->closed_called) {
+		c->closed_called = true;
+		c->hooks.closed(c->owner, c, c->reached_ready, why);
+	}
+	cli_maybe_free(c);
+}
+
+static void cli_fail(struct smtp_client *c, int code, const char *fmt, ...)
+{
+	struct smtp_result why;
+	va_list ap;
+
+	memset(&why, 0, sizeof(why));
+	why.code = code;
+	va_start(ap, fmt);
+	vsnprintf(why.text, sizeof(why.text), fmt, ap);
+	va_end(ap);
+	cli_end(c, &why);
+}
+
+/* ---- timer -------------------------------------------------------------- */
+
+static void cli_arm_timer(struct smtp_client *c)
+{
+	uint64_t now = loop_now_ms();
+
+	if (c->timer_armed || c->state == CLI_DEAD)
+		return;
+	c->ops++;
+	c->timer_armed = true;
+	loop_timeout(c->loop, &c->timer_op, c->deadline > now ? c->deadline - now : 0);
+}
+
+static void cli_touch(struct smtp_client *c)
+{
+	c->deadline = loop_now_ms() + cli_state_timeout(c);
+	cli_arm_timer(c);
+}
+
+static void cli_timer_done(struct loop_op *op, int res, unsigned flags)
+{
+	struct smtp_client *c = container_of(op, struct smtp_client, timer_op);
+
+	c->ops--;
+	c->timer_armed = false;
+	if (c->state == CLI_DEAD) {
+		cli_maybe_free(c);
+		return;
+	}
+	if (c->state == CLI_IDLE)
+		return; /* idle time is the owner's business */
+	if (loop_now_ms() < c->deadline) {
+		cli_arm_timer(c);
+		return;
+	}
+	cli_fail(c, 0, "timeout after %s", cli_state_name[c->state]);
+}
+
+/* ---- output ------------------------------------------------------------- */
+
+static void cli_send_done(struct loop_op *op, int res, unsigned flags);
+
+static void cli_send_more(struct smtp_client *c)
+{
+	c->ops++;
+	c->send_armed = true;
+	loop_send(c->loop, &c->send_op, c->fd, c->send_ptr, c->send_left);
+}
+
+static void cli_send_done(struct loop_op *op, int res, unsigned flags)
+{
+	struct smtp_client *c = container_of(op, struct smtp_client, send_op);
+
+	c->ops--;
+	c->send_armed = false;
+	if (c->state == CLI_DEAD) {
+		cli_maybe_free(c);
+		return;
+	}
+	if (res <= 0) {
+		cli_fail(c, 0, "connection lost while sending in %s: %s", cli_state_name[c->state],
+			 res == 0 ? "closed" : strerror(-res));
+		return;
+	}
+	c->send_ptr += res;
+	c->send_left -= (size_t)res;
+	if (c->send_left)
+		cli_send_more(c);
+}
+
+static void cli_send(struct smtp_client *c, const char *p, size_t n)
+{
+	c->send_ptr = p;
+	c->send_left = n;
+	cli_send_more(c);
+}
+
+static int cmd_append(struct smtp_client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int cmd_append(struct smtp_client *c, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	for (;;) {
+		size_t room = c->cmd_cap - c->cmd_len;
+
+		va_start(ap, fmt);
+		n = vsnprintf(c->cmd + c->cmd_len, room, fmt, ap);
+		va_end(ap);
+		if (n < 0)
+			return -1;
+		if ((size_t)n < room) {
+			c->cmd_len += (size_t)n;
+			return 0;
+		}
+		size_t cap = c->cmd_cap * 2 + (size_t)n + 1;
+		char *p = realloc(c->cmd, cap);
+		if (!p)
+			return -1;
+		c->cmd = p;
+		c->cmd_cap = cap;
+	}
+}
+
+/* Send one command line (non-pipelined steps). */
+static void cli_command(struct smtp_client *c, const char *fmt, const char *arg)
+{
+	c->cmd_len = 0;
+	if (cmd_append(c, fmt, arg) < 0) {
+		cli_fail(c, 0, "out of memory");
+		return;
+	}
+	cli_send(c, c->cmd, c->cmd_len);
+	cli_touch(c);
+}
+
+/* The k-th command of the transaction (0 = MAIL, 1..n = RCPT, n+1 = DATA). */
+static int txn_append_cmd(struct smtp_client *c, size_t k)
+{
+	struct smtp_txn *t = c->txn;
+
+	if (k == 0)
+		return cmd_append(c, "MAIL FROM:<%s>%s%s\r\n", t->sender,
+				  (t->eightbit && (c->exts & SMTP_EXT_8BITMIME)) ? " BODY=8BITMIME" : "",
+				  (t->smtputf8 && (c->exts & SMTP_EXT_SMTPUTF8)) ? " SMTPUTF8" : "");
+	if (k <= t->n_rcpts)
+		return cmd_append(c, "RCPT TO:<%s>\r\n", t->rcpts[k - 1]);
+	return cmd_append(c, "DATA\r\n");
+}
+
+static void txn_send_cmds(struct smtp_client *c)
+{
+	size_t upto = (c->exts & SMTP_EXT_PIPELINING) ? c->n_cmds : c->sent_cmds + 1;
+
+	c->cmd_len = 0;
+	while (c->sent_cmds < upto) {
+		if (txn_append_cmd(c, c->sent_cmds) < 0) {
+			cli_fail(c, 0, "out of memory");
+			return;
+		}
+		c->sent_cmds++;
+	}
+	cli_send(c, c->cmd, c->cmd_len);
+	cli_touch(c);
+}
+
+void smtp_client_send(struct smtp_client *c, struct smtp_txn *t)
+{
+	c->txn = t;
+	c->n_cmds = t->n_rcpts + 2;
+	c->sent_cmds = 0;
+	c->replied = 0;
+	c->accepted = 0;
+	c->mail_ok = false;
+	for (size_t i = 0; i < t->n_rcpts; i++)
+		memset(&t->results[i], 0, sizeof(t->results[i]));
+	c->state = CLI_TXN;
+	txn_send_cmds(c);
+}
+
+void smtp_client_quit(struct smtp_client *c)
+{
+	if (c->state != CLI_IDLE) {
+		smtp_client_abort(c);
+		return;
+	}
+	c->state = CLI_QUIT;
+	cli_command(c, "QUIT\r\n%s", "");
+}
+
+void smtp_client_abort(struct smtp_client *c)
+{
+	cli_fail(c, 0, "connection dropped by us");
+}
+
+/* ---- replies ------------------------------------------------------------- */
+
+static void reply_to_result(const struct smtp_reply *r, struct smtp_result *out)
+{
+	char text[256];
+
+	smtp_reply_flatten(r, text, sizeof(text));
+	result_set(out, r->code, r->enhanced, text);
+}
+
+static void txn_finish(struct smtp_client *c)
+{
+	struct smtp_txn *t = c->txn;
+
+	c->txn = NULL;
+	c->state = CLI_IDLE;
+	c->hooks.txn_done(c->owner, c, t);
+}
+
+/* A reply to one of MAIL / RCPT / DATA. */
+static void txn_reply(struct smtp_client *c, const struct smtp_reply *r)
+{
+	struct smtp_txn *t = c->txn;
+	size_t k = c->replied++;
+
+	if (k == 0) {
+		c->mail_ok = r->code / 100 == 2;
+		if (!c->mail_ok)
+			reply_to_result(r, &c->mail_fail);
+	} else if (k <= t->n_rcpts) {
+		if (!c->mail_ok)
+			t->results[k - 1] = c->mail_fail;
+		else if (r->code / 100 == 2) {
+			c->accepted++;
+			/* accepted at RCPT: the final answer comes after the body */
+		} else
+			reply_to_result(r, &t->results[k - 1]);
+	} else {
+		/* DATA */
+		if (r->code == 354 && c->accepted > 0) {
+			c->state = CLI_BODY;
+			cli_send(c, t->wire, t->wire_len);
+			cli_touch(c);
+			return;
+		}
+		if (r->code == 354) {
+			/* Nothing accepted yet the server wants data: a confused
+			 * peer; leave rather than send an empty message. */
+			cli_fail(c, 0, "354 after all recipients were refused");
+			return;
+		}
+		for (size_t i = 0; i < t->n_rcpts; i++)
+			if (t->results[i].code == 0)
+				reply_to_result(r, &t->results[i]);
+		txn_finish(c);
+		return;
+	}
+	if (c->replied < c->sent_cmds)
+		return; /* pipelined replies still on their way */
+	/* Non-pipelined: decide the next step. */
+	if (!c->mail_ok || (c->sent_cmds == c->n_cmds - 1 && c->accepted == 0)) {
+		/* Nothing to send: MAIL refused, or every RCPT refused. */
+		if (c->mail_ok) {
+			c->state = CLI_RSET;
+			cli_command(c, "RSET\r\n%s", "");
+			return;
+		}
+		for (size_t i = 0; i < t->n_rcpts; i++)
+			if (t->results[i].code == 0)
+				t->results[i] = c->mail_fail;
+		txn_finish(c);
+		return;
+	}
+	if (c->sent_cmds < c->n_cmds)
+		txn_send_cmds(c);
+}
+
+static void cli_on_reply(struct smtp_client *c, const struct smtp_reply *r)
+{
+	struct smtp_result res;
+
+	switch (c->state) {
+	case CLI_BANNER:
+		if (r->code != 220) {
+			reply_to_result(r, &res);
+			cli_end(c, &res);
+			return;
+		}
+		c->state = CLI_EHLO;
+		cli_command(c, "EHLO %s\r\n", c->helo_name);
+		return;
+	case CLI_EHLO:
+		if (r->code / 100 != 2) {
+			c->state = CLI_HELO;
+			cli_command(c, "HELO %s\r\n", c->helo_name);
+			return;
+		}
+		c->exts = smtp_reply_ehlo_exts(r, NULL);
+		/* fall through */
+	case CLI_HELO:
+		if (r->code / 100 != 2) {
+			reply_to_result(r, &res);
+			cli_end(c, &res);
+			return;
+		}
+		c->state = CLI_IDLE;
+		c->reached_ready = true;
+		c->hooks.ready(c->owner, c);
+		return;
+	case CLI_TXN:
+		txn_reply(c, r);
+		return;
+	case CLI_BODY: {
+		struct smtp_txn *t = c->txn;
+
+		for (size_t i = 0; i < t->n_rcpts; i++)
+			if (t->results[i].code == 0)
+				reply_to_result(r, &t->results[i]);
+		txn_finish(c);
+		return;
+	}
+	case CLI_RSET:
+		txn_finish(c);
+		return;
+	case CLI_QUIT:
+		result_set(&res, r->code, r->enhanced, "QUIT");
+		cli_end(c, &res);
+		return;
+	case CLI_IDLE:
+		/* Unsolicited: typically "421 closing" from an idle timeout. */
+		reply_to_result(r, &res);
+		cli_end(c, &res);
+		return;
+	default:
+		return;
+	}
+}
+
+static void cli_pump(struct smtp_client *c)
+{
+	size_t off = 0;
+
+	while (c->state != CLI_DEAD && off < c->in_len) {
+		struct smtp_reply r;
+		ssize_t n = smtp_reply_parse(c->in + off, c->in_len - off, &r);
+
+		if (n == 0)
+			break;
+		if (n < 0) {
+			cli_fail(c, 0, "malformed reply in %s", cli_state_name[c->state]);
+			return;
+		}
+		off += (size_t)n;
+		cli_on_reply(c, &r);
+	}
+	if (c->state == CLI_DEAD)
+		return;
+	memmove(c->in, c->in + off, c->in_len - off);
+	c->in_len -= off;
+	if (c->in_len == CLI_IN_CAP) {
+		cli_fail(c, 0, "reply too long in %s", cli_state_name[c->state]);
+		return;
+	}
+	if (!c->recv_armed) {
+		c->ops++;
+		c->recv_armed = true;
+		loop_recv(c->loop, &c->recv_op, c->fd);
+	}
+}
+
+static void cli_recv_done(struct loop_op *op, int res, unsigned flags)
+{
+	struct smtp_client *c = container_of(op, struct smtp_client, recv_op);
+
+	c->ops--;
+	c->recv_armed = false;
+	if (res > 0 && (flags & IORING_CQE_F_BUFFER)) {
+		const char *data = loop_buf_data(c->loop, flags);
+		size_t room = CLI_IN_CAP - c->in_len;
+		size_t n = (size_t)res < room ? (size_t)res : room;
+
+		if (c->state != CLI_DEAD) {
+			memcpy(c->in + c->in_len, data, n);
+			c->in_len += n;
+		}
+		loop_buf_return(c->loop, flags);
+	} else if (flags & IORING_CQE_F_BUFFER) {
+		loop_buf_return(c->loop, flags);
+	}
+	if (c->state == CLI_DEAD) {
+		cli_maybe_free(c);
+		return;
+	}
+	if (res == -ENOBUFS) {
+		cli_pump(c);
+		return;
+	}
+	if (res <= 0) {
+		cli_fail(c, 0, "connection %s in %s", res == 0 ? "closed by peer" : strerror(-res),
+			 cli_state_name[c->state]);
+		return;
+	}
+	if (c->state != CLI_IDLE)
+		cli_touch(c);
+	cli_pump(c);
+}
+
+/* ---- connect ------------------------------------------------------------- */
+
+static void cli_connect_done(struct loop_op *op, int res, unsigned flags)
+{
+	struct smtp_client *c = container_of(op, struct smtp_client, connect_op);
+
+	c->ops--;
+	c->connecting = false;
+	if (c->state == CLI_DEAD) {
+		cli_maybe_free(c);
+		return;
+	}
+	if (res < 0) {
+		cli_fail(c, 0, "connect to %s: %s", c->peer_ip, strerror(-res));
+		return;
+	}
+	c->state = CLI_BANNER;
+	cli_touch(c);
+	cli_pump(c);
+}
+
+int smtp_client_connect(struct smtp_client **out, struct loop *l,
+			const struct sockaddr *addr, socklen_t addrlen,
+			const struct sockaddr *source, socklen_t sourcelen,
+			const char *helo_name, const struct smtp_client_timeouts *tmo,
+			const struct smtp_client_hooks *hooks, void *owner)
+{
+	struct smtp_client *c = calloc(1, sizeof(*c));
+	int one = 1;
+
+	if (!c)
+		return -ENOMEM;
+	c->fd = socket(addr->sa_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (c->fd < 0) {
+		int err = -errno;
+		free(c);
+		return err;
+	}
+	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (source && bind(c->fd, source, sourcelen) < 0) {
+		int err = -errno;
+		close(c->fd);
+		free(c);
+		return err;
+	}
+	c->cmd_cap = 1024;
+	c->cmd = malloc(c->cmd_cap);
+	if (!c->cmd) {
+		close(c->fd);
+		free(c);
+		return -ENOMEM;
+	}
+	c->loop = l;
+	c->tmo = *tmo;
+	c->hooks = *hooks;
+	c->owner = owner;
+	snprintf(c->helo_name, sizeof(c->helo_name), "%s", helo_name);
+	memcpy(&c->peer, addr, addrlen);
+	c->peerlen = addrlen;
+	if (addr->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)addr)->sin6_addr, c->peer_ip, sizeof(c->peer_ip));
+	else
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)addr)->sin_addr, c->peer_ip, sizeof(c->peer_ip));
+	loop_op_init(&c->connect_op, cli_connect_done);
+	loop_op_init(&c->recv_op, cli_recv_done);
+	loop_op_init(&c->send_op, cli_send_done);
+	loop_op_init(&c->timer_op, cli_timer_done);
+	c->state = CLI_CONNECTING;
+	c->connecting = true;
+	c->ops++;
+	loop_connect(l, &c->connect_op, c->fd, (const struct sockaddr *)&c->peer, c->peerlen);
+	cli_touch(c);
+	*out = c;
+	return 0;
+}
+
+void smtp_client_free(struct smtp_client *c)
+{
+	close(c->fd);
+	free(c->cmd);
+	free(c);
+}
+
+unsigned smtp_client_exts(const struct smtp_client *c)
+{
+	return c->exts;
+}
+
+const char *smtp_client_peer_ip(const struct smtp_client *c)
+{
+	return c->peer_ip;
+}

@@ -1,0 +1,87 @@
+/*
+ * smtp_client.h - one outbound SMTP connection over io_uring (RFC 5321
+ * client, PIPELINING RFC 2920), driven by its owner (egress).
+ *
+ * Life of a connection: smtp_client_connect() -> connect, banner, EHLO (HELO
+ * when EHLO is refused) -> hooks.ready() -> the owner gives it transactions
+ * with smtp_client_send(); each completes with hooks.txn_done() and the
+ * connection is idle again -> smtp_client_quit(). However it ends (QUIT,
+ * refusal, timeout, reset), hooks.closed() is called exactly once, after any
+ * txn_done() for a transaction cut short; the client frees itself after the
+ * hook returns and in-flight operations have drained: the owner must forget
+ * the pointer in closed().
+ *
+ * Every step has a timeout (RFC 5321 4.5.3.2 values by default). Replies
+ * split across packets, multi-line replies and non-ASCII text are handled by
+ * smtp_reply_parse(); a malformed reply ends the connection with a classified
+ * error, never an abort.
+ *
+ * Memory: a struct smtp_txn and everything it points to belong to the owner
+ * and must stay valid until txn_done() for it; the client fills results[].
+ */
+#ifndef SALVO_SMTP_CLIENT_H
+#define SALVO_SMTP_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+struct loop;
+struct smtp_client;
+
+/* A reply as the outcome logic needs it. code 0 = no reply: a network-level
+ * failure (refused, reset, timeout) described by text. */
+struct smtp_result {
+	int code;
+	char enhanced[16];
+	char text[256];
+};
+
+struct smtp_txn {
+	const char *sender;
+	const char *const *rcpts;
+	size_t n_rcpts;
+	const char *wire;          /* dot-stuffed message with the final ".\r\n" */
+	size_t wire_len;
+	bool eightbit;             /* add BODY=8BITMIME when the server offers it */
+	bool smtputf8;
+	struct smtp_result *results; /* n_rcpts entries, filled by the client */
+};
+
+struct smtp_client_hooks {
+	void (*ready)(void *owner, struct smtp_client *c);
+	void (*txn_done)(void *owner, struct smtp_client *c, struct smtp_txn *t);
+	/* reached_ready: the session got past EHLO (a later failure is not the
+	 * host's fault as a whole). why: the reason it ended. */
+	void (*closed)(void *owner, struct smtp_client *c, bool reached_ready, const struct smtp_result *why);
+};
+
+struct smtp_client_timeouts {
+	uint64_t connect_ms, banner_ms, helo_ms, mail_ms, rcpt_ms, data_ms, body_ms, dot_ms, quit_ms;
+};
+
+/* RFC 5321 4.5.3.2 defaults (connect 30 s). */
+void smtp_client_default_timeouts(struct smtp_client_timeouts *t);
+
+/* Start connecting to addr (port included). Returns 0, or -errno when no
+ * socket could be made (then no hook is ever called). source may be NULL. */
+int smtp_client_connect(struct smtp_client **out, struct loop *l,
+			const struct sockaddr *addr, socklen_t addrlen,
+			const struct sockaddr *source, socklen_t sourcelen,
+			const char *helo_name, const struct smtp_client_timeouts *tmo,
+			const struct smtp_client_hooks *hooks, void *owner);
+/* Only when idle (after ready() or txn_done()). */
+void smtp_client_send(struct smtp_client *c, struct smtp_txn *t);
+/* Polite close from idle: QUIT, then closed(). */
+void smtp_client_quit(struct smtp_client *c);
+/* Drop the connection now (shutdown); closed() follows. */
+void smtp_client_abort(struct smtp_client *c);
+/* Only after the loop stopped for good: free without any hook. */
+void smtp_client_free(struct smtp_client *c);
+
+unsigned smtp_client_exts(const struct smtp_client *c);
+/* The peer as text ("127.0.0.2"), for logs. */
+const char *smtp_client_peer_ip(const struct smtp_client *c);
+
+#endif

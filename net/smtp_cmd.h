@@ -1,0 +1,87 @@
+/*
+ * smtp_cmd.h - SMTP command-line parsing for the intake server (RFC 5321).
+ *
+ * Pure functions over (buf, len): nothing is allocated, results point into
+ * the caller's buffer and live as long as it does. Safe from any thread.
+ *
+ * smtp_line_find() frames one line; smtp_cmd_parse() parses one framed line
+ * (without its CRLF). Errors are specific so the server can answer with the
+ * right reply (see smtp_cmd_strerror()).
+ */
+#ifndef SALVO_SMTP_CMD_H
+#define SALVO_SMTP_CMD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* RFC 5321 4.5.3.1: command line 512 octets, path 256, domain 255. */
+#define SMTP_MAX_CMD_LINE 512
+#define SMTP_MAX_PATH 256
+#define SMTP_MAX_DOMAIN 255
+#define SMTP_MAX_LOCAL 64
+
+enum smtp_verb {
+	SMTP_VERB_UNKNOWN = 0,
+	SMTP_VERB_HELO,
+	SMTP_VERB_EHLO,
+	SMTP_VERB_MAIL,
+	SMTP_VERB_RCPT,
+	SMTP_VERB_DATA,
+	SMTP_VERB_RSET,
+	SMTP_VERB_NOOP,
+	SMTP_VERB_QUIT,
+	SMTP_VERB_VRFY,
+	SMTP_VERB_HELP,
+	SMTP_VERB_STARTTLS,
+	SMTP_VERB_AUTH,
+	SMTP_VERB_BDAT,
+};
+
+enum smtp_body_type { SMTP_BODY_UNSPEC = 0, SMTP_BODY_7BIT, SMTP_BODY_8BITMIME };
+
+struct smtp_cmd {
+	enum smtp_verb verb;
+	const char *arg;           /* everything after the verb and its space(s) */
+	size_t arg_len;
+	/* MAIL / RCPT: the path between < and >, without them; "" for <>. */
+	const char *path;
+	size_t path_len;
+	/* MAIL parameters */
+	bool has_size;
+	uint64_t size;
+	enum smtp_body_type body;
+	bool smtputf8;
+};
+
+enum smtp_cmd_err {
+	SMTP_CMD_OK = 0,
+	SMTP_CMD_EUNKNOWN = -1,    /* unrecognised verb: 500 5.5.2 */
+	SMTP_CMD_ESYNTAX = -2,     /* bad arguments: 501 5.5.4 */
+	SMTP_CMD_EPATH = -3,       /* malformed path / address: 501 5.1.3 (MAIL 5.1.7) */
+	SMTP_CMD_EPARAM = -4,      /* unknown or bad MAIL/RCPT parameter: 555 5.5.4 */
+	SMTP_CMD_ETOOLONG = -5,    /* path or domain over the RFC limits: 501 5.5.4 */
+};
+
+/* Frame one line in buf. Returns the bytes the line occupies including its
+ * terminator (> 0) and sets *line_len to its length without CR LF; 0 when no
+ * LF has arrived yet (need more); -1 when no LF is found within max_line
+ * bytes (the caller answers 500 5.5.6 and discards through the next LF).
+ * A bare LF terminates a line too; a CR before it is not part of the line. */
+ssize_t smtp_line_find(const char *buf, size_t len, size_t max_line, size_t *line_len);
+
+/* Parse one command line (no CRLF). Verbs are case-insensitive. */
+int smtp_cmd_parse(const char *line, size_t len, struct smtp_cmd *out);
+
+/* Validate a mailbox "local@domain" (RFC 5321 Mailbox; quoted local parts,
+ * address literals like [127.0.0.1]; UTF-8 allowed when utf8). Returns 0 or
+ * SMTP_CMD_EPATH / SMTP_CMD_ETOOLONG. */
+int smtp_mailbox_check(const char *addr, size_t len, bool utf8);
+
+/* The domain part of a mailbox (after the last '@'), or NULL. */
+const char *smtp_mailbox_domain(const char *addr, size_t len, size_t *dom_len);
+
+const char *smtp_cmd_strerror(int err);
+
+#endif

@@ -1,0 +1,822 @@
+/*
+ * smtp_server.c - intake ESMTP sessions over io_uring (see smtp_server.h).
+ *
+ * Flow per session: accept -> banner -> commands (pipelined: every complete
+ * line in the input buffer is answered before one send) -> DATA (streamed
+ * through the dot-unstuffer into the body buffer) -> submit hook -> wait for
+ * the durable commit -> "250" -> next transaction.
+ *
+ * Invariants:
+ *   - at most one recv and one send in flight; `ops` counts every in-flight
+ *     op (recv, send, timer, cancel) plus a pending submission; the session
+ *     is freed when it is closing and ops reaches zero;
+ *   - replies accumulate in `pend` while `out` is on the wire; they swap when
+ *     the send completes, so a buffer is never reallocated under the kernel;
+ *   - input is parsed only in states READY and DATA; in WAIT_COMMIT the
+ *     bytes stay in `in` until the reply is out (pipelined commands after
+ *     the final "." are answered in order).
+ */
+#include "net/smtp_server.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+
+#include "core/config.h"
+#include "net/dot_stuff.h"
+#include "net/loop.h"
+#include "net/smtp_cmd.h"
+
+#define IN_CAP (64 * 1024)
+#define PEND_MAX (64 * 1024)
+#define BODY_INIT (64 * 1024)
+
+enum sess_state {
+	SESS_READY,        /* reading commands */
+	SESS_DATA,         /* reading the message */
+	SESS_WAIT_COMMIT,  /* message handed to the spool; waiting for durability */
+	SESS_CLOSING,      /* flushing the last reply, then close */
+	SESS_DEAD,         /* fd shut; waiting for in-flight ops to drain */
+};
+
+static const char *const sess_state_name[] = {"ready", "data", "wait-commit", "closing", "dead"};
+
+struct listener {
+	struct smtp_server *srv;
+	int fd;
+	struct loop_op accept_op;
+	struct sockaddr_storage peer;
+	socklen_t peerlen;
+	char text[64];
+};
+
+struct smtp_session {
+	struct smtp_server *srv;
+	struct smtp_session *prev, *next;
+	int fd;
+	enum sess_state state;
+	unsigned ops;
+	bool recv_armed, send_armed, timer_armed;
+	bool discarding;           /* dropping an over-long line up to its LF */
+	bool quit_after_send;
+	unsigned errors;
+	uint64_t deadline;
+	struct loop_op recv_op, send_op, timer_op;
+
+	struct sockaddr_storage peer;
+	char peer_ip[64];
+	bool esmtp;
+	char helo[256];
+
+	/* transaction */
+	struct smtp_envelope *env;
+	bool has_mail;
+	struct dot_unstuff unstuff;
+	char *body;
+	size_t body_len, body_cap;
+	bool body_too_big;
+
+	char in[IN_CAP];
+	size_t in_len;
+	char *out, *pend;
+	size_t out_len, out_off, pend_len, pend_cap, out_cap;
+};
+
+struct smtp_server {
+	struct loop *loop;
+	struct listener *listeners;
+	size_t n_listeners;
+	struct smtp_server_limits lim;
+	struct smtp_server_hooks hooks;
+	void *ctx;
+	struct smtp_session *sessions;
+};
+
+static void sess_pump(struct smtp_session *s);
+static void sess_close(struct smtp_session *s);
+static void sess_flush(struct smtp_session *s);
+
+/* ---- envelope ---------------------------------------------------------- */
+
+void smtp_envelope_free(struct smtp_envelope *env)
+{
+	if (!env)
+		return;
+	for (size_t i = 0; i < env->n_rcpts; i++)
+		free(env->rcpts[i]);
+	free(env->rcpts);
+	free(env->sender);
+	free(env);
+}
+
+static void sess_reset_txn(struct smtp_session *s)
+{
+	smtp_envelope_free(s->env);
+	s->env = NULL;
+	s->has_mail = false;
+	free(s->body);
+	s->body = NULL;
+	s->body_len = s->body_cap = 0;
+	s->body_too_big = false;
+}
+
+/* ---- output ------------------------------------------------------------ */
+
+static void sess_reply(struct smtp_session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void sess_reply(struct smtp_session *s, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	for (;;) {
+		size_t room = s->pend_cap - s->pend_len;
+
+		va_start(ap, fmt);
+		n = vsnprintf(s->pend + s->pend_len, room, fmt, ap);
+		va_end(ap);
+		if (n < 0)
+			return;
+		if ((size_t)n + 2 < room) {
+			memcpy(s->pend + s->pend_len + n, "\r\n", 2);
+			s->pend_len += (size_t)n + 2;
+			return;
+		}
+		size_t cap = s->pend_cap * 2 + (size_t)n + 2;
+		char *p = realloc(s->pend, cap);
+		if (!p) {
+			s->quit_after_send = true;
+			return;
+		}
+		s->pend = p;
+		s->pend_cap = cap;
+	}
+}
+
+static void sess_send_done(struct loop_op *op, int res, unsigned flags)
+{
+	struct smtp_session *s = container_of(op, struct smtp_session, send_op);
+
+	s->ops--;
+	s->send_armed = false;
+	if (s->state == SESS_DEAD) {
+		sess_close(s);
+		return;
+	}
+	if (res <= 0) {
+		sess_close(s);
+		return;
+	}
+	s->out_off += (size_t)res;
+	if (s->out_off < s->out_len) {
+		s->ops++;
+		s->send_armed = true;
+		loop_send(s->srv->loop, &s->send_op, s->fd, s->out + s->out_off, s->out_len - s->out_off);
+		return;
+	}
+	s->out_len = s->out_off = 0;
+	if (s->pend_len) {
+		sess_flush(s);
+		return;
+	}
+	if (s->state == SESS_CLOSING || s->quit_after_send) {
+		sess_close(s);
+		return;
+	}
+	/* Output drained: input parsing may have paused on a full reply buffer. */
+	sess_pump(s);
+}
+
+/* Put the pending replies on the wire (one send in flight at a time). */
+static void sess_flush(struct smtp_session *s)
+{
+	char *tmp;
+	size_t cap;
+
+	if (s->send_armed || !s->pend_len || s->state == SESS_DEAD)
+		return;
+	tmp = s->out;
+	cap = s->out_cap;
+	s->out = s->pend;
+	s->out_cap = s->pend_cap;
+	s->out_len = s->pend_len;
+	s->out_off = 0;
+	s->pend = tmp;
+	s->pend_cap = cap;
+	s->pend_len = 0;
+	s->ops++;
+	s->send_armed = true;
+	loop_send(s->srv->loop, &s->send_op, s->fd, s->out, s->out_len);
+}
+
+/* ---- timers ------------------------------------------------------------ */
+
+static void sess_timer_done(struct loop_op *op, int res, unsigned flags);
+
+static void sess_arm_timer(struct smtp_session *s)
+{
+	uint64_t now = loop_now_ms();
+
+	if (s->timer_armed || s->state == SESS_DEAD)
+		return;
+	s->ops++;
+	s->timer_armed = true;
+	loop_timeout(s->srv->loop, &s->timer_op, s->deadline > now ? s->deadline - now : 0);
+}
+
+static void sess_touch(struct smtp_session *s)
+{
+	uint64_t t = s->state == SESS_DATA ? s->srv->lim.data_timeout_ms : s->srv->lim.command_timeout_ms;
+
+	s->deadline = loop_now_ms() + t;
+	sess_arm_timer(s);
+}
+
+/* The timer is re-armed lazily: activity only moves the deadline, and a
+ * timer that fires early just sleeps again for the remainder. */
+static void sess_timer_done(struct loop_op *op, int res, unsigned flags)
+{
+	struct smtp_session *s = container_of(op, struct smtp_session, timer_op);
+
+	s->ops--;
+	s->timer_armed = false;
+	if (s->state == SESS_DEAD) {
+		sess_close(s);
+		return;
+	}
+	if (s->state == SESS_WAIT_COMMIT) {
+		/* Our own disk is slow; the client's patience is not our timer's. */
+		sess_touch(s);
+		return;
+	}
+	if (loop_now_ms() < s->deadline) {
+		sess_arm_timer(s);
+		return;
+	}
+	fprintf(stderr, "salvod: smtp session from %s: timeout in state %s\n", s->peer_ip,
+		sess_state_name[s->state]);
+	sess_reply(s, "421 4.4.2 %s Error: timeout exceeded", s->srv->lim.host_name);
+	s->state = SESS_CLOSING;
+	sess_flush(s);
+}
+
+/* ---- lifetime ---------------------------------------------------------- */
+
+static void sess_free(struct smtp_session *s)
+{
+	struct smtp_server *srv = s->srv;
+
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		srv->sessions = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	sess_reset_txn(s);
+	free(s->out);
+	free(s->pend);
+	free(s);
+}
+
+/* Shut the socket so in-flight ops complete, then free once they have. */
+static void sess_close(struct smtp_session *s)
+{
+	if (s->state != SESS_DEAD) {
+		s->state = SESS_DEAD;
+		shutdown(s->fd, SHUT_RDWR);
+		if (s->timer_armed) {
+			/* The cancel's own completion is not tracked: it needs no owner. */
+			struct io_uring_sqe *sqe = loop_sqe(s->srv->loop, NULL);
+			io_uring_prep_timeout_remove(sqe, (__u64)(uintptr_t)&s->timer_op, 0);
+			io_uring_sqe_set_data(sqe, NULL);
+		}
+	}
+	if (s->ops == 0) {
+		close(s->fd);
+		sess_free(s);
+	}
+}
+
+/* ---- commands ---------------------------------------------------------- */
+
+static bool sess_error(struct smtp_session *s)
+{
+	if (++s->errors >= s->srv->lim.max_errors) {
+		sess_reply(s, "421 4.7.0 %s Error: too many errors", s->srv->lim.host_name);
+		s->state = SESS_CLOSING;
+		return false;
+	}
+	return true;
+}
+
+static void cmd_ehlo(struct smtp_session *s, const struct smtp_cmd *c, bool esmtp)
+{
+	const struct smtp_server_limits *lim = &s->srv->lim;
+	size_t n = c->arg_len < sizeof(s->helo) - 1 ? c->arg_len : sizeof(s->helo) - 1;
+
+	memcpy(s->helo, c->arg, n);
+	s->helo[n] = 0;
+	s->esmtp = esmtp;
+	sess_reset_txn(s);
+	if (!esmtp) {
+		sess_reply(s, "250 %s", lim->host_name);
+		return;
+	}
+	sess_reply(s, "250-%s", lim->host_name);
+	sess_reply(s, "250-PIPELINING");
+	sess_reply(s, "250-SIZE %llu", (unsigned long long)lim->max_message_size);
+	sess_reply(s, "250-8BITMIME");
+	sess_reply(s, "250-SMTPUTF8");
+	sess_reply(s, "250 ENHANCEDSTATUSCODES");
+}
+
+static void cmd_mail(struct smtp_session *s, const struct smtp_cmd *c)
+{
+	if (!s->helo[0]) {
+		sess_reply(s, "503 5.5.1 Error: send HELO/EHLO first");
+		sess_error(s);
+		return;
+	}
+	if (s->has_mail) {
+		sess_reply(s, "503 5.5.1 Error: nested MAIL command");
+		sess_error(s);
+		return;
+	}
+	if (c->path_len && smtp_mailbox_check(c->path, c->path_len, c->smtputf8) != 0) {
+		sess_reply(s, "501 5.1.7 Bad sender address syntax");
+		sess_error(s);
+		return;
+	}
+	if (c->has_size && c->size > s->srv->lim.max_message_size) {
+		sess_reply(s, "552 5.3.4 Message size exceeds fixed limit");
+		return;
+	}
+	s->env = calloc(1, sizeof(*s->env));
+	if (!s->env || !(s->env->sender = strndup(c->path, c->path_len))) {
+		smtp_envelope_free(s->env);
+		s->env = NULL;
+		sess_reply(s, "451 4.3.0 Error: out of memory");
+		return;
+	}
+	memcpy(s->env->client_ip, s->peer_ip, sizeof(s->env->client_ip));
+	memcpy(s->env->helo, s->helo, sizeof(s->env->helo));
+	s->env->smtputf8 = c->smtputf8;
+	s->env->eightbit = c->body == SMTP_BODY_8BITMIME;
+	s->has_mail = true;
+	sess_reply(s, "250 2.1.0 Ok");
+}
+
+static void cmd_rcpt(struct smtp_session *s, const struct smtp_cmd *c)
+{
+	char reply[512];
+	char *addr;
+	char **rcpts;
+
+	if (!s->has_mail) {
+		sess_reply(s, "503 5.5.1 Error: need MAIL command");
+		sess_error(s);
+		return;
+	}
+	if (c->path_len == 0 || smtp_mailbox_check(c->path, c->path_len, s->env->smtputf8) != 0) {
+		sess_reply(s, "501 5.1.3 Bad recipient address syntax");
+		sess_error(s);
+		return;
+	}
+	if (s->env->n_rcpts >= s->srv->lim.max_rcpts) {
+		sess_reply(s, "452 4.5.3 Error: too many recipients");
+		return;
+	}
+	addr = strndup(c->path, c->path_len);
+	if (!addr) {
+		sess_reply(s, "451 4.3.0 Error: out of memory");
+		return;
+	}
+	if (!s->srv->hooks.rcpt(s->srv->ctx, s, addr, reply, sizeof(reply))) {
+		free(addr);
+		sess_reply(s, "%s", reply);
+		return;
+	}
+	rcpts = realloc(s->env->rcpts, (s->env->n_rcpts + 1) * sizeof(*rcpts));
+	if (!rcpts) {
+		free(addr);
+		sess_reply(s, "451 4.3.0 Error: out of memory");
+		return;
+	}
+	s->env->rcpts = rcpts;
+	rcpts[s->env->n_rcpts++] = addr;
+	sess_reply(s, "%s", reply);
+}
+
+static void body_append(struct smtp_session *s, const char *p, size_t n)
+{
+	if (s->body_too_big)
+		return;
+	if (s->body_len + n > s->srv->lim.max_message_size + 4096) {
+		s->body_too_big = true;
+		return;
+	}
+	if (s->body_len + n > s->body_cap) {
+		size_t cap = s->body_cap ? s->body_cap : BODY_INIT;
+		char *b;
+
+		while (cap < s->body_len + n)
+			cap *= 2;
+		b = realloc(s->body, cap);
+		if (!b) {
+			s->body_too_big = true;
+			return;
+		}
+		s->body = b;
+		s->body_cap = cap;
+	}
+	memcpy(s->body + s->body_len, p, n);
+	s->body_len += n;
+}
+
+/* RFC 5321 4.4: the trace header goes first, before the client's bytes. */
+static void body_start(struct smtp_session *s)
+{
+	char hdr[1024], date[64];
+	time_t now = time(NULL);
+	struct tm tm;
+	int n;
+
+	gmtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
+	n = snprintf(hdr, sizeof(hdr), "Received: from %s ([%s])\r\n\tby %s (Salvo) with %s;\r\n\t%s\r\n",
+		     s->helo, s->peer_ip, s->srv->lim.host_name,
+		     s->env->smtputf8 ? "UTF8SMTP" : s->esmtp ? "ESMTP" : "SMTP", date);
+	if (n > 0 && (size_t)n < sizeof(hdr))
+		body_append(s, hdr, (size_t)n);
+	memset(&s->unstuff, 0, sizeof(s->unstuff));
+}
+
+static void cmd_data(struct smtp_session *s)
+{
+	if (!s->has_mail) {
+		sess_reply(s, "503 5.5.1 Error: need MAIL command");
+		sess_error(s);
+		return;
+	}
+	if (!s->env->n_rcpts) {
+		sess_reply(s, "554 5.5.1 Error: no valid recipients");
+		return;
+	}
+	sess_reply(s, "354 End data with <CR><LF>.<CR><LF>");
+	s->state = SESS_DATA;
+	body_start(s);
+}
+
+static void sess_command(struct smtp_session *s, const char *line, size_t len)
+{
+	struct smtp_cmd c;
+	int err = smtp_cmd_parse(line, len, &c);
+
+	if (err == SMTP_CMD_EUNKNOWN) {
+		sess_reply(s, "500 5.5.2 Error: command not recognized");
+		sess_error(s);
+		return;
+	}
+	if (err != SMTP_CMD_OK) {
+		const char *code = err == SMTP_CMD_EPARAM ? "555 5.5.4" :
+				   err == SMTP_CMD_EPATH ? (c.verb == SMTP_VERB_MAIL ? "501 5.1.7" : "501 5.1.3") :
+				   "501 5.5.4";
+		sess_reply(s, "%s Syntax error: %s", code, smtp_cmd_strerror(err));
+		sess_error(s);
+		return;
+	}
+	switch (c.verb) {
+	case SMTP_VERB_EHLO: cmd_ehlo(s, &c, true); break;
+	case SMTP_VERB_HELO: cmd_ehlo(s, &c, false); break;
+	case SMTP_VERB_MAIL: cmd_mail(s, &c); break;
+	case SMTP_VERB_RCPT: cmd_rcpt(s, &c); break;
+	case SMTP_VERB_DATA: cmd_data(s); break;
+	case SMTP_VERB_RSET:
+		sess_reset_txn(s);
+		sess_reply(s, "250 2.0.0 Ok");
+		break;
+	case SMTP_VERB_NOOP: sess_reply(s, "250 2.0.0 Ok"); break;
+	case SMTP_VERB_QUIT:
+		sess_reply(s, "221 2.0.0 Bye");
+		s->state = SESS_CLOSING;
+		break;
+	case SMTP_VERB_VRFY: sess_reply(s, "252 2.0.0 Cannot VRFY user; try RCPT"); break;
+	case SMTP_VERB_HELP: sess_reply(s, "214 2.0.0 See RFC 5321"); break;
+	default:
+		sess_reply(s, "502 5.5.1 Error: command not implemented");
+		sess_error(s);
+		break;
+	}
+}
+
+static void sess_submit(struct smtp_session *s)
+{
+	struct smtp_envelope *env = s->env;
+	char *body = s->body;
+	size_t len = s->body_len;
+
+	if (s->body_too_big) {
+		sess_reply(s, "552 5.3.4 Error: message too big");
+		sess_reset_txn(s);
+		s->state = SESS_READY;
+		return;
+	}
+	s->env = NULL;
+	s->body = NULL;
+	s->body_len = s->body_cap = 0;
+	s->has_mail = false;
+	s->state = SESS_WAIT_COMMIT;
+	s->ops++; /* the submission keeps the session alive */
+	s->srv->hooks.submit(s->srv->ctx, s, env, body, len);
+}
+
+void smtp_session_submitted(struct smtp_session *s, const char *reply)
+{
+	s->ops--;
+	if (s->state == SESS_DEAD) {
+		sess_close(s);
+		return;
+	}
+	sess_reply(s, "%s", reply);
+	s->state = SESS_READY;
+	sess_touch(s);
+	sess_pump(s);
+}
+
+const struct sockaddr *smtp_session_peer(const struct smtp_session *s)
+{
+	return (const struct sockaddr *)&s->peer;
+}
+
+/* ---- input ------------------------------------------------------------- */
+
+static void sess_consume(struct smtp_session *s, size_t n)
+{
+	memmove(s->in, s->in + n, s->in_len - n);
+	s->in_len -= n;
+}
+
+/* Parse what is buffered, answer it, and keep reading when there is room. */
+static void sess_pump(struct smtp_session *s)
+{
+	size_t off = 0;
+
+	while (off < s->in_len && s->pend_len < PEND_MAX) {
+		if (s->state == SESS_DATA) {
+			size_t out_len = 0;
+			bool done = false;
+			size_t used;
+			char tmp[8192];
+			size_t chunk = s->in_len - off < sizeof(tmp) ? s->in_len - off : sizeof(tmp);
+
+			used = dot_unstuff_feed(&s->unstuff, s->in + off, chunk, tmp, &out_len, &done);
+			body_append(s, tmp, out_len);
+			off += used;
+			if (done) {
+				sess_submit(s);
+				break;
+			}
+			continue;
+		}
+		if (s->state != SESS_READY)
+			break;
+		size_t line_len;
+		ssize_t n = smtp_line_find(s->in + off, s->in_len - off, SMTP_MAX_CMD_LINE, &line_len);
+
+		if (n == 0)
+			break;
+		if (n < 0) {
+			/* Over-long line: answer once and drop bytes up to its LF. */
+			if (!s->discarding) {
+				sess_reply(s, "500 5.5.6 Error: line too long");
+				if (!sess_error(s))
+					break;
+			}
+			const char *lf = memchr(s->in + off, '\n', s->in_len - off);
+			if (!lf) {
+				s->discarding = true;
+				off = s->in_len;
+				break;
+			}
+			off = (size_t)(lf - s->in) + 1;
+			s->discarding = false;
+			continue;
+		}
+		if (s->discarding) {
+			s->discarding = false;
+			off += (size_t)n;
+			continue;
+		}
+		sess_command(s, s->in + off, line_len);
+		off += (size_t)n;
+	}
+	if (off)
+		sess_consume(s, off);
+	sess_flush(s);
+	if (s->state == SESS_CLOSING) {
+		if (!s->send_armed)
+			sess_close(s);
+		return;
+	}
+	/* Read more only when a whole provided buffer fits: backpressure. */
+	if (!s->recv_armed && s->state != SESS_DEAD && IN_CAP - s->in_len >= s->srv->loop->buf_size &&
+	    s->pend_len < PEND_MAX) {
+		s->ops++;
+		s->recv_armed = true;
+		loop_recv(s->srv->loop, &s->recv_op, s->fd);
+	}
+}
+
+static void sess_recv_done(struct loop_op *op, int res, unsigned flags)
+{
+	struct smtp_session *s = container_of(op, struct smtp_session, recv_op);
+	struct loop *l = s->srv->loop;
+
+	s->ops--;
+	s->recv_armed = false;
+	if (res > 0 && (flags & IORING_CQE_F_BUFFER)) {
+		if (s->state != SESS_DEAD) {
+			memcpy(s->in + s->in_len, loop_buf_data(l, flags), (size_t)res);
+			s->in_len += (size_t)res;
+		}
+		loop_buf_return(l, flags);
+	} else if (flags & IORING_CQE_F_BUFFER) {
+		loop_buf_return(l, flags);
+	}
+	if (s->state == SESS_DEAD) {
+		sess_close(s);
+		return;
+	}
+	if (res == -ENOBUFS) {
+		/* Every provided buffer is in use: try again on the next turn. */
+		s->ops++;
+		s->recv_armed = true;
+		loop_recv(l, &s->recv_op, s->fd);
+		return;
+	}
+	if (res <= 0) {
+		if (s->state == SESS_DATA)
+			fprintf(stderr, "salvod: smtp session from %s: connection lost during DATA\n", s->peer_ip);
+		/* A submission in flight keeps the session (ops) until it completes. */
+		sess_close(s);
+		return;
+	}
+	sess_touch(s);
+	sess_pump(s);
+}
+
+/* ---- listeners --------------------------------------------------------- */
+
+static void listener_arm(struct listener *ls)
+{
+	ls->peerlen = sizeof(ls->peer);
+	loop_accept(ls->srv->loop, &ls->accept_op, ls->fd, (struct sockaddr *)&ls->peer, &ls->peerlen);
+}
+
+static void peer_text(const struct sockaddr_storage *sa, char *out, size_t cap)
+{
+	if (sa->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const void *)sa;
+		if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr))
+			inet_ntop(AF_INET, &s6->sin6_addr.s6_addr[12], out, (socklen_t)cap);
+		else
+			inet_ntop(AF_INET6, &s6->sin6_addr, out, (socklen_t)cap);
+	} else {
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)cap);
+	}
+}
+
+static void listener_accept_done(struct loop_op *op, int res, unsigned flags)
+{
+	struct listener *ls = container_of(op, struct listener, accept_op);
+	struct smtp_server *srv = ls->srv;
+	struct smtp_session *s;
+
+	if (res < 0) {
+		if (res != -EINTR && res != -ECONNABORTED)
+			fprintf(stderr, "salvod: accept on %s: %s\n", ls->text, strerror(-res));
+		listener_arm(ls);
+		return;
+	}
+	s = calloc(1, sizeof(*s));
+	if (!s) {
+		close(res);
+		listener_arm(ls);
+		return;
+	}
+	s->srv = srv;
+	s->fd = res;
+	s->state = SESS_READY;
+	memcpy(&s->peer, &ls->peer, sizeof(s->peer));
+	peer_text(&s->peer, s->peer_ip, sizeof(s->peer_ip));
+	loop_op_init(&s->recv_op, sess_recv_done);
+	loop_op_init(&s->send_op, sess_send_done);
+	loop_op_init(&s->timer_op, sess_timer_done);
+	s->pend_cap = s->out_cap = 1024;
+	s->pend = malloc(s->pend_cap);
+	s->out = malloc(s->out_cap);
+	if (!s->pend || !s->out) {
+		free(s->pend);
+		free(s->out);
+		free(s);
+		close(res);
+		listener_arm(ls);
+		return;
+	}
+	s->next = srv->sessions;
+	if (srv->sessions)
+		srv->sessions->prev = s;
+	srv->sessions = s;
+	int one = 1;
+	setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	sess_reply(s, "220 %s ESMTP Salvo", srv->lim.host_name);
+	sess_touch(s);
+	sess_pump(s);
+	listener_arm(ls);
+}
+
+static int listener_open(struct listener *ls, const struct config_addr *a)
+{
+	int one = 1;
+	int fd = socket(a->sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return -errno;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+	if (bind(fd, (const struct sockaddr *)&a->sa, a->salen) < 0 || listen(fd, 1024) < 0) {
+		int err = -errno;
+		close(fd);
+		return err;
+	}
+	ls->fd = fd;
+	snprintf(ls->text, sizeof(ls->text), "%s", a->text);
+	return 0;
+}
+
+int smtp_server_start(struct smtp_server **out, struct loop *l,
+		      const struct config_addr *addrs, size_t n_addrs,
+		      const struct smtp_server_limits *limits,
+		      const struct smtp_server_hooks *hooks, void *ctx,
+		      char *err, size_t errlen)
+{
+	struct smtp_server *srv = calloc(1, sizeof(*srv));
+
+	if (!srv)
+		return -ENOMEM;
+	srv->listeners = calloc(n_addrs ? n_addrs : 1, sizeof(*srv->listeners));
+	if (!srv->listeners) {
+		free(srv);
+		return -ENOMEM;
+	}
+	srv->loop = l;
+	srv->lim = *limits;
+	srv->hooks = *hooks;
+	srv->ctx = ctx;
+	for (size_t i = 0; i < n_addrs; i++) {
+		struct listener *ls = &srv->listeners[i];
+		int ret = listener_open(ls, &addrs[i]);
+
+		if (ret < 0) {
+			snprintf(err, errlen, "cannot listen on %s: %s", addrs[i].text, strerror(-ret));
+			for (size_t j = 0; j < i; j++)
+				close(srv->listeners[j].fd);
+			free(srv->listeners);
+			free(srv);
+			return ret;
+		}
+		ls->srv = srv;
+		loop_op_init(&ls->accept_op, listener_accept_done);
+		srv->n_listeners++;
+	}
+	for (size_t i = 0; i < srv->n_listeners; i++)
+		listener_arm(&srv->listeners[i]);
+	*out = srv;
+	return 0;
+}
+
+void smtp_server_free(struct smtp_server *srv)
+{
+	for (size_t i = 0; i < srv->n_listeners; i++)
+		close(srv->listeners[i].fd);
+	while (srv->sessions) {
+		struct smtp_session *s = srv->sessions;
+
+		srv->sessions = s->next;
+		close(s->fd);
+		sess_reset_txn(s);
+		free(s->out);
+		free(s->pend);
+		free(s);
+	}
+	free(srv->listeners);
+	free(srv);
+}

@@ -1,0 +1,85 @@
+/*
+ * smtp_server.h - the intake SMTP server: listeners and ESMTP sessions on one
+ * worker's io_uring loop (RFC 5321, PIPELINING RFC 2920, SIZE RFC 1870,
+ * 8BITMIME RFC 6152, ENHANCEDSTATUSCODES RFC 2034, SMTPUTF8 RFC 6531).
+ *
+ * The server speaks the protocol; policy and storage belong to the caller
+ * through struct smtp_server_hooks:
+ *   - rcpt() decides each RCPT (relay control) and writes the reply line;
+ *   - submit() receives a complete message. Ownership of the envelope and of
+ *     the body buffer passes to the hook. The session sends nothing more until
+ *     the hook calls smtp_session_submitted() (on the session's thread) with
+ *     the final reply: "250" only once the message is durable.
+ *
+ * Each worker thread runs its own smtp_server with its own listening sockets
+ * bound with SO_REUSEPORT, so the kernel spreads connections across workers.
+ *
+ * Sessions: one state enum per session, a deadline per state (command or
+ * data timeout) checked by one lazily re-armed timer, at most one recv and
+ * one send in flight. A session is freed only when no operation of it is in
+ * flight and no submission is pending.
+ */
+#ifndef SALVO_SMTP_SERVER_H
+#define SALVO_SMTP_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+struct loop;
+struct smtp_session;
+struct config_addr;
+
+/* A received message's envelope; owned by whoever holds it (see submit). */
+struct smtp_envelope {
+	char *sender;              /* "" for the null reverse-path */
+	char **rcpts;
+	size_t n_rcpts;
+	char client_ip[64];
+	char helo[256];
+	bool smtputf8;
+	bool eightbit;
+};
+
+void smtp_envelope_free(struct smtp_envelope *env);
+
+struct smtp_server_hooks {
+	/* Decide a RCPT. Write the full reply line (without CRLF) into reply.
+	 * Return true when the recipient is accepted. */
+	bool (*rcpt)(void *ctx, struct smtp_session *s, const char *addr, char *reply, size_t cap);
+	/* A complete message: env and body (malloc'd, len bytes, CRLF lines,
+	 * trace header first) now belong to the hook. */
+	void (*submit)(void *ctx, struct smtp_session *s, struct smtp_envelope *env,
+		       char *body, size_t len);
+};
+
+struct smtp_server_limits {
+	const char *host_name;
+	uint64_t max_message_size;
+	unsigned max_rcpts;
+	uint64_t command_timeout_ms;
+	uint64_t data_timeout_ms;
+	unsigned max_errors;       /* protocol errors before 421 and close */
+};
+
+struct smtp_server;
+
+/* Create a server on loop l, listening on every address (SO_REUSEPORT).
+ * Returns 0 or -errno (with the failing address in err). */
+int smtp_server_start(struct smtp_server **out, struct loop *l,
+		      const struct config_addr *addrs, size_t n_addrs,
+		      const struct smtp_server_limits *limits,
+		      const struct smtp_server_hooks *hooks, void *ctx,
+		      char *err, size_t errlen);
+/* Only after the loop has stopped for good: closes every socket and frees
+ * every session, whatever was in flight (the ring is torn down after this,
+ * so no completion will ever name them). Pending submissions must not call
+ * smtp_session_submitted() afterwards. */
+void smtp_server_free(struct smtp_server *srv);
+
+/* The reply to a submitted message ("250 2.0.0 Ok: queued as ..."). */
+void smtp_session_submitted(struct smtp_session *s, const char *reply);
+const struct sockaddr *smtp_session_peer(const struct smtp_session *s);
+
+#endif

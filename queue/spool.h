@@ -1,0 +1,100 @@
+/*
+ * spool.h - the durable spool in LMDB: messages, recipients, due index.
+ *
+ * Layout (one LMDB environment in SPOOL_DIR/data/, named databases):
+ *   "msg"  key = message id (u64 big-endian)
+ *          value = fixed header + sender\0 + campaign\0 + source_ip\0 + body
+ *          written once, never rewritten; deleted with its last recipient.
+ *   "rcpt" key = message id (u64 BE) + recipient index (u32 BE)
+ *          value = fixed state (next attempt, queued time, attempts) +
+ *                  address\0 + last response\0
+ *   "due"  key = next attempt (u64 BE, ms since epoch) + id + index; empty
+ *          value. Kept exactly in step with "rcpt" by spool_put_rcpt() and
+ *          spool_del_rcpt(): the index by next attempt time.
+ *   "meta" key "next_id" -> u64: message ids are never reused.
+ *
+ * Threads: exactly one thread writes (spool_wtxn_*; see spool_writer.h for
+ * the group-commit front end). Any thread may read with its own read txn.
+ * A write transaction is durable (fsync'd) when spool_wtxn_commit() returns 0.
+ *
+ * Memory: pointers in struct spool_msg / spool_rcpt filled by spool_get_* and
+ * passed to spool_recover() callbacks point into the LMDB map and are valid
+ * only until the transaction that produced them ends. Nothing is malloc'd
+ * for the caller.
+ *
+ * Errors: functions return 0, SPOOL_NOTFOUND, or a negative value: -errno or
+ * an LMDB error code (mdb_strerror() names it; spool_strerror() wraps both).
+ * SPOOL_FULL (== MDB_MAP_FULL) or -ENOSPC mean the disk or map is full.
+ */
+#ifndef SALVO_SPOOL_H
+#define SALVO_SPOOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct spool;
+struct spool_wtxn;
+struct spool_rtxn;
+
+#define SPOOL_NOTFOUND 1
+
+/* A message as stored. On put, the caller's strings are copied in. */
+struct spool_msg {
+	uint64_t id;
+	int64_t arrival_ms;        /* wall clock, ms since the epoch */
+	uint32_t n_rcpt;           /* recipients at injection */
+	const char *sender;        /* envelope sender, "" for the null sender */
+	const char *campaign;      /* "" when none */
+	const char *source_ip;     /* injecting client, "" when internal (DSN) */
+	const char *body;          /* full RFC 5322 message, CRLF lines, unstuffed */
+	size_t body_len;
+};
+
+/* One recipient's durable state. */
+struct spool_rcpt {
+	uint64_t msg_id;
+	uint32_t idx;              /* 0..n_rcpt-1 within its message */
+	uint32_t attempts;         /* delivery attempts made so far */
+	int64_t next_attempt_ms;   /* wall clock, ms since the epoch */
+	int64_t queued_ms;         /* when the message was accepted */
+	const char *addr;          /* recipient address as given, NUL-terminated */
+	const char *last_response; /* "" before the first attempt */
+};
+
+/* Open (creating) the spool under dir (creates dir/data). map_size 0 = default (64 GiB). */
+int spool_open(struct spool **out, const char *dir, uint64_t map_size);
+void spool_close(struct spool *s);
+const char *spool_strerror(int err);
+
+/* --- write side: one thread only ----------------------------------------- */
+int spool_wtxn_begin(struct spool *s, struct spool_wtxn **out);
+int spool_wtxn_commit(struct spool_wtxn *t);   /* frees t; durable on 0 */
+void spool_wtxn_abort(struct spool_wtxn *t);   /* frees t */
+/* A fresh message id (persisted with the transaction). */
+int spool_alloc_id(struct spool_wtxn *t, uint64_t *id);
+int spool_put_msg(struct spool_wtxn *t, const struct spool_msg *m);
+/* Insert or replace a recipient; keeps the due index in step. */
+int spool_put_rcpt(struct spool_wtxn *t, const struct spool_rcpt *r);
+/* Read a message inside the write transaction (e.g. to quote it in a DSN
+ * before its last recipient is removed). Pointers valid until the txn ends
+ * or the next write to it. */
+int spool_wtxn_get_msg(struct spool_wtxn *t, uint64_t id, struct spool_msg *out);
+/* Remove a recipient (done: delivered, bounced, expired, suppressed). When it
+ * was the message's last, the message is deleted too and *msg_gone is set. */
+int spool_del_rcpt(struct spool_wtxn *t, uint64_t msg_id, uint32_t idx, bool *msg_gone);
+
+/* --- read side: any thread, one read txn per thread at a time -------------- */
+int spool_rtxn_begin(struct spool *s, struct spool_rtxn **out);
+void spool_rtxn_end(struct spool_rtxn *t);
+int spool_get_msg(struct spool_rtxn *t, uint64_t id, struct spool_msg *out);
+int spool_get_rcpt(struct spool_rtxn *t, uint64_t msg_id, uint32_t idx, struct spool_rcpt *out);
+
+/* Call cb for every queued recipient in due order (the "due" index). A
+ * non-zero return from cb stops the walk and is returned. */
+int spool_recover(struct spool *s, int (*cb)(void *arg, const struct spool_rcpt *r), void *arg);
+
+/* Counts for status and tests. */
+int spool_count(struct spool *s, uint64_t *n_msgs, uint64_t *n_rcpts);
+
+#endif

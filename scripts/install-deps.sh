@@ -1,0 +1,16 @@
+#!/bin/sh
+# Install every Debian 12 package Salvo needs to build, run and test.
+# Postfix is preseeded to "No configuration" so no system Postfix takes port 25:
+# the tests only use its smtp-sink/smtp-source tools.
+set -eu
+SUDO=
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
+$SUDO apt-get install -y -q --no-install-recommends \
+    build-essential pkg-config meson ninja-build \
+    liburing-dev libssl-dev liblmdb-dev libc-ares-dev libjemalloc-dev libcmocka-dev \
+    libmicrohttpd-dev libjansson-dev libncurses-dev \
+    dnsmasq-base postfix swaks python3 python3-dkim lmdb-utils \
+    valgrind procps iproute2 ca-certificates

@@ -1,0 +1,183 @@
+/* test_sched.c - the due heap, ready lists, batching by message, and the
+ * retry/expiry policy (outcome_decide). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "core/config.h"
+#include "engine/outcome.h"
+#include "engine/sched.h"
+
+static struct config cfg;
+
+static int setup(void **state)
+{
+	char err[CONFIG_ERR_MAX];
+
+	return config_load_string(&cfg, "t.conf",
+				  "<domain *>\n retry-after 10s,1m,1h\n bounce-after 4h\n</domain>\n"
+				  "<domain fast.test>\n retry-after 2s\n bounce-after 10s\n</domain>\n",
+				  err);
+}
+
+static int teardown(void **state)
+{
+	config_free(&cfg);
+	return 0;
+}
+
+static void test_heap_order(void **state)
+{
+	struct sched s;
+	int64_t now = 1000000;
+	int64_t dues[] = {50, 10, 40, 10, 30, 20, 0, 60};
+	size_t total = 0;
+
+	assert_int_equal(sched_init(&s, &cfg), 0);
+	for (size_t i = 0; i < sizeof(dues) / sizeof(dues[0]); i++) {
+		struct sched_rcpt *r = sched_rcpt_new(i, 0, "A.Test", now + dues[i], now, 0);
+		assert_non_null(r);
+		assert_int_equal(sched_add(&s, r, now), 0);
+	}
+	struct sched_queue *q = sched_queue_find(&s, "a.test");
+	assert_non_null(q); /* domains are lower-cased */
+	assert_int_equal(q->n_ready, 1);  /* due 0: ready at once */
+	assert_int_equal(q->n_waiting, 7);
+	assert_int_equal(sched_next_due_in(&s, now), 10);
+	assert_int_equal(sched_run_due(&s, now + 9), 0);
+	assert_int_equal(sched_run_due(&s, now + 10), 2);
+	assert_int_equal(sched_run_due(&s, now + 45), 3);
+	assert_int_equal(sched_next_due_in(&s, now + 45), 5);
+	assert_int_equal(sched_run_due(&s, now + 1000), 2);
+	assert_int_equal(sched_next_due_in(&s, now), INT64_MAX);
+	/* Ready list is in due order after the first (immediate) one. */
+	int64_t last = 0;
+	struct sched_rcpt *r;
+	while ((r = sched_ready_pop(q))) {
+		assert_true(r->due_ms >= last);
+		last = r->due_ms;
+		free(r);
+		total++;
+	}
+	assert_int_equal(total, 8);
+	assert_int_equal(q->n_ready, 0);
+	sched_fini(&s, NULL);
+}
+
+static void test_kick_once(void **state)
+{
+	struct sched s;
+
+	assert_int_equal(sched_init(&s, &cfg), 0);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(sched_add(&s, sched_rcpt_new(1, (uint32_t)i, "k.test", 0, 0, 0), 10), 0);
+	assert_int_equal(sched_add(&s, sched_rcpt_new(2, 0, "j.test", 0, 0, 0), 10), 0);
+	struct sched_queue *a = sched_next_kicked(&s), *b = sched_next_kicked(&s);
+	assert_non_null(a);
+	assert_non_null(b);
+	assert_ptr_not_equal(a, b);
+	assert_null(sched_next_kicked(&s));
+	sched_fini(&s, NULL); /* frees the ready recipients too (valgrind checks) */
+}
+
+static void test_take_msg(void **state)
+{
+	struct sched s;
+	struct sched_queue *q;
+	uint64_t ids[] = {7, 8, 7, 9, 7};
+
+	assert_int_equal(sched_init(&s, &cfg), 0);
+	for (size_t i = 0; i < 5; i++)
+		assert_int_equal(sched_add(&s, sched_rcpt_new(ids[i], (uint32_t)i, "m.test", 0, 0, 0), 1), 0);
+	q = sched_queue_find(&s, "m.test");
+	struct sched_rcpt *r = sched_ready_pop(q);
+	assert_int_equal(r->msg_id, 7);
+	free(r);
+	r = sched_ready_take_msg(q, 7, 100);
+	assert_non_null(r);
+	assert_int_equal(r->idx, 2);
+	free(r);
+	r = sched_ready_take_msg(q, 7, 2); /* the last 7 is beyond a window of 2 */
+	assert_null(r);
+	r = sched_ready_take_msg(q, 7, 100);
+	assert_int_equal(r->idx, 4);
+	free(r);
+	assert_null(sched_ready_take_msg(q, 7, 100));
+	assert_int_equal(q->n_ready, 2);
+	r = sched_ready_pop(q);
+	assert_int_equal(r->msg_id, 8);
+	free(r);
+	/* the tail stays right after removing the last element */
+	assert_int_equal(sched_add(&s, sched_rcpt_new(10, 0, "m.test", 0, 0, 0), 1), 0);
+	r = sched_ready_pop(q);
+	assert_int_equal(r->msg_id, 9);
+	free(r);
+	r = sched_ready_pop(q);
+	assert_int_equal(r->msg_id, 10);
+	free(r);
+	assert_null(sched_ready_pop(q));
+	sched_fini(&s, NULL);
+}
+
+static void test_many_queues(void **state)
+{
+	struct sched s;
+	char dom[32];
+
+	assert_int_equal(sched_init(&s, &cfg), 0);
+	for (int i = 0; i < 5000; i++) {
+		snprintf(dom, sizeof(dom), "d%d.test", i);
+		assert_int_equal(sched_add(&s, sched_rcpt_new((uint64_t)i, 0, dom, 100 + i, 0, 0), 0), 0);
+	}
+	assert_int_equal(s.n_queues, 5000);
+	for (int i = 0; i < 5000; i += 997) {
+		snprintf(dom, sizeof(dom), "d%d.test", i);
+		assert_non_null(sched_queue_find(&s, dom));
+	}
+	assert_int_equal(sched_run_due(&s, 100 + 4999), 5000);
+	sched_fini(&s, NULL);
+}
+
+static void test_decide(void **state)
+{
+	const struct config_domain *star = config_domain_for(&cfg, "x.test");
+	const struct config_domain *fast = config_domain_for(&cfg, "fast.test");
+	struct smtp_result ok = {.code = 250}, soft = {.code = 451}, hard = {.code = 550}, none = {.code = 0};
+	int64_t next = 0, t0 = 1000000;
+
+	assert_int_equal(outcome_decide(&ok, 1, t0, t0, star, &next), OUTCOME_DELIVERED);
+	assert_int_equal(outcome_decide(&hard, 1, t0, t0, star, &next), OUTCOME_BOUNCED);
+	assert_int_equal(outcome_decide(&soft, 1, t0, t0, star, &next), OUTCOME_DEFERRED);
+	assert_int_equal(next, t0 + 10000);
+	assert_int_equal(outcome_decide(&none, 2, t0, t0, star, &next), OUTCOME_DEFERRED);
+	assert_int_equal(next, t0 + 60000);
+	assert_int_equal(outcome_decide(&soft, 3, t0, t0, star, &next), OUTCOME_DEFERRED);
+	assert_int_equal(next, t0 + 3600000);
+	/* the last step repeats */
+	assert_int_equal(outcome_decide(&soft, 9, t0, t0 + 7200000, star, &next), OUTCOME_DEFERRED);
+	assert_int_equal(next, t0 + 7200000 + 3600000);
+	/* never past bounce-after; expired at it */
+	assert_int_equal(outcome_decide(&soft, 9, t0, t0 + 4 * 3600000 - 1000, star, &next), OUTCOME_DEFERRED);
+	assert_int_equal(next, t0 + 4 * 3600000);
+	assert_int_equal(outcome_decide(&soft, 9, t0, t0 + 4 * 3600000, star, &next), OUTCOME_EXPIRED);
+	/* per-domain schedule */
+	assert_int_equal(outcome_decide(&soft, 1, t0, t0, fast, &next), OUTCOME_DEFERRED);
+	assert_int_equal(next, t0 + 2000);
+	assert_int_equal(outcome_decide(&soft, 5, t0, t0 + 10000, fast, &next), OUTCOME_EXPIRED);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_heap_order),
+		cmocka_unit_test(test_kick_once),
+		cmocka_unit_test(test_take_msg),
+		cmocka_unit_test(test_many_queues),
+		cmocka_unit_test(test_decide),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
