@@ -32,7 +32,16 @@ struct dot_unstuff {
  * sets *out_len. Returns the bytes of input consumed; *done becomes true when
  * the terminating line "." was seen (the terminator is not written to out;
  * the CRLF before it is, as the message's last line ending). Lines end in
- * CRLF in the output even when the input used a bare LF. */
+ * CRLF in the output even when the input used a bare LF; a bare CR is data.
+ * A line "." ending in a bare LF terminates too. A leading dot is removed
+ * from every other line that has one ("..x" -> ".x", ".x" -> "x").
+ *
+ * Because a bare LF grows into CRLF, the output can need more room than
+ * len: then fewer than len bytes are consumed (possibly 0, with *out_len >
+ * 0), and the caller feeds the rest again. Each call with len > 0 makes
+ * progress (consumes or writes); two calls in a row never both consume
+ * nothing. Once done, further calls consume nothing. The state is 0 at the
+ * start of DATA: "beginning of a line", so ".\r\n" at once is an empty body. */
 size_t dot_unstuff_feed(struct dot_unstuff *st, const char *in, size_t len,
 			char *out, size_t *out_len, bool *done);
 

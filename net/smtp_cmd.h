@@ -48,11 +48,12 @@ struct smtp_cmd {
 	/* MAIL / RCPT: the path between < and >, without them; "" for <>. */
 	const char *path;
 	size_t path_len;
-	/* MAIL parameters */
+	/* MAIL parameters; BDAT puts its chunk size in has_size/size. */
 	bool has_size;
 	uint64_t size;
 	enum smtp_body_type body;
 	bool smtputf8;
+	bool bdat_last;            /* BDAT n LAST */
 };
 
 enum smtp_cmd_err {
@@ -68,10 +69,20 @@ enum smtp_cmd_err {
  * terminator (> 0) and sets *line_len to its length without CR LF; 0 when no
  * LF has arrived yet (need more); -1 when no LF is found within max_line
  * bytes (the caller answers 500 5.5.6 and discards through the next LF).
- * A bare LF terminates a line too; a CR before it is not part of the line. */
+ * A bare LF terminates a line too; a CR before it is not part of the line.
+ * max_line counts the line with its CRLF (RFC 5321's 512): a line whose
+ * length without the terminator exceeds max_line - 2 is too long (-1), with
+ * either terminator. Reads at most min(len, max_line) bytes; every prefix of
+ * an acceptable line gives 0, so the answer never flips as input grows. */
 ssize_t smtp_line_find(const char *buf, size_t len, size_t max_line, size_t *line_len);
 
-/* Parse one command line (no CRLF). Verbs are case-insensitive. */
+/* Parse one command line (no CRLF). Verbs are case-insensitive. out is
+ * always written (zeroed first); out->verb is set even on error. MAIL paths
+ * are validated with smtp_mailbox_check() under the command's own SMTPUTF8
+ * parameter, RCPT paths with UTF-8 allowed (the caller re-checks with the
+ * transaction's flag). "RCPT TO:<Postmaster>" is accepted (RFC 5321
+ * 4.1.1.3) although smtp_mailbox_check() refuses it (no domain). The path
+ * limit SMTP_MAX_PATH counts the angle brackets and any source route. */
 int smtp_cmd_parse(const char *line, size_t len, struct smtp_cmd *out);
 
 /* Validate a mailbox "local@domain" (RFC 5321 Mailbox; quoted local parts,

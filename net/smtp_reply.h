@@ -15,7 +15,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define SMTP_MAX_REPLY_LINE 2048   /* a longer line is malformed */
+#define SMTP_MAX_REPLY_LINE 2048   /* octets with its CRLF; a longer line is malformed */
 #define SMTP_MAX_REPLY_LINES 256   /* more lines in one reply: malformed */
 
 struct smtp_reply {
@@ -30,7 +30,13 @@ struct smtp_reply {
 
 /* Returns bytes consumed (> 0) for one complete reply, 0 when more input is
  * needed, -1 when malformed (no 3-digit code, mixed codes across lines, bad
- * separator, line or line count over the limits). Bare LF ends lines too. */
+ * separator, line or line count over the limits). Bare LF ends lines too.
+ * The code's first digit is 2..5; "250" alone is a complete line. 8-bit text
+ * is accepted as is. enhanced is set only when the class (2, 4 or 5) equals
+ * the code's first digit and the code is followed by a space or the line's
+ * end. Garbage is refused as soon as the first bytes of a line show it; a
+ * prefix of a valid reply always gives 0. out is written only on success.
+ * Linear in len; calling again as the buffer grows is fine. */
 ssize_t smtp_reply_parse(const char *buf, size_t len, struct smtp_reply *out);
 
 enum smtp_ext {
@@ -46,12 +52,17 @@ enum smtp_ext {
 };
 
 /* Extensions advertised in a parsed EHLO reply (lines after the first);
- * *size_limit gets SIZE's argument (0 = none given). */
+ * *size_limit gets SIZE's argument (0 = none given or not a number;
+ * saturates at UINT64_MAX). size_limit may be NULL. Keywords match whole and
+ * case-insensitively; "AUTH=PLAIN" (pre-RFC 4954 form) counts as AUTH. A
+ * reply whose code is not 2xx advertises nothing. */
 unsigned smtp_reply_ehlo_exts(const struct smtp_reply *r, uint64_t *size_limit);
 
 /* Reply text flattened for logs: every line's text joined by a space, control
  * and non-ASCII bytes replaced by '?', at most cap-1 bytes, NUL-terminated.
- * Returns the length written. */
+ * Returns the length written. A line's text is what follows its code,
+ * separator and enhanced code (each line of a multi-line reply repeats it);
+ * lines without text are skipped. cap 0 writes nothing. */
 size_t smtp_reply_flatten(const struct smtp_reply *r, char *out, size_t cap);
 
 #endif
