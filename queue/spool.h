@@ -14,8 +14,16 @@
  *   "meta" key "next_id" -> u64: message ids are never reused.
  *
  * Threads: exactly one thread writes (spool_wtxn_*; see spool_writer.h for
- * the group-commit front end). Any thread may read with its own read txn.
- * A write transaction is durable (fsync'd) when spool_wtxn_commit() returns 0.
+ * the group-commit front end), one write txn at a time. Any thread may read
+ * with its own read txn. A write transaction is durable (fsync'd) when
+ * spool_wtxn_commit() returns 0. After any write call fails with an error
+ * other than SPOOL_NOTFOUND, abort the txn (commit would return that error).
+ *
+ * Records are versioned binary (fixed little-endian headers; see spool.c);
+ * a record that does not decode is reported as -EBADMSG, never read past
+ * its end. Message ids come from spool_alloc_id(): increasing, never reused
+ * (not even after the spool empties, or by this process after an abort),
+ * seeded from the wall clock when the spool is created.
  *
  * Memory: pointers in struct spool_msg / spool_rcpt filled by spool_get_* and
  * passed to spool_recover() callbacks point into the LMDB map and are valid
@@ -38,6 +46,7 @@ struct spool_wtxn;
 struct spool_rtxn;
 
 #define SPOOL_NOTFOUND 1
+#define SPOOL_FULL (-30792) /* MDB_MAP_FULL: the map (or the disk under it) is full */
 
 /* A message as stored. On put, the caller's strings are copied in. */
 struct spool_msg {
@@ -62,7 +71,10 @@ struct spool_rcpt {
 	const char *last_response; /* "" before the first attempt */
 };
 
-/* Open (creating) the spool under dir (creates dir/data). map_size 0 = default (64 GiB). */
+/* Open (creating) the spool under dir (mkdir -p dir and dir/data, mode
+ * 0750). map_size 0 = default (64 GiB, sparse: address space, not disk).
+ * Clears reader slots left by dead processes (kill -9). One open per
+ * process per spool: LMDB's locks are per process. */
 int spool_open(struct spool **out, const char *dir, uint64_t map_size);
 void spool_close(struct spool *s);
 const char *spool_strerror(int err);
@@ -73,28 +85,71 @@ int spool_wtxn_commit(struct spool_wtxn *t);   /* frees t; durable on 0 */
 void spool_wtxn_abort(struct spool_wtxn *t);   /* frees t */
 /* A fresh message id (persisted with the transaction). */
 int spool_alloc_id(struct spool_wtxn *t, uint64_t *id);
+/* MDB_KEYEXIST if m->id is stored already (messages are written once). */
 int spool_put_msg(struct spool_wtxn *t, const struct spool_msg *m);
-/* Insert or replace a recipient; keeps the due index in step. */
+/* Insert or replace a recipient; keeps the due index in step (exactly one
+ * due key per recipient). -EINVAL for a negative next_attempt_ms. */
 int spool_put_rcpt(struct spool_wtxn *t, const struct spool_rcpt *r);
 /* Read a message inside the write transaction (e.g. to quote it in a DSN
  * before its last recipient is removed). Pointers valid until the txn ends
  * or the next write to it. */
 int spool_wtxn_get_msg(struct spool_wtxn *t, uint64_t id, struct spool_msg *out);
 /* Remove a recipient (done: delivered, bounced, expired, suppressed). When it
- * was the message's last, the message is deleted too and *msg_gone is set. */
+ * was the message's last, the message is deleted too and *msg_gone is set
+ * (msg_gone may be NULL). A recipient that is not stored: SPOOL_NOTFOUND,
+ * nothing changed. */
 int spool_del_rcpt(struct spool_wtxn *t, uint64_t msg_id, uint32_t idx, bool *msg_gone);
 
-/* --- read side: any thread, one read txn per thread at a time -------------- */
+/* --- read side: any thread -------------------------------------------------
+ * A read txn is a snapshot; it belongs to its handle, not to a thread (the
+ * environment is opened with MDB_NOTLS), so any thread may begin one, hand
+ * it to another thread and end it there, as long as two threads never use
+ * one handle at the same time. A thread may hold several. Begin/end are
+ * cheap: ended handles are reset (snapshot dropped, reader slot kept) and
+ * renewed by the next begin. Keep them short: a live snapshot stops LMDB
+ * from reusing the pages freed since it began, so the file grows. At most
+ * 256 can be live at once (the reader table); all must be ended before
+ * spool_close(). */
 int spool_rtxn_begin(struct spool *s, struct spool_rtxn **out);
 void spool_rtxn_end(struct spool_rtxn *t);
 int spool_get_msg(struct spool_rtxn *t, uint64_t id, struct spool_msg *out);
 int spool_get_rcpt(struct spool_rtxn *t, uint64_t msg_id, uint32_t idx, struct spool_rcpt *out);
 
 /* Call cb for every queued recipient in due order (the "due" index). A
- * non-zero return from cb stops the walk and is returned. */
+ * non-zero return from cb stops the walk and is returned. Runs in its own
+ * read txn; r is valid only during the call. Should the index disagree with
+ * "rcpt" (never, unless the file was damaged): a due key with no recipient,
+ * or with a recipient due at another time, is skipped; a recipient with no
+ * due key is still reported, after all the others (a second pass over
+ * "rcpt", taken only when the first pass reported fewer recipients than
+ * "rcpt" holds); a corrupt recipient record is skipped. Each kind is
+ * logged once to stderr with its count. */
 int spool_recover(struct spool *s, int (*cb)(void *arg, const struct spool_rcpt *r), void *arg);
 
-/* Counts for status and tests. */
+/* Counts for status and tests (O(1): from LMDB's page statistics). */
 int spool_count(struct spool *s, uint64_t *n_msgs, uint64_t *n_rcpts);
+
+/* Is err the "disk full" case (map full, ENOSPC, EDQUOT)? Intake answers
+ * 452 / HTTP 503 for these instead of acknowledging. */
+bool spool_is_full(int err);
+
+/* High-water mark of the data file and the map size, in bytes: lets intake
+ * refuse new mail before the map is full, keeping room for the deletes and
+ * updates that drain it. Any thread. */
+int spool_usage(struct spool *s, uint64_t *used, uint64_t *map_size);
+
+/* A full consistency check (O(n); for tests and tools, not the hot path):
+ * every record decodes, each recipient has its message and exactly its due
+ * key, each message has a recipient, each due key its recipient. */
+struct spool_verify {
+	uint64_t msgs, rcpts, due;   /* entries walked */
+	uint64_t bad_records;        /* undecodable key or value */
+	uint64_t msg_no_rcpt;        /* message with no recipient left */
+	uint64_t rcpt_no_msg;        /* recipient whose message is missing */
+	uint64_t rcpt_no_due;        /* recipient without its due key */
+	uint64_t due_no_rcpt;        /* due key with no (matching) recipient */
+	uint64_t problems;           /* sum of the five above */
+};
+int spool_verify(struct spool *s, struct spool_verify *out);
 
 #endif
