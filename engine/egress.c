@@ -358,7 +358,7 @@ static void conn_closed(void *owner, struct smtp_client *cli, bool reached_ready
 			struct smtp_result res = *why;
 			char text[sizeof(res.text)];
 
-			snprintf(text, sizeof(text), "all MX hosts failed, last: %s", why->text);
+			snprintf(text, sizeof(text), "all MX hosts failed, last: %.200s", why->text);
 			memcpy(res.text, text, sizeof(res.text));
 			size_t last = c->target < eq->n_targets ? c->target : eq->n_targets - 1;
 

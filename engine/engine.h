@@ -18,7 +18,7 @@
 #include <stdint.h>
 
 #include "core/config.h"
-#include "engine/sched.h"
+#include "engine/scheduler.h"
 #include "net/loop.h"
 #include "net/mailbox.h"
 #include "net/smtp_client.h"
@@ -46,7 +46,7 @@ struct worker {
 	struct loop_op tick_op;
 	struct smtp_client_timeouts client_tmo;
 	void *egress_conns;        /* every live egress connection (egress.c) */
-	int start_status;          /* 0, or -errno when the worker failed to start */
+	bool loop_ok;              /* loop_init() succeeded: worker_free() has work */
 	char start_err[256];
 };
 

@@ -164,7 +164,7 @@ void intake_injected(struct worker *w, struct mailbox_item *it)
 
 	if (ir->result == 0)
 		snprintf(reply, sizeof(reply), "250 2.0.0 Ok: queued as %016llx", (unsigned long long)ir->msg_id);
-	else if (ir->result == SPOOL_FULL || ir->result == -ENOSPC)
+	else if (spool_is_full(ir->result))
 		snprintf(reply, sizeof(reply), "452 4.3.1 Insufficient system storage");
 	else
 		snprintf(reply, sizeof(reply), "451 4.3.0 Error: queue file write error");

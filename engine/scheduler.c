@@ -1,11 +1,11 @@
 /*
- * sched.c - a shard's due heap and destination queues (see sched.h).
+ * scheduler.c - a shard's due heap and destination queues (see scheduler.h).
  *
  * Invariants: heap[0] has the smallest due_ms; a recipient is in at most one
  * of heap / a ready list; q->n_ready and q->n_waiting count exactly the
  * recipients of q in its ready list and in the heap.
  */
-#include "engine/sched.h"
+#include "engine/scheduler.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -1,5 +1,5 @@
 /*
- * sched.h - a shard's in-memory scheduling state: recipients waiting for a
+ * scheduler.h - a shard's in-memory scheduling state: recipients waiting for a
  * due time (a binary min-heap) and per-destination queues with FIFO ready
  * lists that connections drain.
  *
@@ -14,8 +14,8 @@
  * transaction; it is freed when its recipient is done. Single-threaded: a
  * struct sched belongs to its worker.
  */
-#ifndef SALVO_SCHED_H
-#define SALVO_SCHED_H
+#ifndef SALVO_SCHEDULER_H
+#define SALVO_SCHEDULER_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -110,6 +110,7 @@ int worker_start(struct worker *w, struct engine *eng, unsigned index)
 	int ret;
 
 	memset(w, 0, sizeof(*w));
+	w->mb.efd = -1;
 	w->eng = eng;
 	w->index = index;
 	smtp_client_default_timeouts(&w->client_tmo);
@@ -118,6 +119,7 @@ int worker_start(struct worker *w, struct engine *eng, unsigned index)
 		snprintf(w->start_err, sizeof(w->start_err), "io_uring setup failed: %s", strerror(-ret));
 		return ret;
 	}
+	w->loop_ok = true;
 	loop_op_init(&w->tick_op, worker_tick);
 	ret = sched_init(&w->sched, cfg);
 	if (ret == 0)
@@ -155,8 +157,11 @@ void worker_stop(struct worker *w)
  * more, so everything can be freed directly. */
 void worker_free(struct worker *w)
 {
-	struct mailbox_item *it = mailbox_take(&w->mb);
+	struct mailbox_item *it;
 
+	if (!w->loop_ok)
+		return;
+	it = w->mb.efd >= 0 ? mailbox_take(&w->mb) : NULL;
 	while (it) {
 		struct mailbox_item *next = it->next;
 
@@ -168,9 +173,11 @@ void worker_free(struct worker *w)
 	}
 	if (w->srv)
 		smtp_server_free(w->srv);
-	sched_fini(&w->sched, egress_queue_free);
+	if (w->sched.buckets)
+		sched_fini(&w->sched, egress_queue_free);
 	if (w->dns)
 		dns_free(w->dns);
-	mailbox_fini(&w->mb);
+	if (w->mb.efd >= 0)
+		mailbox_fini(&w->mb);
 	loop_fini(&w->loop);
 }

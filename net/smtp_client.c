@@ -248,6 +248,12 @@ static void cli_send_done(struct loop_op *op, int res, unsigned flags)
 
 static void cli_send(struct smtp_client *c, const char *p, size_t n)
 {
+	if (c->send_armed) {
+		/* A reply overtook our own send: the peer answered what we had not
+		 * finished sending. Nothing sane can follow. */
+		cli_fail(c, 0, "reply before our %s was sent", cli_state_name[c->state]);
+		return;
+	}
 	c->send_ptr = p;
 	c->send_left = n;
 	cli_send_more(c);
@@ -281,11 +287,11 @@ static int cmd_append(struct smtp_client *c, const char *fmt, ...)
 	}
 }
 
-/* Send one command line (non-pipelined steps). */
-static void cli_command(struct smtp_client *c, const char *fmt, const char *arg)
+/* Send one command line (non-pipelined steps): verb, optional argument. */
+static void cli_command(struct smtp_client *c, const char *verb, const char *arg)
 {
 	c->cmd_len = 0;
-	if (cmd_append(c, fmt, arg) < 0) {
+	if (cmd_append(c, "%s%s%s\r\n", verb, arg ? " " : "", arg ? arg : "") < 0) {
 		cli_fail(c, 0, "out of memory");
 		return;
 	}
@@ -344,7 +350,7 @@ void smtp_client_quit(struct smtp_client *c)
 		return;
 	}
 	c->state = CLI_QUIT;
-	cli_command(c, "QUIT\r\n%s", "");
+	cli_command(c, "QUIT", NULL);
 }
 
 void smtp_client_abort(struct smtp_client *c)
@@ -416,7 +422,7 @@ static void txn_reply(struct smtp_client *c, const struct smtp_reply *r)
 		/* Nothing to send: MAIL refused, or every RCPT refused. */
 		if (c->mail_ok) {
 			c->state = CLI_RSET;
-			cli_command(c, "RSET\r\n%s", "");
+			cli_command(c, "RSET", NULL);
 			return;
 		}
 		for (size_t i = 0; i < t->n_rcpts; i++)
@@ -441,12 +447,12 @@ static void cli_on_reply(struct smtp_client *c, const struct smtp_reply *r)
 			return;
 		}
 		c->state = CLI_EHLO;
-		cli_command(c, "EHLO %s\r\n", c->helo_name);
+		cli_command(c, "EHLO", c->helo_name);
 		return;
 	case CLI_EHLO:
 		if (r->code / 100 != 2) {
 			c->state = CLI_HELO;
-			cli_command(c, "HELO %s\r\n", c->helo_name);
+			cli_command(c, "HELO", c->helo_name);
 			return;
 		}
 		c->exts = smtp_reply_ehlo_exts(r, NULL);

@@ -10,7 +10,7 @@
 
 #include "core/config.h"
 #include "engine/outcome.h"
-#include "engine/sched.h"
+#include "engine/scheduler.h"
 
 static struct config cfg;
 
