@@ -3,8 +3,8 @@
  * (MX targets from DNS or a configured `route`), its connections (at most
  * max-smtp-out), and the transactions they carry.
  *
- * Flow: egress_kick(q) -> route known? else resolve -> idle connection?
- * give it a transaction; more ready work than connecting sessions and room
+ * Flow: egress_kick(q) -> route known? else resolve ->
+ * more ready work than connecting sessions and room
  * under max-smtp-out? open one -> on txn_done: outcomes to the writer,
  * deferred recipients back into the heap -> next transaction, or QUIT.
  *
@@ -285,8 +285,10 @@ static void conn_ready(void *owner, struct smtp_client *cli)
 	eq->n_connecting--;
 	eq->good_target = c->target;
 	conn_give_txn(c);
-	if (c->idle)
+	if (c->idle) {
+		/* Nothing left for it: other sessions drained the queue. */
 		smtp_client_quit(cli);
+	}
 }
 
 static void conn_txn_done(void *owner, struct smtp_client *cli, struct smtp_txn *t)
@@ -313,16 +315,16 @@ static void conn_txn_done(void *owner, struct smtp_client *cli, struct smtp_txn 
 	if (b)
 		outcome_batch_submit(b);
 	txn_free(x);
-	if (eq->freeing)
+	/* The session goes on while it is healthy and under its message cap;
+	 * a dying one (called from its teardown) is left to conn_closed(). */
+	if (eq->freeing || !smtp_client_idle(cli))
 		return;
-	/* The session may go on while it is healthy and under its message cap. */
-	if (c->ready && !c->txn && c->msgs < eq->q->cfg->max_msg_per_connection) {
+	if (c->msgs < eq->q->cfg->max_msg_per_connection) {
 		conn_give_txn(c);
 		if (!c->idle)
 			return;
 	}
-	if (c->ready && !c->txn)
-		smtp_client_quit(cli);
+	smtp_client_quit(cli);
 }
 
 static void conn_unlink(struct egress_queue *eq, struct egress_conn *c)
@@ -507,14 +509,6 @@ void egress_kick(struct worker *w, struct sched_queue *q)
 		route_resolve(eq);
 	if (!eq->have_route || !q->n_ready)
 		return;
-	/* Idle sessions first: they are already warm. */
-	for (struct egress_conn *c = eq->conns; c && q->n_ready; c = c->next) {
-		if (c->ready && c->idle && !c->txn) {
-			conn_give_txn(c);
-			if (c->idle)
-				smtp_client_quit(c->cli);
-		}
-	}
 	max_out = q->cfg->max_smtp_out ? q->cfg->max_smtp_out : 20;
 	/* A connecting session will take at least one message: open more only
 	 * for ready work beyond those. */

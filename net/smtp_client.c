@@ -142,19 +142,20 @@ static void result_set(struct smtp_result *r, int code, const char *enhanced, co
 /* End the session: finish a cut-short transaction, then closed(). */
 static void cli_end(struct smtp_client *c, const struct smtp_result *why)
 {
+	struct smtp_txn *t = c->txn;
+
 	if (c->state == CLI_DEAD)
 		return;
-	if (c->txn) {
-		struct smtp_txn *t = c->txn;
-
+	/* DEAD first: hooks called from here see a client that takes no work. */
+	c->state = CLI_DEAD;
+	c->txn = NULL;
+	if (t) {
 		/* Recipients without a final answer get the reason the session died. */
 		for (size_t i = 0; i < t->n_rcpts; i++)
-			if (t->results[i].code == 0)
+			if (t->results[i].code == 0 && !t->results[i].text[0])
 				t->results[i] = *why;
-		c->txn = NULL;
 		c->hooks.txn_done(c->owner, c, t);
 	}
-	c->state = CLI_DEAD;
 	cli_kill(c);
 	if (!c->closed_called) {
 		c->closed_called = true;
@@ -646,6 +647,11 @@ void smtp_client_free(struct smtp_client *c)
 	close(c->fd);
 	free(c->cmd);
 	free(c);
+}
+
+bool smtp_client_idle(const struct smtp_client *c)
+{
+	return c->state == CLI_IDLE;
 }
 
 unsigned smtp_client_exts(const struct smtp_client *c)

@@ -80,6 +80,9 @@ void smtp_client_abort(struct smtp_client *c);
 /* Only after the loop stopped for good: free without any hook. */
 void smtp_client_free(struct smtp_client *c);
 
+/* True when the session can take a transaction (after ready/txn_done on a
+ * healthy session; false inside txn_done for a session that is dying). */
+bool smtp_client_idle(const struct smtp_client *c);
 unsigned smtp_client_exts(const struct smtp_client *c);
 /* The peer as text ("127.0.0.2"), for logs. */
 const char *smtp_client_peer_ip(const struct smtp_client *c);

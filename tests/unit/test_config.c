@@ -1,0 +1,894 @@
+/*
+ * test_config.c - the configuration parser (config_parse.c): built-in
+ * defaults, a full valid file with every directive (comments, blank lines,
+ * indentation, CRLF, case), inheritance from <domain *>, source and domain
+ * lookups (longest prefix, IPv4-mapped IPv6, thousands of domains), and
+ * every kind of error with its exact "FILE:LINE: message" text. Error
+ * cases also check that a failed load leaves nothing behind (run under
+ * valgrind to prove it frees what it built).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/config.h"
+
+#define SEC 1000ULL
+#define MIN (60 * SEC)
+#define HOUR (60 * MIN)
+#define DAY (24 * HOUR)
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static void load_ok(struct config *cfg, const char *text)
+{
+	char err[CONFIG_ERR_MAX];
+
+	if (config_load_string(cfg, "test.conf", text, err) != 0)
+		fail_msg("unexpected error: %s", err);
+	assert_string_equal(err, "");
+}
+
+static void assert_zeroed(const struct config *cfg)
+{
+	static const struct config zero;
+
+	assert_memory_equal(cfg, &zero, sizeof(zero));
+}
+
+/* text fails with exactly want, and leaves cfg empty. */
+static void expect_err(const char *text, const char *want)
+{
+	struct config cfg;
+	char err[CONFIG_ERR_MAX];
+
+	memset(&cfg, 0xa5, sizeof(cfg));
+	if (config_load_string(&cfg, "test.conf", text, err) != -1)
+		fail_msg("accepted: %s", text);
+	if (strcmp(err, want) != 0)
+		fail_msg("for input:\n%s\n got: %s\nwant: %s", text, err, want);
+	assert_null(strchr(err, '\n'));
+	assert_zeroed(&cfg);
+	config_free(&cfg); /* harmless on a failed load */
+}
+
+/* "<domain x.example>\n" LINE "\n</domain>\n": errors are on line 2. */
+static void expect_domain_err(const char *line, const char *want)
+{
+	char text[512];
+
+	snprintf(text, sizeof(text), "<domain x.example>\n%s\n</domain>\n", line);
+	expect_err(text, want);
+}
+
+static void expect_source_err(const char *line, const char *want)
+{
+	char text[512];
+
+	snprintf(text, sizeof(text), "<source 10/8>\n%s\n</source>\n", line);
+	expect_err(text, want);
+}
+
+static struct sockaddr_storage sa_of(const char *ip)
+{
+	struct sockaddr_storage ss;
+
+	memset(&ss, 0, sizeof(ss));
+	if (inet_pton(AF_INET, ip, &((struct sockaddr_in *)&ss)->sin_addr) == 1) {
+		ss.ss_family = AF_INET;
+	} else {
+		assert_int_equal(inet_pton(AF_INET6, ip, &((struct sockaddr_in6 *)&ss)->sin6_addr), 1);
+		ss.ss_family = AF_INET6;
+	}
+	return ss;
+}
+
+static const struct config_source *source_for(const struct config *cfg, const char *ip)
+{
+	struct sockaddr_storage ss = sa_of(ip);
+
+	return config_source_for(cfg, (const struct sockaddr *)&ss);
+}
+
+static char *cidr_text(const struct config_source *s, char buf[64])
+{
+	assert_non_null(s);
+	assert_int_equal(config_cidr_format(&s->net, buf, 64), 0);
+	return buf;
+}
+
+static void assert_retry(const struct config_domain *d, size_t n, const uint64_t *want)
+{
+	assert_int_equal(d->n_retry_after, n);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(d->retry_after_ms[i], want[i]);
+}
+
+static char *tmp_file(const char *content, size_t len)
+{
+	char *path = strdup("/tmp/test_config.XXXXXX");
+	int fd;
+
+	assert_non_null(path);
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, content, len), (ssize_t)len);
+	close(fd);
+	return path;
+}
+
+/* ---- defaults ----------------------------------------------------------- */
+
+static void test_defaults(void **state)
+{
+	struct config cfg;
+	char host[256] = "", buf[64];
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+	assert_int_equal(config_defaults(&cfg), 0);
+	assert_null(cfg.path);
+	if (gethostname(host, sizeof(host)) == 0 && host[0])
+		assert_string_equal(cfg.host_name, host);
+	assert_string_equal(cfg.spool_dir, "./salvo-spool");
+	assert_int_equal(cfg.n_smtp_listeners, 1);
+	assert_string_equal(cfg.smtp_listeners[0].text, "127.0.0.1:2525");
+	assert_int_equal(cfg.n_http_listeners, 1);
+	assert_string_equal(cfg.http_listeners[0].text, "127.0.0.1:8025");
+	assert_false(cfg.has_dns_server);
+	assert_int_equal(cfg.worker_threads, cpus < 1 ? 1 : cpus > 64 ? 64 : cpus);
+	assert_int_equal(cfg.max_message_size, 50 << 20);
+	assert_int_equal(cfg.max_rcpt_per_session_message, 1000);
+	assert_int_equal(cfg.smtp_command_timeout_ms, 5 * MIN);
+	assert_int_equal(cfg.smtp_data_timeout_ms, 10 * MIN);
+	assert_int_equal(cfg.smtp_port, 25);
+	assert_null(cfg.postmaster);
+	assert_null(cfg.bounce_domain);
+	assert_null(cfg.tls_certificate);
+	assert_null(cfg.tls_private_key);
+
+	/* loopback relays by default */
+	assert_int_equal(cfg.n_sources, 2);
+	assert_string_equal(cidr_text(source_for(&cfg, "127.0.0.1"), buf), "127.0.0.1/32");
+	assert_true(source_for(&cfg, "127.0.0.1")->always_allow_relaying);
+	assert_string_equal(cidr_text(source_for(&cfg, "::1"), buf), "::1/128");
+	assert_true(source_for(&cfg, "::1")->always_allow_relaying);
+	assert_non_null(source_for(&cfg, "::ffff:127.0.0.1"));
+	assert_null(source_for(&cfg, "127.0.0.2"));
+	assert_null(source_for(&cfg, "10.0.0.1"));
+	assert_null(config_source_for(&cfg, NULL));
+
+	/* the "*" domain */
+	assert_int_equal(cfg.n_domains, 1);
+	const struct config_domain *d = config_domain_for(&cfg, "example.com");
+	assert_ptr_equal(d, &cfg.domains[0]);
+	assert_ptr_equal(config_domain_for(&cfg, NULL), d);
+	assert_string_equal(d->name, "*");
+	assert_retry(d, 1, (uint64_t[]){15 * MIN});
+	assert_int_equal(d->bounce_after_ms, 4 * HOUR);
+	assert_int_equal(d->max_smtp_out, 20);
+	assert_int_equal(d->max_msg_per_connection, 100);
+	assert_int_equal(d->max_rcpt_per_message, 100);
+	assert_false(d->has_route);
+	assert_null(d->route_host);
+	assert_int_equal(d->set_mask, 0);
+	config_free(&cfg);
+	assert_zeroed(&cfg);
+	config_free(&cfg); /* twice is harmless */
+}
+
+/* An empty file (or only comments) is the defaults, with path set. */
+static void test_empty_file(void **state)
+{
+	struct config cfg;
+
+	load_ok(&cfg, "");
+	assert_string_equal(cfg.path, "test.conf");
+	assert_int_equal(cfg.n_sources, 2);
+	assert_int_equal(cfg.n_domains, 1);
+	assert_string_equal(cfg.smtp_listeners[0].text, "127.0.0.1:2525");
+	config_free(&cfg);
+
+	load_ok(&cfg, "# nothing\n\n   \t\n  # indented comment\n");
+	assert_int_equal(cfg.n_sources, 2);
+	config_free(&cfg);
+}
+
+/* ---- a full valid file -------------------------------------------------- */
+
+static const char full_conf[] =
+	"# Salvo test configuration\n"
+	"\n"
+	"host-name        mta.example.com\n"
+	"spool-dir        /var/spool/salvo   # a trailing comment\n"
+	"  smtp-listener  127.0.0.1:2525\n"
+	"\tsmtp-listener  [::1]:2526\n"
+	"http-listener    *:8080\n"
+	"dns-server       127.0.0.1:5353\n"
+	"worker-threads   4\n"
+	"max-message-size 10M\n"
+	"postmaster       postmaster@example.com\n"
+	"bounce-domain    Bounces.Example.COM\n"
+	"tls-certificate  /etc/salvo/cert.pem\n"
+	"tls-private-key  /etc/salvo/key#1.pem\n"          /* '#' inside a word is not a comment */
+	"\n"
+	"<source 127.0.0.1>\n"
+	"    always-allow-relaying yes\n"
+	"</source>\n"
+	"<source 10/8>   # comment after a tag\n"
+	"    always-allow-relaying no\n"
+	"</source>\n"
+	"<source 10.1.0.0/16>\n"
+	"    always-allow-relaying on\n"
+	"</source>\n"
+	"<source 0/0>\n"
+	"    always-allow-relaying false\n"
+	"</source>\n"
+	"<source 2001:db8::/32>\n"
+	"    always-allow-relaying yes\n"
+	"</source>\n"
+	"\n"
+	"<DOMAIN Example.ORG>\n"                            /* before <domain *>: still inherits */
+	"    Max-SMTP-Out  5\n"
+	"    bounce-after  2d12h\n"
+	"    route         [127.0.0.1]:2600\n"
+	"</Domain>\n"
+	"<domain *>\n"
+	"    max-smtp-out  30\n"
+	"    retry-after   10m,20m , 1h\n"
+	"</domain>\n"
+	"<domain slow.example>\n"
+	"    retry-after   1m\n"
+	"    retry-after   5m                # the later one wins\n"
+	"    max-msg-per-connection 10\n"
+	"    max-rcpt-per-message   50\n"
+	"    route         Relay.Example:2525\n"
+	"</domain>\n"
+	"<domain v6.example>\n"
+	"    route [::1]\n"
+	"</domain>\n"
+	"<domain lit.example>\n"
+	"    route 192.0.2.1:26\n"
+	"</domain>\n"
+	"<domain bracket.example>\n"
+	"    route [1.2.3.4]\n"
+	"</domain>\n"
+	"<domain host.example>\n"
+	"    route smarthost.example\n"
+	"</domain>\n";
+
+static void test_full_top_level(void **state)
+{
+	struct config cfg;
+
+	load_ok(&cfg, full_conf);
+	assert_string_equal(cfg.path, "test.conf");
+	assert_string_equal(cfg.host_name, "mta.example.com");
+	assert_string_equal(cfg.spool_dir, "/var/spool/salvo");
+	assert_int_equal(cfg.n_smtp_listeners, 2); /* replaced the default */
+	assert_string_equal(cfg.smtp_listeners[0].text, "127.0.0.1:2525");
+	assert_string_equal(cfg.smtp_listeners[1].text, "[::1]:2526");
+	assert_int_equal(cfg.smtp_listeners[1].sa.ss_family, AF_INET6);
+	assert_int_equal(cfg.n_http_listeners, 1);
+	assert_string_equal(cfg.http_listeners[0].text, "0.0.0.0:8080");
+	assert_true(cfg.has_dns_server);
+	assert_string_equal(cfg.dns_server.text, "127.0.0.1:5353");
+	assert_int_equal(cfg.worker_threads, 4);
+	assert_int_equal(cfg.max_message_size, 10 << 20);
+	assert_string_equal(cfg.postmaster, "postmaster@example.com");
+	assert_string_equal(cfg.bounce_domain, "bounces.example.com");
+	assert_string_equal(cfg.tls_certificate, "/etc/salvo/cert.pem");
+	assert_string_equal(cfg.tls_private_key, "/etc/salvo/key#1.pem");
+	/* not settable yet: still the defaults */
+	assert_int_equal(cfg.max_rcpt_per_session_message, 1000);
+	assert_int_equal(cfg.smtp_port, 25);
+	config_free(&cfg);
+}
+
+static void test_full_sources(void **state)
+{
+	struct config cfg;
+	char buf[64];
+
+	load_ok(&cfg, full_conf);
+	/* the file has <source> blocks: the built-in loopback ones are gone */
+	assert_int_equal(cfg.n_sources, 5);
+	assert_int_equal(cfg.sources[0].line, 16);
+	assert_string_equal(cidr_text(&cfg.sources[1], buf), "10.0.0.0/8");
+	assert_int_equal(cfg.sources[1].line, 19);
+
+	/* longest prefix wins, whatever the order in the file */
+	assert_string_equal(cidr_text(source_for(&cfg, "10.1.2.3"), buf), "10.1.0.0/16");
+	assert_true(source_for(&cfg, "10.1.2.3")->always_allow_relaying);
+	assert_string_equal(cidr_text(source_for(&cfg, "10.2.0.1"), buf), "10.0.0.0/8");
+	assert_false(source_for(&cfg, "10.2.0.1")->always_allow_relaying);
+	assert_string_equal(cidr_text(source_for(&cfg, "127.0.0.1"), buf), "127.0.0.1/32");
+	assert_true(source_for(&cfg, "127.0.0.1")->always_allow_relaying);
+	assert_string_equal(cidr_text(source_for(&cfg, "192.0.2.9"), buf), "0.0.0.0/0");
+	assert_false(source_for(&cfg, "192.0.2.9")->always_allow_relaying);
+	assert_string_equal(cidr_text(source_for(&cfg, "127.0.0.2"), buf), "0.0.0.0/0");
+	/* IPv4-mapped IPv6 clients match the IPv4 rules */
+	assert_string_equal(cidr_text(source_for(&cfg, "::ffff:127.0.0.1"), buf), "127.0.0.1/32");
+	assert_string_equal(cidr_text(source_for(&cfg, "::ffff:10.1.9.9"), buf), "10.1.0.0/16");
+	assert_string_equal(cidr_text(source_for(&cfg, "::ffff:8.8.8.8"), buf), "0.0.0.0/0");
+	/* IPv6 */
+	assert_string_equal(cidr_text(source_for(&cfg, "2001:db8::5"), buf), "2001:db8::/32");
+	assert_true(source_for(&cfg, "2001:db8::5")->always_allow_relaying);
+	assert_null(source_for(&cfg, "::1")); /* the built-in ::1 was discarded */
+	assert_null(source_for(&cfg, "2001:db9::1"));
+	config_free(&cfg);
+}
+
+static void test_full_domains(void **state)
+{
+	struct config cfg;
+	const struct config_domain *star, *d;
+
+	load_ok(&cfg, full_conf);
+	assert_int_equal(cfg.n_domains, 7);
+	star = &cfg.domains[0];
+	assert_string_equal(star->name, "*");
+	assert_int_equal(star->line, 37);
+	assert_int_equal(star->set_mask, CONFIG_DOM_MAX_SMTP_OUT | CONFIG_DOM_RETRY_AFTER);
+	assert_retry(star, 3, (uint64_t[]){10 * MIN, 20 * MIN, HOUR});
+	assert_int_equal(star->max_smtp_out, 30);
+	assert_int_equal(star->bounce_after_ms, 4 * HOUR);      /* built-in */
+	assert_int_equal(star->max_msg_per_connection, 100);    /* built-in */
+	assert_int_equal(star->max_rcpt_per_message, 100);      /* built-in */
+	assert_ptr_equal(config_domain_for(&cfg, "unknown.example"), star);
+	assert_ptr_equal(config_domain_for(&cfg, "example.org.evil"), star);
+	assert_ptr_equal(config_domain_for(&cfg, "org"), star);
+
+	/* domains[1..] are sorted by name */
+	for (size_t i = 2; i < cfg.n_domains; i++)
+		assert_true(strcmp(cfg.domains[i - 1].name, cfg.domains[i].name) < 0);
+
+	d = config_domain_for(&cfg, "example.org");
+	assert_ptr_equal(config_domain_for(&cfg, "EXAMPLE.Org"), d); /* any case */
+	assert_string_equal(d->name, "example.org");
+	assert_int_equal(d->line, 32);
+	assert_int_equal(d->set_mask, CONFIG_DOM_MAX_SMTP_OUT | CONFIG_DOM_BOUNCE_AFTER | CONFIG_DOM_ROUTE);
+	assert_int_equal(d->max_smtp_out, 5);
+	assert_int_equal(d->bounce_after_ms, 2 * DAY + 12 * HOUR);
+	assert_retry(d, 3, (uint64_t[]){10 * MIN, 20 * MIN, HOUR}); /* from <domain *> */
+	assert_true(d->retry_after_ms != star->retry_after_ms);     /* its own copy */
+	assert_int_equal(d->max_msg_per_connection, 100);
+	assert_int_equal(d->max_rcpt_per_message, 100);
+	assert_true(d->has_route);
+	assert_null(d->route_host);
+	assert_string_equal(d->route.text, "127.0.0.1:2600");
+	assert_int_equal(d->route_port, 2600);
+	assert_int_equal(d->route.salen, sizeof(struct sockaddr_in));
+	assert_int_equal(ntohs(((struct sockaddr_in *)&d->route.sa)->sin_port), 2600);
+
+	d = config_domain_for(&cfg, "slow.example");
+	assert_string_equal(d->name, "slow.example");
+	assert_retry(d, 1, (uint64_t[]){5 * MIN});
+	assert_int_equal(d->max_smtp_out, 30);                  /* from <domain *> */
+	assert_int_equal(d->bounce_after_ms, 4 * HOUR);         /* built-in, via "*" */
+	assert_int_equal(d->max_msg_per_connection, 10);
+	assert_int_equal(d->max_rcpt_per_message, 50);
+	assert_true(d->has_route);
+	assert_string_equal(d->route_host, "relay.example");
+	assert_int_equal(d->route_port, 2525);
+	assert_string_equal(d->route.text, "relay.example:2525");
+	assert_int_equal(d->route.salen, 0);
+
+	d = config_domain_for(&cfg, "v6.example");
+	assert_true(d->has_route);
+	assert_null(d->route_host);
+	assert_string_equal(d->route.text, "[::1]:25");
+	assert_int_equal(d->route_port, 25);
+	assert_int_equal(d->route.sa.ss_family, AF_INET6);
+	assert_int_equal(d->route.salen, sizeof(struct sockaddr_in6));
+
+	d = config_domain_for(&cfg, "lit.example");
+	assert_string_equal(d->route.text, "192.0.2.1:26");
+	assert_int_equal(d->route_port, 26);
+	assert_null(d->route_host);
+
+	d = config_domain_for(&cfg, "bracket.example");
+	assert_string_equal(d->route.text, "1.2.3.4:25");
+	assert_int_equal(d->route_port, 25);
+
+	d = config_domain_for(&cfg, "host.example");
+	assert_string_equal(d->route_host, "smarthost.example");
+	assert_int_equal(d->route_port, 25);
+	assert_int_equal(d->max_smtp_out, 30);
+	config_free(&cfg);
+}
+
+/* ---- smaller valid cases ------------------------------------------------ */
+
+static void test_sources_kept_without_source_blocks(void **state)
+{
+	struct config cfg;
+
+	/* no <source> in the file: the loopback defaults stay */
+	load_ok(&cfg, "host-name a.example\n<domain *>\n max-smtp-out 3\n</domain>\n");
+	assert_int_equal(cfg.n_sources, 2);
+	assert_true(source_for(&cfg, "127.0.0.1")->always_allow_relaying);
+	assert_true(source_for(&cfg, "::1")->always_allow_relaying);
+	config_free(&cfg);
+
+	/* one <source> discards both */
+	load_ok(&cfg, "<source 192.0.2.0/24>\n</source>\n");
+	assert_int_equal(cfg.n_sources, 1);
+	assert_null(source_for(&cfg, "127.0.0.1"));
+	assert_null(source_for(&cfg, "::1"));
+	assert_false(source_for(&cfg, "192.0.2.1")->always_allow_relaying); /* default: no */
+	config_free(&cfg);
+}
+
+static void test_listeners(void **state)
+{
+	struct config cfg;
+
+	/* smtp-listener replaces only the SMTP default */
+	load_ok(&cfg, "smtp-listener 0.0.0.0:25\n");
+	assert_int_equal(cfg.n_smtp_listeners, 1);
+	assert_string_equal(cfg.smtp_listeners[0].text, "0.0.0.0:25");
+	assert_int_equal(cfg.n_http_listeners, 1);
+	assert_string_equal(cfg.http_listeners[0].text, "127.0.0.1:8025");
+	config_free(&cfg);
+
+	load_ok(&cfg, "http-listener [::]:80\nhttp-listener 127.0.0.1:8025\nsmtp-listener *:2525\n");
+	assert_int_equal(cfg.n_http_listeners, 2);
+	assert_string_equal(cfg.http_listeners[0].text, "[::]:80");
+	assert_string_equal(cfg.http_listeners[1].text, "127.0.0.1:8025");
+	assert_string_equal(cfg.smtp_listeners[0].text, "0.0.0.0:2525");
+	config_free(&cfg);
+
+	/* dns-server's default port is 53 */
+	load_ok(&cfg, "dns-server 10.0.0.53\n");
+	assert_string_equal(cfg.dns_server.text, "10.0.0.53:53");
+	config_free(&cfg);
+	load_ok(&cfg, "dns-server ::1\n");
+	assert_string_equal(cfg.dns_server.text, "[::1]:53");
+	config_free(&cfg);
+}
+
+/* A repeated directive: the later one wins, for top level and blocks. */
+static void test_later_wins(void **state)
+{
+	struct config cfg;
+	const struct config_domain *d;
+
+	load_ok(&cfg,
+		"host-name one.example\nhost-name two.example\n"
+		"spool-dir /a\nspool-dir /b\n"
+		"postmaster a@x\npostmaster b@x\n"
+		"bounce-domain b1.example\nbounce-domain b2.example\n"
+		"tls-certificate /c1\ntls-certificate /c2\n"
+		"tls-private-key /k1\ntls-private-key /k2\n"
+		"dns-server 10.0.0.1\ndns-server 10.0.0.2:54\n"
+		"worker-threads 2\nworker-threads 256\n"
+		"max-message-size 1k\nmax-message-size 1\n"
+		"<source 10/8>\n always-allow-relaying yes\n always-allow-relaying no\n</source>\n"
+		"<domain r.example>\n"
+		" route [::1]\n route r1.example:26\n route r2.example\n route 10.0.0.1\n"
+		" bounce-after 1h\n bounce-after 30s\n"
+		" max-smtp-out 1\n max-smtp-out 2\n"
+		" retry-after 1m,2m\n retry-after 3m\n"
+		"</domain>\n"
+		"<domain h.example>\n route 10.0.0.1\n route h.example:2626\n</domain>\n");
+	assert_string_equal(cfg.host_name, "two.example");
+	assert_string_equal(cfg.spool_dir, "/b");
+	assert_string_equal(cfg.postmaster, "b@x");
+	assert_string_equal(cfg.bounce_domain, "b2.example");
+	assert_string_equal(cfg.tls_certificate, "/c2");
+	assert_string_equal(cfg.tls_private_key, "/k2");
+	assert_string_equal(cfg.dns_server.text, "10.0.0.2:54");
+	assert_int_equal(cfg.worker_threads, 256);
+	assert_int_equal(cfg.max_message_size, 1);
+	assert_false(cfg.sources[0].always_allow_relaying);
+	d = config_domain_for(&cfg, "r.example");
+	assert_null(d->route_host);
+	assert_string_equal(d->route.text, "10.0.0.1:25");
+	assert_int_equal(d->bounce_after_ms, 30 * SEC);
+	assert_int_equal(d->max_smtp_out, 2);
+	assert_retry(d, 1, (uint64_t[]){3 * MIN});
+	d = config_domain_for(&cfg, "h.example");
+	assert_string_equal(d->route_host, "h.example");
+	assert_int_equal(d->route_port, 2626);
+	assert_int_equal(d->route.salen, 0);
+	config_free(&cfg);
+}
+
+/* <domain *> settings (route included) reach every block that does not
+ * set them; each block owns its copies. */
+static void test_star_route_inherited(void **state)
+{
+	struct config cfg;
+	const struct config_domain *a, *b, *star;
+
+	load_ok(&cfg,
+		"<domain a.example>\n max-msg-per-connection 7\n</domain>\n"
+		"<domain b.example>\n route [192.0.2.7]:2525\n</domain>\n"
+		"<domain *>\n route SmartHost.example:587\n bounce-after 1d\n"
+		" max-msg-per-connection 9\n max-rcpt-per-message 9\n</domain>\n");
+	star = config_domain_for(&cfg, "z.example");
+	assert_string_equal(star->route_host, "smarthost.example");
+	a = config_domain_for(&cfg, "a.example");
+	assert_string_equal(a->route_host, "smarthost.example");
+	assert_true(a->route_host != star->route_host);
+	assert_int_equal(a->route_port, 587);
+	assert_true(a->has_route);
+	assert_string_equal(a->route.text, "smarthost.example:587");
+	assert_int_equal(a->bounce_after_ms, DAY);
+	assert_int_equal(a->max_msg_per_connection, 7);
+	assert_int_equal(a->max_rcpt_per_message, 9);
+	assert_int_equal(a->set_mask, CONFIG_DOM_MAX_MSG_PER_CONN);
+	b = config_domain_for(&cfg, "b.example");
+	assert_null(b->route_host);
+	assert_string_equal(b->route.text, "192.0.2.7:2525");
+	assert_int_equal(b->max_msg_per_connection, 9);
+	config_free(&cfg);
+}
+
+static void test_syntax_details(void **state)
+{
+	struct config cfg;
+
+	/* CRLF line ends, tabs, case-insensitive names, no final newline */
+	load_ok(&cfg, "Host-Name\tcrlf.example\r\n<Domain c.example >\r\n\tMAX-SMTP-OUT 3\r\n</DOMAIN >\r\n"
+		      "spool-dir /x # y");
+	assert_string_equal(cfg.host_name, "crlf.example");
+	assert_string_equal(cfg.spool_dir, "/x");
+	assert_int_equal(config_domain_for(&cfg, "c.example")->max_smtp_out, 3);
+	config_free(&cfg);
+
+	/* '#' starts a comment only at the start or after whitespace */
+	load_ok(&cfg, "#host-name a.example\nspool-dir /a#b\t#c\n\t#x\n");
+	assert_string_equal(cfg.spool_dir, "/a#b");
+	config_free(&cfg);
+
+	/* values keep inner spaces (paths) */
+	load_ok(&cfg, "spool-dir   /var/spool/my salvo   \n");
+	assert_string_equal(cfg.spool_dir, "/var/spool/my salvo");
+	config_free(&cfg);
+
+	/* durations and sizes in their forms */
+	load_ok(&cfg, "max-message-size 512KB\n<domain d.example>\n bounce-after 90\n"
+		      " retry-after 30s,1m30s,4d12h,500ms\n</domain>\n");
+	assert_int_equal(cfg.max_message_size, 512 << 10);
+	const struct config_domain *d = config_domain_for(&cfg, "d.example");
+	assert_int_equal(d->bounce_after_ms, 90 * SEC);
+	assert_retry(d, 4, (uint64_t[]){30 * SEC, 90 * SEC, 4 * DAY + 12 * HOUR, 500});
+	config_free(&cfg);
+
+	/* bounce-after 0 is allowed (bounce at the first deferral) */
+	load_ok(&cfg, "<domain *>\n bounce-after 0s\n</domain>\n");
+	assert_int_equal(cfg.domains[0].bounce_after_ms, 0);
+	config_free(&cfg);
+}
+
+/* Thousands of domain blocks: every one found, pointers stable. */
+static void test_many_domains(void **state)
+{
+	enum { N = 5000 };
+	struct config cfg;
+	size_t cap = (size_t)N * 64 + 64, len = 0;
+	char *text = malloc(cap), name[64];
+
+	assert_non_null(text);
+	/* in descending order, so the sort has work to do */
+	for (int i = N - 1; i >= 0; i--)
+		len += (size_t)snprintf(text + len, cap - len, "<domain d%d.example>\n max-smtp-out %d\n</domain>\n",
+					i, i + 1);
+	load_ok(&cfg, text);
+	free(text);
+	assert_int_equal(cfg.n_domains, N + 1);
+	for (int i = 0; i < N; i++) {
+		snprintf(name, sizeof(name), "D%d.Example", i);
+		const struct config_domain *d = config_domain_for(&cfg, name);
+		assert_int_equal(d->max_smtp_out, i + 1);
+		assert_int_equal(d->line, (N - 1 - i) * 3 + 1);
+		assert_ptr_equal(config_domain_for(&cfg, name), d);
+	}
+	assert_ptr_equal(config_domain_for(&cfg, "d5000.example"), &cfg.domains[0]);
+	assert_ptr_equal(config_domain_for(&cfg, "d.example"), &cfg.domains[0]);
+	assert_ptr_equal(config_domain_for(&cfg, ""), &cfg.domains[0]);
+	config_free(&cfg);
+}
+
+/* ---- files -------------------------------------------------------------- */
+
+static void test_load_file(void **state)
+{
+	struct config cfg;
+	char err[CONFIG_ERR_MAX], want[CONFIG_ERR_MAX];
+	char *path = tmp_file(full_conf, sizeof(full_conf) - 1);
+
+	assert_int_equal(config_load(&cfg, path, err), 0);
+	assert_string_equal(cfg.path, path);
+	assert_string_equal(cfg.host_name, "mta.example.com");
+	assert_int_equal(config_domain_for(&cfg, "example.org")->max_smtp_out, 5);
+	config_free(&cfg);
+	unlink(path);
+	free(path);
+
+	/* errors name the file as given */
+	path = tmp_file("\n\nworker-threads 0\n", strlen("\n\nworker-threads 0\n"));
+	assert_int_equal(config_load(&cfg, path, err), -1);
+	snprintf(want, sizeof(want), "%s:3: invalid value \"0\" for worker-threads (expected 1..256)", path);
+	assert_string_equal(err, want);
+	assert_zeroed(&cfg);
+	unlink(path);
+	free(path);
+
+	/* a NUL byte is an error at its line */
+	static const char with_nul[] = "host-name a.example\nspool-dir /a\0b\n";
+	path = tmp_file(with_nul, sizeof(with_nul) - 1);
+	assert_int_equal(config_load(&cfg, path, err), -1);
+	snprintf(want, sizeof(want), "%s:2: NUL byte in line", path);
+	assert_string_equal(err, want);
+	unlink(path);
+	free(path);
+
+	/* a larger file than the first read buffer */
+	size_t cap = 200000, len = 0;
+	char *big = malloc(cap);
+	assert_non_null(big);
+	while (len < cap - 100)
+		len += (size_t)snprintf(big + len, cap - len, "# padding padding padding padding\n");
+	len += (size_t)snprintf(big + len, cap - len, "host-name big.example\n");
+	path = tmp_file(big, len);
+	free(big);
+	assert_int_equal(config_load(&cfg, path, err), 0);
+	assert_string_equal(cfg.host_name, "big.example");
+	config_free(&cfg);
+	unlink(path);
+	free(path);
+}
+
+static void test_file_errors(void **state)
+{
+	struct config cfg;
+	char err[CONFIG_ERR_MAX];
+
+	/* no line number: there is no line */
+	memset(&cfg, 0xa5, sizeof(cfg));
+	assert_int_equal(config_load(&cfg, "/nonexistent/salvo.conf", err), -1);
+	assert_string_equal(err, "/nonexistent/salvo.conf: cannot open: No such file or directory");
+	assert_zeroed(&cfg);
+	assert_int_equal(config_load(&cfg, "/tmp", err), -1);
+	assert_string_equal(err, "/tmp: cannot read: Is a directory");
+	assert_zeroed(&cfg);
+}
+
+/* ---- errors ------------------------------------------------------------- */
+
+static void test_err_unknown(void **state)
+{
+	expect_err("foo bar\n", "test.conf:1: unknown directive \"foo\"");
+	expect_err("# c\n\nhost-name a.example\nfoo\n", "test.conf:4: unknown directive \"foo\"");
+	expect_domain_err("  foo 1", "test.conf:2: unknown directive \"foo\"");
+	expect_source_err("require-auth yes", "test.conf:2: unknown directive \"require-auth\"");
+	expect_err("<virtual-mta mta1>\n</virtual-mta>\n",
+		   "test.conf:1: unknown block directive <virtual-mta>");
+	expect_err("<domain a.example>\n</domain>\n</foo>\n", "test.conf:3: unknown block directive </foo>");
+	expect_domain_err("<foo x>", "test.conf:2: unknown block directive <foo>");
+	/* control characters and long names are shown safely, on one line */
+	expect_err("fo\x01o 1\n", "test.conf:1: unknown directive \"fo?o\"");
+
+	/* a name of 300 characters is cut to 72 and "..." */
+	char text[400], want[200];
+	memset(text, 'a', 300);
+	memcpy(text + 300, " 1\n", 4);
+	memcpy(want, "test.conf:1: unknown directive \"", 32);
+	memset(want + 32, 'a', 72);
+	memcpy(want + 104, "...\"", 5);
+	expect_err(text, want);
+}
+
+static void test_err_blocks(void **state)
+{
+	/* not closed: reported at the last line, naming the opening line */
+	expect_err("\n<source 10/8>\n always-allow-relaying yes\n\n",
+		   "test.conf:4: <source> not closed (opened at line 2)");
+	expect_err("<domain a.example>\n max-smtp-out 1",
+		   "test.conf:2: <domain> not closed (opened at line 1)");
+	expect_err("<domain a.example>\n</domain>\n<domain b.example>\n# end\n",
+		   "test.conf:4: <domain> not closed (opened at line 3)");
+	/* stray, mismatched, nested */
+	expect_err("host-name a.example\n</domain>\n", "test.conf:2: </domain> without <domain>");
+	expect_err("<source 10/8>\n</source>\n</source>\n", "test.conf:3: </source> without <source>");
+	expect_err("<source 10/8>\n</domain>\n",
+		   "test.conf:2: </domain> does not match <source> (opened at line 1)");
+	expect_err("<domain a.example>\n\n</source>\n",
+		   "test.conf:3: </source> does not match <domain> (opened at line 1)");
+	expect_err("<domain a.example>\n<source 10/8>\n</source>\n</domain>\n",
+		   "test.conf:2: <source> cannot be nested inside <domain> (opened at line 1)");
+	expect_err("<domain a.example>\n<domain b.example>\n",
+		   "test.conf:2: <domain> cannot be nested inside <domain> (opened at line 1)");
+	/* arguments */
+	expect_err("<domain>\n</domain>\n", "test.conf:1: missing argument for <domain>");
+	expect_err("<source   >\n</source>\n", "test.conf:1: missing argument for <source>");
+	expect_err("<domain a.example b.example>\n</domain>\n",
+		   "test.conf:1: too many arguments for <domain>: \"a.example b.example\"");
+	expect_err("<source 10/8>\n</source 10/8>\n", "test.conf:2: </source> takes no argument");
+	/* malformed tags */
+	expect_err("<domain a.example\n", "test.conf:1: malformed block tag \"<domain a.example\"");
+	expect_err("< domain a.example>\n", "test.conf:1: malformed block tag \"< domain a.example>\"");
+	expect_err("<>\n", "test.conf:1: malformed block tag \"<>\"");
+	expect_err("<\n", "test.conf:1: malformed block tag \"<\"");
+	expect_err("</>\n", "test.conf:1: malformed block tag \"</>\"");
+	expect_err("<source 10/8>\n</ source>\n", "test.conf:2: malformed block tag \"</ source>\"");
+	expect_err("<domain a.example> junk\n", "test.conf:1: malformed block tag \"<domain a.example> junk\"");
+	/* bad block arguments */
+	expect_err("<source 10.0.0.0/33>\n</source>\n", "test.conf:1: invalid CIDR \"10.0.0.0/33\" for <source>");
+	expect_err("<source ::/129>\n</source>\n", "test.conf:1: invalid CIDR \"::/129\" for <source>");
+	expect_err("<source example.com>\n</source>\n", "test.conf:1: invalid CIDR \"example.com\" for <source>");
+	expect_err("<domain a..b>\n</domain>\n", "test.conf:1: invalid domain name \"a..b\" for <domain>");
+	expect_err("<domain *.example.com>\n</domain>\n",
+		   "test.conf:1: invalid domain name \"*.example.com\" for <domain>");
+	expect_err("<domain 192.0.2.1>\n</domain>\n",
+		   "test.conf:1: invalid domain name \"192.0.2.1\" for <domain>");
+}
+
+static void test_err_duplicates(void **state)
+{
+	expect_err("<domain a.example>\n</domain>\n<domain b.example>\n</domain>\n<domain A.Example>\n</domain>\n",
+		   "test.conf:5: duplicate <domain a.example> (first at line 1)");
+	/* the first duplicate in the file is reported, whatever the names */
+	expect_err("<domain b.example>\n</domain>\n<domain a.example>\n</domain>\n"
+		   "<domain a.example>\n</domain>\n<domain b.example>\n</domain>\n",
+		   "test.conf:5: duplicate <domain a.example> (first at line 3)");
+	expect_err("<domain z.example>\n</domain>\n<domain a.example>\n</domain>\n"
+		   "<domain z.example>\n</domain>\n<domain a.example>\n</domain>\n",
+		   "test.conf:5: duplicate <domain z.example> (first at line 1)");
+	expect_err("<domain *>\n</domain>\n\n<domain *>\n</domain>\n",
+		   "test.conf:4: duplicate <domain *> (first at line 1)");
+	expect_err("<source 10/8>\n</source>\n<source 10.9.9.9/8>\n</source>\n",
+		   "test.conf:3: duplicate <source 10.0.0.0/8> (first at line 1)");
+	expect_err("<source ::1>\n</source>\n<source ::1/128>\n</source>\n",
+		   "test.conf:3: duplicate <source ::1/128> (first at line 1)");
+	expect_err("smtp-listener 127.0.0.1:2525\nsmtp-listener 127.0.0.1:2525\n",
+		   "test.conf:2: duplicate smtp-listener 127.0.0.1:2525");
+	expect_err("http-listener *:80\nhttp-listener 0.0.0.0:80\n",
+		   "test.conf:2: duplicate http-listener 0.0.0.0:80");
+}
+
+static void test_err_placement(void **state)
+{
+	expect_err("retry-after 15m\n", "test.conf:1: \"retry-after\" is only valid inside <domain>");
+	expect_err("route [127.0.0.1]:25\n", "test.conf:1: \"route\" is only valid inside <domain>");
+	expect_err("always-allow-relaying yes\n",
+		   "test.conf:1: \"always-allow-relaying\" is only valid inside <source>");
+	expect_domain_err("always-allow-relaying yes",
+			  "test.conf:2: \"always-allow-relaying\" is only valid inside <source>");
+	expect_source_err("max-smtp-out 2", "test.conf:2: \"max-smtp-out\" is only valid inside <domain>");
+	expect_domain_err("host-name a.example", "test.conf:2: \"host-name\" is only valid at top level");
+	expect_source_err("smtp-listener 127.0.0.1:25",
+			  "test.conf:2: \"smtp-listener\" is only valid at top level");
+}
+
+static void test_err_missing_value(void **state)
+{
+	expect_domain_err("retry-after", "test.conf:2: missing value for retry-after");
+	expect_domain_err("  retry-after   # nothing", "test.conf:2: missing value for retry-after");
+	expect_domain_err("route", "test.conf:2: missing value for route");
+	expect_source_err("always-allow-relaying\t", "test.conf:2: missing value for always-allow-relaying");
+	expect_err("host-name\n", "test.conf:1: missing value for host-name");
+	expect_err("spool-dir\n", "test.conf:1: missing value for spool-dir");
+	expect_err("smtp-listener\n", "test.conf:1: missing value for smtp-listener");
+	expect_err("tls-certificate #\n", "test.conf:1: missing value for tls-certificate");
+}
+
+static void test_err_top_values(void **state)
+{
+	expect_err("host-name bad host!\n", "test.conf:1: invalid host name \"bad host!\" for host-name");
+	expect_err("host-name a..example\n", "test.conf:1: invalid host name \"a..example\" for host-name");
+	expect_err("smtp-listener 127.0.0.1\n", "test.conf:1: invalid address \"127.0.0.1\" for smtp-listener");
+	expect_err("smtp-listener 127.0.0.1:65536\n",
+		   "test.conf:1: invalid address \"127.0.0.1:65536\" for smtp-listener");
+	expect_err("smtp-listener 127.0.0.1:0\n",
+		   "test.conf:1: invalid address \"127.0.0.1:0\" for smtp-listener");
+	expect_err("http-listener localhost:8025\n",
+		   "test.conf:1: invalid address \"localhost:8025\" for http-listener");
+	expect_err("dns-server *:53\n", "test.conf:1: invalid address \"*:53\" for dns-server");
+	expect_err("dns-server ns1.example\n", "test.conf:1: invalid address \"ns1.example\" for dns-server");
+	expect_err("worker-threads 0\n", "test.conf:1: invalid value \"0\" for worker-threads (expected 1..256)");
+	expect_err("worker-threads 257\n", "test.conf:1: invalid value \"257\" for worker-threads (expected 1..256)");
+	expect_err("worker-threads two\n", "test.conf:1: invalid value \"two\" for worker-threads (expected 1..256)");
+	expect_err("worker-threads -1\n", "test.conf:1: invalid value \"-1\" for worker-threads (expected 1..256)");
+	expect_err("max-message-size 10Q\n", "test.conf:1: invalid size \"10Q\" for max-message-size");
+	expect_err("max-message-size 0\n", "test.conf:1: invalid size \"0\" for max-message-size");
+	expect_err("max-message-size 99999999999999999999\n",
+		   "test.conf:1: invalid size \"99999999999999999999\" for max-message-size");
+	expect_err("postmaster post master@example.com\n",
+		   "test.conf:1: invalid address \"post master@example.com\" for postmaster");
+	expect_err("bounce-domain bounces..example\n",
+		   "test.conf:1: invalid domain name \"bounces..example\" for bounce-domain");
+	expect_err("worker-threads 1\x01\n", "test.conf:1: invalid value \"1?\" for worker-threads (expected 1..256)");
+}
+
+static void test_err_block_values(void **state)
+{
+	expect_source_err("always-allow-relaying maybe",
+			  "test.conf:2: invalid boolean \"maybe\" for always-allow-relaying");
+	expect_domain_err("retry-after 15x", "test.conf:2: invalid duration \"15x\" for retry-after");
+	expect_domain_err("retry-after 15m,15x,1h", "test.conf:2: invalid duration \"15x\" for retry-after");
+	expect_domain_err("retry-after 15m,,1h", "test.conf:2: empty element in retry-after list \"15m,,1h\"");
+	expect_domain_err("retry-after 15m,", "test.conf:2: empty element in retry-after list \"15m,\"");
+	expect_domain_err("retry-after ,15m", "test.conf:2: empty element in retry-after list \",15m\"");
+	expect_domain_err("retry-after 15m, ,1h", "test.conf:2: empty element in retry-after list \"15m, ,1h\"");
+	expect_domain_err("retry-after 0s", "test.conf:2: invalid duration \"0s\" for retry-after (must be more than 0)");
+	expect_domain_err("retry-after 15m 1h", "test.conf:2: invalid duration \"15m 1h\" for retry-after");
+	expect_domain_err("retry-after 99999999999999999999s",
+			  "test.conf:2: invalid duration \"99999999999999999999s\" for retry-after");
+	expect_domain_err("bounce-after 4x", "test.conf:2: invalid duration \"4x\" for bounce-after");
+	expect_domain_err("bounce-after -4h", "test.conf:2: invalid duration \"-4h\" for bounce-after");
+	expect_domain_err("max-smtp-out 0",
+			  "test.conf:2: invalid value \"0\" for max-smtp-out (expected a positive integer)");
+	expect_domain_err("max-smtp-out 4294967296",
+			  "test.conf:2: invalid value \"4294967296\" for max-smtp-out (expected a positive integer)");
+	expect_domain_err("max-msg-per-connection -3",
+			  "test.conf:2: invalid value \"-3\" for max-msg-per-connection (expected a positive integer)");
+	expect_domain_err("max-rcpt-per-message lots",
+			  "test.conf:2: invalid value \"lots\" for max-rcpt-per-message (expected a positive integer)");
+	expect_domain_err("route [::1", "test.conf:2: invalid host or address \"[::1\" for route");
+	expect_domain_err("route *:25", "test.conf:2: invalid host or address \"*:25\" for route");
+	expect_domain_err("route [127.0.0.1]:0", "test.conf:2: invalid host or address \"[127.0.0.1]:0\" for route");
+	expect_domain_err("route [127.0.0.1]:x", "test.conf:2: invalid host or address \"[127.0.0.1]:x\" for route");
+	expect_domain_err("route mx.example:65536",
+			  "test.conf:2: invalid host or address \"mx.example:65536\" for route");
+	expect_domain_err("route mx..example", "test.conf:2: invalid host or address \"mx..example\" for route");
+	expect_domain_err("route mx.example:", "test.conf:2: invalid host or address \"mx.example:\" for route");
+	expect_domain_err("route [mx.example]x", "test.conf:2: invalid host or address \"[mx.example]x\" for route");
+	expect_domain_err("route a b", "test.conf:2: invalid host or address \"a b\" for route");
+	expect_domain_err("route [::1]:25#x", "test.conf:2: invalid host or address \"[::1]:25#x\" for route");
+}
+
+/* An error late in a file that has built a lot must free all of it. */
+static void test_err_after_much(void **state)
+{
+	expect_err("host-name a.example\npostmaster p@a.example\nbounce-domain b.example\n"
+		   "tls-certificate /c\ntls-private-key /k\nsmtp-listener *:25\nhttp-listener *:80\n"
+		   "<source 10/8>\n</source>\n"
+		   "<domain *>\n retry-after 1m,2m\n route star.example\n</domain>\n"
+		   "<domain a.example>\n retry-after 1m\n route r.example\n</domain>\n"
+		   "<domain b.example>\n</domain>\n"
+		   "<domain c.example>\n</domain>\n"
+		   "<domain c.example>\n</domain>\n",
+		   "test.conf:22: duplicate <domain c.example> (first at line 20)");
+	expect_err("<domain a.example>\n retry-after 1m\n route r.example\n retry-after 1m,x\n</domain>\n",
+		   "test.conf:4: invalid duration \"x\" for retry-after");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_empty_file),
+		cmocka_unit_test(test_full_top_level),
+		cmocka_unit_test(test_full_sources),
+		cmocka_unit_test(test_full_domains),
+		cmocka_unit_test(test_sources_kept_without_source_blocks),
+		cmocka_unit_test(test_listeners),
+		cmocka_unit_test(test_later_wins),
+		cmocka_unit_test(test_star_route_inherited),
+		cmocka_unit_test(test_syntax_details),
+		cmocka_unit_test(test_many_domains),
+		cmocka_unit_test(test_load_file),
+		cmocka_unit_test(test_file_errors),
+		cmocka_unit_test(test_err_unknown),
+		cmocka_unit_test(test_err_blocks),
+		cmocka_unit_test(test_err_duplicates),
+		cmocka_unit_test(test_err_placement),
+		cmocka_unit_test(test_err_missing_value),
+		cmocka_unit_test(test_err_top_values),
+		cmocka_unit_test(test_err_block_values),
+		cmocka_unit_test(test_err_after_much),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
