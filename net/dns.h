@@ -60,4 +60,8 @@ void dns_free(struct dns *d);
 void dns_resolve_route(struct dns *d, const char *domain, dns_route_cb cb, void *arg);
 const char *dns_status_str(enum dns_status s);
 
+/* Smallest TTL (seconds) in the answer section of a raw DNS response, or -1
+ * when it has no answers or is malformed. Pure; exported for tests. */
+long dns_answer_min_ttl(const unsigned char *p, size_t len);
+
 #endif

@@ -53,6 +53,7 @@ struct listener {
 	struct smtp_server *srv;
 	int fd;
 	struct loop_op accept_op;
+	struct loop_op pause_op;   /* backs off after a failed accept (EMFILE...) */
 	struct sockaddr_storage peer;
 	socklen_t peerlen;
 	char text[64];
@@ -694,6 +695,11 @@ static void peer_text(const struct sockaddr_storage *sa, char *out, size_t cap)
 	}
 }
 
+static void listener_pause_done(struct loop_op *op, int res, unsigned flags)
+{
+	listener_arm(container_of(op, struct listener, pause_op));
+}
+
 static void listener_accept_done(struct loop_op *op, int res, unsigned flags)
 {
 	struct listener *ls = container_of(op, struct listener, accept_op);
@@ -701,9 +707,13 @@ static void listener_accept_done(struct loop_op *op, int res, unsigned flags)
 	struct smtp_session *s;
 
 	if (res < 0) {
-		if (res != -EINTR && res != -ECONNABORTED)
-			fprintf(stderr, "salvod: accept on %s: %s\n", ls->text, strerror(-res));
-		listener_arm(ls);
+		if (res == -EINTR || res == -ECONNABORTED) {
+			listener_arm(ls);
+			return;
+		}
+		/* Out of descriptors or memory: retrying at once would spin. */
+		fprintf(stderr, "salvod: accept on %s: %s; pausing 100 ms\n", ls->text, strerror(-res));
+		loop_timeout(srv->loop, &ls->pause_op, 100);
 		return;
 	}
 	s = calloc(1, sizeof(*s));
@@ -795,6 +805,7 @@ int smtp_server_start(struct smtp_server **out, struct loop *l,
 		}
 		ls->srv = srv;
 		loop_op_init(&ls->accept_op, listener_accept_done);
+		loop_op_init(&ls->pause_op, listener_pause_done);
 		srv->n_listeners++;
 	}
 	for (size_t i = 0; i < srv->n_listeners; i++)
