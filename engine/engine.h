@@ -63,6 +63,9 @@ struct engine {
 struct worker *engine_shard(struct engine *eng, const char *domain);
 /* Hand freshly durable recipients to their shards (any thread). */
 void engine_route_rcpt(struct engine *eng, struct sched_rcpt *r);
+/* The same for a message's recipients at once (one post per shard); the
+ * array's slots are consumed (set to NULL). */
+void engine_route_rcpts(struct engine *eng, struct sched_rcpt **rs, size_t n);
 
 /* worker.c */
 int worker_start(struct worker *w, struct engine *eng, unsigned index);

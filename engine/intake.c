@@ -101,6 +101,8 @@ static void intake_done(struct spool_req *req, int result, void *ctx)
 
 	ir->result = result;
 	if (result == 0) {
+		struct sched_rcpt **rs = calloc(ir->env->n_rcpts, sizeof(*rs));
+
 		for (size_t i = 0; i < ir->env->n_rcpts; i++) {
 			const char *rcpt = ir->env->rcpts[i];
 			struct acct_event ev = {
@@ -119,12 +121,17 @@ static void intake_done(struct spool_req *req, int result, void *ctx)
 			acct_log_write(eng->acct, &ev);
 			r = sched_rcpt_new(ir->msg_id, (uint32_t)i, addr_domain(rcpt), ir->arrival_ms,
 					   ir->arrival_ms, 0);
-			if (r)
+			if (r && rs)
+				rs[i] = r;
+			else if (r)
 				engine_route_rcpt(eng, r);
 			else
 				fprintf(stderr, "salvod: out of memory scheduling %016llx; it goes out after a restart\n",
 					(unsigned long long)ir->msg_id);
 		}
+		if (rs)
+			engine_route_rcpts(eng, rs, ir->env->n_rcpts);
+		free(rs);
 	}
 	free(ir->body);
 	ir->body = NULL;

@@ -34,6 +34,33 @@ void engine_route_rcpt(struct engine *eng, struct sched_rcpt *r)
 	mailbox_post(&engine_shard(eng, r->domain)->mb, &r->link);
 }
 
+void engine_route_rcpts(struct engine *eng, struct sched_rcpt **rs, size_t n)
+{
+	/* One post per shard, so a message's recipients for one domain reach
+	 * their queue in the same wake-up and can share a transaction. */
+	for (size_t i = 0; i < n; i++) {
+		struct worker *w;
+		struct mailbox_item *head, *tail;
+
+		if (!rs[i])
+			continue;
+		w = engine_shard(eng, rs[i]->domain);
+		head = tail = &rs[i]->link;
+		head->kind = WORKER_MAIL_RCPT;
+		rs[i] = NULL;
+		for (size_t j = i + 1; j < n; j++) {
+			if (!rs[j] || engine_shard(eng, rs[j]->domain) != w)
+				continue;
+			rs[j]->link.kind = WORKER_MAIL_RCPT;
+			tail->next = &rs[j]->link;
+			tail = tail->next;
+			rs[j] = NULL;
+		}
+		tail->next = NULL;
+		mailbox_post_list(&w->mb, head, tail);
+	}
+}
+
 void worker_run_kicks(struct worker *w)
 {
 	struct sched_queue *q;
