@@ -289,7 +289,8 @@ static void dns_cache_put(struct dns *d, const char *domain, const struct dns_ro
 		goto fail;
 	if (r->n_targets && !(c->targets = malloc(r->n_targets * sizeof(*c->targets))))
 		goto fail;
-	memcpy(c->targets, r->targets, r->n_targets * sizeof(*c->targets));
+	if (r->n_targets)
+		memcpy(c->targets, r->targets, r->n_targets * sizeof(*c->targets));
 	c->n_targets = r->n_targets;
 	c->status = r->status;
 	c->expires = loop_now_ms() + ttl_ms;
@@ -309,7 +310,8 @@ static void dns_route_from_cache(const struct dns_cached *c, struct dns_route *r
 	r->status = c->status;
 	r->error = c->status == DNS_OK ? NULL : dns_status_str(c->status);
 	r->n_targets = c->n_targets;
-	memcpy(r->targets, c->targets, c->n_targets * sizeof(r->targets[0]));
+	if (c->n_targets)
+		memcpy(r->targets, c->targets, c->n_targets * sizeof(r->targets[0]));
 }
 
 /* ---- TTLs from the raw MX answer --------------------------------------------- */

@@ -6,8 +6,8 @@ cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
 meson setup build --wipe >/dev/null 2>&1 || meson setup build
 meson compile -C build
-meson test -C build --print-errorlogs
+SALVO_REQUIRE_PEERS=1 meson test -C build --print-errorlogs
 meson setup build-asan -Dsanitize=true --wipe >/dev/null 2>&1 || meson setup build-asan -Dsanitize=true
 meson compile -C build-asan
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-    meson test -C build-asan --print-errorlogs
+    SALVO_REQUIRE_PEERS=1 meson test -C build-asan --print-errorlogs

@@ -16,7 +16,14 @@ process dies. Every wait polls against a deadline; nothing waits forever.
 
 A test is a function taking an Env. run_tests() runs each one in a fresh Env, prints
 PASS/FAIL/SKIP, and on failure prints salvod's stderr and keeps the temp directory
-(its path is printed); on success the directory is removed.
+(its path is printed); on success the directory is removed. A sanitizer report
+(ASan/UBSan/LSan) in any daemon's stderr fails the test too.
+
+Isolation: the ports are fixed (127.0.0.x:25, 10053, 12525, 18025), so run_tests()
+first moves the process into a private network namespace (unshare(CLONE_NEWNET), a
+loopback of its own): concurrent runs, a developer's sinks or a real MTA on port 25
+cannot interfere. Where that is refused, runs are serialized with a lock file
+(/tmp/salvo-itest.lock) and every listener's address is checked free before use.
 
 Binaries: $SALVOD and $SALVO_SINK (set by meson), else --salvod/--sink on the command
 line, else build/ or /tmp/build-itest/ next to the source tree.
@@ -29,6 +36,7 @@ import atexit
 import ctypes
 import email
 import email.policy
+import fcntl
 import glob
 import json
 import os
@@ -53,6 +61,9 @@ SMTP_SINK = "/usr/sbin/smtp-sink"
 DNS_ADDR = ("127.0.0.1", 10053)
 SALVOD_SMTP = ("127.0.0.1", 12525)
 SALVOD_HTTP = ("127.0.0.1", 18025)
+
+LOCK_FILE = "/tmp/salvo-itest.lock"
+LOCK_WAIT = 150
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC_ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -187,6 +198,14 @@ def port_open(addr, timeout=0.3):
             return True
     except OSError:
         return False
+
+
+def assert_port_free(addr, what=""):
+    """Fail clearly when something already listens on addr (TCP): another test run or a
+    leftover process would otherwise answer in place of the peer we start."""
+    if port_open(addr, timeout=0.3):
+        raise Fail("%s:%d is already in use%s (another test run or a leftover process? see `ss -ltnp`)"
+                   % (addr[0], addr[1], " (wanted for %s)" % what if what else ""))
 
 
 def read_banner(addr, timeout=1.0):
@@ -452,11 +471,14 @@ class Salvod:
         self.proc = None
         self.runs = 0
         self.stderr_paths = []
+        self.killed = False              # the test killed it on purpose (kill9)
 
     def start(self, timeout=10.0):
         """Start in the foreground; ready when the SMTP listener answers 220."""
         assert self.proc is None or self.proc.poll() is not None, "salvod already running"
+        assert_port_free(SALVOD_SMTP, "salvod's SMTP listener")
         self.runs += 1
+        self.killed = False
         err = os.path.join(self.env.dir, "salvod.%d.stderr" % self.runs)
         self.stderr_paths.append(err)
         with open(err, "wb") as ef:
@@ -482,6 +504,7 @@ class Salvod:
         return self.proc is not None and self.proc.poll() is None
 
     def kill9(self):
+        self.killed = True
         if self.proc is not None and self.proc.poll() is None:
             os.kill(self.proc.pid, signal.SIGKILL)
             self.proc.wait(timeout=10)
@@ -495,8 +518,8 @@ class Salvod:
         return stop_process(self.proc, "salvod", grace=grace)
 
     def check_alive(self):
-        if self.proc is not None and self.proc.poll() is not None:
-            raise Fail("salvod died with status %s" % self.proc.returncode)
+        if self.proc is not None and self.proc.poll() is not None and not self.killed:
+            raise Fail("salvod died with status %s:\n%s" % (self.proc.returncode, tail(self.stderr_paths[-1], 20)))
 
     def acct(self):
         return read_acct(self.spool)
@@ -548,6 +571,7 @@ class Env:
         self.on_fail_show = []           # (title, path)
         self.daemon = None
         self.sinks = []
+        self.died = None                 # set by close() when salvod was found dead
 
     # -- DNS ---------------------------------------------------------------
     def dns(self, mx=None, a=None, extra_lines=(), check=None):
@@ -593,6 +617,9 @@ class Env:
     # -- sinks -------------------------------------------------------------
     def salvo_sink(self, name, listen, defer_first=(), reject=(), defer_data_first=(), hostname=None):
         listen = [listen] if isinstance(listen, str) else list(listen)
+        for l in listen:
+            h, _, pt = l.rpartition(":")
+            assert_port_free((h.strip("[]"), int(pt)), name)
         base = os.path.join(self.dir, name)
         os.makedirs(base + ".dump")
         cmd = [self.sink]
@@ -628,6 +655,7 @@ class Env:
         shutil.chown(dump, user="nobody")
         err = base + ".stderr"
         host, port = listen.rsplit(":", 1)
+        assert_port_free((host, int(port)), name)
         p = self._spawn(name, [SMTP_SINK, "-u", "nobody", "-h", name + ".sink.test", "-d", dump + "/m.",
                                listen, "128"], err)
 
@@ -681,10 +709,39 @@ class Env:
         """Stop salvod first (so it does not log a burst of failures), then the rest,
         newest first."""
         if self.daemon is not None and self.daemon.proc is not None:
+            if self.daemon.proc.poll() is not None and not self.daemon.killed:
+                rc = self.daemon.proc.returncode
+                self.died = "salvod had died by itself with %s" % (
+                    "signal %d (%s)" % (-rc, signal.Signals(-rc).name) if rc < 0 else "exit status %d" % rc)
             st = self.daemon.stop()
             vlog("salvod exit status %s" % st)
         for name, p in reversed(self.procs):
             stop_process(p, name)
+
+
+CLONE_NEWNET = 0x40000000
+_in_private_netns = [False]
+
+
+def enter_private_netns():
+    """Move this process (and so every peer it starts) into a fresh network namespace
+    with only a loopback interface, brought up here: the fixed ports (127.0.0.x:25,
+    10053, 12525) are then private to this run, so concurrent runs, a developer's
+    sinks or a real MTA on port 25 cannot interfere. Needs CAP_SYS_ADMIN; returns False
+    (and changes nothing) where that is refused. Call while single-threaded.
+    SALVO_ITEST_NETNS=0 turns it off."""
+    if os.environ.get("SALVO_ITEST_NETNS", "1") == "0" or _libc is None:
+        return False
+    if _libc.unshare(CLONE_NEWNET) != 0:
+        vlog("unshare(CLONE_NEWNET) failed: %s" % os.strerror(ctypes.get_errno()))
+        return False
+    _in_private_netns[0] = True
+    SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        ifr = struct.pack("16sh14x", b"lo", 0)
+        flags = struct.unpack("16sh14x", fcntl.ioctl(s, SIOCGIFFLAGS, ifr))[1]
+        fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sh14x", b"lo", flags | IFF_UP))
+    return True
 
 
 def _udp_port_busy(addr):
@@ -793,6 +850,8 @@ def inject(msgs, threads=4, per_conn=10, timeout=60.0, addr=SALVOD_SMTP, source_
                     if m.error is None and on_ack is not None:
                         on_ack(m)
                     if m.error is not None and m.error.startswith("disconnected"):
+                        for rest in batch[batch.index(m) + 1:]:
+                            rest.error = "not sent: the session was lost before it"
                         break
                 try:
                     s.quit()
@@ -952,6 +1011,24 @@ def parse_message(data):
 # --------------------------------------------------------------------------
 # runner
 
+SANITIZER_RE = re.compile(r"runtime error:|ERROR: AddressSanitizer|ERROR: LeakSanitizer|"
+                          r"WARNING: ThreadSanitizer|SUMMARY: (Address|Undefined|Leak)")
+
+
+def sanitizer_reports(d):
+    """(file, line) for every ASan/UBSan/LSan report in d/*.stderr (salvod, sinks)."""
+    out = []
+    for path in sorted(glob.glob(os.path.join(d, "*.stderr"))):
+        try:
+            with open(path, "rb") as f:
+                for ln in f.read().decode("utf-8", "replace").splitlines():
+                    if SANITIZER_RE.search(ln):
+                        out.append((path, ln.strip()[:300]))
+        except OSError:
+            pass
+    return out
+
+
 def _find_binary(envvar, opt, rel):
     v = os.environ.get(envvar)
     for i, a in enumerate(sys.argv):
@@ -1004,8 +1081,35 @@ def run_tests(tests, needs_sink=True, needs_postfix=False, needs_salvod=True):
     if needs_postfix and not os.access(SMTP_SINK, os.X_OK):
         why.append("%s missing (Debian package postfix)" % SMTP_SINK)
     if why:
+        # CI installs every peer: there a missing one is a failure, not a skip.
+        if os.environ.get("SALVO_REQUIRE_PEERS"):
+            print("FAIL: cannot run: " + "; ".join(why), flush=True)
+            return 1
         print("SKIP: " + "; ".join(why), flush=True)
         return 77
+
+    # Integration runs use fixed ports. In a private network namespace they cannot
+    # collide with anything; without one, serialize runs across processes (another
+    # build dir, CI and a developer on one machine) instead of letting them collide.
+    if enter_private_netns():
+        vlog("running in a private network namespace")
+    else:
+        print("note: not in a private network namespace (unshare refused or SALVO_ITEST_NETNS=0): using the host loopback", flush=True)
+    lock_fd = os.open(LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)
+    deadline = time.monotonic() + LOCK_WAIT
+    announced = False
+    while not _in_private_netns[0]:
+        try:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                print("FAIL: another integration run held %s for %ds" % (LOCK_FILE, LOCK_WAIT), flush=True)
+                return 1
+            if not announced:
+                print("waiting for another integration run to finish (%s)" % LOCK_FILE, flush=True)
+                announced = True
+            time.sleep(0.2)
 
     failed = []
     ran = 0
@@ -1037,6 +1141,14 @@ def run_tests(tests, needs_sink=True, needs_postfix=False, needs_salvod=True):
                 env.close()
             except Exception:
                 traceback.print_exc(file=sys.stdout)
+        reports = sanitizer_reports(env.dir)
+        if reports:
+            print("--- %s: sanitizer reports in the daemons' stderr:" % tname, flush=True)
+            for path, line in reports[:20]:
+                print("    %s: %s" % (os.path.basename(path), line))
+            if ok:
+                ok = False
+                print("--- FAIL %s: sanitizer reports" % tname, flush=True)
         if ok:
             print("--- PASS %s (%.1fs)" % (tname, time.monotonic() - t0), flush=True)
             if KEEP:
@@ -1045,6 +1157,8 @@ def run_tests(tests, needs_sink=True, needs_postfix=False, needs_salvod=True):
                 shutil.rmtree(env.dir, ignore_errors=True)
         else:
             failed.append(tname)
+            if env.died:
+                print("    NOTE: %s (see its stderr below)" % env.died, flush=True)
             for title, path in env.on_fail_show:
                 print("----- %s (%s) -----" % (title, path))
                 print(tail(path, 150))

@@ -19,11 +19,11 @@
 
 import email
 import email.policy
+import random
 import time
 
 import harness
 from harness import Fail, Injected, find_records, log, make_body
-import random
 
 SENDER = "owner@senders.test"
 
@@ -108,7 +108,7 @@ def test_faults(env):
     s_defer = env.salvo_sink("sinkDefer", "127.0.0.2:25", defer_first=[r"@defer\.test$"],
                              defer_data_first=[r"@datadefer\.test$"])
     s_good = env.salvo_sink("sinkGood", "127.0.0.3:25")
-    s_reject = env.salvo_sink("sinkReject", "127.0.0.4:25", reject=[r"@reject\.test$"])
+    env.salvo_sink("sinkReject", "127.0.0.4:25", reject=[r"@reject\.test$"])
     s_senders = env.salvo_sink("sinkSenders", "127.0.0.6:25")
     d = env.salvod_daemon(default_domain={"retry-after": "1s", "bounce-after": "1h"})
     d.start()

@@ -13,7 +13,7 @@ import smtplib
 import subprocess
 
 import harness
-from harness import Fail, log
+from harness import Fail
 
 
 def _rcpt_from(source, rcpt):
