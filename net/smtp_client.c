@@ -69,6 +69,8 @@ struct smtp_client {
 	size_t replied;            /* replies received */
 	size_t accepted;
 	bool mail_ok;
+	bool need_rset;            /* the last transaction ended before its body: the server may still hold its MAIL */
+	bool rset_first;           /* CLI_RSET is clearing that state before this transaction */
 	struct smtp_result mail_fail;
 
 	char in[CLI_IN_CAP];
@@ -340,6 +342,13 @@ void smtp_client_send(struct smtp_client *c, struct smtp_txn *t)
 	c->mail_ok = false;
 	for (size_t i = 0; i < t->n_rcpts; i++)
 		memset(&t->results[i], 0, sizeof(t->results[i]));
+	if (c->need_rset) {
+		c->need_rset = false;
+		c->rset_first = true;
+		c->state = CLI_RSET;
+		cli_command(c, "RSET", NULL);
+		return;
+	}
 	c->state = CLI_TXN;
 	txn_send_cmds(c);
 }
@@ -373,6 +382,10 @@ static void txn_finish(struct smtp_client *c)
 {
 	struct smtp_txn *t = c->txn;
 
+	/* Only a transaction that got its end-of-data reply is surely closed on
+	 * the server side; anything else (MAIL, every RCPT or DATA refused) may
+	 * leave its MAIL standing, and a new MAIL would be "nested". */
+	c->need_rset = c->state != CLI_BODY && c->state != CLI_RSET;
 	c->txn = NULL;
 	c->state = CLI_IDLE;
 	c->hooks.txn_done(c->owner, c, t);
@@ -481,6 +494,13 @@ static void cli_on_reply(struct smtp_client *c, const struct smtp_reply *r)
 		return;
 	}
 	case CLI_RSET:
+		if (c->rset_first) {
+			/* The session is clean again: now the transaction itself. */
+			c->rset_first = false;
+			c->state = CLI_TXN;
+			txn_send_cmds(c);
+			return;
+		}
 		txn_finish(c);
 		return;
 	case CLI_QUIT:
