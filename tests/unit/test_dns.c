@@ -10,6 +10,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "guard_page.h"
+
 #include "net/dns.h"
 
 /* example.test MX: question + two MX answers (TTL 300 and 120), the second
@@ -27,42 +29,20 @@ static const unsigned char mx_answer[] = {
 	0x00, 0x14, 0xc0, 0x0c,
 };
 
-/* Copy p to the very end of a page followed by an inaccessible page. */
-static const unsigned char *guarded(const unsigned char *p, size_t len, void **map)
-{
-	long pg = sysconf(_SC_PAGESIZE);
-	unsigned char *m = mmap(NULL, (size_t)pg * 2, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-
-	assert_true(m != MAP_FAILED);
-	assert_int_equal(mprotect(m + pg, (size_t)pg, PROT_NONE), 0);
-	memcpy(m + pg - len, p, len);
-	*map = m;
-	return m + pg - len;
-}
-
-static void unmap(void *m)
-{
-	munmap(m, (size_t)sysconf(_SC_PAGESIZE) * 2);
-}
-
 static void test_min_ttl(void **state)
 {
-	void *m;
-	const unsigned char *p = guarded(mx_answer, sizeof(mx_answer), &m);
+	const unsigned char *p = (const unsigned char *)at_guard(mx_answer, sizeof(mx_answer));
 
 	assert_int_equal(dns_answer_min_ttl(p, sizeof(mx_answer)), 120);
-	unmap(m);
 }
 
 static void test_truncated_everywhere(void **state)
 {
 	/* Every strict prefix is malformed (or has no complete answers). */
 	for (size_t n = 0; n < sizeof(mx_answer); n++) {
-		void *m;
-		const unsigned char *p = guarded(mx_answer, n, &m);
+		const unsigned char *p = (const unsigned char *)at_guard(mx_answer, n);
 
 		assert_int_equal(dns_answer_min_ttl(p, n), -1);
-		unmap(m);
 	}
 }
 
@@ -82,11 +62,9 @@ static void test_pointer_loop_and_bad_labels(void **state)
 				0xc0, 0x0c, 0, 15, 0, 1, 0, 0, 0, 5, 0, 0};
 	/* A pointer is two bytes and ends the name, so a self-pointer is still
 	 * bounded; what matters is no over-read: */
-	void *m;
-	const unsigned char *p = guarded(loop, sizeof(loop), &m);
+	const unsigned char *p = (const unsigned char *)at_guard(loop, sizeof(loop));
 
 	assert_int_equal(dns_answer_min_ttl(p, sizeof(loop)), 5);
-	unmap(m);
 
 	/* Reserved label type 0x40/0x80 is malformed. */
 	unsigned char bad[sizeof(mx_answer)];
@@ -97,16 +75,14 @@ static void test_pointer_loop_and_bad_labels(void **state)
 	/* A label running past the end. */
 	memcpy(bad, mx_answer, sizeof(bad));
 	bad[12] = 63;
-	p = guarded(bad, 40, &m);
+	p = (const unsigned char *)at_guard(bad, 40);
 	assert_int_equal(dns_answer_min_ttl(p, 40), -1);
-	unmap(m);
 
 	/* RDLENGTH past the end of the packet. */
 	memcpy(bad, mx_answer, sizeof(bad));
 	bad[sizeof(bad) - 5] = 0x40;
-	p = guarded(bad, sizeof(bad), &m);
+	p = (const unsigned char *)at_guard(bad, sizeof(bad));
 	assert_int_equal(dns_answer_min_ttl(p, sizeof(bad)), -1);
-	unmap(m);
 }
 
 static void test_status_strings(void **state)

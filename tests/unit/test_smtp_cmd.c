@@ -14,28 +14,10 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "guard_page.h"
+
 #include "net/smtp_cmd.h"
 
-/* ---- guard page ------------------------------------------------------------ */
-
-#define GUARD_AREA (64 * 1024)
-
-/* Copy s[0..n) so that it ends exactly where a PROT_NONE page begins. */
-static const char *at_guard(const char *s, size_t n)
-{
-	static char *area;
-	static size_t page;
-
-	if (!area) {
-		page = (size_t)sysconf(_SC_PAGESIZE);
-		area = mmap(NULL, GUARD_AREA + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-		assert_true(area != MAP_FAILED);
-		assert_int_equal(mprotect(area + GUARD_AREA, page, PROT_NONE), 0);
-	}
-	assert_true(n <= GUARD_AREA);
-	memcpy(area + GUARD_AREA - n, s, n);
-	return area + GUARD_AREA - n;
-}
 
 static int parse(const char *s, struct smtp_cmd *c)
 {

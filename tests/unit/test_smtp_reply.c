@@ -14,25 +14,10 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "guard_page.h"
+
 #include "net/smtp_reply.h"
 
-#define GUARD_AREA (1024 * 1024)
-
-static const char *at_guard(const char *s, size_t n)
-{
-	static char *area;
-	static size_t page;
-
-	if (!area) {
-		page = (size_t)sysconf(_SC_PAGESIZE);
-		area = mmap(NULL, GUARD_AREA + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-		assert_true(area != MAP_FAILED);
-		assert_int_equal(mprotect(area + GUARD_AREA, page, PROT_NONE), 0);
-	}
-	assert_true(n <= GUARD_AREA);
-	memmove(area + GUARD_AREA - n, s, n);
-	return area + GUARD_AREA - n;
-}
 
 static ssize_t parse_n(const char *s, size_t n, struct smtp_reply *r)
 {
