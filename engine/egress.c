@@ -125,12 +125,6 @@ void egress_queue_free(struct sched_queue *q)
 	q->egress = NULL;
 }
 
-void egress_free_all(struct worker *w)
-{
-	/* Queues own their egress state; sched_fini() calls egress_queue_free(). */
-	(void)w;
-}
-
 /* ---- outcomes ------------------------------------------------------------- */
 
 static void rcpt_outcome(struct worker *w, struct outcome_batch *b, struct sched_rcpt *r,

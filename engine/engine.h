@@ -45,7 +45,6 @@ struct worker {
 	struct sched sched;
 	struct loop_op tick_op;
 	struct smtp_client_timeouts client_tmo;
-	void *egress_conns;        /* every live egress connection (egress.c) */
 	bool loop_ok;              /* loop_init() succeeded: worker_free() has work */
 	char start_err[256];
 };
@@ -80,7 +79,8 @@ void intake_discard(struct mailbox_item *it);
 
 /* egress.c: per-queue connection management */
 void egress_kick(struct worker *w, struct sched_queue *q);
+/* Frees a queue's connections and state without any callback; only after
+ * the loop stopped (sched_fini() calls it for every queue). */
 void egress_queue_free(struct sched_queue *q);
-void egress_free_all(struct worker *w);
 
 #endif

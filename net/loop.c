@@ -119,10 +119,8 @@ struct io_uring_sqe *loop_sqe(struct loop *l, struct loop_op *op)
 
 	while (!sqe) {
 		io_uring_submit(&l->ring);
-		l->pending_sqes = 0;
 		sqe = io_uring_get_sqe(&l->ring);
 	}
-	l->pending_sqes++;
 	io_uring_sqe_set_data(sqe, op);
 	return sqe;
 }
@@ -219,7 +217,6 @@ int loop_run(struct loop *l)
 		int ret;
 
 		ret = io_uring_submit_and_wait(&l->ring, 1);
-		l->pending_sqes = 0;
 		if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY)
 			return ret;
 		/* Mark each CQE seen before dispatching it, so a handler that

@@ -52,7 +52,6 @@ struct loop {
 	int stop_efd;              /* written by loop_stop() */
 	uint64_t stop_val;
 	struct loop_op stop_op;
-	unsigned pending_sqes;     /* prepared but not yet submitted */
 };
 
 static inline void loop_op_init(struct loop_op *op, loop_done_fn fn)
