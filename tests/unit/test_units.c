@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "test_addr.h"
+
 #include <arpa/inet.h>
 #include <string.h>
 
@@ -335,19 +337,6 @@ static void test_cidr_malformed(void **state)
 	cidr_bad("0000:0000:0000:0000:0000:0000:0000:0000:0000:0000:0000:0000:0000/128");
 }
 
-static struct sockaddr_storage sa_of(const char *ip)
-{
-	struct sockaddr_storage ss;
-
-	memset(&ss, 0, sizeof(ss));
-	if (inet_pton(AF_INET, ip, &((struct sockaddr_in *)&ss)->sin_addr) == 1) {
-		ss.ss_family = AF_INET;
-	} else {
-		assert_int_equal(inet_pton(AF_INET6, ip, &((struct sockaddr_in6 *)&ss)->sin6_addr), 1);
-		ss.ss_family = AF_INET6;
-	}
-	return ss;
-}
 
 static bool matches(const char *net, const char *ip)
 {
