@@ -51,7 +51,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <netinet/in.h>
+#include <regex.h>
 
 #define CONFIG_ERR_MAX 512
 
@@ -79,7 +81,78 @@ struct config_rate {
 struct config_source {
 	struct config_cidr net;
 	bool always_allow_relaying;
+	bool process_x_virtual_mta; /* honour X-Virtual-MTA: (pool or vmta name) */
+	bool process_x_job;         /* honour X-Job: (campaign id) */
+	char *default_virtual_mta;  /* as written; NULL when not set */
+	size_t default_pool;        /* resolved: index into cfg->pools (0 = default) */
 	int line; /* where the block starts, for diagnostics */
+};
+
+/* <virtual-mta NAME>: a source IP and the HELO name that goes with it. The
+ * built-in "default" virtual MTA (when the file defines none by that name)
+ * binds no source address and says the host-name. */
+struct config_vmta {
+	char *name;
+	bool has_source;
+	struct config_addr source;  /* `smtp-source-host IP HELO`: port 0 */
+	char *helo;                 /* NULL: the host-name */
+	int line;
+};
+
+/* <virtual-mta-pool NAME>: virtual MTAs that connections rotate across.
+ * pools[0] is always the default pool; each virtual MTA also forms an
+ * implicit pool of its own name, so a header or default-virtual-mta may
+ * name either. */
+struct config_pool {
+	char *name;
+	size_t *vmtas;              /* indexes into cfg->vmtas */
+	size_t n_vmtas;
+	char **members;             /* `virtual-mta NAME` lines as written */
+	size_t n_members;
+	int line;
+};
+
+/* `mx PATTERN QUEUE` in <mx-rollup-list>: a domain whose MX hosts match
+ * PATTERN (lower-case; `*` matches any run of characters) is delivered
+ * through the queue named QUEUE. */
+struct config_rollup {
+	char *pattern;
+	char *queue;
+	int line;
+};
+
+/* Actions of a `reply /REGEX/ ACTIONS` rule. */
+enum {
+	CONFIG_PAT_MODE_BACKOFF = 1u << 0,
+	CONFIG_PAT_MODE_NORMAL = 1u << 1,
+	CONFIG_PAT_DISABLE_SOURCE_IP = 1u << 2,
+	CONFIG_PAT_SKIP_MX = 1u << 3,
+	CONFIG_PAT_BOUNCE_RCPT = 1u << 4,
+};
+
+struct config_pattern {
+	regex_t re;                 /* POSIX ERE, case-insensitive */
+	char *text;                 /* the regex as written */
+	unsigned actions;           /* CONFIG_PAT_* */
+	uint64_t reenable_after_ms; /* for disable-source-ip; default 1h */
+	int line;
+};
+
+/* <smtp-pattern-list NAME>: rules matched against "CODE TEXT" of a reply. */
+struct config_pattern_list {
+	char *name;
+	struct config_pattern *rules;
+	size_t n_rules;
+	int line;
+};
+
+/* `/REGEX/ CATEGORY` in <bounce-category-patterns>: operator overrides of
+ * the bounce classifier, tried before its own rules. */
+struct config_category_pattern {
+	regex_t re;
+	char *text;
+	char *category;
+	int line;
 };
 
 /* <domain NAME> ... </domain>. NAME is an exact domain or "*". Values that a
@@ -92,7 +165,20 @@ struct config_domain {
 	uint64_t bounce_after_ms;
 	unsigned max_smtp_out;
 	unsigned max_msg_per_connection;
-	unsigned max_rcpt_per_message;
+	unsigned max_rcpt_per_message; /* also `max-rcpt-per-transaction` */
+	struct config_rate max_msg_rate;      /* per virtual MTA; count 0 = unlimited */
+	struct config_rate max_connect_rate;  /* per virtual MTA; count 0 = unlimited */
+	uint64_t idle_timeout_ms;   /* an idle connection is kept this long for reuse */
+	/* Backoff mode (entered by a pattern's mode=backoff, left after
+	 * backoff_to_normal_after of quiet or by mode=normal): */
+	struct config_rate backoff_max_msg_rate;
+	unsigned backoff_max_smtp_out;
+	uint64_t *backoff_retry_after_ms;
+	size_t n_backoff_retry_after;
+	uint64_t backoff_to_normal_after_ms;
+	char *smtp_pattern_list;    /* name as written; NULL when none */
+	ssize_t pattern_list;       /* resolved index into cfg->pattern_lists, or -1 */
+	char *queue_to;             /* `queue-to NAME`: deliver through that queue */
 	bool has_route;             /* a `route` applies (either form below) */
 	struct config_addr route;   /* `route [127.0.0.1]:2600`, `route [::1]`: an IP
 				     * literal (port 25 when omitted); when route_host is
@@ -111,6 +197,15 @@ enum {
 	CONFIG_DOM_MAX_MSG_PER_CONN = 1u << 3,
 	CONFIG_DOM_ROUTE = 1u << 4,
 	CONFIG_DOM_MAX_RCPT = 1u << 5,
+	CONFIG_DOM_MAX_MSG_RATE = 1u << 6,
+	CONFIG_DOM_MAX_CONNECT_RATE = 1u << 7,
+	CONFIG_DOM_IDLE_TIMEOUT = 1u << 8,
+	CONFIG_DOM_BACKOFF_MSG_RATE = 1u << 9,
+	CONFIG_DOM_BACKOFF_SMTP_OUT = 1u << 10,
+	CONFIG_DOM_BACKOFF_RETRY = 1u << 11,
+	CONFIG_DOM_BACKOFF_TO_NORMAL = 1u << 12,
+	CONFIG_DOM_PATTERN_LIST = 1u << 13,
+	CONFIG_DOM_QUEUE_TO = 1u << 14,
 };
 
 struct config {
@@ -137,6 +232,17 @@ struct config {
 
 	struct config_source *sources;
 	size_t n_sources;
+	struct config_vmta *vmtas;  /* vmtas[0] is "default" */
+	size_t n_vmtas;
+	struct config_pool *pools;  /* pools[0] is "default"; then the file's
+				     * pools, then one implicit pool per vmta */
+	size_t n_pools;
+	struct config_rollup *rollups;
+	size_t n_rollups;
+	struct config_pattern_list *pattern_lists;
+	size_t n_pattern_lists;
+	struct config_category_pattern *category_patterns;
+	size_t n_category_patterns;
 	/* domains[0] is always "*"; domains[1..] are sorted by name (strcmp
 	 * order) so config_domain_for() is a binary search. */
 	struct config_domain *domains;
@@ -160,6 +266,17 @@ void config_free(struct config *cfg);
  * block if any, else "*". Every field is filled (inherits from "*" and the
  * built-in defaults). The pointer lives as long as cfg. */
 const struct config_domain *config_domain_for(const struct config *cfg, const char *domain);
+
+/* The pool named `name` (a pool, or a virtual MTA's implicit pool; any
+ * case), or -1. */
+ssize_t config_pool_find(const struct config *cfg, const char *name);
+
+/* The queue name an MX host rolls up into (<mx-rollup-list>), or NULL. */
+const char *config_rollup_for(const struct config *cfg, const char *mx_host);
+
+/* `*` matches any run of characters (also none); others compare
+ * case-insensitively. */
+bool config_glob_match(const char *pattern, const char *s);
 
 /* The most specific <source> matching addr, or NULL. */
 const struct config_source *config_source_for(const struct config *cfg,

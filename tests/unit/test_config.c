@@ -661,8 +661,8 @@ static void test_err_unknown(void **state)
 	expect_err("# c\n\nhost-name a.example\nfoo\n", "test.conf:4: unknown directive \"foo\"");
 	expect_domain_err("  foo 1", "test.conf:2: unknown directive \"foo\"");
 	expect_source_err("require-auth yes", "test.conf:2: unknown directive \"require-auth\"");
-	expect_err("<virtual-mta mta1>\n</virtual-mta>\n",
-		   "test.conf:1: unknown block directive <virtual-mta>");
+	expect_err("<virtual-mtas mta1>\n</virtual-mtas>\n",
+		   "test.conf:1: unknown block directive <virtual-mtas>");
 	expect_err("<domain a.example>\n</domain>\n</foo>\n", "test.conf:3: unknown block directive </foo>");
 	expect_domain_err("<foo x>", "test.conf:2: unknown block directive <foo>");
 	/* control characters and long names are shown safely, on one line */
@@ -853,6 +853,237 @@ static void test_err_after_much(void **state)
 		   "test.conf:4: invalid duration \"x\" for retry-after");
 }
 
+/* ---- delivery policy: virtual MTAs, pools, rollups, patterns ------------ */
+
+static const char *const POLICY =
+	"host-name mta.example.com\n"
+	"<source 127.0.0.1>\n"
+	"  always-allow-relaying yes\n"
+	"  process-x-virtual-mta yes\n"
+	"  process-x-job yes\n"
+	"  default-virtual-mta blast\n"
+	"</source>\n"
+	"<source 10.0.0.0/8>\n"
+	"  default-virtual-mta mta2\n"
+	"</source>\n"
+	"<virtual-mta-pool blast>\n"          /* members defined further down */
+	"  virtual-mta mta1\n"
+	"  virtual-mta MTA2\n"
+	"</virtual-mta-pool>\n"
+	"<virtual-mta mta1>\n"
+	"  smtp-source-host 127.0.0.2 mta1.example.com\n"
+	"</virtual-mta>\n"
+	"<virtual-mta mta2>\n"
+	"  smtp-source-host ::1\n"
+	"</virtual-mta>\n"
+	"<mx-rollup-list>\n"
+	"  mx *.google.com      google.rollup\n"
+	"  mx *.GoogleMail.com  google.rollup\n"
+	"</mx-rollup-list>\n"
+	"<smtp-pattern-list blocks>\n"
+	"  reply /421.*try again later/ mode=backoff\n"
+	"  reply /TS03 a/b/ mode=backoff,disable-source-ip,reenable-after=2h\n"
+	"  reply /^5.. .*spam/ bounce-rcpt, skip-mx\n"
+	"  reply /all clear/ mode=normal\n"
+	"</smtp-pattern-list>\n"
+	"<bounce-category-patterns>\n"
+	"  /mailbox (is )?full/ quota-issues\n"
+	"  /blocked by [a-z]+/ Spam-Related\n"
+	"</bounce-category-patterns>\n"
+	"<domain *>\n"
+	"  smtp-pattern-list blocks\n"
+	"  max-msg-rate 100/h\n"
+	"  idle-timeout 3s\n"
+	"</domain>\n"
+	"<domain google.rollup>\n"
+	"  max-smtp-out 10\n"
+	"  max-msg-rate 3600/h\n"
+	"  max-connect-rate 83/10m\n"
+	"  max-rcpt-per-transaction 7\n"
+	"  backoff-max-msg-rate 600/h\n"
+	"  backoff-max-smtp-out 2\n"
+	"  backoff-retry-after 30m,1h\n"
+	"  backoff-to-normal-after 1h\n"
+	"</domain>\n"
+	"<domain hotmail.com>\n"
+	"  queue-to Outlook.Example\n"
+	"  max-msg-rate unlimited\n"
+	"</domain>\n";
+
+static void test_policy_blocks(void **state)
+{
+	struct config cfg;
+	struct sockaddr_storage ss;
+	(void)state;
+
+	load_ok(&cfg, POLICY);
+	/* vmtas: the built-in default plus the file's two */
+	assert_int_equal(cfg.n_vmtas, 3);
+	assert_string_equal(cfg.vmtas[0].name, "default");
+	assert_false(cfg.vmtas[0].has_source);
+	assert_string_equal(cfg.vmtas[1].name, "mta1");
+	assert_true(cfg.vmtas[1].has_source);
+	assert_int_equal(cfg.vmtas[1].source.sa.ss_family, AF_INET);
+	assert_string_equal(cfg.vmtas[1].source.text, "127.0.0.2");
+	assert_int_equal(((struct sockaddr_in *)&cfg.vmtas[1].source.sa)->sin_port, 0);
+	assert_string_equal(cfg.vmtas[1].helo, "mta1.example.com");
+	assert_int_equal(cfg.vmtas[2].source.sa.ss_family, AF_INET6);
+	assert_null(cfg.vmtas[2].helo);
+	/* pools: default, blast, then one implicit pool per vmta */
+	assert_string_equal(cfg.pools[0].name, "default");
+	assert_int_equal(cfg.pools[0].n_vmtas, 1);
+	assert_int_equal(cfg.pools[0].vmtas[0], 0);
+	ssize_t blast = config_pool_find(&cfg, "BLAST");
+	assert_true(blast > 0);
+	assert_int_equal(cfg.pools[blast].n_vmtas, 2);
+	assert_int_equal(cfg.pools[blast].vmtas[0], 1);
+	assert_int_equal(cfg.pools[blast].vmtas[1], 2);
+	ssize_t m2 = config_pool_find(&cfg, "mta2");
+	assert_true(m2 > 0);
+	assert_int_equal(cfg.pools[m2].n_vmtas, 1);
+	assert_int_equal(cfg.pools[m2].vmtas[0], 2);
+	assert_int_equal(config_pool_find(&cfg, "nope"), -1);
+	/* sources */
+	const struct config_source *src = config_source_for(&cfg, (ss = sa_of("127.0.0.1"), (struct sockaddr *)&ss));
+	assert_non_null(src);
+	assert_true(src->process_x_virtual_mta);
+	assert_true(src->process_x_job);
+	assert_int_equal(src->default_pool, blast);
+	src = config_source_for(&cfg, (ss = sa_of("10.1.2.3"), (struct sockaddr *)&ss));
+	assert_int_equal(src->default_pool, m2);
+	assert_false(src->process_x_virtual_mta);
+	/* rollups */
+	assert_string_equal(config_rollup_for(&cfg, "gmail-smtp-in.l.google.com"), "google.rollup");
+	assert_string_equal(config_rollup_for(&cfg, "ASPMX.L.GOOGLE.COM."), "google.rollup");
+	assert_string_equal(config_rollup_for(&cfg, "alt1.googlemail.com"), "google.rollup");
+	assert_null(config_rollup_for(&cfg, "google.com.evil.example"));
+	assert_null(config_rollup_for(&cfg, "mx.example.com"));
+	/* pattern lists */
+	assert_int_equal(cfg.n_pattern_lists, 1);
+	const struct config_pattern_list *pl = &cfg.pattern_lists[0];
+	assert_int_equal(pl->n_rules, 4);
+	assert_int_equal(pl->rules[0].actions, CONFIG_PAT_MODE_BACKOFF);
+	assert_int_equal(regexec(&pl->rules[0].re, "421 4.7.0 Try Again Later", 0, NULL, 0), 0);
+	assert_int_not_equal(regexec(&pl->rules[0].re, "451 4.7.0 later", 0, NULL, 0), 0);
+	assert_string_equal(pl->rules[1].text, "TS03 a/b");
+	assert_int_equal(pl->rules[1].actions, CONFIG_PAT_MODE_BACKOFF | CONFIG_PAT_DISABLE_SOURCE_IP);
+	assert_int_equal(pl->rules[1].reenable_after_ms, 2 * HOUR);
+	assert_int_equal(pl->rules[0].reenable_after_ms, HOUR);
+	assert_int_equal(pl->rules[2].actions, CONFIG_PAT_BOUNCE_RCPT | CONFIG_PAT_SKIP_MX);
+	assert_int_equal(pl->rules[3].actions, CONFIG_PAT_MODE_NORMAL);
+	/* bounce category overrides */
+	assert_int_equal(cfg.n_category_patterns, 2);
+	assert_string_equal(cfg.category_patterns[1].category, "spam-related");
+	assert_string_equal(cfg.category_patterns[0].text, "mailbox (is )?full");
+	/* domains: inheritance of the new fields */
+	const struct config_domain *g = config_domain_for(&cfg, "google.rollup");
+	assert_int_equal(g->max_smtp_out, 10);
+	assert_int_equal(g->max_msg_rate.count, 3600);
+	assert_int_equal(g->max_msg_rate.per_ms, HOUR);
+	assert_int_equal(g->max_connect_rate.count, 83);
+	assert_int_equal(g->max_connect_rate.per_ms, 10 * MIN);
+	assert_int_equal(g->max_rcpt_per_message, 7);
+	assert_int_equal(g->backoff_max_msg_rate.count, 600);
+	assert_int_equal(g->backoff_max_smtp_out, 2);
+	assert_int_equal(g->n_backoff_retry_after, 2);
+	assert_int_equal(g->backoff_retry_after_ms[1], HOUR);
+	assert_int_equal(g->backoff_to_normal_after_ms, HOUR);
+	assert_int_equal(g->idle_timeout_ms, 3 * SEC);
+	assert_int_equal(g->pattern_list, 0);
+	assert_null(g->queue_to);
+	const struct config_domain *h = config_domain_for(&cfg, "hotmail.com");
+	assert_string_equal(h->queue_to, "outlook.example");
+	assert_int_equal(h->max_msg_rate.count, 0);
+	assert_int_equal(h->pattern_list, 0);
+	const struct config_domain *star = config_domain_for(&cfg, "other.example");
+	assert_int_equal(star->max_msg_rate.count, 100);
+	assert_int_equal(star->max_connect_rate.count, 0);
+	assert_int_equal(star->n_backoff_retry_after, 0);
+	config_free(&cfg);
+}
+
+static void test_policy_defaults(void **state)
+{
+	struct config cfg;
+	(void)state;
+
+	load_ok(&cfg, "host-name a.example\n");
+	assert_int_equal(cfg.n_vmtas, 1);
+	assert_int_equal(cfg.n_pools, 1);
+	assert_int_equal(cfg.sources[0].default_pool, 0);
+	const struct config_domain *d = config_domain_for(&cfg, "x.example");
+	assert_int_equal(d->idle_timeout_ms, 5 * SEC);
+	assert_int_equal(d->pattern_list, -1);
+	assert_int_equal(d->backoff_to_normal_after_ms, HOUR);
+	assert_int_equal(d->max_msg_rate.count, 0);
+	config_free(&cfg);
+	/* a file's "default" vmta and pool replace the built-in ones */
+	load_ok(&cfg, "<virtual-mta default>\n smtp-source-host 127.0.0.9 d.example\n</virtual-mta>\n"
+		      "<virtual-mta other>\n smtp-source-host 127.0.0.8\n</virtual-mta>\n"
+		      "<virtual-mta-pool default>\n virtual-mta other\n virtual-mta default\n</virtual-mta-pool>\n");
+	assert_int_equal(cfg.n_vmtas, 2);
+	assert_true(cfg.vmtas[0].has_source);
+	assert_int_equal(cfg.pools[0].n_vmtas, 2);
+	assert_int_equal(cfg.pools[0].vmtas[0], 1);
+	config_free(&cfg);
+}
+
+static void test_policy_errors(void **state)
+{
+	(void)state;
+	expect_err("<virtual-mta a>\n smtp-source-host 127.0.0.300 a.example\n</virtual-mta>\n",
+		   "test.conf:2: invalid source address \"127.0.0.300\" for smtp-source-host (an IP address)");
+	expect_err("<virtual-mta a>\n smtp-source-host 127.0.0.2:25\n</virtual-mta>\n",
+		   "test.conf:2: invalid source address \"127.0.0.2:25\" for smtp-source-host (an IP address)");
+	expect_err("<virtual-mta a>\n smtp-source-host 127.0.0.2 bad..name\n</virtual-mta>\n",
+		   "test.conf:2: invalid HELO name \"bad..name\" for smtp-source-host");
+	expect_err("<virtual-mta a>\n</virtual-mta>\n<virtual-mta A>\n</virtual-mta>\n",
+		   "test.conf:3: duplicate <virtual-mta A> (first at line 1)");
+	expect_err("<virtual-mta a b>\n</virtual-mta>\n",
+		   "test.conf:1: too many arguments for <virtual-mta>: \"a b\"");
+	expect_err("<virtual-mta-pool p>\n virtual-mta ghost\n</virtual-mta-pool>\n",
+		   "test.conf:1: <virtual-mta-pool p>: no <virtual-mta ghost>");
+	expect_err("<virtual-mta-pool p>\n</virtual-mta-pool>\n",
+		   "test.conf:1: <virtual-mta-pool p> lists no virtual-mta");
+	expect_err("<source 0/0>\n default-virtual-mta nowhere\n</source>\n",
+		   "test.conf:1: default-virtual-mta \"nowhere\": no such virtual-mta or virtual-mta-pool");
+	expect_err("<mx-rollup-list x>\n</mx-rollup-list>\n", "test.conf:1: <mx-rollup-list> takes no argument");
+	expect_err("<mx-rollup-list>\n mx *.google.com\n</mx-rollup-list>\n",
+		   "test.conf:2: mx wants a host pattern and a queue name: \"mx *.google.com google.rollup\"");
+	expect_err("<mx-rollup-list>\n mx *.goo/gle.com g.rollup\n</mx-rollup-list>\n",
+		   "test.conf:2: invalid host pattern \"*.goo/gle.com\" for mx");
+	expect_err("<smtp-pattern-list>\n</smtp-pattern-list>\n",
+		   "test.conf:1: missing argument for <smtp-pattern-list>");
+	expect_err("<smtp-pattern-list p>\n reply 421 mode=backoff\n</smtp-pattern-list>\n",
+		   "test.conf:2: reply: expected /REGEX/ at \"421 mode=backoff\"");
+	expect_err("<smtp-pattern-list p>\n reply /421 mode=backoff\n</smtp-pattern-list>\n",
+		   "test.conf:2: reply: unterminated or empty /REGEX/ in \"/421 mode=backoff\"");
+	expect_err("<smtp-pattern-list p>\n reply /4(21/ mode=backoff\n</smtp-pattern-list>\n",
+		   "test.conf:2: reply: bad regex /4(21/: Unmatched ( or \\(");
+	expect_err("<smtp-pattern-list p>\n reply /421/ mode=fast\n</smtp-pattern-list>\n",
+		   "test.conf:2: unknown reply action \"mode=fast\" (mode=backoff, mode=normal, "
+		   "disable-source-ip, reenable-after=DURATION, skip-mx, bounce-rcpt)");
+	expect_err("<smtp-pattern-list p>\n reply /421/\n</smtp-pattern-list>\n",
+		   "test.conf:2: reply rule without actions");
+	expect_err("<smtp-pattern-list p>\n reply /421/ mode=backoff,mode=normal\n</smtp-pattern-list>\n",
+		   "test.conf:2: reply rule with both mode=backoff and mode=normal");
+	expect_err("<smtp-pattern-list p>\n reply /421/ reenable-after=0\n</smtp-pattern-list>\n",
+		   "test.conf:2: invalid duration \"0\" for reenable-after");
+	expect_err("<smtp-pattern-list p>\n</smtp-pattern-list>\n<smtp-pattern-list P>\n</smtp-pattern-list>\n",
+		   "test.conf:3: duplicate <smtp-pattern-list P> (first at line 1)");
+	expect_err("<domain a.example>\n smtp-pattern-list nope\n</domain>\n",
+		   "test.conf:1: smtp-pattern-list \"nope\": no such <smtp-pattern-list>");
+	expect_err("<bounce-category-patterns>\n /full/ kinda-full\n</bounce-category-patterns>\n",
+		   "test.conf:2: unknown bounce category \"kinda-full\"");
+	expect_err("reply /x/ mode=backoff\n", "test.conf:1: \"reply\" is only valid inside <smtp-pattern-list>");
+	expect_domain_err("  max-msg-rate 0/h", "test.conf:2: invalid rate \"0/h\" for max-msg-rate");
+	expect_domain_err("  max-connect-rate fast", "test.conf:2: invalid rate \"fast\" for max-connect-rate");
+	expect_domain_err("  backoff-retry-after 1m,,2m",
+			  "test.conf:2: empty element in backoff-retry-after list \"1m,,2m\"");
+	expect_domain_err("  queue-to bad/name", "test.conf:2: invalid queue name \"bad/name\" for queue-to");
+	expect_domain_err("  idle-timeout soon", "test.conf:2: invalid duration \"soon\" for idle-timeout");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -877,6 +1108,9 @@ int main(void)
 		cmocka_unit_test(test_err_top_values),
 		cmocka_unit_test(test_err_block_values),
 		cmocka_unit_test(test_err_after_much),
+		cmocka_unit_test(test_policy_blocks),
+		cmocka_unit_test(test_policy_defaults),
+		cmocka_unit_test(test_policy_errors),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

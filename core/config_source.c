@@ -1,0 +1,140 @@
+/*
+ * config_source.c - <source CIDR> blocks: who may inject, relay, and choose
+ * a pool or campaign by header; and config_source_for(), the most specific
+ * match for a client address.
+ */
+#include "core/config_parser.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static struct config_source *cur_source(struct parser *p)
+{
+	return &p->cfg->sources[p->cur];
+}
+
+static int set_bool(struct parser *p, const struct directive *d, const char *v, bool *field)
+{
+	if (config_parse_bool(v, field) < 0)
+		return cp_bad_value(p, "boolean", d, v);
+	return 0;
+}
+
+static int d_always_allow_relaying(struct parser *p, const struct directive *d, char *v)
+{
+	return set_bool(p, d, v, &cur_source(p)->always_allow_relaying);
+}
+
+static int d_process_x_virtual_mta(struct parser *p, const struct directive *d, char *v)
+{
+	return set_bool(p, d, v, &cur_source(p)->process_x_virtual_mta);
+}
+
+static int d_process_x_job(struct parser *p, const struct directive *d, char *v)
+{
+	return set_bool(p, d, v, &cur_source(p)->process_x_job);
+}
+
+/* A pool or virtual MTA name; resolved in cp_sources_finish(). */
+static int d_default_virtual_mta(struct parser *p, const struct directive *d, char *v)
+{
+	if (cp_has_space(v))
+		return cp_bad_value(p, "name", d, v);
+	return cp_set_string(p, &cur_source(p)->default_virtual_mta, v);
+}
+
+static const struct directive directives[] = {
+	{"always-allow-relaying", CTX_SOURCE, d_always_allow_relaying},
+	{"process-x-virtual-mta", CTX_SOURCE, d_process_x_virtual_mta},
+	{"process-x-job", CTX_SOURCE, d_process_x_job},
+	{"default-virtual-mta", CTX_SOURCE, d_default_virtual_mta},
+};
+
+const struct directive_table cp_source_directives = {directives, sizeof(directives) / sizeof(directives[0])};
+
+int cp_open_source(struct parser *p, char *arg)
+{
+	struct config *c = p->cfg;
+	struct config_cidr net;
+	char sb[CP_SHOW_BUF];
+
+	if (config_parse_cidr(arg, &net) < 0)
+		return cp_err(p, "invalid CIDR \"%s\" for <source>", cp_show(sb, arg));
+	if (!p->file_sources) {
+		cp_sources_free(c); /* the file's sources replace the loopback defaults */
+		p->file_sources = true;
+	}
+	for (size_t i = 0; i < c->n_sources; i++) {
+		const struct config_cidr *o = &c->sources[i].net;
+		if (o->family == net.family && o->prefix == net.prefix &&
+		    memcmp(o->addr, net.addr, sizeof(net.addr)) == 0) {
+			config_cidr_format(&net, sb, sizeof(sb));
+			return cp_err(p, "duplicate <source %s> (first at line %d)", sb, c->sources[i].line);
+		}
+	}
+	if (cp_grow(p, (void **)&c->sources, &c->n_sources, sizeof(*c->sources), &p->cur) < 0)
+		return -1;
+	c->sources[p->cur].net = net;
+	c->sources[p->cur].line = p->line;
+	return 0;
+}
+
+int cp_sources_default(struct config *cfg)
+{
+	static const char *const loopback[] = {"127.0.0.1/32", "::1/128"};
+
+	cfg->sources = calloc(2, sizeof(*cfg->sources));
+	if (!cfg->sources)
+		return -1;
+	for (size_t i = 0; i < 2; i++) {
+		if (config_parse_cidr(loopback[i], &cfg->sources[i].net) < 0)
+			abort(); /* our own constant */
+		cfg->sources[i].always_allow_relaying = true;
+	}
+	cfg->n_sources = 2;
+	return 0;
+}
+
+int cp_sources_finish(struct parser *p)
+{
+	struct config *c = p->cfg;
+
+	for (size_t i = 0; i < c->n_sources; i++) {
+		struct config_source *s = &c->sources[i];
+		ssize_t pool;
+
+		if (!s->default_virtual_mta)
+			continue;
+		if ((pool = config_pool_find(c, s->default_virtual_mta)) < 0) {
+			p->line = s->line;
+			return cp_err(p, "default-virtual-mta \"%s\": no such virtual-mta or virtual-mta-pool",
+				      s->default_virtual_mta);
+		}
+		s->default_pool = (size_t)pool;
+	}
+	return 0;
+}
+
+void cp_sources_free(struct config *cfg)
+{
+	for (size_t i = 0; i < cfg->n_sources; i++)
+		free(cfg->sources[i].default_virtual_mta);
+	free(cfg->sources);
+	cfg->sources = NULL;
+	cfg->n_sources = 0;
+}
+
+const struct config_source *config_source_for(const struct config *cfg,
+					      const struct sockaddr *addr)
+{
+	const struct config_source *best = NULL;
+
+	if (!addr)
+		return NULL;
+	for (size_t i = 0; i < cfg->n_sources; i++) {
+		const struct config_source *s = &cfg->sources[i];
+		if (config_cidr_match(&s->net, addr) && (!best || s->net.prefix > best->net.prefix))
+			best = s;
+	}
+	return best;
+}

@@ -1,0 +1,498 @@
+/*
+ * config_vmta.c - the delivery-policy blocks that are not per domain:
+ * <virtual-mta> (a source IP and its HELO name), <virtual-mta-pool>,
+ * <mx-rollup-list>, <smtp-pattern-list> and <bounce-category-patterns>;
+ * config_pool_find() and config_rollup_for().
+ *
+ * Names are resolved once parsing is done (cp_vmtas_finish): a pool may
+ * list virtual MTAs defined further down the file. vmtas[0] and pools[0]
+ * are the built-in "default" (no source binding, the host-name as HELO)
+ * unless the file defines blocks of that name, which then replace them.
+ */
+#include "core/config_parser.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define DEF_REENABLE_MS (3600 * 1000ULL)
+
+/* The brief's bounce categories, for <bounce-category-patterns>. */
+static const char *const categories[] = {
+	"bad-mailbox", "bad-domain", "inactive-mailbox", "quota-issues", "message-expired",
+	"spam-related", "policy-related", "invalid-sender", "relaying-issues", "content-related",
+	"virus-related", "protocol-errors", "routing-errors", "no-answer-from-host",
+	"bad-connection", "bad-configuration", "other", "complaint",
+};
+
+static bool valid_name(const char *s)
+{
+	if (!*s || strlen(s) > 64)
+		return false;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+		      *s == '-' || *s == '_' || *s == '.'))
+			return false;
+	return true;
+}
+
+/* ---- <virtual-mta NAME> ------------------------------------------------- */
+
+static int d_smtp_source_host(struct parser *p, const struct directive *d, char *v)
+{
+	struct config_vmta *m = &p->cfg->vmtas[p->cur];
+	char *helo = v + strcspn(v, CP_WS);
+	struct config_addr a;
+	char sb[CP_SHOW_BUF];
+
+	if (*helo) {
+		*helo++ = '\0';
+		helo = cp_trim(helo);
+	}
+	memset(&a, 0, sizeof(a));
+	if (inet_pton(AF_INET, v, &((struct sockaddr_in *)&a.sa)->sin_addr) == 1) {
+		a.sa.ss_family = AF_INET;
+		a.salen = sizeof(struct sockaddr_in);
+	} else if (inet_pton(AF_INET6, v, &((struct sockaddr_in6 *)&a.sa)->sin6_addr) == 1) {
+		a.sa.ss_family = AF_INET6;
+		a.salen = sizeof(struct sockaddr_in6);
+	} else {
+		return cp_err(p, "invalid source address \"%s\" for %s (an IP address)", cp_show(sb, v), d->name);
+	}
+	snprintf(a.text, sizeof(a.text), "%s", v);
+	if (*helo && (cp_has_space(helo) || !cp_valid_domain_name(helo)))
+		return cp_err(p, "invalid HELO name \"%s\" for %s", cp_show(sb, helo), d->name);
+	m->source = a;
+	m->has_source = true;
+	if (!*helo) {
+		free(m->helo);
+		m->helo = NULL;
+		return 0;
+	}
+	return cp_set_string(p, &m->helo, helo);
+}
+
+int cp_open_vmta(struct parser *p, char *arg)
+{
+	struct config *c = p->cfg;
+	char sb[CP_SHOW_BUF];
+
+	if (!valid_name(arg))
+		return cp_err(p, "invalid name \"%s\" for <virtual-mta>", cp_show(sb, arg));
+	for (size_t i = 0; i < c->n_vmtas; i++) {
+		if (strcasecmp(c->vmtas[i].name, arg) != 0)
+			continue;
+		if (c->vmtas[i].line)
+			return cp_err(p, "duplicate <virtual-mta %s> (first at line %d)", arg, c->vmtas[i].line);
+		p->cur = i; /* the file's "default" replaces the built-in one */
+		c->vmtas[i].line = p->line;
+		return 0;
+	}
+	if (cp_grow(p, (void **)&c->vmtas, &c->n_vmtas, sizeof(*c->vmtas), &p->cur) < 0)
+		return -1;
+	c->vmtas[p->cur].line = p->line;
+	return cp_set_string(p, &c->vmtas[p->cur].name, arg);
+}
+
+/* ---- <virtual-mta-pool NAME> -------------------------------------------- */
+
+static int d_pool_member(struct parser *p, const struct directive *d, char *v)
+{
+	struct config_pool *pl = &p->cfg->pools[p->cur];
+	size_t i;
+
+	if (!valid_name(v))
+		return cp_bad_value(p, "virtual-mta name", d, v);
+	if (cp_grow(p, (void **)&pl->members, &pl->n_members, sizeof(*pl->members), &i) < 0)
+		return -1;
+	return cp_set_string(p, &pl->members[i], v);
+}
+
+int cp_open_pool(struct parser *p, char *arg)
+{
+	struct config *c = p->cfg;
+	char sb[CP_SHOW_BUF];
+
+	if (!valid_name(arg))
+		return cp_err(p, "invalid name \"%s\" for <virtual-mta-pool>", cp_show(sb, arg));
+	for (size_t i = 0; i < c->n_pools; i++) {
+		if (strcasecmp(c->pools[i].name, arg) != 0)
+			continue;
+		if (c->pools[i].line)
+			return cp_err(p, "duplicate <virtual-mta-pool %s> (first at line %d)", arg,
+				      c->pools[i].line);
+		p->cur = i; /* the file's "default" pool replaces the built-in one */
+		c->pools[i].line = p->line;
+		c->pools[i].n_vmtas = 0;
+		return 0;
+	}
+	if (cp_grow(p, (void **)&c->pools, &c->n_pools, sizeof(*c->pools), &p->cur) < 0)
+		return -1;
+	c->pools[p->cur].line = p->line;
+	return cp_set_string(p, &c->pools[p->cur].name, arg);
+}
+
+/* ---- <mx-rollup-list> ----------------------------------------------------- */
+
+static int d_rollup_mx(struct parser *p, const struct directive *d, char *v)
+{
+	struct config *c = p->cfg;
+	char *queue = v + strcspn(v, CP_WS), sb[CP_SHOW_BUF];
+	size_t i;
+
+	if (*queue) {
+		*queue++ = '\0';
+		queue = cp_trim(queue);
+	}
+	if (!*queue || cp_has_space(queue))
+		return cp_err(p, "%s wants a host pattern and a queue name: \"mx *.google.com google.rollup\"",
+			      d->name);
+	if (!cp_valid_domain_name(queue))
+		return cp_err(p, "invalid queue name \"%s\" for %s", cp_show(sb, queue), d->name);
+	for (const char *s = v; *s; s++)
+		if (*s != '*' && *s != '.' && *s != '-' && *s != '_' && !((*s >= 'a' && *s <= 'z') ||
+		    (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9')))
+			return cp_err(p, "invalid host pattern \"%s\" for %s", cp_show(sb, v), d->name);
+	cp_lower(v);
+	cp_lower(queue);
+	if (cp_grow(p, (void **)&c->rollups, &c->n_rollups, sizeof(*c->rollups), &i) < 0)
+		return -1;
+	c->rollups[i].line = p->line;
+	if (cp_set_string(p, &c->rollups[i].pattern, v) < 0)
+		return -1;
+	return cp_set_string(p, &c->rollups[i].queue, queue);
+}
+
+int cp_open_rollup(struct parser *p, char *arg)
+{
+	(void)arg;
+	return 0;
+}
+
+/* ---- <smtp-pattern-list NAME> ------------------------------------------- */
+
+/* "/REGEX/ REST": the regex runs to the last '/' that ends a word; *rest
+ * points after it. Compiled case-insensitive ERE into re. */
+static int take_regex(struct parser *p, const char *what, char *v, regex_t *re, char **text, char **rest)
+{
+	char sb[CP_SHOW_BUF], *end = NULL;
+	int rc;
+
+	if (v[0] != '/')
+		return cp_err(p, "%s: expected /REGEX/ at \"%s\"", what, cp_show(sb, v));
+	for (char *s = v + 1; *s; s++)
+		if (*s == '/' && (!s[1] || strchr(CP_WS, s[1])))
+			end = s;
+	if (!end || end == v + 1)
+		return cp_err(p, "%s: unterminated or empty /REGEX/ in \"%s\"", what, cp_show(sb, v));
+	*end = '\0';
+	if ((rc = regcomp(re, v + 1, REG_EXTENDED | REG_ICASE | REG_NOSUB)) != 0) {
+		char why[128];
+
+		regerror(rc, re, why, sizeof(why));
+		return cp_err(p, "%s: bad regex /%s/: %s", what, cp_show(sb, v + 1), why);
+	}
+	if (!(*text = strdup(v + 1))) {
+		regfree(re);
+		return cp_oom(p);
+	}
+	*rest = cp_trim(end + 1);
+	return 0;
+}
+
+static int pattern_actions(struct parser *p, char *v, struct config_pattern *r)
+{
+	char sb[CP_SHOW_BUF];
+
+	r->reenable_after_ms = DEF_REENABLE_MS;
+	if (!*v)
+		return cp_err(p, "reply rule without actions");
+	for (char *next, *a = v; a; a = next) {
+		next = strchr(a, ',');
+		if (next)
+			*next++ = '\0';
+		a = cp_trim(a);
+		if (strcasecmp(a, "mode=backoff") == 0)
+			r->actions |= CONFIG_PAT_MODE_BACKOFF;
+		else if (strcasecmp(a, "mode=normal") == 0)
+			r->actions |= CONFIG_PAT_MODE_NORMAL;
+		else if (strcasecmp(a, "disable-source-ip") == 0)
+			r->actions |= CONFIG_PAT_DISABLE_SOURCE_IP;
+		else if (strcasecmp(a, "skip-mx") == 0)
+			r->actions |= CONFIG_PAT_SKIP_MX;
+		else if (strcasecmp(a, "bounce-rcpt") == 0)
+			r->actions |= CONFIG_PAT_BOUNCE_RCPT;
+		else if (strncasecmp(a, "reenable-after=", 15) == 0) {
+			if (config_parse_duration(a + 15, &r->reenable_after_ms) < 0 || !r->reenable_after_ms)
+				return cp_err(p, "invalid duration \"%s\" for reenable-after", cp_show(sb, a + 15));
+		} else
+			return cp_err(p, "unknown reply action \"%s\" (mode=backoff, mode=normal, "
+				      "disable-source-ip, reenable-after=DURATION, skip-mx, bounce-rcpt)",
+				      cp_show(sb, a));
+	}
+	if ((r->actions & CONFIG_PAT_MODE_BACKOFF) && (r->actions & CONFIG_PAT_MODE_NORMAL))
+		return cp_err(p, "reply rule with both mode=backoff and mode=normal");
+	return 0;
+}
+
+static int d_reply(struct parser *p, const struct directive *d, char *v)
+{
+	struct config_pattern_list *l = &p->cfg->pattern_lists[p->cur];
+	struct config_pattern r = {.line = p->line};
+	char *rest;
+	size_t i;
+
+	if (take_regex(p, d->name, v, &r.re, &r.text, &rest) < 0)
+		return -1;
+	if (pattern_actions(p, rest, &r) < 0 ||
+	    cp_grow(p, (void **)&l->rules, &l->n_rules, sizeof(*l->rules), &i) < 0) {
+		regfree(&r.re);
+		free(r.text);
+		return -1;
+	}
+	l->rules[i] = r;
+	return 0;
+}
+
+int cp_open_patterns(struct parser *p, char *arg)
+{
+	struct config *c = p->cfg;
+	char sb[CP_SHOW_BUF];
+
+	if (!valid_name(arg))
+		return cp_err(p, "invalid name \"%s\" for <smtp-pattern-list>", cp_show(sb, arg));
+	for (size_t i = 0; i < c->n_pattern_lists; i++)
+		if (strcasecmp(c->pattern_lists[i].name, arg) == 0)
+			return cp_err(p, "duplicate <smtp-pattern-list %s> (first at line %d)", arg,
+				      c->pattern_lists[i].line);
+	if (cp_grow(p, (void **)&c->pattern_lists, &c->n_pattern_lists, sizeof(*c->pattern_lists), &p->cur) < 0)
+		return -1;
+	c->pattern_lists[p->cur].line = p->line;
+	return cp_set_string(p, &c->pattern_lists[p->cur].name, arg);
+}
+
+/* ---- <bounce-category-patterns> --------------------------------------------- */
+
+/* The whole line: `/REGEX/ CATEGORY` (config_parse.c passes it here). */
+static int d_category_pattern(struct parser *p, const struct directive *d, char *v)
+{
+	struct config *c = p->cfg;
+	struct config_category_pattern r = {.line = p->line};
+	char sb[CP_SHOW_BUF], *cat;
+	bool known = false;
+	size_t i;
+
+	if (take_regex(p, d->name, v, &r.re, &r.text, &cat) < 0)
+		return -1;
+	for (i = 0; i < sizeof(categories) / sizeof(categories[0]); i++)
+		known = known || strcasecmp(cat, categories[i]) == 0;
+	if (!known) {
+		regfree(&r.re);
+		free(r.text);
+		return cp_err(p, "unknown bounce category \"%s\"", cp_show(sb, cat));
+	}
+	cp_lower(cat);
+	if (!(r.category = strdup(cat)) ||
+	    cp_grow(p, (void **)&c->category_patterns, &c->n_category_patterns,
+		    sizeof(*c->category_patterns), &i) < 0) {
+		regfree(&r.re);
+		free(r.text);
+		free(r.category);
+		return r.category ? -1 : cp_oom(p);
+	}
+	c->category_patterns[i] = r;
+	return 0;
+}
+
+int cp_open_categories(struct parser *p, char *arg)
+{
+	(void)arg;
+	return 0;
+}
+
+static const struct directive directives[] = {
+	{"smtp-source-host", CTX_VMTA, d_smtp_source_host},
+	{"virtual-mta", CTX_POOL, d_pool_member},
+	{"mx", CTX_ROLLUP, d_rollup_mx},
+	{"reply", CTX_PATTERNS, d_reply},
+	{"bounce-category-pattern", CTX_CATEGORIES, d_category_pattern},
+};
+
+const struct directive_table cp_vmta_directives = {directives, sizeof(directives) / sizeof(directives[0])};
+
+/* ---- defaults, resolution, lookups ------------------------------------------ */
+
+int cp_vmtas_default(struct config *cfg)
+{
+	cfg->vmtas = calloc(1, sizeof(*cfg->vmtas));
+	cfg->pools = calloc(1, sizeof(*cfg->pools));
+	if (!cfg->vmtas || !cfg->pools)
+		return -1;
+	cfg->n_vmtas = cfg->n_pools = 1;
+	cfg->vmtas[0].name = strdup("default");
+	cfg->pools[0].name = strdup("default");
+	cfg->pools[0].vmtas = calloc(1, sizeof(size_t));
+	if (!cfg->vmtas[0].name || !cfg->pools[0].name || !cfg->pools[0].vmtas)
+		return -1;
+	cfg->pools[0].n_vmtas = 1;
+	return 0;
+}
+
+static ssize_t vmta_find(const struct config *c, const char *name)
+{
+	for (size_t i = 0; i < c->n_vmtas; i++)
+		if (strcasecmp(c->vmtas[i].name, name) == 0)
+			return (ssize_t)i;
+	return -1;
+}
+
+static int resolve_pool(struct parser *p, struct config_pool *pl)
+{
+	struct config *c = p->cfg;
+	size_t *idx;
+
+	if (!pl->n_members) {
+		if (pl->line == 0)
+			return 0; /* the built-in default pool */
+		p->line = pl->line;
+		return cp_err(p, "<virtual-mta-pool %s> lists no virtual-mta", pl->name);
+	}
+	if (!(idx = calloc(pl->n_members, sizeof(*idx))))
+		return cp_oom(p);
+	free(pl->vmtas);
+	pl->vmtas = idx;
+	pl->n_vmtas = 0;
+	for (size_t i = 0; i < pl->n_members; i++) {
+		ssize_t m = vmta_find(c, pl->members[i]);
+
+		if (m < 0) {
+			p->line = pl->line;
+			return cp_err(p, "<virtual-mta-pool %s>: no <virtual-mta %s>", pl->name, pl->members[i]);
+		}
+		idx[pl->n_vmtas++] = (size_t)m;
+	}
+	return 0;
+}
+
+int cp_vmtas_finish(struct parser *p)
+{
+	struct config *c = p->cfg;
+	size_t n_explicit = c->n_pools;
+
+	for (size_t i = 0; i < n_explicit; i++)
+		if (resolve_pool(p, &c->pools[i]) < 0)
+			return -1;
+	/* Each virtual MTA is also a pool of one under its own name. */
+	for (size_t v = 0; v < c->n_vmtas; v++) {
+		size_t i;
+
+		if (config_pool_find(c, c->vmtas[v].name) >= 0)
+			continue;
+		if (cp_grow(p, (void **)&c->pools, &c->n_pools, sizeof(*c->pools), &i) < 0 ||
+		    cp_set_string(p, &c->pools[i].name, c->vmtas[v].name) < 0)
+			return -1;
+		if (!(c->pools[i].vmtas = malloc(sizeof(size_t))))
+			return cp_oom(p);
+		c->pools[i].vmtas[0] = v;
+		c->pools[i].n_vmtas = 1;
+	}
+	return 0;
+}
+
+void cp_vmtas_free(struct config *cfg)
+{
+	for (size_t i = 0; i < cfg->n_vmtas; i++) {
+		free(cfg->vmtas[i].name);
+		free(cfg->vmtas[i].helo);
+	}
+	for (size_t i = 0; i < cfg->n_pools; i++) {
+		free(cfg->pools[i].name);
+		free(cfg->pools[i].vmtas);
+		for (size_t j = 0; j < cfg->pools[i].n_members; j++)
+			free(cfg->pools[i].members[j]);
+		free(cfg->pools[i].members);
+	}
+	for (size_t i = 0; i < cfg->n_rollups; i++) {
+		free(cfg->rollups[i].pattern);
+		free(cfg->rollups[i].queue);
+	}
+	for (size_t i = 0; i < cfg->n_pattern_lists; i++) {
+		struct config_pattern_list *l = &cfg->pattern_lists[i];
+
+		for (size_t j = 0; j < l->n_rules; j++) {
+			regfree(&l->rules[j].re);
+			free(l->rules[j].text);
+		}
+		free(l->rules);
+		free(l->name);
+	}
+	for (size_t i = 0; i < cfg->n_category_patterns; i++) {
+		regfree(&cfg->category_patterns[i].re);
+		free(cfg->category_patterns[i].text);
+		free(cfg->category_patterns[i].category);
+	}
+	free(cfg->vmtas);
+	free(cfg->pools);
+	free(cfg->rollups);
+	free(cfg->pattern_lists);
+	free(cfg->category_patterns);
+	cfg->vmtas = NULL;
+	cfg->pools = NULL;
+	cfg->rollups = NULL;
+	cfg->pattern_lists = NULL;
+	cfg->category_patterns = NULL;
+	cfg->n_vmtas = cfg->n_pools = cfg->n_rollups = cfg->n_pattern_lists = cfg->n_category_patterns = 0;
+}
+
+ssize_t config_pool_find(const struct config *cfg, const char *name)
+{
+	for (size_t i = 0; i < cfg->n_pools; i++)
+		if (strcasecmp(cfg->pools[i].name, name) == 0)
+			return (ssize_t)i;
+	return -1;
+}
+
+bool config_glob_match(const char *pat, const char *s)
+{
+	const char *star = NULL, *resume = NULL;
+
+	while (*s) {
+		char a = *pat >= 'A' && *pat <= 'Z' ? (char)(*pat - 'A' + 'a') : *pat;
+		char b = *s >= 'A' && *s <= 'Z' ? (char)(*s - 'A' + 'a') : *s;
+
+		if (*pat == '*') {
+			star = pat++;
+			resume = s;
+		} else if (*pat && a == b) {
+			pat++;
+			s++;
+		} else if (star) {
+			pat = star + 1;
+			s = ++resume;
+		} else {
+			return false;
+		}
+	}
+	while (*pat == '*')
+		pat++;
+	return !*pat;
+}
+
+const char *config_rollup_for(const struct config *cfg, const char *mx_host)
+{
+	char host[256];
+	size_t n = strlen(mx_host);
+
+	/* "mx.example.com." and "mx.example.com" are one host */
+	if (n >= sizeof(host))
+		return NULL;
+	memcpy(host, mx_host, n + 1);
+	if (n && host[n - 1] == '.')
+		host[n - 1] = '\0';
+	for (size_t i = 0; i < cfg->n_rollups; i++)
+		if (config_glob_match(cfg->rollups[i].pattern, host))
+			return cfg->rollups[i].queue;
+	return NULL;
+}
