@@ -1,22 +1,24 @@
 /*
- * egress.c - a shard's outbound side: for each destination queue, its route
- * (MX targets from DNS or a configured `route`), its connections (at most
- * max-smtp-out), and the transactions they carry.
+ * egress.c - a shard's connections and the transactions they carry (see
+ * egress.h for the split with egress_route.c and egress_policy.c).
  *
- * Flow: egress_kick(q) -> route known? else resolve ->
- * more ready work than connecting sessions and room
- * under max-smtp-out? open one -> on txn_done: outcomes to the writer,
- * deferred recipients back into the heap -> next transaction, or QUIT.
+ * Flow: egress_kick(q) -> paused? stop -> member of a rollup? move the
+ * recipients there -> route known (else resolve and come back) -> idle
+ * connections take work first -> then, while there is more ready work than
+ * connecting sessions, open connections on the virtual MTA the policy picks
+ * (rotating across the pool, under each unit's max-smtp-out and connect
+ * rate) -> on txn_done: reply patterns, outcomes to the writer, deferred
+ * recipients back into the heap -> next transaction if the message cap, the
+ * mode and the rate allow, else idle (kept for reuse until idle-timeout)
+ * or QUIT.
  *
  * Connections start at the queue's last good MX and fall over to the next
  * target (by preference) when a host does not answer or refuses the session;
  * when every target failed and no connection is alive, the ready recipients
  * are deferred with the last error.
- *
- * Ownership: struct egress_queue hangs off sched_queue.egress; struct
- * egress_conn is owned by its queue's conn list and freed in conn_closed();
- * a transaction's recipients are owned by the transaction until txn_done.
  */
+#include "engine/egress.h"
+
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -24,34 +26,16 @@
 #include <string.h>
 
 #include "core/config.h"
-#include "engine/engine.h"
 #include "engine/outcome.h"
-#include "net/dns.h"
 #include "net/dot_stuff.h"
 #include "net/smtp_client.h"
 
-#define ROUTE_TTL_MS 60000
 #define TXN_WINDOW 1000
-
-struct egress_conn;
-
-struct egress_queue {
-	struct sched_queue *q;
-	struct worker *w;
-	bool have_route;           /* targets[] is usable */
-	bool resolving;            /* a lookup is in flight */
-	uint64_t route_expires;
-	struct dns_target targets[DNS_MAX_TARGETS];
-	size_t n_targets;
-	size_t good_target;
-	unsigned n_conns, n_connecting;
-	struct egress_conn *conns;
-	bool freeing;
-};
 
 struct egress_txn {
 	struct smtp_txn t;
 	uint64_t msg_id;
+	size_t pool;
 	char *sender;
 	size_t size;
 	int64_t queued_ms;
@@ -61,21 +45,11 @@ struct egress_txn {
 	char *wire;
 };
 
-struct egress_conn {
-	struct egress_conn *prev, *next;
-	struct egress_queue *eq;
-	struct smtp_client *cli;
-	size_t target;
-	unsigned msgs;
-	bool ready, idle;
-	struct egress_txn *txn;
-};
-
 static void conn_open(struct egress_queue *eq, struct egress_conn *c);
 
 /* ---- queue state ------------------------------------------------------------ */
 
-static struct egress_queue *eq_get(struct worker *w, struct sched_queue *q)
+struct egress_queue *egress_queue_of(struct worker *w, struct sched_queue *q)
 {
 	struct egress_queue *eq = q->egress;
 
@@ -86,6 +60,10 @@ static struct egress_queue *eq_get(struct worker *w, struct sched_queue *q)
 		return NULL;
 	eq->q = q;
 	eq->w = w;
+	if (egress_units_init(eq) < 0) {
+		free(eq);
+		return NULL;
+	}
 	q->egress = eq;
 	return eq;
 }
@@ -121,22 +99,53 @@ void egress_queue_free(struct sched_queue *q)
 		txn_free(c->txn);
 		free(c);
 	}
+	free(eq->units);
+	free(eq->redirect);
+	free(eq->route_domain);
 	free(eq);
 	q->egress = NULL;
 }
 
 /* ---- outcomes ------------------------------------------------------------- */
 
-static void rcpt_outcome(struct worker *w, struct outcome_batch *b, struct sched_rcpt *r,
-			 const char *addr, const struct smtp_result *res, int64_t now)
+static const char *pool_name(const struct config *cfg, size_t pool)
 {
+	return pool < cfg->n_pools && pool ? cfg->pools[pool].name : "";
+}
+
+static void note_error(struct egress_queue *eq, const struct smtp_result *res)
+{
+	if (res->code)
+		snprintf(eq->last_error, sizeof(eq->last_error), "%d %s%s%.120s", res->code, res->enhanced,
+			 res->enhanced[0] ? " " : "", res->text);
+	else
+		snprintf(eq->last_error, sizeof(eq->last_error), "%.150s", res->text);
+}
+
+static void rcpt_outcome(struct egress_queue *eq, struct outcome_batch *b, struct sched_rcpt *r,
+			 const char *addr, const struct smtp_result *res, bool force_bounce, int64_t now)
+{
+	struct worker *w = eq->w;
 	const struct config_domain *dom = r->queue->cfg;
+	bool backoff = egress_mode_now(eq, loop_now_ms()) == EGRESS_BACKOFF;
+	uint32_t attempts = (uint32_t)r->attempts + 1;
 	int64_t next = 0;
 	enum outcome_kind k;
 
-	r->attempts++;
-	k = outcome_decide(res, r->attempts, r->queued_ms, now, dom, &next);
-	outcome_batch_add(b, r->idx, addr, k, r->attempts, r->queued_ms, next, res);
+	if (r->attempts < UINT16_MAX)
+		r->attempts++;
+	k = outcome_decide(res, attempts, r->queued_ms, now, dom, backoff, &next);
+	if (force_bounce && (k == OUTCOME_DEFERRED || k == OUTCOME_EXPIRED))
+		k = OUTCOME_BOUNCED;
+	outcome_batch_add(b, r->idx, addr, k, attempts, r->queued_ms, next, res);
+	if (k == OUTCOME_DELIVERED)
+		eq->delivered++;
+	else if (k == OUTCOME_DEFERRED)
+		eq->deferred++;
+	else
+		eq->bounced++;
+	if (k != OUTCOME_DELIVERED)
+		note_error(eq, res);
 	if (k == OUTCOME_DEFERRED) {
 		r->due_ms = next;
 		if (sched_add(&w->sched, r, now) == 0)
@@ -147,11 +156,10 @@ static void rcpt_outcome(struct worker *w, struct outcome_batch *b, struct sched
 	free(r);
 }
 
-/* Fail every ready recipient of eq without a connection (routing failure or
- * every MX down): outcomes grouped per message. */
-static void fail_ready(struct egress_queue *eq, const struct smtp_result *res, const char *mx_host)
+void egress_fail_ready(struct egress_queue *eq, const struct smtp_result *res, const char *mx_host)
 {
 	struct worker *w = eq->w;
+	const struct config *cfg = w->eng->cfg;
 	struct spool_rtxn *rt = NULL;
 	int64_t now = wall_now_ms();
 	struct sched_rcpt *r;
@@ -162,6 +170,11 @@ static void fail_ready(struct egress_queue *eq, const struct smtp_result *res, c
 		struct spool_msg m;
 		struct spool_rcpt sr;
 		struct outcome_batch *b;
+		struct outcome_route route = {
+			.queue = eq->q->domain,
+			.mx_host = mx_host,
+			.pool = pool_name(cfg, r->pool),
+		};
 
 		if (!rt || spool_get_msg(rt, r->msg_id, &m) != 0 ||
 		    spool_get_rcpt(rt, r->msg_id, r->idx, &sr) != 0) {
@@ -170,13 +183,12 @@ static void fail_ready(struct egress_queue *eq, const struct smtp_result *res, c
 			free(r);
 			continue;
 		}
-		b = outcome_batch_new(w->eng, r->msg_id, m.sender, r->queued_ms, m.body_len,
-				      eq->q->domain, mx_host, NULL, 1);
+		b = outcome_batch_new(w->eng, r->msg_id, m.sender, r->queued_ms, m.body_len, &route, 1);
 		if (!b) {
 			free(r);
 			continue;
 		}
-		rcpt_outcome(w, b, r, sr.addr, res, now);
+		rcpt_outcome(eq, b, r, sr.addr, res, false, now);
 		outcome_batch_submit(b);
 	}
 	if (rt)
@@ -185,10 +197,10 @@ static void fail_ready(struct egress_queue *eq, const struct smtp_result *res, c
 
 /* ---- transactions ----------------------------------------------------------- */
 
-/* Build the next transaction from the ready list: the first ready recipient
- * and up to max-rcpt-per-message more of the same message. NULL when there
- * is nothing ready (or everything ready had vanished from the spool). */
-static struct egress_txn *txn_build(struct egress_queue *eq)
+/* The next transaction for a connection on vmta: the first ready recipient
+ * of a pool that includes it, plus up to max-rcpt-per-message more of the
+ * same message. NULL when nothing may go now. */
+static struct egress_txn *txn_build(struct egress_queue *eq, size_t vmta)
 {
 	struct worker *w = eq->w;
 	struct sched_queue *q = eq->q;
@@ -197,8 +209,11 @@ static struct egress_txn *txn_build(struct egress_queue *eq)
 	struct spool_msg m;
 	struct egress_txn *x;
 	struct sched_rcpt *r;
+	ssize_t pool;
 
-	while ((r = sched_ready_pop(q))) {
+	while (q->n_ready && (pool = egress_pick_pool(eq, vmta, loop_now_ms())) >= 0) {
+		if (!(r = sched_ready_pop_pool(q, (size_t)pool)))
+			return NULL;
 		if (spool_rtxn_begin(w->eng->spool, &rt) != 0) {
 			sched_ready_push(&w->sched, q, r);
 			return NULL;
@@ -225,6 +240,7 @@ static struct egress_txn *txn_build(struct egress_queue *eq)
 			return NULL;
 		}
 		x->msg_id = r->msg_id;
+		x->pool = (size_t)pool;
 		x->size = m.body_len;
 		x->queued_ms = r->queued_ms;
 		x->t.wire_len = dot_stuff(m.body, m.body_len, x->wire);
@@ -236,12 +252,13 @@ static struct egress_txn *txn_build(struct egress_queue *eq)
 		do {
 			struct spool_rcpt sr;
 
-			if (spool_get_rcpt(rt, r->msg_id, r->idx, &sr) != 0 || !(x->addrs[x->t.n_rcpts] = strdup(sr.addr))) {
+			if (spool_get_rcpt(rt, r->msg_id, r->idx, &sr) != 0 ||
+			    !(x->addrs[x->t.n_rcpts] = strdup(sr.addr))) {
 				free(r);
 				continue;
 			}
 			x->rcpts[x->t.n_rcpts++] = r;
-		} while (x->t.n_rcpts < max && (r = sched_ready_take_msg(q, x->msg_id, TXN_WINDOW)));
+		} while (x->t.n_rcpts < max && (r = sched_ready_take_msg(q, (size_t)pool, x->msg_id, TXN_WINDOW)));
 		spool_rtxn_end(rt);
 		if (!x->t.n_rcpts) {
 			txn_free(x);
@@ -255,17 +272,53 @@ static struct egress_txn *txn_build(struct egress_queue *eq)
 	return NULL;
 }
 
-static void conn_give_txn(struct egress_conn *c)
+/* Give c its next transaction; false when there is none for it now. */
+static bool conn_give_txn(struct egress_conn *c)
 {
-	struct egress_txn *x = txn_build(c->eq);
+	struct egress_queue *eq = c->eq;
+	struct egress_txn *x;
 
-	if (!x) {
-		c->idle = true;
-		return;
-	}
+	if (eq->paused || c->retire)
+		return false;
+	x = txn_build(eq, c->vmta);
+	if (!x)
+		return false;
 	c->idle = false;
 	c->txn = x;
 	smtp_client_send(c->cli, &x->t);
+	return true;
+}
+
+static void conn_set_idle(struct egress_conn *c)
+{
+	struct egress_queue *eq = c->eq;
+	int64_t now = loop_now_ms();
+
+	if (eq->paused || c->retire) {
+		smtp_client_quit(c->cli);
+		return;
+	}
+	c->idle = true;
+	c->idle_since_ms = now;
+	egress_wake_at(eq, now + (int64_t)eq->q->cfg->idle_timeout_ms);
+}
+
+int64_t egress_close_idle(struct egress_queue *eq, int64_t now_ms)
+{
+	int64_t tmo = (int64_t)eq->q->cfg->idle_timeout_ms, next = 0;
+
+	for (struct egress_conn *c = eq->conns, *n; c; c = n) {
+		n = c->next;
+		if (!c->idle || !c->cli)
+			continue;
+		if (eq->paused || c->retire || now_ms - c->idle_since_ms >= tmo) {
+			c->idle = false;
+			smtp_client_quit(c->cli);
+		} else if (!next || c->idle_since_ms + tmo < next) {
+			next = c->idle_since_ms + tmo;
+		}
+	}
+	return next;
 }
 
 /* ---- connection hooks -------------------------------------------------------- */
@@ -278,11 +331,8 @@ static void conn_ready(void *owner, struct smtp_client *cli)
 	c->ready = true;
 	eq->n_connecting--;
 	eq->good_target = c->target;
-	conn_give_txn(c);
-	if (c->idle) {
-		/* Nothing left for it: other sessions drained the queue. */
-		smtp_client_quit(cli);
-	}
+	if (!conn_give_txn(c))
+		conn_set_idle(c);
 }
 
 static void conn_txn_done(void *owner, struct smtp_client *cli, struct smtp_txn *t)
@@ -291,21 +341,37 @@ static void conn_txn_done(void *owner, struct smtp_client *cli, struct smtp_txn 
 	struct egress_queue *eq = c->eq;
 	struct egress_txn *x = c->txn;
 	struct worker *w = eq->w;
+	const struct config *cfg = w->eng->cfg;
+	const struct config_vmta *vm = &cfg->vmtas[c->vmta];
 	const struct dns_target *tg = &eq->targets[c->target < eq->n_targets ? c->target : 0];
-	int64_t now = wall_now_ms();
+	int64_t now = wall_now_ms(), mono = loop_now_ms();
+	struct outcome_route route = {
+		.queue = eq->q->domain,
+		.mx_host = tg->host,
+		.mx_ip = smtp_client_peer_ip(cli),
+		.vmta = vm->name,
+		.source_ip = vm->has_source ? vm->source.text : NULL,
+		.pool = pool_name(cfg, x->pool),
+	};
 	struct outcome_batch *b;
+	bool any_ok = false;
 
 	c->txn = NULL;
 	c->msgs++;
 	eq->q->n_inflight -= x->t.n_rcpts;
-	b = outcome_batch_new(w->eng, x->msg_id, x->sender, x->queued_ms, x->size, eq->q->domain,
-			      tg->host, smtp_client_peer_ip(cli), x->t.n_rcpts);
+	b = outcome_batch_new(w->eng, x->msg_id, x->sender, x->queued_ms, x->size, &route, x->t.n_rcpts);
 	for (size_t i = 0; i < x->t.n_rcpts; i++) {
+		unsigned act = egress_patterns(eq, c, &x->results[i], mono);
+
+		any_ok = any_ok || (x->results[i].code >= 200 && x->results[i].code < 300);
 		if (b) {
-			rcpt_outcome(w, b, x->rcpts[i], x->addrs[i], &x->results[i], now);
+			rcpt_outcome(eq, b, x->rcpts[i], x->addrs[i], &x->results[i],
+				     (act & CONFIG_PAT_BOUNCE_RCPT) != 0, now);
 			x->rcpts[i] = NULL;
 		}
 	}
+	if (any_ok)
+		eq->units[c->vmta].delivered++;
 	if (b)
 		outcome_batch_submit(b);
 	txn_free(x);
@@ -313,12 +379,13 @@ static void conn_txn_done(void *owner, struct smtp_client *cli, struct smtp_txn 
 	 * a dying one (called from its teardown) is left to conn_closed(). */
 	if (eq->freeing || !smtp_client_idle(cli))
 		return;
-	if (c->msgs < eq->q->cfg->max_msg_per_connection) {
-		conn_give_txn(c);
-		if (!c->idle)
-			return;
-	}
-	smtp_client_quit(cli);
+	if (eq->units[c->vmta].n_conns > egress_max_out(eq))
+		c->retire = true; /* backoff lowered the cap */
+	if (c->msgs >= eq->q->cfg->max_msg_per_connection)
+		c->retire = true;
+	if (conn_give_txn(c))
+		return;
+	conn_set_idle(c);
 }
 
 static void conn_unlink(struct egress_queue *eq, struct egress_conn *c)
@@ -330,6 +397,7 @@ static void conn_unlink(struct egress_queue *eq, struct egress_conn *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	eq->n_conns--;
+	eq->units[c->vmta].n_conns--;
 	free(c);
 }
 
@@ -342,25 +410,29 @@ static void conn_closed(void *owner, struct smtp_client *cli, bool reached_ready
 	if (eq->freeing)
 		return;
 	if (!reached_ready) {
+		unsigned act = why ? egress_patterns(eq, c, why, loop_now_ms()) : 0;
+
 		eq->n_connecting--;
-		/* This host did not take a session: fall over to the next target. */
-		if (c->target + 1 < eq->n_targets && eq->q->n_ready) {
+		if (why && why->text[0])
+			note_error(eq, why);
+		/* This host did not take a session: fall over to the next target
+		 * (unless a pattern took the source IP out of service). */
+		if (!(act & CONFIG_PAT_DISABLE_SOURCE_IP) && c->target + 1 < eq->n_targets && eq->q->n_ready) {
 			c->target++;
 			eq->n_connecting++;
 			conn_open(eq, c);
 			return;
 		}
-		if (eq->n_conns == 1 && eq->q->n_ready) {
+		if (eq->n_conns == 1 && eq->q->n_ready && !(act & CONFIG_PAT_DISABLE_SOURCE_IP)) {
 			struct smtp_result res = *why;
 			char text[sizeof(res.text)];
+			size_t last = c->target < eq->n_targets ? c->target : eq->n_targets - 1;
 
 			snprintf(text, sizeof(text), "all MX hosts failed, last: %.200s", why->text);
 			memcpy(res.text, text, sizeof(res.text));
-			size_t last = c->target < eq->n_targets ? c->target : eq->n_targets - 1;
-
 			eq->good_target = 0;
 			eq->route_expires = 0; /* look the route up afresh next time */
-			fail_ready(eq, &res, eq->n_targets ? eq->targets[last].host : NULL);
+			egress_fail_ready(eq, &res, eq->n_targets ? eq->targets[last].host : NULL);
 		}
 		/* A session that never started leaves the queue to the others;
 		 * kicking here could spin on a host that refuses every socket. */
@@ -381,131 +453,79 @@ static void conn_open(struct egress_queue *eq, struct egress_conn *c)
 {
 	struct worker *w = eq->w;
 	const struct config *cfg = w->eng->cfg;
+	const struct config_vmta *vm = &cfg->vmtas[c->vmta];
+	const char *helo = vm->helo ? vm->helo : cfg->host_name;
 
 	for (; c->target < eq->n_targets; c->target++) {
 		struct dns_target *t = &eq->targets[c->target];
-		int ret = smtp_client_connect(&c->cli, &w->loop, (const struct sockaddr *)&t->addr, t->addrlen,
-					      NULL, 0, cfg->host_name, &w->client_tmo, &conn_hooks, c);
+		int ret;
+
+		if (vm->has_source && vm->source.sa.ss_family != t->addr.ss_family)
+			continue; /* an IPv4 source cannot reach an IPv6 MX */
+		ret = smtp_client_connect(&c->cli, &w->loop, (const struct sockaddr *)&t->addr, t->addrlen,
+					  vm->has_source ? (const struct sockaddr *)&vm->source.sa : NULL,
+					  vm->has_source ? vm->source.salen : 0, helo, &w->client_tmo,
+					  &conn_hooks, c);
 		if (ret == 0)
 			return;
-		fprintf(stderr, "salvod: cannot make a socket for %s: %s\n", t->host, strerror(-ret));
+		fprintf(stderr, "salvod: cannot make a socket for %s from %s: %s\n", t->host,
+			vm->has_source ? vm->source.text : "any address", strerror(-ret));
 	}
 	/* No target could even get a socket: treat as a failed session. */
 	struct smtp_result why = {.code = 0};
-	snprintf(why.text, sizeof(why.text), "no usable address for %s", eq->q->domain);
+	snprintf(why.text, sizeof(why.text), "no usable address for %s from virtual-mta %s", eq->q->domain,
+		 vm->name);
 	c->target = eq->n_targets;
 	conn_closed(c, NULL, false, &why);
 }
 
-static void conn_new(struct egress_queue *eq)
+static void conn_new(struct egress_queue *eq, size_t vmta)
 {
 	struct egress_conn *c = calloc(1, sizeof(*c));
 
 	if (!c)
 		return;
 	c->eq = eq;
+	c->vmta = vmta;
 	c->target = eq->good_target < eq->n_targets ? eq->good_target : 0;
 	c->next = eq->conns;
 	if (eq->conns)
 		eq->conns->prev = c;
 	eq->conns = c;
 	eq->n_conns++;
+	eq->units[vmta].n_conns++;
 	eq->n_connecting++;
 	conn_open(eq, c);
-}
-
-/* ---- routing ----------------------------------------------------------------- */
-
-static void route_set_port(struct dns_target *t, uint16_t port)
-{
-	if (t->addr.ss_family == AF_INET6)
-		((struct sockaddr_in6 *)&t->addr)->sin6_port = htons(port);
-	else
-		((struct sockaddr_in *)&t->addr)->sin_port = htons(port);
-}
-
-static void route_resolved(void *arg, const struct dns_route *route)
-{
-	struct egress_queue *eq = arg;
-	const struct config_domain *dom = eq->q->cfg;
-	uint16_t port = dom->has_route || dom->route_host ? dom->route_port : eq->w->eng->cfg->smtp_port;
-	struct smtp_result res = {.code = 0};
-
-	eq->resolving = false;
-	switch (route->status) {
-	case DNS_OK:
-		eq->n_targets = route->n_targets;
-		memcpy(eq->targets, route->targets, route->n_targets * sizeof(route->targets[0]));
-		for (size_t i = 0; i < eq->n_targets; i++)
-			route_set_port(&eq->targets[i], port ? port : 25);
-		eq->have_route = true;
-		eq->route_expires = loop_now_ms() + ROUTE_TTL_MS;
-		if (eq->good_target >= eq->n_targets)
-			eq->good_target = 0;
-		egress_kick(eq->w, eq->q);
-		return;
-	case DNS_NXDOMAIN:
-		res.code = 550;
-		snprintf(res.enhanced, sizeof(res.enhanced), "5.1.2");
-		break;
-	case DNS_NULL_MX:
-		res.code = 556;
-		snprintf(res.enhanced, sizeof(res.enhanced), "5.1.10");
-		break;
-	case DNS_NO_ADDRESS:
-		res.code = 550;
-		snprintf(res.enhanced, sizeof(res.enhanced), "5.4.4");
-		break;
-	case DNS_TEMPFAIL:
-	default:
-		res.code = 0;
-		break;
-	}
-	snprintf(res.text, sizeof(res.text), "%s: %s", eq->q->domain,
-		 route->error ? route->error : dns_status_str(route->status));
-	eq->have_route = false;
-	fail_ready(eq, &res, NULL);
-}
-
-static void route_resolve(struct egress_queue *eq)
-{
-	const struct config_domain *dom = eq->q->cfg;
-
-	if (dom->has_route && !dom->route_host) {
-		/* `route [ip]:port`: no DNS at all. */
-		eq->n_targets = 1;
-		memset(&eq->targets[0], 0, sizeof(eq->targets[0]));
-		memcpy(&eq->targets[0].addr, &dom->route.sa, dom->route.salen);
-		eq->targets[0].addrlen = dom->route.salen;
-		snprintf(eq->targets[0].host, sizeof(eq->targets[0].host), "%s", dom->route.text);
-		eq->have_route = true;
-		eq->route_expires = UINT64_MAX;
-		return;
-	}
-	eq->resolving = true;
-	dns_resolve_route(eq->w->dns, dom->route_host ? dom->route_host : eq->q->domain, route_resolved, eq);
 }
 
 /* ---- kick ------------------------------------------------------------------------ */
 
 void egress_kick(struct worker *w, struct sched_queue *q)
 {
-	struct egress_queue *eq = eq_get(w, q);
-	unsigned max_out;
+	struct egress_queue *eq = egress_queue_of(w, q);
+	int64_t now;
+	ssize_t v;
 
-	if (!eq || eq->freeing)
+	if (!eq || eq->freeing || eq->paused || !q->n_ready)
 		return;
-	if (!q->n_ready)
+	if (eq->redirect) {
+		egress_move_to_rollup(eq);
 		return;
-	/* An expired route is refreshed in the background; sessions keep
-	 * using the old one meanwhile. The lookup may answer at once (cache). */
-	if (!eq->resolving && (!eq->have_route || loop_now_ms() >= eq->route_expires))
-		route_resolve(eq);
-	if (!eq->have_route || !q->n_ready)
+	}
+	if (!egress_route_ready(eq) || !q->n_ready)
 		return;
-	max_out = q->cfg->max_smtp_out ? q->cfg->max_smtp_out : 20;
+	if (eq->redirect) {
+		/* the lookup that just answered made it a rollup member */
+		egress_move_to_rollup(eq);
+		return;
+	}
+	/* Idle sessions first: they cost nothing to reuse. */
+	for (struct egress_conn *c = eq->conns; c && q->n_ready; c = c->next)
+		if (c->idle && c->cli && !conn_give_txn(c) && !q->n_ready)
+			break;
+	now = loop_now_ms();
 	/* A connecting session will take at least one message: open more only
 	 * for ready work beyond those. */
-	while (q->n_ready > eq->n_connecting && eq->n_conns < max_out)
-		conn_new(eq);
+	while (q->n_ready > eq->n_connecting && (v = egress_pick_vmta(eq, now)) >= 0)
+		conn_new(eq, (size_t)v);
 }

@@ -32,7 +32,20 @@ struct smtp_server;
 enum worker_mail {
 	WORKER_MAIL_RCPT = 1,      /* a struct sched_rcpt for this shard */
 	WORKER_MAIL_INJECTED,      /* an intake request came back from the writer */
+	WORKER_MAIL_MOVE,          /* recipients moving into a rollup queue here */
+	WORKER_MAIL_ACTION,        /* an operator action on a queue here */
 };
+
+/* Operator actions on a queue (by name: a domain or a rollup queue). */
+enum queue_action {
+	QUEUE_PAUSE,               /* no new transactions; idle sessions close */
+	QUEUE_RESUME,
+	QUEUE_RETRY,               /* every waiting recipient is due now */
+	QUEUE_MODE_NORMAL,
+	QUEUE_MODE_BACKOFF,        /* until backoff-to-normal-after */
+};
+
+struct egress_queue;
 
 struct worker {
 	struct engine *eng;
@@ -45,6 +58,7 @@ struct worker {
 	struct sched sched;
 	struct loop_op tick_op;
 	struct smtp_client_timeouts client_tmo;
+	struct egress_queue *egress_timers; /* queues with a wake-up pending */
 	bool loop_ok;              /* loop_init() succeeded: worker_free() has work */
 	char start_err[256];
 };
@@ -66,6 +80,13 @@ void engine_route_rcpt(struct engine *eng, struct sched_rcpt *r);
  * array's slots are consumed (set to NULL). */
 void engine_route_rcpts(struct engine *eng, struct sched_rcpt **rs, size_t n);
 
+/* Ask the shard that owns `queue` to act on it (any thread; asynchronous).
+ * A queue that does not exist yet is created, so a pause can come first.
+ * Returns 0, or -1 on ENOMEM. */
+int engine_queue_action(struct engine *eng, const char *queue, enum queue_action action);
+/* The queue a recipient domain goes to first (its queue-to, or itself). */
+const char *engine_queue_name(const struct engine *eng, const char *domain);
+
 /* worker.c */
 int worker_start(struct worker *w, struct engine *eng, unsigned index);
 void worker_stop(struct worker *w);     /* stop the loop and join */
@@ -77,8 +98,13 @@ extern const struct smtp_server_hooks intake_hooks;
 void intake_injected(struct worker *w, struct mailbox_item *it);
 void intake_discard(struct mailbox_item *it);
 
-/* egress.c: per-queue connection management */
+/* egress*.c: per-queue connections, routes, throttles */
 void egress_kick(struct worker *w, struct sched_queue *q);
+void egress_tick(struct worker *w);             /* timers: throttles, idle, backoff */
+void egress_action(struct worker *w, struct mailbox_item *it);
+void egress_action_discard(struct mailbox_item *it);
+void egress_moved_in(struct worker *w, struct mailbox_item *it);
+void egress_move_discard(struct mailbox_item *it);
 /* Frees a queue's connections and state without any callback; only after
  * the loop stopped (sched_fini() calls it for every queue). */
 void egress_queue_free(struct sched_queue *q);

@@ -6,6 +6,13 @@
  * matches a <source> with always-allow-relaying (Salvo has no local
  * mailboxes yet, so every recipient is a relay). Never an open relay.
  *
+ * Pool and campaign: X-Virtual-MTA (a pool or virtual MTA name) and X-Job
+ * (the campaign id) are honoured when the client's <source> says so
+ * (process-x-virtual-mta, process-x-job), and always removed from the
+ * stored message: they are for the MTA, not the recipient. Without a valid
+ * X-Virtual-MTA a message goes to the source's default-virtual-mta, else
+ * the default pool.
+ *
  * Storage: a message becomes an intake_req, a spool request that the writer
  * thread applies in its next group commit (message body once, one record per
  * recipient, all due now). After the commit, on the writer thread, the
@@ -24,6 +31,7 @@
 #include "core/acct_log.h"
 #include "core/config.h"
 #include "engine/engine.h"
+#include "engine/msg_headers.h"
 #include "net/smtp_cmd.h"
 #include "net/smtp_server.h"
 
@@ -37,6 +45,8 @@ struct intake_req {
 	size_t len;
 	uint64_t msg_id;
 	int64_t arrival_ms;
+	size_t pool;
+	char campaign[128];
 	int result;
 };
 
@@ -53,6 +63,11 @@ static bool intake_rcpt(void *ctx, struct smtp_session *s, const char *addr, cha
 	return true;
 }
 
+static const struct config *eng_cfg(void *ctx)
+{
+	return ((struct engine *)ctx)->cfg;
+}
+
 static int intake_apply(struct spool_req *req, struct spool_wtxn *t, void *ctx)
 {
 	struct intake_req *ir = container_of(req, struct intake_req, req);
@@ -66,7 +81,7 @@ static int intake_apply(struct spool_req *req, struct spool_wtxn *t, void *ctx)
 	m.arrival_ms = ir->arrival_ms;
 	m.n_rcpt = (uint32_t)ir->env->n_rcpts;
 	m.sender = ir->env->sender;
-	m.campaign = "";
+	m.campaign = ir->campaign;
 	m.source_ip = ir->env->client_ip;
 	m.body = ir->body;
 	m.body_len = ir->len;
@@ -80,6 +95,7 @@ static int intake_apply(struct spool_req *req, struct spool_wtxn *t, void *ctx)
 			.queued_ms = ir->arrival_ms,
 			.addr = ir->env->rcpts[i],
 			.last_response = "",
+			.pool = ir->pool ? eng_cfg(ctx)->pools[ir->pool].name : "",
 		};
 		ret = spool_put_rcpt(t, &r);
 	}
@@ -113,6 +129,7 @@ static void intake_done(struct spool_req *req, int result, void *ctx)
 				.recipient = rcpt,
 				.queue = addr_domain(rcpt),
 				.source_ip = ir->env->client_ip,
+				.campaign = ir->campaign[0] ? ir->campaign : NULL,
 				.size = ir->len,
 				.has_size = true,
 			};
@@ -120,7 +137,7 @@ static void intake_done(struct spool_req *req, int result, void *ctx)
 
 			acct_log_write(eng->acct, &ev);
 			r = sched_rcpt_new(ir->msg_id, (uint32_t)i, addr_domain(rcpt), ir->arrival_ms,
-					   ir->arrival_ms, 0);
+					   ir->arrival_ms, 0, (uint16_t)ir->pool);
 			if (r && rs)
 				rs[i] = r;
 			else if (r)
@@ -139,6 +156,23 @@ static void intake_done(struct spool_req *req, int result, void *ctx)
 	ir->env = NULL;
 	ir->link.kind = WORKER_MAIL_INJECTED;
 	mailbox_post(&ir->worker->mb, &ir->link);
+}
+
+/* X-Virtual-MTA and X-Job: honoured when the source allows, always removed. */
+static void intake_pool_and_job(const struct config *cfg, const struct config_source *src,
+				struct intake_req *ir)
+{
+	char vmta[128], job[sizeof(ir->campaign)];
+	ssize_t pool = -1;
+
+	ir->pool = src ? src->default_pool : 0;
+	if (msg_header_take(ir->body, &ir->len, "X-Virtual-MTA", vmta, sizeof(vmta)) && src &&
+	    src->process_x_virtual_mta && (pool = config_pool_find(cfg, vmta)) >= 0)
+		ir->pool = (size_t)pool;
+	if (msg_header_take(ir->body, &ir->len, "X-Job", job, sizeof(job)) && src && src->process_x_job)
+		memcpy(ir->campaign, job, sizeof(job));
+	if (ir->pool > UINT16_MAX)
+		ir->pool = 0;
 }
 
 static void intake_submit(void *ctx, struct smtp_session *s, struct smtp_envelope *env, char *body, size_t len)
@@ -160,6 +194,7 @@ static void intake_submit(void *ctx, struct smtp_session *s, struct smtp_envelop
 	ir->body = body;
 	ir->len = len;
 	ir->arrival_ms = wall_now_ms();
+	intake_pool_and_job(w->eng->cfg, config_source_for(w->eng->cfg, smtp_session_peer(s)), ir);
 	spool_writer_submit(&w->eng->writer, &ir->req);
 }
 

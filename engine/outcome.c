@@ -38,7 +38,7 @@ struct outcome_batch {
 	char *sender;
 	int64_t queued_ms;
 	size_t size;
-	char *queue, *mx_host, *mx_ip;
+	char *queue, *mx_host, *mx_ip, *vmta, *source_ip, *pool;
 	int64_t time_ms;
 	/* the DSN, built once even if the batch is re-applied alone */
 	char *dsn;
@@ -51,9 +51,10 @@ struct outcome_batch {
 
 enum outcome_kind outcome_decide(const struct smtp_result *res, uint32_t attempts,
 				 int64_t queued_ms, int64_t now_ms,
-				 const struct config_domain *dom, int64_t *next_ms)
+				 const struct config_domain *dom, bool backoff, int64_t *next_ms)
 {
-	size_t step;
+	const uint64_t *retry = dom->retry_after_ms;
+	size_t step, n_retry = dom->n_retry_after;
 
 	if (res->code >= 200 && res->code < 300)
 		return OUTCOME_DELIVERED;
@@ -62,10 +63,14 @@ enum outcome_kind outcome_decide(const struct smtp_result *res, uint32_t attempt
 	/* 4xx, no reply at all, or nonsense codes: try again later. */
 	if (now_ms - queued_ms >= (int64_t)dom->bounce_after_ms)
 		return OUTCOME_EXPIRED;
+	if (backoff && dom->n_backoff_retry_after) {
+		retry = dom->backoff_retry_after_ms;
+		n_retry = dom->n_backoff_retry_after;
+	}
 	step = attempts ? attempts - 1 : 0;
-	if (step >= dom->n_retry_after)
-		step = dom->n_retry_after - 1;
-	*next_ms = now_ms + (int64_t)dom->retry_after_ms[step];
+	if (step >= n_retry)
+		step = n_retry - 1;
+	*next_ms = now_ms + (int64_t)retry[step];
 	/* Never schedule past the expiry: the last try happens at bounce-after. */
 	if (*next_ms > queued_ms + (int64_t)dom->bounce_after_ms)
 		*next_ms = queued_ms + (int64_t)dom->bounce_after_ms;
@@ -101,9 +106,18 @@ static const char *sync_category(const struct smtp_result *r)
 	return "other";
 }
 
+static void batch_free(struct outcome_batch *b);
+
+/* *dst = a copy of src (NULL stays NULL); -1 on ENOMEM. */
+static int dup_opt(char **dst, const char *src)
+{
+	*dst = src ? strdup(src) : NULL;
+	return src && !*dst ? -1 : 0;
+}
+
 struct outcome_batch *outcome_batch_new(struct engine *eng, uint64_t msg_id, const char *sender,
-					int64_t queued_ms, size_t size, const char *queue,
-					const char *mx_host, const char *mx_ip, size_t n_max)
+					int64_t queued_ms, size_t size, const struct outcome_route *route,
+					size_t n_max)
 {
 	struct outcome_batch *b = calloc(1, sizeof(*b) + n_max * sizeof(b->items[0]));
 
@@ -116,15 +130,11 @@ struct outcome_batch *outcome_batch_new(struct engine *eng, uint64_t msg_id, con
 	b->cap = n_max;
 	b->time_ms = wall_now_ms();
 	b->sender = strdup(sender ? sender : "");
-	b->queue = strdup(queue ? queue : "");
-	b->mx_host = mx_host ? strdup(mx_host) : NULL;
-	b->mx_ip = mx_ip ? strdup(mx_ip) : NULL;
-	if (!b->sender || !b->queue || (mx_host && !b->mx_host) || (mx_ip && !b->mx_ip)) {
-		free(b->sender);
-		free(b->queue);
-		free(b->mx_host);
-		free(b->mx_ip);
-		free(b);
+	b->queue = strdup(route->queue ? route->queue : "");
+	if (!b->sender || !b->queue || dup_opt(&b->mx_host, route->mx_host) || dup_opt(&b->mx_ip, route->mx_ip) ||
+	    dup_opt(&b->vmta, route->vmta) || dup_opt(&b->source_ip, route->source_ip) ||
+	    dup_opt(&b->pool, route->pool)) {
+		batch_free(b);
 		return NULL;
 	}
 	return b;
@@ -166,6 +176,9 @@ static void batch_free(struct outcome_batch *b)
 	free(b->queue);
 	free(b->mx_host);
 	free(b->mx_ip);
+	free(b->vmta);
+	free(b->source_ip);
+	free(b->pool);
 	free(b);
 }
 
@@ -302,6 +315,7 @@ static int outcome_apply(struct spool_req *req, struct spool_wtxn *t, void *ctx)
 				.queued_ms = it->queued_ms,
 				.addr = it->addr,
 				.last_response = resp,
+				.pool = b->pool,
 			};
 
 			format_diag(&it->res, resp, sizeof(resp));
@@ -347,6 +361,8 @@ static void outcome_done(struct spool_req *req, int result, void *ctx)
 			.queue = b->queue,
 			.mx_host = b->mx_host,
 			.mx_ip = b->mx_ip,
+			.vmta = b->vmta,
+			.source_ip = b->source_ip,
 			.attempt = it->attempt,
 			.queued_time_ms = it->queued_ms,
 			.size = b->size,
@@ -361,7 +377,7 @@ static void outcome_done(struct spool_req *req, int result, void *ctx)
 	}
 	if (b->dsn_stored) {
 		const char *at = strrchr(b->sender, '@');
-		struct sched_rcpt *r = sched_rcpt_new(b->dsn_id, 0, at ? at + 1 : b->sender, b->time_ms, b->time_ms, 0);
+		struct sched_rcpt *r = sched_rcpt_new(b->dsn_id, 0, at ? at + 1 : b->sender, b->time_ms, b->time_ms, 0, 0);
 
 		if (r)
 			engine_route_rcpt(eng, r);

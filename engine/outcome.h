@@ -17,6 +17,7 @@
 #ifndef SALVO_OUTCOME_H
 #define SALVO_OUTCOME_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -32,16 +33,28 @@ enum outcome_kind {
 	OUTCOME_EXPIRED,
 };
 
-/* attempts: attempts made including this one. Sets *next_ms for DEFERRED. */
+/* attempts: attempts made including this one. Sets *next_ms for DEFERRED.
+ * In backoff mode the domain's backoff-retry-after list applies when set. */
 enum outcome_kind outcome_decide(const struct smtp_result *res, uint32_t attempts,
 				 int64_t queued_ms, int64_t now_ms,
-				 const struct config_domain *dom, int64_t *next_ms);
+				 const struct config_domain *dom, bool backoff, int64_t *next_ms);
 
 struct outcome_batch;
 
+/* Where an attempt went, for the log and the recipients' new state. Any
+ * field may be NULL; the strings are copied. */
+struct outcome_route {
+	const char *queue;
+	const char *mx_host;
+	const char *mx_ip;
+	const char *vmta;
+	const char *source_ip;
+	const char *pool;          /* kept with a deferred recipient */
+};
+
 struct outcome_batch *outcome_batch_new(struct engine *eng, uint64_t msg_id, const char *sender,
-					int64_t queued_ms, size_t size, const char *queue,
-					const char *mx_host, const char *mx_ip, size_t n_max);
+					int64_t queued_ms, size_t size, const struct outcome_route *route,
+					size_t n_max);
 void outcome_batch_add(struct outcome_batch *b, uint32_t idx, const char *addr,
 		       enum outcome_kind kind, uint32_t attempt, int64_t queued_ms, int64_t next_ms,
 		       const struct smtp_result *res);

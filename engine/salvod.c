@@ -90,8 +90,10 @@ static const char *rcpt_domain(const char *addr)
 static int recover_one(void *arg, const struct spool_rcpt *r)
 {
 	struct engine *eng = arg;
+	ssize_t pool = r->pool && r->pool[0] ? config_pool_find(eng->cfg, r->pool) : 0;
 	struct sched_rcpt *sr = sched_rcpt_new(r->msg_id, r->idx, rcpt_domain(r->addr),
-					       r->next_attempt_ms, r->queued_ms, r->attempts);
+					       r->next_attempt_ms, r->queued_ms, r->attempts,
+					       pool > 0 && pool <= UINT16_MAX ? (uint16_t)pool : 0);
 
 	if (!sr)
 		return -ENOMEM;

@@ -2,8 +2,8 @@
  * scheduler.c - a shard's due heap and destination queues (see scheduler.h).
  *
  * Invariants: heap[0] has the smallest due_ms; a recipient is in at most one
- * of heap / a ready list; q->n_ready and q->n_waiting count exactly the
- * recipients of q in its ready list and in the heap.
+ * of heap / a ready FIFO; q->n_ready and q->n_waiting count exactly the
+ * recipients of q in its ready FIFOs and in the heap.
  */
 #include "engine/scheduler.h"
 
@@ -41,6 +41,7 @@ void sched_fini(struct sched *s, void (*queue_free)(struct sched_queue *q))
 				queue_free(q);
 			while ((r = sched_ready_pop(q)))
 				free(r);
+			free(q->fifos);
 			free(q->domain);
 			free(q);
 			q = next;
@@ -51,7 +52,7 @@ void sched_fini(struct sched *s, void (*queue_free)(struct sched_queue *q))
 }
 
 struct sched_rcpt *sched_rcpt_new(uint64_t msg_id, uint32_t idx, const char *domain,
-				  int64_t due_ms, int64_t queued_ms, uint32_t attempts)
+				  int64_t due_ms, int64_t queued_ms, uint32_t attempts, uint16_t pool)
 {
 	size_t dlen = strlen(domain);
 	struct sched_rcpt *r = malloc(sizeof(*r) + dlen + 1);
@@ -63,7 +64,8 @@ struct sched_rcpt *sched_rcpt_new(uint64_t msg_id, uint32_t idx, const char *dom
 	r->idx = idx;
 	r->due_ms = due_ms;
 	r->queued_ms = queued_ms;
-	r->attempts = attempts;
+	r->attempts = attempts > UINT16_MAX ? UINT16_MAX : (uint16_t)attempts;
+	r->pool = pool;
 	for (size_t i = 0; i <= dlen; i++) {
 		char c = domain[i];
 		r->domain[i] = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
@@ -118,10 +120,14 @@ struct sched_queue *sched_queue_get(struct sched *s, const char *domain)
 	if (s->n_queues >= s->n_buckets && sched_grow_buckets(s) < 0)
 		return NULL;
 	q = calloc(1, sizeof(*q));
-	if (!q || !(q->domain = strdup(domain))) {
+	if (!q || !(q->domain = strdup(domain)) ||
+	    !(q->fifos = calloc(s->cfg->n_pools ? s->cfg->n_pools : 1, sizeof(*q->fifos)))) {
+		if (q)
+			free(q->domain);
 		free(q);
 		return NULL;
 	}
+	q->n_fifos = s->cfg->n_pools ? s->cfg->n_pools : 1;
 	q->cfg = config_domain_for(s->cfg, domain);
 	h = shard_hash(domain, strlen(domain)) & (s->n_buckets - 1);
 	q->hnext = s->buckets[h];
@@ -153,49 +159,76 @@ struct sched_queue *sched_next_kicked(struct sched *s)
 
 void sched_ready_push(struct sched *s, struct sched_queue *q, struct sched_rcpt *r)
 {
+	struct sched_fifo *f;
+
+	if (r->pool >= q->n_fifos)
+		r->pool = 0; /* a pool that the config no longer has */
+	f = &q->fifos[r->pool];
 	r->queue = q;
 	r->link.next = NULL;
-	if (q->ready_tail)
-		q->ready_tail->link.next = &r->link;
+	if (f->tail)
+		f->tail->link.next = &r->link;
 	else
-		q->ready_head = r;
-	q->ready_tail = r;
+		f->head = r;
+	f->tail = r;
+	f->n++;
 	q->n_ready++;
 	sched_kick(s, q);
 }
 
-struct sched_rcpt *sched_ready_pop(struct sched_queue *q)
+struct sched_rcpt *sched_ready_pop_pool(struct sched_queue *q, size_t pool)
 {
-	struct sched_rcpt *r = q->ready_head;
+	struct sched_fifo *f = pool < q->n_fifos ? &q->fifos[pool] : NULL;
+	struct sched_rcpt *r = f ? f->head : NULL;
 
 	if (!r)
 		return NULL;
-	q->ready_head = (struct sched_rcpt *)r->link.next;
-	if (!q->ready_head)
-		q->ready_tail = NULL;
+	f->head = (struct sched_rcpt *)r->link.next;
+	if (!f->head)
+		f->tail = NULL;
 	r->link.next = NULL;
+	f->n--;
 	q->n_ready--;
 	return r;
 }
 
-struct sched_rcpt *sched_ready_take_msg(struct sched_queue *q, uint64_t msg_id, size_t window)
+struct sched_rcpt *sched_ready_pop(struct sched_queue *q)
 {
+	for (size_t i = 0; i < q->n_fifos && q->n_ready; i++)
+		if (q->fifos[i].n)
+			return sched_ready_pop_pool(q, i);
+	return NULL;
+}
+
+struct sched_rcpt *sched_ready_take_msg(struct sched_queue *q, size_t pool, uint64_t msg_id, size_t window)
+{
+	struct sched_fifo *f = pool < q->n_fifos ? &q->fifos[pool] : NULL;
 	struct sched_rcpt *prev = NULL;
 
-	for (struct sched_rcpt *r = q->ready_head; r && window--; prev = r, r = (struct sched_rcpt *)r->link.next) {
+	if (!f)
+		return NULL;
+	for (struct sched_rcpt *r = f->head; r && window--; prev = r, r = (struct sched_rcpt *)r->link.next) {
 		if (r->msg_id != msg_id)
 			continue;
 		if (prev)
 			prev->link.next = r->link.next;
 		else
-			q->ready_head = (struct sched_rcpt *)r->link.next;
-		if (q->ready_tail == r)
-			q->ready_tail = prev;
+			f->head = (struct sched_rcpt *)r->link.next;
+		if (f->tail == r)
+			f->tail = prev;
 		r->link.next = NULL;
+		f->n--;
 		q->n_ready--;
 		return r;
 	}
 	return NULL;
+}
+
+const char *sched_queue_name_for(const struct config *cfg, const char *domain)
+{
+	const struct config_domain *d = config_domain_for(cfg, domain);
+
+	return d && d->queue_to ? d->queue_to : domain;
 }
 
 /* ---- heap --------------------------------------------------------------- */
@@ -236,7 +269,7 @@ static void heap_down(struct sched *s, size_t i)
 
 int sched_add(struct sched *s, struct sched_rcpt *r, int64_t now_ms)
 {
-	struct sched_queue *q = r->queue ? r->queue : sched_queue_get(s, r->domain);
+	struct sched_queue *q = r->queue ? r->queue : sched_queue_get(s, sched_queue_name_for(s->cfg, r->domain));
 
 	if (!q)
 		return -ENOMEM;
@@ -282,4 +315,27 @@ int64_t sched_next_due_in(const struct sched *s, int64_t now_ms)
 	if (!s->heap_len)
 		return INT64_MAX;
 	return s->heap[0]->due_ms > now_ms ? s->heap[0]->due_ms - now_ms : 0;
+}
+
+size_t sched_retry_now(struct sched *s, struct sched_queue *q)
+{
+	size_t kept = 0, moved = 0;
+
+	/* Take q's recipients out of the array, then restore the heap order of
+	 * the rest bottom-up (Floyd): O(heap), no allocation. */
+	for (size_t i = 0; i < s->heap_len; i++) {
+		struct sched_rcpt *r = s->heap[i];
+
+		if (r->queue == q) {
+			q->n_waiting--;
+			sched_ready_push(s, q, r);
+			moved++;
+		} else {
+			s->heap[kept++] = r;
+		}
+	}
+	s->heap_len = kept;
+	for (size_t i = kept / 2; i-- > 0;)
+		heap_down(s, i);
+	return moved;
 }

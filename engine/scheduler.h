@@ -4,9 +4,15 @@
  * lists that connections drain.
  *
  * The spool is the truth; this is the working set, rebuilt from the spool at
- * start. A waiting recipient costs one struct sched_rcpt (about 48 bytes plus
- * its domain) and one heap slot: no per-recipient timers, and between due
+ * start. A waiting recipient costs one struct sched_rcpt (48 bytes plus its
+ * domain) and one heap slot: no per-recipient timers, and between due
  * times the cost is zero (the worker sleeps until the heap's minimum).
+ *
+ * A queue is named by its destination: the recipient's domain, or what
+ * that domain's `queue-to` says, or (moved there by egress once the MX
+ * hosts are known) an mx-rollup queue. Its ready recipients wait in one
+ * FIFO per virtual MTA pool, so a connection bound to one source IP takes
+ * only recipients whose pool includes that IP.
  *
  * Ownership: a struct sched_rcpt is malloc'd by whoever creates it (intake
  * commit, recovery, outcome) and owned by exactly one place at a time: a
@@ -35,16 +41,23 @@ struct sched_rcpt {
 	int64_t due_ms;             /* wall clock: next attempt */
 	int64_t queued_ms;          /* wall clock: accepted */
 	uint32_t idx;
-	uint32_t attempts;
+	uint16_t attempts;          /* saturates at UINT16_MAX */
+	uint16_t pool;              /* index into cfg->pools */
 	char domain[];              /* lower-case destination domain */
+};
+
+struct sched_fifo {
+	struct sched_rcpt *head, *tail;
+	size_t n;
 };
 
 struct sched_queue {
 	struct sched_queue *hnext;  /* hash chain */
-	char *domain;
+	char *domain;               /* the queue's name (see above) */
 	const struct config_domain *cfg;
-	struct sched_rcpt *ready_head, *ready_tail;
-	size_t n_ready;
+	struct sched_fifo *fifos;   /* one per pool (cfg->n_pools) */
+	size_t n_fifos;
+	size_t n_ready;             /* sum over the fifos */
 	size_t n_waiting;           /* in the heap */
 	size_t n_inflight;          /* handed to a connection */
 	void *egress;               /* egress state, owned by egress.c */
@@ -67,14 +80,19 @@ int sched_init(struct sched *s, const struct config *cfg);
 void sched_fini(struct sched *s, void (*queue_free)(struct sched_queue *q));
 
 struct sched_rcpt *sched_rcpt_new(uint64_t msg_id, uint32_t idx, const char *domain,
-				  int64_t due_ms, int64_t queued_ms, uint32_t attempts);
+				  int64_t due_ms, int64_t queued_ms, uint32_t attempts, uint16_t pool);
 
-/* The queue for a domain (created on first use); NULL only on ENOMEM. */
+/* The queue a recipient domain is first queued in: its `queue-to`, else
+ * the domain itself. */
+const char *sched_queue_name_for(const struct config *cfg, const char *domain);
+
+/* The queue of that name (created on first use); NULL only on ENOMEM. */
 struct sched_queue *sched_queue_get(struct sched *s, const char *domain);
 struct sched_queue *sched_queue_find(struct sched *s, const char *domain);
 
-/* Take ownership of r: ready now if due, else into the heap. -ENOMEM fails
- * without taking it. */
+/* Take ownership of r: ready now if due, else into the heap; into r->queue
+ * when already set (a retry stays in its queue), else the queue named by
+ * sched_queue_name_for(). -ENOMEM fails without taking it. */
 int sched_add(struct sched *s, struct sched_rcpt *r, int64_t now_ms);
 /* Move every recipient due at now_ms to its queue's ready list. Returns how many. */
 size_t sched_run_due(struct sched *s, int64_t now_ms);
@@ -82,10 +100,16 @@ size_t sched_run_due(struct sched *s, int64_t now_ms);
 int64_t sched_next_due_in(const struct sched *s, int64_t now_ms);
 
 void sched_ready_push(struct sched *s, struct sched_queue *q, struct sched_rcpt *r);
+/* The next ready recipient of any pool (failing a whole queue, shutdown). */
 struct sched_rcpt *sched_ready_pop(struct sched_queue *q);
+struct sched_rcpt *sched_ready_pop_pool(struct sched_queue *q, size_t pool);
 /* Remove and return the first ready recipient of message msg_id among the
- * first `window` entries (batching recipients of one message), or NULL. */
-struct sched_rcpt *sched_ready_take_msg(struct sched_queue *q, uint64_t msg_id, size_t window);
+ * first `window` entries of a pool's FIFO (batching recipients of one
+ * message), or NULL. */
+struct sched_rcpt *sched_ready_take_msg(struct sched_queue *q, size_t pool, uint64_t msg_id, size_t window);
+/* "Retry now": every recipient of q waiting in the heap becomes ready.
+ * O(heap) - an operator action, not a hot path. Returns how many. */
+size_t sched_retry_now(struct sched *s, struct sched_queue *q);
 /* Pop the next queue with new ready work (each at most once per kick). */
 struct sched_queue *sched_next_kicked(struct sched *s);
 void sched_kick(struct sched *s, struct sched_queue *q);

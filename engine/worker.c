@@ -4,8 +4,9 @@
  *
  * Each turn of work ends with worker_run_kicks(): every queue that received
  * ready recipients this turn gets one egress_kick(). A 100 ms tick moves due
- * recipients from the heap to their queues; between due times the tick
- * costs one heap peek.
+ * recipients from the heap to their queues and runs the egress timers
+ * (throttled and idle queues only); between due times the tick costs one
+ * heap peek.
  */
 #include <errno.h>
 #include <signal.h>
@@ -28,10 +29,21 @@ struct worker *engine_shard(struct engine *eng, const char *domain)
 	return &eng->workers[shard_for(domain, strlen(domain), eng->n_workers)];
 }
 
+const char *engine_queue_name(const struct engine *eng, const char *domain)
+{
+	return sched_queue_name_for(eng->cfg, domain);
+}
+
+/* Recipients go to the shard of their first queue (see scheduler.h). */
+static struct worker *rcpt_shard(struct engine *eng, const struct sched_rcpt *r)
+{
+	return engine_shard(eng, engine_queue_name(eng, r->domain));
+}
+
 void engine_route_rcpt(struct engine *eng, struct sched_rcpt *r)
 {
 	r->link.kind = WORKER_MAIL_RCPT;
-	mailbox_post(&engine_shard(eng, r->domain)->mb, &r->link);
+	mailbox_post(&rcpt_shard(eng, r)->mb, &r->link);
 }
 
 void engine_route_rcpts(struct engine *eng, struct sched_rcpt **rs, size_t n)
@@ -44,12 +56,12 @@ void engine_route_rcpts(struct engine *eng, struct sched_rcpt **rs, size_t n)
 
 		if (!rs[i])
 			continue;
-		w = engine_shard(eng, rs[i]->domain);
+		w = rcpt_shard(eng, rs[i]);
 		head = tail = &rs[i]->link;
 		head->kind = WORKER_MAIL_RCPT;
 		rs[i] = NULL;
 		for (size_t j = i + 1; j < n; j++) {
-			if (!rs[j] || engine_shard(eng, rs[j]->domain) != w)
+			if (!rs[j] || rcpt_shard(eng, rs[j]) != w)
 				continue;
 			rs[j]->link.kind = WORKER_MAIL_RCPT;
 			tail->next = &rs[j]->link;
@@ -91,6 +103,12 @@ static void worker_mail(struct mailbox *mb, struct mailbox_item *items)
 		case WORKER_MAIL_INJECTED:
 			intake_injected(w, items);
 			break;
+		case WORKER_MAIL_MOVE:
+			egress_moved_in(w, items);
+			break;
+		case WORKER_MAIL_ACTION:
+			egress_action(w, items);
+			break;
 		default:
 			fprintf(stderr, "salvod: worker_mail: unknown mail kind %d\n", items->kind);
 			abort();
@@ -105,6 +123,7 @@ static void worker_tick(struct loop_op *op, int res, unsigned flags)
 	struct worker *w = container_of(op, struct worker, tick_op);
 
 	sched_run_due(&w->sched, wall_now_ms());
+	egress_tick(w);
 	worker_run_kicks(w);
 	loop_timeout(&w->loop, &w->tick_op, WORKER_TICK_MS);
 }
@@ -194,6 +213,10 @@ void worker_free(struct worker *w)
 
 		if (it->kind == WORKER_MAIL_RCPT)
 			free(container_of(it, struct sched_rcpt, link));
+		else if (it->kind == WORKER_MAIL_MOVE)
+			egress_move_discard(it);
+		else if (it->kind == WORKER_MAIL_ACTION)
+			egress_action_discard(it);
 		else
 			intake_discard(it);
 		it = next;

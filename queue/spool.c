@@ -14,10 +14,12 @@
  *                [4] u32 n_rcpt, [8] i64 arrival_ms, [16] u32 sender_len,
  *                [20] u32 campaign_len, [24] u32 source_ip_len, [28] u32 0,
  *                [32] u64 body_len
- *   rcpt value: header (RCPT_HDR_LEN bytes), addr\0, last_response\0
+ *   rcpt value: header (RCPT_HDR_LEN bytes), addr\0, last_response\0,
+ *               pool\0 (only when pool_len is not 0)
  *        header: [0] u8 version, [1] u8 0, [2] u16 header length,
  *                [4] u32 attempts, [8] i64 next_attempt_ms, [16] i64 queued_ms,
- *                [24] u32 addr_len, [28] u32 response_len
+ *                [24] u32 addr_len, [28] u32 response_len, [32] u32 pool_len
+ *                (a 32-byte header, written before pools existed, means "")
  *   meta "format" -> u32 SPOOL_FORMAT, "next_id" -> u64
  * Evolution: a field appended to a header keeps the version byte and grows
  * the stored header length, so older code still reads newer records (it
@@ -54,7 +56,8 @@ _Static_assert(SPOOL_FULL == MDB_MAP_FULL, "SPOOL_FULL must be MDB_MAP_FULL");
 #define MSG_VERSION 1u
 #define MSG_HDR_LEN 40u
 #define RCPT_VERSION 1u
-#define RCPT_HDR_LEN 32u
+#define RCPT_HDR_LEN 36u
+#define RCPT_HDR_LEN_V1 32u /* before pool_len */
 
 #define KEY_MSG_LEN 8u
 #define KEY_RCPT_LEN 12u
@@ -297,12 +300,13 @@ static int rcpt_encode_size(const struct spool_rcpt *r, size_t *size)
 {
 	size_t la = strlen(str_or_empty(r->addr));
 	size_t lr = strlen(str_or_empty(r->last_response));
+	size_t lp = strlen(str_or_empty(r->pool));
 
 	if (r->next_attempt_ms < 0)
 		return -EINVAL; /* would sort after every real time in "due" */
-	if (la > UINT16_MAX || lr > UINT16_MAX)
+	if (la > UINT16_MAX || lr > UINT16_MAX || lp > UINT8_MAX)
 		return -EMSGSIZE;
-	*size = RCPT_HDR_LEN + la + 1 + lr + 1;
+	*size = RCPT_HDR_LEN + la + 1 + lr + 1 + (lp ? lp + 1 : 0);
 	return 0;
 }
 
@@ -310,6 +314,7 @@ static void rcpt_encode(uint8_t *p, const struct spool_rcpt *r)
 {
 	const char *addr = str_or_empty(r->addr);
 	const char *resp = str_or_empty(r->last_response);
+	const char *pool = str_or_empty(r->pool);
 
 	memset(p, 0, RCPT_HDR_LEN);
 	p[0] = RCPT_VERSION;
@@ -319,8 +324,11 @@ static void rcpt_encode(uint8_t *p, const struct spool_rcpt *r)
 	put_le(p + 16, (uint64_t)r->queued_ms, 8);
 	put_le(p + 24, (uint32_t)strlen(addr), 4);
 	put_le(p + 28, (uint32_t)strlen(resp), 4);
+	put_le(p + 32, (uint32_t)strlen(pool), 4);
 	p = put_str(p + RCPT_HDR_LEN, addr);
-	put_str(p, resp);
+	p = put_str(p, resp);
+	if (*pool)
+		put_str(p, pool);
 }
 
 static int rcpt_decode(const MDB_val *v, uint64_t id, uint32_t idx, struct spool_rcpt *r)
@@ -328,11 +336,14 @@ static int rcpt_decode(const MDB_val *v, uint64_t id, uint32_t idx, struct spool
 	const uint8_t *p = v->mv_data;
 	size_t n = v->mv_size, off;
 
-	if (n < RCPT_HDR_LEN || p[0] != RCPT_VERSION)
+	uint32_t pool_len;
+
+	if (n < RCPT_HDR_LEN_V1 || p[0] != RCPT_VERSION)
 		return -EBADMSG;
 	off = (uint16_t)get_le(p + 2, 2);
-	if (off < RCPT_HDR_LEN || off > n)
+	if (off < RCPT_HDR_LEN_V1 || off > n)
 		return -EBADMSG;
+	pool_len = off >= RCPT_HDR_LEN ? (uint32_t)get_le(p + 32, 4) : 0;
 	r->msg_id = id;
 	r->idx = idx;
 	r->attempts = (uint32_t)get_le(p + 4, 4);
@@ -340,7 +351,12 @@ static int rcpt_decode(const MDB_val *v, uint64_t id, uint32_t idx, struct spool
 	r->queued_ms = (int64_t)get_le(p + 16, 8);
 	if (r->next_attempt_ms < 0 ||
 	    take_str(p, n, &off, (uint32_t)get_le(p + 24, 4), &r->addr) ||
-	    take_str(p, n, &off, (uint32_t)get_le(p + 28, 4), &r->last_response) || off != n)
+	    take_str(p, n, &off, (uint32_t)get_le(p + 28, 4), &r->last_response))
+		return -EBADMSG;
+	r->pool = "";
+	if (pool_len && take_str(p, n, &off, pool_len, &r->pool))
+		return -EBADMSG;
+	if (off != n)
 		return -EBADMSG;
 	return 0;
 }
@@ -657,6 +673,39 @@ int spool_alloc_id(struct spool_wtxn *t, uint64_t *id)
 	return 0;
 }
 
+/* Pages the databases hold in this transaction (O(1): LMDB's counts). */
+static uint64_t pages_in_use(struct spool_wtxn *t)
+{
+	MDB_dbi dbis[] = {t->s->dbi_msg, t->s->dbi_rcpt, t->s->dbi_due, t->s->dbi_meta};
+	uint64_t n = 4; /* two meta pages, the main and free DB roots */
+	MDB_stat st;
+
+	for (size_t i = 0; i < sizeof(dbis) / sizeof(dbis[0]); i++)
+		if (mdb_stat(t->txn, dbis[i], &st) == 0)
+			n += st.ms_branch_pages + st.ms_leaf_pages + st.ms_overflow_pages;
+	return n;
+}
+
+/* New messages must leave headroom (1/16 of the map, at most 256 MiB, at
+ * least 64 pages) so
+ * that delivering and deleting - which need fresh pages too, LMDB being
+ * copy-on-write - still work when injection has filled the map. */
+static bool map_would_fill(struct spool_wtxn *t, size_t size)
+{
+	MDB_envinfo info;
+	MDB_stat st;
+	uint64_t reserve;
+
+	if (mdb_env_info(t->s->env, &info) || mdb_env_stat(t->s->env, &st))
+		return false;
+	reserve = info.me_mapsize / 16;
+	if (reserve > (256u << 20))
+		reserve = 256u << 20;
+	if (reserve < 64 * (uint64_t)st.ms_psize)
+		reserve = 64 * (uint64_t)st.ms_psize;
+	return pages_in_use(t) * st.ms_psize + size + reserve > info.me_mapsize;
+}
+
 int spool_put_msg(struct spool_wtxn *t, const struct spool_msg *m)
 {
 	uint8_t kb[KEY_MSG_LEN];
@@ -666,6 +715,8 @@ int spool_put_msg(struct spool_wtxn *t, const struct spool_msg *m)
 
 	if ((rc = msg_encode_size(m, &size)))
 		return rc;
+	if (map_would_fill(t, size))
+		return wtxn_fail(t, MDB_MAP_FULL);
 	/* MDB_RESERVE: the body is copied once, straight into the map page. */
 	v.mv_size = size;
 	v.mv_data = NULL;

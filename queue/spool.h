@@ -69,6 +69,8 @@ struct spool_rcpt {
 	int64_t queued_ms;         /* when the message was accepted */
 	const char *addr;          /* recipient address as given, NUL-terminated */
 	const char *last_response; /* "" before the first attempt */
+	const char *pool;          /* virtual MTA pool name; "" (or NULL when
+				    * writing) for the default pool */
 };
 
 /* Open (creating) the spool under dir (mkdir -p dir and dir/data, mode

@@ -21,7 +21,12 @@ static int setup(void **state)
 
 	return config_load_string(&cfg, "t.conf",
 				  "<domain *>\n retry-after 10s,1m,1h\n bounce-after 4h\n</domain>\n"
-				  "<domain fast.test>\n retry-after 2s\n bounce-after 10s\n</domain>\n",
+				  "<domain fast.test>\n retry-after 2s\n bounce-after 10s\n"
+				  " backoff-retry-after 5s,7s\n</domain>\n"
+				  "<domain alias.test>\n queue-to main.test\n</domain>\n"
+				  "<virtual-mta a>\n smtp-source-host 127.0.0.2\n</virtual-mta>\n"
+				  "<virtual-mta b>\n smtp-source-host 127.0.0.3\n</virtual-mta>\n"
+				  "<virtual-mta-pool ab>\n virtual-mta a\n virtual-mta b\n</virtual-mta-pool>\n",
 				  err);
 }
 
@@ -40,7 +45,7 @@ static void test_heap_order(void **state)
 
 	assert_int_equal(sched_init(&s, &cfg), 0);
 	for (size_t i = 0; i < sizeof(dues) / sizeof(dues[0]); i++) {
-		struct sched_rcpt *r = sched_rcpt_new(i, 0, "A.Test", now + dues[i], now, 0);
+		struct sched_rcpt *r = sched_rcpt_new(i, 0, "A.Test", now + dues[i], now, 0, 0);
 		assert_non_null(r);
 		assert_int_equal(sched_add(&s, r, now), 0);
 	}
@@ -75,8 +80,8 @@ static void test_kick_once(void **state)
 
 	assert_int_equal(sched_init(&s, &cfg), 0);
 	for (int i = 0; i < 3; i++)
-		assert_int_equal(sched_add(&s, sched_rcpt_new(1, (uint32_t)i, "k.test", 0, 0, 0), 10), 0);
-	assert_int_equal(sched_add(&s, sched_rcpt_new(2, 0, "j.test", 0, 0, 0), 10), 0);
+		assert_int_equal(sched_add(&s, sched_rcpt_new(1, (uint32_t)i, "k.test", 0, 0, 0, 0), 10), 0);
+	assert_int_equal(sched_add(&s, sched_rcpt_new(2, 0, "j.test", 0, 0, 0, 0), 10), 0);
 	struct sched_queue *a = sched_next_kicked(&s), *b = sched_next_kicked(&s);
 	assert_non_null(a);
 	assert_non_null(b);
@@ -93,27 +98,27 @@ static void test_take_msg(void **state)
 
 	assert_int_equal(sched_init(&s, &cfg), 0);
 	for (size_t i = 0; i < 5; i++)
-		assert_int_equal(sched_add(&s, sched_rcpt_new(ids[i], (uint32_t)i, "m.test", 0, 0, 0), 1), 0);
+		assert_int_equal(sched_add(&s, sched_rcpt_new(ids[i], (uint32_t)i, "m.test", 0, 0, 0, 0), 1), 0);
 	q = sched_queue_find(&s, "m.test");
 	struct sched_rcpt *r = sched_ready_pop(q);
 	assert_int_equal(r->msg_id, 7);
 	free(r);
-	r = sched_ready_take_msg(q, 7, 100);
+	r = sched_ready_take_msg(q, 0, 7, 100);
 	assert_non_null(r);
 	assert_int_equal(r->idx, 2);
 	free(r);
-	r = sched_ready_take_msg(q, 7, 2); /* the last 7 is beyond a window of 2 */
+	r = sched_ready_take_msg(q, 0, 7, 2); /* the last 7 is beyond a window of 2 */
 	assert_null(r);
-	r = sched_ready_take_msg(q, 7, 100);
+	r = sched_ready_take_msg(q, 0, 7, 100);
 	assert_int_equal(r->idx, 4);
 	free(r);
-	assert_null(sched_ready_take_msg(q, 7, 100));
+	assert_null(sched_ready_take_msg(q, 0, 7, 100));
 	assert_int_equal(q->n_ready, 2);
 	r = sched_ready_pop(q);
 	assert_int_equal(r->msg_id, 8);
 	free(r);
 	/* the tail stays right after removing the last element */
-	assert_int_equal(sched_add(&s, sched_rcpt_new(10, 0, "m.test", 0, 0, 0), 1), 0);
+	assert_int_equal(sched_add(&s, sched_rcpt_new(10, 0, "m.test", 0, 0, 0, 0), 1), 0);
 	r = sched_ready_pop(q);
 	assert_int_equal(r->msg_id, 9);
 	free(r);
@@ -132,7 +137,7 @@ static void test_many_queues(void **state)
 	assert_int_equal(sched_init(&s, &cfg), 0);
 	for (int i = 0; i < 5000; i++) {
 		snprintf(dom, sizeof(dom), "d%d.test", i);
-		assert_int_equal(sched_add(&s, sched_rcpt_new((uint64_t)i, 0, dom, 100 + i, 0, 0), 0), 0);
+		assert_int_equal(sched_add(&s, sched_rcpt_new((uint64_t)i, 0, dom, 100 + i, 0, 0, 0), 0), 0);
 	}
 	assert_int_equal(s.n_queues, 5000);
 	for (int i = 0; i < 5000; i += 997) {
@@ -150,25 +155,121 @@ static void test_decide(void **state)
 	struct smtp_result ok = {.code = 250}, soft = {.code = 451}, hard = {.code = 550}, none = {.code = 0};
 	int64_t next = 0, t0 = 1000000;
 
-	assert_int_equal(outcome_decide(&ok, 1, t0, t0, star, &next), OUTCOME_DELIVERED);
-	assert_int_equal(outcome_decide(&hard, 1, t0, t0, star, &next), OUTCOME_BOUNCED);
-	assert_int_equal(outcome_decide(&soft, 1, t0, t0, star, &next), OUTCOME_DEFERRED);
+	assert_int_equal(outcome_decide(&ok, 1, t0, t0, star, false, &next), OUTCOME_DELIVERED);
+	assert_int_equal(outcome_decide(&hard, 1, t0, t0, star, false, &next), OUTCOME_BOUNCED);
+	assert_int_equal(outcome_decide(&soft, 1, t0, t0, star, false, &next), OUTCOME_DEFERRED);
 	assert_int_equal(next, t0 + 10000);
-	assert_int_equal(outcome_decide(&none, 2, t0, t0, star, &next), OUTCOME_DEFERRED);
+	assert_int_equal(outcome_decide(&none, 2, t0, t0, star, false, &next), OUTCOME_DEFERRED);
 	assert_int_equal(next, t0 + 60000);
-	assert_int_equal(outcome_decide(&soft, 3, t0, t0, star, &next), OUTCOME_DEFERRED);
+	assert_int_equal(outcome_decide(&soft, 3, t0, t0, star, false, &next), OUTCOME_DEFERRED);
 	assert_int_equal(next, t0 + 3600000);
 	/* the last step repeats */
-	assert_int_equal(outcome_decide(&soft, 9, t0, t0 + 7200000, star, &next), OUTCOME_DEFERRED);
+	assert_int_equal(outcome_decide(&soft, 9, t0, t0 + 7200000, star, false, &next), OUTCOME_DEFERRED);
 	assert_int_equal(next, t0 + 7200000 + 3600000);
 	/* never past bounce-after; expired at it */
-	assert_int_equal(outcome_decide(&soft, 9, t0, t0 + 4 * 3600000 - 1000, star, &next), OUTCOME_DEFERRED);
+	assert_int_equal(outcome_decide(&soft, 9, t0, t0 + 4 * 3600000 - 1000, star, false, &next), OUTCOME_DEFERRED);
 	assert_int_equal(next, t0 + 4 * 3600000);
-	assert_int_equal(outcome_decide(&soft, 9, t0, t0 + 4 * 3600000, star, &next), OUTCOME_EXPIRED);
+	assert_int_equal(outcome_decide(&soft, 9, t0, t0 + 4 * 3600000, star, false, &next), OUTCOME_EXPIRED);
 	/* per-domain schedule */
-	assert_int_equal(outcome_decide(&soft, 1, t0, t0, fast, &next), OUTCOME_DEFERRED);
+	assert_int_equal(outcome_decide(&soft, 1, t0, t0, fast, false, &next), OUTCOME_DEFERRED);
 	assert_int_equal(next, t0 + 2000);
-	assert_int_equal(outcome_decide(&soft, 5, t0, t0 + 10000, fast, &next), OUTCOME_EXPIRED);
+	assert_int_equal(outcome_decide(&soft, 5, t0, t0 + 10000, fast, false, &next), OUTCOME_EXPIRED);
+	/* backoff mode: its own list when set, else the normal one */
+	assert_int_equal(outcome_decide(&soft, 1, t0, t0, fast, true, &next), OUTCOME_DEFERRED);
+	assert_int_equal(next, t0 + 5000);
+	assert_int_equal(outcome_decide(&soft, 4, t0, t0, fast, true, &next), OUTCOME_DEFERRED);
+	assert_int_equal(next, t0 + 7000);
+	assert_int_equal(outcome_decide(&soft, 1, t0, t0, star, true, &next), OUTCOME_DEFERRED);
+	assert_int_equal(next, t0 + 10000);
+}
+
+/* Pools have their own FIFOs; take_msg and pop_pool stay within one. */
+static void test_pools(void **state)
+{
+	struct sched s;
+	struct sched_queue *q;
+	struct sched_rcpt *r;
+	ssize_t ab = config_pool_find(&cfg, "ab");
+	(void)state;
+
+	assert_true(ab > 0);
+	assert_int_equal(sched_init(&s, &cfg), 0);
+	assert_int_equal(sched_add(&s, sched_rcpt_new(1, 0, "p.test", 0, 0, 0, 0), 1), 0);
+	assert_int_equal(sched_add(&s, sched_rcpt_new(2, 0, "p.test", 0, 0, 0, (uint16_t)ab), 1), 0);
+	assert_int_equal(sched_add(&s, sched_rcpt_new(1, 1, "p.test", 0, 0, 0, (uint16_t)ab), 1), 0);
+	assert_int_equal(sched_add(&s, sched_rcpt_new(3, 0, "p.test", 0, 0, 0, 999), 1), 0); /* unknown -> 0 */
+	q = sched_queue_find(&s, "p.test");
+	assert_int_equal(q->n_ready, 4);
+	assert_int_equal(q->fifos[0].n, 2);
+	assert_int_equal(q->fifos[ab].n, 2);
+	assert_null(sched_ready_take_msg(q, (size_t)ab, 3, 100));
+	r = sched_ready_take_msg(q, (size_t)ab, 1, 100);
+	assert_int_equal(r->idx, 1);
+	free(r);
+	r = sched_ready_pop_pool(q, (size_t)ab);
+	assert_int_equal(r->msg_id, 2);
+	free(r);
+	assert_null(sched_ready_pop_pool(q, (size_t)ab));
+	assert_null(sched_ready_pop_pool(q, 12345));
+	r = sched_ready_pop(q);
+	assert_int_equal(r->msg_id, 1);
+	free(r);
+	r = sched_ready_pop(q);
+	assert_int_equal(r->msg_id, 3);
+	assert_int_equal(r->pool, 0);
+	free(r);
+	assert_int_equal(q->n_ready, 0);
+	sched_fini(&s, NULL);
+}
+
+/* queue-to: the alias's recipients land in the named queue. */
+static void test_queue_to(void **state)
+{
+	struct sched s;
+	(void)state;
+
+	assert_string_equal(sched_queue_name_for(&cfg, "ALIAS.test"), "main.test");
+	assert_string_equal(sched_queue_name_for(&cfg, "other.test"), "other.test");
+	assert_int_equal(sched_init(&s, &cfg), 0);
+	assert_int_equal(sched_add(&s, sched_rcpt_new(1, 0, "alias.test", 0, 0, 0, 0), 1), 0);
+	assert_null(sched_queue_find(&s, "alias.test"));
+	assert_int_equal(sched_queue_find(&s, "main.test")->n_ready, 1);
+	sched_fini(&s, NULL);
+}
+
+/* Retry now: only that queue's waiting recipients, and the heap stays a heap. */
+static void test_retry_now(void **state)
+{
+	struct sched s;
+	struct sched_queue *a, *b;
+	(void)state;
+
+	assert_int_equal(sched_init(&s, &cfg), 0);
+	for (int i = 0; i < 200; i++)
+		assert_int_equal(sched_add(&s, sched_rcpt_new((uint64_t)i, 0, i % 3 ? "b.test" : "a.test",
+							      1000 + (i * 7919) % 500, 0, 0, 0), 0), 0);
+	a = sched_queue_find(&s, "a.test");
+	b = sched_queue_find(&s, "b.test");
+	assert_int_equal(a->n_waiting, 67);
+	assert_int_equal(sched_retry_now(&s, a), 67);
+	assert_int_equal(a->n_waiting, 0);
+	assert_int_equal(a->n_ready, 67);
+	assert_int_equal(b->n_waiting, 133);
+	assert_int_equal(b->n_ready, 0);
+	/* the rest still comes out in due order */
+	int64_t last = 0;
+	for (int64_t t = 1000; t < 1500; t++) {
+		size_t before = b->n_ready;
+
+		sched_run_due(&s, t);
+		if (b->n_ready > before) {
+			assert_true(t >= last);
+			last = t;
+		}
+	}
+	assert_int_equal(b->n_ready, 133);
+	assert_int_equal(sched_next_due_in(&s, 0), INT64_MAX);
+	sched_fini(&s, NULL);
 }
 
 int main(void)
@@ -179,6 +280,9 @@ int main(void)
 		cmocka_unit_test(test_take_msg),
 		cmocka_unit_test(test_many_queues),
 		cmocka_unit_test(test_decide),
+		cmocka_unit_test(test_pools),
+		cmocka_unit_test(test_queue_to),
+		cmocka_unit_test(test_retry_now),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,0 +1,304 @@
+/*
+ * egress_policy.c - how fast and from where a queue may send: the units
+ * (one per queue and virtual MTA) with their connection caps and GCRA rate
+ * limits, backoff mode, the reply patterns that switch it, the timers that
+ * wake a throttled or idle queue, and the operator's actions.
+ *
+ * Limits in force (PowerMTA's meanings):
+ *   max-smtp-out, max-msg-rate, max-connect-rate   per (queue, virtual MTA)
+ *   backoff-max-smtp-out, backoff-max-msg-rate     instead, in backoff mode
+ * A queue enters backoff when a reply matches a `mode=backoff` pattern and
+ * returns to normal after backoff-to-normal-after without another such
+ * reply (or at once on `mode=normal`, or by the operator). Times here are
+ * the loop's monotonic milliseconds.
+ */
+#include "engine/egress.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/config.h"
+#include "net/smtp_client.h"
+
+int egress_units_init(struct egress_queue *eq)
+{
+	size_t n = eq->w->eng->cfg->n_vmtas ? eq->w->eng->cfg->n_vmtas : 1;
+
+	eq->units = calloc(n, sizeof(*eq->units));
+	if (!eq->units)
+		return -1;
+	eq->n_units = n;
+	return 0;
+}
+
+enum egress_mode egress_mode_now(struct egress_queue *eq, int64_t now_ms)
+{
+	if (eq->mode == EGRESS_BACKOFF && now_ms >= eq->backoff_until_ms) {
+		eq->mode = EGRESS_NORMAL;
+		fprintf(stderr, "salvod: queue %s returns to normal mode\n", eq->q->domain);
+	}
+	return eq->mode;
+}
+
+unsigned egress_max_out(const struct egress_queue *eq)
+{
+	const struct config_domain *d = eq->q->cfg;
+	unsigned n = eq->mode == EGRESS_BACKOFF && d->backoff_max_smtp_out ? d->backoff_max_smtp_out
+									     : d->max_smtp_out;
+
+	return n ? n : 1;
+}
+
+const struct config_rate *egress_msg_rate(const struct egress_queue *eq)
+{
+	const struct config_domain *d = eq->q->cfg;
+
+	if (eq->mode == EGRESS_BACKOFF && d->backoff_max_msg_rate.count)
+		return &d->backoff_max_msg_rate;
+	return &d->max_msg_rate;
+}
+
+bool egress_pool_has(const struct config *cfg, size_t pool, size_t vmta)
+{
+	const struct config_pool *p = &cfg->pools[pool < cfg->n_pools ? pool : 0];
+
+	for (size_t i = 0; i < p->n_vmtas; i++)
+		if (p->vmtas[i] == vmta)
+			return true;
+	return false;
+}
+
+void egress_wake_at(struct egress_queue *eq, int64_t when_ms)
+{
+	struct worker *w = eq->w;
+
+	if (eq->wake_ms && eq->wake_ms <= when_ms)
+		return;
+	eq->wake_ms = when_ms;
+	if (!eq->on_timers) {
+		eq->on_timers = true;
+		eq->timer_next = w->egress_timers;
+		w->egress_timers = eq;
+	}
+}
+
+/* Remember the shortest wait seen (us) while choosing. */
+static void note_wait(int64_t *best, int64_t wait_us)
+{
+	if (wait_us > 0 && (!*best || wait_us < *best))
+		*best = wait_us;
+}
+
+ssize_t egress_pick_vmta(struct egress_queue *eq, int64_t now_ms)
+{
+	const struct config *cfg = eq->w->eng->cfg;
+	struct sched_queue *q = eq->q;
+	unsigned max_out;
+	const struct config_rate *rate;
+	int64_t now_us = now_ms * 1000, wait = 0, w;
+
+	egress_mode_now(eq, now_ms);
+	max_out = egress_max_out(eq);
+	rate = egress_msg_rate(eq);
+	for (size_t i = 0; i < q->n_fifos; i++) {
+		size_t p = (eq->pool_rr + i) % q->n_fifos;
+		const struct config_pool *pool = &cfg->pools[p < cfg->n_pools ? p : 0];
+
+		if (!q->fifos[p].n)
+			continue;
+		for (size_t k = 0; k < pool->n_vmtas; k++) {
+			size_t v = pool->vmtas[(eq->vmta_rr + k) % pool->n_vmtas];
+			struct egress_unit *u = &eq->units[v];
+
+			if (u->disabled_until_ms > now_ms) {
+				note_wait(&wait, (u->disabled_until_ms - now_ms) * 1000);
+				continue;
+			}
+			if (u->n_conns >= max_out)
+				continue;
+			if (!throttle_peek(&u->msg_rate, rate, now_us, &w)) {
+				note_wait(&wait, w);
+				continue;
+			}
+			if (!throttle_take(&u->connect_rate, &q->cfg->max_connect_rate, now_us, &w)) {
+				note_wait(&wait, w);
+				continue;
+			}
+			eq->vmta_rr = (eq->vmta_rr + k + 1) % pool->n_vmtas;
+			return (ssize_t)v;
+		}
+	}
+	if (wait)
+		egress_wake_at(eq, now_ms + wait / 1000 + 1);
+	return -1;
+}
+
+ssize_t egress_pick_pool(struct egress_queue *eq, size_t vmta, int64_t now_ms)
+{
+	const struct config *cfg = eq->w->eng->cfg;
+	struct sched_queue *q = eq->q;
+	struct egress_unit *u = &eq->units[vmta];
+	int64_t wait = 0;
+
+	egress_mode_now(eq, now_ms);
+	if (u->disabled_until_ms > now_ms)
+		return -1;
+	for (size_t i = 0; i < q->n_fifos; i++) {
+		size_t p = (eq->pool_rr + i) % q->n_fifos;
+
+		if (!q->fifos[p].n || !egress_pool_has(cfg, p, vmta))
+			continue;
+		if (!throttle_take(&u->msg_rate, egress_msg_rate(eq), now_ms * 1000, &wait)) {
+			egress_wake_at(eq, now_ms + wait / 1000 + 1);
+			return -1;
+		}
+		eq->pool_rr = (p + 1) % q->n_fifos;
+		return (ssize_t)p;
+	}
+	return -1;
+}
+
+unsigned egress_patterns(struct egress_queue *eq, struct egress_conn *c, const struct smtp_result *res,
+			 int64_t now_ms)
+{
+	const struct config *cfg = eq->w->eng->cfg;
+	const struct config_domain *dom = eq->q->cfg;
+	const struct config_pattern_list *list;
+	const struct config_pattern *rule = NULL;
+	char line[320];
+
+	if (dom->pattern_list < 0 || (res->code >= 200 && res->code < 300) || (!res->code && !res->text[0]))
+		return 0;
+	list = &cfg->pattern_lists[dom->pattern_list];
+	if (res->code)
+		snprintf(line, sizeof(line), "%d %s%s%s", res->code, res->enhanced, res->enhanced[0] ? " " : "",
+			 res->text);
+	else
+		snprintf(line, sizeof(line), "%s", res->text);
+	for (size_t i = 0; i < list->n_rules && !rule; i++)
+		if (regexec(&list->rules[i].re, line, 0, NULL, 0) == 0)
+			rule = &list->rules[i];
+	if (!rule)
+		return 0;
+	if (rule->actions & CONFIG_PAT_MODE_BACKOFF) {
+		if (egress_mode_now(eq, now_ms) != EGRESS_BACKOFF)
+			fprintf(stderr, "salvod: queue %s enters backoff mode: %.200s\n", eq->q->domain, line);
+		eq->mode = EGRESS_BACKOFF;
+		eq->backoff_until_ms = now_ms + (int64_t)dom->backoff_to_normal_after_ms;
+	}
+	if ((rule->actions & CONFIG_PAT_MODE_NORMAL) && eq->mode != EGRESS_NORMAL) {
+		eq->mode = EGRESS_NORMAL;
+		fprintf(stderr, "salvod: queue %s returns to normal mode: %.200s\n", eq->q->domain, line);
+	}
+	if (c && (rule->actions & CONFIG_PAT_DISABLE_SOURCE_IP)) {
+		struct egress_unit *u = &eq->units[c->vmta];
+
+		u->disabled_until_ms = now_ms + (int64_t)rule->reenable_after_ms;
+		c->retire = true;
+		egress_wake_at(eq, u->disabled_until_ms);
+		fprintf(stderr, "salvod: queue %s: virtual-mta %s disabled for %llu s: %.200s\n", eq->q->domain,
+			cfg->vmtas[c->vmta].name, (unsigned long long)(rule->reenable_after_ms / 1000), line);
+	}
+	if (c && (rule->actions & CONFIG_PAT_SKIP_MX)) {
+		c->retire = true;
+		if (eq->n_targets > 1)
+			eq->good_target = (c->target + 1) % eq->n_targets;
+	}
+	return rule->actions;
+}
+
+/* ---- timers ------------------------------------------------------------------ */
+
+void egress_tick(struct worker *w)
+{
+	struct egress_queue *eq = w->egress_timers;
+	int64_t now = (int64_t)loop_now_ms();
+
+	w->egress_timers = NULL;
+	while (eq) {
+		struct egress_queue *next = eq->timer_next;
+		int64_t idle;
+
+		eq->on_timers = false;
+		eq->timer_next = NULL;
+		if (eq->wake_ms > now) {
+			int64_t when = eq->wake_ms;
+
+			eq->wake_ms = 0;
+			egress_wake_at(eq, when);
+		} else {
+			eq->wake_ms = 0;
+			if ((idle = egress_close_idle(eq, now)))
+				egress_wake_at(eq, idle);
+			egress_kick(w, eq->q);
+		}
+		eq = next;
+	}
+}
+
+/* ---- operator actions ------------------------------------------------------------ */
+
+struct queue_action_mail {
+	struct mailbox_item link;
+	enum queue_action action;
+	char queue[];
+};
+
+int engine_queue_action(struct engine *eng, const char *queue, enum queue_action action)
+{
+	size_t n = strlen(queue);
+	struct queue_action_mail *m = malloc(sizeof(*m) + n + 1);
+
+	if (!m)
+		return -1;
+	for (size_t i = 0; i <= n; i++)
+		m->queue[i] = queue[i] >= 'A' && queue[i] <= 'Z' ? (char)(queue[i] - 'A' + 'a') : queue[i];
+	m->action = action;
+	m->link.kind = WORKER_MAIL_ACTION;
+	mailbox_post(&engine_shard(eng, m->queue)->mb, &m->link);
+	return 0;
+}
+
+void egress_action(struct worker *w, struct mailbox_item *it)
+{
+	struct queue_action_mail *m = container_of(it, struct queue_action_mail, link);
+	struct sched_queue *q = sched_queue_get(&w->sched, m->queue);
+	struct egress_queue *eq = q ? egress_queue_of(w, q) : NULL;
+	int64_t now = (int64_t)loop_now_ms();
+
+	if (!eq) {
+		fprintf(stderr, "salvod: out of memory for an operator action on %s\n", m->queue);
+		free(m);
+		return;
+	}
+	switch (m->action) {
+	case QUEUE_PAUSE:
+		eq->paused = true;
+		egress_close_idle(eq, now);
+		break;
+	case QUEUE_RESUME:
+		eq->paused = false;
+		break;
+	case QUEUE_RETRY:
+		sched_retry_now(&w->sched, q);
+		break;
+	case QUEUE_MODE_NORMAL:
+		eq->mode = EGRESS_NORMAL;
+		break;
+	case QUEUE_MODE_BACKOFF:
+		eq->mode = EGRESS_BACKOFF;
+		eq->backoff_until_ms = now + (int64_t)q->cfg->backoff_to_normal_after_ms;
+		break;
+	}
+	fprintf(stderr, "salvod: queue %s: operator action %s\n", m->queue,
+		m->action == QUEUE_PAUSE ? "pause" : m->action == QUEUE_RESUME ? "resume" :
+		m->action == QUEUE_RETRY ? "retry" : m->action == QUEUE_MODE_NORMAL ? "mode normal" : "mode backoff");
+	free(m);
+	sched_kick(&w->sched, q);
+}
+
+void egress_action_discard(struct mailbox_item *it)
+{
+	free(container_of(it, struct queue_action_mail, link));
+}
