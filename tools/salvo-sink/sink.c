@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "sink.h"
+#include "sink_events.h"
 
 void sink_format_ip(const struct sockaddr_storage *ss, char *out, size_t n)
 {
@@ -146,7 +147,12 @@ static void usage(FILE *out)
           "  --dump DIR                 write DIR/N.eml and DIR/N.json for each accepted message\n"
           "  --greeting-delay MS        wait MS milliseconds before the 220 banner\n"
           "  --idle-timeout SECONDS     close idle sessions with 421 (default 300)\n"
-          "  --pid-file FILE            write the pid once listening; removed at exit\n",
+          "  --pid-file FILE            write the pid once listening; removed at exit\n"
+          "  --events FILE              JSON lines: every connection, message, fault reply, close\n"
+          "  --max-conn-per-ip N        a client IP with N sessions open gets 421 and is closed\n"
+          "  --fault SPEC               at=connect|helo|mail|rcpt|data,match=REGEX,percent=P,first=N,\n"
+          "                             close,reply=CODE TEXT (reply last; see README.md)\n"
+          "  --profile realistic        2%% 451 and 1%% 550 at RCPT, 20 connections per IP\n",
           out);
     for (size_t i = 0; sink_faults_option(i); i++) {
         char opt[64];
@@ -160,6 +166,7 @@ static void usage(FILE *out)
 
 enum {
     OPT_STATS = 256, OPT_DUMP, OPT_GREETING_DELAY, OPT_IDLE_TIMEOUT, OPT_PID_FILE, OPT_HOSTNAME,
+    OPT_EVENTS, OPT_MAX_CONN_PER_IP, OPT_GENERAL_FAULT, OPT_PROFILE,
     OPT_FAULT = 512,                    /* + index into the fault option table */
 };
 
@@ -186,6 +193,10 @@ static int parse_args(struct sink *sk, int argc, char **argv, struct listen_spec
         { "idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT },
         { "pid-file", required_argument, NULL, OPT_PID_FILE },
         { "hostname", required_argument, NULL, OPT_HOSTNAME },
+        { "events", required_argument, NULL, OPT_EVENTS },
+        { "max-conn-per-ip", required_argument, NULL, OPT_MAX_CONN_PER_IP },
+        { "fault", required_argument, NULL, OPT_GENERAL_FAULT },
+        { "profile", required_argument, NULL, OPT_PROFILE },
         { "help", no_argument, NULL, 'h' },
     };
     size_t nbase = sizeof base / sizeof base[0], nfault = 0;
@@ -215,6 +226,32 @@ static int parse_args(struct sink *sk, int argc, char **argv, struct listen_spec
         case OPT_DUMP: sk->opt.dump_dir = optarg; break;
         case OPT_PID_FILE: sk->opt.pid_file = optarg; break;
         case OPT_HOSTNAME: sk->opt.hostname = optarg; break;
+        case OPT_EVENTS: sk->opt.events_path = optarg; break;
+        case OPT_MAX_CONN_PER_IP:
+            if (parse_uint(optarg, 1000000, &sk->rules.max_conn_per_ip) < 0 || !sk->rules.max_conn_per_ip) {
+                fprintf(stderr, "salvo-sink: --max-conn-per-ip wants a positive count, not '%s'\n", optarg);
+                rc = -1;
+            }
+            break;
+        case OPT_GENERAL_FAULT:
+            if (sink_rules_add(&sk->rules, optarg, err, sizeof err) < 0) {
+                fprintf(stderr, "salvo-sink: %s\n", err);
+                rc = -1;
+            }
+            break;
+        case OPT_PROFILE:
+            if (strcmp(optarg, "realistic") != 0) {
+                fprintf(stderr, "salvo-sink: --profile knows 'realistic' only, not '%s'\n", optarg);
+                rc = -1;
+                break;
+            }
+            /* appended rules come after any --fault given before: explicit rules win */
+            if (sink_rules_add(&sk->rules, "at=rcpt,percent=2,reply=451 4.7.1 try again later", err, sizeof err) < 0 ||
+                sink_rules_add(&sk->rules, "at=rcpt,percent=1,reply=550 5.1.1 no such user", err, sizeof err) < 0)
+                abort(); /* our own constants */
+            if (!sk->rules.max_conn_per_ip)
+                sk->rules.max_conn_per_ip = 20;
+            break;
         case OPT_GREETING_DELAY:
             if (parse_uint(optarg, 3600u * 1000, &sk->opt.greeting_delay_ms) < 0) {
                 fprintf(stderr, "salvo-sink: --greeting-delay wants milliseconds, not '%s'\n", optarg);
@@ -303,6 +340,13 @@ int main(int argc, char **argv)
         goto out;
     }
 
+    if (sk->opt.events_path) {
+        int erc = sink_events_open(sk, sk->opt.events_path);
+        if (erc < 0) {
+            fprintf(stderr, "salvo-sink: cannot write --events %s: %s\n", sk->opt.events_path, strerror(-erc));
+            goto out;
+        }
+    }
     if (sink_loop_open(sk, err, sizeof err) < 0) {
         fprintf(stderr, "salvo-sink: %s\n", err);
         goto out;
@@ -347,8 +391,10 @@ out:
     if (sk->sigfd >= 0)
         close(sk->sigfd);
     free(sk->listeners);
+    sink_events_close_file(sk);
     sink_stats_free(&sk->stats);
     sink_faults_free(&sk->faults);
+    sink_rules_free(&sk->rules);
     free(specs);
     return status;
 }

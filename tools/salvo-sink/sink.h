@@ -25,6 +25,8 @@
 #include <sys/signalfd.h>
 
 #include "sink_faults.h"
+#include "sink_rules.h"
+#include <stdio.h>
 
 #define SINK_LINE_MAX     4096u             /* command line bytes, CRLF excluded */
 #define SINK_MSG_MAX      (64u << 20)       /* unstuffed DATA bytes */
@@ -62,6 +64,9 @@ struct sink_client {
     struct sink_counts  counts;
     char              **helo;          /* distinct names in the order first seen */
     size_t              nhelo;
+    unsigned            active;        /* sessions open from this IP now */
+    unsigned            peak_active;
+    unsigned            max_msgs_per_conn;
     struct sink_client *hash_next;
     struct sink_client *order_next;    /* insertion order, for stable JSON output */
 };
@@ -133,6 +138,7 @@ struct sink_session {
 
     /* transaction */
     char           *helo;              /* last HELO/EHLO argument, NULL before */
+    unsigned        n_msgs;            /* messages accepted on this connection */
     bool            has_mail;
     unsigned        rcpt_tried;        /* RCPT commands in this transaction */
     unsigned        nrcpt;             /* accepted ones, NUL-separated in rcpts */
@@ -148,6 +154,7 @@ struct sink_session {
 struct sink_options {
     const char *hostname;
     const char *stats_path;
+    const char *events_path;
     const char *dump_dir;
     const char *pid_file;
     unsigned    greeting_delay_ms;
@@ -186,6 +193,8 @@ struct sink {
     struct sink_stats      stats;
     bool                   stats_failing; /* the last --stats write failed (reported) */
     struct sink_faults     faults;
+    struct sink_rules      rules;      /* --fault SPEC, --max-conn-per-ip */
+    FILE                  *events;     /* --events */
 };
 
 /* sink.c */

@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "sink.h"
+#include "sink_events.h"
 
 #define SINK_BGID         1
 #ifndef SINK_NBUFS                      /* overridable to exercise the ENOBUFS path */
@@ -207,6 +208,8 @@ static void session_release(struct sink *sk, struct sink_session *s)
     sk->free_ids[sk->nfree++] = s->id;
     sk->stats.active--;
     sk->stats.dirty = true;
+    s->client->active--;
+    sink_events_close(sk, s);
     sink_session_free(s);
     free(s);
 }
@@ -305,6 +308,9 @@ static void session_open(struct sink *sk, struct sink_listener *l, int fd)
     s->deadline_ms = sk->now_ms + sk->opt.greeting_delay_ms + sk->opt.idle_timeout_s * 1000ull;
 
     s->client->counts.connections++;
+    if (++s->client->active > s->client->peak_active)
+        s->client->peak_active = s->client->active;
+    sink_events_conn(sk, s, s->client->active);
     l->counts.connections++;
     sk->stats.connections++;
     sk->stats.active++;
@@ -472,6 +478,7 @@ static void tick_done(struct sink *sk, struct io_uring_cqe *cqe)
 {
     if (sk->stats.dirty)
         sink_stats_flush(sk);
+    sink_events_flush(sk);
     if (sk->now_ms - sk->last_sweep_ms >= SINK_SWEEP_MS) {
         sk->last_sweep_ms = sk->now_ms;
         sweep_idle(sk);
@@ -629,6 +636,8 @@ void sink_loop_close(struct sink *sk)
         if (!s)
             continue;
         close(s->fd);
+        s->client->active--;
+        sink_events_close(sk, s);
         sink_session_free(s);
         free(s);
         sk->stats.active--;

@@ -27,6 +27,7 @@
 #include <strings.h>
 
 #include "sink.h"
+#include "sink_events.h"
 
 static const char *const state_names[] = {
     [SINK_S_GREETING] = "GREETING",
@@ -81,8 +82,33 @@ void sink_session_free(struct sink_session *s)
     sink_buf_free(&s->msg);
 }
 
+/* A --fault rule that fires answers with its reply (and may close). */
+static bool rule_fires(struct sink *sk, struct sink_session *s, enum sink_rule_at at, const char *at_name,
+                       const char *subjects, unsigned n)
+{
+    const struct sink_rule *r = sink_rules_fire(&sk->rules, at, subjects, n);
+    if (!r)
+        return false;
+    sink_events_reply(sk, s, at_name, r->reply, n == 1 ? subjects : NULL);
+    sink_buf_printf(&s->out, "%s\r\n", r->reply);
+    if (r->close)
+        sink_session_set_state(sk, s, SINK_S_QUIT);
+    return true;
+}
+
 void sink_session_greet(struct sink *sk, struct sink_session *s)
 {
+    if (sk->rules.max_conn_per_ip && s->client->active > sk->rules.max_conn_per_ip) {
+        sink_events_reply(sk, s, "connect", "421", s->client->ip);
+        sink_buf_printf(&s->out, "421 4.7.0 %s too many connections from your IP\r\n", sk->opt.hostname);
+        sink_session_set_state(sk, s, SINK_S_QUIT);
+        return;
+    }
+    if (rule_fires(sk, s, SINK_AT_CONNECT, "connect", s->client->ip, 1)) {
+        if (s->state == SINK_S_GREETING)
+            sink_session_set_state(sk, s, SINK_S_CMD);
+        return;
+    }
     sink_buf_printf(&s->out, "220 %s ESMTP salvo-sink\r\n", sk->opt.hostname);
     sink_session_set_state(sk, s, SINK_S_CMD);
 }
@@ -148,6 +174,8 @@ static void cmd_helo_ehlo(struct sink *sk, struct sink_session *s, char *arg, bo
     s->helo = sink_xstrndup(arg, n);
     sink_stats_helo(&sk->stats, s->client, s->helo);
     sink_session_reset(s);
+    if (rule_fires(sk, s, SINK_AT_HELO, "helo", s->helo, 1))
+        return;
     if (!ehlo) {
         sink_buf_printf(&s->out, "250 %s\r\n", sk->opt.hostname);
         return;
@@ -190,6 +218,8 @@ static void cmd_mail(struct sink *sk, struct sink_session *s, char *arg)
             return;
         }
     }
+    if (rule_fires(sk, s, SINK_AT_MAIL, "mail", addr, 1))
+        return;
     sink_buf_append(&s->mail_from, addr, strlen(addr) + 1);
     s->has_mail = true;
     reply(s, "250 2.1.0 Ok");
@@ -209,6 +239,18 @@ static void cmd_rcpt(struct sink *sk, struct sink_session *s, char *arg)
     s->rcpt_tried++;
     if (s->nrcpt >= SINK_RCPT_MAX) {
         reply(s, "452 4.5.3 Error: too many recipients");
+        return;
+    }
+    if (rule_fires(sk, s, SINK_AT_RCPT, "rcpt", addr, 1)) {
+        /* the reply just queued is the rule's: count it like the other faults */
+        const char *last = s->out.p + s->out.len;
+        while (last > s->out.p && last[-1] != '\n') last--;
+        for (last -= last > s->out.p ? 1 : 0; last > s->out.p && last[-1] != '\n'; last--) {}
+        if (*last == '4')
+            sk->stats.rcpt_deferred++;
+        else
+            sk->stats.rcpt_rejected++;
+        sk->stats.dirty = true;
         return;
     }
     const char *fault = sink_faults_rcpt(&sk->faults, addr);
@@ -336,6 +378,12 @@ static void end_of_data(struct sink *sk, struct sink_session *s)
         fault = "552 5.3.4 Error: message too big";
     } else {
         fault = sink_faults_data(&sk->faults, s->rcpts.p, s->nrcpt);
+        if (!fault && rule_fires(sk, s, SINK_AT_DATA, "data", s->rcpts.p, s->nrcpt)) {
+            sk->stats.data_deferred++;
+            sk->stats.dirty = true;
+            sink_session_reset(s);
+            return;
+        }
     }
     if (fault) {
         if (fault[0] == '4')
@@ -360,7 +408,11 @@ static void end_of_data(struct sink *sk, struct sink_session *s)
         }
     }
     sk->next_seq = seq;
+    s->n_msgs++;
+    if (s->n_msgs > s->client->max_msgs_per_conn)
+        s->client->max_msgs_per_conn = s->n_msgs;
     sink_stats_message(&sk->stats, s);
+    sink_events_msg(sk, s);
     sink_buf_printf(&s->out, "250 2.0.0 Ok: queued as %" PRIu64 "\r\n", seq);
     sink_session_reset(s);
 }

@@ -286,6 +286,8 @@ int sink_stats_write(const struct sink *sk)
         sink_json_str(&b, c->ip, strlen(c->ip));
         sink_buf_puts(&b, ":{");
         json_counts(&b, &c->counts);
+        sink_buf_printf(&b, ",\"peak_active\":%u,\"max_msgs_per_conn\":%u", c->peak_active,
+                        c->max_msgs_per_conn);
         sink_buf_puts(&b, ",\"helo\":[");
         for (size_t i = 0; i < c->nhelo; i++) {
             if (i)
