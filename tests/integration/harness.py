@@ -340,6 +340,22 @@ class SalvoSink:
         except (OSError, ValueError):
             return None
 
+    def events(self):
+        """The --events log so far (flushed every 200 ms): a list of dicts."""
+        out = []
+        try:
+            with open(self.events_file, "rb") as f:
+                data = f.read()
+        except OSError:
+            return out
+        for ln in data.split(b"\n"):
+            if ln.strip():
+                try:
+                    out.append(json.loads(ln))
+                except ValueError:
+                    pass   # a line being written
+        return out
+
     def arrivals(self):
         """Every message dumped so far (a .json exists => its .eml is complete)."""
         out = []
@@ -615,7 +631,10 @@ class Env:
         return p
 
     # -- sinks -------------------------------------------------------------
-    def salvo_sink(self, name, listen, defer_first=(), reject=(), defer_data_first=(), hostname=None):
+    def salvo_sink(self, name, listen, defer_first=(), reject=(), defer_data_first=(), hostname=None,
+                   extra_args=(), dump=True):
+        """salvo-sink on listen, with --stats, --events (see SalvoSink.events) and,
+        unless dump=False, --dump. extra_args: more options (--fault SPEC, ...)."""
         listen = [listen] if isinstance(listen, str) else list(listen)
         for l in listen:
             h, _, pt = l.rpartition(":")
@@ -625,8 +644,11 @@ class Env:
         cmd = [self.sink]
         for l in listen:
             cmd += ["-l", l]
-        cmd += ["--dump", base + ".dump", "--stats", base + ".stats.json", "--pid-file", base + ".pid",
-                "--hostname", hostname or (name + ".sink.test")]
+        if dump:
+            cmd += ["--dump", base + ".dump"]
+        cmd += ["--stats", base + ".stats.json", "--pid-file", base + ".pid",
+                "--hostname", hostname or (name + ".sink.test"), "--events", base + ".events.jsonl"]
+        cmd += list(extra_args)
         for r in defer_first:
             cmd += ["--defer-first", r]
         for r in reject:
@@ -643,6 +665,7 @@ class Env:
         if not wait_until(ready, 5.0, what=name):
             raise Fail("%s: no pid file within 5s:\n%s" % (name, tail(err, 30)))
         s = SalvoSink(self, name, listen, p, base + ".dump", base + ".stats.json", err)
+        s.events_file = base + ".events.jsonl"
         s.ip = listen[0].rsplit(":", 1)[0]
         self.sinks.append(s)
         return s

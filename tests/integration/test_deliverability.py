@@ -1,0 +1,275 @@
+#!/usr/bin/python3
+"""test_deliverability.py - the bulk MTA's delivery policy, seen from the receiving side.
+
+  rotation   a pool of two virtual MTAs (source 127.0.0.12 / HELO mta1.itest and
+             127.0.0.13 / mta2.itest): both sources and both HELO names reach the
+             sink, each with 40-60% of the messages; per source IP never more than
+             max-smtp-out sessions at once, never more than max-msg-per-connection
+             messages in a session, never faster than max-msg-rate (plus its burst)
+  rollup     two domains whose MX hosts match one `mx` rollup pattern share the
+             rollup queue's max-smtp-out, counted across both MX hosts
+  backoff    a sink answering "421 ... try again later" puts the queue into backoff:
+             its delivery rate drops to backoff-max-msg-rate, and after
+             backoff-to-normal-after of quiet it is back to normal (and fast)
+  retry      retry-after 2s: a recipient answered 451 once is retried 2-4 s later; a
+             retry-after list is followed step by step; with bounce-after 6s and a
+             permanent 451 the sender gets a DSN with "Action: failed" after about 6 s
+Sink behaviour comes from salvo-sink's --fault rules and its --events log.
+"""
+
+import datetime
+import random
+
+import harness
+from harness import Fail, Injected, find_records, log, make_body, wait_until
+
+SENDER = "owner@senders.test"
+
+
+def _msgs(rng, prefix, rcpts_by_msg):
+    out = []
+    for i, rcpts in enumerate(rcpts_by_msg):
+        mid = "%s%d" % (prefix, i)
+        out.append(Injected(mid, SENDER, rcpts, make_body(rng, mid, SENDER, rcpts, size=600)))
+    return out
+
+
+def _inject_all(msgs, **kw):
+    acked = harness.inject(msgs, **kw)
+    if len(acked) != len(msgs):
+        bad = [m for m in msgs if m not in acked][:3]
+        raise Fail("only %d of %d messages acknowledged: %r" % (len(acked), len(msgs),
+                                                             [(m.mid, m.reply, m.error) for m in bad]))
+
+
+def _msg_events(sinks):
+    return sorted((e for s in sinks for e in s.events() if e["ev"] == "msg"), key=lambda e: e["time"])
+
+
+def _peak_concurrency(sinks, key):
+    """Max sessions open at once per key(conn event), pairing each sink's conn and
+    close events by connection id."""
+    evs = []
+    for s in sinks:
+        for e in s.events():
+            if e["ev"] == "conn":
+                evs.append((e["time"], 1, key(e), (s.name, e["conn"])))
+            elif e["ev"] == "close":
+                evs.append((e["time"], -1, None, (s.name, e["conn"])))
+    evs.sort(key=lambda x: (x[0], x[1]))   # a close at the same instant goes first
+    which, open_now, peak = {}, {}, {}
+    for t, d, k, c in evs:
+        if d == 1:
+            which[c] = k
+        else:
+            k = which.pop(c, None)
+            if k is None:
+                continue
+        open_now[k] = open_now.get(k, 0) + d
+        peak[k] = max(peak.get(k, 0), open_now[k])
+    return peak
+
+
+def _max_over_rate(times, per_s, burst):
+    """How far the event times exceed burst + per_s * window for any window (<= 0 ok)."""
+    worst = -1e9
+    for i in range(len(times)):
+        for j in range(i, len(times)):
+            n = j - i + 1
+            allowed = burst + per_s * (times[j] - times[i])
+            worst = max(worst, n - allowed)
+    return worst
+
+
+def _time(rec):
+    return datetime.datetime.fromisoformat(rec["time"].replace("Z", "+00:00")).timestamp()
+
+
+# --------------------------------------------------------------------------
+def test_rotation(env):
+    rng = random.Random(3)
+    env.dns(mx={"rot.test": [(10, "mx.rot.test")], "senders.test": [(10, "mx.senders.test")]},
+            a={"mx.rot.test": "127.0.0.2", "mx.senders.test": "127.0.0.6"},
+            check=[("rot.test", "MX")])
+    sink = env.salvo_sink("sinkRot", "127.0.0.2:25", dump=False)
+    env.salvo_sink("sinkSenders", "127.0.0.6:25", dump=False)
+    extra = "\n".join([
+        "<virtual-mta mta1>", "  smtp-source-host 127.0.0.12 mta1.itest", "</virtual-mta>",
+        "<virtual-mta mta2>", "  smtp-source-host 127.0.0.13 mta2.itest", "</virtual-mta>",
+        "<virtual-mta-pool blast>", "  virtual-mta mta1", "  virtual-mta mta2", "</virtual-mta-pool>",
+    ])
+    d = env.salvod_daemon(
+        sources={"127.0.0.1": {"always-allow-relaying": "yes", "default-virtual-mta": "blast"}},
+        domains={"rot.test": {"max-smtp-out": "2", "max-msg-per-connection": "5", "max-msg-rate": "30/s"}},
+        extra=extra)
+    d.start()
+    n = 300
+    msgs = _msgs(rng, "rot", [["u%d@rot.test" % i] for i in range(n)])
+    _inject_all(msgs, threads=4, per_conn=25, timeout=60)
+    if not wait_until(lambda: len(_msg_events([sink])) >= n, 60, what="all messages at the sink"):
+        raise Fail("only %d of %d messages arrived" % (len(_msg_events([sink])), n))
+    evs = _msg_events([sink])
+    by_ip = {}
+    for e in evs:
+        by_ip.setdefault(e["client"], []).append(e)
+    if set(by_ip) != {"127.0.0.12", "127.0.0.13"}:
+        raise Fail("source IPs seen at the sink: %r" % sorted(by_ip))
+    helos = {ip: {e["helo"] for e in es} for ip, es in by_ip.items()}
+    if helos != {"127.0.0.12": {"mta1.itest"}, "127.0.0.13": {"mta2.itest"}}:
+        raise Fail("HELO names per source IP: %r" % helos)
+    for ip, es in by_ip.items():
+        share = len(es) / n
+        log("%s: %d messages (%.0f%%)" % (ip, len(es), 100 * share))
+        if not 0.40 <= share <= 0.60:
+            raise Fail("%s carried %.0f%% of the messages, want 40-60%%" % (ip, 100 * share))
+    peak = _peak_concurrency([sink], key=lambda e: e["client"])
+    log("peak sessions per source IP: %r" % peak)
+    if max(peak.values()) > 2:
+        raise Fail("more than max-smtp-out 2 sessions at once: %r" % peak)
+    per_conn = max(e["n_in_conn"] for e in evs)
+    if per_conn > 5:
+        raise Fail("%d messages in one session, max-msg-per-connection is 5" % per_conn)
+    for ip, es in by_ip.items():
+        over = _max_over_rate([e["time"] for e in es], 30.0, 30)
+        span = es[-1]["time"] - es[0]["time"]
+        log("%s: %d messages in %.2f s (%.1f/s), worst excess over 30/s + burst 30: %.2f"
+            % (ip, len(es), span, len(es) / span if span else 0, over))
+        if over > 1.0:
+            raise Fail("%s exceeded max-msg-rate 30/s (+burst) by %.1f messages" % (ip, over))
+    recs = d.acct()
+    deliv = find_records(recs, type="delivery")
+    if {r.get("vmta") for r in deliv} != {"mta1", "mta2"} or \
+       {r.get("source_ip") for r in deliv} != {"127.0.0.12", "127.0.0.13"}:
+        raise Fail("delivery records name vmtas %r and source IPs %r" %
+                   ({r.get("vmta") for r in deliv}, {r.get("source_ip") for r in deliv}))
+
+
+def test_rollup(env):
+    rng = random.Random(4)
+    env.dns(mx={"g1.test": [(10, "in1.rollmx.test")], "g2.test": [(10, "in2.rollmx.test")],
+                "solo.test": [(10, "mx.solo.test")]},
+            a={"in1.rollmx.test": "127.0.0.2", "in2.rollmx.test": "127.0.0.3", "mx.solo.test": "127.0.0.4"},
+            check=[("g1.test", "MX"), ("g2.test", "MX")])
+    # a slow greeting keeps every session open long enough to overlap
+    slow = ["--greeting-delay", "300"]
+    s1 = env.salvo_sink("sinkG1", "127.0.0.2:25", dump=False, extra_args=slow)
+    s2 = env.salvo_sink("sinkG2", "127.0.0.3:25", dump=False, extra_args=slow)
+    s3 = env.salvo_sink("sinkSolo", "127.0.0.4:25", dump=False, extra_args=slow)
+    extra = "\n".join(["<mx-rollup-list>", "  mx *.rollmx.test  shared.rollup", "</mx-rollup-list>",
+                       "<domain shared.rollup>", "  max-smtp-out 2", "</domain>"])
+    d = env.salvod_daemon(default_domain={"max-smtp-out": "4", "max-msg-per-connection": "10"}, extra=extra)
+    d.start()
+    n = 240
+    msgs = _msgs(rng, "roll", [["u%d@%s" % (i, ("g1.test", "g2.test", "solo.test")[i % 3])] for i in range(n)])
+    _inject_all(msgs, threads=4, per_conn=20, timeout=60)
+    if not wait_until(lambda: len(_msg_events([s1, s2, s3])) >= n, 60, what="all messages at the sinks"):
+        raise Fail("only %d of %d messages arrived" % (len(_msg_events([s1, s2, s3])), n))
+    both = _peak_concurrency([s1, s2], key=lambda e: "rollup")
+    solo = _peak_concurrency([s3], key=lambda e: "solo")
+    log("peak sessions: rollup (both MX hosts) %r, solo %r" % (both, solo))
+    if both["rollup"] > 2:
+        raise Fail("the two rolled-up domains had %d sessions at once; the rollup allows 2" % both["rollup"])
+    if solo["solo"] < 3:
+        raise Fail("the control domain never used more than %d sessions (want its own 4): the "
+                   "test did not load the queues enough to show anything" % solo["solo"])
+    deliv = find_records(d.acct(), type="delivery")
+    queues = {(r["recipient"].split("@")[1], r.get("queue")) for r in deliv}
+    if queues != {("g1.test", "shared.rollup"), ("g2.test", "shared.rollup"), ("solo.test", "solo.test")}:
+        raise Fail("delivery records (domain, queue): %r" % sorted(queues))
+
+
+def test_backoff(env):
+    rng = random.Random(5)
+    env.dns(mx={"bo.test": [(10, "mx.bo.test")]}, a={"mx.bo.test": "127.0.0.2"}, check=[("bo.test", "MX")])
+    sink = env.salvo_sink("sinkBo", "127.0.0.2:25", dump=False,
+                          extra_args=["--fault", "at=rcpt,first=3,reply=421 4.7.0 Too busy, try again later"])
+    extra = "\n".join(["<smtp-pattern-list busy>", "  reply /421 .*try again later/ mode=backoff",
+                       "</smtp-pattern-list>"])
+    d = env.salvod_daemon(domains={"bo.test": {
+        "smtp-pattern-list": "busy", "max-msg-rate": "100/s", "backoff-max-msg-rate": "4/s",
+        "backoff-max-smtp-out": "1", "backoff-to-normal-after": "3s", "retry-after": "1s",
+        "max-smtp-out": "4", "max-msg-per-connection": "100"}}, extra=extra)
+    d.start()
+    n = 120
+    msgs = _msgs(rng, "bo", [["u%d@bo.test" % i] for i in range(n)])
+    _inject_all(msgs, threads=2, per_conn=40, timeout=60)
+    if not wait_until(lambda: len(_msg_events([sink])) >= n, 60, what="all messages at the sink"):
+        raise Fail("only %d of %d messages arrived" % (len(_msg_events([sink])), n))
+    evs = sink.events()
+    first421 = min(e["time"] for e in evs if e["ev"] == "reply" and e["code"] == 421)
+    last421 = max(e["time"] for e in evs if e["ev"] == "reply" and e["code"] == 421)
+    times = [e["time"] for e in evs if e["ev"] == "msg"]
+    err = open(d.stderr_paths[-1]).read()
+    if "queue bo.test enters backoff mode" not in err:
+        raise Fail("salvod did not report backoff mode:\n" + err[-2000:])
+    if "queue bo.test returns to normal mode" not in err:
+        raise Fail("salvod did not report the return to normal mode:\n" + err[-2000:])
+    # in backoff (from the last 421 until 3 s later): at most 4/s plus a burst of 4
+    during = [t for t in times if last421 + 0.3 < t < last421 + 2.9]
+    rate_in = len(during) / 2.6
+    after = [t for t in times if t > last421 + 3.3]
+    log("421s at +0..%.2f s; %d messages in the 2.6 s of backoff (%.1f/s); %d after it, %s"
+        % (last421 - first421, len(during), rate_in, len(after),
+           "in %.2f s" % (after[-1] - after[0]) if len(after) > 1 else ""))
+    if _max_over_rate(sorted(during), 4.0, 4) > 1.0:
+        raise Fail("in backoff the queue sent %d messages in 2.6 s, above 4/s + burst" % len(during))
+    if len(after) < 10:
+        raise Fail("only %d messages after the quiet period: it did not return to a normal rate" % len(after))
+    span = after[-1] - after[0]
+    if span > 0 and len(after) / span < 10:
+        raise Fail("after backoff the rate was %.1f/s, normal is 100/s" % (len(after) / span))
+
+
+def test_retry(env):
+    rng = random.Random(6)
+    mx = {dom: [(10, "mx.%s" % dom)] for dom in ("once.test", "list.test", "perm.test", "senders.test")}
+    a = {"mx.once.test": "127.0.0.2", "mx.list.test": "127.0.0.2", "mx.perm.test": "127.0.0.2",
+         "mx.senders.test": "127.0.0.6"}
+    env.dns(mx=mx, a=a, check=[("perm.test", "MX")])
+    env.salvo_sink("sinkR", "127.0.0.2:25", dump=False, extra_args=[
+        "--fault", r"at=rcpt,match=@once\.test$,first=1,reply=451 4.3.0 try later",
+        "--fault", r"at=rcpt,match=@list\.test$,first=3,reply=451 4.3.0 try later",
+        "--fault", r"at=rcpt,match=@perm\.test$,reply=451 4.3.0 mailbox busy"])
+    senders = env.salvo_sink("sinkSenders", "127.0.0.6:25")
+    d = env.salvod_daemon(domains={
+        "once.test": {"retry-after": "2s"},
+        "list.test": {"retry-after": "1s,2s,3s"},
+        "perm.test": {"retry-after": "1s", "bounce-after": "6s"}})
+    d.start()
+    msgs = _msgs(rng, "rt", [["a@once.test"], ["b@list.test"], ["c@perm.test"]])
+    t_inject = datetime.datetime.now().timestamp()
+    _inject_all(msgs, threads=1, per_conn=3, timeout=20)
+
+    def done(recs):
+        return (find_records(recs, type="delivery", recipient="a@once.test") and
+                find_records(recs, type="delivery", recipient="b@list.test") and
+                find_records(recs, type="expiration", recipient="c@perm.test"))
+    recs = harness.wait_for_records(env, done, 30, what="delivery, retries and expiry")
+
+    def attempts(rcpt):
+        return sorted(_time(r) for r in recs if r.get("recipient") == rcpt and r["type"] != "reception")
+    t = attempts("a@once.test")
+    if len(t) != 2 or not 2.0 <= t[1] - t[0] <= 4.0:
+        raise Fail("a@once.test attempts %r: want a retry 2-4 s after the 451" % [round(x - t[0], 2) for x in t])
+    t = attempts("b@list.test")
+    gaps = [round(t[i + 1] - t[i], 2) for i in range(len(t) - 1)]
+    log("retry-after 1s,2s,3s gaps: %r" % gaps)
+    if len(gaps) != 3 or any(not w <= g <= w + 1.0 for g, w in zip(gaps, (1, 2, 3))):
+        raise Fail("b@list.test retry gaps %r, want about [1, 2, 3] s" % gaps)
+    exp = find_records(recs, type="expiration", recipient="c@perm.test")[0]
+    after = _time(exp) - t_inject
+    log("c@perm.test expired after %.2f s" % after)
+    if not 5.5 <= after <= 8.5:
+        raise Fail("c@perm.test expired %.2f s after injection, bounce-after is 6s" % after)
+
+    def dsn_arrived():
+        return any(a.mail_from == "" and b"c@perm.test" in a.data for a in senders.arrivals())
+    if not wait_until(dsn_arrived, 15, what="the DSN"):
+        raise Fail("no DSN for c@perm.test reached the sender's MX")
+    dsn = next(a for a in senders.arrivals() if a.mail_from == "" and b"c@perm.test" in a.data)
+    if b"Action: failed" not in dsn.data:
+        raise Fail("the DSN has no 'Action: failed':\n%s" % dsn.data[:1500].decode("utf-8", "replace"))
+
+
+if __name__ == "__main__":
+    harness.main([test_rotation, test_rollup, test_backoff, test_retry])
