@@ -11,6 +11,10 @@
   backoff    a sink answering "421 ... try again later" puts the queue into backoff:
              its delivery rate drops to backoff-max-msg-rate, and after
              backoff-to-normal-after of quiet it is back to normal (and fast)
+  headers    X-Virtual-MTA picks the pool (or one virtual MTA) for a trusted source and
+             X-Job names the campaign; both headers are gone at the receiver; a source
+             without process-x-virtual-mta cannot choose
+  idle       sessions with nothing to do stay open for idle-timeout, then QUIT
   retry      retry-after 2s: a recipient answered 451 once is retried 2-4 s later; a
              retry-after list is followed step by step; with bounce-after 6s and a
              permanent 451 the sender gets a DSN with "Action: failed" after about 6 s
@@ -144,6 +148,62 @@ def test_rotation(env):
                    ({r.get("vmta") for r in deliv}, {r.get("source_ip") for r in deliv}))
 
 
+def test_headers_and_idle(env):
+    rng = random.Random(7)
+    env.dns(mx={"hdr.test": [(10, "mx.hdr.test")]}, a={"mx.hdr.test": "127.0.0.2"}, check=[("hdr.test", "MX")])
+    sink = env.salvo_sink("sinkHdr", "127.0.0.2:25")
+    extra = "\n".join([
+        "<virtual-mta mta1>", "  smtp-source-host 127.0.0.12 mta1.itest", "</virtual-mta>",
+        "<virtual-mta mta2>", "  smtp-source-host 127.0.0.13 mta2.itest", "</virtual-mta>",
+        "<virtual-mta-pool blast>", "  virtual-mta mta1", "  virtual-mta mta2", "</virtual-mta-pool>",
+    ])
+    d = env.salvod_daemon(
+        sources={"127.0.0.1": {"always-allow-relaying": "yes", "default-virtual-mta": "blast",
+                               "process-x-virtual-mta": "yes", "process-x-job": "yes"},
+                 "127.0.0.7": {"always-allow-relaying": "yes", "default-virtual-mta": "mta1"}},
+        domains={"hdr.test": {"idle-timeout": "1s", "max-smtp-out": "2"}}, extra=extra)
+    d.start()
+    # trusted source: X-Virtual-MTA mta2 (a single vmta) and an X-Job
+    picked = _msgs(rng, "pick", [["p%d@hdr.test" % i] for i in range(10)])
+    for m in picked:
+        m.data = b"X-Virtual-MTA: mta2\r\nX-Job: spring-sale\r\n" + m.data
+    _inject_all(picked, threads=1, per_conn=10)
+    # untrusted for headers: 127.0.0.7 says mta2 but gets its default, mta1
+    ignored = _msgs(rng, "ign", [["i%d@hdr.test" % i] for i in range(10)])
+    for m in ignored:
+        m.data = b"X-Virtual-MTA: mta2\r\n" + m.data
+    _inject_all(ignored, threads=1, per_conn=10, source_address=("127.0.0.7", 0))
+    want = {r for m in picked + ignored for r in m.rcpts}
+    seen = harness.wait_for_recipients(env, want, 30, settle=0.5)
+    for m in picked + ignored:
+        a = seen[m.rcpts[0]][0]
+        want_ip = "127.0.0.13" if m in picked else "127.0.0.12"
+        if a.client_ip != want_ip:
+            raise Fail("%s came from %s, want %s" % (m.mid, a.client_ip, want_ip))
+        if b"X-Virtual-MTA" in a.data or b"X-Job" in a.data:
+            raise Fail("%s still carries X-Virtual-MTA/X-Job at the receiver" % m.mid)
+    recs = d.acct()
+    camps = {r.get("campaign") for r in find_records(recs, type="reception") if r["recipient"].startswith("p")}
+    if camps != {"spring-sale"}:
+        raise Fail("reception records of the X-Job messages have campaigns %r" % camps)
+    # idle: every session closes about idle-timeout (1 s) after its last message
+    def closed_all():
+        evs = sink.events()
+        return sum(e["ev"] == "conn" for e in evs) == sum(e["ev"] == "close" for e in evs)
+    if not wait_until(closed_all, 10, what="idle sessions to close"):
+        raise Fail("sessions still open 10 s after the last message (idle-timeout 1s)")
+    last_msg, closed = {}, {}
+    for e in sink.events():
+        if e["ev"] == "msg":
+            last_msg[e["conn"]] = e["time"]
+        elif e["ev"] == "close":
+            closed[e["conn"]] = e["time"]
+    waits = sorted(round(closed[c] - t, 2) for c, t in last_msg.items())
+    log("idle sessions closed after %r s" % waits)
+    if not waits or min(waits) < 0.9 or max(waits) > 2.5:
+        raise Fail("idle sessions closed %r s after their last message, idle-timeout is 1s" % waits)
+
+
 def test_rollup(env):
     rng = random.Random(4)
     env.dns(mx={"g1.test": [(10, "in1.rollmx.test")], "g2.test": [(10, "in2.rollmx.test")],
@@ -272,4 +332,4 @@ def test_retry(env):
 
 
 if __name__ == "__main__":
-    harness.main([test_rotation, test_rollup, test_backoff, test_retry])
+    harness.main([test_rotation, test_headers_and_idle, test_rollup, test_backoff, test_retry])
