@@ -214,8 +214,10 @@ struct config {
 	char *spool_dir;            /* default: "./salvo-spool" */
 	struct config_addr *smtp_listeners; /* default: 127.0.0.1:2525 */
 	size_t n_smtp_listeners;
-	struct config_addr *http_listeners; /* default: 127.0.0.1:8025 (unused yet) */
+	struct config_addr *http_listeners; /* default: 127.0.0.1:8025 */
 	size_t n_http_listeners;
+	char *http_api_token;       /* `http-api-token`: required from non-loopback clients */
+	uint64_t http_max_body_size; /* `http-max-body-size`, default 64 MiB */
 	bool has_dns_server;
 	struct config_addr dns_server;      /* default: the system resolver */
 	unsigned worker_threads;    /* default: number of online CPUs */

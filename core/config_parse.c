@@ -318,8 +318,27 @@ static int d_max_message_size(struct parser *p, const struct directive *d, char 
 	return 0;
 }
 
+static int d_http_api_token(struct parser *p, const struct directive *d, char *v)
+{
+	if (cp_has_space(v) || strlen(v) < 16)
+		return cp_err(p, "invalid value for %s (at least 16 characters, no spaces)", d->name);
+	return cp_set_string(p, &p->cfg->http_api_token, v);
+}
+
+static int d_http_max_body_size(struct parser *p, const struct directive *d, char *v)
+{
+	uint64_t n;
+
+	if (config_parse_size(v, &n) < 0 || n < 1024)
+		return cp_bad_value(p, "size (at least 1k)", d, v);
+	p->cfg->http_max_body_size = n;
+	return 0;
+}
+
 static const struct directive directives[] = {
 	{"host-name", CTX_TOP, d_host_name},
+	{"http-api-token", CTX_TOP, d_http_api_token},
+	{"http-max-body-size", CTX_TOP, d_http_max_body_size},
 	{"spool-dir", CTX_TOP, d_spool_dir},
 	{"smtp-listener", CTX_TOP, d_smtp_listener},
 	{"http-listener", CTX_TOP, d_http_listener},
@@ -551,6 +570,7 @@ int config_defaults(struct config *cfg)
 		.spool_dir = strdup(DEF_SPOOL_DIR),
 		.worker_threads = default_worker_threads(),
 		.max_message_size = DEF_MAX_MESSAGE_SIZE,
+		.http_max_body_size = 64ULL << 20,
 		.max_rcpt_per_session_message = DEF_MAX_RCPT_SESSION,
 		.smtp_command_timeout_ms = DEF_CMD_TIMEOUT_MS,
 		.smtp_data_timeout_ms = DEF_DATA_TIMEOUT_MS,
@@ -585,6 +605,7 @@ void config_free(struct config *cfg)
 	free(cfg->bounce_domain);
 	free(cfg->tls_certificate);
 	free(cfg->tls_private_key);
+	free(cfg->http_api_token);
 	cp_sources_free(cfg);
 	cp_domains_free(cfg);
 	cp_vmtas_free(cfg);

@@ -142,6 +142,8 @@ static void rcpt_outcome(struct egress_queue *eq, struct outcome_batch *b, struc
 		eq->delivered++;
 	else if (k == OUTCOME_DEFERRED)
 		eq->deferred++;
+	else if (k == OUTCOME_EXPIRED)
+		eq->expired++;
 	else
 		eq->bounced++;
 	if (k != OUTCOME_DELIVERED)

@@ -72,9 +72,13 @@ struct egress_queue {
 	unsigned n_conns, n_connecting;
 	struct egress_conn *conns;
 	bool freeing;
-	/* counters for operators */
-	uint64_t delivered, deferred, bounced;
+	/* counters for operators (per recipient, like the log's records) */
+	uint64_t delivered, deferred, bounced, expired;
 	char last_error[160];
+	/* smoothed per-minute rates (stats.c) */
+	int64_t rate_at_ms;
+	uint64_t rate_delivered, rate_deferred, rate_bounced;
+	double delivered_rate, deferred_rate, bounced_rate;
 };
 
 struct egress_txn;

@@ -19,6 +19,7 @@
 
 #include "core/config.h"
 #include "engine/scheduler.h"
+#include "engine/stats.h"
 #include "net/loop.h"
 #include "net/mailbox.h"
 #include "net/smtp_client.h"
@@ -26,6 +27,7 @@
 #include "queue/spool_writer.h"
 
 struct acct_log;
+struct http_server;
 struct dns;
 struct smtp_server;
 
@@ -59,6 +61,8 @@ struct worker {
 	struct loop_op tick_op;
 	struct smtp_client_timeouts client_tmo;
 	struct egress_queue *egress_timers; /* queues with a wake-up pending */
+	struct worker_stats stats;          /* published for the API */
+	unsigned ticks;
 	bool loop_ok;              /* loop_init() succeeded: worker_free() has work */
 	char start_err[256];
 };
@@ -70,6 +74,9 @@ struct engine {
 	struct acct_log *acct;
 	struct worker *workers;
 	unsigned n_workers;
+	struct engine_counters counters;
+	int64_t started_ms;        /* wall clock */
+	struct http_server *http;
 };
 
 /* The worker that owns a destination domain's queue. */

@@ -117,6 +117,8 @@ static void intake_done(struct spool_req *req, int result, void *ctx)
 
 	ir->result = result;
 	if (result == 0) {
+		__atomic_fetch_add(&eng->counters.messages_received, 1, __ATOMIC_RELAXED);
+		__atomic_fetch_add(&eng->counters.recipients_received, ir->env->n_rcpts, __ATOMIC_RELAXED);
 		struct sched_rcpt **rs = calloc(ir->env->n_rcpts, sizeof(*rs));
 
 		for (size_t i = 0; i < ir->env->n_rcpts; i++) {

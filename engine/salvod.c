@@ -20,7 +20,9 @@
 
 #include "core/acct_log.h"
 #include "core/config.h"
+#include "engine/api.h"
 #include "engine/engine.h"
+#include "net/http_server.h"
 
 static void usage(FILE *f)
 {
@@ -163,6 +165,7 @@ int main(int argc, char **argv)
 
 	memset(&eng, 0, sizeof(eng));
 	eng.cfg = &cfg;
+	eng.started_ms = wall_now_ms();
 	if ((ret = mkdir_p(cfg.spool_dir)) < 0) {
 		fprintf(stderr, "salvod: cannot create spool-dir %s: %s\n", cfg.spool_dir, strerror(-ret));
 		goto out_cfg;
@@ -197,9 +200,24 @@ int main(int argc, char **argv)
 		fprintf(stderr, "salvod: spool recovery failed: %s\n", spool_strerror(ret));
 		goto out_workers;
 	}
+	if (cfg.n_http_listeners) {
+		struct http_server_opts ho = {
+			.listeners = cfg.http_listeners,
+			.n_listeners = cfg.n_http_listeners,
+			.max_body = cfg.http_max_body_size,
+			.token = cfg.http_api_token,
+			.threads = 2,
+		};
+
+		if (http_server_start(&eng.http, &ho, api_handle, &eng, err, sizeof(err)) < 0) {
+			fprintf(stderr, "salvod: %s\n", err);
+			goto out_workers;
+		}
+	}
 	spool_count(eng.spool, &n_msgs, &n_rcpts);
-	fprintf(stderr, "salvod %s: ready: %u workers, SMTP on %s, spool %s (%llu messages, %llu recipients queued)\n",
-		SALVO_VERSION, eng.n_workers, cfg.smtp_listeners[0].text, cfg.spool_dir,
+	fprintf(stderr, "salvod %s: ready: %u workers, SMTP on %s, HTTP on %s, spool %s (%llu messages, %llu recipients queued)\n",
+		SALVO_VERSION, eng.n_workers, cfg.smtp_listeners[0].text,
+		cfg.n_http_listeners ? cfg.http_listeners[0].text : "(none)", cfg.spool_dir,
 		(unsigned long long)n_msgs, (unsigned long long)n_rcpts);
 
 	do {
@@ -210,6 +228,9 @@ int main(int argc, char **argv)
 	status = 0;
 
 out_workers:
+	/* The API goes first: its handlers read the workers' snapshots. */
+	http_server_stop(eng.http);
+	eng.http = NULL;
 	for (unsigned i = 0; i < started; i++)
 		worker_stop(&eng.workers[i]);
 out_writer:

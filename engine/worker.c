@@ -125,6 +125,8 @@ static void worker_tick(struct loop_op *op, int res, unsigned flags)
 	sched_run_due(&w->sched, wall_now_ms());
 	egress_tick(w);
 	worker_run_kicks(w);
+	if (++w->ticks % (STATS_PUBLISH_MS / WORKER_TICK_MS) == 0)
+		worker_stats_publish(w);
 	loop_timeout(&w->loop, &w->tick_op, WORKER_TICK_MS);
 }
 
@@ -159,6 +161,7 @@ int worker_start(struct worker *w, struct engine *eng, unsigned index)
 	w->mb.efd = -1;
 	w->eng = eng;
 	w->index = index;
+	worker_stats_init(&w->stats);
 	smtp_client_default_timeouts(&w->client_tmo);
 	ret = loop_init(&w->loop, WORKER_RING_ENTRIES, WORKER_BUFS, WORKER_BUF_SIZE);
 	if (ret < 0) {
@@ -207,6 +210,7 @@ void worker_free(struct worker *w)
 
 	if (!w->loop_ok)
 		return;
+	worker_stats_fini(&w->stats);
 	it = w->mb.efd >= 0 ? mailbox_take(&w->mb) : NULL;
 	while (it) {
 		struct mailbox_item *next = it->next;

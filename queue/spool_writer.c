@@ -6,6 +6,29 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
+
+const uint64_t spool_commit_bucket_us[SPOOL_COMMIT_BUCKETS - 1] = {
+	250, 500, 1000, 2000, 5000, 10000, 25000, 50000, 100000, 250000, 1000000,
+};
+
+static uint64_t mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static void count_commit(struct spool_writer *w, uint64_t us)
+{
+	size_t b = 0;
+
+	while (b < SPOOL_COMMIT_BUCKETS - 1 && us > spool_commit_bucket_us[b])
+		b++;
+	__atomic_fetch_add(&w->stats.commit_hist[b], 1, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&w->stats.commit_us_sum, us, __ATOMIC_RELAXED);
+}
 
 static int writer_apply_batch(struct spool_writer *w, struct spool_req *batch)
 {
@@ -37,13 +60,15 @@ static void writer_finish(struct spool_writer *w, struct spool_req *batch, int r
 
 static void writer_process(struct spool_writer *w, struct spool_req *batch, unsigned n)
 {
+	uint64_t t0 = mono_us();
 	int ret = writer_apply_batch(w, batch);
 
-	w->stats.requests += n;
+	count_commit(w, mono_us() - t0);
+	__atomic_fetch_add(&w->stats.requests, n, __ATOMIC_RELAXED);
 	if (n > w->stats.max_batch)
-		w->stats.max_batch = n;
+		__atomic_store_n(&w->stats.max_batch, n, __ATOMIC_RELAXED);
 	if (ret == 0 || n == 1) {
-		w->stats.commits++;
+		__atomic_fetch_add(&w->stats.commits, 1, __ATOMIC_RELAXED);
 		if (ret)
 			fprintf(stderr, "salvod: spool write failed: %s\n", spool_strerror(ret));
 		writer_finish(w, batch, ret);

@@ -34,10 +34,17 @@ struct spool_req {
 	spool_done_fn done;
 };
 
+/* Commit latency buckets (upper bounds in microseconds; the last is +Inf). */
+#define SPOOL_COMMIT_BUCKETS 12
+extern const uint64_t spool_commit_bucket_us[SPOOL_COMMIT_BUCKETS - 1];
+
+/* Written by the writer thread, read by anyone with __atomic loads. */
 struct spool_writer_stats {
 	uint64_t commits;
 	uint64_t requests;
 	uint64_t max_batch;
+	uint64_t commit_hist[SPOOL_COMMIT_BUCKETS]; /* not cumulative */
+	uint64_t commit_us_sum;
 };
 
 struct spool_writer {

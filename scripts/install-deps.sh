@@ -12,5 +12,5 @@ $SUDO apt-get install -y -q --no-install-recommends \
     build-essential pkg-config meson ninja-build \
     liburing-dev libssl-dev liblmdb-dev libc-ares-dev libjemalloc-dev libcmocka-dev \
     libmicrohttpd-dev libjansson-dev libncurses-dev \
-    dnsmasq-base postfix swaks python3 python3-dkim lmdb-utils \
+    dnsmasq-base postfix swaks python3 python3-dkim python3-prometheus-client lmdb-utils curl \
     valgrind procps iproute2 ca-certificates

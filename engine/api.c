@@ -1,0 +1,379 @@
+/*
+ * api.c - the HTTP management API: routing, and the status, queue, virtual
+ * MTA and operator-action endpoints (JSON via jansson). Injection and the
+ * suppression list have their own files; /metrics is metrics.c.
+ *
+ *   GET  /api/v1/status
+ *   GET  /api/v1/queues                      every queue (?mode=backoff|paused|normal)
+ *   GET  /api/v1/queues/{name}               one queue, 404 when unknown
+ *   POST /api/v1/queues/{name}/pause|resume|retry
+ *   POST /api/v1/queues/{name}/mode          {"mode": "normal"|"backoff"}
+ *   GET  /api/v1/vmtas
+ *   GET  /metrics
+ *
+ * Handlers run on libmicrohttpd's threads and read only the workers'
+ * published snapshots (stats.h) and atomics; actions travel to the owning
+ * worker through its mailbox (engine_queue_action) and take effect within
+ * one loop turn.
+ */
+#include "engine/api.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/config.h"
+#include "engine/engine.h"
+#include "net/http_server.h"
+
+/* ---- snapshots ---------------------------------------------------------------- */
+
+void api_snapshot_free(struct api_snapshot *s)
+{
+	for (size_t i = 0; i < s->n; i++)
+		free(s->q[i].units);
+	free(s->q);
+	memset(s, 0, sizeof(*s));
+}
+
+int api_snapshot(struct engine *eng, struct api_snapshot *out)
+{
+	size_t cap = 0;
+
+	memset(out, 0, sizeof(*out));
+	for (unsigned w = 0; w < eng->n_workers; w++) {
+		struct worker_stats *ws = &eng->workers[w].stats;
+
+		pthread_mutex_lock(&ws->mu);
+		if (out->n + ws->n_queues > cap) {
+			size_t ncap = (out->n + ws->n_queues) * 2 + 16;
+			struct queue_stat *grown = realloc(out->q, ncap * sizeof(*grown));
+
+			if (!grown) {
+				pthread_mutex_unlock(&ws->mu);
+				api_snapshot_free(out);
+				return -1;
+			}
+			out->q = grown;
+			cap = ncap;
+		}
+		for (size_t i = 0; i < ws->n_queues; i++) {
+			struct queue_stat *d = &out->q[out->n];
+
+			*d = ws->queues[i];
+			d->units = calloc(d->n_units ? d->n_units : 1, sizeof(*d->units));
+			if (!d->units) {
+				pthread_mutex_unlock(&ws->mu);
+				api_snapshot_free(out);
+				return -1;
+			}
+			memcpy(d->units, ws->queues[i].units, d->n_units * sizeof(*d->units));
+			out->n++;
+		}
+		if (ws->published_ms > out->at_ms)
+			out->at_ms = ws->published_ms;
+		pthread_mutex_unlock(&ws->mu);
+	}
+	return 0;
+}
+
+const char *api_queue_mode(const struct queue_stat *q)
+{
+	return q->paused ? "paused" : q->backoff ? "backoff" : "normal";
+}
+
+/* ---- replies ---------------------------------------------------------------- */
+
+void api_reply_json(struct http_request *req, unsigned status, json_t *j)
+{
+	char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+
+	json_decref(j);
+	if (!text) {
+		http_reply_error(req, 500, "out of memory", NULL);
+		return;
+	}
+	http_reply(req, status, "application/json", text, strlen(text));
+	free(text);
+}
+
+static char *iso_time(int64_t ms, char *buf, size_t n)
+{
+	time_t s = (time_t)(ms / 1000);
+	struct tm tm;
+
+	gmtime_r(&s, &tm);
+	snprintf(buf, n, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+		 tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+	return buf;
+}
+
+static json_t *queue_json(const struct engine *eng, const struct queue_stat *q)
+{
+	const struct config *cfg = eng->cfg;
+	json_t *units = json_array();
+	char tbuf[64];
+
+	for (size_t i = 0; i < q->n_units; i++) {
+		const struct unit_stat *u = &q->units[i];
+
+		if (!u->connections && !u->delivered && !u->disabled_until_ms)
+			continue;
+		json_array_append_new(units, json_pack("{s:s, s:s?, s:I, s:I, s:s?}", "vmta", cfg->vmtas[i].name,
+						       "source_ip", cfg->vmtas[i].has_source ? cfg->vmtas[i].source.text : NULL,
+						       "connections", (json_int_t)u->connections,
+						       "delivered", (json_int_t)u->delivered, "disabled_until",
+						       u->disabled_until_ms ? iso_time(u->disabled_until_ms, tbuf, sizeof(tbuf)) : NULL));
+	}
+	return json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:s, s:s?, s:b, s:s?, s:o}",
+			 "domain", q->name,
+			 "size", (json_int_t)(q->ready + q->waiting + q->in_flight),
+			 "ready", (json_int_t)q->ready,
+			 "waiting", (json_int_t)q->waiting,
+			 "in_flight", (json_int_t)q->in_flight,
+			 "connections", (json_int_t)q->connections,
+			 "connection_limit", (json_int_t)q->connection_limit,
+			 "delivered", (json_int_t)q->delivered,
+			 "deferred", (json_int_t)q->deferred,
+			 "bounced", (json_int_t)q->bounced,
+			 "expired", (json_int_t)q->expired,
+			 "delivered_per_min", q->delivered_per_min,
+			 "deferred_per_min", q->deferred_per_min,
+			 "bounced_per_min", q->bounced_per_min,
+			 "mode", api_queue_mode(q),
+			 "last_error", q->last_error[0] ? q->last_error : NULL,
+			 "rollup", q->rollup,
+			 "rollup_member_of", q->redirect[0] ? q->redirect : NULL,
+			 "vmtas", units);
+}
+
+/* ---- endpoints ------------------------------------------------------------------ */
+
+static void get_status(struct engine *eng, struct http_request *req)
+{
+	struct api_snapshot s;
+	uint64_t msgs = 0, rcpts = 0, used = 0, map = 0, delivered = 0, deferred = 0, bounced = 0, expired = 0;
+	uint64_t conns = 0, queued = 0;
+	double dr = 0, fr = 0, br = 0;
+	size_t backoff = 0, paused = 0;
+
+	if (api_snapshot(eng, &s) < 0) {
+		http_reply_error(req, 500, "out of memory", NULL);
+		return;
+	}
+	for (size_t i = 0; i < s.n; i++) {
+		const struct queue_stat *q = &s.q[i];
+
+		delivered += q->delivered;
+		deferred += q->deferred;
+		bounced += q->bounced;
+		expired += q->expired;
+		conns += q->connections;
+		queued += q->ready + q->waiting + q->in_flight;
+		dr += q->delivered_per_min;
+		fr += q->deferred_per_min;
+		br += q->bounced_per_min;
+		backoff += q->backoff;
+		paused += q->paused;
+	}
+	spool_count(eng->spool, &msgs, &rcpts);
+	spool_usage(eng->spool, &used, &map);
+	api_reply_json(req, 200, json_pack(
+		"{s:s, s:s, s:I, s:I, s:{s:I, s:I, s:I, s:I, s:I, s:I}, s:{s:f, s:f, s:f}, s:{s:I, s:I, s:I}, s:I, s:I, s:I, s:I, s:{s:I, s:I, s:I, s:I}}",
+		"version", SALVO_VERSION, "host_name", eng->cfg->host_name,
+		"uptime_s", (json_int_t)((wall_now_ms() - eng->started_ms) / 1000),
+		"workers", (json_int_t)eng->n_workers,
+		"totals",
+		"messages_received", (json_int_t)__atomic_load_n(&eng->counters.messages_received, __ATOMIC_RELAXED),
+		"received", (json_int_t)__atomic_load_n(&eng->counters.recipients_received, __ATOMIC_RELAXED),
+		"delivered", (json_int_t)delivered, "deferred", (json_int_t)deferred,
+		"bounced", (json_int_t)bounced, "expired", (json_int_t)expired,
+		"rates_per_min", "delivered", dr, "deferred", fr, "bounced", br,
+		"queued", "messages", (json_int_t)msgs, "recipients", (json_int_t)rcpts, "scheduled", (json_int_t)queued,
+		"connections", (json_int_t)conns, "queues", (json_int_t)s.n,
+		"queues_in_backoff", (json_int_t)backoff, "queues_paused", (json_int_t)paused,
+		"spool", "used_bytes", (json_int_t)used, "map_bytes", (json_int_t)map,
+		"commits", (json_int_t)__atomic_load_n(&eng->writer.stats.commits, __ATOMIC_RELAXED),
+		"max_batch", (json_int_t)__atomic_load_n(&eng->writer.stats.max_batch, __ATOMIC_RELAXED)));
+	api_snapshot_free(&s);
+}
+
+static void get_queues(struct engine *eng, struct http_request *req, const char *one)
+{
+	const char *mode = http_query(req, "mode");
+	struct api_snapshot s;
+	json_t *arr;
+
+	if (mode && strcmp(mode, "normal") && strcmp(mode, "backoff") && strcmp(mode, "paused")) {
+		http_reply_error(req, 400, "mode must be normal, backoff or paused", "mode");
+		return;
+	}
+	if (api_snapshot(eng, &s) < 0) {
+		http_reply_error(req, 500, "out of memory", NULL);
+		return;
+	}
+	arr = json_array();
+	for (size_t i = 0; i < s.n; i++) {
+		const struct queue_stat *q = &s.q[i];
+
+		if (one && strcasecmp(one, q->name) == 0) {
+			api_reply_json(req, 200, queue_json(eng, q));
+			json_decref(arr);
+			api_snapshot_free(&s);
+			return;
+		}
+		if (!one && (!mode || strcmp(mode, api_queue_mode(q)) == 0))
+			json_array_append_new(arr, queue_json(eng, q));
+	}
+	api_snapshot_free(&s);
+	if (one) {
+		json_decref(arr);
+		http_reply_error(req, 404, "no such queue", NULL);
+		return;
+	}
+	api_reply_json(req, 200, json_pack("{s:o}", "queues", arr));
+}
+
+static void get_vmtas(struct engine *eng, struct http_request *req)
+{
+	const struct config *cfg = eng->cfg;
+	struct api_snapshot s;
+	json_t *arr = json_array();
+	char tbuf[64];
+
+	if (api_snapshot(eng, &s) < 0) {
+		json_decref(arr);
+		http_reply_error(req, 500, "out of memory", NULL);
+		return;
+	}
+	for (size_t v = 0; v < cfg->n_vmtas; v++) {
+		uint64_t conns = 0, delivered = 0;
+		json_t *disabled = json_array();
+
+		for (size_t i = 0; i < s.n; i++) {
+			const struct unit_stat *u = v < s.q[i].n_units ? &s.q[i].units[v] : NULL;
+
+			if (!u)
+				continue;
+			conns += u->connections;
+			delivered += u->delivered;
+			if (u->disabled_until_ms)
+				json_array_append_new(disabled, json_pack("{s:s, s:s}", "queue", s.q[i].name, "until",
+									  iso_time(u->disabled_until_ms, tbuf, sizeof(tbuf))));
+		}
+		json_array_append_new(arr, json_pack("{s:s, s:s?, s:s, s:I, s:I, s:o}", "name", cfg->vmtas[v].name,
+						     "source_ip", cfg->vmtas[v].has_source ? cfg->vmtas[v].source.text : NULL,
+						     "helo", cfg->vmtas[v].helo ? cfg->vmtas[v].helo : cfg->host_name,
+						     "connections", (json_int_t)conns, "delivered", (json_int_t)delivered,
+						     "disabled", disabled));
+	}
+	api_snapshot_free(&s);
+	api_reply_json(req, 200, json_pack("{s:o}", "vmtas", arr));
+}
+
+static bool valid_queue_name(const char *s, size_t n)
+{
+	if (!n || n > 253)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9') ||
+		      s[i] == '.' || s[i] == '-' || s[i] == '_'))
+			return false;
+	return true;
+}
+
+static void queue_action(struct engine *eng, struct http_request *req, const char *name, const char *verb)
+{
+	enum queue_action a;
+	const char *mode = verb;
+
+	if (strcmp(verb, "mode") == 0) {
+		json_error_t jerr;
+		json_t *body = json_loads(req->body, 0, &jerr);
+		const char *m = body ? json_string_value(json_object_get(body, "mode")) : NULL;
+
+		if (!body) {
+			http_reply_error(req, 400, jerr.text, NULL);
+			return;
+		}
+		if (!m || (strcmp(m, "normal") && strcmp(m, "backoff"))) {
+			json_decref(body);
+			http_reply_error(req, 400, "mode must be \"normal\" or \"backoff\"", "mode");
+			return;
+		}
+		a = strcmp(m, "normal") == 0 ? QUEUE_MODE_NORMAL : QUEUE_MODE_BACKOFF;
+		mode = strcmp(m, "normal") == 0 ? "mode normal" : "mode backoff";
+		json_decref(body);
+	} else if (strcmp(verb, "pause") == 0) {
+		a = QUEUE_PAUSE;
+	} else if (strcmp(verb, "resume") == 0) {
+		a = QUEUE_RESUME;
+	} else if (strcmp(verb, "retry") == 0) {
+		a = QUEUE_RETRY;
+	} else {
+		http_reply_error(req, 404, "unknown queue action (pause, resume, retry, mode)", NULL);
+		return;
+	}
+	if (engine_queue_action(eng, name, a) < 0) {
+		http_reply_error(req, 503, "out of memory", NULL);
+		return;
+	}
+	api_reply_json(req, 200, json_pack("{s:s, s:s, s:b}", "queue", name, "action", mode, "accepted", 1));
+}
+
+/* /api/v1/queues/NAME[/VERB] */
+static void route_queue(struct engine *eng, struct http_request *req, const char *rest)
+{
+	const char *slash = strchr(rest, '/');
+	size_t n = slash ? (size_t)(slash - rest) : strlen(rest);
+	char name[256];
+
+	if (!valid_queue_name(rest, n)) {
+		http_reply_error(req, 400, "invalid queue name", "domain");
+		return;
+	}
+	memcpy(name, rest, n);
+	name[n] = '\0';
+	for (char *c = name; *c; c++)
+		if (*c >= 'A' && *c <= 'Z')
+			*c = (char)(*c - 'A' + 'a');
+	if (!slash) {
+		if (strcmp(req->method, "GET") != 0)
+			http_reply_error(req, 405, "use GET for a queue, POST for its actions", NULL);
+		else
+			get_queues(eng, req, name);
+		return;
+	}
+	if (strcmp(req->method, "POST") != 0) {
+		http_reply_error(req, 405, "queue actions are POST", NULL);
+		return;
+	}
+	queue_action(eng, req, name, slash + 1);
+}
+
+void api_handle(void *ctx, struct http_request *req)
+{
+	struct engine *eng = ctx;
+	const char *p = req->path;
+	bool get = strcmp(req->method, "GET") == 0;
+
+	if (strcmp(p, "/metrics") == 0 && get)
+		api_metrics(eng, req);
+	else if (strcmp(p, "/api/v1/status") == 0 && get)
+		get_status(eng, req);
+	else if (strcmp(p, "/api/v1/queues") == 0 && get)
+		get_queues(eng, req, NULL);
+	else if (strncmp(p, "/api/v1/queues/", 15) == 0)
+		route_queue(eng, req, p + 15);
+	else if (strcmp(p, "/api/v1/vmtas") == 0 && get)
+		get_vmtas(eng, req);
+	else if (api_inject_route(eng, req) || api_suppress_route(eng, req))
+		return;
+	else if (!strcmp(p, "/metrics") || !strcmp(p, "/api/v1/status") || !strcmp(p, "/api/v1/queues") ||
+		 !strcmp(p, "/api/v1/vmtas"))
+		http_reply_error(req, 405, "method not allowed", NULL);
+	else
+		http_reply_error(req, 404, "no such endpoint", NULL);
+}

@@ -1,0 +1,41 @@
+/*
+ * api.h - the HTTP API's engine side (api.c routes; metrics.c, inject and
+ * suppression endpoints in their own files). See api.c for the endpoints.
+ */
+#ifndef SALVO_API_H
+#define SALVO_API_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/stats.h"
+
+struct engine;
+struct http_request;
+
+/* All workers' queue snapshots, copied out (units deep-copied). */
+struct api_snapshot {
+	struct queue_stat *q;
+	size_t n;
+	int64_t at_ms;
+};
+
+int api_snapshot(struct engine *eng, struct api_snapshot *out);
+void api_snapshot_free(struct api_snapshot *s);
+const char *api_queue_mode(const struct queue_stat *q);
+/* Serialise j (consumed) as the reply. */
+void api_reply_json(struct http_request *req, unsigned status, json_t *j);
+
+/* The http_server handler (ctx: struct engine). */
+void api_handle(void *ctx, struct http_request *req);
+
+/* metrics.c */
+void api_metrics(struct engine *eng, struct http_request *req);
+/* Injection and suppression endpoints: true when the path was theirs (and
+ * they answered). */
+bool api_inject_route(struct engine *eng, struct http_request *req);
+bool api_suppress_route(struct engine *eng, struct http_request *req);
+
+#endif

@@ -1,0 +1,141 @@
+/*
+ * metrics.c - GET /metrics in the Prometheus text exposition format
+ * (version 0.0.4): process-wide counters, per-queue gauges and counters,
+ * connections per (queue, virtual MTA), and the spool commit latency
+ * histogram. Counters count recipients, like the accounting log's records.
+ */
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/config.h"
+#include "core/json_str.h"
+#include "engine/api.h"
+#include "engine/engine.h"
+#include "net/http_server.h"
+
+/* A label value: backslash, quote and newline escaped. */
+static int label(struct json_buf *b, const char *v)
+{
+	int rc = 0;
+
+	for (; *v && !rc; v++) {
+		if (*v == '\\' || *v == '"')
+			rc = json_buf_putc(b, '\\') | json_buf_putc(b, *v);
+		else if (*v == '\n')
+			rc = json_buf_puts(b, "\\n");
+		else
+			rc = json_buf_putc(b, *v);
+	}
+	return rc;
+}
+
+static int head(struct json_buf *b, const char *name, const char *type, const char *help)
+{
+	return json_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static int total(struct json_buf *b, const char *name, const char *help, uint64_t v)
+{
+	return head(b, name, "counter", help) | json_buf_printf(b, "%s %llu\n", name, (unsigned long long)v);
+}
+
+/* One per-queue series: NAME{queue="Q"} V for every queue. */
+static int per_queue(struct json_buf *b, const struct api_snapshot *s, const char *name, const char *type,
+		     const char *help, size_t off, int is_size)
+{
+	int rc = head(b, name, type, help);
+
+	for (size_t i = 0; i < s->n && !rc; i++) {
+		const struct queue_stat *q = &s->q[i];
+		uint64_t v = is_size ? q->ready + q->waiting + q->in_flight : *(const uint64_t *)((const char *)q + off);
+
+		rc = json_buf_printf(b, "%s{queue=\"", name) | label(b, q->name) |
+		     json_buf_printf(b, "\"} %llu\n", (unsigned long long)v);
+	}
+	return rc;
+}
+
+void api_metrics(struct engine *eng, struct http_request *req)
+{
+	const struct config *cfg = eng->cfg;
+	const struct spool_writer_stats *ws = &eng->writer.stats;
+	struct api_snapshot s;
+	struct json_buf b = {0};
+	uint64_t delivered = 0, deferred = 0, bounced = 0, expired = 0, used = 0, map = 0, msgs = 0, rcpts = 0;
+	uint64_t cum = 0;
+	int rc;
+
+	if (api_snapshot(eng, &s) < 0) {
+		http_reply_error(req, 500, "out of memory", NULL);
+		return;
+	}
+	for (size_t i = 0; i < s.n; i++) {
+		delivered += s.q[i].delivered;
+		deferred += s.q[i].deferred;
+		bounced += s.q[i].bounced;
+		expired += s.q[i].expired;
+	}
+	spool_usage(eng->spool, &used, &map);
+	spool_count(eng->spool, &msgs, &rcpts);
+	rc = total(&b, "salvo_messages_received_total", "Messages accepted into the spool.",
+		   __atomic_load_n(&eng->counters.messages_received, __ATOMIC_RELAXED));
+	rc |= total(&b, "salvo_recipients_received_total", "Recipients accepted into the spool (reception records).",
+		    __atomic_load_n(&eng->counters.recipients_received, __ATOMIC_RELAXED));
+	rc |= total(&b, "salvo_messages_delivered_total", "Recipients delivered (delivery records).", delivered);
+	rc |= total(&b, "salvo_messages_transient_total", "Attempts deferred with a temporary failure (transient records).",
+		    deferred);
+	rc |= total(&b, "salvo_messages_bounced_total", "Recipients bounced with a permanent failure (bounce records).",
+		    bounced);
+	rc |= total(&b, "salvo_messages_expired_total", "Recipients expired after bounce-after (expiration records).",
+		    expired);
+	rc |= head(&b, "salvo_spool_recipients", "gauge", "Recipients in the spool.") |
+	      json_buf_printf(&b, "salvo_spool_recipients %llu\n", (unsigned long long)rcpts);
+	rc |= head(&b, "salvo_spool_messages", "gauge", "Messages in the spool.") |
+	      json_buf_printf(&b, "salvo_spool_messages %llu\n", (unsigned long long)msgs);
+	rc |= head(&b, "salvo_spool_used_bytes", "gauge", "Bytes of the spool's map in use (high-water mark).") |
+	      json_buf_printf(&b, "salvo_spool_used_bytes %llu\n", (unsigned long long)used);
+	rc |= head(&b, "salvo_uptime_seconds", "gauge", "Seconds since salvod started.") |
+	      json_buf_printf(&b, "salvo_uptime_seconds %lld\n", (long long)((wall_now_ms() - eng->started_ms) / 1000));
+	rc |= per_queue(&b, &s, "salvo_queue_size", "gauge", "Recipients queued (ready, waiting and in flight).", 0, 1);
+	rc |= per_queue(&b, &s, "salvo_queue_delivered_total", "counter", "Recipients delivered from the queue.",
+			offsetof(struct queue_stat, delivered), 0);
+	rc |= per_queue(&b, &s, "salvo_queue_transient_total", "counter", "Deferred attempts in the queue.",
+			offsetof(struct queue_stat, deferred), 0);
+	rc |= per_queue(&b, &s, "salvo_queue_bounced_total", "counter", "Recipients bounced from the queue.",
+			offsetof(struct queue_stat, bounced), 0);
+	rc |= head(&b, "salvo_queue_mode", "gauge", "1 for the queue's current mode (normal, backoff, paused).");
+	for (size_t i = 0; i < s.n && !rc; i++)
+		rc = json_buf_puts(&b, "salvo_queue_mode{queue=\"") | label(&b, s.q[i].name) |
+		     json_buf_printf(&b, "\",mode=\"%s\"} 1\n", api_queue_mode(&s.q[i]));
+	rc |= head(&b, "salvo_connections", "gauge", "Open SMTP connections per queue and virtual MTA.");
+	for (size_t i = 0; i < s.n && !rc; i++)
+		for (size_t v = 0; v < s.q[i].n_units && !rc; v++) {
+			if (!s.q[i].units[v].connections)
+				continue;
+			rc = json_buf_puts(&b, "salvo_connections{queue=\"") | label(&b, s.q[i].name) |
+			     json_buf_puts(&b, "\",vmta=\"") | label(&b, cfg->vmtas[v].name) |
+			     json_buf_printf(&b, "\"} %u\n", s.q[i].units[v].connections);
+		}
+	rc |= head(&b, "salvo_spool_commit_seconds", "histogram", "Spool group commit latency (apply + fsync).");
+	for (size_t i = 0; i < SPOOL_COMMIT_BUCKETS && !rc; i++) {
+		cum += __atomic_load_n(&ws->commit_hist[i], __ATOMIC_RELAXED);
+		if (i < SPOOL_COMMIT_BUCKETS - 1)
+			rc = json_buf_printf(&b, "salvo_spool_commit_seconds_bucket{le=\"%g\"} %llu\n",
+					     (double)spool_commit_bucket_us[i] / 1e6, (unsigned long long)cum);
+		else
+			rc = json_buf_printf(&b, "salvo_spool_commit_seconds_bucket{le=\"+Inf\"} %llu\n",
+					     (unsigned long long)cum);
+	}
+	rc |= json_buf_printf(&b, "salvo_spool_commit_seconds_sum %.6f\nsalvo_spool_commit_seconds_count %llu\n",
+			      (double)__atomic_load_n(&ws->commit_us_sum, __ATOMIC_RELAXED) / 1e6,
+			      (unsigned long long)cum);
+	rc |= total(&b, "salvo_spool_commit_requests_total", "Requests committed by the spool writer.",
+		    __atomic_load_n(&ws->requests, __ATOMIC_RELAXED));
+	api_snapshot_free(&s);
+	if (rc)
+		http_reply_error(req, 500, "out of memory", NULL);
+	else
+		http_reply(req, 200, "text/plain; version=0.0.4; charset=utf-8", b.data, b.len);
+	json_buf_free(&b);
+}
