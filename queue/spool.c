@@ -34,6 +34,7 @@
  * described at each site; spool_verify() counts them for tests and tools.
  */
 #include "queue/spool.h"
+#include "queue/spool_internal.h"
 
 #include <errno.h>
 #include <lmdb.h>
@@ -42,6 +43,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -62,65 +64,6 @@ _Static_assert(SPOOL_FULL == MDB_MAP_FULL, "SPOOL_FULL must be MDB_MAP_FULL");
 #define KEY_MSG_LEN 8u
 #define KEY_RCPT_LEN 12u
 #define KEY_DUE_LEN 20u
-
-struct spool_wtxn {
-	struct spool *s;
-	MDB_txn *txn;
-	MDB_cursor *rcpt_cur;      /* lazily opened by spool_del_rcpt() */
-	bool active;
-	bool ids_used;             /* write "next_id" back at commit */
-	int err;                   /* first error that poisoned the LMDB txn */
-};
-
-struct spool_rtxn {
-	struct spool *s;
-	MDB_txn *txn;
-	struct spool_rtxn *next;   /* cache link while reset */
-};
-
-struct spool {
-	MDB_env *env;
-	MDB_dbi dbi_msg, dbi_rcpt, dbi_due, dbi_meta;
-	uint64_t next_id;          /* writer thread only */
-	struct spool_wtxn w;       /* the one write transaction */
-	pthread_mutex_t rcache_mu;
-	struct spool_rtxn *rcache; /* reset read txns, each keeps its reader slot */
-	unsigned n_rcache;
-};
-
-/* --- byte order helpers --------------------------------------------------- */
-
-/* Byte by byte, so no alignment or host byte order is assumed (values in
- * the map are not aligned). */
-static void put_le(uint8_t *p, uint64_t v, unsigned n)
-{
-	for (unsigned i = 0; i < n; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get_le(const uint8_t *p, unsigned n)
-{
-	uint64_t v = 0;
-
-	for (unsigned i = n; i-- > 0;)
-		v = v << 8 | p[i];
-	return v;
-}
-
-static void put_be(uint8_t *p, uint64_t v, unsigned n)
-{
-	for (unsigned i = 0; i < n; i++)
-		p[i] = (uint8_t)(v >> (8 * (n - 1 - i)));
-}
-
-static uint64_t get_be(const uint8_t *p, unsigned n)
-{
-	uint64_t v = 0;
-
-	for (unsigned i = 0; i < n; i++)
-		v = v << 8 | p[i];
-	return v;
-}
 
 /* --- keys ----------------------------------------------------------------- */
 
@@ -152,7 +95,7 @@ static MDB_val key_due(uint8_t buf[KEY_DUE_LEN], int64_t due, uint64_t id, uint3
 /* LMDB reports system failures as positive errno values; the spool's
  * contract is negative errno, with LMDB's own codes (already negative,
  * -30799..-30780) passed through. */
-static int lmdb_err(int rc)
+int lmdb_err(int rc)
 {
 	return rc > 0 ? -rc : rc;
 }
@@ -160,7 +103,7 @@ static int lmdb_err(int rc)
 /* An LMDB failure other than "not found"/"exists" leaves the write txn
  * unusable; remember the first one so commit reports the cause rather than
  * MDB_BAD_TXN. */
-static int wtxn_fail(struct spool_wtxn *t, int rc)
+int wtxn_fail(struct spool_wtxn *t, int rc)
 {
 	rc = lmdb_err(rc);
 	if (rc != MDB_NOTFOUND && rc != MDB_KEYEXIST && !t->err)
@@ -440,6 +383,30 @@ static int meta_put(MDB_txn *txn, MDB_dbi dbi, const char *name, uint64_t val, s
 	return lmdb_err(mdb_put(txn, dbi, &k, &v, 0));
 }
 
+/* The secret that signs VERP return paths: 32 random bytes made once per
+ * spool, so that forged bounces (made-up addresses) are recognised. */
+static int open_verp_key(struct spool *s, MDB_txn *txn)
+{
+	MDB_val k = {.mv_size = 8, .mv_data = (void *)"verp_key"}, v;
+	int rc = mdb_get(txn, s->dbi_meta, &k, &v);
+
+	if (rc == 0 && v.mv_size == sizeof(s->verp_key)) {
+		memcpy(s->verp_key, v.mv_data, sizeof(s->verp_key));
+		return 0;
+	}
+	if (rc && rc != MDB_NOTFOUND)
+		return lmdb_err(rc);
+	if (getrandom(s->verp_key, sizeof(s->verp_key), 0) != (ssize_t)sizeof(s->verp_key))
+		return -EIO;
+	v = (MDB_val){.mv_size = sizeof(s->verp_key), .mv_data = s->verp_key};
+	return lmdb_err(mdb_put(txn, s->dbi_meta, &k, &v, 0));
+}
+
+const uint8_t *spool_verp_key(const struct spool *s)
+{
+	return s->verp_key;
+}
+
 /* The next id: the persisted counter, seeded from the wall clock on a new
  * spool (ms << 12) so that ids of a recreated spool do not collide with
  * ids in old logs, and never at or below an id already stored. */
@@ -481,14 +448,16 @@ static int open_dbs(struct spool *s)
 	if ((ret = lmdb_err(mdb_dbi_open(txn, "msg", MDB_CREATE, &s->dbi_msg))) ||
 	    (ret = lmdb_err(mdb_dbi_open(txn, "rcpt", MDB_CREATE, &s->dbi_rcpt))) ||
 	    (ret = lmdb_err(mdb_dbi_open(txn, "due", MDB_CREATE, &s->dbi_due))) ||
-	    (ret = lmdb_err(mdb_dbi_open(txn, "meta", MDB_CREATE, &s->dbi_meta))))
+	    (ret = lmdb_err(mdb_dbi_open(txn, "meta", MDB_CREATE, &s->dbi_meta))) ||
+	    (ret = lmdb_err(mdb_dbi_open(txn, "suppress", MDB_CREATE, &s->dbi_suppress))) ||
+	    (ret = lmdb_err(mdb_dbi_open(txn, "sent", MDB_CREATE, &s->dbi_sent))))
 		goto fail;
 	ret = meta_get_u64(txn, s->dbi_meta, "format", &format);
 	if (ret == SPOOL_NOTFOUND)
 		ret = meta_put(txn, s->dbi_meta, "format", SPOOL_FORMAT, 4);
 	else if (ret == 0 && format > SPOOL_FORMAT)
 		ret = -EPROTONOSUPPORT; /* written by a newer salvo */
-	if (ret || (ret = open_ids(s, txn)))
+	if (ret || (ret = open_ids(s, txn)) || (ret = open_verp_key(s, txn)))
 		goto fail;
 	return lmdb_err(mdb_txn_commit(txn));
 fail:
@@ -505,7 +474,7 @@ static int open_env_sized(struct spool *s, const char *path, uint64_t map_size)
 	/* No MDB_NOSYNC/MDB_NOMETASYNC: a commit that returns 0 is on disk.
 	 * MDB_NOTLS: read txns belong to their handle, not to a thread, so they
 	 * can be reset, cached and renewed by any thread. */
-	if ((ret = lmdb_err(mdb_env_set_maxdbs(s->env, 4))) ||
+	if ((ret = lmdb_err(mdb_env_set_maxdbs(s->env, 8))) ||
 	    (ret = lmdb_err(mdb_env_set_maxreaders(s->env, SPOOL_MAX_READERS))) ||
 	    (ret = lmdb_err(mdb_env_set_mapsize(s->env, (size_t)map_size))) ||
 	    (ret = lmdb_err(mdb_env_open(s->env, path, MDB_NOTLS, 0640)))) {
@@ -821,7 +790,7 @@ int spool_del_rcpt(struct spool_wtxn *t, uint64_t msg_id, uint32_t idx, bool *ms
 	uint8_t kb[KEY_RCPT_LEN], mb[KEY_MSG_LEN];
 	MDB_val k = key_rcpt(kb, msg_id, idx), mk;
 	int64_t due;
-	bool any;
+	bool any = false;
 	int rc;
 
 	if (msg_gone)

@@ -128,6 +128,10 @@ int spool_get_rcpt(struct spool_rtxn *t, uint64_t msg_id, uint32_t idx, struct s
  * logged once to stderr with its count. */
 int spool_recover(struct spool *s, int (*cb)(void *arg, const struct spool_rcpt *r), void *arg);
 
+/* The spool's secret for signing VERP return paths (32 bytes, made once
+ * when the spool is created; valid while it is open). */
+const uint8_t *spool_verp_key(const struct spool *s);
+
 /* Counts for status and tests (O(1): from LMDB's page statistics). */
 int spool_count(struct spool *s, uint64_t *n_msgs, uint64_t *n_rcpts);
 
