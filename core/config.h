@@ -229,6 +229,8 @@ struct config {
 
 	char *postmaster;           /* `postmaster ADDR`; NULL when not set */
 	char *bounce_domain;        /* `bounce-domain NAME` (lower-case); NULL when not set */
+	unsigned soft_bounce_suppress_after; /* soft bounces before an address is suppressed (3) */
+	uint64_t bounce_verp_retention_ms;   /* how long deliveries stay matchable (7d) */
 	char *tls_certificate;      /* `tls-certificate PATH`; NULL when not set (not opened here) */
 	char *tls_private_key;      /* `tls-private-key PATH`; NULL when not set (not opened here) */
 

@@ -335,8 +335,27 @@ static int d_http_max_body_size(struct parser *p, const struct directive *d, cha
 	return 0;
 }
 
+static int d_soft_bounce_suppress_after(struct parser *p, const struct directive *d, char *v)
+{
+	uint64_t n;
+
+	if (config_parse_uint(v, 1, 1000, &n) < 0)
+		return cp_bad_value(p, "count (1-1000)", d, v);
+	p->cfg->soft_bounce_suppress_after = (unsigned)n;
+	return 0;
+}
+
+static int d_bounce_verp_retention(struct parser *p, const struct directive *d, char *v)
+{
+	if (config_parse_duration(v, &p->cfg->bounce_verp_retention_ms) < 0 || !p->cfg->bounce_verp_retention_ms)
+		return cp_bad_value(p, "duration", d, v);
+	return 0;
+}
+
 static const struct directive directives[] = {
 	{"host-name", CTX_TOP, d_host_name},
+	{"soft-bounce-suppress-after", CTX_TOP, d_soft_bounce_suppress_after},
+	{"bounce-verp-retention", CTX_TOP, d_bounce_verp_retention},
 	{"http-api-token", CTX_TOP, d_http_api_token},
 	{"http-max-body-size", CTX_TOP, d_http_max_body_size},
 	{"spool-dir", CTX_TOP, d_spool_dir},
@@ -571,6 +590,8 @@ int config_defaults(struct config *cfg)
 		.worker_threads = default_worker_threads(),
 		.max_message_size = DEF_MAX_MESSAGE_SIZE,
 		.http_max_body_size = 64ULL << 20,
+		.soft_bounce_suppress_after = 3,
+		.bounce_verp_retention_ms = 7 * 24 * 3600 * 1000ULL,
 		.max_rcpt_per_session_message = DEF_MAX_RCPT_SESSION,
 		.smtp_command_timeout_ms = DEF_CMD_TIMEOUT_MS,
 		.smtp_data_timeout_ms = DEF_DATA_TIMEOUT_MS,
