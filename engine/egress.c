@@ -27,6 +27,8 @@
 
 #include "core/config.h"
 #include "engine/outcome.h"
+#include "engine/verp.h"
+#include "queue/suppress.h"
 #include "net/dot_stuff.h"
 #include "net/smtp_client.h"
 
@@ -36,7 +38,9 @@ struct egress_txn {
 	struct smtp_txn t;
 	uint64_t msg_id;
 	size_t pool;
-	char *sender;
+	char *sender;              /* the original envelope sender */
+	char *campaign;
+	char verp[VERP_MAX];       /* the return path when bounce-domain is set */
 	size_t size;
 	int64_t queued_ms;
 	struct sched_rcpt **rcpts;
@@ -81,6 +85,7 @@ static void txn_free(struct egress_txn *x)
 	free(x->results);
 	free(x->wire);
 	free(x->sender);
+	free(x->campaign);
 	free(x);
 }
 
@@ -199,14 +204,37 @@ void egress_fail_ready(struct egress_queue *eq, const struct smtp_result *res, c
 
 /* ---- transactions ----------------------------------------------------------- */
 
+/* A queued recipient whose address was suppressed after it was accepted:
+ * dropped with a `suppressed` record instead of sent. */
+static void drop_suppressed(struct egress_queue *eq, struct outcome_batch **sup, const struct spool_msg *m,
+			    struct sched_rcpt *r, const char *addr)
+{
+	const struct config *cfg = eq->w->eng->cfg;
+	struct smtp_result res = {.code = 0};
+	struct outcome_route route = {
+		.queue = eq->q->domain,
+		.pool = pool_name(cfg, r->pool),
+		.campaign = m->campaign,
+	};
+
+	snprintf(res.text, sizeof(res.text), "recipient is on the suppression list");
+	if (!*sup)
+		*sup = outcome_batch_new(eq->w->eng, m->id, m->sender, r->queued_ms, m->body_len, &route, m->n_rcpt);
+	if (*sup)
+		outcome_batch_add(*sup, r->idx, addr, OUTCOME_SUPPRESSED, r->attempts, r->queued_ms, 0, &res);
+	free(r);
+}
+
 /* The next transaction for a connection on vmta: the first ready recipient
  * of a pool that includes it, plus up to max-rcpt-per-message more of the
  * same message. NULL when nothing may go now. */
 static struct egress_txn *txn_build(struct egress_queue *eq, size_t vmta)
 {
 	struct worker *w = eq->w;
+	const struct config *cfg = w->eng->cfg;
 	struct sched_queue *q = eq->q;
 	unsigned max = q->cfg->max_rcpt_per_message ? q->cfg->max_rcpt_per_message : 100;
+	struct outcome_batch *sup = NULL;
 	struct spool_rtxn *rt;
 	struct spool_msg m;
 	struct egress_txn *x;
@@ -233,9 +261,10 @@ static struct egress_txn *txn_build(struct egress_queue *eq, size_t vmta)
 			x->addrs = calloc(max, sizeof(*x->addrs));
 			x->results = calloc(max, sizeof(*x->results));
 			x->sender = strdup(m.sender);
+			x->campaign = strdup(m.campaign);
 			x->wire = malloc(dot_stuff_bound(m.body_len));
 		}
-		if (!x || !x->rcpts || !x->addrs || !x->results || !x->sender || !x->wire) {
+		if (!x || !x->rcpts || !x->addrs || !x->results || !x->sender || !x->campaign || !x->wire) {
 			spool_rtxn_end(rt);
 			txn_free(x);
 			sched_ready_push(&w->sched, q, r);
@@ -248,24 +277,43 @@ static struct egress_txn *txn_build(struct egress_queue *eq, size_t vmta)
 		x->t.wire_len = dot_stuff(m.body, m.body_len, x->wire);
 		x->t.wire = x->wire;
 		x->t.sender = x->sender;
+		/* VERP: one recipient per transaction (the return path is set
+		 * below, for the recipient that goes; never for the null sender). */
+		if (cfg->bounce_domain && m.sender[0])
+			max = 1;
 		/* 8-bit content is declared when present; cheap next to the copy above. */
 		for (size_t i = 0; i < m.body_len && !x->t.eightbit; i++)
 			x->t.eightbit = (unsigned char)m.body[i] >= 0x80;
 		do {
 			struct spool_rcpt sr;
 
-			if (spool_get_rcpt(rt, r->msg_id, r->idx, &sr) != 0 ||
-			    !(x->addrs[x->t.n_rcpts] = strdup(sr.addr))) {
+			if (spool_get_rcpt(rt, r->msg_id, r->idx, &sr) != 0) {
+				free(r);
+				continue;
+			}
+			if (suppress_check(rt, sr.addr)) {
+				drop_suppressed(eq, &sup, &m, r, sr.addr);
+				continue;
+			}
+			if (!(x->addrs[x->t.n_rcpts] = strdup(sr.addr))) {
 				free(r);
 				continue;
 			}
 			x->rcpts[x->t.n_rcpts++] = r;
 		} while (x->t.n_rcpts < max && (r = sched_ready_take_msg(q, (size_t)pool, x->msg_id, TXN_WINDOW)));
 		spool_rtxn_end(rt);
+		if (sup) {
+			outcome_batch_submit(sup);
+			sup = NULL;
+		}
 		if (!x->t.n_rcpts) {
 			txn_free(x);
 			continue;
 		}
+		if (cfg->bounce_domain && x->sender[0] &&
+		    verp_encode(spool_verp_key(w->eng->spool), x->msg_id, x->rcpts[0]->idx, cfg->bounce_domain, x->verp,
+				sizeof(x->verp)) == 0)
+			x->t.sender = x->verp;
 		x->t.rcpts = (const char *const *)x->addrs;
 		x->t.results = x->results;
 		q->n_inflight += x->t.n_rcpts;
@@ -354,6 +402,8 @@ static void conn_txn_done(void *owner, struct smtp_client *cli, struct smtp_txn 
 		.vmta = vm->name,
 		.source_ip = vm->has_source ? vm->source.text : NULL,
 		.pool = pool_name(cfg, x->pool),
+		.campaign = x->campaign,
+		.verp = x->t.sender == x->verp,
 	};
 	struct outcome_batch *b;
 	bool any_ok = false;

@@ -77,6 +77,7 @@ struct engine {
 	struct engine_counters counters;
 	int64_t started_ms;        /* wall clock */
 	struct http_server *http;
+	unsigned http_inflight;    /* API requests waiting on the writer (atomic) */
 };
 
 /* The worker that owns a destination domain's queue. */
@@ -104,6 +105,8 @@ void worker_run_kicks(struct worker *w);
 extern const struct smtp_server_hooks intake_hooks;
 void intake_injected(struct worker *w, struct mailbox_item *it);
 void intake_discard(struct mailbox_item *it);
+/* Is addr at the bounce-domain (for the bounce processor)? */
+bool intake_is_bounce_rcpt(const struct config *cfg, const char *addr);
 
 /* egress*.c: per-queue connections, routes, throttles */
 void egress_kick(struct worker *w, struct sched_queue *q);

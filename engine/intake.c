@@ -27,12 +27,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/acct_log.h"
 #include "core/config.h"
 #include "engine/engine.h"
 #include "engine/msg_headers.h"
 #include "net/smtp_cmd.h"
+#include "queue/suppress.h"
 #include "net/smtp_server.h"
 
 struct intake_req {
@@ -50,13 +52,42 @@ struct intake_req {
 	int result;
 };
 
+static const char *addr_domain(const char *addr)
+{
+	const char *at = strrchr(addr, '@');
+
+	return at ? at + 1 : addr;
+}
+
+bool intake_is_bounce_rcpt(const struct config *cfg, const char *addr)
+{
+	return cfg->bounce_domain && strcasecmp(addr_domain(addr), cfg->bounce_domain) == 0;
+}
+
 static bool intake_rcpt(void *ctx, struct smtp_session *s, const char *addr, char *reply, size_t cap)
 {
 	struct worker *w = ctx;
-	const struct config_source *src = config_source_for(w->eng->cfg, smtp_session_peer(s));
+	const struct config *cfg = w->eng->cfg;
+	const struct config_source *src = config_source_for(cfg, smtp_session_peer(s));
+	struct spool_rtxn *rt;
+	bool suppressed = false;
 
+	/* Bounces and complaints for the bounce domain come from anyone: they
+	 * go to the bounce processor, never into the queue. */
+	if (intake_is_bounce_rcpt(cfg, addr)) {
+		snprintf(reply, cap, "250 2.1.5 Ok");
+		return true;
+	}
 	if (!src || !src->always_allow_relaying) {
 		snprintf(reply, cap, "550 5.7.1 <%s>: Relay access denied", addr);
+		return false;
+	}
+	if (spool_rtxn_begin(w->eng->spool, &rt) == 0) {
+		suppressed = suppress_check(rt, addr);
+		spool_rtxn_end(rt);
+	}
+	if (suppressed) {
+		snprintf(reply, cap, "550 5.7.1 <%s>: Recipient address is on the suppression list", addr);
 		return false;
 	}
 	snprintf(reply, cap, "250 2.1.5 Ok");
@@ -102,12 +133,6 @@ static int intake_apply(struct spool_req *req, struct spool_wtxn *t, void *ctx)
 	return ret;
 }
 
-static const char *addr_domain(const char *addr)
-{
-	const char *at = strrchr(addr, '@');
-
-	return at ? at + 1 : addr;
-}
 
 /* Writer thread, after the commit. */
 static void intake_done(struct spool_req *req, int result, void *ctx)

@@ -19,7 +19,9 @@
 #include "core/config.h"
 #include "engine/bounce_dsn.h"
 #include "engine/engine.h"
+#include "queue/sent.h"
 #include "queue/spool_writer.h"
+#include "queue/suppress.h"
 
 struct outcome_item {
 	uint32_t idx;
@@ -38,7 +40,8 @@ struct outcome_batch {
 	char *sender;
 	int64_t queued_ms;
 	size_t size;
-	char *queue, *mx_host, *mx_ip, *vmta, *source_ip, *pool;
+	char *queue, *mx_host, *mx_ip, *vmta, *source_ip, *pool, *campaign;
+	bool verp;
 	int64_t time_ms;
 	/* the DSN, built once even if the batch is re-applied alone */
 	char *dsn;
@@ -131,9 +134,10 @@ struct outcome_batch *outcome_batch_new(struct engine *eng, uint64_t msg_id, con
 	b->time_ms = wall_now_ms();
 	b->sender = strdup(sender ? sender : "");
 	b->queue = strdup(route->queue ? route->queue : "");
+	b->verp = route->verp;
 	if (!b->sender || !b->queue || dup_opt(&b->mx_host, route->mx_host) || dup_opt(&b->mx_ip, route->mx_ip) ||
 	    dup_opt(&b->vmta, route->vmta) || dup_opt(&b->source_ip, route->source_ip) ||
-	    dup_opt(&b->pool, route->pool)) {
+	    dup_opt(&b->pool, route->pool) || dup_opt(&b->campaign, route->campaign)) {
 		batch_free(b);
 		return NULL;
 	}
@@ -179,6 +183,7 @@ static void batch_free(struct outcome_batch *b)
 	free(b->vmta);
 	free(b->source_ip);
 	free(b->pool);
+	free(b->campaign);
 	free(b);
 }
 
@@ -198,6 +203,25 @@ static void format_diag(const struct smtp_result *r, char *out, size_t cap)
 		snprintf(out, cap, "%d %s%s%s", r->code, r->enhanced, r->enhanced[0] ? " " : "", r->text);
 	else
 		snprintf(out, cap, "%s", r->text);
+}
+
+static bool category_is_hard(const char *c)
+{
+	return c && (!strcmp(c, "bad-mailbox") || !strcmp(c, "bad-domain") || !strcmp(c, "inactive-mailbox"));
+}
+
+/* What a bounce does to the suppression list (in the outcome's commit). */
+static int batch_suppress(struct outcome_batch *b, struct spool_wtxn *t, const struct outcome_item *it)
+{
+	const char *cat = sync_category(&it->res);
+	char reason[300];
+
+	if (category_is_hard(cat) || !strcmp(cat, "quota-issues")) {
+		format_diag(&it->res, reason, sizeof(reason));
+		return suppress_put(t, it->addr, category_is_hard(cat) ? SUPPRESS_SYNC_BOUNCE : SUPPRESS_SOFT_BOUNCE,
+				    reason, b->time_ms, b->eng->cfg->soft_bounce_suppress_after, NULL);
+	}
+	return 0;
 }
 
 struct dsn_scratch {
@@ -324,6 +348,10 @@ static int outcome_apply(struct spool_req *req, struct spool_wtxn *t, void *ctx)
 			ret = spool_del_rcpt(t, b->msg_id, it->idx, &gone);
 			if (ret == SPOOL_NOTFOUND)
 				ret = 0; /* already finished (a duplicate attempt after recovery) */
+			if (!ret && it->kind == OUTCOME_BOUNCED)
+				ret = batch_suppress(b, t, it);
+			else if (!ret && it->kind == OUTCOME_DELIVERED && b->verp)
+				ret = sent_put(t, b->msg_id, it->idx, it->addr, b->sender, b->campaign, b->time_ms);
 		}
 		if (ret)
 			return ret;
@@ -336,6 +364,7 @@ static const enum acct_type kind_type[] = {
 	[OUTCOME_DEFERRED] = ACCT_TRANSIENT,
 	[OUTCOME_BOUNCED] = ACCT_BOUNCE,
 	[OUTCOME_EXPIRED] = ACCT_EXPIRATION,
+	[OUTCOME_SUPPRESSED] = ACCT_SUPPRESSED,
 };
 
 static void outcome_done(struct spool_req *req, int result, void *ctx)
@@ -363,6 +392,7 @@ static void outcome_done(struct spool_req *req, int result, void *ctx)
 			.mx_ip = b->mx_ip,
 			.vmta = b->vmta,
 			.source_ip = b->source_ip,
+			.campaign = b->campaign && b->campaign[0] ? b->campaign : NULL,
 			.attempt = it->attempt,
 			.queued_time_ms = it->queued_ms,
 			.size = b->size,

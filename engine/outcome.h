@@ -10,8 +10,11 @@
  * batch commit each deferred recipient's new state is written and each
  * finished recipient removed; bounced and expired recipients get one DSN per
  * batch to the envelope sender (never for the null sender), injected in the
- * same transaction. After the commit the accounting records are written and
- * the DSN's recipient goes to its shard. The batch frees itself; the caller
+ * same transaction. Bounces also feed the suppression list in that commit
+ * (hard categories at once, quota problems after soft-bounce-suppress-after
+ * of them), and deliveries made with a VERP return path are indexed for
+ * matching later bounces (queue/sent.h). After the commit the accounting
+ * records are written and the DSN's recipient goes to its shard. The batch frees itself; the caller
  * forgets it after outcome_batch_submit().
  */
 #ifndef SALVO_OUTCOME_H
@@ -31,6 +34,7 @@ enum outcome_kind {
 	OUTCOME_DEFERRED,
 	OUTCOME_BOUNCED,
 	OUTCOME_EXPIRED,
+	OUTCOME_SUPPRESSED,        /* dropped: the address is on the suppression list */
 };
 
 /* attempts: attempts made including this one. Sets *next_ms for DEFERRED.
@@ -50,6 +54,8 @@ struct outcome_route {
 	const char *vmta;
 	const char *source_ip;
 	const char *pool;          /* kept with a deferred recipient */
+	const char *campaign;
+	bool verp;                 /* sent with a VERP return path: index deliveries */
 };
 
 struct outcome_batch *outcome_batch_new(struct engine *eng, uint64_t msg_id, const char *sender,

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/acct_log.h"
 #include "core/config.h"
@@ -228,7 +229,10 @@ int main(int argc, char **argv)
 	status = 0;
 
 out_workers:
-	/* The API goes first: its handlers read the workers' snapshots. */
+	/* The API goes first: its handlers read the workers' snapshots. Its
+	 * requests waiting on the writer are answered before it stops. */
+	for (int i = 0; i < 500 && __atomic_load_n(&eng.http_inflight, __ATOMIC_ACQUIRE); i++)
+		usleep(10000);
 	http_server_stop(eng.http);
 	eng.http = NULL;
 	for (unsigned i = 0; i < started; i++)

@@ -278,10 +278,9 @@ int http_server_start(struct http_server **out, const struct http_server_opts *o
 
 		errno = 0;
 		d = MHD_start_daemon(flags, port, NULL, NULL, on_request, s,
-				     MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)&a->sa,
-				     MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
-				     MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
 				     MHD_OPTION_EXTERNAL_LOGGER, on_log, NULL,
+				     MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)&a->sa,
+				     MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
 				     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
 				     MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000,
 				     MHD_OPTION_THREAD_POOL_SIZE, o->threads ? o->threads : 1u,
