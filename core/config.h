@@ -225,6 +225,9 @@ struct config {
 	unsigned max_rcpt_per_session_message; /* intake: RCPTs per message, default 1000 */
 	uint64_t smtp_command_timeout_ms; /* intake per-command timeout, default 5m */
 	uint64_t smtp_data_timeout_ms;    /* intake DATA inactivity timeout, default 10m */
+	unsigned smtp_max_connections;    /* inbound sessions in all (2000) */
+	unsigned smtp_max_connections_per_ip; /* inbound sessions from one address (100) */
+	unsigned smtp_max_errors;         /* protocol errors before 421 and close (10) */
 	uint16_t smtp_port;         /* remote port for MX deliveries, default 25 */
 
 	char *postmaster;           /* `postmaster ADDR`; NULL when not set */

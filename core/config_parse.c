@@ -352,8 +352,36 @@ static int d_bounce_verp_retention(struct parser *p, const struct directive *d, 
 	return 0;
 }
 
+static int set_count(struct parser *p, const struct directive *d, const char *v, unsigned *field)
+{
+	uint64_t n;
+
+	if (config_parse_uint(v, 1, 1000000, &n) < 0)
+		return cp_bad_value(p, "count (1-1000000)", d, v);
+	*field = (unsigned)n;
+	return 0;
+}
+
+static int d_smtp_max_connections(struct parser *p, const struct directive *d, char *v)
+{
+	return set_count(p, d, v, &p->cfg->smtp_max_connections);
+}
+
+static int d_smtp_max_connections_per_ip(struct parser *p, const struct directive *d, char *v)
+{
+	return set_count(p, d, v, &p->cfg->smtp_max_connections_per_ip);
+}
+
+static int d_smtp_max_errors(struct parser *p, const struct directive *d, char *v)
+{
+	return set_count(p, d, v, &p->cfg->smtp_max_errors);
+}
+
 static const struct directive directives[] = {
 	{"host-name", CTX_TOP, d_host_name},
+	{"smtp-max-connections", CTX_TOP, d_smtp_max_connections},
+	{"smtp-max-connections-per-ip", CTX_TOP, d_smtp_max_connections_per_ip},
+	{"smtp-max-errors", CTX_TOP, d_smtp_max_errors},
 	{"soft-bounce-suppress-after", CTX_TOP, d_soft_bounce_suppress_after},
 	{"bounce-verp-retention", CTX_TOP, d_bounce_verp_retention},
 	{"http-api-token", CTX_TOP, d_http_api_token},
@@ -591,6 +619,9 @@ int config_defaults(struct config *cfg)
 		.max_message_size = DEF_MAX_MESSAGE_SIZE,
 		.http_max_body_size = 64ULL << 20,
 		.soft_bounce_suppress_after = 3,
+		.smtp_max_connections = 2000,
+		.smtp_max_connections_per_ip = 100,
+		.smtp_max_errors = 10,
 		.bounce_verp_retention_ms = 7 * 24 * 3600 * 1000ULL,
 		.max_rcpt_per_session_message = DEF_MAX_RCPT_SESSION,
 		.smtp_command_timeout_ms = DEF_CMD_TIMEOUT_MS,

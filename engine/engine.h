@@ -78,6 +78,7 @@ struct engine {
 	int64_t started_ms;        /* wall clock */
 	struct http_server *http;
 	unsigned http_inflight;    /* API requests waiting on the writer (atomic) */
+	struct conn_limit *smtp_conns; /* inbound caps shared by the listeners */
 };
 
 /* The worker that owns a destination domain's queue. */

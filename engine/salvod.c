@@ -16,6 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -23,6 +26,7 @@
 #include "core/config.h"
 #include "engine/api.h"
 #include "engine/engine.h"
+#include "net/conn_limit.h"
 #include "net/http_server.h"
 
 static void usage(FILE *f)
@@ -90,6 +94,52 @@ static const char *rcpt_domain(const char *addr)
 	return at ? at + 1 : addr;
 }
 
+/* Workers listen with SO_REUSEPORT, which would let this salvod silently
+ * share a port with another process: probe each SMTP listener without it
+ * first. -1 (reported) when one is taken. */
+static int listeners_taken(const struct config *cfg)
+{
+	for (size_t i = 0; i < cfg->n_smtp_listeners; i++) {
+		const struct config_addr *a = &cfg->smtp_listeners[i];
+		int one = 1, fd = socket(a->sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0), err = 0;
+
+		if (fd < 0)
+			continue;
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (bind(fd, (const struct sockaddr *)&a->sa, a->salen) < 0)
+			err = errno;
+		close(fd);
+		if (err) {
+			fprintf(stderr, "salvod: cannot listen on %s: %s%s\n", a->text, strerror(err),
+				err == EADDRINUSE ? " (another salvod or MTA?)" : "");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* One salvod per spool: two would deliver the same queue twice. The lock
+ * goes with the process (kill -9 included). */
+static int lock_spool(const char *dir, int *fd_out)
+{
+	char path[4096];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/salvod.lock", dir);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+	if (fd < 0) {
+		fprintf(stderr, "salvod: cannot open %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		fprintf(stderr, "salvod: the spool %s is in use by another salvod\n", dir);
+		close(fd);
+		return -1;
+	}
+	*fd_out = fd;
+	return 0;
+}
+
 static int recover_one(void *arg, const struct spool_rcpt *r)
 {
 	struct engine *eng = arg;
@@ -117,6 +167,8 @@ int main(int argc, char **argv)
 	bool check_only = false;
 	struct config cfg;
 	struct engine eng;
+	struct conn_limit smtp_conns = {0};
+	int lock_fd = -1;
 	char err[CONFIG_ERR_MAX];
 	char path[4096];
 	sigset_t sigs;
@@ -171,6 +223,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "salvod: cannot create spool-dir %s: %s\n", cfg.spool_dir, strerror(-ret));
 		goto out_cfg;
 	}
+	if (listeners_taken(&cfg) < 0 || lock_spool(cfg.spool_dir, &lock_fd) < 0)
+		goto out_cfg;
 	if ((ret = spool_open(&eng.spool, cfg.spool_dir, 0)) != 0) {
 		fprintf(stderr, "salvod: cannot open the spool in %s: %s\n", cfg.spool_dir, spool_strerror(ret));
 		goto out_cfg;
@@ -184,6 +238,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "salvod: cannot start the spool writer: %s\n", strerror(-ret));
 		goto out_log;
 	}
+	if (conn_limit_init(&smtp_conns, cfg.smtp_max_connections, cfg.smtp_max_connections_per_ip) < 0) {
+		fprintf(stderr, "salvod: out of memory\n");
+		goto out_writer;
+	}
+	eng.smtp_conns = &smtp_conns;
 	eng.n_workers = cfg.worker_threads ? cfg.worker_threads : 1;
 	eng.workers = calloc(eng.n_workers, sizeof(*eng.workers));
 	if (!eng.workers) {
@@ -243,11 +302,14 @@ out_writer:
 	for (unsigned i = 0; i < started; i++)
 		worker_free(&eng.workers[i]);
 	free(eng.workers);
+	conn_limit_fini(&smtp_conns);
 out_log:
 	acct_log_close(eng.acct);
 out_spool:
 	spool_close(eng.spool);
 out_cfg:
+	if (lock_fd >= 0)
+		close(lock_fd);
 	config_free(&cfg);
 	return status;
 }

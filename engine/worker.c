@@ -152,7 +152,8 @@ int worker_start(struct worker *w, struct engine *eng, unsigned index)
 		.max_rcpts = cfg->max_rcpt_per_session_message,
 		.command_timeout_ms = cfg->smtp_command_timeout_ms,
 		.data_timeout_ms = cfg->smtp_data_timeout_ms,
-		.max_errors = 20,
+		.max_errors = cfg->smtp_max_errors,
+		.conns = eng->smtp_conns,
 	};
 	sigset_t all, old;
 	int ret;

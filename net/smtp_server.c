@@ -17,6 +17,7 @@
  *     the final "." are answered in order).
  */
 #include "net/smtp_server.h"
+#include "net/conn_limit.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -74,6 +75,7 @@ struct smtp_session {
 
 	struct sockaddr_storage peer;
 	char peer_ip[64];
+	bool counted;              /* holds a slot in lim.conns */
 	bool esmtp;
 	char helo[256];
 
@@ -282,6 +284,8 @@ static void sess_free(struct smtp_session *s)
 	if (s->next)
 		s->next->prev = s->prev;
 	sess_reset_txn(s);
+	if (s->counted)
+		conn_limit_release(srv->lim.conns, (const struct sockaddr *)&s->peer);
 	free(s->out);
 	free(s->pend);
 	free(s);
@@ -747,6 +751,21 @@ static void listener_accept_done(struct loop_op *op, int res, unsigned flags)
 	srv->sessions = s;
 	int one = 1;
 	setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (srv->lim.conns) {
+		enum conn_limit_verdict v = conn_limit_acquire(srv->lim.conns, (const struct sockaddr *)&s->peer);
+
+		s->counted = v == CONN_OK;
+		if (v != CONN_OK) {
+			/* Told why, then closed once the reply is out. */
+			sess_reply(s, "421 4.7.0 %s Too many connections%s, try again later", srv->lim.host_name,
+				   v == CONN_TOO_MANY_FROM_IP ? " from your address" : "");
+			s->state = SESS_CLOSING;
+			sess_touch(s);
+			sess_pump(s);
+			listener_arm(ls);
+			return;
+		}
+	}
 	sess_reply(s, "220 %s ESMTP Salvo", srv->lim.host_name);
 	sess_touch(s);
 	sess_pump(s);
@@ -824,6 +843,8 @@ void smtp_server_free(struct smtp_server *srv)
 		srv->sessions = s->next;
 		close(s->fd);
 		sess_reset_txn(s);
+		if (s->counted)
+			conn_limit_release(srv->lim.conns, (const struct sockaddr *)&s->peer);
 		free(s->out);
 		free(s->pend);
 		free(s);

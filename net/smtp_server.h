@@ -61,9 +61,11 @@ struct smtp_server_limits {
 	uint64_t command_timeout_ms;
 	uint64_t data_timeout_ms;
 	unsigned max_errors;       /* protocol errors before 421 and close */
+	struct conn_limit *conns;  /* shared caps (all workers); NULL = none */
 };
 
 struct smtp_server;
+struct conn_limit;
 
 /* Create a server on loop l, listening on every address (SO_REUSEPORT).
  * Returns 0 or -errno (with the failing address in err). */
