@@ -45,6 +45,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -675,6 +676,40 @@ static bool map_would_fill(struct spool_wtxn *t, size_t size)
 	return pages_in_use(t) * st.ms_psize + size + reserve > info.me_mapsize;
 }
 
+/* The file system must keep room too: LMDB that meets ENOSPC while writing
+ * its meta page refuses every later write until restarted, so a new message
+ * is refused first - while what is queued can still be delivered and
+ * deleted. Free space is read at most every 50 ms; bytes put since then
+ * count against it. Reserve: 1% of the file system, 1-256 MiB. */
+static bool disk_would_fill(struct spool_wtxn *t, size_t size)
+{
+	struct spool *s = t->s;
+	struct timespec now;
+	int64_t now_ms;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+	if (now_ms - s->disk_checked_ms >= 50 || s->disk_since_check > s->disk_free / 4) {
+		struct statvfs vs;
+		const char *path = NULL;
+
+		if (mdb_env_get_path(s->env, &path) || !path || statvfs(path, &vs) < 0)
+			return false;
+		s->disk_free = (uint64_t)vs.f_bavail * vs.f_frsize;
+		s->disk_reserve = (uint64_t)vs.f_blocks * vs.f_frsize / 100;
+		if (s->disk_reserve < (1u << 20))
+			s->disk_reserve = 1u << 20;
+		if (s->disk_reserve > (256u << 20))
+			s->disk_reserve = 256u << 20;
+		s->disk_checked_ms = now_ms;
+		s->disk_since_check = 0;
+	}
+	if (s->disk_since_check + size + s->disk_reserve > s->disk_free)
+		return true;
+	s->disk_since_check += size;
+	return false;
+}
+
 int spool_put_msg(struct spool_wtxn *t, const struct spool_msg *m)
 {
 	uint8_t kb[KEY_MSG_LEN];
@@ -684,7 +719,7 @@ int spool_put_msg(struct spool_wtxn *t, const struct spool_msg *m)
 
 	if ((rc = msg_encode_size(m, &size)))
 		return rc;
-	if (map_would_fill(t, size))
+	if (map_would_fill(t, size) || disk_would_fill(t, size))
 		return wtxn_fail(t, MDB_MAP_FULL);
 	/* MDB_RESERVE: the body is copied once, straight into the map page. */
 	v.mv_size = size;

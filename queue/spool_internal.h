@@ -35,6 +35,8 @@ struct spool {
 	MDB_dbi dbi_suppress, dbi_sent; /* suppress.c, sent.c */
 	uint8_t verp_key[32];      /* meta "verp_key", read-only after open */
 	uint64_t next_id;          /* writer thread only */
+	int64_t disk_checked_ms;   /* free space check (writer thread only) */
+	uint64_t disk_free, disk_reserve, disk_since_check;
 	struct spool_wtxn w;       /* the one write transaction */
 	pthread_mutex_t rcache_mu;
 	struct spool_rtxn *rcache; /* reset read txns, each keeps its reader slot */
