@@ -118,6 +118,11 @@ static int listeners_taken(const struct config *cfg)
 	return 0;
 }
 
+/* jemalloc (when linked): a background thread returns freed memory to the
+ * system within seconds, so a burst (a 50 MB message, a thousand idle
+ * sessions) does not stay resident in an idle daemon. Unused otherwise. */
+const char *malloc_conf = "background_thread:true,dirty_decay_ms:2000,muzzy_decay_ms:0";
+
 /* One salvod per spool: two would deliver the same queue twice. The lock
  * goes with the process (kill -9 included). */
 static int lock_spool(const char *dir, int *fd_out)

@@ -21,7 +21,7 @@
 
 #define WORKER_TICK_MS 100
 #define WORKER_RING_ENTRIES 1024
-#define WORKER_BUFS 1024
+#define WORKER_BUFS 256 /* 4 MiB of receive buffers per worker, touched lazily */
 #define WORKER_BUF_SIZE 16384
 
 struct worker *engine_shard(struct engine *eng, const char *domain)

@@ -425,7 +425,11 @@ static void body_append(struct smtp_session *s, const char *p, size_t n)
 	if (s->body_too_big)
 		return;
 	if (s->body_len + n > s->srv->lim.max_message_size + 4096) {
+		/* The rest is read and dropped: no need to hold what came so far. */
 		s->body_too_big = true;
+		free(s->body);
+		s->body = NULL;
+		s->body_len = s->body_cap = 0;
 		return;
 	}
 	if (s->body_len + n > s->body_cap) {

@@ -829,7 +829,7 @@ def make_body(rng, msg_id, sender, rcpts, size=None, kinds=None):
 
 
 class Injected:
-    __slots__ = ("mid", "sender", "rcpts", "data", "reply", "queue_id", "error")
+    __slots__ = ("mid", "sender", "rcpts", "data", "reply", "queue_id", "error", "took")
 
     def __init__(self, mid, sender, rcpts, data):
         self.mid, self.sender, self.rcpts, self.data = mid, sender, rcpts, data
