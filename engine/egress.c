@@ -64,6 +64,7 @@ struct egress_queue *egress_queue_of(struct worker *w, struct sched_queue *q)
 		return NULL;
 	eq->q = q;
 	eq->w = w;
+	eq->rate_at_ms = (int64_t)loop_now_ms(); /* rates count from the queue's birth */
 	if (egress_units_init(eq) < 0) {
 		free(eq);
 		return NULL;
