@@ -1,0 +1,513 @@
+/*
+ * api_inject.c - POST /api/inject/v1 (KumoMTA's injection schema) for raw
+ * RFC 5322 content: `envelope_sender`, `content` (a string), `recipients`
+ * [{email, name, substitutions}], global `substitutions`, and Salvo's
+ * `pool`, `campaign`, `deliver_after`.
+ *
+ * Validation: a broken request (JSON, missing or ill-typed fields) is a 400
+ * naming the field and stores nothing; a recipient with a bad address or on
+ * the suppression list is listed in failed_recipients and the rest go on.
+ *
+ * Storage, bounded in memory: content without `{{ }}` placeholders is stored
+ * once with all its recipients (one message, one commit). Content with
+ * placeholders is rendered per recipient, INJECT_BATCH messages at a time:
+ * each batch is one spool writer request, and the next batch is rendered
+ * only once the previous one is durable, so a 10,000-recipient request never
+ * holds more than one batch of rendered mail. The answer goes out after the
+ * last commit.
+ *
+ * Placeholders: `{{ var }}` (spaces optional); a recipient's substitutions
+ * first, then its predefined `email` and `name`, then the global
+ * substitutions; unknown names render empty. Strings render as is, numbers
+ * and booleans as JSON text, null as nothing; CR and LF are removed from
+ * values that land in the header section (no header injection).
+ */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/acct_log.h"
+#include "core/config.h"
+#include "core/json_str.h"
+#include "engine/api.h"
+#include "engine/engine.h"
+#include "net/http_server.h"
+#include "net/smtp_cmd.h"
+#include "queue/suppress.h"
+
+#define INJECT_BATCH 256
+#define INJECT_MAX_RCPTS 100000
+
+struct inj_rcpt {
+	const char *email;         /* inside root */
+	const char *name;
+	json_t *subs;
+};
+
+struct inj_msg {
+	char *body;
+	size_t len;
+	uint64_t id;
+	size_t first, count;       /* its recipients: r[first .. first + count) */
+};
+
+struct inj {
+	struct spool_req req;
+	struct engine *eng;
+	struct http_request *http;
+	json_t *root;              /* owns every string the request points into */
+	const char *sender;
+	const char *content;
+	size_t content_len;
+	json_t *globals;
+	char campaign[128];
+	size_t pool;
+	int64_t due_ms, arrival_ms;
+	char client_ip[64];
+	bool uniform;
+	struct inj_rcpt *r;
+	size_t n, next;
+	struct inj_msg *batch;
+	size_t n_batch;
+	json_t *failed, *errors;
+	size_t success;
+	int result;
+};
+
+/* ---- rendering ------------------------------------------------------------------ */
+
+static json_t *lookup(const struct inj *x, const struct inj_rcpt *r, const char *name, json_t **tmp)
+{
+	json_t *v;
+
+	if (r->subs && (v = json_object_get(r->subs, name)))
+		return v;
+	if (!strcmp(name, "email"))
+		return *tmp = json_string(r->email);
+	if (!strcmp(name, "name") && r->name)
+		return *tmp = json_string(r->name);
+	return x->globals ? json_object_get(x->globals, name) : NULL;
+}
+
+static int put_value(struct json_buf *b, json_t *v, bool in_header)
+{
+	char *text = NULL;
+	const char *s;
+	int rc = 0;
+
+	if (!v || json_is_null(v))
+		return 0;
+	if (json_is_string(v))
+		s = json_string_value(v);
+	else
+		s = text = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+	for (; s && *s && !rc; s++)
+		if (!in_header || (*s != '\r' && *s != '\n'))
+			rc = json_buf_putc(b, *s);
+	free(text);
+	return rc;
+}
+
+/* The content for recipient r: placeholders filled, line ends CRLF, a trace
+ * header first, a final CRLF. */
+static int render(const struct inj *x, const struct inj_rcpt *r, struct json_buf *b)
+{
+	const char *s = x->content, *end = s + x->content_len;
+	char date[64];
+	time_t now = time(NULL);
+	struct tm tm;
+	bool header = true, bol = true;
+	int rc;
+
+	gmtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
+	rc = json_buf_printf(b, "Received: from [%s]\r\n\tby %s (Salvo) with HTTP;\r\n\t%s\r\n", x->client_ip,
+			     x->eng->cfg->host_name, date);
+	while (s < end && !rc) {
+		if (s[0] == '{' && s + 1 < end && s[1] == '{' && r) {
+			const char *close = strstr(s + 2, "}}");
+			char name[128];
+			size_t n;
+			const char *a, *z;
+
+			if (close && close < end && (size_t)(close - s) < sizeof(name)) {
+				for (a = s + 2; a < close && *a == ' '; a++)
+					;
+				for (z = close; z > a && z[-1] == ' '; z--)
+					;
+				n = (size_t)(z - a);
+				memcpy(name, a, n);
+				name[n] = '\0';
+				json_t *tmp = NULL, *v = lookup(x, r, name, &tmp);
+
+				rc = put_value(b, v, header);
+				json_decref(tmp);
+				s = close + 2;
+				bol = false;
+				continue;
+			}
+		}
+		if (*s == '\n' || (*s == '\r' && s + 1 < end && s[1] == '\n')) {
+			if (bol)
+				header = false; /* the empty line ends the header section */
+			rc = json_buf_puts(b, "\r\n");
+			s += *s == '\r' ? 2 : 1;
+			bol = true;
+			continue;
+		}
+		rc = json_buf_putc(b, *s++);
+		bol = false;
+	}
+	if (!rc && !bol)
+		rc = json_buf_puts(b, "\r\n");
+	return rc;
+}
+
+/* ---- storage --------------------------------------------------------------------- */
+
+static void free_batch(struct inj *x)
+{
+	for (size_t i = 0; i < x->n_batch; i++)
+		free(x->batch[i].body);
+	x->n_batch = 0;
+}
+
+static void inj_free(struct inj *x)
+{
+	free_batch(x);
+	free(x->batch);
+	free(x->r);
+	json_decref(x->failed);
+	json_decref(x->errors);
+	json_decref(x->root);
+	free(x);
+}
+
+static int inj_apply(struct spool_req *req, struct spool_wtxn *t, void *ctx)
+{
+	struct inj *x = container_of(req, struct inj, req);
+	const struct config *cfg = x->eng->cfg;
+	int rc = 0;
+
+	for (size_t i = 0; i < x->n_batch && !rc; i++) {
+		struct inj_msg *m = &x->batch[i];
+		struct spool_msg sm = {0};
+
+		if ((rc = spool_alloc_id(t, &m->id)))
+			break;
+		sm.id = m->id;
+		sm.arrival_ms = x->arrival_ms;
+		sm.n_rcpt = (uint32_t)m->count;
+		sm.sender = x->sender;
+		sm.campaign = x->campaign;
+		sm.source_ip = x->client_ip;
+		sm.body = m->body;
+		sm.body_len = m->len;
+		rc = spool_put_msg(t, &sm);
+		for (size_t k = 0; !rc && k < m->count; k++) {
+			struct spool_rcpt r = {
+				.msg_id = m->id,
+				.idx = (uint32_t)k,
+				.next_attempt_ms = x->due_ms,
+				.queued_ms = x->arrival_ms,
+				.addr = x->r[m->first + k].email,
+				.last_response = "",
+				.pool = x->pool ? cfg->pools[x->pool].name : "",
+			};
+			rc = spool_put_rcpt(t, &r);
+		}
+	}
+	return rc;
+}
+
+static void inj_next(struct inj *x);
+
+static void inj_done(struct spool_req *req, int result, void *ctx)
+{
+	struct inj *x = container_of(req, struct inj, req);
+	struct engine *eng = x->eng;
+
+	if (result == 0) {
+		for (size_t i = 0; i < x->n_batch; i++) {
+			struct inj_msg *m = &x->batch[i];
+			struct sched_rcpt **rs = calloc(m->count, sizeof(*rs));
+
+			for (size_t k = 0; k < m->count; k++) {
+				const char *rcpt = x->r[m->first + k].email, *at = strrchr(rcpt, '@');
+				struct acct_event ev = {
+					.type = ACCT_RECEPTION,
+					.time_ms = x->arrival_ms,
+					.id = m->id,
+					.sender = x->sender,
+					.recipient = rcpt,
+					.queue = at ? at + 1 : rcpt,
+					.source_ip = x->client_ip,
+					.campaign = x->campaign[0] ? x->campaign : NULL,
+					.size = m->len,
+					.has_size = true,
+				};
+				struct sched_rcpt *r;
+
+				acct_log_write(eng->acct, &ev);
+				r = sched_rcpt_new(m->id, (uint32_t)k, at ? at + 1 : rcpt, x->due_ms, x->arrival_ms, 0,
+						   (uint16_t)x->pool);
+				if (r && rs)
+					rs[k] = r;
+				else if (r)
+					engine_route_rcpt(eng, r);
+			}
+			if (rs)
+				engine_route_rcpts(eng, rs, m->count);
+			free(rs);
+			x->success += m->count;
+			__atomic_fetch_add(&eng->counters.messages_received, 1, __ATOMIC_RELAXED);
+			__atomic_fetch_add(&eng->counters.recipients_received, m->count, __ATOMIC_RELAXED);
+		}
+	}
+	free_batch(x);
+	x->result = result;
+	inj_next(x); /* the next batch, or the answer */
+}
+
+static void inj_answer(struct inj *x)
+{
+	struct engine *eng = x->eng;
+
+	if (x->result != 0 && !x->success) {
+		http_reply_error(x->http, spool_is_full(x->result) ? 503 : 500,
+				 spool_is_full(x->result) ? "the spool is full, try again later" : spool_strerror(x->result),
+				 NULL);
+	} else {
+		if (x->result != 0)
+			for (size_t i = x->success; i < x->n; i++) {
+				json_array_append_new(x->failed, json_string(x->r[i].email));
+				json_array_append_new(x->errors, json_sprintf("%s: not stored: %s", x->r[i].email,
+									       spool_strerror(x->result)));
+			}
+		api_reply_json(x->http, 200, json_pack("{s:I, s:I, s:O, s:O}", "success_count", (json_int_t)x->success,
+						       "fail_count", (json_int_t)json_array_size(x->failed),
+						       "failed_recipients", x->failed, "errors", x->errors));
+	}
+	inj_free(x);
+	__atomic_fetch_sub(&eng->http_inflight, 1, __ATOMIC_RELEASE);
+}
+
+/* Render the next batch and hand it to the writer, or answer when done. */
+static void inj_next(struct inj *x)
+{
+	if (x->result != 0 || x->next >= x->n) {
+		inj_answer(x);
+		return;
+	}
+	size_t n = x->uniform ? 1 : (x->n - x->next < INJECT_BATCH ? x->n - x->next : INJECT_BATCH);
+
+	for (size_t i = 0; i < n; i++) {
+		struct inj_msg *m = &x->batch[i];
+		struct json_buf b = {0};
+
+		if (render(x, x->uniform ? NULL : &x->r[x->next], &b)) {
+			json_buf_free(&b);
+			x->result = -ENOMEM;
+			inj_answer(x);
+			return;
+		}
+		m->body = b.data;
+		m->len = b.len;
+		m->first = x->next;
+		m->count = x->uniform ? x->n : 1;
+		x->next += m->count;
+		x->n_batch++;
+	}
+	spool_writer_submit(&x->eng->writer, &x->req);
+}
+
+/* ---- the request -------------------------------------------------------------------- */
+
+static bool valid_address(const char *s)
+{
+	return s && smtp_mailbox_check(s, strlen(s), true) == 0;
+}
+
+/* RFC 3339 ("2026-11-22T16:00:00Z", "...+02:00", fractions allowed) to ms. */
+static int parse_rfc3339(const char *s, int64_t *ms)
+{
+	struct tm tm = {0};
+	const char *p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+	long off = 0;
+	int64_t frac = 0, scale = 1000;
+
+	if (!p)
+		return -1;
+	if (*p == '.')
+		for (p++; isdigit((unsigned char)*p); p++)
+			if (scale > 1)
+				frac += (int64_t)(*p - '0') * (scale /= 10);
+	if (*p == 'Z' || *p == 'z')
+		p++;
+	else if ((*p == '+' || *p == '-') && isdigit((unsigned char)p[1]) && isdigit((unsigned char)p[2]) && p[3] == ':' &&
+		 isdigit((unsigned char)p[4]) && isdigit((unsigned char)p[5])) {
+		off = ((p[1] - '0') * 10 + (p[2] - '0')) * 3600L + ((p[4] - '0') * 10 + (p[5] - '0')) * 60L;
+		off = *p == '-' ? -off : off;
+		p += 6;
+	} else
+		return -1;
+	if (*p)
+		return -1;
+	*ms = ((int64_t)timegm(&tm) - off) * 1000 + frac;
+	return 0;
+}
+
+static void bad(struct http_request *req, json_t *root, const char *msg, const char *field)
+{
+	json_decref(root);
+	http_reply_error(req, 400, msg, field);
+}
+
+static void inject(struct engine *eng, struct http_request *req)
+{
+	const struct config *cfg = eng->cfg;
+	json_error_t jerr;
+	json_t *root = json_loadb(req->body, req->body_len, 0, &jerr), *rc, *v;
+	struct spool_rtxn *rt = NULL;
+	struct inj *x;
+	char field[64];
+
+	if (!root) {
+		char msg[300];
+
+		snprintf(msg, sizeof(msg), "invalid JSON at line %d column %d: %s", jerr.line, jerr.column, jerr.text);
+		http_reply_error(req, 400, msg, NULL);
+		return;
+	}
+	if (!json_is_object(root))
+		return bad(req, root, "the request must be a JSON object", NULL);
+	v = json_object_get(root, "envelope_sender");
+	if (!json_is_string(v))
+		return bad(req, root, "envelope_sender is required (a string)", "envelope_sender");
+	if (json_string_length(v) && !valid_address(json_string_value(v)))
+		return bad(req, root, "envelope_sender is not a valid address", "envelope_sender");
+	v = json_object_get(root, "content");
+	if (!v)
+		return bad(req, root, "content is required", "content");
+	if (json_is_object(v))
+		return bad(req, root, "content as an object (the MIME builder) is not available in this build yet; "
+				      "send an RFC 5322 string", "content");
+	if (!json_is_string(v) || !json_string_length(v))
+		return bad(req, root, "content must be a non-empty string (an RFC 5322 message) or an object", "content");
+	if ((size_t)json_string_length(v) > cfg->max_message_size)
+		return bad(req, root, "content is larger than max-message-size", "content");
+	rc = json_object_get(root, "recipients");
+	if (!json_is_array(rc) || !json_array_size(rc))
+		return bad(req, root, "recipients is required (a non-empty array)", "recipients");
+	if (json_array_size(rc) > INJECT_MAX_RCPTS)
+		return bad(req, root, "more than 100000 recipients in one request", "recipients");
+	v = json_object_get(root, "substitutions");
+	if (v && !json_is_object(v))
+		return bad(req, root, "substitutions must be an object", "substitutions");
+	if (!(x = calloc(1, sizeof(*x))) || !(x->r = calloc(json_array_size(rc), sizeof(*x->r))) ||
+	    !(x->batch = calloc(INJECT_BATCH, sizeof(*x->batch))) || !(x->failed = json_array()) ||
+	    !(x->errors = json_array())) {
+		if (x)
+			inj_free(x);
+		json_decref(root);
+		http_reply_error(req, 503, "out of memory", NULL);
+		return;
+	}
+	x->root = root;
+	x->eng = eng;
+	x->http = req;
+	x->sender = json_string_value(json_object_get(root, "envelope_sender"));
+	x->content = json_string_value(json_object_get(root, "content"));
+	x->content_len = json_string_length(json_object_get(root, "content"));
+	x->globals = json_object_get(root, "substitutions");
+	x->arrival_ms = x->due_ms = wall_now_ms();
+	x->uniform = !strstr(x->content, "{{");
+	if ((v = json_object_get(root, "campaign"))) {
+		if (!json_is_string(v) || json_string_length(v) >= sizeof(x->campaign)) {
+			inj_free(x);
+			http_reply_error(req, 400, "campaign must be a string of at most 127 bytes", "campaign");
+			return;
+		}
+		snprintf(x->campaign, sizeof(x->campaign), "%s", json_string_value(v));
+	}
+	if ((v = json_object_get(root, "pool"))) {
+		ssize_t p = json_is_string(v) ? config_pool_find(cfg, json_string_value(v)) : -1;
+
+		if (p < 0) {
+			inj_free(x);
+			http_reply_error(req, 400, "pool is not a virtual-mta-pool or virtual-mta of this salvod", "pool");
+			return;
+		}
+		x->pool = (size_t)p;
+	}
+	if ((v = json_object_get(root, "deliver_after"))) {
+		if (!json_is_string(v) || parse_rfc3339(json_string_value(v), &x->due_ms) < 0) {
+			inj_free(x);
+			http_reply_error(req, 400, "deliver_after must be an RFC 3339 time", "deliver_after");
+			return;
+		}
+	}
+	{
+		const struct sockaddr *sa = req->peer;
+		char ip[64] = "";
+
+		if (sa && sa->sa_family == AF_INET)
+			inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, ip, sizeof(ip));
+		else if (sa && sa->sa_family == AF_INET6)
+			inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, ip, sizeof(ip));
+		snprintf(x->client_ip, sizeof(x->client_ip), "%s", ip);
+	}
+	if (spool_rtxn_begin(eng->spool, &rt) != 0)
+		rt = NULL;
+	for (size_t i = 0; i < json_array_size(rc); i++) {
+		json_t *e = json_array_get(rc, i), *em = json_object_get(e, "email"), *nm = json_object_get(e, "name"),
+		       *sb = json_object_get(e, "substitutions");
+		const char *why = NULL;
+
+		if (!json_is_object(e) || !json_is_string(em) || (nm && !json_is_string(nm) && !json_is_null(nm)) ||
+		    (sb && !json_is_object(sb) && !json_is_null(sb))) {
+			snprintf(field, sizeof(field), !json_is_object(e) ? "recipients[%zu]" : !json_is_string(em) ?
+				 "recipients[%zu].email" : nm && !json_is_string(nm) && !json_is_null(nm) ?
+				 "recipients[%zu].name" : "recipients[%zu].substitutions", i);
+			if (rt)
+				spool_rtxn_end(rt);
+			inj_free(x);
+			http_reply_error(req, 400, "each recipient is an object with email (a string), optional name "
+						   "(a string) and substitutions (an object)", field);
+			return;
+		}
+		if (!valid_address(json_string_value(em)))
+			why = "invalid address";
+		else if (rt && suppress_check(rt, json_string_value(em)))
+			why = "suppressed";
+		if (why) {
+			json_array_append_new(x->failed, json_string(json_string_value(em)));
+			json_array_append_new(x->errors, json_sprintf("%s: %s", json_string_value(em), why));
+			continue;
+		}
+		x->r[x->n++] = (struct inj_rcpt){.email = json_string_value(em),
+						  .name = json_is_string(nm) ? json_string_value(nm) : NULL,
+						  .subs = json_is_object(sb) ? sb : NULL};
+	}
+	if (rt)
+		spool_rtxn_end(rt);
+	x->req.apply = inj_apply;
+	x->req.done = inj_done;
+	__atomic_fetch_add(&eng->http_inflight, 1, __ATOMIC_ACQUIRE);
+	inj_next(x);
+}
+
+bool api_inject_route(struct engine *eng, struct http_request *req)
+{
+	if (strcmp(req->path, "/api/inject/v1") != 0)
+		return false;
+	if (strcmp(req->method, "POST") != 0)
+		http_reply_error(req, 405, "POST a JSON injection request", NULL);
+	else
+		inject(eng, req);
+	return true;
+}
