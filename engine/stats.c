@@ -24,11 +24,11 @@ void worker_stats_fini(struct worker_stats *ws)
 	pthread_mutex_destroy(&ws->mu);
 }
 
-/* Smooth a per-minute rate over about a minute. */
+/* A per-minute rate, smoothed over about ten seconds so it follows a blast. */
 static double ewma(double rate, uint64_t delta, double dt_s)
 {
 	double inst = dt_s > 0 ? (double)delta * 60.0 / dt_s : 0;
-	double a = 1.0 - exp(-dt_s / 60.0);
+	double a = 1.0 - exp(-dt_s / 10.0);
 
 	return rate + a * (inst - rate);
 }

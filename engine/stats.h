@@ -6,8 +6,8 @@
  * touch them: every STATS_PUBLISH_MS the worker builds a fresh array of
  * struct queue_stat for its shard and swaps it in under a mutex that only
  * readers share. Readers lock one worker's snapshot at a time and copy out
- * what they need. Rates are per minute, exponentially smoothed over about a
- * minute from the counters' deltas at each publication.
+ * what they need. Rates are per minute, exponentially smoothed over about ten
+ * seconds from the counters' deltas at each publication.
  *
  * Counters are per recipient, like the accounting log's records: delivered
  * equals the number of `delivery` records, and so on.

@@ -57,6 +57,7 @@ import traceback
 PY = "/usr/bin/python3"
 DNSMASQ = "/usr/sbin/dnsmasq"
 SMTP_SINK = "/usr/sbin/smtp-sink"
+SALVOCTL = None   # set by run_tests(): $SALVOCTL, --salvoctl, or the build dir
 
 DNS_ADDR = ("127.0.0.1", 10053)
 SALVOD_SMTP = ("127.0.0.1", 12525)
@@ -1090,6 +1091,8 @@ def run_tests(tests, needs_sink=True, needs_postfix=False, needs_salvod=True):
         else:
             names.append(a)
     salvod = _find_binary("SALVOD", "--salvod", "engine/salvod")
+    global SALVOCTL
+    SALVOCTL = _find_binary("SALVOCTL", "--salvoctl", "tools/salvoctl/salvoctl")
     sink = _find_binary("SALVO_SINK", "--sink", "tools/salvo-sink/salvo-sink")
 
     why = []
