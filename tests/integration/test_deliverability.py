@@ -15,6 +15,9 @@
              X-Job names the campaign; both headers are gone at the receiver; a source
              without process-x-virtual-mta cannot choose
   idle       sessions with nothing to do stay open for idle-timeout, then QUIT
+  actions    reply-pattern actions: disable-source-ip takes a source IP out of a queue
+             until reenable-after (the other one carries the mail meanwhile, the API
+             shows it disabled); bounce-rcpt bounces on a 4xx; skip-mx moves to the next MX
   retry      retry-after 2s: a recipient answered 451 once is retried 2-4 s later; a
              retry-after list is followed step by step; with bounce-after 6s and a
              permanent 451 the sender gets a DSN with "Action: failed" after about 6 s
@@ -23,6 +26,7 @@ Sink behaviour comes from salvo-sink's --fault rules and its --events log.
 
 import datetime
 import random
+import time
 
 import harness
 from harness import Fail, Injected, find_records, log, make_body, wait_until
@@ -204,6 +208,74 @@ def test_headers_and_idle(env):
         raise Fail("idle sessions closed %r s after their last message, idle-timeout is 1s" % waits)
 
 
+def test_pattern_actions(env):
+    rng = random.Random(8)
+    env.dns(mx={"dis.test": [(10, "mx.dis.test")], "br.test": [(10, "mx.dis.test")],
+                "skip.test": [(10, "mx1.skip.test"), (20, "mx2.skip.test")], "senders.test": [(10, "mx.s.test")]},
+            a={"mx.dis.test": "127.0.0.2", "mx1.skip.test": "127.0.0.3", "mx2.skip.test": "127.0.0.4",
+               "mx.s.test": "127.0.0.6"}, check=[("skip.test", "MX")])
+    sink = env.salvo_sink("sinkDis", "127.0.0.2:25", dump=False, extra_args=[
+        "--fault", r"at=connect,match=^127\.0\.0\.12$,first=1,close,reply=421 4.7.0 [TS03] blocked for now",
+        "--fault", r"at=rcpt,match=@br\.test$,reply=451 4.2.1 mailbox unavailable"])
+    s1 = env.salvo_sink("sinkSkip1", "127.0.0.3:25", dump=False, extra_args=[
+        "--fault", "at=rcpt,reply=451 4.7.1 [skipme] try the other host"])
+    s2 = env.salvo_sink("sinkSkip2", "127.0.0.4:25", dump=False)
+    env.salvo_sink("sinkSenders", "127.0.0.6:25", dump=False)
+    extra = "\n".join([
+        "<virtual-mta mta1>", "  smtp-source-host 127.0.0.12 mta1.itest", "</virtual-mta>",
+        "<virtual-mta mta2>", "  smtp-source-host 127.0.0.13 mta2.itest", "</virtual-mta>",
+        "<virtual-mta-pool blast>", "  virtual-mta mta1", "  virtual-mta mta2", "</virtual-mta-pool>",
+        "<smtp-pattern-list acts>", "  reply /TS03/ disable-source-ip,reenable-after=3s",
+        "  reply /mailbox unavailable/ bounce-rcpt", "  reply /skipme/ skip-mx", "</smtp-pattern-list>"])
+    d = env.salvod_daemon(
+        sources={"127.0.0.1": {"always-allow-relaying": "yes", "default-virtual-mta": "blast"}},
+        default_domain={"smtp-pattern-list": "acts", "retry-after": "1s", "max-smtp-out": "1"}, extra=extra)
+    d.start()
+    # disable-source-ip: mta1's first connection is refused with TS03
+    msgs = _msgs(rng, "dis", [["u%d@dis.test" % i] for i in range(40)])
+    _inject_all(msgs, threads=1, per_conn=40)
+    t_start = time.time()
+    if not wait_until(lambda: len(_msg_events([sink])) >= 40, 20, what="dis.test at the sink"):
+        raise Fail("dis.test: only %d of 40 arrived" % len(_msg_events([sink])))
+    evs = _msg_events([sink])
+    first_dis = min((e["time"] for e in sink.events() if e["ev"] == "reply" and e["at"] == "connect"), default=None)
+    from12 = [e["time"] for e in evs if e["client"] == "127.0.0.12"]
+    early12 = [t for t in from12 if first_dis and t < first_dis + 2.9]
+    log("disable-source-ip: %d via 127.0.0.12 (first after %.2f s), %d via 127.0.0.13"
+        % (len(from12), (min(from12) - first_dis) if from12 and first_dis else -1,
+           sum(e["client"] == "127.0.0.13" for e in evs)))
+    if first_dis is None:
+        raise Fail("the TS03 refusal never happened")
+    if early12:
+        raise Fail("127.0.0.12 delivered %d messages within reenable-after (3s) of TS03" % len(early12))
+    # after reenable-after, mta1 carries mail again
+    time.sleep(max(0, first_dis + 3.5 - time.time()))
+    _inject_all(_msgs(rng, "dis2", [["v%d@dis.test" % i] for i in range(40)]), threads=1, per_conn=40)
+    if not wait_until(lambda: len(_msg_events([sink])) >= 80, 20, what="the second dis.test batch"):
+        raise Fail("the second dis.test batch did not arrive")
+    again = sum(1 for e in _msg_events([sink]) if e["client"] == "127.0.0.12")
+    log("after reenable-after: %d of the second 40 via 127.0.0.12" % again)
+    if not again:
+        raise Fail("127.0.0.12 was not used again after reenable-after")
+    err = open(d.stderr_paths[-1]).read()
+    if "virtual-mta mta1 disabled" not in err:
+        raise Fail("salvod did not report the disabled source IP:\n" + err[-1500:])
+    # bounce-rcpt: a 451 matching the pattern bounces at once
+    _inject_all(_msgs(rng, "br", [["x@br.test"]]), threads=1)
+    recs = harness.wait_for_records(env, lambda r: find_records(r, recipient="x@br.test", type="bounce"), 10,
+                                    what="the bounce-rcpt bounce")
+    if find_records(recs, recipient="x@br.test", type="transient"):
+        raise Fail("bounce-rcpt: the 451 was deferred first")
+    # skip-mx: mx1 answers a skipme 451; the retry goes to mx2
+    _inject_all(_msgs(rng, "sk", [["y@skip.test"]]), threads=1)
+    recs = harness.wait_for_records(env, lambda r: find_records(r, recipient="y@skip.test", type="delivery"), 15,
+                                    what="the delivery via the second MX")
+    dl = find_records(recs, recipient="y@skip.test", type="delivery")[0]
+    if dl.get("mx_ip") != "127.0.0.4":
+        raise Fail("skip-mx: delivered via %r, want the second MX 127.0.0.4" % dl.get("mx_ip"))
+    log("bounce-rcpt bounced the 451; skip-mx delivered via the second MX")
+
+
 def test_rollup(env):
     rng = random.Random(4)
     env.dns(mx={"g1.test": [(10, "in1.rollmx.test")], "g2.test": [(10, "in2.rollmx.test")],
@@ -332,4 +404,4 @@ def test_retry(env):
 
 
 if __name__ == "__main__":
-    harness.main([test_rotation, test_headers_and_idle, test_rollup, test_backoff, test_retry])
+    harness.main([test_rotation, test_headers_and_idle, test_pattern_actions, test_rollup, test_backoff, test_retry])
