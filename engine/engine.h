@@ -36,6 +36,7 @@ enum worker_mail {
 	WORKER_MAIL_INJECTED,      /* an intake request came back from the writer */
 	WORKER_MAIL_MOVE,          /* recipients moving into a rollup queue here */
 	WORKER_MAIL_ACTION,        /* an operator action on a queue here */
+	WORKER_MAIL_BOUNCE,        /* a processed report: answer its client */
 };
 
 /* Operator actions on a queue (by name: a domain or a rollup queue). */
@@ -106,6 +107,15 @@ void worker_run_kicks(struct worker *w);
 extern const struct smtp_server_hooks intake_hooks;
 void intake_injected(struct worker *w, struct mailbox_item *it);
 void intake_discard(struct mailbox_item *it);
+/* bounce_intake.c: reports mailed to the bounce domain. s may be NULL when
+ * no reply is owed (the envelope also had relay recipients). Reads env and
+ * body during the call only. */
+struct smtp_envelope;
+struct smtp_session;
+void bounce_intake_submit(struct worker *w, struct smtp_session *s, const struct smtp_envelope *env,
+			  const char *body, size_t len);
+void bounce_intake_replied(struct worker *w, struct mailbox_item *it);
+void bounce_intake_discard(struct mailbox_item *it);
 /* Is addr at the bounce-domain (for the bounce processor)? */
 bool intake_is_bounce_rcpt(const struct config *cfg, const char *addr);
 

@@ -205,8 +205,30 @@ static void intake_pool_and_job(const struct config *cfg, const struct config_so
 static void intake_submit(void *ctx, struct smtp_session *s, struct smtp_envelope *env, char *body, size_t len)
 {
 	struct worker *w = ctx;
-	struct intake_req *ir = calloc(1, sizeof(*ir));
+	struct intake_req *ir;
+	size_t n_bounce = 0, k = 0;
 
+	for (size_t i = 0; i < env->n_rcpts; i++)
+		n_bounce += intake_is_bounce_rcpt(w->eng->cfg, env->rcpts[i]);
+	if (n_bounce) {
+		/* reports for the bounce domain never enter the queue */
+		bool only = n_bounce == env->n_rcpts;
+
+		bounce_intake_submit(w, only ? s : NULL, env, body, len);
+		if (only) {
+			smtp_envelope_free(env);
+			free(body);
+			return;
+		}
+		for (size_t i = 0; i < env->n_rcpts; i++) {
+			if (intake_is_bounce_rcpt(w->eng->cfg, env->rcpts[i]))
+				free(env->rcpts[i]);
+			else
+				env->rcpts[k++] = env->rcpts[i];
+		}
+		env->n_rcpts = k;
+	}
+	ir = calloc(1, sizeof(*ir));
 	if (!ir) {
 		smtp_envelope_free(env);
 		free(body);

@@ -18,6 +18,7 @@
 #include "core/acct_log.h"
 #include "core/config.h"
 #include "engine/bounce_dsn.h"
+#include "engine/bounce_report.h"
 #include "engine/engine.h"
 #include "queue/sent.h"
 #include "queue/spool_writer.h"
@@ -80,33 +81,10 @@ enum outcome_kind outcome_decide(const struct smtp_result *res, uint32_t attempt
 	return OUTCOME_DEFERRED;
 }
 
-/* The brief's categories for synchronous replies, by enhanced code first and
- * the basic code second. (The full classifier comes with bounce processing.) */
+/* Synchronous replies use the same categories as asynchronous reports. */
 static const char *sync_category(const struct smtp_result *r)
 {
-	const char *e = r->enhanced;
-
-	if (r->code == 0)
-		return "no-answer-from-host";
-	if (!strcmp(e, "5.1.1") || !strcmp(e, "5.1.0"))
-		return "bad-mailbox";
-	if (!strcmp(e, "5.1.2") || !strcmp(e, "5.1.10") || !strcmp(e, "5.4.4"))
-		return "bad-domain";
-	if (!strcmp(e, "5.2.1"))
-		return "inactive-mailbox";
-	if (!strcmp(e, "5.2.2") || !strcmp(e, "4.2.2"))
-		return "quota-issues";
-	if (!strncmp(e, "5.7.", 4))
-		return "policy-related";
-	if (!strcmp(e, "5.1.7") || !strcmp(e, "5.1.8"))
-		return "invalid-sender";
-	if (!strncmp(e, "5.3.", 4) || !strcmp(e, "5.2.3"))
-		return "content-related";
-	if (!strncmp(e, "5.5.", 4))
-		return "protocol-errors";
-	if (!strncmp(e, "5.4.", 4))
-		return "routing-errors";
-	return "other";
+	return bounce_category(r->code, r->enhanced, r->text);
 }
 
 static void batch_free(struct outcome_batch *b);
@@ -207,7 +185,7 @@ static void format_diag(const struct smtp_result *r, char *out, size_t cap)
 
 static bool category_is_hard(const char *c)
 {
-	return c && (!strcmp(c, "bad-mailbox") || !strcmp(c, "bad-domain") || !strcmp(c, "inactive-mailbox"));
+	return bounce_category_hard(c);
 }
 
 /* What a bounce does to the suppression list (in the outcome's commit). */

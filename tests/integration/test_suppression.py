@@ -8,6 +8,11 @@
              is accepted again
   queued     mail already queued for an address that becomes suppressed is dropped
              with a `suppressed` record and never reaches the sink
+  async      bounces and complaints mailed to the bounce domain (from a client that may not
+             relay): a DSN (5.1.1) to a delivery's VERP address suppresses that recipient and
+             logs a `bounce` record (kind dsn, the campaign); an ARF report to a fixed FBL
+             address whose quoted original carries the VERP Return-Path suppresses the
+             complainer (a `feedback` record); a forged VERP address changes nothing
   verp       with bounce-domain set, every delivery carries its own signed return path
              b-<id>-<idx>-<hash>@bounce-domain, one recipient per transaction; the log
              keeps the original sender
@@ -143,5 +148,132 @@ def test_verp(env):
     log("VERP return paths: %r" % sorted(senders))
 
 
+DSN = """From: MAILER-DAEMON@mx.v.test\r
+To: {verp}\r
+Subject: Undelivered Mail Returned to Sender\r
+MIME-Version: 1.0\r
+Content-Type: multipart/report; report-type=delivery-status; boundary="B0UND"\r
+\r
+--B0UND\r
+Content-Type: text/plain\r
+\r
+I'm sorry to have to inform you that your message could not be delivered.\r
+\r
+--B0UND\r
+Content-Type: message/delivery-status\r
+\r
+Reporting-MTA: dns; mx.v.test\r
+\r
+Final-Recipient: rfc822; {rcpt}\r
+Action: failed\r
+Status: 5.1.1\r
+Diagnostic-Code: smtp; 550 5.1.1 <{rcpt}>: Recipient address rejected: User unknown\r
+\r
+--B0UND\r
+Content-Type: text/rfc822-headers\r
+\r
+Return-Path: <{verp}>\r
+To: {rcpt}\r
+Subject: hello\r
+\r
+--B0UND--\r
+"""
+
+ARF = """From: fbl@isp.test\r
+To: fbl@bounces.salvo.test\r
+Subject: complaint\r
+MIME-Version: 1.0\r
+Content-Type: multipart/report; report-type=feedback-report; boundary="ARFB"\r
+\r
+--ARFB\r
+Content-Type: text/plain\r
+\r
+This is an email abuse report.\r
+--ARFB\r
+Content-Type: message/feedback-report\r
+\r
+Feedback-Type: abuse\r
+User-Agent: isp-fbl/1.0\r
+Version: 1\r
+Original-Rcpt-To: <{rcpt}>\r
+\r
+--ARFB\r
+Content-Type: message/rfc822\r
+\r
+Return-Path: <{verp}>\r
+From: owner@senders.test\r
+To: {rcpt}\r
+Subject: the offer\r
+\r
+Buy now.\r
+--ARFB--\r
+"""
+
+
+def send_report(to, data, source="127.0.0.50"):
+    with smtplib.SMTP(*harness.SALVOD_SMTP, timeout=10, source_address=(source, 0)) as s:
+        s.ehlo("mx.isp.test")
+        refused = s.sendmail("", [to], data.encode())
+        if refused:
+            raise Fail("the report to %s was refused: %r" % (to, refused))
+
+
+def test_async(env):
+    rng = random.Random(23)
+    env.dns(mx={"v.test": [(10, "mx.sink.test")], "senders.test": [(10, "mx.sink.test")]},
+            a={"mx.sink.test": "127.0.0.2"}, check=[("v.test", "MX")])
+    sink = env.salvo_sink("sink", "127.0.0.2:25")
+    d = env.salvod_daemon(extra="bounce-domain bounces.salvo.test\n", sources={
+        "127.0.0.1": {"always-allow-relaying": "yes", "process-x-job": "yes"}})
+    d.start()
+    msgs = {}
+    for r in ("dead@v.test", "angry@v.test", "keep@v.test"):
+        m = one(rng, r.split("@")[0], r)
+        m.data = b"X-Job: autumn\r\n" + m.data
+        msgs[r] = m
+    harness.inject(list(msgs.values()), threads=1, per_conn=3)
+    seen = harness.wait_for_recipients(env, set(msgs), 15, settle=0.3)
+    verp = {r: seen[r][0].mail_from for r in msgs}
+    # a client that may not relay can still reach the bounce domain
+    with smtplib.SMTP(*harness.SALVOD_SMTP, timeout=10, source_address=("127.0.0.50", 0)) as s:
+        s.ehlo("stranger.test")
+        s.mail("x@stranger.test")
+        code, _ = s.rcpt("someone@v.test")
+        if code != 550:
+            raise Fail("a stranger could relay: RCPT answered %d" % code)
+    # the DSN to the VERP address
+    send_report(verp["dead@v.test"], DSN.format(verp=verp["dead@v.test"], rcpt="dead@v.test"))
+    recs = harness.wait_for_records(env, lambda r: find_records(r, type="bounce", recipient="dead@v.test"), 10,
+                                    what="the async bounce record")
+    b = find_records(recs, type="bounce", recipient="dead@v.test")[0]
+    if b.get("kind") != "dsn" or b.get("bounce_category") != "bad-mailbox" or b.get("campaign") != "autumn":
+        raise Fail("async bounce record: %r" % b)
+    if rcpt_reply("dead@v.test")[0] != 550:
+        raise Fail("the async DSN did not suppress dead@v.test")
+    st, e = api("GET", "/api/v1/suppressions/dead@v.test")
+    if st != 200 or e["source"] != "async-bounce":
+        raise Fail("suppression of dead@v.test: %s %r" % (st, e))
+    # the ARF complaint to a fixed FBL address
+    send_report("fbl@bounces.salvo.test", ARF.format(verp=verp["angry@v.test"], rcpt="angry@v.test"))
+    recs = harness.wait_for_records(env, lambda r: find_records(r, type="feedback", recipient="angry@v.test"), 10,
+                                    what="the feedback record")
+    f = find_records(recs, type="feedback", recipient="angry@v.test")[0]
+    if f.get("kind") != "arf" or f.get("campaign") != "autumn":
+        raise Fail("feedback record: %r" % f)
+    st, e = api("GET", "/api/v1/suppressions/angry@v.test")
+    if st != 200 or e["source"] != "complaint":
+        raise Fail("suppression of angry@v.test: %s %r" % (st, e))
+    # a forged bounce: the right shape, a wrong signature
+    good = verp["keep@v.test"]
+    forged = good[:good.index("@") - 1] + ("0" if good[good.index("@") - 1] != "0" else "1") + good[good.index("@"):]
+    send_report(forged, DSN.format(verp=forged, rcpt="keep@v.test"))
+    time.sleep(1.0)
+    if rcpt_reply("keep@v.test")[0] != 250 or find_records(d.acct(), type="bounce", recipient="keep@v.test"):
+        raise Fail("a forged bounce changed something")
+    if len([a for a in sink.arrivals() if a.rcpt_to and a.rcpt_to[0].endswith("bounces.salvo.test")]):
+        raise Fail("a report for the bounce domain was delivered onward")
+    log("async DSN and ARF suppress and log; a forged bounce is ignored")
+
+
 if __name__ == "__main__":
-    harness.main([test_suppression, test_verp])
+    harness.main([test_suppression, test_async, test_verp])

@@ -1,0 +1,417 @@
+/*
+ * bounce_report.c - standard bounce and complaint reports (see
+ * bounce_report.h): a bounded MIME walk that reads the
+ * message/delivery-status, message/feedback-report and quoted-original
+ * parts, and the category table shared with synchronous replies.
+ */
+#include "engine/bounce_report.h"
+
+#include <ctype.h>
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <regex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define MAX_DEPTH 6
+#define MAX_PARTS 64
+
+struct span {
+	const char *p;
+	size_t n;
+};
+
+/* ---- header blocks ------------------------------------------------------------ */
+
+static size_t line_len(const char *p, size_t n, size_t *next)
+{
+	const char *nl = memchr(p, '\n', n);
+	size_t l = nl ? (size_t)(nl - p) : n;
+
+	*next = nl ? l + 1 : n;
+	return l && p[l - 1] == '\r' ? l - 1 : l;
+}
+
+/* Split at the first empty line: headers and body. */
+static void split_part(struct span in, struct span *hdr, struct span *body)
+{
+	size_t off = 0, next;
+
+	while (off < in.n) {
+		size_t l = line_len(in.p + off, in.n - off, &next);
+
+		if (l == 0) {
+			*hdr = (struct span){in.p, off};
+			*body = (struct span){in.p + off + next, in.n - off - next};
+			return;
+		}
+		off += next;
+	}
+	*hdr = in;
+	*body = (struct span){in.p + in.n, 0};
+}
+
+/* The unfolded value of the first `name:` field in hdr, into out. */
+static bool header_get(struct span hdr, const char *name, char *out, size_t cap)
+{
+	size_t nl = strlen(name), off = 0, next;
+
+	while (off < hdr.n) {
+		const char *p = hdr.p + off;
+		size_t l = line_len(p, hdr.n - off, &next);
+
+		if (l > nl && strncasecmp(p, name, nl) == 0 && p[nl] == ':') {
+			size_t o = 0;
+
+			off += next;
+			p += nl + 1;
+			l -= nl + 1;
+			for (;;) {
+				for (size_t i = 0; i < l && o + 1 < cap; i++)
+					out[o++] = p[i] == '\t' ? ' ' : p[i];
+				if (off >= hdr.n || (hdr.p[off] != ' ' && hdr.p[off] != '\t'))
+					break;
+				p = hdr.p + off;
+				l = line_len(p, hdr.n - off, &next);
+				off += next;
+				/* a fold is one space, however it was indented */
+				while (l && (*p == ' ' || *p == '\t'))
+					p++, l--;
+				if (o + 1 < cap)
+					out[o++] = ' ';
+			}
+			out[o] = '\0';
+			/* trim */
+			size_t s = 0;
+			while (out[s] == ' ')
+				s++;
+			memmove(out, out + s, o - s + 1);
+			for (o = strlen(out); o && out[o - 1] == ' '; o--)
+				out[o - 1] = '\0';
+			return true;
+		}
+		off += next;
+	}
+	if (cap)
+		out[0] = '\0';
+	return false;
+}
+
+/* A parameter of a Content-Type value (quoted or not), into out. */
+static bool param_get(const char *ct, const char *name, char *out, size_t cap)
+{
+	size_t nl = strlen(name);
+
+	for (const char *p = strchr(ct, ';'); p; p = strchr(p + 1, ';')) {
+		const char *q = p + 1;
+
+		while (*q == ' ')
+			q++;
+		if (strncasecmp(q, name, nl) || q[nl] != '=')
+			continue;
+		q += nl + 1;
+		size_t o = 0;
+		if (*q == '"') {
+			for (q++; *q && *q != '"' && o + 1 < cap; q++)
+				out[o++] = *q;
+		} else {
+			for (; *q && *q != ';' && *q != ' ' && o + 1 < cap; q++)
+				out[o++] = *q;
+		}
+		out[o] = '\0';
+		return o > 0;
+	}
+	return false;
+}
+
+/* "rfc822; user@example.com" -> "user@example.com" (angle brackets off). */
+static void addr_value(const char *v, char *out, size_t cap)
+{
+	const char *s = strchr(v, ';');
+	size_t o = 0;
+
+	s = s ? s + 1 : v;
+	while (*s == ' ' || *s == '<')
+		s++;
+	for (; *s && *s != '>' && *s != ' ' && o + 1 < cap; s++)
+		out[o++] = *s;
+	out[o] = '\0';
+}
+
+/* ---- report parts -------------------------------------------------------------- */
+
+/* The per-recipient blocks of a message/delivery-status body. */
+static void parse_dsn(struct span body, struct bounce_report *r)
+{
+	size_t off = 0, next = 0, start = 0;
+	bool first = true;
+
+	r->kind = BOUNCE_KIND_DSN;
+	while (off <= body.n) {
+		size_t l = off < body.n ? line_len(body.p + off, body.n - off, &next) : 0;
+
+		if (off >= body.n || l == 0) {
+			struct span blk = {body.p + start, off - start};
+			char v[512];
+
+			if (blk.n && !first && r->n_rcpts < BOUNCE_MAX_RCPTS) {
+				struct bounce_rcpt *x = &r->rcpts[r->n_rcpts];
+
+				memset(x, 0, sizeof(*x));
+				if (header_get(blk, "Final-Recipient", v, sizeof(v)) ||
+				    header_get(blk, "Original-Recipient", v, sizeof(v)))
+					addr_value(v, x->addr, sizeof(x->addr));
+				header_get(blk, "Action", x->action, sizeof(x->action));
+				if (header_get(blk, "Status", v, sizeof(v)))
+					sscanf(v, "%15[0-9.]", x->status);
+				if (header_get(blk, "Diagnostic-Code", v, sizeof(v))) {
+					const char *d = strchr(v, ';');
+
+					d = d ? d + 1 : v;
+					while (*d == ' ')
+						d++;
+					if (isdigit((unsigned char)d[0]) && isdigit((unsigned char)d[1]) &&
+					    isdigit((unsigned char)d[2]))
+						x->code = (d[0] - '0') * 100 + (d[1] - '0') * 10 + (d[2] - '0');
+					snprintf(x->diag, sizeof(x->diag), "%.255s", d);
+				}
+				if (x->addr[0])
+					r->n_rcpts++;
+			}
+			if (blk.n)
+				first = false;
+			if (off >= body.n)
+				break;
+			start = off + next;
+		}
+		off += next;
+	}
+}
+
+static void parse_arf(struct span body, struct bounce_report *r)
+{
+	char v[512];
+
+	r->kind = BOUNCE_KIND_ARF;
+	header_get(body, "Feedback-Type", r->feedback_type, sizeof(r->feedback_type));
+	if (header_get(body, "Original-Rcpt-To", v, sizeof(v)))
+		addr_value(v, r->orig_rcpt, sizeof(r->orig_rcpt));
+	if (header_get(body, "Original-Mail-From", v, sizeof(v)) && !r->orig_sender[0])
+		addr_value(v, r->orig_sender, sizeof(r->orig_sender));
+}
+
+static void parse_original(struct span hdrs, struct bounce_report *r)
+{
+	char v[512];
+
+	if (!r->orig_sender[0] && header_get(hdrs, "Return-Path", v, sizeof(v)))
+		addr_value(v, r->orig_sender, sizeof(r->orig_sender));
+	if (!r->orig_rcpt[0] && header_get(hdrs, "To", v, sizeof(v))) {
+		const char *lt = strchr(v, '<');
+
+		addr_value(lt ? lt : v, r->orig_rcpt, sizeof(r->orig_rcpt));
+	}
+	if (!r->orig_message_id[0])
+		header_get(hdrs, "Message-ID", r->orig_message_id, sizeof(r->orig_message_id));
+}
+
+/* ---- the MIME walk -------------------------------------------------------------------- */
+
+struct walk {
+	struct bounce_report *r;
+	int parts;
+};
+
+static void walk(struct walk *w, struct span part, int depth);
+
+static void walk_multipart(struct walk *w, struct span body, const char *boundary, int depth)
+{
+	size_t bl = strlen(boundary), off = 0, next, start = 0;
+	bool inside = false;
+
+	while (off < body.n && w->parts < MAX_PARTS) {
+		const char *p = body.p + off;
+		size_t l = line_len(p, body.n - off, &next);
+
+		if (l >= bl + 2 && p[0] == '-' && p[1] == '-' && memcmp(p + 2, boundary, bl) == 0) {
+			if (inside) {
+				/* the part ends before the CRLF that precedes the boundary */
+				size_t end = off;
+
+				if (end > start && body.p[end - 1] == '\n')
+					end--;
+				if (end > start && body.p[end - 1] == '\r')
+					end--;
+				w->parts++;
+				walk(w, (struct span){body.p + start, end - start}, depth + 1);
+			}
+			if (l >= bl + 4 && p[bl + 2] == '-' && p[bl + 3] == '-')
+				return;
+			inside = true;
+			start = off + next;
+		}
+		off += next;
+	}
+	if (inside && start < body.n) /* an unterminated last part still counts */
+		walk(w, (struct span){body.p + start, body.n - start}, depth + 1);
+}
+
+static void walk(struct walk *w, struct span part, int depth)
+{
+	struct span hdr, body;
+	char ct[512], cte[64], boundary[200];
+	unsigned char *decoded = NULL;
+
+	if (depth > MAX_DEPTH)
+		return;
+	split_part(part, &hdr, &body);
+	if (!header_get(hdr, "Content-Type", ct, sizeof(ct)))
+		snprintf(ct, sizeof(ct), "text/plain");
+	header_get(hdr, "Content-Transfer-Encoding", cte, sizeof(cte));
+	if (!strcasecmp(cte, "base64") && body.n && strncasecmp(ct, "multipart/", 10)) {
+		/* decode, ignoring line breaks; pad a truncated last quantum */
+		char *clean = malloc(body.n + 4);
+		size_t m = 0;
+
+		for (size_t i = 0; clean && i < body.n; i++)
+			if (!isspace((unsigned char)body.p[i]))
+				clean[m++] = body.p[i];
+		while (clean && m % 4)
+			clean[m++] = '=';
+		decoded = clean ? malloc(m / 4 * 3 + 1) : NULL;
+		if (decoded) {
+			int n = EVP_DecodeBlock(decoded, (unsigned char *)clean, (int)m);
+
+			if (n >= 0)
+				body = (struct span){(const char *)decoded, (size_t)n};
+		}
+		free(clean);
+	}
+	if (!strncasecmp(ct, "multipart/", 10) && param_get(ct, "boundary", boundary, sizeof(boundary)))
+		walk_multipart(w, body, boundary, depth);
+	else if (!strncasecmp(ct, "message/delivery-status", 23) || !strncasecmp(ct, "message/global-delivery-status", 30))
+		parse_dsn(body, w->r);
+	else if (!strncasecmp(ct, "message/feedback-report", 23))
+		parse_arf(body, w->r);
+	else if (!strncasecmp(ct, "text/rfc822-headers", 19) || !strncasecmp(ct, "message/rfc822", 14) ||
+		 !strncasecmp(ct, "text/rfc822", 11)) {
+		struct span h, b;
+
+		split_part(body, &h, &b);
+		parse_original(h, w->r);
+		if (!strncasecmp(ct, "message/rfc822", 14))
+			walk(w, body, depth + 1);
+	}
+	free(decoded);
+}
+
+enum bounce_kind bounce_report_parse(const char *msg, size_t len, struct bounce_report *out)
+{
+	struct walk w = {.r = out};
+	struct span hdr, body;
+	char v[256];
+
+	memset(out, 0, sizeof(*out));
+	walk(&w, (struct span){msg, len}, 0);
+	if (out->kind == BOUNCE_KIND_UNKNOWN) {
+		split_part((struct span){msg, len}, &hdr, &body);
+		if ((header_get(hdr, "Auto-Submitted", v, sizeof(v)) && !strncasecmp(v, "auto-replied", 12)) ||
+		    header_get(hdr, "X-Autoreply", v, sizeof(v)) || header_get(hdr, "X-Autorespond", v, sizeof(v)))
+			out->kind = BOUNCE_KIND_AUTOREPLY;
+	}
+	if (out->kind == BOUNCE_KIND_ARF && !out->feedback_type[0])
+		snprintf(out->feedback_type, sizeof(out->feedback_type), "abuse");
+	return out->kind;
+}
+
+/* ---- categories ------------------------------------------------------------------------------ */
+
+struct text_rule {
+	const char *re;
+	const char *category;
+	regex_t compiled;
+};
+
+static struct text_rule text_rules[] = {
+	{"virus|malware|infected", "virus-related", {0}},
+	{"(spam|blacklist|blocklist|black list|block list|listed (at|in|on)|rbl|spamhaus|reputation|junk)", "spam-related", {0}},
+	{"(user|mailbox|recipient|address|account)( name)? (is )?(unknown|not found|does not exist|doesn't exist|"
+	 "invalid|unavailable|not exist)|no such (user|mailbox|recipient|address)|unknown (user|recipient|mailbox)|"
+	 "invalid (recipient|mailbox|address)|does not exist|not our customer|user doesn't have", "bad-mailbox", {0}},
+	{"(mailbox|inbox|account) (is )?(disabled|inactive|suspended|deactivated|expired|locked)|"
+	 "account has been disabled|no longer (active|in use|available)", "inactive-mailbox", {0}},
+	{"(mailbox|quota|disk|storage|inbox) (is )?(full|exceeded)|over ?quota|quota exceeded|insufficient (system )?storage|"
+	 "exceeds? (its |the )?(storage|quota)", "quota-issues", {0}},
+	{"host (not found|unknown)|domain (not found|does not exist|name not found)|no such domain|unrouteable|"
+	 "unroutable|name or service not known|no mx", "bad-domain", {0}},
+	{"relay(ing)? (access )?(denied|not permitted|prohibited)|not permitted to relay|unable to relay", "relaying-issues", {0}},
+	{"(message|mail) (size|too (big|large))|too large|exceeds (the )?(maximum|size)", "content-related", {0}},
+	{"(sender|from) (address )?(rejected|refused|invalid|unknown)|invalid sender|bad sender", "invalid-sender", {0}},
+	{"timed? ?out|timeout", "no-answer-from-host", {0}},
+	{"connection (refused|reset|closed|dropped)", "bad-connection", {0}},
+	{"expired|too long in (the )?queue|retry time", "message-expired", {0}},
+	{"policy|not authorized|authentication|dmarc|spf|dkim|rate limit|too many|try again later", "policy-related", {0}},
+};
+
+static pthread_once_t rules_once = PTHREAD_ONCE_INIT;
+
+static void compile_rules(void)
+{
+	for (size_t i = 0; i < sizeof(text_rules) / sizeof(text_rules[0]); i++)
+		if (regcomp(&text_rules[i].compiled, text_rules[i].re, REG_EXTENDED | REG_ICASE | REG_NOSUB))
+			text_rules[i].re = NULL;
+}
+
+static const char *by_text(const char *text)
+{
+	pthread_once(&rules_once, compile_rules);
+	for (size_t i = 0; text && i < sizeof(text_rules) / sizeof(text_rules[0]); i++)
+		if (text_rules[i].re && regexec(&text_rules[i].compiled, text, 0, NULL, 0) == 0)
+			return text_rules[i].category;
+	return NULL;
+}
+
+const char *bounce_category(int code, const char *e, const char *text)
+{
+	const char *t = by_text(text);
+	int cls = 0, subj = -1, det = -1;
+
+	if (e && sscanf(e, "%d.%d.%d", &cls, &subj, &det) != 3)
+		cls = 0;
+	if (code == 0 && !cls)
+		return t ? t : "no-answer-from-host";
+	if (cls) {
+		switch (subj * 100 + det) {
+		case 101: case 100: case 103: case 106: return t && !strcmp(t, "spam-related") ? t : "bad-mailbox";
+		case 102: case 110: case 404: return "bad-domain";
+		case 107: case 108: return "invalid-sender";
+		case 201: return "inactive-mailbox";
+		case 202: case 304: case 302: return !strcmp(e, "5.2.2") || !strcmp(e, "4.2.2") ? "quota-issues" : "content-related";
+		case 203: return "content-related";
+		case 407: return "message-expired";
+		case 701: return t && (!strcmp(t, "spam-related") || !strcmp(t, "bad-mailbox")) ? t : "policy-related";
+		default: break;
+		}
+		if (t)
+			return t;
+		switch (subj) {
+		case 1: return "bad-mailbox";
+		case 2: return "quota-issues";
+		case 3: return "bad-configuration";
+		case 4: return "routing-errors";
+		case 5: return "protocol-errors";
+		case 6: return "content-related";
+		case 7: return "policy-related";
+		default: return "other";
+		}
+	}
+	return t ? t : "other";
+}
+
+bool bounce_category_hard(const char *c)
+{
+	return c && (!strcmp(c, "bad-mailbox") || !strcmp(c, "bad-domain") || !strcmp(c, "inactive-mailbox") ||
+		     !strcmp(c, "complaint"));
+}

@@ -1,0 +1,54 @@
+/*
+ * bounce_report.h - what an incoming report says, in the standard formats:
+ * RFC 3464 delivery status notifications (multipart/report;
+ * report-type=delivery-status) and RFC 5965 ARF feedback reports
+ * (report-type=feedback-report), found by walking the MIME tree; plus the
+ * headers of the original message they quote (text/rfc822-headers or
+ * message/rfc822), whose Return-Path carries our VERP address.
+ *
+ * Pure: no I/O, no allocation that outlives the call; bounded work on any
+ * input (depth and part counts are capped, every length is checked).
+ */
+#ifndef SALVO_BOUNCE_REPORT_H
+#define SALVO_BOUNCE_REPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define BOUNCE_MAX_RCPTS 32
+
+enum bounce_kind {
+	BOUNCE_KIND_UNKNOWN = 0,
+	BOUNCE_KIND_DSN,
+	BOUNCE_KIND_ARF,
+	BOUNCE_KIND_AUTOREPLY,
+};
+
+struct bounce_rcpt {
+	char addr[320];            /* Final-Recipient (else Original-Recipient) */
+	char action[16];           /* failed, delayed, delivered, relayed, expanded */
+	char status[16];           /* "5.1.1" */
+	int code;                  /* the SMTP code from Diagnostic-Code, 0 when none */
+	char diag[256];            /* Diagnostic-Code text */
+};
+
+struct bounce_report {
+	enum bounce_kind kind;
+	struct bounce_rcpt rcpts[BOUNCE_MAX_RCPTS];
+	size_t n_rcpts;
+	char feedback_type[32];    /* ARF: abuse, fraud, opt-out, ... */
+	char orig_rcpt[320];       /* ARF: Original-Rcpt-To (else the original's To) */
+	char orig_sender[320];     /* the original's Return-Path / ARF Original-Mail-From */
+	char orig_message_id[256];
+};
+
+/* Parse msg[0..len) (CRLF or LF lines). Always fills out (kind UNKNOWN when
+ * nothing standard is found); returns out->kind. */
+enum bounce_kind bounce_report_parse(const char *msg, size_t len, struct bounce_report *out);
+
+/* The brief's category for a status and diagnostic text (the enhanced code
+ * first, the text second), and whether it suppresses. */
+const char *bounce_category(int code, const char *enhanced, const char *text);
+bool bounce_category_hard(const char *category);
+
+#endif
