@@ -146,6 +146,14 @@ struct config_pattern_list {
 	int line;
 };
 
+/* `domain-key SELECTOR,DOMAIN,KEYFILE`: a DKIM signing key. */
+struct config_domain_key {
+	char *selector;
+	char *domain;               /* lower-case */
+	char *path;
+	int line;
+};
+
 /* `/REGEX/ CATEGORY` in <bounce-category-patterns>: operator overrides of
  * the bounce classifier, tried before its own rules. */
 struct config_category_pattern {
@@ -179,6 +187,7 @@ struct config_domain {
 	char *smtp_pattern_list;    /* name as written; NULL when none */
 	ssize_t pattern_list;       /* resolved index into cfg->pattern_lists, or -1 */
 	char *queue_to;             /* `queue-to NAME`: deliver through that queue */
+	bool dkim_sign;             /* `dkim-sign` (default yes: sign when a key matches From) */
 	bool has_route;             /* a `route` applies (either form below) */
 	struct config_addr route;   /* `route [127.0.0.1]:2600`, `route [::1]`: an IP
 				     * literal (port 25 when omitted); when route_host is
@@ -206,6 +215,7 @@ enum {
 	CONFIG_DOM_BACKOFF_TO_NORMAL = 1u << 12,
 	CONFIG_DOM_PATTERN_LIST = 1u << 13,
 	CONFIG_DOM_QUEUE_TO = 1u << 14,
+	CONFIG_DOM_DKIM_SIGN = 1u << 15,
 };
 
 struct config {
@@ -250,6 +260,8 @@ struct config {
 	size_t n_pattern_lists;
 	struct config_category_pattern *category_patterns;
 	size_t n_category_patterns;
+	struct config_domain_key *domain_keys;
+	size_t n_domain_keys;
 	/* domains[0] is always "*"; domains[1..] are sorted by name (strcmp
 	 * order) so config_domain_for() is a binary search. */
 	struct config_domain *domains;

@@ -218,8 +218,17 @@ static int d_route(struct parser *p, const struct directive *d, char *v)
 	return 0;
 }
 
+static int d_dkim_sign(struct parser *p, const struct directive *d, char *v)
+{
+	if (config_parse_bool(v, &cur_domain(p)->dkim_sign) < 0)
+		return cp_bad_value(p, "boolean", d, v);
+	cur_domain(p)->set_mask |= CONFIG_DOM_DKIM_SIGN;
+	return 0;
+}
+
 static const struct directive directives[] = {
 	{"retry-after", CTX_DOMAIN, d_retry_after},
+	{"dkim-sign", CTX_DOMAIN, d_dkim_sign},
 	{"bounce-after", CTX_DOMAIN, d_bounce_after},
 	{"max-smtp-out", CTX_DOMAIN, d_max_smtp_out},
 	{"max-msg-per-connection", CTX_DOMAIN, d_max_msg_per_connection},
@@ -286,6 +295,7 @@ int cp_domain_default(struct config_domain *d)
 		.idle_timeout_ms = DEF_IDLE_TIMEOUT_MS,
 		.backoff_to_normal_after_ms = DEF_BACKOFF_TO_NORMAL_MS,
 		.pattern_list = -1,
+		.dkim_sign = true,
 	};
 	if (!d->name || !d->retry_after_ms)
 		return -1;
@@ -338,6 +348,8 @@ static int inherit(struct config_domain *d, const struct config_domain *star)
 		d->max_msg_rate = star->max_msg_rate;
 	if (!(m & CONFIG_DOM_MAX_CONNECT_RATE))
 		d->max_connect_rate = star->max_connect_rate;
+	if (!(m & CONFIG_DOM_DKIM_SIGN))
+		d->dkim_sign = star->dkim_sign;
 	if (!(m & CONFIG_DOM_IDLE_TIMEOUT))
 		d->idle_timeout_ms = star->idle_timeout_ms;
 	if (!(m & CONFIG_DOM_BACKOFF_MSG_RATE))

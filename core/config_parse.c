@@ -377,8 +377,42 @@ static int d_smtp_max_errors(struct parser *p, const struct directive *d, char *
 	return set_count(p, d, v, &p->cfg->smtp_max_errors);
 }
 
+/* `domain-key SELECTOR,DOMAIN,KEYFILE`; repeatable. The file is read by
+ * salvod at start (a config check does not need the key). */
+static int d_domain_key(struct parser *p, const struct directive *d, char *v)
+{
+	struct config *c = p->cfg;
+	char *sel = v, *dom, *path, sb[CP_SHOW_BUF];
+	size_t i;
+
+	if (!(dom = strchr(sel, ',')) || !(path = strchr(dom + 1, ',')))
+		return cp_err(p, "%s wants SELECTOR,DOMAIN,KEYFILE, not \"%s\"", d->name, cp_show(sb, v));
+	*dom++ = '\0';
+	*path++ = '\0';
+	sel = cp_trim(sel);
+	dom = cp_trim(dom);
+	path = cp_trim(path);
+	if (!*sel || strspn(sel, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") != strlen(sel))
+		return cp_err(p, "invalid selector \"%s\" for %s", cp_show(sb, sel), d->name);
+	if (!cp_valid_domain_name(dom))
+		return cp_err(p, "invalid domain \"%s\" for %s", cp_show(sb, dom), d->name);
+	if (!*path)
+		return cp_err(p, "missing key file for %s", d->name);
+	cp_lower(dom);
+	for (i = 0; i < c->n_domain_keys; i++)
+		if (!strcmp(c->domain_keys[i].domain, dom))
+			return cp_err(p, "a second domain-key for %s (first at line %d)", dom, c->domain_keys[i].line);
+	if (cp_grow(p, (void **)&c->domain_keys, &c->n_domain_keys, sizeof(*c->domain_keys), &i) < 0)
+		return -1;
+	c->domain_keys[i].line = p->line;
+	if (cp_set_string(p, &c->domain_keys[i].selector, sel) < 0 || cp_set_string(p, &c->domain_keys[i].domain, dom) < 0)
+		return -1;
+	return cp_set_string(p, &c->domain_keys[i].path, path);
+}
+
 static const struct directive directives[] = {
 	{"host-name", CTX_TOP, d_host_name},
+	{"domain-key", CTX_TOP, d_domain_key},
 	{"smtp-max-connections", CTX_TOP, d_smtp_max_connections},
 	{"smtp-max-connections-per-ip", CTX_TOP, d_smtp_max_connections_per_ip},
 	{"smtp-max-errors", CTX_TOP, d_smtp_max_errors},
@@ -658,6 +692,12 @@ void config_free(struct config *cfg)
 	free(cfg->tls_certificate);
 	free(cfg->tls_private_key);
 	free(cfg->http_api_token);
+	for (size_t i = 0; i < cfg->n_domain_keys; i++) {
+		free(cfg->domain_keys[i].selector);
+		free(cfg->domain_keys[i].domain);
+		free(cfg->domain_keys[i].path);
+	}
+	free(cfg->domain_keys);
 	cp_sources_free(cfg);
 	cp_domains_free(cfg);
 	cp_vmtas_free(cfg);

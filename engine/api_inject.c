@@ -317,6 +317,7 @@ static void inj_next(struct inj *x)
 		}
 		m->body = b.data;
 		m->len = b.len;
+		engine_dkim_sign(x->eng, &m->body, &m->len);
 		m->first = x->next;
 		m->count = x->uniform ? x->n : 1;
 		x->next += m->count;

@@ -80,6 +80,7 @@ struct engine {
 	struct http_server *http;
 	unsigned http_inflight;    /* API requests waiting on the writer (atomic) */
 	struct conn_limit *smtp_conns; /* inbound caps shared by the listeners */
+	struct dkim_keys *dkim;    /* domain-key signing keys (read-only) */
 };
 
 /* The worker that owns a destination domain's queue. */
@@ -94,6 +95,11 @@ void engine_route_rcpts(struct engine *eng, struct sched_rcpt **rs, size_t n);
  * A queue that does not exist yet is created, so a pause can come first.
  * Returns 0, or -1 on ENOMEM. */
 int engine_queue_action(struct engine *eng, const char *queue, enum queue_action action);
+/* DKIM-sign an accepted message in place when a key matches its From
+ * domain and `<domain *>` has dkim-sign yes: *body is replaced by a new
+ * malloc'd copy with the signature in front. A signing failure is logged
+ * and the message goes unsigned. Any thread. */
+void engine_dkim_sign(struct engine *eng, char **body, size_t *len);
 /* The queue a recipient domain goes to first (its queue-to, or itself). */
 const char *engine_queue_name(const struct engine *eng, const char *domain);
 

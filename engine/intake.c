@@ -31,6 +31,7 @@
 
 #include "core/acct_log.h"
 #include "core/config.h"
+#include "engine/dkim.h"
 #include "engine/engine.h"
 #include "engine/msg_headers.h"
 #include "net/smtp_cmd.h"
@@ -185,6 +186,30 @@ static void intake_done(struct spool_req *req, int result, void *ctx)
 	mailbox_post(&ir->worker->mb, &ir->link);
 }
 
+void engine_dkim_sign(struct engine *eng, char **body, size_t *len)
+{
+	static int reported;
+	char *hdr = NULL, *signed_body, err[256];
+	size_t hl = 0;
+	int rc;
+
+	if (!eng->dkim || !dkim_keys_count(eng->dkim) || !eng->cfg->domains[0].dkim_sign)
+		return;
+	rc = dkim_sign(eng->dkim, *body, *len, wall_now_ms() / 1000, &hdr, &hl, err, sizeof(err));
+	if (rc < 0 && !__atomic_exchange_n(&reported, 1, __ATOMIC_RELAXED))
+		fprintf(stderr, "salvod: DKIM signing failed, sending unsigned: %s\n", err);
+	if (rc != 0)
+		return;
+	if ((signed_body = malloc(hl + *len))) {
+		memcpy(signed_body, hdr, hl);
+		memcpy(signed_body + hl, *body, *len);
+		free(*body);
+		*body = signed_body;
+		*len += hl;
+	}
+	free(hdr);
+}
+
 /* X-Virtual-MTA and X-Job: honoured when the source allows, always removed. */
 static void intake_pool_and_job(const struct config *cfg, const struct config_source *src,
 				struct intake_req *ir)
@@ -244,6 +269,7 @@ static void intake_submit(void *ctx, struct smtp_session *s, struct smtp_envelop
 	ir->len = len;
 	ir->arrival_ms = wall_now_ms();
 	intake_pool_and_job(w->eng->cfg, config_source_for(w->eng->cfg, smtp_session_peer(s)), ir);
+	engine_dkim_sign(w->eng, &ir->body, &ir->len);
 	spool_writer_submit(&w->eng->writer, &ir->req);
 }
 

@@ -25,6 +25,7 @@
 #include "core/acct_log.h"
 #include "core/config.h"
 #include "engine/api.h"
+#include "engine/dkim.h"
 #include "engine/engine.h"
 #include "net/conn_limit.h"
 #include "net/http_server.h"
@@ -248,6 +249,10 @@ int main(int argc, char **argv)
 		goto out_writer;
 	}
 	eng.smtp_conns = &smtp_conns;
+	if (dkim_keys_load(&cfg, &eng.dkim, err, sizeof(err)) < 0) {
+		fprintf(stderr, "salvod: DKIM: %s\n", err);
+		goto out_writer;
+	}
 	eng.n_workers = cfg.worker_threads ? cfg.worker_threads : 1;
 	eng.workers = calloc(eng.n_workers, sizeof(*eng.workers));
 	if (!eng.workers) {
@@ -308,6 +313,7 @@ out_writer:
 		worker_free(&eng.workers[i]);
 	free(eng.workers);
 	conn_limit_fini(&smtp_conns);
+	dkim_keys_free(eng.dkim);
 out_log:
 	acct_log_close(eng.acct);
 out_spool:
