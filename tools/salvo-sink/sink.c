@@ -152,7 +152,8 @@ static void usage(FILE *out)
           "  --max-conn-per-ip N        a client IP with N sessions open gets 421 and is closed\n"
           "  --fault SPEC               at=connect|helo|mail|rcpt|data,match=REGEX,percent=P,first=N,\n"
           "                             close,reply=CODE TEXT (reply last; see README.md)\n"
-          "  --profile realistic        2%% 451 and 1%% 550 at RCPT, 20 connections per IP\n",
+          "  --reply-delay MS           every reply waits MS milliseconds (sessions keep running)\n"
+          "  --profile realistic        20 ms per reply, 2%% 451 and 1%% 550 at RCPT, 20 connections per IP\n",
           out);
     for (size_t i = 0; sink_faults_option(i); i++) {
         char opt[64];
@@ -166,7 +167,7 @@ static void usage(FILE *out)
 
 enum {
     OPT_STATS = 256, OPT_DUMP, OPT_GREETING_DELAY, OPT_IDLE_TIMEOUT, OPT_PID_FILE, OPT_HOSTNAME,
-    OPT_EVENTS, OPT_MAX_CONN_PER_IP, OPT_GENERAL_FAULT, OPT_PROFILE,
+    OPT_EVENTS, OPT_MAX_CONN_PER_IP, OPT_GENERAL_FAULT, OPT_PROFILE, OPT_REPLY_DELAY,
     OPT_FAULT = 512,                    /* + index into the fault option table */
 };
 
@@ -197,6 +198,7 @@ static int parse_args(struct sink *sk, int argc, char **argv, struct listen_spec
         { "max-conn-per-ip", required_argument, NULL, OPT_MAX_CONN_PER_IP },
         { "fault", required_argument, NULL, OPT_GENERAL_FAULT },
         { "profile", required_argument, NULL, OPT_PROFILE },
+        { "reply-delay", required_argument, NULL, OPT_REPLY_DELAY },
         { "help", no_argument, NULL, 'h' },
     };
     size_t nbase = sizeof base / sizeof base[0], nfault = 0;
@@ -227,6 +229,12 @@ static int parse_args(struct sink *sk, int argc, char **argv, struct listen_spec
         case OPT_PID_FILE: sk->opt.pid_file = optarg; break;
         case OPT_HOSTNAME: sk->opt.hostname = optarg; break;
         case OPT_EVENTS: sk->opt.events_path = optarg; break;
+        case OPT_REPLY_DELAY:
+            if (parse_uint(optarg, 600000, &sk->opt.reply_delay_ms) < 0) {
+                fprintf(stderr, "salvo-sink: --reply-delay wants milliseconds, not '%s'\n", optarg);
+                rc = -1;
+            }
+            break;
         case OPT_MAX_CONN_PER_IP:
             if (parse_uint(optarg, 1000000, &sk->rules.max_conn_per_ip) < 0 || !sk->rules.max_conn_per_ip) {
                 fprintf(stderr, "salvo-sink: --max-conn-per-ip wants a positive count, not '%s'\n", optarg);
@@ -251,6 +259,8 @@ static int parse_args(struct sink *sk, int argc, char **argv, struct listen_spec
                 abort(); /* our own constants */
             if (!sk->rules.max_conn_per_ip)
                 sk->rules.max_conn_per_ip = 20;
+            if (!sk->opt.reply_delay_ms)
+                sk->opt.reply_delay_ms = 20;
             break;
         case OPT_GREETING_DELAY:
             if (parse_uint(optarg, 3600u * 1000, &sk->opt.greeting_delay_ms) < 0) {

@@ -139,6 +139,8 @@ struct sink_session {
     /* transaction */
     char           *helo;              /* last HELO/EHLO argument, NULL before */
     unsigned        n_msgs;            /* messages accepted on this connection */
+    unsigned        pending_delay_ms;  /* a --fault delay= for the replies queued now */
+    bool            delay_elapsed;     /* the reply delay has run: send */
     bool            has_mail;
     unsigned        rcpt_tried;        /* RCPT commands in this transaction */
     unsigned        nrcpt;             /* accepted ones, NUL-separated in rcpts */
@@ -158,6 +160,7 @@ struct sink_options {
     const char *dump_dir;
     const char *pid_file;
     unsigned    greeting_delay_ms;
+    unsigned    reply_delay_ms;        /* --reply-delay: every reply waits this long */
     unsigned    idle_timeout_s;
     bool        trace;
 };

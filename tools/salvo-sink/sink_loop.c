@@ -251,6 +251,20 @@ static void session_flush(struct sink *sk, struct sink_session *s)
     }
     if (s->send_busy)
         return;                         /* its completion queues us again */
+    unsigned delay = s->pending_delay_ms > sk->opt.reply_delay_ms ? s->pending_delay_ms : sk->opt.reply_delay_ms;
+    if (s->out.len && delay && !s->delay_elapsed && s->state != SINK_S_GREETING) {
+        /* hold the replies: the timer's completion flushes them */
+        if (!s->greet_pending) {
+            struct io_uring_sqe *sqe = get_sqe(sk);
+            ms_to_ts(&s->greet_ts, delay);
+            io_uring_prep_timeout(sqe, &s->greet_ts, 0, 0);
+            io_uring_sqe_set_data64(sqe, ud_session(OP_GREET, s));
+            s->greet_pending = true;
+        }
+        return;
+    }
+    s->delay_elapsed = false;
+    s->pending_delay_ms = 0;
     if (s->out.len == 0) {
         if (s->state == SINK_S_QUIT) {
             session_close(sk, s);
@@ -461,8 +475,12 @@ static void greet_done(struct sink *sk, struct io_uring_cqe *cqe)
 {
     struct sink_session *s = owner_session(sk, cqe);
     s->greet_pending = false;
-    if (s->state == SINK_S_GREETING)
+    if (s->state == SINK_S_GREETING) {
         session_begin(sk, s);
+    } else if (s->state != SINK_S_CLOSING) {
+        s->delay_elapsed = true;        /* a reply delay ran out */
+        flush_queue(sk, s);
+    }
     session_release(sk, s);
 }
 

@@ -61,6 +61,14 @@ int sink_rules_add(struct sink_rules *rs, const char *spec, char *err, size_t er
                 free(copy);
                 return fail(err, errlen, spec, "first= wants a positive count");
             }
+        } else if (strncmp(p, "delay=", 6) == 0) {
+            char *end;
+            unsigned long ms = strtoul(p + 6, &end, 10);
+            if (*end || end == p + 6 || ms > 600000) {
+                free(copy);
+                return fail(err, errlen, spec, "delay= wants milliseconds (0-600000)");
+            }
+            r.delay_ms = (unsigned)ms;
         } else if (strcmp(p, "close") == 0) {
             r.close = true;
         } else if (strncmp(p, "reply=", 6) == 0) {
@@ -73,14 +81,14 @@ int sink_rules_add(struct sink_rules *rs, const char *spec, char *err, size_t er
             r.reply = strdup(t);
         } else {
             free(copy);
-            return fail(err, errlen, spec, "unknown key (at, match, percent, first, close, reply)");
+            return fail(err, errlen, spec, "unknown key (at, match, percent, first, close, delay, reply)");
         }
         p = next;
     }
     (void)have_at;
-    if (!r.reply) {
+    if (!r.reply && !r.delay_ms) {
         free(copy);
-        return fail(err, errlen, spec, "reply= is required");
+        return fail(err, errlen, spec, "reply= (or delay=) is required");
     }
     if (re_text) {
         int rc = regcomp(&r.re, re_text, REG_EXTENDED | REG_ICASE | REG_NOSUB);

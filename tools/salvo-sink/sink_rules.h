@@ -12,6 +12,7 @@
  *                                    fractions allowed); absent = 100
  *   first=N                          fires only for the first N matching events
  *   close                            close the connection after the reply
+ *   delay=MS                         hold the replies this long (alone: only delay)
  *   reply=CODE TEXT                  e.g. reply=421 4.7.0 try again later
  * Rules are tried in command-line order; the first that fires answers.
  */
@@ -39,7 +40,8 @@ struct sink_rule {
     uint64_t          first;       /* 0 = no limit */
     uint64_t          fired;
     bool              close;
-    char             *reply;
+    unsigned          delay_ms;    /* delay=MS: hold the replies this long */
+    char             *reply;       /* NULL: a delay-only rule */
 };
 
 struct sink_rules {

@@ -89,6 +89,10 @@ static bool rule_fires(struct sink *sk, struct sink_session *s, enum sink_rule_a
     const struct sink_rule *r = sink_rules_fire(&sk->rules, at, subjects, n);
     if (!r)
         return false;
+    if (r->delay_ms > s->pending_delay_ms)
+        s->pending_delay_ms = r->delay_ms;
+    if (!r->reply)
+        return false;                   /* a delay only: the normal reply follows */
     sink_events_reply(sk, s, at_name, r->reply, n == 1 ? subjects : NULL);
     sink_buf_printf(&s->out, "%s\r\n", r->reply);
     if (r->close)
