@@ -83,6 +83,8 @@ struct config_source {
 	bool always_allow_relaying;
 	bool process_x_virtual_mta; /* honour X-Virtual-MTA: (pool or vmta name) */
 	bool process_x_job;         /* honour X-Job: (campaign id) */
+	bool require_auth;          /* relay only after SMTP AUTH */
+	bool allow_unencrypted_auth; /* `allow-unencrypted-plain-auth`: AUTH without TLS */
 	char *default_virtual_mta;  /* as written; NULL when not set */
 	size_t default_pool;        /* resolved: index into cfg->pools (0 = default) */
 	int line; /* where the block starts, for diagnostics */
@@ -143,6 +145,14 @@ struct config_pattern_list {
 	char *name;
 	struct config_pattern *rules;
 	size_t n_rules;
+	int line;
+};
+
+/* <smtp-user NAME>: an account for SMTP AUTH. password is as written:
+ * plain text, or a crypt(3) hash ("$6$...", "$y$...") when it starts with '$'. */
+struct config_smtp_user {
+	char *name;
+	char *password;
 	int line;
 };
 
@@ -262,6 +272,10 @@ struct config {
 	size_t n_category_patterns;
 	struct config_domain_key *domain_keys;
 	size_t n_domain_keys;
+	struct config_smtp_user *smtp_users;
+	size_t n_smtp_users;
+	struct config_addr *smtps_listeners; /* `smtps-listener`: implicit TLS (port 465 style) */
+	size_t n_smtps_listeners;
 	/* domains[0] is always "*"; domains[1..] are sorted by name (strcmp
 	 * order) so config_domain_for() is a binary search. */
 	struct config_domain *domains;

@@ -279,6 +279,14 @@ static int d_smtp_listener(struct parser *p, const struct directive *d, char *v)
 			    &p->file_smtp_listeners);
 }
 
+static int d_smtps_listener(struct parser *p, const struct directive *d, char *v)
+{
+	struct config *c = p->cfg;
+	bool from_file = true; /* no built-in implicit-TLS listener to replace */
+
+	return add_listener(p, d, v, &c->smtps_listeners, &c->n_smtps_listeners, &from_file);
+}
+
 static int d_http_listener(struct parser *p, const struct directive *d, char *v)
 {
 	struct config *c = p->cfg;
@@ -423,6 +431,7 @@ static const struct directive directives[] = {
 	{"spool-dir", CTX_TOP, d_spool_dir},
 	{"smtp-listener", CTX_TOP, d_smtp_listener},
 	{"http-listener", CTX_TOP, d_http_listener},
+	{"smtps-listener", CTX_TOP, d_smtps_listener},
 	{"dns-server", CTX_TOP, d_dns_server},
 	{"worker-threads", CTX_TOP, d_worker_threads},
 	{"max-message-size", CTX_TOP, d_max_message_size},
@@ -454,6 +463,7 @@ static const struct block blocks[CTX_N] = {
 	[CTX_ROLLUP] = {"mx-rollup-list", false, cp_open_rollup},
 	[CTX_PATTERNS] = {"smtp-pattern-list", true, cp_open_patterns},
 	[CTX_CATEGORIES] = {"bounce-category-patterns", false, cp_open_categories},
+	[CTX_SMTP_USER] = {"smtp-user", true, cp_open_smtp_user},
 };
 
 static enum cp_ctx find_block(const char *name)
@@ -687,6 +697,7 @@ void config_free(struct config *cfg)
 	free(cfg->spool_dir);
 	free(cfg->smtp_listeners);
 	free(cfg->http_listeners);
+	free(cfg->smtps_listeners);
 	free(cfg->postmaster);
 	free(cfg->bounce_domain);
 	free(cfg->tls_certificate);

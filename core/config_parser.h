@@ -33,6 +33,7 @@ enum cp_ctx {
 	CTX_ROLLUP,
 	CTX_PATTERNS,
 	CTX_CATEGORIES,
+	CTX_SMTP_USER,
 	CTX_N
 };
 
@@ -99,6 +100,7 @@ int cp_open_pool(struct parser *p, char *arg);
 int cp_open_rollup(struct parser *p, char *arg);
 int cp_open_patterns(struct parser *p, char *arg);
 int cp_open_categories(struct parser *p, char *arg);
+int cp_open_smtp_user(struct parser *p, char *arg);
 int cp_vmtas_default(struct config *cfg);
 /* After domains are finished: implicit pools, name resolution. */
 int cp_vmtas_finish(struct parser *p);

@@ -43,8 +43,20 @@ static int d_default_virtual_mta(struct parser *p, const struct directive *d, ch
 	return cp_set_string(p, &cur_source(p)->default_virtual_mta, v);
 }
 
+static int d_require_auth(struct parser *p, const struct directive *d, char *v)
+{
+	return set_bool(p, d, v, &cur_source(p)->require_auth);
+}
+
+static int d_allow_unencrypted_auth(struct parser *p, const struct directive *d, char *v)
+{
+	return set_bool(p, d, v, &cur_source(p)->allow_unencrypted_auth);
+}
+
 static const struct directive directives[] = {
 	{"always-allow-relaying", CTX_SOURCE, d_always_allow_relaying},
+	{"require-auth", CTX_SOURCE, d_require_auth},
+	{"allow-unencrypted-plain-auth", CTX_SOURCE, d_allow_unencrypted_auth},
 	{"process-x-virtual-mta", CTX_SOURCE, d_process_x_virtual_mta},
 	{"process-x-job", CTX_SOURCE, d_process_x_job},
 	{"default-virtual-mta", CTX_SOURCE, d_default_virtual_mta},

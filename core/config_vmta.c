@@ -312,7 +312,32 @@ int cp_open_categories(struct parser *p, char *arg)
 	return 0;
 }
 
+/* ---- <smtp-user NAME> ------------------------------------------------------------ */
+
+static int d_password(struct parser *p, const struct directive *d, char *v)
+{
+	(void)d;
+	return cp_set_string(p, &p->cfg->smtp_users[p->cur].password, v);
+}
+
+int cp_open_smtp_user(struct parser *p, char *arg)
+{
+	struct config *c = p->cfg;
+	char sb[CP_SHOW_BUF];
+
+	if (strlen(arg) > 255 || strpbrk(arg, "\"\\"))
+		return cp_err(p, "invalid user name \"%s\" for <smtp-user>", cp_show(sb, arg));
+	for (size_t i = 0; i < c->n_smtp_users; i++)
+		if (!strcmp(c->smtp_users[i].name, arg))
+			return cp_err(p, "duplicate <smtp-user %s> (first at line %d)", arg, c->smtp_users[i].line);
+	if (cp_grow(p, (void **)&c->smtp_users, &c->n_smtp_users, sizeof(*c->smtp_users), &p->cur) < 0)
+		return -1;
+	c->smtp_users[p->cur].line = p->line;
+	return cp_set_string(p, &c->smtp_users[p->cur].name, arg);
+}
+
 static const struct directive directives[] = {
+	{"password", CTX_SMTP_USER, d_password},
 	{"smtp-source-host", CTX_VMTA, d_smtp_source_host},
 	{"virtual-mta", CTX_POOL, d_pool_member},
 	{"mx", CTX_ROLLUP, d_rollup_mx},
@@ -384,6 +409,11 @@ int cp_vmtas_finish(struct parser *p)
 	for (size_t i = 0; i < n_explicit; i++)
 		if (resolve_pool(p, &c->pools[i]) < 0)
 			return -1;
+	for (size_t i = 0; i < c->n_smtp_users; i++)
+		if (!c->smtp_users[i].password) {
+			p->line = c->smtp_users[i].line;
+			return cp_err(p, "<smtp-user %s> has no password", c->smtp_users[i].name);
+		}
 	/* Each virtual MTA is also a pool of one under its own name. */
 	for (size_t v = 0; v < c->n_vmtas; v++) {
 		size_t i;
@@ -433,6 +463,13 @@ void cp_vmtas_free(struct config *cfg)
 		free(cfg->category_patterns[i].text);
 		free(cfg->category_patterns[i].category);
 	}
+	for (size_t i = 0; i < cfg->n_smtp_users; i++) {
+		free(cfg->smtp_users[i].name);
+		free(cfg->smtp_users[i].password);
+	}
+	free(cfg->smtp_users);
+	cfg->smtp_users = NULL;
+	cfg->n_smtp_users = 0;
 	free(cfg->vmtas);
 	free(cfg->pools);
 	free(cfg->rollups);

@@ -28,6 +28,8 @@
 
 struct acct_log;
 struct http_server;
+struct auth_failures;
+typedef struct ssl_ctx_st SSL_CTX;
 struct dns;
 struct smtp_server;
 
@@ -81,6 +83,8 @@ struct engine {
 	unsigned http_inflight;    /* API requests waiting on the writer (atomic) */
 	struct conn_limit *smtp_conns; /* inbound caps shared by the listeners */
 	struct dkim_keys *dkim;    /* domain-key signing keys (read-only) */
+	SSL_CTX *tls_server;       /* inbound STARTTLS / implicit TLS; NULL without a certificate */
+	struct auth_failures *auth_failures;
 };
 
 /* The worker that owns a destination domain's queue. */

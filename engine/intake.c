@@ -31,6 +31,7 @@
 
 #include "core/acct_log.h"
 #include "core/config.h"
+#include "engine/auth.h"
 #include "engine/dkim.h"
 #include "engine/engine.h"
 #include "engine/msg_headers.h"
@@ -79,8 +80,11 @@ static bool intake_rcpt(void *ctx, struct smtp_session *s, const char *addr, cha
 		snprintf(reply, cap, "250 2.1.5 Ok");
 		return true;
 	}
-	if (!src || !src->always_allow_relaying) {
-		snprintf(reply, cap, "550 5.7.1 <%s>: Relay access denied", addr);
+	/* relaying: a source that allows it (and does not demand AUTH), or an
+	 * authenticated session */
+	if (!smtp_session_user(s) && (!src || !src->always_allow_relaying || src->require_auth)) {
+		snprintf(reply, cap, "550 5.7.1 <%s>: Relay access denied%s", addr,
+			 src && src->require_auth ? " (authentication required)" : "");
 		return false;
 	}
 	if (spool_rtxn_begin(w->eng->spool, &rt) == 0) {
@@ -294,7 +298,30 @@ void intake_discard(struct mailbox_item *it)
 	free(container_of(it, struct intake_req, link));
 }
 
+/* AUTH is offered over TLS, or in clear to sources that allow it, when
+ * there are accounts at all. */
+static bool intake_auth_allowed(void *ctx, struct smtp_session *s, bool tls)
+{
+	struct worker *w = ctx;
+	const struct config_source *src = config_source_for(w->eng->cfg, smtp_session_peer(s));
+
+	return w->eng->cfg->n_smtp_users && (tls || (src && src->allow_unencrypted_auth));
+}
+
+static int intake_auth_check(void *ctx, struct smtp_session *s, const char *user, const char *pass)
+{
+	struct worker *w = ctx;
+	int r = auth_check(w->eng->cfg, w->eng->auth_failures, smtp_session_peer(s), user, pass);
+
+	if (r)
+		fprintf(stderr, "salvod: AUTH %s for \"%.64s\" from %s\n", r == 2 ? "throttled" : "failed", user,
+			smtp_session_tls(s) ? "a TLS session" : "a clear session");
+	return r;
+}
+
 const struct smtp_server_hooks intake_hooks = {
 	.rcpt = intake_rcpt,
 	.submit = intake_submit,
+	.auth_allowed = intake_auth_allowed,
+	.auth_check = intake_auth_check,
 };

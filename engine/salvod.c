@@ -27,7 +27,9 @@
 #include "engine/api.h"
 #include "engine/dkim.h"
 #include "engine/engine.h"
+#include "engine/auth.h"
 #include "net/conn_limit.h"
+#include "net/tls.h"
 #include "net/http_server.h"
 
 static void usage(FILE *f)
@@ -174,6 +176,7 @@ int main(int argc, char **argv)
 	struct config cfg;
 	struct engine eng;
 	struct conn_limit smtp_conns = {0};
+	struct auth_failures auth_failures = {0};
 	int lock_fd = -1;
 	char err[CONFIG_ERR_MAX];
 	char path[4096];
@@ -249,6 +252,20 @@ int main(int argc, char **argv)
 		goto out_writer;
 	}
 	eng.smtp_conns = &smtp_conns;
+	if (auth_failures_init(&auth_failures) < 0) {
+		fprintf(stderr, "salvod: out of memory\n");
+		goto out_writer;
+	}
+	eng.auth_failures = &auth_failures;
+	if (cfg.tls_certificate && cfg.tls_private_key &&
+	    tls_server_ctx(cfg.tls_certificate, cfg.tls_private_key, &eng.tls_server, err, sizeof(err)) < 0) {
+		fprintf(stderr, "salvod: TLS: %s\n", err);
+		goto out_writer;
+	}
+	if (cfg.n_smtps_listeners && !eng.tls_server) {
+		fprintf(stderr, "salvod: smtps-listener needs tls-certificate and tls-private-key\n");
+		goto out_writer;
+	}
 	if (dkim_keys_load(&cfg, &eng.dkim, err, sizeof(err)) < 0) {
 		fprintf(stderr, "salvod: DKIM: %s\n", err);
 		goto out_writer;
@@ -314,6 +331,8 @@ out_writer:
 	free(eng.workers);
 	conn_limit_fini(&smtp_conns);
 	dkim_keys_free(eng.dkim);
+	tls_ctx_free(eng.tls_server);
+	auth_failures_fini(&auth_failures);
 out_log:
 	acct_log_close(eng.acct);
 out_spool:

@@ -157,6 +157,7 @@ int worker_start(struct worker *w, struct engine *eng, unsigned index)
 		.data_timeout_ms = cfg->smtp_data_timeout_ms,
 		.max_errors = cfg->smtp_max_errors,
 		.conns = eng->smtp_conns,
+		.tls = eng->tls_server,
 	};
 	sigset_t all, old;
 	int ret;
@@ -186,7 +187,8 @@ int worker_start(struct worker *w, struct engine *eng, unsigned index)
 		snprintf(w->start_err, sizeof(w->start_err), "DNS resolver setup failed: %s", strerror(-ret));
 		return ret;
 	}
-	ret = smtp_server_start(&w->srv, &w->loop, cfg->smtp_listeners, cfg->n_smtp_listeners, &lim,
+	ret = smtp_server_start(&w->srv, &w->loop, cfg->smtp_listeners, cfg->n_smtp_listeners,
+				cfg->smtps_listeners, cfg->n_smtps_listeners, &lim,
 				&intake_hooks, w, w->start_err, sizeof(w->start_err));
 	if (ret < 0)
 		return ret;

@@ -18,6 +18,8 @@
  */
 #include "net/smtp_server.h"
 #include "net/conn_limit.h"
+#include "net/tls.h"
+#include <openssl/evp.h>
 
 #include <errno.h>
 #include <stdarg.h>
@@ -53,6 +55,7 @@ static const char *const sess_state_name[] = {"ready", "data", "wait-commit", "c
 struct listener {
 	struct smtp_server *srv;
 	int fd;
+	bool implicit_tls;         /* TLS from the first byte (port 465 style) */
 	struct loop_op accept_op;
 	struct loop_op pause_op;   /* backs off after a failed accept (EMFILE...) */
 	struct sockaddr_storage peer;
@@ -78,6 +81,15 @@ struct smtp_session {
 	bool counted;              /* holds a slot in lim.conns */
 	bool esmtp;
 	char helo[256];
+
+	/* TLS (STARTTLS or an implicit-TLS listener) */
+	struct tls_conn *tls;
+	bool starttls_after_flush; /* the 220 for STARTTLS is going out in clear */
+	bool greeted;              /* implicit TLS: the banner waits for the handshake */
+	/* AUTH */
+	enum { AUTH_NONE, AUTH_PLAIN_WAIT, AUTH_LOGIN_USER, AUTH_LOGIN_PASS } auth_step;
+	char auth_user[256];
+	char *user;                /* authenticated as */
 
 	/* transaction */
 	struct smtp_envelope *env;
@@ -186,7 +198,18 @@ static void sess_send_done(struct loop_op *op, int res, unsigned flags)
 		return;
 	}
 	s->out_len = s->out_off = 0;
-	if (s->pend_len) {
+	if (s->starttls_after_flush) {
+		/* RFC 3207: the 220 went out in clear; TLS starts with the next byte */
+		s->starttls_after_flush = false;
+		if (!(s->tls = tls_conn_new(s->srv->lim.tls, true, NULL))) {
+			sess_close(s);
+			return;
+		}
+		s->helo[0] = 0;
+		s->esmtp = false;
+		sess_reset_txn(s);
+	}
+	if (s->pend_len || (s->tls && tls_pending(s->tls))) {
 		sess_flush(s);
 		return;
 	}
@@ -198,13 +221,51 @@ static void sess_send_done(struct loop_op *op, int res, unsigned flags)
 	sess_pump(s);
 }
 
+/* TLS: encrypt the pending replies and send the ciphertext waiting in the
+ * connection (handshake records too). */
+static void sess_flush_tls(struct smtp_session *s)
+{
+	size_t n;
+
+	if (s->pend_len && tls_established(s->tls)) {
+		if (tls_write(s->tls, s->pend, s->pend_len) < 0) {
+			sess_close(s);
+			return;
+		}
+		s->pend_len = 0;
+	}
+	if (s->send_armed || !(n = tls_pending(s->tls)))
+		return;
+	if (n > s->out_cap) {
+		char *p = realloc(s->out, n);
+
+		if (!p) {
+			sess_close(s);
+			return;
+		}
+		s->out = p;
+		s->out_cap = n;
+	}
+	s->out_len = tls_take(s->tls, s->out, n);
+	s->out_off = 0;
+	s->ops++;
+	s->send_armed = true;
+	loop_send(s->srv->loop, &s->send_op, s->fd, s->out, s->out_len);
+}
+
 /* Put the pending replies on the wire (one send in flight at a time). */
 static void sess_flush(struct smtp_session *s)
 {
 	char *tmp;
 	size_t cap;
 
-	if (s->send_armed || !s->pend_len || s->state == SESS_DEAD)
+	if (s->state == SESS_DEAD)
+		return;
+	if (s->tls) {
+		sess_flush_tls(s);
+		return;
+	}
+	if (s->send_armed || !s->pend_len)
 		return;
 	tmp = s->out;
 	cap = s->out_cap;
@@ -286,6 +347,8 @@ static void sess_free(struct smtp_session *s)
 	sess_reset_txn(s);
 	if (s->counted)
 		conn_limit_release(srv->lim.conns, (const struct sockaddr *)&s->peer);
+	tls_conn_free(s->tls);
+	free(s->user);
 	free(s->out);
 	free(s->pend);
 	free(s);
@@ -340,7 +403,162 @@ static void cmd_ehlo(struct smtp_session *s, const struct smtp_cmd *c, bool esmt
 	sess_reply(s, "250-SIZE %llu", (unsigned long long)lim->max_message_size);
 	sess_reply(s, "250-8BITMIME");
 	sess_reply(s, "250-SMTPUTF8");
+	if (lim->tls && !s->tls)
+		sess_reply(s, "250-STARTTLS");
+	if (!s->user && s->srv->hooks.auth_allowed && s->srv->hooks.auth_allowed(s->srv->ctx, s, s->tls != NULL))
+		sess_reply(s, "250-AUTH PLAIN LOGIN");
 	sess_reply(s, "250 ENHANCEDSTATUSCODES");
+}
+
+static void cmd_starttls(struct smtp_session *s)
+{
+	if (!s->srv->lim.tls) {
+		sess_reply(s, "502 5.5.1 Error: TLS not available");
+		sess_error(s);
+		return;
+	}
+	if (s->tls) {
+		sess_reply(s, "503 5.5.1 Error: TLS already active");
+		sess_error(s);
+		return;
+	}
+	sess_reply(s, "220 2.0.0 Ready to start TLS");
+	s->starttls_after_flush = true;
+}
+
+/* ---- AUTH (RFC 4954: PLAIN, RFC 4616; LOGIN) ---------------------------- */
+
+/* Decode base64 text into out (NUL-terminated); -1 when it is not base64. */
+static int b64_decode(const char *in, size_t n, char *out, size_t cap, size_t *out_len)
+{
+	unsigned char tmp[1024];
+	int len;
+
+	while (n && (in[n - 1] == ' ' || in[n - 1] == '\r'))
+		n--;
+	if (n % 4 || n / 4 * 3 >= sizeof(tmp) || n / 4 * 3 >= cap)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		if (!((in[i] >= 'A' && in[i] <= 'Z') || (in[i] >= 'a' && in[i] <= 'z') || (in[i] >= '0' && in[i] <= '9') ||
+		      in[i] == '+' || in[i] == '/' || (in[i] == '=' && i >= n - 2)))
+			return -1;
+	len = EVP_DecodeBlock(tmp, (const unsigned char *)in, (int)n);
+	if (len < 0)
+		return -1;
+	len -= (n && in[n - 1] == '=') + (n > 1 && in[n - 2] == '=');
+	memcpy(out, tmp, (size_t)len);
+	out[len] = 0;
+	*out_len = (size_t)len;
+	return 0;
+}
+
+static void auth_finish(struct smtp_session *s, const char *user, const char *pass)
+{
+	int r = s->srv->hooks.auth_check(s->srv->ctx, s, user, pass);
+
+	s->auth_step = AUTH_NONE;
+	if (r == 0) {
+		free(s->user);
+		s->user = strdup(user);
+		sess_reply(s, "235 2.7.0 Authentication successful");
+	} else if (r == 2) {
+		sess_reply(s, "454 4.7.0 Too many failed authentication attempts, try again later");
+		s->state = SESS_CLOSING;
+	} else {
+		sess_reply(s, "535 5.7.8 Authentication credentials invalid");
+		sess_error(s);
+	}
+}
+
+/* PLAIN: authzid NUL authcid NUL passwd (the authzid must be empty or the same). */
+static void auth_plain(struct smtp_session *s, const char *b64, size_t n)
+{
+	char buf[800];
+	size_t len;
+	const char *z1, *z2;
+
+	if (b64_decode(b64, n, buf, sizeof(buf), &len) < 0 || !(z1 = memchr(buf, 0, len)) ||
+	    !(z2 = memchr(z1 + 1, 0, len - (size_t)(z1 + 1 - buf)))) {
+		s->auth_step = AUTH_NONE;
+		sess_reply(s, "501 5.5.2 Error: cannot decode the AUTH PLAIN response");
+		sess_error(s);
+		return;
+	}
+	if (z1 != buf && strcmp(buf, z1 + 1) != 0) {
+		s->auth_step = AUTH_NONE;
+		sess_reply(s, "535 5.7.8 Authorization identity not allowed");
+		sess_error(s);
+		return;
+	}
+	auth_finish(s, z1 + 1, z2 + 1);
+}
+
+/* A line while an AUTH exchange waits for the client. */
+static void auth_continue(struct smtp_session *s, const char *line, size_t len)
+{
+	char buf[600];
+	size_t n;
+
+	if (len == 1 && line[0] == '*') {
+		s->auth_step = AUTH_NONE;
+		sess_reply(s, "501 5.7.0 Authentication cancelled");
+		return;
+	}
+	if (s->auth_step == AUTH_PLAIN_WAIT) {
+		auth_plain(s, line, len);
+		return;
+	}
+	if (b64_decode(line, len, buf, sizeof(buf), &n) < 0 || memchr(buf, 0, n)) {
+		s->auth_step = AUTH_NONE;
+		sess_reply(s, "501 5.5.2 Error: cannot decode the AUTH LOGIN response");
+		sess_error(s);
+		return;
+	}
+	if (s->auth_step == AUTH_LOGIN_USER) {
+		snprintf(s->auth_user, sizeof(s->auth_user), "%.255s", buf);
+		s->auth_step = AUTH_LOGIN_PASS;
+		sess_reply(s, "334 UGFzc3dvcmQ6");
+		return;
+	}
+	auth_finish(s, s->auth_user, buf);
+}
+
+static void cmd_auth(struct smtp_session *s, const struct smtp_cmd *c)
+{
+	const char *a = c->arg, *sp;
+	size_t n = c->arg_len, mech;
+
+	if (!s->srv->hooks.auth_allowed || !s->srv->hooks.auth_check ||
+	    !s->srv->hooks.auth_allowed(s->srv->ctx, s, s->tls != NULL)) {
+		sess_reply(s, "538 5.7.11 Encryption required for requested authentication mechanism");
+		sess_error(s);
+		return;
+	}
+	if (s->user || s->has_mail) {
+		sess_reply(s, "503 5.5.1 Error: %s", s->user ? "already authenticated" : "AUTH not allowed during a transaction");
+		sess_error(s);
+		return;
+	}
+	sp = memchr(a, ' ', n);
+	mech = sp ? (size_t)(sp - a) : n;
+	if (mech == 5 && !strncasecmp(a, "PLAIN", 5)) {
+		if (sp && n - mech - 1 > 0 && !(n - mech - 1 == 1 && sp[1] == '=')) {
+			auth_plain(s, sp + 1, n - mech - 1);
+		} else {
+			s->auth_step = AUTH_PLAIN_WAIT;
+			sess_reply(s, "334 ");
+		}
+	} else if (mech == 5 && !strncasecmp(a, "LOGIN", 5)) {
+		s->auth_step = AUTH_LOGIN_USER;
+		if (sp && n - mech - 1 > 0) {
+			auth_continue(s, sp + 1, n - mech - 1);
+		} else {
+			sess_reply(s, "334 VXNlcm5hbWU6");
+		}
+	} else {
+		sess_reply(s, "504 5.5.4 Unrecognized authentication type");
+		sess_error(s);
+	}
 }
 
 static void cmd_mail(struct smtp_session *s, const struct smtp_cmd *c)
@@ -518,6 +736,8 @@ static void sess_command(struct smtp_session *s, const char *line, size_t len)
 		s->state = SESS_CLOSING;
 		break;
 	case SMTP_VERB_VRFY: sess_reply(s, "252 2.0.0 Cannot VRFY user; try RCPT"); break;
+	case SMTP_VERB_STARTTLS: cmd_starttls(s); break;
+	case SMTP_VERB_AUTH: cmd_auth(s, &c); break;
 	case SMTP_VERB_HELP: sess_reply(s, "214 2.0.0 See RFC 5321"); break;
 	default:
 		sess_reply(s, "502 5.5.1 Error: command not implemented");
@@ -565,6 +785,16 @@ const struct sockaddr *smtp_session_peer(const struct smtp_session *s)
 	return (const struct sockaddr *)&s->peer;
 }
 
+const char *smtp_session_user(const struct smtp_session *s)
+{
+	return s->user;
+}
+
+const char *smtp_session_tls(const struct smtp_session *s)
+{
+	return s->tls && tls_established(s->tls) ? tls_describe(s->tls) : NULL;
+}
+
 /* ---- input ------------------------------------------------------------- */
 
 static void sess_consume(struct smtp_session *s, size_t n)
@@ -578,7 +808,7 @@ static void sess_pump(struct smtp_session *s)
 {
 	size_t off = 0;
 
-	while (off < s->in_len && s->pend_len < PEND_MAX) {
+	while (off < s->in_len && s->pend_len < PEND_MAX && !s->starttls_after_flush) {
 		if (s->state == SESS_DATA) {
 			size_t out_len = 0;
 			bool done = false;
@@ -624,9 +854,15 @@ static void sess_pump(struct smtp_session *s)
 			off += (size_t)n;
 			continue;
 		}
-		sess_command(s, s->in + off, line_len);
+		if (s->auth_step != AUTH_NONE)
+			auth_continue(s, s->in + off, line_len);
+		else
+			sess_command(s, s->in + off, line_len);
 		off += (size_t)n;
 	}
+	/* RFC 3207: nothing sent before the TLS handshake may be acted on after it */
+	if (s->starttls_after_flush)
+		off = s->in_len;
 	if (off)
 		sess_consume(s, off);
 	sess_flush(s);
@@ -637,11 +873,48 @@ static void sess_pump(struct smtp_session *s)
 	}
 	/* Read more only when a whole provided buffer fits: backpressure. */
 	if (!s->recv_armed && s->state != SESS_DEAD && IN_CAP - s->in_len >= s->srv->loop->buf_size &&
-	    s->pend_len < PEND_MAX) {
+	    s->pend_len < PEND_MAX && !s->starttls_after_flush) {
 		s->ops++;
 		s->recv_armed = true;
 		loop_recv(s->srv->loop, &s->recv_op, s->fd);
 	}
+}
+
+/* Handshake, then plaintext into s->in while there is room. -1 when the
+ * session was closed (TLS failure or the peer's close_notify). */
+static int sess_tls_input(struct smtp_session *s)
+{
+	int hs = tls_handshake(s->tls);
+
+	if (hs < 0) {
+		fprintf(stderr, "salvod: smtp session from %s: %s\n", s->peer_ip, tls_error(s->tls));
+		/* let the alert go out, then close */
+		sess_flush(s);
+		s->state = SESS_CLOSING;
+		if (!s->send_armed)
+			sess_close(s);
+		return -1;
+	}
+	if (hs == 1 && !s->greeted) {
+		s->greeted = true;
+		sess_reply(s, "220 %s ESMTP Salvo", s->srv->lim.host_name);
+	}
+	while (hs == 1 && s->in_len < IN_CAP) {
+		ssize_t n = tls_read(s->tls, s->in + s->in_len, IN_CAP - s->in_len);
+
+		if (n < 0) {
+			s->state = SESS_CLOSING;
+			sess_flush(s);
+			if (!s->send_armed)
+				sess_close(s);
+			return -1;
+		}
+		if (n == 0)
+			break;
+		s->in_len += (size_t)n;
+	}
+	sess_flush(s);
+	return 0;
 }
 
 static void sess_recv_done(struct loop_op *op, int res, unsigned flags)
@@ -652,7 +925,10 @@ static void sess_recv_done(struct loop_op *op, int res, unsigned flags)
 	s->ops--;
 	s->recv_armed = false;
 	if (res > 0 && (flags & IORING_CQE_F_BUFFER)) {
-		if (s->state != SESS_DEAD) {
+		if (s->state != SESS_DEAD && s->tls) {
+			if (tls_feed(s->tls, loop_buf_data(l, flags), (size_t)res) < 0)
+				res = -ENOMEM;
+		} else if (s->state != SESS_DEAD) {
 			memcpy(s->in + s->in_len, loop_buf_data(l, flags), (size_t)res);
 			s->in_len += (size_t)res;
 		}
@@ -679,6 +955,8 @@ static void sess_recv_done(struct loop_op *op, int res, unsigned flags)
 		return;
 	}
 	sess_touch(s);
+	if (s->tls && sess_tls_input(s) < 0)
+		return;
 	sess_pump(s);
 }
 
@@ -770,6 +1048,20 @@ static void listener_accept_done(struct loop_op *op, int res, unsigned flags)
 			return;
 		}
 	}
+	if (ls->implicit_tls) {
+		/* the banner follows the handshake (sess_tls_input) */
+		if (!srv->lim.tls || !(s->tls = tls_conn_new(srv->lim.tls, true, NULL))) {
+			s->state = SESS_CLOSING;
+			sess_close(s);
+			listener_arm(ls);
+			return;
+		}
+		sess_touch(s);
+		sess_pump(s);
+		listener_arm(ls);
+		return;
+	}
+	s->greeted = true;
 	sess_reply(s, "220 %s ESMTP Salvo", srv->lim.host_name);
 	sess_touch(s);
 	sess_pump(s);
@@ -797,6 +1089,7 @@ static int listener_open(struct listener *ls, const struct config_addr *a)
 
 int smtp_server_start(struct smtp_server **out, struct loop *l,
 		      const struct config_addr *addrs, size_t n_addrs,
+		      const struct config_addr *tls_addrs, size_t n_tls_addrs,
 		      const struct smtp_server_limits *limits,
 		      const struct smtp_server_hooks *hooks, void *ctx,
 		      char *err, size_t errlen)
@@ -805,7 +1098,7 @@ int smtp_server_start(struct smtp_server **out, struct loop *l,
 
 	if (!srv)
 		return -ENOMEM;
-	srv->listeners = calloc(n_addrs ? n_addrs : 1, sizeof(*srv->listeners));
+	srv->listeners = calloc(n_addrs + n_tls_addrs + 1, sizeof(*srv->listeners));
 	if (!srv->listeners) {
 		free(srv);
 		return -ENOMEM;
@@ -814,12 +1107,14 @@ int smtp_server_start(struct smtp_server **out, struct loop *l,
 	srv->lim = *limits;
 	srv->hooks = *hooks;
 	srv->ctx = ctx;
-	for (size_t i = 0; i < n_addrs; i++) {
+	for (size_t i = 0; i < n_addrs + n_tls_addrs; i++) {
 		struct listener *ls = &srv->listeners[i];
-		int ret = listener_open(ls, &addrs[i]);
+		const struct config_addr *a = i < n_addrs ? &addrs[i] : &tls_addrs[i - n_addrs];
+		int ret = listener_open(ls, a);
 
+		ls->implicit_tls = i >= n_addrs;
 		if (ret < 0) {
-			snprintf(err, errlen, "cannot listen on %s: %s", addrs[i].text, strerror(-ret));
+			snprintf(err, errlen, "cannot listen on %s: %s", a->text, strerror(-ret));
 			for (size_t j = 0; j < i; j++)
 				close(srv->listeners[j].fd);
 			free(srv->listeners);

@@ -52,7 +52,15 @@ struct smtp_server_hooks {
 	 * trace header first) now belong to the hook. */
 	void (*submit)(void *ctx, struct smtp_session *s, struct smtp_envelope *env,
 		       char *body, size_t len);
+	/* Optional. May this session use AUTH now (it is over TLS when tls is
+	 * true)? NULL: never. */
+	bool (*auth_allowed)(void *ctx, struct smtp_session *s, bool tls);
+	/* Check a user name and password: 0 good, 1 wrong, 2 too many failures
+	 * from this client (answered 454 and not counted). */
+	int (*auth_check)(void *ctx, struct smtp_session *s, const char *user, const char *pass);
 };
+
+typedef struct ssl_ctx_st SSL_CTX;
 
 struct smtp_server_limits {
 	const char *host_name;
@@ -62,6 +70,7 @@ struct smtp_server_limits {
 	uint64_t data_timeout_ms;
 	unsigned max_errors;       /* protocol errors before 421 and close */
 	struct conn_limit *conns;  /* shared caps (all workers); NULL = none */
+	SSL_CTX *tls;              /* STARTTLS and implicit-TLS listeners; NULL = no TLS */
 };
 
 struct smtp_server;
@@ -71,6 +80,7 @@ struct conn_limit;
  * Returns 0 or -errno (with the failing address in err). */
 int smtp_server_start(struct smtp_server **out, struct loop *l,
 		      const struct config_addr *addrs, size_t n_addrs,
+		      const struct config_addr *tls_addrs, size_t n_tls_addrs,  /* implicit TLS */
 		      const struct smtp_server_limits *limits,
 		      const struct smtp_server_hooks *hooks, void *ctx,
 		      char *err, size_t errlen);
@@ -83,5 +93,9 @@ void smtp_server_free(struct smtp_server *srv);
 /* The reply to a submitted message ("250 2.0.0 Ok: queued as ..."). */
 void smtp_session_submitted(struct smtp_session *s, const char *reply);
 const struct sockaddr *smtp_session_peer(const struct smtp_session *s);
+/* The user the session authenticated as, or NULL. */
+const char *smtp_session_user(const struct smtp_session *s);
+/* The TLS protocol and cipher of the session, or NULL when in clear. */
+const char *smtp_session_tls(const struct smtp_session *s);
 
 #endif

@@ -660,7 +660,7 @@ static void test_err_unknown(void **state)
 	expect_err("foo bar\n", "test.conf:1: unknown directive \"foo\"");
 	expect_err("# c\n\nhost-name a.example\nfoo\n", "test.conf:4: unknown directive \"foo\"");
 	expect_domain_err("  foo 1", "test.conf:2: unknown directive \"foo\"");
-	expect_source_err("require-auth yes", "test.conf:2: unknown directive \"require-auth\"");
+	expect_source_err("require-authentication yes", "test.conf:2: unknown directive \"require-authentication\"");
 	expect_err("<virtual-mtas mta1>\n</virtual-mtas>\n",
 		   "test.conf:1: unknown block directive <virtual-mtas>");
 	expect_err("<domain a.example>\n</domain>\n</foo>\n", "test.conf:3: unknown block directive </foo>");

@@ -1,0 +1,143 @@
+#!/usr/bin/python3
+"""test_tls_auth.py - inbound TLS and SMTP AUTH: never an open relay.
+
+  relay      from a source that may not relay (require-auth), a foreign recipient is
+             refused with 550 5.7.1; AUTH is not offered in clear and refused (538)
+  starttls   after STARTTLS (a self-signed certificate made at test time) AUTH is
+             offered; PLAIN with a plain password and LOGIN with a crypt(3) hash both
+             work, and the authenticated client's message is relayed and delivered
+  throttle   wrong passwords get 535; after five failures the client gets 454
+  implicit   an smtps-listener speaks TLS from the first byte (port 465 style)
+  garbage    random bytes where a TLS handshake should be: a clean close, salvod alive
+"""
+
+import os
+import random
+import smtplib
+import socket
+import ssl
+import subprocess
+import time
+
+import harness
+from harness import Fail, log
+
+SMTPS = ("127.0.0.1", 12465)
+STRANGER = "127.0.0.50"
+
+
+def ctx():
+    c = ssl.create_default_context()
+    c.check_hostname = False
+    c.verify_mode = ssl.CERT_NONE
+    return c
+
+
+def message(rcpt, tag):
+    return ("From: <alice@senders.test>\r\nTo: <%s>\r\nSubject: %s\r\nMessage-ID: <%s@itest>\r\n\r\nhello %s\r\n"
+            % (rcpt, tag, tag, tag)).encode()
+
+
+def test_tls_auth(env):
+    cert, key = os.path.join(env.dir, "cert.pem"), os.path.join(env.dir, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+                    "/CN=salvo.itest", "-keyout", key, "-out", cert], check=True, capture_output=True)
+    bob_hash = subprocess.run(["openssl", "passwd", "-6", "b0b-pass"], check=True, capture_output=True,
+                              text=True).stdout.strip()
+    env.dns(mx={"far.test": [(10, "mx.sink.test")]}, a={"mx.sink.test": "127.0.0.2"}, check=[("far.test", "MX")])
+    sink = env.salvo_sink("sink", "127.0.0.2:25")
+    extra = "\n".join([
+        "tls-certificate %s" % cert, "tls-private-key %s" % key, "smtps-listener %s:%d" % SMTPS,
+        "<smtp-user alice>", "  password s3cret", "</smtp-user>",
+        "<smtp-user bob>", "  password %s" % bob_hash, "</smtp-user>"])
+    d = env.salvod_daemon(sources={"127.0.0.1": {"always-allow-relaying": "yes"},
+                                   "0/0": {"require-auth": "yes"}}, extra=extra)
+    d.start()
+    addr = harness.SALVOD_SMTP
+
+    # -- a stranger in clear: no relay, no AUTH
+    with smtplib.SMTP(*addr, timeout=10, source_address=(STRANGER, 0)) as s:
+        s.ehlo("stranger.test")
+        if not s.has_extn("starttls"):
+            raise Fail("STARTTLS is not offered")
+        if s.has_extn("auth"):
+            raise Fail("AUTH is offered in clear")
+        s.mail("x@stranger.test")
+        code, text = s.rcpt("victim@far.test")
+        if code != 550 or b"5.7.1" not in text:
+            raise Fail("a stranger's foreign recipient got %d %s" % (code, text))
+        s.rset()
+        code, text = s.docmd("AUTH", "PLAIN AGFsaWNlAHMzY3JldA==")
+        if code != 538:
+            raise Fail("AUTH in clear got %d %s" % (code, text))
+    # -- STARTTLS, then AUTH PLAIN, then relay
+    with smtplib.SMTP(*addr, timeout=10, source_address=(STRANGER, 0)) as s:
+        s.ehlo("stranger.test")
+        s.starttls(context=ctx())
+        s.ehlo("stranger.test")
+        if not s.has_extn("auth") or "PLAIN" not in s.esmtp_features.get("auth", "").upper():
+            raise Fail("AUTH not offered after STARTTLS: %r" % s.esmtp_features)
+        s.login("alice", "s3cret")
+        refused = s.sendmail("alice@senders.test", ["one@far.test"], message("one@far.test", "tls1"))
+        if refused:
+            raise Fail("the authenticated relay was refused: %r" % refused)
+    # -- LOGIN (user, then password, each after a 334) with the hashed password
+    with smtplib.SMTP(*addr, timeout=10, source_address=(STRANGER, 0)) as s:
+        s.ehlo("x")
+        s.starttls(context=ctx())
+        s.ehlo("x")
+        s.user, s.password = "bob", "b0b-pass"
+        code, text = s.auth("LOGIN", s.auth_login, initial_response_ok=False)
+        if code != 235:
+            raise Fail("AUTH LOGIN for bob: %d %s" % (code, text))
+        s.sendmail("bob@senders.test", ["two@far.test"], message("two@far.test", "tls2"))
+    # -- implicit TLS
+    with smtplib.SMTP_SSL(*SMTPS, timeout=10, context=ctx(), source_address=(STRANGER, 0)) as s:
+        s.ehlo("x")
+        s.login("alice", "s3cret")
+        s.sendmail("alice@senders.test", ["three@far.test"], message("three@far.test", "tls3"))
+    seen = harness.wait_for_recipients(env, {"one@far.test", "two@far.test", "three@far.test"}, 15, settle=0.2)
+    log("relayed after STARTTLS+AUTH (PLAIN, LOGIN with a crypt hash) and over implicit TLS: %d arrived"
+        % len(seen))
+    # -- throttle: five wrong passwords, then 454 even for the right one
+    codes = []
+    for i in range(6):
+        with smtplib.SMTP(*addr, timeout=10, source_address=("127.0.0.51", 0)) as s:
+            s.ehlo("x")
+            s.starttls(context=ctx())
+            s.ehlo("x")
+            s.user, s.password = "alice", ("wrong%d" % i if i < 5 else "s3cret")
+            try:
+                codes.append(s.auth("PLAIN", s.auth_plain)[0])   # one mechanism, one attempt
+            except smtplib.SMTPAuthenticationError as e:
+                codes.append(e.smtp_code)
+            except smtplib.SMTPServerDisconnected:
+                codes.append(-1)
+            except smtplib.SMTPResponseException as e:
+                codes.append(e.smtp_code)
+    if codes[:5] != [535] * 5 or codes[5] != 454:
+        raise Fail("AUTH failures then the right password: %r (want 535 x5, then 454)" % codes)
+    # -- TLS garbage after STARTTLS, and on the implicit-TLS port
+    for target in ("starttls", "smtps"):
+        sk = socket.create_connection(SMTPS if target == "smtps" else addr, timeout=5)
+        if target == "starttls":
+            sk.recv(200)
+            sk.sendall(b"EHLO x\r\nSTARTTLS\r\n")
+            time.sleep(0.2)
+            sk.recv(1000)
+        sk.sendall(bytes(random.Random(7).randrange(256) for _ in range(3000)))
+        try:
+            while sk.recv(4096):
+                pass
+        except (ConnectionResetError, socket.timeout):
+            pass
+        sk.close()
+    d.check_alive()
+    with smtplib.SMTP(*addr, timeout=10) as s:
+        if s.noop()[0] != 250:
+            raise Fail("salvod does not answer after TLS garbage")
+    log("AUTH throttled after 5 failures; TLS garbage closed cleanly")
+
+
+if __name__ == "__main__":
+    harness.main([test_tls_auth])
