@@ -198,6 +198,8 @@ struct config_domain {
 	ssize_t pattern_list;       /* resolved index into cfg->pattern_lists, or -1 */
 	char *queue_to;             /* `queue-to NAME`: deliver through that queue */
 	bool dkim_sign;             /* `dkim-sign` (default yes: sign when a key matches From) */
+	bool use_starttls;          /* opportunistic STARTTLS outbound (default yes) */
+	bool require_starttls;      /* defer rather than deliver in clear (default no) */
 	bool has_route;             /* a `route` applies (either form below) */
 	struct config_addr route;   /* `route [127.0.0.1]:2600`, `route [::1]`: an IP
 				     * literal (port 25 when omitted); when route_host is
@@ -226,6 +228,8 @@ enum {
 	CONFIG_DOM_PATTERN_LIST = 1u << 13,
 	CONFIG_DOM_QUEUE_TO = 1u << 14,
 	CONFIG_DOM_DKIM_SIGN = 1u << 15,
+	CONFIG_DOM_USE_STARTTLS = 1u << 16,
+	CONFIG_DOM_REQUIRE_STARTTLS = 1u << 17,
 };
 
 struct config {

@@ -226,8 +226,28 @@ static int d_dkim_sign(struct parser *p, const struct directive *d, char *v)
 	return 0;
 }
 
+static int set_dom_bool(struct parser *p, const struct directive *d, const char *v, bool *field, uint64_t flag)
+{
+	if (config_parse_bool(v, field) < 0)
+		return cp_bad_value(p, "boolean", d, v);
+	cur_domain(p)->set_mask |= flag;
+	return 0;
+}
+
+static int d_use_starttls(struct parser *p, const struct directive *d, char *v)
+{
+	return set_dom_bool(p, d, v, &cur_domain(p)->use_starttls, CONFIG_DOM_USE_STARTTLS);
+}
+
+static int d_require_starttls(struct parser *p, const struct directive *d, char *v)
+{
+	return set_dom_bool(p, d, v, &cur_domain(p)->require_starttls, CONFIG_DOM_REQUIRE_STARTTLS);
+}
+
 static const struct directive directives[] = {
 	{"retry-after", CTX_DOMAIN, d_retry_after},
+	{"use-starttls", CTX_DOMAIN, d_use_starttls},
+	{"require-starttls", CTX_DOMAIN, d_require_starttls},
 	{"dkim-sign", CTX_DOMAIN, d_dkim_sign},
 	{"bounce-after", CTX_DOMAIN, d_bounce_after},
 	{"max-smtp-out", CTX_DOMAIN, d_max_smtp_out},
@@ -296,6 +316,7 @@ int cp_domain_default(struct config_domain *d)
 		.backoff_to_normal_after_ms = DEF_BACKOFF_TO_NORMAL_MS,
 		.pattern_list = -1,
 		.dkim_sign = true,
+		.use_starttls = true,
 	};
 	if (!d->name || !d->retry_after_ms)
 		return -1;
@@ -350,6 +371,10 @@ static int inherit(struct config_domain *d, const struct config_domain *star)
 		d->max_connect_rate = star->max_connect_rate;
 	if (!(m & CONFIG_DOM_DKIM_SIGN))
 		d->dkim_sign = star->dkim_sign;
+	if (!(m & CONFIG_DOM_USE_STARTTLS))
+		d->use_starttls = star->use_starttls;
+	if (!(m & CONFIG_DOM_REQUIRE_STARTTLS))
+		d->require_starttls = star->require_starttls;
 	if (!(m & CONFIG_DOM_IDLE_TIMEOUT))
 		d->idle_timeout_ms = star->idle_timeout_ms;
 	if (!(m & CONFIG_DOM_BACKOFF_MSG_RATE))

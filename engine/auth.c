@@ -83,14 +83,21 @@ static bool same(const char *a, const char *b)
 
 static bool password_ok(const char *stored, const char *given)
 {
-	struct crypt_data cd;
+	struct crypt_data *cd;
 	const char *h;
+	bool ok;
 
 	if (stored[0] != '$')
 		return same(stored, given);
-	memset(&cd, 0, sizeof(cd));
-	h = crypt_r(given, stored, &cd);
-	return h && h[0] != '*' && same(stored, h);
+	/* struct crypt_data is tens of KiB: not for a worker thread's stack */
+	if (!(cd = calloc(1, sizeof(*cd))))
+		return false;
+	/* crypt_rn: libxcrypt's own, not intercepted by ASan (whose crypt_r hook
+	 * assumes glibc's smaller struct crypt_data) */
+	h = crypt_rn(given, stored, cd, (int)sizeof(*cd));
+	ok = h && h[0] != '*' && same(stored, h);
+	free(cd);
+	return ok;
 }
 
 int auth_check(const struct config *cfg, struct auth_failures *f, const struct sockaddr *client,

@@ -26,7 +26,7 @@ int auth_failures_init(struct auth_failures *f);
 void auth_failures_fini(struct auth_failures *f);
 
 /* 0 good, 1 wrong, 2 this client is throttled. Passwords are compared in
- * constant time; a crypt(3) hash ("$...") is checked with crypt_r. */
+ * constant time; a crypt(3) hash ("$...") is checked with crypt_rn. */
 int auth_check(const struct config *cfg, struct auth_failures *f, const struct sockaddr *client,
 	       const char *user, const char *pass);
 

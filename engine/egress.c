@@ -405,6 +405,7 @@ static void conn_txn_done(void *owner, struct smtp_client *cli, struct smtp_txn 
 		.pool = pool_name(cfg, x->pool),
 		.campaign = x->campaign,
 		.verp = x->t.sender == x->verp,
+		.tls = smtp_client_tls(cli),
 	};
 	struct outcome_batch *b;
 	bool any_ok = false;
@@ -459,6 +460,17 @@ static void conn_closed(void *owner, struct smtp_client *cli, bool reached_ready
 	struct egress_conn *c = owner;
 	struct egress_queue *eq = c->eq;
 
+	if (cli && smtp_client_tls_failed(cli) && !eq->q->cfg->require_starttls && !eq->freeing) {
+		/* common practice: a failed opportunistic handshake is retried in clear */
+		eq->clear_until_ms = (int64_t)loop_now_ms() + 3600 * 1000;
+		fprintf(stderr, "salvod: queue %s: STARTTLS with %s failed (%.160s); delivering in clear for 1 h\n",
+			eq->q->domain, smtp_client_peer_ip(cli), why ? why->text : "");
+		if (!reached_ready && eq->q->n_ready) {
+			c->cli = NULL;
+			conn_open(eq, c); /* the same host again, in clear */
+			return;
+		}
+	}
 	c->cli = NULL;
 	if (eq->freeing)
 		return;
@@ -511,6 +523,13 @@ static void conn_open(struct egress_queue *eq, struct egress_conn *c)
 
 	for (; c->target < eq->n_targets; c->target++) {
 		struct dns_target *t = &eq->targets[c->target];
+		const struct config_domain *dom = eq->q->cfg;
+		bool clear = !dom->require_starttls && (int64_t)loop_now_ms() < eq->clear_until_ms;
+		struct smtp_client_tls tls = {
+			.ctx = (dom->use_starttls || dom->require_starttls) && !clear ? w->eng->tls_client : NULL,
+			.require = dom->require_starttls,
+			.sni = t->host,
+		};
 		int ret;
 
 		if (vm->has_source && vm->source.sa.ss_family != t->addr.ss_family)
@@ -518,7 +537,7 @@ static void conn_open(struct egress_queue *eq, struct egress_conn *c)
 		ret = smtp_client_connect(&c->cli, &w->loop, (const struct sockaddr *)&t->addr, t->addrlen,
 					  vm->has_source ? (const struct sockaddr *)&vm->source.sa : NULL,
 					  vm->has_source ? vm->source.salen : 0, helo, &w->client_tmo,
-					  &conn_hooks, c);
+					  tls.ctx || tls.require ? &tls : NULL, &conn_hooks, c);
 		if (ret == 0)
 			return;
 		fprintf(stderr, "salvod: cannot make a socket for %s from %s: %s\n", t->host,

@@ -72,6 +72,7 @@ struct egress_queue {
 	unsigned n_conns, n_connecting;
 	struct egress_conn *conns;
 	bool freeing;
+	int64_t clear_until_ms;    /* a TLS handshake failed: deliver in clear until then */
 	/* counters for operators (per recipient, like the log's records) */
 	uint64_t delivered, deferred, bounced, expired;
 	char last_error[160];

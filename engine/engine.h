@@ -84,6 +84,7 @@ struct engine {
 	struct conn_limit *smtp_conns; /* inbound caps shared by the listeners */
 	struct dkim_keys *dkim;    /* domain-key signing keys (read-only) */
 	SSL_CTX *tls_server;       /* inbound STARTTLS / implicit TLS; NULL without a certificate */
+	SSL_CTX *tls_client;       /* outbound STARTTLS */
 	struct auth_failures *auth_failures;
 };
 

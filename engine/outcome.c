@@ -41,7 +41,7 @@ struct outcome_batch {
 	char *sender;
 	int64_t queued_ms;
 	size_t size;
-	char *queue, *mx_host, *mx_ip, *vmta, *source_ip, *pool, *campaign;
+	char *queue, *mx_host, *mx_ip, *vmta, *source_ip, *pool, *campaign, *tls;
 	bool verp;
 	int64_t time_ms;
 	/* the DSN, built once even if the batch is re-applied alone */
@@ -115,7 +115,7 @@ struct outcome_batch *outcome_batch_new(struct engine *eng, uint64_t msg_id, con
 	b->verp = route->verp;
 	if (!b->sender || !b->queue || dup_opt(&b->mx_host, route->mx_host) || dup_opt(&b->mx_ip, route->mx_ip) ||
 	    dup_opt(&b->vmta, route->vmta) || dup_opt(&b->source_ip, route->source_ip) ||
-	    dup_opt(&b->pool, route->pool) || dup_opt(&b->campaign, route->campaign)) {
+	    dup_opt(&b->pool, route->pool) || dup_opt(&b->campaign, route->campaign) || dup_opt(&b->tls, route->tls)) {
 		batch_free(b);
 		return NULL;
 	}
@@ -162,6 +162,7 @@ static void batch_free(struct outcome_batch *b)
 	free(b->source_ip);
 	free(b->pool);
 	free(b->campaign);
+	free(b->tls);
 	free(b);
 }
 
@@ -371,6 +372,7 @@ static void outcome_done(struct spool_req *req, int result, void *ctx)
 			.vmta = b->vmta,
 			.source_ip = b->source_ip,
 			.campaign = b->campaign && b->campaign[0] ? b->campaign : NULL,
+			.tls = b->tls,
 			.attempt = it->attempt,
 			.queued_time_ms = it->queued_ms,
 			.size = b->size,

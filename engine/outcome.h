@@ -56,6 +56,7 @@ struct outcome_route {
 	const char *pool;          /* kept with a deferred recipient */
 	const char *campaign;
 	bool verp;                 /* sent with a VERP return path: index deliveries */
+	const char *tls;           /* protocol and cipher when delivered over TLS */
 };
 
 struct outcome_batch *outcome_batch_new(struct engine *eng, uint64_t msg_id, const char *sender,

@@ -262,6 +262,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "salvod: TLS: %s\n", err);
 		goto out_writer;
 	}
+	if (tls_client_ctx(&eng.tls_client, err, sizeof(err)) < 0) {
+		fprintf(stderr, "salvod: TLS: %s\n", err);
+		goto out_writer;
+	}
 	if (cfg.n_smtps_listeners && !eng.tls_server) {
 		fprintf(stderr, "salvod: smtps-listener needs tls-certificate and tls-private-key\n");
 		goto out_writer;
@@ -332,6 +336,7 @@ out_writer:
 	conn_limit_fini(&smtp_conns);
 	dkim_keys_free(eng.dkim);
 	tls_ctx_free(eng.tls_server);
+	tls_ctx_free(eng.tls_client);
 	auth_failures_fini(&auth_failures);
 out_log:
 	acct_log_close(eng.acct);

@@ -12,6 +12,7 @@
  * ops is zero; hooks.closed() runs exactly once, on entering DEAD.
  */
 #include "net/smtp_client.h"
+#include "net/tls.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -33,6 +34,8 @@ enum cli_state {
 	CLI_BANNER,
 	CLI_EHLO,
 	CLI_HELO,
+	CLI_STARTTLS,  /* STARTTLS sent, waiting for its 220 */
+	CLI_HANDSHAKE, /* TLS handshake in progress */
 	CLI_IDLE,
 	CLI_TXN,       /* MAIL/RCPT/DATA replies outstanding */
 	CLI_BODY,      /* body sent or sending; waiting for the final reply */
@@ -73,6 +76,15 @@ struct smtp_client {
 	bool rset_first;           /* CLI_RSET is clearing that state before this transaction */
 	struct smtp_result mail_fail;
 
+	/* TLS (STARTTLS) */
+	SSL_CTX *tls_ctx;          /* NULL: never */
+	bool require_tls;
+	char sni[256];
+	struct tls_conn *tls;
+	bool tls_failed;           /* the handshake failed (the owner may retry in clear) */
+	char *tls_out;             /* ciphertext being sent */
+	size_t tls_out_cap;
+
 	char in[CLI_IN_CAP];
 	size_t in_len;
 	char *cmd;                 /* command text being sent */
@@ -82,6 +94,7 @@ struct smtp_client {
 };
 
 static void cli_pump(struct smtp_client *c);
+static void cli_send_tls(struct smtp_client *c);
 static void cli_fail(struct smtp_client *c, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 void smtp_client_default_timeouts(struct smtp_client_timeouts *t)
@@ -102,7 +115,7 @@ static uint64_t cli_state_timeout(const struct smtp_client *c)
 	switch (c->state) {
 	case CLI_CONNECTING: return c->tmo.connect_ms;
 	case CLI_BANNER: return c->tmo.banner_ms;
-	case CLI_EHLO: case CLI_HELO: case CLI_RSET: return c->tmo.helo_ms;
+	case CLI_EHLO: case CLI_HELO: case CLI_RSET: case CLI_STARTTLS: case CLI_HANDSHAKE: return c->tmo.helo_ms;
 	case CLI_TXN: return c->tmo.rcpt_ms;
 	case CLI_BODY: return c->tmo.dot_ms;
 	case CLI_QUIT: return c->tmo.quit_ms;
@@ -115,6 +128,10 @@ static uint64_t cli_state_timeout(const struct smtp_client *c)
 static void cli_maybe_free(struct smtp_client *c)
 {
 	if (c->state == CLI_DEAD && c->ops == 0) {
+		tls_conn_free(c->tls);
+		c->tls = NULL;
+		free(c->tls_out);
+		c->tls_out = NULL;
 		close(c->fd);
 		free(c->cmd);
 		free(c);
@@ -247,10 +264,44 @@ static void cli_send_done(struct loop_op *op, int res, unsigned flags)
 	c->send_left -= (size_t)res;
 	if (c->send_left)
 		cli_send_more(c);
+	else if (c->tls)
+		cli_send_tls(c); /* records queued meanwhile */
+}
+
+/* Ciphertext the TLS connection has to send (handshake or records). */
+static void cli_send_tls(struct smtp_client *c)
+{
+	size_t n = tls_pending(c->tls);
+
+	if (!n || c->send_armed)
+		return;
+	if (n > c->tls_out_cap) {
+		char *p = realloc(c->tls_out, n);
+
+		if (!p) {
+			cli_fail(c, 0, "out of memory");
+			return;
+		}
+		c->tls_out = p;
+		c->tls_out_cap = n;
+	}
+	c->send_ptr = c->tls_out;
+	c->send_left = tls_take(c->tls, c->tls_out, n);
+	cli_send_more(c);
 }
 
 static void cli_send(struct smtp_client *c, const char *p, size_t n)
 {
+	if (c->tls && tls_established(c->tls)) {
+		/* records queue behind whatever is being sent (the handshake's last
+		 * flight, say); the send completion takes them */
+		if (tls_write(c->tls, p, n) < 0) {
+			cli_fail(c, 0, "%s", tls_error(c->tls));
+			return;
+		}
+		cli_send_tls(c);
+		return;
+	}
 	if (c->send_armed) {
 		/* A reply overtook our own send: the peer answered what we had not
 		 * finished sending. Nothing sane can follow. */
@@ -470,6 +521,11 @@ static void cli_on_reply(struct smtp_client *c, const struct smtp_reply *r)
 			return;
 		}
 		c->exts = smtp_reply_ehlo_exts(r, NULL);
+		if (!c->tls && c->tls_ctx && (c->exts & SMTP_EXT_STARTTLS)) {
+			c->state = CLI_STARTTLS;
+			cli_command(c, "STARTTLS", NULL);
+			return;
+		}
 		/* fall through */
 	case CLI_HELO:
 		if (r->code / 100 != 2) {
@@ -477,9 +533,36 @@ static void cli_on_reply(struct smtp_client *c, const struct smtp_reply *r)
 			cli_end(c, &res);
 			return;
 		}
+		if (c->require_tls && !c->tls) {
+			result_set(&res, 0, "", "TLS is required (require-starttls) but the host does not offer STARTTLS");
+			cli_end(c, &res);
+			return;
+		}
 		c->state = CLI_IDLE;
 		c->reached_ready = true;
 		c->hooks.ready(c->owner, c);
+		return;
+	case CLI_STARTTLS:
+		if (r->code != 220) {
+			if (c->require_tls) {
+				reply_to_result(r, &res);
+				cli_end(c, &res);
+				return;
+			}
+			/* refused: carry on in clear, as after an EHLO without STARTTLS */
+			c->state = CLI_IDLE;
+			c->reached_ready = true;
+			c->hooks.ready(c->owner, c);
+			return;
+		}
+		if (!(c->tls = tls_conn_new(c->tls_ctx, false, c->sni))) {
+			cli_fail(c, 0, "out of memory");
+			return;
+		}
+		c->state = CLI_HANDSHAKE; /* cli_pump drops what came after the 220 */
+		tls_handshake(c->tls);
+		cli_send_tls(c);
+		cli_touch(c);
 		return;
 	case CLI_TXN:
 		txn_reply(c, r);
@@ -533,6 +616,11 @@ static void cli_pump(struct smtp_client *c)
 		}
 		off += (size_t)n;
 		cli_on_reply(c, &r);
+		if (c->state == CLI_HANDSHAKE) {
+			/* RFC 3207: nothing sent in clear after the 220 is trusted */
+			off = c->in_len;
+			break;
+		}
 	}
 	if (c->state == CLI_DEAD)
 		return;
@@ -549,6 +637,39 @@ static void cli_pump(struct smtp_client *c)
 	}
 }
 
+/* Drive the handshake, then decrypt into c->in. -1 when the session ended. */
+static int cli_tls_input(struct smtp_client *c)
+{
+	int hs = tls_handshake(c->tls);
+
+	cli_send_tls(c);
+	if (hs < 0) {
+		c->tls_failed = true;
+		cli_fail(c, 0, "%s", tls_error(c->tls));
+		return -1;
+	}
+	if (hs == 0)
+		return 0;
+	if (c->state == CLI_HANDSHAKE) {
+		/* RFC 3207: start over with EHLO inside TLS */
+		c->state = CLI_EHLO;
+		c->exts = 0;
+		cli_command(c, "EHLO", c->helo_name);
+	}
+	while (c->in_len < CLI_IN_CAP) {
+		ssize_t n = tls_read(c->tls, c->in + c->in_len, CLI_IN_CAP - c->in_len);
+
+		if (n < 0) {
+			cli_fail(c, 0, "%s", tls_error(c->tls));
+			return -1;
+		}
+		if (n == 0)
+			break;
+		c->in_len += (size_t)n;
+	}
+	return 0;
+}
+
 static void cli_recv_done(struct loop_op *op, int res, unsigned flags)
 {
 	struct smtp_client *c = container_of(op, struct smtp_client, recv_op);
@@ -560,7 +681,10 @@ static void cli_recv_done(struct loop_op *op, int res, unsigned flags)
 		size_t room = CLI_IN_CAP - c->in_len;
 		size_t n = (size_t)res < room ? (size_t)res : room;
 
-		if (c->state != CLI_DEAD) {
+		if (c->state != CLI_DEAD && c->tls) {
+			if (tls_feed(c->tls, data, (size_t)res) < 0)
+				res = -ENOMEM;
+		} else if (c->state != CLI_DEAD) {
 			memcpy(c->in + c->in_len, data, n);
 			c->in_len += n;
 		}
@@ -583,6 +707,8 @@ static void cli_recv_done(struct loop_op *op, int res, unsigned flags)
 	}
 	if (c->state != CLI_IDLE)
 		cli_touch(c);
+	if (c->tls && cli_tls_input(c) < 0)
+		return;
 	cli_pump(c);
 }
 
@@ -611,6 +737,7 @@ int smtp_client_connect(struct smtp_client **out, struct loop *l,
 			const struct sockaddr *addr, socklen_t addrlen,
 			const struct sockaddr *source, socklen_t sourcelen,
 			const char *helo_name, const struct smtp_client_timeouts *tmo,
+			const struct smtp_client_tls *tls,
 			const struct smtp_client_hooks *hooks, void *owner)
 {
 	struct smtp_client *c = calloc(1, sizeof(*c));
@@ -643,6 +770,11 @@ int smtp_client_connect(struct smtp_client **out, struct loop *l,
 	c->hooks = *hooks;
 	c->owner = owner;
 	snprintf(c->helo_name, sizeof(c->helo_name), "%s", helo_name);
+	if (tls) {
+		c->tls_ctx = tls->ctx;
+		c->require_tls = tls->require;
+		snprintf(c->sni, sizeof(c->sni), "%s", tls->sni ? tls->sni : "");
+	}
 	memcpy(&c->peer, addr, addrlen);
 	c->peerlen = addrlen;
 	if (addr->sa_family == AF_INET6)
@@ -665,6 +797,8 @@ int smtp_client_connect(struct smtp_client **out, struct loop *l,
 void smtp_client_free(struct smtp_client *c)
 {
 	close(c->fd);
+	tls_conn_free(c->tls);
+	free(c->tls_out);
 	free(c->cmd);
 	free(c);
 }
@@ -682,4 +816,14 @@ unsigned smtp_client_exts(const struct smtp_client *c)
 const char *smtp_client_peer_ip(const struct smtp_client *c)
 {
 	return c->peer_ip;
+}
+
+const char *smtp_client_tls(const struct smtp_client *c)
+{
+	return c->tls && tls_established(c->tls) ? tls_describe(c->tls) : NULL;
+}
+
+bool smtp_client_tls_failed(const struct smtp_client *c)
+{
+	return c->tls_failed;
 }

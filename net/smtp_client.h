@@ -64,13 +64,29 @@ struct smtp_client_timeouts {
 /* RFC 5321 4.5.3.2 defaults (connect 30 s). */
 void smtp_client_default_timeouts(struct smtp_client_timeouts *t);
 
+typedef struct ssl_ctx_st SSL_CTX;
+
+/* Opportunistic STARTTLS: used when the host offers it; with require, a
+ * host that does not is a failure (deferred), not a clear session. */
+struct smtp_client_tls {
+	SSL_CTX *ctx;
+	bool require;
+	const char *sni;           /* the MX host name */
+};
+
 /* Start connecting to addr (port included). Returns 0, or -errno when no
- * socket could be made (then no hook is ever called). source may be NULL. */
+ * socket could be made (then no hook is ever called). source and tls may
+ * be NULL. */
 int smtp_client_connect(struct smtp_client **out, struct loop *l,
 			const struct sockaddr *addr, socklen_t addrlen,
 			const struct sockaddr *source, socklen_t sourcelen,
 			const char *helo_name, const struct smtp_client_timeouts *tmo,
+			const struct smtp_client_tls *tls,
 			const struct smtp_client_hooks *hooks, void *owner);
+/* "TLSv1.3 TLS_AES_256_GCM_SHA384" when the session is encrypted, else NULL. */
+const char *smtp_client_tls(const struct smtp_client *c);
+/* Did the session end in a failed TLS handshake? */
+bool smtp_client_tls_failed(const struct smtp_client *c);
 /* Only when idle (after ready() or txn_done()). */
 void smtp_client_send(struct smtp_client *c, struct smtp_txn *t);
 /* Polite close from idle: QUIT, then closed(). */
