@@ -21,8 +21,9 @@ build fuzz_smtp_cmd "$ROOT/net/smtp_cmd.c"
 build fuzz_smtp_reply "$ROOT/net/smtp_reply.c" "$ROOT/net/smtp_cmd.c"
 build fuzz_config "$ROOT"/core/config_parse.c "$ROOT"/core/config_units.c "$ROOT"/core/config_source.c \
     "$ROOT"/core/config_domain.c "$ROOT"/core/config_vmta.c
+build fuzz_bounce_report "$ROOT/engine/bounce_report.c" -lcrypto
 status=0
-for name in fuzz_smtp_cmd fuzz_smtp_reply fuzz_config; do
+for name in fuzz_smtp_cmd fuzz_smtp_reply fuzz_config fuzz_bounce_report; do
     seeds="$HERE/corpus/${name#fuzz_}"
     work="$OUT/$name.corpus"
     rm -rf "$work"; mkdir -p "$work"

@@ -1,0 +1,23 @@
+/* fuzz_bounce_report.c - libFuzzer harness: the DSN/ARF parser
+ * (engine/bounce_report.c) and the category table on arbitrary messages. */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/bounce_report.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	char *msg = malloc(size ? size : 1);
+	struct bounce_report r;
+
+	memcpy(msg, data, size);
+	bounce_report_parse(msg, size, &r);
+	if (r.n_rcpts > BOUNCE_MAX_RCPTS)
+		abort();
+	for (size_t i = 0; i < r.n_rcpts; i++)
+		bounce_category_hard(bounce_category(r.rcpts[i].code, r.rcpts[i].status, r.rcpts[i].diag));
+	free(msg);
+	return 0;
+}
