@@ -35,6 +35,7 @@
 #include "core/json_str.h"
 #include "engine/api.h"
 #include "engine/engine.h"
+#include "engine/mime_build.h"
 #include "net/http_server.h"
 #include "net/smtp_cmd.h"
 #include "queue/suppress.h"
@@ -64,6 +65,7 @@ struct inj {
 	const char *content;
 	size_t content_len;
 	json_t *globals;
+	json_t *object;            /* the content object (MIME builder), or NULL */
 	char campaign[128];
 	size_t pool;
 	int64_t due_ms, arrival_ms;
@@ -93,7 +95,9 @@ static json_t *lookup(const struct inj *x, const struct inj_rcpt *r, const char 
 	return x->globals ? json_object_get(x->globals, name) : NULL;
 }
 
-static int put_value(struct json_buf *b, json_t *v, bool in_header)
+enum fill_mode { FILL_RAW, FILL_HEADER, FILL_HTML };
+
+static int put_value_mode(struct json_buf *b, json_t *v, enum fill_mode mode)
 {
 	char *text = NULL;
 	const char *s;
@@ -105,10 +109,137 @@ static int put_value(struct json_buf *b, json_t *v, bool in_header)
 		s = json_string_value(v);
 	else
 		s = text = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
-	for (; s && *s && !rc; s++)
-		if (!in_header || (*s != '\r' && *s != '\n'))
+	for (; s && *s && !rc; s++) {
+		if (mode == FILL_HEADER && (*s == '\r' || *s == '\n'))
+			continue;
+		if (mode == FILL_HTML && strchr("&<>\"'", *s))
+			rc = json_buf_puts(b, *s == '&' ? "&amp;" : *s == '<' ? "&lt;" : *s == '>' ? "&gt;" :
+					      *s == '"' ? "&quot;" : "&#39;");
+		else
 			rc = json_buf_putc(b, *s);
+	}
 	free(text);
+	return rc;
+}
+
+static int put_value(struct json_buf *b, json_t *v, bool in_header)
+{
+	return put_value_mode(b, v, in_header ? FILL_HEADER : FILL_RAW);
+}
+
+/* s with its {{ var }} placeholders filled for r, appended to b and
+ * NUL-terminated (b->len excludes the NUL). */
+static int fill(const struct inj *x, const struct inj_rcpt *r, const char *s, enum fill_mode mode,
+		struct json_buf *b)
+{
+	int rc = 0;
+
+	while (s && *s && !rc) {
+		const char *open = strstr(s, "{{"), *close = open ? strstr(open + 2, "}}") : NULL;
+
+		if (!open || !close || close - open > 130) {
+			rc = json_buf_puts(b, s);
+			break;
+		}
+		rc = json_buf_put(b, s, (size_t)(open - s));
+		const char *a = open + 2, *z = close;
+		char name[128];
+		json_t *tmp = NULL;
+
+		while (a < z && *a == ' ')
+			a++;
+		while (z > a && z[-1] == ' ')
+			z--;
+		memcpy(name, a, (size_t)(z - a));
+		name[z - a] = '\0';
+		rc |= put_value_mode(b, lookup(x, r, name, &tmp), mode);
+		json_decref(tmp);
+		s = close + 2;
+	}
+	if (!rc)
+		rc = json_buf_putc(b, '\0');
+	if (!rc)
+		b->len--;
+	return rc;
+}
+
+/* The content object rendered for r and built into a MIME message. */
+static int render_object(const struct inj *x, const struct inj_rcpt *r, struct json_buf *out)
+{
+	json_t *o = x->object, *from = json_object_get(o, "from"), *rt = json_object_get(o, "reply_to"),
+	       *hdrs = json_object_get(o, "headers"), *atts = json_object_get(o, "attachments");
+	size_t nh = json_object_size(hdrs), na = json_array_size(atts), k = 0;
+	struct json_buf subj = {0}, text = {0}, html = {0}, fname = {0};
+	struct json_buf *hv = calloc(nh + 1, sizeof(*hv));
+	struct mime_header *h = calloc(nh + 1, sizeof(*h));
+	struct mime_attachment *a = calloc(na + 1, sizeof(*a));
+	const char *key;
+	json_t *val;
+	int rc = !hv || !h || !a ? -1 : 0;
+	char date[64];
+	time_t now = time(NULL);
+	struct tm tm;
+
+	if (!rc && json_is_string(json_object_get(o, "subject")))
+		rc = fill(x, r, json_string_value(json_object_get(o, "subject")), FILL_HEADER, &subj);
+	if (!rc && json_is_string(json_object_get(o, "text_body")))
+		rc = fill(x, r, json_string_value(json_object_get(o, "text_body")), FILL_RAW, &text);
+	if (!rc && json_is_string(json_object_get(o, "html_body")))
+		rc = fill(x, r, json_string_value(json_object_get(o, "html_body")), FILL_HTML, &html);
+	if (!rc && json_is_string(json_object_get(from, "name")))
+		rc = fill(x, r, json_string_value(json_object_get(from, "name")), FILL_HEADER, &fname);
+	json_object_foreach(hdrs, key, val) {
+		if (rc)
+			break;
+		rc = fill(x, r, json_string_value(val), FILL_HEADER, &hv[k]);
+		h[k].name = key;
+		h[k].value = hv[k].data ? hv[k].data : "";
+		k++;
+	}
+	for (size_t i = 0; i < na && !rc; i++) {
+		json_t *e = json_array_get(atts, i);
+
+		a[i].data = json_string_value(json_object_get(e, "data"));
+		a[i].len = json_string_length(json_object_get(e, "data"));
+		a[i].is_base64 = json_is_true(json_object_get(e, "base64"));
+		a[i].content_type = json_string_value(json_object_get(e, "content_type"));
+		a[i].file_name = json_string_value(json_object_get(e, "file_name"));
+		a[i].content_id = json_string_value(json_object_get(e, "content_id"));
+	}
+	if (!rc) {
+		struct mime_message m = {
+			.from_email = json_string_value(json_object_get(from, "email")),
+			.from_name = fname.data,
+			.reply_to_email = json_string_value(json_object_get(rt, "email")),
+			.reply_to_name = json_string_value(json_object_get(rt, "name")),
+			.to_email = json_object_get(hdrs, "To") || json_object_get(hdrs, "to") ? NULL : r->email,
+			.to_name = r->name,
+			.subject = subj.data ? subj.data : (json_object_get(o, "subject") ? "" : NULL),
+			.headers = h,
+			.n_headers = k,
+			.text = json_object_get(o, "text_body") ? (text.data ? text.data : "") : NULL,
+			.text_len = text.len,
+			.html = json_object_get(o, "html_body") ? (html.data ? html.data : "") : NULL,
+			.html_len = html.len,
+			.att = a,
+			.n_att = na,
+			.host_name = x->eng->cfg->host_name,
+		};
+		gmtime_r(&now, &tm);
+		strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
+		rc = json_buf_printf(out, "Received: from [%s]\r\n\tby %s (Salvo) with HTTP;\r\n\t%s\r\n",
+				     x->client_ip, x->eng->cfg->host_name, date);
+		rc = rc ? -1 : mime_build(&m, out);
+	}
+	for (size_t i = 0; hv && i < nh; i++)
+		json_buf_free(&hv[i]);
+	free(hv);
+	free(h);
+	free(a);
+	json_buf_free(&subj);
+	json_buf_free(&text);
+	json_buf_free(&html);
+	json_buf_free(&fname);
 	return rc;
 }
 
@@ -309,7 +440,7 @@ static void inj_next(struct inj *x)
 		struct inj_msg *m = &x->batch[i];
 		struct json_buf b = {0};
 
-		if (render(x, x->uniform ? NULL : &x->r[x->next], &b)) {
+		if (x->object ? render_object(x, &x->r[x->next], &b) : render(x, x->uniform ? NULL : &x->r[x->next], &b)) {
 			json_buf_free(&b);
 			x->result = -ENOMEM;
 			inj_answer(x);
@@ -362,6 +493,89 @@ static int parse_rfc3339(const char *s, int64_t *ms)
 	return 0;
 }
 
+static bool opt_string(json_t *o, const char *k)
+{
+	json_t *v = json_object_get(o, k);
+
+	return !v || json_is_string(v) || json_is_null(v);
+}
+
+static bool mailbox_ok(json_t *m, bool required)
+{
+	json_t *e = json_object_get(m, "email");
+
+	if (!m || json_is_null(m))
+		return !required;
+	return json_is_object(m) && json_is_string(e) && valid_address(json_string_value(e)) && opt_string(m, "name");
+}
+
+/* The content object's shape; why and the JSON path of the culprit. */
+static int check_object(json_t *o, const char **why, const char **field)
+{
+	static __thread char path[64];
+	json_t *h = json_object_get(o, "headers"), *atts = json_object_get(o, "attachments"), *v;
+	const char *k;
+
+	*why = NULL;
+	if (!mailbox_ok(json_object_get(o, "from"), true))
+		*why = "content.from must be {\"email\": a valid address, \"name\": optional}", *field = "content.from";
+	else if (!mailbox_ok(json_object_get(o, "reply_to"), false))
+		*why = "content.reply_to must be {\"email\": a valid address, \"name\": optional}", *field = "content.reply_to";
+	else if (!opt_string(o, "subject"))
+		*why = "content.subject must be a string", *field = "content.subject";
+	else if (!opt_string(o, "text_body"))
+		*why = "content.text_body must be a string", *field = "content.text_body";
+	else if (!opt_string(o, "html_body"))
+		*why = "content.html_body must be a string", *field = "content.html_body";
+	else if (!json_is_string(json_object_get(o, "text_body")) && !json_is_string(json_object_get(o, "html_body")))
+		*why = "content needs a text_body or an html_body", *field = "content.text_body";
+	else if (h && !json_is_object(h))
+		*why = "content.headers must be an object of strings", *field = "content.headers";
+	else if (atts && !json_is_array(atts))
+		*why = "content.attachments must be an array", *field = "content.attachments";
+	if (*why)
+		return -1;
+	json_object_foreach(h, k, v) {
+		if (!mime_header_name_ok(k) || !json_is_string(v)) {
+			snprintf(path, sizeof(path), "content.headers.%.40s", k);
+			*why = "a header needs a valid name and a string value";
+			*field = path;
+			return -1;
+		}
+	}
+	for (size_t i = 0; i < json_array_size(atts); i++) {
+		json_t *a = json_array_get(atts, i), *b64 = json_object_get(a, "base64");
+
+		if (!json_is_object(a) || !json_is_string(json_object_get(a, "data")) || (b64 && !json_is_boolean(b64)) ||
+		    !opt_string(a, "content_type") || !opt_string(a, "file_name") || !opt_string(a, "content_id")) {
+			snprintf(path, sizeof(path), "content.attachments[%zu]", i);
+			*why = "an attachment is {data: string, base64: bool, content_type, file_name, content_id: strings}";
+			*field = path;
+			return -1;
+		}
+		if (json_is_true(b64)) {
+			const char *d = json_string_value(json_object_get(a, "data"));
+			size_t m = 0;
+			bool ok = true;
+
+			for (; *d && ok; d++) {
+				if (*d == '\r' || *d == '\n' || *d == ' ')
+					continue;
+				ok = (*d >= 'A' && *d <= 'Z') || (*d >= 'a' && *d <= 'z') || (*d >= '0' && *d <= '9') ||
+				     *d == '+' || *d == '/' || *d == '=';
+				m++;
+			}
+			if (!ok || m % 4) {
+				snprintf(path, sizeof(path), "content.attachments[%zu].data", i);
+				*why = "data is not valid base64";
+				*field = path;
+				return -1;
+			}
+		}
+	}
+	return 0;
+}
+
 static void bad(struct http_request *req, json_t *root, const char *msg, const char *field)
 {
 	json_decref(root);
@@ -394,12 +608,14 @@ static void inject(struct engine *eng, struct http_request *req)
 	v = json_object_get(root, "content");
 	if (!v)
 		return bad(req, root, "content is required", "content");
-	if (json_is_object(v))
-		return bad(req, root, "content as an object (the MIME builder) is not available in this build yet; "
-				      "send an RFC 5322 string", "content");
-	if (!json_is_string(v) || !json_string_length(v))
+	if (json_is_object(v)) {
+		const char *why, *ofield;
+
+		if (check_object(v, &why, &ofield) < 0)
+			return bad(req, root, why, ofield);
+	} else if (!json_is_string(v) || !json_string_length(v))
 		return bad(req, root, "content must be a non-empty string (an RFC 5322 message) or an object", "content");
-	if ((size_t)json_string_length(v) > cfg->max_message_size)
+	if (json_is_string(v) && (size_t)json_string_length(v) > cfg->max_message_size)
 		return bad(req, root, "content is larger than max-message-size", "content");
 	rc = json_object_get(root, "recipients");
 	if (!json_is_array(rc) || !json_array_size(rc))
@@ -422,11 +638,13 @@ static void inject(struct engine *eng, struct http_request *req)
 	x->eng = eng;
 	x->http = req;
 	x->sender = json_string_value(json_object_get(root, "envelope_sender"));
-	x->content = json_string_value(json_object_get(root, "content"));
-	x->content_len = json_string_length(json_object_get(root, "content"));
+	x->object = json_is_object(json_object_get(root, "content")) ? json_object_get(root, "content") : NULL;
+	x->content = x->object ? "" : json_string_value(json_object_get(root, "content"));
+	x->content_len = x->object ? 0 : json_string_length(json_object_get(root, "content"));
 	x->globals = json_object_get(root, "substitutions");
 	x->arrival_ms = x->due_ms = wall_now_ms();
-	x->uniform = !strstr(x->content, "{{");
+	/* the object form has a To per recipient: always rendered per recipient */
+	x->uniform = !x->object && !strstr(x->content, "{{");
 	if ((v = json_object_get(root, "campaign"))) {
 		if (!json_is_string(v) || json_string_length(v) >= sizeof(x->campaign)) {
 			inj_free(x);
