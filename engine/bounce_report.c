@@ -307,6 +307,30 @@ static void walk(struct walk *w, struct span part, int depth)
 	free(decoded);
 }
 
+/* A delivery failure by its headers: from a mailer daemon, a subject that
+ * says so, a report, or Exim's X-Failed-Recipients. */
+static bool looks_like_bounce(struct span hdr)
+{
+	static const char *const subjects[] = {"undeliver", "undelivered", "delivery", "failure", "failed",
+					       "returned", "bounce", "not delivered", "rejected", "error",
+					       "unable to deliver", "nondeliverable", "non-delivery", "warning",
+					       "could not be delivered", "mail system error", "delayed"};
+	char v[512];
+
+	if (header_get(hdr, "X-Failed-Recipients", v, sizeof(v)))
+		return true;
+	if (header_get(hdr, "From", v, sizeof(v)) && (strcasestr(v, "mailer-daemon") || strcasestr(v, "postmaster") ||
+						      strcasestr(v, "mail delivery") || strcasestr(v, "mailer")))
+		return true;
+	if (header_get(hdr, "Content-Type", v, sizeof(v)) && strcasestr(v, "multipart/report"))
+		return true;
+	if (header_get(hdr, "Subject", v, sizeof(v)))
+		for (size_t i = 0; i < sizeof(subjects) / sizeof(subjects[0]); i++)
+			if (strcasestr(v, subjects[i]))
+				return true;
+	return false;
+}
+
 enum bounce_kind bounce_report_parse(const char *msg, size_t len, struct bounce_report *out)
 {
 	struct walk w = {.r = out};
@@ -315,8 +339,22 @@ enum bounce_kind bounce_report_parse(const char *msg, size_t len, struct bounce_
 
 	memset(out, 0, sizeof(*out));
 	walk(&w, (struct span){msg, len}, 0);
+	split_part((struct span){msg, len}, &hdr, &body);
+	if ((out->kind == BOUNCE_KIND_UNKNOWN || (out->kind == BOUNCE_KIND_DSN && !out->n_rcpts)) && looks_like_bounce(hdr)) {
+		char to[320] = "", from[320] = "";
+
+		if (header_get(hdr, "To", v, sizeof(v))) {
+			const char *lt = strchr(v, '<');
+			addr_value(lt ? lt : v, to, sizeof(to));
+		}
+		if (header_get(hdr, "From", v, sizeof(v))) {
+			const char *lt = strchr(v, '<');
+			addr_value(lt ? lt : v, from, sizeof(from));
+		}
+		if (bounce_text_scan(msg, len, to, from, out) > 0)
+			out->kind = BOUNCE_KIND_DSN;
+	}
 	if (out->kind == BOUNCE_KIND_UNKNOWN) {
-		split_part((struct span){msg, len}, &hdr, &body);
 		if ((header_get(hdr, "Auto-Submitted", v, sizeof(v)) && !strncasecmp(v, "auto-replied", 12)) ||
 		    header_get(hdr, "X-Autoreply", v, sizeof(v)) || header_get(hdr, "X-Autorespond", v, sizeof(v)))
 			out->kind = BOUNCE_KIND_AUTOREPLY;
@@ -335,24 +373,32 @@ struct text_rule {
 };
 
 static struct text_rule text_rules[] = {
+	/* order matters: the first match wins */
 	{"virus|malware|infected", "virus-related", {0}},
-	{"(spam|blacklist|blocklist|black list|block list|listed (at|in|on)|rbl|spamhaus|reputation|junk)", "spam-related", {0}},
-	{"(user|mailbox|recipient|address|account)( name)? (is )?(unknown|not found|does not exist|doesn't exist|"
-	 "invalid|unavailable|not exist)|no such (user|mailbox|recipient|address)|unknown (user|recipient|mailbox)|"
-	 "invalid (recipient|mailbox|address)|does not exist|not our customer|user doesn't have", "bad-mailbox", {0}},
-	{"(mailbox|inbox|account) (is )?(disabled|inactive|suspended|deactivated|expired|locked)|"
-	 "account has been disabled|no longer (active|in use|available)", "inactive-mailbox", {0}},
-	{"(mailbox|quota|disk|storage|inbox) (is )?(full|exceeded)|over ?quota|quota exceeded|insufficient (system )?storage|"
-	 "exceeds? (its |the )?(storage|quota)", "quota-issues", {0}},
+	{"relay(ing)? (access )?(denied|not permitted|prohibited)|not permitted to relay|unable to relay|"
+	 "relaying (denied|not allowed)|we do not relay", "relaying-issues", {0}},
+	{"retry time(out)? (exceeded|expired)|(been|too long) in (the )?queue|message (has )?expired|delivery time expired|"
+	 "could not be delivered within|giving up|delayed for|expired", "message-expired", {0}},
+	{"(mailbox|inbox|account) (is )?(disabled|inactive|suspended|deactivated|expired|locked|frozen)|"
+	 "account has been disabled|no longer (active|in use|available)|mailbox unavailable \\(disabled\\)", "inactive-mailbox", {0}},
+	{"(mailbox|quota|disk|storage|inbox|mail ?box) (is )?(full|exceeded|over)|over ?quota|quota (exceeded|exceed)|"
+	 "insufficient (system )?storage|exceeds? (its |the )?(storage|quota)|mailbox size limit|out of (disk )?space",
+	 "quota-issues", {0}},
+	{"(user|mailbox|recipient|address|account|addressee)( name)? (is )?(unknown|not found|does not exist|doesn't exist|"
+	 "invalid|not exist|not valid)|no such (user|mailbox|recipient|address|account)|unknown (user|recipient|mailbox|"
+	 "local part|address)|invalid (recipient|mailbox|address)|does not exist|not our customer|no mailbox|"
+	 "user doesn't have|recipient rejected|address rejected|no account by that name|not a valid user", "bad-mailbox", {0}},
 	{"host (not found|unknown)|domain (not found|does not exist|name not found)|no such domain|unrouteable|"
-	 "unroutable|name or service not known|no mx", "bad-domain", {0}},
-	{"relay(ing)? (access )?(denied|not permitted|prohibited)|not permitted to relay|unable to relay", "relaying-issues", {0}},
-	{"(message|mail) (size|too (big|large))|too large|exceeds (the )?(maximum|size)", "content-related", {0}},
-	{"(sender|from) (address )?(rejected|refused|invalid|unknown)|invalid sender|bad sender", "invalid-sender", {0}},
-	{"timed? ?out|timeout", "no-answer-from-host", {0}},
-	{"connection (refused|reset|closed|dropped)", "bad-connection", {0}},
-	{"expired|too long in (the )?queue|retry time", "message-expired", {0}},
-	{"policy|not authorized|authentication|dmarc|spf|dkim|rate limit|too many|try again later", "policy-related", {0}},
+	 "unroutable|name or service not known|no mx|host or domain name not found|domain (is )?invalid", "bad-domain", {0}},
+	{"(spam|blacklist|blocklist|black list|block list|listed (at|in|on)|rbl|spamhaus|spamcop|reputation|junk|"
+	 "access denied|blocked|bulk mail|unsolicited)", "spam-related", {0}},
+	{"(message|mail) (size|too (big|large))|too large|exceeds (the )?(maximum|size)|message length", "content-related", {0}},
+	{"(sender|from) (address )?(rejected|refused|invalid|unknown|verify failed)|invalid sender|bad sender|"
+	 "sender domain|domain of sender", "invalid-sender", {0}},
+	{"policy|violation|not authori[sz]ed|authentication|dmarc|spf|dkim|rate limit|too many|try again later|"
+	 "refused|rejected|denied|filter", "policy-related", {0}},
+	{"timed? ?out|timeout|no route to host|unreachable", "no-answer-from-host", {0}},
+	{"connection (refused|reset|closed|dropped|lost)", "bad-connection", {0}},
 };
 
 static pthread_once_t rules_once = PTHREAD_ONCE_INIT;

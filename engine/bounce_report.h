@@ -46,6 +46,12 @@ struct bounce_report {
  * nothing standard is found); returns out->kind. */
 enum bounce_kind bounce_report_parse(const char *msg, size_t len, struct bounce_report *out);
 
+/* The non-standard bounces (bounce_text.c): addresses named in the readable
+ * part before the quoted original, each with the reply found near it;
+ * skip1/skip2 (may be NULL) are never taken as recipients. Appends to
+ * r->rcpts; returns how many it found. */
+int bounce_text_scan(const char *msg, size_t len, const char *skip1, const char *skip2, struct bounce_report *r);
+
 /* The brief's category for a status and diagnostic text (the enhanced code
  * first, the text second), and whether it suppresses. */
 const char *bounce_category(int code, const char *enhanced, const char *text);

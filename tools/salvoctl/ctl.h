@@ -52,5 +52,6 @@ int cmd_set_mode(struct ctl *c, int argc, char **argv);
 int cmd_suppress(struct ctl *c, int argc, char **argv);
 int cmd_inject(struct ctl *c, int argc, char **argv);
 int cmd_top(struct ctl *c, int argc, char **argv);
+int cmd_classify_main(struct ctl *c, int argc, char **argv);
 
 #endif

@@ -31,9 +31,7 @@ static const struct command commands[] = {
 	{"set-mode", cmd_set_mode, "DOMAIN normal|backoff"},
 	{"suppress", cmd_suppress, "add ADDR [REASON] | del ADDR | check ADDR | list | import FILE.csv | export"},
 	{"inject", cmd_inject, "--from ADDR --to ADDR [--to ...] FILE.eml"},
-#ifdef SALVOCTL_CLASSIFY
-	{"classify", cmd_classify_main, "[FILE]   classify a bounce or ARF report (offline)"},
-#endif
+	{"classify", cmd_classify_main, "[FILE]   classify a bounce or ARF report (offline, no daemon)"},
 };
 
 static void usage(FILE *f)
