@@ -375,8 +375,12 @@ struct text_rule {
 static struct text_rule text_rules[] = {
 	/* order matters: the first match wins */
 	{"virus|malware|infected", "virus-related", {0}},
-	{"relay(ing)? (access )?(denied|not permitted|prohibited)|not permitted to relay|unable to relay|"
-	 "relaying (denied|not allowed)|we do not relay", "relaying-issues", {0}},
+	{"relay(ing)? (access )?(denied|not permitted|prohibited|not allowed)|not permitted to relay|unable to relay|"
+	 "we do not relay|relay not|not (a )?relay|open relay|relaying", "relaying-issues", {0}},
+	{"reverse (dns|lookup)|rdns|ptr (record|lookup)|no ptr|require[sd]? .*ptr|hostname (does not|doesn't) match|"
+	 "not (have|resolve) .*reverse", "policy-related", {0}},
+	{"not (rfc|compliant)|rfc ?(2822|5322|822|5321) |syntax error|improper|malformed|bare (lf|cr)|"
+	 "header (is )?missing|missing (required )?header", "protocol-errors", {0}},
 	{"retry time(out)? (exceeded|expired)|(been|too long) in (the )?queue|message (has )?expired|delivery time expired|"
 	 "could not be delivered within|giving up|delayed for|expired", "message-expired", {0}},
 	{"(mailbox|inbox|account) (is )?(disabled|inactive|suspended|deactivated|expired|locked|frozen)|"
@@ -427,13 +431,13 @@ const char *bounce_category(int code, const char *e, const char *text)
 	if (e && sscanf(e, "%d.%d.%d", &cls, &subj, &det) != 3)
 		cls = 0;
 	if (code == 0 && !cls)
-		return t ? t : "no-answer-from-host";
+		return t ? t : "other";
 	if (cls) {
 		switch (subj * 100 + det) {
 		case 101: case 100: case 103: case 106: return t && !strcmp(t, "spam-related") ? t : "bad-mailbox";
 		case 102: case 110: case 404: return "bad-domain";
 		case 107: case 108: return "invalid-sender";
-		case 201: return "inactive-mailbox";
+		case 201: return t ? t : "inactive-mailbox"; /* often misused for "no such user" */
 		case 202: case 304: case 302: return !strcmp(e, "5.2.2") || !strcmp(e, "4.2.2") ? "quota-issues" : "content-related";
 		case 203: return "content-related";
 		case 407: return "message-expired";
