@@ -35,13 +35,13 @@
 #include "core/json_str.h"
 #include "engine/api.h"
 #include "engine/engine.h"
+#include "engine/inject_check.h"
 #include "engine/mime_build.h"
 #include "net/http_server.h"
 #include "net/smtp_cmd.h"
 #include "queue/suppress.h"
 
 #define INJECT_BATCH 256
-#define INJECT_MAX_RCPTS 100000
 
 struct inj_rcpt {
 	const char *email;         /* inside root */
@@ -459,11 +459,6 @@ static void inj_next(struct inj *x)
 
 /* ---- the request -------------------------------------------------------------------- */
 
-static bool valid_address(const char *s)
-{
-	return s && smtp_mailbox_check(s, strlen(s), true) == 0;
-}
-
 /* RFC 3339 ("2026-11-22T16:00:00Z", "...+02:00", fractions allowed) to ms. */
 static int parse_rfc3339(const char *s, int64_t *ms)
 {
@@ -493,89 +488,6 @@ static int parse_rfc3339(const char *s, int64_t *ms)
 	return 0;
 }
 
-static bool opt_string(json_t *o, const char *k)
-{
-	json_t *v = json_object_get(o, k);
-
-	return !v || json_is_string(v) || json_is_null(v);
-}
-
-static bool mailbox_ok(json_t *m, bool required)
-{
-	json_t *e = json_object_get(m, "email");
-
-	if (!m || json_is_null(m))
-		return !required;
-	return json_is_object(m) && json_is_string(e) && valid_address(json_string_value(e)) && opt_string(m, "name");
-}
-
-/* The content object's shape; why and the JSON path of the culprit. */
-static int check_object(json_t *o, const char **why, const char **field)
-{
-	static __thread char path[64];
-	json_t *h = json_object_get(o, "headers"), *atts = json_object_get(o, "attachments"), *v;
-	const char *k;
-
-	*why = NULL;
-	if (!mailbox_ok(json_object_get(o, "from"), true))
-		*why = "content.from must be {\"email\": a valid address, \"name\": optional}", *field = "content.from";
-	else if (!mailbox_ok(json_object_get(o, "reply_to"), false))
-		*why = "content.reply_to must be {\"email\": a valid address, \"name\": optional}", *field = "content.reply_to";
-	else if (!opt_string(o, "subject"))
-		*why = "content.subject must be a string", *field = "content.subject";
-	else if (!opt_string(o, "text_body"))
-		*why = "content.text_body must be a string", *field = "content.text_body";
-	else if (!opt_string(o, "html_body"))
-		*why = "content.html_body must be a string", *field = "content.html_body";
-	else if (!json_is_string(json_object_get(o, "text_body")) && !json_is_string(json_object_get(o, "html_body")))
-		*why = "content needs a text_body or an html_body", *field = "content.text_body";
-	else if (h && !json_is_object(h))
-		*why = "content.headers must be an object of strings", *field = "content.headers";
-	else if (atts && !json_is_array(atts))
-		*why = "content.attachments must be an array", *field = "content.attachments";
-	if (*why)
-		return -1;
-	json_object_foreach(h, k, v) {
-		if (!mime_header_name_ok(k) || !json_is_string(v)) {
-			snprintf(path, sizeof(path), "content.headers.%.40s", k);
-			*why = "a header needs a valid name and a string value";
-			*field = path;
-			return -1;
-		}
-	}
-	for (size_t i = 0; i < json_array_size(atts); i++) {
-		json_t *a = json_array_get(atts, i), *b64 = json_object_get(a, "base64");
-
-		if (!json_is_object(a) || !json_is_string(json_object_get(a, "data")) || (b64 && !json_is_boolean(b64)) ||
-		    !opt_string(a, "content_type") || !opt_string(a, "file_name") || !opt_string(a, "content_id")) {
-			snprintf(path, sizeof(path), "content.attachments[%zu]", i);
-			*why = "an attachment is {data: string, base64: bool, content_type, file_name, content_id: strings}";
-			*field = path;
-			return -1;
-		}
-		if (json_is_true(b64)) {
-			const char *d = json_string_value(json_object_get(a, "data"));
-			size_t m = 0;
-			bool ok = true;
-
-			for (; *d && ok; d++) {
-				if (*d == '\r' || *d == '\n' || *d == ' ')
-					continue;
-				ok = (*d >= 'A' && *d <= 'Z') || (*d >= 'a' && *d <= 'z') || (*d >= '0' && *d <= '9') ||
-				     *d == '+' || *d == '/' || *d == '=';
-				m++;
-			}
-			if (!ok || m % 4) {
-				snprintf(path, sizeof(path), "content.attachments[%zu].data", i);
-				*why = "data is not valid base64";
-				*field = path;
-				return -1;
-			}
-		}
-	}
-	return 0;
-}
-
 static void bad(struct http_request *req, json_t *root, const char *msg, const char *field)
 {
 	json_decref(root);
@@ -598,33 +510,13 @@ static void inject(struct engine *eng, struct http_request *req)
 		http_reply_error(req, 400, msg, NULL);
 		return;
 	}
-	if (!json_is_object(root))
-		return bad(req, root, "the request must be a JSON object", NULL);
-	v = json_object_get(root, "envelope_sender");
-	if (!json_is_string(v))
-		return bad(req, root, "envelope_sender is required (a string)", "envelope_sender");
-	if (json_string_length(v) && !valid_address(json_string_value(v)))
-		return bad(req, root, "envelope_sender is not a valid address", "envelope_sender");
-	v = json_object_get(root, "content");
-	if (!v)
-		return bad(req, root, "content is required", "content");
-	if (json_is_object(v)) {
+	{
 		const char *why, *ofield;
 
-		if (check_object(v, &why, &ofield) < 0)
+		if (inject_check(root, cfg->max_message_size, &why, &ofield) < 0)
 			return bad(req, root, why, ofield);
-	} else if (!json_is_string(v) || !json_string_length(v))
-		return bad(req, root, "content must be a non-empty string (an RFC 5322 message) or an object", "content");
-	if (json_is_string(v) && (size_t)json_string_length(v) > cfg->max_message_size)
-		return bad(req, root, "content is larger than max-message-size", "content");
+	}
 	rc = json_object_get(root, "recipients");
-	if (!json_is_array(rc) || !json_array_size(rc))
-		return bad(req, root, "recipients is required (a non-empty array)", "recipients");
-	if (json_array_size(rc) > INJECT_MAX_RCPTS)
-		return bad(req, root, "more than 100000 recipients in one request", "recipients");
-	v = json_object_get(root, "substitutions");
-	if (v && !json_is_object(v))
-		return bad(req, root, "substitutions must be an object", "substitutions");
 	if (!(x = calloc(1, sizeof(*x))) || !(x->r = calloc(json_array_size(rc), sizeof(*x->r))) ||
 	    !(x->batch = calloc(INJECT_BATCH, sizeof(*x->batch))) || !(x->failed = json_array()) ||
 	    !(x->errors = json_array())) {
@@ -699,7 +591,7 @@ static void inject(struct engine *eng, struct http_request *req)
 						   "(a string) and substitutions (an object)", field);
 			return;
 		}
-		if (!valid_address(json_string_value(em)))
+		if (!inject_valid_address(json_string_value(em)))
 			why = "invalid address";
 		else if (rt && suppress_check(rt, json_string_value(em)))
 			why = "suppressed";

@@ -13,7 +13,7 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:ha
     SALVO_REQUIRE_PEERS=1 meson test -C build-asan --print-errorlogs
 # Fuzz the parsers for a bounded time each (libFuzzer, clang): crashes, leaks
 # and hangs fail the run.
-FUZZ_SECONDS=${FUZZ_SECONDS:-45}
+FUZZ_SECONDS=${FUZZ_SECONDS:-30}
 for f in tests/fuzz/run_*.sh; do
     [ -x "$f" ] && "$f" "$FUZZ_SECONDS" build-fuzz
 done
