@@ -33,6 +33,14 @@ def cpu_s(pid):
     return (int(v[11]) + int(v[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def rss_kb(pid, field="VmRSS"):
+    with open("/proc/%d/status" % pid) as f:
+        for ln in f:
+            if ln.startswith(field + ":"):
+                return int(ln.split()[1])
+    return 0
+
+
 def run(n, batch, clients, templated):
     reqs = []
     per = max(1, n // batch)
@@ -84,16 +92,18 @@ def main():
                 time.sleep(0.1)
         urllib.request.urlopen(urllib.request.Request(API + "/api/v1/queues/bench.test/pause", data=b"",
                                                       method="POST"), timeout=5).read()
-        print("| recipients per request | content | recipients/s | requests/s | salvod CPU per 1,000 recipients |")
-        print("|---|---|---|---|---|")
+        print("| recipients per request | content | recipients/s | requests/s | salvod CPU per 1,000 recipients | salvod anonymous memory after |")
+        print("|---|---|---|---|---|---|")
         for batch in (1, 100, 10000):
             for templated in (False, True):
                 n = min(a.n, 5000) if batch == 1 else a.n
                 c0 = cpu_s(p.pid)
                 got, dt, per = run(n, batch, a.clients, templated)
                 cpu = cpu_s(p.pid) - c0
-                print("| %d | %s | %.0f | %.1f | %.1f ms |" % (batch, "per-recipient" if templated else "uniform",
-                                                               got / dt, per / dt, cpu * 1e6 / got))
+                print("| %d | %s | %.0f | %.1f | %.1f ms | %d MiB |" % (batch, "per-recipient" if templated else "uniform",
+                                                               got / dt, per / dt, cpu * 1e6 / got,
+                                                               rss_kb(p.pid, "RssAnon") // 1024))
+        print("salvod peak RSS over all runs: %d MiB" % (rss_kb(p.pid, "VmHWM") // 1024))
     finally:
         p.send_signal(signal.SIGTERM)
         p.wait(10)
