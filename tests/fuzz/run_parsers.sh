@@ -9,8 +9,8 @@ set -eu
 SECS=${1:-60}
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
-OUT=${2:-/tmp/salvo-fuzz}/fuzz
-mkdir -p "$OUT"
+mkdir -p "${2:-/tmp/salvo-fuzz}/fuzz"
+OUT=$(cd "${2:-/tmp/salvo-fuzz}/fuzz" && pwd)   # absolute: the fuzzers run from there
 CC=${CC:-clang}
 FLAGS="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -D_GNU_SOURCE -std=gnu11 -I$ROOT"
 build() { # name sources...
