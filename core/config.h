@@ -308,6 +308,10 @@ const struct config_domain *config_domain_for(const struct config *cfg, const ch
  * case), or -1. */
 ssize_t config_pool_find(const struct config *cfg, const char *name);
 
+/* The operator's category for a reply or report text from
+ * <bounce-category-patterns> (first match), or NULL. */
+const char *config_category_override(const struct config *cfg, const char *text);
+
 /* The queue name an MX host rolls up into (<mx-rollup-list>), or NULL. */
 const char *config_rollup_for(const struct config *cfg, const char *mx_host);
 

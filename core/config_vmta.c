@@ -517,6 +517,14 @@ bool config_glob_match(const char *pat, const char *s)
 	return !*pat;
 }
 
+const char *config_category_override(const struct config *cfg, const char *text)
+{
+	for (size_t i = 0; text && i < cfg->n_category_patterns; i++)
+		if (regexec(&cfg->category_patterns[i].re, text, 0, NULL, 0) == 0)
+			return cfg->category_patterns[i].category;
+	return NULL;
+}
+
 const char *config_rollup_for(const struct config *cfg, const char *mx_host)
 {
 	char host[256];

@@ -68,9 +68,10 @@ static const struct bounce_rcpt *dsn_block_for(const struct bounce_report *r, co
 	return r->n_rcpts == 1 ? &r->rcpts[0] : NULL; /* a redacted or rewritten address */
 }
 
-static void decide(struct bounce_req *b, struct match *m)
+static void decide(const struct config *cfg, struct bounce_req *b, struct match *m)
 {
 	const struct bounce_rcpt *x;
+	const char *o;
 
 	if (b->rep.kind == BOUNCE_KIND_ARF) {
 		m->category = "complaint";
@@ -81,7 +82,8 @@ static void decide(struct bounce_req *b, struct match *m)
 	if (!x || (strcasecmp(x->action, "failed") && x->status[0] != '5'))
 		return; /* delayed, delivered, relayed: not a bounce */
 	m->what = x;
-	m->category = bounce_category(x->code, x->status, x->diag);
+	o = config_category_override(cfg, x->diag);
+	m->category = o ? o : bounce_category(x->code, x->status, x->diag);
 	m->suppress_hard = bounce_category_hard(m->category);
 	m->suppress_soft = !m->suppress_hard && !strcmp(m->category, "quota-issues");
 }
@@ -193,7 +195,7 @@ void bounce_intake_submit(struct worker *w, struct smtp_session *s, const struct
 		spool_rtxn_end(rt);
 	}
 	for (size_t i = 0; i < b->n; i++)
-		decide(b, &b->m[i]);
+		decide(eng->cfg, b, &b->m[i]);
 	if (forged && !b->n)
 		fprintf(stderr, "salvod: a report for %zu return path(s) that do not verify was ignored (forged?)\n",
 			forged);

@@ -81,9 +81,18 @@ enum outcome_kind outcome_decide(const struct smtp_result *res, uint32_t attempt
 	return OUTCOME_DEFERRED;
 }
 
-/* Synchronous replies use the same categories as asynchronous reports. */
-static const char *sync_category(const struct smtp_result *r)
+/* Synchronous replies use the same categories as asynchronous reports;
+ * the operator's <bounce-category-patterns> come first. */
+static const char *category_of(const struct config *cfg, const struct smtp_result *r)
 {
+	char line[320];
+	const char *o;
+
+	if (cfg->n_category_patterns) {
+		snprintf(line, sizeof(line), "%d %s%s%s", r->code, r->enhanced, r->enhanced[0] ? " " : "", r->text);
+		if ((o = config_category_override(cfg, line)))
+			return o;
+	}
 	return bounce_category(r->code, r->enhanced, r->text);
 }
 
@@ -192,7 +201,7 @@ static bool category_is_hard(const char *c)
 /* What a bounce does to the suppression list (in the outcome's commit). */
 static int batch_suppress(struct outcome_batch *b, struct spool_wtxn *t, const struct outcome_item *it)
 {
-	const char *cat = sync_category(&it->res);
+	const char *cat = category_of(b->eng->cfg, &it->res);
 	char reason[300];
 
 	if (category_is_hard(cat) || !strcmp(cat, "quota-issues")) {
@@ -380,7 +389,7 @@ static void outcome_done(struct spool_req *req, int result, void *ctx)
 			.response_code = it->res.code,
 			.response_enhanced = it->res.enhanced,
 			.response_text = it->res.text,
-			.bounce_category = failed ? (it->kind == OUTCOME_EXPIRED ? "message-expired" : sync_category(&it->res)) : NULL,
+			.bounce_category = failed ? (it->kind == OUTCOME_EXPIRED ? "message-expired" : category_of(eng->cfg, &it->res)) : NULL,
 			.dsn_id = failed && b->dsn_stored ? b->dsn_id : 0,
 		};
 		acct_log_write(eng->acct, &ev);

@@ -62,8 +62,10 @@ def test_suppression(env):
             check=[("dead.test", "MX")])
     sink = env.salvo_sink("sink", "127.0.0.2:25", extra_args=[
         "--fault", r"at=rcpt,match=^gone@dead\.test$,reply=550 5.1.1 <gone@dead.test>: user unknown",
-        "--fault", r"at=rcpt,match=^fat@full\.test$,reply=552 5.2.2 mailbox full"])
-    d = env.salvod_daemon(extra="soft-bounce-suppress-after 2\n")
+        "--fault", r"at=rcpt,match=^fat@full\.test$,reply=552 5.2.2 mailbox full",
+        "--fault", r"at=rcpt,match=^odd@dead\.test$,reply=550 5.7.1 this person has gone away forever"])
+    d = env.salvod_daemon(extra="soft-bounce-suppress-after 2\n<bounce-category-patterns>\n"
+                                "  /gone away forever/ bad-mailbox\n</bounce-category-patterns>\n")
     d.start()
     wait_until(lambda: api("GET", "/api/v1/status")[0] == 200, 5, what="the API")
 
@@ -77,6 +79,16 @@ def test_suppression(env):
     st, e = api("GET", "/api/v1/suppressions/gone@dead.test")
     if st != 200 or e["source"] != "sync-bounce" or "5.1.1" not in e["reason"]:
         raise Fail("suppression entry: %s %r" % (st, e))
+
+    # -- an operator's category pattern: a 5.7.1 that says the person is gone
+    harness.inject([one(rng, "o1", "odd@dead.test")], threads=1)
+    recs = harness.wait_for_records(env, lambda r: find_records(r, type="bounce", recipient="odd@dead.test"), 10,
+                                    what="the pattern-classified bounce")
+    if find_records(recs, type="bounce", recipient="odd@dead.test")[0].get("bounce_category") != "bad-mailbox":
+        raise Fail("<bounce-category-patterns> did not apply: %r" % find_records(recs, type="bounce",
+                                                                               recipient="odd@dead.test"))
+    if rcpt_reply("odd@dead.test")[0] != 550:
+        raise Fail("the pattern's hard category did not suppress odd@dead.test")
 
     # -- soft bounces: the first does not suppress, the second does
     harness.inject([one(rng, "f1", "fat@full.test")], threads=1)
