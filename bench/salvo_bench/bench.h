@@ -29,6 +29,7 @@ struct bench_opts {
 	unsigned sessions;       /* parallel SMTP sessions / HTTP clients */
 	unsigned per_conn;       /* messages per SMTP connection */
 	unsigned batch;          /* recipients per HTTP request */
+	double rate;             /* SMTP injection paced to this many msg/s; 0 = flat out */
 	const char *profile;     /* sink profile: "plain" or "realistic" */
 	const char *dkim;        /* NULL, "rsa" or "ed25519" */
 	unsigned nsinks;

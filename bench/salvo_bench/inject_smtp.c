@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -33,6 +34,8 @@ struct injector {
 	struct route routes[BENCH_MAX_SINKS];
 	unsigned nroutes;
 	unsigned accepted, refused, errors;  /* atomic */
+	unsigned ticket;                     /* atomic: messages started, for --rate */
+	int64_t start_ns;
 };
 
 struct session {
@@ -158,6 +161,18 @@ static int send_one(struct injector *inj, struct session *s, unsigned i)
 	return 1;
 }
 
+/* --rate: message k (over all sessions) starts no earlier than start + k/rate. */
+static void pace(struct injector *inj)
+{
+	unsigned k = __atomic_fetch_add(&inj->ticket, 1, __ATOMIC_RELAXED);
+	int64_t due = inj->start_ns + (int64_t)((double)k * 1e9 / inj->o->rate);
+	int64_t wait = due - now_ns();
+	if (wait > 0) {
+		struct timespec ts = { .tv_sec = wait / 1000000000, .tv_nsec = wait % 1000000000 };
+		nanosleep(&ts, NULL);
+	}
+}
+
 static void *worker(void *arg)
 {
 	struct injector *inj = ((void **)arg)[0];
@@ -169,6 +184,8 @@ static void *worker(void *arg)
 		unsigned i = r->offset + k * r->stride;
 		if (i >= inj->c->n)
 			break;
+		if (inj->o->rate)
+			pace(inj);
 		int rc = -1;
 		for (int attempt = 0; attempt < 3 && rc < 0; attempt++) {
 			if (s.fd < 0 && session_open(&s, r) < 0) {
@@ -231,7 +248,7 @@ int inject_smtp(struct campaign *c, const struct bench_opts *o, const struct ben
 		free(args);
 		return -1;
 	}
-	res->start_ns = now_ns();
+	res->start_ns = inj.start_ns = now_ns();
 	unsigned started = 0;
 	for (unsigned k = 0; k < nt; k++) {
 		args[k][0] = &inj;

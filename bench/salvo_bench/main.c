@@ -45,6 +45,7 @@ static void usage(FILE *out)
 	      "  --size BYTES           message size (default 4096)\n"
 	      "  --sessions P           parallel SMTP sessions or HTTP clients (default 20)\n"
 	      "  --per-conn M           messages per SMTP connection (default 100)\n"
+	      "  --rate R               pace SMTP injection to R msg/s (latency at a given load)\n"
 	      "  --http                 inject over HTTP /api/inject/v1 (salvod only)\n"
 	      "  --batch B              recipients per HTTP request (default 100)\n"
 	      "  --subst                per-recipient {{ }} substitutions (HTTP)\n"
@@ -175,7 +176,7 @@ int main(int argc, char **argv)
 		{ "dns-port", required_argument, NULL, 'd' }, { "timeout", required_argument, NULL, 'T' },
 		{ "json", required_argument, NULL, 'j' }, { "build", required_argument, NULL, 'b' },
 		{ "src", required_argument, NULL, 'c' }, { "workdir", required_argument, NULL, 'w' },
-		{ "keep", no_argument, NULL, 'e' }, { "help", no_argument, NULL, 'h' }, { 0 }
+		{ "keep", no_argument, NULL, 'e' }, { "rate", required_argument, NULL, 'R' }, { "help", no_argument, NULL, 'h' }, { 0 }
 	};
 	int ch;
 	while ((ch = getopt_long(argc, argv, "n:h", opts, NULL)) != -1) {
@@ -201,6 +202,7 @@ int main(int argc, char **argv)
 		case 'c': o.src_dir = optarg; break;
 		case 'w': o.workdir = optarg; break;
 		case 'e': o.keep = true; break;
+		case 'R': o.rate = strtod(optarg, NULL); break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -208,7 +210,7 @@ int main(int argc, char **argv)
 	enum bench_target ts[MAX_TARGETS];
 	unsigned nt;
 	if (optind != argc || parse_targets(targets, ts, &nt) < 0 || !o.n || !o.domains || !o.sessions ||
-	    !o.per_conn || !o.batch || !o.nsinks || o.nsinks > BENCH_MAX_SINKS || !runs || runs > MAX_RUNS ||
+	    !o.per_conn || !o.batch || o.rate < 0 || (o.rate > 0 && o.http) || !o.nsinks || o.nsinks > BENCH_MAX_SINKS || !runs || runs > MAX_RUNS ||
 	    (strcmp(o.profile, "plain") && strcmp(o.profile, "realistic"))) {
 		usage(stderr);
 		return 2;
@@ -232,7 +234,8 @@ int main(int argc, char **argv)
 		perror("salvo-bench: mkdtemp");
 		return 1;
 	}
-	if (mkdir(o.workdir, 0755) < 0 && errno != EEXIST) {
+	/* Postfix's unprivileged processes must reach their queue inside it. */
+	if ((mkdir(o.workdir, 0755) < 0 && errno != EEXIST) || chmod(o.workdir, 0755) < 0) {
 		fprintf(stderr, "salvo-bench: cannot make %s: %s\n", o.workdir, strerror(errno));
 		return 1;
 	}
@@ -291,9 +294,9 @@ int main(int argc, char **argv)
 				json_object_set_new(ratios, key, json_real(med_rate[a] / med_rate[b]));
 			}
 	if (json_path) {
-		json_t *doc = json_pack("{s:{s:i, s:i, s:i, s:s, s:i, s:s, s:s?, s:b}, s:o, s:o, s:o}", "workload",
+		json_t *doc = json_pack("{s:{s:i, s:i, s:i, s:s, s:i, s:f, s:s, s:s?, s:b}, s:o, s:o, s:o}", "workload",
 					"messages", o.n, "size", o.size, "domains", o.domains, "injection",
-					o.http ? "http" : "smtp", "sessions", o.sessions, "profile", o.profile, "dkim",
+					o.http ? "http" : "smtp", "sessions", o.sessions, "rate", o.rate, "profile", o.profile, "dkim",
 					o.dkim, "subst", o.subst, "runs", all, "medians", medians, "ratios", ratios);
 		if (!doc || json_dump_file(doc, json_path, JSON_INDENT(1)) < 0) {
 			fprintf(stderr, "salvo-bench: cannot write %s\n", json_path);

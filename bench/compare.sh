@@ -1,0 +1,27 @@
+#!/bin/bash
+# compare.sh - issue #8's side-by-side figures in one go, every number from
+# salvo-bench on the same machine in the same session (root; ports 25, 53):
+#   1. plain sinks: salvod, the loopback limit and Postfix, interleaved, R runs
+#      each, on the target workload (N x 4 KiB, 1 recipient, 100 domains by MX);
+#   2. salvod against the realistic sink profile (20 ms replies, 2% 451, 1% 550,
+#      20 connections per IP);
+#   3. salvod with DKIM rsa-2048 and ed25519;
+#   4. salvod with 100 KB messages;
+#   5. latency at half of salvod's median rate from step 1 (paced injection).
+# JSON for each step lands in OUT (default bench/out/). Usage:
+#   bench/compare.sh [N] [RUNS] [BUILD_DIR]
+set -euo pipefail
+N=${1:-100000}; R=${2:-3}; B=${3:-build}
+cd "$(dirname "$0")/.."
+OUT=${OUT:-bench/out}; mkdir -p "$OUT"
+SB=$B/bench/salvo-bench
+step() { echo; echo "== $1"; shift; "$SB" "$@"; }
+step "plain sinks: salvod, loopback limit, Postfix" -n "$N" --target salvod,loopback,postfix --runs "$R" --json "$OUT/plain.json"
+step "realistic sinks: salvod" -n "$N" --profile realistic --runs "$R" --json "$OUT/realistic.json"
+step "DKIM rsa-2048: salvod" -n "$N" --dkim rsa --runs "$R" --json "$OUT/dkim-rsa.json"
+step "DKIM ed25519: salvod" -n "$N" --dkim ed25519 --runs "$R" --json "$OUT/dkim-ed25519.json"
+step "100 KB messages: salvod" -n $((N / 5)) --size 102400 --runs "$R" --json "$OUT/100k.json"
+half=$(/usr/bin/python3 -c "import json;print(int(json.load(open('$OUT/plain.json'))['medians']['salvod']['e2e_rate']/2))")
+step "latency at half the maximum rate ($half msg/s): salvod" -n "$N" --rate "$half" --runs "$R" --json "$OUT/half-rate.json"
+echo; echo "== openssl speed -multi $(nproc) rsa2048 (the DKIM ceiling)"
+openssl speed -multi "$(nproc)" -seconds 3 rsa2048 2>/dev/null | grep -E "^rsa 2048|sign/s" | tail -2
