@@ -168,12 +168,19 @@ static int dkim_key(const struct bench_opts *o, char *path, size_t len)
 
 static int start_salvod(struct bench_env *e, const struct bench_opts *o)
 {
-	char conf[512], text[4096], err[512], bin[512], key[512] = "";
+	char conf[512], text[8192], err[512], bin[512], key[512] = "", rollups[2048];
+	size_t rl = (size_t)snprintf(rollups, sizeof rollups, "<mx-rollup-list>\n");
 	bool realistic = o->profile && strcmp(o->profile, "realistic") == 0;
 	if (o->dkim && dkim_key(o, key, sizeof key) < 0) {
 		fprintf(stderr, "salvo-bench: cannot make a %s DKIM key with openssl\n", o->dkim);
 		return -1;
 	}
+	/* As an operator would for a known MX farm: the domains behind one MX
+	 * host share one queue, so its connection limit is per receiving host. */
+	for (unsigned j = 0; j < o->nsinks && rl < sizeof rollups; j++)
+		rl += (size_t)snprintf(rollups + rl, sizeof rollups - rl, "  mx mx%u.sink.test sink%u.rollup\n", j, j);
+	if (rl < sizeof rollups)
+		snprintf(rollups + rl, sizeof rollups - rl, "</mx-rollup-list>\n");
 	snprintf(conf, sizeof conf, "%s/salvod.conf", o->workdir);
 	/* retry-after 1s keeps a realistic profile's deferrals inside the run. */
 	snprintf(text, sizeof text,
@@ -184,9 +191,10 @@ static int start_salvod(struct bench_env *e, const struct bench_opts *o)
 		 "http-listener    127.0.0.1:28025\n"
 		 "dns-server       127.0.0.1:%u\n"
 		 "%s%s%s"
+		 "%s"
 		 "<source 127.0.0.1>\n    always-allow-relaying yes\n</source>\n"
 		 "<domain *>\n    retry-after %s\n    bounce-after 1h\n%s</domain>\n",
-		 o->workdir, o->dns_port, key[0] ? "domain-key b1,src.bench.test," : "", key, key[0] ? "\n" : "",
+		 o->workdir, o->dns_port, key[0] ? "domain-key b1,src.bench.test," : "", key, key[0] ? "\n" : "", rollups,
 		 realistic ? "1s" : "15m", key[0] ? "    dkim-sign yes\n" : "");
 	if (write_file(conf, text) < 0)
 		return -1;
