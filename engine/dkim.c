@@ -32,6 +32,10 @@ static const char *const signed_headers[] = {
 struct dkim_key {
 	char *selector, *domain;
 	EVP_PKEY *pkey;
+	/* RSA: a signing context initialised once; each signature copies it,
+	 * which skips OpenSSL 3's per-call algorithm fetch (locks shared by
+	 * every worker thread). Only ever read after load. */
+	EVP_MD_CTX *rsa_tmpl;
 	bool ed25519;
 };
 
@@ -77,6 +81,15 @@ int dkim_keys_load(const struct config *cfg, struct dkim_keys **out, char *err, 
 			k->pkey = NULL;
 			dkim_keys_free(ks);
 			return -1;
+		} else if (!(k->rsa_tmpl = EVP_MD_CTX_new()) ||
+			   EVP_DigestSignInit(k->rsa_tmpl, NULL, EVP_sha256(), NULL, k->pkey) != 1) {
+			snprintf(err, errlen, "%s: cannot set up RSA signing", dk->path);
+			EVP_MD_CTX_free(k->rsa_tmpl);
+			EVP_PKEY_free(k->pkey);
+			k->rsa_tmpl = NULL;
+			k->pkey = NULL;
+			dkim_keys_free(ks);
+			return -1;
 		}
 		k->selector = strdup(dk->selector);
 		k->domain = strdup(dk->domain);
@@ -96,6 +109,7 @@ void dkim_keys_free(struct dkim_keys *ks)
 	if (!ks)
 		return;
 	for (size_t i = 0; i < ks->n; i++) {
+		EVP_MD_CTX_free(ks->k[i].rsa_tmpl);
 		EVP_PKEY_free(ks->k[i].pkey);
 		free(ks->k[i].selector);
 		free(ks->k[i].domain);
@@ -373,7 +387,7 @@ int dkim_sign(const struct dkim_keys *ks, const char *msg, size_t len, int64_t t
 			snprintf(err, errlen, "Ed25519 signing failed");
 			goto out;
 		}
-	} else if (EVP_DigestSignInit(c, NULL, EVP_sha256(), NULL, k->pkey) != 1 ||
+	} else if (EVP_MD_CTX_copy_ex(c, k->rsa_tmpl) != 1 ||
 		   EVP_DigestSign(c, sig, &sig_len, (const unsigned char *)data.data, data.len) != 1) {
 		snprintf(err, errlen, "RSA signing failed");
 		goto out;

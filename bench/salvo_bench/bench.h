@@ -91,7 +91,8 @@ struct bench_result {
 	double inject_s, e2e_s, inject_rate, e2e_rate;
 	double lat_p50_ms, lat_p99_ms, lat_max_ms;
 	double mta_cpu_s, mta_cpu_ms_per_1000, machine_cpu_ms_per_1000;
-	long mta_peak_rss_kib;
+	long mta_peak_rss_kib;   /* VmHWM: counts the spool's mapped file pages too */
+	long mta_peak_anon_kib;  /* RssAnon, sampled every 50 ms while waiting */
 	bool complete;
 };
 

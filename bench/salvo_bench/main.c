@@ -91,14 +91,15 @@ static int parse_targets(const char *list, enum bench_target *ts, unsigned *n)
 
 static json_t *result_json(const struct bench_result *r)
 {
-	return json_pack("{s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:I, s:b}",
+	return json_pack("{s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:I, s:I, s:b}",
 			 "target", r->target, "messages", r->n, "accepted", r->accepted, "delivered", r->delivered,
 			 "duplicates", r->duplicates, "bounced", r->bounced, "deferrals", r->deferrals,
 			 "inject_seconds", r->inject_s, "inject_rate", r->inject_rate, "e2e_seconds", r->e2e_s,
 			 "e2e_rate", r->e2e_rate, "latency_p50_ms", r->lat_p50_ms, "latency_p99_ms", r->lat_p99_ms,
 			 "latency_max_ms", r->lat_max_ms, "mta_cpu_seconds", r->mta_cpu_s,
 			 "mta_cpu_ms_per_1000", r->mta_cpu_ms_per_1000, "machine_cpu_ms_per_1000",
-			 r->machine_cpu_ms_per_1000, "mta_peak_rss_kib", (json_int_t)r->mta_peak_rss_kib, "complete",
+			 r->machine_cpu_ms_per_1000, "mta_peak_rss_kib", (json_int_t)r->mta_peak_rss_kib, "mta_peak_anon_kib",
+			 (json_int_t)r->mta_peak_anon_kib, "complete",
 			 r->complete);
 }
 
@@ -106,10 +107,10 @@ static void summary(const struct bench_result *r, int run)
 {
 	printf("%-8s run %d: %u/%u delivered (%u dup, %u bounced, %u deferrals); inject %.0f msg/s; "
 	       "end to end %.0f msg/s in %.2f s; latency p50 %.1f p99 %.1f max %.1f ms; "
-	       "MTA CPU %.0f ms/1000 msgs, machine %.0f ms/1000; peak RSS %ld KiB%s\n",
+	       "MTA CPU %.0f ms/1000 msgs, machine %.0f ms/1000; peak RSS %ld KiB (anon %ld)%s\n",
 	       r->target, run, r->delivered, r->n, r->duplicates, r->bounced, r->deferrals, r->inject_rate,
 	       r->e2e_rate, r->e2e_s, r->lat_p50_ms, r->lat_p99_ms, r->lat_max_ms, r->mta_cpu_ms_per_1000,
-	       r->machine_cpu_ms_per_1000, r->mta_peak_rss_kib, r->complete ? "" : "  INCOMPLETE");
+	       r->machine_cpu_ms_per_1000, r->mta_peak_rss_kib, r->mta_peak_anon_kib, r->complete ? "" : "  INCOMPLETE");
 	fflush(stdout);
 }
 

@@ -69,17 +69,21 @@ int64_t machine_busy_ticks(void)
 	return ok ? u + ni + sy + irq + sirq + steal : 0;
 }
 
-static long peak_rss_kib(pid_t pid)
+/* One "Name: N kB" line of /proc/PID/status (VmHWM, RssAnon), or -1. */
+static long status_kib(pid_t pid, const char *name)
 {
 	char path[64], line[256];
+	size_t nl = strlen(name);
 	long kib = -1;
 	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
 	FILE *f = fopen(path, "r");
 	if (!f)
 		return -1;
 	while (fgets(line, sizeof line, f))
-		if (sscanf(line, "VmHWM: %ld", &kib) == 1)
+		if (strncmp(line, name, nl) == 0 && line[nl] == ':') {
+			kib = strtol(line + nl + 1, NULL, 10);
 			break;
+		}
 	fclose(f);
 	return kib;
 }
@@ -171,7 +175,13 @@ int measure_run(struct campaign *c, const struct bench_opts *o, struct bench_env
 	struct sink_counts sc;
 	unsigned last = 0;
 	int64_t last_progress = now_ns(), deadline = in->start_ns + (int64_t)o->timeout_s * 1000000000;
+	bool own = e->mta && !e->postfix;
+	r->mta_peak_anon_kib = own ? status_kib(e->mta, "RssAnon") : -1;
 	for (;;) {
+		/* The kernel keeps no peak of anonymous memory: sample it. */
+		long anon = own ? status_kib(e->mta, "RssAnon") : -1;
+		if (anon > r->mta_peak_anon_kib)
+			r->mta_peak_anon_kib = anon;
 		sink_counts(e, &sc);
 		/* A 5xx at the sink is a bounce for the MTA; none for the loopback injector. */
 		if (sc.messages + sc.rejected >= in->accepted)
@@ -189,7 +199,7 @@ int measure_run(struct campaign *c, const struct bench_opts *o, struct bench_env
 	}
 	long hz = sysconf(_SC_CLK_TCK);
 	int64_t cpu = proc_cpu_ticks(e->mta) - cpu0, busy = machine_busy_ticks() - busy0;
-	r->mta_peak_rss_kib = e->mta && !e->postfix ? peak_rss_kib(e->mta) : -1;
+	r->mta_peak_rss_kib = own ? status_kib(e->mta, "VmHWM") : -1;
 	env_stop_sinks(e);          /* flushes their event logs */
 	sink_counts(e, &sc);
 	int64_t last_ns = 0;
