@@ -50,7 +50,7 @@ def start(salvod, conf, log):
     p = subprocess.Popen([salvod, "-c", conf], stderr=err)
     while True:
         err.seek(0)
-        if "ready" in err.read():
+        if "ready:" in err.read():
             return p, time.monotonic() - t0
         if p.poll() is not None or time.monotonic() - t0 > 600:
             raise SystemExit("salvod did not get ready; see %s" % log)
@@ -63,8 +63,8 @@ def stop(p, sig):
 
 
 def queued():
-    s = api("/api/v1/status")
-    return s.get("queue", s).get("recipients", s.get("queued"))
+    q = api("/api/v1/status")["queued"]
+    return "%d (%d in the schedulers)" % (q["recipients"], q["scheduled"])
 
 
 def main():
@@ -72,6 +72,7 @@ def main():
     ap.add_argument("--salvod", default="build/engine/salvod")
     ap.add_argument("--n", type=int, default=1000000)
     ap.add_argument("--clients", type=int, default=2)
+    ap.add_argument("--keep", action="store_true", help="keep the scratch directory (salvod's logs)")
     a = ap.parse_args()
     wd = tempfile.mkdtemp(prefix="salvo-qr.")
     conf = os.path.join(wd, "salvod.conf")
@@ -121,7 +122,10 @@ def main():
     finally:
         if p is not None and p.poll() is None:
             stop(p, signal.SIGTERM)
-        shutil.rmtree(wd, ignore_errors=True)
+        if a.keep:
+            print("kept %s" % wd)
+        else:
+            shutil.rmtree(wd, ignore_errors=True)
 
 
 if __name__ == "__main__":

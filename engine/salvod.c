@@ -99,19 +99,28 @@ static const char *rcpt_domain(const char *addr)
 
 /* Workers listen with SO_REUSEPORT, which would let this salvod silently
  * share a port with another process: probe each SMTP listener without it
- * first. -1 (reported) when one is taken. */
+ * first. A predecessor just killed with -9 holds its listeners a little
+ * longer than its life (the kernel tears its io_uring rings down
+ * asynchronously), so a taken port is retried for up to two seconds.
+ * -1 (reported) when one stays taken. */
 static int listeners_taken(const struct config *cfg)
 {
 	for (size_t i = 0; i < cfg->n_smtp_listeners; i++) {
 		const struct config_addr *a = &cfg->smtp_listeners[i];
-		int one = 1, fd = socket(a->sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0), err = 0;
+		int err = 0;
 
-		if (fd < 0)
-			continue;
-		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-		if (bind(fd, (const struct sockaddr *)&a->sa, a->salen) < 0)
-			err = errno;
-		close(fd);
+		for (int tries = 0; tries < 40; tries++) {
+			int one = 1, fd = socket(a->sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+			if (fd < 0)
+				break;
+			setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+			err = bind(fd, (const struct sockaddr *)&a->sa, a->salen) < 0 ? errno : 0;
+			close(fd);
+			if (err != EADDRINUSE)
+				break;
+			usleep(50000);
+		}
 		if (err) {
 			fprintf(stderr, "salvod: cannot listen on %s: %s%s\n", a->text, strerror(err),
 				err == EADDRINUSE ? " (another salvod or MTA?)" : "");
