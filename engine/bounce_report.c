@@ -369,40 +369,65 @@ enum bounce_kind bounce_report_parse(const char *msg, size_t len, struct bounce_
 struct text_rule {
 	const char *re;
 	const char *category;
+	bool strong; /* an explicit reason that beats the enhanced code's generic subject */
 	regex_t compiled;
 };
 
+/* Phrase families of reply texts, most specific first: the first match wins. */
 static struct text_rule text_rules[] = {
-	/* order matters: the first match wins */
-	{"virus|malware|infected", "virus-related", {0}},
+	{"virus|malware|infected", "virus-related", true, {0}},
 	{"relay(ing)? (access )?(denied|not permitted|prohibited|not allowed)|not permitted to relay|unable to relay|"
-	 "we do not relay|relay not|not (a )?relay|open relay|relaying", "relaying-issues", {0}},
+	 "we do not relay|relay not|not (a )?relay|open relay|relaying", "relaying-issues", false, {0}},
+	/* sender authentication and rate limits, whatever the status code says */
+	{"(^|[^a-z])(spf|dkim|dmarc)([^a-z]|$)|unauthenticated|authentication (failed|failure|required)|"
+	 "not authenticated|not allowed to send from", "policy-related", true, {0}},
+	{"too many (recipients|messages|connections|mails)|sent to too many|rate limit|sending rate|throttl",
+	 "policy-related", true, {0}},
+	/* the sender refused: its address, or a list the sender may not post to */
+	{"(sender|from)( address)? (was |is )?(rejected|refused|invalid|unknown|not verified)|sender verify failed|"
+	 "(unroutable|invalid|bad|unknown) sender|not (a )?member of|not a member|permission to post|"
+	 "not (allowed|permitted) to post", "invalid-sender", true, {0}},
+	/* the sending host refused: its name, address or network */
+	{"my name was rejected|(helo|ehlo) (command )?(rejected|refused|invalid)|invalid ip|dynamic (ip|address)|"
+	 "dial-?up|residential|smtp server of your isp|(^|[^a-z])ube([^a-z]|$)", "spam-related", true, {0}},
 	{"reverse (dns|lookup)|rdns|ptr (record|lookup)|no ptr|require[sd]? .*ptr|hostname (does not|doesn't) match|"
-	 "not (have|resolve) .*reverse", "policy-related", {0}},
-	{"not (rfc|compliant)|rfc ?(2822|5322|822|5321) |syntax error|improper|malformed|bare (lf|cr)|"
-	 "header (is )?missing|missing (required )?header", "protocol-errors", {0}},
-	{"retry time(out)? (exceeded|expired)|(been|too long) in (the )?queue|message (has )?expired|delivery time expired|"
-	 "could not be delivered within|giving up|delayed for|expired", "message-expired", {0}},
+	 "not (have|resolve) .*reverse", "policy-related", false, {0}},
+	{"not (rfc|compliant)|rfc ?(2822|5322|822|5321) |syntax error|improper|malformed (message|header|address)|"
+	 "bare (lf|cr)|header (is )?missing|missing (required )?header", "protocol-errors", false, {0}},
+	{"(mailbox|quota|disk|storage|inbox|mail ?box|mail ?folder)( is)? (full|exceeded|over)|over ?quota|"
+	 "quota (exceeded|exceed)|insufficient (system )?storage|exceeds? (its |the )?(storage|quota)|"
+	 "mailbox size limit|out of (disk )?space", "quota-issues", false, {0}},
 	{"(mailbox|inbox|account) (is )?(disabled|inactive|suspended|deactivated|expired|locked|frozen)|"
-	 "account has been disabled|no longer (active|in use|available)|mailbox unavailable \\(disabled\\)", "inactive-mailbox", {0}},
-	{"(mailbox|quota|disk|storage|inbox|mail ?box) (is )?(full|exceeded|over)|over ?quota|quota (exceeded|exceed)|"
-	 "insufficient (system )?storage|exceeds? (its |the )?(storage|quota)|mailbox size limit|out of (disk )?space",
-	 "quota-issues", {0}},
-	{"(user|mailbox|recipient|address|account|addressee)( name)? (is )?(unknown|not found|does not exist|doesn't exist|"
-	 "invalid|not exist|not valid)|no such (user|mailbox|recipient|address|account)|unknown (user|recipient|mailbox|"
-	 "local part|address)|invalid (recipient|mailbox|address)|does not exist|not our customer|no mailbox|"
-	 "user doesn't have|recipient rejected|address rejected|no account by that name|not a valid user", "bad-mailbox", {0}},
-	{"host (not found|unknown)|domain (not found|does not exist|name not found)|no such domain|unrouteable|"
-	 "unroutable|name or service not known|no mx|host or domain name not found|domain (is )?invalid", "bad-domain", {0}},
+	 "account has been disabled|no longer (active|in use|available)|mailbox unavailable \\(disabled\\)",
+	 "inactive-mailbox", false, {0}},
+	{"null mx|domain [^ ]* ?(couldn't|could not|cannot|can't) be found|does(n't| not) (accept|receive) (e-?)?mail",
+	 "bad-domain", true, {0}},
+	/* transient DNS failures and loops: the route, not the domain */
+	{"not found, try again|name server reply|dns (error|failure|timeout)|temporary (dns|lookup) failure|"
+	 "routing loop|mail loop|loop detected|hop count|too many hops|no route to host|network is unreachable|"
+	 "host unreachable", "routing-errors", true, {0}},
+	{"host (not found|unknown)|domain (not found|does not exist|doesn't exist|name not found)|no such domain|"
+	 "unrouteable|unroutable|name or service not known|no mx|host or domain name not found|domain (is )?invalid",
+	 "bad-domain", false, {0}},
+	{"(user|mailbox|recipient|address|account|addressee)( name)? (is )?(unknown|not found|does not exist|"
+	 "doesn't exist|invalid|not exist|not valid|not recogni[sz]ed)|no such (user|mailbox|recipient|address|account)|"
+	 "unknown (user|recipient|mailbox|local part|address)|invalid (recipient|mailbox|address)|does not exist|"
+	 "not our customer|no mailbox|user doesn't have|recipient rejected|address rejected|no account by that name|"
+	 "not a valid user|no valid recipients?", "bad-mailbox", false, {0}},
+	{"retry time(out)? (exceeded|expired)|(been|too long) in (the )?queue|message (has )?expired|"
+	 "delivery time expired|could not be delivered (within|for)|could not deliver for|"
+	 "(cannot|can't|unable to) (send|deliver) (the )?(message|mail) for|failed [0-9]+ attempts|"
+	 "(has been|was) delayed|will be retried|delivery (is )?delayed|warning message only|expired",
+	 "message-expired", false, {0}},
 	{"(spam|blacklist|blocklist|black list|block list|listed (at|in|on)|rbl|spamhaus|spamcop|reputation|junk|"
-	 "access denied|blocked|bulk mail|unsolicited)", "spam-related", {0}},
-	{"(message|mail) (size|too (big|large))|too large|exceeds (the )?(maximum|size)|message length", "content-related", {0}},
-	{"(sender|from) (address )?(rejected|refused|invalid|unknown|verify failed)|invalid sender|bad sender|"
-	 "sender domain|domain of sender", "invalid-sender", {0}},
-	{"policy|violation|not authori[sz]ed|authentication|dmarc|spf|dkim|rate limit|too many|try again later|"
-	 "refused|rejected|denied|filter", "policy-related", {0}},
-	{"timed? ?out|timeout|no route to host|unreachable", "no-answer-from-host", {0}},
-	{"connection (refused|reset|closed|dropped|lost)", "bad-connection", {0}},
+	 "access denied|blocked|bulk mail|unsolicited)", "spam-related", false, {0}},
+	{"(message|mail) (size|too (big|large))|too large|exceeds (the )?(maximum|size)|message length",
+	 "content-related", false, {0}},
+	{"sender domain|domain of sender", "invalid-sender", false, {0}},
+	{"policy|violation|not authori[sz]ed|not allowed|too many|try again later|refused|rejected|denied|filter",
+	 "policy-related", false, {0}},
+	{"connection (refused|reset|closed|dropped|lost)|socket error", "bad-connection", false, {0}},
+	{"timed? ?out|timeout|did not accept our requests to connect|unreachable", "no-answer-from-host", false, {0}},
 };
 
 static pthread_once_t rules_once = PTHREAD_ONCE_INIT;
@@ -414,50 +439,69 @@ static void compile_rules(void)
 			text_rules[i].re = NULL;
 }
 
-static const char *by_text(const char *text)
+static const struct text_rule *by_text(const char *text)
 {
 	pthread_once(&rules_once, compile_rules);
 	for (size_t i = 0; text && i < sizeof(text_rules) / sizeof(text_rules[0]); i++)
 		if (text_rules[i].re && regexec(&text_rules[i].compiled, text, 0, NULL, 0) == 0)
-			return text_rules[i].category;
+			return &text_rules[i];
 	return NULL;
+}
+
+static bool is(const char *t, const char *category)
+{
+	return t && !strcmp(t, category);
+}
+
+/* The categories the enhanced code's detail names outright (RFC 3463); NULL
+ * when the detail is generic and the subject (or the text) decides. */
+static const char *by_detail(int subj, int det, const char *t)
+{
+	switch (subj * 100 + det) {
+	case 101: case 100: case 103: case 106: return is(t, "spam-related") ? t : "bad-mailbox";
+	case 102: case 110: return "bad-domain";
+	case 404: return is(t, "routing-errors") ? t : "bad-domain";
+	case 107: case 108: return "invalid-sender";
+	case 201: return t ? t : "inactive-mailbox"; /* often misused for "no such user" */
+	case 202: return "quota-issues";
+	case 203: return is(t, "quota-issues") ? t : "content-related";
+	case 302: case 304: return "content-related";
+	case 407: return "message-expired";
+	case 701: return is(t, "spam-related") || is(t, "bad-mailbox") || is(t, "invalid-sender") ? t : "policy-related";
+	default: return NULL;
+	}
+}
+
+static const char *by_subject(int subj)
+{
+	switch (subj) {
+	case 1: return "bad-mailbox";
+	case 2: return "quota-issues";
+	case 3: return "bad-configuration";
+	case 4: return "routing-errors";
+	case 5: return "protocol-errors";
+	case 6: return "content-related";
+	case 7: return "policy-related";
+	default: return "other";
+	}
 }
 
 const char *bounce_category(int code, const char *e, const char *text)
 {
-	const char *t = by_text(text);
+	const struct text_rule *rule = by_text(text);
+	const char *t = rule ? rule->category : NULL, *d;
 	int cls = 0, subj = -1, det = -1;
 
 	if (e && sscanf(e, "%d.%d.%d", &cls, &subj, &det) != 3)
 		cls = 0;
-	if (code == 0 && !cls)
+	if (!cls)
 		return t ? t : "other";
-	if (cls) {
-		switch (subj * 100 + det) {
-		case 101: case 100: case 103: case 106: return t && !strcmp(t, "spam-related") ? t : "bad-mailbox";
-		case 102: case 110: case 404: return "bad-domain";
-		case 107: case 108: return "invalid-sender";
-		case 201: return t ? t : "inactive-mailbox"; /* often misused for "no such user" */
-		case 202: case 304: case 302: return !strcmp(e, "5.2.2") || !strcmp(e, "4.2.2") ? "quota-issues" : "content-related";
-		case 203: return "content-related";
-		case 407: return "message-expired";
-		case 701: return t && (!strcmp(t, "spam-related") || !strcmp(t, "bad-mailbox")) ? t : "policy-related";
-		default: break;
-		}
-		if (t)
-			return t;
-		switch (subj) {
-		case 1: return "bad-mailbox";
-		case 2: return "quota-issues";
-		case 3: return "bad-configuration";
-		case 4: return "routing-errors";
-		case 5: return "protocol-errors";
-		case 6: return "content-related";
-		case 7: return "policy-related";
-		default: return "other";
-		}
-	}
-	return t ? t : "other";
+	/* an explicit reason (sender authentication, a rate limit, a refused
+	 * sender or host) beats what the code says, but for a full mailbox or
+	 * an expired message */
+	if ((d = by_detail(subj, det, t)))
+		return rule && rule->strong && !is(d, "message-expired") && !is(d, "quota-issues") ? t : d;
+	return t ? t : by_subject(subj);
 }
 
 bool bounce_category_hard(const char *c)

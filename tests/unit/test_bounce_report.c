@@ -100,6 +100,44 @@ static void test_categories(void **state)
 	assert_false(bounce_category_hard(NULL));
 }
 
+/* Phrase families beyond the enhanced code: synthetic replies. */
+static void test_category_phrases(void **state)
+{
+	(void)state;
+	/* sender authentication and rate limits beat a 5.1.x code */
+	assert_string_equal(bounce_category(550, "5.1.0", "192.0.2.1 is not allowed to send from <x.example> per its SPF record"),
+			    "policy-related");
+	assert_string_equal(bounce_category(550, "5.1.1", "<a@x.example> 192.0.2.1 has sent to too many recipients this hour"),
+			    "policy-related");
+	assert_string_equal(bounce_category(550, "5.7.26", "Access denied, the sending domain fails DMARC"), "policy-related");
+	/* a refused sender or sending host */
+	assert_string_equal(bounce_category(550, "", "Unroutable sender address"), "invalid-sender");
+	assert_string_equal(bounce_category(553, "5.7.1", "Connected to mx but sender was rejected: access denied"),
+			    "invalid-sender");
+	assert_string_equal(bounce_category(0, "", "You are not a member of this mailing list"), "invalid-sender");
+	assert_string_equal(bounce_category(501, "5.0.0", "Connected to mx but my name was rejected"), "spam-related");
+	assert_string_equal(bounce_category(550, "5.7.1", "Message content rejected, UBE, id=1-2-3"), "spam-related");
+	assert_string_equal(bounce_category(550, "5.7.0", "Please use the SMTP server of your ISP"), "spam-related");
+	/* domains and routes */
+	assert_string_equal(bounce_category(550, "", "example.org: Domain does not exist"), "bad-domain");
+	assert_string_equal(bounce_category(0, "4.0.0", "The domain x.example couldn't be found (null MX)"), "bad-domain");
+	assert_string_equal(bounce_category(0, "5.4.4", "Name service error: Malformed or unexpected name server reply"),
+			    "routing-errors");
+	assert_string_equal(bounce_category(0, "", "Host not found, try again"), "routing-errors");
+	assert_string_equal(bounce_category(0, "", "Maximum hop count exceeded. Message probably in a routing loop"),
+			    "routing-errors");
+	assert_string_equal(bounce_category(0, "4.4.1", "connect to mx.example: No route to host"), "routing-errors");
+	/* mailbox state, expiry */
+	assert_string_equal(bounce_category(0, "", "the user's mailfolder is full"), "quota-issues");
+	assert_string_equal(bounce_category(0, "", "mailbox is full: retry timeout exceeded"), "quota-issues");
+	assert_string_equal(bounce_category(552, "5.2.2", "mailbox full: too many messages"), "quota-issues");
+	assert_string_equal(bounce_category(0, "", "Delivery has been delayed; it will be retried for 2 more days"),
+			    "message-expired");
+	assert_string_equal(bounce_category(0, "", "Delivery failed 20 attempts"), "message-expired");
+	assert_string_equal(bounce_category(554, "", "No valid recipients"), "bad-mailbox");
+	assert_string_equal(bounce_category(0, "", "The recipient name is not recognized"), "bad-mailbox");
+}
+
 /* Every prefix, and random byte flips, in exact-size heap copies. */
 static void test_truncated_and_garbled(void **state)
 {
@@ -135,6 +173,7 @@ int main(void)
 		cmocka_unit_test(test_dsn),
 		cmocka_unit_test(test_arf_base64_and_autoreply),
 		cmocka_unit_test(test_categories),
+		cmocka_unit_test(test_category_phrases),
 		cmocka_unit_test(test_truncated_and_garbled),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
