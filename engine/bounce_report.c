@@ -500,12 +500,14 @@ struct text_rule {
 static struct text_rule text_rules[] = {
 	{"virus|malware|infected", "virus-related", true, {0}},
 	{"relay(ing)? (access )?(denied|not permitted|prohibited|not allowed)|not permitted to relay|unable to relay|"
-	 "we do not relay|relay not|not (a )?relay|open relay|relaying", "relaying-issues", false, {0}},
+	 "we do not relay|relay not|not (a )?relay|open relay|relaying|email address is not verified",
+	 "relaying-issues", false, {0}},
 	/* sender authentication and rate limits, whatever the status code says */
 	{"(^|[^a-z])(spf|dkim|dmarc)([^a-z]|$)|unauthenticated|authentication (checks? )?(failed|failure|required)|"
 	 "not authenticated|not allowed to send from", "policy-related", true, {0}},
-	{"too many (recipients|messages|connections|mails)|sent to too many|rate limit|sending rate|throttl",
-	 "policy-related", true, {0}},
+	{"too many (recipients|messages|connections|mails)|sent to too many|rate limit|sending rate|throttl|"
+	 "security (issue|risk|polic)", "policy-related", true, {0}},
+	{"multiple addresses in (the )?from", "protocol-errors", true, {0}},
 	/* the sender refused: its address, or a list the sender may not post to */
 	{"(sender|from)( address)? (was |is )?(rejected|refused|invalid|unknown|not verified)|sender verify failed|"
 	 "(unroutable|invalid|bad|unknown) sender|not (a )?member of|not a member|permission to post|"
@@ -519,7 +521,7 @@ static struct text_rule text_rules[] = {
 	 "bare (lf|cr)|header (is )?missing|missing (required )?header", "protocol-errors", false, {0}},
 	{"(mailbox|quota|disk|storage|inbox|mail ?box|mail ?folder)( is)? (full|exceeded|over)|over ?quota|"
 	 "quota (exceeded|exceed)|insufficient (system )?storage|exceeds? (its |the )?(storage|quota)|"
-	 "mailbox size limit|out of (disk )?space", "quota-issues", false, {0}},
+	 "mailbox size limit|out of (disk )?space|limit set by (the )?recipient", "quota-issues", false, {0}},
 	{"(mailbox|inbox|account)[^.,;]{0,40} (is|has been) (disabled|inactive|suspended|deactivated|expired|locked|frozen)|"
 	 "(mailbox|inbox|account) (disabled|inactive|suspended|deactivated|expired|locked|frozen)|"
 	 "account has been disabled|no longer (active|in use|available)|mailbox unavailable \\(disabled\\)",
@@ -670,9 +672,11 @@ const char *bounce_rcpt_category(const struct bounce_rcpt *x)
 	 * no 5.1.x to confirm it: a filter at the recipient's end */
 	if (is(c, "bad-mailbox") && x->after_data && strncmp(e + 1, ".1.", 3) && user_unknown(x->diag))
 		return "policy-related";
-	/* a delay warning, or a final bounce for a temporary failure: the
-	 * message expired in the queue, whatever the last try met */
-	if ((delay || (e[0] == '4' && bounce_rcpt_failed(x))) &&
+	/* a delay warning, a final bounce for a temporary failure, or one for
+	 * a host that could not be reached (no MTA bounces that at once: it
+	 * retries until the message's queue life ends): an expiry */
+	if ((delay || ((e[0] == '4' || (!e[0] && x->code / 100 == 4)) && bounce_rcpt_failed(x)) ||
+	     is(c, "no-answer-from-host") || is(c, "bad-connection")) &&
 	    (is(c, "other") || is(c, "no-answer-from-host") || is(c, "bad-connection")))
 		return "message-expired";
 	return c;

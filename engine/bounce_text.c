@@ -481,6 +481,57 @@ static void own_paragraph(const char *t, size_t end, struct bounce_rcpt *x)
 	paragraph(t, ls, (size_t)(at - t) + strlen(x->addr), end, x->diag, sizeof(x->diag));
 }
 
+/* The text of one reply line after its "<<< " / "NNN-" / "N.N.N " prefix,
+ * when the line carries the given code; NULL otherwise. */
+static const char *continuation(const char *line, const char *code, bool *last)
+{
+	const char *q = line;
+
+	while (*q == ' ' || *q == '\t' || *q == '<' || *q == '>')
+		q++;
+	if (strncmp(q, code, 3) || (q[3] != '-' && q[3] != ' '))
+		return NULL;
+	*last = q[3] == ' ';
+	q += 4;
+	if ((q[0] == '4' || q[0] == '5') && q[1] == '.')
+		while (*q && *q != ' ' && *q != '\n')
+			q++;
+	return q;
+}
+
+/* A multi-line reply ("552-5.7.0 ...") that the Diagnostic-Code cut after
+ * its first line: the rest from the transcript in the readable part. */
+static void join_reply(const char *t, size_t end, struct bounce_rcpt *x)
+{
+	char head[32], code[4];
+	const char *p, *nl;
+	bool last = false;
+
+	if (strlen(x->diag) < 12 || !isdigit((unsigned char)x->diag[0]) || x->diag[3] != '-')
+		return;
+	memcpy(code, x->diag, 3);
+	code[3] = '\0';
+	snprintf(head, sizeof(head), "%.24s", x->diag + 4);
+	/* the first quote of it that goes on, in the transcript */
+	for (p = t; (p = strcasestr(p, head)) && (size_t)(p - t) < end; p++) {
+		nl = strchr(p, '\n');
+		if (nl && continuation(nl + 1, code, &last))
+			break;
+	}
+	if (!p || (size_t)(p - t) >= end)
+		return;
+	for (nl = strchr(p, '\n'), last = false; nl && !last && (size_t)(nl - t) < end; nl = strchr(nl + 1, '\n')) {
+		const char *c = continuation(nl + 1, code, &last);
+		size_t dl = strlen(x->diag), cl;
+
+		if (!c)
+			break;
+		for (cl = 0; c[cl] && c[cl] != '\n' && c[cl] != '\r'; cl++)
+			;
+		snprintf(x->diag + dl, sizeof(x->diag) - dl, " %.*s", (int)cl, c);
+	}
+}
+
 /* Neither x's reply text nor a specific status code says why. */
 static bool unexplained(const struct bounce_rcpt *x)
 {
@@ -505,6 +556,7 @@ void bounce_text_explain(const char *msg, size_t len, struct bounce_report *r)
 
 		if (!x->diag[0])
 			own_paragraph(t, end, x);
+		join_reply(t, end, x);
 		if (r->n_rcpts == 1 && unexplained(x)) {
 			/* the reason is elsewhere in the readable part */
 			size_t dl = strlen(x->diag);
