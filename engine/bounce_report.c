@@ -2,7 +2,12 @@
  * bounce_report.c - standard bounce and complaint reports (see
  * bounce_report.h): a bounded MIME walk that reads the
  * message/delivery-status, message/feedback-report and quoted-original
- * parts, and the category table shared with synchronous replies.
+ * parts (and delivery-status fields a broken MIME structure left loose,
+ * Exim's X-Failed-Recipients, Microsoft's JMRP complaints, Google Groups'
+ * refusals); the category table shared with synchronous replies (enhanced
+ * code first, phrase families second, explicit reasons over generic
+ * codes); and the per-recipient rules only a report can apply (the
+ * remote's own code, a reply after DATA, delays and expiries).
  */
 #include "engine/bounce_report.h"
 

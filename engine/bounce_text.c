@@ -8,9 +8,18 @@
  * The scan: the readable text before the quoted original message (its
  * start is recognised by the usual separators or the first Received/
  * Return-Path header), the addresses in it that are not the bounce's own
- * sender or receiver nor an MTA role account, and for each the reply found
- * in its paragraph (else in the whole text). Quoted-printable and base64
- * parts are decoded first.
+ * sender or receiver, an MTA role account or a header's ("> " quoting and
+ * indentation aside), and for each the reply found in its paragraph (else
+ * in the whole text). When that names no one: the same without skipping
+ * the bounce's own parties (mail to oneself), then the quoted original's
+ * To. A delay warning marks its recipients "delayed". Quoted-printable and
+ * base64 parts are decoded first.
+ *
+ * The explanation (bounce_text_explain), for every report, standard or
+ * not: the readable part's reason for recipients whose own reply says
+ * nothing, the rest of a multi-line reply the Diagnostic-Code cut, and
+ * whether the reply answered DATA (Postfix's "in reply to end of DATA",
+ * Exim's "after end of data", a Sendmail transcript's ">>> DATA").
  */
 #include <ctype.h>
 #include <openssl/evp.h>
