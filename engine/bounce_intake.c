@@ -79,11 +79,11 @@ static void decide(const struct config *cfg, struct bounce_req *b, struct match 
 		return;
 	}
 	x = dsn_block_for(&b->rep, m->sent.recipient);
-	if (!x || (strcasecmp(x->action, "failed") && x->status[0] != '5'))
+	if (!x || !bounce_rcpt_failed(x))
 		return; /* delayed, delivered, relayed: not a bounce */
 	m->what = x;
 	o = config_category_override(cfg, x->diag);
-	m->category = o ? o : bounce_category(x->code, x->status, x->diag);
+	m->category = o ? o : bounce_rcpt_category(x);
 	m->suppress_hard = bounce_category_hard(m->category);
 	m->suppress_soft = !m->suppress_hard && !strcmp(m->category, "quota-issues");
 }

@@ -2,7 +2,12 @@
  * bounce_report.c - standard bounce and complaint reports (see
  * bounce_report.h): a bounded MIME walk that reads the
  * message/delivery-status, message/feedback-report and quoted-original
- * parts, and the category table shared with synchronous replies.
+ * parts (and delivery-status fields a broken MIME structure left loose,
+ * Exim's X-Failed-Recipients, Microsoft's JMRP complaints, Google Groups'
+ * refusals); the category table shared with synchronous replies (enhanced
+ * code first, phrase families second, explicit reasons over generic
+ * codes); and the per-recipient rules only a report can apply (the
+ * remote's own code, a reply after DATA, delays and expiries).
  */
 #include "engine/bounce_report.h"
 
@@ -142,11 +147,51 @@ static void addr_value(const char *v, char *out, size_t cap)
 
 /* ---- report parts -------------------------------------------------------------- */
 
-/* The per-recipient blocks of a message/delivery-status body. */
-static void parse_dsn(struct span body, struct bounce_report *r)
+/* A recipient address field: Final-Recipient, unless that is source-routed
+ * ("@relay:user@host") or no address and Original-Recipient is one. */
+static void rcpt_addr(struct span blk, char *out, size_t cap)
+{
+	char v[512], o[320] = "";
+
+	if (header_get(blk, "Original-Recipient", v, sizeof(v)))
+		addr_value(v, o, sizeof(o));
+	if (header_get(blk, "Final-Recipient", v, sizeof(v))) {
+		addr_value(v, out, cap);
+		if ((out[0] == '@' || !strchr(out, '@')) && strchr(o, '@') && o[0] != '@')
+			snprintf(out, cap, "%s", o);
+		return;
+	}
+	snprintf(out, cap, "%s", o);
+}
+
+/* One per-recipient block of a delivery-status body. */
+static void parse_dsn_block(struct span blk, struct bounce_rcpt *x)
+{
+	char v[512];
+
+	memset(x, 0, sizeof(*x));
+	rcpt_addr(blk, x->addr, sizeof(x->addr));
+	header_get(blk, "Action", x->action, sizeof(x->action));
+	if (header_get(blk, "Status", v, sizeof(v)))
+		sscanf(v, "%15[0-9.]", x->status);
+	if (header_get(blk, "Diagnostic-Code", v, sizeof(v))) {
+		const char *d = strchr(v, ';');
+
+		d = d ? d + 1 : v;
+		while (*d == ' ')
+			d++;
+		if (isdigit((unsigned char)d[0]) && isdigit((unsigned char)d[1]) && isdigit((unsigned char)d[2]))
+			x->code = (d[0] - '0') * 100 + (d[1] - '0') * 10 + (d[2] - '0');
+		snprintf(x->diag, sizeof(x->diag), "%s", d);
+	}
+}
+
+/* The per-recipient blocks of a message/delivery-status body (the first
+ * block is the per-message one unless skip_first is false). */
+static void parse_dsn_blocks(struct span body, struct bounce_report *r, bool skip_first)
 {
 	size_t off = 0, next = 0, start = 0;
-	bool first = true;
+	bool first = skip_first;
 
 	r->kind = BOUNCE_KIND_DSN;
 	while (off <= body.n) {
@@ -154,30 +199,10 @@ static void parse_dsn(struct span body, struct bounce_report *r)
 
 		if (off >= body.n || l == 0) {
 			struct span blk = {body.p + start, off - start};
-			char v[512];
 
 			if (blk.n && !first && r->n_rcpts < BOUNCE_MAX_RCPTS) {
-				struct bounce_rcpt *x = &r->rcpts[r->n_rcpts];
-
-				memset(x, 0, sizeof(*x));
-				if (header_get(blk, "Final-Recipient", v, sizeof(v)) ||
-				    header_get(blk, "Original-Recipient", v, sizeof(v)))
-					addr_value(v, x->addr, sizeof(x->addr));
-				header_get(blk, "Action", x->action, sizeof(x->action));
-				if (header_get(blk, "Status", v, sizeof(v)))
-					sscanf(v, "%15[0-9.]", x->status);
-				if (header_get(blk, "Diagnostic-Code", v, sizeof(v))) {
-					const char *d = strchr(v, ';');
-
-					d = d ? d + 1 : v;
-					while (*d == ' ')
-						d++;
-					if (isdigit((unsigned char)d[0]) && isdigit((unsigned char)d[1]) &&
-					    isdigit((unsigned char)d[2]))
-						x->code = (d[0] - '0') * 100 + (d[1] - '0') * 10 + (d[2] - '0');
-					snprintf(x->diag, sizeof(x->diag), "%.255s", d);
-				}
-				if (x->addr[0])
+				parse_dsn_block(blk, &r->rcpts[r->n_rcpts]);
+				if (r->rcpts[r->n_rcpts].addr[0])
 					r->n_rcpts++;
 			}
 			if (blk.n)
@@ -188,6 +213,34 @@ static void parse_dsn(struct span body, struct bounce_report *r)
 		}
 		off += next;
 	}
+}
+
+static void parse_dsn(struct span body, struct bounce_report *r)
+{
+	parse_dsn_blocks(body, r, true);
+}
+
+/* Delivery-status fields outside a well-formed message/delivery-status part
+ * (a lost Content-Type, a mangled boundary): from the first line that
+ * starts a recipient block to the quoted original. */
+static void parse_loose_dsn(struct span msg, struct bounce_report *r)
+{
+	size_t off = 0, next, start = msg.n, stop = msg.n;
+
+	for (; off < msg.n; off += next) {
+		const char *p = msg.p + off;
+		size_t l = line_len(p, msg.n - off, &next);
+
+		if (start == msg.n && l > 16 && (!strncasecmp(p, "Final-Recipient:", 16) ||
+						  (l > 19 && !strncasecmp(p, "Original-Recipient:", 19))))
+			start = off;
+		else if (start < msg.n && l >= 28 && !strncasecmp(p, "Content-Type: message/rfc822", 28)) {
+			stop = off;
+			break;
+		}
+	}
+	if (start < stop)
+		parse_dsn_blocks((struct span){msg.p + start, stop - start}, r, false);
 }
 
 static void parse_arf(struct span body, struct bounce_report *r)
@@ -215,6 +268,12 @@ static void parse_original(struct span hdrs, struct bounce_report *r)
 	}
 	if (!r->orig_message_id[0])
 		header_get(hdrs, "Message-ID", r->orig_message_id, sizeof(r->orig_message_id));
+	/* Microsoft's complaint feed (JMRP) forwards the original as it was,
+	 * with the complaining recipient in its own header: a complaint */
+	if (r->kind == BOUNCE_KIND_UNKNOWN && header_get(hdrs, "X-HmXmrOriginalRecipient", v, sizeof(v)) && v[0]) {
+		r->kind = BOUNCE_KIND_ARF;
+		addr_value(v, r->orig_rcpt, sizeof(r->orig_rcpt));
+	}
 }
 
 /* ---- the MIME walk -------------------------------------------------------------------- */
@@ -331,34 +390,103 @@ static bool looks_like_bounce(struct span hdr)
 	return false;
 }
 
+/* The address in a header's value, angle brackets preferred. */
+static void header_addr(struct span hdr, const char *name, char *out, size_t cap)
+{
+	char v[512];
+	const char *lt;
+
+	out[0] = '\0';
+	if (header_get(hdr, name, v, sizeof(v))) {
+		lt = strchr(v, '<');
+		addr_value(lt ? lt : v, out, cap);
+	}
+}
+
+/* Exim's X-Failed-Recipients: the failed addresses, authoritative. */
+static int failed_recipients_header(struct span hdr, struct bounce_report *r)
+{
+	char v[2048];
+	int n = 0;
+
+	if (!header_get(hdr, "X-Failed-Recipients", v, sizeof(v)))
+		return 0;
+	for (char *save = NULL, *a = strtok_r(v, ", ", &save); a && r->n_rcpts < BOUNCE_MAX_RCPTS;
+	     a = strtok_r(NULL, ", ", &save)) {
+		struct bounce_rcpt *x = &r->rcpts[r->n_rcpts];
+
+		if (!strchr(a, '@'))
+			continue;
+		memset(x, 0, sizeof(*x));
+		addr_value(a, x->addr, sizeof(x->addr));
+		snprintf(x->action, sizeof(x->action), "failed");
+		r->n_rcpts++;
+		n++;
+	}
+	return n;
+}
+
+/* Google Groups answers a post it refuses with a localised notice (the
+ * group may not exist or the sender may not post to it) that names the
+ * group as the failed recipient: the group refused the sender. */
+static void google_groups_notice(struct span hdr, struct bounce_report *r)
+{
+	char from[320];
+
+	header_addr(hdr, "From", from, sizeof(from));
+	if (strncasecmp(from, "mailer-daemon@google", 20))
+		return;
+	for (size_t i = 0; i < r->n_rcpts; i++) {
+		struct bounce_rcpt *x = &r->rcpts[i];
+		const char *at = strrchr(x->addr, '@');
+		char d[sizeof(x->diag)];
+
+		if (!at || strcasecmp(at, "@googlegroups.com") || x->status[0] || x->code)
+			continue;
+		snprintf(d, sizeof(d), "Google Groups: the sender is not permitted to post to the group | %s", x->diag);
+		memcpy(x->diag, d, sizeof(d));
+	}
+}
+
+/* A non-standard bounce: its recipients from X-Failed-Recipients or the
+ * readable text. */
+static void parse_text_bounce(const char *msg, size_t len, struct span hdr, struct bounce_report *r)
+{
+	char to[320], from[320];
+
+	header_addr(hdr, "To", to, sizeof(to));
+	header_addr(hdr, "From", from, sizeof(from));
+	if (failed_recipients_header(hdr, r) > 0 || bounce_text_scan(msg, len, to, from, r) > 0)
+		r->kind = BOUNCE_KIND_DSN;
+}
+
+static bool auto_reply(struct span hdr)
+{
+	char v[256];
+
+	return (header_get(hdr, "Auto-Submitted", v, sizeof(v)) && !strncasecmp(v, "auto-replied", 12)) ||
+	       header_get(hdr, "X-Autoreply", v, sizeof(v)) || header_get(hdr, "X-Autorespond", v, sizeof(v));
+}
+
 enum bounce_kind bounce_report_parse(const char *msg, size_t len, struct bounce_report *out)
 {
 	struct walk w = {.r = out};
 	struct span hdr, body;
-	char v[256];
 
 	memset(out, 0, sizeof(*out));
 	walk(&w, (struct span){msg, len}, 0);
 	split_part((struct span){msg, len}, &hdr, &body);
-	if ((out->kind == BOUNCE_KIND_UNKNOWN || (out->kind == BOUNCE_KIND_DSN && !out->n_rcpts)) && looks_like_bounce(hdr)) {
-		char to[320] = "", from[320] = "";
-
-		if (header_get(hdr, "To", v, sizeof(v))) {
-			const char *lt = strchr(v, '<');
-			addr_value(lt ? lt : v, to, sizeof(to));
-		}
-		if (header_get(hdr, "From", v, sizeof(v))) {
-			const char *lt = strchr(v, '<');
-			addr_value(lt ? lt : v, from, sizeof(from));
-		}
-		if (bounce_text_scan(msg, len, to, from, out) > 0)
-			out->kind = BOUNCE_KIND_DSN;
+	if (out->kind != BOUNCE_KIND_ARF && !out->n_rcpts)
+		parse_loose_dsn(body, out);
+	if ((out->kind == BOUNCE_KIND_UNKNOWN || (out->kind == BOUNCE_KIND_DSN && !out->n_rcpts)) &&
+	    (looks_like_bounce(hdr) || bounce_text_says_failed(body.p, body.n)))
+		parse_text_bounce(msg, len, hdr, out);
+	if (out->kind == BOUNCE_KIND_DSN) {
+		bounce_text_explain(msg, len, out);
+		google_groups_notice(hdr, out);
 	}
-	if (out->kind == BOUNCE_KIND_UNKNOWN) {
-		if ((header_get(hdr, "Auto-Submitted", v, sizeof(v)) && !strncasecmp(v, "auto-replied", 12)) ||
-		    header_get(hdr, "X-Autoreply", v, sizeof(v)) || header_get(hdr, "X-Autorespond", v, sizeof(v)))
-			out->kind = BOUNCE_KIND_AUTOREPLY;
-	}
+	if (out->kind == BOUNCE_KIND_UNKNOWN && auto_reply(hdr))
+		out->kind = BOUNCE_KIND_AUTOREPLY;
 	if (out->kind == BOUNCE_KIND_ARF && !out->feedback_type[0])
 		snprintf(out->feedback_type, sizeof(out->feedback_type), "abuse");
 	return out->kind;
@@ -369,40 +497,68 @@ enum bounce_kind bounce_report_parse(const char *msg, size_t len, struct bounce_
 struct text_rule {
 	const char *re;
 	const char *category;
+	bool strong; /* an explicit reason that beats the enhanced code's generic subject */
 	regex_t compiled;
 };
 
+/* Phrase families of reply texts, most specific first: the first match wins. */
 static struct text_rule text_rules[] = {
-	/* order matters: the first match wins */
-	{"virus|malware|infected", "virus-related", {0}},
+	{"virus|malware|infected", "virus-related", true, {0}},
 	{"relay(ing)? (access )?(denied|not permitted|prohibited|not allowed)|not permitted to relay|unable to relay|"
-	 "we do not relay|relay not|not (a )?relay|open relay|relaying", "relaying-issues", {0}},
+	 "we do not relay|relay not|not (a )?relay|open relay|relaying|email address is not verified",
+	 "relaying-issues", false, {0}},
+	/* sender authentication and rate limits, whatever the status code says */
+	{"(^|[^a-z])(spf|dkim|dmarc)([^a-z]|$)|unauthenticated|authentication (checks? )?(failed|failure|required)|"
+	 "not authenticated|not allowed to send from", "policy-related", true, {0}},
+	{"too many (recipients|messages|connections|mails)|sent to too many|rate limit|sending rate|throttl|"
+	 "security (issue|risk|polic)", "policy-related", true, {0}},
+	{"multiple addresses in (the )?from", "protocol-errors", true, {0}},
+	/* the sender refused: its address, or a list the sender may not post to */
+	{"(sender|from)( address)? (was |is )?(rejected|refused|invalid|unknown|not verified)|sender verify failed|"
+	 "(unroutable|invalid|bad|unknown) sender|not (a )?member of|not a member|permission to post|"
+	 "not (allowed|permitted) to post", "invalid-sender", true, {0}},
+	/* the sending host refused: its name, address or network */
+	{"my name was rejected|(helo|ehlo) (command )?(rejected|refused|invalid)|invalid ip|dynamic (ip|address)|"
+	 "dial-?up|residential|smtp server of your isp|(^|[^a-z])ube([^a-z]|$)", "spam-related", true, {0}},
 	{"reverse (dns|lookup)|rdns|ptr (record|lookup)|no ptr|require[sd]? .*ptr|hostname (does not|doesn't) match|"
-	 "not (have|resolve) .*reverse", "policy-related", {0}},
-	{"not (rfc|compliant)|rfc ?(2822|5322|822|5321) |syntax error|improper|malformed|bare (lf|cr)|"
-	 "header (is )?missing|missing (required )?header", "protocol-errors", {0}},
-	{"retry time(out)? (exceeded|expired)|(been|too long) in (the )?queue|message (has )?expired|delivery time expired|"
-	 "could not be delivered within|giving up|delayed for|expired", "message-expired", {0}},
-	{"(mailbox|inbox|account) (is )?(disabled|inactive|suspended|deactivated|expired|locked|frozen)|"
-	 "account has been disabled|no longer (active|in use|available)|mailbox unavailable \\(disabled\\)", "inactive-mailbox", {0}},
-	{"(mailbox|quota|disk|storage|inbox|mail ?box) (is )?(full|exceeded|over)|over ?quota|quota (exceeded|exceed)|"
-	 "insufficient (system )?storage|exceeds? (its |the )?(storage|quota)|mailbox size limit|out of (disk )?space",
-	 "quota-issues", {0}},
-	{"(user|mailbox|recipient|address|account|addressee)( name)? (is )?(unknown|not found|does not exist|doesn't exist|"
-	 "invalid|not exist|not valid)|no such (user|mailbox|recipient|address|account)|unknown (user|recipient|mailbox|"
-	 "local part|address)|invalid (recipient|mailbox|address)|does not exist|not our customer|no mailbox|"
-	 "user doesn't have|recipient rejected|address rejected|no account by that name|not a valid user", "bad-mailbox", {0}},
-	{"host (not found|unknown)|domain (not found|does not exist|name not found)|no such domain|unrouteable|"
-	 "unroutable|name or service not known|no mx|host or domain name not found|domain (is )?invalid", "bad-domain", {0}},
+	 "not (have|resolve) .*reverse", "policy-related", false, {0}},
+	{"not (rfc|compliant)|rfc ?(2822|5322|822|5321) |syntax error|improper|malformed (message|header|address)|"
+	 "bare (lf|cr)|header (is )?missing|missing (required )?header", "protocol-errors", false, {0}},
+	{"(mailbox|quota|disk|storage|inbox|mail ?box|mail ?folder)( is)? (full|exceeded|over)|over ?quota|"
+	 "quota (exceeded|exceed)|insufficient (system )?storage|exceeds? (its |the )?(storage|quota)|"
+	 "mailbox size limit|out of (disk )?space|limit set by (the )?recipient", "quota-issues", false, {0}},
+	{"(mailbox|inbox|account)[^.,;]{0,40} (is|has been) (disabled|inactive|suspended|deactivated|expired|locked|frozen)|"
+	 "(mailbox|inbox|account) (disabled|inactive|suspended|deactivated|expired|locked|frozen)|"
+	 "account has been disabled|no longer (active|in use|available)|mailbox unavailable \\(disabled\\)",
+	 "inactive-mailbox", false, {0}},
+	{"null mx|domain [^ ]* ?(couldn't|could not|cannot|can't) be found|does(n't| not) (accept|receive) (e-?)?mail",
+	 "bad-domain", true, {0}},
+	/* transient DNS failures and loops: the route, not the domain */
+	{"not found, try again|name server reply|dns (error|failure|timeout)|temporary (dns|lookup) failure|"
+	 "routing loop|mail loop|loop detected|hop count|too many hops|no route to host|network is unreachable|"
+	 "host unreachable", "routing-errors", true, {0}},
+	{"host (not found|unknown)|domain (not found|does not exist|doesn't exist|name not found)|no such domain|"
+	 "unrouteable|unroutable|name or service not known|no mx|host or domain name not found|domain (is )?invalid",
+	 "bad-domain", false, {0}},
+	{"(user|mailbox|recipient|address|account|addressee)( name)? (is )?(unknown|not found|does not exist|"
+	 "doesn't exist|invalid|not exist|not valid|not recogni[sz]ed)|no such (user|mailbox|recipient|address|account)|"
+	 "unknown (user|recipient|mailbox|local part|address)|invalid (recipient|mailbox|address)|does not exist|"
+	 "not our customer|no mailbox|user doesn't have|no account by that name|recipient address rejected: access denied|"
+	 "not a valid user|no valid recipients?", "bad-mailbox", false, {0}},
+	{"retry time(out)? (exceeded|expired)|(been|too long) in (the )?queue|message (has )?expired|"
+	 "delivery time expired|could not be delivered (within|for)|could not deliver for|"
+	 "(cannot|can't|unable to) (send|deliver) (the )?(message|mail) for|failed [0-9]+ attempts|"
+	 "(has been|was) delayed|will be retried|delivery (is )?delayed|warning message only|expired",
+	 "message-expired", false, {0}},
 	{"(spam|blacklist|blocklist|black list|block list|listed (at|in|on)|rbl|spamhaus|spamcop|reputation|junk|"
-	 "access denied|blocked|bulk mail|unsolicited)", "spam-related", {0}},
-	{"(message|mail) (size|too (big|large))|too large|exceeds (the )?(maximum|size)|message length", "content-related", {0}},
-	{"(sender|from) (address )?(rejected|refused|invalid|unknown|verify failed)|invalid sender|bad sender|"
-	 "sender domain|domain of sender", "invalid-sender", {0}},
-	{"policy|violation|not authori[sz]ed|authentication|dmarc|spf|dkim|rate limit|too many|try again later|"
-	 "refused|rejected|denied|filter", "policy-related", {0}},
-	{"timed? ?out|timeout|no route to host|unreachable", "no-answer-from-host", {0}},
-	{"connection (refused|reset|closed|dropped|lost)", "bad-connection", {0}},
+	 "access denied|blocked|bulk mail|unsolicited)", "spam-related", false, {0}},
+	{"(message|mail) (size|too (big|large))|too large|exceeds (the )?(maximum|size)|message length",
+	 "content-related", false, {0}},
+	{"sender domain|domain of sender", "invalid-sender", false, {0}},
+	{"policy|violation|not authori[sz]ed|not allowed|too many|try again later|refused|rejected|denied|filter",
+	 "policy-related", false, {0}},
+	{"connection (refused|reset|closed|dropped|lost)|socket error", "bad-connection", false, {0}},
+	{"timed? ?out|timeout|did not accept our requests to connect|unreachable", "no-answer-from-host", false, {0}},
 };
 
 static pthread_once_t rules_once = PTHREAD_ONCE_INIT;
@@ -414,54 +570,124 @@ static void compile_rules(void)
 			text_rules[i].re = NULL;
 }
 
-static const char *by_text(const char *text)
+static const struct text_rule *by_text(const char *text)
 {
 	pthread_once(&rules_once, compile_rules);
 	for (size_t i = 0; text && i < sizeof(text_rules) / sizeof(text_rules[0]); i++)
 		if (text_rules[i].re && regexec(&text_rules[i].compiled, text, 0, NULL, 0) == 0)
-			return text_rules[i].category;
+			return &text_rules[i];
 	return NULL;
+}
+
+static bool is(const char *t, const char *category)
+{
+	return t && !strcmp(t, category);
+}
+
+/* The categories the enhanced code's detail names outright (RFC 3463); NULL
+ * when the detail is generic and the subject (or the text) decides. */
+static const char *by_detail(int subj, int det, const char *t)
+{
+	switch (subj * 100 + det) {
+	case 101: case 100: case 103: case 106: return is(t, "spam-related") ? t : "bad-mailbox";
+	case 102: case 110: return "bad-domain";
+	case 404: return is(t, "routing-errors") ? t : "bad-domain";
+	case 107: case 108: return "invalid-sender";
+	case 201: return t ? t : "inactive-mailbox"; /* often misused for "no such user" */
+	case 202: return "quota-issues";
+	case 203: return is(t, "quota-issues") ? t : "content-related";
+	case 302: case 304: return "content-related";
+	case 407: return "message-expired";
+	case 701: return is(t, "spam-related") || is(t, "bad-mailbox") || is(t, "invalid-sender") ? t : "policy-related";
+	default: return NULL;
+	}
+}
+
+static const char *by_subject(int subj)
+{
+	switch (subj) {
+	case 1: return "bad-mailbox";
+	case 2: return "quota-issues";
+	case 3: return "bad-configuration";
+	case 4: return "routing-errors";
+	case 5: return "protocol-errors";
+	case 6: return "content-related";
+	case 7: return "policy-related";
+	default: return "other";
+	}
 }
 
 const char *bounce_category(int code, const char *e, const char *text)
 {
-	const char *t = by_text(text);
+	const struct text_rule *rule = by_text(text);
+	const char *t = rule ? rule->category : NULL, *d;
 	int cls = 0, subj = -1, det = -1;
 
 	if (e && sscanf(e, "%d.%d.%d", &cls, &subj, &det) != 3)
 		cls = 0;
-	if (code == 0 && !cls)
+	if (!cls)
 		return t ? t : "other";
-	if (cls) {
-		switch (subj * 100 + det) {
-		case 101: case 100: case 103: case 106: return t && !strcmp(t, "spam-related") ? t : "bad-mailbox";
-		case 102: case 110: case 404: return "bad-domain";
-		case 107: case 108: return "invalid-sender";
-		case 201: return t ? t : "inactive-mailbox"; /* often misused for "no such user" */
-		case 202: case 304: case 302: return !strcmp(e, "5.2.2") || !strcmp(e, "4.2.2") ? "quota-issues" : "content-related";
-		case 203: return "content-related";
-		case 407: return "message-expired";
-		case 701: return t && (!strcmp(t, "spam-related") || !strcmp(t, "bad-mailbox")) ? t : "policy-related";
-		default: break;
-		}
-		if (t)
-			return t;
-		switch (subj) {
-		case 1: return "bad-mailbox";
-		case 2: return "quota-issues";
-		case 3: return "bad-configuration";
-		case 4: return "routing-errors";
-		case 5: return "protocol-errors";
-		case 6: return "content-related";
-		case 7: return "policy-related";
-		default: return "other";
-		}
-	}
-	return t ? t : "other";
+	/* an explicit reason (sender authentication, a rate limit, a refused
+	 * sender or host) beats what the code says, but for a full mailbox or
+	 * an expired message */
+	if ((d = by_detail(subj, det, t)))
+		return rule && rule->strong && !is(d, "message-expired") && !is(d, "quota-issues") ? t : d;
+	return t ? t : by_subject(subj);
 }
 
 bool bounce_category_hard(const char *c)
 {
 	return c && (!strcmp(c, "bad-mailbox") || !strcmp(c, "bad-domain") || !strcmp(c, "inactive-mailbox") ||
 		     !strcmp(c, "complaint"));
+}
+
+/* ---- one recipient of a report ---------------------------------------------------------------- */
+
+/* The first enhanced status code in a reply text, into out (cap >= 16). */
+static bool enhanced_in(const char *text, char *out, size_t cap)
+{
+	for (const char *p = text; *p; p++) {
+		int a, b, k = 0;
+
+		if ((p[0] != '4' && p[0] != '5') || p[1] != '.' || (p > text && isalnum((unsigned char)p[-1])))
+			continue;
+		if (sscanf(p + 2, "%3d.%3d%n", &a, &b, &k) == 2 && k > 0 && a < 10 && !isalnum((unsigned char)p[2 + k]))
+			return snprintf(out, cap, "%c.%d.%d", p[0], a, b) > 0;
+	}
+	return false;
+}
+
+static bool user_unknown(const char *text)
+{
+	return strcasestr(text, "user unknown") || strcasestr(text, "unknown user");
+}
+
+const char *bounce_rcpt_category(const struct bounce_rcpt *x)
+{
+	char own[16];
+	const char *e = x->status, *c;
+	bool delay = !strcasecmp(x->action, "delayed") || !strcasecmp(x->action, "expired");
+
+	/* the remote server's own code is more specific than the reporting
+	 * MTA's Status, unless that says the message expired */
+	if (enhanced_in(x->diag, own, sizeof(own)) && (!e[0] || (own[0] == e[0] && strcmp(e + 1, ".4.7"))))
+		e = own;
+	c = bounce_category(x->code, e, x->diag);
+	/* "user unknown" in answer to DATA, the recipient accepted before and
+	 * no 5.1.x to confirm it: a filter at the recipient's end */
+	if (is(c, "bad-mailbox") && x->after_data && strncmp(e + 1, ".1.", 3) && user_unknown(x->diag))
+		return "policy-related";
+	/* a delay warning, a final bounce for a temporary failure, or one for
+	 * a host that could not be reached (no MTA bounces that at once: it
+	 * retries until the message's queue life ends): an expiry */
+	if ((delay || ((e[0] == '4' || (!e[0] && x->code / 100 == 4)) && bounce_rcpt_failed(x)) ||
+	     is(c, "no-answer-from-host") || is(c, "bad-connection")) &&
+	    (is(c, "other") || is(c, "no-answer-from-host") || is(c, "bad-connection")))
+		return "message-expired";
+	return c;
+}
+
+bool bounce_rcpt_failed(const struct bounce_rcpt *x)
+{
+	return !strcasecmp(x->action, "failed") || x->status[0] == '5' || (!x->action[0] && x->code >= 500);
 }

@@ -29,7 +29,8 @@ struct bounce_rcpt {
 	char action[16];           /* failed, delayed, delivered, relayed, expanded */
 	char status[16];           /* "5.1.1" */
 	int code;                  /* the SMTP code from Diagnostic-Code, 0 when none */
-	char diag[256];            /* Diagnostic-Code text */
+	char diag[1024];           /* Diagnostic-Code text (else the readable part's explanation) */
+	bool after_data;           /* the reply came after DATA: the recipient was accepted first */
 };
 
 struct bounce_report {
@@ -40,6 +41,7 @@ struct bounce_report {
 	char orig_rcpt[320];       /* ARF: Original-Rcpt-To (else the original's To) */
 	char orig_sender[320];     /* the original's Return-Path / ARF Original-Mail-From */
 	char orig_message_id[256];
+	char text_diag[1024];      /* the readable part's reason, for recipients the report explains nowhere else */
 };
 
 /* Parse msg[0..len) (CRLF or LF lines). Always fills out (kind UNKNOWN when
@@ -48,13 +50,30 @@ enum bounce_kind bounce_report_parse(const char *msg, size_t len, struct bounce_
 
 /* The non-standard bounces (bounce_text.c): addresses named in the readable
  * part before the quoted original, each with the reply found near it;
- * skip1/skip2 (may be NULL) are never taken as recipients. Appends to
- * r->rcpts; returns how many it found. */
+ * skip1/skip2 (may be NULL) are never taken as recipients unless nothing
+ * else is named. Appends to r->rcpts; returns how many it found. */
 int bounce_text_scan(const char *msg, size_t len, const char *skip1, const char *skip2, struct bounce_report *r);
+
+/* What the readable part adds to recipients already found (bounce_text.c):
+ * r->text_diag; a diag for each recipient without one (its paragraph, else
+ * text_diag); after_data where the transcript shows the reply came after
+ * DATA. */
+void bounce_text_explain(const char *msg, size_t len, struct bounce_report *r);
+
+/* Whether the readable start of a message body says a delivery failed
+ * (for bounces whose headers do not say so). */
+bool bounce_text_says_failed(const char *body, size_t len);
 
 /* The brief's category for a status and diagnostic text (the enhanced code
  * first, the text second), and whether it suppresses. */
 const char *bounce_category(int code, const char *enhanced, const char *text);
 bool bounce_category_hard(const char *category);
+
+/* One recipient of a parsed report: its category (bounce_category over its
+ * status, reply and text, then what the report adds: a "user unknown"
+ * after DATA is a filter, a delay or a final 4.x.x bounce is an expiry),
+ * and whether the report is a final failure for it (not a delay). */
+const char *bounce_rcpt_category(const struct bounce_rcpt *x);
+bool bounce_rcpt_failed(const struct bounce_rcpt *x);
 
 #endif

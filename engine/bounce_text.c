@@ -8,9 +8,18 @@
  * The scan: the readable text before the quoted original message (its
  * start is recognised by the usual separators or the first Received/
  * Return-Path header), the addresses in it that are not the bounce's own
- * sender or receiver nor an MTA role account, and for each the reply found
- * in its paragraph (else in the whole text). Quoted-printable and base64
- * parts are decoded first.
+ * sender or receiver, an MTA role account or a header's ("> " quoting and
+ * indentation aside), and for each the reply found in its paragraph (else
+ * in the whole text). When that names no one: the same without skipping
+ * the bounce's own parties (mail to oneself), then the quoted original's
+ * To. A delay warning marks its recipients "delayed". Quoted-printable and
+ * base64 parts are decoded first.
+ *
+ * The explanation (bounce_text_explain), for every report, standard or
+ * not: the readable part's reason for recipients whose own reply says
+ * nothing, the rest of a multi-line reply the Diagnostic-Code cut, and
+ * whether the reply answered DATA (Postfix's "in reply to end of DATA",
+ * Exim's "after end of data", a Sendmail transcript's ">>> DATA").
  */
 #include <ctype.h>
 #include <openssl/evp.h>
@@ -26,10 +35,9 @@
 static const char *const original_starts[] = {
 	"content-type: message/rfc822", "content-type: text/rfc822-headers", "------ this is a copy",
 	"--- below this line is a copy", "----- original message", "original message follows",
-	"--- the header of the original message", "------ original message", "----- the following addresses had",
-	"the original message was received", "------- returned message", "-- returned mail follows",
-	"original message headers", "----- transcript of session follows", "content-description: undelivered message",
-	"--- original message",
+	"--- the header of the original message", "------ original message", "------- returned message",
+	"-- returned mail follows", "original message headers", "content-description: undelivered message",
+	"--- original message", "----- unsent message follows",
 };
 
 static const char *const role_accounts[] = {"mailer-daemon", "postmaster", "noreply", "no-reply", "root",
@@ -205,11 +213,208 @@ static void find_reply(const char *ctx, int *code, char *status, size_t cap)
 	}
 }
 
+/* Start of the line holding t[at], past indentation and "> " quoting. */
+static size_t line_start(const char *t, size_t at, size_t *text)
+{
+	size_t ls = at;
+
+	while (ls > 0 && t[ls - 1] != '\n')
+		ls--;
+	*text = ls;
+	while (t[*text] == ' ' || t[*text] == '\t' || t[*text] == '>')
+		(*text)++;
+	return ls;
+}
+
+/* A header-like line whose address is not a recipient: the bounce's or the
+ * original's own fields ("Message-ID:", "From:", Exchange's "To:" summary). */
+static bool header_line(const char *l, bool strict)
+{
+	static const char *const always[] = {"message-id", "from:", "reply-to", "sender", "return-path", "x-",
+					     "in-reply-to", "references"};
+	static const char *const summary[] = {"to:", "cc:", "subject:", "sent:", "date:"};
+
+	for (size_t i = 0; i < sizeof(always) / sizeof(always[0]); i++)
+		if (!strncasecmp(l, always[i], strlen(always[i])))
+			return true;
+	for (size_t i = 0; strict && i < sizeof(summary) / sizeof(summary[0]); i++)
+		if (!strncasecmp(l, summary[i], strlen(summary[i])))
+			return true;
+	return false;
+}
+
+/* t[0..end) flattened into out: the readable part's own words (MIME
+ * boundaries and part headers left out), whitespace runs as one space. */
+static void flatten(const char *t, size_t end, char *out, size_t cap)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < end && o + 1 < cap; i++) {
+		if ((i == 0 || t[i - 1] == '\n') &&
+		    ((i + 2 < end && t[i] == '-' && t[i + 1] == '-' && t[i + 2] != ' ' && t[i + 2] != '-') ||
+		     (i + 8 < end && !strncasecmp(t + i, "content-", 8)))) {
+			while (i + 1 < end && t[i + 1] != '\n')
+				i++;
+			continue;
+		}
+		char c = t[i] == '\r' || t[i] == '\n' || t[i] == '\t' ? ' ' : t[i];
+
+		if (c == ' ' && (o == 0 || out[o - 1] == ' '))
+			continue;
+		out[o++] = c;
+	}
+	out[o] = '\0';
+}
+
+/* A line that names a recipient first thing (after an optional SMTP code):
+ * where the previous recipient's paragraph ends. */
+static bool recipient_line(const char *t, size_t ls, size_t end)
+{
+	size_t i = ls;
+
+	while (i < end && (t[i] == ' ' || t[i] == '\t' || t[i] == '>'))
+		i++;
+	if (i + 3 < end && isdigit((unsigned char)t[i]) && isdigit((unsigned char)t[i + 1]) &&
+	    isdigit((unsigned char)t[i + 2]) && t[i + 3] == ' ')
+		i += 4;
+	if (i < end && (t[i] == '<' || t[i] == '"'))
+		i++;
+	while (i < end && addr_char(t[i]))
+		i++;
+	return i < end && t[i] == '@' && i > ls;
+}
+
+static bool starts_with_code(const char *t, size_t i, size_t end)
+{
+	while (i < end && (t[i] == ' ' || t[i] == '\t'))
+		i++;
+	return i + 3 < end && (t[i] == '4' || t[i] == '5') && isdigit((unsigned char)t[i + 1]) &&
+	       isdigit((unsigned char)t[i + 2]) && (t[i + 3] == ' ' || t[i + 3] == '-');
+}
+
+/* The paragraph of an address: from its line to a blank line or the next
+ * recipient line, 6 lines at most, whitespace flattened. A line that opens
+ * with its own reply code (Sendmail's "554 <a@b>... reason") is a
+ * paragraph by itself when the next one opens with another. */
+static void paragraph(const char *t, size_t ls, size_t e, size_t end, char *ctx, size_t cap)
+{
+	size_t ce = e, lines = 0;
+	bool coded = starts_with_code(t, ls, end);
+
+	while (ce < end && lines < 6) {
+		if (t[ce] == '\n') {
+			lines++;
+			if (ce + 1 < end && (t[ce + 1] == '\n' || (t[ce + 1] == '\r' && ce + 2 < end && t[ce + 2] == '\n')))
+				break;
+			if (recipient_line(t, ce + 1, end) || (coded && starts_with_code(t, ce + 1, end)))
+				break;
+		}
+		ce++;
+	}
+	flatten(t + ls, ce - ls, ctx, cap);
+}
+
+static bool take_addr(const char *t, size_t s, size_t e, char *addr, size_t cap)
+{
+	size_t l = e - s < cap - 1 ? e - s : cap - 1;
+
+	memcpy(addr, t + s, l);
+	addr[l] = '\0';
+	return !strstr(addr, "..") && addr[0] != '.';
+}
+
+static bool known(const struct bounce_report *r, const char *addr)
+{
+	for (size_t i = 0; i < r->n_rcpts; i++)
+		if (!strcasecmp(r->rcpts[i].addr, addr))
+			return true;
+	return false;
+}
+
+/* One pass over t[0..end): strict skips the bounce's own parties and
+ * summary lines; the lenient pass (when the strict one found nothing) takes
+ * any address that is not a role account or a header's. */
+static int scan_pass(const char *t, size_t end, const char *skip1, const char *skip2, bool strict,
+		     const char *whole_status, int whole_code, struct bounce_report *r)
+{
+	size_t from = 0, s, e;
+	int found = 0;
+
+	while (r->n_rcpts < BOUNCE_MAX_RCPTS && next_addr(t, end, &from, &s, &e)) {
+		char addr[320], ctx[1024];
+		size_t ls, lt;
+
+		if (!take_addr(t, s, e, addr, sizeof(addr)) || role_account(addr))
+			continue;
+		if (strict && ((skip1 && !strcasecmp(addr, skip1)) || (skip2 && !strcasecmp(addr, skip2))))
+			continue;
+		ls = line_start(t, s, &lt);
+		if (header_line(t + lt, strict) || known(r, addr))
+			continue;
+		paragraph(t, ls, e, end, ctx, sizeof(ctx));
+
+		struct bounce_rcpt *x = &r->rcpts[r->n_rcpts++];
+
+		memset(x, 0, sizeof(*x));
+		snprintf(x->addr, sizeof(x->addr), "%s", addr);
+		find_reply(ctx, &x->code, x->status, sizeof(x->status));
+		if (!x->code && !x->status[0]) {
+			x->code = whole_code;
+			snprintf(x->status, sizeof(x->status), "%s", whole_status);
+		}
+		snprintf(x->diag, sizeof(x->diag), "%s", ctx);
+		snprintf(x->action, sizeof(x->action), "failed");
+		found++;
+	}
+	return found;
+}
+
+/* The To: of the quoted original, when the readable part names no one. */
+static int original_to(const char *t, size_t from, size_t n, const char *whole_status, int whole_code,
+		       const char *text_diag, struct bounce_report *r)
+{
+	for (size_t i = from; i + 4 < n && r->n_rcpts < BOUNCE_MAX_RCPTS; i++) {
+		size_t f, s, e, le;
+		char addr[320];
+
+		if ((i && t[i - 1] != '\n') || strncasecmp(t + i, "To:", 3))
+			continue;
+		for (le = i; le < n && t[le] != '\n'; le++)
+			;
+		f = i;
+		if (!next_addr(t, le, &f, &s, &e) || !take_addr(t, s, e, addr, sizeof(addr)))
+			continue;
+		struct bounce_rcpt *x = &r->rcpts[r->n_rcpts++];
+
+		memset(x, 0, sizeof(*x));
+		snprintf(x->addr, sizeof(x->addr), "%s", addr);
+		snprintf(x->status, sizeof(x->status), "%s", whole_status);
+		x->code = whole_code;
+		snprintf(x->diag, sizeof(x->diag), "%s", text_diag);
+		snprintf(x->action, sizeof(x->action), "failed");
+		return 1;
+	}
+	return 0;
+}
+
+/* A warning that delivery is late, not that it failed. */
+static bool delay_warning(const char *text)
+{
+	static const char *const phrases[] = {"warning message only", "has been delayed", "will be retried",
+					      "delivery is delayed", "delivery delayed", "not yet been delivered",
+					      "still trying", "will keep trying", "will continue trying"};
+
+	for (size_t i = 0; i < sizeof(phrases) / sizeof(phrases[0]); i++)
+		if (strcasestr(text, phrases[i]))
+			return true;
+	return false;
+}
+
 int bounce_text_scan(const char *msg, size_t len, const char *skip1, const char *skip2, struct bounce_report *r)
 {
-	size_t n, end, from = 0, s, e;
+	size_t n, end;
 	char *t = readable_text(msg, len, &n);
-	int whole_code = 0;
+	int whole_code = 0, found;
 	char whole_status[16] = "";
 
 	if (!t)
@@ -222,57 +427,171 @@ int bounce_text_scan(const char *msg, size_t len, const char *skip1, const char 
 		find_reply(t, &whole_code, whole_status, sizeof(whole_status));
 		t[end] = save;
 	}
-	while (r->n_rcpts < BOUNCE_MAX_RCPTS && next_addr(t, end, &from, &s, &e)) {
-		char addr[320];
-		size_t l = e - s < sizeof(addr) - 1 ? e - s : sizeof(addr) - 1;
-		bool dup = false;
-
-		memcpy(addr, t + s, l);
-		addr[l] = '\0';
-		if (role_account(addr) || (skip1 && !strcasecmp(addr, skip1)) || (skip2 && !strcasecmp(addr, skip2)) ||
-		    strstr(addr, "..") || addr[0] == '.')
-			continue;
-		/* "Message-ID: <x@y>"-like lines are not recipients */
-		size_t ls = s;
-		while (ls > 0 && t[ls - 1] != '\n')
-			ls--;
-		if (!strncasecmp(t + ls, "message-id", 10) || !strncasecmp(t + ls, "from:", 5) ||
-		    !strncasecmp(t + ls, "reply-to", 8) || !strncasecmp(t + ls, "sender", 6) ||
-		    !strncasecmp(t + ls, "return-path", 11) || !strncasecmp(t + ls, "x-", 2))
-			continue;
-		for (size_t i = 0; i < r->n_rcpts && !dup; i++)
-			dup = !strcasecmp(r->rcpts[i].addr, addr);
-		if (dup)
-			continue;
-		struct bounce_rcpt *x = &r->rcpts[r->n_rcpts++];
-		/* its paragraph: from its line to a blank line or the next address line, 6 lines at most */
-		size_t ce = e, lines = 0;
-		while (ce < end && lines < 6) {
-			if (t[ce] == '\n') {
-				lines++;
-				if (ce + 1 < end && (t[ce + 1] == '\n' || (t[ce + 1] == '\r' && t[ce + 2] == '\n')))
-					break;
-			}
-			ce++;
-		}
-		char ctx[1024];
-		size_t cl = ce - ls < sizeof(ctx) - 1 ? ce - ls : sizeof(ctx) - 1;
-
-		memcpy(ctx, t + ls, cl);
-		ctx[cl] = '\0';
-		for (char *c = ctx; *c; c++)
-			if (*c == '\r' || *c == '\n' || *c == '\t')
-				*c = ' ';
-		memset(x, 0, sizeof(*x));
-		snprintf(x->addr, sizeof(x->addr), "%s", addr);
-		find_reply(ctx, &x->code, x->status, sizeof(x->status));
-		if (!x->code && !x->status[0]) {
-			x->code = whole_code;
-			snprintf(x->status, sizeof(x->status), "%s", whole_status);
-		}
-		snprintf(x->diag, sizeof(x->diag), "%.255s", ctx);
-		snprintf(x->action, sizeof(x->action), "failed");
-	}
+	flatten(t, end, r->text_diag, sizeof(r->text_diag));
+	found = scan_pass(t, end, skip1, skip2, true, whole_status, whole_code, r);
+	if (!found)
+		found = scan_pass(t, end, skip1, skip2, false, whole_status, whole_code, r);
+	if (!found)
+		found = original_to(t, end, n, whole_status, whole_code, r->text_diag, r);
+	if (delay_warning(r->text_diag))
+		for (size_t i = r->n_rcpts - (size_t)found; i < r->n_rcpts; i++)
+			snprintf(r->rcpts[i].action, sizeof(r->rcpts[i].action), "delayed");
 	free(t);
 	return (int)r->n_rcpts;
+}
+
+/* Whether the reply in diag answered DATA (or its end): Postfix's "(in
+ * reply to end of DATA command)", Exim's "after end of data", or a
+ * Sendmail transcript where it follows ">>> DATA". */
+static bool reply_after_data(const char *t, size_t end, const char *diag)
+{
+	size_t dl = strlen(diag), k = dl < 24 ? dl : 24;
+	char head[32];
+
+	if (strcasestr(diag, "end of data") || strcasestr(diag, "after data"))
+		return true;
+	if (dl < 8)
+		return false;
+	/* the same reply quoted in the readable part, with Postfix's note after it */
+	snprintf(head, sizeof(head), "%.24s", dl > 12 && diag[3] == ' ' ? diag + 4 : diag);
+	for (const char *p = t; (p = strcasestr(p, head)) && (size_t)(p - t) < end; p++) {
+		char near[160];
+		size_t n = end - (size_t)(p - t) < sizeof(near) - 1 ? end - (size_t)(p - t) : sizeof(near) - 1;
+
+		flatten(p, n, near, sizeof(near));
+		if (strcasestr(near, "end of data"))
+			return true;
+	}
+	for (const char *p = t; (p = strstr(p, ">>> DATA")) && (size_t)(p - t) < end; p += 8) {
+		const char *nl = strchr(p, '\n'), *q;
+
+		if (!nl)
+			break;
+		for (q = nl + 1; *q == ' ' || *q == '>' || *q == '\t'; q++)
+			;
+		if (strncmp(q, "<<< ", 4))
+			continue;
+		q += 4;
+		if (!strncasecmp(q, diag, k))
+			return true;
+	}
+	return false;
+}
+
+/* x's paragraph in the readable text t[0..end), when it is named there. */
+static void own_paragraph(const char *t, size_t end, struct bounce_rcpt *x)
+{
+	const char *at = x->addr[0] ? strcasestr(t, x->addr) : NULL;
+	size_t lt, ls;
+
+	if (!at || (size_t)(at - t) >= end)
+		return;
+	ls = line_start(t, (size_t)(at - t), &lt);
+	paragraph(t, ls, (size_t)(at - t) + strlen(x->addr), end, x->diag, sizeof(x->diag));
+}
+
+/* The text of one reply line after its "<<< " / "NNN-" / "N.N.N " prefix,
+ * when the line carries the given code; NULL otherwise. */
+static const char *continuation(const char *line, const char *code, bool *last)
+{
+	const char *q = line;
+
+	while (*q == ' ' || *q == '\t' || *q == '<' || *q == '>')
+		q++;
+	if (strncmp(q, code, 3) || (q[3] != '-' && q[3] != ' '))
+		return NULL;
+	*last = q[3] == ' ';
+	q += 4;
+	if ((q[0] == '4' || q[0] == '5') && q[1] == '.')
+		while (*q && *q != ' ' && *q != '\n')
+			q++;
+	return q;
+}
+
+/* A multi-line reply ("552-5.7.0 ...") that the Diagnostic-Code cut after
+ * its first line: the rest from the transcript in the readable part. */
+static void join_reply(const char *t, size_t end, struct bounce_rcpt *x)
+{
+	char head[32], code[4];
+	const char *p, *nl;
+	bool last = false;
+
+	if (strlen(x->diag) < 12 || !isdigit((unsigned char)x->diag[0]) || x->diag[3] != '-')
+		return;
+	memcpy(code, x->diag, 3);
+	code[3] = '\0';
+	snprintf(head, sizeof(head), "%.24s", x->diag + 4);
+	/* the first quote of it that goes on, in the transcript */
+	for (p = t; (p = strcasestr(p, head)) && (size_t)(p - t) < end; p++) {
+		nl = strchr(p, '\n');
+		if (nl && continuation(nl + 1, code, &last))
+			break;
+	}
+	if (!p || (size_t)(p - t) >= end)
+		return;
+	for (nl = strchr(p, '\n'), last = false; nl && !last && (size_t)(nl - t) < end; nl = strchr(nl + 1, '\n')) {
+		const char *c = continuation(nl + 1, code, &last);
+		size_t dl = strlen(x->diag), cl;
+
+		if (!c)
+			break;
+		for (cl = 0; c[cl] && c[cl] != '\n' && c[cl] != '\r'; cl++)
+			;
+		snprintf(x->diag + dl, sizeof(x->diag) - dl, " %.*s", (int)cl, c);
+	}
+}
+
+/* Neither x's reply text nor a specific status code says why. */
+static bool unexplained(const struct bounce_rcpt *x)
+{
+	int a, b;
+
+	if (strcmp(bounce_category(0, NULL, x->diag), "other"))
+		return false;
+	return sscanf(x->status, "%*d.%d.%d", &a, &b) != 2 || b == 0;
+}
+
+void bounce_text_explain(const char *msg, size_t len, struct bounce_report *r)
+{
+	size_t n, end;
+	char *t = readable_text(msg, len, &n);
+
+	if (!t)
+		return;
+	end = text_end(t, n);
+	flatten(t, end, r->text_diag, sizeof(r->text_diag));
+	for (size_t i = 0; i < r->n_rcpts; i++) {
+		struct bounce_rcpt *x = &r->rcpts[i];
+
+		if (!x->diag[0])
+			own_paragraph(t, end, x);
+		join_reply(t, end, x);
+		if (r->n_rcpts == 1 && unexplained(x)) {
+			/* the reason is elsewhere in the readable part */
+			size_t dl = strlen(x->diag);
+
+			snprintf(x->diag + dl, sizeof(x->diag) - dl, "%s%s", dl ? " | " : "", r->text_diag);
+		}
+		x->after_data = x->after_data || reply_after_data(t, end, x->diag);
+	}
+	free(t);
+}
+
+bool bounce_text_says_failed(const char *body, size_t len)
+{
+	static const char *const phrases[] = {"could not be delivered", "undeliverable", "delivery failed",
+					      "delivery has failed", "was not delivered", "wasn't delivered",
+					      "not a member of", "permanent error", "delivery to the following"};
+	char head[2048];
+	size_t n = len < sizeof(head) - 1 ? len : sizeof(head) - 1;
+
+	memcpy(head, body, n);
+	for (size_t i = 0; i < n; i++)
+		if (!head[i])
+			head[i] = ' ';
+	head[n] = '\0';
+	for (size_t i = 0; i < sizeof(phrases) / sizeof(phrases[0]); i++)
+		if (strcasestr(head, phrases[i]))
+			return true;
+	return false;
 }

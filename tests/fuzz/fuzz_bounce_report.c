@@ -1,5 +1,6 @@
 /* fuzz_bounce_report.c - libFuzzer harness: the DSN/ARF parser
- * (engine/bounce_report.c) and the category table on arbitrary messages. */
+ * (engine/bounce_report.c), the non-standard text scan (bounce_text.c) and
+ * the per-recipient category on arbitrary messages. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -17,7 +18,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (r.n_rcpts > BOUNCE_MAX_RCPTS)
 		abort();
 	for (size_t i = 0; i < r.n_rcpts; i++)
-		bounce_category_hard(bounce_category(r.rcpts[i].code, r.rcpts[i].status, r.rcpts[i].diag));
+		if (bounce_rcpt_failed(&r.rcpts[i]) && !bounce_category_hard(bounce_rcpt_category(&r.rcpts[i])))
+			bounce_category(r.rcpts[i].code, r.rcpts[i].status, r.rcpts[i].diag);
 	free(msg);
 	return 0;
 }

@@ -100,6 +100,274 @@ static void test_categories(void **state)
 	assert_false(bounce_category_hard(NULL));
 }
 
+/* Phrase families beyond the enhanced code: synthetic replies. */
+static void test_category_phrases(void **state)
+{
+	(void)state;
+	/* sender authentication and rate limits beat a 5.1.x code */
+	assert_string_equal(bounce_category(550, "5.1.0", "192.0.2.1 is not allowed to send from <x.example> per its SPF record"),
+			    "policy-related");
+	assert_string_equal(bounce_category(550, "5.1.1", "<a@x.example> 192.0.2.1 has sent to too many recipients this hour"),
+			    "policy-related");
+	assert_string_equal(bounce_category(550, "5.7.26", "Access denied, the sending domain fails DMARC"), "policy-related");
+	/* a refused sender or sending host */
+	assert_string_equal(bounce_category(550, "", "Unroutable sender address"), "invalid-sender");
+	assert_string_equal(bounce_category(553, "5.7.1", "Connected to mx but sender was rejected: access denied"),
+			    "invalid-sender");
+	assert_string_equal(bounce_category(0, "", "You are not a member of this mailing list"), "invalid-sender");
+	assert_string_equal(bounce_category(501, "5.0.0", "Connected to mx but my name was rejected"), "spam-related");
+	assert_string_equal(bounce_category(550, "5.7.1", "Message content rejected, UBE, id=1-2-3"), "spam-related");
+	assert_string_equal(bounce_category(550, "5.7.0", "Please use the SMTP server of your ISP"), "spam-related");
+	/* domains and routes */
+	assert_string_equal(bounce_category(550, "", "example.org: Domain does not exist"), "bad-domain");
+	assert_string_equal(bounce_category(0, "4.0.0", "The domain x.example couldn't be found (null MX)"), "bad-domain");
+	assert_string_equal(bounce_category(0, "5.4.4", "Name service error: Malformed or unexpected name server reply"),
+			    "routing-errors");
+	assert_string_equal(bounce_category(0, "", "Host not found, try again"), "routing-errors");
+	assert_string_equal(bounce_category(0, "", "Maximum hop count exceeded. Message probably in a routing loop"),
+			    "routing-errors");
+	assert_string_equal(bounce_category(0, "4.4.1", "connect to mx.example: No route to host"), "routing-errors");
+	/* mailbox state, expiry */
+	assert_string_equal(bounce_category(0, "", "the user's mailfolder is full"), "quota-issues");
+	assert_string_equal(bounce_category(0, "", "mailbox is full: retry timeout exceeded"), "quota-issues");
+	assert_string_equal(bounce_category(552, "5.2.2", "mailbox full: too many messages"), "quota-issues");
+	assert_string_equal(bounce_category(0, "", "Delivery has been delayed; it will be retried for 2 more days"),
+			    "message-expired");
+	assert_string_equal(bounce_category(0, "", "Delivery failed 20 attempts"), "message-expired");
+	assert_string_equal(bounce_category(554, "", "No valid recipients"), "bad-mailbox");
+	assert_string_equal(bounce_category(0, "", "The recipient name is not recognized"), "bad-mailbox");
+}
+
+/* ---- non-standard layouts and what the readable part adds (synthetic) ---- */
+
+/* DSN fields whose part lost its Content-Type; a source-routed Final-Recipient. */
+static const char LOOSE_DSN[] =
+	"From: Mail Delivery Subsystem <MAILER-DAEMON>\n"
+	"Subject: Returned mail: see transcript for details\n\n"
+	"--b\n\n"
+	"   ----- The following addresses had permanent fatal errors -----\n"
+	"<a@one.example>\n\n"
+	"   ----- Transcript of session follows -----\n"
+	"... while talking to mx.one.example.:\n"
+	">>> DATA\n"
+	"<<< 550 Unknown user a@one.example\n"
+	"554 5.0.0 Service unavailable\n\n"
+	"Reporting-MTA: dns; mta.example\n\n"
+	"Final-Recipient: RFC822; a@one.example\n"
+	"Action: failed\n"
+	"Status: 5.2.0\n"
+	"Diagnostic-Code: SMTP; 550 Unknown user a@one.example\n\n"
+	"Original-Recipient: rfc822;b@two.example\n"
+	"Final-Recipient: rfc822;@relay.two.example:b@store\n"
+	"Action: failed\n"
+	"Status: 5.2.0\n"
+	"Diagnostic-Code: smtp;522 5.2.2 Delivery failed: Over quota\n\n"
+	"--b\n"
+	"Content-Type: message/rfc822\n\n"
+	"To: a@one.example\n\nhi\n";
+
+static void test_loose_dsn_after_data(void **state)
+{
+	struct bounce_report r;
+	(void)state;
+
+	assert_int_equal(bounce_report_parse(LOOSE_DSN, strlen(LOOSE_DSN), &r), BOUNCE_KIND_DSN);
+	assert_int_equal(r.n_rcpts, 2);
+	assert_string_equal(r.rcpts[0].addr, "a@one.example");
+	/* "user unknown" in answer to DATA, no 5.1.x: a filter, not suppressed */
+	assert_true(r.rcpts[0].after_data);
+	assert_string_equal(bounce_rcpt_category(&r.rcpts[0]), "policy-related");
+	assert_string_equal(r.rcpts[1].addr, "b@two.example");
+	/* the remote reply's own 5.2.2 beats the reporting MTA's 5.2.0 */
+	assert_string_equal(bounce_rcpt_category(&r.rcpts[1]), "quota-issues");
+}
+
+static const char EXIM[] =
+	"From: Mail Delivery System <Mailer-Daemon@mx.example>\n"
+	"To: sender@example.org\n"
+	"Subject: Mail delivery failed: returning message to sender\n"
+	"Auto-Submitted: auto-replied\n"
+	"X-Failed-Recipients: full@example.net\n\n"
+	"A message that you sent could not be delivered to one or more of its\n"
+	"recipients. This is a permanent error. The following address(es) failed:\n\n"
+	"  save to /var/mail/full\n"
+	"    generated by full@example.net\n"
+	"    mailbox is full: retry timeout exceeded\n\n"
+	"------ This is a copy of the message, including all the headers. ------\n\n"
+	"To: full@example.net\n\nhi\n";
+
+/* qmail, to oneself: the only address named is the bounce's own To. */
+static const char QMAIL_SELF[] =
+	"From: MAILER-DAEMON@mx.example\n"
+	"To: me@example.org\n"
+	"Subject: failure notice\n\n"
+	"Hi. This is the qmail-send program at mx.example.\n"
+	"I'm afraid I wasn't able to deliver your message to the following addresses.\n"
+	"This is a permanent error; I've given up. Sorry it didn't work out.\n\n"
+	"<me@example.org>:\n"
+	"192.0.2.1 does not like recipient.\n"
+	"Remote host said: 552 Error: disk quota exceeded\n"
+	"Giving up on 192.0.2.1.\n\n"
+	"--- Below this line is a copy of the message.\n\n"
+	"To: me@example.org\n\nhi\n";
+
+static void test_text_bounces(void **state)
+{
+	struct bounce_report r;
+	(void)state;
+
+	/* X-Failed-Recipients names who failed; the reason is the paragraph's */
+	assert_int_equal(bounce_report_parse(EXIM, strlen(EXIM), &r), BOUNCE_KIND_DSN);
+	assert_int_equal(r.n_rcpts, 1);
+	assert_string_equal(r.rcpts[0].addr, "full@example.net");
+	assert_string_equal(bounce_rcpt_category(&r.rcpts[0]), "quota-issues");
+	assert_true(bounce_rcpt_failed(&r.rcpts[0]));
+	/* qmail's "Giving up on host" is no expiry */
+	assert_int_equal(bounce_report_parse(QMAIL_SELF, strlen(QMAIL_SELF), &r), BOUNCE_KIND_DSN);
+	assert_int_equal(r.n_rcpts, 1);
+	assert_string_equal(r.rcpts[0].addr, "me@example.org");
+	assert_string_equal(bounce_rcpt_category(&r.rcpts[0]), "quota-issues");
+}
+
+static const char DELAY[] =
+	"From: Mail Delivery Subsystem <mailer-daemon@mail.example>\n"
+	"To: sender@example.org\n"
+	"Subject: Delivery Status Notification (Delay)\n\n"
+	"This is an automatically generated Delivery Status Notification\n\n"
+	"THIS IS A WARNING MESSAGE ONLY.\n\n"
+	"Delivery to the following recipient has been delayed:\n\n"
+	"     late@example.net\n\n"
+	"Message will be retried for 2 more day(s)\n\n"
+	"----- Original message -----\n\nTo: late@example.net\n\nhi\n";
+
+/* A forwarded bounce, quoted with "> ", and Exchange's summary lines. */
+static const char FORWARDED[] =
+	"From: someone@example.org\n"
+	"To: helpdesk@example.org\n"
+	"Subject: Fwd: Undeliverable\n\n"
+	"Begin forwarded message:\n\n"
+	"> From: postmaster@mx.example\n"
+	"> Message-Id: <1.2@mx.example>\n"
+	"> Your message\n"
+	">   To:      other@example.net\n"
+	">   Subject: hi\n"
+	"> did not reach the following recipient(s):\n"
+	"> gone@example.net on 1 Jan 2020\n"
+	">     The recipient name is not recognized\n";
+
+static void test_delay_and_quoted(void **state)
+{
+	struct bounce_report r;
+	(void)state;
+
+	assert_int_equal(bounce_report_parse(DELAY, strlen(DELAY), &r), BOUNCE_KIND_DSN);
+	assert_int_equal(r.n_rcpts, 1);
+	assert_string_equal(r.rcpts[0].addr, "late@example.net");
+	assert_string_equal(r.rcpts[0].action, "delayed");
+	assert_false(bounce_rcpt_failed(&r.rcpts[0]));
+	assert_string_equal(bounce_rcpt_category(&r.rcpts[0]), "message-expired");
+	assert_int_equal(bounce_report_parse(FORWARDED, strlen(FORWARDED), &r), BOUNCE_KIND_DSN);
+	assert_int_equal(r.n_rcpts, 1);
+	assert_string_equal(r.rcpts[0].addr, "gone@example.net");
+	assert_string_equal(bounce_rcpt_category(&r.rcpts[0]), "bad-mailbox");
+}
+
+static const char MULTILINE[] =
+	"From: MAILER-DAEMON@mta.example\n"
+	"Content-Type: multipart/report; report-type=delivery-status; boundary=Q\n\n"
+	"--Q\n\n"
+	"... while talking to mx.example.net.:\n"
+	">>> DATA\n"
+	"<<< 552-5.7.0 This message was blocked because its content presents a\n"
+	"<<< 552-5.7.0 potential security issue. See the guidelines at\n"
+	"<<< 552 5.7.0 https://help.example.net/content\n"
+	"--Q\n"
+	"Content-Type: message/delivery-status\n\n"
+	"Reporting-MTA: dns; mta.example\n\n"
+	"Final-Recipient: rfc822; c@example.net\n"
+	"Action: failed\n"
+	"Status: 5.7.0\n"
+	"Diagnostic-Code: smtp; 552-5.7.0 This message was blocked because its content presents a\n\n"
+	"--Q--\n";
+
+static const char JMRP[] =
+	"From: staff@complaints.example\n"
+	"Subject: complaint about message from 192.0.2.9\n"
+	"Content-Type: multipart/mixed; boundary=J\n\n"
+	"--J\n"
+	"Content-Type: message/rfc822\n\n"
+	"X-HmXmrOriginalRecipient: <reader@example.com>\n"
+	"From: news@example.org\n"
+	"To: reader@example.com\n\nnews\n"
+	"--J--\n";
+
+static const char GROUPS[] =
+	"From: Mail Delivery Subsystem <mailer-daemon@googlemail.example>\n"
+	"To: poster@example.org\n"
+	"X-Failed-Recipients: list@googlegroups.com\n"
+	"Subject: Delivery Status Notification (Failure)\n\n"
+	"Hallo poster@example.org, die Gruppe (list) gibt es vielleicht nicht.\n"
+	"https://groups.google.com/support/\n";
+
+static void test_multiline_jmrp_groups(void **state)
+{
+	struct bounce_report r;
+	(void)state;
+
+	assert_int_equal(bounce_report_parse(MULTILINE, strlen(MULTILINE), &r), BOUNCE_KIND_DSN);
+	assert_int_equal(r.n_rcpts, 1);
+	assert_non_null(strstr(r.rcpts[0].diag, "security issue"));
+	assert_string_equal(bounce_rcpt_category(&r.rcpts[0]), "policy-related");
+	assert_int_equal(bounce_report_parse(JMRP, strlen(JMRP), &r), BOUNCE_KIND_ARF);
+	assert_string_equal(r.orig_rcpt, "reader@example.com");
+	assert_int_equal(bounce_report_parse(GROUPS, strlen(GROUPS), &r), BOUNCE_KIND_DSN);
+	assert_int_equal(r.n_rcpts, 1);
+	assert_string_equal(r.rcpts[0].addr, "list@googlegroups.com");
+	assert_string_equal(bounce_rcpt_category(&r.rcpts[0]), "invalid-sender");
+	assert_false(bounce_category_hard(bounce_rcpt_category(&r.rcpts[0])));
+}
+
+/* Every prefix and random byte flips of one message, in exact-size copies. */
+static void garble(const char *msg, int flips)
+{
+	size_t n = strlen(msg);
+	struct bounce_report r;
+	uint64_t x = 987654321;
+
+	for (size_t cut = 0; cut <= n; cut++) {
+		char *p = malloc(cut ? cut : 1);
+
+		memcpy(p, msg, cut);
+		bounce_report_parse(p, cut, &r);
+		assert_true(r.n_rcpts <= BOUNCE_MAX_RCPTS);
+		for (size_t i = 0; i < r.n_rcpts; i++)
+			assert_non_null(bounce_rcpt_category(&r.rcpts[i]));
+		free(p);
+	}
+	for (int i = 0; i < flips; i++) {
+		char *p = malloc(n);
+
+		memcpy(p, msg, n);
+		for (int k = 0; k < 4; k++) {
+			x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+			p[x % n] = (char)(x >> 32);
+		}
+		bounce_report_parse(p, n, &r);
+		for (size_t j = 0; j < r.n_rcpts; j++)
+			assert_non_null(bounce_rcpt_category(&r.rcpts[j]));
+		free(p);
+	}
+}
+
+static void test_text_layouts_truncated_and_garbled(void **state)
+{
+	const char *const msgs[] = {LOOSE_DSN, EXIM, QMAIL_SELF, DELAY, FORWARDED, MULTILINE, JMRP, GROUPS};
+	(void)state;
+
+	for (size_t i = 0; i < sizeof(msgs) / sizeof(msgs[0]); i++)
+		garble(msgs[i], 3000);
+}
+
 /* Every prefix, and random byte flips, in exact-size heap copies. */
 static void test_truncated_and_garbled(void **state)
 {
@@ -135,6 +403,12 @@ int main(void)
 		cmocka_unit_test(test_dsn),
 		cmocka_unit_test(test_arf_base64_and_autoreply),
 		cmocka_unit_test(test_categories),
+		cmocka_unit_test(test_category_phrases),
+		cmocka_unit_test(test_loose_dsn_after_data),
+		cmocka_unit_test(test_text_bounces),
+		cmocka_unit_test(test_delay_and_quoted),
+		cmocka_unit_test(test_multiline_jmrp_groups),
+		cmocka_unit_test(test_text_layouts_truncated_and_garbled),
 		cmocka_unit_test(test_truncated_and_garbled),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -78,11 +78,9 @@ int cmd_classify_main(struct ctl *c, int argc, char **argv)
 	case BOUNCE_KIND_DSN:
 		for (size_t i = 0; i < r.n_rcpts; i++) {
 			const struct bounce_rcpt *x = &r.rcpts[i];
-			const char *cat = bounce_category(x->code, x->status, x->diag);
-			bool failed = !strcasecmp(x->action, "failed") || x->status[0] == '5' ||
-				      (!x->action[0] && x->code >= 500);
+			const char *cat = bounce_rcpt_category(x);
 
-			line(x->addr, x->status, cat, failed && bounce_category_hard(cat), "dsn", NULL);
+			line(x->addr, x->status, cat, bounce_rcpt_failed(x) && bounce_category_hard(cat), "dsn", NULL);
 		}
 		break;
 	case BOUNCE_KIND_AUTOREPLY:
