@@ -52,6 +52,9 @@ struct loop {
 	int stop_efd;              /* written by loop_stop() */
 	uint64_t stop_val;
 	struct loop_op stop_op;
+	struct loop_op tick_op;    /* under valgrind only: see loop_run() */
+	struct __kernel_timespec tick_ts;
+	bool tick_armed;
 };
 
 static inline void loop_op_init(struct loop_op *op, loop_done_fn fn)

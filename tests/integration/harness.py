@@ -42,6 +42,7 @@ import json
 import os
 import random
 import re
+import shlex
 import shutil
 import signal
 import smtplib
@@ -70,6 +71,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SRC_ROOT = os.path.dirname(os.path.dirname(HERE))
 
 VERBOSE = bool(os.environ.get("SALVO_ITEST_VERBOSE"))
+# A command salvod runs under, e.g. SALVOD_WRAPPER="valgrind --fair-sched=yes
+# --leak-check=full --errors-for-leak-kinds=definite --error-exitcode=99": start-up and
+# shut-down then get longer deadlines, and a non-zero exit at the final stop fails the test.
+SALVOD_WRAPPER = shlex.split(os.environ.get("SALVOD_WRAPPER", ""))
+SLOW = 10.0 if SALVOD_WRAPPER else 1.0
 KEEP = bool(os.environ.get("SALVO_ITEST_KEEP"))
 
 
@@ -499,12 +505,13 @@ class Salvod:
         err = os.path.join(self.env.dir, "salvod.%d.stderr" % self.runs)
         self.stderr_paths.append(err)
         with open(err, "wb") as ef:
-            self.proc = subprocess.Popen([self.env.salvod, "-c", self.config], stdin=subprocess.DEVNULL,
+            self.proc = subprocess.Popen(SALVOD_WRAPPER + [self.env.salvod, "-c", self.config], stdin=subprocess.DEVNULL,
                                          stdout=ef, stderr=subprocess.STDOUT, cwd=self.env.dir,
                                          preexec_fn=_pdeathsig)
         _register("salvod", self.proc)
         self.env.on_fail_show.append(("salvod run %d stderr" % self.runs, err))
         banner = None
+        timeout *= SLOW
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -532,7 +539,7 @@ class Salvod:
         """SIGTERM; returns the exit status."""
         if self.proc is None:
             return None
-        return stop_process(self.proc, "salvod", grace=grace)
+        return stop_process(self.proc, "salvod", grace=grace * SLOW)
 
     def check_alive(self):
         if self.proc is not None and self.proc.poll() is not None and not self.killed:
@@ -589,6 +596,7 @@ class Env:
         self.daemon = None
         self.sinks = []
         self.died = None                 # set by close() when salvod was found dead
+        self.wrapper_failed = False      # SALVOD_WRAPPER (valgrind) reported errors
 
     # -- DNS ---------------------------------------------------------------
     def dns(self, mx=None, a=None, extra_lines=(), check=None):
@@ -739,6 +747,9 @@ class Env:
                     "signal %d (%s)" % (-rc, signal.Signals(-rc).name) if rc < 0 else "exit status %d" % rc)
             st = self.daemon.stop()
             vlog("salvod exit status %s" % st)
+            if SALVOD_WRAPPER and st not in (0, None) and not self.daemon.killed and not self.died:
+                self.died = "salvod under %s exited with status %s at the final stop" % (SALVOD_WRAPPER[0], st)
+                self.wrapper_failed = True
         for name, p in reversed(self.procs):
             stop_process(p, name)
 
@@ -1036,7 +1047,8 @@ def parse_message(data):
 # runner
 
 SANITIZER_RE = re.compile(r"runtime error:|ERROR: AddressSanitizer|ERROR: LeakSanitizer|"
-                          r"WARNING: ThreadSanitizer|SUMMARY: (Address|Undefined|Leak)")
+                          r"WARNING: ThreadSanitizer|SUMMARY: (Address|Undefined|Leak)|"
+                          r"==\d+== (ERROR SUMMARY: [1-9]|definitely lost: [1-9]|Invalid (read|write|free))")
 
 
 def sanitizer_reports(d):
@@ -1175,6 +1187,9 @@ def run_tests(tests, needs_sink=True, needs_postfix=False, needs_salvod=True):
             if ok:
                 ok = False
                 print("--- FAIL %s: sanitizer reports" % tname, flush=True)
+        if ok and env.wrapper_failed:
+            ok = False
+            print("--- FAIL %s: %s" % (tname, env.died), flush=True)
         if ok:
             print("--- PASS %s (%.1fs)" % (tname, time.monotonic() - t0), flush=True)
             if KEEP:
