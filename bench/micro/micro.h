@@ -2,10 +2,21 @@
 #ifndef SALVO_MICRO_H
 #define SALVO_MICRO_H
 
+#include <benchmark/benchmark.h>
+
 #include <cstdint>
 #include <string>
 
 namespace micro {
+
+/* Keep a result alive: benchmark::DoNotOptimize() through a const
+ * reference, whose asm only reads the value. The non-const overload's
+ * read-write "+m,r" operand let g++ 12 hand back a garbage value (seen as a
+ * wrong return code in an -O1 ASan build), so it is not used here. */
+template <class T> inline void keep(const T &v)
+{
+	benchmark::DoNotOptimize(v);
+}
 
 /* A fresh directory /tmp/salvo-micro.XXXXXX; throws on failure. */
 std::string make_temp_dir();

@@ -94,8 +94,8 @@ static void BM_DkimSign(benchmark::State &state, const char *from_domain)
 		size_t hdr_len = 0;
 		int rc = dkim_sign(k.ks, msg.data(), msg.size(), t, &hdr, &hdr_len, err, sizeof(err));
 
-		benchmark::DoNotOptimize(rc);
-		benchmark::DoNotOptimize(hdr);
+		micro::keep(rc);
+		micro::keep(hdr);
 		if (rc != 0) {
 			state.SkipWithError(rc > 0 ? "no key for the From domain" : err);
 			break;

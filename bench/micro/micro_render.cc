@@ -65,8 +65,8 @@ static void BM_InjectRender(benchmark::State &state)
 			state.SkipWithError("render failed");
 			break;
 		}
-		benchmark::DoNotOptimize(body);
-		benchmark::DoNotOptimize(len);
+		micro::keep(body);
+		micro::keep(len);
 		benchmark::ClobberMemory();
 		out_bytes += len;
 		in_len = len;

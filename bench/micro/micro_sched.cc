@@ -78,7 +78,7 @@ struct sched_env {
 			struct sched_rcpt *r;
 
 			while ((r = sched_ready_pop(q))) {
-				benchmark::DoNotOptimize(r->msg_id);
+				micro::keep(r->msg_id);
 				free(r);
 				popped++;
 			}
@@ -101,14 +101,15 @@ static void BM_SchedInsert(benchmark::State &state)
 
 		for (size_t i = 0; i < n && ok; i++)
 			ok = e->add(T0);
-		benchmark::DoNotOptimize(e->s.heap_len);
+		micro::keep(e->s.heap_len);
+		ok = ok && e->s.heap_len == n;
 		state.PauseTiming();
-		if (!ok || e->s.heap_len != n)
-			state.SkipWithError("insert failed");
 		delete e;
 		state.ResumeTiming();
-		if (!ok)
+		if (!ok) {
+			state.SkipWithError("insert failed");
 			break;
+		}
 	}
 	state.SetItemsProcessed(state.iterations() * (int64_t)n);
 }
@@ -130,14 +131,15 @@ static void BM_SchedPop(benchmark::State &state)
 
 		for (int64_t now = T0; ok && now <= T0 + SPAN + 100; now += 100)
 			popped += e->tick(now);
-		benchmark::DoNotOptimize(popped);
+		micro::keep(popped);
+		ok = ok && popped == n;
 		state.PauseTiming();
-		if (!ok || popped != n)
-			state.SkipWithError("pop failed");
 		delete e;
 		state.ResumeTiming();
-		if (!ok)
+		if (!ok) {
+			state.SkipWithError("pop failed");
 			break;
+		}
 	}
 	state.SetItemsProcessed(state.iterations() * (int64_t)n);
 }
@@ -165,7 +167,7 @@ static void BM_SchedHold(benchmark::State &state)
 		now += sched_next_due_in(&e.s, now);
 		popped += e.tick(now);
 	}
-	benchmark::DoNotOptimize(popped);
+	micro::keep(popped);
 	state.SetItemsProcessed(state.iterations());
 	state.counters["queued"] = (double)e.s.heap_len;
 }

@@ -41,14 +41,14 @@ static void BM_SmtpReplyParse(benchmark::State &state, const char *reply, bool e
 		struct smtp_reply r;
 		ssize_t n = smtp_reply_parse(reply, len, &r);
 
-		benchmark::DoNotOptimize(n);
-		benchmark::DoNotOptimize(r);
+		micro::keep(n);
+		micro::keep(r);
 		if (ehlo) {
 			uint64_t size_limit;
 			unsigned exts = smtp_reply_ehlo_exts(&r, &size_limit);
 
-			benchmark::DoNotOptimize(exts);
-			benchmark::DoNotOptimize(size_limit);
+			micro::keep(exts);
+			micro::keep(size_limit);
 		}
 		if (n != (ssize_t)len) {
 			state.SkipWithError("reply did not parse");
@@ -75,9 +75,9 @@ static void BM_SmtpCmdParse(benchmark::State &state, const char *line, int want_
 		struct smtp_cmd c;
 		int err = smtp_cmd_parse(line, line_len, &c);
 
-		benchmark::DoNotOptimize(n);
-		benchmark::DoNotOptimize(err);
-		benchmark::DoNotOptimize(c);
+		micro::keep(n);
+		micro::keep(err);
+		micro::keep(c);
 		if (n != (ssize_t)len || err != SMTP_CMD_OK || c.verb != want_verb) {
 			state.SkipWithError("command did not parse");
 			break;
@@ -136,8 +136,8 @@ static void BM_DotStuff(benchmark::State &state)
 			break;
 		}
 		out_len = dot_stuff(msg.data(), msg.size(), wire);
-		benchmark::DoNotOptimize(out_len);
-		benchmark::DoNotOptimize(wire);
+		micro::keep(out_len);
+		micro::keep(wire);
 		benchmark::ClobberMemory();
 		free(wire);
 	}

@@ -72,7 +72,7 @@ static void BM_SpoolCommit(benchmark::State &state)
 		}
 		if (t)
 			rc = rc ? (spool_wtxn_abort(t), rc) : spool_wtxn_commit(t);
-		benchmark::DoNotOptimize(rc);
+		micro::keep(rc);
 		if (rc) {
 			state.SkipWithError(spool_strerror(rc));
 			break;
