@@ -256,6 +256,8 @@ static int render(const struct inj *x, const struct inj_rcpt *r, struct json_buf
 
 	gmtime_r(&now, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
+	if ((rc = json_buf_reserve(b, x->content_len + x->content_len / 16 + 256)) < 0)
+		return rc;
 	rc = json_buf_printf(b, "Received: from [%s]\r\n\tby %s (Salvo) with HTTP;\r\n\t%s\r\n", x->client_ip,
 			     x->eng->cfg->host_name, date);
 	while (s < end && !rc) {
@@ -290,7 +292,14 @@ static int render(const struct inj *x, const struct inj_rcpt *r, struct json_buf
 			bol = true;
 			continue;
 		}
-		rc = json_buf_putc(b, *s++);
+		/* copy the run up to the next line end or placeholder in one go */
+		const char *run = s;
+
+		while (s < end && *s != '\n' && *s != '\r' && !(*s == '{' && r))
+			s++;
+		if (s == run) /* a lone '{' or '\r' */
+			s++;
+		rc = json_buf_put(b, run, (size_t)(s - run));
 		bol = false;
 	}
 	if (!rc && !bol)
