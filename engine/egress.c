@@ -260,12 +260,11 @@ static struct egress_txn *txn_build(struct egress_queue *eq, size_t vmta)
 		if (x) {
 			x->rcpts = calloc(max, sizeof(*x->rcpts));
 			x->addrs = calloc(max, sizeof(*x->addrs));
-			x->results = calloc(max, sizeof(*x->results));
 			x->sender = strdup(m.sender);
 			x->campaign = strdup(m.campaign);
 			x->wire = malloc(dot_stuff_bound(m.body_len));
 		}
-		if (!x || !x->rcpts || !x->addrs || !x->results || !x->sender || !x->campaign || !x->wire) {
+		if (!x || !x->rcpts || !x->addrs || !x->sender || !x->campaign || !x->wire) {
 			spool_rtxn_end(rt);
 			txn_free(x);
 			sched_ready_push(&w->sched, q, r);
@@ -310,6 +309,16 @@ static struct egress_txn *txn_build(struct egress_queue *eq, size_t vmta)
 		if (!x->t.n_rcpts) {
 			txn_free(x);
 			continue;
+		}
+		/* one reply slot per recipient that goes (not max: the slots are large) */
+		if (!(x->results = calloc(x->t.n_rcpts, sizeof(*x->results)))) {
+			for (size_t i = 0; i < x->t.n_rcpts; i++) {
+				sched_ready_push(&w->sched, q, x->rcpts[i]);
+				free(x->addrs[i]);
+			}
+			x->t.n_rcpts = 0;
+			txn_free(x);
+			return NULL;
 		}
 		if (cfg->bounce_domain && x->sender[0] &&
 		    verp_encode(spool_verp_key(w->eng->spool), x->msg_id, x->rcpts[0]->idx, cfg->bounce_domain, x->verp,
