@@ -198,7 +198,7 @@ const char *bounce_rcpt_category(const struct bounce_rcpt *x)
 	c = bounce_category(x->code, e, x->diag);
 	/* "user unknown" in answer to DATA, the recipient accepted before and
 	 * no 5.1.x to confirm it: a filter at the recipient's end */
-	if (is(c, "bad-mailbox") && x->after_data && strncmp(e + 1, ".1.", 3) && user_unknown(x->diag))
+	if (is(c, "bad-mailbox") && x->phase == BOUNCE_PHASE_DATA && strncmp(e + 1, ".1.", 3) && user_unknown(x->diag))
 		return "policy-related";
 	/* a delay warning, a final bounce for a temporary failure, or one for
 	 * a host that could not be reached (no MTA bounces that at once: it

@@ -24,13 +24,22 @@ enum bounce_kind {
 	BOUNCE_KIND_AUTOREPLY,
 };
 
+/* The SMTP stage a reply answered, when known: a report may say so in its
+ * text (Postfix's "in reply to RCPT TO command", Exim's "after RCPT TO:",
+ * a Sendmail transcript); a synchronous reply is known by when it came. */
+enum bounce_phase {
+	BOUNCE_PHASE_UNKNOWN = 0,
+	BOUNCE_PHASE_RCPT,         /* RCPT TO or earlier: the envelope */
+	BOUNCE_PHASE_DATA,         /* DATA or the end of data: the recipient was accepted first */
+};
+
 struct bounce_rcpt {
 	char addr[320];            /* Final-Recipient (else Original-Recipient) */
 	char action[16];           /* failed, delayed, delivered, relayed, expanded */
 	char status[16];           /* "5.1.1" */
 	int code;                  /* the SMTP code from Diagnostic-Code, 0 when none */
 	char diag[1024];           /* Diagnostic-Code text (else the readable part's explanation) */
-	bool after_data;           /* the reply came after DATA: the recipient was accepted first */
+	enum bounce_phase phase;   /* the stage the reply answered, where the report says */
 };
 
 struct bounce_report {
@@ -56,8 +65,8 @@ int bounce_text_scan(const char *msg, size_t len, const char *skip1, const char 
 
 /* What the readable part adds to recipients already found (bounce_text.c):
  * r->text_diag; a diag for each recipient without one (its paragraph, else
- * text_diag); after_data where the transcript shows the reply came after
- * DATA. */
+ * text_diag); the phase where the text says which command the reply
+ * answered. */
 void bounce_text_explain(const char *msg, size_t len, struct bounce_report *r);
 
 /* Whether the readable start of a message body says a delivery failed
