@@ -84,13 +84,44 @@ static struct text_rule text_rules[] = {
 	{"timed? ?out|timeout|did not accept our requests to connect|unreachable", "no-answer-from-host", false, {0}},
 };
 
+/* "User unknown" and its kin: what a server says of a mailbox that does
+ * not exist, and also what many filters say to refuse a message they will
+ * not take (a carrier's domain filter after DATA, a gateway's content
+ * filter). Alone it does not tell the two apart. */
+static struct text_rule user_unknown = {
+	"user (is )?unknown|unknown (user|recipient)|no such (user|recipient)|(user|recipient) (is )?not found|"
+	"user (does )?not exist", "bad-mailbox", false, {0}};
+
+/* What tells them apart, in a report that does not say which command the
+ * reply answered: the program that delivers to the mailbox itself said so
+ * (sendmail's mail.local, procmail, maildrop); or, weaker, the reply
+ * names the recipient the way an MTA answers RCPT TO ("<a@b>... User
+ * unknown", Sendmail's form). */
+static struct text_rule local_agent = {
+	"(^|[^a-z])(mail\\.local|procmail|maildrop):|local delivery (agent|failed)", NULL, false, {0}};
+static struct text_rule rcpt_echo = {"@[a-z0-9.-]+>?\\.\\.\\. ", NULL, false, {0}};
+
 static pthread_once_t rules_once = PTHREAD_ONCE_INIT;
+
+static void compile_one(struct text_rule *r)
+{
+	if (regcomp(&r->compiled, r->re, REG_EXTENDED | REG_ICASE | REG_NOSUB))
+		r->re = NULL;
+}
 
 static void compile_rules(void)
 {
 	for (size_t i = 0; i < sizeof(text_rules) / sizeof(text_rules[0]); i++)
-		if (regcomp(&text_rules[i].compiled, text_rules[i].re, REG_EXTENDED | REG_ICASE | REG_NOSUB))
-			text_rules[i].re = NULL;
+		compile_one(&text_rules[i]);
+	compile_one(&user_unknown);
+	compile_one(&local_agent);
+	compile_one(&rcpt_echo);
+}
+
+static bool matches(struct text_rule *r, const char *text)
+{
+	pthread_once(&rules_once, compile_rules);
+	return text && r->re && regexec(&r->compiled, text, 0, NULL, 0) == 0;
 }
 
 static const struct text_rule *by_text(const char *text)
@@ -158,6 +189,39 @@ const char *bounce_category(int code, const char *e, const char *text)
 	return t ? t : by_subject(subj);
 }
 
+/* An enhanced code "c.s.d" whose subject is s (any class). */
+static bool subject_is(const char *e, char s)
+{
+	return e && e[0] && e[1] == '.' && e[2] == s && e[3] == '.';
+}
+
+/* A code that says nothing about the reason: none, or X.0.0. */
+static bool generic_code(const char *e)
+{
+	return !e || !e[0] || (e[1] == '.' && !strcmp(e + 2, "0.0"));
+}
+
+const char *bounce_reply_category(int code, const char *e, const char *text, enum bounce_phase phase)
+{
+	const char *c = bounce_category(code, e, text);
+
+	if (!is(c, "bad-mailbox") || !matches(&user_unknown, text) || subject_is(e, '1'))
+		return c;
+	/* "user unknown" with no X.1.x code to confirm it: a bad mailbox when
+	 * the reply refused the recipient at RCPT TO, or when the delivery
+	 * program said so; in answer to DATA (the recipient was accepted
+	 * first), or with nothing to say which, a filter at the recipient's
+	 * end. A code that says something else (X.2.1 "mailbox disabled",
+	 * X.3.0 "system") takes the stated stage; a generic one (none, X.0.0)
+	 * is also confirmed by a RCPT-style reply. */
+	if (phase == BOUNCE_PHASE_RCPT)
+		return c;
+	if (phase == BOUNCE_PHASE_UNKNOWN &&
+	    (matches(&local_agent, text) || (generic_code(e) && matches(&rcpt_echo, text))))
+		return c;
+	return "policy-related";
+}
+
 bool bounce_category_hard(const char *c)
 {
 	return c && (!strcmp(c, "bad-mailbox") || !strcmp(c, "bad-domain") || !strcmp(c, "inactive-mailbox") ||
@@ -180,11 +244,6 @@ static bool enhanced_in(const char *text, char *out, size_t cap)
 	return false;
 }
 
-static bool user_unknown(const char *text)
-{
-	return strcasestr(text, "user unknown") || strcasestr(text, "unknown user");
-}
-
 const char *bounce_rcpt_category(const struct bounce_rcpt *x)
 {
 	char own[16];
@@ -195,11 +254,7 @@ const char *bounce_rcpt_category(const struct bounce_rcpt *x)
 	 * MTA's Status, unless that says the message expired */
 	if (enhanced_in(x->diag, own, sizeof(own)) && (!e[0] || (own[0] == e[0] && strcmp(e + 1, ".4.7"))))
 		e = own;
-	c = bounce_category(x->code, e, x->diag);
-	/* "user unknown" in answer to DATA, the recipient accepted before and
-	 * no 5.1.x to confirm it: a filter at the recipient's end */
-	if (is(c, "bad-mailbox") && x->phase == BOUNCE_PHASE_DATA && strncmp(e + 1, ".1.", 3) && user_unknown(x->diag))
-		return "policy-related";
+	c = bounce_reply_category(x->code, e, x->diag, x->phase);
 	/* a delay warning, a final bounce for a temporary failure, or one for
 	 * a host that could not be reached (no MTA bounces that at once: it
 	 * retries until the message's queue life ends): an expiry */

@@ -78,9 +78,16 @@ bool bounce_text_says_failed(const char *body, size_t len);
 const char *bounce_category(int code, const char *enhanced, const char *text);
 bool bounce_category_hard(const char *category);
 
+/* bounce_category, knowing (or not) which command the reply answered:
+ * "user unknown" without an X.1.x code is a bad mailbox only at RCPT TO
+ * (or, when the stage is unknown, when the delivery program or a
+ * RCPT-style reply confirms it); otherwise a filter ("policy-related").
+ * Synchronous replies pass the stage they came at. */
+const char *bounce_reply_category(int code, const char *enhanced, const char *text, enum bounce_phase phase);
+
 /* One recipient of a parsed report: its category (bounce_category over its
- * status, reply and text, then what the report adds: a "user unknown"
- * after DATA is a filter, a delay or a final 4.x.x bounce is an expiry),
+ * status, reply, text and stage (bounce_reply_category), then what the
+ * report adds: a delay or a final 4.x.x bounce is an expiry),
  * and whether the report is a final failure for it (not a delay). */
 const char *bounce_rcpt_category(const struct bounce_rcpt *x);
 bool bounce_rcpt_failed(const struct bounce_rcpt *x);

@@ -120,6 +120,82 @@ static void test_phase_exim_paragraph(void **state)
 	assert_int_equal(r.rcpts[0].phase, BOUNCE_PHASE_RCPT);
 }
 
+/* The stage decides "user unknown" without an X.1.x code. */
+static void test_user_unknown_needs_corroboration(void **state)
+{
+	(void)state;
+	/* a synchronous reply to RCPT TO: the mailbox does not exist */
+	assert_string_equal(bounce_reply_category(550, "", "User unknown", BOUNCE_PHASE_RCPT), "bad-mailbox");
+	assert_string_equal(bounce_reply_category(550, "5.2.1", "<a@b.example>... User Unknown", BOUNCE_PHASE_RCPT),
+			    "bad-mailbox");
+	/* in answer to DATA, or with nothing to say which: a filter */
+	assert_string_equal(bounce_reply_category(550, "", "User unknown", BOUNCE_PHASE_DATA), "policy-related");
+	assert_string_equal(bounce_reply_category(550, "", ": User unknown", BOUNCE_PHASE_UNKNOWN), "policy-related");
+	assert_string_equal(bounce_reply_category(550, "5.0.0", "No such user here", BOUNCE_PHASE_UNKNOWN), "policy-related");
+	assert_string_equal(bounce_reply_category(550, "5.3.0", "Unknown user a@b.example", BOUNCE_PHASE_UNKNOWN),
+			    "policy-related");
+	assert_string_equal(bounce_reply_category(0, "", "a@b.example on 1/1/01 Recipient Not Found", BOUNCE_PHASE_UNKNOWN),
+			    "policy-related");
+	/* an X.1.x code confirms it, whatever the stage */
+	assert_string_equal(bounce_reply_category(550, "5.1.1", "User unknown", BOUNCE_PHASE_DATA), "bad-mailbox");
+	assert_string_equal(bounce_reply_category(550, "5.1.0", "User unknown", BOUNCE_PHASE_UNKNOWN), "bad-mailbox");
+	/* a RCPT-style reply confirms it when the code is generic, not when it says something else */
+	assert_string_equal(bounce_reply_category(550, "", "<a@b.example>... User not exist", BOUNCE_PHASE_UNKNOWN),
+			    "bad-mailbox");
+	assert_string_equal(bounce_reply_category(550, "5.0.0", "a@b.example... No such user", BOUNCE_PHASE_UNKNOWN),
+			    "bad-mailbox");
+	assert_string_equal(bounce_reply_category(550, "5.2.1", "<a@b.example>... User Unknown", BOUNCE_PHASE_UNKNOWN),
+			    "policy-related");
+	assert_string_equal(bounce_reply_category(550, "", "<a@b.example>... User unknown", BOUNCE_PHASE_DATA),
+			    "policy-related");
+	/* the delivery program said so */
+	assert_string_equal(bounce_reply_category(0, "5.5.0", "mail.local: unknown user: a", BOUNCE_PHASE_UNKNOWN),
+			    "bad-mailbox");
+	/* other wordings and other categories are not touched */
+	assert_string_equal(bounce_reply_category(550, "", "Recipient address does not exist", BOUNCE_PHASE_UNKNOWN),
+			    "bad-mailbox");
+	assert_string_equal(bounce_reply_category(552, "5.2.2", "mailbox full", BOUNCE_PHASE_DATA), "quota-issues");
+	assert_string_equal(bounce_reply_category(550, "5.7.1", "blocked using zen.spamhaus.org", BOUNCE_PHASE_UNKNOWN),
+			    "spam-related");
+	/* malformed codes and texts */
+	assert_string_equal(bounce_reply_category(550, NULL, "User unknown", BOUNCE_PHASE_UNKNOWN), "policy-related");
+	assert_string_equal(bounce_reply_category(550, "5.", "User unknown", BOUNCE_PHASE_RCPT), "bad-mailbox");
+	assert_string_equal(bounce_reply_category(550, "5", "<a@b>... user unknown", BOUNCE_PHASE_UNKNOWN), "policy-related");
+	assert_string_equal(bounce_reply_category(0, "", NULL, BOUNCE_PHASE_UNKNOWN), "other");
+	assert_string_equal(bounce_reply_category(0, "", "", BOUNCE_PHASE_DATA), "other");
+}
+
+/* The same through a parsed report: the stage each reply answered. */
+static void test_reports_by_stage(void **state)
+{
+	static const char UNSTATED[] =
+		"From: MAILER-DAEMON@mx.example\n"
+		"Content-Type: multipart/report; report-type=delivery-status; boundary=\"U\"\n\n"
+		"--U\nContent-Type: message/delivery-status\n\n"
+		"Reporting-MTA: dns; mx.example\n\n"
+		"Final-Recipient: rfc822; a@one.example\nAction: failed\nStatus: 5.0.0\n"
+		"Diagnostic-Code: smtp; 550 user unknown\n\n"
+		"Final-Recipient: rfc822; b@two.example\nAction: failed\nStatus: 5.1.1\n"
+		"Diagnostic-Code: smtp; 550 user unknown\n\n--U--\n";
+	struct bounce_report r;
+	(void)state;
+
+	assert_int_equal(bounce_report_parse(POSTFIX, strlen(POSTFIX), &r), BOUNCE_KIND_DSN);
+	assert_string_equal(bounce_rcpt_category(&r.rcpts[0]), "bad-mailbox");
+	assert_string_equal(bounce_rcpt_category(&r.rcpts[1]), "policy-related");
+	assert_int_equal(bounce_report_parse(SENDMAIL, strlen(SENDMAIL), &r), BOUNCE_KIND_DSN);
+	assert_string_equal(bounce_rcpt_category(&r.rcpts[0]), "bad-mailbox");
+	assert_string_equal(bounce_rcpt_category(&r.rcpts[1]), "policy-related");
+	assert_int_equal(bounce_report_parse(EXIM_RCPT, strlen(EXIM_RCPT), &r), BOUNCE_KIND_DSN);
+	assert_string_equal(bounce_rcpt_category(&r.rcpts[0]), "bad-mailbox");
+	assert_int_equal(bounce_report_parse(UNSTATED, strlen(UNSTATED), &r), BOUNCE_KIND_DSN);
+	assert_int_equal(r.n_rcpts, 2);
+	assert_int_equal(r.rcpts[0].phase, BOUNCE_PHASE_UNKNOWN);
+	assert_string_equal(bounce_rcpt_category(&r.rcpts[0]), "policy-related");
+	assert_false(bounce_category_hard(bounce_rcpt_category(&r.rcpts[0])));
+	assert_string_equal(bounce_rcpt_category(&r.rcpts[1]), "bad-mailbox");
+}
+
 /* Transcript fragments cut anywhere: ">>> " or "<<< " at the very end, a
  * transcript with no newline, a reply with no command before it. */
 static void test_phase_malformed(void **state)
@@ -192,6 +268,8 @@ int main(void)
 		cmocka_unit_test(test_phase_postfix_note),
 		cmocka_unit_test(test_phase_sendmail_transcript),
 		cmocka_unit_test(test_phase_exim_paragraph),
+		cmocka_unit_test(test_user_unknown_needs_corroboration),
+		cmocka_unit_test(test_reports_by_stage),
 		cmocka_unit_test(test_phase_malformed),
 		cmocka_unit_test(test_phase_truncated_and_garbled),
 	};
