@@ -127,17 +127,29 @@ static bool param_get(const char *ct, const char *name, char *out, size_t cap)
 	return false;
 }
 
-/* "rfc822; user@example.com" -> "user@example.com" (angle brackets off). */
+/* "rfc822; user@example.com" -> "user@example.com" (angle brackets off).
+ * A quoted local part ("john doe"@example.com, "a..b"@example.com) is
+ * kept whole, quotes and all: RFC 5321 needs them where the local part is
+ * not a dot-string, the address we sent to had them, and the suppression
+ * list keys on the local part as given. */
 static void addr_value(const char *v, char *out, size_t cap)
 {
-	const char *s = strchr(v, ';');
+	const char *semi = strchr(v, ';'), *dq = strchr(v, '"');
+	const char *s = semi && (!dq || semi < dq) ? semi + 1 : v;
+	bool quoted = false;
 	size_t o = 0;
 
-	s = s ? s + 1 : v;
 	while (*s == ' ' || *s == '<')
 		s++;
-	for (; *s && *s != '>' && *s != ' ' && o + 1 < cap; s++)
+	for (; *s && o + 1 < cap; s++) {
+		if (*s == '"')
+			quoted = !quoted;
+		else if (quoted && *s == '\\' && s[1] && o + 2 < cap)
+			out[o++] = *s++;
+		else if (!quoted && (*s == '>' || *s == ' '))
+			break;
 		out[o++] = *s;
+	}
 	out[o] = '\0';
 }
 

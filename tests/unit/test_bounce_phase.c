@@ -196,6 +196,30 @@ static void test_reports_by_stage(void **state)
 	assert_string_equal(bounce_rcpt_category(&r.rcpts[1]), "bad-mailbox");
 }
 
+/* Quoted local parts stay whole, quotes and all (RFC 5321: required where
+ * the local part is not a dot-string); an unterminated quote is bounded. */
+static void test_quoted_local_part(void **state)
+{
+	static const char DSN_Q[] =
+		"From: MAILER-DAEMON@mx.example\n"
+		"Content-Type: multipart/report; report-type=delivery-status; boundary=\"Q\"\n\n"
+		"--Q\nContent-Type: message/delivery-status\n\n"
+		"Reporting-MTA: dns; mx.example\n\n"
+		"Final-Recipient: rfc822; <\"neko....nyaan....\"@one.example>\nAction: failed\nStatus: 5.1.1\n\n"
+		"Final-Recipient: rfc822; \"john doe;x\"@two.example\nAction: failed\nStatus: 5.1.1\n\n"
+		"Final-Recipient: rfc822; \"a\\\" b\"@three.example\nAction: failed\nStatus: 5.1.1\n\n"
+		"Final-Recipient: rfc822; \"unterminated@four.example\nAction: failed\nStatus: 5.1.1\n\n--Q--\n";
+	struct bounce_report r;
+	(void)state;
+
+	assert_int_equal(bounce_report_parse(DSN_Q, strlen(DSN_Q), &r), BOUNCE_KIND_DSN);
+	assert_int_equal(r.n_rcpts, 4);
+	assert_string_equal(r.rcpts[0].addr, "\"neko....nyaan....\"@one.example");
+	assert_string_equal(r.rcpts[1].addr, "\"john doe;x\"@two.example");
+	assert_string_equal(r.rcpts[2].addr, "\"a\\\" b\"@three.example");
+	assert_string_equal(r.rcpts[3].addr, "\"unterminated@four.example");
+}
+
 /* Transcript fragments cut anywhere: ">>> " or "<<< " at the very end, a
  * transcript with no newline, a reply with no command before it. */
 static void test_phase_malformed(void **state)
@@ -229,7 +253,8 @@ static void test_phase_malformed(void **state)
 /* Every truncation and many byte flips of each sample. */
 static void test_phase_truncated_and_garbled(void **state)
 {
-	static const char *const samples[] = {POSTFIX, SENDMAIL, EXIM_RCPT};
+	static const char *const samples[] = {POSTFIX, SENDMAIL, EXIM_RCPT,
+					      "Final-Recipient: rfc822; \"a\\\" b\"@x.example\nAction: failed\n"};
 	struct bounce_report r;
 	uint64_t x = 0x9e3779b97f4a7c15ull;
 	(void)state;
@@ -270,6 +295,7 @@ int main(void)
 		cmocka_unit_test(test_phase_exim_paragraph),
 		cmocka_unit_test(test_user_unknown_needs_corroboration),
 		cmocka_unit_test(test_reports_by_stage),
+		cmocka_unit_test(test_quoted_local_part),
 		cmocka_unit_test(test_phase_malformed),
 		cmocka_unit_test(test_phase_truncated_and_garbled),
 	};
