@@ -2,9 +2,10 @@
  * bounce_category.c - what a bounce means (see bounce_report.h): the
  * category table shared by synchronous replies during delivery and by
  * asynchronous reports (the enhanced code first, phrase families second,
- * explicit reasons over generic codes), and the per-recipient rules only a
- * report can apply (the remote's own code in the diagnostic, delays and
- * expiries).
+ * explicit reasons over generic codes); the stage rule both share ("user
+ * unknown" without an X.1.x code is a bad mailbox only when it refused RCPT
+ * TO, else a filter); and the per-recipient rules only a report can apply
+ * (the remote's own code in the diagnostic, delays and expiries).
  */
 #include "engine/bounce_report.h"
 

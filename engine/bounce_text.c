@@ -18,8 +18,11 @@
  * The explanation (bounce_text_explain), for every report, standard or
  * not: the readable part's reason for recipients whose own reply says
  * nothing, the rest of a multi-line reply the Diagnostic-Code cut, and
- * whether the reply answered DATA (Postfix's "in reply to end of DATA",
- * Exim's "after end of data", a Sendmail transcript's ">>> DATA").
+ * which command the reply answered, where the text says (Postfix's "in
+ * reply to RCPT TO command" / "end of DATA command", Exim's "after RCPT
+ * TO:" / "after end of data", a Sendmail transcript's ">>> RCPT" or
+ * ">>> DATA", the latter read as pipelined RCPT replies when a 503 or "no
+ * valid recipients" follows).
  */
 #include <ctype.h>
 #include <openssl/evp.h>
