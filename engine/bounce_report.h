@@ -24,13 +24,22 @@ enum bounce_kind {
 	BOUNCE_KIND_AUTOREPLY,
 };
 
+/* The SMTP stage a reply answered, when known: a report may say so in its
+ * text (Postfix's "in reply to RCPT TO command", Exim's "after RCPT TO:",
+ * a Sendmail transcript); a synchronous reply is known by when it came. */
+enum bounce_phase {
+	BOUNCE_PHASE_UNKNOWN = 0,
+	BOUNCE_PHASE_RCPT,         /* RCPT TO or earlier: the envelope */
+	BOUNCE_PHASE_DATA,         /* DATA or the end of data: the recipient was accepted first */
+};
+
 struct bounce_rcpt {
 	char addr[320];            /* Final-Recipient (else Original-Recipient) */
 	char action[16];           /* failed, delayed, delivered, relayed, expanded */
 	char status[16];           /* "5.1.1" */
 	int code;                  /* the SMTP code from Diagnostic-Code, 0 when none */
 	char diag[1024];           /* Diagnostic-Code text (else the readable part's explanation) */
-	bool after_data;           /* the reply came after DATA: the recipient was accepted first */
+	enum bounce_phase phase;   /* the stage the reply answered, where the report says */
 };
 
 struct bounce_report {
@@ -56,8 +65,8 @@ int bounce_text_scan(const char *msg, size_t len, const char *skip1, const char 
 
 /* What the readable part adds to recipients already found (bounce_text.c):
  * r->text_diag; a diag for each recipient without one (its paragraph, else
- * text_diag); after_data where the transcript shows the reply came after
- * DATA. */
+ * text_diag); the phase where the text says which command the reply
+ * answered. */
 void bounce_text_explain(const char *msg, size_t len, struct bounce_report *r);
 
 /* Whether the readable start of a message body says a delivery failed
@@ -69,9 +78,16 @@ bool bounce_text_says_failed(const char *body, size_t len);
 const char *bounce_category(int code, const char *enhanced, const char *text);
 bool bounce_category_hard(const char *category);
 
+/* bounce_category, knowing (or not) which command the reply answered:
+ * "user unknown" without an X.1.x code is a bad mailbox only at RCPT TO
+ * (or, when the stage is unknown, when the delivery program or a
+ * RCPT-style reply confirms it); otherwise a filter ("policy-related").
+ * Synchronous replies pass the stage they came at. */
+const char *bounce_reply_category(int code, const char *enhanced, const char *text, enum bounce_phase phase);
+
 /* One recipient of a parsed report: its category (bounce_category over its
- * status, reply and text, then what the report adds: a "user unknown"
- * after DATA is a filter, a delay or a final 4.x.x bounce is an expiry),
+ * status, reply, text and stage (bounce_reply_category), then what the
+ * report adds: a delay or a final 4.x.x bounce is an expiry),
  * and whether the report is a final failure for it (not a delay). */
 const char *bounce_rcpt_category(const struct bounce_rcpt *x);
 bool bounce_rcpt_failed(const struct bounce_rcpt *x);

@@ -18,8 +18,11 @@
  * The explanation (bounce_text_explain), for every report, standard or
  * not: the readable part's reason for recipients whose own reply says
  * nothing, the rest of a multi-line reply the Diagnostic-Code cut, and
- * whether the reply answered DATA (Postfix's "in reply to end of DATA",
- * Exim's "after end of data", a Sendmail transcript's ">>> DATA").
+ * which command the reply answered, where the text says (Postfix's "in
+ * reply to RCPT TO command" / "end of DATA command", Exim's "after RCPT
+ * TO:" / "after end of data", a Sendmail transcript's ">>> RCPT" or
+ * ">>> DATA", the latter read as pipelined RCPT replies when a 503 or "no
+ * valid recipients" follows).
  */
 #include <ctype.h>
 #include <openssl/evp.h>
@@ -440,42 +443,123 @@ int bounce_text_scan(const char *msg, size_t len, const char *skip1, const char 
 	return (int)r->n_rcpts;
 }
 
-/* Whether the reply in diag answered DATA (or its end): Postfix's "(in
- * reply to end of DATA command)", Exim's "after end of data", or a
- * Sendmail transcript where it follows ">>> DATA". */
-static bool reply_after_data(const char *t, size_t end, const char *diag)
+/* The command a text names as the one a reply answered, the first mention
+ * winning: RCPT TO (Postfix's "in reply to RCPT TO command", Exim's
+ * "after RCPT TO:<...>", qmail's "RCPT TO response", "[RCPT_TO]",
+ * "following RCPT command", a ">>> RCPT To:" transcript line) or the end
+ * of data ("in reply to end of DATA command", "after end of data"). */
+static enum bounce_phase phase_named(const char *s, size_t n)
+{
+	static const char *const rcpt[] = {"rcpt to", "rcpt_to", "rcpt command"};
+	static const char *const data[] = {"end of data", "after data", "reply to data"};
+	enum bounce_phase ph = BOUNCE_PHASE_UNKNOWN;
+	size_t best = n;
+
+	for (size_t i = 0; i < sizeof(rcpt) / sizeof(rcpt[0]) + sizeof(data) / sizeof(data[0]); i++) {
+		bool is_rcpt = i < sizeof(rcpt) / sizeof(rcpt[0]);
+		const char *m = is_rcpt ? rcpt[i] : data[i - sizeof(rcpt) / sizeof(rcpt[0])];
+		const char *p = strcasestr(s, m);
+
+		if (p && (size_t)(p - s) < best) {
+			best = (size_t)(p - s);
+			ph = is_rcpt ? BOUNCE_PHASE_RCPT : BOUNCE_PHASE_DATA;
+		}
+	}
+	return ph;
+}
+
+/* The command on the ">>> " line nearest before t[at] (20 lines back at
+ * most, replies in between allowed), NULL when there is none. */
+static const char *command_before(const char *t, size_t at)
+{
+	size_t e = at;
+
+	for (int lines = 0; e > 0 && lines < 20; lines++) {
+		size_t ls = e - 1;
+		const char *c;
+
+		while (ls > 0 && t[ls - 1] != '\n')
+			ls--;
+		c = memmem(t + ls, e - ls, ">>> ", 4);
+		if (c)
+			return c + 4;
+		e = ls;
+	}
+	return NULL;
+}
+
+/* A Sendmail transcript that quotes the reply ("<<< 550 ..."): the command
+ * sent last before it decides. A reply read after ">>> DATA" answered DATA,
+ * unless a later reply in the same exchange says no recipient was accepted
+ * ("503 ... need RCPT", "no valid recipients"): then the DATA was
+ * pipelined after refused RCPTs and the reply was a RCPT reply. */
+static enum bounce_phase transcript_phase(const char *t, size_t end, const char *diag)
 {
 	size_t dl = strlen(diag), k = dl < 24 ? dl : 24;
+
+	if (dl < 8)
+		return BOUNCE_PHASE_UNKNOWN;
+	for (const char *p = t; (p = strstr(p, "<<< ")) && (size_t)(p - t) < end; p += 4) {
+		const char *cmd, *nl;
+
+		if (strncasecmp(p + 4, diag, k) || !(cmd = command_before(t, (size_t)(p - t))))
+			continue;
+		if (!strncasecmp(cmd, "RCPT", 4) || !strncasecmp(cmd, "MAIL", 4))
+			return BOUNCE_PHASE_RCPT;
+		if (strncasecmp(cmd, "DATA", 4))
+			return BOUNCE_PHASE_UNKNOWN;
+		/* the replies after it, up to the next command */
+		for (nl = strchr(p, '\n'); nl && (size_t)(nl - t) + 1 < end; nl = strchr(nl + 1, '\n')) {
+			const char *l = nl + 1, *le = strchr(l, '\n'), *r;
+			char line[256];
+			size_t ll = le ? (size_t)(le - l) : strlen(l);
+
+			while (ll && (l[ll - 1] == '\r' || l[ll - 1] == ' '))
+				ll--;
+			if (!ll || memmem(l, ll, ">>> ", 4))
+				break; /* the exchange ends at a blank line or the next command */
+			if (!(r = memmem(l, ll, "<<< ", 4)))
+				continue;
+			snprintf(line, sizeof(line), "%.*s", (int)(ll - (size_t)(r - l)), r);
+			if (!strncmp(r + 4, "503", 3) || strcasestr(line, "rcpt") || strcasestr(line, "no valid recipient"))
+				return BOUNCE_PHASE_RCPT;
+		}
+		return BOUNCE_PHASE_DATA;
+	}
+	return BOUNCE_PHASE_UNKNOWN;
+}
+
+/* The stage the reply in x->diag answered, where the report says: in the
+ * reply text itself, in a transcript that quotes it, or in the note
+ * Postfix puts after the same reply in the readable part ("(in reply to
+ * RCPT TO command)"). flat is the readable part, whitespace flattened. */
+static enum bounce_phase reply_phase(const char *t, size_t end, const char *flat, const char *diag)
+{
+	size_t dl = strlen(diag);
+	enum bounce_phase ph = transcript_phase(t, end, diag);
 	char head[32];
 
-	if (strcasestr(diag, "end of data") || strcasestr(diag, "after data"))
-		return true;
-	if (dl < 8)
-		return false;
+	if (ph == BOUNCE_PHASE_UNKNOWN)
+		ph = phase_named(diag, dl);
+	if (ph != BOUNCE_PHASE_UNKNOWN || dl < 8)
+		return ph;
 	/* the same reply quoted in the readable part, with Postfix's note after it */
 	snprintf(head, sizeof(head), "%.24s", dl > 12 && diag[3] == ' ' ? diag + 4 : diag);
-	for (const char *p = t; (p = strcasestr(p, head)) && (size_t)(p - t) < end; p++) {
-		char near[160];
-		size_t n = end - (size_t)(p - t) < sizeof(near) - 1 ? end - (size_t)(p - t) : sizeof(near) - 1;
+	for (const char *p = flat; (p = strcasestr(p, head)); p++) {
+		const char *note = strcasestr(p, "in reply to ");
 
-		flatten(p, n, near, sizeof(near));
-		if (strcasestr(near, "end of data"))
-			return true;
+		if (note && note - p < 400) {
+			note += 12;
+			if (!strncasecmp(note, "rcpt", 4))
+				return BOUNCE_PHASE_RCPT;
+			if (!strncasecmp(note, "end of data", 11) || !strncasecmp(note, "data", 4))
+				return BOUNCE_PHASE_DATA;
+			return BOUNCE_PHASE_UNKNOWN;
+		}
+		if (strcasestr(p, "end of data") && strcasestr(p, "end of data") - p < 160)
+			return BOUNCE_PHASE_DATA;
 	}
-	for (const char *p = t; (p = strstr(p, ">>> DATA")) && (size_t)(p - t) < end; p += 8) {
-		const char *nl = strchr(p, '\n'), *q;
-
-		if (!nl)
-			break;
-		for (q = nl + 1; *q == ' ' || *q == '>' || *q == '\t'; q++)
-			;
-		if (strncmp(q, "<<< ", 4))
-			continue;
-		q += 4;
-		if (!strncasecmp(q, diag, k))
-			return true;
-	}
-	return false;
+	return BOUNCE_PHASE_UNKNOWN;
 }
 
 /* x's paragraph in the readable text t[0..end), when it is named there. */
@@ -554,12 +638,15 @@ static bool unexplained(const struct bounce_rcpt *x)
 void bounce_text_explain(const char *msg, size_t len, struct bounce_report *r)
 {
 	size_t n, end;
-	char *t = readable_text(msg, len, &n);
+	char *t = readable_text(msg, len, &n), *flat;
 
 	if (!t)
 		return;
 	end = text_end(t, n);
 	flatten(t, end, r->text_diag, sizeof(r->text_diag));
+	flat = malloc(end + 1);
+	if (flat)
+		flatten(t, end, flat, end + 1);
 	for (size_t i = 0; i < r->n_rcpts; i++) {
 		struct bounce_rcpt *x = &r->rcpts[i];
 
@@ -572,8 +659,10 @@ void bounce_text_explain(const char *msg, size_t len, struct bounce_report *r)
 
 			snprintf(x->diag + dl, sizeof(x->diag) - dl, "%s%s", dl ? " | " : "", r->text_diag);
 		}
-		x->after_data = x->after_data || reply_after_data(t, end, x->diag);
+		if (x->phase == BOUNCE_PHASE_UNKNOWN)
+			x->phase = reply_phase(t, end, flat ? flat : "", x->diag);
 	}
+	free(flat);
 	free(t);
 }
 

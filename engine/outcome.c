@@ -81,8 +81,10 @@ enum outcome_kind outcome_decide(const struct smtp_result *res, uint32_t attempt
 	return OUTCOME_DEFERRED;
 }
 
-/* Synchronous replies use the same categories as asynchronous reports;
- * the operator's <bounce-category-patterns> come first. */
+/* Synchronous replies use the same categories as asynchronous reports,
+ * knowing the stage exactly: a "user unknown" refusing RCPT TO is a bad
+ * mailbox, one answering DATA a filter (bounce_reply_category). The
+ * operator's <bounce-category-patterns> come first. */
 static const char *category_of(const struct config *cfg, const struct smtp_result *r)
 {
 	char line[320];
@@ -93,7 +95,7 @@ static const char *category_of(const struct config *cfg, const struct smtp_resul
 		if ((o = config_category_override(cfg, line)))
 			return o;
 	}
-	return bounce_category(r->code, r->enhanced, r->text);
+	return bounce_reply_category(r->code, r->enhanced, r->text, r->after_data ? BOUNCE_PHASE_DATA : BOUNCE_PHASE_RCPT);
 }
 
 static void batch_free(struct outcome_batch *b);

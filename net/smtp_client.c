@@ -156,6 +156,7 @@ static void result_set(struct smtp_result *r, int code, const char *enhanced, co
 	r->code = code;
 	snprintf(r->enhanced, sizeof(r->enhanced), "%s", enhanced ? enhanced : "");
 	snprintf(r->text, sizeof(r->text), "%s", text);
+	r->after_data = false;
 }
 
 /* End the session: finish a cut-short transaction, then closed(). */
@@ -475,8 +476,10 @@ static void txn_reply(struct smtp_client *c, const struct smtp_reply *r)
 			return;
 		}
 		for (size_t i = 0; i < t->n_rcpts; i++)
-			if (t->results[i].code == 0)
+			if (t->results[i].code == 0) {
 				reply_to_result(r, &t->results[i]);
+				t->results[i].after_data = true;
+			}
 		txn_finish(c);
 		return;
 	}
@@ -571,8 +574,10 @@ static void cli_on_reply(struct smtp_client *c, const struct smtp_reply *r)
 		struct smtp_txn *t = c->txn;
 
 		for (size_t i = 0; i < t->n_rcpts; i++)
-			if (t->results[i].code == 0)
+			if (t->results[i].code == 0) {
 				reply_to_result(r, &t->results[i]);
+				t->results[i].after_data = true;
+			}
 		txn_finish(c);
 		return;
 	}

@@ -31,11 +31,14 @@ struct loop;
 struct smtp_client;
 
 /* A reply as the outcome logic needs it. code 0 = no reply: a network-level
- * failure (refused, reset, timeout) described by text. */
+ * failure (refused, reset, timeout) described by text. after_data: the
+ * reply answered DATA or the end of the message (the recipient had been
+ * accepted at RCPT TO), not the envelope. */
 struct smtp_result {
 	int code;
 	char enhanced[16];
 	char text[256];
+	bool after_data;
 };
 
 struct smtp_txn {

@@ -63,7 +63,9 @@ def test_suppression(env):
     sink = env.salvo_sink("sink", "127.0.0.2:25", extra_args=[
         "--fault", r"at=rcpt,match=^gone@dead\.test$,reply=550 5.1.1 <gone@dead.test>: user unknown",
         "--fault", r"at=rcpt,match=^fat@full\.test$,reply=552 5.2.2 mailbox full",
-        "--fault", r"at=rcpt,match=^odd@dead\.test$,reply=550 5.7.1 this person has gone away forever"])
+        "--fault", r"at=rcpt,match=^odd@dead\.test$,reply=550 5.7.1 this person has gone away forever",
+        "--fault", r"at=rcpt,match=^nouser@dead\.test$,reply=550 User unknown",
+        "--fault", r"at=data,match=^filtered@dead\.test$,reply=550 User unknown"])
     d = env.salvod_daemon(extra="soft-bounce-suppress-after 2\n<bounce-category-patterns>\n"
                                 "  /gone away forever/ bad-mailbox\n</bounce-category-patterns>\n")
     d.start()
@@ -79,6 +81,19 @@ def test_suppression(env):
     st, e = api("GET", "/api/v1/suppressions/gone@dead.test")
     if st != 200 or e["source"] != "sync-bounce" or "5.1.1" not in e["reason"]:
         raise Fail("suppression entry: %s %r" % (st, e))
+
+    # -- "user unknown" without an enhanced code: a bad mailbox when it refuses RCPT TO,
+    #    a filter (not suppressed) when it answers the end of DATA
+    harness.inject([one(rng, "u1", "nouser@dead.test"), one(rng, "u2", "filtered@dead.test")], threads=1)
+    recs = harness.wait_for_records(env, lambda r: find_records(r, type="bounce", recipient="nouser@dead.test")
+                                    and find_records(r, type="bounce", recipient="filtered@dead.test"), 10,
+                                    what="the two 'user unknown' bounces")
+    cats = {a: find_records(recs, type="bounce", recipient=a)[0].get("bounce_category")
+            for a in ("nouser@dead.test", "filtered@dead.test")}
+    if cats != {"nouser@dead.test": "bad-mailbox", "filtered@dead.test": "policy-related"}:
+        raise Fail("'user unknown' at RCPT / after DATA categorised as %r" % cats)
+    if rcpt_reply("nouser@dead.test")[0] != 550 or rcpt_reply("filtered@dead.test")[0] != 250:
+        raise Fail("suppression after 'user unknown': RCPT one should be refused, DATA one accepted")
 
     # -- an operator's category pattern: a 5.7.1 that says the person is gone
     harness.inject([one(rng, "o1", "odd@dead.test")], threads=1)
@@ -131,7 +146,7 @@ def test_suppression(env):
     time.sleep(0.5)
     if any("later@hold.test" in a.rcpt_to for a in sink.arrivals()):
         raise Fail("mail to a suppressed address reached the sink")
-    log("sync bounce, soft threshold, API add/delete and queued drop all behave")
+    log("sync bounce (and its stage), soft threshold, API add/delete and queued drop all behave")
 
 
 def test_verp(env):

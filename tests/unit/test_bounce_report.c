@@ -175,7 +175,7 @@ static void test_loose_dsn_after_data(void **state)
 	assert_int_equal(r.n_rcpts, 2);
 	assert_string_equal(r.rcpts[0].addr, "a@one.example");
 	/* "user unknown" in answer to DATA, no 5.1.x: a filter, not suppressed */
-	assert_true(r.rcpts[0].after_data);
+	assert_int_equal(r.rcpts[0].phase, BOUNCE_PHASE_DATA);
 	assert_string_equal(bounce_rcpt_category(&r.rcpts[0]), "policy-related");
 	assert_string_equal(r.rcpts[1].addr, "b@two.example");
 	/* the remote reply's own 5.2.2 beats the reporting MTA's 5.2.0 */
