@@ -488,6 +488,14 @@ def salvod_config(spool_dir, domains=None, sources=None, default_domain=None, ho
     return "\n".join(out) + "\n"
 
 
+def _read_bytes(path):
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
+
+
 class Salvod:
     def __init__(self, env, config_path, spool_dir):
         self.env, self.config, self.spool = env, config_path, spool_dir
@@ -517,7 +525,8 @@ class Salvod:
             if self.proc.poll() is not None:
                 raise Fail("salvod exited with status %s during start-up:\n%s" % (self.proc.returncode, tail(err, 60)))
             banner = read_banner(SALVOD_SMTP, timeout=0.5)
-            if banner and banner.startswith(b"220"):
+            # the SMTP listener answers before the HTTP one is up; "ready:" comes after both
+            if banner and banner.startswith(b"220") and b"ready:" in _read_bytes(err):
                 vlog("salvod up (pid %d): %s" % (self.proc.pid, banner.decode("utf-8", "replace")))
                 return self
             time.sleep(0.05)
