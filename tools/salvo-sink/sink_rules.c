@@ -1,7 +1,7 @@
 /*
  * sink_rules.c - parsing and firing salvo-sink's `--fault SPEC` rules (see
  * sink_rules.h). Percentages draw from a xorshift generator seeded from the
- * clock: runs differ, as a real receiver's would.
+ * clock and the pid: runs and sinks differ, as real receivers would.
  */
 #include "sink_rules.h"
 
@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 static const char *const at_names[] = {"connect", "helo", "mail", "rcpt", "data"};
 
@@ -117,8 +118,15 @@ int sink_rules_add(struct sink_rules *rs, const char *spec, char *err, size_t er
 
 static double draw(struct sink_rules *rs)
 {
-    if (!rs->rng)
-        rs->rng = (uint64_t)time(NULL) * 2654435761u | 1;
+    if (!rs->rng) {
+        /* the clock's nanoseconds and the pid: sinks started in the same
+         * second (a benchmark starts four at once) must not draw alike */
+        struct timespec ts;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        rs->rng = ((((uint64_t)ts.tv_sec * 1000000007u + (uint64_t)ts.tv_nsec) * 2654435761u) ^
+                   ((uint64_t)getpid() << 40)) | 1;
+    }
     rs->rng ^= rs->rng << 13;
     rs->rng ^= rs->rng >> 7;
     rs->rng ^= rs->rng << 17;
