@@ -10,6 +10,7 @@
  * unless the file defines blocks of that name, which then replace them.
  */
 #include "core/config_parser.h"
+#include "core/regex_check.h"
 
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -188,6 +189,12 @@ static int take_regex(struct parser *p, const char *what, char *v, regex_t *re, 
 	if (!end || end == v + 1)
 		return cp_err(p, "%s: unterminated or empty /REGEX/ in \"%s\"", what, cp_show(sb, v));
 	*end = '\0';
+	{
+		char why[96];
+
+		if (regex_check(v + 1, why, sizeof(why)) < 0)
+			return cp_err(p, "%s: regex /%s/ refused: %s", what, cp_show(sb, v + 1), why);
+	}
 	if ((rc = regcomp(re, v + 1, REG_EXTENDED | REG_ICASE | REG_NOSUB)) != 0) {
 		char why[128];
 

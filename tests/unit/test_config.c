@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "core/config.h"
+#include "core/regex_check.h"
 
 #define SEC 1000ULL
 #define MIN (60 * SEC)
@@ -655,6 +656,38 @@ static void test_file_errors(void **state)
 
 /* ---- errors ------------------------------------------------------------- */
 
+/* Patterns operators write pass; the blow-ups and only they are refused. */
+static void test_regex_check(void **state)
+{
+	static const char *const ok[] = {
+		"421.*try again later", "^(421|450)[ -].*(rate|too many)", "4\\.7\\.[0-9]{1,3}",
+		"[[:digit:]]{3} [^]x]+", "a{255}", "(a|b|c)+d*e?", "x{2,}y{0,4}", "\\++", "[+*]+", "{", "a{", "a{x}",
+		"(unbalanced", "unbalanced)", "", "((((a+)+)+)+)",
+	};
+	static const char *const bad[] = {
+		"a**", "a+*", "a?+", "a{2}{3}", "a{2}+", "(a)++", "a{256}", "a{1,300}",
+		"((a{100}){100})", "(((a{20}){20}){20})", "((((((((((((((a+)+)+)+)+)+)+)+)+)+)+)+)+)+)",
+	};
+	char why[96], big[REGEX_CHECK_MAX_LEN + 2];
+	(void)state;
+
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+		if (regex_check(ok[i], why, sizeof(why)) != 0)
+			fail_msg("refused /%s/: %s", ok[i], why);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		if (regex_check(bad[i], why, sizeof(why)) == 0)
+			fail_msg("accepted /%s/", bad[i]);
+	memset(big, 'a', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	assert_int_equal(regex_check(big, why, sizeof(why)), -1);
+	assert_string_equal(why, "longer than 1024 characters");
+	/* deep nesting is refused before it costs stack */
+	memset(big, '(', 600);
+	big[600] = '\0';
+	assert_int_equal(regex_check(big, why, sizeof(why)), -1);
+	assert_string_equal(why, "groups nested too deep");
+}
+
 static void test_err_unknown(void **state)
 {
 	expect_err("foo bar\n", "test.conf:1: unknown directive \"foo\"");
@@ -1060,6 +1093,17 @@ static void test_policy_errors(void **state)
 		   "test.conf:2: reply: unterminated or empty /REGEX/ in \"/421 mode=backoff\"");
 	expect_err("<smtp-pattern-list p>\n reply /4(21/ mode=backoff\n</smtp-pattern-list>\n",
 		   "test.conf:2: reply: bad regex /4(21/: Unmatched ( or \\(");
+	/* repetitions that glibc's regcomp() would expand exponentially */
+	expect_err("<smtp-pattern-list p>\n reply /T++++++++++++++++++++++++++++++++S03/ mode=backoff\n</smtp-pattern-list>\n",
+		   "test.conf:2: reply: regex /T++++++++++++++++++++++++++++++++S03/ refused: "
+		   "a repetition applied to a repetition");
+	expect_err("<smtp-pattern-list p>\n reply /(((a{200}){200}){200})/ mode=backoff\n</smtp-pattern-list>\n",
+		   "test.conf:2: reply: regex /(((a{200}){200}){200})/ refused: its repetitions expand too far");
+	expect_err("<smtp-pattern-list p>\n reply /((((((((((((a+)+)+)+)+)+)+)+)+)+)+)+)+/ mode=backoff\n"
+		   "</smtp-pattern-list>\n",
+		   "test.conf:2: reply: regex /((((((((((((a+)+)+)+)+)+)+)+)+)+)+)+)+/ refused: its repetitions expand too far");
+	expect_err("<smtp-pattern-list p>\n reply /a{1000}/ mode=backoff\n</smtp-pattern-list>\n",
+		   "test.conf:2: reply: regex /a{1000}/ refused: a repetition bound over 255");
 	expect_err("<smtp-pattern-list p>\n reply /421/ mode=fast\n</smtp-pattern-list>\n",
 		   "test.conf:2: unknown reply action \"mode=fast\" (mode=backoff, mode=normal, "
 		   "disable-source-ip, reenable-after=DURATION, skip-mx, bounce-rcpt)");
@@ -1101,6 +1145,7 @@ int main(void)
 		cmocka_unit_test(test_load_file),
 		cmocka_unit_test(test_file_errors),
 		cmocka_unit_test(test_err_unknown),
+		cmocka_unit_test(test_regex_check),
 		cmocka_unit_test(test_err_blocks),
 		cmocka_unit_test(test_err_duplicates),
 		cmocka_unit_test(test_err_placement),
