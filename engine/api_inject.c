@@ -36,18 +36,13 @@
 #include "engine/api.h"
 #include "engine/engine.h"
 #include "engine/inject_check.h"
+#include "engine/inject_render.h"
 #include "engine/mime_build.h"
 #include "net/http_server.h"
 #include "net/smtp_cmd.h"
 #include "queue/suppress.h"
 
 #define INJECT_BATCH 256
-
-struct inj_rcpt {
-	const char *email;         /* inside root */
-	const char *name;
-	json_t *subs;
-};
 
 struct inj_msg {
 	char *body;
@@ -71,7 +66,7 @@ struct inj {
 	int64_t due_ms, arrival_ms;
 	char client_ip[64];
 	bool uniform;
-	struct inj_rcpt *r;
+	struct inject_rcpt *r;
 	size_t n, next;
 	struct inj_msg *batch;
 	size_t n_batch;
@@ -79,233 +74,6 @@ struct inj {
 	size_t success;
 	int result;
 };
-
-/* ---- rendering ------------------------------------------------------------------ */
-
-static json_t *lookup(const struct inj *x, const struct inj_rcpt *r, const char *name, json_t **tmp)
-{
-	json_t *v;
-
-	if (r->subs && (v = json_object_get(r->subs, name)))
-		return v;
-	if (!strcmp(name, "email"))
-		return *tmp = json_string(r->email);
-	if (!strcmp(name, "name") && r->name)
-		return *tmp = json_string(r->name);
-	return x->globals ? json_object_get(x->globals, name) : NULL;
-}
-
-enum fill_mode { FILL_RAW, FILL_HEADER, FILL_HTML };
-
-static int put_value_mode(struct json_buf *b, json_t *v, enum fill_mode mode)
-{
-	char *text = NULL;
-	const char *s;
-	int rc = 0;
-
-	if (!v || json_is_null(v))
-		return 0;
-	if (json_is_string(v))
-		s = json_string_value(v);
-	else
-		s = text = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
-	for (; s && *s && !rc; s++) {
-		if (mode == FILL_HEADER && (*s == '\r' || *s == '\n'))
-			continue;
-		if (mode == FILL_HTML && strchr("&<>\"'", *s))
-			rc = json_buf_puts(b, *s == '&' ? "&amp;" : *s == '<' ? "&lt;" : *s == '>' ? "&gt;" :
-					      *s == '"' ? "&quot;" : "&#39;");
-		else
-			rc = json_buf_putc(b, *s);
-	}
-	free(text);
-	return rc;
-}
-
-static int put_value(struct json_buf *b, json_t *v, bool in_header)
-{
-	return put_value_mode(b, v, in_header ? FILL_HEADER : FILL_RAW);
-}
-
-/* s with its {{ var }} placeholders filled for r, appended to b and
- * NUL-terminated (b->len excludes the NUL). */
-static int fill(const struct inj *x, const struct inj_rcpt *r, const char *s, enum fill_mode mode,
-		struct json_buf *b)
-{
-	int rc = 0;
-
-	while (s && *s && !rc) {
-		const char *open = strstr(s, "{{"), *close = open ? strstr(open + 2, "}}") : NULL;
-
-		if (!open || !close || close - open > 130) {
-			rc = json_buf_puts(b, s);
-			break;
-		}
-		rc = json_buf_put(b, s, (size_t)(open - s));
-		const char *a = open + 2, *z = close;
-		char name[128];
-		json_t *tmp = NULL;
-
-		while (a < z && *a == ' ')
-			a++;
-		while (z > a && z[-1] == ' ')
-			z--;
-		memcpy(name, a, (size_t)(z - a));
-		name[z - a] = '\0';
-		rc |= put_value_mode(b, lookup(x, r, name, &tmp), mode);
-		json_decref(tmp);
-		s = close + 2;
-	}
-	if (!rc)
-		rc = json_buf_putc(b, '\0');
-	if (!rc)
-		b->len--;
-	return rc;
-}
-
-/* The content object rendered for r and built into a MIME message. */
-static int render_object(const struct inj *x, const struct inj_rcpt *r, struct json_buf *out)
-{
-	json_t *o = x->object, *from = json_object_get(o, "from"), *rt = json_object_get(o, "reply_to"),
-	       *hdrs = json_object_get(o, "headers"), *atts = json_object_get(o, "attachments");
-	size_t nh = json_object_size(hdrs), na = json_array_size(atts), k = 0;
-	struct json_buf subj = {0}, text = {0}, html = {0}, fname = {0};
-	struct json_buf *hv = calloc(nh + 1, sizeof(*hv));
-	struct mime_header *h = calloc(nh + 1, sizeof(*h));
-	struct mime_attachment *a = calloc(na + 1, sizeof(*a));
-	const char *key;
-	json_t *val;
-	int rc = !hv || !h || !a ? -1 : 0;
-	char date[64];
-	time_t now = time(NULL);
-	struct tm tm;
-
-	if (!rc && json_is_string(json_object_get(o, "subject")))
-		rc = fill(x, r, json_string_value(json_object_get(o, "subject")), FILL_HEADER, &subj);
-	if (!rc && json_is_string(json_object_get(o, "text_body")))
-		rc = fill(x, r, json_string_value(json_object_get(o, "text_body")), FILL_RAW, &text);
-	if (!rc && json_is_string(json_object_get(o, "html_body")))
-		rc = fill(x, r, json_string_value(json_object_get(o, "html_body")), FILL_HTML, &html);
-	if (!rc && json_is_string(json_object_get(from, "name")))
-		rc = fill(x, r, json_string_value(json_object_get(from, "name")), FILL_HEADER, &fname);
-	json_object_foreach(hdrs, key, val) {
-		if (rc)
-			break;
-		rc = fill(x, r, json_string_value(val), FILL_HEADER, &hv[k]);
-		h[k].name = key;
-		h[k].value = hv[k].data ? hv[k].data : "";
-		k++;
-	}
-	for (size_t i = 0; i < na && !rc; i++) {
-		json_t *e = json_array_get(atts, i);
-
-		a[i].data = json_string_value(json_object_get(e, "data"));
-		a[i].len = json_string_length(json_object_get(e, "data"));
-		a[i].is_base64 = json_is_true(json_object_get(e, "base64"));
-		a[i].content_type = json_string_value(json_object_get(e, "content_type"));
-		a[i].file_name = json_string_value(json_object_get(e, "file_name"));
-		a[i].content_id = json_string_value(json_object_get(e, "content_id"));
-	}
-	if (!rc) {
-		struct mime_message m = {
-			.from_email = json_string_value(json_object_get(from, "email")),
-			.from_name = fname.data,
-			.reply_to_email = json_string_value(json_object_get(rt, "email")),
-			.reply_to_name = json_string_value(json_object_get(rt, "name")),
-			.to_email = json_object_get(hdrs, "To") || json_object_get(hdrs, "to") ? NULL : r->email,
-			.to_name = r->name,
-			.subject = subj.data ? subj.data : (json_object_get(o, "subject") ? "" : NULL),
-			.headers = h,
-			.n_headers = k,
-			.text = json_object_get(o, "text_body") ? (text.data ? text.data : "") : NULL,
-			.text_len = text.len,
-			.html = json_object_get(o, "html_body") ? (html.data ? html.data : "") : NULL,
-			.html_len = html.len,
-			.att = a,
-			.n_att = na,
-			.host_name = x->eng->cfg->host_name,
-		};
-		gmtime_r(&now, &tm);
-		strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
-		rc = json_buf_printf(out, "Received: from [%s]\r\n\tby %s (Salvo) with HTTP;\r\n\t%s\r\n",
-				     x->client_ip, x->eng->cfg->host_name, date);
-		rc = rc ? -1 : mime_build(&m, out);
-	}
-	for (size_t i = 0; hv && i < nh; i++)
-		json_buf_free(&hv[i]);
-	free(hv);
-	free(h);
-	free(a);
-	json_buf_free(&subj);
-	json_buf_free(&text);
-	json_buf_free(&html);
-	json_buf_free(&fname);
-	return rc;
-}
-
-/* The content for recipient r: placeholders filled, line ends CRLF, a trace
- * header first, a final CRLF. */
-static int render(const struct inj *x, const struct inj_rcpt *r, struct json_buf *b)
-{
-	const char *s = x->content, *end = s + x->content_len;
-	char date[64];
-	time_t now = time(NULL);
-	struct tm tm;
-	bool header = true, bol = true;
-	int rc;
-
-	gmtime_r(&now, &tm);
-	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
-	if ((rc = json_buf_reserve(b, x->content_len + x->content_len / 16 + 256)) < 0)
-		return rc;
-	rc = json_buf_printf(b, "Received: from [%s]\r\n\tby %s (Salvo) with HTTP;\r\n\t%s\r\n", x->client_ip,
-			     x->eng->cfg->host_name, date);
-	while (s < end && !rc) {
-		if (s[0] == '{' && s + 1 < end && s[1] == '{' && r) {
-			const char *close = strstr(s + 2, "}}");
-			char name[128];
-			size_t n;
-			const char *a, *z;
-
-			if (close && close < end && (size_t)(close - s) < sizeof(name)) {
-				for (a = s + 2; a < close && *a == ' '; a++)
-					;
-				for (z = close; z > a && z[-1] == ' '; z--)
-					;
-				n = (size_t)(z - a);
-				memcpy(name, a, n);
-				name[n] = '\0';
-				json_t *tmp = NULL, *v = lookup(x, r, name, &tmp);
-
-				rc = put_value(b, v, header);
-				json_decref(tmp);
-				s = close + 2;
-				bol = false;
-				continue;
-			}
-		}
-		if (*s == '\n' || (*s == '\r' && s + 1 < end && s[1] == '\n')) {
-			if (bol)
-				header = false; /* the empty line ends the header section */
-			rc = json_buf_puts(b, "\r\n");
-			s += *s == '\r' ? 2 : 1;
-			bol = true;
-			continue;
-		}
-		/* copy the run up to the next line end or placeholder in one go */
-		const char *run = s;
-
-		while (s < end && *s != '\n' && *s != '\r' && !(*s == '{' && r))
-			s++;
-		if (s == run) /* a lone '{' or '\r' */
-			s++;
-		rc = json_buf_put(b, run, (size_t)(s - run));
-		bol = false;
-	}
-	if (!rc && !bol)
-		rc = json_buf_puts(b, "\r\n");
-	return rc;
-}
 
 /* ---- storage --------------------------------------------------------------------- */
 
@@ -444,12 +212,22 @@ static void inj_next(struct inj *x)
 		return;
 	}
 	size_t n = x->uniform ? 1 : (x->n - x->next < INJECT_BATCH ? x->n - x->next : INJECT_BATCH);
+	const struct inject_content c = {
+		.content = x->content,
+		.content_len = x->content_len,
+		.object = x->object,
+		.globals = x->globals,
+		.client_ip = x->client_ip,
+		.host_name = x->eng->cfg->host_name,
+	};
 
 	for (size_t i = 0; i < n; i++) {
 		struct inj_msg *m = &x->batch[i];
 		struct json_buf b = {0};
 
-		if (x->object ? render_object(x, &x->r[x->next], &b) : render(x, x->uniform ? NULL : &x->r[x->next], &b)) {
+		/* uniform raw content is stored once, unsubstituted; the object
+		 * form is never uniform */
+		if (inject_render(&c, x->uniform ? NULL : &x->r[x->next], &b)) {
 			json_buf_free(&b);
 			x->result = -ENOMEM;
 			inj_answer(x);
@@ -609,7 +387,7 @@ static void inject(struct engine *eng, struct http_request *req)
 			json_array_append_new(x->errors, json_sprintf("%s: %s", json_string_value(em), why));
 			continue;
 		}
-		x->r[x->n++] = (struct inj_rcpt){.email = json_string_value(em),
+		x->r[x->n++] = (struct inject_rcpt){.email = json_string_value(em),
 						  .name = json_is_string(nm) ? json_string_value(nm) : NULL,
 						  .subs = json_is_object(sb) ? sb : NULL};
 	}

@@ -1,6 +1,6 @@
 /*
  * micro_render.cc - HTTP injection's per-recipient rendering
- * (engine/api_inject.c render() through render_shim.c): a ~4 KiB raw
+ * (engine/inject_render.c inject_render() through render_shim.c): a ~4 KiB raw
  * message with five {{ }} variables (three from the recipient's
  * substitutions, the predefined email, one global), rendered for one
  * recipient per iteration into a fresh buffer that is then freed, as

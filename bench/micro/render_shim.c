@@ -1,69 +1,65 @@
 /*
- * render_shim.c - compiles engine/api_inject.c unchanged into salvo-micro so
- * the benchmark calls its static render(), the per-recipient {{ }}
- * substitution of HTTP injection, and not a copy of it. This object then
- * defines api_inject.c's external symbols itself, so the linker never takes
- * api_inject.o from libsalvo_engine (no duplicates).
- *
- * C, not C++: api_inject.c is C11 (designated initialisers, implicit void *
- * conversions) that g++ does not compile.
+ * render_shim.c - the C side of BM_InjectRender: parses an /api/inject/v1
+ * request body the way api_inject.c does (content string, global and
+ * per-recipient substitutions) and renders one recipient through
+ * inject_render(), the function HTTP injection calls per recipient.
  */
-#include "engine/api_inject.c"
-
 #include "bench/micro/render_shim.h"
 
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/json_str.h"
+#include "engine/inject_render.h"
+
 struct micro_render {
-	struct config cfg;
-	struct engine eng;
-	struct inj x;
+	json_t *root;              /* owns every string below */
+	struct inject_content c;
+	struct inject_rcpt *r;
+	size_t n;
+	int uniform;               /* no placeholders: rendered once, unsubstituted */
 };
 
 struct micro_render *micro_render_new(const char *json, size_t len)
 {
 	struct micro_render *m = calloc(1, sizeof(*m));
-	json_t *root = json_loadb(json, len, 0, NULL), *rc;
+	json_t *rc;
 
-	if (!m || !root || config_defaults(&m->cfg) < 0)
+	if (!m || !(m->root = json_loadb(json, len, 0, NULL)))
 		goto fail;
-	m->eng.cfg = &m->cfg;
-	m->x.eng = &m->eng;
-	m->x.root = root;
-	/* the fields render() reads, filled as inject() fills them */
-	m->x.content = json_string_value(json_object_get(root, "content"));
-	m->x.content_len = json_string_length(json_object_get(root, "content"));
-	m->x.globals = json_object_get(root, "substitutions");
-	m->x.uniform = !m->x.content || !strstr(m->x.content, "{{");
-	snprintf(m->x.client_ip, sizeof(m->x.client_ip), "%s", "203.0.113.7");
-	rc = json_object_get(root, "recipients");
-	if (!m->x.content || !json_array_size(rc) || !(m->x.r = calloc(json_array_size(rc), sizeof(*m->x.r))))
+	m->c.content = json_string_value(json_object_get(m->root, "content"));
+	m->c.content_len = json_string_length(json_object_get(m->root, "content"));
+	m->c.globals = json_object_get(m->root, "substitutions");
+	m->c.client_ip = "203.0.113.7";
+	m->c.host_name = "mta.example.com";
+	m->uniform = !m->c.content || !strstr(m->c.content, "{{");
+	rc = json_object_get(m->root, "recipients");
+	if (!m->c.content || !json_array_size(rc) || !(m->r = calloc(json_array_size(rc), sizeof(*m->r))))
 		goto fail;
 	for (size_t i = 0; i < json_array_size(rc); i++) {
 		json_t *e = json_array_get(rc, i), *nm = json_object_get(e, "name"), *sb = json_object_get(e, "substitutions");
 
-		m->x.r[m->x.n++] = (struct inj_rcpt){.email = json_string_value(json_object_get(e, "email")),
-						      .name = json_is_string(nm) ? json_string_value(nm) : NULL,
-						      .subs = json_is_object(sb) ? sb : NULL};
+		m->r[m->n++] = (struct inject_rcpt){.email = json_string_value(json_object_get(e, "email")),
+						    .name = json_is_string(nm) ? json_string_value(nm) : NULL,
+						    .subs = json_is_object(sb) ? sb : NULL};
 	}
 	return m;
 fail:
-	json_decref(root);
-	if (m) {
-		m->x.root = NULL;
-		micro_render_free(m);
-	}
+	micro_render_free(m);
 	return NULL;
 }
 
 size_t micro_render_recipients(const struct micro_render *m)
 {
-	return m->x.n;
+	return m->n;
 }
 
 int micro_render_one(const struct micro_render *m, size_t i, char **body, size_t *len)
 {
 	struct json_buf b = {0};
 
-	if (render(&m->x, m->x.uniform ? NULL : &m->x.r[i % m->x.n], &b)) {
+	if (inject_render(&m->c, m->uniform ? NULL : &m->r[i % m->n], &b)) {
 		json_buf_free(&b);
 		return -1;
 	}
@@ -76,8 +72,7 @@ void micro_render_free(struct micro_render *m)
 {
 	if (!m)
 		return;
-	free(m->x.r);
-	json_decref(m->x.root);
-	config_free(&m->cfg);
+	free(m->r);
+	json_decref(m->root);
 	free(m);
 }

@@ -1,6 +1,6 @@
-/* render_shim.h - plain C entry points into HTTP injection's per-recipient
- * renderer (engine/api_inject.c render(), which is static): see
- * render_shim.c. */
+/* render_shim.h - plain C entry points for BM_InjectRender: an injection
+ * request parsed once, then one recipient rendered by inject_render() (see
+ * render_shim.c). */
 #ifndef SALVO_MICRO_RENDER_SHIM_H
 #define SALVO_MICRO_RENDER_SHIM_H
 
