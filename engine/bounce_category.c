@@ -127,9 +127,8 @@ static bool matches(struct text_rule *r, const char *text)
 
 static const struct text_rule *by_text(const char *text)
 {
-	pthread_once(&rules_once, compile_rules);
-	for (size_t i = 0; text && i < sizeof(text_rules) / sizeof(text_rules[0]); i++)
-		if (text_rules[i].re && regexec(&text_rules[i].compiled, text, 0, NULL, 0) == 0)
+	for (size_t i = 0; i < sizeof(text_rules) / sizeof(text_rules[0]); i++)
+		if (matches(&text_rules[i], text))
 			return &text_rules[i];
 	return NULL;
 }

@@ -448,21 +448,24 @@ int bounce_text_scan(const char *msg, size_t len, const char *skip1, const char 
  * "after RCPT TO:<...>", qmail's "RCPT TO response", "[RCPT_TO]",
  * "following RCPT command", a ">>> RCPT To:" transcript line) or the end
  * of data ("in reply to end of DATA command", "after end of data"). */
-static enum bounce_phase phase_named(const char *s, size_t n)
+static enum bounce_phase phase_named(const char *s)
 {
-	static const char *const rcpt[] = {"rcpt to", "rcpt_to", "rcpt command"};
-	static const char *const data[] = {"end of data", "after data", "reply to data"};
+	static const struct {
+		const char *says;
+		enum bounce_phase phase;
+	} names[] = {
+		{"rcpt to", BOUNCE_PHASE_RCPT},     {"rcpt_to", BOUNCE_PHASE_RCPT},    {"rcpt command", BOUNCE_PHASE_RCPT},
+		{"end of data", BOUNCE_PHASE_DATA}, {"after data", BOUNCE_PHASE_DATA}, {"reply to data", BOUNCE_PHASE_DATA},
+	};
 	enum bounce_phase ph = BOUNCE_PHASE_UNKNOWN;
-	size_t best = n;
+	const char *first = NULL;
 
-	for (size_t i = 0; i < sizeof(rcpt) / sizeof(rcpt[0]) + sizeof(data) / sizeof(data[0]); i++) {
-		bool is_rcpt = i < sizeof(rcpt) / sizeof(rcpt[0]);
-		const char *m = is_rcpt ? rcpt[i] : data[i - sizeof(rcpt) / sizeof(rcpt[0])];
-		const char *p = strcasestr(s, m);
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		const char *p = strcasestr(s, names[i].says);
 
-		if (p && (size_t)(p - s) < best) {
-			best = (size_t)(p - s);
-			ph = is_rcpt ? BOUNCE_PHASE_RCPT : BOUNCE_PHASE_DATA;
+		if (p && (!first || p < first)) {
+			first = p;
+			ph = names[i].phase;
 		}
 	}
 	return ph;
@@ -540,13 +543,13 @@ static enum bounce_phase reply_phase(const char *t, size_t end, const char *flat
 	char head[32];
 
 	if (ph == BOUNCE_PHASE_UNKNOWN)
-		ph = phase_named(diag, dl);
+		ph = phase_named(diag);
 	if (ph != BOUNCE_PHASE_UNKNOWN || dl < 8)
 		return ph;
 	/* the same reply quoted in the readable part, with Postfix's note after it */
 	snprintf(head, sizeof(head), "%.24s", dl > 12 && diag[3] == ' ' ? diag + 4 : diag);
 	for (const char *p = flat; (p = strcasestr(p, head)); p++) {
-		const char *note = strcasestr(p, "in reply to ");
+		const char *note = strcasestr(p, "in reply to "), *eod;
 
 		if (note && note - p < 400) {
 			note += 12;
@@ -556,7 +559,7 @@ static enum bounce_phase reply_phase(const char *t, size_t end, const char *flat
 				return BOUNCE_PHASE_DATA;
 			return BOUNCE_PHASE_UNKNOWN;
 		}
-		if (strcasestr(p, "end of data") && strcasestr(p, "end of data") - p < 160)
+		if ((eod = strcasestr(p, "end of data")) && eod - p < 160)
 			return BOUNCE_PHASE_DATA;
 	}
 	return BOUNCE_PHASE_UNKNOWN;

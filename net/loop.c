@@ -8,6 +8,7 @@
  * turn that queues many sends costs one io_uring_enter.
  */
 #include "net/loop.h"
+#include "core/valgrind_probe.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -26,17 +27,8 @@
  * waits longer, and calls sched_yield() (which valgrind does treat as
  * blocking) after each wait to hand the lock on; run valgrind with
  * --fair-sched=yes. (The wait-with-timeout variant of io_uring_enter does
- * not survive valgrind 3.19's syscall wrapper.) RUNNING_ON_VALGRIND is a
- * few no-op instructions natively. */
-#if defined(__has_include)
-#if __has_include(<valgrind/valgrind.h>)
-#include <valgrind/valgrind.h>
-#define LOOP_UNDER_VALGRIND() RUNNING_ON_VALGRIND
-#endif
-#endif
-#ifndef LOOP_UNDER_VALGRIND
-#define LOOP_UNDER_VALGRIND() 0
-#endif
+ * not survive valgrind 3.19's syscall wrapper.) SALVO_UNDER_VALGRIND()
+ * costs a few no-op instructions natively. */
 
 static void loop_stop_done(struct loop_op *op, int res, unsigned flags)
 {
@@ -252,7 +244,7 @@ static void loop_arm_tick(struct loop *l)
 
 int loop_run(struct loop *l)
 {
-	bool capped = LOOP_UNDER_VALGRIND();
+	bool capped = SALVO_UNDER_VALGRIND();
 
 	while (!l->stop) {
 		struct io_uring_cqe *cqe;

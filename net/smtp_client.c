@@ -443,6 +443,20 @@ static void txn_finish(struct smtp_client *c)
 	c->hooks.txn_done(c->owner, c, t);
 }
 
+/* The reply to DATA or to the end of data: the answer for every recipient
+ * that has none yet (those accepted at RCPT TO), then the transaction ends. */
+static void txn_answer_data(struct smtp_client *c, const struct smtp_reply *r)
+{
+	struct smtp_txn *t = c->txn;
+
+	for (size_t i = 0; i < t->n_rcpts; i++)
+		if (t->results[i].code == 0) {
+			reply_to_result(r, &t->results[i]);
+			t->results[i].after_data = true;
+		}
+	txn_finish(c);
+}
+
 /* A reply to one of MAIL / RCPT / DATA. */
 static void txn_reply(struct smtp_client *c, const struct smtp_reply *r)
 {
@@ -475,12 +489,7 @@ static void txn_reply(struct smtp_client *c, const struct smtp_reply *r)
 			cli_fail(c, 0, "354 after all recipients were refused");
 			return;
 		}
-		for (size_t i = 0; i < t->n_rcpts; i++)
-			if (t->results[i].code == 0) {
-				reply_to_result(r, &t->results[i]);
-				t->results[i].after_data = true;
-			}
-		txn_finish(c);
+		txn_answer_data(c, r);
 		return;
 	}
 	if (c->replied < c->sent_cmds)
@@ -570,17 +579,9 @@ static void cli_on_reply(struct smtp_client *c, const struct smtp_reply *r)
 	case CLI_TXN:
 		txn_reply(c, r);
 		return;
-	case CLI_BODY: {
-		struct smtp_txn *t = c->txn;
-
-		for (size_t i = 0; i < t->n_rcpts; i++)
-			if (t->results[i].code == 0) {
-				reply_to_result(r, &t->results[i]);
-				t->results[i].after_data = true;
-			}
-		txn_finish(c);
+	case CLI_BODY:
+		txn_answer_data(c, r);
 		return;
-	}
 	case CLI_RSET:
 		if (c->rset_first) {
 			/* The session is clean again: now the transaction itself. */

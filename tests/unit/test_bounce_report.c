@@ -12,16 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/valgrind_probe.h"
 #include "engine/bounce_report.h"
-
-#if defined(__has_include)
-#if __has_include(<valgrind/valgrind.h>)
-#include <valgrind/valgrind.h>
-#endif
-#endif
-#ifndef RUNNING_ON_VALGRIND
-#define RUNNING_ON_VALGRIND 0
-#endif
 
 static const char DSN[] =
 	"From: MAILER-DAEMON@mx.example\r\n"
@@ -426,7 +418,7 @@ int main(void)
 		cmocka_unit_test(test_truncated_and_garbled),
 	};
 
-	if (RUNNING_ON_VALGRIND)
+	if (SALVO_UNDER_VALGRIND())
 		thin = 8;
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
