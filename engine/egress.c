@@ -31,6 +31,7 @@
 #include "queue/suppress.h"
 #include "net/dot_stuff.h"
 #include "net/smtp_client.h"
+#include "net/smtp_reply.h"
 
 #define TXN_WINDOW 1000
 
@@ -228,8 +229,9 @@ static void drop_suppressed(struct egress_queue *eq, struct outcome_batch **sup,
 
 /* The next transaction for a connection on vmta: the first ready recipient
  * of a pool that includes it, plus up to max-rcpt-per-message more of the
- * same message. NULL when nothing may go now. */
-static struct egress_txn *txn_build(struct egress_queue *eq, size_t vmta)
+ * same message, in chunk form when the connection speaks BDAT. NULL when
+ * nothing may go now. */
+static struct egress_txn *txn_build(struct egress_queue *eq, size_t vmta, bool chunked)
 {
 	struct worker *w = eq->w;
 	const struct config *cfg = w->eng->cfg;
@@ -274,7 +276,8 @@ static struct egress_txn *txn_build(struct egress_queue *eq, size_t vmta)
 		x->pool = (size_t)pool;
 		x->size = m.body_len;
 		x->queued_ms = r->queued_ms;
-		x->t.wire_len = dot_stuff(m.body, m.body_len, x->wire);
+		x->t.chunked = chunked;
+		x->t.wire_len = chunked ? chunk_form(m.body, m.body_len, x->wire) : dot_stuff(m.body, m.body_len, x->wire);
 		x->t.wire = x->wire;
 		x->t.sender = x->sender;
 		/* VERP: one recipient per transaction (the return path is set
@@ -340,7 +343,7 @@ static bool conn_give_txn(struct egress_conn *c)
 
 	if (eq->paused || c->retire)
 		return false;
-	x = txn_build(eq, c->vmta);
+	x = txn_build(eq, c->vmta, smtp_client_exts(c->cli) & SMTP_EXT_CHUNKING);
 	if (!x)
 		return false;
 	c->idle = false;

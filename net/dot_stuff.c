@@ -7,7 +7,9 @@
  * Outbound, dot_stuff(): a line ends at CRLF, at a bare LF or at a bare CR;
  * each is written as CRLF. A line starting with '.' gets a second '.'. A last
  * line without a terminator gets CRLF, then ".\r\n" follows. Each input byte
- * becomes at most two output bytes, hence dot_stuff_bound(). Lines are found
+ * becomes at most two output bytes, hence dot_stuff_bound(). chunk_form() is
+ * the same without the dots and the terminator: BDAT (RFC 3030) carries the
+ * message as it is, so only line endings change. Lines are found
  * with memchr (the next CR and the next LF are cached and only searched again
  * once passed), so the cost is one memcpy per line.
  *
@@ -60,7 +62,9 @@ size_t dot_stuff_bound(size_t len)
 	return 2 * len + 5;
 }
 
-size_t dot_stuff(const char *in, size_t len, char *out)
+/* The lines of in[0..len) with CRLF endings (a missing final one added);
+ * with stuff, a line starting with '.' gets a second one. */
+static size_t wire_lines(const char *in, size_t len, char *out, bool stuff)
 {
 	const char *p = in, *end = in + len;
 	const char *cr = memchr(in, '\r', len), *lf = memchr(in, '\n', len);
@@ -72,7 +76,7 @@ size_t dot_stuff(const char *in, size_t len, char *out)
 		size_t n;
 
 		/* p is at the start of a line. */
-		if (*p == '.')
+		if (stuff && *p == '.')
 			*o++ = '.';
 		if (cr && cr < eol)
 			eol = cr;
@@ -98,8 +102,20 @@ size_t dot_stuff(const char *in, size_t len, char *out)
 		*o++ = '\r';
 		*o++ = '\n';
 	}
-	memcpy(o, ".\r\n", 3);
-	return (size_t)(o - out) + 3;
+	return (size_t)(o - out);
+}
+
+size_t dot_stuff(const char *in, size_t len, char *out)
+{
+	size_t n = wire_lines(in, len, out, true);
+
+	memcpy(out + n, ".\r\n", 3);
+	return n + 3;
+}
+
+size_t chunk_form(const char *in, size_t len, char *out)
+{
+	return wire_lines(in, len, out, false);
 }
 
 size_t dot_unstuff_feed(struct dot_unstuff *st, const char *in, size_t len,

@@ -4,6 +4,7 @@
  * Outbound: dot_stuff() turns a stored message into wire form: a '.' is
  * doubled at the start of every line, a missing final CRLF is added, and the
  * ".\r\n" terminator appended. Bare LF and bare CR are normalised to CRLF.
+ * chunk_form() is the BDAT wire form: the same line endings, nothing else.
  *
  * Inbound: struct dot_unstuff is a streaming decoder fed with whatever recv()
  * returned; it strips the extra dots, finds "\r\n.\r\n" across any split,
@@ -23,6 +24,10 @@ size_t dot_stuff_bound(size_t len);
 /* Write the wire form of in[0..len) to out (at least dot_stuff_bound(len)
  * bytes). Returns the bytes written, terminator included. */
 size_t dot_stuff(const char *in, size_t len, char *out);
+/* The form BDAT sends (RFC 3030): line endings as dot_stuff() writes them,
+ * no stuffing, no terminator. out holds at least dot_stuff_bound(len) bytes;
+ * returns the bytes written. */
+size_t chunk_form(const char *in, size_t len, char *out);
 
 struct dot_unstuff {
 	int state;                 /* private; zero-initialise before the first feed */

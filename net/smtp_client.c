@@ -5,7 +5,10 @@
  * order. With PIPELINING they go out in one send; without it, one at a time.
  * Replies are matched to commands by position: reply k answers command k.
  * After DATA's 354 the stuffed body goes out, and the final reply applies to
- * every accepted recipient.
+ * every accepted recipient. When the server offers CHUNKING and the owner
+ * gave the message in chunk form, "BDAT <size> LAST" and the message take
+ * DATA's place as the last command: with PIPELINING the whole transaction is
+ * one send and one round trip, and BDAT's reply is the final one.
  *
  * Invariants: at most one send and one recv in flight; `ops` counts those
  * plus the timer and the connect; the client is freed once it is DEAD and
@@ -45,7 +48,10 @@ enum cli_state {
 };
 
 static const char *const cli_state_name[] = {
-	"connect", "banner", "EHLO", "HELO", "idle", "MAIL/RCPT/DATA", "end of data", "RSET", "QUIT", "dead",
+	[CLI_CONNECTING] = "connect", [CLI_BANNER] = "banner", [CLI_EHLO] = "EHLO", [CLI_HELO] = "HELO",
+	[CLI_STARTTLS] = "STARTTLS", [CLI_HANDSHAKE] = "TLS handshake", [CLI_IDLE] = "idle",
+	[CLI_TXN] = "MAIL/RCPT/DATA", [CLI_BODY] = "end of data", [CLI_RSET] = "RSET", [CLI_QUIT] = "QUIT",
+	[CLI_DEAD] = "dead",
 };
 
 struct smtp_client {
@@ -116,7 +122,9 @@ static uint64_t cli_state_timeout(const struct smtp_client *c)
 	case CLI_CONNECTING: return c->tmo.connect_ms;
 	case CLI_BANNER: return c->tmo.banner_ms;
 	case CLI_EHLO: case CLI_HELO: case CLI_RSET: case CLI_STARTTLS: case CLI_HANDSHAKE: return c->tmo.helo_ms;
-	case CLI_TXN: return c->tmo.rcpt_ms;
+	case CLI_TXN:
+		/* the whole message is on its way once BDAT is sent */
+		return c->txn && c->txn->chunked && c->sent_cmds == c->n_cmds ? c->tmo.dot_ms : c->tmo.rcpt_ms;
 	case CLI_BODY: return c->tmo.dot_ms;
 	case CLI_QUIT: return c->tmo.quit_ms;
 	default: return 0;
@@ -342,6 +350,22 @@ static int cmd_append(struct smtp_client *c, const char *fmt, ...)
 	}
 }
 
+static int cmd_append_bytes(struct smtp_client *c, const char *p, size_t n)
+{
+	if (n > c->cmd_cap - c->cmd_len) {
+		size_t cap = c->cmd_cap * 2 + n;
+		char *q = realloc(c->cmd, cap);
+
+		if (!q)
+			return -1;
+		c->cmd = q;
+		c->cmd_cap = cap;
+	}
+	memcpy(c->cmd + c->cmd_len, p, n);
+	c->cmd_len += n;
+	return 0;
+}
+
 /* Send one command line (non-pipelined steps): verb, optional argument. */
 static void cli_command(struct smtp_client *c, const char *verb, const char *arg)
 {
@@ -354,7 +378,8 @@ static void cli_command(struct smtp_client *c, const char *verb, const char *arg
 	cli_touch(c);
 }
 
-/* The k-th command of the transaction (0 = MAIL, 1..n = RCPT, n+1 = DATA). */
+/* The k-th command of the transaction (0 = MAIL, 1..n = RCPT, n+1 = DATA,
+ * or BDAT with the whole message when chunked). */
 static int txn_append_cmd(struct smtp_client *c, size_t k)
 {
 	struct smtp_txn *t = c->txn;
@@ -365,6 +390,11 @@ static int txn_append_cmd(struct smtp_client *c, size_t k)
 				  (t->smtputf8 && (c->exts & SMTP_EXT_SMTPUTF8)) ? " SMTPUTF8" : "");
 	if (k <= t->n_rcpts)
 		return cmd_append(c, "RCPT TO:<%s>\r\n", t->rcpts[k - 1]);
+	if (t->chunked) {
+		if (cmd_append(c, "BDAT %zu LAST\r\n", t->wire_len) < 0)
+			return -1;
+		return cmd_append_bytes(c, t->wire, t->wire_len);
+	}
 	return cmd_append(c, "DATA\r\n");
 }
 
@@ -394,6 +424,12 @@ void smtp_client_send(struct smtp_client *c, struct smtp_txn *t)
 	c->mail_ok = false;
 	for (size_t i = 0; i < t->n_rcpts; i++)
 		memset(&t->results[i], 0, sizeof(t->results[i]));
+	if (t->chunked && !(c->exts & SMTP_EXT_CHUNKING)) {
+		/* chunk form has no stuffing or terminator: DATA cannot carry it */
+		c->state = CLI_TXN;
+		cli_fail(c, 0, "a chunked message for a server without CHUNKING");
+		return;
+	}
 	if (c->need_rset) {
 		c->need_rset = false;
 		c->rset_first = true;
@@ -475,6 +511,13 @@ static void txn_reply(struct smtp_client *c, const struct smtp_reply *r)
 			/* accepted at RCPT: the final answer comes after the body */
 		} else
 			reply_to_result(r, &t->results[k - 1]);
+	} else if (t->chunked) {
+		/* BDAT LAST: its reply is the message's. A refusal leaves the
+		 * session unsure whether the transaction is gone: RSET first. */
+		if (r->code / 100 == 2)
+			c->state = CLI_BODY;
+		txn_answer_data(c, r);
+		return;
 	} else {
 		/* DATA */
 		if (r->code == 354 && c->accepted > 0) {

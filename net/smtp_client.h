@@ -1,6 +1,7 @@
 /*
  * smtp_client.h - one outbound SMTP connection over io_uring (RFC 5321
- * client, PIPELINING RFC 2920), driven by its owner (egress).
+ * client, PIPELINING RFC 2920, CHUNKING RFC 3030), driven by its owner
+ * (egress).
  *
  * Life of a connection: smtp_client_connect() -> connect, banner, EHLO (HELO
  * when EHLO is refused) -> hooks.ready() -> the owner gives it transactions
@@ -45,8 +46,9 @@ struct smtp_txn {
 	const char *sender;
 	const char *const *rcpts;
 	size_t n_rcpts;
-	const char *wire;          /* dot-stuffed message with the final ".\r\n" */
-	size_t wire_len;
+	const char *wire;          /* dot-stuffed message with the final ".\r\n", */
+	size_t wire_len;           /* or with chunked, chunk_form()'s (no stuffing) */
+	bool chunked;              /* send with BDAT: only when smtp_client_exts() has CHUNKING */
 	bool eightbit;             /* add BODY=8BITMIME when the server offers it */
 	bool smtputf8;
 	struct smtp_result *results; /* n_rcpts entries, filled by the client */

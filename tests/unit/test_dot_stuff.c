@@ -351,6 +351,58 @@ static void test_stuff_bound(void **state)
 	}
 }
 
+static void chunk_expect(const char *in, size_t n, const char *want, size_t want_len)
+{
+	size_t bound = dot_stuff_bound(n);
+	char *o = out_at_guard(bound);
+	size_t got = chunk_form(in_at_guard(in, n), n, o);
+
+	assert_int_equal(got, want_len);
+	assert_memory_equal(o, want, want_len);
+}
+
+#define CHUNK(in, want) chunk_expect(in, sizeof(in) - 1, want, sizeof(want) - 1)
+
+/* BDAT's form: line endings normalised, dots and "\r\n.\r\n" left alone,
+ * no terminator. */
+static void test_chunk_form(void **state)
+{
+	CHUNK("", "");
+	CHUNK("a\r\nb\r\n", "a\r\nb\r\n");
+	CHUNK("abc", "abc\r\n");
+	CHUNK(".", ".\r\n");
+	CHUNK("a\r\n.\r\nb", "a\r\n.\r\nb\r\n");        /* a DATA terminator is just data */
+	CHUNK("..x\n.\r", "..x\r\n.\r\n");
+	CHUNK("a\nb\rc\r\r\n", "a\r\nb\r\nc\r\n\r\n");
+	CHUNK("\xff\0\x80", "\xff\0\x80\r\n");
+}
+
+/* chunk_form() and dot_stuff() agree on everything but the dots: stuffing
+ * the chunk form by hand gives dot_stuff()'s output less its terminator. */
+static void test_chunk_form_vs_stuff(void **state)
+{
+	static const char alphabet[] = {'a', '.', '\r', '\n'};
+	char in[64], chunk[2 * 64 + 5], stuffed[2 * 64 + 5], by_hand[4 * 64 + 8];
+	unsigned seed = 7;
+
+	for (int round = 0; round < 20000; round++) {
+		size_t n = (size_t)(rand_r(&seed) % sizeof(in));
+		for (size_t i = 0; i < n; i++)
+			in[i] = alphabet[rand_r(&seed) % sizeof(alphabet)];
+		size_t cl = chunk_form(in, n, chunk), sl = dot_stuff(in, n, stuffed), hl = 0;
+		bool bol = true;
+		for (size_t i = 0; i < cl; i++) {
+			if (bol && chunk[i] == '.')
+				by_hand[hl++] = '.';
+			by_hand[hl++] = chunk[i];
+			bol = chunk[i] == '\n';
+		}
+		assert_int_equal(hl + 3, sl);
+		assert_memory_equal(by_hand, stuffed, hl);
+		assert_memory_equal(stuffed + hl, ".\r\n", 3);
+	}
+}
+
 /* ---- inbound ------------------------------------------------------------------ */
 
 static void test_unstuff_basic(void **state)
@@ -623,6 +675,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_stuff),
 		cmocka_unit_test(test_stuff_bound),
+		cmocka_unit_test(test_chunk_form),
+		cmocka_unit_test(test_chunk_form_vs_stuff),
 		cmocka_unit_test(test_unstuff_basic),
 		cmocka_unit_test(test_unstuff_pipelined),
 		cmocka_unit_test(test_unstuff_splits),
