@@ -153,6 +153,7 @@ static void usage(FILE *out)
           "  --fault SPEC               at=connect|helo|mail|rcpt|data,match=REGEX,percent=P,first=N,\n"
           "                             close,reply=CODE TEXT (reply last; see README.md)\n"
           "  --reply-delay MS           every reply waits MS milliseconds (sessions keep running)\n"
+          "  --no-chunking              do not advertise CHUNKING; BDAT gets 502 5.5.1\n"
           "  --profile realistic        20 ms per reply, 2%% 451 and 1%% 550 at RCPT, 20 connections per IP\n",
           out);
     for (size_t i = 0; sink_faults_option(i); i++) {
@@ -168,6 +169,7 @@ static void usage(FILE *out)
 enum {
     OPT_STATS = 256, OPT_DUMP, OPT_GREETING_DELAY, OPT_IDLE_TIMEOUT, OPT_PID_FILE, OPT_HOSTNAME,
     OPT_EVENTS, OPT_MAX_CONN_PER_IP, OPT_GENERAL_FAULT, OPT_PROFILE, OPT_REPLY_DELAY,
+    OPT_NO_CHUNKING,
     OPT_FAULT = 512,                    /* + index into the fault option table */
 };
 
@@ -199,6 +201,7 @@ static int parse_args(struct sink *sk, int argc, char **argv, struct listen_spec
         { "fault", required_argument, NULL, OPT_GENERAL_FAULT },
         { "profile", required_argument, NULL, OPT_PROFILE },
         { "reply-delay", required_argument, NULL, OPT_REPLY_DELAY },
+        { "no-chunking", no_argument, NULL, OPT_NO_CHUNKING },
         { "help", no_argument, NULL, 'h' },
     };
     size_t nbase = sizeof base / sizeof base[0], nfault = 0;
@@ -229,6 +232,7 @@ static int parse_args(struct sink *sk, int argc, char **argv, struct listen_spec
         case OPT_PID_FILE: sk->opt.pid_file = optarg; break;
         case OPT_HOSTNAME: sk->opt.hostname = optarg; break;
         case OPT_EVENTS: sk->opt.events_path = optarg; break;
+        case OPT_NO_CHUNKING: sk->opt.chunking = false; break;
         case OPT_REPLY_DELAY:
             if (parse_uint(optarg, 600000, &sk->opt.reply_delay_ms) < 0) {
                 fprintf(stderr, "salvo-sink: --reply-delay wants milliseconds, not '%s'\n", optarg);
@@ -321,6 +325,7 @@ int main(int argc, char **argv)
 
     sk->sigfd = -1;
     sk->opt.idle_timeout_s = 300;
+    sk->opt.chunking = true;
     sk->opt.trace = getenv("SALVO_SINK_TRACE") && *getenv("SALVO_SINK_TRACE") == '1';
     if (parse_args(sk, argc, argv, &specs, &nspecs) < 0)
         goto out;

@@ -3,7 +3,8 @@
  *
  *   sink.c          the process: options, listeners, pid file, start and shutdown
  *   sink_loop.c     the io_uring ring, every op and its completion, session lifetime
- *   sink_session.c  one SMTP session's protocol: bytes in -> replies out, DATA unstuffing
+ *   sink_session.c  one SMTP session's protocol: bytes in -> replies out, DATA unstuffing,
+ *                   BDAT chunks
  *   sink_stats.c    counters per client IP and per listener, the --stats JSON, --dump files
  *   sink_faults.c   the fault rule table (--defer-first, --reject, ...); see sink_faults.h
  *
@@ -92,6 +93,8 @@ struct sink_stats {
  *   GREETING -> CMD            banner queued (at once, or when --greeting-delay fires)
  *   CMD      -> DATA           "354" sent for DATA
  *   DATA     -> CMD            terminator seen, message answered
+ *   CMD      -> BDAT           "BDAT n [LAST]" with n > 0: the next n bytes are chunk data
+ *   BDAT     -> CMD            the chunk consumed and answered (LAST: like DATA's terminator)
  *   CMD      -> QUIT           "221" (or "421") queued: close once it is sent
  *   any      -> CLOSING        socket shut down; freed when no op is in flight
  */
@@ -99,6 +102,7 @@ enum sink_state {
     SINK_S_GREETING,
     SINK_S_CMD,
     SINK_S_DATA,
+    SINK_S_BDAT,
     SINK_S_QUIT,
     SINK_S_CLOSING,
 };
@@ -147,10 +151,18 @@ struct sink_session {
     struct sink_buf mail_from;         /* NUL-terminated */
     struct sink_buf rcpts;
 
+    bool            bdat;              /* a chunk of this transaction was taken: DATA is refused */
+
     /* DATA */
     enum sink_data_pos dpos;
     uint64_t           msg_size;       /* unstuffed bytes, counted even past the limit */
     struct sink_buf    msg;            /* unstuffed bytes, only with --dump */
+
+    /* the current BDAT chunk (RFC 3030), set by each BDAT command */
+    uint64_t    chunk_left;            /* its bytes still to come */
+    uint64_t    chunk_size;            /* as declared, for "250 ... <n> octets received" */
+    bool        chunk_last;            /* LAST: it ends the message */
+    const char *chunk_refusal;         /* a static reply if the chunk is refused, else NULL */
 };
 
 struct sink_options {
@@ -162,6 +174,7 @@ struct sink_options {
     unsigned    greeting_delay_ms;
     unsigned    reply_delay_ms;        /* --reply-delay: every reply waits this long */
     unsigned    idle_timeout_s;
+    bool        chunking;              /* advertise CHUNKING and take BDAT (off: --no-chunking) */
     bool        trace;
 };
 
@@ -207,7 +220,7 @@ void sink_format_ip(const struct sockaddr_storage *ss, char *out, size_t n);
  * sink_loop.c. open: the ring and the buffer ring (0, or -1 with err filled).
  * run: arm accept on every listener, the tick and the signal read, then loop until
  * SIGTERM/SIGINT (0) or a ring failure (-1, reported). close: cut off every session
- * (one in DATA counts as aborted), exit the ring, free sessions and buffers; safe
+ * (one in DATA or inside a BDAT chunk counts as aborted), exit the ring, free sessions and buffers; safe
  * after a failed or partial open.
  */
 int  sink_loop_open(struct sink *sk, char *err, size_t errlen);

@@ -347,7 +347,7 @@ static void sweep_idle(struct sink *sk)
         struct sink_session *s = sk->slots[i];
         if (!s || sk->now_ms < s->deadline_ms || s->state == SINK_S_CLOSING)
             continue;
-        if (s->state == SINK_S_CMD || s->state == SINK_S_DATA) {
+        if (s->state == SINK_S_CMD || s->state == SINK_S_DATA || s->state == SINK_S_BDAT) {
             sink_session_timeout(sk, s);
             s->deadline_ms = sk->now_ms + SINK_QUIT_GRACE_MS;
             flush_queue(sk, s);
@@ -412,7 +412,7 @@ static void recv_done(struct sink *sk, struct io_uring_cqe *cqe)
     if (!(cqe->flags & IORING_CQE_F_BUFFER))
         panic(__func__, "recv completion without a buffer");
     unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
-    if (s->state == SINK_S_CMD || s->state == SINK_S_DATA) {
+    if (s->state == SINK_S_CMD || s->state == SINK_S_DATA || s->state == SINK_S_BDAT) {
         s->deadline_ms = sk->now_ms + sk->opt.idle_timeout_s * 1000ull;
         sink_session_feed(sk, s, sk->bufs + (size_t)bid * SINK_BUFSZ, (size_t)cqe->res);
     }
@@ -642,7 +642,7 @@ int sink_loop_open(struct sink *sk, char *err, size_t errlen)
 
 void sink_loop_close(struct sink *sk)
 {
-    /* Sessions still open are cut off: one in DATA counts as aborted. */
+    /* Sessions still open are cut off: one in DATA or inside a chunk counts as aborted. */
     for (size_t i = 0; i < sk->nslots; i++)
         if (sk->slots[i])
             sink_session_set_state(sk, sk->slots[i], SINK_S_CLOSING);

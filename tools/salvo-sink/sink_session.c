@@ -6,15 +6,22 @@
  * appending to s->out (so pipelined commands get their replies in one send, in
  * order), and DATA is unstuffed byte-exactly by a small state machine
  * (enum sink_data_pos) that survives any packet split, including splits inside
- * "\r\n.\r\n". This file does no I/O: sink_loop.c sends s->out and closes the session
- * when the state becomes QUIT and the output has drained.
+ * "\r\n.\r\n". BDAT chunks (RFC 3030 CHUNKING) are counted off s->chunk_left and
+ * taken literally. This file does no I/O: sink_loop.c sends s->out and closes the
+ * session when the state becomes QUIT and the output has drained.
  *
  * Invariants:
  *   - only "\r\n" ends a DATA line; a bare '\n' is message content.
  *   - the message bytes are those received minus the stuffing dots and minus the
  *     terminating ".\r\n"; the CRLF before the terminator belongs to the message.
- *   - a session leaving DATA other than through its terminator is counted aborted
- *     (sink_session_set_state), whatever the cause: EOF, reset, timeout, shutdown.
+ *   - a session leaving DATA other than through its terminator, or BDAT before the
+ *     chunk's last byte, is counted aborted (sink_session_set_state), whatever the
+ *     cause: EOF, reset, timeout, shutdown.
+ *   - a BDAT chunk is always consumed, exactly its declared size, before its reply,
+ *     whether it is taken or refused; a BDAT line whose size cannot be read gets 501
+ *     and the session is closed, since the bytes after it can no longer be framed.
+ *   - the LAST chunk ends the message through end_of_data(), like DATA's terminator:
+ *     the same size limit, fault rules, --dump, stats and events.
  *   - command lines longer than SINK_LINE_MAX bytes get 500 and are discarded up to
  *     their LF; DATA lines have no length limit, only the message size does.
  * Diagnostics: state transitions on stderr with SALVO_SINK_TRACE=1; a failed dump
@@ -33,6 +40,7 @@ static const char *const state_names[] = {
     [SINK_S_GREETING] = "GREETING",
     [SINK_S_CMD] = "CMD",
     [SINK_S_DATA] = "DATA",
+    [SINK_S_BDAT] = "BDAT",
     [SINK_S_QUIT] = "QUIT",
     [SINK_S_CLOSING] = "CLOSING",
 };
@@ -44,7 +52,7 @@ void sink_session_set_state(struct sink *sk, struct sink_session *s, enum sink_s
     if (sk->opt.trace)
         fprintf(stderr, "salvo-sink: session %u %s -> %s\n", s->id,
                 state_names[s->state], state_names[to]);
-    if (s->state == SINK_S_DATA && to != SINK_S_CMD) {
+    if ((s->state == SINK_S_DATA || s->state == SINK_S_BDAT) && to != SINK_S_CMD) {
         sk->stats.aborted++;
         sk->stats.dirty = true;
     }
@@ -64,6 +72,7 @@ void sink_session_reset(struct sink_session *s)
     s->nrcpt = 0;
     s->mail_from.len = 0;
     s->rcpts.len = 0;
+    s->bdat = false;
     s->msg.len = 0;
     s->msg_size = 0;
     /* Why: one 64 MiB message must not pin 64 MiB for the rest of the session. */
@@ -190,8 +199,9 @@ static void cmd_helo_ehlo(struct sink *sk, struct sink_session *s, char *arg, bo
                     "250-SIZE %u\r\n"
                     "250-8BITMIME\r\n"
                     "250-ENHANCEDSTATUSCODES\r\n"
+                    "%s"
                     "250 SMTPUTF8\r\n",
-                    sk->opt.hostname, SINK_MSG_MAX);
+                    sk->opt.hostname, SINK_MSG_MAX, sk->opt.chunking ? "250-CHUNKING\r\n" : "");
 }
 
 static void cmd_helo(struct sink *sk, struct sink_session *s, char *arg)
@@ -274,6 +284,10 @@ static void cmd_rcpt(struct sink *sk, struct sink_session *s, char *arg)
 
 static void cmd_data(struct sink *sk, struct sink_session *s, char *arg)
 {
+    if (s->bdat) {
+        reply(s, "503 5.5.1 Error: DATA after BDAT");
+        return;
+    }
     if (!s->has_mail) {
         reply(s, "503 5.5.1 Error: need MAIL command");
         return;
@@ -288,6 +302,76 @@ static void cmd_data(struct sink *sk, struct sink_session *s, char *arg)
     s->msg.len = 0;
     reply(s, "354 End data with <CR><LF>.<CR><LF>");
     sink_session_set_state(sk, s, SINK_S_DATA);
+}
+
+/*
+ * "chunk-size [LAST]": 1-20 decimal digits fitting uint64, then optionally LAST (any
+ * case), spaces between and after. 0, or -1 for anything else.
+ */
+static int parse_bdat(const char *arg, uint64_t *size, bool *last)
+{
+    uint64_t v = 0;
+    size_t nd = 0;
+    for (; *arg >= '0' && *arg <= '9'; arg++, nd++) {
+        unsigned d = (unsigned)(*arg - '0');
+        if (nd == 20 || v > (UINT64_MAX - d) / 10)
+            return -1;
+        v = v * 10 + d;
+    }
+    if (nd == 0 || (*arg && *arg != ' '))
+        return -1;
+    while (*arg == ' ')
+        arg++;
+    *last = strncasecmp(arg, "LAST", 4) == 0 && (arg[4] == '\0' || arg[4] == ' ');
+    if (*last)
+        arg += 4;
+    while (*arg == ' ')
+        arg++;
+    if (*arg)
+        return -1;
+    *size = v;
+    return 0;
+}
+
+static void end_of_chunk(struct sink *sk, struct sink_session *s);
+
+/*
+ * BDAT chunk-size [LAST] (RFC 3030). The chunk is judged now and answered once its
+ * bytes are consumed (end_of_chunk). A refused chunk is still consumed, and its
+ * reply resets the transaction, so the later chunks of that transaction find no
+ * MAIL and are refused (503) and consumed in turn.
+ */
+static void cmd_bdat(struct sink *sk, struct sink_session *s, char *arg)
+{
+    if (!sk->opt.chunking) {
+        reply(s, "502 5.5.1 Error: command not implemented");
+        return;
+    }
+    uint64_t size;
+    bool last;
+    if (parse_bdat(arg, &size, &last) < 0) {
+        /* Why close: the chunk's size is not known, so its bytes cannot be told from commands. */
+        reply(s, "501 5.5.4 Syntax: BDAT chunk-size [LAST]");
+        sink_session_set_state(sk, s, SINK_S_QUIT);
+        return;
+    }
+    s->chunk_left = s->chunk_size = size;
+    s->chunk_last = last;
+    s->chunk_refusal = NULL;
+    if (!s->has_mail) {
+        s->chunk_refusal = "503 5.5.1 Error: need MAIL command";
+    } else if (s->nrcpt == 0) {
+        s->chunk_refusal = s->rcpt_tried ? "554 5.5.1 Error: no valid recipients"
+                                         : "503 5.5.1 Error: need RCPT command";
+    } else if (!s->bdat) {
+        s->bdat = true;                 /* the message starts with this chunk */
+        s->msg_size = 0;
+        s->msg.len = 0;
+    }
+    if (size == 0)
+        end_of_chunk(sk, s);
+    else
+        sink_session_set_state(sk, s, SINK_S_BDAT);
 }
 
 static void cmd_rset(struct sink *sk, struct sink_session *s, char *arg)
@@ -313,7 +397,7 @@ static const struct {
 } commands[] = {
     { "EHLO", cmd_ehlo }, { "HELO", cmd_helo }, { "MAIL", cmd_mail },
     { "RCPT", cmd_rcpt }, { "DATA", cmd_data }, { "RSET", cmd_rset },
-    { "NOOP", cmd_noop }, { "QUIT", cmd_quit },
+    { "NOOP", cmd_noop }, { "QUIT", cmd_quit }, { "BDAT", cmd_bdat },
 };
 
 /* line is NUL-terminated, without its line ending, and writable. */
@@ -492,6 +576,35 @@ static size_t feed_data(struct sink *sk, struct sink_session *s, const char *p, 
     return n;
 }
 
+/* The current chunk is all in: answer it. */
+static void end_of_chunk(struct sink *sk, struct sink_session *s)
+{
+    if (s->chunk_refusal) {
+        sink_session_set_state(sk, s, SINK_S_CMD);
+        reply(s, s->chunk_refusal);
+        sink_session_reset(s);
+        return;
+    }
+    if (s->chunk_last) {
+        end_of_data(sk, s);             /* sets CMD first, so this is not an abort */
+        return;
+    }
+    sink_session_set_state(sk, s, SINK_S_CMD);
+    sink_buf_printf(&s->out, "250 2.0.0 %" PRIu64 " octets received\r\n", s->chunk_size);
+}
+
+/* Take the current chunk's bytes from p, literally; returns the bytes used. */
+static size_t feed_chunk(struct sink *sk, struct sink_session *s, const char *p, size_t n)
+{
+    size_t take = s->chunk_left < n ? (size_t)s->chunk_left : n;
+    if (!s->chunk_refusal)
+        emit(sk, s, p, take);
+    s->chunk_left -= take;
+    if (s->chunk_left == 0)
+        end_of_chunk(sk, s);
+    return take;
+}
+
 void sink_session_feed(struct sink *sk, struct sink_session *s, const char *p, size_t n)
 {
     while (n > 0) {
@@ -502,6 +615,9 @@ void sink_session_feed(struct sink *sk, struct sink_session *s, const char *p, s
             break;
         case SINK_S_DATA:
             used = feed_data(sk, s, p, n);
+            break;
+        case SINK_S_BDAT:
+            used = feed_chunk(sk, s, p, n);
             break;
         default:
             /* QUIT/CLOSING: anything after QUIT is ignored. GREETING: recv is not
