@@ -227,6 +227,22 @@ static void drop_suppressed(struct egress_queue *eq, struct outcome_batch **sup,
 	free(r);
 }
 
+/* Any byte with the high bit set? Eight bytes per step: a byte loop here
+ * was 3% of salvod on 4 KiB messages. */
+static bool has_8bit(const char *p, size_t n)
+{
+	uint64_t acc = 0, w;
+	size_t i = 0;
+
+	for (; i + 8 <= n; i += 8) {
+		memcpy(&w, p + i, 8);
+		acc |= w;
+	}
+	for (; i < n; i++)
+		acc |= (unsigned char)p[i];
+	return (acc & 0x8080808080808080ull) != 0;
+}
+
 /* The next transaction for a connection on vmta: the first ready recipient
  * of a pool that includes it, plus up to max-rcpt-per-message more of the
  * same message, in chunk form when the connection speaks BDAT. NULL when
@@ -284,9 +300,8 @@ static struct egress_txn *txn_build(struct egress_queue *eq, size_t vmta, bool c
 		 * below, for the recipient that goes; never for the null sender). */
 		if (cfg->bounce_domain && m.sender[0])
 			max = 1;
-		/* 8-bit content is declared when present; cheap next to the copy above. */
-		for (size_t i = 0; i < m.body_len && !x->t.eightbit; i++)
-			x->t.eightbit = (unsigned char)m.body[i] >= 0x80;
+		/* 8-bit content is declared when present. */
+		x->t.eightbit = has_8bit(m.body, m.body_len);
 		do {
 			struct spool_rcpt sr;
 

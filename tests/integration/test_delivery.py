@@ -2,7 +2,8 @@
 """test_delivery.py - a few hundred messages travel through salvod to real peers.
 
 dnsmasq serves MX and A records for d0.test .. d23.test. Their MX hosts are three
-salvo-sinks (127.0.0.2, .3, .4) and Postfix's smtp-sink (127.0.0.5), all on port 25;
+salvo-sinks (127.0.0.2 and .3 offer CHUNKING, .4 runs with --no-chunking) and Postfix's
+smtp-sink (127.0.0.5, no CHUNKING either), all on port 25;
 some domains have two MX records (both working: the preferred one must get the mail).
 300 messages with 1-3 recipients each (several in the same domain in one message) go
 in through salvod's SMTP listener over 4 parallel connections, 10 messages each.
@@ -12,7 +13,8 @@ Bodies carry the hard cases: lines starting with '.' and '..', a line that is on
 It must show: every message acknowledged; every recipient arrives exactly once, at
 its domain's preferred MX, with the bytes the client sent (after unstuffing) preceded
 only by salvod's Received: trace header; recipients of one domain in one message
-travel in one transaction; the accounting log has one reception per recipient (or per
+travel in one transaction; sinks that offer CHUNKING get every message by BDAT, the
+one that does not by DATA; the accounting log has one reception per recipient (or per
 message) and exactly one delivery record per recipient with the right id, queue and
 mx_ip; salvod exits 0 on SIGTERM.
 """
@@ -72,7 +74,8 @@ def test_delivery(env):
     mx = {"d%d.test" % j: domain_mx(j) for j in range(N_DOMAINS)}
     env.dns(mx=mx, a=HOSTS, check=[("d1.test", "MX"), ("mx-pf.test", "A")])
     sinks = [env.salvo_sink("sinkA", "127.0.0.2:25"), env.salvo_sink("sinkB", "127.0.0.3:25"),
-             env.salvo_sink("sinkC", "127.0.0.4:25"), env.postfix_sink("postfix", "127.0.0.5:25")]
+             env.salvo_sink("sinkC", "127.0.0.4:25", extra_args=["--no-chunking"]),
+             env.postfix_sink("postfix", "127.0.0.5:25")]
     d = env.salvod_daemon(default_domain={"retry-after": "2s", "max-smtp-out": "4",
                                           "max-msg-per-connection": "50"})
     d.start()
@@ -145,6 +148,15 @@ def test_delivery(env):
     if split:
         problems.append("%d same-domain recipient groups were split across transactions, e.g. %s"
                         % (len(split), split[:3]))
+
+    # BDAT where the sink offers CHUNKING, DATA where it does not.
+    for sk, want in ((sinks[0], "bdat"), (sinks[1], "bdat"), (sinks[2], "data")):
+        vias = {}
+        for e in sk.events():
+            if e.get("ev") == "msg":
+                vias[e.get("via")] = vias.get(e.get("via"), 0) + 1
+        if set(vias) != {want}:
+            problems.append("%s: messages came by %r, want all by %s" % (sk.name, vias, want))
 
     # Postfix group really went through smtp-sink.
     pf = [a for a in sinks[3].arrivals()]

@@ -15,6 +15,13 @@
   nxdomain.test  no records at all (NXDOMAIN): bounced (5.1.2 or similar)
   aonly.test     no MX, an A record (implicit MX, RFC 5321 5.1): delivered there
   datadefer.test sink answers 451 at the end of DATA the first time: retried, delivered
+sinkDefer (defer.test, datadefer.test) runs with --no-chunking, so those go by DATA;
+the other sinks offer CHUNKING and get everything by BDAT (both checked). Two more
+faults hit the BDAT chunk itself:
+  chunkreject.test  554 5.7.1 to the chunk: a bounce record with 554, not the sink's
+                    earlier 250s
+  chunkdrop.test    421 to the chunk and the connection closes the first time:
+                    transient 421, delivered on the retry (attempt 2), exactly once
 """
 
 import email
@@ -91,6 +98,8 @@ def test_faults(env):
         "dead.test": [(10, "mx-dead2.test")],
         "senders.test": [(10, "mx-senders.test")],
         "nullmx.test": [(0, ".")],
+        "chunkreject.test": [(10, "mx-reject.test")],
+        "chunkdrop.test": [(10, "mx-reject.test")],
     }
     a = {
         "mx-defer.test": "127.0.0.2",
@@ -106,9 +115,11 @@ def test_faults(env):
     if ans != [(0, "")]:
         raise Fail("dnsmasq does not serve the null MX: %r" % ans)
     s_defer = env.salvo_sink("sinkDefer", "127.0.0.2:25", defer_first=[r"@defer\.test$"],
-                             defer_data_first=[r"@datadefer\.test$"])
+                             defer_data_first=[r"@datadefer\.test$"], extra_args=["--no-chunking"])
     s_good = env.salvo_sink("sinkGood", "127.0.0.3:25")
-    env.salvo_sink("sinkReject", "127.0.0.4:25", reject=[r"@reject\.test$"])
+    s_reject = env.salvo_sink("sinkReject", "127.0.0.4:25", reject=[r"@reject\.test$"], extra_args=[
+        "--fault", r"at=data,match=@chunkreject\.test$,reply=554 5.7.1 content refused",
+        "--fault", r"at=data,match=@chunkdrop\.test$,first=1,close,reply=421 4.4.2 closing mid-message"])
     s_senders = env.salvo_sink("sinkSenders", "127.0.0.6:25")
     d = env.salvod_daemon(default_domain={"retry-after": "1s", "bounce-after": "1h"})
     d.start()
@@ -127,6 +138,8 @@ def test_faults(env):
         "nullmx": msg("nullmx", SENDER, ["n1@nullmx.test"]),
         "nxdomain": msg("nxdomain", SENDER, ["x1@nxdomain.test"]),
         "aonly": msg("aonly", SENDER, ["a1@aonly.test"]),
+        "chunkreject": msg("chunkreject", SENDER, ["c1@chunkreject.test"]),
+        "chunkdrop": msg("chunkdrop", SENDER, ["c2@chunkdrop.test"]),
     }
     harness.inject(list(msgs.values()), threads=2, per_conn=5, timeout=20)
     bad = {k: m.error for k, m in msgs.items() if m.error}
@@ -137,12 +150,14 @@ def test_faults(env):
         dl = {(r.get("recipient") or "").lower() for r in find_records(rs, type="delivery")}
         bo = {(r.get("recipient") or "").lower() for r in find_records(rs, type="bounce")}
         tr = {(r.get("recipient") or "").lower() for r in find_records(rs, type="transient")}
-        return ({"u1@defer.test", "u2@defer.test", "v1@datadefer.test", "w1@twomx.test", "a1@aonly.test"} <= dl
-                and {"gone@reject.test", "gone2@reject.test", "n1@nullmx.test", "x1@nxdomain.test"} <= bo
+        return ({"u1@defer.test", "u2@defer.test", "v1@datadefer.test", "w1@twomx.test", "a1@aonly.test",
+                 "c2@chunkdrop.test"} <= dl
+                and {"gone@reject.test", "gone2@reject.test", "n1@nullmx.test", "x1@nxdomain.test",
+                     "c1@chunkreject.test"} <= bo
                 and "z1@dead.test" in tr)
     recs = harness.wait_for_records(env, settled, timeout=25, what="all fault outcomes")
-    # DSNs: one for reject (sender), one for nullmx, one for nxdomain; wait for them
-    harness.wait_until(lambda: len(s_senders.arrivals()) >= 3, 10, what="DSNs")
+    # DSNs: one each for reject (sender), nullmx, nxdomain and chunkreject; wait for them
+    harness.wait_until(lambda: len(s_senders.arrivals()) >= 4, 10, what="DSNs")
     time.sleep(2.5)      # time for a wrong extra DSN or a bounce of dead.test to show up
     recs = d.acct()
     problems = []
@@ -205,8 +220,9 @@ def test_faults(env):
             problems.append("%s DSN for %s: %s" % (tag, rcpt, p_))
     if dsn_for("gone2@reject.test"):
         problems.append("(b) a DSN was sent for the null-sender message: %r" % dsn_for("gone2@reject.test"))
-    if len(dsns) != 3:
-        problems.append("want exactly 3 DSNs at senders.test (reject, nullmx, nxdomain), got %d: %r" % (len(dsns), dsns))
+    if len(dsns) != 4:
+        problems.append("want exactly 4 DSNs at senders.test (reject, nullmx, nxdomain, chunkreject), got %d: %r"
+                        % (len(dsns), dsns))
     # nothing was sent anywhere to <> (a DSN of a DSN, or of the null-sender message)
     for x in env.arrivals():
         if not x.rcpt_to or any(r in ("", "<>") for r in x.rcpt_to):
@@ -252,6 +268,24 @@ def test_faults(env):
     dl = recs_for("a1@aonly.test", "delivery")
     if len(dl) != 1 or dl[0].get("mx_ip") != "127.0.0.3":
         problems.append("(f) a1@aonly.test (A record, no MX): want one delivery to 127.0.0.3, got %s" % dl)
+
+    # (g) faults at the BDAT chunk
+    bo = recs_for("c1@chunkreject.test", "bounce")
+    if len(bo) != 1 or code(bo[0]) != 554 or enh(bo[0]) != "5.7.1":
+        problems.append("(g) c1@chunkreject.test: want one bounce with 554 5.7.1 (the chunk's reply), got %s" % bo)
+    tr = recs_for("c2@chunkdrop.test", "transient")
+    dl = recs_for("c2@chunkdrop.test", "delivery")
+    if not tr or code(tr[0]) != 421:
+        problems.append("(g) c2@chunkdrop.test: want a transient 421 from the dropped chunk, got %s" % tr)
+    if len(dl) != 1 or dl[0].get("attempt") != 2:
+        problems.append("(g) c2@chunkdrop.test: want one delivery record with attempt 2, got %s" % dl)
+    if len([x for x in s_reject.arrivals() if "c2@chunkdrop.test" in x.rcpt_to]) != 1:
+        problems.append("(g) c2@chunkdrop.test did not arrive exactly once")
+    # DATA where the sink has no CHUNKING, BDAT where it offers it
+    for sk, want in ((s_defer, "data"), (s_good, "bdat"), (s_reject, "bdat"), (s_senders, "bdat")):
+        vias = {e.get("via") for e in sk.events() if e.get("ev") == "msg"}
+        if vias != {want}:
+            problems.append("%s: messages came by %r, want %s only" % (sk.name, vias, want))
 
     if problems:
         raise Fail("\n  - " + "\n  - ".join(problems))

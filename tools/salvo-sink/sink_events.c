@@ -79,7 +79,7 @@ void sink_events_msg(struct sink *sk, struct sink_session *s)
             sink_buf_puts(&b, ",");
         sink_json_str(&b, r, strlen(r));
     }
-    sink_buf_printf(&b, "],\"size\":%" PRIu64, s->msg_size);
+    sink_buf_printf(&b, "],\"size\":%" PRIu64 ",\"via\":\"%s\"", s->msg_size, s->bdat ? "bdat" : "data");
     put(sk, &b);
 }
 
