@@ -93,15 +93,39 @@ static int split_ms(int64_t ms, struct tm *tm, int *milli)
 	return 0;
 }
 
+/* n as exactly width decimal digits (n fits). */
+static char *put_digits(char *o, unsigned n, int width)
+{
+	for (int i = width - 1; i >= 0; i--, n /= 10)
+		o[i] = (char)('0' + n % 10);
+	return o + width;
+}
+
+/* Written digit by digit, not with snprintf: two or three of these go into
+ * every accounting record, and snprintf was most of the formatting cost. */
 int acct_time_rfc3339(int64_t ms, char *out, size_t cap)
 {
 	struct tm tm;
 	int milli;
+	char *o = out;
 
 	if (cap < ACCT_TIME_LEN + 1 || split_ms(ms, &tm, &milli) < 0)
 		return -EINVAL;
-	snprintf(out, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, milli);
+	o = put_digits(o, (unsigned)(tm.tm_year + 1900), 4);
+	*o++ = '-';
+	o = put_digits(o, (unsigned)tm.tm_mon + 1, 2);
+	*o++ = '-';
+	o = put_digits(o, (unsigned)tm.tm_mday, 2);
+	*o++ = 'T';
+	o = put_digits(o, (unsigned)tm.tm_hour, 2);
+	*o++ = ':';
+	o = put_digits(o, (unsigned)tm.tm_min, 2);
+	*o++ = ':';
+	o = put_digits(o, (unsigned)tm.tm_sec, 2);
+	*o++ = '.';
+	o = put_digits(o, (unsigned)milli, 3);
+	*o++ = 'Z';
+	*o = '\0';
 	return 0;
 }
 
@@ -109,7 +133,11 @@ int acct_time_rfc3339(int64_t ms, char *out, size_t cap)
 
 static int put_key(struct json_buf *b, const char *key)
 {
-	return json_buf_printf(b, ",\"%s\":", key);
+	int ret;
+
+	if ((ret = json_buf_put(b, ",\"", 2)) < 0 || (ret = json_buf_puts(b, key)) < 0)
+		return ret;
+	return json_buf_put(b, "\":", 2);
 }
 
 static int put_str(struct json_buf *b, const char *key, const char *val)
@@ -125,9 +153,18 @@ static int put_str(struct json_buf *b, const char *key, const char *val)
 
 static int put_id(struct json_buf *b, const char *key, uint64_t id)
 {
+	static const char hex[] = "0123456789abcdef";
+	char v[18];
+	int ret;
+
 	if (id == 0)
 		return 0;
-	return json_buf_printf(b, ",\"%s\":\"%016llx\"", key, (unsigned long long)id);
+	v[0] = v[17] = '"';
+	for (int i = 16; i >= 1; i--, id >>= 4)
+		v[i] = hex[id & 15];
+	if ((ret = put_key(b, key)) < 0)
+		return ret;
+	return json_buf_put(b, v, sizeof(v));
 }
 
 static int put_time(struct json_buf *b, const char *key, int64_t ms)
@@ -135,9 +172,10 @@ static int put_time(struct json_buf *b, const char *key, int64_t ms)
 	char t[ACCT_TIME_LEN + 1];
 	int ret;
 
-	if ((ret = acct_time_rfc3339(ms, t, sizeof(t))) < 0)
+	if ((ret = acct_time_rfc3339(ms, t, sizeof(t))) < 0 || (ret = put_key(b, key)) < 0 ||
+	    (ret = json_buf_putc(b, '"')) < 0 || (ret = json_buf_put(b, t, ACCT_TIME_LEN)) < 0)
 		return ret;
-	return json_buf_printf(b, ",\"%s\":\"%s\"", key, t);
+	return json_buf_putc(b, '"');
 }
 
 static bool nonempty(const char *s)
@@ -205,7 +243,9 @@ int acct_event_format(struct json_buf *b, const struct acct_event *ev)
 
 	if (!type || acct_time_rfc3339(ev->time_ms ? ev->time_ms : wall_ms(), t, sizeof(t)) < 0)
 		return -EINVAL;
-	ret = json_buf_printf(b, "{\"time\":\"%s\",\"type\":\"%s\"", t, type);
+	if ((ret = json_buf_put(b, "{\"time\":\"", 9)) == 0 && (ret = json_buf_put(b, t, ACCT_TIME_LEN)) == 0 &&
+	    (ret = json_buf_put(b, "\",\"type\":\"", 10)) == 0 && (ret = json_buf_puts(b, type)) == 0)
+		ret = json_buf_putc(b, '"');
 	if (ret == 0)
 		ret = put_fields(b, ev);
 	if (ret == 0)
