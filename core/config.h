@@ -236,6 +236,7 @@ struct config {
 	char *path;                 /* file it came from; NULL for built-in defaults */
 	char *host_name;            /* default: gethostname() */
 	char *spool_dir;            /* default: "./salvo-spool" */
+	uint64_t spool_commit_delay_ms; /* a busy writer's wait for a fuller batch (1ms; 0 never) */
 	struct config_addr *smtp_listeners; /* default: 127.0.0.1:2525 */
 	size_t n_smtp_listeners;
 	struct config_addr *http_listeners; /* default: 127.0.0.1:8025 */

@@ -222,6 +222,21 @@ static int d_spool_dir(struct parser *p, const struct directive *d, char *v)
 	return cp_set_string(p, &p->cfg->spool_dir, v);
 }
 
+/* 0 turns gathering off; above 100ms it would only add latency. */
+static int d_spool_commit_delay(struct parser *p, const struct directive *d, char *v)
+{
+	uint64_t ms;
+
+	char sb[CP_SHOW_BUF];
+
+	if (config_parse_duration(v, &ms) < 0)
+		return cp_bad_value(p, "duration", d, v);
+	if (ms > 100)
+		return cp_err(p, "invalid value \"%s\" for %s (expected 0 to 100ms)", cp_show(sb, v), d->name);
+	p->cfg->spool_commit_delay_ms = ms;
+	return 0;
+}
+
 static int d_tls_certificate(struct parser *p, const struct directive *d, char *v)
 {
 	(void)d;
@@ -429,6 +444,7 @@ static const struct directive directives[] = {
 	{"http-api-token", CTX_TOP, d_http_api_token},
 	{"http-max-body-size", CTX_TOP, d_http_max_body_size},
 	{"spool-dir", CTX_TOP, d_spool_dir},
+	{"spool-commit-delay", CTX_TOP, d_spool_commit_delay},
 	{"smtp-listener", CTX_TOP, d_smtp_listener},
 	{"http-listener", CTX_TOP, d_http_listener},
 	{"smtps-listener", CTX_TOP, d_smtps_listener},
@@ -659,6 +675,7 @@ int config_defaults(struct config *cfg)
 	*cfg = (struct config){
 		.host_name = default_host_name(),
 		.spool_dir = strdup(DEF_SPOOL_DIR),
+		.spool_commit_delay_ms = 1,
 		.worker_threads = default_worker_threads(),
 		.max_message_size = DEF_MAX_MESSAGE_SIZE,
 		.http_max_body_size = 64ULL << 20,

@@ -132,6 +132,9 @@ void api_metrics(struct engine *eng, struct http_request *req)
 			      (unsigned long long)cum);
 	rc |= total(&b, "salvo_spool_commit_requests_total", "Requests committed by the spool writer.",
 		    __atomic_load_n(&ws->requests, __ATOMIC_RELAXED));
+	rc |= total(&b, "salvo_spool_commit_gathers_total",
+		    "Batches the busy spool writer held for spool-commit-delay to gather more requests.",
+		    __atomic_load_n(&ws->gathers, __ATOMIC_RELAXED));
 	api_snapshot_free(&s);
 	if (rc)
 		http_reply_error(req, 500, "out of memory", NULL);

@@ -252,7 +252,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "salvod: cannot open the accounting log in %s: %s\n", path, strerror(-ret));
 		goto out_spool;
 	}
-	if ((ret = spool_writer_start(&eng.writer, eng.spool, &eng, flush_log)) < 0) {
+	if ((ret = spool_writer_start(&eng.writer, eng.spool, &eng, flush_log,
+					    (unsigned)cfg.spool_commit_delay_ms * 1000)) < 0) {
 		fprintf(stderr, "salvod: cannot start the spool writer: %s\n", strerror(-ret));
 		goto out_log;
 	}

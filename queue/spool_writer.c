@@ -84,6 +84,18 @@ static void writer_process(struct spool_writer *w, struct spool_req *batch, unsi
 	}
 }
 
+/* Under w->mu, with a request queued: wait for company first? */
+static bool should_gather(const struct spool_writer *w)
+{
+	unsigned q = 0;
+
+	if (!w->gather_us || w->stopping || mono_us() - w->last_end_us >= SPOOL_GATHER_BUSY_US)
+		return false;
+	for (const struct spool_req *r = w->head; r && q < SPOOL_GATHER_MIN; r = r->next)
+		q++;
+	return q < SPOOL_GATHER_MIN;
+}
+
 static void *writer_main(void *arg)
 {
 	struct spool_writer *w = arg;
@@ -93,11 +105,24 @@ static void *writer_main(void *arg)
 		unsigned n = 0;
 
 		pthread_mutex_lock(&w->mu);
-		while (!w->head && !w->stopping)
+		while (!w->head && !w->stopping) {
+			w->idle_waiting = true;
 			pthread_cond_wait(&w->cv, &w->mu);
+			w->idle_waiting = false;
+		}
 		if (!w->head) {
 			pthread_mutex_unlock(&w->mu);
 			break;
+		}
+		if (should_gather(w)) {
+			/* Submits do not signal meanwhile: the writer looks again
+			 * when it wakes. */
+			struct timespec ts = {0, (long)w->gather_us * 1000};
+
+			pthread_mutex_unlock(&w->mu);
+			nanosleep(&ts, NULL);
+			__atomic_fetch_add(&w->stats.gathers, 1, __ATOMIC_RELAXED);
+			pthread_mutex_lock(&w->mu);
 		}
 		/* Take up to max_batch requests: everything that queued up while
 		 * the previous commit was on disk. */
@@ -114,6 +139,7 @@ static void *writer_main(void *arg)
 		pthread_mutex_unlock(&w->mu);
 
 		writer_process(w, batch, n);
+		w->last_end_us = mono_us();
 		if (w->after_batch)
 			w->after_batch(w->ctx);
 	}
@@ -121,13 +147,14 @@ static void *writer_main(void *arg)
 }
 
 int spool_writer_start(struct spool_writer *w, struct spool *s, void *ctx,
-		       void (*after_batch)(void *ctx))
+		       void (*after_batch)(void *ctx), unsigned gather_us)
 {
 	memset(w, 0, sizeof(*w));
 	w->spool = s;
 	w->ctx = ctx;
 	w->after_batch = after_batch;
 	w->max_batch = 4096;
+	w->gather_us = gather_us;
 	pthread_mutex_init(&w->mu, NULL);
 	pthread_cond_init(&w->cv, NULL);
 	return -pthread_create(&w->thread, NULL, writer_main, w);
@@ -142,7 +169,8 @@ void spool_writer_submit(struct spool_writer *w, struct spool_req *req)
 	else
 		w->head = req;
 	w->tail = req;
-	pthread_cond_signal(&w->cv);
+	if (w->idle_waiting)
+		pthread_cond_signal(&w->cv);
 	pthread_mutex_unlock(&w->mu);
 }
 

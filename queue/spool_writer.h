@@ -11,6 +11,14 @@
  * spool_writer_submit() and the done() call, which runs ON THE WRITER THREAD:
  * done() typically posts the request back to the producer's mailbox.
  *
+ * Gathering: when the previous commit ended less than SPOOL_GATHER_BUSY_US
+ * ago (the spool is busy) and fewer than SPOOL_GATHER_MIN requests are
+ * queued, the writer waits gather_us before taking the batch. A steady
+ * trickle (DKIM signing paces arrivals) then makes fewer, larger commits:
+ * fewer fsyncs and fewer wake-ups of a writer that would otherwise preempt
+ * the workers several times per message. An idle spool commits a lone
+ * request at once; a busy one already has its batch. gather_us 0: never.
+ *
  * apply() runs inside the batch transaction and must only touch the spool
  * through the wtxn it is given. If apply() fails, the whole batch is aborted
  * and every request in it is retried alone, so one failure (say, a full map)
@@ -36,6 +44,8 @@ struct spool_req {
 
 /* Commit latency buckets (upper bounds in microseconds; the last is +Inf). */
 #define SPOOL_COMMIT_BUCKETS 12
+#define SPOOL_GATHER_MIN 8
+#define SPOOL_GATHER_BUSY_US 5000
 extern const uint64_t spool_commit_bucket_us[SPOOL_COMMIT_BUCKETS - 1];
 
 /* Written by the writer thread, read by anyone with __atomic loads. */
@@ -45,6 +55,7 @@ struct spool_writer_stats {
 	uint64_t max_batch;
 	uint64_t commit_hist[SPOOL_COMMIT_BUCKETS]; /* not cumulative */
 	uint64_t commit_us_sum;
+	uint64_t gathers;          /* batches that waited gather_us for more */
 };
 
 struct spool_writer {
@@ -56,12 +67,15 @@ struct spool_writer {
 	pthread_cond_t cv;
 	struct spool_req *head, *tail;
 	bool stopping;
+	bool idle_waiting;         /* in the cond wait: a submit must signal */
 	unsigned max_batch;
+	unsigned gather_us;
+	uint64_t last_end_us;      /* when the last commit ended (writer thread) */
 	struct spool_writer_stats stats;
 };
 
 int spool_writer_start(struct spool_writer *w, struct spool *s, void *ctx,
-		       void (*after_batch)(void *ctx));
+		       void (*after_batch)(void *ctx), unsigned gather_us);
 /* Any thread. */
 void spool_writer_submit(struct spool_writer *w, struct spool_req *req);
 /* Drains what is queued, then joins the thread. */

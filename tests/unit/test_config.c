@@ -138,6 +138,7 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg.max_rcpt_per_session_message, 1000);
 	assert_int_equal(cfg.smtp_command_timeout_ms, 5 * MIN);
 	assert_int_equal(cfg.smtp_data_timeout_ms, 10 * MIN);
+	assert_int_equal(cfg.spool_commit_delay_ms, 1);
 	assert_int_equal(cfg.smtp_port, 25);
 	assert_null(cfg.postmaster);
 	assert_null(cfg.bounce_domain);
@@ -831,6 +832,27 @@ static void test_err_top_values(void **state)
 	expect_err("bounce-domain bounces..example\n",
 		   "test.conf:1: invalid domain name \"bounces..example\" for bounce-domain");
 	expect_err("worker-threads 1\x01\n", "test.conf:1: invalid value \"1?\" for worker-threads (expected 1..256)");
+	expect_err("spool-commit-delay 101ms\n",
+		   "test.conf:1: invalid value \"101ms\" for spool-commit-delay (expected 0 to 100ms)");
+	expect_err("spool-commit-delay 1s\n", "test.conf:1: invalid value \"1s\" for spool-commit-delay (expected 0 to 100ms)");
+	expect_err("spool-commit-delay soon\n", "test.conf:1: invalid duration \"soon\" for spool-commit-delay");
+	expect_err("spool-commit-delay -1ms\n", "test.conf:1: invalid duration \"-1ms\" for spool-commit-delay");
+}
+
+/* spool-commit-delay: milliseconds, 0 turns gathering off. */
+static void test_spool_commit_delay(void **state)
+{
+	struct config cfg;
+
+	load_ok(&cfg, "spool-commit-delay 0\n");
+	assert_int_equal(cfg.spool_commit_delay_ms, 0);
+	config_free(&cfg);
+	load_ok(&cfg, "spool-commit-delay 5ms\n");
+	assert_int_equal(cfg.spool_commit_delay_ms, 5);
+	config_free(&cfg);
+	load_ok(&cfg, "spool-commit-delay 100ms\n");
+	assert_int_equal(cfg.spool_commit_delay_ms, 100);
+	config_free(&cfg);
 }
 
 static void test_err_block_values(void **state)
@@ -1151,6 +1173,7 @@ int main(void)
 		cmocka_unit_test(test_err_placement),
 		cmocka_unit_test(test_err_missing_value),
 		cmocka_unit_test(test_err_top_values),
+		cmocka_unit_test(test_spool_commit_delay),
 		cmocka_unit_test(test_err_block_values),
 		cmocka_unit_test(test_err_after_much),
 		cmocka_unit_test(test_policy_blocks),
