@@ -31,6 +31,7 @@
 #include "net/smtp_reply.h"
 
 #define CLI_IN_CAP (64 * 1024)
+#define CLI_CMD_CAP 1024           /* the command buffer between transactions */
 
 enum cli_state {
 	CLI_CONNECTING,
@@ -475,6 +476,17 @@ static void txn_finish(struct smtp_client *c)
 	 * leave its MAIL standing, and a new MAIL would be "nested". */
 	c->need_rset = c->state != CLI_BODY && c->state != CLI_RSET;
 	c->txn = NULL;
+	if (c->cmd_cap > CLI_CMD_CAP && !c->send_armed) {
+		/* A BDAT transaction carried its message in the command buffer:
+		 * an idle connection keeps 1 KiB, not its largest message. */
+		char *p = realloc(c->cmd, CLI_CMD_CAP);
+
+		if (p) {
+			c->cmd = p;
+			c->cmd_cap = CLI_CMD_CAP;
+			c->cmd_len = 0;
+		}
+	}
 	c->state = CLI_IDLE;
 	c->hooks.txn_done(c->owner, c, t);
 }
@@ -807,7 +819,7 @@ int smtp_client_connect(struct smtp_client **out, struct loop *l,
 		free(c);
 		return err;
 	}
-	c->cmd_cap = 1024;
+	c->cmd_cap = CLI_CMD_CAP;
 	c->cmd = malloc(c->cmd_cap);
 	if (!c->cmd) {
 		close(c->fd);
