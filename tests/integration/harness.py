@@ -347,6 +347,14 @@ class SalvoSink:
         except (OSError, ValueError):
             return None
 
+    def vias(self):
+        """How the accepted messages came so far: {"data": n, "bdat": m} (from --events)."""
+        out = {}
+        for e in self.events():
+            if e.get("ev") == "msg":
+                out[e.get("via")] = out.get(e.get("via"), 0) + 1
+        return out
+
     def events(self):
         """The --events log so far (flushed every 200 ms): a list of dicts."""
         out = []

@@ -283,8 +283,8 @@ def test_faults(env):
         problems.append("(g) c2@chunkdrop.test did not arrive exactly once")
     # DATA where the sink has no CHUNKING, BDAT where it offers it
     for sk, want in ((s_defer, "data"), (s_good, "bdat"), (s_reject, "bdat"), (s_senders, "bdat")):
-        vias = {e.get("via") for e in sk.events() if e.get("ev") == "msg"}
-        if vias != {want}:
+        vias = sk.vias()
+        if set(vias) != {want}:
             problems.append("%s: messages came by %r, want %s only" % (sk.name, vias, want))
 
     if problems:

@@ -16,7 +16,6 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +27,7 @@
 
 #include "core/acct_log.h"
 #include "core/json_str.h"
+#include "tmp_dir.h"
 
 #define T0 1795341662345LL /* 2026-11-22T10:01:02.345Z */
 #define Q0 1795341480000LL /* 2026-11-22T09:58:00.000Z */
@@ -36,21 +36,16 @@
 
 static char *tmpdir_new(void)
 {
-	char *d = strdup("/tmp/test_acct_log.XXXXXX");
+	char *d = malloc(64);
 
 	assert_non_null(d);
-	assert_non_null(mkdtemp(d));
+	assert_int_equal(tmp_dir_make(d, 64, "test_acct_log"), 0);
 	return d;
-}
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	return remove(path);
 }
 
 static void tmpdir_free(char *d)
 {
-	nftw(d, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	tmp_dir_remove(d);
 	free(d);
 }
 

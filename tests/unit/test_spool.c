@@ -14,7 +14,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <ftw.h>
 #include <lmdb.h>
 #include <pthread.h>
 #include <signal.h>
@@ -26,6 +25,7 @@
 #include <unistd.h>
 
 #include "queue/spool.h"
+#include "tmp_dir.h"
 
 #define T0 1795341662345LL /* 2026-11-22T10:01:02.345Z */
 
@@ -36,19 +36,13 @@ struct fx {
 
 /* ---- helpers ----------------------------------------------------------------- */
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	return remove(path);
-}
-
 static int setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof(*f));
 
 	if (!f)
 		return -1;
-	strcpy(f->dir, "/tmp/test_spool.XXXXXX");
-	if (!mkdtemp(f->dir)) {
+	if (tmp_dir_make(f->dir, sizeof(f->dir), "test_spool") < 0) {
 		free(f);
 		return -1;
 	}
@@ -61,7 +55,7 @@ static int teardown(void **state)
 	struct fx *f = *state;
 
 	spool_close(f->s);
-	nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	tmp_dir_remove(f->dir);
 	free(f);
 	return 0;
 }

@@ -16,7 +16,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +23,7 @@
 
 #include "queue/spool.h"
 #include "queue/spool_writer.h"
+#include "tmp_dir.h"
 
 struct fx {
 	char dir[64];
@@ -39,19 +39,13 @@ struct req {
 	int *done_count;           /* shared: written by the writer, read by the test */
 };
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	return remove(path);
-}
-
 static int setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof(*f));
 
 	if (!f)
 		return -1;
-	strcpy(f->dir, "/tmp/test_spool_writer.XXXXXX");
-	if (!mkdtemp(f->dir) || spool_open(&f->s, f->dir, 0) != 0) {
+	if (tmp_dir_make(f->dir, sizeof(f->dir), "test_spool_writer") < 0 || spool_open(&f->s, f->dir, 0) != 0) {
 		free(f);
 		return -1;
 	}
@@ -64,7 +58,7 @@ static int teardown(void **state)
 	struct fx *f = *state;
 
 	spool_close(f->s);
-	nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	tmp_dir_remove(f->dir);
 	free(f);
 	return 0;
 }

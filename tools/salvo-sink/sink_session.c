@@ -282,19 +282,22 @@ static void cmd_rcpt(struct sink *sk, struct sink_session *s, char *arg)
     reply(s, "250 2.1.5 Ok");
 }
 
+/* Why message content (DATA or a BDAT chunk) cannot be taken now, or NULL. */
+static const char *content_refusal(const struct sink_session *s)
+{
+    if (!s->has_mail)
+        return "503 5.5.1 Error: need MAIL command";
+    if (s->nrcpt == 0)
+        return s->rcpt_tried ? "554 5.5.1 Error: no valid recipients" : "503 5.5.1 Error: need RCPT command";
+    return NULL;
+}
+
 static void cmd_data(struct sink *sk, struct sink_session *s, char *arg)
 {
-    if (s->bdat) {
-        reply(s, "503 5.5.1 Error: DATA after BDAT");
-        return;
-    }
-    if (!s->has_mail) {
-        reply(s, "503 5.5.1 Error: need MAIL command");
-        return;
-    }
-    if (s->nrcpt == 0) {
-        reply(s, s->rcpt_tried ? "554 5.5.1 Error: no valid recipients"
-                               : "503 5.5.1 Error: need RCPT command");
+    const char *refusal = s->bdat ? "503 5.5.1 Error: DATA after BDAT" : content_refusal(s);
+
+    if (refusal) {
+        reply(s, refusal);
         return;
     }
     s->dpos = SINK_D_BOL;
@@ -357,13 +360,8 @@ static void cmd_bdat(struct sink *sk, struct sink_session *s, char *arg)
     }
     s->chunk_left = s->chunk_size = size;
     s->chunk_last = last;
-    s->chunk_refusal = NULL;
-    if (!s->has_mail) {
-        s->chunk_refusal = "503 5.5.1 Error: need MAIL command";
-    } else if (s->nrcpt == 0) {
-        s->chunk_refusal = s->rcpt_tried ? "554 5.5.1 Error: no valid recipients"
-                                         : "503 5.5.1 Error: need RCPT command";
-    } else if (!s->bdat) {
+    s->chunk_refusal = content_refusal(s);
+    if (!s->chunk_refusal && !s->bdat) {
         s->bdat = true;                 /* the message starts with this chunk */
         s->msg_size = 0;
         s->msg.len = 0;
