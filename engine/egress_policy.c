@@ -11,15 +11,32 @@
  * returns to normal after backoff-to-normal-after without another such
  * reply (or at once on `mode=normal`, or by the operator). Times here are
  * the loop's monotonic milliseconds.
+ *
+ * Under the cap, how many sessions a unit opens follows its backlog and the
+ * destination's answers (conn_window.h): a queue opens one more only while
+ * its ready recipients exceed what its sessions carry in about a second,
+ * and a unit only within its window.
+ *
+ * A socket that cannot be made (out of descriptors, a source address that
+ * is not ours, no buffers) is a local failure, not the destination's: the
+ * unit waits OPEN_BACKOFF_MIN_MS, doubling up to OPEN_BACKOFF_MAX_MS, before
+ * its next session (the recipients stay ready, no attempt is counted), each
+ * failure counts in salvo_connect_resource_errors_total, and the log says
+ * so at most once per OPEN_LOG_INTERVAL_MS per unit.
  */
 #include "engine/egress.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/config.h"
 #include "net/smtp_client.h"
+
+#define OPEN_BACKOFF_MIN_MS 100
+#define OPEN_BACKOFF_MAX_MS 10000
+#define OPEN_LOG_INTERVAL_MS 10000
 
 int egress_units_init(struct egress_queue *eq)
 {
@@ -29,7 +46,52 @@ int egress_units_init(struct egress_queue *eq)
 	if (!eq->units)
 		return -1;
 	eq->n_units = n;
+	for (size_t i = 0; i < n; i++)
+		conn_window_init(&eq->units[i].cw);
 	return 0;
+}
+
+void egress_open_failed(struct egress_queue *eq, size_t vmta, int err, const char *target, int64_t now_ms)
+{
+	const struct config *cfg = eq->w->eng->cfg;
+	struct egress_unit *u = &eq->units[vmta];
+	int64_t wait = OPEN_BACKOFF_MIN_MS;
+
+	for (unsigned i = 0; i < u->open_fails && wait < OPEN_BACKOFF_MAX_MS; i++)
+		wait *= 2;
+	if (wait > OPEN_BACKOFF_MAX_MS)
+		wait = OPEN_BACKOFF_MAX_MS;
+	if (u->open_fails < UINT32_MAX)
+		u->open_fails++;
+	u->open_after_ms = now_ms + wait;
+	egress_wake_at(eq, u->open_after_ms);
+	__atomic_add_fetch(&eq->w->eng->counters.connect_resource_errors, 1, __ATOMIC_RELAXED);
+	if (u->open_logged_ms && now_ms - u->open_logged_ms < OPEN_LOG_INTERVAL_MS) {
+		u->open_unlogged++;
+		return;
+	}
+	fprintf(stderr,
+		"salvod: queue %s, virtual-mta %s: cannot make a socket for %s: %s; new sessions wait %lld ms "
+		"(%u more such failures since the last report)\n",
+		eq->q->domain, vmta < cfg->n_vmtas ? cfg->vmtas[vmta].name : "?", target ? target : "?",
+		strerror(-err), (long long)wait, u->open_unlogged);
+	u->open_logged_ms = now_ms;
+	u->open_unlogged = 0;
+}
+
+void egress_open_ok(struct egress_queue *eq, size_t vmta)
+{
+	eq->units[vmta].open_fails = 0;
+}
+
+bool egress_wants_session(const struct egress_queue *eq)
+{
+	double capacity = 0;
+
+	for (size_t i = 0; i < eq->n_units; i++)
+		if (eq->units[i].n_conns)
+			capacity += eq->units[i].n_conns * conn_window_carry(&eq->units[i].cw);
+	return conn_window_want(eq->q->n_ready, capacity);
 }
 
 enum egress_mode egress_mode_now(struct egress_queue *eq, int64_t now_ms)
@@ -115,7 +177,11 @@ ssize_t egress_pick_vmta(struct egress_queue *eq, int64_t now_ms)
 				note_wait(&wait, (u->disabled_until_ms - now_ms) * 1000);
 				continue;
 			}
-			if (u->n_conns >= max_out)
+			if (u->open_after_ms > now_ms) {
+				note_wait(&wait, (u->open_after_ms - now_ms) * 1000);
+				continue;
+			}
+			if (!conn_window_allows(&u->cw, u->n_conns, max_out))
 				continue;
 			if (!throttle_peek(&u->msg_rate, rate, now_us, &w)) {
 				note_wait(&wait, w);
