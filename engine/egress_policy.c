@@ -86,11 +86,17 @@ void egress_open_ok(struct egress_queue *eq, size_t vmta)
 
 bool egress_wants_session(const struct egress_queue *eq)
 {
-	double capacity = 0;
+	const struct config_rate *rate = egress_msg_rate(eq);
+	double capacity = 0, cap = rate->count && rate->per_ms ? (double)rate->count * 1000.0 / rate->per_ms : 0;
 
+	/* A unit under max-msg-rate carries no more than its rate, however
+	 * many sessions it has: then the backlog asks for another unit. */
 	for (size_t i = 0; i < eq->n_units; i++)
-		if (eq->units[i].n_conns)
-			capacity += eq->units[i].n_conns * conn_window_carry(&eq->units[i].cw);
+		if (eq->units[i].n_conns) {
+			double c = eq->units[i].n_conns * conn_window_carry(&eq->units[i].cw);
+
+			capacity += cap && c > cap ? cap : c;
+		}
 	return conn_window_want(eq->q->n_ready, capacity);
 }
 
