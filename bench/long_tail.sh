@@ -142,7 +142,7 @@ run_one() { # $1 = target, $2 = run
 		kill "$pid"; wait "$pid" || true
 	fi
 	[ "$t" = postfix ] && "$ROOT/bench/peer_postfix.sh" stop "$dir/postfix" 2>>"$dir/postfix.err"
-	python3 - "$t" "$r" "$N" "$got" "$t0" "$t1" "$opened" "${ctr:-}" >>"$OUT/long_tail.tsv" <<'PY'
+	/usr/bin/python3 - "$t" "$r" "$N" "$got" "$t0" "$t1" "$opened" "${ctr:-}" >>"$OUT/long_tail.tsv" <<'PY'
 import sys
 t, r, n, got, t0, t1, opened, ctr = sys.argv[1:]
 s = float(t1) - float(t0)
@@ -156,7 +156,7 @@ echo "long tail: $N messages x $SIZE B, $D domains (own queues), $SINKS smtp-sin
 for r in $(seq 1 "$R"); do
 	for t in $TARGETS; do run_one "$t" "$r"; done
 done
-python3 - "$OUT/long_tail.tsv" <<'PY'
+/usr/bin/python3 - "$OUT/long_tail.tsv" <<'PY'
 import csv, statistics, sys
 rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
 med = {}

@@ -471,7 +471,10 @@ static void conn_txn_done(void *owner, struct smtp_client *cli, struct smtp_txn 
 	bool any_ok = false;
 
 	c->txn = NULL;
-	conn_window_sample(&u->cw, (unsigned)x->t.n_rcpts, mono_us() - x->started_us);
+	/* How long a transaction takes here, from the ones that finished: a
+	 * session dying mid-way says nothing about it. */
+	if (smtp_client_idle(cli))
+		conn_window_sample(&u->cw, (unsigned)x->t.n_rcpts, mono_us() - x->started_us);
 	c->msgs++;
 	eq->q->n_inflight -= x->t.n_rcpts;
 	b = outcome_batch_new(w->eng, x->msg_id, x->sender, x->queued_ms, x->size, &route, x->t.n_rcpts);
