@@ -13,7 +13,8 @@
 #   Rate: N / (first injection to last delivery), from salvod's accounting log and
 #   Postfix's maillog. Sessions opened: TcpActiveOpens of the run's own network
 #   namespace, less the injector's sessions (so the same count for salvod and
-#   Postfix); salvod's salvo_connections_opened_total is printed beside it.
+#   Postfix); salvod's salvo_connections_opened_total is printed beside it. Peak:
+#   the most sessions to port 25 established at once (ss, every 100 ms).
 # Runs itself in a private network namespace (ports 25, 53 free; nothing else
 # counted). Results: a table and medians on stdout, TSV in $OUT/long_tail.tsv.
 #   bench/long_tail.sh [N] [RUNS] [BUILD_DIR]
@@ -64,6 +65,16 @@ wait_port() { # host port seconds
 for j in $(seq 0 $((SINKS - 1))); do wait_port "127.0.0.$((2 + j))" 25 5; done
 
 active_opens() { awk '/^Tcp: [0-9]/ {print $6}' /proc/net/snmp; }
+# the most sessions to port 25 open at once, sampled every 100 ms into $1
+sample_peak() {
+	local peak=0 n
+	echo 0 >"$1"
+	while :; do
+		n=$(ss -Htn state established '( dport = :25 )' | wc -l)
+		if [ "$n" -gt "$peak" ]; then peak=$n; echo "$peak" >"$1"; fi
+		sleep 0.1
+	done
+}
 now() { date +%s.%N; }
 
 # job list: "-t u@dI.test HOST:PORT", round the domains K times
@@ -104,9 +115,9 @@ delivered() { # $1 = target, $2 = dir
 	esac
 }
 
-printf "target\trun\tmessages\tdelivered\tseconds\trate\topened\topened_per_1000\tsalvod_counter\n" >"$OUT/long_tail.tsv"
+printf "target\trun\tmessages\tdelivered\tseconds\trate\topened\topened_per_1000\tsalvod_counter\tpeak\n" >"$OUT/long_tail.tsv"
 run_one() { # $1 = target, $2 = run
-	local t=$1 r=$2 dir="$WD/$1-$2" pid="" addr t0 t1 got=0 a0 a1 opened ctr=""
+	local t=$1 r=$2 dir="$WD/$1-$2" pid="" addr t0 t1 got=0 a0 a1 opened ctr="" spid peak
 	mkdir -p "$dir"
 	case $t in
 	salvod | rollup)
@@ -121,6 +132,8 @@ run_one() { # $1 = target, $2 = run
 		addr=127.0.0.1:2526 ;;
 	loopback) addr=direct ;;
 	esac
+	sample_peak "$dir/peak" &
+	spid=$!
 	a0=$(active_opens)
 	t0=$(now)
 	inject "$addr" >"$dir/inject.out" 2>&1 || echo "$t run $r: injection errors, see $dir/inject.out" >&2
@@ -135,6 +148,8 @@ run_one() { # $1 = target, $2 = run
 	fi
 	t1=$(now)
 	a1=$(active_opens)
+	kill "$spid"; wait "$spid" 2>/dev/null || true
+	peak=$(cat "$dir/peak")
 	opened=$((a1 - a0 - K * D))
 	[ "$t" = loopback ] && opened=0
 	if [ -n "$pid" ]; then
@@ -142,12 +157,12 @@ run_one() { # $1 = target, $2 = run
 		kill "$pid"; wait "$pid" || true
 	fi
 	[ "$t" = postfix ] && "$ROOT/bench/peer_postfix.sh" stop "$dir/postfix" 2>>"$dir/postfix.err"
-	/usr/bin/python3 - "$t" "$r" "$N" "$got" "$t0" "$t1" "$opened" "${ctr:-}" >>"$OUT/long_tail.tsv" <<'PY'
+	/usr/bin/python3 - "$t" "$r" "$N" "$got" "$t0" "$t1" "$opened" "${ctr:--}" "$peak" >>"$OUT/long_tail.tsv" <<'PY'
 import sys
-t, r, n, got, t0, t1, opened, ctr = sys.argv[1:]
+t, r, n, got, t0, t1, opened, ctr, peak = sys.argv[1:]
 s = float(t1) - float(t0)
-print("%s\t%s\t%s\t%s\t%.2f\t%.0f\t%s\t%.1f\t%s" % (t, r, n, got, s, int(got) / s, opened,
-      1000.0 * int(opened) / int(n), ctr))
+print("%s\t%s\t%s\t%s\t%.2f\t%.0f\t%s\t%.1f\t%s\t%s" % (t, r, n, got, s, int(got) / s, opened,
+      1000.0 * int(opened) / int(n), ctr, peak))
 PY
 	tail -1 "$OUT/long_tail.tsv"
 }
@@ -166,9 +181,10 @@ for t in ("salvod", "rollup", "postfix", "loopback"):
         continue
     rates = sorted(float(r["rate"]) for r in rs)
     opened = statistics.median(float(r["opened_per_1000"]) for r in rs)
+    peak = statistics.median(int(r["peak"]) for r in rs)
     med[t] = statistics.median(rates)
-    print("%-8s median %6.0f msg/s (%s), sessions opened per 1,000 messages %.1f%s" % (
-        t, med[t], " ".join("%.0f" % x for x in rates), opened,
+    print("%-8s median %6.0f msg/s (%s), sessions opened per 1,000 messages %.1f, peak open %d%s" % (
+        t, med[t], " ".join("%.0f" % x for x in rates), opened, peak,
         "" if t == "loopback" else "; incomplete runs: %d" % sum(r["delivered"] != r["messages"] for r in rs)))
 for other, fmt in (("postfix", "%.1fx"), ("rollup", "%.2f"), ("loopback", "%.2f")):
     if "salvod" in med and other in med:
