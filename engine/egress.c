@@ -422,11 +422,13 @@ void egress_shed_idle(struct worker *w)
 		for (struct sched_queue *q = w->sched.buckets[i]; q; q = q->hnext) {
 			struct egress_queue *eq = q->egress;
 
-			for (struct egress_conn *c = eq ? eq->conns : NULL; c; c = c->next)
+			for (struct egress_conn *c = eq ? eq->conns : NULL, *n; c; c = n) {
+				n = c->next;
 				if (c->idle && c->cli) {
 					c->idle = false;
 					smtp_client_quit(c->cli);
 				}
+			}
 		}
 }
 
