@@ -432,6 +432,25 @@ void egress_shed_idle(struct worker *w)
 		}
 }
 
+/* The shortages this thread's worker has answered (one worker per thread). */
+static _Thread_local uint64_t shortages_seen;
+
+void egress_fd_shortage(struct worker *w)
+{
+	shortages_seen = __atomic_add_fetch(&w->eng->counters.fd_shortages, 1, __ATOMIC_RELAXED);
+	egress_shed_idle(w);
+}
+
+void egress_shed_if_short(struct worker *w)
+{
+	uint64_t n = __atomic_load_n(&w->eng->counters.fd_shortages, __ATOMIC_RELAXED);
+
+	if (n == shortages_seen)
+		return;
+	shortages_seen = n;
+	egress_shed_idle(w);
+}
+
 /* ---- connection hooks -------------------------------------------------------- */
 
 static void conn_ready(void *owner, struct smtp_client *cli)
@@ -619,7 +638,7 @@ static void conn_open(struct egress_queue *eq, struct egress_conn *c)
 		 * The unit waits; its recipients stay ready, no attempt counted. */
 		egress_open_failed(eq, c->vmta, ret, t->host, (int64_t)loop_now_ms());
 		if (ret == -EMFILE || ret == -ENFILE)
-			egress_shed_idle(w);
+			egress_fd_shortage(w);
 		eq->n_connecting--;
 		conn_unlink(eq, c);
 		return;

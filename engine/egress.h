@@ -152,5 +152,9 @@ int64_t egress_close_idle(struct egress_queue *eq, int64_t now_ms);
 /* Out of descriptors: QUIT every idle session of the worker's queues.
  * egress.c */
 void egress_shed_idle(struct worker *w);
+/* Descriptors are process-wide: a worker that ran out tells the others
+ * (eng->counters.fd_shortages), which shed theirs at their next tick. */
+void egress_fd_shortage(struct worker *w);
+void egress_shed_if_short(struct worker *w);
 
 #endif

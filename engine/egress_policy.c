@@ -22,7 +22,8 @@
  * unit waits OPEN_BACKOFF_MIN_MS, doubling up to OPEN_BACKOFF_MAX_MS, before
  * its next session (the recipients stay ready, no attempt is counted), each
  * failure counts in salvo_connect_resource_errors_total, and the log says
- * so at most once per OPEN_LOG_INTERVAL_MS per unit.
+ * so at most once per OPEN_LOG_INTERVAL_MS per unit. Out of descriptors
+ * (EMFILE, ENFILE), every worker QUITs its idle sessions (egress_tick).
  */
 #include "engine/egress.h"
 
@@ -288,6 +289,7 @@ void egress_tick(struct worker *w)
 	int64_t now = (int64_t)loop_now_ms();
 
 	w->egress_timers = NULL;
+	egress_shed_if_short(w);
 	while (eq) {
 		struct egress_queue *next = eq->timer_next;
 		int64_t idle;

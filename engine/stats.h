@@ -57,6 +57,7 @@ struct engine_counters {
 	uint64_t injection_refused; /* 4xx/5xx at DATA end for storage reasons */
 	uint64_t connections_opened; /* outbound sessions started (a socket made) */
 	uint64_t connect_resource_errors; /* outbound sockets not made: EMFILE, EADDRNOTAVAIL... */
+	uint64_t fd_shortages;     /* of those, EMFILE/ENFILE: every worker sheds its idle sessions */
 };
 
 struct worker;
