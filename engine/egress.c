@@ -30,7 +30,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/config.h"
 #include "engine/outcome.h"
@@ -605,6 +608,28 @@ static const struct smtp_client_hooks conn_hooks = {
 	.closed = conn_closed,
 };
 
+/* Outbound sessions leave the last descriptors to inbound sessions and the
+ * API (with none left, nobody could even ask what is wrong; libmicrohttpd
+ * busy-waits for one): 1/16 of the limit, 1 to 64. The lowest free
+ * descriptor (what a dup gets) at or above limit - reserve means at most
+ * `reserve` are free. -EMFILE then, else 0. */
+static int fd_reserve_check(void)
+{
+	struct rlimit rl;
+	rlim_t reserve;
+	int fd;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
+		return 0;
+	reserve = rl.rlim_cur / 16;
+	reserve = reserve < 1 ? 1 : reserve > 64 ? 64 : reserve;
+	fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 0);
+	if (fd < 0)
+		return errno == EMFILE || errno == ENFILE ? -errno : 0;
+	close(fd);
+	return (rlim_t)fd + reserve >= rl.rlim_cur ? -EMFILE : 0;
+}
+
 static void conn_open(struct egress_queue *eq, struct egress_conn *c)
 {
 	struct worker *w = eq->w;
@@ -625,10 +650,12 @@ static void conn_open(struct egress_queue *eq, struct egress_conn *c)
 
 		if (vm->has_source && vm->source.sa.ss_family != t->addr.ss_family)
 			continue; /* an IPv4 source cannot reach an IPv6 MX */
-		ret = smtp_client_connect(&c->cli, &w->loop, (const struct sockaddr *)&t->addr, t->addrlen,
-					  vm->has_source ? (const struct sockaddr *)&vm->source.sa : NULL,
-					  vm->has_source ? vm->source.salen : 0, helo, &w->client_tmo,
-					  tls.ctx || tls.require ? &tls : NULL, &conn_hooks, c);
+		ret = fd_reserve_check();
+		if (ret == 0)
+			ret = smtp_client_connect(&c->cli, &w->loop, (const struct sockaddr *)&t->addr, t->addrlen,
+						  vm->has_source ? (const struct sockaddr *)&vm->source.sa : NULL,
+						  vm->has_source ? vm->source.salen : 0, helo, &w->client_tmo,
+						  tls.ctx || tls.require ? &tls : NULL, &conn_hooks, c);
 		if (ret == 0) {
 			__atomic_add_fetch(&w->eng->counters.connections_opened, 1, __ATOMIC_RELAXED);
 			return;
