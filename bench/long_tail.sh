@@ -26,6 +26,7 @@ fi
 ip link set lo up
 cd "$(dirname "$0")/.."
 ROOT=$PWD
+case $B in /*) ;; *) B=$ROOT/$B ;; esac
 OUT=${OUT:-bench/out}; mkdir -p "$OUT"
 D=100; SINKS=4; SESS=20; PER=${PER:-100}; SIZE=4096
 TARGETS=${TARGETS:-salvod rollup postfix loopback}
@@ -122,7 +123,7 @@ run_one() { # $1 = target, $2 = run
 	case $t in
 	salvod | rollup)
 		salvod_conf "$dir" "$([ "$t" = rollup ] && echo rollup || echo none)"
-		"$ROOT/$B/engine/salvod" -c "$dir/salvod.conf" 2>"$dir/salvod.err" &
+		"$B/engine/salvod" -c "$dir/salvod.conf" 2>"$dir/salvod.err" &
 		pid=$!
 		wait_port 127.0.0.1 22525 10
 		addr=127.0.0.1:22525 ;;
