@@ -14,7 +14,8 @@
 #   Postfix's maillog. Sessions opened: TcpActiveOpens of the run's own network
 #   namespace, less the injector's sessions (so the same count for salvod and
 #   Postfix); salvod's salvo_connections_opened_total is printed beside it. Peak:
-#   the most sessions to port 25 established at once (ss, every 100 ms).
+#   the most sessions to port 25 established at once (ss, every 100 ms). salvod's
+#   CPU (utime + stime) per 1,000 messages.
 # Runs itself in a private network namespace (ports 25, 53 free; nothing else
 # counted). Results: a table and medians on stdout, TSV in $OUT/long_tail.tsv.
 #   bench/long_tail.sh [N] [RUNS] [BUILD_DIR]
@@ -116,9 +117,9 @@ delivered() { # $1 = target, $2 = dir
 	esac
 }
 
-printf "target\trun\tmessages\tdelivered\tseconds\trate\topened\topened_per_1000\tsalvod_counter\tpeak\n" >"$OUT/long_tail.tsv"
+printf "target\trun\tmessages\tdelivered\tseconds\trate\topened\topened_per_1000\tsalvod_counter\tpeak\tsalvod_cpu_ms_per_1000\n" >"$OUT/long_tail.tsv"
 run_one() { # $1 = target, $2 = run
-	local t=$1 r=$2 dir="$WD/$1-$2" pid="" addr t0 t1 got=0 a0 a1 opened ctr="" spid peak
+	local t=$1 r=$2 dir="$WD/$1-$2" pid="" addr t0 t1 got=0 a0 a1 opened ctr="" spid peak cpu="-"
 	mkdir -p "$dir"
 	case $t in
 	salvod | rollup)
@@ -155,15 +156,16 @@ run_one() { # $1 = target, $2 = run
 	[ "$t" = loopback ] && opened=0
 	if [ -n "$pid" ]; then
 		ctr=$(curl -s http://127.0.0.1:28025/metrics | awk '/^salvo_connections_opened_total / {print $2}')
+		cpu=$(awk -v n="$N" -v hz="$(getconf CLK_TCK)" '{sub(/.*\) /, ""); print int(($12 + $13) * 1000 / hz * 1000 / n)}' "/proc/$pid/stat")
 		kill "$pid"; wait "$pid" || true
 	fi
 	[ "$t" = postfix ] && "$ROOT/bench/peer_postfix.sh" stop "$dir/postfix" 2>>"$dir/postfix.err"
-	/usr/bin/python3 - "$t" "$r" "$N" "$got" "$t0" "$t1" "$opened" "${ctr:--}" "$peak" >>"$OUT/long_tail.tsv" <<'PY'
+	/usr/bin/python3 - "$t" "$r" "$N" "$got" "$t0" "$t1" "$opened" "${ctr:--}" "$peak" "$cpu" >>"$OUT/long_tail.tsv" <<'PY'
 import sys
-t, r, n, got, t0, t1, opened, ctr, peak = sys.argv[1:]
+t, r, n, got, t0, t1, opened, ctr, peak, cpu = sys.argv[1:]
 s = float(t1) - float(t0)
-print("%s\t%s\t%s\t%s\t%.2f\t%.0f\t%s\t%.1f\t%s\t%s" % (t, r, n, got, s, int(got) / s, opened,
-      1000.0 * int(opened) / int(n), ctr, peak))
+print("%s\t%s\t%s\t%s\t%.2f\t%.0f\t%s\t%.1f\t%s\t%s\t%s" % (t, r, n, got, s, int(got) / s, opened,
+      1000.0 * int(opened) / int(n), ctr, peak, cpu))
 PY
 	tail -1 "$OUT/long_tail.tsv"
 }
@@ -183,9 +185,11 @@ for t in ("salvod", "rollup", "postfix", "loopback"):
     rates = sorted(float(r["rate"]) for r in rs)
     opened = statistics.median(float(r["opened_per_1000"]) for r in rs)
     peak = statistics.median(int(r["peak"]) for r in rs)
+    cpu = [float(r["salvod_cpu_ms_per_1000"]) for r in rs if r["salvod_cpu_ms_per_1000"] != "-"]
     med[t] = statistics.median(rates)
-    print("%-8s median %6.0f msg/s (%s), sessions opened per 1,000 messages %.1f, peak open %d%s" % (
+    print("%-8s median %6.0f msg/s (%s), sessions opened per 1,000 messages %.1f, peak open %d%s%s" % (
         t, med[t], " ".join("%.0f" % x for x in rates), opened, peak,
+        ", salvod CPU %.0f ms per 1,000" % statistics.median(cpu) if cpu else "",
         "" if t == "loopback" else "; incomplete runs: %d" % sum(r["delivered"] != r["messages"] for r in rs)))
 for other, fmt in (("postfix", "%.1fx"), ("rollup", "%.2f"), ("loopback", "%.2f")):
     if "salvod" in med and other in med:
