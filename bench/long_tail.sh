@@ -15,7 +15,8 @@
 #   namespace, less the injector's sessions (so the same count for salvod and
 #   Postfix); salvod's salvo_connections_opened_total is printed beside it. Peak:
 #   the most sessions to port 25 established at once (ss, every 100 ms). salvod's
-#   CPU (utime + stime) per 1,000 messages.
+#   CPU (utime + stime) per 1,000 messages. inject_seconds: until the injector's
+#   last 250.
 # Runs itself in a private network namespace (ports 25, 53 free; nothing else
 # counted). Results: a table and medians on stdout, TSV in $OUT/long_tail.tsv.
 #   bench/long_tail.sh [N] [RUNS] [BUILD_DIR]
@@ -117,9 +118,9 @@ delivered() { # $1 = target, $2 = dir
 	esac
 }
 
-printf "target\trun\tmessages\tdelivered\tseconds\trate\topened\topened_per_1000\tsalvod_counter\tpeak\tsalvod_cpu_ms_per_1000\n" >"$OUT/long_tail.tsv"
+printf "target\trun\tmessages\tdelivered\tseconds\trate\topened\topened_per_1000\tsalvod_counter\tpeak\tsalvod_cpu_ms_per_1000\tinject_seconds\n" >"$OUT/long_tail.tsv"
 run_one() { # $1 = target, $2 = run
-	local t=$1 r=$2 dir="$WD/$1-$2" pid="" addr t0 t1 got=0 a0 a1 opened ctr="" spid peak cpu="-"
+	local t=$1 r=$2 dir="$WD/$1-$2" pid="" addr t0 t1 got=0 a0 a1 opened ctr="" spid peak cpu="-" ti
 	mkdir -p "$dir"
 	case $t in
 	salvod | rollup)
@@ -139,6 +140,7 @@ run_one() { # $1 = target, $2 = run
 	a0=$(active_opens)
 	t0=$(now)
 	inject "$addr" >"$dir/inject.out" 2>&1 || echo "$t run $r: injection errors, see $dir/inject.out" >&2
+	ti=$(now)
 	if [ "$t" = loopback ]; then
 		got=$N
 	else
@@ -160,12 +162,12 @@ run_one() { # $1 = target, $2 = run
 		kill "$pid"; wait "$pid" || true
 	fi
 	[ "$t" = postfix ] && "$ROOT/bench/peer_postfix.sh" stop "$dir/postfix" 2>>"$dir/postfix.err"
-	/usr/bin/python3 - "$t" "$r" "$N" "$got" "$t0" "$t1" "$opened" "${ctr:--}" "$peak" "$cpu" >>"$OUT/long_tail.tsv" <<'PY'
+	/usr/bin/python3 - "$t" "$r" "$N" "$got" "$t0" "$t1" "$opened" "${ctr:--}" "$peak" "$cpu" "$ti" >>"$OUT/long_tail.tsv" <<'PY'
 import sys
-t, r, n, got, t0, t1, opened, ctr, peak, cpu = sys.argv[1:]
+t, r, n, got, t0, t1, opened, ctr, peak, cpu, ti = sys.argv[1:]
 s = float(t1) - float(t0)
-print("%s\t%s\t%s\t%s\t%.2f\t%.0f\t%s\t%.1f\t%s\t%s\t%s" % (t, r, n, got, s, int(got) / s, opened,
-      1000.0 * int(opened) / int(n), ctr, peak, cpu))
+print("%s\t%s\t%s\t%s\t%.2f\t%.0f\t%s\t%.1f\t%s\t%s\t%s\t%s" % (t, r, n, got, s, int(got) / s, opened,
+      1000.0 * int(opened) / int(n), ctr, peak, cpu, "%.2f" % (float(ti) - float(t0))))
 PY
 	tail -1 "$OUT/long_tail.tsv"
 }
