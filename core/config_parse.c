@@ -601,10 +601,15 @@ static int run_directive(struct parser *p, const char *name, char *v)
 	char sb[CP_SHOW_BUF];
 	const struct directive *d = NULL;
 
-	for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]) && !d; t++)
-		for (size_t i = 0; i < tables[t]->n && !d; i++)
-			if (strcasecmp(name, tables[t]->d[i].name) == 0)
+	/* A name may mean something in several contexts (max-message-size at
+	 * top level and in <source>): the current context's entry wins. */
+	for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]) && !(d && d->ctx == p->ctx); t++)
+		for (size_t i = 0; i < tables[t]->n; i++)
+			if (strcasecmp(name, tables[t]->d[i].name) == 0 && (!d || tables[t]->d[i].ctx == p->ctx)) {
 				d = &tables[t]->d[i];
+				if (d->ctx == p->ctx)
+					break;
+			}
 	if (!d)
 		return cp_err(p, "unknown directive \"%s\"", cp_show(sb, name));
 	if (d->ctx != p->ctx && d->ctx == CTX_TOP)
