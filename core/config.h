@@ -85,6 +85,9 @@ struct config_source {
 	bool process_x_job;         /* honour X-Job: (campaign id) */
 	bool require_auth;          /* relay only after SMTP AUTH */
 	bool allow_unencrypted_auth; /* `allow-unencrypted-plain-auth`: AUTH without TLS */
+	uint64_t max_message_size;  /* `max-message-size`: 0 = the default for this kind
+				     * of source (see config_source_max_message_size) */
+	unsigned max_connections_per_ip; /* `smtp-max-connections-per-ip`: 0 = not set */
 	char *default_virtual_mta;  /* as written; NULL when not set */
 	size_t default_pool;        /* resolved: index into cfg->pools (0 = default) */
 	int line; /* where the block starts, for diagnostics */
@@ -253,6 +256,11 @@ struct config {
 	unsigned smtp_max_connections;    /* inbound sessions in all (2000) */
 	unsigned smtp_max_connections_per_ip; /* inbound sessions from one address (100) */
 	unsigned smtp_max_errors;         /* protocol errors before 421 and close (10) */
+	/* Sessions that may not relay (only the bounce domain's reports reach
+	 * them) have their own limits: */
+	uint64_t bounce_max_message_size; /* `bounce-max-message-size` (1 MiB) */
+	struct config_rate bounce_max_reports_per_ip; /* `bounce-max-reports-per-ip` (1000/h) */
+	uint64_t smtp_max_session_time_ms; /* `smtp-max-session-time` (10m) */
 	uint16_t smtp_port;         /* remote port for MX deliveries, default 25 */
 
 	char *postmaster;           /* `postmaster ADDR`; NULL when not set */
@@ -323,6 +331,14 @@ bool config_glob_match(const char *pattern, const char *s);
 /* The most specific <source> matching addr, or NULL. */
 const struct config_source *config_source_for(const struct config *cfg,
 					      const struct sockaddr *addr);
+
+/* May a client at addr relay without authenticating (a trusted injector)? */
+bool config_source_trusted(const struct config_source *src);
+
+/* The message size limit for a session from src before any AUTH: the
+ * source's own `max-message-size`, else max-message-size for trusted
+ * sources and bounce-max-message-size for the others. */
+uint64_t config_source_max_message_size(const struct config *cfg, const struct config_source *src);
 
 /* --- value parsers (pure; exported for tests and other modules) --------- */
 

@@ -433,8 +433,35 @@ static int d_domain_key(struct parser *p, const struct directive *d, char *v)
 	return cp_set_string(p, &c->domain_keys[i].path, path);
 }
 
+static int d_bounce_max_message_size(struct parser *p, const struct directive *d, char *v)
+{
+	uint64_t n;
+
+	if (config_parse_size(v, &n) < 0 || n == 0)
+		return cp_bad_value(p, "size", d, v);
+	p->cfg->bounce_max_message_size = n;
+	return 0;
+}
+
+static int d_bounce_max_reports_per_ip(struct parser *p, const struct directive *d, char *v)
+{
+	if (config_parse_rate(v, &p->cfg->bounce_max_reports_per_ip) < 0 || !p->cfg->bounce_max_reports_per_ip.count)
+		return cp_bad_value(p, "rate (e.g. 1000/h)", d, v);
+	return 0;
+}
+
+static int d_smtp_max_session_time(struct parser *p, const struct directive *d, char *v)
+{
+	if (config_parse_duration(v, &p->cfg->smtp_max_session_time_ms) < 0 || !p->cfg->smtp_max_session_time_ms)
+		return cp_bad_value(p, "duration", d, v);
+	return 0;
+}
+
 static const struct directive directives[] = {
 	{"host-name", CTX_TOP, d_host_name},
+	{"bounce-max-message-size", CTX_TOP, d_bounce_max_message_size},
+	{"bounce-max-reports-per-ip", CTX_TOP, d_bounce_max_reports_per_ip},
+	{"smtp-max-session-time", CTX_TOP, d_smtp_max_session_time},
 	{"domain-key", CTX_TOP, d_domain_key},
 	{"smtp-max-connections", CTX_TOP, d_smtp_max_connections},
 	{"smtp-max-connections-per-ip", CTX_TOP, d_smtp_max_connections_per_ip},
@@ -574,10 +601,15 @@ static int run_directive(struct parser *p, const char *name, char *v)
 	char sb[CP_SHOW_BUF];
 	const struct directive *d = NULL;
 
-	for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]) && !d; t++)
-		for (size_t i = 0; i < tables[t]->n && !d; i++)
-			if (strcasecmp(name, tables[t]->d[i].name) == 0)
+	/* A name may mean something in several contexts (max-message-size at
+	 * top level and in <source>): the current context's entry wins. */
+	for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]) && !(d && d->ctx == p->ctx); t++)
+		for (size_t i = 0; i < tables[t]->n; i++)
+			if (strcasecmp(name, tables[t]->d[i].name) == 0 && (!d || tables[t]->d[i].ctx == p->ctx)) {
 				d = &tables[t]->d[i];
+				if (d->ctx == p->ctx)
+					break;
+			}
 	if (!d)
 		return cp_err(p, "unknown directive \"%s\"", cp_show(sb, name));
 	if (d->ctx != p->ctx && d->ctx == CTX_TOP)
@@ -683,6 +715,9 @@ int config_defaults(struct config *cfg)
 		.smtp_max_connections = 2000,
 		.smtp_max_connections_per_ip = 100,
 		.smtp_max_errors = 10,
+		.bounce_max_message_size = 1ULL << 20,
+		.bounce_max_reports_per_ip = {.count = 1000, .per_ms = 3600 * 1000ULL},
+		.smtp_max_session_time_ms = 10 * 60 * 1000ULL,
 		.bounce_verp_retention_ms = 7 * 24 * 3600 * 1000ULL,
 		.max_rcpt_per_session_message = DEF_MAX_RCPT_SESSION,
 		.smtp_command_timeout_ms = DEF_CMD_TIMEOUT_MS,

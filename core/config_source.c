@@ -53,7 +53,34 @@ static int d_allow_unencrypted_auth(struct parser *p, const struct directive *d,
 	return set_bool(p, d, v, &cur_source(p)->allow_unencrypted_auth);
 }
 
+/* `max-message-size SIZE|unlimited` (PowerMTA's, per source) */
+static int d_max_message_size(struct parser *p, const struct directive *d, char *v)
+{
+	uint64_t n;
+
+	if (!strcmp(v, "unlimited")) {
+		cur_source(p)->max_message_size = UINT64_MAX;
+		return 0;
+	}
+	if (config_parse_size(v, &n) < 0 || n == 0)
+		return cp_bad_value(p, "size or \"unlimited\"", d, v);
+	cur_source(p)->max_message_size = n;
+	return 0;
+}
+
+static int d_max_connections_per_ip(struct parser *p, const struct directive *d, char *v)
+{
+	uint64_t n;
+
+	if (config_parse_uint(v, 1, 1000000, &n) < 0)
+		return cp_bad_value(p, "count (1-1000000)", d, v);
+	cur_source(p)->max_connections_per_ip = (unsigned)n;
+	return 0;
+}
+
 static const struct directive directives[] = {
+	{"max-message-size", CTX_SOURCE, d_max_message_size},
+	{"smtp-max-connections-per-ip", CTX_SOURCE, d_max_connections_per_ip},
 	{"always-allow-relaying", CTX_SOURCE, d_always_allow_relaying},
 	{"require-auth", CTX_SOURCE, d_require_auth},
 	{"allow-unencrypted-plain-auth", CTX_SOURCE, d_allow_unencrypted_auth},
@@ -149,4 +176,16 @@ const struct config_source *config_source_for(const struct config *cfg,
 			best = s;
 	}
 	return best;
+}
+
+bool config_source_trusted(const struct config_source *src)
+{
+	return src && src->always_allow_relaying && !src->require_auth;
+}
+
+uint64_t config_source_max_message_size(const struct config *cfg, const struct config_source *src)
+{
+	if (src && src->max_message_size)
+		return src->max_message_size == UINT64_MAX ? UINT64_MAX : src->max_message_size;
+	return config_source_trusted(src) ? cfg->max_message_size : cfg->bounce_max_message_size;
 }

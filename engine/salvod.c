@@ -185,7 +185,8 @@ int main(int argc, char **argv)
 	struct config cfg;
 	struct engine eng;
 	struct conn_limit smtp_conns = {0};
-	struct auth_failures auth_failures = {0};
+	struct auth_service auth = {0};
+	struct addr_window bounce_reports = {0};
 	int lock_fd = -1;
 	char err[CONFIG_ERR_MAX];
 	char path[4096];
@@ -262,11 +263,15 @@ int main(int argc, char **argv)
 		goto out_writer;
 	}
 	eng.smtp_conns = &smtp_conns;
-	if (auth_failures_init(&auth_failures) < 0) {
+	if (auth_service_start(&auth, &cfg, intake_auth_done) < 0 ||
+	    addr_window_init(&bounce_reports, (unsigned)(cfg.bounce_max_reports_per_ip.count > UINT32_MAX
+							    ? UINT32_MAX : cfg.bounce_max_reports_per_ip.count),
+			     cfg.bounce_max_reports_per_ip.per_ms) < 0) {
 		fprintf(stderr, "salvod: out of memory\n");
 		goto out_writer;
 	}
-	eng.auth_failures = &auth_failures;
+	eng.auth = &auth;
+	eng.bounce_reports = &bounce_reports;
 	if (cfg.tls_certificate && cfg.tls_private_key &&
 	    tls_server_ctx(cfg.tls_certificate, cfg.tls_private_key, &eng.tls_server, err, sizeof(err)) < 0) {
 		fprintf(stderr, "salvod: TLS: %s\n", err);
@@ -338,6 +343,9 @@ out_workers:
 	for (unsigned i = 0; i < started; i++)
 		worker_stop(&eng.workers[i]);
 out_writer:
+	/* After the workers: a check finishing now posts to a stopped
+	 * worker's mailbox, which worker_free() empties. */
+	auth_service_stop(&auth);
 	/* Workers are gone; the writer drains what they handed it. */
 	spool_writer_stop(&eng.writer);
 	for (unsigned i = 0; i < started; i++)
@@ -347,7 +355,7 @@ out_writer:
 	dkim_keys_free(eng.dkim);
 	tls_ctx_free(eng.tls_server);
 	tls_ctx_free(eng.tls_client);
-	auth_failures_fini(&auth_failures);
+	addr_window_fini(&bounce_reports);
 out_log:
 	acct_log_close(eng.acct);
 out_spool:

@@ -46,11 +46,12 @@ enum sess_state {
 	SESS_READY,        /* reading commands */
 	SESS_DATA,         /* reading the message */
 	SESS_WAIT_COMMIT,  /* message handed to the spool; waiting for durability */
+	SESS_WAIT_AUTH,    /* credentials being checked off the loop */
 	SESS_CLOSING,      /* flushing the last reply, then close */
 	SESS_DEAD,         /* fd shut; waiting for in-flight ops to drain */
 };
 
-static const char *const sess_state_name[] = {"ready", "data", "wait-commit", "closing", "dead"};
+static const char *const sess_state_name[] = {"ready", "data", "wait-commit", "wait-auth", "closing", "dead"};
 
 struct listener {
 	struct smtp_server *srv;
@@ -72,9 +73,15 @@ struct smtp_session {
 	bool recv_armed, send_armed, timer_armed;
 	bool discarding;           /* dropping an over-long line up to its LF */
 	bool quit_after_send;
+	bool in_pump;              /* sess_pump() is on the stack: hooks that
+				    * answer at once must not re-enter it */
 	unsigned errors;
 	uint64_t deadline;
+	uint64_t end_by;           /* overall session deadline now (0: none) */
+	uint64_t pol_end_by;       /* the policy's deadline, for when AUTH is forgotten */
 	struct loop_op recv_op, send_op, timer_op;
+	struct smtp_peer_policy pol;
+	uint64_t max_size;         /* the message size limit now */
 
 	struct sockaddr_storage peer;
 	char peer_ip[64];
@@ -176,6 +183,16 @@ static void sess_reply(struct smtp_session *s, const char *fmt, ...)
 	}
 }
 
+static void sess_forget_auth(struct smtp_session *s)
+{
+	free(s->user);
+	s->user = NULL;
+	s->auth_step = AUTH_NONE;
+	explicit_bzero(s->auth_user, sizeof(s->auth_user));
+	s->max_size = s->pol.max_message_size;
+	s->end_by = s->pol_end_by;
+}
+
 static void sess_send_done(struct loop_op *op, int res, unsigned flags)
 {
 	struct smtp_session *s = container_of(op, struct smtp_session, send_op);
@@ -205,9 +222,13 @@ static void sess_send_done(struct loop_op *op, int res, unsigned flags)
 			sess_close(s);
 			return;
 		}
+		/* RFC 3207 4.2: forget everything the client said in clear,
+		 * the authenticated identity included */
 		s->helo[0] = 0;
 		s->esmtp = false;
 		sess_reset_txn(s);
+		sess_forget_auth(s);
+		s->discarding = false;
 	}
 	if (s->pend_len || (s->tls && tls_pending(s->tls))) {
 		sess_flush(s);
@@ -301,6 +322,8 @@ static void sess_touch(struct smtp_session *s)
 	uint64_t t = s->state == SESS_DATA ? s->srv->lim.data_timeout_ms : s->srv->lim.command_timeout_ms;
 
 	s->deadline = loop_now_ms() + t;
+	if (s->end_by && s->deadline > s->end_by)
+		s->deadline = s->end_by;
 	sess_arm_timer(s);
 }
 
@@ -316,18 +339,23 @@ static void sess_timer_done(struct loop_op *op, int res, unsigned flags)
 		sess_close(s);
 		return;
 	}
-	if (s->state == SESS_WAIT_COMMIT) {
-		/* Our own disk is slow; the client's patience is not our timer's. */
-		sess_touch(s);
+	if (s->state == SESS_WAIT_COMMIT || s->state == SESS_WAIT_AUTH) {
+		/* Our own disk (or hashing) is slow; the client's patience is
+		 * not our timer's. */
+		s->deadline = loop_now_ms() + s->srv->lim.command_timeout_ms;
+		sess_arm_timer(s);
 		return;
 	}
 	if (loop_now_ms() < s->deadline) {
 		sess_arm_timer(s);
 		return;
 	}
-	fprintf(stderr, "salvod: smtp session from %s: timeout in state %s\n", s->peer_ip,
-		sess_state_name[s->state]);
-	sess_reply(s, "421 4.4.2 %s Error: timeout exceeded", s->srv->lim.host_name);
+	bool overall = s->end_by && loop_now_ms() >= s->end_by;
+
+	fprintf(stderr, "salvod: smtp session from %s: %s in state %s\n", s->peer_ip,
+		overall ? "session time limit reached" : "timeout", sess_state_name[s->state]);
+	sess_reply(s, "421 4.4.2 %s Error: %s", s->srv->lim.host_name,
+		   overall ? "session time limit exceeded" : "timeout exceeded");
 	s->state = SESS_CLOSING;
 	sess_flush(s);
 }
@@ -346,7 +374,7 @@ static void sess_free(struct smtp_session *s)
 		s->next->prev = s->prev;
 	sess_reset_txn(s);
 	if (s->counted)
-		conn_limit_release(srv->lim.conns, (const struct sockaddr *)&s->peer);
+		conn_limit_release(srv->lim.conns, (const struct sockaddr *)&s->peer, s->pol.trusted);
 	tls_conn_free(s->tls);
 	free(s->user);
 	free(s->out);
@@ -360,6 +388,12 @@ static void sess_close(struct smtp_session *s)
 	if (s->state != SESS_DEAD) {
 		s->state = SESS_DEAD;
 		shutdown(s->fd, SHUT_RDWR);
+		/* the client's slot is free once the socket is, not when the
+		 * last completion drains */
+		if (s->counted) {
+			conn_limit_release(s->srv->lim.conns, (const struct sockaddr *)&s->peer, s->pol.trusted);
+			s->counted = false;
+		}
 		if (s->timer_armed) {
 			/* The cancel's own completion is not tracked: it needs no owner. */
 			struct io_uring_sqe *sqe = loop_sqe(s->srv->loop, NULL);
@@ -400,7 +434,10 @@ static void cmd_ehlo(struct smtp_session *s, const struct smtp_cmd *c, bool esmt
 	}
 	sess_reply(s, "250-%s", lim->host_name);
 	sess_reply(s, "250-PIPELINING");
-	sess_reply(s, "250-SIZE %llu", (unsigned long long)lim->max_message_size);
+	if (s->max_size == UINT64_MAX)
+		sess_reply(s, "250-SIZE");
+	else
+		sess_reply(s, "250-SIZE %llu", (unsigned long long)s->max_size);
 	sess_reply(s, "250-8BITMIME");
 	sess_reply(s, "250-SMTPUTF8");
 	if (lim->tls && !s->tls)
@@ -452,22 +489,49 @@ static int b64_decode(const char *in, size_t n, char *out, size_t cap, size_t *o
 	return 0;
 }
 
+/* Hand the credentials to the checker; the session reads nothing more
+ * until smtp_session_auth_done(). */
 static void auth_finish(struct smtp_session *s, const char *user, const char *pass)
 {
-	int r = s->srv->hooks.auth_check(s->srv->ctx, s, user, pass);
-
+	if (user != s->auth_user)
+		snprintf(s->auth_user, sizeof(s->auth_user), "%.255s", user);
 	s->auth_step = AUTH_NONE;
-	if (r == 0) {
+	s->state = SESS_WAIT_AUTH;
+	s->ops++; /* the check keeps the session alive */
+	s->srv->hooks.auth_start(s->srv->ctx, s, s->auth_user, pass);
+}
+
+void smtp_session_auth_done(struct smtp_session *s, int result)
+{
+	s->ops--;
+	if (s->state == SESS_DEAD) {
+		sess_close(s);
+		return;
+	}
+	s->state = SESS_READY;
+	if (result == 0) {
 		free(s->user);
-		s->user = strdup(user);
+		s->user = strdup(s->auth_user);
+		/* an authenticated client injects: the listener's limits */
+		s->max_size = s->srv->lim.max_message_size;
+		s->end_by = 0;
 		sess_reply(s, "235 2.7.0 Authentication successful");
-	} else if (r == 2) {
+	} else if (result == 2) {
 		sess_reply(s, "454 4.7.0 Too many failed authentication attempts, try again later");
 		s->state = SESS_CLOSING;
 	} else {
 		sess_reply(s, "535 5.7.8 Authentication credentials invalid");
 		sess_error(s);
 	}
+	explicit_bzero(s->auth_user, sizeof(s->auth_user));
+	sess_touch(s);
+	if (!s->in_pump)
+		sess_pump(s);
+}
+
+bool smtp_session_trusted(const struct smtp_session *s)
+{
+	return s->pol.trusted || s->user;
 }
 
 /* PLAIN: authzid NUL authcid NUL passwd (the authzid must be empty or the same). */
@@ -528,7 +592,7 @@ static void cmd_auth(struct smtp_session *s, const struct smtp_cmd *c)
 	const char *a = c->arg, *sp;
 	size_t n = c->arg_len, mech;
 
-	if (!s->srv->hooks.auth_allowed || !s->srv->hooks.auth_check ||
+	if (!s->srv->hooks.auth_allowed || !s->srv->hooks.auth_start ||
 	    !s->srv->hooks.auth_allowed(s->srv->ctx, s, s->tls != NULL)) {
 		sess_reply(s, "538 5.7.11 Encryption required for requested authentication mechanism");
 		sess_error(s);
@@ -578,7 +642,7 @@ static void cmd_mail(struct smtp_session *s, const struct smtp_cmd *c)
 		sess_error(s);
 		return;
 	}
-	if (c->has_size && c->size > s->srv->lim.max_message_size) {
+	if (c->has_size && c->size > s->max_size) {
 		sess_reply(s, "552 5.3.4 Message size exceeds fixed limit");
 		return;
 	}
@@ -642,7 +706,7 @@ static void body_append(struct smtp_session *s, const char *p, size_t n)
 {
 	if (s->body_too_big)
 		return;
-	if (s->body_len + n > s->srv->lim.max_message_size + 4096) {
+	if (s->max_size != UINT64_MAX && s->body_len + n > s->max_size + 4096) {
 		/* The rest is read and dropped: no need to hold what came so far. */
 		s->body_too_big = true;
 		free(s->body);
@@ -777,7 +841,8 @@ void smtp_session_submitted(struct smtp_session *s, const char *reply)
 	sess_reply(s, "%s", reply);
 	s->state = SESS_READY;
 	sess_touch(s);
-	sess_pump(s);
+	if (!s->in_pump)
+		sess_pump(s);
 }
 
 const struct sockaddr *smtp_session_peer(const struct smtp_session *s)
@@ -808,6 +873,8 @@ static void sess_pump(struct smtp_session *s)
 {
 	size_t off = 0;
 
+	s->in_pump = true;
+
 	while (off < s->in_len && s->pend_len < PEND_MAX && !s->starttls_after_flush) {
 		if (s->state == SESS_DATA) {
 			size_t out_len = 0;
@@ -821,7 +888,7 @@ static void sess_pump(struct smtp_session *s)
 			off += used;
 			if (done) {
 				sess_submit(s);
-				break;
+				continue; /* READY again when the hook answered at once */
 			}
 			continue;
 		}
@@ -863,6 +930,7 @@ static void sess_pump(struct smtp_session *s)
 	/* RFC 3207: nothing sent before the TLS handshake may be acted on after it */
 	if (s->starttls_after_flush)
 		off = s->in_len;
+	s->in_pump = false;
 	if (off)
 		sess_consume(s, off);
 	sess_flush(s);
@@ -1033,8 +1101,15 @@ static void listener_accept_done(struct loop_op *op, int res, unsigned flags)
 	srv->sessions = s;
 	int one = 1;
 	setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	s->pol.max_message_size = srv->lim.max_message_size;
+	if (srv->hooks.peer_policy)
+		srv->hooks.peer_policy(srv->ctx, (const struct sockaddr *)&s->peer, &s->pol);
+	s->max_size = s->pol.max_message_size;
+	if (s->pol.max_session_ms)
+		s->end_by = s->pol_end_by = loop_now_ms() + s->pol.max_session_ms;
 	if (srv->lim.conns) {
-		enum conn_limit_verdict v = conn_limit_acquire(srv->lim.conns, (const struct sockaddr *)&s->peer);
+		enum conn_limit_verdict v = conn_limit_acquire(srv->lim.conns, (const struct sockaddr *)&s->peer,
+							       s->pol.trusted, s->pol.max_per_ip);
 
 		s->counted = v == CONN_OK;
 		if (v != CONN_OK) {
@@ -1143,7 +1218,9 @@ void smtp_server_free(struct smtp_server *srv)
 		close(s->fd);
 		sess_reset_txn(s);
 		if (s->counted)
-			conn_limit_release(srv->lim.conns, (const struct sockaddr *)&s->peer);
+			conn_limit_release(srv->lim.conns, (const struct sockaddr *)&s->peer, s->pol.trusted);
+		tls_conn_free(s->tls);
+		free(s->user);
 		free(s->out);
 		free(s->pend);
 		free(s);

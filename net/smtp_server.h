@@ -31,6 +31,16 @@ struct loop;
 struct smtp_session;
 struct config_addr;
 
+/* What the server must know about a client when it connects (the
+ * caller's <source> policy). */
+struct smtp_peer_policy {
+	bool trusted;              /* may relay without AUTH: exempt from the caps
+				    * meant for strangers (conn_limit.h) */
+	unsigned max_per_ip;       /* the source's own per-address cap; 0 = default */
+	uint64_t max_message_size; /* until AUTH succeeds (then the listener's) */
+	uint64_t max_session_ms;   /* overall deadline until AUTH; 0 = none */
+};
+
 /* A received message's envelope; owned by whoever holds it (see submit). */
 struct smtp_envelope {
 	char *sender;              /* "" for the null reverse-path */
@@ -55,9 +65,13 @@ struct smtp_server_hooks {
 	/* Optional. May this session use AUTH now (it is over TLS when tls is
 	 * true)? NULL: never. */
 	bool (*auth_allowed)(void *ctx, struct smtp_session *s, bool tls);
-	/* Check a user name and password: 0 good, 1 wrong, 2 too many failures
-	 * from this client (answered 454 and not counted). */
-	int (*auth_check)(void *ctx, struct smtp_session *s, const char *user, const char *pass);
+	/* Start checking a user name and password, off the loop (password
+	 * hashing is slow on purpose). The session waits, reading nothing,
+	 * until smtp_session_auth_done() is called on its thread. */
+	void (*auth_start)(void *ctx, struct smtp_session *s, const char *user, const char *pass);
+	/* Optional. The client's policy, asked once per accepted connection.
+	 * NULL: untrusted, the listener's limits, no session deadline. */
+	void (*peer_policy)(void *ctx, const struct sockaddr *peer, struct smtp_peer_policy *out);
 };
 
 typedef struct ssl_ctx_st SSL_CTX;
@@ -89,6 +103,13 @@ int smtp_server_start(struct smtp_server **out, struct loop *l,
  * so no completion will ever name them). Pending submissions must not call
  * smtp_session_submitted() afterwards. */
 void smtp_server_free(struct smtp_server *srv);
+
+/* The verdict of auth_start: 0 good, 1 wrong, 2 too many failures from
+ * this client (answered 454 and closed). */
+void smtp_session_auth_done(struct smtp_session *s, int result);
+/* Does the session's client count as a trusted injector (its source may
+ * relay, or it has authenticated)? */
+bool smtp_session_trusted(const struct smtp_session *s);
 
 /* The reply to a submitted message ("250 2.0.0 Ok: queued as ..."). */
 void smtp_session_submitted(struct smtp_session *s, const char *reply);

@@ -561,6 +561,53 @@ static void test_syntax_details(void **state)
 	config_free(&cfg);
 }
 
+/* Limits for strangers (sessions that may not relay) and per-source caps. */
+static void test_intake_limits(void **state)
+{
+	struct config cfg;
+	const struct config_source *src;
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+
+	(void)state;
+	load_ok(&cfg, "");
+	assert_int_equal(cfg.bounce_max_message_size, 1 << 20);
+	assert_int_equal(cfg.bounce_max_reports_per_ip.count, 1000);
+	assert_int_equal(cfg.bounce_max_reports_per_ip.per_ms, HOUR);
+	assert_int_equal(cfg.smtp_max_session_time_ms, 10 * MIN);
+	config_free(&cfg);
+	load_ok(&cfg, "max-message-size 20M\nbounce-max-message-size 64K\nbounce-max-reports-per-ip 10/m\n"
+		      "smtp-max-session-time 90s\n"
+		      "<source 10.0.0.0/8>\n always-allow-relaying yes\n smtp-max-connections-per-ip 300\n</source>\n"
+		      "<source 192.0.2.0/24>\n max-message-size unlimited\n</source>\n"
+		      "<source 0/0>\n</source>\n");
+	assert_int_equal(cfg.bounce_max_message_size, 64 << 10);
+	assert_int_equal(cfg.bounce_max_reports_per_ip.count, 10);
+	assert_int_equal(cfg.smtp_max_session_time_ms, 90 * SEC);
+	sa.sin_addr.s_addr = htonl(0x0a000001);
+	src = config_source_for(&cfg, (struct sockaddr *)&sa);
+	assert_true(config_source_trusted(src));
+	assert_int_equal(src->max_connections_per_ip, 300);
+	assert_int_equal(config_source_max_message_size(&cfg, src), 20 << 20);
+	sa.sin_addr.s_addr = htonl(0xc0000201);
+	src = config_source_for(&cfg, (struct sockaddr *)&sa);
+	assert_false(config_source_trusted(src));
+	assert_true(config_source_max_message_size(&cfg, src) == UINT64_MAX);
+	sa.sin_addr.s_addr = htonl(0xcb007101);
+	src = config_source_for(&cfg, (struct sockaddr *)&sa);
+	assert_false(config_source_trusted(src));
+	assert_int_equal(config_source_max_message_size(&cfg, src), 64 << 10);
+	assert_int_equal(config_source_max_message_size(&cfg, NULL), 64 << 10);
+	config_free(&cfg);
+	expect_err("bounce-max-message-size 0\n", "test.conf:1: invalid size \"0\" for bounce-max-message-size");
+	expect_err("bounce-max-reports-per-ip 10\n",
+		   "test.conf:1: invalid rate (e.g. 1000/h) \"10\" for bounce-max-reports-per-ip");
+	expect_err("smtp-max-session-time soon\n", "test.conf:1: invalid duration \"soon\" for smtp-max-session-time");
+	expect_err("<source 0/0>\n max-message-size lots\n</source>\n",
+		   "test.conf:2: invalid size or \"unlimited\" \"lots\" for max-message-size");
+	expect_err("<source 0/0>\n smtp-max-connections-per-ip 0\n</source>\n",
+		   "test.conf:2: invalid count (1-1000000) \"0\" for smtp-max-connections-per-ip");
+}
+
 /* Thousands of domain blocks: every one found, pointers stable. */
 static void test_many_domains(void **state)
 {
@@ -1154,6 +1201,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_intake_limits),
 		cmocka_unit_test(test_empty_file),
 		cmocka_unit_test(test_full_top_level),
 		cmocka_unit_test(test_full_sources),
