@@ -85,6 +85,7 @@ struct config_source {
 	bool process_x_job;         /* honour X-Job: (campaign id) */
 	bool require_auth;          /* relay only after SMTP AUTH */
 	bool allow_unencrypted_auth; /* `allow-unencrypted-plain-auth`: AUTH without TLS */
+	bool bare_newline_normalize; /* `bare-newline normalize`: bare CR/LF in DATA -> CRLF (default reject) */
 	char *default_virtual_mta;  /* as written; NULL when not set */
 	size_t default_pool;        /* resolved: index into cfg->pools (0 = default) */
 	int line; /* where the block starts, for diagnostics */

@@ -53,6 +53,19 @@ static int d_allow_unencrypted_auth(struct parser *p, const struct directive *d,
 	return set_bool(p, d, v, &cur_source(p)->allow_unencrypted_auth);
 }
 
+/* bare-newline reject|normalize: a bare CR or LF in DATA refuses the message
+ * with 550 5.5.2 (Postfix's smtpd_forbid_bare_newline) or is stored as CRLF. */
+static int d_bare_newline(struct parser *p, const struct directive *d, char *v)
+{
+	if (strcmp(v, "reject") == 0)
+		cur_source(p)->bare_newline_normalize = false;
+	else if (strcmp(v, "normalize") == 0)
+		cur_source(p)->bare_newline_normalize = true;
+	else
+		return cp_bad_value(p, "reject or normalize", d, v);
+	return 0;
+}
+
 static const struct directive directives[] = {
 	{"always-allow-relaying", CTX_SOURCE, d_always_allow_relaying},
 	{"require-auth", CTX_SOURCE, d_require_auth},
@@ -60,6 +73,7 @@ static const struct directive directives[] = {
 	{"process-x-virtual-mta", CTX_SOURCE, d_process_x_virtual_mta},
 	{"process-x-job", CTX_SOURCE, d_process_x_job},
 	{"default-virtual-mta", CTX_SOURCE, d_default_virtual_mta},
+	{"bare-newline", CTX_SOURCE, d_bare_newline},
 };
 
 const struct directive_table cp_source_directives = {directives, sizeof(directives) / sizeof(directives[0])};

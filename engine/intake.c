@@ -319,9 +319,19 @@ static int intake_auth_check(void *ctx, struct smtp_session *s, const char *user
 	return r;
 }
 
+/* bare-newline normalize in the client's <source>; else refuse (550 5.5.2). */
+static bool intake_normalize_bare_newlines(void *ctx, struct smtp_session *s)
+{
+	struct worker *w = ctx;
+	const struct config_source *src = config_source_for(w->eng->cfg, smtp_session_peer(s));
+
+	return src && src->bare_newline_normalize;
+}
+
 const struct smtp_server_hooks intake_hooks = {
 	.rcpt = intake_rcpt,
 	.submit = intake_submit,
 	.auth_allowed = intake_auth_allowed,
 	.auth_check = intake_auth_check,
+	.normalize_bare_newlines = intake_normalize_bare_newlines,
 };

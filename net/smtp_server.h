@@ -1,7 +1,8 @@
 /*
  * smtp_server.h - the intake SMTP server: listeners and ESMTP sessions on one
  * worker's io_uring loop (RFC 5321, PIPELINING RFC 2920, SIZE RFC 1870,
- * 8BITMIME RFC 6152, ENHANCEDSTATUSCODES RFC 2034, SMTPUTF8 RFC 6531).
+ * 8BITMIME RFC 6152, ENHANCEDSTATUSCODES RFC 2034, SMTPUTF8 RFC 6531,
+ * CHUNKING RFC 3030).
  *
  * The server speaks the protocol; policy and storage belong to the caller
  * through struct smtp_server_hooks:
@@ -58,6 +59,10 @@ struct smtp_server_hooks {
 	/* Check a user name and password: 0 good, 1 wrong, 2 too many failures
 	 * from this client (answered 454 and not counted). */
 	int (*auth_check)(void *ctx, struct smtp_session *s, const char *user, const char *pass);
+	/* Optional. Should a bare CR or LF in this session's DATA be stored
+	 * as CRLF (true) rather than refuse the message with 550 5.5.2 (false,
+	 * also when NULL)? Asked at each DATA. */
+	bool (*normalize_bare_newlines)(void *ctx, struct smtp_session *s);
 };
 
 typedef struct ssl_ctx_st SSL_CTX;
