@@ -662,6 +662,13 @@ static void cmd_rcpt(struct smtp_session *s, const struct smtp_cmd *c)
 	sess_reply(s, "%s", reply);
 }
 
+/* DATA held a bare CR or LF and the session does not normalise them: the
+ * message is refused once its end is read. */
+static bool bare_refused(const struct smtp_session *s)
+{
+	return !s->unstuff.normalize && (s->unstuff.bare_cr || s->unstuff.bare_lf);
+}
+
 /* Drop what was buffered: the message will be refused, the rest is read
  * and discarded. */
 static void body_drop(struct smtp_session *s)
@@ -673,7 +680,7 @@ static void body_drop(struct smtp_session *s)
 
 static void body_append(struct smtp_session *s, const char *p, size_t n)
 {
-	if (s->body_too_big || s->unstuff.bare_cr || s->unstuff.bare_lf)
+	if (s->body_too_big || bare_refused(s))
 		return;
 	if (s->body_len + n > s->srv->lim.max_message_size + 4096) {
 		/* The rest is read and dropped: no need to hold what came so far. */
@@ -837,7 +844,7 @@ static void sess_submit(struct smtp_session *s)
 		s->state = SESS_READY;
 		return;
 	}
-	if (s->unstuff.bare_cr || s->unstuff.bare_lf) {
+	if (bare_refused(s)) {
 		/* RFC 5321 2.3.8; the reply Postfix gives with smtpd_forbid_bare_newline */
 		sess_reply(s, "550 5.5.2 Error: bare <%s> received", s->unstuff.bare_lf ? "LF" : "CR");
 		sess_reset_txn(s);
@@ -930,7 +937,7 @@ static void sess_pump(struct smtp_session *s)
 
 			used = dot_unstuff_feed(&s->unstuff, s->in + off, chunk, tmp, &out_len, &done);
 			body_append(s, tmp, out_len);
-			if (!s->unstuff.normalize && (s->unstuff.bare_cr || s->unstuff.bare_lf) && s->body)
+			if (bare_refused(s) && s->body)
 				body_drop(s);      /* refused at the end; nothing kept */
 			off += used;
 			if (done)
