@@ -221,11 +221,16 @@ static void intake_pool_and_job(const struct config *cfg, const struct config_so
 	char vmta[128], job[sizeof(ir->campaign)];
 	ssize_t pool = -1;
 
+	struct msg_header_want w[] = {
+		{.name = "X-Virtual-MTA", .out = vmta, .cap = sizeof(vmta)},
+		{.name = "X-Job", .out = job, .cap = sizeof(job)},
+	};
+
 	ir->pool = src ? src->default_pool : 0;
-	if (msg_header_take(ir->body, &ir->len, "X-Virtual-MTA", vmta, sizeof(vmta)) && src &&
-	    src->process_x_virtual_mta && (pool = config_pool_find(cfg, vmta)) >= 0)
+	msg_headers_take(ir->body, &ir->len, w, 2);    /* one pass: linear however many */
+	if (w[0].found && src && src->process_x_virtual_mta && (pool = config_pool_find(cfg, vmta)) >= 0)
 		ir->pool = (size_t)pool;
-	if (msg_header_take(ir->body, &ir->len, "X-Job", job, sizeof(job)) && src && src->process_x_job)
+	if (w[1].found && src && src->process_x_job)
 		memcpy(ir->campaign, job, sizeof(job));
 	if (ir->pool > UINT16_MAX)
 		ir->pool = 0;
