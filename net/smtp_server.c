@@ -914,6 +914,15 @@ const char *smtp_session_tls(const struct smtp_session *s)
 	return s->tls && tls_established(s->tls) ? tls_describe(s->tls) : NULL;
 }
 
+size_t smtp_server_session_count(const struct smtp_server *srv)
+{
+	size_t n = 0;
+
+	for (const struct smtp_session *s = srv->sessions; s; s = s->next)
+		n++;
+	return n;
+}
+
 /* ---- input ------------------------------------------------------------- */
 
 static void sess_consume(struct smtp_session *s, size_t n)

@@ -102,5 +102,7 @@ const struct sockaddr *smtp_session_peer(const struct smtp_session *s);
 const char *smtp_session_user(const struct smtp_session *s);
 /* The TLS protocol and cipher of the session, or NULL when in clear. */
 const char *smtp_session_tls(const struct smtp_session *s);
+/* Sessions not yet freed (open, closing, or waiting for in-flight ops). */
+size_t smtp_server_session_count(const struct smtp_server *srv);
 
 #endif
