@@ -16,10 +16,22 @@
               max-message-size is 552, the transaction is reset and the next BDAT is 503
               (RFC 3030 2), the session stays in step; DATA after BDAT is 503; a BDAT
               whose size cannot be read is 501 and the connection closes.
+  mta_bdat    a real MTA's client sends BDAT into the listener: a second salvod relays
+              through this one (its client chunks when CHUNKING is offered; a recording
+              TCP relay between them checks BDAT was used); dot lines, a "." line and
+              command text arrive at the sink byte-exact, one reception each.
+  postfix     Postfix's smtp client relays through salvod (a private Postfix instance,
+              master in the foreground). Postfix 3.7's client has no BDAT at all (only
+              its smtpd speaks CHUNKING), so this one checks the strict DATA rules take
+              what a real MTA sends; its debug log shows DATA was used.
 """
 
+import os
 import re
+import shutil
 import socket
+import subprocess
+import threading
 import time
 
 import harness
@@ -247,5 +259,204 @@ def test_bdat(env):
     d.check_alive()
 
 
+# -- a second salvod as the client ---------------------------------------------------
+
+RELAY_IN = ("127.0.0.4", 2525)     # the recording TCP relay, where salvod B routes b.test
+SALVOD_B = ("127.0.0.5", 2525)     # salvod B's listener; B sends to salvod A (SALVOD_SMTP)
+
+
+class Recorder:
+    """Forwards one TCP stream at a time from RELAY_IN to a target, keeping the client's bytes."""
+
+    def __init__(self, target):
+        self.target, self.client_bytes, self.stop = target, b"", False
+        self.ls = socket.socket()
+        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.ls.bind(RELAY_IN)
+        self.ls.listen(8)
+        self.ls.settimeout(0.2)
+        self.t = threading.Thread(target=self._run, daemon=True)
+        self.t.start()
+
+    def _pipe(self, a, b, keep):
+        try:
+            while True:
+                d = a.recv(65536)
+                if not d:
+                    break
+                if keep:
+                    self.client_bytes += d
+                b.sendall(d)
+        except OSError:
+            pass
+        finally:
+            try:
+                b.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+
+    def _run(self):
+        while not self.stop:
+            try:
+                c, _ = self.ls.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                break
+            u = socket.create_connection(self.target, timeout=30)
+            threading.Thread(target=self._pipe, args=(c, u, True), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(u, c, False), daemon=True).start()
+
+    def close(self):
+        self.stop = True
+        self.t.join(2)
+        self.ls.close()
+
+
+def start_salvod_b(env):
+    spool = os.path.join(env.dir, "spool-b")
+    conf = env.write("salvod-b.conf", "\n".join([
+        "host-name        b.salvo.itest",
+        "spool-dir        %s" % spool,
+        "smtp-listener    %s:%d" % SALVOD_B,
+        "http-listener    %s:18026" % SALVOD_B[0],
+        "dns-server       %s:%d" % harness.DNS_ADDR,
+        "worker-threads   1",
+        "<source 127.0.0.0/8>", "    always-allow-relaying yes", "</source>",
+        "<domain *>", "    retry-after 2s", "</domain>",
+        "<domain good.test>", "    route %s:%d" % RELAY_IN, "</domain>", ""]))
+    err = os.path.join(env.dir, "salvod-b.stderr")
+    p = env._spawn("salvod-b", [env.salvod, "-c", conf], err)
+    env.on_fail_show.append(("salvod B stderr", err))
+
+    def ready():
+        if p.poll() is not None:
+            raise Fail("salvod B exited with %s:\n%s" % (p.returncode, harness.tail(err, 30)))
+        b = harness.read_banner(SALVOD_B, timeout=0.3)
+        return b is not None and b.startswith(b"220") and b"ready:" in open(err, "rb").read()
+    if not wait_until(ready, 10, what="salvod B"):
+        raise Fail("salvod B did not start:\n" + harness.tail(err, 30))
+    return p
+
+
+def test_mta_bdat(env):
+    d, sink = start(env)
+    rec = Recorder(harness.SALVOD_SMTP)
+    try:
+        start_salvod_b(env)
+        body = (b"From: trusted@good.test\r\nSubject: via b\r\n\r\nfirst\r\n.\r\n..two dots\r\n"
+                b".leading\r\nMAIL FROM:<ceo@bank.test>\r\n\r\n.\r\nlast\r\n")
+        for i in range(3):
+            with harness.smtplib.SMTP(*SALVOD_B, timeout=10) as c:
+                c.sendmail("trusted@good.test", ["m%d@good.test" % i], body)
+        want = {"m%d@good.test" % i for i in range(3)}
+
+        def arrived():
+            return want <= {r for a in sink.arrivals() for r in a.rcpt_to}
+        if not wait_until(arrived, 30, what="the relayed messages at the sink"):
+            raise Fail("relayed messages did not arrive: %r; B->A stream %r" % (sink.arrivals(), rec.client_bytes[:300]))
+    finally:
+        rec.close()
+    if b"\r\nBDAT " not in rec.client_bytes or b"\r\nDATA\r\n" in rec.client_bytes:
+        raise Fail("salvod B did not send by BDAT: %r" % rec.client_bytes[:400])
+    time.sleep(0.5)
+    recs = find_records(d.acct(), type="reception")
+    if sorted(r["recipient"] for r in recs) != sorted(want):
+        raise Fail("receptions at A: %r, want one each for %r" % ([r["recipient"] for r in recs], sorted(want)))
+    for a in sink.arrivals():
+        if not a.data.endswith(body) or a.mail_from != "trusted@good.test":
+            raise Fail("%s: not delivered byte-exact: %r" % (a.file, a.data[-160:]))
+    log("salvod B -> salvod A by BDAT (%d bytes on the wire): 3 messages, byte-exact at the sink"
+        % len(rec.client_bytes))
+    d.check_alive()
+
+
+# -- Postfix as the client --------------------------------------------------------------
+
+PF_MASTER = "/usr/lib/postfix/sbin/master"
+PF_LISTEN = ("127.0.0.1", 2526)
+
+
+def start_postfix(env):
+    if not os.access(PF_MASTER, os.X_OK) or not shutil.which("postfix"):
+        raise harness.Skip("Postfix not installed")
+    base = os.path.join(env.dir, "pf")
+    for sub in ("etc", "spool", "data"):
+        os.makedirs(os.path.join(base, sub))
+    shutil.chown(os.path.join(base, "data"), user="postfix")
+    os.chmod(env.dir, 0o755)
+    with open("/usr/share/postfix/master.cf.dist") as f:
+        lines = []
+        for ln in f:
+            w = ln.split()
+            if ln[:1].isalnum() and len(w) >= 8:
+                w[4] = "n"                             # no chroot: nothing to copy in
+                if w[0] == "smtp" and w[1] == "inet":
+                    w[0] = "%s:%d" % PF_LISTEN
+                ln = " ".join(w) + "\n"
+            lines.append(ln)
+    env.write("pf/etc/master.cf", "".join(lines))
+    env.write("pf/etc/main.cf", "\n".join([
+        "compatibility_level = 3.6",
+        "config_directory = %s/etc" % base,
+        "queue_directory = %s/spool" % base,
+        "data_directory = %s/data" % base,
+        "maillog_file_prefixes = %s" % base,
+        "maillog_file = %s/maillog" % base,
+        "myhostname = relay.pf.test",
+        "mydestination =", "relay_domains =", "local_recipient_maps =", "alias_maps =", "alias_database =",
+        "biff = no",
+        "inet_interfaces = 127.0.0.1", "inet_protocols = ipv4", "smtp_bind_address = 127.0.0.1",
+        "mynetworks = 127.0.0.0/8",
+        "smtpd_relay_restrictions = permit_mynetworks, reject",
+        "relayhost = [%s]:%d" % harness.SALVOD_SMTP,
+        "smtp_tls_security_level = none",
+        "debug_peer_list = %s" % harness.SALVOD_SMTP[0], ""]))
+    chk = subprocess.run(["postfix", "-c", base + "/etc", "check"], capture_output=True, text=True, timeout=60)
+    if chk.returncode != 0:
+        raise Fail("postfix check: %s" % chk.stderr)
+    err = os.path.join(base, "master.stderr")
+    p = env._spawn("postfix-master", [PF_MASTER, "-c", base + "/etc", "-d"], err)
+    env.on_fail_show.append(("postfix maillog", os.path.join(base, "maillog")))
+
+    def ready():
+        if p.poll() is not None:
+            raise Fail("postfix master exited with %s:\n%s" % (p.returncode, harness.tail(err, 30)))
+        b = harness.read_banner(PF_LISTEN, timeout=0.3)
+        return b is not None and b.startswith(b"220")
+    if not wait_until(ready, 15, what="postfix"):
+        raise Fail("postfix did not answer on %s:%d" % PF_LISTEN)
+    return os.path.join(base, "maillog")
+
+
+def test_postfix(env):
+    d, sink = start(env)
+    maillog = start_postfix(env)
+    body = (b"From: trusted@good.test\r\nSubject: via postfix\r\n\r\nfirst\r\n.\r\n..two dots\r\n"
+            b"MAIL FROM:<ceo@bank.test>\r\nlast\r\n")
+    for i in range(3):
+        with harness.smtplib.SMTP(*PF_LISTEN, timeout=10) as c:
+            c.sendmail("trusted@good.test", ["p%d@good.test" % i], body)
+    want = {"p%d@good.test" % i for i in range(3)}
+
+    def arrived():
+        return want <= {r for a in sink.arrivals() for r in a.rcpt_to}
+    if not wait_until(arrived, 60, what="Postfix's messages at the sink"):
+        raise Fail("Postfix's messages did not arrive: %r\n%s" % (sink.arrivals(), harness.tail(maillog, 30)))
+    time.sleep(0.5)
+    recs = find_records(d.acct(), type="reception")
+    if sorted(r["recipient"] for r in recs) != sorted(want):
+        raise Fail("receptions: %r, want one each for %r" % ([r["recipient"] for r in recs], sorted(want)))
+    for a in sink.arrivals():
+        if b"\r\n\r\nfirst\r\n.\r\n..two dots\r\nMAIL FROM:<ceo@bank.test>\r\nlast\r\n" not in a.data:
+            raise Fail("%s: content changed: %r" % (a.file, a.data[-160:]))
+    with open(maillog, "rb") as f:
+        log_text = f.read()
+    used = "BDAT" if b"> 127.0.0.1[127.0.0.1]:12525: BDAT" in log_text else \
+        "DATA" if b"> 127.0.0.1[127.0.0.1]:12525: DATA" in log_text else "?"
+    log("Postfix -> salvod: 3 messages by %s (Postfix's smtp client has no BDAT), content intact" % used)
+    d.check_alive()
+
+
 if __name__ == "__main__":
-    harness.main([test_smuggling, test_bdat])
+    harness.main([test_smuggling, test_bdat, test_mta_bdat, test_postfix])
