@@ -61,8 +61,12 @@ static int d_bare_newline(struct parser *p, const struct directive *d, char *v)
 		cur_source(p)->bare_newline_normalize = false;
 	else if (strcmp(v, "normalize") == 0)
 		cur_source(p)->bare_newline_normalize = true;
-	else
-		return cp_bad_value(p, "reject or normalize", d, v);
+	else {
+		char sb[CP_SHOW_BUF];
+
+		return cp_err(p, "invalid value \"%s\" for %s (expected reject or normalize)", cp_show(sb, v),
+			      d->name);
+	}
 	return 0;
 }
 

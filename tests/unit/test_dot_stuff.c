@@ -628,7 +628,9 @@ static void test_unstuff_capacity(void **state)
 		assert_memory_equal(res.out + i, "\r\n", 2);
 	free(res.out);
 	check_all_splits(in, 60);
-	check_all_splits("\r\n.\r\r\r\n.\r\r\n.\r\n", 17);
+	static const char held[] = "\r\n.\r\r\r\n.\r\r\n.\r\n";
+
+	check_all_splits(held, sizeof(held) - 1);
 
 	struct dot_unstuff st = {.normalize = true};
 	char out[8];
