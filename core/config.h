@@ -88,6 +88,7 @@ struct config_source {
 	uint64_t max_message_size;  /* `max-message-size`: 0 = the default for this kind
 				     * of source (see config_source_max_message_size) */
 	unsigned max_connections_per_ip; /* `smtp-max-connections-per-ip`: 0 = not set */
+	bool bare_newline_normalize; /* `bare-newline normalize`: bare CR/LF in DATA -> CRLF (default reject) */
 	char *default_virtual_mta;  /* as written; NULL when not set */
 	size_t default_pool;        /* resolved: index into cfg->pools (0 = default) */
 	int line; /* where the block starts, for diagnostics */

@@ -78,6 +78,23 @@ static int d_max_connections_per_ip(struct parser *p, const struct directive *d,
 	return 0;
 }
 
+/* bare-newline reject|normalize: a bare CR or LF in DATA refuses the message
+ * with 550 5.5.2 (Postfix's smtpd_forbid_bare_newline) or is stored as CRLF. */
+static int d_bare_newline(struct parser *p, const struct directive *d, char *v)
+{
+	if (strcmp(v, "reject") == 0)
+		cur_source(p)->bare_newline_normalize = false;
+	else if (strcmp(v, "normalize") == 0)
+		cur_source(p)->bare_newline_normalize = true;
+	else {
+		char sb[CP_SHOW_BUF];
+
+		return cp_err(p, "invalid value \"%s\" for %s (expected reject or normalize)", cp_show(sb, v),
+			      d->name);
+	}
+	return 0;
+}
+
 static const struct directive directives[] = {
 	{"max-message-size", CTX_SOURCE, d_max_message_size},
 	{"smtp-max-connections-per-ip", CTX_SOURCE, d_max_connections_per_ip},
@@ -87,6 +104,7 @@ static const struct directive directives[] = {
 	{"process-x-virtual-mta", CTX_SOURCE, d_process_x_virtual_mta},
 	{"process-x-job", CTX_SOURCE, d_process_x_job},
 	{"default-virtual-mta", CTX_SOURCE, d_default_virtual_mta},
+	{"bare-newline", CTX_SOURCE, d_bare_newline},
 };
 
 const struct directive_table cp_source_directives = {directives, sizeof(directives) / sizeof(directives[0])};

@@ -230,11 +230,16 @@ static void intake_pool_and_job(const struct config *cfg, const struct config_so
 	char vmta[128], job[sizeof(ir->campaign)];
 	ssize_t pool = -1;
 
+	struct msg_header_want w[] = {
+		{.name = "X-Virtual-MTA", .out = vmta, .cap = sizeof(vmta)},
+		{.name = "X-Job", .out = job, .cap = sizeof(job)},
+	};
+
 	ir->pool = src ? src->default_pool : 0;
-	if (msg_header_take(ir->body, &ir->len, "X-Virtual-MTA", vmta, sizeof(vmta)) && src &&
-	    src->process_x_virtual_mta && (pool = config_pool_find(cfg, vmta)) >= 0)
+	msg_headers_take(ir->body, &ir->len, w, 2);    /* one pass: linear however many */
+	if (w[0].found && src && src->process_x_virtual_mta && (pool = config_pool_find(cfg, vmta)) >= 0)
 		ir->pool = (size_t)pool;
-	if (msg_header_take(ir->body, &ir->len, "X-Job", job, sizeof(job)) && src && src->process_x_job)
+	if (w[1].found && src && src->process_x_job)
 		memcpy(ir->campaign, job, sizeof(job));
 	if (ir->pool > UINT16_MAX)
 		ir->pool = 0;
@@ -379,10 +384,20 @@ static void intake_peer_policy(void *ctx, const struct sockaddr *peer, struct sm
 	out->max_session_ms = out->trusted ? 0 : cfg->smtp_max_session_time_ms;
 }
 
+/* bare-newline normalize in the client's <source>; else refuse (550 5.5.2). */
+static bool intake_normalize_bare_newlines(void *ctx, struct smtp_session *s)
+{
+	struct worker *w = ctx;
+	const struct config_source *src = config_source_for(w->eng->cfg, smtp_session_peer(s));
+
+	return src && src->bare_newline_normalize;
+}
+
 const struct smtp_server_hooks intake_hooks = {
 	.rcpt = intake_rcpt,
 	.submit = intake_submit,
 	.auth_allowed = intake_auth_allowed,
 	.auth_start = intake_auth_start,
 	.peer_policy = intake_peer_policy,
+	.normalize_bare_newlines = intake_normalize_bare_newlines,
 };

@@ -3,8 +3,19 @@
  *
  * Flow per session: accept -> banner -> commands (pipelined: every complete
  * line in the input buffer is answered before one send) -> DATA (streamed
- * through the dot-unstuffer into the body buffer) -> submit hook -> wait for
- * the durable commit -> "250" -> next transaction.
+ * through the dot-unstuffer into the body buffer) or BDAT chunks (counted
+ * bytes, RFC 3030) -> submit hook -> wait for the durable commit -> "250"
+ * -> next transaction.
+ *
+ * Message data (the smuggling rules): only CRLF "." CRLF ends DATA. A bare
+ * CR or LF in DATA refuses the message with 550 5.5.2 once its end has been
+ * read (the session stays in sync, as Postfix's smtpd_forbid_bare_newline),
+ * unless the normalize_bare_newlines hook says to store it as CRLF. A BDAT
+ * chunk is exactly its announced byte count, whatever it holds: its bytes
+ * can never become commands, so bare CR/LF there are data (the outbound
+ * wire forms write them as CRLF). Every syntactically valid BDAT has its
+ * chunk read, also when it is refused; a refused chunk fails the whole
+ * transaction (later BDATs get 503 until a new MAIL, RFC 3030 2).
  *
  * Invariants:
  *   - at most one recv and one send in flight; `ops` counts every in-flight
@@ -45,13 +56,14 @@
 enum sess_state {
 	SESS_READY,        /* reading commands */
 	SESS_DATA,         /* reading the message */
+	SESS_BDAT,         /* reading a BDAT chunk (chunk_left bytes to go) */
 	SESS_WAIT_COMMIT,  /* message handed to the spool; waiting for durability */
 	SESS_WAIT_AUTH,    /* credentials being checked off the loop */
 	SESS_CLOSING,      /* flushing the last reply, then close */
 	SESS_DEAD,         /* fd shut; waiting for in-flight ops to drain */
 };
 
-static const char *const sess_state_name[] = {"ready", "data", "wait-commit", "wait-auth", "closing", "dead"};
+static const char *const sess_state_name[] = {"ready", "data", "bdat", "wait-commit", "wait-auth", "closing", "dead"};
 
 struct listener {
 	struct smtp_server *srv;
@@ -105,6 +117,13 @@ struct smtp_session {
 	char *body;
 	size_t body_len, body_cap;
 	bool body_too_big;
+	/* BDAT (RFC 3030) */
+	bool bdat;                 /* this transaction's data comes by BDAT */
+	bool chunk_take;           /* the chunk being read goes into the body */
+	bool chunk_last;
+	uint64_t chunk_left;       /* bytes of the current chunk still to read */
+	uint64_t bdat_bytes;       /* the client's bytes taken so far */
+	const char *chunk_refusal; /* reply once a refused chunk is read */
 
 	char in[IN_CAP];
 	size_t in_len;
@@ -148,6 +167,8 @@ static void sess_reset_txn(struct smtp_session *s)
 	s->body = NULL;
 	s->body_len = s->body_cap = 0;
 	s->body_too_big = false;
+	s->bdat = false;
+	s->bdat_bytes = 0;
 }
 
 /* ---- output ------------------------------------------------------------ */
@@ -319,7 +340,8 @@ static void sess_arm_timer(struct smtp_session *s)
 
 static void sess_touch(struct smtp_session *s)
 {
-	uint64_t t = s->state == SESS_DATA ? s->srv->lim.data_timeout_ms : s->srv->lim.command_timeout_ms;
+	uint64_t t = s->state == SESS_DATA || s->state == SESS_BDAT ? s->srv->lim.data_timeout_ms
+								     : s->srv->lim.command_timeout_ms;
 
 	s->deadline = loop_now_ms() + t;
 	if (s->end_by && s->deadline > s->end_by)
@@ -440,6 +462,7 @@ static void cmd_ehlo(struct smtp_session *s, const struct smtp_cmd *c, bool esmt
 		sess_reply(s, "250-SIZE %llu", (unsigned long long)s->max_size);
 	sess_reply(s, "250-8BITMIME");
 	sess_reply(s, "250-SMTPUTF8");
+	sess_reply(s, "250-CHUNKING");
 	if (lim->tls && !s->tls)
 		sess_reply(s, "250-STARTTLS");
 	if (!s->user && s->srv->hooks.auth_allowed && s->srv->hooks.auth_allowed(s->srv->ctx, s, s->tls != NULL))
@@ -702,16 +725,30 @@ static void cmd_rcpt(struct smtp_session *s, const struct smtp_cmd *c)
 	sess_reply(s, "%s", reply);
 }
 
+/* DATA held a bare CR or LF and the session does not normalise them: the
+ * message is refused once its end is read. */
+static bool bare_refused(const struct smtp_session *s)
+{
+	return !s->unstuff.normalize && (s->unstuff.bare_cr || s->unstuff.bare_lf);
+}
+
+/* Drop what was buffered: the message will be refused, the rest is read
+ * and discarded. */
+static void body_drop(struct smtp_session *s)
+{
+	free(s->body);
+	s->body = NULL;
+	s->body_len = s->body_cap = 0;
+}
+
 static void body_append(struct smtp_session *s, const char *p, size_t n)
 {
-	if (s->body_too_big)
+	if (s->body_too_big || bare_refused(s))
 		return;
 	if (s->max_size != UINT64_MAX && s->body_len + n > s->max_size + 4096) {
 		/* The rest is read and dropped: no need to hold what came so far. */
 		s->body_too_big = true;
-		free(s->body);
-		s->body = NULL;
-		s->body_len = s->body_cap = 0;
+		body_drop(s);
 		return;
 	}
 	if (s->body_len + n > s->body_cap) {
@@ -745,15 +782,20 @@ static void body_start(struct smtp_session *s)
 	n = snprintf(hdr, sizeof(hdr), "Received: from %s ([%s])\r\n\tby %s (Salvo) with %s;\r\n\t%s\r\n",
 		     s->helo, s->peer_ip, s->srv->lim.host_name,
 		     s->env->smtputf8 ? "UTF8SMTP" : s->esmtp ? "ESMTP" : "SMTP", date);
+	memset(&s->unstuff, 0, sizeof(s->unstuff));
 	if (n > 0 && (size_t)n < sizeof(hdr))
 		body_append(s, hdr, (size_t)n);
-	memset(&s->unstuff, 0, sizeof(s->unstuff));
 }
 
 static void cmd_data(struct smtp_session *s)
 {
 	if (!s->has_mail) {
 		sess_reply(s, "503 5.5.1 Error: need MAIL command");
+		sess_error(s);
+		return;
+	}
+	if (s->bdat) {
+		sess_reply(s, "503 5.5.1 Error: DATA after BDAT");
 		sess_error(s);
 		return;
 	}
@@ -764,7 +806,42 @@ static void cmd_data(struct smtp_session *s)
 	sess_reply(s, "354 End data with <CR><LF>.<CR><LF>");
 	s->state = SESS_DATA;
 	body_start(s);
+	s->unstuff.normalize = s->srv->hooks.normalize_bare_newlines &&
+			       s->srv->hooks.normalize_bare_newlines(s->srv->ctx, s);
 }
+
+static void bdat_chunk_done(struct smtp_session *s);
+
+/* BDAT chunk-size [LAST]: the chunk is judged now and answered once it has
+ * been read (bdat_chunk_done). */
+static void cmd_bdat(struct smtp_session *s, const struct smtp_cmd *c)
+{
+	uint64_t max = s->srv->lim.max_message_size;
+
+	s->chunk_left = c->size;
+	s->chunk_last = c->bdat_last;
+	s->chunk_take = false;
+	s->chunk_refusal = NULL;
+	s->state = SESS_BDAT;
+	if (!s->has_mail)
+		s->chunk_refusal = "503 5.5.1 Error: need MAIL command";
+	else if (!s->env->n_rcpts)
+		s->chunk_refusal = "503 5.5.1 Error: need RCPT command";
+	else if (c->size > max || s->bdat_bytes > max - c->size)
+		s->chunk_refusal = "552 5.3.4 Error: message too big";
+	if (!s->chunk_refusal) {
+		if (!s->bdat) {
+			s->bdat = true;    /* the message starts with this chunk */
+			body_start(s);
+		}
+		s->chunk_take = true;
+		s->bdat_bytes += c->size;
+	}
+	if (!c->size)
+		bdat_chunk_done(s);        /* nothing to read: answer now */
+}
+
+
 
 static void sess_command(struct smtp_session *s, const char *line, size_t len)
 {
@@ -774,6 +851,13 @@ static void sess_command(struct smtp_session *s, const char *line, size_t len)
 	if (err == SMTP_CMD_EUNKNOWN) {
 		sess_reply(s, "500 5.5.2 Error: command not recognized");
 		sess_error(s);
+		return;
+	}
+	if (err != SMTP_CMD_OK && c.verb == SMTP_VERB_BDAT) {
+		/* Its chunk's length is unknown: what follows cannot be told
+		 * from commands, so nothing after it is read. */
+		sess_reply(s, "501 5.5.4 Syntax: BDAT chunk-size [LAST]; closing");
+		s->state = SESS_CLOSING;
 		return;
 	}
 	if (err != SMTP_CMD_OK) {
@@ -790,6 +874,7 @@ static void sess_command(struct smtp_session *s, const char *line, size_t len)
 	case SMTP_VERB_MAIL: cmd_mail(s, &c); break;
 	case SMTP_VERB_RCPT: cmd_rcpt(s, &c); break;
 	case SMTP_VERB_DATA: cmd_data(s); break;
+	case SMTP_VERB_BDAT: cmd_bdat(s, &c); break;
 	case SMTP_VERB_RSET:
 		sess_reset_txn(s);
 		sess_reply(s, "250 2.0.0 Ok");
@@ -822,13 +907,41 @@ static void sess_submit(struct smtp_session *s)
 		s->state = SESS_READY;
 		return;
 	}
+	if (bare_refused(s)) {
+		/* RFC 5321 2.3.8; the reply Postfix gives with smtpd_forbid_bare_newline */
+		sess_reply(s, "550 5.5.2 Error: bare <%s> received", s->unstuff.bare_lf ? "LF" : "CR");
+		sess_reset_txn(s);
+		s->state = SESS_READY;
+		return;
+	}
 	s->env = NULL;
 	s->body = NULL;
 	s->body_len = s->body_cap = 0;
 	s->has_mail = false;
+	s->bdat = false;
+	s->bdat_bytes = 0;
 	s->state = SESS_WAIT_COMMIT;
 	s->ops++; /* the submission keeps the session alive */
 	s->srv->hooks.submit(s->srv->ctx, s, env, body, len);
+}
+
+/* The current chunk has been read: answer it. */
+static void bdat_chunk_done(struct smtp_session *s)
+{
+	s->state = SESS_READY;
+	if (s->chunk_refusal) {
+		/* RFC 3030 2: a failed chunk fails the transaction */
+		sess_reply(s, "%s", s->chunk_refusal);
+		if (s->chunk_refusal[0] == '5' && s->chunk_refusal[2] == '3')
+			sess_error(s);     /* 503: a client out of step */
+		sess_reset_txn(s);
+		return;
+	}
+	if (s->chunk_last) {
+		sess_submit(s);
+		return;
+	}
+	sess_reply(s, "250 2.0.0 Ok: %llu octets received", (unsigned long long)s->bdat_bytes);
 }
 
 void smtp_session_submitted(struct smtp_session *s, const char *reply)
@@ -860,6 +973,15 @@ const char *smtp_session_tls(const struct smtp_session *s)
 	return s->tls && tls_established(s->tls) ? tls_describe(s->tls) : NULL;
 }
 
+size_t smtp_server_session_count(const struct smtp_server *srv)
+{
+	size_t n = 0;
+
+	for (const struct smtp_session *s = srv->sessions; s; s = s->next)
+		n++;
+	return n;
+}
+
 /* ---- input ------------------------------------------------------------- */
 
 static void sess_consume(struct smtp_session *s, size_t n)
@@ -880,16 +1002,29 @@ static void sess_pump(struct smtp_session *s)
 			size_t out_len = 0;
 			bool done = false;
 			size_t used;
-			char tmp[8192];
-			size_t chunk = s->in_len - off < sizeof(tmp) ? s->in_len - off : sizeof(tmp);
+			char tmp[2 * 4096 + 2];
+			size_t chunk = s->in_len - off < 4096 ? s->in_len - off : 4096;
 
 			used = dot_unstuff_feed(&s->unstuff, s->in + off, chunk, tmp, &out_len, &done);
 			body_append(s, tmp, out_len);
+			if (bare_refused(s) && s->body)
+				body_drop(s);      /* refused at the end; nothing kept */
 			off += used;
-			if (done) {
+			if (done)
 				sess_submit(s);
-				continue; /* READY again when the hook answered at once */
-			}
+			continue;
+		}
+		if (s->state == SESS_BDAT) {
+			size_t n = s->in_len - off;
+
+			if (n > s->chunk_left)
+				n = (size_t)s->chunk_left;
+			if (s->chunk_take)
+				body_append(s, s->in + off, n);
+			off += n;
+			s->chunk_left -= n;
+			if (!s->chunk_left)
+				bdat_chunk_done(s);
 			continue;
 		}
 		if (s->state != SESS_READY)

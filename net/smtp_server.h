@@ -1,7 +1,8 @@
 /*
  * smtp_server.h - the intake SMTP server: listeners and ESMTP sessions on one
  * worker's io_uring loop (RFC 5321, PIPELINING RFC 2920, SIZE RFC 1870,
- * 8BITMIME RFC 6152, ENHANCEDSTATUSCODES RFC 2034, SMTPUTF8 RFC 6531).
+ * 8BITMIME RFC 6152, ENHANCEDSTATUSCODES RFC 2034, SMTPUTF8 RFC 6531,
+ * CHUNKING RFC 3030).
  *
  * The server speaks the protocol; policy and storage belong to the caller
  * through struct smtp_server_hooks:
@@ -72,6 +73,10 @@ struct smtp_server_hooks {
 	/* Optional. The client's policy, asked once per accepted connection.
 	 * NULL: untrusted, the listener's limits, no session deadline. */
 	void (*peer_policy)(void *ctx, const struct sockaddr *peer, struct smtp_peer_policy *out);
+	/* Optional. Should a bare CR or LF in this session's DATA be stored
+	 * as CRLF (true) rather than refuse the message with 550 5.5.2 (false,
+	 * also when NULL)? Asked at each DATA. */
+	bool (*normalize_bare_newlines)(void *ctx, struct smtp_session *s);
 };
 
 typedef struct ssl_ctx_st SSL_CTX;
@@ -118,5 +123,7 @@ const struct sockaddr *smtp_session_peer(const struct smtp_session *s);
 const char *smtp_session_user(const struct smtp_session *s);
 /* The TLS protocol and cipher of the session, or NULL when in clear. */
 const char *smtp_session_tls(const struct smtp_session *s);
+/* Sessions not yet freed (open, closing, or waiting for in-flight ops). */
+size_t smtp_server_session_count(const struct smtp_server *srv);
 
 #endif

@@ -317,6 +317,24 @@ static void test_full_sources(void **state)
 	config_free(&cfg);
 }
 
+/* bare-newline reject|normalize in <source>; reject when unset. */
+static void test_source_bare_newline(void **state)
+{
+	struct config cfg;
+
+	load_ok(&cfg, "<source 10/8>\n    bare-newline normalize\n</source>\n"
+		      "<source 10.1/16>\n    bare-newline reject\n</source>\n"
+		      "<source 10.2/16>\n    always-allow-relaying yes\n</source>\n");
+	assert_true(source_for(&cfg, "10.9.0.1")->bare_newline_normalize);
+	assert_false(source_for(&cfg, "10.1.0.1")->bare_newline_normalize);
+	assert_false(source_for(&cfg, "10.2.0.1")->bare_newline_normalize);
+	config_free(&cfg);
+	expect_source_err("bare-newline strip",
+			  "test.conf:2: invalid value \"strip\" for bare-newline (expected reject or normalize)");
+	expect_source_err("bare-newline", "test.conf:2: missing value for bare-newline");
+	expect_err("bare-newline normalize\n", "test.conf:1: \"bare-newline\" is only valid inside <source>");
+}
+
 static void test_full_domains(void **state)
 {
 	struct config cfg;
@@ -1205,6 +1223,7 @@ int main(void)
 		cmocka_unit_test(test_empty_file),
 		cmocka_unit_test(test_full_top_level),
 		cmocka_unit_test(test_full_sources),
+		cmocka_unit_test(test_source_bare_newline),
 		cmocka_unit_test(test_full_domains),
 		cmocka_unit_test(test_sources_kept_without_source_blocks),
 		cmocka_unit_test(test_listeners),
