@@ -182,8 +182,17 @@ static enum MHD_Result admit(struct req_state *st)
 	if (srv->policy && (why = srv->policy(srv->ctx, st->pub.role, st->pub.method, st->pub.path)))
 		return refuse(st, MHD_HTTP_FORBIDDEN, why);
 	if (len && strtoull(len, NULL, 10) > srv->max_body) {
-		snprintf(msg, sizeof(msg), "request body larger than %zu bytes", srv->max_body);
-		return refuse(st, MHD_HTTP_CONTENT_TOO_LARGE, msg);
+		const char *expect = MHD_lookup_connection_value(st->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT);
+
+		/* A client that waits for "100 Continue" has sent no body: it
+		 * gets the 413 now. Others are sending it already: closing on
+		 * them would lose the answer in a reset, so an authorised client's
+		 * body is read and dropped (never stored) and the 413 follows. */
+		if (expect && strcasestr(expect, "100-continue")) {
+			snprintf(msg, sizeof(msg), "request body larger than %zu bytes", srv->max_body);
+			return refuse(st, MHD_HTTP_CONTENT_TOO_LARGE, msg);
+		}
+		st->too_big = true;
 	}
 	return MHD_YES;
 }

@@ -9,9 +9,13 @@
  * TOKEN` or `X-Api-Token: TOKEN`; a token that matches none is a 401), else
  * the one http-access gives the client's address (config_http_role_for).
  * Role none is a 401; a role the policy callback turns down for this method
- * and path is a 403; a Content-Length above max_body is a 413. Those
- * answers go out at once and the connection is closed without reading the
- * body. Then the server collects the body (up to max_body bytes, else 413)
+ * and path is a 403. Those answers go out at once and the connection is
+ * closed without reading the body (a client that sends its body without
+ * waiting for "100 Continue" may then see the connection reset instead of
+ * the answer: that is the price of not reading what an unauthorised client
+ * sends). A Content-Length above max_body is a 413, at once when the client
+ * waits for "100 Continue", else after its body has been read and dropped.
+ * Then the server collects the body (up to max_body bytes, else 413)
  * and hands the request to one handler. The handler answers with
  * http_reply() exactly once: at once, or later from any thread (the
  * connection is suspended meanwhile) - e.g. after the spool commit that
