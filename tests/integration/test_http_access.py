@@ -5,7 +5,8 @@
              the 401 arrives before any body byte is sent; 50 such connections at once
              leave salvod's anonymous memory (RssAnon) essentially unchanged; curl with
              its default "Expect: 100-continue" gets the 401 having uploaded nothing; a
-             monitor's 60 MB POST gets its 403 the same way
+             monitor's 60 MB POST gets its 403 the same way, and an admin announcing more than
+             http-max-body-size with "Expect: 100-continue" its 413
   roles      http-access CIDR rules (most specific wins) and tokens with roles: monitor
              reads status, queues, vmtas, metrics and suppressions but cannot inject,
              pause, add or delete suppressions (and nothing changes); none is refused;
@@ -74,13 +75,15 @@ def rss(pid):
     return out["VmRSS"], out["RssAnon"]
 
 
-def headers_only(path, length, source=None, token=None, method="POST"):
+def headers_only(path, length, source=None, token=None, method="POST", expect=False):
     """A socket that has sent only the request's headers (announcing length body bytes)."""
     s = socket.create_connection(harness.SALVOD_HTTP, timeout=10, source_address=(source, 0) if source else None)
     h = "%s %s HTTP/1.1\r\nHost: salvo\r\nContent-Type: application/json\r\nContent-Length: %d\r\n" % (
         method, path, length)
     if token:
         h += "Authorization: Bearer %s\r\n" % token
+    if expect:
+        h += "Expect: 100-continue\r\n"
     s.sendall((h + "\r\n").encode())
     return s
 
@@ -179,8 +182,15 @@ def test_early(env):
     s.close()
     if st != 401:
         raise Fail("a wrong token from loopback: %s %r, want 401" % (st, body))
+    # an admin announcing more than http-max-body-size and waiting for 100 Continue: 413 at once
+    s = headers_only("/api/inject/v1", 100 * 1000 * 1000, expect=True)
+    st, body = read_answer(s)
+    s.close()
+    if st != 413:
+        raise Fail("100 MB announced with Expect: 100-continue: %s %r, want 413 before the body" % (st, body))
     final = rss(pid)
-    log("monitor POST 403, wrong token 401, both before the body; RssAnon now %d kB" % final[1])
+    log("monitor POST 403, wrong token 401, oversized admin POST 413, all before the body; RssAnon now %d kB"
+        % final[1])
     if final[1] - before[1] > 8 * 1024:
         raise Fail("salvod's anonymous memory grew by %d kB" % (final[1] - before[1]))
     st, s = api("GET", "/api/v1/status")
