@@ -2,10 +2,15 @@
  * http_server.c - the API's HTTP listener on libmicrohttpd (see
  * http_server.h).
  *
- * One MHD daemon per listener, each with its own polling thread(s). A
- * request's state (struct req_state) lives from MHD's first call for it to
- * its "completed" notification: body collection, the auth check, the
- * handler call, and the reply hand-off. The hand-off is guarded by a mutex
+ * One MHD daemon per listener, each with its own polling thread(s); a TLS
+ * listener holds the PEM certificate and key in memory for GnuTLS (TLS 1.2
+ * and later). A request's state (struct req_state) lives from MHD's first
+ * call for it to its "completed" notification: the access decision on the
+ * first call (admit: headers only, nothing of the body read yet), body
+ * collection, the handler call, and the reply hand-off. An answer queued on
+ * that first call makes MHD skip the body and close the connection; MHD's
+ * own per-address and per-listener limits refuse connections at accept.
+ * The hand-off is guarded by a mutex
  * because a handler may answer from another thread: if the answer is not
  * there when the handler returns, the connection is suspended, and
  * http_reply() resumes it; MHD then calls us again and we queue the reply.
