@@ -94,6 +94,25 @@ struct config_source {
 	int line; /* where the block starts, for diagnostics */
 };
 
+/* Who may use the HTTP API (config_http.c). A request's role comes from a
+ * valid API token when it carries one, else from the most specific
+ * `http-access` rule matching the client's address; with no http-access
+ * line at all, loopback clients are admin and others none. admin: every
+ * endpoint; monitor: reads (GET/HEAD) only; none: nothing. */
+enum config_http_role { CONFIG_HTTP_NONE, CONFIG_HTTP_MONITOR, CONFIG_HTTP_ADMIN };
+
+struct config_http_access {
+	struct config_cidr net;
+	enum config_http_role role;
+	int line;
+};
+
+struct config_http_token {
+	char *token;                /* at least 16 characters, no spaces */
+	enum config_http_role role; /* default admin */
+	int line;
+};
+
 /* <virtual-mta NAME>: a source IP and the HELO name that goes with it. The
  * built-in "default" virtual MTA (when the file defines none by that name)
  * binds no source address and says the host-name. */
@@ -245,8 +264,15 @@ struct config {
 	size_t n_smtp_listeners;
 	struct config_addr *http_listeners; /* default: 127.0.0.1:8025 */
 	size_t n_http_listeners;
-	char *http_api_token;       /* `http-api-token`: required from non-loopback clients */
+	bool *http_listener_tls;    /* `http-listener ADDR tls=yes`: parallel to
+				     * http_listeners; NULL when none is TLS */
+	struct config_http_access *http_access; /* `http-access CIDR ROLE`, in file order */
+	size_t n_http_access;
+	struct config_http_token *http_tokens;  /* `http-api-token TOKEN [ROLE]` */
+	size_t n_http_tokens;
 	uint64_t http_max_body_size; /* `http-max-body-size`, default 64 MiB */
+	unsigned http_max_connections;        /* `http-max-connections` per listener (1000) */
+	unsigned http_max_connections_per_ip; /* `http-max-connections-per-ip` (100) */
 	bool has_dns_server;
 	struct config_addr dns_server;      /* default: the system resolver */
 	unsigned worker_threads;    /* default: number of online CPUs */
@@ -328,6 +354,12 @@ const char *config_rollup_for(const struct config *cfg, const char *mx_host);
 /* `*` matches any run of characters (also none); others compare
  * case-insensitively. */
 bool config_glob_match(const char *pattern, const char *s);
+
+/* The role `http-access` gives addr without a token (see enum
+ * config_http_role). */
+enum config_http_role config_http_role_for(const struct config *cfg, const struct sockaddr *addr);
+/* "admin", "monitor", "none". */
+const char *config_http_role_name(enum config_http_role r);
 
 /* The most specific <source> matching addr, or NULL. */
 const struct config_source *config_source_for(const struct config *cfg,

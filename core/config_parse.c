@@ -264,7 +264,7 @@ static int d_bounce_domain(struct parser *p, const struct directive *d, char *v)
 	return cp_set_string(p, &p->cfg->bounce_domain, v);
 }
 
-static int add_listener(struct parser *p, const struct directive *d, char *v,
+int cp_add_listener(struct parser *p, const struct directive *d, char *v,
 			struct config_addr **arr, size_t *n, bool *from_file)
 {
 	struct config_addr a, *grown;
@@ -290,7 +290,7 @@ static int d_smtp_listener(struct parser *p, const struct directive *d, char *v)
 {
 	struct config *c = p->cfg;
 
-	return add_listener(p, d, v, &c->smtp_listeners, &c->n_smtp_listeners,
+	return cp_add_listener(p, d, v, &c->smtp_listeners, &c->n_smtp_listeners,
 			    &p->file_smtp_listeners);
 }
 
@@ -299,15 +299,7 @@ static int d_smtps_listener(struct parser *p, const struct directive *d, char *v
 	struct config *c = p->cfg;
 	bool from_file = true; /* no built-in implicit-TLS listener to replace */
 
-	return add_listener(p, d, v, &c->smtps_listeners, &c->n_smtps_listeners, &from_file);
-}
-
-static int d_http_listener(struct parser *p, const struct directive *d, char *v)
-{
-	struct config *c = p->cfg;
-
-	return add_listener(p, d, v, &c->http_listeners, &c->n_http_listeners,
-			    &p->file_http_listeners);
+	return cp_add_listener(p, d, v, &c->smtps_listeners, &c->n_smtps_listeners, &from_file);
 }
 
 static int d_dns_server(struct parser *p, const struct directive *d, char *v)
@@ -338,23 +330,6 @@ static int d_max_message_size(struct parser *p, const struct directive *d, char 
 	if (config_parse_size(v, &n) < 0 || n == 0)
 		return cp_bad_value(p, "size", d, v);
 	p->cfg->max_message_size = n;
-	return 0;
-}
-
-static int d_http_api_token(struct parser *p, const struct directive *d, char *v)
-{
-	if (cp_has_space(v) || strlen(v) < 16)
-		return cp_err(p, "invalid value for %s (at least 16 characters, no spaces)", d->name);
-	return cp_set_string(p, &p->cfg->http_api_token, v);
-}
-
-static int d_http_max_body_size(struct parser *p, const struct directive *d, char *v)
-{
-	uint64_t n;
-
-	if (config_parse_size(v, &n) < 0 || n < 1024)
-		return cp_bad_value(p, "size (at least 1k)", d, v);
-	p->cfg->http_max_body_size = n;
 	return 0;
 }
 
@@ -468,12 +443,9 @@ static const struct directive directives[] = {
 	{"smtp-max-errors", CTX_TOP, d_smtp_max_errors},
 	{"soft-bounce-suppress-after", CTX_TOP, d_soft_bounce_suppress_after},
 	{"bounce-verp-retention", CTX_TOP, d_bounce_verp_retention},
-	{"http-api-token", CTX_TOP, d_http_api_token},
-	{"http-max-body-size", CTX_TOP, d_http_max_body_size},
 	{"spool-dir", CTX_TOP, d_spool_dir},
 	{"spool-commit-delay", CTX_TOP, d_spool_commit_delay},
 	{"smtp-listener", CTX_TOP, d_smtp_listener},
-	{"http-listener", CTX_TOP, d_http_listener},
 	{"smtps-listener", CTX_TOP, d_smtps_listener},
 	{"dns-server", CTX_TOP, d_dns_server},
 	{"worker-threads", CTX_TOP, d_worker_threads},
@@ -487,7 +459,7 @@ static const struct directive directives[] = {
 static const struct directive_table top_directives = {directives, sizeof(directives) / sizeof(directives[0])};
 
 static const struct directive_table *const tables[] = {
-	&top_directives, &cp_source_directives, &cp_domain_directives, &cp_vmta_directives,
+	&top_directives, &cp_http_directives, &cp_source_directives, &cp_domain_directives, &cp_vmta_directives,
 };
 
 /* ---- blocks ------------------------------------------------------------- */
@@ -667,7 +639,8 @@ static int finish(struct parser *p)
 {
 	if (p->ctx != CTX_TOP)
 		return cp_err(p, "<%s> not closed (opened at line %d)", blocks[p->ctx].name, p->block_line);
-	if (cp_domains_finish(p) < 0 || cp_vmtas_finish(p) < 0 || cp_sources_finish(p) < 0)
+	if (cp_domains_finish(p) < 0 || cp_vmtas_finish(p) < 0 || cp_sources_finish(p) < 0 ||
+	    cp_http_finish(p) < 0)
 		return -1;
 	return 0;
 }
@@ -711,6 +684,8 @@ int config_defaults(struct config *cfg)
 		.worker_threads = default_worker_threads(),
 		.max_message_size = DEF_MAX_MESSAGE_SIZE,
 		.http_max_body_size = 64ULL << 20,
+		.http_max_connections = 1000,
+		.http_max_connections_per_ip = 100,
 		.soft_bounce_suppress_after = 3,
 		.smtp_max_connections = 2000,
 		.smtp_max_connections_per_ip = 100,
@@ -754,7 +729,7 @@ void config_free(struct config *cfg)
 	free(cfg->bounce_domain);
 	free(cfg->tls_certificate);
 	free(cfg->tls_private_key);
-	free(cfg->http_api_token);
+	cp_http_free(cfg);
 	for (size_t i = 0; i < cfg->n_domain_keys; i++) {
 		free(cfg->domain_keys[i].selector);
 		free(cfg->domain_keys[i].domain);

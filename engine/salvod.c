@@ -308,11 +308,9 @@ int main(int argc, char **argv)
 	}
 	if (cfg.n_http_listeners) {
 		struct http_server_opts ho = {
-			.listeners = cfg.http_listeners,
-			.n_listeners = cfg.n_http_listeners,
-			.max_body = cfg.http_max_body_size,
-			.token = cfg.http_api_token,
+			.cfg = &cfg,
 			.threads = 2,
+			.policy = api_access,
 		};
 
 		if (http_server_start(&eng.http, &ho, api_handle, &eng, err, sizeof(err)) < 0) {

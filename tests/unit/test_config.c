@@ -1215,6 +1215,127 @@ static void test_policy_errors(void **state)
 	expect_domain_err("  idle-timeout soon", "test.conf:2: invalid duration \"soon\" for idle-timeout");
 }
 
+
+/* http-listener tls=, http-access, http-api-token with roles, the caps, and
+ * config_http_role_for(). */
+static void test_http_access(void **state)
+{
+	struct config cfg;
+	struct sockaddr_storage a;
+	(void)state;
+
+	/* no http-access line: loopback admin, others none; no tokens */
+	load_ok(&cfg, "");
+	assert_int_equal(cfg.n_http_access, 0);
+	assert_int_equal(cfg.n_http_tokens, 0);
+	assert_null(cfg.http_listener_tls);
+	assert_int_equal(cfg.http_max_connections, 1000);
+	assert_int_equal(cfg.http_max_connections_per_ip, 100);
+	a = sa_of("127.0.0.1");
+	assert_int_equal(config_http_role_for(&cfg, (struct sockaddr *)&a), CONFIG_HTTP_ADMIN);
+	a = sa_of("127.9.9.9");
+	assert_int_equal(config_http_role_for(&cfg, (struct sockaddr *)&a), CONFIG_HTTP_ADMIN);
+	a = sa_of("::1");
+	assert_int_equal(config_http_role_for(&cfg, (struct sockaddr *)&a), CONFIG_HTTP_ADMIN);
+	a = sa_of("::ffff:127.0.0.1");
+	assert_int_equal(config_http_role_for(&cfg, (struct sockaddr *)&a), CONFIG_HTTP_ADMIN);
+	a = sa_of("10.0.0.1");
+	assert_int_equal(config_http_role_for(&cfg, (struct sockaddr *)&a), CONFIG_HTTP_NONE);
+	a = sa_of("::ffff:10.0.0.1");
+	assert_int_equal(config_http_role_for(&cfg, (struct sockaddr *)&a), CONFIG_HTTP_NONE);
+	config_free(&cfg);
+
+	load_ok(&cfg, "http-listener 127.0.0.1:8025\n"
+		      "http-listener [::1]:8443  tls=YES\n"
+		      "http-listener 127.0.0.1:8080 tls=no\n"
+		      "tls-certificate /c\ntls-private-key /k\n"
+		      "http-access 0/0 none\n"
+		      "http-access 10/8 monitor\n"
+		      "HTTP-ACCESS 10.1.2.0/24 Admin\n"
+		      "http-access 10.1.2.3 none\n"
+		      "http-access 2001:db8::/32 monitor\n"
+		      "http-api-token aaaaaaaaaaaaaaaa\n"
+		      "http-api-token bbbbbbbbbbbbbbbb monitor\n"
+		      "http-api-token cccccccccccccccc   admin\n"
+		      "http-max-connections 50\nhttp-max-connections-per-ip 7\n");
+	assert_int_equal(cfg.n_http_listeners, 3);
+	assert_false(cfg.http_listener_tls[0]);
+	assert_true(cfg.http_listener_tls[1]);
+	assert_false(cfg.http_listener_tls[2]);
+	assert_string_equal(cfg.http_listeners[1].text, "[::1]:8443");
+	assert_int_equal(cfg.n_http_tokens, 3);
+	assert_string_equal(cfg.http_tokens[0].token, "aaaaaaaaaaaaaaaa");
+	assert_int_equal(cfg.http_tokens[0].role, CONFIG_HTTP_ADMIN);
+	assert_int_equal(cfg.http_tokens[1].role, CONFIG_HTTP_MONITOR);
+	assert_string_equal(cfg.http_tokens[2].token, "cccccccccccccccc");
+	assert_int_equal(cfg.http_tokens[2].role, CONFIG_HTTP_ADMIN);
+	assert_int_equal(cfg.http_max_connections, 50);
+	assert_int_equal(cfg.http_max_connections_per_ip, 7);
+	assert_int_equal(cfg.n_http_access, 5);
+	{
+		static const struct {
+			const char *ip;
+			enum config_http_role want;
+		} cases[] = {
+			{"192.0.2.1", CONFIG_HTTP_NONE},     /* 0/0 */
+			{"127.0.0.1", CONFIG_HTTP_NONE},     /* rules given: loopback is not special */
+			{"10.200.0.1", CONFIG_HTTP_MONITOR}, /* 10/8 */
+			{"10.1.2.4", CONFIG_HTTP_ADMIN},     /* /24 beats /8 */
+			{"10.1.2.3", CONFIG_HTTP_NONE},      /* /32 beats /24 */
+			{"::ffff:10.1.2.4", CONFIG_HTTP_ADMIN},
+			{"2001:db8::5", CONFIG_HTTP_MONITOR},
+			{"2001:db9::5", CONFIG_HTTP_NONE},   /* no IPv6 rule matches */
+		};
+		for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+			a = sa_of(cases[i].ip);
+			if (config_http_role_for(&cfg, (struct sockaddr *)&a) != cases[i].want)
+				fail_msg("%s: role %s, want %s", cases[i].ip,
+					 config_http_role_name(config_http_role_for(&cfg, (struct sockaddr *)&a)),
+					 config_http_role_name(cases[i].want));
+		}
+	}
+	config_free(&cfg);
+
+	/* the first file listener replaces the default, its tls flag too */
+	load_ok(&cfg, "http-listener 127.0.0.1:9000 tls=yes\ntls-certificate /c\ntls-private-key /k\n");
+	assert_int_equal(cfg.n_http_listeners, 1);
+	assert_true(cfg.http_listener_tls[0]);
+	config_free(&cfg);
+
+	expect_err("http-listener 127.0.0.1:8443 tls=yes\n",
+		   "test.conf:1: http-listener with tls=yes needs tls-certificate and tls-private-key");
+	expect_err("tls-certificate /c\n\nhttp-listener 127.0.0.1:80\nhttp-listener 127.0.0.1:8443 tls=yes\n",
+		   "test.conf:4: http-listener with tls=yes needs tls-certificate and tls-private-key");
+	expect_err("http-listener 127.0.0.1:8443 tls=maybe\n",
+		   "test.conf:1: invalid option \"tls=maybe\" for http-listener (expected tls=yes or tls=no)");
+	expect_err("http-listener 127.0.0.1:8443 ssl=yes\n",
+		   "test.conf:1: invalid option \"ssl=yes\" for http-listener (expected tls=yes or tls=no)");
+	expect_err("http-access 10/8\n",
+		   "test.conf:1: invalid role \"\" for http-access (expected admin, monitor or none)");
+	expect_err("http-access 10/8 root\n",
+		   "test.conf:1: invalid role \"root\" for http-access (expected admin, monitor or none)");
+	expect_err("http-access 10/8 admin extra\n",
+		   "test.conf:1: invalid role \"admin extra\" for http-access (expected admin, monitor or none)");
+	expect_err("http-access 10.0.0.0/33 admin\n", "test.conf:1: invalid network \"10.0.0.0/33\" for http-access");
+	expect_err("http-access example.com admin\n", "test.conf:1: invalid network \"example.com\" for http-access");
+	expect_err("http-access 10/8 admin\nhttp-access 10.9.9.9/8 none\n",
+		   "test.conf:2: a second http-access for 10.0.0.0/8 (first at line 1)");
+	expect_err("http-api-token short\n",
+		   "test.conf:1: invalid value for http-api-token (at least 16 characters, no spaces)");
+	expect_err("http-api-token aaaaaaaaaaaaaaaa none\n",
+		   "test.conf:1: invalid role \"none\" for http-api-token (expected admin or monitor)");
+	expect_err("http-api-token aaaaaaaaaaaaaaaa monitor admin\n",
+		   "test.conf:1: invalid role \"monitor admin\" for http-api-token (expected admin or monitor)");
+	expect_err("http-api-token aaaaaaaaaaaaaaaa\nhttp-api-token aaaaaaaaaaaaaaaa monitor\n",
+		   "test.conf:2: the same http-api-token twice (first at line 1)");
+	expect_err("http-max-connections-per-ip 0\n",
+		   "test.conf:1: invalid count (1-100000) \"0\" for http-max-connections-per-ip");
+	expect_err("http-max-connections lots\n",
+		   "test.conf:1: invalid count (1-100000) \"lots\" for http-max-connections");
+	expect_err("<source 10/8>\nhttp-access 10/8 admin\n</source>\n",
+		   "test.conf:2: \"http-access\" is only valid at top level");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1246,6 +1367,7 @@ int main(void)
 		cmocka_unit_test(test_policy_blocks),
 		cmocka_unit_test(test_policy_defaults),
 		cmocka_unit_test(test_policy_errors),
+		cmocka_unit_test(test_http_access),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
