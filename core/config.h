@@ -296,6 +296,8 @@ struct config {
 	uint64_t bounce_verp_retention_ms;   /* how long deliveries stay matchable (7d) */
 	char *tls_certificate;      /* `tls-certificate PATH`; NULL when not set (not opened here) */
 	char *tls_private_key;      /* `tls-private-key PATH`; NULL when not set (not opened here) */
+	char *tls_ciphers;          /* `tls-ciphers LIST`: inbound TLS 1.2 (OpenSSL syntax); NULL: forward-secret AEAD only */
+	char *tls_ciphersuites;     /* `tls-ciphersuites LIST`: inbound TLS 1.3; NULL: OpenSSL's */
 
 	struct config_source *sources;
 	size_t n_sources;

@@ -243,6 +243,21 @@ static int d_tls_certificate(struct parser *p, const struct directive *d, char *
 	return cp_set_string(p, &p->cfg->tls_certificate, v);
 }
 
+/* OpenSSL cipher lists: checked by salvod when it builds its TLS context */
+static int d_tls_ciphers(struct parser *p, const struct directive *d, char *v)
+{
+	if (cp_has_space(v))
+		return cp_bad_value(p, "cipher list (colon-separated, no spaces)", d, v);
+	return cp_set_string(p, &p->cfg->tls_ciphers, v);
+}
+
+static int d_tls_ciphersuites(struct parser *p, const struct directive *d, char *v)
+{
+	if (cp_has_space(v))
+		return cp_bad_value(p, "cipher list (colon-separated, no spaces)", d, v);
+	return cp_set_string(p, &p->cfg->tls_ciphersuites, v);
+}
+
 static int d_tls_private_key(struct parser *p, const struct directive *d, char *v)
 {
 	(void)d;
@@ -454,6 +469,8 @@ static const struct directive directives[] = {
 	{"bounce-domain", CTX_TOP, d_bounce_domain},
 	{"tls-certificate", CTX_TOP, d_tls_certificate},
 	{"tls-private-key", CTX_TOP, d_tls_private_key},
+	{"tls-ciphers", CTX_TOP, d_tls_ciphers},
+	{"tls-ciphersuites", CTX_TOP, d_tls_ciphersuites},
 };
 
 static const struct directive_table top_directives = {directives, sizeof(directives) / sizeof(directives[0])};
@@ -729,6 +746,8 @@ void config_free(struct config *cfg)
 	free(cfg->bounce_domain);
 	free(cfg->tls_certificate);
 	free(cfg->tls_private_key);
+	free(cfg->tls_ciphers);
+	free(cfg->tls_ciphersuites);
 	cp_http_free(cfg);
 	for (size_t i = 0; i < cfg->n_domain_keys; i++) {
 		free(cfg->domain_keys[i].selector);

@@ -273,7 +273,9 @@ int main(int argc, char **argv)
 	eng.auth = &auth;
 	eng.bounce_reports = &bounce_reports;
 	if (cfg.tls_certificate && cfg.tls_private_key &&
-	    tls_server_ctx(cfg.tls_certificate, cfg.tls_private_key, &eng.tls_server, err, sizeof(err)) < 0) {
+	    (tls_server_ctx(cfg.tls_certificate, cfg.tls_private_key, &eng.tls_server, err, sizeof(err)) < 0 ||
+	     ((cfg.tls_ciphers || cfg.tls_ciphersuites) &&
+	      tls_server_ciphers(eng.tls_server, cfg.tls_ciphers, cfg.tls_ciphersuites, err, sizeof(err)) < 0))) {
 		fprintf(stderr, "salvod: TLS: %s\n", err);
 		goto out_writer;
 	}

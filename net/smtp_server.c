@@ -772,16 +772,27 @@ static void body_append(struct smtp_session *s, const char *p, size_t n)
 /* RFC 5321 4.4: the trace header goes first, before the client's bytes. */
 static void body_start(struct smtp_session *s)
 {
-	char hdr[1024], date[64];
+	char hdr[1024], date[64], using[256] = "", proto[16];
+	bool tls = s->tls && tls_established(s->tls);
 	time_t now = time(NULL);
 	struct tm tm;
 	int n;
 
 	gmtime_r(&now, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
-	n = snprintf(hdr, sizeof(hdr), "Received: from %s ([%s])\r\n\tby %s (Salvo) with %s;\r\n\t%s\r\n",
-		     s->helo, s->peer_ip, s->srv->lim.host_name,
-		     s->env->smtputf8 ? "UTF8SMTP" : s->esmtp ? "ESMTP" : "SMTP", date);
+	/* RFC 3848 / RFC 6531 with-protocols: S for TLS, A for AUTH */
+	snprintf(proto, sizeof(proto), "%s%s%s", s->env->smtputf8 ? "UTF8SMTP" : s->esmtp ? "ESMTP" : "SMTP",
+		 (s->env->smtputf8 || s->esmtp) && tls ? "S" : "", (s->env->smtputf8 || s->esmtp) && s->user ? "A" : "");
+	if (tls) {
+		size_t k;
+
+		memcpy(using, "\t(", 2);
+		tls_trace_comment(s->tls, using + 2, sizeof(using) - 8);
+		k = strlen(using);
+		memcpy(using + k, ")\r\n", 4);
+	}
+	n = snprintf(hdr, sizeof(hdr), "Received: from %s ([%s])\r\n%s\tby %s (Salvo) with %s;\r\n\t%s\r\n",
+		     s->helo, s->peer_ip, using, s->srv->lim.host_name, proto, date);
 	memset(&s->unstuff, 0, sizeof(s->unstuff));
 	if (n > 0 && (size_t)n < sizeof(hdr))
 		body_append(s, hdr, (size_t)n);

@@ -207,9 +207,15 @@ def port_open(addr, timeout=0.3):
         return False
 
 
-def assert_port_free(addr, what=""):
+def assert_port_free(addr, what="", grace=2.0):
     """Fail clearly when something already listens on addr (TCP): another test run or a
-    leftover process would otherwise answer in place of the peer we start."""
+    leftover process would otherwise answer in place of the peer we start. A daemon we
+    just stopped may hold its listener for some milliseconds after it exited: io_uring
+    drops the files its pending requests hold (an armed accept) when the kernel tears the
+    ring down, after the process is gone. So a listener may take `grace` seconds to go."""
+    deadline = time.monotonic() + grace
+    while port_open(addr, timeout=0.3) and time.monotonic() < deadline:
+        time.sleep(0.05)
     if port_open(addr, timeout=0.3):
         raise Fail("%s:%d is already in use%s (another test run or a leftover process? see `ss -ltnp`)"
                    % (addr[0], addr[1], " (wanted for %s)" % what if what else ""))
