@@ -16,120 +16,236 @@
 #include <string.h>
 #include <strings.h>
 
-/* ---- categories ------------------------------------------------------------------------------ */
+/* ---- phrase families ------------------------------------------------------------------------- */
 
-struct text_rule {
+/*
+ * What MTAs write when they refuse or give up, grouped by what it means.
+ * Each family names its sources: the MTAs whose own message texts (their
+ * source code or published bounce/NDR documentation) contain it, or
+ * "rfc" for the reply texts of RFC 5321 and the registry's descriptions,
+ * "common" for wording that many unrelated servers share. Families are
+ * tried in order; the first match wins, so the more specific come first.
+ *
+ * The sources are what leave-one-family-out scoring switches off
+ * (bounce_rules_without): a family is off when every source it names is.
+ */
+struct phrase {
 	const char *re;
 	const char *category;
-	bool strong; /* an explicit reason that beats the enhanced code's generic subject */
+	const char *sources;
+	bool off;
+	bool ok;
 	regex_t compiled;
 };
 
-/* Phrase families of reply texts, most specific first: the first match wins. */
-static struct text_rule text_rules[] = {
-	{"virus|malware|infected", "virus-related", true, {0}},
-	{"relay(ing)? (access )?(denied|not permitted|prohibited|not allowed)|not permitted to relay|unable to relay|"
-	 "we do not relay|relay not|not (a )?relay|open relay|relaying|email address is not verified",
-	 "relaying-issues", false, {0}},
-	/* sender authentication and rate limits, whatever the status code says */
-	{"(^|[^a-z])(spf|dkim|dmarc)([^a-z]|$)|unauthenticated|authentication (checks? )?(failed|failure|required)|"
-	 "not authenticated|not allowed to send from", "policy-related", true, {0}},
-	{"too many (recipients|messages|connections|mails)|sent to too many|rate limit|sending rate|throttl|"
-	 "security (issue|risk|polic)", "policy-related", true, {0}},
-	{"multiple addresses in (the )?from", "protocol-errors", true, {0}},
-	/* the sender refused: its address, or a list the sender may not post to */
-	{"(sender|from)( address)? (was |is )?(rejected|refused|invalid|unknown|not verified)|sender verify failed|"
-	 "(unroutable|invalid|bad|unknown) sender|not (a )?member of|not a member|permission to post|"
-	 "not (allowed|permitted) to post", "invalid-sender", true, {0}},
-	/* the sending host refused: its name, address or network */
-	{"my name was rejected|(helo|ehlo) (command )?(rejected|refused|invalid)|invalid ip|dynamic (ip|address)|"
-	 "dial-?up|residential|smtp server of your isp|(^|[^a-z])ube([^a-z]|$)", "spam-related", true, {0}},
-	{"reverse (dns|lookup)|rdns|ptr (record|lookup)|no ptr|require[sd]? .*ptr|hostname (does not|doesn't) match|"
-	 "not (have|resolve) .*reverse", "policy-related", false, {0}},
-	{"not (rfc|compliant)|rfc ?(2822|5322|822|5321) |syntax error|improper|malformed (message|header|address)|"
-	 "bare (lf|cr)|header (is )?missing|missing (required )?header", "protocol-errors", false, {0}},
-	{"(mailbox|quota|disk|storage|inbox|mail ?box|mail ?folder)( is)? (full|exceeded|over)|over ?quota|"
-	 "quota (exceeded|exceed)|insufficient (system )?storage|exceeds? (its |the )?(storage|quota)|"
-	 "mailbox size limit|out of (disk )?space|limit set by (the )?recipient", "quota-issues", false, {0}},
-	{"(mailbox|inbox|account)[^.,;]{0,40} (is|has been) (disabled|inactive|suspended|deactivated|expired|locked|frozen)|"
-	 "(mailbox|inbox|account) (disabled|inactive|suspended|deactivated|expired|locked|frozen)|"
-	 "account has been disabled|no longer (active|in use|available)|mailbox unavailable \\(disabled\\)",
-	 "inactive-mailbox", false, {0}},
-	{"null mx|domain [^ ]* ?(couldn't|could not|cannot|can't) be found|does(n't| not) (accept|receive) (e-?)?mail",
-	 "bad-domain", true, {0}},
+#define P(re, cat, src) {re, cat, src, false, false, {0}}
+
+/* Reasons that hold whatever code came with them: a virus, and the
+ * vendors' own diagnostic identifiers, more specific than the enhanced
+ * code their servers put in front (Exchange sends "5.1.10
+ * RESOLVER.ADR.RecipientNotFound", a missing mailbox, where the registry
+ * says X.1.10 is a null MX). */
+static struct phrase overriding[] = {
+	P("virus|malware|infected|trojan", "virus-related", "common"),
+	P("resolver\\.adr\\.(recip(ient)?notfound|exrecipnotfound|recipnotfound)|recipient not found by smtp address lookup",
+	  "bad-mailbox", "microsoft"),
+	/* Exchange Online's directory-based edge blocking: no such recipient
+	 * (its NDR documentation), whatever the X.4.1 in front says */
+	P("recipient address rejected: access denied", "bad-mailbox", "microsoft"),
+	/* sender authentication and rate limits are about the sender,
+	 * whichever code carries them */
+	P("(^|[^a-z])(spf|dkim|dmarc|arc)([^a-z]|$)|unauthenticated|authentication (checks? )?(failed|failure|required)|"
+	  "not authenticated|fails to pass authentication|does not have authentication information|"
+	  "not allowed to send from|sender policy framework",
+	  "policy-related", "gmail yahoo microsoft common"),
+
+	P("too many (recipients|messages|connections|mails|emails) (this|per|in the last)|rate limit|sending rate|"
+	  "receiving mail (at a rate|too quickly)|daily sending quota", "policy-related", "gmail yahoo common"),
+	P("resolver\\.(rst\\.(authrequired|notauthorized)|adr\\.recipientlimit)", "policy-related", "microsoft"),
+	P("resolver\\.rst\\.(recipsizelimit|sendsizelimit)", "content-related", "microsoft"),
+};
+
+static struct phrase phrases[] = {
+	/* the recipient's mailbox is gone for good, but was there */
+	P("(mailbox|inbox|account|user|address|recipient)[^.,;]{0,40} (is|has been|was) (disabled|inactive|suspended|"
+	  "deactivated|discontinued|closed|terminated|expired|locked|frozen|blocked|deleted|cancell?ed)",
+	  "inactive-mailbox", "common yahoo gmail"),
+	P("(mailbox|inbox|account) (disabled|inactive|suspended|deactivated|expired|locked|frozen)|"
+	  "no longer (active|in use|available|on server|valid)|not an active (address|mailbox|account)|"
+	  "is a deactivated mailbox|\\[suspend\\]|mailbox (currently )?suspended|mailbox unavailable \\(disabled\\)",
+	  "inactive-mailbox", "common yahoo"),
+	/* relaying: the server does not take mail for that domain */
+	P("relay(ing)? (access )?(denied|not permitted|prohibited|not allowed|refused)|not permitted to relay|"
+	  "unable to relay|we do not relay|relay not|not (a )?relay|relaying|not in my list of allowed rcpthosts|"
+	  "isn't in my list of allowed rcpthosts|rcpthosts",
+	  "relaying-issues", "postfix exim sendmail qmail microsoft"),
+	/* Amazon SES refuses to send for an identity it has not verified */
+	P("email address is not verified|identities failed the check",
+	  "relaying-issues", "amazonses"),
+	/* the sending host's name, rate limits */
+	P("too many (recipients|messages|connections|mails|emails|concurrent)|sent to too many|rate limit|"
+	  "sending rate|receiving mail (at a rate|too quickly)|throttl|daily sending quota|"
+	  "(temporarily )?deferred due to|security (issue|risk|polic)|too many invalid recipients",
+	  "policy-related", "gmail yahoo microsoft postfix exim common"),
+	P("reverse (dns|lookup|hostname)|rdns|ptr (record|lookup)|no ptr|require[sd]? .*ptr|"
+	  "cannot find your (reverse )?hostname|hostname (does not|doesn't) match|not (have|resolve) .*reverse",
+	  "policy-related", "postfix gmail common"),
+	/* the sender refused: its address, its domain, a list it may not post to */
+	P("(sender|from)( address)? (was |is )?(rejected|refused|invalid|unknown|not verified|not allowed)|"
+	  "sender verify failed|(unroutable|unrouteable|invalid|bad|unknown) sender|sender address rejected|"
+	  "domain of sender( address)? [^ ]* (does not|doesn't) exist|sender domain (must exist|not found|"
+	  "does not exist)|not (a )?member of|permission to post|not (allowed|permitted) to post|"
+	  "multi-recipient bounce|need fully-qualified address",
+	  "invalid-sender", "postfix exim sendmail gmail common"),
+	/* the sending host refused: its name, address or network (blocklists below) */
+	P("my name was rejected|(helo|ehlo) (command )?(rejected|refused|invalid)|dynamic (ip|address)|dial-?up|"
+	  "residential|smtp server of your isp|invalid ip|(^|[^a-z])ube([^a-z]|$)|client host rejected|banned sending ip|"
+	  "traffic not accepted from this ip|(ip|address) (is )?(blocked|blacklisted|listed)|"
+	  "connections will not be accepted|access denied",
+	  "spam-related", "postfix microsoft yahoo common"),
+	/* protocol */
+	P("not (rfc|compliant)|rfc ?(2822|5322|822|5321) |syntax error|improper use|malformed (message|header|address)|bare (lf|cr)|"
+	  "header (is )?missing|missing (required )?header|multiple addresses in (the )?from|pipelining|"
+	  "command unrecognized|bad sequence of commands|data format error|invalid command",
+	  "protocol-errors", "postfix sendmail rfc common"),
+	/* quota */
+	P("(mailbox|quota|disk|storage|inbox|mail ?box|mail ?folder|mail ?directory)( is)? (full|exceeded|over)|"
+	  "over ?quota|quota (exceeded|exceed|limit)|insufficient (system )?storage|exceeds? (its |the )?(storage|quota)|"
+	  "mailbox size limit|out of (disk )?space|limit set by (the )?recipient|exceeded storage allocation|"
+	  "(user|recipient|mailbox) has exceeded|not enough (disk )?space|mail ?box would exceed",
+	  "quota-issues", "postfix exim qmail gmail yahoo rfc common"),
+	/* the domain does not take mail */
+	P("null mx|domain [^ ]* ?(couldn't|could not|cannot|can't) be found|does(n't| not) (accept|receive) (e-?)?mail|"
+	  "find the recipient domain|domain lookup failed|dns domain does not exist",
+	  "bad-domain", "gmail microsoft rfc"),
 	/* transient DNS failures and loops: the route, not the domain */
-	{"not found, try again|name server reply|dns (error|failure|timeout)|temporary (dns|lookup) failure|"
-	 "routing loop|mail loop|loop detected|hop count|too many hops|no route to host|network is unreachable|"
-	 "host unreachable", "routing-errors", true, {0}},
-	{"host (not found|unknown)|domain (not found|does not exist|doesn't exist|name not found)|no such domain|"
-	 "unrouteable|unroutable|name or service not known|no mx|host or domain name not found|domain (is )?invalid",
-	 "bad-domain", false, {0}},
-	{"(user|mailbox|recipient|address|account|addressee)( name)? (is )?(unknown|not found|does not exist|"
-	 "doesn't exist|invalid|not exist|not valid|not recogni[sz]ed)|no such (user|mailbox|recipient|address|account)|"
-	 "unknown (user|recipient|mailbox|local part|address)|invalid (recipient|mailbox|address)|does not exist|"
-	 "not our customer|no mailbox|user doesn't have|no account by that name|recipient address rejected: access denied|"
-	 "not a valid user|no valid recipients?", "bad-mailbox", false, {0}},
-	{"retry time(out)? (exceeded|expired)|(been|too long) in (the )?queue|message (has )?expired|"
-	 "delivery time expired|could not be delivered (within|for)|could not deliver for|"
-	 "(cannot|can't|unable to) (send|deliver) (the )?(message|mail) for|failed [0-9]+ attempts|"
-	 "(has been|was) delayed|will be retried|delivery (is )?delayed|warning message only|expired",
-	 "message-expired", false, {0}},
-	{"(spam|blacklist|blocklist|black list|block list|listed (at|in|on)|rbl|spamhaus|spamcop|reputation|junk|"
-	 "access denied|blocked|bulk mail|unsolicited)", "spam-related", false, {0}},
-	{"(message|mail) (size|too (big|large))|too large|exceeds (the )?(maximum|size)|message length",
-	 "content-related", false, {0}},
-	{"sender domain|domain of sender", "invalid-sender", false, {0}},
-	{"policy|violation|not authori[sz]ed|not allowed|too many|try again later|refused|rejected|denied|filter",
-	 "policy-related", false, {0}},
-	{"connection (refused|reset|closed|dropped|lost)|socket error", "bad-connection", false, {0}},
-	{"timed? ?out|timeout|did not accept our requests to connect|unreachable", "no-answer-from-host", false, {0}},
+	P("not found, try again|name server reply|dns (error|failure|timeout)|temporary (dns|lookup) failure|"
+	  "routing loop|mail loop|loops back to myself|loop detected|message is looping|hop count|too many hops|"
+	  "no route to host|network is unreachable|host unreachable|unable to look up",
+	  "routing-errors", "postfix sendmail qmail exim common"),
+	P("host (not found|unknown)|domain (not found|does not exist|doesn't exist|name not found|unknown)|"
+	  "no such domain|unrouteable address|unroutable|name or service not known|no mx|host or domain name not found|"
+	  "domain (is )?invalid|couldn't find any host named|all relevant mx records point to non-existent hosts|"
+	  "couldn't find a mail exchanger",
+	  "bad-domain", "postfix exim sendmail qmail common"),
+	/* the mailbox does not exist */
+	P("(user|mailbox|recipient|address|account|addressee|local part)( name)? (is )?(unknown|not found|does not exist|"
+	  "doesn't exist|invalid|not exist|not valid|not recogni[sz]ed|not available|unavailable)|"
+	  "no such (user|mailbox|recipient|address|account|person)|unknown (user|recipient|mailbox|local[- ]part|address)|"
+	  "invalid (recipient|mailbox|address)|does not exist|not our customer|no mailbox|user doesn't have|"
+	  "no account by that name|recipient address rejected: access denied|not a (valid|known) (user|recipient)|"
+	  "no valid recipients?|mailbox not found|no mail ?box (here|available)|bad.?recipient|"
+	  "user not local|account that you tried to reach does not exist|doesn't have a [^ ]* account|"
+	  "not listed in (domino directory|public name & address book)|no such mailbox|"
+	  "mailbox name not allowed|address (is )?not found",
+	  "bad-mailbox", "postfix exim sendmail qmail microsoft gmail yahoo domino rfc common"),
+	/* expiry */
+	P("retry time(out)? (exceeded|expired)|(been|too long) in (the )?queue|message (has )?expired|"
+	  "delivery time expired|could not be delivered (within|for)|could not deliver for|"
+	  "(cannot|can't|unable to) (send|deliver) (the )?(message|mail) for|failed [0-9]+ attempts|"
+	  "(has been|was) delayed|will be retried|delivery (is )?delayed|warning message only|expired|giving up",
+	  "message-expired", "exim sendmail qmail postfix microsoft common"),
+	/* the message's content or the sending network's reputation */
+	P("spam|blacklist|blocklist|black list|block list|listed (at|in|on)|(^|[^a-z])rbl|spamhaus|spamcop|"
+	  "reputation|junk|blocked|bulk mail|unsolicited|user complaints|content filter|filtered",
+	  "spam-related", "common postfix gmail yahoo microsoft"),
+	P("(message|mail) (size|too (big|large))|too large|exceeds (the )?(maximum|size)|message length|size limit|"
+	  "too much mail data|not accepting mail with attachments|(illegal|prohibited|blocked) attachment|"
+	  "content (rejected|not allowed)",
+	  "content-related", "postfix exim sendmail gmail common"),
+	P("sender domain|domain of sender", "invalid-sender", "common"),
+	P("policy|violation|not authori[sz]ed|not allowed|too many|try again later|refused|rejected|"
+	  "denied|greylist",
+	  "policy-related", "common"),
+	P("connection (refused|reset|closed|dropped|lost)|lost connection|socket error|refused to talk",
+	  "bad-connection", "postfix common"),
+	P("timed? ?out|timeout|did not accept our requests to connect|unreachable|establish an smtp connection",
+	  "no-answer-from-host", "postfix qmail common"),
 };
 
 /* "User unknown" and its kin: what a server says of a mailbox that does
  * not exist, and also what many filters say to refuse a message they will
  * not take (a carrier's domain filter after DATA, a gateway's content
  * filter). Alone it does not tell the two apart. */
-static struct text_rule user_unknown = {
-	"user (is )?unknown|unknown (user|recipient)|no such (user|recipient)|(user|recipient) (is )?not found|"
-	"user (does )?not exist", "bad-mailbox", false, {0}};
+static struct phrase user_unknown =
+	P("user (is )?unknown|unknown (user|recipient)|no such (user|recipient)|(user|recipient) (is )?not found|"
+	  "user (does )?not exist", "bad-mailbox", "common");
 
 /* What tells them apart, in a report that does not say which command the
  * reply answered: the program that delivers to the mailbox itself said so
  * (sendmail's mail.local, procmail, maildrop); or, weaker, the reply
  * names the recipient the way an MTA answers RCPT TO ("<a@b>... User
  * unknown", Sendmail's form). */
-static struct text_rule local_agent = {
-	"(^|[^a-z])(mail\\.local|procmail|maildrop):|local delivery (agent|failed)", NULL, false, {0}};
-static struct text_rule rcpt_echo = {"@[a-z0-9.-]+>?\\.\\.\\. ", NULL, false, {0}};
+static struct phrase local_agent =
+	P("(^|[^a-z])(mail\\.local|procmail|maildrop):|local delivery (agent|failed)", NULL, "sendmail");
+static struct phrase rcpt_echo = P("@[a-z0-9.-]+>?\\.\\.\\. ", NULL, "sendmail");
+
+#define N_OF(a) (sizeof(a) / sizeof((a)[0]))
 
 static pthread_once_t rules_once = PTHREAD_ONCE_INIT;
 
-static void compile_one(struct text_rule *r)
+static void compile_one(struct phrase *r)
 {
-	if (regcomp(&r->compiled, r->re, REG_EXTENDED | REG_ICASE | REG_NOSUB))
-		r->re = NULL;
+	r->ok = regcomp(&r->compiled, r->re, REG_EXTENDED | REG_ICASE | REG_NOSUB) == 0;
 }
 
 static void compile_rules(void)
 {
-	for (size_t i = 0; i < sizeof(text_rules) / sizeof(text_rules[0]); i++)
-		compile_one(&text_rules[i]);
+	for (size_t i = 0; i < N_OF(overriding); i++)
+		compile_one(&overriding[i]);
+	for (size_t i = 0; i < N_OF(phrases); i++)
+		compile_one(&phrases[i]);
 	compile_one(&user_unknown);
 	compile_one(&local_agent);
 	compile_one(&rcpt_echo);
 }
 
-static bool matches(struct text_rule *r, const char *text)
+static bool matches(struct phrase *r, const char *text)
 {
 	pthread_once(&rules_once, compile_rules);
-	return text && r->re && regexec(&r->compiled, text, 0, NULL, 0) == 0;
+	return text && r->ok && !r->off && regexec(&r->compiled, text, 0, NULL, 0) == 0;
 }
 
-static const struct text_rule *by_text(const char *text)
+/* Whether every word of sources is in the comma-separated list tags. */
+static bool all_listed(const char *sources, const char *tags)
 {
-	for (size_t i = 0; i < sizeof(text_rules) / sizeof(text_rules[0]); i++)
-		if (matches(&text_rules[i], text))
-			return &text_rules[i];
+	char word[32];
+
+	for (const char *s = sources; *s;) {
+		size_t n = strcspn(s, " ");
+		bool found = false;
+
+		snprintf(word, sizeof(word), "%.*s", (int)n, s);
+		for (const char *t = tags; *t;) {
+			size_t m = strcspn(t, ",");
+
+			found |= m == strlen(word) && !strncasecmp(t, word, m);
+			t += m + (t[m] == ',');
+		}
+		if (!found)
+			return false;
+		s += n + (s[n] == ' ');
+	}
+	return true;
+}
+
+void bounce_rules_without(const char *tags)
+{
+	struct phrase *all[] = {&user_unknown, &local_agent, &rcpt_echo};
+
+	for (size_t i = 0; i < N_OF(overriding); i++)
+		overriding[i].off = tags && all_listed(overriding[i].sources, tags);
+	for (size_t i = 0; i < N_OF(phrases); i++)
+		phrases[i].off = tags && all_listed(phrases[i].sources, tags);
+	for (size_t i = 0; i < N_OF(all); i++)
+		all[i]->off = tags && all_listed(all[i]->sources, tags);
+}
+
+static const char *by_text(struct phrase *list, size_t n, const char *text)
+{
+	for (size_t i = 0; i < n; i++)
+		if (matches(&list[i], text))
+			return list[i].category;
 	return NULL;
 }
 
@@ -138,55 +254,132 @@ static bool is(const char *t, const char *category)
 	return t && !strcmp(t, category);
 }
 
-/* The categories the enhanced code's detail names outright (RFC 3463); NULL
- * when the detail is generic and the subject (or the text) decides. */
-static const char *by_detail(int subj, int det, const char *t)
+/* ---- the enhanced status code ------------------------------------------------------------------ */
+
+/* IANA's SMTP Enhanced Status Codes registry (RFC 3463, 3886, 4468, 4954,
+ * 5248, 6531, 6710, 7293, 7372, 7505, 8098...): the category each
+ * specific subject.detail means. NULL: generic (X.Y.0 "other", and
+ * X.7.1 "delivery not authorized, message refused", which servers give
+ * for every kind of refusal): the text decides within what the subject
+ * allows. */
+static const char *by_registry(int subj, int det)
 {
-	switch (subj * 100 + det) {
-	case 101: case 100: case 103: case 106: return is(t, "spam-related") ? t : "bad-mailbox";
-	case 102: case 110: return "bad-domain";
-	case 404: return is(t, "routing-errors") ? t : "bad-domain";
-	case 107: case 108: return "invalid-sender";
-	case 201: return t ? t : "inactive-mailbox"; /* often misused for "no such user" */
-	case 202: return "quota-issues";
-	case 203: return is(t, "quota-issues") ? t : "content-related";
-	case 302: case 304: return "content-related";
-	case 407: return "message-expired";
-	case 701: return is(t, "spam-related") || is(t, "bad-mailbox") || is(t, "invalid-sender") ? t : "policy-related";
+	switch (subj * 1000 + det) {
+	case 1001: return "bad-mailbox";      /* bad destination mailbox address */
+	case 1002: return "bad-domain";       /* bad destination system address */
+	case 1003: return "bad-mailbox";      /* bad destination mailbox address syntax */
+	case 1004: return "bad-mailbox";      /* destination mailbox address ambiguous */
+	case 1006: return "bad-mailbox";      /* mailbox has moved, no forwarding address */
+	case 1007: case 1008: return "invalid-sender"; /* bad sender's mailbox address syntax / system address */
+	case 1010: return "bad-domain";       /* recipient address has null MX (RFC 7505) */
+	case 2001: return "inactive-mailbox"; /* mailbox disabled, not accepting messages */
+	case 2002: return "quota-issues";     /* mailbox full */
+	case 2003: return "content-related";  /* message length exceeds administrative limit */
+	case 2004: return "other";            /* mailing list expansion problem */
+	case 3001: return "quota-issues";     /* mail system full */
+	case 3002: return "other";            /* system not accepting network messages */
+	case 3003: return "protocol-errors";  /* system not capable of selected features */
+	case 3004: return "content-related";  /* message too big for system */
+	case 3005: return "bad-configuration"; /* system incorrectly configured */
+	case 4001: return "no-answer-from-host";
+	case 4002: return "bad-connection";
+	case 4003: return "routing-errors";   /* directory server failure */
+	case 4004: return "bad-domain";       /* unable to route */
+	case 4005: return "routing-errors";   /* mail system congestion */
+	case 4006: return "routing-errors";   /* routing loop detected */
+	case 4007: return "message-expired";  /* delivery time expired */
+	case 5001: case 5002: case 5004: case 5005: case 5006: return "protocol-errors";
+	case 5003: return "policy-related";   /* too many recipients */
+	case 6001: case 6002: case 6003: case 6004: case 6005: case 6006: return "content-related";
+	case 6007: case 6008: case 6009: case 6010: return "protocol-errors"; /* SMTPUTF8 */
+	case 7002: case 7003: case 7004: case 7005: case 7006: case 7007: case 7008: case 7009:
+	case 7010: case 7011: case 7012: case 7013: case 7014: case 7015:
+		return "policy-related";
+	case 7016: return "content-related";  /* message too big for the specified priority */
+	case 7017: return "bad-mailbox";      /* mailbox owner has changed */
+	case 7018: return "bad-domain";       /* domain owner has changed */
+	case 7019: case 7020: case 7021: case 7022: case 7023: case 7024: case 7025: case 7026:
+	case 7029: case 7030:
+		return "policy-related";           /* RRVS, DKIM, SPF, reverse DNS, ARC, REQUIRETLS */
+	case 7027: return "invalid-sender";   /* sender address has null MX */
+	case 7028: return "spam-related";     /* mail flood detected */
 	default: return NULL;
 	}
 }
 
-static const char *by_subject(int subj)
+/* What a generic code of a subject allows the text to say, and what it
+ * means when the text says nothing of it. */
+static const char *by_subject(int subj, const char *t)
 {
-	switch (subj) {
-	case 1: return "bad-mailbox";
-	case 2: return "quota-issues";
-	case 3: return "bad-configuration";
-	case 4: return "routing-errors";
-	case 5: return "protocol-errors";
-	case 6: return "content-related";
-	case 7: return "policy-related";
+	static const char *const within[][8] = {
+		[1] = {"bad-mailbox", "bad-domain", "inactive-mailbox", "invalid-sender", "relaying-issues", NULL},
+		[2] = {"quota-issues", "inactive-mailbox", "bad-mailbox", "content-related", "spam-related", "policy-related",
+		       NULL},
+		[4] = {"routing-errors", "bad-domain", "no-answer-from-host", "bad-connection", "message-expired",
+		       "relaying-issues", NULL},
+		[6] = {"content-related", "virus-related", "spam-related", "protocol-errors", NULL},
+	};
+	static const char *const fallback[] = {"other", "bad-mailbox", "quota-issues", "other", "routing-errors",
+					       "protocol-errors", "content-related", "policy-related"};
+
+	if (subj < 0 || subj > 7)
+		return t ? t : "other";
+	if (!t)
+		return fallback[subj];
+	if (subj == 1 || subj == 2 || subj == 4 || subj == 6) {
+		for (size_t i = 0; within[subj][i]; i++)
+			if (is(t, within[subj][i]))
+				return t;
+		return fallback[subj];
+	}
+	return t; /* X.0.0, X.3.0, X.5.0 (said for anything), X.7.0 and X.7.1: the text */
+}
+
+/* The basic reply code, when no enhanced code says more (RFC 5321 4.2,
+ * RFC 7504): 521 and 556, a domain that takes no mail; 552, storage. */
+static const char *by_reply(int code, const char *t)
+{
+	if (t)
+		return t;
+	switch (code) {
+	case 521: case 556: return "bad-domain";
+	case 552: return "quota-issues";
 	default: return "other";
 	}
 }
 
+/* Where servers use a specific code for a neighbour of its meaning, and
+ * the text says which: X.2.1 "mailbox disabled" for a mailbox that never
+ * existed (both suppress); X.4.4 "unable to route" for a DNS failure that
+ * may pass; X.4.1 and X.4.2, which a sending MTA puts on any network
+ * failure, for the one its text names. */
+static const char *refine(int subj, int det, const char *reg, const char *t)
+{
+	if (subj == 2 && det == 1 && is(t, "bad-mailbox"))
+		return t;
+	if (subj == 4 && det == 4 && is(t, "routing-errors"))
+		return t;
+	if (subj == 4 && (det == 1 || det == 2) &&
+	    (is(t, "routing-errors") || is(t, "no-answer-from-host") || is(t, "bad-connection")))
+		return t;
+	return reg;
+}
+
 const char *bounce_category(int code, const char *e, const char *text)
 {
-	const struct text_rule *rule = by_text(text);
-	const char *t = rule ? rule->category : NULL, *d;
+	const char *o = by_text(overriding, N_OF(overriding), text), *t, *r;
 	int cls = 0, subj = -1, det = -1;
 
+	if (o)
+		return o;
 	if (e && sscanf(e, "%d.%d.%d", &cls, &subj, &det) != 3)
 		cls = 0;
-	if (!cls)
-		return t ? t : "other";
-	/* an explicit reason (sender authentication, a rate limit, a refused
-	 * sender or host) beats what the code says, but for a full mailbox or
-	 * an expired message */
-	if ((d = by_detail(subj, det, t)))
-		return rule && rule->strong && !is(d, "message-expired") && !is(d, "quota-issues") ? t : d;
-	return t ? t : by_subject(subj);
+	t = by_text(phrases, N_OF(phrases), text);
+	if (cls && (r = by_registry(subj, det)))
+		return refine(subj, det, r, t);
+	if (cls)
+		return by_subject(subj, t);
+	return by_reply(code, t);
 }
 
 /* An enhanced code "c.s.d" whose subject is s (any class). */

@@ -78,6 +78,12 @@ bool bounce_text_says_failed(const char *body, size_t len);
 const char *bounce_category(int code, const char *enhanced, const char *text);
 bool bounce_category_hard(const char *category);
 
+/* For measurement only (salvoctl classify --without, leave-one-family-out
+ * scoring): switch off the phrase families every one of whose sources is
+ * in tags, a comma-separated list of source names ("postfix,exim"); NULL
+ * switches all back on. Not thread-safe: call before classifying. */
+void bounce_rules_without(const char *tags);
+
 /* bounce_category, knowing (or not) which command the reply answered:
  * "user unknown" without an X.1.x code is a bad mailbox only at RCPT TO
  * (or, when the stage is unknown, when the delivery program or a

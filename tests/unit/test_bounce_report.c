@@ -89,7 +89,7 @@ static void test_categories(void **state)
 	assert_string_equal(bounce_category(552, "5.2.2", "mailbox full"), "quota-issues");
 	assert_string_equal(bounce_category(550, "5.2.1", "account disabled"), "inactive-mailbox");
 	assert_string_equal(bounce_category(550, "5.7.1", "message rejected as spam"), "spam-related");
-	assert_string_equal(bounce_category(550, "5.7.1", "relay access denied"), "policy-related");
+	assert_string_equal(bounce_category(550, "5.7.1", "relay access denied"), "relaying-issues");
 	assert_string_equal(bounce_category(550, "", "No such user here"), "bad-mailbox");
 	assert_string_equal(bounce_category(554, "", "blocked using zen.spamhaus.org"), "spam-related");
 	assert_string_equal(bounce_category(0, "", "connection timed out"), "no-answer-from-host");
