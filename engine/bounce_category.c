@@ -54,13 +54,13 @@ static struct phrase overriding[] = {
 	P("recipient address rejected: access denied", "bad-mailbox", "microsoft"),
 	/* sender authentication and rate limits are about the sender,
 	 * whichever code carries them */
-	P("(^|[^a-z])(spf|dkim|dmarc|arc)([^a-z]|$)|unauthenticated|authentication (checks? )?(failed|failure|required)|"
-	  "not authenticated|fails to pass authentication|does not have authentication information|"
-	  "not allowed to send from|sender policy framework",
-	  "policy-related", "gmail yahoo microsoft common"),
-
-	P("too many (recipients|messages|connections|mails|emails) (this|per|in the last)|rate limit|sending rate|"
-	  "receiving mail (at a rate|too quickly)|daily sending quota", "policy-related", "gmail yahoo common"),
+	P("(^|[^a-z])(spf|dkim|dmarc)([^a-z]|$)|sender policy framework|unauthenticated|"
+	  "authentication (checks? )?(failed|failure|required)|not authenticated", "policy-related", "common"),
+	P("fails to pass authentication|does not have authentication information", "policy-related", "gmail"),
+	P("not allowed to send from", "policy-related", "godaddy"),
+	P("rate limit|sending rate|too many (recipients|messages|connections|mails|emails) (this|per|in the last)",
+	  "policy-related", "common"),
+	P("receiving mail (at a rate|too quickly)|daily (user )?sending quota", "policy-related", "gmail"),
 	P("resolver\\.(rst\\.(authrequired|notauthorized)|adr\\.recipientlimit)", "policy-related", "microsoft"),
 	P("resolver\\.rst\\.(recipsizelimit|sendsizelimit)", "content-related", "microsoft"),
 };
@@ -68,99 +68,141 @@ static struct phrase overriding[] = {
 static struct phrase phrases[] = {
 	/* the recipient's mailbox is gone for good, but was there */
 	P("(mailbox|inbox|account|user|address|recipient)[^.,;]{0,40} (is|has been|was) (disabled|inactive|suspended|"
-	  "deactivated|discontinued|closed|terminated|expired|locked|frozen|blocked|deleted|cancell?ed)",
-	  "inactive-mailbox", "common yahoo gmail"),
-	P("(mailbox|inbox|account) (disabled|inactive|suspended|deactivated|expired|locked|frozen)|"
-	  "no longer (active|in use|available|on server|valid)|not an active (address|mailbox|account)|"
-	  "is a deactivated mailbox|\\[suspend\\]|mailbox (currently )?suspended|mailbox unavailable \\(disabled\\)",
-	  "inactive-mailbox", "common yahoo"),
+	  "deactivated|discontinued|closed|terminated|expired|locked|frozen|deleted|cancell?ed)|"
+	  "(mailbox|inbox|account) (disabled|inactive|suspended|deactivated|expired|locked|frozen)|"
+	  "no longer (active|in use|available|on (this )?server|valid)|not an active (address|mailbox|account)",
+	  "inactive-mailbox", "common"),
+	P("account that you tried to reach is disabled", "inactive-mailbox", "gmail"),
+	P("this (mailbox|account) (is|has been) disabled|disabled or discontinued", "inactive-mailbox", "yahoo"),
+	P("is a deactivated mailbox|\\[suspend\\]|mailbox (currently )?suspended|mailbox unavailable \\(disabled\\)",
+	  "inactive-mailbox", "common"),
 	/* relaying: the server does not take mail for that domain */
-	P("relay(ing)? (access )?(denied|not permitted|prohibited|not allowed|refused)|not permitted to relay|"
-	  "unable to relay|we do not relay|relay not|not (a )?relay|relaying|not in my list of allowed rcpthosts|"
-	  "isn't in my list of allowed rcpthosts|rcpthosts",
-	  "relaying-issues", "postfix exim sendmail qmail microsoft"),
+	P("relay access denied", "relaying-issues", "postfix"),
+	P("relay not permitted|relaying not permitted", "relaying-issues", "exim"),
+	P("relaying denied|we do not relay", "relaying-issues", "sendmail"),
+	P("(is|isn't) (not )?in my list of allowed rcpthosts|rcpthosts", "relaying-issues", "qmail"),
+	P("unable to relay", "relaying-issues", "microsoft"),
+	P("relay(ing)? (is )?(denied|not permitted|prohibited|not allowed|refused)|not permitted to relay|"
+	  "(no|not a) relay", "relaying-issues", "common"),
 	/* Amazon SES refuses to send for an identity it has not verified */
-	P("email address is not verified|identities failed the check",
-	  "relaying-issues", "amazonses"),
-	/* the sending host's name, rate limits */
-	P("too many (recipients|messages|connections|mails|emails|concurrent)|sent to too many|rate limit|"
-	  "sending rate|receiving mail (at a rate|too quickly)|throttl|daily sending quota|"
-	  "(temporarily )?deferred due to|security (issue|risk|polic)|too many invalid recipients",
-	  "policy-related", "gmail yahoo microsoft postfix exim common"),
-	P("reverse (dns|lookup|hostname)|rdns|ptr (record|lookup)|no ptr|require[sd]? .*ptr|"
-	  "cannot find your (reverse )?hostname|hostname (does not|doesn't) match|not (have|resolve) .*reverse",
-	  "policy-related", "postfix gmail common"),
+	P("email address is not verified|identities failed the check", "relaying-issues", "amazonses"),
+	/* a message refused for what it carries (an attachment type), not as spam */
+	P("content presents a potential security issue", "policy-related", "gmail"),
+	P("security (issue|risk|polic)", "policy-related", "common"),
+	/* the sending host's name and its reverse DNS */
+	P("cannot find your (reverse )?hostname", "policy-related", "postfix"),
+	P("does not have a ptr record", "policy-related", "gmail"),
+	P("reverse (dns|lookup|hostname)|rdns|ptr (record|lookup)|no ptr|hostname (does not|doesn't) match",
+	  "policy-related", "common"),
+	P("too many (recipients|messages|connections|concurrent)|too many invalid recipients|"
+	  "(temporarily )?deferred due to", "policy-related", "common"),
 	/* the sender refused: its address, its domain, a list it may not post to */
+	P("sender address rejected|need fully-qualified address|multi-recipient bounce", "invalid-sender", "postfix"),
+	P("sender verify failed|unrouteable sender", "invalid-sender", "exim"),
+	P("domain of sender address [^ ]* does not exist", "invalid-sender", "sendmail"),
+	P("but sender was rejected", "invalid-sender", "qmail"),
 	P("(sender|from)( address)? (was |is )?(rejected|refused|invalid|unknown|not verified|not allowed)|"
-	  "sender verify failed|(unroutable|unrouteable|invalid|bad|unknown) sender|sender address rejected|"
-	  "domain of sender( address)? [^ ]* (does not|doesn't) exist|sender domain (must exist|not found|"
-	  "does not exist)|not (a )?member of|permission to post|not (allowed|permitted) to post|"
-	  "multi-recipient bounce|need fully-qualified address",
-	  "invalid-sender", "postfix exim sendmail gmail common"),
+	  "(unroutable|invalid|bad|unknown) sender|sender domain (must exist|not found|does not exist)|"
+	  "not (a )?member of|permission to post|not (allowed|permitted) to post", "invalid-sender", "common"),
 	/* the sending host refused: its name, address or network (blocklists below) */
-	P("my name was rejected|(helo|ehlo) (command )?(rejected|refused|invalid)|dynamic (ip|address)|dial-?up|"
-	  "residential|smtp server of your isp|invalid ip|(^|[^a-z])ube([^a-z]|$)|client host rejected|banned sending ip|"
-	  "traffic not accepted from this ip|(ip|address) (is )?(blocked|blacklisted|listed)|"
-	  "connections will not be accepted|access denied",
-	  "spam-related", "postfix microsoft yahoo common"),
+	P("client host rejected|helo command rejected|invalid ip", "spam-related", "postfix"),
+	P("but my name was rejected", "spam-related", "qmail"),
+	P("banned sending ip|traffic not accepted from this ip", "spam-related", "microsoft"),
+	P("connections will not be accepted from", "spam-related", "yahoo"),
+	P("unusual rate of unsolicited mail|likely unsolicited mail", "spam-related", "gmail"),
+	P("(helo|ehlo) (command )?(rejected|refused|invalid)|dynamic (ip|address)|dial-?up|residential|"
+	  "smtp server of your isp|(^|[^a-z])ube([^a-z]|$)|(ip|address) (is )?(blocked|blacklisted|listed)|access denied",
+	  "spam-related", "common"),
 	/* protocol */
-	P("not (rfc|compliant)|rfc ?(2822|5322|822|5321) |syntax error|improper use|malformed (message|header|address)|bare (lf|cr)|"
-	  "header (is )?missing|missing (required )?header|multiple addresses in (the )?from|pipelining|"
-	  "command unrecognized|bad sequence of commands|data format error|invalid command",
-	  "protocol-errors", "postfix sendmail rfc common"),
+	P("improper use of smtp command pipelining", "protocol-errors", "postfix"),
+	P("data format error", "protocol-errors", "sendmail"),
+	P("not rfc 5322 compliant|multiple addresses in from", "protocol-errors", "gmail"),
+	P("command unrecognized|bad sequence of commands|syntax error", "protocol-errors", "rfc"),
+	P("not (rfc|compliant)|rfc ?(2822|5322|822|5321) |improper|malformed (message|header|address)|bare (lf|cr)|"
+	  "header (is )?missing|missing (required )?header", "protocol-errors", "common"),
 	/* quota */
+	P("insufficient system storage", "quota-issues", "postfix rfc"),
+	P("quota exceeded while writing|(exim|system) quota exceeded|over quota", "quota-issues", "exim"),
+	P("disk quota exceeded|insufficient disk space", "quota-issues", "sendmail postfix"),
+	P("mailfolder is over the allowed quota|user is over quota|over quota", "quota-issues", "qmail"),
+	P("account that you tried to reach is over quota|out of storage space", "quota-issues", "gmail"),
+	P("recipient's mailbox is full|mailbox full", "quota-issues", "microsoft"),
+	P("exceeded storage allocation", "quota-issues", "rfc"),
 	P("(mailbox|quota|disk|storage|inbox|mail ?box|mail ?folder|mail ?directory)( is)? (full|exceeded|over)|"
-	  "over ?quota|quota (exceeded|exceed|limit)|insufficient (system )?storage|exceeds? (its |the )?(storage|quota)|"
-	  "mailbox size limit|out of (disk )?space|limit set by (the )?recipient|exceeded storage allocation|"
-	  "(user|recipient|mailbox) has exceeded|not enough (disk )?space|mail ?box would exceed",
-	  "quota-issues", "postfix exim qmail gmail yahoo rfc common"),
+	  "over ?quota|quota (exceeded|exceed|limit)|exceeds? (its |the )?(storage|quota)|mailbox size limit|"
+	  "out of (disk )?space|limit set by (the )?recipient|(user|recipient|mailbox) has exceeded|"
+	  "not enough (disk )?space|mail ?box would exceed", "quota-issues", "common"),
 	/* the domain does not take mail */
-	P("null mx|domain [^ ]* ?(couldn't|could not|cannot|can't) be found|does(n't| not) (accept|receive) (e-?)?mail|"
-	  "find the recipient domain|domain lookup failed|dns domain does not exist",
-	  "bad-domain", "gmail microsoft rfc"),
+	P("null mx|does(n't| not) (accept|receive) (e-?)?mail", "bad-domain", "rfc"),
+	P("find the recipient domain", "bad-domain", "gmail"),
+	P("domain lookup failed|dns domain does not exist", "bad-domain", "microsoft"),
+	P("domain [^ ]* ?(couldn't|could not|cannot|can't) be found", "bad-domain", "common"),
 	/* transient DNS failures and loops: the route, not the domain */
-	P("not found, try again|name server reply|dns (error|failure|timeout)|temporary (dns|lookup) failure|"
-	  "routing loop|mail loop|loops back to myself|loop detected|message is looping|hop count|too many hops|"
-	  "no route to host|network is unreachable|host unreachable|unable to look up",
-	  "routing-errors", "postfix sendmail qmail exim common"),
+	P("host not found, try again|name server reply|loops back to myself|unable to look up", "routing-errors",
+	  "postfix"),
+	P("suspected mail loop|host lookup did not complete", "routing-errors", "exim"),
+	P("too many hops|points back to", "routing-errors", "sendmail"),
+	P("message is looping|it already has my delivered-to line", "routing-errors", "qmail"),
+	P("not found, try again|dns (error|failure|timeout)|temporary (dns|lookup) failure|routing loop|mail loop|"
+	  "loop detected|hop count|no route to host|network is unreachable|host unreachable", "routing-errors",
+	  "common"),
+	P("host or domain name not found|name service error", "bad-domain", "postfix"),
+	P("unrouteable address|all relevant mx records point to non-existent hosts", "bad-domain", "exim"),
+	P("host unknown|name server: [^ ]*: host not found", "bad-domain", "sendmail"),
+	P("couldn't find any host (named|by that name)|couldn't find a mail exchanger", "bad-domain", "qmail"),
 	P("host (not found|unknown)|domain (not found|does not exist|doesn't exist|name not found|unknown)|"
-	  "no such domain|unrouteable address|unroutable|name or service not known|no mx|host or domain name not found|"
-	  "domain (is )?invalid|couldn't find any host named|all relevant mx records point to non-existent hosts|"
-	  "couldn't find a mail exchanger",
-	  "bad-domain", "postfix exim sendmail qmail common"),
+	  "no such domain|unroutable|name or service not known|no mx|domain (is )?invalid", "bad-domain", "common"),
 	/* the mailbox does not exist */
+	P("user unknown in (local|virtual|relay) (recipient|mailbox|alias) table|unknown user: ", "bad-mailbox",
+	  "postfix"),
+	P("unknown user|no such user here", "bad-mailbox", "exim"),
+	P("user unknown|unknown mailbox", "bad-mailbox", "sendmail"),
+	P("no mailbox here by that name|badrcptto", "bad-mailbox", "qmail"),
+	P("recipient name is not recognized|email address you entered couldn't be found|"
+	  "requested action not taken: mailbox unavailable|recipient not found", "bad-mailbox", "microsoft"),
+	P("account that you tried to reach does not exist", "bad-mailbox", "gmail"),
+	P("doesn't have a [^ ]* account|mailbox not found", "bad-mailbox", "yahoo"),
+	P("not listed in (domino directory|public name & address book)", "bad-mailbox", "domino"),
+	P("mailbox unavailable|user not local|mailbox name not allowed", "bad-mailbox", "rfc"),
 	P("(user|mailbox|recipient|address|account|addressee|local part)( name)? (is )?(unknown|not found|does not exist|"
 	  "doesn't exist|invalid|not exist|not valid|not recogni[sz]ed|not available|unavailable)|"
 	  "no such (user|mailbox|recipient|address|account|person)|unknown (user|recipient|mailbox|local[- ]part|address)|"
-	  "invalid (recipient|mailbox|address)|does not exist|not our customer|no mailbox|user doesn't have|"
-	  "no account by that name|recipient address rejected: access denied|not a (valid|known) (user|recipient)|"
-	  "no valid recipients?|mailbox not found|no mail ?box (here|available)|bad.?recipient|"
-	  "user not local|account that you tried to reach does not exist|doesn't have a [^ ]* account|"
-	  "not listed in (domino directory|public name & address book)|no such mailbox|"
-	  "mailbox name not allowed|address (is )?not found",
-	  "bad-mailbox", "postfix exim sendmail qmail microsoft gmail yahoo domino rfc common"),
+	  "invalid (recipient|mailbox|address)|does not exist|not our customer|no mailbox|"
+	  "no account by that name|not a (valid|known) (user|recipient)|no valid recipients?|mailbox not found|"
+	  "no mail ?box (here|available)|bad.?recipient|address (is )?not found", "bad-mailbox", "common"),
 	/* expiry */
+	P("retry timeout exceeded|retry time not reached", "message-expired", "exim"),
+	P("cannot send message for|could not be delivered for", "message-expired", "sendmail"),
+	P("in the queue too long", "message-expired", "qmail"),
+	P("message expired|delivery time (expired|exceeded)", "message-expired", "microsoft"),
 	P("retry time(out)? (exceeded|expired)|(been|too long) in (the )?queue|message (has )?expired|"
-	  "delivery time expired|could not be delivered (within|for)|could not deliver for|"
+	  "could not be delivered within|could not deliver for|"
 	  "(cannot|can't|unable to) (send|deliver) (the )?(message|mail) for|failed [0-9]+ attempts|"
 	  "(has been|was) delayed|will be retried|delivery (is )?delayed|warning message only|expired|giving up",
-	  "message-expired", "exim sendmail qmail postfix microsoft common"),
+	  "message-expired", "common"),
 	/* the message's content or the sending network's reputation */
+	P("blocked using", "spam-related", "postfix"),
+	P("temporarily deferred due to .*complaints|user complaints", "spam-related", "yahoo"),
 	P("spam|blacklist|blocklist|black list|block list|listed (at|in|on)|(^|[^a-z])rbl|spamhaus|spamcop|"
-	  "reputation|junk|blocked|bulk mail|unsolicited|user complaints|content filter|filtered",
-	  "spam-related", "common postfix gmail yahoo microsoft"),
+	  "reputation|junk|blocked|bulk mail|unsolicited|content filter|filtered", "spam-related", "common"),
+	P("message size exceeds fixed limit|too much mail data|exceeds size limit of server", "content-related",
+	  "postfix"),
+	P("message too big|message size exceeds maximum", "content-related", "exim"),
+	P("message is too large", "content-related", "sendmail"),
+	P("exceeds my databytes limit", "content-related", "qmail"),
+	P("exceeded google's message size limits", "content-related", "gmail"),
+	P("not accepting mail with attachments", "content-related", "aol"),
 	P("(message|mail) (size|too (big|large))|too large|exceeds (the )?(maximum|size)|message length|size limit|"
-	  "too much mail data|not accepting mail with attachments|(illegal|prohibited|blocked) attachment|"
-	  "content (rejected|not allowed)",
-	  "content-related", "postfix exim sendmail gmail common"),
+	  "(illegal|prohibited|blocked) attachment|content (rejected|not allowed)", "content-related", "common"),
 	P("sender domain|domain of sender", "invalid-sender", "common"),
-	P("policy|violation|not authori[sz]ed|not allowed|too many|try again later|refused|rejected|"
-	  "denied|greylist",
+	P("policy|violation|not authori[sz]ed|not allowed|too many|try again later|refused|rejected|denied|greylist",
 	  "policy-related", "common"),
+	P("lost connection with|conversation with [^ ]* timed out", "bad-connection", "postfix"),
 	P("connection (refused|reset|closed|dropped|lost)|lost connection|socket error|refused to talk",
-	  "bad-connection", "postfix common"),
-	P("timed? ?out|timeout|did not accept our requests to connect|unreachable|establish an smtp connection",
-	  "no-answer-from-host", "postfix qmail common"),
+	  "bad-connection", "common"),
+	P("wasn't able to establish an smtp connection", "no-answer-from-host", "qmail"),
+	P("did not accept our requests to connect", "no-answer-from-host", "gmail"),
+	P("timed? ?out|timeout|unreachable", "no-answer-from-host", "common"),
 };
 
 /* "User unknown" and its kin: what a server says of a mailbox that does
