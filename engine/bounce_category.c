@@ -131,7 +131,8 @@ static struct phrase phrases[] = {
 	P("(mailbox|quota|disk|storage|inbox|mail ?box|mail ?folder|mail ?directory)( is)? (full|exceeded|over)|"
 	  "over ?quota|quota (exceeded|exceed|limit)|exceeds? (its |the )?(storage|quota)|mailbox size limit|"
 	  "out of (disk )?space|limit set by (the )?recipient|(user|recipient|mailbox) has exceeded|"
-	  "not enough (disk )?space|mail ?box would exceed", "quota-issues", "common"),
+	  "not enough (disk )?space|mail ?box would exceed|mail ?box exceeds (the )?(allowed|maximum)? ?size",
+	  "quota-issues", "common"),
 	/* the domain does not take mail */
 	P("null mx|does(n't| not) (accept|receive) (e-?)?mail", "bad-domain", "rfc"),
 	P("find the recipient domain", "bad-domain", "gmail"),

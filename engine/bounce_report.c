@@ -156,7 +156,8 @@ static void addr_value(const char *v, char *out, size_t cap)
 /* ---- report parts -------------------------------------------------------------- */
 
 /* A recipient address field: Final-Recipient, unless that is source-routed
- * ("@relay:user@host") or no address and Original-Recipient is one. */
+ * ("@relay:user@host"), no address or in no domain (a dotless host) and
+ * Original-Recipient is one. */
 static void rcpt_addr(struct span blk, char *out, size_t cap)
 {
 	char v[512], o[320] = "";
@@ -165,7 +166,11 @@ static void rcpt_addr(struct span blk, char *out, size_t cap)
 		addr_value(v, o, sizeof(o));
 	if (header_get(blk, "Final-Recipient", v, sizeof(v))) {
 		addr_value(v, out, cap);
-		if ((out[0] == '@' || !strchr(out, '@')) && strchr(o, '@') && o[0] != '@')
+		const char *at = strchr(out, '@'), *oat = strchr(o, '@');
+
+		/* source-routed, no address, or a host name that is no domain
+		 * (an MTA's internal channel, "user@sims-ms-daemon") */
+		if ((out[0] == '@' || !at || !strchr(at, '.')) && oat && o[0] != '@' && strchr(oat, '.'))
 			snprintf(out, cap, "%s", o);
 		return;
 	}
@@ -201,7 +206,8 @@ static void parse_dsn_blocks(struct span body, struct bounce_report *r, bool ski
 	size_t off = 0, next = 0, start = 0;
 	bool first = skip_first;
 
-	r->kind = BOUNCE_KIND_DSN;
+	if (r->kind != BOUNCE_KIND_ARF) /* a DSN quoted inside a complaint stays a complaint */
+		r->kind = BOUNCE_KIND_DSN;
 	while (off <= body.n) {
 		size_t l = off < body.n ? line_len(body.p + off, body.n - off, &next) : 0;
 
@@ -273,6 +279,8 @@ static void parse_original(struct span hdrs, struct bounce_report *r)
 		const char *lt = strchr(v, '<');
 
 		addr_value(lt ? lt : v, r->orig_rcpt, sizeof(r->orig_rcpt));
+		if (!strchr(r->orig_rcpt, '@')) /* "undisclosed-recipients:;" */
+			r->orig_rcpt[0] = '\0';
 	}
 	if (!r->orig_message_id[0])
 		header_get(hdrs, "Message-ID", r->orig_message_id, sizeof(r->orig_message_id));
@@ -468,12 +476,59 @@ static void parse_text_bounce(const char *msg, size_t len, struct span hdr, stru
 		r->kind = BOUNCE_KIND_DSN;
 }
 
-static bool auto_reply(struct span hdr)
+/* Feedback-report fields outside a message/feedback-report part (a
+ * report whose MIME labels were lost or never written): a line that
+ * starts "Feedback-Type:" and, in the same block, a User-Agent or Version
+ * field (RFC 5965 3.1 requires both). */
+static void parse_loose_arf(struct span msg, struct bounce_report *r)
 {
+	size_t off = 0, next;
+
+	for (; off < msg.n; off += next) {
+		const char *p = msg.p + off;
+		size_t l = line_len(p, msg.n - off, &next);
+		struct span blk, rest;
+		char v[128];
+
+		if (l < 14 || strncasecmp(p, "Feedback-Type:", 14))
+			continue;
+		split_part((struct span){p, msg.n - off}, &blk, &rest);
+		if (header_get(blk, "User-Agent", v, sizeof(v)) || header_get(blk, "Version", v, sizeof(v))) {
+			char keep[sizeof(r->orig_rcpt)];
+
+			memcpy(keep, r->orig_rcpt, sizeof(keep));
+			parse_arf(blk, r);
+			if (!r->orig_rcpt[0])
+				memcpy(r->orig_rcpt, keep, sizeof(keep));
+		}
+		return;
+	}
+}
+
+/* An auto-reply (RFC 3834 and the usual vacation and out-of-office
+ * markers). Auto-Submitted: auto-replied alone is not enough: MTAs put it
+ * on their bounces too (Postfix does). */
+static bool auto_reply(struct span hdr, bool weak_ok)
+{
+	static const char *const subjects[] = {"out of office", "out of the office", "automatic reply", "auto:",
+					       "autoreply", "auto-reply", "auto reply", "vacation", "away from",
+					       "abwesenheit", "absence", "r\xc3\xa9ponse automatique"};
 	char v[256];
 
-	return (header_get(hdr, "Auto-Submitted", v, sizeof(v)) && !strncasecmp(v, "auto-replied", 12)) ||
-	       header_get(hdr, "X-Autoreply", v, sizeof(v)) || header_get(hdr, "X-Autorespond", v, sizeof(v));
+	if (header_get(hdr, "X-Autoreply", v, sizeof(v)) || header_get(hdr, "X-Autorespond", v, sizeof(v)) ||
+	    (header_get(hdr, "Precedence", v, sizeof(v)) && !strncasecmp(v, "auto_reply", 10)) ||
+	    (header_get(hdr, "X-Auto-Response-Suppress", v, sizeof(v)) &&
+	     header_get(hdr, "Subject", v, sizeof(v)) && !strncasecmp(v, "Automatic reply", 15)))
+		return true;
+	if (header_get(hdr, "Auto-Submitted", v, sizeof(v)) && !strncasecmp(v, "auto-replied", 12)) {
+		if (weak_ok)
+			return true;
+		if (header_get(hdr, "Subject", v, sizeof(v)))
+			for (size_t i = 0; i < sizeof(subjects) / sizeof(subjects[0]); i++)
+				if (strcasestr(v, subjects[i]))
+					return true;
+	}
+	return false;
 }
 
 enum bounce_kind bounce_report_parse(const char *msg, size_t len, struct bounce_report *out)
@@ -484,8 +539,15 @@ enum bounce_kind bounce_report_parse(const char *msg, size_t len, struct bounce_
 	memset(out, 0, sizeof(*out));
 	walk(&w, (struct span){msg, len}, 0);
 	split_part((struct span){msg, len}, &hdr, &body);
+	if (out->kind == BOUNCE_KIND_UNKNOWN)
+		parse_loose_arf(body, out);
 	if (out->kind != BOUNCE_KIND_ARF && !out->n_rcpts)
 		parse_loose_dsn(body, out);
+	/* an auto-reply that quotes a failure is still an auto-reply */
+	if (out->kind == BOUNCE_KIND_UNKNOWN && auto_reply(hdr, false)) {
+		out->kind = BOUNCE_KIND_AUTOREPLY;
+		return out->kind;
+	}
 	if ((out->kind == BOUNCE_KIND_UNKNOWN || (out->kind == BOUNCE_KIND_DSN && !out->n_rcpts)) &&
 	    (looks_like_bounce(hdr) || bounce_text_says_failed(body.p, body.n)))
 		parse_text_bounce(msg, len, hdr, out);
@@ -493,9 +555,13 @@ enum bounce_kind bounce_report_parse(const char *msg, size_t len, struct bounce_
 		bounce_text_explain(msg, len, out);
 		google_groups_notice(hdr, out);
 	}
-	if (out->kind == BOUNCE_KIND_UNKNOWN && auto_reply(hdr))
+	if (out->kind == BOUNCE_KIND_UNKNOWN && auto_reply(hdr, true))
 		out->kind = BOUNCE_KIND_AUTOREPLY;
 	if (out->kind == BOUNCE_KIND_ARF && !out->feedback_type[0])
 		snprintf(out->feedback_type, sizeof(out->feedback_type), "abuse");
+	/* a complaint that names no one: the address it came back to (our
+	 * VERP return path, which names the recipient) */
+	if (out->kind == BOUNCE_KIND_ARF && !out->orig_rcpt[0])
+		header_addr(hdr, "To", out->orig_rcpt, sizeof(out->orig_rcpt));
 	return out->kind;
 }

@@ -181,6 +181,11 @@ static bool next_addr(const char *t, size_t end, size_t *from, size_t *s, size_t
 		while (b > i + 1 && t[b - 1] == '.')
 			b--;
 		*from = b;
+		/* 'quoted' in prose; Exchange's "SMTP=user@host" address type */
+		while (a < i && t[a] == '\'' && b < end && t[b] == '\'')
+			a++;
+		if (i - a > 5 && !strncasecmp(t + a, "smtp", 4) && (t[a + 4] == '=' || t[a + 4] == ':'))
+			a += 5;
 		if (a == i || b == i + 1 || !dot || b - a > 254)
 			continue;
 		*s = a;
