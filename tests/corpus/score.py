@@ -3,6 +3,10 @@
 
   tests/corpus/score.py SALVOCTL [CORPUS_DIR ...] [--split dev|heldout|all] [--lofo]
                         [--report-only] [-v]
+  tests/corpus/score.py --peer PEER_SCRIPT [CORPUS_DIR ...] ...
+
+--peer scores another classifier that prints the same JSON lines
+(peer_bounceparser.pl: Debian's Mail::DeliveryStatus::BounceParser) instead of salvoctl.
 
 Each CORPUS_DIR holds message files and a labels.jsonl (one object per expected
 recipient; the fields are described in tests/corpus/README.md). Default: bounces/.
@@ -56,8 +60,14 @@ def family_of(l):
     return l.get("mta") or "-"
 
 
+PEER = False
+
+
 def classify(salvoctl, path, without=None):
-    cmd = [salvoctl, "classify"] + (["--without", without] if without else []) + [path]
+    if PEER:
+        cmd = ["perl", salvoctl, path]
+    else:
+        cmd = [salvoctl, "classify"] + (["--without", without] if without else []) + [path]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
     if p.returncode != 0:
         raise RuntimeError("salvoctl classify %s exited %d: %s" % (path, p.returncode, p.stderr.strip()))
@@ -114,7 +124,10 @@ def main():
         if a == "--split" and i + 1 < len(sys.argv):
             split = sys.argv[i + 1]
             args.remove(split)
+    global PEER
     report_only, verbose, lofo = "--report-only" in opts, "-v" in opts, "--lofo" in opts
+    PEER = "--peer" in opts
+    lofo = lofo and not PEER
     salvoctl = args[0]
     here = os.path.dirname(os.path.abspath(__file__))
     corpora = args[1:] or [os.path.join(here, "bounces")]
@@ -143,7 +156,8 @@ def main():
                 print("  %-40s want %-28s %-22s hard=%-5s got %r" % (
                     l["file"], l.get("recipient") or "#%d" % l["idx"], l.get("category"), l.get("hard"),
                     [(g.get("recipient"), g.get("category"), g.get("hard")) for g in out[l["file"]]]))
-        print("== %s (%s split)" % (os.path.basename(os.path.normpath(corpus)), split))
+        print("== %s (%s split)%s" % (os.path.basename(os.path.normpath(corpus)), split,
+                                      ", peer %s" % os.path.basename(salvoctl) if PEER else ""))
         head = "%-22s %4s %10s %10s %10s" % ("family", "n", "recipient", "hard/soft", "category")
         if lofo:
             head += "   | LOFO: %10s %10s %10s  (without tags)" % ("recipient", "hard/soft", "category")
