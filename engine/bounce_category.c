@@ -272,8 +272,16 @@ static bool all_listed(const char *sources, const char *tags)
 	return true;
 }
 
+static char off_tags[256];
+
+bool bounce_source_on(const char *source)
+{
+	return !off_tags[0] || !all_listed(source, off_tags);
+}
+
 void bounce_rules_without(const char *tags)
 {
+	snprintf(off_tags, sizeof(off_tags), "%s", tags ? tags : "");
 	struct phrase *all[] = {&user_unknown, &local_agent, &rcpt_echo};
 
 	for (size_t i = 0; i < N_OF(overriding); i++)

@@ -286,7 +286,8 @@ static void parse_original(struct span hdrs, struct bounce_report *r)
 		header_get(hdrs, "Message-ID", r->orig_message_id, sizeof(r->orig_message_id));
 	/* Microsoft's complaint feed (JMRP) forwards the original as it was,
 	 * with the complaining recipient in its own header: a complaint */
-	if (r->kind == BOUNCE_KIND_UNKNOWN && header_get(hdrs, "X-HmXmrOriginalRecipient", v, sizeof(v)) && v[0]) {
+	if (r->kind == BOUNCE_KIND_UNKNOWN && bounce_source_on("microsoft") &&
+	    header_get(hdrs, "X-HmXmrOriginalRecipient", v, sizeof(v)) && v[0]) {
 		r->kind = BOUNCE_KIND_ARF;
 		addr_value(v, r->orig_rcpt, sizeof(r->orig_rcpt));
 	}
@@ -425,7 +426,7 @@ static int failed_recipients_header(struct span hdr, struct bounce_report *r)
 	char v[2048];
 	int n = 0;
 
-	if (!header_get(hdr, "X-Failed-Recipients", v, sizeof(v)))
+	if (!bounce_source_on("exim") || !header_get(hdr, "X-Failed-Recipients", v, sizeof(v)))
 		return 0;
 	for (char *save = NULL, *a = strtok_r(v, ", ", &save); a && r->n_rcpts < BOUNCE_MAX_RCPTS;
 	     a = strtok_r(NULL, ", ", &save)) {
@@ -450,7 +451,7 @@ static void google_groups_notice(struct span hdr, struct bounce_report *r)
 	char from[320];
 
 	header_addr(hdr, "From", from, sizeof(from));
-	if (strncasecmp(from, "mailer-daemon@google", 20))
+	if (!bounce_source_on("gmail") || strncasecmp(from, "mailer-daemon@google", 20))
 		return;
 	for (size_t i = 0; i < r->n_rcpts; i++) {
 		struct bounce_rcpt *x = &r->rcpts[i];

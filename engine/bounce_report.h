@@ -84,6 +84,11 @@ bool bounce_category_hard(const char *category);
  * switches all back on. Not thread-safe: call before classifying. */
 void bounce_rules_without(const char *tags);
 
+/* Whether the format rules of a source (a parser for one MTA's layout:
+ * "exim" for X-Failed-Recipients, "microsoft" for JMRP, ...) are on; off
+ * only when bounce_rules_without listed it. */
+bool bounce_source_on(const char *source);
+
 /* bounce_category, knowing (or not) which command the reply answered:
  * "user unknown" without an X.1.x code is a bad mailbox only at RCPT TO
  * (or, when the stage is unknown, when the delivery program or a

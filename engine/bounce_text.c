@@ -544,12 +544,12 @@ static enum bounce_phase transcript_phase(const char *t, size_t end, const char 
 static enum bounce_phase reply_phase(const char *t, size_t end, const char *flat, const char *diag)
 {
 	size_t dl = strlen(diag);
-	enum bounce_phase ph = transcript_phase(t, end, diag);
+	enum bounce_phase ph = bounce_source_on("sendmail") ? transcript_phase(t, end, diag) : BOUNCE_PHASE_UNKNOWN;
 	char head[32];
 
 	if (ph == BOUNCE_PHASE_UNKNOWN)
 		ph = phase_named(diag);
-	if (ph != BOUNCE_PHASE_UNKNOWN || dl < 8)
+	if (ph != BOUNCE_PHASE_UNKNOWN || dl < 8 || !bounce_source_on("postfix"))
 		return ph;
 	/* the same reply quoted in the readable part, with Postfix's note after it */
 	snprintf(head, sizeof(head), "%.24s", dl > 12 && diag[3] == ' ' ? diag + 4 : diag);
