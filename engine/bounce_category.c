@@ -83,7 +83,7 @@ static struct phrase phrases[] = {
 	P("(is|isn't) (not )?in my list of allowed rcpthosts|rcpthosts", "relaying-issues", "qmail"),
 	P("unable to relay", "relaying-issues", "microsoft"),
 	P("relay(ing)? (is )?(denied|not permitted|prohibited|not allowed|refused)|not permitted to relay|"
-	  "(no|not a) relay", "relaying-issues", "common"),
+	  "(no|not a) relay|as a relay", "relaying-issues", "common"),
 	/* Amazon SES refuses to send for an identity it has not verified */
 	P("email address is not verified|identities failed the check", "relaying-issues", "amazonses"),
 	/* a message refused for what it carries (an attachment type), not as spam */
@@ -221,6 +221,9 @@ static struct phrase user_unknown =
  * unknown", Sendmail's form). */
 static struct phrase local_agent =
 	P("(^|[^a-z])(mail\\.local|procmail|maildrop):|local delivery (agent|failed)", NULL, "sendmail");
+/* Exchange's own store/directory (its IMS diagnostic, "MSEXCH:IMS:...")
+ * is the recipient's system speaking: as good as the delivery agent */
+static struct phrase exchange_store = P("msexch:ims", NULL, "microsoft");
 static struct phrase rcpt_echo = P("@[a-z0-9.-]+>?\\.\\.\\. ", NULL, "sendmail");
 
 #define N_OF(a) (sizeof(a) / sizeof((a)[0]))
@@ -240,6 +243,7 @@ static void compile_rules(void)
 		compile_one(&phrases[i]);
 	compile_one(&user_unknown);
 	compile_one(&local_agent);
+	compile_one(&exchange_store);
 	compile_one(&rcpt_echo);
 }
 
@@ -282,7 +286,7 @@ bool bounce_source_on(const char *source)
 void bounce_rules_without(const char *tags)
 {
 	snprintf(off_tags, sizeof(off_tags), "%s", tags ? tags : "");
-	struct phrase *all[] = {&user_unknown, &local_agent, &rcpt_echo};
+	struct phrase *all[] = {&user_unknown, &local_agent, &exchange_store, &rcpt_echo};
 
 	for (size_t i = 0; i < N_OF(overriding); i++)
 		overriding[i].off = tags && all_listed(overriding[i].sources, tags);
@@ -461,7 +465,8 @@ const char *bounce_reply_category(int code, const char *e, const char *text, enu
 	if (phase == BOUNCE_PHASE_RCPT)
 		return c;
 	if (phase == BOUNCE_PHASE_UNKNOWN &&
-	    (matches(&local_agent, text) || (generic_code(e) && matches(&rcpt_echo, text))))
+	    (matches(&local_agent, text) || matches(&exchange_store, text) ||
+	     (generic_code(e) && matches(&rcpt_echo, text))))
 		return c;
 	return "policy-related";
 }
@@ -498,6 +503,15 @@ const char *bounce_rcpt_category(const struct bounce_rcpt *x)
 	 * MTA's Status, unless that says the message expired */
 	if (enhanced_in(x->diag, own, sizeof(own)) && (!e[0] || (own[0] == e[0] && strcmp(e + 1, ".4.7"))))
 		e = own;
+	else if (x->code && e[0] && strcmp(e + 1, ".4.7")) {
+		/* the remote answered with a bare reply code: the Status is the
+		 * reporting MTA's reading of it (550 became 5.1.1 or 5.0.0), so
+		 * what the reply says comes first */
+		const char *t = bounce_reply_category(x->code, NULL, x->diag, x->phase);
+
+		if (!is(t, "other") && !is(t, "policy-related"))
+			e = "";
+	}
 	c = bounce_reply_category(x->code, e, x->diag, x->phase);
 	/* a delay warning, a final bounce for a temporary failure, or one for
 	 * a host that could not be reached (no MTA bounces that at once: it
