@@ -155,26 +155,25 @@ static void addr_value(const char *v, char *out, size_t cap)
 
 /* ---- report parts -------------------------------------------------------------- */
 
-/* A recipient address field: Final-Recipient, unless that is source-routed
- * ("@relay:user@host"), no address or in no domain (a dotless host) and
- * Original-Recipient is one. */
+/* A recipient address field: Original-Recipient when it is an address in
+ * a domain (the address the sender gave, so the one we mailed and keep
+ * suppression under; Final-Recipient may be where an alias or forward
+ * led), else Final-Recipient. */
 static void rcpt_addr(struct span blk, char *out, size_t cap)
 {
 	char v[512], o[320] = "";
+	const char *oat;
 
 	if (header_get(blk, "Original-Recipient", v, sizeof(v)))
 		addr_value(v, o, sizeof(o));
-	if (header_get(blk, "Final-Recipient", v, sizeof(v))) {
-		addr_value(v, out, cap);
-		const char *at = strchr(out, '@'), *oat = strchr(o, '@');
-
-		/* source-routed, no address, or a host name that is no domain
-		 * (an MTA's internal channel, "user@sims-ms-daemon") */
-		if ((out[0] == '@' || !at || !strchr(at, '.')) && oat && o[0] != '@' && strchr(oat, '.'))
-			snprintf(out, cap, "%s", o);
+	oat = strchr(o, '@');
+	if (oat && o[0] != '@' && oat > o && strchr(oat, '.')) {
+		snprintf(out, cap, "%s", o);
 		return;
 	}
-	snprintf(out, cap, "%s", o);
+	out[0] = '\0';
+	if (header_get(blk, "Final-Recipient", v, sizeof(v)))
+		addr_value(v, out, cap);
 }
 
 /* One per-recipient block of a delivery-status body. */

@@ -525,6 +525,43 @@ static void test_registry_first(void **state)
 	assert_string_equal(bounce_category(550, "", "Sorry, no mailbox here by that name"), "bad-mailbox");
 }
 
+/* Which address a DSN block names: the Original-Recipient (what the
+ * sender gave, the address we mailed) over where an alias led; the Final-
+ * Recipient when there is no usable original. Text bounces: Exchange's
+ * "SMTP=" address type and 'quoted' addresses in prose. */
+static const char ALIASED[] =
+	"From: MAILER-DAEMON@mx.example\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"Q\"\n\n"
+	"--Q\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; mx\n\n"
+	"Final-Recipient: rfc822; box17@store.internal.example\nOriginal-Recipient: rfc822;reader@example.com\n"
+	"Action: failed\nStatus: 5.2.2\n\n"
+	"Final-Recipient: rfc822; other@sims-ms-daemon\nAction: failed\nStatus: 5.1.1\n\n"
+	"Final-Recipient: rfc822; third@example.net\nOriginal-Recipient: rfc822;third\nAction: failed\nStatus: 5.1.1\n\n--Q--\n";
+static const char SMTP_EQ[] =
+	"From: postmaster@corp.example\nSubject: Undeliverable: news\n\n"
+	"Your message did not reach some or all of the intended recipients.\n\n"
+	"     SMTP=Reader@Corp.Example\n\nThe recipient name is not recognized.\n";
+static const char QUOTED[] =
+	"From: MAILER-DAEMON@mx.example\nSubject: Mail delivery failed\n\n"
+	"The following message, addressed to 'james@example.org', could not be delivered: no such user.\n";
+
+static void test_recipient_fields(void **state)
+{
+	struct bounce_report r;
+	(void)state;
+
+	assert_int_equal(bounce_report_parse(ALIASED, strlen(ALIASED), &r), BOUNCE_KIND_DSN);
+	assert_int_equal(r.n_rcpts, 3);
+	assert_string_equal(r.rcpts[0].addr, "reader@example.com");
+	assert_string_equal(r.rcpts[1].addr, "other@sims-ms-daemon");
+	assert_string_equal(r.rcpts[2].addr, "third@example.net");
+	assert_int_equal(bounce_report_parse(SMTP_EQ, strlen(SMTP_EQ), &r), BOUNCE_KIND_DSN);
+	assert_int_equal(r.n_rcpts, 1);
+	assert_string_equal(r.rcpts[0].addr, "Reader@Corp.Example");
+	assert_int_equal(bounce_report_parse(QUOTED, strlen(QUOTED), &r), BOUNCE_KIND_DSN);
+	assert_int_equal(r.n_rcpts, 1);
+	assert_string_equal(r.rcpts[0].addr, "james@example.org");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -534,6 +571,7 @@ int main(void)
 		cmocka_unit_test(test_arf_variants),
 		cmocka_unit_test(test_auto_replies),
 		cmocka_unit_test(test_registry_first),
+		cmocka_unit_test(test_recipient_fields),
 		cmocka_unit_test(test_category_phrases),
 		cmocka_unit_test(test_loose_dsn_after_data),
 		cmocka_unit_test(test_text_bounces),
