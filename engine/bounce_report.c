@@ -506,29 +506,59 @@ static void parse_loose_arf(struct span msg, struct bounce_report *r)
 }
 
 /* An auto-reply (RFC 3834 and the usual vacation and out-of-office
- * markers). Auto-Submitted: auto-replied alone is not enough: MTAs put it
- * on their bounces too (Postfix does). */
-static bool auto_reply(struct span hdr, bool weak_ok)
+ * markers). Auto-Submitted: auto-replied alone is not enough when the
+ * message also reads as a bounce: MTAs put it on their bounces too
+ * (Postfix does). So, in a message no standard report was found in: the
+ * autoresponders' own headers; a subject that an autoresponder writes
+ * (Exchange's "Automatic reply:", "Out of Office", "Auto:" ...) from
+ * someone who is not a mail system; or Auto-Submitted: auto-replied with
+ * such a subject or an absence in the body. weak_ok: Auto-Submitted
+ * alone will do (nothing else was found). */
+static bool auto_reply(struct span hdr, struct span body, bool weak_ok)
 {
 	static const char *const subjects[] = {"out of office", "out of the office", "automatic reply", "auto:",
-					       "autoreply", "auto-reply", "auto reply", "vacation", "away from",
-					       "abwesenheit", "absence", "r\xc3\xa9ponse automatique"};
-	char v[256];
+					       "autoreply", "auto-reply", "auto reply", "auto response", "autoresponse",
+					       "vacation", "away from", "abwesenheit", "absence", "autosvar",
+					       "r\xc3\xa9ponse automatique", "respuesta autom\xc3\xa1tica",
+					       "risposta automatica"};
+	static const char *const absences[] = {"out of the office", "out of office", "on vacation", "on holiday",
+					       "on leave", "away from the office", "away from my desk", "be back on",
+					       "will be back", "return on", "returning on", "limited access to e",
+					       "limited access to my e"};
+	char v[256] = "", from[320];
+	bool subject = false, absent = false, system;
 
 	if (header_get(hdr, "X-Autoreply", v, sizeof(v)) || header_get(hdr, "X-Autorespond", v, sizeof(v)) ||
-	    (header_get(hdr, "Precedence", v, sizeof(v)) && !strncasecmp(v, "auto_reply", 10)) ||
-	    (header_get(hdr, "X-Auto-Response-Suppress", v, sizeof(v)) &&
-	     header_get(hdr, "Subject", v, sizeof(v)) && !strncasecmp(v, "Automatic reply", 15)))
+	    (header_get(hdr, "Precedence", v, sizeof(v)) && !strncasecmp(v, "auto_reply", 10)))
 		return true;
-	if (header_get(hdr, "Auto-Submitted", v, sizeof(v)) && !strncasecmp(v, "auto-replied", 12)) {
-		if (weak_ok)
-			return true;
-		if (header_get(hdr, "Subject", v, sizeof(v)))
-			for (size_t i = 0; i < sizeof(subjects) / sizeof(subjects[0]); i++)
-				if (strcasestr(v, subjects[i]))
-					return true;
+	if (header_get(hdr, "Subject", v, sizeof(v)))
+		for (size_t i = 0; i < sizeof(subjects) / sizeof(subjects[0]) && !subject; i++)
+			subject = strcasestr(v, subjects[i]) != NULL;
+	header_addr(hdr, "From", from, sizeof(from));
+	/* a mail system's notice that quotes such a subject is no auto-reply */
+	system = !from[0] || strcasestr(from, "mailer-daemon") || strcasestr(from, "postmaster") ||
+		 !strncasecmp(v, "Undeliver", 9) || !strncasecmp(v, "Delivery", 8);
+	if (subject && !system)
+		return true;
+	if (!header_get(hdr, "Auto-Submitted", v, sizeof(v)) || strncasecmp(v, "auto-replied", 12))
+		return false;
+	if (weak_ok)
+		return true;
+	if (system)
+		return false;
+	{
+		char head[1024];
+		size_t n = body.n < sizeof(head) - 1 ? body.n : sizeof(head) - 1;
+
+		memcpy(head, body.p, n);
+		for (size_t i = 0; i < n; i++)
+			if (!head[i])
+				head[i] = ' ';
+		head[n] = '\0';
+		for (size_t i = 0; i < sizeof(absences) / sizeof(absences[0]) && !absent; i++)
+			absent = strcasestr(head, absences[i]) != NULL;
 	}
-	return false;
+	return absent;
 }
 
 enum bounce_kind bounce_report_parse(const char *msg, size_t len, struct bounce_report *out)
@@ -544,7 +574,7 @@ enum bounce_kind bounce_report_parse(const char *msg, size_t len, struct bounce_
 	if (out->kind != BOUNCE_KIND_ARF && !out->n_rcpts)
 		parse_loose_dsn(body, out);
 	/* an auto-reply that quotes a failure is still an auto-reply */
-	if (out->kind == BOUNCE_KIND_UNKNOWN && auto_reply(hdr, false)) {
+	if (out->kind == BOUNCE_KIND_UNKNOWN && auto_reply(hdr, body, false)) {
 		out->kind = BOUNCE_KIND_AUTOREPLY;
 		return out->kind;
 	}
@@ -555,7 +585,7 @@ enum bounce_kind bounce_report_parse(const char *msg, size_t len, struct bounce_
 		bounce_text_explain(msg, len, out);
 		google_groups_notice(hdr, out);
 	}
-	if (out->kind == BOUNCE_KIND_UNKNOWN && auto_reply(hdr, true))
+	if (out->kind == BOUNCE_KIND_UNKNOWN && auto_reply(hdr, body, true))
 		out->kind = BOUNCE_KIND_AUTOREPLY;
 	if (out->kind == BOUNCE_KIND_ARF && !out->feedback_type[0])
 		snprintf(out->feedback_type, sizeof(out->feedback_type), "abuse");

@@ -485,6 +485,19 @@ static const char POSTFIX_AUTO[] =
 	"Final-Recipient: rfc822; gone@example.net\nAction: failed\nStatus: 5.1.1\n"
 	"Diagnostic-Code: smtp; 550 5.1.1 <gone@example.net>: Recipient address rejected: User unknown\n\n--P--\n";
 
+static const char EXCHANGE_OOF[] =
+	"From: Reader <reader@corp.example>\nTo: b-1@bounces.example\nSubject: Automatic reply: news\n"
+	"X-Auto-Response-Suppress: All\n\n"
+	"I am out of the office. Your message could not be delivered to me in person; undeliverable mail is read on Monday.\n";
+static const char ABSENT_BODY[] =
+	"From: reader@example.com\nTo: b-1@bounces.example\nAuto-Submitted: auto-replied\nSubject: Re: news\n\n"
+	"Thank you for your mail. I am on vacation; delivery failed attempts to reach me will be answered later.\n";
+static const char POSTMASTER_TEXT[] =
+	"From: postmaster@mx.example\nTo: b-1@bounces.example\nAuto-Submitted: auto-replied\n"
+	"Subject: Undeliverable: out of office\n\n"
+	"Delivery to the following recipient failed permanently:\n\n     gone@example.net\n\n"
+	"550 5.1.1 The email account that you tried to reach does not exist.\n";
+
 static void test_auto_replies(void **state)
 {
 	struct bounce_report r;
@@ -495,6 +508,13 @@ static void test_auto_replies(void **state)
 	assert_int_equal(bounce_report_parse(VACATION, strlen(VACATION), &r), BOUNCE_KIND_AUTOREPLY);
 	assert_int_equal(bounce_report_parse(POSTFIX_AUTO, strlen(POSTFIX_AUTO), &r), BOUNCE_KIND_DSN);
 	assert_int_equal(r.n_rcpts, 1);
+	assert_string_equal(bounce_rcpt_category(&r.rcpts[0]), "bad-mailbox");
+	assert_int_equal(bounce_report_parse(EXCHANGE_OOF, strlen(EXCHANGE_OOF), &r), BOUNCE_KIND_AUTOREPLY);
+	assert_int_equal(bounce_report_parse(ABSENT_BODY, strlen(ABSENT_BODY), &r), BOUNCE_KIND_AUTOREPLY);
+	/* a mail system's bounce whose subject quotes "out of office" */
+	assert_int_equal(bounce_report_parse(POSTMASTER_TEXT, strlen(POSTMASTER_TEXT), &r), BOUNCE_KIND_DSN);
+	assert_int_equal(r.n_rcpts, 1);
+	assert_string_equal(r.rcpts[0].addr, "gone@example.net");
 	assert_string_equal(bounce_rcpt_category(&r.rcpts[0]), "bad-mailbox");
 }
 
