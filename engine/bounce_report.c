@@ -464,6 +464,69 @@ static void google_groups_notice(struct span hdr, struct bounce_report *r)
 	}
 }
 
+/* AOL's own refusal names its members by screen name alone:
+ *   Your mail to the following recipients could not be delivered because
+ *   they are not accepting mail from x@example.com:
+ *   <TAB>screenname
+ * The names (the indented words after the colon) are addresses at the
+ * domain of the MAILER-DAEMON that wrote it; they replace whatever else
+ * the text names (the sender it quotes). */
+static int aol_screen_names(struct span hdr, struct span body, struct bounce_report *r)
+{
+	static const char intro[] = "your mail to the following recipients could not be delivered";
+	char from[320], reason[512];
+	const char *dom, *p = NULL;
+	size_t off, next, o = 0;
+	int n = 0;
+
+	header_addr(hdr, "From", from, sizeof(from));
+	if (!bounce_source_on("aol") || strncasecmp(from, "mailer-daemon@", 14) || !(dom = strchr(from, '@')))
+		return 0;
+	for (off = 0; off < body.n && !p; off += next) {
+		size_t l = line_len(body.p + off, body.n - off, &next);
+
+		if (l >= sizeof(intro) - 1 && memmem(body.p + off, l, "could not be delivered", 22)) {
+			char line[512];
+
+			snprintf(line, sizeof(line), "%.*s", (int)l, body.p + off);
+			if (strcasestr(line, intro))
+				p = body.p + off;
+		}
+	}
+	if (!p)
+		return 0;
+	/* the reason runs to the colon that ends the sentence (QP soft breaks allowed) */
+	for (off = (size_t)(p - body.p); off < body.n && body.p[off] != ':' && o + 1 < sizeof(reason); off++)
+		if (body.p[off] != '\r' && body.p[off] != '\n' && body.p[off] != '=')
+			reason[o++] = body.p[off];
+	reason[o] = '\0';
+	line_len(body.p + off, body.n - off, &next);
+	for (off += next; off < body.n && r->n_rcpts < BOUNCE_MAX_RCPTS; off += next) {
+		const char *q = body.p + off;
+		size_t l = line_len(q, body.n - off, &next), k = 0;
+
+		if (!l || (*q != '\t' && *q != ' '))
+			break;
+		while (l && (*q == '\t' || *q == ' '))
+			q++, l--;
+		while (k < l && (isalnum((unsigned char)q[k]) || q[k] == '.' || q[k] == '_' || q[k] == '-'))
+			k++;
+		if (!k || k != l || k + strlen(dom) >= sizeof(r->rcpts[0].addr))
+			break;
+		if (!n)
+			r->n_rcpts = 0; /* the names replace what the scan guessed */
+		struct bounce_rcpt *x = &r->rcpts[r->n_rcpts++];
+
+		memset(x, 0, sizeof(*x));
+		memcpy(x->addr, q, k);
+		memcpy(x->addr + k, dom, strlen(dom) + 1);
+		snprintf(x->action, sizeof(x->action), "failed");
+		snprintf(x->diag, sizeof(x->diag), "%s", reason);
+		n++;
+	}
+	return n;
+}
+
 /* A non-standard bounce: its recipients from X-Failed-Recipients or the
  * readable text. */
 static void parse_text_bounce(const char *msg, size_t len, struct span hdr, struct bounce_report *r)
@@ -474,6 +537,13 @@ static void parse_text_bounce(const char *msg, size_t len, struct span hdr, stru
 	header_addr(hdr, "From", from, sizeof(from));
 	if (failed_recipients_header(hdr, r) > 0 || bounce_text_scan(msg, len, to, from, r) > 0)
 		r->kind = BOUNCE_KIND_DSN;
+	{
+		struct span h, body;
+
+		split_part((struct span){msg, len}, &h, &body);
+		if (aol_screen_names(hdr, body, r) > 0)
+			r->kind = BOUNCE_KIND_DSN;
+	}
 }
 
 /* Feedback-report fields outside a message/feedback-report part (a

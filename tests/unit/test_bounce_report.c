@@ -582,6 +582,29 @@ static void test_recipient_fields(void **state)
 	assert_string_equal(r.rcpts[0].addr, "james@example.org");
 }
 
+/* AOL's refusal by screen name: the names are addresses at its domain,
+ * not the sender the sentence quotes. */
+static const char AOL_NAMES[] =
+	"From: Mail Delivery Subsystem <MAILER-DAEMON@aol.example>\nTo: b-1@bounces.example\n"
+	"Subject: Mail Delivery Problem\n\n"
+	"Sorry sender@example.org. Your mail to the following recipients could not be delivered because =\n"
+	"they are not accepting mail from sender@example.org:\n\tmember.one\n\tmember_two\n\n"
+	"--- Original message follows.\n";
+
+static void test_aol_screen_names(void **state)
+{
+	struct bounce_report r;
+	(void)state;
+
+	assert_int_equal(bounce_report_parse(AOL_NAMES, strlen(AOL_NAMES), &r), BOUNCE_KIND_DSN);
+	assert_int_equal(r.n_rcpts, 2);
+	assert_string_equal(r.rcpts[0].addr, "member.one@aol.example");
+	assert_string_equal(r.rcpts[1].addr, "member_two@aol.example");
+	assert_non_null(strstr(r.rcpts[0].diag, "not accepting mail"));
+	for (size_t n = 0; n <= strlen(AOL_NAMES); n++)
+		bounce_report_parse(AOL_NAMES, n, &r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -592,6 +615,7 @@ int main(void)
 		cmocka_unit_test(test_auto_replies),
 		cmocka_unit_test(test_registry_first),
 		cmocka_unit_test(test_recipient_fields),
+		cmocka_unit_test(test_aol_screen_names),
 		cmocka_unit_test(test_category_phrases),
 		cmocka_unit_test(test_loose_dsn_after_data),
 		cmocka_unit_test(test_text_bounces),
