@@ -1,11 +1,17 @@
 /*
  * bounce_category.c - what a bounce means (see bounce_report.h): the
  * category table shared by synchronous replies during delivery and by
- * asynchronous reports (the enhanced code first, phrase families second,
- * explicit reasons over generic codes); the stage rule both share ("user
- * unknown" without an X.1.x code is a bad mailbox only when it refused RCPT
- * TO, else a filter); and the per-recipient rules only a report can apply
- * (the remote's own code in the diagnostic, delays and expiries).
+ * asynchronous reports. In order: a few reasons that hold whatever the
+ * code (a virus, sender authentication, a rate limit, the vendors' own
+ * diagnostic identifiers); a specific enhanced status code, with its
+ * meaning in IANA's registry; for a generic one (X.Y.0, X.7.1) or none,
+ * the phrase families, taken from the MTAs' own message texts and tagged
+ * with them (so leave-one-family-out scoring can switch a family off),
+ * within what the code's subject allows; then the basic reply code.
+ * Also the stage rule ("user unknown" without an X.1.x code is a bad
+ * mailbox when it refused RCPT TO, else a filter) and the per-recipient
+ * rules only a report can apply (the remote's own code in the diagnostic,
+ * delays and expiries).
  */
 #include "engine/bounce_report.h"
 

@@ -73,8 +73,10 @@ void bounce_text_explain(const char *msg, size_t len, struct bounce_report *r);
  * (for bounces whose headers do not say so). */
 bool bounce_text_says_failed(const char *body, size_t len);
 
-/* The brief's category for a status and diagnostic text (the enhanced code
- * first, the text second), and whether it suppresses. */
+/* The brief's category for a reply code, enhanced status code and text
+ * (a specific enhanced code by its IANA registry meaning; the text where
+ * the code is generic or absent; see bounce_category.c), and whether it
+ * suppresses. */
 const char *bounce_category(int code, const char *enhanced, const char *text);
 bool bounce_category_hard(const char *category);
 
