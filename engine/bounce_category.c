@@ -459,6 +459,9 @@ const char *bounce_reply_category(int code, const char *e, const char *text, enu
 {
 	const char *c = bounce_category(code, e, text);
 
+	/* refused before any recipient was named: the sender or its host */
+	if (phase == BOUNCE_PHASE_MAIL && bounce_category_hard(c))
+		return "invalid-sender";
 	if (!is(c, "bad-mailbox") || !matches(&user_unknown, text) || subject_is(e, '1'))
 		return c;
 	/* "user unknown" with no X.1.x code to confirm it: a bad mailbox when

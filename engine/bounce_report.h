@@ -31,6 +31,7 @@ enum bounce_phase {
 	BOUNCE_PHASE_UNKNOWN = 0,
 	BOUNCE_PHASE_RCPT,         /* RCPT TO or earlier: the envelope */
 	BOUNCE_PHASE_DATA,         /* DATA or the end of data: the recipient was accepted first */
+	BOUNCE_PHASE_MAIL,         /* before any recipient: the greeting, HELO/EHLO, MAIL FROM */
 };
 
 struct bounce_rcpt {
@@ -95,7 +96,9 @@ bool bounce_source_on(const char *source);
  * "user unknown" without an X.1.x code is a bad mailbox only at RCPT TO
  * (or, when the stage is unknown, when the delivery program or a
  * RCPT-style reply confirms it); otherwise a filter ("policy-related").
- * Synchronous replies pass the stage they came at. */
+ * Before any recipient (BOUNCE_PHASE_MAIL) a refusal is about the sender
+ * or its host, never the recipient's mailbox: what would suppress is
+ * "invalid-sender". Synchronous replies pass the stage they came at. */
 const char *bounce_reply_category(int code, const char *enhanced, const char *text, enum bounce_phase phase);
 
 /* One recipient of a parsed report: its category (bounce_category over its

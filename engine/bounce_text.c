@@ -451,8 +451,10 @@ int bounce_text_scan(const char *msg, size_t len, const char *skip1, const char 
 /* The command a text names as the one a reply answered, the first mention
  * winning: RCPT TO (Postfix's "in reply to RCPT TO command", Exim's
  * "after RCPT TO:<...>", qmail's "RCPT TO response", "[RCPT_TO]",
- * "following RCPT command", a ">>> RCPT To:" transcript line) or the end
- * of data ("in reply to end of DATA command", "after end of data"). */
+ * "following RCPT command", a ">>> RCPT To:" transcript line), the end
+ * of data ("in reply to end of DATA command", "after end of data") or
+ * before any recipient (Exim's "after MAIL FROM:<...>" and "after initial
+ * connection", "[MAIL_FROM]", "in reply to MAIL FROM command"). */
 static enum bounce_phase phase_named(const char *s)
 {
 	static const struct {
@@ -461,6 +463,9 @@ static enum bounce_phase phase_named(const char *s)
 	} names[] = {
 		{"rcpt to", BOUNCE_PHASE_RCPT},     {"rcpt_to", BOUNCE_PHASE_RCPT},    {"rcpt command", BOUNCE_PHASE_RCPT},
 		{"end of data", BOUNCE_PHASE_DATA}, {"after data", BOUNCE_PHASE_DATA}, {"reply to data", BOUNCE_PHASE_DATA},
+		{"after mail from", BOUNCE_PHASE_MAIL}, {"mail from command", BOUNCE_PHASE_MAIL},
+		{"[mail_from]", BOUNCE_PHASE_MAIL}, {"after initial connection", BOUNCE_PHASE_MAIL},
+		{"reply to helo", BOUNCE_PHASE_MAIL}, {"reply to ehlo", BOUNCE_PHASE_MAIL},
 	};
 	enum bounce_phase ph = BOUNCE_PHASE_UNKNOWN;
 	const char *first = NULL;
@@ -512,8 +517,10 @@ static enum bounce_phase transcript_phase(const char *t, size_t end, const char 
 
 		if (strncasecmp(p + 4, diag, k) || !(cmd = command_before(t, (size_t)(p - t))))
 			continue;
-		if (!strncasecmp(cmd, "RCPT", 4) || !strncasecmp(cmd, "MAIL", 4))
+		if (!strncasecmp(cmd, "RCPT", 4))
 			return BOUNCE_PHASE_RCPT;
+		if (!strncasecmp(cmd, "MAIL", 4) || !strncasecmp(cmd, "HELO", 4) || !strncasecmp(cmd, "EHLO", 4))
+			return BOUNCE_PHASE_MAIL;
 		if (strncasecmp(cmd, "DATA", 4))
 			return BOUNCE_PHASE_UNKNOWN;
 		/* the replies after it, up to the next command */
@@ -560,6 +567,9 @@ static enum bounce_phase reply_phase(const char *t, size_t end, const char *flat
 			note += 12;
 			if (!strncasecmp(note, "rcpt", 4))
 				return BOUNCE_PHASE_RCPT;
+			if (!strncasecmp(note, "mail from", 9) || !strncasecmp(note, "helo", 4) || !strncasecmp(note, "ehlo", 4) ||
+			    !strncasecmp(note, "initial protocol greeting", 25))
+				return BOUNCE_PHASE_MAIL;
 			if (!strncasecmp(note, "end of data", 11) || !strncasecmp(note, "data", 4))
 				return BOUNCE_PHASE_DATA;
 			return BOUNCE_PHASE_UNKNOWN;
