@@ -641,6 +641,14 @@ enum bounce_kind bounce_report_parse(const char *msg, size_t len, struct bounce_
 	split_part((struct span){msg, len}, &hdr, &body);
 	if (out->kind == BOUNCE_KIND_UNKNOWN)
 		parse_loose_arf(body, out);
+	if (out->kind == BOUNCE_KIND_UNKNOWN && bounce_source_on("microsoft")) { /* JMRP, the original's header on top */
+		char v[512];
+
+		if (header_get(hdr, "X-HmXmrOriginalRecipient", v, sizeof(v)) && strchr(v, '@')) {
+			out->kind = BOUNCE_KIND_ARF;
+			addr_value(v, out->orig_rcpt, sizeof(out->orig_rcpt));
+		}
+	}
 	if (out->kind != BOUNCE_KIND_ARF && !out->n_rcpts)
 		parse_loose_dsn(body, out);
 	/* an auto-reply that quotes a failure is still an auto-reply */

@@ -463,6 +463,13 @@ static void test_arf_variants(void **state)
 	assert_string_equal(r.orig_rcpt, "reader@example.com");
 	assert_int_equal(bounce_report_parse(ARF_TRUNCATED, strlen(ARF_TRUNCATED), &r), BOUNCE_KIND_ARF);
 	assert_string_equal(r.feedback_type, "fraud");
+	{
+		const char *top = "From: staff@complaints.example\nX-HmXmrOriginalRecipient: <reader@example.com>\n"
+				  "Subject: news\n\nthe complained-about message\n";
+
+		assert_int_equal(bounce_report_parse(top, strlen(top), &r), BOUNCE_KIND_ARF);
+		assert_string_equal(r.orig_rcpt, "reader@example.com");
+	}
 	for (size_t n = 0; n <= strlen(ARF_ABOUT_DSN); n += 7)
 		bounce_report_parse(ARF_ABOUT_DSN, n, &r);
 }
