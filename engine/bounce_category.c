@@ -107,7 +107,7 @@ static struct phrase phrases[] = {
 	P("sender verify failed|unrouteable sender", "invalid-sender", "exim"),
 	P("domain of sender address [^ ]* does not exist", "invalid-sender", "sendmail"),
 	P("but sender was rejected", "invalid-sender", "qmail"),
-	P("(sender|from)( address)? (was |is )?(rejected|refused|invalid|unknown|not verified|not allowed)|"
+	P("(sender|from)( address)? (was |is )?(rejected|refused|invalid|unknown|not verified|not allowed|denied)|"
 	  "(unroutable|invalid|bad|unknown) sender|sender domain (must exist|not found|does not exist)|"
 	  "not (a )?member of|permission to post|not (allowed|permitted) to post", "invalid-sender", "common"),
 	/* the sending host refused: its name, address or network (blocklists below) */
@@ -373,7 +373,8 @@ static const char *by_registry(int subj, int det)
 static const char *by_subject(int subj, const char *t)
 {
 	static const char *const within[][8] = {
-		[1] = {"bad-mailbox", "bad-domain", "inactive-mailbox", "invalid-sender", "relaying-issues", NULL},
+		[1] = {"bad-mailbox", "bad-domain", "inactive-mailbox", "invalid-sender", "relaying-issues", "spam-related",
+		       "virus-related", NULL},
 		[2] = {"quota-issues", "inactive-mailbox", "bad-mailbox", "content-related", "spam-related", "policy-related",
 		       NULL},
 		[4] = {"routing-errors", "bad-domain", "no-answer-from-host", "bad-connection", "message-expired",
