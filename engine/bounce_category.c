@@ -317,8 +317,9 @@ static bool is(const char *t, const char *category)
 
 /* ---- the enhanced status code ------------------------------------------------------------------ */
 
-/* IANA's SMTP Enhanced Status Codes registry (RFC 3463, 3886, 4468, 4954,
- * 5248, 6531, 6710, 7293, 7372, 7505, 8098...): the category each
+/* IANA's SMTP Enhanced Status Codes registry (RFC 3463, 4468, 4954, 5248,
+ * 6531, 7293 (X.7.17-19), 7372 (X.7.20-26), 7505 (X.1.10, X.7.27), 8617,
+ * 8689 and later registrations): the category each
  * specific subject.detail means. NULL: generic (X.Y.0 "other", and
  * X.7.1 "delivery not authorized, message refused", which servers give
  * for every kind of refusal): the text decides within what the subject
