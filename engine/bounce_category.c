@@ -148,7 +148,7 @@ static struct phrase phrases[] = {
 	P("host not found, try again|name server reply|loops back to myself|unable to look up", "routing-errors",
 	  "postfix"),
 	P("suspected mail loop|host lookup did not complete", "routing-errors", "exim"),
-	P("too many hops|points back to", "routing-errors", "sendmail"),
+	P("too many hops|points back to|host name lookup failure", "routing-errors", "sendmail"),
 	P("message is looping|it already has my delivered-to line", "routing-errors", "qmail"),
 	P("not found, try again|dns (error|failure|timeout)|temporary (dns|lookup) failure|routing loop|mail loop|"
 	  "loop detected|hop count|no route to host|network is unreachable|host unreachable", "routing-errors",
@@ -179,9 +179,10 @@ static struct phrase phrases[] = {
 	  "no mail ?box (here|available)|bad.?recipient|address (is )?not found", "bad-mailbox", "common"),
 	/* expiry */
 	P("retry timeout exceeded|retry time not reached", "message-expired", "exim"),
-	P("cannot send message for|could not be delivered for", "message-expired", "sendmail"),
+	P("cannot send message for|could not be delivered for|delivery time \\([0-9]+s\\) expired", "message-expired",
+	  "sendmail"),
 	P("in the queue too long", "message-expired", "qmail"),
-	P("message expired|delivery time (expired|exceeded)", "message-expired", "microsoft"),
+	P("message expired|delivery time (expired|exceeded)", "message-expired", "microsoft sendmail"),
 	P("retry time(out)? (exceeded|expired)|(been|too long) in (the )?queue|message (has )?expired|"
 	  "could not be delivered within|could not deliver for|"
 	  "(cannot|can't|unable to) (send|deliver) (the )?(message|mail) for|failed [0-9]+ attempts|"

@@ -410,7 +410,8 @@ static bool delay_warning(const char *text)
 {
 	static const char *const phrases[] = {"warning message only", "has been delayed", "will be retried",
 					      "delivery is delayed", "delivery delayed", "not yet been delivered",
-					      "still trying", "will keep trying", "will continue trying"};
+					      "still trying", "will keep trying", "will continue trying",
+					      "still undelivered after", "could not send message for past"};
 
 	for (size_t i = 0; i < sizeof(phrases) / sizeof(phrases[0]); i++)
 		if (strcasestr(text, phrases[i]))
