@@ -30,6 +30,7 @@ struct acct_log;
 struct http_server;
 struct auth_service;
 struct addr_window;
+struct accept_store;
 typedef struct ssl_ctx_st SSL_CTX;
 struct dns;
 struct smtp_server;
@@ -89,6 +90,7 @@ struct engine {
 	SSL_CTX *tls_client;       /* outbound STARTTLS */
 	struct auth_service *auth; /* AUTH checks, off the workers' loops */
 	struct addr_window *bounce_reports; /* reports per untrusted client (bounce-max-reports-per-ip) */
+	struct accept_store *store; /* storing accepted mail; its thread (accept_store.h) */
 };
 
 /* The worker that owns a destination domain's queue. */
@@ -103,11 +105,6 @@ void engine_route_rcpts(struct engine *eng, struct sched_rcpt **rs, size_t n);
  * A queue that does not exist yet is created, so a pause can come first.
  * Returns 0, or -1 on ENOMEM. */
 int engine_queue_action(struct engine *eng, const char *queue, enum queue_action action);
-/* DKIM-sign an accepted message in place when a key matches its From
- * domain and `<domain *>` has dkim-sign yes: *body is replaced by a new
- * malloc'd copy with the signature in front. A signing failure is logged
- * and the message goes unsigned. Any thread. */
-void engine_dkim_sign(struct engine *eng, char **body, size_t *len);
 /* The queue a recipient domain goes to first (its queue-to, or itself). */
 const char *engine_queue_name(const struct engine *eng, const char *domain);
 
