@@ -109,8 +109,12 @@ int engine_queue_action(struct engine *eng, const char *queue, enum queue_action
 const char *engine_queue_name(const struct engine *eng, const char *domain);
 
 /* worker.c */
-int worker_start(struct worker *w, struct engine *eng, unsigned index);
-void worker_stop(struct worker *w);     /* stop the loop and join */
+/* worker_init() every worker, then worker_run() each: no worker's thread
+ * may run (accept mail, route recipients to any shard) before every shard
+ * exists. */
+int worker_init(struct worker *w, struct engine *eng, unsigned index);
+int worker_run(struct worker *w);       /* start its thread */
+void worker_stop(struct worker *w);     /* stop the loop and join (after worker_run) */
 void worker_free(struct worker *w);     /* after every worker and the writer stopped */
 void worker_run_kicks(struct worker *w);
 

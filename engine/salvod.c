@@ -174,7 +174,7 @@ int main(int argc, char **argv)
 	char err[CONFIG_ERR_MAX];
 	char path[4096];
 	sigset_t sigs;
-	unsigned started = 0;
+	unsigned started = 0, running = 0;
 	uint64_t n_msgs = 0, n_rcpts = 0;
 	int opt, ret, status = 1, sig;
 
@@ -293,9 +293,17 @@ int main(int argc, char **argv)
 		goto out_writer;
 	}
 	for (; started < eng.n_workers; started++) {
-		if (worker_start(&eng.workers[started], &eng, started) < 0) {
+		if (worker_init(&eng.workers[started], &eng, started) < 0) {
 			fprintf(stderr, "salvod: worker %u: %s\n", started, eng.workers[started].start_err);
 			worker_free(&eng.workers[started]);
+			goto out_workers;
+		}
+	}
+	/* Only now may mail come in: a message accepted by the first worker is
+	 * routed to any shard, so every shard must exist first. */
+	for (; running < eng.n_workers; running++) {
+		if (worker_run(&eng.workers[running]) < 0) {
+			fprintf(stderr, "salvod: worker %u: %s\n", running, eng.workers[running].start_err);
 			goto out_workers;
 		}
 	}
@@ -335,7 +343,7 @@ out_workers:
 		usleep(10000);
 	http_server_stop(eng.http);
 	eng.http = NULL;
-	for (unsigned i = 0; i < started; i++)
+	for (unsigned i = 0; i < running; i++)
 		worker_stop(&eng.workers[i]);
 out_writer:
 	/* After the workers: a check finishing now posts to a stopped
