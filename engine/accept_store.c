@@ -44,8 +44,10 @@ static void *store_main(void *arg)
 		struct accept_job *job = st->head;
 
 		if (!job) {
-			if (st->stopping)
+			if (st->stopping) {
+				st->running = false; /* later defers run inline */
 				break;
+			}
 			pthread_cond_wait(&st->cv, &st->mu);
 			continue;
 		}
@@ -68,11 +70,14 @@ int accept_store_start(struct accept_store *st)
 	memset(st, 0, sizeof(*st));
 	pthread_mutex_init(&st->mu, NULL);
 	pthread_cond_init(&st->cv, NULL);
+	st->running = true;
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
 	ret = -pthread_create(&st->thread, NULL, store_main, st);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	st->started = ret == 0;
+	if (!st->started)
+		st->running = false;
 	return ret;
 }
 
@@ -85,9 +90,7 @@ void accept_store_stop(struct accept_store *st)
 	pthread_cond_signal(&st->cv);
 	pthread_mutex_unlock(&st->mu);
 	pthread_join(st->thread, NULL);
-	pthread_mutex_lock(&st->mu);
 	st->started = false;
-	pthread_mutex_unlock(&st->mu);
 }
 
 bool accept_store_stopping(struct accept_store *st)
@@ -99,8 +102,8 @@ void accept_store_defer(struct accept_store *st, struct accept_job *job)
 {
 	job->next = NULL;
 	pthread_mutex_lock(&st->mu);
-	if (!st->started) {
-		/* stopped (or never started): nobody else will run it */
+	if (!st->running) {
+		/* the thread is gone (or never started): nobody else will run it */
 		pthread_mutex_unlock(&st->mu);
 		job->run(job);
 		return;

@@ -72,7 +72,8 @@ struct accept_store {
 	pthread_cond_t cv;
 	struct accept_job *head, *tail;
 	bool stopping;
-	bool started;
+	bool running;              /* the thread takes jobs (under mu) */
+	bool started;              /* the thread exists: stop joins it */
 };
 
 /* Deferred work: run(job) on the store thread. The job is the caller's
