@@ -17,6 +17,7 @@
 
 #include "core/acct_log.h"
 #include "core/config.h"
+#include "engine/accept_store.h"
 #include "engine/bounce_dsn.h"
 #include "engine/bounce_report.h"
 #include "engine/engine.h"
@@ -276,6 +277,26 @@ static int batch_build_dsn(struct outcome_batch *b, struct spool_wtxn *t)
 	return ret;
 }
 
+/* The DSN as an accept_store batch: one message, to the original sender,
+ * due now, no reception record (it is not mail anybody sent us). */
+static struct accept_batch *dsn_accept(struct outcome_batch *b, struct accept_batch *ab, struct accept_msg *am)
+{
+	*am = (struct accept_msg){.body = b->dsn, .len = b->dsn_len, .id = b->dsn_id, .count = 1};
+	*ab = (struct accept_batch){
+		.eng = b->eng,
+		.sender = "",
+		.campaign = "",
+		.source_ip = "",
+		.arrival_ms = b->time_ms,
+		.due_ms = b->time_ms,
+		.ids_given = true,
+		.rcpts = (const char *const *)&b->sender,
+		.msgs = am,
+		.n_msgs = 1,
+	};
+	return ab;
+}
+
 static int outcome_apply(struct spool_req *req, struct spool_wtxn *t, void *ctx)
 {
 	struct outcome_batch *b = container_of(req, struct outcome_batch, req);
@@ -292,25 +313,10 @@ static int outcome_apply(struct spool_req *req, struct spool_wtxn *t, void *ctx)
 		if (ret)
 			return ret;
 		if (b->dsn) {
-			struct spool_msg m = {
-				.id = b->dsn_id,
-				.arrival_ms = b->time_ms,
-				.n_rcpt = 1,
-				.sender = "",
-				.campaign = "",
-				.source_ip = "",
-				.body = b->dsn,
-				.body_len = b->dsn_len,
-			};
-			struct spool_rcpt r = {
-				.msg_id = b->dsn_id,
-				.idx = 0,
-				.next_attempt_ms = b->time_ms,
-				.queued_ms = b->time_ms,
-				.addr = b->sender,
-				.last_response = "",
-			};
-			if ((ret = spool_put_msg(t, &m)) || (ret = spool_put_rcpt(t, &r)))
+			struct accept_batch ab;
+			struct accept_msg am;
+
+			if ((ret = accept_store_put(dsn_accept(b, &ab, &am), t)))
 				return ret;
 			b->dsn_stored = true;
 		}
@@ -397,11 +403,10 @@ static void outcome_done(struct spool_req *req, int result, void *ctx)
 		acct_log_write(eng->acct, &ev);
 	}
 	if (b->dsn_stored) {
-		const char *at = strrchr(b->sender, '@');
-		struct sched_rcpt *r = sched_rcpt_new(b->dsn_id, 0, at ? at + 1 : b->sender, b->time_ms, b->time_ms, 0, 0);
+		struct accept_batch ab;
+		struct accept_msg am;
 
-		if (r)
-			engine_route_rcpt(eng, r);
+		accept_store_committed(dsn_accept(b, &ab, &am));
 	}
 	batch_free(b);
 }

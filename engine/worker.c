@@ -149,7 +149,9 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
-int worker_start(struct worker *w, struct engine *eng, unsigned index)
+/* Everything but the thread: the loop, mailbox, resolver and listeners (a
+ * bound listener queues connections in the kernel until the thread runs). */
+int worker_init(struct worker *w, struct engine *eng, unsigned index)
 {
 	const struct config *cfg = eng->cfg;
 	struct smtp_server_limits lim = {
@@ -162,7 +164,6 @@ int worker_start(struct worker *w, struct engine *eng, unsigned index)
 		.conns = eng->smtp_conns,
 		.tls = eng->tls_server,
 	};
-	sigset_t all, old;
 	int ret;
 
 	memset(w, 0, sizeof(*w));
@@ -193,8 +194,14 @@ int worker_start(struct worker *w, struct engine *eng, unsigned index)
 	ret = smtp_server_start(&w->srv, &w->loop, cfg->smtp_listeners, cfg->n_smtp_listeners,
 				cfg->smtps_listeners, cfg->n_smtps_listeners, &lim,
 				&intake_hooks, w, w->start_err, sizeof(w->start_err));
-	if (ret < 0)
-		return ret;
+	return ret < 0 ? ret : 0;
+}
+
+int worker_run(struct worker *w)
+{
+	sigset_t all, old;
+	int ret;
+
 	/* Signals belong to the main thread. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
