@@ -10,8 +10,9 @@
  * (last line), '-' (more lines follow) or the end of the line (last line,
  * "250" alone is a complete reply); then any text. Text may hold 8-bit bytes
  * (servers answer in their own language): they are kept here;
- * smtp_reply_flatten() keeps valid UTF-8 and masks only invalid bytes. Lines end in CRLF or a bare LF. Every line of a
- * reply must carry the same code. A line may be at most SMTP_MAX_REPLY_LINE
+ * smtp_reply_flatten() keeps valid UTF-8 and masks only invalid bytes.
+ * Lines end in CRLF or a bare LF. Every line of a reply must carry the
+ * same code. A line may be at most SMTP_MAX_REPLY_LINE
  * octets with its CRLF (the smtp_line_find() rule); a reply at most
  * SMTP_MAX_REPLY_LINES lines.
  *
