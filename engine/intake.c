@@ -117,6 +117,7 @@ static int intake_apply(struct spool_req *req, struct spool_wtxn *t, void *ctx)
 	m.arrival_ms = ir->arrival_ms;
 	m.n_rcpt = (uint32_t)ir->env->n_rcpts;
 	m.sender = ir->env->sender;
+	m.smtputf8 = ir->env->smtputf8;
 	m.campaign = ir->campaign;
 	m.source_ip = ir->env->client_ip;
 	m.body = ir->body;
