@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """test_dkim.py - delivered mail carries DKIM signatures that an independent verifier
 (python3-dkim) accepts: rsa-sha256 and ed25519-sha256 keys, chosen by the From domain,
-for mail injected over SMTP and over HTTP (per-recipient content signed per recipient);
+for mail injected over SMTP and over HTTP (per-recipient content signed per recipient),
+and for bodies holding a bare CR (it goes out as a line end: the signature covers that);
 mail from a domain without a key goes unsigned; a signature broken in transit (a body
 changed at the sink) does not verify.
 """
@@ -49,6 +50,13 @@ def test_dkim(env):
         body = make_body(rng, "k%d" % i, "x@rcpt.test", [r], 2000)
         body = body.replace(b"From: Itest Sender <x@rcpt.test>", ("From: %s" % frm).encode())
         msgs.append((frm, Injected("k%d" % i, "bounce@senders.test", [r], body)))
+    # a bare CR in the body: salvod sends it as CRLF, so it must sign it as that
+    for i, frm in enumerate(["news@rsa.test", "news@ed.test"]):
+        r = "cr%d@rcpt.test" % i
+        body = make_body(rng, "cr%d" % i, "x@rcpt.test", [r], 600)
+        body = body.replace(b"From: Itest Sender <x@rcpt.test>", ("From: %s" % frm).encode())
+        body += b"a bare\rcarriage return, and \r\r\n two\r\n"
+        msgs.append((frm, Injected("cr%d" % i, "bounce@senders.test", [r], body)))
     harness.inject([m for _, m in msgs], threads=2, per_conn=5)
     # and one over HTTP with per-recipient content
     req = {"envelope_sender": "bounce@senders.test",
@@ -78,13 +86,13 @@ def test_dkim(env):
             raise Fail("%s (From %s) does not verify:\n%s" % (m.mid, frm, data[:700].decode("utf-8", "replace")))
         counts["ed" if "ed25519" in data.split(b"\r\n\r\n")[0].decode() else "rsa"] += 1
         # broken in transit: must not verify
-        if verify(data.replace(b"two leading dots", b"two leading dotz")):
+        if verify(data.replace(b"two leading dots", b"two leading dotz").replace(b"a bare", b"a bore")):
             raise Fail("a changed body still verifies: the check is not checking")
     for h in ("h1@rcpt.test", "h2@rcpt.test"):
         data = seen[h][0].data
         if not verify(data):
             raise Fail("the HTTP-injected message for %s does not verify" % h)
-    if counts != {"rsa": 3, "ed": 3, "none": 3}:
+    if counts != {"rsa": 4, "ed": 4, "none": 3}:
         raise Fail("signatures: %r" % counts)
     log("DKIM: %d rsa-sha256 and %d ed25519-sha256 signatures verify; unsigned without a key; "
         "HTTP per-recipient messages verify" % (counts["rsa"], counts["ed"]))
