@@ -272,6 +272,8 @@ struct config {
 	uint64_t bounce_verp_retention_ms;   /* how long deliveries stay matchable (7d) */
 	char *tls_certificate;      /* `tls-certificate PATH`; NULL when not set (not opened here) */
 	char *tls_private_key;      /* `tls-private-key PATH`; NULL when not set (not opened here) */
+	char *tls_ciphers;          /* `tls-ciphers LIST`: inbound TLS 1.2 suites (OpenSSL
+				     * syntax); NULL: forward-secret AEAD only (tls.h) */
 
 	struct config_source *sources;
 	size_t n_sources;

@@ -249,6 +249,12 @@ static int d_tls_private_key(struct parser *p, const struct directive *d, char *
 	return cp_set_string(p, &p->cfg->tls_private_key, v);
 }
 
+static int d_tls_ciphers(struct parser *p, const struct directive *d, char *v)
+{
+	(void)d;
+	return cp_set_string(p, &p->cfg->tls_ciphers, v);
+}
+
 static int d_postmaster(struct parser *p, const struct directive *d, char *v)
 {
 	if (cp_has_space(v))
@@ -455,6 +461,7 @@ static const struct directive directives[] = {
 	{"bounce-domain", CTX_TOP, d_bounce_domain},
 	{"tls-certificate", CTX_TOP, d_tls_certificate},
 	{"tls-private-key", CTX_TOP, d_tls_private_key},
+	{"tls-ciphers", CTX_TOP, d_tls_ciphers},
 };
 
 static const struct directive_table top_directives = {directives, sizeof(directives) / sizeof(directives[0])};
@@ -719,6 +726,7 @@ void config_free(struct config *cfg)
 	free(cfg->bounce_domain);
 	free(cfg->tls_certificate);
 	free(cfg->tls_private_key);
+	free(cfg->tls_ciphers);
 	free(cfg->http_api_token);
 	for (size_t i = 0; i < cfg->n_domain_keys; i++) {
 		free(cfg->domain_keys[i].selector);

@@ -268,7 +268,8 @@ int main(int argc, char **argv)
 	}
 	eng.auth_failures = &auth_failures;
 	if (cfg.tls_certificate && cfg.tls_private_key &&
-	    tls_server_ctx(cfg.tls_certificate, cfg.tls_private_key, &eng.tls_server, err, sizeof(err)) < 0) {
+	    tls_server_ctx(cfg.tls_certificate, cfg.tls_private_key, cfg.tls_ciphers, &eng.tls_server, err,
+			   sizeof(err)) < 0) {
 		fprintf(stderr, "salvod: TLS: %s\n", err);
 		goto out_writer;
 	}

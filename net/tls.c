@@ -27,7 +27,8 @@ static void ossl_error(char *out, size_t n, const char *what)
 	ERR_clear_error();
 }
 
-int tls_server_ctx(const char *cert, const char *key, SSL_CTX **out, char *err, size_t errlen)
+int tls_server_ctx(const char *cert, const char *key, const char *ciphers, SSL_CTX **out, char *err,
+		   size_t errlen)
 {
 	SSL_CTX *c = SSL_CTX_new(TLS_server_method());
 
@@ -38,6 +39,13 @@ int tls_server_ctx(const char *cert, const char *key, SSL_CTX **out, char *err, 
 	}
 	SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION);
 	SSL_CTX_set_options(c, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+	if (SSL_CTX_set_cipher_list(c, ciphers ? ciphers : TLS_SERVER_CIPHERS) != 1) {
+		ossl_error(err, errlen, "tls-ciphers: no usable cipher in the list");
+		SSL_CTX_free(c);
+		return -1;
+	}
+	/* DHE suites need parameters: OpenSSL's built-in ones, sized to the key */
+	SSL_CTX_set_dh_auto(c, 1);
 	if (SSL_CTX_use_certificate_chain_file(c, cert) != 1) {
 		ossl_error(err, errlen, cert);
 		SSL_CTX_free(c);

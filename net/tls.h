@@ -4,7 +4,10 @@
  * bytes it read (ciphertext) in, reads plaintext out, writes plaintext in,
  * and sends whatever ciphertext the connection has pending.
  *
- * Contexts: a server context from a certificate and key (TLS 1.2 minimum),
+ * Contexts: a server context from a certificate and key (TLS 1.2 minimum;
+ * TLS 1.2 offers forward-secret AEAD suites only unless told otherwise:
+ * ECDHE or DHE with AES-GCM or ChaCha20-Poly1305, Mozilla's "intermediate"
+ * profile; TLS 1.3 suites are all of that kind),
  * a client context for opportunistic STARTTLS (no verification of the
  * peer: the delivery log records the protocol and cipher, and whether the
  * certificate verified against the system store).
@@ -23,7 +26,13 @@ typedef struct ssl_ctx_st SSL_CTX;
 struct tls_conn;
 
 /* 0, or -1 with a message in err. */
-int tls_server_ctx(const char *cert_file, const char *key_file, SSL_CTX **out, char *err, size_t errlen);
+/* ciphers: the TLS 1.2 cipher list (OpenSSL syntax), NULL for TLS_SERVER_CIPHERS. */
+#define TLS_SERVER_CIPHERS \
+	"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:" \
+	"ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:" \
+	"DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305"
+int tls_server_ctx(const char *cert_file, const char *key_file, const char *ciphers, SSL_CTX **out, char *err,
+		   size_t errlen);
 int tls_client_ctx(SSL_CTX **out, char *err, size_t errlen);
 void tls_ctx_free(SSL_CTX *ctx);
 
