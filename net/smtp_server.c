@@ -671,16 +671,21 @@ static void body_append(struct smtp_session *s, const char *p, size_t n)
 /* RFC 5321 4.4: the trace header goes first, before the client's bytes. */
 static void body_start(struct smtp_session *s)
 {
-	char hdr[1024], date[64];
+	char hdr[1024], date[64], tls[160] = "";
 	time_t now = time(NULL);
+	bool enc = s->tls && tls_established(s->tls), ext = s->env->smtputf8 || s->esmtp;
 	struct tm tm;
 	int n;
 
 	gmtime_r(&now, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
-	n = snprintf(hdr, sizeof(hdr), "Received: from %s ([%s])\r\n\tby %s (Salvo) with %s;\r\n\t%s\r\n",
-		     s->helo, s->peer_ip, s->srv->lim.host_name,
-		     s->env->smtputf8 ? "UTF8SMTP" : s->esmtp ? "ESMTP" : "SMTP", date);
+	if (enc)
+		tls_trace_comment(s->tls, tls, sizeof(tls));
+	/* RFC 3848 / RFC 6531: ESMTP[S][A], UTF8SMTP[S][A]; the TLS comment as Postfix writes it */
+	n = snprintf(hdr, sizeof(hdr), "Received: from %s ([%s])%s%s\r\n\tby %s (Salvo) with %s%s%s;\r\n\t%s\r\n",
+		     s->helo, s->peer_ip, tls[0] ? "\r\n\t" : "", tls, s->srv->lim.host_name,
+		     s->env->smtputf8 ? "UTF8SMTP" : s->esmtp ? "ESMTP" : "SMTP", ext && enc ? "S" : "",
+		     ext && s->user ? "A" : "", date);
 	if (n > 0 && (size_t)n < sizeof(hdr))
 		body_append(s, hdr, (size_t)n);
 	memset(&s->unstuff, 0, sizeof(s->unstuff));

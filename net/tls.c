@@ -194,6 +194,20 @@ const char *tls_describe(struct tls_conn *t)
 	return t->desc;
 }
 
+void tls_trace_comment(const struct tls_conn *t, char *out, size_t cap)
+{
+	int alg = 0, bits;
+
+	if (!t->established) {
+		if (cap)
+			out[0] = 0;
+		return;
+	}
+	bits = SSL_get_cipher_bits(t->ssl, &alg);
+	snprintf(out, cap, "(using %s with cipher %s (%d/%d bits))", SSL_get_version(t->ssl), SSL_get_cipher_name(t->ssl),
+		 bits, alg);
+}
+
 const char *tls_error(const struct tls_conn *t)
 {
 	return t->error;

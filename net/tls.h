@@ -55,6 +55,9 @@ size_t tls_pending(struct tls_conn *t);
 size_t tls_take(struct tls_conn *t, void *buf, size_t cap);
 /* "TLSv1.3 TLS_AES_256_GCM_SHA384" (empty before the handshake). */
 const char *tls_describe(struct tls_conn *t);
+/* The trace comment Postfix writes: "(using TLSv1.3 with cipher
+ * TLS_AES_256_GCM_SHA384 (256/256 bits))"; empty before the handshake. */
+void tls_trace_comment(const struct tls_conn *t, char *out, size_t cap);
 /* The last failure, e.g. "handshake failed: wrong version number". */
 const char *tls_error(const struct tls_conn *t);
 
