@@ -896,12 +896,8 @@ static int cli_tls_input(struct smtp_client *c)
 	return 0;
 }
 
-static void cli_recv_done(struct loop_op *op, int res, unsigned flags)
+static void cli_recv_input(struct smtp_client *c, int res, unsigned flags)
 {
-	struct smtp_client *c = container_of(op, struct smtp_client, recv_op);
-
-	c->ops--;
-	c->recv_armed = false;
 	if (res > 0 && (flags & IORING_CQE_F_BUFFER)) {
 		const char *data = loop_buf_data(c->loop, flags);
 
@@ -928,10 +924,8 @@ static void cli_recv_done(struct loop_op *op, int res, unsigned flags)
 	} else if (flags & IORING_CQE_F_BUFFER) {
 		loop_buf_return(c->loop, flags);
 	}
-	if (c->state == CLI_DEAD) {
-		cli_maybe_free(c);
+	if (c->state == CLI_DEAD)
 		return;
-	}
 	if (res == -ENOBUFS) {
 		cli_pump(c);
 		return;
@@ -945,6 +939,18 @@ static void cli_recv_done(struct loop_op *op, int res, unsigned flags)
 	if (c->tls && cli_tls_input(c) < 0)
 		return;
 	cli_pump(c);
+}
+
+static void cli_recv_done(struct loop_op *op, int res, unsigned flags)
+{
+	struct smtp_client *c = container_of(op, struct smtp_client, recv_op);
+
+	/* The completed recv still counts in ops while its input is handled:
+	 * a session that ends meanwhile is freed here, after, not under it. */
+	c->recv_armed = false;
+	cli_recv_input(c, res, flags);
+	c->ops--;
+	cli_maybe_free(c);
 }
 
 /* ---- connect ------------------------------------------------------------- */
