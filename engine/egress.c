@@ -157,8 +157,11 @@ static void rcpt_outcome(struct egress_queue *eq, struct outcome_batch *b, struc
 	if (k != OUTCOME_DELIVERED)
 		note_error(eq, res);
 	if (k == OUTCOME_DEFERRED) {
-		r->due_ms = next;
-		if (sched_add(&w->sched, r, now) == 0)
+		/* stored: wall clock (next); waited for: the monotonic clock */
+		int64_t mono = (int64_t)loop_now_ms();
+
+		r->due_ms = sched_due_mono(next, now, mono);
+		if (sched_add(&w->sched, r, mono) == 0)
 			return;
 		/* No memory for the heap: the spool still has it; a restart retries. */
 		fprintf(stderr, "salvod: out of memory re-queueing a deferred recipient\n");
