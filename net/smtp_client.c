@@ -63,6 +63,7 @@ struct smtp_client {
 	enum cli_state state;
 	unsigned ops;
 	bool recv_armed, send_armed, timer_armed, connecting, closed_called, reached_ready;
+	bool closing;              /* the peer closed: finish what it said, take no more work */
 	uint64_t deadline;         /* monotonic ms: the current step must end by then */
 	uint64_t timer_at;         /* when the armed timer fires */
 	uint64_t txn_deadline;     /* the whole transaction must end by then (0: none) */
@@ -115,6 +116,7 @@ struct smtp_client {
 };
 
 static void cli_pump(struct smtp_client *c);
+static int cli_release_held(struct smtp_client *c);
 static bool sni_usable(const char *s);
 static void cli_send_tls(struct smtp_client *c);
 static void cli_fail(struct smtp_client *c, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -266,26 +268,31 @@ static void cli_touch(struct smtp_client *c)
 	cli_arm_timer(c);
 }
 
-static void cli_timer_done(struct loop_op *op, int res, unsigned flags)
+static void cli_timer_fired(struct smtp_client *c)
 {
-	struct smtp_client *c = container_of(op, struct smtp_client, timer_op);
-
-	c->ops--;
-	c->timer_armed = false;
-	if (c->state == CLI_DEAD) {
-		cli_maybe_free(c);
-		return;
-	}
-	if (c->state == CLI_IDLE)
+	if (c->state == CLI_DEAD || c->state == CLI_IDLE)
 		return; /* idle time is the owner's business */
 	if (loop_now_ms() < c->deadline) {
 		cli_arm_timer(c);
 		return;
 	}
+	if (cli_release_held(c) < 0)
+		return;
 	if (c->txn && c->txn_deadline && loop_now_ms() >= c->txn_deadline)
 		cli_fail(c, 0, "transaction deadline passed in %s", cli_state_name[c->state]);
 	else
 		cli_fail(c, 0, "timeout after %s", cli_state_name[c->state]);
+}
+
+static void cli_timer_done(struct loop_op *op, int res, unsigned flags)
+{
+	struct smtp_client *c = container_of(op, struct smtp_client, timer_op);
+
+	/* counted in ops until handled, like a recv (cli_recv_done) */
+	c->timer_armed = false;
+	cli_timer_fired(c);
+	c->ops--;
+	cli_maybe_free(c);
 }
 
 /* ---- output ------------------------------------------------------------- */
@@ -844,6 +851,22 @@ static void cli_parse(struct smtp_client *c)
 		cli_fail(c, 0, "reply longer than %d bytes in %s", CLI_IN_CAP, cli_state_name[c->state]);
 }
 
+/* The session cannot go on while a final reply is held (the peer left,
+ * or stopped reading until a deadline): that reply still counts (an early
+ * "552 too big", say). The send is stopped first: the owner's buffer is
+ * released when the transaction ends. -1 when the session ended. */
+static int cli_release_held(struct smtp_client *c)
+{
+	if (!c->body_sending || !c->in_len)
+		return 0;
+	shutdown(c->fd, SHUT_RDWR);
+	c->closing = true;
+	c->body_sending = false;
+	c->n_seg = 0;
+	cli_parse(c);
+	return c->state == CLI_DEAD ? -1 : 0;
+}
+
 static void cli_pump(struct smtp_client *c)
 {
 	cli_parse(c);
@@ -931,6 +954,8 @@ static void cli_recv_input(struct smtp_client *c, int res, unsigned flags)
 		return;
 	}
 	if (res <= 0) {
+		if (cli_release_held(c) < 0)
+			return;
 		cli_fail(c, 0, "connection %s in %s", res == 0 ? "closed by peer" : strerror(-res),
 			 cli_state_name[c->state]);
 		return;
@@ -1046,7 +1071,7 @@ void smtp_client_free(struct smtp_client *c)
 
 bool smtp_client_idle(const struct smtp_client *c)
 {
-	return c->state == CLI_IDLE;
+	return c->state == CLI_IDLE && !c->closing;
 }
 
 unsigned smtp_client_exts(const struct smtp_client *c)

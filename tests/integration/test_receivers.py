@@ -17,7 +17,10 @@ what it gets:
   test_hostile      a receiver dripping its final reply a byte at a time: the transaction
                     ends at smtp-data-termination-timeout and the recipient is deferred;
                     one dripping its banner meets smtp-greeting-timeout; a reply longer
-                    than the receive buffer is a protocol error
+                    than the receive buffer is a protocol error; a final reply given
+                    early (while the message is still going out) still counts when
+                    the peer then closes, or stops reading until data-send-timeout:
+                    the recipient bounces with that reply
   test_smtputf8     SMTPUTF8 end to end to a receiver that offers it; 5.6.7 bounce for a
                     UTF-8 address at one that does not (its ASCII recipient still goes)
   test_inbound_suites  salvod's own STARTTLS offers forward-secret AEAD suites only by
@@ -174,6 +177,23 @@ class Rx:
                     else:
                         rcpts.append(addr)
                         send("250 ok")
+                elif up == "DATA" and self.drip in ("early", "early-stall"):
+                    # refuse after the first 64 KiB, then half-close ("early") or
+                    # just stop reading ("early-stall")
+                    with self.lock:
+                        self.bodies_started += 1
+                    send("354 go")
+                    f.read(65536)
+                    c.sendall(b"552 5.3.4 message too big for this mailbox\r\n")
+                    if self.drip == "early":
+                        c.shutdown(socket.SHUT_WR)
+                        time.sleep(1.5)
+                    else:
+                        for _ in range(40):
+                            if self.stop:
+                                break
+                            time.sleep(0.25)
+                    return
                 elif up == "DATA":
                     with self.lock:
                         self.bodies_started += 1
@@ -452,28 +472,37 @@ def test_reply_text(env):
 def test_hostile(env):
     long_ehlo = ["X-FILLER-%03d %s" % (i, "y" * 300) for i in range(240)]   # about 75 KB, 241 lines
     env.dns(mx={"drip.test": [(10, "mx.drip.rx.test")], "banner.test": [(10, "mx.banner.rx.test")],
-                "long.test": [(10, "mx.long.rx.test")]},
-            a={"mx.drip.rx.test": "127.0.0.51", "mx.banner.rx.test": "127.0.0.52", "mx.long.rx.test": "127.0.0.53"},
+                "long.test": [(10, "mx.long.rx.test")], "early.test": [(10, "mx.early.rx.test")],
+                "stall.test": [(10, "mx.stall.rx.test")]},
+            a={"mx.drip.rx.test": "127.0.0.51", "mx.banner.rx.test": "127.0.0.52", "mx.long.rx.test": "127.0.0.53",
+               "mx.early.rx.test": "127.0.0.54", "mx.stall.rx.test": "127.0.0.55"},
             check=[("drip.test", "MX")])
     drip = Rx(("127.0.0.51", 25), drip="final")
     banner = Rx(("127.0.0.52", 25), drip="banner")
     longr = Rx(("127.0.0.53", 25), ehlo_lines=long_ehlo)
+    early = Rx(("127.0.0.54", 25), drip="early")
+    stall = Rx(("127.0.0.55", 25), drip="early-stall")
     try:
         d = env.salvod_daemon(domains={"drip.test": {"smtp-data-termination-timeout": "2s"},
-                                       "banner.test": {"smtp-greeting-timeout": "2s"}},
+                                       "banner.test": {"smtp-greeting-timeout": "2s"},
+                                       "stall.test": {"data-send-timeout": "2s"}},
                               default_domain={"retry-after": "1h"})
         d.start()
         rng = __import__("random").Random(9)
         msgs = []
-        for i, r in enumerate(["a@drip.test", "b@banner.test", "c@long.test"]):
+        for i, r in enumerate(["a@drip.test", "b@banner.test", "c@long.test", "d@early.test", "e@stall.test"]):
             m = Injected("h%d" % i, "s@senders.test", [r], None)
-            m.data = make_body(rng, m.mid, m.sender, m.rcpts, 500)
+            m.data = make_body(rng, m.mid, m.sender, m.rcpts, 500 if i < 3 else 16 << 20)
             msgs.append(m)
         t0 = time.monotonic()
         harness.inject(msgs, threads=1, per_conn=3)
         recs = wait_records(env, lambda r: all(outs(r, m.rcpts[0]) for m in msgs), 20,
                             "the three hostile receivers to be given up")
         took = time.monotonic() - t0
+        for rc in ("d@early.test", "e@stall.test"):
+            r = one(recs, recipient=rc)
+            if r["type"] != "bounce" or r["response"].get("code") != 552:
+                raise Fail("%s: a 552 given during the message: %r (want a bounce with that reply)" % (rc, r))
         for m, want in ((msgs[0], "timeout after end of data"), (msgs[1], "timeout after banner"), (msgs[2], "reply longer than")):
             r = one(recs, recipient=m.rcpts[0])
             if r["type"] != "transient" or want not in r["response"].get("text", ""):
@@ -481,9 +510,10 @@ def test_hostile(env):
         if len(drip.got) != 1:
             raise Fail("the dripping receiver got %d messages" % len(drip.got))
         log("dripped final reply and banner ended at their 2 s deadlines, a 75 KB reply was a protocol "
-            "error: all three deferred within %.1f s" % took)
+            "error: all three deferred within %.1f s; an early 552, then a close or a stall until "
+            "data-send-timeout, bounced the recipient" % took)
     finally:
-        for r in (drip, banner, longr):
+        for r in (drip, banner, longr, early, stall):
             r.close()
 
 
