@@ -18,7 +18,9 @@
  * transaction also has an overall deadline, the sum of its steps' limits.
  * The message's sending has data-send-timeout (body_ms), its final reply
  * smtp-data-termination-timeout (dot_ms). A reply longer than the receive
- * buffer (64 KiB) ends the session as a protocol error. Replies
+ * buffer (64 KiB) ends the session as a protocol error. The final reply to
+ * a message is acted on once all of the message has left (an early one is
+ * held; it still counts if the peer then closes or stalls). Replies
  * split across packets, multi-line replies and non-ASCII text are handled by
  * smtp_reply_parse(); a malformed reply ends the connection with a classified
  * error, never an abort.
