@@ -300,8 +300,8 @@ static struct egress_txn *txn_build(struct egress_queue *eq, size_t vmta, bool c
 		x->t.wire_len = chunked ? chunk_form(m.body, m.body_len, x->wire) : dot_stuff(m.body, m.body_len, x->wire);
 		if (x->t.wire_len > 64 * 1024) {
 			/* the bound is twice the message, untouched mostly; give
-			 * back what the wire form did not use (glibc shrinks a
-			 * large block in place) */
+			 * back what the wire form did not use (a large block
+			 * shrinks in place) */
 			char *p = realloc(x->wire, x->t.wire_len);
 
 			if (p)
@@ -389,8 +389,12 @@ static void txn_refuse(struct egress_conn *c, struct egress_txn *x, struct outco
 	if (!*b)
 		*b = outcome_batch_new(eq->w->eng, x->msg_id, x->sender, x->queued_ms, x->size, &route, x->t.n_rcpts);
 	if (!*b) {
-		/* no memory for the record: back to the queue, tried again */
-		sched_ready_push(&eq->w->sched, eq->q, x->rcpts[i]);
+		/* No memory for the record: the spool still has the recipient and
+		 * a restart retries it (back to the queue, it would come straight
+		 * back here). */
+		fprintf(stderr, "salvod: out of memory answering %016llx/%u; it goes out after a restart\n",
+			(unsigned long long)x->msg_id, x->rcpts[i]->idx);
+		free(x->rcpts[i]);
 	} else {
 		rcpt_outcome(eq, *b, x->rcpts[i], x->addrs[i], res, true, wall_now_ms());
 	}
