@@ -121,6 +121,27 @@ static const char *pool_name(const struct config *cfg, size_t pool)
 	return pool < cfg->n_pools && pool ? cfg->pools[pool].name : "";
 }
 
+/* Cut an incomplete UTF-8 sequence off the end of s (a byte limit may
+ * have split a character of a reply's text; the API's JSON needs whole
+ * ones). */
+static void utf8_trim_tail(char *s)
+{
+	size_t n = strlen(s), k = 0;
+	unsigned char lead;
+	size_t want;
+
+	while (k < 3 && k < n && ((unsigned char)s[n - 1 - k] & 0xc0) == 0x80)
+		k++;
+	if (k == n)
+		return;
+	lead = (unsigned char)s[n - 1 - k];
+	if (lead < 0xc0)
+		return;
+	want = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : 2;
+	if (k + 1 < want)
+		s[n - 1 - k] = 0;
+}
+
 static void note_error(struct egress_queue *eq, const struct smtp_result *res)
 {
 	if (res->code)
@@ -128,6 +149,7 @@ static void note_error(struct egress_queue *eq, const struct smtp_result *res)
 			 res->enhanced[0] ? " " : "", res->text);
 	else
 		snprintf(eq->last_error, sizeof(eq->last_error), "%.150s", res->text);
+	utf8_trim_tail(eq->last_error);
 }
 
 static void rcpt_outcome(struct egress_queue *eq, struct outcome_batch *b, struct sched_rcpt *r,
@@ -705,6 +727,7 @@ static void conn_closed(void *owner, struct smtp_client *cli, bool reached_ready
 			size_t last = c->target < eq->n_targets ? c->target : eq->n_targets - 1;
 
 			snprintf(text, sizeof(text), "all MX hosts failed, last: %.200s", why->text);
+			utf8_trim_tail(text);
 			memcpy(res.text, text, sizeof(res.text));
 			eq->good_target = 0;
 			eq->route_expires = 0; /* look the route up afresh next time */

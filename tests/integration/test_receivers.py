@@ -31,7 +31,9 @@ what it gets:
                     25 MB per session
 """
 
+import http.client
 import ipaddress
+import json
 import os
 import re
 import smtplib
@@ -422,7 +424,9 @@ def test_reply_text(env):
     ru = "550 5.1.1 Пользователь не найден"
     replies = {"ru@utf.test": (ru + "\r\n").encode(),
                "last@utf.test": b"550-Mailbox unavailable\r\n550-see the policy page\r\n550 5.2.1 mailbox disabled\r\n",
-               "x@ipr.test": b"550 5.1.1 no such user\r\n"}
+               "x@ipr.test": b"550 5.1.1 no such user\r\n",
+               # long: byte limits in the log and the queue's last_error fall inside a character
+               "long@utf.test": ("550 5.1.1 x" + "ж" * 200 + "\r\n").encode()}
     env.dns(mx={"utf.test": [(10, "mx.utf.rx.test")], "senders.test": [(10, "mx.senders.test")]},
             a={"mx.utf.rx.test": "127.0.0.41", "mx.senders.test": "127.0.0.2"}, check=[("utf.test", "MX")])
     sink = env.salvo_sink("dsn-sink", "127.0.0.2:25")
@@ -433,12 +437,14 @@ def test_reply_text(env):
         d.start()
         rng = __import__("random").Random(8)
         msgs = []
-        for i, r in enumerate(["ru@utf.test", "last@utf.test", "x@ipr.test"]):
+        for i, r in enumerate(["ru@utf.test", "last@utf.test", "x@ipr.test", "long@utf.test"]):
             m = Injected("r%d" % i, "bounce@senders.test", [r], None)
             m.data = make_body(rng, m.mid, m.sender, m.rcpts, 500)
             msgs.append(m)
-        harness.inject(msgs, threads=1, per_conn=3)
-        recs = wait_records(env, lambda r: len(find_records(r, type="bounce")) >= 3, 15, "three bounces")
+        harness.inject(msgs[:3], threads=1, per_conn=3)
+        wait_records(env, lambda r: len(find_records(r, type="bounce")) >= 3, 15, "three bounces")
+        harness.inject(msgs[3:], threads=1)   # last: its error is the queue's last_error
+        recs = wait_records(env, lambda r: len(find_records(r, type="bounce")) >= 4, 15, "four bounces")
         b_ru, b_last = one(recs, recipient="ru@utf.test"), one(recs, recipient="last@utf.test")
         if "Пользователь не найден" not in b_ru["response"].get("text", ""):
             raise Fail("the log lost the UTF-8 reply text: %r" % b_ru["response"])
@@ -463,8 +469,30 @@ def test_reply_text(env):
         f, raw = dsns["x@ipr.test"]
         if f.get("remote-mta") != "dns; [127.0.0.41]":
             raise Fail("Remote-MTA for an IP route: %r (want the address in brackets, no port)" % f.get("remote-mta"))
-        log("UTF-8 reply text kept in the log and the DSN; status 5.2.1 from a last line; Remote-MTA "
-            "'dns; mx.utf.rx.test' and 'dns; [127.0.0.41]'")
+        long_text = one(recs, recipient="long@utf.test")["response"].get("text", "")
+        if not long_text.startswith("x" + "ж" * 100) or "\ufffd" in long_text:
+            raise Fail("a long UTF-8 reply in the log: %r" % long_text[:80])
+        # the queue's last error (API JSON): whole characters, whatever the byte limits cut
+        last = {}
+
+        def queue_error():
+            c = http.client.HTTPConnection(*harness.SALVOD_HTTP, timeout=5)
+            try:
+                c.request("GET", "/api/v1/queues/utf.test")
+                r = c.getresponse()
+                body = r.read()
+            finally:
+                c.close()
+            if r.status == 404:
+                return False      # not in the published stats yet
+            if r.status != 200:
+                raise Fail("GET /api/v1/queues/utf.test: %d %r" % (r.status, body[:300]))
+            last["q"] = json.loads(body)
+            return "ж" in (last["q"].get("last_error") or "")
+        harness.wait_until(queue_error, 10, what="the queue's last_error")
+        log("UTF-8 reply text kept in the log, the DSN and the queue's last_error (%r...); status 5.2.1 "
+            "from a last line; Remote-MTA 'dns; mx.utf.rx.test' and 'dns; [127.0.0.41]'"
+            % last["q"]["last_error"][:24])
     finally:
         rx.close()
 
