@@ -165,6 +165,7 @@ int accept_store_put(struct accept_batch *b, struct spool_wtxn *t)
 		sm.source_ip = b->source_ip;
 		sm.body = m->body;
 		sm.body_len = m->len;
+		sm.smtputf8 = m->smtputf8;
 		ret = spool_put_msg(t, &sm);
 		for (size_t k = 0; !ret && k < m->count; k++) {
 			struct spool_rcpt r = {

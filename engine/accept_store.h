@@ -42,6 +42,7 @@ struct accept_msg {
 	size_t len;
 	uint64_t id;               /* set by the commit (or given: ids_given) */
 	size_t first, count;       /* its recipients: rcpts[first .. first + count) */
+	bool smtputf8;             /* came with SMTPUTF8 (RFC 6531): goes out with it */
 };
 
 struct accept_batch {

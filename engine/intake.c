@@ -182,7 +182,7 @@ static void intake_submit(void *ctx, struct smtp_session *s, struct smtp_envelop
 	ir->worker = w;
 	ir->session = s;
 	ir->env = env;
-	ir->msg = (struct accept_msg){.body = body, .len = len, .count = env->n_rcpts};
+	ir->msg = (struct accept_msg){.body = body, .len = len, .count = env->n_rcpts, .smtputf8 = env->smtputf8};
 	intake_pool_and_job(w->eng->cfg, config_source_for(w->eng->cfg, smtp_session_peer(s)), ir);
 	ir->batch = (struct accept_batch){
 		.eng = w->eng,

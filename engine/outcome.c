@@ -10,6 +10,7 @@
  */
 #include "engine/outcome.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -221,8 +222,54 @@ struct dsn_scratch {
 	char status[16];
 };
 
+/* Remote-MTA (RFC 3464 2.3.5, "dns;"): the host's name without a port; an
+ * IP literal in brackets only when there is no name (an IP route, or no
+ * name known but the address). NULL when neither is known. */
+static const char *remote_mta(const char *host, const char *ip, char *buf, size_t cap)
+{
+	struct in6_addr a6;
+	struct in_addr a4;
+	size_t n;
+
+	if (host && host[0] == '[') {
+		n = strcspn(host, "]");
+		if (host[n] == ']' && n + 2 <= cap) {
+			memcpy(buf, host, n + 1);
+			buf[n + 1] = 0;
+			return buf;
+		}
+		host = NULL;
+	}
+	if (host && host[0]) {
+		/* "name", "name:port", "1.2.3.4:port"; a bare IPv6 address has
+		 * more than one colon and is an address, not a name */
+		const char *colon = strchr(host, ':');
+
+		n = colon && !strchr(colon + 1, ':') ? (size_t)(colon - host) : strlen(host);
+		if (n && n < cap) {
+			memcpy(buf, host, n);
+			buf[n] = 0;
+			if (inet_pton(AF_INET, buf, &a4) != 1 && !strchr(buf, ':'))
+				return buf;
+			if (n + 3 <= cap) {
+				memmove(buf + 1, buf, n);
+				buf[0] = '[';
+				buf[n + 1] = ']';
+				buf[n + 2] = 0;
+				return buf;
+			}
+		}
+	}
+	if (ip && ip[0] && (inet_pton(AF_INET, ip, &a4) == 1 || inet_pton(AF_INET6, ip, &a6) == 1)) {
+		snprintf(buf, cap, "[%s]", ip);
+		return buf;
+	}
+	return NULL;
+}
+
 static int batch_build_dsn(struct outcome_batch *b, struct spool_wtxn *t)
 {
+	char mta[300];
 	struct dsn_scratch *sc;
 	struct dsn_rcpt *rcpts;
 	struct spool_msg m;
@@ -255,7 +302,7 @@ static int batch_build_dsn(struct outcome_batch *b, struct spool_wtxn *t)
 			.addr = it->addr,
 			.action = "failed",
 			.status = sc[n].status,
-			.remote_mta = b->mx_host,
+			.remote_mta = remote_mta(b->mx_host, b->mx_ip, mta, sizeof(mta)),
 			.diagnostic = sc[n].diag,
 			.last_attempt_ms = b->time_ms,
 		};

@@ -84,7 +84,7 @@ void worker_run_kicks(struct worker *w)
 static void worker_mail(struct mailbox *mb, struct mailbox_item *items)
 {
 	struct worker *w = mb->owner;
-	int64_t now = wall_now_ms();
+	int64_t now = wall_now_ms(), mono = (int64_t)loop_now_ms();
 
 	while (items) {
 		struct mailbox_item *next = items->next;
@@ -93,7 +93,9 @@ static void worker_mail(struct mailbox *mb, struct mailbox_item *items)
 		case WORKER_MAIL_RCPT: {
 			struct sched_rcpt *r = container_of(items, struct sched_rcpt, link);
 
-			if (sched_add(&w->sched, r, now) < 0) {
+			/* due times run on the monotonic clock from here on */
+			r->due_ms = sched_due_mono(r->due_ms, now, mono);
+			if (sched_add(&w->sched, r, mono) < 0) {
 				fprintf(stderr, "salvod: out of memory queueing %016llx; it goes out after a restart\n",
 					(unsigned long long)r->msg_id);
 				free(r);
@@ -128,7 +130,7 @@ static void worker_tick(struct loop_op *op, int res, unsigned flags)
 {
 	struct worker *w = container_of(op, struct worker, tick_op);
 
-	sched_run_due(&w->sched, wall_now_ms());
+	sched_run_due(&w->sched, (int64_t)loop_now_ms());
 	egress_tick(w);
 	worker_run_kicks(w);
 	if (++w->ticks % (STATS_PUBLISH_MS / WORKER_TICK_MS) == 0)
