@@ -1,0 +1,241 @@
+#!/usr/bin/python3
+"""test_rollup.py - mx-rollups route by each member's own MX; a DNS failure on a
+route refresh does not stop a queue that has a working route.
+
+  members    five domains m1..m5.test rolled up by `mx *.roll.test roll.q`; after a
+             first round, m2.test goes NXDOMAIN and m3.test's MX moves to
+             mx.other.test (dnsmasq restarted with new records, TTL 1 s, which salvod
+             clamps to 5 s): only m2's recipients bounce (one of them had been
+             deferred inside the rollup queue before the change), only m3's mail goes
+             to mx.other.test (including its recipient deferred inside the rollup),
+             m1/m4/m5 keep flowing to the rollup's hosts through the rollup queue
+  servfail   once the routes are known, dnsmasq is restarted answering SERVFAIL for
+             the whole zone (its only upstream is a closed port); a trickle of
+             messages to a plain domain and to two rollup members keeps being
+             delivered for 70 s (past every route refresh, old and new), none deferred
+"""
+
+import random
+import socket
+import threading
+import time
+
+import harness
+from harness import Fail, Injected, find_records, log, make_body, wait_until
+
+SENDER = "owner@senders.test"
+ROLL_HOSTS = {"127.0.0.2", "127.0.0.3"}
+OTHER = "127.0.0.4"
+A = {"mx-a.roll.test": "127.0.0.2", "mx-b.roll.test": "127.0.0.3", "mx.other.test": OTHER,
+     "mx.senders.test": "127.0.0.6", "mx.plain.test": "127.0.0.5"}
+ROLLUP = "\n".join(["<mx-rollup-list>", "  mx *.roll.test  roll.q", "</mx-rollup-list>",
+                    "<domain roll.q>", "  max-smtp-out 4", "  retry-after 12s", "</domain>"])
+
+
+def _mx(nx=(), moved=()):
+    mx = {"senders.test": [(10, "mx.senders.test")], "plain.test": [(10, "mx.plain.test")]}
+    for i in range(1, 6):
+        d = "m%d.test" % i
+        if d in nx:
+            continue
+        mx[d] = [(10, "mx.other.test")] if d in moved else [(10, "mx-a.roll.test"), (20, "mx-b.roll.test")]
+    return mx
+
+
+def _restart_dns(env, p, **kw):
+    harness.stop_process(p, "dnsmasq")
+    wait_until(lambda: not harness._udp_port_busy(harness.DNS_ADDR), 5, what="dnsmasq gone")
+    return env.dns(**kw)
+
+
+def _msgs(rng, prefix, rcpts):
+    out = []
+    for i, r in enumerate(rcpts):
+        mid = "%s%d" % (prefix, i)
+        out.append(Injected(mid, SENDER, [r], make_body(rng, mid, SENDER, [r], size=500)))
+    return out
+
+
+def _inject_all(msgs):
+    acked = harness.inject(msgs, threads=3, per_conn=10, timeout=60)
+    if len(acked) != len(msgs):
+        raise Fail("only %d of %d messages acknowledged" % (len(acked), len(msgs)))
+
+
+def _where(sinks):
+    """{recipient: set of sink IPs it arrived at}"""
+    out = {}
+    for s in sinks:
+        for a in s.arrivals():
+            for r in a.rcpt_to:
+                out.setdefault(r.lower(), set()).add(s.ip)
+    return out
+
+
+class ServFail:
+    """A DNS server on DNS_ADDR that answers every query with SERVFAIL (rcode 2)."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(harness.DNS_ADDR)
+        self.sock.settimeout(0.2)
+        self.done = threading.Event()
+        self.count = 0
+        self.t = threading.Thread(target=self.run, daemon=True)
+        self.t.start()
+
+    def run(self):
+        while not self.done.is_set():
+            try:
+                q, peer = self.sock.recvfrom(4096)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            end = 12
+            while end < len(q) and q[end] and q[end] < 64:
+                end += 1 + q[end]
+            end += 5   # the root label, QTYPE, QCLASS
+            if end > len(q):
+                continue
+            # same id and question, QR=1, RD copied, RA=1, RCODE=2, no records
+            flags = bytes([0x80 | (q[2] & 0x01), 0x80 | 2])
+            self.sock.sendto(q[:2] + flags + q[4:6] + b"\0\0\0\0\0\0" + q[12:end], peer)
+            self.count += 1
+
+    def stop(self):
+        if not self.done.is_set():
+            self.done.set()
+            self.t.join(2)
+            self.sock.close()
+
+
+# --------------------------------------------------------------------------
+def test_members(env):
+    rng = random.Random(14)
+    dns = env.dns(mx=_mx(), a=A, extra_lines=["local-ttl=1"], check=[("m1.test", "MX")])
+    late = ["late@m2.test", "late@m3.test", "late@m4.test"]
+    defer = ["^%s$" % r.replace(".", "\\.") for r in late]
+    ra = env.salvo_sink("rollA", "127.0.0.2:25", defer_first=defer)
+    rb = env.salvo_sink("rollB", "127.0.0.3:25", defer_first=defer)
+    other = env.salvo_sink("other", OTHER + ":25")
+    env.salvo_sink("senders", "127.0.0.6:25", dump=False)
+    sinks = [ra, rb, other]
+    d = env.salvod_daemon(extra=ROLLUP)
+    d.start()
+
+    # round 1: every member through the rollup; three recipients deferred inside it
+    first = ["r1u%d@m%d.test" % (i, i % 5 + 1) for i in range(25)] + late
+    _inject_all(_msgs(rng, "a", first))
+    got = harness.wait_for_recipients(env, set(first) - set(late), 30, settle=0)
+    if any(r not in got for r in first if r not in late):
+        raise Fail("round 1: not everything arrived: %r" % sorted(set(first) - set(got)))
+    recs = harness.wait_for_records(
+        env, lambda rs: all(find_records(rs, type="transient", recipient=r) for r in late), 15,
+        what="the deferrals inside the rollup")
+    for r in late:
+        q = find_records(recs, type="transient", recipient=r)[0].get("queue")
+        if q != "roll.q":
+            raise Fail("%s was deferred in queue %r, want roll.q" % (r, q))
+    bad = {r: w for r, w in _where(sinks).items() if not w <= ROLL_HOSTS}
+    if bad:
+        raise Fail("round 1: rolled-up mail outside the rollup's hosts: %r" % bad)
+
+    # the change: m2 disappears, m3 moves to a host outside the rollup
+    dns = _restart_dns(env, dns, mx=_mx(nx=("m2.test",), moved=("m3.test",)), a=A,
+                       extra_lines=["local-ttl=1"], check=[("m1.test", "MX")])
+    rc, ans = harness.dns_query("m2.test", "MX")
+    if rc != 3:
+        raise Fail("dnsmasq should answer NXDOMAIN for m2.test, got rcode %d %r" % (rc, ans))
+    time.sleep(7)   # past salvod's 5 s floor on a route's TTL
+    second = ["r2u%d@m%d.test" % (i, i % 5 + 1) for i in range(50)]
+    _inject_all(_msgs(rng, "b", second))
+    want = {r for r in second if "@m2." not in r} | {"late@m3.test", "late@m4.test"}
+    got = harness.wait_for_recipients(env, want, 40, settle=1)
+    missing = sorted(want - set(got))
+    if missing:
+        raise Fail("round 2: %d recipients never arrived, e.g. %r" % (len(missing), missing[:5]))
+    recs = harness.wait_for_records(
+        env, lambda rs: len([x for x in find_records(rs, type="bounce") if "@m2." in x["recipient"]]) >= 11,
+        20, what="m2's bounces")
+
+    where = _where(sinks)
+    for r in sorted(set(second) | set(late)):
+        dom = r.split("@")[1]
+        w = where.get(r, set())
+        if dom == "m2.test":
+            if w and r != "late@m2.test":
+                raise Fail("%s (NXDOMAIN) arrived at %r" % (r, w))
+        elif dom == "m3.test":
+            if w != {OTHER}:
+                raise Fail("%s (MX moved to mx.other.test) arrived at %r, want only %s" % (r, w, OTHER))
+        elif not w or not w <= ROLL_HOSTS:
+            raise Fail("%s (still a member) arrived at %r, want the rollup's hosts" % (r, w))
+    bounced = {x["recipient"].lower() for x in find_records(recs, type="bounce")}
+    if bounced != {r for r in set(second) | set(late) if "@m2." in r}:
+        raise Fail("bounced: %r; want exactly m2's %d recipients" % (sorted(bounced), 11))
+    for x in find_records(recs, type="delivery"):
+        r = x["recipient"].lower()
+        if not r.startswith("r2u") and r not in late:
+            continue
+        dom = r.split("@")[1]
+        want_q = "m3.test" if dom == "m3.test" else "roll.q"
+        if x.get("queue") != want_q:
+            raise Fail("%s delivered from queue %r, want %s" % (r, x.get("queue"), want_q))
+    log("round 2: m2 bounced only its own %d, m3 went to mx.other.test, m1/m4/m5 via roll.q" % len(bounced))
+
+
+def test_servfail(env):
+    rng = random.Random(15)
+    dns = env.dns(mx=_mx(), a=A, extra_lines=["local-ttl=1"], check=[("m1.test", "MX")])
+    ra = env.salvo_sink("rollA", "127.0.0.2:25")
+    rb = env.salvo_sink("rollB", "127.0.0.3:25")
+    plain = env.salvo_sink("plain", "127.0.0.5:25")
+    d = env.salvod_daemon(extra=ROLLUP)
+    d.start()
+    doms = ["plain.test", "m1.test", "m4.test"]
+    warm = ["w%d@%s" % (i, dm) for i, dm in enumerate(doms)]
+    _inject_all(_msgs(rng, "w", warm))
+    got = harness.wait_for_recipients(env, set(warm), 20, settle=0)
+    if set(warm) - set(got):
+        raise Fail("warm-up did not arrive: %r" % sorted(set(warm) - set(got)))
+
+    # every query now gets SERVFAIL
+    harness.stop_process(dns, "dnsmasq")
+    wait_until(lambda: not harness._udp_port_busy(harness.DNS_ADDR), 5, what="dnsmasq gone")
+    sf = ServFail()
+    try:
+        rc, _ = harness.dns_query("m1.test", "MX", timeout=3)
+        if rc != 2:
+            raise Fail("the SERVFAIL server answered rcode %d" % rc)
+        _trickle(env, rng, d, ra, rb, plain, doms)
+    finally:
+        sf.stop()
+    log("%d queries answered SERVFAIL" % sf.count)
+
+
+def _trickle(env, rng, d, ra, rb, plain, doms):
+    sent = []
+    t_end = time.monotonic() + 70
+    i = 0
+    while time.monotonic() < t_end:
+        r = "t%d@%s" % (i, doms[i % 3])
+        _inject_all(_msgs(rng, "t%d-" % i, [r]))
+        sent.append(r)
+        i += 1
+        time.sleep(2)
+    got = harness.wait_for_recipients(env, set(sent), 20, settle=0)
+    missing = sorted(set(sent) - set(got))
+    recs = d.acct()
+    deferred = sorted({x["recipient"] for x in find_records(recs, type="transient")})
+    if missing or deferred:
+        raise Fail("with SERVFAIL on refresh: %d of %d not delivered (%r), deferred: %r" %
+                   (len(missing), len(sent), missing[:5], deferred[:5]))
+    bad = {r: w for r, w in _where([ra, rb, plain]).items() if ("@plain." in r) != (w == {"127.0.0.5"})}
+    if bad:
+        raise Fail("delivered to the wrong hosts: %r" % bad)
+    log("%d messages delivered over 70 s of SERVFAIL, none deferred" % len(sent))
+
+
+if __name__ == "__main__":
+    harness.main([test_members, test_servfail])
