@@ -375,7 +375,10 @@ static void members_check(struct egress_queue *eq, int64_t now)
 			pp = &m->next;
 		}
 	}
-	eq->members_check_ms = next ? next : now + MEMBER_IDLE_MS;
+	/* at most once a second: between passes, admission refreshes on demand */
+	eq->members_check_ms = next > now + 1000 ? next : now + 1000;
+	if (!next)
+		eq->members_check_ms = now + MEMBER_IDLE_MS;
 }
 
 static void members_rebuild(struct egress_queue *eq)

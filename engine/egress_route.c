@@ -114,7 +114,8 @@ static void route_resolved(void *arg, const struct dns_route *route)
 		egress_kick(eq->w, eq->q);
 		return;
 	}
-	if (route->status == DNS_TEMPFAIL && eq->have_route && now - eq->route_ok_ms < DNS_STALE_MAX_MS) {
+	if (route->status == DNS_TEMPFAIL && eq->have_route && eq->route_ok_ms &&
+	    now - eq->route_ok_ms < DNS_STALE_MAX_MS) {
 		/* The resolver had nothing to fall back on: keep what worked. */
 		eq->route_expires = now + 30000;
 		egress_kick(eq->w, eq->q);

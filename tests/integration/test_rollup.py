@@ -3,12 +3,13 @@
 route refresh does not stop a queue that has a working route.
 
   members    five domains m1..m5.test rolled up by `mx *.roll.test roll.q`; after a
-             first round, m2.test goes NXDOMAIN and m3.test's MX moves to
-             mx.other.test (dnsmasq restarted with new records, TTL 1 s, which salvod
-             clamps to 5 s): only m2's recipients bounce (one of them had been
-             deferred inside the rollup queue before the change), only m3's mail goes
-             to mx.other.test (including its recipient deferred inside the rollup),
-             m1/m4/m5 keep flowing to the rollup's hosts through the rollup queue
+             first round, m2.test goes NXDOMAIN, m5.test gets a null MX and m3.test's
+             MX moves to mx.other.test (dnsmasq restarted with new records, TTL 1 s,
+             which salvod clamps to 5 s): only m2's and m5's recipients bounce (5.1.2,
+             5.1.10; one of m2's had been deferred inside the rollup queue before the
+             change), only m3's mail goes to mx.other.test (including its recipient
+             deferred inside the rollup), m1/m4 keep flowing to the rollup's hosts
+             through the rollup queue
   servfail   once the routes are known, dnsmasq is restarted answering SERVFAIL for
              the whole zone (its only upstream is a closed port); a trickle of
              messages to a plain domain and to two rollup members keeps being
@@ -32,13 +33,18 @@ ROLLUP = "\n".join(["<mx-rollup-list>", "  mx *.roll.test  roll.q", "</mx-rollup
                     "<domain roll.q>", "  max-smtp-out 4", "  retry-after 12s", "</domain>"])
 
 
-def _mx(nx=(), moved=()):
+def _mx(nx=(), moved=(), null=()):
     mx = {"senders.test": [(10, "mx.senders.test")], "plain.test": [(10, "mx.plain.test")]}
     for i in range(1, 6):
         d = "m%d.test" % i
         if d in nx:
             continue
-        mx[d] = [(10, "mx.other.test")] if d in moved else [(10, "mx-a.roll.test"), (20, "mx-b.roll.test")]
+        if d in null:
+            mx[d] = [(0, ".")]
+        elif d in moved:
+            mx[d] = [(10, "mx.other.test")]
+        else:
+            mx[d] = [(10, "mx-a.roll.test"), (20, "mx-b.roll.test")]
     return mx
 
 
@@ -142,7 +148,7 @@ def test_members(env):
         raise Fail("round 1: rolled-up mail outside the rollup's hosts: %r" % bad)
 
     # the change: m2 disappears, m3 moves to a host outside the rollup
-    dns = _restart_dns(env, dns, mx=_mx(nx=("m2.test",), moved=("m3.test",)), a=A,
+    dns = _restart_dns(env, dns, mx=_mx(nx=("m2.test",), moved=("m3.test",), null=("m5.test",)), a=A,
                        extra_lines=["local-ttl=1"], check=[("m1.test", "MX")])
     rc, ans = harness.dns_query("m2.test", "MX")
     if rc != 3:
@@ -150,30 +156,35 @@ def test_members(env):
     time.sleep(7)   # past salvod's 5 s floor on a route's TTL
     second = ["r2u%d@m%d.test" % (i, i % 5 + 1) for i in range(50)]
     _inject_all(_msgs(rng, "b", second))
-    want = {r for r in second if "@m2." not in r} | {"late@m3.test", "late@m4.test"}
+    want = {r for r in second if "@m2." not in r and "@m5." not in r} | {"late@m3.test", "late@m4.test"}
     got = harness.wait_for_recipients(env, want, 40, settle=1)
     missing = sorted(want - set(got))
     if missing:
         raise Fail("round 2: %d recipients never arrived, e.g. %r" % (len(missing), missing[:5]))
+    failing = {r for r in set(second) | set(late) if "@m2." in r or "@m5." in r}
     recs = harness.wait_for_records(
-        env, lambda rs: len([x for x in find_records(rs, type="bounce") if "@m2." in x["recipient"]]) >= 11,
-        20, what="m2's bounces")
+        env, lambda rs: {x["recipient"].lower() for x in find_records(rs, type="bounce")} >= failing,
+        20, what="m2's and m5's bounces")
 
     where = _where(sinks)
     for r in sorted(set(second) | set(late)):
         dom = r.split("@")[1]
         w = where.get(r, set())
-        if dom == "m2.test":
+        if dom in ("m2.test", "m5.test"):
             if w and r != "late@m2.test":
-                raise Fail("%s (NXDOMAIN) arrived at %r" % (r, w))
+                raise Fail("%s (NXDOMAIN / null MX) arrived at %r" % (r, w))
         elif dom == "m3.test":
             if w != {OTHER}:
                 raise Fail("%s (MX moved to mx.other.test) arrived at %r, want only %s" % (r, w, OTHER))
         elif not w or not w <= ROLL_HOSTS:
             raise Fail("%s (still a member) arrived at %r, want the rollup's hosts" % (r, w))
     bounced = {x["recipient"].lower() for x in find_records(recs, type="bounce")}
-    if bounced != {r for r in set(second) | set(late) if "@m2." in r}:
-        raise Fail("bounced: %r; want exactly m2's %d recipients" % (sorted(bounced), 11))
+    if bounced != failing:
+        raise Fail("bounced: %r; want exactly m2's and m5's %d recipients" % (sorted(bounced), len(failing)))
+    codes = {(x["recipient"].split("@")[1], x.get("response", {}).get("enhanced"))
+             for x in find_records(recs, type="bounce")}
+    if codes != {("m2.test", "5.1.2"), ("m5.test", "5.1.10")}:
+        raise Fail("bounce codes (domain, enhanced): %r; want 5.1.2 for NXDOMAIN, 5.1.10 for null MX" % sorted(codes))
     for x in find_records(recs, type="delivery"):
         r = x["recipient"].lower()
         if not r.startswith("r2u") and r not in late:
@@ -182,7 +193,8 @@ def test_members(env):
         want_q = "m3.test" if dom == "m3.test" else "roll.q"
         if x.get("queue") != want_q:
             raise Fail("%s delivered from queue %r, want %s" % (r, x.get("queue"), want_q))
-    log("round 2: m2 bounced only its own %d, m3 went to mx.other.test, m1/m4/m5 via roll.q" % len(bounced))
+    log("round 2: m2 (NXDOMAIN) and m5 (null MX) bounced only their own %d, m3 went to mx.other.test, "
+        "m1/m4 via roll.q" % len(bounced))
 
 
 def test_servfail(env):
