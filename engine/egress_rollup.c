@@ -12,7 +12,9 @@
  *   FAIL   the domain's lookup failed: NXDOMAIN, null MX or no address
  *          bounce it, a temporary failure defers it - that domain only;
  *   and while the member's answer is unknown or past its TTL, the recipient
- *   waits parked on the member until the (re)lookup answers.
+ *   waits parked on the member until the (re)lookup answers (a member in
+ *   use keeps delivering for up to MEMBER_GRACE_MS past its TTL while its
+ *   refresh is in flight).
  * When a member stops matching, its recipients in the ready lists are swept
  * out at once. DNS answers of a refresh that fails temporarily are served
  * stale by net/dns.c (bounded), so a member keeps its route through a DNS
@@ -34,6 +36,7 @@
 #define MEMBER_TTL_MIN_MS 1000
 #define MEMBER_TEMPFAIL_MS 5000
 #define MEMBER_IDLE_MS 3600000
+#define MEMBER_GRACE_MS 2000
 
 enum member_state {
 	MEMBER_UNKNOWN,
@@ -323,6 +326,12 @@ bool egress_rollup_admit(struct egress_queue *eq, struct sched_rcpt *r)
 	m->last_used = now;
 	if (!m->resolving && (m->state == MEMBER_UNKNOWN || now >= m->expires))
 		member_resolve(m);
+	/* A member in use is refreshed around its expiry (members_check()):
+	 * it keeps its place for a moment while the answer comes, rather than
+	 * parking its whole backlog on every TTL. An answer older than that
+	 * (an idle member's) is never trusted. */
+	if (m->state == MEMBER_MATCH && m->resolving && now < m->expires + MEMBER_GRACE_MS)
+		return true;
 	if (m->resolving || m->state == MEMBER_UNKNOWN) {
 		park(m, r);
 		return false;
