@@ -681,17 +681,24 @@ static void mx_cb(void *arg, int status, int timeouts, unsigned char *abuf, int 
 	lookup_hosts(lk);
 }
 
+/* The cache key: lower case, cut to 255 bytes. */
+static void dns_name_lower(const char *domain, char name[256])
+{
+	size_t n = strlen(domain);
+
+	if (n > 255)
+		n = 255;
+	for (size_t i = 0; i < n; i++)
+		name[i] = (domain[i] >= 'A' && domain[i] <= 'Z') ? (char)(domain[i] - 'A' + 'a') : domain[i];
+	name[n] = 0;
+}
+
 void dns_route_invalidate(struct dns *d, const char *domain)
 {
 	char name[256];
 	struct dns_cached *c;
-	size_t n = strlen(domain);
 
-	if (n >= sizeof(name))
-		n = sizeof(name) - 1;
-	for (size_t i = 0; i < n; i++)
-		name[i] = (domain[i] >= 'A' && domain[i] <= 'Z') ? (char)(domain[i] - 'A' + 'a') : domain[i];
-	name[n] = 0;
+	dns_name_lower(domain, name);
 	if ((c = dns_cache_find(d, name))) {
 		c->expires = 0;
 		c->retry_at = 0;
@@ -706,13 +713,8 @@ void dns_resolve_route(struct dns *d, const char *domain, dns_route_cb cb, void 
 	struct dns_cached *c;
 	struct dns_lookup *lk;
 	struct dns_waiter *w;
-	size_t n = strlen(domain);
 
-	if (n >= sizeof(name))
-		n = sizeof(name) - 1;
-	for (size_t i = 0; i < n; i++)
-		name[i] = (domain[i] >= 'A' && domain[i] <= 'Z') ? (char)(domain[i] - 'A' + 'a') : domain[i];
-	name[n] = 0;
+	dns_name_lower(domain, name);
 
 	if ((c = dns_cache_find(d, name)) && dns_cached_use(c, loop_now_ms()) != DNS_USE_REFRESH) {
 		struct dns_route *r = malloc(sizeof(*r));
