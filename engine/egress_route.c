@@ -110,7 +110,10 @@ static void route_resolved(void *arg, const struct dns_route *route)
 		eq->route_expires = now + (ttl < 1000 ? 1000 : ttl > EGRESS_ROUTE_TTL_MS ? EGRESS_ROUTE_TTL_MS : ttl);
 		if (eq->good_target >= eq->n_targets)
 			eq->good_target = 0;
-		route_check_rollup(eq);
+		/* Membership changes on fresh answers only: a stale one must not
+		 * send back to a rollup what the rollup, asking afresh, returned. */
+		if (!route->stale)
+			route_check_rollup(eq);
 		egress_kick(eq->w, eq->q);
 		return;
 	}
