@@ -2,7 +2,8 @@
 """test_rollup.py - mx-rollups route by each member's own MX; a DNS failure on a
 route refresh does not stop a queue that has a working route.
 
-  members    five domains m1..m5.test rolled up by `mx *.roll.test roll.q`; after a
+  members    five domains m1..m5.test rolled up by `mx *.roll.test roll.q` (m1 also
+             lists a preferred MX outside the rollup, which never gets a session); after a
              first round, m2.test goes NXDOMAIN, m5.test gets a null MX and m3.test's
              MX moves to mx.other.test (dnsmasq restarted with new records, TTL 1 s,
              which salvod clamps to 5 s): only m2's and m5's recipients bounce (5.1.2,
@@ -28,7 +29,7 @@ SENDER = "owner@senders.test"
 ROLL_HOSTS = {"127.0.0.2", "127.0.0.3"}
 OTHER = "127.0.0.4"
 A = {"mx-a.roll.test": "127.0.0.2", "mx-b.roll.test": "127.0.0.3", "mx.other.test": OTHER,
-     "mx.senders.test": "127.0.0.6", "mx.plain.test": "127.0.0.5"}
+     "mx.senders.test": "127.0.0.6", "mx.plain.test": "127.0.0.5", "mx.backup.test": "127.0.0.7"}
 ROLLUP = "\n".join(["<mx-rollup-list>", "  mx *.roll.test  roll.q", "</mx-rollup-list>",
                     "<domain roll.q>", "  max-smtp-out 4", "  retry-after 12s", "</domain>"])
 
@@ -45,6 +46,10 @@ def _mx(nx=(), moved=(), null=()):
             mx[d] = [(10, "mx.other.test")]
         else:
             mx[d] = [(10, "mx-a.roll.test"), (20, "mx-b.roll.test")]
+    # a member may also list a host outside the rollup (even preferred): the
+    # rollup's sessions never go there
+    if "m1.test" in mx:
+        mx["m1.test"] = [(5, "mx.backup.test")] + mx["m1.test"]
     return mx
 
 
@@ -125,8 +130,9 @@ def test_members(env):
     ra = env.salvo_sink("rollA", "127.0.0.2:25", defer_first=defer)
     rb = env.salvo_sink("rollB", "127.0.0.3:25", defer_first=defer)
     other = env.salvo_sink("other", OTHER + ":25")
+    backup = env.salvo_sink("backup", "127.0.0.7:25")
     env.salvo_sink("senders", "127.0.0.6:25", dump=False)
-    sinks = [ra, rb, other]
+    sinks = [ra, rb, other, backup]
     d = env.salvod_daemon(extra=ROLLUP)
     d.start()
 
@@ -140,6 +146,9 @@ def test_members(env):
         env, lambda rs: all(find_records(rs, type="transient", recipient=r) for r in late), 15,
         what="the deferrals inside the rollup")
     for r in late:
+        if not find_records(recs, type="transient", recipient=r):
+            raise Fail("round 1: %s was not deferred by the rollup's hosts; it arrived at %r"
+                       % (r, _where(sinks).get(r)))
         q = find_records(recs, type="transient", recipient=r)[0].get("queue")
         if q != "roll.q":
             raise Fail("%s was deferred in queue %r, want roll.q" % (r, q))
@@ -193,6 +202,9 @@ def test_members(env):
         want_q = "m3.test" if dom == "m3.test" else "roll.q"
         if x.get("queue") != want_q:
             raise Fail("%s delivered from queue %r, want %s" % (r, x.get("queue"), want_q))
+    conns = [e for e in backup.events() if e["ev"] == "conn"]
+    if conns:
+        raise Fail("%d sessions went to m1's preferred MX outside the rollup" % len(conns))
     log("round 2: m2 (NXDOMAIN) and m5 (null MX) bounced only their own %d, m3 went to mx.other.test, "
         "m1/m4 via roll.q" % len(bounced))
 
