@@ -130,6 +130,29 @@ void egress_route_error(enum dns_status st, const char *domain, const char *erro
 void egress_route_set_port(const struct egress_queue *eq, struct dns_target *t);
 
 /* egress_rollup.c */
+/* What a rollup knows of one member domain (from its last DNS answer). */
+enum egress_member_state {
+	EGRESS_MEMBER_UNKNOWN,     /* never answered yet */
+	EGRESS_MEMBER_MATCH,       /* MX hosts match this rollup: its mail goes here */
+	EGRESS_MEMBER_AWAY,        /* they do not: its mail goes back to its own queue */
+	EGRESS_MEMBER_FAIL,        /* NXDOMAIN, null MX, no address, temporary failure */
+};
+/* What becomes of one of its recipients taken from the rollup's ready list. */
+enum egress_admit {
+	EGRESS_ADMIT_SEND,
+	EGRESS_ADMIT_PARK,         /* wait for the member's (re)lookup */
+	EGRESS_ADMIT_HOME,
+	EGRESS_ADMIT_FAIL,         /* bounce or defer with the member's DNS error */
+};
+/* A member being refreshed keeps sending this long past its TTL. */
+#define EGRESS_MEMBER_GRACE_MS 2000
+/* Pure: a member's answer -> its state; out[] gets the targets matching
+ * rollup (room for route->n_targets), *n_out their count. */
+enum egress_member_state egress_rollup_classify(const struct config *cfg, const char *rollup,
+					       const struct dns_route *route, struct dns_target *out, size_t *n_out);
+/* Pure: the verdict for a recipient of a member in state st whose answer
+ * expires at `expires` (loop clock), a lookup in flight or not. */
+enum egress_admit egress_rollup_verdict(enum egress_member_state st, bool resolving, int64_t expires, int64_t now);
 /* The rollup queue any of these MX hosts belongs to (not `self`), or NULL:
  * the one test of membership, used by members and by the rollup. */
 const char *egress_rollup_for(const struct config *cfg, const struct dns_target *t, size_t n, const char *self);

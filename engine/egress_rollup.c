@@ -13,7 +13,7 @@
  *          bounce it, a temporary failure defers it - that domain only;
  *   and while the member's answer is unknown or past its TTL, the recipient
  *   waits parked on the member until the (re)lookup answers (a member in
- *   use keeps delivering for up to MEMBER_GRACE_MS past its TTL while its
+ *   use keeps delivering for up to EGRESS_MEMBER_GRACE_MS past its TTL while its
  *   refresh is in flight).
  * When a member stops matching, its recipients in the ready lists are swept
  * out at once. DNS answers of a refresh that fails temporarily are served
@@ -36,19 +36,11 @@
 #define MEMBER_TTL_MIN_MS 1000
 #define MEMBER_TEMPFAIL_MS 5000
 #define MEMBER_IDLE_MS 3600000
-#define MEMBER_GRACE_MS 2000
-
-enum member_state {
-	MEMBER_UNKNOWN,
-	MEMBER_MATCH,
-	MEMBER_AWAY,
-	MEMBER_FAIL,
-};
 
 struct egress_member {
 	struct egress_member *next;    /* hash chain */
 	struct egress_queue *eq;
-	enum member_state state;
+	enum egress_member_state state;
 	enum dns_status status;        /* FAIL: why */
 	char error[80];
 	bool resolving;
@@ -98,6 +90,44 @@ size_t egress_rollup_merge(struct dns_target *out, size_t n, size_t cap, const s
 		n++;
 	}
 	return n;
+}
+
+enum egress_member_state egress_rollup_classify(const struct config *cfg, const char *rollup,
+					       const struct dns_route *route, struct dns_target *out, size_t *n_out)
+{
+	size_t n = 0;
+
+	*n_out = 0;
+	if (route->status != DNS_OK)
+		return EGRESS_MEMBER_FAIL;
+	for (size_t i = 0; i < route->n_targets; i++) {
+		const char *rq = config_rollup_for(cfg, route->targets[i].host);
+
+		if (rq && strcmp(rq, rollup) == 0)
+			out[n++] = route->targets[i];
+	}
+	*n_out = n;
+	return n ? EGRESS_MEMBER_MATCH : EGRESS_MEMBER_AWAY;
+}
+
+enum egress_admit egress_rollup_verdict(enum egress_member_state st, bool resolving, int64_t expires, int64_t now)
+{
+	/* A member in use is refreshed around its expiry (members_check()):
+	 * it keeps its place for a moment while the answer comes, rather than
+	 * parking its whole backlog on every TTL. An answer older than that
+	 * (an idle member's) is never trusted. */
+	if (st == EGRESS_MEMBER_MATCH && resolving && now < expires + EGRESS_MEMBER_GRACE_MS)
+		return EGRESS_ADMIT_SEND;
+	if (resolving || st == EGRESS_MEMBER_UNKNOWN || now >= expires)
+		return EGRESS_ADMIT_PARK;
+	switch (st) {
+	case EGRESS_MEMBER_MATCH:
+		return EGRESS_ADMIT_SEND;
+	case EGRESS_MEMBER_AWAY:
+		return EGRESS_ADMIT_HOME;
+	default:
+		return EGRESS_ADMIT_FAIL;
+	}
 }
 
 /* ---- the member table ---------------------------------------------------------- */
@@ -182,7 +212,7 @@ static void dispose(struct egress_member *m, struct sched_rcpt *r)
 {
 	struct smtp_result res;
 
-	if (m->state == MEMBER_FAIL) {
+	if (m->state == EGRESS_MEMBER_FAIL) {
 		egress_route_error(m->status, m->domain, m->error, &res);
 		egress_fail_rcpt(m->eq, r, &res);
 	} else {
@@ -234,7 +264,7 @@ static void member_resolved(void *arg, const struct dns_route *route)
 	struct worker *w = eq->w;
 	const struct config *cfg = w->eng->cfg;
 	int64_t now = (int64_t)loop_now_ms();
-	enum member_state was = m->state;
+	enum egress_member_state was = m->state;
 	struct dns_target *t = NULL;
 	size_t n = 0;
 	uint64_t ttl = route->ttl_ms;
@@ -242,24 +272,13 @@ static void member_resolved(void *arg, const struct dns_route *route)
 
 	m->resolving = false;
 	m->resolved_at = now;
-	if (route->status == DNS_OK) {
-		t = malloc(route->n_targets * sizeof(*t));
-		for (size_t i = 0; t && i < route->n_targets; i++) {
-			const char *rq = config_rollup_for(cfg, route->targets[i].host);
-
-			if (rq && strcmp(rq, eq->q->domain) == 0)
-				t[n++] = route->targets[i];
-		}
-		if (!t) {
-			m->state = MEMBER_FAIL; /* no memory: defer, like a DNS hiccup */
-			m->status = DNS_TEMPFAIL;
-			snprintf(m->error, sizeof(m->error), "out of memory");
-			ttl = MEMBER_TEMPFAIL_MS;
-		} else {
-			m->state = n ? MEMBER_MATCH : MEMBER_AWAY;
-		}
+	if (route->status == DNS_OK && !(t = malloc(route->n_targets * sizeof(*t)))) {
+		m->state = EGRESS_MEMBER_FAIL; /* no memory: defer, like a DNS hiccup */
+		m->status = DNS_TEMPFAIL;
+		snprintf(m->error, sizeof(m->error), "out of memory");
+		ttl = MEMBER_TEMPFAIL_MS;
 	} else {
-		m->state = MEMBER_FAIL;
+		m->state = egress_rollup_classify(cfg, eq->q->domain, route, t, &n);
 		m->status = route->status;
 		snprintf(m->error, sizeof(m->error), "%s", route->error ? route->error : dns_status_str(route->status));
 		if (route->status == DNS_TEMPFAIL)
@@ -279,10 +298,10 @@ static void member_resolved(void *arg, const struct dns_route *route)
 	m->n_targets = n;
 	if (!n)
 		free(t);
-	if (was == MEMBER_MATCH && m->state != MEMBER_MATCH) {
+	if (was == EGRESS_MEMBER_MATCH && m->state != EGRESS_MEMBER_MATCH) {
 		fprintf(stderr, "salvod: rollup %s: %s leaves it (%s)\n", eq->q->domain, m->domain,
-			m->state == MEMBER_AWAY ? "its MX hosts no longer match" : m->error);
-		if (m->state == MEMBER_AWAY)
+			m->state == EGRESS_MEMBER_AWAY ? "its MX hosts no longer match" : m->error);
+		if (m->state == EGRESS_MEMBER_AWAY)
 			egress_send_home(w, sweep(m)); /* one batch */
 		else
 			for (struct sched_rcpt *s = sweep(m), *next; s; s = next) {
@@ -298,7 +317,7 @@ static void member_resolved(void *arg, const struct dns_route *route)
 			m->parked_tail = NULL;
 		r->link.next = NULL;
 		eq->q->n_inflight--;
-		if (m->state == MEMBER_MATCH)
+		if (m->state == EGRESS_MEMBER_MATCH)
 			sched_ready_push(&w->sched, eq->q, r);
 		else
 			dispose(m, r);
@@ -324,22 +343,18 @@ bool egress_rollup_admit(struct egress_queue *eq, struct sched_rcpt *r)
 		return false;
 	}
 	m->last_used = now;
-	if (!m->resolving && (m->state == MEMBER_UNKNOWN || now >= m->expires))
-		member_resolve(m);
-	/* A member in use is refreshed around its expiry (members_check()):
-	 * it keeps its place for a moment while the answer comes, rather than
-	 * parking its whole backlog on every TTL. An answer older than that
-	 * (an idle member's) is never trusted. */
-	if (m->state == MEMBER_MATCH && m->resolving && now < m->expires + MEMBER_GRACE_MS)
+	if (!m->resolving && (m->state == EGRESS_MEMBER_UNKNOWN || now >= m->expires))
+		member_resolve(m); /* may answer at once */
+	switch (egress_rollup_verdict(m->state, m->resolving, m->expires, now)) {
+	case EGRESS_ADMIT_SEND:
 		return true;
-	if (m->resolving || m->state == MEMBER_UNKNOWN) {
+	case EGRESS_ADMIT_PARK:
 		park(m, r);
 		return false;
+	default:
+		dispose(m, r);
+		return false;
 	}
-	if (m->state == MEMBER_MATCH)
-		return true;
-	dispose(m, r);
-	return false;
 }
 
 void egress_rollup_adopted(struct egress_queue *eq, const char *domain)
@@ -348,7 +363,7 @@ void egress_rollup_adopted(struct egress_queue *eq, const char *domain)
 
 	/* The member's own queue sent it here: if we think it is not a member,
 	 * one of the two answers is old - ask DNS afresh before deciding. */
-	if (m && !m->resolving && m->state != MEMBER_MATCH && m->state != MEMBER_UNKNOWN &&
+	if (m && !m->resolving && m->state != EGRESS_MEMBER_MATCH && m->state != EGRESS_MEMBER_UNKNOWN &&
 	    m->expires > (int64_t)loop_now_ms()) {
 		m->expires = 0;
 		dns_route_invalidate(eq->w->dns, domain);
@@ -397,7 +412,7 @@ static void members_rebuild(struct egress_queue *eq)
 	eq->members_dirty = false;
 	for (size_t b = 0; b < eq->n_buckets; b++)
 		for (struct egress_member *m = eq->members[b]; m; m = m->next)
-			if (m->state == MEMBER_MATCH)
+			if (m->state == EGRESS_MEMBER_MATCH)
 				n = egress_rollup_merge(eq->targets, n, DNS_MAX_TARGETS, m->targets, m->n_targets);
 	eq->n_targets = n;
 	eq->have_route = n > 0;

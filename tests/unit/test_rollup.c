@@ -1,6 +1,8 @@
 /* test_rollup.c - the pure parts of mx-rollup routing (engine/egress_rollup.c):
- * which rollup a set of MX hosts belongs to, and the union of members' hosts
- * that a rollup queue connects to (no duplicates, by preference, bounded). */
+ * which rollup a set of MX hosts belongs to, a member's state from its DNS
+ * answer, the verdict for each of its recipients (send, park, home, fail)
+ * across its TTL, and the union of members' hosts that a rollup queue
+ * connects to (no duplicates, by preference, bounded). */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <setjmp.h>
@@ -98,10 +100,76 @@ static void test_merge_full(void **state)
 	assert_int_equal(egress_rollup_merge(out, 0, 0, in, 4), 0);
 }
 
+static void test_classify(void **state)
+{
+	struct config_rollup rl[] = {{.pattern = "*.roll.test", .queue = "roll.q"},
+				     {.pattern = "*.other.test", .queue = "other.q"}};
+	struct config cfg;
+	struct dns_route route;
+	struct dns_target out[DNS_MAX_TARGETS];
+	size_t n = 99;
+
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.rollups = rl;
+	cfg.n_rollups = 2;
+	memset(&route, 0, sizeof(route));
+	route.status = DNS_OK;
+	route.targets[0] = tg("mx.backup.test", "127.0.0.7", 5);
+	route.targets[1] = tg("mx-a.roll.test", "127.0.0.2", 10);
+	route.targets[2] = tg("mx-b.roll.test", "127.0.0.3", 20);
+	route.n_targets = 3;
+	/* only the matching hosts are kept, in order */
+	assert_int_equal(egress_rollup_classify(&cfg, "roll.q", &route, out, &n), EGRESS_MEMBER_MATCH);
+	assert_int_equal(n, 2);
+	assert_string_equal(out[0].host, "mx-a.roll.test");
+	assert_string_equal(out[1].host, "mx-b.roll.test");
+	/* moved elsewhere, or into another rollup: away */
+	route.targets[0] = tg("mx.elsewhere.test", "127.0.0.4", 10);
+	route.n_targets = 1;
+	assert_int_equal(egress_rollup_classify(&cfg, "roll.q", &route, out, &n), EGRESS_MEMBER_AWAY);
+	assert_int_equal(n, 0);
+	route.targets[0] = tg("mx.other.test", "127.0.0.4", 10);
+	assert_int_equal(egress_rollup_classify(&cfg, "roll.q", &route, out, &n), EGRESS_MEMBER_AWAY);
+	/* every DNS failure is a failure of that member, whatever targets say */
+	enum dns_status bad[] = {DNS_NXDOMAIN, DNS_NULL_MX, DNS_NO_ADDRESS, DNS_TEMPFAIL};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		route.status = bad[i];
+		n = 99;
+		assert_int_equal(egress_rollup_classify(&cfg, "other.q", &route, out, &n), EGRESS_MEMBER_FAIL);
+		assert_int_equal(n, 0);
+	}
+}
+
+static void test_verdict(void **state)
+{
+	const int64_t exp = 10000, g = EGRESS_MEMBER_GRACE_MS;
+
+	/* nothing known: wait for the answer */
+	assert_int_equal(egress_rollup_verdict(EGRESS_MEMBER_UNKNOWN, true, 0, 5), EGRESS_ADMIT_PARK);
+	assert_int_equal(egress_rollup_verdict(EGRESS_MEMBER_UNKNOWN, false, 0, 5), EGRESS_ADMIT_PARK);
+	/* within the TTL: the answer decides */
+	assert_int_equal(egress_rollup_verdict(EGRESS_MEMBER_MATCH, false, exp, exp - 1), EGRESS_ADMIT_SEND);
+	assert_int_equal(egress_rollup_verdict(EGRESS_MEMBER_AWAY, false, exp, exp - 1), EGRESS_ADMIT_HOME);
+	assert_int_equal(egress_rollup_verdict(EGRESS_MEMBER_FAIL, false, exp, 0), EGRESS_ADMIT_FAIL);
+	/* a member in use being refreshed keeps sending for the grace only */
+	assert_int_equal(egress_rollup_verdict(EGRESS_MEMBER_MATCH, true, exp, exp), EGRESS_ADMIT_SEND);
+	assert_int_equal(egress_rollup_verdict(EGRESS_MEMBER_MATCH, true, exp, exp + g - 1), EGRESS_ADMIT_SEND);
+	assert_int_equal(egress_rollup_verdict(EGRESS_MEMBER_MATCH, true, exp, exp + g), EGRESS_ADMIT_PARK);
+	/* an idle member's old answer (long expired) is never trusted */
+	assert_int_equal(egress_rollup_verdict(EGRESS_MEMBER_MATCH, true, exp, exp + 60000), EGRESS_ADMIT_PARK);
+	assert_int_equal(egress_rollup_verdict(EGRESS_MEMBER_MATCH, false, exp, exp), EGRESS_ADMIT_PARK);
+	/* old negative answers neither: a refresh may bring the member back */
+	assert_int_equal(egress_rollup_verdict(EGRESS_MEMBER_AWAY, true, exp, exp - 1), EGRESS_ADMIT_PARK);
+	assert_int_equal(egress_rollup_verdict(EGRESS_MEMBER_AWAY, false, exp, exp), EGRESS_ADMIT_PARK);
+	assert_int_equal(egress_rollup_verdict(EGRESS_MEMBER_FAIL, false, exp, exp + 1), EGRESS_ADMIT_PARK);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_rollup_for),
+		cmocka_unit_test(test_classify),
+		cmocka_unit_test(test_verdict),
 		cmocka_unit_test(test_merge_union),
 		cmocka_unit_test(test_merge_full),
 	};
