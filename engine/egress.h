@@ -57,6 +57,7 @@ struct egress_queue {
 	bool have_route;           /* targets[] is usable */
 	bool resolving;            /* a lookup is in flight */
 	bool is_rollup;            /* the queue of an mx-rollup (members move in) */
+	bool rollup_checked;       /* is_rollup also set when <mx-rollup-list> names it */
 	uint64_t route_expires;
 	uint64_t route_ok_ms;      /* last good answer: a failed refresh keeps it within DNS_STALE_MAX_MS */
 	struct dns_target targets[DNS_MAX_TARGETS];

@@ -207,6 +207,29 @@ static void park(struct egress_member *m, struct sched_rcpt *r)
 	m->eq->q->n_inflight++;
 }
 
+/* Recipients (a chain) of a member whose MX went elsewhere: to their own
+ * queue - unless `queue-to` names this rollup as their own queue, where
+ * sending them "home" would bring them straight back: deferred then. */
+static void send_away(struct egress_member *m, struct sched_rcpt *head)
+{
+	struct egress_queue *eq = m->eq;
+	struct smtp_result res = {.code = 0};
+
+	if (strcmp(sched_queue_name_for(eq->w->eng->cfg, m->domain), eq->q->domain) != 0) {
+		egress_send_home(eq->w, head);
+		return;
+	}
+	snprintf(res.text, sizeof(res.text), "%s: its MX hosts do not match rollup %s, which its queue-to names",
+		 m->domain, eq->q->domain);
+	while (head) {
+		struct sched_rcpt *r = head;
+
+		head = (struct sched_rcpt *)r->link.next;
+		r->link.next = NULL;
+		egress_fail_rcpt(eq, r, &res);
+	}
+}
+
 /* A recipient this rollup does not deliver: home, or its failure. */
 static void dispose(struct egress_member *m, struct sched_rcpt *r)
 {
@@ -216,7 +239,7 @@ static void dispose(struct egress_member *m, struct sched_rcpt *r)
 		egress_route_error(m->status, m->domain, m->error, &res);
 		egress_fail_rcpt(m->eq, r, &res);
 	} else {
-		egress_send_home(m->eq->w, r);
+		send_away(m, r);
 	}
 }
 
@@ -302,7 +325,7 @@ static void member_resolved(void *arg, const struct dns_route *route)
 		fprintf(stderr, "salvod: rollup %s: %s leaves it (%s)\n", eq->q->domain, m->domain,
 			m->state == EGRESS_MEMBER_AWAY ? "its MX hosts no longer match" : m->error);
 		if (m->state == EGRESS_MEMBER_AWAY)
-			egress_send_home(w, sweep(m)); /* one batch */
+			send_away(m, sweep(m)); /* one batch */
 		else
 			for (struct sched_rcpt *s = sweep(m), *next; s; s = next) {
 				next = (struct sched_rcpt *)s->link.next;

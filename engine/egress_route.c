@@ -134,6 +134,14 @@ bool egress_route_ready(struct egress_queue *eq)
 	const struct config_domain *dom = eq->q->cfg;
 	const char *name;
 
+	if (!eq->rollup_checked) {
+		/* a rollup queue before any member moved in (`queue-to` names it) */
+		const struct config *cfg = eq->w->eng->cfg;
+
+		eq->rollup_checked = true;
+		for (size_t i = 0; i < cfg->n_rollups && !eq->is_rollup; i++)
+			eq->is_rollup = strcmp(cfg->rollups[i].queue, eq->q->domain) == 0;
+	}
 	if (eq->is_rollup && !dom->has_route && !dom->route_host)
 		return egress_rollup_route_ready(eq);
 	if (eq->resolving || (eq->have_route && loop_now_ms() < eq->route_expires))

@@ -15,6 +15,9 @@ route refresh does not stop a queue that has a working route.
              SERVFAIL to every query; a trickle of messages to a plain domain and to
              two rollup members keeps being delivered for 70 s (past every route
              refresh, old and new: the old code refreshed every 60 s), none deferred
+  queue_to   domains whose `queue-to` names the rollup queue: the one whose MX matches
+             goes out through the rollup, the other is deferred once (retry-after
+             12 s), never sent back and forth
 """
 
 import random
@@ -263,5 +266,37 @@ def _trickle(env, rng, d, ra, rb, plain, doms):
     log("%d messages delivered over 70 s of SERVFAIL, none deferred" % len(sent))
 
 
+def test_queue_to(env):
+    """`queue-to roll.q` puts a domain straight into the rollup queue: it goes out
+    through the rollup when its MX matches, and is deferred (not bounced back and
+    forth) when it does not."""
+    rng = random.Random(16)
+    mx = _mx()
+    mx["q1.test"] = [(10, "mx-a.roll.test")]
+    mx["q2.test"] = [(10, "mx.other.test")]
+    env.dns(mx=mx, a=A, check=[("q1.test", "MX")])
+    ra = env.salvo_sink("rollA", "127.0.0.2:25")
+    other = env.salvo_sink("other", OTHER + ":25")
+    d = env.salvod_daemon(extra=ROLLUP, domains={"q1.test": {"queue-to": "roll.q"},
+                                                 "q2.test": {"queue-to": "roll.q"}})
+    d.start()
+    _inject_all(_msgs(rng, "q", ["a@q1.test", "b@q2.test"]))
+    harness.wait_for_recipients(env, {"a@q1.test"}, 20, settle=0)
+    recs = harness.wait_for_records(env, lambda rs: find_records(rs, type="transient", recipient="b@q2.test"),
+                                    15, what="b@q2.test deferred")
+    time.sleep(3)
+    recs = d.acct()
+    where = _where([ra, other])
+    if where.get("a@q1.test") != {"127.0.0.2"}:
+        raise Fail("a@q1.test arrived at %r, want the rollup's host" % where.get("a@q1.test"))
+    if "b@q2.test" in where:
+        raise Fail("b@q2.test (queue-to the rollup, MX outside it) arrived at %r" % where["b@q2.test"])
+    tr = find_records(recs, type="transient", recipient="b@q2.test")
+    if len(tr) != 1 or "do not match" not in tr[0]["response"].get("text", ""):
+        raise Fail("b@q2.test: want one deferral saying its MX does not match, got %r" % tr)
+    d.check_alive()
+    log("queue-to the rollup: matching domain delivered through it, the other deferred once")
+
+
 if __name__ == "__main__":
-    harness.main([test_members, test_servfail])
+    harness.main([test_members, test_servfail, test_queue_to])
