@@ -18,6 +18,7 @@ route refresh does not stop a queue that has a working route.
   queue_to   domains whose `queue-to` names the rollup queue: the one whose MX matches
              goes out through the rollup, the other is deferred once (retry-after
              12 s), never sent back and forth
+  many       300 member domains: all through roll.q, within its max-smtp-out
 """
 
 import random
@@ -298,5 +299,46 @@ def test_queue_to(env):
     log("queue-to the rollup: matching domain delivered through it, the other deferred once")
 
 
+def test_many_members(env):
+    """300 member domains (the member table grows and rehashes as they come), each
+    with both rollup hosts: every recipient through roll.q, only to the rollup's hosts,
+    never more sessions at once than the rollup's max-smtp-out."""
+    rng = random.Random(17)
+    n = 300
+    mx = {"senders.test": [(10, "mx.senders.test")]}
+    for i in range(n):
+        mx["big%d.test" % i] = [(10, "mx-a.roll.test"), (10, "mx-b.roll.test")]
+    env.dns(mx=mx, a=A, check=[("big0.test", "MX")])
+    ra = env.salvo_sink("rollA", "127.0.0.2:25")
+    rb = env.salvo_sink("rollB", "127.0.0.3:25")
+    env.salvo_sink("senders", "127.0.0.6:25", dump=False)
+    d = env.salvod_daemon(extra=ROLLUP)
+    d.start()
+    rcpts = ["u%d@big%d.test" % (i, i) for i in range(n)]
+    _inject_all(_msgs(rng, "m", rcpts))
+    got = harness.wait_for_recipients(env, set(rcpts), 60, settle=1)
+    missing = sorted(set(rcpts) - set(got))
+    if missing:
+        raise Fail("%d of %d never arrived, e.g. %r" % (len(missing), n, missing[:5]))
+    dup = [r for r, a in got.items() if len(a) > 1]
+    if dup:
+        raise Fail("delivered more than once: %r" % dup[:5])
+    queues = {x.get("queue") for x in find_records(d.acct(), type="delivery")}
+    if queues != {"roll.q"}:
+        raise Fail("delivered from queues %r, want only roll.q" % sorted(queues))
+    evs = []
+    for s in (ra, rb):
+        for e in s.events():
+            if e["ev"] in ("conn", "close"):
+                evs.append((e["time"], 1 if e["ev"] == "conn" else -1))
+    peak = cur = 0
+    for _, dlt in sorted(evs, key=lambda x: (x[0], x[1])):
+        cur += dlt
+        peak = max(peak, cur)
+    if peak > 4:
+        raise Fail("%d sessions at once to the rollup's hosts; its max-smtp-out is 4" % peak)
+    log("%d member domains through roll.q, peak %d sessions" % (n, peak))
+
+
 if __name__ == "__main__":
-    harness.main([test_members, test_servfail, test_queue_to])
+    harness.main([test_members, test_servfail, test_queue_to, test_many_members])
