@@ -8,13 +8,14 @@
  * member decides:
  *   MATCH  the domain's MX hosts match this rollup: deliver it here;
  *   AWAY   they do not (any more): it goes back to its own domain's queue
- *          (egress_send_home()), which routes it by its own MX;
+ *          (egress_send_home()), which routes it by its own MX (deferred
+ *          instead when its queue-to names this rollup);
  *   FAIL   the domain's lookup failed: NXDOMAIN, null MX or no address
  *          bounce it, a temporary failure defers it - that domain only;
  *   and while the member's answer is unknown or past its TTL, the recipient
  *   waits parked on the member until the (re)lookup answers (a member in
- *   use keeps delivering for up to EGRESS_MEMBER_GRACE_MS past its TTL while its
- *   refresh is in flight).
+ *   use keeps delivering for up to EGRESS_MEMBER_GRACE_MS past its TTL
+ *   while its refresh is in flight).
  * When a member stops matching, its recipients in the ready lists are swept
  * out at once. DNS answers of a refresh that fails temporarily are served
  * stale by net/dns.c (bounded), so a member keeps its route through a DNS
@@ -22,7 +23,16 @@
  *
  * Ownership: members hang off the rollup's egress_queue (a hash by domain)
  * and are freed with it or when unused for an hour; a parked recipient is
- * owned by its member and counted in the queue's n_inflight.
+ * owned by its member and counted in the queue's n_inflight. A member's
+ * lookup holds a pointer to it: members are freed only when no lookup is in
+ * flight, or at shutdown after which dns_free() calls no callback.
+ *
+ * Diagnostics: one line when a member leaves ("rollup Q: D leaves it (why)").
+ * Known limit: the rollup and a member's own queue may sit on different
+ * shards, each with its own DNS cache; when they disagree, recipients move
+ * once and both ask DNS afresh (dns_route_invalidate()), so they settle on
+ * the next answer - a resolver that keeps flipping its answer would keep
+ * them moving, at the pace of its answers.
  */
 #include "engine/egress.h"
 
