@@ -19,6 +19,8 @@ route refresh does not stop a queue that has a working route.
              goes out through the rollup, the other is deferred once (retry-after
              12 s), never sent back and forth
   many       300 member domains: all through roll.q, within its max-smtp-out
+  flapping   m3's MX flips in and out of the rollup every 3 s while mail flows: each
+             recipient delivered once, m1's only through the rollup
 """
 
 import random
@@ -342,5 +344,50 @@ def test_many_members(env):
     log("%d member domains through roll.q, peak %d sessions" % (n, peak))
 
 
+def test_flapping(env):
+    """m3.test's MX flips between the rollup and mx.other.test every 3 s for 24 s (TTL
+    1 s) while mail for m1 and m3 keeps coming: every recipient is delivered exactly
+    once, m1's only through the rollup, m3's to whichever its MX was, salvod stays up."""
+    rng = random.Random(18)
+    dns = env.dns(mx=_mx(), a=A, extra_lines=["local-ttl=1"], check=[("m3.test", "MX")])
+    ra = env.salvo_sink("rollA", "127.0.0.2:25")
+    rb = env.salvo_sink("rollB", "127.0.0.3:25")
+    other = env.salvo_sink("other", OTHER + ":25")
+    env.salvo_sink("senders", "127.0.0.6:25", dump=False)
+    d = env.salvod_daemon(extra=ROLLUP)
+    d.start()
+    sent = []
+    moved = False
+    t_end = time.monotonic() + 24
+    flip_at = time.monotonic() + 3
+    i = 0
+    while time.monotonic() < t_end:
+        batch = ["f%d@m1.test" % i, "f%d@m3.test" % i, "g%d@m3.test" % i]
+        _inject_all(_msgs(rng, "f%d-" % i, batch))
+        sent += batch
+        i += 1
+        time.sleep(0.3)
+        if time.monotonic() >= flip_at:
+            moved = not moved
+            dns = _restart_dns(env, dns, mx=_mx(moved=("m3.test",) if moved else ()), a=A,
+                               extra_lines=["local-ttl=1"], check=[("m3.test", "MX")])
+            flip_at = time.monotonic() + 3
+    got = harness.wait_for_recipients(env, set(sent), 60, settle=2)
+    missing = sorted(set(sent) - set(got))
+    if missing:
+        raise Fail("%d of %d never arrived, e.g. %r" % (len(missing), len(sent), missing[:5]))
+    dup = [r for r, a in got.items() if len(a) > 1]
+    if dup:
+        raise Fail("delivered more than once: %r" % dup[:5])
+    where = _where([ra, rb, other])
+    bad = {r: w for r, w in where.items() if "@m1." in r and not w <= ROLL_HOSTS}
+    if bad:
+        raise Fail("m1 (always a member) delivered outside the rollup: %r" % bad)
+    at_other = len([r for r, w in where.items() if "@m3." in r and w == {OTHER}])
+    d.check_alive()
+    log("%d recipients over 24 s of flips, each once; %d of m3's went to mx.other.test" %
+        (len(sent), at_other))
+
+
 if __name__ == "__main__":
-    harness.main([test_members, test_servfail, test_queue_to, test_many_members])
+    harness.main([test_members, test_servfail, test_queue_to, test_many_members, test_flapping])
