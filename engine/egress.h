@@ -64,6 +64,7 @@ struct egress_queue {
 	size_t n_targets;
 	size_t good_target;
 	char *redirect;            /* member of a rollup: its queue's name */
+	uint64_t returned_ms;      /* loop clock: the rollup last sent recipients back */
 	/* a rollup queue's members (egress_rollup.c), a hash by domain */
 	struct egress_member **members;
 	size_t n_buckets, n_members;

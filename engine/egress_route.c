@@ -48,14 +48,22 @@ void egress_route_set_port(const struct egress_queue *eq, struct dns_target *t)
 		((struct sockaddr_in *)&t->addr)->sin_port = htons(port);
 }
 
-/* A member of a rollup when any MX host matches a rollup pattern. */
-static void route_check_rollup(struct egress_queue *eq)
+/* A member of a rollup when any MX host matches a rollup pattern. A stale
+ * answer (DNS failing) may make a queue join - its mail then shares the
+ * rollup's limits - but never leave or switch, and never join again a rollup
+ * that returned its recipients within the stale window: the rollup asked
+ * afresh, and sending them back on old data would bounce them between the
+ * two. */
+static void route_check_rollup(struct egress_queue *eq, bool stale)
 {
 	const char *rollup;
 
 	if (eq->is_rollup || eq->q->cfg->has_route)
 		return;
 	rollup = egress_rollup_for(eq->w->eng->cfg, eq->targets, eq->n_targets, eq->q->domain);
+	if (stale && (!rollup || eq->redirect ||
+		      (eq->returned_ms && loop_now_ms() - eq->returned_ms < DNS_STALE_MAX_MS)))
+		return;
 	if (!rollup) {
 		free(eq->redirect);
 		eq->redirect = NULL;
@@ -110,10 +118,7 @@ static void route_resolved(void *arg, const struct dns_route *route)
 		eq->route_expires = now + (ttl < 1000 ? 1000 : ttl > EGRESS_ROUTE_TTL_MS ? EGRESS_ROUTE_TTL_MS : ttl);
 		if (eq->good_target >= eq->n_targets)
 			eq->good_target = 0;
-		/* Membership changes on fresh answers only: a stale one must not
-		 * send back to a rollup what the rollup, asking afresh, returned. */
-		if (!route->stale)
-			route_check_rollup(eq);
+		route_check_rollup(eq, route->stale);
 		egress_kick(eq->w, eq->q);
 		return;
 	}
@@ -186,6 +191,7 @@ static void adopt(struct worker *w, const char *queue, struct sched_rcpt *head, 
 		eq->redirect = NULL;
 		eq->have_route = false;
 		eq->route_expires = 0;
+		eq->returned_ms = loop_now_ms();
 		dns_route_invalidate(w->dns, dom->route_host ? dom->route_host : q->domain);
 	}
 	while (head) {
