@@ -109,7 +109,7 @@ void egress_queue_free(struct sched_queue *q)
 	}
 	free(eq->units);
 	free(eq->redirect);
-	free(eq->route_domain);
+	egress_rollup_free(eq);
 	free(eq);
 	q->egress = NULL;
 }
@@ -191,41 +191,56 @@ static void rcpt_outcome(struct egress_queue *eq, struct outcome_batch *b, struc
 	free(r);
 }
 
-void egress_fail_ready(struct egress_queue *eq, const struct smtp_result *res, const char *mx_host)
+static void fail_one(struct egress_queue *eq, struct spool_rtxn *rt, struct sched_rcpt *r,
+		     const struct smtp_result *res, const char *mx_host, int64_t now)
 {
 	struct worker *w = eq->w;
-	const struct config *cfg = w->eng->cfg;
+	struct spool_msg m;
+	struct spool_rcpt sr;
+	struct outcome_batch *b;
+	struct outcome_route route = {
+		.queue = eq->q->domain,
+		.mx_host = mx_host,
+		.pool = pool_name(w->eng->cfg, r->pool),
+	};
+
+	if (!rt || spool_get_msg(rt, r->msg_id, &m) != 0 || spool_get_rcpt(rt, r->msg_id, r->idx, &sr) != 0) {
+		fprintf(stderr, "salvod: recipient %016llx/%u vanished from the spool\n", (unsigned long long)r->msg_id,
+			r->idx);
+		free(r);
+		return;
+	}
+	b = outcome_batch_new(w->eng, r->msg_id, m.sender, r->queued_ms, m.body_len, &route, 1);
+	if (!b) {
+		free(r);
+		return;
+	}
+	rcpt_outcome(eq, b, r, sr.addr, res, false, now);
+	outcome_batch_submit(b);
+}
+
+void egress_fail_ready(struct egress_queue *eq, const struct smtp_result *res, const char *mx_host)
+{
 	struct spool_rtxn *rt = NULL;
 	int64_t now = wall_now_ms();
 	struct sched_rcpt *r;
 
-	if (spool_rtxn_begin(w->eng->spool, &rt) != 0)
+	if (spool_rtxn_begin(eq->w->eng->spool, &rt) != 0)
 		rt = NULL;
-	while ((r = sched_ready_pop(eq->q))) {
-		struct spool_msg m;
-		struct spool_rcpt sr;
-		struct outcome_batch *b;
-		struct outcome_route route = {
-			.queue = eq->q->domain,
-			.mx_host = mx_host,
-			.pool = pool_name(cfg, r->pool),
-		};
+	while ((r = sched_ready_pop(eq->q)))
+		fail_one(eq, rt, r, res, mx_host, now);
+	if (rt)
+		spool_rtxn_end(rt);
+}
 
-		if (!rt || spool_get_msg(rt, r->msg_id, &m) != 0 ||
-		    spool_get_rcpt(rt, r->msg_id, r->idx, &sr) != 0) {
-			fprintf(stderr, "salvod: recipient %016llx/%u vanished from the spool\n",
-				(unsigned long long)r->msg_id, r->idx);
-			free(r);
-			continue;
-		}
-		b = outcome_batch_new(w->eng, r->msg_id, m.sender, r->queued_ms, m.body_len, &route, 1);
-		if (!b) {
-			free(r);
-			continue;
-		}
-		rcpt_outcome(eq, b, r, sr.addr, res, false, now);
-		outcome_batch_submit(b);
-	}
+void egress_fail_rcpt(struct egress_queue *eq, struct sched_rcpt *r, const struct smtp_result *res)
+{
+	struct spool_rtxn *rt = NULL;
+
+	if (spool_rtxn_begin(eq->w->eng->spool, &rt) != 0)
+		rt = NULL;
+	r->queue = eq->q;
+	fail_one(eq, rt, r, res, NULL, wall_now_ms());
 	if (rt)
 		spool_rtxn_end(rt);
 }
@@ -343,6 +358,8 @@ static struct egress_txn *txn_build(struct egress_queue *eq, size_t vmta, bool c
 		do {
 			struct spool_rcpt sr;
 
+			if (eq->is_rollup && !egress_rollup_admit(eq, r))
+				continue; /* parked, sent home or failed (egress_rollup.c) */
 			if (spool_get_rcpt(rt, r->msg_id, r->idx, &sr) != 0) {
 				free(r);
 				continue;
