@@ -86,6 +86,7 @@ struct engine {
 	SSL_CTX *tls_server;       /* inbound STARTTLS / implicit TLS; NULL without a certificate */
 	SSL_CTX *tls_client;       /* outbound STARTTLS */
 	struct auth_failures *auth_failures;
+	struct sent_pruner *sent_pruner; /* "sent" retention (metrics read its counters) */
 };
 
 /* The worker that owns a destination domain's queue. */

@@ -13,6 +13,8 @@
 #include "engine/api.h"
 #include "engine/engine.h"
 #include "net/http_server.h"
+#include "queue/sent.h"
+#include "queue/sent_prune.h"
 
 /* A label value: backslash, quote and newline escaped. */
 static int label(struct json_buf *b, const char *v)
@@ -53,6 +55,25 @@ static int per_queue(struct json_buf *b, const struct api_snapshot *s, const cha
 		rc = json_buf_printf(b, "%s{queue=\"", name) | label(b, q->name) |
 		     json_buf_printf(b, "\"} %llu\n", (unsigned long long)v);
 	}
+	return rc;
+}
+
+/* The "sent" index and its retention. */
+static int metrics_sent(struct json_buf *b, struct engine *eng)
+{
+	struct spool_rtxn *rt;
+	uint64_t n = 0;
+	int rc;
+
+	if (spool_rtxn_begin(eng->spool, &rt) == 0) {
+		sent_count(rt, &n);
+		spool_rtxn_end(rt);
+	}
+	rc = head(b, "salvo_sent_records", "gauge", "Deliveries kept for matching bounces (the sent index).") |
+	     json_buf_printf(b, "salvo_sent_records %llu\n", (unsigned long long)n);
+	if (eng->sent_pruner)
+		rc |= total(b, "salvo_sent_pruned_total", "Sent-index records deleted after bounce-verp-retention.",
+			    __atomic_load_n(&eng->sent_pruner->pruned, __ATOMIC_RELAXED));
 	return rc;
 }
 
@@ -135,6 +156,14 @@ void api_metrics(struct engine *eng, struct http_request *req)
 	rc |= total(&b, "salvo_spool_commit_gathers_total",
 		    "Batches the busy spool writer held for spool-commit-delay to gather more requests.",
 		    __atomic_load_n(&ws->gathers, __ATOMIC_RELAXED));
+	rc |= total(&b, "salvo_spool_commit_failures_total",
+		    "Spool transactions that failed (a failing batch is split in halves and tried again).",
+		    __atomic_load_n(&ws->failures, __ATOMIC_RELAXED));
+	rc |= total(&b, "salvo_spool_retries_total", "Requests (delivery outcomes) handed back to the writer to try again.",
+		    __atomic_load_n(&ws->retries, __ATOMIC_RELAXED));
+	rc |= head(&b, "salvo_spool_failed", "gauge", "1 once the spool met an unrecoverable write error (salvod exits).") |
+	      json_buf_printf(&b, "salvo_spool_failed %d\n", spool_writer_failed(&eng->writer) ? 1 : 0);
+	rc |= metrics_sent(&b, eng);
 	api_snapshot_free(&s);
 	if (rc)
 		http_reply_error(req, 500, "out of memory", NULL);

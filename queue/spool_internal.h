@@ -38,6 +38,11 @@ struct spool {
 	int64_t disk_checked_ms;   /* free space check (writer thread only) */
 	uint64_t disk_free, disk_reserve, disk_since_check;
 	struct spool_wtxn w;       /* the one write transaction */
+	/* Fault hook (tests): SALVO_SPOOL_FAIL_COMMITS="N[:ERR][@K]" read at
+	 * open: after K good commits, the next N commits fail with ERR
+	 * (ENOSPC when not given; EIO, PANIC). Writer thread only. */
+	uint64_t fail_skip, fail_left;
+	int fail_err;
 	pthread_mutex_t rcache_mu;
 	struct spool_rtxn *rcache; /* reset read txns, each keeps its reader slot */
 	unsigned n_rcache;
