@@ -375,6 +375,13 @@ static int d_bounce_verp_retention(struct parser *p, const struct directive *d, 
 	return 0;
 }
 
+static int d_queue_free_after(struct parser *p, const struct directive *d, char *v)
+{
+	if (config_parse_duration(v, &p->cfg->queue_free_after_ms) < 0 || !p->cfg->queue_free_after_ms)
+		return cp_bad_value(p, "duration", d, v);
+	return 0;
+}
+
 static int set_count(struct parser *p, const struct directive *d, const char *v, unsigned *field)
 {
 	uint64_t n;
@@ -441,6 +448,7 @@ static const struct directive directives[] = {
 	{"smtp-max-errors", CTX_TOP, d_smtp_max_errors},
 	{"soft-bounce-suppress-after", CTX_TOP, d_soft_bounce_suppress_after},
 	{"bounce-verp-retention", CTX_TOP, d_bounce_verp_retention},
+	{"queue-free-after", CTX_TOP, d_queue_free_after},
 	{"http-api-token", CTX_TOP, d_http_api_token},
 	{"http-max-body-size", CTX_TOP, d_http_max_body_size},
 	{"spool-dir", CTX_TOP, d_spool_dir},
@@ -684,6 +692,7 @@ int config_defaults(struct config *cfg)
 		.smtp_max_connections_per_ip = 100,
 		.smtp_max_errors = 10,
 		.bounce_verp_retention_ms = 7 * 24 * 3600 * 1000ULL,
+		.queue_free_after_ms = 60 * 1000ULL,
 		.max_rcpt_per_session_message = DEF_MAX_RCPT_SESSION,
 		.smtp_command_timeout_ms = DEF_CMD_TIMEOUT_MS,
 		.smtp_data_timeout_ms = DEF_DATA_TIMEOUT_MS,

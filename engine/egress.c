@@ -107,6 +107,7 @@ void egress_queue_free(struct sched_queue *q)
 		free(c);
 	}
 	free(eq->units);
+	free(eq->targets);
 	free(eq->redirect);
 	free(eq->route_domain);
 	free(eq);

@@ -53,7 +53,9 @@ struct egress_queue {
 	bool resolving;            /* a lookup is in flight */
 	bool is_rollup;            /* the queue of an mx-rollup (members move in) */
 	uint64_t route_expires;
-	struct dns_target targets[DNS_MAX_TARGETS];
+	struct dns_target *targets; /* DNS_MAX_TARGETS, allocated with the first
+				     * route (a domain that never resolves, the
+				     * long tail, costs nothing here) */
 	size_t n_targets;
 	size_t good_target;
 	char *redirect;            /* member of a rollup: its queue's name */
@@ -112,6 +114,12 @@ void egress_move_to_rollup(struct egress_queue *eq);
 
 /* egress_policy.c */
 int egress_units_init(struct egress_queue *eq);
+/* The shard's sweep of idle queues (sched_sweep): may q go (no connection,
+ * lookup, timer, backoff or rate still in force)? And, when it goes, its
+ * counters are folded into the worker's totals and its state freed. arg:
+ * the worker. */
+bool egress_queue_can_free(struct sched_queue *q, void *arg);
+void egress_queue_freed(struct sched_queue *q, void *arg);
 enum egress_mode egress_mode_now(struct egress_queue *eq, int64_t now_ms);
 unsigned egress_max_out(const struct egress_queue *eq);
 const struct config_rate *egress_msg_rate(const struct egress_queue *eq);

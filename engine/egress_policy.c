@@ -29,7 +29,47 @@ int egress_units_init(struct egress_queue *eq)
 	if (!eq->units)
 		return -1;
 	eq->n_units = n;
+	/* A pause outlives the queue (the shard keeps paused names). */
+	eq->paused = sched_is_paused(&eq->w->sched, eq->q->domain);
 	return 0;
+}
+
+bool egress_queue_can_free(struct sched_queue *q, void *arg)
+{
+	struct egress_queue *eq = q->egress;
+	int64_t now = (int64_t)loop_now_ms();
+
+	(void)arg;
+	if (!eq)
+		return true;
+	/* Something still points at it, or state that matters is running. */
+	if (eq->n_conns || eq->n_connecting || eq->resolving || eq->on_timers || eq->freeing)
+		return false;
+	if ((eq->mode == EGRESS_BACKOFF && eq->backoff_until_ms > now) || eq->clear_until_ms > now)
+		return false;
+	for (size_t i = 0; i < eq->n_units; i++) {
+		const struct egress_unit *u = &eq->units[i];
+
+		if (u->disabled_until_ms > now || u->msg_rate.tat_us > now * 1000 ||
+		    u->connect_rate.tat_us > now * 1000)
+			return false; /* a fresh queue would forget a rate still in force */
+	}
+	return true;
+}
+
+void egress_queue_freed(struct sched_queue *q, void *arg)
+{
+	struct worker *w = arg;
+	struct egress_queue *eq = q->egress;
+
+	w->stats.gone.queues++;
+	if (eq) {
+		w->stats.gone.delivered += eq->delivered;
+		w->stats.gone.deferred += eq->deferred;
+		w->stats.gone.bounced += eq->bounced;
+		w->stats.gone.expired += eq->expired;
+	}
+	egress_queue_free(q);
 }
 
 enum egress_mode egress_mode_now(struct egress_queue *eq, int64_t now_ms)
@@ -260,13 +300,37 @@ int engine_queue_action(struct engine *eng, const char *queue, enum queue_action
 	return 0;
 }
 
+/* An action on a queue that does not exist: a pause (or resume) is
+ * recorded by name, to apply when the queue appears; anything else has
+ * nothing to act on. No queue is made for a name. */
+static void action_unknown(struct worker *w, const struct queue_action_mail *m)
+{
+	if (m->action == QUEUE_PAUSE || m->action == QUEUE_RESUME) {
+		if (sched_pause_set(&w->sched, m->queue, m->action == QUEUE_PAUSE) < 0)
+			fprintf(stderr, "salvod: out of memory for an operator action on %s\n", m->queue);
+		else
+			fprintf(stderr, "salvod: queue %s (no mail queued): operator action %s recorded\n", m->queue,
+				m->action == QUEUE_PAUSE ? "pause" : "resume");
+		return;
+	}
+	fprintf(stderr, "salvod: queue %s: no such queue, operator action ignored\n", m->queue);
+}
+
 void egress_action(struct worker *w, struct mailbox_item *it)
 {
 	struct queue_action_mail *m = container_of(it, struct queue_action_mail, link);
-	struct sched_queue *q = sched_queue_get(&w->sched, m->queue);
+	struct sched_queue *q = sched_queue_find(&w->sched, m->queue);
 	struct egress_queue *eq = q ? egress_queue_of(w, q) : NULL;
 	int64_t now = (int64_t)loop_now_ms();
 
+	if (!q) {
+		action_unknown(w, m);
+		free(m);
+		return;
+	}
+	if ((m->action == QUEUE_PAUSE || m->action == QUEUE_RESUME) &&
+	    sched_pause_set(&w->sched, m->queue, m->action == QUEUE_PAUSE) < 0)
+		eq = NULL;
 	if (!eq) {
 		fprintf(stderr, "salvod: out of memory for an operator action on %s\n", m->queue);
 		free(m);
