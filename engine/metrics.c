@@ -58,6 +58,15 @@ static int per_queue(struct json_buf *b, const struct api_snapshot *s, const cha
 	return rc;
 }
 
+static size_t metrics_real_queues(const struct api_snapshot *s)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < s->n; i++)
+		n += !s->q[i]->no_queue;
+	return n;
+}
+
 /* The "sent" index and its retention. */
 static int metrics_sent(struct json_buf *b, struct engine *eng)
 {
@@ -169,7 +178,7 @@ void api_metrics(struct engine *eng, struct http_request *req)
 	      json_buf_printf(&b, "salvo_spool_failed %d\n", spool_writer_failed(&eng->writer) ? 1 : 0);
 	rc |= metrics_sent(&b, eng);
 	rc |= head(&b, "salvo_queues", "gauge", "Destination queues held in memory (idle empty ones are freed).") |
-	      json_buf_printf(&b, "salvo_queues %zu\n", s.n);
+	      json_buf_printf(&b, "salvo_queues %zu\n", metrics_real_queues(&s));
 	rc |= total(&b, "salvo_queues_freed_total", "Empty queues freed after queue-free-after idle.", s.gone.queues);
 	api_snapshot_free(&s);
 	if (rc)

@@ -145,6 +145,7 @@ static void fill_paused(struct queue_stat *st, const char *name, const struct co
 	st->n_units = n_units;
 	st->connection_limit = config_domain_for(cfg, name)->max_smtp_out;
 	st->paused = true;
+	st->no_queue = true;
 }
 
 void worker_stats_publish(struct worker *w)

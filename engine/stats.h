@@ -42,6 +42,7 @@ struct queue_stat {
 	double delivered_per_min, deferred_per_min, bounced_per_min;
 	bool paused, backoff;
 	bool rollup;               /* the queue of an mx-rollup */
+	bool no_queue;             /* a paused name with no queue (nothing held) */
 	char redirect[256];        /* a rollup member: its rollup queue */
 	char last_error[160];
 	struct unit_stat *units;   /* n_units (cfg->n_vmtas), inside the snapshot block */
