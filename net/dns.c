@@ -90,7 +90,9 @@ struct dns {
 	struct loop *loop;
 	ares_channel ch;
 	struct dns_sock *socks;
-	struct dns_lookup *lookups;
+	struct dns_lookup *lookups[DNS_CACHE_BUCKETS]; /* in flight, by dns_hash(domain):
+							  * thousands at once must not make
+							  * each new one a list walk */
 	struct dns_cached *cache[DNS_CACHE_BUCKETS];
 	size_t n_cached;
 	struct loop_op timer_op;
@@ -374,7 +376,7 @@ long dns_answer_min_ttl(const unsigned char *p, size_t len)
 
 static void lookup_free(struct dns_lookup *lk)
 {
-	struct dns_lookup **pp = &lk->d->lookups;
+	struct dns_lookup **pp = &lk->d->lookups[dns_hash(lk->domain)];
 
 	while (*pp && *pp != lk)
 		pp = &(*pp)->next;
@@ -631,7 +633,7 @@ void dns_resolve_route(struct dns *d, const char *domain, dns_route_cb cb, void 
 		goto oom;
 	w->cb = cb;
 	w->arg = arg;
-	for (lk = d->lookups; lk; lk = lk->next) {
+	for (lk = d->lookups[dns_hash(name)]; lk; lk = lk->next) {
 		if (strcmp(lk->domain, name) == 0) {
 			w->next = lk->waiters;
 			lk->waiters = w;
@@ -647,8 +649,8 @@ void dns_resolve_route(struct dns *d, const char *domain, dns_route_cb cb, void 
 	lk->d = d;
 	lk->waiters = w;
 	lk->ttl_ms = DNS_TTL_MAX_MS;
-	lk->next = d->lookups;
-	d->lookups = lk;
+	lk->next = d->lookups[dns_hash(name)];
+	d->lookups[dns_hash(name)] = lk;
 	ares_query(d->ch, name, C_IN, T_MX, mx_cb, lk);
 	dns_timer_arm(d);
 	return;
@@ -714,8 +716,9 @@ void dns_free(struct dns *d)
 		return;
 	d->destroying = true;
 	ares_destroy(d->ch); /* pending callbacks run now with destroying set */
-	while (d->lookups)
-		lookup_free(d->lookups);
+	for (size_t b = 0; b < DNS_CACHE_BUCKETS; b++)
+		while (d->lookups[b])
+			lookup_free(d->lookups[b]);
 	while (d->socks) {
 		struct dns_sock *s = d->socks;
 
