@@ -332,7 +332,17 @@ static int outcome_apply(struct spool_req *req, struct spool_wtxn *t, void *ctx)
 		bool gone;
 
 		if (it->kind == OUTCOME_DEFERRED) {
+			struct spool_rcpt cur;
 			char resp[300];
+
+			/* A retried outcome may come after a newer one: never bring
+			 * back a finished recipient, never undo a later attempt. */
+			ret = spool_wtxn_get_rcpt(t, b->msg_id, it->idx, &cur);
+			if (ret == SPOOL_NOTFOUND || (ret == 0 && cur.attempts >= it->attempt))
+				continue;
+			if (ret)
+				return ret;
+
 			struct spool_rcpt r = {
 				.msg_id = b->msg_id,
 				.idx = it->idx,

@@ -807,6 +807,11 @@ int spool_wtxn_get_msg(struct spool_wtxn *t, uint64_t id, struct spool_msg *out)
 	return msg_get(t->txn, t->s->dbi_msg, id, out);
 }
 
+int spool_wtxn_get_rcpt(struct spool_wtxn *t, uint64_t msg_id, uint32_t idx, struct spool_rcpt *out)
+{
+	return rcpt_get(t->txn, t->s->dbi_rcpt, msg_id, idx, out);
+}
+
 /* The stored recipient's due time, or SPOOL_NOTFOUND. */
 static int old_due(struct spool_wtxn *t, const MDB_val *k, int64_t *due)
 {

@@ -107,6 +107,8 @@ int spool_put_rcpt(struct spool_wtxn *t, const struct spool_rcpt *r);
  * before its last recipient is removed). Pointers valid until the txn ends
  * or the next write to it. */
 int spool_wtxn_get_msg(struct spool_wtxn *t, uint64_t id, struct spool_msg *out);
+/* Read a recipient inside the write transaction (same validity). */
+int spool_wtxn_get_rcpt(struct spool_wtxn *t, uint64_t msg_id, uint32_t idx, struct spool_rcpt *out);
 /* Remove a recipient (done: delivered, bounced, expired, suppressed). When it
  * was the message's last, the message is deleted too and *msg_gone is set
  * (msg_gone may be NULL). A recipient that is not stored: SPOOL_NOTFOUND,
