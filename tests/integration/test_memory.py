@@ -46,6 +46,12 @@ def rss_anon_kb(pid):
     raise Fail("no RssAnon for pid %d" % pid)
 
 
+def sanitized(pid):
+    """Is salvod an ASan build? Its allocator keeps freed memory (quarantine)."""
+    with open("/proc/%d/maps" % pid) as f:
+        return "libasan" in f.read()
+
+
 def test_many_domains(env):
     env.dns()
     free_after = os.environ.get("SALVO_QUEUE_FREE_AFTER", "3s")   # "" = salvod's default
@@ -88,10 +94,10 @@ def test_many_domains(env):
     t_freed = time.monotonic() - t1
     # allocator returns freed pages within a few seconds (jemalloc decay); give it that
     after = None
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+    deadline = time.monotonic() + (0 if sanitized(pid) else 30)
+    while True:
         after = rss_anon_kb(pid)
-        if after - before <= 40 * 1024:
+        if after - before <= 40 * 1024 or time.monotonic() >= deadline:
             break
         time.sleep(1.0)
     lat = []
@@ -105,7 +111,9 @@ def test_many_domains(env):
         "GET /api/v1/queues %.1f ms (max of 5), %d queues listed"
         % (N, N, t_inj, t_bounced, queues_peak, t_freed, before / 1024, peak[0] / 1024, after / 1024,
            (after - before) / 1024, max(lat) * 1000, listed))
-    if after - before > 40 * 1024:
+    if sanitized(pid):
+        log("salvod runs with AddressSanitizer (freed memory sits in its quarantine): RssAnon not checked")
+    elif after - before > 40 * 1024:
         raise Fail("RssAnon %.1f MB after idle, %.1f MB before: %.1f MB more (limit 40)"
                    % (after / 1024, before / 1024, (after - before) / 1024))
     if listed > 2:
