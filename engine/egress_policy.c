@@ -20,6 +20,7 @@
 
 #include "core/config.h"
 #include "net/smtp_client.h"
+#include "queue/pause.h"
 
 int egress_units_init(struct egress_queue *eq)
 {
@@ -285,7 +286,8 @@ struct queue_action_mail {
 	char queue[];
 };
 
-int engine_queue_action(struct engine *eng, const char *queue, enum queue_action action)
+/* Hand an action to the shard that owns the queue. */
+static int action_post(struct engine *eng, const char *queue, enum queue_action action)
 {
 	size_t n = strlen(queue);
 	struct queue_action_mail *m = malloc(sizeof(*m) + n + 1);
@@ -298,6 +300,65 @@ int engine_queue_action(struct engine *eng, const char *queue, enum queue_action
 	m->link.kind = WORKER_MAIL_ACTION;
 	mailbox_post(&engine_shard(eng, m->queue)->mb, &m->link);
 	return 0;
+}
+
+/* A pause or resume is written to the spool first (queue/pause.h), then
+ * applied: it outlives the queue and the process. */
+struct pause_req {
+	struct spool_req req;
+	struct engine *eng;
+	enum queue_action action;
+	char queue[];
+};
+
+static int pause_apply(struct spool_req *req, struct spool_wtxn *t, void *ctx)
+{
+	struct pause_req *p = container_of(req, struct pause_req, req);
+
+	(void)ctx;
+	return p->action == QUEUE_PAUSE ? pause_put(t, p->queue, wall_now_ms()) : pause_del(t, p->queue);
+}
+
+static void pause_done(struct spool_req *req, int result, void *ctx)
+{
+	struct pause_req *p = container_of(req, struct pause_req, req);
+
+	(void)ctx;
+	if (result)
+		fprintf(stderr, "salvod: queue %s: %s not recorded in the spool (%s); applied until a restart\n",
+			p->queue, p->action == QUEUE_PAUSE ? "pause" : "resume", spool_strerror(result));
+	if (action_post(p->eng, p->queue, p->action) < 0)
+		fprintf(stderr, "salvod: out of memory for an operator action on %s\n", p->queue);
+	free(p);
+}
+
+int engine_queue_action(struct engine *eng, const char *queue, enum queue_action action)
+{
+	size_t n = strlen(queue);
+	struct pause_req *p;
+
+	if (action != QUEUE_PAUSE && action != QUEUE_RESUME)
+		return action_post(eng, queue, action);
+	if (n > PAUSE_NAME_MAX || !(p = malloc(sizeof(*p) + n + 1)))
+		return -1;
+	for (size_t i = 0; i <= n; i++)
+		p->queue[i] = queue[i] >= 'A' && queue[i] <= 'Z' ? (char)(queue[i] - 'A' + 'a') : queue[i];
+	p->eng = eng;
+	p->action = action;
+	p->req.apply = pause_apply;
+	p->req.done = pause_done;
+	spool_writer_submit(&eng->writer, &p->req);
+	return 0;
+}
+
+static int restore_one(void *arg, const char *name)
+{
+	return action_post(arg, name, QUEUE_PAUSE);
+}
+
+int engine_restore_pauses(struct engine *eng)
+{
+	return pause_each(eng->spool, restore_one, eng);
 }
 
 /* An action on a queue that does not exist: a pause (or resume) is

@@ -98,9 +98,12 @@ void engine_route_rcpt(struct engine *eng, struct sched_rcpt *r);
 void engine_route_rcpts(struct engine *eng, struct sched_rcpt **rs, size_t n);
 
 /* Ask the shard that owns `queue` to act on it (any thread; asynchronous).
- * A queue that does not exist yet is created, so a pause can come first.
- * Returns 0, or -1 on ENOMEM. */
+ * A pause or resume is recorded in the spool first (it outlives the queue
+ * and a restart) and holds for a queue that does not exist yet; other
+ * actions on an unknown queue do nothing. Returns 0, or -1 on ENOMEM. */
 int engine_queue_action(struct engine *eng, const char *queue, enum queue_action action);
+/* At start, before recovery: the spool's pauses to their shards. */
+int engine_restore_pauses(struct engine *eng);
 /* DKIM-sign an accepted message in place when a key matches its From
  * domain and `<domain *>` has dkim-sign yes: *body is replaced by a new
  * malloc'd copy with the signature in front. A signing failure is logged

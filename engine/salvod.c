@@ -325,6 +325,11 @@ int main(int argc, char **argv)
 			goto out_workers;
 		}
 	}
+	/* Pauses first: the shards take their mail in post order. */
+	if ((ret = engine_restore_pauses(&eng)) != 0) {
+		fprintf(stderr, "salvod: cannot read the paused queues: %s\n", spool_strerror(ret));
+		goto out_workers;
+	}
 	if ((ret = spool_recover(eng.spool, recover_one, &eng)) != 0) {
 		fprintf(stderr, "salvod: spool recovery failed: %s\n", spool_strerror(ret));
 		goto out_workers;

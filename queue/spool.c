@@ -496,7 +496,8 @@ static int open_dbs(struct spool *s)
 	    (ret = lmdb_err(mdb_dbi_open(txn, "due", MDB_CREATE, &s->dbi_due))) ||
 	    (ret = lmdb_err(mdb_dbi_open(txn, "meta", MDB_CREATE, &s->dbi_meta))) ||
 	    (ret = lmdb_err(mdb_dbi_open(txn, "suppress", MDB_CREATE, &s->dbi_suppress))) ||
-	    (ret = lmdb_err(mdb_dbi_open(txn, "sent", MDB_CREATE, &s->dbi_sent))))
+	    (ret = lmdb_err(mdb_dbi_open(txn, "sent", MDB_CREATE, &s->dbi_sent))) ||
+	    (ret = lmdb_err(mdb_dbi_open(txn, "pause", MDB_CREATE, &s->dbi_pause))))
 		goto fail;
 	ret = meta_get_u64(txn, s->dbi_meta, "format", &format);
 	if (ret == SPOOL_NOTFOUND)
@@ -520,7 +521,7 @@ static int open_env_sized(struct spool *s, const char *path, uint64_t map_size)
 	/* No MDB_NOSYNC/MDB_NOMETASYNC: a commit that returns 0 is on disk.
 	 * MDB_NOTLS: read txns belong to their handle, not to a thread, so they
 	 * can be reset, cached and renewed by any thread. */
-	if ((ret = lmdb_err(mdb_env_set_maxdbs(s->env, 8))) ||
+	if ((ret = lmdb_err(mdb_env_set_maxdbs(s->env, 16))) ||
 	    (ret = lmdb_err(mdb_env_set_maxreaders(s->env, SPOOL_MAX_READERS))) ||
 	    (ret = lmdb_err(mdb_env_set_mapsize(s->env, (size_t)map_size))) ||
 	    (ret = lmdb_err(mdb_env_open(s->env, path, MDB_NOTLS, 0640)))) {

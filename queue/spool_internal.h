@@ -1,7 +1,8 @@
 /*
  * spool_internal.h - internal to queue/: the spool's handles and byte-order
  * helpers, shared by spool.c (messages, recipients, due index) and the
- * stores that live in the same LMDB environment (suppress.c, sent.c), so
+ * stores that live in the same LMDB environment (suppress.c, sent.c,
+ * pause.c), so
  * that all of them commit in the writer's one transaction.
  */
 #ifndef SALVO_SPOOL_INTERNAL_H
@@ -33,6 +34,7 @@ struct spool {
 	MDB_env *env;
 	MDB_dbi dbi_msg, dbi_rcpt, dbi_due, dbi_meta;
 	MDB_dbi dbi_suppress, dbi_sent; /* suppress.c, sent.c */
+	MDB_dbi dbi_pause;         /* pause.c */
 	uint8_t verp_key[32];      /* meta "verp_key", read-only after open */
 	uint64_t next_id;          /* writer thread only */
 	int64_t disk_checked_ms;   /* free space check (writer thread only) */
