@@ -154,6 +154,7 @@ def test_pause_unknown(env):
         raise Fail("pauses of unknown names made queues: salvo_queues %r -> %r" % (q0, q1))
     # the pauses are in the spool: a restart keeps them
     d.stop()
+    wait_until(lambda: not harness.port_open(harness.SALVOD_SMTP), 10, what="salvod's port to close")
     if _mdb_entries(d.spool, "pause") != 501:
         raise Fail("mdb_stat: %d entries in pause, want 501" % _mdb_entries(d.spool, "pause"))
     d.start()

@@ -2,13 +2,14 @@
 """test_outcome.py - delivery outcomes that cannot be committed at once, and the
 "sent" index's retention.
 
-  commit-faults  the spool's fault hook (SALVO_SPOOL_FAIL_COMMITS=N@K) fails six commits
-                 right after the intake of five messages (their queues paused, so the
-                 intake commits are exactly the first five): every outcome commit that
+  commit-faults  the spool's fault hook (SALVO_SPOOL_FAIL_COMMITS=N@K) fails ten commits
+                 right after the intake of five messages (their queues paused in an
+                 earlier run, so the intake commits are exactly the first five; the
+                 resumes' commits fail too, and apply all the same): every outcome commit that
                  fails is retried in-process until it holds, so without a restart every
                  recipient is delivered or bounced exactly once, each bounced message
                  gets exactly one DSN, and the spool ends empty
-  fatal          an I/O error on a commit (SALVO_SPOOL_FAIL_COMMITS=1:EIO@1): the mail
+  fatal          an I/O error on a commit (SALVO_SPOOL_FAIL_COMMITS=1:EIO@2): the mail
                  is not acknowledged (4xx, or the connection closes as salvod stops), salvod says why and exits with status 75 (restart
                  me) without delivering anything; restarted, it delivers what it had
                  acknowledged, once
@@ -42,6 +43,16 @@ def metric(name):
     return float(m.group(1)) if m else None
 
 
+def _restart_gap(d):
+    """Stop salvod and wait until its listener is gone (io_uring teardown is async)."""
+    d.stop()
+    wait_until(lambda: not harness.port_open(harness.SALVOD_SMTP), 10, what="salvod's port to close")
+
+
+def _paused():
+    return api("GET", "/api/v1/queues?mode=paused").count('"domain"')
+
+
 def _with_hook(value, fn):
     os.environ["SALVO_SPOOL_FAIL_COMMITS"] = value
     try:
@@ -68,10 +79,17 @@ def test_commit_faults(env):
     env.salvo_sink("sinkRej", "127.0.0.3:25", reject=[r"@reject\.test$"])
     s_snd = env.salvo_sink("sinkSenders", "127.0.0.4:25")
     d = env.salvod_daemon(default_domain={"retry-after": "1s", "bounce-after": "1h"})
-    n_msgs, n_fail = 5, 6
-    _with_hook("%d@%d" % (n_fail, n_msgs), d.start)
+    # Pauses are commits too: make them in a first run; the second (with the hook)
+    # restores them from the spool without writing, so its first commits are the intake.
+    d.start()
     for q in ("ok.test", "reject.test"):
         api("POST", "/api/v1/queues/%s/pause" % q)
+    wait_until(lambda: _paused() == 2, 10, what="both queues paused")
+    _restart_gap(d)
+    n_msgs, n_fail = 5, 10
+    _with_hook("%d@%d" % (n_fail, n_msgs), d.start)
+    if not wait_until(lambda: _paused() == 2, 5, what="the pauses after the restart"):
+        raise Fail("the pauses did not survive the restart")
     rng = random.Random(7)
     msgs = []
     for i in range(n_msgs):
@@ -81,7 +99,7 @@ def test_commit_faults(env):
     bad = [(m.mid, m.reply, m.error) for m in msgs if m.error]
     if bad:
         raise Fail("intake was not acknowledged (the hook should spare the first %d commits): %r" % (n_msgs, bad))
-    for q in ("ok.test", "reject.test"):
+    for q in ("ok.test", "reject.test"):   # these commits fail (a resume applies all the same)
         api("POST", "/api/v1/queues/%s/resume" % q)
     ok = {r for m in msgs for r in m.rcpts if r.endswith("@ok.test")}
     rej = {r for m in msgs for r in m.rcpts if r.endswith("@reject.test")}
@@ -126,8 +144,9 @@ def test_fatal(env):
     env.dns(mx={"ok.test": [(10, "mx-ok.test")]}, a={"mx-ok.test": "127.0.0.2"}, check=[("ok.test", "MX")])
     sink = env.salvo_sink("sinkOk", "127.0.0.2:25")
     d = env.salvod_daemon(default_domain={"retry-after": "1s", "bounce-after": "1h"})
-    _with_hook("1:EIO@1", d.start)
-    api("POST", "/api/v1/queues/ok.test/pause")
+    _with_hook("1:EIO@2", d.start)
+    api("POST", "/api/v1/queues/ok.test/pause")   # commit 1
+    wait_until(lambda: _paused() == 1, 10, what="the queue paused")
     rng = random.Random(8)
     first = Injected("f1", SENDER, ["a1@ok.test"], make_body(rng, "f1", SENDER, ["a1@ok.test"], 800))
     second = Injected("f2", SENDER, ["a2@ok.test"], make_body(rng, "f2", SENDER, ["a2@ok.test"], 800))
@@ -149,7 +168,9 @@ def test_fatal(env):
         raise Fail("salvod did not say why it stopped:\n%s" % err[-2000:])
     if _delivered(sink):
         raise Fail("delivered after the spool failed: %r" % _delivered(sink))
-    d.start()   # no hook now: what was acknowledged goes out, once
+    wait_until(lambda: not harness.port_open(harness.SALVOD_SMTP), 10, what="salvod's port to close")
+    d.start()   # no hook now: what was acknowledged goes out, once (the pause was kept)
+    api("POST", "/api/v1/queues/ok.test/resume")
     wait_until(lambda: "a1@ok.test" in _delivered(sink), 20, what="the acknowledged message after a restart")
     time.sleep(1.5)
     seen = _delivered(sink)
