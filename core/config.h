@@ -85,9 +85,32 @@ struct config_source {
 	bool process_x_job;         /* honour X-Job: (campaign id) */
 	bool require_auth;          /* relay only after SMTP AUTH */
 	bool allow_unencrypted_auth; /* `allow-unencrypted-plain-auth`: AUTH without TLS */
+	uint64_t max_message_size;  /* `max-message-size`: 0 = the default for this kind
+				     * of source (see config_source_max_message_size) */
+	unsigned max_connections_per_ip; /* `smtp-max-connections-per-ip`: 0 = not set */
+	bool bare_newline_normalize; /* `bare-newline normalize`: bare CR/LF in DATA -> CRLF (default reject) */
 	char *default_virtual_mta;  /* as written; NULL when not set */
 	size_t default_pool;        /* resolved: index into cfg->pools (0 = default) */
 	int line; /* where the block starts, for diagnostics */
+};
+
+/* Who may use the HTTP API (config_http.c). A request's role comes from a
+ * valid API token when it carries one, else from the most specific
+ * `http-access` rule matching the client's address; with no http-access
+ * line at all, loopback clients are admin and others none. admin: every
+ * endpoint; monitor: reads (GET/HEAD) only; none: nothing. */
+enum config_http_role { CONFIG_HTTP_NONE, CONFIG_HTTP_MONITOR, CONFIG_HTTP_ADMIN };
+
+struct config_http_access {
+	struct config_cidr net;
+	enum config_http_role role;
+	int line;
+};
+
+struct config_http_token {
+	char *token;                /* at least 16 characters, no spaces */
+	enum config_http_role role; /* default admin */
+	int line;
 };
 
 /* <virtual-mta NAME>: a source IP and the HELO name that goes with it. The
@@ -241,8 +264,15 @@ struct config {
 	size_t n_smtp_listeners;
 	struct config_addr *http_listeners; /* default: 127.0.0.1:8025 */
 	size_t n_http_listeners;
-	char *http_api_token;       /* `http-api-token`: required from non-loopback clients */
+	bool *http_listener_tls;    /* `http-listener ADDR tls=yes`: parallel to
+				     * http_listeners; NULL when none is TLS */
+	struct config_http_access *http_access; /* `http-access CIDR ROLE`, in file order */
+	size_t n_http_access;
+	struct config_http_token *http_tokens;  /* `http-api-token TOKEN [ROLE]` */
+	size_t n_http_tokens;
 	uint64_t http_max_body_size; /* `http-max-body-size`, default 64 MiB */
+	unsigned http_max_connections;        /* `http-max-connections` per listener (1000) */
+	unsigned http_max_connections_per_ip; /* `http-max-connections-per-ip` (100) */
 	bool has_dns_server;
 	struct config_addr dns_server;      /* default: the system resolver */
 	unsigned worker_threads;    /* default: number of online CPUs */
@@ -253,6 +283,11 @@ struct config {
 	unsigned smtp_max_connections;    /* inbound sessions in all (2000) */
 	unsigned smtp_max_connections_per_ip; /* inbound sessions from one address (100) */
 	unsigned smtp_max_errors;         /* protocol errors before 421 and close (10) */
+	/* Sessions that may not relay (only the bounce domain's reports reach
+	 * them) have their own limits: */
+	uint64_t bounce_max_message_size; /* `bounce-max-message-size` (1 MiB) */
+	struct config_rate bounce_max_reports_per_ip; /* `bounce-max-reports-per-ip` (1000/h) */
+	uint64_t smtp_max_session_time_ms; /* `smtp-max-session-time` (10m) */
 	uint16_t smtp_port;         /* remote port for MX deliveries, default 25 */
 
 	char *postmaster;           /* `postmaster ADDR`; NULL when not set */
@@ -321,9 +356,23 @@ const char *config_rollup_for(const struct config *cfg, const char *mx_host);
  * case-insensitively. */
 bool config_glob_match(const char *pattern, const char *s);
 
+/* The role `http-access` gives addr without a token (see enum
+ * config_http_role). */
+enum config_http_role config_http_role_for(const struct config *cfg, const struct sockaddr *addr);
+/* "admin", "monitor", "none". */
+const char *config_http_role_name(enum config_http_role r);
+
 /* The most specific <source> matching addr, or NULL. */
 const struct config_source *config_source_for(const struct config *cfg,
 					      const struct sockaddr *addr);
+
+/* May a client at addr relay without authenticating (a trusted injector)? */
+bool config_source_trusted(const struct config_source *src);
+
+/* The message size limit for a session from src before any AUTH: the
+ * source's own `max-message-size`, else max-message-size for trusted
+ * sources and bounce-max-message-size for the others. */
+uint64_t config_source_max_message_size(const struct config *cfg, const struct config_source *src);
 
 /* --- value parsers (pure; exported for tests and other modules) --------- */
 

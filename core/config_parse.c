@@ -264,7 +264,7 @@ static int d_bounce_domain(struct parser *p, const struct directive *d, char *v)
 	return cp_set_string(p, &p->cfg->bounce_domain, v);
 }
 
-static int add_listener(struct parser *p, const struct directive *d, char *v,
+int cp_add_listener(struct parser *p, const struct directive *d, char *v,
 			struct config_addr **arr, size_t *n, bool *from_file)
 {
 	struct config_addr a, *grown;
@@ -290,7 +290,7 @@ static int d_smtp_listener(struct parser *p, const struct directive *d, char *v)
 {
 	struct config *c = p->cfg;
 
-	return add_listener(p, d, v, &c->smtp_listeners, &c->n_smtp_listeners,
+	return cp_add_listener(p, d, v, &c->smtp_listeners, &c->n_smtp_listeners,
 			    &p->file_smtp_listeners);
 }
 
@@ -299,15 +299,7 @@ static int d_smtps_listener(struct parser *p, const struct directive *d, char *v
 	struct config *c = p->cfg;
 	bool from_file = true; /* no built-in implicit-TLS listener to replace */
 
-	return add_listener(p, d, v, &c->smtps_listeners, &c->n_smtps_listeners, &from_file);
-}
-
-static int d_http_listener(struct parser *p, const struct directive *d, char *v)
-{
-	struct config *c = p->cfg;
-
-	return add_listener(p, d, v, &c->http_listeners, &c->n_http_listeners,
-			    &p->file_http_listeners);
+	return cp_add_listener(p, d, v, &c->smtps_listeners, &c->n_smtps_listeners, &from_file);
 }
 
 static int d_dns_server(struct parser *p, const struct directive *d, char *v)
@@ -338,23 +330,6 @@ static int d_max_message_size(struct parser *p, const struct directive *d, char 
 	if (config_parse_size(v, &n) < 0 || n == 0)
 		return cp_bad_value(p, "size", d, v);
 	p->cfg->max_message_size = n;
-	return 0;
-}
-
-static int d_http_api_token(struct parser *p, const struct directive *d, char *v)
-{
-	if (cp_has_space(v) || strlen(v) < 16)
-		return cp_err(p, "invalid value for %s (at least 16 characters, no spaces)", d->name);
-	return cp_set_string(p, &p->cfg->http_api_token, v);
-}
-
-static int d_http_max_body_size(struct parser *p, const struct directive *d, char *v)
-{
-	uint64_t n;
-
-	if (config_parse_size(v, &n) < 0 || n < 1024)
-		return cp_bad_value(p, "size (at least 1k)", d, v);
-	p->cfg->http_max_body_size = n;
 	return 0;
 }
 
@@ -440,8 +415,35 @@ static int d_domain_key(struct parser *p, const struct directive *d, char *v)
 	return cp_set_string(p, &c->domain_keys[i].path, path);
 }
 
+static int d_bounce_max_message_size(struct parser *p, const struct directive *d, char *v)
+{
+	uint64_t n;
+
+	if (config_parse_size(v, &n) < 0 || n == 0)
+		return cp_bad_value(p, "size", d, v);
+	p->cfg->bounce_max_message_size = n;
+	return 0;
+}
+
+static int d_bounce_max_reports_per_ip(struct parser *p, const struct directive *d, char *v)
+{
+	if (config_parse_rate(v, &p->cfg->bounce_max_reports_per_ip) < 0 || !p->cfg->bounce_max_reports_per_ip.count)
+		return cp_bad_value(p, "rate (e.g. 1000/h)", d, v);
+	return 0;
+}
+
+static int d_smtp_max_session_time(struct parser *p, const struct directive *d, char *v)
+{
+	if (config_parse_duration(v, &p->cfg->smtp_max_session_time_ms) < 0 || !p->cfg->smtp_max_session_time_ms)
+		return cp_bad_value(p, "duration", d, v);
+	return 0;
+}
+
 static const struct directive directives[] = {
 	{"host-name", CTX_TOP, d_host_name},
+	{"bounce-max-message-size", CTX_TOP, d_bounce_max_message_size},
+	{"bounce-max-reports-per-ip", CTX_TOP, d_bounce_max_reports_per_ip},
+	{"smtp-max-session-time", CTX_TOP, d_smtp_max_session_time},
 	{"domain-key", CTX_TOP, d_domain_key},
 	{"smtp-max-connections", CTX_TOP, d_smtp_max_connections},
 	{"smtp-max-connections-per-ip", CTX_TOP, d_smtp_max_connections_per_ip},
@@ -449,12 +451,9 @@ static const struct directive directives[] = {
 	{"soft-bounce-suppress-after", CTX_TOP, d_soft_bounce_suppress_after},
 	{"bounce-verp-retention", CTX_TOP, d_bounce_verp_retention},
 	{"queue-free-after", CTX_TOP, d_queue_free_after},
-	{"http-api-token", CTX_TOP, d_http_api_token},
-	{"http-max-body-size", CTX_TOP, d_http_max_body_size},
 	{"spool-dir", CTX_TOP, d_spool_dir},
 	{"spool-commit-delay", CTX_TOP, d_spool_commit_delay},
 	{"smtp-listener", CTX_TOP, d_smtp_listener},
-	{"http-listener", CTX_TOP, d_http_listener},
 	{"smtps-listener", CTX_TOP, d_smtps_listener},
 	{"dns-server", CTX_TOP, d_dns_server},
 	{"worker-threads", CTX_TOP, d_worker_threads},
@@ -468,7 +467,7 @@ static const struct directive directives[] = {
 static const struct directive_table top_directives = {directives, sizeof(directives) / sizeof(directives[0])};
 
 static const struct directive_table *const tables[] = {
-	&top_directives, &cp_source_directives, &cp_domain_directives, &cp_vmta_directives,
+	&top_directives, &cp_http_directives, &cp_source_directives, &cp_domain_directives, &cp_vmta_directives,
 };
 
 /* ---- blocks ------------------------------------------------------------- */
@@ -582,10 +581,15 @@ static int run_directive(struct parser *p, const char *name, char *v)
 	char sb[CP_SHOW_BUF];
 	const struct directive *d = NULL;
 
-	for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]) && !d; t++)
-		for (size_t i = 0; i < tables[t]->n && !d; i++)
-			if (strcasecmp(name, tables[t]->d[i].name) == 0)
+	/* A name may mean something in several contexts (max-message-size at
+	 * top level and in <source>): the current context's entry wins. */
+	for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]) && !(d && d->ctx == p->ctx); t++)
+		for (size_t i = 0; i < tables[t]->n; i++)
+			if (strcasecmp(name, tables[t]->d[i].name) == 0 && (!d || tables[t]->d[i].ctx == p->ctx)) {
 				d = &tables[t]->d[i];
+				if (d->ctx == p->ctx)
+					break;
+			}
 	if (!d)
 		return cp_err(p, "unknown directive \"%s\"", cp_show(sb, name));
 	if (d->ctx != p->ctx && d->ctx == CTX_TOP)
@@ -643,7 +647,8 @@ static int finish(struct parser *p)
 {
 	if (p->ctx != CTX_TOP)
 		return cp_err(p, "<%s> not closed (opened at line %d)", blocks[p->ctx].name, p->block_line);
-	if (cp_domains_finish(p) < 0 || cp_vmtas_finish(p) < 0 || cp_sources_finish(p) < 0)
+	if (cp_domains_finish(p) < 0 || cp_vmtas_finish(p) < 0 || cp_sources_finish(p) < 0 ||
+	    cp_http_finish(p) < 0)
 		return -1;
 	return 0;
 }
@@ -687,10 +692,15 @@ int config_defaults(struct config *cfg)
 		.worker_threads = default_worker_threads(),
 		.max_message_size = DEF_MAX_MESSAGE_SIZE,
 		.http_max_body_size = 64ULL << 20,
+		.http_max_connections = 1000,
+		.http_max_connections_per_ip = 100,
 		.soft_bounce_suppress_after = 3,
 		.smtp_max_connections = 2000,
 		.smtp_max_connections_per_ip = 100,
 		.smtp_max_errors = 10,
+		.bounce_max_message_size = 1ULL << 20,
+		.bounce_max_reports_per_ip = {.count = 1000, .per_ms = 3600 * 1000ULL},
+		.smtp_max_session_time_ms = 10 * 60 * 1000ULL,
 		.bounce_verp_retention_ms = 7 * 24 * 3600 * 1000ULL,
 		.queue_free_after_ms = 60 * 1000ULL,
 		.max_rcpt_per_session_message = DEF_MAX_RCPT_SESSION,
@@ -728,7 +738,7 @@ void config_free(struct config *cfg)
 	free(cfg->bounce_domain);
 	free(cfg->tls_certificate);
 	free(cfg->tls_private_key);
-	free(cfg->http_api_token);
+	cp_http_free(cfg);
 	for (size_t i = 0; i < cfg->n_domain_keys; i++) {
 		free(cfg->domain_keys[i].selector);
 		free(cfg->domain_keys[i].domain);

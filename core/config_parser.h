@@ -8,6 +8,8 @@
  *   config_domain.c  <domain> blocks, inheritance from `*`, config_domain_for()
  *   config_vmta.c    <virtual-mta>, <virtual-mta-pool>, <mx-rollup-list>,
  *                    <smtp-pattern-list>, <bounce-category-patterns>
+ *   config_http.c    the HTTP API's directives (http-listener, http-access,
+ *                    http-api-token, http-max-*)
  *
  * Each block file exports a directive table and its block openers; the
  * finishing step of each resolves names across blocks once parsing is done.
@@ -48,6 +50,7 @@ struct parser {
 	size_t dom_cap;
 	bool file_smtp_listeners;  /* the file's listeners replace the default */
 	bool file_http_listeners;
+	int http_tls_line;         /* the first `http-listener ... tls=yes` */
 	bool file_sources;         /* the file's sources replace the loopback ones */
 };
 
@@ -78,6 +81,14 @@ int cp_grow(struct parser *p, void **arr, size_t *n, size_t elem, size_t *idx);
 /* "15m" or "15m,15m,1h": each more than 0. The list replaces *list. */
 int cp_duration_list(struct parser *p, const struct directive *d, char *v,
 		     uint64_t **list, size_t *n);
+
+int cp_add_listener(struct parser *p, const struct directive *d, char *v, struct config_addr **arr, size_t *n,
+		    bool *from_file);
+
+/* config_http.c */
+extern const struct directive_table cp_http_directives;
+int cp_http_finish(struct parser *p);
+void cp_http_free(struct config *cfg);
 
 /* config_source.c */
 extern const struct directive_table cp_source_directives;

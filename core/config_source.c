@@ -53,13 +53,58 @@ static int d_allow_unencrypted_auth(struct parser *p, const struct directive *d,
 	return set_bool(p, d, v, &cur_source(p)->allow_unencrypted_auth);
 }
 
+/* `max-message-size SIZE|unlimited` (PowerMTA's, per source) */
+static int d_max_message_size(struct parser *p, const struct directive *d, char *v)
+{
+	uint64_t n;
+
+	if (!strcmp(v, "unlimited")) {
+		cur_source(p)->max_message_size = UINT64_MAX;
+		return 0;
+	}
+	if (config_parse_size(v, &n) < 0 || n == 0)
+		return cp_bad_value(p, "size or \"unlimited\"", d, v);
+	cur_source(p)->max_message_size = n;
+	return 0;
+}
+
+static int d_max_connections_per_ip(struct parser *p, const struct directive *d, char *v)
+{
+	uint64_t n;
+
+	if (config_parse_uint(v, 1, 1000000, &n) < 0)
+		return cp_bad_value(p, "count (1-1000000)", d, v);
+	cur_source(p)->max_connections_per_ip = (unsigned)n;
+	return 0;
+}
+
+/* bare-newline reject|normalize: a bare CR or LF in DATA refuses the message
+ * with 550 5.5.2 (Postfix's smtpd_forbid_bare_newline) or is stored as CRLF. */
+static int d_bare_newline(struct parser *p, const struct directive *d, char *v)
+{
+	if (strcmp(v, "reject") == 0)
+		cur_source(p)->bare_newline_normalize = false;
+	else if (strcmp(v, "normalize") == 0)
+		cur_source(p)->bare_newline_normalize = true;
+	else {
+		char sb[CP_SHOW_BUF];
+
+		return cp_err(p, "invalid value \"%s\" for %s (expected reject or normalize)", cp_show(sb, v),
+			      d->name);
+	}
+	return 0;
+}
+
 static const struct directive directives[] = {
+	{"max-message-size", CTX_SOURCE, d_max_message_size},
+	{"smtp-max-connections-per-ip", CTX_SOURCE, d_max_connections_per_ip},
 	{"always-allow-relaying", CTX_SOURCE, d_always_allow_relaying},
 	{"require-auth", CTX_SOURCE, d_require_auth},
 	{"allow-unencrypted-plain-auth", CTX_SOURCE, d_allow_unencrypted_auth},
 	{"process-x-virtual-mta", CTX_SOURCE, d_process_x_virtual_mta},
 	{"process-x-job", CTX_SOURCE, d_process_x_job},
 	{"default-virtual-mta", CTX_SOURCE, d_default_virtual_mta},
+	{"bare-newline", CTX_SOURCE, d_bare_newline},
 };
 
 const struct directive_table cp_source_directives = {directives, sizeof(directives) / sizeof(directives[0])};
@@ -149,4 +194,16 @@ const struct config_source *config_source_for(const struct config *cfg,
 			best = s;
 	}
 	return best;
+}
+
+bool config_source_trusted(const struct config_source *src)
+{
+	return src && src->always_allow_relaying && !src->require_auth;
+}
+
+uint64_t config_source_max_message_size(const struct config *cfg, const struct config_source *src)
+{
+	if (src && src->max_message_size)
+		return src->max_message_size == UINT64_MAX ? UINT64_MAX : src->max_message_size;
+	return config_source_trusted(src) ? cfg->max_message_size : cfg->bounce_max_message_size;
 }

@@ -11,6 +11,9 @@
  *   GET  /api/v1/vmtas
  *   GET  /metrics
  *
+ * Who may call what (api_access, asked by http_server before a request's
+ * body is read): admin everything, monitor GET and HEAD only.
+ *
  * Handlers run on libmicrohttpd's threads and read only the workers'
  * published snapshots (stats.h) and atomics; actions travel to the owning
  * worker through its mailbox (engine_queue_action) and take effect within
@@ -347,6 +350,19 @@ static void route_queue(struct engine *eng, struct http_request *req, const char
 		return;
 	}
 	queue_action(eng, req, name, slash + 1);
+}
+
+/* Decided on the method alone, so every endpoint added later is covered:
+ * reads are GET (and HEAD), everything else changes something. */
+const char *api_access(void *ctx, enum config_http_role role, const char *method, const char *path)
+{
+	(void)ctx;
+	(void)path;
+	if (role == CONFIG_HTTP_ADMIN)
+		return NULL;
+	if (role == CONFIG_HTTP_MONITOR && (!strcmp(method, "GET") || !strcmp(method, "HEAD")))
+		return NULL;
+	return role == CONFIG_HTTP_MONITOR ? "the monitor role may only read (GET)" : "no access to the API";
 }
 
 void api_handle(void *ctx, struct http_request *req)

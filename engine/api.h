@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/config.h"
 #include "engine/stats.h"
 
 struct engine;
@@ -35,6 +36,9 @@ void api_reply_json(struct http_request *req, unsigned status, json_t *j);
 
 /* The http_server handler (ctx: struct engine). */
 void api_handle(void *ctx, struct http_request *req);
+/* The http_server policy: admin may do everything, monitor only read
+ * (GET, HEAD). NULL, or why not (for the 403). */
+const char *api_access(void *ctx, enum config_http_role role, const char *method, const char *path);
 
 /* metrics.c */
 void api_metrics(struct engine *eng, struct http_request *req);

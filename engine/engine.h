@@ -28,7 +28,8 @@
 
 struct acct_log;
 struct http_server;
-struct auth_failures;
+struct auth_service;
+struct addr_window;
 typedef struct ssl_ctx_st SSL_CTX;
 struct dns;
 struct smtp_server;
@@ -39,6 +40,7 @@ enum worker_mail {
 	WORKER_MAIL_MOVE,          /* recipients moving into a rollup queue here */
 	WORKER_MAIL_ACTION,        /* an operator action on a queue here */
 	WORKER_MAIL_BOUNCE,        /* a processed report: answer its client */
+	WORKER_MAIL_AUTH,          /* a checked AUTH attempt: answer its client */
 };
 
 /* Operator actions on a queue (by name: a domain or a rollup queue). */
@@ -85,7 +87,8 @@ struct engine {
 	struct dkim_keys *dkim;    /* domain-key signing keys (read-only) */
 	SSL_CTX *tls_server;       /* inbound STARTTLS / implicit TLS; NULL without a certificate */
 	SSL_CTX *tls_client;       /* outbound STARTTLS */
-	struct auth_failures *auth_failures;
+	struct auth_service *auth; /* AUTH checks, off the workers' loops */
+	struct addr_window *bounce_reports; /* reports per untrusted client (bounce-max-reports-per-ip) */
 	struct sent_pruner *sent_pruner; /* "sent" retention (metrics read its counters) */
 };
 
@@ -122,6 +125,12 @@ void worker_run_kicks(struct worker *w);
 extern const struct smtp_server_hooks intake_hooks;
 void intake_injected(struct worker *w, struct mailbox_item *it);
 void intake_discard(struct mailbox_item *it);
+/* An AUTH verdict came back from the checker thread. */
+void intake_auth_replied(struct worker *w, struct mailbox_item *it);
+void intake_auth_discard(struct mailbox_item *it);
+/* The auth service's done(): posts the job back to its worker. */
+struct auth_job;
+void intake_auth_done(struct auth_job *job);
 /* bounce_intake.c: reports mailed to the bounce domain. s may be NULL when
  * no reply is owed (the envelope also had relay recipients). Reads env and
  * body during the call only. */

@@ -38,6 +38,8 @@
 #include "net/smtp_cmd.h"
 #include "queue/suppress.h"
 #include "net/smtp_server.h"
+#include "net/addr_window.h"
+#include <netinet/in.h>
 
 struct intake_req {
 	struct spool_req req;
@@ -75,8 +77,15 @@ static bool intake_rcpt(void *ctx, struct smtp_session *s, const char *addr, cha
 	bool suppressed = false;
 
 	/* Bounces and complaints for the bounce domain come from anyone: they
-	 * go to the bounce processor, never into the queue. */
+	 * go to the bounce processor, never into the queue. Strangers get a
+	 * budget of reports per address (bounce-max-reports-per-ip). */
 	if (intake_is_bounce_rcpt(cfg, addr)) {
+		if (!smtp_session_trusted(s) && w->eng->bounce_reports &&
+		    addr_window_full(w->eng->bounce_reports, smtp_session_peer(s), loop_now_ms())) {
+			__atomic_fetch_add(&w->eng->counters.reports_refused, 1, __ATOMIC_RELAXED);
+			snprintf(reply, cap, "452 4.7.1 <%s>: Too many reports from your address, try again later", addr);
+			return false;
+		}
 		snprintf(reply, cap, "250 2.1.5 Ok");
 		return true;
 	}
@@ -221,11 +230,16 @@ static void intake_pool_and_job(const struct config *cfg, const struct config_so
 	char vmta[128], job[sizeof(ir->campaign)];
 	ssize_t pool = -1;
 
+	struct msg_header_want w[] = {
+		{.name = "X-Virtual-MTA", .out = vmta, .cap = sizeof(vmta)},
+		{.name = "X-Job", .out = job, .cap = sizeof(job)},
+	};
+
 	ir->pool = src ? src->default_pool : 0;
-	if (msg_header_take(ir->body, &ir->len, "X-Virtual-MTA", vmta, sizeof(vmta)) && src &&
-	    src->process_x_virtual_mta && (pool = config_pool_find(cfg, vmta)) >= 0)
+	msg_headers_take(ir->body, &ir->len, w, 2);    /* one pass: linear however many */
+	if (w[0].found && src && src->process_x_virtual_mta && (pool = config_pool_find(cfg, vmta)) >= 0)
 		ir->pool = (size_t)pool;
-	if (msg_header_take(ir->body, &ir->len, "X-Job", job, sizeof(job)) && src && src->process_x_job)
+	if (w[1].found && src && src->process_x_job)
 		memcpy(ir->campaign, job, sizeof(job));
 	if (ir->pool > UINT16_MAX)
 		ir->pool = 0;
@@ -242,6 +256,9 @@ static void intake_submit(void *ctx, struct smtp_session *s, struct smtp_envelop
 	if (n_bounce) {
 		/* reports for the bounce domain never enter the queue */
 		bool only = n_bounce == env->n_rcpts;
+
+		if (!smtp_session_trusted(s) && w->eng->bounce_reports)
+			(void)addr_window_take(w->eng->bounce_reports, smtp_session_peer(s), loop_now_ms());
 
 		bounce_intake_submit(w, only ? s : NULL, env, body, len);
 		if (only) {
@@ -308,20 +325,79 @@ static bool intake_auth_allowed(void *ctx, struct smtp_session *s, bool tls)
 	return w->eng->cfg->n_smtp_users && (tls || (src && src->allow_unencrypted_auth));
 }
 
-static int intake_auth_check(void *ctx, struct smtp_session *s, const char *user, const char *pass)
+/* Worker thread: the credentials go to the checker thread (auth.h). */
+static void intake_auth_start(void *ctx, struct smtp_session *s, const char *user, const char *pass)
 {
 	struct worker *w = ctx;
-	int r = auth_check(w->eng->cfg, w->eng->auth_failures, smtp_session_peer(s), user, pass);
+	struct auth_job *j = calloc(1, sizeof(*j));
+	const struct sockaddr *peer = smtp_session_peer(s);
 
-	if (r)
-		fprintf(stderr, "salvod: AUTH %s for \"%.64s\" from %s\n", r == 2 ? "throttled" : "failed", user,
-			smtp_session_tls(s) ? "a TLS session" : "a clear session");
-	return r;
+	if (!j) {
+		smtp_session_auth_done(s, 1);
+		return;
+	}
+	j->worker = w;
+	j->session = s;
+	memcpy(&j->peer, peer, peer->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
+	snprintf(j->user, sizeof(j->user), "%s", user);
+	snprintf(j->pass, sizeof(j->pass), "%s", pass);
+	auth_service_submit(w->eng->auth, j);
+}
+
+/* Checker thread. */
+void intake_auth_done(struct auth_job *j)
+{
+	j->link.kind = WORKER_MAIL_AUTH;
+	mailbox_post(&j->worker->mb, &j->link);
+}
+
+/* Worker thread: the verdict goes back to the client. */
+void intake_auth_replied(struct worker *w, struct mailbox_item *it)
+{
+	struct auth_job *j = container_of(it, struct auth_job, link);
+
+	(void)w;
+	if (j->result)
+		fprintf(stderr, "salvod: AUTH %s for \"%.64s\" from %s\n", j->result == 2 ? "throttled" : "failed",
+			j->user, smtp_session_tls(j->session) ? "a TLS session" : "a clear session");
+	smtp_session_auth_done(j->session, j->result);
+	free(j);
+}
+
+void intake_auth_discard(struct mailbox_item *it)
+{
+	free(container_of(it, struct auth_job, link));
+}
+
+/* Trusted injectors (sources that may relay) are exempt from the caps for
+ * strangers; strangers can only send reports to the bounce domain, so they
+ * get the limits for that (bounce-max-message-size, smtp-max-session-time). */
+static void intake_peer_policy(void *ctx, const struct sockaddr *peer, struct smtp_peer_policy *out)
+{
+	struct worker *w = ctx;
+	const struct config *cfg = w->eng->cfg;
+	const struct config_source *src = config_source_for(cfg, peer);
+
+	out->trusted = config_source_trusted(src);
+	out->max_per_ip = src ? src->max_connections_per_ip : 0;
+	out->max_message_size = config_source_max_message_size(cfg, src);
+	out->max_session_ms = out->trusted ? 0 : cfg->smtp_max_session_time_ms;
+}
+
+/* bare-newline normalize in the client's <source>; else refuse (550 5.5.2). */
+static bool intake_normalize_bare_newlines(void *ctx, struct smtp_session *s)
+{
+	struct worker *w = ctx;
+	const struct config_source *src = config_source_for(w->eng->cfg, smtp_session_peer(s));
+
+	return src && src->bare_newline_normalize;
 }
 
 const struct smtp_server_hooks intake_hooks = {
 	.rcpt = intake_rcpt,
 	.submit = intake_submit,
 	.auth_allowed = intake_auth_allowed,
-	.auth_check = intake_auth_check,
+	.auth_start = intake_auth_start,
+	.peer_policy = intake_peer_policy,
+	.normalize_bare_newlines = intake_normalize_bare_newlines,
 };

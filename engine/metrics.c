@@ -116,6 +116,12 @@ void api_metrics(struct engine *eng, struct http_request *req)
 		   __atomic_load_n(&eng->counters.messages_received, __ATOMIC_RELAXED));
 	rc |= total(&b, "salvo_recipients_received_total", "Recipients accepted into the spool (reception records).",
 		    __atomic_load_n(&eng->counters.recipients_received, __ATOMIC_RELAXED));
+	rc |= total(&b, "salvo_reports_unmatched_total",
+		    "Reports to the bounce domain that named no delivery of ours (not committed).",
+		    __atomic_load_n(&eng->counters.reports_unmatched, __ATOMIC_RELAXED));
+	rc |= total(&b, "salvo_reports_refused_total",
+		    "Report recipients refused: the client was over bounce-max-reports-per-ip.",
+		    __atomic_load_n(&eng->counters.reports_refused, __ATOMIC_RELAXED));
 	rc |= total(&b, "salvo_messages_delivered_total", "Recipients delivered (delivery records).", delivered);
 	rc |= total(&b, "salvo_messages_transient_total", "Attempts deferred with a temporary failure (transient records).",
 		    deferred);

@@ -205,7 +205,8 @@ int main(int argc, char **argv)
 	struct config cfg;
 	struct engine eng;
 	struct conn_limit smtp_conns = {0};
-	struct auth_failures auth_failures = {0};
+	struct auth_service auth = {0};
+	struct addr_window bounce_reports = {0};
 	struct sent_pruner *pruner = NULL;
 	int lock_fd = -1;
 	char err[CONFIG_ERR_MAX];
@@ -290,11 +291,15 @@ int main(int argc, char **argv)
 		goto out_writer;
 	}
 	eng.smtp_conns = &smtp_conns;
-	if (auth_failures_init(&auth_failures) < 0) {
+	if (auth_service_start(&auth, &cfg, intake_auth_done) < 0 ||
+	    addr_window_init(&bounce_reports, (unsigned)(cfg.bounce_max_reports_per_ip.count > UINT32_MAX
+							    ? UINT32_MAX : cfg.bounce_max_reports_per_ip.count),
+			     cfg.bounce_max_reports_per_ip.per_ms) < 0) {
 		fprintf(stderr, "salvod: out of memory\n");
 		goto out_writer;
 	}
-	eng.auth_failures = &auth_failures;
+	eng.auth = &auth;
+	eng.bounce_reports = &bounce_reports;
 	if (cfg.tls_certificate && cfg.tls_private_key &&
 	    tls_server_ctx(cfg.tls_certificate, cfg.tls_private_key, &eng.tls_server, err, sizeof(err)) < 0) {
 		fprintf(stderr, "salvod: TLS: %s\n", err);
@@ -336,11 +341,9 @@ int main(int argc, char **argv)
 	}
 	if (cfg.n_http_listeners) {
 		struct http_server_opts ho = {
-			.listeners = cfg.http_listeners,
-			.n_listeners = cfg.n_http_listeners,
-			.max_body = cfg.http_max_body_size,
-			.token = cfg.http_api_token,
+			.cfg = &cfg,
 			.threads = 2,
+			.policy = api_access,
 		};
 
 		if (http_server_start(&eng.http, &ho, api_handle, &eng, err, sizeof(err)) < 0) {
@@ -379,6 +382,9 @@ out_workers:
 	for (unsigned i = 0; i < started; i++)
 		worker_stop(&eng.workers[i]);
 out_writer:
+	/* After the workers: a check finishing now posts to a stopped
+	 * worker's mailbox, which worker_free() empties. */
+	auth_service_stop(&auth);
 	/* Workers are gone; the writer drains what they handed it. */
 	spool_writer_stop(&eng.writer);
 	free(pruner);
@@ -390,7 +396,7 @@ out_writer:
 	dkim_keys_free(eng.dkim);
 	tls_ctx_free(eng.tls_server);
 	tls_ctx_free(eng.tls_client);
-	auth_failures_fini(&auth_failures);
+	addr_window_fini(&bounce_reports);
 out_log:
 	acct_log_close(eng.acct);
 out_spool:

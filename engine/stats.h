@@ -76,6 +76,8 @@ struct engine_counters {
 	uint64_t messages_received;
 	uint64_t recipients_received;
 	uint64_t injection_refused; /* 4xx/5xx at DATA end for storage reasons */
+	uint64_t reports_unmatched; /* bounce-domain reports naming no delivery of ours */
+	uint64_t reports_refused;   /* refused: over bounce-max-reports-per-ip */
 };
 
 struct worker;

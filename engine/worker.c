@@ -114,6 +114,9 @@ static void worker_mail(struct mailbox *mb, struct mailbox_item *items)
 		case WORKER_MAIL_BOUNCE:
 			bounce_intake_replied(w, items);
 			break;
+		case WORKER_MAIL_AUTH:
+			intake_auth_replied(w, items);
+			break;
 		default:
 			fprintf(stderr, "salvod: worker_mail: unknown mail kind %d\n", items->kind);
 			abort();
@@ -233,6 +236,8 @@ void worker_free(struct worker *w)
 			egress_action_discard(it);
 		else if (it->kind == WORKER_MAIL_BOUNCE)
 			bounce_intake_discard(it);
+		else if (it->kind == WORKER_MAIL_AUTH)
+			intake_auth_discard(it);
 		else
 			intake_discard(it);
 		it = next;

@@ -317,6 +317,24 @@ static void test_full_sources(void **state)
 	config_free(&cfg);
 }
 
+/* bare-newline reject|normalize in <source>; reject when unset. */
+static void test_source_bare_newline(void **state)
+{
+	struct config cfg;
+
+	load_ok(&cfg, "<source 10/8>\n    bare-newline normalize\n</source>\n"
+		      "<source 10.1/16>\n    bare-newline reject\n</source>\n"
+		      "<source 10.2/16>\n    always-allow-relaying yes\n</source>\n");
+	assert_true(source_for(&cfg, "10.9.0.1")->bare_newline_normalize);
+	assert_false(source_for(&cfg, "10.1.0.1")->bare_newline_normalize);
+	assert_false(source_for(&cfg, "10.2.0.1")->bare_newline_normalize);
+	config_free(&cfg);
+	expect_source_err("bare-newline strip",
+			  "test.conf:2: invalid value \"strip\" for bare-newline (expected reject or normalize)");
+	expect_source_err("bare-newline", "test.conf:2: missing value for bare-newline");
+	expect_err("bare-newline normalize\n", "test.conf:1: \"bare-newline\" is only valid inside <source>");
+}
+
 static void test_full_domains(void **state)
 {
 	struct config cfg;
@@ -559,6 +577,53 @@ static void test_syntax_details(void **state)
 	load_ok(&cfg, "<domain *>\n bounce-after 0s\n</domain>\n");
 	assert_int_equal(cfg.domains[0].bounce_after_ms, 0);
 	config_free(&cfg);
+}
+
+/* Limits for strangers (sessions that may not relay) and per-source caps. */
+static void test_intake_limits(void **state)
+{
+	struct config cfg;
+	const struct config_source *src;
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+
+	(void)state;
+	load_ok(&cfg, "");
+	assert_int_equal(cfg.bounce_max_message_size, 1 << 20);
+	assert_int_equal(cfg.bounce_max_reports_per_ip.count, 1000);
+	assert_int_equal(cfg.bounce_max_reports_per_ip.per_ms, HOUR);
+	assert_int_equal(cfg.smtp_max_session_time_ms, 10 * MIN);
+	config_free(&cfg);
+	load_ok(&cfg, "max-message-size 20M\nbounce-max-message-size 64K\nbounce-max-reports-per-ip 10/m\n"
+		      "smtp-max-session-time 90s\n"
+		      "<source 10.0.0.0/8>\n always-allow-relaying yes\n smtp-max-connections-per-ip 300\n</source>\n"
+		      "<source 192.0.2.0/24>\n max-message-size unlimited\n</source>\n"
+		      "<source 0/0>\n</source>\n");
+	assert_int_equal(cfg.bounce_max_message_size, 64 << 10);
+	assert_int_equal(cfg.bounce_max_reports_per_ip.count, 10);
+	assert_int_equal(cfg.smtp_max_session_time_ms, 90 * SEC);
+	sa.sin_addr.s_addr = htonl(0x0a000001);
+	src = config_source_for(&cfg, (struct sockaddr *)&sa);
+	assert_true(config_source_trusted(src));
+	assert_int_equal(src->max_connections_per_ip, 300);
+	assert_int_equal(config_source_max_message_size(&cfg, src), 20 << 20);
+	sa.sin_addr.s_addr = htonl(0xc0000201);
+	src = config_source_for(&cfg, (struct sockaddr *)&sa);
+	assert_false(config_source_trusted(src));
+	assert_true(config_source_max_message_size(&cfg, src) == UINT64_MAX);
+	sa.sin_addr.s_addr = htonl(0xcb007101);
+	src = config_source_for(&cfg, (struct sockaddr *)&sa);
+	assert_false(config_source_trusted(src));
+	assert_int_equal(config_source_max_message_size(&cfg, src), 64 << 10);
+	assert_int_equal(config_source_max_message_size(&cfg, NULL), 64 << 10);
+	config_free(&cfg);
+	expect_err("bounce-max-message-size 0\n", "test.conf:1: invalid size \"0\" for bounce-max-message-size");
+	expect_err("bounce-max-reports-per-ip 10\n",
+		   "test.conf:1: invalid rate (e.g. 1000/h) \"10\" for bounce-max-reports-per-ip");
+	expect_err("smtp-max-session-time soon\n", "test.conf:1: invalid duration \"soon\" for smtp-max-session-time");
+	expect_err("<source 0/0>\n max-message-size lots\n</source>\n",
+		   "test.conf:2: invalid size or \"unlimited\" \"lots\" for max-message-size");
+	expect_err("<source 0/0>\n smtp-max-connections-per-ip 0\n</source>\n",
+		   "test.conf:2: invalid count (1-1000000) \"0\" for smtp-max-connections-per-ip");
 }
 
 /* Thousands of domain blocks: every one found, pointers stable. */
@@ -1150,13 +1215,136 @@ static void test_policy_errors(void **state)
 	expect_domain_err("  idle-timeout soon", "test.conf:2: invalid duration \"soon\" for idle-timeout");
 }
 
+
+/* http-listener tls=, http-access, http-api-token with roles, the caps, and
+ * config_http_role_for(). */
+static void test_http_access(void **state)
+{
+	struct config cfg;
+	struct sockaddr_storage a;
+	(void)state;
+
+	/* no http-access line: loopback admin, others none; no tokens */
+	load_ok(&cfg, "");
+	assert_int_equal(cfg.n_http_access, 0);
+	assert_int_equal(cfg.n_http_tokens, 0);
+	assert_null(cfg.http_listener_tls);
+	assert_int_equal(cfg.http_max_connections, 1000);
+	assert_int_equal(cfg.http_max_connections_per_ip, 100);
+	a = sa_of("127.0.0.1");
+	assert_int_equal(config_http_role_for(&cfg, (struct sockaddr *)&a), CONFIG_HTTP_ADMIN);
+	a = sa_of("127.9.9.9");
+	assert_int_equal(config_http_role_for(&cfg, (struct sockaddr *)&a), CONFIG_HTTP_ADMIN);
+	a = sa_of("::1");
+	assert_int_equal(config_http_role_for(&cfg, (struct sockaddr *)&a), CONFIG_HTTP_ADMIN);
+	a = sa_of("::ffff:127.0.0.1");
+	assert_int_equal(config_http_role_for(&cfg, (struct sockaddr *)&a), CONFIG_HTTP_ADMIN);
+	a = sa_of("10.0.0.1");
+	assert_int_equal(config_http_role_for(&cfg, (struct sockaddr *)&a), CONFIG_HTTP_NONE);
+	a = sa_of("::ffff:10.0.0.1");
+	assert_int_equal(config_http_role_for(&cfg, (struct sockaddr *)&a), CONFIG_HTTP_NONE);
+	config_free(&cfg);
+
+	load_ok(&cfg, "http-listener 127.0.0.1:8025\n"
+		      "http-listener [::1]:8443  tls=YES\n"
+		      "http-listener 127.0.0.1:8080 tls=no\n"
+		      "tls-certificate /c\ntls-private-key /k\n"
+		      "http-access 0/0 none\n"
+		      "http-access 10/8 monitor\n"
+		      "HTTP-ACCESS 10.1.2.0/24 Admin\n"
+		      "http-access 10.1.2.3 none\n"
+		      "http-access 2001:db8::/32 monitor\n"
+		      "http-api-token aaaaaaaaaaaaaaaa\n"
+		      "http-api-token bbbbbbbbbbbbbbbb monitor\n"
+		      "http-api-token cccccccccccccccc   admin\n"
+		      "http-max-connections 50\nhttp-max-connections-per-ip 7\n");
+	assert_int_equal(cfg.n_http_listeners, 3);
+	assert_false(cfg.http_listener_tls[0]);
+	assert_true(cfg.http_listener_tls[1]);
+	assert_false(cfg.http_listener_tls[2]);
+	assert_string_equal(cfg.http_listeners[1].text, "[::1]:8443");
+	assert_int_equal(cfg.n_http_tokens, 3);
+	assert_string_equal(cfg.http_tokens[0].token, "aaaaaaaaaaaaaaaa");
+	assert_int_equal(cfg.http_tokens[0].role, CONFIG_HTTP_ADMIN);
+	assert_int_equal(cfg.http_tokens[1].role, CONFIG_HTTP_MONITOR);
+	assert_string_equal(cfg.http_tokens[2].token, "cccccccccccccccc");
+	assert_int_equal(cfg.http_tokens[2].role, CONFIG_HTTP_ADMIN);
+	assert_int_equal(cfg.http_max_connections, 50);
+	assert_int_equal(cfg.http_max_connections_per_ip, 7);
+	assert_int_equal(cfg.n_http_access, 5);
+	{
+		static const struct {
+			const char *ip;
+			enum config_http_role want;
+		} cases[] = {
+			{"192.0.2.1", CONFIG_HTTP_NONE},     /* 0/0 */
+			{"127.0.0.1", CONFIG_HTTP_NONE},     /* rules given: loopback is not special */
+			{"10.200.0.1", CONFIG_HTTP_MONITOR}, /* 10/8 */
+			{"10.1.2.4", CONFIG_HTTP_ADMIN},     /* /24 beats /8 */
+			{"10.1.2.3", CONFIG_HTTP_NONE},      /* /32 beats /24 */
+			{"::ffff:10.1.2.4", CONFIG_HTTP_ADMIN},
+			{"2001:db8::5", CONFIG_HTTP_MONITOR},
+			{"2001:db9::5", CONFIG_HTTP_NONE},   /* no IPv6 rule matches */
+		};
+		for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+			a = sa_of(cases[i].ip);
+			if (config_http_role_for(&cfg, (struct sockaddr *)&a) != cases[i].want)
+				fail_msg("%s: role %s, want %s", cases[i].ip,
+					 config_http_role_name(config_http_role_for(&cfg, (struct sockaddr *)&a)),
+					 config_http_role_name(cases[i].want));
+		}
+	}
+	config_free(&cfg);
+
+	/* the first file listener replaces the default, its tls flag too */
+	load_ok(&cfg, "http-listener 127.0.0.1:9000 tls=yes\ntls-certificate /c\ntls-private-key /k\n");
+	assert_int_equal(cfg.n_http_listeners, 1);
+	assert_true(cfg.http_listener_tls[0]);
+	config_free(&cfg);
+
+	expect_err("http-listener 127.0.0.1:8443 tls=yes\n",
+		   "test.conf:1: http-listener with tls=yes needs tls-certificate and tls-private-key");
+	expect_err("tls-certificate /c\n\nhttp-listener 127.0.0.1:80\nhttp-listener 127.0.0.1:8443 tls=yes\n",
+		   "test.conf:4: http-listener with tls=yes needs tls-certificate and tls-private-key");
+	expect_err("http-listener 127.0.0.1:8443 tls=maybe\n",
+		   "test.conf:1: invalid option \"tls=maybe\" for http-listener (expected tls=yes or tls=no)");
+	expect_err("http-listener 127.0.0.1:8443 ssl=yes\n",
+		   "test.conf:1: invalid option \"ssl=yes\" for http-listener (expected tls=yes or tls=no)");
+	expect_err("http-access 10/8\n",
+		   "test.conf:1: invalid role \"\" for http-access (expected admin, monitor or none)");
+	expect_err("http-access 10/8 root\n",
+		   "test.conf:1: invalid role \"root\" for http-access (expected admin, monitor or none)");
+	expect_err("http-access 10/8 admin extra\n",
+		   "test.conf:1: invalid role \"admin extra\" for http-access (expected admin, monitor or none)");
+	expect_err("http-access 10.0.0.0/33 admin\n", "test.conf:1: invalid network \"10.0.0.0/33\" for http-access");
+	expect_err("http-access example.com admin\n", "test.conf:1: invalid network \"example.com\" for http-access");
+	expect_err("http-access 10/8 admin\nhttp-access 10.9.9.9/8 none\n",
+		   "test.conf:2: a second http-access for 10.0.0.0/8 (first at line 1)");
+	expect_err("http-api-token short\n",
+		   "test.conf:1: invalid value for http-api-token (at least 16 characters, no spaces)");
+	expect_err("http-api-token aaaaaaaaaaaaaaaa none\n",
+		   "test.conf:1: invalid role \"none\" for http-api-token (expected admin or monitor)");
+	expect_err("http-api-token aaaaaaaaaaaaaaaa monitor admin\n",
+		   "test.conf:1: invalid role \"monitor admin\" for http-api-token (expected admin or monitor)");
+	expect_err("http-api-token aaaaaaaaaaaaaaaa\nhttp-api-token aaaaaaaaaaaaaaaa monitor\n",
+		   "test.conf:2: the same http-api-token twice (first at line 1)");
+	expect_err("http-max-connections-per-ip 0\n",
+		   "test.conf:1: invalid count (1-100000) \"0\" for http-max-connections-per-ip");
+	expect_err("http-max-connections lots\n",
+		   "test.conf:1: invalid count (1-100000) \"lots\" for http-max-connections");
+	expect_err("<source 10/8>\nhttp-access 10/8 admin\n</source>\n",
+		   "test.conf:2: \"http-access\" is only valid at top level");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_intake_limits),
 		cmocka_unit_test(test_empty_file),
 		cmocka_unit_test(test_full_top_level),
 		cmocka_unit_test(test_full_sources),
+		cmocka_unit_test(test_source_bare_newline),
 		cmocka_unit_test(test_full_domains),
 		cmocka_unit_test(test_sources_kept_without_source_blocks),
 		cmocka_unit_test(test_listeners),
@@ -1179,6 +1367,7 @@ int main(void)
 		cmocka_unit_test(test_policy_blocks),
 		cmocka_unit_test(test_policy_defaults),
 		cmocka_unit_test(test_policy_errors),
+		cmocka_unit_test(test_http_access),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
