@@ -135,6 +135,7 @@ static void worker_tick(struct loop_op *op, int res, unsigned flags)
 	worker_run_kicks(w);
 	sched_sweep(&w->sched, (int64_t)loop_now_ms(), (int64_t)w->eng->cfg->queue_free_after_ms,
 		    WORKER_SWEEP_VISITS, egress_queue_can_free, egress_queue_freed, w);
+	dns_cache_sweep(w->dns, 64); /* all 4096 buckets every 6.4 s */
 	if (++w->ticks % (STATS_PUBLISH_MS / WORKER_TICK_MS) == 0)
 		worker_stats_publish(w);
 	loop_timeout(&w->loop, &w->tick_op, WORKER_TICK_MS);

@@ -94,6 +94,7 @@ struct dns {
 							  * thousands at once must not make
 							  * each new one a list walk */
 	struct dns_cached *cache[DNS_CACHE_BUCKETS];
+	size_t sweep_bucket;       /* dns_cache_sweep() goes on from here */
 	size_t n_cached;
 	struct loop_op timer_op;
 	bool timer_armed;
@@ -277,6 +278,28 @@ static struct dns_cached *dns_cache_find(struct dns *d, const char *domain)
 		pp = &c->next;
 	}
 	return NULL;
+}
+
+void dns_cache_sweep(struct dns *d, size_t n_buckets)
+{
+	uint64_t now = loop_now_ms();
+
+	for (size_t i = 0; i < n_buckets && i < DNS_CACHE_BUCKETS; i++) {
+		struct dns_cached **pp = &d->cache[d->sweep_bucket];
+
+		while (*pp) {
+			struct dns_cached *c = *pp;
+
+			if (c->expires > now) {
+				pp = &c->next;
+				continue;
+			}
+			*pp = c->next;
+			dns_cached_free(c);
+			d->n_cached--;
+		}
+		d->sweep_bucket = (d->sweep_bucket + 1) % DNS_CACHE_BUCKETS;
+	}
 }
 
 static void dns_cache_put(struct dns *d, const char *domain, const struct dns_route *r, uint64_t ttl_ms)
