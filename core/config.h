@@ -305,6 +305,7 @@ struct config {
 	char *bounce_domain;        /* `bounce-domain NAME` (lower-case); NULL when not set */
 	unsigned soft_bounce_suppress_after; /* soft bounces before an address is suppressed (3) */
 	uint64_t bounce_verp_retention_ms;   /* how long deliveries stay matchable (7d) */
+	uint64_t queue_free_after_ms;        /* an empty queue idle this long is freed (60s) */
 	char *tls_certificate;      /* `tls-certificate PATH`; NULL when not set (not opened here) */
 	char *tls_private_key;      /* `tls-private-key PATH`; NULL when not set (not opened here) */
 	char *tls_ciphers;          /* `tls-ciphers LIST`: inbound TLS 1.2 (OpenSSL syntax); NULL: forward-secret AEAD only */

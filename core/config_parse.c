@@ -371,6 +371,13 @@ static int d_bounce_verp_retention(struct parser *p, const struct directive *d, 
 	return 0;
 }
 
+static int d_queue_free_after(struct parser *p, const struct directive *d, char *v)
+{
+	if (config_parse_duration(v, &p->cfg->queue_free_after_ms) < 0 || !p->cfg->queue_free_after_ms)
+		return cp_bad_value(p, "duration", d, v);
+	return 0;
+}
+
 static int set_count(struct parser *p, const struct directive *d, const char *v, unsigned *field)
 {
 	uint64_t n;
@@ -459,6 +466,7 @@ static const struct directive directives[] = {
 	{"smtp-max-errors", CTX_TOP, d_smtp_max_errors},
 	{"soft-bounce-suppress-after", CTX_TOP, d_soft_bounce_suppress_after},
 	{"bounce-verp-retention", CTX_TOP, d_bounce_verp_retention},
+	{"queue-free-after", CTX_TOP, d_queue_free_after},
 	{"spool-dir", CTX_TOP, d_spool_dir},
 	{"spool-commit-delay", CTX_TOP, d_spool_commit_delay},
 	{"smtp-listener", CTX_TOP, d_smtp_listener},
@@ -712,6 +720,7 @@ int config_defaults(struct config *cfg)
 		.bounce_max_reports_per_ip = {.count = 1000, .per_ms = 3600 * 1000ULL},
 		.smtp_max_session_time_ms = 10 * 60 * 1000ULL,
 		.bounce_verp_retention_ms = 7 * 24 * 3600 * 1000ULL,
+		.queue_free_after_ms = 60 * 1000ULL,
 		.max_rcpt_per_session_message = DEF_MAX_RCPT_SESSION,
 		.smtp_command_timeout_ms = DEF_CMD_TIMEOUT_MS,
 		.smtp_data_timeout_ms = DEF_DATA_TIMEOUT_MS,

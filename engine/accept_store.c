@@ -166,7 +166,7 @@ int accept_store_put(struct accept_batch *b, struct spool_wtxn *t)
 		sm.body = m->body;
 		sm.body_len = m->len;
 		sm.smtputf8 = m->smtputf8;
-		ret = spool_put_msg(t, &sm);
+		ret = b->reserve ? spool_put_msg_reserve(t, &sm) : spool_put_msg(t, &sm);
 		for (size_t k = 0; !ret && k < m->count; k++) {
 			struct spool_rcpt r = {
 				.msg_id = m->id,

@@ -57,6 +57,8 @@ struct accept_batch {
 	bool received;             /* a reception: log it and count it (not for DSNs) */
 	bool sign;                 /* DKIM-sign each message at submit */
 	bool ids_given;            /* msgs[].id already allocated in this transaction */
+	bool reserve;              /* may use the spool's reserve (outcomes' DSNs: they
+				    * come with commits that free space; new mail may not) */
 	const char *const *rcpts;  /* the addresses */
 	struct accept_msg *msgs;
 	size_t n_msgs;

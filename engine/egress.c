@@ -108,6 +108,7 @@ void egress_queue_free(struct sched_queue *q)
 		free(c);
 	}
 	free(eq->units);
+	free(eq->targets);
 	free(eq->redirect);
 	egress_rollup_free(eq);
 	free(eq);
@@ -503,8 +504,8 @@ static bool conn_give_txn(struct egress_conn *c)
 	struct egress_queue *eq = c->eq;
 	struct egress_txn *x;
 
-	if (eq->paused || c->retire)
-		return false;
+	if (eq->paused || c->retire || spool_writer_failed(&eq->w->eng->writer))
+		return false; /* never deliver what cannot be recorded */
 	for (;;) {
 		x = txn_build(eq, c->vmta, smtp_client_exts(c->cli) & SMTP_EXT_CHUNKING);
 		if (!x)
@@ -833,7 +834,7 @@ void egress_kick(struct worker *w, struct sched_queue *q)
 	int64_t now;
 	ssize_t v;
 
-	if (!eq || eq->freeing || eq->paused || !q->n_ready)
+	if (!eq || eq->freeing || eq->paused || !q->n_ready || spool_writer_failed(&w->eng->writer))
 		return;
 	if (eq->redirect) {
 		egress_move_to_rollup(eq);

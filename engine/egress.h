@@ -60,7 +60,9 @@ struct egress_queue {
 	bool rollup_checked;       /* is_rollup also set when <mx-rollup-list> names it */
 	uint64_t route_expires;
 	uint64_t route_ok_ms;      /* last good answer: a failed refresh keeps it within DNS_STALE_MAX_MS */
-	struct dns_target targets[DNS_MAX_TARGETS];
+	struct dns_target *targets; /* DNS_MAX_TARGETS, allocated with the first
+				     * route (a domain that never resolves, the
+				     * long tail, costs nothing here) */
 	size_t n_targets;
 	size_t good_target;
 	char *redirect;            /* member of a rollup: its queue's name */
@@ -133,6 +135,9 @@ void egress_send_home(struct worker *w, struct sched_rcpt *head);
 void egress_route_error(enum dns_status st, const char *domain, const char *error, struct smtp_result *res);
 /* A target's port: the queue's `route` port, else smtp-port (25). */
 void egress_route_set_port(const struct egress_queue *eq, struct dns_target *t);
+/* The queue's targets array, made on first use (a domain that never
+ * resolves costs nothing there); false on ENOMEM. */
+bool egress_targets_alloc(struct egress_queue *eq);
 
 /* egress_rollup.c */
 /* What a rollup knows of one member domain (from its last DNS answer). */
@@ -175,6 +180,12 @@ void egress_rollup_free(struct egress_queue *eq);
 
 /* egress_policy.c */
 int egress_units_init(struct egress_queue *eq);
+/* The shard's sweep of idle queues (sched_sweep): may q go (no connection,
+ * lookup, timer, backoff or rate still in force)? And, when it goes, its
+ * counters are folded into the worker's totals and its state freed. arg:
+ * the worker. */
+bool egress_queue_can_free(struct sched_queue *q, void *arg);
+void egress_queue_freed(struct sched_queue *q, void *arg);
 enum egress_mode egress_mode_now(struct egress_queue *eq, int64_t now_ms);
 unsigned egress_max_out(const struct egress_queue *eq);
 const struct config_rate *egress_msg_rate(const struct egress_queue *eq);

@@ -443,6 +443,11 @@ static void members_rebuild(struct egress_queue *eq)
 	size_t n = 0;
 
 	eq->members_dirty = false;
+	if (!egress_targets_alloc(eq)) {
+		eq->n_targets = 0;
+		eq->have_route = false;
+		return;
+	}
 	for (size_t b = 0; b < eq->n_buckets; b++)
 		for (struct egress_member *m = eq->members[b]; m; m = m->next)
 			if (m->state == EGRESS_MEMBER_MATCH)

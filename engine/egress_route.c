@@ -35,6 +35,13 @@ struct rollup_move {
 	char queue[];
 };
 
+bool egress_targets_alloc(struct egress_queue *eq)
+{
+	if (!eq->targets)
+		eq->targets = calloc(DNS_MAX_TARGETS, sizeof(*eq->targets));
+	return eq->targets != NULL;
+}
+
 void egress_route_set_port(const struct egress_queue *eq, struct dns_target *t)
 {
 	const struct config_domain *dom = eq->q->cfg;
@@ -107,6 +114,13 @@ static void route_resolved(void *arg, const struct dns_route *route)
 	struct smtp_result res;
 
 	eq->resolving = false;
+	if (route->status == DNS_OK && !egress_targets_alloc(eq)) {
+		res.code = 0;
+		snprintf(res.text, sizeof(res.text), "%s: out of memory for its MX hosts", eq->q->domain);
+		eq->have_route = false;
+		egress_fail_ready(eq, &res, NULL);
+		return;
+	}
 	if (route->status == DNS_OK) {
 		eq->n_targets = route->n_targets;
 		memcpy(eq->targets, route->targets, route->n_targets * sizeof(route->targets[0]));
@@ -153,6 +167,8 @@ bool egress_route_ready(struct egress_queue *eq)
 		return eq->have_route;
 	if (dom->has_route && !dom->route_host) {
 		/* `route [ip]:port`: no DNS at all. */
+		if (!egress_targets_alloc(eq))
+			return false; /* out of memory: tried again at the next kick */
 		eq->n_targets = 1;
 		memset(&eq->targets[0], 0, sizeof(eq->targets[0]));
 		memcpy(&eq->targets[0].addr, &dom->route.sa, dom->route.salen);

@@ -91,6 +91,7 @@ struct engine {
 	struct auth_service *auth; /* AUTH checks, off the workers' loops */
 	struct addr_window *bounce_reports; /* reports per untrusted client (bounce-max-reports-per-ip) */
 	struct accept_store *store; /* storing accepted mail; its thread (accept_store.h) */
+	struct sent_pruner *sent_pruner; /* "sent" retention (metrics read its counters) */
 };
 
 /* The worker that owns a destination domain's queue. */
@@ -102,9 +103,12 @@ void engine_route_rcpt(struct engine *eng, struct sched_rcpt *r);
 void engine_route_rcpts(struct engine *eng, struct sched_rcpt **rs, size_t n);
 
 /* Ask the shard that owns `queue` to act on it (any thread; asynchronous).
- * A queue that does not exist yet is created, so a pause can come first.
- * Returns 0, or -1 on ENOMEM. */
+ * A pause or resume is recorded in the spool first (it outlives the queue
+ * and a restart) and holds for a queue that does not exist yet; other
+ * actions on an unknown queue do nothing. Returns 0, or -1 on ENOMEM. */
 int engine_queue_action(struct engine *eng, const char *queue, enum queue_action action);
+/* At start, before recovery: the spool's pauses to their shards. */
+int engine_restore_pauses(struct engine *eng);
 /* The queue a recipient domain goes to first (its queue-to, or itself). */
 const char *engine_queue_name(const struct engine *eng, const char *domain);
 

@@ -7,6 +7,14 @@
  * each recipient's new state or removal. Its done() writes the accounting
  * records and routes the DSN's recipient to its shard; both only after the
  * commit, so the log never claims what the spool does not hold.
+ *
+ * A batch that fails to commit stays owned here: finished recipients have
+ * already left the scheduler, so dropping the batch would strand them until
+ * a restart. It goes back to the writer (spool_writer_retry) after a delay
+ * that doubles from OUTCOME_RETRY_MIN_MS to OUTCOME_RETRY_MAX_MS, for as
+ * long as the error passes (a full disk; DSNs may use the spool's reserve,
+ * see spool_put_msg_reserve). Only a fatal error or shutdown ends it: then
+ * the spool still holds the old state and the next start retries.
  */
 #include "engine/outcome.h"
 
@@ -25,6 +33,9 @@
 #include "queue/sent.h"
 #include "queue/spool_writer.h"
 #include "queue/suppress.h"
+
+#define OUTCOME_RETRY_MIN_MS 20
+#define OUTCOME_RETRY_MAX_MS 5000
 
 struct outcome_item {
 	uint32_t idx;
@@ -51,6 +62,7 @@ struct outcome_batch {
 	size_t dsn_len;
 	uint64_t dsn_id;
 	bool dsn_stored;
+	unsigned tries;            /* failed commits so far */
 	size_t n, cap;
 	struct outcome_item items[];
 };
@@ -337,6 +349,7 @@ static struct accept_batch *dsn_accept(struct outcome_batch *b, struct accept_ba
 		.arrival_ms = b->time_ms,
 		.due_ms = b->time_ms,
 		.ids_given = true,
+		.reserve = true,
 		.rcpts = (const char *const *)&b->sender,
 		.msgs = am,
 		.n_msgs = 1,
@@ -373,7 +386,17 @@ static int outcome_apply(struct spool_req *req, struct spool_wtxn *t, void *ctx)
 		bool gone;
 
 		if (it->kind == OUTCOME_DEFERRED) {
+			struct spool_rcpt cur;
 			char resp[300];
+
+			/* A retried outcome may come after a newer one: never bring
+			 * back a finished recipient, never undo a later attempt. */
+			ret = spool_wtxn_get_rcpt(t, b->msg_id, it->idx, &cur);
+			if (ret == SPOOL_NOTFOUND || (ret == 0 && cur.attempts >= it->attempt))
+				continue;
+			if (ret)
+				return ret;
+
 			struct spool_rcpt r = {
 				.msg_id = b->msg_id,
 				.idx = it->idx,
@@ -416,11 +439,25 @@ static void outcome_done(struct spool_req *req, int result, void *ctx)
 	struct engine *eng = ctx;
 
 	if (result != 0) {
+		unsigned delay = OUTCOME_RETRY_MIN_MS << (b->tries < 8 ? b->tries : 8);
+
+		if (delay > OUTCOME_RETRY_MAX_MS)
+			delay = OUTCOME_RETRY_MAX_MS;
+		b->tries++;
+		if (!spool_is_fatal(result) && spool_writer_retry(&eng->writer, &b->req, delay)) {
+			if (b->tries == 1 || b->tries % 20 == 0)
+				fprintf(stderr, "salvod: outcome of %016llx not recorded yet (%s, try %u); trying again in %u ms\n",
+					(unsigned long long)b->msg_id, spool_strerror(result), b->tries, delay);
+			return;
+		}
 		fprintf(stderr, "salvod: outcome of %016llx not recorded (%s); it is retried after a restart\n",
 			(unsigned long long)b->msg_id, spool_strerror(result));
 		batch_free(b);
 		return;
 	}
+	if (b->tries)
+		fprintf(stderr, "salvod: outcome of %016llx recorded after %u failed tries\n",
+			(unsigned long long)b->msg_id, b->tries);
 	for (size_t i = 0; i < b->n; i++) {
 		const struct outcome_item *it = &b->items[i];
 		bool failed = it->kind == OUTCOME_BOUNCED || it->kind == OUTCOME_EXPIRED;

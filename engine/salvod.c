@@ -8,7 +8,13 @@
  *
  * Exit status: 0 after a clean shutdown, 1 when it cannot start (the reason
  * on stderr: io_uring unavailable, spool unusable, address in use...), 2 for
- * a bad command line or configuration.
+ * a bad command line or configuration, 75 (EX_TEMPFAIL) when the spool met
+ * an unrecoverable write error (MDB_PANIC, EIO): salvod then refuses mail,
+ * starts no delivery, says why and exits so that a supervisor restarts it
+ * on what the disk holds.
+ *
+ * The main thread waits for signals and, once a second, starts pruning
+ * the "sent" index (bounce-verp-retention) when something is due.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -33,6 +39,9 @@
 #include "net/conn_limit.h"
 #include "net/tls.h"
 #include "net/http_server.h"
+#include "queue/sent_prune.h"
+
+#define EXIT_SPOOL_FAILED 75 /* EX_TEMPFAIL: restart me */
 
 static void usage(FILE *f)
 {
@@ -152,6 +161,17 @@ static int lock_spool(const char *dir, int *fd_out)
 	return 0;
 }
 
+/* Writer thread: the spool takes no more writes. The main thread shuts
+ * down (workers and the API stop; every request still queued fails with
+ * SPOOL_STOPPED) and exits with EXIT_SPOOL_FAILED. */
+static void spool_failed(void *ctx, int err)
+{
+	(void)ctx;
+	fprintf(stderr, "salvod: stopping: the spool cannot be written (%s); mail is refused and no delivery "
+		"starts until a restart\n", spool_strerror(err));
+	kill(getpid(), SIGTERM);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -170,6 +190,7 @@ int main(int argc, char **argv)
 	struct addr_window bounce_reports = {0};
 	struct accept_store store = {0};
 	struct accept_recovered recovered = {0};
+	struct sent_pruner *pruner = NULL;
 	int lock_fd = -1;
 	char err[CONFIG_ERR_MAX];
 	char path[4096];
@@ -241,6 +262,13 @@ int main(int argc, char **argv)
 		fprintf(stderr, "salvod: cannot start the spool writer: %s\n", strerror(-ret));
 		goto out_log;
 	}
+	eng.writer.on_fatal = spool_failed; /* before anything is submitted */
+	if (!(pruner = calloc(1, sizeof(*pruner)))) {
+		fprintf(stderr, "salvod: out of memory\n");
+		goto out_writer;
+	}
+	sent_pruner_init(pruner, &eng.writer, (int64_t)cfg.bounce_verp_retention_ms);
+	eng.sent_pruner = pruner;
 	if (conn_limit_init(&smtp_conns, cfg.smtp_max_connections, cfg.smtp_max_connections_per_ip) < 0) {
 		fprintf(stderr, "salvod: out of memory\n");
 		goto out_writer;
@@ -299,6 +327,11 @@ int main(int argc, char **argv)
 			goto out_workers;
 		}
 	}
+	/* Pauses first: the shards take their mail in post order. */
+	if ((ret = engine_restore_pauses(&eng)) != 0) {
+		fprintf(stderr, "salvod: cannot read the paused queues: %s\n", spool_strerror(ret));
+		goto out_workers;
+	}
 	/* Only now may mail come in: a message accepted by the first worker is
 	 * routed to any shard, so every shard must exist first. */
 	for (; running < eng.n_workers; running++) {
@@ -326,12 +359,20 @@ int main(int argc, char **argv)
 		cfg.n_http_listeners ? cfg.http_listeners[0].text : "(none)", cfg.spool_dir,
 		(unsigned long long)n_msgs, (unsigned long long)n_rcpts);
 
-	do {
-		if (sigwait(&sigs, &sig) != 0)
+	for (;;) {
+		struct timespec tick = {1, 0};
+
+		sig = sigtimedwait(&sigs, NULL, &tick);
+		if (sig < 0 && errno != EAGAIN && errno != EINTR)
 			sig = SIGTERM;
-	} while (sig == SIGHUP); /* reload arrives with a later issue */
-	fprintf(stderr, "salvod: %s: shutting down\n", strsignal(sig));
-	status = 0;
+		if (sig == SIGTERM || sig == SIGINT)
+			break;
+		/* SIGHUP: reload arrives with a later issue */
+		sent_pruner_tick(pruner, wall_now_ms());
+	}
+	status = spool_writer_failed(&eng.writer) ? EXIT_SPOOL_FAILED : 0;
+	fprintf(stderr, "salvod: %s: shutting down%s\n", strsignal(sig),
+		status ? " after a spool failure (exit status 75: restart)" : "");
 
 out_workers:
 	/* The API goes first: its handlers read the workers' snapshots. Its
@@ -353,6 +394,8 @@ out_writer:
 	accept_store_stop(&store);
 	spool_writer_stop(&eng.writer);
 	accept_store_free_recovered(&recovered);
+	free(pruner);
+	eng.sent_pruner = NULL;
 	for (unsigned i = 0; i < started; i++)
 		worker_free(&eng.workers[i]);
 	free(eng.workers);

@@ -14,12 +14,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/egress.h"
 #include "engine/engine.h"
 #include "engine/shard.h"
 #include "net/dns.h"
 #include "net/smtp_server.h"
 
 #define WORKER_TICK_MS 100
+#define WORKER_SWEEP_VISITS 2048 /* queues looked at per tick for freeing */
 #define WORKER_RING_ENTRIES 1024
 #define WORKER_BUFS 256 /* 4 MiB of receive buffers per worker, touched lazily */
 #define WORKER_BUF_SIZE 16384
@@ -133,6 +135,9 @@ static void worker_tick(struct loop_op *op, int res, unsigned flags)
 	sched_run_due(&w->sched, (int64_t)loop_now_ms());
 	egress_tick(w);
 	worker_run_kicks(w);
+	sched_sweep(&w->sched, (int64_t)loop_now_ms(), (int64_t)w->eng->cfg->queue_free_after_ms,
+		    WORKER_SWEEP_VISITS, egress_queue_can_free, egress_queue_freed, w);
+	dns_cache_sweep(w->dns, 64); /* all 4096 buckets every 6.4 s */
 	if (++w->ticks % (STATS_PUBLISH_MS / WORKER_TICK_MS) == 0)
 		worker_stats_publish(w);
 	loop_timeout(&w->loop, &w->tick_op, WORKER_TICK_MS);

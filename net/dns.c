@@ -104,8 +104,11 @@ struct dns {
 	struct loop *loop;
 	ares_channel ch;
 	struct dns_sock *socks;
-	struct dns_lookup *lookups;
+	struct dns_lookup *lookups[DNS_CACHE_BUCKETS]; /* in flight, by dns_hash(domain):
+							  * thousands at once must not make
+							  * each new one a list walk */
 	struct dns_cached *cache[DNS_CACHE_BUCKETS];
+	size_t sweep_bucket;       /* dns_cache_sweep() goes on from here */
 	size_t n_cached;
 	struct loop_op timer_op;
 	bool timer_armed;
@@ -338,6 +341,28 @@ static void dns_cache_remove(struct dns *d, const char *domain)
 	}
 }
 
+void dns_cache_sweep(struct dns *d, size_t n_buckets)
+{
+	uint64_t now = loop_now_ms();
+
+	for (size_t i = 0; i < n_buckets && i < DNS_CACHE_BUCKETS; i++) {
+		struct dns_cached **pp = &d->cache[d->sweep_bucket];
+
+		while (*pp) {
+			struct dns_cached *c = *pp;
+
+			if (c->stale_until > now) { /* positive answers stay for stale-while-error */
+				pp = &c->next;
+				continue;
+			}
+			*pp = c->next;
+			dns_cached_free(c);
+			d->n_cached--;
+		}
+		d->sweep_bucket = (d->sweep_bucket + 1) % DNS_CACHE_BUCKETS;
+	}
+}
+
 static void dns_cache_put(struct dns *d, const char *domain, const struct dns_route *r, uint64_t ttl_ms)
 {
 	struct dns_cached *c;
@@ -441,7 +466,7 @@ long dns_answer_min_ttl(const unsigned char *p, size_t len)
 
 static void lookup_free(struct dns_lookup *lk)
 {
-	struct dns_lookup **pp = &lk->d->lookups;
+	struct dns_lookup **pp = &lk->d->lookups[dns_hash(lk->domain)];
 
 	while (*pp && *pp != lk)
 		pp = &(*pp)->next;
@@ -731,7 +756,7 @@ void dns_resolve_route(struct dns *d, const char *domain, dns_route_cb cb, void 
 		goto oom;
 	w->cb = cb;
 	w->arg = arg;
-	for (lk = d->lookups; lk; lk = lk->next) {
+	for (lk = d->lookups[dns_hash(name)]; lk; lk = lk->next) {
 		if (strcmp(lk->domain, name) == 0) {
 			w->next = lk->waiters;
 			lk->waiters = w;
@@ -747,8 +772,8 @@ void dns_resolve_route(struct dns *d, const char *domain, dns_route_cb cb, void 
 	lk->d = d;
 	lk->waiters = w;
 	lk->ttl_ms = DNS_TTL_MAX_MS;
-	lk->next = d->lookups;
-	d->lookups = lk;
+	lk->next = d->lookups[dns_hash(name)];
+	d->lookups[dns_hash(name)] = lk;
 	ares_query(d->ch, name, C_IN, T_MX, mx_cb, lk);
 	dns_timer_arm(d);
 	return;
@@ -814,8 +839,9 @@ void dns_free(struct dns *d)
 		return;
 	d->destroying = true;
 	ares_destroy(d->ch); /* pending callbacks run now with destroying set */
-	while (d->lookups)
-		lookup_free(d->lookups);
+	for (size_t b = 0; b < DNS_CACHE_BUCKETS; b++)
+		while (d->lookups[b])
+			lookup_free(d->lookups[b]);
 	while (d->socks) {
 		struct dns_sock *s = d->socks;
 

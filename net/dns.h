@@ -72,6 +72,10 @@ void dns_resolve_route(struct dns *d, const char *domain, dns_route_cb cb, void 
 /* The next request for domain asks DNS again (a positive answer stays
  * available as stale should that fail). */
 void dns_route_invalidate(struct dns *d, const char *domain);
+/* Drop expired cache entries in the next n_buckets buckets (of 4096): an
+ * answer nobody asks for again (the long tail of domains) would otherwise
+ * stay until the cache fills. On the loop's thread. */
+void dns_cache_sweep(struct dns *d, size_t n_buckets);
 const char *dns_status_str(enum dns_status s);
 
 /* Smallest TTL (seconds) in the answer section of a raw DNS response, or -1
