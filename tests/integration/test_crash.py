@@ -35,14 +35,6 @@ def _small(i, rcpt, size=300):
     return Injected("c%d" % i, SENDER, [rcpt], body.encode())
 
 
-def _delivered(sink):
-    """{recipient: times delivered} from the sink's event log."""
-    seen = {}
-    for e in sink.events():
-        if e["ev"] == "msg":
-            for r in e["rcpt_to"]:
-                seen[r.lower()] = seen.get(r.lower(), 0) + 1
-    return seen
 
 
 def test_kill9_blast(env):
@@ -90,13 +82,13 @@ def test_kill9_blast(env):
     if kills < 2:
         raise Fail("the blast ended after %d kills: too fast to test anything" % kills)
     expected = {m.rcpts[0].lower() for m in acked}
-    ok = wait_until(lambda: expected <= set(_delivered(sink)), 180, interval=0.5, what="every acknowledged recipient")
-    seen = _delivered(sink)
+    ok = wait_until(lambda: expected <= set(sink.delivered()), 180, interval=0.5, what="every acknowledged recipient")
+    seen = sink.delivered()
     missing = sorted(expected - set(seen))
     if not ok or missing:
         raise Fail("%d acknowledged recipients never arrived, e.g. %r" % (len(missing), missing[:5]))
     time.sleep(2.0)   # let late duplicates show up before counting
-    seen = _delivered(sink)
+    seen = sink.delivered()
     dups = {r: n for r, n in seen.items() if n > 1}
     unacked = len(set(seen) - expected)
     log("all %d acknowledged recipients arrived; %d duplicated (in flight at a kill), %d unacknowledged "

@@ -125,12 +125,6 @@ def test_many_domains(env):
     d.check_alive()
 
 
-def _mdb_entries(spool, db):
-    out = subprocess.run(["mdb_stat", "-s", db, os.path.join(spool, "data")], capture_output=True, text=True)
-    m = re.search(r"Entries:\s*(\d+)", out.stdout)
-    if out.returncode != 0 or not m:
-        raise Fail("mdb_stat -s %s failed: %s %s" % (db, out.stdout, out.stderr))
-    return int(m.group(1))
 
 
 def _paused_listed():
@@ -155,8 +149,8 @@ def test_pause_unknown(env):
     # the pauses are in the spool: a restart keeps them
     d.stop()
     wait_until(lambda: not harness.port_open(harness.SALVOD_SMTP), 10, what="salvod's port to close")
-    if _mdb_entries(d.spool, "pause") != 501:
-        raise Fail("mdb_stat: %d entries in pause, want 501" % _mdb_entries(d.spool, "pause"))
+    if harness.mdb_entries(d.spool, "pause") != 501:
+        raise Fail("mdb_stat: %d entries in pause, want 501" % harness.mdb_entries(d.spool, "pause"))
     d.start()
     if not wait_until(lambda: _paused_listed() == 501, 10, what="pauses after a restart"):
         raise Fail("after a restart %d paused names are listed, want 501" % _paused_listed())
@@ -176,8 +170,8 @@ def test_pause_unknown(env):
     if not wait_until(lambda: "nobody" not in api("GET", "/api/v1/queues"), 10, what="resumed names gone"):
         raise Fail("resumed names still listed")
     d.stop()
-    if _mdb_entries(d.spool, "pause") != 0:
-        raise Fail("resumes not recorded: %d entries left in pause" % _mdb_entries(d.spool, "pause"))
+    if harness.mdb_entries(d.spool, "pause") != 0:
+        raise Fail("resumes not recorded: %d entries left in pause" % harness.mdb_entries(d.spool, "pause"))
     log("500 pauses of unknown queues: recorded in the spool (mdb_stat: 501 with later.test) and listed as "
         "paused, no queue made (salvo_queues %r -> %r); kept across a restart; a queue paused before its "
         "mail came held it until resumed; resumes emptied the pause database" % (q0, q1))

@@ -61,13 +61,6 @@ def _with_hook(value, fn):
         del os.environ["SALVO_SPOOL_FAIL_COMMITS"]
 
 
-def _delivered(sink):
-    seen = {}
-    for e in sink.events():
-        if e["ev"] == "msg":
-            for r in e["rcpt_to"]:
-                seen[r.lower()] = seen.get(r.lower(), 0) + 1
-    return seen
 
 
 def test_commit_faults(env):
@@ -107,13 +100,13 @@ def test_commit_faults(env):
     def settled(recs):
         bo = {r.get("recipient") for r in find_records(recs, type="bounce")}
         dl = {r.get("recipient") for r in find_records(recs, type="delivery")}
-        return rej <= bo and ok <= dl and len(_delivered(s_snd)) >= 1
+        return rej <= bo and ok <= dl and len(s_snd.delivered()) >= 1
     recs = harness.wait_for_records(env, settled, timeout=40, what="every outcome recorded")
     wait_until(lambda: metric("salvo_spool_recipients") == 0, 20, what="an empty spool")
     time.sleep(2.5)   # room for a duplicate to show up
     d.check_alive()
     problems = []
-    seen = _delivered(s_ok)
+    seen = s_ok.delivered()
     if set(seen) != ok or any(n != 1 for n in seen.values()):
         problems.append("ok.test arrivals: %d distinct of %d, duplicates %r"
                         % (len(set(seen) & ok), len(ok), {r: n for r, n in seen.items() if n != 1}))
@@ -166,26 +159,20 @@ def test_fatal(env):
         raise Fail("exit status %r after a fatal spool error, want 75:\n%s" % (status, err[-2000:]))
     if "cannot be written" not in err or "Input/output error" not in err:
         raise Fail("salvod did not say why it stopped:\n%s" % err[-2000:])
-    if _delivered(sink):
-        raise Fail("delivered after the spool failed: %r" % _delivered(sink))
+    if sink.delivered():
+        raise Fail("delivered after the spool failed: %r" % sink.delivered())
     wait_until(lambda: not harness.port_open(harness.SALVOD_SMTP), 10, what="salvod's port to close")
     d.start()   # no hook now: what was acknowledged goes out, once (the pause was kept)
     api("POST", "/api/v1/queues/ok.test/resume")
-    wait_until(lambda: "a1@ok.test" in _delivered(sink), 20, what="the acknowledged message after a restart")
+    wait_until(lambda: "a1@ok.test" in sink.delivered(), 20, what="the acknowledged message after a restart")
     time.sleep(1.5)
-    seen = _delivered(sink)
+    seen = sink.delivered()
     if seen != {"a1@ok.test": 1}:
         raise Fail("after the restart: want exactly a1@ok.test once, got %r" % seen)
     log("EIO on a commit: 4xx to the client, exit 75 with the reason, nothing delivered meanwhile; "
         "after the restart the acknowledged message went out once")
 
 
-def _mdb_entries(spool, db):
-    out = subprocess.run(["mdb_stat", "-s", db, os.path.join(spool, "data")], capture_output=True, text=True)
-    m = re.search(r"Entries:\s*(\d+)", out.stdout)
-    if out.returncode != 0 or not m:
-        raise Fail("mdb_stat -s %s failed: %s %s" % (db, out.stdout, out.stderr))
-    return int(m.group(1))
 
 
 def test_sent_prune(env):
@@ -200,7 +187,7 @@ def test_sent_prune(env):
     harness.inject(msgs, threads=2, per_conn=20, timeout=20)
     if any(m.error for m in msgs):
         raise Fail("not acknowledged: %r" % [(m.reply, m.error) for m in msgs if m.error][:3])
-    wait_until(lambda: len(_delivered(sink)) == n, 20, what="all deliveries")
+    wait_until(lambda: len(sink.delivered()) == n, 20, what="all deliveries")
     peak = metric("salvo_sent_records")
     if not peak:
         raise Fail("deliveries with VERP were not indexed (salvo_sent_records %r)" % peak)
@@ -210,7 +197,7 @@ def test_sent_prune(env):
     if pruned != n:
         raise Fail("salvo_sent_pruned_total %r, want %d" % (pruned, n))
     d.stop()
-    left = _mdb_entries(d.spool, "sent")
+    left = harness.mdb_entries(d.spool, "sent")
     if left != 0:
         raise Fail("mdb_stat shows %d entries left in sent" % left)
     log("sent index: %d records at most, all %d pruned after 3 s (metric and mdb_stat agree)" % (peak, pruned))
