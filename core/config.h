@@ -416,6 +416,11 @@ int config_domain_resolve(const struct config *cfg, const char *domain, const ch
 			  struct config_domain *out);
 void config_domain_release(struct config_domain *d);
 
+/* `--show QUEUE[/VMTA]`: the resolved settings, `directive value` per
+ * line, into out (a FILE *; void * keeps stdio out of this header).
+ * 0, or -1 with a message in err. */
+int config_show(void *out, const struct config *cfg, const char *spec, char *err, size_t cap);
+
 /* Names of the <domain> directives in --show order; NULL past the end. */
 const char *config_domain_key_name(size_t i);
 

@@ -609,22 +609,23 @@ static int domain_key_cmp(const void *key, const void *elem)
  * longer is better; an exact name beats every wildcard. */
 static size_t match_len(const char *pattern, const char *domain)
 {
-	size_t dl = strlen(domain), sl;
-	const char *suffix;
+	size_t dl = strlen(domain), bl;
+	const char *base;
 	bool apex;
 
 	if (!strcasecmp(pattern, domain))
 		return SIZE_MAX;
 	if (!strncmp(pattern, "*.", 2))
-		suffix = pattern + 1, apex = false; /* ".example.com" */
+		base = pattern + 2, apex = false;
 	else if (!strncmp(pattern, "[*.]", 4))
-		suffix = pattern + 3, apex = true;
+		base = pattern + 4, apex = true;
 	else
 		return 0;
-	sl = strlen(suffix);
-	if (apex && !strcasecmp(domain, suffix + 1))
-		return sl;
-	return dl > sl && !strcasecmp(domain + dl - sl, suffix) ? sl : 0;
+	bl = strlen(base);
+	if (apex && !strcasecmp(domain, base))
+		return bl + 1;
+	/* a subdomain: "x.example.com" ends in ".example.com" */
+	return dl > bl + 1 && domain[dl - bl - 1] == '.' && !strcasecmp(domain + dl - bl, base) ? bl + 1 : 0;
 }
 
 /* The best non-`*` block for domain among list[0..n) in scope (NULL: top level). */

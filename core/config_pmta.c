@@ -245,8 +245,14 @@ static int noop_bool(struct parser *p, const struct directive *d, char *v)
 
 static int d_run_as_root(struct parser *p, const struct directive *d, char *v)
 {
+	static const struct directive no = {"run-as-root no", CTX_TOP, NULL,
+		"salvod keeps the user it is started as (start it unprivileged, e.g. systemd User=; "
+		"it needs no root for ports over 1023)"};
+
 	if (config_parse_bool(v, &p->cfg->run_as_root) < 0)
 		return cp_bad_value(p, "boolean", d, v);
+	if (!p->cfg->run_as_root)
+		cp_warn_pending(p, &no);
 	return 0;
 }
 

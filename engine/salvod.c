@@ -34,9 +34,12 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: salvod [-c FILE] [--check-config] [--version]\n"
+	fprintf(f, "usage: salvod [-c FILE] [--check-config [--show QUEUE[/VMTA]]] [--version]\n"
 		   "  -c, --config FILE   configuration file (PowerMTA-style directives)\n"
-		   "      --check-config  validate the configuration and exit (0 valid, 2 invalid)\n"
+		   "      --check-config  validate the configuration and exit (0 valid, 2 invalid;\n"
+		   "                      every error is printed as FILE:LINE: message)\n"
+		   "      --show Q[/V]    with --check-config: the settings queue Q gets (through\n"
+		   "                      virtual MTA or pool V), one `directive value` per line\n"
 		   "  -V, --version       print the version and exit\n");
 }
 
@@ -176,11 +179,12 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 		{"config", required_argument, NULL, 'c'},
 		{"check-config", no_argument, NULL, 'k'},
+		{"show", required_argument, NULL, 'S'},
 		{"version", no_argument, NULL, 'V'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	const char *config_path = NULL;
+	const char *config_path = NULL, *show = NULL;
 	bool check_only = false;
 	struct config cfg;
 	struct engine eng;
@@ -199,6 +203,7 @@ int main(int argc, char **argv)
 		switch (opt) {
 		case 'c': config_path = optarg; break;
 		case 'k': check_only = true; break;
+		case 'S': show = optarg; break;
 		case 'V': printf("salvod %s\n", SALVO_VERSION); return 0;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
@@ -208,19 +213,51 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	if (show && !check_only) {
+		fprintf(stderr, "salvod: --show goes with --check-config\n");
+		return 2;
+	}
 	if (config_path) {
-		if (config_load(&cfg, config_path, err) < 0) {
-			fprintf(stderr, "%s\n", err);
+		struct config_report rep;
+		int rc = config_load_report(&cfg, config_path, &rep);
+
+		if (rep.warnings)
+			fputs(rep.warnings, stderr);
+		if (rc < 0) {
+			if (rep.errors)
+				fputs(rep.errors, stderr);
+			if (rep.n_errors > 1)
+				fprintf(stderr, "%s: %u errors\n", config_path, rep.n_errors);
+			config_report_free(&rep);
 			return 2;
 		}
+		config_report_free(&rep);
 	} else if (config_defaults(&cfg) < 0) {
 		fprintf(stderr, "salvod: out of memory\n");
 		return 1;
 	}
 	if (check_only) {
+		if (show) {
+			ret = config_show(stdout, &cfg, show, err, sizeof(err));
+			if (ret < 0)
+				fprintf(stderr, "salvod: %s\n", err);
+			config_free(&cfg);
+			return ret < 0 ? 2 : 0;
+		}
 		printf("%s: configuration is valid\n", config_path ? config_path : "built-in defaults");
 		config_free(&cfg);
 		return 0;
+	}
+	/* `log-file PATH`: diagnostics go there from now on */
+	if (cfg.log_file) {
+		int fd = open(cfg.log_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+
+		if (fd < 0 || dup2(fd, STDERR_FILENO) < 0) {
+			fprintf(stderr, "salvod: log-file %s: %s\n", cfg.log_file, strerror(errno));
+			config_free(&cfg);
+			return 1;
+		}
+		close(fd);
 	}
 	if (probe_io_uring() < 0) {
 		config_free(&cfg);
