@@ -16,6 +16,7 @@
 #include "test_addr.h"
 
 #include <arpa/inet.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -761,6 +762,247 @@ static void test_pcre(void **state)
 	assert_null(pcre_re_compile("a{2}{3}(", why, sizeof(why)));
 }
 
+/* The parser goes on after each error: all are reported, in line order; a
+ * block whose opening tag is bad is skipped to its end (its lines give no
+ * further errors); config_load() keeps the first message. */
+static void test_every_error(void **state)
+{
+	static const char text[] =
+		"host-name a.example\n"          /* 1 */
+		"retry-after 10m\n"              /* 2: top level */
+		"<domain bad..name>\n"           /* 3: bad name: block skipped */
+		"    frobnicate yes\n"           /* 4: not reported (skipped) */
+		"    <domain nested>\n"          /* 5: not reported */
+		"    </domain>\n"                /* 6 */
+		"</domain>\n"                    /* 7 */
+		"<domain ok.example>\n"          /* 8 */
+		"    max-smtp-out many\n"        /* 9 */
+		"    max-smtp-out 5\n"           /* 10 */
+		"</domain>\n"                    /* 11 */
+		"<signals>\n"                    /* 12: refused, skipped */
+		"    api-key x\n"                /* 13 */
+		"</signals>\n"                   /* 14 */
+		"worker-threads 0\n";            /* 15 */
+	struct config cfg;
+	struct config_report rep;
+	char err[CONFIG_ERR_MAX];
+	(void)state;
+
+	assert_int_equal(config_load_string_report(&cfg, "t.conf", text, &rep), -1);
+	assert_int_equal(rep.n_errors, 5);
+	assert_string_equal(rep.errors,
+		"t.conf:2: \"retry-after\" is only valid inside <domain>\n"
+		"t.conf:3: invalid domain name \"bad..name\" for <domain> (expected a domain, *, *.example.com, "
+		"[*.]example.com or {queue})\n"
+		"t.conf:9: invalid value \"many\" for max-smtp-out (expected a positive integer)\n"
+		"t.conf:12: <signals> is SparkPost Signals, which Salvo does not have by design: the accounting "
+		"log (acct.jsonl) and <acct-file> carry the same events\n"
+		"t.conf:15: invalid value \"0\" for worker-threads (expected 1..256)\n");
+	assert_zeroed(&cfg);
+	config_report_free(&rep);
+	assert_int_equal(config_load_string(&cfg, "t.conf", text, err), -1);
+	assert_string_equal(err, "t.conf:2: \"retry-after\" is only valid inside <domain>");
+	/* a flood is counted, not kept */
+	{
+		size_t n = 300 * 8 + 1;
+		char *many = calloc(1, n);
+		for (int i = 0; i < 300; i++)
+			strcat(many, "bogus 1\n");
+		assert_int_equal(config_load_string_report(&cfg, "t.conf", many, &rep), -1);
+		assert_int_equal(rep.n_errors, 300);
+		assert_non_null(strstr(rep.errors, "t.conf: ... and 100 more errors\n"));
+		config_report_free(&rep);
+		free(many);
+	}
+	/* warnings: parsed but not applied yet, once per directive */
+	assert_int_equal(config_load_string_report(&cfg, "t.conf",
+		"<domain a.example>\n queue-priority 50\n</domain>\n<domain b.example>\n queue-priority 60\n</domain>\n",
+		&rep), 0);
+	assert_null(rep.errors);
+	assert_int_equal(rep.n_warnings, 1);
+	assert_non_null(strstr(rep.warnings, "t.conf:2: warning: queue-priority is accepted but not applied yet"));
+	config_report_free(&rep);
+	config_free(&cfg);
+}
+
+static char *show(const struct config *cfg, const char *spec)
+{
+	char *buf = NULL, err[200];
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	if (config_show(f, cfg, spec, err, sizeof(err)) < 0)
+		fail_msg("--show %s: %s", spec, err);
+	fclose(f);
+	return buf;
+}
+
+static void expect_line(const struct config *cfg, const char *spec, const char *line, bool present)
+{
+	char *out = show(cfg, spec), want[200];
+
+	snprintf(want, sizeof(want), "%s\n", line);
+	if ((strstr(out, want) != NULL) != present)
+		fail_msg("--show %s: \"%s\" %s in:\n%s", spec, line, present ? "missing" : "present", out);
+	free(out);
+}
+
+/* PowerMTA's domain constructs and what they mean, through the lookups and --show. */
+static void test_pmta_domains(void **state)
+{
+	struct config cfg;
+	const struct config_domain *d;
+	(void)state;
+
+	load_ok(&cfg,
+		"domain-macro tld com, de, co.uk\n"
+		"<domain *>\n max-smtp-out 12\n</domain>\n"
+		"<domain yahoo.$tld>\n max-smtp-out 7\n</domain>\n"
+		"<domain *.port25.com>\n bounce-after 2h\n</domain>\n"
+		"<domain [*.]example.org>\n bounce-after 3h\n</domain>\n"
+		"<domain gmail.com>\n max-msg-rate 500/h\n</domain>\n"
+		"<virtual-mta v1>\n smtp-source-host 192.0.2.1 v1.example\n"
+		" <domain *>\n  max-smtp-out 4\n  max-msg-per-connection 0\n </domain>\n"
+		" <domain gmail.com>\n  max-msg-rate 50/h\n </domain>\n"
+		"</virtual-mta>\n"
+		"<virtual-mta v2>\n smtp-source-host 192.0.2.2\n</virtual-mta>\n"
+		"<virtual-mta-pool p>\n virtual-mta v2\n <domain *>\n  retry-after 1m\n </domain>\n</virtual-mta-pool>\n");
+	/* the macro made three blocks */
+	assert_int_equal(config_domain_for(&cfg, "yahoo.co.uk")->max_smtp_out, 7);
+	assert_int_equal(config_domain_for(&cfg, "YAHOO.DE")->max_smtp_out, 7);
+	assert_int_equal(config_domain_for(&cfg, "yahoo.fr")->max_smtp_out, 12);
+	/* wildcards */
+	assert_int_equal(config_domain_for(&cfg, "mx.port25.com")->bounce_after_ms, 2 * HOUR);
+	assert_int_equal(config_domain_for(&cfg, "port25.com")->bounce_after_ms, 4 * HOUR);
+	assert_int_equal(config_domain_for(&cfg, "xport25.com")->bounce_after_ms, 4 * HOUR);
+	assert_int_equal(config_domain_for(&cfg, "example.org")->bounce_after_ms, 3 * HOUR);
+	assert_int_equal(config_domain_for(&cfg, "a.b.example.org")->bounce_after_ms, 3 * HOUR);
+	d = config_domain_for(&cfg, "mx.port25.com");
+	assert_int_equal(d->max_smtp_out, 12); /* inherits from * */
+	/* nested blocks stay out of the top-level lookups */
+	assert_int_equal(config_domain_for(&cfg, "other.test")->max_smtp_out, 12);
+	assert_int_equal(config_domain_for(&cfg, "gmail.com")->max_msg_rate.count, 500);
+	/* and apply through the vmta: its own block, the top-level one, its `*`, the top `*` */
+	{
+		struct config_domain r;
+
+		assert_int_equal(config_domain_resolve(&cfg, "gmail.com", "v1", &r), 0);
+		assert_int_equal(r.max_msg_rate.count, 50);
+		assert_int_equal(r.max_smtp_out, 4);
+		assert_int_equal(r.max_msg_per_connection, UINT_MAX);
+		config_domain_release(&r);
+		assert_int_equal(config_domain_resolve(&cfg, "gmail.com", "v2", &r), 0);
+		assert_int_equal(r.max_msg_rate.count, 500);
+		assert_int_equal(r.max_smtp_out, 12);
+		assert_int_equal(r.retry_after_ms[0], MIN);
+		config_domain_release(&r);
+	}
+	expect_line(&cfg, "yahoo.de", "max-smtp-out 7", true);
+	expect_line(&cfg, "mx.port25.com", "bounce-after 2h", true);
+	expect_line(&cfg, "other.test", "max-smtp-out 12", true);
+	expect_line(&cfg, "other.test", "retry-after 15m", true);
+	expect_line(&cfg, "gmail.com/v1", "max-msg-rate 50/h", true);
+	expect_line(&cfg, "gmail.com/v1", "max-msg-per-connection 0", true);
+	expect_line(&cfg, "other.test/v1", "max-smtp-out 4", true);
+	expect_line(&cfg, "gmail.com/v2", "max-msg-rate 500/h", true);
+	expect_line(&cfg, "gmail.com/v2", "retry-after 1m", true);
+	expect_line(&cfg, "gmail.com", "retry-after 1m", false);
+	config_free(&cfg);
+
+	expect_err("<domain yahoo.$nope>\n</domain>\n",
+		   "test.conf:1: no domain-macro for \"yahoo.$nope\" (define it above with domain-macro NAME values)");
+	expect_err("domain-macro t com\n<domain a.$t>\n</domain>\n<domain a.com>\n</domain>\n",
+		   "test.conf:4: duplicate <domain a.com> (first at line 2)");
+	expect_err("<virtual-mta v>\n <domain *>\n </domain>\n <domain *>\n </domain>\n</virtual-mta>\n",
+		   "test.conf:4: duplicate <domain *> (first at line 2)");
+	expect_err("<source 0/0>\n <domain *>\n </domain>\n</source>\n",
+		   "test.conf:2: <domain> cannot be nested inside <source> (opened at line 1)");
+}
+
+/* The other PowerMTA constructs: listeners, named sources, acct-file, refusals. */
+static void test_pmta_misc(void **state)
+{
+	struct config cfg;
+	(void)state;
+
+	load_ok(&cfg,
+		"smtp-listener 0/0:2525\n"
+		"smtp-listener 127.0.0.1:2526 source=mta1\n"
+		"http-mgmt-port 8080\n"
+		"name-server 192.0.2.53\n"
+		"spool /var/spool/x\n"
+		"<source mta1>\n default-virtual-mta default\n</source>\n"
+		"<source {auth}>\n always-allow-relaying yes\n</source>\n"
+		"<source 0/0>\n max-message-size unlimited\n smtp-service yes\n</source>\n"
+		"<smtp-user u>\n password p\n source {auth}\n</smtp-user>\n"
+		"<acct-file |/usr/bin/prog --flag x>\n records d,rb\n record-fields d rcpt,header_x-id\n</acct-file>\n"
+		"<acct-file /tmp/a.csv>\n move-interval 5m\n max-size 50M\n delete-after never\n</acct-file>\n");
+	assert_string_equal(cfg.smtp_listeners[0].text, "0.0.0.0:2525");
+	assert_null(cfg.smtp_listener_source[0]);
+	assert_string_equal(cfg.smtp_listener_source[1], "mta1");
+	assert_string_equal(cfg.http_listeners[0].text, "0.0.0.0:8080");
+	assert_true(cfg.has_dns_server);
+	assert_string_equal(cfg.spool_dir, "/var/spool/x");
+	assert_non_null(config_source_named(&cfg, "auth"));
+	assert_non_null(config_source_named(&cfg, "MTA1"));
+	assert_string_equal(cfg.smtp_users[0].source, "auth");
+	/* named sources never match an address */
+	{
+		struct sockaddr_storage sa = sa_of("10.1.2.3");
+
+		assert_int_equal(config_source_for(&cfg, (struct sockaddr *)&sa)->net.prefix, 0);
+		assert_null(config_source_for(&cfg, (struct sockaddr *)&sa)->name);
+	}
+	assert_int_equal(cfg.n_acct_files, 2);
+	assert_true(cfg.acct_files[0].pipe);
+	assert_string_equal(cfg.acct_files[0].path, "/usr/bin/prog --flag x");
+	assert_int_equal(cfg.acct_files[0].records, CONFIG_ACCT_D | CONFIG_ACCT_RB);
+	assert_string_equal(cfg.acct_files[0].record_fields[0], "rcpt,header_x-id");
+	assert_int_equal(cfg.acct_files[1].records, CONFIG_ACCT_D | CONFIG_ACCT_B);
+	assert_int_equal(cfg.acct_files[1].move_interval_ms, 5 * MIN);
+	assert_int_equal(cfg.acct_files[1].max_size, 50ULL << 20);
+	config_free(&cfg);
+
+	expect_err("<smtp-user u>\n password p\n source {nope}\n</smtp-user>\n",
+		   "test.conf:1: <smtp-user u>: source {nope}: no such <source {nope}>");
+	expect_err("<acct-file /a.csv>\n records d,x\n</acct-file>\n",
+		   "test.conf:2: unknown record type \"x\" for records (expected d, b, t, tq, r, f, rb, rs)");
+	expect_err("smtp-listener 0/0:25 tls=maybe\n",
+		   "test.conf:1: unknown option \"tls=maybe\" for smtp-listener (expected source=NAME or tls=yes|no)");
+	expect_err("<domain *>\n dk-sign yes\n</domain>\n",
+		   "test.conf:2: dk-sign yes is not supported: DomainKeys (RFC 4870) is obsolete and not "
+		   "implemented by design; dkim-sign signs with DKIM");
+	expect_err("<source 0/0>\n smtp-service no\n</source>\n",
+		   "test.conf:2: smtp-service no is not supported: every source gets SMTP service; keep unwanted "
+		   "clients out with a firewall");
+	expect_err("enable-signals true\n",
+		   "test.conf:1: enable-signals is SparkPost Signals, which Salvo does not have by design: the "
+		   "accounting log (acct.jsonl) and <acct-file> carry the same events");
+	expect_err("<bounce-category-patterns>\n /a(b/ other\n</bounce-category-patterns>\n",
+		   "test.conf:2: bounce-category-pattern: bad regex /a(b/: missing closing parenthesis at offset 3");
+}
+
+/* Perl syntax in the configuration's pattern blocks (it compiled under
+ * POSIX and never matched a digit). */
+static void test_pcre_config(void **state)
+{
+	struct config cfg;
+	(void)state;
+
+	load_ok(&cfg, "<smtp-pattern-list p>\n reply /^4\\d\\d .*\\bslow\\b/ mode=backoff\n"
+		      " reply /(?i)RATE \\d+/ defer-queue\n</smtp-pattern-list>\n"
+		      "<bounce-category-patterns>\n /(?i)user \\d{3} GONE/ inactive-mailbox\n // other\n"
+		      "</bounce-category-patterns>\n");
+	assert_true(pcre_re_match(cfg.pattern_lists[0].rules[0].re, "421 4.7.0 please slow down"));
+	assert_false(pcre_re_match(cfg.pattern_lists[0].rules[0].re, "4x1 4.7.0 please slow down"));
+	assert_false(pcre_re_match(cfg.pattern_lists[0].rules[0].re, "421 4.7.0 slowly"));
+	assert_true(pcre_re_match(cfg.pattern_lists[0].rules[1].re, "451 rate 50 exceeded"));
+	assert_int_equal(cfg.pattern_lists[0].rules[1].actions, CONFIG_PAT_DEFER_QUEUE);
+	assert_string_equal(config_category_override(&cfg, "550 User 123 gone"), "inactive-mailbox");
+	assert_string_equal(config_category_override(&cfg, "550 anything else"), "other"); /* `//` */
+	config_free(&cfg);
+}
+
 static void test_err_unknown(void **state)
 {
 	expect_err("foo bar\n", "test.conf:1: unknown directive \"foo\"");
@@ -1361,6 +1603,10 @@ int main(void)
 		cmocka_unit_test(test_file_errors),
 		cmocka_unit_test(test_err_unknown),
 		cmocka_unit_test(test_pcre),
+		cmocka_unit_test(test_every_error),
+		cmocka_unit_test(test_pmta_domains),
+		cmocka_unit_test(test_pmta_misc),
+		cmocka_unit_test(test_pcre_config),
 		cmocka_unit_test(test_err_blocks),
 		cmocka_unit_test(test_err_duplicates),
 		cmocka_unit_test(test_err_placement),
