@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "core/acct_log.h"
+#include "core/acct_csv.h"
 #include "core/config.h"
 #include "engine/api.h"
 #include "engine/dkim.h"
@@ -188,6 +189,7 @@ int main(int argc, char **argv)
 	bool check_only = false;
 	struct config cfg;
 	struct engine eng;
+	struct acct_csv *acct_csv = NULL;
 	struct conn_limit smtp_conns = {0};
 	struct auth_service auth = {0};
 	struct addr_window bounce_reports = {0};
@@ -289,6 +291,14 @@ int main(int argc, char **argv)
 	if ((ret = acct_log_open(&eng.acct, path, 0, 0)) < 0) {
 		fprintf(stderr, "salvod: cannot open the accounting log in %s: %s\n", path, strerror(-ret));
 		goto out_spool;
+	}
+	/* <acct-file>: PowerMTA's CSV files, fed from the same events */
+	if (cfg.n_acct_files) {
+		if (acct_csv_open(&acct_csv, cfg.acct_files, cfg.n_acct_files, err, sizeof(err)) < 0) {
+			fprintf(stderr, "salvod: %s\n", err);
+			goto out_log;
+		}
+		acct_log_set_tap(eng.acct, &(struct acct_tap){acct_csv_write, acct_csv_flush, acct_csv});
 	}
 	if ((ret = spool_writer_start(&eng.writer, eng.spool, &eng, flush_log,
 					    (unsigned)cfg.spool_commit_delay_ms * 1000)) < 0) {
@@ -395,6 +405,7 @@ out_writer:
 	addr_window_fini(&bounce_reports);
 out_log:
 	acct_log_close(eng.acct);
+	acct_csv_close(acct_csv);
 out_spool:
 	spool_close(eng.spool);
 out_cfg:
