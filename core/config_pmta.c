@@ -292,11 +292,9 @@ static int d_http_mgmt_port(struct parser *p, const struct directive *d, char *v
 			       &p->file_http_listeners);
 }
 
-/* `name-server IP`: repeatable; the resolver asks the first. */
+/* `name-server IP`: repeatable; the resolver asks them in order. */
 static int d_name_server(struct parser *p, const struct directive *d, char *v)
 {
-	static const struct directive more = {"name-server (a second one)", CTX_TOP, NULL,
-					      "the resolver asks the first name-server only"};
 	struct config *c = p->cfg;
 	struct config_addr a;
 	size_t i;
@@ -312,8 +310,6 @@ static int d_name_server(struct parser *p, const struct directive *d, char *v)
 	if (i == 0) {
 		c->dns_server = a;
 		c->has_dns_server = true;
-	} else {
-		cp_warn_pending(p, &more);
 	}
 	return 0;
 }

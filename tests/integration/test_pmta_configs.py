@@ -12,6 +12,7 @@
   show          --check-config --show QUEUE[/VMTA] prints the settings a queue gets:
                 a domain-macro block, wildcards *.x and [*.]x, a <domain> nested in a
                 <virtual-mta> and in a <virtual-mta-pool>, inheritance from <domain *>
+  name_servers  two name-server lines: the first dead, the second answers; mail is delivered
   pcre          Perl regexes at work in delivery: a 451 whose text matches /\\d/ in
                 <smtp-pattern-list> with bounce-rcpt bounces at once, and a (?i)\\d
                 pattern in <bounce-category-patterns> gives the bounce its category
@@ -271,5 +272,22 @@ def test_pcre(env):
     log("PCRE2: \\d in a reply pattern bounced the 451 at once; (?i)\\d{3} categorised the 550")
 
 
+def test_name_servers(env):
+    """Repeated name-server lines: a dead first server, the test's dnsmasq second: mail
+    still gets delivered (the resolver goes on to the next)."""
+    rng = random.Random(19)
+    env.dns(mx={"ns.test": [(10, "mx.ns.test")]}, a={"mx.ns.test": "127.0.0.2"}, check=[("ns.test", "MX")])
+    env.salvo_sink("sink", "127.0.0.2:25")
+    extra = "name-server 127.0.0.99:53\nname-server %s:%d\n" % harness.DNS_ADDR
+    d = env.salvod_daemon(extra=extra)
+    d.start()
+    sender = "owner@senders.test"
+    harness.inject([Injected("n1", sender, ["x@ns.test"], make_body(rng, "n1", sender, ["x@ns.test"], 300))],
+                   threads=1)
+    harness.wait_for_records(env, lambda r: find_records(r, type="delivery", recipient="x@ns.test"), 20,
+                             what="the delivery through the second name-server")
+    log("name-server: the second server answered when the first did not")
+
+
 if __name__ == "__main__":
-    harness.main([test_real_configs, test_three_errors, test_show, test_pcre])
+    harness.main([test_real_configs, test_three_errors, test_show, test_pcre, test_name_servers])
