@@ -97,6 +97,28 @@ FIXES = {
 }
 
 
+# what the real configs mean, through --show (after their edits)
+SHOW_REAL = {
+    "signals-demo.config": [
+        # the <domain *> nested in <virtual-mta-pool default> applies to its member mta1
+        ("gmail.com/mta1", {"max-smtp-out": "20", "bounce-after": "4d12h", "retry-after": "10m", "dkim-sign": "yes"}),
+        ("gmail.com", {"bounce-after": "4h", "retry-after": "15m"}),
+    ],
+    "users-guide-examples.config": [
+        ("yahoo.de", {"smtp-pattern-list": "blockList", "bounce-after": "4d"}),   # macro block, inherits *
+        ("mx.port25.com", {"log-commands": "yes", "bounce-after": "4d"}),          # *.port25.com
+        ("port25.com", {"bounce-after": "4d"}),                                    # [*.]port25.com
+        ("discard.port25.com", {"bounce-after": "1h"}),                            # exact beats wildcards
+        ("example.net/vmta1", {"max-cold-virtual-mta-msg": "1000/day"}),
+        ("example.net/vmta2", {"max-msg-rate": "100/h"}),
+        ("comcast.net/vmta2", {"max-msg-rate": "83/10m"}),                         # top-level exact beats vmta *
+        ("x.test/ExtraCapacity", {"queue-to": "{sparkpost}"}),
+        ("hotmail.com", {"connection-idle-timeout": "1m", "max-msg-per-connection": "5",
+                         "retry-recipients-after": "10m", "queue-priority": "75"}),
+    ],
+}
+
+
 def check(path, *extra):
     p = subprocess.run([harness_salvod(), "--check-config", "-c", path] + list(extra), capture_output=True,
                        text=True, timeout=30)
@@ -135,6 +157,11 @@ def test_real_configs(env):
         rc, out, err = check(fixed)
         if rc != 0 or "configuration is valid" not in out:
             raise Fail("%s with its edits: exit %d\n%s%s" % (name, rc, out, err))
+        for spec, want in SHOW_REAL.get(name, []):
+            got = show(fixed, spec)
+            for k, v in want.items():
+                if got.get(k) != v:
+                    raise Fail("%s --show %s: %s is %r, want %r" % (name, spec, k, got.get(k), v))
         n_design = sum(1 for k, *_ in fixes if k == "design")
         log("%s: %d errors in one run; valid after %d fixes of its own and %d by-design refusals edited "
             "(%d warnings for parsed-not-applied directives)" % (name, len(errs), len(fixes) - n_design, n_design,
