@@ -487,7 +487,8 @@ static int drain(struct csv_file *f)
 		off += (size_t)w;
 		f->size += (uint64_t)w;
 	}
-	memmove(f->buf, f->buf + off, f->len - off);
+	if (off && off < f->len)
+		memmove(f->buf, f->buf + off, f->len - off);
 	f->len -= off;
 	return ret;
 }

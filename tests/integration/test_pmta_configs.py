@@ -122,6 +122,8 @@ SHOW_REAL = {
 def check(path, *extra):
     p = subprocess.run([harness_salvod(), "--check-config", "-c", path] + list(extra), capture_output=True,
                        text=True, timeout=30)
+    if "runtime error:" in p.stderr or "Sanitizer" in p.stderr:
+        raise Fail("sanitizer report from --check-config %s:\n%s" % (path, p.stderr[-3000:]))
     return p.returncode, p.stdout, p.stderr
 
 
