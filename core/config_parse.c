@@ -171,6 +171,8 @@ void cp_warn(struct parser *p, const char *fmt, ...)
 	msgs_add(&p->warns, line);
 }
 
+static const char *block_name(enum cp_ctx k);
+
 void cp_warn_pending(struct parser *p, const struct directive *d)
 {
 	char **grown;
@@ -183,7 +185,10 @@ void cp_warn_pending(struct parser *p, const struct directive *d)
 		if ((grown[p->n_warned] = strdup(d->name)))
 			p->n_warned++;
 	}
-	cp_warn(p, "%s is accepted but not applied yet: %s", d->name, d->pending);
+	if (d->ctx != CTX_TOP && d->ctx != CTX_DOMAIN && d->ctx != CTX_SOURCE && block_name(d->ctx))
+		cp_warn(p, "%s in <%s> is accepted but not applied yet: %s", d->name, block_name(d->ctx), d->pending);
+	else
+		cp_warn(p, "%s is accepted but not applied yet: %s", d->name, d->pending);
 }
 
 int cp_bad_value(struct parser *p, const char *kind, const struct directive *d, const char *v)
@@ -650,6 +655,11 @@ static const struct block blocks[CTX_N] = {
 	[CTX_ACCT_FILE] = {"acct-file", true, cp_open_acct_file, true, false},
 	[CTX_SPOOL] = {"spool", true, cp_open_spool, false, false},
 };
+
+static const char *block_name(enum cp_ctx k)
+{
+	return k < CTX_N ? blocks[k].name : NULL;
+}
 
 static enum cp_ctx find_block(const char *name)
 {

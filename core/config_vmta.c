@@ -267,7 +267,7 @@ static int d_reply(struct parser *p, const struct directive *d, char *v)
 	}
 	if (r.actions & (CONFIG_PAT_BOUNCE_QUEUE | CONFIG_PAT_DEFER_QUEUE)) {
 		static const struct directive q = {"reply ... bounce-queue/defer-queue", CTX_PATTERNS, NULL,
-						   "the queue-wide actions are parsed; egress applies them per recipient"};
+						   "parsed; egress does not act on the queue-wide actions yet (a matching reply is handled as the recipient's own)"};
 		cp_warn_pending(p, &q);
 	}
 	l->rules[i] = r;
