@@ -12,6 +12,7 @@
   show          --check-config --show QUEUE[/VMTA] prints the settings a queue gets:
                 a domain-macro block, wildcards *.x and [*.]x, a <domain> nested in a
                 <virtual-mta> and in a <virtual-mta-pool>, inheritance from <domain *>
+  log_file      log-file PATH takes salvod's diagnostics (its ready line)
   name_servers  two name-server lines: the first dead, the second answers; mail is delivered
   pcre          Perl regexes at work in delivery: a 451 whose text matches /\\d/ in
                 <smtp-pattern-list> with bounce-rcpt bounces at once, and a (?i)\\d
@@ -318,5 +319,24 @@ def test_name_servers(env):
     log("name-server: the second server answered when the first did not")
 
 
+def test_log_file(env):
+    """log-file PATH: salvod's diagnostics (its ready line) go to that file, not stderr."""
+    logp = os.path.join(env.dir, "pmta.log")
+    cfgp = env.write("lf.conf", harness.salvod_config(os.path.join(env.dir, "spool"), extra="log-file %s\n" % logp))
+    errp = os.path.join(env.dir, "salvod.stderr")
+    with open(errp, "wb") as ef:
+        p = subprocess.Popen([harness_salvod(), "-c", cfgp], stdin=subprocess.DEVNULL, stdout=ef,
+                             stderr=subprocess.STDOUT, cwd=env.dir, preexec_fn=harness._pdeathsig)
+    try:
+        if not harness.wait_until(lambda: os.path.exists(logp) and "ready:" in open(logp).read(), 10,
+                                  what="the ready line in log-file"):
+            raise Fail("no ready line in %s; stderr: %s" % (logp, open(errp).read()[-2000:]))
+        if "ready:" in open(errp).read():
+            raise Fail("the ready line went to stderr too")
+    finally:
+        harness.stop_process(p, "salvod")
+    log("log-file: the diagnostics are in %s" % os.path.basename(logp))
+
+
 if __name__ == "__main__":
-    harness.main([test_real_configs, test_three_errors, test_show, test_pcre, test_name_servers])
+    harness.main([test_real_configs, test_three_errors, test_show, test_pcre, test_name_servers, test_log_file])
