@@ -10,6 +10,15 @@
  *                    <smtp-pattern-list>, <bounce-category-patterns>
  *   config_http.c    the HTTP API's directives (http-listener, http-access,
  *                    http-api-token, http-max-*)
+ *   config_pmta.c    PowerMTA's other directives: refused by design, stored
+ *                    but not applied yet (warned), value-restricted, no-ops;
+ *                    domain-macro, <acct-file>, <spool>, <pattern-list>,
+ *                    <address-list>, the processors, <rewrite-list>
+ *   config_show.c    --show QUEUE[/VMTA] (no parser state)
+ *
+ * Errors: cp_err() records "FILE:LINE: message" and returns -1; the line
+ * loop goes on (a block whose opening fails is skipped to its end), and
+ * the load fails when any error was recorded.
  *
  * Each block file exports a directive table and its block openers; the
  * finishing step of each resolves names across blocks once parsing is done.
