@@ -1109,6 +1109,59 @@ void config_free(struct config *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 }
 
+/* The line number of a "FILE:LINE: message"; those without one ("FILE:
+ * ... and 12 more errors") go last. */
+static long msg_line(const char *m, size_t file_len)
+{
+	char *end;
+	long n;
+
+	if (m[file_len] != ':' || !(m[file_len + 1] >= '0' && m[file_len + 1] <= '9'))
+		return LONG_MAX;
+	n = strtol(m + file_len + 1, &end, 10);
+	return *end == ':' ? n : LONG_MAX;
+}
+
+/* Errors of the finishing step come after the lines': put all in line
+ * order (stable), so the report reads top to bottom. */
+static void sort_msgs(struct cp_msgs *m, const char *file)
+{
+	size_t n = 0, fl = strlen(file), k = 0;
+	char **lines, *sorted;
+
+	if (!m->text)
+		return;
+	for (const char *c = m->text; *c; c++)
+		n += *c == '\n';
+	lines = calloc(n ? n : 1, sizeof(*lines));
+	sorted = malloc(m->len + 1);
+	if (!lines || !sorted) {
+		free(lines);
+		free(sorted);
+		return;
+	}
+	for (char *c = m->text; *c; c = strchr(c, '\n') + 1)
+		lines[k++] = c;
+	for (size_t i = 1; i < n; i++) /* insertion sort: stable, n <= 201 */
+		for (size_t j = i; j > 0 && msg_line(lines[j - 1], fl) > msg_line(lines[j], fl); j--) {
+			char *t = lines[j];
+			lines[j] = lines[j - 1];
+			lines[j - 1] = t;
+		}
+	k = 0;
+	for (size_t i = 0; i < n; i++) {
+		size_t l = (size_t)(strchr(lines[i], '\n') - lines[i]) + 1;
+
+		memcpy(sorted + k, lines[i], l);
+		k += l;
+	}
+	sorted[k] = '\0';
+	free(m->text);
+	m->text = sorted;
+	m->cap = m->len + 1;
+	free(lines);
+}
+
 /* Parse text[0..len) (modified in place; text[len] must be writable). */
 static int load_text(struct config *cfg, const char *name, char *text, size_t len, char *err,
 		     struct config_report *rep)
@@ -1126,6 +1179,10 @@ static int load_text(struct config *cfg, const char *name, char *text, size_t le
 	p.dom_cap = cfg->n_domains;
 	parse_lines(&p, text, len);
 	finish(&p);
+	sort_msgs(&p.errs, name);
+	sort_msgs(&p.warns, name);
+	if (p.errs.text) /* the first in line order */
+		snprintf(err, CONFIG_ERR_MAX, "%.*s", (int)(strchr(p.errs.text, '\n') - p.errs.text), p.errs.text);
 	if (p.errs.n) {
 		config_free(cfg);
 		rc = -1;

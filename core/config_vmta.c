@@ -444,10 +444,11 @@ int cp_vmtas_finish(struct parser *p)
 {
 	struct config *c = p->cfg;
 	size_t n_explicit = c->n_pools;
+	int rc = 0;
 
 	for (size_t i = 0; i < n_explicit; i++)
 		if (resolve_pool(p, &c->pools[i]) < 0)
-			return -1;
+			rc = -1; /* the other checks still run: every error in one load */
 	for (size_t i = 0; i < c->n_smtp_users; i++) {
 		if (!c->smtp_users[i].password) {
 			p->line = c->smtp_users[i].line;
@@ -473,7 +474,7 @@ int cp_vmtas_finish(struct parser *p)
 		c->pools[i].vmtas[0] = v;
 		c->pools[i].n_vmtas = 1;
 	}
-	return 0;
+	return rc;
 }
 
 void cp_vmtas_free(struct config *cfg)

@@ -802,6 +802,16 @@ static void test_every_error(void **state)
 	config_report_free(&rep);
 	assert_int_equal(config_load_string(&cfg, "t.conf", text, err), -1);
 	assert_string_equal(err, "t.conf:2: \"retry-after\" is only valid inside <domain>");
+	/* the finishing step's errors (names resolved after the last line) go in line order too */
+	assert_int_equal(config_load_string_report(&cfg, "t.conf",
+		"<virtual-mta-pool p>\nvirtual-mta nope\n</virtual-mta-pool>\n<smtp-user u>\n</smtp-user>\n"
+		"<domain *>\nsmtp-pattern-list none\n</domain>\nbogus 1\n", &rep), -1);
+	assert_string_equal(rep.errors,
+		"t.conf:1: <virtual-mta-pool p>: no <virtual-mta nope>\n"
+		"t.conf:4: <smtp-user u> has no password\n"
+		"t.conf:6: smtp-pattern-list \"none\": no such <smtp-pattern-list>\n"
+		"t.conf:9: unknown directive \"bogus\"\n");
+	config_report_free(&rep);
 	/* a flood is counted, not kept */
 	{
 		size_t n = 300 * 8 + 1;
