@@ -254,6 +254,13 @@ struct config_domain {
 	char *route_host;           /* non-NULL when the route names a host to resolve:
 				     * `route mx.example.net:2525` (lower-case) */
 	uint16_t route_port;        /* the route's port, either form */
+	/* outbound SMTP deadlines (PowerMTA's names), each for the whole step on
+	 * the monotonic clock; RFC 5321 4.5.3.2 defaults */
+	uint64_t connect_timeout_ms;       /* `connect-timeout` (30s) */
+	uint64_t smtp_greeting_timeout_ms; /* `smtp-greeting-timeout`: the banner (5m) */
+	uint64_t data_send_timeout_ms;     /* `data-send-timeout`: sending the message (3m) */
+	uint64_t smtp_data_termination_timeout_ms; /* `smtp-data-termination-timeout`:
+				     * the reply to the end of data or BDAT LAST (10m) */
 	uint64_t set_mask;          /* which CONFIG_DOM_* fields this block set */
 	int line;
 };
@@ -277,6 +284,10 @@ enum {
 	CONFIG_DOM_DKIM_SIGN = 1u << 15,
 	CONFIG_DOM_USE_STARTTLS = 1u << 16,
 	CONFIG_DOM_REQUIRE_STARTTLS = 1u << 17,
+	CONFIG_DOM_CONNECT_TIMEOUT = 1u << 18,
+	CONFIG_DOM_GREETING_TIMEOUT = 1u << 19,
+	CONFIG_DOM_DATA_SEND_TIMEOUT = 1u << 20,
+	CONFIG_DOM_DATA_TERM_TIMEOUT = 1u << 21,
 };
 
 struct config {

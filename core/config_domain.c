@@ -70,6 +70,27 @@ static int d_idle_timeout(struct parser *p, const struct directive *d, char *v)
 	return set_duration(p, d, v, &cur_domain(p)->idle_timeout_ms, CONFIG_DOM_IDLE_TIMEOUT);
 }
 
+static int d_connect_timeout(struct parser *p, const struct directive *d, char *v)
+{
+	return set_duration(p, d, v, &cur_domain(p)->connect_timeout_ms, CONFIG_DOM_CONNECT_TIMEOUT);
+}
+
+static int d_smtp_greeting_timeout(struct parser *p, const struct directive *d, char *v)
+{
+	return set_duration(p, d, v, &cur_domain(p)->smtp_greeting_timeout_ms, CONFIG_DOM_GREETING_TIMEOUT);
+}
+
+static int d_data_send_timeout(struct parser *p, const struct directive *d, char *v)
+{
+	return set_duration(p, d, v, &cur_domain(p)->data_send_timeout_ms, CONFIG_DOM_DATA_SEND_TIMEOUT);
+}
+
+static int d_smtp_data_termination_timeout(struct parser *p, const struct directive *d, char *v)
+{
+	return set_duration(p, d, v, &cur_domain(p)->smtp_data_termination_timeout_ms,
+			    CONFIG_DOM_DATA_TERM_TIMEOUT);
+}
+
 static int d_backoff_to_normal_after(struct parser *p, const struct directive *d, char *v)
 {
 	return set_duration(p, d, v, &cur_domain(p)->backoff_to_normal_after_ms,
@@ -279,6 +300,10 @@ static const struct directive directives[] = {
 	{"max-connect-rate", CTX_DOMAIN, d_max_connect_rate, NULL},
 	{"idle-timeout", CTX_DOMAIN, d_idle_timeout, NULL},
 	{"connection-idle-timeout", CTX_DOMAIN, d_idle_timeout, NULL},
+	{"connect-timeout", CTX_DOMAIN, d_connect_timeout, NULL},
+	{"smtp-greeting-timeout", CTX_DOMAIN, d_smtp_greeting_timeout, NULL},
+	{"data-send-timeout", CTX_DOMAIN, d_data_send_timeout, NULL},
+	{"smtp-data-termination-timeout", CTX_DOMAIN, d_smtp_data_termination_timeout, NULL},
 	{"backoff-max-msg-rate", CTX_DOMAIN, d_backoff_max_msg_rate, NULL},
 	{"backoff-max-smtp-out", CTX_DOMAIN, d_backoff_max_smtp_out, NULL},
 	{"backoff-retry-after", CTX_DOMAIN, d_backoff_retry_after, NULL},
@@ -372,6 +397,8 @@ static const char *const default_values[][2] = {
 	{"max-msg-per-connection", "100"}, {"max-rcpt-per-transaction", "100"},
 	{"max-msg-rate", "unlimited"}, {"max-connect-rate", "unlimited"},
 	{"connection-idle-timeout", "5s"}, {"backoff-to-normal-after", "1h"},
+	{"connect-timeout", "30s"}, {"smtp-greeting-timeout", "5m"}, {"data-send-timeout", "3m"},
+	{"smtp-data-termination-timeout", "10m"},
 	{"dkim-sign", "yes"}, {"use-starttls", "yes"}, {"require-starttls", "no"},
 };
 
@@ -386,6 +413,10 @@ int cp_domain_default(struct config_domain *d)
 		.max_msg_per_connection = DEF_MAX_MSG_PER_CONN,
 		.max_rcpt_per_message = DEF_MAX_RCPT_PER_MSG,
 		.idle_timeout_ms = DEF_IDLE_TIMEOUT_MS,
+		.connect_timeout_ms = 30 * 1000,
+		.smtp_greeting_timeout_ms = 300 * 1000,
+		.data_send_timeout_ms = 180 * 1000,
+		.smtp_data_termination_timeout_ms = 600 * 1000,
 		.backoff_to_normal_after_ms = DEF_BACKOFF_TO_NORMAL_MS,
 		.pattern_list = -1,
 		.dkim_sign = true,
@@ -464,6 +495,14 @@ static int merge(struct config_domain *d, const struct config_domain *src, bool 
 		d->require_starttls = src->require_starttls;
 	if (TAKE(CONFIG_DOM_IDLE_TIMEOUT))
 		d->idle_timeout_ms = src->idle_timeout_ms;
+	if (TAKE(CONFIG_DOM_CONNECT_TIMEOUT))
+		d->connect_timeout_ms = src->connect_timeout_ms;
+	if (TAKE(CONFIG_DOM_GREETING_TIMEOUT))
+		d->smtp_greeting_timeout_ms = src->smtp_greeting_timeout_ms;
+	if (TAKE(CONFIG_DOM_DATA_SEND_TIMEOUT))
+		d->data_send_timeout_ms = src->data_send_timeout_ms;
+	if (TAKE(CONFIG_DOM_DATA_TERM_TIMEOUT))
+		d->smtp_data_termination_timeout_ms = src->smtp_data_termination_timeout_ms;
 	if (TAKE(CONFIG_DOM_BACKOFF_MSG_RATE))
 		d->backoff_max_msg_rate = src->backoff_max_msg_rate;
 	if (TAKE(CONFIG_DOM_BACKOFF_SMTP_OUT))

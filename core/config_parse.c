@@ -442,14 +442,20 @@ static int d_worker_threads(struct parser *p, const struct directive *d, char *v
 	return 0;
 }
 
-static int d_max_message_size(struct parser *p, const struct directive *d, char *v)
+/* A size in bytes (units allowed), not zero. */
+static int set_size(struct parser *p, const struct directive *d, const char *v, uint64_t *field)
 {
 	uint64_t n;
 
 	if (config_parse_size(v, &n) < 0 || n == 0)
 		return cp_bad_value(p, "size", d, v);
-	p->cfg->max_message_size = n;
+	*field = n;
 	return 0;
+}
+
+static int d_max_message_size(struct parser *p, const struct directive *d, char *v)
+{
+	return set_size(p, d, v, &p->cfg->max_message_size);
 }
 
 static int d_soft_bounce_suppress_after(struct parser *p, const struct directive *d, char *v)
@@ -529,12 +535,7 @@ static int d_domain_key(struct parser *p, const struct directive *d, char *v)
 
 static int d_bounce_max_message_size(struct parser *p, const struct directive *d, char *v)
 {
-	uint64_t n;
-
-	if (config_parse_size(v, &n) < 0 || n == 0)
-		return cp_bad_value(p, "size", d, v);
-	p->cfg->bounce_max_message_size = n;
-	return 0;
+	return set_size(p, d, v, &p->cfg->bounce_max_message_size);
 }
 
 static int d_bounce_max_reports_per_ip(struct parser *p, const struct directive *d, char *v)

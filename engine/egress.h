@@ -72,7 +72,10 @@ struct egress_queue {
 	unsigned n_conns, n_connecting;
 	struct egress_conn *conns;
 	bool freeing;
-	int64_t clear_until_ms;    /* a TLS handshake failed: deliver in clear until then */
+	struct {                   /* MX addresses whose TLS handshake failed: */
+		struct sockaddr_storage addr;
+		int64_t until_ms;  /* loop clock: in clear to that host until then */
+	} clear[8];
 	/* counters for operators (per recipient, like the log's records) */
 	uint64_t delivered, deferred, bounced, expired;
 	char last_error[160];

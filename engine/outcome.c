@@ -10,6 +10,7 @@
  */
 #include "engine/outcome.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@
 
 #include "core/acct_log.h"
 #include "core/config.h"
+#include "engine/accept_store.h"
 #include "engine/bounce_dsn.h"
 #include "engine/bounce_report.h"
 #include "engine/engine.h"
@@ -220,8 +222,54 @@ struct dsn_scratch {
 	char status[16];
 };
 
+/* Remote-MTA (RFC 3464 2.3.5, "dns;"): the host's name without a port; an
+ * IP literal in brackets only when there is no name (an IP route, or no
+ * name known but the address). NULL when neither is known. */
+static const char *remote_mta(const char *host, const char *ip, char *buf, size_t cap)
+{
+	struct in6_addr a6;
+	struct in_addr a4;
+	size_t n;
+
+	if (host && host[0] == '[') {
+		n = strcspn(host, "]");
+		if (host[n] == ']' && n + 2 <= cap) {
+			memcpy(buf, host, n + 1);
+			buf[n + 1] = 0;
+			return buf;
+		}
+		host = NULL;
+	}
+	if (host && host[0]) {
+		/* "name", "name:port", "1.2.3.4:port"; a bare IPv6 address has
+		 * more than one colon and is an address, not a name */
+		const char *colon = strchr(host, ':');
+
+		n = colon && !strchr(colon + 1, ':') ? (size_t)(colon - host) : strlen(host);
+		if (n && n < cap) {
+			memcpy(buf, host, n);
+			buf[n] = 0;
+			if (inet_pton(AF_INET, buf, &a4) != 1 && !strchr(buf, ':'))
+				return buf;
+			if (n + 3 <= cap) {
+				memmove(buf + 1, buf, n);
+				buf[0] = '[';
+				buf[n + 1] = ']';
+				buf[n + 2] = 0;
+				return buf;
+			}
+		}
+	}
+	if (ip && ip[0] && (inet_pton(AF_INET, ip, &a4) == 1 || inet_pton(AF_INET6, ip, &a6) == 1)) {
+		snprintf(buf, cap, "[%s]", ip);
+		return buf;
+	}
+	return NULL;
+}
+
 static int batch_build_dsn(struct outcome_batch *b, struct spool_wtxn *t)
 {
+	char mta[300];
 	struct dsn_scratch *sc;
 	struct dsn_rcpt *rcpts;
 	struct spool_msg m;
@@ -254,7 +302,7 @@ static int batch_build_dsn(struct outcome_batch *b, struct spool_wtxn *t)
 			.addr = it->addr,
 			.action = "failed",
 			.status = sc[n].status,
-			.remote_mta = b->mx_host,
+			.remote_mta = remote_mta(b->mx_host, b->mx_ip, mta, sizeof(mta)),
 			.diagnostic = sc[n].diag,
 			.last_attempt_ms = b->time_ms,
 		};
@@ -276,6 +324,26 @@ static int batch_build_dsn(struct outcome_batch *b, struct spool_wtxn *t)
 	return ret;
 }
 
+/* The DSN as an accept_store batch: one message, to the original sender,
+ * due now, no reception record (it is not mail anybody sent us). */
+static struct accept_batch *dsn_accept(struct outcome_batch *b, struct accept_batch *ab, struct accept_msg *am)
+{
+	*am = (struct accept_msg){.body = b->dsn, .len = b->dsn_len, .id = b->dsn_id, .count = 1};
+	*ab = (struct accept_batch){
+		.eng = b->eng,
+		.sender = "",
+		.campaign = "",
+		.source_ip = "",
+		.arrival_ms = b->time_ms,
+		.due_ms = b->time_ms,
+		.ids_given = true,
+		.rcpts = (const char *const *)&b->sender,
+		.msgs = am,
+		.n_msgs = 1,
+	};
+	return ab;
+}
+
 static int outcome_apply(struct spool_req *req, struct spool_wtxn *t, void *ctx)
 {
 	struct outcome_batch *b = container_of(req, struct outcome_batch, req);
@@ -292,25 +360,10 @@ static int outcome_apply(struct spool_req *req, struct spool_wtxn *t, void *ctx)
 		if (ret)
 			return ret;
 		if (b->dsn) {
-			struct spool_msg m = {
-				.id = b->dsn_id,
-				.arrival_ms = b->time_ms,
-				.n_rcpt = 1,
-				.sender = "",
-				.campaign = "",
-				.source_ip = "",
-				.body = b->dsn,
-				.body_len = b->dsn_len,
-			};
-			struct spool_rcpt r = {
-				.msg_id = b->dsn_id,
-				.idx = 0,
-				.next_attempt_ms = b->time_ms,
-				.queued_ms = b->time_ms,
-				.addr = b->sender,
-				.last_response = "",
-			};
-			if ((ret = spool_put_msg(t, &m)) || (ret = spool_put_rcpt(t, &r)))
+			struct accept_batch ab;
+			struct accept_msg am;
+
+			if ((ret = accept_store_put(dsn_accept(b, &ab, &am), t)))
 				return ret;
 			b->dsn_stored = true;
 		}
@@ -397,11 +450,10 @@ static void outcome_done(struct spool_req *req, int result, void *ctx)
 		acct_log_write(eng->acct, &ev);
 	}
 	if (b->dsn_stored) {
-		const char *at = strrchr(b->sender, '@');
-		struct sched_rcpt *r = sched_rcpt_new(b->dsn_id, 0, at ? at + 1 : b->sender, b->time_ms, b->time_ms, 0, 0);
+		struct accept_batch ab;
+		struct accept_msg am;
 
-		if (r)
-			engine_route_rcpt(eng, r);
+		accept_store_committed(dsn_accept(b, &ab, &am));
 	}
 	batch_free(b);
 }

@@ -1,6 +1,7 @@
 /*
  * salvod.c - the daemon: configuration, spool and log, the writer thread,
- * the workers, recovery of the queue, and orderly shutdown on SIGTERM/SIGINT.
+ * recovery of the queue, the workers (recover, then listen), and orderly
+ * shutdown on SIGTERM/SIGINT.
  *
  *   salvod [-c FILE]                 run (built-in defaults without -c)
  *   salvod --check-config [-c FILE]  validate: exit 0, or 2 with FILE:LINE: message
@@ -25,6 +26,7 @@
 #include "core/acct_log.h"
 #include "core/acct_csv.h"
 #include "core/config.h"
+#include "engine/accept_store.h"
 #include "engine/api.h"
 #include "engine/dkim.h"
 #include "engine/engine.h"
@@ -94,13 +96,6 @@ static void flush_log(void *ctx)
 		fprintf(stderr, "salvod: accounting log write failed: %s\n", strerror(-ret));
 }
 
-static const char *rcpt_domain(const char *addr)
-{
-	const char *at = strrchr(addr, '@');
-
-	return at ? at + 1 : addr;
-}
-
 /* Workers listen with SO_REUSEPORT, which would let this salvod silently
  * share a port with another process: probe each SMTP listener without it
  * first. A predecessor just killed with -9 holds its listeners a little
@@ -161,20 +156,6 @@ static int lock_spool(const char *dir, int *fd_out)
 	return 0;
 }
 
-static int recover_one(void *arg, const struct spool_rcpt *r)
-{
-	struct engine *eng = arg;
-	ssize_t pool = r->pool && r->pool[0] ? config_pool_find(eng->cfg, r->pool) : 0;
-	struct sched_rcpt *sr = sched_rcpt_new(r->msg_id, r->idx, rcpt_domain(r->addr),
-					       r->next_attempt_ms, r->queued_ms, r->attempts,
-					       pool > 0 && pool <= UINT16_MAX ? (uint16_t)pool : 0);
-
-	if (!sr)
-		return -ENOMEM;
-	engine_route_rcpt(eng, sr);
-	return 0;
-}
-
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -193,11 +174,13 @@ int main(int argc, char **argv)
 	struct conn_limit smtp_conns = {0};
 	struct auth_service auth = {0};
 	struct addr_window bounce_reports = {0};
+	struct accept_store store = {0};
+	struct accept_recovered recovered = {0};
 	int lock_fd = -1;
 	char err[CONFIG_ERR_MAX];
 	char path[4096];
 	sigset_t sigs;
-	unsigned started = 0;
+	unsigned started = 0, running = 0;
 	uint64_t n_msgs = 0, n_rcpts = 0;
 	int opt, ret, status = 1, sig;
 
@@ -338,6 +321,18 @@ int main(int argc, char **argv)
 		fprintf(stderr, "salvod: DKIM: %s\n", err);
 		goto out_writer;
 	}
+	if ((ret = accept_store_start(&store)) < 0) {
+		fprintf(stderr, "salvod: cannot start the store thread: %s\n", strerror(-ret));
+		goto out_writer;
+	}
+	eng.store = &store;
+	/* Recover, then listen: the queue is read in one snapshot before any
+	 * listener opens, so a message committed once they are open is queued
+	 * by its own commit only, never a second time by recovery. */
+	if ((ret = accept_store_recover(&eng, &recovered)) != 0) {
+		fprintf(stderr, "salvod: spool recovery failed: %s\n", spool_strerror(ret));
+		goto out_writer;
+	}
 	eng.n_workers = cfg.worker_threads ? cfg.worker_threads : 1;
 	eng.workers = calloc(eng.n_workers, sizeof(*eng.workers));
 	if (!eng.workers) {
@@ -345,16 +340,21 @@ int main(int argc, char **argv)
 		goto out_writer;
 	}
 	for (; started < eng.n_workers; started++) {
-		if (worker_start(&eng.workers[started], &eng, started) < 0) {
+		if (worker_init(&eng.workers[started], &eng, started) < 0) {
 			fprintf(stderr, "salvod: worker %u: %s\n", started, eng.workers[started].start_err);
 			worker_free(&eng.workers[started]);
 			goto out_workers;
 		}
 	}
-	if ((ret = spool_recover(eng.spool, recover_one, &eng)) != 0) {
-		fprintf(stderr, "salvod: spool recovery failed: %s\n", spool_strerror(ret));
-		goto out_workers;
+	/* Only now may mail come in: a message accepted by the first worker is
+	 * routed to any shard, so every shard must exist first. */
+	for (; running < eng.n_workers; running++) {
+		if (worker_run(&eng.workers[running]) < 0) {
+			fprintf(stderr, "salvod: worker %u: %s\n", running, eng.workers[running].start_err);
+			goto out_workers;
+		}
 	}
+	accept_store_route_recovered(&eng, &recovered);
 	if (cfg.n_http_listeners) {
 		struct http_server_opts ho = {
 			.cfg = &cfg,
@@ -382,19 +382,24 @@ int main(int argc, char **argv)
 
 out_workers:
 	/* The API goes first: its handlers read the workers' snapshots. Its
-	 * requests waiting on the writer are answered before it stops. */
+	 * requests waiting on the writer are answered before it stops: the
+	 * store thread stops first, so an injection stores no further batch and
+	 * answers after the one being committed. */
+	accept_store_stop(&store);
 	for (int i = 0; i < 500 && __atomic_load_n(&eng.http_inflight, __ATOMIC_ACQUIRE); i++)
 		usleep(10000);
 	http_server_stop(eng.http);
 	eng.http = NULL;
-	for (unsigned i = 0; i < started; i++)
+	for (unsigned i = 0; i < running; i++)
 		worker_stop(&eng.workers[i]);
 out_writer:
 	/* After the workers: a check finishing now posts to a stopped
 	 * worker's mailbox, which worker_free() empties. */
 	auth_service_stop(&auth);
 	/* Workers are gone; the writer drains what they handed it. */
+	accept_store_stop(&store);
 	spool_writer_stop(&eng.writer);
+	accept_store_free_recovered(&recovered);
 	for (unsigned i = 0; i < started; i++)
 		worker_free(&eng.workers[i]);
 	free(eng.workers);

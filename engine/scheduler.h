@@ -38,7 +38,10 @@ struct sched_rcpt {
 	struct mailbox_item link;   /* mailbox transit and ready-list link */
 	struct sched_queue *queue;  /* set once the shard adopts it */
 	uint64_t msg_id;
-	int64_t due_ms;             /* wall clock: next attempt */
+	int64_t due_ms;             /* next attempt: wall clock in transit (as stored),
+				     * the loop's monotonic clock once a shard holds it
+				     * (sched_due_mono()), so a stepped wall clock does
+				     * not move a retry */
 	int64_t queued_ms;          /* wall clock: accepted */
 	uint32_t idx;
 	uint16_t attempts;          /* saturates at UINT16_MAX */
@@ -94,6 +97,18 @@ struct sched_queue *sched_queue_find(struct sched *s, const char *domain);
  * when already set (a retry stays in its queue), else the queue named by
  * sched_queue_name_for(). -ENOMEM fails without taking it. */
 int sched_add(struct sched *s, struct sched_rcpt *r, int64_t now_ms);
+/* A wall-clock due time as a monotonic one: as far ahead of mono_now as it
+ * is of wall_now (already due: mono_now). */
+static inline int64_t sched_due_mono(int64_t due_wall, int64_t wall_now, int64_t mono_now)
+{
+	int64_t ahead, due;
+
+	if (due_wall <= wall_now)
+		return mono_now;
+	if (__builtin_sub_overflow(due_wall, wall_now, &ahead) || __builtin_add_overflow(mono_now, ahead, &due))
+		return INT64_MAX;
+	return due;
+}
 /* Move every recipient due at now_ms to its queue's ready list. Returns how many. */
 size_t sched_run_due(struct sched *s, int64_t now_ms);
 /* Milliseconds until the earliest waiting recipient is due (INT64_MAX if none). */

@@ -84,7 +84,7 @@ void worker_run_kicks(struct worker *w)
 static void worker_mail(struct mailbox *mb, struct mailbox_item *items)
 {
 	struct worker *w = mb->owner;
-	int64_t now = wall_now_ms();
+	int64_t now = wall_now_ms(), mono = (int64_t)loop_now_ms();
 
 	while (items) {
 		struct mailbox_item *next = items->next;
@@ -93,7 +93,9 @@ static void worker_mail(struct mailbox *mb, struct mailbox_item *items)
 		case WORKER_MAIL_RCPT: {
 			struct sched_rcpt *r = container_of(items, struct sched_rcpt, link);
 
-			if (sched_add(&w->sched, r, now) < 0) {
+			/* due times run on the monotonic clock from here on */
+			r->due_ms = sched_due_mono(r->due_ms, now, mono);
+			if (sched_add(&w->sched, r, mono) < 0) {
 				fprintf(stderr, "salvod: out of memory queueing %016llx; it goes out after a restart\n",
 					(unsigned long long)r->msg_id);
 				free(r);
@@ -128,7 +130,7 @@ static void worker_tick(struct loop_op *op, int res, unsigned flags)
 {
 	struct worker *w = container_of(op, struct worker, tick_op);
 
-	sched_run_due(&w->sched, wall_now_ms());
+	sched_run_due(&w->sched, (int64_t)loop_now_ms());
 	egress_tick(w);
 	worker_run_kicks(w);
 	if (++w->ticks % (STATS_PUBLISH_MS / WORKER_TICK_MS) == 0)
@@ -149,7 +151,9 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
-int worker_start(struct worker *w, struct engine *eng, unsigned index)
+/* Everything but the thread: the loop, mailbox, resolver and listeners (a
+ * bound listener queues connections in the kernel until the thread runs). */
+int worker_init(struct worker *w, struct engine *eng, unsigned index)
 {
 	const struct config *cfg = eng->cfg;
 	struct smtp_server_limits lim = {
@@ -162,7 +166,6 @@ int worker_start(struct worker *w, struct engine *eng, unsigned index)
 		.conns = eng->smtp_conns,
 		.tls = eng->tls_server,
 	};
-	sigset_t all, old;
 	int ret;
 
 	memset(w, 0, sizeof(*w));
@@ -194,8 +197,14 @@ int worker_start(struct worker *w, struct engine *eng, unsigned index)
 	ret = smtp_server_start(&w->srv, &w->loop, cfg->smtp_listeners, cfg->n_smtp_listeners,
 				cfg->smtps_listeners, cfg->n_smtps_listeners, &lim,
 				&intake_hooks, w, w->start_err, sizeof(w->start_err));
-	if (ret < 0)
-		return ret;
+	return ret < 0 ? ret : 0;
+}
+
+int worker_run(struct worker *w)
+{
+	sigset_t all, old;
+	int ret;
+
 	/* Signals belong to the main thread. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);

@@ -58,6 +58,7 @@ struct spool_msg {
 	const char *source_ip;     /* injecting client, "" when internal (DSN) */
 	const char *body;          /* full RFC 5322 message, CRLF lines, unstuffed */
 	size_t body_len;
+	bool smtputf8;             /* came with SMTPUTF8 (RFC 6531): send it with it */
 };
 
 /* One recipient's durable state. */

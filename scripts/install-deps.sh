@@ -13,4 +13,5 @@ $SUDO apt-get install -y -q --no-install-recommends \
     liburing-dev libssl-dev liblmdb-dev libc-ares-dev libjemalloc-dev libcmocka-dev \
     libmicrohttpd-dev libjansson-dev libpcre2-dev libncurses-dev libcurl4-openssl-dev tmux \
     dnsmasq-base postfix swaks python3 python3-dkim python3-prometheus-client lmdb-utils curl \
-    clang libclang-rt-14-dev valgrind procps iproute2 ca-certificates libbenchmark-dev g++
+    clang libclang-rt-14-dev valgrind procps iproute2 ca-certificates libbenchmark-dev g++ \
+    libmail-deliverystatus-bounceparser-perl

@@ -1279,6 +1279,7 @@ static const char *const POLICY =
 	"  smtp-pattern-list blocks\n"
 	"  max-msg-rate 100/h\n"
 	"  idle-timeout 3s\n"
+	"  smtp-data-termination-timeout 90s\n"
 	"</domain>\n"
 	"<domain google.rollup>\n"
 	"  max-smtp-out 10\n"
@@ -1374,6 +1375,8 @@ static void test_policy_blocks(void **state)
 	assert_int_equal(g->backoff_retry_after_ms[1], HOUR);
 	assert_int_equal(g->backoff_to_normal_after_ms, HOUR);
 	assert_int_equal(g->idle_timeout_ms, 3 * SEC);
+	assert_int_equal(g->smtp_data_termination_timeout_ms, 90 * SEC); /* from <domain *> */
+	assert_int_equal(g->data_send_timeout_ms, 180 * SEC);             /* built in */
 	assert_int_equal(g->pattern_list, 0);
 	assert_null(g->queue_to);
 	const struct config_domain *h = config_domain_for(&cfg, "hotmail.com");
@@ -1398,6 +1401,10 @@ static void test_policy_defaults(void **state)
 	assert_int_equal(cfg.sources[0].default_pool, 0);
 	const struct config_domain *d = config_domain_for(&cfg, "x.example");
 	assert_int_equal(d->idle_timeout_ms, 5 * SEC);
+	assert_int_equal(d->connect_timeout_ms, 30 * SEC);
+	assert_int_equal(d->smtp_greeting_timeout_ms, 300 * SEC);
+	assert_int_equal(d->data_send_timeout_ms, 180 * SEC);
+	assert_int_equal(d->smtp_data_termination_timeout_ms, 600 * SEC);
 	assert_int_equal(d->pattern_list, -1);
 	assert_int_equal(d->backoff_to_normal_after_ms, HOUR);
 	assert_int_equal(d->max_msg_rate.count, 0);
@@ -1470,6 +1477,8 @@ static void test_policy_errors(void **state)
 			  "test.conf:2: empty element in backoff-retry-after list \"1m,,2m\"");
 	expect_domain_err("  queue-to bad/name", "test.conf:2: invalid queue name \"bad/name\" for queue-to");
 	expect_domain_err("  idle-timeout soon", "test.conf:2: invalid duration \"soon\" for idle-timeout");
+	expect_domain_err("  smtp-data-termination-timeout 5x",
+			  "test.conf:2: invalid duration \"5x\" for smtp-data-termination-timeout");
 }
 
 

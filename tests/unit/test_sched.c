@@ -74,6 +74,17 @@ static void test_heap_order(void **state)
 	sched_fini(&s, NULL);
 }
 
+/* Wall-clock due times become monotonic ones at the same distance. */
+static void test_due_mono(void **state)
+{
+	(void)state;
+	assert_int_equal(sched_due_mono(1000, 1000, 50), 50);         /* due now */
+	assert_int_equal(sched_due_mono(400, 1000, 50), 50);          /* overdue: now, never earlier */
+	assert_int_equal(sched_due_mono(4000, 1000, 50), 3050);       /* 3 s ahead stays 3 s ahead */
+	assert_int_equal(sched_due_mono(INT64_MAX, 0, 50), INT64_MAX); /* saturates */
+	assert_int_equal(sched_due_mono(INT64_MAX - 10, -100, 1000), INT64_MAX);
+}
+
 static void test_kick_once(void **state)
 {
 	struct sched s;
@@ -276,6 +287,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_heap_order),
+		cmocka_unit_test(test_due_mono),
 		cmocka_unit_test(test_kick_once),
 		cmocka_unit_test(test_take_msg),
 		cmocka_unit_test(test_many_queues),

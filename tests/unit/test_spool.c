@@ -222,6 +222,7 @@ static void test_roundtrip_three_rcpts(void **state)
 	m.source_ip = "2001:db8::1";
 	m.body = body;
 	m.body_len = big;
+	m.smtputf8 = true;
 	assert_int_equal(spool_wtxn_begin(s, &t), 0);
 	assert_int_equal(spool_alloc_id(t, &m.id), 0);
 	assert_int_equal(spool_put_msg(t, &m), 0);
@@ -245,6 +246,7 @@ static void test_roundtrip_three_rcpts(void **state)
 	assert_int_equal(g.id, m.id);
 	assert_int_equal(g.arrival_ms, T0);
 	assert_int_equal(g.n_rcpt, 3);
+	assert_true(g.smtputf8);
 	assert_string_equal(g.sender, m.sender);
 	assert_string_equal(g.campaign, m.campaign);
 	assert_string_equal(g.source_ip, m.source_ip);
@@ -264,6 +266,7 @@ static void test_roundtrip_three_rcpts(void **state)
 	assert_int_equal(spool_get_msg(rt, id2, &g), 0);
 	assert_string_equal(g.sender, "");
 	assert_string_equal(g.campaign, "");
+	assert_false(g.smtputf8);
 	assert_int_equal(g.body_len, 0);
 	assert_int_equal(spool_get_msg(rt, id2 + 1, &g), SPOOL_NOTFOUND);
 	spool_rtxn_end(rt);
