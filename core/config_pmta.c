@@ -36,8 +36,8 @@ static const struct {
 			  "(acct.jsonl) and <acct-file> carry the same events"},
 	{"enable-signals", false, "is SparkPost Signals, which Salvo does not have by design: the accounting "
 				  "log (acct.jsonl) and <acct-file> carry the same events"},
-	{"http-delivery-url", false, "is not implemented by design: Salvo delivers by SMTP only (use smtp-hosts "
-				     "or route to an SMTP relay)"},
+	{"http-delivery-url", false, "is not implemented by design: Salvo delivers by SMTP only (send to an SMTP "
+				     "relay with route)"},
 	{"smtp-server-tls-allow-tlsv1", false, "(TLS 1.0) is refused by design: TLS 1.0 and 1.1 are deprecated "
 					       "(RFC 8996) and never offered"},
 	{"smtp-client-tls-allow-tlsv1", false, "(TLS 1.0) is refused by design: TLS 1.0 and 1.1 are deprecated "
@@ -222,8 +222,8 @@ static int v_type(struct parser *p, const struct directive *d, char *v)
 
 	if (!strcasecmp(v, "smtp"))
 		return 0;
-	return cp_err(p, "%s \"%s\" is not implemented by design: Salvo delivers by SMTP only (use smtp-hosts "
-		      "or route to an SMTP relay)", d->name, cp_show(sb, v));
+	return cp_err(p, "%s \"%s\" is not implemented by design: Salvo delivers by SMTP only (send to an SMTP "
+		      "relay with route)", d->name, cp_show(sb, v));
 }
 
 static int v_auth_method(struct parser *p, const struct directive *d, char *v)
