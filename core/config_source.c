@@ -264,3 +264,26 @@ const struct config_source *config_source_named(const struct config *cfg, const 
 			return &cfg->sources[i];
 	return NULL;
 }
+
+const struct config_source *config_source_after_auth(const struct config *cfg, const char *user,
+						     const struct config_source *addr_src)
+{
+	const struct config_source *s = NULL;
+
+	for (size_t i = 0; user && i < cfg->n_smtp_users; i++)
+		if (!strcmp(cfg->smtp_users[i].name, user) && cfg->smtp_users[i].source)
+			s = config_source_named(cfg, cfg->smtp_users[i].source);
+	if (!s && user)
+		s = config_source_named(cfg, "auth");
+	return s ? s : addr_src;
+}
+
+const struct config_source *config_source_for_listener(const struct config *cfg, size_t listener,
+						       const struct sockaddr *addr)
+{
+	const struct config_source *s = NULL;
+
+	if (cfg->smtp_listener_source && listener < cfg->n_smtp_listeners && cfg->smtp_listener_source[listener])
+		s = config_source_named(cfg, cfg->smtp_listener_source[listener]);
+	return s ? s : config_source_for(cfg, addr);
+}

@@ -963,6 +963,18 @@ static void test_pmta_misc(void **state)
 		assert_int_equal(config_source_for(&cfg, (struct sockaddr *)&sa)->net.prefix, 0);
 		assert_null(config_source_for(&cfg, (struct sockaddr *)&sa)->name);
 	}
+	/* the lookups intake is to use */
+	{
+		struct sockaddr_storage sa = sa_of("10.1.2.3");
+		const struct config_source *by_addr = config_source_for(&cfg, (struct sockaddr *)&sa);
+
+		assert_string_equal(config_source_after_auth(&cfg, "u", by_addr)->name, "auth");
+		assert_string_equal(config_source_after_auth(&cfg, "someone", by_addr)->name, "auth"); /* {auth} */
+		assert_ptr_equal(config_source_after_auth(&cfg, NULL, by_addr), by_addr);
+		assert_string_equal(config_source_for_listener(&cfg, 1, (struct sockaddr *)&sa)->name, "mta1");
+		assert_ptr_equal(config_source_for_listener(&cfg, 0, (struct sockaddr *)&sa), by_addr);
+		assert_ptr_equal(config_source_for_listener(&cfg, 7, (struct sockaddr *)&sa), by_addr);
+	}
 	assert_int_equal(cfg.n_acct_files, 2);
 	assert_true(cfg.acct_files[0].pipe);
 	assert_string_equal(cfg.acct_files[0].path, "/usr/bin/prog --flag x");
