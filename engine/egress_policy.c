@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "core/config.h"
+#include "core/pcre_re.h"
 #include "net/smtp_client.h"
 #include "queue/pause.h"
 
@@ -221,7 +222,7 @@ unsigned egress_patterns(struct egress_queue *eq, struct egress_conn *c, const s
 	else
 		snprintf(line, sizeof(line), "%s", res->text);
 	for (size_t i = 0; i < list->n_rules && !rule; i++)
-		if (regexec(&list->rules[i].re, line, 0, NULL, 0) == 0)
+		if (pcre_re_match(list->rules[i].re, line))
 			rule = &list->rules[i];
 	if (!rule)
 		return 0;

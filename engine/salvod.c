@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "core/acct_log.h"
+#include "core/acct_csv.h"
 #include "core/config.h"
 #include "engine/accept_store.h"
 #include "engine/api.h"
@@ -45,9 +46,12 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: salvod [-c FILE] [--check-config] [--version]\n"
+	fprintf(f, "usage: salvod [-c FILE] [--check-config [--show QUEUE[/VMTA]]] [--version]\n"
 		   "  -c, --config FILE   configuration file (PowerMTA-style directives)\n"
-		   "      --check-config  validate the configuration and exit (0 valid, 2 invalid)\n"
+		   "      --check-config  validate the configuration and exit (0 valid, 2 invalid;\n"
+		   "                      every error is printed as FILE:LINE: message)\n"
+		   "      --show Q[/V]    with --check-config: the settings queue Q gets (through\n"
+		   "                      virtual MTA or pool V), one `directive value` per line\n"
 		   "  -V, --version       print the version and exit\n");
 }
 
@@ -177,14 +181,16 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 		{"config", required_argument, NULL, 'c'},
 		{"check-config", no_argument, NULL, 'k'},
+		{"show", required_argument, NULL, 'S'},
 		{"version", no_argument, NULL, 'V'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	const char *config_path = NULL;
+	const char *config_path = NULL, *show = NULL;
 	bool check_only = false;
 	struct config cfg;
 	struct engine eng;
+	struct acct_csv *acct_csv = NULL;
 	struct conn_limit smtp_conns = {0};
 	struct auth_service auth = {0};
 	struct addr_window bounce_reports = {0};
@@ -203,6 +209,7 @@ int main(int argc, char **argv)
 		switch (opt) {
 		case 'c': config_path = optarg; break;
 		case 'k': check_only = true; break;
+		case 'S': show = optarg; break;
 		case 'V': printf("salvod %s\n", SALVO_VERSION); return 0;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
@@ -212,19 +219,51 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	if (show && !check_only) {
+		fprintf(stderr, "salvod: --show goes with --check-config\n");
+		return 2;
+	}
 	if (config_path) {
-		if (config_load(&cfg, config_path, err) < 0) {
-			fprintf(stderr, "%s\n", err);
+		struct config_report rep;
+		int rc = config_load_report(&cfg, config_path, &rep);
+
+		if (rep.warnings)
+			fputs(rep.warnings, stderr);
+		if (rc < 0) {
+			if (rep.errors)
+				fputs(rep.errors, stderr);
+			if (rep.n_errors > 1)
+				fprintf(stderr, "%s: %u errors\n", config_path, rep.n_errors);
+			config_report_free(&rep);
 			return 2;
 		}
+		config_report_free(&rep);
 	} else if (config_defaults(&cfg) < 0) {
 		fprintf(stderr, "salvod: out of memory\n");
 		return 1;
 	}
 	if (check_only) {
+		if (show) {
+			ret = config_show(stdout, &cfg, show, err, sizeof(err));
+			if (ret < 0)
+				fprintf(stderr, "salvod: %s\n", err);
+			config_free(&cfg);
+			return ret < 0 ? 2 : 0;
+		}
 		printf("%s: configuration is valid\n", config_path ? config_path : "built-in defaults");
 		config_free(&cfg);
 		return 0;
+	}
+	/* `log-file PATH`: diagnostics go there from now on */
+	if (cfg.log_file) {
+		int fd = open(cfg.log_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+
+		if (fd < 0 || dup2(fd, STDERR_FILENO) < 0) {
+			fprintf(stderr, "salvod: log-file %s: %s\n", cfg.log_file, strerror(errno));
+			config_free(&cfg);
+			return 1;
+		}
+		close(fd);
 	}
 	if (probe_io_uring() < 0) {
 		config_free(&cfg);
@@ -256,6 +295,14 @@ int main(int argc, char **argv)
 	if ((ret = acct_log_open(&eng.acct, path, 0, 0)) < 0) {
 		fprintf(stderr, "salvod: cannot open the accounting log in %s: %s\n", path, strerror(-ret));
 		goto out_spool;
+	}
+	/* <acct-file>: PowerMTA's CSV files, fed from the same events */
+	if (cfg.n_acct_files) {
+		if (acct_csv_open(&acct_csv, cfg.acct_files, cfg.n_acct_files, err, sizeof(err)) < 0) {
+			fprintf(stderr, "salvod: %s\n", err);
+			goto out_log;
+		}
+		acct_log_set_tap(eng.acct, &(struct acct_tap){acct_csv_write, acct_csv_flush, acct_csv});
 	}
 	if ((ret = spool_writer_start(&eng.writer, eng.spool, &eng, flush_log,
 					    (unsigned)cfg.spool_commit_delay_ms * 1000)) < 0) {
@@ -406,6 +453,7 @@ out_writer:
 	addr_window_fini(&bounce_reports);
 out_log:
 	acct_log_close(eng.acct);
+	acct_csv_close(acct_csv);
 out_spool:
 	spool_close(eng.spool);
 out_cfg:

@@ -193,7 +193,8 @@ int worker_init(struct worker *w, struct engine *eng, unsigned index)
 		snprintf(w->start_err, sizeof(w->start_err), "worker setup failed: %s", strerror(-ret));
 		return ret;
 	}
-	ret = dns_init(&w->dns, &w->loop, cfg->has_dns_server ? &cfg->dns_server : NULL);
+	ret = cfg->n_name_servers > 1 ? dns_init_servers(&w->dns, &w->loop, cfg->name_servers, cfg->n_name_servers)
+				       : dns_init(&w->dns, &w->loop, cfg->has_dns_server ? &cfg->dns_server : NULL);
 	if (ret < 0) {
 		snprintf(w->start_err, sizeof(w->start_err), "DNS resolver setup failed: %s", strerror(-ret));
 		return ret;

@@ -783,7 +783,36 @@ oom: {
 }
 }
 
-int dns_init(struct dns **out, struct loop *l, const struct config_addr *server)
+/* "a:53,[b]:5353,..." for c-ares: the servers in order. */
+static int servers_csv(const struct config_addr *servers, size_t n, char *csv, size_t cap)
+{
+	size_t len = 0;
+
+	csv[0] = '\0';
+	for (size_t i = 0; i < n; i++) {
+		char host[64];
+		uint16_t port;
+		int w;
+
+		if (servers[i].sa.ss_family == AF_INET6) {
+			const struct sockaddr_in6 *s6 = (const void *)&servers[i].sa;
+			inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
+			port = ntohs(s6->sin6_port);
+			w = snprintf(csv + len, cap - len, "%s[%s]:%u", i ? "," : "", host, port ? port : 53);
+		} else {
+			const struct sockaddr_in *s4 = (const void *)&servers[i].sa;
+			inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
+			port = ntohs(s4->sin_port);
+			w = snprintf(csv + len, cap - len, "%s%s:%u", i ? "," : "", host, port ? port : 53);
+		}
+		if (w < 0 || (size_t)w >= cap - len)
+			return -EINVAL;
+		len += (size_t)w;
+	}
+	return 0;
+}
+
+int dns_init_servers(struct dns **out, struct loop *l, const struct config_addr *servers, size_t n)
 {
 	struct ares_options opts;
 	struct dns *d;
@@ -807,23 +836,11 @@ int dns_init(struct dns **out, struct loop *l, const struct config_addr *server)
 		free(d);
 		return ret == ARES_ENOMEM ? -ENOMEM : -EINVAL;
 	}
-	if (server) {
-		char csv[80];
-		char host[64];
-		uint16_t port;
+	if (n) {
+		char csv[1024];
 
-		if (server->sa.ss_family == AF_INET6) {
-			const struct sockaddr_in6 *s6 = (const void *)&server->sa;
-			inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
-			port = ntohs(s6->sin6_port);
-			snprintf(csv, sizeof(csv), "[%s]:%u", host, port);
-		} else {
-			const struct sockaddr_in *s4 = (const void *)&server->sa;
-			inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
-			port = ntohs(s4->sin_port);
-			snprintf(csv, sizeof(csv), "%s:%u", host, port ? port : 53);
-		}
-		if (ares_set_servers_ports_csv(d->ch, csv) != ARES_SUCCESS) {
+		if (servers_csv(servers, n, csv, sizeof(csv)) < 0 ||
+		    ares_set_servers_ports_csv(d->ch, csv) != ARES_SUCCESS) {
 			ares_destroy(d->ch);
 			free(d);
 			return -EINVAL;
@@ -831,6 +848,11 @@ int dns_init(struct dns **out, struct loop *l, const struct config_addr *server)
 	}
 	*out = d;
 	return 0;
+}
+
+int dns_init(struct dns **out, struct loop *l, const struct config_addr *server)
+{
+	return dns_init_servers(out, l, server, server ? 1 : 0);
 }
 
 void dns_free(struct dns *d)

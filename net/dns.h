@@ -67,6 +67,9 @@ typedef void (*dns_route_cb)(void *arg, const struct dns_route *route);
 
 /* server == NULL: use the system resolver configuration (/etc/resolv.conf). */
 int dns_init(struct dns **out, struct loop *l, const struct config_addr *server);
+/* Several servers (PowerMTA's repeated `name-server`): asked in order, the
+ * next when one fails or times out. n == 0: the system resolver. */
+int dns_init_servers(struct dns **out, struct loop *l, const struct config_addr *servers, size_t n);
 void dns_free(struct dns *d);
 void dns_resolve_route(struct dns *d, const char *domain, dns_route_cb cb, void *arg);
 /* The next request for domain asks DNS again (a positive answer stays
