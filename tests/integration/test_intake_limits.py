@@ -11,7 +11,7 @@
   slowloris  strangers dripping a report byte by byte are cut at smtp-max-session-time
              (421) while the trusted injector's mail is acknowledged throughout
   auth       an unknown user and a known one (crypt hash, wrong password) take the same
-             time within 20%; ten parallel wrong attempts from one address get at most
+             work within 20% (salvod's CPU time per attempt, median of 12, interleaved); ten parallel wrong attempts from one address get at most
              five 535s (the rest 454); STARTTLS forgets an AUTH done in clear
 """
 
@@ -283,17 +283,32 @@ def tls_ctx():
     return c
 
 
-def auth_once(src, user, password):
-    """One AUTH PLAIN over STARTTLS; returns (code, seconds for the AUTH alone)."""
+def cpu_ns(pid):
+    """CPU time all of pid's threads have run, in ns (schedstat: precise, unlike ticks)."""
+    total = 0
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/schedstat" % (pid, tid)) as f:
+                total += int(f.read().split()[0])
+        except OSError:
+            pass  # a thread that just ended
+    return total
+
+
+def auth_once(src, user, password, pid=None):
+    """One AUTH PLAIN over STARTTLS; returns (code, seconds, salvod CPU ns) for the AUTH
+    alone."""
     with smtplib.SMTP(*harness.SALVOD_SMTP, timeout=20, source_address=(src, 0)) as s:
         s.ehlo("x")
         s.starttls(context=tls_ctx())
         s.ehlo("x")
         import base64
         arg = base64.b64encode(b"\0" + user.encode() + b"\0" + password.encode()).decode()
+        c0 = cpu_ns(pid) if pid else 0
         t0 = time.perf_counter()
         code, _ = s.docmd("AUTH", "PLAIN " + arg)
-        return code, time.perf_counter() - t0
+        t = time.perf_counter() - t0
+        return code, t, (cpu_ns(pid) - c0 if pid else 0)
 
 
 def test_auth(env):
@@ -313,18 +328,24 @@ def test_auth(env):
                                    "0/0": {"require-auth": "yes"}}, extra=extra)
     d.start()
     # timing: interleaved, each attempt from its own address (the failure throttle is per address)
+    # What an observer can time is the work salvod does: its CPU time per attempt is that
+    # work, whatever else the machine runs (wall time on a shared 2-core box is mostly
+    # the scheduler's). Both are reported; the CPU time decides.
     known, unknown = [], []
     for i in range(24):
         src = "127.0.1.%d" % (10 + i)
-        code, t = auth_once(src, "carol" if i % 2 == 0 else "nosuchuser", "wrong")
+        code, t, cpu = auth_once(src, "carol" if i % 2 == 0 else "nosuchuser", "wrong", d.proc.pid)
         if code != 535:
             raise Fail("a wrong password got %d" % code)
-        (known if i % 2 == 0 else unknown).append(t)
-    mk, mu = statistics.median(known), statistics.median(unknown)
-    log("AUTH failure time, median of 12: known user %.1f ms, unknown user %.1f ms" % (mk * 1e3, mu * 1e3))
-    if abs(mk - mu) > 0.2 * max(mk, mu):
-        raise Fail("known %.1f ms vs unknown %.1f ms: differ by more than 20%%" % (mk * 1e3, mu * 1e3))
-    code, _ = auth_once("127.0.1.100", "carol", "r1ght")
+        (known if i % 2 == 0 else unknown).append((t, cpu))
+    ck, cu = statistics.median(c for _, c in known), statistics.median(c for _, c in unknown)
+    log("AUTH failure, median of 12: known user %.1f ms CPU (%.1f ms wall), unknown user %.1f ms CPU "
+        "(%.1f ms wall)" % (ck / 1e6, statistics.median(t for t, _ in known) * 1e3, cu / 1e6,
+                            statistics.median(t for t, _ in unknown) * 1e3))
+    if abs(ck - cu) > 0.2 * max(ck, cu):
+        raise Fail("salvod's work for a known user %.1f ms vs an unknown one %.1f ms: more than 20%% apart"
+                   % (ck / 1e6, cu / 1e6))
+    code, _, _ = auth_once("127.0.1.100", "carol", "r1ght")
     if code != 235:
         raise Fail("the right password got %d" % code)
 
@@ -333,7 +354,7 @@ def test_auth(env):
 
     def attempt():
         try:
-            c, _ = auth_once("127.0.1.200", "carol", "wrong")
+            c, _, _ = auth_once("127.0.1.200", "carol", "wrong")
         except smtplib.SMTPServerDisconnected:
             c = -1
         with lock:
