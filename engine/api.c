@@ -8,6 +8,8 @@
  *   GET  /api/v1/queues/{name}               one queue, 404 when unknown
  *   POST /api/v1/queues/{name}/pause|resume|retry
  *   POST /api/v1/queues/{name}/mode          {"mode": "normal"|"backoff"}
+ *   GET  /api/v1/queues/{name}/recipients    the spool's recipients for it, paged (api_inspect.c)
+ *   GET  /api/v1/messages/{id}               one message (api_inspect.c)
  *   GET  /api/v1/vmtas
  *   GET  /metrics
  *
@@ -345,6 +347,13 @@ static void route_queue(struct engine *eng, struct http_request *req, const char
 			get_queues(eng, req, name);
 		return;
 	}
+	if (strcmp(slash + 1, "recipients") == 0) {
+		if (strcmp(req->method, "GET") != 0)
+			http_reply_error(req, 405, "use GET", NULL);
+		else
+			api_inspect_queue(eng, req, name);
+		return;
+	}
 	if (strcmp(req->method, "POST") != 0) {
 		http_reply_error(req, 405, "queue actions are POST", NULL);
 		return;
@@ -381,7 +390,7 @@ void api_handle(void *ctx, struct http_request *req)
 		route_queue(eng, req, p + 15);
 	else if (strcmp(p, "/api/v1/vmtas") == 0 && get)
 		get_vmtas(eng, req);
-	else if (api_inject_route(eng, req) || api_suppress_route(eng, req))
+	else if (api_inject_route(eng, req) || api_suppress_route(eng, req) || api_inspect_route(eng, req))
 		return;
 	else if (!strcmp(p, "/metrics") || !strcmp(p, "/api/v1/status") || !strcmp(p, "/api/v1/queues") ||
 		 !strcmp(p, "/api/v1/vmtas"))

@@ -1003,6 +1003,54 @@ int spool_get_rcpt(struct spool_rtxn *t, uint64_t msg_id, uint32_t idx, struct s
 	return rcpt_get(t->txn, t->s->dbi_rcpt, msg_id, idx, out);
 }
 
+int spool_walk_rcpts(struct spool_rtxn *t, bool after, uint64_t after_id, uint32_t after_idx, uint64_t budget,
+		     int (*cb)(void *arg, const struct spool_rcpt *r), void *arg, uint64_t *last_id,
+		     uint32_t *last_idx, bool *more)
+{
+	uint8_t kb[KEY_RCPT_LEN];
+	MDB_cursor *cur;
+	MDB_val k, v;
+	uint64_t seen = 0;
+	int rc, ret = 0;
+
+	*more = false;
+	if ((rc = mdb_cursor_open(t->txn, t->s->dbi_rcpt, &cur)))
+		return lmdb_err(rc);
+	if (after) {
+		k = key_rcpt(kb, after_id, after_idx);
+		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+		/* SET_RANGE lands on the key itself when it still exists: skip it */
+		if (!rc && k.mv_size == KEY_RCPT_LEN && !memcmp(k.mv_data, kb, KEY_RCPT_LEN))
+			rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	} else {
+		rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+	}
+	for (; !rc; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		struct spool_rcpt r;
+		const uint8_t *p = k.mv_data;
+
+		if (budget && seen == budget) {
+			*more = true;
+			break;
+		}
+		seen++;
+		if (k.mv_size != KEY_RCPT_LEN)
+			continue;
+		*last_id = get_be(p, 8);
+		*last_idx = (uint32_t)get_be(p + 8, 4);
+		if (rcpt_decode(&v, *last_id, *last_idx, &r) != 0)
+			continue;
+		if ((ret = cb(arg, &r)) != 0) {
+			*more = mdb_cursor_get(cur, &k, &v, MDB_NEXT) == 0;
+			break;
+		}
+	}
+	if (rc && rc != MDB_NOTFOUND)
+		ret = lmdb_err(rc);
+	mdb_cursor_close(cur);
+	return ret;
+}
+
 /* --- recovery, counts, verification --------------------------------------- */
 
 struct recover_walk {

@@ -130,6 +130,15 @@ int spool_rtxn_begin(struct spool *s, struct spool_rtxn **out);
 void spool_rtxn_end(struct spool_rtxn *t);
 int spool_get_msg(struct spool_rtxn *t, uint64_t id, struct spool_msg *out);
 int spool_get_rcpt(struct spool_rtxn *t, uint64_t msg_id, uint32_t idx, struct spool_rcpt *out);
+/* Call cb for each recipient in key order (message id, then index),
+ * starting after (after_id, after_idx) when `after`, else at the first;
+ * at most `budget` records are looked at (0: no bound). A non-zero return
+ * from cb stops the walk and is returned; *last is the key of the last
+ * record looked at, that one included (so cb stops after taking a record,
+ * and the next page starts after *last), *more whether records remain. A record that does not decode is skipped. r is valid during the call. */
+int spool_walk_rcpts(struct spool_rtxn *t, bool after, uint64_t after_id, uint32_t after_idx, uint64_t budget,
+		     int (*cb)(void *arg, const struct spool_rcpt *r), void *arg, uint64_t *last_id,
+		     uint32_t *last_idx, bool *more);
 
 /* Call cb for every queued recipient in due order (the "due" index). A
  * non-zero return from cb stops the walk and is returned. Runs in its own

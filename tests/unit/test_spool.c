@@ -491,6 +491,65 @@ static void test_recover_due_order(void **state)
 	assert_int_equal(stop.n, 2);
 }
 
+/* Walking the recipients in key order, a page at a time. */
+struct page_list {
+	struct seen_list l;
+	size_t page;               /* stop after taking this many (cb returns 1) */
+};
+
+static int take_page(void *arg, const struct spool_rcpt *r)
+{
+	struct page_list *p = arg;
+
+	collect(&p->l, r);
+	return p->l.n % p->page == 0;
+}
+
+static void test_walk_rcpts(void **state)
+{
+	struct fx *f = *state;
+	struct spool_rtxn *rt;
+	struct page_list p = {.page = 2};
+	uint64_t a, b, last_id = 0;
+	uint32_t last_idx = 0;
+	bool more = true;
+	int64_t da[] = {300, 100, 200};
+
+	fx_open(f, 0);
+	a = commit_simple(f->s, 3, da);
+	b = commit_simple(f->s, 2, NULL);
+	assert_int_equal(spool_rtxn_begin(f->s, &rt), 0);
+	/* pages of two: (a,0) (a,1) | (a,2) (b,0) | (b,1) */
+	assert_int_equal(spool_walk_rcpts(rt, false, 0, 0, 0, take_page, &p, &last_id, &last_idx, &more), 1);
+	assert_true(more);
+	assert_int_equal(last_id, a);
+	assert_int_equal(last_idx, 1);
+	assert_int_equal(spool_walk_rcpts(rt, true, last_id, last_idx, 0, take_page, &p, &last_id, &last_idx, &more), 1);
+	assert_true(more);
+	assert_int_equal(spool_walk_rcpts(rt, true, last_id, last_idx, 0, take_page, &p, &last_id, &last_idx, &more), 0);
+	assert_false(more);
+	assert_int_equal(p.l.n, 5);
+	assert_int_equal(p.l.v[0].id, a);
+	assert_int_equal(p.l.v[2].idx, 2);
+	assert_int_equal(p.l.v[2].due, T0 + 200);
+	assert_int_equal(p.l.v[3].id, b);
+	assert_int_equal(p.l.v[4].idx, 1);
+	/* a budget bounds what one call looks at, and says there is more */
+	p = (struct page_list){.page = 100};
+	assert_int_equal(spool_walk_rcpts(rt, false, 0, 0, 3, take_page, &p, &last_id, &last_idx, &more), 0);
+	assert_int_equal(p.l.n, 3);
+	assert_true(more);
+	assert_int_equal(spool_walk_rcpts(rt, true, last_id, last_idx, 3, take_page, &p, &last_id, &last_idx, &more), 0);
+	assert_int_equal(p.l.n, 5);
+	assert_false(more);
+	/* after a key that is gone: the next one */
+	p = (struct page_list){.page = 100};
+	assert_int_equal(spool_walk_rcpts(rt, true, a, 7, 0, take_page, &p, &last_id, &last_idx, &more), 0);
+	assert_int_equal(p.l.n, 2);
+	assert_int_equal(p.l.v[0].id, b);
+	spool_rtxn_end(rt);
+}
+
 /* ---- aborts ------------------------------------------------------------------ */
 
 static void test_abort_leaves_nothing(void **state)
@@ -1144,6 +1203,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_roundtrip_three_rcpts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_put_msg_twice, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_walk_rcpts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_put_rcpt_replaces, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_del_all_rcpts_deletes_msg, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_del_missing_rcpt, setup, teardown),

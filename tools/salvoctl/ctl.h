@@ -53,5 +53,7 @@ int cmd_suppress(struct ctl *c, int argc, char **argv);
 int cmd_inject(struct ctl *c, int argc, char **argv);
 int cmd_top(struct ctl *c, int argc, char **argv);
 int cmd_classify_main(struct ctl *c, int argc, char **argv);
+int cmd_show(struct ctl *c, int argc, char **argv);
+int cmd_message(struct ctl *c, int argc, char **argv);
 
 #endif

@@ -24,6 +24,8 @@ static const struct command commands[] = {
 	{"status", cmd_status, "totals, rates, queued, connections"},
 	{"queues", cmd_queues, "[--sort=size|rate|errors] [--mode=backoff|paused|normal] [DOMAIN]"},
 	{"vmtas", cmd_vmtas, "virtual MTAs: source IP, connections, disabled"},
+	{"show", cmd_show, "QUEUE [--limit N]   the queue's recipients (message, attempts, next attempt, last response)"},
+	{"message", cmd_message, "ID   one message: headers, size, every recipient's state"},
 	{"top", cmd_top, "live full-screen view"},
 	{"pause", cmd_queue_action, "DOMAIN"},
 	{"resume", cmd_queue_action, "DOMAIN"},
