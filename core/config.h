@@ -171,6 +171,8 @@ struct config_pattern_list {
 	int line;
 };
 
+struct config_webhook; /* core/config_webhook.h */
+
 /* <smtp-user NAME>: an account for SMTP AUTH. password is as written:
  * plain text, or a crypt(3) hash ("$6$...", "$y$...") when it starts with '$'. */
 struct config_smtp_user {
@@ -322,6 +324,8 @@ struct config {
 	 * order) so config_domain_for() is a binary search. */
 	struct config_domain *domains;
 	size_t n_domains;
+	struct config_webhook *webhooks; /* <acct-webhook NAME> blocks, file order (core/config_webhook.h) */
+	size_t n_webhooks;
 };
 
 /* Fill cfg with the built-in defaults (what `salvod` runs on with no -c). */

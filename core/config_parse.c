@@ -477,6 +477,7 @@ static const struct directive_table top_directives = {directives, sizeof(directi
 
 static const struct directive_table *const tables[] = {
 	&top_directives, &cp_http_directives, &cp_source_directives, &cp_domain_directives, &cp_vmta_directives,
+	&cp_webhook_directives,
 };
 
 /* ---- blocks ------------------------------------------------------------- */
@@ -496,6 +497,7 @@ static const struct block blocks[CTX_N] = {
 	[CTX_PATTERNS] = {"smtp-pattern-list", true, cp_open_patterns},
 	[CTX_CATEGORIES] = {"bounce-category-patterns", false, cp_open_categories},
 	[CTX_SMTP_USER] = {"smtp-user", true, cp_open_smtp_user},
+	[CTX_WEBHOOK] = {"acct-webhook", true, cp_open_webhook},
 };
 
 static enum cp_ctx find_block(const char *name)
@@ -657,7 +659,7 @@ static int finish(struct parser *p)
 	if (p->ctx != CTX_TOP)
 		return cp_err(p, "<%s> not closed (opened at line %d)", blocks[p->ctx].name, p->block_line);
 	if (cp_domains_finish(p) < 0 || cp_vmtas_finish(p) < 0 || cp_sources_finish(p) < 0 ||
-	    cp_http_finish(p) < 0)
+	    cp_http_finish(p) < 0 || cp_webhooks_finish(p) < 0)
 		return -1;
 	return 0;
 }
@@ -758,6 +760,7 @@ void config_free(struct config *cfg)
 	cp_sources_free(cfg);
 	cp_domains_free(cfg);
 	cp_vmtas_free(cfg);
+	cp_webhooks_free(cfg);
 	memset(cfg, 0, sizeof(*cfg));
 }
 

@@ -89,6 +89,7 @@ struct engine {
 	SSL_CTX *tls_client;       /* outbound STARTTLS */
 	struct auth_service *auth; /* AUTH checks, off the workers' loops */
 	struct addr_window *bounce_reports; /* reports per untrusted client (bounce-max-reports-per-ip) */
+	struct webhooks *webhooks; /* <acct-webhook> senders (webhook.h); NULL when none */
 };
 
 /* The worker that owns a destination domain's queue. */

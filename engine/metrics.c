@@ -12,6 +12,7 @@
 #include "core/json_str.h"
 #include "engine/api.h"
 #include "engine/engine.h"
+#include "engine/webhook.h"
 #include "net/http_server.h"
 
 /* A label value: backslash, quote and newline escaped. */
@@ -141,6 +142,7 @@ void api_metrics(struct engine *eng, struct http_request *req)
 	rc |= total(&b, "salvo_spool_commit_gathers_total",
 		    "Batches the busy spool writer held for spool-commit-delay to gather more requests.",
 		    __atomic_load_n(&ws->gathers, __ATOMIC_RELAXED));
+	rc |= webhooks_metrics(eng->webhooks, &b);
 	api_snapshot_free(&s);
 	if (rc)
 		http_reply_error(req, 500, "out of memory", NULL);

@@ -31,6 +31,7 @@
 #include "net/conn_limit.h"
 #include "net/tls.h"
 #include "net/http_server.h"
+#include "engine/webhook.h"
 
 static void usage(FILE *f)
 {
@@ -253,6 +254,15 @@ int main(int argc, char **argv)
 		fprintf(stderr, "salvod: cannot open the accounting log in %s: %s\n", path, strerror(-ret));
 		goto out_spool;
 	}
+	{
+		char state[4096];
+
+		snprintf(state, sizeof(state), "%s/webhooks", cfg.spool_dir);
+		if (webhooks_start(&eng.webhooks, &cfg, path, state, err, sizeof(err)) < 0) {
+			fprintf(stderr, "salvod: %s\n", err);
+			goto out_log;
+		}
+	}
 	if ((ret = spool_writer_start(&eng.writer, eng.spool, &eng, flush_log,
 					    (unsigned)cfg.spool_commit_delay_ms * 1000)) < 0) {
 		fprintf(stderr, "salvod: cannot start the spool writer: %s\n", strerror(-ret));
@@ -357,6 +367,7 @@ out_writer:
 	tls_ctx_free(eng.tls_client);
 	addr_window_fini(&bounce_reports);
 out_log:
+	webhooks_stop(eng.webhooks); /* after the writer: it may still be logging */
 	acct_log_close(eng.acct);
 out_spool:
 	spool_close(eng.spool);
