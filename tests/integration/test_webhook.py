@@ -15,7 +15,8 @@
             `ca-file CERT` delivers, one trusting only the system CAs fails with a TLS
             error (counted, retried, never acknowledged, flagged stalled after 3 in a
             row), one with `tls-verify no` delivers; each has its own position;
-            GET /api/v1/webhooks, /metrics and `salvoctl webhooks` show the figures
+            GET /api/v1/webhooks, /metrics and `salvoctl webhooks` show the figures and
+            `salvoctl top` flags the stalled one; a clean restart re-sends nothing
   config    malformed <acct-webhook> blocks: salvod --check-config exits 2 naming
             the file, line and problem
 """
@@ -305,6 +306,19 @@ def test_https(env):
                          capture_output=True, text=True, timeout=10)
     if out.returncode != 0 or "untrusted" not in out.stdout or "STALLED" not in out.stdout:
         raise Fail("salvoctl webhooks (%d): %s %s" % (out.returncode, out.stdout, out.stderr))
+    # salvoctl top flags it (in tmux, like test_salvoctl.py)
+    session = "salvohooks%d" % os.getpid()
+    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "160", "-y", "30",
+                    "env SALVO_API=http://%s:%d LANG=C.UTF-8 %s top" % (harness.SALVOD_HTTP + (harness.SALVOCTL,))],
+                   check=True)
+    try:
+        def screen():
+            return subprocess.run(["tmux", "capture-pane", "-p", "-t", session], capture_output=True,
+                                  text=True).stdout
+        if not wait_until(lambda: "webhook untrusted STALLED" in screen(), 8, what="the stall flag in top"):
+            raise Fail("salvoctl top does not flag the stalled webhook:\n" + screen())
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session])
     # positions survive a restart: nothing is sent again by the webhooks that were acknowledged
     before = {h: len(v) for h, v in per_hook().items()}
     d.stop()

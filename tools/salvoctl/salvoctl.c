@@ -25,6 +25,7 @@ static const struct command commands[] = {
 	{"queues", cmd_queues, "[--sort=size|rate|errors] [--mode=backoff|paused|normal] [DOMAIN]"},
 	{"vmtas", cmd_vmtas, "virtual MTAs: source IP, connections, disabled"},
 	{"top", cmd_top, "live full-screen view"},
+	{"webhooks", cmd_webhooks, "accounting webhooks: sent, failures, backlog, stalled"},
 	{"pause", cmd_queue_action, "DOMAIN"},
 	{"resume", cmd_queue_action, "DOMAIN"},
 	{"retry", cmd_queue_action, "DOMAIN   (every waiting recipient is due now)"},
