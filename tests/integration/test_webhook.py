@@ -17,6 +17,9 @@
             row), one with `tls-verify no` delivers; each has its own position;
             GET /api/v1/webhooks, /metrics and `salvoctl webhooks` show the figures and
             `salvoctl top` flags the stalled one; a clean restart re-sends nothing
+  resume    a saved position inside an archive (acct.jsonl when saved): read on through
+            the later archives and acct.jsonl in order, a line cut by a crash skipped
+            and counted; a position whose file is gone goes on with the next file
   config    malformed <acct-webhook> blocks: salvod --check-config exits 2 naming
             the file, line and problem
 """
@@ -285,6 +288,7 @@ def test_https(env):
         return {w["name"]: w for w in json.loads(api("/api/v1/webhooks"))["webhooks"]}
     wait_until(lambda: stats()["untrusted"]["failures"] >= 3 and stats()["untrusted"]["stalled"], 30,
                what="the untrusted webhook failing 3 times and flagged stalled")
+    wait_until(lambda: stats()["trusted"]["backlog_bytes"] == 0, 5, what="the trusted webhook's backlog at 0")
     st = stats()
     log("api: %r" % {k: (v["records_sent"], v["failures"], v["stalled"], v["last_error"]) for k, v in st.items()})
     u = st["untrusted"]
@@ -329,6 +333,67 @@ def test_https(env):
         raise Fail("a clean restart re-sent acknowledged events: %r -> %r" % (before, after))
 
 
+def _line(i, typ):
+    mid = "%016x" % (0x1000 + i)
+    return ('{"time":"2026-12-07T00:00:%02d.000Z","type":"%s","id":"%s","recipient":"r%d@w0.test",'
+            '"event_id":"%s%016x"}\n' % (i % 60, typ, mid, i, mid, i))
+
+
+def test_resume(env):
+    """The position file points into an archive that was acct.jsonl when it was saved:
+    the sender reads on from there through the later archives and acct.jsonl, skips a
+    line cut by a crash, sends nothing before the position; a position whose file is
+    gone resumes at the next file by name."""
+    env.dns(mx={"w0.test": [(10, "mx.sink.test")]}, a={"mx.sink.test": "127.0.0.2"}, check=[("w0.test", "MX")])
+    spool = os.path.join(env.dir, "spool")
+    logd, state = os.path.join(spool, "log"), os.path.join(spool, "webhooks")
+    os.makedirs(logd)
+    os.makedirs(state)
+    types = ["delivery", "bounce", "reception", "transient"]
+    files = [("acct-20261207T000000.000Z.jsonl", range(0, 30)), ("acct-20261207T000001.000Z.jsonl", range(30, 50)),
+             ("acct.jsonl", range(50, 60))]
+    for name, rng in files:
+        with open(os.path.join(logd, name), "w") as f:
+            for i in rng:
+                f.write(_line(i, types[i % 4]))
+                if i == 40:
+                    f.write('{"time":"2026-12-07T00:00:41.000Z","type":"delivery","id":"00000000000010\n\n')
+    a = os.path.join(logd, files[0][0])
+    off = len("".join(_line(i, types[i % 4]) for i in range(10)))
+    with open(os.path.join(state, "backend.pos"), "w") as f:
+        f.write(("%d %d acct.jsonl" % (os.stat(a).st_ino, off)).ljust(255) + "\n")
+    rcv = Receiver(RECV).up()
+    d = env.salvod_daemon(extra=webhook_block("backend", "http://%s:%d/hook" % RECV))
+    d.start()
+    want = [i for i in range(10, 60) if types[i % 4] in ("delivery", "bounce")]
+
+    def got():
+        return [int(e["recipient"][1:].split("@")[0]) for _, e in rcv.acked_events()]
+    wait_until(lambda: len(got()) >= len(want), 15, what="the records after the position")
+    time.sleep(0.5)
+    if got() != want:
+        raise Fail("resumed with %r, want %r" % (got(), want))
+    def st():
+        return json.loads(api("/api/v1/webhooks"))["webhooks"][0]
+    # the figures are refreshed once a second
+    if not wait_until(lambda: st()["skipped_lines"] == 1 and st()["records_sent"] == len(want)
+                      and st()["backlog_bytes"] == 0, 5, what="the API's figures"):
+        raise Fail("api after resume: %r" % st())
+    d.stop()
+    # the saved file is gone: on with the next one by name, from its start
+    os.unlink(a)
+    with open(os.path.join(state, "backend.pos"), "w") as f:
+        f.write(("999999999 77 %s" % files[0][0]).ljust(255) + "\n")
+    with rcv.lock:
+        rcv.posts.clear()
+    d.start()
+    want = [i for i in range(30, 60) if types[i % 4] in ("delivery", "bounce")]
+    wait_until(lambda: len(got()) >= len(want), 15, what="the records of the next file")
+    time.sleep(0.5)
+    if got() != want:
+        raise Fail("after its file was deleted, resumed with %r, want %r" % (got(), want))
+
+
 CONFIG_ERRORS = [
     ("<acct-webhook a>\n  records delivery\n</acct-webhook>\n", "needs a url"),
     ("<acct-webhook a>\n  url ftp://x/\n</acct-webhook>\n", "invalid URL"),
@@ -362,4 +427,4 @@ def test_config(env):
 
 
 if __name__ == "__main__":
-    harness.main([test_outage_kill9, test_https, test_config])
+    harness.main([test_outage_kill9, test_https, test_resume, test_config])
