@@ -63,7 +63,11 @@ class Receiver:
         self.delay = 0.0            # seconds before each answer (keeps batches in flight)
         self.srv = None
 
+    running = []                    # receivers still up (a failed test leaves its own)
+
     def up(self):
+        for r in list(Receiver.running):
+            r.down()
         rcv = self
 
         class H(BaseHTTPRequestHandler):
@@ -103,6 +107,7 @@ class Receiver:
             ctx.load_cert_chain(*self.tls_cert)
             self.srv.socket = ctx.wrap_socket(self.srv.socket, server_side=True)
         threading.Thread(target=self.srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        Receiver.running.append(self)
         return self
 
     def down(self):
@@ -110,6 +115,7 @@ class Receiver:
             self.srv.shutdown()
             self.srv.server_close()
             self.srv = None
+            Receiver.running.remove(self)
 
     def acked_events(self):
         """[(time, event)] of every event in a POST answered 2xx, in arrival order."""
