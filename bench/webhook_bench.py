@@ -134,6 +134,7 @@ def bench_blast(args, rcv):
     with open(extra, "w") as f:
         f.write(hook_block(100))
     rates = {"off": [], "on": []}
+    cpu = {"off": [], "on": []}
     for r in range(args.runs):
         for mode in ("off", "on") if r % 2 == 0 else ("on", "off"):
             rcv.reset()
@@ -143,8 +144,10 @@ def bench_blast(args, rcv):
             if mode == "on":
                 cmd += ["--salvod-extra", extra]
             subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-            rate = json.load(open(out))["medians"]["salvod"]["e2e_rate"]
+            med = json.load(open(out))["medians"]["salvod"]
+            rate = med["e2e_rate"]
             rates[mode].append(rate)
+            cpu[mode].append(med["mta_cpu_ms_per_1000"])
             note = ""
             if mode == "on":
                 # the events of this run: one delivery per message (plus nothing else here)
@@ -153,10 +156,17 @@ def bench_blast(args, rcv):
                     time.sleep(0.1)
                 note = "; receiver got %d events in %d POSTs, %d bad signatures" % (rcv.events, rcv.posts,
                                                                                     rcv.bad_sig)
-            print("blast run %d webhook %-3s: %.0f msg/s%s" % (r + 1, mode, rate, note), flush=True)
+            print("blast run %d webhook %-3s: %.0f msg/s, salvod %.0f ms CPU per 1000 msgs%s"
+                  % (r + 1, mode, rate, cpu[mode][-1], note), flush=True)
     off, on = statistics.median(rates["off"]), statistics.median(rates["on"])
+    pairs = [b / a for a, b in zip(rates["off"], rates["on"])]
     print("blast medians: off %.0f msg/s, on %.0f msg/s: on/off %.3f (runs: off %s, on %s)"
           % (off, on, on / off, [round(x) for x in rates["off"]], [round(x) for x in rates["on"]]))
+    print("blast on/off per pair (the two runs of a pair are back to back): %s, median %.3f"
+          % ([round(x, 3) for x in pairs], statistics.median(pairs)))
+    print("salvod CPU ms per 1000 messages: off median %.0f, on median %.0f (on/off %.3f)"
+          % (statistics.median(cpu["off"]), statistics.median(cpu["on"]),
+             statistics.median(cpu["on"]) / statistics.median(cpu["off"])))
     shutil.rmtree(d, ignore_errors=True)
 
 

@@ -277,9 +277,19 @@ static int hook_resume(struct hook *h, const char *state_dir)
 	} else {
 		uint64_t size = 0;
 
+		char before = '\n';
+		int fd;
+
 		ino_of(h->rd.dir_fd, files[i], &size);
-		if (off > size) {
-			fprintf(stderr, "salvod: webhook %s: %s is shorter than its position; reading it from the start\n",
+		/* A position is always just after a line: otherwise this is
+		 * another file that got the old one's inode number. */
+		if (off > 0 && off <= size && (fd = openat(h->rd.dir_fd, files[i], O_RDONLY | O_CLOEXEC)) >= 0) {
+			if (pread(fd, &before, 1, (off_t)off - 1) != 1)
+				before = 0;
+			close(fd);
+		}
+		if (off > size || before != '\n') {
+			fprintf(stderr, "salvod: webhook %s: its position does not fit %s; reading that file from the start\n",
 				h->cfg->name, files[i]);
 			off = 0;
 		}

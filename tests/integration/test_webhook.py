@@ -23,7 +23,8 @@
             `salvoctl top` flags the stalled one; a clean restart re-sends nothing
   resume    a saved position inside an archive (acct.jsonl when saved): read on through
             the later archives and acct.jsonl in order, a line cut by a crash skipped
-            and counted; a position whose file is gone goes on with the next file
+            and counted; a position whose file is gone goes on with the next file; a
+            position inside a line (a reused inode number) reads that file from its start
   config    malformed <acct-webhook> blocks: salvod --check-config exits 2 naming
             the file, line and problem
 """
@@ -425,6 +426,19 @@ def test_resume(env):
     time.sleep(0.5)
     if got() != want:
         raise Fail("after its file was deleted, resumed with %r, want %r" % (got(), want))
+    d.stop()
+    # a position that is not after a line (another file with the old inode number): that
+    # file from its start
+    b = os.path.join(logd, files[1][0])
+    with open(os.path.join(state, "backend.pos"), "w") as f:
+        f.write(("%d 5 %s" % (os.stat(b).st_ino, files[1][0])).ljust(255) + "\n")
+    with rcv.lock:
+        rcv.posts.clear()
+    d.start()
+    wait_until(lambda: len(got()) >= len(want), 15, what="the records of the file from its start")
+    time.sleep(0.5)
+    if got() != want:
+        raise Fail("a position inside a line: resumed with %r, want %r" % (got(), want))
 
 
 CONFIG_ERRORS = [
