@@ -4,14 +4,13 @@
  * with libcurl multi, keeps each webhook's acknowledged position on disk.
  *
  * Owns: struct webhooks (the thread, the curl multi handle) and per
- * webhook its reader (directory fd, file fd, read buffer), its batch
- * buffer, its curl easy handle and header list, its position file fd.
+ * webhook its log reader (webhook_log.h), its batch buffer, its curl easy
+ * handle and header lists, its position file fd.
  *
  * Invariants, per webhook:
- *   - the reader's position (rd.ino, rd.off + rd.pos) is just after the
- *     last line taken; the batch holds the chosen records among the lines
- *     between `acked` and that position, so acknowledging the batch moves
- *     `acked` to the reader's position;
+ *   - the reader is just after the last line taken; the batch holds the
+ *     chosen records among the lines between `acked` and there, so
+ *     acknowledging the batch moves `acked` to the reader's position;
  *   - the reader does not move while a batch is in flight or waiting for
  *     its retry, so the batch's bytes (and signature) never change;
  *   - stats are written under wh->lock by the thread only.
@@ -19,7 +18,6 @@
 #include "engine/webhook.h"
 
 #include <curl/curl.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
@@ -35,34 +33,19 @@
 #include "core/acct_log.h"
 #include "core/config_webhook.h"
 #include "core/json_str.h"
+#include "engine/webhook_log.h"
 
-#define CUR_FILE "acct.jsonl"
-#define READ_CHUNK (256u << 10)
-#define LINE_MAX_BYTES (4u << 20)  /* a longer "line" is skipped */
-#define POS_LEN 256                /* the position file's fixed size */
 #define IDLE_POLL_MS 50            /* re-read a caught-up log this often */
 #define BACKOFF_MIN_MS 250
 #define LOG_EVERY_MS 30000
 #define BACKLOG_EVERY_MS 1000
 
-struct reader {
-	int dir_fd;
-	int fd;             /* -1: no file yet (the log has none) */
-	uint64_t ino;
-	char name[64];      /* its name when opened (archives are renamed from acct.jsonl) */
-	uint64_t off;       /* file offset of buf[0] */
-	char *buf;
-	size_t len, pos;    /* buf[pos..len) is read and not taken */
-	size_t cap;
-};
-
 struct hook {
 	const struct config_webhook *cfg;
 	struct webhooks *wh;
-	struct reader rd;
+	struct wh_reader rd;
 	int pos_fd;
-	uint64_t acked_ino, acked_off; /* acknowledged position */
-	char acked_name[64];
+	struct wh_pos acked;           /* acknowledged position */
 	bool pos_dirty;                /* acked moved past skipped lines only */
 	int64_t pos_saved_ms;
 	/* the batch */
@@ -79,7 +62,6 @@ struct hook {
 	char errbuf[CURL_ERROR_SIZE];
 	int64_t last_log_ms;
 	int64_t backlog_at_ms;
-	uint64_t skipped;              /* copied to st.skipped_lines */
 	struct webhook_stat st;        /* under wh->lock */
 };
 
@@ -109,118 +91,18 @@ static int64_t wall_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* ---- the log's files ---------------------------------------------------- */
-
-static bool log_name(const char *n)
-{
-	size_t len = strlen(n);
-
-	if (!strcmp(n, CUR_FILE))
-		return true;
-	return len > 11 && len < 64 && !strncmp(n, "acct-", 5) && !strcmp(n + len - 6, ".jsonl");
-}
-
-static int cmp_names(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* The log's files in reading order: archives by name, then acct.jsonl
- * ('-' sorts before '.'). *out is malloc'd, each name too. */
-static int list_files(int dir_fd, char ***out, size_t *n)
-{
-	int fd = dup(dir_fd);
-	DIR *d;
-	struct dirent *e;
-	char **v = NULL;
-	size_t k = 0, cap = 0;
-
-	if (fd < 0 || !(d = fdopendir(fd))) {
-		if (fd >= 0)
-			close(fd);
-		return -errno;
-	}
-	rewinddir(d);
-	while ((e = readdir(d))) {
-		if (!log_name(e->d_name))
-			continue;
-		if (k == cap) {
-			char **g = realloc(v, (cap = cap ? cap * 2 : 16) * sizeof(*v));
-
-			if (!g)
-				break;
-			v = g;
-		}
-		if (!(v[k] = strdup(e->d_name)))
-			break;
-		k++;
-	}
-	closedir(d);
-	if (k)
-		qsort(v, k, sizeof(*v), cmp_names);
-	*out = v;
-	*n = k;
-	return 0;
-}
-
-static void free_list(char **v, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		free(v[i]);
-	free(v);
-}
-
-static uint64_t ino_of(int dir_fd, const char *name, uint64_t *size)
-{
-	struct stat st;
-
-	if (fstatat(dir_fd, name, &st, 0) < 0)
-		return 0;
-	if (size)
-		*size = (uint64_t)st.st_size;
-	return (uint64_t)st.st_ino;
-}
-
-/* Make name the reader's file, positioned at off. */
-static int reader_open(struct reader *r, const char *name, uint64_t off)
-{
-	int fd = openat(r->dir_fd, name, O_RDONLY | O_CLOEXEC);
-	struct stat st;
-
-	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &st) < 0 || lseek(fd, (off_t)off, SEEK_SET) < 0) {
-		int ret = -errno;
-
-		close(fd);
-		return ret;
-	}
-	if (r->fd >= 0)
-		close(r->fd);
-	r->fd = fd;
-	r->ino = (uint64_t)st.st_ino;
-	snprintf(r->name, sizeof(r->name), "%s", name);
-	r->off = off;
-	r->len = r->pos = 0;
-	return 0;
-}
-
 /* ---- the position file --------------------------------------------------- */
 
 static void pos_save(struct hook *h)
 {
-	char line[POS_LEN];
-	int n;
+	char line[WH_POS_LEN];
 
 	if (h->pos_fd < 0)
 		return;
-	memset(line, ' ', sizeof(line));
-	n = snprintf(line, sizeof(line), "%llu %llu %s", (unsigned long long)h->acked_ino,
-		     (unsigned long long)h->acked_off, h->acked_name);
-	line[n] = ' ';
-	line[sizeof(line) - 1] = '\n';
-	/* One write(2) of POS_LEN bytes at 0: a kill -9 leaves the old or the
-	 * new position, never half of each. */
+	wh_pos_format(&h->acked, line);
+	/* One write(2) of WH_POS_LEN bytes at 0: a kill -9 leaves the old or
+	 * the new position, never half of each. Not fsync'ed, like the log
+	 * itself: a kill -9 keeps the page cache. */
 	if (pwrite(h->pos_fd, line, sizeof(line), 0) != (ssize_t)sizeof(line))
 		fprintf(stderr, "salvod: webhook %s: cannot save its position: %s\n", h->cfg->name, strerror(errno));
 	h->pos_dirty = false;
@@ -229,274 +111,61 @@ static void pos_save(struct hook *h)
 
 static void set_acked(struct hook *h)
 {
-	h->acked_ino = h->rd.ino;
-	h->acked_off = h->rd.off + h->rd.pos;
-	snprintf(h->acked_name, sizeof(h->acked_name), "%s", h->rd.name);
+	wh_reader_where(&h->rd, &h->acked);
 }
 
-/* Where to start: the saved position, or (new webhook) the end of the log
- * now. A saved file that is gone: the next one by name, else the oldest. */
+/* Where to start: the saved position, or (new webhook, or an unreadable
+ * position file) the end of the log now. */
 static int hook_resume(struct hook *h, const char *state_dir)
 {
-	char path[4096], line[POS_LEN + 1] = "", name[64] = "", **files = NULL;
-	unsigned long long ino = 0, off = 0;
-	size_t n = 0, i;
+	char path[4096], text[WH_POS_LEN];
+	struct wh_pos pos;
 	ssize_t got;
-	int ret;
 
 	snprintf(path, sizeof(path), "%s/%s.pos", state_dir, h->cfg->name);
 	h->pos_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
 	if (h->pos_fd < 0)
 		return -errno;
-	got = pread(h->pos_fd, line, POS_LEN, 0);
-	if (got > 0 && sscanf(line, "%llu %llu %63s", &ino, &off, name) != 3)
+	got = pread(h->pos_fd, text, sizeof(text), 0);
+	if (got > 0 && wh_pos_parse(text, (size_t)got, &pos) == 0) {
+		wh_reader_resume(&h->rd, &pos);
+		set_acked(h);
+		return 0;
+	}
+	if (got > 0)
 		fprintf(stderr, "salvod: webhook %s: unreadable %s; starting at the end of the log\n", h->cfg->name,
 			path);
-	if ((ret = list_files(h->rd.dir_fd, &files, &n)) < 0)
-		return ret;
-	if (!name[0]) {
-		/* new: from the end of the current file */
-		uint64_t size = 0;
-
-		if (ino_of(h->rd.dir_fd, CUR_FILE, &size) && reader_open(&h->rd, CUR_FILE, size) == 0) {
-			set_acked(h);
-			pos_save(h);
-		}
-		free_list(files, n);
-		return 0;
-	}
-	for (i = 0; i < n && ino_of(h->rd.dir_fd, files[i], NULL) != ino; i++)
-		;
-	if (i == n) {
-		for (i = 0; i < n && strcmp(name, CUR_FILE) && strcmp(files[i], name) <= 0; i++)
-			;
-		if (i < n)
-			fprintf(stderr, "salvod: webhook %s: its accounting file %s is gone; going on with %s\n",
-				h->cfg->name, name, files[i]);
-		off = 0;
-	} else {
-		uint64_t size = 0;
-
-		char before = '\n';
-		int fd;
-
-		ino_of(h->rd.dir_fd, files[i], &size);
-		/* A position is always just after a line: otherwise this is
-		 * another file that got the old one's inode number. */
-		if (off > 0 && off <= size && (fd = openat(h->rd.dir_fd, files[i], O_RDONLY | O_CLOEXEC)) >= 0) {
-			if (pread(fd, &before, 1, (off_t)off - 1) != 1)
-				before = 0;
-			close(fd);
-		}
-		if (off > size || before != '\n') {
-			fprintf(stderr, "salvod: webhook %s: its position does not fit %s; reading that file from the start\n",
-				h->cfg->name, files[i]);
-			off = 0;
-		}
-	}
-	if (i < n && (ret = reader_open(&h->rd, files[i], off)) == 0)
-		set_acked(h);
-	free_list(files, n);
+	wh_reader_resume(&h->rd, NULL);
+	set_acked(h);
+	pos_save(h);
 	return 0;
-}
-
-/* Is the reader's file no longer acct.jsonl (or has it none yet)? */
-static bool reader_rotated(const struct reader *r)
-{
-	return r->fd < 0 || ino_of(r->dir_fd, CUR_FILE, NULL) != r->ino;
-}
-
-/* The reader read its rotated file to the end after seeing it rotated:
- * move to the next file. true when it moved. */
-static bool reader_next_file(struct hook *h)
-{
-	struct reader *r = &h->rd;
-	char **files = NULL;
-	size_t n = 0, i;
-	bool moved = false;
-
-	if (list_files(r->dir_fd, &files, &n) < 0)
-		return false;
-	if (r->fd < 0) {
-		i = 0; /* no file yet: the first that appeared */
-	} else {
-		/* find our file among the archives */
-		for (i = 0; i < n && ino_of(r->dir_fd, files[i], NULL) != r->ino; i++)
-			;
-		if (i < n)
-			i++;
-		else {
-			struct stat st;
-
-			/* deleted under us: the first file modified after ours */
-			fstat(r->fd, &st);
-			for (i = 0; i < n; i++) {
-				struct stat o;
-
-				if (fstatat(r->dir_fd, files[i], &o, 0) == 0 && o.st_mtim.tv_sec >= st.st_mtim.tv_sec)
-					break;
-			}
-		}
-	}
-	if (i < n) {
-		if (r->len > r->pos) {
-			h->skipped++;
-			fprintf(stderr, "salvod: webhook %s: %s ended inside a line; %zu bytes skipped\n", h->cfg->name,
-				r->name, r->len - r->pos);
-		}
-		moved = reader_open(r, files[i], 0) == 0;
-	}
-	free_list(files, n);
-	return moved;
-}
-
-/* Read more into the buffer. >0 bytes read, 0 at the end, <0 error. */
-static ssize_t reader_fill(struct reader *r)
-{
-	ssize_t got;
-
-	if (r->fd < 0)
-		return 0;
-	if (r->pos > 0) {
-		memmove(r->buf, r->buf + r->pos, r->len - r->pos);
-		r->off += r->pos;
-		r->len -= r->pos;
-		r->pos = 0;
-	}
-	if (r->cap - r->len < READ_CHUNK / 2) {
-		size_t cap = r->cap ? r->cap * 2 : READ_CHUNK;
-		char *g;
-
-		if (cap > LINE_MAX_BYTES + READ_CHUNK)
-			return -EMSGSIZE;
-		if (!(g = realloc(r->buf, cap)))
-			return -ENOMEM;
-		r->buf = g;
-		r->cap = cap;
-	}
-	do
-		got = read(r->fd, r->buf + r->len, r->cap - r->len);
-	while (got < 0 && errno == EINTR);
-	if (got < 0)
-		return -errno;
-	r->len += (size_t)got;
-	return got;
-}
-
-/* ---- records ------------------------------------------------------------- */
-
-/* "2026-11-22T10:01:02.345Z" at p -> ms since the epoch; 0 when not that. */
-static int64_t parse_time(const char *p, size_t n)
-{
-	struct tm tm = {0};
-	int v[7], w[7] = {4, 2, 2, 2, 2, 2, 3}, k = 0;
-
-	if (n < ACCT_TIME_LEN || p[ACCT_TIME_LEN - 1] != 'Z')
-		return 0;
-	for (int f = 0; f < 7; f++) {
-		v[f] = 0;
-		for (int d = 0; d < w[f]; d++, k++) {
-			if (p[k] < '0' || p[k] > '9')
-				return 0;
-			v[f] = v[f] * 10 + (p[k] - '0');
-		}
-		k++; /* the separator */
-	}
-	tm.tm_year = v[0] - 1900;
-	tm.tm_mon = v[1] - 1;
-	tm.tm_mday = v[2];
-	tm.tm_hour = v[3];
-	tm.tm_min = v[4];
-	tm.tm_sec = v[5];
-	return (int64_t)timegm(&tm) * 1000 + v[6];
-}
-
-/* The record's "type" value; false when the line is no whole record. A
- * whole record from this log ends with its event_id (acct_log.h); a line
- * cut by a crash does not, whatever it ends with. */
-static bool record_type(const char *line, size_t n, const char **type, size_t *tlen)
-{
-	static const char key[] = "\"type\":\"";
-	size_t klen = strlen(ACCT_EVENT_ID_KEY), tail = klen + ACCT_EVENT_ID_LEN + 2;
-	const char *t, *e;
-
-	if (n < tail + 10 || line[0] != '{' || memcmp(line + n - 2, "\"}", 2) ||
-	    memcmp(line + n - tail, ACCT_EVENT_ID_KEY, klen))
-		return false;
-	for (size_t i = n - tail + klen; i < n - 2; i++)
-		if (!((line[i] >= '0' && line[i] <= '9') || (line[i] >= 'a' && line[i] <= 'f')))
-			return false;
-	/* {"time":"...","type":" at its usual place, else searched for */
-	if (n > 43 && !memcmp(line + 33, "\",\"type\":\"", 10))
-		t = line + 43;
-	else if ((t = memmem(line, n, key, sizeof(key) - 1)))
-		t += sizeof(key) - 1;
-	else
-		return false;
-	if (!(e = memchr(t, '"', (size_t)(line + n - t))))
-		return false;
-	*type = t;
-	*tlen = (size_t)(e - t);
-	return true;
 }
 
 /* Take lines into the batch until it is full or the log is read. */
 static void hook_read(struct hook *h)
 {
-	struct reader *r = &h->rd;
-	size_t max = h->cfg->max_batch;
-	bool rotated = false; /* seen rotated: its next end is its last */
+	struct wh_reader *r = &h->rd;
+	struct wh_pos at;
 
-	while (h->n < max) {
-		char *line = r->buf + r->pos, *nl = r->len > r->pos ? memchr(line, '\n', r->len - r->pos) : NULL;
-		const char *type;
+	while (h->n < h->cfg->max_batch) {
+		const char *line, *type;
 		size_t n, tlen;
 
-		if (!nl) {
-			ssize_t got = reader_fill(r);
-
-			if (got > 0)
-				continue;
-			if (got == -EMSGSIZE) {
-				h->skipped++;
-				fprintf(stderr, "salvod: webhook %s: a line of more than %u bytes in %s; skipped\n",
-					h->cfg->name, LINE_MAX_BYTES, r->name);
-				r->pos = r->len; /* the rest of it is skipped below as a cut line */
-				continue;
-			}
-			if (got < 0)
-				break;
-			/* At the end. A file seen rotated is read once more (the
-			 * writer may have added lines before renaming it), then
-			 * left for the next one. */
-			if (!rotated) {
-				if (!reader_rotated(r))
-					break;
-				rotated = true;
-				continue;
-			}
-			if (!reader_next_file(h))
-				break;
-			rotated = false;
-			continue;
-		}
-		n = (size_t)(nl - line);
-		r->pos += n + 1;
-		if (n == 0)
-			continue;
-		if (!record_type(line, n, &type, &tlen)) {
-			h->skipped++;
+		if (wh_reader_line(r, &line, &n) <= 0)
+			break;
+		if (!wh_record_type(line, n, &type, &tlen)) {
+			r->skipped++;
 			continue;
 		}
 		if (!config_webhook_wants(h->cfg, type, tlen))
 			continue;
 		if (json_buf_reserve(&h->body, n + 2) < 0) {
-			r->pos -= n + 1; /* try again later */
+			r->pos -= n + 1; /* the line is still in the buffer: again later */
 			break;
 		}
 		if (h->n == 0) {
 			h->first_read_ms = mono_ms();
-			h->oldest_time_ms = line[0] == '{' && n > 33 ? parse_time(line + 9, n - 9) : 0;
+			h->oldest_time_ms = n > 9 && !memcmp(line, "{\"time\":\"", 9) ? wh_parse_time(line + 9, n - 9) : 0;
 			json_buf_putc(&h->body, '[');
 		} else {
 			json_buf_putc(&h->body, ',');
@@ -504,8 +173,9 @@ static void hook_read(struct hook *h)
 		json_buf_put(&h->body, line, n);
 		h->n++;
 	}
-	if (h->n == 0 && (h->acked_ino != r->ino || h->acked_off != r->off + r->pos)) {
-		set_acked(h); /* only skipped lines since: nothing to send */
+	wh_reader_where(r, &at);
+	if (h->n == 0 && (at.ino != h->acked.ino || at.off != h->acked.off)) {
+		h->acked = at; /* only skipped lines since: nothing to send */
 		h->pos_dirty = true;
 	}
 }
@@ -678,32 +348,17 @@ static void hook_done(struct hook *h, CURLcode rc)
 
 static void hook_backlog(struct hook *h, int64_t now)
 {
-	char **files = NULL;
-	size_t n = 0;
-	uint64_t bytes = 0;
-	bool after = h->acked_ino == 0;
+	uint64_t bytes;
 	int64_t age;
 
 	if (now - h->backlog_at_ms < BACKLOG_EVERY_MS)
 		return;
 	h->backlog_at_ms = now;
-	if (list_files(h->rd.dir_fd, &files, &n) < 0)
-		return;
-	for (size_t i = 0; i < n; i++) {
-		uint64_t size = 0, ino = ino_of(h->rd.dir_fd, files[i], &size);
-
-		if (after)
-			bytes += size;
-		else if (ino == h->acked_ino) {
-			bytes += size > h->acked_off ? size - h->acked_off : 0;
-			after = true;
-		}
-	}
-	free_list(files, n);
+	bytes = wh_log_bytes_after(h->rd.dir_fd, &h->acked);
 	age = h->n && h->oldest_time_ms ? wall_ms() - h->oldest_time_ms : 0;
 	pthread_mutex_lock(&h->wh->lock);
 	h->st.backlog_bytes = bytes;
-	h->st.skipped_lines = h->skipped;
+	h->st.skipped_lines = h->rd.skipped;
 	h->st.oldest_unsent_ms = age > 0 ? age : 0;
 	h->st.stalled = h->st.failures_in_row >= WEBHOOK_STALL_FAILURES || age >= WEBHOOK_STALL_AGE_MS;
 	pthread_mutex_unlock(&h->wh->lock);
@@ -798,11 +453,7 @@ static void hook_free(struct hook *h)
 	curl_slist_free_all(h->headers);
 	curl_slist_free_all(h->req_headers);
 	json_buf_free(&h->body);
-	free(h->rd.buf);
-	if (h->rd.fd >= 0)
-		close(h->rd.fd);
-	if (h->rd.dir_fd >= 0)
-		close(h->rd.dir_fd);
+	wh_reader_fini(&h->rd);
 	if (h->pos_fd >= 0)
 		close(h->pos_fd);
 }
@@ -860,12 +511,11 @@ int webhooks_start(struct webhooks **out, const struct config *cfg, const char *
 
 		h->cfg = &cfg->webhooks[wh->n];
 		h->wh = wh;
-		h->rd.fd = h->pos_fd = -1;
+		h->pos_fd = -1;
 		h->st.name = h->cfg->name;
 		h->st.url = h->cfg->url;
-		h->rd.dir_fd = open(log_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (h->rd.dir_fd < 0) {
-			snprintf(err, errlen, "webhook %s: cannot open %s: %s", h->cfg->name, log_dir, strerror(errno));
+		if ((ret = wh_reader_init(&h->rd, log_dir, h->cfg->name)) < 0) {
+			snprintf(err, errlen, "webhook %s: cannot open %s: %s", h->cfg->name, log_dir, strerror(-ret));
 			wh->n++;
 			goto fail;
 		}

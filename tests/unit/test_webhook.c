@@ -4,6 +4,8 @@
  * ~8 records) under it: every chosen record arrives once, in order, across
  * rotations; a receiver's 503s are retried with the same bytes; a restart
  * resumes at the saved position (nothing sent twice, nothing lost).
+ * And the log reader's parsers with malformed input: record lines cut at
+ * every length, times, position files.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -25,7 +27,9 @@
 
 #include "core/acct_log.h"
 #include "core/config.h"
+#include "core/json_str.h"
 #include "engine/webhook.h"
+#include "engine/webhook_log.h"
 
 #define MAX_BODIES 4096
 
@@ -274,9 +278,101 @@ static void test_rotation_retry_restart(void **state)
 	assert_int_equal(system(text), 0);
 }
 
+/* A line as the log writes it: whole, it has its type; cut anywhere, or
+ * with its event_id spoiled, it is no record. */
+static void test_record_type(void **state)
+{
+	struct acct_event ev = {
+		.type = ACCT_BOUNCE,
+		.time_ms = 1795341662345LL,
+		.id = 0x4d2,
+		.recipient = "a\"}@example.com", /* quotes and braces inside a string */
+		.response_code = 550,
+		.response_text = "no \"type\":\"delivery\" here",
+	};
+	struct json_buf b = {0};
+	const char *type;
+	size_t tlen, n;
+	char *line;
+
+	(void)state;
+	assert_int_equal(acct_event_format(&b, &ev), 0);
+	line = b.data;
+	n = b.len - 1; /* without "\n" */
+	assert_true(wh_record_type(line, n, &type, &tlen));
+	assert_int_equal(tlen, 6);
+	assert_memory_equal(type, "bounce", 6);
+	for (size_t k = 0; k < n; k++)
+		assert_false(wh_record_type(line, k, &type, &tlen));
+	/* an event_id with a non-hex digit, or one digit short */
+	line[n - 3] = 'G';
+	assert_false(wh_record_type(line, n, &type, &tlen));
+	line[n - 3] = '0';
+	assert_true(wh_record_type(line, n, &type, &tlen));
+	assert_false(wh_record_type(line + 1, n - 1, &type, &tlen));
+	/* the type found elsewhere than its usual place; none at all; empty */
+	{
+		static const char odd[] = "{\"type\":\"feedback\",\"event_id\":\"00000000000004d29c1e0f3a57b2d4e8\"}";
+		static const char none[] = "{\"kind\":\"feedback\",\"event_id\":\"00000000000004d29c1e0f3a57b2d4e8\"}";
+		static const char empty[] = "{\"type\":\"\",\"event_id\":\"00000000000004d29c1e0f3a57b2d4e8\"}";
+
+		assert_true(wh_record_type(odd, strlen(odd), &type, &tlen));
+		assert_int_equal(tlen, 8);
+		assert_false(wh_record_type(none, strlen(none), &type, &tlen));
+		assert_false(wh_record_type(empty, strlen(empty), &type, &tlen));
+	}
+	json_buf_free(&b);
+}
+
+static void test_parse_time(void **state)
+{
+	(void)state;
+	assert_int_equal(wh_parse_time("2026-11-22T10:01:02.345Z", 24), 1795341662345LL);
+	assert_int_equal(wh_parse_time("2026-11-22T10:01:02.345Z\"", 25), 1795341662345LL);
+	assert_int_equal(wh_parse_time("2026-11-22T10:01:02.345", 23), 0);  /* short */
+	assert_int_equal(wh_parse_time("2026-13-22T10:01:02.345Z", 24), 0); /* month */
+	assert_int_equal(wh_parse_time("2026-11-22 10:01:02.345Z", 24), 0); /* separator */
+	assert_int_equal(wh_parse_time("2026-11-2xT10:01:02.345Z", 24), 0); /* digit */
+	assert_int_equal(wh_parse_time("2026-11-22T25:01:02.345Z", 24), 0); /* hour */
+}
+
+static void test_pos_parse(void **state)
+{
+	struct wh_pos in = {.ino = 1234567, .off = 89, .name = "acct-20261207T000000.000Z.jsonl"}, out;
+	char text[WH_POS_LEN];
+	static const char *const bad[] = {
+		"", "x 1 acct.jsonl", "1 x acct.jsonl", "1 2", "1 2 ", "1 2 ../etc/passwd", "1 2 acct.jsonl junk",
+		"-1 2 acct.jsonl", "0 2 acct.jsonl", "1  2 acct.jsonl", "99999999999999999999999 2 acct.jsonl",
+		"1 2 acct-x.json",
+	};
+
+	(void)state;
+	wh_pos_format(&in, text);
+	assert_int_equal(text[WH_POS_LEN - 1], '\n');
+	assert_int_equal(wh_pos_parse(text, sizeof(text), &out), 0);
+	assert_int_equal(out.ino, in.ino);
+	assert_int_equal(out.off, in.off);
+	assert_string_equal(out.name, in.name);
+	assert_int_equal(wh_pos_parse("5 0 acct.jsonl\n", 15, &out), 0);
+	assert_string_equal(out.name, "acct.jsonl");
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(wh_pos_parse(bad[i], strlen(bad[i]), &out), -1);
+	assert_int_equal(wh_pos_parse("5 0 acct\0.jsonl", 15, &out), -1); /* a NUL inside */
+	{
+		char longer[WH_POS_LEN + 8];
+
+		memset(longer, ' ', sizeof(longer));
+		memcpy(longer, "5 0 acct.jsonl", 14);
+		assert_int_equal(wh_pos_parse(longer, sizeof(longer), &out), -1); /* too long */
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_record_type),
+		cmocka_unit_test(test_parse_time),
+		cmocka_unit_test(test_pos_parse),
 		cmocka_unit_test(test_rotation_retry_restart),
 	};
 
