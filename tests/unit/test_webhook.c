@@ -2,7 +2,8 @@
  * test_webhook.c - the webhook sender against a small HTTP server in this
  * process, while the accounting log it tails is written and rotated (every
  * ~8 records) under it: every chosen record arrives once, in order, across
- * rotations; a receiver's 503s are retried with the same bytes; a restart
+ * rotations; a receiver's 503s, a hung request (timeout) and a redirect
+ * (not followed) are retried, the 503'd batch with the same bytes; a restart
  * resumes at the saved position (nothing sent twice, nothing lost).
  * And the log reader's parsers with malformed input: record lines cut at
  * every length, times, position files.
@@ -39,13 +40,23 @@ struct server {
 	pthread_t thread;
 	pthread_mutex_t lock;
 	bool stop;
-	unsigned fail_first;       /* answer 503 to this many */
+	unsigned fail_first;       /* answer 503 to this many, */
+	unsigned hang_next;        /* then answer nothing to this many (past the timeout), */
+	unsigned redirect_next;    /* then 301 (not followed) to this many */
 	char *bodies[MAX_BODIES];  /* answered 200 */
 	size_t n_bodies;
 	unsigned answered_503;
 	char *last_503;            /* body of the last 503, to compare with its retry */
 	bool retry_same;           /* the POST after a 503 carried the same body */
+	int hung_fd;               /* the connection left unanswered; -1 */
 };
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+
+	nanosleep(&ts, NULL);
+}
 
 static bool stopping(struct server *s)
 {
@@ -87,6 +98,19 @@ static void serve(struct server *s, int fd)
 					s->answered_503++;
 					s->last_503 = body;
 					ans = "HTTP/1.1 503 Busy\r\nContent-Length: 0\r\n\r\n";
+				} else if (s->hang_next) {
+					/* never answered: kept open (closed at the end)
+					 * while the next connections are served */
+					s->hang_next--;
+					s->hung_fd = fd;
+					free(body);
+					pthread_mutex_unlock(&s->lock);
+					fd = -1;
+					break;
+				} else if (s->redirect_next) {
+					s->redirect_next--;
+					free(body);
+					ans = "HTTP/1.1 301 Moved\r\nLocation: http://127.0.0.1:1/\r\nContent-Length: 0\r\n\r\n";
 				} else {
 					if (s->n_bodies < MAX_BODIES)
 						s->bodies[s->n_bodies++] = body;
@@ -112,7 +136,8 @@ static void serve(struct server *s, int fd)
 		buf[len] = 0;
 	}
 	free(buf);
-	close(fd);
+	if (fd >= 0)
+		close(fd);
 }
 
 static void *server_run(void *arg)
@@ -139,6 +164,7 @@ static void server_start(struct server *s, unsigned fail_first)
 	memset(s, 0, sizeof(*s));
 	pthread_mutex_init(&s->lock, NULL);
 	s->fail_first = fail_first;
+	s->hung_fd = -1;
 	s->lfd = socket(AF_INET, SOCK_STREAM, 0);
 	assert_true(s->lfd >= 0);
 	assert_int_equal(bind(s->lfd, (struct sockaddr *)&a, sizeof(a)), 0);
@@ -155,6 +181,8 @@ static void server_stop(struct server *s)
 	pthread_mutex_unlock(&s->lock);
 	pthread_join(s->thread, NULL);
 	close(s->lfd);
+	if (s->hung_fd >= 0)
+		close(s->hung_fd);
 	for (size_t i = 0; i < s->n_bodies; i++)
 		free(s->bodies[i]);
 	free(s->last_503);
@@ -184,13 +212,6 @@ static size_t received_ids(struct server *s, uint64_t *out, size_t cap)
 	}
 	pthread_mutex_unlock(&s->lock);
 	return n;
-}
-
-static void sleep_ms(int ms)
-{
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
-
-	nanosleep(&ts, NULL);
 }
 
 static size_t wait_for(struct server *s, size_t want, uint64_t *ids, size_t cap)
@@ -240,9 +261,11 @@ static void test_rotation_retry_restart(void **state)
 	snprintf(logd, sizeof(logd), "%s/log", dir);
 	snprintf(stated, sizeof(stated), "%s/webhooks", dir);
 	server_start(&srv, 3);
+	srv.hang_next = 1;
+	srv.redirect_next = 1;
 	snprintf(text, sizeof(text),
 		 "spool-dir %s\n<acct-webhook t>\n url http://127.0.0.1:%u/h\n records delivery\n max-batch 7\n"
-		 " max-delay 10ms\n secret x\n retry-max 40ms\n</acct-webhook>\n",
+		 " max-delay 10ms\n secret x\n retry-max 40ms\n timeout 2s\n</acct-webhook>\n",
 		 dir, srv.port);
 	assert_int_equal(config_load_string(&cfg, "test", text, err), 0);
 	assert_int_equal(acct_log_open(&log, logd, 2048, 0), 0);
@@ -256,7 +279,7 @@ static void test_rotation_retry_restart(void **state)
 			assert_int_equal(ids[k++], id); /* each once, in order */
 	assert_int_equal(webhooks_stats(wh, &st, 1), 1);
 	assert_int_equal(st.records_sent, 480);
-	assert_int_equal(st.failures, 3);
+	assert_int_equal(st.failures, 5); /* 3 x 503, a timeout, a 301 */
 	assert_int_equal(st.failures_in_row, 0);
 	assert_true(srv.retry_same);
 	webhooks_stop(wh);
