@@ -344,6 +344,7 @@ def test_https(env):
                          capture_output=True, text=True, timeout=10)
     if out.returncode != 0 or "untrusted" not in out.stdout or "STALLED" not in out.stdout:
         raise Fail("salvoctl webhooks (%d): %s %s" % (out.returncode, out.stdout, out.stderr))
+    log("salvoctl webhooks:\n" + out.stdout.rstrip())
     # salvoctl top flags it (in tmux, like test_salvoctl.py)
     session = "salvohooks%d" % os.getpid()
     subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "160", "-y", "30",
