@@ -114,8 +114,9 @@ static void set_acked(struct hook *h)
 	wh_reader_where(&h->rd, &h->acked);
 }
 
-/* Where to start: the saved position, or (new webhook, or an unreadable
- * position file) the end of the log now. */
+/* Where to start: the saved position; a new webhook at the end of the log
+ * now; after an unreadable position file, the whole log (at least once:
+ * duplicates rather than a loss). */
 static int hook_resume(struct hook *h, const char *state_dir)
 {
 	char path[4096], text[WH_POS_LEN];
@@ -132,10 +133,14 @@ static int hook_resume(struct hook *h, const char *state_dir)
 		set_acked(h);
 		return 0;
 	}
-	if (got > 0)
-		fprintf(stderr, "salvod: webhook %s: unreadable %s; starting at the end of the log\n", h->cfg->name,
-			path);
-	wh_reader_resume(&h->rd, NULL);
+	if (got > 0) {
+		fprintf(stderr, "salvod: webhook %s: unreadable %s; sending the whole accounting log again\n",
+			h->cfg->name, path);
+		memset(&pos, 0, sizeof(pos));
+		wh_reader_resume(&h->rd, &pos);
+	} else {
+		wh_reader_resume(&h->rd, NULL);
+	}
 	set_acked(h);
 	pos_save(h);
 	return 0;

@@ -209,7 +209,10 @@ void wh_reader_resume(struct wh_reader *r, const struct wh_pos *pos)
 	off = pos->off;
 	for (i = 0; i < n && ino_of(r->dir_fd, files[i], NULL) != pos->ino; i++)
 		;
-	if (i == n) {
+	if (pos->ino == 0) {
+		i = 0; /* the whole log */
+		off = 0;
+	} else if (i == n) {
 		for (i = 0; i < n && strcmp(pos->name, WH_CUR_FILE) && strcmp(files[i], pos->name) <= 0; i++)
 			;
 		if (i < n)

@@ -43,7 +43,8 @@ struct wh_pos {
 /* Open dir for r (fd -1, nothing read). -errno. */
 int wh_reader_init(struct wh_reader *r, const char *dir, const char *who);
 void wh_reader_fini(struct wh_reader *r);
-/* Put r at pos; a new webhook (pos NULL) at the end of acct.jsonl. When
+/* Put r at pos; a new webhook (pos NULL) at the end of acct.jsonl; pos
+ * with ino 0 at the start of the oldest file. When
  * pos's file is gone: the next file by name (the oldest when it was
  * acct.jsonl); when pos is not just after a line there (another file got
  * its inode number): that file from its start. Messages say so. */

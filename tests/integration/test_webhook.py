@@ -24,7 +24,8 @@
   resume    a saved position inside an archive (acct.jsonl when saved): read on through
             the later archives and acct.jsonl in order, a line cut by a crash skipped
             and counted; a position whose file is gone goes on with the next file; a
-            position inside a line (a reused inode number) reads that file from its start
+            position inside a line (a reused inode number) reads that file from its start;
+            an unreadable position file sends the whole log again
   config    malformed <acct-webhook> blocks: salvod --check-config exits 2 naming
             the file, line and problem
 """
@@ -440,6 +441,17 @@ def test_resume(env):
     time.sleep(0.5)
     if got() != want:
         raise Fail("a position inside a line: resumed with %r, want %r" % (got(), want))
+    d.stop()
+    # an unreadable position file: the whole log again (duplicates rather than a loss)
+    with open(os.path.join(state, "backend.pos"), "w") as f:
+        f.write("garbage\n")
+    with rcv.lock:
+        rcv.posts.clear()
+    d.start()
+    wait_until(lambda: len(got()) >= len(want), 15, what="the whole log after a garbled position file")
+    time.sleep(0.5)
+    if got() != want:
+        raise Fail("a garbled position file: resumed with %r, want %r" % (got(), want))
 
 
 CONFIG_ERRORS = [
