@@ -9,7 +9,9 @@
  * position (file inode, offset, name) is in spool-dir/webhooks/NAME.pos,
  * rewritten after every 2xx; after a restart (or kill -9) it resumes there,
  * so only the batch in flight at the crash is sent twice. A new webhook
- * starts at the end of the log as it is when salvod starts.
+ * starts at the end of the log as it is when salvod starts; one whose
+ * position file is unreadable sends the whole log again. The reading
+ * itself (rotations, files gone, cut lines) is engine/webhook_log.h.
  *
  * Sending: one thread drives every webhook with libcurl's multi interface;
  * one batch per webhook in flight. A batch is up to max-batch records of
