@@ -115,13 +115,14 @@ static int d_max_batch(struct parser *p, const struct directive *d, char *v)
 static int d_duration(struct parser *p, const struct directive *d, char *v)
 {
 	struct config_webhook *w = cur(p);
+	bool max_delay = !strcmp(d->name, "max-delay");
 	uint64_t ms;
 
-	if (config_parse_duration(v, &ms) < 0 || (ms == 0 && d->name[0] != 'm'))
+	if (config_parse_duration(v, &ms) < 0 || (ms == 0 && !max_delay))
 		return cp_bad_value(p, "duration", d, v);
-	if (d->name[0] == 'm')
+	if (max_delay)
 		w->max_delay_ms = ms;
-	else if (d->name[0] == 't')
+	else if (!strcmp(d->name, "timeout"))
 		w->timeout_ms = ms;
 	else
 		w->retry_max_ms = ms;
