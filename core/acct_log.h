@@ -135,6 +135,18 @@ int acct_log_flush(struct acct_log *log);
 /* Flush (errors are lost: flush first to see them), close, free. NULL is a no-op. */
 void acct_log_close(struct acct_log *log);
 
+/* A second writer fed from the same events (PowerMTA's CSV files,
+ * core/acct_csv.c): write() gets each event acct_log_write() accepts (in
+ * the log's thread, the event borrowed for the call), flush() each
+ * acct_log_flush(). Its errors are its own: the JSON log ignores them.
+ * NULL removes it. The log does not own ctx. */
+struct acct_tap {
+	int (*write)(void *ctx, const struct acct_event *ev);
+	int (*flush)(void *ctx);
+	void *ctx;
+};
+void acct_log_set_tap(struct acct_log *log, const struct acct_tap *tap);
+
 /* Records dropped because the file stayed unwritable (see above). */
 uint64_t acct_log_dropped(const struct acct_log *log);
 

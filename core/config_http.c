@@ -158,12 +158,12 @@ static int d_http_max_connections_per_ip(struct parser *p, const struct directiv
 }
 
 static const struct directive http_directives[] = {
-	{"http-listener", CTX_TOP, d_http_listener},
-	{"http-access", CTX_TOP, d_http_access},
-	{"http-api-token", CTX_TOP, d_http_api_token},
-	{"http-max-body-size", CTX_TOP, d_http_max_body_size},
-	{"http-max-connections", CTX_TOP, d_http_max_connections},
-	{"http-max-connections-per-ip", CTX_TOP, d_http_max_connections_per_ip},
+	{"http-listener", CTX_TOP, d_http_listener, NULL},
+	{"http-access", CTX_TOP, d_http_access, NULL},
+	{"http-api-token", CTX_TOP, d_http_api_token, NULL},
+	{"http-max-body-size", CTX_TOP, d_http_max_body_size, NULL},
+	{"http-max-connections", CTX_TOP, d_http_max_connections, NULL},
+	{"http-max-connections-per-ip", CTX_TOP, d_http_max_connections_per_ip, NULL},
 };
 
 const struct directive_table cp_http_directives = {http_directives,

@@ -189,16 +189,16 @@ static int d_tls_verify(struct parser *p, const struct directive *d, char *v)
 }
 
 static const struct directive directives[] = {
-	{"url", CTX_WEBHOOK, d_url},
-	{"records", CTX_WEBHOOK, d_records},
-	{"max-batch", CTX_WEBHOOK, d_max_batch},
-	{"max-delay", CTX_WEBHOOK, d_duration},
-	{"timeout", CTX_WEBHOOK, d_duration},
-	{"retry-max", CTX_WEBHOOK, d_duration},
-	{"secret", CTX_WEBHOOK, d_secret},
-	{"header", CTX_WEBHOOK, d_header},
-	{"ca-file", CTX_WEBHOOK, d_ca_file},
-	{"tls-verify", CTX_WEBHOOK, d_tls_verify},
+	{"url", CTX_WEBHOOK, d_url, NULL},
+	{"records", CTX_WEBHOOK, d_records, NULL},
+	{"max-batch", CTX_WEBHOOK, d_max_batch, NULL},
+	{"max-delay", CTX_WEBHOOK, d_duration, NULL},
+	{"timeout", CTX_WEBHOOK, d_duration, NULL},
+	{"retry-max", CTX_WEBHOOK, d_duration, NULL},
+	{"secret", CTX_WEBHOOK, d_secret, NULL},
+	{"header", CTX_WEBHOOK, d_header, NULL},
+	{"ca-file", CTX_WEBHOOK, d_ca_file, NULL},
+	{"tls-verify", CTX_WEBHOOK, d_tls_verify, NULL},
 };
 
 const struct directive_table cp_webhook_directives = {directives, sizeof(directives) / sizeof(directives[0])};

@@ -16,11 +16,16 @@
 struct engine;
 struct http_request;
 
-/* All workers' queue snapshots, copied out (units deep-copied). */
+/* All workers' queue snapshots, by reference: taking one costs each worker
+ * a pointer copy under its stats mutex, nothing more (see stats.h). q[i]
+ * points into the workers' snapshots and is valid until api_snapshot_free. */
 struct api_snapshot {
-	struct queue_stat *q;
+	const struct queue_stat **q;
 	size_t n;
 	int64_t at_ms;
+	struct gone_stat gone;     /* counters of queues freed while idle */
+	struct stats_snap **snaps; /* one reference per worker (NULL: none yet) */
+	unsigned n_snaps;
 };
 
 int api_snapshot(struct engine *eng, struct api_snapshot *out);

@@ -11,6 +11,7 @@
  * inject_render.c): this check is what makes the client hear about it.
  */
 #include "engine/inject_check.h"
+#include "engine/inject_render.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -209,17 +210,12 @@ static int add_placeholders(json_t *names, const char *s, size_t n)
 	const char *end = s + n;
 
 	for (const char *open = s; (open = memmem(open, (size_t)(end - open), "{{", 2)); open += 2) {
-		const char *a = open + 2, *z = memmem(a, (size_t)(end - a), "}}", 2);
+		const char *z = memmem(open + 2, (size_t)(end - open - 2), "}}", 2);
 		char name[132];
 
 		if (!z || z - open > 130)
 			continue;
-		while (a < z && *a == ' ')
-			a++;
-		while (z > a && z[-1] == ' ')
-			z--;
-		memcpy(name, a, (size_t)(z - a));
-		name[z - a] = '\0';
+		inject_placeholder_name(open, z, name, sizeof(name));
 		if (json_object_set_new_nocheck(names, name, json_true()) < 0)
 			return -1;
 	}

@@ -63,21 +63,28 @@ static uint32_t key_hash(const uint8_t k[16])
 	return h;
 }
 
-/* addr's slot, or NULL; an expired window reads as empty. */
-static struct addr_window_slot *slot_find(struct addr_window *w, const uint8_t k[16], uint64_t now_ms)
+/* The slot counting k, expired or not, or NULL. */
+static struct addr_window_slot *slot_probe(struct addr_window *w, const uint8_t k[16])
 {
 	uint32_t h = key_hash(k);
 
 	for (size_t i = 0; i < PROBES; i++) {
 		struct addr_window_slot *s = &w->slots[(h + i) % w->n];
 
-		if (s->count && !memcmp(s->key, k, 16)) {
-			if (now_ms - s->since_ms >= w->window_ms)
-				s->count = 0;
-			return s->count ? s : NULL;
-		}
+		if (s->count && !memcmp(s->key, k, 16))
+			return s;
 	}
 	return NULL;
+}
+
+/* addr's slot, or NULL; an expired window reads as empty. */
+static struct addr_window_slot *slot_find(struct addr_window *w, const uint8_t k[16], uint64_t now_ms)
+{
+	struct addr_window_slot *s = slot_probe(w, k);
+
+	if (s && now_ms - s->since_ms >= w->window_ms)
+		s->count = 0;
+	return s && s->count ? s : NULL;
 }
 
 /* A slot for a new count: free, expired, else the oldest probed. */
@@ -121,20 +128,13 @@ bool addr_window_take(struct addr_window *w, const struct sockaddr *addr, uint64
 
 void addr_window_give(struct addr_window *w, const struct sockaddr *addr)
 {
+	struct addr_window_slot *s;
 	uint8_t k[16];
-	uint32_t h;
 
 	addr_window_key(addr, k);
-	h = key_hash(k);
 	pthread_mutex_lock(&w->mu);
-	for (size_t i = 0; i < PROBES; i++) {
-		struct addr_window_slot *s = &w->slots[(h + i) % w->n];
-
-		if (s->count && !memcmp(s->key, k, 16)) {
-			s->count--;
-			break;
-		}
-	}
+	if ((s = slot_probe(w, k)))
+		s->count--;
 	pthread_mutex_unlock(&w->mu);
 }
 

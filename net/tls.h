@@ -4,7 +4,10 @@
  * bytes it read (ciphertext) in, reads plaintext out, writes plaintext in,
  * and sends whatever ciphertext the connection has pending.
  *
- * Contexts: a server context from a certificate and key (TLS 1.2 minimum),
+ * Contexts: a server context from a certificate and key (TLS 1.2 minimum;
+ * TLS 1.2 offers forward-secret AEAD suites only unless told otherwise:
+ * ECDHE or DHE with AES-GCM or ChaCha20-Poly1305, Mozilla's "intermediate"
+ * profile; TLS 1.3 suites are all of that kind),
  * a client context for opportunistic STARTTLS (no verification of the
  * peer: the delivery log records the protocol and cipher, and whether the
  * certificate verified against the system store).

@@ -361,6 +361,15 @@ class SalvoSink:
                 out[e.get("via")] = out.get(e.get("via"), 0) + 1
         return out
 
+    def delivered(self):
+        """{recipient (lower-case): times accepted} so far (from --events)."""
+        seen = {}
+        for e in self.events():
+            if e.get("ev") == "msg":
+                for r in e["rcpt_to"]:
+                    seen[r.lower()] = seen.get(r.lower(), 0) + 1
+        return seen
+
     def events(self):
         """The --events log so far (flushed every 200 ms): a list of dicts."""
         out = []
@@ -1030,6 +1039,15 @@ def wait_for_recipients(env, expected, timeout, settle=2.0, check_alive=True):
         for r in a.rcpt_to:
             seen.setdefault(r.lower(), []).append(a)
     return seen
+
+
+def mdb_entries(spool, db):
+    """Entries in one LMDB database of a spool, by lmdb-utils' mdb_stat."""
+    out = subprocess.run(["mdb_stat", "-s", db, os.path.join(spool, "data")], capture_output=True, text=True)
+    m = re.search(r"Entries:\s*(\d+)", out.stdout)
+    if out.returncode != 0 or not m:
+        raise Fail("mdb_stat -s %s failed: %s %s" % (db, out.stdout, out.stderr))
+    return int(m.group(1))
 
 
 def find_records(recs, **match):

@@ -104,6 +104,15 @@ def test_tls_auth(env):
     seen = harness.wait_for_recipients(env, {"one@far.test", "two@far.test", "three@far.test"}, 15, settle=0.2)
     log("relayed after STARTTLS+AUTH (PLAIN, LOGIN with a crypt hash) and over implicit TLS: %d arrived"
         % len(seen))
+    # -- the trace header says how it came (RFC 3848) and the TLS in use, as Postfix writes it
+    for r in ("one@far.test", "two@far.test", "three@far.test"):
+        trace = seen[r][0].data.split(b"\r\n\r\n", 1)[0].decode("utf-8", "replace")
+        first = trace.split("\r\n", 3)
+        if not (first[0].startswith("Received: from ") and
+                re.match(r"\t\(using TLSv1\.[23] with cipher \S+ \(\d+/\d+ bits\)\)$", first[1]) and
+                re.match(r"\tby salvo\.itest \(Salvo\) with ESMTPSA;$", first[2])):
+            raise Fail("%s: the Received header after TLS + AUTH: %r" % (r, first[:3]))
+    log("Received: %s / %s" % (first[1].strip(), first[2].strip()))
     # -- throttle: five wrong passwords, then 454 even for the right one
     codes = []
     for i in range(6):
