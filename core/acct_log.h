@@ -10,10 +10,19 @@
  *    "queued_time":"2026-11-22T09:58:00.000Z","size":1234,
  *    "response":{"code":550,"enhanced":"5.1.1","text":"..."},
  *    "bounce_category":"bad-mailbox","kind":"dsn","campaign":"...",
- *    "tls":"TLSv1.3 TLS_AES_256_GCM_SHA384","dsn_id":"00000000000004d3"}
+ *    "tls":"TLSv1.3 TLS_AES_256_GCM_SHA384","dsn_id":"00000000000004d3",
+ *    "event_id":"00000000000004d29c1e0f3a57b2d4e8"}
  * Times are RFC 3339, UTC, millisecond precision. Message ids are 16
  * lower-case hex digits, quoted (a uint64 does not survive a JSON parser
- * that reads numbers as doubles). Strings are escaped by json_buf_str():
+ * that reads numbers as doubles).
+ *
+ * event_id, always present and always last: 32 lower-case hex digits, the
+ * message id (16, zeros when none) then a 64-bit hash of the record's
+ * bytes before it (16). Unique per event (those bytes carry the time, type,
+ * message id, recipient and attempt) and stable: whoever forwards the
+ * logged line (the webhooks) forwards the same id on every re-send. So a
+ * complete line ends with ACCT_EVENT_ID_KEY, ACCT_EVENT_ID_LEN hex digits,
+ * "\"}\n"; a line cut short by a crash does not. Strings are escaped by json_buf_str():
  * the output is valid UTF-8 whatever the input bytes were.
  *
  * Rotation: before a record is added, the current file is renamed to
@@ -52,6 +61,8 @@
 #include <stdint.h>
 
 #define ACCT_ROTATE_BYTES_DEFAULT (256ull << 20) /* when rotate_bytes is 0 */
+#define ACCT_EVENT_ID_KEY ",\"event_id\":\""
+#define ACCT_EVENT_ID_LEN 32
 #define ACCT_TIME_LEN 24 /* "2026-11-22T10:01:02.345Z" without its NUL */
 
 enum acct_type {

@@ -187,6 +187,8 @@ struct config_pattern_list {
 	int line;
 };
 
+struct config_webhook; /* core/config_webhook.h */
+
 /* <smtp-user NAME>: an account for SMTP AUTH. password is as written:
  * plain text, or a crypt(3) hash ("$6$...", "$y$...") when it starts with '$'. */
 struct config_smtp_user {
@@ -372,6 +374,8 @@ struct config {
 	bool run_as_root;           /* `run-as-root` (default no) */
 	struct config_acct_file *acct_files;
 	size_t n_acct_files;
+	struct config_webhook *webhooks; /* <acct-webhook NAME> blocks, file order (core/config_webhook.h) */
+	size_t n_webhooks;
 };
 
 /* Record types of <acct-file> (`records d,b,...`). */

@@ -592,6 +592,7 @@ static const struct directive_table top_directives = {directives, sizeof(directi
 static const struct directive_table *const tables[] = {
 	&top_directives, &cp_http_directives, &cp_source_directives, &cp_domain_directives, &cp_vmta_directives,
 	&cp_pmta_directives,
+	&cp_webhook_directives,
 };
 
 #define N_TABLES (sizeof(tables) / sizeof(tables[0]))
@@ -663,6 +664,7 @@ static const struct block blocks[CTX_N] = {
 	[CTX_REWRITE_LIST] = {"rewrite-list", true, cp_open_rewrite_list, false, false},
 	[CTX_ACCT_FILE] = {"acct-file", true, cp_open_acct_file, true, false},
 	[CTX_SPOOL] = {"spool", true, cp_open_spool, false, false},
+	[CTX_WEBHOOK] = {"acct-webhook", true, cp_open_webhook, false, false},
 };
 
 static const char *block_name(enum cp_ctx k)
@@ -994,6 +996,7 @@ static void finish(struct parser *p)
 	cp_sources_finish(p);
 	cp_http_finish(p);
 	cp_pmta_finish(p);
+	cp_webhooks_finish(p);
 }
 
 void cp_parser_free(struct parser *p)
@@ -1116,6 +1119,7 @@ void config_free(struct config *cfg)
 	cp_domains_free(cfg);
 	cp_vmtas_free(cfg);
 	cp_pmta_free(cfg);
+	cp_webhooks_free(cfg);
 	memset(cfg, 0, sizeof(*cfg));
 }
 

@@ -53,6 +53,7 @@ enum cp_ctx {
 	CTX_REWRITE_LIST,   /* <rewrite-list NAME> */
 	CTX_ACCT_FILE,      /* <acct-file PATH> */
 	CTX_SPOOL,          /* <spool PATH> */
+	CTX_WEBHOOK,
 	CTX_N
 };
 
@@ -203,5 +204,11 @@ int cp_vmtas_default(struct config *cfg);
 /* After domains are finished: implicit pools, name resolution. */
 int cp_vmtas_finish(struct parser *p);
 void cp_vmtas_free(struct config *cfg);
+
+/* config_webhook.c */
+extern const struct directive_table cp_webhook_directives;
+int cp_open_webhook(struct parser *p, char *arg);
+int cp_webhooks_finish(struct parser *p);
+void cp_webhooks_free(struct config *cfg);
 
 #endif

@@ -11,6 +11,7 @@
  *   GET  /api/v1/queues/{name}/recipients    the spool's recipients for it, paged (api_inspect.c)
  *   GET  /api/v1/messages/{id}               one message (api_inspect.c)
  *   GET  /api/v1/vmtas
+ *   GET  /api/v1/webhooks                    per webhook: sent, failures, backlog (webhook_api.c)
  *   GET  /metrics
  *
  * Who may call what (api_access, asked by http_server before a request's
@@ -30,6 +31,7 @@
 #include <strings.h>
 
 #include "core/config.h"
+#include "engine/webhook.h"
 #include "engine/engine.h"
 #include "net/http_server.h"
 
@@ -390,10 +392,12 @@ void api_handle(void *ctx, struct http_request *req)
 		route_queue(eng, req, p + 15);
 	else if (strcmp(p, "/api/v1/vmtas") == 0 && get)
 		get_vmtas(eng, req);
+	else if (strcmp(p, "/api/v1/webhooks") == 0 && get)
+		api_webhooks(eng->webhooks, req);
 	else if (api_inject_route(eng, req) || api_suppress_route(eng, req) || api_inspect_route(eng, req))
 		return;
 	else if (!strcmp(p, "/metrics") || !strcmp(p, "/api/v1/status") || !strcmp(p, "/api/v1/queues") ||
-		 !strcmp(p, "/api/v1/vmtas"))
+		 !strcmp(p, "/api/v1/vmtas") || !strcmp(p, "/api/v1/webhooks"))
 		http_reply_error(req, 405, "method not allowed", NULL);
 	else
 		http_reply_error(req, 404, "no such endpoint", NULL);

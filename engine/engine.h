@@ -92,6 +92,7 @@ struct engine {
 	struct addr_window *bounce_reports; /* reports per untrusted client (bounce-max-reports-per-ip) */
 	struct accept_store *store; /* storing accepted mail; its thread (accept_store.h) */
 	struct sent_pruner *sent_pruner; /* "sent" retention (metrics read its counters) */
+	struct webhooks *webhooks; /* <acct-webhook> senders (webhook.h); NULL when none */
 };
 
 /* The worker that owns a destination domain's queue. */

@@ -12,6 +12,7 @@
 #include "core/json_str.h"
 #include "engine/api.h"
 #include "engine/engine.h"
+#include "engine/webhook.h"
 #include "net/http_server.h"
 #include "queue/sent.h"
 #include "queue/sent_prune.h"
@@ -186,6 +187,7 @@ void api_metrics(struct engine *eng, struct http_request *req)
 	rc |= head(&b, "salvo_queues", "gauge", "Destination queues held in memory (idle empty ones are freed).") |
 	      json_buf_printf(&b, "salvo_queues %zu\n", metrics_real_queues(&s));
 	rc |= total(&b, "salvo_queues_freed_total", "Empty queues freed after queue-free-after idle.", s.gone.queues);
+	rc |= webhooks_metrics(eng->webhooks, &b);
 	api_snapshot_free(&s);
 	if (rc)
 		http_reply_error(req, 500, "out of memory", NULL);

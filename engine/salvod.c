@@ -40,6 +40,7 @@
 #include "net/conn_limit.h"
 #include "net/tls.h"
 #include "net/http_server.h"
+#include "engine/webhook.h"
 #include "queue/sent_prune.h"
 
 #define EXIT_SPOOL_FAILED 75 /* EX_TEMPFAIL: restart me */
@@ -304,6 +305,15 @@ int main(int argc, char **argv)
 		}
 		acct_log_set_tap(eng.acct, &(struct acct_tap){acct_csv_write, acct_csv_flush, acct_csv});
 	}
+	{
+		char state[4096];
+
+		snprintf(state, sizeof(state), "%s/webhooks", cfg.spool_dir);
+		if (webhooks_start(&eng.webhooks, &cfg, path, state, err, sizeof(err)) < 0) {
+			fprintf(stderr, "salvod: %s\n", err);
+			goto out_log;
+		}
+	}
 	if ((ret = spool_writer_start(&eng.writer, eng.spool, &eng, flush_log,
 					    (unsigned)cfg.spool_commit_delay_ms * 1000)) < 0) {
 		fprintf(stderr, "salvod: cannot start the spool writer: %s\n", strerror(-ret));
@@ -452,6 +462,7 @@ out_writer:
 	tls_ctx_free(eng.tls_client);
 	addr_window_fini(&bounce_reports);
 out_log:
+	webhooks_stop(eng.webhooks); /* after the writer: it may still be logging */
 	acct_log_close(eng.acct);
 	acct_csv_close(acct_csv);
 out_spool:

@@ -27,6 +27,7 @@ static const struct command commands[] = {
 	{"show", cmd_show, "QUEUE [--limit N]   the queue's recipients (message, attempts, next attempt, last response)"},
 	{"message", cmd_message, "ID   one message: headers, size, every recipient's state"},
 	{"top", cmd_top, "live full-screen view"},
+	{"webhooks", cmd_webhooks, "accounting webhooks: sent, failures, backlog, stalled"},
 	{"pause", cmd_queue_action, "DOMAIN"},
 	{"resume", cmd_queue_action, "DOMAIN"},
 	{"retry", cmd_queue_action, "DOMAIN   (every waiting recipient is due now)"},
