@@ -24,7 +24,7 @@ SALVOD_WRAPPER="valgrind --fair-sched=yes --undef-value-errors=no --leak-check=f
     integration-delivery integration-relay integration-tls-auth integration-suppression integration-api
 # Fuzz the parsers for a bounded time each (libFuzzer, clang): crashes, leaks
 # and hangs fail the run.
-FUZZ_SECONDS=${FUZZ_SECONDS:-30}
+FUZZ_SECONDS=${FUZZ_SECONDS:-20}
 for f in tests/fuzz/run_*.sh; do
     [ -x "$f" ] && "$f" "$FUZZ_SECONDS" build-fuzz
 done
