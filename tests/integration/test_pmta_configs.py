@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """test_pmta_configs.py - real PowerMTA configurations and PowerMTA's meanings.
 
-  real_configs  the three public configs in ../shared/pmta-configs (copied into the test
+  real_configs  the three public configs in tests/corpus/pmta-configs (copied into the test
                 directory at run time) pass `salvod --check-config` once the edits listed
                 below are applied, each a fault of the file itself (placeholders, regexes
                 split over lines, invented categories, a clash made by assembling examples)
@@ -27,7 +27,7 @@ import subprocess
 import harness
 from harness import Fail, Injected, find_records, log, make_body
 
-CONFIGS = os.environ.get("PMTA_CONFIGS") or os.path.join(harness.SRC_ROOT, "..", "shared", "pmta-configs")
+CONFIGS = os.environ.get("PMTA_CONFIGS") or os.path.join(harness.SRC_ROOT, "tests", "corpus", "pmta-configs")
 
 # file -> [(what, line, regex of the error before the fix, edit(text) -> text)]
 # kind: "fault" (the file's own) or "design" (a directive Salvo refuses by design)
