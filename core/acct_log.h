@@ -10,10 +10,19 @@
  *    "queued_time":"2026-11-22T09:58:00.000Z","size":1234,
  *    "response":{"code":550,"enhanced":"5.1.1","text":"..."},
  *    "bounce_category":"bad-mailbox","kind":"dsn","campaign":"...",
- *    "tls":"TLSv1.3 TLS_AES_256_GCM_SHA384","dsn_id":"00000000000004d3"}
+ *    "tls":"TLSv1.3 TLS_AES_256_GCM_SHA384","dsn_id":"00000000000004d3",
+ *    "event_id":"00000000000004d29c1e0f3a57b2d4e8"}
  * Times are RFC 3339, UTC, millisecond precision. Message ids are 16
  * lower-case hex digits, quoted (a uint64 does not survive a JSON parser
- * that reads numbers as doubles). Strings are escaped by json_buf_str():
+ * that reads numbers as doubles).
+ *
+ * event_id, always present and always last: 32 lower-case hex digits, the
+ * message id (16, zeros when none) then a 64-bit hash of the record's
+ * bytes before it (16). Unique per event (those bytes carry the time, type,
+ * message id, recipient and attempt) and stable: whoever forwards the
+ * logged line (the webhooks) forwards the same id on every re-send. So a
+ * complete line ends with ACCT_EVENT_ID_KEY, ACCT_EVENT_ID_LEN hex digits,
+ * "\"}\n"; a line cut short by a crash does not. Strings are escaped by json_buf_str():
  * the output is valid UTF-8 whatever the input bytes were.
  *
  * Rotation: before a record is added, the current file is renamed to
@@ -52,6 +61,8 @@
 #include <stdint.h>
 
 #define ACCT_ROTATE_BYTES_DEFAULT (256ull << 20) /* when rotate_bytes is 0 */
+#define ACCT_EVENT_ID_KEY ",\"event_id\":\""
+#define ACCT_EVENT_ID_LEN 32
 #define ACCT_TIME_LEN 24 /* "2026-11-22T10:01:02.345Z" without its NUL */
 
 enum acct_type {
@@ -123,6 +134,18 @@ int acct_log_flush(struct acct_log *log);
 
 /* Flush (errors are lost: flush first to see them), close, free. NULL is a no-op. */
 void acct_log_close(struct acct_log *log);
+
+/* A second writer fed from the same events (PowerMTA's CSV files,
+ * core/acct_csv.c): write() gets each event acct_log_write() accepts (in
+ * the log's thread, the event borrowed for the call), flush() each
+ * acct_log_flush(). Its errors are its own: the JSON log ignores them.
+ * NULL removes it. The log does not own ctx. */
+struct acct_tap {
+	int (*write)(void *ctx, const struct acct_event *ev);
+	int (*flush)(void *ctx);
+	void *ctx;
+};
+void acct_log_set_tap(struct acct_log *log, const struct acct_tap *tap);
 
 /* Records dropped because the file stayed unwritable (see above). */
 uint64_t acct_log_dropped(const struct acct_log *log);

@@ -10,9 +10,10 @@
  * every string and array in it; config_free() releases them all. A loaded
  * config is immutable and may be read from any thread.
  *
- * Diagnostics: on failure config_load() returns -1 and writes exactly one
+ * Diagnostics: on failure config_load() returns -1 and writes the first
  * message "FILE:LINE: message" (no trailing newline) into err. LINE is
- * 1-based. Exceptions and conventions:
+ * 1-based. config_load_report() gives every error of the file (the parser
+ * goes on after each) and the warnings. Exceptions and conventions:
  *   - A file that cannot be opened or read has no line:
  *     "FILE: cannot open: No such file or directory" (strerror text).
  *   - A block left open is reported at the file's last line, naming the
@@ -34,9 +35,18 @@
  *     level) replaces the earlier value: the later one wins. smtp-listener
  *     and http-listener are the exception: each adds a listener, and the
  *     file's listeners replace the built-in one.
- *   - Blocks do not nest. `<domain NAME>` takes an exact domain name
- *     (stored lower-case) or `*`; a second block for the same name is an
- *     error. `<source CIDR>` likewise (same network after masking).
+ *   - Blocks nest only as PowerMTA's do: `<domain>` inside `<virtual-mta>`
+ *     and `<virtual-mta-pool>` (settings for that one), `<address-list>`
+ *     inside the bounce and feedback-loop processors. `<domain NAME>`
+ *     takes an exact domain name (stored lower-case), `*`, `*.example.com`,
+ *     `[*.]example.com`, a queue name `{name}`, or a name with a
+ *     `$macro` of `domain-macro` (one block per value); a second block for
+ *     the same name (in the same scope) is an error. `<source CIDR>`
+ *     likewise (same network after masking); `<source {name}>` is a named
+ *     source.
+ *   - PowerMTA directives Salvo does not have by design are refused with
+ *     the reason and what to use instead (config_pmta.c, README); those it
+ *     parses and stores without applying them yet give a warning.
  *   - `<domain *>` overrides the built-in defaults for what it sets; every
  *     other block inherits what it does not set from the resulting `*`,
  *     wherever `<domain *>` appears in the file.
@@ -53,9 +63,10 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include <netinet/in.h>
-#include <regex.h>
 
 #define CONFIG_ERR_MAX 512
+
+struct pcre_re; /* a compiled PCRE2 pattern (core/pcre_re.h) */
 
 /* A socket address with its printable form, e.g. "127.0.0.1:2525". */
 struct config_addr {
@@ -79,15 +90,41 @@ struct config_rate {
 
 /* <source CIDR> ... </source>. The most specific (longest prefix) match wins. */
 struct config_source {
-	struct config_cidr net;
+	char *name;                 /* `<source {name}>` / `<source name>`: a named source
+				     * (for `source {name}` in <smtp-user> and `source=`
+				     * of smtp-listener); NULL for a CIDR source */
+	struct config_cidr net;     /* unset for a named source */
 	bool always_allow_relaying;
 	bool process_x_virtual_mta; /* honour X-Virtual-MTA: (pool or vmta name) */
 	bool process_x_job;         /* honour X-Job: (campaign id) */
 	bool require_auth;          /* relay only after SMTP AUTH */
 	bool allow_unencrypted_auth; /* `allow-unencrypted-plain-auth`: AUTH without TLS */
+	uint64_t max_message_size;  /* `max-message-size`: 0 = the default for this kind
+				     * of source (see config_source_max_message_size) */
+	unsigned max_connections_per_ip; /* `smtp-max-connections-per-ip`: 0 = not set */
+	bool bare_newline_normalize; /* `bare-newline normalize`: bare CR/LF in DATA -> CRLF (default reject) */
 	char *default_virtual_mta;  /* as written; NULL when not set */
 	size_t default_pool;        /* resolved: index into cfg->pools (0 = default) */
 	int line; /* where the block starts, for diagnostics */
+};
+
+/* Who may use the HTTP API (config_http.c). A request's role comes from a
+ * valid API token when it carries one, else from the most specific
+ * `http-access` rule matching the client's address; with no http-access
+ * line at all, loopback clients are admin and others none. admin: every
+ * endpoint; monitor: reads (GET/HEAD) only; none: nothing. */
+enum config_http_role { CONFIG_HTTP_NONE, CONFIG_HTTP_MONITOR, CONFIG_HTTP_ADMIN };
+
+struct config_http_access {
+	struct config_cidr net;
+	enum config_http_role role;
+	int line;
+};
+
+struct config_http_token {
+	char *token;                /* at least 16 characters, no spaces */
+	enum config_http_role role; /* default admin */
+	int line;
 };
 
 /* <virtual-mta NAME>: a source IP and the HELO name that goes with it. The
@@ -130,10 +167,12 @@ enum {
 	CONFIG_PAT_DISABLE_SOURCE_IP = 1u << 2,
 	CONFIG_PAT_SKIP_MX = 1u << 3,
 	CONFIG_PAT_BOUNCE_RCPT = 1u << 4,
+	CONFIG_PAT_BOUNCE_QUEUE = 1u << 5, /* bounce every recipient queued for the domain */
+	CONFIG_PAT_DEFER_QUEUE = 1u << 6,  /* defer the whole queue (retry later) */
 };
 
 struct config_pattern {
-	regex_t re;                 /* POSIX ERE, case-insensitive */
+	struct pcre_re *re;         /* PCRE2, case-insensitive (pcre_re_match) */
 	char *text;                 /* the regex as written */
 	unsigned actions;           /* CONFIG_PAT_* */
 	uint64_t reenable_after_ms; /* for disable-source-ip; default 1h */
@@ -148,11 +187,14 @@ struct config_pattern_list {
 	int line;
 };
 
+struct config_webhook; /* core/config_webhook.h */
+
 /* <smtp-user NAME>: an account for SMTP AUTH. password is as written:
  * plain text, or a crypt(3) hash ("$6$...", "$y$...") when it starts with '$'. */
 struct config_smtp_user {
 	char *name;
 	char *password;
+	char *source;               /* `source {name}`: the named source after AUTH; NULL none */
 	int line;
 };
 
@@ -167,7 +209,7 @@ struct config_domain_key {
 /* `/REGEX/ CATEGORY` in <bounce-category-patterns>: operator overrides of
  * the bounce classifier, tried before its own rules. */
 struct config_category_pattern {
-	regex_t re;
+	struct pcre_re *re;
 	char *text;
 	char *category;
 	int line;
@@ -177,7 +219,14 @@ struct config_category_pattern {
  * block does not set are inherited from <domain *>, then from the built-in
  * defaults; config_domain_for() returns the fully resolved settings. */
 struct config_domain {
-	char *name;                 /* lower-case; "*" for the wildcard */
+	char *name;                 /* lower-case; "*" for the wildcard; also `*.example.com`
+				     * (subdomains only), `[*.]example.com` (the domain and its
+				     * subdomains) and queue names such as `{sparkpost}` */
+	char *scope;                /* vmta or pool the block is nested in (lower-case); NULL
+				     * at top level */
+	char **values;              /* every <domain> directive's value as written (index
+				     * config_domain_key()), NULL when unset; resolved like
+				     * the typed fields; what --show prints */
 	uint64_t *retry_after_ms;   /* schedule; the last entry repeats */
 	size_t n_retry_after;
 	uint64_t bounce_after_ms;
@@ -207,6 +256,13 @@ struct config_domain {
 	char *route_host;           /* non-NULL when the route names a host to resolve:
 				     * `route mx.example.net:2525` (lower-case) */
 	uint16_t route_port;        /* the route's port, either form */
+	/* outbound SMTP deadlines (PowerMTA's names), each for the whole step on
+	 * the monotonic clock; RFC 5321 4.5.3.2 defaults */
+	uint64_t connect_timeout_ms;       /* `connect-timeout` (30s) */
+	uint64_t smtp_greeting_timeout_ms; /* `smtp-greeting-timeout`: the banner (5m) */
+	uint64_t data_send_timeout_ms;     /* `data-send-timeout`: sending the message (3m) */
+	uint64_t smtp_data_termination_timeout_ms; /* `smtp-data-termination-timeout`:
+				     * the reply to the end of data or BDAT LAST (10m) */
 	uint64_t set_mask;          /* which CONFIG_DOM_* fields this block set */
 	int line;
 };
@@ -230,6 +286,10 @@ enum {
 	CONFIG_DOM_DKIM_SIGN = 1u << 15,
 	CONFIG_DOM_USE_STARTTLS = 1u << 16,
 	CONFIG_DOM_REQUIRE_STARTTLS = 1u << 17,
+	CONFIG_DOM_CONNECT_TIMEOUT = 1u << 18,
+	CONFIG_DOM_GREETING_TIMEOUT = 1u << 19,
+	CONFIG_DOM_DATA_SEND_TIMEOUT = 1u << 20,
+	CONFIG_DOM_DATA_TERM_TIMEOUT = 1u << 21,
 };
 
 struct config {
@@ -241,8 +301,15 @@ struct config {
 	size_t n_smtp_listeners;
 	struct config_addr *http_listeners; /* default: 127.0.0.1:8025 */
 	size_t n_http_listeners;
-	char *http_api_token;       /* `http-api-token`: required from non-loopback clients */
+	bool *http_listener_tls;    /* `http-listener ADDR tls=yes`: parallel to
+				     * http_listeners; NULL when none is TLS */
+	struct config_http_access *http_access; /* `http-access CIDR ROLE`, in file order */
+	size_t n_http_access;
+	struct config_http_token *http_tokens;  /* `http-api-token TOKEN [ROLE]` */
+	size_t n_http_tokens;
 	uint64_t http_max_body_size; /* `http-max-body-size`, default 64 MiB */
+	unsigned http_max_connections;        /* `http-max-connections` per listener (1000) */
+	unsigned http_max_connections_per_ip; /* `http-max-connections-per-ip` (100) */
 	bool has_dns_server;
 	struct config_addr dns_server;      /* default: the system resolver */
 	unsigned worker_threads;    /* default: number of online CPUs */
@@ -253,14 +320,22 @@ struct config {
 	unsigned smtp_max_connections;    /* inbound sessions in all (2000) */
 	unsigned smtp_max_connections_per_ip; /* inbound sessions from one address (100) */
 	unsigned smtp_max_errors;         /* protocol errors before 421 and close (10) */
+	/* Sessions that may not relay (only the bounce domain's reports reach
+	 * them) have their own limits: */
+	uint64_t bounce_max_message_size; /* `bounce-max-message-size` (1 MiB) */
+	struct config_rate bounce_max_reports_per_ip; /* `bounce-max-reports-per-ip` (1000/h) */
+	uint64_t smtp_max_session_time_ms; /* `smtp-max-session-time` (10m) */
 	uint16_t smtp_port;         /* remote port for MX deliveries, default 25 */
 
 	char *postmaster;           /* `postmaster ADDR`; NULL when not set */
 	char *bounce_domain;        /* `bounce-domain NAME` (lower-case); NULL when not set */
 	unsigned soft_bounce_suppress_after; /* soft bounces before an address is suppressed (3) */
 	uint64_t bounce_verp_retention_ms;   /* how long deliveries stay matchable (7d) */
+	uint64_t queue_free_after_ms;        /* an empty queue idle this long is freed (60s) */
 	char *tls_certificate;      /* `tls-certificate PATH`; NULL when not set (not opened here) */
 	char *tls_private_key;      /* `tls-private-key PATH`; NULL when not set (not opened here) */
+	char *tls_ciphers;          /* `tls-ciphers LIST`: inbound TLS 1.2 (OpenSSL syntax); NULL: forward-secret AEAD only */
+	char *tls_ciphersuites;     /* `tls-ciphersuites LIST`: inbound TLS 1.3; NULL: OpenSSL's */
 
 	struct config_source *sources;
 	size_t n_sources;
@@ -285,7 +360,98 @@ struct config {
 	 * order) so config_domain_for() is a binary search. */
 	struct config_domain *domains;
 	size_t n_domains;
+	/* <domain> blocks nested in <virtual-mta>/<virtual-mta-pool>, as
+	 * written (only what they set); config_domain_resolve() merges them */
+	struct config_domain *vdomains;
+	size_t n_vdomains;
+
+	/* PowerMTA-compatibility settings (config_pmta.c) */
+	char **smtp_listener_source; /* `smtp-listener ADDR source=NAME`: parallel to
+				      * smtp_listeners, NULL entries; NULL when none */
+	struct config_addr *name_servers; /* `name-server IP`, in file order (dns_server is the first) */
+	size_t n_name_servers;
+	char *log_file;             /* `log-file PATH`: salvod's diagnostics go there; NULL stderr */
+	bool run_as_root;           /* `run-as-root` (default no) */
+	struct config_acct_file *acct_files;
+	size_t n_acct_files;
+	struct config_webhook *webhooks; /* <acct-webhook NAME> blocks, file order (core/config_webhook.h) */
+	size_t n_webhooks;
 };
+
+/* Record types of <acct-file> (`records d,b,...`). */
+enum {
+	CONFIG_ACCT_D = 1u << 0,  /* delivery */
+	CONFIG_ACCT_B = 1u << 1,  /* bounce */
+	CONFIG_ACCT_T = 1u << 2,  /* transient failure */
+	CONFIG_ACCT_TQ = 1u << 3, /* transient queue-wide failure */
+	CONFIG_ACCT_R = 1u << 4,  /* reception */
+	CONFIG_ACCT_F = 1u << 5,  /* feedback-loop report */
+	CONFIG_ACCT_RB = 1u << 6, /* remote bounce (asynchronous DSN) */
+	CONFIG_ACCT_RS = 1u << 7, /* remote status */
+	CONFIG_ACCT_N_TYPES = 8,
+};
+
+/* <acct-file PATH|"|PROGRAM">: PowerMTA's CSV accounting. */
+struct config_acct_file {
+	char *path;                 /* a file, or the command after '|' */
+	bool pipe;
+	unsigned records;           /* CONFIG_ACCT_* (default d,b) */
+	char *record_fields[CONFIG_ACCT_N_TYPES]; /* `record-fields TYPE LIST` as written; NULL: the defaults */
+	uint64_t move_interval_ms;  /* 0: never by time */
+	char *move_to;              /* directory for rotated files; NULL: beside the file */
+	uint64_t max_size;          /* bytes; 0: no limit */
+	uint64_t delete_after_ms;   /* 0: never */
+	int line;
+};
+
+/* Every error of a load and its warnings, each "FILE:LINE: message\n"
+ * (warnings "FILE:LINE: warning: message\n"): the parser goes on after an
+ * error (skipping the line, or the rest of a block whose opening tag is
+ * bad) so one run reports them all. Owned by the caller: config_report_free(). */
+struct config_report {
+	char *errors;               /* NULL when none */
+	unsigned n_errors;          /* also those past the first 200, which are not kept */
+	char *warnings;
+	unsigned n_warnings;
+};
+
+/* Like config_load(), with every message: returns 0 or -1; rep is filled
+ * either way. */
+int config_load_report(struct config *cfg, const char *path, struct config_report *rep);
+int config_load_string_report(struct config *cfg, const char *name, const char *text,
+			      struct config_report *rep);
+void config_report_free(struct config_report *rep);
+
+/* The settings a queue gets through one virtual MTA (or pool): blocks
+ * nested in that <virtual-mta> (then the pools it belongs to) first, then
+ * the top-level ones; within each, an exact name, then the longest
+ * wildcard (`*.x`, `[*.]x`), then `*`; per directive, the first that sets
+ * it. vmta NULL: top level only. out is the caller's (config_domain_release).
+ * Returns 0, -1 on ENOMEM. */
+int config_domain_resolve(const struct config *cfg, const char *domain, const char *vmta,
+			  struct config_domain *out);
+void config_domain_release(struct config_domain *d);
+
+/* `--show QUEUE[/VMTA]`: the resolved settings, `directive value` per
+ * line, into out (a FILE *; void * keeps stdio out of this header).
+ * 0, or -1 with a message in err. */
+int config_show(void *out, const struct config *cfg, const char *spec, char *err, size_t cap);
+
+/* Names of the <domain> directives in --show order; NULL past the end. */
+const char *config_domain_key_name(size_t i);
+
+/* The named source (`<source {name}>`), or NULL. */
+const struct config_source *config_source_named(const struct config *cfg, const char *name);
+
+/* PowerMTA's named sources, for SMTP intake (not wired there yet): the
+ * <source> for a session that authenticated as user: the user's `source
+ * {name}`, else `<source {auth}>`, else addr_src (the address's). */
+const struct config_source *config_source_after_auth(const struct config *cfg, const char *user,
+						     const struct config_source *addr_src);
+/* The <source> for a connection on smtp_listeners[listener]: its
+ * `source=NAME`, else the one matching addr. */
+const struct config_source *config_source_for_listener(const struct config *cfg, size_t listener,
+						       const struct sockaddr *addr);
 
 /* Fill cfg with the built-in defaults (what `salvod` runs on with no -c). */
 int config_defaults(struct config *cfg);
@@ -320,9 +486,23 @@ const char *config_rollup_for(const struct config *cfg, const char *mx_host);
  * case-insensitively. */
 bool config_glob_match(const char *pattern, const char *s);
 
+/* The role `http-access` gives addr without a token (see enum
+ * config_http_role). */
+enum config_http_role config_http_role_for(const struct config *cfg, const struct sockaddr *addr);
+/* "admin", "monitor", "none". */
+const char *config_http_role_name(enum config_http_role r);
+
 /* The most specific <source> matching addr, or NULL. */
 const struct config_source *config_source_for(const struct config *cfg,
 					      const struct sockaddr *addr);
+
+/* May a client at addr relay without authenticating (a trusted injector)? */
+bool config_source_trusted(const struct config_source *src);
+
+/* The message size limit for a session from src before any AUTH: the
+ * source's own `max-message-size`, else max-message-size for trusted
+ * sources and bounce-max-message-size for the others. */
+uint64_t config_source_max_message_size(const struct config *cfg, const struct config_source *src);
 
 /* --- value parsers (pure; exported for tests and other modules) --------- */
 

@@ -70,6 +70,27 @@ static int d_idle_timeout(struct parser *p, const struct directive *d, char *v)
 	return set_duration(p, d, v, &cur_domain(p)->idle_timeout_ms, CONFIG_DOM_IDLE_TIMEOUT);
 }
 
+static int d_connect_timeout(struct parser *p, const struct directive *d, char *v)
+{
+	return set_duration(p, d, v, &cur_domain(p)->connect_timeout_ms, CONFIG_DOM_CONNECT_TIMEOUT);
+}
+
+static int d_smtp_greeting_timeout(struct parser *p, const struct directive *d, char *v)
+{
+	return set_duration(p, d, v, &cur_domain(p)->smtp_greeting_timeout_ms, CONFIG_DOM_GREETING_TIMEOUT);
+}
+
+static int d_data_send_timeout(struct parser *p, const struct directive *d, char *v)
+{
+	return set_duration(p, d, v, &cur_domain(p)->data_send_timeout_ms, CONFIG_DOM_DATA_SEND_TIMEOUT);
+}
+
+static int d_smtp_data_termination_timeout(struct parser *p, const struct directive *d, char *v)
+{
+	return set_duration(p, d, v, &cur_domain(p)->smtp_data_termination_timeout_ms,
+			    CONFIG_DOM_DATA_TERM_TIMEOUT);
+}
+
 static int d_backoff_to_normal_after(struct parser *p, const struct directive *d, char *v)
 {
 	return set_duration(p, d, v, &cur_domain(p)->backoff_to_normal_after_ms,
@@ -100,8 +121,14 @@ static int d_backoff_max_smtp_out(struct parser *p, const struct directive *d, c
 	return set_positive(p, d, v, &cur_domain(p)->backoff_max_smtp_out, CONFIG_DOM_BACKOFF_SMTP_OUT);
 }
 
+/* 0 is PowerMTA's "unlimited" */
 static int d_max_msg_per_connection(struct parser *p, const struct directive *d, char *v)
 {
+	if (!strcmp(v, "0") || !strcasecmp(v, "unlimited")) {
+		cur_domain(p)->max_msg_per_connection = UINT_MAX;
+		cur_domain(p)->set_mask |= CONFIG_DOM_MAX_MSG_PER_CONN;
+		return 0;
+	}
 	return set_positive(p, d, v, &cur_domain(p)->max_msg_per_connection,
 			    CONFIG_DOM_MAX_MSG_PER_CONN);
 }
@@ -147,9 +174,24 @@ static int d_smtp_pattern_list(struct parser *p, const struct directive *d, char
 	return cp_set_string(p, &cur_domain(p)->smtp_pattern_list, v);
 }
 
+/* A queue name: a domain name, or PowerMTA's `{name}`. */
+static bool valid_queue_name(const char *v)
+{
+	size_t n = strlen(v);
+
+	if (n > 2 && v[0] == '{' && v[n - 1] == '}') {
+		for (size_t i = 1; i < n - 1; i++)
+			if (!((v[i] >= 'a' && v[i] <= 'z') || (v[i] >= 'A' && v[i] <= 'Z') ||
+			      (v[i] >= '0' && v[i] <= '9') || strchr("-_.", v[i])))
+				return false;
+		return n < 66;
+	}
+	return cp_valid_domain_name(v);
+}
+
 static int d_queue_to(struct parser *p, const struct directive *d, char *v)
 {
-	if (!cp_valid_domain_name(v))
+	if (!valid_queue_name(v))
 		return cp_bad_value(p, "queue name", d, v);
 	cp_lower(v);
 	cur_domain(p)->set_mask |= CONFIG_DOM_QUEUE_TO;
@@ -245,62 +287,120 @@ static int d_require_starttls(struct parser *p, const struct directive *d, char 
 }
 
 static const struct directive directives[] = {
-	{"retry-after", CTX_DOMAIN, d_retry_after},
-	{"use-starttls", CTX_DOMAIN, d_use_starttls},
-	{"require-starttls", CTX_DOMAIN, d_require_starttls},
-	{"dkim-sign", CTX_DOMAIN, d_dkim_sign},
-	{"bounce-after", CTX_DOMAIN, d_bounce_after},
-	{"max-smtp-out", CTX_DOMAIN, d_max_smtp_out},
-	{"max-msg-per-connection", CTX_DOMAIN, d_max_msg_per_connection},
-	{"max-rcpt-per-message", CTX_DOMAIN, d_max_rcpt_per_message},
-	{"max-rcpt-per-transaction", CTX_DOMAIN, d_max_rcpt_per_message},
-	{"max-msg-rate", CTX_DOMAIN, d_max_msg_rate},
-	{"max-connect-rate", CTX_DOMAIN, d_max_connect_rate},
-	{"idle-timeout", CTX_DOMAIN, d_idle_timeout},
-	{"backoff-max-msg-rate", CTX_DOMAIN, d_backoff_max_msg_rate},
-	{"backoff-max-smtp-out", CTX_DOMAIN, d_backoff_max_smtp_out},
-	{"backoff-retry-after", CTX_DOMAIN, d_backoff_retry_after},
-	{"backoff-to-normal-after", CTX_DOMAIN, d_backoff_to_normal_after},
-	{"smtp-pattern-list", CTX_DOMAIN, d_smtp_pattern_list},
-	{"queue-to", CTX_DOMAIN, d_queue_to},
-	{"route", CTX_DOMAIN, d_route},
+	{"retry-after", CTX_DOMAIN, d_retry_after, NULL},
+	{"use-starttls", CTX_DOMAIN, d_use_starttls, NULL},
+	{"require-starttls", CTX_DOMAIN, d_require_starttls, NULL},
+	{"dkim-sign", CTX_DOMAIN, d_dkim_sign, NULL},
+	{"bounce-after", CTX_DOMAIN, d_bounce_after, NULL},
+	{"max-smtp-out", CTX_DOMAIN, d_max_smtp_out, NULL},
+	{"max-msg-per-connection", CTX_DOMAIN, d_max_msg_per_connection, NULL},
+	{"max-rcpt-per-message", CTX_DOMAIN, d_max_rcpt_per_message, NULL},
+	{"max-rcpt-per-transaction", CTX_DOMAIN, d_max_rcpt_per_message, NULL},
+	{"max-msg-rate", CTX_DOMAIN, d_max_msg_rate, NULL},
+	{"max-connect-rate", CTX_DOMAIN, d_max_connect_rate, NULL},
+	{"idle-timeout", CTX_DOMAIN, d_idle_timeout, NULL},
+	{"connection-idle-timeout", CTX_DOMAIN, d_idle_timeout, NULL},
+	{"connect-timeout", CTX_DOMAIN, d_connect_timeout, NULL},
+	{"smtp-greeting-timeout", CTX_DOMAIN, d_smtp_greeting_timeout, NULL},
+	{"data-send-timeout", CTX_DOMAIN, d_data_send_timeout, NULL},
+	{"smtp-data-termination-timeout", CTX_DOMAIN, d_smtp_data_termination_timeout, NULL},
+	{"backoff-max-msg-rate", CTX_DOMAIN, d_backoff_max_msg_rate, NULL},
+	{"backoff-max-smtp-out", CTX_DOMAIN, d_backoff_max_smtp_out, NULL},
+	{"backoff-retry-after", CTX_DOMAIN, d_backoff_retry_after, NULL},
+	{"backoff-to-normal-after", CTX_DOMAIN, d_backoff_to_normal_after, NULL},
+	{"smtp-pattern-list", CTX_DOMAIN, d_smtp_pattern_list, NULL},
+	{"queue-to", CTX_DOMAIN, d_queue_to, NULL},
+	{"route", CTX_DOMAIN, d_route, NULL},
 };
 
 const struct directive_table cp_domain_directives = {directives, sizeof(directives) / sizeof(directives[0])};
 
-/* `<domain NAME>`: an exact name (a queue name such as google.rollup too)
- * or `*`. */
-int cp_open_domain(struct parser *p, char *arg)
+/* `*.example.com` (subdomains), `[*.]example.com` (it and its subdomains). */
+static bool valid_wildcard(const char *name)
+{
+	if (!strncmp(name, "*.", 2))
+		return cp_valid_domain_name(name + 2);
+	if (!strncmp(name, "[*.]", 4))
+		return cp_valid_domain_name(name + 4);
+	return false;
+}
+
+static int add_domain(struct parser *p, const char *name)
 {
 	struct config *c = p->cfg;
 	struct config_domain *dom;
+	size_t *curs;
 	char sb[CP_SHOW_BUF];
 
-	if (strcmp(arg, "*") == 0) {
+	if (!p->scope && strcmp(name, "*") == 0) {
 		if (c->domains[0].line)
 			return cp_err(p, "duplicate <domain *> (first at line %d)", c->domains[0].line);
 		c->domains[0].line = p->line;
 		p->cur = 0;
-		return 0;
-	}
-	if (!cp_valid_domain_name(arg))
-		return cp_err(p, "invalid domain name \"%s\" for <domain>", cp_show(sb, arg));
-	if (c->n_domains == p->dom_cap) {
-		size_t cap = p->dom_cap ? p->dom_cap * 2 : 4;
-		struct config_domain *grown = realloc(c->domains, cap * sizeof(*grown));
-		if (!grown)
+	} else {
+		if (strcmp(name, "*") && !valid_queue_name(name) && !valid_wildcard(name))
+			return cp_err(p, "invalid domain name \"%s\" for <domain> (expected a domain, *, "
+				      "*.example.com, [*.]example.com or {queue})", cp_show(sb, name));
+		if (c->n_domains == p->dom_cap) {
+			size_t cap = p->dom_cap ? p->dom_cap * 2 : 4;
+			struct config_domain *grown = realloc(c->domains, cap * sizeof(*grown));
+			if (!grown)
+				return cp_oom(p);
+			c->domains = grown;
+			p->dom_cap = cap;
+		}
+		dom = &c->domains[c->n_domains];
+		*dom = (struct config_domain){.name = strdup(name), .line = p->line, .pattern_list = -1};
+		if (!dom->name || (p->scope && !(dom->scope = strdup(p->scope)))) {
+			free(dom->name);
 			return cp_oom(p);
-		c->domains = grown;
-		p->dom_cap = cap;
+		}
+		cp_lower(dom->name);
+		p->cur = c->n_domains++;
 	}
-	dom = &c->domains[c->n_domains];
-	*dom = (struct config_domain){.name = strdup(arg), .line = p->line, .pattern_list = -1};
-	if (!dom->name)
+	if (!(curs = realloc(p->curs, (p->n_curs + 1) * sizeof(*curs))))
 		return cp_oom(p);
-	cp_lower(dom->name);
-	p->cur = c->n_domains++;
+	p->curs = curs;
+	curs[p->n_curs++] = p->cur;
 	return 0;
 }
+
+/* `<domain NAME>`: see config.h for the names; a `$macro` opens one
+ * block per value and the block's directives apply to each. */
+int cp_open_domain(struct parser *p, char *arg)
+{
+	static const struct directive nested = {"<domain> inside <virtual-mta>/<virtual-mta-pool>", CTX_DOMAIN, NULL,
+		"its settings are resolved (see --show QUEUE/VMTA); delivery applies the top-level <domain> blocks"};
+	char **names;
+	size_t n;
+	int rc = 0;
+
+	if (p->scope)
+		cp_warn_pending(p, &nested);
+	p->n_curs = 0;
+	if (cp_macro_expand(p, arg, &names, &n) < 0)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		if (rc == 0)
+			rc = add_domain(p, names[i]);
+		free(names[i]);
+	}
+	free(names);
+	if (rc < 0)
+		p->n_curs = 0;
+	return rc;
+}
+
+/* The built-in values --show prints for what no block sets. */
+static const char *const default_values[][2] = {
+	{"retry-after", "15m"}, {"bounce-after", "4h"}, {"max-smtp-out", "20"},
+	{"max-msg-per-connection", "100"}, {"max-rcpt-per-transaction", "100"},
+	{"max-msg-rate", "unlimited"}, {"max-connect-rate", "unlimited"},
+	{"connection-idle-timeout", "5s"}, {"backoff-to-normal-after", "1h"},
+	{"connect-timeout", "30s"}, {"smtp-greeting-timeout", "5m"}, {"data-send-timeout", "3m"},
+	{"smtp-data-termination-timeout", "10m"},
+	{"dkim-sign", "yes"}, {"use-starttls", "yes"}, {"require-starttls", "no"},
+};
 
 int cp_domain_default(struct config_domain *d)
 {
@@ -313,22 +413,38 @@ int cp_domain_default(struct config_domain *d)
 		.max_msg_per_connection = DEF_MAX_MSG_PER_CONN,
 		.max_rcpt_per_message = DEF_MAX_RCPT_PER_MSG,
 		.idle_timeout_ms = DEF_IDLE_TIMEOUT_MS,
+		.connect_timeout_ms = 30 * 1000,
+		.smtp_greeting_timeout_ms = 300 * 1000,
+		.data_send_timeout_ms = 180 * 1000,
+		.smtp_data_termination_timeout_ms = 600 * 1000,
 		.backoff_to_normal_after_ms = DEF_BACKOFF_TO_NORMAL_MS,
 		.pattern_list = -1,
 		.dkim_sign = true,
 		.use_starttls = true,
 	};
-	if (!d->name || !d->retry_after_ms)
+	if (!d->name || !d->retry_after_ms || !(d->values = calloc(cp_dom_keys(), sizeof(char *))))
 		return -1;
 	d->retry_after_ms[0] = DEF_RETRY_MS;
+	for (size_t i = 0; i < sizeof(default_values) / sizeof(default_values[0]); i++) {
+		ssize_t k = cp_dom_key(default_values[i][0]);
+
+		if (k >= 0 && !(d->values[k] = strdup(default_values[i][1])))
+			return -1;
+	}
 	return 0;
 }
 
+/* Top-level blocks first, then by scope; within a scope by name, then line. */
 static int domain_cmp(const void *a, const void *b)
 {
 	const struct config_domain *x = a, *y = b;
-	int c = strcmp(x->name, y->name);
+	int c;
 
+	if (!x->scope != !y->scope)
+		return x->scope ? 1 : -1;
+	if (x->scope && (c = strcmp(x->scope, y->scope)))
+		return c;
+	c = strcmp(x->name, y->name);
 	return c ? c : (x->line > y->line) - (x->line < y->line);
 }
 
@@ -345,71 +461,100 @@ static int copy_list(uint64_t **dst, size_t *n_dst, const uint64_t *src, size_t 
 	return 0;
 }
 
-/* Fill what d did not set from star (fully set). */
-static int inherit(struct config_domain *d, const struct config_domain *star)
+/* Fill what d did not set from what src sets (everything when all);
+ * mark: what is copied counts as set in d from now on. */
+static int merge(struct config_domain *d, const struct config_domain *src, bool all, bool mark)
 {
-	uint64_t m = d->set_mask;
+	uint64_t m = d->set_mask, s = all ? ~0ULL : src->set_mask;
+#define TAKE(flag) (!(m & (flag)) && (s & (flag)) && (!mark || (d->set_mask |= (flag))))
 
-	if (!(m & CONFIG_DOM_RETRY_AFTER) &&
-	    copy_list(&d->retry_after_ms, &d->n_retry_after, star->retry_after_ms, star->n_retry_after) < 0)
+	if (TAKE(CONFIG_DOM_RETRY_AFTER) &&
+	    copy_list(&d->retry_after_ms, &d->n_retry_after, src->retry_after_ms, src->n_retry_after) < 0)
 		return -1;
-	if (!(m & CONFIG_DOM_BACKOFF_RETRY) &&
-	    copy_list(&d->backoff_retry_after_ms, &d->n_backoff_retry_after, star->backoff_retry_after_ms,
-		      star->n_backoff_retry_after) < 0)
+	if (TAKE(CONFIG_DOM_BACKOFF_RETRY) &&
+	    copy_list(&d->backoff_retry_after_ms, &d->n_backoff_retry_after, src->backoff_retry_after_ms,
+		      src->n_backoff_retry_after) < 0)
 		return -1;
-	if (!(m & CONFIG_DOM_BOUNCE_AFTER))
-		d->bounce_after_ms = star->bounce_after_ms;
-	if (!(m & CONFIG_DOM_MAX_SMTP_OUT))
-		d->max_smtp_out = star->max_smtp_out;
-	if (!(m & CONFIG_DOM_MAX_MSG_PER_CONN))
-		d->max_msg_per_connection = star->max_msg_per_connection;
-	if (!(m & CONFIG_DOM_MAX_RCPT))
-		d->max_rcpt_per_message = star->max_rcpt_per_message;
-	if (!(m & CONFIG_DOM_MAX_MSG_RATE))
-		d->max_msg_rate = star->max_msg_rate;
-	if (!(m & CONFIG_DOM_MAX_CONNECT_RATE))
-		d->max_connect_rate = star->max_connect_rate;
-	if (!(m & CONFIG_DOM_DKIM_SIGN))
-		d->dkim_sign = star->dkim_sign;
-	if (!(m & CONFIG_DOM_USE_STARTTLS))
-		d->use_starttls = star->use_starttls;
-	if (!(m & CONFIG_DOM_REQUIRE_STARTTLS))
-		d->require_starttls = star->require_starttls;
-	if (!(m & CONFIG_DOM_IDLE_TIMEOUT))
-		d->idle_timeout_ms = star->idle_timeout_ms;
-	if (!(m & CONFIG_DOM_BACKOFF_MSG_RATE))
-		d->backoff_max_msg_rate = star->backoff_max_msg_rate;
-	if (!(m & CONFIG_DOM_BACKOFF_SMTP_OUT))
-		d->backoff_max_smtp_out = star->backoff_max_smtp_out;
-	if (!(m & CONFIG_DOM_BACKOFF_TO_NORMAL))
-		d->backoff_to_normal_after_ms = star->backoff_to_normal_after_ms;
-	if (!(m & CONFIG_DOM_PATTERN_LIST) && star->smtp_pattern_list &&
-	    !(d->smtp_pattern_list = strdup(star->smtp_pattern_list)))
+	if (TAKE(CONFIG_DOM_BOUNCE_AFTER))
+		d->bounce_after_ms = src->bounce_after_ms;
+	if (TAKE(CONFIG_DOM_MAX_SMTP_OUT))
+		d->max_smtp_out = src->max_smtp_out;
+	if (TAKE(CONFIG_DOM_MAX_MSG_PER_CONN))
+		d->max_msg_per_connection = src->max_msg_per_connection;
+	if (TAKE(CONFIG_DOM_MAX_RCPT))
+		d->max_rcpt_per_message = src->max_rcpt_per_message;
+	if (TAKE(CONFIG_DOM_MAX_MSG_RATE))
+		d->max_msg_rate = src->max_msg_rate;
+	if (TAKE(CONFIG_DOM_MAX_CONNECT_RATE))
+		d->max_connect_rate = src->max_connect_rate;
+	if (TAKE(CONFIG_DOM_DKIM_SIGN))
+		d->dkim_sign = src->dkim_sign;
+	if (TAKE(CONFIG_DOM_USE_STARTTLS))
+		d->use_starttls = src->use_starttls;
+	if (TAKE(CONFIG_DOM_REQUIRE_STARTTLS))
+		d->require_starttls = src->require_starttls;
+	if (TAKE(CONFIG_DOM_IDLE_TIMEOUT))
+		d->idle_timeout_ms = src->idle_timeout_ms;
+	if (TAKE(CONFIG_DOM_CONNECT_TIMEOUT))
+		d->connect_timeout_ms = src->connect_timeout_ms;
+	if (TAKE(CONFIG_DOM_GREETING_TIMEOUT))
+		d->smtp_greeting_timeout_ms = src->smtp_greeting_timeout_ms;
+	if (TAKE(CONFIG_DOM_DATA_SEND_TIMEOUT))
+		d->data_send_timeout_ms = src->data_send_timeout_ms;
+	if (TAKE(CONFIG_DOM_DATA_TERM_TIMEOUT))
+		d->smtp_data_termination_timeout_ms = src->smtp_data_termination_timeout_ms;
+	if (TAKE(CONFIG_DOM_BACKOFF_MSG_RATE))
+		d->backoff_max_msg_rate = src->backoff_max_msg_rate;
+	if (TAKE(CONFIG_DOM_BACKOFF_SMTP_OUT))
+		d->backoff_max_smtp_out = src->backoff_max_smtp_out;
+	if (TAKE(CONFIG_DOM_BACKOFF_TO_NORMAL))
+		d->backoff_to_normal_after_ms = src->backoff_to_normal_after_ms;
+	if (TAKE(CONFIG_DOM_PATTERN_LIST) && src->smtp_pattern_list &&
+	    !(d->smtp_pattern_list = strdup(src->smtp_pattern_list)))
 		return -1;
-	/* queue-to is not inherited: `*` queueing everything to one queue
-	 * would be a trap, and the block that says it means that domain. */
-	if (!(m & CONFIG_DOM_ROUTE) && star->has_route) {
+	/* queue-to is not inherited from `*`: `*` queueing everything to one
+	 * queue would be a trap, and the block that says it means that
+	 * domain. A vmta's block for the same domain does inherit it. */
+	if (!all && TAKE(CONFIG_DOM_QUEUE_TO) && src->queue_to && !(d->queue_to = strdup(src->queue_to)))
+		return -1;
+	if (TAKE(CONFIG_DOM_ROUTE) && src->has_route) {
 		d->has_route = true;
-		d->route = star->route;
-		d->route_port = star->route_port;
-		if (star->route_host && !(d->route_host = strdup(star->route_host)))
+		d->route = src->route;
+		d->route_port = src->route_port;
+		if (src->route_host && !(d->route_host = strdup(src->route_host)))
 			return -1;
 	}
+#undef TAKE
 	return 0;
+}
+
+static int merge_values(struct config_domain *d, const struct config_domain *src)
+{
+	size_t n = cp_dom_keys();
+
+	if (!src->values)
+		return 0;
+	if (!d->values && !(d->values = calloc(n, sizeof(char *))))
+		return -1;
+	for (size_t k = 0; k < n; k++)
+		if (!d->values[k] && src->values[k] && !(d->values[k] = strdup(src->values[k])))
+			return -1;
+	return 0;
+}
+
+static ssize_t find_pattern_list(const struct config *c, const char *name)
+{
+	for (size_t i = 0; name && i < c->n_pattern_lists; i++)
+		if (strcasecmp(c->pattern_lists[i].name, name) == 0)
+			return (ssize_t)i;
+	return -1;
 }
 
 static int resolve_pattern_list(struct parser *p, struct config_domain *d)
 {
-	const struct config *c = p->cfg;
-
-	d->pattern_list = -1;
-	if (!d->smtp_pattern_list)
+	d->pattern_list = find_pattern_list(p->cfg, d->smtp_pattern_list);
+	if (!d->smtp_pattern_list || d->pattern_list >= 0)
 		return 0;
-	for (size_t i = 0; i < c->n_pattern_lists; i++)
-		if (strcasecmp(c->pattern_lists[i].name, d->smtp_pattern_list) == 0) {
-			d->pattern_list = (ssize_t)i;
-			return 0;
-		}
 	p->line = d->line;
 	return cp_err(p, "smtp-pattern-list \"%s\": no such <smtp-pattern-list>", d->smtp_pattern_list);
 }
@@ -417,42 +562,77 @@ static int resolve_pattern_list(struct parser *p, struct config_domain *d)
 int cp_domains_finish(struct parser *p)
 {
 	struct config *c = p->cfg;
-	struct config_domain *dup = NULL;
+	size_t n_top = 1;
+	int rc = 0;
 
 	qsort(c->domains + 1, c->n_domains - 1, sizeof(*c->domains), domain_cmp);
-	/* report the duplicate that comes first in the file */
-	for (size_t i = 2; i < c->n_domains; i++)
-		if (strcmp(c->domains[i - 1].name, c->domains[i].name) == 0 &&
-		    (!dup || c->domains[i].line < dup->line))
-			dup = &c->domains[i];
-	if (dup) {
-		p->line = dup->line;
-		return cp_err(p, "duplicate <domain %s> (first at line %d)", dup->name, dup[-1].line);
+	/* duplicates, reported in file order */
+	for (int reported = 0;;) {
+		const struct config_domain *dup = NULL;
+
+		for (size_t i = 2; i < c->n_domains; i++) {
+			const struct config_domain *x = &c->domains[i - 1], *y = &c->domains[i];
+
+			if (strcmp(x->name, y->name) || !x->scope != !y->scope || (x->scope && strcmp(x->scope, y->scope)))
+				continue;
+			if (y->line > reported && (!dup || y->line < dup->line))
+				dup = y;
+		}
+		if (!dup)
+			break;
+		p->line = reported = dup->line;
+		rc = cp_err(p, "duplicate <domain %s> (first at line %d)", dup->name, dup[-1].line);
+	}
+	while (n_top < c->n_domains && !c->domains[n_top].scope)
+		n_top++;
+	/* the nested blocks move to vdomains: they keep only what they set */
+	if (n_top < c->n_domains) {
+		size_t n = c->n_domains - n_top;
+
+		if (!(c->vdomains = malloc(n * sizeof(*c->vdomains))))
+			return cp_oom(p);
+		memcpy(c->vdomains, c->domains + n_top, n * sizeof(*c->vdomains));
+		c->n_vdomains = n;
+		c->n_domains = n_top;
+		for (size_t i = 0; i < n; i++)
+			if (resolve_pattern_list(p, &c->vdomains[i]) < 0)
+				rc = -1;
 	}
 	for (size_t i = 1; i < c->n_domains; i++)
-		if (inherit(&c->domains[i], &c->domains[0]) < 0)
+		if (merge(&c->domains[i], &c->domains[0], true, false) < 0)
 			return cp_oom(p);
 	for (size_t i = 0; i < c->n_domains; i++)
 		if (resolve_pattern_list(p, &c->domains[i]) < 0)
-			return -1;
-	return 0;
+			rc = -1;
+	return rc;
+}
+
+static void domain_free(struct config_domain *d)
+{
+	size_t n = cp_dom_keys();
+
+	free(d->name);
+	free(d->scope);
+	free(d->retry_after_ms);
+	free(d->backoff_retry_after_ms);
+	free(d->route_host);
+	free(d->smtp_pattern_list);
+	free(d->queue_to);
+	for (size_t k = 0; d->values && k < n; k++)
+		free(d->values[k]);
+	free(d->values);
 }
 
 void cp_domains_free(struct config *cfg)
 {
-	for (size_t i = 0; i < cfg->n_domains; i++) {
-		struct config_domain *d = &cfg->domains[i];
-
-		free(d->name);
-		free(d->retry_after_ms);
-		free(d->backoff_retry_after_ms);
-		free(d->route_host);
-		free(d->smtp_pattern_list);
-		free(d->queue_to);
-	}
+	for (size_t i = 0; i < cfg->n_domains; i++)
+		domain_free(&cfg->domains[i]);
+	for (size_t i = 0; i < cfg->n_vdomains; i++)
+		domain_free(&cfg->vdomains[i]);
 	free(cfg->domains);
-	cfg->domains = NULL;
-	cfg->n_domains = 0;
+	free(cfg->vdomains);
+	cfg->domains = cfg->vdomains = NULL;
+	cfg->n_domains = cfg->n_vdomains = 0;
 }
 
 /* bsearch key: the wanted domain, any case, against lower-case names. */
@@ -468,13 +648,128 @@ static int domain_key_cmp(const void *key, const void *elem)
 	}
 }
 
+/* How well pattern (a block's name) matches domain: 0 not at all, else
+ * longer is better; an exact name beats every wildcard. */
+static size_t match_len(const char *pattern, const char *domain)
+{
+	size_t dl = strlen(domain), bl;
+	const char *base;
+	bool apex;
+
+	if (!strcasecmp(pattern, domain))
+		return SIZE_MAX;
+	if (!strncmp(pattern, "*.", 2))
+		base = pattern + 2, apex = false;
+	else if (!strncmp(pattern, "[*.]", 4))
+		base = pattern + 4, apex = true;
+	else
+		return 0;
+	bl = strlen(base);
+	if (apex && !strcasecmp(domain, base))
+		return bl + 1;
+	/* a subdomain: "x.example.com" ends in ".example.com" */
+	return dl > bl + 1 && domain[dl - bl - 1] == '.' && !strcasecmp(domain + dl - bl, base) ? bl + 1 : 0;
+}
+
+/* The best non-`*` block for domain among list[0..n) in scope (NULL: top level). */
+static const struct config_domain *best_block(const struct config_domain *list, size_t n, const char *scope,
+					      const char *domain)
+{
+	const struct config_domain *best = NULL;
+	size_t best_len = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		size_t l;
+
+		if (!list[i].scope != !scope || (scope && strcasecmp(list[i].scope, scope)))
+			continue;
+		if (strcmp(list[i].name, "*") && (l = match_len(list[i].name, domain)) > best_len) {
+			best = &list[i];
+			best_len = l;
+		}
+	}
+	return best;
+}
+
+static const struct config_domain *star_block(const struct config *cfg, const char *scope)
+{
+	for (size_t i = 0; i < cfg->n_vdomains; i++)
+		if (!strcmp(cfg->vdomains[i].name, "*") && !strcasecmp(cfg->vdomains[i].scope, scope))
+			return &cfg->vdomains[i];
+	return NULL;
+}
+
 const struct config_domain *config_domain_for(const struct config *cfg, const char *domain)
 {
 	const struct config_domain *d = NULL;
 
 	if (!cfg->n_domains)
 		return NULL;
-	if (domain && cfg->n_domains > 1)
+	if (domain && cfg->n_domains > 1) {
 		d = bsearch(domain, cfg->domains + 1, cfg->n_domains - 1, sizeof(*d), domain_key_cmp);
+		if (!d)
+			d = best_block(cfg->domains + 1, cfg->n_domains - 1, NULL, domain);
+	}
 	return d ? d : &cfg->domains[0];
+}
+
+/* The scopes a virtual MTA's settings come from, most specific first: the
+ * vmta itself, then the pools that list it (or the pool itself). */
+static size_t scopes_for(const struct config *cfg, const char *vmta, const char **out, size_t cap)
+{
+	size_t n = 0;
+
+	if (!vmta)
+		return 0;
+	out[n++] = vmta;
+	for (size_t i = 0; i < cfg->n_pools && n < cap; i++)
+		for (size_t j = 0; j < cfg->pools[i].n_members; j++)
+			if (!strcasecmp(cfg->pools[i].members[j], vmta) && strcasecmp(cfg->pools[i].name, vmta)) {
+				out[n++] = cfg->pools[i].name;
+				break;
+			}
+	return n;
+}
+
+int config_domain_resolve(const struct config *cfg, const char *domain, const char *vmta,
+			  struct config_domain *out)
+{
+	const char *scopes[16];
+	size_t n = scopes_for(cfg, vmta, scopes, 16);
+	const struct config_domain *chain[40], *b;
+	size_t n_chain = 0;
+
+	*out = (struct config_domain){.pattern_list = -1};
+	if (!(out->name = strdup(domain)))
+		return -1;
+	if (vmta && !(out->scope = strdup(vmta)))
+		goto fail;
+	/* specific blocks (exact, then wildcard) of each scope, then top level */
+	for (size_t i = 0; i < n; i++)
+		if ((b = best_block(cfg->vdomains, cfg->n_vdomains, scopes[i], domain)))
+			chain[n_chain++] = b;
+	if ((b = config_domain_for(cfg, domain)) != &cfg->domains[0])
+		chain[n_chain++] = b;
+	/* then each scope's `*`, then the top-level `*` (with the defaults) */
+	for (size_t i = 0; i < n; i++)
+		if ((b = star_block(cfg, scopes[i])))
+			chain[n_chain++] = b;
+	for (size_t i = 0; i < n_chain; i++)
+		if (merge(out, chain[i], false, true) < 0 || merge_values(out, chain[i]) < 0)
+			goto fail;
+	if (merge(out, &cfg->domains[0], true, false) < 0 || merge_values(out, &cfg->domains[0]) < 0)
+		goto fail;
+	out->pattern_list = find_pattern_list(cfg, out->smtp_pattern_list);
+	return 0;
+fail:
+	config_domain_release(out);
+	return -1;
+}
+
+void config_domain_release(struct config_domain *d)
+{
+	if (!d)
+		return;
+	domain_free(d);
+	memset(d, 0, sizeof(*d));
 }

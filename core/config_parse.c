@@ -118,18 +118,77 @@ const char *cp_show(char buf[CP_SHOW_BUF], const char *v)
 	return buf;
 }
 
+static void msgs_add(struct cp_msgs *m, const char *line)
+{
+	size_t n = strlen(line);
+	char *grown;
+
+	if (m->n++ >= CP_ERR_LIST_MAX)
+		return;
+	if (m->len + n + 2 > m->cap) {
+		size_t cap = (m->cap ? m->cap * 2 : 1024) + n + 2;
+		if (!(grown = realloc(m->text, cap)))
+			return; /* counted; the text stays as it was */
+		m->text = grown;
+		m->cap = cap;
+	}
+	memcpy(m->text + m->len, line, n);
+	m->len += n;
+	m->text[m->len++] = '\n';
+	m->text[m->len] = '\0';
+}
+
 __attribute__((format(printf, 2, 3)))
 int cp_err(struct parser *p, const char *fmt, ...)
 {
+	char line[CONFIG_ERR_MAX];
 	va_list ap;
-	int n = snprintf(p->err, CONFIG_ERR_MAX, "%s:%d: ", p->file, p->line);
+	int n = snprintf(line, sizeof(line), "%s:%d: ", p->file, p->line);
 
-	if (n >= 0 && n < CONFIG_ERR_MAX) {
+	if (n >= 0 && n < (int)sizeof(line)) {
 		va_start(ap, fmt);
-		vsnprintf(p->err + n, CONFIG_ERR_MAX - (size_t)n, fmt, ap);
+		vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
 		va_end(ap);
 	}
+	if (!p->errs.n)
+		snprintf(p->err, CONFIG_ERR_MAX, "%s", line);
+	msgs_add(&p->errs, line);
 	return -1;
+}
+
+__attribute__((format(printf, 2, 3)))
+void cp_warn(struct parser *p, const char *fmt, ...)
+{
+	char line[CONFIG_ERR_MAX];
+	va_list ap;
+	int n = snprintf(line, sizeof(line), "%s:%d: warning: ", p->file, p->line);
+
+	if (n >= 0 && n < (int)sizeof(line)) {
+		va_start(ap, fmt);
+		vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+		va_end(ap);
+	}
+	msgs_add(&p->warns, line);
+}
+
+static const char *block_name(enum cp_ctx k);
+
+void cp_warn_pending(struct parser *p, const struct directive *d)
+{
+	char **grown;
+
+	for (size_t i = 0; i < p->n_warned; i++)
+		if (!strcmp(p->warned[i], d->name))
+			return;
+	if ((grown = realloc(p->warned, (p->n_warned + 1) * sizeof(*grown)))) {
+		p->warned = grown;
+		if ((grown[p->n_warned] = strdup(d->name)))
+			p->n_warned++;
+	}
+	if (d->ctx != CTX_TOP && d->ctx != CTX_DOMAIN && d->ctx != CTX_SOURCE && block_name(d->ctx))
+		cp_warn(p, "%s in <%s> is accepted but not applied yet: %s", d->name, block_name(d->ctx), d->pending);
+	else
+		cp_warn(p, "%s is accepted but not applied yet: %s", d->name, d->pending);
 }
 
 int cp_bad_value(struct parser *p, const char *kind, const struct directive *d, const char *v)
@@ -243,6 +302,21 @@ static int d_tls_certificate(struct parser *p, const struct directive *d, char *
 	return cp_set_string(p, &p->cfg->tls_certificate, v);
 }
 
+/* OpenSSL cipher lists: checked by salvod when it builds its TLS context */
+static int d_tls_ciphers(struct parser *p, const struct directive *d, char *v)
+{
+	if (cp_has_space(v))
+		return cp_bad_value(p, "cipher list (colon-separated, no spaces)", d, v);
+	return cp_set_string(p, &p->cfg->tls_ciphers, v);
+}
+
+static int d_tls_ciphersuites(struct parser *p, const struct directive *d, char *v)
+{
+	if (cp_has_space(v))
+		return cp_bad_value(p, "cipher list (colon-separated, no spaces)", d, v);
+	return cp_set_string(p, &p->cfg->tls_ciphersuites, v);
+}
+
 static int d_tls_private_key(struct parser *p, const struct directive *d, char *v)
 {
 	(void)d;
@@ -264,7 +338,7 @@ static int d_bounce_domain(struct parser *p, const struct directive *d, char *v)
 	return cp_set_string(p, &p->cfg->bounce_domain, v);
 }
 
-static int add_listener(struct parser *p, const struct directive *d, char *v,
+int cp_add_listener(struct parser *p, const struct directive *d, char *v,
 			struct config_addr **arr, size_t *n, bool *from_file)
 {
 	struct config_addr a, *grown;
@@ -286,12 +360,57 @@ static int add_listener(struct parser *p, const struct directive *d, char *v,
 	return 0;
 }
 
+/* `smtp-listener ADDR [source=NAME] [tls=yes|no]`; ADDR is IP:PORT,
+ * [IPv6]:PORT, *:PORT or PowerMTA's 0/0:PORT (every IPv4 address). */
 static int d_smtp_listener(struct parser *p, const struct directive *d, char *v)
 {
+	static const struct directive src_opt = {"smtp-listener source=", CTX_TOP, NULL,
+		"connections on the listener use the <source> matching the client's address"};
+	static const struct directive tls_opt = {"smtp-listener tls=no", CTX_TOP, NULL,
+		"STARTTLS is offered on every listener when tls-certificate is set"};
 	struct config *c = p->cfg;
+	char *opts = v + strcspn(v, CP_WS), addr[96], *source = NULL, sb[CP_SHOW_BUF], **grown;
 
-	return add_listener(p, d, v, &c->smtp_listeners, &c->n_smtp_listeners,
-			    &p->file_smtp_listeners);
+	if (*opts) {
+		*opts++ = '\0';
+		opts = cp_trim(opts);
+	}
+	if (!strncmp(v, "0/0:", 4))
+		snprintf(addr, sizeof(addr), "0.0.0.0:%s", v + 4);
+	else
+		snprintf(addr, sizeof(addr), "%s", v);
+	for (char *next, *o = opts; o && *o; o = next) {
+		next = o + strcspn(o, CP_WS);
+		if (*next) {
+			*next++ = '\0';
+			next = cp_trim(next);
+		}
+		if (!strncasecmp(o, "source=", 7) && o[7]) {
+			source = o + 7;
+		} else if (!strcasecmp(o, "tls=yes")) {
+			continue;
+		} else if (!strcasecmp(o, "tls=no")) {
+			cp_warn_pending(p, &tls_opt);
+		} else {
+			return cp_err(p, "unknown option \"%s\" for %s (expected source=NAME or tls=yes|no)",
+				      cp_show(sb, o), d->name);
+		}
+	}
+	if (cp_add_listener(p, d, addr, &c->smtp_listeners, &c->n_smtp_listeners, &p->file_smtp_listeners) < 0)
+		return -1;
+	if (!(grown = realloc(c->smtp_listener_source, c->n_smtp_listeners * sizeof(*grown))))
+		return cp_oom(p);
+	c->smtp_listener_source = grown;
+	grown[c->n_smtp_listeners - 1] = NULL;
+	if (source) {
+		if (*source == '{' && source[strlen(source) - 1] == '}') {
+			source++;
+			source[strlen(source) - 1] = '\0';
+		}
+		cp_warn_pending(p, &src_opt);
+		return cp_set_string(p, &grown[c->n_smtp_listeners - 1], source);
+	}
+	return 0;
 }
 
 static int d_smtps_listener(struct parser *p, const struct directive *d, char *v)
@@ -299,15 +418,7 @@ static int d_smtps_listener(struct parser *p, const struct directive *d, char *v
 	struct config *c = p->cfg;
 	bool from_file = true; /* no built-in implicit-TLS listener to replace */
 
-	return add_listener(p, d, v, &c->smtps_listeners, &c->n_smtps_listeners, &from_file);
-}
-
-static int d_http_listener(struct parser *p, const struct directive *d, char *v)
-{
-	struct config *c = p->cfg;
-
-	return add_listener(p, d, v, &c->http_listeners, &c->n_http_listeners,
-			    &p->file_http_listeners);
+	return cp_add_listener(p, d, v, &c->smtps_listeners, &c->n_smtps_listeners, &from_file);
 }
 
 static int d_dns_server(struct parser *p, const struct directive *d, char *v)
@@ -331,31 +442,20 @@ static int d_worker_threads(struct parser *p, const struct directive *d, char *v
 	return 0;
 }
 
-static int d_max_message_size(struct parser *p, const struct directive *d, char *v)
+/* A size in bytes (units allowed), not zero. */
+static int set_size(struct parser *p, const struct directive *d, const char *v, uint64_t *field)
 {
 	uint64_t n;
 
 	if (config_parse_size(v, &n) < 0 || n == 0)
 		return cp_bad_value(p, "size", d, v);
-	p->cfg->max_message_size = n;
+	*field = n;
 	return 0;
 }
 
-static int d_http_api_token(struct parser *p, const struct directive *d, char *v)
+static int d_max_message_size(struct parser *p, const struct directive *d, char *v)
 {
-	if (cp_has_space(v) || strlen(v) < 16)
-		return cp_err(p, "invalid value for %s (at least 16 characters, no spaces)", d->name);
-	return cp_set_string(p, &p->cfg->http_api_token, v);
-}
-
-static int d_http_max_body_size(struct parser *p, const struct directive *d, char *v)
-{
-	uint64_t n;
-
-	if (config_parse_size(v, &n) < 0 || n < 1024)
-		return cp_bad_value(p, "size (at least 1k)", d, v);
-	p->cfg->http_max_body_size = n;
-	return 0;
+	return set_size(p, d, v, &p->cfg->max_message_size);
 }
 
 static int d_soft_bounce_suppress_after(struct parser *p, const struct directive *d, char *v)
@@ -371,6 +471,13 @@ static int d_soft_bounce_suppress_after(struct parser *p, const struct directive
 static int d_bounce_verp_retention(struct parser *p, const struct directive *d, char *v)
 {
 	if (config_parse_duration(v, &p->cfg->bounce_verp_retention_ms) < 0 || !p->cfg->bounce_verp_retention_ms)
+		return cp_bad_value(p, "duration", d, v);
+	return 0;
+}
+
+static int d_queue_free_after(struct parser *p, const struct directive *d, char *v)
+{
+	if (config_parse_duration(v, &p->cfg->queue_free_after_ms) < 0 || !p->cfg->queue_free_after_ms)
 		return cp_bad_value(p, "duration", d, v);
 	return 0;
 }
@@ -433,35 +540,103 @@ static int d_domain_key(struct parser *p, const struct directive *d, char *v)
 	return cp_set_string(p, &c->domain_keys[i].path, path);
 }
 
+static int d_bounce_max_message_size(struct parser *p, const struct directive *d, char *v)
+{
+	return set_size(p, d, v, &p->cfg->bounce_max_message_size);
+}
+
+static int d_bounce_max_reports_per_ip(struct parser *p, const struct directive *d, char *v)
+{
+	if (config_parse_rate(v, &p->cfg->bounce_max_reports_per_ip) < 0 || !p->cfg->bounce_max_reports_per_ip.count)
+		return cp_bad_value(p, "rate (e.g. 1000/h)", d, v);
+	return 0;
+}
+
+static int d_smtp_max_session_time(struct parser *p, const struct directive *d, char *v)
+{
+	if (config_parse_duration(v, &p->cfg->smtp_max_session_time_ms) < 0 || !p->cfg->smtp_max_session_time_ms)
+		return cp_bad_value(p, "duration", d, v);
+	return 0;
+}
+
 static const struct directive directives[] = {
-	{"host-name", CTX_TOP, d_host_name},
-	{"domain-key", CTX_TOP, d_domain_key},
-	{"smtp-max-connections", CTX_TOP, d_smtp_max_connections},
-	{"smtp-max-connections-per-ip", CTX_TOP, d_smtp_max_connections_per_ip},
-	{"smtp-max-errors", CTX_TOP, d_smtp_max_errors},
-	{"soft-bounce-suppress-after", CTX_TOP, d_soft_bounce_suppress_after},
-	{"bounce-verp-retention", CTX_TOP, d_bounce_verp_retention},
-	{"http-api-token", CTX_TOP, d_http_api_token},
-	{"http-max-body-size", CTX_TOP, d_http_max_body_size},
-	{"spool-dir", CTX_TOP, d_spool_dir},
-	{"spool-commit-delay", CTX_TOP, d_spool_commit_delay},
-	{"smtp-listener", CTX_TOP, d_smtp_listener},
-	{"http-listener", CTX_TOP, d_http_listener},
-	{"smtps-listener", CTX_TOP, d_smtps_listener},
-	{"dns-server", CTX_TOP, d_dns_server},
-	{"worker-threads", CTX_TOP, d_worker_threads},
-	{"max-message-size", CTX_TOP, d_max_message_size},
-	{"postmaster", CTX_TOP, d_postmaster},
-	{"bounce-domain", CTX_TOP, d_bounce_domain},
-	{"tls-certificate", CTX_TOP, d_tls_certificate},
-	{"tls-private-key", CTX_TOP, d_tls_private_key},
+	{"host-name", CTX_TOP, d_host_name, NULL},
+	{"bounce-max-message-size", CTX_TOP, d_bounce_max_message_size, NULL},
+	{"bounce-max-reports-per-ip", CTX_TOP, d_bounce_max_reports_per_ip, NULL},
+	{"smtp-max-session-time", CTX_TOP, d_smtp_max_session_time, NULL},
+	{"domain-key", CTX_TOP, d_domain_key, NULL},
+	{"domain-key", CTX_VMTA, d_domain_key, "the key signs the mail of every virtual MTA, not only this one's"},
+	{"smtp-max-connections", CTX_TOP, d_smtp_max_connections, NULL},
+	{"smtp-max-connections-per-ip", CTX_TOP, d_smtp_max_connections_per_ip, NULL},
+	{"smtp-max-errors", CTX_TOP, d_smtp_max_errors, NULL},
+	{"soft-bounce-suppress-after", CTX_TOP, d_soft_bounce_suppress_after, NULL},
+	{"bounce-verp-retention", CTX_TOP, d_bounce_verp_retention, NULL},
+	{"queue-free-after", CTX_TOP, d_queue_free_after, NULL},
+	{"spool-dir", CTX_TOP, d_spool_dir, NULL},
+	{"spool-commit-delay", CTX_TOP, d_spool_commit_delay, NULL},
+	{"smtp-listener", CTX_TOP, d_smtp_listener, NULL},
+	{"smtps-listener", CTX_TOP, d_smtps_listener, NULL},
+	{"dns-server", CTX_TOP, d_dns_server, NULL},
+	{"worker-threads", CTX_TOP, d_worker_threads, NULL},
+	{"max-message-size", CTX_TOP, d_max_message_size, NULL},
+	{"postmaster", CTX_TOP, d_postmaster, NULL},
+	{"bounce-domain", CTX_TOP, d_bounce_domain, NULL},
+	{"tls-certificate", CTX_TOP, d_tls_certificate, NULL},
+	{"tls-private-key", CTX_TOP, d_tls_private_key, NULL},
+	{"tls-ciphers", CTX_TOP, d_tls_ciphers, NULL},
+	{"tls-ciphersuites", CTX_TOP, d_tls_ciphersuites, NULL},
 };
 
 static const struct directive_table top_directives = {directives, sizeof(directives) / sizeof(directives[0])};
 
 static const struct directive_table *const tables[] = {
-	&top_directives, &cp_source_directives, &cp_domain_directives, &cp_vmta_directives,
+	&top_directives, &cp_http_directives, &cp_source_directives, &cp_domain_directives, &cp_vmta_directives,
+	&cp_pmta_directives,
+	&cp_webhook_directives,
 };
+
+#define N_TABLES (sizeof(tables) / sizeof(tables[0]))
+
+/* <domain> directives are numbered in table order (values[] of a domain);
+ * a name listed twice (in two tables) keeps its first number. */
+ssize_t cp_dom_key(const char *name)
+{
+	ssize_t k = 0;
+
+	for (size_t t = 0; t < N_TABLES; t++)
+		for (size_t i = 0; i < tables[t]->n; i++) {
+			if (tables[t]->d[i].ctx != CTX_DOMAIN)
+				continue;
+			if (!strcasecmp(tables[t]->d[i].name, name))
+				return k;
+			k++;
+		}
+	return -1;
+}
+
+size_t cp_dom_keys(void)
+{
+	size_t k = 0;
+
+	for (size_t t = 0; t < N_TABLES; t++)
+		for (size_t i = 0; i < tables[t]->n; i++)
+			k += tables[t]->d[i].ctx == CTX_DOMAIN;
+	return k;
+}
+
+const char *cp_dom_key_name(size_t k)
+{
+	for (size_t t = 0; t < N_TABLES; t++)
+		for (size_t i = 0; i < tables[t]->n; i++)
+			if (tables[t]->d[i].ctx == CTX_DOMAIN && k-- == 0)
+				return tables[t]->d[i].name;
+	return NULL;
+}
+
+const char *config_domain_key_name(size_t i)
+{
+	return cp_dom_key_name(i);
+}
 
 /* ---- blocks ------------------------------------------------------------- */
 
@@ -469,25 +644,60 @@ struct block {
 	const char *name;
 	bool takes_arg;
 	int (*open)(struct parser *p, char *arg);
+	bool arg_spaces;            /* the argument may hold spaces (a pipe's command) */
+	bool optional_arg;
 };
 
 static const struct block blocks[CTX_N] = {
-	[CTX_SOURCE] = {"source", true, cp_open_source},
-	[CTX_DOMAIN] = {"domain", true, cp_open_domain},
-	[CTX_VMTA] = {"virtual-mta", true, cp_open_vmta},
-	[CTX_POOL] = {"virtual-mta-pool", true, cp_open_pool},
-	[CTX_ROLLUP] = {"mx-rollup-list", false, cp_open_rollup},
-	[CTX_PATTERNS] = {"smtp-pattern-list", true, cp_open_patterns},
-	[CTX_CATEGORIES] = {"bounce-category-patterns", false, cp_open_categories},
-	[CTX_SMTP_USER] = {"smtp-user", true, cp_open_smtp_user},
+	[CTX_SOURCE] = {"source", true, cp_open_source, false, false},
+	[CTX_DOMAIN] = {"domain", true, cp_open_domain, false, false},
+	[CTX_VMTA] = {"virtual-mta", true, cp_open_vmta, false, false},
+	[CTX_POOL] = {"virtual-mta-pool", true, cp_open_pool, false, false},
+	[CTX_ROLLUP] = {"mx-rollup-list", false, cp_open_rollup, false, false},
+	[CTX_PATTERNS] = {"smtp-pattern-list", true, cp_open_patterns, false, false},
+	[CTX_CATEGORIES] = {"bounce-category-patterns", false, cp_open_categories, false, false},
+	[CTX_SMTP_USER] = {"smtp-user", true, cp_open_smtp_user, false, false},
+	[CTX_PATTERN_LIST] = {"pattern-list", true, cp_open_pattern_list, false, false},
+	[CTX_ADDRESS_LIST] = {"address-list", true, cp_open_address_list, false, true},
+	[CTX_BOUNCE_PROC] = {"bounce-processor", false, cp_open_processor, false, false},
+	[CTX_FBL_PROC] = {"feedback-loop-processor", false, cp_open_processor, false, false},
+	[CTX_REWRITE_LIST] = {"rewrite-list", true, cp_open_rewrite_list, false, false},
+	[CTX_ACCT_FILE] = {"acct-file", true, cp_open_acct_file, true, false},
+	[CTX_SPOOL] = {"spool", true, cp_open_spool, false, false},
+	[CTX_WEBHOOK] = {"acct-webhook", true, cp_open_webhook, false, false},
 };
+
+static const char *block_name(enum cp_ctx k)
+{
+	return k < CTX_N ? blocks[k].name : NULL;
+}
 
 static enum cp_ctx find_block(const char *name)
 {
 	for (enum cp_ctx k = CTX_SOURCE; k < CTX_N; k++)
-		if (strcasecmp(name, blocks[k].name) == 0)
+		if (blocks[k].name && strcasecmp(name, blocks[k].name) == 0)
 			return k;
 	return CTX_TOP;
+}
+
+/* The nestings PowerMTA has. */
+static bool may_nest(enum cp_ctx outer, enum cp_ctx inner)
+{
+	if (inner == CTX_DOMAIN)
+		return outer == CTX_VMTA || outer == CTX_POOL;
+	if (inner == CTX_ADDRESS_LIST)
+		return outer == CTX_BOUNCE_PROC || outer == CTX_FBL_PROC;
+	return false;
+}
+
+/* Ignore lines up to the `</name>` that closes a block whose opening failed. */
+static void skip_block(struct parser *p, const char *name)
+{
+	free(p->skip_name);
+	p->skip_name = strdup(name);
+	p->skip_depth = 1;
+	if (p->skip_name)
+		cp_lower(p->skip_name);
 }
 
 /* `<NAME ARG>` with the brackets already removed. */
@@ -495,27 +705,72 @@ static int open_tag(struct parser *p, char *name)
 {
 	char sb[CP_SHOW_BUF];
 	char *arg = name + strcspn(name, CP_WS);
+	const char *why;
 	enum cp_ctx kind;
 
 	if (*arg) {
 		*arg++ = '\0';
 		arg = cp_trim(arg);
 	}
-	if ((kind = find_block(name)) == CTX_TOP)
+	if ((kind = find_block(name)) == CTX_TOP) {
+		skip_block(p, name);
+		if ((why = cp_refused(name, true)))
+			return cp_err(p, "<%s> %s", cp_show(sb, name), why);
 		return cp_err(p, "unknown block directive <%s>", cp_show(sb, name));
-	if (p->ctx != CTX_TOP)
+	}
+	if (p->ctx != CTX_TOP && !may_nest(p->ctx, kind)) {
+		skip_block(p, name);
 		return cp_err(p, "<%s> cannot be nested inside <%s> (opened at line %d)",
 			    blocks[kind].name, blocks[p->ctx].name, p->block_line);
-	if (!*arg && blocks[kind].takes_arg)
+	}
+	if (p->ctx == CTX_TOP && kind == CTX_ADDRESS_LIST && !*arg) {
+		skip_block(p, name);
+		return cp_err(p, "missing argument for <address-list> (a name, outside the processors)");
+	}
+	if (!*arg && blocks[kind].takes_arg && !blocks[kind].optional_arg) {
+		skip_block(p, name);
 		return cp_err(p, "missing argument for <%s>", blocks[kind].name);
-	if (*arg && !blocks[kind].takes_arg)
+	}
+	if (*arg && !blocks[kind].takes_arg) {
+		skip_block(p, name);
 		return cp_err(p, "<%s> takes no argument", blocks[kind].name);
-	if (cp_has_space(arg))
+	}
+	if (cp_has_space(arg) && !blocks[kind].arg_spaces) {
+		skip_block(p, name);
 		return cp_err(p, "too many arguments for <%s>: \"%s\"", blocks[kind].name, cp_show(sb, arg));
-	if (blocks[kind].open(p, arg) < 0)
-		return -1;
+	}
+	free(p->scope);
+	p->scope = NULL;
+	if (kind == CTX_DOMAIN && (p->ctx == CTX_VMTA || p->ctx == CTX_POOL)) {
+		const char *outer = p->ctx == CTX_VMTA ? p->cfg->vmtas[p->cur].name : p->cfg->pools[p->cur].name;
+
+		if (!(p->scope = strdup(outer)))
+			return cp_oom(p);
+		cp_lower(p->scope);
+	}
+	if (p->ctx != CTX_TOP) {
+		if (p->depth >= CP_NEST_MAX) {
+			skip_block(p, name);
+			return cp_err(p, "blocks nested too deep");
+		}
+		p->stack[p->depth++] = (struct cp_frame){p->ctx, p->cur, p->block_line};
+	}
 	p->ctx = kind;
 	p->block_line = p->line;
+	if (blocks[kind].open(p, arg) < 0) {
+		/* back out: the block's lines are skipped */
+		if (p->depth) {
+			p->depth--;
+			p->ctx = p->stack[p->depth].ctx;
+			p->cur = p->stack[p->depth].cur;
+			p->block_line = p->stack[p->depth].line;
+		} else {
+			p->ctx = CTX_TOP;
+		}
+		p->n_curs = 0;
+		skip_block(p, name);
+		return -1;
+	}
 	return 0;
 }
 
@@ -536,7 +791,19 @@ static int close_tag(struct parser *p, char *name)
 	if (kind != p->ctx)
 		return cp_err(p, "</%s> does not match <%s> (opened at line %d)", blocks[kind].name,
 			    blocks[p->ctx].name, p->block_line);
-	p->ctx = CTX_TOP;
+	if (kind == CTX_DOMAIN) {
+		p->n_curs = 0;
+		free(p->scope);
+		p->scope = NULL;
+	}
+	if (p->depth) {
+		p->depth--;
+		p->ctx = p->stack[p->depth].ctx;
+		p->cur = p->stack[p->depth].cur;
+		p->block_line = p->stack[p->depth].line;
+	} else {
+		p->ctx = CTX_TOP;
+	}
 	return 0;
 }
 
@@ -556,6 +823,27 @@ static int parse_tag(struct parser *p, char *s)
 	return closing ? close_tag(p, name) : open_tag(p, name);
 }
 
+/* While skipping a broken block: count its nested namesakes, stop at its end. */
+static void skip_line(struct parser *p, char *s)
+{
+	size_t n = strlen(s);
+	bool closing = s[1] == '/';
+	char *name = s + 1 + closing;
+
+	if (*s != '<' || n < 3 || s[n - 1] != '>')
+		return;
+	s[n - 1] = '\0';
+	name[strcspn(name, CP_WS)] = '\0';
+	if (strcasecmp(name, p->skip_name))
+		return;
+	if (!closing)
+		p->skip_depth++;
+	else if (--p->skip_depth == 0) {
+		free(p->skip_name);
+		p->skip_name = NULL;
+	}
+}
+
 /* ---- lines -------------------------------------------------------------- */
 
 /* A '#' at the start or after whitespace starts a comment. */
@@ -569,24 +857,78 @@ static void strip_comment(char *s)
 	}
 }
 
+static const struct directive *find_directive(const struct parser *p, const char *name)
+{
+	const struct directive *d = NULL;
+
+	/* A name may mean something in several contexts (max-message-size at
+	 * top level and in <source>): the current context's entry wins. */
+	for (size_t t = 0; t < N_TABLES && !(d && d->ctx == p->ctx); t++)
+		for (size_t i = 0; i < tables[t]->n; i++)
+			if (strcasecmp(name, tables[t]->d[i].name) == 0 && (!d || tables[t]->d[i].ctx == p->ctx)) {
+				d = &tables[t]->d[i];
+				if (d->ctx == p->ctx)
+					break;
+			}
+	return d;
+}
+
+/* Remember a <domain> directive's value as written, for --show. */
+static int remember_value(struct parser *p, struct config_domain *dom, const struct directive *d, const char *v)
+{
+	ssize_t k = cp_dom_key(d->name);
+	char *copy;
+
+	if (k < 0)
+		return 0;
+	if (!dom->values && !(dom->values = calloc(cp_dom_keys(), sizeof(char *))))
+		return cp_oom(p);
+	if (!(copy = strdup(v)))
+		return cp_oom(p);
+	free(dom->values[k]);
+	dom->values[k] = copy;
+	return 0;
+}
+
 static int run_directive(struct parser *p, const char *name, char *v)
 {
 	char sb[CP_SHOW_BUF];
-	const struct directive *d = NULL;
+	const struct directive *d = find_directive(p, name);
+	const char *why;
+	int rc = 0;
 
-	for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]) && !d; t++)
-		for (size_t i = 0; i < tables[t]->n && !d; i++)
-			if (strcasecmp(name, tables[t]->d[i].name) == 0)
-				d = &tables[t]->d[i];
-	if (!d)
+	if (!d) {
+		if ((why = cp_refused(name, false)))
+			return cp_err(p, "%s %s", cp_show(sb, name), why);
 		return cp_err(p, "unknown directive \"%s\"", cp_show(sb, name));
+	}
 	if (d->ctx != p->ctx && d->ctx == CTX_TOP)
 		return cp_err(p, "\"%s\" is only valid at top level", d->name);
 	if (d->ctx != p->ctx)
 		return cp_err(p, "\"%s\" is only valid inside <%s>", d->name, blocks[d->ctx].name);
 	if (!*v)
 		return cp_err(p, "missing value for %s", d->name);
-	return d->set(p, d, v);
+	if (d->ctx == CTX_DOMAIN) {
+		/* one block, or one per value of a domain-macro: each gets its own copy */
+		size_t n = p->n_curs;
+
+		for (size_t i = 0; i < n && rc == 0; i++) {
+			char *copy = strdup(v);
+
+			if (!copy)
+				return cp_oom(p);
+			p->cur = p->curs[i];
+			rc = d->set(p, d, copy);
+			free(copy);
+			if (rc == 0)
+				rc = remember_value(p, &p->cfg->domains[p->cur], d, v);
+		}
+	} else {
+		rc = d->set(p, d, v);
+	}
+	if (rc == 0 && d->pending)
+		cp_warn_pending(p, d);
+	return rc;
 }
 
 static int parse_line(struct parser *p, char *s)
@@ -597,6 +939,10 @@ static int parse_line(struct parser *p, char *s)
 	s = cp_trim(s);
 	if (!*s)
 		return 0;
+	if (p->skip_name) {
+		skip_line(p, s);
+		return 0;
+	}
 	if (*s == '<')
 		return parse_tag(p, s);
 	/* <bounce-category-patterns> lines are `/REGEX/ CATEGORY` whole. */
@@ -610,7 +956,9 @@ static int parse_line(struct parser *p, char *s)
 	return run_directive(p, s, v);
 }
 
-static int parse_lines(struct parser *p, char *text, size_t len)
+/* Every line is parsed whatever the lines before it did: each error is
+ * reported (cp_err) and the parser goes on. */
+static void parse_lines(struct parser *p, char *text, size_t len)
 {
 	char *s = text, *end = text + len;
 
@@ -621,23 +969,53 @@ static int parse_lines(struct parser *p, char *text, size_t len)
 		s[n] = '\0'; /* the '\n', or the terminator after the text */
 		p->line++;
 		if (strlen(s) != n)
-			return cp_err(p, "NUL byte in line");
-		if (parse_line(p, s) < 0)
-			return -1;
+			cp_err(p, "NUL byte in line");
+		else
+			parse_line(p, s);
 		s += n + 1;
 	}
-	return 0;
 }
 
 /* ---- finishing: duplicates, sorting, inheritance ------------------------ */
 
-static int finish(struct parser *p)
+/* Each step reports its own errors; all run, so one load reports all. */
+static void finish(struct parser *p)
 {
-	if (p->ctx != CTX_TOP)
-		return cp_err(p, "<%s> not closed (opened at line %d)", blocks[p->ctx].name, p->block_line);
-	if (cp_domains_finish(p) < 0 || cp_vmtas_finish(p) < 0 || cp_sources_finish(p) < 0)
-		return -1;
-	return 0;
+	if (p->skip_name)
+		cp_err(p, "<%s> not closed", p->skip_name);
+	if (p->ctx != CTX_TOP) {
+		cp_err(p, "<%s> not closed (opened at line %d)", blocks[p->ctx].name, p->block_line);
+		while (p->depth) {
+			p->depth--;
+			cp_err(p, "<%s> not closed (opened at line %d)", blocks[p->stack[p->depth].ctx].name,
+			       p->stack[p->depth].line);
+		}
+	}
+	cp_domains_finish(p);
+	cp_vmtas_finish(p);
+	cp_sources_finish(p);
+	cp_http_finish(p);
+	cp_pmta_finish(p);
+	cp_webhooks_finish(p);
+}
+
+void cp_parser_free(struct parser *p)
+{
+	for (size_t i = 0; i < p->n_warned; i++)
+		free(p->warned[i]);
+	free(p->warned);
+	for (size_t i = 0; i < p->n_macros; i++) {
+		for (size_t j = 0; j < p->macros[i].n; j++)
+			free(p->macros[i].vals[j]);
+		free(p->macros[i].vals);
+		free(p->macros[i].name);
+	}
+	free(p->macros);
+	free(p->skip_name);
+	free(p->curs);
+	free(p->scope);
+	free(p->errs.text);
+	free(p->warns.text);
 }
 
 /* ---- the model's life cycle --------------------------------------------- */
@@ -679,11 +1057,17 @@ int config_defaults(struct config *cfg)
 		.worker_threads = default_worker_threads(),
 		.max_message_size = DEF_MAX_MESSAGE_SIZE,
 		.http_max_body_size = 64ULL << 20,
+		.http_max_connections = 1000,
+		.http_max_connections_per_ip = 100,
 		.soft_bounce_suppress_after = 3,
 		.smtp_max_connections = 2000,
 		.smtp_max_connections_per_ip = 100,
 		.smtp_max_errors = 10,
+		.bounce_max_message_size = 1ULL << 20,
+		.bounce_max_reports_per_ip = {.count = 1000, .per_ms = 3600 * 1000ULL},
+		.smtp_max_session_time_ms = 10 * 60 * 1000ULL,
 		.bounce_verp_retention_ms = 7 * 24 * 3600 * 1000ULL,
+		.queue_free_after_ms = 60 * 1000ULL,
 		.max_rcpt_per_session_message = DEF_MAX_RCPT_SESSION,
 		.smtp_command_timeout_ms = DEF_CMD_TIMEOUT_MS,
 		.smtp_data_timeout_ms = DEF_DATA_TIMEOUT_MS,
@@ -712,6 +1096,9 @@ void config_free(struct config *cfg)
 	free(cfg->path);
 	free(cfg->host_name);
 	free(cfg->spool_dir);
+	for (size_t i = 0; cfg->smtp_listener_source && i < cfg->n_smtp_listeners; i++)
+		free(cfg->smtp_listener_source[i]);
+	free(cfg->smtp_listener_source);
 	free(cfg->smtp_listeners);
 	free(cfg->http_listeners);
 	free(cfg->smtps_listeners);
@@ -719,7 +1106,9 @@ void config_free(struct config *cfg)
 	free(cfg->bounce_domain);
 	free(cfg->tls_certificate);
 	free(cfg->tls_private_key);
-	free(cfg->http_api_token);
+	free(cfg->tls_ciphers);
+	free(cfg->tls_ciphersuites);
+	cp_http_free(cfg);
 	for (size_t i = 0; i < cfg->n_domain_keys; i++) {
 		free(cfg->domain_keys[i].selector);
 		free(cfg->domain_keys[i].domain);
@@ -729,26 +1118,109 @@ void config_free(struct config *cfg)
 	cp_sources_free(cfg);
 	cp_domains_free(cfg);
 	cp_vmtas_free(cfg);
+	cp_pmta_free(cfg);
+	cp_webhooks_free(cfg);
 	memset(cfg, 0, sizeof(*cfg));
 }
 
+/* The line number of a "FILE:LINE: message"; those without one ("FILE:
+ * ... and 12 more errors") go last. */
+static long msg_line(const char *m, size_t file_len)
+{
+	char *end;
+	long n;
+
+	if (m[file_len] != ':' || !(m[file_len + 1] >= '0' && m[file_len + 1] <= '9'))
+		return LONG_MAX;
+	n = strtol(m + file_len + 1, &end, 10);
+	return *end == ':' ? n : LONG_MAX;
+}
+
+/* Errors of the finishing step come after the lines': put all in line
+ * order (stable), so the report reads top to bottom. */
+static void sort_msgs(struct cp_msgs *m, const char *file)
+{
+	size_t n = 0, fl = strlen(file), k = 0;
+	char **lines, *sorted;
+
+	if (!m->text)
+		return;
+	for (const char *c = m->text; *c; c++)
+		n += *c == '\n';
+	lines = calloc(n ? n : 1, sizeof(*lines));
+	sorted = malloc(m->len + 1);
+	if (!lines || !sorted) {
+		free(lines);
+		free(sorted);
+		return;
+	}
+	for (char *c = m->text; *c; c = strchr(c, '\n') + 1)
+		lines[k++] = c;
+	for (size_t i = 1; i < n; i++) /* insertion sort: stable, n <= 201 */
+		for (size_t j = i; j > 0 && msg_line(lines[j - 1], fl) > msg_line(lines[j], fl); j--) {
+			char *t = lines[j];
+			lines[j] = lines[j - 1];
+			lines[j - 1] = t;
+		}
+	k = 0;
+	for (size_t i = 0; i < n; i++) {
+		size_t l = (size_t)(strchr(lines[i], '\n') - lines[i]) + 1;
+
+		memcpy(sorted + k, lines[i], l);
+		k += l;
+	}
+	sorted[k] = '\0';
+	free(m->text);
+	m->text = sorted;
+	m->cap = m->len + 1;
+	free(lines);
+}
+
 /* Parse text[0..len) (modified in place; text[len] must be writable). */
-static int load_text(struct config *cfg, const char *name, char *text, size_t len, char *err)
+static int load_text(struct config *cfg, const char *name, char *text, size_t len, char *err,
+		     struct config_report *rep)
 {
 	struct parser p = {.cfg = cfg, .file = name, .err = err};
+	int rc = 0;
 
 	if (config_defaults(cfg) < 0 || !(cfg->path = strdup(name))) {
 		config_free(cfg);
 		snprintf(err, CONFIG_ERR_MAX, "%s: out of memory", name);
+		if (rep)
+			*rep = (struct config_report){.errors = strdup(err), .n_errors = 1};
 		return -1;
 	}
 	p.dom_cap = cfg->n_domains;
-	if (parse_lines(&p, text, len) < 0 || finish(&p) < 0) {
+	parse_lines(&p, text, len);
+	finish(&p);
+	sort_msgs(&p.errs, name);
+	sort_msgs(&p.warns, name);
+	if (p.errs.text) /* the first in line order */
+		snprintf(err, CONFIG_ERR_MAX, "%.*s", (int)(strchr(p.errs.text, '\n') - p.errs.text), p.errs.text);
+	if (p.errs.n) {
 		config_free(cfg);
-		return -1;
+		rc = -1;
+	} else {
+		err[0] = '\0';
 	}
-	err[0] = '\0';
-	return 0;
+	if (rep) {
+		unsigned total = p.errs.n;
+
+		if (total > CP_ERR_LIST_MAX) {
+			char more[CONFIG_ERR_MAX];
+
+			snprintf(more, sizeof(more), "%s: ... and %u more errors", name, total - CP_ERR_LIST_MAX);
+			p.errs.n = 0; /* so msgs_add() keeps this one */
+			msgs_add(&p.errs, more);
+		}
+		rep->n_errors = total;
+		rep->n_warnings = p.warns.n;
+		rep->errors = p.errs.text;
+		rep->warnings = p.warns.text;
+		p.errs.text = p.warns.text = NULL;
+	}
+	cp_parser_free(&p);
+	return rc;
 }
 
 /* The whole file, NUL-terminated, or NULL with the message in err. */
@@ -792,22 +1264,29 @@ fail:
 	return NULL;
 }
 
-int config_load(struct config *cfg, const char *path, char err[CONFIG_ERR_MAX])
+static int load_path(struct config *cfg, const char *path, char *err, struct config_report *rep)
 {
 	size_t len;
 	char *text;
 	int rc;
 
 	memset(cfg, 0, sizeof(*cfg));
-	if (!(text = read_file(path, &len, err)))
+	if (!(text = read_file(path, &len, err))) {
+		if (rep && !(rep->errors = malloc(strlen(err) + 2)))
+			return -1;
+		if (rep) {
+			sprintf(rep->errors, "%s\n", err);
+			rep->n_errors = 1;
+		}
 		return -1;
-	rc = load_text(cfg, path, text, len, err);
+	}
+	rc = load_text(cfg, path, text, len, err, rep);
 	free(text);
 	return rc;
 }
 
-int config_load_string(struct config *cfg, const char *name, const char *text,
-		       char err[CONFIG_ERR_MAX])
+static int load_string(struct config *cfg, const char *name, const char *text, char *err,
+		       struct config_report *rep)
 {
 	char *copy = strdup(text);
 	int rc;
@@ -815,9 +1294,48 @@ int config_load_string(struct config *cfg, const char *name, const char *text,
 	memset(cfg, 0, sizeof(*cfg));
 	if (!copy) {
 		snprintf(err, CONFIG_ERR_MAX, "%s: out of memory", name);
+		if (rep)
+			rep->errors = strdup(err), rep->n_errors = 1;
 		return -1;
 	}
-	rc = load_text(cfg, name, copy, strlen(copy), err);
+	rc = load_text(cfg, name, copy, strlen(copy), err, rep);
 	free(copy);
 	return rc;
+}
+
+int config_load(struct config *cfg, const char *path, char err[CONFIG_ERR_MAX])
+{
+	return load_path(cfg, path, err, NULL);
+}
+
+int config_load_string(struct config *cfg, const char *name, const char *text,
+		       char err[CONFIG_ERR_MAX])
+{
+	return load_string(cfg, name, text, err, NULL);
+}
+
+int config_load_report(struct config *cfg, const char *path, struct config_report *rep)
+{
+	char err[CONFIG_ERR_MAX];
+
+	memset(rep, 0, sizeof(*rep));
+	return load_path(cfg, path, err, rep);
+}
+
+int config_load_string_report(struct config *cfg, const char *name, const char *text,
+			      struct config_report *rep)
+{
+	char err[CONFIG_ERR_MAX];
+
+	memset(rep, 0, sizeof(*rep));
+	return load_string(cfg, name, text, err, rep);
+}
+
+void config_report_free(struct config_report *rep)
+{
+	if (!rep)
+		return;
+	free(rep->errors);
+	free(rep->warnings);
+	memset(rep, 0, sizeof(*rep));
 }

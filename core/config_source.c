@@ -7,6 +7,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static struct config_source *cur_source(struct parser *p)
 {
@@ -53,13 +54,58 @@ static int d_allow_unencrypted_auth(struct parser *p, const struct directive *d,
 	return set_bool(p, d, v, &cur_source(p)->allow_unencrypted_auth);
 }
 
+/* `max-message-size SIZE|unlimited` (PowerMTA's, per source) */
+static int d_max_message_size(struct parser *p, const struct directive *d, char *v)
+{
+	uint64_t n;
+
+	if (!strcmp(v, "unlimited")) {
+		cur_source(p)->max_message_size = UINT64_MAX;
+		return 0;
+	}
+	if (config_parse_size(v, &n) < 0 || n == 0)
+		return cp_bad_value(p, "size or \"unlimited\"", d, v);
+	cur_source(p)->max_message_size = n;
+	return 0;
+}
+
+static int d_max_connections_per_ip(struct parser *p, const struct directive *d, char *v)
+{
+	uint64_t n;
+
+	if (config_parse_uint(v, 1, 1000000, &n) < 0)
+		return cp_bad_value(p, "count (1-1000000)", d, v);
+	cur_source(p)->max_connections_per_ip = (unsigned)n;
+	return 0;
+}
+
+/* bare-newline reject|normalize: a bare CR or LF in DATA refuses the message
+ * with 550 5.5.2 (Postfix's smtpd_forbid_bare_newline) or is stored as CRLF. */
+static int d_bare_newline(struct parser *p, const struct directive *d, char *v)
+{
+	if (strcmp(v, "reject") == 0)
+		cur_source(p)->bare_newline_normalize = false;
+	else if (strcmp(v, "normalize") == 0)
+		cur_source(p)->bare_newline_normalize = true;
+	else {
+		char sb[CP_SHOW_BUF];
+
+		return cp_err(p, "invalid value \"%s\" for %s (expected reject or normalize)", cp_show(sb, v),
+			      d->name);
+	}
+	return 0;
+}
+
 static const struct directive directives[] = {
-	{"always-allow-relaying", CTX_SOURCE, d_always_allow_relaying},
-	{"require-auth", CTX_SOURCE, d_require_auth},
-	{"allow-unencrypted-plain-auth", CTX_SOURCE, d_allow_unencrypted_auth},
-	{"process-x-virtual-mta", CTX_SOURCE, d_process_x_virtual_mta},
-	{"process-x-job", CTX_SOURCE, d_process_x_job},
-	{"default-virtual-mta", CTX_SOURCE, d_default_virtual_mta},
+	{"max-message-size", CTX_SOURCE, d_max_message_size, NULL},
+	{"smtp-max-connections-per-ip", CTX_SOURCE, d_max_connections_per_ip, NULL},
+	{"always-allow-relaying", CTX_SOURCE, d_always_allow_relaying, NULL},
+	{"require-auth", CTX_SOURCE, d_require_auth, NULL},
+	{"allow-unencrypted-plain-auth", CTX_SOURCE, d_allow_unencrypted_auth, NULL},
+	{"process-x-virtual-mta", CTX_SOURCE, d_process_x_virtual_mta, NULL},
+	{"process-x-job", CTX_SOURCE, d_process_x_job, NULL},
+	{"default-virtual-mta", CTX_SOURCE, d_default_virtual_mta, NULL},
+	{"bare-newline", CTX_SOURCE, d_bare_newline, NULL},
 };
 
 const struct directive_table cp_source_directives = {directives, sizeof(directives) / sizeof(directives[0])};
@@ -70,14 +116,57 @@ int cp_open_source(struct parser *p, char *arg)
 	struct config_cidr net;
 	char sb[CP_SHOW_BUF];
 
-	if (config_parse_cidr(arg, &net) < 0)
-		return cp_err(p, "invalid CIDR \"%s\" for <source>", cp_show(sb, arg));
+	size_t n = strlen(arg);
+	bool named = false;
+
+	if (n > 2 && arg[0] == '{' && arg[n - 1] == '}') {
+		arg[n - 1] = '\0';
+		arg++;
+		named = true;
+	} else if (config_parse_cidr(arg, &net) < 0) {
+		/* PowerMTA also names sources without braces (`<source mta1>`) */
+		named = arg[strspn(arg, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")] == '\0' &&
+			strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ", arg[0]) && !strchr(arg, '.');
+		if (!named)
+			return cp_err(p, "invalid CIDR \"%s\" for <source> (expected an address, a network such "
+				      "as 10.0.0.0/8 or 0/0, or a name {name})", cp_show(sb, arg));
+	}
+	if (named) {
+		if (!*arg || strlen(arg) > 64)
+			return cp_err(p, "invalid source name \"%s\"", cp_show(sb, arg));
+		for (size_t i = 0; i < c->n_sources; i++)
+			if (c->sources[i].name && !strcasecmp(c->sources[i].name, arg))
+				return cp_err(p, "duplicate <source {%s}> (first at line %d)", arg, c->sources[i].line);
+		/* a named source adds settings; the loopback defaults stay unless
+		 * the file has address sources of its own */
+		static const struct directive w = {"<source {name}>", CTX_SOURCE, NULL,
+			"named sources ({auth}, those of smtp-user and smtp-listener source=) are checked; "
+			"SMTP intake applies the <source> of the client's address"};
+		cp_warn_pending(p, &w);
+		if (cp_grow(p, (void **)&c->sources, &c->n_sources, sizeof(*c->sources), &p->cur) < 0)
+			return -1;
+		c->sources[p->cur].line = p->line;
+		return cp_set_string(p, &c->sources[p->cur].name, arg);
+	}
 	if (!p->file_sources) {
-		cp_sources_free(c); /* the file's sources replace the loopback defaults */
+		/* the file's sources replace the loopback defaults (line 0) */
+		size_t kept = 0;
+
+		for (size_t i = 0; i < c->n_sources; i++) {
+			if (c->sources[i].line == 0) {
+				free(c->sources[i].default_virtual_mta);
+				free(c->sources[i].name);
+				continue;
+			}
+			c->sources[kept++] = c->sources[i];
+		}
+		c->n_sources = kept;
 		p->file_sources = true;
 	}
 	for (size_t i = 0; i < c->n_sources; i++) {
 		const struct config_cidr *o = &c->sources[i].net;
+		if (c->sources[i].name)
+			continue;
 		if (o->family == net.family && o->prefix == net.prefix &&
 		    memcmp(o->addr, net.addr, sizeof(net.addr)) == 0) {
 			config_cidr_format(&net, sb, sizeof(sb));
@@ -119,8 +208,9 @@ int cp_sources_finish(struct parser *p)
 			continue;
 		if ((pool = config_pool_find(c, s->default_virtual_mta)) < 0) {
 			p->line = s->line;
-			return cp_err(p, "default-virtual-mta \"%s\": no such virtual-mta or virtual-mta-pool",
+			cp_err(p, "default-virtual-mta \"%s\": no such virtual-mta or virtual-mta-pool",
 				      s->default_virtual_mta);
+			continue;
 		}
 		s->default_pool = (size_t)pool;
 	}
@@ -129,8 +219,10 @@ int cp_sources_finish(struct parser *p)
 
 void cp_sources_free(struct config *cfg)
 {
-	for (size_t i = 0; i < cfg->n_sources; i++)
+	for (size_t i = 0; i < cfg->n_sources; i++) {
 		free(cfg->sources[i].default_virtual_mta);
+		free(cfg->sources[i].name);
+	}
 	free(cfg->sources);
 	cfg->sources = NULL;
 	cfg->n_sources = 0;
@@ -145,8 +237,53 @@ const struct config_source *config_source_for(const struct config *cfg,
 		return NULL;
 	for (size_t i = 0; i < cfg->n_sources; i++) {
 		const struct config_source *s = &cfg->sources[i];
+		if (s->name)
+			continue;
 		if (config_cidr_match(&s->net, addr) && (!best || s->net.prefix > best->net.prefix))
 			best = s;
 	}
 	return best;
+}
+
+bool config_source_trusted(const struct config_source *src)
+{
+	return src && src->always_allow_relaying && !src->require_auth;
+}
+
+uint64_t config_source_max_message_size(const struct config *cfg, const struct config_source *src)
+{
+	if (src && src->max_message_size)
+		return src->max_message_size == UINT64_MAX ? UINT64_MAX : src->max_message_size;
+	return config_source_trusted(src) ? cfg->max_message_size : cfg->bounce_max_message_size;
+}
+
+const struct config_source *config_source_named(const struct config *cfg, const char *name)
+{
+	for (size_t i = 0; name && i < cfg->n_sources; i++)
+		if (cfg->sources[i].name && !strcasecmp(cfg->sources[i].name, name))
+			return &cfg->sources[i];
+	return NULL;
+}
+
+const struct config_source *config_source_after_auth(const struct config *cfg, const char *user,
+						     const struct config_source *addr_src)
+{
+	const struct config_source *s = NULL;
+
+	for (size_t i = 0; user && i < cfg->n_smtp_users; i++)
+		if (!strcmp(cfg->smtp_users[i].name, user) && cfg->smtp_users[i].source)
+			s = config_source_named(cfg, cfg->smtp_users[i].source);
+	if (!s && user)
+		s = config_source_named(cfg, "auth");
+	return s ? s : addr_src;
+}
+
+const struct config_source *config_source_for_listener(const struct config *cfg, size_t listener,
+						       const struct sockaddr *addr)
+{
+	const struct config_source *s = NULL;
+
+	if (cfg->smtp_listener_source && listener < cfg->n_smtp_listeners && cfg->smtp_listener_source[listener])
+		s = config_source_named(cfg, cfg->smtp_listener_source[listener]);
+	return s ? s : config_source_for(cfg, addr);
 }

@@ -135,8 +135,23 @@ int config_parse_rate(const char *s, struct config_rate *out)
 {
 	uint64_t count, per_ms;
 
+	static const struct {
+		const char *word;
+		uint64_t ms;
+	} words[] = {
+		/* PowerMTA writes these too: `1/min`, `1000/day` */
+		{"sec", 1000ULL}, {"min", 60000ULL}, {"hour", 3600000ULL}, {"hr", 3600000ULL},
+		{"day", 86400000ULL}, {"week", 604800000ULL},
+	};
+
 	if (!s || digits_u64(&s, &count) < 0 || *s++ != '/')
 		return -1;
+	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+		if (!strcmp(s, words[i].word)) {
+			out->count = count;
+			out->per_ms = words[i].ms;
+			return 0;
+		}
 	if (is_lower(*s)) {
 		/* "1000/h": one unit, no count */
 		if ((per_ms = unit_ms(&s)) == 0 || *s)

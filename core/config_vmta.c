@@ -10,7 +10,7 @@
  * unless the file defines blocks of that name, which then replace them.
  */
 #include "core/config_parser.h"
-#include "core/regex_check.h"
+#include "core/pcre_re.h"
 
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -147,7 +147,19 @@ static int d_rollup_mx(struct parser *p, const struct directive *d, char *v)
 		*queue++ = '\0';
 		queue = cp_trim(queue);
 	}
-	if (!*queue || cp_has_space(queue))
+	if (*queue && cp_has_space(queue)) {
+		static const struct directive by_ip = {"mx ... rollup-by-ip", CTX_ROLLUP, NULL,
+			"the hosts roll up into the queue by name; rollup-by-ip is not applied yet"};
+		char *opt = queue + strcspn(queue, CP_WS);
+
+		*opt++ = '\0';
+		opt = cp_trim(opt);
+		if (strcasecmp(opt, "rollup-by-ip"))
+			return cp_err(p, "unknown option \"%s\" for %s (expected rollup-by-ip)", cp_show(sb, opt),
+				      d->name);
+		cp_warn_pending(p, &by_ip);
+	}
+	if (!*queue)
 		return cp_err(p, "%s wants a host pattern and a queue name: \"mx *.google.com google.rollup\"",
 			      d->name);
 	if (!cp_valid_domain_name(queue))
@@ -175,36 +187,23 @@ int cp_open_rollup(struct parser *p, char *arg)
 /* ---- <smtp-pattern-list NAME> ------------------------------------------- */
 
 /* "/REGEX/ REST": the regex runs to the last '/' that ends a word; *rest
- * points after it. Compiled case-insensitive ERE into re. */
-static int take_regex(struct parser *p, const char *what, char *v, regex_t *re, char **text, char **rest)
+ * points after it. Compiled by PCRE2 (Perl syntax, case-insensitive).
+ * `//` is the empty pattern, which matches everything (a catch-all). */
+int cp_take_regex(struct parser *p, const char *what, char *v, struct pcre_re **re, char **rest)
 {
-	char sb[CP_SHOW_BUF], *end = NULL;
-	int rc;
+	char sb[CP_SHOW_BUF], why[160], *end = NULL;
 
 	if (v[0] != '/')
 		return cp_err(p, "%s: expected /REGEX/ at \"%s\"", what, cp_show(sb, v));
 	for (char *s = v + 1; *s; s++)
 		if (*s == '/' && (!s[1] || strchr(CP_WS, s[1])))
 			end = s;
-	if (!end || end == v + 1)
-		return cp_err(p, "%s: unterminated or empty /REGEX/ in \"%s\"", what, cp_show(sb, v));
+	if (!end)
+		return cp_err(p, "%s: unterminated /REGEX/ in \"%s\" (a pattern must be on one line)", what,
+			      cp_show(sb, v));
 	*end = '\0';
-	{
-		char why[96];
-
-		if (regex_check(v + 1, why, sizeof(why)) < 0)
-			return cp_err(p, "%s: regex /%s/ refused: %s", what, cp_show(sb, v + 1), why);
-	}
-	if ((rc = regcomp(re, v + 1, REG_EXTENDED | REG_ICASE | REG_NOSUB)) != 0) {
-		char why[128];
-
-		regerror(rc, re, why, sizeof(why));
+	if (!(*re = pcre_re_compile(v + 1, why, sizeof(why))))
 		return cp_err(p, "%s: bad regex /%s/: %s", what, cp_show(sb, v + 1), why);
-	}
-	if (!(*text = strdup(v + 1))) {
-		regfree(re);
-		return cp_oom(p);
-	}
 	*rest = cp_trim(end + 1);
 	return 0;
 }
@@ -231,12 +230,16 @@ static int pattern_actions(struct parser *p, char *v, struct config_pattern *r)
 			r->actions |= CONFIG_PAT_SKIP_MX;
 		else if (strcasecmp(a, "bounce-rcpt") == 0)
 			r->actions |= CONFIG_PAT_BOUNCE_RCPT;
+		else if (strcasecmp(a, "bounce-queue") == 0)
+			r->actions |= CONFIG_PAT_BOUNCE_QUEUE;
+		else if (strcasecmp(a, "defer-queue") == 0)
+			r->actions |= CONFIG_PAT_DEFER_QUEUE;
 		else if (strncasecmp(a, "reenable-after=", 15) == 0) {
 			if (config_parse_duration(a + 15, &r->reenable_after_ms) < 0 || !r->reenable_after_ms)
 				return cp_err(p, "invalid duration \"%s\" for reenable-after", cp_show(sb, a + 15));
 		} else
 			return cp_err(p, "unknown reply action \"%s\" (mode=backoff, mode=normal, "
-				      "disable-source-ip, reenable-after=DURATION, skip-mx, bounce-rcpt)",
+				      "disable-source-ip, reenable-after=DURATION, skip-mx, bounce-rcpt, bounce-queue, defer-queue)",
 				      cp_show(sb, a));
 	}
 	if ((r->actions & CONFIG_PAT_MODE_BACKOFF) && (r->actions & CONFIG_PAT_MODE_NORMAL))
@@ -251,13 +254,21 @@ static int d_reply(struct parser *p, const struct directive *d, char *v)
 	char *rest;
 	size_t i;
 
-	if (take_regex(p, d->name, v, &r.re, &r.text, &rest) < 0)
+	if (cp_take_regex(p, d->name, v, &r.re, &rest) < 0)
 		return -1;
 	if (pattern_actions(p, rest, &r) < 0 ||
+	    !(r.text = strdup(pcre_re_text(r.re))) ||
 	    cp_grow(p, (void **)&l->rules, &l->n_rules, sizeof(*l->rules), &i) < 0) {
-		regfree(&r.re);
+		pcre_re_free(r.re);
+		if (!r.text)
+			cp_oom(p);
 		free(r.text);
 		return -1;
+	}
+	if (r.actions & (CONFIG_PAT_BOUNCE_QUEUE | CONFIG_PAT_DEFER_QUEUE)) {
+		static const struct directive q = {"reply ... bounce-queue/defer-queue", CTX_PATTERNS, NULL,
+						   "parsed; egress does not act on the queue-wide actions yet (a matching reply is handled as the recipient's own)"};
+		cp_warn_pending(p, &q);
 	}
 	l->rules[i] = r;
 	return 0;
@@ -291,23 +302,27 @@ static int d_category_pattern(struct parser *p, const struct directive *d, char 
 	bool known = false;
 	size_t i;
 
-	if (take_regex(p, d->name, v, &r.re, &r.text, &cat) < 0)
+	if (cp_take_regex(p, d->name, v, &r.re, &cat) < 0)
 		return -1;
 	for (i = 0; i < sizeof(categories) / sizeof(categories[0]); i++)
 		known = known || strcasecmp(cat, categories[i]) == 0;
 	if (!known) {
-		regfree(&r.re);
-		free(r.text);
-		return cp_err(p, "unknown bounce category \"%s\"", cp_show(sb, cat));
+		pcre_re_free(r.re);
+		return cp_err(p, "unknown bounce category \"%s\" (expected one of bad-mailbox, bad-domain, "
+			      "inactive-mailbox, quota-issues, message-expired, spam-related, policy-related, "
+			      "invalid-sender, relaying-issues, content-related, virus-related, protocol-errors, "
+			      "routing-errors, no-answer-from-host, bad-connection, bad-configuration, other)", cp_show(sb, cat));
 	}
 	cp_lower(cat);
-	if (!(r.category = strdup(cat)) ||
+	if (!(r.text = strdup(pcre_re_text(r.re))) || !(r.category = strdup(cat)) ||
 	    cp_grow(p, (void **)&c->category_patterns, &c->n_category_patterns,
 		    sizeof(*c->category_patterns), &i) < 0) {
-		regfree(&r.re);
+		bool oom = !r.text || !r.category;
+
+		pcre_re_free(r.re);
 		free(r.text);
 		free(r.category);
-		return r.category ? -1 : cp_oom(p);
+		return oom ? cp_oom(p) : -1;
 	}
 	c->category_patterns[i] = r;
 	return 0;
@@ -343,13 +358,30 @@ int cp_open_smtp_user(struct parser *p, char *arg)
 	return cp_set_string(p, &c->smtp_users[p->cur].name, arg);
 }
 
+/* `source {name}`: the named <source> whose settings apply once the
+ * session has authenticated as this user. */
+static int d_user_source(struct parser *p, const struct directive *d, char *v)
+{
+	size_t n = strlen(v);
+
+	if (n > 2 && v[0] == '{' && v[n - 1] == '}') {
+		v[n - 1] = '\0';
+		v++;
+	}
+	if (!*v || cp_has_space(v))
+		return cp_bad_value(p, "source name", d, v);
+	return cp_set_string(p, &p->cfg->smtp_users[p->cur].source, v);
+}
+
 static const struct directive directives[] = {
-	{"password", CTX_SMTP_USER, d_password},
-	{"smtp-source-host", CTX_VMTA, d_smtp_source_host},
-	{"virtual-mta", CTX_POOL, d_pool_member},
-	{"mx", CTX_ROLLUP, d_rollup_mx},
-	{"reply", CTX_PATTERNS, d_reply},
-	{"bounce-category-pattern", CTX_CATEGORIES, d_category_pattern},
+	{"password", CTX_SMTP_USER, d_password, NULL},
+	{"source", CTX_SMTP_USER, d_user_source,
+	 "the named source is checked to exist; SMTP intake keeps the client address's <source> after AUTH"},
+	{"smtp-source-host", CTX_VMTA, d_smtp_source_host, NULL},
+	{"virtual-mta", CTX_POOL, d_pool_member, NULL},
+	{"mx", CTX_ROLLUP, d_rollup_mx, NULL},
+	{"reply", CTX_PATTERNS, d_reply, NULL},
+	{"bounce-category-pattern", CTX_CATEGORIES, d_category_pattern, NULL},
 };
 
 const struct directive_table cp_vmta_directives = {directives, sizeof(directives) / sizeof(directives[0])};
@@ -412,15 +444,22 @@ int cp_vmtas_finish(struct parser *p)
 {
 	struct config *c = p->cfg;
 	size_t n_explicit = c->n_pools;
+	int rc = 0;
 
 	for (size_t i = 0; i < n_explicit; i++)
 		if (resolve_pool(p, &c->pools[i]) < 0)
-			return -1;
-	for (size_t i = 0; i < c->n_smtp_users; i++)
+			rc = -1; /* the other checks still run: every error in one load */
+	for (size_t i = 0; i < c->n_smtp_users; i++) {
 		if (!c->smtp_users[i].password) {
 			p->line = c->smtp_users[i].line;
-			return cp_err(p, "<smtp-user %s> has no password", c->smtp_users[i].name);
+			cp_err(p, "<smtp-user %s> has no password", c->smtp_users[i].name);
 		}
+		if (c->smtp_users[i].source && !config_source_named(c, c->smtp_users[i].source)) {
+			p->line = c->smtp_users[i].line;
+			cp_err(p, "<smtp-user %s>: source {%s}: no such <source {%s}>", c->smtp_users[i].name,
+			       c->smtp_users[i].source, c->smtp_users[i].source);
+		}
+	}
 	/* Each virtual MTA is also a pool of one under its own name. */
 	for (size_t v = 0; v < c->n_vmtas; v++) {
 		size_t i;
@@ -435,7 +474,7 @@ int cp_vmtas_finish(struct parser *p)
 		c->pools[i].vmtas[0] = v;
 		c->pools[i].n_vmtas = 1;
 	}
-	return 0;
+	return rc;
 }
 
 void cp_vmtas_free(struct config *cfg)
@@ -459,20 +498,21 @@ void cp_vmtas_free(struct config *cfg)
 		struct config_pattern_list *l = &cfg->pattern_lists[i];
 
 		for (size_t j = 0; j < l->n_rules; j++) {
-			regfree(&l->rules[j].re);
+			pcre_re_free(l->rules[j].re);
 			free(l->rules[j].text);
 		}
 		free(l->rules);
 		free(l->name);
 	}
 	for (size_t i = 0; i < cfg->n_category_patterns; i++) {
-		regfree(&cfg->category_patterns[i].re);
+		pcre_re_free(cfg->category_patterns[i].re);
 		free(cfg->category_patterns[i].text);
 		free(cfg->category_patterns[i].category);
 	}
 	for (size_t i = 0; i < cfg->n_smtp_users; i++) {
 		free(cfg->smtp_users[i].name);
 		free(cfg->smtp_users[i].password);
+		free(cfg->smtp_users[i].source);
 	}
 	free(cfg->smtp_users);
 	cfg->smtp_users = NULL;
@@ -527,7 +567,7 @@ bool config_glob_match(const char *pat, const char *s)
 const char *config_category_override(const struct config *cfg, const char *text)
 {
 	for (size_t i = 0; text && i < cfg->n_category_patterns; i++)
-		if (regexec(&cfg->category_patterns[i].re, text, 0, NULL, 0) == 0)
+		if (pcre_re_match(cfg->category_patterns[i].re, text))
 			return cfg->category_patterns[i].category;
 	return NULL;
 }

@@ -8,8 +8,14 @@
  *   GET  /api/v1/queues/{name}               one queue, 404 when unknown
  *   POST /api/v1/queues/{name}/pause|resume|retry
  *   POST /api/v1/queues/{name}/mode          {"mode": "normal"|"backoff"}
+ *   GET  /api/v1/queues/{name}/recipients    the spool's recipients for it, paged (api_inspect.c)
+ *   GET  /api/v1/messages/{id}               one message (api_inspect.c)
  *   GET  /api/v1/vmtas
+ *   GET  /api/v1/webhooks                    per webhook: sent, failures, backlog (webhook_api.c)
  *   GET  /metrics
+ *
+ * Who may call what (api_access, asked by http_server before a request's
+ * body is read): admin everything, monitor GET and HEAD only.
  *
  * Handlers run on libmicrohttpd's threads and read only the workers'
  * published snapshots (stats.h) and atomics; actions travel to the owning
@@ -25,6 +31,7 @@
 #include <strings.h>
 
 #include "core/config.h"
+#include "engine/webhook.h"
 #include "engine/engine.h"
 #include "net/http_server.h"
 
@@ -32,50 +39,43 @@
 
 void api_snapshot_free(struct api_snapshot *s)
 {
-	for (size_t i = 0; i < s->n; i++)
-		free(s->q[i].units);
+	for (unsigned i = 0; i < s->n_snaps; i++)
+		stats_snap_put(s->snaps[i]);
+	free(s->snaps);
 	free(s->q);
 	memset(s, 0, sizeof(*s));
 }
 
 int api_snapshot(struct engine *eng, struct api_snapshot *out)
 {
-	size_t cap = 0;
+	size_t n = 0;
 
 	memset(out, 0, sizeof(*out));
+	if (!(out->snaps = calloc(eng->n_workers ? eng->n_workers : 1, sizeof(*out->snaps))))
+		return -1;
+	out->n_snaps = eng->n_workers;
 	for (unsigned w = 0; w < eng->n_workers; w++) {
-		struct worker_stats *ws = &eng->workers[w].stats;
+		struct stats_snap *sn = worker_stats_get(&eng->workers[w].stats);
 
-		pthread_mutex_lock(&ws->mu);
-		if (out->n + ws->n_queues > cap) {
-			size_t ncap = (out->n + ws->n_queues) * 2 + 16;
-			struct queue_stat *grown = realloc(out->q, ncap * sizeof(*grown));
-
-			if (!grown) {
-				pthread_mutex_unlock(&ws->mu);
-				api_snapshot_free(out);
-				return -1;
-			}
-			out->q = grown;
-			cap = ncap;
-		}
-		for (size_t i = 0; i < ws->n_queues; i++) {
-			struct queue_stat *d = &out->q[out->n];
-
-			*d = ws->queues[i];
-			d->units = calloc(d->n_units ? d->n_units : 1, sizeof(*d->units));
-			if (!d->units) {
-				pthread_mutex_unlock(&ws->mu);
-				api_snapshot_free(out);
-				return -1;
-			}
-			memcpy(d->units, ws->queues[i].units, d->n_units * sizeof(*d->units));
-			out->n++;
-		}
-		if (ws->published_ms > out->at_ms)
-			out->at_ms = ws->published_ms;
-		pthread_mutex_unlock(&ws->mu);
+		out->snaps[w] = sn;
+		if (!sn)
+			continue;
+		n += sn->n;
+		if (sn->published_ms > out->at_ms)
+			out->at_ms = sn->published_ms;
+		out->gone.delivered += sn->gone.delivered;
+		out->gone.deferred += sn->gone.deferred;
+		out->gone.bounced += sn->gone.bounced;
+		out->gone.expired += sn->gone.expired;
+		out->gone.queues += sn->gone.queues;
 	}
+	if (!(out->q = malloc((n ? n : 1) * sizeof(*out->q)))) {
+		api_snapshot_free(out);
+		return -1;
+	}
+	for (unsigned w = 0; w < out->n_snaps; w++)
+		for (size_t i = 0; out->snaps[w] && i < out->snaps[w]->n; i++)
+			out->q[out->n++] = &out->snaps[w]->queues[i];
 	return 0;
 }
 
@@ -154,7 +154,7 @@ static json_t *queue_json(const struct engine *eng, const struct queue_stat *q)
 static void get_status(struct engine *eng, struct http_request *req)
 {
 	struct api_snapshot s;
-	uint64_t msgs = 0, rcpts = 0, used = 0, map = 0, delivered = 0, deferred = 0, bounced = 0, expired = 0;
+	uint64_t msgs = 0, rcpts = 0, used = 0, map = 0;
 	uint64_t conns = 0, queued = 0;
 	double dr = 0, fr = 0, br = 0;
 	size_t backoff = 0, paused = 0;
@@ -163,8 +163,11 @@ static void get_status(struct engine *eng, struct http_request *req)
 		http_reply_error(req, 500, "out of memory", NULL);
 		return;
 	}
+	uint64_t delivered = s.gone.delivered, deferred = s.gone.deferred, bounced = s.gone.bounced,
+		 expired = s.gone.expired;
+
 	for (size_t i = 0; i < s.n; i++) {
-		const struct queue_stat *q = &s.q[i];
+		const struct queue_stat *q = s.q[i];
 
 		delivered += q->delivered;
 		deferred += q->deferred;
@@ -216,7 +219,7 @@ static void get_queues(struct engine *eng, struct http_request *req, const char 
 	}
 	arr = json_array();
 	for (size_t i = 0; i < s.n; i++) {
-		const struct queue_stat *q = &s.q[i];
+		const struct queue_stat *q = s.q[i];
 
 		if (one && strcasecmp(one, q->name) == 0) {
 			api_reply_json(req, 200, queue_json(eng, q));
@@ -253,14 +256,14 @@ static void get_vmtas(struct engine *eng, struct http_request *req)
 		json_t *disabled = json_array();
 
 		for (size_t i = 0; i < s.n; i++) {
-			const struct unit_stat *u = v < s.q[i].n_units ? &s.q[i].units[v] : NULL;
+			const struct unit_stat *u = v < s.q[i]->n_units ? &s.q[i]->units[v] : NULL;
 
 			if (!u)
 				continue;
 			conns += u->connections;
 			delivered += u->delivered;
 			if (u->disabled_until_ms)
-				json_array_append_new(disabled, json_pack("{s:s, s:s}", "queue", s.q[i].name, "until",
+				json_array_append_new(disabled, json_pack("{s:s, s:s}", "queue", s.q[i]->name, "until",
 									  iso_time(u->disabled_until_ms, tbuf, sizeof(tbuf))));
 		}
 		json_array_append_new(arr, json_pack("{s:s, s:s?, s:s, s:I, s:I, s:o}", "name", cfg->vmtas[v].name,
@@ -346,11 +349,31 @@ static void route_queue(struct engine *eng, struct http_request *req, const char
 			get_queues(eng, req, name);
 		return;
 	}
+	if (strcmp(slash + 1, "recipients") == 0) {
+		if (strcmp(req->method, "GET") != 0)
+			http_reply_error(req, 405, "use GET", NULL);
+		else
+			api_inspect_queue(eng, req, name);
+		return;
+	}
 	if (strcmp(req->method, "POST") != 0) {
 		http_reply_error(req, 405, "queue actions are POST", NULL);
 		return;
 	}
 	queue_action(eng, req, name, slash + 1);
+}
+
+/* Decided on the method alone, so every endpoint added later is covered:
+ * reads are GET (and HEAD), everything else changes something. */
+const char *api_access(void *ctx, enum config_http_role role, const char *method, const char *path)
+{
+	(void)ctx;
+	(void)path;
+	if (role == CONFIG_HTTP_ADMIN)
+		return NULL;
+	if (role == CONFIG_HTTP_MONITOR && (!strcmp(method, "GET") || !strcmp(method, "HEAD")))
+		return NULL;
+	return role == CONFIG_HTTP_MONITOR ? "the monitor role may only read (GET)" : "no access to the API";
 }
 
 void api_handle(void *ctx, struct http_request *req)
@@ -369,10 +392,12 @@ void api_handle(void *ctx, struct http_request *req)
 		route_queue(eng, req, p + 15);
 	else if (strcmp(p, "/api/v1/vmtas") == 0 && get)
 		get_vmtas(eng, req);
-	else if (api_inject_route(eng, req) || api_suppress_route(eng, req))
+	else if (strcmp(p, "/api/v1/webhooks") == 0 && get)
+		api_webhooks(eng->webhooks, req);
+	else if (api_inject_route(eng, req) || api_suppress_route(eng, req) || api_inspect_route(eng, req))
 		return;
 	else if (!strcmp(p, "/metrics") || !strcmp(p, "/api/v1/status") || !strcmp(p, "/api/v1/queues") ||
-		 !strcmp(p, "/api/v1/vmtas"))
+		 !strcmp(p, "/api/v1/vmtas") || !strcmp(p, "/api/v1/webhooks"))
 		http_reply_error(req, 405, "method not allowed", NULL);
 	else
 		http_reply_error(req, 404, "no such endpoint", NULL);

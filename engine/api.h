@@ -10,16 +10,22 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/config.h"
 #include "engine/stats.h"
 
 struct engine;
 struct http_request;
 
-/* All workers' queue snapshots, copied out (units deep-copied). */
+/* All workers' queue snapshots, by reference: taking one costs each worker
+ * a pointer copy under its stats mutex, nothing more (see stats.h). q[i]
+ * points into the workers' snapshots and is valid until api_snapshot_free. */
 struct api_snapshot {
-	struct queue_stat *q;
+	const struct queue_stat **q;
 	size_t n;
 	int64_t at_ms;
+	struct gone_stat gone;     /* counters of queues freed while idle */
+	struct stats_snap **snaps; /* one reference per worker (NULL: none yet) */
+	unsigned n_snaps;
 };
 
 int api_snapshot(struct engine *eng, struct api_snapshot *out);
@@ -30,6 +36,9 @@ void api_reply_json(struct http_request *req, unsigned status, json_t *j);
 
 /* The http_server handler (ctx: struct engine). */
 void api_handle(void *ctx, struct http_request *req);
+/* The http_server policy: admin may do everything, monitor only read
+ * (GET, HEAD). NULL, or why not (for the 403). */
+const char *api_access(void *ctx, enum config_http_role role, const char *method, const char *path);
 
 /* metrics.c */
 void api_metrics(struct engine *eng, struct http_request *req);
@@ -37,5 +46,8 @@ void api_metrics(struct engine *eng, struct http_request *req);
  * they answered). */
 bool api_inject_route(struct engine *eng, struct http_request *req);
 bool api_suppress_route(struct engine *eng, struct http_request *req);
+/* api_inspect.c: GET /api/v1/messages/{id}, and a queue's recipients */
+bool api_inspect_route(struct engine *eng, struct http_request *req);
+void api_inspect_queue(struct engine *eng, struct http_request *req, const char *queue);
 
 #endif

@@ -11,10 +11,13 @@
  * Storage, bounded in memory: content without `{{ }}` placeholders is stored
  * once with all its recipients (one message, one commit). Content with
  * placeholders is rendered per recipient, INJECT_BATCH messages at a time:
- * each batch is one spool writer request, and the next batch is rendered
- * only once the previous one is durable, so a 10,000-recipient request never
- * holds more than one batch of rendered mail. The answer goes out after the
- * last commit.
+ * each batch is one accept_store batch (one writer request), and the next
+ * batch is rendered only once the previous one is durable, so a
+ * 10,000-recipient request never holds more than one batch of rendered mail.
+ * Rendering and DKIM signing run on the store thread (accept_store.h), never
+ * on the spool writer, whose commits every SMTP client waits for. The answer
+ * goes out after the last commit; a salvod that is stopping stores no more
+ * batches and answers with the rest listed as not stored.
  *
  * Placeholders: `{{ var }}` (spaces optional); a recipient's substitutions
  * first, then its predefined `email` and `name`, then the global
@@ -30,9 +33,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "core/acct_log.h"
 #include "core/config.h"
 #include "core/json_str.h"
+#include "engine/accept_store.h"
 #include "engine/api.h"
 #include "engine/engine.h"
 #include "engine/inject_check.h"
@@ -44,15 +47,9 @@
 
 #define INJECT_BATCH 256
 
-struct inj_msg {
-	char *body;
-	size_t len;
-	uint64_t id;
-	size_t first, count;       /* its recipients: r[first .. first + count) */
-};
-
 struct inj {
-	struct spool_req req;
+	struct accept_batch batch; /* the batch being stored (accept_store) */
+	struct accept_job job;     /* render the next batch, or answer */
 	struct engine *eng;
 	struct http_request *http;
 	json_t *root;              /* owns every string the request points into */
@@ -67,9 +64,9 @@ struct inj {
 	char client_ip[64];
 	bool uniform;
 	struct inject_rcpt *r;
+	const char **emails;       /* r[i].email, as the batch's addresses */
 	size_t n, next;
-	struct inj_msg *batch;
-	size_t n_batch;
+	struct accept_msg *msgs;   /* INJECT_BATCH */
 	json_t *failed, *errors;
 	size_t success;
 	int result;
@@ -79,15 +76,16 @@ struct inj {
 
 static void free_batch(struct inj *x)
 {
-	for (size_t i = 0; i < x->n_batch; i++)
-		free(x->batch[i].body);
-	x->n_batch = 0;
+	for (size_t i = 0; i < x->batch.n_msgs; i++)
+		free(x->msgs[i].body);
+	x->batch.n_msgs = 0;
 }
 
 static void inj_free(struct inj *x)
 {
 	free_batch(x);
-	free(x->batch);
+	free(x->msgs);
+	free(x->emails);
 	free(x->r);
 	json_decref(x->failed);
 	json_decref(x->errors);
@@ -95,90 +93,18 @@ static void inj_free(struct inj *x)
 	free(x);
 }
 
-static int inj_apply(struct spool_req *req, struct spool_wtxn *t, void *ctx)
+/* Writer thread, after the commit (accept_store logged and routed the
+ * batch): count it and hand the request to the store thread. */
+static void inj_done(struct accept_batch *b, int result)
 {
-	struct inj *x = container_of(req, struct inj, req);
-	const struct config *cfg = x->eng->cfg;
-	int rc = 0;
+	struct inj *x = container_of(b, struct inj, batch);
 
-	for (size_t i = 0; i < x->n_batch && !rc; i++) {
-		struct inj_msg *m = &x->batch[i];
-		struct spool_msg sm = {0};
-
-		if ((rc = spool_alloc_id(t, &m->id)))
-			break;
-		sm.id = m->id;
-		sm.arrival_ms = x->arrival_ms;
-		sm.n_rcpt = (uint32_t)m->count;
-		sm.sender = x->sender;
-		sm.campaign = x->campaign;
-		sm.source_ip = x->client_ip;
-		sm.body = m->body;
-		sm.body_len = m->len;
-		rc = spool_put_msg(t, &sm);
-		for (size_t k = 0; !rc && k < m->count; k++) {
-			struct spool_rcpt r = {
-				.msg_id = m->id,
-				.idx = (uint32_t)k,
-				.next_attempt_ms = x->due_ms,
-				.queued_ms = x->arrival_ms,
-				.addr = x->r[m->first + k].email,
-				.last_response = "",
-				.pool = x->pool ? cfg->pools[x->pool].name : "",
-			};
-			rc = spool_put_rcpt(t, &r);
-		}
-	}
-	return rc;
-}
-
-static void inj_next(struct inj *x);
-
-static void inj_done(struct spool_req *req, int result, void *ctx)
-{
-	struct inj *x = container_of(req, struct inj, req);
-	struct engine *eng = x->eng;
-
-	if (result == 0) {
-		for (size_t i = 0; i < x->n_batch; i++) {
-			struct inj_msg *m = &x->batch[i];
-			struct sched_rcpt **rs = calloc(m->count, sizeof(*rs));
-
-			for (size_t k = 0; k < m->count; k++) {
-				const char *rcpt = x->r[m->first + k].email, *at = strrchr(rcpt, '@');
-				struct acct_event ev = {
-					.type = ACCT_RECEPTION,
-					.time_ms = x->arrival_ms,
-					.id = m->id,
-					.sender = x->sender,
-					.recipient = rcpt,
-					.queue = at ? at + 1 : rcpt,
-					.source_ip = x->client_ip,
-					.campaign = x->campaign[0] ? x->campaign : NULL,
-					.size = m->len,
-					.has_size = true,
-				};
-				struct sched_rcpt *r;
-
-				acct_log_write(eng->acct, &ev);
-				r = sched_rcpt_new(m->id, (uint32_t)k, at ? at + 1 : rcpt, x->due_ms, x->arrival_ms, 0,
-						   (uint16_t)x->pool);
-				if (r && rs)
-					rs[k] = r;
-				else if (r)
-					engine_route_rcpt(eng, r);
-			}
-			if (rs)
-				engine_route_rcpts(eng, rs, m->count);
-			free(rs);
-			x->success += m->count;
-			__atomic_fetch_add(&eng->counters.messages_received, 1, __ATOMIC_RELAXED);
-			__atomic_fetch_add(&eng->counters.recipients_received, m->count, __ATOMIC_RELAXED);
-		}
-	}
+	if (result == 0)
+		for (size_t i = 0; i < b->n_msgs; i++)
+			x->success += x->msgs[i].count;
 	free_batch(x);
 	x->result = result;
-	inj_next(x); /* the next batch, or the answer */
+	accept_store_defer(x->eng->store, &x->job);
 }
 
 static void inj_answer(struct inj *x)
@@ -204,9 +130,14 @@ static void inj_answer(struct inj *x)
 	__atomic_fetch_sub(&eng->http_inflight, 1, __ATOMIC_RELEASE);
 }
 
-/* Render the next batch and hand it to the writer, or answer when done. */
-static void inj_next(struct inj *x)
+/* Store thread: render and sign the next batch and hand it to the writer,
+ * or answer when done (or when salvod is stopping). */
+static void inj_next(struct accept_job *job)
 {
+	struct inj *x = container_of(job, struct inj, job);
+
+	if (x->result == 0 && x->next < x->n && accept_store_stopping(x->eng->store))
+		x->result = -ESHUTDOWN;
 	if (x->result != 0 || x->next >= x->n) {
 		inj_answer(x);
 		return;
@@ -222,26 +153,23 @@ static void inj_next(struct inj *x)
 	};
 
 	for (size_t i = 0; i < n; i++) {
-		struct inj_msg *m = &x->batch[i];
+		struct accept_msg *m = &x->msgs[i];
 		struct json_buf b = {0};
 
 		/* uniform raw content is stored once, unsubstituted; the object
 		 * form is never uniform */
 		if (inject_render(&c, x->uniform ? NULL : &x->r[x->next], &b)) {
 			json_buf_free(&b);
+			free_batch(x);
 			x->result = -ENOMEM;
 			inj_answer(x);
 			return;
 		}
-		m->body = b.data;
-		m->len = b.len;
-		engine_dkim_sign(x->eng, &m->body, &m->len);
-		m->first = x->next;
-		m->count = x->uniform ? x->n : 1;
+		*m = (struct accept_msg){.body = b.data, .len = b.len, .first = x->next, .count = x->uniform ? x->n : 1};
 		x->next += m->count;
-		x->n_batch++;
+		x->batch.n_msgs++;
 	}
-	spool_writer_submit(&x->eng->writer, &x->req);
+	accept_store_submit(&x->batch); /* signs here, on the store thread */
 }
 
 /* ---- the request -------------------------------------------------------------------- */
@@ -305,7 +233,8 @@ static void inject(struct engine *eng, struct http_request *req)
 	}
 	rc = json_object_get(root, "recipients");
 	if (!(x = calloc(1, sizeof(*x))) || !(x->r = calloc(json_array_size(rc), sizeof(*x->r))) ||
-	    !(x->batch = calloc(INJECT_BATCH, sizeof(*x->batch))) || !(x->failed = json_array()) ||
+	    !(x->emails = calloc(json_array_size(rc) + 1, sizeof(*x->emails))) ||
+	    !(x->msgs = calloc(INJECT_BATCH, sizeof(*x->msgs))) || !(x->failed = json_array()) ||
 	    !(x->errors = json_array())) {
 		if (x)
 			inj_free(x);
@@ -387,16 +316,30 @@ static void inject(struct engine *eng, struct http_request *req)
 			json_array_append_new(x->errors, json_sprintf("%s: %s", json_string_value(em), why));
 			continue;
 		}
+		x->emails[x->n] = json_string_value(em);
 		x->r[x->n++] = (struct inject_rcpt){.email = json_string_value(em),
 						  .name = json_is_string(nm) ? json_string_value(nm) : NULL,
 						  .subs = json_is_object(sb) ? sb : NULL};
 	}
 	if (rt)
 		spool_rtxn_end(rt);
-	x->req.apply = inj_apply;
-	x->req.done = inj_done;
+	x->batch = (struct accept_batch){
+		.eng = eng,
+		.sender = x->sender,
+		.campaign = x->campaign,
+		.source_ip = x->client_ip,
+		.pool = x->pool,
+		.arrival_ms = x->arrival_ms,
+		.due_ms = x->due_ms,
+		.received = true,
+		.sign = true,
+		.rcpts = x->emails,
+		.msgs = x->msgs,
+		.done = inj_done,
+	};
+	x->job.run = inj_next;
 	__atomic_fetch_add(&eng->http_inflight, 1, __ATOMIC_ACQUIRE);
-	inj_next(x);
+	accept_store_defer(eng->store, &x->job); /* rendering never runs on the HTTP or writer thread */
 }
 
 bool api_inject_route(struct engine *eng, struct http_request *req)

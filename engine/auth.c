@@ -1,75 +1,18 @@
 /*
- * auth.c - SMTP AUTH account checks and the failed-attempt throttle (see
- * auth.h).
+ * auth.c - SMTP AUTH account checks, the failed-attempt throttle and the
+ * checker thread (see auth.h).
  */
 #include "engine/auth.h"
 
 #include <crypt.h>
-#include <netinet/in.h>
+#include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "core/config.h"
-
-#define SLOTS 1024
-
-struct auth_slot {
-	uint8_t addr[16];
-	time_t since;
-	unsigned failures;
-};
-
-int auth_failures_init(struct auth_failures *f)
-{
-	memset(f, 0, sizeof(*f));
-	if (!(f->slots = calloc(SLOTS, sizeof(*f->slots))))
-		return -1;
-	f->n = SLOTS;
-	pthread_mutex_init(&f->mu, NULL);
-	return 0;
-}
-
-void auth_failures_fini(struct auth_failures *f)
-{
-	if (!f->slots)
-		return;
-	free(f->slots);
-	f->slots = NULL;
-	pthread_mutex_destroy(&f->mu);
-}
-
-static void key_of(const struct sockaddr *sa, uint8_t k[16])
-{
-	memset(k, 0, 16);
-	if (sa && sa->sa_family == AF_INET6)
-		memcpy(k, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
-	else if (sa && sa->sa_family == AF_INET)
-		memcpy(k + 12, &((const struct sockaddr_in *)sa)->sin_addr, 4);
-}
-
-/* The slot for k: its own, else a free or expired one (or the oldest). */
-static struct auth_slot *slot_for(struct auth_failures *f, const uint8_t k[16], time_t now)
-{
-	uint32_t h = 2166136261u;
-	struct auth_slot *best = NULL;
-
-	for (int i = 0; i < 16; i++)
-		h = (h ^ k[i]) * 16777619u;
-	for (size_t i = 0; i < 8; i++) {
-		struct auth_slot *s = &f->slots[(h + i) % f->n];
-
-		if (!memcmp(s->addr, k, 16) && s->failures)
-			return s;
-		if (!best || !s->failures || now - s->since > AUTH_WINDOW_S || s->since < best->since)
-			best = s;
-	}
-	memcpy(best->addr, k, 16);
-	best->failures = 0;
-	best->since = now;
-	return best;
-}
+#include "net/loop.h"
 
 static bool same(const char *a, const char *b)
 {
@@ -89,7 +32,7 @@ static bool password_ok(const char *stored, const char *given)
 
 	if (stored[0] != '$')
 		return same(stored, given);
-	/* struct crypt_data is tens of KiB: not for a worker thread's stack */
+	/* struct crypt_data is tens of KiB: not for a thread's stack */
 	if (!(cd = calloc(1, sizeof(*cd))))
 		return false;
 	/* crypt_rn: libxcrypt's own, not intercepted by ASan (whose crypt_r hook
@@ -100,34 +43,138 @@ static bool password_ok(const char *stored, const char *given)
 	return ok;
 }
 
-int auth_check(const struct config *cfg, struct auth_failures *f, const struct sockaddr *client,
-	       const char *user, const char *pass)
+/* A hash of a random password with the setting (algorithm and cost) of the
+ * first crypt(3) account, so an unknown name costs what a known one does. */
+static char *dummy_hash_for(const struct config *cfg)
 {
-	time_t now = time(NULL);
-	uint8_t k[16];
-	struct auth_slot *s;
-	bool ok = false;
+	struct crypt_data *cd;
+	char *out = NULL;
+	const char *h;
 
-	key_of(client, k);
-	pthread_mutex_lock(&f->mu);
-	s = slot_for(f, k, now);
-	if (s->failures && now - s->since > AUTH_WINDOW_S)
-		s->failures = 0;
-	if (s->failures >= AUTH_MAX_FAILURES) {
-		pthread_mutex_unlock(&f->mu);
-		return 2;
+	for (size_t i = 0; i < cfg->n_smtp_users; i++) {
+		const char *stored = cfg->smtp_users[i].password;
+
+		if (stored[0] != '$')
+			continue;
+		if (!(cd = calloc(1, sizeof(*cd))))
+			return NULL;
+		h = crypt_rn("salvo-no-such-user", stored, cd, (int)sizeof(*cd));
+		if (h && h[0] != '*')
+			out = strdup(h);
+		free(cd);
+		return out;
 	}
-	pthread_mutex_unlock(&f->mu);
-	for (size_t i = 0; i < cfg->n_smtp_users && !ok; i++)
+	return NULL;
+}
+
+int auth_verify(struct auth_service *a, const struct sockaddr *client, const char *user, const char *pass)
+{
+	const struct config *cfg = a->cfg;
+	const char *stored = NULL;
+	bool ok;
+
+	/* counted first, given back on success: see auth.h */
+	if (!addr_window_take(&a->failures, client, loop_now_ms()))
+		return 2;
+	for (size_t i = 0; i < cfg->n_smtp_users; i++)
 		if (!strcmp(cfg->smtp_users[i].name, user))
-			ok = password_ok(cfg->smtp_users[i].password, pass);
-	if (ok)
-		return 0;
-	pthread_mutex_lock(&f->mu);
-	s = slot_for(f, k, now);
-	if (!s->failures)
-		s->since = now;
-	s->failures++;
-	pthread_mutex_unlock(&f->mu);
-	return 1;
+			stored = cfg->smtp_users[i].password;
+	if (stored) {
+		ok = password_ok(stored, pass);
+	} else {
+		(void)password_ok(a->dummy_hash ? a->dummy_hash : "salvo-no-such-user", pass);
+		ok = false;
+	}
+	if (!ok)
+		return 1;
+	addr_window_give(&a->failures, client);
+	return 0;
+}
+
+static void *auth_main(void *arg)
+{
+	struct auth_service *a = arg;
+
+	pthread_mutex_lock(&a->mu);
+	for (;;) {
+		struct auth_job *j;
+
+		while (!a->head && !a->stop)
+			pthread_cond_wait(&a->cv, &a->mu);
+		if (a->stop)
+			break;
+		j = a->head;
+		a->head = j->next;
+		if (!a->head)
+			a->tail = NULL;
+		pthread_mutex_unlock(&a->mu);
+		j->result = auth_verify(a, (const struct sockaddr *)&j->peer, j->user, j->pass);
+		explicit_bzero(j->pass, sizeof(j->pass));
+		a->done(j);
+		pthread_mutex_lock(&a->mu);
+	}
+	pthread_mutex_unlock(&a->mu);
+	return NULL;
+}
+
+int auth_service_start(struct auth_service *a, const struct config *cfg, void (*done)(struct auth_job *job))
+{
+	int ret;
+
+	memset(a, 0, sizeof(*a));
+	a->cfg = cfg;
+	a->done = done;
+	if ((ret = addr_window_init(&a->failures, AUTH_MAX_FAILURES, AUTH_WINDOW_S * 1000ULL)) < 0)
+		return ret;
+	a->dummy_hash = dummy_hash_for(cfg);
+	pthread_mutex_init(&a->mu, NULL);
+	pthread_cond_init(&a->cv, NULL);
+	if (!done)
+		return 0; /* synchronous use only (tests) */
+	if ((ret = -pthread_create(&a->thread, NULL, auth_main, a)) < 0) {
+		auth_service_stop(a);
+		return ret;
+	}
+	a->running = true;
+	return 0;
+}
+
+void auth_service_submit(struct auth_service *a, struct auth_job *job)
+{
+	job->next = NULL;
+	pthread_mutex_lock(&a->mu);
+	if (a->tail)
+		a->tail->next = job;
+	else
+		a->head = job;
+	a->tail = job;
+	pthread_cond_signal(&a->cv);
+	pthread_mutex_unlock(&a->mu);
+}
+
+void auth_service_stop(struct auth_service *a)
+{
+	if (!a->failures.slots)
+		return;
+	if (a->running) {
+		pthread_mutex_lock(&a->mu);
+		a->stop = true;
+		pthread_cond_signal(&a->cv);
+		pthread_mutex_unlock(&a->mu);
+		pthread_join(a->thread, NULL);
+		a->running = false;
+	}
+	while (a->head) {
+		struct auth_job *j = a->head;
+
+		a->head = j->next;
+		explicit_bzero(j->pass, sizeof(j->pass));
+		free(j);
+	}
+	a->tail = NULL;
+	free(a->dummy_hash);
+	a->dummy_hash = NULL;
+	addr_window_fini(&a->failures);
+	pthread_mutex_destroy(&a->mu);
+	pthread_cond_destroy(&a->cv);
 }

@@ -38,27 +38,36 @@ struct dsn_ctx {
 
 /* Append s with control characters (CR, LF, TAB, DEL, ...) turned into
  * spaces, white space runs collapsed, both ends trimmed, at most cap bytes
- * taken from s; bytes >= 0x80 kept or made '?'. */
+ * taken from s; bytes >= 0x80 kept as they are (keep_8bit), or else kept
+ * when they form valid UTF-8 (whole characters within cap) and made '?'
+ * one per byte when they do not. */
 static int clean_text(struct json_buf *b, const char *s, size_t cap, bool keep_8bit)
 {
 	bool space = false;
-	size_t start = b->len;
+	size_t start = b->len, n = strnlen(s, cap);
 	int ret;
 
-	for (size_t i = 0; s[i] && i < cap; i++) {
+	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)s[i];
+		size_t len = 1, skip;
 
 		if (c < 0x20 || c == 0x7f || c == ' ') {
 			space = b->len > start;
 			continue;
 		}
-		if (c >= 0x80 && !keep_8bit)
-			c = '?';
+		if (c >= 0x80 && !keep_8bit) {
+			len = json_utf8_seq((const unsigned char *)s + i, n - i, &skip);
+			if (len < 2) {
+				len = 1;
+				c = '?';
+			}
+		}
 		if (space && (ret = json_buf_putc(b, ' ')) < 0)
 			return ret;
 		space = false;
-		if ((ret = json_buf_putc(b, (char)c)) < 0)
+		if ((ret = len > 1 ? json_buf_put(b, s + i, len) : json_buf_putc(b, (char)c)) < 0)
 			return ret;
+		i += len - 1;
 	}
 	return 0;
 }
@@ -424,7 +433,7 @@ static int put_top_headers(struct dsn_ctx *x, struct json_buf *b, const char *bo
 {
 	const struct dsn_info *in = x->in;
 	bool eight = has_8bit(&x->text) || has_8bit(&x->status) || has_8bit(&x->headers);
-	const char *to;
+	const char *to, *type = has_8bit(&x->status) ? "global-delivery-status" : "delivery-status";
 	int ret;
 
 	if (!(to = scratch_clean(x, in->sender, DSN_ADDR_MAX, true)))
@@ -439,12 +448,12 @@ static int put_top_headers(struct dsn_ctx *x, struct json_buf *b, const char *bo
 			       "Message-ID: <%016llx.dsn@%s>\r\n"
 			       "Auto-Submitted: auto-replied\r\n"
 			       "MIME-Version: 1.0\r\n"
-			       "Content-Type: multipart/report; report-type=delivery-status;\r\n"
+			       "Content-Type: multipart/report; report-type=%s;\r\n"
 			       "\tboundary=\"%s\"\r\n"
 			       "Content-Transfer-Encoding: %s\r\n"
 			       "\r\n"
 			       "This is a MIME-encapsulated message.\r\n",
-			       (unsigned long long)in->dsn_id, x->host, boundary, eight ? "8bit" : "7bit");
+			       (unsigned long long)in->dsn_id, x->host, type, boundary, eight ? "8bit" : "7bit");
 }
 
 static int assemble(struct dsn_ctx *x, struct json_buf *b)
@@ -458,7 +467,10 @@ static int assemble(struct dsn_ctx *x, struct json_buf *b)
 	pick_boundary(x, boundary, sizeof(boundary));
 	if ((ret = put_top_headers(x, b, boundary)) < 0 || (ret = put_part(b, boundary, text_head, &x->text)) < 0 ||
 	    (ret = put_part(b, boundary,
-			    "Content-Description: Delivery report\r\nContent-Type: message/delivery-status\r\n",
+			    has_8bit(&x->status)
+				    /* UTF-8 in it (an address, a reply): RFC 6533 */
+				    ? "Content-Description: Delivery report\r\nContent-Type: message/global-delivery-status\r\n"
+				    : "Content-Description: Delivery report\r\nContent-Type: message/delivery-status\r\n",
 			    &x->status)) < 0 ||
 	    (ret = put_part(b, boundary,
 			    "Content-Description: Undelivered Message Headers\r\nContent-Type: text/rfc822-headers\r\n",

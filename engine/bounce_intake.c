@@ -199,6 +199,15 @@ void bounce_intake_submit(struct worker *w, struct smtp_session *s, const struct
 	if (forged && !b->n)
 		fprintf(stderr, "salvod: a report for %zu return path(s) that do not verify was ignored (forged?)\n",
 			forged);
+	if (!b->n) {
+		/* Nothing of ours: no commit (the writer is for mail we sent),
+		 * only a count. An unmatched report may be anyone's noise. */
+		__atomic_fetch_add(&eng->counters.reports_unmatched, 1, __ATOMIC_RELAXED);
+		if (s)
+			smtp_session_submitted(s, "250 2.0.0 Ok: report received");
+		free(b);
+		return;
+	}
 	b->req.apply = bounce_apply;
 	b->req.done = bounce_done;
 	spool_writer_submit(&eng->writer, &b->req);

@@ -155,21 +155,25 @@ static void addr_value(const char *v, char *out, size_t cap)
 
 /* ---- report parts -------------------------------------------------------------- */
 
-/* A recipient address field: Final-Recipient, unless that is source-routed
- * ("@relay:user@host") or no address and Original-Recipient is one. */
+/* A recipient address field: Original-Recipient when it is an address in
+ * a domain (the address the sender gave, so the one we mailed and keep
+ * suppression under; Final-Recipient may be where an alias or forward
+ * led), else Final-Recipient. */
 static void rcpt_addr(struct span blk, char *out, size_t cap)
 {
 	char v[512], o[320] = "";
+	const char *oat;
 
 	if (header_get(blk, "Original-Recipient", v, sizeof(v)))
 		addr_value(v, o, sizeof(o));
-	if (header_get(blk, "Final-Recipient", v, sizeof(v))) {
-		addr_value(v, out, cap);
-		if ((out[0] == '@' || !strchr(out, '@')) && strchr(o, '@') && o[0] != '@')
-			snprintf(out, cap, "%s", o);
+	oat = strchr(o, '@');
+	if (oat && o[0] != '@' && oat > o && strchr(oat, '.')) {
+		snprintf(out, cap, "%s", o);
 		return;
 	}
-	snprintf(out, cap, "%s", o);
+	out[0] = '\0';
+	if (header_get(blk, "Final-Recipient", v, sizeof(v)))
+		addr_value(v, out, cap);
 }
 
 /* One per-recipient block of a delivery-status body. */
@@ -201,7 +205,8 @@ static void parse_dsn_blocks(struct span body, struct bounce_report *r, bool ski
 	size_t off = 0, next = 0, start = 0;
 	bool first = skip_first;
 
-	r->kind = BOUNCE_KIND_DSN;
+	if (r->kind != BOUNCE_KIND_ARF) /* a DSN quoted inside a complaint stays a complaint */
+		r->kind = BOUNCE_KIND_DSN;
 	while (off <= body.n) {
 		size_t l = off < body.n ? line_len(body.p + off, body.n - off, &next) : 0;
 
@@ -273,12 +278,15 @@ static void parse_original(struct span hdrs, struct bounce_report *r)
 		const char *lt = strchr(v, '<');
 
 		addr_value(lt ? lt : v, r->orig_rcpt, sizeof(r->orig_rcpt));
+		if (!strchr(r->orig_rcpt, '@')) /* "undisclosed-recipients:;" */
+			r->orig_rcpt[0] = '\0';
 	}
 	if (!r->orig_message_id[0])
 		header_get(hdrs, "Message-ID", r->orig_message_id, sizeof(r->orig_message_id));
 	/* Microsoft's complaint feed (JMRP) forwards the original as it was,
 	 * with the complaining recipient in its own header: a complaint */
-	if (r->kind == BOUNCE_KIND_UNKNOWN && header_get(hdrs, "X-HmXmrOriginalRecipient", v, sizeof(v)) && v[0]) {
+	if (r->kind == BOUNCE_KIND_UNKNOWN && bounce_source_on("microsoft") &&
+	    header_get(hdrs, "X-HmXmrOriginalRecipient", v, sizeof(v)) && v[0]) {
 		r->kind = BOUNCE_KIND_ARF;
 		addr_value(v, r->orig_rcpt, sizeof(r->orig_rcpt));
 	}
@@ -417,7 +425,7 @@ static int failed_recipients_header(struct span hdr, struct bounce_report *r)
 	char v[2048];
 	int n = 0;
 
-	if (!header_get(hdr, "X-Failed-Recipients", v, sizeof(v)))
+	if (!bounce_source_on("exim") || !header_get(hdr, "X-Failed-Recipients", v, sizeof(v)))
 		return 0;
 	for (char *save = NULL, *a = strtok_r(v, ", ", &save); a && r->n_rcpts < BOUNCE_MAX_RCPTS;
 	     a = strtok_r(NULL, ", ", &save)) {
@@ -442,7 +450,7 @@ static void google_groups_notice(struct span hdr, struct bounce_report *r)
 	char from[320];
 
 	header_addr(hdr, "From", from, sizeof(from));
-	if (strncasecmp(from, "mailer-daemon@google", 20))
+	if (!bounce_source_on("gmail") || strncasecmp(from, "mailer-daemon@google", 20))
 		return;
 	for (size_t i = 0; i < r->n_rcpts; i++) {
 		struct bounce_rcpt *x = &r->rcpts[i];
@@ -456,6 +464,69 @@ static void google_groups_notice(struct span hdr, struct bounce_report *r)
 	}
 }
 
+/* AOL's own refusal names its members by screen name alone:
+ *   Your mail to the following recipients could not be delivered because
+ *   they are not accepting mail from x@example.com:
+ *   <TAB>screenname
+ * The names (the indented words after the colon) are addresses at the
+ * domain of the MAILER-DAEMON that wrote it; they replace whatever else
+ * the text names (the sender it quotes). */
+static int aol_screen_names(struct span hdr, struct span body, struct bounce_report *r)
+{
+	static const char intro[] = "your mail to the following recipients could not be delivered";
+	char from[320], reason[512];
+	const char *dom, *p = NULL;
+	size_t off, next, o = 0;
+	int n = 0;
+
+	header_addr(hdr, "From", from, sizeof(from));
+	if (!bounce_source_on("aol") || strncasecmp(from, "mailer-daemon@", 14) || !(dom = strchr(from, '@')))
+		return 0;
+	for (off = 0; off < body.n && !p; off += next) {
+		size_t l = line_len(body.p + off, body.n - off, &next);
+
+		if (l >= sizeof(intro) - 1 && memmem(body.p + off, l, "could not be delivered", 22)) {
+			char line[512];
+
+			snprintf(line, sizeof(line), "%.*s", (int)l, body.p + off);
+			if (strcasestr(line, intro))
+				p = body.p + off;
+		}
+	}
+	if (!p)
+		return 0;
+	/* the reason runs to the colon that ends the sentence (QP soft breaks allowed) */
+	for (off = (size_t)(p - body.p); off < body.n && body.p[off] != ':' && o + 1 < sizeof(reason); off++)
+		if (body.p[off] != '\r' && body.p[off] != '\n' && body.p[off] != '=')
+			reason[o++] = body.p[off];
+	reason[o] = '\0';
+	line_len(body.p + off, body.n - off, &next);
+	for (off += next; off < body.n && r->n_rcpts < BOUNCE_MAX_RCPTS; off += next) {
+		const char *q = body.p + off;
+		size_t l = line_len(q, body.n - off, &next), k = 0;
+
+		if (!l || (*q != '\t' && *q != ' '))
+			break;
+		while (l && (*q == '\t' || *q == ' '))
+			q++, l--;
+		while (k < l && (isalnum((unsigned char)q[k]) || q[k] == '.' || q[k] == '_' || q[k] == '-'))
+			k++;
+		if (!k || k != l || k + strlen(dom) >= sizeof(r->rcpts[0].addr))
+			break;
+		if (!n)
+			r->n_rcpts = 0; /* the names replace what the scan guessed */
+		struct bounce_rcpt *x = &r->rcpts[r->n_rcpts++];
+
+		memset(x, 0, sizeof(*x));
+		memcpy(x->addr, q, k);
+		memcpy(x->addr + k, dom, strlen(dom) + 1);
+		snprintf(x->action, sizeof(x->action), "failed");
+		snprintf(x->diag, sizeof(x->diag), "%s", reason);
+		n++;
+	}
+	return n;
+}
+
 /* A non-standard bounce: its recipients from X-Failed-Recipients or the
  * readable text. */
 static void parse_text_bounce(const char *msg, size_t len, struct span hdr, struct bounce_report *r)
@@ -466,14 +537,98 @@ static void parse_text_bounce(const char *msg, size_t len, struct span hdr, stru
 	header_addr(hdr, "From", from, sizeof(from));
 	if (failed_recipients_header(hdr, r) > 0 || bounce_text_scan(msg, len, to, from, r) > 0)
 		r->kind = BOUNCE_KIND_DSN;
+	{
+		struct span h, body;
+
+		split_part((struct span){msg, len}, &h, &body);
+		if (aol_screen_names(hdr, body, r) > 0)
+			r->kind = BOUNCE_KIND_DSN;
+	}
 }
 
-static bool auto_reply(struct span hdr)
+/* Feedback-report fields outside a message/feedback-report part (a
+ * report whose MIME labels were lost or never written): a line that
+ * starts "Feedback-Type:" and, in the same block, a User-Agent or Version
+ * field (RFC 5965 3.1 requires both). */
+static void parse_loose_arf(struct span msg, struct bounce_report *r)
 {
-	char v[256];
+	size_t off = 0, next;
 
-	return (header_get(hdr, "Auto-Submitted", v, sizeof(v)) && !strncasecmp(v, "auto-replied", 12)) ||
-	       header_get(hdr, "X-Autoreply", v, sizeof(v)) || header_get(hdr, "X-Autorespond", v, sizeof(v));
+	for (; off < msg.n; off += next) {
+		const char *p = msg.p + off;
+		size_t l = line_len(p, msg.n - off, &next);
+		struct span blk, rest;
+		char v[128];
+
+		if (l < 14 || strncasecmp(p, "Feedback-Type:", 14))
+			continue;
+		split_part((struct span){p, msg.n - off}, &blk, &rest);
+		if (header_get(blk, "User-Agent", v, sizeof(v)) || header_get(blk, "Version", v, sizeof(v))) {
+			char keep[sizeof(r->orig_rcpt)];
+
+			memcpy(keep, r->orig_rcpt, sizeof(keep));
+			parse_arf(blk, r);
+			if (!r->orig_rcpt[0])
+				memcpy(r->orig_rcpt, keep, sizeof(keep));
+		}
+		return;
+	}
+}
+
+/* An auto-reply (RFC 3834 and the usual vacation and out-of-office
+ * markers). Auto-Submitted: auto-replied alone is not enough when the
+ * message also reads as a bounce: MTAs put it on their bounces too
+ * (Postfix does). So, in a message no standard report was found in: the
+ * autoresponders' own headers; a subject that an autoresponder writes
+ * (Exchange's "Automatic reply:", "Out of Office", "Auto:" ...) from
+ * someone who is not a mail system; or Auto-Submitted: auto-replied with
+ * such a subject or an absence in the body. weak_ok: Auto-Submitted
+ * alone will do (nothing else was found). */
+static bool auto_reply(struct span hdr, struct span body, bool weak_ok)
+{
+	static const char *const subjects[] = {"out of office", "out of the office", "automatic reply", "auto:",
+					       "autoreply", "auto-reply", "auto reply", "auto response", "autoresponse",
+					       "vacation", "away from", "abwesenheit", "absence", "autosvar",
+					       "r\xc3\xa9ponse automatique", "respuesta autom\xc3\xa1tica",
+					       "risposta automatica"};
+	static const char *const absences[] = {"out of the office", "out of office", "on vacation", "on holiday",
+					       "on leave", "away from the office", "away from my desk", "be back on",
+					       "will be back", "return on", "returning on", "limited access to e",
+					       "limited access to my e"};
+	char v[256] = "", from[320];
+	bool subject = false, absent = false, system;
+
+	if (header_get(hdr, "X-Autoreply", v, sizeof(v)) || header_get(hdr, "X-Autorespond", v, sizeof(v)) ||
+	    (header_get(hdr, "Precedence", v, sizeof(v)) && !strncasecmp(v, "auto_reply", 10)))
+		return true;
+	if (header_get(hdr, "Subject", v, sizeof(v)))
+		for (size_t i = 0; i < sizeof(subjects) / sizeof(subjects[0]) && !subject; i++)
+			subject = strcasestr(v, subjects[i]) != NULL;
+	header_addr(hdr, "From", from, sizeof(from));
+	/* a mail system's notice that quotes such a subject is no auto-reply */
+	system = !from[0] || strcasestr(from, "mailer-daemon") || strcasestr(from, "postmaster") ||
+		 !strncasecmp(v, "Undeliver", 9) || !strncasecmp(v, "Delivery", 8);
+	if (subject && !system)
+		return true;
+	if (!header_get(hdr, "Auto-Submitted", v, sizeof(v)) || strncasecmp(v, "auto-replied", 12))
+		return false;
+	if (weak_ok)
+		return true;
+	if (system)
+		return false;
+	{
+		char head[1024];
+		size_t n = body.n < sizeof(head) - 1 ? body.n : sizeof(head) - 1;
+
+		memcpy(head, body.p, n);
+		for (size_t i = 0; i < n; i++)
+			if (!head[i])
+				head[i] = ' ';
+		head[n] = '\0';
+		for (size_t i = 0; i < sizeof(absences) / sizeof(absences[0]) && !absent; i++)
+			absent = strcasestr(head, absences[i]) != NULL;
+	}
+	return absent;
 }
 
 enum bounce_kind bounce_report_parse(const char *msg, size_t len, struct bounce_report *out)
@@ -484,8 +639,23 @@ enum bounce_kind bounce_report_parse(const char *msg, size_t len, struct bounce_
 	memset(out, 0, sizeof(*out));
 	walk(&w, (struct span){msg, len}, 0);
 	split_part((struct span){msg, len}, &hdr, &body);
+	if (out->kind == BOUNCE_KIND_UNKNOWN)
+		parse_loose_arf(body, out);
+	if (out->kind == BOUNCE_KIND_UNKNOWN && bounce_source_on("microsoft")) { /* JMRP, the original's header on top */
+		char v[512];
+
+		if (header_get(hdr, "X-HmXmrOriginalRecipient", v, sizeof(v)) && strchr(v, '@')) {
+			out->kind = BOUNCE_KIND_ARF;
+			addr_value(v, out->orig_rcpt, sizeof(out->orig_rcpt));
+		}
+	}
 	if (out->kind != BOUNCE_KIND_ARF && !out->n_rcpts)
 		parse_loose_dsn(body, out);
+	/* an auto-reply that quotes a failure is still an auto-reply */
+	if (out->kind == BOUNCE_KIND_UNKNOWN && auto_reply(hdr, body, false)) {
+		out->kind = BOUNCE_KIND_AUTOREPLY;
+		return out->kind;
+	}
 	if ((out->kind == BOUNCE_KIND_UNKNOWN || (out->kind == BOUNCE_KIND_DSN && !out->n_rcpts)) &&
 	    (looks_like_bounce(hdr) || bounce_text_says_failed(body.p, body.n)))
 		parse_text_bounce(msg, len, hdr, out);
@@ -493,9 +663,13 @@ enum bounce_kind bounce_report_parse(const char *msg, size_t len, struct bounce_
 		bounce_text_explain(msg, len, out);
 		google_groups_notice(hdr, out);
 	}
-	if (out->kind == BOUNCE_KIND_UNKNOWN && auto_reply(hdr))
+	if (out->kind == BOUNCE_KIND_UNKNOWN && auto_reply(hdr, body, true))
 		out->kind = BOUNCE_KIND_AUTOREPLY;
 	if (out->kind == BOUNCE_KIND_ARF && !out->feedback_type[0])
 		snprintf(out->feedback_type, sizeof(out->feedback_type), "abuse");
+	/* a complaint that names no one: the address it came back to (our
+	 * VERP return path, which names the recipient) */
+	if (out->kind == BOUNCE_KIND_ARF && !out->orig_rcpt[0])
+		header_addr(hdr, "To", out->orig_rcpt, sizeof(out->orig_rcpt));
 	return out->kind;
 }

@@ -31,6 +31,7 @@ enum bounce_phase {
 	BOUNCE_PHASE_UNKNOWN = 0,
 	BOUNCE_PHASE_RCPT,         /* RCPT TO or earlier: the envelope */
 	BOUNCE_PHASE_DATA,         /* DATA or the end of data: the recipient was accepted first */
+	BOUNCE_PHASE_MAIL,         /* before any recipient: the greeting, HELO/EHLO, MAIL FROM */
 };
 
 struct bounce_rcpt {
@@ -73,16 +74,31 @@ void bounce_text_explain(const char *msg, size_t len, struct bounce_report *r);
  * (for bounces whose headers do not say so). */
 bool bounce_text_says_failed(const char *body, size_t len);
 
-/* The brief's category for a status and diagnostic text (the enhanced code
- * first, the text second), and whether it suppresses. */
+/* The brief's category for a reply code, enhanced status code and text
+ * (a specific enhanced code by its IANA registry meaning; the text where
+ * the code is generic or absent; see bounce_category.c), and whether it
+ * suppresses. */
 const char *bounce_category(int code, const char *enhanced, const char *text);
 bool bounce_category_hard(const char *category);
+
+/* For measurement only (salvoctl classify --without, leave-one-family-out
+ * scoring): switch off the phrase families every one of whose sources is
+ * in tags, a comma-separated list of source names ("postfix,exim"); NULL
+ * switches all back on. Not thread-safe: call before classifying. */
+void bounce_rules_without(const char *tags);
+
+/* Whether the format rules of a source (a parser for one MTA's layout:
+ * "exim" for X-Failed-Recipients, "microsoft" for JMRP, ...) are on; off
+ * only when bounce_rules_without listed it. */
+bool bounce_source_on(const char *source);
 
 /* bounce_category, knowing (or not) which command the reply answered:
  * "user unknown" without an X.1.x code is a bad mailbox only at RCPT TO
  * (or, when the stage is unknown, when the delivery program or a
  * RCPT-style reply confirms it); otherwise a filter ("policy-related").
- * Synchronous replies pass the stage they came at. */
+ * Before any recipient (BOUNCE_PHASE_MAIL) a refusal is about the sender
+ * or its host, never the recipient's mailbox: what would suppress is
+ * "invalid-sender". Synchronous replies pass the stage they came at. */
 const char *bounce_reply_category(int code, const char *enhanced, const char *text, enum bounce_phase phase);
 
 /* One recipient of a parsed report: its category (bounce_category over its

@@ -181,6 +181,11 @@ static bool next_addr(const char *t, size_t end, size_t *from, size_t *s, size_t
 		while (b > i + 1 && t[b - 1] == '.')
 			b--;
 		*from = b;
+		/* 'quoted' in prose; Exchange's "SMTP=user@host" address type */
+		while (a < i && t[a] == '\'' && b < end && t[b] == '\'')
+			a++;
+		if (i - a > 5 && !strncasecmp(t + a, "smtp", 4) && (t[a + 4] == '=' || t[a + 4] == ':'))
+			a += 5;
 		if (a == i || b == i + 1 || !dot || b - a > 254)
 			continue;
 		*s = a;
@@ -405,7 +410,8 @@ static bool delay_warning(const char *text)
 {
 	static const char *const phrases[] = {"warning message only", "has been delayed", "will be retried",
 					      "delivery is delayed", "delivery delayed", "not yet been delivered",
-					      "still trying", "will keep trying", "will continue trying"};
+					      "still trying", "will keep trying", "will continue trying",
+					      "still undelivered after", "could not send message for past"};
 
 	for (size_t i = 0; i < sizeof(phrases) / sizeof(phrases[0]); i++)
 		if (strcasestr(text, phrases[i]))
@@ -446,8 +452,10 @@ int bounce_text_scan(const char *msg, size_t len, const char *skip1, const char 
 /* The command a text names as the one a reply answered, the first mention
  * winning: RCPT TO (Postfix's "in reply to RCPT TO command", Exim's
  * "after RCPT TO:<...>", qmail's "RCPT TO response", "[RCPT_TO]",
- * "following RCPT command", a ">>> RCPT To:" transcript line) or the end
- * of data ("in reply to end of DATA command", "after end of data"). */
+ * "following RCPT command", a ">>> RCPT To:" transcript line), the end
+ * of data ("in reply to end of DATA command", "after end of data") or
+ * before any recipient (Exim's "after MAIL FROM:<...>" and "after initial
+ * connection", "[MAIL_FROM]", "in reply to MAIL FROM command"). */
 static enum bounce_phase phase_named(const char *s)
 {
 	static const struct {
@@ -456,6 +464,9 @@ static enum bounce_phase phase_named(const char *s)
 	} names[] = {
 		{"rcpt to", BOUNCE_PHASE_RCPT},     {"rcpt_to", BOUNCE_PHASE_RCPT},    {"rcpt command", BOUNCE_PHASE_RCPT},
 		{"end of data", BOUNCE_PHASE_DATA}, {"after data", BOUNCE_PHASE_DATA}, {"reply to data", BOUNCE_PHASE_DATA},
+		{"after mail from", BOUNCE_PHASE_MAIL}, {"mail from command", BOUNCE_PHASE_MAIL},
+		{"[mail_from]", BOUNCE_PHASE_MAIL}, {"after initial connection", BOUNCE_PHASE_MAIL},
+		{"reply to helo", BOUNCE_PHASE_MAIL}, {"reply to ehlo", BOUNCE_PHASE_MAIL},
 	};
 	enum bounce_phase ph = BOUNCE_PHASE_UNKNOWN;
 	const char *first = NULL;
@@ -507,8 +518,10 @@ static enum bounce_phase transcript_phase(const char *t, size_t end, const char 
 
 		if (strncasecmp(p + 4, diag, k) || !(cmd = command_before(t, (size_t)(p - t))))
 			continue;
-		if (!strncasecmp(cmd, "RCPT", 4) || !strncasecmp(cmd, "MAIL", 4))
+		if (!strncasecmp(cmd, "RCPT", 4))
 			return BOUNCE_PHASE_RCPT;
+		if (!strncasecmp(cmd, "MAIL", 4) || !strncasecmp(cmd, "HELO", 4) || !strncasecmp(cmd, "EHLO", 4))
+			return BOUNCE_PHASE_MAIL;
 		if (strncasecmp(cmd, "DATA", 4))
 			return BOUNCE_PHASE_UNKNOWN;
 		/* the replies after it, up to the next command */
@@ -539,12 +552,12 @@ static enum bounce_phase transcript_phase(const char *t, size_t end, const char 
 static enum bounce_phase reply_phase(const char *t, size_t end, const char *flat, const char *diag)
 {
 	size_t dl = strlen(diag);
-	enum bounce_phase ph = transcript_phase(t, end, diag);
+	enum bounce_phase ph = bounce_source_on("sendmail") ? transcript_phase(t, end, diag) : BOUNCE_PHASE_UNKNOWN;
 	char head[32];
 
 	if (ph == BOUNCE_PHASE_UNKNOWN)
 		ph = phase_named(diag);
-	if (ph != BOUNCE_PHASE_UNKNOWN || dl < 8)
+	if (ph != BOUNCE_PHASE_UNKNOWN || dl < 8 || !bounce_source_on("postfix"))
 		return ph;
 	/* the same reply quoted in the readable part, with Postfix's note after it */
 	snprintf(head, sizeof(head), "%.24s", dl > 12 && diag[3] == ' ' ? diag + 4 : diag);
@@ -555,6 +568,9 @@ static enum bounce_phase reply_phase(const char *t, size_t end, const char *flat
 			note += 12;
 			if (!strncasecmp(note, "rcpt", 4))
 				return BOUNCE_PHASE_RCPT;
+			if (!strncasecmp(note, "mail from", 9) || !strncasecmp(note, "helo", 4) || !strncasecmp(note, "ehlo", 4) ||
+			    !strncasecmp(note, "initial protocol greeting", 25))
+				return BOUNCE_PHASE_MAIL;
 			if (!strncasecmp(note, "end of data", 11) || !strncasecmp(note, "data", 4))
 				return BOUNCE_PHASE_DATA;
 			return BOUNCE_PHASE_UNKNOWN;

@@ -10,6 +10,10 @@
  * SHA-256 of that with PKCS#1 v1.5; Ed25519 keys sign the SHA-256 digest
  * (RFC 8463). From is signed one extra time so that a From added later
  * breaks the signature.
+ *
+ * What is signed is what goes out: the wire form ends every line with CRLF
+ * (a bare CR or a bare LF becomes a line end, net/dot_stuff.c), so a message
+ * holding either is signed in that form (chunk_form()), not as stored.
  */
 #include "engine/dkim.h"
 
@@ -22,6 +26,7 @@
 
 #include "core/config.h"
 #include "core/json_str.h"
+#include "net/dot_stuff.h"
 
 static const char *const signed_headers[] = {
 	"from", "to", "cc", "subject", "date", "message-id", "reply-to", "mime-version", "content-type",
@@ -319,8 +324,50 @@ static int b64(struct json_buf *b, const unsigned char *p, size_t n)
 	return rc;
 }
 
+/* Does msg hold a CR or LF that is not part of a CRLF (the wire form
+ * would differ)? */
+static bool has_bare_cr_lf(const char *msg, size_t len)
+{
+	const char *p = msg, *end = msg + len;
+
+	while (p < end) {
+		const char *cr = memchr(p, '\r', (size_t)(end - p));
+		const char *lf = memchr(p, '\n', (size_t)(end - p));
+
+		if (!cr && !lf)
+			return false;
+		if (!cr || (lf && lf < cr))
+			return true;   /* an LF before any CR: bare */
+		if (cr + 1 == end || cr[1] != '\n')
+			return true;   /* a CR not followed by LF */
+		p = cr + 2;
+	}
+	return false;
+}
+
+static int dkim_sign_form(const struct dkim_keys *ks, const char *msg, size_t len, int64_t t, char **hdr,
+			  size_t *hdr_len, char *err, size_t errlen);
+
 int dkim_sign(const struct dkim_keys *ks, const char *msg, size_t len, int64_t t, char **hdr, size_t *hdr_len,
 	      char *err, size_t errlen)
+{
+	char *wire;
+	int rc;
+
+	if (!has_bare_cr_lf(msg, len))
+		return dkim_sign_form(ks, msg, len, t, hdr, hdr_len, err, errlen);
+	if (!(wire = malloc(dot_stuff_bound(len)))) {
+		*hdr = NULL;
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	rc = dkim_sign_form(ks, wire, chunk_form(msg, len, wire), t, hdr, hdr_len, err, errlen);
+	free(wire);
+	return rc;
+}
+
+static int dkim_sign_form(const struct dkim_keys *ks, const char *msg, size_t len, int64_t t, char **hdr,
+			  size_t *hdr_len, char *err, size_t errlen)
 {
 	struct field f[512];
 	size_t body_off, n = fields(msg, len, f, 512, &body_off);

@@ -25,6 +25,7 @@
  */
 #include "engine/egress.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -126,8 +127,9 @@ void egress_queue_free(struct sched_queue *q)
 		free(c);
 	}
 	free(eq->units);
+	free(eq->targets);
 	free(eq->redirect);
-	free(eq->route_domain);
+	egress_rollup_free(eq);
 	free(eq);
 	q->egress = NULL;
 }
@@ -139,6 +141,27 @@ static const char *pool_name(const struct config *cfg, size_t pool)
 	return pool < cfg->n_pools && pool ? cfg->pools[pool].name : "";
 }
 
+/* Cut an incomplete UTF-8 sequence off the end of s (a byte limit may
+ * have split a character of a reply's text; the API's JSON needs whole
+ * ones). */
+static void utf8_trim_tail(char *s)
+{
+	size_t n = strlen(s), k = 0;
+	unsigned char lead;
+	size_t want;
+
+	while (k < 3 && k < n && ((unsigned char)s[n - 1 - k] & 0xc0) == 0x80)
+		k++;
+	if (k == n)
+		return;
+	lead = (unsigned char)s[n - 1 - k];
+	if (lead < 0xc0)
+		return;
+	want = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : 2;
+	if (k + 1 < want)
+		s[n - 1 - k] = 0;
+}
+
 static void note_error(struct egress_queue *eq, const struct smtp_result *res)
 {
 	if (res->code)
@@ -146,6 +169,7 @@ static void note_error(struct egress_queue *eq, const struct smtp_result *res)
 			 res->enhanced[0] ? " " : "", res->text);
 	else
 		snprintf(eq->last_error, sizeof(eq->last_error), "%.150s", res->text);
+	utf8_trim_tail(eq->last_error);
 }
 
 static void rcpt_outcome(struct egress_queue *eq, struct outcome_batch *b, struct sched_rcpt *r,
@@ -175,8 +199,11 @@ static void rcpt_outcome(struct egress_queue *eq, struct outcome_batch *b, struc
 	if (k != OUTCOME_DELIVERED)
 		note_error(eq, res);
 	if (k == OUTCOME_DEFERRED) {
-		r->due_ms = next;
-		if (sched_add(&w->sched, r, now) == 0)
+		/* stored: wall clock (next); waited for: the monotonic clock */
+		int64_t mono = (int64_t)loop_now_ms();
+
+		r->due_ms = sched_due_mono(next, now, mono);
+		if (sched_add(&w->sched, r, mono) == 0)
 			return;
 		/* No memory for the heap: the spool still has it; a restart retries. */
 		fprintf(stderr, "salvod: out of memory re-queueing a deferred recipient\n");
@@ -184,41 +211,56 @@ static void rcpt_outcome(struct egress_queue *eq, struct outcome_batch *b, struc
 	free(r);
 }
 
-void egress_fail_ready(struct egress_queue *eq, const struct smtp_result *res, const char *mx_host)
+static void fail_one(struct egress_queue *eq, struct spool_rtxn *rt, struct sched_rcpt *r,
+		     const struct smtp_result *res, const char *mx_host, int64_t now)
 {
 	struct worker *w = eq->w;
-	const struct config *cfg = w->eng->cfg;
+	struct spool_msg m;
+	struct spool_rcpt sr;
+	struct outcome_batch *b;
+	struct outcome_route route = {
+		.queue = eq->q->domain,
+		.mx_host = mx_host,
+		.pool = pool_name(w->eng->cfg, r->pool),
+	};
+
+	if (!rt || spool_get_msg(rt, r->msg_id, &m) != 0 || spool_get_rcpt(rt, r->msg_id, r->idx, &sr) != 0) {
+		fprintf(stderr, "salvod: recipient %016llx/%u vanished from the spool\n", (unsigned long long)r->msg_id,
+			r->idx);
+		free(r);
+		return;
+	}
+	b = outcome_batch_new(w->eng, r->msg_id, m.sender, r->queued_ms, m.body_len, &route, 1);
+	if (!b) {
+		free(r);
+		return;
+	}
+	rcpt_outcome(eq, b, r, sr.addr, res, false, now);
+	outcome_batch_submit(b);
+}
+
+void egress_fail_ready(struct egress_queue *eq, const struct smtp_result *res, const char *mx_host)
+{
 	struct spool_rtxn *rt = NULL;
 	int64_t now = wall_now_ms();
 	struct sched_rcpt *r;
 
-	if (spool_rtxn_begin(w->eng->spool, &rt) != 0)
+	if (spool_rtxn_begin(eq->w->eng->spool, &rt) != 0)
 		rt = NULL;
-	while ((r = sched_ready_pop(eq->q))) {
-		struct spool_msg m;
-		struct spool_rcpt sr;
-		struct outcome_batch *b;
-		struct outcome_route route = {
-			.queue = eq->q->domain,
-			.mx_host = mx_host,
-			.pool = pool_name(cfg, r->pool),
-		};
+	while ((r = sched_ready_pop(eq->q)))
+		fail_one(eq, rt, r, res, mx_host, now);
+	if (rt)
+		spool_rtxn_end(rt);
+}
 
-		if (!rt || spool_get_msg(rt, r->msg_id, &m) != 0 ||
-		    spool_get_rcpt(rt, r->msg_id, r->idx, &sr) != 0) {
-			fprintf(stderr, "salvod: recipient %016llx/%u vanished from the spool\n",
-				(unsigned long long)r->msg_id, r->idx);
-			free(r);
-			continue;
-		}
-		b = outcome_batch_new(w->eng, r->msg_id, m.sender, r->queued_ms, m.body_len, &route, 1);
-		if (!b) {
-			free(r);
-			continue;
-		}
-		rcpt_outcome(eq, b, r, sr.addr, res, false, now);
-		outcome_batch_submit(b);
-	}
+void egress_fail_rcpt(struct egress_queue *eq, struct sched_rcpt *r, const struct smtp_result *res)
+{
+	struct spool_rtxn *rt = NULL;
+
+	if (spool_rtxn_begin(eq->w->eng->spool, &rt) != 0)
+		rt = NULL;
+	r->queue = eq->q;
+	fail_one(eq, rt, r, res, NULL, wall_now_ms());
 	if (rt)
 		spool_rtxn_end(rt);
 }
@@ -313,8 +355,20 @@ static struct egress_txn *txn_build(struct egress_queue *eq, size_t vmta, bool c
 		x->queued_ms = r->queued_ms;
 		x->t.chunked = chunked;
 		x->t.wire_len = chunked ? chunk_form(m.body, m.body_len, x->wire) : dot_stuff(m.body, m.body_len, x->wire);
+		if (x->t.wire_len > 64 * 1024) {
+			/* the bound is twice the message, untouched mostly; give
+			 * back what the wire form did not use (a large block
+			 * shrinks in place) */
+			char *p = realloc(x->wire, x->t.wire_len);
+
+			if (p)
+				x->wire = p;
+		}
 		x->t.wire = x->wire;
 		x->t.sender = x->sender;
+		/* SIZE=: the message as it goes, without DATA's dot-stuffing */
+		x->t.size = chunked ? x->t.wire_len : m.body_len;
+		x->t.smtputf8 = m.smtputf8;
 		/* VERP: one recipient per transaction (the return path is set
 		 * below, for the recipient that goes; never for the null sender). */
 		if (cfg->bounce_domain && m.sender[0])
@@ -324,6 +378,8 @@ static struct egress_txn *txn_build(struct egress_queue *eq, size_t vmta, bool c
 		do {
 			struct spool_rcpt sr;
 
+			if (eq->is_rollup && !egress_rollup_admit(eq, r))
+				continue; /* parked, sent home or failed (egress_rollup.c) */
 			if (spool_get_rcpt(rt, r->msg_id, r->idx, &sr) != 0) {
 				free(r);
 				continue;
@@ -369,17 +425,114 @@ static struct egress_txn *txn_build(struct egress_queue *eq, size_t vmta, bool c
 	return NULL;
 }
 
+/* Answer recipient i of x here, without sending (a bounce: res is 5xx). */
+static void txn_refuse(struct egress_conn *c, struct egress_txn *x, struct outcome_batch **b, size_t i,
+		       const struct smtp_result *res)
+{
+	struct egress_queue *eq = c->eq;
+	const struct config *cfg = eq->w->eng->cfg;
+	const struct config_vmta *vm = &cfg->vmtas[c->vmta];
+	const struct dns_target *tg = &eq->targets[c->target < eq->n_targets ? c->target : 0];
+	struct outcome_route route = {
+		.queue = eq->q->domain,
+		.mx_host = tg->host,
+		.mx_ip = smtp_client_peer_ip(c->cli),
+		.vmta = vm->name,
+		.source_ip = vm->has_source ? vm->source.text : NULL,
+		.pool = pool_name(cfg, x->pool),
+		.campaign = x->campaign,
+		.verp = x->t.sender == x->verp,
+		.tls = smtp_client_tls(c->cli),
+	};
+
+	if (!*b)
+		*b = outcome_batch_new(eq->w->eng, x->msg_id, x->sender, x->queued_ms, x->size, &route, x->t.n_rcpts);
+	if (!*b) {
+		/* No memory for the record: the spool still has the recipient and
+		 * a restart retries it (back to the queue, it would come straight
+		 * back here). */
+		fprintf(stderr, "salvod: out of memory answering %016llx/%u; it goes out after a restart\n",
+			(unsigned long long)x->msg_id, x->rcpts[i]->idx);
+		free(x->rcpts[i]);
+	} else {
+		rcpt_outcome(eq, *b, x->rcpts[i], x->addrs[i], res, true, wall_now_ms());
+	}
+	x->rcpts[i] = NULL;
+	eq->q->n_inflight--;
+}
+
+static void result_make(struct smtp_result *r, int code, const char *enhanced, const char *text)
+{
+	memset(r, 0, sizeof(*r));
+	r->code = code;
+	snprintf(r->enhanced, sizeof(r->enhanced), "%s", enhanced);
+	snprintf(r->text, sizeof(r->text), "%s", text);
+}
+
+/* What this receiver cannot take is answered before anything is sent: a
+ * message over the SIZE it advertised (RFC 1870: 552 5.3.4, all
+ * recipients, the body never sent), and, from a receiver without SMTPUTF8,
+ * recipients whose address needs it (RFC 6531 3.4: 5.6.7; all of them when
+ * the sender's does). Returns how many recipients are left to send. */
+static size_t txn_precheck(struct egress_conn *c, struct egress_txn *x)
+{
+	uint64_t limit = smtp_client_size_limit(c->cli);
+	bool utf8_ok = smtp_client_exts(c->cli) & SMTP_EXT_SMTPUTF8;
+	bool sender_8bit = has_8bit(x->t.sender, strlen(x->t.sender));
+	struct outcome_batch *b = NULL;
+	struct smtp_result res;
+	size_t k = 0;
+
+	/* an 8-bit address needs SMTPUTF8 however the message came in */
+	for (size_t i = 0; i < x->t.n_rcpts && !x->t.smtputf8; i++)
+		x->t.smtputf8 = has_8bit(x->addrs[i], strlen(x->addrs[i]));
+	x->t.smtputf8 |= sender_8bit;
+	for (size_t i = 0; i < x->t.n_rcpts; i++) {
+		if (limit && x->t.size > limit) {
+			char text[160];
+
+			snprintf(text, sizeof(text), "message size %zu exceeds the receiver's limit of %llu (SIZE)",
+				 x->t.size, (unsigned long long)limit);
+			result_make(&res, 552, "5.3.4", text);
+		} else if (x->t.smtputf8 && !utf8_ok && (sender_8bit || has_8bit(x->addrs[i], strlen(x->addrs[i])))) {
+			result_make(&res, 553, "5.6.7", "the receiver does not support SMTPUTF8, "
+				    "which this address needs (RFC 6531)");
+		} else {
+			/* goes: keep it, in order */
+			x->rcpts[k] = x->rcpts[i];
+			if (k != i) {
+				x->addrs[k] = x->addrs[i];
+				x->addrs[i] = NULL;
+			}
+			k++;
+			continue;
+		}
+		txn_refuse(c, x, &b, i, &res);
+		free(x->addrs[i]);
+		x->addrs[i] = NULL;
+	}
+	if (b)
+		outcome_batch_submit(b);
+	x->t.n_rcpts = k;
+	return k;
+}
+
 /* Give c its next transaction; false when there is none for it now. */
 static bool conn_give_txn(struct egress_conn *c)
 {
 	struct egress_queue *eq = c->eq;
 	struct egress_txn *x;
 
-	if (eq->paused || c->retire)
-		return false;
-	x = txn_build(eq, c->vmta, smtp_client_exts(c->cli) & SMTP_EXT_CHUNKING);
-	if (!x)
-		return false;
+	if (eq->paused || c->retire || spool_writer_failed(&eq->w->eng->writer))
+		return false; /* never deliver what cannot be recorded */
+	for (;;) {
+		x = txn_build(eq, c->vmta, smtp_client_exts(c->cli) & SMTP_EXT_CHUNKING);
+		if (!x)
+			return false;
+		if (txn_precheck(c, x))
+			break;
+		txn_free(x);
+	}
 	c->idle = false;
 	c->txn = x;
 	x->started_us = mono_us();
@@ -452,6 +605,75 @@ void egress_shed_if_short(struct worker *w)
 		return;
 	shortages_seen = n;
 	egress_shed_idle(w);
+}
+
+/* ---- TLS and deadlines per connection -------------------------------------------- */
+
+/* The server name to send (RFC 6066 3): the MX host name for MX routes and
+ * host routes; none for an IP route; never a port. */
+static const char *tls_server_name(const struct config_domain *dom, const struct dns_target *t, char *buf,
+				   size_t cap)
+{
+	struct in6_addr a6;
+	struct in_addr a4;
+	size_t n;
+
+	if (dom->has_route && !dom->route_host)
+		return NULL;
+	n = strcspn(t->host, ":");
+	if (!n || n >= cap)
+		return NULL;
+	memcpy(buf, t->host, n);
+	buf[n] = 0;
+	if (n > 1 && buf[n - 1] == '.')
+		buf[n - 1] = 0;
+	if (inet_pton(AF_INET, buf, &a4) == 1 || inet_pton(AF_INET6, buf, &a6) == 1 || buf[0] == '[')
+		return NULL;
+	return buf;
+}
+
+static int clear_slot(const struct egress_queue *eq, const struct dns_target *t)
+{
+	for (size_t i = 0; i < sizeof(eq->clear) / sizeof(eq->clear[0]); i++)
+		if (eq->clear[i].until_ms && !memcmp(&eq->clear[i].addr, &t->addr, t->addrlen))
+			return (int)i;
+	return -1;
+}
+
+/* Was a handshake with this host refused lately (deliver in clear)? */
+static bool tls_clear_for(const struct egress_queue *eq, const struct dns_target *t)
+{
+	int i = clear_slot(eq, t);
+
+	return i >= 0 && (int64_t)loop_now_ms() < eq->clear[i].until_ms;
+}
+
+/* A handshake with this host failed: clear to it (only) for an hour. */
+static void tls_clear_note(struct egress_queue *eq, const struct dns_target *t)
+{
+	int i = clear_slot(eq, t);
+
+	if (i < 0) {
+		/* a free or the oldest slot */
+		i = 0;
+		for (size_t k = 1; k < sizeof(eq->clear) / sizeof(eq->clear[0]); k++)
+			if (eq->clear[k].until_ms < eq->clear[i].until_ms)
+				i = (int)k;
+	}
+	memset(&eq->clear[i].addr, 0, sizeof(eq->clear[i].addr));
+	memcpy(&eq->clear[i].addr, &t->addr, t->addrlen);
+	eq->clear[i].until_ms = (int64_t)loop_now_ms() + 3600 * 1000;
+}
+
+/* The worker's defaults with the domain's deadlines. */
+static void conn_timeouts(const struct config_domain *dom, const struct smtp_client_timeouts *base,
+			  struct smtp_client_timeouts *out)
+{
+	*out = *base;
+	out->connect_ms = dom->connect_timeout_ms;
+	out->banner_ms = dom->smtp_greeting_timeout_ms;
+	out->body_ms = dom->data_send_timeout_ms;
+	out->dot_ms = dom->smtp_data_termination_timeout_ms;
 }
 
 /* ---- connection hooks -------------------------------------------------------- */
@@ -553,11 +775,13 @@ static void conn_closed(void *owner, struct smtp_client *cli, bool reached_ready
 	struct egress_conn *c = owner;
 	struct egress_queue *eq = c->eq;
 
-	if (cli && smtp_client_tls_failed(cli) && !eq->q->cfg->require_starttls && !eq->freeing) {
-		/* common practice: a failed opportunistic handshake is retried in clear */
-		eq->clear_until_ms = (int64_t)loop_now_ms() + 3600 * 1000;
-		fprintf(stderr, "salvod: queue %s: STARTTLS with %s failed (%.160s); delivering in clear for 1 h\n",
-			eq->q->domain, smtp_client_peer_ip(cli), why ? why->text : "");
+	if (cli && smtp_client_tls_failed(cli) && !eq->q->cfg->require_starttls && !eq->freeing &&
+	    c->target < eq->n_targets) {
+		/* common practice: a failed opportunistic handshake is retried in
+		 * clear, with that host only (never under require-starttls) */
+		tls_clear_note(eq, &eq->targets[c->target]);
+		fprintf(stderr, "salvod: queue %s: STARTTLS with %s failed (%.160s); delivering to that host in clear "
+			"for 1 h\n", eq->q->domain, smtp_client_peer_ip(cli), why ? why->text : "");
 		if (!reached_ready && eq->q->n_ready) {
 			c->cli = NULL;
 			conn_open(eq, c); /* the same host again, in clear */
@@ -588,6 +812,7 @@ static void conn_closed(void *owner, struct smtp_client *cli, bool reached_ready
 			size_t last = c->target < eq->n_targets ? c->target : eq->n_targets - 1;
 
 			snprintf(text, sizeof(text), "all MX hosts failed, last: %.200s", why->text);
+			utf8_trim_tail(text);
 			memcpy(res.text, text, sizeof(res.text));
 			eq->good_target = 0;
 			eq->route_expires = 0; /* look the route up afresh next time */
@@ -637,14 +862,18 @@ static void conn_open(struct egress_queue *eq, struct egress_conn *c)
 	const struct config_vmta *vm = &cfg->vmtas[c->vmta];
 	const char *helo = vm->helo ? vm->helo : cfg->host_name;
 
+	struct smtp_client_timeouts tmo;
+
+	conn_timeouts(eq->q->cfg, &w->client_tmo, &tmo);
 	for (; c->target < eq->n_targets; c->target++) {
 		struct dns_target *t = &eq->targets[c->target];
 		const struct config_domain *dom = eq->q->cfg;
-		bool clear = !dom->require_starttls && (int64_t)loop_now_ms() < eq->clear_until_ms;
+		bool clear = !dom->require_starttls && tls_clear_for(eq, t);
+		char sni[256];
 		struct smtp_client_tls tls = {
 			.ctx = (dom->use_starttls || dom->require_starttls) && !clear ? w->eng->tls_client : NULL,
 			.require = dom->require_starttls,
-			.sni = t->host,
+			.sni = tls_server_name(dom, t, sni, sizeof(sni)),
 		};
 		int ret;
 
@@ -654,7 +883,7 @@ static void conn_open(struct egress_queue *eq, struct egress_conn *c)
 		if (ret == 0)
 			ret = smtp_client_connect(&c->cli, &w->loop, (const struct sockaddr *)&t->addr, t->addrlen,
 						  vm->has_source ? (const struct sockaddr *)&vm->source.sa : NULL,
-						  vm->has_source ? vm->source.salen : 0, helo, &w->client_tmo,
+						  vm->has_source ? vm->source.salen : 0, helo, &tmo,
 						  tls.ctx || tls.require ? &tls : NULL, &conn_hooks, c);
 		if (ret == 0) {
 			__atomic_add_fetch(&w->eng->counters.connections_opened, 1, __ATOMIC_RELAXED);
@@ -709,7 +938,7 @@ void egress_kick(struct worker *w, struct sched_queue *q)
 	int64_t now;
 	ssize_t v;
 
-	if (!eq || eq->freeing || eq->paused || !q->n_ready)
+	if (!eq || eq->freeing || eq->paused || !q->n_ready || spool_writer_failed(&w->eng->writer))
 		return;
 	if (eq->redirect) {
 		egress_move_to_rollup(eq);

@@ -6,6 +6,10 @@
  *                    outcomes, reuse, idle close
  *   egress_route.c   MX targets (DNS or `route`), mx-rollup detection and
  *                    moving a member domain's recipients to the rollup queue
+ *                    (and back home when it leaves)
+ *   egress_rollup.c  a rollup queue's members: each domain's own MX answer,
+ *                    the union of their matching hosts, which recipient may
+ *                    go through the rollup
  *   egress_policy.c  the throttles: per (queue, virtual MTA) units with
  *                    connection caps and rate limits, backoff mode, reply
  *                    patterns, timers, operator actions
@@ -28,6 +32,7 @@
 #include "engine/throttle.h"
 #include "net/dns.h"
 
+/* A queue's route is looked up again after its DNS TTL, at most this long. */
 #define EGRESS_ROUTE_TTL_MS 60000
 
 enum egress_mode {
@@ -60,12 +65,21 @@ struct egress_queue {
 	bool have_route;           /* targets[] is usable */
 	bool resolving;            /* a lookup is in flight */
 	bool is_rollup;            /* the queue of an mx-rollup (members move in) */
+	bool rollup_checked;       /* is_rollup also set when <mx-rollup-list> names it */
 	uint64_t route_expires;
-	struct dns_target targets[DNS_MAX_TARGETS];
+	uint64_t route_ok_ms;      /* last good answer: a failed refresh keeps it within DNS_STALE_MAX_MS */
+	struct dns_target *targets; /* DNS_MAX_TARGETS, allocated with the first
+				     * route (a domain that never resolves, the
+				     * long tail, costs nothing here) */
 	size_t n_targets;
 	size_t good_target;
 	char *redirect;            /* member of a rollup: its queue's name */
-	char *route_domain;        /* rollup: a member domain whose MX we use */
+	uint64_t returned_ms;      /* loop clock: the rollup last sent recipients back */
+	/* a rollup queue's members (egress_rollup.c), a hash by domain */
+	struct egress_member **members;
+	size_t n_buckets, n_members;
+	bool members_dirty;        /* targets[] needs rebuilding from them */
+	int64_t members_check_ms;  /* loop clock: next refresh/prune pass */
 	/* policy (egress_policy.c) */
 	enum egress_mode mode;
 	int64_t backoff_until_ms;  /* loop clock: back to normal then */
@@ -80,7 +94,10 @@ struct egress_queue {
 	unsigned n_conns, n_connecting;
 	struct egress_conn *conns;
 	bool freeing;
-	int64_t clear_until_ms;    /* a TLS handshake failed: deliver in clear until then */
+	struct {                   /* MX addresses whose TLS handshake failed: */
+		struct sockaddr_storage addr;
+		int64_t until_ms;  /* loop clock: in clear to that host until then */
+	} clear[8];
 	/* counters for operators (per recipient, like the log's records) */
 	uint64_t delivered, deferred, bounced, expired;
 	char last_error[160];
@@ -111,15 +128,72 @@ struct egress_queue *egress_queue_of(struct worker *w, struct sched_queue *q);
 /* Recipients of q that are ready: outcomes without a connection (routing
  * failure, every MX down), grouped per message. */
 void egress_fail_ready(struct egress_queue *eq, const struct smtp_result *res, const char *mx_host);
+/* The same for one recipient (owned by the call from then on). */
+void egress_fail_rcpt(struct egress_queue *eq, struct sched_rcpt *r, const struct smtp_result *res);
 
 /* egress_route.c */
 /* Make sure a route is known or coming; true when targets[] is usable. */
 bool egress_route_ready(struct egress_queue *eq);
 /* A member queue of a rollup: hand its ready recipients over. */
 void egress_move_to_rollup(struct egress_queue *eq);
+/* A recipient (or a chain of one domain's) that leaves a rollup goes back to
+ * its own domain's queue, on whichever shard owns it. */
+void egress_send_home(struct worker *w, struct sched_rcpt *head);
+/* The outcome of a failed route lookup (bounce or defer, RFC codes). */
+void egress_route_error(enum dns_status st, const char *domain, const char *error, struct smtp_result *res);
+/* A target's port: the queue's `route` port, else smtp-port (25). */
+void egress_route_set_port(const struct egress_queue *eq, struct dns_target *t);
+/* The queue's targets array, made on first use (a domain that never
+ * resolves costs nothing there); false on ENOMEM. */
+bool egress_targets_alloc(struct egress_queue *eq);
+
+/* egress_rollup.c */
+/* What a rollup knows of one member domain (from its last DNS answer). */
+enum egress_member_state {
+	EGRESS_MEMBER_UNKNOWN,     /* never answered yet */
+	EGRESS_MEMBER_MATCH,       /* MX hosts match this rollup: its mail goes here */
+	EGRESS_MEMBER_AWAY,        /* they do not: its mail goes back to its own queue */
+	EGRESS_MEMBER_FAIL,        /* NXDOMAIN, null MX, no address, temporary failure */
+};
+/* What becomes of one of its recipients taken from the rollup's ready list. */
+enum egress_admit {
+	EGRESS_ADMIT_SEND,
+	EGRESS_ADMIT_PARK,         /* wait for the member's (re)lookup */
+	EGRESS_ADMIT_HOME,
+	EGRESS_ADMIT_FAIL,         /* bounce or defer with the member's DNS error */
+};
+/* A member being refreshed keeps sending this long past its TTL. */
+#define EGRESS_MEMBER_GRACE_MS 2000
+/* Pure: a member's answer -> its state; out[] gets the targets matching
+ * rollup (room for route->n_targets), *n_out their count. */
+enum egress_member_state egress_rollup_classify(const struct config *cfg, const char *rollup,
+					       const struct dns_route *route, struct dns_target *out, size_t *n_out);
+/* Pure: the verdict for a recipient of a member in state st whose answer
+ * expires at `expires` (loop clock), a lookup in flight or not. */
+enum egress_admit egress_rollup_verdict(enum egress_member_state st, bool resolving, int64_t expires, int64_t now);
+/* The rollup queue any of these MX hosts belongs to (not `self`), or NULL:
+ * the one test of membership, used by members and by the rollup. */
+const char *egress_rollup_for(const struct config *cfg, const struct dns_target *t, size_t n, const char *self);
+/* Merge n_in targets into out[0..n) (at most cap): no duplicates, sorted by
+ * preference (stable), the worst dropped when full. Returns the new count. */
+size_t egress_rollup_merge(struct dns_target *out, size_t n, size_t cap, const struct dns_target *in, size_t n_in);
+/* A rollup queue's targets: the union of its matching members' hosts. */
+bool egress_rollup_route_ready(struct egress_queue *eq);
+/* May this recipient of a rollup queue go out through it now? false: it was
+ * taken (parked for its domain's lookup, sent home, bounced or deferred). */
+bool egress_rollup_admit(struct egress_queue *eq, struct sched_rcpt *r);
+/* A member queue moved recipients of domain here. */
+void egress_rollup_adopted(struct egress_queue *eq, const char *domain);
+void egress_rollup_free(struct egress_queue *eq);
 
 /* egress_policy.c */
 int egress_units_init(struct egress_queue *eq);
+/* The shard's sweep of idle queues (sched_sweep): may q go (no connection,
+ * lookup, timer, backoff or rate still in force)? And, when it goes, its
+ * counters are folded into the worker's totals and its state freed. arg:
+ * the worker. */
+bool egress_queue_can_free(struct sched_queue *q, void *arg);
+void egress_queue_freed(struct sched_queue *q, void *arg);
 enum egress_mode egress_mode_now(struct egress_queue *eq, int64_t now_ms);
 unsigned egress_max_out(const struct egress_queue *eq);
 const struct config_rate *egress_msg_rate(const struct egress_queue *eq);

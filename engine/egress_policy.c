@@ -33,7 +33,9 @@
 #include <string.h>
 
 #include "core/config.h"
+#include "core/pcre_re.h"
 #include "net/smtp_client.h"
+#include "queue/pause.h"
 
 #define OPEN_BACKOFF_MIN_MS 100
 #define OPEN_BACKOFF_MAX_MS 10000
@@ -49,7 +51,50 @@ int egress_units_init(struct egress_queue *eq)
 	eq->n_units = n;
 	for (size_t i = 0; i < n; i++)
 		conn_window_init(&eq->units[i].cw);
+	/* A pause outlives the queue (the shard keeps paused names). */
+	eq->paused = sched_is_paused(&eq->w->sched, eq->q->domain);
 	return 0;
+}
+
+bool egress_queue_can_free(struct sched_queue *q, void *arg)
+{
+	struct egress_queue *eq = q->egress;
+	int64_t now = (int64_t)loop_now_ms();
+
+	(void)arg;
+	if (!eq)
+		return true;
+	/* Something still points at it, or state that matters is running. */
+	if (eq->n_conns || eq->n_connecting || eq->resolving || eq->on_timers || eq->freeing)
+		return false;
+	if (eq->mode == EGRESS_BACKOFF && eq->backoff_until_ms > now)
+		return false;
+	for (size_t i = 0; i < sizeof(eq->clear) / sizeof(eq->clear[0]); i++)
+		if (eq->clear[i].until_ms > now)
+			return false; /* a host whose TLS failed: it stays in clear for its hour */
+	for (size_t i = 0; i < eq->n_units; i++) {
+		const struct egress_unit *u = &eq->units[i];
+
+		if (u->disabled_until_ms > now || u->msg_rate.tat_us > now * 1000 ||
+		    u->connect_rate.tat_us > now * 1000 || u->open_after_ms > now)
+			return false; /* a fresh queue would forget a rate or a socket backoff still in force */
+	}
+	return true;
+}
+
+void egress_queue_freed(struct sched_queue *q, void *arg)
+{
+	struct worker *w = arg;
+	struct egress_queue *eq = q->egress;
+
+	w->stats.gone.queues++;
+	if (eq) {
+		w->stats.gone.delivered += eq->delivered;
+		w->stats.gone.deferred += eq->deferred;
+		w->stats.gone.bounced += eq->bounced;
+		w->stats.gone.expired += eq->expired;
+	}
+	egress_queue_free(q);
 }
 
 void egress_open_failed(struct egress_queue *eq, size_t vmta, int err, const char *target, int64_t now_ms)
@@ -250,7 +295,7 @@ unsigned egress_patterns(struct egress_queue *eq, struct egress_conn *c, const s
 	else
 		snprintf(line, sizeof(line), "%s", res->text);
 	for (size_t i = 0; i < list->n_rules && !rule; i++)
-		if (regexec(&list->rules[i].re, line, 0, NULL, 0) == 0)
+		if (pcre_re_match(list->rules[i].re, line))
 			rule = &list->rules[i];
 	if (!rule)
 		return 0;
@@ -319,7 +364,8 @@ struct queue_action_mail {
 	char queue[];
 };
 
-int engine_queue_action(struct engine *eng, const char *queue, enum queue_action action)
+/* Hand an action to the shard that owns the queue. */
+static int action_post(struct engine *eng, const char *queue, enum queue_action action)
 {
 	size_t n = strlen(queue);
 	struct queue_action_mail *m = malloc(sizeof(*m) + n + 1);
@@ -334,13 +380,96 @@ int engine_queue_action(struct engine *eng, const char *queue, enum queue_action
 	return 0;
 }
 
+/* A pause or resume is written to the spool first (queue/pause.h), then
+ * applied: it outlives the queue and the process. */
+struct pause_req {
+	struct spool_req req;
+	struct engine *eng;
+	enum queue_action action;
+	char queue[];
+};
+
+static int pause_apply(struct spool_req *req, struct spool_wtxn *t, void *ctx)
+{
+	struct pause_req *p = container_of(req, struct pause_req, req);
+
+	(void)ctx;
+	return p->action == QUEUE_PAUSE ? pause_put(t, p->queue, wall_now_ms()) : pause_del(t, p->queue);
+}
+
+static void pause_done(struct spool_req *req, int result, void *ctx)
+{
+	struct pause_req *p = container_of(req, struct pause_req, req);
+
+	(void)ctx;
+	if (result)
+		fprintf(stderr, "salvod: queue %s: %s not recorded in the spool (%s); applied until a restart\n",
+			p->queue, p->action == QUEUE_PAUSE ? "pause" : "resume", spool_strerror(result));
+	if (action_post(p->eng, p->queue, p->action) < 0)
+		fprintf(stderr, "salvod: out of memory for an operator action on %s\n", p->queue);
+	free(p);
+}
+
+int engine_queue_action(struct engine *eng, const char *queue, enum queue_action action)
+{
+	size_t n = strlen(queue);
+	struct pause_req *p;
+
+	if (action != QUEUE_PAUSE && action != QUEUE_RESUME)
+		return action_post(eng, queue, action);
+	if (n > PAUSE_NAME_MAX || !(p = malloc(sizeof(*p) + n + 1)))
+		return -1;
+	for (size_t i = 0; i <= n; i++)
+		p->queue[i] = queue[i] >= 'A' && queue[i] <= 'Z' ? (char)(queue[i] - 'A' + 'a') : queue[i];
+	p->eng = eng;
+	p->action = action;
+	p->req.apply = pause_apply;
+	p->req.done = pause_done;
+	spool_writer_submit(&eng->writer, &p->req);
+	return 0;
+}
+
+static int restore_one(void *arg, const char *name)
+{
+	return action_post(arg, name, QUEUE_PAUSE);
+}
+
+int engine_restore_pauses(struct engine *eng)
+{
+	return pause_each(eng->spool, restore_one, eng);
+}
+
+/* An action on a queue that does not exist: a pause (or resume) is
+ * recorded by name, to apply when the queue appears; anything else has
+ * nothing to act on. No queue is made for a name. */
+static void action_unknown(struct worker *w, const struct queue_action_mail *m)
+{
+	if (m->action == QUEUE_PAUSE || m->action == QUEUE_RESUME) {
+		if (sched_pause_set(&w->sched, m->queue, m->action == QUEUE_PAUSE) < 0)
+			fprintf(stderr, "salvod: out of memory for an operator action on %s\n", m->queue);
+		else
+			fprintf(stderr, "salvod: queue %s (no mail queued): operator action %s recorded\n", m->queue,
+				m->action == QUEUE_PAUSE ? "pause" : "resume");
+		return;
+	}
+	fprintf(stderr, "salvod: queue %s: no such queue, operator action ignored\n", m->queue);
+}
+
 void egress_action(struct worker *w, struct mailbox_item *it)
 {
 	struct queue_action_mail *m = container_of(it, struct queue_action_mail, link);
-	struct sched_queue *q = sched_queue_get(&w->sched, m->queue);
+	struct sched_queue *q = sched_queue_find(&w->sched, m->queue);
 	struct egress_queue *eq = q ? egress_queue_of(w, q) : NULL;
 	int64_t now = (int64_t)loop_now_ms();
 
+	if (!q) {
+		action_unknown(w, m);
+		free(m);
+		return;
+	}
+	if ((m->action == QUEUE_PAUSE || m->action == QUEUE_RESUME) &&
+	    sched_pause_set(&w->sched, m->queue, m->action == QUEUE_PAUSE) < 0)
+		eq = NULL;
 	if (!eq) {
 		fprintf(stderr, "salvod: out of memory for an operator action on %s\n", m->queue);
 		free(m);

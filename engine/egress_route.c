@@ -1,15 +1,23 @@
 /*
  * egress_route.c - where a queue's connections go: the MX targets of its
- * domain (DNS, cached per ROUTE_TTL and by the resolver per record TTL) or
- * its configured `route`; and mx-rollups.
+ * domain (DNS, looked up again after the answer's TTL, at most
+ * EGRESS_ROUTE_TTL_MS) or its configured `route`; and mx-rollups.
+ *
+ * A refresh that fails temporarily keeps the working route: net/dns.c
+ * serves the last answer (stale) with backoff, and should the resolver have
+ * nothing, the queue keeps its targets up to DNS_STALE_MAX_MS after the last
+ * good answer. Only a queue with no route at all defers its recipients.
  *
  * Rollups: when a domain's MX hosts match an `mx PATTERN QUEUE` line, the
  * domain's queue becomes a member: its ready recipients move to the queue
  * named QUEUE (on whatever shard owns that name), which delivers them
- * through the MX hosts of a member domain and under its own limits. A
- * recipient deferred there stays in the rollup queue for its retries.
- * Moving across shards is one mailbox post per batch, carrying the chain of
- * recipients (they own nothing but themselves).
+ * through the matching MX hosts of its members and under its own limits
+ * (egress_rollup.c decides, per recipient, by its own domain's MX). A
+ * recipient deferred there stays in the rollup queue for its retries; one
+ * whose domain no longer matches goes back home (egress_send_home()), and
+ * its home queue looks its MX up afresh. Moving across shards is one mailbox
+ * post per batch, carrying the chain of recipients (they own nothing but
+ * themselves).
  */
 #include "engine/egress.h"
 
@@ -23,29 +31,46 @@
 struct rollup_move {
 	struct mailbox_item link;
 	struct sched_rcpt *head;
+	bool home;                 /* back to the domain's own queue */
 	char queue[];
 };
 
-static void route_set_port(struct dns_target *t, uint16_t port)
+bool egress_targets_alloc(struct egress_queue *eq)
 {
+	if (!eq->targets)
+		eq->targets = calloc(DNS_MAX_TARGETS, sizeof(*eq->targets));
+	return eq->targets != NULL;
+}
+
+void egress_route_set_port(const struct egress_queue *eq, struct dns_target *t)
+{
+	const struct config_domain *dom = eq->q->cfg;
+	uint16_t port = dom->has_route || dom->route_host ? dom->route_port : eq->w->eng->cfg->smtp_port;
+
+	if (!port)
+		port = 25;
 	if (t->addr.ss_family == AF_INET6)
 		((struct sockaddr_in6 *)&t->addr)->sin6_port = htons(port);
 	else
 		((struct sockaddr_in *)&t->addr)->sin_port = htons(port);
 }
 
-/* A member of a rollup when any MX host matches a rollup pattern. */
-static void route_check_rollup(struct egress_queue *eq)
+/* A member of a rollup when any MX host matches a rollup pattern. A stale
+ * answer (DNS failing) may make a queue join - its mail then shares the
+ * rollup's limits - but never leave or switch, and never join again a rollup
+ * that returned its recipients within the stale window: the rollup asked
+ * afresh, and sending them back on old data would bounce them between the
+ * two. */
+static void route_check_rollup(struct egress_queue *eq, bool stale)
 {
-	const struct config *cfg = eq->w->eng->cfg;
-	const char *rollup = NULL;
+	const char *rollup;
 
 	if (eq->is_rollup || eq->q->cfg->has_route)
 		return;
-	for (size_t i = 0; i < eq->n_targets && !rollup; i++)
-		rollup = config_rollup_for(cfg, eq->targets[i].host);
-	if (rollup && strcmp(rollup, eq->q->domain) == 0)
-		rollup = NULL;
+	rollup = egress_rollup_for(eq->w->eng->cfg, eq->targets, eq->n_targets, eq->q->domain);
+	if (stale && (!rollup || eq->redirect ||
+		      (eq->returned_ms && loop_now_ms() - eq->returned_ms < DNS_STALE_MAX_MS)))
+		return;
 	if (!rollup) {
 		free(eq->redirect);
 		eq->redirect = NULL;
@@ -57,69 +82,70 @@ static void route_check_rollup(struct egress_queue *eq)
 	eq->redirect = strdup(rollup); /* NULL on ENOMEM: delivered unrolled */
 }
 
+void egress_route_error(enum dns_status st, const char *domain, const char *error, struct smtp_result *res)
+{
+	memset(res, 0, sizeof(*res));
+	switch (st) {
+	case DNS_NXDOMAIN:
+		res->code = 550;
+		snprintf(res->enhanced, sizeof(res->enhanced), "5.1.2");
+		break;
+	case DNS_NULL_MX:
+		res->code = 556;
+		snprintf(res->enhanced, sizeof(res->enhanced), "5.1.10");
+		break;
+	case DNS_NO_ADDRESS:
+		res->code = 550;
+		snprintf(res->enhanced, sizeof(res->enhanced), "5.4.4");
+		break;
+	case DNS_OK:
+	case DNS_TEMPFAIL:
+	default:
+		res->code = 0;
+		break;
+	}
+	snprintf(res->text, sizeof(res->text), "%s: %s", domain, error ? error : dns_status_str(st));
+}
+
 static void route_resolved(void *arg, const struct dns_route *route)
 {
 	struct egress_queue *eq = arg;
-	const struct config_domain *dom = eq->q->cfg;
-	uint16_t port = dom->has_route || dom->route_host ? dom->route_port : eq->w->eng->cfg->smtp_port;
-	struct smtp_result res = {.code = 0};
+	uint64_t now = loop_now_ms(), ttl = route->ttl_ms;
+	struct smtp_result res;
 
 	eq->resolving = false;
-	switch (route->status) {
-	case DNS_OK:
+	if (route->status == DNS_OK && !egress_targets_alloc(eq)) {
+		res.code = 0;
+		snprintf(res.text, sizeof(res.text), "%s: out of memory for its MX hosts", eq->q->domain);
+		eq->have_route = false;
+		egress_fail_ready(eq, &res, NULL);
+		return;
+	}
+	if (route->status == DNS_OK) {
 		eq->n_targets = route->n_targets;
 		memcpy(eq->targets, route->targets, route->n_targets * sizeof(route->targets[0]));
 		for (size_t i = 0; i < eq->n_targets; i++)
-			route_set_port(&eq->targets[i], port ? port : 25);
+			egress_route_set_port(eq, &eq->targets[i]);
 		eq->have_route = true;
-		eq->route_expires = loop_now_ms() + EGRESS_ROUTE_TTL_MS;
+		if (!route->stale)
+			eq->route_ok_ms = now;
+		eq->route_expires = now + (ttl < 1000 ? 1000 : ttl > EGRESS_ROUTE_TTL_MS ? EGRESS_ROUTE_TTL_MS : ttl);
 		if (eq->good_target >= eq->n_targets)
 			eq->good_target = 0;
-		route_check_rollup(eq);
+		route_check_rollup(eq, route->stale);
 		egress_kick(eq->w, eq->q);
 		return;
-	case DNS_NXDOMAIN:
-		res.code = 550;
-		snprintf(res.enhanced, sizeof(res.enhanced), "5.1.2");
-		break;
-	case DNS_NULL_MX:
-		res.code = 556;
-		snprintf(res.enhanced, sizeof(res.enhanced), "5.1.10");
-		break;
-	case DNS_NO_ADDRESS:
-		res.code = 550;
-		snprintf(res.enhanced, sizeof(res.enhanced), "5.4.4");
-		break;
-	case DNS_TEMPFAIL:
-	default:
-		res.code = 0;
-		break;
 	}
-	snprintf(res.text, sizeof(res.text), "%s: %s", eq->q->domain,
-		 route->error ? route->error : dns_status_str(route->status));
+	if (route->status == DNS_TEMPFAIL && eq->have_route && eq->route_ok_ms &&
+	    now - eq->route_ok_ms < DNS_STALE_MAX_MS) {
+		/* The resolver had nothing to fall back on: keep what worked. */
+		eq->route_expires = now + 30000;
+		egress_kick(eq->w, eq->q);
+		return;
+	}
+	egress_route_error(route->status, eq->q->domain, route->error, &res);
 	eq->have_route = false;
 	egress_fail_ready(eq, &res, NULL);
-}
-
-/* The domain whose MX a queue uses: its own name, or for a rollup queue the
- * domain of a member's recipient. */
-static const char *route_domain(struct egress_queue *eq)
-{
-	struct sched_queue *q = eq->q;
-
-	if (!eq->is_rollup)
-		return q->domain;
-	for (size_t i = 0; i < q->n_fifos; i++)
-		if (q->fifos[i].head) {
-			const char *d = q->fifos[i].head->domain;
-
-			if (!eq->route_domain || strcmp(eq->route_domain, d) != 0) {
-				free(eq->route_domain);
-				eq->route_domain = strdup(d);
-			}
-			break;
-		}
-	return eq->route_domain;
 }
 
 bool egress_route_ready(struct egress_queue *eq)
@@ -127,10 +153,22 @@ bool egress_route_ready(struct egress_queue *eq)
 	const struct config_domain *dom = eq->q->cfg;
 	const char *name;
 
+	if (!eq->rollup_checked) {
+		/* a rollup queue before any member moved in (`queue-to` names it) */
+		const struct config *cfg = eq->w->eng->cfg;
+
+		eq->rollup_checked = true;
+		for (size_t i = 0; i < cfg->n_rollups && !eq->is_rollup; i++)
+			eq->is_rollup = strcmp(cfg->rollups[i].queue, eq->q->domain) == 0;
+	}
+	if (eq->is_rollup && !dom->has_route && !dom->route_host)
+		return egress_rollup_route_ready(eq);
 	if (eq->resolving || (eq->have_route && loop_now_ms() < eq->route_expires))
 		return eq->have_route;
 	if (dom->has_route && !dom->route_host) {
 		/* `route [ip]:port`: no DNS at all. */
+		if (!egress_targets_alloc(eq))
+			return false; /* out of memory: tried again at the next kick */
 		eq->n_targets = 1;
 		memset(&eq->targets[0], 0, sizeof(eq->targets[0]));
 		memcpy(&eq->targets[0].addr, &dom->route.sa, dom->route.salen);
@@ -140,9 +178,7 @@ bool egress_route_ready(struct egress_queue *eq)
 		eq->route_expires = UINT64_MAX;
 		return true;
 	}
-	name = dom->route_host ? dom->route_host : route_domain(eq);
-	if (!name)
-		return eq->have_route;
+	name = dom->route_host ? dom->route_host : eq->q->domain;
 	/* An expired route is refreshed in the background; sessions keep using
 	 * the old one meanwhile. The answer may come at once (cache). */
 	eq->resolving = true;
@@ -152,13 +188,28 @@ bool egress_route_ready(struct egress_queue *eq)
 
 /* ---- moving recipients into a rollup queue ---------------------------------- */
 
-static void adopt(struct worker *w, const char *queue, struct sched_rcpt *head)
+/* Recipients arriving in a rollup queue (home = false) or back in their
+ * own domain's queue (home = true). */
+static void adopt(struct worker *w, const char *queue, struct sched_rcpt *head, bool home)
 {
 	struct sched_queue *q = sched_queue_get(&w->sched, queue);
 	struct egress_queue *eq = q ? egress_queue_of(w, q) : NULL;
+	const char *last = NULL;
 
-	if (eq)
+	if (eq && !home)
 		eq->is_rollup = true;
+	if (eq && home && eq->redirect) {
+		/* The rollup found this domain's MX no longer matching while we
+		 * still send it there: one answer is old, look it up afresh. */
+		const struct config_domain *dom = q->cfg;
+
+		free(eq->redirect);
+		eq->redirect = NULL;
+		eq->have_route = false;
+		eq->route_expires = 0;
+		eq->returned_ms = loop_now_ms();
+		dns_route_invalidate(w->dns, dom->route_host ? dom->route_host : q->domain);
+	}
 	while (head) {
 		struct sched_rcpt *r = head;
 
@@ -170,16 +221,55 @@ static void adopt(struct worker *w, const char *queue, struct sched_rcpt *head)
 			free(r);
 			continue;
 		}
+		if (!home && (!last || strcmp(last, r->domain) != 0)) {
+			egress_rollup_adopted(eq, r->domain);
+			last = r->domain;
+		}
+		r->queue = NULL;
 		sched_ready_push(&w->sched, q, r);
+	}
+}
+
+static void post_move(struct worker *w, struct worker *dst, const char *queue, struct sched_rcpt *head, bool home)
+{
+	size_t n = strlen(queue);
+	struct rollup_move *mv;
+
+	if (dst == w) {
+		adopt(w, queue, head, home);
+		return;
+	}
+	mv = malloc(sizeof(*mv) + n + 1);
+	if (!mv) {
+		adopt(w, queue, head, home); /* keep them here rather than lose track */
+		return;
+	}
+	memcpy(mv->queue, queue, n + 1);
+	mv->head = head;
+	mv->home = home;
+	mv->link.kind = WORKER_MAIL_MOVE;
+	mailbox_post(&dst->mb, &mv->link);
+}
+
+void egress_send_home(struct worker *w, struct sched_rcpt *head)
+{
+	while (head) {
+		struct sched_rcpt *r = head, *tail = head;
+		const char *queue = sched_queue_name_for(w->eng->cfg, r->domain);
+
+		/* one batch per run of the same domain */
+		while (tail->link.next && strcmp(((struct sched_rcpt *)tail->link.next)->domain, r->domain) == 0)
+			tail = (struct sched_rcpt *)tail->link.next;
+		head = (struct sched_rcpt *)tail->link.next;
+		tail->link.next = NULL;
+		post_move(w, engine_shard(w->eng, queue), queue, r, true);
 	}
 }
 
 void egress_move_to_rollup(struct egress_queue *eq)
 {
-	struct worker *w = eq->w, *dst = engine_shard(w->eng, eq->redirect);
+	struct worker *w = eq->w;
 	struct sched_rcpt *head = NULL, *tail = NULL, *r;
-	struct rollup_move *mv;
-	size_t n = strlen(eq->redirect);
 
 	while ((r = sched_ready_pop(eq->q))) {
 		r->queue = NULL;
@@ -189,28 +279,15 @@ void egress_move_to_rollup(struct egress_queue *eq)
 			head = r;
 		tail = r;
 	}
-	if (!head)
-		return;
-	if (dst == w) {
-		adopt(w, eq->redirect, head);
-		return;
-	}
-	mv = malloc(sizeof(*mv) + n + 1);
-	if (!mv) {
-		adopt(w, eq->redirect, head); /* keep them here rather than lose track */
-		return;
-	}
-	memcpy(mv->queue, eq->redirect, n + 1);
-	mv->head = head;
-	mv->link.kind = WORKER_MAIL_MOVE;
-	mailbox_post(&dst->mb, &mv->link);
+	if (head)
+		post_move(w, engine_shard(w->eng, eq->redirect), eq->redirect, head, false);
 }
 
 void egress_moved_in(struct worker *w, struct mailbox_item *it)
 {
 	struct rollup_move *mv = container_of(it, struct rollup_move, link);
 
-	adopt(w, mv->queue, mv->head);
+	adopt(w, mv->queue, mv->head, mv->home);
 	free(mv);
 }
 

@@ -28,7 +28,9 @@
 
 struct acct_log;
 struct http_server;
-struct auth_failures;
+struct auth_service;
+struct addr_window;
+struct accept_store;
 typedef struct ssl_ctx_st SSL_CTX;
 struct dns;
 struct smtp_server;
@@ -39,6 +41,7 @@ enum worker_mail {
 	WORKER_MAIL_MOVE,          /* recipients moving into a rollup queue here */
 	WORKER_MAIL_ACTION,        /* an operator action on a queue here */
 	WORKER_MAIL_BOUNCE,        /* a processed report: answer its client */
+	WORKER_MAIL_AUTH,          /* a checked AUTH attempt: answer its client */
 };
 
 /* Operator actions on a queue (by name: a domain or a rollup queue). */
@@ -85,7 +88,11 @@ struct engine {
 	struct dkim_keys *dkim;    /* domain-key signing keys (read-only) */
 	SSL_CTX *tls_server;       /* inbound STARTTLS / implicit TLS; NULL without a certificate */
 	SSL_CTX *tls_client;       /* outbound STARTTLS */
-	struct auth_failures *auth_failures;
+	struct auth_service *auth; /* AUTH checks, off the workers' loops */
+	struct addr_window *bounce_reports; /* reports per untrusted client (bounce-max-reports-per-ip) */
+	struct accept_store *store; /* storing accepted mail; its thread (accept_store.h) */
+	struct sent_pruner *sent_pruner; /* "sent" retention (metrics read its counters) */
+	struct webhooks *webhooks; /* <acct-webhook> senders (webhook.h); NULL when none */
 };
 
 /* The worker that owns a destination domain's queue. */
@@ -97,20 +104,22 @@ void engine_route_rcpt(struct engine *eng, struct sched_rcpt *r);
 void engine_route_rcpts(struct engine *eng, struct sched_rcpt **rs, size_t n);
 
 /* Ask the shard that owns `queue` to act on it (any thread; asynchronous).
- * A queue that does not exist yet is created, so a pause can come first.
- * Returns 0, or -1 on ENOMEM. */
+ * A pause or resume is recorded in the spool first (it outlives the queue
+ * and a restart) and holds for a queue that does not exist yet; other
+ * actions on an unknown queue do nothing. Returns 0, or -1 on ENOMEM. */
 int engine_queue_action(struct engine *eng, const char *queue, enum queue_action action);
-/* DKIM-sign an accepted message in place when a key matches its From
- * domain and `<domain *>` has dkim-sign yes: *body is replaced by a new
- * malloc'd copy with the signature in front. A signing failure is logged
- * and the message goes unsigned. Any thread. */
-void engine_dkim_sign(struct engine *eng, char **body, size_t *len);
+/* At start, before recovery: the spool's pauses to their shards. */
+int engine_restore_pauses(struct engine *eng);
 /* The queue a recipient domain goes to first (its queue-to, or itself). */
 const char *engine_queue_name(const struct engine *eng, const char *domain);
 
 /* worker.c */
-int worker_start(struct worker *w, struct engine *eng, unsigned index);
-void worker_stop(struct worker *w);     /* stop the loop and join */
+/* worker_init() every worker, then worker_run() each: no worker's thread
+ * may run (accept mail, route recipients to any shard) before every shard
+ * exists. */
+int worker_init(struct worker *w, struct engine *eng, unsigned index);
+int worker_run(struct worker *w);       /* start its thread */
+void worker_stop(struct worker *w);     /* stop the loop and join (after worker_run) */
 void worker_free(struct worker *w);     /* after every worker and the writer stopped */
 void worker_run_kicks(struct worker *w);
 
@@ -118,6 +127,12 @@ void worker_run_kicks(struct worker *w);
 extern const struct smtp_server_hooks intake_hooks;
 void intake_injected(struct worker *w, struct mailbox_item *it);
 void intake_discard(struct mailbox_item *it);
+/* An AUTH verdict came back from the checker thread. */
+void intake_auth_replied(struct worker *w, struct mailbox_item *it);
+void intake_auth_discard(struct mailbox_item *it);
+/* The auth service's done(): posts the job back to its worker. */
+struct auth_job;
+void intake_auth_done(struct auth_job *job);
 /* bounce_intake.c: reports mailed to the bounce domain. s may be NULL when
  * no reply is owed (the envelope also had relay recipients). Reads env and
  * body during the call only. */

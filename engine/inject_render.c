@@ -60,6 +60,20 @@ static int put_value(struct json_buf *b, json_t *v, bool in_header)
 	return put_value_mode(b, v, in_header ? FILL_HEADER : FILL_RAW);
 }
 
+void inject_placeholder_name(const char *open, const char *close, char *name, size_t cap)
+{
+	const char *a = open + 2, *z = close;
+
+	while (a < z && *a == ' ')
+		a++;
+	while (z > a && z[-1] == ' ')
+		z--;
+	if ((size_t)(z - a) >= cap)
+		z = a + cap - 1;
+	memcpy(name, a, (size_t)(z - a));
+	name[z - a] = '\0';
+}
+
 /* s with its {{ var }} placeholders filled for r, appended to b and
  * NUL-terminated (b->len excludes the NUL). */
 static int fill(const struct inject_content *x, const struct inject_rcpt *r, const char *s, enum fill_mode mode,
@@ -75,16 +89,10 @@ static int fill(const struct inject_content *x, const struct inject_rcpt *r, con
 			break;
 		}
 		rc = json_buf_put(b, s, (size_t)(open - s));
-		const char *a = open + 2, *z = close;
-		char name[128];
+		char name[132];
 		json_t *tmp = NULL;
 
-		while (a < z && *a == ' ')
-			a++;
-		while (z > a && z[-1] == ' ')
-			z--;
-		memcpy(name, a, (size_t)(z - a));
-		name[z - a] = '\0';
+		inject_placeholder_name(open, close, name, sizeof(name));
 		rc |= put_value_mode(b, lookup(x, r, name, &tmp), mode);
 		json_decref(tmp);
 		s = close + 2;

@@ -32,4 +32,9 @@ struct inject_content {
  * copies the content without substituting. 0, or -1 when out of memory. */
 int inject_render(const struct inject_content *c, const struct inject_rcpt *r, struct json_buf *out);
 
+/* The name inside a placeholder whose braces open at `open` ("{{") and close
+ * at `close` ("}}"), spaces trimmed, into name (cap > close - open).
+ * Shared with inject_check.c, so both read a placeholder the same way. */
+void inject_placeholder_name(const char *open, const char *close, char *name, size_t cap);
+
 #endif

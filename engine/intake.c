@@ -13,14 +13,14 @@
  * X-Virtual-MTA a message goes to the source's default-virtual-mta, else
  * the default pool.
  *
- * Storage: a message becomes an intake_req, a spool request that the writer
- * thread applies in its next group commit (message body once, one record per
- * recipient, all due now). After the commit, on the writer thread, the
- * reception records are logged, each recipient goes to its shard, and the
- * request returns to the session's worker, which sends the reply.
+ * Storage: a message becomes an intake_req, one accept_store batch (message
+ * body once, one record per recipient, all due now), signed on this worker
+ * and committed in the writer's next group commit; accept_store logs and
+ * routes it, then the request returns to the session's worker, which sends
+ * the reply.
  *
  * Ownership: the intake_req owns the envelope and body from submit until the
- * writer's done(), which frees them; the req itself is freed by the worker
+ * batch's done(), which frees them; the req itself is freed by the worker
  * once the reply is out (or by intake_discard() at shutdown).
  */
 #include <errno.h>
@@ -29,26 +29,25 @@
 #include <string.h>
 #include <strings.h>
 
-#include "core/acct_log.h"
 #include "core/config.h"
+#include "engine/accept_store.h"
 #include "engine/auth.h"
-#include "engine/dkim.h"
 #include "engine/engine.h"
 #include "engine/msg_headers.h"
 #include "net/smtp_cmd.h"
 #include "queue/suppress.h"
 #include "net/smtp_server.h"
+#include "net/addr_window.h"
+#include <netinet/in.h>
 
 struct intake_req {
-	struct spool_req req;
+	struct accept_batch batch;  /* one message, all its recipients */
+	struct accept_msg msg;
 	struct mailbox_item link;
 	struct worker *worker;
 	struct smtp_session *session;
 	struct smtp_envelope *env;
-	char *body;
-	size_t len;
 	uint64_t msg_id;
-	int64_t arrival_ms;
 	size_t pool;
 	char campaign[128];
 	int result;
@@ -75,8 +74,15 @@ static bool intake_rcpt(void *ctx, struct smtp_session *s, const char *addr, cha
 	bool suppressed = false;
 
 	/* Bounces and complaints for the bounce domain come from anyone: they
-	 * go to the bounce processor, never into the queue. */
+	 * go to the bounce processor, never into the queue. Strangers get a
+	 * budget of reports per address (bounce-max-reports-per-ip). */
 	if (intake_is_bounce_rcpt(cfg, addr)) {
+		if (!smtp_session_trusted(s) && w->eng->bounce_reports &&
+		    addr_window_full(w->eng->bounce_reports, smtp_session_peer(s), loop_now_ms())) {
+			__atomic_fetch_add(&w->eng->counters.reports_refused, 1, __ATOMIC_RELAXED);
+			snprintf(reply, cap, "452 4.7.1 <%s>: Too many reports from your address, try again later", addr);
+			return false;
+		}
 		snprintf(reply, cap, "250 2.1.5 Ok");
 		return true;
 	}
@@ -99,119 +105,20 @@ static bool intake_rcpt(void *ctx, struct smtp_session *s, const char *addr, cha
 	return true;
 }
 
-static const struct config *eng_cfg(void *ctx)
+/* Writer thread, after the commit (accept_store has logged and routed):
+ * the envelope goes, the request returns to the session's worker. */
+static void intake_done(struct accept_batch *b, int result)
 {
-	return ((struct engine *)ctx)->cfg;
-}
-
-static int intake_apply(struct spool_req *req, struct spool_wtxn *t, void *ctx)
-{
-	struct intake_req *ir = container_of(req, struct intake_req, req);
-	struct spool_msg m = {0};
-	int ret;
-
-	ret = spool_alloc_id(t, &ir->msg_id);
-	if (ret)
-		return ret;
-	m.id = ir->msg_id;
-	m.arrival_ms = ir->arrival_ms;
-	m.n_rcpt = (uint32_t)ir->env->n_rcpts;
-	m.sender = ir->env->sender;
-	m.campaign = ir->campaign;
-	m.source_ip = ir->env->client_ip;
-	m.body = ir->body;
-	m.body_len = ir->len;
-	ret = spool_put_msg(t, &m);
-	for (size_t i = 0; ret == 0 && i < ir->env->n_rcpts; i++) {
-		struct spool_rcpt r = {
-			.msg_id = ir->msg_id,
-			.idx = (uint32_t)i,
-			.attempts = 0,
-			.next_attempt_ms = ir->arrival_ms,
-			.queued_ms = ir->arrival_ms,
-			.addr = ir->env->rcpts[i],
-			.last_response = "",
-			.pool = ir->pool ? eng_cfg(ctx)->pools[ir->pool].name : "",
-		};
-		ret = spool_put_rcpt(t, &r);
-	}
-	return ret;
-}
-
-
-/* Writer thread, after the commit. */
-static void intake_done(struct spool_req *req, int result, void *ctx)
-{
-	struct intake_req *ir = container_of(req, struct intake_req, req);
-	struct engine *eng = ctx;
+	struct intake_req *ir = container_of(b, struct intake_req, batch);
 
 	ir->result = result;
-	if (result == 0) {
-		__atomic_fetch_add(&eng->counters.messages_received, 1, __ATOMIC_RELAXED);
-		__atomic_fetch_add(&eng->counters.recipients_received, ir->env->n_rcpts, __ATOMIC_RELAXED);
-		struct sched_rcpt **rs = calloc(ir->env->n_rcpts, sizeof(*rs));
-
-		for (size_t i = 0; i < ir->env->n_rcpts; i++) {
-			const char *rcpt = ir->env->rcpts[i];
-			struct acct_event ev = {
-				.type = ACCT_RECEPTION,
-				.time_ms = ir->arrival_ms,
-				.id = ir->msg_id,
-				.sender = ir->env->sender,
-				.recipient = rcpt,
-				.queue = addr_domain(rcpt),
-				.source_ip = ir->env->client_ip,
-				.campaign = ir->campaign[0] ? ir->campaign : NULL,
-				.size = ir->len,
-				.has_size = true,
-			};
-			struct sched_rcpt *r;
-
-			acct_log_write(eng->acct, &ev);
-			r = sched_rcpt_new(ir->msg_id, (uint32_t)i, addr_domain(rcpt), ir->arrival_ms,
-					   ir->arrival_ms, 0, (uint16_t)ir->pool);
-			if (r && rs)
-				rs[i] = r;
-			else if (r)
-				engine_route_rcpt(eng, r);
-			else
-				fprintf(stderr, "salvod: out of memory scheduling %016llx; it goes out after a restart\n",
-					(unsigned long long)ir->msg_id);
-		}
-		if (rs)
-			engine_route_rcpts(eng, rs, ir->env->n_rcpts);
-		free(rs);
-	}
-	free(ir->body);
-	ir->body = NULL;
+	ir->msg_id = ir->msg.id;
+	free(ir->msg.body);
+	ir->msg.body = NULL;
 	smtp_envelope_free(ir->env);
 	ir->env = NULL;
 	ir->link.kind = WORKER_MAIL_INJECTED;
 	mailbox_post(&ir->worker->mb, &ir->link);
-}
-
-void engine_dkim_sign(struct engine *eng, char **body, size_t *len)
-{
-	static int reported;
-	char *hdr = NULL, *signed_body, err[256];
-	size_t hl = 0;
-	int rc;
-
-	if (!eng->dkim || !dkim_keys_count(eng->dkim) || !eng->cfg->domains[0].dkim_sign)
-		return;
-	rc = dkim_sign(eng->dkim, *body, *len, wall_now_ms() / 1000, &hdr, &hl, err, sizeof(err));
-	if (rc < 0 && !__atomic_exchange_n(&reported, 1, __ATOMIC_RELAXED))
-		fprintf(stderr, "salvod: DKIM signing failed, sending unsigned: %s\n", err);
-	if (rc != 0)
-		return;
-	if ((signed_body = malloc(hl + *len))) {
-		memcpy(signed_body, hdr, hl);
-		memcpy(signed_body + hl, *body, *len);
-		free(*body);
-		*body = signed_body;
-		*len += hl;
-	}
-	free(hdr);
 }
 
 /* X-Virtual-MTA and X-Job: honoured when the source allows, always removed. */
@@ -221,11 +128,16 @@ static void intake_pool_and_job(const struct config *cfg, const struct config_so
 	char vmta[128], job[sizeof(ir->campaign)];
 	ssize_t pool = -1;
 
+	struct msg_header_want w[] = {
+		{.name = "X-Virtual-MTA", .out = vmta, .cap = sizeof(vmta)},
+		{.name = "X-Job", .out = job, .cap = sizeof(job)},
+	};
+
 	ir->pool = src ? src->default_pool : 0;
-	if (msg_header_take(ir->body, &ir->len, "X-Virtual-MTA", vmta, sizeof(vmta)) && src &&
-	    src->process_x_virtual_mta && (pool = config_pool_find(cfg, vmta)) >= 0)
+	msg_headers_take(ir->msg.body, &ir->msg.len, w, 2);    /* one pass: linear however many */
+	if (w[0].found && src && src->process_x_virtual_mta && (pool = config_pool_find(cfg, vmta)) >= 0)
 		ir->pool = (size_t)pool;
-	if (msg_header_take(ir->body, &ir->len, "X-Job", job, sizeof(job)) && src && src->process_x_job)
+	if (w[1].found && src && src->process_x_job)
 		memcpy(ir->campaign, job, sizeof(job));
 	if (ir->pool > UINT16_MAX)
 		ir->pool = 0;
@@ -242,6 +154,9 @@ static void intake_submit(void *ctx, struct smtp_session *s, struct smtp_envelop
 	if (n_bounce) {
 		/* reports for the bounce domain never enter the queue */
 		bool only = n_bounce == env->n_rcpts;
+
+		if (!smtp_session_trusted(s) && w->eng->bounce_reports)
+			(void)addr_window_take(w->eng->bounce_reports, smtp_session_peer(s), loop_now_ms());
 
 		bounce_intake_submit(w, only ? s : NULL, env, body, len);
 		if (only) {
@@ -264,17 +179,26 @@ static void intake_submit(void *ctx, struct smtp_session *s, struct smtp_envelop
 		smtp_session_submitted(s, "451 4.3.0 Error: out of memory");
 		return;
 	}
-	ir->req.apply = intake_apply;
-	ir->req.done = intake_done;
 	ir->worker = w;
 	ir->session = s;
 	ir->env = env;
-	ir->body = body;
-	ir->len = len;
-	ir->arrival_ms = wall_now_ms();
+	ir->msg = (struct accept_msg){.body = body, .len = len, .count = env->n_rcpts, .smtputf8 = env->smtputf8};
 	intake_pool_and_job(w->eng->cfg, config_source_for(w->eng->cfg, smtp_session_peer(s)), ir);
-	engine_dkim_sign(w->eng, &ir->body, &ir->len);
-	spool_writer_submit(&w->eng->writer, &ir->req);
+	ir->batch = (struct accept_batch){
+		.eng = w->eng,
+		.sender = env->sender,
+		.campaign = ir->campaign,
+		.source_ip = env->client_ip,
+		.pool = ir->pool,
+		.received = true,
+		.sign = true,
+		.rcpts = (const char *const *)env->rcpts,
+		.msgs = &ir->msg,
+		.n_msgs = 1,
+		.done = intake_done,
+	};
+	ir->batch.arrival_ms = ir->batch.due_ms = wall_now_ms();
+	accept_store_submit(&ir->batch); /* signs here, on the worker */
 }
 
 /* Worker thread: the commit's verdict goes back to the client. */
@@ -308,20 +232,79 @@ static bool intake_auth_allowed(void *ctx, struct smtp_session *s, bool tls)
 	return w->eng->cfg->n_smtp_users && (tls || (src && src->allow_unencrypted_auth));
 }
 
-static int intake_auth_check(void *ctx, struct smtp_session *s, const char *user, const char *pass)
+/* Worker thread: the credentials go to the checker thread (auth.h). */
+static void intake_auth_start(void *ctx, struct smtp_session *s, const char *user, const char *pass)
 {
 	struct worker *w = ctx;
-	int r = auth_check(w->eng->cfg, w->eng->auth_failures, smtp_session_peer(s), user, pass);
+	struct auth_job *j = calloc(1, sizeof(*j));
+	const struct sockaddr *peer = smtp_session_peer(s);
 
-	if (r)
-		fprintf(stderr, "salvod: AUTH %s for \"%.64s\" from %s\n", r == 2 ? "throttled" : "failed", user,
-			smtp_session_tls(s) ? "a TLS session" : "a clear session");
-	return r;
+	if (!j) {
+		smtp_session_auth_done(s, 1);
+		return;
+	}
+	j->worker = w;
+	j->session = s;
+	memcpy(&j->peer, peer, peer->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
+	snprintf(j->user, sizeof(j->user), "%s", user);
+	snprintf(j->pass, sizeof(j->pass), "%s", pass);
+	auth_service_submit(w->eng->auth, j);
+}
+
+/* Checker thread. */
+void intake_auth_done(struct auth_job *j)
+{
+	j->link.kind = WORKER_MAIL_AUTH;
+	mailbox_post(&j->worker->mb, &j->link);
+}
+
+/* Worker thread: the verdict goes back to the client. */
+void intake_auth_replied(struct worker *w, struct mailbox_item *it)
+{
+	struct auth_job *j = container_of(it, struct auth_job, link);
+
+	(void)w;
+	if (j->result)
+		fprintf(stderr, "salvod: AUTH %s for \"%.64s\" from %s\n", j->result == 2 ? "throttled" : "failed",
+			j->user, smtp_session_tls(j->session) ? "a TLS session" : "a clear session");
+	smtp_session_auth_done(j->session, j->result);
+	free(j);
+}
+
+void intake_auth_discard(struct mailbox_item *it)
+{
+	free(container_of(it, struct auth_job, link));
+}
+
+/* Trusted injectors (sources that may relay) are exempt from the caps for
+ * strangers; strangers can only send reports to the bounce domain, so they
+ * get the limits for that (bounce-max-message-size, smtp-max-session-time). */
+static void intake_peer_policy(void *ctx, const struct sockaddr *peer, struct smtp_peer_policy *out)
+{
+	struct worker *w = ctx;
+	const struct config *cfg = w->eng->cfg;
+	const struct config_source *src = config_source_for(cfg, peer);
+
+	out->trusted = config_source_trusted(src);
+	out->max_per_ip = src ? src->max_connections_per_ip : 0;
+	out->max_message_size = config_source_max_message_size(cfg, src);
+	out->max_session_ms = out->trusted ? 0 : cfg->smtp_max_session_time_ms;
+}
+
+/* bare-newline normalize in the client's <source>; else refuse (550 5.5.2). */
+static bool intake_normalize_bare_newlines(void *ctx, struct smtp_session *s)
+{
+	struct worker *w = ctx;
+	const struct config_source *src = config_source_for(w->eng->cfg, smtp_session_peer(s));
+
+	return src && src->bare_newline_normalize;
 }
 
 const struct smtp_server_hooks intake_hooks = {
 	.rcpt = intake_rcpt,
 	.submit = intake_submit,
 	.auth_allowed = intake_auth_allowed,
-	.auth_check = intake_auth_check,
+	.auth_start = intake_auth_start,
+	.peer_policy = intake_peer_policy,
+	.normalize_bare_newlines = intake_normalize_bare_newlines,
 };

@@ -13,7 +13,10 @@
 #include "core/json_str.h"
 #include "engine/api.h"
 #include "engine/engine.h"
+#include "engine/webhook.h"
 #include "net/http_server.h"
+#include "queue/sent.h"
+#include "queue/sent_prune.h"
 
 /* A label value: backslash, quote and newline escaped. */
 static int label(struct json_buf *b, const char *v)
@@ -48,12 +51,40 @@ static int per_queue(struct json_buf *b, const struct api_snapshot *s, const cha
 	int rc = head(b, name, type, help);
 
 	for (size_t i = 0; i < s->n && !rc; i++) {
-		const struct queue_stat *q = &s->q[i];
+		const struct queue_stat *q = s->q[i];
 		uint64_t v = is_size ? q->ready + q->waiting + q->in_flight : *(const uint64_t *)((const char *)q + off);
 
 		rc = json_buf_printf(b, "%s{queue=\"", name) | label(b, q->name) |
 		     json_buf_printf(b, "\"} %llu\n", (unsigned long long)v);
 	}
+	return rc;
+}
+
+static size_t metrics_real_queues(const struct api_snapshot *s)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < s->n; i++)
+		n += !s->q[i]->no_queue;
+	return n;
+}
+
+/* The "sent" index and its retention. */
+static int metrics_sent(struct json_buf *b, struct engine *eng)
+{
+	struct spool_rtxn *rt;
+	uint64_t n = 0;
+	int rc;
+
+	if (spool_rtxn_begin(eng->spool, &rt) == 0) {
+		sent_count(rt, &n);
+		spool_rtxn_end(rt);
+	}
+	rc = head(b, "salvo_sent_records", "gauge", "Deliveries kept for matching bounces (the sent index).") |
+	     json_buf_printf(b, "salvo_sent_records %llu\n", (unsigned long long)n);
+	if (eng->sent_pruner)
+		rc |= total(b, "salvo_sent_pruned_total", "Sent-index records deleted after bounce-verp-retention.",
+			    __atomic_load_n(&eng->sent_pruner->pruned, __ATOMIC_RELAXED));
 	return rc;
 }
 
@@ -71,11 +102,15 @@ void api_metrics(struct engine *eng, struct http_request *req)
 		http_reply_error(req, 500, "out of memory", NULL);
 		return;
 	}
+	delivered = s.gone.delivered;
+	deferred = s.gone.deferred;
+	bounced = s.gone.bounced;
+	expired = s.gone.expired;
 	for (size_t i = 0; i < s.n; i++) {
-		delivered += s.q[i].delivered;
-		deferred += s.q[i].deferred;
-		bounced += s.q[i].bounced;
-		expired += s.q[i].expired;
+		delivered += s.q[i]->delivered;
+		deferred += s.q[i]->deferred;
+		bounced += s.q[i]->bounced;
+		expired += s.q[i]->expired;
 	}
 	spool_usage(eng->spool, &used, &map);
 	spool_count(eng->spool, &msgs, &rcpts);
@@ -83,6 +118,12 @@ void api_metrics(struct engine *eng, struct http_request *req)
 		   __atomic_load_n(&eng->counters.messages_received, __ATOMIC_RELAXED));
 	rc |= total(&b, "salvo_recipients_received_total", "Recipients accepted into the spool (reception records).",
 		    __atomic_load_n(&eng->counters.recipients_received, __ATOMIC_RELAXED));
+	rc |= total(&b, "salvo_reports_unmatched_total",
+		    "Reports to the bounce domain that named no delivery of ours (not committed).",
+		    __atomic_load_n(&eng->counters.reports_unmatched, __ATOMIC_RELAXED));
+	rc |= total(&b, "salvo_reports_refused_total",
+		    "Report recipients refused: the client was over bounce-max-reports-per-ip.",
+		    __atomic_load_n(&eng->counters.reports_refused, __ATOMIC_RELAXED));
 	rc |= total(&b, "salvo_messages_delivered_total", "Recipients delivered (delivery records).", delivered);
 	rc |= total(&b, "salvo_messages_transient_total", "Attempts deferred with a temporary failure (transient records).",
 		    deferred);
@@ -107,16 +148,16 @@ void api_metrics(struct engine *eng, struct http_request *req)
 			offsetof(struct queue_stat, bounced), 0);
 	rc |= head(&b, "salvo_queue_mode", "gauge", "1 for the queue's current mode (normal, backoff, paused).");
 	for (size_t i = 0; i < s.n && !rc; i++)
-		rc = json_buf_puts(&b, "salvo_queue_mode{queue=\"") | label(&b, s.q[i].name) |
-		     json_buf_printf(&b, "\",mode=\"%s\"} 1\n", api_queue_mode(&s.q[i]));
+		rc = json_buf_puts(&b, "salvo_queue_mode{queue=\"") | label(&b, s.q[i]->name) |
+		     json_buf_printf(&b, "\",mode=\"%s\"} 1\n", api_queue_mode(s.q[i]));
 	rc |= head(&b, "salvo_connections", "gauge", "Open SMTP connections per queue and virtual MTA.");
 	for (size_t i = 0; i < s.n && !rc; i++)
-		for (size_t v = 0; v < s.q[i].n_units && !rc; v++) {
-			if (!s.q[i].units[v].connections)
+		for (size_t v = 0; v < s.q[i]->n_units && !rc; v++) {
+			if (!s.q[i]->units[v].connections)
 				continue;
-			rc = json_buf_puts(&b, "salvo_connections{queue=\"") | label(&b, s.q[i].name) |
+			rc = json_buf_puts(&b, "salvo_connections{queue=\"") | label(&b, s.q[i]->name) |
 			     json_buf_puts(&b, "\",vmta=\"") | label(&b, cfg->vmtas[v].name) |
-			     json_buf_printf(&b, "\"} %u\n", s.q[i].units[v].connections);
+			     json_buf_printf(&b, "\"} %u\n", s.q[i]->units[v].connections);
 		}
 	rc |= total(&b, "salvo_connections_opened_total", "Outbound SMTP sessions started (a socket made).",
 		    __atomic_load_n(&eng->counters.connections_opened, __ATOMIC_RELAXED));
@@ -141,6 +182,18 @@ void api_metrics(struct engine *eng, struct http_request *req)
 	rc |= total(&b, "salvo_spool_commit_gathers_total",
 		    "Batches the busy spool writer held for spool-commit-delay to gather more requests.",
 		    __atomic_load_n(&ws->gathers, __ATOMIC_RELAXED));
+	rc |= total(&b, "salvo_spool_commit_failures_total",
+		    "Spool transactions that failed (a failing batch is split in halves and tried again).",
+		    __atomic_load_n(&ws->failures, __ATOMIC_RELAXED));
+	rc |= total(&b, "salvo_spool_retries_total", "Requests (delivery outcomes) handed back to the writer to try again.",
+		    __atomic_load_n(&ws->retries, __ATOMIC_RELAXED));
+	rc |= head(&b, "salvo_spool_failed", "gauge", "1 once the spool met an unrecoverable write error (salvod exits).") |
+	      json_buf_printf(&b, "salvo_spool_failed %d\n", spool_writer_failed(&eng->writer) ? 1 : 0);
+	rc |= metrics_sent(&b, eng);
+	rc |= head(&b, "salvo_queues", "gauge", "Destination queues held in memory (idle empty ones are freed).") |
+	      json_buf_printf(&b, "salvo_queues %zu\n", metrics_real_queues(&s));
+	rc |= total(&b, "salvo_queues_freed_total", "Empty queues freed after queue-free-after idle.", s.gone.queues);
+	rc |= webhooks_metrics(eng->webhooks, &b);
 	api_snapshot_free(&s);
 	if (rc)
 		http_reply_error(req, 500, "out of memory", NULL);

@@ -181,7 +181,7 @@ static int put_text_part(struct json_buf *b, const char *type, const char *s, si
 	return rc | (qp ? put_qp(b, s, n) : put_7bit(b, s, n));
 }
 
-/* A parameter value, quoted, with CR/LF/quotes dropped (RFC 2231 is not needed
+/* A parameter value, quoted, with control bytes and quotes dropped (RFC 2231 is not needed
  * for ASCII names; others keep their bytes inside the quotes, as mail
  * clients accept). */
 static int put_param(struct json_buf *b, const char *name, const char *v)
@@ -189,7 +189,7 @@ static int put_param(struct json_buf *b, const char *name, const char *v)
 	int rc = json_buf_printf(b, "; %s=\"", name);
 
 	for (; *v && !rc; v++)
-		if (*v != '"' && *v != '\r' && *v != '\n' && *v != '\\')
+		if (*v != '"' && (unsigned char)*v >= 0x20 && *v != 0x7f && *v != '\\')
 			rc = json_buf_putc(b, *v);
 	return rc | json_buf_putc(b, '"');
 }
@@ -225,8 +225,16 @@ static int put_attachment(struct json_buf *b, const struct mime_attachment *a)
 		n = (size_t)k - (m && clean[m - 1] == '=') - (m > 1 && clean[m - 2] == '=');
 		free(clean);
 	}
-	rc = json_buf_printf(b, "Content-Type: %s", a->content_type && *a->content_type ? a->content_type
-											     : "application/octet-stream");
+	/* the caller checks content_type (inject_check.c); control bytes are
+	 * dropped here all the same, so no field can start a header line */
+	rc = json_buf_puts(b, "Content-Type: ");
+	if (a->content_type && *a->content_type) {
+		for (const char *p = a->content_type; *p && !rc; p++)
+			if ((unsigned char)*p >= 0x20 && *p != 0x7f)
+				rc = json_buf_putc(b, *p);
+	} else {
+		rc = json_buf_puts(b, "application/octet-stream");
+	}
 	if (a->file_name && *a->file_name)
 		rc |= put_param(b, "name", a->file_name);
 	rc |= json_buf_puts(b, "\r\nContent-Transfer-Encoding: base64\r\n");

@@ -36,29 +36,52 @@ static void copy_value(const char *v, const char *end, char *out, size_t cap)
 	out[n] = '\0';
 }
 
-size_t msg_header_take(char *msg, size_t *len, const char *name, char *out, size_t cap)
+size_t msg_headers_take(char *msg, size_t *len, struct msg_header_want *w, size_t n)
 {
-	size_t nlen = strlen(name), removed = 0;
-	char *p = msg, *end = msg + *len;
+	char *rd = msg, *wr = msg, *end = msg + *len;
+	size_t removed = 0;
 
-	if (cap)
-		out[0] = '\0';
-	while (p < end && *p != '\r' && *p != '\n') {
-		char *field_end = (char *)line_end(p, end);
+	for (size_t i = 0; i < n; i++) {
+		if (w[i].cap)
+			w[i].out[0] = '\0';
+		w[i].found = 0;
+	}
+	/* Kept fields are copied down over the removed ones as we go (wr <= rd,
+	 * so nothing unread is overwritten); the body moves once at the end. */
+	while (rd < end && *rd != '\r' && *rd != '\n') {
+		char *field_end = (char *)line_end(rd, end);
+		struct msg_header_want *hit = NULL;
 
 		/* continuation lines belong to this field */
 		while (field_end < end && (*field_end == ' ' || *field_end == '\t'))
 			field_end = (char *)line_end(field_end, end);
-		if ((size_t)(field_end - p) > nlen && strncasecmp(p, name, nlen) == 0 && p[nlen] == ':') {
-			if (!removed && cap)
-				copy_value(p + nlen + 1, field_end, out, cap);
-			memmove(p, field_end, (size_t)(end - field_end));
-			end -= field_end - p;
-			removed++;
-			continue;
+		for (size_t i = 0; i < n && !hit; i++) {
+			size_t nlen = strlen(w[i].name);
+
+			if ((size_t)(field_end - rd) > nlen && strncasecmp(rd, w[i].name, nlen) == 0 && rd[nlen] == ':')
+				hit = &w[i];
 		}
-		p = field_end;
+		if (hit) {
+			if (!hit->found && hit->cap)
+				copy_value(rd + strlen(hit->name) + 1, field_end, hit->out, hit->cap);
+			hit->found++;
+			removed++;
+		} else {
+			if (wr != rd)
+				memmove(wr, rd, (size_t)(field_end - rd));
+			wr += field_end - rd;
+		}
+		rd = field_end;
 	}
-	*len = (size_t)(end - msg);
+	if (wr != rd)
+		memmove(wr, rd, (size_t)(end - rd));
+	*len = (size_t)(wr - msg) + (size_t)(end - rd);
 	return removed;
+}
+
+size_t msg_header_take(char *msg, size_t *len, const char *name, char *out, size_t cap)
+{
+	struct msg_header_want w = {.name = name, .out = out, .cap = cap};
+
+	return msg_headers_take(msg, len, &w, 1);
 }

@@ -7,9 +7,18 @@
  * each recipient's new state or removal. Its done() writes the accounting
  * records and routes the DSN's recipient to its shard; both only after the
  * commit, so the log never claims what the spool does not hold.
+ *
+ * A batch that fails to commit stays owned here: finished recipients have
+ * already left the scheduler, so dropping the batch would strand them until
+ * a restart. It goes back to the writer (spool_writer_retry) after a delay
+ * that doubles from OUTCOME_RETRY_MIN_MS to OUTCOME_RETRY_MAX_MS, for as
+ * long as the error passes (a full disk; DSNs may use the spool's reserve,
+ * see spool_put_msg_reserve). Only a fatal error or shutdown ends it: then
+ * the spool still holds the old state and the next start retries.
  */
 #include "engine/outcome.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,12 +26,16 @@
 
 #include "core/acct_log.h"
 #include "core/config.h"
+#include "engine/accept_store.h"
 #include "engine/bounce_dsn.h"
 #include "engine/bounce_report.h"
 #include "engine/engine.h"
 #include "queue/sent.h"
 #include "queue/spool_writer.h"
 #include "queue/suppress.h"
+
+#define OUTCOME_RETRY_MIN_MS 20
+#define OUTCOME_RETRY_MAX_MS 5000
 
 struct outcome_item {
 	uint32_t idx;
@@ -49,6 +62,7 @@ struct outcome_batch {
 	size_t dsn_len;
 	uint64_t dsn_id;
 	bool dsn_stored;
+	unsigned tries;            /* failed commits so far */
 	size_t n, cap;
 	struct outcome_item items[];
 };
@@ -220,8 +234,54 @@ struct dsn_scratch {
 	char status[16];
 };
 
+/* Remote-MTA (RFC 3464 2.3.5, "dns;"): the host's name without a port; an
+ * IP literal in brackets only when there is no name (an IP route, or no
+ * name known but the address). NULL when neither is known. */
+static const char *remote_mta(const char *host, const char *ip, char *buf, size_t cap)
+{
+	struct in6_addr a6;
+	struct in_addr a4;
+	size_t n;
+
+	if (host && host[0] == '[') {
+		n = strcspn(host, "]");
+		if (host[n] == ']' && n + 2 <= cap) {
+			memcpy(buf, host, n + 1);
+			buf[n + 1] = 0;
+			return buf;
+		}
+		host = NULL;
+	}
+	if (host && host[0]) {
+		/* "name", "name:port", "1.2.3.4:port"; a bare IPv6 address has
+		 * more than one colon and is an address, not a name */
+		const char *colon = strchr(host, ':');
+
+		n = colon && !strchr(colon + 1, ':') ? (size_t)(colon - host) : strlen(host);
+		if (n && n < cap) {
+			memcpy(buf, host, n);
+			buf[n] = 0;
+			if (inet_pton(AF_INET, buf, &a4) != 1 && !strchr(buf, ':'))
+				return buf;
+			if (n + 3 <= cap) {
+				memmove(buf + 1, buf, n);
+				buf[0] = '[';
+				buf[n + 1] = ']';
+				buf[n + 2] = 0;
+				return buf;
+			}
+		}
+	}
+	if (ip && ip[0] && (inet_pton(AF_INET, ip, &a4) == 1 || inet_pton(AF_INET6, ip, &a6) == 1)) {
+		snprintf(buf, cap, "[%s]", ip);
+		return buf;
+	}
+	return NULL;
+}
+
 static int batch_build_dsn(struct outcome_batch *b, struct spool_wtxn *t)
 {
+	char mta[300];
 	struct dsn_scratch *sc;
 	struct dsn_rcpt *rcpts;
 	struct spool_msg m;
@@ -254,7 +314,7 @@ static int batch_build_dsn(struct outcome_batch *b, struct spool_wtxn *t)
 			.addr = it->addr,
 			.action = "failed",
 			.status = sc[n].status,
-			.remote_mta = b->mx_host,
+			.remote_mta = remote_mta(b->mx_host, b->mx_ip, mta, sizeof(mta)),
 			.diagnostic = sc[n].diag,
 			.last_attempt_ms = b->time_ms,
 		};
@@ -276,6 +336,27 @@ static int batch_build_dsn(struct outcome_batch *b, struct spool_wtxn *t)
 	return ret;
 }
 
+/* The DSN as an accept_store batch: one message, to the original sender,
+ * due now, no reception record (it is not mail anybody sent us). */
+static struct accept_batch *dsn_accept(struct outcome_batch *b, struct accept_batch *ab, struct accept_msg *am)
+{
+	*am = (struct accept_msg){.body = b->dsn, .len = b->dsn_len, .id = b->dsn_id, .count = 1};
+	*ab = (struct accept_batch){
+		.eng = b->eng,
+		.sender = "",
+		.campaign = "",
+		.source_ip = "",
+		.arrival_ms = b->time_ms,
+		.due_ms = b->time_ms,
+		.ids_given = true,
+		.reserve = true,
+		.rcpts = (const char *const *)&b->sender,
+		.msgs = am,
+		.n_msgs = 1,
+	};
+	return ab;
+}
+
 static int outcome_apply(struct spool_req *req, struct spool_wtxn *t, void *ctx)
 {
 	struct outcome_batch *b = container_of(req, struct outcome_batch, req);
@@ -292,25 +373,10 @@ static int outcome_apply(struct spool_req *req, struct spool_wtxn *t, void *ctx)
 		if (ret)
 			return ret;
 		if (b->dsn) {
-			struct spool_msg m = {
-				.id = b->dsn_id,
-				.arrival_ms = b->time_ms,
-				.n_rcpt = 1,
-				.sender = "",
-				.campaign = "",
-				.source_ip = "",
-				.body = b->dsn,
-				.body_len = b->dsn_len,
-			};
-			struct spool_rcpt r = {
-				.msg_id = b->dsn_id,
-				.idx = 0,
-				.next_attempt_ms = b->time_ms,
-				.queued_ms = b->time_ms,
-				.addr = b->sender,
-				.last_response = "",
-			};
-			if ((ret = spool_put_msg(t, &m)) || (ret = spool_put_rcpt(t, &r)))
+			struct accept_batch ab;
+			struct accept_msg am;
+
+			if ((ret = accept_store_put(dsn_accept(b, &ab, &am), t)))
 				return ret;
 			b->dsn_stored = true;
 		}
@@ -320,7 +386,17 @@ static int outcome_apply(struct spool_req *req, struct spool_wtxn *t, void *ctx)
 		bool gone;
 
 		if (it->kind == OUTCOME_DEFERRED) {
+			struct spool_rcpt cur;
 			char resp[300];
+
+			/* A retried outcome may come after a newer one: never bring
+			 * back a finished recipient, never undo a later attempt. */
+			ret = spool_wtxn_get_rcpt(t, b->msg_id, it->idx, &cur);
+			if (ret == SPOOL_NOTFOUND || (ret == 0 && cur.attempts >= it->attempt))
+				continue;
+			if (ret)
+				return ret;
+
 			struct spool_rcpt r = {
 				.msg_id = b->msg_id,
 				.idx = it->idx,
@@ -363,11 +439,25 @@ static void outcome_done(struct spool_req *req, int result, void *ctx)
 	struct engine *eng = ctx;
 
 	if (result != 0) {
+		unsigned delay = OUTCOME_RETRY_MIN_MS << (b->tries < 8 ? b->tries : 8);
+
+		if (delay > OUTCOME_RETRY_MAX_MS)
+			delay = OUTCOME_RETRY_MAX_MS;
+		b->tries++;
+		if (!spool_is_fatal(result) && spool_writer_retry(&eng->writer, &b->req, delay)) {
+			if (b->tries == 1 || b->tries % 20 == 0)
+				fprintf(stderr, "salvod: outcome of %016llx not recorded yet (%s, try %u); trying again in %u ms\n",
+					(unsigned long long)b->msg_id, spool_strerror(result), b->tries, delay);
+			return;
+		}
 		fprintf(stderr, "salvod: outcome of %016llx not recorded (%s); it is retried after a restart\n",
 			(unsigned long long)b->msg_id, spool_strerror(result));
 		batch_free(b);
 		return;
 	}
+	if (b->tries)
+		fprintf(stderr, "salvod: outcome of %016llx recorded after %u failed tries\n",
+			(unsigned long long)b->msg_id, b->tries);
 	for (size_t i = 0; i < b->n; i++) {
 		const struct outcome_item *it = &b->items[i];
 		bool failed = it->kind == OUTCOME_BOUNCED || it->kind == OUTCOME_EXPIRED;
@@ -397,11 +487,10 @@ static void outcome_done(struct spool_req *req, int result, void *ctx)
 		acct_log_write(eng->acct, &ev);
 	}
 	if (b->dsn_stored) {
-		const char *at = strrchr(b->sender, '@');
-		struct sched_rcpt *r = sched_rcpt_new(b->dsn_id, 0, at ? at + 1 : b->sender, b->time_ms, b->time_ms, 0, 0);
+		struct accept_batch ab;
+		struct accept_msg am;
 
-		if (r)
-			engine_route_rcpt(eng, r);
+		accept_store_committed(dsn_accept(b, &ab, &am));
 	}
 	batch_free(b);
 }

@@ -1,13 +1,20 @@
 /*
  * salvod.c - the daemon: configuration, spool and log, the writer thread,
- * the workers, recovery of the queue, and orderly shutdown on SIGTERM/SIGINT.
+ * recovery of the queue, the workers (recover, then listen), and orderly
+ * shutdown on SIGTERM/SIGINT.
  *
  *   salvod [-c FILE]                 run (built-in defaults without -c)
  *   salvod --check-config [-c FILE]  validate: exit 0, or 2 with FILE:LINE: message
  *
  * Exit status: 0 after a clean shutdown, 1 when it cannot start (the reason
  * on stderr: io_uring unavailable, spool unusable, address in use...), 2 for
- * a bad command line or configuration.
+ * a bad command line or configuration, 75 (EX_TEMPFAIL) when the spool met
+ * an unrecoverable write error (MDB_PANIC, EIO): salvod then refuses mail,
+ * starts no delivery, says why and exits so that a supervisor restarts it
+ * on what the disk holds.
+ *
+ * The main thread waits for signals and, once a second, starts pruning
+ * the "sent" index (bounce-verp-retention) when something is due.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -24,7 +31,9 @@
 #include <unistd.h>
 
 #include "core/acct_log.h"
+#include "core/acct_csv.h"
 #include "core/config.h"
+#include "engine/accept_store.h"
 #include "engine/api.h"
 #include "engine/dkim.h"
 #include "engine/engine.h"
@@ -32,12 +41,19 @@
 #include "net/conn_limit.h"
 #include "net/tls.h"
 #include "net/http_server.h"
+#include "engine/webhook.h"
+#include "queue/sent_prune.h"
+
+#define EXIT_SPOOL_FAILED 75 /* EX_TEMPFAIL: restart me */
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: salvod [-c FILE] [--check-config] [--version]\n"
+	fprintf(f, "usage: salvod [-c FILE] [--check-config [--show QUEUE[/VMTA]]] [--version]\n"
 		   "  -c, --config FILE   configuration file (PowerMTA-style directives)\n"
-		   "      --check-config  validate the configuration and exit (0 valid, 2 invalid)\n"
+		   "      --check-config  validate the configuration and exit (0 valid, 2 invalid;\n"
+		   "                      every error is printed as FILE:LINE: message)\n"
+		   "      --show Q[/V]    with --check-config: the settings queue Q gets (through\n"
+		   "                      virtual MTA or pool V), one `directive value` per line\n"
 		   "  -V, --version       print the version and exit\n");
 }
 
@@ -89,13 +105,6 @@ static void flush_log(void *ctx)
 
 	if (ret < 0)
 		fprintf(stderr, "salvod: accounting log write failed: %s\n", strerror(-ret));
-}
-
-static const char *rcpt_domain(const char *addr)
-{
-	const char *at = strrchr(addr, '@');
-
-	return at ? at + 1 : addr;
 }
 
 /* Descriptors: the soft RLIMIT_NOFILE goes up to the hard limit, and a
@@ -203,18 +212,15 @@ static int lock_spool(const char *dir, int *fd_out)
 	return 0;
 }
 
-static int recover_one(void *arg, const struct spool_rcpt *r)
+/* Writer thread: the spool takes no more writes. The main thread shuts
+ * down (workers and the API stop; every request still queued fails with
+ * SPOOL_STOPPED) and exits with EXIT_SPOOL_FAILED. */
+static void spool_failed(void *ctx, int err)
 {
-	struct engine *eng = arg;
-	ssize_t pool = r->pool && r->pool[0] ? config_pool_find(eng->cfg, r->pool) : 0;
-	struct sched_rcpt *sr = sched_rcpt_new(r->msg_id, r->idx, rcpt_domain(r->addr),
-					       r->next_attempt_ms, r->queued_ms, r->attempts,
-					       pool > 0 && pool <= UINT16_MAX ? (uint16_t)pool : 0);
-
-	if (!sr)
-		return -ENOMEM;
-	engine_route_rcpt(eng, sr);
-	return 0;
+	(void)ctx;
+	fprintf(stderr, "salvod: stopping: the spool cannot be written (%s); mail is refused and no delivery "
+		"starts until a restart\n", spool_strerror(err));
+	kill(getpid(), SIGTERM);
 }
 
 int main(int argc, char **argv)
@@ -222,21 +228,27 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 		{"config", required_argument, NULL, 'c'},
 		{"check-config", no_argument, NULL, 'k'},
+		{"show", required_argument, NULL, 'S'},
 		{"version", no_argument, NULL, 'V'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	const char *config_path = NULL;
+	const char *config_path = NULL, *show = NULL;
 	bool check_only = false;
 	struct config cfg;
 	struct engine eng;
+	struct acct_csv *acct_csv = NULL;
 	struct conn_limit smtp_conns = {0};
-	struct auth_failures auth_failures = {0};
+	struct auth_service auth = {0};
+	struct addr_window bounce_reports = {0};
+	struct accept_store store = {0};
+	struct accept_recovered recovered = {0};
+	struct sent_pruner *pruner = NULL;
 	int lock_fd = -1;
 	char err[CONFIG_ERR_MAX];
 	char path[4096];
 	sigset_t sigs;
-	unsigned started = 0;
+	unsigned started = 0, running = 0;
 	uint64_t n_msgs = 0, n_rcpts = 0;
 	int opt, ret, status = 1, sig;
 
@@ -244,6 +256,7 @@ int main(int argc, char **argv)
 		switch (opt) {
 		case 'c': config_path = optarg; break;
 		case 'k': check_only = true; break;
+		case 'S': show = optarg; break;
 		case 'V': printf("salvod %s\n", SALVO_VERSION); return 0;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
@@ -253,19 +266,51 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	if (show && !check_only) {
+		fprintf(stderr, "salvod: --show goes with --check-config\n");
+		return 2;
+	}
 	if (config_path) {
-		if (config_load(&cfg, config_path, err) < 0) {
-			fprintf(stderr, "%s\n", err);
+		struct config_report rep;
+		int rc = config_load_report(&cfg, config_path, &rep);
+
+		if (rep.warnings)
+			fputs(rep.warnings, stderr);
+		if (rc < 0) {
+			if (rep.errors)
+				fputs(rep.errors, stderr);
+			if (rep.n_errors > 1)
+				fprintf(stderr, "%s: %u errors\n", config_path, rep.n_errors);
+			config_report_free(&rep);
 			return 2;
 		}
+		config_report_free(&rep);
 	} else if (config_defaults(&cfg) < 0) {
 		fprintf(stderr, "salvod: out of memory\n");
 		return 1;
 	}
 	if (check_only) {
+		if (show) {
+			ret = config_show(stdout, &cfg, show, err, sizeof(err));
+			if (ret < 0)
+				fprintf(stderr, "salvod: %s\n", err);
+			config_free(&cfg);
+			return ret < 0 ? 2 : 0;
+		}
 		printf("%s: configuration is valid\n", config_path ? config_path : "built-in defaults");
 		config_free(&cfg);
 		return 0;
+	}
+	/* `log-file PATH`: diagnostics go there from now on */
+	if (cfg.log_file) {
+		int fd = open(cfg.log_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+
+		if (fd < 0 || dup2(fd, STDERR_FILENO) < 0) {
+			fprintf(stderr, "salvod: log-file %s: %s\n", cfg.log_file, strerror(errno));
+			config_free(&cfg);
+			return 1;
+		}
+		close(fd);
 	}
 	if (probe_io_uring() < 0) {
 		config_free(&cfg);
@@ -299,23 +344,53 @@ int main(int argc, char **argv)
 		fprintf(stderr, "salvod: cannot open the accounting log in %s: %s\n", path, strerror(-ret));
 		goto out_spool;
 	}
+	/* <acct-file>: PowerMTA's CSV files, fed from the same events */
+	if (cfg.n_acct_files) {
+		if (acct_csv_open(&acct_csv, cfg.acct_files, cfg.n_acct_files, err, sizeof(err)) < 0) {
+			fprintf(stderr, "salvod: %s\n", err);
+			goto out_log;
+		}
+		acct_log_set_tap(eng.acct, &(struct acct_tap){acct_csv_write, acct_csv_flush, acct_csv});
+	}
+	{
+		char state[4096];
+
+		snprintf(state, sizeof(state), "%s/webhooks", cfg.spool_dir);
+		if (webhooks_start(&eng.webhooks, &cfg, path, state, err, sizeof(err)) < 0) {
+			fprintf(stderr, "salvod: %s\n", err);
+			goto out_log;
+		}
+	}
 	if ((ret = spool_writer_start(&eng.writer, eng.spool, &eng, flush_log,
 					    (unsigned)cfg.spool_commit_delay_ms * 1000)) < 0) {
 		fprintf(stderr, "salvod: cannot start the spool writer: %s\n", strerror(-ret));
 		goto out_log;
 	}
+	eng.writer.on_fatal = spool_failed; /* before anything is submitted */
+	if (!(pruner = calloc(1, sizeof(*pruner)))) {
+		fprintf(stderr, "salvod: out of memory\n");
+		goto out_writer;
+	}
+	sent_pruner_init(pruner, &eng.writer, (int64_t)cfg.bounce_verp_retention_ms);
+	eng.sent_pruner = pruner;
 	if (conn_limit_init(&smtp_conns, cfg.smtp_max_connections, cfg.smtp_max_connections_per_ip) < 0) {
 		fprintf(stderr, "salvod: out of memory\n");
 		goto out_writer;
 	}
 	eng.smtp_conns = &smtp_conns;
-	if (auth_failures_init(&auth_failures) < 0) {
+	if (auth_service_start(&auth, &cfg, intake_auth_done) < 0 ||
+	    addr_window_init(&bounce_reports, (unsigned)(cfg.bounce_max_reports_per_ip.count > UINT32_MAX
+							    ? UINT32_MAX : cfg.bounce_max_reports_per_ip.count),
+			     cfg.bounce_max_reports_per_ip.per_ms) < 0) {
 		fprintf(stderr, "salvod: out of memory\n");
 		goto out_writer;
 	}
-	eng.auth_failures = &auth_failures;
+	eng.auth = &auth;
+	eng.bounce_reports = &bounce_reports;
 	if (cfg.tls_certificate && cfg.tls_private_key &&
-	    tls_server_ctx(cfg.tls_certificate, cfg.tls_private_key, &eng.tls_server, err, sizeof(err)) < 0) {
+	    (tls_server_ctx(cfg.tls_certificate, cfg.tls_private_key, &eng.tls_server, err, sizeof(err)) < 0 ||
+	     ((cfg.tls_ciphers || cfg.tls_ciphersuites) &&
+	      tls_server_ciphers(eng.tls_server, cfg.tls_ciphers, cfg.tls_ciphersuites, err, sizeof(err)) < 0))) {
 		fprintf(stderr, "salvod: TLS: %s\n", err);
 		goto out_writer;
 	}
@@ -331,6 +406,18 @@ int main(int argc, char **argv)
 		fprintf(stderr, "salvod: DKIM: %s\n", err);
 		goto out_writer;
 	}
+	if ((ret = accept_store_start(&store)) < 0) {
+		fprintf(stderr, "salvod: cannot start the store thread: %s\n", strerror(-ret));
+		goto out_writer;
+	}
+	eng.store = &store;
+	/* Recover, then listen: the queue is read in one snapshot before any
+	 * listener opens, so a message committed once they are open is queued
+	 * by its own commit only, never a second time by recovery. */
+	if ((ret = accept_store_recover(&eng, &recovered)) != 0) {
+		fprintf(stderr, "salvod: spool recovery failed: %s\n", spool_strerror(ret));
+		goto out_writer;
+	}
 	eng.n_workers = cfg.worker_threads ? cfg.worker_threads : 1;
 	eng.workers = calloc(eng.n_workers, sizeof(*eng.workers));
 	if (!eng.workers) {
@@ -338,23 +425,31 @@ int main(int argc, char **argv)
 		goto out_writer;
 	}
 	for (; started < eng.n_workers; started++) {
-		if (worker_start(&eng.workers[started], &eng, started) < 0) {
+		if (worker_init(&eng.workers[started], &eng, started) < 0) {
 			fprintf(stderr, "salvod: worker %u: %s\n", started, eng.workers[started].start_err);
 			worker_free(&eng.workers[started]);
 			goto out_workers;
 		}
 	}
-	if ((ret = spool_recover(eng.spool, recover_one, &eng)) != 0) {
-		fprintf(stderr, "salvod: spool recovery failed: %s\n", spool_strerror(ret));
+	/* Pauses first: the shards take their mail in post order. */
+	if ((ret = engine_restore_pauses(&eng)) != 0) {
+		fprintf(stderr, "salvod: cannot read the paused queues: %s\n", spool_strerror(ret));
 		goto out_workers;
 	}
+	/* Only now may mail come in: a message accepted by the first worker is
+	 * routed to any shard, so every shard must exist first. */
+	for (; running < eng.n_workers; running++) {
+		if (worker_run(&eng.workers[running]) < 0) {
+			fprintf(stderr, "salvod: worker %u: %s\n", running, eng.workers[running].start_err);
+			goto out_workers;
+		}
+	}
+	accept_store_route_recovered(&eng, &recovered);
 	if (cfg.n_http_listeners) {
 		struct http_server_opts ho = {
-			.listeners = cfg.http_listeners,
-			.n_listeners = cfg.n_http_listeners,
-			.max_body = cfg.http_max_body_size,
-			.token = cfg.http_api_token,
+			.cfg = &cfg,
 			.threads = 2,
+			.policy = api_access,
 		};
 
 		if (http_server_start(&eng.http, &ho, api_handle, &eng, err, sizeof(err)) < 0) {
@@ -368,25 +463,43 @@ int main(int argc, char **argv)
 		cfg.n_http_listeners ? cfg.http_listeners[0].text : "(none)", cfg.spool_dir,
 		(unsigned long long)n_msgs, (unsigned long long)n_rcpts);
 
-	do {
-		if (sigwait(&sigs, &sig) != 0)
+	for (;;) {
+		struct timespec tick = {1, 0};
+
+		sig = sigtimedwait(&sigs, NULL, &tick);
+		if (sig < 0 && errno != EAGAIN && errno != EINTR)
 			sig = SIGTERM;
-	} while (sig == SIGHUP); /* reload arrives with a later issue */
-	fprintf(stderr, "salvod: %s: shutting down\n", strsignal(sig));
-	status = 0;
+		if (sig == SIGTERM || sig == SIGINT)
+			break;
+		/* SIGHUP: reload arrives with a later issue */
+		sent_pruner_tick(pruner, wall_now_ms());
+	}
+	status = spool_writer_failed(&eng.writer) ? EXIT_SPOOL_FAILED : 0;
+	fprintf(stderr, "salvod: %s: shutting down%s\n", strsignal(sig),
+		status ? " after a spool failure (exit status 75: restart)" : "");
 
 out_workers:
 	/* The API goes first: its handlers read the workers' snapshots. Its
-	 * requests waiting on the writer are answered before it stops. */
+	 * requests waiting on the writer are answered before it stops: the
+	 * store thread stops first, so an injection stores no further batch and
+	 * answers after the one being committed. */
+	accept_store_stop(&store);
 	for (int i = 0; i < 500 && __atomic_load_n(&eng.http_inflight, __ATOMIC_ACQUIRE); i++)
 		usleep(10000);
 	http_server_stop(eng.http);
 	eng.http = NULL;
-	for (unsigned i = 0; i < started; i++)
+	for (unsigned i = 0; i < running; i++)
 		worker_stop(&eng.workers[i]);
 out_writer:
+	/* After the workers: a check finishing now posts to a stopped
+	 * worker's mailbox, which worker_free() empties. */
+	auth_service_stop(&auth);
 	/* Workers are gone; the writer drains what they handed it. */
+	accept_store_stop(&store);
 	spool_writer_stop(&eng.writer);
+	accept_store_free_recovered(&recovered);
+	free(pruner);
+	eng.sent_pruner = NULL;
 	for (unsigned i = 0; i < started; i++)
 		worker_free(&eng.workers[i]);
 	free(eng.workers);
@@ -394,9 +507,11 @@ out_writer:
 	dkim_keys_free(eng.dkim);
 	tls_ctx_free(eng.tls_server);
 	tls_ctx_free(eng.tls_client);
-	auth_failures_fini(&auth_failures);
+	addr_window_fini(&bounce_reports);
 out_log:
+	webhooks_stop(eng.webhooks); /* after the writer: it may still be logging */
 	acct_log_close(eng.acct);
+	acct_csv_close(acct_csv);
 out_spool:
 	spool_close(eng.spool);
 out_cfg:

@@ -48,6 +48,12 @@ void sched_fini(struct sched *s, void (*queue_free)(struct sched_queue *q))
 		}
 	}
 	free(s->buckets);
+	while (s->paused) {
+		struct sched_paused *p = s->paused;
+
+		s->paused = p->next;
+		free(p);
+	}
 	memset(s, 0, sizeof(*s));
 }
 
@@ -338,4 +344,86 @@ size_t sched_retry_now(struct sched *s, struct sched_queue *q)
 	for (size_t i = kept / 2; i-- > 0;)
 		heap_down(s, i);
 	return moved;
+}
+
+/* ---- idle queues and pauses ---------------------------------------------- */
+
+static void queue_destroy(struct sched *s, struct sched_queue **link)
+{
+	struct sched_queue *q = *link;
+
+	*link = q->hnext;
+	s->n_queues--;
+	s->queues_freed++;
+	free(q->fifos);
+	free(q->domain);
+	free(q);
+}
+
+size_t sched_sweep(struct sched *s, int64_t now_ms, int64_t idle_ms, size_t max_visits,
+		   bool (*can_free)(struct sched_queue *q, void *arg),
+		   void (*on_free)(struct sched_queue *q, void *arg), void *arg)
+{
+	size_t visited = 0, freed = 0, buckets = 0;
+
+	while (visited < max_visits && buckets < s->n_buckets) {
+		struct sched_queue **link;
+
+		if (s->sweep_bucket >= s->n_buckets)
+			s->sweep_bucket = 0;
+		link = &s->buckets[s->sweep_bucket];
+		while (*link) {
+			struct sched_queue *q = *link;
+
+			visited++;
+			if (q->n_ready || q->n_waiting || q->n_inflight || q->kicked) {
+				q->empty_since_ms = 0;
+			} else if (!q->empty_since_ms) {
+				q->empty_since_ms = now_ms;
+			} else if (now_ms - q->empty_since_ms >= idle_ms && (!can_free || can_free(q, arg))) {
+				if (on_free)
+					on_free(q, arg);
+				queue_destroy(s, link);
+				freed++;
+				continue;
+			}
+			link = &q->hnext;
+		}
+		s->sweep_bucket++;
+		buckets++;
+	}
+	return freed;
+}
+
+int sched_pause_set(struct sched *s, const char *name, bool paused)
+{
+	struct sched_paused **pp = &s->paused, *p;
+	size_t n = strlen(name);
+
+	for (; *pp; pp = &(*pp)->next)
+		if (strcmp((*pp)->name, name) == 0)
+			break;
+	if (!paused) {
+		if ((p = *pp)) {
+			*pp = p->next;
+			free(p);
+		}
+		return 0;
+	}
+	if (*pp)
+		return 0;
+	if (!(p = malloc(sizeof(*p) + n + 1)))
+		return -ENOMEM;
+	memcpy(p->name, name, n + 1);
+	p->next = s->paused;
+	s->paused = p;
+	return 0;
+}
+
+bool sched_is_paused(const struct sched *s, const char *name)
+{
+	for (const struct sched_paused *p = s->paused; p; p = p->next)
+		if (strcmp(p->name, name) == 0)
+			return true;
+	return false;
 }

@@ -14,6 +14,14 @@
  * FIFO per virtual MTA pool, so a connection bound to one source IP takes
  * only recipients whose pool includes that IP.
  *
+ * Lifetime: a queue exists while it has work or state worth keeping. The
+ * shard's sweep (sched_sweep) visits a bounded number of queues per call
+ * and frees one that has been empty (nothing ready, waiting or in flight)
+ * for idle_ms and whose egress state agrees (no connection, no lookup, no
+ * throttle or backoff still running). A pause is not kept in the queue but
+ * in the shard's set of paused names (sched_pause_set), so a freed queue,
+ * or one never created, stays paused.
+ *
  * Ownership: a struct sched_rcpt is malloc'd by whoever creates it (intake
  * commit, recovery, outcome) and owned by exactly one place at a time: a
  * mailbox in transit, the shard's heap, a queue's ready list, or an egress
@@ -38,7 +46,10 @@ struct sched_rcpt {
 	struct mailbox_item link;   /* mailbox transit and ready-list link */
 	struct sched_queue *queue;  /* set once the shard adopts it */
 	uint64_t msg_id;
-	int64_t due_ms;             /* wall clock: next attempt */
+	int64_t due_ms;             /* next attempt: wall clock in transit (as stored),
+				     * the loop's monotonic clock once a shard holds it
+				     * (sched_due_mono()), so a stepped wall clock does
+				     * not move a retry */
 	int64_t queued_ms;          /* wall clock: accepted */
 	uint32_t idx;
 	uint16_t attempts;          /* saturates at UINT16_MAX */
@@ -63,6 +74,13 @@ struct sched_queue {
 	void *egress;               /* egress state, owned by egress.c */
 	bool kicked;                /* already on the shard's kick list */
 	struct sched_queue *kick_next;
+	int64_t empty_since_ms;     /* seen empty by the sweep since (0: not) */
+};
+
+/* A paused queue name (a small set: operators pause a few queues). */
+struct sched_paused {
+	struct sched_paused *next;
+	char name[];
 };
 
 struct sched {
@@ -72,6 +90,9 @@ struct sched {
 	struct sched_rcpt **heap;
 	size_t heap_len, heap_cap;
 	struct sched_queue *kick_head; /* queues with new ready work this turn */
+	struct sched_paused *paused;   /* queue names paused by the operator */
+	size_t sweep_bucket;           /* where the next sweep goes on */
+	uint64_t queues_freed;         /* by the sweep, since start */
 };
 
 int sched_init(struct sched *s, const struct config *cfg);
@@ -94,6 +115,18 @@ struct sched_queue *sched_queue_find(struct sched *s, const char *domain);
  * when already set (a retry stays in its queue), else the queue named by
  * sched_queue_name_for(). -ENOMEM fails without taking it. */
 int sched_add(struct sched *s, struct sched_rcpt *r, int64_t now_ms);
+/* A wall-clock due time as a monotonic one: as far ahead of mono_now as it
+ * is of wall_now (already due: mono_now). */
+static inline int64_t sched_due_mono(int64_t due_wall, int64_t wall_now, int64_t mono_now)
+{
+	int64_t ahead, due;
+
+	if (due_wall <= wall_now)
+		return mono_now;
+	if (__builtin_sub_overflow(due_wall, wall_now, &ahead) || __builtin_add_overflow(mono_now, ahead, &due))
+		return INT64_MAX;
+	return due;
+}
 /* Move every recipient due at now_ms to its queue's ready list. Returns how many. */
 size_t sched_run_due(struct sched *s, int64_t now_ms);
 /* Milliseconds until the earliest waiting recipient is due (INT64_MAX if none). */
@@ -110,6 +143,19 @@ struct sched_rcpt *sched_ready_take_msg(struct sched_queue *q, size_t pool, uint
 /* "Retry now": every recipient of q waiting in the heap becomes ready.
  * O(heap) - an operator action, not a hot path. Returns how many. */
 size_t sched_retry_now(struct sched *s, struct sched_queue *q);
+/* Free empty queues idle for idle_ms: visit at most max_visits queues
+ * from where the last sweep stopped. can_free (may be NULL) vetoes a queue
+ * (its egress state still matters); on_free is called before it goes (to
+ * free that state, fold its counters). Returns how many were freed. */
+size_t sched_sweep(struct sched *s, int64_t now_ms, int64_t idle_ms, size_t max_visits,
+		   bool (*can_free)(struct sched_queue *q, void *arg),
+		   void (*on_free)(struct sched_queue *q, void *arg), void *arg);
+
+/* The operator's pauses, by queue name, whether or not the queue exists.
+ * sched_pause_set(..., true) -ENOMEM or 0. */
+int sched_pause_set(struct sched *s, const char *name, bool paused);
+bool sched_is_paused(const struct sched *s, const char *name);
+
 /* Pop the next queue with new ready work (each at most once per kick). */
 struct sched_queue *sched_next_kicked(struct sched *s);
 void sched_kick(struct sched *s, struct sched_queue *q);

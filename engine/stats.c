@@ -10,6 +10,7 @@
 
 #include "core/config.h"
 #include "engine/egress.h"
+#include "engine/scheduler.h"
 
 void worker_stats_init(struct worker_stats *ws)
 {
@@ -17,10 +18,14 @@ void worker_stats_init(struct worker_stats *ws)
 	pthread_mutex_init(&ws->mu, NULL);
 }
 
+static void snap_free(struct stats_snap *sn);
+
+/* After the API stopped: no reader holds a snapshot any more. */
 void worker_stats_fini(struct worker_stats *ws)
 {
-	free(ws->queues);
-	ws->queues = NULL;
+	stats_snap_put(ws->cur);
+	snap_free(ws->spare);
+	ws->cur = ws->spare = NULL;
 	pthread_mutex_destroy(&ws->mu);
 }
 
@@ -79,27 +84,106 @@ static void fill(struct queue_stat *st, struct sched_queue *q, size_t n_units, i
 	}
 }
 
+static void snap_free(struct stats_snap *sn)
+{
+	if (!sn)
+		return;
+	free(sn->queues);
+	free(sn->units);
+	free(sn);
+}
+
+void stats_snap_put(struct stats_snap *sn)
+{
+	if (sn && __atomic_sub_fetch(&sn->refs, 1, __ATOMIC_ACQ_REL) == 0)
+		snap_free(sn);
+}
+
+struct stats_snap *worker_stats_get(struct worker_stats *ws)
+{
+	struct stats_snap *sn;
+
+	pthread_mutex_lock(&ws->mu);
+	sn = ws->cur;
+	if (sn)
+		__atomic_add_fetch(&sn->refs, 1, __ATOMIC_ACQ_REL);
+	pthread_mutex_unlock(&ws->mu);
+	return sn;
+}
+
+/* A snapshot for need queues: the spare when no reader holds it, its
+ * arrays resized only when too small or four times too large. */
+static struct stats_snap *snap_take(struct worker_stats *ws, size_t need, size_t n_units)
+{
+	struct stats_snap *sn = ws->spare;
+	size_t cap;
+
+	ws->spare = NULL;
+	if (!sn && !(sn = calloc(1, sizeof(*sn))))
+		return NULL;
+	if (sn->cap < need || sn->cap > 4 * need + 64 || sn->n_units != n_units) {
+		cap = need + need / 4 + 16;
+		free(sn->queues);
+		free(sn->units);
+		sn->queues = malloc(cap * sizeof(*sn->queues));
+		sn->units = malloc(cap * (n_units ? n_units : 1) * sizeof(*sn->units));
+		sn->cap = sn->queues && sn->units ? cap : 0;
+		sn->n_units = n_units;
+		if (!sn->cap) {
+			snap_free(sn);
+			return NULL;
+		}
+	}
+	sn->refs = 1;
+	return sn;
+}
+
+/* A paused name with no queue: shown as an empty paused queue. */
+static void fill_paused(struct queue_stat *st, const char *name, const struct config *cfg, size_t n_units)
+{
+	snprintf(st->name, sizeof(st->name), "%s", name);
+	st->n_units = n_units;
+	st->connection_limit = config_domain_for(cfg, name)->max_smtp_out;
+	st->paused = true;
+	st->no_queue = true;
+}
+
 void worker_stats_publish(struct worker *w)
 {
 	struct sched *s = &w->sched;
-	size_t n = s->n_queues, n_units = w->eng->cfg->n_vmtas, i = 0;
-	struct queue_stat *qs = calloc(1, n * sizeof(*qs) + n * n_units * sizeof(struct unit_stat) + 1);
-	struct unit_stat *units = (struct unit_stat *)(qs + n);
+	size_t n_units = w->eng->cfg->n_vmtas, need = s->n_queues, i = 0;
 	int64_t mono = (int64_t)loop_now_ms(), wall = wall_now_ms();
-	struct queue_stat *old;
+	struct stats_snap *sn, *old;
 
-	if (!qs)
+	for (const struct sched_paused *p = s->paused; p; p = p->next)
+		need += !sched_queue_find(s, p->name);
+	if (!(sn = snap_take(&w->stats, need, n_units)))
 		return; /* the last snapshot stays; try again next time */
 	for (size_t b = 0; b < s->n_buckets; b++)
-		for (struct sched_queue *q = s->buckets[b]; q && i < n; q = q->hnext, i++) {
-			qs[i].units = units + i * n_units;
-			fill(&qs[i], q, n_units, mono, wall);
+		for (struct sched_queue *q = s->buckets[b]; q && i < need; q = q->hnext, i++) {
+			memset(&sn->queues[i], 0, sizeof(sn->queues[i]));
+			sn->queues[i].units = sn->units + i * n_units;
+			memset(sn->queues[i].units, 0, n_units * sizeof(struct unit_stat));
+			fill(&sn->queues[i], q, n_units, mono, wall);
 		}
+	for (const struct sched_paused *p = s->paused; p && i < need; p = p->next) {
+		if (sched_queue_find(s, p->name))
+			continue;
+		memset(&sn->queues[i], 0, sizeof(sn->queues[i]));
+		sn->queues[i].units = sn->units + i * n_units;
+		memset(sn->queues[i].units, 0, n_units * sizeof(struct unit_stat));
+		fill_paused(&sn->queues[i++], p->name, w->eng->cfg, n_units);
+	}
+	sn->n = i;
+	sn->gone = w->stats.gone;
+	sn->published_ms = wall;
 	pthread_mutex_lock(&w->stats.mu);
-	old = w->stats.queues;
-	w->stats.queues = qs;
-	w->stats.n_queues = i;
-	w->stats.published_ms = wall;
+	old = w->stats.cur;
+	w->stats.cur = sn;
 	pthread_mutex_unlock(&w->stats.mu);
-	free(old);
+	/* No reader can take old any more: reuse it unless one still holds it. */
+	if (old && __atomic_load_n(&old->refs, __ATOMIC_ACQUIRE) == 1)
+		w->stats.spare = old;
+	else
+		stats_snap_put(old);
 }

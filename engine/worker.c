@@ -14,12 +14,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/egress.h"
 #include "engine/engine.h"
 #include "engine/shard.h"
 #include "net/dns.h"
 #include "net/smtp_server.h"
 
 #define WORKER_TICK_MS 100
+#define WORKER_SWEEP_VISITS 2048 /* queues looked at per tick for freeing */
 #define WORKER_RING_ENTRIES 1024
 #define WORKER_BUFS 256 /* 4 MiB of receive buffers per worker, touched lazily */
 #define WORKER_BUF_SIZE 16384
@@ -84,7 +86,7 @@ void worker_run_kicks(struct worker *w)
 static void worker_mail(struct mailbox *mb, struct mailbox_item *items)
 {
 	struct worker *w = mb->owner;
-	int64_t now = wall_now_ms();
+	int64_t now = wall_now_ms(), mono = (int64_t)loop_now_ms();
 
 	while (items) {
 		struct mailbox_item *next = items->next;
@@ -93,7 +95,9 @@ static void worker_mail(struct mailbox *mb, struct mailbox_item *items)
 		case WORKER_MAIL_RCPT: {
 			struct sched_rcpt *r = container_of(items, struct sched_rcpt, link);
 
-			if (sched_add(&w->sched, r, now) < 0) {
+			/* due times run on the monotonic clock from here on */
+			r->due_ms = sched_due_mono(r->due_ms, now, mono);
+			if (sched_add(&w->sched, r, mono) < 0) {
 				fprintf(stderr, "salvod: out of memory queueing %016llx; it goes out after a restart\n",
 					(unsigned long long)r->msg_id);
 				free(r);
@@ -112,6 +116,9 @@ static void worker_mail(struct mailbox *mb, struct mailbox_item *items)
 		case WORKER_MAIL_BOUNCE:
 			bounce_intake_replied(w, items);
 			break;
+		case WORKER_MAIL_AUTH:
+			intake_auth_replied(w, items);
+			break;
 		default:
 			fprintf(stderr, "salvod: worker_mail: unknown mail kind %d\n", items->kind);
 			abort();
@@ -125,9 +132,12 @@ static void worker_tick(struct loop_op *op, int res, unsigned flags)
 {
 	struct worker *w = container_of(op, struct worker, tick_op);
 
-	sched_run_due(&w->sched, wall_now_ms());
+	sched_run_due(&w->sched, (int64_t)loop_now_ms());
 	egress_tick(w);
 	worker_run_kicks(w);
+	sched_sweep(&w->sched, (int64_t)loop_now_ms(), (int64_t)w->eng->cfg->queue_free_after_ms,
+		    WORKER_SWEEP_VISITS, egress_queue_can_free, egress_queue_freed, w);
+	dns_cache_sweep(w->dns, 64); /* all 4096 buckets every 6.4 s */
 	if (++w->ticks % (STATS_PUBLISH_MS / WORKER_TICK_MS) == 0)
 		worker_stats_publish(w);
 	loop_timeout(&w->loop, &w->tick_op, WORKER_TICK_MS);
@@ -146,7 +156,9 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
-int worker_start(struct worker *w, struct engine *eng, unsigned index)
+/* Everything but the thread: the loop, mailbox, resolver and listeners (a
+ * bound listener queues connections in the kernel until the thread runs). */
+int worker_init(struct worker *w, struct engine *eng, unsigned index)
 {
 	const struct config *cfg = eng->cfg;
 	struct smtp_server_limits lim = {
@@ -159,7 +171,6 @@ int worker_start(struct worker *w, struct engine *eng, unsigned index)
 		.conns = eng->smtp_conns,
 		.tls = eng->tls_server,
 	};
-	sigset_t all, old;
 	int ret;
 
 	memset(w, 0, sizeof(*w));
@@ -182,7 +193,8 @@ int worker_start(struct worker *w, struct engine *eng, unsigned index)
 		snprintf(w->start_err, sizeof(w->start_err), "worker setup failed: %s", strerror(-ret));
 		return ret;
 	}
-	ret = dns_init(&w->dns, &w->loop, cfg->has_dns_server ? &cfg->dns_server : NULL);
+	ret = cfg->n_name_servers > 1 ? dns_init_servers(&w->dns, &w->loop, cfg->name_servers, cfg->n_name_servers)
+				       : dns_init(&w->dns, &w->loop, cfg->has_dns_server ? &cfg->dns_server : NULL);
 	if (ret < 0) {
 		snprintf(w->start_err, sizeof(w->start_err), "DNS resolver setup failed: %s", strerror(-ret));
 		return ret;
@@ -190,8 +202,14 @@ int worker_start(struct worker *w, struct engine *eng, unsigned index)
 	ret = smtp_server_start(&w->srv, &w->loop, cfg->smtp_listeners, cfg->n_smtp_listeners,
 				cfg->smtps_listeners, cfg->n_smtps_listeners, &lim,
 				&intake_hooks, w, w->start_err, sizeof(w->start_err));
-	if (ret < 0)
-		return ret;
+	return ret < 0 ? ret : 0;
+}
+
+int worker_run(struct worker *w)
+{
+	sigset_t all, old;
+	int ret;
+
 	/* Signals belong to the main thread. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
@@ -229,6 +247,8 @@ void worker_free(struct worker *w)
 			egress_action_discard(it);
 		else if (it->kind == WORKER_MAIL_BOUNCE)
 			bounce_intake_discard(it);
+		else if (it->kind == WORKER_MAIL_AUTH)
+			intake_auth_discard(it);
 		else
 			intake_discard(it);
 		it = next;

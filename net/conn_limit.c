@@ -1,9 +1,10 @@
 /*
  * conn_limit.c - shared inbound connection counts (see conn_limit.h). The
  * per-IP table holds only addresses with sessions open: a slot goes when
- * its count drops to zero, so a scan of many addresses leaves nothing.
+ * its counts drop to zero, so a scan of many addresses leaves nothing.
  */
 #include "net/conn_limit.h"
+#include "net/addr_window.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -15,8 +16,9 @@
 
 struct conn_limit_slot {
 	struct conn_limit_slot *next;
-	uint8_t addr[16];          /* IPv4 as ::ffff:a.b.c.d */
-	unsigned n;
+	uint8_t addr[16];          /* addr_window_key(): IPv4 as ::ffff:a.b.c.d, IPv6 /64 */
+	unsigned n;                /* untrusted sessions */
+	unsigned n_trusted;        /* sessions of sources that may relay */
 };
 
 int conn_limit_init(struct conn_limit *cl, unsigned max_total, unsigned max_per_ip)
@@ -48,17 +50,6 @@ void conn_limit_fini(struct conn_limit *cl)
 	pthread_mutex_destroy(&cl->mu);
 }
 
-static void key_of(const struct sockaddr *sa, uint8_t k[16])
-{
-	memset(k, 0, 16);
-	if (sa && sa->sa_family == AF_INET6) {
-		memcpy(k, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
-	} else if (sa && sa->sa_family == AF_INET) {
-		k[10] = k[11] = 0xff;
-		memcpy(k + 12, &((const struct sockaddr_in *)sa)->sin_addr, 4);
-	}
-}
-
 static struct conn_limit_slot **find(struct conn_limit *cl, const uint8_t k[16])
 {
 	uint32_t h = 2166136261u;
@@ -72,18 +63,22 @@ static struct conn_limit_slot **find(struct conn_limit *cl, const uint8_t k[16])
 	return p;
 }
 
-enum conn_limit_verdict conn_limit_acquire(struct conn_limit *cl, const struct sockaddr *addr)
+enum conn_limit_verdict conn_limit_acquire(struct conn_limit *cl, const struct sockaddr *addr, bool trusted,
+					   unsigned per_ip)
 {
 	enum conn_limit_verdict v = CONN_OK;
 	struct conn_limit_slot **p, *s;
 	uint8_t k[16];
 
-	key_of(addr, k);
+	addr_window_key(addr, k);
 	pthread_mutex_lock(&cl->mu);
 	p = find(cl, k);
-	if (cl->max_total && cl->total >= cl->max_total) {
+	if (!trusted && cl->max_total && cl->total >= cl->max_total) {
 		v = CONN_TOO_MANY;
-	} else if (*p && cl->max_per_ip && (*p)->n >= cl->max_per_ip) {
+	} else if (!trusted && *p && (per_ip ? per_ip : cl->max_per_ip) &&
+		   (*p)->n >= (per_ip ? per_ip : cl->max_per_ip)) {
+		v = CONN_TOO_MANY_FROM_IP;
+	} else if (trusted && *p && per_ip && (*p)->n_trusted >= per_ip) {
 		v = CONN_TOO_MANY_FROM_IP;
 	} else {
 		if (!(s = *p)) {
@@ -94,24 +89,35 @@ enum conn_limit_verdict conn_limit_acquire(struct conn_limit *cl, const struct s
 			memcpy(s->addr, k, 16);
 			*p = s;
 		}
-		s->n++;
-		cl->total++;
+		if (trusted) {
+			s->n_trusted++;
+			cl->total_trusted++;
+		} else {
+			s->n++;
+			cl->total++;
+		}
 	}
 	pthread_mutex_unlock(&cl->mu);
 	return v;
 }
 
-void conn_limit_release(struct conn_limit *cl, const struct sockaddr *addr)
+void conn_limit_release(struct conn_limit *cl, const struct sockaddr *addr, bool trusted)
 {
 	struct conn_limit_slot **p, *s;
 	uint8_t k[16];
 
-	key_of(addr, k);
+	addr_window_key(addr, k);
 	pthread_mutex_lock(&cl->mu);
 	p = find(cl, k);
 	if ((s = *p)) {
-		cl->total--;
-		if (--s->n == 0) {
+		if (trusted) {
+			cl->total_trusted--;
+			s->n_trusted--;
+		} else {
+			cl->total--;
+			s->n--;
+		}
+		if (s->n == 0 && s->n_trusted == 0) {
 			*p = s->next;
 			free(s);
 		}

@@ -15,6 +15,15 @@
  * cached for the smallest TTL seen (clamped to [5 s, 1 h]); temporary
  * failures are not cached.
  *
+ * Stale-while-error (RFC 8767): a positive answer stays in the cache for
+ * DNS_STALE_MAX_MS past its TTL. A request for an expired entry starts a
+ * refresh; when that refresh fails temporarily (SERVFAIL, timeout,
+ * REFUSED), the waiters get the old answer marked stale and the domain is
+ * not asked again before a backoff (dns_stale_retry_ms(): 5 s doubling to
+ * 5 min) - requests meanwhile get the stale answer at once. A definite
+ * answer (a new MX set, NXDOMAIN, null MX) replaces it at once. Negative
+ * answers are never served stale.
+ *
  * Invariants: dns_sock entries are freed only in dns_sock_gc(), never while
  * c-ares may be calling back about them; a lookup is freed after its waiters
  * ran; during dns_free() (destroying) no waiter is ever called.
@@ -39,6 +48,8 @@
 #define DNS_TTL_MIN_MS 5000u
 #define DNS_TTL_MAX_MS 3600000u
 #define DNS_NEG_TTL_MS 60000u
+#define DNS_RETRY_MIN_MS 5000u
+#define DNS_RETRY_MAX_MS 300000u
 #define DNS_MAX_HOSTS 16
 #define DNS_CACHE_BUCKETS 4096
 #define DNS_CACHE_MAX 100000
@@ -81,6 +92,9 @@ struct dns_cached {
 	struct dns_cached *next;
 	char *domain;
 	uint64_t expires;
+	uint64_t stale_until;      /* positive answers: kept for stale-while-error until then */
+	uint64_t retry_at;         /* a refresh failed: serve stale, do not ask before then */
+	unsigned failures;         /* refreshes failed in a row */
 	enum dns_status status;
 	size_t n_targets;
 	struct dns_target *targets;
@@ -90,8 +104,11 @@ struct dns {
 	struct loop *loop;
 	ares_channel ch;
 	struct dns_sock *socks;
-	struct dns_lookup *lookups;
+	struct dns_lookup *lookups[DNS_CACHE_BUCKETS]; /* in flight, by dns_hash(domain):
+							  * thousands at once must not make
+							  * each new one a list walk */
 	struct dns_cached *cache[DNS_CACHE_BUCKETS];
+	size_t sweep_bucket;       /* dns_cache_sweep() goes on from here */
 	size_t n_cached;
 	struct loop_op timer_op;
 	bool timer_armed;
@@ -255,17 +272,47 @@ static void dns_cache_clear(struct dns *d)
 	d->n_cached = 0;
 }
 
-/* A live entry, dropping an expired one on the way. */
+enum dns_cache_use dns_cache_use(const struct dns_cache_times *t, uint64_t now)
+{
+	if (now < t->expires)
+		return DNS_USE_FRESH;
+	if (!t->positive || now >= t->stale_until)
+		return DNS_USE_DROP;
+	return now < t->retry_at ? DNS_USE_STALE : DNS_USE_REFRESH;
+}
+
+uint64_t dns_stale_retry_ms(unsigned failures)
+{
+	uint64_t ms = DNS_RETRY_MIN_MS;
+
+	for (unsigned i = 1; i < failures && ms < DNS_RETRY_MAX_MS; i++)
+		ms *= 2;
+	return ms < DNS_RETRY_MAX_MS ? ms : DNS_RETRY_MAX_MS;
+}
+
+static enum dns_cache_use dns_cached_use(const struct dns_cached *c, uint64_t now)
+{
+	struct dns_cache_times t = {
+		.expires = c->expires,
+		.stale_until = c->stale_until,
+		.retry_at = c->retry_at,
+		.positive = c->status == DNS_OK,
+	};
+
+	return dns_cache_use(&t, now);
+}
+
+/* The entry for domain, fresh or still usable as stale; one past any use
+ * is dropped on the way. */
 static struct dns_cached *dns_cache_find(struct dns *d, const char *domain)
 {
 	struct dns_cached **pp = &d->cache[dns_hash(domain)];
-	uint64_t now = loop_now_ms();
 
 	while (*pp) {
 		struct dns_cached *c = *pp;
 
 		if (strcmp(c->domain, domain) == 0) {
-			if (c->expires > now)
+			if (dns_cached_use(c, loop_now_ms()) != DNS_USE_DROP)
 				return c;
 			*pp = c->next;
 			dns_cached_free(c);
@@ -277,11 +324,51 @@ static struct dns_cached *dns_cache_find(struct dns *d, const char *domain)
 	return NULL;
 }
 
+static void dns_cache_remove(struct dns *d, const char *domain)
+{
+	struct dns_cached **pp = &d->cache[dns_hash(domain)];
+
+	while (*pp) {
+		struct dns_cached *c = *pp;
+
+		if (strcmp(c->domain, domain) == 0) {
+			*pp = c->next;
+			dns_cached_free(c);
+			d->n_cached--;
+			return;
+		}
+		pp = &c->next;
+	}
+}
+
+void dns_cache_sweep(struct dns *d, size_t n_buckets)
+{
+	uint64_t now = loop_now_ms();
+
+	for (size_t i = 0; i < n_buckets && i < DNS_CACHE_BUCKETS; i++) {
+		struct dns_cached **pp = &d->cache[d->sweep_bucket];
+
+		while (*pp) {
+			struct dns_cached *c = *pp;
+
+			if (c->stale_until > now) { /* positive answers stay for stale-while-error */
+				pp = &c->next;
+				continue;
+			}
+			*pp = c->next;
+			dns_cached_free(c);
+			d->n_cached--;
+		}
+		d->sweep_bucket = (d->sweep_bucket + 1) % DNS_CACHE_BUCKETS;
+	}
+}
+
 static void dns_cache_put(struct dns *d, const char *domain, const struct dns_route *r, uint64_t ttl_ms)
 {
 	struct dns_cached *c;
 	size_t b = dns_hash(domain);
 
+	dns_cache_remove(d, domain); /* a stale one this answer replaces */
 	if (d->n_cached >= DNS_CACHE_MAX)
 		dns_cache_clear(d); /* crude but bounded; refills at the lookup rate */
 	c = calloc(1, sizeof(*c));
@@ -294,6 +381,7 @@ static void dns_cache_put(struct dns *d, const char *domain, const struct dns_ro
 	c->n_targets = r->n_targets;
 	c->status = r->status;
 	c->expires = loop_now_ms() + ttl_ms;
+	c->stale_until = r->status == DNS_OK ? c->expires + DNS_STALE_MAX_MS : c->expires;
 	c->next = d->cache[b];
 	d->cache[b] = c;
 	d->n_cached++;
@@ -307,8 +395,12 @@ fail:
 
 static void dns_route_from_cache(const struct dns_cached *c, struct dns_route *r)
 {
+	uint64_t now = loop_now_ms();
+
 	r->status = c->status;
 	r->error = c->status == DNS_OK ? NULL : dns_status_str(c->status);
+	r->stale = now >= c->expires;
+	r->ttl_ms = r->stale ? (c->retry_at > now ? c->retry_at - now : 0) : c->expires - now;
 	r->n_targets = c->n_targets;
 	if (c->n_targets)
 		memcpy(r->targets, c->targets, c->n_targets * sizeof(r->targets[0]));
@@ -374,7 +466,7 @@ long dns_answer_min_ttl(const unsigned char *p, size_t len)
 
 static void lookup_free(struct dns_lookup *lk)
 {
-	struct dns_lookup **pp = &lk->d->lookups;
+	struct dns_lookup **pp = &lk->d->lookups[dns_hash(lk->domain)];
 
 	while (*pp && *pp != lk)
 		pp = &(*pp)->next;
@@ -394,6 +486,7 @@ static void lookup_finish(struct dns_lookup *lk, struct dns_route *r)
 {
 	struct dns *d = lk->d;
 	struct dns_waiter *w;
+	struct dns_cached *c;
 
 	if (r->status != DNS_TEMPFAIL) {
 		uint64_t ttl = r->status == DNS_OK ? lk->ttl_ms : DNS_NEG_TTL_MS;
@@ -403,6 +496,17 @@ static void lookup_finish(struct dns_lookup *lk, struct dns_route *r)
 		if (ttl > DNS_TTL_MAX_MS)
 			ttl = DNS_TTL_MAX_MS;
 		dns_cache_put(d, lk->domain, r, ttl);
+		r->ttl_ms = ttl;
+	} else if ((c = dns_cache_find(d, lk->domain)) && c->status == DNS_OK) {
+		/* Stale-while-error: the last good answer, and back off. */
+		const char *why = r->error ? r->error : dns_status_str(r->status);
+
+		c->failures++;
+		c->retry_at = loop_now_ms() + dns_stale_retry_ms(c->failures);
+		if (c->failures == 1)
+			fprintf(stderr, "salvod: DNS: refreshing %s failed (%.100s); using its last answer for up to %u min past its TTL, retrying with backoff\n",
+				lk->domain, why, (unsigned)(DNS_STALE_MAX_MS / 60000u));
+		dns_route_from_cache(c, r);
 	}
 	/* Unlink first: a waiter may ask again for this domain from its callback. */
 	w = lk->waiters;
@@ -602,21 +706,42 @@ static void mx_cb(void *arg, int status, int timeouts, unsigned char *abuf, int 
 	lookup_hosts(lk);
 }
 
+/* The cache key: lower case, cut to 255 bytes. */
+static void dns_name_lower(const char *domain, char name[256])
+{
+	size_t n = strlen(domain);
+
+	if (n > 255)
+		n = 255;
+	for (size_t i = 0; i < n; i++)
+		name[i] = (domain[i] >= 'A' && domain[i] <= 'Z') ? (char)(domain[i] - 'A' + 'a') : domain[i];
+	name[n] = 0;
+}
+
+void dns_route_invalidate(struct dns *d, const char *domain)
+{
+	char name[256];
+	struct dns_cached *c;
+
+	dns_name_lower(domain, name);
+	if ((c = dns_cache_find(d, name))) {
+		c->expires = 0;
+		c->retry_at = 0;
+		if (c->status != DNS_OK)
+			dns_cache_remove(d, name);
+	}
+}
+
 void dns_resolve_route(struct dns *d, const char *domain, dns_route_cb cb, void *arg)
 {
 	char name[256];
 	struct dns_cached *c;
 	struct dns_lookup *lk;
 	struct dns_waiter *w;
-	size_t n = strlen(domain);
 
-	if (n >= sizeof(name))
-		n = sizeof(name) - 1;
-	for (size_t i = 0; i < n; i++)
-		name[i] = (domain[i] >= 'A' && domain[i] <= 'Z') ? (char)(domain[i] - 'A' + 'a') : domain[i];
-	name[n] = 0;
+	dns_name_lower(domain, name);
 
-	if ((c = dns_cache_find(d, name))) {
+	if ((c = dns_cache_find(d, name)) && dns_cached_use(c, loop_now_ms()) != DNS_USE_REFRESH) {
 		struct dns_route *r = malloc(sizeof(*r));
 
 		if (r) {
@@ -631,7 +756,7 @@ void dns_resolve_route(struct dns *d, const char *domain, dns_route_cb cb, void 
 		goto oom;
 	w->cb = cb;
 	w->arg = arg;
-	for (lk = d->lookups; lk; lk = lk->next) {
+	for (lk = d->lookups[dns_hash(name)]; lk; lk = lk->next) {
 		if (strcmp(lk->domain, name) == 0) {
 			w->next = lk->waiters;
 			lk->waiters = w;
@@ -647,8 +772,8 @@ void dns_resolve_route(struct dns *d, const char *domain, dns_route_cb cb, void 
 	lk->d = d;
 	lk->waiters = w;
 	lk->ttl_ms = DNS_TTL_MAX_MS;
-	lk->next = d->lookups;
-	d->lookups = lk;
+	lk->next = d->lookups[dns_hash(name)];
+	d->lookups[dns_hash(name)] = lk;
 	ares_query(d->ch, name, C_IN, T_MX, mx_cb, lk);
 	dns_timer_arm(d);
 	return;
@@ -658,7 +783,36 @@ oom: {
 }
 }
 
-int dns_init(struct dns **out, struct loop *l, const struct config_addr *server)
+/* "a:53,[b]:5353,..." for c-ares: the servers in order. */
+static int servers_csv(const struct config_addr *servers, size_t n, char *csv, size_t cap)
+{
+	size_t len = 0;
+
+	csv[0] = '\0';
+	for (size_t i = 0; i < n; i++) {
+		char host[64];
+		uint16_t port;
+		int w;
+
+		if (servers[i].sa.ss_family == AF_INET6) {
+			const struct sockaddr_in6 *s6 = (const void *)&servers[i].sa;
+			inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
+			port = ntohs(s6->sin6_port);
+			w = snprintf(csv + len, cap - len, "%s[%s]:%u", i ? "," : "", host, port ? port : 53);
+		} else {
+			const struct sockaddr_in *s4 = (const void *)&servers[i].sa;
+			inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
+			port = ntohs(s4->sin_port);
+			w = snprintf(csv + len, cap - len, "%s%s:%u", i ? "," : "", host, port ? port : 53);
+		}
+		if (w < 0 || (size_t)w >= cap - len)
+			return -EINVAL;
+		len += (size_t)w;
+	}
+	return 0;
+}
+
+int dns_init_servers(struct dns **out, struct loop *l, const struct config_addr *servers, size_t n)
 {
 	struct ares_options opts;
 	struct dns *d;
@@ -682,23 +836,11 @@ int dns_init(struct dns **out, struct loop *l, const struct config_addr *server)
 		free(d);
 		return ret == ARES_ENOMEM ? -ENOMEM : -EINVAL;
 	}
-	if (server) {
-		char csv[80];
-		char host[64];
-		uint16_t port;
+	if (n) {
+		char csv[1024];
 
-		if (server->sa.ss_family == AF_INET6) {
-			const struct sockaddr_in6 *s6 = (const void *)&server->sa;
-			inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
-			port = ntohs(s6->sin6_port);
-			snprintf(csv, sizeof(csv), "[%s]:%u", host, port);
-		} else {
-			const struct sockaddr_in *s4 = (const void *)&server->sa;
-			inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
-			port = ntohs(s4->sin_port);
-			snprintf(csv, sizeof(csv), "%s:%u", host, port ? port : 53);
-		}
-		if (ares_set_servers_ports_csv(d->ch, csv) != ARES_SUCCESS) {
+		if (servers_csv(servers, n, csv, sizeof(csv)) < 0 ||
+		    ares_set_servers_ports_csv(d->ch, csv) != ARES_SUCCESS) {
 			ares_destroy(d->ch);
 			free(d);
 			return -EINVAL;
@@ -708,14 +850,20 @@ int dns_init(struct dns **out, struct loop *l, const struct config_addr *server)
 	return 0;
 }
 
+int dns_init(struct dns **out, struct loop *l, const struct config_addr *server)
+{
+	return dns_init_servers(out, l, server, server ? 1 : 0);
+}
+
 void dns_free(struct dns *d)
 {
 	if (!d)
 		return;
 	d->destroying = true;
 	ares_destroy(d->ch); /* pending callbacks run now with destroying set */
-	while (d->lookups)
-		lookup_free(d->lookups);
+	for (size_t b = 0; b < DNS_CACHE_BUCKETS; b++)
+		while (d->lookups[b])
+			lookup_free(d->lookups[b]);
 	while (d->socks) {
 		struct dns_sock *s = d->socks;
 

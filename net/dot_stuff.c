@@ -16,27 +16,29 @@
  * Inbound, dot_unstuff_feed(): a state machine over the bytes that survives
  * any split of the input. Its states:
  *
- *   BOL     at the start of a line (also the start of DATA, state 0)
+ *   BOL     at the start of a line: after CRLF (also the start of DATA, state 0)
  *   DOT     start of line, '.' seen and not written
  *   DOTCR   start of line, ".\r" seen and not written
  *   TEXT    inside a line, last byte written not CR
- *   CR      inside a line, last byte written a CR
+ *   CR      inside a line, a CR written whose LF has not been seen yet
  *   DONE    the terminating "." line has been consumed
  *
- * Rules: a line "." ending in CRLF or bare LF ends the data; a line starting
- * ".." loses its first dot; a line starting '.' followed by anything else
- * also loses the dot (RFC 5321 4.5.2: "the first character is deleted"). A
- * bare LF is written as CRLF. A bare CR is data, written unchanged (it does
- * not start a line, so "\r.\r\n" is no terminator).
+ * Rules: only CRLF ends a line, so only CRLF "." CRLF ends the data; a line
+ * starting ".." loses its first dot; a line starting '.' followed by
+ * anything but CR or LF also loses the dot (RFC 5321 4.5.2: "the first
+ * character is deleted"). A bare LF (in TEXT or after a dot) and a bare CR (a
+ * CR followed by anything but LF) set the sticky flags; with normalize each
+ * is written as CRLF, else unchanged; neither leads to BOL. What the 2023
+ * smuggling papers relied on ("\n.\n", "\r\n.\n", "\r.\r\n", ...)
+ * is therefore content, flagged.
  *
- * Why a step may write without consuming: a bare LF needs two output bytes
- * ("\r\n") and ".\r" followed by a non-LF needs the held "\r" written before
- * that byte. Such steps write the CR, move to CR and leave the input byte to
- * the next step. Every step writes at most one byte, so the output never
- * exceeds the capacity the header promises (len), and each call with len > 0
- * either consumes input or writes output; a call that consumed nothing has
- * left the state in CR, where the next byte is always consumed, so a caller
- * looping "feed the rest" cannot spin.
+ * Why the bound is 2 * len + 2: a CR is written when it is read (its LF
+ * decides later whether a normalising '\n' follows), so each input byte
+ * writes at most two; the held "." or ".\r" of a line start (up to two bytes
+ * from an earlier call) are written when the next byte shows they are data.
+ * Steps that "reprocess" a byte change state without consuming it; every
+ * such chain ends in a step that consumes, so each call consumes all its
+ * input up to the terminator.
  */
 #include "net/dot_stuff.h"
 
@@ -118,46 +120,75 @@ size_t chunk_form(const char *in, size_t len, char *out)
 	return wire_lines(in, len, out, false);
 }
 
+size_t dot_unstuff_bound(size_t len)
+{
+	if (len > (SIZE_MAX - 2) / 2)
+		return SIZE_MAX;
+	return 2 * len + 2;
+}
+
+/* A bare CR (its CR already written) or a bare LF (not written yet). */
+static size_t bare_newline(struct dot_unstuff *st, char c, char *out)
+{
+	if (c == '\r') {
+		st->bare_cr = true;
+		if (!st->normalize)
+			return 0;
+		out[0] = '\n';
+		return 1;
+	}
+	st->bare_lf = true;
+	if (!st->normalize) {
+		out[0] = '\n';
+		return 1;
+	}
+	out[0] = '\r';
+	out[1] = '\n';
+	return 2;
+}
+
 size_t dot_unstuff_feed(struct dot_unstuff *st, const char *in, size_t len,
 			char *out, size_t *out_len, bool *done)
 {
 	size_t i = 0, o = 0;
-	const size_t cap = len;            /* the header's promise: out holds len bytes */
 	int s = st->state;
 
 	while (i < len && s != ST_DONE) {
 		unsigned char c = (unsigned char)in[i];
 
 		switch (s) {
-		case ST_TEXT:
-		case ST_CR: {
-			/* Fast path: copy up to the next LF in one go. Bytes
-			 * before it cannot change the line structure; only
-			 * whether the last one is CR matters for the LF. */
-			size_t run = len - i < cap - o ? len - i : cap - o;
-			const char *lf = memchr(in + i, '\n', run);
-			size_t n = lf ? (size_t)(lf - (in + i)) : run;
+		case ST_TEXT: {
+			/* Fast path: copy up to the next CR or LF in one go. */
+			const char *p = in + i;
+			const char *lf = memchr(p, '\n', len - i);
+			size_t span = lf ? (size_t)(lf - p) : len - i;
+			const char *cr = memchr(p, '\r', span);
+			size_t n = cr ? (size_t)(cr - p) : span;
 
-			if (n) {
-				memcpy(out + o, in + i, n);
-				o += n;
-				i += n;
-				s = in[i - 1] == '\r' ? ST_CR : ST_TEXT;
+			memcpy(out + o, p, n);
+			o += n;
+			i += n;
+			if (i == len)
+				break;
+			if (in[i] == '\r') {
+				out[o++] = '\r';
+				s = ST_CR;
+			} else {
+				o += bare_newline(st, '\n', out + o);
 			}
-			if (!lf)
-				goto out_full;     /* input or output exhausted */
-			/* The LF was found within run <= cap - o, so a byte
-			 * of room is left for the step below. */
-			if (s == ST_CR) {
+			i++;
+			break;
+		}
+		case ST_CR:
+			if (c == '\n') {
 				out[o++] = '\n';
 				i++;
 				s = ST_BOL;
-			} else {
-				out[o++] = '\r';   /* bare LF: CR first, LF next step */
-				s = ST_CR;
+				break;
 			}
+			o += bare_newline(st, '\r', out + o);
+			s = ST_TEXT;               /* same byte, TEXT rules */
 			break;
-		}
 		case ST_BOL:
 			if (c == '.') {
 				i++;
@@ -170,17 +201,12 @@ size_t dot_unstuff_feed(struct dot_unstuff *st, const char *in, size_t len,
 			if (c == '\r') {
 				i++;
 				s = ST_DOTCR;
-			} else if (c == '\n') {
-				i++;
-				s = ST_DONE;       /* ".\n": bare-LF terminator */
-			} else {
-				/* "..x" or ".x": the dot goes, the byte stays */
-				if (o == cap)
-					goto out_full;
-				out[o++] = (char)c;
-				i++;
-				s = ST_TEXT;
+				break;
 			}
+			if (c == '\n')
+				out[o++] = '.';    /* "." then a bare LF: content, kept */
+			/* else "..x" or ".x": the dot goes, the byte stays */
+			s = ST_TEXT;
 			break;
 		case ST_DOTCR:
 			if (c == '\n') {
@@ -188,9 +214,8 @@ size_t dot_unstuff_feed(struct dot_unstuff *st, const char *in, size_t len,
 				s = ST_DONE;
 				break;
 			}
-			/* ".\r" then more: the line was ".\r..." minus its dot. */
-			if (o == cap)
-				goto out_full;
+			/* ".\r" then more: the CR is bare; the line "." is kept */
+			out[o++] = '.';
 			out[o++] = '\r';
 			s = ST_CR;
 			break;
@@ -200,7 +225,6 @@ size_t dot_unstuff_feed(struct dot_unstuff *st, const char *in, size_t len,
 			abort();
 		}
 	}
-out_full:
 	st->state = s;
 	*out_len = o;
 	*done = s == ST_DONE;

@@ -9,7 +9,10 @@
  * Inbound: struct dot_unstuff is a streaming decoder fed with whatever recv()
  * returned; it strips the extra dots, finds "\r\n.\r\n" across any split,
  * and reports how much input it consumed (bytes after the terminator belong
- * to the next pipelined command).
+ * to the next pipelined command). Only CRLF "." CRLF ends the data: a bare
+ * CR or bare LF is never a line end for the terminator (SMTP smuggling), and
+ * the decoder records that it saw one so the caller can refuse the message
+ * (RFC 5321 2.3.8) or, with `normalize`, store it as CRLF.
  *
  * Pure; no allocation; any thread.
  */
@@ -31,22 +34,27 @@ size_t chunk_form(const char *in, size_t len, char *out);
 
 struct dot_unstuff {
 	int state;                 /* private; zero-initialise before the first feed */
+	bool normalize;            /* set before the first feed: bare CR/LF -> CRLF */
+	bool bare_cr, bare_lf;     /* out: a bare CR / bare LF was seen (sticky) */
 };
 
-/* Feed in[0..len); writes the unstuffed bytes to out (capacity >= len) and
- * sets *out_len. Returns the bytes of input consumed; *done becomes true when
- * the terminating line "." was seen (the terminator is not written to out;
- * the CRLF before it is, as the message's last line ending). Lines end in
- * CRLF in the output even when the input used a bare LF; a bare CR is data.
- * A line "." ending in a bare LF terminates too. A leading dot is removed
- * from every other line that has one ("..x" -> ".x", ".x" -> "x").
+/* The output room dot_unstuff_feed() needs for len input bytes. */
+size_t dot_unstuff_bound(size_t len);
+
+/* Feed in[0..len); writes the unstuffed bytes to out (capacity at least
+ * dot_unstuff_bound(len)) and sets *out_len. Returns the bytes of input
+ * consumed: all of them, or, once the terminator is seen, up to and
+ * including it (*done becomes true; the terminator is not written to out,
+ * the CRLF before it is, as the message's last line ending). Further calls
+ * consume nothing. The state is 0 at the start of DATA: "beginning of a
+ * line", so ".\r\n" at once is an empty body.
  *
- * Because a bare LF grows into CRLF, the output can need more room than
- * len: then fewer than len bytes are consumed (possibly 0, with *out_len >
- * 0), and the caller feeds the rest again. Each call with len > 0 makes
- * progress (consumes or writes); two calls in a row never both consume
- * nothing. Once done, further calls consume nothing. The state is 0 at the
- * start of DATA: "beginning of a line", so ".\r\n" at once is an empty body. */
+ * Lines are CRLF-terminated only. A leading dot is removed from every line
+ * that has one ("..x" -> ".x", ".x" -> "x"), except that a dot followed by
+ * a bare CR or LF is kept (the client meant the line "."; it is content and
+ * goes out stuffed again). A bare CR or LF sets bare_cr / bare_lf; it is
+ * written unchanged, or as CRLF when normalize is set. Neither starts a line:
+ * "\n.\n", "\n.\r\n", "\r\n.\n", "\r.\r\n" and "\r\n.\r" end nothing. */
 size_t dot_unstuff_feed(struct dot_unstuff *st, const char *in, size_t len,
 			char *out, size_t *out_len, bool *done);
 

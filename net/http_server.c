@@ -2,10 +2,15 @@
  * http_server.c - the API's HTTP listener on libmicrohttpd (see
  * http_server.h).
  *
- * One MHD daemon per listener, each with its own polling thread(s). A
- * request's state (struct req_state) lives from MHD's first call for it to
- * its "completed" notification: body collection, the auth check, the
- * handler call, and the reply hand-off. The hand-off is guarded by a mutex
+ * One MHD daemon per listener, each with its own polling thread(s); a TLS
+ * listener holds the PEM certificate and key in memory for GnuTLS (TLS 1.2
+ * and later). A request's state (struct req_state) lives from MHD's first
+ * call for it to its "completed" notification: the access decision on the
+ * first call (admit: headers only, nothing of the body read yet), body
+ * collection, the handler call, and the reply hand-off. An answer queued on
+ * that first call makes MHD skip the body and close the connection; MHD's
+ * own per-address and per-listener limits refuse connections at accept.
+ * The hand-off is guarded by a mutex
  * because a handler may answer from another thread: if the answer is not
  * there when the handler returns, the connection is suspended, and
  * http_reply() resumes it; MHD then calls us again and we queue the reply.
@@ -15,21 +20,33 @@
 #include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/config.h"
 #include "core/json_str.h"
+
+struct token_digest {
+	unsigned char digest[SHA256_DIGEST_LENGTH];
+	enum config_http_role role;
+};
 
 struct http_server {
 	struct MHD_Daemon **daemons;
 	size_t n_daemons;
 	size_t max_body;
-	char *token;
+	const struct config *cfg;
+	struct token_digest *tokens;
+	size_t n_tokens;
+	char *tls_cert, *tls_key;  /* PEM, kept while the daemons run */
 	http_handler handler;
+	http_policy policy;
 	void *ctx;
 };
 
@@ -41,6 +58,7 @@ struct req_state {
 	char *body;
 	size_t len, cap;
 	bool too_big;
+	bool refused;              /* answered on the headers; the body is dropped */
 	bool handled;              /* the handler has been called */
 	pthread_mutex_t mu;
 	bool suspended;
@@ -95,47 +113,93 @@ void http_reply_error(struct http_request *req, unsigned status, const char *msg
 	json_buf_free(&b);
 }
 
-static bool is_loopback(const struct sockaddr *sa)
-{
-	if (!sa)
-		return false;
-	if (sa->sa_family == AF_INET)
-		return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
-	if (sa->sa_family == AF_INET6) {
-		const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+static enum MHD_Result queue_answer(struct req_state *st);
 
-		if (IN6_IS_ADDR_LOOPBACK(a))
-			return true;
-		return IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127;
-	}
-	return false;
+/* SHA-256 of a token: tokens are compared as digests, in constant time,
+ * so neither their bytes nor their lengths leak through timing. */
+static void token_digest(const char *tok, unsigned char out[SHA256_DIGEST_LENGTH])
+{
+	SHA256((const unsigned char *)tok, strlen(tok), out);
 }
 
-/* Constant time in the length of the presented token. */
-static bool token_ok(const char *want, const char *got)
+/* The token the request carries, or NULL. */
+static const char *presented_token(struct MHD_Connection *conn)
 {
-	size_t n = strlen(got), m = strlen(want);
-	unsigned char diff = n != m;
+	const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
 
-	for (size_t i = 0; i < n; i++)
-		diff |= (unsigned char)got[i] ^ (unsigned char)want[i < m ? i : 0];
-	return diff == 0;
-}
-
-static bool authorized(struct req_state *st)
-{
-	const char *auth, *tok = NULL;
-
-	if (is_loopback(st->pub.peer))
-		return true;
-	if (!st->srv->token)
-		return false;
-	auth = MHD_lookup_connection_value(st->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
 	if (auth && strncasecmp(auth, "Bearer ", 7) == 0)
-		tok = auth + 7;
-	else
-		tok = MHD_lookup_connection_value(st->conn, MHD_HEADER_KIND, "X-Api-Token");
-	return tok && token_ok(st->srv->token, tok);
+		return auth + 7;
+	return MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Api-Token");
+}
+
+/* The request's role from its token or its address; *bad_token when it
+ * carries a token that matches none. Every configured token is compared. */
+static enum config_http_role request_role(struct http_server *srv, struct MHD_Connection *conn,
+					  const struct sockaddr *peer, bool *bad_token)
+{
+	const char *tok = presented_token(conn);
+	unsigned char d[SHA256_DIGEST_LENGTH];
+	enum config_http_role role = CONFIG_HTTP_NONE;
+	bool found = false;
+
+	*bad_token = false;
+	if (!tok)
+		return config_http_role_for(srv->cfg, peer);
+	token_digest(tok, d);
+	for (size_t i = 0; i < srv->n_tokens; i++) {
+		bool eq = CRYPTO_memcmp(d, srv->tokens[i].digest, sizeof(d)) == 0;
+
+		found |= eq;
+		role = eq ? srv->tokens[i].role : role;
+	}
+	*bad_token = !found;
+	return role;
+}
+
+/* Answer now, on MHD's first call for the request (its body unread). */
+static enum MHD_Result refuse(struct req_state *st, unsigned status, const char *msg)
+{
+	st->refused = true;
+	http_reply_error(&st->pub, status, msg, NULL);
+	if (st->resp && status == MHD_HTTP_UNAUTHORIZED)
+		MHD_add_response_header(st->resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+	/* the body is never read: the connection cannot carry another request */
+	if (st->resp)
+		MHD_add_response_header(st->resp, MHD_HTTP_HEADER_CONNECTION, "close");
+	return queue_answer(st);
+}
+
+/* The access decision on the headers (the first call); MHD_YES with
+ * nothing queued lets the body come. */
+static enum MHD_Result admit(struct req_state *st)
+{
+	struct http_server *srv = st->srv;
+	const char *len = MHD_lookup_connection_value(st->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	const char *why;
+	bool bad_token;
+	char msg[96];
+
+	st->pub.role = request_role(srv, st->conn, st->pub.peer, &bad_token);
+	if (bad_token)
+		return refuse(st, MHD_HTTP_UNAUTHORIZED, "invalid API token");
+	if (st->pub.role == CONFIG_HTTP_NONE)
+		return refuse(st, MHD_HTTP_UNAUTHORIZED, "an API token is required");
+	if (srv->policy && (why = srv->policy(srv->ctx, st->pub.role, st->pub.method, st->pub.path)))
+		return refuse(st, MHD_HTTP_FORBIDDEN, why);
+	if (len && strtoull(len, NULL, 10) > srv->max_body) {
+		const char *expect = MHD_lookup_connection_value(st->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT);
+
+		/* A client that waits for "100 Continue" has sent no body: it
+		 * gets the 413 now. Others are sending it already: closing on
+		 * them would lose the answer in a reset, so an authorised client's
+		 * body is read and dropped (never stored) and the 413 follows. */
+		if (expect && strcasestr(expect, "100-continue")) {
+			snprintf(msg, sizeof(msg), "request body larger than %zu bytes", srv->max_body);
+			return refuse(st, MHD_HTTP_CONTENT_TOO_LARGE, msg);
+		}
+		st->too_big = true;
+	}
+	return MHD_YES;
 }
 
 static enum MHD_Result queue_answer(struct req_state *st)
@@ -174,6 +238,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		st->pub.priv = st;
 		st->pub.peer = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS)->client_addr;
 		*con_cls = st;
+		return admit(st);
+	}
+	if (st->refused) {
+		*upload_size = 0;
 		return MHD_YES;
 	}
 	if (*upload_size) {
@@ -211,8 +279,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 
 			snprintf(msg, sizeof(msg), "request body larger than %zu bytes", srv->max_body);
 			http_reply_error(&st->pub, MHD_HTTP_CONTENT_TOO_LARGE, msg, NULL);
-		} else if (!authorized(st)) {
-			http_reply_error(&st->pub, MHD_HTTP_UNAUTHORIZED, "an API token is required", NULL);
 		} else {
 			srv->handler(srv->ctx, &st->pub);
 		}
@@ -253,41 +319,120 @@ static void on_log(void *cls, const char *fmt, va_list ap)
 	vfprintf(stderr, fmt, ap);
 }
 
+/* The whole of path, NUL-terminated (PEM for GnuTLS), or NULL with err. */
+static char *read_pem(const char *what, const char *path, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "re");
+	char *buf = NULL;
+	size_t n = 0, cap = 0;
+
+	if (!f) {
+		snprintf(err, errlen, "cannot open %s %s: %s", what, path, strerror(errno));
+		return NULL;
+	}
+	for (;;) {
+		if (n + 4096 + 1 > cap) {
+			char *grown = cap > (1u << 20) ? NULL : realloc(buf, cap = cap ? cap * 2 : 8192);
+
+			if (!grown) {
+				snprintf(err, errlen, "%s %s: too large or out of memory", what, path);
+				free(buf);
+				fclose(f);
+				return NULL;
+			}
+			buf = grown;
+		}
+		size_t k = fread(buf + n, 1, 4096, f);
+
+		n += k;
+		if (k < 4096)
+			break;
+	}
+	if (ferror(f)) {
+		snprintf(err, errlen, "cannot read %s %s: %s", what, path, strerror(errno));
+		free(buf);
+		buf = NULL;
+	} else {
+		buf[n] = '\0';
+	}
+	fclose(f);
+	return buf;
+}
+
+static int start_tls(struct http_server *s, const struct config *cfg, char *err, size_t errlen)
+{
+	if (s->tls_cert)
+		return 0;
+	if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+		snprintf(err, errlen, "http-listener tls=yes: this libmicrohttpd has no TLS support");
+		return -1;
+	}
+	if (!cfg->tls_certificate || !cfg->tls_private_key) {
+		snprintf(err, errlen, "http-listener tls=yes needs tls-certificate and tls-private-key");
+		return -1;
+	}
+	if (!(s->tls_cert = read_pem("tls-certificate", cfg->tls_certificate, err, errlen)) ||
+	    !(s->tls_key = read_pem("tls-private-key", cfg->tls_private_key, err, errlen)))
+		return -1;
+	return 0;
+}
+
 int http_server_start(struct http_server **out, const struct http_server_opts *o, http_handler h, void *ctx,
 		      char *err, size_t errlen)
 {
+	const struct config *cfg = o->cfg;
 	struct http_server *s = calloc(1, sizeof(*s));
 
 	*out = NULL;
-	if (!s || !(s->daemons = calloc(o->n_listeners ? o->n_listeners : 1, sizeof(*s->daemons))) ||
-	    (o->token && !(s->token = strdup(o->token)))) {
+	if (!s || !(s->daemons = calloc(cfg->n_http_listeners ? cfg->n_http_listeners : 1, sizeof(*s->daemons))) ||
+	    !(s->tokens = calloc(cfg->n_http_tokens ? cfg->n_http_tokens : 1, sizeof(*s->tokens)))) {
 		snprintf(err, errlen, "out of memory");
 		http_server_stop(s);
 		return -1;
 	}
-	s->max_body = o->max_body;
+	for (size_t i = 0; i < cfg->n_http_tokens; i++) {
+		token_digest(cfg->http_tokens[i].token, s->tokens[i].digest);
+		s->tokens[i].role = cfg->http_tokens[i].role;
+	}
+	s->n_tokens = cfg->n_http_tokens;
+	s->cfg = cfg;
+	s->max_body = cfg->http_max_body_size;
 	s->handler = h;
+	s->policy = o->policy;
 	s->ctx = ctx;
-	for (size_t i = 0; i < o->n_listeners; i++) {
-		const struct config_addr *a = &o->listeners[i];
+	for (size_t i = 0; i < cfg->n_http_listeners; i++) {
+		const struct config_addr *a = &cfg->http_listeners[i];
+		bool tls = cfg->http_listener_tls && cfg->http_listener_tls[i];
 		unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME |
-				 MHD_USE_EPOLL | (a->sa.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0);
+				 MHD_USE_EPOLL | (a->sa.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0) |
+				 (tls ? MHD_USE_TLS : 0);
 		uint16_t port = a->sa.ss_family == AF_INET6 ? ntohs(((const struct sockaddr_in6 *)&a->sa)->sin6_port)
 							    : ntohs(((const struct sockaddr_in *)&a->sa)->sin_port);
 		struct MHD_Daemon *d;
 
+		if (tls && start_tls(s, cfg, err, errlen) < 0) {
+			http_server_stop(s);
+			return -1;
+		}
 		errno = 0;
+		/* for a plain daemon the option list ends before the TLS
+		 * options (one call for both kinds) */
 		d = MHD_start_daemon(flags, port, NULL, NULL, on_request, s,
 				     MHD_OPTION_EXTERNAL_LOGGER, on_log, NULL,
 				     MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)&a->sa,
 				     MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
 				     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
-				     MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000,
+				     MHD_OPTION_CONNECTION_LIMIT, cfg->http_max_connections,
+				     MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->http_max_connections_per_ip,
 				     MHD_OPTION_THREAD_POOL_SIZE, o->threads ? o->threads : 1u,
+				     tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, s->tls_cert,
+				     MHD_OPTION_HTTPS_MEM_KEY, s->tls_key,
+				     MHD_OPTION_HTTPS_PRIORITIES, "NORMAL:-VERS-TLS1.0:-VERS-TLS1.1",
 				     MHD_OPTION_END);
 		if (!d) {
-			snprintf(err, errlen, "cannot listen for HTTP on %s: %s", a->text,
-				 errno ? strerror(errno) : "libmicrohttpd refused to start");
+			snprintf(err, errlen, "cannot listen for HTTP%s on %s: %s", tls ? "S" : "", a->text,
+				 errno ? strerror(errno) : "libmicrohttpd refused to start (for HTTPS: check the "
+							   "certificate and key)");
 			http_server_stop(s);
 			return -1;
 		}
@@ -304,6 +449,10 @@ void http_server_stop(struct http_server *s)
 	for (size_t i = 0; i < s->n_daemons; i++)
 		MHD_stop_daemon(s->daemons[i]);
 	free(s->daemons);
-	free(s->token);
+	free(s->tokens);
+	if (s->tls_key)
+		OPENSSL_cleanse(s->tls_key, strlen(s->tls_key));
+	free(s->tls_key);
+	free(s->tls_cert);
 	free(s);
 }

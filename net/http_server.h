@@ -1,25 +1,42 @@
 /*
  * http_server.h - the HTTP listener of the injection and management API, on
- * libmicrohttpd (its own polling thread per listener; HTTP/1.1 keep-alive).
+ * libmicrohttpd (its own polling thread per listener; HTTP/1.1 keep-alive;
+ * HTTPS on listeners marked tls=yes).
  *
- * The server collects each request's body (up to max_body bytes, else 413),
- * checks the API token (every request not from loopback must carry
- * `Authorization: Bearer TOKEN` or `X-Api-Token: TOKEN`, else 401; with no
- * token configured only loopback clients are served), and hands the request
- * to one handler. The handler answers with http_reply() exactly once: at
- * once, or later from any thread (the connection is suspended meanwhile) -
- * e.g. after the spool commit that makes injected mail durable.
+ * Access is decided on the request's headers, before any of its body is
+ * read (so an anonymous client cannot make salvod hold a body): the role
+ * is that of the API token the request carries (`Authorization: Bearer
+ * TOKEN` or `X-Api-Token: TOKEN`; a token that matches none is a 401), else
+ * the one http-access gives the client's address (config_http_role_for).
+ * Role none is a 401; a role the policy callback turns down for this method
+ * and path is a 403. Those answers go out at once and the connection is
+ * closed without reading the body (a client that sends its body without
+ * waiting for "100 Continue" may then see the connection reset instead of
+ * the answer: that is the price of not reading what an unauthorised client
+ * sends). A Content-Length above max_body is a 413, at once when the client
+ * waits for "100 Continue", else after its body has been read and dropped.
+ * Then the server collects the body (up to max_body bytes, else 413)
+ * and hands the request to one handler. The handler answers with
+ * http_reply() exactly once: at once, or later from any thread (the
+ * connection is suspended meanwhile) - e.g. after the spool commit that
+ * makes injected mail durable.
+ *
+ * Connections: at most max_conns open per listener and max_conns_per_ip
+ * from one address (libmicrohttpd closes the ones beyond at accept).
  *
  * Ownership: a struct http_request belongs to the server; it stays valid
- * until http_reply() for it returns. The reply body is copied.
+ * until http_reply() for it returns. The reply body is copied. The config
+ * passed in opts must outlive the server.
  */
 #ifndef SALVO_HTTP_SERVER_H
 #define SALVO_HTTP_SERVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/socket.h>
 
-struct config_addr;
+#include "core/config.h"
+
 struct http_server;
 
 struct http_request {
@@ -28,10 +45,14 @@ struct http_request {
 	const char *body;              /* NUL-terminated copy; "" when none */
 	size_t body_len;
 	const struct sockaddr *peer;
+	enum config_http_role role;    /* never CONFIG_HTTP_NONE here */
 	void *priv;                    /* the server's */
 };
 
 typedef void (*http_handler)(void *ctx, struct http_request *req);
+/* May role (monitor or admin) make this request? NULL: yes; else the
+ * reason for the 403. Called with the headers only, on MHD's thread. */
+typedef const char *(*http_policy)(void *ctx, enum config_http_role role, const char *method, const char *path);
 
 /* A query argument ("?limit=10") or request header, or NULL. */
 const char *http_query(struct http_request *req, const char *key);
@@ -44,11 +65,10 @@ void http_reply(struct http_request *req, unsigned status, const char *content_t
 void http_reply_error(struct http_request *req, unsigned status, const char *msg, const char *field);
 
 struct http_server_opts {
-	const struct config_addr *listeners;
-	size_t n_listeners;
-	size_t max_body;               /* bytes */
-	const char *token;             /* NULL: loopback clients only */
+	const struct config *cfg;      /* http_listeners (and their tls flags),
+					* http-access, tokens, limits, TLS files */
 	unsigned threads;              /* MHD worker threads per listener (>= 1) */
+	http_policy policy;            /* NULL: every role may do everything */
 };
 
 /* Start listening. 0, or -1 with a message in err. */

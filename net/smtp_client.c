@@ -32,6 +32,8 @@
 
 #define CLI_IN_CAP (64 * 1024)
 #define CLI_CMD_CAP 1024           /* the command buffer between transactions */
+#define CLI_INLINE_BODY (64 * 1024) /* a BDAT message up to this goes in the commands' buffer */
+#define CLI_TLS_CHUNK (64 * 1024)  /* plaintext handed to TLS at a time */
 
 enum cli_state {
 	CLI_CONNECTING,
@@ -61,7 +63,10 @@ struct smtp_client {
 	enum cli_state state;
 	unsigned ops;
 	bool recv_armed, send_armed, timer_armed, connecting, closed_called, reached_ready;
-	uint64_t deadline;
+	bool closing;              /* the peer closed: finish what it said, take no more work */
+	uint64_t deadline;         /* monotonic ms: the current step must end by then */
+	uint64_t timer_at;         /* when the armed timer fires */
+	uint64_t txn_deadline;     /* the whole transaction must end by then (0: none) */
 	struct loop_op connect_op, recv_op, send_op, timer_op;
 	struct sockaddr_storage peer;
 	socklen_t peerlen;
@@ -71,6 +76,7 @@ struct smtp_client {
 	struct smtp_client_hooks hooks;
 	void *owner;
 	unsigned exts;
+	uint64_t size_limit;       /* the server's SIZE (0: none given) */
 
 	/* the transaction */
 	struct smtp_txn *txn;
@@ -96,11 +102,22 @@ struct smtp_client {
 	size_t in_len;
 	char *cmd;                 /* command text being sent */
 	size_t cmd_len, cmd_cap;
-	const char *send_ptr;
+	/* Output: up to two segments of plaintext (the commands, then a large
+	 * message sent from the owner's buffer, never copied). In clear they go
+	 * to the socket as they are; under TLS they are encrypted
+	 * CLI_TLS_CHUNK at a time as the socket takes them, so no second copy
+	 * of a message builds up in OpenSSL or in tls_out. */
+	const char *seg_ptr[2];
+	size_t seg_len[2];
+	unsigned n_seg;
+	bool body_sending;         /* the message is still going out */
+	const char *send_ptr;      /* bytes on the socket now (plaintext or tls_out) */
 	size_t send_left;
 };
 
 static void cli_pump(struct smtp_client *c);
+static int cli_release_held(struct smtp_client *c);
+static bool sni_usable(const char *s);
 static void cli_send_tls(struct smtp_client *c);
 static void cli_fail(struct smtp_client *c, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
@@ -124,9 +141,13 @@ static uint64_t cli_state_timeout(const struct smtp_client *c)
 	case CLI_BANNER: return c->tmo.banner_ms;
 	case CLI_EHLO: case CLI_HELO: case CLI_RSET: case CLI_STARTTLS: case CLI_HANDSHAKE: return c->tmo.helo_ms;
 	case CLI_TXN:
-		/* the whole message is on its way once BDAT is sent */
+		/* with BDAT the message goes with the commands: first its sending
+		 * (data-send-timeout), then the wait for its reply
+		 * (smtp-data-termination-timeout) */
+		if (c->body_sending)
+			return c->tmo.body_ms;
 		return c->txn && c->txn->chunked && c->sent_cmds == c->n_cmds ? c->tmo.dot_ms : c->tmo.rcpt_ms;
-	case CLI_BODY: return c->tmo.dot_ms;
+	case CLI_BODY: return c->body_sending ? c->tmo.body_ms : c->tmo.dot_ms;
 	case CLI_QUIT: return c->tmo.quit_ms;
 	default: return 0;
 	}
@@ -175,9 +196,13 @@ static void cli_end(struct smtp_client *c, const struct smtp_result *why)
 
 	if (c->state == CLI_DEAD)
 		return;
-	/* DEAD first: hooks called from here see a client that takes no work. */
+	/* DEAD first: hooks called from here see a client that takes no work;
+	 * the socket is shut first: a send still queued from the owner's
+	 * buffer fails instead of reading it after txn_done(). */
 	c->state = CLI_DEAD;
 	c->txn = NULL;
+	c->n_seg = 0;
+	cli_kill(c);
 	if (t) {
 		/* Recipients without a final answer get the reason the session died. */
 		for (size_t i = 0; i < t->n_rcpts; i++)
@@ -185,7 +210,6 @@ static void cli_end(struct smtp_client *c, const struct smtp_result *why)
 				t->results[i] = *why;
 		c->hooks.txn_done(c->owner, c, t);
 	}
-	cli_kill(c);
 	if (!c->closed_called) {
 		c->closed_called = true;
 		c->hooks.closed(c->owner, c, c->reached_ready, why);
@@ -212,47 +236,97 @@ static void cli_arm_timer(struct smtp_client *c)
 {
 	uint64_t now = loop_now_ms();
 
-	if (c->timer_armed || c->state == CLI_DEAD)
+	if (c->state == CLI_DEAD)
 		return;
+	if (c->timer_armed) {
+		/* A timer set for a later deadline is cut short; its completion
+		 * (-ECANCELED) re-arms for this one. */
+		if (c->timer_at > c->deadline) {
+			struct io_uring_sqe *sqe = loop_sqe(c->loop, NULL);
+
+			io_uring_prep_timeout_remove(sqe, (__u64)(uintptr_t)&c->timer_op, 0);
+			io_uring_sqe_set_data(sqe, NULL);
+			c->timer_at = c->deadline;
+		}
+		return;
+	}
 	c->ops++;
 	c->timer_armed = true;
+	c->timer_at = c->deadline > now ? c->deadline : now;
 	loop_timeout(c->loop, &c->timer_op, c->deadline > now ? c->deadline - now : 0);
 }
 
+/* A step starts: its deadline runs from now (monotonic clock), never past
+ * the transaction's. Only steps set deadlines: bytes arriving do not
+ * extend them, so a peer that drips its reply a byte at a time cannot
+ * hold a session past them. */
 static void cli_touch(struct smtp_client *c)
 {
 	c->deadline = loop_now_ms() + cli_state_timeout(c);
+	if (c->txn && c->txn_deadline && c->deadline > c->txn_deadline)
+		c->deadline = c->txn_deadline;
 	cli_arm_timer(c);
+}
+
+static void cli_timer_fired(struct smtp_client *c)
+{
+	if (c->state == CLI_DEAD || c->state == CLI_IDLE)
+		return; /* idle time is the owner's business */
+	if (loop_now_ms() < c->deadline) {
+		cli_arm_timer(c);
+		return;
+	}
+	if (cli_release_held(c) < 0)
+		return;
+	if (c->txn && c->txn_deadline && loop_now_ms() >= c->txn_deadline)
+		cli_fail(c, 0, "transaction deadline passed in %s", cli_state_name[c->state]);
+	else
+		cli_fail(c, 0, "timeout after %s", cli_state_name[c->state]);
 }
 
 static void cli_timer_done(struct loop_op *op, int res, unsigned flags)
 {
 	struct smtp_client *c = container_of(op, struct smtp_client, timer_op);
 
-	c->ops--;
+	/* counted in ops until handled, like a recv (cli_recv_done) */
 	c->timer_armed = false;
-	if (c->state == CLI_DEAD) {
-		cli_maybe_free(c);
-		return;
-	}
-	if (c->state == CLI_IDLE)
-		return; /* idle time is the owner's business */
-	if (loop_now_ms() < c->deadline) {
-		cli_arm_timer(c);
-		return;
-	}
-	cli_fail(c, 0, "timeout after %s", cli_state_name[c->state]);
+	cli_timer_fired(c);
+	c->ops--;
+	cli_maybe_free(c);
 }
 
 /* ---- output ------------------------------------------------------------- */
 
 static void cli_send_done(struct loop_op *op, int res, unsigned flags);
+static void cli_flush(struct smtp_client *c);
 
 static void cli_send_more(struct smtp_client *c)
 {
 	c->ops++;
 	c->send_armed = true;
 	loop_send(c->loop, &c->send_op, c->fd, c->send_ptr, c->send_left);
+}
+
+/* Everything queued has left: a message that was going out now waits for
+ * its reply (smtp-data-termination-timeout from now). */
+static void cli_out_drained(struct smtp_client *c)
+{
+	if (!c->body_sending)
+		return;
+	c->body_sending = false;
+	cli_touch(c);
+	cli_pump(c); /* a final reply held back meanwhile */
+}
+
+/* The message's final reply waits until all of the message has left:
+ * the owner's buffer is never released (txn_done) while a send still reads
+ * it, and nothing of it can follow as part of the next transaction. A peer
+ * that answers early and stops reading meets data-send-timeout. */
+static bool cli_hold_reply(const struct smtp_client *c)
+{
+	if (!c->body_sending)
+		return false;
+	return c->state == CLI_BODY || (c->state == CLI_TXN && c->replied + 1 >= c->n_cmds);
 }
 
 static void cli_send_done(struct loop_op *op, int res, unsigned flags)
@@ -274,53 +348,112 @@ static void cli_send_done(struct loop_op *op, int res, unsigned flags)
 	c->send_left -= (size_t)res;
 	if (c->send_left)
 		cli_send_more(c);
-	else if (c->tls)
-		cli_send_tls(c); /* records queued meanwhile */
+	else
+		cli_flush(c);
 }
 
-/* Ciphertext the TLS connection has to send (handshake or records). */
-static void cli_send_tls(struct smtp_client *c)
+/* Take the next plaintext bytes (at most max) off the segments. */
+static size_t seg_take(struct smtp_client *c, const char **p, size_t max)
 {
-	size_t n = tls_pending(c->tls);
+	size_t n;
 
-	if (!n || c->send_armed)
+	while (c->n_seg && !c->seg_len[0]) {
+		c->seg_ptr[0] = c->seg_ptr[1];
+		c->seg_len[0] = c->seg_len[1];
+		c->n_seg--;
+	}
+	if (!c->n_seg)
+		return 0;
+	n = c->seg_len[0] < max ? c->seg_len[0] : max;
+	*p = c->seg_ptr[0];
+	c->seg_ptr[0] += n;
+	c->seg_len[0] -= n;
+	return n;
+}
+
+static bool seg_empty(struct smtp_client *c)
+{
+	return !c->n_seg || (!c->seg_len[0] && (c->n_seg < 2 || !c->seg_len[1]));
+}
+
+/* Keep the socket busy with what is queued: plaintext as it is, or under
+ * TLS a chunk at a time through OpenSSL (records queued meanwhile, the
+ * handshake's last flight say, go first). */
+static void cli_flush(struct smtp_client *c)
+{
+	const char *p;
+	size_t n;
+
+	if (c->send_armed || c->state == CLI_DEAD)
 		return;
-	if (n > c->tls_out_cap) {
-		char *p = realloc(c->tls_out, n);
-
-		if (!p) {
-			cli_fail(c, 0, "out of memory");
+	if (!c->tls || !tls_established(c->tls)) {
+		if (c->tls && tls_pending(c->tls)) {
+			n = tls_pending(c->tls);
+			goto cipher; /* handshake records */
+		}
+		if (!(n = seg_take(c, &p, SIZE_MAX))) {
+			cli_out_drained(c);
 			return;
 		}
-		c->tls_out = p;
-		c->tls_out_cap = n;
+		c->send_ptr = p;
+		c->send_left = n;
+		cli_send_more(c);
+		return;
 	}
-	c->send_ptr = c->tls_out;
-	c->send_left = tls_take(c->tls, c->tls_out, n);
-	cli_send_more(c);
-}
-
-static void cli_send(struct smtp_client *c, const char *p, size_t n)
-{
-	if (c->tls && tls_established(c->tls)) {
-		/* records queue behind whatever is being sent (the handshake's last
-		 * flight, say); the send completion takes them */
+	while (tls_pending(c->tls) < CLI_TLS_CHUNK && (n = seg_take(c, &p, CLI_TLS_CHUNK))) {
 		if (tls_write(c->tls, p, n) < 0) {
 			cli_fail(c, 0, "%s", tls_error(c->tls));
 			return;
 		}
-		cli_send_tls(c);
+	}
+	n = tls_pending(c->tls);
+	if (!n) {
+		cli_out_drained(c);
 		return;
 	}
-	if (c->send_armed) {
+cipher:
+	if (n > c->tls_out_cap) {
+		char *q = realloc(c->tls_out, n);
+
+		if (!q) {
+			cli_fail(c, 0, "out of memory");
+			return;
+		}
+		c->tls_out = q;
+		c->tls_out_cap = n;
+	}
+	c->send_ptr = c->tls_out;
+	c->send_left = tls_take(c->tls, c->tls_out, n);
+	if (c->send_left)
+		cli_send_more(c);
+}
+
+/* Ciphertext the TLS connection has to send (handshake records). */
+static void cli_send_tls(struct smtp_client *c)
+{
+	cli_flush(c);
+}
+
+/* Queue p[0..n) and then q[0..qn) (q may be NULL) for sending. */
+static void cli_send2(struct smtp_client *c, const char *p, size_t n, const char *q, size_t qn)
+{
+	if (!seg_empty(c) || (c->send_armed && (!c->tls || !tls_established(c->tls)))) {
 		/* A reply overtook our own send: the peer answered what we had not
 		 * finished sending. Nothing sane can follow. */
 		cli_fail(c, 0, "reply before our %s was sent", cli_state_name[c->state]);
 		return;
 	}
-	c->send_ptr = p;
-	c->send_left = n;
-	cli_send_more(c);
+	c->seg_ptr[0] = p;
+	c->seg_len[0] = n;
+	c->seg_ptr[1] = q;
+	c->seg_len[1] = q ? qn : 0;
+	c->n_seg = q && qn ? 2 : 1;
+	cli_flush(c);
+}
+
+static void cli_send(struct smtp_client *c, const char *p, size_t n)
+{
+	cli_send2(c, p, n, NULL, 0);
 }
 
 static int cmd_append(struct smtp_client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -385,26 +518,33 @@ static int txn_append_cmd(struct smtp_client *c, size_t k)
 {
 	struct smtp_txn *t = c->txn;
 
-	if (k == 0)
-		return cmd_append(c, "MAIL FROM:<%s>%s%s\r\n", t->sender,
+	if (k == 0) {
+		char size[32] = "";
+
+		if (c->exts & SMTP_EXT_SIZE) /* RFC 1870: declare it */
+			snprintf(size, sizeof(size), " SIZE=%zu", t->size ? t->size : t->wire_len);
+		return cmd_append(c, "MAIL FROM:<%s>%s%s%s\r\n", t->sender, size,
 				  (t->eightbit && (c->exts & SMTP_EXT_8BITMIME)) ? " BODY=8BITMIME" : "",
 				  (t->smtputf8 && (c->exts & SMTP_EXT_SMTPUTF8)) ? " SMTPUTF8" : "");
+	}
 	if (k <= t->n_rcpts)
 		return cmd_append(c, "RCPT TO:<%s>\r\n", t->rcpts[k - 1]);
 	if (t->chunked) {
-		/* The message is copied behind the commands, not sent as a second
-		 * buffer: one send, and for a small message one segment, which
-		 * costs the receiver far more than the copy costs us. */
 		if (cmd_append(c, "BDAT %zu LAST\r\n", t->wire_len) < 0)
 			return -1;
-		return cmd_append_bytes(c, t->wire, t->wire_len);
+		/* A small message is copied behind the commands: one send, one
+		 * segment, which costs the receiver far more than the copy costs
+		 * us. A large one goes from the owner's buffer (txn_send_cmds). */
+		return t->wire_len <= CLI_INLINE_BODY ? cmd_append_bytes(c, t->wire, t->wire_len) : 0;
 	}
 	return cmd_append(c, "DATA\r\n");
 }
 
 static void txn_send_cmds(struct smtp_client *c)
 {
+	struct smtp_txn *t = c->txn;
 	size_t upto = (c->exts & SMTP_EXT_PIPELINING) ? c->n_cmds : c->sent_cmds + 1;
+	bool body = false;
 
 	c->cmd_len = 0;
 	while (c->sent_cmds < upto) {
@@ -414,13 +554,23 @@ static void txn_send_cmds(struct smtp_client *c)
 		}
 		c->sent_cmds++;
 	}
-	cli_send(c, c->cmd, c->cmd_len);
+	if (t->chunked && c->sent_cmds == c->n_cmds) {
+		body = t->wire_len > CLI_INLINE_BODY;
+		c->body_sending = true;
+	}
 	cli_touch(c);
+	cli_send2(c, c->cmd, c->cmd_len, body ? t->wire : NULL, body ? t->wire_len : 0);
 }
 
 void smtp_client_send(struct smtp_client *c, struct smtp_txn *t)
 {
+	const struct smtp_client_timeouts *o = &c->tmo;
+
 	c->txn = t;
+	/* the whole transaction: every step's own limit added up, so a peer
+	 * that answers each step just in time still cannot hold it longer */
+	c->txn_deadline = loop_now_ms() + o->rcpt_ms + o->data_ms + o->body_ms + o->dot_ms +
+			  (c->need_rset ? o->helo_ms : 0);
 	c->n_cmds = t->n_rcpts + 2;
 	c->sent_cmds = 0;
 	c->replied = 0;
@@ -479,7 +629,8 @@ static void txn_finish(struct smtp_client *c)
 	 * leave its MAIL standing, and a new MAIL would be "nested". */
 	c->need_rset = c->state != CLI_BODY && c->state != CLI_RSET;
 	c->txn = NULL;
-	if (c->cmd_cap > CLI_CMD_CAP && !c->send_armed) {
+	c->txn_deadline = 0;
+	if (c->cmd_cap > CLI_CMD_CAP && !c->send_armed && seg_empty(c)) {
 		/* A BDAT transaction carried its message in the command buffer:
 		 * an idle connection keeps 1 KiB, not its largest message. */
 		char *p = realloc(c->cmd, CLI_CMD_CAP);
@@ -537,8 +688,9 @@ static void txn_reply(struct smtp_client *c, const struct smtp_reply *r)
 		/* DATA */
 		if (r->code == 354 && c->accepted > 0) {
 			c->state = CLI_BODY;
-			cli_send(c, t->wire, t->wire_len);
+			c->body_sending = true;
 			cli_touch(c);
+			cli_send(c, t->wire, t->wire_len);
 			return;
 		}
 		if (r->code == 354) {
@@ -590,7 +742,7 @@ static void cli_on_reply(struct smtp_client *c, const struct smtp_reply *r)
 			cli_command(c, "HELO", c->helo_name);
 			return;
 		}
-		c->exts = smtp_reply_ehlo_exts(r, NULL);
+		c->exts = smtp_reply_ehlo_exts(r, &c->size_limit);
 		if (!c->tls && c->tls_ctx && (c->exts & SMTP_EXT_STARTTLS)) {
 			c->state = CLI_STARTTLS;
 			cli_command(c, "STARTTLS", NULL);
@@ -664,14 +816,19 @@ static void cli_on_reply(struct smtp_client *c, const struct smtp_reply *r)
 	}
 }
 
-static void cli_pump(struct smtp_client *c)
+/* Act on the complete replies in c->in; keep the rest. A full buffer
+ * without a complete reply in it is a protocol error. */
+static void cli_parse(struct smtp_client *c)
 {
 	size_t off = 0;
 
 	while (c->state != CLI_DEAD && off < c->in_len) {
 		struct smtp_reply r;
-		ssize_t n = smtp_reply_parse(c->in + off, c->in_len - off, &r);
+		ssize_t n;
 
+		if (cli_hold_reply(c))
+			break;
+		n = smtp_reply_parse(c->in + off, c->in_len - off, &r);
 		if (n == 0)
 			break;
 		if (n < 0) {
@@ -690,10 +847,31 @@ static void cli_pump(struct smtp_client *c)
 		return;
 	memmove(c->in, c->in + off, c->in_len - off);
 	c->in_len -= off;
-	if (c->in_len == CLI_IN_CAP) {
-		cli_fail(c, 0, "reply too long in %s", cli_state_name[c->state]);
+	if (c->in_len == CLI_IN_CAP)
+		cli_fail(c, 0, "reply longer than %d bytes in %s", CLI_IN_CAP, cli_state_name[c->state]);
+}
+
+/* The session cannot go on while a final reply is held (the peer left,
+ * or stopped reading until a deadline): that reply still counts (an early
+ * "552 too big", say). The send is stopped first: the owner's buffer is
+ * released when the transaction ends. -1 when the session ended. */
+static int cli_release_held(struct smtp_client *c)
+{
+	if (!c->body_sending || !c->in_len)
+		return 0;
+	shutdown(c->fd, SHUT_RDWR);
+	c->closing = true;
+	c->body_sending = false;
+	c->n_seg = 0;
+	cli_parse(c);
+	return c->state == CLI_DEAD ? -1 : 0;
+}
+
+static void cli_pump(struct smtp_client *c)
+{
+	cli_parse(c);
+	if (c->state == CLI_DEAD)
 		return;
-	}
 	if (!c->recv_armed) {
 		c->ops++;
 		c->recv_armed = true;
@@ -720,9 +898,16 @@ static int cli_tls_input(struct smtp_client *c)
 		c->exts = 0;
 		cli_command(c, "EHLO", c->helo_name);
 	}
-	while (c->in_len < CLI_IN_CAP) {
-		ssize_t n = tls_read(c->tls, c->in + c->in_len, CLI_IN_CAP - c->in_len);
+	for (;;) {
+		ssize_t n;
 
+		if (c->in_len == CLI_IN_CAP) {
+			/* full: the complete replies make room (or the session ends) */
+			cli_parse(c);
+			if (c->state == CLI_DEAD)
+				return -1;
+		}
+		n = tls_read(c->tls, c->in + c->in_len, CLI_IN_CAP - c->in_len);
 		if (n < 0) {
 			cli_fail(c, 0, "%s", tls_error(c->tls));
 			return -1;
@@ -734,46 +919,63 @@ static int cli_tls_input(struct smtp_client *c)
 	return 0;
 }
 
-static void cli_recv_done(struct loop_op *op, int res, unsigned flags)
+static void cli_recv_input(struct smtp_client *c, int res, unsigned flags)
 {
-	struct smtp_client *c = container_of(op, struct smtp_client, recv_op);
-
-	c->ops--;
-	c->recv_armed = false;
 	if (res > 0 && (flags & IORING_CQE_F_BUFFER)) {
 		const char *data = loop_buf_data(c->loop, flags);
-		size_t room = CLI_IN_CAP - c->in_len;
-		size_t n = (size_t)res < room ? (size_t)res : room;
 
 		if (c->state != CLI_DEAD && c->tls) {
 			if (tls_feed(c->tls, data, (size_t)res) < 0)
 				res = -ENOMEM;
-		} else if (c->state != CLI_DEAD) {
-			memcpy(c->in + c->in_len, data, n);
-			c->in_len += n;
+		} else {
+			/* all of it, never a cut: when it does not fit, the complete
+			 * replies make room; a reply longer than the buffer ends
+			 * the session (cli_parse) */
+			for (size_t done = 0, n; c->state != CLI_DEAD && done < (size_t)res; done += n) {
+				if (c->in_len == CLI_IN_CAP)
+					cli_parse(c);
+				if (c->state == CLI_DEAD)
+					break;
+				n = CLI_IN_CAP - c->in_len;
+				if (n > (size_t)res - done)
+					n = (size_t)res - done;
+				memcpy(c->in + c->in_len, data + done, n);
+				c->in_len += n;
+			}
 		}
 		loop_buf_return(c->loop, flags);
 	} else if (flags & IORING_CQE_F_BUFFER) {
 		loop_buf_return(c->loop, flags);
 	}
-	if (c->state == CLI_DEAD) {
-		cli_maybe_free(c);
+	if (c->state == CLI_DEAD)
 		return;
-	}
 	if (res == -ENOBUFS) {
 		cli_pump(c);
 		return;
 	}
 	if (res <= 0) {
+		if (cli_release_held(c) < 0)
+			return;
 		cli_fail(c, 0, "connection %s in %s", res == 0 ? "closed by peer" : strerror(-res),
 			 cli_state_name[c->state]);
 		return;
 	}
-	if (c->state != CLI_IDLE)
-		cli_touch(c);
+	/* no cli_touch(): bytes arriving do not extend a step's deadline */
 	if (c->tls && cli_tls_input(c) < 0)
 		return;
 	cli_pump(c);
+}
+
+static void cli_recv_done(struct loop_op *op, int res, unsigned flags)
+{
+	struct smtp_client *c = container_of(op, struct smtp_client, recv_op);
+
+	/* The completed recv still counts in ops while its input is handled:
+	 * a session that ends meanwhile is freed here, after, not under it. */
+	c->recv_armed = false;
+	cli_recv_input(c, res, flags);
+	c->ops--;
+	cli_maybe_free(c);
 }
 
 /* ---- connect ------------------------------------------------------------- */
@@ -837,7 +1039,7 @@ int smtp_client_connect(struct smtp_client **out, struct loop *l,
 	if (tls) {
 		c->tls_ctx = tls->ctx;
 		c->require_tls = tls->require;
-		snprintf(c->sni, sizeof(c->sni), "%s", tls->sni ? tls->sni : "");
+		snprintf(c->sni, sizeof(c->sni), "%s", sni_usable(tls->sni) ? tls->sni : "");
 	}
 	memcpy(&c->peer, addr, addrlen);
 	c->peerlen = addrlen;
@@ -869,12 +1071,28 @@ void smtp_client_free(struct smtp_client *c)
 
 bool smtp_client_idle(const struct smtp_client *c)
 {
-	return c->state == CLI_IDLE;
+	return c->state == CLI_IDLE && !c->closing;
 }
 
 unsigned smtp_client_exts(const struct smtp_client *c)
 {
 	return c->exts;
+}
+
+uint64_t smtp_client_size_limit(const struct smtp_client *c)
+{
+	return (c->exts & SMTP_EXT_SIZE) ? c->size_limit : 0;
+}
+
+/* RFC 6066 3: a host name, never an IP literal, never with a port. */
+static bool sni_usable(const char *s)
+{
+	struct in6_addr a6;
+	struct in_addr a4;
+
+	if (!s || !*s || strchr(s, ':') || strchr(s, '[') || strchr(s, ']'))
+		return false;
+	return inet_pton(AF_INET, s, &a4) != 1 && inet_pton(AF_INET6, s, &a6) != 1;
 }
 
 const char *smtp_client_peer_ip(const struct smtp_client *c)

@@ -12,13 +12,24 @@
  * hook returns and in-flight operations have drained: the owner must forget
  * the pointer in closed().
  *
- * Every step has a timeout (RFC 5321 4.5.3.2 values by default). Replies
+ * Every step has a deadline (RFC 5321 4.5.3.2 values by default) that runs
+ * on the monotonic clock from the step's start: bytes arriving do not
+ * extend it, so a peer dripping a reply cannot hold a session. A
+ * transaction also has an overall deadline, the sum of its steps' limits.
+ * The message's sending has data-send-timeout (body_ms), its final reply
+ * smtp-data-termination-timeout (dot_ms). A reply longer than the receive
+ * buffer (64 KiB) ends the session as a protocol error. The final reply to
+ * a message is acted on once all of the message has left (an early one is
+ * held; it still counts if the peer then closes or stalls). Replies
  * split across packets, multi-line replies and non-ASCII text are handled by
  * smtp_reply_parse(); a malformed reply ends the connection with a classified
  * error, never an abort.
  *
  * Memory: a struct smtp_txn and everything it points to belong to the owner
  * and must stay valid until txn_done() for it; the client fills results[].
+ * The message is sent from the owner's wire buffer, not copied (a small BDAT
+ * message excepted); under TLS it is encrypted 64 KiB at a time, so a
+ * session holds about one copy of its message.
  */
 #ifndef SALVO_SMTP_CLIENT_H
 #define SALVO_SMTP_CLIENT_H
@@ -50,7 +61,10 @@ struct smtp_txn {
 	size_t wire_len;           /* or with chunked, chunk_form()'s (no stuffing) */
 	bool chunked;              /* send with BDAT: only when smtp_client_exts() has CHUNKING */
 	bool eightbit;             /* add BODY=8BITMIME when the server offers it */
-	bool smtputf8;
+	bool smtputf8;             /* add SMTPUTF8 when the server offers it (the owner
+				    * checks smtp_client_exts() first: RFC 6531 3.4) */
+	size_t size;               /* SIZE= on MAIL FROM (RFC 1870) when offered;
+				    * 0: wire_len */
 	struct smtp_result *results; /* n_rcpts entries, filled by the client */
 };
 
@@ -76,7 +90,8 @@ typedef struct ssl_ctx_st SSL_CTX;
 struct smtp_client_tls {
 	SSL_CTX *ctx;
 	bool require;
-	const char *sni;           /* the MX host name */
+	const char *sni;           /* the MX host name; an IP literal or anything with
+				    * a port is never sent (RFC 6066 3) */
 };
 
 /* Start connecting to addr (port included). Returns 0, or -errno when no
@@ -105,6 +120,8 @@ void smtp_client_free(struct smtp_client *c);
  * healthy session; false inside txn_done for a session that is dying). */
 bool smtp_client_idle(const struct smtp_client *c);
 unsigned smtp_client_exts(const struct smtp_client *c);
+/* The server's SIZE limit in octets (0: none advertised). */
+uint64_t smtp_client_size_limit(const struct smtp_client *c);
 /* The peer as text ("127.0.0.2"), for logs. */
 const char *smtp_client_peer_ip(const struct smtp_client *c);
 

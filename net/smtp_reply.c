@@ -9,15 +9,17 @@
  * Reply grammar accepted, per line: three digits, the first 2..5; then ' '
  * (last line), '-' (more lines follow) or the end of the line (last line,
  * "250" alone is a complete reply); then any text. Text may hold 8-bit bytes
- * (servers answer in their own language): they are kept here and only masked
- * by smtp_reply_flatten(). Lines end in CRLF or a bare LF. Every line of a
- * reply must carry the same code. A line may be at most SMTP_MAX_REPLY_LINE
+ * (servers answer in their own language): they are kept here;
+ * smtp_reply_flatten() keeps valid UTF-8 and masks only invalid bytes.
+ * Lines end in CRLF or a bare LF. Every line of a reply must carry the
+ * same code. A line may be at most SMTP_MAX_REPLY_LINE
  * octets with its CRLF (the smtp_line_find() rule); a reply at most
  * SMTP_MAX_REPLY_LINES lines.
  *
  * An enhanced code "c.s.d" (c one digit, s and d 1..3 digits) is taken from
- * the first line only when c equals the reply code's first digit and the
- * code is followed by a space or the end of the line; otherwise it is text.
+ * the first line, or from the last when the first has none, only when c
+ * equals the reply code's first digit and the code is followed by a space
+ * or the end of the line; otherwise it is text.
  *
  * Invariants: reads only buf[0..len); smtp_reply_parse() is linear in len
  * (one memchr per line), so calling it again as the buffer grows costs
@@ -29,6 +31,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/json_str.h"         /* json_utf8_seq(): one UTF-8 rule */
 #include "net/smtp_cmd.h"          /* smtp_line_find(): one line-length rule */
 
 static inline bool is_digit(unsigned char c)
@@ -107,7 +110,7 @@ static const char *line_text(const char *l, size_t n, size_t *tlen, char enh[16]
 
 ssize_t smtp_reply_parse(const char *buf, size_t len, struct smtp_reply *out)
 {
-	size_t pos = 0, first_len = 0;
+	size_t pos = 0, first_len = 0, last_off = 0, last_len = 0;
 	unsigned n_lines = 0;
 	int code = 0;
 
@@ -134,6 +137,8 @@ ssize_t smtp_reply_parse(const char *buf, size_t len, struct smtp_reply *out)
 			code = c;
 			first_len = ll;
 		}
+		last_off = pos;
+		last_len = ll;
 		pos += (size_t)m;
 		if (ll == 3 || l[3] == ' ')
 			break;
@@ -143,6 +148,12 @@ ssize_t smtp_reply_parse(const char *buf, size_t len, struct smtp_reply *out)
 	out->code = code;
 	out->enhanced[0] = 0;
 	out->text = line_text(buf, first_len, &out->text_len, out->enhanced);
+	if (!out->enhanced[0] && n_lines > 1) {
+		/* Some servers give the code on the last line only. */
+		size_t tl;
+
+		line_text(buf + last_off, last_len, &tl, out->enhanced);
+	}
 	out->raw = buf;
 	out->raw_len = pos;
 	out->n_lines = n_lines;
@@ -264,12 +275,21 @@ size_t smtp_reply_flatten(const struct smtp_reply *r, char *out, size_t cap)
 				break;
 			out[o++] = ' ';
 		}
-		if (tn > cap - 1 - o)
-			tn = cap - 1 - o;
-		for (size_t i = 0; i < tn; i++) {
-			unsigned char c = (unsigned char)t[i];
+		for (size_t i = 0; i < tn && o + 1 < cap;) {
+			const unsigned char *c = (const unsigned char *)t + i;
+			size_t skip, sl = *c >= 0x80 ? json_utf8_seq(c, tn - i, &skip) : 1;
 
-			out[o++] = c < 0x20 || c >= 0x7f ? '?' : (char)c;
+			if (sl > 1) {
+				/* a whole character or none: never cut one in half */
+				if (o + sl >= cap)
+					break;
+				memcpy(out + o, c, sl);
+				o += sl;
+				i += sl;
+				continue;
+			}
+			out[o++] = *c < 0x20 || *c >= 0x7f ? '?' : (char)*c;
+			i++;
 		}
 	}
 	out[o] = 0;

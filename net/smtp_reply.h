@@ -20,7 +20,7 @@
 
 struct smtp_reply {
 	int code;                  /* 200..599 */
-	char enhanced[16];         /* "5.1.1" when the first line carries one, else "" */
+	char enhanced[16];         /* "5.1.1" from the first line, else from the last, else "" */
 	const char *text;          /* first line's text after the code, separator and enhanced code */
 	size_t text_len;
 	const char *raw;           /* the whole reply, all lines with their CRLFs */
@@ -58,8 +58,10 @@ enum smtp_ext {
  * reply whose code is not 2xx advertises nothing. */
 unsigned smtp_reply_ehlo_exts(const struct smtp_reply *r, uint64_t *size_limit);
 
-/* Reply text flattened for logs: every line's text joined by a space, control
- * and non-ASCII bytes replaced by '?', at most cap-1 bytes, NUL-terminated.
+/* Reply text flattened for logs: every line's text joined by a space, valid
+ * UTF-8 kept whole (never cut inside a character), control characters and
+ * bytes that are not valid UTF-8 replaced by '?' (one per byte), at most
+ * cap-1 bytes, NUL-terminated.
  * Returns the length written. A line's text is what follows its code,
  * separator and enhanced code (each line of a multi-line reply repeats it);
  * lines without text are skipped. cap 0 writes nothing. */

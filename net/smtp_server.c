@@ -3,8 +3,19 @@
  *
  * Flow per session: accept -> banner -> commands (pipelined: every complete
  * line in the input buffer is answered before one send) -> DATA (streamed
- * through the dot-unstuffer into the body buffer) -> submit hook -> wait for
- * the durable commit -> "250" -> next transaction.
+ * through the dot-unstuffer into the body buffer) or BDAT chunks (counted
+ * bytes, RFC 3030) -> submit hook -> wait for the durable commit -> "250"
+ * -> next transaction.
+ *
+ * Message data (the smuggling rules): only CRLF "." CRLF ends DATA. A bare
+ * CR or LF in DATA refuses the message with 550 5.5.2 once its end has been
+ * read (the session stays in sync, as Postfix's smtpd_forbid_bare_newline),
+ * unless the normalize_bare_newlines hook says to store it as CRLF. A BDAT
+ * chunk is exactly its announced byte count, whatever it holds: its bytes
+ * can never become commands, so bare CR/LF there are data (the outbound
+ * wire forms write them as CRLF). Every syntactically valid BDAT has its
+ * chunk read, also when it is refused; a refused chunk fails the whole
+ * transaction (later BDATs get 503 until a new MAIL, RFC 3030 2).
  *
  * Invariants:
  *   - at most one recv and one send in flight; `ops` counts every in-flight
@@ -45,12 +56,14 @@
 enum sess_state {
 	SESS_READY,        /* reading commands */
 	SESS_DATA,         /* reading the message */
+	SESS_BDAT,         /* reading a BDAT chunk (chunk_left bytes to go) */
 	SESS_WAIT_COMMIT,  /* message handed to the spool; waiting for durability */
+	SESS_WAIT_AUTH,    /* credentials being checked off the loop */
 	SESS_CLOSING,      /* flushing the last reply, then close */
 	SESS_DEAD,         /* fd shut; waiting for in-flight ops to drain */
 };
 
-static const char *const sess_state_name[] = {"ready", "data", "wait-commit", "closing", "dead"};
+static const char *const sess_state_name[] = {"ready", "data", "bdat", "wait-commit", "wait-auth", "closing", "dead"};
 
 struct listener {
 	struct smtp_server *srv;
@@ -72,9 +85,15 @@ struct smtp_session {
 	bool recv_armed, send_armed, timer_armed;
 	bool discarding;           /* dropping an over-long line up to its LF */
 	bool quit_after_send;
+	bool in_pump;              /* sess_pump() is on the stack: hooks that
+				    * answer at once must not re-enter it */
 	unsigned errors;
 	uint64_t deadline;
+	uint64_t end_by;           /* overall session deadline now (0: none) */
+	uint64_t pol_end_by;       /* the policy's deadline, for when AUTH is forgotten */
 	struct loop_op recv_op, send_op, timer_op;
+	struct smtp_peer_policy pol;
+	uint64_t max_size;         /* the message size limit now */
 
 	struct sockaddr_storage peer;
 	char peer_ip[64];
@@ -98,6 +117,13 @@ struct smtp_session {
 	char *body;
 	size_t body_len, body_cap;
 	bool body_too_big;
+	/* BDAT (RFC 3030) */
+	bool bdat;                 /* this transaction's data comes by BDAT */
+	bool chunk_take;           /* the chunk being read goes into the body */
+	bool chunk_last;
+	uint64_t chunk_left;       /* bytes of the current chunk still to read */
+	uint64_t bdat_bytes;       /* the client's bytes taken so far */
+	const char *chunk_refusal; /* reply once a refused chunk is read */
 
 	char in[IN_CAP];
 	size_t in_len;
@@ -141,6 +167,8 @@ static void sess_reset_txn(struct smtp_session *s)
 	s->body = NULL;
 	s->body_len = s->body_cap = 0;
 	s->body_too_big = false;
+	s->bdat = false;
+	s->bdat_bytes = 0;
 }
 
 /* ---- output ------------------------------------------------------------ */
@@ -176,6 +204,16 @@ static void sess_reply(struct smtp_session *s, const char *fmt, ...)
 	}
 }
 
+static void sess_forget_auth(struct smtp_session *s)
+{
+	free(s->user);
+	s->user = NULL;
+	s->auth_step = AUTH_NONE;
+	explicit_bzero(s->auth_user, sizeof(s->auth_user));
+	s->max_size = s->pol.max_message_size;
+	s->end_by = s->pol_end_by;
+}
+
 static void sess_send_done(struct loop_op *op, int res, unsigned flags)
 {
 	struct smtp_session *s = container_of(op, struct smtp_session, send_op);
@@ -205,9 +243,13 @@ static void sess_send_done(struct loop_op *op, int res, unsigned flags)
 			sess_close(s);
 			return;
 		}
+		/* RFC 3207 4.2: forget everything the client said in clear,
+		 * the authenticated identity included */
 		s->helo[0] = 0;
 		s->esmtp = false;
 		sess_reset_txn(s);
+		sess_forget_auth(s);
+		s->discarding = false;
 	}
 	if (s->pend_len || (s->tls && tls_pending(s->tls))) {
 		sess_flush(s);
@@ -298,9 +340,12 @@ static void sess_arm_timer(struct smtp_session *s)
 
 static void sess_touch(struct smtp_session *s)
 {
-	uint64_t t = s->state == SESS_DATA ? s->srv->lim.data_timeout_ms : s->srv->lim.command_timeout_ms;
+	uint64_t t = s->state == SESS_DATA || s->state == SESS_BDAT ? s->srv->lim.data_timeout_ms
+								     : s->srv->lim.command_timeout_ms;
 
 	s->deadline = loop_now_ms() + t;
+	if (s->end_by && s->deadline > s->end_by)
+		s->deadline = s->end_by;
 	sess_arm_timer(s);
 }
 
@@ -316,18 +361,23 @@ static void sess_timer_done(struct loop_op *op, int res, unsigned flags)
 		sess_close(s);
 		return;
 	}
-	if (s->state == SESS_WAIT_COMMIT) {
-		/* Our own disk is slow; the client's patience is not our timer's. */
-		sess_touch(s);
+	if (s->state == SESS_WAIT_COMMIT || s->state == SESS_WAIT_AUTH) {
+		/* Our own disk (or hashing) is slow; the client's patience is
+		 * not our timer's. */
+		s->deadline = loop_now_ms() + s->srv->lim.command_timeout_ms;
+		sess_arm_timer(s);
 		return;
 	}
 	if (loop_now_ms() < s->deadline) {
 		sess_arm_timer(s);
 		return;
 	}
-	fprintf(stderr, "salvod: smtp session from %s: timeout in state %s\n", s->peer_ip,
-		sess_state_name[s->state]);
-	sess_reply(s, "421 4.4.2 %s Error: timeout exceeded", s->srv->lim.host_name);
+	bool overall = s->end_by && loop_now_ms() >= s->end_by;
+
+	fprintf(stderr, "salvod: smtp session from %s: %s in state %s\n", s->peer_ip,
+		overall ? "session time limit reached" : "timeout", sess_state_name[s->state]);
+	sess_reply(s, "421 4.4.2 %s Error: %s", s->srv->lim.host_name,
+		   overall ? "session time limit exceeded" : "timeout exceeded");
 	s->state = SESS_CLOSING;
 	sess_flush(s);
 }
@@ -346,7 +396,7 @@ static void sess_free(struct smtp_session *s)
 		s->next->prev = s->prev;
 	sess_reset_txn(s);
 	if (s->counted)
-		conn_limit_release(srv->lim.conns, (const struct sockaddr *)&s->peer);
+		conn_limit_release(srv->lim.conns, (const struct sockaddr *)&s->peer, s->pol.trusted);
 	tls_conn_free(s->tls);
 	free(s->user);
 	free(s->out);
@@ -360,6 +410,12 @@ static void sess_close(struct smtp_session *s)
 	if (s->state != SESS_DEAD) {
 		s->state = SESS_DEAD;
 		shutdown(s->fd, SHUT_RDWR);
+		/* the client's slot is free once the socket is, not when the
+		 * last completion drains */
+		if (s->counted) {
+			conn_limit_release(s->srv->lim.conns, (const struct sockaddr *)&s->peer, s->pol.trusted);
+			s->counted = false;
+		}
 		if (s->timer_armed) {
 			/* The cancel's own completion is not tracked: it needs no owner. */
 			struct io_uring_sqe *sqe = loop_sqe(s->srv->loop, NULL);
@@ -400,9 +456,13 @@ static void cmd_ehlo(struct smtp_session *s, const struct smtp_cmd *c, bool esmt
 	}
 	sess_reply(s, "250-%s", lim->host_name);
 	sess_reply(s, "250-PIPELINING");
-	sess_reply(s, "250-SIZE %llu", (unsigned long long)lim->max_message_size);
+	if (s->max_size == UINT64_MAX)
+		sess_reply(s, "250-SIZE");
+	else
+		sess_reply(s, "250-SIZE %llu", (unsigned long long)s->max_size);
 	sess_reply(s, "250-8BITMIME");
 	sess_reply(s, "250-SMTPUTF8");
+	sess_reply(s, "250-CHUNKING");
 	if (lim->tls && !s->tls)
 		sess_reply(s, "250-STARTTLS");
 	if (!s->user && s->srv->hooks.auth_allowed && s->srv->hooks.auth_allowed(s->srv->ctx, s, s->tls != NULL))
@@ -452,22 +512,49 @@ static int b64_decode(const char *in, size_t n, char *out, size_t cap, size_t *o
 	return 0;
 }
 
+/* Hand the credentials to the checker; the session reads nothing more
+ * until smtp_session_auth_done(). */
 static void auth_finish(struct smtp_session *s, const char *user, const char *pass)
 {
-	int r = s->srv->hooks.auth_check(s->srv->ctx, s, user, pass);
-
+	if (user != s->auth_user)
+		snprintf(s->auth_user, sizeof(s->auth_user), "%.255s", user);
 	s->auth_step = AUTH_NONE;
-	if (r == 0) {
+	s->state = SESS_WAIT_AUTH;
+	s->ops++; /* the check keeps the session alive */
+	s->srv->hooks.auth_start(s->srv->ctx, s, s->auth_user, pass);
+}
+
+void smtp_session_auth_done(struct smtp_session *s, int result)
+{
+	s->ops--;
+	if (s->state == SESS_DEAD) {
+		sess_close(s);
+		return;
+	}
+	s->state = SESS_READY;
+	if (result == 0) {
 		free(s->user);
-		s->user = strdup(user);
+		s->user = strdup(s->auth_user);
+		/* an authenticated client injects: the listener's limits */
+		s->max_size = s->srv->lim.max_message_size;
+		s->end_by = 0;
 		sess_reply(s, "235 2.7.0 Authentication successful");
-	} else if (r == 2) {
+	} else if (result == 2) {
 		sess_reply(s, "454 4.7.0 Too many failed authentication attempts, try again later");
 		s->state = SESS_CLOSING;
 	} else {
 		sess_reply(s, "535 5.7.8 Authentication credentials invalid");
 		sess_error(s);
 	}
+	explicit_bzero(s->auth_user, sizeof(s->auth_user));
+	sess_touch(s);
+	if (!s->in_pump)
+		sess_pump(s);
+}
+
+bool smtp_session_trusted(const struct smtp_session *s)
+{
+	return s->pol.trusted || s->user;
 }
 
 /* PLAIN: authzid NUL authcid NUL passwd (the authzid must be empty or the same). */
@@ -528,7 +615,7 @@ static void cmd_auth(struct smtp_session *s, const struct smtp_cmd *c)
 	const char *a = c->arg, *sp;
 	size_t n = c->arg_len, mech;
 
-	if (!s->srv->hooks.auth_allowed || !s->srv->hooks.auth_check ||
+	if (!s->srv->hooks.auth_allowed || !s->srv->hooks.auth_start ||
 	    !s->srv->hooks.auth_allowed(s->srv->ctx, s, s->tls != NULL)) {
 		sess_reply(s, "538 5.7.11 Encryption required for requested authentication mechanism");
 		sess_error(s);
@@ -578,7 +665,7 @@ static void cmd_mail(struct smtp_session *s, const struct smtp_cmd *c)
 		sess_error(s);
 		return;
 	}
-	if (c->has_size && c->size > s->srv->lim.max_message_size) {
+	if (c->has_size && c->size > s->max_size) {
 		sess_reply(s, "552 5.3.4 Message size exceeds fixed limit");
 		return;
 	}
@@ -638,16 +725,30 @@ static void cmd_rcpt(struct smtp_session *s, const struct smtp_cmd *c)
 	sess_reply(s, "%s", reply);
 }
 
+/* DATA held a bare CR or LF and the session does not normalise them: the
+ * message is refused once its end is read. */
+static bool bare_refused(const struct smtp_session *s)
+{
+	return !s->unstuff.normalize && (s->unstuff.bare_cr || s->unstuff.bare_lf);
+}
+
+/* Drop what was buffered: the message will be refused, the rest is read
+ * and discarded. */
+static void body_drop(struct smtp_session *s)
+{
+	free(s->body);
+	s->body = NULL;
+	s->body_len = s->body_cap = 0;
+}
+
 static void body_append(struct smtp_session *s, const char *p, size_t n)
 {
-	if (s->body_too_big)
+	if (s->body_too_big || bare_refused(s))
 		return;
-	if (s->body_len + n > s->srv->lim.max_message_size + 4096) {
+	if (s->max_size != UINT64_MAX && s->body_len + n > s->max_size + 4096) {
 		/* The rest is read and dropped: no need to hold what came so far. */
 		s->body_too_big = true;
-		free(s->body);
-		s->body = NULL;
-		s->body_len = s->body_cap = 0;
+		body_drop(s);
 		return;
 	}
 	if (s->body_len + n > s->body_cap) {
@@ -671,25 +772,41 @@ static void body_append(struct smtp_session *s, const char *p, size_t n)
 /* RFC 5321 4.4: the trace header goes first, before the client's bytes. */
 static void body_start(struct smtp_session *s)
 {
-	char hdr[1024], date[64];
+	char hdr[1024], date[64], using[256] = "", proto[16];
+	bool tls = s->tls && tls_established(s->tls);
 	time_t now = time(NULL);
 	struct tm tm;
 	int n;
 
 	gmtime_r(&now, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
-	n = snprintf(hdr, sizeof(hdr), "Received: from %s ([%s])\r\n\tby %s (Salvo) with %s;\r\n\t%s\r\n",
-		     s->helo, s->peer_ip, s->srv->lim.host_name,
-		     s->env->smtputf8 ? "UTF8SMTP" : s->esmtp ? "ESMTP" : "SMTP", date);
+	/* RFC 3848 / RFC 6531 with-protocols: S for TLS, A for AUTH */
+	snprintf(proto, sizeof(proto), "%s%s%s", s->env->smtputf8 ? "UTF8SMTP" : s->esmtp ? "ESMTP" : "SMTP",
+		 (s->env->smtputf8 || s->esmtp) && tls ? "S" : "", (s->env->smtputf8 || s->esmtp) && s->user ? "A" : "");
+	if (tls) {
+		size_t k;
+
+		memcpy(using, "\t(", 2);
+		tls_trace_comment(s->tls, using + 2, sizeof(using) - 8);
+		k = strlen(using);
+		memcpy(using + k, ")\r\n", 4);
+	}
+	n = snprintf(hdr, sizeof(hdr), "Received: from %s ([%s])\r\n%s\tby %s (Salvo) with %s;\r\n\t%s\r\n",
+		     s->helo, s->peer_ip, using, s->srv->lim.host_name, proto, date);
+	memset(&s->unstuff, 0, sizeof(s->unstuff));
 	if (n > 0 && (size_t)n < sizeof(hdr))
 		body_append(s, hdr, (size_t)n);
-	memset(&s->unstuff, 0, sizeof(s->unstuff));
 }
 
 static void cmd_data(struct smtp_session *s)
 {
 	if (!s->has_mail) {
 		sess_reply(s, "503 5.5.1 Error: need MAIL command");
+		sess_error(s);
+		return;
+	}
+	if (s->bdat) {
+		sess_reply(s, "503 5.5.1 Error: DATA after BDAT");
 		sess_error(s);
 		return;
 	}
@@ -700,7 +817,42 @@ static void cmd_data(struct smtp_session *s)
 	sess_reply(s, "354 End data with <CR><LF>.<CR><LF>");
 	s->state = SESS_DATA;
 	body_start(s);
+	s->unstuff.normalize = s->srv->hooks.normalize_bare_newlines &&
+			       s->srv->hooks.normalize_bare_newlines(s->srv->ctx, s);
 }
+
+static void bdat_chunk_done(struct smtp_session *s);
+
+/* BDAT chunk-size [LAST]: the chunk is judged now and answered once it has
+ * been read (bdat_chunk_done). */
+static void cmd_bdat(struct smtp_session *s, const struct smtp_cmd *c)
+{
+	uint64_t max = s->srv->lim.max_message_size;
+
+	s->chunk_left = c->size;
+	s->chunk_last = c->bdat_last;
+	s->chunk_take = false;
+	s->chunk_refusal = NULL;
+	s->state = SESS_BDAT;
+	if (!s->has_mail)
+		s->chunk_refusal = "503 5.5.1 Error: need MAIL command";
+	else if (!s->env->n_rcpts)
+		s->chunk_refusal = "503 5.5.1 Error: need RCPT command";
+	else if (c->size > max || s->bdat_bytes > max - c->size)
+		s->chunk_refusal = "552 5.3.4 Error: message too big";
+	if (!s->chunk_refusal) {
+		if (!s->bdat) {
+			s->bdat = true;    /* the message starts with this chunk */
+			body_start(s);
+		}
+		s->chunk_take = true;
+		s->bdat_bytes += c->size;
+	}
+	if (!c->size)
+		bdat_chunk_done(s);        /* nothing to read: answer now */
+}
+
+
 
 static void sess_command(struct smtp_session *s, const char *line, size_t len)
 {
@@ -710,6 +862,13 @@ static void sess_command(struct smtp_session *s, const char *line, size_t len)
 	if (err == SMTP_CMD_EUNKNOWN) {
 		sess_reply(s, "500 5.5.2 Error: command not recognized");
 		sess_error(s);
+		return;
+	}
+	if (err != SMTP_CMD_OK && c.verb == SMTP_VERB_BDAT) {
+		/* Its chunk's length is unknown: what follows cannot be told
+		 * from commands, so nothing after it is read. */
+		sess_reply(s, "501 5.5.4 Syntax: BDAT chunk-size [LAST]; closing");
+		s->state = SESS_CLOSING;
 		return;
 	}
 	if (err != SMTP_CMD_OK) {
@@ -726,6 +885,7 @@ static void sess_command(struct smtp_session *s, const char *line, size_t len)
 	case SMTP_VERB_MAIL: cmd_mail(s, &c); break;
 	case SMTP_VERB_RCPT: cmd_rcpt(s, &c); break;
 	case SMTP_VERB_DATA: cmd_data(s); break;
+	case SMTP_VERB_BDAT: cmd_bdat(s, &c); break;
 	case SMTP_VERB_RSET:
 		sess_reset_txn(s);
 		sess_reply(s, "250 2.0.0 Ok");
@@ -758,13 +918,41 @@ static void sess_submit(struct smtp_session *s)
 		s->state = SESS_READY;
 		return;
 	}
+	if (bare_refused(s)) {
+		/* RFC 5321 2.3.8; the reply Postfix gives with smtpd_forbid_bare_newline */
+		sess_reply(s, "550 5.5.2 Error: bare <%s> received", s->unstuff.bare_lf ? "LF" : "CR");
+		sess_reset_txn(s);
+		s->state = SESS_READY;
+		return;
+	}
 	s->env = NULL;
 	s->body = NULL;
 	s->body_len = s->body_cap = 0;
 	s->has_mail = false;
+	s->bdat = false;
+	s->bdat_bytes = 0;
 	s->state = SESS_WAIT_COMMIT;
 	s->ops++; /* the submission keeps the session alive */
 	s->srv->hooks.submit(s->srv->ctx, s, env, body, len);
+}
+
+/* The current chunk has been read: answer it. */
+static void bdat_chunk_done(struct smtp_session *s)
+{
+	s->state = SESS_READY;
+	if (s->chunk_refusal) {
+		/* RFC 3030 2: a failed chunk fails the transaction */
+		sess_reply(s, "%s", s->chunk_refusal);
+		if (s->chunk_refusal[0] == '5' && s->chunk_refusal[2] == '3')
+			sess_error(s);     /* 503: a client out of step */
+		sess_reset_txn(s);
+		return;
+	}
+	if (s->chunk_last) {
+		sess_submit(s);
+		return;
+	}
+	sess_reply(s, "250 2.0.0 Ok: %llu octets received", (unsigned long long)s->bdat_bytes);
 }
 
 void smtp_session_submitted(struct smtp_session *s, const char *reply)
@@ -777,7 +965,8 @@ void smtp_session_submitted(struct smtp_session *s, const char *reply)
 	sess_reply(s, "%s", reply);
 	s->state = SESS_READY;
 	sess_touch(s);
-	sess_pump(s);
+	if (!s->in_pump)
+		sess_pump(s);
 }
 
 const struct sockaddr *smtp_session_peer(const struct smtp_session *s)
@@ -795,6 +984,15 @@ const char *smtp_session_tls(const struct smtp_session *s)
 	return s->tls && tls_established(s->tls) ? tls_describe(s->tls) : NULL;
 }
 
+size_t smtp_server_session_count(const struct smtp_server *srv)
+{
+	size_t n = 0;
+
+	for (const struct smtp_session *s = srv->sessions; s; s = s->next)
+		n++;
+	return n;
+}
+
 /* ---- input ------------------------------------------------------------- */
 
 static void sess_consume(struct smtp_session *s, size_t n)
@@ -808,21 +1006,36 @@ static void sess_pump(struct smtp_session *s)
 {
 	size_t off = 0;
 
+	s->in_pump = true;
+
 	while (off < s->in_len && s->pend_len < PEND_MAX && !s->starttls_after_flush) {
 		if (s->state == SESS_DATA) {
 			size_t out_len = 0;
 			bool done = false;
 			size_t used;
-			char tmp[8192];
-			size_t chunk = s->in_len - off < sizeof(tmp) ? s->in_len - off : sizeof(tmp);
+			char tmp[2 * 4096 + 2];
+			size_t chunk = s->in_len - off < 4096 ? s->in_len - off : 4096;
 
 			used = dot_unstuff_feed(&s->unstuff, s->in + off, chunk, tmp, &out_len, &done);
 			body_append(s, tmp, out_len);
+			if (bare_refused(s) && s->body)
+				body_drop(s);      /* refused at the end; nothing kept */
 			off += used;
-			if (done) {
+			if (done)
 				sess_submit(s);
-				break;
-			}
+			continue;
+		}
+		if (s->state == SESS_BDAT) {
+			size_t n = s->in_len - off;
+
+			if (n > s->chunk_left)
+				n = (size_t)s->chunk_left;
+			if (s->chunk_take)
+				body_append(s, s->in + off, n);
+			off += n;
+			s->chunk_left -= n;
+			if (!s->chunk_left)
+				bdat_chunk_done(s);
 			continue;
 		}
 		if (s->state != SESS_READY)
@@ -863,6 +1076,7 @@ static void sess_pump(struct smtp_session *s)
 	/* RFC 3207: nothing sent before the TLS handshake may be acted on after it */
 	if (s->starttls_after_flush)
 		off = s->in_len;
+	s->in_pump = false;
 	if (off)
 		sess_consume(s, off);
 	sess_flush(s);
@@ -1033,8 +1247,15 @@ static void listener_accept_done(struct loop_op *op, int res, unsigned flags)
 	srv->sessions = s;
 	int one = 1;
 	setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	s->pol.max_message_size = srv->lim.max_message_size;
+	if (srv->hooks.peer_policy)
+		srv->hooks.peer_policy(srv->ctx, (const struct sockaddr *)&s->peer, &s->pol);
+	s->max_size = s->pol.max_message_size;
+	if (s->pol.max_session_ms)
+		s->end_by = s->pol_end_by = loop_now_ms() + s->pol.max_session_ms;
 	if (srv->lim.conns) {
-		enum conn_limit_verdict v = conn_limit_acquire(srv->lim.conns, (const struct sockaddr *)&s->peer);
+		enum conn_limit_verdict v = conn_limit_acquire(srv->lim.conns, (const struct sockaddr *)&s->peer,
+							       s->pol.trusted, s->pol.max_per_ip);
 
 		s->counted = v == CONN_OK;
 		if (v != CONN_OK) {
@@ -1143,7 +1364,9 @@ void smtp_server_free(struct smtp_server *srv)
 		close(s->fd);
 		sess_reset_txn(s);
 		if (s->counted)
-			conn_limit_release(srv->lim.conns, (const struct sockaddr *)&s->peer);
+			conn_limit_release(srv->lim.conns, (const struct sockaddr *)&s->peer, s->pol.trusted);
+		tls_conn_free(s->tls);
+		free(s->user);
 		free(s->out);
 		free(s->pend);
 		free(s);

@@ -1,7 +1,8 @@
 /*
  * smtp_server.h - the intake SMTP server: listeners and ESMTP sessions on one
  * worker's io_uring loop (RFC 5321, PIPELINING RFC 2920, SIZE RFC 1870,
- * 8BITMIME RFC 6152, ENHANCEDSTATUSCODES RFC 2034, SMTPUTF8 RFC 6531).
+ * 8BITMIME RFC 6152, ENHANCEDSTATUSCODES RFC 2034, SMTPUTF8 RFC 6531,
+ * CHUNKING RFC 3030).
  *
  * The server speaks the protocol; policy and storage belong to the caller
  * through struct smtp_server_hooks:
@@ -31,6 +32,16 @@ struct loop;
 struct smtp_session;
 struct config_addr;
 
+/* What the server must know about a client when it connects (the
+ * caller's <source> policy). */
+struct smtp_peer_policy {
+	bool trusted;              /* may relay without AUTH: exempt from the caps
+				    * meant for strangers (conn_limit.h) */
+	unsigned max_per_ip;       /* the source's own per-address cap; 0 = default */
+	uint64_t max_message_size; /* until AUTH succeeds (then the listener's) */
+	uint64_t max_session_ms;   /* overall deadline until AUTH; 0 = none */
+};
+
 /* A received message's envelope; owned by whoever holds it (see submit). */
 struct smtp_envelope {
 	char *sender;              /* "" for the null reverse-path */
@@ -55,9 +66,17 @@ struct smtp_server_hooks {
 	/* Optional. May this session use AUTH now (it is over TLS when tls is
 	 * true)? NULL: never. */
 	bool (*auth_allowed)(void *ctx, struct smtp_session *s, bool tls);
-	/* Check a user name and password: 0 good, 1 wrong, 2 too many failures
-	 * from this client (answered 454 and not counted). */
-	int (*auth_check)(void *ctx, struct smtp_session *s, const char *user, const char *pass);
+	/* Start checking a user name and password, off the loop (password
+	 * hashing is slow on purpose). The session waits, reading nothing,
+	 * until smtp_session_auth_done() is called on its thread. */
+	void (*auth_start)(void *ctx, struct smtp_session *s, const char *user, const char *pass);
+	/* Optional. The client's policy, asked once per accepted connection.
+	 * NULL: untrusted, the listener's limits, no session deadline. */
+	void (*peer_policy)(void *ctx, const struct sockaddr *peer, struct smtp_peer_policy *out);
+	/* Optional. Should a bare CR or LF in this session's DATA be stored
+	 * as CRLF (true) rather than refuse the message with 550 5.5.2 (false,
+	 * also when NULL)? Asked at each DATA. */
+	bool (*normalize_bare_newlines)(void *ctx, struct smtp_session *s);
 };
 
 typedef struct ssl_ctx_st SSL_CTX;
@@ -90,6 +109,13 @@ int smtp_server_start(struct smtp_server **out, struct loop *l,
  * smtp_session_submitted() afterwards. */
 void smtp_server_free(struct smtp_server *srv);
 
+/* The verdict of auth_start: 0 good, 1 wrong, 2 too many failures from
+ * this client (answered 454 and closed). */
+void smtp_session_auth_done(struct smtp_session *s, int result);
+/* Does the session's client count as a trusted injector (its source may
+ * relay, or it has authenticated)? */
+bool smtp_session_trusted(const struct smtp_session *s);
+
 /* The reply to a submitted message ("250 2.0.0 Ok: queued as ..."). */
 void smtp_session_submitted(struct smtp_session *s, const char *reply);
 const struct sockaddr *smtp_session_peer(const struct smtp_session *s);
@@ -97,5 +123,7 @@ const struct sockaddr *smtp_session_peer(const struct smtp_session *s);
 const char *smtp_session_user(const struct smtp_session *s);
 /* The TLS protocol and cipher of the session, or NULL when in clear. */
 const char *smtp_session_tls(const struct smtp_session *s);
+/* Sessions not yet freed (open, closing, or waiting for in-flight ops). */
+size_t smtp_server_session_count(const struct smtp_server *srv);
 
 #endif

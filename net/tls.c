@@ -38,6 +38,12 @@ int tls_server_ctx(const char *cert, const char *key, SSL_CTX **out, char *err, 
 	}
 	SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION);
 	SSL_CTX_set_options(c, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+	/* DHE suites need parameters: OpenSSL's built-in ones, sized to the key */
+	SSL_CTX_set_dh_auto(c, 1);
+	if (tls_server_ciphers(c, NULL, NULL, err, errlen) < 0) {
+		SSL_CTX_free(c);
+		return -1;
+	}
 	if (SSL_CTX_use_certificate_chain_file(c, cert) != 1) {
 		ossl_error(err, errlen, cert);
 		SSL_CTX_free(c);
@@ -49,6 +55,19 @@ int tls_server_ctx(const char *cert, const char *key, SSL_CTX **out, char *err, 
 		return -1;
 	}
 	*out = c;
+	return 0;
+}
+
+int tls_server_ciphers(SSL_CTX *c, const char *tls12, const char *tls13, char *err, size_t errlen)
+{
+	if (SSL_CTX_set_cipher_list(c, tls12 ? tls12 : TLS_SERVER_CIPHERS) != 1) {
+		ossl_error(err, errlen, "no usable cipher in the TLS 1.2 cipher list");
+		return -1;
+	}
+	if (tls13 && SSL_CTX_set_ciphersuites(c, tls13) != 1) {
+		ossl_error(err, errlen, "no usable suite in the TLS 1.3 cipher list");
+		return -1;
+	}
 	return 0;
 }
 
@@ -184,6 +203,14 @@ size_t tls_take(struct tls_conn *t, void *buf, size_t cap)
 const char *tls_describe(struct tls_conn *t)
 {
 	return t->desc;
+}
+
+void tls_trace_comment(const struct tls_conn *t, char *buf, size_t cap)
+{
+	int alg = 0, bits = SSL_get_cipher_bits(t->ssl, &alg);
+
+	snprintf(buf, cap, "using %s with cipher %s (%d/%d bits)", SSL_get_version(t->ssl),
+		 SSL_get_cipher_name(t->ssl), bits, alg);
 }
 
 const char *tls_error(const struct tls_conn *t)

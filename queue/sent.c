@@ -100,3 +100,33 @@ int sent_prune(struct spool_wtxn *t, int64_t before_ms, size_t max, size_t *n_de
 	mdb_cursor_close(c);
 	return rc == 0 || rc == MDB_NOTFOUND ? 0 : wtxn_fail(t, rc);
 }
+
+int sent_first_time(struct spool_rtxn *rt, int64_t *time_ms)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	int rc;
+
+	if ((rc = mdb_cursor_open(rt->txn, rt->s->dbi_sent, &c)))
+		return lmdb_err(rc);
+	rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+	if (rc == 0 && v.mv_size < REC_HDR)
+		rc = -EBADMSG;
+	else if (rc == 0)
+		*time_ms = (int64_t)get_le((const uint8_t *)v.mv_data + 8, 8);
+	mdb_cursor_close(c);
+	if (rc == MDB_NOTFOUND)
+		return SPOOL_NOTFOUND;
+	return lmdb_err(rc);
+}
+
+int sent_count(struct spool_rtxn *rt, uint64_t *n)
+{
+	MDB_stat st;
+	int rc = mdb_stat(rt->txn, rt->s->dbi_sent, &st);
+
+	if (rc)
+		return lmdb_err(rc);
+	*n = st.ms_entries;
+	return 0;
+}

@@ -10,8 +10,9 @@
  * keys are big-endian so that LMDB's default memcmp order is numeric order.
  *   msg  value: header (MSG_HDR_LEN bytes), sender\0, campaign\0, source_ip\0,
  *               body (body_len bytes, not terminated)
- *        header: [0] u8 version, [1] u8 0, [2] u16 header length,
- *                [4] u32 n_rcpt, [8] i64 arrival_ms, [16] u32 sender_len,
+ *        header: [0] u8 version, [1] u8 flags (bit 0: SMTPUTF8; older
+ *                records have 0), [2] u16 header length, [4] u32 n_rcpt,
+ *                [8] i64 arrival_ms, [16] u32 sender_len,
  *                [20] u32 campaign_len, [24] u32 source_ip_len, [28] u32 0,
  *                [32] u64 body_len
  *   rcpt value: header (RCPT_HDR_LEN bytes), addr\0, last_response\0,
@@ -129,7 +130,52 @@ const char *spool_strerror(int err)
 
 bool spool_is_full(int err)
 {
-	return err == SPOOL_FULL || err == -ENOSPC || err == -EDQUOT;
+	return err == SPOOL_FULL || err == -ENOSPC || err == -EDQUOT || err == SPOOL_STOPPED;
+}
+
+bool spool_is_fatal(int err)
+{
+	return err == MDB_PANIC || err == MDB_CORRUPTED || err == MDB_PAGE_NOTFOUND || err == MDB_INVALID ||
+	       err == MDB_VERSION_MISMATCH || err == -EIO || err == -EROFS || err == SPOOL_STOPPED;
+}
+
+/* The fault hook (see spool_internal.h): "N[:ERR][@K]". A malformed value
+ * is refused loudly rather than ignored: a test that sets it means it. */
+static int fault_hook_parse(struct spool *s, const char *v)
+{
+	char *end;
+	unsigned long long n = strtoull(v, &end, 10);
+
+	s->fail_err = -ENOSPC;
+	if (end == v)
+		return -EINVAL;
+	if (*end == ':') {
+		const char *e = end + 1;
+		size_t len = strcspn(e, "@");
+
+		if (len == 6 && !strncmp(e, "ENOSPC", 6))
+			s->fail_err = -ENOSPC;
+		else if (len == 3 && !strncmp(e, "EIO", 3))
+			s->fail_err = -EIO;
+		else if (len == 5 && !strncmp(e, "PANIC", 5))
+			s->fail_err = MDB_PANIC;
+		else
+			return -EINVAL;
+		end = (char *)e + len;
+	}
+	if (*end == '@') {
+		const char *k = end + 1;
+
+		s->fail_skip = strtoull(k, &end, 10);
+		if (end == k)
+			return -EINVAL;
+	}
+	if (*end)
+		return -EINVAL;
+	s->fail_left = n;
+	fprintf(stderr, "spool: fault hook: %llu commit(s) after %llu will fail with %s\n", n,
+		(unsigned long long)s->fail_skip, spool_strerror(s->fail_err));
+	return 0;
 }
 
 /* --- message records ------------------------------------------------------ */
@@ -171,6 +217,7 @@ static void msg_encode(uint8_t *p, const struct spool_msg *m)
 
 	memset(p, 0, MSG_HDR_LEN);
 	p[0] = MSG_VERSION;
+	p[1] = m->smtputf8 ? 1 : 0;
 	put_le(p + 2, MSG_HDR_LEN, 2);
 	put_le(p + 4, m->n_rcpt, 4);
 	put_le(p + 8, (uint64_t)m->arrival_ms, 8);
@@ -211,6 +258,7 @@ static int msg_decode(const MDB_val *v, uint64_t id, struct spool_msg *m)
 	if (off < MSG_HDR_LEN || off > n)
 		return -EBADMSG;
 	m->id = id;
+	m->smtputf8 = (p[1] & 1) != 0;
 	m->n_rcpt = (uint32_t)get_le(p + 4, 4);
 	m->arrival_ms = (int64_t)get_le(p + 8, 8);
 	if (take_str(p, n, &off, (uint32_t)get_le(p + 16, 4), &m->sender) ||
@@ -451,7 +499,8 @@ static int open_dbs(struct spool *s)
 	    (ret = lmdb_err(mdb_dbi_open(txn, "due", MDB_CREATE, &s->dbi_due))) ||
 	    (ret = lmdb_err(mdb_dbi_open(txn, "meta", MDB_CREATE, &s->dbi_meta))) ||
 	    (ret = lmdb_err(mdb_dbi_open(txn, "suppress", MDB_CREATE, &s->dbi_suppress))) ||
-	    (ret = lmdb_err(mdb_dbi_open(txn, "sent", MDB_CREATE, &s->dbi_sent))))
+	    (ret = lmdb_err(mdb_dbi_open(txn, "sent", MDB_CREATE, &s->dbi_sent))) ||
+	    (ret = lmdb_err(mdb_dbi_open(txn, "pause", MDB_CREATE, &s->dbi_pause))))
 		goto fail;
 	ret = meta_get_u64(txn, s->dbi_meta, "format", &format);
 	if (ret == SPOOL_NOTFOUND)
@@ -475,7 +524,7 @@ static int open_env_sized(struct spool *s, const char *path, uint64_t map_size)
 	/* No MDB_NOSYNC/MDB_NOMETASYNC: a commit that returns 0 is on disk.
 	 * MDB_NOTLS: read txns belong to their handle, not to a thread, so they
 	 * can be reset, cached and renewed by any thread. */
-	if ((ret = lmdb_err(mdb_env_set_maxdbs(s->env, 8))) ||
+	if ((ret = lmdb_err(mdb_env_set_maxdbs(s->env, 16))) ||
 	    (ret = lmdb_err(mdb_env_set_maxreaders(s->env, SPOOL_MAX_READERS))) ||
 	    (ret = lmdb_err(mdb_env_set_mapsize(s->env, (size_t)map_size))) ||
 	    (ret = lmdb_err(mdb_env_open(s->env, path, MDB_NOTLS, 0640)))) {
@@ -526,6 +575,13 @@ int spool_open(struct spool **out, const char *dir, uint64_t map_size)
 		return -ENOMEM;
 	s->w.s = s;
 	if ((ret = -pthread_mutex_init(&s->rcache_mu, NULL))) {
+		free(s);
+		return ret;
+	}
+	if (getenv("SALVO_SPOOL_FAIL_COMMITS") && fault_hook_parse(s, getenv("SALVO_SPOOL_FAIL_COMMITS"))) {
+		fprintf(stderr, "spool: SALVO_SPOOL_FAIL_COMMITS must be N[:ENOSPC|:EIO|:PANIC][@K]\n");
+		ret = -EINVAL;
+		pthread_mutex_destroy(&s->rcache_mu);
 		free(s);
 		return ret;
 	}
@@ -624,6 +680,11 @@ int spool_wtxn_commit(struct spool_wtxn *t)
 		spool_wtxn_abort(t);
 		return ret;
 	}
+	if (s->fail_left && !(s->fail_skip && s->fail_skip--)) {
+		s->fail_left--;
+		spool_wtxn_abort(t);
+		return s->fail_err;
+	}
 	wtxn_close_cursor(t);
 	ret = lmdb_err(mdb_txn_commit(t->txn)); /* ends the txn, even on failure */
 	t->txn = NULL;
@@ -646,7 +707,8 @@ int spool_alloc_id(struct spool_wtxn *t, uint64_t *id)
 /* Pages the databases hold in this transaction (O(1): LMDB's counts). */
 static uint64_t pages_in_use(struct spool_wtxn *t)
 {
-	MDB_dbi dbis[] = {t->s->dbi_msg, t->s->dbi_rcpt, t->s->dbi_due, t->s->dbi_meta};
+	MDB_dbi dbis[] = {t->s->dbi_msg, t->s->dbi_rcpt, t->s->dbi_due, t->s->dbi_meta,
+			  t->s->dbi_suppress, t->s->dbi_sent};
 	uint64_t n = 4; /* two meta pages, the main and free DB roots */
 	MDB_stat st;
 
@@ -657,10 +719,12 @@ static uint64_t pages_in_use(struct spool_wtxn *t)
 }
 
 /* New messages must leave headroom (1/16 of the map, at most 256 MiB, at
- * least 64 pages) so
- * that delivering and deleting - which need fresh pages too, LMDB being
- * copy-on-write - still work when injection has filled the map. */
-static bool map_would_fill(struct spool_wtxn *t, size_t size)
+ * least 64 pages) so that delivering and deleting - which need fresh pages
+ * too, LMDB being copy-on-write - still work when injection has filled the
+ * map. Every database counts (the suppression list and the "sent" index
+ * grow too). A DSN made by an outcome (reserve_div 4) may use three
+ * quarters of it. */
+static bool map_would_fill(struct spool_wtxn *t, size_t size, unsigned reserve_div)
 {
 	MDB_envinfo info;
 	MDB_stat st;
@@ -673,6 +737,7 @@ static bool map_would_fill(struct spool_wtxn *t, size_t size)
 		reserve = 256u << 20;
 	if (reserve < 64 * (uint64_t)st.ms_psize)
 		reserve = 64 * (uint64_t)st.ms_psize;
+	reserve /= reserve_div;
 	return pages_in_use(t) * st.ms_psize + size + reserve > info.me_mapsize;
 }
 
@@ -681,7 +746,7 @@ static bool map_would_fill(struct spool_wtxn *t, size_t size)
  * is refused first - while what is queued can still be delivered and
  * deleted. Free space is read at most every 50 ms; bytes put since then
  * count against it. Reserve: 1% of the file system, 1-256 MiB. */
-static bool disk_would_fill(struct spool_wtxn *t, size_t size)
+static bool disk_would_fill(struct spool_wtxn *t, size_t size, unsigned reserve_div)
 {
 	struct spool *s = t->s;
 	struct timespec now;
@@ -704,13 +769,13 @@ static bool disk_would_fill(struct spool_wtxn *t, size_t size)
 		s->disk_checked_ms = now_ms;
 		s->disk_since_check = 0;
 	}
-	if (s->disk_since_check + size + s->disk_reserve > s->disk_free)
+	if (s->disk_since_check + size + s->disk_reserve / reserve_div > s->disk_free)
 		return true;
 	s->disk_since_check += size;
 	return false;
 }
 
-int spool_put_msg(struct spool_wtxn *t, const struct spool_msg *m)
+static int put_msg(struct spool_wtxn *t, const struct spool_msg *m, unsigned reserve_div)
 {
 	uint8_t kb[KEY_MSG_LEN];
 	MDB_val k = key_msg(kb, m->id), v;
@@ -719,7 +784,7 @@ int spool_put_msg(struct spool_wtxn *t, const struct spool_msg *m)
 
 	if ((rc = msg_encode_size(m, &size)))
 		return rc;
-	if (map_would_fill(t, size) || disk_would_fill(t, size))
+	if (map_would_fill(t, size, reserve_div) || disk_would_fill(t, size, reserve_div))
 		return wtxn_fail(t, MDB_MAP_FULL);
 	/* MDB_RESERVE: the body is copied once, straight into the map page. */
 	v.mv_size = size;
@@ -731,9 +796,24 @@ int spool_put_msg(struct spool_wtxn *t, const struct spool_msg *m)
 	return 0;
 }
 
+int spool_put_msg(struct spool_wtxn *t, const struct spool_msg *m)
+{
+	return put_msg(t, m, 1);
+}
+
+int spool_put_msg_reserve(struct spool_wtxn *t, const struct spool_msg *m)
+{
+	return put_msg(t, m, 4);
+}
+
 int spool_wtxn_get_msg(struct spool_wtxn *t, uint64_t id, struct spool_msg *out)
 {
 	return msg_get(t->txn, t->s->dbi_msg, id, out);
+}
+
+int spool_wtxn_get_rcpt(struct spool_wtxn *t, uint64_t msg_id, uint32_t idx, struct spool_rcpt *out)
+{
+	return rcpt_get(t->txn, t->s->dbi_rcpt, msg_id, idx, out);
 }
 
 /* The stored recipient's due time, or SPOOL_NOTFOUND. */
@@ -921,6 +1001,54 @@ int spool_get_msg(struct spool_rtxn *t, uint64_t id, struct spool_msg *out)
 int spool_get_rcpt(struct spool_rtxn *t, uint64_t msg_id, uint32_t idx, struct spool_rcpt *out)
 {
 	return rcpt_get(t->txn, t->s->dbi_rcpt, msg_id, idx, out);
+}
+
+int spool_walk_rcpts(struct spool_rtxn *t, bool after, uint64_t after_id, uint32_t after_idx, uint64_t budget,
+		     int (*cb)(void *arg, const struct spool_rcpt *r), void *arg, uint64_t *last_id,
+		     uint32_t *last_idx, bool *more)
+{
+	uint8_t kb[KEY_RCPT_LEN];
+	MDB_cursor *cur;
+	MDB_val k, v;
+	uint64_t seen = 0;
+	int rc, ret = 0;
+
+	*more = false;
+	if ((rc = mdb_cursor_open(t->txn, t->s->dbi_rcpt, &cur)))
+		return lmdb_err(rc);
+	if (after) {
+		k = key_rcpt(kb, after_id, after_idx);
+		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+		/* SET_RANGE lands on the key itself when it still exists: skip it */
+		if (!rc && k.mv_size == KEY_RCPT_LEN && !memcmp(k.mv_data, kb, KEY_RCPT_LEN))
+			rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	} else {
+		rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+	}
+	for (; !rc; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		struct spool_rcpt r;
+		const uint8_t *p = k.mv_data;
+
+		if (budget && seen == budget) {
+			*more = true;
+			break;
+		}
+		seen++;
+		if (k.mv_size != KEY_RCPT_LEN)
+			continue;
+		*last_id = get_be(p, 8);
+		*last_idx = (uint32_t)get_be(p + 8, 4);
+		if (rcpt_decode(&v, *last_id, *last_idx, &r) != 0)
+			continue;
+		if ((ret = cb(arg, &r)) != 0) {
+			*more = mdb_cursor_get(cur, &k, &v, MDB_NEXT) == 0;
+			break;
+		}
+	}
+	if (rc && rc != MDB_NOTFOUND)
+		ret = lmdb_err(rc);
+	mdb_cursor_close(cur);
+	return ret;
 }
 
 /* --- recovery, counts, verification --------------------------------------- */

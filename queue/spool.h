@@ -37,6 +37,7 @@
 #ifndef SALVO_SPOOL_H
 #define SALVO_SPOOL_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -47,6 +48,9 @@ struct spool_rtxn;
 
 #define SPOOL_NOTFOUND 1
 #define SPOOL_FULL (-30792) /* MDB_MAP_FULL: the map (or the disk under it) is full */
+/* The spool stopped taking writes after an unrecoverable error (see
+ * spool_is_fatal()): salvod refuses mail and exits for a restart. */
+#define SPOOL_STOPPED (-ESHUTDOWN)
 
 /* A message as stored. On put, the caller's strings are copied in. */
 struct spool_msg {
@@ -58,6 +62,7 @@ struct spool_msg {
 	const char *source_ip;     /* injecting client, "" when internal (DSN) */
 	const char *body;          /* full RFC 5322 message, CRLF lines, unstuffed */
 	size_t body_len;
+	bool smtputf8;             /* came with SMTPUTF8 (RFC 6531): send it with it */
 };
 
 /* One recipient's durable state. */
@@ -87,8 +92,15 @@ int spool_wtxn_commit(struct spool_wtxn *t);   /* frees t; durable on 0 */
 void spool_wtxn_abort(struct spool_wtxn *t);   /* frees t */
 /* A fresh message id (persisted with the transaction). */
 int spool_alloc_id(struct spool_wtxn *t, uint64_t *id);
-/* MDB_KEYEXIST if m->id is stored already (messages are written once). */
+/* MDB_KEYEXIST if m->id is stored already (messages are written once).
+ * New mail must leave the headroom (map and disk reserves) free, so that
+ * the outcomes that drain the spool can still commit; SPOOL_FULL when it
+ * would not. */
 int spool_put_msg(struct spool_wtxn *t, const struct spool_msg *m);
+/* The same for a message made by an outcome (a DSN): it may use the
+ * reserve that new mail leaves, down to a quarter of it, because the
+ * outcome that makes it also frees what it reports on. */
+int spool_put_msg_reserve(struct spool_wtxn *t, const struct spool_msg *m);
 /* Insert or replace a recipient; keeps the due index in step (exactly one
  * due key per recipient). -EINVAL for a negative next_attempt_ms. */
 int spool_put_rcpt(struct spool_wtxn *t, const struct spool_rcpt *r);
@@ -96,6 +108,8 @@ int spool_put_rcpt(struct spool_wtxn *t, const struct spool_rcpt *r);
  * before its last recipient is removed). Pointers valid until the txn ends
  * or the next write to it. */
 int spool_wtxn_get_msg(struct spool_wtxn *t, uint64_t id, struct spool_msg *out);
+/* Read a recipient inside the write transaction (same validity). */
+int spool_wtxn_get_rcpt(struct spool_wtxn *t, uint64_t msg_id, uint32_t idx, struct spool_rcpt *out);
 /* Remove a recipient (done: delivered, bounced, expired, suppressed). When it
  * was the message's last, the message is deleted too and *msg_gone is set
  * (msg_gone may be NULL). A recipient that is not stored: SPOOL_NOTFOUND,
@@ -116,6 +130,15 @@ int spool_rtxn_begin(struct spool *s, struct spool_rtxn **out);
 void spool_rtxn_end(struct spool_rtxn *t);
 int spool_get_msg(struct spool_rtxn *t, uint64_t id, struct spool_msg *out);
 int spool_get_rcpt(struct spool_rtxn *t, uint64_t msg_id, uint32_t idx, struct spool_rcpt *out);
+/* Call cb for each recipient in key order (message id, then index),
+ * starting after (after_id, after_idx) when `after`, else at the first;
+ * at most `budget` records are looked at (0: no bound). A non-zero return
+ * from cb stops the walk and is returned; *last is the key of the last
+ * record looked at, that one included (so cb stops after taking a record,
+ * and the next page starts after *last), *more whether records remain. A record that does not decode is skipped. r is valid during the call. */
+int spool_walk_rcpts(struct spool_rtxn *t, bool after, uint64_t after_id, uint32_t after_idx, uint64_t budget,
+		     int (*cb)(void *arg, const struct spool_rcpt *r), void *arg, uint64_t *last_id,
+		     uint32_t *last_idx, bool *more);
 
 /* Call cb for every queued recipient in due order (the "due" index). A
  * non-zero return from cb stops the walk and is returned. Runs in its own
@@ -135,9 +158,15 @@ const uint8_t *spool_verp_key(const struct spool *s);
 /* Counts for status and tests (O(1): from LMDB's page statistics). */
 int spool_count(struct spool *s, uint64_t *n_msgs, uint64_t *n_rcpts);
 
-/* Is err the "disk full" case (map full, ENOSPC, EDQUOT)? Intake answers
- * 452 / HTTP 503 for these instead of acknowledging. */
+/* Is err a "cannot store now" case (map full, ENOSPC, EDQUOT, or the spool
+ * stopped: SPOOL_STOPPED)? Intake answers 452 / HTTP 503 for these instead
+ * of acknowledging. */
 bool spool_is_full(int err);
+/* Is err unrecoverable in this process: MDB_PANIC, a damaged file, an I/O
+ * error (after a failed fsync the page cache can no longer be trusted)?
+ * Nothing more may be written or delivered; a restart recovers from what
+ * is on disk. Full disks, ENOMEM and request-level errors are not fatal. */
+bool spool_is_fatal(int err);
 
 /* High-water mark of the data file and the map size, in bytes: lets intake
  * refuse new mail before the map is full, keeping room for the deletes and

@@ -1,7 +1,8 @@
 /*
  * spool_internal.h - internal to queue/: the spool's handles and byte-order
  * helpers, shared by spool.c (messages, recipients, due index) and the
- * stores that live in the same LMDB environment (suppress.c, sent.c), so
+ * stores that live in the same LMDB environment (suppress.c, sent.c,
+ * pause.c), so
  * that all of them commit in the writer's one transaction.
  */
 #ifndef SALVO_SPOOL_INTERNAL_H
@@ -33,11 +34,17 @@ struct spool {
 	MDB_env *env;
 	MDB_dbi dbi_msg, dbi_rcpt, dbi_due, dbi_meta;
 	MDB_dbi dbi_suppress, dbi_sent; /* suppress.c, sent.c */
+	MDB_dbi dbi_pause;         /* pause.c */
 	uint8_t verp_key[32];      /* meta "verp_key", read-only after open */
 	uint64_t next_id;          /* writer thread only */
 	int64_t disk_checked_ms;   /* free space check (writer thread only) */
 	uint64_t disk_free, disk_reserve, disk_since_check;
 	struct spool_wtxn w;       /* the one write transaction */
+	/* Fault hook (tests): SALVO_SPOOL_FAIL_COMMITS="N[:ERR][@K]" read at
+	 * open: after K good commits, the next N commits fail with ERR
+	 * (ENOSPC when not given; EIO, PANIC). Writer thread only. */
+	uint64_t fail_skip, fail_left;
+	int fail_err;
 	pthread_mutex_t rcache_mu;
 	struct spool_rtxn *rcache; /* reset read txns, each keeps its reader slot */
 	unsigned n_rcache;

@@ -58,30 +58,92 @@ static void writer_finish(struct spool_writer *w, struct spool_req *batch, int r
 	}
 }
 
+static void writer_fail(struct spool_writer *w, int err)
+{
+	if (w->failed)
+		return;
+	pthread_mutex_lock(&w->mu);
+	w->failed = true;
+	pthread_mutex_unlock(&w->mu);
+	__atomic_store_n(&w->stats.fatal, err, __ATOMIC_RELEASE);
+	fprintf(stderr, "salvod: spool write failed: %s: this error cannot be recovered from here; "
+		"the spool takes no more writes (mail is refused, deliveries stop)\n", spool_strerror(err));
+	if (w->on_fatal)
+		w->on_fatal(w->ctx, err);
+}
+
 static void writer_process(struct spool_writer *w, struct spool_req *batch, unsigned n)
 {
 	uint64_t t0 = mono_us();
-	int ret = writer_apply_batch(w, batch);
+	struct spool_req *second, *last;
+	unsigned half;
+	int ret;
 
+	if (w->failed) {
+		writer_finish(w, batch, SPOOL_STOPPED);
+		return;
+	}
+	ret = writer_apply_batch(w, batch);
 	count_commit(w, mono_us() - t0);
-	__atomic_fetch_add(&w->stats.requests, n, __ATOMIC_RELAXED);
-	if (n > w->stats.max_batch)
-		__atomic_store_n(&w->stats.max_batch, n, __ATOMIC_RELAXED);
-	if (ret == 0 || n == 1) {
-		__atomic_fetch_add(&w->stats.commits, 1, __ATOMIC_RELAXED);
-		if (ret)
+	__atomic_fetch_add(&w->stats.commits, 1, __ATOMIC_RELAXED);
+	if (ret)
+		__atomic_fetch_add(&w->stats.failures, 1, __ATOMIC_RELAXED);
+	if (ret && spool_is_fatal(ret))
+		writer_fail(w, ret);
+	if (ret == 0 || n == 1 || w->failed) {
+		if (ret && n == 1 && !w->failed)
 			fprintf(stderr, "salvod: spool write failed: %s\n", spool_strerror(ret));
 		writer_finish(w, batch, ret);
 		return;
 	}
-	/* Isolate the failure: every request of the failed batch goes alone. */
-	while (batch) {
-		struct spool_req *next = batch->next;
+	/* Isolate the failure by halves: the good half commits in one go. */
+	half = n / 2;
+	last = batch;
+	for (unsigned i = 1; i < half; i++)
+		last = last->next;
+	second = last->next;
+	last->next = NULL;
+	writer_process(w, batch, half);
+	writer_process(w, second, n - half);
+}
 
-		batch->next = NULL;
-		writer_process(w, batch, 1);
-		batch = next;
+bool spool_writer_retry(struct spool_writer *w, struct spool_req *req, unsigned delay_ms)
+{
+	struct spool_req **p = &w->later;
+	bool ok;
+
+	pthread_mutex_lock(&w->mu);
+	ok = !w->stopping && !w->failed;
+	pthread_mutex_unlock(&w->mu);
+	if (!ok)
+		return false;
+	req->due_us = mono_us() + (uint64_t)delay_ms * 1000u;
+	while (*p && (*p)->due_us <= req->due_us)
+		p = &(*p)->next;
+	req->next = *p;
+	*p = req;
+	__atomic_fetch_add(&w->stats.retries, 1, __ATOMIC_RELAXED);
+	return true;
+}
+
+/* Writer thread: retries that are due (all of them when stopping) join
+ * the queue, in front: they are older than what is queued. */
+static void take_due_retries(struct spool_writer *w, uint64_t now, bool all)
+{
+	struct spool_req *head = w->later, *last = NULL;
+
+	while (w->later && (all || w->later->due_us <= now)) {
+		last = w->later;
+		w->later = w->later->next;
 	}
+	if (!last)
+		return;
+	pthread_mutex_lock(&w->mu);
+	last->next = w->head;
+	w->head = head;
+	if (!w->tail)
+		w->tail = last;
+	pthread_mutex_unlock(&w->mu);
 }
 
 /* Under w->mu, with a request queued: wait for company first? */
@@ -104,11 +166,32 @@ static void *writer_main(void *arg)
 		struct spool_req *batch, *last;
 		unsigned n = 0;
 
+		take_due_retries(w, mono_us(), false);
 		pthread_mutex_lock(&w->mu);
 		while (!w->head && !w->stopping) {
 			w->idle_waiting = true;
-			pthread_cond_wait(&w->cv, &w->mu);
+			if (w->later) {
+				/* a retry is due then (CLOCK_MONOTONIC: see start) */
+				struct timespec ts = {(time_t)(w->later->due_us / 1000000u),
+						      (long)(w->later->due_us % 1000000u) * 1000};
+
+				if (pthread_cond_timedwait(&w->cv, &w->mu, &ts) != 0) {
+					w->idle_waiting = false;
+					break;
+				}
+			} else {
+				pthread_cond_wait(&w->cv, &w->mu);
+			}
 			w->idle_waiting = false;
+		}
+		if (!w->head && !w->stopping) {
+			pthread_mutex_unlock(&w->mu);
+			continue; /* a retry is due */
+		}
+		if (!w->head && w->later) {
+			pthread_mutex_unlock(&w->mu);
+			take_due_retries(w, 0, true); /* stopping: once more each */
+			continue;
 		}
 		if (!w->head) {
 			pthread_mutex_unlock(&w->mu);
@@ -138,6 +221,9 @@ static void *writer_main(void *arg)
 		last->next = NULL;
 		pthread_mutex_unlock(&w->mu);
 
+		__atomic_fetch_add(&w->stats.requests, n, __ATOMIC_RELAXED);
+		if (n > w->stats.max_batch)
+			__atomic_store_n(&w->stats.max_batch, n, __ATOMIC_RELAXED);
 		writer_process(w, batch, n);
 		w->last_end_us = mono_us();
 		if (w->after_batch)
@@ -149,6 +235,8 @@ static void *writer_main(void *arg)
 int spool_writer_start(struct spool_writer *w, struct spool *s, void *ctx,
 		       void (*after_batch)(void *ctx), unsigned gather_us)
 {
+	pthread_condattr_t ca;
+
 	memset(w, 0, sizeof(*w));
 	w->spool = s;
 	w->ctx = ctx;
@@ -156,7 +244,10 @@ int spool_writer_start(struct spool_writer *w, struct spool *s, void *ctx,
 	w->max_batch = 4096;
 	w->gather_us = gather_us;
 	pthread_mutex_init(&w->mu, NULL);
-	pthread_cond_init(&w->cv, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&w->cv, &ca);
+	pthread_condattr_destroy(&ca);
 	return -pthread_create(&w->thread, NULL, writer_main, w);
 }
 

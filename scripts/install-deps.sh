@@ -11,6 +11,7 @@ echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-
 $SUDO apt-get install -y -q --no-install-recommends \
     build-essential pkg-config meson ninja-build \
     liburing-dev libssl-dev liblmdb-dev libc-ares-dev libjemalloc-dev libcmocka-dev \
-    libmicrohttpd-dev libjansson-dev libncurses-dev libcurl4-openssl-dev tmux \
+    libmicrohttpd-dev libjansson-dev libpcre2-dev libncurses-dev libcurl4-openssl-dev tmux \
     dnsmasq-base postfix swaks python3 python3-dkim python3-prometheus-client lmdb-utils curl \
-    clang libclang-rt-14-dev valgrind procps iproute2 ca-certificates libbenchmark-dev g++
+    clang libclang-rt-14-dev valgrind procps iproute2 ca-certificates libbenchmark-dev g++ \
+    libmail-deliverystatus-bounceparser-perl

@@ -40,6 +40,7 @@ struct bench_opts {
 	const char *src_dir;     /* the source tree (bench/peer_postfix.sh) */
 	const char *workdir;     /* this run's scratch directory */
 	bool keep;               /* keep the scratch directory */
+	const char *salvod_extra; /* a file appended to salvod's config (--salvod-extra) */
 };
 
 /* The campaign: recipient i is r<i>@d<i % domains>.test. */

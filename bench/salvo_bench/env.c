@@ -196,6 +196,21 @@ static int start_salvod(struct bench_env *e, const struct bench_opts *o)
 		 "<domain *>\n    retry-after %s\n    bounce-after 1h\n%s</domain>\n",
 		 o->workdir, o->dns_port, key[0] ? "domain-key b1,src.bench.test," : "", key, key[0] ? "\n" : "", rollups,
 		 realistic ? "1s" : "15m", key[0] ? "    dkim-sign yes\n" : "");
+	if (o->salvod_extra) {
+		size_t used = strlen(text);
+		FILE *x = fopen(o->salvod_extra, "r");
+		size_t got = x ? fread(text + used, 1, sizeof text - used - 1, x) : 0;
+
+		if (!x || ferror(x) || !feof(x)) {
+			fprintf(stderr, "salvo-bench: cannot read %s (or it is over %zu bytes)\n", o->salvod_extra,
+				sizeof text - used - 1);
+			if (x)
+				fclose(x);
+			return -1;
+		}
+		fclose(x);
+		text[used + got] = 0;
+	}
 	if (write_file(conf, text) < 0)
 		return -1;
 	snprintf(bin, sizeof bin, "%s/engine/salvod", o->build_dir);

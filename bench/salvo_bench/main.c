@@ -59,7 +59,8 @@ static void usage(FILE *out)
 	      "  --timeout SECONDS      give up waiting for delivery (default 900)\n"
 	      "  --json FILE            write every run and the medians as JSON\n"
 	      "  --build DIR, --src DIR where salvod/salvo-sink and bench/ are\n"
-	      "  --workdir DIR, --keep  scratch directory (default a new /tmp/salvo-bench.*)\n",
+	      "  --workdir DIR, --keep  scratch directory (default a new /tmp/salvo-bench.*)\n"
+	      "  --salvod-extra FILE    append FILE to salvod's generated config (e.g. an <acct-webhook>)\n",
 	      out);
 }
 
@@ -177,7 +178,7 @@ int main(int argc, char **argv)
 		{ "dns-port", required_argument, NULL, 'd' }, { "timeout", required_argument, NULL, 'T' },
 		{ "json", required_argument, NULL, 'j' }, { "build", required_argument, NULL, 'b' },
 		{ "src", required_argument, NULL, 'c' }, { "workdir", required_argument, NULL, 'w' },
-		{ "keep", no_argument, NULL, 'e' }, { "rate", required_argument, NULL, 'R' }, { "help", no_argument, NULL, 'h' }, { 0 }
+		{ "keep", no_argument, NULL, 'e' }, { "salvod-extra", required_argument, NULL, 'E' }, { "rate", required_argument, NULL, 'R' }, { "help", no_argument, NULL, 'h' }, { 0 }
 	};
 	int ch;
 	while ((ch = getopt_long(argc, argv, "n:h", opts, NULL)) != -1) {
@@ -192,6 +193,7 @@ int main(int argc, char **argv)
 		case 'S': o.subst = true; break;
 		case 'p': o.profile = optarg; break;
 		case 'k': o.dkim = optarg; break;
+		case 'E': o.salvod_extra = optarg; break;
 		case 't': targets = optarg; break;
 		case 'x': o.external = optarg; break;
 		case 'r': runs = (unsigned)strtoul(optarg, NULL, 10); break;

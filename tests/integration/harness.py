@@ -207,9 +207,15 @@ def port_open(addr, timeout=0.3):
         return False
 
 
-def assert_port_free(addr, what=""):
+def assert_port_free(addr, what="", grace=2.0):
     """Fail clearly when something already listens on addr (TCP): another test run or a
-    leftover process would otherwise answer in place of the peer we start."""
+    leftover process would otherwise answer in place of the peer we start. A daemon we
+    just stopped may hold its listener for some milliseconds after it exited: io_uring
+    drops the files its pending requests hold (an armed accept) when the kernel tears the
+    ring down, after the process is gone. So a listener may take `grace` seconds to go."""
+    deadline = time.monotonic() + grace
+    while port_open(addr, timeout=0.3) and time.monotonic() < deadline:
+        time.sleep(0.05)
     if port_open(addr, timeout=0.3):
         raise Fail("%s:%d is already in use%s (another test run or a leftover process? see `ss -ltnp`)"
                    % (addr[0], addr[1], " (wanted for %s)" % what if what else ""))
@@ -354,6 +360,15 @@ class SalvoSink:
             if e.get("ev") == "msg":
                 out[e.get("via")] = out.get(e.get("via"), 0) + 1
         return out
+
+    def delivered(self):
+        """{recipient (lower-case): times accepted} so far (from --events)."""
+        seen = {}
+        for e in self.events():
+            if e.get("ev") == "msg":
+                for r in e["rcpt_to"]:
+                    seen[r.lower()] = seen.get(r.lower(), 0) + 1
+        return seen
 
     def events(self):
         """The --events log so far (flushed every 200 ms): a list of dicts."""
@@ -1024,6 +1039,15 @@ def wait_for_recipients(env, expected, timeout, settle=2.0, check_alive=True):
         for r in a.rcpt_to:
             seen.setdefault(r.lower(), []).append(a)
     return seen
+
+
+def mdb_entries(spool, db):
+    """Entries in one LMDB database of a spool, by lmdb-utils' mdb_stat."""
+    out = subprocess.run(["mdb_stat", "-s", db, os.path.join(spool, "data")], capture_output=True, text=True)
+    m = re.search(r"Entries:\s*(\d+)", out.stdout)
+    if out.returncode != 0 or not m:
+        raise Fail("mdb_stat -s %s failed: %s %s" % (db, out.stdout, out.stderr))
+    return int(m.group(1))
 
 
 def find_records(recs, **match):

@@ -7,8 +7,11 @@
              arrived more than once (in flight at a kill: at-least-once) are counted and
              reported, and must stay within what can have been in flight
   disk-full  the spool lives on a 6 MiB tmpfs: injection is answered 452 4.3.1 once it is
-             full (never a 250 for what cannot be stored), the mail accepted before is
-             still delivered intact, and once there is room again injection works
+             full (never a 250 for what cannot be stored); while it is still full, mail
+             accepted before that bounces (550 at the sink) is recorded with its DSN to
+             the sender (outcomes may use the reserve that new mail may not) and the
+             DSNs are delivered; the mail accepted before is still delivered intact,
+             and once there is room again injection works
 """
 
 import os
@@ -32,14 +35,6 @@ def _small(i, rcpt, size=300):
     return Injected("c%d" % i, SENDER, [rcpt], body.encode())
 
 
-def _delivered(sink):
-    """{recipient: times delivered} from the sink's event log."""
-    seen = {}
-    for e in sink.events():
-        if e["ev"] == "msg":
-            for r in e["rcpt_to"]:
-                seen[r.lower()] = seen.get(r.lower(), 0) + 1
-    return seen
 
 
 def test_kill9_blast(env):
@@ -87,13 +82,13 @@ def test_kill9_blast(env):
     if kills < 2:
         raise Fail("the blast ended after %d kills: too fast to test anything" % kills)
     expected = {m.rcpts[0].lower() for m in acked}
-    ok = wait_until(lambda: expected <= set(_delivered(sink)), 180, interval=0.5, what="every acknowledged recipient")
-    seen = _delivered(sink)
+    ok = wait_until(lambda: expected <= set(sink.delivered()), 180, interval=0.5, what="every acknowledged recipient")
+    seen = sink.delivered()
     missing = sorted(expected - set(seen))
     if not ok or missing:
         raise Fail("%d acknowledged recipients never arrived, e.g. %r" % (len(missing), missing[:5]))
     time.sleep(2.0)   # let late duplicates show up before counting
-    seen = _delivered(sink)
+    seen = sink.delivered()
     dups = {r: n for r, n in seen.items() if n > 1}
     unacked = len(set(seen) - expected)
     log("all %d acknowledged recipients arrived; %d duplicated (in flight at a kill), %d unacknowledged "
@@ -106,8 +101,13 @@ def test_kill9_blast(env):
 
 
 def test_disk_full(env):
-    env.dns(mx={"df.test": [(10, "mx.sink.test")]}, a={"mx.sink.test": "127.0.0.2"}, check=[("df.test", "MX")])
+    env.dns(mx={"df.test": [(10, "mx.sink.test")], "dfb.test": [(10, "mx-rej.sink.test")],
+                "senders.test": [(10, "mx-snd.sink.test")]},
+            a={"mx.sink.test": "127.0.0.2", "mx-rej.sink.test": "127.0.0.3", "mx-snd.sink.test": "127.0.0.4"},
+            check=[("df.test", "MX")])
     sink = env.salvo_sink("sink", "127.0.0.2:25")
+    env.salvo_sink("sinkRej", "127.0.0.3:25", reject=[r"@dfb\.test$"])
+    env.salvo_sink("sinkSenders", "127.0.0.4:25")
     mnt = tempfile.mkdtemp(prefix="salvo-tmpfs-", dir=env.dir)
     if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", mnt]).returncode != 0:
         raise Fail("cannot mount a tmpfs (needed to fill a disk safely)")
@@ -127,8 +127,15 @@ def _disk_full(env, sink, mnt):
     d.start()
     # pause delivery so accepted mail stays in the spool and fills it
     import urllib.request
-    urllib.request.urlopen(urllib.request.Request("http://%s:%d/api/v1/queues/df.test/pause" % harness.SALVOD_HTTP,
-                                                  method="POST"), timeout=5).read()
+    def action(q, verb):
+        urllib.request.urlopen(urllib.request.Request("http://%s:%d/api/v1/queues/%s/%s"
+                                                      % (harness.SALVOD_HTTP + (q, verb)), method="POST"),
+                               timeout=5).read()
+    action("df.test", "pause")
+    action("dfb.test", "pause")
+    doomed = [_small(2000 + i, "b%d@dfb.test" % i) for i in range(10)]
+    if len(harness.inject(doomed, threads=1, per_conn=10)) != len(doomed):
+        raise Fail("mail for dfb.test refused before the disk filled: %r" % [(m.reply, m.error) for m in doomed])
     filler = os.path.join(mnt, "filler")
     with open(filler, "wb") as f:       # leave well under 2 MiB for the spool to grow into
         f.write(b"\0" * (3 << 20))
@@ -145,6 +152,21 @@ def _disk_full(env, sink, mnt):
         raise Fail("452 without 4.3.1: %r" % bad[:3])
     if other:
         raise Fail("other failures than 452: %r" % [(m.reply, m.error) for m in other[:3]])
+    # still full: bounces commit, each with its DSN, and the DSNs go out
+    action("dfb.test", "resume")
+    bounced = {m.rcpts[0] for m in doomed}
+    snd = [x for x in env.sinks if x.name == "sinkSenders"][0]
+
+    def bounces_with_dsn(recs):
+        return bounced <= {r.get("recipient") for r in harness.find_records(recs, type="bounce") if r.get("dsn_id")}
+    harness.wait_for_records(env, bounces_with_dsn, timeout=30, what="bounces with their DSNs on a full disk")
+    if not wait_until(lambda: len(snd.arrivals()) >= len(doomed), 30, what="DSNs delivered"):
+        raise Fail("only %d of %d DSNs delivered while the disk was full" % (len(snd.arrivals()), len(doomed)))
+    still = harness.inject([_small(3000, "still@df.test", size=20000)], threads=1, per_conn=1)
+    if still:
+        raise Fail("new mail was acknowledged on a full disk after the bounces")
+    log("disk still full: %d bounces recorded with their DSNs, %d DSNs delivered, new mail still refused"
+        % (len(bounced), len(snd.arrivals())))
     # room again: delivery drains the spool, and injection is accepted again
     os.unlink(filler)
     urllib.request.urlopen(urllib.request.Request("http://%s:%d/api/v1/queues/df.test/resume" % harness.SALVOD_HTTP,

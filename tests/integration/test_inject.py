@@ -10,6 +10,13 @@
              too-large body: 4xx naming the field, and nothing queued; an invalid address
              among valid ones is listed in failed_recipients and the rest are accepted
   suppress   an address suppressed over the API is refused by the next injection
+  headers    a CR or LF put into every field that becomes a header line (subject, From and
+             Reply-To names and addresses, extra headers, attachment content_type, file_name
+             and content_id, recipients' names and addresses, envelope_sender, substitution
+             values that header placeholders insert, global and per recipient, raw and object
+             form) is a 400 naming that field and nothing is queued; an unknown or unsupported
+             template_dialect is a 400; the same values in a body are accepted and arrive
+             without any injected header line
 """
 
 import email
@@ -141,5 +148,86 @@ def test_inject(env):
     log("a suppressed address is refused by the next injection")
 
 
+def test_headers(env):
+    env.dns(mx={"in.test": [(10, "mx.sink.test")]}, a={"mx.sink.test": "127.0.0.2"}, check=[("in.test", "MX")])
+    env.salvo_sink("sink", "127.0.0.2:25")
+    d = env.salvod_daemon()
+    d.start()
+    harness.wait_until(lambda: get("/api/v1/status") is not None, 5, what="the API")
+    inj = "x\r\nBcc: victim@in.test"
+
+    def obj(**kw):
+        c = {"from": {"email": "news@senders.test", "name": "News"}, "subject": "s", "text_body": "t"}
+        c.update(kw)
+        return {"envelope_sender": "news@senders.test", "content": c, "recipients": [{"email": "a@in.test"}]}
+
+    def raw(content, **kw):
+        r = {"envelope_sender": "news@senders.test", "content": content, "recipients": [{"email": "a@in.test"}]}
+        r.update(kw)
+        return r
+    att = {"data": "aGVsbG8=", "base64": True, "content_type": "text/plain", "file_name": "a.txt"}
+    cases = [
+        (obj(subject=inj), "content.subject"),
+        (obj(subject="bare LF\nBcc: victim@in.test"), "content.subject"),
+        (obj(subject="bare CR\rBcc: victim@in.test"), "content.subject"),
+        (obj(**{"from": {"email": "news@senders.test", "name": inj}}), "content.from.name"),
+        (obj(**{"from": {"email": "news@senders.test" + inj}}), "content.from.email"),
+        (obj(reply_to={"email": "r@senders.test", "name": inj}), "content.reply_to.name"),
+        (obj(reply_to={"email": "r@senders.test" + inj}), "content.reply_to.email"),
+        (obj(headers={"X-Campaign": inj}), "content.headers.X-Campaign"),
+        (obj(attachments=[dict(att, content_type="text/plain" + inj)]), "content.attachments[0].content_type"),
+        (obj(attachments=[att, dict(att, file_name="a.txt" + inj)]), "content.attachments[1].file_name"),
+        (obj(attachments=[dict(att, content_id="logo" + inj)]), "content.attachments[0].content_id"),
+        (dict(obj(), recipients=[{"email": "a@in.test", "name": inj}]), "recipients[0].name"),
+        (dict(obj(), recipients=[{"email": "a@in.test"}, {"email": "b@in.test" + inj}]), "recipients[1].email"),
+        (dict(obj(), envelope_sender="news@senders.test" + inj), "envelope_sender"),
+        (dict(obj(subject="Hi {{ first }}"), substitutions={"first": inj}), "substitutions.first"),
+        (dict(obj(headers={"X-Id": "{{id}}"}), recipients=[{"email": "a@in.test", "substitutions": {"id": inj}}]),
+         "recipients[0].substitutions.id"),
+        (dict(obj(**{"from": {"email": "news@senders.test", "name": "{{n}}"}}),
+              recipients=[{"email": "a@in.test", "substitutions": {"n": inj}}]), "recipients[0].substitutions.n"),
+        (raw("Subject: {{ s }}\r\n\r\nbody\r\n", substitutions={"s": inj}), "substitutions.s"),
+        (raw("From: a@senders.test\nX-T: {{t}}\n\nbody\n",
+             recipients=[{"email": "a@in.test"}, {"email": "b@in.test", "substitutions": {"t": inj}}]),
+         "recipients[1].substitutions.t"),
+        (obj(attachments=[dict(att, content_type="not-a-type")]), "content.attachments[0].content_type"),
+        (dict(obj(), template_dialect="Mustache"), "template_dialect"),
+        (dict(obj(), template_dialect="Handlebars"), "template_dialect"),
+        (dict(obj(), template_dialect="jinja"), "template_dialect"),
+    ]
+    for body, field in cases:
+        st, r = post("/api/inject/v1", body)
+        if st != 400 or r.get("field") != field or "error" not in r:
+            raise Fail("injection through %s: got %s %r, want 400 naming it" % (field, st, r))
+    s = get("/api/v1/status")
+    if s["totals"]["received"] != 0 or s["queued"]["messages"] != 0:
+        raise Fail("a refused request queued something: %r" % s)
+    if harness.find_records(d.acct(), type="reception"):
+        raise Fail("a refused request left a reception record")
+    log("%d header-injection attempts: each a 400 naming its field, nothing queued" % len(cases))
+
+    # the same line breaks where they are content, not headers: accepted, and no injected header arrives
+    ok = [dict(obj(text_body="t {{v}}", html_body="<p>{{v}}</p>", subject="Hi {{ok}}"),
+               template_dialect="Jinja", recipients=[{"email": "ok1@in.test", "substitutions": {"v": inj, "ok": "A"}}]),
+          raw("Subject: plain\r\n\r\nbody {{v}}\r\n", substitutions={"v": inj},
+              recipients=[{"email": "ok2@in.test"}])]
+    for body in ok:
+        st, r = post("/api/inject/v1", body)
+        if st != 200 or r.get("success_count") != 1:
+            raise Fail("a line break in a body value: %s %r" % (st, r))
+    seen = harness.wait_for_recipients(env, {"ok1@in.test", "ok2@in.test"}, 20, settle=0.3)
+    for rcpt in ("ok1@in.test", "ok2@in.test"):
+        a = seen.get(rcpt)
+        if not a:
+            raise Fail("%s never arrived" % rcpt)
+        m = email.message_from_bytes(a[0].data, policy=email.policy.default)
+        if m["bcc"] is not None or any(k.lower() == "bcc" for k in m.keys()):
+            raise Fail("%s arrived with a Bcc header: %r" % (rcpt, a[0].data[:600]))
+        head = a[0].data.split(b"\r\n\r\n", 1)[0]
+        if b"\nBcc:" in head:
+            raise Fail("%s: an injected line in the header section: %r" % (rcpt, head))
+    log("line breaks in body values accepted; the messages arrive with no injected header")
+
+
 if __name__ == "__main__":
-    harness.main([test_inject])
+    harness.main([test_inject, test_headers])

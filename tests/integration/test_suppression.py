@@ -13,6 +13,9 @@
              logs a `bounce` record (kind dsn, the campaign); an ARF report to a fixed FBL
              address whose quoted original carries the VERP Return-Path suppresses the
              complainer (a `feedback` record); a forged VERP address changes nothing
+  import     a CSV import of 2,500 lines (committed 1,000 lines at a time) with bad lines
+             among them: every good line is imported and refused at RCPT, each bad line is
+             listed by its number, and a header line is skipped
   verp       with bounce-domain set, every delivery carries its own signed return path
              b-<id>-<idx>-<hash>@bounce-domain, one recipient per transaction; the log
              keeps the original sender
@@ -175,6 +178,52 @@ def test_verp(env):
     log("VERP return paths: %r" % sorted(senders))
 
 
+def import_csv(text):
+    req = urllib.request.Request("http://%s:%d/api/v1/suppressions/import" % harness.SALVOD_HTTP, method="POST",
+                                 data=text.encode(), headers={"Content-Type": "text/csv"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"null")
+
+
+def test_import(env):
+    env.dns(mx={"imp.test": [(10, "mx.sink.test")]}, a={"mx.sink.test": "127.0.0.2"}, check=[("imp.test", "MX")])
+    env.salvo_sink("sink", "127.0.0.2:25")
+    d = env.salvod_daemon()
+    d.start()
+    wait_until(lambda: api("GET", "/api/v1/status")[0] == 200, 5, what="the API")
+    lines, bad = ["address,reason,source"], set()
+    for i in range(2500):
+        if i in (7, 999, 1000, 2499):           # around and at the batch edges
+            lines.append("not-an-address-%d,oops" % i)
+            bad.add(len(lines))
+        elif i == 1500:
+            lines.append("x%d@imp.test,why,nosuchsource" % i)
+            bad.add(len(lines))
+        else:
+            lines.append("i%d@imp.test,list cleaning %d,manual" % (i, i))
+    st, r = import_csv("\r\n".join(lines) + "\r\n")
+    if st != 200:
+        raise Fail("import answered %s %r" % (st, r))
+    if r["imported"] != 2500 - len(bad) or {f["line"] for f in r["failed"]} != bad:
+        raise Fail("import: %d imported, failed lines %r; want %d and %r" % (
+            r["imported"], sorted(f["line"] for f in r["failed"]), 2500 - len(bad), sorted(bad)))
+    for i in (0, 998, 1001, 1999, 2000, 2498):
+        st, e = api("GET", "/api/v1/suppressions/i%d@imp.test" % i)
+        if st != 200 or e.get("reason") != "list cleaning %d" % i:
+            raise Fail("i%d@imp.test after the import: %s %r" % (i, st, e))
+    if rcpt_reply("i2498@imp.test")[0] != 550 or rcpt_reply("fresh@imp.test")[0] != 250:
+        raise Fail("the imported list is not what RCPT sees")
+    st, page = api("GET", "/api/v1/suppressions?limit=10000")
+    n = len(page["suppressions"]) if st == 200 else -1
+    if n != 2500 - len(bad):
+        raise Fail("the list holds %d entries after the import, want %d" % (n, 2500 - len(bad)))
+    log("imported %d of 2500 lines in batches (%d listed), %d bad lines reported by number"
+        % (r["imported"], n, len(bad)))
+
+
 DSN = """From: MAILER-DAEMON@mx.v.test\r
 To: {verp}\r
 Subject: Undelivered Mail Returned to Sender\r
@@ -303,4 +352,4 @@ def test_async(env):
 
 
 if __name__ == "__main__":
-    harness.main([test_suppression, test_async, test_verp])
+    harness.main([test_suppression, test_import, test_async, test_verp])

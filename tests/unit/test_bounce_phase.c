@@ -287,6 +287,35 @@ static void test_phase_truncated_and_garbled(void **state)
 	}
 }
 
+/* Refused before any recipient: the sender or its host, never a hard
+ * bounce of the recipient. */
+static const char EXIM_MAIL[] =
+	"From: Mail Delivery System <Mailer-Daemon@mx.example>\n"
+	"Subject: Mail delivery failed: returning message to sender\n"
+	"X-Failed-Recipients: reader@one.example\n\n"
+	"This message was created automatically by mail delivery software.\n\n"
+	"A message that you sent could not be delivered to one or more of its\n"
+	"recipients. This is a permanent error. The following address(es) failed:\n\n"
+	"  reader@one.example\n"
+	"    host mx.one.example [192.0.2.1]\n"
+	"    SMTP error from remote mail server after MAIL FROM:<news@example.org> SIZE=1234:\n"
+	"    550 Unknown user\n\n"
+	"------ This is a copy of the message, including all the headers. ------\n";
+
+static void test_mail_stage(void **state)
+{
+	struct bounce_report r;
+	(void)state;
+
+	assert_int_equal(bounce_report_parse(EXIM_MAIL, strlen(EXIM_MAIL), &r), BOUNCE_KIND_DSN);
+	assert_int_equal(r.n_rcpts, 1);
+	assert_int_equal(r.rcpts[0].phase, BOUNCE_PHASE_MAIL);
+	assert_string_equal(bounce_rcpt_category(&r.rcpts[0]), "invalid-sender");
+	assert_string_equal(bounce_reply_category(550, "5.1.1", "User unknown", BOUNCE_PHASE_MAIL), "invalid-sender");
+	assert_string_equal(bounce_reply_category(554, "5.7.1", "blocked using zen.spamhaus.org", BOUNCE_PHASE_MAIL),
+			    "spam-related");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -298,6 +327,7 @@ int main(void)
 		cmocka_unit_test(test_quoted_local_part),
 		cmocka_unit_test(test_phase_malformed),
 		cmocka_unit_test(test_phase_truncated_and_garbled),
+		cmocka_unit_test(test_mail_stage),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -20,6 +20,7 @@
 
 #include "core/config.h"
 #include "engine/dkim.h"
+#include "net/dot_stuff.h"
 
 static char dir[64];
 
@@ -102,6 +103,29 @@ static struct dkim_keys *load(const char *text, int want)
 	return ks;
 }
 
+/* Sign msg, write HEADER + msg's wire form (what a receiver gets: every
+ * line ending CRLF, net/dot_stuff.c) and verify that with python3-dkim. */
+static int sign_and_verify_wire(const struct dkim_keys *ks, const char *msg, size_t len)
+{
+	char *hdr = NULL, err[256], path[128];
+	char *wire = malloc(dot_stuff_bound(len));
+	size_t hl = 0, wl;
+	FILE *f;
+
+	assert_non_null(wire);
+	assert_int_equal(dkim_sign(ks, msg, len, (int64_t)time(NULL), &hdr, &hl, err, sizeof(err)), 0);
+	wl = chunk_form(msg, len, wire);
+	snprintf(path, sizeof(path), "%s/m.eml", dir);
+	f = fopen(path, "wb");
+	fwrite(hdr, 1, hl, f);
+	fwrite(wire, 1, wl, f);
+	fclose(f);
+	free(hdr);
+	free(wire);
+	return sh("/usr/bin/python3 %s/verify.py %s/m.eml s1._domainkey.example.com=%s/s1._domainkey.example.com.txt "
+		  "e1._domainkey.ed.example=%s/e1._domainkey.ed.example.txt", dir, dir, dir, dir);
+}
+
 /* Sign, write HEADER+msg to a file, verify with python3-dkim: its exit status. */
 static int sign_and_verify(const struct dkim_keys *ks, const char *msg, const char *tamper_from, const char *tamper_to)
 {
@@ -166,6 +190,32 @@ static void test_rsa_and_ed25519_verify(void **state)
 	dkim_keys_free(ks);
 }
 
+/* A bare CR or LF in the stored message goes out as a line end: the
+ * signature must be over that, the bytes the receiver gets. */
+static void test_bare_cr_lf(void **state)
+{
+	static const char *const bare[] = {
+		"From: news@example.com\r\nSubject: cr\r\n\r\nline one\rline two\r\n",
+		"From: news@example.com\r\nSubject: lf\r\n\r\nline one\nline two\r\n",
+		"From: news@example.com\r\nSubject: crcr\r\n\r\na \r\r\nb\r",
+		"From: news@example.com\r\nSubject: in a header\rX-Odd: 1\r\n\r\nbody\r\n",
+		"From: x@ed.example\r\nSubject: ed\r\n\r\nbare\rcr\r\n",
+	};
+	char text[512];
+	struct dkim_keys *ks;
+	(void)state;
+
+	snprintf(text, sizeof(text), "domain-key s1,example.com,%s/rsa.pem\ndomain-key e1,ed.example,%s/ed.pem\n", dir, dir);
+	ks = load(text, 0);
+	for (size_t i = 0; i < sizeof(bare) / sizeof(bare[0]); i++)
+		if (sign_and_verify_wire(ks, bare[i], strlen(bare[i])) != 0)
+			fail_msg("message %zu with a bare CR/LF does not verify as sent", i);
+	/* CRLF-only messages sign the same either way (the fast path) */
+	if (sign_and_verify_wire(ks, MSGS[1], strlen(MSGS[1])) != 0)
+		fail_msg("a CRLF message does not verify as sent");
+	dkim_keys_free(ks);
+}
+
 static void test_errors(void **state)
 {
 	char text[512], *hdr = NULL, err[256], dom[64];
@@ -193,6 +243,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_rsa_and_ed25519_verify),
+		cmocka_unit_test(test_bare_cr_lf),
 		cmocka_unit_test(test_errors),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

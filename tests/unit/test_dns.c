@@ -1,6 +1,7 @@
 /* test_dns.c - the raw DNS answer walker that gives MX answers their TTL:
  * valid answers, compression, and hostile packets (truncation at every byte,
- * pointer loops, lengths past the end) placed against a guard page. */
+ * pointer loops, lengths past the end) placed against a guard page; and the
+ * route cache's stale-while-error decisions and retry backoff. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -92,10 +93,60 @@ static void test_status_strings(void **state)
 	assert_string_equal(dns_status_str(DNS_TEMPFAIL), "temporary DNS failure");
 }
 
+static enum dns_cache_use use_at(uint64_t expires, uint64_t stale_until, uint64_t retry_at, bool positive,
+				  uint64_t now)
+{
+	struct dns_cache_times t = {.expires = expires, .stale_until = stale_until, .retry_at = retry_at,
+				    .positive = positive};
+
+	return dns_cache_use(&t, now);
+}
+
+static void test_cache_use(void **state)
+{
+	/* positive: TTL until 1000, stale window until 1000 + 1 h */
+	uint64_t exp = 1000, stale = exp + DNS_STALE_MAX_MS;
+
+	assert_int_equal(use_at(exp, stale, 0, true, 0), DNS_USE_FRESH);
+	assert_int_equal(use_at(exp, stale, 0, true, 999), DNS_USE_FRESH);
+	/* expired: ask again, the old answer kept as the fallback */
+	assert_int_equal(use_at(exp, stale, 0, true, 1000), DNS_USE_REFRESH);
+	assert_int_equal(use_at(exp, stale, 0, true, stale - 1), DNS_USE_REFRESH);
+	/* a refresh failed: stale until the retry is due, then ask again */
+	assert_int_equal(use_at(exp, stale, 7000, true, 2000), DNS_USE_STALE);
+	assert_int_equal(use_at(exp, stale, 7000, true, 6999), DNS_USE_STALE);
+	assert_int_equal(use_at(exp, stale, 7000, true, 7000), DNS_USE_REFRESH);
+	/* never past the bound, whatever the retry time says */
+	assert_int_equal(use_at(exp, stale, stale + 5000, true, stale), DNS_USE_DROP);
+	assert_int_equal(use_at(exp, stale, 0, true, UINT64_MAX), DNS_USE_DROP);
+	/* negative answers are never served stale */
+	assert_int_equal(use_at(exp, exp, 0, false, 999), DNS_USE_FRESH);
+	assert_int_equal(use_at(exp, exp, 0, false, 1000), DNS_USE_DROP);
+	assert_int_equal(use_at(exp, stale, 9000, false, 2000), DNS_USE_DROP);
+	/* invalidated (expires 0): refresh at once, still a fallback */
+	assert_int_equal(use_at(0, stale, 0, true, 500), DNS_USE_REFRESH);
+}
+
+static void test_stale_retry_backoff(void **state)
+{
+	assert_int_equal(dns_stale_retry_ms(0), 5000);
+	assert_int_equal(dns_stale_retry_ms(1), 5000);
+	assert_int_equal(dns_stale_retry_ms(2), 10000);
+	assert_int_equal(dns_stale_retry_ms(3), 20000);
+	assert_int_equal(dns_stale_retry_ms(6), 160000);
+	assert_int_equal(dns_stale_retry_ms(7), 300000);
+	assert_int_equal(dns_stale_retry_ms(100), 300000);
+	assert_int_equal(dns_stale_retry_ms(UINT32_MAX), 300000);
+	for (unsigned i = 1; i < 40; i++)
+		assert_true(dns_stale_retry_ms(i + 1) >= dns_stale_retry_ms(i));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_min_ttl),
+		cmocka_unit_test(test_cache_use),
+		cmocka_unit_test(test_stale_retry_backoff),
 		cmocka_unit_test(test_truncated_everywhere),
 		cmocka_unit_test(test_no_answers),
 		cmocka_unit_test(test_pointer_loop_and_bad_labels),

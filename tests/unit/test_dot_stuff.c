@@ -1,8 +1,10 @@
 /* test_dot_stuff.c - DATA transparency: dot_stuff() (outbound wire form) and
  * the streaming dot_unstuff_feed() (inbound), checked against a simple
  * whole-buffer reference decoder, at every split point, one byte at a time,
- * with output buffers of exactly the promised capacity placed before a
- * PROT_NONE page so an overflow or over-read faults. */
+ * in both modes (bare CR/LF kept and flagged, or normalised to CRLF), with
+ * output buffers of exactly the promised capacity placed before a PROT_NONE
+ * page so an overflow or over-read faults. Only CRLF "." CRLF may end DATA:
+ * the smuggling sequences are checked to end nothing. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -64,18 +66,24 @@ struct result {
 	size_t out_len;
 	size_t consumed;
 	bool done;
+	bool bare_cr, bare_lf;
 };
 
+/* The mode feed_chunks() and ref_unstuff() use: normalise bare CR/LF. */
+static bool g_norm;
+
 /* Feed s[0..n) in chunks whose sizes come from next_chunk (0 = all the rest),
- * each chunk at the guard page with an output buffer of exactly the chunk's
- * length; re-feed what a call did not consume, as the server does. */
+ * each chunk at the guard page with an output buffer of exactly
+ * dot_unstuff_bound() bytes; every call must consume its whole chunk unless
+ * it found the terminator. */
 static void feed_chunks(const char *s, size_t n, size_t (*next_chunk)(void *, size_t), void *ctx,
 			struct result *res)
 {
 	struct dot_unstuff st = {0};
-	size_t off = 0, stalls = 0;
+	size_t off = 0;
 
-	res->out = malloc(2 * n + 1);
+	st.normalize = g_norm;
+	res->out = malloc(2 * n + 3);
 	assert_non_null(res->out);
 	res->out_len = 0;
 	res->done = false;
@@ -88,28 +96,26 @@ static void feed_chunks(const char *s, size_t n, size_t (*next_chunk)(void *, si
 		if (c == 0 || c > n - off)
 			c = n - off;
 		in = in_at_guard(s + off, c);
-		o = out_at_guard(c);
+		o = out_at_guard(dot_unstuff_bound(c));
 		used = dot_unstuff_feed(&st, in, c, o, &ol, &res->done);
 		assert_true(used <= c);
-		assert_true(ol <= c);
-		/* Progress: something consumed or written, never two stalls in a row. */
-		if (used == 0 && !res->done) {
-			assert_true(ol > 0);
-			assert_true(++stalls < 2);
-		} else {
-			stalls = 0;
-		}
+		assert_true(ol <= dot_unstuff_bound(c));
+		if (!res->done)
+			assert_int_equal(used, c);
+		assert_true(res->out_len + ol <= 2 * n + 3);
 		memcpy(res->out + res->out_len, o, ol);
 		res->out_len += ol;
 		off += used;
 	}
 	res->consumed = off;
+	res->bare_cr = st.bare_cr;
+	res->bare_lf = st.bare_lf;
 	/* After done, nothing more is consumed. */
 	if (res->done && off < n) {
 		size_t ol = 99;
 		bool d = false;
-		char tmp[8];
-		size_t c = n - off < sizeof(tmp) ? n - off : sizeof(tmp);
+		char tmp[32];
+		size_t c = n - off < 8 ? n - off : 8;
 
 		assert_int_equal(dot_unstuff_feed(&st, s + off, c, tmp, &ol, &d), 0);
 		assert_int_equal(ol, 0);
@@ -166,79 +172,108 @@ static size_t chunk_random(void *ctx, size_t rest)
 	return 1 + rng_next(ctx) % 9;
 }
 
-/* The reference decoder: whole buffer, line by line. A line ends at LF; a
- * CR right before it is part of the terminator. The line "." ends the data;
- * other lines lose a leading dot; each line is written with CRLF. Returns
- * consumed (through the terminator), or n with *done false. A last partial
- * line is written as the streaming decoder would have, so far: without its
- * leading dot, and nothing at all while it is just "." or ".\r". */
-static size_t ref_unstuff(const char *s, size_t n, char *out, size_t *out_len, bool *done)
+/* Bare CRs and LFs of a CRLF-free piece: flagged, and written as they are
+ * or (g_norm) as CRLF. */
+static size_t ref_bare(const char *s, size_t n, char *out, struct result *f)
 {
-	size_t pos = 0, o = 0;
+	size_t o = 0;
 
-	*done = false;
-	while (pos < n) {
-		const char *lf = memchr(s + pos, '\n', n - pos);
-		size_t end = lf ? (size_t)(lf - s) : n;
-		size_t cl = end - pos;
-		size_t start = pos;
-
-		if (!lf) {
-			/* Partial last line. */
-			if (s[pos] == '.') {
-				if (cl == 1 || (cl == 2 && s[pos + 1] == '\r'))
-					break;
-				start++;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] == '\r' || s[i] == '\n') {
+			if (s[i] == '\r')
+				f->bare_cr = true;
+			else
+				f->bare_lf = true;
+			if (g_norm) {
+				out[o++] = '\r';
+				out[o++] = '\n';
+				continue;
 			}
-			memcpy(out + o, s + start, end - start);
-			o += end - start;
+		}
+		out[o++] = s[i];
+	}
+	return o;
+}
+
+/* Does the line at s (n bytes, n >= 2) lose its leading dot? */
+static bool ref_drops_dot(const char *s, size_t n)
+{
+	return s[0] == '.' && s[1] != '\r' && s[1] != '\n';
+}
+
+/* The reference decoder: whole buffer. The data ends at the first CRLF "."
+ * CRLF (the start counting as a CRLF); before it, lines end at CRLF only;
+ * each loses a leading dot unless a CR or LF follows the dot; bare CR/LF
+ * inside are handled by ref_bare(). A last partial line is written as the
+ * streaming decoder would have, so far: nothing while it is just "." or
+ * ".\r", and a final CR unflagged (its LF may still come). */
+static void ref_unstuff(const char *s, size_t n, struct result *r)
+{
+	size_t pos = 0, o = 0, end_data = n;
+	const char *t;
+
+	r->done = false;
+	r->bare_cr = r->bare_lf = false;
+	r->out = malloc(2 * n + 3);
+	assert_non_null(r->out);
+	if (n >= 3 && memcmp(s, ".\r\n", 3) == 0) {
+		r->done = true;
+		end_data = 0;
+	} else if ((t = memmem(s, n, "\r\n.\r\n", 5))) {
+		r->done = true;
+		end_data = (size_t)(t - s) + 2;
+	}
+	while (pos < end_data) {
+		const char *crlf = memmem(s + pos, end_data - pos, "\r\n", 2);
+		size_t lend = crlf ? (size_t)(crlf - s) : end_data, l = lend - pos, start = pos;
+
+		if (!crlf) {
+			if (s[pos] == '.' && (l == 1 || (l == 2 && s[pos + 1] == '\r')))
+				break;             /* held: maybe the terminator */
+			if (l >= 2 && ref_drops_dot(s + pos, l))
+				start++;
+			if (s[lend - 1] == '\r') {
+				o += ref_bare(s + start, lend - 1 - start, r->out + o, r);
+				r->out[o++] = '\r';
+			} else {
+				o += ref_bare(s + start, lend - start, r->out + o, r);
+			}
 			break;
 		}
-		if (cl > 0 && s[end - 1] == '\r')
-			cl--;
-		if (cl == 1 && s[pos] == '.') {
-			*done = true;
-			*out_len = o;
-			return end + 1;
-		}
-		if (cl > 0 && s[pos] == '.') {
+		if (l >= 2 && ref_drops_dot(s + pos, l))
 			start++;
-			cl--;
-		}
-		memcpy(out + o, s + start, cl);
-		o += cl;
-		memcpy(out + o, "\r\n", 2);
+		o += ref_bare(s + start, lend - start, r->out + o, r);
+		memcpy(r->out + o, "\r\n", 2);
 		o += 2;
-		pos = end + 1;
+		pos = lend + 2;
 	}
-	*out_len = o;
-	return n;
+	r->out_len = o;
+	r->consumed = r->done ? (end_data ? end_data + 3 : 3) : n;
 }
 
 static void expect_same_as_ref(const char *s, size_t n, const struct result *res, const char *how)
 {
-	char *ref = malloc(2 * n + 1);
-	size_t ref_len, ref_used;
-	bool ref_done;
+	struct result ref;
 
-	assert_non_null(ref);
-	ref_used = ref_unstuff(s, n, ref, &ref_len, &ref_done);
-	if (res->done != ref_done || res->consumed != ref_used || res->out_len != ref_len ||
-	    memcmp(res->out, ref, ref_len) != 0) {
-		fprintf(stderr, "input (%zu) %s:", n, how);
+	ref_unstuff(s, n, &ref);
+	if (res->done != ref.done || res->consumed != ref.consumed || res->out_len != ref.out_len ||
+	    memcmp(res->out, ref.out, ref.out_len) != 0 || res->bare_cr != ref.bare_cr ||
+	    res->bare_lf != ref.bare_lf) {
+		fprintf(stderr, "input (%zu) %s, normalize %d:", n, how, g_norm);
 		for (size_t i = 0; i < n; i++)
 			fprintf(stderr, " %02x", (unsigned char)s[i]);
-		fprintf(stderr, "\n got done=%d used=%zu out=%zu, ref done=%d used=%zu out=%zu\n", res->done,
-			res->consumed, res->out_len, ref_done, ref_used, ref_len);
-		free(ref);
+		fprintf(stderr, "\n got done=%d used=%zu out=%zu cr=%d lf=%d, ref done=%d used=%zu out=%zu cr=%d lf=%d\n",
+			res->done, res->consumed, res->out_len, res->bare_cr, res->bare_lf, ref.done, ref.consumed,
+			ref.out_len, ref.bare_cr, ref.bare_lf);
+		free(ref.out);
 		fail();
 	}
-	free(ref);
+	free(ref.out);
 }
 
 /* Decode s whole, one byte at a time, at every single split and (for short
  * inputs) every pair of splits; all must agree with the reference. */
-static void check_all_splits(const char *s, size_t n)
+static void check_splits_mode(const char *s, size_t n)
 {
 	struct result res;
 	struct split sp;
@@ -259,6 +294,17 @@ static void check_all_splits(const char *s, size_t n)
 			free(res.out);
 		}
 	}
+}
+
+static void check_all_splits(const char *s, size_t n)
+{
+	bool was = g_norm;
+
+	g_norm = false;
+	check_splits_mode(s, n);
+	g_norm = true;
+	check_splits_mode(s, n);
+	g_norm = was;
 }
 
 static void unstuff_expect(const char *in, size_t in_len, const char *want, size_t want_len, size_t want_used,
@@ -409,7 +455,6 @@ static void test_unstuff_basic(void **state)
 {
 	UNSTUFF("a\r\nb\r\n.\r\n", "a\r\nb\r\n", 9, true);
 	UNSTUFF(".\r\n", "", 3, true);                      /* empty body right after DATA */
-	UNSTUFF(".\n", "", 2, true);
 	UNSTUFF("\r\n.\r\n", "\r\n", 5, true);              /* one empty line */
 	UNSTUFF("..\r\n.\r\n", ".\r\n", 7, true);           /* a body that is only "." */
 	UNSTUFF("..x\r\n.\r\n", ".x\r\n", 8, true);
@@ -419,19 +464,20 @@ static void test_unstuff_basic(void **state)
 	UNSTUFF(". \r\n.\r\n", " \r\n", 7, true);
 	UNSTUFF("x.y\r\n.\r\n", "x.y\r\n", 8, true);
 	UNSTUFF("a.\r\n.\r\n", "a.\r\n", 7, true);
-	/* Bare LF in, CRLF out; bare-LF terminator. */
-	UNSTUFF("a\nb\n.\n", "a\r\nb\r\n", 6, true);
-	UNSTUFF("a\n.\r\n", "a\r\n", 5, true);
-	UNSTUFF("a\r\n.\n", "a\r\n", 5, true);
-	UNSTUFF("\n\n.\n", "\r\n\r\n", 4, true);
-	UNSTUFF("..\n.\n", ".\r\n", 5, true);
-	/* Bare CR is data and starts no line. */
+	/* Bare LF and bare CR are data (flagged, see test_unstuff_bare) and end
+	 * no line: no terminator but CRLF "." CRLF. */
+	UNSTUFF(".\n", ".\n", 2, false);
+	UNSTUFF("a\nb\n.\n", "a\nb\n.\n", 6, false);
+	UNSTUFF("a\n.\r\n", "a\n.\r\n", 5, false);
+	UNSTUFF("a\r\n.\n", "a\r\n.\n", 5, false);
+	UNSTUFF("\n\n.\n", "\n\n.\n", 4, false);
 	UNSTUFF("a\r.\r\n.\r\n", "a\r.\r\n", 8, true);
 	UNSTUFF("a\r\r\n.\r\n", "a\r\r\n", 7, true);
-	UNSTUFF(".\r\r\n.\r\n", "\r\r\n", 7, true);
-	UNSTUFF(".\rx\r\n.\r\n", "\rx\r\n", 8, true);
-	UNSTUFF(".\r.\r\n.\r\n", "\r.\r\n", 8, true);
+	UNSTUFF(".\r\r\n.\r\n", ".\r\r\n", 7, true);        /* dot before a bare CR: kept */
+	UNSTUFF(".\rx\r\n.\r\n", ".\rx\r\n", 8, true);
+	UNSTUFF(".\r.\r\n.\r\n", ".\r.\r\n", 8, true);
 	UNSTUFF("\r.\r\n.\r\n", "\r.\r\n", 7, true);
+	UNSTUFF("a\r\n.\rM", "a\r\n.\rM", 6, false);
 	/* NUL and 8-bit bytes are data. */
 	UNSTUFF("\0\xff\r\n.\r\n", "\0\xff\r\n", 7, true);
 	/* Not terminated (yet). */
@@ -440,10 +486,55 @@ static void test_unstuff_basic(void **state)
 	UNSTUFF("abc\r\n.", "abc\r\n", 6, false);
 	UNSTUFF("abc\r\n.\r", "abc\r\n", 7, false);
 	UNSTUFF("abc\r\n..", "abc\r\n.", 7, false);
-	UNSTUFF("abc\r\n.\r.", "abc\r\n\r.", 8, false);
+	UNSTUFF("abc\r\n.\r.", "abc\r\n.\r.", 8, false);
 	UNSTUFF("", "", 0, false);
 	UNSTUFF(" .\r\n", " .\r\n", 4, false);
 	UNSTUFF("\r\n. \r\n", "\r\n \r\n", 6, false);
+}
+
+static void bare_expect(const char *in, size_t n, bool norm, const char *want, size_t want_len, bool cr, bool lf)
+{
+	struct result res;
+	bool was = g_norm;
+
+	g_norm = norm;
+	feed_chunks(in, n, chunk_all, NULL, &res);
+	g_norm = was;
+	assert_true(res.done);
+	assert_int_equal(res.consumed, n);
+	assert_int_equal(res.bare_cr, cr);
+	assert_int_equal(res.bare_lf, lf);
+	if (res.out_len != want_len || memcmp(res.out, want, want_len) != 0) {
+		fprintf(stderr, "got (%zu): ", res.out_len);
+		fwrite(res.out, 1, res.out_len, stderr);
+		fprintf(stderr, "\n");
+		fail();
+	}
+	free(res.out);
+	check_all_splits(in, n);
+}
+
+#define BARE(in, norm, want, cr, lf) bare_expect(in, sizeof(in) - 1, norm, want, sizeof(want) - 1, cr, lf)
+
+/* The flags, and what normalize stores: the smuggling sequences become
+ * content lines (a "." line among them goes out stuffed again). */
+static void test_unstuff_bare(void **state)
+{
+	BARE("a\r\nb\r\n.\r\n", false, "a\r\nb\r\n", false, false);
+	BARE("a\r\nb\r\n.\r\n", true, "a\r\nb\r\n", false, false);
+	BARE("a\nb\r\n.\r\n", false, "a\nb\r\n", false, true);
+	BARE("a\nb\r\n.\r\n", true, "a\r\nb\r\n", false, true);
+	BARE("a\rb\r\n.\r\n", true, "a\r\nb\r\n", true, false);
+	BARE("a\r\r\n.\r\n", true, "a\r\n\r\n", true, false);
+	BARE("\n\r\n.\r\n", true, "\r\n\r\n", false, true);
+	BARE("hi\n.\nMAIL FROM:<ceo@bank.test>\r\n.\r\n", true, "hi\r\n.\r\nMAIL FROM:<ceo@bank.test>\r\n", false,
+	     true);
+	BARE("hi\n.\r\nMAIL\r\n.\r\n", true, "hi\r\n.\r\nMAIL\r\n", false, true);
+	BARE("hi\r\n.\nMAIL\r\n.\r\n", true, "hi\r\n.\r\nMAIL\r\n", false, true);
+	BARE("hi\r.\r\nMAIL\r\n.\r\n", true, "hi\r\n.\r\nMAIL\r\n", true, false);
+	BARE("hi\r\n.\rMAIL\r\n.\r\n", true, "hi\r\n.\r\nMAIL\r\n", true, false);
+	BARE("hi\r\n.\r\r\n.\r\n", true, "hi\r\n.\r\n\r\n", true, false);
+	BARE("hi\r\n.\n\r\n.\r\n", true, "hi\r\n.\r\n\r\n", false, true);
 }
 
 /* Bytes after the terminator belong to the next command. */
@@ -452,8 +543,23 @@ static void test_unstuff_pipelined(void **state)
 	UNSTUFF("a\r\n.\r\nQUIT\r\n", "a\r\n", 6, true);
 	UNSTUFF(".\r\nMAIL FROM:<a@b>\r\n", "", 3, true);
 	UNSTUFF("a\r\n.\r\n.\r\n", "a\r\n", 6, true);
-	UNSTUFF("a\n.\nRSET\n", "a\r\n", 4, true);
 	UNSTUFF(".\r\n\r\n", "", 3, true);
+	/* The smuggling sequences followed by pipelined commands: all content. */
+	static const char *const smuggle[] = {"\n.\n", "\n.\r\n", "\r\n.\n", "\r.\r\n", "\r\n.\r"};
+
+	for (size_t k = 0; k < sizeof(smuggle) / sizeof(smuggle[0]); k++) {
+		char in[256];
+		int n = snprintf(in, sizeof(in), "hello%sMAIL FROM:<ceo@bank.test>\r\nRCPT TO:<a@b.test>\r\nDATA\r\nx\r\n",
+				 smuggle[k]);
+		struct result res;
+
+		feed_chunks(in, (size_t)n, chunk_all, NULL, &res);
+		assert_false(res.done);
+		assert_int_equal(res.consumed, (size_t)n);
+		assert_true(res.bare_cr || res.bare_lf);
+		free(res.out);
+		check_all_splits(in, (size_t)n);
+	}
 
 	/* Feeding after done consumes nothing. */
 	struct dot_unstuff st = {0};
@@ -502,33 +608,42 @@ static void test_unstuff_splits(void **state)
 		check_all_splits(tricky[t], strlen(tricky[t]));
 }
 
-/* Bare LFs double the output: a capacity of exactly len must still suffice,
- * by consuming less; one byte per call with capacity one included. */
+/* Normalised bare LFs double the output; the worst case for the bound is
+ * a held ".\r" released by a CR, one byte per call. */
 static void test_unstuff_capacity(void **state)
 {
 	char in[1000];
 	struct result res;
+	bool was = g_norm;
 
 	memset(in, '\n', sizeof(in));
-	memcpy(in + sizeof(in) - 2, ".\n", 2);
+	memcpy(in + sizeof(in) - 5, "\r\n.\r\n", 5);
+	g_norm = true;
 	feed_chunks(in, sizeof(in), chunk_one, NULL, &res);
+	g_norm = was;
 	assert_true(res.done);
 	assert_int_equal(res.consumed, sizeof(in));
-	assert_int_equal(res.out_len, 2 * (sizeof(in) - 2));
+	assert_int_equal(res.out_len, 2 * (sizeof(in) - 5) + 2);
 	for (size_t i = 0; i < res.out_len; i += 2)
 		assert_memory_equal(res.out + i, "\r\n", 2);
 	free(res.out);
 	check_all_splits(in, 60);
-	/* One call with the whole buffer consumes only what fits. */
-	struct dot_unstuff st = {0};
+	static const char held[] = "\r\n.\r\r\r\n.\r\r\n.\r\n";
+
+	check_all_splits(held, sizeof(held) - 1);
+
+	struct dot_unstuff st = {.normalize = true};
 	char out[8];
 	size_t ol;
 	bool done;
-	size_t used = dot_unstuff_feed(&st, "\n\n\n\n\n\n\n\n", 8, out, &ol, &done);
 
-	assert_int_equal(ol, 8);
-	assert_int_equal(used, 4);
-	assert_false(done);
+	assert_int_equal(dot_unstuff_bound(1), 4);
+	assert_int_equal(dot_unstuff_feed(&st, ".", 1, out, &ol, &done), 1);
+	assert_int_equal(dot_unstuff_feed(&st, "\r", 1, out, &ol, &done), 1);
+	assert_int_equal(ol, 0);
+	assert_int_equal(dot_unstuff_feed(&st, "\r", 1, out, &ol, &done), 1);
+	assert_int_equal(ol, 4);                            /* ".\r\n\r" */
+	assert_memory_equal(out, ".\r\n\r", 4);
 }
 
 /* Stuff then unstuff: the original, with line ends normalised to CRLF and
@@ -581,17 +696,24 @@ static void round_trip(const char *body, size_t n, uint64_t *seed)
 		if (wire[i] == '\r')
 			assert_true(i + 1 < wl && wire[i + 1] == '\n');
 	}
-	feed_chunks(wire, wl, chunk_all, NULL, &res);
-	assert_true(res.done);
-	assert_int_equal(res.consumed, wl);
-	assert_int_equal(res.out_len, nl);
-	assert_memory_equal(res.out, norm, nl);
-	free(res.out);
-	feed_chunks(wire, wl, chunk_random, seed, &res);
-	assert_true(res.done);
-	assert_int_equal(res.out_len, nl);
-	assert_memory_equal(res.out, norm, nl);
-	free(res.out);
+	for (int mode = 0; mode < 2; mode++) {
+		bool was = g_norm;
+
+		g_norm = mode;
+		feed_chunks(wire, wl, chunk_all, NULL, &res);
+		assert_true(res.done);
+		assert_int_equal(res.consumed, wl);
+		assert_int_equal(res.out_len, nl);
+		assert_memory_equal(res.out, norm, nl);
+		assert_false(res.bare_cr || res.bare_lf);
+		free(res.out);
+		feed_chunks(wire, wl, chunk_random, seed, &res);
+		g_norm = was;
+		assert_true(res.done);
+		assert_int_equal(res.out_len, nl);
+		assert_memory_equal(res.out, norm, nl);
+		free(res.out);
+	}
 	free(wire);
 	free(norm);
 }
@@ -623,12 +745,14 @@ static void test_random(void **state)
 		for (size_t i = 0; i < n; i++)
 			buf[i] = alpha[rng_next(&seed) % (sizeof(alpha) - 1)];
 		round_trip(buf, n, &seed);
+		g_norm = iter & 1;
 		feed_chunks(buf, n, chunk_random, &seed, &res);
 		expect_same_as_ref(buf, n, &res, "random chunks");
 		free(res.out);
 		feed_chunks(buf, n, chunk_one, NULL, &res);
 		expect_same_as_ref(buf, n, &res, "random bytewise");
 		free(res.out);
+		g_norm = false;
 	}
 }
 
@@ -636,7 +760,7 @@ static void test_random(void **state)
 static void test_large(void **state)
 {
 	size_t n = 2 * 1024 * 1024;
-	char *body = malloc(n), *wire = malloc(dot_stuff_bound(n)), *out = malloc(8192), *got = malloc(2 * n + 2);
+	char *body = malloc(n), *wire = malloc(dot_stuff_bound(n)), *out = malloc(dot_unstuff_bound(8192)), *got = malloc(2 * n + 2);
 	char *norm = malloc(2 * n + 2);
 	struct dot_unstuff st = {0};
 	size_t wl, off = 0, gl = 0, nl;
@@ -678,6 +802,7 @@ int main(void)
 		cmocka_unit_test(test_chunk_form),
 		cmocka_unit_test(test_chunk_form_vs_stuff),
 		cmocka_unit_test(test_unstuff_basic),
+		cmocka_unit_test(test_unstuff_bare),
 		cmocka_unit_test(test_unstuff_pipelined),
 		cmocka_unit_test(test_unstuff_splits),
 		cmocka_unit_test(test_unstuff_capacity),

@@ -590,10 +590,20 @@ static void test_8bit(void **state)
 	struct dsn_info in = info_for(&r, 1);
 	struct dsn d;
 
-	r.diagnostic = "550 5.1.1 unbekannter Empf\xc3\xa4nger";
+	/* Valid UTF-8 in a reply is kept (RFC 6533 global-delivery-status);
+	 * invalid bytes become '?' one each. */
+	r.diagnostic = "550 5.1.1 unbekannter Empf\xc3\xa4nger \xd0\x9f\xff\xc3";
 	build_ok(&in, &d);
-	assert_line(d.part_body[1], "Diagnostic-Code: smtp; 550 5.1.1 unbekannter Empf??nger");
+	assert_line(d.part_body[1], "Diagnostic-Code: smtp; 550 5.1.1 unbekannter Empf\xc3\xa4nger \xd0\x9f??");
+	assert_non_null(find(d.part_body[0], " Empf\xc3\xa4nger \xd0\x9f??\r\n"));
+	assert_header(&d, "Content-Transfer-Encoding", "8bit");
+	assert_line(d.part_head[1], "Content-Type: message/global-delivery-status");
+	dsn_free(&d);
+	/* ASCII only: the classic types, 7bit. */
+	r.diagnostic = "550 5.1.1 unknown";
+	build_ok(&in, &d);
 	assert_header(&d, "Content-Transfer-Encoding", "7bit");
+	assert_line(d.part_head[1], "Content-Type: message/delivery-status");
 	dsn_free(&d);
 
 	r.addr = "j\xc3\xb6rg@example.net"; /* SMTPUTF8 address: kept */

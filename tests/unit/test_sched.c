@@ -1,5 +1,6 @@
-/* test_sched.c - the due heap, ready lists, batching by message, and the
- * retry/expiry policy (outcome_decide). */
+/* test_sched.c - the due heap, ready lists, batching by message, the
+ * retry/expiry policy (outcome_decide), freeing idle queues (sched_sweep)
+ * and the paused-name set. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -72,6 +73,17 @@ static void test_heap_order(void **state)
 	assert_int_equal(total, 8);
 	assert_int_equal(q->n_ready, 0);
 	sched_fini(&s, NULL);
+}
+
+/* Wall-clock due times become monotonic ones at the same distance. */
+static void test_due_mono(void **state)
+{
+	(void)state;
+	assert_int_equal(sched_due_mono(1000, 1000, 50), 50);         /* due now */
+	assert_int_equal(sched_due_mono(400, 1000, 50), 50);          /* overdue: now, never earlier */
+	assert_int_equal(sched_due_mono(4000, 1000, 50), 3050);       /* 3 s ahead stays 3 s ahead */
+	assert_int_equal(sched_due_mono(INT64_MAX, 0, 50), INT64_MAX); /* saturates */
+	assert_int_equal(sched_due_mono(INT64_MAX - 10, -100, 1000), INT64_MAX);
 }
 
 static void test_kick_once(void **state)
@@ -272,10 +284,94 @@ static void test_retry_now(void **state)
 	sched_fini(&s, NULL);
 }
 
+static size_t freed_seen, vetoed;
+
+static bool veto_b(struct sched_queue *q, void *arg)
+{
+	if (strcmp(q->domain, "b.test") == 0) {
+		vetoed++;
+		return false;
+	}
+	return true;
+}
+
+static void note_freed(struct sched_queue *q, void *arg)
+{
+	freed_seen++;
+	assert_int_equal(q->n_ready + q->n_waiting + q->n_inflight, 0);
+}
+
+/* Empty queues go after idle_ms (the first sweep only notes them empty);
+ * one with work, in flight or vetoed stays; a freed one comes back on use. */
+static void test_sweep_frees_idle(void **state)
+{
+	struct sched s;
+	struct sched_rcpt *r;
+	int64_t now = 5000;
+
+	assert_int_equal(sched_init(&s, &cfg), 0);
+	freed_seen = vetoed = 0;
+	for (int i = 0; i < 3000; i++) {
+		char d[32];
+
+		snprintf(d, sizeof(d), "d%d.test", i);
+		assert_non_null(sched_queue_get(&s, d));
+	}
+	assert_non_null(sched_queue_get(&s, "b.test"));
+	r = sched_rcpt_new(1, 0, "busy.test", now + 100000, now, 0, 0);
+	assert_int_equal(sched_add(&s, r, now), 0);           /* waiting */
+	assert_non_null(sched_queue_get(&s, "fly.test"));
+	sched_queue_find(&s, "fly.test")->n_inflight = 1;
+	(void)sched_next_kicked(&s);
+	assert_int_equal(s.n_queues, 3003);
+	/* first pass: every queue noted empty, nothing freed yet */
+	assert_int_equal(sched_sweep(&s, now, 60000, 100000, veto_b, note_freed, NULL), 0);
+	for (int i = 0; i < 10; i++)
+		assert_int_equal(sched_sweep(&s, now + 59999, 60000, 1000, veto_b, note_freed, NULL), 0);
+	/* bounded: one call visits about 1000, not all 3003 */
+	assert_true(sched_sweep(&s, now + 60000, 60000, 1000, veto_b, note_freed, NULL) < 1200);
+	for (int i = 0; i < 10; i++)
+		sched_sweep(&s, now + 60000, 60000, 1000, veto_b, note_freed, NULL);
+	assert_int_equal(freed_seen, 3000);
+	assert_int_equal(s.queues_freed, 3000);
+	assert_int_equal(s.n_queues, 3);
+	assert_true(vetoed > 0);
+	assert_non_null(sched_queue_find(&s, "busy.test"));
+	assert_non_null(sched_queue_find(&s, "fly.test"));
+	assert_non_null(sched_queue_find(&s, "b.test"));
+	assert_null(sched_queue_find(&s, "d7.test"));
+	/* it comes back when mail for it does */
+	r = sched_rcpt_new(2, 0, "d7.test", now, now, 0, 0);
+	assert_int_equal(sched_add(&s, r, now + 60000), 0);
+	assert_int_equal(sched_queue_find(&s, "d7.test")->n_ready, 1);
+	sched_queue_find(&s, "fly.test")->n_inflight = 0;
+	sched_fini(&s, NULL);
+}
+
+static void test_pause_names(void **state)
+{
+	struct sched s;
+
+	assert_int_equal(sched_init(&s, &cfg), 0);
+	assert_false(sched_is_paused(&s, "p.test"));
+	assert_int_equal(sched_pause_set(&s, "p.test", true), 0);
+	assert_int_equal(sched_pause_set(&s, "p.test", true), 0);
+	assert_int_equal(sched_pause_set(&s, "q.test", true), 0);
+	assert_true(sched_is_paused(&s, "p.test"));
+	assert_null(sched_queue_find(&s, "p.test")); /* a pause makes no queue */
+	assert_int_equal(s.n_queues, 0);
+	assert_int_equal(sched_pause_set(&s, "p.test", false), 0);
+	assert_false(sched_is_paused(&s, "p.test"));
+	assert_true(sched_is_paused(&s, "q.test"));
+	assert_int_equal(sched_pause_set(&s, "never.test", false), 0);
+	sched_fini(&s, NULL); /* frees q.test's entry */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_heap_order),
+		cmocka_unit_test(test_due_mono),
 		cmocka_unit_test(test_kick_once),
 		cmocka_unit_test(test_take_msg),
 		cmocka_unit_test(test_many_queues),
@@ -283,6 +379,8 @@ int main(void)
 		cmocka_unit_test(test_pools),
 		cmocka_unit_test(test_queue_to),
 		cmocka_unit_test(test_retry_now),
+		cmocka_unit_test(test_sweep_frees_idle),
+		cmocka_unit_test(test_pause_names),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

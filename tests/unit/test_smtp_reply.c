@@ -185,8 +185,8 @@ static void test_enhanced(void **state)
 	enh("250 22.0.0 x\r\n", "", "22.0.0 x");
 	enh("250 2.0.0\tx\r\n", "", "2.0.0\tx");
 	enh("250 .2.0.0\r\n", "", ".2.0.0");
-	/* Only the first line counts. */
-	enh("250-hello\r\n250 2.0.0 ok\r\n", "", "hello");
+	/* The first line's text; the code may come from the last line. */
+	enh("250-hello\r\n250 2.0.0 ok\r\n", "2.0.0", "hello");
 }
 
 /* ---- malformed ------------------------------------------------------------- */
@@ -314,7 +314,23 @@ static void test_eight_bit(void **state)
 	assert_string_equal(r.enhanced, "5.7.1");
 	expect_text(&r, "Nachricht abgelehnt: \xc3\xa4\xc3\xb6\xc3\xbc \xff\xfe");
 	smtp_reply_flatten(&r, out, sizeof(out));
-	assert_string_equal(out, "Nachricht abgelehnt: ?????? ??");
+	assert_string_equal(out, "Nachricht abgelehnt: \xc3\xa4\xc3\xb6\xc3\xbc ??");
+	/* Cyrillic stays whole; invalid bytes (stray continuation, overlong,
+	 * surrogate, truncated sequence) become one '?' each. */
+	parse_ok("550 5.1.1 \xd0\x9f\xd0\xbe\xd0\xbb\xd1\x8c\xd0\xb7\xd0\xbe\xd0\xb2\xd0\xb0\xd1\x82\xd0\xb5\xd0\xbb\xd1\x8c "
+		 "\x80 \xc0\xaf \xed\xa0\x80 \xe2\x82\r\n", &r);
+	smtp_reply_flatten(&r, out, sizeof(out));
+	assert_string_equal(out, "\xd0\x9f\xd0\xbe\xd0\xbb\xd1\x8c\xd0\xb7\xd0\xbe\xd0\xb2\xd0\xb0\xd1\x82\xd0\xb5\xd0\xbb\xd1\x8c ? ?? ??? ??");
+	/* A character that does not fit is left out whole, never cut. */
+	parse_ok("550 ab\xe2\x82\xac\r\n", &r);
+	assert_int_equal(smtp_reply_flatten(&r, out, 5), 2);
+	assert_string_equal(out, "ab");
+	assert_int_equal(smtp_reply_flatten(&r, out, 6), 5);
+	assert_string_equal(out, "ab\xe2\x82\xac");
+	/* A 4-byte character (U+1F600) whole. */
+	parse_ok("250 \xf0\x9f\x98\x80\r\n", &r);
+	smtp_reply_flatten(&r, out, sizeof(out));
+	assert_string_equal(out, "\xf0\x9f\x98\x80");
 	/* NUL and controls in text are kept by the parser. */
 	assert_int_equal(parse_n("250 a\0b\x01\r\n", 10, &r), 10);
 	assert_int_equal(r.text_len, 4);
@@ -418,6 +434,27 @@ static void test_flatten(void **state)
 	parse_ok("550-2.0.0 odd\r\n550 5.0.0 x\r\n", &r);
 	smtp_reply_flatten(&r, out, sizeof(out));
 	assert_string_equal(out, "2.0.0 odd x");
+}
+
+/* The enhanced code on the last line only (some servers put it there). */
+static void test_enhanced_last_line(void **state)
+{
+	struct smtp_reply r;
+	char out[128];
+
+	parse_ok("550-Mailbox unavailable\r\n550-see the policy page\r\n550 5.2.1 mailbox disabled\r\n", &r);
+	assert_string_equal(r.enhanced, "5.2.1");
+	smtp_reply_flatten(&r, out, sizeof(out));
+	assert_string_equal(out, "Mailbox unavailable see the policy page mailbox disabled");
+	/* The first line's wins when both carry one. */
+	parse_ok("450-4.2.0 busy\r\n450 4.7.1 later\r\n", &r);
+	assert_string_equal(r.enhanced, "4.2.0");
+	/* A last-line code of another class is text, not the code. */
+	parse_ok("550-no\r\n550 4.2.1 odd\r\n", &r);
+	assert_string_equal(r.enhanced, "");
+	/* One line without a code: none. */
+	parse_ok("550 no such user\r\n", &r);
+	assert_string_equal(r.enhanced, "");
 }
 
 static void test_flatten_cap(void **state)
@@ -556,6 +593,7 @@ int main(void)
 		cmocka_unit_test(test_ehlo),
 		cmocka_unit_test(test_flatten),
 		cmocka_unit_test(test_flatten_cap),
+		cmocka_unit_test(test_enhanced_last_line),
 		cmocka_unit_test(test_prefixes),
 		cmocka_unit_test(test_random),
 	};

@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "queue/pause.h"
 #include "queue/spool.h"
 #include "tmp_dir.h"
 
@@ -222,6 +223,7 @@ static void test_roundtrip_three_rcpts(void **state)
 	m.source_ip = "2001:db8::1";
 	m.body = body;
 	m.body_len = big;
+	m.smtputf8 = true;
 	assert_int_equal(spool_wtxn_begin(s, &t), 0);
 	assert_int_equal(spool_alloc_id(t, &m.id), 0);
 	assert_int_equal(spool_put_msg(t, &m), 0);
@@ -245,6 +247,7 @@ static void test_roundtrip_three_rcpts(void **state)
 	assert_int_equal(g.id, m.id);
 	assert_int_equal(g.arrival_ms, T0);
 	assert_int_equal(g.n_rcpt, 3);
+	assert_true(g.smtputf8);
 	assert_string_equal(g.sender, m.sender);
 	assert_string_equal(g.campaign, m.campaign);
 	assert_string_equal(g.source_ip, m.source_ip);
@@ -264,6 +267,7 @@ static void test_roundtrip_three_rcpts(void **state)
 	assert_int_equal(spool_get_msg(rt, id2, &g), 0);
 	assert_string_equal(g.sender, "");
 	assert_string_equal(g.campaign, "");
+	assert_false(g.smtputf8);
 	assert_int_equal(g.body_len, 0);
 	assert_int_equal(spool_get_msg(rt, id2 + 1, &g), SPOOL_NOTFOUND);
 	spool_rtxn_end(rt);
@@ -485,6 +489,65 @@ static void test_recover_due_order(void **state)
 	struct seen_list stop = {.stop_at = 2};
 	assert_int_equal(spool_recover(f->s, collect, &stop), 7);
 	assert_int_equal(stop.n, 2);
+}
+
+/* Walking the recipients in key order, a page at a time. */
+struct page_list {
+	struct seen_list l;
+	size_t page;               /* stop after taking this many (cb returns 1) */
+};
+
+static int take_page(void *arg, const struct spool_rcpt *r)
+{
+	struct page_list *p = arg;
+
+	collect(&p->l, r);
+	return p->l.n % p->page == 0;
+}
+
+static void test_walk_rcpts(void **state)
+{
+	struct fx *f = *state;
+	struct spool_rtxn *rt;
+	struct page_list p = {.page = 2};
+	uint64_t a, b, last_id = 0;
+	uint32_t last_idx = 0;
+	bool more = true;
+	int64_t da[] = {300, 100, 200};
+
+	fx_open(f, 0);
+	a = commit_simple(f->s, 3, da);
+	b = commit_simple(f->s, 2, NULL);
+	assert_int_equal(spool_rtxn_begin(f->s, &rt), 0);
+	/* pages of two: (a,0) (a,1) | (a,2) (b,0) | (b,1) */
+	assert_int_equal(spool_walk_rcpts(rt, false, 0, 0, 0, take_page, &p, &last_id, &last_idx, &more), 1);
+	assert_true(more);
+	assert_int_equal(last_id, a);
+	assert_int_equal(last_idx, 1);
+	assert_int_equal(spool_walk_rcpts(rt, true, last_id, last_idx, 0, take_page, &p, &last_id, &last_idx, &more), 1);
+	assert_true(more);
+	assert_int_equal(spool_walk_rcpts(rt, true, last_id, last_idx, 0, take_page, &p, &last_id, &last_idx, &more), 0);
+	assert_false(more);
+	assert_int_equal(p.l.n, 5);
+	assert_int_equal(p.l.v[0].id, a);
+	assert_int_equal(p.l.v[2].idx, 2);
+	assert_int_equal(p.l.v[2].due, T0 + 200);
+	assert_int_equal(p.l.v[3].id, b);
+	assert_int_equal(p.l.v[4].idx, 1);
+	/* a budget bounds what one call looks at, and says there is more */
+	p = (struct page_list){.page = 100};
+	assert_int_equal(spool_walk_rcpts(rt, false, 0, 0, 3, take_page, &p, &last_id, &last_idx, &more), 0);
+	assert_int_equal(p.l.n, 3);
+	assert_true(more);
+	assert_int_equal(spool_walk_rcpts(rt, true, last_id, last_idx, 3, take_page, &p, &last_id, &last_idx, &more), 0);
+	assert_int_equal(p.l.n, 5);
+	assert_false(more);
+	/* after a key that is gone: the next one */
+	p = (struct page_list){.page = 100};
+	assert_int_equal(spool_walk_rcpts(rt, true, a, 7, 0, take_page, &p, &last_id, &last_idx, &more), 0);
+	assert_int_equal(p.l.n, 2);
+	assert_int_equal(p.l.v[0].id, b);
+	spool_rtxn_end(rt);
 }
 
 /* ---- aborts ------------------------------------------------------------------ */
@@ -794,6 +857,85 @@ static void test_map_full(void **state)
 	assert_consistent(f->s);
 }
 
+/* Where new mail is refused, a DSN (spool_put_msg_reserve) still fits: it
+ * may use three quarters of the reserve. */
+static void test_reserve_for_dsn(void **state)
+{
+	struct fx *f = *state;
+	struct spool *s = fx_open(f, 1u << 20);
+	struct spool_wtxn *t;
+	char body[4000];
+	uint64_t id;
+	int ret = 0, n = 0;
+
+	fill_body(body, sizeof(body), 1);
+	while (ret == 0 && n < 400) {
+		struct spool_msg pm = {.arrival_ms = T0, .n_rcpt = 1, .sender = "a@b", .body = body,
+				       .body_len = sizeof(body)};
+
+		assert_int_equal(spool_wtxn_begin(s, &t), 0);
+		assert_int_equal(spool_alloc_id(t, &pm.id), 0);
+		if ((ret = spool_put_msg(t, &pm))) {
+			spool_wtxn_abort(t);
+			break;
+		}
+		assert_int_equal(spool_wtxn_commit(t), 0);
+		n++;
+	}
+	assert_int_equal(ret, SPOOL_FULL);
+	/* the same size as a DSN: taken from the reserve */
+	assert_int_equal(spool_wtxn_begin(s, &t), 0);
+	assert_int_equal(spool_alloc_id(t, &id), 0);
+	struct spool_msg dsn = {.id = id, .arrival_ms = T0, .n_rcpt = 1, .sender = "", .body = body,
+				.body_len = sizeof(body)};
+	assert_int_equal(spool_put_msg(t, &dsn), SPOOL_FULL);
+	spool_wtxn_abort(t);
+	assert_int_equal(spool_wtxn_begin(s, &t), 0);
+	assert_int_equal(spool_alloc_id(t, &dsn.id), 0);
+	assert_int_equal(spool_put_msg_reserve(t, &dsn), 0);
+	assert_int_equal(spool_wtxn_commit(t), 0);
+}
+
+/* ---- pauses (queue/pause.c) -------------------------------------------------- */
+
+static int collect_pause(void *arg, const char *name)
+{
+	char *out = arg;
+
+	strcat(out, name);
+	strcat(out, ";");
+	return 0;
+}
+
+static void test_pauses(void **state)
+{
+	struct fx *f = *state;
+	struct spool *s = fx_open(f, 0);
+	struct spool_wtxn *t;
+	char long_name[300], got[256] = "";
+
+	memset(long_name, 'a', sizeof(long_name) - 1);
+	long_name[sizeof(long_name) - 1] = 0;
+	assert_int_equal(spool_wtxn_begin(s, &t), 0);
+	assert_int_equal(pause_put(t, "b.test", T0), 0);
+	assert_int_equal(pause_put(t, "a.test", T0), 0);
+	assert_int_equal(pause_put(t, "a.test", T0 + 1), 0);   /* again: still one */
+	assert_int_equal(pause_put(t, "", T0), -EINVAL);
+	assert_int_equal(pause_put(t, long_name, T0), -EINVAL);
+	assert_int_equal(pause_del(t, "never.test"), 0);
+	assert_int_equal(spool_wtxn_commit(t), 0);
+	fx_reopen(f, 0);
+	s = f->s;
+	assert_int_equal(pause_each(s, collect_pause, got), 0);
+	assert_string_equal(got, "a.test;b.test;");
+	assert_int_equal(spool_wtxn_begin(s, &t), 0);
+	assert_int_equal(pause_del(t, "a.test"), 0);
+	assert_int_equal(spool_wtxn_commit(t), 0);
+	got[0] = 0;
+	assert_int_equal(pause_each(s, collect_pause, got), 0);
+	assert_string_equal(got, "b.test;");
+}
+
 /* ---- damaged records --------------------------------------------------------- */
 
 static void raw_open(const char *dir, MDB_env **env, MDB_txn **txn, MDB_dbi *msg, MDB_dbi *rcpt,
@@ -1061,6 +1203,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_roundtrip_three_rcpts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_put_msg_twice, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_walk_rcpts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_put_rcpt_replaces, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_del_all_rcpts_deletes_msg, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_del_missing_rcpt, setup, teardown),
@@ -1074,6 +1217,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_recover_inconsistent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_readers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_strerror, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reserve_for_dsn, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pauses, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

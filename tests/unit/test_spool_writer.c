@@ -2,7 +2,11 @@
  * test_spool_writer.c - the spool's writer thread (queue/spool_writer.c):
  * every submitted request is applied and committed and its done() called
  * with 0; requests submitted together share commits; a failing apply fails
- * only its own request; gathering (spool-commit-delay) never loses or
+ * only its own request, found by halving the batch (a bounded number of
+ * tries, not one per request); a fatal error (EIO, MDB_PANIC) stops the
+ * writer for good and says so once; the fault hook (SALVO_SPOOL_FAIL_COMMITS)
+ * fails exactly the commits it names; a request handed back with
+ * spool_writer_retry() is applied again and commits; gathering (spool-commit-delay) never loses or
  * reorders work and is off with a delay of 0; stop drains what is queued.
  * Nothing here asserts a duration: the writer's waits are checked by their
  * counters, so a slow machine (or valgrind) cannot make it flaky.
@@ -216,13 +220,13 @@ static void test_failure_isolated(void **state)
 	int done_count = 0;
 
 	init_reqs(rs, N, &done_count);
-	rs[17].fail = -EIO;
+	rs[17].fail = -EBADMSG;
 	assert_int_equal(spool_writer_start(&w, f->s, NULL, NULL, 1000), 0);
 	for (int i = 0; i < N; i++)
 		spool_writer_submit(&w, &rs[i].base);
 	wait_done(&done_count, N);
 	for (int i = 0; i < N; i++)
-		assert_int_equal(rs[i].result, i == 17 ? -EIO : 0);
+		assert_int_equal(rs[i].result, i == 17 ? -EBADMSG : 0);
 	spool_writer_stop(&w);
 	assert_stored(f->s, rs, N);
 }
@@ -247,6 +251,201 @@ static void test_stop_drains(void **state)
 	assert_stored(f->s, rs, N);
 }
 
+/* A request whose apply() waits for the test: everything submitted
+ * meanwhile forms the next batch, whatever the machine's speed. */
+struct gate_req {
+	struct req r;
+	int open;
+	int entered;
+};
+
+static int apply_gate(struct spool_req *r, struct spool_wtxn *t, void *ctx)
+{
+	struct gate_req *g = (struct gate_req *)r;
+	struct timespec ts = {0, 1000000};
+
+	__atomic_store_n(&g->entered, 1, __ATOMIC_RELEASE);
+	while (!__atomic_load_n(&g->open, __ATOMIC_ACQUIRE))
+		nanosleep(&ts, NULL);
+	return apply_msg(r, t, ctx);
+}
+
+/* 64 requests in one batch, one of them failing: halving finds it in at
+ * most 2 * log2(64) + 1 tries (one by one would take 65). */
+static void test_failure_bisected(void **state)
+{
+	struct fx *f = *state;
+	enum { N = 64 };
+	struct spool_writer w;
+	struct gate_req g;
+	struct req rs[N];
+	int done_count = 0;
+	uint64_t commits0;
+
+	init_reqs(rs, N, &done_count);
+	init_reqs(&g.r, 1, &done_count);
+	g.r.base.apply = apply_gate;
+	g.open = g.entered = 0;
+	rs[41].fail = -EBADMSG;
+	assert_int_equal(spool_writer_start(&w, f->s, NULL, NULL, 0), 0);
+	spool_writer_submit(&w, &g.r.base);
+	while (!__atomic_load_n(&g.entered, __ATOMIC_ACQUIRE))
+		nanosleep(&(struct timespec){0, 1000000}, NULL);
+	/* the writer waits inside the gate's transaction: the count is still;
+	 * the gate's own commit is the next one */
+	commits0 = __atomic_load_n(&w.stats.commits, __ATOMIC_ACQUIRE) + 1;
+	for (int i = 0; i < N; i++)
+		spool_writer_submit(&w, &rs[i].base);
+	__atomic_store_n(&g.open, 1, __ATOMIC_RELEASE);
+	wait_done(&done_count, N + 1);
+	for (int i = 0; i < N; i++)
+		assert_int_equal(rs[i].result, i == 41 ? -EBADMSG : 0);
+	assert_int_equal(w.stats.max_batch, N);
+	assert_true(w.stats.commits - commits0 <= 13);
+	assert_true(w.stats.failures >= 1 && w.stats.failures <= 7);
+	spool_writer_stop(&w);
+	assert_stored(f->s, rs, N);
+}
+
+static int fatal_calls, fatal_err;
+
+static void on_fatal(void *ctx, int err)
+{
+	fatal_calls++;
+	fatal_err = err;
+}
+
+/* EIO is not split up: the batch fails, the writer stops writing, says so
+ * once, and every later request fails with SPOOL_STOPPED (a 452). */
+static void test_fatal_stops(void **state)
+{
+	struct fx *f = *state;
+	enum { N = 10 };
+	struct spool_writer w;
+	struct req rs[N];
+	int done_count = 0;
+
+	init_reqs(rs, N, &done_count);
+	fatal_calls = 0;
+	rs[0].fail = -EIO;
+	assert_int_equal(spool_writer_start(&w, f->s, NULL, NULL, 0), 0);
+	w.on_fatal = on_fatal;
+	spool_writer_submit(&w, &rs[0].base);
+	wait_done(&done_count, 1);
+	assert_int_equal(rs[0].result, -EIO);
+	assert_true(spool_writer_failed(&w));
+	for (int i = 1; i < N; i++)
+		spool_writer_submit(&w, &rs[i].base);
+	wait_done(&done_count, N);
+	for (int i = 1; i < N; i++)
+		assert_int_equal(rs[i].result, SPOOL_STOPPED);
+	assert_true(spool_is_full(SPOOL_STOPPED));
+	assert_int_equal(fatal_calls, 1);
+	assert_int_equal(fatal_err, -EIO);
+	assert_false(spool_writer_retry(&w, &rs[1].base, 1));
+	spool_writer_stop(&w);
+}
+
+/* A producer that hands a failed request back (as outcomes do). */
+struct retry_req {
+	struct req r;
+	struct spool_writer *w;
+	int tries;
+	int refused;               /* retry() said no (stopping) */
+};
+
+static void done_retry(struct spool_req *r, int result, void *ctx)
+{
+	struct retry_req *q = (struct retry_req *)r;
+
+	q->tries++;
+	if (result && spool_writer_retry(q->w, r, 1))
+		return;
+	q->refused = result != 0;
+	done_msg(r, result, ctx);
+}
+
+/* The fault hook fails the 3 commits after the first; a request handed
+ * back each time commits on its fourth try, without a restart. */
+static void test_fault_hook_retry(void **state)
+{
+	char dir[64];
+	struct spool *s;
+	struct spool_writer w;
+	struct req first;
+	struct retry_req q;
+	int done_count = 0;
+
+	assert_int_equal(tmp_dir_make(dir, sizeof(dir), "test_spool_writer_fault"), 0);
+	setenv("SALVO_SPOOL_FAIL_COMMITS", "3@1", 1);
+	assert_int_equal(spool_open(&s, dir, 0), 0);
+	unsetenv("SALVO_SPOOL_FAIL_COMMITS");
+	init_reqs(&first, 1, &done_count);
+	init_reqs(&q.r, 1, &done_count);
+	q.r.base.done = done_retry;
+	q.tries = q.refused = 0;
+	assert_int_equal(spool_writer_start(&w, s, NULL, NULL, 0), 0);
+	q.w = &w;
+	spool_writer_submit(&w, &first.base);
+	wait_done(&done_count, 1);
+	assert_int_equal(first.result, 0);
+	spool_writer_submit(&w, &q.r.base);
+	wait_done(&done_count, 2);
+	assert_int_equal(q.r.result, 0);
+	assert_int_equal(q.tries, 4);
+	assert_int_equal(w.stats.retries, 3);
+	assert_int_equal(w.stats.failures, 3);
+	assert_false(spool_writer_failed(&w));
+	spool_writer_stop(&w);
+	assert_stored(s, &q.r, 1);
+	spool_close(s);
+	tmp_dir_remove(dir);
+}
+
+/* A retry still waiting at stop() is tried once more at once; handed back
+ * again, it is refused (the producer gives up: the spool keeps the old
+ * state for the next start). */
+static void test_retry_at_stop(void **state)
+{
+	char dir[64];
+	struct spool *s;
+	struct spool_writer w;
+	struct retry_req q;
+	int done_count = 0;
+
+	assert_int_equal(tmp_dir_make(dir, sizeof(dir), "test_spool_writer_stop"), 0);
+	setenv("SALVO_SPOOL_FAIL_COMMITS", "1000", 1);
+	assert_int_equal(spool_open(&s, dir, 0), 0);
+	unsetenv("SALVO_SPOOL_FAIL_COMMITS");
+	init_reqs(&q.r, 1, &done_count);
+	q.r.base.done = done_retry;
+	q.tries = q.refused = 0;
+	assert_int_equal(spool_writer_start(&w, s, NULL, NULL, 0), 0);
+	q.w = &w;
+	spool_writer_submit(&w, &q.r.base);
+	spool_writer_stop(&w);
+	assert_int_equal(done_so_far(&done_count), 1);
+	assert_int_equal(q.r.result, -ENOSPC);
+	assert_int_equal(q.refused, 1);
+	spool_close(s);
+	tmp_dir_remove(dir);
+}
+
+/* A malformed hook is refused, not ignored. */
+static void test_fault_hook_malformed(void **state)
+{
+	char dir[64];
+	struct spool *s = NULL;
+
+	assert_int_equal(tmp_dir_make(dir, sizeof(dir), "test_spool_writer_bad"), 0);
+	setenv("SALVO_SPOOL_FAIL_COMMITS", "3:EWHAT", 1);
+	assert_int_equal(spool_open(&s, dir, 0), -EINVAL);
+	setenv("SALVO_SPOOL_FAIL_COMMITS", "x", 1);
+	assert_int_equal(spool_open(&s, dir, 0), -EINVAL);
+	unsetenv("SALVO_SPOOL_FAIL_COMMITS");
+	tmp_dir_remove(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -256,6 +455,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_trickle_gather, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_failure_isolated, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stop_drains, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_failure_bisected, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fatal_stops, setup, teardown),
+		cmocka_unit_test(test_fault_hook_retry),
+		cmocka_unit_test(test_retry_at_stop),
+		cmocka_unit_test(test_fault_hook_malformed),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -144,7 +144,11 @@ static void test_rate(void **state)
 	rate_bad("10");
 	rate_bad("10/");
 	rate_bad("10/x");
-	rate_bad("10/hour");
+	rate_is("10/hour", 10, HOUR); /* PowerMTA's spellings */
+	rate_is("1/min", 1, MIN);
+	rate_is("1000/day", 1000, DAY);
+	rate_bad("10/hours");
+	rate_bad("10/Day");
 	rate_bad("10/H");
 	rate_bad("10/10");     /* denominator needs a unit */
 	rate_bad("10/0s");     /* zero denominators */

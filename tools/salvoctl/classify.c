@@ -6,6 +6,8 @@
  * feedback type. An auto-reply prints one line with "kind":"autoreply" and
  * hard false (it is not a bounce); a message that says nothing prints
  * nothing. Exit 0, or 2 when the file cannot be read.
+ * `--without TAGS` switches off the phrase families justified only by
+ * those sources (leave-one-family-out scoring, tests/corpus/score.py).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,8 +65,13 @@ int cmd_classify_main(struct ctl *c, int argc, char **argv)
 	char *msg;
 
 	(void)c;
+	if (argc > 2 && !strcmp(argv[1], "--without")) {
+		bounce_rules_without(argv[2]);
+		argv += 2;
+		argc -= 2;
+	}
 	if (argc > 2) {
-		fprintf(stderr, "usage: salvoctl classify [FILE]   (stdin when no FILE or -)\n");
+		fprintf(stderr, "usage: salvoctl classify [--without TAGS] [FILE]   (stdin when no FILE or -)\n");
 		return 2;
 	}
 	if (!(msg = slurp(argc == 2 ? argv[1] : "-", &len))) {

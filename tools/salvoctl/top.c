@@ -2,6 +2,7 @@
  * top.c - `salvoctl top`: a live full-screen view of salvod (ncurses).
  *
  * Every second it reads /api/v1/status, /api/v1/queues and /api/v1/vmtas
+ * (and /api/v1/webhooks: a stalled webhook is flagged on the sparkline's row)
  * and draws: a header (totals and per-second rates from the totals' deltas,
  * queued, connections, spool size), a sparkline of deliveries per second
  * over the last minutes, and either the queue table or the virtual MTA
@@ -32,6 +33,7 @@ static const char *const sort_names[SORT_N] = {"size", "rate", "errors", "name"}
 struct top {
 	struct ctl *c;
 	json_t *status, *queues, *vmtas;  /* last good answers */
+	char stall[256];                  /* a stalled webhook, "" when none */
 	bool connected;
 	char why[160];                    /* the last failure */
 	double last_fetch;                /* monotonic seconds */
@@ -118,6 +120,19 @@ static void fetch(struct top *t)
 	t->queues = q;
 	t->vmtas = v;
 	t->connected = true;
+	/* optional: a salvod without webhooks (or the endpoint) just shows none */
+	{
+		struct ctl_resp r;
+		json_t *w = NULL;
+
+		t->stall[0] = 0;
+		if (ctl_request(t->c, "GET", "/api/v1/webhooks", NULL, NULL, &r) == 0) {
+			if (r.status == 200 && (w = json_loads(r.body, 0, NULL)))
+				ctl_webhook_stall_line(w, t->stall, sizeof(t->stall));
+			json_decref(w);
+			ctl_resp_free(&r);
+		}
+	}
 }
 
 static enum sort_key g_sort;
@@ -430,6 +445,13 @@ static void draw(struct top *t)
 	erase();
 	draw_header(t, cols);
 	draw_spark(t, 3, cols);
+	if (t->connected && t->stall[0]) {
+		attron(COLOR_PAIR(C_TROUBLE) | A_BOLD);
+		move(3, 0);
+		clrtoeol();
+		put_fit(t, 3, 0, cols, t->stall);
+		attroff(COLOR_PAIR(C_TROUBLE) | A_BOLD);
+	}
 	if (t->show_vmtas)
 		draw_vmtas(t, 5, rows - 6, cols);
 	else

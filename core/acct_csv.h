@@ -1,0 +1,55 @@
+/*
+ * acct_csv.h - PowerMTA's accounting files (<acct-file PATH> and
+ * <acct-file |PROGRAM>): CSV as in RFC 4180 (CRLF, quoting), one header
+ * line naming the columns (the union of the fields of the file's record
+ * types, `type` first), then one record per event, fed from the same
+ * events as the JSON log (acct_log_set_tap).
+ *
+ * Record types from events: delivery d, bounce b (an asynchronous DSN: rb),
+ * expiration b (bounceCat message-expired), transient t, reception r,
+ * feedback report f. `records` picks the types (default d,b);
+ * `record-fields TYPE LIST` the fields (`*` all, `!name` drop one,
+ * `header_NAME` a message header: written empty, the events carry no
+ * headers yet). Times are UNIX time_t seconds (the guide's default).
+ *
+ * Files: opened for appending (the header is written when the file is
+ * empty). Before a record, the file is moved when it is not empty and
+ * either move-interval has passed since it was started or the record
+ * would take it past max-size: renamed to NAME-YYYY-MM-DD-HHMMSS[.n].EXT
+ * in move-to (default: its own directory); then archives there older than
+ * delete-after are removed. Pipes: the program runs under /bin/sh -c with
+ * the records on its standard input (header first), written without
+ * blocking; while it does not keep up, records wait in memory up to 4 MiB,
+ * then are dropped and counted; a program that exits is restarted at the
+ * next flush, at most once a second.
+ *
+ * Threads: like struct acct_log, one thread (the log's). Errors are
+ * reported once per file and state change on stderr; they never fail the
+ * caller (the spool, not the accounting, is the durable record).
+ */
+#ifndef SALVO_ACCT_CSV_H
+#define SALVO_ACCT_CSV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/acct_log.h"
+#include "core/config.h"
+
+struct acct_csv;
+
+/* Build writers for files[0..n) (borrowed: they must outlive the writer)
+ * and open them. 0, or -errno with a message in err (nothing to free). */
+int acct_csv_open(struct acct_csv **out, const struct config_acct_file *files, size_t n, char *err, size_t cap);
+
+/* acct_tap functions: ctx is the struct acct_csv. */
+int acct_csv_write(void *ctx, const struct acct_event *ev);
+int acct_csv_flush(void *ctx);
+
+/* Records dropped in all (pipes that did not keep up, files that failed). */
+uint64_t acct_csv_dropped(const struct acct_csv *c);
+
+/* Flush, close files, end pipes (their stdin closed; waited for). NULL: no-op. */
+void acct_csv_close(struct acct_csv *c);
+
+#endif

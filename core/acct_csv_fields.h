@@ -1,0 +1,18 @@
+/*
+ * acct_csv_fields.h - the field names of PowerMTA's CSV accounting records
+ * (User's Guide §11.2) that <acct-file> writes, in their default order; the
+ * parser checks `record-fields` against them, acct_csv.c fills them.
+ * `header_NAME` (a message header) is accepted too.
+ */
+#ifndef SALVO_ACCT_CSV_FIELDS_H
+#define SALVO_ACCT_CSV_FIELDS_H
+
+static const char *const acct_csv_fields[] = {
+	"type", "timeLogged", "timeQueued", "orig", "rcpt", "orcpt", "dsnAction", "dsnStatus", "dsnDiag",
+	"dsnMta", "bounceCat", "srcType", "srcMta", "dlvType", "dlvSourceIp", "dlvDestinationIp",
+	"dlvEsmtpAvailable", "dlvSize", "vmta", "jobId", "envId", "queue", "vmtaPool",
+};
+
+#define ACCT_CSV_N_FIELDS (sizeof(acct_csv_fields) / sizeof(acct_csv_fields[0]))
+
+#endif

@@ -1,0 +1,771 @@
+/*
+ * config_pmta.c - the PowerMTA directives beyond Salvo's own core set:
+ *   - those refused by design, each with its reason and what to use
+ *     instead (cp_refused; the list is in README's migration section);
+ *   - those accepted and validated but not applied by the engine yet:
+ *     their table entries carry a `pending` text and --check-config warns
+ *     (never accepted in silence);
+ *   - those whose one value means what Salvo always does (`run-as-root
+ *     no`, `smtp-service yes`, `log-commands no`, ...): the other value is
+ *     refused with the reason;
+ *   - documented no-ops (sync-msg-create/update, delete-file-holders);
+ *   - `domain-macro`, `<acct-file>`, `<spool>`, `<pattern-list>`,
+ *     `<address-list>`, the bounce and feedback-loop processors and
+ *     `<rewrite-list>`.
+ * Ownership as everywhere in the parser: everything hangs off the struct
+ * config being built (acct_files) or the parser (macros).
+ */
+#include "core/config_parser.h"
+#include "core/pcre_re.h"
+#include "core/acct_csv_fields.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* ---- refused by design ------------------------------------------------- */
+
+static const struct {
+	const char *name;
+	bool block;
+	const char *why;
+} refused[] = {
+	{"signals", true, "is SparkPost Signals, which Salvo does not have by design: the accounting log "
+			  "(acct.jsonl) and <acct-file> carry the same events"},
+	{"enable-signals", false, "is SparkPost Signals, which Salvo does not have by design: the accounting "
+				  "log (acct.jsonl) and <acct-file> carry the same events"},
+	{"http-delivery-url", false, "is not implemented by design: Salvo delivers by SMTP only (send to an SMTP "
+				     "relay with route)"},
+	{"smtp-server-tls-allow-tlsv1", false, "(TLS 1.0) is refused by design: TLS 1.0 and 1.1 are deprecated "
+					       "(RFC 8996) and never offered"},
+	{"smtp-client-tls-allow-tlsv1", false, "(TLS 1.0) is refused by design: TLS 1.0 and 1.1 are deprecated "
+					       "(RFC 8996)"},
+};
+
+const char *cp_refused(const char *name, bool block)
+{
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
+		if (refused[i].block == block && !strcasecmp(name, refused[i].name))
+			return refused[i].why;
+	return NULL;
+}
+
+/* ---- value checks for directives stored but not applied yet ------------ */
+
+static int p_bool(struct parser *p, const struct directive *d, char *v)
+{
+	bool b;
+
+	return config_parse_bool(v, &b) < 0 ? cp_bad_value(p, "boolean", d, v) : 0;
+}
+
+static int p_duration(struct parser *p, const struct directive *d, char *v)
+{
+	uint64_t ms;
+
+	return config_parse_duration(v, &ms) < 0 ? cp_bad_value(p, "duration", d, v) : 0;
+}
+
+static int p_uint(struct parser *p, const struct directive *d, char *v)
+{
+	uint64_t n;
+
+	return config_parse_uint(v, 0, UINT_MAX, &n) < 0 ? cp_bad_value(p, "number", d, v) : 0;
+}
+
+static int p_rate(struct parser *p, const struct directive *d, char *v)
+{
+	struct config_rate r;
+
+	if (!strcasecmp(v, "unlimited"))
+		return 0;
+	return config_parse_rate(v, &r) < 0 ? cp_bad_value(p, "rate (e.g. 100/h)", d, v) : 0;
+}
+
+static int p_word(struct parser *p, const struct directive *d, char *v)
+{
+	return cp_has_space(v) ? cp_bad_value(p, "name (one word)", d, v) : 0;
+}
+
+static int p_text(struct parser *p, const struct directive *d, char *v)
+{
+	(void)p, (void)d, (void)v;
+	return 0;
+}
+
+/* "0..100" */
+static int p_priority(struct parser *p, const struct directive *d, char *v)
+{
+	uint64_t n;
+
+	return config_parse_uint(v, 0, 100, &n) < 0 ? cp_bad_value(p, "priority (0-100)", d, v) : 0;
+}
+
+/* `source-ip-max-msg-rate IP RATE`, `source-ip-max-smtp-out IP N` */
+static int ip_then(struct parser *p, const struct directive *d, char *v, int (*rest)(struct parser *,
+				const struct directive *, char *))
+{
+	char *r = v + strcspn(v, CP_WS), sb[CP_SHOW_BUF];
+	struct config_cidr net;
+
+	if (*r) {
+		*r++ = '\0';
+		r = cp_trim(r);
+	}
+	if (config_parse_cidr(v, &net) < 0 || !*r)
+		return cp_err(p, "%s wants an IP address and a value, not \"%s\"", d->name, cp_show(sb, v));
+	return rest(p, d, r);
+}
+
+static int p_ip_rate(struct parser *p, const struct directive *d, char *v)
+{
+	return ip_then(p, d, v, p_rate);
+}
+
+static int p_ip_uint(struct parser *p, const struct directive *d, char *v)
+{
+	return ip_then(p, d, v, p_uint);
+}
+
+/* `smtp-hosts h1, h2; [10.1.1.1]:2525; last` or `lookup-mx:example.com`:
+ * groups separated by ';', hosts in a group by ','. */
+static int p_smtp_hosts(struct parser *p, const struct directive *d, char *v)
+{
+	char sb[CP_SHOW_BUF];
+
+	for (char *next, *h = v; h; h = next) {
+		next = h + strcspn(h, ",;");
+		if (*next)
+			*next++ = '\0';
+		else
+			next = NULL;
+		h = cp_trim(h);
+		if (!strncasecmp(h, "lookup-mx:", 10))
+			h += 10;
+		if (*h == '[') {
+			char *e = strchr(h, ']');
+			if (!e)
+				return cp_err(p, "invalid host \"%s\" for %s", cp_show(sb, h), d->name);
+			*e = '\0';
+			h++;
+			if (e[1] == ':' && config_parse_uint(e + 2, 1, 65535, &(uint64_t){0}) < 0)
+				return cp_err(p, "invalid port in %s", d->name);
+		} else {
+			char *c = strchr(h, ':');
+			if (c) {
+				*c = '\0';
+				if (config_parse_uint(c + 1, 1, 65535, &(uint64_t){0}) < 0)
+					return cp_err(p, "invalid port in %s", d->name);
+			}
+		}
+		struct config_cidr ip;
+		if (!*h || (!cp_valid_domain_name(h) && config_parse_cidr(h, &ip) < 0))
+			return cp_err(p, "invalid host \"%s\" for %s", cp_show(sb, h), d->name);
+	}
+	return 0;
+}
+
+/* Only the value that means what Salvo always does is accepted. */
+static int only(struct parser *p, const struct directive *d, const char *v, bool want, const char *why)
+{
+	bool b;
+
+	if (config_parse_bool(v, &b) < 0)
+		return cp_bad_value(p, "boolean", d, v);
+	if (b != want)
+		return cp_err(p, "%s %s is not supported: %s", d->name, v, why);
+	return 0;
+}
+
+static int v_smtp_service(struct parser *p, const struct directive *d, char *v)
+{
+	return only(p, d, v, true, "every source gets SMTP service; keep unwanted clients out with a firewall");
+}
+
+static int v_allow_starttls(struct parser *p, const struct directive *d, char *v)
+{
+	return only(p, d, v, true, "STARTTLS is offered whenever tls-certificate is set");
+}
+
+static int v_allow_mailmerge(struct parser *p, const struct directive *d, char *v)
+{
+	return only(p, d, v, false, "mail merge (XMRG) is not implemented by design; inject one message per "
+				    "recipient (SMTP or the HTTP API)");
+}
+
+static int v_dk_sign(struct parser *p, const struct directive *d, char *v)
+{
+	return only(p, d, v, false, "DomainKeys (RFC 4870) is obsolete and not implemented by design; "
+				    "dkim-sign signs with DKIM");
+}
+
+static int v_tls11(struct parser *p, const struct directive *d, char *v)
+{
+	return only(p, d, v, false, "TLS 1.0 and 1.1 are deprecated (RFC 8996) and never offered");
+}
+
+static int v_tls12(struct parser *p, const struct directive *d, char *v)
+{
+	return only(p, d, v, true, "TLS 1.2 and 1.3 are always offered");
+}
+
+static int v_deliver_only(struct parser *p, const struct directive *d, char *v)
+{
+	return only(p, d, v, false, "Salvo has one spool, which takes new mail");
+}
+
+static int v_type(struct parser *p, const struct directive *d, char *v)
+{
+	char sb[CP_SHOW_BUF];
+
+	if (!strcasecmp(v, "smtp"))
+		return 0;
+	return cp_err(p, "%s \"%s\" is not implemented by design: Salvo delivers by SMTP only (send to an SMTP "
+		      "relay with route)", d->name, cp_show(sb, v));
+}
+
+static int v_auth_method(struct parser *p, const struct directive *d, char *v)
+{
+	char sb[CP_SHOW_BUF];
+
+	if (!strcasecmp(v, "password"))
+		return 0;
+	return cp_err(p, "%s \"%s\" is not supported: <smtp-user> accounts authenticate by password",
+		      d->name, cp_show(sb, v));
+}
+
+/* documented no-ops: the reason is in README */
+static int noop_bool(struct parser *p, const struct directive *d, char *v)
+{
+	return p_bool(p, d, v);
+}
+
+/* ---- top level ------------------------------------------------------------ */
+
+static int d_run_as_root(struct parser *p, const struct directive *d, char *v)
+{
+	static const struct directive no = {"run-as-root no", CTX_TOP, NULL,
+		"salvod keeps the user it is started as (start it unprivileged, e.g. systemd User=; "
+		"it needs no root for ports over 1023)"};
+
+	if (config_parse_bool(v, &p->cfg->run_as_root) < 0)
+		return cp_bad_value(p, "boolean", d, v);
+	if (!p->cfg->run_as_root)
+		cp_warn_pending(p, &no);
+	return 0;
+}
+
+static int d_log_file(struct parser *p, const struct directive *d, char *v)
+{
+	(void)d;
+	return cp_set_string(p, &p->cfg->log_file, v);
+}
+
+static int d_spool(struct parser *p, const struct directive *d, char *v)
+{
+	(void)d;
+	return cp_set_string(p, &p->cfg->spool_dir, v);
+}
+
+/* PowerMTA's certificate file holds the key too. */
+static int d_server_tls_certificate(struct parser *p, const struct directive *d, char *v)
+{
+	(void)d;
+	if (cp_set_string(p, &p->cfg->tls_certificate, v) < 0)
+		return -1;
+	return p->cfg->tls_private_key ? 0 : cp_set_string(p, &p->cfg->tls_private_key, v);
+}
+
+/* `http-mgmt-port N`: the HTTP API on every IPv4 address, port N (who may
+ * use it: http-access). */
+static int d_http_mgmt_port(struct parser *p, const struct directive *d, char *v)
+{
+	char addr[32];
+	uint64_t port;
+
+	if (config_parse_uint(v, 1, 65535, &port) < 0)
+		return cp_bad_value(p, "port", d, v);
+	snprintf(addr, sizeof(addr), "0.0.0.0:%u", (unsigned)port);
+	return cp_add_listener(p, d, addr, &p->cfg->http_listeners, &p->cfg->n_http_listeners,
+			       &p->file_http_listeners);
+}
+
+/* `name-server IP`: repeatable; the resolver asks them in order. */
+static int d_name_server(struct parser *p, const struct directive *d, char *v)
+{
+	struct config *c = p->cfg;
+	struct config_addr a;
+	size_t i;
+
+	if (v[0] == '*' || config_parse_addr(v, 53, &a) < 0)
+		return cp_bad_value(p, "address", d, v);
+	for (i = 0; i < c->n_name_servers; i++)
+		if (!strcmp(c->name_servers[i].text, a.text))
+			return 0; /* the same server twice is one server */
+	if (cp_grow(p, (void **)&c->name_servers, &c->n_name_servers, sizeof(a), &i) < 0)
+		return -1;
+	c->name_servers[i] = a;
+	if (i == 0) {
+		c->dns_server = a;
+		c->has_dns_server = true;
+	}
+	return 0;
+}
+
+/* `domain-macro NAME v1, v2, ...` */
+static int d_domain_macro(struct parser *p, const struct directive *d, char *v)
+{
+	char *vals = v + strcspn(v, CP_WS), sb[CP_SHOW_BUF];
+	struct cp_macro *m, *grown;
+
+	if (*vals) {
+		*vals++ = '\0';
+		vals = cp_trim(vals);
+	}
+	if (!*vals)
+		return cp_err(p, "%s wants a name and values: \"domain-macro tld com, net\"", d->name);
+	for (size_t i = 0; i < p->n_macros; i++)
+		if (!strcasecmp(p->macros[i].name, v))
+			return cp_err(p, "duplicate %s %s", d->name, cp_show(sb, v));
+	if (!(grown = realloc(p->macros, (p->n_macros + 1) * sizeof(*grown))))
+		return cp_oom(p);
+	p->macros = grown;
+	m = &grown[p->n_macros];
+	*m = (struct cp_macro){.name = strdup(v)};
+	if (!m->name)
+		return cp_oom(p);
+	p->n_macros++;
+	for (char *next, *e = vals; e; e = next) {
+		char **vg;
+
+		next = strchr(e, ',');
+		if (next)
+			*next++ = '\0';
+		e = cp_trim(e);
+		if (!*e || cp_has_space(e))
+			return cp_err(p, "invalid value \"%s\" in %s %s", cp_show(sb, e), d->name, m->name);
+		if (!(vg = realloc(m->vals, (m->n + 1) * sizeof(*vg))))
+			return cp_oom(p);
+		m->vals = vg;
+		if (!(vg[m->n] = strdup(e)))
+			return cp_oom(p);
+		m->n++;
+	}
+	return 0;
+}
+
+int cp_macro_expand(struct parser *p, const char *name, char ***out, size_t *n)
+{
+	const char *dollar = strchr(name, '$');
+	const struct cp_macro *m = NULL;
+	size_t len;
+	char sb[CP_SHOW_BUF];
+
+	*out = NULL;
+	*n = 0;
+	if (!dollar) {
+		if (!(*out = malloc(sizeof(char *))) || !((*out)[0] = strdup(name))) {
+			free(*out);
+			return cp_oom(p);
+		}
+		*n = 1;
+		return 0;
+	}
+	len = strspn(dollar + 1, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-");
+	for (size_t i = 0; i < p->n_macros; i++)
+		if (strlen(p->macros[i].name) == len && !strncasecmp(p->macros[i].name, dollar + 1, len))
+			m = &p->macros[i];
+	if (!m)
+		return cp_err(p, "no domain-macro for \"%s\" (define it above with domain-macro NAME values)",
+			      cp_show(sb, name));
+	if (!(*out = calloc(m->n, sizeof(char *))))
+		return cp_oom(p);
+	for (size_t i = 0; i < m->n; i++) {
+		size_t need = strlen(name) + strlen(m->vals[i]) + 1;
+
+		if (!((*out)[i] = malloc(need))) {
+			for (size_t j = 0; j < i; j++)
+				free((*out)[j]);
+			free(*out);
+			*out = NULL;
+			return cp_oom(p);
+		}
+		snprintf((*out)[i], need, "%.*s%s%s", (int)(dollar - name), name, m->vals[i], dollar + 1 + len);
+	}
+	*n = m->n;
+	return 0;
+}
+
+/* ---- <acct-file PATH> -------------------------------------------------------- */
+
+static struct config_acct_file *cur_acct(struct parser *p)
+{
+	return &p->cfg->acct_files[p->cur];
+}
+
+static const char *const acct_types[CONFIG_ACCT_N_TYPES] = {"d", "b", "t", "tq", "r", "f", "rb", "rs"};
+
+/* the guide's long names too (`record-fields delivery ...`) */
+static const char *const acct_type_names[CONFIG_ACCT_N_TYPES] = {
+	"delivery", "bounce", "transient", "transient-queue", "receipt", "feedback-loop", "remote-bounce",
+	"remote-status"};
+
+static int acct_type(const char *s)
+{
+	for (int i = 0; i < CONFIG_ACCT_N_TYPES; i++)
+		if (!strcasecmp(s, acct_types[i]) || !strcasecmp(s, acct_type_names[i]))
+			return i;
+	return -1;
+}
+
+int cp_open_acct_file(struct parser *p, char *arg)
+{
+	struct config *c = p->cfg;
+	struct config_acct_file *a;
+	bool pipe = *arg == '|';
+	char *path = pipe ? cp_trim(arg + 1) : arg;
+
+	if (!*path)
+		return cp_err(p, "missing program for <acct-file |PROGRAM>");
+	if (!pipe && cp_has_space(path))
+		return cp_err(p, "too many arguments for <acct-file>: a path has no spaces");
+	for (size_t i = 0; i < c->n_acct_files; i++)
+		if (c->acct_files[i].pipe == pipe && !strcmp(c->acct_files[i].path, path))
+			return cp_err(p, "duplicate <acct-file %s> (first at line %d)", arg, c->acct_files[i].line);
+	if (cp_grow(p, (void **)&c->acct_files, &c->n_acct_files, sizeof(*c->acct_files), &p->cur) < 0)
+		return -1;
+	a = cur_acct(p);
+	a->pipe = pipe;
+	a->line = p->line;
+	a->records = CONFIG_ACCT_D | CONFIG_ACCT_B;
+	return cp_set_string(p, &a->path, path);
+}
+
+static int d_records(struct parser *p, const struct directive *d, char *v)
+{
+	unsigned mask = 0;
+	char sb[CP_SHOW_BUF];
+
+	for (char *next, *e = v; e; e = next) {
+		int t;
+
+		next = strchr(e, ',');
+		if (next)
+			*next++ = '\0';
+		e = cp_trim(e);
+		if ((t = acct_type(e)) < 0)
+			return cp_err(p, "unknown record type \"%s\" for %s (expected d, b, t, tq, r, f, rb, rs)",
+				      cp_show(sb, e), d->name);
+		mask |= 1u << t;
+	}
+	cur_acct(p)->records = mask;
+	return 0;
+}
+
+/* `record-fields TYPE LIST`: checked against the field names when the
+ * writer opens the file (acct_csv.c); here: a known type and a list. */
+static int d_record_fields(struct parser *p, const struct directive *d, char *v)
+{
+	char *list = v + strcspn(v, CP_WS), sb[CP_SHOW_BUF];
+	int t;
+
+	if (*list) {
+		*list++ = '\0';
+		list = cp_trim(list);
+	}
+	if ((t = acct_type(v)) < 0 || !*list)
+		return cp_err(p, "%s wants a record type and fields: \"record-fields d *,!orcpt\", not \"%s\"",
+			      d->name, cp_show(sb, v));
+	for (char *s = list; *s; s++)
+		if (*s == ' ' || *s == '\t')
+			return cp_err(p, "invalid field list \"%s\" for %s (comma-separated, no spaces)",
+				      cp_show(sb, list), d->name);
+	{
+		char *copy = strdup(list), *save = NULL;
+		int rc = 0;
+
+		if (!copy)
+			return cp_oom(p);
+		for (char *f = strtok_r(copy, ",", &save); f && rc == 0; f = strtok_r(NULL, ",", &save)) {
+			const char *name = f + (*f == '!');
+			bool known = !strcmp(name, "*");
+
+			if (!strncasecmp(name, "header_", 7) && name[7]) {
+				static const struct directive hw = {"record-fields header_NAME", CTX_ACCT_FILE, NULL,
+					"the column is written empty: accounting events do not carry headers yet"};
+				cp_warn_pending(p, &hw);
+				continue;
+			}
+			for (size_t i = 0; i < ACCT_CSV_N_FIELDS && !known; i++)
+				known = !strcasecmp(name, acct_csv_fields[i]);
+			if (!known)
+				rc = cp_err(p, "unknown field \"%s\" for %s (e.g. %s, %s, %s, header_NAME)", cp_show(sb, name),
+					    d->name, acct_csv_fields[1], acct_csv_fields[4], acct_csv_fields[10]);
+		}
+		free(copy);
+		if (rc < 0)
+			return rc;
+	}
+	return cp_set_string(p, &cur_acct(p)->record_fields[t], list);
+}
+
+static int d_move_interval(struct parser *p, const struct directive *d, char *v)
+{
+	if (config_parse_duration(v, &cur_acct(p)->move_interval_ms) < 0 || !cur_acct(p)->move_interval_ms)
+		return cp_bad_value(p, "duration", d, v);
+	return 0;
+}
+
+static int d_move_to(struct parser *p, const struct directive *d, char *v)
+{
+	(void)d;
+	return cp_set_string(p, &cur_acct(p)->move_to, v);
+}
+
+static int d_acct_max_size(struct parser *p, const struct directive *d, char *v)
+{
+	if (config_parse_size(v, &cur_acct(p)->max_size) < 0 || !cur_acct(p)->max_size)
+		return cp_bad_value(p, "size", d, v);
+	return 0;
+}
+
+static int d_delete_after(struct parser *p, const struct directive *d, char *v)
+{
+	if (!strcasecmp(v, "never")) {
+		cur_acct(p)->delete_after_ms = 0;
+		return 0;
+	}
+	if (config_parse_duration(v, &cur_acct(p)->delete_after_ms) < 0 || !cur_acct(p)->delete_after_ms)
+		return cp_bad_value(p, "duration or \"never\"", d, v);
+	return 0;
+}
+
+/* ---- other blocks ------------------------------------------------------------- */
+
+int cp_open_spool(struct parser *p, char *arg)
+{
+	return cp_set_string(p, &p->cfg->spool_dir, arg);
+}
+
+static int open_named(struct parser *p, const char *what, const char *arg)
+{
+	char sb[CP_SHOW_BUF];
+
+	if (arg && (!*arg || strlen(arg) > 64 || cp_has_space(arg)))
+		return cp_err(p, "invalid name \"%s\" for <%s>", cp_show(sb, arg), what);
+	return 0;
+}
+
+int cp_open_pattern_list(struct parser *p, char *arg)
+{
+	return open_named(p, "pattern-list", arg);
+}
+
+int cp_open_address_list(struct parser *p, char *arg)
+{
+	return open_named(p, "address-list", *arg ? arg : NULL);
+}
+
+int cp_open_processor(struct parser *p, char *arg)
+{
+	(void)p, (void)arg;
+	return 0;
+}
+
+int cp_open_rewrite_list(struct parser *p, char *arg)
+{
+	return open_named(p, "rewrite-list", arg);
+}
+
+/* `mail-from|rcpt-to /REGEX/ ACTIONS`, `header NAME /REGEX/ ACTIONS` in
+ * <pattern-list>: actions virtual-mta=NAME, recipient-priority=N. */
+static int p_pattern_rule(struct parser *p, const struct directive *d, char *v)
+{
+	struct pcre_re *re;
+	char *rest, sb[CP_SHOW_BUF];
+
+	if (!strcasecmp(d->name, "header")) {
+		char *r = v + strcspn(v, CP_WS);
+
+		if (!*r)
+			return cp_err(p, "header wants a header name and /REGEX/");
+		*r++ = '\0';
+		v = cp_trim(r);
+	}
+	if (cp_take_regex(p, d->name, v, &re, &rest) < 0)
+		return -1;
+	pcre_re_free(re);
+	if (!*rest)
+		return cp_err(p, "%s rule without actions (virtual-mta=NAME, recipient-priority=N)", d->name);
+	for (char *next, *a = rest; a; a = next) {
+		next = strchr(a, ',');
+		if (next)
+			*next++ = '\0';
+		a = cp_trim(a);
+		if (!strncasecmp(a, "virtual-mta=", 12) && a[12] && !cp_has_space(a + 12))
+			continue;
+		if (!strncasecmp(a, "recipient-priority=", 19) &&
+		    config_parse_uint(a + 19, 0, 100, &(uint64_t){0}) == 0)
+			continue;
+		return cp_err(p, "unknown action \"%s\" in %s (virtual-mta=NAME, recipient-priority=0..100)",
+			      cp_show(sb, a), d->name);
+	}
+	return 0;
+}
+
+/* `address LOCAL|ADDR|/REGEX/`, `domain NAME`, `address-file PATH` */
+static int p_address(struct parser *p, const struct directive *d, char *v)
+{
+	struct pcre_re *re;
+	char *rest;
+
+	if (*v != '/')
+		return p_word(p, d, v);
+	if (cp_take_regex(p, d->name, v, &re, &rest) < 0)
+		return -1;
+	pcre_re_free(re);
+	return 0;
+}
+
+static int p_domain_name(struct parser *p, const struct directive *d, char *v)
+{
+	return cp_valid_domain_name(v) ? 0 : cp_bad_value(p, "domain name", d, v);
+}
+
+/* `mail-from PATTERN REPLACEMENT` in <rewrite-list> */
+static int p_rewrite(struct parser *p, const struct directive *d, char *v)
+{
+	char *r = v + strcspn(v, CP_WS);
+
+	if (!*r || !*cp_trim(r + 1) || cp_has_space(cp_trim(r + 1)))
+		return cp_err(p, "%s wants a pattern and a replacement: \"mail-from *@a.com *@b.com\"", d->name);
+	return 0;
+}
+
+static int p_email(struct parser *p, const struct directive *d, char *v)
+{
+	return cp_has_space(v) || !strchr(v, '@') ? cp_bad_value(p, "address", d, v) : 0;
+}
+
+#define ENGINE_LATER "parsed; the engine does not act on it yet"
+#define INTAKE_LATER "parsed; SMTP intake does not act on it yet"
+#define EGRESS_LATER "parsed (see --show); outbound delivery does not act on it yet"
+#define REPORTS_LATER "parsed; reports are taken at bounce-domain, these lists are not consulted yet"
+
+static const struct directive directives[] = {
+	/* top level */
+	{"run-as-root", CTX_TOP, d_run_as_root, NULL},
+	{"log-file", CTX_TOP, d_log_file, NULL},
+	{"spool", CTX_TOP, d_spool, NULL},
+	{"http-mgmt-port", CTX_TOP, d_http_mgmt_port, NULL},
+	{"name-server", CTX_TOP, d_name_server, NULL},
+	{"domain-macro", CTX_TOP, d_domain_macro, NULL},
+	{"smtp-server-tls-certificate", CTX_TOP, d_server_tls_certificate, NULL},
+	{"smtp-server-tls-allow-tlsv1.1", CTX_TOP, v_tls11, NULL},
+	{"smtp-server-tls-allow-tlsv1.2", CTX_TOP, v_tls12, NULL},
+	{"smtp-server-tls-allow-tlsv1.3", CTX_TOP, v_tls12, NULL},
+	{"sync-msg-create", CTX_TOP, noop_bool, NULL},
+	{"sync-msg-update", CTX_TOP, noop_bool, NULL},
+	{"relay-domain", CTX_TOP, p_domain_name, REPORTS_LATER},
+	/* <source> */
+	{"smtp-service", CTX_SOURCE, v_smtp_service, NULL},
+	{"allow-starttls", CTX_SOURCE, v_allow_starttls, NULL},
+	{"allow-mailmerge", CTX_SOURCE, v_allow_mailmerge, NULL},
+	{"log-connections", CTX_SOURCE, p_bool, INTAKE_LATER " (transcripts: issue 14)"},
+	{"log-commands", CTX_SOURCE, p_bool, INTAKE_LATER " (transcripts: issue 14)"},
+	{"log-data", CTX_SOURCE, p_bool, INTAKE_LATER " (transcripts: issue 14)"},
+	{"smtp-max-auth-failure-rate", CTX_SOURCE, p_rate, INTAKE_LATER},
+	{"add-message-id-header", CTX_SOURCE, p_bool, INTAKE_LATER},
+	{"add-received-header", CTX_SOURCE, p_bool, INTAKE_LATER},
+	{"remove-received-headers", CTX_SOURCE, p_bool, INTAKE_LATER},
+	{"hide-message-source", CTX_SOURCE, p_bool, INTAKE_LATER},
+	{"retain-x-job", CTX_SOURCE, p_bool, INTAKE_LATER},
+	{"retain-x-virtual-mta", CTX_SOURCE, p_bool, INTAKE_LATER},
+	{"verp-default", CTX_SOURCE, p_bool, INTAKE_LATER},
+	{"process-x-envid", CTX_SOURCE, p_bool, INTAKE_LATER},
+	{"jobid-header", CTX_SOURCE, p_word, INTAKE_LATER},
+	{"rewrite-list", CTX_SOURCE, p_word, INTAKE_LATER},
+	{"pattern-list", CTX_SOURCE, p_word, INTAKE_LATER},
+	{"suppression-lists", CTX_SOURCE, p_word, INTAKE_LATER},
+	/* <domain> */
+	{"type", CTX_DOMAIN, v_type, NULL},
+	{"dk-sign", CTX_DOMAIN, v_dk_sign, NULL},
+	{"max-errors-per-connection", CTX_DOMAIN, p_uint, EGRESS_LATER},
+	{"bounce-upon-no-mx", CTX_DOMAIN, p_bool, EGRESS_LATER},
+	{"backoff-to-normal-after-delivery", CTX_DOMAIN, p_bool, EGRESS_LATER},
+	{"retry-recipients-after", CTX_DOMAIN, p_duration, EGRESS_LATER},
+	{"queue-priority", CTX_DOMAIN, p_priority, EGRESS_LATER},
+	{"smtp-hosts", CTX_DOMAIN, p_smtp_hosts, EGRESS_LATER},
+	{"auth-username", CTX_DOMAIN, p_text, EGRESS_LATER},
+	{"auth-password", CTX_DOMAIN, p_text, EGRESS_LATER},
+	{"ignore-8bitmime", CTX_DOMAIN, p_bool, EGRESS_LATER},
+	{"max-cold-virtual-mta-msg", CTX_DOMAIN, p_rate, EGRESS_LATER " (issue 16)"},
+	{"reroute-to-virtual-mta", CTX_DOMAIN, p_word, EGRESS_LATER},
+	{"source-ip-max-msg-rate", CTX_DOMAIN, p_ip_rate, EGRESS_LATER},
+	{"source-ip-max-smtp-out", CTX_DOMAIN, p_ip_uint, EGRESS_LATER},
+	{"disable-mx-rollup", CTX_DOMAIN, p_bool, EGRESS_LATER},
+	{"log-tls", CTX_DOMAIN, p_bool, EGRESS_LATER},
+	{"use-dane", CTX_DOMAIN, p_bool, EGRESS_LATER},
+	{"log-commands", CTX_DOMAIN, p_bool, EGRESS_LATER},
+	{"log-connections", CTX_DOMAIN, p_bool, EGRESS_LATER},
+	/* <virtual-mta> */
+	{"cold-virtual-mta", CTX_VMTA, p_word, ENGINE_LATER " (issue 16)"},
+	/* <smtp-user> */
+	{"authentication-method", CTX_SMTP_USER, v_auth_method, NULL},
+	/* <spool PATH> */
+	{"deliver-only", CTX_SPOOL, v_deliver_only, NULL},
+	{"delete-file-holders", CTX_SPOOL, noop_bool, NULL},
+	/* <acct-file> */
+	{"records", CTX_ACCT_FILE, d_records, NULL},
+	{"record-fields", CTX_ACCT_FILE, d_record_fields, NULL},
+	{"move-interval", CTX_ACCT_FILE, d_move_interval, NULL},
+	{"move-to", CTX_ACCT_FILE, d_move_to, NULL},
+	{"max-size", CTX_ACCT_FILE, d_acct_max_size, NULL},
+	{"delete-after", CTX_ACCT_FILE, d_delete_after, NULL},
+	/* <pattern-list NAME> */
+	{"mail-from", CTX_PATTERN_LIST, p_pattern_rule, INTAKE_LATER},
+	{"rcpt-to", CTX_PATTERN_LIST, p_pattern_rule, INTAKE_LATER},
+	{"header", CTX_PATTERN_LIST, p_pattern_rule, INTAKE_LATER},
+	/* <address-list> */
+	{"address", CTX_ADDRESS_LIST, p_address, REPORTS_LATER},
+	{"domain", CTX_ADDRESS_LIST, p_domain_name, REPORTS_LATER},
+	{"address-file", CTX_ADDRESS_LIST, p_text, REPORTS_LATER},
+	/* the processors */
+	{"deliver-unmatched-email", CTX_BOUNCE_PROC, p_bool, REPORTS_LATER},
+	{"deliver-matched-email", CTX_BOUNCE_PROC, p_bool, REPORTS_LATER},
+	{"forward-unmatched-to", CTX_BOUNCE_PROC, p_email, REPORTS_LATER},
+	{"forward-errors-to", CTX_BOUNCE_PROC, p_email, REPORTS_LATER},
+	{"deliver-unmatched-email", CTX_FBL_PROC, p_bool, REPORTS_LATER},
+	{"deliver-matched-email", CTX_FBL_PROC, p_bool, REPORTS_LATER},
+	{"forward-unmatched-to", CTX_FBL_PROC, p_email, REPORTS_LATER},
+	{"forward-errors-to", CTX_FBL_PROC, p_email, REPORTS_LATER},
+	/* <rewrite-list NAME> */
+	{"mail-from", CTX_REWRITE_LIST, p_rewrite, INTAKE_LATER},
+};
+
+const struct directive_table cp_pmta_directives = {directives, sizeof(directives) / sizeof(directives[0])};
+
+int cp_pmta_finish(struct parser *p)
+{
+	(void)p;
+	return 0;
+}
+
+void cp_pmta_free(struct config *cfg)
+{
+	for (size_t i = 0; i < cfg->n_acct_files; i++) {
+		struct config_acct_file *a = &cfg->acct_files[i];
+
+		free(a->path);
+		free(a->move_to);
+		for (int t = 0; t < CONFIG_ACCT_N_TYPES; t++)
+			free(a->record_fields[t]);
+	}
+	free(cfg->acct_files);
+	free(cfg->name_servers);
+	free(cfg->log_file);
+	cfg->acct_files = NULL;
+	cfg->n_acct_files = 0;
+}

@@ -1,0 +1,44 @@
+/*
+ * config_show.c - what `salvod --check-config --show QUEUE[/VMTA]` prints:
+ * the settings a queue really gets through a virtual MTA once domain
+ * macros, wildcards, nesting in <virtual-mta>/<virtual-mta-pool> and
+ * inheritance from <domain *> are applied (config_domain_resolve), one
+ * `directive value` per line under PowerMTA's names, in directive-table
+ * order, values as written (or the built-in default).
+ */
+#include "core/config.h"
+
+#include <stdio.h>
+#include <string.h>
+
+int config_show(void *outp, const struct config *cfg, const char *spec, char *err, size_t cap)
+{
+	FILE *out = outp;
+	char queue[300], *vmta;
+	struct config_domain d;
+
+	if (strlen(spec) >= sizeof(queue)) {
+		snprintf(err, cap, "--show: queue name too long");
+		return -1;
+	}
+	strcpy(queue, spec);
+	if ((vmta = strchr(queue, '/')))
+		*vmta++ = '\0';
+	if (!*queue || (vmta && !*vmta)) {
+		snprintf(err, cap, "--show wants QUEUE or QUEUE/VMTA, not \"%s\"", spec);
+		return -1;
+	}
+	if (vmta && config_pool_find(cfg, vmta) < 0) {
+		snprintf(err, cap, "--show %s: no virtual-mta or virtual-mta-pool \"%s\"", spec, vmta);
+		return -1;
+	}
+	if (config_domain_resolve(cfg, queue, vmta, &d) < 0) {
+		snprintf(err, cap, "--show: out of memory");
+		return -1;
+	}
+	for (size_t k = 0; config_domain_key_name(k); k++)
+		if (d.values && d.values[k])
+			fprintf(out, "%s %s\n", config_domain_key_name(k), d.values[k]);
+	config_domain_release(&d);
+	return 0;
+}

@@ -1,0 +1,559 @@
+/*
+ * webhook.c - the accounting webhooks' sender thread (contract in
+ * webhook.h): tails the accounting log per webhook, batches, signs, POSTs
+ * with libcurl multi, keeps each webhook's acknowledged position on disk.
+ *
+ * Owns: struct webhooks (the thread, the curl multi handle) and per
+ * webhook its log reader (webhook_log.h), its batch buffer, its curl easy
+ * handle and header lists, its position file fd.
+ *
+ * Invariants, per webhook:
+ *   - the reader is just after the last line taken; the batch holds the
+ *     chosen records among the lines between `acked` and there, so
+ *     acknowledging the batch moves `acked` to the reader's position;
+ *   - the reader does not move while a batch is in flight or waiting for
+ *     its retry, so the batch's bytes (and signature) never change;
+ *   - stats are written under wh->lock by the thread only.
+ */
+#include "engine/webhook.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/acct_log.h"
+#include "core/config_webhook.h"
+#include "core/json_str.h"
+#include "engine/webhook_log.h"
+
+#define IDLE_POLL_MS 50            /* re-read a caught-up log this often */
+#define BACKOFF_MIN_MS 250
+#define LOG_EVERY_MS 30000
+#define BACKLOG_EVERY_MS 1000
+
+struct hook {
+	const struct config_webhook *cfg;
+	struct webhooks *wh;
+	struct wh_reader rd;
+	int pos_fd;
+	struct wh_pos acked;           /* acknowledged position */
+	bool pos_dirty;                /* acked moved past skipped lines only */
+	int64_t pos_saved_ms;
+	/* the batch */
+	struct json_buf body;          /* "[rec,rec,...", "]" added when sent */
+	size_t n;                      /* records in it */
+	int64_t first_read_ms;         /* monotonic, when its first record was taken */
+	int64_t oldest_time_ms;        /* wall "time" of its first record */
+	bool closed;                   /* "]" added: the batch is being sent */
+	bool in_flight;
+	int64_t retry_at;              /* monotonic; 0 = not waiting */
+	CURL *easy;
+	struct curl_slist *headers;    /* the block's, plus ours */
+	struct curl_slist *req_headers; /* headers plus this batch's signature */
+	char errbuf[CURL_ERROR_SIZE];
+	int64_t last_log_ms;
+	int64_t backlog_at_ms;
+	struct webhook_stat st;        /* under wh->lock */
+};
+
+struct webhooks {
+	pthread_t thread;
+	bool started;
+	bool stop;          /* under lock */
+	pthread_mutex_t lock;
+	CURLM *multi;
+	struct hook *hooks;
+	size_t n;
+};
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- the position file --------------------------------------------------- */
+
+static void pos_save(struct hook *h)
+{
+	char line[WH_POS_LEN];
+
+	if (h->pos_fd < 0)
+		return;
+	wh_pos_format(&h->acked, line);
+	/* One write(2) of WH_POS_LEN bytes at 0: a kill -9 leaves the old or
+	 * the new position, never half of each. Not fsync'ed, like the log
+	 * itself: a kill -9 keeps the page cache. */
+	if (pwrite(h->pos_fd, line, sizeof(line), 0) != (ssize_t)sizeof(line))
+		fprintf(stderr, "salvod: webhook %s: cannot save its position: %s\n", h->cfg->name, strerror(errno));
+	h->pos_dirty = false;
+	h->pos_saved_ms = mono_ms();
+}
+
+static void set_acked(struct hook *h)
+{
+	wh_reader_where(&h->rd, &h->acked);
+}
+
+/* Where to start: the saved position; a new webhook at the end of the log
+ * now; after an unreadable position file, the whole log (at least once:
+ * duplicates rather than a loss). */
+static int hook_resume(struct hook *h, const char *state_dir)
+{
+	char path[4096], text[WH_POS_LEN];
+	struct wh_pos pos;
+	ssize_t got;
+
+	snprintf(path, sizeof(path), "%s/%s.pos", state_dir, h->cfg->name);
+	h->pos_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+	if (h->pos_fd < 0)
+		return -errno;
+	got = pread(h->pos_fd, text, sizeof(text), 0);
+	if (got > 0 && wh_pos_parse(text, (size_t)got, &pos) == 0) {
+		wh_reader_resume(&h->rd, &pos);
+		set_acked(h);
+		return 0;
+	}
+	if (got > 0) {
+		fprintf(stderr, "salvod: webhook %s: unreadable %s; sending the whole accounting log again\n",
+			h->cfg->name, path);
+		memset(&pos, 0, sizeof(pos));
+		wh_reader_resume(&h->rd, &pos);
+	} else {
+		wh_reader_resume(&h->rd, NULL);
+	}
+	set_acked(h);
+	pos_save(h);
+	return 0;
+}
+
+/* Take lines into the batch until it is full or the log is read. */
+static void hook_read(struct hook *h)
+{
+	struct wh_reader *r = &h->rd;
+	struct wh_pos at;
+
+	while (h->n < h->cfg->max_batch) {
+		const char *line, *type;
+		size_t n, tlen;
+
+		if (wh_reader_line(r, &line, &n) <= 0)
+			break;
+		if (!wh_record_type(line, n, &type, &tlen)) {
+			r->skipped++;
+			continue;
+		}
+		if (!config_webhook_wants(h->cfg, type, tlen))
+			continue;
+		if (json_buf_reserve(&h->body, n + 2) < 0) {
+			r->pos -= n + 1; /* the line is still in the buffer: again later */
+			break;
+		}
+		if (h->n == 0) {
+			h->first_read_ms = mono_ms();
+			h->oldest_time_ms = n > 9 && !memcmp(line, "{\"time\":\"", 9) ? wh_parse_time(line + 9, n - 9) : 0;
+			json_buf_putc(&h->body, '[');
+		} else {
+			json_buf_putc(&h->body, ',');
+		}
+		json_buf_put(&h->body, line, n);
+		h->n++;
+	}
+	wh_reader_where(r, &at);
+	if (h->n == 0 && (at.ino != h->acked.ino || at.off != h->acked.off)) {
+		h->acked = at; /* only skipped lines since: nothing to send */
+		h->pos_dirty = true;
+	}
+}
+
+/* ---- HTTP ---------------------------------------------------------------- */
+
+static size_t discard(char *p, size_t size, size_t n, void *ctx)
+{
+	(void)p;
+	(void)ctx;
+	return size * n;
+}
+
+static int hook_curl_init(struct hook *h, char *err, size_t errlen)
+{
+	const struct config_webhook *c = h->cfg;
+	char line[128];
+
+	if (!(h->easy = curl_easy_init()))
+		goto oom;
+	snprintf(line, sizeof(line), "X-Salvo-Webhook: %s", c->name);
+	struct curl_slist *l = curl_slist_append(NULL, "Content-Type: application/json");
+
+	l = l ? curl_slist_append(l, "Expect:") : NULL;
+	l = l ? curl_slist_append(l, line) : NULL;
+	for (size_t i = 0; l && i < c->n_headers; i++)
+		l = curl_slist_append(l, c->headers[i]);
+	if (!l)
+		goto oom;
+	h->headers = l;
+	curl_easy_setopt(h->easy, CURLOPT_URL, c->url);
+	curl_easy_setopt(h->easy, CURLOPT_PRIVATE, h);
+	curl_easy_setopt(h->easy, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h->easy, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(h->easy, CURLOPT_TIMEOUT_MS, (long)c->timeout_ms);
+	curl_easy_setopt(h->easy, CURLOPT_CONNECTTIMEOUT_MS, (long)c->timeout_ms);
+	curl_easy_setopt(h->easy, CURLOPT_WRITEFUNCTION, discard);
+	curl_easy_setopt(h->easy, CURLOPT_ERRORBUFFER, h->errbuf);
+	curl_easy_setopt(h->easy, CURLOPT_USERAGENT, "salvod-webhook");
+	if (c->ca_file)
+		curl_easy_setopt(h->easy, CURLOPT_CAINFO, c->ca_file);
+	if (!c->tls_verify) {
+		curl_easy_setopt(h->easy, CURLOPT_SSL_VERIFYPEER, 0L);
+		curl_easy_setopt(h->easy, CURLOPT_SSL_VERIFYHOST, 0L);
+	}
+	return 0;
+oom:
+	snprintf(err, errlen, "webhook %s: out of memory", c->name);
+	return -1;
+}
+
+/* HMAC-SHA256 of the body as "X-Salvo-Signature: sha256=<hex>". */
+static int sign(const struct hook *h, char *out, size_t cap)
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char mac[EVP_MAX_MD_SIZE];
+	unsigned int len = 0;
+	int k;
+
+	if (!HMAC(EVP_sha256(), h->cfg->secret, (int)strlen(h->cfg->secret), (const unsigned char *)h->body.data,
+		  h->body.len, mac, &len))
+		return -1;
+	k = snprintf(out, cap, "X-Salvo-Signature: sha256=");
+	for (unsigned i = 0; i < len && (size_t)k + 2 < cap; i++) {
+		out[k++] = hex[mac[i] >> 4];
+		out[k++] = hex[mac[i] & 15];
+	}
+	out[k] = 0;
+	return 0;
+}
+
+static void hook_send(struct hook *h)
+{
+	char sig[128];
+
+	if (!h->closed) {
+		/* a first try: close the array (a retry sends the same bytes) */
+		if (json_buf_putc(&h->body, ']') < 0)
+			return;
+		h->closed = true;
+	}
+	curl_slist_free_all(h->req_headers);
+	h->req_headers = NULL;
+	if (h->cfg->secret) {
+		struct curl_slist *l = NULL;
+
+		if (sign(h, sig, sizeof(sig)) < 0)
+			return;
+		for (struct curl_slist *s = h->headers; s; s = s->next)
+			if (!(l = curl_slist_append(l, s->data)))
+				break;
+		if (l && !(l = curl_slist_append(l, sig)))
+			curl_slist_free_all(l);
+		if (!l)
+			return;
+		h->req_headers = l;
+	}
+	curl_easy_setopt(h->easy, CURLOPT_HTTPHEADER, h->req_headers ? h->req_headers : h->headers);
+	curl_easy_setopt(h->easy, CURLOPT_POSTFIELDS, h->body.data);
+	curl_easy_setopt(h->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)h->body.len);
+	h->errbuf[0] = 0;
+	if (curl_multi_add_handle(h->wh->multi, h->easy) != CURLM_OK)
+		return;
+	h->in_flight = true;
+	h->retry_at = 0;
+}
+
+/* Backoff after the k-th failure in a row: min(retry-max, 250ms * 2^(k-1)),
+ * its second half random. */
+static int64_t backoff_ms(const struct hook *h, uint64_t k)
+{
+	uint64_t d = BACKOFF_MIN_MS;
+
+	for (uint64_t i = 1; i < k && d < h->cfg->retry_max_ms; i++)
+		d *= 2;
+	if (d > h->cfg->retry_max_ms)
+		d = h->cfg->retry_max_ms;
+	return (int64_t)(d / 2 + (uint64_t)random() % (d / 2 + 1));
+}
+
+static void hook_done(struct hook *h, CURLcode rc)
+{
+	long status = 0;
+	int64_t now = mono_ms();
+	char why[128];
+
+	curl_multi_remove_handle(h->wh->multi, h->easy);
+	h->in_flight = false;
+	curl_easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, &status);
+	if (rc == CURLE_OK && status >= 200 && status < 300) {
+		bool was_failing = h->st.failures_in_row > 0;
+
+		set_acked(h);
+		pos_save(h);
+		pthread_mutex_lock(&h->wh->lock);
+		h->st.records_sent += h->n;
+		h->st.batches_sent++;
+		h->st.failures_in_row = 0;
+		h->st.last_success_ms = wall_ms();
+		h->st.last_error[0] = 0;
+		h->st.retry_at_ms = 0;
+		pthread_mutex_unlock(&h->wh->lock);
+		if (was_failing)
+			fprintf(stderr, "salvod: webhook %s: delivering again\n", h->cfg->name);
+		h->body.len = 0;
+		h->n = 0;
+		h->closed = false;
+		return;
+	}
+	if (rc != CURLE_OK)
+		snprintf(why, sizeof(why), "%.120s", h->errbuf[0] ? h->errbuf : curl_easy_strerror(rc));
+	else
+		snprintf(why, sizeof(why), "HTTP status %ld", status);
+	pthread_mutex_lock(&h->wh->lock);
+	h->st.failures++;
+	h->st.failures_in_row++;
+	int64_t wait = backoff_ms(h, h->st.failures_in_row);
+	h->retry_at = now + wait;
+	h->st.retry_at_ms = wall_ms() + wait;
+	snprintf(h->st.last_error, sizeof(h->st.last_error), "%s", why);
+	pthread_mutex_unlock(&h->wh->lock);
+	if (h->st.failures_in_row == 1 || now - h->last_log_ms >= LOG_EVERY_MS) {
+		fprintf(stderr, "salvod: webhook %s: POST of %zu records failed (%s; %llu in a row); retrying in %lld ms\n",
+			h->cfg->name, h->n, why, (unsigned long long)h->st.failures_in_row, (long long)wait);
+		h->last_log_ms = now;
+	}
+}
+
+/* ---- backlog figures ------------------------------------------------------ */
+
+static void hook_backlog(struct hook *h, int64_t now)
+{
+	uint64_t bytes;
+	int64_t age;
+
+	if (now - h->backlog_at_ms < BACKLOG_EVERY_MS)
+		return;
+	h->backlog_at_ms = now;
+	bytes = wh_log_bytes_after(h->rd.dir_fd, &h->acked);
+	age = h->n && h->oldest_time_ms ? wall_ms() - h->oldest_time_ms : 0;
+	pthread_mutex_lock(&h->wh->lock);
+	h->st.backlog_bytes = bytes;
+	h->st.skipped_lines = h->rd.skipped;
+	h->st.oldest_unsent_ms = age > 0 ? age : 0;
+	h->st.stalled = h->st.failures_in_row >= WEBHOOK_STALL_FAILURES || age >= WEBHOOK_STALL_AGE_MS;
+	pthread_mutex_unlock(&h->wh->lock);
+	if (h->st.stalled && now - h->last_log_ms >= LOG_EVERY_MS) {
+		fprintf(stderr, "salvod: webhook %s: stalled: backlog %llu bytes, oldest unsent record %lld s old%s%s\n",
+			h->cfg->name, (unsigned long long)bytes, (long long)(age / 1000),
+			h->st.last_error[0] ? "; last error: " : "", h->st.last_error);
+		h->last_log_ms = now;
+	}
+}
+
+/* ---- the thread ------------------------------------------------------------ */
+
+/* Advance one webhook; returns how long it may sleep (ms). */
+static int64_t hook_step(struct hook *h, int64_t now)
+{
+	int64_t wait = IDLE_POLL_MS;
+
+	hook_backlog(h, now);
+	if (h->in_flight)
+		return 1000;
+	if (h->retry_at && now < h->retry_at)
+		return h->retry_at - now;
+	if (h->closed) {
+		hook_send(h); /* a retry, or a first try that could not start */
+		return h->in_flight ? 1000 : IDLE_POLL_MS;
+	}
+	hook_read(h);
+	if (h->pos_dirty && now - h->pos_saved_ms >= 1000)
+		pos_save(h);
+	if (h->n == 0)
+		return wait;
+	if (h->n >= h->cfg->max_batch || now - h->first_read_ms >= (int64_t)h->cfg->max_delay_ms) {
+		hook_send(h);
+		return h->in_flight ? 1000 : wait;
+	}
+	wait = h->first_read_ms + (int64_t)h->cfg->max_delay_ms - now;
+	return wait < IDLE_POLL_MS ? wait : IDLE_POLL_MS;
+}
+
+static bool stopping(struct webhooks *wh)
+{
+	bool s;
+
+	pthread_mutex_lock(&wh->lock);
+	s = wh->stop;
+	pthread_mutex_unlock(&wh->lock);
+	return s;
+}
+
+static void *run(void *arg)
+{
+	struct webhooks *wh = arg;
+
+	while (!stopping(wh)) {
+		int64_t now = mono_ms(), wait = 1000;
+		int running = 0;
+		struct CURLMsg *m;
+		int left;
+
+		for (size_t i = 0; i < wh->n; i++) {
+			int64_t w = hook_step(&wh->hooks[i], now);
+
+			if (w < wait)
+				wait = w;
+		}
+		curl_multi_perform(wh->multi, &running);
+		while ((m = curl_multi_info_read(wh->multi, &left))) {
+			struct hook *h = NULL;
+
+			if (m->msg != CURLMSG_DONE)
+				continue;
+			curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&h);
+			if (h) {
+				hook_done(h, m->data.result);
+				wait = 0; /* the next batch may be ready */
+			}
+		}
+		if (wait > 0)
+			curl_multi_poll(wh->multi, NULL, 0, (int)wait, NULL);
+	}
+	return NULL;
+}
+
+static void hook_free(struct hook *h)
+{
+	if (h->easy) {
+		if (h->in_flight)
+			curl_multi_remove_handle(h->wh->multi, h->easy);
+		curl_easy_cleanup(h->easy);
+	}
+	curl_slist_free_all(h->headers);
+	curl_slist_free_all(h->req_headers);
+	json_buf_free(&h->body);
+	wh_reader_fini(&h->rd);
+	if (h->pos_fd >= 0)
+		close(h->pos_fd);
+}
+
+void webhooks_stop(struct webhooks *wh)
+{
+	if (!wh)
+		return;
+	if (wh->started) {
+		pthread_mutex_lock(&wh->lock);
+		wh->stop = true;
+		pthread_mutex_unlock(&wh->lock);
+		curl_multi_wakeup(wh->multi);
+		pthread_join(wh->thread, NULL);
+	}
+	for (size_t i = 0; i < wh->n; i++)
+		hook_free(&wh->hooks[i]);
+	free(wh->hooks);
+	if (wh->multi)
+		curl_multi_cleanup(wh->multi);
+	pthread_mutex_destroy(&wh->lock);
+	free(wh);
+}
+
+int webhooks_start(struct webhooks **out, const struct config *cfg, const char *log_dir, const char *state_dir,
+		   char *err, size_t errlen)
+{
+	struct webhooks *wh;
+	int ret;
+
+	*out = NULL;
+	if (cfg->n_webhooks == 0)
+		return 0;
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		snprintf(err, errlen, "webhooks: libcurl failed to initialise");
+		return -1;
+	}
+	if (mkdir(state_dir, 0750) < 0 && errno != EEXIST) {
+		snprintf(err, errlen, "webhooks: cannot create %s: %s", state_dir, strerror(errno));
+		return -1;
+	}
+	if (!(wh = calloc(1, sizeof(*wh))) || !(wh->hooks = calloc(cfg->n_webhooks, sizeof(*wh->hooks)))) {
+		free(wh);
+		snprintf(err, errlen, "webhooks: out of memory");
+		return -1;
+	}
+	pthread_mutex_init(&wh->lock, NULL);
+	srandom((unsigned)(wall_ms() ^ getpid()));
+	if (!(wh->multi = curl_multi_init())) {
+		snprintf(err, errlen, "webhooks: out of memory");
+		goto fail;
+	}
+	for (; wh->n < cfg->n_webhooks; wh->n++) {
+		struct hook *h = &wh->hooks[wh->n];
+
+		h->cfg = &cfg->webhooks[wh->n];
+		h->wh = wh;
+		h->pos_fd = -1;
+		h->st.name = h->cfg->name;
+		h->st.url = h->cfg->url;
+		if ((ret = wh_reader_init(&h->rd, log_dir, h->cfg->name)) < 0) {
+			snprintf(err, errlen, "webhook %s: cannot open %s: %s", h->cfg->name, log_dir, strerror(-ret));
+			wh->n++;
+			goto fail;
+		}
+		if ((ret = hook_resume(h, state_dir)) < 0) {
+			snprintf(err, errlen, "webhook %s: cannot keep its position in %s: %s", h->cfg->name, state_dir,
+				 strerror(-ret));
+			wh->n++;
+			goto fail;
+		}
+		if (hook_curl_init(h, err, errlen) < 0) {
+			wh->n++;
+			goto fail;
+		}
+	}
+	if ((ret = pthread_create(&wh->thread, NULL, run, wh)) != 0) {
+		snprintf(err, errlen, "webhooks: cannot start the thread: %s", strerror(ret));
+		goto fail;
+	}
+	wh->started = true;
+	*out = wh;
+	return 0;
+fail:
+	webhooks_stop(wh);
+	return -1;
+}
+
+size_t webhooks_stats(struct webhooks *wh, struct webhook_stat *out, size_t cap)
+{
+	if (!wh)
+		return 0;
+	pthread_mutex_lock(&wh->lock);
+	for (size_t i = 0; i < wh->n && i < cap; i++)
+		out[i] = wh->hooks[i].st;
+	pthread_mutex_unlock(&wh->lock);
+	return wh->n;
+}

@@ -1,0 +1,232 @@
+/*
+ * test_acct_csv.c - PowerMTA CSV accounting files (core/acct_csv.c): the
+ * header and columns from records/record-fields, RFC 4180 quoting, which
+ * events become which record types, max-size rotation and delete-after,
+ * pipes (one that exits at once must cost nothing but the records), and
+ * bad field lists refused at open.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <signal.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "core/acct_csv.h"
+#include "tmp_dir.h"
+
+static char *slurp(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf = calloc(1, 1 << 20);
+	size_t n;
+
+	assert_non_null(f);
+	n = fread(buf, 1, (1 << 20) - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+	return buf;
+}
+
+static struct acct_event delivery(const char *rcpt)
+{
+	return (struct acct_event){
+		.type = ACCT_DELIVERY, .time_ms = 1700000000123LL, .sender = "a@s.test", .recipient = rcpt,
+		.queue = "r.test", .vmta = "v1", .source_ip = "192.0.2.1", .mx_host = "mx.r.test",
+		.mx_ip = "192.0.2.25", .queued_time_ms = 1699999999000LL, .size = 1234, .has_size = true,
+		.response_code = 250, .response_enhanced = "2.0.0", .response_text = "ok, \"queued\"", .campaign = "job1",
+	};
+}
+
+static void test_records_and_quoting(void **state)
+{
+	char dir[64], path[128], err[256];
+	struct config_acct_file cf = {.records = CONFIG_ACCT_D | CONFIG_ACCT_B | CONFIG_ACCT_F, .line = 1};
+	struct acct_csv *c;
+	struct acct_event ev = delivery("r1@r.test");
+	char *text;
+	(void)state;
+
+	assert_int_equal(tmp_dir_make(dir, sizeof(dir), "acctcsv"), 0);
+	snprintf(path, sizeof(path), "%s/a.csv", dir);
+	cf.path = path;
+	cf.record_fields[1] = "rcpt,bounceCat,!orcpt";
+	assert_int_equal(acct_csv_open(&c, &cf, 1, err, sizeof(err)), 0);
+	acct_csv_write(c, &ev);
+	ev = (struct acct_event){.type = ACCT_BOUNCE, .time_ms = 1700000001000LL, .sender = "a@s.test",
+				 .recipient = "r2@r.test", .response_code = 550, .response_enhanced = "5.1.1",
+				 .response_text = "no such\r\nuser", .bounce_category = "bad-mailbox", .queue = "r.test"};
+	acct_csv_write(c, &ev);
+	ev.kind = "dsn"; /* an asynchronous DSN: rb, not in this file's records */
+	acct_csv_write(c, &ev);
+	ev = (struct acct_event){.type = ACCT_SUPPRESSED, .recipient = "x@r.test"}; /* no PowerMTA record */
+	acct_csv_write(c, &ev);
+	ev = (struct acct_event){.type = ACCT_FEEDBACK, .time_ms = 1700000002000LL, .recipient = "r3@r.test",
+				 .kind = "arf", .campaign = "job1"};
+	acct_csv_write(c, &ev);
+	assert_int_equal(acct_csv_flush(c), 0);
+	acct_csv_close(c);
+	text = slurp(path);
+	assert_string_equal(text,
+		"type,timeLogged,timeQueued,orig,rcpt,orcpt,dsnAction,dsnStatus,dsnDiag,dsnMta,bounceCat,srcType,srcMta,"
+		"dlvType,dlvSourceIp,dlvDestinationIp,dlvEsmtpAvailable,dlvSize,vmta,jobId,envId,queue,vmtaPool\r\n"
+		"d,1700000000,1699999999,a@s.test,r1@r.test,,relayed,2.0.0,\"smtp;250 2.0.0 ok, \"\"queued\"\"\","
+		"mx.r.test (192.0.2.25),,,,smtp,192.0.2.1,192.0.2.25,,1234,v1,job1,,r.test,\r\n"
+		"b,,,,r2@r.test,,,,,,bad-mailbox,,,,,,,,,,,,\r\n"
+		"f,1700000002,,,r3@r.test,,,,,,,,,,,,,,,job1,,,\r\n");
+	free(text);
+	/* reopened: appends, no second header */
+	assert_int_equal(acct_csv_open(&c, &cf, 1, err, sizeof(err)), 0);
+	ev = delivery("r4@r.test");
+	acct_csv_write(c, &ev);
+	acct_csv_close(c);
+	text = slurp(path);
+	assert_int_equal(strstr(strstr(text, "type,") + 1, "type,") == NULL, 1);
+	assert_non_null(strstr(text, "r4@r.test"));
+	free(text);
+	tmp_dir_remove(dir);
+}
+
+static int count_files(const char *dir, const char *prefix)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int n = 0;
+
+	while ((e = readdir(d)))
+		n += !strncmp(e->d_name, prefix, strlen(prefix));
+	closedir(d);
+	return n;
+}
+
+static void test_max_size_and_delete_after(void **state)
+{
+	char dir[64], path[128], old[160], err[256];
+	struct config_acct_file cf = {.records = CONFIG_ACCT_D, .max_size = 600, .delete_after_ms = 3600 * 1000ULL};
+	struct acct_csv *c;
+	struct timeval tv[2] = {{.tv_sec = 1000000}, {.tv_sec = 1000000}};
+	FILE *f;
+	(void)state;
+
+	assert_int_equal(tmp_dir_make(dir, sizeof(dir), "acctcsv"), 0);
+	snprintf(path, sizeof(path), "%s/m.csv", dir);
+	/* an old archive of this file, and an old file that is not one */
+	snprintf(old, sizeof(old), "%s/m-2001-01-01-000000.csv", dir);
+	assert_non_null(f = fopen(old, "w"));
+	fclose(f);
+	assert_int_equal(utimes(old, tv), 0);
+	snprintf(old, sizeof(old), "%s/other-2001-01-01-000000.csv", dir);
+	assert_non_null(f = fopen(old, "w"));
+	fclose(f);
+	assert_int_equal(utimes(old, tv), 0);
+	cf.path = path;
+	assert_int_equal(acct_csv_open(&c, &cf, 1, err, sizeof(err)), 0);
+	for (int i = 0; i < 8; i++) {
+		char rcpt[32];
+		struct acct_event ev;
+
+		snprintf(rcpt, sizeof(rcpt), "r%d@r.test", i);
+		ev = delivery(rcpt);
+		acct_csv_write(c, &ev);
+		acct_csv_flush(c);
+	}
+	acct_csv_close(c);
+	/* header ~200 bytes, records ~150: a few per file; every file within 600 bytes */
+	assert_true(count_files(dir, "m-20") >= 2);
+	assert_int_equal(access(old, F_OK), 0);                         /* not ours: kept */
+	snprintf(old, sizeof(old), "%s/m-2001-01-01-000000.csv", dir);
+	assert_int_equal(access(old, F_OK), -1);                        /* expired */
+	{
+		DIR *d = opendir(dir);
+		struct dirent *e;
+		int records = 0;
+
+		while ((e = readdir(d))) {
+			char p[600];
+			struct stat st;
+			char *text;
+
+			if (strncmp(e->d_name, "m", 1) || e->d_name[1] == '\0')
+				continue;
+			snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
+			assert_int_equal(stat(p, &st), 0);
+			assert_true(st.st_size <= 600);
+			text = slurp(p);
+			assert_int_equal(strncmp(text, "type,", 5), 0);
+			for (char *s = text; (s = strstr(s, "\r\nd,")); s++)
+				records++;
+			free(text);
+		}
+		closedir(d);
+		assert_int_equal(records, 8);
+	}
+	tmp_dir_remove(dir);
+}
+
+static void test_pipes(void **state)
+{
+	char dir[64], cmd[200], out[128], err[256];
+	struct config_acct_file cf[2] = {
+		{.records = CONFIG_ACCT_D, .pipe = true},
+		{.records = CONFIG_ACCT_D, .pipe = true, .path = "exit 0"},
+	};
+	struct acct_csv *c;
+	char *text;
+	(void)state;
+
+	assert_int_equal(tmp_dir_make(dir, sizeof(dir), "acctcsv"), 0);
+	snprintf(out, sizeof(out), "%s/p.csv", dir);
+	snprintf(cmd, sizeof(cmd), "cat > %s", out);
+	cf[0].path = cmd;
+	cf[0].record_fields[0] = "rcpt";
+	assert_int_equal(acct_csv_open(&c, cf, 2, err, sizeof(err)), 0);
+	for (int i = 0; i < 50; i++) {
+		struct acct_event ev = delivery("p@r.test");
+
+		acct_csv_write(c, &ev);
+		acct_csv_flush(c); /* the second program is gone: EPIPE, never a signal */
+	}
+	acct_csv_close(c);
+	text = slurp(out);
+	assert_int_equal(strncmp(text, "type,rcpt\r\nd,p@r.test\r\n", 23), 0);
+	assert_int_equal(strlen(text), 11 + 50 * 12);
+	free(text);
+	tmp_dir_remove(dir);
+}
+
+static void test_bad_fields(void **state)
+{
+	struct config_acct_file cf = {.path = "/nonexistent/x.csv", .records = CONFIG_ACCT_D, .line = 7};
+	struct acct_csv *c = NULL;
+	char err[256];
+	(void)state;
+
+	cf.record_fields[0] = "rcpt,bogus";
+	assert_int_equal(acct_csv_open(&c, &cf, 1, err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "acct-file /nonexistent/x.csv (line 7): unknown field \"bogus\" in record-fields d");
+	cf.record_fields[0] = NULL;
+	assert_int_equal(acct_csv_open(&c, &cf, 1, err, sizeof(err)), -ENOENT);
+	assert_string_equal(err, "acct-file /nonexistent/x.csv (line 7): No such file or directory");
+	assert_null(c);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_records_and_quoting),
+		cmocka_unit_test(test_max_size_and_delete_after),
+		cmocka_unit_test(test_pipes),
+		cmocka_unit_test(test_bad_fields),
+	};
+	signal(SIGPIPE, SIG_IGN); /* as in salvod */
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
