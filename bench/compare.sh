@@ -8,7 +8,10 @@
 #   3. salvod with DKIM rsa-2048 (each run next to its own openssl speed
 #      reference) and ed25519;
 #   4. salvod with 100 KB messages;
-#   5. latency at half of salvod's median rate from step 1 (paced injection).
+#   5. latency at half of salvod's median rate from step 1 (paced injection);
+#   6. issue #14's long tail (bench/long_tail.sh: 20,000 messages to 100 domain
+#      queues, no rollup, Postfix's smtp-sink and smtp-source) beside the rolled-up
+#      config, Postfix and the loopback limit.
 # JSON for each step lands in OUT (default bench/out/). Usage:
 #   bench/compare.sh [N] [RUNS] [BUILD_DIR]
 set -euo pipefail
@@ -46,3 +49,5 @@ step "DKIM ed25519: salvod" -n "$N" --dkim ed25519 --runs "$R" --json "$OUT/dkim
 step "100 KB messages: salvod" -n $((N / 5)) --size 102400 --runs "$R" --json "$OUT/100k.json"
 half=$(/usr/bin/python3 -c "import json;print(int(json.load(open('$OUT/plain.json'))['medians']['salvod']['e2e_rate']/2))")
 step "latency at half the maximum rate ($half msg/s): salvod" -n "$N" --rate "$half" --runs "$R" --json "$OUT/half-rate.json"
+echo; echo "== long tail (issue #14): 100 domain queues, smtp-sink receivers, smtp-source injector"
+OUT="$OUT" bench/long_tail.sh 20000 "$R" "$B"

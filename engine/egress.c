@@ -4,13 +4,19 @@
  *
  * Flow: egress_kick(q) -> paused? stop -> member of a rollup? move the
  * recipients there -> route known (else resolve and come back) -> idle
- * connections take work first -> then, while there is more ready work than
- * connecting sessions, open connections on the virtual MTA the policy picks
- * (rotating across the pool, under each unit's max-smtp-out and connect
- * rate) -> on txn_done: reply patterns, outcomes to the writer, deferred
- * recipients back into the heap -> next transaction if the message cap, the
- * mode and the rate allow, else idle (kept for reuse until idle-timeout)
- * or QUIT.
+ * connections take work first -> then, while the ready backlog is more than
+ * the open sessions carry in about a second (conn_window.h), open
+ * connections on the virtual MTA the policy picks (rotating across the
+ * pool, within each unit's window, max-smtp-out and connect rate) -> on
+ * txn_done: reply patterns, outcomes to the writer, deferred recipients back
+ * into the heap, the unit's window and carry estimate fed -> next
+ * transaction if the message cap, the mode and the rate allow, else idle
+ * (kept for reuse until idle-timeout) or QUIT.
+ *
+ * The kick never loops on a failure: a session whose socket cannot be made
+ * backs its unit off (egress_open_failed) and the policy does not pick that
+ * unit again before the backoff ends; sessions that fail later fail through
+ * the ring, and a session that never started does not kick.
  *
  * Connections start at the queue's last good MX and fall over to the next
  * target (by preference) when a host does not answer or refuses the session;
@@ -25,6 +31,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "core/config.h"
 #include "engine/outcome.h"
@@ -45,6 +55,7 @@ struct egress_txn {
 	char verp[VERP_MAX];       /* the return path when bounce-domain is set */
 	size_t size;
 	int64_t queued_ms;
+	int64_t started_us;        /* monotonic: handed to the session */
 	struct sched_rcpt **rcpts;
 	char **addrs;
 	struct smtp_result *results;
@@ -52,6 +63,14 @@ struct egress_txn {
 };
 
 static void conn_open(struct egress_queue *eq, struct egress_conn *c);
+
+static int64_t mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
 
 /* ---- queue state ------------------------------------------------------------ */
 
@@ -516,6 +535,7 @@ static bool conn_give_txn(struct egress_conn *c)
 	}
 	c->idle = false;
 	c->txn = x;
+	x->started_us = mono_us();
 	smtp_client_send(c->cli, &x->t);
 	return true;
 }
@@ -550,6 +570,41 @@ int64_t egress_close_idle(struct egress_queue *eq, int64_t now_ms)
 		}
 	}
 	return next;
+}
+
+void egress_shed_idle(struct worker *w)
+{
+	for (size_t i = 0; i < w->sched.n_buckets; i++)
+		for (struct sched_queue *q = w->sched.buckets[i]; q; q = q->hnext) {
+			struct egress_queue *eq = q->egress;
+
+			for (struct egress_conn *c = eq ? eq->conns : NULL, *n; c; c = n) {
+				n = c->next;
+				if (c->idle && c->cli) {
+					c->idle = false;
+					smtp_client_quit(c->cli);
+				}
+			}
+		}
+}
+
+/* The shortages this thread's worker has answered (one worker per thread). */
+static _Thread_local uint64_t shortages_seen;
+
+void egress_fd_shortage(struct worker *w)
+{
+	shortages_seen = __atomic_add_fetch(&w->eng->counters.fd_shortages, 1, __ATOMIC_RELAXED);
+	egress_shed_idle(w);
+}
+
+void egress_shed_if_short(struct worker *w)
+{
+	uint64_t n = __atomic_load_n(&w->eng->counters.fd_shortages, __ATOMIC_RELAXED);
+
+	if (n == shortages_seen)
+		return;
+	shortages_seen = n;
+	egress_shed_idle(w);
 }
 
 /* ---- TLS and deadlines per connection -------------------------------------------- */
@@ -631,6 +686,7 @@ static void conn_ready(void *owner, struct smtp_client *cli)
 	c->ready = true;
 	eq->n_connecting--;
 	eq->good_target = c->target;
+	egress_open_ok(eq, c->vmta);
 	if (!conn_give_txn(c))
 		conn_set_idle(c);
 }
@@ -656,10 +712,15 @@ static void conn_txn_done(void *owner, struct smtp_client *cli, struct smtp_txn 
 		.verp = x->t.sender == x->verp,
 		.tls = smtp_client_tls(cli),
 	};
+	struct egress_unit *u = &eq->units[c->vmta];
 	struct outcome_batch *b;
 	bool any_ok = false;
 
 	c->txn = NULL;
+	/* How long a transaction takes here, from the ones that finished: a
+	 * session dying mid-way says nothing about it. */
+	if (smtp_client_idle(cli))
+		conn_window_sample(&u->cw, (unsigned)x->t.n_rcpts, mono_us() - x->started_us);
 	c->msgs++;
 	eq->q->n_inflight -= x->t.n_rcpts;
 	b = outcome_batch_new(w->eng, x->msg_id, x->sender, x->queued_ms, x->size, &route, x->t.n_rcpts);
@@ -673,8 +734,10 @@ static void conn_txn_done(void *owner, struct smtp_client *cli, struct smtp_txn 
 			x->rcpts[i] = NULL;
 		}
 	}
-	if (any_ok)
-		eq->units[c->vmta].delivered++;
+	if (any_ok) {
+		u->delivered++;
+		conn_window_success(&u->cw, u->n_conns, egress_max_out(eq));
+	}
 	if (b)
 		outcome_batch_submit(b);
 	txn_free(x);
@@ -686,9 +749,12 @@ static void conn_txn_done(void *owner, struct smtp_client *cli, struct smtp_txn 
 		c->retire = true; /* backoff lowered the cap */
 	if (c->msgs >= eq->q->cfg->max_msg_per_connection)
 		c->retire = true;
-	if (conn_give_txn(c))
-		return;
-	conn_set_idle(c);
+	if (!conn_give_txn(c))
+		conn_set_idle(c);
+	/* The window may have grown, or the carry estimate fallen: more
+	 * sessions if the backlog wants them (the kick opens none otherwise). */
+	if (eq->q->n_ready && egress_wants_session(eq))
+		egress_kick(w, eq->q);
 }
 
 static void conn_unlink(struct egress_queue *eq, struct egress_conn *c)
@@ -729,6 +795,7 @@ static void conn_closed(void *owner, struct smtp_client *cli, bool reached_ready
 		unsigned act = why ? egress_patterns(eq, c, why, loop_now_ms()) : 0;
 
 		eq->n_connecting--;
+		conn_window_failure(&eq->units[c->vmta].cw);
 		if (why && why->text[0])
 			note_error(eq, why);
 		/* This host did not take a session: fall over to the next target
@@ -766,6 +833,28 @@ static const struct smtp_client_hooks conn_hooks = {
 	.closed = conn_closed,
 };
 
+/* Outbound sessions leave the last descriptors to inbound sessions and the
+ * API (with none left, nobody could even ask what is wrong; libmicrohttpd
+ * busy-waits for one): 1/16 of the limit, 1 to 64. The lowest free
+ * descriptor (what a dup gets) at or above limit - reserve means at most
+ * `reserve` are free. -EMFILE then, else 0. */
+static int fd_reserve_check(void)
+{
+	struct rlimit rl;
+	rlim_t reserve;
+	int fd;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
+		return 0;
+	reserve = rl.rlim_cur / 16;
+	reserve = reserve < 1 ? 1 : reserve > 64 ? 64 : reserve;
+	fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 0);
+	if (fd < 0)
+		return errno == EMFILE || errno == ENFILE ? -errno : 0;
+	close(fd);
+	return (rlim_t)fd + reserve >= rl.rlim_cur ? -EMFILE : 0;
+}
+
 static void conn_open(struct egress_queue *eq, struct egress_conn *c)
 {
 	struct worker *w = eq->w;
@@ -790,16 +879,29 @@ static void conn_open(struct egress_queue *eq, struct egress_conn *c)
 
 		if (vm->has_source && vm->source.sa.ss_family != t->addr.ss_family)
 			continue; /* an IPv4 source cannot reach an IPv6 MX */
-		ret = smtp_client_connect(&c->cli, &w->loop, (const struct sockaddr *)&t->addr, t->addrlen,
-					  vm->has_source ? (const struct sockaddr *)&vm->source.sa : NULL,
-					  vm->has_source ? vm->source.salen : 0, helo, &tmo,
-					  tls.ctx || tls.require ? &tls : NULL, &conn_hooks, c);
+		ret = fd_reserve_check();
 		if (ret == 0)
+			ret = smtp_client_connect(&c->cli, &w->loop, (const struct sockaddr *)&t->addr, t->addrlen,
+						  vm->has_source ? (const struct sockaddr *)&vm->source.sa : NULL,
+						  vm->has_source ? vm->source.salen : 0, helo, &tmo,
+						  tls.ctx || tls.require ? &tls : NULL, &conn_hooks, c);
+		if (ret == 0) {
+			__atomic_add_fetch(&w->eng->counters.connections_opened, 1, __ATOMIC_RELAXED);
 			return;
-		fprintf(stderr, "salvod: cannot make a socket for %s from %s: %s\n", t->host,
-			vm->has_source ? vm->source.text : "any address", strerror(-ret));
+		}
+		/* A socket or its source address could not be had: ours to lack,
+		 * not the host's, so the next target would fail the same way.
+		 * The unit waits; its recipients stay ready, no attempt counted. */
+		egress_open_failed(eq, c->vmta, ret, t->host, (int64_t)loop_now_ms());
+		if (ret == -EMFILE || ret == -ENFILE)
+			egress_fd_shortage(w);
+		eq->n_connecting--;
+		conn_unlink(eq, c);
+		return;
 	}
-	/* No target could even get a socket: treat as a failed session. */
+	/* No target of a family this source can reach: a failed session; the
+	 * unit waits too, so that the kick does not pick it again at once. */
+	egress_open_failed(eq, c->vmta, -EAFNOSUPPORT, eq->q->domain, (int64_t)loop_now_ms());
 	struct smtp_result why = {.code = 0};
 	snprintf(why.text, sizeof(why.text), "no usable address for %s from virtual-mta %s", eq->q->domain,
 		 vm->name);
@@ -807,12 +909,13 @@ static void conn_open(struct egress_queue *eq, struct egress_conn *c)
 	conn_closed(c, NULL, false, &why);
 }
 
-static void conn_new(struct egress_queue *eq, size_t vmta)
+/* false when out of memory (the caller stops opening for now) */
+static bool conn_new(struct egress_queue *eq, size_t vmta)
 {
 	struct egress_conn *c = calloc(1, sizeof(*c));
 
 	if (!c)
-		return;
+		return false;
 	c->eq = eq;
 	c->vmta = vmta;
 	c->target = eq->good_target < eq->n_targets ? eq->good_target : 0;
@@ -824,6 +927,7 @@ static void conn_new(struct egress_queue *eq, size_t vmta)
 	eq->units[vmta].n_conns++;
 	eq->n_connecting++;
 	conn_open(eq, c);
+	return true;
 }
 
 /* ---- kick ------------------------------------------------------------------------ */
@@ -852,8 +956,10 @@ void egress_kick(struct worker *w, struct sched_queue *q)
 		if (c->idle && c->cli && !conn_give_txn(c) && !q->n_ready)
 			break;
 	now = loop_now_ms();
-	/* A connecting session will take at least one message: open more only
-	 * for ready work beyond those. */
-	while (q->n_ready > eq->n_connecting && (v = egress_pick_vmta(eq, now)) >= 0)
-		conn_new(eq, (size_t)v);
+	/* One more session only while the backlog is more than the open ones
+	 * carry in about a second; each pick is a unit within its window whose
+	 * sockets are not backed off, so a failure cannot be picked again. */
+	while (egress_wants_session(eq) && (v = egress_pick_vmta(eq, now)) >= 0)
+		if (!conn_new(eq, (size_t)v))
+			break;
 }

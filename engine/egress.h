@@ -27,6 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "engine/conn_window.h"
 #include "engine/engine.h"
 #include "engine/throttle.h"
 #include "net/dns.h"
@@ -46,6 +47,13 @@ struct egress_unit {
 	struct throttle connect_rate;
 	int64_t disabled_until_ms;  /* loop clock; 0 = enabled */
 	uint64_t delivered;         /* messages, for rates shown to operators */
+	struct conn_window cw;      /* sessions by backlog and by the destination's answers */
+	/* A socket could not be made here (EMFILE, EADDRNOTAVAIL...): no new
+	 * session before open_after_ms; existing ones go on. */
+	int64_t open_after_ms;      /* loop clock */
+	unsigned open_fails;        /* in a row; sets the backoff */
+	int64_t open_logged_ms;     /* last report in the log */
+	unsigned open_unlogged;     /* failures since that report */
 };
 
 struct egress_conn;
@@ -203,10 +211,24 @@ bool egress_pool_has(const struct config *cfg, size_t pool, size_t vmta);
  * applies queue/unit actions and returns the CONFIG_PAT_* mask. */
 unsigned egress_patterns(struct egress_queue *eq, struct egress_conn *c, const struct smtp_result *res,
 			 int64_t now_ms);
+/* A socket for a new session on vmta could not be made (err: -errno):
+ * back the unit off, count it, report it at most once per interval. */
+void egress_open_failed(struct egress_queue *eq, size_t vmta, int err, const char *target, int64_t now_ms);
+/* A session on vmta reached the greeting: the backoff is over. */
+void egress_open_ok(struct egress_queue *eq, size_t vmta);
+/* Does the queue's ready backlog want one more session than it has? */
+bool egress_wants_session(const struct egress_queue *eq);
 /* Arm (or advance) the queue's timer. */
 void egress_wake_at(struct egress_queue *eq, int64_t when_ms);
 /* Idle connections past idle-timeout get QUIT; returns the earliest
  * future expiry (0 when none). egress.c */
 int64_t egress_close_idle(struct egress_queue *eq, int64_t now_ms);
+/* Out of descriptors: QUIT every idle session of the worker's queues.
+ * egress.c */
+void egress_shed_idle(struct worker *w);
+/* Descriptors are process-wide: a worker that ran out tells the others
+ * (eng->counters.fd_shortages), which shed theirs at their next tick. */
+void egress_fd_shortage(struct worker *w);
+void egress_shed_if_short(struct worker *w);
 
 #endif

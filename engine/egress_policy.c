@@ -11,9 +11,23 @@
  * returns to normal after backoff-to-normal-after without another such
  * reply (or at once on `mode=normal`, or by the operator). Times here are
  * the loop's monotonic milliseconds.
+ *
+ * Under the cap, how many sessions a unit opens follows its backlog and the
+ * destination's answers (conn_window.h): a queue opens one more only while
+ * its ready recipients exceed what its sessions carry in about a second,
+ * and a unit only within its window.
+ *
+ * A socket that cannot be made (out of descriptors, a source address that
+ * is not ours, no buffers) is a local failure, not the destination's: the
+ * unit waits OPEN_BACKOFF_MIN_MS, doubling up to OPEN_BACKOFF_MAX_MS, before
+ * its next session (the recipients stay ready, no attempt is counted), each
+ * failure counts in salvo_connect_resource_errors_total, and the log says
+ * so at most once per OPEN_LOG_INTERVAL_MS per unit. Out of descriptors
+ * (EMFILE, ENFILE), every worker QUITs its idle sessions (egress_tick).
  */
 #include "engine/egress.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +37,10 @@
 #include "net/smtp_client.h"
 #include "queue/pause.h"
 
+#define OPEN_BACKOFF_MIN_MS 100
+#define OPEN_BACKOFF_MAX_MS 10000
+#define OPEN_LOG_INTERVAL_MS 10000
+
 int egress_units_init(struct egress_queue *eq)
 {
 	size_t n = eq->w->eng->cfg->n_vmtas ? eq->w->eng->cfg->n_vmtas : 1;
@@ -31,6 +49,8 @@ int egress_units_init(struct egress_queue *eq)
 	if (!eq->units)
 		return -1;
 	eq->n_units = n;
+	for (size_t i = 0; i < n; i++)
+		conn_window_init(&eq->units[i].cw);
 	/* A pause outlives the queue (the shard keeps paused names). */
 	eq->paused = sched_is_paused(&eq->w->sched, eq->q->domain);
 	return 0;
@@ -56,8 +76,8 @@ bool egress_queue_can_free(struct sched_queue *q, void *arg)
 		const struct egress_unit *u = &eq->units[i];
 
 		if (u->disabled_until_ms > now || u->msg_rate.tat_us > now * 1000 ||
-		    u->connect_rate.tat_us > now * 1000)
-			return false; /* a fresh queue would forget a rate still in force */
+		    u->connect_rate.tat_us > now * 1000 || u->open_after_ms > now)
+			return false; /* a fresh queue would forget a rate or a socket backoff still in force */
 	}
 	return true;
 }
@@ -75,6 +95,55 @@ void egress_queue_freed(struct sched_queue *q, void *arg)
 		w->stats.gone.expired += eq->expired;
 	}
 	egress_queue_free(q);
+}
+
+void egress_open_failed(struct egress_queue *eq, size_t vmta, int err, const char *target, int64_t now_ms)
+{
+	const struct config *cfg = eq->w->eng->cfg;
+	struct egress_unit *u = &eq->units[vmta];
+	int64_t wait = OPEN_BACKOFF_MIN_MS;
+
+	for (unsigned i = 0; i < u->open_fails && wait < OPEN_BACKOFF_MAX_MS; i++)
+		wait *= 2;
+	if (wait > OPEN_BACKOFF_MAX_MS)
+		wait = OPEN_BACKOFF_MAX_MS;
+	if (u->open_fails < UINT32_MAX)
+		u->open_fails++;
+	u->open_after_ms = now_ms + wait;
+	egress_wake_at(eq, u->open_after_ms);
+	__atomic_add_fetch(&eq->w->eng->counters.connect_resource_errors, 1, __ATOMIC_RELAXED);
+	if (u->open_logged_ms && now_ms - u->open_logged_ms < OPEN_LOG_INTERVAL_MS) {
+		u->open_unlogged++;
+		return;
+	}
+	fprintf(stderr,
+		"salvod: queue %s, virtual-mta %s: cannot make a socket for %s: %s; new sessions wait %lld ms "
+		"(%u more such failures since the last report)\n",
+		eq->q->domain, vmta < cfg->n_vmtas ? cfg->vmtas[vmta].name : "?", target ? target : "?",
+		strerror(-err), (long long)wait, u->open_unlogged);
+	u->open_logged_ms = now_ms;
+	u->open_unlogged = 0;
+}
+
+void egress_open_ok(struct egress_queue *eq, size_t vmta)
+{
+	eq->units[vmta].open_fails = 0;
+}
+
+bool egress_wants_session(const struct egress_queue *eq)
+{
+	const struct config_rate *rate = egress_msg_rate(eq);
+	double capacity = 0, cap = rate->count && rate->per_ms ? (double)rate->count * 1000.0 / rate->per_ms : 0;
+
+	/* A unit under max-msg-rate carries no more than its rate, however
+	 * many sessions it has: then the backlog asks for another unit. */
+	for (size_t i = 0; i < eq->n_units; i++)
+		if (eq->units[i].n_conns) {
+			double c = eq->units[i].n_conns * conn_window_carry(&eq->units[i].cw);
+
+			capacity += cap && c > cap ? cap : c;
+		}
+	return conn_window_want(eq->q->n_ready, capacity);
 }
 
 enum egress_mode egress_mode_now(struct egress_queue *eq, int64_t now_ms)
@@ -160,7 +229,11 @@ ssize_t egress_pick_vmta(struct egress_queue *eq, int64_t now_ms)
 				note_wait(&wait, (u->disabled_until_ms - now_ms) * 1000);
 				continue;
 			}
-			if (u->n_conns >= max_out)
+			if (u->open_after_ms > now_ms) {
+				note_wait(&wait, (u->open_after_ms - now_ms) * 1000);
+				continue;
+			}
+			if (!conn_window_allows(&u->cw, u->n_conns, max_out))
 				continue;
 			if (!throttle_peek(&u->msg_rate, rate, now_us, &w)) {
 				note_wait(&wait, w);
@@ -261,6 +334,7 @@ void egress_tick(struct worker *w)
 	int64_t now = (int64_t)loop_now_ms();
 
 	w->egress_timers = NULL;
+	egress_shed_if_short(w);
 	while (eq) {
 		struct egress_queue *next = eq->timer_next;
 		int64_t idle;

@@ -1,7 +1,8 @@
 /*
  * metrics.c - GET /metrics in the Prometheus text exposition format
  * (version 0.0.4): process-wide counters, per-queue gauges and counters,
- * connections per (queue, virtual MTA), and the spool commit latency
+ * connections per (queue, virtual MTA), outbound sessions opened and
+ * sockets that could not be made, and the spool commit latency
  * histogram. Counters count recipients, like the accounting log's records.
  */
 #include <stddef.h>
@@ -158,6 +159,11 @@ void api_metrics(struct engine *eng, struct http_request *req)
 			     json_buf_puts(&b, "\",vmta=\"") | label(&b, cfg->vmtas[v].name) |
 			     json_buf_printf(&b, "\"} %u\n", s.q[i]->units[v].connections);
 		}
+	rc |= total(&b, "salvo_connections_opened_total", "Outbound SMTP sessions started (a socket made).",
+		    __atomic_load_n(&eng->counters.connections_opened, __ATOMIC_RELAXED));
+	rc |= total(&b, "salvo_connect_resource_errors_total",
+		    "Outbound sessions not started because a socket could not be made (EMFILE, EADDRNOTAVAIL...).",
+		    __atomic_load_n(&eng->counters.connect_resource_errors, __ATOMIC_RELAXED));
 	rc |= head(&b, "salvo_spool_commit_seconds", "histogram", "Spool group commit latency (apply + fsync).");
 	for (size_t i = 0; i < SPOOL_COMMIT_BUCKETS && !rc; i++) {
 		cum += __atomic_load_n(&ws->commit_hist[i], __ATOMIC_RELAXED);

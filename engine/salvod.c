@@ -25,6 +25,7 @@
 #include <string.h>
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -104,6 +105,51 @@ static void flush_log(void *ctx)
 
 	if (ret < 0)
 		fprintf(stderr, "salvod: accounting log write failed: %s\n", strerror(-ret));
+}
+
+/* Descriptors: the soft RLIMIT_NOFILE goes up to the hard limit, and a
+ * warning says when the configuration's connection caps cannot fit under
+ * it. What it could need is an estimate (the queues are as many as the
+ * destinations, so their sum has no bound):
+ *   64 for the process (spool, log, lock, stdio, HTTP's own) and 16 per
+ *   worker (ring, listeners, DNS, wake-ups),
+ *   + smtp-max-connections inbound + 1000 HTTP connections per listener
+ *     (libmicrohttpd's cap, net/http_server.c),
+ *   + max-smtp-out x virtual MTAs for every <domain> block other than `*`,
+ *   + max-smtp-out of `*` x virtual MTAs x worker-threads: one queue per
+ *     worker at its cap at once (more, and sockets run short: new sessions
+ *     then wait and retry, counted in salvo_connect_resource_errors_total).
+ * Returns the limit in force. */
+static rlim_t nofile_raise(const struct config *cfg)
+{
+	struct rlimit rl;
+	uint64_t vm = cfg->n_vmtas ? cfg->n_vmtas : 1, workers = cfg->worker_threads ? cfg->worker_threads : 1;
+	uint64_t need = 64 + 16 * workers + cfg->smtp_max_connections + 1000 * cfg->n_http_listeners;
+
+	for (size_t i = 1; i < cfg->n_domains; i++)
+		need += (uint64_t)cfg->domains[i].max_smtp_out * vm;
+	if (cfg->n_domains)
+		need += (uint64_t)cfg->domains[0].max_smtp_out * vm * workers;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return 0;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rlim_t was = rl.rlim_cur;
+
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+			fprintf(stderr, "salvod: cannot raise the open-file limit from %llu to %llu: %s\n",
+				(unsigned long long)was, (unsigned long long)rl.rlim_max, strerror(errno));
+			rl.rlim_cur = was;
+		}
+	}
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need)
+		fprintf(stderr,
+			"salvod: warning: open-file limit %llu is below the %llu the connection caps may need "
+			"(smtp-max-connections %u, HTTP, max-smtp-out x %llu virtual MTAs per <domain> and per "
+			"worker); sessions that find no descriptor wait and retry\n",
+			(unsigned long long)rl.rlim_cur, (unsigned long long)need, cfg->smtp_max_connections,
+			(unsigned long long)vm);
+	return rl.rlim_cur;
 }
 
 /* Workers listen with SO_REUSEPORT, which would let this salvod silently
@@ -270,6 +316,7 @@ int main(int argc, char **argv)
 		config_free(&cfg);
 		return 1;
 	}
+	nofile_raise(&cfg);
 
 	/* Threads inherit this mask; the main thread takes the signals with sigwait. */
 	sigemptyset(&sigs);

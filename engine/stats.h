@@ -76,6 +76,9 @@ struct engine_counters {
 	uint64_t messages_received;
 	uint64_t recipients_received;
 	uint64_t injection_refused; /* 4xx/5xx at DATA end for storage reasons */
+	uint64_t connections_opened; /* outbound sessions started (a socket made) */
+	uint64_t connect_resource_errors; /* outbound sockets not made: EMFILE, EADDRNOTAVAIL... */
+	uint64_t fd_shortages;     /* of those, EMFILE/ENFILE: every worker sheds its idle sessions */
 	uint64_t reports_unmatched; /* bounce-domain reports naming no delivery of ours */
 	uint64_t reports_refused;   /* refused: over bounce-max-reports-per-ip */
 };

@@ -282,8 +282,10 @@ def test_rollup(env):
                 "solo.test": [(10, "mx.solo.test")]},
             a={"in1.rollmx.test": "127.0.0.2", "in2.rollmx.test": "127.0.0.3", "mx.solo.test": "127.0.0.4"},
             check=[("g1.test", "MX"), ("g2.test", "MX")])
-    # a slow greeting keeps every session open long enough to overlap
-    slow = ["--greeting-delay", "300"]
+    # a slow greeting keeps every session open long enough to overlap, and slow
+    # replies make a backlog that wants more than one session (salvod opens
+    # sessions by backlog, not up to the cap)
+    slow = ["--greeting-delay", "300", "--reply-delay", "50"]
     s1 = env.salvo_sink("sinkG1", "127.0.0.2:25", dump=False, extra_args=slow)
     s2 = env.salvo_sink("sinkG2", "127.0.0.3:25", dump=False, extra_args=slow)
     s3 = env.salvo_sink("sinkSolo", "127.0.0.4:25", dump=False, extra_args=slow)
