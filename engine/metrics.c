@@ -18,8 +18,8 @@
 #include "queue/sent.h"
 #include "queue/sent_prune.h"
 
-/* A label value: backslash, quote and newline escaped. */
-static int label(struct json_buf *b, const char *v)
+/* A Prometheus label value (api.h): backslash, quote and newline escaped. */
+int metrics_label(struct json_buf *b, const char *v)
 {
 	int rc = 0;
 
@@ -54,7 +54,7 @@ static int per_queue(struct json_buf *b, const struct api_snapshot *s, const cha
 		const struct queue_stat *q = s->q[i];
 		uint64_t v = is_size ? q->ready + q->waiting + q->in_flight : *(const uint64_t *)((const char *)q + off);
 
-		rc = json_buf_printf(b, "%s{queue=\"", name) | label(b, q->name) |
+		rc = json_buf_printf(b, "%s{queue=\"", name) | metrics_label(b, q->name) |
 		     json_buf_printf(b, "\"} %llu\n", (unsigned long long)v);
 	}
 	return rc;
@@ -148,15 +148,15 @@ void api_metrics(struct engine *eng, struct http_request *req)
 			offsetof(struct queue_stat, bounced), 0);
 	rc |= head(&b, "salvo_queue_mode", "gauge", "1 for the queue's current mode (normal, backoff, paused).");
 	for (size_t i = 0; i < s.n && !rc; i++)
-		rc = json_buf_puts(&b, "salvo_queue_mode{queue=\"") | label(&b, s.q[i]->name) |
+		rc = json_buf_puts(&b, "salvo_queue_mode{queue=\"") | metrics_label(&b, s.q[i]->name) |
 		     json_buf_printf(&b, "\",mode=\"%s\"} 1\n", api_queue_mode(s.q[i]));
 	rc |= head(&b, "salvo_connections", "gauge", "Open SMTP connections per queue and virtual MTA.");
 	for (size_t i = 0; i < s.n && !rc; i++)
 		for (size_t v = 0; v < s.q[i]->n_units && !rc; v++) {
 			if (!s.q[i]->units[v].connections)
 				continue;
-			rc = json_buf_puts(&b, "salvo_connections{queue=\"") | label(&b, s.q[i]->name) |
-			     json_buf_puts(&b, "\",vmta=\"") | label(&b, cfg->vmtas[v].name) |
+			rc = json_buf_puts(&b, "salvo_connections{queue=\"") | metrics_label(&b, s.q[i]->name) |
+			     json_buf_puts(&b, "\",vmta=\"") | metrics_label(&b, cfg->vmtas[v].name) |
 			     json_buf_printf(&b, "\"} %u\n", s.q[i]->units[v].connections);
 		}
 	rc |= total(&b, "salvo_connections_opened_total", "Outbound SMTP sessions started (a socket made).",

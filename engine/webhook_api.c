@@ -70,22 +70,6 @@ void api_webhooks(struct webhooks *wh, struct http_request *req)
 	api_reply_json(req, 200, json_pack("{s:o}", "webhooks", arr));
 }
 
-/* A label value: backslash, quote and newline escaped. */
-static int label(struct json_buf *b, const char *v)
-{
-	int rc = 0;
-
-	for (; *v && !rc; v++) {
-		if (*v == '\\' || *v == '"')
-			rc = json_buf_putc(b, '\\') | json_buf_putc(b, *v);
-		else if (*v == '\n')
-			rc = json_buf_puts(b, "\\n");
-		else
-			rc = json_buf_putc(b, *v);
-	}
-	return rc;
-}
-
 static const struct {
 	const char *name, *type, *help;
 } metrics[] = {
@@ -117,7 +101,7 @@ int webhooks_metrics(struct webhooks *wh, struct json_buf *b)
 		rc = json_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", metrics[m].name, metrics[m].help, metrics[m].name,
 				     metrics[m].type);
 		for (size_t i = 0; i < n && !rc; i++)
-			rc = json_buf_printf(b, "%s{webhook=\"", metrics[m].name) | label(b, st[i].name) |
+			rc = json_buf_printf(b, "%s{webhook=\"", metrics[m].name) | metrics_label(b, st[i].name) |
 			     json_buf_printf(b, "\"} %.15g\n", value(&st[i], m));
 	}
 	free(st);

@@ -942,6 +942,16 @@ def inject(msgs, threads=4, per_conn=10, timeout=60.0, addr=SALVOD_SMTP, source_
     return [m for m in msgs if m.error is None]
 
 
+def inject_all(msgs, **kw):
+    """inject(), and Fail unless every message was acknowledged."""
+    acked = inject(msgs, **kw)
+    if len(acked) != len(msgs):
+        bad = [m for m in msgs if m not in acked][:3]
+        raise Fail("only %d of %d messages acknowledged: %r" % (len(acked), len(msgs),
+                                                             [(m.mid, m.reply, m.error) for m in bad]))
+    return acked
+
+
 def _send_one(s, m):
     try:
         opts = ["BODY=8BITMIME"]

@@ -42,12 +42,6 @@ def _msgs(rng, prefix, rcpts_by_msg):
     return out
 
 
-def _inject_all(msgs, **kw):
-    acked = harness.inject(msgs, **kw)
-    if len(acked) != len(msgs):
-        bad = [m for m in msgs if m not in acked][:3]
-        raise Fail("only %d of %d messages acknowledged: %r" % (len(acked), len(msgs),
-                                                             [(m.mid, m.reply, m.error) for m in bad]))
 
 
 def _msg_events(sinks):
@@ -113,7 +107,7 @@ def test_rotation(env):
     d.start()
     n = 300
     msgs = _msgs(rng, "rot", [["u%d@rot.test" % i] for i in range(n)])
-    _inject_all(msgs, threads=4, per_conn=25, timeout=60)
+    harness.inject_all(msgs, threads=4, per_conn=25, timeout=60)
     if not wait_until(lambda: len(_msg_events([sink])) >= n, 60, what="all messages at the sink"):
         raise Fail("only %d of %d messages arrived" % (len(_msg_events([sink])), n))
     evs = _msg_events([sink])
@@ -171,12 +165,12 @@ def test_headers_and_idle(env):
     picked = _msgs(rng, "pick", [["p%d@hdr.test" % i] for i in range(10)])
     for m in picked:
         m.data = b"X-Virtual-MTA: mta2\r\nX-Job: spring-sale\r\n" + m.data
-    _inject_all(picked, threads=1, per_conn=10)
+    harness.inject_all(picked, threads=1, per_conn=10)
     # untrusted for headers: 127.0.0.7 says mta2 but gets its default, mta1
     ignored = _msgs(rng, "ign", [["i%d@hdr.test" % i] for i in range(10)])
     for m in ignored:
         m.data = b"X-Virtual-MTA: mta2\r\n" + m.data
-    _inject_all(ignored, threads=1, per_conn=10, source_address=("127.0.0.7", 0))
+    harness.inject_all(ignored, threads=1, per_conn=10, source_address=("127.0.0.7", 0))
     want = {r for m in picked + ignored for r in m.rcpts}
     seen = harness.wait_for_recipients(env, want, 30, settle=0.5)
     for m in picked + ignored:
@@ -233,7 +227,7 @@ def test_pattern_actions(env):
     d.start()
     # disable-source-ip: mta1's first connection is refused with TS03
     msgs = _msgs(rng, "dis", [["u%d@dis.test" % i] for i in range(40)])
-    _inject_all(msgs, threads=1, per_conn=40)
+    harness.inject_all(msgs, threads=1, per_conn=40)
     t_start = time.time()
     if not wait_until(lambda: len(_msg_events([sink])) >= 40, 20, what="dis.test at the sink"):
         raise Fail("dis.test: only %d of 40 arrived" % len(_msg_events([sink])))
@@ -250,7 +244,7 @@ def test_pattern_actions(env):
         raise Fail("127.0.0.12 delivered %d messages within reenable-after (3s) of TS03" % len(early12))
     # after reenable-after, mta1 carries mail again
     time.sleep(max(0, first_dis + 3.5 - time.time()))
-    _inject_all(_msgs(rng, "dis2", [["v%d@dis.test" % i] for i in range(40)]), threads=1, per_conn=40)
+    harness.inject_all(_msgs(rng, "dis2", [["v%d@dis.test" % i] for i in range(40)]), threads=1, per_conn=40)
     if not wait_until(lambda: len(_msg_events([sink])) >= 80, 20, what="the second dis.test batch"):
         raise Fail("the second dis.test batch did not arrive")
     again = sum(1 for e in _msg_events([sink]) if e["client"] == "127.0.0.12")
@@ -261,13 +255,13 @@ def test_pattern_actions(env):
     if "virtual-mta mta1 disabled" not in err:
         raise Fail("salvod did not report the disabled source IP:\n" + err[-1500:])
     # bounce-rcpt: a 451 matching the pattern bounces at once
-    _inject_all(_msgs(rng, "br", [["x@br.test"]]), threads=1)
+    harness.inject_all(_msgs(rng, "br", [["x@br.test"]]), threads=1)
     recs = harness.wait_for_records(env, lambda r: find_records(r, recipient="x@br.test", type="bounce"), 10,
                                     what="the bounce-rcpt bounce")
     if find_records(recs, recipient="x@br.test", type="transient"):
         raise Fail("bounce-rcpt: the 451 was deferred first")
     # skip-mx: mx1 answers a skipme 451; the retry goes to mx2
-    _inject_all(_msgs(rng, "sk", [["y@skip.test"]]), threads=1)
+    harness.inject_all(_msgs(rng, "sk", [["y@skip.test"]]), threads=1)
     recs = harness.wait_for_records(env, lambda r: find_records(r, recipient="y@skip.test", type="delivery"), 15,
                                     what="the delivery via the second MX")
     dl = find_records(recs, recipient="y@skip.test", type="delivery")[0]
@@ -295,7 +289,7 @@ def test_rollup(env):
     d.start()
     n = 240
     msgs = _msgs(rng, "roll", [["u%d@%s" % (i, ("g1.test", "g2.test", "solo.test")[i % 3])] for i in range(n)])
-    _inject_all(msgs, threads=4, per_conn=20, timeout=60)
+    harness.inject_all(msgs, threads=4, per_conn=20, timeout=60)
     if not wait_until(lambda: len(_msg_events([s1, s2, s3])) >= n, 60, what="all messages at the sinks"):
         raise Fail("only %d of %d messages arrived" % (len(_msg_events([s1, s2, s3])), n))
     both = _peak_concurrency([s1, s2], key=lambda e: "rollup")
@@ -326,7 +320,7 @@ def test_backoff(env):
     d.start()
     n = 120
     msgs = _msgs(rng, "bo", [["u%d@bo.test" % i] for i in range(n)])
-    _inject_all(msgs, threads=2, per_conn=40, timeout=60)
+    harness.inject_all(msgs, threads=2, per_conn=40, timeout=60)
     if not wait_until(lambda: len(_msg_events([sink])) >= n, 60, what="all messages at the sink"):
         raise Fail("only %d of %d messages arrived" % (len(_msg_events([sink])), n))
     evs = sink.events()
@@ -372,7 +366,7 @@ def test_retry(env):
     d.start()
     msgs = _msgs(rng, "rt", [["a@once.test"], ["b@list.test"], ["c@perm.test"]])
     t_inject = datetime.datetime.now().timestamp()
-    _inject_all(msgs, threads=1, per_conn=3, timeout=20)
+    harness.inject_all(msgs, threads=1, per_conn=3, timeout=20)
 
     def done(recs):
         return (find_records(recs, type="delivery", recipient="a@once.test") and

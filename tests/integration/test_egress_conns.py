@@ -46,12 +46,6 @@ def _msgs(rng, prefix, rcpts_by_msg, size=600):
     return out
 
 
-def _inject_all(msgs, **kw):
-    acked = harness.inject(msgs, **kw)
-    if len(acked) != len(msgs):
-        bad = [m for m in msgs if m not in acked][:3]
-        raise Fail("only %d of %d messages acknowledged: %r" % (len(acked), len(msgs),
-                                                             [(m.mid, m.reply, m.error) for m in bad]))
 
 
 def _msg_events(sinks):
@@ -100,7 +94,7 @@ def test_nofile(env):
                                           "retry-after": "1s", "idle-timeout": "60s"})
     # What salvod holds idle, after one delivery has opened its DNS sockets.
     d.start()
-    _inject_all(_msgs(rng, "warm", [["w@f0.test"]]), threads=1)
+    harness.inject_all(_msgs(rng, "warm", [["w@f0.test"]]), threads=1)
     if not wait_until(lambda: len(_msg_events([sink])) >= 1, 20, what="the warm-up message"):
         raise Fail("the warm-up message did not arrive")
     wait_until(lambda: any(e["ev"] == "close" for e in sink.events()), 1, what="")
@@ -121,7 +115,7 @@ def test_nofile(env):
         raise Fail("no warning that the connection caps do not fit under the open-file limit")
     n = 20
     msgs = _msgs(rng, "nf", [["u%d@%s" % (i, doms[i % 5])] for i in range(n)])
-    _inject_all(msgs, threads=1, per_conn=n, timeout=60)
+    harness.inject_all(msgs, threads=1, per_conn=n, timeout=60)
     log("all %d acknowledged" % n)
     if not wait_until(lambda: len(_msg_events([sink])) >= n + 1, 30, what="all messages at the sink"):
         raise Fail("only %d of %d messages delivered; salvod at %.0f%% of a core" % (
@@ -194,7 +188,7 @@ def test_bad_source(env):
     d.start()
     n = 300
     t0 = time.monotonic()
-    _inject_all(_msgs(rng, "bs", [["u%d@bs.test" % i] for i in range(n)]), threads=4, per_conn=25)
+    harness.inject_all(_msgs(rng, "bs", [["u%d@bs.test" % i] for i in range(n)]), threads=4, per_conn=25)
     if not wait_until(lambda: len(_msg_events([sink])) >= n, 30, what="all messages at the sink"):
         raise Fail("only %d of %d delivered" % (len(_msg_events([sink])), n))
     clients = collections.Counter(e["client"] for e in _msg_events([sink]))
@@ -245,7 +239,7 @@ def test_long_tail(env):
     # five at nearly the same moment, the case a cap-driven opener floods.
     rcpts = [["u%d@t%d.test" % (k, i)] for i in range(nd) for k in range(per)]
     msgs = _msgs(rng, "lt", rcpts)
-    _inject_all(msgs, threads=20, per_conn=1, timeout=120)
+    harness.inject_all(msgs, threads=20, per_conn=1, timeout=120)
     n = nd * per
     if not wait_until(lambda: len(_msg_events(sinks)) >= n, 90, what="all messages at the sinks"):
         raise Fail("only %d of %d delivered" % (len(_msg_events(sinks)), n))
@@ -272,7 +266,7 @@ def test_deep_backlog(env):
     d = env.salvod_daemon(domains={"deep.test": {"max-smtp-out": "6", "max-msg-per-connection": "1000"}})
     d.start()
     n = 300
-    _inject_all(_msgs(rng, "dp", [["u%d@deep.test" % i] for i in range(n)]), threads=10, per_conn=30)
+    harness.inject_all(_msgs(rng, "dp", [["u%d@deep.test" % i] for i in range(n)]), threads=10, per_conn=30)
     if not wait_until(lambda: len(_msg_events([sink])) >= n, 90, what="all messages at the sink"):
         raise Fail("only %d of %d delivered" % (len(_msg_events([sink])), n))
     conn_ev = [e for e in sink.events() if e["ev"] in ("conn", "close")]
