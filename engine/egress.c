@@ -26,6 +26,7 @@
 #include "engine/egress.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -833,26 +834,48 @@ static const struct smtp_client_hooks conn_hooks = {
 	.closed = conn_closed,
 };
 
+/* Descriptors open in this process (/proc/self/fd, less the one reading it). */
+static long fds_open(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	long n = -1;
+
+	if (!d)
+		return -1;
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n - 2; /* "." and "..", and the directory's own descriptor counted by n = -1 */
+}
+
 /* Outbound sessions leave the last descriptors to inbound sessions and the
  * API (with none left, nobody could even ask what is wrong; libmicrohttpd
- * busy-waits for one): 1/16 of the limit, 1 to 64. The lowest free
+ * busy-waits for one): 1/16 of the limit, 2 to 64. The lowest free
  * descriptor (what a dup gets) at or above limit - reserve means at most
- * `reserve` are free. -EMFILE then, else 0. */
+ * `reserve` are free; below it there may still be fewer free, as the
+ * descriptors above it can be in use (closed ones leave holes), so near
+ * the limit they are counted. -EMFILE when the reserve would be touched. */
 static int fd_reserve_check(void)
 {
 	struct rlimit rl;
 	rlim_t reserve;
+	long n;
 	int fd;
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
 		return 0;
 	reserve = rl.rlim_cur / 16;
-	reserve = reserve < 1 ? 1 : reserve > 64 ? 64 : reserve;
+	reserve = reserve < 2 ? 2 : reserve > 64 ? 64 : reserve;
 	fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 0);
 	if (fd < 0)
 		return errno == EMFILE || errno == ENFILE ? -errno : 0;
 	close(fd);
-	return (rlim_t)fd + reserve >= rl.rlim_cur ? -EMFILE : 0;
+	if ((rlim_t)fd + reserve >= rl.rlim_cur)
+		return -EMFILE;
+	if ((rlim_t)fd + 4 * reserve + 16 < rl.rlim_cur)
+		return 0; /* far from the limit: holes cannot matter */
+	n = fds_open();
+	return n >= 0 && (rlim_t)n + 1 + reserve > rl.rlim_cur ? -EMFILE : 0;
 }
 
 static void conn_open(struct egress_queue *eq, struct egress_conn *c)

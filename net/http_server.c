@@ -25,6 +25,8 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdint.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -312,11 +314,33 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	*con_cls = NULL;
 }
 
+/* libmicrohttpd's diagnostics, at most one a second: out of descriptors it
+ * busy-waits and says so on every turn (millions of lines a minute). What
+ * is left out is counted and said with the next line that goes out. */
 static void on_log(void *cls, const char *fmt, va_list ap)
 {
+	static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+	static uint64_t last_ms;
+	static unsigned long skipped;
+	struct timespec ts;
+	uint64_t now;
+
 	(void)cls;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	pthread_mutex_lock(&mu);
+	if (last_ms && now - last_ms < 1000) {
+		skipped++;
+		pthread_mutex_unlock(&mu);
+		return;
+	}
+	last_ms = now;
+	if (skipped)
+		fprintf(stderr, "salvod: http: (%lu more diagnostics in the last second)\n", skipped);
+	skipped = 0;
 	fputs("salvod: http: ", stderr);
 	vfprintf(stderr, fmt, ap);
+	pthread_mutex_unlock(&mu);
 }
 
 /* The whole of path, NUL-terminated (PEM for GnuTLS), or NULL with err. */

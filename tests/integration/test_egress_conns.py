@@ -102,7 +102,7 @@ def test_nofile(env):
     d.stop()
     # the kernel tears the rings (and their listeners) down a little after the exit
     wait_until(lambda: not harness.port_open(harness.SALVOD_SMTP), 5, what="the listener to close")
-    limit = idle + 3  # the injection session and two outbound: five queues want five
+    limit = idle + 4  # the injection session, the API's reserve of two, and outbound: five queues want five
     log("salvod holds %d descriptors idle; running it under prlimit --nofile=%d" % (idle, limit))
     saved = harness.SALVOD_WRAPPER
     harness.SALVOD_WRAPPER = ["prlimit", "--nofile=%d" % limit] + saved
