@@ -120,6 +120,11 @@ size_t chunk_form(const char *in, size_t len, char *out)
 	return wire_lines(in, len, out, false);
 }
 
+void dot_unstuff_start_midline(struct dot_unstuff *u)
+{
+	u->state = ST_TEXT;
+}
+
 size_t dot_unstuff_bound(size_t len)
 {
 	if (len > (SIZE_MAX - 2) / 2)

@@ -38,6 +38,11 @@ struct dot_unstuff {
 	bool bare_cr, bare_lf;     /* out: a bare CR / bare LF was seen (sticky) */
 };
 
+/* Start in the middle of a line instead: for a DATA command line that
+ * ended in a bare LF, so that only a real <CR><LF>.<CR><LF> on the wire
+ * ends the data (the LF did not bring the first CRLF of it). */
+void dot_unstuff_start_midline(struct dot_unstuff *u);
+
 /* The output room dot_unstuff_feed() needs for len input bytes. */
 size_t dot_unstuff_bound(size_t len);
 

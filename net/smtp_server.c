@@ -85,6 +85,7 @@ struct smtp_session {
 	bool recv_armed, send_armed, timer_armed;
 	bool discarding;           /* dropping an over-long line up to its LF */
 	bool quit_after_send;
+	bool line_bare_lf;         /* the command line just read ended in a bare LF */
 	bool in_pump;              /* sess_pump() is on the stack: hooks that
 				    * answer at once must not re-enter it */
 	unsigned errors;
@@ -817,6 +818,8 @@ static void cmd_data(struct smtp_session *s)
 	sess_reply(s, "354 End data with <CR><LF>.<CR><LF>");
 	s->state = SESS_DATA;
 	body_start(s);
+	if (s->line_bare_lf)
+		dot_unstuff_start_midline(&s->unstuff); /* no CRLF yet: "." now is not an end */
 	s->unstuff.normalize = s->srv->hooks.normalize_bare_newlines &&
 			       s->srv->hooks.normalize_bare_newlines(s->srv->ctx, s);
 }
@@ -1067,6 +1070,7 @@ static void sess_pump(struct smtp_session *s)
 			off += (size_t)n;
 			continue;
 		}
+		s->line_bare_lf = (size_t)n == line_len + 1;
 		if (s->auth_step != AUTH_NONE)
 			auth_continue(s, s->in + off, line_len);
 		else

@@ -574,6 +574,17 @@ static void test_unstuff_pipelined(void **state)
 	assert_int_equal(dot_unstuff_feed(&st, "x\r\n", 3, out, &ol, &done), 0);
 	assert_true(done);
 	assert_int_equal(ol, 0);
+	/* Started mid-line (DATA's command line ended in a bare LF): "." at once
+	 * is data, and only a real CRLF "." CRLF ends. */
+	struct dot_unstuff st3 = {0};
+	char out3[32];
+
+	done = false;
+	dot_unstuff_start_midline(&st3);
+	assert_int_equal(dot_unstuff_feed(&st3, ".\r\nhi\r\n.\r\n", 10, out3, &ol, &done), 10);
+	assert_true(done);
+	assert_int_equal(ol, 7);
+	assert_memory_equal(out3, ".\r\nhi\r\n", 7);
 	/* Zero-length feeds are harmless at any point. */
 	struct dot_unstuff st2 = {0};
 
