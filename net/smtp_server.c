@@ -381,6 +381,10 @@ static void sess_timer_done(struct loop_op *op, int res, unsigned flags)
 		   overall ? "session time limit exceeded" : "timeout exceeded");
 	s->state = SESS_CLOSING;
 	sess_flush(s);
+	/* Nothing could go out (a TLS session still in its handshake has no
+	 * way to say it): close now, or nothing ever would. */
+	if (!s->send_armed)
+		sess_close(s);
 }
 
 /* ---- lifetime ---------------------------------------------------------- */
