@@ -135,6 +135,7 @@ int auth_service_start(struct auth_service *a, const struct config *cfg, void (*
 		auth_service_stop(a);
 		return ret;
 	}
+	pthread_setname_np(a->thread, "salvo-auth"); /* tests and operators find it by name */
 	a->running = true;
 	return 0;
 }
