@@ -209,8 +209,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 		.host_name = "fuzz.test",
 		.max_message_size = MAX_MSG,
 		.max_rcpts = 5,
-		.command_timeout_ms = 5000,
-		.data_timeout_ms = 5000,
+		.command_timeout_ms = 300,
+		.data_timeout_ms = 300,
 		.max_errors = 20,
 	};
 	struct config_addr a;
