@@ -138,18 +138,25 @@ static void msgs_add(struct cp_msgs *m, const char *line)
 	m->text[m->len] = '\0';
 }
 
+/* "FILE:LINE: " + tag + the message, into line. */
+__attribute__((format(printf, 4, 0)))
+static void cp_format(const struct parser *p, char line[CONFIG_ERR_MAX], const char *tag, const char *fmt, va_list ap)
+{
+	int n = snprintf(line, CONFIG_ERR_MAX, "%s:%d: %s", p->file, p->line, tag);
+
+	if (n >= 0 && n < CONFIG_ERR_MAX)
+		vsnprintf(line + n, CONFIG_ERR_MAX - (size_t)n, fmt, ap);
+}
+
 __attribute__((format(printf, 2, 3)))
 int cp_err(struct parser *p, const char *fmt, ...)
 {
 	char line[CONFIG_ERR_MAX];
 	va_list ap;
-	int n = snprintf(line, sizeof(line), "%s:%d: ", p->file, p->line);
 
-	if (n >= 0 && n < (int)sizeof(line)) {
-		va_start(ap, fmt);
-		vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
-		va_end(ap);
-	}
+	va_start(ap, fmt);
+	cp_format(p, line, "", fmt, ap);
+	va_end(ap);
 	if (!p->errs.n)
 		snprintf(p->err, CONFIG_ERR_MAX, "%s", line);
 	msgs_add(&p->errs, line);
@@ -161,13 +168,10 @@ void cp_warn(struct parser *p, const char *fmt, ...)
 {
 	char line[CONFIG_ERR_MAX];
 	va_list ap;
-	int n = snprintf(line, sizeof(line), "%s:%d: warning: ", p->file, p->line);
 
-	if (n >= 0 && n < (int)sizeof(line)) {
-		va_start(ap, fmt);
-		vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
-		va_end(ap);
-	}
+	va_start(ap, fmt);
+	cp_format(p, line, "warning: ", fmt, ap);
+	va_end(ap);
 	msgs_add(&p->warns, line);
 }
 
