@@ -27,6 +27,7 @@
 #include "core/acct_log.h"
 #include "core/config.h"
 #include "engine/accept_store.h"
+#include "engine/campaign.h"
 #include "engine/bounce_dsn.h"
 #include "engine/bounce_report.h"
 #include "engine/engine.h"
@@ -45,6 +46,8 @@ struct outcome_item {
 	int64_t next_ms;
 	struct smtp_result res;
 	char *addr;
+	bool applied;              /* the last apply changed the spool (campaign counts) */
+	bool was_deferred;         /* it had failed attempts before this outcome */
 };
 
 struct outcome_batch {
@@ -382,9 +385,12 @@ static int outcome_apply(struct spool_req *req, struct spool_wtxn *t, void *ctx)
 		}
 	}
 	for (size_t i = 0; i < b->n; i++) {
-		const struct outcome_item *it = &b->items[i];
+		struct outcome_item *it = &b->items[i];
 		bool gone;
 
+		it->applied = false;
+		/* attempt counts this one, except for a suppression (no attempt) */
+		it->was_deferred = it->attempt > (it->kind == OUTCOME_SUPPRESSED ? 0u : 1u);
 		if (it->kind == OUTCOME_DEFERRED) {
 			struct spool_rcpt cur;
 			char resp[300];
@@ -410,8 +416,11 @@ static int outcome_apply(struct spool_req *req, struct spool_wtxn *t, void *ctx)
 
 			format_diag(&it->res, resp, sizeof(resp));
 			ret = spool_put_rcpt(t, &r);
+			it->applied = ret == 0;
+			it->was_deferred = cur.attempts > 0;
 		} else {
 			ret = spool_del_rcpt(t, b->msg_id, it->idx, &gone);
+			it->applied = ret == 0;
 			if (ret == SPOOL_NOTFOUND)
 				ret = 0; /* already finished (a duplicate attempt after recovery) */
 			if (!ret && it->kind == OUTCOME_BOUNCED)
@@ -432,6 +441,24 @@ static const enum acct_type kind_type[] = {
 	[OUTCOME_EXPIRED] = ACCT_EXPIRATION,
 	[OUTCOME_SUPPRESSED] = ACCT_SUPPRESSED,
 };
+
+static const enum campaign_end kind_end[] = {
+	[OUTCOME_DELIVERED] = CAMPAIGN_END_DELIVERED,
+	[OUTCOME_DEFERRED] = CAMPAIGN_END_DEFERRED,
+	[OUTCOME_BOUNCED] = CAMPAIGN_END_BOUNCED,
+	[OUTCOME_EXPIRED] = CAMPAIGN_END_EXPIRED,
+	[OUTCOME_SUPPRESSED] = CAMPAIGN_END_SUPPRESSED,
+};
+
+/* What the commit changed, to the campaign's counters. */
+static void note_campaign(struct engine *eng, const struct outcome_batch *b)
+{
+	uint32_t id = b->campaign && b->campaign[0] ? campaign_find(eng->campaigns, b->campaign) : CAMPAIGN_NONE;
+
+	for (size_t i = 0; id != CAMPAIGN_NONE && i < b->n; i++)
+		if (b->items[i].applied)
+			campaign_note_end(eng->campaigns, id, kind_end[b->items[i].kind], b->items[i].was_deferred);
+}
 
 static void outcome_done(struct spool_req *req, int result, void *ctx)
 {
@@ -458,6 +485,7 @@ static void outcome_done(struct spool_req *req, int result, void *ctx)
 	if (b->tries)
 		fprintf(stderr, "salvod: outcome of %016llx recorded after %u failed tries\n",
 			(unsigned long long)b->msg_id, b->tries);
+	note_campaign(eng, b);
 	for (size_t i = 0; i < b->n; i++) {
 		const struct outcome_item *it = &b->items[i];
 		bool failed = it->kind == OUTCOME_BOUNCED || it->kind == OUTCOME_EXPIRED;
