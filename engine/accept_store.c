@@ -180,6 +180,13 @@ int accept_store_put(struct accept_batch *b, struct spool_wtxn *t)
 			};
 			ret = spool_put_rcpt(t, &r);
 		}
+		/* the campaign's durable totals, in the same commit */
+		if (!ret && b->received && b->campaign && b->campaign[0]) {
+			struct campaign_totals tot = {.first_ms = b->arrival_ms, .last_ms = b->arrival_ms,
+						      .received = m->count};
+
+			ret = campaign_stats_add(t, b->campaign, &tot);
+		}
 	}
 	return ret;
 }
@@ -192,6 +199,11 @@ static void route_msg(struct engine *eng, const struct accept_batch *b, const st
 	bool lost = false;
 
 	campaign_note_queued(eng->campaigns, campaign, m->count, 0, b->arrival_ms);
+	if (b->received) {
+		struct campaign_totals tot = {.received = m->count};
+
+		campaign_note_totals(eng->campaigns, campaign, &tot);
+	}
 	for (size_t k = 0; k < m->count; k++) {
 		struct sched_rcpt *r = sched_rcpt_new(m->id, (uint32_t)k, addr_domain(b->rcpts[m->first + k]),
 						      b->due_ms, b->arrival_ms, 0, (uint16_t)b->pool);

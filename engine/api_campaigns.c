@@ -12,8 +12,9 @@
  * once (new and due recipients park from then on) and every worker parks
  * the campaign's ready recipients (sched_campaign_park). A resume clears
  * the flag and puts them back. Pausing a campaign that has no mail records
- * the pause and makes no queue. At start, engine_restore_campaign_pauses()
- * sets the flags before any recipient reaches a shard.
+ * the pause and makes no queue. At start, engine_restore_campaigns() loads
+ * the durable totals (queue/campaign_stats.h) and sets the pause flags
+ * before any recipient reaches a shard.
  *
  * Errors answer {"error", "field"}: `id` for a bad campaign id, `body`
  * for a body that is not a JSON object, the name of an unknown field.
@@ -148,9 +149,19 @@ static int restore_one(void *arg, const char *name)
 	return 0;
 }
 
-int engine_restore_campaign_pauses(struct engine *eng)
+static int restore_totals(void *arg, const char *name, const struct campaign_totals *tot)
 {
-	return pause_campaign_each(eng->spool, restore_one, eng);
+	struct engine *eng = arg;
+
+	campaign_note_totals(eng->campaigns, campaign_intern(eng->campaigns, name), tot);
+	return 0;
+}
+
+int engine_restore_campaigns(struct engine *eng)
+{
+	int ret = campaign_stats_each(eng->spool, restore_totals, eng);
+
+	return ret ? ret : pause_campaign_each(eng->spool, restore_one, eng);
 }
 
 /* ---- reading ---------------------------------------------------------------------- */
@@ -172,7 +183,8 @@ static json_t *campaign_json(const struct campaign *e)
 
 	if (!name)
 		name = json_stringn("(not UTF-8)", 11);
-	return json_pack("{s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:o, s:b}", "campaign", name,
+	return json_pack("{s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:o, s:b}", "campaign", name,
+			 "received", (json_int_t)__atomic_load_n(&e->received, __ATOMIC_RELAXED),
 			 "queued", (json_int_t)(queued > 0 ? queued : 0),
 			 "deferred", (json_int_t)(deferred > 0 ? deferred : 0),
 			 "delivered", (json_int_t)__atomic_load_n(&e->delivered, __ATOMIC_RELAXED),

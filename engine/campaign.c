@@ -214,6 +214,23 @@ void campaign_note_queued(struct campaigns *c, uint32_t id, uint64_t n, uint64_t
 	}
 }
 
+void campaign_note_totals(struct campaigns *c, uint32_t id, const struct campaign_totals *t)
+{
+	struct campaign *e = campaign_get(c, id);
+
+	if (!e)
+		return;
+	__atomic_fetch_add(&e->received, t->received, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&e->delivered, t->delivered, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&e->bounced, t->bounced, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&e->expired, t->expired, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&e->suppressed, t->suppressed, __ATOMIC_RELAXED);
+	if (t->first_ms > 0)
+		time_min(&e->first_ms, t->first_ms);
+	if (t->last_ms > 0)
+		time_max(&e->last_ms, t->last_ms);
+}
+
 void campaign_note_end(struct campaigns *c, uint32_t id, enum campaign_end end, bool was_deferred)
 {
 	struct campaign *e = campaign_get(c, id);

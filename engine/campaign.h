@@ -17,12 +17,13 @@
  * live in fixed-size chunks that are never moved), so a pointer from
  * campaign_get() stays valid for the table's life.
  *
- * Counters (all since the process started, except what recovery re-counts):
+ * Counters:
  *   queued     recipients in the spool now (new + recovered - finished)
  *   deferred   of those, ones whose last attempt failed temporarily
- *   delivered, bounced (5xx and expired), expired, suppressed: finished
- *   first_ms, last_ms: earliest and latest reception seen (recovered
- *              recipients bring their reception time)
+ *   received, delivered, bounced (5xx and expired), expired, suppressed:
+ *              totals, durable (queue/campaign_stats.h, loaded at start)
+ *   first_ms, last_ms: earliest and latest reception (durable too)
+ * queued and deferred are counted again at each start by recovery.
  */
 #ifndef SALVO_CAMPAIGN_H
 #define SALVO_CAMPAIGN_H
@@ -30,6 +31,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "queue/campaign_stats.h"
 
 #define CAMPAIGN_NONE 0u
 #define CAMPAIGN_NAME_MAX 127           /* bytes; as intake and inject cap it */
@@ -42,7 +45,7 @@ struct campaign {
 	uint32_t id;
 	bool paused;                    /* atomic */
 	int64_t queued, deferred;       /* atomic; never shown below 0 */
-	uint64_t delivered, bounced, expired, suppressed; /* atomic */
+	uint64_t received, delivered, bounced, expired, suppressed; /* atomic */
 	int64_t first_ms, last_ms;      /* atomic; 0: none yet */
 	char name[];
 };
@@ -70,6 +73,10 @@ uint32_t campaign_set_paused(struct campaigns *c, const char *name, bool paused)
 /* n recipients received (or recovered) at at_ms; already_deferred of them
  * have failed attempts behind them (recovery). */
 void campaign_note_queued(struct campaigns *c, uint32_t id, uint64_t n, uint64_t already_deferred, int64_t at_ms);
+
+/* Add durable totals (loaded at start, or received now): counts add,
+ * first and last reception widen. */
+void campaign_note_totals(struct campaigns *c, uint32_t id, const struct campaign_totals *t);
 
 enum campaign_end {
 	CAMPAIGN_END_DEFERRED,          /* first temporary failure: still queued */

@@ -113,9 +113,9 @@ int engine_queue_action(struct engine *eng, const char *queue, enum queue_action
 /* At start, before recovery: the spool's pauses to their shards. */
 int engine_restore_pauses(struct engine *eng);
 /* api_campaigns.c: at start, before recovery is routed: the spool's
- * campaign pauses to the campaign table. The workers' side of a campaign
+ * campaign totals and pauses to the campaign table. The workers' side of a campaign
  * pause or resume (WORKER_MAIL_CAMPAIGN). */
-int engine_restore_campaign_pauses(struct engine *eng);
+int engine_restore_campaigns(struct engine *eng);
 void engine_campaign_mail(struct worker *w, struct mailbox_item *it);
 void engine_campaign_mail_discard(struct mailbox_item *it);
 /* The queue a recipient domain goes to first (its queue-to, or itself). */

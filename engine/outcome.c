@@ -360,6 +360,28 @@ static struct accept_batch *dsn_accept(struct outcome_batch *b, struct accept_ba
 	return ab;
 }
 
+/* The campaign's durable totals: what this commit finished. */
+static int campaign_totals_put(const struct outcome_batch *b, struct spool_wtxn *t)
+{
+	struct campaign_totals tot = {0};
+
+	if (!b->campaign || !b->campaign[0])
+		return 0;
+	for (size_t i = 0; i < b->n; i++) {
+		const struct outcome_item *it = &b->items[i];
+
+		if (!it->applied)
+			continue;
+		tot.delivered += it->kind == OUTCOME_DELIVERED;
+		tot.bounced += it->kind == OUTCOME_BOUNCED || it->kind == OUTCOME_EXPIRED;
+		tot.expired += it->kind == OUTCOME_EXPIRED;
+		tot.suppressed += it->kind == OUTCOME_SUPPRESSED;
+	}
+	if (!tot.delivered && !tot.bounced && !tot.suppressed)
+		return 0;
+	return campaign_stats_add(t, b->campaign, &tot);
+}
+
 static int outcome_apply(struct spool_req *req, struct spool_wtxn *t, void *ctx)
 {
 	struct outcome_batch *b = container_of(req, struct outcome_batch, req);
@@ -431,7 +453,7 @@ static int outcome_apply(struct spool_req *req, struct spool_wtxn *t, void *ctx)
 		if (ret)
 			return ret;
 	}
-	return 0;
+	return campaign_totals_put(b, t);
 }
 
 static const enum acct_type kind_type[] = {

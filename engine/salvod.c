@@ -441,8 +441,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "salvod: cannot read the paused queues: %s\n", spool_strerror(ret));
 		goto out_workers;
 	}
-	if ((ret = engine_restore_campaign_pauses(&eng)) != 0) {
-		fprintf(stderr, "salvod: cannot read the paused campaigns: %s\n", spool_strerror(ret));
+	if ((ret = engine_restore_campaigns(&eng)) != 0) {
+		fprintf(stderr, "salvod: cannot read the campaigns: %s\n", spool_strerror(ret));
 		goto out_workers;
 	}
 	/* Only now may mail come in: a message accepted by the first worker is
