@@ -4,7 +4,7 @@
  * lists that connections drain.
  *
  * The spool is the truth; this is the working set, rebuilt from the spool at
- * start. A waiting recipient costs one struct sched_rcpt (48 bytes plus its
+ * start. A waiting recipient costs one struct sched_rcpt (64 bytes plus its
  * domain) and one heap slot: no per-recipient timers, and between due
  * times the cost is zero (the worker sleeps until the heap's minimum).
  *
