@@ -98,10 +98,12 @@ static void camp_done(struct spool_req *req, int result, void *ctx)
 	if (result)
 		fprintf(stderr, "salvod: campaign %s: %s not recorded in the spool (%s); applied until a restart\n",
 			r->name, r->pause ? "pause" : "resume", spool_strerror(result));
-	/* resume: the flag is clear before the workers look (they unpark only
-	 * what is no longer paused) */
-	if (!r->pause)
-		campaign_set_paused(eng->campaigns, r->name, false);
+	/* The flag again, in commit order: a pause set it early (at the
+	 * request), and a resume committed before it must not leave it clear.
+	 * A resume clears it before the workers look (they unpark only what
+	 * is no longer paused). */
+	if (r->id != CAMPAIGN_NONE)
+		__atomic_store_n(&campaign_get(eng->campaigns, r->id)->paused, r->pause, __ATOMIC_RELEASE);
 	post_all(eng, r->id, r->pause);
 	if (r->http) {
 		if (result)
