@@ -19,6 +19,9 @@ counts, pauses that hold across restarts, and the API's and salvoctl's forms.
                  c1` still pauses a queue named c1 (the queue form), not a campaign; 24
                  pauses and resumes racing: the state shown agrees with the spool's after
                  a restart (six rounds).
+  outcomes       a campaign with one recipient delivered, one deferred (451 at first),
+                 one bounced (550): queued, deferred, delivered, bounced right before and
+                 after a kill -9 during the retry wait, and once the retry delivers
   top            `salvoctl top`, Tab to the campaign view (tmux, 80x24): the campaigns with
                  their counts and states; `p` pauses the selected one (API agrees)
 """
@@ -108,11 +111,11 @@ def arrived(env):
     return seen
 
 
-def start(env):
+def start(env, defer_first=(), reject=(), retry="2s"):
     env.dns(mx={DOM: [(10, "mx.sink.test")], "senders.test": [(10, "mx.sink.test")]},
             a={"mx.sink.test": "127.0.0.2"}, check=[(DOM, "MX")])
-    env.salvo_sink("sink", "127.0.0.2:25")
-    d = env.salvod_daemon(sources=SOURCES)
+    env.salvo_sink("sink", "127.0.0.2:25", defer_first=defer_first, reject=reject)
+    d = env.salvod_daemon(sources=SOURCES, default_domain={"retry-after": retry})
     d.start()
     wait_until(lambda: harness.port_open(harness.SALVOD_HTTP), 5, what="the API")
     return d
@@ -272,6 +275,20 @@ def test_errors(env):
     log("every error names its field; the queue form stays a queue; racing pauses agree with the spool")
 
 
+def test_outcomes(env):
+    # one delivered, one deferred at first (retried after 8s), one bounced (5xx)
+    d = start(env, defer_first=("^d001@",), reject=("^d002@",), retry="8s")
+    harness.inject(smtp_msgs("D", 3), threads=1, per_conn=3)
+    mid = {"queued": 1, "deferred": 1, "delivered": 1, "bounced": 1, "received": 3, "expired": 0}
+    expect_counts({"D": mid}, "one deferred, one delivered, one bounced")
+    d.kill9()   # while d1 waits for its retry: deferred comes back from the spool
+    d.start()
+    expect_counts({"D": mid}, "the same after kill -9", timeout=5)
+    expect_counts({"D": {"queued": 0, "deferred": 0, "delivered": 2, "bounced": 1}}, "d1 delivered on retry",
+                  timeout=20)
+    log("deferred and bounced counted, across a kill -9 too")
+
+
 def _screen(session):
     return subprocess.run(["tmux", "capture-pane", "-p", "-t", session], capture_output=True, text=True).stdout
 
@@ -317,4 +334,4 @@ if __name__ == "__main__":
         if not shutil.which(tool):
             print("SKIP: needs %s" % tool)
             raise SystemExit(77)
-    harness.main([test_pause_restart, test_errors, test_top])
+    harness.main([test_pause_restart, test_errors, test_outcomes, test_top])
