@@ -21,8 +21,8 @@
 
 #include "core/acct_log.h"
 #include "core/config.h"
-#include "engine/dkim.h"
 #include "engine/campaign.h"
+#include "engine/dkim.h"
 #include "engine/engine.h"
 
 #define RECOVER_ROUTE_CHUNK 1024 /* recovered recipients per mailbox post */
