@@ -105,14 +105,19 @@ static void camp_done(struct spool_req *req, int result, void *ctx)
 	if (r->id != CAMPAIGN_NONE)
 		__atomic_store_n(&campaign_get(eng->campaigns, r->id)->paused, r->pause, __ATOMIC_RELEASE);
 	post_all(eng, r->id, r->pause);
-	if (r->http) {
-		if (result)
-			http_reply_error(r->http, spool_is_full(result) ? 503 : 500, spool_strerror(result), NULL);
-		else
-			api_reply_json(r->http, 200, json_pack("{s:s, s:s, s:b}", "campaign", r->name, "action",
-							       r->pause ? "pause" : "resume", "paused", r->pause));
-		__atomic_fetch_sub(&eng->http_inflight, 1, __ATOMIC_RELEASE);
+	if (r->http && result) {
+		char msg[200];
+
+		/* as for queue pauses: in force now, lost at a restart */
+		snprintf(msg, sizeof(msg), "%s applied until a restart but not stored: %s", r->pause ? "pause" : "resume",
+			 spool_strerror(result));
+		http_reply_error(r->http, spool_is_full(result) ? 503 : 500, msg, NULL);
+	} else if (r->http) {
+		api_reply_json(r->http, 200, json_pack("{s:s, s:s, s:b}", "campaign", r->name, "action",
+						       r->pause ? "pause" : "resume", "paused", r->pause));
 	}
+	if (r->http)
+		__atomic_fetch_sub(&eng->http_inflight, 1, __ATOMIC_RELEASE);
 	free(r);
 }
 

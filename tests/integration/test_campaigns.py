@@ -22,6 +22,9 @@ counts, pauses that hold across restarts, and the API's and salvoctl's forms.
   outcomes       a campaign with one recipient delivered, one deferred (451 at first),
                  one bounced (550): queued, deferred, delivered, bounced right before and
                  after a kill -9 during the retry wait, and once the retry delivers
+  disk-full      the commit of a pause fails (the spool's fault hook, ENOSPC): 503 saying it
+                 applies until a restart only; the next pause is stored; after a restart
+                 only the stored one holds
   top            `salvoctl top`, Tab to the campaign view (tmux, 80x24): the campaigns with
                  their counts and states; `p` pauses the selected one (API agrees)
 """
@@ -289,6 +292,29 @@ def test_outcomes(env):
     log("deferred and bounced counted, across a kill -9 too")
 
 
+def test_disk_full(env):
+    # the pause's commit fails (ENOSPC): the answer says so, naming what holds
+    os.environ["SALVO_SPOOL_FAIL_COMMITS"] = "1:ENOSPC@0"
+    try:
+        d = start(env)
+    finally:
+        del os.environ["SALVO_SPOOL_FAIL_COMMITS"]
+    st, j = api("POST", "/api/v1/campaigns/full/pause")
+    if st != 503 or "not stored" not in j.get("error", ""):
+        raise Fail("pause on a full disk: %d %r" % (st, j))
+    if not campaigns()["full"]["paused"]:
+        raise Fail("the answer says the pause applies until a restart; GET says %r" % campaigns()["full"])
+    st, j = api("POST", "/api/v1/campaigns/later/pause")     # the next commit works
+    if st != 200:
+        raise Fail("pause after the failed commit: %d %r" % (st, j))
+    d.stop()
+    d.start()
+    c = campaigns()
+    if c.get("full", {}).get("paused") or not c["later"]["paused"]:
+        raise Fail("after a restart: %r" % c)
+    log("a pause that cannot be stored says so and lasts until the restart only")
+
+
 def _screen(session):
     return subprocess.run(["tmux", "capture-pane", "-p", "-t", session], capture_output=True, text=True).stdout
 
@@ -334,4 +360,4 @@ if __name__ == "__main__":
         if not shutil.which(tool):
             print("SKIP: needs %s" % tool)
             raise SystemExit(77)
-    harness.main([test_pause_restart, test_errors, test_outcomes, test_top])
+    harness.main([test_pause_restart, test_errors, test_outcomes, test_disk_full, test_top])
