@@ -255,12 +255,17 @@ def test_errors(env):
     rc, out, err = ctl("campaigns", "nope")
     if rc != 1 or "field id" not in err:
         raise Fail("campaigns nope: %d %r %r" % (rc, out, err))
-    # the queue form: a queue named c1 is paused, no campaign c1 appears
+    # the queue form: a queue pause named c1 is recorded (one more key in the spool's
+    # "pause" database), no campaign c1 appears
+    keys = harness.mdb_entries(d.spool, "pause")
     must(ctl("pause", "c1"), 0, "pause c1")
-    wait_until(lambda: api("GET", "/api/v1/queues?mode=paused")[1]["queues"], 3, what="a paused queue")
+    if not wait_until(lambda: harness.mdb_entries(d.spool, "pause") == keys + 1, 3, what="the queue pause stored"):
+        raise Fail("salvoctl pause c1 stored no queue pause")
     if "c1" in campaigns():
         raise Fail("the queue form of pause made a campaign")
     must(ctl("resume", "c1"), 0, "resume c1")
+    if not wait_until(lambda: harness.mdb_entries(d.spool, "pause") == keys, 3, what="the queue pause gone"):
+        raise Fail("salvoctl resume c1 left the queue pause stored")
     # pauses and resumes racing each other: whatever wins, memory and spool agree
     for rnd in range(6):
         threads = [threading.Thread(target=api, args=("POST", "/api/v1/campaigns/flip/%s" % ("pause", "resume")[i % 2]))
