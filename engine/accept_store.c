@@ -21,6 +21,7 @@
 
 #include "core/acct_log.h"
 #include "core/config.h"
+#include "engine/campaign.h"
 #include "engine/dkim.h"
 #include "engine/engine.h"
 
@@ -179,6 +180,13 @@ int accept_store_put(struct accept_batch *b, struct spool_wtxn *t)
 			};
 			ret = spool_put_rcpt(t, &r);
 		}
+		/* the campaign's durable totals, in the same commit */
+		if (!ret && b->received && b->campaign && b->campaign[0]) {
+			struct campaign_totals tot = {.first_ms = b->arrival_ms, .last_ms = b->arrival_ms,
+						      .received = m->count};
+
+			ret = campaign_stats_add(t, b->campaign, &tot);
+		}
 	}
 	return ret;
 }
@@ -187,12 +195,21 @@ int accept_store_put(struct accept_batch *b, struct spool_wtxn *t)
 static void route_msg(struct engine *eng, const struct accept_batch *b, const struct accept_msg *m)
 {
 	struct sched_rcpt **rs = calloc(m->count, sizeof(*rs));
+	uint32_t campaign = campaign_intern(eng->campaigns, b->campaign);
 	bool lost = false;
 
+	campaign_note_queued(eng->campaigns, campaign, m->count, 0, b->arrival_ms);
+	if (b->received) {
+		struct campaign_totals tot = {.received = m->count};
+
+		campaign_note_totals(eng->campaigns, campaign, &tot);
+	}
 	for (size_t k = 0; k < m->count; k++) {
 		struct sched_rcpt *r = sched_rcpt_new(m->id, (uint32_t)k, addr_domain(b->rcpts[m->first + k]),
 						      b->due_ms, b->arrival_ms, 0, (uint16_t)b->pool);
 
+		if (r)
+			r->campaign = campaign;
 		if (r && rs)
 			rs[k] = r;
 		else if (r)
@@ -275,10 +292,36 @@ void accept_store_submit(struct accept_batch *b)
 
 /* ---- recovery ------------------------------------------------------------------- */
 
+/* Recovery reads each recipient's campaign from its message: a small cache
+ * of message id -> campaign id, since a message's recipients tend to come
+ * together (one lookup in "msg" per message, not per recipient, mostly). */
+#define RECOVER_CACHE 256
+struct recover_ctx {
+	struct engine *eng;
+	struct accept_recovered *out;
+	struct spool_rtxn *rt;     /* for the messages; NULL: campaigns unknown */
+	uint64_t ids[RECOVER_CACHE];
+	uint32_t camps[RECOVER_CACHE];
+};
+
+static uint32_t recover_campaign(struct recover_ctx *x, uint64_t msg_id)
+{
+	size_t slot = (size_t)(msg_id ^ (msg_id >> 17)) % RECOVER_CACHE;
+	struct spool_msg m;
+
+	if (x->ids[slot] == msg_id && msg_id)
+		return x->camps[slot];
+	x->ids[slot] = msg_id;
+	x->camps[slot] = x->rt && spool_get_msg(x->rt, msg_id, &m) == 0 ? campaign_intern(x->eng->campaigns, m.campaign)
+									  : CAMPAIGN_NONE;
+	return x->camps[slot];
+}
+
 static int recover_one(void *arg, const struct spool_rcpt *r)
 {
-	struct engine *eng = ((void **)arg)[0];
-	struct accept_recovered *out = ((void **)arg)[1];
+	struct recover_ctx *x = arg;
+	struct engine *eng = x->eng;
+	struct accept_recovered *out = x->out;
 	ssize_t pool = r->pool && r->pool[0] ? config_pool_find(eng->cfg, r->pool) : 0;
 	struct sched_rcpt *sr;
 
@@ -295,17 +338,28 @@ static int recover_one(void *arg, const struct spool_rcpt *r)
 			    pool > 0 && pool <= UINT16_MAX ? (uint16_t)pool : 0);
 	if (!sr)
 		return -ENOMEM;
+	sr->campaign = recover_campaign(x, r->msg_id);
+	campaign_note_queued(eng->campaigns, sr->campaign, 1, r->attempts > 0, r->queued_ms);
 	out->r[out->n++] = sr;
 	return 0;
 }
 
 int accept_store_recover(struct engine *eng, struct accept_recovered *out)
 {
-	void *arg[2] = {eng, out};
+	struct recover_ctx *x = calloc(1, sizeof(*x));
 	int ret;
 
 	memset(out, 0, sizeof(*out));
-	ret = spool_recover(eng->spool, recover_one, arg);
+	if (!x)
+		return -ENOMEM;
+	x->eng = eng;
+	x->out = out;
+	if (spool_rtxn_begin(eng->spool, &x->rt) != 0)
+		x->rt = NULL;
+	ret = spool_recover(eng->spool, recover_one, x);
+	if (x->rt)
+		spool_rtxn_end(x->rt);
+	free(x);
 	if (ret)
 		accept_store_free_recovered(out);
 	return ret;

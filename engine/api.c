@@ -11,6 +11,7 @@
  *   GET  /api/v1/queues/{name}/recipients    the spool's recipients for it, paged (api_inspect.c)
  *   GET  /api/v1/messages/{id}               one message (api_inspect.c)
  *   GET  /api/v1/vmtas
+ *   GET  /api/v1/campaigns[/{id}], POST /api/v1/campaigns/{id}/pause|resume (api_campaigns.c)
  *   GET  /api/v1/webhooks                    per webhook: sent, failures, backlog (webhook_api.c)
  *   GET  /metrics
  *
@@ -395,6 +396,8 @@ void api_handle(void *ctx, struct http_request *req)
 	else if (strcmp(p, "/api/v1/webhooks") == 0 && get)
 		api_webhooks(eng->webhooks, req);
 	else if (api_inject_route(eng, req) || api_suppress_route(eng, req) || api_inspect_route(eng, req))
+		return;
+	else if (api_campaigns_route(eng, req))
 		return;
 	else if (!strcmp(p, "/metrics") || !strcmp(p, "/api/v1/status") || !strcmp(p, "/api/v1/queues") ||
 		 !strcmp(p, "/api/v1/vmtas") || !strcmp(p, "/api/v1/webhooks"))

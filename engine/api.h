@@ -51,6 +51,7 @@ bool api_inject_route(struct engine *eng, struct http_request *req);
 bool api_suppress_route(struct engine *eng, struct http_request *req);
 /* api_inspect.c: GET /api/v1/messages/{id}, and a queue's recipients */
 bool api_inspect_route(struct engine *eng, struct http_request *req);
+bool api_campaigns_route(struct engine *eng, struct http_request *req);
 void api_inspect_queue(struct engine *eng, struct http_request *req, const char *queue);
 
 #endif

@@ -231,6 +231,7 @@ static void fail_one(struct egress_queue *eq, struct spool_rtxn *rt, struct sche
 		free(r);
 		return;
 	}
+	route.campaign = m.campaign; /* its records and counters name it */
 	b = outcome_batch_new(w->eng, r->msg_id, m.sender, r->queued_ms, m.body_len, &route, 1);
 	if (!b) {
 		free(r);
@@ -325,6 +326,12 @@ static struct egress_txn *txn_build(struct egress_queue *eq, size_t vmta, bool c
 	while (q->n_ready && (pool = egress_pick_pool(eq, vmta, loop_now_ms())) >= 0) {
 		if (!(r = sched_ready_pop_pool(q, (size_t)pool)))
 			return NULL;
+		if (sched_rcpt_parked(&w->sched, r)) {
+			/* paused since it became ready: parked now (a message's
+			 * recipients share its campaign, so the rest park later) */
+			sched_ready_push(&w->sched, q, r);
+			continue;
+		}
 		if (spool_rtxn_begin(w->eng->spool, &rt) != 0) {
 			sched_ready_push(&w->sched, q, r);
 			return NULL;

@@ -42,6 +42,7 @@ enum worker_mail {
 	WORKER_MAIL_ACTION,        /* an operator action on a queue here */
 	WORKER_MAIL_BOUNCE,        /* a processed report: answer its client */
 	WORKER_MAIL_AUTH,          /* a checked AUTH attempt: answer its client */
+	WORKER_MAIL_CAMPAIGN,      /* a campaign paused or resumed: park or unpark */
 };
 
 /* Operator actions on a queue (by name: a domain or a rollup queue). */
@@ -93,6 +94,7 @@ struct engine {
 	struct accept_store *store; /* storing accepted mail; its thread (accept_store.h) */
 	struct sent_pruner *sent_pruner; /* "sent" retention (metrics read its counters) */
 	struct webhooks *webhooks; /* <acct-webhook> senders (webhook.h); NULL when none */
+	struct campaigns *campaigns; /* campaign ids, pauses, counters (campaign.h) */
 };
 
 /* The worker that owns a destination domain's queue. */
@@ -110,6 +112,12 @@ void engine_route_rcpts(struct engine *eng, struct sched_rcpt **rs, size_t n);
 int engine_queue_action(struct engine *eng, const char *queue, enum queue_action action);
 /* At start, before recovery: the spool's pauses to their shards. */
 int engine_restore_pauses(struct engine *eng);
+/* api_campaigns.c: at start, before recovery is routed: the spool's
+ * campaign totals and pauses to the campaign table. The workers' side of a campaign
+ * pause or resume (WORKER_MAIL_CAMPAIGN). */
+int engine_restore_campaigns(struct engine *eng);
+void engine_campaign_mail(struct worker *w, struct mailbox_item *it);
+void engine_campaign_mail_discard(struct mailbox_item *it);
 /* The queue a recipient domain goes to first (its queue-to, or itself). */
 const char *engine_queue_name(const struct engine *eng, const char *domain);
 

@@ -29,6 +29,7 @@
 #include "engine/accept_store.h"
 #include "engine/bounce_dsn.h"
 #include "engine/bounce_report.h"
+#include "engine/campaign.h"
 #include "engine/engine.h"
 #include "queue/sent.h"
 #include "queue/spool_writer.h"
@@ -45,6 +46,8 @@ struct outcome_item {
 	int64_t next_ms;
 	struct smtp_result res;
 	char *addr;
+	bool applied;              /* the last apply changed the spool (campaign counts) */
+	bool was_deferred;         /* it had failed attempts before this outcome */
 };
 
 struct outcome_batch {
@@ -357,6 +360,28 @@ static struct accept_batch *dsn_accept(struct outcome_batch *b, struct accept_ba
 	return ab;
 }
 
+/* The campaign's durable totals: what this commit finished. */
+static int campaign_totals_put(const struct outcome_batch *b, struct spool_wtxn *t)
+{
+	struct campaign_totals tot = {0};
+
+	if (!b->campaign || !b->campaign[0])
+		return 0;
+	for (size_t i = 0; i < b->n; i++) {
+		const struct outcome_item *it = &b->items[i];
+
+		if (!it->applied)
+			continue;
+		tot.delivered += it->kind == OUTCOME_DELIVERED;
+		tot.bounced += it->kind == OUTCOME_BOUNCED || it->kind == OUTCOME_EXPIRED;
+		tot.expired += it->kind == OUTCOME_EXPIRED;
+		tot.suppressed += it->kind == OUTCOME_SUPPRESSED;
+	}
+	if (!tot.delivered && !tot.bounced && !tot.suppressed)
+		return 0;
+	return campaign_stats_add(t, b->campaign, &tot);
+}
+
 static int outcome_apply(struct spool_req *req, struct spool_wtxn *t, void *ctx)
 {
 	struct outcome_batch *b = container_of(req, struct outcome_batch, req);
@@ -382,9 +407,12 @@ static int outcome_apply(struct spool_req *req, struct spool_wtxn *t, void *ctx)
 		}
 	}
 	for (size_t i = 0; i < b->n; i++) {
-		const struct outcome_item *it = &b->items[i];
+		struct outcome_item *it = &b->items[i];
 		bool gone;
 
+		it->applied = false;
+		/* attempt counts this one, except for a suppression (no attempt) */
+		it->was_deferred = it->attempt > (it->kind == OUTCOME_SUPPRESSED ? 0u : 1u);
 		if (it->kind == OUTCOME_DEFERRED) {
 			struct spool_rcpt cur;
 			char resp[300];
@@ -410,8 +438,11 @@ static int outcome_apply(struct spool_req *req, struct spool_wtxn *t, void *ctx)
 
 			format_diag(&it->res, resp, sizeof(resp));
 			ret = spool_put_rcpt(t, &r);
+			it->applied = ret == 0;
+			it->was_deferred = cur.attempts > 0;
 		} else {
 			ret = spool_del_rcpt(t, b->msg_id, it->idx, &gone);
+			it->applied = ret == 0;
 			if (ret == SPOOL_NOTFOUND)
 				ret = 0; /* already finished (a duplicate attempt after recovery) */
 			if (!ret && it->kind == OUTCOME_BOUNCED)
@@ -422,7 +453,7 @@ static int outcome_apply(struct spool_req *req, struct spool_wtxn *t, void *ctx)
 		if (ret)
 			return ret;
 	}
-	return 0;
+	return campaign_totals_put(b, t);
 }
 
 static const enum acct_type kind_type[] = {
@@ -432,6 +463,24 @@ static const enum acct_type kind_type[] = {
 	[OUTCOME_EXPIRED] = ACCT_EXPIRATION,
 	[OUTCOME_SUPPRESSED] = ACCT_SUPPRESSED,
 };
+
+static const enum campaign_end kind_end[] = {
+	[OUTCOME_DELIVERED] = CAMPAIGN_END_DELIVERED,
+	[OUTCOME_DEFERRED] = CAMPAIGN_END_DEFERRED,
+	[OUTCOME_BOUNCED] = CAMPAIGN_END_BOUNCED,
+	[OUTCOME_EXPIRED] = CAMPAIGN_END_EXPIRED,
+	[OUTCOME_SUPPRESSED] = CAMPAIGN_END_SUPPRESSED,
+};
+
+/* What the commit changed, to the campaign's counters. */
+static void note_campaign(struct engine *eng, const struct outcome_batch *b)
+{
+	uint32_t id = b->campaign && b->campaign[0] ? campaign_find(eng->campaigns, b->campaign) : CAMPAIGN_NONE;
+
+	for (size_t i = 0; id != CAMPAIGN_NONE && i < b->n; i++)
+		if (b->items[i].applied)
+			campaign_note_end(eng->campaigns, id, kind_end[b->items[i].kind], b->items[i].was_deferred);
+}
 
 static void outcome_done(struct spool_req *req, int result, void *ctx)
 {
@@ -458,6 +507,7 @@ static void outcome_done(struct spool_req *req, int result, void *ctx)
 	if (b->tries)
 		fprintf(stderr, "salvod: outcome of %016llx recorded after %u failed tries\n",
 			(unsigned long long)b->msg_id, b->tries);
+	note_campaign(eng, b);
 	for (size_t i = 0; i < b->n; i++) {
 		const struct outcome_item *it = &b->items[i];
 		bool failed = it->kind == OUTCOME_BOUNCED || it->kind == OUTCOME_EXPIRED;

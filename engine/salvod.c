@@ -36,6 +36,7 @@
 #include "engine/accept_store.h"
 #include "engine/api.h"
 #include "engine/dkim.h"
+#include "engine/campaign.h"
 #include "engine/engine.h"
 #include "engine/auth.h"
 #include "net/conn_limit.h"
@@ -329,6 +330,10 @@ int main(int argc, char **argv)
 	memset(&eng, 0, sizeof(eng));
 	eng.cfg = &cfg;
 	eng.started_ms = wall_now_ms();
+	if (campaigns_new(&eng.campaigns) < 0) {
+		fprintf(stderr, "salvod: out of memory\n");
+		goto out_cfg;
+	}
 	if ((ret = mkdir_p(cfg.spool_dir)) < 0) {
 		fprintf(stderr, "salvod: cannot create spool-dir %s: %s\n", cfg.spool_dir, strerror(-ret));
 		goto out_cfg;
@@ -436,6 +441,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "salvod: cannot read the paused queues: %s\n", spool_strerror(ret));
 		goto out_workers;
 	}
+	if ((ret = engine_restore_campaigns(&eng)) != 0) {
+		fprintf(stderr, "salvod: cannot read the campaigns: %s\n", spool_strerror(ret));
+		goto out_workers;
+	}
 	/* Only now may mail come in: a message accepted by the first worker is
 	 * routed to any shard, so every shard must exist first. */
 	for (; running < eng.n_workers; running++) {
@@ -518,5 +527,6 @@ out_cfg:
 	if (lock_fd >= 0)
 		close(lock_fd);
 	config_free(&cfg);
+	campaigns_free(eng.campaigns);
 	return status;
 }

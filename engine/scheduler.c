@@ -3,7 +3,8 @@
  *
  * Invariants: heap[0] has the smallest due_ms; a recipient is in at most one
  * of heap / a ready FIFO; q->n_ready and q->n_waiting count exactly the
- * recipients of q in its ready FIFOs and in the heap.
+ * recipients of q in its ready FIFOs and in the heap; a parked recipient
+ * (paused campaign) is in q->parked only, counted there and in s->n_parked.
  */
 #include "engine/scheduler.h"
 
@@ -12,6 +13,7 @@
 #include <string.h>
 
 #include "core/config.h"
+#include "engine/campaign.h"
 #include "engine/shard.h"
 
 #define SCHED_BUCKETS_INIT 1024
@@ -41,6 +43,10 @@ void sched_fini(struct sched *s, void (*queue_free)(struct sched_queue *q))
 				queue_free(q);
 			while ((r = sched_ready_pop(q)))
 				free(r);
+			while ((r = q->parked.head)) {
+				q->parked.head = (struct sched_rcpt *)r->link.next;
+				free(r);
+			}
 			free(q->fifos);
 			free(q->domain);
 			free(q);
@@ -163,14 +169,8 @@ struct sched_queue *sched_next_kicked(struct sched *s)
 	return q;
 }
 
-void sched_ready_push(struct sched *s, struct sched_queue *q, struct sched_rcpt *r)
+static void fifo_append(struct sched_fifo *f, struct sched_rcpt *r)
 {
-	struct sched_fifo *f;
-
-	if (r->pool >= q->n_fifos)
-		r->pool = 0; /* a pool that the config no longer has */
-	f = &q->fifos[r->pool];
-	r->queue = q;
 	r->link.next = NULL;
 	if (f->tail)
 		f->tail->link.next = &r->link;
@@ -178,6 +178,24 @@ void sched_ready_push(struct sched *s, struct sched_queue *q, struct sched_rcpt 
 		f->head = r;
 	f->tail = r;
 	f->n++;
+}
+
+bool sched_rcpt_parked(const struct sched *s, const struct sched_rcpt *r)
+{
+	return r->campaign != CAMPAIGN_NONE && s->campaigns && campaign_paused(s->campaigns, r->campaign);
+}
+
+void sched_ready_push(struct sched *s, struct sched_queue *q, struct sched_rcpt *r)
+{
+	if (r->pool >= q->n_fifos)
+		r->pool = 0; /* a pool that the config no longer has */
+	r->queue = q;
+	if (sched_rcpt_parked(s, r)) {
+		fifo_append(&q->parked, r);
+		s->n_parked++;
+		return;
+	}
+	fifo_append(&q->fifos[r->pool], r);
 	q->n_ready++;
 	sched_kick(s, q);
 }
@@ -376,7 +394,7 @@ size_t sched_sweep(struct sched *s, int64_t now_ms, int64_t idle_ms, size_t max_
 			struct sched_queue *q = *link;
 
 			visited++;
-			if (q->n_ready || q->n_waiting || q->n_inflight || q->kicked) {
+			if (q->n_ready || q->n_waiting || q->n_inflight || q->parked.n || q->kicked) {
 				q->empty_since_ms = 0;
 			} else if (!q->empty_since_ms) {
 				q->empty_since_ms = now_ms;
@@ -426,4 +444,66 @@ bool sched_is_paused(const struct sched *s, const char *name)
 		if (strcmp(p->name, name) == 0)
 			return true;
 	return false;
+}
+
+/* ---- campaign pauses ------------------------------------------------------ */
+
+size_t sched_campaign_park(struct sched *s, uint32_t campaign)
+{
+	size_t moved = 0;
+
+	if (campaign == CAMPAIGN_NONE)
+		return 0;
+	for (size_t b = 0; b < s->n_buckets; b++)
+		for (struct sched_queue *q = s->buckets[b]; q; q = q->hnext) {
+			for (size_t i = 0; i < q->n_fifos && q->n_ready; i++) {
+				struct sched_fifo *f = &q->fifos[i], keep = {0};
+				struct sched_rcpt *r = f->head, *next;
+
+				for (; r; r = next) {
+					next = (struct sched_rcpt *)r->link.next;
+					if (r->campaign == campaign) {
+						fifo_append(&q->parked, r);
+						s->n_parked++;
+						q->n_ready--;
+						moved++;
+					} else {
+						fifo_append(&keep, r);
+					}
+				}
+				*f = keep;
+			}
+		}
+	return moved;
+}
+
+size_t sched_campaign_unpark(struct sched *s, uint32_t campaign)
+{
+	size_t moved = 0;
+
+	if (campaign == CAMPAIGN_NONE)
+		return 0;
+	for (size_t b = 0; b < s->n_buckets && s->n_parked; b++)
+		for (struct sched_queue *q = s->buckets[b]; q; q = q->hnext) {
+			struct sched_fifo keep = {0};
+			struct sched_rcpt *r, *next;
+
+			if (!q->parked.n)
+				continue;
+			r = q->parked.head;
+			q->parked = (struct sched_fifo){0};
+			for (; r; r = next) {
+				next = (struct sched_rcpt *)r->link.next;
+				s->n_parked--;
+				if (r->campaign == campaign && !sched_rcpt_parked(s, r)) {
+					sched_ready_push(s, q, r);
+					moved++;
+				} else {
+					fifo_append(&keep, r);
+					s->n_parked++;
+				}
+			}
+			q->parked = keep;
+		}
+	return moved;
 }

@@ -4,7 +4,7 @@
  * lists that connections drain.
  *
  * The spool is the truth; this is the working set, rebuilt from the spool at
- * start. A waiting recipient costs one struct sched_rcpt (48 bytes plus its
+ * start. A waiting recipient costs one struct sched_rcpt (64 bytes plus its
  * domain) and one heap slot: no per-recipient timers, and between due
  * times the cost is zero (the worker sleeps until the heap's minimum).
  *
@@ -54,6 +54,7 @@ struct sched_rcpt {
 	uint32_t idx;
 	uint16_t attempts;          /* saturates at UINT16_MAX */
 	uint16_t pool;              /* index into cfg->pools */
+	uint32_t campaign;          /* interned id (engine/campaign.h), 0: none */
 	char domain[];              /* lower-case destination domain */
 };
 
@@ -71,6 +72,7 @@ struct sched_queue {
 	size_t n_ready;             /* sum over the fifos */
 	size_t n_waiting;           /* in the heap */
 	size_t n_inflight;          /* handed to a connection */
+	struct sched_fifo parked;   /* ready, but their campaign is paused */
 	void *egress;               /* egress state, owned by egress.c */
 	bool kicked;                /* already on the shard's kick list */
 	struct sched_queue *kick_next;
@@ -93,6 +95,8 @@ struct sched {
 	struct sched_paused *paused;   /* queue names paused by the operator */
 	size_t sweep_bucket;           /* where the next sweep goes on */
 	uint64_t queues_freed;         /* by the sweep, since start */
+	const struct campaigns *campaigns; /* pause flags by id; NULL: none */
+	size_t n_parked;               /* sum of the queues' parked lists */
 };
 
 int sched_init(struct sched *s, const struct config *cfg);
@@ -155,6 +159,19 @@ size_t sched_sweep(struct sched *s, int64_t now_ms, int64_t idle_ms, size_t max_
  * sched_pause_set(..., true) -ENOMEM or 0. */
 int sched_pause_set(struct sched *s, const char *name, bool paused);
 bool sched_is_paused(const struct sched *s, const char *name);
+
+/* Campaign pauses (engine/campaign.h holds the flags, any thread sets
+ * them). A ready recipient of a paused campaign is parked in its queue
+ * (sched_ready_push does it) instead of its FIFO: not ready, not
+ * attempted, but still queued, and the queue is not freed under it.
+ * sched_campaign_park() moves a newly paused campaign's ready recipients
+ * aside; sched_campaign_unpark(), after its flag was cleared, puts them
+ * back (at the tail of their FIFOs). Both O(ready or parked recipients of
+ * the shard): operator actions. Return how many moved. */
+size_t sched_campaign_park(struct sched *s, uint32_t campaign);
+size_t sched_campaign_unpark(struct sched *s, uint32_t campaign);
+/* Would r be parked now (its campaign paused)? */
+bool sched_rcpt_parked(const struct sched *s, const struct sched_rcpt *r);
 
 /* Pop the next queue with new ready work (each at most once per kick). */
 struct sched_queue *sched_next_kicked(struct sched *s);

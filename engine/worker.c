@@ -119,6 +119,9 @@ static void worker_mail(struct mailbox *mb, struct mailbox_item *items)
 		case WORKER_MAIL_AUTH:
 			intake_auth_replied(w, items);
 			break;
+		case WORKER_MAIL_CAMPAIGN:
+			engine_campaign_mail(w, items);
+			break;
 		default:
 			fprintf(stderr, "salvod: worker_mail: unknown mail kind %d\n", items->kind);
 			abort();
@@ -187,6 +190,7 @@ int worker_init(struct worker *w, struct engine *eng, unsigned index)
 	w->loop_ok = true;
 	loop_op_init(&w->tick_op, worker_tick);
 	ret = sched_init(&w->sched, cfg);
+	w->sched.campaigns = eng->campaigns;
 	if (ret == 0)
 		ret = mailbox_init(&w->mb, &w->loop, worker_mail, w);
 	if (ret < 0) {
@@ -249,6 +253,8 @@ void worker_free(struct worker *w)
 			bounce_intake_discard(it);
 		else if (it->kind == WORKER_MAIL_AUTH)
 			intake_auth_discard(it);
+		else if (it->kind == WORKER_MAIL_CAMPAIGN)
+			engine_campaign_mail_discard(it);
 		else
 			intake_discard(it);
 		it = next;

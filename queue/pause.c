@@ -44,7 +44,38 @@ int pause_del(struct spool_wtxn *t, const char *name)
 	return rc ? wtxn_fail(t, rc) : 0;
 }
 
-int pause_each(struct spool *s, int (*cb)(void *arg, const char *name), void *arg)
+#define CAMPAIGN_KEY '\x01'
+
+static int campaign_key(const char *campaign, char *buf, size_t cap)
+{
+	size_t n = strlen(campaign);
+
+	if (!n || n + 1 > PAUSE_NAME_MAX || n + 2 > cap)
+		return -EINVAL;
+	buf[0] = CAMPAIGN_KEY;
+	memcpy(buf + 1, campaign, n + 1);
+	return 0;
+}
+
+int pause_campaign_put(struct spool_wtxn *t, const char *campaign, int64_t now_ms)
+{
+	char key[PAUSE_NAME_MAX + 1];
+	int rc = campaign_key(campaign, key, sizeof(key));
+
+	return rc ? rc : pause_put(t, key, now_ms);
+}
+
+int pause_campaign_del(struct spool_wtxn *t, const char *campaign)
+{
+	char key[PAUSE_NAME_MAX + 1];
+	int rc = campaign_key(campaign, key, sizeof(key));
+
+	return rc ? rc : pause_del(t, key);
+}
+
+/* Every key, or (campaigns) only those with the campaign prefix, given
+ * without it. */
+static int each_key(struct spool *s, bool campaigns, int (*cb)(void *arg, const char *name), void *arg)
 {
 	struct spool_rtxn *rt;
 	MDB_cursor *c;
@@ -62,8 +93,10 @@ int pause_each(struct spool *s, int (*cb)(void *arg, const char *name), void *ar
 	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
 		if (!k.mv_size || k.mv_size > PAUSE_NAME_MAX || memchr(k.mv_data, 0, k.mv_size))
 			continue; /* not a name this code wrote */
-		memcpy(name, k.mv_data, k.mv_size);
-		name[k.mv_size] = '\0';
+		if ((((const char *)k.mv_data)[0] == CAMPAIGN_KEY) != campaigns || (campaigns && k.mv_size < 2))
+			continue;
+		memcpy(name, (const char *)k.mv_data + campaigns, k.mv_size - campaigns);
+		name[k.mv_size - campaigns] = '\0';
 		ret = cb(arg, name);
 	}
 	mdb_cursor_close(c);
@@ -71,4 +104,14 @@ int pause_each(struct spool *s, int (*cb)(void *arg, const char *name), void *ar
 	if (rc && rc != MDB_NOTFOUND && ret == 0)
 		ret = lmdb_err(rc);
 	return ret;
+}
+
+int pause_each(struct spool *s, int (*cb)(void *arg, const char *name), void *arg)
+{
+	return each_key(s, false, cb, arg);
+}
+
+int pause_campaign_each(struct spool *s, int (*cb)(void *arg, const char *campaign), void *arg)
+{
+	return each_key(s, true, cb, arg);
 }

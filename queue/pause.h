@@ -7,6 +7,9 @@
  * Key: the queue name, lower case, as given (a domain, a queue-to target or
  * an mx-rollup queue). Value: when it was paused (i64 ms, little-endian).
  * Writes go through the spool writer like everything else.
+ *
+ * Campaign pauses share the database under keys that no queue name can
+ * have: the byte 0x01, then the campaign id as given (case kept).
  */
 #ifndef SALVO_PAUSE_H
 #define SALVO_PAUSE_H
@@ -24,5 +27,10 @@ int pause_del(struct spool_wtxn *t, const char *name);
 /* cb for every paused name (its own read txn); a non-zero return stops the
  * walk and is returned. */
 int pause_each(struct spool *s, int (*cb)(void *arg, const char *name), void *arg);
+
+/* The same for campaigns (pause_each never reports these). */
+int pause_campaign_put(struct spool_wtxn *t, const char *campaign, int64_t now_ms);
+int pause_campaign_del(struct spool_wtxn *t, const char *campaign);
+int pause_campaign_each(struct spool *s, int (*cb)(void *arg, const char *campaign), void *arg);
 
 #endif

@@ -35,6 +35,7 @@ struct spool {
 	MDB_dbi dbi_msg, dbi_rcpt, dbi_due, dbi_meta;
 	MDB_dbi dbi_suppress, dbi_sent; /* suppress.c, sent.c */
 	MDB_dbi dbi_pause;         /* pause.c */
+	MDB_dbi dbi_campaign;      /* campaign_stats.c */
 	uint8_t verp_key[32];      /* meta "verp_key", read-only after open */
 	uint64_t next_id;          /* writer thread only */
 	int64_t disk_checked_ms;   /* free space check (writer thread only) */

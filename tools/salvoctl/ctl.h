@@ -56,6 +56,12 @@ int cmd_classify_main(struct ctl *c, int argc, char **argv);
 int cmd_show(struct ctl *c, int argc, char **argv);
 int cmd_message(struct ctl *c, int argc, char **argv);
 int cmd_webhooks(struct ctl *c, int argc, char **argv);
+/* cmd_campaigns.c: `campaigns`; `pause|resume [--campaign ID | DOMAIN]`;
+ * a table row and header for one campaign (also for `top`). */
+int cmd_campaigns(struct ctl *c, int argc, char **argv);
+int cmd_pause_resume(struct ctl *c, int argc, char **argv);
+void ctl_campaign_row(json_t *cp, char *out, size_t cap, int name_width);
+void ctl_campaign_header(char *out, size_t cap, int name_width);
 /* cmd_webhooks.c: "webhook NAME STALLED: ..." for the first stalled webhook
  * in a GET /api/v1/webhooks answer ("" when none); returns how many are. */
 int ctl_webhook_stall_line(json_t *webhooks, char *out, size_t cap);

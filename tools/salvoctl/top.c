@@ -5,13 +5,14 @@
  * (and /api/v1/webhooks: a stalled webhook is flagged on the sparkline's row)
  * and draws: a header (totals and per-second rates from the totals' deltas,
  * queued, connections, spool size), a sparkline of deliveries per second
- * over the last minutes, and either the queue table or the virtual MTA
- * table. Columns that do not fit the terminal are left out whole, never cut
+ * over the last minutes, and the queue table, the virtual MTA table or
+ * the campaign table (/api/v1/campaigns). Columns that do not fit the terminal are left out whole, never cut
  * in the middle; text that must be shortened ends at a word with "…".
  * Colour marks trouble only: backoff, paused, errors, disconnected.
  *
- * Keys: ↑/↓ select, s sort, / filter, p pause, r resume, b backoff,
- * n normal, Tab queues/vmtas, ? help, q quit.
+ * Keys: ↑/↓ select, s sort, / filter, p pause, r resume (the selected
+ * queue, or campaign in the campaign view), b backoff, n normal, Tab
+ * queues/vmtas/campaigns, ? help, q quit.
  */
 #include <curses.h>
 #include <langinfo.h>
@@ -33,6 +34,7 @@ static const char *const sort_names[SORT_N] = {"size", "rate", "errors", "name"}
 struct top {
 	struct ctl *c;
 	json_t *status, *queues, *vmtas;  /* last good answers */
+	json_t *campaigns;                /* NULL when salvod has no such endpoint */
 	char stall[256];                  /* a stalled webhook, "" when none */
 	bool connected;
 	char why[160];                    /* the last failure */
@@ -44,7 +46,7 @@ struct top {
 	double hist[HISTORY];
 	size_t hist_n;
 	/* view */
-	bool show_vmtas, help, utf8;
+	bool show_vmtas, show_campaigns, help, utf8;
 	enum sort_key sort;
 	char filter[64];
 	int sel, scroll;
@@ -120,6 +122,18 @@ static void fetch(struct top *t)
 	t->queues = q;
 	t->vmtas = v;
 	t->connected = true;
+	/* optional: an older salvod has no campaigns; the view says so */
+	{
+		struct ctl_resp r;
+
+		json_decref(t->campaigns);
+		t->campaigns = NULL;
+		if (ctl_request(t->c, "GET", "/api/v1/campaigns", NULL, NULL, &r) == 0) {
+			if (r.status == 200)
+				t->campaigns = json_loads(r.body, 0, NULL);
+			ctl_resp_free(&r);
+		}
+	}
 	/* optional: a salvod without webhooks (or the endpoint) just shows none */
 	{
 		struct ctl_resp r;
@@ -399,6 +413,87 @@ static void draw_vmtas(struct top *t, int y0, int rows, int cols)
 	}
 }
 
+/* The campaigns whose name matches the filter, in the API's order (first
+ * seen first). Caller frees the array (not the items). */
+static json_t **visible_campaigns(struct top *t, size_t *n)
+{
+	json_t *arr = json_object_get(t->campaigns, "campaigns");
+	json_t **v = calloc(json_array_size(arr) + 1, sizeof(*v));
+
+	*n = 0;
+	for (size_t i = 0; v && i < json_array_size(arr); i++) {
+		json_t *cp = json_array_get(arr, i);
+
+		if (t->filter[0] && !strcasestr(gs(cp, "campaign"), t->filter))
+			continue;
+		v[(*n)++] = cp;
+	}
+	return v;
+}
+
+static void draw_campaigns(struct top *t, int y0, int rows, int cols)
+{
+	/* the name takes what the numbers leave (12 to 40 columns); the
+	 * reception times only when they fit whole */
+	bool times = cols >= 12 + 4 * 10 + 8 + 2 * 15;
+	int name_w = cols - 4 * 10 - 8 - (times ? 2 * 15 : 0);
+	size_t n;
+	json_t **v = visible_campaigns(t, &n);
+	char line[512], title[96];
+
+	if (name_w > 40)
+		name_w = 40;
+	if (name_w < 12)
+		name_w = 12;
+	snprintf(title, sizeof(title), "CAMPAIGNS%s%s  (%zu)", t->filter[0] ? "  filter: " : "", t->filter, n);
+	attron(A_BOLD);
+	put_fit(t, y0, 0, cols, title);
+	snprintf(line, sizeof(line), "%-*s %9s %9s %9s %9s %-7s%s", name_w, "CAMPAIGN", "QUEUED", "DEFERRED", "DELIVERED",
+		 "BOUNCED", "STATE", times ? " FIRST          LAST" : "");
+	mvaddnstr(y0 + 1, 0, line, cols);
+	attroff(A_BOLD);
+	if (t->sel >= (int)n)
+		t->sel = n ? (int)n - 1 : 0;
+	if (t->sel < t->scroll)
+		t->scroll = t->sel;
+	if (t->sel >= t->scroll + rows - 2)
+		t->scroll = t->sel - (rows - 3);
+	for (int r = 0; r < rows - 2 && t->scroll + r < (int)n; r++) {
+		json_t *cp = v[t->scroll + r];
+		bool paused = json_is_true(json_object_get(cp, "paused"));
+		const char *fr = gs(cp, "first_received"), *la = gs(cp, "last_received");
+		char when[40] = "";
+		int yy = y0 + 2 + r;
+
+		/* "2026-12-07T03:41:07.123Z" shown as "12-07 03:41:07" */
+		if (times)
+			snprintf(when, sizeof(when), " %-14.14s %-14.14s", strlen(fr) >= 19 ? fr + 5 : "-",
+				 strlen(la) >= 19 ? la + 5 : "-");
+		for (char *p = when; *p; p++)
+			if (*p == 'T')
+				*p = ' ';
+		if (t->scroll + r == t->sel)
+			attron(A_REVERSE);
+		move(yy, 0);
+		clrtoeol();
+		put_fit(t, yy, 0, name_w, gs(cp, "campaign"));
+		mvprintw(yy, name_w, " %9lld %9lld %9lld %9lld ", gi(cp, "queued"), gi(cp, "deferred"), gi(cp, "delivered"),
+			 gi(cp, "bounced"));
+		if (paused)
+			attron(COLOR_PAIR(C_WARN) | A_BOLD);
+		printw("%-7s", paused ? "paused" : "active");
+		if (paused)
+			attroff(COLOR_PAIR(C_WARN) | A_BOLD);
+		if (times)
+			addstr(when);
+		attroff(A_REVERSE);
+	}
+	if (!n)
+		mvaddstr(y0 + 2, 2, !t->campaigns ? "(this salvod reports no campaigns)"
+				    : t->filter[0] ? "(no campaign matches the filter)" : "(no campaigns yet)");
+	free(v);
+}
+
 static void draw_help(int rows, int cols)
 {
 	static const char *const lines[] = {
@@ -408,8 +503,9 @@ static void draw_help(int rows, int cols)
 		"s        sort: size, rate, errors, name",
 		"/        filter queues by name (empty clears)",
 		"p / r    pause / resume the selected queue",
+		"         (campaign view: the selected campaign)",
 		"b / n    backoff / normal mode for it",
-		"Tab      queues / virtual MTAs",
+		"Tab      queues / virtual MTAs / campaigns",
 		"?        this help (any key closes)",
 		"q        quit",
 	};
@@ -452,14 +548,18 @@ static void draw(struct top *t)
 		put_fit(t, 3, 0, cols, t->stall);
 		attroff(COLOR_PAIR(C_TROUBLE) | A_BOLD);
 	}
-	if (t->show_vmtas)
+	if (t->show_campaigns)
+		draw_campaigns(t, 5, rows - 6, cols);
+	else if (t->show_vmtas)
 		draw_vmtas(t, 5, rows - 6, cols);
 	else
 		draw_queues(t, 5, rows - 6, cols);
 	if (t->msg[0] && now_s() < t->msg_until)
 		put_fit(t, rows - 1, 0, cols, t->msg);
 	else
-		put_fit(t, rows - 1, 0, cols, "? help  s sort  / filter  p pause  r resume  b backoff  Tab vmtas  q quit");
+		put_fit(t, rows - 1, 0, cols, t->show_campaigns ? "? help  / filter  p pause  r resume  Tab queues  q quit"
+				    : t->show_vmtas ? "? help  Tab campaigns  q quit"
+				    : "? help  s sort  / filter  p pause  r resume  b backoff  Tab vmtas  q quit");
 	if (t->help)
 		draw_help(rows, cols);
 	refresh();
@@ -467,13 +567,47 @@ static void draw(struct top *t)
 
 /* ---- actions ---------------------------------------------------------------------------- */
 
-static void act(struct top *t, const char *verb, const char *body, const char *done)
+/* p / r in the campaign view: the selected campaign. */
+static void act_campaign(struct top *t, const char *verb, const char *done)
 {
 	size_t n;
-	json_t **v = visible_queues(t, &n);
+	json_t **v = visible_campaigns(t, &n);
 	char path[700], enc[520];
 	struct ctl_resp r;
 
+	if (!v || !n) {
+		snprintf(t->msg, sizeof(t->msg), "select a campaign first");
+	} else {
+		const char *name = gs(v[t->sel < (int)n ? t->sel : 0], "campaign");
+
+		ctl_urlencode(name, enc, sizeof(enc));
+		snprintf(path, sizeof(path), "/api/v1/campaigns/%s/%s", enc, verb);
+		if (ctl_request(t->c, "POST", path, "", NULL, &r) < 0)
+			snprintf(t->msg, sizeof(t->msg), "campaign %s: salvod is not answering", name);
+		else if (r.status == 200)
+			snprintf(t->msg, sizeof(t->msg), "campaign %s: %s", name, done);
+		else
+			snprintf(t->msg, sizeof(t->msg), "campaign %s: refused (HTTP %ld)", name, r.status);
+		ctl_resp_free(&r);
+		t->last_fetch = 0;
+	}
+	t->msg_until = now_s() + 4;
+	free(v);
+}
+
+static void act(struct top *t, const char *verb, const char *body, const char *done)
+{
+	size_t n;
+	json_t **v;
+	char path[700], enc[520];
+	struct ctl_resp r;
+
+	if (t->show_campaigns) {
+		if (!strcmp(verb, "pause") || !strcmp(verb, "resume"))
+			act_campaign(t, verb, done);
+		return;
+	}
+	v = visible_queues(t, &n);
 	if (!v || !n || t->show_vmtas) {
 		snprintf(t->msg, sizeof(t->msg), "select a queue first");
 	} else {
@@ -559,7 +693,15 @@ int cmd_top(struct ctl *c, int argc, char **argv)
 		switch (ch) {
 		case 'q': case 'Q': quit = true; break;
 		case '?': case 'h': t.help = true; break;
-		case '\t': t.show_vmtas = !t.show_vmtas; t.sel = t.scroll = 0; break;
+		case '\t': /* queues -> vmtas -> campaigns -> queues */
+			if (t.show_campaigns)
+				t.show_campaigns = false;
+			else if (t.show_vmtas)
+				t.show_vmtas = false, t.show_campaigns = true;
+			else
+				t.show_vmtas = true;
+			t.sel = t.scroll = 0;
+			break;
 		case 's': t.sort = (enum sort_key)((t.sort + 1) % SORT_N); break;
 		case '/': prompt_filter(&t); break;
 		case KEY_UP: case 'k': if (t.sel > 0) t.sel--; break;
@@ -578,5 +720,6 @@ int cmd_top(struct ctl *c, int argc, char **argv)
 	json_decref(t.status);
 	json_decref(t.queues);
 	json_decref(t.vmtas);
+	json_decref(t.campaigns);
 	return 0;
 }
