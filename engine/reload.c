@@ -1,0 +1,221 @@
+/*
+ * reload.c - live reload: SIGHUP and POST /api/v1/reload re-read the file
+ * salvod was started with (-c) and, when it is valid, make it the next
+ * configuration generation (config_gen.h).
+ *
+ * What happens, in order, under reload_mu (one reload at a time):
+ *   1. parse the file (config_load_report: every error in one run);
+ *   2. compare with the generation in force (reload_diff.h): settings
+ *      built once at start are reported "changes on restart only"; a
+ *      removed or reordered virtual MTA or pool refuses the reload;
+ *   3. load the DKIM keys it names (an unreadable key refuses it);
+ *   4. publish it (threads that read settings per use see it from now on)
+ *      and post it to every worker (WORKER_MAIL_CONFIG).
+ * Any error: nothing changes, the errors go back to the caller (and to the
+ * log), the generation stays.
+ *
+ * On a worker, between two loop turns (worker_config_rebind): the shard
+ * adopts the generation, every queue takes its <domain> settings from it
+ * (throttles, connection caps, retries, patterns, routes) and gets units
+ * and FIFOs for added virtual MTAs and pools; routes are looked up again
+ * (a changed `route` applies to the next session); queues with ready work
+ * are kicked so raised limits apply at once. Open connections keep the
+ * generation they were opened under (source IP, HELO) until they close; a
+ * transaction in flight finishes as it started, and the queue's new limits
+ * apply from its next transaction. Intake sessions read their <source>
+ * policy per command from the worker's generation; limits fixed when a
+ * session was accepted (message size, session time) stay for that session.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/dkim.h"
+#include "engine/egress.h"
+#include "engine/engine.h"
+#include "engine/reload_diff.h"
+
+struct config_mail {
+	struct mailbox_item link;
+	struct config_gen *gen;    /* a reference for the worker */
+};
+
+void reload_result_free(struct reload_result *r)
+{
+	free(r->errors);
+	free(r->warnings);
+	memset(r, 0, sizeof(*r));
+}
+
+/* Append text to *dst (a malloc'd string or NULL). */
+static void append(char **dst, const char *text)
+{
+	size_t a = *dst ? strlen(*dst) : 0, b = text ? strlen(text) : 0;
+	char *n;
+
+	if (!b || !(n = realloc(*dst, a + b + 1)))
+		return;
+	memcpy(n + a, text, b + 1);
+	*dst = n;
+}
+
+static void post_to_workers(struct engine *eng, struct config_gen *g)
+{
+	for (unsigned i = 0; i < eng->n_workers; i++) {
+		struct config_mail *m = calloc(1, sizeof(*m));
+
+		if (!m) {
+			/* the worker stays on its generation until the next reload */
+			fprintf(stderr, "salvod: reload: out of memory: worker %u keeps the previous configuration\n", i);
+			continue;
+		}
+		config_gen_ref(g);
+		m->gen = g;
+		m->link.kind = WORKER_MAIL_CONFIG;
+		mailbox_post(&eng->workers[i].mb, &m->link);
+	}
+}
+
+static void log_result(const struct engine *eng, const struct reload_result *r)
+{
+	if (r->ok)
+		fprintf(stderr, "salvod: configuration reloaded from %s: generation %llu\n", eng->config_path,
+			(unsigned long long)r->generation);
+	else
+		fprintf(stderr, "salvod: reload of %s refused, generation %llu stays in force:\n%s",
+			eng->config_path ? eng->config_path : "(built-in defaults)", (unsigned long long)r->generation,
+			r->errors ? r->errors : "(no detail)\n");
+	if (r->warnings)
+		fprintf(stderr, "%s", r->warnings);
+}
+
+void engine_reload(struct engine *eng, struct reload_result *out)
+{
+	struct config_gen *cur, *next;
+	struct config cfg;
+	struct config_report rep;
+	struct dkim_keys *dkim = NULL;
+	char *werr = NULL, *wwarn = NULL, err[512];
+	size_t lerr = 0, lwarn = 0;
+	FILE *ef, *wf;
+	unsigned errors;
+
+	memset(out, 0, sizeof(*out));
+	pthread_mutex_lock(&eng->reload_mu);
+	cur = engine_config_get(eng);
+	out->generation = cur->generation;
+	out->loaded_ms = cur->loaded_ms;
+	if (!eng->config_path) {
+		append(&out->errors, "salvod runs on its built-in defaults (no -c FILE): there is no file to reload\n");
+		goto failed;
+	}
+	if (config_load_report(&cfg, eng->config_path, &rep) < 0) {
+		out->errors = rep.errors;
+		out->warnings = rep.warnings;
+		if (!out->errors)
+			append(&out->errors, "the configuration could not be loaded\n");
+		goto failed;
+	}
+	out->warnings = rep.warnings;
+	free(rep.errors);
+	ef = open_memstream(&werr, &lerr);
+	wf = open_memstream(&wwarn, &lwarn);
+	if (!ef || !wf) {
+		if (ef)
+			fclose(ef);
+		if (wf)
+			fclose(wf);
+		free(werr);
+		free(wwarn);
+		config_free(&cfg);
+		append(&out->errors, "out of memory\n");
+		goto failed;
+	}
+	errors = reload_diff(&cur->cfg, &cfg, wf, ef);
+	fclose(ef);
+	fclose(wf);
+	append(&out->warnings, wwarn);
+	free(wwarn);
+	if (errors) {
+		out->errors = werr;
+		config_free(&cfg);
+		goto failed;
+	}
+	free(werr);
+	if (dkim_keys_load(&cfg, &dkim, err, sizeof(err)) < 0) {
+		append(&out->errors, "DKIM: ");
+		append(&out->errors, err);
+		append(&out->errors, "\n");
+		config_free(&cfg);
+		goto failed;
+	}
+	if (!(next = config_gen_new(&cfg, dkim, cur->generation + 1, wall_now_ms()))) {
+		dkim_keys_free(dkim);
+		config_free(&cfg);
+		append(&out->errors, "out of memory\n");
+		goto failed;
+	}
+	config_gen_ref(next);              /* ours until the workers have it */
+	config_current_publish(&eng->conf, next);
+	post_to_workers(eng, next);
+	out->ok = true;
+	out->generation = next->generation;
+	out->loaded_ms = next->loaded_ms;
+	config_gen_put(next);
+	__atomic_add_fetch(&eng->reloads_ok, 1, __ATOMIC_RELAXED);
+	goto done;
+failed:
+	__atomic_add_fetch(&eng->reloads_failed, 1, __ATOMIC_RELAXED);
+done:
+	config_gen_put(cur);
+	log_result(eng, out);
+	pthread_mutex_unlock(&eng->reload_mu);
+}
+
+/* ---- on the worker ---------------------------------------------------------- */
+
+void worker_config_rebind(struct worker *w, struct mailbox_item *it)
+{
+	struct config_mail *m = container_of(it, struct config_mail, link);
+	struct config_gen *old = w->gen;
+	const struct config *cfg = &m->gen->cfg;
+	struct sched *s = &w->sched;
+	bool short_of_memory = false;
+
+	w->gen = m->gen;
+	w->cfg = cfg;
+	free(m);
+	if (sched_rebind(s, cfg) < 0)
+		short_of_memory = true;
+	for (size_t b = 0; b < s->n_buckets; b++) {
+		for (struct sched_queue *q = s->buckets[b]; q; q = q->hnext) {
+			struct egress_queue *eq = q->egress;
+
+			if (eq) {
+				if (egress_units_grow(eq, cfg->n_vmtas ? cfg->n_vmtas : 1) < 0)
+					short_of_memory = true;
+				/* routes and rollup membership are looked at again
+				 * (in the background; sessions keep the old targets) */
+				eq->rollup_checked = false;
+				if (eq->have_route && !eq->resolving)
+					eq->route_expires = 0;
+			}
+			if (q->n_ready)
+				sched_kick(s, q);
+		}
+	}
+	if (short_of_memory)
+		fprintf(stderr, "salvod: worker %u: out of memory adopting configuration generation %llu: queues lack the "
+			"new virtual MTAs or pools\n", w->index, (unsigned long long)w->gen->generation);
+	/* last: connections opened under it keep their own references */
+	config_gen_put(old);
+}
+
+void worker_config_discard(struct mailbox_item *it)
+{
+	struct config_mail *m = container_of(it, struct config_mail, link);
+
+	config_gen_put(m->gen);
+	free(m);
+}
