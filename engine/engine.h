@@ -83,6 +83,7 @@ struct engine {
 	 * its own w->cfg. Replaced by engine_reload() (reload.c). */
 	struct config_current conf;
 	const char *config_path;   /* -c FILE; NULL on built-in defaults */
+	const struct config_gen *boot; /* generation 1 (salvod holds it): what restart-only settings are */
 	pthread_mutex_t reload_mu; /* one reload at a time */
 	uint64_t reloads_ok, reloads_failed; /* atomic */
 	struct spool *spool;

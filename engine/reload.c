@@ -132,7 +132,7 @@ void engine_reload(struct engine *eng, struct reload_result *out)
 		append(&out->errors, "out of memory\n");
 		goto failed;
 	}
-	errors = reload_diff(&cur->cfg, &cfg, wf, ef);
+	errors = reload_diff(eng->boot ? &eng->boot->cfg : &cur->cfg, &cur->cfg, &cfg, wf, ef);
 	fclose(ef);
 	fclose(wf);
 	append(&out->warnings, wwarn);

@@ -111,8 +111,10 @@ static void restart_only(FILE *warn, bool same, const char *what)
 		fprintf(warn, "%s changes on restart only\n", what);
 }
 
-unsigned reload_diff(const struct config *old, const struct config *neu, FILE *warn, FILE *err)
+unsigned reload_diff(const struct config *boot, const struct config *cur, const struct config *neu, FILE *warn,
+		     FILE *err)
 {
+	const struct config *old = boot;
 	unsigned errors = 0;
 	bool smtp_same = addrs_eq(old->smtp_listeners, old->n_smtp_listeners, neu->smtp_listeners,
 				  neu->n_smtp_listeners);
@@ -145,6 +147,8 @@ unsigned reload_diff(const struct config *old, const struct config *neu, FILE *w
 	restart_only(warn, old->run_as_root == neu->run_as_root, "run-as-root");
 	restart_only(warn, acct_files_eq(old, neu), "acct-file");
 	restart_only(warn, webhooks_eq(old, neu), "acct-webhook");
+
+	old = cur;
 
 	for (size_t i = 0; i < old->n_vmtas; i++) {
 		if (i < neu->n_vmtas && !strcmp(old->vmtas[i].name, neu->vmtas[i].name))

@@ -20,8 +20,11 @@
 
 struct config;
 
-/* Appends one line per finding to warn / err (either may be NULL: not
- * written). Returns the number of errors. */
-unsigned reload_diff(const struct config *old, const struct config *neu, FILE *warn, FILE *err);
+/* boot: what salvod started with (what the restart-only settings still
+ * are); cur: the generation in force; neu: the candidate. Appends one line
+ * per finding to warn / err (either may be NULL: not written). Returns the
+ * number of errors. */
+unsigned reload_diff(const struct config *boot, const struct config *cur, const struct config *neu, FILE *warn,
+		     FILE *err);
 
 #endif

@@ -340,6 +340,7 @@ int main(int argc, char **argv)
 	config_gen_ref(boot);
 	config_current_publish(&eng.conf, boot);
 	eng.config_path = config_path;
+	eng.boot = boot;
 	eng.started_ms = wall_now_ms();
 	if ((ret = mkdir_p(boot->cfg.spool_dir)) < 0) {
 		fprintf(stderr, "salvod: cannot create spool-dir %s: %s\n", boot->cfg.spool_dir, strerror(-ret));

@@ -1,0 +1,232 @@
+#!/usr/bin/python3
+"""test_reload.py - live reload of the configuration (SIGHUP, POST /api/v1/reload,
+salvoctl reload) in one salvod process.
+
+  speedup    a blast of 300 messages to fast.test (MX at a salvo-sink, through
+             dnsmasq) throttled by max-msg-rate 5/s arrives at ~5/s; a broken config
+             (an unknown directive and a bad max-smtp-out) is refused on SIGHUP (its
+             FILE:LINE errors in the log) and on POST /api/v1/reload (400 with every
+             line in the JSON), and the 5/s limit stays (measured at the sink); POST
+             /api/v1/reload with a monitor token is refused 403; then the file is edited
+             to 50/s and SIGHUP makes the rest arrive at >= 30/s, same PID; the
+             generation (status JSON and metrics) goes 1 -> 2 only on the success;
+             every message arrives exactly once
+  warnings   salvoctl reload and POST /api/v1/reload: a worker-threads change is
+             reported "worker-threads changes on restart only" and the reload still
+             happens (generation +1); a config dropping a virtual-mta is refused (400,
+             generation unchanged) and mail keeps flowing through that virtual MTA
+"""
+
+import http.client
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import time
+
+import harness
+from harness import Fail, Injected, log, make_body, wait_until
+
+SENDER = "owner@senders.test"
+MON_TOKEN = "monitor-token-for-the-reload-test-0123"
+
+
+def api(method, path, token=None, timeout=30):
+    c = http.client.HTTPConnection(harness.SALVOD_HTTP[0], harness.SALVOD_HTTP[1], timeout=timeout)
+    try:
+        hdrs = {"Authorization": "Bearer " + token} if token else {}
+        c.request(method, path, body=b"" if method == "POST" else None, headers=hdrs)
+        r = c.getresponse()
+        raw = r.read()
+        ctype = r.getheader("Content-Type", "")
+        return r.status, (json.loads(raw) if ctype.startswith("application/json") else raw.decode())
+    finally:
+        c.close()
+
+
+def generation():
+    st, j = api("GET", "/api/v1/status")
+    if st != 200:
+        raise Fail("GET /api/v1/status: %s %r" % (st, j))
+    st, m = api("GET", "/metrics")
+    g = re.search(r"^salvo_config_generation (\d+)$", m, re.M)
+    t = re.search(r"^salvo_config_loaded_timestamp_seconds ([0-9.]+)$", m, re.M)
+    if not g or not t or int(g.group(1)) != j["config_generation"]:
+        raise Fail("metrics and status disagree on the generation: %r vs %r" % (g and g.group(0), j.get("config_generation")))
+    return j["config_generation"], j["config_loaded_at"], float(t.group(1))
+
+
+def reloads(result):
+    _, m = api("GET", "/metrics")
+    g = re.search(r'^salvo_config_reloads_total\{result="%s"\} (\d+)$' % result, m, re.M)
+    return int(g.group(1)) if g else None
+
+
+def msg_times(sink):
+    return sorted(e["time"] for e in sink.events() if e["ev"] == "msg")
+
+
+def rate_between(times, a, b):
+    n = sum(1 for t in times if a <= t < b)
+    return n / (b - a) if b > a else 0.0
+
+
+def line_of(text, needle):
+    for i, ln in enumerate(text.split("\n"), 1):
+        if needle in ln:
+            return i
+    raise AssertionError(needle)
+
+
+def blast(n, domain, prefix):
+    rng = random.Random(19)
+    msgs = []
+    for i in range(n):
+        mid = "%s%d" % (prefix, i)
+        rc = ["u%d@%s" % (i, domain)]
+        msgs.append(Injected(mid, SENDER, rc, make_body(rng, mid, SENDER, rc, size=500)))
+    harness.inject_all(msgs, threads=4, per_conn=25, timeout=60)
+    return msgs
+
+
+def config(env, rate, extra_dom=None, extra=""):
+    spool = os.path.join(env.dir, "spool")
+    dom = {"max-msg-rate": rate, "max-smtp-out": "4"}
+    dom.update(extra_dom or {})
+    return harness.salvod_config(spool, domains={"fast.test": dom},
+                                 extra="http-api-token %s monitor\n%s" % (MON_TOKEN, extra))
+
+
+# --------------------------------------------------------------------------
+
+def test_speedup(env):
+    env.dns(mx={"fast.test": [(10, "mx.fast.test")]}, a={"mx.fast.test": "127.0.0.2"},
+            check=[("fast.test", "MX")])
+    sink = env.salvo_sink("sinkFast", "127.0.0.2:25", dump=False)
+    d = env.salvod_daemon(config_text=config(env, "5/s"))
+    d.start()
+    pid = d.proc.pid
+    g0, loaded0, _ = generation()
+    if g0 != 1:
+        raise Fail("generation at start is %r, want 1" % g0)
+    n = 300
+    blast(n, "fast.test", "r")
+    t0 = time.time()
+    time.sleep(5)
+
+    # a broken config: SIGHUP and the API refuse it, every error named
+    bad = config(env, "50/s", extra_dom={"max-smtp-out": "lots"}, extra="no-such-directive yes\n")
+    with open(d.config, "w") as f:
+        f.write(bad)
+    l1, l2 = line_of(bad, "lots"), line_of(bad, "no-such-directive")
+    os.kill(pid, signal.SIGHUP)
+    errlog = d.stderr_paths[-1]
+
+    def logged():
+        with open(errlog, errors="replace") as f:
+            t = f.read()
+        return "refused" in t and ("%s:%d:" % (d.config, l1)) in t and ("%s:%d:" % (d.config, l2)) in t
+    if not wait_until(logged, 10, what="the refused reload in the log"):
+        raise Fail("SIGHUP with a broken config: no refusal naming lines %d and %d in the log:\n%s"
+                   % (l1, l2, harness.tail(errlog, 20)))
+    st, j = api("POST", "/api/v1/reload")
+    want = ["%s:%d:" % (d.config, l1), "%s:%d:" % (d.config, l2)]
+    if st != 400 or not isinstance(j, dict) or j.get("config_generation") != 1 or \
+       not all(any(e.startswith(w) for e in j.get("errors", [])) for w in want):
+        raise Fail("POST /api/v1/reload of a broken config: %s %r, want 400 with errors at %r" % (st, j, want))
+    log("broken config refused: %r" % j["errors"])
+    st, j = api("POST", "/api/v1/reload", token=MON_TOKEN)
+    if st != 403:
+        raise Fail("POST /api/v1/reload as monitor: %s %r, want 403" % (st, j))
+    if generation()[0] != 1 or reloads("error") != 2 or reloads("ok") != 0:
+        raise Fail("after refused reloads: generation %r, reloads ok %r error %r; want 1, 0, 2"
+                   % (generation()[0], reloads("ok"), reloads("error")))
+    time.sleep(4)
+    t_reload = time.time()
+    times = msg_times(sink)
+    slow = rate_between(times, t0 + 2, t_reload)
+    log("before the reload: %d delivered, %.1f/s over the last %.1f s (limit 5/s)"
+        % (len(times), slow, t_reload - t0 - 2))
+    if not 3.0 <= slow <= 6.5:
+        raise Fail("rate under max-msg-rate 5/s (the broken config refused) was %.1f/s" % slow)
+
+    # the good edit: 50/s, same process
+    with open(d.config, "w") as f:
+        f.write(config(env, "50/s"))
+    os.kill(pid, signal.SIGHUP)
+    if not wait_until(lambda: generation()[0] == 2, 10, what="generation 2"):
+        raise Fail("SIGHUP with a valid config: generation stays %r" % generation()[0])
+    g, loaded, ts = generation()
+    if loaded <= loaded0 or abs(ts - time.time()) > 30:
+        raise Fail("config_loaded_at %r (was %r), metrics timestamp %r" % (loaded, loaded0, ts))
+    left = n - len(msg_times(sink))
+    if left < 100:
+        raise Fail("only %d messages left for the fast phase: the 5/s limit did not hold" % left)
+    if not wait_until(lambda: len(msg_times(sink)) >= n, 30, what="all messages"):
+        raise Fail("%d of %d arrived" % (len(msg_times(sink)), n))
+    times = msg_times(sink)
+    t_end = times[-1]
+    fast = rate_between(times, t_reload + 0.5, t_end + 0.001)
+    log("after the reload: %d messages at %.1f/s (limit 50/s)" % (left, fast))
+    if fast < 30:
+        raise Fail("after the reload to 50/s the rate was %.1f/s" % fast)
+    if d.proc.pid != pid or not d.alive():
+        raise Fail("salvod was restarted")
+    seen = sink.delivered()
+    dup = {r: k for r, k in seen.items() if k != 1}
+    if len(seen) != n or dup:
+        raise Fail("%d distinct recipients arrived (want %d), duplicates %r" % (len(seen), n, dup))
+    if reloads("ok") != 1 or reloads("error") != 2:
+        raise Fail("reloads ok %r error %r, want 1 and 2" % (reloads("ok"), reloads("error")))
+
+
+def test_warnings(env):
+    env.dns(mx={"pool.test": [(10, "mx.pool.test")]}, a={"mx.pool.test": "127.0.0.3"},
+            check=[("pool.test", "MX")])
+    sink = env.salvo_sink("sinkPool", "127.0.0.3:25", dump=False)
+    vm = "\n".join(["<virtual-mta mta1>", "  smtp-source-host 127.0.0.12 mta1.itest", "</virtual-mta>",
+                    "<virtual-mta mta2>", "  smtp-source-host 127.0.0.13 mta2.itest", "</virtual-mta>",
+                    "<virtual-mta-pool blast>", "  virtual-mta mta1", "  virtual-mta mta2", "</virtual-mta-pool>", ""])
+    spool = os.path.join(env.dir, "spool")
+    src = {"127.0.0.1": {"always-allow-relaying": "yes", "default-virtual-mta": "blast"}}
+    text = harness.salvod_config(spool, sources=src, extra=vm,
+                                 domains={"pool.test": {"max-msg-rate": "10/s", "max-smtp-out": "1"}})
+    d = env.salvod_daemon(config_text=text)
+    d.start()
+    with open(d.config, "w") as f:
+        f.write(text.replace("worker-threads   2", "worker-threads   3"))
+    r = subprocess.run([harness.SALVOCTL, "--api", "http://%s:%d" % harness.SALVOD_HTTP, "reload"],
+                       capture_output=True, text=True, timeout=30)
+    if r.returncode != 0 or "generation 2" not in r.stdout or "worker-threads changes on restart only" not in r.stdout:
+        raise Fail("salvoctl reload with worker-threads changed: rc %d\n%s%s" % (r.returncode, r.stdout, r.stderr))
+    log("salvoctl reload: %s" % r.stdout.strip().replace("\n", " | "))
+    # mta2 dropped: refused, nothing changes
+    dropped = text.replace("  virtual-mta mta2\n", "").replace(
+        "<virtual-mta mta2>\n  smtp-source-host 127.0.0.13 mta2.itest\n</virtual-mta>\n", "")
+    with open(d.config, "w") as f:
+        f.write(dropped)
+    st, j = api("POST", "/api/v1/reload")
+    if st != 400 or j.get("config_generation") != 2 or not any("mta2" in e for e in j.get("errors", [])):
+        raise Fail("a config without virtual-mta mta2: %s %r, want 400 naming mta2 at generation 2" % (st, j))
+    r = subprocess.run([harness.SALVOCTL, "--api", "http://%s:%d" % harness.SALVOD_HTTP, "reload"],
+                       capture_output=True, text=True, timeout=30)
+    if r.returncode != 1 or "mta2" not in r.stderr:
+        raise Fail("salvoctl reload of a refused config: rc %d\n%s%s" % (r.returncode, r.stdout, r.stderr))
+    blast(40, "pool.test", "p")
+    if not wait_until(lambda: len(sink.delivered()) >= 40, 30, what="40 messages"):
+        raise Fail("%d of 40 arrived after the refused reload" % len(sink.delivered()))
+    ips = {e["client"] for e in sink.events() if e["ev"] == "msg"}
+    if ips != {"127.0.0.12", "127.0.0.13"}:
+        raise Fail("after the refused reload mail left from %r, want both virtual MTAs" % sorted(ips))
+    # and a plain valid reload through the API
+    with open(d.config, "w") as f:
+        f.write(text)
+    st, j = api("POST", "/api/v1/reload")
+    if st != 200 or j.get("config_generation") != 3 or j.get("warnings"):
+        raise Fail("POST /api/v1/reload of the original config: %s %r, want 200 at generation 3, no warning" % (st, j))
+
+
+if __name__ == "__main__":
+    harness.main([test_speedup, test_warnings])
