@@ -5,9 +5,10 @@
  *
  * What happens, in order, under reload_mu (one reload at a time):
  *   1. parse the file (config_load_report: every error in one run);
- *   2. compare with the generation in force (reload_diff.h): settings
- *      built once at start are reported "changes on restart only"; a
- *      removed or reordered virtual MTA or pool refuses the reload;
+ *   2. give existing pools their indexes (reload_align_pools) and compare
+ *      (reload_diff.h): settings built once at start are reported "changes
+ *      on restart only"; a removed or reordered virtual MTA, or a removed
+ *      pool, refuses the reload;
  *   3. load the DKIM keys it names (an unreadable key refuses it);
  *   4. publish it (threads that read settings per use see it from now on)
  *      and post it to every worker (WORKER_MAIL_CONFIG).
@@ -132,6 +133,7 @@ void engine_reload(struct engine *eng, struct reload_result *out)
 		append(&out->errors, "out of memory\n");
 		goto failed;
 	}
+	(void)reload_align_pools(&cur->cfg, &cfg); /* a missing pool: reload_diff says so */
 	errors = reload_diff(eng->boot ? &eng->boot->cfg : &cur->cfg, &cur->cfg, &cfg, wf, ef);
 	fclose(ef);
 	fclose(wf);

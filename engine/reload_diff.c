@@ -5,7 +5,9 @@
 #include "engine/reload_diff.h"
 
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/config.h"
 #include "core/config_webhook.h"
@@ -105,6 +107,45 @@ static bool listener_sources_eq(const struct config *a, const struct config *b)
 	return true;
 }
 
+static ssize_t pool_index(const struct config *c, const char *name)
+{
+	for (size_t i = 0; i < c->n_pools; i++)
+		if (strcasecmp(c->pools[i].name, name) == 0)
+			return (ssize_t)i;
+	return -1;
+}
+
+int reload_align_pools(const struct config *cur, struct config *neu)
+{
+	size_t n = neu->n_pools, next = cur->n_pools;
+	size_t *where;              /* neu's pool i goes to where[i] */
+	struct config_pool *p;
+
+	if (cur->n_pools > n)
+		return -1;
+	for (size_t i = 0; i < cur->n_pools; i++)
+		if (pool_index(neu, cur->pools[i].name) < 0)
+			return -1;
+	if (!(where = calloc(n ? n : 1, sizeof(*where))) || !(p = calloc(n ? n : 1, sizeof(*p)))) {
+		free(where);
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		ssize_t k = pool_index(cur, neu->pools[i].name);
+
+		where[i] = k >= 0 ? (size_t)k : next++;
+	}
+	for (size_t i = 0; i < n; i++)
+		p[where[i]] = neu->pools[i];
+	memcpy(neu->pools, p, n * sizeof(*p));
+	for (size_t i = 0; i < neu->n_sources; i++)
+		if (neu->sources[i].default_pool < n)
+			neu->sources[i].default_pool = where[neu->sources[i].default_pool];
+	free(p);
+	free(where);
+	return 0;
+}
+
 static void restart_only(FILE *warn, bool same, const char *what)
 {
 	if (!same && warn)
@@ -164,8 +205,7 @@ unsigned reload_diff(const struct config *boot, const struct config *cur, const 
 		if (i < neu->n_pools && !strcmp(old->pools[i].name, neu->pools[i].name))
 			continue;
 		if (err)
-			fprintf(err, "%s: virtual-mta-pool %s is removed or moved: existing pools must keep their "
-				"order (new ones go after them); removing or reordering needs a restart\n",
+			fprintf(err, "%s: virtual-mta-pool %s is removed: removing a pool needs a restart\n",
 				neu->path ? neu->path : "config", old->pools[i].name);
 		errors++;
 		break;

@@ -8,10 +8,12 @@
  *     generation (spool, worker threads, listeners and their limits, the
  *     HTTP server and its access rules, TLS contexts, resolvers, log and
  *     accounting files, webhooks); the new value is not used until then;
- *   - what a reload refuses (an error each): virtual MTAs and pools are
- *     indexed by position in every queue, connection and queued recipient,
- *     so existing ones must keep their names and order; new ones may be
- *     added after them.
+ *   - what a reload refuses (an error each): virtual MTAs are indexed by
+ *     position in every queue's units and connections, so existing ones
+ *     must keep their names and order (new ones go after them); pools are
+ *     indexed in queued recipients and FIFOs, so none may go away
+ *     (reload_align_pools() keeps each existing pool's index, wherever the
+ *     file puts it).
  */
 #ifndef SALVO_RELOAD_DIFF_H
 #define SALVO_RELOAD_DIFF_H
@@ -19,6 +21,14 @@
 #include <stdio.h>
 
 struct config;
+
+/* Renumber neu's pools so that each pool cur has keeps its index (the
+ * others follow in file order) and fix the sources' default pools: adding
+ * a <virtual-mta-pool> or a <virtual-mta> (whose implicit pool comes after
+ * the named ones) moves no existing pool. Returns 0, or -1 when a pool of
+ * cur is missing from neu (neu unchanged; reload_diff reports it) or on
+ * ENOMEM. */
+int reload_align_pools(const struct config *cur, struct config *neu);
 
 /* boot: what salvod started with (what the restart-only settings still
  * are); cur: the generation in force; neu: the candidate. Appends one line

@@ -15,6 +15,10 @@ salvoctl reload) in one salvod process.
              reported "worker-threads changes on restart only" and the reload still
              happens (generation +1); a config dropping a virtual-mta is refused (400,
              generation unchanged) and mail keeps flowing through that virtual MTA
+  loop       30 reloads (SIGHUP and API in turn, throttles and connection caps
+             changing) while 300 messages flow through two virtual MTAs, the last
+             adding a virtual MTA and a pool: every message arrives once, the
+             generation counts every reload (meant for valgrind too)
 """
 
 import http.client
@@ -24,6 +28,7 @@ import random
 import re
 import signal
 import subprocess
+import threading
 import time
 
 import harness
@@ -47,15 +52,20 @@ def api(method, path, token=None, timeout=30):
 
 
 def generation():
-    st, j = api("GET", "/api/v1/status")
-    if st != 200:
-        raise Fail("GET /api/v1/status: %s %r" % (st, j))
-    st, m = api("GET", "/metrics")
-    g = re.search(r"^salvo_config_generation (\d+)$", m, re.M)
-    t = re.search(r"^salvo_config_loaded_timestamp_seconds ([0-9.]+)$", m, re.M)
-    if not g or not t or int(g.group(1)) != j["config_generation"]:
-        raise Fail("metrics and status disagree on the generation: %r vs %r" % (g and g.group(0), j.get("config_generation")))
-    return j["config_generation"], j["config_loaded_at"], float(t.group(1))
+    """(generation, config_loaded_at, metrics' loaded timestamp); status and metrics
+    must agree (read again when a reload finished between the two requests)."""
+    for _ in range(5):
+        st, j = api("GET", "/api/v1/status")
+        if st != 200:
+            raise Fail("GET /api/v1/status: %s %r" % (st, j))
+        st, m = api("GET", "/metrics")
+        g = re.search(r"^salvo_config_generation (\d+)$", m, re.M)
+        t = re.search(r"^salvo_config_loaded_timestamp_seconds ([0-9.]+)$", m, re.M)
+        if g and t and int(g.group(1)) == j.get("config_generation"):
+            return j["config_generation"], j["config_loaded_at"], float(t.group(1))
+        if api("GET", "/api/v1/status")[1].get("config_generation") == j.get("config_generation"):
+            break    # no reload in between: they really disagree
+    raise Fail("metrics and status disagree on the generation: %r vs %r" % (g and g.group(0), j.get("config_generation")))
 
 
 def reloads(result):
@@ -228,5 +238,61 @@ def test_warnings(env):
         raise Fail("POST /api/v1/reload of the original config: %s %r, want 200 at generation 3, no warning" % (st, j))
 
 
+def test_loop(env):
+    """30 reloads (SIGHUP and API in turn) while 300 messages flow through two
+    virtual MTAs; the last one adds a virtual MTA and a pool: each message arrives
+    once, the generation counts every reload. Run it under valgrind
+    (SALVOD_WRAPPER) for the generations' lifetimes."""
+    env.dns(mx={"loop.test": [(10, "mx.loop.test")]}, a={"mx.loop.test": "127.0.0.4"},
+            check=[("loop.test", "MX")])
+    sink = env.salvo_sink("sinkLoop", "127.0.0.4:25", dump=False)
+    vm = "\n".join(["<virtual-mta mta1>", "  smtp-source-host 127.0.0.12 mta1.itest", "</virtual-mta>",
+                    "<virtual-mta mta2>", "  smtp-source-host 127.0.0.13 mta2.itest", "</virtual-mta>",
+                    "<virtual-mta-pool blast>", "  virtual-mta mta1", "  virtual-mta mta2", "</virtual-mta-pool>", ""])
+    more = "\n".join(["<virtual-mta mta3>", "  smtp-source-host 127.0.0.14 mta3.itest", "</virtual-mta>",
+                      "<virtual-mta-pool extra>", "  virtual-mta mta3", "</virtual-mta-pool>", ""])
+    spool = os.path.join(env.dir, "spool")
+    src = {"127.0.0.1": {"always-allow-relaying": "yes", "default-virtual-mta": "blast"}}
+    texts = [harness.salvod_config(spool, sources=src, extra=vm,
+                                   domains={"loop.test": {"max-msg-rate": r, "max-smtp-out": m,
+                                                          "max-msg-per-connection": k}})
+             for r, m, k in (("100/s", "2", "7"), ("300/s", "3", "3"))]
+    d = env.salvod_daemon(config_text=texts[0])
+    d.start()
+    pid = d.proc.pid
+    n = 300
+    done = []
+    th = threading.Thread(target=lambda: done.append(blast(n, "loop.test", "l")))
+    th.start()
+    reloads_done = 0
+    for i in range(30):
+        with open(d.config, "w") as f:
+            f.write(texts[(i + 1) % 2] + (more if i == 29 else ""))
+        if i % 2:
+            st, j = api("POST", "/api/v1/reload")
+            if st != 200:
+                raise Fail("reload %d: %s %r" % (i, st, j))
+        else:
+            os.kill(pid, signal.SIGHUP)
+        reloads_done += 1
+        want = reloads_done + 1
+        if not wait_until(lambda: generation()[0] == want, 10 * harness.SLOW, what="generation %d" % want):
+            raise Fail("reload %d: generation %r, want %d" % (i, generation()[0], want))
+        time.sleep(0.1)
+    th.join(120)
+    if not done:
+        raise Fail("injection did not finish")
+    if not wait_until(lambda: len(sink.delivered()) >= n, 60 * harness.SLOW, what="all messages"):
+        raise Fail("%d of %d arrived" % (len(sink.delivered()), n))
+    seen = sink.delivered()
+    dup = {r: k for r, k in seen.items() if k != 1}
+    if len(seen) != n or dup:
+        raise Fail("%d distinct recipients arrived (want %d), duplicates %r" % (len(seen), n, dup))
+    st, j = api("GET", "/api/v1/vmtas")
+    if st != 200 or [v["name"] for v in j["vmtas"]][-1:] != ["mta3"]:
+        raise Fail("after adding mta3: /api/v1/vmtas %s %r" % (st, j))
+    log("%d reloads while %d messages flowed; generation %d" % (reloads_done, n, generation()[0]))
+
+
 if __name__ == "__main__":
-    harness.main([test_speedup, test_warnings])
+    harness.main([test_speedup, test_warnings, test_loop])

@@ -127,6 +127,51 @@ static void test_layout_change_refused(void **state)
 	free(e);
 }
 
+/* a new pool and a new virtual MTA (whose implicit pool comes after the named
+ * ones): existing pools keep their indexes, sources follow */
+static void test_align_pools(void **state)
+{
+	struct config cur, neu;
+	char *w, *e;
+	size_t wl = 0, el = 0;
+	FILE *wf, *ef;
+	(void)state;
+
+	load(&cur, BASE "<source 10.0.0.0/8>\n default-virtual-mta mta2\n</source>\n");
+	load(&neu, BASE "<virtual-mta mta3>\n smtp-source-host 127.0.0.4 c.example\n</virtual-mta>\n"
+			"<virtual-mta-pool more>\n virtual-mta mta3\n</virtual-mta-pool>\n"
+			"<source 10.0.0.0/8>\n default-virtual-mta more\n</source>\n"
+			"<source 11.0.0.0/8>\n default-virtual-mta mta2\n</source>\n");
+	/* unaligned, the implicit pools moved: refused */
+	assert_true(reload_diff(&cur, &cur, &neu, NULL, NULL) > 0);
+	assert_int_equal(reload_align_pools(&cur, &neu), 0);
+	wf = open_memstream(&w, &wl);
+	ef = open_memstream(&e, &el);
+	assert_int_equal(reload_diff(&cur, &cur, &neu, wf, ef), 0);
+	fclose(wf);
+	fclose(ef);
+	assert_string_equal(e, "");
+	for (size_t i = 0; i < cur.n_pools; i++)
+		assert_string_equal(neu.pools[i].name, cur.pools[i].name);
+	assert_int_equal(neu.n_pools, cur.n_pools + 2); /* "more" and mta3's own */
+	assert_int_equal(config_pool_find(&neu, "mta2"), config_pool_find(&cur, "mta2"));
+	for (size_t i = 0; i < neu.n_sources; i++) {
+		const struct config_source *src = &neu.sources[i];
+
+		if (src->default_virtual_mta)
+			assert_int_equal(src->default_pool, (size_t)config_pool_find(&neu, src->default_virtual_mta));
+	}
+	free(w);
+	free(e);
+	config_free(&neu);
+	/* a pool of cur missing: not aligned, reported */
+	load(&neu, "spool-dir /tmp/x\n<virtual-mta mta1>\n smtp-source-host 127.0.0.2 a.example\n</virtual-mta>\n");
+	assert_int_equal(reload_align_pools(&cur, &neu), -1);
+	assert_true(reload_diff(&cur, &cur, &neu, NULL, NULL) > 0);
+	config_free(&neu);
+	config_free(&cur);
+}
+
 /* restart-only settings compare with the boot generation, layout with the one in force */
 static void test_boot_vs_current(void **state)
 {
@@ -211,6 +256,7 @@ int main(void)
 		cmocka_unit_test(test_live_settings_are_silent),
 		cmocka_unit_test(test_restart_only_warned),
 		cmocka_unit_test(test_layout_change_refused),
+		cmocka_unit_test(test_align_pools),
 		cmocka_unit_test(test_boot_vs_current),
 		cmocka_unit_test(test_gen_refcount),
 		cmocka_unit_test(test_sched_rebind),
