@@ -61,6 +61,7 @@ struct worker {
 	struct engine *eng;
 	struct config_gen *gen;    /* the generation this shard runs on (a reference) */
 	const struct config *cfg;  /* &gen->cfg: what the shard's code reads */
+	uint64_t gen_adopted;      /* gen->generation, for engine_reload's wait (atomic) */
 	unsigned index;
 	pthread_t thread;
 	struct loop loop;

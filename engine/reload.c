@@ -12,6 +12,8 @@
  *   3. load the DKIM keys it names (an unreadable key refuses it);
  *   4. publish it (threads that read settings per use see it from now on)
  *      and post it to every worker (WORKER_MAIL_CONFIG).
+ *   5. wait (up to 5 s) until every worker runs on it, so that the answer
+ *      means "in force".
  * Any error: nothing changes, the errors go back to the caller (and to the
  * log), the generation stays.
  *
@@ -20,7 +22,10 @@
  * (throttles, connection caps, retries, patterns, routes) and gets units
  * and FIFOs for added virtual MTAs and pools; routes are looked up again
  * (a changed `route` applies to the next session); queues with ready work
- * are kicked so raised limits apply at once. Open connections keep the
+ * are kicked so raised limits apply at once; SMTP listeners follow the
+ * file (an unchanged address stays open, so no connection is refused
+ * across a reload; a new one is opened on every worker, a removed one
+ * stops accepting while its sessions go on). Open connections keep the
  * generation they were opened under (source IP, HELO) until they close; a
  * transaction in flight finishes as it started, and the queue's new limits
  * apply from its next transaction. Intake sessions read their <source>
@@ -31,11 +36,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "engine/dkim.h"
 #include "engine/egress.h"
 #include "engine/engine.h"
 #include "engine/reload_diff.h"
+#include "net/smtp_server.h"
 
 struct config_mail {
 	struct mailbox_item link;
@@ -76,6 +84,72 @@ static void post_to_workers(struct engine *eng, struct config_gen *g)
 		m->link.kind = WORKER_MAIL_CONFIG;
 		mailbox_post(&eng->workers[i].mb, &m->link);
 	}
+}
+
+static bool has_addr(const struct config_addr *a, size_t n, const struct config_addr *x)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(a[i].text, x->text) == 0)
+			return true;
+	return false;
+}
+
+/* New SMTP listeners must be free to bind (another process could hold the
+ * port; the workers share ours with SO_REUSEPORT, which would hide it),
+ * and implicit TLS needs the certificate loaded at start. -1 with the
+ * reasons appended to *errors. */
+static int listeners_check(const struct engine *eng, const struct config *cur, const struct config *neu, char **errors)
+{
+	int rc = 0;
+	char line[512];
+
+	if (neu->n_smtps_listeners && !eng->tls_server) {
+		snprintf(line, sizeof(line), "%s: smtps-listener needs tls-certificate and tls-private-key at start "
+			 "(TLS files change on restart only)\n", neu->path);
+		append(errors, line);
+		rc = -1;
+	}
+	for (size_t i = 0; i < neu->n_smtp_listeners + neu->n_smtps_listeners; i++) {
+		const struct config_addr *a = i < neu->n_smtp_listeners ? &neu->smtp_listeners[i]
+								       : &neu->smtps_listeners[i - neu->n_smtp_listeners];
+		int one = 1, fd, err = 0;
+
+		if (has_addr(cur->smtp_listeners, cur->n_smtp_listeners, a) ||
+		    has_addr(cur->smtps_listeners, cur->n_smtps_listeners, a))
+			continue;
+		if ((fd = socket(a->sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0) {
+			err = errno;
+		} else {
+			setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+			if (bind(fd, (const struct sockaddr *)&a->sa, a->salen) < 0)
+				err = errno;
+			close(fd);
+		}
+		if (err) {
+			snprintf(line, sizeof(line), "%s: cannot listen on %s: %s\n", neu->path, a->text, strerror(err));
+			append(errors, line);
+			rc = -1;
+		}
+	}
+	return rc;
+}
+
+/* The answer goes out once every worker runs on the new generation (its
+ * listeners open, its queues rebound), or after 5 s (a worker stuck in a
+ * long turn, or stopping: it adopts it later all the same). */
+static void wait_adopted(const struct engine *eng, uint64_t generation)
+{
+	for (int i = 0; i < 5000; i++) {
+		unsigned n = 0;
+
+		for (unsigned k = 0; k < eng->n_workers; k++)
+			n += __atomic_load_n(&eng->workers[k].gen_adopted, __ATOMIC_ACQUIRE) >= generation;
+		if (n == eng->n_workers)
+			return;
+		usleep(1000);
+	}
+	fprintf(stderr, "salvod: reload: a worker has not adopted generation %llu within 5 s; it will\n",
+		(unsigned long long)generation);
 }
 
 static void log_result(const struct engine *eng, const struct reload_result *r)
@@ -145,6 +219,10 @@ void engine_reload(struct engine *eng, struct reload_result *out)
 		goto failed;
 	}
 	free(werr);
+	if (listeners_check(eng, &cur->cfg, &cfg, &out->errors) < 0) {
+		config_free(&cfg);
+		goto failed;
+	}
 	if (dkim_keys_load(&cfg, &dkim, err, sizeof(err)) < 0) {
 		append(&out->errors, "DKIM: ");
 		append(&out->errors, err);
@@ -161,6 +239,7 @@ void engine_reload(struct engine *eng, struct reload_result *out)
 	config_gen_ref(next);              /* ours until the workers have it */
 	config_current_publish(&eng->conf, next);
 	post_to_workers(eng, next);
+	wait_adopted(eng, next->generation);
 	out->ok = true;
 	out->generation = next->generation;
 	out->loaded_ms = next->loaded_ms;
@@ -207,11 +286,20 @@ void worker_config_rebind(struct worker *w, struct mailbox_item *it)
 				sched_kick(s, q);
 		}
 	}
+	if (w->srv) {
+		char err[256];
+
+		if (smtp_server_listen(w->srv, cfg->smtp_listeners, cfg->n_smtp_listeners, cfg->smtps_listeners,
+				       cfg->n_smtps_listeners, err, sizeof(err)) < 0)
+			fprintf(stderr, "salvod: worker %u: configuration generation %llu: %s\n", w->index,
+				(unsigned long long)w->gen->generation, err);
+	}
 	if (short_of_memory)
 		fprintf(stderr, "salvod: worker %u: out of memory adopting configuration generation %llu: queues lack the "
 			"new virtual MTAs or pools\n", w->index, (unsigned long long)w->gen->generation);
 	/* last: connections opened under it keep their own references */
 	config_gen_put(old);
+	__atomic_store_n(&w->gen_adopted, w->gen->generation, __ATOMIC_RELEASE);
 }
 
 void worker_config_discard(struct mailbox_item *it)

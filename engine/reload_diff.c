@@ -163,9 +163,8 @@ unsigned reload_diff(const struct config *boot, const struct config *cur, const 
 	restart_only(warn, str_eq(old->spool_dir, neu->spool_dir), "spool-dir");
 	restart_only(warn, old->spool_commit_delay_ms == neu->spool_commit_delay_ms, "spool-commit-delay");
 	restart_only(warn, old->worker_threads == neu->worker_threads, "worker-threads");
-	restart_only(warn, smtp_same && listener_sources_eq(old, neu), "smtp-listener");
-	restart_only(warn, addrs_eq(old->smtps_listeners, old->n_smtps_listeners, neu->smtps_listeners,
-				    neu->n_smtps_listeners), "smtps-listener");
+	/* the listeners themselves follow a reload; their source= does not */
+	restart_only(warn, !smtp_same || listener_sources_eq(old, neu), "smtp-listener source=");
 	restart_only(warn, http_eq(old, neu), "http-listener, http-access, http-api-token and http-max-*");
 	restart_only(warn, dns_eq(old, neu), "dns-server / name-server");
 	restart_only(warn, str_eq(old->tls_certificate, neu->tls_certificate) &&

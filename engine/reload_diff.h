@@ -5,7 +5,7 @@
  * one and says
  *   - what cannot take effect until a restart (a warning each: "X changes
  *     on restart only"): what salvod builds once at start from the boot
- *     generation (spool, worker threads, listeners and their limits, the
+ *     generation (spool, worker threads, inbound session limits, the
  *     HTTP server and its access rules, TLS contexts, resolvers, log and
  *     accounting files, webhooks); the new value is not used until then;
  *   - what a reload refuses (an error each): virtual MTAs are indexed by

@@ -191,6 +191,7 @@ int worker_init(struct worker *w, struct engine *eng, unsigned index, struct con
 	config_gen_ref(gen);
 	w->gen = gen;
 	w->cfg = cfg;
+	w->gen_adopted = gen->generation;
 	w->index = index;
 	worker_stats_init(&w->stats);
 	smtp_client_default_timeouts(&w->client_tmo);

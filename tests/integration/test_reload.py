@@ -19,6 +19,10 @@ salvoctl reload) in one salvod process.
              changing) while 300 messages flow through two virtual MTAs, the last
              adding a virtual MTA and a pool: every message arrives once, the
              generation counts every reload (meant for valgrind too)
+  listeners  smtp-listener added (answers 220) and removed (new connections refused,
+             a session opened before finishes and is delivered) by reloads; an
+             unchanged listener refuses nothing across 11 reloads; a port held by
+             another process refuses the reload naming it
 """
 
 import http.client
@@ -27,6 +31,8 @@ import os
 import random
 import re
 import signal
+import smtplib
+import socket
 import subprocess
 import threading
 import time
@@ -294,5 +300,98 @@ def test_loop(env):
     log("%d reloads while %d messages flowed; generation %d" % (reloads_done, n, generation()[0]))
 
 
+def test_listeners(env):
+    """smtp-listener follows a reload: an added address answers 220 on the same
+    process; a removed one refuses new connections while a session opened on it
+    before finishes its message (250) and is delivered; an address that stays is
+    never refused across 10 reloads (a client connecting in a loop); an address
+    another process holds refuses the reload (400 naming it)."""
+    env.dns(mx={"lst.test": [(10, "mx.lst.test")]}, a={"mx.lst.test": "127.0.0.5"},
+            check=[("lst.test", "MX")])
+    sink = env.salvo_sink("sinkLst", "127.0.0.5:25", dump=False)
+    spool = os.path.join(env.dir, "spool")
+    base = harness.salvod_config(spool)
+    old = "smtp-listener    %s:%d" % harness.SALVOD_SMTP
+    new_addr = (harness.SALVOD_SMTP[0], harness.SALVOD_SMTP[1] + 1)
+    new = "smtp-listener    %s:%d" % new_addr
+    d = env.salvod_daemon(config_text=base)
+    d.start()
+
+    def reload_to(text, want_status=200):
+        with open(d.config, "w") as f:
+            f.write(text)
+        st, j = api("POST", "/api/v1/reload")
+        if st != want_status:
+            raise Fail("reload: %s %r, want %d" % (st, j, want_status))
+        return j
+
+    both = base.replace(old, old + "\n" + new)
+    reload_to(both)
+    b = harness.read_banner(new_addr, timeout=2.0)
+    if not b or not b.startswith(b"220"):
+        raise Fail("added listener %s:%d answers %r, want 220" % (new_addr + (b,)))
+    # a session on the old address, open across its removal
+    s = smtplib.SMTP(harness.SALVOD_SMTP[0], harness.SALVOD_SMTP[1], timeout=10)
+    s.ehlo("client.itest")
+    # a client connecting in a loop to the address that stays
+    failures, tries, stop = [], [0], threading.Event()
+
+    def hammer():
+        while not stop.is_set():
+            tries[0] += 1
+            b = harness.read_banner(new_addr, timeout=2.0)
+            if not b or not b.startswith(b"220"):
+                failures.append(b)
+    th = threading.Thread(target=hammer)
+    th.start()
+    only_new = base.replace(old, new)
+    try:
+        for i in range(10):
+            reload_to(only_new if i % 2 == 0 else both)
+            time.sleep(0.05)
+        reload_to(only_new)
+    finally:
+        stop.set()
+        th.join(10)
+    if failures:
+        raise Fail("%d of %d connections to the listener that stayed failed across reloads: %r"
+                   % (len(failures), tries[0], failures[:3]))
+    log("%d connections to %s:%d across 11 reloads, none refused" % (tries[0], new_addr[0], new_addr[1]))
+
+    def old_refused():
+        try:
+            socket.create_connection(harness.SALVOD_SMTP, timeout=1).close()
+            return False
+        except OSError:
+            return True
+    if not wait_until(old_refused, 5, what="the removed listener closed"):
+        raise Fail("the removed listener %s:%d still accepts connections" % harness.SALVOD_SMTP)
+    body = ("From: owner@senders.test\r\nTo: a@lst.test\r\nSubject: across a reload\r\n\r\nhello\r\n")
+    try:
+        s.sendmail(SENDER, ["a@lst.test"], body)
+        s.quit()
+    except smtplib.SMTPException as e:
+        raise Fail("the session opened before its listener was removed failed: %r" % e)
+    if not wait_until(lambda: sink.delivered().get("a@lst.test") == 1, 20, what="the message"):
+        raise Fail("the message sent on the removed listener's session did not arrive: %r" % sink.delivered())
+    # a port another process holds: refused, nothing changes
+    held = socket.socket()
+    held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    held.bind((harness.SALVOD_SMTP[0], harness.SALVOD_SMTP[1] + 2))
+    held.listen(1)
+    try:
+        g = generation()[0]
+        busy = "smtp-listener    %s:%d" % (harness.SALVOD_SMTP[0], harness.SALVOD_SMTP[1] + 2)
+        j = reload_to(only_new.replace(new, new + "\n" + busy), want_status=400)
+        if not any("cannot listen on %s:%d" % (harness.SALVOD_SMTP[0], harness.SALVOD_SMTP[1] + 2) in e
+                   for e in j.get("errors", [])) or generation()[0] != g:
+            raise Fail("a held port: %r (generation %r, was %r)" % (j, generation()[0], g))
+    finally:
+        held.close()
+    b = harness.read_banner(new_addr, timeout=2.0)
+    if not b or not b.startswith(b"220"):
+        raise Fail("after the refused reload %s:%d answers %r" % (new_addr + (b,)))
+
+
 if __name__ == "__main__":
-    harness.main([test_speedup, test_warnings, test_loop])
+    harness.main([test_speedup, test_warnings, test_loop, test_listeners])
