@@ -404,8 +404,11 @@ void api_handle(void *ctx, struct http_request *req)
 		route_queue(eng, req, p + 15);
 	else if (strcmp(p, "/api/v1/vmtas") == 0 && get)
 		get_vmtas(eng, req);
-	else if (strcmp(p, "/api/v1/webhooks") == 0 && get)
+	else if (strcmp(p, "/api/v1/webhooks") == 0 && get) {
+		pthread_mutex_lock(&eng->webhooks_mu);
 		api_webhooks(eng->webhooks, req);
+		pthread_mutex_unlock(&eng->webhooks_mu);
+	}
 	else if (strcmp(p, "/api/v1/reload") == 0)
 		api_reload(eng, req);
 	else if (api_inject_route(eng, req) || api_suppress_route(eng, req) || api_inspect_route(eng, req))

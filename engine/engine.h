@@ -103,7 +103,11 @@ struct engine {
 	struct addr_window *bounce_reports; /* reports per untrusted client (bounce-max-reports-per-ip) */
 	struct accept_store *store; /* storing accepted mail; its thread (accept_store.h) */
 	struct sent_pruner *sent_pruner; /* "sent" retention (metrics read its counters) */
-	struct webhooks *webhooks; /* <acct-webhook> senders (webhook.h); NULL when none */
+	struct webhooks *webhooks; /* <acct-webhook> senders (webhook.h); NULL when none;
+				    * read under webhooks_mu (a reload replaces them) */
+	pthread_mutex_t webhooks_mu;
+	struct config_gen *webhooks_gen; /* what they were started from after a reload (a
+					  * reference); NULL: the boot generation */
 };
 
 /* The current configuration generation, with a reference for the caller

@@ -195,7 +195,9 @@ void api_metrics(struct engine *eng, struct http_request *req)
 	rc |= head(&b, "salvo_queues", "gauge", "Destination queues held in memory (idle empty ones are freed).") |
 	      json_buf_printf(&b, "salvo_queues %zu\n", metrics_real_queues(&s));
 	rc |= total(&b, "salvo_queues_freed_total", "Empty queues freed after queue-free-after idle.", s.gone.queues);
+	pthread_mutex_lock(&eng->webhooks_mu);
 	rc |= webhooks_metrics(eng->webhooks, &b);
+	pthread_mutex_unlock(&eng->webhooks_mu);
 	rc |= head(&b, "salvo_config_generation", "gauge", "The configuration in force: 1 at start, +1 per successful reload.") |
 	      json_buf_printf(&b, "salvo_config_generation %llu\n", (unsigned long long)g->generation);
 	rc |= head(&b, "salvo_config_loaded_timestamp_seconds", "gauge", "When the configuration in force was read (Unix time).") |

@@ -12,7 +12,8 @@
  *   3. load the DKIM keys it names (an unreadable key refuses it);
  *   4. publish it (threads that read settings per use see it from now on)
  *      and post it to every worker (WORKER_MAIL_CONFIG).
- *   5. wait (up to 5 s) until every worker runs on it, so that the answer
+ *   5. restart the webhook senders when <acct-webhook> changed;
+ *   6. wait (up to 5 s) until every worker runs on it, so that the answer
  *      means "in force".
  * Any error: nothing changes, the errors go back to the caller (and to the
  * log), the generation stays.
@@ -43,6 +44,7 @@
 #include "engine/egress.h"
 #include "engine/engine.h"
 #include "engine/reload_diff.h"
+#include "engine/webhook.h"
 #include "net/smtp_server.h"
 
 struct config_mail {
@@ -152,6 +154,55 @@ static void wait_adopted(const struct engine *eng, uint64_t generation)
 		(unsigned long long)generation);
 }
 
+static int webhooks_from(struct engine *eng, struct config_gen *g, struct webhooks **out, char *err, size_t cap)
+{
+	char log_dir[4096], state[4096];
+
+	snprintf(log_dir, sizeof(log_dir), "%s/log", eng->boot->cfg.spool_dir);
+	snprintf(state, sizeof(state), "%s/webhooks", eng->boot->cfg.spool_dir);
+	return webhooks_start(out, &g->cfg, log_dir, state, err, cap);
+}
+
+/* <acct-webhook> changed: the senders stop (each saves its position in the
+ * log: nothing is lost, at most the batch in flight is sent again) and
+ * start again from the new blocks. If they cannot start (a state file
+ * that cannot be opened...), the previous ones go on and a warning says
+ * why. Waits for a POST in flight (up to its timeout). */
+static void webhooks_restart(struct engine *eng, struct config_gen *next, char **warnings)
+{
+	const struct config *running = eng->webhooks_gen ? &eng->webhooks_gen->cfg : &eng->boot->cfg;
+	struct webhooks *old, *fresh = NULL;
+	struct config_gen *from = next;
+	char err[512], line[700];
+
+	if (!eng->boot || !reload_webhooks_differ(running, &next->cfg))
+		return;
+	pthread_mutex_lock(&eng->webhooks_mu);
+	old = eng->webhooks;
+	eng->webhooks = NULL;
+	pthread_mutex_unlock(&eng->webhooks_mu);
+	webhooks_stop(old);
+	if (webhooks_from(eng, next, &fresh, err, sizeof(err)) < 0) {
+		snprintf(line, sizeof(line), "acct-webhook: %s; the previous webhooks go on\n", err);
+		append(warnings, line);
+		fresh = NULL;
+		/* what ran before: the boot generation is salvod's, never freed before us */
+		from = eng->webhooks_gen ? eng->webhooks_gen : (struct config_gen *)eng->boot;
+		if (webhooks_from(eng, from, &fresh, err, sizeof(err)) < 0) {
+			snprintf(line, sizeof(line), "acct-webhook: the previous webhooks cannot start again either: %s; "
+				 "none runs until a reload or restart\n", err);
+			append(warnings, line);
+			fresh = NULL;
+		}
+	}
+	config_gen_ref(from);
+	config_gen_put(eng->webhooks_gen);
+	eng->webhooks_gen = from;
+	pthread_mutex_lock(&eng->webhooks_mu);
+	eng->webhooks = fresh;
+	pthread_mutex_unlock(&eng->webhooks_mu);
+}
+
 static void log_result(const struct engine *eng, const struct reload_result *r)
 {
 	if (r->ok)
@@ -239,6 +290,7 @@ void engine_reload(struct engine *eng, struct reload_result *out)
 	config_gen_ref(next);              /* ours until the workers have it */
 	config_current_publish(&eng->conf, next);
 	post_to_workers(eng, next);
+	webhooks_restart(eng, next, &out->warnings);
 	wait_adopted(eng, next->generation);
 	out->ok = true;
 	out->generation = next->generation;

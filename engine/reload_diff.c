@@ -98,6 +98,11 @@ static bool webhooks_eq(const struct config *a, const struct config *b)
 	return true;
 }
 
+bool reload_webhooks_differ(const struct config *a, const struct config *b)
+{
+	return !webhooks_eq(a, b);
+}
+
 static bool listener_sources_eq(const struct config *a, const struct config *b)
 {
 	for (size_t i = 0; i < a->n_smtp_listeners; i++)
@@ -186,7 +191,6 @@ unsigned reload_diff(const struct config *boot, const struct config *cur, const 
 	restart_only(warn, str_eq(old->log_file, neu->log_file), "log-file");
 	restart_only(warn, old->run_as_root == neu->run_as_root, "run-as-root");
 	restart_only(warn, acct_files_eq(old, neu), "acct-file");
-	restart_only(warn, webhooks_eq(old, neu), "acct-webhook");
 
 	old = cur;
 

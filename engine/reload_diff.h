@@ -7,7 +7,8 @@
  *     on restart only"): what salvod builds once at start from the boot
  *     generation (spool, worker threads, inbound session limits, the
  *     HTTP server and its access rules, TLS contexts, resolvers, log and
- *     accounting files, webhooks); the new value is not used until then;
+ *     accounting files); the new value is not used until then (webhooks
+ *     are restarted by the reload itself: reload.c);
  *   - what a reload refuses (an error each): virtual MTAs are indexed by
  *     position in every queue's units and connections, so existing ones
  *     must keep their names and order (new ones go after them); pools are
@@ -18,6 +19,7 @@
 #ifndef SALVO_RELOAD_DIFF_H
 #define SALVO_RELOAD_DIFF_H
 
+#include <stdbool.h>
 #include <stdio.h>
 
 struct config;
@@ -29,6 +31,9 @@ struct config;
  * cur is missing from neu (neu unchanged; reload_diff reports it) or on
  * ENOMEM. */
 int reload_align_pools(const struct config *cur, struct config *neu);
+
+/* Do two configurations' <acct-webhook> blocks differ? */
+bool reload_webhooks_differ(const struct config *a, const struct config *b);
 
 /* boot: what salvod started with (what the restart-only settings still
  * are); cur: the generation in force; neu: the candidate. Appends one line

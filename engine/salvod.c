@@ -337,6 +337,7 @@ int main(int argc, char **argv)
 	memset(&eng, 0, sizeof(eng));
 	config_current_init(&eng.conf);
 	pthread_mutex_init(&eng.reload_mu, NULL);
+	pthread_mutex_init(&eng.webhooks_mu, NULL);
 	config_gen_ref(boot);
 	config_current_publish(&eng.conf, boot);
 	eng.config_path = config_path;
@@ -529,6 +530,7 @@ out_writer:
 	addr_window_fini(&bounce_reports);
 out_log:
 	webhooks_stop(eng.webhooks); /* after the writer: it may still be logging */
+	config_gen_put(eng.webhooks_gen);
 	acct_log_close(eng.acct);
 	acct_csv_close(acct_csv);
 out_spool:
@@ -538,6 +540,7 @@ out_cfg:
 		close(lock_fd);
 	config_current_fini(&eng.conf);
 	pthread_mutex_destroy(&eng.reload_mu);
+	pthread_mutex_destroy(&eng.webhooks_mu);
 	config_gen_put(boot);
 	return status;
 }

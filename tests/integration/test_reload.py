@@ -23,9 +23,13 @@ salvoctl reload) in one salvod process.
              a session opened before finishes and is delivered) by reloads; an
              unchanged listener refuses nothing across 11 reloads; a port held by
              another process refuses the reload naming it
+  webhooks   an <acct-webhook> url moved by a reload: later records go to the new
+             receiver only, acknowledged ones are not sent again; removing the block
+             stops it
 """
 
 import http.client
+import http.server
 import json
 import os
 import random
@@ -393,5 +397,91 @@ def test_listeners(env):
         raise Fail("after the refused reload %s:%d answers %r" % (new_addr + (b,)))
 
 
+class Receiver:
+    """An HTTP endpoint that records the recipients of the delivery records POSTed to it."""
+
+    def __init__(self, port):
+        rcv, self.rcpts, self.lock = self, [], threading.Lock()
+
+        class H(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                with rcv.lock:
+                    rcv.rcpts += [e.get("recipient") for e in json.loads(body) if e.get("type") == "delivery"]
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+        self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", port), H)
+        self.srv.daemon_threads = True
+        threading.Thread(target=self.srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+
+    def got(self):
+        with self.lock:
+            return list(self.rcpts)
+
+    def down(self):
+        self.srv.shutdown()
+        self.srv.server_close()
+
+
+def test_webhooks(env):
+    """<acct-webhook> follows a reload: its url moves from receiver A to receiver B;
+    records written after the reload go to B (none to A), B does not get the ones A
+    acknowledged (the position survives the restart of the sender), GET
+    /api/v1/webhooks shows the new url; a reload without the block stops it."""
+    env.dns(mx={"wh.test": [(10, "mx.wh.test")]}, a={"mx.wh.test": "127.0.0.6"}, check=[("wh.test", "MX")])
+    sink = env.salvo_sink("sinkWh", "127.0.0.6:25", dump=False)
+    ra, rb = Receiver(18081), Receiver(18082)
+    try:
+        spool = os.path.join(env.dir, "spool")
+        hook = "<acct-webhook hook>\n    url http://127.0.0.1:%d/\n    records delivery\n    max-delay 200ms\n</acct-webhook>\n"
+        d = env.salvod_daemon(config_text=harness.salvod_config(spool, extra=hook % 18081))
+        d.start()
+        blast(20, "wh.test", "a")
+        if not wait_until(lambda: len(set(ra.got())) >= 20, 20, what="20 records at A"):
+            raise Fail("receiver A got %d of 20 delivery records" % len(set(ra.got())))
+        with open(d.config, "w") as f:
+            f.write(harness.salvod_config(spool, extra=hook % 18082))
+        st, j = api("POST", "/api/v1/reload")
+        if st != 200 or any("acct-webhook" in w for w in j.get("warnings", [])):
+            raise Fail("reload with a new webhook url: %s %r" % (st, j))
+        n_a = len(ra.got())
+        rng = random.Random(5)
+        msgs = []
+        for i in range(20):
+            rc = ["b%d@wh.test" % i]
+            msgs.append(Injected("b%d" % i, SENDER, rc, make_body(rng, "b%d" % i, SENDER, rc, size=300)))
+        harness.inject_all(msgs, threads=2, per_conn=10, timeout=30)
+        second = {"b%d@wh.test" % i for i in range(20)}
+        if not wait_until(lambda: second <= set(rb.got()), 20, what="20 records at B"):
+            raise Fail("receiver B got %d of the 20 records written after the reload"
+                       % len(second & set(rb.got())))
+        late_a = [r for r in ra.got()[n_a:] if r in second]
+        old_at_b = [r for r in rb.got() if r not in second]
+        if late_a or len(old_at_b) > 0:
+            raise Fail("after the reload A got %r, B got records A already had: %r" % (late_a, old_at_b))
+        st, j = api("GET", "/api/v1/webhooks")
+        urls = [w.get("url") for w in j.get("webhooks", [])]
+        if urls != ["http://127.0.0.1:18082/"]:
+            raise Fail("GET /api/v1/webhooks after the reload: %r" % j)
+        with open(d.config, "w") as f:
+            f.write(harness.salvod_config(spool))
+        st, j = api("POST", "/api/v1/reload")
+        st2, j2 = api("GET", "/api/v1/webhooks")
+        if st != 200 or j2.get("webhooks"):
+            raise Fail("reload without the webhook: %s %r, then %r" % (st, j, j2))
+        if len(sink.delivered()) != 40:
+            raise Fail("sink got %d of 40" % len(sink.delivered()))
+    finally:
+        ra.down()
+        rb.down()
+
+
 if __name__ == "__main__":
-    harness.main([test_speedup, test_warnings, test_loop, test_listeners])
+    harness.main([test_speedup, test_warnings, test_loop, test_listeners, test_webhooks])
