@@ -15,7 +15,7 @@ salvoctl reload) in one salvod process.
              reported "worker-threads changes on restart only" and the reload still
              happens (generation +1); a config dropping a virtual-mta is refused (400,
              generation unchanged) and mail keeps flowing through that virtual MTA
-  loop       30 reloads (SIGHUP and API in turn, throttles and connection caps
+  loop       32 reloads (SIGHUP and API in turn, once both at once; throttles, caps
              changing) while 300 messages flow through two virtual MTAs, the last
              adding a virtual MTA and a pool: every message arrives once, the
              generation counts every reload (meant for valgrind too)
@@ -240,6 +240,12 @@ def test_warnings(env):
     ips = {e["client"] for e in sink.events() if e["ev"] == "msg"}
     if ips != {"127.0.0.12", "127.0.0.13"}:
         raise Fail("after the refused reload mail left from %r, want both virtual MTAs" % sorted(ips))
+    # a DKIM key that cannot be read: refused, nothing changes
+    with open(d.config, "w") as f:
+        f.write(text + "domain-key k1,senders.test,%s/missing.pem\n" % env.dir)
+    st, j = api("POST", "/api/v1/reload")
+    if st != 400 or j.get("config_generation") != 2 or not any("missing.pem" in e for e in j.get("errors", [])):
+        raise Fail("a config with an unreadable DKIM key: %s %r, want 400 naming it at generation 2" % (st, j))
     # and a plain valid reload through the API
     with open(d.config, "w") as f:
         f.write(text)
@@ -249,7 +255,7 @@ def test_warnings(env):
 
 
 def test_loop(env):
-    """30 reloads (SIGHUP and API in turn) while 300 messages flow through two
+    """32 reloads (SIGHUP and API in turn, once both at once) while 300 messages flow through two
     virtual MTAs; the last one adds a virtual MTA and a pool: each message arrives
     once, the generation counts every reload. Run it under valgrind
     (SALVOD_WRAPPER) for the generations' lifetimes."""
@@ -285,6 +291,15 @@ def test_loop(env):
         else:
             os.kill(pid, signal.SIGHUP)
         reloads_done += 1
+        if i == 15:
+            # SIGHUP and the API at once: one after the other, both count
+            t2 = threading.Thread(target=lambda: os.kill(pid, signal.SIGHUP))
+            t2.start()
+            st, j = api("POST", "/api/v1/reload")
+            t2.join()
+            if st != 200:
+                raise Fail("concurrent reload: %s %r" % (st, j))
+            reloads_done += 2
         want = reloads_done + 1
         if not wait_until(lambda: generation()[0] == want, 10 * harness.SLOW, what="generation %d" % want):
             raise Fail("reload %d: generation %r, want %d" % (i, generation()[0], want))
