@@ -239,7 +239,11 @@ ssize_t egress_pick_vmta(struct egress_queue *eq, int64_t now_ms)
 			continue;
 		for (size_t k = 0; k < pool->n_vmtas; k++) {
 			size_t v = pool->vmtas[(eq->vmta_rr + k) % pool->n_vmtas];
-			struct egress_unit *u = &eq->units[v];
+			struct egress_unit *u;
+
+			if (v >= eq->n_units)
+				continue; /* added by a reload that found no memory for its unit */
+			u = &eq->units[v];
 
 			if (u->disabled_until_ms > now_ms) {
 				note_wait(&wait, (u->disabled_until_ms - now_ms) * 1000);
