@@ -23,6 +23,20 @@ struct config_gen *config_gen_new(struct config *cfg, struct dkim_keys *dkim, ui
 	return g;
 }
 
+struct config_gen *config_gen_borrow(const struct config *cfg, uint64_t generation, int64_t loaded_ms)
+{
+	struct config_gen *g = calloc(1, sizeof(*g));
+
+	if (!g)
+		return NULL;
+	g->cfg = *cfg;
+	g->borrowed = true;
+	g->generation = generation;
+	g->loaded_ms = loaded_ms;
+	g->refs = 1;
+	return g;
+}
+
 void config_gen_ref(struct config_gen *g)
 {
 	__atomic_add_fetch(&g->refs, 1, __ATOMIC_RELAXED);
@@ -33,7 +47,8 @@ void config_gen_put(struct config_gen *g)
 	if (!g || __atomic_sub_fetch(&g->refs, 1, __ATOMIC_ACQ_REL) != 0)
 		return;
 	dkim_keys_free(g->dkim);
-	config_free(&g->cfg);
+	if (!g->borrowed)
+		config_free(&g->cfg);
 	free(g);
 }
 

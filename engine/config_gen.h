@@ -14,8 +14,9 @@
  *     opened under, until it closes (its virtual MTA and HELO stay valid);
  *   - short readers on other threads (API handlers, the writer and store
  *     threads, the AUTH checker): for the length of one call;
- *   - salvod: the boot generation, for the life of what was built from it
- *     once (listeners, the HTTP server, webhooks, TLS contexts).
+ *   - salvod: the boot generation (which borrows salvod's own struct
+ *     config: what is built once from it, the HTTP server, TLS contexts,
+ *     inbound limits, points there), until it stops.
  * Getting takes a mutex (short, never on a worker's hot path); putting is
  * one atomic decrement.
  */
@@ -23,6 +24,7 @@
 #define SALVO_CONFIG_GEN_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "core/config.h"
@@ -35,6 +37,7 @@ struct config_gen {
 	uint64_t generation;       /* 1 at start, +1 per successful reload */
 	int64_t loaded_ms;         /* wall clock: when its file was read */
 	unsigned refs;             /* atomic */
+	bool borrowed;             /* cfg is a copy of the caller's (config_gen_borrow) */
 };
 
 struct config_current {
@@ -45,6 +48,11 @@ struct config_current {
 /* A new generation owning *cfg (moved: *cfg is zeroed) and dkim, with one
  * reference for the caller. NULL on ENOMEM (nothing taken). */
 struct config_gen *config_gen_new(struct config *cfg, struct dkim_keys *dkim, uint64_t generation, int64_t loaded_ms);
+/* The same over a configuration that stays the caller's (salvod's boot
+ * configuration): cfg is copied shallowly, never freed here; the caller
+ * frees it after the last reference is gone and changes nothing in it
+ * meanwhile. */
+struct config_gen *config_gen_borrow(const struct config *cfg, uint64_t generation, int64_t loaded_ms);
 void config_gen_ref(struct config_gen *g);
 /* Drop one reference (NULL: nothing); the last frees it. */
 void config_gen_put(struct config_gen *g);

@@ -318,13 +318,6 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	nofile_raise(&cfg);
-	/* The boot generation: salvod keeps a reference for the life of what
-	 * is built from it once (listeners, HTTP server, webhooks, TLS). */
-	if (!(boot = config_gen_new(&cfg, NULL, 1, wall_now_ms()))) {
-		fprintf(stderr, "salvod: out of memory\n");
-		config_free(&cfg);
-		return 1;
-	}
 
 	/* Threads inherit this mask; the main thread takes the signals with sigwait. */
 	sigemptyset(&sigs);
@@ -335,32 +328,39 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	memset(&eng, 0, sizeof(eng));
+	/* Generation 1 borrows cfg, which stays salvod's (and in force for what
+	 * is built once from it: listeners' limits, HTTP, TLS, accounting files);
+	 * reloads (engine/reload.c) publish later generations. */
 	config_current_init(&eng.conf);
 	pthread_mutex_init(&eng.reload_mu, NULL);
 	pthread_mutex_init(&eng.webhooks_mu, NULL);
+	if (!(boot = config_gen_borrow(&cfg, 1, wall_now_ms()))) {
+		fprintf(stderr, "salvod: out of memory\n");
+		goto out_cfg;
+	}
 	config_gen_ref(boot);
 	config_current_publish(&eng.conf, boot);
-	eng.config_path = config_path;
 	eng.boot = boot;
+	eng.config_path = config_path;
 	eng.started_ms = wall_now_ms();
-	if ((ret = mkdir_p(boot->cfg.spool_dir)) < 0) {
-		fprintf(stderr, "salvod: cannot create spool-dir %s: %s\n", boot->cfg.spool_dir, strerror(-ret));
+	if ((ret = mkdir_p(cfg.spool_dir)) < 0) {
+		fprintf(stderr, "salvod: cannot create spool-dir %s: %s\n", cfg.spool_dir, strerror(-ret));
 		goto out_cfg;
 	}
-	if (listeners_taken(&boot->cfg) < 0 || lock_spool(boot->cfg.spool_dir, &lock_fd) < 0)
+	if (listeners_taken(&cfg) < 0 || lock_spool(cfg.spool_dir, &lock_fd) < 0)
 		goto out_cfg;
-	if ((ret = spool_open(&eng.spool, boot->cfg.spool_dir, 0)) != 0) {
-		fprintf(stderr, "salvod: cannot open the spool in %s: %s\n", boot->cfg.spool_dir, spool_strerror(ret));
+	if ((ret = spool_open(&eng.spool, cfg.spool_dir, 0)) != 0) {
+		fprintf(stderr, "salvod: cannot open the spool in %s: %s\n", cfg.spool_dir, spool_strerror(ret));
 		goto out_cfg;
 	}
-	snprintf(path, sizeof(path), "%s/log", boot->cfg.spool_dir);
+	snprintf(path, sizeof(path), "%s/log", cfg.spool_dir);
 	if ((ret = acct_log_open(&eng.acct, path, 0, 0)) < 0) {
 		fprintf(stderr, "salvod: cannot open the accounting log in %s: %s\n", path, strerror(-ret));
 		goto out_spool;
 	}
 	/* <acct-file>: PowerMTA's CSV files, fed from the same events */
-	if (boot->cfg.n_acct_files) {
-		if (acct_csv_open(&acct_csv, boot->cfg.acct_files, boot->cfg.n_acct_files, err, sizeof(err)) < 0) {
+	if (cfg.n_acct_files) {
+		if (acct_csv_open(&acct_csv, cfg.acct_files, cfg.n_acct_files, err, sizeof(err)) < 0) {
 			fprintf(stderr, "salvod: %s\n", err);
 			goto out_log;
 		}
@@ -369,14 +369,14 @@ int main(int argc, char **argv)
 	{
 		char state[4096];
 
-		snprintf(state, sizeof(state), "%s/webhooks", boot->cfg.spool_dir);
-		if (webhooks_start(&eng.webhooks, &boot->cfg, path, state, err, sizeof(err)) < 0) {
+		snprintf(state, sizeof(state), "%s/webhooks", cfg.spool_dir);
+		if (webhooks_start(&eng.webhooks, &cfg, path, state, err, sizeof(err)) < 0) {
 			fprintf(stderr, "salvod: %s\n", err);
 			goto out_log;
 		}
 	}
 	if ((ret = spool_writer_start(&eng.writer, eng.spool, &eng, flush_log,
-					    (unsigned)boot->cfg.spool_commit_delay_ms * 1000)) < 0) {
+					    (unsigned)cfg.spool_commit_delay_ms * 1000)) < 0) {
 		fprintf(stderr, "salvod: cannot start the spool writer: %s\n", strerror(-ret));
 		goto out_log;
 	}
@@ -385,27 +385,27 @@ int main(int argc, char **argv)
 		fprintf(stderr, "salvod: out of memory\n");
 		goto out_writer;
 	}
-	sent_pruner_init(pruner, &eng.writer, (int64_t)boot->cfg.bounce_verp_retention_ms);
+	sent_pruner_init(pruner, &eng.writer, (int64_t)cfg.bounce_verp_retention_ms);
 	eng.sent_pruner = pruner;
-	if (conn_limit_init(&smtp_conns, boot->cfg.smtp_max_connections, boot->cfg.smtp_max_connections_per_ip) < 0) {
+	if (conn_limit_init(&smtp_conns, cfg.smtp_max_connections, cfg.smtp_max_connections_per_ip) < 0) {
 		fprintf(stderr, "salvod: out of memory\n");
 		goto out_writer;
 	}
 	eng.smtp_conns = &smtp_conns;
-	if (auth_service_start(&auth, &boot->cfg, intake_auth_done) < 0 ||
-	    addr_window_init(&bounce_reports, (unsigned)(boot->cfg.bounce_max_reports_per_ip.count > UINT32_MAX
-							    ? UINT32_MAX : boot->cfg.bounce_max_reports_per_ip.count),
-			     boot->cfg.bounce_max_reports_per_ip.per_ms) < 0) {
+	if (auth_service_start(&auth, &cfg, intake_auth_done) < 0 ||
+	    addr_window_init(&bounce_reports, (unsigned)(cfg.bounce_max_reports_per_ip.count > UINT32_MAX
+							    ? UINT32_MAX : cfg.bounce_max_reports_per_ip.count),
+			     cfg.bounce_max_reports_per_ip.per_ms) < 0) {
 		fprintf(stderr, "salvod: out of memory\n");
 		goto out_writer;
 	}
 	auth.live = &eng.conf; /* users as reloaded */
 	eng.auth = &auth;
 	eng.bounce_reports = &bounce_reports;
-	if (boot->cfg.tls_certificate && boot->cfg.tls_private_key &&
-	    (tls_server_ctx(boot->cfg.tls_certificate, boot->cfg.tls_private_key, &eng.tls_server, err, sizeof(err)) < 0 ||
-	     ((boot->cfg.tls_ciphers || boot->cfg.tls_ciphersuites) &&
-	      tls_server_ciphers(eng.tls_server, boot->cfg.tls_ciphers, boot->cfg.tls_ciphersuites, err, sizeof(err)) < 0))) {
+	if (cfg.tls_certificate && cfg.tls_private_key &&
+	    (tls_server_ctx(cfg.tls_certificate, cfg.tls_private_key, &eng.tls_server, err, sizeof(err)) < 0 ||
+	     ((cfg.tls_ciphers || cfg.tls_ciphersuites) &&
+	      tls_server_ciphers(eng.tls_server, cfg.tls_ciphers, cfg.tls_ciphersuites, err, sizeof(err)) < 0))) {
 		fprintf(stderr, "salvod: TLS: %s\n", err);
 		goto out_writer;
 	}
@@ -413,12 +413,12 @@ int main(int argc, char **argv)
 		fprintf(stderr, "salvod: TLS: %s\n", err);
 		goto out_writer;
 	}
-	if (boot->cfg.n_smtps_listeners && !eng.tls_server) {
+	if (cfg.n_smtps_listeners && !eng.tls_server) {
 		fprintf(stderr, "salvod: smtps-listener needs tls-certificate and tls-private-key\n");
 		goto out_writer;
 	}
-	/* before any thread that signs starts (the store thread) */
-	if (dkim_keys_load(&boot->cfg, &boot->dkim, err, sizeof(err)) < 0) {
+	/* before the store thread, which signs, starts */
+	if (dkim_keys_load(&cfg, &boot->dkim, err, sizeof(err)) < 0) {
 		fprintf(stderr, "salvod: DKIM: %s\n", err);
 		goto out_writer;
 	}
@@ -434,7 +434,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "salvod: spool recovery failed: %s\n", spool_strerror(ret));
 		goto out_writer;
 	}
-	eng.n_workers = boot->cfg.worker_threads ? boot->cfg.worker_threads : 1;
+	eng.n_workers = cfg.worker_threads ? cfg.worker_threads : 1;
 	eng.workers = calloc(eng.n_workers, sizeof(*eng.workers));
 	if (!eng.workers) {
 		fprintf(stderr, "salvod: out of memory\n");
@@ -461,9 +461,9 @@ int main(int argc, char **argv)
 		}
 	}
 	accept_store_route_recovered(&eng, &recovered);
-	if (boot->cfg.n_http_listeners) {
+	if (cfg.n_http_listeners) {
 		struct http_server_opts ho = {
-			.cfg = &boot->cfg,
+			.cfg = &cfg,
 			.threads = 2,
 			.policy = api_access,
 		};
@@ -475,8 +475,8 @@ int main(int argc, char **argv)
 	}
 	spool_count(eng.spool, &n_msgs, &n_rcpts);
 	fprintf(stderr, "salvod %s: ready: %u workers, SMTP on %s, HTTP on %s, spool %s (%llu messages, %llu recipients queued)\n",
-		SALVO_VERSION, eng.n_workers, boot->cfg.smtp_listeners[0].text,
-		boot->cfg.n_http_listeners ? boot->cfg.http_listeners[0].text : "(none)", boot->cfg.spool_dir,
+		SALVO_VERSION, eng.n_workers, cfg.smtp_listeners[0].text,
+		cfg.n_http_listeners ? cfg.http_listeners[0].text : "(none)", cfg.spool_dir,
 		(unsigned long long)n_msgs, (unsigned long long)n_rcpts);
 
 	for (;;) {
@@ -541,6 +541,7 @@ out_cfg:
 	config_current_fini(&eng.conf);
 	pthread_mutex_destroy(&eng.reload_mu);
 	pthread_mutex_destroy(&eng.webhooks_mu);
-	config_gen_put(boot);
+	config_gen_put(boot); /* borrowed: cfg is freed below */
+	config_free(&cfg);
 	return status;
 }
