@@ -246,6 +246,13 @@ def test_warnings(env):
     st, j = api("POST", "/api/v1/reload")
     if st != 400 or j.get("config_generation") != 2 or not any("missing.pem" in e for e in j.get("errors", [])):
         raise Fail("a config with an unreadable DKIM key: %s %r, want 400 naming it at generation 2" % (st, j))
+    # the file gone: refused, nothing changes
+    os.rename(d.config, d.config + ".away")
+    st, j = api("POST", "/api/v1/reload")
+    os.rename(d.config + ".away", d.config)
+    if st != 400 or j.get("config_generation") != 2 or not j.get("errors"):
+        raise Fail("reload with the config file gone: %s %r, want 400 at generation 2" % (st, j))
+    log("file gone: %r" % j["errors"])
     # and a plain valid reload through the API
     with open(d.config, "w") as f:
         f.write(text)
