@@ -123,13 +123,17 @@ void accept_store_defer(struct accept_store *st, struct accept_job *job)
 void accept_store_sign(struct engine *eng, char **body, size_t *len)
 {
 	static int reported;
+	struct config_gen *g = engine_config_get(eng);
 	char *hdr = NULL, *signed_body, err[256];
 	size_t hl = 0;
 	int rc;
 
-	if (!eng->dkim || !dkim_keys_count(eng->dkim) || !eng->cfg->domains[0].dkim_sign)
+	if (!g->dkim || !dkim_keys_count(g->dkim) || !g->cfg.domains[0].dkim_sign) {
+		config_gen_put(g);
 		return;
-	rc = dkim_sign(eng->dkim, *body, *len, wall_now_ms() / 1000, &hdr, &hl, err, sizeof(err));
+	}
+	rc = dkim_sign(g->dkim, *body, *len, wall_now_ms() / 1000, &hdr, &hl, err, sizeof(err));
+	config_gen_put(g);
 	if (rc < 0 && !__atomic_exchange_n(&reported, 1, __ATOMIC_RELAXED))
 		fprintf(stderr, "salvod: DKIM signing failed, sending unsigned: %s\n", err);
 	if (rc != 0)
@@ -148,8 +152,11 @@ void accept_store_sign(struct engine *eng, char **body, size_t *len)
 
 int accept_store_put(struct accept_batch *b, struct spool_wtxn *t)
 {
-	const struct config *cfg = b->eng->cfg;
-	const char *pool = b->pool ? cfg->pools[b->pool].name : "";
+	struct config_gen *g = engine_config_get(b->eng);
+	const struct config *cfg = &g->cfg;
+	/* pools only grow across reloads (reload_diff.h): an index taken
+	 * under an earlier generation names the same pool here */
+	const char *pool = b->pool && b->pool < cfg->n_pools ? cfg->pools[b->pool].name : "";
 	int ret = 0;
 
 	for (size_t i = 0; i < b->n_msgs && !ret; i++) {
@@ -188,6 +195,7 @@ int accept_store_put(struct accept_batch *b, struct spool_wtxn *t)
 			ret = campaign_stats_add(t, b->campaign, &tot);
 		}
 	}
+	config_gen_put(g);
 	return ret;
 }
 
@@ -322,9 +330,11 @@ static int recover_one(void *arg, const struct spool_rcpt *r)
 	struct recover_ctx *x = arg;
 	struct engine *eng = x->eng;
 	struct accept_recovered *out = x->out;
-	ssize_t pool = r->pool && r->pool[0] ? config_pool_find(eng->cfg, r->pool) : 0;
+	struct config_gen *g = engine_config_get(eng);
+	ssize_t pool = r->pool && r->pool[0] ? config_pool_find(&g->cfg, r->pool) : 0;
 	struct sched_rcpt *sr;
 
+	config_gen_put(g);
 	if (out->n == out->cap) {
 		size_t cap = out->cap ? out->cap * 2 : 4096;
 		struct sched_rcpt **nr = realloc(out->r, cap * sizeof(*nr));

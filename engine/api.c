@@ -111,13 +111,14 @@ static char *iso_time(int64_t ms, char *buf, size_t n)
 	return buf;
 }
 
-static json_t *queue_json(const struct engine *eng, const struct queue_stat *q)
+static json_t *queue_json(struct engine *eng, const struct queue_stat *q)
 {
-	const struct config *cfg = eng->cfg;
+	struct config_gen *g = engine_config_get(eng);
+	const struct config *cfg = &g->cfg;
 	json_t *units = json_array();
 	char tbuf[64];
 
-	for (size_t i = 0; i < q->n_units; i++) {
+	for (size_t i = 0; i < q->n_units && i < cfg->n_vmtas; i++) {
 		const struct unit_stat *u = &q->units[i];
 
 		if (!u->connections && !u->delivered && !u->disabled_until_ms)
@@ -128,6 +129,7 @@ static json_t *queue_json(const struct engine *eng, const struct queue_stat *q)
 						       "delivered", (json_int_t)u->delivered, "disabled_until",
 						       u->disabled_until_ms ? iso_time(u->disabled_until_ms, tbuf, sizeof(tbuf)) : NULL));
 	}
+	config_gen_put(g);
 	return json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:s, s:s?, s:b, s:s?, s:o}",
 			 "domain", q->name,
 			 "size", (json_int_t)(q->ready + q->waiting + q->in_flight),
@@ -159,6 +161,8 @@ static void get_status(struct engine *eng, struct http_request *req)
 	uint64_t conns = 0, queued = 0;
 	double dr = 0, fr = 0, br = 0;
 	size_t backoff = 0, paused = 0;
+	struct config_gen *g;
+	char loaded[64];
 
 	if (api_snapshot(eng, &s) < 0) {
 		http_reply_error(req, 500, "out of memory", NULL);
@@ -184,9 +188,10 @@ static void get_status(struct engine *eng, struct http_request *req)
 	}
 	spool_count(eng->spool, &msgs, &rcpts);
 	spool_usage(eng->spool, &used, &map);
+	g = engine_config_get(eng);
 	api_reply_json(req, 200, json_pack(
-		"{s:s, s:s, s:I, s:I, s:{s:I, s:I, s:I, s:I, s:I, s:I}, s:{s:f, s:f, s:f}, s:{s:I, s:I, s:I}, s:I, s:I, s:I, s:I, s:{s:I, s:I, s:I, s:I}}",
-		"version", SALVO_VERSION, "host_name", eng->cfg->host_name,
+		"{s:s, s:s, s:I, s:I, s:{s:I, s:I, s:I, s:I, s:I, s:I}, s:{s:f, s:f, s:f}, s:{s:I, s:I, s:I}, s:I, s:I, s:I, s:I, s:{s:I, s:I, s:I, s:I}, s:I, s:s}",
+		"version", SALVO_VERSION, "host_name", g->cfg.host_name,
 		"uptime_s", (json_int_t)((wall_now_ms() - eng->started_ms) / 1000),
 		"workers", (json_int_t)eng->n_workers,
 		"totals",
@@ -200,7 +205,10 @@ static void get_status(struct engine *eng, struct http_request *req)
 		"queues_in_backoff", (json_int_t)backoff, "queues_paused", (json_int_t)paused,
 		"spool", "used_bytes", (json_int_t)used, "map_bytes", (json_int_t)map,
 		"commits", (json_int_t)__atomic_load_n(&eng->writer.stats.commits, __ATOMIC_RELAXED),
-		"max_batch", (json_int_t)__atomic_load_n(&eng->writer.stats.max_batch, __ATOMIC_RELAXED)));
+		"max_batch", (json_int_t)__atomic_load_n(&eng->writer.stats.max_batch, __ATOMIC_RELAXED),
+		"config_generation", (json_int_t)g->generation,
+		"config_loaded_at", iso_time(g->loaded_ms, loaded, sizeof(loaded))));
+	config_gen_put(g);
 	api_snapshot_free(&s);
 }
 
@@ -242,7 +250,8 @@ static void get_queues(struct engine *eng, struct http_request *req, const char 
 
 static void get_vmtas(struct engine *eng, struct http_request *req)
 {
-	const struct config *cfg = eng->cfg;
+	struct config_gen *g;
+	const struct config *cfg;
 	struct api_snapshot s;
 	json_t *arr = json_array();
 	char tbuf[64];
@@ -252,6 +261,8 @@ static void get_vmtas(struct engine *eng, struct http_request *req)
 		http_reply_error(req, 500, "out of memory", NULL);
 		return;
 	}
+	g = engine_config_get(eng);
+	cfg = &g->cfg;
 	for (size_t v = 0; v < cfg->n_vmtas; v++) {
 		uint64_t conns = 0, delivered = 0;
 		json_t *disabled = json_array();
@@ -273,6 +284,7 @@ static void get_vmtas(struct engine *eng, struct http_request *req)
 						     "connections", (json_int_t)conns, "delivered", (json_int_t)delivered,
 						     "disabled", disabled));
 	}
+	config_gen_put(g);
 	api_snapshot_free(&s);
 	api_reply_json(req, 200, json_pack("{s:o}", "vmtas", arr));
 }
@@ -393,8 +405,13 @@ void api_handle(void *ctx, struct http_request *req)
 		route_queue(eng, req, p + 15);
 	else if (strcmp(p, "/api/v1/vmtas") == 0 && get)
 		get_vmtas(eng, req);
-	else if (strcmp(p, "/api/v1/webhooks") == 0 && get)
+	else if (strcmp(p, "/api/v1/webhooks") == 0 && get) {
+		pthread_mutex_lock(&eng->webhooks_mu);
 		api_webhooks(eng->webhooks, req);
+		pthread_mutex_unlock(&eng->webhooks_mu);
+	}
+	else if (strcmp(p, "/api/v1/reload") == 0)
+		api_reload(eng, req);
 	else if (api_inject_route(eng, req) || api_suppress_route(eng, req) || api_inspect_route(eng, req))
 		return;
 	else if (api_campaigns_route(eng, req))

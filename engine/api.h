@@ -42,6 +42,8 @@ const char *api_access(void *ctx, enum config_http_role role, const char *method
 
 /* metrics.c */
 void api_metrics(struct engine *eng, struct http_request *req);
+/* POST /api/v1/reload (api_reload.c). */
+void api_reload(struct engine *eng, struct http_request *req);
 /* Append a Prometheus label value, escaped (backslash, quote, newline). */
 struct json_buf;
 int metrics_label(struct json_buf *b, const char *v);

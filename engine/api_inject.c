@@ -143,13 +143,18 @@ static void inj_next(struct accept_job *job)
 		return;
 	}
 	size_t n = x->uniform ? 1 : (x->n - x->next < INJECT_BATCH ? x->n - x->next : INJECT_BATCH);
+	char host_name[256];
+	struct config_gen *g = engine_config_get(x->eng);
+
+	snprintf(host_name, sizeof(host_name), "%s", g->cfg.host_name);
+	config_gen_put(g);
 	const struct inject_content c = {
 		.content = x->content,
 		.content_len = x->content_len,
 		.object = x->object,
 		.globals = x->globals,
 		.client_ip = x->client_ip,
-		.host_name = x->eng->cfg->host_name,
+		.host_name = host_name,
 	};
 
 	for (size_t i = 0; i < n; i++) {
@@ -209,9 +214,8 @@ static void bad(struct http_request *req, json_t *root, const char *msg, const c
 	http_reply_error(req, 400, msg, field);
 }
 
-static void inject(struct engine *eng, struct http_request *req)
+static void inject_under(struct engine *eng, const struct config *cfg, struct http_request *req)
 {
-	const struct config *cfg = eng->cfg;
 	json_error_t jerr;
 	json_t *root = json_loadb(req->body, req->body_len, 0, &jerr), *rc, *v;
 	struct spool_rtxn *rt = NULL;
@@ -340,6 +344,15 @@ static void inject(struct engine *eng, struct http_request *req)
 	x->job.run = inj_next;
 	__atomic_fetch_add(&eng->http_inflight, 1, __ATOMIC_ACQUIRE);
 	accept_store_defer(eng->store, &x->job); /* rendering never runs on the HTTP or writer thread */
+}
+
+/* The request's checks read the configuration in force when it arrived. */
+static void inject(struct engine *eng, struct http_request *req)
+{
+	struct config_gen *g = engine_config_get(eng);
+
+	inject_under(eng, &g->cfg, req);
+	config_gen_put(g);
 }
 
 bool api_inject_route(struct engine *eng, struct http_request *req)

@@ -68,7 +68,15 @@ static const char *queue_of(struct engine *eng, const char *addr, char *dom, siz
 	for (const char *p = at ? at + 1 : addr; *p && i + 1 < cap; p++)
 		dom[i++] = (char)(*p >= 'A' && *p <= 'Z' ? *p - 'A' + 'a' : *p);
 	dom[i] = '\0';
-	return engine_queue_name(eng, dom);
+	{
+		struct config_gen *g = engine_config_get(eng);
+		const char *q = engine_queue_name(&g->cfg, dom);
+
+		if (q != dom)
+			snprintf(dom, cap, "%s", q);
+		config_gen_put(g);
+	}
+	return dom;
 }
 
 static int page_add(void *arg, const struct spool_rcpt *r)

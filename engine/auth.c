@@ -3,6 +3,7 @@
  * checker thread (see auth.h).
  */
 #include "engine/auth.h"
+#include "engine/config_gen.h"
 
 #include <crypt.h>
 #include <errno.h>
@@ -69,13 +70,16 @@ static char *dummy_hash_for(const struct config *cfg)
 
 int auth_verify(struct auth_service *a, const struct sockaddr *client, const char *user, const char *pass)
 {
-	const struct config *cfg = a->cfg;
+	struct config_gen *g;
+	const struct config *cfg;
 	const char *stored = NULL;
 	bool ok;
 
 	/* counted first, given back on success: see auth.h */
 	if (!addr_window_take(&a->failures, client, loop_now_ms()))
 		return 2;
+	g = a->live ? config_current_get(a->live) : NULL;
+	cfg = g ? &g->cfg : a->cfg;
 	for (size_t i = 0; i < cfg->n_smtp_users; i++)
 		if (!strcmp(cfg->smtp_users[i].name, user))
 			stored = cfg->smtp_users[i].password;
@@ -85,6 +89,7 @@ int auth_verify(struct auth_service *a, const struct sockaddr *client, const cha
 		(void)password_ok(a->dummy_hash ? a->dummy_hash : "salvo-no-such-user", pass);
 		ok = false;
 	}
+	config_gen_put(g);
 	if (!ok)
 		return 1;
 	addr_window_give(&a->failures, client);

@@ -48,6 +48,8 @@ struct auth_job {
 	int result;                     /* 0 good, 1 wrong, 2 throttled */
 };
 
+struct config_current;
+
 struct auth_service {
 	pthread_t thread;
 	bool running, stop;
@@ -55,6 +57,7 @@ struct auth_service {
 	pthread_cond_t cv;
 	struct auth_job *head, *tail;
 	const struct config *cfg;
+	struct config_current *live; /* when set, the users come from its current generation (reloads) */
 	struct addr_window failures;
 	char *dummy_hash;               /* for unknown users; NULL when no crypt account */
 	void (*done)(struct auth_job *job);

@@ -48,7 +48,14 @@ struct bounce_req {
 	size_t n;
 	int64_t time_ms;
 	int result;
+	struct config_gen *gen;         /* the worker's when submitted: m[].category points into it */
 };
+
+static void bounce_req_free(struct bounce_req *b)
+{
+	config_gen_put(b->gen);
+	free(b);
+}
 
 /* Find what (id, idx) VERP addr names; 0 when it verified and was found. */
 static int match_verp(struct engine *eng, struct spool_rtxn *rt, const char *addr, struct match *m)
@@ -91,9 +98,9 @@ static void decide(const struct config *cfg, struct bounce_req *b, struct match 
 static int bounce_apply(struct spool_req *req, struct spool_wtxn *t, void *ctx)
 {
 	struct bounce_req *b = container_of(req, struct bounce_req, req);
-	struct engine *eng = ctx;
 	int rc = 0;
 
+	(void)ctx;
 	for (size_t i = 0; i < b->n && !rc; i++) {
 		struct match *m = &b->m[i];
 		char reason[300];
@@ -108,7 +115,7 @@ static int bounce_apply(struct spool_req *req, struct spool_wtxn *t, void *ctx)
 				  b->rep.kind == BOUNCE_KIND_ARF ? SUPPRESS_COMPLAINT
 				  : m->suppress_hard		 ? SUPPRESS_ASYNC_BOUNCE
 								 : SUPPRESS_SOFT_BOUNCE,
-				  reason, b->time_ms, eng->cfg->soft_bounce_suppress_after, NULL);
+				  reason, b->time_ms, b->gen->cfg.soft_bounce_suppress_after, NULL);
 	}
 	return rc;
 }
@@ -140,7 +147,7 @@ static void bounce_done(struct spool_req *req, int result, void *ctx)
 			acct_log_write(eng->acct, &ev);
 	}
 	if (!b->session) {
-		free(b);
+		bounce_req_free(b);
 		return;
 	}
 	b->link.kind = WORKER_MAIL_BOUNCE;
@@ -154,12 +161,12 @@ void bounce_intake_replied(struct worker *w, struct mailbox_item *it)
 	(void)w;
 	smtp_session_submitted(b->session, b->result == 0 ? "250 2.0.0 Ok: report received"
 					     : "451 4.3.0 Error: cannot record the report, try again");
-	free(b);
+	bounce_req_free(b);
 }
 
 void bounce_intake_discard(struct mailbox_item *it)
 {
-	free(container_of(it, struct bounce_req, link));
+	bounce_req_free(container_of(it, struct bounce_req, link));
 }
 
 void bounce_intake_submit(struct worker *w, struct smtp_session *s, const struct smtp_envelope *env,
@@ -176,13 +183,15 @@ void bounce_intake_submit(struct worker *w, struct smtp_session *s, const struct
 		return;
 	}
 	b->worker = w;
+	config_gen_ref(w->gen);
+	b->gen = w->gen;
 	b->session = s;
 	b->time_ms = wall_now_ms();
 	bounce_report_parse(body, len, &b->rep);
 	if ((b->rep.kind == BOUNCE_KIND_DSN || b->rep.kind == BOUNCE_KIND_ARF) &&
 	    spool_rtxn_begin(eng->spool, &rt) == 0) {
 		for (size_t i = 0; i < env->n_rcpts && b->n < MAX_MATCHES; i++) {
-			if (!intake_is_bounce_rcpt(eng->cfg, env->rcpts[i]))
+			if (!intake_is_bounce_rcpt(w->cfg, env->rcpts[i]))
 				continue;
 			if (match_verp(eng, rt, env->rcpts[i], &b->m[b->n]) == 0)
 				b->n++;
@@ -195,7 +204,7 @@ void bounce_intake_submit(struct worker *w, struct smtp_session *s, const struct
 		spool_rtxn_end(rt);
 	}
 	for (size_t i = 0; i < b->n; i++)
-		decide(eng->cfg, b, &b->m[i]);
+		decide(w->cfg, b, &b->m[i]);
 	if (forged && !b->n)
 		fprintf(stderr, "salvod: a report for %zu return path(s) that do not verify was ignored (forged?)\n",
 			forged);
@@ -205,7 +214,7 @@ void bounce_intake_submit(struct worker *w, struct smtp_session *s, const struct
 		__atomic_fetch_add(&eng->counters.reports_unmatched, 1, __ATOMIC_RELAXED);
 		if (s)
 			smtp_session_submitted(s, "250 2.0.0 Ok: report received");
-		free(b);
+		bounce_req_free(b);
 		return;
 	}
 	b->req.apply = bounce_apply;

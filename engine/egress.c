@@ -125,6 +125,7 @@ void egress_queue_free(struct sched_queue *q)
 		if (c->cli)
 			smtp_client_free(c->cli);
 		txn_free(c->txn);
+		config_gen_put(c->gen);
 		free(c);
 	}
 	free(eq->units);
@@ -222,7 +223,7 @@ static void fail_one(struct egress_queue *eq, struct spool_rtxn *rt, struct sche
 	struct outcome_route route = {
 		.queue = eq->q->domain,
 		.mx_host = mx_host,
-		.pool = pool_name(w->eng->cfg, r->pool),
+		.pool = pool_name(w->cfg, r->pool),
 	};
 
 	if (!rt || spool_get_msg(rt, r->msg_id, &m) != 0 || spool_get_rcpt(rt, r->msg_id, r->idx, &sr) != 0) {
@@ -274,7 +275,7 @@ void egress_fail_rcpt(struct egress_queue *eq, struct sched_rcpt *r, const struc
 static void drop_suppressed(struct egress_queue *eq, struct outcome_batch **sup, const struct spool_msg *m,
 			    struct sched_rcpt *r, const char *addr)
 {
-	const struct config *cfg = eq->w->eng->cfg;
+	const struct config *cfg = eq->w->cfg;
 	struct smtp_result res = {.code = 0};
 	struct outcome_route route = {
 		.queue = eq->q->domain,
@@ -313,7 +314,7 @@ static bool has_8bit(const char *p, size_t n)
 static struct egress_txn *txn_build(struct egress_queue *eq, size_t vmta, bool chunked)
 {
 	struct worker *w = eq->w;
-	const struct config *cfg = w->eng->cfg;
+	const struct config *cfg = w->cfg;
 	struct sched_queue *q = eq->q;
 	unsigned max = q->cfg->max_rcpt_per_message ? q->cfg->max_rcpt_per_message : 100;
 	struct outcome_batch *sup = NULL;
@@ -438,7 +439,7 @@ static void txn_refuse(struct egress_conn *c, struct egress_txn *x, struct outco
 		       const struct smtp_result *res)
 {
 	struct egress_queue *eq = c->eq;
-	const struct config *cfg = eq->w->eng->cfg;
+	const struct config *cfg = &c->gen->cfg;
 	const struct config_vmta *vm = &cfg->vmtas[c->vmta];
 	const struct dns_target *tg = &eq->targets[c->target < eq->n_targets ? c->target : 0];
 	struct outcome_route route = {
@@ -705,7 +706,7 @@ static void conn_txn_done(void *owner, struct smtp_client *cli, struct smtp_txn 
 	struct egress_queue *eq = c->eq;
 	struct egress_txn *x = c->txn;
 	struct worker *w = eq->w;
-	const struct config *cfg = w->eng->cfg;
+	const struct config *cfg = &c->gen->cfg;
 	const struct config_vmta *vm = &cfg->vmtas[c->vmta];
 	const struct dns_target *tg = &eq->targets[c->target < eq->n_targets ? c->target : 0];
 	int64_t now = wall_now_ms(), mono = loop_now_ms();
@@ -775,6 +776,7 @@ static void conn_unlink(struct egress_queue *eq, struct egress_conn *c)
 		c->next->prev = c->prev;
 	eq->n_conns--;
 	eq->units[c->vmta].n_conns--;
+	config_gen_put(c->gen);
 	free(c);
 }
 
@@ -888,7 +890,7 @@ static int fd_reserve_check(void)
 static void conn_open(struct egress_queue *eq, struct egress_conn *c)
 {
 	struct worker *w = eq->w;
-	const struct config *cfg = w->eng->cfg;
+	const struct config *cfg = &c->gen->cfg;
 	const struct config_vmta *vm = &cfg->vmtas[c->vmta];
 	const char *helo = vm->helo ? vm->helo : cfg->host_name;
 
@@ -948,6 +950,8 @@ static bool conn_new(struct egress_queue *eq, size_t vmta)
 		return false;
 	c->eq = eq;
 	c->vmta = vmta;
+	config_gen_ref(eq->w->gen);
+	c->gen = eq->w->gen;
 	c->target = eq->good_target < eq->n_targets ? eq->good_target : 0;
 	c->next = eq->conns;
 	if (eq->conns)

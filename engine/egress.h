@@ -115,6 +115,7 @@ struct egress_conn {
 	struct smtp_client *cli;
 	size_t target;
 	size_t vmta;               /* index into cfg->vmtas and eq->units */
+	struct config_gen *gen;    /* opened under it (a reference): its vmta and HELO until it closes */
 	unsigned msgs;
 	bool ready;                /* past the greeting and EHLO */
 	bool idle;                 /* ready and without a transaction */
@@ -188,6 +189,9 @@ void egress_rollup_free(struct egress_queue *eq);
 
 /* egress_policy.c */
 int egress_units_init(struct egress_queue *eq);
+/* A reload added virtual MTAs: one unit more for each (-1 on ENOMEM: the
+ * queue goes on without them). */
+int egress_units_grow(struct egress_queue *eq, size_t n_vmtas);
 /* The shard's sweep of idle queues (sched_sweep): may q go (no connection,
  * lookup, timer, backoff or rate still in force)? And, when it goes, its
  * counters are folded into the worker's totals and its state freed. arg:

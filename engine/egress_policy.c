@@ -43,7 +43,7 @@
 
 int egress_units_init(struct egress_queue *eq)
 {
-	size_t n = eq->w->eng->cfg->n_vmtas ? eq->w->eng->cfg->n_vmtas : 1;
+	size_t n = eq->w->cfg->n_vmtas ? eq->w->cfg->n_vmtas : 1;
 
 	eq->units = calloc(n, sizeof(*eq->units));
 	if (!eq->units)
@@ -53,6 +53,22 @@ int egress_units_init(struct egress_queue *eq)
 		conn_window_init(&eq->units[i].cw);
 	/* A pause outlives the queue (the shard keeps paused names). */
 	eq->paused = sched_is_paused(&eq->w->sched, eq->q->domain);
+	return 0;
+}
+
+int egress_units_grow(struct egress_queue *eq, size_t n_vmtas)
+{
+	struct egress_unit *u;
+
+	if (n_vmtas <= eq->n_units)
+		return 0;
+	if (!(u = realloc(eq->units, n_vmtas * sizeof(*u))))
+		return -1;
+	memset(u + eq->n_units, 0, (n_vmtas - eq->n_units) * sizeof(*u));
+	for (size_t i = eq->n_units; i < n_vmtas; i++)
+		conn_window_init(&u[i].cw);
+	eq->units = u;
+	eq->n_units = n_vmtas;
 	return 0;
 }
 
@@ -99,7 +115,7 @@ void egress_queue_freed(struct sched_queue *q, void *arg)
 
 void egress_open_failed(struct egress_queue *eq, size_t vmta, int err, const char *target, int64_t now_ms)
 {
-	const struct config *cfg = eq->w->eng->cfg;
+	const struct config *cfg = eq->w->cfg;
 	struct egress_unit *u = &eq->units[vmta];
 	int64_t wait = OPEN_BACKOFF_MIN_MS;
 
@@ -206,7 +222,7 @@ static void note_wait(int64_t *best, int64_t wait_us)
 
 ssize_t egress_pick_vmta(struct egress_queue *eq, int64_t now_ms)
 {
-	const struct config *cfg = eq->w->eng->cfg;
+	const struct config *cfg = eq->w->cfg;
 	struct sched_queue *q = eq->q;
 	unsigned max_out;
 	const struct config_rate *rate;
@@ -223,7 +239,11 @@ ssize_t egress_pick_vmta(struct egress_queue *eq, int64_t now_ms)
 			continue;
 		for (size_t k = 0; k < pool->n_vmtas; k++) {
 			size_t v = pool->vmtas[(eq->vmta_rr + k) % pool->n_vmtas];
-			struct egress_unit *u = &eq->units[v];
+			struct egress_unit *u;
+
+			if (v >= eq->n_units)
+				continue; /* added by a reload that found no memory for its unit */
+			u = &eq->units[v];
 
 			if (u->disabled_until_ms > now_ms) {
 				note_wait(&wait, (u->disabled_until_ms - now_ms) * 1000);
@@ -254,7 +274,7 @@ ssize_t egress_pick_vmta(struct egress_queue *eq, int64_t now_ms)
 
 ssize_t egress_pick_pool(struct egress_queue *eq, size_t vmta, int64_t now_ms)
 {
-	const struct config *cfg = eq->w->eng->cfg;
+	const struct config *cfg = eq->w->cfg;
 	struct sched_queue *q = eq->q;
 	struct egress_unit *u = &eq->units[vmta];
 	int64_t wait = 0;
@@ -280,7 +300,7 @@ ssize_t egress_pick_pool(struct egress_queue *eq, size_t vmta, int64_t now_ms)
 unsigned egress_patterns(struct egress_queue *eq, struct egress_conn *c, const struct smtp_result *res,
 			 int64_t now_ms)
 {
-	const struct config *cfg = eq->w->eng->cfg;
+	const struct config *cfg = eq->w->cfg;
 	const struct config_domain *dom = eq->q->cfg;
 	const struct config_pattern_list *list;
 	const struct config_pattern *rule = NULL;

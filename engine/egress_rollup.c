@@ -225,7 +225,7 @@ static void send_away(struct egress_member *m, struct sched_rcpt *head)
 	struct egress_queue *eq = m->eq;
 	struct smtp_result res = {.code = 0};
 
-	if (strcmp(sched_queue_name_for(eq->w->eng->cfg, m->domain), eq->q->domain) != 0) {
+	if (strcmp(sched_queue_name_for(eq->w->cfg, m->domain), eq->q->domain) != 0) {
 		egress_send_home(eq->w, head);
 		return;
 	}
@@ -295,7 +295,7 @@ static void member_resolved(void *arg, const struct dns_route *route)
 	struct egress_member *m = arg;
 	struct egress_queue *eq = m->eq;
 	struct worker *w = eq->w;
-	const struct config *cfg = w->eng->cfg;
+	const struct config *cfg = w->cfg;
 	int64_t now = (int64_t)loop_now_ms();
 	enum egress_member_state was = m->state;
 	struct dns_target *t = NULL;

@@ -45,7 +45,7 @@ bool egress_targets_alloc(struct egress_queue *eq)
 void egress_route_set_port(const struct egress_queue *eq, struct dns_target *t)
 {
 	const struct config_domain *dom = eq->q->cfg;
-	uint16_t port = dom->has_route || dom->route_host ? dom->route_port : eq->w->eng->cfg->smtp_port;
+	uint16_t port = dom->has_route || dom->route_host ? dom->route_port : eq->w->cfg->smtp_port;
 
 	if (!port)
 		port = 25;
@@ -67,7 +67,7 @@ static void route_check_rollup(struct egress_queue *eq, bool stale)
 
 	if (eq->is_rollup || eq->q->cfg->has_route)
 		return;
-	rollup = egress_rollup_for(eq->w->eng->cfg, eq->targets, eq->n_targets, eq->q->domain);
+	rollup = egress_rollup_for(eq->w->cfg, eq->targets, eq->n_targets, eq->q->domain);
 	if (stale && (!rollup || eq->redirect ||
 		      (eq->returned_ms && loop_now_ms() - eq->returned_ms < DNS_STALE_MAX_MS)))
 		return;
@@ -155,7 +155,7 @@ bool egress_route_ready(struct egress_queue *eq)
 
 	if (!eq->rollup_checked) {
 		/* a rollup queue before any member moved in (`queue-to` names it) */
-		const struct config *cfg = eq->w->eng->cfg;
+		const struct config *cfg = eq->w->cfg;
 
 		eq->rollup_checked = true;
 		for (size_t i = 0; i < cfg->n_rollups && !eq->is_rollup; i++)
@@ -255,7 +255,7 @@ void egress_send_home(struct worker *w, struct sched_rcpt *head)
 {
 	while (head) {
 		struct sched_rcpt *r = head, *tail = head;
-		const char *queue = sched_queue_name_for(w->eng->cfg, r->domain);
+		const char *queue = sched_queue_name_for(w->cfg, r->domain);
 
 		/* one batch per run of the same domain */
 		while (tail->link.next && strcmp(((struct sched_rcpt *)tail->link.next)->domain, r->domain) == 0)

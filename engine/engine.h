@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "core/config.h"
+#include "engine/config_gen.h"
 #include "engine/scheduler.h"
 #include "engine/stats.h"
 #include "net/loop.h"
@@ -43,6 +44,7 @@ enum worker_mail {
 	WORKER_MAIL_BOUNCE,        /* a processed report: answer its client */
 	WORKER_MAIL_AUTH,          /* a checked AUTH attempt: answer its client */
 	WORKER_MAIL_CAMPAIGN,      /* a campaign paused or resumed: park or unpark */
+	WORKER_MAIL_CONFIG,        /* a reloaded configuration generation (reload.c) */
 };
 
 /* Operator actions on a queue (by name: a domain or a rollup queue). */
@@ -58,6 +60,9 @@ struct egress_queue;
 
 struct worker {
 	struct engine *eng;
+	struct config_gen *gen;    /* the generation this shard runs on (a reference) */
+	const struct config *cfg;  /* &gen->cfg: what the shard's code reads */
+	uint64_t gen_adopted;      /* gen->generation, for engine_reload's wait (atomic) */
 	unsigned index;
 	pthread_t thread;
 	struct loop loop;
@@ -75,7 +80,14 @@ struct worker {
 };
 
 struct engine {
-	const struct config *cfg;
+	/* The configuration in force (config_gen.h): threads other than the
+	 * workers take a reference per use (engine_config_get); a worker reads
+	 * its own w->cfg. Replaced by engine_reload() (reload.c). */
+	struct config_current conf;
+	const char *config_path;   /* -c FILE; NULL on built-in defaults */
+	const struct config_gen *boot; /* generation 1 (salvod holds it): what restart-only settings are */
+	pthread_mutex_t reload_mu; /* one reload at a time */
+	uint64_t reloads_ok, reloads_failed; /* atomic */
 	struct spool *spool;
 	struct spool_writer writer;
 	struct acct_log *acct;
@@ -86,16 +98,26 @@ struct engine {
 	struct http_server *http;
 	unsigned http_inflight;    /* API requests waiting on the writer (atomic) */
 	struct conn_limit *smtp_conns; /* inbound caps shared by the listeners */
-	struct dkim_keys *dkim;    /* domain-key signing keys (read-only) */
 	SSL_CTX *tls_server;       /* inbound STARTTLS / implicit TLS; NULL without a certificate */
 	SSL_CTX *tls_client;       /* outbound STARTTLS */
 	struct auth_service *auth; /* AUTH checks, off the workers' loops */
 	struct addr_window *bounce_reports; /* reports per untrusted client (bounce-max-reports-per-ip) */
 	struct accept_store *store; /* storing accepted mail; its thread (accept_store.h) */
 	struct sent_pruner *sent_pruner; /* "sent" retention (metrics read its counters) */
-	struct webhooks *webhooks; /* <acct-webhook> senders (webhook.h); NULL when none */
+	struct webhooks *webhooks; /* <acct-webhook> senders (webhook.h); NULL when none;
+				    * read under webhooks_mu (a reload replaces them) */
+	pthread_mutex_t webhooks_mu;
+	struct config_gen *webhooks_gen; /* what they were started from after a reload (a
+					  * reference); NULL: the boot generation */
 	struct campaigns *campaigns; /* campaign ids, pauses, counters (campaign.h) */
 };
+
+/* The current configuration generation, with a reference for the caller
+ * (config_gen_put() it). Any thread. */
+static inline struct config_gen *engine_config_get(struct engine *eng)
+{
+	return config_current_get(&eng->conf);
+}
 
 /* The worker that owns a destination domain's queue. */
 struct worker *engine_shard(struct engine *eng, const char *domain);
@@ -118,18 +140,33 @@ int engine_restore_pauses(struct engine *eng);
 int engine_restore_campaigns(struct engine *eng);
 void engine_campaign_mail(struct worker *w, struct mailbox_item *it);
 void engine_campaign_mail_discard(struct mailbox_item *it);
-/* The queue a recipient domain goes to first (its queue-to, or itself). */
-const char *engine_queue_name(const struct engine *eng, const char *domain);
+/* The queue a recipient domain goes to first (its queue-to, or itself),
+ * under cfg. */
+const char *engine_queue_name(const struct config *cfg, const char *domain);
 
 /* worker.c */
 /* worker_init() every worker, then worker_run() each: no worker's thread
  * may run (accept mail, route recipients to any shard) before every shard
  * exists. */
-int worker_init(struct worker *w, struct engine *eng, unsigned index);
+int worker_init(struct worker *w, struct engine *eng, unsigned index, struct config_gen *gen);
 int worker_run(struct worker *w);       /* start its thread */
 void worker_stop(struct worker *w);     /* stop the loop and join (after worker_run) */
 void worker_free(struct worker *w);     /* after every worker and the writer stopped */
 void worker_run_kicks(struct worker *w);
+/* reload.c: a WORKER_MAIL_CONFIG mail: the shard moves to its generation. */
+void worker_config_rebind(struct worker *w, struct mailbox_item *it);
+void worker_config_discard(struct mailbox_item *it);
+/* Re-read config_path; on success every worker moves to the new
+ * generation. Serialised (reload_mu). Fills *out (reload_result_free()). */
+struct reload_result {
+	bool ok;
+	uint64_t generation;       /* in force afterwards */
+	int64_t loaded_ms;
+	char *errors;              /* "FILE:LINE: message\n" lines; NULL when none */
+	char *warnings;            /* parser warnings and "X changes on restart only" lines */
+};
+void engine_reload(struct engine *eng, struct reload_result *out);
+void reload_result_free(struct reload_result *r);
 
 /* intake.c: the SMTP server's policy and storage hooks */
 extern const struct smtp_server_hooks intake_hooks;

@@ -68,7 +68,7 @@ bool intake_is_bounce_rcpt(const struct config *cfg, const char *addr)
 static bool intake_rcpt(void *ctx, struct smtp_session *s, const char *addr, char *reply, size_t cap)
 {
 	struct worker *w = ctx;
-	const struct config *cfg = w->eng->cfg;
+	const struct config *cfg = w->cfg;
 	const struct config_source *src = config_source_for(cfg, smtp_session_peer(s));
 	struct spool_rtxn *rt;
 	bool suppressed = false;
@@ -150,7 +150,7 @@ static void intake_submit(void *ctx, struct smtp_session *s, struct smtp_envelop
 	size_t n_bounce = 0, k = 0;
 
 	for (size_t i = 0; i < env->n_rcpts; i++)
-		n_bounce += intake_is_bounce_rcpt(w->eng->cfg, env->rcpts[i]);
+		n_bounce += intake_is_bounce_rcpt(w->cfg, env->rcpts[i]);
 	if (n_bounce) {
 		/* reports for the bounce domain never enter the queue */
 		bool only = n_bounce == env->n_rcpts;
@@ -165,7 +165,7 @@ static void intake_submit(void *ctx, struct smtp_session *s, struct smtp_envelop
 			return;
 		}
 		for (size_t i = 0; i < env->n_rcpts; i++) {
-			if (intake_is_bounce_rcpt(w->eng->cfg, env->rcpts[i]))
+			if (intake_is_bounce_rcpt(w->cfg, env->rcpts[i]))
 				free(env->rcpts[i]);
 			else
 				env->rcpts[k++] = env->rcpts[i];
@@ -183,7 +183,7 @@ static void intake_submit(void *ctx, struct smtp_session *s, struct smtp_envelop
 	ir->session = s;
 	ir->env = env;
 	ir->msg = (struct accept_msg){.body = body, .len = len, .count = env->n_rcpts, .smtputf8 = env->smtputf8};
-	intake_pool_and_job(w->eng->cfg, config_source_for(w->eng->cfg, smtp_session_peer(s)), ir);
+	intake_pool_and_job(w->cfg, config_source_for(w->cfg, smtp_session_peer(s)), ir);
 	ir->batch = (struct accept_batch){
 		.eng = w->eng,
 		.sender = env->sender,
@@ -227,9 +227,9 @@ void intake_discard(struct mailbox_item *it)
 static bool intake_auth_allowed(void *ctx, struct smtp_session *s, bool tls)
 {
 	struct worker *w = ctx;
-	const struct config_source *src = config_source_for(w->eng->cfg, smtp_session_peer(s));
+	const struct config_source *src = config_source_for(w->cfg, smtp_session_peer(s));
 
-	return w->eng->cfg->n_smtp_users && (tls || (src && src->allow_unencrypted_auth));
+	return w->cfg->n_smtp_users && (tls || (src && src->allow_unencrypted_auth));
 }
 
 /* Worker thread: the credentials go to the checker thread (auth.h). */
@@ -282,7 +282,7 @@ void intake_auth_discard(struct mailbox_item *it)
 static void intake_peer_policy(void *ctx, const struct sockaddr *peer, struct smtp_peer_policy *out)
 {
 	struct worker *w = ctx;
-	const struct config *cfg = w->eng->cfg;
+	const struct config *cfg = w->cfg;
 	const struct config_source *src = config_source_for(cfg, peer);
 
 	out->trusted = config_source_trusted(src);
@@ -295,7 +295,7 @@ static void intake_peer_policy(void *ctx, const struct sockaddr *peer, struct sm
 static bool intake_normalize_bare_newlines(void *ctx, struct smtp_session *s)
 {
 	struct worker *w = ctx;
-	const struct config_source *src = config_source_for(w->eng->cfg, smtp_session_peer(s));
+	const struct config_source *src = config_source_for(w->cfg, smtp_session_peer(s));
 
 	return src && src->bare_newline_normalize;
 }

@@ -90,7 +90,8 @@ static int metrics_sent(struct json_buf *b, struct engine *eng)
 
 void api_metrics(struct engine *eng, struct http_request *req)
 {
-	const struct config *cfg = eng->cfg;
+	struct config_gen *g = engine_config_get(eng);
+	const struct config *cfg = &g->cfg;
 	const struct spool_writer_stats *ws = &eng->writer.stats;
 	struct api_snapshot s;
 	struct json_buf b = {0};
@@ -99,6 +100,7 @@ void api_metrics(struct engine *eng, struct http_request *req)
 	int rc;
 
 	if (api_snapshot(eng, &s) < 0) {
+		config_gen_put(g);
 		http_reply_error(req, 500, "out of memory", NULL);
 		return;
 	}
@@ -152,7 +154,7 @@ void api_metrics(struct engine *eng, struct http_request *req)
 		     json_buf_printf(&b, "\",mode=\"%s\"} 1\n", api_queue_mode(s.q[i]));
 	rc |= head(&b, "salvo_connections", "gauge", "Open SMTP connections per queue and virtual MTA.");
 	for (size_t i = 0; i < s.n && !rc; i++)
-		for (size_t v = 0; v < s.q[i]->n_units && !rc; v++) {
+		for (size_t v = 0; v < s.q[i]->n_units && v < cfg->n_vmtas && !rc; v++) {
 			if (!s.q[i]->units[v].connections)
 				continue;
 			rc = json_buf_puts(&b, "salvo_connections{queue=\"") | metrics_label(&b, s.q[i]->name) |
@@ -193,7 +195,18 @@ void api_metrics(struct engine *eng, struct http_request *req)
 	rc |= head(&b, "salvo_queues", "gauge", "Destination queues held in memory (idle empty ones are freed).") |
 	      json_buf_printf(&b, "salvo_queues %zu\n", metrics_real_queues(&s));
 	rc |= total(&b, "salvo_queues_freed_total", "Empty queues freed after queue-free-after idle.", s.gone.queues);
+	pthread_mutex_lock(&eng->webhooks_mu);
 	rc |= webhooks_metrics(eng->webhooks, &b);
+	pthread_mutex_unlock(&eng->webhooks_mu);
+	rc |= head(&b, "salvo_config_generation", "gauge", "The configuration in force: 1 at start, +1 per successful reload.") |
+	      json_buf_printf(&b, "salvo_config_generation %llu\n", (unsigned long long)g->generation);
+	rc |= head(&b, "salvo_config_loaded_timestamp_seconds", "gauge", "When the configuration in force was read (Unix time).") |
+	      json_buf_printf(&b, "salvo_config_loaded_timestamp_seconds %.3f\n", (double)g->loaded_ms / 1000.0);
+	rc |= head(&b, "salvo_config_reloads_total", "counter", "Reloads (SIGHUP, POST /api/v1/reload) by result.") |
+	      json_buf_printf(&b, "salvo_config_reloads_total{result=\"ok\"} %llu\nsalvo_config_reloads_total{result=\"error\"} %llu\n",
+			      (unsigned long long)__atomic_load_n(&eng->reloads_ok, __ATOMIC_RELAXED),
+			      (unsigned long long)__atomic_load_n(&eng->reloads_failed, __ATOMIC_RELAXED));
+	config_gen_put(g);
 	api_snapshot_free(&s);
 	if (rc)
 		http_reply_error(req, 500, "out of memory", NULL);

@@ -220,15 +220,18 @@ static bool category_is_hard(const char *c)
 /* What a bounce does to the suppression list (in the outcome's commit). */
 static int batch_suppress(struct outcome_batch *b, struct spool_wtxn *t, const struct outcome_item *it)
 {
-	const char *cat = category_of(b->eng->cfg, &it->res);
+	struct config_gen *g = engine_config_get(b->eng);
+	const char *cat = category_of(&g->cfg, &it->res);
 	char reason[300];
+	int rc = 0;
 
 	if (category_is_hard(cat) || !strcmp(cat, "quota-issues")) {
 		format_diag(&it->res, reason, sizeof(reason));
-		return suppress_put(t, it->addr, category_is_hard(cat) ? SUPPRESS_SYNC_BOUNCE : SUPPRESS_SOFT_BOUNCE,
-				    reason, b->time_ms, b->eng->cfg->soft_bounce_suppress_after, NULL);
+		rc = suppress_put(t, it->addr, category_is_hard(cat) ? SUPPRESS_SYNC_BOUNCE : SUPPRESS_SOFT_BOUNCE,
+				  reason, b->time_ms, g->cfg.soft_bounce_suppress_after, NULL);
 	}
-	return 0;
+	config_gen_put(g);
+	return rc;
 }
 
 struct dsn_scratch {
@@ -289,6 +292,7 @@ static int batch_build_dsn(struct outcome_batch *b, struct spool_wtxn *t)
 	struct dsn_rcpt *rcpts;
 	struct spool_msg m;
 	struct dsn_info info;
+	struct config_gen *gen;
 	size_t n = 0;
 	int ret;
 
@@ -324,7 +328,8 @@ static int batch_build_dsn(struct outcome_batch *b, struct spool_wtxn *t)
 		n++;
 	}
 	memset(&info, 0, sizeof(info));
-	info.reporting_mta = b->eng->cfg->host_name;
+	gen = engine_config_get(b->eng);
+	info.reporting_mta = gen->cfg.host_name;
 	info.sender = b->sender;
 	info.orig_id = b->msg_id;
 	info.dsn_id = b->dsn_id;
@@ -334,6 +339,7 @@ static int batch_build_dsn(struct outcome_batch *b, struct spool_wtxn *t)
 	info.rcpts = rcpts;
 	info.n_rcpts = n;
 	ret = dsn_build(&info, &b->dsn, &b->dsn_len);
+	config_gen_put(gen);
 	free(rcpts);
 	free(sc);
 	return ret;
@@ -486,6 +492,7 @@ static void outcome_done(struct spool_req *req, int result, void *ctx)
 {
 	struct outcome_batch *b = container_of(req, struct outcome_batch, req);
 	struct engine *eng = ctx;
+	struct config_gen *gen;
 
 	if (result != 0) {
 		unsigned delay = OUTCOME_RETRY_MIN_MS << (b->tries < 8 ? b->tries : 8);
@@ -508,6 +515,7 @@ static void outcome_done(struct spool_req *req, int result, void *ctx)
 		fprintf(stderr, "salvod: outcome of %016llx recorded after %u failed tries\n",
 			(unsigned long long)b->msg_id, b->tries);
 	note_campaign(eng, b);
+	gen = engine_config_get(eng);
 	for (size_t i = 0; i < b->n; i++) {
 		const struct outcome_item *it = &b->items[i];
 		bool failed = it->kind == OUTCOME_BOUNCED || it->kind == OUTCOME_EXPIRED;
@@ -531,11 +539,12 @@ static void outcome_done(struct spool_req *req, int result, void *ctx)
 			.response_code = it->res.code,
 			.response_enhanced = it->res.enhanced,
 			.response_text = it->res.text,
-			.bounce_category = failed ? (it->kind == OUTCOME_EXPIRED ? "message-expired" : category_of(eng->cfg, &it->res)) : NULL,
+			.bounce_category = failed ? (it->kind == OUTCOME_EXPIRED ? "message-expired" : category_of(&gen->cfg, &it->res)) : NULL,
 			.dsn_id = failed && b->dsn_stored ? b->dsn_id : 0,
 		};
 		acct_log_write(eng->acct, &ev);
 	}
+	config_gen_put(gen);
 	if (b->dsn_stored) {
 		struct accept_batch ab;
 		struct accept_msg am;

@@ -237,6 +237,7 @@ int main(int argc, char **argv)
 	const char *config_path = NULL, *show = NULL;
 	bool check_only = false;
 	struct config cfg;
+	struct config_gen *boot = NULL;
 	struct engine eng;
 	struct acct_csv *acct_csv = NULL;
 	struct conn_limit smtp_conns = {0};
@@ -328,7 +329,20 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	memset(&eng, 0, sizeof(eng));
-	eng.cfg = &cfg;
+	/* Generation 1 borrows cfg, which stays salvod's (and in force for what
+	 * is built once from it: listeners' limits, HTTP, TLS, accounting files);
+	 * reloads (engine/reload.c) publish later generations. */
+	config_current_init(&eng.conf);
+	pthread_mutex_init(&eng.reload_mu, NULL);
+	pthread_mutex_init(&eng.webhooks_mu, NULL);
+	if (!(boot = config_gen_borrow(&cfg, 1, wall_now_ms()))) {
+		fprintf(stderr, "salvod: out of memory\n");
+		goto out_cfg;
+	}
+	config_gen_ref(boot);
+	config_current_publish(&eng.conf, boot);
+	eng.boot = boot;
+	eng.config_path = config_path;
 	eng.started_ms = wall_now_ms();
 	if (campaigns_new(&eng.campaigns) < 0) {
 		fprintf(stderr, "salvod: out of memory\n");
@@ -390,6 +404,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "salvod: out of memory\n");
 		goto out_writer;
 	}
+	auth.live = &eng.conf; /* users as reloaded */
 	eng.auth = &auth;
 	eng.bounce_reports = &bounce_reports;
 	if (cfg.tls_certificate && cfg.tls_private_key &&
@@ -407,7 +422,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "salvod: smtps-listener needs tls-certificate and tls-private-key\n");
 		goto out_writer;
 	}
-	if (dkim_keys_load(&cfg, &eng.dkim, err, sizeof(err)) < 0) {
+	/* before the store thread, which signs, starts */
+	if (dkim_keys_load(&cfg, &boot->dkim, err, sizeof(err)) < 0) {
 		fprintf(stderr, "salvod: DKIM: %s\n", err);
 		goto out_writer;
 	}
@@ -430,7 +446,7 @@ int main(int argc, char **argv)
 		goto out_writer;
 	}
 	for (; started < eng.n_workers; started++) {
-		if (worker_init(&eng.workers[started], &eng, started) < 0) {
+		if (worker_init(&eng.workers[started], &eng, started, boot) < 0) {
 			fprintf(stderr, "salvod: worker %u: %s\n", started, eng.workers[started].start_err);
 			worker_free(&eng.workers[started]);
 			goto out_workers;
@@ -480,7 +496,12 @@ int main(int argc, char **argv)
 			sig = SIGTERM;
 		if (sig == SIGTERM || sig == SIGINT)
 			break;
-		/* SIGHUP: reload arrives with a later issue */
+		if (sig == SIGHUP) {
+			struct reload_result r;
+
+			engine_reload(&eng, &r); /* logs what it did */
+			reload_result_free(&r);
+		}
 		sent_pruner_tick(pruner, wall_now_ms());
 	}
 	status = spool_writer_failed(&eng.writer) ? EXIT_SPOOL_FAILED : 0;
@@ -513,12 +534,12 @@ out_writer:
 		worker_free(&eng.workers[i]);
 	free(eng.workers);
 	conn_limit_fini(&smtp_conns);
-	dkim_keys_free(eng.dkim);
 	tls_ctx_free(eng.tls_server);
 	tls_ctx_free(eng.tls_client);
 	addr_window_fini(&bounce_reports);
 out_log:
 	webhooks_stop(eng.webhooks); /* after the writer: it may still be logging */
+	config_gen_put(eng.webhooks_gen);
 	acct_log_close(eng.acct);
 	acct_csv_close(acct_csv);
 out_spool:
@@ -526,6 +547,10 @@ out_spool:
 out_cfg:
 	if (lock_fd >= 0)
 		close(lock_fd);
+	config_current_fini(&eng.conf);
+	pthread_mutex_destroy(&eng.reload_mu);
+	pthread_mutex_destroy(&eng.webhooks_mu);
+	config_gen_put(boot); /* borrowed: cfg is freed below */
 	config_free(&cfg);
 	campaigns_free(eng.campaigns);
 	return status;

@@ -112,6 +112,31 @@ static int sched_grow_buckets(struct sched *s)
 	return 0;
 }
 
+int sched_rebind(struct sched *s, const struct config *cfg)
+{
+	size_t n_pools = cfg->n_pools ? cfg->n_pools : 1;
+	int ret = 0;
+
+	for (size_t b = 0; b < s->n_buckets; b++) {
+		for (struct sched_queue *q = s->buckets[b]; q; q = q->hnext) {
+			q->cfg = config_domain_for(cfg, q->domain);
+			if (q->n_fifos < n_pools) {
+				struct sched_fifo *f = realloc(q->fifos, n_pools * sizeof(*f));
+
+				if (!f) {
+					ret = -ENOMEM; /* the new pools' recipients wait in pool 0 */
+					continue;
+				}
+				memset(f + q->n_fifos, 0, (n_pools - q->n_fifos) * sizeof(*f));
+				q->fifos = f;
+				q->n_fifos = n_pools;
+			}
+		}
+	}
+	s->cfg = cfg;
+	return ret;
+}
+
 struct sched_queue *sched_queue_find(struct sched *s, const char *domain)
 {
 	size_t h = shard_hash(domain, strlen(domain)) & (s->n_buckets - 1);

@@ -111,6 +111,12 @@ struct sched_rcpt *sched_rcpt_new(uint64_t msg_id, uint32_t idx, const char *dom
  * the domain itself. */
 const char *sched_queue_name_for(const struct config *cfg, const char *domain);
 
+/* A reload: every queue takes its settings from cfg (config_domain_for),
+ * and gets a FIFO for each pool cfg adds (pools only grow: reload_diff.h).
+ * The caller keeps cfg alive while s uses it. -ENOMEM leaves a queue
+ * without its new pools' FIFOs (their recipients go to pool 0). */
+int sched_rebind(struct sched *s, const struct config *cfg);
+
 /* The queue of that name (created on first use); NULL only on ENOMEM. */
 struct sched_queue *sched_queue_get(struct sched *s, const char *domain);
 struct sched_queue *sched_queue_find(struct sched *s, const char *domain);

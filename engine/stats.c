@@ -151,7 +151,7 @@ static void fill_paused(struct queue_stat *st, const char *name, const struct co
 void worker_stats_publish(struct worker *w)
 {
 	struct sched *s = &w->sched;
-	size_t n_units = w->eng->cfg->n_vmtas, need = s->n_queues, i = 0;
+	size_t n_units = w->cfg->n_vmtas, need = s->n_queues, i = 0;
 	int64_t mono = (int64_t)loop_now_ms(), wall = wall_now_ms();
 	struct stats_snap *sn, *old;
 
@@ -172,7 +172,7 @@ void worker_stats_publish(struct worker *w)
 		memset(&sn->queues[i], 0, sizeof(sn->queues[i]));
 		sn->queues[i].units = sn->units + i * n_units;
 		memset(sn->queues[i].units, 0, n_units * sizeof(struct unit_stat));
-		fill_paused(&sn->queues[i++], p->name, w->eng->cfg, n_units);
+		fill_paused(&sn->queues[i++], p->name, w->cfg, n_units);
 	}
 	sn->n = i;
 	sn->gone = w->stats.gone;

@@ -31,39 +31,47 @@ struct worker *engine_shard(struct engine *eng, const char *domain)
 	return &eng->workers[shard_for(domain, strlen(domain), eng->n_workers)];
 }
 
-const char *engine_queue_name(const struct engine *eng, const char *domain)
+const char *engine_queue_name(const struct config *cfg, const char *domain)
 {
-	return sched_queue_name_for(eng->cfg, domain);
+	return sched_queue_name_for(cfg, domain);
 }
 
-/* Recipients go to the shard of their first queue (see scheduler.h). */
-static struct worker *rcpt_shard(struct engine *eng, const struct sched_rcpt *r)
+/* Recipients go to the shard of their first queue (see scheduler.h) under
+ * the configuration in force. A recipient routed just before a reload that
+ * changes its queue-to reaches the shard of its old queue; that shard
+ * queues it under the name its own generation gives (sched_add). */
+static struct worker *rcpt_shard(struct engine *eng, const struct config *cfg, const struct sched_rcpt *r)
 {
-	return engine_shard(eng, engine_queue_name(eng, r->domain));
+	return engine_shard(eng, engine_queue_name(cfg, r->domain));
 }
 
 void engine_route_rcpt(struct engine *eng, struct sched_rcpt *r)
 {
+	struct config_gen *g = engine_config_get(eng);
+
 	r->link.kind = WORKER_MAIL_RCPT;
-	mailbox_post(&rcpt_shard(eng, r)->mb, &r->link);
+	mailbox_post(&rcpt_shard(eng, &g->cfg, r)->mb, &r->link);
+	config_gen_put(g);
 }
 
 void engine_route_rcpts(struct engine *eng, struct sched_rcpt **rs, size_t n)
 {
 	/* One post per shard, so a message's recipients for one domain reach
 	 * their queue in the same wake-up and can share a transaction. */
+	struct config_gen *g = engine_config_get(eng);
+
 	for (size_t i = 0; i < n; i++) {
 		struct worker *w;
 		struct mailbox_item *head, *tail;
 
 		if (!rs[i])
 			continue;
-		w = rcpt_shard(eng, rs[i]);
+		w = rcpt_shard(eng, &g->cfg, rs[i]);
 		head = tail = &rs[i]->link;
 		head->kind = WORKER_MAIL_RCPT;
 		rs[i] = NULL;
 		for (size_t j = i + 1; j < n; j++) {
-			if (!rs[j] || rcpt_shard(eng, rs[j]) != w)
+			if (!rs[j] || rcpt_shard(eng, &g->cfg, rs[j]) != w)
 				continue;
 			rs[j]->link.kind = WORKER_MAIL_RCPT;
 			tail->next = &rs[j]->link;
@@ -73,6 +81,7 @@ void engine_route_rcpts(struct engine *eng, struct sched_rcpt **rs, size_t n)
 		tail->next = NULL;
 		mailbox_post_list(&w->mb, head, tail);
 	}
+	config_gen_put(g);
 }
 
 void worker_run_kicks(struct worker *w)
@@ -122,6 +131,9 @@ static void worker_mail(struct mailbox *mb, struct mailbox_item *items)
 		case WORKER_MAIL_CAMPAIGN:
 			engine_campaign_mail(w, items);
 			break;
+		case WORKER_MAIL_CONFIG:
+			worker_config_rebind(w, items);
+			break;
 		default:
 			fprintf(stderr, "salvod: worker_mail: unknown mail kind %d\n", items->kind);
 			abort();
@@ -138,7 +150,7 @@ static void worker_tick(struct loop_op *op, int res, unsigned flags)
 	sched_run_due(&w->sched, (int64_t)loop_now_ms());
 	egress_tick(w);
 	worker_run_kicks(w);
-	sched_sweep(&w->sched, (int64_t)loop_now_ms(), (int64_t)w->eng->cfg->queue_free_after_ms,
+	sched_sweep(&w->sched, (int64_t)loop_now_ms(), (int64_t)w->cfg->queue_free_after_ms,
 		    WORKER_SWEEP_VISITS, egress_queue_can_free, egress_queue_freed, w);
 	dns_cache_sweep(w->dns, 64); /* all 4096 buckets every 6.4 s */
 	if (++w->ticks % (STATS_PUBLISH_MS / WORKER_TICK_MS) == 0)
@@ -161,9 +173,9 @@ static void *worker_main(void *arg)
 
 /* Everything but the thread: the loop, mailbox, resolver and listeners (a
  * bound listener queues connections in the kernel until the thread runs). */
-int worker_init(struct worker *w, struct engine *eng, unsigned index)
+int worker_init(struct worker *w, struct engine *eng, unsigned index, struct config_gen *gen)
 {
-	const struct config *cfg = eng->cfg;
+	const struct config *cfg = &gen->cfg;
 	struct smtp_server_limits lim = {
 		.host_name = cfg->host_name,
 		.max_message_size = cfg->max_message_size,
@@ -179,6 +191,10 @@ int worker_init(struct worker *w, struct engine *eng, unsigned index)
 	memset(w, 0, sizeof(*w));
 	w->mb.efd = -1;
 	w->eng = eng;
+	config_gen_ref(gen);
+	w->gen = gen;
+	w->cfg = cfg;
+	w->gen_adopted = gen->generation;
 	w->index = index;
 	worker_stats_init(&w->stats);
 	smtp_client_default_timeouts(&w->client_tmo);
@@ -236,8 +252,11 @@ void worker_free(struct worker *w)
 {
 	struct mailbox_item *it;
 
-	if (!w->loop_ok)
+	if (!w->loop_ok) {
+		config_gen_put(w->gen);
+		w->gen = NULL;
 		return;
+	}
 	worker_stats_fini(&w->stats);
 	it = w->mb.efd >= 0 ? mailbox_take(&w->mb) : NULL;
 	while (it) {
@@ -255,6 +274,8 @@ void worker_free(struct worker *w)
 			intake_auth_discard(it);
 		else if (it->kind == WORKER_MAIL_CAMPAIGN)
 			engine_campaign_mail_discard(it);
+		else if (it->kind == WORKER_MAIL_CONFIG)
+			worker_config_discard(it);
 		else
 			intake_discard(it);
 		it = next;
@@ -268,4 +289,7 @@ void worker_free(struct worker *w)
 	if (w->mb.efd >= 0)
 		mailbox_fini(&w->mb);
 	loop_fini(&w->loop);
+	config_gen_put(w->gen); /* after the queues: their connections held theirs */
+	w->gen = NULL;
+	w->cfg = NULL;
 }

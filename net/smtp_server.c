@@ -71,6 +71,13 @@ struct listener {
 	bool implicit_tls;         /* TLS from the first byte (port 465 style) */
 	struct loop_op accept_op;
 	struct loop_op pause_op;   /* backs off after a failed accept (EMFILE...) */
+	/* Removed by smtp_server_listen(): its armed op (accept or pause) is
+	 * cancelled; it goes once that and the cancel itself completed. */
+	bool closing;
+	bool paused;               /* pause_op, not accept_op, is the armed one */
+	unsigned closing_ops;
+	struct loop_op cancel_op;
+	struct listener *next_closing;
 	struct sockaddr_storage peer;
 	socklen_t peerlen;
 	char text[64];
@@ -134,8 +141,9 @@ struct smtp_session {
 
 struct smtp_server {
 	struct loop *loop;
-	struct listener *listeners;
+	struct listener **listeners; /* each allocated alone: ops point into them */
 	size_t n_listeners;
+	struct listener *closing;    /* removed, waiting for their ops */
 	struct smtp_server_limits lim;
 	struct smtp_server_hooks hooks;
 	void *ctx;
@@ -1184,8 +1192,28 @@ static void sess_recv_done(struct loop_op *op, int res, unsigned flags)
 
 /* ---- listeners --------------------------------------------------------- */
 
+static void listener_drop(struct listener *ls)
+{
+	struct smtp_server *srv = ls->srv;
+
+	if (--ls->closing_ops)
+		return;
+	for (struct listener **p = &srv->closing; *p; p = &(*p)->next_closing)
+		if (*p == ls) {
+			*p = ls->next_closing;
+			break;
+		}
+	close(ls->fd);
+	free(ls);
+}
+
 static void listener_arm(struct listener *ls)
 {
+	if (ls->closing) {
+		listener_drop(ls); /* its armed op has completed */
+		return;
+	}
+	ls->paused = false;
 	ls->peerlen = sizeof(ls->peer);
 	loop_accept(ls->srv->loop, &ls->accept_op, ls->fd, (struct sockaddr *)&ls->peer, &ls->peerlen);
 }
@@ -1219,8 +1247,13 @@ static void listener_accept_done(struct loop_op *op, int res, unsigned flags)
 			listener_arm(ls);
 			return;
 		}
+		if (ls->closing) {
+			listener_drop(ls);
+			return;
+		}
 		/* Out of descriptors or memory: retrying at once would spin. */
 		fprintf(stderr, "salvod: accept on %s: %s; pausing 100 ms\n", ls->text, strerror(-res));
+		ls->paused = true;
 		loop_timeout(srv->loop, &ls->pause_op, 100);
 		return;
 	}
@@ -1328,6 +1361,13 @@ int smtp_server_start(struct smtp_server **out, struct loop *l,
 	if (!srv)
 		return -ENOMEM;
 	srv->listeners = calloc(n_addrs + n_tls_addrs + 1, sizeof(*srv->listeners));
+	for (size_t i = 0; srv->listeners && i < n_addrs + n_tls_addrs; i++)
+		if (!(srv->listeners[i] = calloc(1, sizeof(**srv->listeners)))) {
+			while (i--)
+				free(srv->listeners[i]);
+			free(srv->listeners);
+			srv->listeners = NULL;
+		}
 	if (!srv->listeners) {
 		free(srv);
 		return -ENOMEM;
@@ -1337,7 +1377,7 @@ int smtp_server_start(struct smtp_server **out, struct loop *l,
 	srv->hooks = *hooks;
 	srv->ctx = ctx;
 	for (size_t i = 0; i < n_addrs + n_tls_addrs; i++) {
-		struct listener *ls = &srv->listeners[i];
+		struct listener *ls = srv->listeners[i];
 		const struct config_addr *a = i < n_addrs ? &addrs[i] : &tls_addrs[i - n_addrs];
 		int ret = listener_open(ls, a);
 
@@ -1345,7 +1385,9 @@ int smtp_server_start(struct smtp_server **out, struct loop *l,
 		if (ret < 0) {
 			snprintf(err, errlen, "cannot listen on %s: %s", a->text, strerror(-ret));
 			for (size_t j = 0; j < i; j++)
-				close(srv->listeners[j].fd);
+				close(srv->listeners[j]->fd);
+			for (size_t j = 0; j < n_addrs + n_tls_addrs; j++)
+				free(srv->listeners[j]);
 			free(srv->listeners);
 			free(srv);
 			return ret;
@@ -1356,15 +1398,105 @@ int smtp_server_start(struct smtp_server **out, struct loop *l,
 		srv->n_listeners++;
 	}
 	for (size_t i = 0; i < srv->n_listeners; i++)
-		listener_arm(&srv->listeners[i]);
+		listener_arm(srv->listeners[i]);
 	*out = srv;
 	return 0;
 }
 
+static void listener_cancel_done(struct loop_op *op, int res, unsigned flags)
+{
+	(void)res;
+	(void)flags;
+	listener_drop(container_of(op, struct listener, cancel_op));
+}
+
+static struct listener *listener_take(struct smtp_server *srv, const char *text, bool implicit_tls)
+{
+	for (size_t i = 0; i < srv->n_listeners; i++) {
+		struct listener *ls = srv->listeners[i];
+
+		if (ls && ls->implicit_tls == implicit_tls && strcmp(ls->text, text) == 0) {
+			srv->listeners[i] = NULL;
+			return ls;
+		}
+	}
+	return NULL;
+}
+
+int smtp_server_listen(struct smtp_server *srv, const struct config_addr *addrs, size_t n_addrs,
+		       const struct config_addr *tls_addrs, size_t n_tls_addrs, char *err, size_t errlen)
+{
+	size_t n = n_addrs + n_tls_addrs, k = 0;
+	struct listener **next = calloc(n + 1, sizeof(*next));
+	int first = 0;
+
+	if (!next) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct config_addr *a = i < n_addrs ? &addrs[i] : &tls_addrs[i - n_addrs];
+		bool tls = i >= n_addrs;
+		struct listener *ls = listener_take(srv, a->text, tls);
+		int ret;
+
+		if (ls) {                  /* unchanged: stays open, nothing refused */
+			next[k++] = ls;
+			continue;
+		}
+		if (tls && !srv->lim.tls)
+			ret = -EPROTONOSUPPORT; /* implicit TLS without a certificate */
+		else if (!(ls = calloc(1, sizeof(*ls))))
+			ret = -ENOMEM;
+		else
+			ret = listener_open(ls, a);
+		if (ret < 0) {
+			if (!first) {
+				first = ret;
+				snprintf(err, errlen, "cannot listen on %s: %s", a->text, strerror(-ret));
+			}
+			free(ls);
+			continue;
+		}
+		ls->srv = srv;
+		ls->implicit_tls = tls;
+		loop_op_init(&ls->accept_op, listener_accept_done);
+		loop_op_init(&ls->pause_op, listener_pause_done);
+		listener_arm(ls);
+		next[k++] = ls;
+	}
+	for (size_t i = 0; i < srv->n_listeners; i++) {
+		struct listener *ls = srv->listeners[i];
+
+		if (!ls)
+			continue;
+		/* removed: stop accepting now; freed when its op comes back */
+		ls->closing = true;
+		ls->closing_ops = 2;
+		ls->next_closing = srv->closing;
+		srv->closing = ls;
+		loop_op_init(&ls->cancel_op, listener_cancel_done);
+		loop_cancel(srv->loop, &ls->cancel_op, ls->paused ? &ls->pause_op : &ls->accept_op);
+	}
+	free(srv->listeners);
+	srv->listeners = next;
+	srv->n_listeners = k;
+	return first;
+}
+
 void smtp_server_free(struct smtp_server *srv)
 {
-	for (size_t i = 0; i < srv->n_listeners; i++)
-		close(srv->listeners[i].fd);
+	for (size_t i = 0; i < srv->n_listeners; i++) {
+		close(srv->listeners[i]->fd);
+		free(srv->listeners[i]);
+	}
+	while (srv->closing) {
+		struct listener *ls = srv->closing;
+
+		srv->closing = ls->next_closing;
+		close(ls->fd);
+		free(ls);
+	}
 	while (srv->sessions) {
 		struct smtp_session *s = srv->sessions;
 

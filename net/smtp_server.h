@@ -103,6 +103,13 @@ int smtp_server_start(struct smtp_server **out, struct loop *l,
 		      const struct smtp_server_limits *limits,
 		      const struct smtp_server_hooks *hooks, void *ctx,
 		      char *err, size_t errlen);
+/* A reload: listen on exactly these addresses from now on. A listener
+ * whose address (and kind) is unchanged stays open; new ones are opened
+ * (SO_REUSEPORT) and armed; removed ones stop accepting at once (their
+ * sessions go on). On the loop's thread. 0, or the first -errno (its
+ * address in err; the other addresses are still applied). */
+int smtp_server_listen(struct smtp_server *srv, const struct config_addr *addrs, size_t n_addrs,
+		       const struct config_addr *tls_addrs, size_t n_tls_addrs, char *err, size_t errlen);
 /* Only after the loop has stopped for good: closes every socket and frees
  * every session, whatever was in flight (the ring is torn down after this,
  * so no completion will ever name them). Pending submissions must not call

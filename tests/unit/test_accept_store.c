@@ -51,7 +51,9 @@ static int setup(void **state)
 
 	if (!f || tmp_dir_make(f->dir, sizeof(f->dir), "test_accept_store") < 0 || config_defaults(&f->cfg) < 0)
 		return -1;
-	f->eng.cfg = &f->cfg;
+	if (config_current_init(&f->eng.conf) < 0)
+		return -1;
+	config_current_publish(&f->eng.conf, config_gen_new(&f->cfg, NULL, 1, 0));
 	snprintf(path, sizeof(path), "%s/log", f->dir);
 	if (spool_open(&f->eng.spool, f->dir, 0) != 0 || acct_log_open(&f->eng.acct, path, 0, 0) < 0)
 		return -1;
@@ -83,7 +85,7 @@ static int teardown(void **state)
 	loop_fini(&f->worker.loop);
 	acct_log_close(f->eng.acct);
 	spool_close(f->eng.spool);
-	config_free(&f->cfg);
+	config_current_fini(&f->eng.conf); /* the generation owns the config */
 	tmp_dir_remove(f->dir);
 	free(f);
 	return 0;
