@@ -27,6 +27,7 @@
 #include "queue/spool_writer.h"
 
 struct acct_log;
+struct delete_state;
 struct http_server;
 struct auth_service;
 struct addr_window;
@@ -43,6 +44,7 @@ enum worker_mail {
 	WORKER_MAIL_BOUNCE,        /* a processed report: answer its client */
 	WORKER_MAIL_AUTH,          /* a checked AUTH attempt: answer its client */
 	WORKER_MAIL_CAMPAIGN,      /* a campaign paused or resumed: park or unpark */
+	WORKER_MAIL_DELETE,        /* an operator's delete: take its recipients (delete.h) */
 };
 
 /* Operator actions on a queue (by name: a domain or a rollup queue). */
@@ -95,6 +97,7 @@ struct engine {
 	struct sent_pruner *sent_pruner; /* "sent" retention (metrics read its counters) */
 	struct webhooks *webhooks; /* <acct-webhook> senders (webhook.h); NULL when none */
 	struct campaigns *campaigns; /* campaign ids, pauses, counters (campaign.h) */
+	struct delete_state *deletes; /* an operator's deletes in progress (delete.h) */
 };
 
 /* The worker that owns a destination domain's queue. */

@@ -364,6 +364,52 @@ size_t sched_retry_now(struct sched *s, struct sched_queue *q)
 	return moved;
 }
 
+size_t sched_remove_if(struct sched *s, bool (*take)(struct sched_rcpt *r, void *arg), void *arg)
+{
+	size_t kept = 0, n = 0;
+
+	for (size_t i = 0; i < s->heap_len; i++) {
+		struct sched_rcpt *r = s->heap[i];
+		struct sched_queue *q = r->queue;
+
+		if (take(r, arg)) {
+			q->n_waiting--;
+			n++;
+		} else {
+			s->heap[kept++] = r;
+		}
+	}
+	s->heap_len = kept;
+	for (size_t i = kept / 2; i-- > 0;)
+		heap_down(s, i);
+	for (size_t b = 0; b < s->n_buckets; b++)
+		for (struct sched_queue *q = s->buckets[b]; q; q = q->hnext)
+			for (size_t p = 0; p < q->n_fifos && q->n_ready; p++) {
+				struct sched_fifo *f = &q->fifos[p];
+				struct sched_rcpt *prev = NULL, *r = f->head;
+
+				while (r) {
+					struct sched_rcpt *next = (struct sched_rcpt *)r->link.next;
+
+					if (take(r, arg)) {
+						if (prev)
+							prev->link.next = next ? &next->link : NULL;
+						else
+							f->head = next;
+						if (f->tail == r)
+							f->tail = prev;
+						f->n--;
+						q->n_ready--;
+						n++;
+					} else {
+						prev = r;
+					}
+					r = next;
+				}
+			}
+	return n;
+}
+
 /* ---- idle queues and pauses ---------------------------------------------- */
 
 static void queue_destroy(struct sched *s, struct sched_queue **link)

@@ -1,0 +1,289 @@
+#!/usr/bin/python3
+"""test_delete.py - an operator deletes queued recipients (issue 19, item 4).
+
+  filters    mail held by a receiver that answers every RCPT with 451 (retry-after 1h,
+             so each recipient waits in its shard's heap after one try). Delete by age
+             (older_than), by campaign with dsn:true, and by sender through `salvoctl
+             delete`: each answers the number of matching recipients, and the JSON log
+             has exactly that many `cancelled` records, for exactly those recipients,
+             each carrying the filter; the CSV accounting file gets a "b" record each
+             (dsnDiag "deleted by the operator: ..."). dsn:true sends a DSN (Action
+             failed, Status 5.0.0) to the sender's domain. A repeated delete finds
+             nothing. Then salvod restarts and the receiver takes mail: the recipients
+             left are delivered, the deleted ones never arrive, and the spool holds
+             nothing more
+  race       a delete while a campaign is being delivered (slow receiver, 10 sessions,
+             half the messages deferred at DATA): no recipient is both delivered and
+             cancelled, every one ends delivered or cancelled, `cancelled` records
+             beyond `deleted` come only from the recipients reported in flight
+  errors     unknown fields, wrong types, a bad duration, an empty filter and a body
+             that is not a JSON object answer 400 naming the field, and delete nothing;
+             `salvoctl delete` without a filter is a usage error (2), with a bad one 1
+"""
+
+import csv
+import io
+import json
+import os
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+import harness
+from harness import Fail, log, wait_until
+
+
+
+def api(method, path, body=None, raw=None):
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    req = urllib.request.Request("http://%s:%d%s" % (harness.SALVOD_HTTP + (path,)), method=method, data=data)
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"{}")
+
+
+def salvoctl(*args):
+    return subprocess.run([harness.SALVOCTL, "--api", "http://%s:%d" % harness.SALVOD_HTTP] + list(args),
+                          capture_output=True, text=True, timeout=60)
+
+
+def inject(rcpts, sender="esp@senders.test", campaign=None):
+    req = {"envelope_sender": sender,
+           "content": "From: news@senders.test\r\nTo: {{email}}\r\nSubject: hello\r\n\r\nHi {{email}}\r\n",
+           "recipients": [{"email": r} for r in rcpts]}
+    if campaign:
+        req["campaign"] = campaign
+    st, out = api("POST", "/api/inject/v1", req)
+    if st != 200 or out.get("success_count") != len(rcpts):
+        raise Fail("injection of %d: %d %r" % (len(rcpts), st, out))
+
+
+def of_type(recs, t):
+    return [r for r in recs if r.get("type") == t]
+
+
+def queued(queue):
+    st, out = api("GET", "/api/v1/queues/%s/recipients?limit=1000" % queue)
+    if st != 200:
+        raise Fail("listing %s: %d %r" % (queue, st, out))
+    return {r["recipient"] for r in out["recipients"]}
+
+
+def delete(body, want):
+    st, out = api("POST", "/api/v1/delete", body)
+    if st != 200 or out.get("deleted") != want or out.get("in_flight") != 0:
+        raise Fail("delete %r: want deleted=%d in_flight=0, got %d %r" % (body, want, st, out))
+    return out
+
+
+def check_cancelled(spool, rcpts, filt):
+    """Exactly these recipients have a cancelled record with this filter (compact JSON)."""
+    got = [r for r in of_type(harness.read_acct(spool), "cancelled") if json.loads(r.get("filter", "{}")) == filt]
+    names = sorted(r["recipient"] for r in got)
+    if names != sorted(rcpts):
+        raise Fail("cancelled records for %r: %d %r, want %d" % (filt, len(names), names[:5], len(rcpts)))
+    for r in got:
+        for k in ("id", "sender", "recipient", "queue", "queued_time", "event_id"):
+            if k not in r:
+                raise Fail("a cancelled record lacks %s: %r" % (k, r))
+    return got
+
+
+def test_filters(env):
+    env.dns(mx={"held.test": [(10, "mx.sink.test")], "other.test": [(10, "mx.sink.test")],
+                "senders.test": [(10, "mx.dsn.test")]},
+            a={"mx.sink.test": "127.0.0.2", "mx.dsn.test": "127.0.0.3"}, check=[("held.test", "MX")])
+    env.salvo_sink("deferring", "127.0.0.2:25", extra_args=["--fault", "at=rcpt,reply=451 4.7.1 not now"])
+    dsn_sink = env.salvo_sink("dsn", "127.0.0.3:25")
+    acct_csv = os.path.join(env.dir, "acct.csv")
+    d = env.salvod_daemon(default_domain={"retry-after": "1h", "bounce-after": "4h"},
+                          extra="<acct-file %s>\n  records d,b\n</acct-file>\n" % acct_csv)
+    d.start()
+
+    old = ["old%d@held.test" % i for i in range(8)]
+    inject(old, campaign="spring")
+    t_old = time.monotonic()
+    autumn = ["a%02d@held.test" % i for i in range(20)]
+    winter = ["w%02d@held.test" % i for i in range(15)]
+    promo = ["p%02d@held.test" % i for i in range(12)]
+    keep = ["k%02d@other.test" % i for i in range(10)]
+    wait_until(lambda: time.monotonic() - t_old >= 5.0, 10, what="the old batch to age")
+    inject(autumn, campaign="autumn")
+    inject(winter, campaign="winter")
+    inject(promo, sender="promo@senders.test")
+    inject(keep, campaign="winter")
+    everyone = old + autumn + winter + promo + keep
+    harness.wait_for_records(env, lambda r: len(of_type(r, "transient")) >= len(everyone), 30,
+                             what="a first (deferred) try of each recipient")
+
+    # -- by age: the old batch only (the others are at most a few seconds old)
+    delete({"older_than": "4s"}, len(old))
+    check_cancelled(d.spool, old, {"older_than": "4s"})
+    # -- by campaign, with a DSN to the sender
+    delete({"campaign": "autumn", "queue": "HELD.test", "dsn": True}, len(autumn))
+    got = check_cancelled(d.spool, autumn, {"queue": "HELD.test", "campaign": "autumn"})
+    if any(r.get("campaign") != "autumn" or not r.get("dsn_id") for r in got):
+        raise Fail("a cancelled record without its campaign or dsn_id: %r" % got[0])
+    # -- by sender, through salvoctl
+    p = salvoctl("delete", "--sender", "PROMO@senders.test")
+    if p.returncode != 0 or p.stdout.strip() != "deleted %d" % len(promo):
+        raise Fail("salvoctl delete --sender: %d %r %r" % (p.returncode, p.stdout, p.stderr))
+    check_cancelled(d.spool, promo, {"sender": "PROMO@senders.test"})
+    # -- nothing left to match; a filter on two fields is an AND
+    delete({"campaign": "autumn"}, 0)
+    delete({"campaign": "winter", "queue": "nowhere.test"}, 0)
+    log("deleted %d by age, %d by campaign, %d by sender; cancelled records match" % (len(old), len(autumn),
+                                                                                      len(promo)))
+    left = queued("held.test")
+    if left != set(winter):
+        raise Fail("held.test still holds %d, want the %d winter recipients: %r" % (len(left), len(winter),
+                                                                                  sorted(left - set(winter))[:5]))
+
+    # -- the DSNs: one per deleted message (HTTP injection makes one message per recipient)
+    def dsns():
+        return [a for a in dsn_sink.arrivals() if a.rcpt_to == ["esp@senders.test"]]
+    wait_until(lambda: len(dsns()) >= len(autumn), 20, what="%d DSNs at senders.test" % len(autumn))
+    reported = set()
+    for a in dsns():
+        text = a.data.decode("utf-8", "replace")
+        if "Action: failed" not in text or "Status: 5.0.0" not in text or "deleted by the operator" not in text:
+            raise Fail("a DSN without failed / 5.0.0 / the operator's diagnostic:\n%s" % text[:2000])
+        reported |= {r for r in autumn if "Final-Recipient: rfc822;" + r in text.replace("rfc822; ", "rfc822;")}
+    if reported != set(autumn) or len(dsns()) != len(autumn):
+        raise Fail("DSNs: %d, reporting %d of %d autumn recipients" % (len(dsns()), len(reported), len(autumn)))
+    if any(a.rcpt_to != ["esp@senders.test"] for a in dsn_sink.arrivals()):
+        raise Fail("a DSN went elsewhere: %r" % [a.rcpt_to for a in dsn_sink.arrivals()])
+    log("%d DSNs (failed, 5.0.0, deleted by the operator) at senders.test" % len(dsns()))
+
+    # -- the CSV file: a "b" record per cancelled recipient
+    wait_until(lambda: os.path.exists(acct_csv), 5, what="the CSV file")
+    rows = list(csv.DictReader(io.StringIO(open(acct_csv, newline="").read())))
+    b = [r for r in rows if r["type"] == "b" and r.get("dsnDiag", "").startswith("deleted by the operator")]
+    if sorted(r["rcpt"] for r in b) != sorted(old + autumn + promo) or \
+            any(r["dsnStatus"] != "5.0.0" or r["dsnAction"] != "failed" for r in b):
+        raise Fail("CSV cancelled rows: %d of %d, e.g. %r" % (len(b), len(old + autumn + promo), b[:1]))
+
+    # -- restart; the receiver takes mail now: only what was not deleted arrives
+    d.stop()
+    for s in list(env.sinks):
+        if s.name == "deferring":
+            s.stop()
+    env.salvo_sink("taking", "127.0.0.2:25")
+    d.start()
+    for q in ("held.test", "other.test"):
+        if api("POST", "/api/v1/queues/%s/retry" % q)[0] != 200:
+            raise Fail("retry %s" % q)
+    seen = harness.wait_for_recipients(env, set(winter + keep), 30, settle=2.0)
+    gone = sorted(set(seen) & set(old + autumn + promo))
+    if gone:
+        raise Fail("deleted recipients were delivered after the restart: %r" % gone[:5])
+    missing = set(winter + keep) - set(seen)
+    if missing:
+        raise Fail("not delivered after the restart: %r" % sorted(missing)[:5])
+    if queued("held.test") or queued("other.test"):
+        raise Fail("the spool still holds recipients after the deliveries")
+    recs = d.acct()
+    if of_type(recs, "delivery") and {r["recipient"] for r in of_type(recs, "delivery")} & {
+            r["recipient"] for r in of_type(recs, "cancelled")}:
+        raise Fail("a recipient both delivered and cancelled")
+    log("after a restart: %d delivered, none of the %d deleted" % (len(winter + keep),
+                                                                  len(old + autumn + promo)))
+
+
+def test_race(env):
+    env.dns(mx={"race.test": [(10, "mx.sink.test")]}, a={"mx.sink.test": "127.0.0.2"},
+            check=[("race.test", "MX")])
+    sink = env.salvo_sink("slow", "127.0.0.2:25", extra_args=[
+        "--reply-delay", "60", "--fault", "at=data,percent=50,reply=451 4.7.1 later"])
+    d = env.salvod_daemon(default_domain={"retry-after": "1s", "bounce-after": "4h", "max-smtp-out": "10"})
+    d.start()
+    rcpts = ["r%03d@race.test" % i for i in range(300)]
+    inject(rcpts, campaign="race")
+    harness.wait_for_records(env, lambda r: len(of_type(r, "delivery")) >= 20, 30, what="20 deliveries")
+    st, out = api("POST", "/api/v1/delete", {"campaign": "race"})
+    if st != 200:
+        raise Fail("delete during delivery: %d %r" % (st, out))
+    log("delete during delivery: %r" % out)
+    if out["in_flight"] < 1:
+        raise Fail("no recipient was in flight with 10 busy sessions: %r" % out)
+
+    def settled():
+        recs = d.acct()
+        fin = {r["recipient"] for r in of_type(recs, "delivery")} | {r["recipient"] for r in of_type(recs, "cancelled")}
+        return len(fin) >= len(rcpts)
+    wait_until(settled, 30, what="every recipient delivered or cancelled")
+    time.sleep(1.5)  # nothing more may come: no retry of a cancelled recipient
+    recs = d.acct()
+    delivered = [r["recipient"] for r in of_type(recs, "delivery")]
+    cancelled = [r["recipient"] for r in of_type(recs, "cancelled")]
+    both = set(delivered) & set(cancelled)
+    if both:
+        raise Fail("both delivered and cancelled: %r" % sorted(both)[:5])
+    if len(cancelled) != len(set(cancelled)):
+        raise Fail("a recipient cancelled twice")
+    arrived = set()
+    for a in sink.arrivals():
+        arrived |= set(a.rcpt_to)
+    if arrived & set(cancelled):
+        raise Fail("the receiver got cancelled recipients: %r" % sorted(arrived & set(cancelled))[:5])
+    if set(delivered) | set(cancelled) != set(rcpts):
+        raise Fail("recipients neither delivered nor cancelled: %r" % sorted(set(rcpts) - set(delivered)
+                                                                            - set(cancelled))[:5])
+    late = len(cancelled) - out["deleted"]
+    if late < 0 or late > out["in_flight"]:
+        raise Fail("%d cancelled records for deleted=%d in_flight=%d" % (len(cancelled), out["deleted"],
+                                                                          out["in_flight"]))
+    if queued("race.test"):
+        raise Fail("race.test still holds recipients")
+    log("race: %d delivered, %d cancelled (%d at once, %d back from flight of %d), none both"
+        % (len(delivered), len(cancelled), out["deleted"], late, out["in_flight"]))
+
+
+def test_errors(env):
+    env.dns(mx={"held.test": [(10, "mx.sink.test")]}, a={"mx.sink.test": "127.0.0.2"}, check=[("held.test", "MX")])
+    env.salvo_sink("deferring", "127.0.0.2:25", extra_args=["--fault", "at=rcpt,reply=451 4.7.1 not now"])
+    d = env.salvod_daemon(default_domain={"retry-after": "1h"})
+    d.start()
+    inject(["x%d@held.test" % i for i in range(5)], campaign="c1")
+    harness.wait_for_records(env, lambda r: len(of_type(r, "transient")) >= 5, 20, what="5 deferrals")
+    cases = [({"campaign": "c1", "colour": "red"}, "colour"),
+             ({"campaign": 5}, "campaign"),
+             ({"queue": ""}, "queue"),
+             ({"recipient": None}, "recipient"),
+             ({"sender": ["a@b.test"]}, "sender"),
+             ({"older_than": "2x"}, "older_than"),
+             ({"older_than": 7200}, "older_than"),
+             ({"campaign": "c1", "dsn": "yes"}, "dsn"),
+             ({"campaign": "c1\nx"}, "campaign"),
+             ({}, "filter"),
+             ({"dsn": True}, "filter")]
+    for body, field in cases:
+        st, out = api("POST", "/api/v1/delete", body)
+        if st != 400 or out.get("field") != field or not out.get("error"):
+            raise Fail("delete %r: want 400 naming %s, got %d %r" % (body, field, st, out))
+    for raw in (b"[1]", b"not json", b"", b'{"campaign":"c1"'):
+        st, out = api("POST", "/api/v1/delete", raw=raw)
+        if st != 400 or not out.get("error"):
+            raise Fail("delete with body %r: want 400, got %d %r" % (raw, st, out))
+    if api("GET", "/api/v1/delete")[0] != 405:
+        raise Fail("GET /api/v1/delete is not refused")
+    if len(queued("held.test")) != 5 or of_type(d.acct(), "cancelled"):
+        raise Fail("a refused delete changed something")
+    p = salvoctl("delete")
+    if p.returncode != 2:
+        raise Fail("salvoctl delete without a filter: %d %r" % (p.returncode, p.stderr))
+    p = salvoctl("delete", "--older-than", "2x")
+    if p.returncode != 1 or "older_than" not in p.stderr:
+        raise Fail("salvoctl delete --older-than 2x: %d %r" % (p.returncode, p.stderr))
+    p = salvoctl("--json", "delete", "--campaign=c1", "--older-than", "0s")
+    if p.returncode != 0 or json.loads(p.stdout) != {"deleted": 5, "in_flight": 0}:
+        raise Fail("salvoctl --json delete: %d %r %r" % (p.returncode, p.stdout, p.stderr))
+    log("%d bad filters and %d bad bodies refused naming the field; salvoctl exit codes 2, 1, 0"
+        % (len(cases), 4))
+
+
+if __name__ == "__main__":
+    harness.main([test_filters, test_race, test_errors])
