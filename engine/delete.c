@@ -40,6 +40,9 @@
 struct delete_how {
 	unsigned refs;             /* atomic */
 	bool dsn;
+	size_t cancelled;          /* recorded as cancelled so far (writer thread) */
+	size_t caught;             /* tombstones taken by delete_catch, not yet
+				    * recorded (changed under the state's mu) */
 	char text[];               /* the filter as compact JSON */
 };
 
@@ -85,7 +88,6 @@ struct delete_commit {
 	size_t n;
 	struct cancel_dsn *dsns;
 	size_t n_dsns;
-	size_t cancelled;
 	int64_t time_ms;
 	unsigned tries;
 };
@@ -105,7 +107,6 @@ struct delete_job {
 	struct delete_how *how;    /* one reference */
 	struct delete_key *cands;  /* matched at the walk */
 	size_t n_cands, cap_cands;
-	size_t in_flight;          /* tombstones still waiting after the commit */
 	unsigned left;             /* workers yet to answer (atomic) */
 	bool oom;
 	struct delete_mail *mails; /* one per worker */
@@ -413,12 +414,11 @@ static int apply_message(struct delete_commit *c, struct spool_wtxn *t, size_t a
 }
 
 /* The request's candidates no worker held: a finished one loses its
- * tombstone; the others are in flight. */
+ * tombstone; the others are in flight (counted by job_in_flight). */
 static int sweep_candidates(struct delete_job *job, struct spool_wtxn *t)
 {
 	struct delete_state *st = job->eng->deletes;
 
-	job->in_flight = 0;
 	for (size_t i = 0; i < job->n_cands; i++) {
 		struct spool_rcpt r;
 		int ret = spool_wtxn_get_rcpt(t, job->cands[i].msg_id, job->cands[i].idx, &r);
@@ -430,8 +430,6 @@ static int sweep_candidates(struct delete_job *job, struct spool_wtxn *t)
 		still = *tomb_find(st, job->cands[i].msg_id, job->cands[i].idx) != NULL;
 		if (still && ret == SPOOL_NOTFOUND)
 			how_put(tomb_take(st, job->cands[i].msg_id, job->cands[i].idx));
-		else if (still)
-			job->in_flight++;
 		pthread_mutex_unlock(&st->mu);
 	}
 	return 0;
@@ -447,7 +445,6 @@ static int commit_apply(struct spool_req *req, struct spool_wtxn *t, void *ctx)
 	for (size_t i = 0; i < c->n; i++)
 		item_clear(&c->items[i]);
 	dsns_clear(c);
-	c->cancelled = 0;
 	while (a < c->n) {
 		size_t b = a + 1;
 
@@ -457,13 +454,44 @@ static int commit_apply(struct spool_req *req, struct spool_wtxn *t, void *ctx)
 			return ret;
 		a = b;
 	}
-	for (size_t i = 0; i < c->n; i++)
-		c->cancelled += c->items[i].done;
 	return c->job ? sweep_candidates(c->job, t) : 0;
 }
 
 static void job_answer(struct delete_job *job, unsigned status, json_t *j, const char *err);
 static void job_free(struct delete_job *job);
+
+/* After the request's commit (writer thread): its recipients still to be
+ * decided - tombstones waiting, and those a worker caught whose commit has
+ * not been recorded yet. Every other one it matched is recorded (in
+ * how->cancelled) or finished. */
+static size_t job_in_flight(struct delete_job *job)
+{
+	struct delete_state *st = job->eng->deletes;
+	size_t n = 0;
+
+	pthread_mutex_lock(&st->mu);
+	for (size_t i = 0; i < job->n_cands; i++) {
+		struct delete_tomb *t = *tomb_find(st, job->cands[i].msg_id, job->cands[i].idx);
+
+		n += t && t->how == job->how;
+	}
+	n += job->how->caught;
+	pthread_mutex_unlock(&st->mu);
+	return n;
+}
+
+/* A late commit (delete_catch's) is over, recorded or not. */
+static void caught_done(struct delete_commit *c)
+{
+	struct delete_state *st = c->eng->deletes;
+
+	if (c->job)
+		return;
+	pthread_mutex_lock(&st->mu);
+	for (size_t i = 0; i < c->n; i++)
+		c->items[i].how->caught--;
+	pthread_mutex_unlock(&st->mu);
+}
 
 static void commit_done(struct spool_req *req, int result, void *ctx)
 {
@@ -486,6 +514,7 @@ static void commit_done(struct spool_req *req, int result, void *ctx)
 			spool_strerror(result));
 		if (c->job)
 			job_answer(c->job, 503, NULL, spool_strerror(result));
+		caught_done(c);
 		commit_free(c);
 		return;
 	}
@@ -495,6 +524,7 @@ static void commit_done(struct spool_req *req, int result, void *ctx)
 
 		if (!it->done)
 			continue;
+		it->how->cancelled++;
 		ev = (struct acct_event){
 			.type = ACCT_CANCELLED,
 			.time_ms = c->time_ms,
@@ -518,10 +548,13 @@ static void commit_done(struct spool_req *req, int result, void *ctx)
 
 		accept_store_committed(dsn_accept(c, &c->dsns[i], &ab, &am));
 	}
+	caught_done(c);
+	/* deleted: every recipient recorded as cancelled by this request,
+	 * those a worker caught on their way before this commit included */
 	if (c->job)
 		job_answer(c->job, 200,
-			   json_pack("{s:I, s:I}", "deleted", (json_int_t)c->cancelled, "in_flight",
-				     (json_int_t)c->job->in_flight),
+			   json_pack("{s:I, s:I}", "deleted", (json_int_t)c->job->how->cancelled, "in_flight",
+				     (json_int_t)job_in_flight(c->job)),
 			   NULL);
 	commit_free(c);
 }
@@ -645,6 +678,7 @@ int delete_start(struct engine *eng, struct delete_filter *f, struct http_reques
 	}
 	job->how->refs = 1;
 	job->how->dsn = f->dsn;
+	job->how->cancelled = job->how->caught = 0;
 	memcpy(job->how->text, f->text, tlen + 1);
 	job->eng = eng;
 	job->http = req;
@@ -772,7 +806,8 @@ bool delete_catch(struct worker *w, struct sched_rcpt *r)
 	if (!delete_pending(st))
 		return false;
 	pthread_mutex_lock(&st->mu);
-	how = tomb_take(st, r->msg_id, r->idx);
+	if ((how = tomb_take(st, r->msg_id, r->idx)))
+		how->caught++;
 	pthread_mutex_unlock(&st->mu);
 	if (!how)
 		return false;
@@ -783,6 +818,7 @@ bool delete_catch(struct worker *w, struct sched_rcpt *r)
 		free(c);
 		/* no memory now: the tombstone goes back for the next look */
 		pthread_mutex_lock(&st->mu);
+		how->caught--;
 		tomb_add(st, r->msg_id, r->idx, how);
 		pthread_mutex_unlock(&st->mu);
 		how_put(how);

@@ -22,10 +22,13 @@
  * deferred, or reaches a transaction, is cancelled then (its own commit and
  * record); one that finished (delivered, bounced, expired) only drops the
  * tombstone (delete_forget). So no recipient is both delivered and
- * cancelled, and `deleted` counts exactly the `cancelled` records of the
- * answer's commit; `in_flight` counts the tombstones still waiting (their
- * records come when they return; a restart forgets them, and they are then
- * delivered or retried as usual - never recorded as cancelled).
+ * cancelled. `deleted` counts the `cancelled` records written for this
+ * request when it answers (its commit's, and those of recipients a worker
+ * caught on their way before it); `in_flight` the ones still undecided
+ * (their records come when they return, unless they are delivered; a
+ * restart forgets them, and they are then delivered or retried as usual -
+ * never recorded as cancelled). A recipient matched by two overlapping
+ * deletes belongs to the first.
  *
  * Threads: the tombstone set is the only shared state; workers look at it
  * only while it is non-empty (delete_pending: one atomic load otherwise).
