@@ -6,7 +6,8 @@
              (older_than), by campaign with dsn:true, and by sender through `salvoctl
              delete`: each answers the number of matching recipients, and the JSON log
              has exactly that many `cancelled` records, for exactly those recipients,
-             each carrying the filter; the CSV accounting file gets a "b" record each
+             each carrying the filter; so does a delete of a paused campaign (its
+             recipients parked in their queue); the CSV accounting file gets a "b" record each
              (dsnDiag "deleted by the operator: ..."). dsn:true sends a DSN (Action
              failed, Status 5.0.0) to the sender's domain. A repeated delete finds
              nothing. Then salvod is killed (-9) and restarted, and the receiver takes mail: the recipients
@@ -146,8 +147,15 @@ def test_filters(env):
     # -- nothing left to match; a filter on two fields is an AND
     delete({"campaign": "autumn"}, 0)
     delete({"campaign": "winter", "queue": "nowhere.test"}, 0)
-    log("deleted %d by age, %d by campaign, %d by sender; cancelled records match" % (len(old), len(autumn),
-                                                                                      len(promo)))
+    # -- a paused campaign: its recipients are parked in their queue, not ready
+    if api("POST", "/api/v1/campaigns/frozen/pause")[0] != 200:
+        raise Fail("pausing campaign frozen")
+    frozen = ["f%d@held.test" % i for i in range(6)]
+    inject(frozen, campaign="frozen")
+    delete({"campaign": "frozen"}, len(frozen))
+    check_cancelled(d.spool, frozen, {"campaign": "frozen"})
+    log("deleted %d by age, %d by campaign, %d by sender, %d of a paused campaign; cancelled records match"
+        % (len(old), len(autumn), len(promo), len(frozen)))
     left = queued("held.test")
     if left != set(winter):
         raise Fail("held.test still holds %d, want the %d winter recipients: %r" % (len(left), len(winter),
@@ -173,9 +181,10 @@ def test_filters(env):
     wait_until(lambda: os.path.exists(acct_csv), 5, what="the CSV file")
     rows = list(csv.DictReader(io.StringIO(open(acct_csv, newline="").read())))
     b = [r for r in rows if r["type"] == "b" and r.get("dsnDiag", "").startswith("deleted by the operator")]
-    if sorted(r["rcpt"] for r in b) != sorted(old + autumn + promo) or \
+    deleted = old + autumn + promo + frozen
+    if sorted(r["rcpt"] for r in b) != sorted(deleted) or \
             any(r["dsnStatus"] != "5.0.0" or r["dsnAction"] != "failed" for r in b):
-        raise Fail("CSV cancelled rows: %d of %d, e.g. %r" % (len(b), len(old + autumn + promo), b[:1]))
+        raise Fail("CSV cancelled rows: %d of %d, e.g. %r" % (len(b), len(deleted), b[:1]))
 
     # -- restart; the receiver takes mail now: only what was not deleted arrives
     d.kill9()  # the answer came after the commit: nothing deleted may come back
@@ -188,7 +197,7 @@ def test_filters(env):
         if api("POST", "/api/v1/queues/%s/retry" % q)[0] != 200:
             raise Fail("retry %s" % q)
     seen = harness.wait_for_recipients(env, set(winter + keep), 30, settle=2.0)
-    gone = sorted(set(seen) & set(old + autumn + promo))
+    gone = sorted(set(seen) & set(deleted))
     if gone:
         raise Fail("deleted recipients were delivered after the restart: %r" % gone[:5])
     missing = set(winter + keep) - set(seen)
@@ -200,8 +209,7 @@ def test_filters(env):
     if of_type(recs, "delivery") and {r["recipient"] for r in of_type(recs, "delivery")} & {
             r["recipient"] for r in of_type(recs, "cancelled")}:
         raise Fail("a recipient both delivered and cancelled")
-    log("after a restart: %d delivered, none of the %d deleted" % (len(winter + keep),
-                                                                  len(old + autumn + promo)))
+    log("after a restart: %d delivered, none of the %d deleted" % (len(winter + keep), len(deleted)))
 
 
 def test_race(env):

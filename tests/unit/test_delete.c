@@ -1,6 +1,7 @@
 /* test_delete.c - an operator's delete: the filter parser (well-formed and
  * malformed bodies, each error naming its field), matching, and taking
- * recipients out of a shard's scheduler (sched_remove_if). */
+ * recipients out of a shard's scheduler (sched_remove_if: heap, ready
+ * lists, a paused campaign's parked list). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +12,7 @@
 #include <cmocka.h>
 
 #include "core/config.h"
+#include "engine/campaign.h"
 #include "engine/delete_filter.h"
 #include "engine/scheduler.h"
 
@@ -292,6 +294,55 @@ static void test_remove_heap_order(void **state)
 	sched_fini(&s, NULL);
 }
 
+/* A paused campaign's recipients are parked, not ready: taken all the same. */
+static bool take_all(struct sched_rcpt *r, void *arg)
+{
+	(void)arg;
+	free(r);
+	return true;
+}
+
+static void test_remove_parked(void **state)
+{
+	struct campaigns *c;
+	struct sched s;
+	struct sched_queue *q;
+	int64_t now = 1000000;
+	uint32_t id;
+
+	(void)state;
+	assert_int_equal(campaigns_new(&c), 0);
+	id = campaign_intern(c, "frozen");
+	assert_int_not_equal(id, CAMPAIGN_NONE);
+	campaign_set_paused(c, "frozen", true);
+	assert_int_equal(sched_init(&s, &cfg), 0);
+	s.campaigns = c;
+	for (uint64_t i = 0; i < 6; i++) {
+		struct sched_rcpt *r = sched_rcpt_new(i, 0, "p.test", now, now, 0, 0);
+
+		r->campaign = i < 4 ? id : CAMPAIGN_NONE;
+		assert_int_equal(sched_add(&s, r, now), 0);
+	}
+	q = sched_queue_find(&s, "p.test");
+	assert_int_equal(q->parked.n, 4);
+	assert_int_equal(s.n_parked, 4);
+	assert_int_equal(q->n_ready, 2);
+	assert_int_equal(sched_remove_if(&s, take_all, NULL), 6);
+	assert_int_equal(q->parked.n, 0);
+	assert_null(q->parked.head);
+	assert_null(q->parked.tail);
+	assert_int_equal(s.n_parked, 0);
+	assert_int_equal(q->n_ready, 0);
+	/* parking after the removal still works on the emptied list */
+	struct sched_rcpt *r = sched_rcpt_new(9, 0, "p.test", now, now, 0, 0);
+	r->campaign = id;
+	assert_int_equal(sched_add(&s, r, now), 0);
+	assert_ptr_equal(q->parked.head, r);
+	assert_ptr_equal(q->parked.tail, r);
+	sched_fini(&s, NULL);
+	campaigns_free(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -300,6 +351,7 @@ int main(void)
 		cmocka_unit_test(test_match),
 		cmocka_unit_test(test_remove_if),
 		cmocka_unit_test(test_remove_heap_order),
+		cmocka_unit_test(test_remove_parked),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
