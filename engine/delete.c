@@ -27,6 +27,7 @@
 #include "engine/accept_store.h"
 #include "engine/api.h"
 #include "engine/bounce_dsn.h"
+#include "engine/campaign.h"
 #include "engine/delete_filter.h"
 #include "engine/engine.h"
 #include "net/http_server.h"
@@ -541,6 +542,12 @@ static void commit_done(struct spool_req *req, int result, void *ctx)
 			.filter = it->how->text,
 		};
 		acct_log_write(eng->acct, &ev);
+		if (eng->campaigns && it->campaign[0]) {
+			uint32_t id = campaign_find(eng->campaigns, it->campaign);
+
+			if (id != CAMPAIGN_NONE)
+				campaign_note_end(eng->campaigns, id, CAMPAIGN_END_REMOVED, it->attempts > 0);
+		}
 	}
 	for (size_t i = 0; i < c->n_dsns; i++) {
 		struct accept_batch ab;

@@ -156,6 +156,10 @@ def test_filters(env):
     check_cancelled(d.spool, frozen, {"campaign": "frozen"})
     log("deleted %d by age, %d by campaign, %d by sender, %d of a paused campaign; cancelled records match"
         % (len(old), len(autumn), len(promo), len(frozen)))
+    for name, want in (("autumn", 0), ("spring", 0), ("frozen", 0), ("winter", len(winter) + len(keep))):
+        st, c = api("GET", "/api/v1/campaigns/" + name)
+        if st != 200 or c.get("queued") != want or c.get("deferred") != (want if name != "frozen" else 0):
+            raise Fail("campaign %s after the deletes: want %d queued, got %d %r" % (name, want, st, c))
     left = queued("held.test")
     if left != set(winter):
         raise Fail("held.test still holds %d, want the %d winter recipients: %r" % (len(left), len(winter),
