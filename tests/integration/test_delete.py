@@ -3,16 +3,16 @@
 
   filters    mail held by a receiver that answers every RCPT with 451 (retry-after 1h,
              so each recipient waits in its shard's heap after one try). Delete by age
-             (older_than), by campaign with dsn:true, and by sender through `salvoctl
-             delete`: each answers the number of matching recipients, and the JSON log
-             has exactly that many `cancelled` records, for exactly those recipients,
-             each carrying the filter; so does a delete of a paused campaign (its
-             recipients parked in their queue); the CSV accounting file gets a "b" record each
-             (dsnDiag "deleted by the operator: ..."). dsn:true sends a DSN (Action
-             failed, Status 5.0.0) to the sender's domain. A repeated delete finds
-             nothing. Then salvod is killed (-9) and restarted, and the receiver takes mail: the recipients
-             left are delivered, the deleted ones never arrive, and the spool holds
-             nothing more
+             (older_than), by campaign with dsn:true, by sender through `salvoctl
+             delete`, a paused campaign (its recipients parked in their queue) and one
+             recipient of a three-recipient message: each answers the number matching,
+             and the JSON log has exactly that many `cancelled` records, for exactly
+             those recipients, each carrying the filter; the CSV accounting file gets a
+             "b" record each (dsnDiag "deleted by the operator: ..."); the campaigns'
+             queued counts drop. dsn:true sends a DSN (Action failed, Status 5.0.0) to
+             the sender's domain. A repeated delete finds nothing. Then salvod is killed
+             (-9) and restarted, and the receiver takes mail: the recipients left are
+             delivered, the deleted ones never arrive, and the spool holds nothing more
   race       a delete while a campaign is being delivered (slow receiver, 10 sessions,
              half the messages deferred at DATA): no recipient is both delivered and
              cancelled, every one ends delivered or cancelled, `cancelled` records
@@ -125,7 +125,12 @@ def test_filters(env):
     inject(winter, campaign="winter")
     inject(promo, sender="promo@senders.test")
     inject(keep, campaign="winter")
-    everyone = old + autumn + winter + promo + keep
+    # one message with three recipients (SMTP): one of them is deleted, the others stay
+    multi = ["m1@held.test", "m2@held.test", "m3@held.test"]
+    harness.inject([harness.Injected("multi", "esp@senders.test", multi,
+                                     b"From: news@senders.test\r\nTo: m1@held.test\r\nSubject: three\r\n\r\nHi\r\n")],
+                   threads=1)
+    everyone = old + autumn + winter + promo + keep + multi
 
     # -- by age: the old batch only. The new ones are younger than the threshold
     # (injected within it), the old ones 6 s older than the new ones.
@@ -144,6 +149,9 @@ def test_filters(env):
     if p.returncode != 0 or p.stdout.strip() != "deleted %d" % len(promo):
         raise Fail("salvoctl delete --sender: %d %r %r" % (p.returncode, p.stdout, p.stderr))
     check_cancelled(d.spool, promo, {"sender": "PROMO@senders.test"})
+    # -- one recipient of a message with three; no DSN asked: none sent
+    delete({"recipient": "M2@held.test"}, 1)
+    check_cancelled(d.spool, ["m2@held.test"], {"recipient": "M2@held.test"})
     # -- nothing left to match; a filter on two fields is an AND
     delete({"campaign": "autumn"}, 0)
     delete({"campaign": "winter", "queue": "nowhere.test"}, 0)
@@ -161,9 +169,9 @@ def test_filters(env):
         if st != 200 or c.get("queued") != want or c.get("deferred") != (want if name != "frozen" else 0):
             raise Fail("campaign %s after the deletes: want %d queued, got %d %r" % (name, want, st, c))
     left = queued("held.test")
-    if left != set(winter):
-        raise Fail("held.test still holds %d, want the %d winter recipients: %r" % (len(left), len(winter),
-                                                                                  sorted(left - set(winter))[:5]))
+    want_left = set(winter + ["m1@held.test", "m3@held.test"])
+    if left != want_left:
+        raise Fail("held.test holds %d, want %d: %r" % (len(left), len(want_left), sorted(left ^ want_left)[:5]))
 
     # -- the DSNs: one per deleted message (HTTP injection makes one message per recipient)
     def dsns():
@@ -185,7 +193,7 @@ def test_filters(env):
     wait_until(lambda: os.path.exists(acct_csv), 5, what="the CSV file")
     rows = list(csv.DictReader(io.StringIO(open(acct_csv, newline="").read())))
     b = [r for r in rows if r["type"] == "b" and r.get("dsnDiag", "").startswith("deleted by the operator")]
-    deleted = old + autumn + promo + frozen
+    deleted = old + autumn + promo + frozen + ["m2@held.test"]
     if sorted(r["rcpt"] for r in b) != sorted(deleted) or \
             any(r["dsnStatus"] != "5.0.0" or r["dsnAction"] != "failed" for r in b):
         raise Fail("CSV cancelled rows: %d of %d, e.g. %r" % (len(b), len(deleted), b[:1]))
@@ -200,11 +208,12 @@ def test_filters(env):
     for q in ("held.test", "other.test"):
         if api("POST", "/api/v1/queues/%s/retry" % q)[0] != 200:
             raise Fail("retry %s" % q)
-    seen = harness.wait_for_recipients(env, set(winter + keep), 30, settle=2.0)
+    stay = winter + keep + ["m1@held.test", "m3@held.test"]
+    seen = harness.wait_for_recipients(env, set(stay), 30, settle=2.0)
     gone = sorted(set(seen) & set(deleted))
     if gone:
         raise Fail("deleted recipients were delivered after the restart: %r" % gone[:5])
-    missing = set(winter + keep) - set(seen)
+    missing = set(stay) - set(seen)
     if missing:
         raise Fail("not delivered after the restart: %r" % sorted(missing)[:5])
     if queued("held.test") or queued("other.test"):
@@ -213,7 +222,7 @@ def test_filters(env):
     if of_type(recs, "delivery") and {r["recipient"] for r in of_type(recs, "delivery")} & {
             r["recipient"] for r in of_type(recs, "cancelled")}:
         raise Fail("a recipient both delivered and cancelled")
-    log("after a restart: %d delivered, none of the %d deleted" % (len(winter + keep), len(deleted)))
+    log("after a restart: %d delivered, none of the %d deleted" % (len(stay), len(deleted)))
 
 
 def test_race(env):
