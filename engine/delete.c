@@ -323,18 +323,22 @@ static int message_dsn(struct delete_commit *c, struct spool_wtxn *t, size_t a, 
 	struct cancel_dsn *d;
 	struct accept_batch ab;
 	struct accept_msg am;
+	const struct cancel_item *first = NULL;
 	size_t n = 0;
 	int ret;
 
 	for (size_t i = a; i < b; i++)
-		n += c->items[i].done && c->items[i].how->dsn;
-	if (!n || !c->items[a].sender || !c->items[a].sender[0])
+		if (c->items[i].done && c->items[i].how->dsn) {
+			first = first ? first : &c->items[i];
+			n++;
+		}
+	if (!n || !first->sender[0])
 		return 0; /* never a DSN to the null sender */
 	if (!(rcpts = calloc(n, sizeof(*rcpts))))
 		return -ENOMEM;
 	d = &c->dsns[c->n_dsns];
 	memset(d, 0, sizeof(*d));
-	if ((ret = spool_alloc_id(t, &d->id)) || (ret = spool_wtxn_get_msg(t, c->items[a].msg_id, &m))) {
+	if ((ret = spool_alloc_id(t, &d->id)) || (ret = spool_wtxn_get_msg(t, first->msg_id, &m))) {
 		free(rcpts);
 		return ret == SPOOL_NOTFOUND ? 0 : ret;
 	}
@@ -349,12 +353,12 @@ static int message_dsn(struct delete_commit *c, struct spool_wtxn *t, size_t a, 
 			};
 	info = (struct dsn_info){
 		.reporting_mta = c->eng->cfg->host_name,
-		.sender = c->items[a].sender,
-		.orig_id = c->items[a].msg_id,
+		.sender = first->sender,
+		.orig_id = first->msg_id,
 		.dsn_id = d->id,
 		.orig = m.body,
 		.orig_len = m.body_len,
-		.arrival_ms = c->items[a].queued_ms,
+		.arrival_ms = first->queued_ms,
 		.rcpts = rcpts,
 		.n_rcpts = n,
 	};
@@ -362,7 +366,7 @@ static int message_dsn(struct delete_commit *c, struct spool_wtxn *t, size_t a, 
 	free(rcpts);
 	if (ret)
 		return ret;
-	if (!(d->sender = strdup(c->items[a].sender))) {
+	if (!(d->sender = strdup(first->sender))) {
 		free(d->body);
 		return -ENOMEM;
 	}

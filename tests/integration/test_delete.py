@@ -10,7 +10,8 @@
              those recipients, each carrying the filter; the CSV accounting file gets a
              "b" record each (dsnDiag "deleted by the operator: ..."); the campaigns'
              queued counts drop. dsn:true sends a DSN (Action failed, Status 5.0.0) to
-             the sender's domain. A repeated delete finds nothing. Then salvod is killed
+             the sender's domain, one per message (naming both recipients of a two-
+             recipient one). A repeated delete finds nothing. Then salvod is killed
              (-9) and restarted, and the receiver takes mail: the recipients left are
              delivered, the deleted ones never arrive, and the spool holds nothing more
   race       a delete while a campaign is being delivered (10 sessions, each waiting 2 s
@@ -130,7 +131,12 @@ def test_filters(env):
     harness.inject([harness.Injected("multi", "esp@senders.test", multi,
                                      b"From: news@senders.test\r\nTo: m1@held.test\r\nSubject: three\r\n\r\nHi\r\n")],
                    threads=1)
-    everyone = old + autumn + winter + promo + keep + multi
+    # and one with two, from another sender: one DSN names both
+    pair = ["n1@held.test", "n2@held.test"]
+    harness.inject([harness.Injected("pair", "pair@senders.test", pair,
+                                     b"From: pair@senders.test\r\nTo: n1@held.test\r\nSubject: two\r\n\r\nHi\r\n")],
+                   threads=1)
+    everyone = old + autumn + winter + promo + keep + multi + pair
 
     # -- by age: the old batch only. The new ones are younger than the threshold
     # (injected within it), the old ones 6 s older than the new ones.
@@ -152,6 +158,8 @@ def test_filters(env):
     # -- one recipient of a message with three; no DSN asked: none sent
     delete({"recipient": "M2@held.test"}, 1)
     check_cancelled(d.spool, ["m2@held.test"], {"recipient": "M2@held.test"})
+    delete({"sender": "pair@senders.test", "dsn": True}, len(pair))
+    check_cancelled(d.spool, pair, {"sender": "pair@senders.test"})
     # -- nothing left to match; a filter on two fields is an AND
     delete({"campaign": "autumn"}, 0)
     delete({"campaign": "winter", "queue": "nowhere.test"}, 0)
@@ -185,7 +193,13 @@ def test_filters(env):
         reported |= {r for r in autumn if "Final-Recipient: rfc822;" + r in text.replace("rfc822; ", "rfc822;")}
     if reported != set(autumn) or len(dsns()) != len(autumn):
         raise Fail("DSNs: %d, reporting %d of %d autumn recipients" % (len(dsns()), len(reported), len(autumn)))
-    if any(a.rcpt_to != ["esp@senders.test"] for a in dsn_sink.arrivals()):
+    wait_until(lambda: any(a.rcpt_to == ["pair@senders.test"] for a in dsn_sink.arrivals()), 20,
+               what="the DSN to pair@senders.test")
+    two = [a for a in dsn_sink.arrivals() if a.rcpt_to == ["pair@senders.test"]]
+    text = two[0].data.decode("utf-8", "replace").replace("rfc822; ", "rfc822;") if two else ""
+    if len(two) != 1 or not all("Final-Recipient: rfc822;" + r in text for r in pair):
+        raise Fail("want one DSN naming both recipients of the pair message, got %d:\n%s" % (len(two), text[:1500]))
+    if any(a.rcpt_to not in (["esp@senders.test"], ["pair@senders.test"]) for a in dsn_sink.arrivals()):
         raise Fail("a DSN went elsewhere: %r" % [a.rcpt_to for a in dsn_sink.arrivals()])
     log("%d DSNs (failed, 5.0.0, deleted by the operator) at senders.test" % len(dsns()))
 
@@ -193,7 +207,7 @@ def test_filters(env):
     wait_until(lambda: os.path.exists(acct_csv), 5, what="the CSV file")
     rows = list(csv.DictReader(io.StringIO(open(acct_csv, newline="").read())))
     b = [r for r in rows if r["type"] == "b" and r.get("dsnDiag", "").startswith("deleted by the operator")]
-    deleted = old + autumn + promo + frozen + ["m2@held.test"]
+    deleted = old + autumn + promo + frozen + pair + ["m2@held.test"]
     if sorted(r["rcpt"] for r in b) != sorted(deleted) or \
             any(r["dsnStatus"] != "5.0.0" or r["dsnAction"] != "failed" for r in b):
         raise Fail("CSV cancelled rows: %d of %d, e.g. %r" % (len(b), len(deleted), b[:1]))
