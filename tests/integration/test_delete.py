@@ -18,6 +18,9 @@
              for the reply to DATA, 451 for half of the messages): no recipient is both delivered and
              cancelled, every one ends delivered or cancelled, `cancelled` records
              beyond `deleted` come only from the recipients reported in flight
+  commit-faults  the delete's commit fails three times (the spool's fault hook, ENOSPC):
+             it is retried until it holds; the answer counts every recipient once,
+             one record and one DSN each, and a restart brings none back
   errors     unknown fields, wrong types, a bad duration, an empty filter and a body
              that is not a JSON object answer 400 naming the field, and delete nothing;
              `salvoctl delete` without a filter is a usage error (2), with a bad one 1
@@ -291,6 +294,49 @@ def test_race(env):
         % (len(delivered), len(cancelled), out["deleted"], late, out["in_flight"]))
 
 
+def test_commit_faults(env):
+    env.dns(mx={"held.test": [(10, "mx.sink.test")], "senders.test": [(10, "mx.dsn.test")]},
+            a={"mx.sink.test": "127.0.0.2", "mx.dsn.test": "127.0.0.3"}, check=[("held.test", "MX")])
+    sink = env.salvo_sink("sink", "127.0.0.2:25")
+    dsn_sink = env.salvo_sink("dsn", "127.0.0.3:25")
+    d = env.salvod_daemon()
+    d.start()
+    if api("POST", "/api/v1/queues/held.test/pause")[0] != 200:
+        raise Fail("pause held.test")
+    rcpts = ["c%d@held.test" % i for i in range(10)]
+    inject(rcpts, campaign="cf")
+    d.stop()
+    wait_until(lambda: not harness.port_open(harness.SALVOD_SMTP), 10, what="salvod's port to close")
+    # The restart writes nothing (the pause and the mail are read back): its first
+    # three commits, the delete's, fail with ENOSPC.
+    os.environ["SALVO_SPOOL_FAIL_COMMITS"] = "3@0"
+    try:
+        d.start()
+    finally:
+        del os.environ["SALVO_SPOOL_FAIL_COMMITS"]
+    delete({"campaign": "cf", "dsn": True}, len(rcpts))
+    err = open(d.stderr_paths[-1], errors="replace").read()
+    if "delete of %d recipients not recorded yet" % len(rcpts) not in err:
+        raise Fail("the delete's commit never failed (the hook missed it):\n%s" % err[-2000:])
+    check_cancelled(d.spool, rcpts, {"campaign": "cf"})
+    wait_until(lambda: len(dsn_sink.arrivals()) >= len(rcpts), 20, what="the DSNs")
+    time.sleep(1.0)
+    if len(dsn_sink.arrivals()) != len(rcpts):
+        raise Fail("%d DSNs for %d deleted messages (a failed commit's DSN went out?)" % (len(dsn_sink.arrivals()),
+                                                                                           len(rcpts)))
+    d.stop()
+    wait_until(lambda: not harness.port_open(harness.SALVOD_SMTP), 10, what="salvod's port to close")
+    d.start()
+    if queued("held.test"):
+        raise Fail("deleted recipients are back after a restart")
+    api("POST", "/api/v1/queues/held.test/resume")
+    time.sleep(1.0)
+    if sink.arrivals():
+        raise Fail("deleted recipients were delivered: %r" % [a.rcpt_to for a in sink.arrivals()])
+    log("the delete's commit failed 3 times (ENOSPC) and was retried: %d deleted, %d records, %d DSNs, "
+        "nothing back after a restart" % (len(rcpts), len(rcpts), len(dsn_sink.arrivals())))
+
+
 def test_errors(env):
     env.dns(mx={"held.test": [(10, "mx.sink.test")]}, a={"mx.sink.test": "127.0.0.2"}, check=[("held.test", "MX")])
     env.salvo_sink("deferring", "127.0.0.2:25", extra_args=["--fault", "at=rcpt,reply=451 4.7.1 not now"])
@@ -335,4 +381,4 @@ def test_errors(env):
 
 
 if __name__ == "__main__":
-    harness.main([test_filters, test_race, test_errors])
+    harness.main([test_filters, test_race, test_commit_faults, test_errors])
