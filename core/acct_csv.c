@@ -215,6 +215,10 @@ static int type_of(const struct acct_event *ev)
 	case ACCT_TRANSIENT: return 2;
 	case ACCT_RECEPTION: return 4;
 	case ACCT_FEEDBACK: return 5;
+	/* cancelled (an operator's delete): PowerMTA logs the recipients its
+	 * `pmta delete` removes as bounces, so a "b" record with dsnAction
+	 * failed, dsnStatus 5.0.0, dsnDiag "deleted by the operator: FILTER" */
+	case ACCT_CANCELLED: return 1;
 	default: return -1; /* suppressed: PowerMTA has no such record */
 	}
 }
@@ -242,6 +246,12 @@ static const char *field(const char *name, const struct acct_event *ev, int t, i
 		static const char *const act[CONFIG_ACCT_N_TYPES] = {"relayed", "failed", "delayed", "delayed",
 								     NULL, NULL, "failed", NULL};
 		return act[t];
+	}
+	if (ev->type == ACCT_CANCELLED && !strcmp(name, "dsnStatus"))
+		return "5.0.0";
+	if (ev->type == ACCT_CANCELLED && !strcmp(name, "dsnDiag")) {
+		snprintf(tmp, cap, "deleted by the operator: %s", ev->filter ? ev->filter : "");
+		return tmp;
 	}
 	if (!strcmp(name, "dsnStatus")) {
 		if (ev->response_enhanced && *ev->response_enhanced)
@@ -275,6 +285,8 @@ static const char *field(const char *name, const struct acct_event *ev, int t, i
 		return tmp;
 	}
 	if (!strcmp(name, "bounceCat")) {
+		if (ev->type == ACCT_CANCELLED && !ev->bounce_category)
+			return "other";
 		if (ev->type == ACCT_EXPIRATION && !ev->bounce_category)
 			return "message-expired";
 		return ev->bounce_category;

@@ -60,6 +60,7 @@ static const char *const type_names[ACCT_TYPE_COUNT] = {
 	[ACCT_EXPIRATION] = "expiration",
 	[ACCT_FEEDBACK] = "feedback",
 	[ACCT_SUPPRESSED] = "suppressed",
+	[ACCT_CANCELLED] = "cancelled",
 };
 
 static int64_t wall_ms(void)
@@ -230,7 +231,8 @@ static int put_fields(struct json_buf *b, const struct acct_event *ev)
 		return ret;
 	if ((ret = put_response(b, ev)) < 0 || (ret = put_str(b, "bounce_category", ev->bounce_category)) < 0 ||
 	    (ret = put_str(b, "kind", ev->kind)) < 0 || (ret = put_str(b, "campaign", ev->campaign)) < 0 ||
-	    (ret = put_str(b, "tls", ev->tls)) < 0 || (ret = put_id(b, "dsn_id", ev->dsn_id)) < 0)
+	    (ret = put_str(b, "tls", ev->tls)) < 0 || (ret = put_id(b, "dsn_id", ev->dsn_id)) < 0 ||
+	    (ret = put_str(b, "filter", ev->filter)) < 0)
 		return ret;
 	return 0;
 }

@@ -1,7 +1,7 @@
 /*
  * acct_log.h - the accounting log: one JSON object per line, one line per
  * event (reception, delivery, transient failure, bounce, expiration,
- * feedback report, suppression), in DIR/acct.jsonl.
+ * feedback report, suppression, cancellation by an operator), in DIR/acct.jsonl.
  *
  * Record layout (fields in this order; absent ones are left out):
  *   {"time":"2026-11-22T10:01:02.345Z","type":"bounce","id":"00000000000004d2",
@@ -11,6 +11,7 @@
  *    "response":{"code":550,"enhanced":"5.1.1","text":"..."},
  *    "bounce_category":"bad-mailbox","kind":"dsn","campaign":"...",
  *    "tls":"TLSv1.3 TLS_AES_256_GCM_SHA384","dsn_id":"00000000000004d3",
+ *    "filter":"{\"campaign\":\"c1\"}",
  *    "event_id":"00000000000004d29c1e0f3a57b2d4e8"}
  * Times are RFC 3339, UTC, millisecond precision. Message ids are 16
  * lower-case hex digits, quoted (a uint64 does not survive a JSON parser
@@ -73,6 +74,7 @@ enum acct_type {
 	ACCT_EXPIRATION, /* "expiration" */
 	ACCT_FEEDBACK,   /* "feedback"   */
 	ACCT_SUPPRESSED, /* "suppressed" */
+	ACCT_CANCELLED,  /* "cancelled": removed by an operator (POST /api/v1/delete) */
 	ACCT_TYPE_COUNT
 };
 
@@ -107,6 +109,8 @@ struct acct_event {
 	const char *campaign;        /* "campaign" */
 	const char *tls;             /* "tls": protocol and cipher */
 	uint64_t dsn_id;             /* "dsn_id" of the DSN sent for a bounce; 0 = none */
+	const char *filter;          /* "filter": what removed a cancelled recipient, as
+				      * compact JSON ({"campaign":"c1","older_than":"2h"}) */
 };
 
 struct acct_log;

@@ -55,5 +55,7 @@ bool api_suppress_route(struct engine *eng, struct http_request *req);
 bool api_inspect_route(struct engine *eng, struct http_request *req);
 bool api_campaigns_route(struct engine *eng, struct http_request *req);
 void api_inspect_queue(struct engine *eng, struct http_request *req, const char *queue);
+/* api_delete.c: POST /api/v1/delete */
+bool api_delete_route(struct engine *eng, struct http_request *req);
 
 #endif

@@ -38,6 +38,7 @@
 #include <unistd.h>
 
 #include "core/config.h"
+#include "engine/delete.h"
 #include "engine/outcome.h"
 #include "engine/verp.h"
 #include "queue/suppress.h"
@@ -200,9 +201,14 @@ static void rcpt_outcome(struct egress_queue *eq, struct outcome_batch *b, struc
 		eq->bounced++;
 	if (k != OUTCOME_DELIVERED)
 		note_error(eq, res);
+	if (k != OUTCOME_DEFERRED)
+		delete_forget(w, r->msg_id, r->idx); /* finished: no longer deletable */
 	if (k == OUTCOME_DEFERRED) {
 		/* stored: wall clock (next); waited for: the monotonic clock */
 		int64_t mono = (int64_t)loop_now_ms();
+
+		if (delete_catch(w, r))
+			return; /* deleted while in flight: cancelled now it is back */
 
 		r->due_ms = sched_due_mono(next, now, mono);
 		if (sched_add(&w->sched, r, mono) == 0)
@@ -387,6 +393,8 @@ static struct egress_txn *txn_build(struct egress_queue *eq, size_t vmta, bool c
 		do {
 			struct spool_rcpt sr;
 
+			if (delete_catch(w, r))
+				continue; /* deleted by the operator while it waited elsewhere */
 			if (eq->is_rollup && !egress_rollup_admit(eq, r))
 				continue; /* parked, sent home or failed (egress_rollup.c) */
 			if (spool_get_rcpt(rt, r->msg_id, r->idx, &sr) != 0) {

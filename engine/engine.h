@@ -28,6 +28,7 @@
 #include "queue/spool_writer.h"
 
 struct acct_log;
+struct delete_state;
 struct http_server;
 struct auth_service;
 struct addr_window;
@@ -45,6 +46,7 @@ enum worker_mail {
 	WORKER_MAIL_AUTH,          /* a checked AUTH attempt: answer its client */
 	WORKER_MAIL_CAMPAIGN,      /* a campaign paused or resumed: park or unpark */
 	WORKER_MAIL_CONFIG,        /* a reloaded configuration generation (reload.c) */
+	WORKER_MAIL_DELETE,        /* an operator's delete: take its recipients (delete.h) */
 };
 
 /* Operator actions on a queue (by name: a domain or a rollup queue). */
@@ -110,6 +112,7 @@ struct engine {
 	struct config_gen *webhooks_gen; /* what they were started from after a reload (a
 					  * reference); NULL: the boot generation */
 	struct campaigns *campaigns; /* campaign ids, pauses, counters (campaign.h) */
+	struct delete_state *deletes; /* an operator's deletes in progress (delete.h) */
 };
 
 /* The current configuration generation, with a reference for the caller

@@ -35,6 +35,7 @@
 #include "core/config.h"
 #include "engine/accept_store.h"
 #include "engine/api.h"
+#include "engine/delete.h"
 #include "engine/dkim.h"
 #include "engine/campaign.h"
 #include "engine/engine.h"
@@ -386,6 +387,10 @@ int main(int argc, char **argv)
 		goto out_log;
 	}
 	eng.writer.on_fatal = spool_failed; /* before anything is submitted */
+	if (delete_state_new(&eng.deletes) < 0) {
+		fprintf(stderr, "salvod: out of memory\n");
+		goto out_writer;
+	}
 	if (!(pruner = calloc(1, sizeof(*pruner)))) {
 		fprintf(stderr, "salvod: out of memory\n");
 		goto out_writer;
@@ -533,6 +538,8 @@ out_writer:
 	for (unsigned i = 0; i < started; i++)
 		worker_free(&eng.workers[i]);
 	free(eng.workers);
+	delete_state_free(eng.deletes); /* after the writer and the workers: nothing uses it */
+	eng.deletes = NULL;
 	conn_limit_fini(&smtp_conns);
 	tls_ctx_free(eng.tls_server);
 	tls_ctx_free(eng.tls_client);

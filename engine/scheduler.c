@@ -389,6 +389,69 @@ size_t sched_retry_now(struct sched *s, struct sched_queue *q)
 	return moved;
 }
 
+/* Unlink every r of f for which take(r) says true (take owns it then). */
+static size_t fifo_remove_if(struct sched_fifo *f, bool (*take)(struct sched_rcpt *r, void *arg), void *arg)
+{
+	struct sched_rcpt *prev = NULL, *r = f->head;
+	size_t n = 0;
+
+	while (r) {
+		struct sched_rcpt *next = (struct sched_rcpt *)r->link.next;
+		bool tail = f->tail == r;
+
+		if (take(r, arg)) {
+			if (prev)
+				prev->link.next = next ? &next->link : NULL;
+			else
+				f->head = next;
+			if (tail)
+				f->tail = prev;
+			f->n--;
+			n++;
+		} else {
+			prev = r;
+		}
+		r = next;
+	}
+	return n;
+}
+
+size_t sched_remove_if(struct sched *s, bool (*take)(struct sched_rcpt *r, void *arg), void *arg)
+{
+	size_t kept = 0, n = 0;
+
+	for (size_t i = 0; i < s->heap_len; i++) {
+		struct sched_rcpt *r = s->heap[i];
+		struct sched_queue *q = r->queue;
+
+		if (take(r, arg)) {
+			q->n_waiting--;
+			n++;
+		} else {
+			s->heap[kept++] = r;
+		}
+	}
+	s->heap_len = kept;
+	for (size_t i = kept / 2; i-- > 0;)
+		heap_down(s, i);
+	for (size_t b = 0; b < s->n_buckets; b++)
+		for (struct sched_queue *q = s->buckets[b]; q; q = q->hnext) {
+			size_t k;
+
+			for (size_t p = 0; p < q->n_fifos && q->n_ready; p++) {
+				k = fifo_remove_if(&q->fifos[p], take, arg);
+				q->n_ready -= k;
+				n += k;
+			}
+			if (q->parked.n) {
+				k = fifo_remove_if(&q->parked, take, arg);
+				s->n_parked -= k;
+				n += k;
+			}
+		}
+	return n;
+}
+
 /* ---- idle queues and pauses ---------------------------------------------- */
 
 static void queue_destroy(struct sched *s, struct sched_queue **link)

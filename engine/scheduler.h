@@ -153,6 +153,11 @@ struct sched_rcpt *sched_ready_take_msg(struct sched_queue *q, size_t pool, uint
 /* "Retry now": every recipient of q waiting in the heap becomes ready.
  * O(heap) - an operator action, not a hot path. Returns how many. */
 size_t sched_retry_now(struct sched *s, struct sched_queue *q);
+/* Every recipient waiting in the heap, on a ready list or parked (its
+ * campaign paused) for which take(r, arg) returns true leaves the
+ * scheduler; take then owns r (an operator's delete). O(heap + ready +
+ * parked), no allocation. Returns how many. */
+size_t sched_remove_if(struct sched *s, bool (*take)(struct sched_rcpt *r, void *arg), void *arg);
 /* Free empty queues idle for idle_ms: visit at most max_visits queues
  * from where the last sweep stopped. can_free (may be NULL) vetoes a queue
  * (its egress state still matters); on_free is called before it goes (to

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/delete.h"
 #include "engine/egress.h"
 #include "engine/engine.h"
 #include "engine/shard.h"
@@ -106,6 +107,8 @@ static void worker_mail(struct mailbox *mb, struct mailbox_item *items)
 
 			/* due times run on the monotonic clock from here on */
 			r->due_ms = sched_due_mono(r->due_ms, now, mono);
+			if (delete_catch(w, r))
+				break; /* deleted while on its way here */
 			if (sched_add(&w->sched, r, mono) < 0) {
 				fprintf(stderr, "salvod: out of memory queueing %016llx; it goes out after a restart\n",
 					(unsigned long long)r->msg_id);
@@ -133,6 +136,9 @@ static void worker_mail(struct mailbox *mb, struct mailbox_item *items)
 			break;
 		case WORKER_MAIL_CONFIG:
 			worker_config_rebind(w, items);
+			break;
+		case WORKER_MAIL_DELETE:
+			delete_worker_mail(w, items);
 			break;
 		default:
 			fprintf(stderr, "salvod: worker_mail: unknown mail kind %d\n", items->kind);
@@ -276,6 +282,8 @@ void worker_free(struct worker *w)
 			engine_campaign_mail_discard(it);
 		else if (it->kind == WORKER_MAIL_CONFIG)
 			worker_config_discard(it);
+		else if (it->kind == WORKER_MAIL_DELETE)
+			delete_mail_discard(it);
 		else
 			intake_discard(it);
 		it = next;

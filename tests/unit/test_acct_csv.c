@@ -96,6 +96,40 @@ static void test_records_and_quoting(void **state)
 	tmp_dir_remove(dir);
 }
 
+/* An operator's delete (ACCT_CANCELLED) is a "b" record: failed, 5.0.0, the
+ * filter in dsnDiag; a file without b records leaves it out. */
+static void test_cancelled(void **state)
+{
+	char dir[64], path[128], path_d[128], err[256];
+	struct config_acct_file cf[2] = {{.records = CONFIG_ACCT_B, .line = 1}, {.records = CONFIG_ACCT_D, .line = 2}};
+	struct acct_csv *c;
+	struct acct_event ev = {.type = ACCT_CANCELLED, .time_ms = 1700000001000LL, .sender = "a@s.test",
+				.recipient = "r9@r.test", .queue = "r.test", .queued_time_ms = 1699999999000LL,
+				.campaign = "job1", .filter = "{\"campaign\":\"job1\",\"older_than\":\"2h\"}"};
+	char *text;
+	(void)state;
+
+	assert_int_equal(tmp_dir_make(dir, sizeof(dir), "acctcsv"), 0);
+	snprintf(path, sizeof(path), "%s/b.csv", dir);
+	snprintf(path_d, sizeof(path_d), "%s/d.csv", dir);
+	cf[0].path = path;
+	cf[1].path = path_d;
+	assert_int_equal(acct_csv_open(&c, cf, 2, err, sizeof(err)), 0);
+	acct_csv_write(c, &ev);
+	assert_int_equal(acct_csv_flush(c), 0);
+	acct_csv_close(c);
+	text = slurp(path);
+	assert_non_null(strstr(text, "\r\nb,1700000001,1699999999,a@s.test,r9@r.test,,failed,5.0.0,"
+				     "\"deleted by the operator: {\"\"campaign\"\":\"\"job1\"\",\"\"older_than\"\":\"\"2h\"\"}\","
+				     ",other,"));
+	assert_non_null(strstr(text, ",job1,,r.test,\r\n"));
+	free(text);
+	text = slurp(path_d);
+	assert_null(strstr(text, "r9@r.test"));
+	free(text);
+	tmp_dir_remove(dir);
+}
+
 static int count_files(const char *dir, const char *prefix)
 {
 	DIR *d = opendir(dir);
@@ -223,6 +257,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_records_and_quoting),
+		cmocka_unit_test(test_cancelled),
 		cmocka_unit_test(test_max_size_and_delete_after),
 		cmocka_unit_test(test_pipes),
 		cmocka_unit_test(test_bad_fields),

@@ -280,7 +280,7 @@ static void test_time_rfc3339(void **state)
 static void test_type_names(void **state)
 {
 	static const char *const want[] = {"reception", "delivery", "transient", "bounce",
-					   "expiration", "feedback", "suppressed"};
+					   "expiration", "feedback", "suppressed", "cancelled"};
 
 	for (int i = 0; i < ACCT_TYPE_COUNT; i++)
 		assert_string_equal(acct_type_name((enum acct_type)i), want[i]);
@@ -426,6 +426,27 @@ static void test_format_suppressed(void **state)
 
 	assert_format(&ev, "{\"time\":\"2026-11-22T10:01:02.345Z\",\"type\":\"suppressed\","
 			   "\"sender\":\"alice@example.com\",\"recipient\":\"gone@example.net\"}\n");
+}
+
+static void test_format_cancelled(void **state)
+{
+	/* Removed by an operator's delete: the filter last (before event_id). */
+	struct acct_event ev = {
+		.type = ACCT_CANCELLED,
+		.time_ms = T0,
+		.id = 1234,
+		.sender = "alice@example.com",
+		.recipient = "bob@example.net",
+		.queue = "example.net",
+		.attempt = 2,
+		.campaign = "c1",
+		.filter = "{\"campaign\":\"c1\",\"older_than\":\"2h\"}",
+	};
+
+	assert_format(&ev, "{\"time\":\"2026-11-22T10:01:02.345Z\",\"type\":\"cancelled\",\"id\":\"00000000000004d2\","
+			   "\"sender\":\"alice@example.com\",\"recipient\":\"bob@example.net\",\"queue\":\"example.net\","
+			   "\"attempt\":2,\"campaign\":\"c1\","
+			   "\"filter\":\"{\\\"campaign\\\":\\\"c1\\\",\\\"older_than\\\":\\\"2h\\\"}\"}\n");
 }
 
 static void test_format_minimal_and_size_zero(void **state)
@@ -788,6 +809,7 @@ int main(void)
 		cmocka_unit_test(test_format_expiration),
 		cmocka_unit_test(test_format_feedback),
 		cmocka_unit_test(test_format_suppressed),
+		cmocka_unit_test(test_format_cancelled),
 		cmocka_unit_test(test_format_minimal_and_size_zero),
 		cmocka_unit_test(test_format_escapes_fields),
 		cmocka_unit_test(test_format_now_and_errors),

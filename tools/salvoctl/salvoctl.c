@@ -35,6 +35,7 @@ static const struct command commands[] = {
 	{"retry", cmd_queue_action, "DOMAIN   (every waiting recipient is due now)"},
 	{"set-mode", cmd_set_mode, "DOMAIN normal|backoff"},
 	{"suppress", cmd_suppress, "add ADDR [REASON] | del ADDR | check ADDR | list | import FILE.csv | export"},
+	{"delete", cmd_delete, "--queue Q --campaign C --sender S --recipient R --older-than 2h [--dsn]  (any, ANDed)"},
 	{"inject", cmd_inject, "--from ADDR --to ADDR [--to ...] FILE.eml"},
 	{"classify", cmd_classify_main, "[FILE]   classify a bounce or ARF report (offline, no daemon)"},
 };
