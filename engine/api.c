@@ -12,6 +12,7 @@
  *   GET  /api/v1/messages/{id}               one message (api_inspect.c)
  *   GET  /api/v1/vmtas
  *   GET  /api/v1/webhooks                    per webhook: sent, failures, backlog (webhook_api.c)
+ *   GET  /api/v1/trace                       live SMTP transcripts, streamed (api_trace.c)
  *   GET  /metrics
  *
  * Who may call what (api_access, asked by http_server before a request's
@@ -394,7 +395,8 @@ void api_handle(void *ctx, struct http_request *req)
 		get_vmtas(eng, req);
 	else if (strcmp(p, "/api/v1/webhooks") == 0 && get)
 		api_webhooks(eng->webhooks, req);
-	else if (api_inject_route(eng, req) || api_suppress_route(eng, req) || api_inspect_route(eng, req))
+	else if (api_inject_route(eng, req) || api_suppress_route(eng, req) || api_inspect_route(eng, req) ||
+		 api_trace_route(eng, req))
 		return;
 	else if (!strcmp(p, "/metrics") || !strcmp(p, "/api/v1/status") || !strcmp(p, "/api/v1/queues") ||
 		 !strcmp(p, "/api/v1/vmtas") || !strcmp(p, "/api/v1/webhooks"))

@@ -52,5 +52,7 @@ bool api_suppress_route(struct engine *eng, struct http_request *req);
 /* api_inspect.c: GET /api/v1/messages/{id}, and a queue's recipients */
 bool api_inspect_route(struct engine *eng, struct http_request *req);
 void api_inspect_queue(struct engine *eng, struct http_request *req, const char *queue);
+/* api_trace.c: GET /api/v1/trace (live SMTP transcripts, streamed) */
+bool api_trace_route(struct engine *eng, struct http_request *req);
 
 #endif

@@ -93,6 +93,7 @@ struct engine {
 	struct accept_store *store; /* storing accepted mail; its thread (accept_store.h) */
 	struct sent_pruner *sent_pruner; /* "sent" retention (metrics read its counters) */
 	struct webhooks *webhooks; /* <acct-webhook> senders (webhook.h); NULL when none */
+	struct trace *trace;       /* SMTP transcripts and live traces (trace.h); NULL: none */
 };
 
 /* The worker that owns a destination domain's queue. */

@@ -56,6 +56,7 @@ int cmd_classify_main(struct ctl *c, int argc, char **argv);
 int cmd_show(struct ctl *c, int argc, char **argv);
 int cmd_message(struct ctl *c, int argc, char **argv);
 int cmd_webhooks(struct ctl *c, int argc, char **argv);
+int cmd_trace(struct ctl *c, int argc, char **argv);
 /* cmd_webhooks.c: "webhook NAME STALLED: ..." for the first stalled webhook
  * in a GET /api/v1/webhooks answer ("" when none); returns how many are. */
 int ctl_webhook_stall_line(json_t *webhooks, char *out, size_t cap);

@@ -28,6 +28,7 @@ static const struct command commands[] = {
 	{"message", cmd_message, "ID   one message: headers, size, every recipient's state"},
 	{"top", cmd_top, "live full-screen view"},
 	{"webhooks", cmd_webhooks, "accounting webhooks: sent, failures, backlog, stalled"},
+	{"trace", cmd_trace, "DOMAIN | --source CIDR [--seconds N] [--data]   live SMTP transcripts"},
 	{"pause", cmd_queue_action, "DOMAIN"},
 	{"resume", cmd_queue_action, "DOMAIN"},
 	{"retry", cmd_queue_action, "DOMAIN   (every waiting recipient is due now)"},
