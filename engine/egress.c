@@ -912,7 +912,7 @@ static void conn_open(struct egress_queue *eq, struct egress_conn *c)
 		if (ret == 0) {
 			__atomic_add_fetch(&w->eng->counters.connections_opened, 1, __ATOMIC_RELAXED);
 			trace_session_out(w->eng->trace, smtp_client_trace(c->cli), eq->q->domain,
-					  trace_domain_flags(dom));
+					  trace_domain_flags(cfg, dom));
 			return;
 		}
 		/* A socket or its source address could not be had: ours to lack,

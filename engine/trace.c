@@ -157,18 +157,23 @@ static void keys_find(void)
 	}
 }
 
-static bool value_yes(const struct config_domain *d, ssize_t k)
+/* The block's own value, else <domain *>'s (the typed fields are merged
+ * into each block at load; the values as written are not). */
+static bool value_yes(const struct config *cfg, const struct config_domain *d, ssize_t k)
 {
+	const char *v = k >= 0 && d->values ? d->values[k] : NULL;
 	bool b = false;
 
-	return k >= 0 && d->values && d->values[k] && config_parse_bool(d->values[k], &b) == 0 && b;
+	if (!v && k >= 0 && cfg->n_domains && cfg->domains[0].values)
+		v = cfg->domains[0].values[k];
+	return v && config_parse_bool(v, &b) == 0 && b;
 }
 
-unsigned trace_domain_flags(const struct config_domain *d)
+unsigned trace_domain_flags(const struct config *cfg, const struct config_domain *d)
 {
 	pthread_once(&keys_once, keys_find);
-	return (value_yes(d, key_conn) ? SMTP_TRACE_CONN : 0u) | (value_yes(d, key_cmds) ? SMTP_TRACE_CMDS : 0u) |
-	       (value_yes(d, key_data) ? SMTP_TRACE_DATA : 0u);
+	return (value_yes(cfg, d, key_conn) ? SMTP_TRACE_CONN : 0u) |
+	       (value_yes(cfg, d, key_cmds) ? SMTP_TRACE_CMDS : 0u) | (value_yes(cfg, d, key_data) ? SMTP_TRACE_DATA : 0u);
 }
 
 /* ---- matching ------------------------------------------------------------------- */

@@ -52,9 +52,9 @@ void trace_end_streams(struct trace *tr);
  * ended (smtp_trace_end). NULL is fine. */
 void trace_stop(struct trace *tr);
 
-/* SMTP_TRACE_* from log-connections, log-commands, log-data of a resolved
- * <domain> (their values as written). */
-unsigned trace_domain_flags(const struct config_domain *d);
+/* SMTP_TRACE_* from log-connections, log-commands, log-data of a queue's
+ * <domain> (config_domain_for), each inherited from <domain *>. */
+unsigned trace_domain_flags(const struct config *cfg, const struct config_domain *d);
 /* A session starts (on its worker): set its sink and configured flags.
  * tr NULL: the session stays untraced. */
 void trace_session_out(struct trace *tr, struct smtp_trace *t, const char *queue, unsigned cfg_flags);

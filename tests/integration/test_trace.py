@@ -9,10 +9,11 @@ receiver, python smtplib as the injecting client with AUTH.
              outbound session to live.test; the AUTH payloads (base64 and decoded) never
              appear, 334 challenges are redacted, no data line without --data; the same
              inbound session is in smtp-trace.log through its <source>'s log-commands
-  file       <domain cmds.test> log-commands: the outbound dialogue is in
-             spool-dir/log/smtp-trace.log and its body is not; <domain data.test> adds
-             log-data: its body lines are there too; off.test (nothing set) and the
-             127.0.0.1 source (nothing set) leave no line at all
+  file       log-commands in <domain *>, inherited by cmds.test: the outbound dialogue is
+             in spool-dir/log/smtp-trace.log and its body is not; <domain data.test> adds
+             log-data and log-connections: its body lines and connect line are there too;
+             off.test (log-commands no) and the 127.0.0.1 source (nothing set) leave no
+             line at all
   hangup     a trace client that reads a little and disconnects mid-stream, and one that
              stops reading (tiny receive buffer) while its trace overflows: all mail is
              delivered, the stalled reader later gets "[N events dropped]", and both
@@ -213,9 +214,10 @@ def test_file(env):
                 "off.test": [(10, "mx.sink.test")]}, a={"mx.sink.test": "127.0.0.2"},
             check=[("cmds.test", "MX")])
     sink = env.salvo_sink("sink", "127.0.0.2:25")
-    d = env.salvod_daemon(domains={"cmds.test": {"log-commands": "yes"},
-                                   "data.test": {"log-commands": "yes", "log-data": "yes",
-                                                 "log-connections": "yes"}})
+    # cmds.test has no block: it inherits <domain *>'s log-commands
+    d = env.salvod_daemon(default_domain={"log-commands": "yes"},
+                          domains={"off.test": {"log-commands": "no"},
+                                   "data.test": {"log-data": "yes", "log-connections": "yes"}})
     d.start()
     send("a@cmds.test", "f1", "cmds-body-marker")
     send("b@data.test", "f2", "data-body-marker")
@@ -259,7 +261,7 @@ def test_file(env):
     if not any(re.search(r" 127\.0\.0\.2:25 127\.0\.0\.1:\d+ connect$", l) for l in dd):
         raise Fail("data.test (log-connections) lacks its connect line:\n%s" % "\n".join(dd))
     if "off.test" in text or "off-body-marker" in text or "f3" in text:
-        raise Fail("off.test (nothing set) is in the transcript:\n%s" % text)
+        raise Fail("off.test (log-commands no) is in the transcript:\n%s" % text)
     d.check_alive()
 
 
