@@ -98,7 +98,10 @@ static void get_trace(struct engine *eng, struct http_request *req)
 	f.has_net = source != NULL;
 	f.data = want_data;
 	if (!(sub = trace_subscribe(eng->trace, &f, (unsigned)seconds))) {
-		http_reply_error(req, 503, "out of memory", NULL);
+		char msg[96];
+
+		snprintf(msg, sizeof(msg), "too many live traces (at most %d at once) or out of memory", TRACE_SUBS_MAX);
+		http_reply_error(req, 503, msg, NULL);
 		return;
 	}
 	if (!(hs = http_reply_stream(req, 200, "text/plain; charset=utf-8", stream_read, stream_done, sub))) {

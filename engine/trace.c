@@ -61,6 +61,7 @@ struct trace {
 	pthread_mutex_t mu;
 	struct trace_sub *subs;
 	unsigned n_subs;           /* atomic reads */
+	bool closing;              /* trace_end_streams(): new subscribers end at once */
 	uint64_t dropped;          /* atomic */
 	uint64_t next_id;          /* atomic */
 
@@ -408,6 +409,16 @@ struct trace_sub *trace_subscribe(struct trace *tr, const struct trace_filter *f
 	s->last_out_ms = mono_ms();
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_mutex_lock(&tr->mu);
+	if (tr->n_subs >= TRACE_SUBS_MAX) {
+		pthread_mutex_unlock(&tr->mu);
+		pthread_mutex_destroy(&s->mu);
+		free(s->buf.data);
+		free(s);
+		return NULL;
+	}
+	/* at shutdown a stream must not wait (a suspended connection would
+	 * stop the HTTP server for good): it ends at once */
+	s->ended = tr->closing;
 	s->next = tr->subs;
 	if (tr->subs)
 		tr->subs->prev = s;
@@ -503,8 +514,12 @@ static void subs_tick(struct trace *tr, bool end_all)
 
 void trace_end_streams(struct trace *tr)
 {
-	if (tr)
-		subs_tick(tr, true);
+	if (!tr)
+		return;
+	pthread_mutex_lock(&tr->mu);
+	tr->closing = true;
+	pthread_mutex_unlock(&tr->mu);
+	subs_tick(tr, true);
 }
 
 unsigned trace_subscribers(const struct trace *tr)

@@ -41,6 +41,7 @@ struct smtp_trace;
 #define TRACE_FILE_NAME "smtp-trace.log"
 #define TRACE_SECONDS_DEFAULT 60
 #define TRACE_SECONDS_MAX 3600
+#define TRACE_SUBS_MAX 32          /* live subscribers at once (256 KiB each) */
 
 /* Start the trace thread; the file (log_dir/smtp-trace.log) is opened when
  * its first line comes. 0 or -errno. */
@@ -70,7 +71,7 @@ struct trace_filter {
 };
 
 /* A new subscriber until seconds from now (clamped to 1..TRACE_SECONDS_MAX).
- * NULL on ENOMEM. */
+ * NULL on ENOMEM or when TRACE_SUBS_MAX are listening. */
 struct trace_sub *trace_subscribe(struct trace *tr, const struct trace_filter *f, unsigned seconds);
 /* Its reader (any one thread): bytes copied into buf, 0 when nothing is
  * there now (wake() will be called when there is), -1 at the end. */

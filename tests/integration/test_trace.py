@@ -19,7 +19,8 @@ receiver, python smtplib as the injecting client with AUTH.
              delivered, the stalled reader later gets "[N events dropped]", and both
              subscribers are gone afterwards (salvo_trace_subscribers 0)
   errors     a trace request without domain/source, with a bad CIDR or bad seconds is a
-             400 naming the field
+             400 naming the field; the 33rd live trace at once is a 503; salvod stops
+             cleanly (exit 0) with 32 idle traces open
 """
 
 import base64
@@ -335,7 +336,34 @@ def test_errors(env):
                        text=True, timeout=10)
     if p.returncode != 1 or "source" not in p.stderr:
         raise Fail("salvoctl trace --source nonsense: %d %r" % (p.returncode, p.stderr))
-    d.check_alive()
+    # at most 32 live traces: the 33rd is told so (503), not given 256 KiB more
+    streams = []
+    for i in range(33):
+        s = socket.create_connection(harness.SALVOD_HTTP, timeout=5)
+        s.sendall(b"GET /api/v1/trace?domain=a.test&seconds=60 HTTP/1.1\r\nHost: x\r\n\r\n")
+        head = s.recv(4096)
+        streams.append(s)
+        want = b"HTTP/1.1 503" if i == 32 else b"HTTP/1.1 200"
+        if not head.startswith(want):
+            raise Fail("live trace %d answered %r, want %r" % (i + 1, head[:80], want))
+    streams.pop().close()
+    # salvod stops cleanly with streams open and idle (their connections suspended)
+    rc = d.stop()
+    if rc != 0:
+        raise Fail("salvod exited %s when stopped with 32 idle traces open:\n%s"
+                   % (rc, harness.tail(d.stderr_paths[-1], 20)))
+    for s in streams:
+        s.settimeout(5)
+        got = b""
+        while True:
+            try:
+                chunk = s.recv(65536)
+            except (socket.timeout, ConnectionResetError):
+                break
+            if not chunk:
+                break
+            got += chunk
+        s.close()
 
 
 if __name__ == "__main__":
