@@ -5,7 +5,8 @@ receiver, python smtplib as the injecting client with AUTH.
 
   live       `salvoctl trace --source 127.0.0.60/32` and `salvoctl trace live.test`
              stream, while mail flows, one inbound session (AUTH PLAIN with an initial
-             response, AUTH LOGIN's continuation lines, a wrong password) and the
+             response, AUTH LOGIN's continuation lines, a wrong password, AUTH PLAIN's
+             answer after its 334 inside STARTTLS with the TLS event) and the
              outbound session to live.test; the AUTH payloads (base64 and decoded) never
              appear, 334 challenges are redacted, no data line without --data; the same
              inbound session is in smtp-trace.log through its <source>'s log-commands
@@ -29,6 +30,7 @@ import os
 import re
 import smtplib
 import socket
+import ssl
 import subprocess
 import time
 import urllib.error
@@ -106,7 +108,11 @@ def secrets():
 
 
 def base_config(env, domains):
-    extra = "\n".join(["<smtp-user %s>" % USER, "  password %s" % PASSWORD, "</smtp-user>"])
+    cert, key = os.path.join(env.dir, "cert.pem"), os.path.join(env.dir, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+                    "/CN=salvo.itest", "-keyout", key, "-out", cert], check=True, capture_output=True)
+    extra = "\n".join(["tls-certificate %s" % cert, "tls-private-key %s" % key,
+                       "<smtp-user %s>" % USER, "  password %s" % PASSWORD, "</smtp-user>"])
     return env.salvod_daemon(
         sources={"127.0.0.1": {"always-allow-relaying": "yes"},
                  AUTH_SRC: {"require-auth": "yes", "allow-unencrypted-plain-auth": "yes", "log-commands": "yes",
@@ -139,6 +145,20 @@ def auth_session(rcpt):
         code, text = s.docmd("AUTH", "PLAIN " + secrets()[0])
         if code != 235:
             raise Fail("AUTH PLAIN got %d %s" % (code, text))
+    # inside STARTTLS: the trace shows the plaintext dialogue, the payload still redacted
+    with smtplib.SMTP(*harness.SALVOD_SMTP, timeout=10, source_address=(AUTH_SRC, 0)) as s:
+        s.ehlo("tls-client.test")
+        c = ssl.create_default_context()
+        c.check_hostname = False
+        c.verify_mode = ssl.CERT_NONE
+        s.starttls(context=c)
+        s.ehlo("tls-client.test")
+        code, text = s.docmd("AUTH", "PLAIN")
+        if code != 334:
+            raise Fail("AUTH PLAIN without a response got %d %s" % (code, text))
+        code, text = s.docmd(secrets()[0])
+        if code != 235:
+            raise Fail("AUTH PLAIN's answer got %d %s" % (code, text))
 
 
 def check_redacted(text, where):
@@ -177,12 +197,14 @@ def test_live(env):
     want_in = [r" connect ", r" reply 220 ", r" cmd EHLO client\.test$", r" cmd AUTH LOGIN$",
                r" reply 334 \[redacted\]$", r" cmd \[redacted\]$", r" reply 535 ", r" reply 235 ",
                r" cmd MAIL FROM:<sender@senders\.test>", r" cmd RCPT TO:<u1@live\.test>", r" cmd DATA$",
-               r" reply 354 ", r" cmd AUTH PLAIN \[redacted\]$", r" cmd QUIT$", r" close"]
+               r" reply 354 ", r" cmd AUTH PLAIN \[redacted\]$", r" cmd QUIT$", r" close",
+               r" cmd STARTTLS$", r" reply 220 2\.0\.0 Ready to start TLS$", r" tls TLSv1\.[23] ",
+               r" cmd EHLO tls-client\.test$", r" cmd AUTH PLAIN$", r" reply 334 $"]
     for w in want_in:
         if not any(re.search(w, l, re.I) for l in lin):
             raise Fail("no inbound trace line matching %r:\n%s" % (w, tin))
-    if sum(1 for l in lin if re.search(r" cmd \[redacted\]$", l)) != 4:
-        raise Fail("want 4 redacted AUTH LOGIN answers:\n%s" % tin)
+    if sum(1 for l in lin if re.search(r" cmd \[redacted\]$", l)) != 5:
+        raise Fail("want 5 redacted AUTH answers (4 LOGIN, 1 PLAIN after its 334):\n%s" % tin)
     if any(ev(l) == "data" for l in lin) or "live body line one" in tin:
         raise Fail("data lines in a trace without --data:\n%s" % tin)
     peer = lin[0].split()[3]
