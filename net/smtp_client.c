@@ -553,15 +553,16 @@ static int txn_append_cmd(struct smtp_client *c, size_t k)
 }
 
 /* The command appended at c->cmd + at: its line, and a BDAT's message
- * copied behind it (data). */
+ * copied behind it (data); each as the session reports them. */
 static void cli_trace_cmd(struct smtp_client *c, size_t at)
 {
 	const char *p = c->cmd + at, *lf = memchr(p, '\n', c->cmd_len - at);
 	size_t line = lf ? (size_t)(lf - p) + 1 : c->cmd_len - at;
 
-	smtp_trace_event(&c->trace, SMTP_TRACE_EV_CMD, p, line);
-	if (line < c->cmd_len - at)
-		cli_trace(c, SMTP_TRACE_DATA, SMTP_TRACE_EV_DATA, p + line, c->cmd_len - at - line);
+	if (c->trace.flags & SMTP_TRACE_CMDS)
+		smtp_trace_event(&c->trace, SMTP_TRACE_EV_CMD, p, line);
+	if (line < c->cmd_len - at && (c->trace.flags & SMTP_TRACE_DATA))
+		smtp_trace_event(&c->trace, SMTP_TRACE_EV_DATA, p + line, c->cmd_len - at - line);
 }
 
 static void txn_send_cmds(struct smtp_client *c)
@@ -578,7 +579,7 @@ static void txn_send_cmds(struct smtp_client *c)
 			cli_fail(c, 0, "out of memory");
 			return;
 		}
-		if (smtp_trace_on(&c->trace, SMTP_TRACE_CMDS))
+		if (smtp_trace_on(&c->trace, SMTP_TRACE_CMDS | SMTP_TRACE_DATA))
 			cli_trace_cmd(c, at);
 		c->sent_cmds++;
 	}

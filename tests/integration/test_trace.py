@@ -13,6 +13,7 @@ receiver, python smtplib as the injecting client with AUTH.
   file       log-commands in <domain *>, inherited by cmds.test: the outbound dialogue is
              in spool-dir/log/smtp-trace.log and its body is not; <domain data.test> adds
              log-data and log-connections: its body lines and connect line are there too;
+             bodyonly.test (log-data, log-commands no): its body lines only;
              off.test (log-commands no) and the 127.0.0.1 source (nothing set) leave no
              line at all
   hangup     a trace client that reads a little and disconnects mid-stream, and one that
@@ -234,24 +235,27 @@ def test_live(env):
 
 def test_file(env):
     env.dns(mx={"cmds.test": [(10, "mx.sink.test")], "data.test": [(10, "mx.sink.test")],
-                "off.test": [(10, "mx.sink.test")]}, a={"mx.sink.test": "127.0.0.2"},
+                "off.test": [(10, "mx.sink.test")], "bodyonly.test": [(10, "mx.sink.test")]},
+            a={"mx.sink.test": "127.0.0.2"},
             check=[("cmds.test", "MX")])
     sink = env.salvo_sink("sink", "127.0.0.2:25")
     # cmds.test has no block: it inherits <domain *>'s log-commands
     d = env.salvod_daemon(default_domain={"log-commands": "yes"},
                           domains={"off.test": {"log-commands": "no"},
-                                   "data.test": {"log-data": "yes", "log-connections": "yes"}})
+                                   "data.test": {"log-data": "yes", "log-connections": "yes"},
+                                   "bodyonly.test": {"log-commands": "no", "log-data": "yes"}})
     d.start()
     send("a@cmds.test", "f1", "cmds-body-marker")
     send("b@data.test", "f2", "data-body-marker")
     send("c@off.test", "f3", "off-body-marker")
-    if not harness.wait_until(lambda: (sink.stats() or {}).get("messages", 0) >= 3, 20, what="delivery"):
-        raise Fail("not all 3 messages delivered: %r" % (sink.stats(),))
+    send("d@bodyonly.test", "f4", "bodyonly-marker")
+    if not harness.wait_until(lambda: (sink.stats() or {}).get("messages", 0) >= 4, 20, what="delivery"):
+        raise Fail("not all 4 messages delivered: %r" % (sink.stats(),))
     path = trace_file(env)
 
     def complete():
         t = read_file(path)
-        return "RCPT TO:<a@cmds.test>" in t and "data-body-marker" in t and t.count(" reply 221") >= 0
+        return "RCPT TO:<a@cmds.test>" in t and "data-body-marker" in t and "bodyonly-marker" in t
     if not harness.wait_until(complete, 10, what="transcript"):
         raise Fail("smtp-trace.log lacks the dialogues:\n%s" % read_file(path))
     time.sleep(0.5)
@@ -283,6 +287,10 @@ def test_file(env):
         raise Fail("data.test (log-data) lacks its header lines:\n%s" % "\n".join(dd))
     if not any(re.search(r" 127\.0\.0\.2:25 127\.0\.0\.1:\d+ connect$", l) for l in dd):
         raise Fail("data.test (log-connections) lacks its connect line:\n%s" % "\n".join(dd))
+    # log-data alone (the message sent with BDAT, behind its command): the body, no dialogue
+    body_sess = [s for s, ls in by_sess.items() if any(l.endswith(" data bodyonly-marker") for l in ls)]
+    if len(body_sess) != 1 or any(ev(l) != "data" for l in by_sess[body_sess[0]]):
+        raise Fail("bodyonly.test (log-data only) should have data lines only:\n%s" % text)
     if "off.test" in text or "off-body-marker" in text or "f3" in text:
         raise Fail("off.test (log-commands no) is in the transcript:\n%s" % text)
     d.check_alive()
