@@ -13,7 +13,8 @@ receiver, python smtplib as the injecting client with AUTH.
   file       log-commands in <domain *>, inherited by cmds.test: the outbound dialogue is
              in spool-dir/log/smtp-trace.log and its body is not; <domain data.test> adds
              log-data and log-connections: its body lines and connect line are there too;
-             bodyonly.test (log-data, log-commands no): its body lines only;
+             bodyonly.test (log-data, log-commands no): its body lines only; tls.test
+             (a STARTTLS receiver, log-connections): the tls event, EHLO again after it;
              off.test (log-commands no) and the 127.0.0.1 source (nothing set) leave no
              line at all
   hangup     a trace client that reads a little and disconnects mid-stream, and one that
@@ -39,6 +40,7 @@ import urllib.request
 
 import harness
 from harness import Fail, log
+from test_tls_out import Receiver  # a STARTTLS receiver (salvo-sink has no TLS)
 
 AUTH_SRC = "127.0.0.60"
 USER, PASSWORD = "alice", "s3cret-Tr4ce"
@@ -235,27 +237,42 @@ def test_live(env):
 
 def test_file(env):
     env.dns(mx={"cmds.test": [(10, "mx.sink.test")], "data.test": [(10, "mx.sink.test")],
-                "off.test": [(10, "mx.sink.test")], "bodyonly.test": [(10, "mx.sink.test")]},
-            a={"mx.sink.test": "127.0.0.2"},
+                "off.test": [(10, "mx.sink.test")], "bodyonly.test": [(10, "mx.sink.test")],
+                "tls.test": [(10, "mx.rx.test")]},
+            a={"mx.sink.test": "127.0.0.2", "mx.rx.test": "127.0.0.3"},
             check=[("cmds.test", "MX")])
     sink = env.salvo_sink("sink", "127.0.0.2:25")
+    cert, key = os.path.join(env.dir, "cert.pem"), os.path.join(env.dir, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+                    "/CN=rx.test", "-keyout", key, "-out", cert], check=True, capture_output=True)
+    rx = Receiver(("127.0.0.3", 25), cert, key)
+    try:
+        file_checks(env, sink, rx)
+    finally:
+        rx.close()
+
+
+def file_checks(env, sink, rx):
     # cmds.test has no block: it inherits <domain *>'s log-commands
     d = env.salvod_daemon(default_domain={"log-commands": "yes"},
                           domains={"off.test": {"log-commands": "no"},
                                    "data.test": {"log-data": "yes", "log-connections": "yes"},
-                                   "bodyonly.test": {"log-commands": "no", "log-data": "yes"}})
+                                   "bodyonly.test": {"log-commands": "no", "log-data": "yes"},
+                                   "tls.test": {"log-connections": "yes"}})
     d.start()
     send("a@cmds.test", "f1", "cmds-body-marker")
     send("b@data.test", "f2", "data-body-marker")
     send("c@off.test", "f3", "off-body-marker")
     send("d@bodyonly.test", "f4", "bodyonly-marker")
+    send("e@tls.test", "f5", "tls-marker")
     if not harness.wait_until(lambda: (sink.stats() or {}).get("messages", 0) >= 4, 20, what="delivery"):
         raise Fail("not all 4 messages delivered: %r" % (sink.stats(),))
     path = trace_file(env)
 
     def complete():
         t = read_file(path)
-        return "RCPT TO:<a@cmds.test>" in t and "data-body-marker" in t and "bodyonly-marker" in t
+        return ("RCPT TO:<a@cmds.test>" in t and "data-body-marker" in t and "bodyonly-marker" in t
+                and "RCPT TO:<e@tls.test>" in t)
     if not harness.wait_until(complete, 10, what="transcript"):
         raise Fail("smtp-trace.log lacks the dialogues:\n%s" % read_file(path))
     time.sleep(0.5)
@@ -291,6 +308,15 @@ def test_file(env):
     body_sess = [s for s, ls in by_sess.items() if any(l.endswith(" data bodyonly-marker") for l in ls)]
     if len(body_sess) != 1 or any(ev(l) != "data" for l in by_sess[body_sess[0]]):
         raise Fail("bodyonly.test (log-data only) should have data lines only:\n%s" % text)
+    # outbound STARTTLS: the tls event, then the dialogue inside TLS (EHLO again)
+    tls_sess = [s for s, ls in by_sess.items() if any("RCPT TO:<e@tls.test>" in l for l in ls)]
+    if len(tls_sess) != 1:
+        raise Fail("want one session for tls.test:\n%s" % text)
+    evs = [" ".join(l.split(" ")[5:]) for l in by_sess[tls_sess[0]]]
+    i_tls = next((i for i, e in enumerate(evs) if re.match(r"tls TLSv1\.[23] ", e)), None)
+    if (i_tls is None or "cmd STARTTLS" not in evs[:i_tls] or
+            not any(e.startswith("cmd EHLO ") for e in evs[i_tls:]) or "tls-marker" in text):
+        raise Fail("tls.test's transcript (STARTTLS, tls, EHLO again; no body):\n%s" % "\n".join(evs))
     if "off.test" in text or "off-body-marker" in text or "f3" in text:
         raise Fail("off.test (log-commands no) is in the transcript:\n%s" % text)
     d.check_alive()
