@@ -103,9 +103,18 @@ struct config_source {
 				     * of source (see config_source_max_message_size) */
 	unsigned max_connections_per_ip; /* `smtp-max-connections-per-ip`: 0 = not set */
 	bool bare_newline_normalize; /* `bare-newline normalize`: bare CR/LF in DATA -> CRLF (default reject) */
+	unsigned log_flags;         /* CONFIG_LOG_*: log-connections, log-commands, log-data (transcripts) */
 	char *default_virtual_mta;  /* as written; NULL when not set */
 	size_t default_pool;        /* resolved: index into cfg->pools (0 = default) */
 	int line; /* where the block starts, for diagnostics */
+};
+
+/* SMTP transcripts (`log-connections`, `log-commands`, `log-data` in
+ * <source> and <domain>; engine/trace.c). */
+enum {
+	CONFIG_LOG_CONNECTIONS = 1u << 0,
+	CONFIG_LOG_COMMANDS = 1u << 1,
+	CONFIG_LOG_DATA = 1u << 2,
 };
 
 /* Who may use the HTTP API (config_http.c). A request's role comes from a

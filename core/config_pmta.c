@@ -6,7 +6,7 @@
  *     their table entries carry a `pending` text and --check-config warns
  *     (never accepted in silence);
  *   - those whose one value means what Salvo always does (`run-as-root
- *     no`, `smtp-service yes`, `log-commands no`, ...): the other value is
+ *     no`, `smtp-service yes`, `allow-starttls yes`, ...): the other value is
  *     refused with the reason;
  *   - documented no-ops (sync-msg-create/update, delete-file-holders);
  *   - `domain-macro`, `<acct-file>`, `<spool>`, `<pattern-list>`,
@@ -649,6 +649,20 @@ static int p_email(struct parser *p, const struct directive *d, char *v)
 	return cp_has_space(v) || !strchr(v, '@') ? cp_bad_value(p, "address", d, v) : 0;
 }
 
+/* log-connections, log-commands, log-data in <source> */
+static int d_source_log(struct parser *p, const struct directive *d, char *v)
+{
+	struct config_source *s = &p->cfg->sources[p->cur];
+	unsigned bit = !strcasecmp(d->name, "log-connections") ? CONFIG_LOG_CONNECTIONS :
+		       !strcasecmp(d->name, "log-commands") ? CONFIG_LOG_COMMANDS : CONFIG_LOG_DATA;
+	bool b;
+
+	if (config_parse_bool(v, &b) < 0)
+		return cp_bad_value(p, "boolean", d, v);
+	s->log_flags = b ? s->log_flags | bit : s->log_flags & ~bit;
+	return 0;
+}
+
 #define ENGINE_LATER "parsed; the engine does not act on it yet"
 #define INTAKE_LATER "parsed; SMTP intake does not act on it yet"
 #define EGRESS_LATER "parsed (see --show); outbound delivery does not act on it yet"
@@ -673,9 +687,9 @@ static const struct directive directives[] = {
 	{"smtp-service", CTX_SOURCE, v_smtp_service, NULL},
 	{"allow-starttls", CTX_SOURCE, v_allow_starttls, NULL},
 	{"allow-mailmerge", CTX_SOURCE, v_allow_mailmerge, NULL},
-	{"log-connections", CTX_SOURCE, p_bool, INTAKE_LATER " (transcripts: issue 14)"},
-	{"log-commands", CTX_SOURCE, p_bool, INTAKE_LATER " (transcripts: issue 14)"},
-	{"log-data", CTX_SOURCE, p_bool, INTAKE_LATER " (transcripts: issue 14)"},
+	{"log-connections", CTX_SOURCE, d_source_log, NULL},
+	{"log-commands", CTX_SOURCE, d_source_log, NULL},
+	{"log-data", CTX_SOURCE, d_source_log, NULL},
 	{"smtp-max-auth-failure-rate", CTX_SOURCE, p_rate, INTAKE_LATER},
 	{"add-message-id-header", CTX_SOURCE, p_bool, INTAKE_LATER},
 	{"add-received-header", CTX_SOURCE, p_bool, INTAKE_LATER},
@@ -708,8 +722,10 @@ static const struct directive directives[] = {
 	{"disable-mx-rollup", CTX_DOMAIN, p_bool, EGRESS_LATER},
 	{"log-tls", CTX_DOMAIN, p_bool, EGRESS_LATER},
 	{"use-dane", CTX_DOMAIN, p_bool, EGRESS_LATER},
-	{"log-commands", CTX_DOMAIN, p_bool, EGRESS_LATER},
-	{"log-connections", CTX_DOMAIN, p_bool, EGRESS_LATER},
+	/* transcripts: the values (inherited like the rest) are read by engine/trace.c */
+	{"log-commands", CTX_DOMAIN, p_bool, NULL},
+	{"log-connections", CTX_DOMAIN, p_bool, NULL},
+	{"log-data", CTX_DOMAIN, p_bool, NULL},
 	/* <virtual-mta> */
 	{"cold-virtual-mta", CTX_VMTA, p_word, ENGINE_LATER " (issue 16)"},
 	/* <smtp-user> */

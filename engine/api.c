@@ -14,6 +14,7 @@
  *   GET  /api/v1/campaigns[/{id}], POST /api/v1/campaigns/{id}/pause|resume (api_campaigns.c)
  *   GET  /api/v1/webhooks                    per webhook: sent, failures, backlog (webhook_api.c)
  *   POST /api/v1/delete                      remove queued recipients by filter (api_delete.c)
+ *   GET  /api/v1/trace                       live SMTP transcripts, streamed (api_trace.c)
  *   GET  /metrics
  *
  * Who may call what (api_access, asked by http_server before a request's
@@ -414,7 +415,7 @@ void api_handle(void *ctx, struct http_request *req)
 	else if (strcmp(p, "/api/v1/reload") == 0)
 		api_reload(eng, req);
 	else if (api_inject_route(eng, req) || api_suppress_route(eng, req) || api_inspect_route(eng, req) ||
-		 api_delete_route(eng, req))
+		 api_delete_route(eng, req) || api_trace_route(eng, req))
 		return;
 	else if (api_campaigns_route(eng, req))
 		return;

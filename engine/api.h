@@ -57,5 +57,7 @@ bool api_campaigns_route(struct engine *eng, struct http_request *req);
 void api_inspect_queue(struct engine *eng, struct http_request *req, const char *queue);
 /* api_delete.c: POST /api/v1/delete */
 bool api_delete_route(struct engine *eng, struct http_request *req);
+/* api_trace.c: GET /api/v1/trace (live SMTP transcripts, streamed) */
+bool api_trace_route(struct engine *eng, struct http_request *req);
 
 #endif

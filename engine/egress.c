@@ -40,6 +40,7 @@
 #include "core/config.h"
 #include "engine/delete.h"
 #include "engine/outcome.h"
+#include "engine/trace.h"
 #include "engine/verp.h"
 #include "queue/suppress.h"
 #include "net/dot_stuff.h"
@@ -927,6 +928,8 @@ static void conn_open(struct egress_queue *eq, struct egress_conn *c)
 						  tls.ctx || tls.require ? &tls : NULL, &conn_hooks, c);
 		if (ret == 0) {
 			__atomic_add_fetch(&w->eng->counters.connections_opened, 1, __ATOMIC_RELAXED);
+			trace_session_out(w->eng->trace, smtp_client_trace(c->cli), eq->q->domain,
+					  trace_domain_flags(cfg, dom));
 			return;
 		}
 		/* A socket or its source address could not be had: ours to lack,

@@ -113,6 +113,7 @@ struct engine {
 					  * reference); NULL: the boot generation */
 	struct campaigns *campaigns; /* campaign ids, pauses, counters (campaign.h) */
 	struct delete_state *deletes; /* an operator's deletes in progress (delete.h) */
+	struct trace *trace;       /* SMTP transcripts and live traces (trace.h); NULL: none */
 };
 
 /* The current configuration generation, with a reference for the caller

@@ -34,6 +34,7 @@
 #include "engine/auth.h"
 #include "engine/engine.h"
 #include "engine/msg_headers.h"
+#include "engine/trace.h"
 #include "net/smtp_cmd.h"
 #include "queue/suppress.h"
 #include "net/smtp_server.h"
@@ -300,6 +301,16 @@ static bool intake_normalize_bare_newlines(void *ctx, struct smtp_session *s)
 	return src && src->bare_newline_normalize;
 }
 
+/* Transcripts: the <source>'s log-connections, log-commands, log-data,
+ * and live traces of its network (trace.h). */
+static void intake_trace_start(void *ctx, const struct sockaddr *peer, struct smtp_trace *t)
+{
+	struct worker *w = ctx;
+	const struct config_source *src = config_source_for(w->cfg, peer);
+
+	trace_session_in(w->eng->trace, t, src ? src->log_flags : 0);
+}
+
 const struct smtp_server_hooks intake_hooks = {
 	.rcpt = intake_rcpt,
 	.submit = intake_submit,
@@ -307,4 +318,5 @@ const struct smtp_server_hooks intake_hooks = {
 	.auth_start = intake_auth_start,
 	.peer_policy = intake_peer_policy,
 	.normalize_bare_newlines = intake_normalize_bare_newlines,
+	.trace_start = intake_trace_start,
 };

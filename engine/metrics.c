@@ -13,6 +13,7 @@
 #include "core/json_str.h"
 #include "engine/api.h"
 #include "engine/engine.h"
+#include "engine/trace.h"
 #include "engine/webhook.h"
 #include "net/http_server.h"
 #include "queue/sent.h"
@@ -166,6 +167,10 @@ void api_metrics(struct engine *eng, struct http_request *req)
 	rc |= total(&b, "salvo_connect_resource_errors_total",
 		    "Outbound sessions not started because a socket could not be made (EMFILE, EADDRNOTAVAIL...).",
 		    __atomic_load_n(&eng->counters.connect_resource_errors, __ATOMIC_RELAXED));
+	rc |= head(&b, "salvo_trace_subscribers", "gauge", "Live SMTP trace streams (GET /api/v1/trace).") |
+	      json_buf_printf(&b, "salvo_trace_subscribers %u\n", trace_subscribers(eng->trace));
+	rc |= total(&b, "salvo_trace_dropped_total", "Transcript lines dropped: a reader or the file was behind.",
+		    trace_dropped(eng->trace));
 	rc |= head(&b, "salvo_spool_commit_seconds", "histogram", "Spool group commit latency (apply + fsync).");
 	for (size_t i = 0; i < SPOOL_COMMIT_BUCKETS && !rc; i++) {
 		cum += __atomic_load_n(&ws->commit_hist[i], __ATOMIC_RELAXED);

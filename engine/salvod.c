@@ -43,6 +43,7 @@
 #include "net/conn_limit.h"
 #include "net/tls.h"
 #include "net/http_server.h"
+#include "engine/trace.h"
 #include "engine/webhook.h"
 #include "queue/sent_prune.h"
 
@@ -364,6 +365,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "salvod: cannot open the accounting log in %s: %s\n", path, strerror(-ret));
 		goto out_spool;
 	}
+	if ((ret = trace_start(&eng.trace, path)) < 0) { /* smtp-trace.log beside it */
+		fprintf(stderr, "salvod: cannot start SMTP tracing: %s\n", strerror(-ret));
+		goto out_log;
+	}
 	/* <acct-file>: PowerMTA's CSV files, fed from the same events */
 	if (cfg.n_acct_files) {
 		if (acct_csv_open(&acct_csv, cfg.acct_files, cfg.n_acct_files, err, sizeof(err)) < 0) {
@@ -521,6 +526,7 @@ out_workers:
 	accept_store_stop(&store);
 	for (int i = 0; i < 500 && __atomic_load_n(&eng.http_inflight, __ATOMIC_ACQUIRE); i++)
 		usleep(10000);
+	trace_end_streams(eng.trace); /* live traces end: no connection stays suspended */
 	http_server_stop(eng.http);
 	eng.http = NULL;
 	for (unsigned i = 0; i < running; i++)
@@ -545,6 +551,7 @@ out_writer:
 	tls_ctx_free(eng.tls_client);
 	addr_window_fini(&bounce_reports);
 out_log:
+	trace_stop(eng.trace); /* every session is gone */
 	webhooks_stop(eng.webhooks); /* after the writer: it may still be logging */
 	config_gen_put(eng.webhooks_gen);
 	acct_log_close(eng.acct);

@@ -117,6 +117,99 @@ void http_reply_error(struct http_request *req, unsigned status, const char *msg
 
 static enum MHD_Result queue_answer(struct req_state *st);
 
+/* ---- streamed answers ----------------------------------------------------
+ * MHD asks stream_read() for more whenever the socket has room; with
+ * nothing to give, the connection is suspended (returning 0 alone would
+ * make MHD's polling thread spin) until http_stream_wake() resumes it. A
+ * wake that comes between the application's "nothing" and the suspension
+ * is kept in `woken`, so it is never lost. */
+struct http_stream {
+	pthread_mutex_t mu;
+	struct MHD_Connection *conn;
+	bool suspended, woken;
+	http_stream_read read;
+	http_stream_done done;
+	void *ctx;
+};
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct http_stream *hs = cls;
+	ssize_t n = hs->read(hs->ctx, buf, max);
+	(void)pos;
+
+	if (n < 0)
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	if (n > 0)
+		return n;
+	pthread_mutex_lock(&hs->mu);
+	if (hs->woken) {
+		hs->woken = false; /* MHD asks again at once */
+	} else {
+		hs->suspended = true;
+		MHD_suspend_connection(hs->conn);
+	}
+	pthread_mutex_unlock(&hs->mu);
+	return 0;
+}
+
+static void stream_free(void *cls)
+{
+	struct http_stream *hs = cls;
+
+	hs->done(hs->ctx);
+	pthread_mutex_destroy(&hs->mu);
+	free(hs);
+}
+
+void http_stream_wake(struct http_stream *hs)
+{
+	pthread_mutex_lock(&hs->mu);
+	if (hs->suspended) {
+		hs->suspended = false;
+		MHD_resume_connection(hs->conn);
+	} else {
+		hs->woken = true;
+	}
+	pthread_mutex_unlock(&hs->mu);
+}
+
+struct http_stream *http_reply_stream(struct http_request *req, unsigned status, const char *content_type,
+				      http_stream_read read, http_stream_done done, void *ctx)
+{
+	struct req_state *st = req->priv;
+	struct http_stream *hs = calloc(1, sizeof(*hs));
+	struct MHD_Response *r;
+
+	if (!hs) {
+		http_reply_error(req, 500, "out of memory", NULL);
+		return NULL;
+	}
+	pthread_mutex_init(&hs->mu, NULL);
+	hs->conn = st->conn;
+	hs->read = read;
+	hs->done = done;
+	hs->ctx = ctx;
+	r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, stream_read, hs, stream_free);
+	if (!r) {
+		pthread_mutex_destroy(&hs->mu);
+		free(hs);
+		http_reply_error(req, 500, "out of memory", NULL);
+		return NULL;
+	}
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+	pthread_mutex_lock(&st->mu);
+	st->resp = r;
+	st->status = status;
+	if (st->suspended) {
+		st->suspended = false;
+		MHD_resume_connection(st->conn);
+	}
+	pthread_mutex_unlock(&st->mu);
+	return hs;
+}
+
 /* SHA-256 of a token: tokens are compared as digests, in constant time,
  * so neither their bytes nor their lengths leak through timing. */
 static void token_digest(const char *tok, unsigned char out[SHA256_DIGEST_LENGTH])

@@ -34,6 +34,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 
 #include "core/config.h"
 
@@ -63,6 +64,23 @@ void http_reply(struct http_request *req, unsigned status, const char *content_t
 		const char *body, size_t len);
 /* {"error": msg, "field": field} with status (field may be NULL). */
 void http_reply_error(struct http_request *req, unsigned status, const char *msg, const char *field);
+
+/* A streamed answer (chunked, for as long as it lasts): read() fills buf
+ * with up to max bytes and returns how many; 0 when it has nothing now
+ * (the connection then waits, costing no thread, until http_stream_wake());
+ * -1 at the end. read() runs on MHD's thread. done() is called exactly once
+ * when the stream is over (ended, or the client went away, or the server
+ * stops): after it returns, nobody may call http_stream_wake() for it. */
+struct http_stream;
+typedef ssize_t (*http_stream_read)(void *ctx, char *buf, size_t max);
+typedef void (*http_stream_done)(void *ctx);
+/* Answer req with a stream (instead of http_reply; from the handler, on
+ * its thread). NULL when out of memory: req was answered 500 and done() is
+ * never called. */
+struct http_stream *http_reply_stream(struct http_request *req, unsigned status, const char *content_type,
+				      http_stream_read read, http_stream_done done, void *ctx);
+/* Data is ready (or the end): any thread. */
+void http_stream_wake(struct http_stream *hs);
 
 struct http_server_opts {
 	const struct config *cfg;      /* http_listeners (and their tls flags),

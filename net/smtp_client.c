@@ -15,6 +15,7 @@
  * ops is zero; hooks.closed() runs exactly once, on entering DEAD.
  */
 #include "net/smtp_client.h"
+#include "net/smtp_trace.h"
 #include "net/tls.h"
 
 #include <arpa/inet.h>
@@ -75,6 +76,7 @@ struct smtp_client {
 	struct smtp_client_timeouts tmo;
 	struct smtp_client_hooks hooks;
 	void *owner;
+	struct smtp_trace trace;   /* transcripts (smtp_trace.h); off unless the owner sets it */
 	unsigned exts;
 	uint64_t size_limit;       /* the server's SIZE (0: none given) */
 
@@ -114,6 +116,13 @@ struct smtp_client {
 	const char *send_ptr;      /* bytes on the socket now (plaintext or tls_out) */
 	size_t send_left;
 };
+
+/* One branch when tracing is off (smtp_trace.h). */
+static inline void cli_trace(struct smtp_client *c, unsigned what, enum smtp_trace_ev ev, const char *p, size_t n)
+{
+	if (smtp_trace_on(&c->trace, what))
+		smtp_trace_event(&c->trace, ev, p, n);
+}
 
 static void cli_pump(struct smtp_client *c);
 static int cli_release_held(struct smtp_client *c);
@@ -158,6 +167,7 @@ static uint64_t cli_state_timeout(const struct smtp_client *c)
 static void cli_maybe_free(struct smtp_client *c)
 {
 	if (c->state == CLI_DEAD && c->ops == 0) {
+		smtp_trace_end(&c->trace);
 		tls_conn_free(c->tls);
 		c->tls = NULL;
 		free(c->tls_out);
@@ -203,6 +213,7 @@ static void cli_end(struct smtp_client *c, const struct smtp_result *why)
 	c->txn = NULL;
 	c->n_seg = 0;
 	cli_kill(c);
+	cli_trace(c, SMTP_TRACE_CONN, SMTP_TRACE_EV_CLOSE, why->text, strlen(why->text));
 	if (t) {
 		/* Recipients without a final answer get the reason the session died. */
 		for (size_t i = 0; i < t->n_rcpts; i++)
@@ -508,6 +519,7 @@ static void cli_command(struct smtp_client *c, const char *verb, const char *arg
 		cli_fail(c, 0, "out of memory");
 		return;
 	}
+	cli_trace(c, SMTP_TRACE_CMDS, SMTP_TRACE_EV_CMD, c->cmd, c->cmd_len);
 	cli_send(c, c->cmd, c->cmd_len);
 	cli_touch(c);
 }
@@ -540,6 +552,19 @@ static int txn_append_cmd(struct smtp_client *c, size_t k)
 	return cmd_append(c, "DATA\r\n");
 }
 
+/* The command appended at c->cmd + at: its line, and a BDAT's message
+ * copied behind it (data); each as the session reports them. */
+static void cli_trace_cmd(struct smtp_client *c, size_t at)
+{
+	const char *p = c->cmd + at, *lf = memchr(p, '\n', c->cmd_len - at);
+	size_t line = lf ? (size_t)(lf - p) + 1 : c->cmd_len - at;
+
+	if (c->trace.flags & SMTP_TRACE_CMDS)
+		smtp_trace_event(&c->trace, SMTP_TRACE_EV_CMD, p, line);
+	if (line < c->cmd_len - at && (c->trace.flags & SMTP_TRACE_DATA))
+		smtp_trace_event(&c->trace, SMTP_TRACE_EV_DATA, p + line, c->cmd_len - at - line);
+}
+
 static void txn_send_cmds(struct smtp_client *c)
 {
 	struct smtp_txn *t = c->txn;
@@ -548,15 +573,21 @@ static void txn_send_cmds(struct smtp_client *c)
 
 	c->cmd_len = 0;
 	while (c->sent_cmds < upto) {
+		size_t at = c->cmd_len;
+
 		if (txn_append_cmd(c, c->sent_cmds) < 0) {
 			cli_fail(c, 0, "out of memory");
 			return;
 		}
+		if (smtp_trace_on(&c->trace, SMTP_TRACE_CMDS | SMTP_TRACE_DATA))
+			cli_trace_cmd(c, at);
 		c->sent_cmds++;
 	}
 	if (t->chunked && c->sent_cmds == c->n_cmds) {
 		body = t->wire_len > CLI_INLINE_BODY;
 		c->body_sending = true;
+		if (body)
+			cli_trace(c, SMTP_TRACE_DATA, SMTP_TRACE_EV_DATA, t->wire, t->wire_len);
 	}
 	cli_touch(c);
 	cli_send2(c, c->cmd, c->cmd_len, body ? t->wire : NULL, body ? t->wire_len : 0);
@@ -690,6 +721,7 @@ static void txn_reply(struct smtp_client *c, const struct smtp_reply *r)
 			c->state = CLI_BODY;
 			c->body_sending = true;
 			cli_touch(c);
+			cli_trace(c, SMTP_TRACE_DATA, SMTP_TRACE_EV_DATA, t->wire, t->wire_len);
 			cli_send(c, t->wire, t->wire_len);
 			return;
 		}
@@ -835,6 +867,7 @@ static void cli_parse(struct smtp_client *c)
 			cli_fail(c, 0, "malformed reply in %s", cli_state_name[c->state]);
 			return;
 		}
+		cli_trace(c, SMTP_TRACE_CMDS, SMTP_TRACE_EV_REPLY, c->in + off, (size_t)n);
 		off += (size_t)n;
 		cli_on_reply(c, &r);
 		if (c->state == CLI_HANDSHAKE) {
@@ -894,6 +927,11 @@ static int cli_tls_input(struct smtp_client *c)
 		return 0;
 	if (c->state == CLI_HANDSHAKE) {
 		/* RFC 3207: start over with EHLO inside TLS */
+		if (smtp_trace_on(&c->trace, SMTP_TRACE_CONN)) {
+			const char *d = tls_describe(c->tls);
+
+			smtp_trace_event(&c->trace, SMTP_TRACE_EV_TLS, d, strlen(d));
+		}
 		c->state = CLI_EHLO;
 		c->exts = 0;
 		cli_command(c, "EHLO", c->helo_name);
@@ -995,6 +1033,7 @@ static void cli_connect_done(struct loop_op *op, int res, unsigned flags)
 		return;
 	}
 	c->state = CLI_BANNER;
+	cli_trace(c, SMTP_TRACE_CONN, SMTP_TRACE_EV_CONNECT, "", 0);
 	cli_touch(c);
 	cli_pump(c);
 }
@@ -1032,6 +1071,7 @@ int smtp_client_connect(struct smtp_client **out, struct loop *l,
 		return -ENOMEM;
 	}
 	c->loop = l;
+	c->trace.fd = c->fd;
 	c->tmo = *tmo;
 	c->hooks = *hooks;
 	c->owner = owner;
@@ -1062,11 +1102,17 @@ int smtp_client_connect(struct smtp_client **out, struct loop *l,
 
 void smtp_client_free(struct smtp_client *c)
 {
+	smtp_trace_end(&c->trace);
 	close(c->fd);
 	tls_conn_free(c->tls);
 	free(c->tls_out);
 	free(c->cmd);
 	free(c);
+}
+
+struct smtp_trace *smtp_client_trace(struct smtp_client *c)
+{
+	return &c->trace;
 }
 
 bool smtp_client_idle(const struct smtp_client *c)

@@ -122,6 +122,11 @@ bool smtp_client_idle(const struct smtp_client *c);
 unsigned smtp_client_exts(const struct smtp_client *c);
 /* The server's SIZE limit in octets (0: none advertised). */
 uint64_t smtp_client_size_limit(const struct smtp_client *c);
+/* The session's transcript hook (net/smtp_trace.h), zeroed (off): the
+ * owner may set its sink right after smtp_client_connect(), before any
+ * completion runs. Lives as long as the client. */
+struct smtp_trace;
+struct smtp_trace *smtp_client_trace(struct smtp_client *c);
 /* The peer as text ("127.0.0.2"), for logs. */
 const char *smtp_client_peer_ip(const struct smtp_client *c);
 

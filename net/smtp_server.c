@@ -29,6 +29,7 @@
  */
 #include "net/smtp_server.h"
 #include "net/conn_limit.h"
+#include "net/smtp_trace.h"
 #include "net/tls.h"
 #include <openssl/evp.h>
 
@@ -102,6 +103,7 @@ struct smtp_session {
 	struct loop_op recv_op, send_op, timer_op;
 	struct smtp_peer_policy pol;
 	uint64_t max_size;         /* the message size limit now */
+	struct smtp_trace trace;   /* transcripts (smtp_trace.h); hooks.trace_start sets it */
 
 	struct sockaddr_storage peer;
 	char peer_ip[64];
@@ -154,6 +156,13 @@ static void sess_pump(struct smtp_session *s);
 static void sess_close(struct smtp_session *s);
 static void sess_flush(struct smtp_session *s);
 
+/* One branch when tracing is off (smtp_trace.h). */
+static inline void sess_trace(struct smtp_session *s, unsigned what, enum smtp_trace_ev ev, const char *p, size_t n)
+{
+	if (smtp_trace_on(&s->trace, what))
+		smtp_trace_event(&s->trace, ev, p, n);
+}
+
 /* ---- envelope ---------------------------------------------------------- */
 
 void smtp_envelope_free(struct smtp_envelope *env)
@@ -198,6 +207,7 @@ static void sess_reply(struct smtp_session *s, const char *fmt, ...)
 		if (n < 0)
 			return;
 		if ((size_t)n + 2 < room) {
+			sess_trace(s, SMTP_TRACE_CMDS, SMTP_TRACE_EV_REPLY, s->pend + s->pend_len, (size_t)n);
 			memcpy(s->pend + s->pend_len + n, "\r\n", 2);
 			s->pend_len += (size_t)n + 2;
 			return;
@@ -410,6 +420,7 @@ static void sess_free(struct smtp_session *s)
 	sess_reset_txn(s);
 	if (s->counted)
 		conn_limit_release(srv->lim.conns, (const struct sockaddr *)&s->peer, s->pol.trusted);
+	smtp_trace_end(&s->trace);
 	tls_conn_free(s->tls);
 	free(s->user);
 	free(s->out);
@@ -422,6 +433,7 @@ static void sess_close(struct smtp_session *s)
 {
 	if (s->state != SESS_DEAD) {
 		s->state = SESS_DEAD;
+		sess_trace(s, SMTP_TRACE_CONN, SMTP_TRACE_EV_CLOSE, "closed", 6);
 		shutdown(s->fd, SHUT_RDWR);
 		/* the client's slot is free once the socket is, not when the
 		 * last completion drains */
@@ -1032,6 +1044,7 @@ static void sess_pump(struct smtp_session *s)
 			size_t chunk = s->in_len - off < 4096 ? s->in_len - off : 4096;
 
 			used = dot_unstuff_feed(&s->unstuff, s->in + off, chunk, tmp, &out_len, &done);
+			sess_trace(s, SMTP_TRACE_DATA, SMTP_TRACE_EV_DATA, s->in + off, used);
 			body_append(s, tmp, out_len);
 			if (bare_refused(s) && s->body)
 				body_drop(s);      /* refused at the end; nothing kept */
@@ -1045,6 +1058,7 @@ static void sess_pump(struct smtp_session *s)
 
 			if (n > s->chunk_left)
 				n = (size_t)s->chunk_left;
+			sess_trace(s, SMTP_TRACE_DATA, SMTP_TRACE_EV_DATA, s->in + off, n);
 			if (s->chunk_take)
 				body_append(s, s->in + off, n);
 			off += n;
@@ -1083,6 +1097,8 @@ static void sess_pump(struct smtp_session *s)
 			continue;
 		}
 		s->line_bare_lf = (size_t)n == line_len + 1;
+		sess_trace(s, SMTP_TRACE_CMDS, s->auth_step != AUTH_NONE ? SMTP_TRACE_EV_SECRET : SMTP_TRACE_EV_CMD,
+			   s->in + off, line_len);
 		if (s->auth_step != AUTH_NONE)
 			auth_continue(s, s->in + off, line_len);
 		else
@@ -1124,6 +1140,12 @@ static int sess_tls_input(struct smtp_session *s)
 		if (!s->send_armed)
 			sess_close(s);
 		return -1;
+	}
+	if (hs == 1 && smtp_trace_on(&s->trace, SMTP_TRACE_CONN) && !s->trace.tls_noted) {
+		const char *d = tls_describe(s->tls);
+
+		s->trace.tls_noted = true;
+		smtp_trace_event(&s->trace, SMTP_TRACE_EV_TLS, d, strlen(d));
 	}
 	if (hs == 1 && !s->greeted) {
 		s->greeted = true;
@@ -1292,6 +1314,12 @@ static void listener_accept_done(struct loop_op *op, int res, unsigned flags)
 	if (srv->hooks.peer_policy)
 		srv->hooks.peer_policy(srv->ctx, (const struct sockaddr *)&s->peer, &s->pol);
 	s->max_size = s->pol.max_message_size;
+	if (srv->hooks.trace_start) {
+		srv->hooks.trace_start(srv->ctx, (const struct sockaddr *)&s->peer, &s->trace);
+		s->trace.fd = s->fd;
+		s->trace.inbound = true;
+		sess_trace(s, SMTP_TRACE_CONN, SMTP_TRACE_EV_CONNECT, ls->text, strlen(ls->text));
+	}
 	if (s->pol.max_session_ms)
 		s->end_by = s->pol_end_by = loop_now_ms() + s->pol.max_session_ms;
 	if (srv->lim.conns) {
@@ -1505,6 +1533,7 @@ void smtp_server_free(struct smtp_server *srv)
 		sess_reset_txn(s);
 		if (s->counted)
 			conn_limit_release(srv->lim.conns, (const struct sockaddr *)&s->peer, s->pol.trusted);
+		smtp_trace_end(&s->trace);
 		tls_conn_free(s->tls);
 		free(s->user);
 		free(s->out);

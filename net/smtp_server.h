@@ -30,6 +30,7 @@
 
 struct loop;
 struct smtp_session;
+struct smtp_trace;
 struct config_addr;
 
 /* What the server must know about a client when it connects (the
@@ -77,6 +78,10 @@ struct smtp_server_hooks {
 	 * as CRLF (true) rather than refuse the message with 550 5.5.2 (false,
 	 * also when NULL)? Asked at each DATA. */
 	bool (*normalize_bare_newlines)(void *ctx, struct smtp_session *s);
+	/* Optional. Set the session's transcript hook (net/smtp_trace.h: sink,
+	 * configured flags) when it is accepted; the server fills fd and
+	 * inbound. NULL: never traced. */
+	void (*trace_start)(void *ctx, const struct sockaddr *peer, struct smtp_trace *t);
 };
 
 typedef struct ssl_ctx_st SSL_CTX;

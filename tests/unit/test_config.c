@@ -1494,6 +1494,52 @@ static void test_policy_errors(void **state)
 }
 
 
+/* log-connections, log-commands, log-data (SMTP transcripts): <source>
+ * flags, <domain> values inherited from *, no "not applied" warning, bad
+ * values refused with the line. */
+static void test_transcript_directives(void **state)
+{
+	struct config cfg;
+	struct config_report rep;
+	const struct config_domain *d;
+	ssize_t kc = -1, kd = -1;
+	const char *name;
+
+	(void)state;
+	assert_int_equal(config_load_string_report(&cfg, "t.conf",
+		"<source 10.0.0.0/8>\n log-commands yes\n log-data true\n log-connections no\n</source>\n"
+		"<source 0/0>\n log-connections yes\n log-connections no\n</source>\n"
+		"<domain *>\n log-commands yes\n</domain>\n"
+		"<domain data.example>\n log-data yes\n</domain>\n"
+		"<domain quiet.example>\n log-commands no\n</domain>\n", &rep), 0);
+	assert_null(rep.errors);
+	assert_null(rep.warnings);
+	config_report_free(&rep);
+	assert_int_equal(cfg.sources[0].log_flags | cfg.sources[1].log_flags,
+			 CONFIG_LOG_COMMANDS | CONFIG_LOG_DATA);
+	for (size_t i = 0; (name = config_domain_key_name(i)); i++) {
+		if (!strcmp(name, "log-commands"))
+			kc = (ssize_t)i;
+		if (!strcmp(name, "log-data"))
+			kd = (ssize_t)i;
+	}
+	assert_true(kc >= 0 && kd >= 0);
+	d = config_domain_for(&cfg, "data.example");
+	assert_string_equal(d->values[kd], "yes");
+	assert_null(d->values[kc]); /* <domain *>'s: engine/trace.c reads it there */
+	assert_string_equal(cfg.domains[0].values[kc], "yes");
+	d = config_domain_for(&cfg, "quiet.example");
+	assert_string_equal(d->values[kc], "no");
+	assert_null(d->values[kd]);
+	config_free(&cfg);
+	assert_int_equal(config_load_string_report(&cfg, "t.conf",
+		"<source 1.2.3.4>\n log-data maybe\n</source>\n<domain x.example>\n log-commands sometimes\n</domain>\n",
+		&rep), -1);
+	assert_string_equal(rep.errors, "t.conf:2: invalid boolean \"maybe\" for log-data\n"
+					"t.conf:5: invalid boolean \"sometimes\" for log-commands\n");
+	config_report_free(&rep);
+}
+
 /* http-listener tls=, http-access, http-api-token with roles, the caps, and
  * config_http_role_for(). */
 static void test_http_access(void **state)
@@ -1650,6 +1696,7 @@ int main(void)
 		cmocka_unit_test(test_policy_defaults),
 		cmocka_unit_test(test_policy_errors),
 		cmocka_unit_test(test_http_access),
+		cmocka_unit_test(test_transcript_directives),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

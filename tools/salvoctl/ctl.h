@@ -64,6 +64,7 @@ void ctl_campaign_row(json_t *cp, char *out, size_t cap, int name_width);
 void ctl_campaign_header(char *out, size_t cap, int name_width);
 int cmd_reload(struct ctl *c, int argc, char **argv);
 int cmd_delete(struct ctl *c, int argc, char **argv);
+int cmd_trace(struct ctl *c, int argc, char **argv);
 /* cmd_webhooks.c: "webhook NAME STALLED: ..." for the first stalled webhook
  * in a GET /api/v1/webhooks answer ("" when none); returns how many are. */
 int ctl_webhook_stall_line(json_t *webhooks, char *out, size_t cap);

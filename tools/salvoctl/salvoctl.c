@@ -32,6 +32,7 @@ static const struct command commands[] = {
 	{"pause", cmd_pause_resume, "DOMAIN | --campaign ID"},
 	{"resume", cmd_pause_resume, "DOMAIN | --campaign ID"},
 	{"reload", cmd_reload, "re-read salvod's configuration file (errors: nothing changes)"},
+	{"trace", cmd_trace, "DOMAIN | --source CIDR [--seconds N] [--data]   live SMTP transcripts"},
 	{"retry", cmd_queue_action, "DOMAIN   (every waiting recipient is due now)"},
 	{"set-mode", cmd_set_mode, "DOMAIN normal|backoff"},
 	{"suppress", cmd_suppress, "add ADDR [REASON] | del ADDR | check ADDR | list | import FILE.csv | export"},
