@@ -369,14 +369,10 @@ static int add_domain(struct parser *p, const char *name)
  * block per value and the block's directives apply to each. */
 int cp_open_domain(struct parser *p, char *arg)
 {
-	static const struct directive nested = {"<domain> inside <virtual-mta>/<virtual-mta-pool>", CTX_DOMAIN, NULL,
-		"its settings are resolved (see --show QUEUE/VMTA); delivery applies the top-level <domain> blocks"};
 	char **names;
 	size_t n;
 	int rc = 0;
 
-	if (p->scope)
-		cp_warn_pending(p, &nested);
 	p->n_curs = 0;
 	if (cp_macro_expand(p, arg, &names, &n) < 0)
 		return -1;

@@ -127,7 +127,7 @@ void egress_queue_free(struct sched_queue *q)
 		txn_free(c->txn);
 		free(c);
 	}
-	free(eq->units);
+	egress_units_free(eq);
 	free(eq->targets);
 	free(eq->redirect);
 	egress_rollup_free(eq);
@@ -314,7 +314,8 @@ static struct egress_txn *txn_build(struct egress_queue *eq, size_t vmta, bool c
 	struct worker *w = eq->w;
 	const struct config *cfg = w->eng->cfg;
 	struct sched_queue *q = eq->q;
-	unsigned max = q->cfg->max_rcpt_per_message ? q->cfg->max_rcpt_per_message : 100;
+	const struct config_domain *dom = egress_unit_dom(eq, vmta);
+	unsigned max = dom->max_rcpt_per_message ? dom->max_rcpt_per_message : 100;
 	struct outcome_batch *sup = NULL;
 	struct spool_rtxn *rt;
 	struct spool_msg m;
@@ -552,17 +553,20 @@ static void conn_set_idle(struct egress_conn *c)
 	}
 	c->idle = true;
 	c->idle_since_ms = now;
-	egress_wake_at(eq, now + (int64_t)eq->q->cfg->idle_timeout_ms);
+	egress_wake_at(eq, now + (int64_t)egress_unit_dom(eq, c->vmta)->idle_timeout_ms);
 }
 
 int64_t egress_close_idle(struct egress_queue *eq, int64_t now_ms)
 {
-	int64_t tmo = (int64_t)eq->q->cfg->idle_timeout_ms, next = 0;
+	int64_t next = 0;
 
 	for (struct egress_conn *c = eq->conns, *n; c; c = n) {
+		int64_t tmo;
+
 		n = c->next;
 		if (!c->idle || !c->cli)
 			continue;
+		tmo = (int64_t)egress_unit_dom(eq, c->vmta)->idle_timeout_ms;
 		if (eq->paused || c->retire || now_ms - c->idle_since_ms >= tmo) {
 			c->idle = false;
 			smtp_client_quit(c->cli);
@@ -737,7 +741,7 @@ static void conn_txn_done(void *owner, struct smtp_client *cli, struct smtp_txn 
 	}
 	if (any_ok) {
 		u->delivered++;
-		conn_window_success(&u->cw, u->n_conns, egress_max_out(eq));
+		conn_window_success(&u->cw, u->n_conns, egress_max_out(eq, c->vmta));
 	}
 	if (b)
 		outcome_batch_submit(b);
@@ -746,9 +750,9 @@ static void conn_txn_done(void *owner, struct smtp_client *cli, struct smtp_txn 
 	 * a dying one (called from its teardown) is left to conn_closed(). */
 	if (eq->freeing || !smtp_client_idle(cli))
 		return;
-	if (eq->units[c->vmta].n_conns > egress_max_out(eq))
+	if (eq->units[c->vmta].n_conns > egress_max_out(eq, c->vmta))
 		c->retire = true; /* backoff lowered the cap */
-	if (c->msgs >= eq->q->cfg->max_msg_per_connection)
+	if (c->msgs >= egress_unit_dom(eq, c->vmta)->max_msg_per_connection)
 		c->retire = true;
 	if (!conn_give_txn(c))
 		conn_set_idle(c);
@@ -776,7 +780,7 @@ static void conn_closed(void *owner, struct smtp_client *cli, bool reached_ready
 	struct egress_conn *c = owner;
 	struct egress_queue *eq = c->eq;
 
-	if (cli && smtp_client_tls_failed(cli) && !eq->q->cfg->require_starttls && !eq->freeing &&
+	if (cli && smtp_client_tls_failed(cli) && !egress_unit_dom(eq, c->vmta)->require_starttls && !eq->freeing &&
 	    c->target < eq->n_targets) {
 		/* common practice: a failed opportunistic handshake is retried in
 		 * clear, with that host only (never under require-starttls) */
@@ -884,13 +888,12 @@ static void conn_open(struct egress_queue *eq, struct egress_conn *c)
 	const struct config *cfg = w->eng->cfg;
 	const struct config_vmta *vm = &cfg->vmtas[c->vmta];
 	const char *helo = vm->helo ? vm->helo : cfg->host_name;
-
+	const struct config_domain *dom = egress_unit_dom(eq, c->vmta);
 	struct smtp_client_timeouts tmo;
 
-	conn_timeouts(eq->q->cfg, &w->client_tmo, &tmo);
+	conn_timeouts(dom, &w->client_tmo, &tmo);
 	for (; c->target < eq->n_targets; c->target++) {
 		struct dns_target *t = &eq->targets[c->target];
-		const struct config_domain *dom = eq->q->cfg;
 		bool clear = !dom->require_starttls && tls_clear_for(eq, t);
 		char sni[256];
 		struct smtp_client_tls tls = {

@@ -1,0 +1,77 @@
+#!/usr/bin/python3
+"""test_pmta_meanings.py - PowerMTA directives at work in delivery and intake (issue 18).
+
+  nested_vmta_domain  a <domain> nested in each of two <virtual-mta>s, with different
+                      max-smtp-out, max-msg-rate and max-msg-per-connection for one
+                      domain: at the sink (which counts per client IP, the vmta's
+                      smtp-source-host) each source IP keeps its own vmta's limits
+"""
+
+import collections
+import random
+import time
+
+import harness
+from harness import Fail, Injected, log, make_body
+
+SENDER = "owner@senders.test"
+
+
+def _msgs(rng, prefix, rcpts_by_msg, size=400):
+    out = []
+    for i, rcpts in enumerate(rcpts_by_msg):
+        mid = "%s%d" % (prefix, i)
+        out.append(Injected(mid, SENDER, rcpts, make_body(rng, mid, SENDER, rcpts, size=size)))
+    return out
+
+
+def _msg_events(sink):
+    return [e for e in sink.events() if e["ev"] == "msg"]
+
+
+def test_nested_vmta_domain(env):
+    rng = random.Random(181)
+    env.dns(mx={"nv.test": [(10, "mx.nv.test")]}, a={"mx.nv.test": "127.0.0.2"}, check=[("nv.test", "MX")])
+    # replies 10 ms late: sessions overlap, so a cap of 1 is visible as a peak of 1
+    sink = env.salvo_sink("sink", "127.0.0.2:25", dump=False, extra_args=["--reply-delay", "10"])
+    extra = "\n".join([
+        "<virtual-mta slow>", "  smtp-source-host 127.0.0.11 slow.itest",
+        "  <domain nv.test>", "    max-smtp-out 1", "    max-msg-rate 30/m", "  </domain>",
+        "</virtual-mta>",
+        "<virtual-mta fast>", "  smtp-source-host 127.0.0.12 fast.itest",
+        "  <domain nv.test>", "    max-msg-per-connection 2", "  </domain>",
+        "</virtual-mta>",
+        "<virtual-mta-pool both>", "  virtual-mta slow", "  virtual-mta fast", "</virtual-mta-pool>",
+    ])
+    d = env.salvod_daemon(
+        sources={"127.0.0.1": {"always-allow-relaying": "yes", "default-virtual-mta": "both"}},
+        domains={"nv.test": {"max-smtp-out": "10", "max-msg-per-connection": "100"}}, extra=extra)
+    d.start()
+    n = 60
+    t0 = time.monotonic()
+    harness.inject_all(_msgs(rng, "nv", [["u%d@nv.test" % i] for i in range(n)]), threads=2, per_conn=30)
+    if not harness.wait_until(lambda: len(_msg_events(sink)) >= n, 40, what="all messages at the sink"):
+        raise Fail("only %d of %d delivered" % (len(_msg_events(sink)), n))
+    took = time.monotonic() - t0
+    harness.wait_until(lambda: False, 0.5)   # the stats file is rewritten every 200 ms
+    by_ip = collections.Counter(e["client"] for e in _msg_events(sink))
+    clients = (sink.stats() or {}).get("clients", {})
+    slow, fast = clients.get("127.0.0.11", {}), clients.get("127.0.0.12", {})
+    log("in %.1f s: %r; slow peak %s max/conn %s; fast peak %s max/conn %s" % (
+        took, dict(by_ip), slow.get("peak_active"), slow.get("max_msgs_per_conn"),
+        fast.get("peak_active"), fast.get("max_msgs_per_conn")))
+    # slow: max-msg-rate 30/m is one message per 2 s (plus the first at once)
+    if by_ip["127.0.0.11"] > 2 + int(took / 2):
+        raise Fail("vmta slow sent %d messages in %.1f s under its nested max-msg-rate 30/m"
+                   % (by_ip["127.0.0.11"], took))
+    if slow and slow.get("peak_active", 0) > 1:
+        raise Fail("vmta slow had %d sessions at once under its nested max-smtp-out 1" % slow["peak_active"])
+    if not fast or fast.get("max_msgs_per_conn", 0) > 2:
+        raise Fail("vmta fast sent %s messages in one session under its nested max-msg-per-connection 2"
+                   % fast.get("max_msgs_per_conn"))
+    if by_ip["127.0.0.12"] < n - 2 - int(took / 2):
+        raise Fail("vmta fast carried only %d messages" % by_ip["127.0.0.12"])
+
+
+if __name__ == "__main__":
+    harness.main([test_nested_vmta_domain])
