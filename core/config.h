@@ -443,13 +443,14 @@ const char *config_domain_key_name(size_t i);
 /* The named source (`<source {name}>`), or NULL. */
 const struct config_source *config_source_named(const struct config *cfg, const char *name);
 
-/* PowerMTA's named sources, for SMTP intake (not wired there yet): the
+/* PowerMTA's named sources, for SMTP intake (engine/intake.c): the
  * <source> for a session that authenticated as user: the user's `source
  * {name}`, else `<source {auth}>`, else addr_src (the address's). */
 const struct config_source *config_source_after_auth(const struct config *cfg, const char *user,
 						     const struct config_source *addr_src);
 /* The <source> for a connection on smtp_listeners[listener]: its
- * `source=NAME`, else the one matching addr. */
+ * `source=NAME`, else the one matching addr. (Intake does not use it
+ * yet: `source=` warns.) */
 const struct config_source *config_source_for_listener(const struct config *cfg, size_t listener,
 						       const struct sockaddr *addr);
 

@@ -65,11 +65,19 @@ bool intake_is_bounce_rcpt(const struct config *cfg, const char *addr)
 	return cfg->bounce_domain && strcasecmp(addr_domain(addr), cfg->bounce_domain) == 0;
 }
 
+/* The session's <source>: the one of the client's address, or after AUTH
+ * the user's `source {name}` (else `<source {auth}>`), PowerMTA's named
+ * sources. */
+static const struct config_source *session_source(const struct config *cfg, struct smtp_session *s)
+{
+	return config_source_after_auth(cfg, smtp_session_user(s), config_source_for(cfg, smtp_session_peer(s)));
+}
+
 static bool intake_rcpt(void *ctx, struct smtp_session *s, const char *addr, char *reply, size_t cap)
 {
 	struct worker *w = ctx;
 	const struct config *cfg = w->eng->cfg;
-	const struct config_source *src = config_source_for(cfg, smtp_session_peer(s));
+	const struct config_source *src = session_source(cfg, s);
 	struct spool_rtxn *rt;
 	bool suppressed = false;
 
@@ -183,7 +191,7 @@ static void intake_submit(void *ctx, struct smtp_session *s, struct smtp_envelop
 	ir->session = s;
 	ir->env = env;
 	ir->msg = (struct accept_msg){.body = body, .len = len, .count = env->n_rcpts, .smtputf8 = env->smtputf8};
-	intake_pool_and_job(w->eng->cfg, config_source_for(w->eng->cfg, smtp_session_peer(s)), ir);
+	intake_pool_and_job(w->eng->cfg, session_source(w->eng->cfg, s), ir);
 	ir->batch = (struct accept_batch){
 		.eng = w->eng,
 		.sender = env->sender,
@@ -263,10 +271,15 @@ void intake_auth_replied(struct worker *w, struct mailbox_item *it)
 {
 	struct auth_job *j = container_of(it, struct auth_job, link);
 
-	(void)w;
 	if (j->result)
 		fprintf(stderr, "salvod: AUTH %s for \"%.64s\" from %s\n", j->result == 2 ? "throttled" : "failed",
 			j->user, smtp_session_tls(j->session) ? "a TLS session" : "a clear session");
+	if (j->result == 0) {
+		const struct config_source *src = config_source_after_auth(w->eng->cfg, j->user, NULL);
+
+		/* a named source's own max-message-size (else the listener's) */
+		smtp_session_set_auth_max_size(j->session, src ? src->max_message_size : 0);
+	}
 	smtp_session_auth_done(j->session, j->result);
 	free(j);
 }
@@ -295,7 +308,7 @@ static void intake_peer_policy(void *ctx, const struct sockaddr *peer, struct sm
 static bool intake_normalize_bare_newlines(void *ctx, struct smtp_session *s)
 {
 	struct worker *w = ctx;
-	const struct config_source *src = config_source_for(w->eng->cfg, smtp_session_peer(s));
+	const struct config_source *src = session_source(w->eng->cfg, s);
 
 	return src && src->bare_newline_normalize;
 }

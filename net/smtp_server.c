@@ -110,6 +110,7 @@ struct smtp_session {
 	enum { AUTH_NONE, AUTH_PLAIN_WAIT, AUTH_LOGIN_USER, AUTH_LOGIN_PASS } auth_step;
 	char auth_user[256];
 	char *user;                /* authenticated as */
+	uint64_t auth_max_size;    /* after AUTH; 0: the listener's */
 
 	/* transaction */
 	struct smtp_envelope *env;
@@ -540,8 +541,9 @@ void smtp_session_auth_done(struct smtp_session *s, int result)
 	if (result == 0) {
 		free(s->user);
 		s->user = strdup(s->auth_user);
-		/* an authenticated client injects: the listener's limits */
-		s->max_size = s->srv->lim.max_message_size;
+		/* an authenticated client injects: the listener's limits, or
+		 * its named source's */
+		s->max_size = s->auth_max_size ? s->auth_max_size : s->srv->lim.max_message_size;
 		s->end_by = 0;
 		sess_reply(s, "235 2.7.0 Authentication successful");
 	} else if (result == 2) {
@@ -984,6 +986,11 @@ const struct sockaddr *smtp_session_peer(const struct smtp_session *s)
 const char *smtp_session_user(const struct smtp_session *s)
 {
 	return s->user;
+}
+
+void smtp_session_set_auth_max_size(struct smtp_session *s, uint64_t max)
+{
+	s->auth_max_size = max;
 }
 
 const char *smtp_session_tls(const struct smtp_session *s)

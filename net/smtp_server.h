@@ -121,6 +121,10 @@ void smtp_session_submitted(struct smtp_session *s, const char *reply);
 const struct sockaddr *smtp_session_peer(const struct smtp_session *s);
 /* The user the session authenticated as, or NULL. */
 const char *smtp_session_user(const struct smtp_session *s);
+/* The message size limit once the AUTH under way succeeds (a named
+ * <source>'s max-message-size); 0: the listener's. Call before
+ * smtp_session_auth_done(). */
+void smtp_session_set_auth_max_size(struct smtp_session *s, uint64_t max);
 /* The TLS protocol and cipher of the session, or NULL when in clear. */
 const char *smtp_session_tls(const struct smtp_session *s);
 /* Sessions not yet freed (open, closing, or waiting for in-flight ops). */

@@ -5,10 +5,15 @@
                       max-smtp-out, max-msg-rate and max-msg-per-connection for one
                       domain: at the sink (which counts per client IP, the vmta's
                       smtp-source-host) each source IP keeps its own vmta's limits
+  named_source        `source {name}` in <smtp-user>: after AUTH (swaks) the session takes
+                      that <source {name}>: its default-virtual-mta picks the source IP the
+                      mail leaves from, and its max-message-size is the limit; without
+                      AUTH the address's <source> (another vmta) applies
 """
 
 import collections
 import random
+import subprocess
 import time
 
 import harness
@@ -73,5 +78,44 @@ def test_nested_vmta_domain(env):
         raise Fail("vmta fast carried only %d messages" % by_ip["127.0.0.12"])
 
 
+def _swaks(args):
+    p = subprocess.run(["swaks", "--server", "%s:%d" % harness.SALVOD_SMTP, "--from", SENDER,
+                        "--timeout", "20"] + args, capture_output=True, timeout=60)
+    return p.returncode, p.stdout.decode("utf-8", "replace")
+
+
+def test_named_source(env):
+    env.dns(mx={"ns.test": [(10, "mx.ns.test")]}, a={"mx.ns.test": "127.0.0.2"}, check=[("ns.test", "MX")])
+    sink = env.salvo_sink("sink", "127.0.0.2:25", dump=False)
+    extra = "\n".join([
+        "<virtual-mta plain>", "  smtp-source-host 127.0.0.21 plain.itest", "</virtual-mta>",
+        "<virtual-mta blast>", "  smtp-source-host 127.0.0.22 blast.itest", "</virtual-mta>",
+        "<source {bulk}>", "  default-virtual-mta blast", "  max-message-size 20k", "</source>",
+        "<smtp-user alice>", "  password s3cret", "  source {bulk}", "</smtp-user>",
+    ])
+    d = env.salvod_daemon(sources={"127.0.0.1": {"always-allow-relaying": "yes", "default-virtual-mta": "plain",
+                                                 "allow-unencrypted-plain-auth": "yes"}}, extra=extra)
+    d.start()
+    auth = ["--auth", "PLAIN", "--auth-user", "alice", "--auth-password", "s3cret"]
+    rc, out = _swaks(["--to", "anon@ns.test"])
+    if rc:
+        raise Fail("swaks without AUTH: %d\n%s" % (rc, out[-1500:]))
+    rc, out = _swaks(["--to", "authed@ns.test"] + auth)
+    if rc:
+        raise Fail("swaks with AUTH: %d\n%s" % (rc, out[-1500:]))
+    # the named source's max-message-size 20k (the listener's is 50 MiB)
+    rc, out = _swaks(["--to", "big@ns.test", "--body", "x" * 30000] + auth)
+    if "552" not in out:
+        raise Fail("a 30 KB message after AUTH was not refused under the named source's 20k:\n%s" % out[-1500:])
+    if not harness.wait_until(lambda: len(_msg_events(sink)) >= 2, 20, what="both messages"):
+        raise Fail("only %d messages arrived" % len(_msg_events(sink)))
+    got = {e["rcpt_to"][0]: e["client"] for e in _msg_events(sink)}
+    log("arrived from: %r" % got)
+    if got.get("anon@ns.test") != "127.0.0.21":
+        raise Fail("without AUTH the address's <source> (vmta plain, 127.0.0.21) applies: %r" % got)
+    if got.get("authed@ns.test") != "127.0.0.22":
+        raise Fail("after AUTH as alice, <source {bulk}> (vmta blast, 127.0.0.22) applies: %r" % got)
+
+
 if __name__ == "__main__":
-    harness.main([test_nested_vmta_domain])
+    harness.main([test_nested_vmta_domain, test_named_source])
