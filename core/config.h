@@ -263,6 +263,12 @@ struct config_domain {
 	uint64_t data_send_timeout_ms;     /* `data-send-timeout`: sending the message (3m) */
 	uint64_t smtp_data_termination_timeout_ms; /* `smtp-data-termination-timeout`:
 				     * the reply to the end of data or BDAT LAST (10m) */
+	bool bounce_upon_no_mx;     /* `bounce-upon-no-mx`: a domain without MX records bounces
+				     * (5.1.2) instead of going to its A/AAAA (default no) */
+	bool ignore_8bitmime;       /* `ignore-8bitmime`: never send BODY=8BITMIME (default no) */
+	unsigned max_errors_per_connection; /* `max-errors-per-connection`: a session that got
+				     * this many 4xx/5xx replies ends after its
+				     * transaction; 0 = unlimited (default) */
 	uint64_t set_mask;          /* which CONFIG_DOM_* fields this block set */
 	int line;
 };
@@ -290,6 +296,9 @@ enum {
 	CONFIG_DOM_GREETING_TIMEOUT = 1u << 19,
 	CONFIG_DOM_DATA_SEND_TIMEOUT = 1u << 20,
 	CONFIG_DOM_DATA_TERM_TIMEOUT = 1u << 21,
+	CONFIG_DOM_BOUNCE_NO_MX = 1u << 22,
+	CONFIG_DOM_IGNORE_8BITMIME = 1u << 23,
+	CONFIG_DOM_MAX_ERRORS = 1u << 24,
 };
 
 struct config {

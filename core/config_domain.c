@@ -286,6 +286,28 @@ static int d_require_starttls(struct parser *p, const struct directive *d, char 
 	return set_dom_bool(p, d, v, &cur_domain(p)->require_starttls, CONFIG_DOM_REQUIRE_STARTTLS);
 }
 
+static int d_bounce_upon_no_mx(struct parser *p, const struct directive *d, char *v)
+{
+	return set_dom_bool(p, d, v, &cur_domain(p)->bounce_upon_no_mx, CONFIG_DOM_BOUNCE_NO_MX);
+}
+
+static int d_ignore_8bitmime(struct parser *p, const struct directive *d, char *v)
+{
+	return set_dom_bool(p, d, v, &cur_domain(p)->ignore_8bitmime, CONFIG_DOM_IGNORE_8BITMIME);
+}
+
+/* `max-errors-per-connection N`: 0 (the default) is unlimited */
+static int d_max_errors_per_connection(struct parser *p, const struct directive *d, char *v)
+{
+	uint64_t n;
+
+	if (config_parse_uint(v, 0, UINT_MAX, &n) < 0)
+		return cp_bad_value(p, "number", d, v);
+	cur_domain(p)->max_errors_per_connection = (unsigned)n;
+	cur_domain(p)->set_mask |= CONFIG_DOM_MAX_ERRORS;
+	return 0;
+}
+
 static const struct directive directives[] = {
 	{"retry-after", CTX_DOMAIN, d_retry_after, NULL},
 	{"use-starttls", CTX_DOMAIN, d_use_starttls, NULL},
@@ -311,6 +333,9 @@ static const struct directive directives[] = {
 	{"smtp-pattern-list", CTX_DOMAIN, d_smtp_pattern_list, NULL},
 	{"queue-to", CTX_DOMAIN, d_queue_to, NULL},
 	{"route", CTX_DOMAIN, d_route, NULL},
+	{"bounce-upon-no-mx", CTX_DOMAIN, d_bounce_upon_no_mx, NULL},
+	{"ignore-8bitmime", CTX_DOMAIN, d_ignore_8bitmime, NULL},
+	{"max-errors-per-connection", CTX_DOMAIN, d_max_errors_per_connection, NULL},
 };
 
 const struct directive_table cp_domain_directives = {directives, sizeof(directives) / sizeof(directives[0])};
@@ -396,6 +421,7 @@ static const char *const default_values[][2] = {
 	{"connect-timeout", "30s"}, {"smtp-greeting-timeout", "5m"}, {"data-send-timeout", "3m"},
 	{"smtp-data-termination-timeout", "10m"},
 	{"dkim-sign", "yes"}, {"use-starttls", "yes"}, {"require-starttls", "no"},
+	{"bounce-upon-no-mx", "no"}, {"ignore-8bitmime", "no"}, {"max-errors-per-connection", "0"},
 };
 
 int cp_domain_default(struct config_domain *d)
@@ -505,6 +531,12 @@ static int merge(struct config_domain *d, const struct config_domain *src, bool 
 		d->backoff_max_smtp_out = src->backoff_max_smtp_out;
 	if (TAKE(CONFIG_DOM_BACKOFF_TO_NORMAL))
 		d->backoff_to_normal_after_ms = src->backoff_to_normal_after_ms;
+	if (TAKE(CONFIG_DOM_BOUNCE_NO_MX))
+		d->bounce_upon_no_mx = src->bounce_upon_no_mx;
+	if (TAKE(CONFIG_DOM_IGNORE_8BITMIME))
+		d->ignore_8bitmime = src->ignore_8bitmime;
+	if (TAKE(CONFIG_DOM_MAX_ERRORS))
+		d->max_errors_per_connection = src->max_errors_per_connection;
 	if (TAKE(CONFIG_DOM_PATTERN_LIST) && src->smtp_pattern_list &&
 	    !(d->smtp_pattern_list = strdup(src->smtp_pattern_list)))
 		return -1;

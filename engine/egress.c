@@ -375,8 +375,9 @@ static struct egress_txn *txn_build(struct egress_queue *eq, size_t vmta, bool c
 		 * below, for the recipient that goes; never for the null sender). */
 		if (cfg->bounce_domain && m.sender[0])
 			max = 1;
-		/* 8-bit content is declared when present. */
-		x->t.eightbit = has_8bit(m.body, m.body_len);
+		/* 8-bit content is declared when present, unless the domain's
+		 * ignore-8bitmime says its hosts mishandle BODY=8BITMIME. */
+		x->t.eightbit = !dom->ignore_8bitmime && has_8bit(m.body, m.body_len);
 		do {
 			struct spool_rcpt sr;
 
@@ -733,6 +734,8 @@ static void conn_txn_done(void *owner, struct smtp_client *cli, struct smtp_txn 
 		unsigned act = egress_patterns(eq, c, &x->results[i], mono);
 
 		any_ok = any_ok || (x->results[i].code >= 200 && x->results[i].code < 300);
+		if (x->results[i].code >= 400)
+			c->errors++;
 		if (b) {
 			rcpt_outcome(eq, b, x->rcpts[i], x->addrs[i], &x->results[i],
 				     (act & CONFIG_PAT_BOUNCE_RCPT) != 0, now);
@@ -754,6 +757,9 @@ static void conn_txn_done(void *owner, struct smtp_client *cli, struct smtp_txn 
 		c->retire = true; /* backoff lowered the cap */
 	if (c->msgs >= egress_unit_dom(eq, c->vmta)->max_msg_per_connection)
 		c->retire = true;
+	if (egress_unit_dom(eq, c->vmta)->max_errors_per_connection &&
+	    c->errors >= egress_unit_dom(eq, c->vmta)->max_errors_per_connection)
+		c->retire = true; /* PowerMTA's max-errors-per-connection */
 	if (!conn_give_txn(c))
 		conn_set_idle(c);
 	/* The window may have grown, or the carry estimate fallen: more

@@ -121,6 +121,7 @@ struct egress_conn {
 	size_t target;
 	size_t vmta;               /* index into cfg->vmtas and eq->units */
 	unsigned msgs;
+	unsigned errors;           /* 4xx/5xx replies in this session (max-errors-per-connection) */
 	bool ready;                /* past the greeting and EHLO */
 	bool idle;                 /* ready and without a transaction */
 	bool retire;               /* QUIT after the current transaction */

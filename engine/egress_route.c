@@ -121,6 +121,17 @@ static void route_resolved(void *arg, const struct dns_route *route)
 		egress_fail_ready(eq, &res, NULL);
 		return;
 	}
+	if (route->status == DNS_OK && route->n_targets && route->targets[0].implicit_mx &&
+	    eq->q->cfg->bounce_upon_no_mx && !eq->q->cfg->route_host) {
+		/* PowerMTA's bounce-upon-no-mx: no fallback to the domain's A/AAAA */
+		memset(&res, 0, sizeof(res));
+		res.code = 550;
+		snprintf(res.enhanced, sizeof(res.enhanced), "5.1.2");
+		snprintf(res.text, sizeof(res.text), "%s: no MX record (bounce-upon-no-mx)", eq->q->domain);
+		eq->have_route = false;
+		egress_fail_ready(eq, &res, NULL);
+		return;
+	}
 	if (route->status == DNS_OK) {
 		eq->n_targets = route->n_targets;
 		memcpy(eq->targets, route->targets, route->n_targets * sizeof(route->targets[0]));

@@ -9,15 +9,24 @@
                       that <source {name}>: its default-virtual-mta picks the source IP the
                       mail leaves from, and its max-message-size is the limit; without
                       AUTH the address's <source> (another vmta) applies
+  domain_switches     <domain> directives with PowerMTA's meaning in delivery:
+                      bounce-upon-no-mx (a domain with only an A record bounces 5.1.2, one
+                      without the directive is delivered to its A), ignore-8bitmime (no
+                      BODY=8BITMIME to Postfix's smtp-sink, which offers it; sent for the
+                      other domain), max-errors-per-connection 2 (a session that got two
+                      550s ends: at most 2 messages per session at the sink); each also
+                      through --check-config --show
 """
 
 import collections
+import glob
+import os
 import random
 import subprocess
 import time
 
 import harness
-from harness import Fail, Injected, log, make_body
+from harness import Fail, Injected, find_records, log, make_body
 
 SENDER = "owner@senders.test"
 
@@ -117,5 +126,76 @@ def test_named_source(env):
         raise Fail("after AUTH as alice, <source {bulk}> (vmta blast, 127.0.0.22) applies: %r" % got)
 
 
+def _show(conf, spec):
+    p = subprocess.run([harness._find_binary("SALVOD", "--salvod", "engine/salvod"), "--check-config", "-c", conf, "--show", spec],
+                       capture_output=True, timeout=30)
+    if p.returncode:
+        raise Fail("--show %s: exit %d: %s" % (spec, p.returncode, p.stderr.decode()))
+    return dict(ln.split(" ", 1) for ln in p.stdout.decode().splitlines() if " " in ln)
+
+
+def _outcomes(recs, rcpt):
+    return [x for x in find_records(recs, recipient=rcpt) if x["type"] != "reception"]
+
+
+def test_domain_switches(env):
+    rng = random.Random(183)
+    env.dns(mx={"e8.test": [(10, "mx.pf.test")], "n8.test": [(10, "mx.pf.test")],
+                "errs.test": [(10, "mx.errs.test")]},
+            a={"nomx.test": "127.0.0.2", "amx.test": "127.0.0.2", "mx.pf.test": "127.0.0.3",
+               "mx.errs.test": "127.0.0.4"},
+            check=[("e8.test", "MX"), ("nomx.test", "A")])
+    sink = env.salvo_sink("sink", "127.0.0.2:25", dump=False)
+    pf = env.postfix_sink("pf", "127.0.0.3:25")
+    errs = env.salvo_sink("errs", "127.0.0.4:25", dump=False, reject=[r"^bad"])
+    d = env.salvod_daemon(domains={
+        "nomx.test": {"bounce-upon-no-mx": "yes"},
+        "e8.test": {"ignore-8bitmime": "yes"},
+        "errs.test": {"max-errors-per-connection": "2", "max-smtp-out": "1"}})
+    shown = _show(d.config, "nomx.test")
+    if shown.get("bounce-upon-no-mx") != "yes" or _show(d.config, "amx.test").get("bounce-upon-no-mx") != "no":
+        raise Fail("--show bounce-upon-no-mx: %r" % shown.get("bounce-upon-no-mx"))
+    if _show(d.config, "e8.test").get("ignore-8bitmime") != "yes":
+        raise Fail("--show ignore-8bitmime")
+    if _show(d.config, "errs.test").get("max-errors-per-connection") != "2":
+        raise Fail("--show max-errors-per-connection")
+    d.start()
+    msgs = [Injected("m%d" % i, SENDER, [r], make_body(rng, "m%d" % i, SENDER, [r], 300))
+            for i, r in enumerate(["x@nomx.test", "x@amx.test", "x@e8.test", "x@n8.test"])]
+    msgs += [Injected("e%d" % i, SENDER, ["ok%d@errs.test" % i, "bad%d@errs.test" % i],
+                      make_body(rng, "e%d" % i, SENDER, ["ok%d@errs.test" % i], 300)) for i in range(12)]
+    harness.inject(msgs, threads=1, per_conn=20)
+    recs = harness.wait_for_records(
+        env, lambda r: _outcomes(r, "x@nomx.test") and
+        find_records(r, type="delivery", recipient="x@amx.test") and
+        len(find_records(r, type="delivery", recipient="x@e8.test")) + len(find_records(r, type="delivery", recipient="x@n8.test")) == 2 and
+        len([x for x in r if x.get("queue") == "errs.test" and x["type"] == "delivery"]) == 12, 30,
+        what="every outcome")
+    nomx = _outcomes(recs, "x@nomx.test")
+    if nomx[0]["type"] != "bounce" or (nomx[0].get("response") or {}).get("enhanced") != "5.1.2":
+        raise Fail("bounce-upon-no-mx: x@nomx.test got %r" % nomx[0])
+    # 8BITMIME: Postfix's smtp-sink writes the MAIL FROM arguments into each dump file
+    harness.wait_until(lambda: False, 0.5)
+    args = {}
+    for path in glob.glob(os.path.join(pf.dump, "*")):
+        text = open(path, "rb").read().decode("utf-8", "replace")
+        mail = next((ln for ln in text.splitlines() if ln.startswith("X-Mail-Args:")), "")
+        rcpt = next((ln for ln in text.splitlines() if ln.startswith("X-Rcpt-Args:")), "")
+        args[rcpt] = mail
+    e8 = [v for k, v in args.items() if "e8.test" in k]
+    n8 = [v for k, v in args.items() if "n8.test" in k]
+    if not e8 or not n8:
+        raise Fail("smtp-sink dumps: %r" % args)
+    if "8BITMIME" in e8[0].upper():
+        raise Fail("ignore-8bitmime yes, and still: %s" % e8[0])
+    if "BODY=8BITMIME" not in n8[0].upper():
+        raise Fail("without ignore-8bitmime the 8-bit message went without BODY=8BITMIME: %s" % n8[0])
+    per_conn = (errs.stats() or {}).get("clients", {}).get("127.0.0.1", {}).get("max_msgs_per_conn")
+    log("no MX: %s; MAIL args e8 %r n8 %r; errs.test: at most %s messages per session" % (
+        nomx[0]["response"], e8[0], n8[0], per_conn))
+    if per_conn is None or per_conn > 2:
+        raise Fail("max-errors-per-connection 2: a session carried %s messages, each with a 550" % per_conn)
+
+
 if __name__ == "__main__":
-    harness.main([test_nested_vmta_domain, test_named_source])
+    harness.main([test_nested_vmta_domain, test_named_source, test_domain_switches], needs_postfix=True)
