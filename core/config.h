@@ -381,6 +381,10 @@ struct config {
 	size_t n_name_servers;
 	char *log_file;             /* `log-file PATH`: salvod's diagnostics go there; NULL stderr */
 	bool run_as_root;           /* `run-as-root` (default no) */
+	bool drop_root;             /* the file says `run-as-root no`: a salvod started as
+				     * root becomes run_as_user once its listeners are
+				     * bound (engine/privdrop.c) */
+	char *run_as_user;          /* `run-as-user NAME`; NULL: "salvo" */
 	struct config_acct_file *acct_files;
 	size_t n_acct_files;
 	struct config_webhook *webhooks; /* <acct-webhook NAME> blocks, file order (core/config_webhook.h) */

@@ -5,9 +5,9 @@
  *   - those accepted and validated but not applied by the engine yet:
  *     their table entries carry a `pending` text and --check-config warns
  *     (never accepted in silence);
- *   - those whose one value means what Salvo always does (`run-as-root
- *     no`, `smtp-service yes`, `log-commands no`, ...): the other value is
- *     refused with the reason;
+ *   - those whose one value means what Salvo always does (`smtp-service
+ *     yes`, `allow-starttls yes`, ...): the other value is refused with the
+ *     reason; `run-as-root no` drops root after binding (engine/privdrop.c);
  *   - documented no-ops (sync-msg-create/update, delete-file-holders);
  *   - `domain-macro`, `<acct-file>`, `<spool>`, `<pattern-list>`,
  *     `<address-list>`, the bounce and feedback-loop processors and
@@ -244,17 +244,24 @@ static int noop_bool(struct parser *p, const struct directive *d, char *v)
 
 /* ---- top level ------------------------------------------------------------ */
 
+/* `run-as-root no`: give up root after binding (engine/privdrop.c); yes
+ * (or not said): keep the user salvod is started as. */
 static int d_run_as_root(struct parser *p, const struct directive *d, char *v)
 {
-	static const struct directive no = {"run-as-root no", CTX_TOP, NULL,
-		"salvod keeps the user it is started as (start it unprivileged, e.g. systemd User=; "
-		"it needs no root for ports over 1023)"};
-
 	if (config_parse_bool(v, &p->cfg->run_as_root) < 0)
 		return cp_bad_value(p, "boolean", d, v);
-	if (!p->cfg->run_as_root)
-		cp_warn_pending(p, &no);
+	p->cfg->drop_root = !p->cfg->run_as_root;
 	return 0;
+}
+
+/* `run-as-user NAME`: whom `run-as-root no` becomes (default salvo); the
+ * account is looked up when salvod starts, not here (the checking machine
+ * may not have it). */
+static int d_run_as_user(struct parser *p, const struct directive *d, char *v)
+{
+	if (cp_has_space(v) || strlen(v) > 64)
+		return cp_bad_value(p, "user name", d, v);
+	return cp_set_string(p, &p->cfg->run_as_user, v);
 }
 
 static int d_log_file(struct parser *p, const struct directive *d, char *v)
@@ -657,6 +664,7 @@ static int p_email(struct parser *p, const struct directive *d, char *v)
 static const struct directive directives[] = {
 	/* top level */
 	{"run-as-root", CTX_TOP, d_run_as_root, NULL},
+	{"run-as-user", CTX_TOP, d_run_as_user, NULL},
 	{"log-file", CTX_TOP, d_log_file, NULL},
 	{"spool", CTX_TOP, d_spool, NULL},
 	{"http-mgmt-port", CTX_TOP, d_http_mgmt_port, NULL},
@@ -763,6 +771,8 @@ void cp_pmta_free(struct config *cfg)
 	free(cfg->acct_files);
 	free(cfg->name_servers);
 	free(cfg->log_file);
+	free(cfg->run_as_user);
+	cfg->run_as_user = NULL;
 	cfg->acct_files = NULL;
 	cfg->n_acct_files = 0;
 }

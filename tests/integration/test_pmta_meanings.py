@@ -16,6 +16,10 @@
                       other domain), max-errors-per-connection 2 (a session that got two
                       550s ends: at most 2 messages per session at the sink); each also
                       through --check-config --show
+  run_as_root_no      `run-as-root no` with `run-as-user nobody`: salvod, started as root,
+                      binds its listeners (one on port 587), then runs as nobody (every
+                      uid in /proc/PID/status), and still accepts, spools, delivers and
+                      logs; an unknown run-as-user stops it with a clear message
 """
 
 import collections
@@ -197,5 +201,39 @@ def test_domain_switches(env):
         raise Fail("max-errors-per-connection 2: a session carried %s messages, each with a 550" % per_conn)
 
 
+def test_run_as_root_no(env):
+    import pwd
+    rng = random.Random(184)
+    nobody = pwd.getpwnam("nobody")
+    env.dns(mx={"ra.test": [(10, "mx.ra.test")]}, a={"mx.ra.test": "127.0.0.2"}, check=[("ra.test", "MX")])
+    sink = env.salvo_sink("sink", "127.0.0.2:25", dump=False)
+    d = env.salvod_daemon(extra="run-as-root no\nrun-as-user nobody\nsmtp-listener 127.0.0.1:587\n")
+    d.start()
+    with open("/proc/%d/status" % d.proc.pid) as f:
+        uids = next(ln for ln in f if ln.startswith("Uid:")).split()[1:]
+    if set(uids) != {str(nobody.pw_uid)}:
+        raise Fail("run-as-root no: salvod's uids are %r, want nobody's %d" % (uids, nobody.pw_uid))
+    if not harness.port_open(("127.0.0.1", 587)):
+        raise Fail("the port-587 listener bound before the drop does not answer")
+    msgs = [Injected("r%d" % i, SENDER, ["u%d@ra.test" % i], make_body(rng, "r%d" % i, SENDER, ["u%d@ra.test" % i], 300))
+            for i in range(5)]
+    harness.inject(msgs, threads=1)
+    harness.wait_for_records(env, lambda r: len(find_records(r, type="delivery")) == 5, 20, what="5 deliveries")
+    if len(_msg_events(sink)) != 5:
+        raise Fail("%d messages at the sink" % len(_msg_events(sink)))
+    d.stop()
+    err = open(d.stderr_paths[-1]).read()
+    if "running as nobody" not in err:
+        raise Fail("no log line for the drop: %s" % err[-800:])
+    # an unknown user: salvod refuses to go on as root
+    cfg = open(d.config).read().replace("run-as-user nobody", "run-as-user no-such-user-18")
+    bad = env.write("bad.conf", cfg)
+    p = subprocess.run([harness._find_binary("SALVOD", "--salvod", "engine/salvod"), "-c", bad],
+                       capture_output=True, timeout=30, cwd=env.dir)
+    if p.returncode == 0 or b'no user "no-such-user-18"' not in p.stderr:
+        raise Fail("unknown run-as-user: exit %d, %r" % (p.returncode, p.stderr[-500:]))
+    log("uids %r after the drop; 5 delivered; unknown user: %s" % (uids, p.stderr.decode().strip().splitlines()[-1]))
+
+
 if __name__ == "__main__":
-    harness.main([test_nested_vmta_domain, test_named_source, test_domain_switches], needs_postfix=True)
+    harness.main([test_nested_vmta_domain, test_named_source, test_domain_switches, test_run_as_root_no], needs_postfix=True)
