@@ -79,10 +79,15 @@ int privdrop_apply(const struct config *cfg, char *err, size_t cap)
 		return -1;
 	if (cfg->log_file && chown_tree(cfg->log_file, pw.pw_uid, pw.pw_gid, 0, err, cap) < 0)
 		return -1;
-	for (size_t i = 0; i < cfg->n_acct_files; i++)
-		if (!cfg->acct_files[i].pipe &&
-		    chown_tree(cfg->acct_files[i].path, pw.pw_uid, pw.pw_gid, 0, err, cap) < 0)
+	for (size_t i = 0; i < cfg->n_acct_files; i++) {
+		const struct config_acct_file *a = &cfg->acct_files[i];
+
+		if (!a->pipe && chown_tree(a->path, pw.pw_uid, pw.pw_gid, 0, err, cap) < 0)
 			return -1;
+		/* rotated files are made there */
+		if (a->move_to && chown_tree(a->move_to, pw.pw_uid, pw.pw_gid, 0, err, cap) < 0)
+			return -1;
+	}
 	if (initgroups(user, pw.pw_gid) < 0 || setgid(pw.pw_gid) < 0 || setuid(pw.pw_uid) < 0) {
 		snprintf(err, cap, "run-as-root no: cannot become %s: %s", user, strerror(errno));
 		return -1;

@@ -11,8 +11,8 @@
 struct config;
 
 /* When cfg->drop_root and the process is root: hand the spool directory
- * (and what is in it, two levels deep), the log file and the <acct-file>s
- * to the user, then set the groups, gid and uid (every thread: glibc's
+ * (and what is in it, two levels deep), the log file, the <acct-file>s
+ * and their move-to directories to the user, then set the groups, gid and uid (every thread: glibc's
  * setuid applies process-wide). Not root: nothing to do (a note on
  * stderr). Returns 0, or -1 with the reason in err (an unknown user, a
  * failed call): salvod must not go on as root then. */
