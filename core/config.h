@@ -215,6 +215,19 @@ struct config_category_pattern {
 	int line;
 };
 
+/* One host of `smtp-hosts` (PowerMTA: smarthosts instead of the MX
+ * lookup). Hosts are tried in order; `;` starts a later group (a
+ * fallback), `,` separates hosts of one group. A name is looked up as a
+ * mail domain (MX, then its own address), so `lookup-mx:example.com` is
+ * the same as `example.com`. */
+struct config_smtp_host {
+	char *host;                 /* lower-case name, or the address as text */
+	uint16_t port;              /* 25 when not written */
+	bool is_ip;                 /* addr is set: no lookup */
+	struct config_addr addr;
+	unsigned group;             /* 0, 1, ... in file order */
+};
+
 /* <domain NAME> ... </domain>. NAME is an exact domain or "*". Values that a
  * block does not set are inherited from <domain *>, then from the built-in
  * defaults; config_domain_for() returns the fully resolved settings. */
@@ -263,6 +276,11 @@ struct config_domain {
 	uint64_t data_send_timeout_ms;     /* `data-send-timeout`: sending the message (3m) */
 	uint64_t smtp_data_termination_timeout_ms; /* `smtp-data-termination-timeout`:
 				     * the reply to the end of data or BDAT LAST (10m) */
+	struct config_smtp_host *smtp_hosts; /* `smtp-hosts`: deliver there instead of to the MX */
+	size_t n_smtp_hosts;
+	char *auth_username;        /* `auth-username`/`auth-password`: outbound AUTH PLAIN or */
+	char *auth_password;        /* LOGIN, over TLS only unless auth_allow_clear; NULL: none */
+	bool auth_allow_clear;      /* `allow-unencrypted-plain-auth` in <domain> */
 	bool bounce_upon_no_mx;     /* `bounce-upon-no-mx`: a domain without MX records bounces
 				     * (5.1.2) instead of going to its A/AAAA (default no) */
 	bool ignore_8bitmime;       /* `ignore-8bitmime`: never send BODY=8BITMIME (default no) */
@@ -299,6 +317,10 @@ enum {
 	CONFIG_DOM_BOUNCE_NO_MX = 1u << 22,
 	CONFIG_DOM_IGNORE_8BITMIME = 1u << 23,
 	CONFIG_DOM_MAX_ERRORS = 1u << 24,
+	CONFIG_DOM_SMTP_HOSTS = 1u << 25,
+	CONFIG_DOM_AUTH_USER = 1u << 26,
+	CONFIG_DOM_AUTH_PASS = 1u << 27,
+	CONFIG_DOM_AUTH_CLEAR = 1u << 28,
 };
 
 struct config {

@@ -308,6 +308,98 @@ static int d_max_errors_per_connection(struct parser *p, const struct directive 
 	return 0;
 }
 
+static void smtp_hosts_free(struct config_smtp_host *h, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(h[i].host);
+	free(h);
+}
+
+/* `smtp-hosts h1, [10.0.0.1]:2525; h3`: see struct config_smtp_host. */
+static int d_smtp_hosts(struct parser *p, const struct directive *d, char *v)
+{
+	struct config_domain *dom = cur_domain(p);
+	struct config_smtp_host *list = NULL;
+	size_t n = 0;
+	unsigned group = 0;
+	char sb[CP_SHOW_BUF];
+
+	for (char *next, *h = v; h; h = next) {
+		char sep;
+		struct config_smtp_host *grown, e = {.group = group};
+		char *host;
+		uint16_t port;
+
+		next = h + strcspn(h, ",;");
+		sep = *next;
+		if (*next)
+			*next++ = '\0';
+		else
+			next = NULL;
+		h = cp_trim(h);
+		/* `lookup-mx:example.com`: that domain's MX hosts (the lookup of
+		 * every name here asks for MX first, then the address) */
+		if (!strncasecmp(h, "lookup-mx:", 10))
+			h += 10;
+		cp_show(sb, h); /* as written: parsing cuts it */
+		if (*h != '*' && config_parse_addr(h, DEF_SMTP_PORT, &e.addr) == 0) {
+			e.is_ip = true;
+			e.port = e.addr.sa.ss_family == AF_INET ? ntohs(((const struct sockaddr_in *)&e.addr.sa)->sin_port)
+								: ntohs(((const struct sockaddr_in6 *)&e.addr.sa)->sin6_port);
+			e.host = strdup(e.addr.text);
+		} else if (route_hostname(h, &host, &port) == 0) {
+			e.port = port;
+			e.host = strdup(host);
+		} else {
+			smtp_hosts_free(list, n);
+			return cp_err(p, "invalid host \"%s\" for %s (a name, name:port, [IP] or [IP]:port)", sb,
+				      d->name);
+		}
+		if (!e.host || !(grown = realloc(list, (n + 1) * sizeof(*list)))) {
+			free(e.host);
+			smtp_hosts_free(list, n);
+			return cp_oom(p);
+		}
+		list = grown;
+		list[n++] = e;
+		if (sep == ';')
+			group++;
+	}
+	smtp_hosts_free(dom->smtp_hosts, dom->n_smtp_hosts);
+	dom->smtp_hosts = list;
+	dom->n_smtp_hosts = n;
+	dom->set_mask |= CONFIG_DOM_SMTP_HOSTS;
+	return 0;
+}
+
+static int d_auth_username(struct parser *p, const struct directive *d, char *v)
+{
+	if (strlen(v) > 255)
+		return cp_bad_value(p, "user name (at most 255 bytes)", d, v);
+	cur_domain(p)->set_mask |= CONFIG_DOM_AUTH_USER;
+	return cp_set_string(p, &cur_domain(p)->auth_username, v);
+}
+
+static int d_auth_password(struct parser *p, const struct directive *d, char *v)
+{
+	size_t n = strlen(v);
+
+	if (n > 255)
+		return cp_err(p, "%s is longer than 255 bytes", d->name);
+	/* PowerMTA's configs quote it: "secret" */
+	if (n >= 2 && v[0] == '"' && v[n - 1] == '"') {
+		v[n - 1] = '\0';
+		v++;
+	}
+	cur_domain(p)->set_mask |= CONFIG_DOM_AUTH_PASS;
+	return cp_set_string(p, &cur_domain(p)->auth_password, v);
+}
+
+static int d_auth_allow_clear(struct parser *p, const struct directive *d, char *v)
+{
+	return set_dom_bool(p, d, v, &cur_domain(p)->auth_allow_clear, CONFIG_DOM_AUTH_CLEAR);
+}
+
 static const struct directive directives[] = {
 	{"retry-after", CTX_DOMAIN, d_retry_after, NULL},
 	{"use-starttls", CTX_DOMAIN, d_use_starttls, NULL},
@@ -336,6 +428,10 @@ static const struct directive directives[] = {
 	{"bounce-upon-no-mx", CTX_DOMAIN, d_bounce_upon_no_mx, NULL},
 	{"ignore-8bitmime", CTX_DOMAIN, d_ignore_8bitmime, NULL},
 	{"max-errors-per-connection", CTX_DOMAIN, d_max_errors_per_connection, NULL},
+	{"smtp-hosts", CTX_DOMAIN, d_smtp_hosts, NULL},
+	{"auth-username", CTX_DOMAIN, d_auth_username, NULL},
+	{"auth-password", CTX_DOMAIN, d_auth_password, NULL},
+	{"allow-unencrypted-plain-auth", CTX_DOMAIN, d_auth_allow_clear, NULL},
 };
 
 const struct directive_table cp_domain_directives = {directives, sizeof(directives) / sizeof(directives[0])};
@@ -537,6 +633,23 @@ static int merge(struct config_domain *d, const struct config_domain *src, bool 
 		d->ignore_8bitmime = src->ignore_8bitmime;
 	if (TAKE(CONFIG_DOM_MAX_ERRORS))
 		d->max_errors_per_connection = src->max_errors_per_connection;
+	if (TAKE(CONFIG_DOM_AUTH_CLEAR))
+		d->auth_allow_clear = src->auth_allow_clear;
+	if (TAKE(CONFIG_DOM_AUTH_USER) && src->auth_username && !(d->auth_username = strdup(src->auth_username)))
+		return -1;
+	if (TAKE(CONFIG_DOM_AUTH_PASS) && src->auth_password && !(d->auth_password = strdup(src->auth_password)))
+		return -1;
+	if (TAKE(CONFIG_DOM_SMTP_HOSTS) && src->n_smtp_hosts) {
+		if (!(d->smtp_hosts = calloc(src->n_smtp_hosts, sizeof(*d->smtp_hosts))))
+			return -1;
+		for (size_t i = 0; i < src->n_smtp_hosts; i++) {
+			d->smtp_hosts[i] = src->smtp_hosts[i];
+			d->smtp_hosts[i].host = NULL;
+			d->n_smtp_hosts = i + 1;
+			if (!(d->smtp_hosts[i].host = strdup(src->smtp_hosts[i].host)))
+				return -1;
+		}
+	}
 	if (TAKE(CONFIG_DOM_PATTERN_LIST) && src->smtp_pattern_list &&
 	    !(d->smtp_pattern_list = strdup(src->smtp_pattern_list)))
 		return -1;
@@ -646,6 +759,11 @@ static void domain_free(struct config_domain *d)
 	free(d->route_host);
 	free(d->smtp_pattern_list);
 	free(d->queue_to);
+	smtp_hosts_free(d->smtp_hosts, d->n_smtp_hosts);
+	free(d->auth_username);
+	if (d->auth_password)
+		memset(d->auth_password, 0, strlen(d->auth_password));
+	free(d->auth_password);
 	for (size_t k = 0; d->values && k < n; k++)
 		free(d->values[k]);
 	free(d->values);

@@ -129,44 +129,6 @@ static int p_ip_uint(struct parser *p, const struct directive *d, char *v)
 	return ip_then(p, d, v, p_uint);
 }
 
-/* `smtp-hosts h1, h2; [10.1.1.1]:2525; last` or `lookup-mx:example.com`:
- * groups separated by ';', hosts in a group by ','. */
-static int p_smtp_hosts(struct parser *p, const struct directive *d, char *v)
-{
-	char sb[CP_SHOW_BUF];
-
-	for (char *next, *h = v; h; h = next) {
-		next = h + strcspn(h, ",;");
-		if (*next)
-			*next++ = '\0';
-		else
-			next = NULL;
-		h = cp_trim(h);
-		if (!strncasecmp(h, "lookup-mx:", 10))
-			h += 10;
-		if (*h == '[') {
-			char *e = strchr(h, ']');
-			if (!e)
-				return cp_err(p, "invalid host \"%s\" for %s", cp_show(sb, h), d->name);
-			*e = '\0';
-			h++;
-			if (e[1] == ':' && config_parse_uint(e + 2, 1, 65535, &(uint64_t){0}) < 0)
-				return cp_err(p, "invalid port in %s", d->name);
-		} else {
-			char *c = strchr(h, ':');
-			if (c) {
-				*c = '\0';
-				if (config_parse_uint(c + 1, 1, 65535, &(uint64_t){0}) < 0)
-					return cp_err(p, "invalid port in %s", d->name);
-			}
-		}
-		struct config_cidr ip;
-		if (!*h || (!cp_valid_domain_name(h) && config_parse_cidr(h, &ip) < 0))
-			return cp_err(p, "invalid host \"%s\" for %s", cp_show(sb, h), d->name);
-	}
-	return 0;
-}
-
 /* Only the value that means what Salvo always does is accepted. */
 static int only(struct parser *p, const struct directive *d, const char *v, bool want, const char *why)
 {
@@ -703,9 +665,6 @@ static const struct directive directives[] = {
 	{"backoff-to-normal-after-delivery", CTX_DOMAIN, p_bool, EGRESS_LATER},
 	{"retry-recipients-after", CTX_DOMAIN, p_duration, EGRESS_LATER},
 	{"queue-priority", CTX_DOMAIN, p_priority, EGRESS_LATER},
-	{"smtp-hosts", CTX_DOMAIN, p_smtp_hosts, EGRESS_LATER},
-	{"auth-username", CTX_DOMAIN, p_text, EGRESS_LATER},
-	{"auth-password", CTX_DOMAIN, p_text, EGRESS_LATER},
 	{"max-cold-virtual-mta-msg", CTX_DOMAIN, p_rate, EGRESS_LATER " (issue 16)"},
 	{"reroute-to-virtual-mta", CTX_DOMAIN, p_word, EGRESS_LATER},
 	{"source-ip-max-msg-rate", CTX_DOMAIN, p_ip_rate, EGRESS_LATER},

@@ -129,6 +129,7 @@ void egress_queue_free(struct sched_queue *q)
 	}
 	egress_units_free(eq);
 	free(eq->targets);
+	free(eq->hosts_tmp);
 	free(eq->redirect);
 	egress_rollup_free(eq);
 	free(eq);
@@ -919,6 +920,13 @@ static void conn_open(struct egress_queue *eq, struct egress_conn *c)
 						  tls.ctx || tls.require ? &tls : NULL, &conn_hooks, c);
 		if (ret == 0) {
 			__atomic_add_fetch(&w->eng->counters.connections_opened, 1, __ATOMIC_RELAXED);
+			/* auth-username/auth-password: AUTH after EHLO (over TLS
+			 * unless allow-unencrypted-plain-auth); without memory for
+			 * it the session ends as failed rather than go without */
+			if (dom->auth_username && dom->auth_password &&
+			    smtp_client_set_auth(c->cli, dom->auth_username, dom->auth_password,
+						 dom->auth_allow_clear) < 0)
+				smtp_client_abort(c->cli);
 			return;
 		}
 		/* A socket or its source address could not be had: ours to lack,

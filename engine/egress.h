@@ -80,6 +80,11 @@ struct egress_queue {
 	size_t good_target;
 	char *redirect;            /* member of a rollup: its queue's name */
 	uint64_t returned_ms;      /* loop clock: the rollup last sent recipients back */
+	size_t hosts_next;         /* `smtp-hosts`: the next host to look up */
+	struct dns_target *hosts_tmp; /* the targets being gathered (DNS_MAX_TARGETS), then
+				     * copied to targets[] at once; freed then */
+	size_t hosts_n;
+	bool hosts_sync;           /* inside egress_route_ready (no kick from there) */
 	/* a rollup queue's members (egress_rollup.c), a hash by domain */
 	struct egress_member **members;
 	size_t n_buckets, n_members;

@@ -20,6 +20,11 @@
                       binds its listeners (one on port 587), then runs as nobody (every
                       uid in /proc/PID/status), and still accepts, spools, delivers and
                       logs; an unknown run-as-user stops it with a clear message
+  smtp_hosts_auth     smtp-hosts (a dead [IP]:port first, then a name:port) with
+                      auth-username/auth-password: mail goes to the smarthost, a second
+                      salvod that requires AUTH (STARTTLS, AUTH PLAIN), which relays it to
+                      the sink; a wrong password is deferred with the 535, and a domain
+                      whose sessions cannot be encrypted never sends the password
 """
 
 import collections
@@ -235,5 +240,66 @@ def test_run_as_root_no(env):
     log("uids %r after the drop; 5 delivered; unknown user: %s" % (uids, p.stderr.decode().strip().splitlines()[-1]))
 
 
+def test_smtp_hosts_auth(env):
+    rng = random.Random(185)
+    cert, key = os.path.join(env.dir, "cert.pem"), os.path.join(env.dir, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+                    "/CN=relay.test", "-keyout", key, "-out", cert], check=True, capture_output=True)
+    env.dns(mx={"far.test": [(10, "mx.far.test")]}, a={"mx.far.test": "127.0.0.2", "relay.test": "127.0.0.5"},
+            check=[("far.test", "MX"), ("relay.test", "A")])
+    sink = env.salvo_sink("sink", "127.0.0.2:25", dump=False)
+    # the smarthost: another salvod that relays only for authenticated clients
+    spool2 = os.path.join(env.dir, "relay-spool")
+    relay_conf = env.write("relay.conf", "\n".join([
+        "host-name relay.test", "spool-dir %s" % spool2, "smtp-listener 127.0.0.5:2525",
+        "http-listener 127.0.0.5:18026", "dns-server %s:%d" % harness.DNS_ADDR, "worker-threads 1",
+        "tls-certificate %s" % cert, "tls-private-key %s" % key,
+        "<source 0/0>", "  require-auth yes", "</source>",
+        "<smtp-user alice>", "  password s3cret", "</smtp-user>",
+        "<domain *>", "  retry-after 2s", "</domain>", ""]))
+    relay = env._spawn("relay-salvod", [env.salvod, "-c", relay_conf], os.path.join(env.dir, "relay.stderr"))
+    env.on_fail_show.append(("relay salvod stderr", os.path.join(env.dir, "relay.stderr")))
+    if not harness.wait_until(lambda: relay.poll() is None and (harness.read_banner(("127.0.0.5", 2525)) or b"")
+                              .startswith(b"220"), 10, what="the relay salvod"):
+        raise Fail("the relay salvod did not start")
+    hosts = "[127.0.0.9]:2525, relay.test:2525"
+    d = env.salvod_daemon(domains={
+        "far.test": {"smtp-hosts": hosts, "auth-username": "alice", "auth-password": '"s3cret"'},
+        "wrong.test": {"smtp-hosts": "relay.test:2525", "auth-username": "alice", "auth-password": "nope"},
+        "clear.test": {"smtp-hosts": "relay.test:2525", "auth-username": "alice", "auth-password": "s3cret",
+                       "use-starttls": "no"}},
+        default_domain={"retry-after": "30s"})
+    shown = _show(d.config, "far.test")
+    if shown.get("smtp-hosts") != hosts or shown.get("auth-password") != "(set)":
+        raise Fail("--show far.test: smtp-hosts %r, auth-password %r" % (shown.get("smtp-hosts"),
+                                                                        shown.get("auth-password")))
+    d.start()
+    msgs = [Injected("h%d" % i, SENDER, [r], make_body(rng, "h%d" % i, SENDER, [r], 300))
+            for i, r in enumerate(["x@far.test", "y@wrong.test", "z@clear.test"])]
+    harness.inject(msgs, threads=1)
+    recs = harness.wait_for_records(
+        env, lambda r: find_records(r, type="delivery", recipient="x@far.test") and
+        find_records(r, type="transient", recipient="y@wrong.test") and
+        find_records(r, type="transient", recipient="z@clear.test"), 20, what="the three outcomes")
+    dl = find_records(recs, type="delivery", recipient="x@far.test")[0]
+    if dl.get("mx_ip") != "127.0.0.5" or not dl.get("tls"):
+        raise Fail("x@far.test went to %s (tls %r), want the smarthost 127.0.0.5 over TLS" % (dl.get("mx_ip"), dl.get("tls")))
+    if not harness.wait_until(lambda: "x@far.test" in sink.delivered(), 15, what="the relayed message"):
+        raise Fail("the smarthost did not relay x@far.test to the sink")
+    wrong = find_records(recs, type="transient", recipient="y@wrong.test")[0]
+    if "AUTH refused: 535" not in (wrong.get("response") or {}).get("text", ""):
+        raise Fail("a wrong auth-password: %r" % wrong.get("response"))
+    clear = find_records(recs, type="transient", recipient="z@clear.test")[0]
+    if "not encrypted" not in (clear.get("response") or {}).get("text", ""):
+        raise Fail("no TLS, and: %r" % clear.get("response"))
+    relay_log = harness.read_acct(spool2)
+    if find_records(relay_log, type="reception", recipient="z@clear.test"):
+        raise Fail("the clear session still got its message to the smarthost")
+    if find_records(recs, type="bounce", recipient="y@wrong.test"):
+        raise Fail("a refused AUTH bounced the recipient")
+    log("via %s (%s); wrong password: %s; clear: %s" % (dl["mx_ip"], dl.get("tls"), wrong["response"]["text"],
+                                                      clear["response"]["text"]))
+
+
 if __name__ == "__main__":
-    harness.main([test_nested_vmta_domain, test_named_source, test_domain_switches, test_run_as_root_no], needs_postfix=True)
+    harness.main([test_nested_vmta_domain, test_named_source, test_domain_switches, test_run_as_root_no, test_smtp_hosts_auth], needs_postfix=True)

@@ -987,6 +987,35 @@ static void test_pmta_misc(void **state)
 
 	expect_err("<smtp-user u>\n password p\n source {nope}\n</smtp-user>\n",
 		   "test.conf:1: <smtp-user u>: source {nope}: no such <source {nope}>");
+	/* smtp-hosts: each host a name, name:port, [IP] or [IP]:port */
+	expect_err("<domain a.example>\n smtp-hosts [10.0.0.1\n</domain>\n",
+		   "test.conf:2: invalid host \"[10.0.0.1\" for smtp-hosts (a name, name:port, [IP] or [IP]:port)");
+	expect_err("<domain a.example>\n smtp-hosts h1.example, ; h2.example\n</domain>\n",
+		   "test.conf:2: invalid host \"\" for smtp-hosts (a name, name:port, [IP] or [IP]:port)");
+	expect_err("<domain a.example>\n smtp-hosts relay.example:99999\n</domain>\n",
+		   "test.conf:2: invalid host \"relay.example:99999\" for smtp-hosts (a name, name:port, [IP] or [IP]:port)");
+	expect_err("<domain a.example>\n max-errors-per-connection -1\n</domain>\n",
+		   "test.conf:2: invalid number \"-1\" for max-errors-per-connection");
+	{
+		struct config c2;
+		const struct config_domain *dd;
+		char err2[CONFIG_ERR_MAX];
+
+		assert_int_equal(config_load_string(&c2, "t.conf",
+			"<domain a.example>\n smtp-hosts h1.example, [10.0.0.1]:2525; lookup-mx:b.example\n"
+			" auth-username u\n auth-password \"p w\"\n</domain>\n", err2), 0);
+		dd = config_domain_for(&c2, "a.example");
+		assert_int_equal(dd->n_smtp_hosts, 3);
+		assert_string_equal(dd->smtp_hosts[0].host, "h1.example");
+		assert_int_equal(dd->smtp_hosts[0].port, 25);
+		assert_true(dd->smtp_hosts[1].is_ip);
+		assert_int_equal(dd->smtp_hosts[1].port, 2525);
+		assert_int_equal(dd->smtp_hosts[1].group, 0);
+		assert_string_equal(dd->smtp_hosts[2].host, "b.example");
+		assert_int_equal(dd->smtp_hosts[2].group, 1);
+		assert_string_equal(dd->auth_password, "p w");
+		config_free(&c2);
+	}
 	expect_err("<acct-file /a.csv>\n records d,x\n</acct-file>\n",
 		   "test.conf:2: unknown record type \"x\" for records (expected d, b, t, tq, r, f, rb, rs)");
 	expect_err("smtp-listener 0/0:25 tls=maybe\n",
