@@ -281,6 +281,8 @@ struct config_domain {
 	char *auth_username;        /* `auth-username`/`auth-password`: outbound AUTH PLAIN or */
 	char *auth_password;        /* LOGIN, over TLS only unless auth_allow_clear; NULL: none */
 	bool auth_allow_clear;      /* `allow-unencrypted-plain-auth` in <domain> */
+	bool backoff_to_normal_after_delivery; /* `backoff-to-normal-after-delivery`: a delivery
+				     * in backoff mode ends it (default no) */
 	bool bounce_upon_no_mx;     /* `bounce-upon-no-mx`: a domain without MX records bounces
 				     * (5.1.2) instead of going to its A/AAAA (default no) */
 	bool ignore_8bitmime;       /* `ignore-8bitmime`: never send BODY=8BITMIME (default no) */
@@ -321,6 +323,7 @@ enum {
 	CONFIG_DOM_AUTH_USER = 1u << 26,
 	CONFIG_DOM_AUTH_PASS = 1u << 27,
 	CONFIG_DOM_AUTH_CLEAR = 1u << 28,
+	CONFIG_DOM_BACKOFF_NORMAL_DLV = 1u << 29,
 };
 
 struct config {

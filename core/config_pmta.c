@@ -662,7 +662,6 @@ static const struct directive directives[] = {
 	/* <domain> */
 	{"type", CTX_DOMAIN, v_type, NULL},
 	{"dk-sign", CTX_DOMAIN, v_dk_sign, NULL},
-	{"backoff-to-normal-after-delivery", CTX_DOMAIN, p_bool, EGRESS_LATER},
 	{"retry-recipients-after", CTX_DOMAIN, p_duration, EGRESS_LATER},
 	{"queue-priority", CTX_DOMAIN, p_priority, EGRESS_LATER},
 	{"max-cold-virtual-mta-msg", CTX_DOMAIN, p_rate, EGRESS_LATER " (issue 16)"},

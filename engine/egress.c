@@ -746,6 +746,10 @@ static void conn_txn_done(void *owner, struct smtp_client *cli, struct smtp_txn 
 	if (any_ok) {
 		u->delivered++;
 		conn_window_success(&u->cw, u->n_conns, egress_max_out(eq, c->vmta));
+		if (eq->mode == EGRESS_BACKOFF && egress_unit_dom(eq, c->vmta)->backoff_to_normal_after_delivery) {
+			eq->mode = EGRESS_NORMAL; /* PowerMTA's backoff-to-normal-after-delivery */
+			fprintf(stderr, "salvod: queue %s returns to normal mode after a delivery\n", eq->q->domain);
+		}
 	}
 	if (b)
 		outcome_batch_submit(b);

@@ -25,11 +25,16 @@
                       salvod that requires AUTH (STARTTLS, AUTH PLAIN), which relays it to
                       the sink; a wrong password is deferred with the 535, and a domain
                       whose sessions cannot be encrypted never sends the password
+  backoff_after_delivery  backoff-to-normal-after-delivery yes: a 421 matching mode=backoff
+                      puts both queues in backoff; the retry's delivery returns that queue
+                      to normal at once (GET /api/v1/queues/NAME), the other stays in backoff
 """
 
 import collections
 import glob
+import json
 import os
+import urllib.request
 import random
 import subprocess
 import time
@@ -301,5 +306,37 @@ def test_smtp_hosts_auth(env):
                                                       clear["response"]["text"]))
 
 
+def _queue_mode(name):
+    with urllib.request.urlopen("http://%s:%d/api/v1/queues/%s" % (harness.SALVOD_HTTP + (name,)), timeout=5) as r:
+        return json.load(r).get("mode")
+
+
+def test_backoff_after_delivery(env):
+    rng = random.Random(186)
+    env.dns(mx={"bn.test": [(10, "mx.b.test")], "bk.test": [(10, "mx.b.test")]}, a={"mx.b.test": "127.0.0.2"},
+            check=[("bn.test", "MX")])
+    sink = env.salvo_sink("sink", "127.0.0.2:25", dump=False, extra_args=[
+        "--fault", r"at=rcpt,match=^x@b[nk]\.test$,first=2,reply=421 4.7.0 try again later"])
+    extra = "<smtp-pattern-list bo>\n  reply /try again later/ mode=backoff\n</smtp-pattern-list>\n"
+    d = env.salvod_daemon(default_domain={"smtp-pattern-list": "bo", "backoff-retry-after": "1s",
+                                          "backoff-to-normal-after": "1h"},
+                          domains={"bn.test": {"backoff-to-normal-after-delivery": "yes"}}, extra=extra)
+    if _show(d.config, "bn.test").get("backoff-to-normal-after-delivery") != "yes":
+        raise Fail("--show backoff-to-normal-after-delivery")
+    d.start()
+    harness.inject([Injected("b%d" % i, SENDER, [r], make_body(rng, "b%d" % i, SENDER, [r], 300))
+                    for i, r in enumerate(["x@bn.test", "x@bk.test"])], threads=1)
+    if not harness.wait_until(lambda: {"x@bn.test", "x@bk.test"} <= set(sink.delivered()), 20,
+                              what="both delivered on retry"):
+        raise Fail("not delivered: %r" % sink.delivered())
+    harness.wait_until(lambda: False, 1.5)   # the API's snapshot is refreshed every second
+    modes = {q: _queue_mode(q) for q in ("bn.test", "bk.test")}
+    log("after the retries' deliveries: %r" % modes)
+    if modes["bk.test"] != "backoff":
+        raise Fail("the 421 did not put bk.test in backoff (mode %r): the test proves nothing" % modes["bk.test"])
+    if modes["bn.test"] != "normal":
+        raise Fail("backoff-to-normal-after-delivery yes: bn.test is still %r after a delivery" % modes["bn.test"])
+
+
 if __name__ == "__main__":
-    harness.main([test_nested_vmta_domain, test_named_source, test_domain_switches, test_run_as_root_no, test_smtp_hosts_auth], needs_postfix=True)
+    harness.main([test_nested_vmta_domain, test_named_source, test_domain_switches, test_run_as_root_no, test_smtp_hosts_auth, test_backoff_after_delivery], needs_postfix=True)
