@@ -272,7 +272,10 @@ def test_smtp_hosts_auth(env):
         "far.test": {"smtp-hosts": hosts, "auth-username": "alice", "auth-password": '"s3cret"'},
         "wrong.test": {"smtp-hosts": "relay.test:2525", "auth-username": "alice", "auth-password": "nope"},
         "clear.test": {"smtp-hosts": "relay.test:2525", "auth-username": "alice", "auth-password": "s3cret",
-                       "use-starttls": "no"}},
+                       "use-starttls": "no"},
+        # a smarthost that offers no AUTH at all (salvo-sink): deferred, never sent unauthenticated
+        "noauth.test": {"smtp-hosts": "[127.0.0.2]:25", "auth-username": "alice", "auth-password": "s3cret",
+                        "allow-unencrypted-plain-auth": "yes"}},
         default_domain={"retry-after": "30s"})
     shown = _show(d.config, "far.test")
     if shown.get("smtp-hosts") != hosts or shown.get("auth-password") != "(set)":
@@ -280,12 +283,13 @@ def test_smtp_hosts_auth(env):
                                                                         shown.get("auth-password")))
     d.start()
     msgs = [Injected("h%d" % i, SENDER, [r], make_body(rng, "h%d" % i, SENDER, [r], 300))
-            for i, r in enumerate(["x@far.test", "y@wrong.test", "z@clear.test"])]
+            for i, r in enumerate(["x@far.test", "y@wrong.test", "z@clear.test", "n@noauth.test"])]
     harness.inject(msgs, threads=1)
     recs = harness.wait_for_records(
         env, lambda r: find_records(r, type="delivery", recipient="x@far.test") and
         find_records(r, type="transient", recipient="y@wrong.test") and
-        find_records(r, type="transient", recipient="z@clear.test"), 20, what="the three outcomes")
+        find_records(r, type="transient", recipient="z@clear.test") and
+        find_records(r, type="transient", recipient="n@noauth.test"), 20, what="the four outcomes")
     dl = find_records(recs, type="delivery", recipient="x@far.test")[0]
     if dl.get("mx_ip") != "127.0.0.5" or not dl.get("tls"):
         raise Fail("x@far.test went to %s (tls %r), want the smarthost 127.0.0.5 over TLS" % (dl.get("mx_ip"), dl.get("tls")))
@@ -297,6 +301,9 @@ def test_smtp_hosts_auth(env):
     clear = find_records(recs, type="transient", recipient="z@clear.test")[0]
     if "not encrypted" not in (clear.get("response") or {}).get("text", ""):
         raise Fail("no TLS, and: %r" % clear.get("response"))
+    noauth = find_records(recs, type="transient", recipient="n@noauth.test")[0]
+    if "offers no AUTH" not in (noauth.get("response") or {}).get("text", "") or "n@noauth.test" in sink.delivered():
+        raise Fail("a smarthost without AUTH: %r; at the sink: %r" % (noauth.get("response"), sink.delivered()))
     relay_log = harness.read_acct(spool2)
     if find_records(relay_log, type="reception", recipient="z@clear.test"):
         raise Fail("the clear session still got its message to the smarthost")
