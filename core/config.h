@@ -487,8 +487,7 @@ const struct config_source *config_source_named(const struct config *cfg, const 
 const struct config_source *config_source_after_auth(const struct config *cfg, const char *user,
 						     const struct config_source *addr_src);
 /* The <source> for a connection on smtp_listeners[listener]: its
- * `source=NAME`, else the one matching addr. (Intake does not use it
- * yet: `source=` warns.) */
+ * `source=NAME`, else the one matching addr. */
 const struct config_source *config_source_for_listener(const struct config *cfg, size_t listener,
 						       const struct sockaddr *addr);
 

@@ -65,12 +65,13 @@ bool intake_is_bounce_rcpt(const struct config *cfg, const char *addr)
 	return cfg->bounce_domain && strcasecmp(addr_domain(addr), cfg->bounce_domain) == 0;
 }
 
-/* The session's <source>: the one of the client's address, or after AUTH
- * the user's `source {name}` (else `<source {auth}>`), PowerMTA's named
- * sources. */
+/* The session's <source>: its listener's `source=NAME`, else the one of
+ * the client's address; after AUTH the user's `source {name}` (else
+ * `<source {auth}>`): PowerMTA's named sources. */
 static const struct config_source *session_source(const struct config *cfg, struct smtp_session *s)
 {
-	return config_source_after_auth(cfg, smtp_session_user(s), config_source_for(cfg, smtp_session_peer(s)));
+	return config_source_after_auth(cfg, smtp_session_user(s),
+					config_source_for_listener(cfg, smtp_session_listener(s), smtp_session_peer(s)));
 }
 
 static bool intake_rcpt(void *ctx, struct smtp_session *s, const char *addr, char *reply, size_t cap)
@@ -235,7 +236,7 @@ void intake_discard(struct mailbox_item *it)
 static bool intake_auth_allowed(void *ctx, struct smtp_session *s, bool tls)
 {
 	struct worker *w = ctx;
-	const struct config_source *src = config_source_for(w->eng->cfg, smtp_session_peer(s));
+	const struct config_source *src = session_source(w->eng->cfg, s);
 
 	return w->eng->cfg->n_smtp_users && (tls || (src && src->allow_unencrypted_auth));
 }
@@ -296,7 +297,7 @@ static void intake_peer_policy(void *ctx, const struct sockaddr *peer, struct sm
 {
 	struct worker *w = ctx;
 	const struct config *cfg = w->eng->cfg;
-	const struct config_source *src = config_source_for(cfg, peer);
+	const struct config_source *src = config_source_for_listener(cfg, out->listener, peer);
 
 	out->trusted = config_source_trusted(src);
 	out->max_per_ip = src ? src->max_connections_per_ip : 0;

@@ -988,6 +988,11 @@ const char *smtp_session_user(const struct smtp_session *s)
 	return s->user;
 }
 
+size_t smtp_session_listener(const struct smtp_session *s)
+{
+	return s->pol.listener;
+}
+
 void smtp_session_set_auth_max_size(struct smtp_session *s, uint64_t max)
 {
 	s->auth_max_size = max;
@@ -1263,6 +1268,7 @@ static void listener_accept_done(struct loop_op *op, int res, unsigned flags)
 	int one = 1;
 	setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	s->pol.max_message_size = srv->lim.max_message_size;
+	s->pol.listener = (size_t)(ls - srv->listeners);
 	if (srv->hooks.peer_policy)
 		srv->hooks.peer_policy(srv->ctx, (const struct sockaddr *)&s->peer, &s->pol);
 	s->max_size = s->pol.max_message_size;

@@ -35,6 +35,9 @@ struct config_addr;
 /* What the server must know about a client when it connects (the
  * caller's <source> policy). */
 struct smtp_peer_policy {
+	size_t listener;           /* in: the index of the listener the client came to
+				    * (the addrs given to smtp_server_start, then the
+				    * implicit-TLS ones) */
 	bool trusted;              /* may relay without AUTH: exempt from the caps
 				    * meant for strangers (conn_limit.h) */
 	unsigned max_per_ip;       /* the source's own per-address cap; 0 = default */
@@ -119,6 +122,8 @@ bool smtp_session_trusted(const struct smtp_session *s);
 /* The reply to a submitted message ("250 2.0.0 Ok: queued as ..."). */
 void smtp_session_submitted(struct smtp_session *s, const char *reply);
 const struct sockaddr *smtp_session_peer(const struct smtp_session *s);
+/* The index of the listener the session came in on (see smtp_peer_policy). */
+size_t smtp_session_listener(const struct smtp_session *s);
 /* The user the session authenticated as, or NULL. */
 const char *smtp_session_user(const struct smtp_session *s);
 /* The message size limit once the AUTH under way succeeds (a named

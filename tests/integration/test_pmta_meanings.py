@@ -114,6 +114,8 @@ def test_named_source(env):
         "<virtual-mta plain>", "  smtp-source-host 127.0.0.21 plain.itest", "</virtual-mta>",
         "<virtual-mta blast>", "  smtp-source-host 127.0.0.22 blast.itest", "</virtual-mta>",
         "<source {bulk}>", "  default-virtual-mta blast", "  max-message-size 20k", "</source>",
+        "<source {lst}>", "  always-allow-relaying yes", "  default-virtual-mta blast", "</source>",
+        "smtp-listener 127.0.0.1:2526 source={lst}",
         "<smtp-user alice>", "  password s3cret", "  source {bulk}", "</smtp-user>",
     ])
     d = env.salvod_daemon(sources={"127.0.0.1": {"always-allow-relaying": "yes", "default-virtual-mta": "plain",
@@ -123,6 +125,11 @@ def test_named_source(env):
     rc, out = _swaks(["--to", "anon@ns.test"])
     if rc:
         raise Fail("swaks without AUTH: %d\n%s" % (rc, out[-1500:]))
+    # the listener's source=: its <source {lst}> whoever connects
+    p = subprocess.run(["swaks", "--server", "127.0.0.1:2526", "--from", SENDER, "--to", "lst@ns.test",
+                        "--timeout", "20"], capture_output=True, timeout=60)
+    if p.returncode:
+        raise Fail("swaks to the source= listener: %d\n%s" % (p.returncode, p.stdout.decode()[-1500:]))
     rc, out = _swaks(["--to", "authed@ns.test"] + auth)
     if rc:
         raise Fail("swaks with AUTH: %d\n%s" % (rc, out[-1500:]))
@@ -130,12 +137,14 @@ def test_named_source(env):
     rc, out = _swaks(["--to", "big@ns.test", "--body", "x" * 30000] + auth)
     if "552" not in out:
         raise Fail("a 30 KB message after AUTH was not refused under the named source's 20k:\n%s" % out[-1500:])
-    if not harness.wait_until(lambda: len(_msg_events(sink)) >= 2, 20, what="both messages"):
+    if not harness.wait_until(lambda: len(_msg_events(sink)) >= 3, 20, what="the three messages"):
         raise Fail("only %d messages arrived" % len(_msg_events(sink)))
     got = {e["rcpt_to"][0]: e["client"] for e in _msg_events(sink)}
     log("arrived from: %r" % got)
     if got.get("anon@ns.test") != "127.0.0.21":
         raise Fail("without AUTH the address's <source> (vmta plain, 127.0.0.21) applies: %r" % got)
+    if got.get("lst@ns.test") != "127.0.0.22":
+        raise Fail("on the listener with source={lst}, <source {lst}> (vmta blast) applies: %r" % got)
     if got.get("authed@ns.test") != "127.0.0.22":
         raise Fail("after AUTH as alice, <source {bulk}> (vmta blast, 127.0.0.22) applies: %r" % got)
 
