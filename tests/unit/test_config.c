@@ -833,6 +833,22 @@ static void test_every_error(void **state)
 	assert_non_null(strstr(rep.warnings, "t.conf:2: warning: queue-priority is accepted but not applied yet"));
 	config_report_free(&rep);
 	config_free(&cfg);
+	/* applied now, so no warning: named sources (by user and listener), <domain> nested in a
+	 * vmta, run-as-root no, the <domain> directives with their meaning in delivery */
+	assert_int_equal(config_load_string_report(&cfg, "t.conf",
+		"smtp-listener 127.0.0.1:2526 source={bulk}\n"
+		"run-as-root no\n"
+		"<source {bulk}>\n always-allow-relaying yes\n</source>\n"
+		"<smtp-user u>\n password p\n source {bulk}\n</smtp-user>\n"
+		"<virtual-mta v1>\n <domain x.example>\n  max-smtp-out 1\n </domain>\n</virtual-mta>\n"
+		"<domain y.example>\n bounce-upon-no-mx yes\n ignore-8bitmime yes\n max-errors-per-connection 3\n"
+		" backoff-to-normal-after-delivery yes\n smtp-hosts [10.0.0.1]:2525, relay.example\n"
+		" auth-username u\n auth-password p\n</domain>\n",
+		&rep), 0);
+	assert_null(rep.errors);
+	assert_null(rep.warnings);
+	config_report_free(&rep);
+	config_free(&cfg);
 }
 
 static char *show(const struct config *cfg, const char *spec)
