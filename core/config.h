@@ -469,6 +469,9 @@ void config_report_free(struct config_report *rep);
 int config_domain_resolve(const struct config *cfg, const char *domain, const char *vmta,
 			  struct config_domain *out);
 void config_domain_release(struct config_domain *d);
+/* Does a <domain> block nested in vmta (or a pool listing it) apply to
+ * domain? When not, config_domain_resolve() gives the top-level settings. */
+bool config_domain_has_nested(const struct config *cfg, const char *domain, const char *vmta);
 
 /* `--show QUEUE[/VMTA]`: the resolved settings, `directive value` per
  * line, into out (a FILE *; void * keeps stdio out of this header).

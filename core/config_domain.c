@@ -885,6 +885,17 @@ static size_t scopes_for(const struct config *cfg, const char *vmta, const char 
 	return n;
 }
 
+bool config_domain_has_nested(const struct config *cfg, const char *domain, const char *vmta)
+{
+	const char *scopes[16];
+	size_t n = scopes_for(cfg, vmta, scopes, 16);
+
+	for (size_t i = 0; i < n; i++)
+		if (best_block(cfg->vdomains, cfg->n_vdomains, scopes[i], domain) || star_block(cfg, scopes[i]))
+			return true;
+	return false;
+}
+
 int config_domain_resolve(const struct config *cfg, const char *domain, const char *vmta,
 			  struct config_domain *out)
 {

@@ -167,14 +167,24 @@ const struct config_domain *egress_unit_dom(struct egress_queue *eq, size_t vmta
 	u = &eq->units[vmta];
 	if (u->dom_resolved)
 		return u->dom ? u->dom : eq->q->cfg;
-	/* once per (queue, vmta); out of memory: the queue's own settings
-	 * this time, resolved again next time */
+	/* once per (queue, vmta), and only where a nested block applies (the
+	 * long tail of queues costs nothing); out of memory: the queue's own
+	 * settings this time, resolved again next time */
+	if (!config_domain_has_nested(cfg, eq->q->domain, cfg->vmtas[vmta].name)) {
+		u->dom_resolved = true;
+		return eq->q->cfg;
+	}
 	if (!(d = calloc(1, sizeof(*d))))
 		return eq->q->cfg;
 	if (config_domain_resolve(cfg, eq->q->domain, cfg->vmtas[vmta].name, d) < 0) {
 		free(d);
 		return eq->q->cfg;
 	}
+	/* the values as written are for --show only */
+	for (size_t k = 0; d->values && config_domain_key_name(k); k++)
+		free(d->values[k]);
+	free(d->values);
+	d->values = NULL;
 	u->dom_resolved = true;
 	u->dom = d;
 	return d;

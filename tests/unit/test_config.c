@@ -908,6 +908,12 @@ static void test_pmta_domains(void **state)
 	/* nested blocks stay out of the top-level lookups */
 	assert_int_equal(config_domain_for(&cfg, "other.test")->max_smtp_out, 12);
 	assert_int_equal(config_domain_for(&cfg, "gmail.com")->max_msg_rate.count, 500);
+	/* which (queue, vmta) pairs have nested settings at all (egress resolves only those) */
+	assert_true(config_domain_has_nested(&cfg, "gmail.com", "v1"));
+	assert_true(config_domain_has_nested(&cfg, "other.test", "v1"));  /* v1's `*` */
+	assert_true(config_domain_has_nested(&cfg, "other.test", "v2"));  /* pool p's `*` */
+	assert_false(config_domain_has_nested(&cfg, "gmail.com", "default"));
+	assert_false(config_domain_has_nested(&cfg, "gmail.com", NULL));
 	/* and apply through the vmta: its own block, the top-level one, its `*`, the top `*` */
 	{
 		struct config_domain r;
