@@ -222,6 +222,7 @@ static int type_of(const struct acct_event *ev)
 }
 
 #define TYPE_TQ 3
+#define TYPE_R 4
 
 /* The value of field name for ev (into tmp when it must be built). */
 static const char *field(const char *name, const struct acct_event *ev, int t, int64_t now, char *tmp, size_t cap)
@@ -289,8 +290,12 @@ static const char *field(const char *name, const struct acct_event *ev, int t, i
 	}
 	if (!strcmp(name, "dlvType"))
 		return ev->mx_host || ev->mx_ip ? "smtp" : NULL;
+	/* a reception's source_ip is the client that sent it: srcMta, not a
+	 * delivery's source */
+	if (!strcmp(name, "srcMta"))
+		return t == TYPE_R ? ev->source_ip : NULL;
 	if (!strcmp(name, "dlvSourceIp"))
-		return ev->source_ip;
+		return t == TYPE_R ? NULL : ev->source_ip;
 	if (!strcmp(name, "dlvDestinationIp"))
 		return ev->mx_ip;
 	if (!strcmp(name, "dlvSize")) {
@@ -305,8 +310,9 @@ static const char *field(const char *name, const struct acct_event *ev, int t, i
 		return ev->campaign;
 	if (!strcmp(name, "queue"))
 		return ev->queue;
-	/* orcpt, srcType, srcMta, dlvEsmtpAvailable, envId, vmtaPool, header_X:
-	 * not in the events; written empty */
+	/* orcpt, envId (the client gave none: Salvo does not take DSN
+	 * parameters), srcType, dlvEsmtpAvailable, vmtaPool, header_X: not in
+	 * the events; written empty */
 	return NULL;
 }
 

@@ -137,6 +137,32 @@ static void test_tq_records(void **state)
 	tmp_dir_remove(dir);
 }
 
+/* r: the client that sent the message is the reception's srcMta, never a
+ * delivery source IP. */
+static void test_r_records(void **state)
+{
+	char dir[64], path[128], err[256];
+	struct config_acct_file cf = {.records = CONFIG_ACCT_R, .line = 1};
+	struct acct_csv *c;
+	struct acct_event ev = {.type = ACCT_RECEPTION, .time_ms = 1700000000000LL, .sender = "a@s.test",
+				.recipient = "u1@q.test", .queue = "q.test", .source_ip = "192.0.2.9"};
+	char *text;
+	(void)state;
+
+	assert_int_equal(tmp_dir_make(dir, sizeof(dir), "acctcsv"), 0);
+	snprintf(path, sizeof(path), "%s/r.csv", dir);
+	cf.path = path;
+	cf.record_fields[4] = "rcpt,srcMta,dlvSourceIp";
+	assert_int_equal(acct_csv_open(&c, &cf, 1, err, sizeof(err)), 0);
+	acct_csv_write(c, &ev);
+	assert_int_equal(acct_csv_flush(c), 0);
+	acct_csv_close(c);
+	text = slurp(path);
+	assert_string_equal(text, "type,rcpt,srcMta,dlvSourceIp\r\nr,u1@q.test,192.0.2.9,\r\n");
+	free(text);
+	tmp_dir_remove(dir);
+}
+
 static int count_files(const char *dir, const char *prefix)
 {
 	DIR *d = opendir(dir);
@@ -265,6 +291,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_records_and_quoting),
 		cmocka_unit_test(test_tq_records),
+		cmocka_unit_test(test_r_records),
 		cmocka_unit_test(test_max_size_and_delete_after),
 		cmocka_unit_test(test_pipes),
 		cmocka_unit_test(test_bad_fields),
