@@ -283,6 +283,8 @@ struct config_domain {
 	bool auth_allow_clear;      /* `allow-unencrypted-plain-auth` in <domain> */
 	bool backoff_to_normal_after_delivery; /* `backoff-to-normal-after-delivery`: a delivery
 				     * in backoff mode ends it (default no) */
+	bool disable_mx_rollup;     /* `disable-mx-rollup`: never rolled up into an
+				     * <mx-rollup-list> queue (default no) */
 	bool bounce_upon_no_mx;     /* `bounce-upon-no-mx`: a domain without MX records bounces
 				     * (5.1.2) instead of going to its A/AAAA (default no) */
 	bool ignore_8bitmime;       /* `ignore-8bitmime`: never send BODY=8BITMIME (default no) */
@@ -324,6 +326,7 @@ enum {
 	CONFIG_DOM_AUTH_PASS = 1u << 27,
 	CONFIG_DOM_AUTH_CLEAR = 1u << 28,
 	CONFIG_DOM_BACKOFF_NORMAL_DLV = 1u << 29,
+	CONFIG_DOM_DISABLE_ROLLUP = 1u << 30,
 };
 
 struct config {

@@ -296,6 +296,11 @@ static int d_backoff_to_normal_after_delivery(struct parser *p, const struct dir
 	return set_dom_bool(p, d, v, &cur_domain(p)->backoff_to_normal_after_delivery, CONFIG_DOM_BACKOFF_NORMAL_DLV);
 }
 
+static int d_disable_mx_rollup(struct parser *p, const struct directive *d, char *v)
+{
+	return set_dom_bool(p, d, v, &cur_domain(p)->disable_mx_rollup, CONFIG_DOM_DISABLE_ROLLUP);
+}
+
 static int d_ignore_8bitmime(struct parser *p, const struct directive *d, char *v)
 {
 	return set_dom_bool(p, d, v, &cur_domain(p)->ignore_8bitmime, CONFIG_DOM_IGNORE_8BITMIME);
@@ -432,6 +437,7 @@ static const struct directive directives[] = {
 	{"route", CTX_DOMAIN, d_route, NULL},
 	{"bounce-upon-no-mx", CTX_DOMAIN, d_bounce_upon_no_mx, NULL},
 	{"ignore-8bitmime", CTX_DOMAIN, d_ignore_8bitmime, NULL},
+	{"disable-mx-rollup", CTX_DOMAIN, d_disable_mx_rollup, NULL},
 	{"backoff-to-normal-after-delivery", CTX_DOMAIN, d_backoff_to_normal_after_delivery, NULL},
 	{"max-errors-per-connection", CTX_DOMAIN, d_max_errors_per_connection, NULL},
 	{"smtp-hosts", CTX_DOMAIN, d_smtp_hosts, NULL},
@@ -523,7 +529,8 @@ static const char *const default_values[][2] = {
 	{"connect-timeout", "30s"}, {"smtp-greeting-timeout", "5m"}, {"data-send-timeout", "3m"},
 	{"smtp-data-termination-timeout", "10m"},
 	{"dkim-sign", "yes"}, {"use-starttls", "yes"}, {"require-starttls", "no"},
-	{"bounce-upon-no-mx", "no"}, {"ignore-8bitmime", "no"}, {"backoff-to-normal-after-delivery", "no"}, {"max-errors-per-connection", "0"},
+	{"bounce-upon-no-mx", "no"}, {"ignore-8bitmime", "no"}, {"backoff-to-normal-after-delivery", "no"},
+	{"disable-mx-rollup", "no"}, {"max-errors-per-connection", "0"},
 };
 
 int cp_domain_default(struct config_domain *d)
@@ -637,6 +644,8 @@ static int merge(struct config_domain *d, const struct config_domain *src, bool 
 		d->bounce_upon_no_mx = src->bounce_upon_no_mx;
 	if (TAKE(CONFIG_DOM_BACKOFF_NORMAL_DLV))
 		d->backoff_to_normal_after_delivery = src->backoff_to_normal_after_delivery;
+	if (TAKE(CONFIG_DOM_DISABLE_ROLLUP))
+		d->disable_mx_rollup = src->disable_mx_rollup;
 	if (TAKE(CONFIG_DOM_IGNORE_8BITMIME))
 		d->ignore_8bitmime = src->ignore_8bitmime;
 	if (TAKE(CONFIG_DOM_MAX_ERRORS))

@@ -668,7 +668,6 @@ static const struct directive directives[] = {
 	{"reroute-to-virtual-mta", CTX_DOMAIN, p_word, EGRESS_LATER},
 	{"source-ip-max-msg-rate", CTX_DOMAIN, p_ip_rate, EGRESS_LATER},
 	{"source-ip-max-smtp-out", CTX_DOMAIN, p_ip_uint, EGRESS_LATER},
-	{"disable-mx-rollup", CTX_DOMAIN, p_bool, EGRESS_LATER},
 	{"log-tls", CTX_DOMAIN, p_bool, EGRESS_LATER},
 	{"use-dane", CTX_DOMAIN, p_bool, EGRESS_LATER},
 	{"log-commands", CTX_DOMAIN, p_bool, EGRESS_LATER},

@@ -65,7 +65,7 @@ static void route_check_rollup(struct egress_queue *eq, bool stale)
 {
 	const char *rollup;
 
-	if (eq->is_rollup || eq->q->cfg->has_route)
+	if (eq->is_rollup || eq->q->cfg->has_route || eq->q->cfg->disable_mx_rollup)
 		return;
 	rollup = egress_rollup_for(eq->w->eng->cfg, eq->targets, eq->n_targets, eq->q->domain);
 	if (stale && (!rollup || eq->redirect ||

@@ -28,6 +28,9 @@
   backoff_after_delivery  backoff-to-normal-after-delivery yes: a 421 matching mode=backoff
                       puts both queues in backoff; the retry's delivery returns that queue
                       to normal at once (GET /api/v1/queues/NAME), the other stays in backoff
+  disable_mx_rollup   two domains whose MX matches an <mx-rollup-list> pattern: one goes out
+                      through the rollup queue, the one with disable-mx-rollup yes through
+                      its own (the queue in its delivery record)
 """
 
 import collections
@@ -354,5 +357,27 @@ def test_backoff_after_delivery(env):
         raise Fail("backoff-to-normal-after-delivery yes: bn.test is still %r after a delivery" % modes["bn.test"])
 
 
+def test_disable_mx_rollup(env):
+    rng = random.Random(187)
+    env.dns(mx={"r1.test": [(10, "mx-a.roll.test")], "r2.test": [(10, "mx-a.roll.test")]},
+            a={"mx-a.roll.test": "127.0.0.2"}, check=[("r1.test", "MX")])
+    env.salvo_sink("sink", "127.0.0.2:25", dump=False)
+    extra = "<mx-rollup-list>\n  mx *.roll.test roll.q\n</mx-rollup-list>\n"
+    d = env.salvod_daemon(domains={"r2.test": {"disable-mx-rollup": "yes"}}, extra=extra)
+    if _show(d.config, "r2.test").get("disable-mx-rollup") != "yes":
+        raise Fail("--show disable-mx-rollup")
+    d.start()
+    harness.inject([Injected("r%d" % i, SENDER, [r], make_body(rng, "r%d" % i, SENDER, [r], 300))
+                    for i, r in enumerate(["a@r1.test", "a@r2.test"])], threads=1)
+    recs = harness.wait_for_records(env, lambda r: find_records(r, type="delivery", recipient="a@r1.test") and
+                                    find_records(r, type="delivery", recipient="a@r2.test"), 20,
+                                    what="both deliveries")
+    queues = {r: find_records(recs, type="delivery", recipient=r)[0].get("queue") for r in ("a@r1.test", "a@r2.test")}
+    log("delivered through queues %r" % queues)
+    if queues != {"a@r1.test": "roll.q", "a@r2.test": "r2.test"}:
+        raise Fail("want r1.test through roll.q and r2.test (disable-mx-rollup yes) through its own: %r" % queues)
+
+
 if __name__ == "__main__":
-    harness.main([test_nested_vmta_domain, test_named_source, test_domain_switches, test_run_as_root_no, test_smtp_hosts_auth, test_backoff_after_delivery], needs_postfix=True)
+    harness.main([test_nested_vmta_domain, test_named_source, test_domain_switches, test_run_as_root_no, test_smtp_hosts_auth, test_backoff_after_delivery,
+                  test_disable_mx_rollup], needs_postfix=True)
