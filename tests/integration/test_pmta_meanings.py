@@ -14,8 +14,9 @@
                       without the directive is delivered to its A), ignore-8bitmime (no
                       BODY=8BITMIME to Postfix's smtp-sink, which offers it; sent for the
                       other domain), max-errors-per-connection 2 (a session that got two
-                      550s ends: at most 2 messages per session at the sink); each also
-                      through --check-config --show
+                      550s ends: at most 2 messages per session at the sink),
+                      max-msg-per-connection 0 (unlimited: one session carries 110); each
+                      also through --check-config --show
   run_as_root_no      `run-as-root no` with `run-as-user nobody`: salvod, started as root,
                       binds its listeners (one on port 587), then runs as nobody (every
                       uid in /proc/PID/status), and still accepts, spools, delivers and
@@ -167,17 +168,19 @@ def _outcomes(recs, rcpt):
 def test_domain_switches(env):
     rng = random.Random(183)
     env.dns(mx={"e8.test": [(10, "mx.pf.test")], "n8.test": [(10, "mx.pf.test")],
-                "errs.test": [(10, "mx.errs.test")]},
+                "errs.test": [(10, "mx.errs.test")], "unl.test": [(10, "mx.unl.test")]},
             a={"nomx.test": "127.0.0.2", "amx.test": "127.0.0.2", "mx.pf.test": "127.0.0.3",
-               "mx.errs.test": "127.0.0.4"},
+               "mx.errs.test": "127.0.0.4", "mx.unl.test": "127.0.0.5"},
             check=[("e8.test", "MX"), ("nomx.test", "A")])
     sink = env.salvo_sink("sink", "127.0.0.2:25", dump=False)
     pf = env.postfix_sink("pf", "127.0.0.3:25")
     errs = env.salvo_sink("errs", "127.0.0.4:25", dump=False, reject=[r"^bad"])
+    unl = env.salvo_sink("unl", "127.0.0.5:25", dump=False)
     d = env.salvod_daemon(domains={
         "nomx.test": {"bounce-upon-no-mx": "yes"},
         "e8.test": {"ignore-8bitmime": "yes"},
-        "errs.test": {"max-errors-per-connection": "2", "max-smtp-out": "1"}})
+        "errs.test": {"max-errors-per-connection": "2", "max-smtp-out": "1"},
+        "unl.test": {"max-msg-per-connection": "0", "max-smtp-out": "1", "connection-idle-timeout": "30s"}})
     shown = _show(d.config, "nomx.test")
     if shown.get("bounce-upon-no-mx") != "yes" or _show(d.config, "amx.test").get("bounce-upon-no-mx") != "no":
         raise Fail("--show bounce-upon-no-mx: %r" % shown.get("bounce-upon-no-mx"))
@@ -185,8 +188,12 @@ def test_domain_switches(env):
         raise Fail("--show ignore-8bitmime")
     if _show(d.config, "errs.test").get("max-errors-per-connection") != "2":
         raise Fail("--show max-errors-per-connection")
+    if _show(d.config, "unl.test").get("max-msg-per-connection") != "0":
+        raise Fail("--show max-msg-per-connection")
     d.start()
-    msgs = [Injected("m%d" % i, SENDER, [r], make_body(rng, "m%d" % i, SENDER, [r], 300))
+    msgs = [Injected("u%d" % i, SENDER, ["u%d@unl.test" % i], make_body(rng, "u%d" % i, SENDER, ["u%d@unl.test" % i], 200))
+            for i in range(110)]
+    msgs += [Injected("m%d" % i, SENDER, [r], make_body(rng, "m%d" % i, SENDER, [r], 300))
             for i, r in enumerate(["x@nomx.test", "x@amx.test", "x@e8.test", "x@n8.test"])]
     msgs += [Injected("e%d" % i, SENDER, ["ok%d@errs.test" % i, "bad%d@errs.test" % i],
                       make_body(rng, "e%d" % i, SENDER, ["ok%d@errs.test" % i], 300)) for i in range(12)]
@@ -195,7 +202,8 @@ def test_domain_switches(env):
         env, lambda r: _outcomes(r, "x@nomx.test") and
         find_records(r, type="delivery", recipient="x@amx.test") and
         len(find_records(r, type="delivery", recipient="x@e8.test")) + len(find_records(r, type="delivery", recipient="x@n8.test")) == 2 and
-        len([x for x in r if x.get("queue") == "errs.test" and x["type"] == "delivery"]) == 12, 30,
+        len([x for x in r if x.get("queue") == "errs.test" and x["type"] == "delivery"]) == 12 and
+        len([x for x in r if x.get("queue") == "unl.test" and x["type"] == "delivery"]) == 110, 30,
         what="every outcome")
     nomx = _outcomes(recs, "x@nomx.test")
     if nomx[0]["type"] != "bounce" or (nomx[0].get("response") or {}).get("enhanced") != "5.1.2":
@@ -221,6 +229,12 @@ def test_domain_switches(env):
         nomx[0]["response"], e8[0], n8[0], per_conn))
     if per_conn is None or per_conn > 2:
         raise Fail("max-errors-per-connection 2: a session carried %s messages, each with a 550" % per_conn)
+    # max-msg-per-connection 0 is PowerMTA's unlimited: one session (max-smtp-out 1, kept
+    # open 30 s when idle) carries past the default 100
+    unl_conn = (unl.stats() or {}).get("clients", {}).get("127.0.0.1", {}).get("max_msgs_per_conn")
+    log("unl.test: %s messages in one session" % unl_conn)
+    if not unl_conn or unl_conn <= 100:
+        raise Fail("max-msg-per-connection 0: at most %s messages per session" % unl_conn)
 
 
 def test_run_as_root_no(env):
