@@ -228,6 +228,17 @@ struct config_smtp_host {
 	unsigned group;             /* 0, 1, ... in file order */
 };
 
+/* `source-ip-max-smtp-out IP N`, `source-ip-max-msg-rate IP RATE` in
+ * <domain>: the limits of the sessions from that source address (a virtual
+ * MTA's smtp-source-host) to the domain, instead of max-smtp-out and
+ * max-msg-rate. One entry per address; a block's lines add up. */
+struct config_source_limit {
+	struct config_cidr ip;
+	unsigned max_smtp_out;      /* 0: not set */
+	bool has_rate;
+	struct config_rate max_msg_rate; /* count 0: unlimited */
+};
+
 /* <domain NAME> ... </domain>. NAME is an exact domain or "*". Values that a
  * block does not set are inherited from <domain *>, then from the built-in
  * defaults; config_domain_for() returns the fully resolved settings. */
@@ -283,6 +294,8 @@ struct config_domain {
 	bool auth_allow_clear;      /* `allow-unencrypted-plain-auth` in <domain> */
 	bool backoff_to_normal_after_delivery; /* `backoff-to-normal-after-delivery`: a delivery
 				     * in backoff mode ends it (default no) */
+	struct config_source_limit *source_limits;
+	size_t n_source_limits;
 	bool disable_mx_rollup;     /* `disable-mx-rollup`: never rolled up into an
 				     * <mx-rollup-list> queue (default no) */
 	bool bounce_upon_no_mx;     /* `bounce-upon-no-mx`: a domain without MX records bounces
@@ -328,6 +341,7 @@ enum {
 	CONFIG_DOM_BACKOFF_NORMAL_DLV = 1u << 29,
 	CONFIG_DOM_DISABLE_ROLLUP = 1u << 30,
 };
+#define CONFIG_DOM_SOURCE_LIMITS (1ULL << 31)
 
 struct config {
 	char *path;                 /* file it came from; NULL for built-in defaults */
@@ -475,6 +489,10 @@ void config_domain_release(struct config_domain *d);
 /* Does a <domain> block nested in vmta (or a pool listing it) apply to
  * domain? When not, config_domain_resolve() gives the top-level settings. */
 bool config_domain_has_nested(const struct config *cfg, const char *domain, const char *vmta);
+/* d's source-ip-max-* entry for the source address src (the most specific),
+ * or NULL. */
+const struct config_source_limit *config_domain_source_limit(const struct config_domain *d,
+							     const struct sockaddr *src);
 
 /* `--show QUEUE[/VMTA]`: the resolved settings, `directive value` per
  * line, into out (a FILE *; void * keeps stdio out of this header).

@@ -296,6 +296,46 @@ static int d_backoff_to_normal_after_delivery(struct parser *p, const struct dir
 	return set_dom_bool(p, d, v, &cur_domain(p)->backoff_to_normal_after_delivery, CONFIG_DOM_BACKOFF_NORMAL_DLV);
 }
 
+/* `source-ip-max-smtp-out IP N` / `source-ip-max-msg-rate IP RATE` */
+static int d_source_ip_limit(struct parser *p, const struct directive *d, char *v)
+{
+	struct config_domain *dom = cur_domain(p);
+	char *val = v + strcspn(v, " \t"), sb[CP_SHOW_BUF];
+	bool out = !strcasecmp(d->name, "source-ip-max-smtp-out");
+	struct config_cidr ip;
+	struct config_source_limit *l = NULL, *grown;
+	uint64_t n = 0;
+	struct config_rate rate = {0, 0};
+
+	if (*val) {
+		*val++ = '\0';
+		val = cp_trim(val);
+	}
+	if (config_parse_cidr(v, &ip) < 0 || !*val)
+		return cp_err(p, "%s wants a source address and a value, not \"%s\"", d->name, cp_show(sb, v));
+	if (out ? config_parse_uint(val, 1, UINT_MAX, &n) < 0
+		: strcasecmp(val, "unlimited") && (config_parse_rate(val, &rate) < 0 || !rate.count))
+		return cp_bad_value(p, out ? "positive integer" : "rate", d, val);
+	for (size_t i = 0; i < dom->n_source_limits && !l; i++)
+		if (!memcmp(&dom->source_limits[i].ip, &ip, sizeof(ip)))
+			l = &dom->source_limits[i];
+	if (!l) {
+		if (!(grown = realloc(dom->source_limits, (dom->n_source_limits + 1) * sizeof(*grown))))
+			return cp_oom(p);
+		dom->source_limits = grown;
+		l = &grown[dom->n_source_limits++];
+		*l = (struct config_source_limit){.ip = ip};
+	}
+	if (out) {
+		l->max_smtp_out = (unsigned)n;
+	} else {
+		l->has_rate = true;
+		l->max_msg_rate = rate;
+	}
+	dom->set_mask |= CONFIG_DOM_SOURCE_LIMITS;
+	return 0;
+}
+
 static int d_disable_mx_rollup(struct parser *p, const struct directive *d, char *v)
 {
 	return set_dom_bool(p, d, v, &cur_domain(p)->disable_mx_rollup, CONFIG_DOM_DISABLE_ROLLUP);
@@ -438,6 +478,8 @@ static const struct directive directives[] = {
 	{"bounce-upon-no-mx", CTX_DOMAIN, d_bounce_upon_no_mx, NULL},
 	{"ignore-8bitmime", CTX_DOMAIN, d_ignore_8bitmime, NULL},
 	{"disable-mx-rollup", CTX_DOMAIN, d_disable_mx_rollup, NULL},
+	{"source-ip-max-smtp-out", CTX_DOMAIN, d_source_ip_limit, NULL},
+	{"source-ip-max-msg-rate", CTX_DOMAIN, d_source_ip_limit, NULL},
 	{"backoff-to-normal-after-delivery", CTX_DOMAIN, d_backoff_to_normal_after_delivery, NULL},
 	{"max-errors-per-connection", CTX_DOMAIN, d_max_errors_per_connection, NULL},
 	{"smtp-hosts", CTX_DOMAIN, d_smtp_hosts, NULL},
@@ -644,6 +686,12 @@ static int merge(struct config_domain *d, const struct config_domain *src, bool 
 		d->bounce_upon_no_mx = src->bounce_upon_no_mx;
 	if (TAKE(CONFIG_DOM_BACKOFF_NORMAL_DLV))
 		d->backoff_to_normal_after_delivery = src->backoff_to_normal_after_delivery;
+	if (TAKE(CONFIG_DOM_SOURCE_LIMITS) && src->n_source_limits) {
+		if (!(d->source_limits = malloc(src->n_source_limits * sizeof(*d->source_limits))))
+			return -1;
+		memcpy(d->source_limits, src->source_limits, src->n_source_limits * sizeof(*d->source_limits));
+		d->n_source_limits = src->n_source_limits;
+	}
 	if (TAKE(CONFIG_DOM_DISABLE_ROLLUP))
 		d->disable_mx_rollup = src->disable_mx_rollup;
 	if (TAKE(CONFIG_DOM_IGNORE_8BITMIME))
@@ -777,6 +825,7 @@ static void domain_free(struct config_domain *d)
 	free(d->smtp_pattern_list);
 	free(d->queue_to);
 	smtp_hosts_free(d->smtp_hosts, d->n_smtp_hosts);
+	free(d->source_limits);
 	free(d->auth_username);
 	if (d->auth_password)
 		memset(d->auth_password, 0, strlen(d->auth_password));
@@ -903,6 +952,18 @@ bool config_domain_has_nested(const struct config *cfg, const char *domain, cons
 		if (best_block(cfg->vdomains, cfg->n_vdomains, scopes[i], domain) || star_block(cfg, scopes[i]))
 			return true;
 	return false;
+}
+
+const struct config_source_limit *config_domain_source_limit(const struct config_domain *d,
+							     const struct sockaddr *src)
+{
+	const struct config_source_limit *best = NULL;
+
+	for (size_t i = 0; src && i < d->n_source_limits; i++)
+		if (config_cidr_match(&d->source_limits[i].ip, src) &&
+		    (!best || d->source_limits[i].ip.prefix > best->ip.prefix))
+			best = &d->source_limits[i];
+	return best;
 }
 
 int config_domain_resolve(const struct config *cfg, const char *domain, const char *vmta,

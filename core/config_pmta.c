@@ -68,13 +68,6 @@ static int p_duration(struct parser *p, const struct directive *d, char *v)
 	return config_parse_duration(v, &ms) < 0 ? cp_bad_value(p, "duration", d, v) : 0;
 }
 
-static int p_uint(struct parser *p, const struct directive *d, char *v)
-{
-	uint64_t n;
-
-	return config_parse_uint(v, 0, UINT_MAX, &n) < 0 ? cp_bad_value(p, "number", d, v) : 0;
-}
-
 static int p_rate(struct parser *p, const struct directive *d, char *v)
 {
 	struct config_rate r;
@@ -101,32 +94,6 @@ static int p_priority(struct parser *p, const struct directive *d, char *v)
 	uint64_t n;
 
 	return config_parse_uint(v, 0, 100, &n) < 0 ? cp_bad_value(p, "priority (0-100)", d, v) : 0;
-}
-
-/* `source-ip-max-msg-rate IP RATE`, `source-ip-max-smtp-out IP N` */
-static int ip_then(struct parser *p, const struct directive *d, char *v, int (*rest)(struct parser *,
-				const struct directive *, char *))
-{
-	char *r = v + strcspn(v, CP_WS), sb[CP_SHOW_BUF];
-	struct config_cidr net;
-
-	if (*r) {
-		*r++ = '\0';
-		r = cp_trim(r);
-	}
-	if (config_parse_cidr(v, &net) < 0 || !*r)
-		return cp_err(p, "%s wants an IP address and a value, not \"%s\"", d->name, cp_show(sb, v));
-	return rest(p, d, r);
-}
-
-static int p_ip_rate(struct parser *p, const struct directive *d, char *v)
-{
-	return ip_then(p, d, v, p_rate);
-}
-
-static int p_ip_uint(struct parser *p, const struct directive *d, char *v)
-{
-	return ip_then(p, d, v, p_uint);
 }
 
 /* Only the value that means what Salvo always does is accepted. */
@@ -666,8 +633,6 @@ static const struct directive directives[] = {
 	{"queue-priority", CTX_DOMAIN, p_priority, EGRESS_LATER},
 	{"max-cold-virtual-mta-msg", CTX_DOMAIN, p_rate, EGRESS_LATER " (issue 16)"},
 	{"reroute-to-virtual-mta", CTX_DOMAIN, p_word, EGRESS_LATER},
-	{"source-ip-max-msg-rate", CTX_DOMAIN, p_ip_rate, EGRESS_LATER},
-	{"source-ip-max-smtp-out", CTX_DOMAIN, p_ip_uint, EGRESS_LATER},
 	{"log-tls", CTX_DOMAIN, p_bool, EGRESS_LATER},
 	{"use-dane", CTX_DOMAIN, p_bool, EGRESS_LATER},
 	{"log-commands", CTX_DOMAIN, p_bool, EGRESS_LATER},

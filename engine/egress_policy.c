@@ -161,16 +161,24 @@ const struct config_domain *egress_unit_dom(struct egress_queue *eq, size_t vmta
 	const struct config *cfg = eq->w->eng->cfg;
 	struct egress_unit *u;
 	struct config_domain *d;
+	const struct config_vmta *vm;
+	const struct config_source_limit *lim;
 
-	if (!cfg->n_vdomains || vmta >= eq->n_units || vmta >= cfg->n_vmtas)
+	if (vmta >= eq->n_units || vmta >= cfg->n_vmtas)
+		return eq->q->cfg;
+	vm = &cfg->vmtas[vmta];
+	/* the common case, no nesting and no source-ip-max-* anywhere: no work */
+	if (!cfg->n_vdomains && !eq->q->cfg->n_source_limits)
 		return eq->q->cfg;
 	u = &eq->units[vmta];
 	if (u->dom_resolved)
 		return u->dom ? u->dom : eq->q->cfg;
-	/* once per (queue, vmta), and only where a nested block applies (the
-	 * long tail of queues costs nothing); out of memory: the queue's own
-	 * settings this time, resolved again next time */
-	if (!config_domain_has_nested(cfg, eq->q->domain, cfg->vmtas[vmta].name)) {
+	/* once per (queue, vmta), and only where a nested block or a
+	 * source-ip-max-* for this vmta's address applies (the long tail of
+	 * queues costs nothing); out of memory: the queue's own settings this
+	 * time, resolved again next time */
+	if (!config_domain_has_nested(cfg, eq->q->domain, vm->name) &&
+	    !(vm->has_source && config_domain_source_limit(eq->q->cfg, (const struct sockaddr *)&vm->source.sa))) {
 		u->dom_resolved = true;
 		return eq->q->cfg;
 	}
@@ -179,6 +187,13 @@ const struct config_domain *egress_unit_dom(struct egress_queue *eq, size_t vmta
 	if (config_domain_resolve(cfg, eq->q->domain, cfg->vmtas[vmta].name, d) < 0) {
 		free(d);
 		return eq->q->cfg;
+	}
+	/* PowerMTA's source-ip-max-smtp-out / -msg-rate for this vmta's address */
+	if (vm->has_source && (lim = config_domain_source_limit(d, (const struct sockaddr *)&vm->source.sa))) {
+		if (lim->max_smtp_out)
+			d->max_smtp_out = lim->max_smtp_out;
+		if (lim->has_rate)
+			d->max_msg_rate = lim->max_msg_rate;
 	}
 	/* the values as written are for --show only */
 	for (size_t k = 0; d->values && config_domain_key_name(k); k++)

@@ -5,6 +5,9 @@
                       max-smtp-out, max-msg-rate and max-msg-per-connection for one
                       domain: at the sink (which counts per client IP, the vmta's
                       smtp-source-host) each source IP keeps its own vmta's limits
+  source_ip_limits    source-ip-max-smtp-out 1 and source-ip-max-msg-rate 30/m for one of
+                      two source addresses of a pool, in the domain's own block: that
+                      address keeps them at the sink, the other one the domain's
   named_source        `source {name}` in <smtp-user>: after AUTH (swaks) the session takes
                       that <source {name}>: its default-virtual-mta picks the source IP the
                       mail leaves from, and its max-message-size is the limit; without
@@ -103,6 +106,38 @@ def test_nested_vmta_domain(env):
                    % fast.get("max_msgs_per_conn"))
     if by_ip["127.0.0.12"] < n - 2 - int(took / 2):
         raise Fail("vmta fast carried only %d messages" % by_ip["127.0.0.12"])
+
+
+def test_source_ip_limits(env):
+    rng = random.Random(188)
+    env.dns(mx={"sl.test": [(10, "mx.sl.test")]}, a={"mx.sl.test": "127.0.0.2"}, check=[("sl.test", "MX")])
+    sink = env.salvo_sink("sink", "127.0.0.2:25", dump=False, extra_args=["--reply-delay", "10"])
+    extra = "\n".join([
+        "<virtual-mta s1>", "  smtp-source-host 127.0.0.31 s1.itest", "</virtual-mta>",
+        "<virtual-mta s2>", "  smtp-source-host 127.0.0.32 s2.itest", "</virtual-mta>",
+        "<virtual-mta-pool both>", "  virtual-mta s1", "  virtual-mta s2", "</virtual-mta-pool>"])
+    d = env.salvod_daemon(
+        sources={"127.0.0.1": {"always-allow-relaying": "yes", "default-virtual-mta": "both"}},
+        domains={"sl.test": {"max-smtp-out": "10", "source-ip-max-smtp-out": "127.0.0.31 1",
+                             "source-ip-max-msg-rate": "127.0.0.31 30/m"}}, extra=extra)
+    d.start()
+    n = 60
+    t0 = time.monotonic()
+    harness.inject_all(_msgs(rng, "sl", [["u%d@sl.test" % i] for i in range(n)]), threads=2, per_conn=30)
+    if not harness.wait_until(lambda: len(_msg_events(sink)) >= n, 40, what="all messages at the sink"):
+        raise Fail("only %d of %d delivered" % (len(_msg_events(sink)), n))
+    took = time.monotonic() - t0
+    harness.wait_until(lambda: False, 0.5)
+    by_ip = collections.Counter(e["client"] for e in _msg_events(sink))
+    clients = (sink.stats() or {}).get("clients", {})
+    log("in %.1f s: %r; .31 peak %s" % (took, dict(by_ip), clients.get("127.0.0.31", {}).get("peak_active")))
+    if by_ip["127.0.0.31"] > 2 + int(took / 2):
+        raise Fail("127.0.0.31 sent %d messages in %.1f s under source-ip-max-msg-rate 30/m" % (by_ip["127.0.0.31"], took))
+    if clients.get("127.0.0.31", {}).get("peak_active", 0) > 1:
+        raise Fail("127.0.0.31 had %d sessions at once under source-ip-max-smtp-out 1"
+                   % clients["127.0.0.31"]["peak_active"])
+    if by_ip["127.0.0.32"] < n - 2 - int(took / 2):
+        raise Fail("127.0.0.32 carried only %d" % by_ip["127.0.0.32"])
 
 
 def _swaks(args):
@@ -393,5 +428,5 @@ def test_disable_mx_rollup(env):
 
 
 if __name__ == "__main__":
-    harness.main([test_nested_vmta_domain, test_named_source, test_domain_switches, test_run_as_root_no, test_smtp_hosts_auth, test_backoff_after_delivery,
+    harness.main([test_nested_vmta_domain, test_source_ip_limits, test_named_source, test_domain_switches, test_run_as_root_no, test_smtp_hosts_auth, test_backoff_after_delivery,
                   test_disable_mx_rollup], needs_postfix=True)

@@ -1016,6 +1016,36 @@ static void test_pmta_misc(void **state)
 		   "test.conf:2: invalid host \"\" for smtp-hosts (a name, name:port, [IP] or [IP]:port)");
 	expect_err("<domain a.example>\n smtp-hosts relay.example:99999\n</domain>\n",
 		   "test.conf:2: invalid host \"relay.example:99999\" for smtp-hosts (a name, name:port, [IP] or [IP]:port)");
+	expect_err("<domain a.example>\n source-ip-max-smtp-out 10.0.0.1\n</domain>\n",
+		   "test.conf:2: source-ip-max-smtp-out wants a source address and a value, not \"10.0.0.1\"");
+	expect_err("<domain a.example>\n source-ip-max-smtp-out nowhere 3\n</domain>\n",
+		   "test.conf:2: source-ip-max-smtp-out wants a source address and a value, not \"nowhere\"");
+	expect_err("<domain a.example>\n source-ip-max-msg-rate 10.0.0.1 fast\n</domain>\n",
+		   "test.conf:2: invalid rate \"fast\" for source-ip-max-msg-rate");
+	{
+		struct config c3;
+		struct sockaddr_in a1 = {.sin_family = AF_INET}, a2 = {.sin_family = AF_INET};
+		const struct config_source_limit *l;
+		char err3[CONFIG_ERR_MAX];
+
+		assert_int_equal(config_load_string(&c3, "t.conf",
+			"<domain *>\n source-ip-max-smtp-out 10.0.0.0/8 5\n</domain>\n"
+			"<domain a.example>\n source-ip-max-smtp-out 10.0.0.1 2\n"
+			" source-ip-max-msg-rate 10.0.0.1 60/m\n source-ip-max-smtp-out 10.0.0.1 3\n</domain>\n", err3), 0);
+		inet_pton(AF_INET, "10.0.0.1", &a1.sin_addr);
+		inet_pton(AF_INET, "10.9.9.9", &a2.sin_addr);
+		l = config_domain_source_limit(config_domain_for(&c3, "a.example"), (struct sockaddr *)&a1);
+		assert_non_null(l);
+		assert_int_equal(l->max_smtp_out, 3); /* the later line for the same address wins */
+		assert_true(l->has_rate);
+		assert_int_equal(l->max_msg_rate.count, 60);
+		/* the block's own entries replace `*`'s */
+		assert_null(config_domain_source_limit(config_domain_for(&c3, "a.example"), (struct sockaddr *)&a2));
+		l = config_domain_source_limit(config_domain_for(&c3, "b.example"), (struct sockaddr *)&a2);
+		assert_non_null(l);
+		assert_int_equal(l->max_smtp_out, 5);
+		config_free(&c3);
+	}
 	expect_err("<domain a.example>\n max-errors-per-connection -1\n</domain>\n",
 		   "test.conf:2: invalid number \"-1\" for max-errors-per-connection");
 	{
