@@ -4,7 +4,8 @@
  * (egress).
  *
  * Life of a connection: smtp_client_connect() -> connect, banner, EHLO (HELO
- * when EHLO is refused) -> hooks.ready() -> the owner gives it transactions
+ * when EHLO is refused), STARTTLS and EHLO again when offered, AUTH when
+ * smtp_client_set_auth() asked for it -> hooks.ready() -> the owner gives it transactions
  * with smtp_client_send(); each completes with hooks.txn_done() and the
  * connection is idle again -> smtp_client_quit(). However it ends (QUIT,
  * refusal, timeout, reset), hooks.closed() is called exactly once, after any
