@@ -38,6 +38,8 @@ struct csv_file {
 	size_t len, cap;
 	bool failing;                     /* an error was reported; quiet until it clears */
 	bool has_records;                 /* the current file holds a record (not only the header) */
+	char last_tq[256];                /* queue and diagnostic of the last tq record */
+	int64_t last_tq_s;                /* and its second */
 };
 
 struct acct_csv {
@@ -223,11 +225,18 @@ static int type_of(const struct acct_event *ev)
 	}
 }
 
+#define TYPE_TQ 3
+#define TYPE_R 4
+
 /* The value of field name for ev (into tmp when it must be built). */
 static const char *field(const char *name, const struct acct_event *ev, int t, int64_t now, char *tmp, size_t cap)
 {
 	if (!strcmp(name, "type"))
 		return type_letters[t];
+	/* tq: the queue's failure, not one message's */
+	if (t == TYPE_TQ && (!strcmp(name, "timeQueued") || !strcmp(name, "orig") || !strcmp(name, "rcpt") ||
+			     !strcmp(name, "dlvSize") || !strcmp(name, "jobId")))
+		return NULL;
 	if (!strcmp(name, "timeLogged")) {
 		snprintf(tmp, cap, "%lld", (long long)((ev->time_ms ? ev->time_ms : now) / 1000));
 		return tmp;
@@ -293,8 +302,12 @@ static const char *field(const char *name, const struct acct_event *ev, int t, i
 	}
 	if (!strcmp(name, "dlvType"))
 		return ev->mx_host || ev->mx_ip ? "smtp" : NULL;
+	/* a reception's source_ip is the client that sent it: srcMta, not a
+	 * delivery's source */
+	if (!strcmp(name, "srcMta"))
+		return t == TYPE_R ? ev->source_ip : NULL;
 	if (!strcmp(name, "dlvSourceIp"))
-		return ev->source_ip;
+		return t == TYPE_R ? NULL : ev->source_ip;
 	if (!strcmp(name, "dlvDestinationIp"))
 		return ev->mx_ip;
 	if (!strcmp(name, "dlvSize")) {
@@ -309,8 +322,9 @@ static const char *field(const char *name, const struct acct_event *ev, int t, i
 		return ev->campaign;
 	if (!strcmp(name, "queue"))
 		return ev->queue;
-	/* orcpt, srcType, srcMta, dlvEsmtpAvailable, envId, vmtaPool, header_X:
-	 * not in the events; written empty */
+	/* orcpt, envId (the client gave none: Salvo does not take DSN
+	 * parameters), srcType, dlvEsmtpAvailable, vmtaPool, header_X: not in
+	 * the events; written empty */
 	return NULL;
 }
 
@@ -546,6 +560,23 @@ static int file_flush(struct acct_csv *c, struct csv_file *f)
 
 /* ---- the interface -------------------------------------------------------- */
 
+/* A transient failure without an SMTP reply (no session: connection or
+ * lookup failure) is the queue's: PowerMTA's tq record, once per queue and
+ * diagnostic per second (every recipient of the queue gets its t record). */
+static bool tq_new(struct csv_file *f, const struct acct_event *ev, int64_t now)
+{
+	char key[sizeof(f->last_tq)];
+
+	snprintf(key, sizeof(key), "%s\n%s", ev->queue ? ev->queue : "", ev->response_text ? ev->response_text : "");
+	if (f->last_tq_s == now / 1000 && !strcmp(key, f->last_tq))
+		return false;
+	memcpy(f->last_tq, key, sizeof(key));
+	f->last_tq_s = now / 1000;
+	return true;
+}
+
+static void write_record(struct acct_csv *c, struct csv_file *f, const struct acct_event *ev, int t, int64_t now);
+
 int acct_csv_write(void *ctx, const struct acct_event *ev)
 {
 	struct acct_csv *c = ctx;
@@ -556,43 +587,51 @@ int acct_csv_write(void *ctx, const struct acct_event *ev)
 		return 0;
 	for (size_t i = 0; i < c->n; i++) {
 		struct csv_file *f = &c->f[i];
-		size_t mark = f->len;
-		char tmp[1200];
 
-		if (!(f->cf->records & (1u << t)))
-			continue;
-		for (size_t k = 0; k < f->n_cols; k++) {
-			const char *v = f->has[t][k] ? field(f->cols[k], ev, t, now, tmp, sizeof(tmp)) : NULL;
-
-			if ((k && put(f, ",", 1) < 0) || put_value(f, v) < 0)
-				goto oom;
-		}
-		if (put(f, "\r\n", 2) < 0)
-			goto oom;
-		/* rotation before this record: its bytes stay pending meanwhile */
-		if (!f->cf->pipe && f->fd >= 0 && f->has_records &&
-		    ((f->cf->move_interval_ms && now - f->started_ms >= (int64_t)f->cf->move_interval_ms) ||
-		     (f->cf->max_size && f->size + (f->len - mark) + mark > f->cf->max_size))) {
-			size_t keep = f->len - mark;
-			char *rec = malloc(keep);
-
-			if (!rec)
-				goto oom;
-			memcpy(rec, f->buf + mark, keep);
-			f->len = mark;
-			drain(f);
-			if (rotate(f) < 0)
-				report(f, "move", errno);
-			put(f, rec, keep);
-			free(rec);
-		}
-		f->has_records = true;
-		continue;
-oom:
-		f->len = mark;
-		c->dropped++;
+		if (f->cf->records & (1u << t))
+			write_record(c, f, ev, t, now);
+		if (ev->type == ACCT_TRANSIENT && !ev->response_code && (f->cf->records & (1u << TYPE_TQ)) &&
+		    tq_new(f, ev, now))
+			write_record(c, f, ev, TYPE_TQ, now);
 	}
 	return 0;
+}
+
+static void write_record(struct acct_csv *c, struct csv_file *f, const struct acct_event *ev, int t, int64_t now)
+{
+	size_t mark = f->len;
+	char tmp[1200];
+
+	for (size_t k = 0; k < f->n_cols; k++) {
+		const char *v = f->has[t][k] ? field(f->cols[k], ev, t, now, tmp, sizeof(tmp)) : NULL;
+
+		if ((k && put(f, ",", 1) < 0) || put_value(f, v) < 0)
+			goto oom;
+	}
+	if (put(f, "\r\n", 2) < 0)
+		goto oom;
+	/* rotation before this record: its bytes stay pending meanwhile */
+	if (!f->cf->pipe && f->fd >= 0 && f->has_records &&
+	    ((f->cf->move_interval_ms && now - f->started_ms >= (int64_t)f->cf->move_interval_ms) ||
+	     (f->cf->max_size && f->size + (f->len - mark) + mark > f->cf->max_size))) {
+		size_t keep = f->len - mark;
+		char *rec = malloc(keep);
+
+		if (!rec)
+			goto oom;
+		memcpy(rec, f->buf + mark, keep);
+		f->len = mark;
+		drain(f);
+		if (rotate(f) < 0)
+			report(f, "move", errno);
+		put(f, rec, keep);
+		free(rec);
+	}
+	f->has_records = true;
+	return;
+oom:
+	f->len = mark;
+	c->dropped++;
 }
 
 int acct_csv_flush(void *ctx)

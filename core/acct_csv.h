@@ -6,8 +6,9 @@
  * events as the JSON log (acct_log_set_tap).
  *
  * Record types from events: delivery d, bounce b (an asynchronous DSN: rb),
- * expiration b (bounceCat message-expired), transient t, reception r,
- * feedback report f. `records` picks the types (default d,b);
+ * expiration b (bounceCat message-expired), transient t (and, for one
+ * without an SMTP reply, a queue-wide tq once per queue and diagnostic per
+ * second), reception r, feedback report f. `records` picks the types (default d,b);
  * `record-fields TYPE LIST` the fields (`*` all, `!name` drop one,
  * `header_NAME` a message header: written empty, the events carry no
  * headers yet). Times are UNIX time_t seconds (the guide's default).

@@ -224,6 +224,30 @@ struct config_category_pattern {
 	int line;
 };
 
+/* One host of `smtp-hosts` (PowerMTA: smarthosts instead of the MX
+ * lookup). Hosts are tried in order; `;` starts a later group (a
+ * fallback), `,` separates hosts of one group. A name is looked up as a
+ * mail domain (MX, then its own address), so `lookup-mx:example.com` is
+ * the same as `example.com`. */
+struct config_smtp_host {
+	char *host;                 /* lower-case name, or the address as text */
+	uint16_t port;              /* 25 when not written */
+	bool is_ip;                 /* addr is set: no lookup */
+	struct config_addr addr;
+	unsigned group;             /* 0, 1, ... in file order */
+};
+
+/* `source-ip-max-smtp-out IP N`, `source-ip-max-msg-rate IP RATE` in
+ * <domain>: the limits of the sessions from that source address (a virtual
+ * MTA's smtp-source-host) to the domain, instead of max-smtp-out and
+ * max-msg-rate. One entry per address; a block's lines add up. */
+struct config_source_limit {
+	struct config_cidr ip;
+	unsigned max_smtp_out;      /* 0: not set */
+	bool has_rate;
+	struct config_rate max_msg_rate; /* count 0: unlimited */
+};
+
 /* <domain NAME> ... </domain>. NAME is an exact domain or "*". Values that a
  * block does not set are inherited from <domain *>, then from the built-in
  * defaults; config_domain_for() returns the fully resolved settings. */
@@ -272,6 +296,23 @@ struct config_domain {
 	uint64_t data_send_timeout_ms;     /* `data-send-timeout`: sending the message (3m) */
 	uint64_t smtp_data_termination_timeout_ms; /* `smtp-data-termination-timeout`:
 				     * the reply to the end of data or BDAT LAST (10m) */
+	struct config_smtp_host *smtp_hosts; /* `smtp-hosts`: deliver there instead of to the MX */
+	size_t n_smtp_hosts;
+	char *auth_username;        /* `auth-username`/`auth-password`: outbound AUTH PLAIN or */
+	char *auth_password;        /* LOGIN, over TLS only unless auth_allow_clear; NULL: none */
+	bool auth_allow_clear;      /* `allow-unencrypted-plain-auth` in <domain> */
+	bool backoff_to_normal_after_delivery; /* `backoff-to-normal-after-delivery`: a delivery
+				     * in backoff mode ends it (default no) */
+	struct config_source_limit *source_limits;
+	size_t n_source_limits;
+	bool disable_mx_rollup;     /* `disable-mx-rollup`: never rolled up into an
+				     * <mx-rollup-list> queue (default no) */
+	bool bounce_upon_no_mx;     /* `bounce-upon-no-mx`: a domain without MX records bounces
+				     * (5.1.2) instead of going to its A/AAAA (default no) */
+	bool ignore_8bitmime;       /* `ignore-8bitmime`: never send BODY=8BITMIME (default no) */
+	unsigned max_errors_per_connection; /* `max-errors-per-connection`: a session that got
+				     * this many 4xx/5xx replies ends after its
+				     * transaction; 0 = unlimited (default) */
 	uint64_t set_mask;          /* which CONFIG_DOM_* fields this block set */
 	int line;
 };
@@ -299,7 +340,17 @@ enum {
 	CONFIG_DOM_GREETING_TIMEOUT = 1u << 19,
 	CONFIG_DOM_DATA_SEND_TIMEOUT = 1u << 20,
 	CONFIG_DOM_DATA_TERM_TIMEOUT = 1u << 21,
+	CONFIG_DOM_BOUNCE_NO_MX = 1u << 22,
+	CONFIG_DOM_IGNORE_8BITMIME = 1u << 23,
+	CONFIG_DOM_MAX_ERRORS = 1u << 24,
+	CONFIG_DOM_SMTP_HOSTS = 1u << 25,
+	CONFIG_DOM_AUTH_USER = 1u << 26,
+	CONFIG_DOM_AUTH_PASS = 1u << 27,
+	CONFIG_DOM_AUTH_CLEAR = 1u << 28,
+	CONFIG_DOM_BACKOFF_NORMAL_DLV = 1u << 29,
+	CONFIG_DOM_DISABLE_ROLLUP = 1u << 30,
 };
+#define CONFIG_DOM_SOURCE_LIMITS (1ULL << 31)
 
 struct config {
 	char *path;                 /* file it came from; NULL for built-in defaults */
@@ -381,6 +432,10 @@ struct config {
 	size_t n_name_servers;
 	char *log_file;             /* `log-file PATH`: salvod's diagnostics go there; NULL stderr */
 	bool run_as_root;           /* `run-as-root` (default no) */
+	bool drop_root;             /* the file says `run-as-root no`: a salvod started as
+				     * root becomes run_as_user once its listeners are
+				     * bound (engine/privdrop.c) */
+	char *run_as_user;          /* `run-as-user NAME`; NULL: "salvo" */
 	struct config_acct_file *acct_files;
 	size_t n_acct_files;
 	struct config_webhook *webhooks; /* <acct-webhook NAME> blocks, file order (core/config_webhook.h) */
@@ -440,6 +495,13 @@ void config_report_free(struct config_report *rep);
 int config_domain_resolve(const struct config *cfg, const char *domain, const char *vmta,
 			  struct config_domain *out);
 void config_domain_release(struct config_domain *d);
+/* Does a <domain> block nested in vmta (or a pool listing it) apply to
+ * domain? When not, config_domain_resolve() gives the top-level settings. */
+bool config_domain_has_nested(const struct config *cfg, const char *domain, const char *vmta);
+/* d's source-ip-max-* entry for the source address src (the most specific),
+ * or NULL. */
+const struct config_source_limit *config_domain_source_limit(const struct config_domain *d,
+							     const struct sockaddr *src);
 
 /* `--show QUEUE[/VMTA]`: the resolved settings, `directive value` per
  * line, into out (a FILE *; void * keeps stdio out of this header).
@@ -452,7 +514,7 @@ const char *config_domain_key_name(size_t i);
 /* The named source (`<source {name}>`), or NULL. */
 const struct config_source *config_source_named(const struct config *cfg, const char *name);
 
-/* PowerMTA's named sources, for SMTP intake (not wired there yet): the
+/* PowerMTA's named sources, for SMTP intake (engine/intake.c): the
  * <source> for a session that authenticated as user: the user's `source
  * {name}`, else `<source {auth}>`, else addr_src (the address's). */
 const struct config_source *config_source_after_auth(const struct config *cfg, const char *user,

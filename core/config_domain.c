@@ -286,6 +286,170 @@ static int d_require_starttls(struct parser *p, const struct directive *d, char 
 	return set_dom_bool(p, d, v, &cur_domain(p)->require_starttls, CONFIG_DOM_REQUIRE_STARTTLS);
 }
 
+static int d_bounce_upon_no_mx(struct parser *p, const struct directive *d, char *v)
+{
+	return set_dom_bool(p, d, v, &cur_domain(p)->bounce_upon_no_mx, CONFIG_DOM_BOUNCE_NO_MX);
+}
+
+static int d_backoff_to_normal_after_delivery(struct parser *p, const struct directive *d, char *v)
+{
+	return set_dom_bool(p, d, v, &cur_domain(p)->backoff_to_normal_after_delivery, CONFIG_DOM_BACKOFF_NORMAL_DLV);
+}
+
+/* `source-ip-max-smtp-out IP N` / `source-ip-max-msg-rate IP RATE` */
+static int d_source_ip_limit(struct parser *p, const struct directive *d, char *v)
+{
+	struct config_domain *dom = cur_domain(p);
+	char *val = v + strcspn(v, " \t"), sb[CP_SHOW_BUF];
+	bool out = !strcasecmp(d->name, "source-ip-max-smtp-out");
+	struct config_cidr ip;
+	struct config_source_limit *l = NULL, *grown;
+	uint64_t n = 0;
+	struct config_rate rate = {0, 0};
+
+	if (*val) {
+		*val++ = '\0';
+		val = cp_trim(val);
+	}
+	if (config_parse_cidr(v, &ip) < 0 || !*val)
+		return cp_err(p, "%s wants a source address and a value, not \"%s\"", d->name, cp_show(sb, v));
+	if (out ? config_parse_uint(val, 1, UINT_MAX, &n) < 0
+		: strcasecmp(val, "unlimited") && (config_parse_rate(val, &rate) < 0 || !rate.count))
+		return cp_bad_value(p, out ? "positive integer" : "rate", d, val);
+	for (size_t i = 0; i < dom->n_source_limits && !l; i++)
+		if (!memcmp(&dom->source_limits[i].ip, &ip, sizeof(ip)))
+			l = &dom->source_limits[i];
+	if (!l) {
+		if (!(grown = realloc(dom->source_limits, (dom->n_source_limits + 1) * sizeof(*grown))))
+			return cp_oom(p);
+		dom->source_limits = grown;
+		l = &grown[dom->n_source_limits++];
+		*l = (struct config_source_limit){.ip = ip};
+	}
+	if (out) {
+		l->max_smtp_out = (unsigned)n;
+	} else {
+		l->has_rate = true;
+		l->max_msg_rate = rate;
+	}
+	dom->set_mask |= CONFIG_DOM_SOURCE_LIMITS;
+	return 0;
+}
+
+static int d_disable_mx_rollup(struct parser *p, const struct directive *d, char *v)
+{
+	return set_dom_bool(p, d, v, &cur_domain(p)->disable_mx_rollup, CONFIG_DOM_DISABLE_ROLLUP);
+}
+
+static int d_ignore_8bitmime(struct parser *p, const struct directive *d, char *v)
+{
+	return set_dom_bool(p, d, v, &cur_domain(p)->ignore_8bitmime, CONFIG_DOM_IGNORE_8BITMIME);
+}
+
+/* `max-errors-per-connection N`: 0 (the default) is unlimited */
+static int d_max_errors_per_connection(struct parser *p, const struct directive *d, char *v)
+{
+	uint64_t n;
+
+	if (config_parse_uint(v, 0, UINT_MAX, &n) < 0)
+		return cp_bad_value(p, "number", d, v);
+	cur_domain(p)->max_errors_per_connection = (unsigned)n;
+	cur_domain(p)->set_mask |= CONFIG_DOM_MAX_ERRORS;
+	return 0;
+}
+
+static void smtp_hosts_free(struct config_smtp_host *h, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(h[i].host);
+	free(h);
+}
+
+/* `smtp-hosts h1, [10.0.0.1]:2525; h3`: see struct config_smtp_host. */
+static int d_smtp_hosts(struct parser *p, const struct directive *d, char *v)
+{
+	struct config_domain *dom = cur_domain(p);
+	struct config_smtp_host *list = NULL;
+	size_t n = 0;
+	unsigned group = 0;
+	char sb[CP_SHOW_BUF];
+
+	for (char *next, *h = v; h; h = next) {
+		char sep;
+		struct config_smtp_host *grown, e = {.group = group};
+		char *host;
+		uint16_t port;
+
+		next = h + strcspn(h, ",;");
+		sep = *next;
+		if (*next)
+			*next++ = '\0';
+		else
+			next = NULL;
+		h = cp_trim(h);
+		/* `lookup-mx:example.com`: that domain's MX hosts (the lookup of
+		 * every name here asks for MX first, then the address) */
+		if (!strncasecmp(h, "lookup-mx:", 10))
+			h += 10;
+		cp_show(sb, h); /* as written: parsing cuts it */
+		if (*h != '*' && config_parse_addr(h, DEF_SMTP_PORT, &e.addr) == 0) {
+			e.is_ip = true;
+			e.port = e.addr.sa.ss_family == AF_INET ? ntohs(((const struct sockaddr_in *)&e.addr.sa)->sin_port)
+								: ntohs(((const struct sockaddr_in6 *)&e.addr.sa)->sin6_port);
+			e.host = strdup(e.addr.text);
+		} else if (route_hostname(h, &host, &port) == 0) {
+			e.port = port;
+			e.host = strdup(host);
+		} else {
+			smtp_hosts_free(list, n);
+			return cp_err(p, "invalid host \"%s\" for %s (a name, name:port, [IP] or [IP]:port)", sb,
+				      d->name);
+		}
+		if (!e.host || !(grown = realloc(list, (n + 1) * sizeof(*list)))) {
+			free(e.host);
+			smtp_hosts_free(list, n);
+			return cp_oom(p);
+		}
+		list = grown;
+		list[n++] = e;
+		if (sep == ';')
+			group++;
+	}
+	smtp_hosts_free(dom->smtp_hosts, dom->n_smtp_hosts);
+	dom->smtp_hosts = list;
+	dom->n_smtp_hosts = n;
+	dom->set_mask |= CONFIG_DOM_SMTP_HOSTS;
+	return 0;
+}
+
+static int d_auth_username(struct parser *p, const struct directive *d, char *v)
+{
+	if (strlen(v) > 255)
+		return cp_bad_value(p, "user name (at most 255 bytes)", d, v);
+	cur_domain(p)->set_mask |= CONFIG_DOM_AUTH_USER;
+	return cp_set_string(p, &cur_domain(p)->auth_username, v);
+}
+
+static int d_auth_password(struct parser *p, const struct directive *d, char *v)
+{
+	size_t n = strlen(v);
+
+	if (n > 255)
+		return cp_err(p, "%s is longer than 255 bytes", d->name);
+	/* PowerMTA's configs quote it: "secret" */
+	if (n >= 2 && v[0] == '"' && v[n - 1] == '"') {
+		v[n - 1] = '\0';
+		v++;
+	}
+	cur_domain(p)->set_mask |= CONFIG_DOM_AUTH_PASS;
+	return cp_set_string(p, &cur_domain(p)->auth_password, v);
+}
+
+static int d_auth_allow_clear(struct parser *p, const struct directive *d, char *v)
+{
+	return set_dom_bool(p, d, v, &cur_domain(p)->auth_allow_clear, CONFIG_DOM_AUTH_CLEAR);
+}
+
 static const struct directive directives[] = {
 	{"retry-after", CTX_DOMAIN, d_retry_after, NULL},
 	{"use-starttls", CTX_DOMAIN, d_use_starttls, NULL},
@@ -311,6 +475,17 @@ static const struct directive directives[] = {
 	{"smtp-pattern-list", CTX_DOMAIN, d_smtp_pattern_list, NULL},
 	{"queue-to", CTX_DOMAIN, d_queue_to, NULL},
 	{"route", CTX_DOMAIN, d_route, NULL},
+	{"bounce-upon-no-mx", CTX_DOMAIN, d_bounce_upon_no_mx, NULL},
+	{"ignore-8bitmime", CTX_DOMAIN, d_ignore_8bitmime, NULL},
+	{"disable-mx-rollup", CTX_DOMAIN, d_disable_mx_rollup, NULL},
+	{"source-ip-max-smtp-out", CTX_DOMAIN, d_source_ip_limit, NULL},
+	{"source-ip-max-msg-rate", CTX_DOMAIN, d_source_ip_limit, NULL},
+	{"backoff-to-normal-after-delivery", CTX_DOMAIN, d_backoff_to_normal_after_delivery, NULL},
+	{"max-errors-per-connection", CTX_DOMAIN, d_max_errors_per_connection, NULL},
+	{"smtp-hosts", CTX_DOMAIN, d_smtp_hosts, NULL},
+	{"auth-username", CTX_DOMAIN, d_auth_username, NULL},
+	{"auth-password", CTX_DOMAIN, d_auth_password, NULL},
+	{"allow-unencrypted-plain-auth", CTX_DOMAIN, d_auth_allow_clear, NULL},
 };
 
 const struct directive_table cp_domain_directives = {directives, sizeof(directives) / sizeof(directives[0])};
@@ -369,14 +544,10 @@ static int add_domain(struct parser *p, const char *name)
  * block per value and the block's directives apply to each. */
 int cp_open_domain(struct parser *p, char *arg)
 {
-	static const struct directive nested = {"<domain> inside <virtual-mta>/<virtual-mta-pool>", CTX_DOMAIN, NULL,
-		"its settings are resolved (see --show QUEUE/VMTA); delivery applies the top-level <domain> blocks"};
 	char **names;
 	size_t n;
 	int rc = 0;
 
-	if (p->scope)
-		cp_warn_pending(p, &nested);
 	p->n_curs = 0;
 	if (cp_macro_expand(p, arg, &names, &n) < 0)
 		return -1;
@@ -400,6 +571,8 @@ static const char *const default_values[][2] = {
 	{"connect-timeout", "30s"}, {"smtp-greeting-timeout", "5m"}, {"data-send-timeout", "3m"},
 	{"smtp-data-termination-timeout", "10m"},
 	{"dkim-sign", "yes"}, {"use-starttls", "yes"}, {"require-starttls", "no"},
+	{"bounce-upon-no-mx", "no"}, {"ignore-8bitmime", "no"}, {"backoff-to-normal-after-delivery", "no"},
+	{"disable-mx-rollup", "no"}, {"max-errors-per-connection", "0"},
 };
 
 int cp_domain_default(struct config_domain *d)
@@ -509,6 +682,39 @@ static int merge(struct config_domain *d, const struct config_domain *src, bool 
 		d->backoff_max_smtp_out = src->backoff_max_smtp_out;
 	if (TAKE(CONFIG_DOM_BACKOFF_TO_NORMAL))
 		d->backoff_to_normal_after_ms = src->backoff_to_normal_after_ms;
+	if (TAKE(CONFIG_DOM_BOUNCE_NO_MX))
+		d->bounce_upon_no_mx = src->bounce_upon_no_mx;
+	if (TAKE(CONFIG_DOM_BACKOFF_NORMAL_DLV))
+		d->backoff_to_normal_after_delivery = src->backoff_to_normal_after_delivery;
+	if (TAKE(CONFIG_DOM_SOURCE_LIMITS) && src->n_source_limits) {
+		if (!(d->source_limits = malloc(src->n_source_limits * sizeof(*d->source_limits))))
+			return -1;
+		memcpy(d->source_limits, src->source_limits, src->n_source_limits * sizeof(*d->source_limits));
+		d->n_source_limits = src->n_source_limits;
+	}
+	if (TAKE(CONFIG_DOM_DISABLE_ROLLUP))
+		d->disable_mx_rollup = src->disable_mx_rollup;
+	if (TAKE(CONFIG_DOM_IGNORE_8BITMIME))
+		d->ignore_8bitmime = src->ignore_8bitmime;
+	if (TAKE(CONFIG_DOM_MAX_ERRORS))
+		d->max_errors_per_connection = src->max_errors_per_connection;
+	if (TAKE(CONFIG_DOM_AUTH_CLEAR))
+		d->auth_allow_clear = src->auth_allow_clear;
+	if (TAKE(CONFIG_DOM_AUTH_USER) && src->auth_username && !(d->auth_username = strdup(src->auth_username)))
+		return -1;
+	if (TAKE(CONFIG_DOM_AUTH_PASS) && src->auth_password && !(d->auth_password = strdup(src->auth_password)))
+		return -1;
+	if (TAKE(CONFIG_DOM_SMTP_HOSTS) && src->n_smtp_hosts) {
+		if (!(d->smtp_hosts = calloc(src->n_smtp_hosts, sizeof(*d->smtp_hosts))))
+			return -1;
+		for (size_t i = 0; i < src->n_smtp_hosts; i++) {
+			d->smtp_hosts[i] = src->smtp_hosts[i];
+			d->smtp_hosts[i].host = NULL;
+			d->n_smtp_hosts = i + 1;
+			if (!(d->smtp_hosts[i].host = strdup(src->smtp_hosts[i].host)))
+				return -1;
+		}
+	}
 	if (TAKE(CONFIG_DOM_PATTERN_LIST) && src->smtp_pattern_list &&
 	    !(d->smtp_pattern_list = strdup(src->smtp_pattern_list)))
 		return -1;
@@ -618,6 +824,12 @@ static void domain_free(struct config_domain *d)
 	free(d->route_host);
 	free(d->smtp_pattern_list);
 	free(d->queue_to);
+	smtp_hosts_free(d->smtp_hosts, d->n_smtp_hosts);
+	free(d->source_limits);
+	free(d->auth_username);
+	if (d->auth_password)
+		memset(d->auth_password, 0, strlen(d->auth_password));
+	free(d->auth_password);
 	for (size_t k = 0; d->values && k < n; k++)
 		free(d->values[k]);
 	free(d->values);
@@ -729,6 +941,29 @@ static size_t scopes_for(const struct config *cfg, const char *vmta, const char 
 				break;
 			}
 	return n;
+}
+
+bool config_domain_has_nested(const struct config *cfg, const char *domain, const char *vmta)
+{
+	const char *scopes[16];
+	size_t n = scopes_for(cfg, vmta, scopes, 16);
+
+	for (size_t i = 0; i < n; i++)
+		if (best_block(cfg->vdomains, cfg->n_vdomains, scopes[i], domain) || star_block(cfg, scopes[i]))
+			return true;
+	return false;
+}
+
+const struct config_source_limit *config_domain_source_limit(const struct config_domain *d,
+							     const struct sockaddr *src)
+{
+	const struct config_source_limit *best = NULL;
+
+	for (size_t i = 0; src && i < d->n_source_limits; i++)
+		if (config_cidr_match(&d->source_limits[i].ip, src) &&
+		    (!best || d->source_limits[i].ip.prefix > best->ip.prefix))
+			best = &d->source_limits[i];
+	return best;
 }
 
 int config_domain_resolve(const struct config *cfg, const char *domain, const char *vmta,

@@ -368,8 +368,6 @@ int cp_add_listener(struct parser *p, const struct directive *d, char *v,
  * [IPv6]:PORT, *:PORT or PowerMTA's 0/0:PORT (every IPv4 address). */
 static int d_smtp_listener(struct parser *p, const struct directive *d, char *v)
 {
-	static const struct directive src_opt = {"smtp-listener source=", CTX_TOP, NULL,
-		"connections on the listener use the <source> matching the client's address"};
 	static const struct directive tls_opt = {"smtp-listener tls=no", CTX_TOP, NULL,
 		"STARTTLS is offered on every listener when tls-certificate is set"};
 	struct config *c = p->cfg;
@@ -411,7 +409,7 @@ static int d_smtp_listener(struct parser *p, const struct directive *d, char *v)
 			source++;
 			source[strlen(source) - 1] = '\0';
 		}
-		cp_warn_pending(p, &src_opt);
+		/* sessions there take <source {NAME}> (engine/intake.c) */
 		return cp_set_string(p, &grown[c->n_smtp_listeners - 1], source);
 	}
 	return 0;

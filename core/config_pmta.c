@@ -5,9 +5,9 @@
  *   - those accepted and validated but not applied by the engine yet:
  *     their table entries carry a `pending` text and --check-config warns
  *     (never accepted in silence);
- *   - those whose one value means what Salvo always does (`run-as-root
- *     no`, `smtp-service yes`, `allow-starttls yes`, ...): the other value is
- *     refused with the reason;
+ *   - those whose one value means what Salvo always does (`smtp-service
+ *     yes`, `allow-starttls yes`, ...): the other value is refused with the
+ *     reason; `run-as-root no` drops root after binding (engine/privdrop.c);
  *   - documented no-ops (sync-msg-create/update, delete-file-holders);
  *   - `domain-macro`, `<acct-file>`, `<spool>`, `<pattern-list>`,
  *     `<address-list>`, the bounce and feedback-loop processors and
@@ -68,13 +68,6 @@ static int p_duration(struct parser *p, const struct directive *d, char *v)
 	return config_parse_duration(v, &ms) < 0 ? cp_bad_value(p, "duration", d, v) : 0;
 }
 
-static int p_uint(struct parser *p, const struct directive *d, char *v)
-{
-	uint64_t n;
-
-	return config_parse_uint(v, 0, UINT_MAX, &n) < 0 ? cp_bad_value(p, "number", d, v) : 0;
-}
-
 static int p_rate(struct parser *p, const struct directive *d, char *v)
 {
 	struct config_rate r;
@@ -101,70 +94,6 @@ static int p_priority(struct parser *p, const struct directive *d, char *v)
 	uint64_t n;
 
 	return config_parse_uint(v, 0, 100, &n) < 0 ? cp_bad_value(p, "priority (0-100)", d, v) : 0;
-}
-
-/* `source-ip-max-msg-rate IP RATE`, `source-ip-max-smtp-out IP N` */
-static int ip_then(struct parser *p, const struct directive *d, char *v, int (*rest)(struct parser *,
-				const struct directive *, char *))
-{
-	char *r = v + strcspn(v, CP_WS), sb[CP_SHOW_BUF];
-	struct config_cidr net;
-
-	if (*r) {
-		*r++ = '\0';
-		r = cp_trim(r);
-	}
-	if (config_parse_cidr(v, &net) < 0 || !*r)
-		return cp_err(p, "%s wants an IP address and a value, not \"%s\"", d->name, cp_show(sb, v));
-	return rest(p, d, r);
-}
-
-static int p_ip_rate(struct parser *p, const struct directive *d, char *v)
-{
-	return ip_then(p, d, v, p_rate);
-}
-
-static int p_ip_uint(struct parser *p, const struct directive *d, char *v)
-{
-	return ip_then(p, d, v, p_uint);
-}
-
-/* `smtp-hosts h1, h2; [10.1.1.1]:2525; last` or `lookup-mx:example.com`:
- * groups separated by ';', hosts in a group by ','. */
-static int p_smtp_hosts(struct parser *p, const struct directive *d, char *v)
-{
-	char sb[CP_SHOW_BUF];
-
-	for (char *next, *h = v; h; h = next) {
-		next = h + strcspn(h, ",;");
-		if (*next)
-			*next++ = '\0';
-		else
-			next = NULL;
-		h = cp_trim(h);
-		if (!strncasecmp(h, "lookup-mx:", 10))
-			h += 10;
-		if (*h == '[') {
-			char *e = strchr(h, ']');
-			if (!e)
-				return cp_err(p, "invalid host \"%s\" for %s", cp_show(sb, h), d->name);
-			*e = '\0';
-			h++;
-			if (e[1] == ':' && config_parse_uint(e + 2, 1, 65535, &(uint64_t){0}) < 0)
-				return cp_err(p, "invalid port in %s", d->name);
-		} else {
-			char *c = strchr(h, ':');
-			if (c) {
-				*c = '\0';
-				if (config_parse_uint(c + 1, 1, 65535, &(uint64_t){0}) < 0)
-					return cp_err(p, "invalid port in %s", d->name);
-			}
-		}
-		struct config_cidr ip;
-		if (!*h || (!cp_valid_domain_name(h) && config_parse_cidr(h, &ip) < 0))
-			return cp_err(p, "invalid host \"%s\" for %s", cp_show(sb, h), d->name);
-	}
-	return 0;
 }
 
 /* Only the value that means what Salvo always does is accepted. */
@@ -244,17 +173,24 @@ static int noop_bool(struct parser *p, const struct directive *d, char *v)
 
 /* ---- top level ------------------------------------------------------------ */
 
+/* `run-as-root no`: give up root after binding (engine/privdrop.c); yes
+ * (or not said): keep the user salvod is started as. */
 static int d_run_as_root(struct parser *p, const struct directive *d, char *v)
 {
-	static const struct directive no = {"run-as-root no", CTX_TOP, NULL,
-		"salvod keeps the user it is started as (start it unprivileged, e.g. systemd User=; "
-		"it needs no root for ports over 1023)"};
-
 	if (config_parse_bool(v, &p->cfg->run_as_root) < 0)
 		return cp_bad_value(p, "boolean", d, v);
-	if (!p->cfg->run_as_root)
-		cp_warn_pending(p, &no);
+	p->cfg->drop_root = !p->cfg->run_as_root;
 	return 0;
+}
+
+/* `run-as-user NAME`: whom `run-as-root no` becomes (default salvo); the
+ * account is looked up when salvod starts, not here (the checking machine
+ * may not have it). */
+static int d_run_as_user(struct parser *p, const struct directive *d, char *v)
+{
+	if (cp_has_space(v) || strlen(v) > 64)
+		return cp_bad_value(p, "user name", d, v);
+	return cp_set_string(p, &p->cfg->run_as_user, v);
 }
 
 static int d_log_file(struct parser *p, const struct directive *d, char *v)
@@ -671,6 +607,7 @@ static int d_source_log(struct parser *p, const struct directive *d, char *v)
 static const struct directive directives[] = {
 	/* top level */
 	{"run-as-root", CTX_TOP, d_run_as_root, NULL},
+	{"run-as-user", CTX_TOP, d_run_as_user, NULL},
 	{"log-file", CTX_TOP, d_log_file, NULL},
 	{"spool", CTX_TOP, d_spool, NULL},
 	{"http-mgmt-port", CTX_TOP, d_http_mgmt_port, NULL},
@@ -706,20 +643,10 @@ static const struct directive directives[] = {
 	/* <domain> */
 	{"type", CTX_DOMAIN, v_type, NULL},
 	{"dk-sign", CTX_DOMAIN, v_dk_sign, NULL},
-	{"max-errors-per-connection", CTX_DOMAIN, p_uint, EGRESS_LATER},
-	{"bounce-upon-no-mx", CTX_DOMAIN, p_bool, EGRESS_LATER},
-	{"backoff-to-normal-after-delivery", CTX_DOMAIN, p_bool, EGRESS_LATER},
 	{"retry-recipients-after", CTX_DOMAIN, p_duration, EGRESS_LATER},
 	{"queue-priority", CTX_DOMAIN, p_priority, EGRESS_LATER},
-	{"smtp-hosts", CTX_DOMAIN, p_smtp_hosts, EGRESS_LATER},
-	{"auth-username", CTX_DOMAIN, p_text, EGRESS_LATER},
-	{"auth-password", CTX_DOMAIN, p_text, EGRESS_LATER},
-	{"ignore-8bitmime", CTX_DOMAIN, p_bool, EGRESS_LATER},
 	{"max-cold-virtual-mta-msg", CTX_DOMAIN, p_rate, EGRESS_LATER " (issue 16)"},
 	{"reroute-to-virtual-mta", CTX_DOMAIN, p_word, EGRESS_LATER},
-	{"source-ip-max-msg-rate", CTX_DOMAIN, p_ip_rate, EGRESS_LATER},
-	{"source-ip-max-smtp-out", CTX_DOMAIN, p_ip_uint, EGRESS_LATER},
-	{"disable-mx-rollup", CTX_DOMAIN, p_bool, EGRESS_LATER},
 	{"log-tls", CTX_DOMAIN, p_bool, EGRESS_LATER},
 	{"use-dane", CTX_DOMAIN, p_bool, EGRESS_LATER},
 	/* transcripts: the values (inherited like the rest) are read by engine/trace.c */
@@ -782,6 +709,8 @@ void cp_pmta_free(struct config *cfg)
 	free(cfg->acct_files);
 	free(cfg->name_servers);
 	free(cfg->log_file);
+	free(cfg->run_as_user);
+	cfg->run_as_user = NULL;
 	cfg->acct_files = NULL;
 	cfg->n_acct_files = 0;
 }

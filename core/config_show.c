@@ -38,7 +38,9 @@ int config_show(void *outp, const struct config *cfg, const char *spec, char *er
 	}
 	for (size_t k = 0; config_domain_key_name(k); k++)
 		if (d.values && d.values[k])
-			fprintf(out, "%s %s\n", config_domain_key_name(k), d.values[k]);
+			fprintf(out, "%s %s\n", config_domain_key_name(k),
+				/* a secret is shown as set, never as written */
+				strcmp(config_domain_key_name(k), "auth-password") ? d.values[k] : "(set)");
 	config_domain_release(&d);
 	return 0;
 }

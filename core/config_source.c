@@ -137,12 +137,9 @@ int cp_open_source(struct parser *p, char *arg)
 		for (size_t i = 0; i < c->n_sources; i++)
 			if (c->sources[i].name && !strcasecmp(c->sources[i].name, arg))
 				return cp_err(p, "duplicate <source {%s}> (first at line %d)", arg, c->sources[i].line);
-		/* a named source adds settings; the loopback defaults stay unless
+		/* a named source adds settings (a session takes them after AUTH:
+		 * config_source_after_auth); the loopback defaults stay unless
 		 * the file has address sources of its own */
-		static const struct directive w = {"<source {name}>", CTX_SOURCE, NULL,
-			"named sources ({auth}, those of smtp-user and smtp-listener source=) are checked; "
-			"SMTP intake applies the <source> of the client's address"};
-		cp_warn_pending(p, &w);
 		if (cp_grow(p, (void **)&c->sources, &c->n_sources, sizeof(*c->sources), &p->cur) < 0)
 			return -1;
 		c->sources[p->cur].line = p->line;

@@ -375,8 +375,7 @@ static int d_user_source(struct parser *p, const struct directive *d, char *v)
 
 static const struct directive directives[] = {
 	{"password", CTX_SMTP_USER, d_password, NULL},
-	{"source", CTX_SMTP_USER, d_user_source,
-	 "the named source is checked to exist; SMTP intake keeps the client address's <source> after AUTH"},
+	{"source", CTX_SMTP_USER, d_user_source, NULL}, /* applied after AUTH (engine/intake.c) */
 	{"smtp-source-host", CTX_VMTA, d_smtp_source_host, NULL},
 	{"virtual-mta", CTX_POOL, d_pool_member, NULL},
 	{"mx", CTX_ROLLUP, d_rollup_mx, NULL},

@@ -4,6 +4,7 @@
  */
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include "core/pcre_re.h"
+#include "core/valgrind_probe.h"
 
 #include <pcre2.h>
 #include <stdio.h>
@@ -41,8 +42,11 @@ struct pcre_re *pcre_re_compile(const char *pattern, char *why, size_t cap)
 		pcre_re_free(re);
 		return NULL;
 	}
-	/* JIT is an optimisation: where it is unavailable the interpreter runs */
-	(void)pcre2_jit_compile(re->code, PCRE2_JIT_COMPLETE);
+	/* JIT is an optimisation: where it is unavailable the interpreter runs;
+	 * under valgrind too (memcheck cannot follow the generated code and
+	 * reports its reads as uninitialised) */
+	if (!SALVO_UNDER_VALGRIND())
+		(void)pcre2_jit_compile(re->code, PCRE2_JIT_COMPLETE);
 	if (!(re->mctx = pcre2_match_context_create(NULL))) {
 		snprintf(why, cap, "out of memory");
 		pcre_re_free(re);

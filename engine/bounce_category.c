@@ -14,10 +14,10 @@
  * delays and expiries).
  */
 #include "engine/bounce_report.h"
+#include "core/pcre_re.h"
 
 #include <ctype.h>
 #include <pthread.h>
-#include <regex.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -40,11 +40,11 @@ struct phrase {
 	const char *category;
 	const char *sources;
 	bool off;
-	bool ok;
-	regex_t compiled;
+	struct pcre_re *compiled;   /* PCRE2, case-insensitive, like every pattern of the
+				     * configuration (core/pcre_re.h); NULL: did not compile */
 };
 
-#define P(re, cat, src) {re, cat, src, false, false, {0}}
+#define P(re, cat, src) {re, cat, src, false, NULL}
 
 /* Reasons that hold whatever code came with them: a virus, and the
  * vendors' own diagnostic identifiers, more specific than the enhanced
@@ -237,9 +237,13 @@ static struct phrase rcpt_echo = P("@[a-z0-9.-]+>?\\.\\.\\. ", NULL, "sendmail")
 
 static pthread_once_t rules_once = PTHREAD_ONCE_INIT;
 
+/* Compiled once for the process; never freed (static tables). */
 static void compile_one(struct phrase *r)
 {
-	r->ok = regcomp(&r->compiled, r->re, REG_EXTENDED | REG_ICASE | REG_NOSUB) == 0;
+	char why[160];
+
+	if (!(r->compiled = pcre_re_compile(r->re, why, sizeof(why))))
+		fprintf(stderr, "salvod: bounce rule /%s/ does not compile: %s\n", r->re, why);
 }
 
 static void compile_rules(void)
@@ -257,7 +261,7 @@ static void compile_rules(void)
 static bool matches(struct phrase *r, const char *text)
 {
 	pthread_once(&rules_once, compile_rules);
-	return text && r->ok && !r->off && regexec(&r->compiled, text, 0, NULL, 0) == 0;
+	return text && r->compiled && !r->off && pcre_re_match(r->compiled, text);
 }
 
 /* Whether every word of sources is in the comma-separated list tags. */

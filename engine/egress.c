@@ -130,8 +130,9 @@ void egress_queue_free(struct sched_queue *q)
 		config_gen_put(c->gen);
 		free(c);
 	}
-	free(eq->units);
+	egress_units_free(eq);
 	free(eq->targets);
+	free(eq->hosts_tmp);
 	free(eq->redirect);
 	egress_rollup_free(eq);
 	free(eq);
@@ -323,7 +324,8 @@ static struct egress_txn *txn_build(struct egress_queue *eq, size_t vmta, bool c
 	struct worker *w = eq->w;
 	const struct config *cfg = w->cfg;
 	struct sched_queue *q = eq->q;
-	unsigned max = q->cfg->max_rcpt_per_message ? q->cfg->max_rcpt_per_message : 100;
+	const struct config_domain *dom = egress_unit_dom(eq, vmta);
+	unsigned max = dom->max_rcpt_per_message ? dom->max_rcpt_per_message : 100;
 	struct outcome_batch *sup = NULL;
 	struct spool_rtxn *rt;
 	struct spool_msg m;
@@ -389,8 +391,9 @@ static struct egress_txn *txn_build(struct egress_queue *eq, size_t vmta, bool c
 		 * below, for the recipient that goes; never for the null sender). */
 		if (cfg->bounce_domain && m.sender[0])
 			max = 1;
-		/* 8-bit content is declared when present. */
-		x->t.eightbit = has_8bit(m.body, m.body_len);
+		/* 8-bit content is declared when present, unless the domain's
+		 * ignore-8bitmime says its hosts mishandle BODY=8BITMIME. */
+		x->t.eightbit = !dom->ignore_8bitmime && has_8bit(m.body, m.body_len);
 		do {
 			struct spool_rcpt sr;
 
@@ -569,17 +572,20 @@ static void conn_set_idle(struct egress_conn *c)
 	}
 	c->idle = true;
 	c->idle_since_ms = now;
-	egress_wake_at(eq, now + (int64_t)eq->q->cfg->idle_timeout_ms);
+	egress_wake_at(eq, now + (int64_t)egress_unit_dom(eq, c->vmta)->idle_timeout_ms);
 }
 
 int64_t egress_close_idle(struct egress_queue *eq, int64_t now_ms)
 {
-	int64_t tmo = (int64_t)eq->q->cfg->idle_timeout_ms, next = 0;
+	int64_t next = 0;
 
 	for (struct egress_conn *c = eq->conns, *n; c; c = n) {
+		int64_t tmo;
+
 		n = c->next;
 		if (!c->idle || !c->cli)
 			continue;
+		tmo = (int64_t)egress_unit_dom(eq, c->vmta)->idle_timeout_ms;
 		if (eq->paused || c->retire || now_ms - c->idle_since_ms >= tmo) {
 			c->idle = false;
 			smtp_client_quit(c->cli);
@@ -746,6 +752,8 @@ static void conn_txn_done(void *owner, struct smtp_client *cli, struct smtp_txn 
 		unsigned act = egress_patterns(eq, c, &x->results[i], mono);
 
 		any_ok = any_ok || (x->results[i].code >= 200 && x->results[i].code < 300);
+		if (x->results[i].code >= 400)
+			c->errors++;
 		if (b) {
 			rcpt_outcome(eq, b, x->rcpts[i], x->addrs[i], &x->results[i],
 				     (act & CONFIG_PAT_BOUNCE_RCPT) != 0, now);
@@ -754,7 +762,11 @@ static void conn_txn_done(void *owner, struct smtp_client *cli, struct smtp_txn 
 	}
 	if (any_ok) {
 		u->delivered++;
-		conn_window_success(&u->cw, u->n_conns, egress_max_out(eq));
+		conn_window_success(&u->cw, u->n_conns, egress_max_out(eq, c->vmta));
+		if (eq->mode == EGRESS_BACKOFF && egress_unit_dom(eq, c->vmta)->backoff_to_normal_after_delivery) {
+			eq->mode = EGRESS_NORMAL; /* PowerMTA's backoff-to-normal-after-delivery */
+			fprintf(stderr, "salvod: queue %s returns to normal mode after a delivery\n", eq->q->domain);
+		}
 	}
 	if (b)
 		outcome_batch_submit(b);
@@ -763,10 +775,13 @@ static void conn_txn_done(void *owner, struct smtp_client *cli, struct smtp_txn 
 	 * a dying one (called from its teardown) is left to conn_closed(). */
 	if (eq->freeing || !smtp_client_idle(cli))
 		return;
-	if (eq->units[c->vmta].n_conns > egress_max_out(eq))
+	if (eq->units[c->vmta].n_conns > egress_max_out(eq, c->vmta))
 		c->retire = true; /* backoff lowered the cap */
-	if (c->msgs >= eq->q->cfg->max_msg_per_connection)
+	if (c->msgs >= egress_unit_dom(eq, c->vmta)->max_msg_per_connection)
 		c->retire = true;
+	if (egress_unit_dom(eq, c->vmta)->max_errors_per_connection &&
+	    c->errors >= egress_unit_dom(eq, c->vmta)->max_errors_per_connection)
+		c->retire = true; /* PowerMTA's max-errors-per-connection */
 	if (!conn_give_txn(c))
 		conn_set_idle(c);
 	/* The window may have grown, or the carry estimate fallen: more
@@ -794,7 +809,7 @@ static void conn_closed(void *owner, struct smtp_client *cli, bool reached_ready
 	struct egress_conn *c = owner;
 	struct egress_queue *eq = c->eq;
 
-	if (cli && smtp_client_tls_failed(cli) && !eq->q->cfg->require_starttls && !eq->freeing &&
+	if (cli && smtp_client_tls_failed(cli) && !egress_unit_dom(eq, c->vmta)->require_starttls && !eq->freeing &&
 	    c->target < eq->n_targets) {
 		/* common practice: a failed opportunistic handshake is retried in
 		 * clear, with that host only (never under require-starttls) */
@@ -902,13 +917,12 @@ static void conn_open(struct egress_queue *eq, struct egress_conn *c)
 	const struct config *cfg = &c->gen->cfg;
 	const struct config_vmta *vm = &cfg->vmtas[c->vmta];
 	const char *helo = vm->helo ? vm->helo : cfg->host_name;
-
+	const struct config_domain *dom = egress_unit_dom(eq, c->vmta);
 	struct smtp_client_timeouts tmo;
 
-	conn_timeouts(eq->q->cfg, &w->client_tmo, &tmo);
+	conn_timeouts(dom, &w->client_tmo, &tmo);
 	for (; c->target < eq->n_targets; c->target++) {
 		struct dns_target *t = &eq->targets[c->target];
-		const struct config_domain *dom = eq->q->cfg;
 		bool clear = !dom->require_starttls && tls_clear_for(eq, t);
 		char sni[256];
 		struct smtp_client_tls tls = {
@@ -930,6 +944,13 @@ static void conn_open(struct egress_queue *eq, struct egress_conn *c)
 			__atomic_add_fetch(&w->eng->counters.connections_opened, 1, __ATOMIC_RELAXED);
 			trace_session_out(w->eng->trace, smtp_client_trace(c->cli), eq->q->domain,
 					  trace_domain_flags(cfg, dom));
+			/* auth-username/auth-password: AUTH after EHLO (over TLS
+			 * unless allow-unencrypted-plain-auth); without memory for
+			 * it the session ends as failed rather than go without */
+			if (dom->auth_username && dom->auth_password &&
+			    smtp_client_set_auth(c->cli, dom->auth_username, dom->auth_password,
+						 dom->auth_allow_clear) < 0)
+				smtp_client_abort(c->cli);
 			return;
 		}
 		/* A socket or its source address could not be had: ours to lack,

@@ -54,6 +54,11 @@ struct egress_unit {
 	unsigned open_fails;        /* in a row; sets the backoff */
 	int64_t open_logged_ms;     /* last report in the log */
 	unsigned open_unlogged;     /* failures since that report */
+	/* The queue's settings through this virtual MTA when <domain> blocks
+	 * nested in its <virtual-mta>/<virtual-mta-pool> apply (owned; NULL:
+	 * the queue's own, q->cfg); resolved on first use (egress_unit_dom). */
+	struct config_domain *dom;
+	bool dom_resolved;
 };
 
 struct egress_conn;
@@ -75,6 +80,11 @@ struct egress_queue {
 	size_t good_target;
 	char *redirect;            /* member of a rollup: its queue's name */
 	uint64_t returned_ms;      /* loop clock: the rollup last sent recipients back */
+	size_t hosts_next;         /* `smtp-hosts`: the next host to look up */
+	struct dns_target *hosts_tmp; /* the targets being gathered (DNS_MAX_TARGETS), then
+				     * copied to targets[] at once; freed then */
+	size_t hosts_n;
+	bool hosts_sync;           /* inside egress_route_ready (no kick from there) */
 	/* a rollup queue's members (egress_rollup.c), a hash by domain */
 	struct egress_member **members;
 	size_t n_buckets, n_members;
@@ -117,6 +127,7 @@ struct egress_conn {
 	size_t vmta;               /* index into cfg->vmtas and eq->units */
 	struct config_gen *gen;    /* opened under it (a reference): its vmta and HELO until it closes */
 	unsigned msgs;
+	unsigned errors;           /* 4xx/5xx replies in this session (max-errors-per-connection) */
 	bool ready;                /* past the greeting and EHLO */
 	bool idle;                 /* ready and without a transaction */
 	bool retire;               /* QUIT after the current transaction */
@@ -199,8 +210,15 @@ int egress_units_grow(struct egress_queue *eq, size_t n_vmtas);
 bool egress_queue_can_free(struct sched_queue *q, void *arg);
 void egress_queue_freed(struct sched_queue *q, void *arg);
 enum egress_mode egress_mode_now(struct egress_queue *eq, int64_t now_ms);
-unsigned egress_max_out(const struct egress_queue *eq);
-const struct config_rate *egress_msg_rate(const struct egress_queue *eq);
+/* The <domain> settings a session from vmta gets for this queue: the
+ * nested blocks of that vmta (and its pools) over the top-level ones. */
+const struct config_domain *egress_unit_dom(struct egress_queue *eq, size_t vmta);
+/* Release the units' resolved settings (with the queue). */
+void egress_units_free(struct egress_queue *eq);
+/* Drop them only, to be resolved again (a reload's new generation). */
+void egress_units_forget_doms(struct egress_queue *eq);
+unsigned egress_max_out(struct egress_queue *eq, size_t vmta);
+const struct config_rate *egress_msg_rate(struct egress_queue *eq, size_t vmta);
 /* A virtual MTA that may open a connection now for ready work (and the
  * pool whose work it would carry), or -1. Arms the queue's timer when the
  * answer is "not yet". */
@@ -221,7 +239,7 @@ void egress_open_failed(struct egress_queue *eq, size_t vmta, int err, const cha
 /* A session on vmta reached the greeting: the backoff is over. */
 void egress_open_ok(struct egress_queue *eq, size_t vmta);
 /* Does the queue's ready backlog want one more session than it has? */
-bool egress_wants_session(const struct egress_queue *eq);
+bool egress_wants_session(struct egress_queue *eq);
 /* Arm (or advance) the queue's timer. */
 void egress_wake_at(struct egress_queue *eq, int64_t when_ms);
 /* Idle connections past idle-timeout get QUIT; returns the earliest

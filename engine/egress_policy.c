@@ -146,15 +146,16 @@ void egress_open_ok(struct egress_queue *eq, size_t vmta)
 	eq->units[vmta].open_fails = 0;
 }
 
-bool egress_wants_session(const struct egress_queue *eq)
+bool egress_wants_session(struct egress_queue *eq)
 {
-	const struct config_rate *rate = egress_msg_rate(eq);
-	double capacity = 0, cap = rate->count && rate->per_ms ? (double)rate->count * 1000.0 / rate->per_ms : 0;
+	double capacity = 0;
 
 	/* A unit under max-msg-rate carries no more than its rate, however
 	 * many sessions it has: then the backlog asks for another unit. */
 	for (size_t i = 0; i < eq->n_units; i++)
 		if (eq->units[i].n_conns) {
+			const struct config_rate *rate = egress_msg_rate(eq, i);
+			double cap = rate->count && rate->per_ms ? (double)rate->count * 1000.0 / rate->per_ms : 0;
 			double c = eq->units[i].n_conns * conn_window_carry(&eq->units[i].cw);
 
 			capacity += cap && c > cap ? cap : c;
@@ -171,18 +172,87 @@ enum egress_mode egress_mode_now(struct egress_queue *eq, int64_t now_ms)
 	return eq->mode;
 }
 
-unsigned egress_max_out(const struct egress_queue *eq)
+const struct config_domain *egress_unit_dom(struct egress_queue *eq, size_t vmta)
 {
-	const struct config_domain *d = eq->q->cfg;
+	const struct config *cfg = eq->w->cfg;
+	struct egress_unit *u;
+	struct config_domain *d;
+	const struct config_vmta *vm;
+	const struct config_source_limit *lim;
+
+	if (vmta >= eq->n_units || vmta >= cfg->n_vmtas)
+		return eq->q->cfg;
+	vm = &cfg->vmtas[vmta];
+	/* the common case, no nesting and no source-ip-max-* anywhere: no work */
+	if (!cfg->n_vdomains && !eq->q->cfg->n_source_limits)
+		return eq->q->cfg;
+	u = &eq->units[vmta];
+	if (u->dom_resolved)
+		return u->dom ? u->dom : eq->q->cfg;
+	/* once per (queue, vmta), and only where a nested block or a
+	 * source-ip-max-* for this vmta's address applies (the long tail of
+	 * queues costs nothing); out of memory: the queue's own settings this
+	 * time, resolved again next time */
+	if (!config_domain_has_nested(cfg, eq->q->domain, vm->name) &&
+	    !(vm->has_source && config_domain_source_limit(eq->q->cfg, (const struct sockaddr *)&vm->source.sa))) {
+		u->dom_resolved = true;
+		return eq->q->cfg;
+	}
+	if (!(d = calloc(1, sizeof(*d))))
+		return eq->q->cfg;
+	if (config_domain_resolve(cfg, eq->q->domain, cfg->vmtas[vmta].name, d) < 0) {
+		free(d);
+		return eq->q->cfg;
+	}
+	/* PowerMTA's source-ip-max-smtp-out / -msg-rate for this vmta's address */
+	if (vm->has_source && (lim = config_domain_source_limit(d, (const struct sockaddr *)&vm->source.sa))) {
+		if (lim->max_smtp_out)
+			d->max_smtp_out = lim->max_smtp_out;
+		if (lim->has_rate)
+			d->max_msg_rate = lim->max_msg_rate;
+	}
+	/* the values as written are for --show only */
+	for (size_t k = 0; d->values && config_domain_key_name(k); k++)
+		free(d->values[k]);
+	free(d->values);
+	d->values = NULL;
+	u->dom_resolved = true;
+	u->dom = d;
+	return d;
+}
+
+void egress_units_forget_doms(struct egress_queue *eq)
+{
+	for (size_t i = 0; i < eq->n_units; i++) {
+		if (eq->units[i].dom) {
+			config_domain_release(eq->units[i].dom);
+			free(eq->units[i].dom);
+			eq->units[i].dom = NULL;
+		}
+		eq->units[i].dom_resolved = false;
+	}
+}
+
+void egress_units_free(struct egress_queue *eq)
+{
+	egress_units_forget_doms(eq);
+	free(eq->units);
+	eq->units = NULL;
+	eq->n_units = 0;
+}
+
+unsigned egress_max_out(struct egress_queue *eq, size_t vmta)
+{
+	const struct config_domain *d = egress_unit_dom(eq, vmta);
 	unsigned n = eq->mode == EGRESS_BACKOFF && d->backoff_max_smtp_out ? d->backoff_max_smtp_out
 									     : d->max_smtp_out;
 
 	return n ? n : 1;
 }
 
-const struct config_rate *egress_msg_rate(const struct egress_queue *eq)
+const struct config_rate *egress_msg_rate(struct egress_queue *eq, size_t vmta)
 {
-	const struct config_domain *d = eq->q->cfg;
+	const struct config_domain *d = egress_unit_dom(eq, vmta);
 
 	if (eq->mode == EGRESS_BACKOFF && d->backoff_max_msg_rate.count)
 		return &d->backoff_max_msg_rate;
@@ -224,13 +294,9 @@ ssize_t egress_pick_vmta(struct egress_queue *eq, int64_t now_ms)
 {
 	const struct config *cfg = eq->w->cfg;
 	struct sched_queue *q = eq->q;
-	unsigned max_out;
-	const struct config_rate *rate;
 	int64_t now_us = now_ms * 1000, wait = 0, w;
 
 	egress_mode_now(eq, now_ms);
-	max_out = egress_max_out(eq);
-	rate = egress_msg_rate(eq);
 	for (size_t i = 0; i < q->n_fifos; i++) {
 		size_t p = (eq->pool_rr + i) % q->n_fifos;
 		const struct config_pool *pool = &cfg->pools[p < cfg->n_pools ? p : 0];
@@ -244,6 +310,8 @@ ssize_t egress_pick_vmta(struct egress_queue *eq, int64_t now_ms)
 			if (v >= eq->n_units)
 				continue; /* added by a reload that found no memory for its unit */
 			u = &eq->units[v];
+			unsigned max_out = egress_max_out(eq, v);
+			const struct config_rate *rate = egress_msg_rate(eq, v);
 
 			if (u->disabled_until_ms > now_ms) {
 				note_wait(&wait, (u->disabled_until_ms - now_ms) * 1000);
@@ -259,7 +327,7 @@ ssize_t egress_pick_vmta(struct egress_queue *eq, int64_t now_ms)
 				note_wait(&wait, w);
 				continue;
 			}
-			if (!throttle_take(&u->connect_rate, &q->cfg->max_connect_rate, now_us, &w)) {
+			if (!throttle_take(&u->connect_rate, &egress_unit_dom(eq, v)->max_connect_rate, now_us, &w)) {
 				note_wait(&wait, w);
 				continue;
 			}
@@ -287,7 +355,7 @@ ssize_t egress_pick_pool(struct egress_queue *eq, size_t vmta, int64_t now_ms)
 
 		if (!q->fifos[p].n || !egress_pool_has(cfg, p, vmta))
 			continue;
-		if (!throttle_take(&u->msg_rate, egress_msg_rate(eq), now_ms * 1000, &wait)) {
+		if (!throttle_take(&u->msg_rate, egress_msg_rate(eq, vmta), now_ms * 1000, &wait)) {
 			egress_wake_at(eq, now_ms + wait / 1000 + 1);
 			return -1;
 		}
@@ -301,7 +369,7 @@ unsigned egress_patterns(struct egress_queue *eq, struct egress_conn *c, const s
 			 int64_t now_ms)
 {
 	const struct config *cfg = eq->w->cfg;
-	const struct config_domain *dom = eq->q->cfg;
+	const struct config_domain *dom = egress_unit_dom(eq, c->vmta);
 	const struct config_pattern_list *list;
 	const struct config_pattern *rule = NULL;
 	char line[320];

@@ -65,7 +65,7 @@ static void route_check_rollup(struct egress_queue *eq, bool stale)
 {
 	const char *rollup;
 
-	if (eq->is_rollup || eq->q->cfg->has_route)
+	if (eq->is_rollup || eq->q->cfg->has_route || eq->q->cfg->disable_mx_rollup)
 		return;
 	rollup = egress_rollup_for(eq->w->cfg, eq->targets, eq->n_targets, eq->q->domain);
 	if (stale && (!rollup || eq->redirect ||
@@ -121,6 +121,17 @@ static void route_resolved(void *arg, const struct dns_route *route)
 		egress_fail_ready(eq, &res, NULL);
 		return;
 	}
+	if (route->status == DNS_OK && route->n_targets && route->targets[0].implicit_mx &&
+	    eq->q->cfg->bounce_upon_no_mx && !eq->q->cfg->route_host) {
+		/* PowerMTA's bounce-upon-no-mx: no fallback to the domain's A/AAAA */
+		memset(&res, 0, sizeof(res));
+		res.code = 550;
+		snprintf(res.enhanced, sizeof(res.enhanced), "5.1.2");
+		snprintf(res.text, sizeof(res.text), "%s: no MX record (bounce-upon-no-mx)", eq->q->domain);
+		eq->have_route = false;
+		egress_fail_ready(eq, &res, NULL);
+		return;
+	}
 	if (route->status == DNS_OK) {
 		eq->n_targets = route->n_targets;
 		memcpy(eq->targets, route->targets, route->n_targets * sizeof(route->targets[0]));
@@ -148,6 +159,94 @@ static void route_resolved(void *arg, const struct dns_route *route)
 	egress_fail_ready(eq, &res, NULL);
 }
 
+/* ---- smtp-hosts: smarthosts instead of the MX lookup ------------------------- */
+
+static void hosts_step(struct egress_queue *eq);
+
+static void hosts_add(struct egress_queue *eq, const struct sockaddr_storage *addr, socklen_t len,
+		      const char *host, uint16_t port)
+{
+	struct dns_target *t;
+
+	if (eq->hosts_n >= DNS_MAX_TARGETS)
+		return;
+	t = &eq->hosts_tmp[eq->hosts_n++];
+	memset(t, 0, sizeof(*t));
+	memcpy(&t->addr, addr, len);
+	t->addrlen = len;
+	snprintf(t->host, sizeof(t->host), "%s", host);
+	if (t->addr.ss_family == AF_INET6)
+		((struct sockaddr_in6 *)&t->addr)->sin6_port = htons(port);
+	else
+		((struct sockaddr_in *)&t->addr)->sin_port = htons(port);
+}
+
+static void hosts_resolved(void *arg, const struct dns_route *route)
+{
+	struct egress_queue *eq = arg;
+	const struct config_smtp_host *h = &eq->q->cfg->smtp_hosts[eq->hosts_next - 1];
+
+	if (route->status == DNS_OK)
+		for (size_t i = 0; i < route->n_targets; i++)
+			hosts_add(eq, &route->targets[i].addr, route->targets[i].addrlen, route->targets[i].host,
+				  h->port);
+	hosts_step(eq);
+}
+
+/* Every host in order (a later `;` group after the earlier ones, so the
+ * sessions' target fallback follows PowerMTA's groups); names are looked
+ * up one after the other. */
+static void hosts_step(struct egress_queue *eq)
+{
+	const struct config_domain *dom = eq->q->cfg;
+	struct smtp_result res;
+
+	while (eq->hosts_next < dom->n_smtp_hosts) {
+		const struct config_smtp_host *h = &dom->smtp_hosts[eq->hosts_next++];
+
+		if (h->is_ip) {
+			hosts_add(eq, &h->addr.sa, h->addr.salen, h->host, h->port);
+			continue;
+		}
+		dns_resolve_route(eq->w->dns, h->host, hosts_resolved, eq);
+		return;
+	}
+	eq->resolving = false;
+	if (eq->hosts_n) {
+		memcpy(eq->targets, eq->hosts_tmp, eq->hosts_n * sizeof(*eq->targets));
+		eq->n_targets = eq->hosts_n;
+	}
+	free(eq->hosts_tmp);
+	eq->hosts_tmp = NULL;
+	eq->have_route = eq->hosts_n > 0;
+	eq->route_expires = loop_now_ms() + (eq->have_route ? EGRESS_ROUTE_TTL_MS : 30000);
+	if (eq->good_target >= eq->n_targets)
+		eq->good_target = 0;
+	if (!eq->have_route) {
+		memset(&res, 0, sizeof(res));
+		snprintf(res.text, sizeof(res.text), "%s: no address for any of its smtp-hosts", eq->q->domain);
+		egress_fail_ready(eq, &res, NULL);
+		return;
+	}
+	if (!eq->hosts_sync)
+		egress_kick(eq->w, eq->q);
+}
+
+static bool hosts_route_ready(struct egress_queue *eq)
+{
+	if (eq->resolving || (eq->have_route && loop_now_ms() < eq->route_expires))
+		return eq->have_route;
+	if (!egress_targets_alloc(eq) || !(eq->hosts_tmp = calloc(DNS_MAX_TARGETS, sizeof(*eq->hosts_tmp))))
+		return false; /* out of memory: tried again at the next kick */
+	eq->hosts_n = 0;
+	eq->hosts_next = 0;
+	eq->resolving = true;
+	eq->hosts_sync = true;
+	hosts_step(eq);
+	eq->hosts_sync = false;
+	return eq->have_route && !eq->resolving && !eq->freeing;
+}
+
 bool egress_route_ready(struct egress_queue *eq)
 {
 	const struct config_domain *dom = eq->q->cfg;
@@ -161,6 +260,8 @@ bool egress_route_ready(struct egress_queue *eq)
 		for (size_t i = 0; i < cfg->n_rollups && !eq->is_rollup; i++)
 			eq->is_rollup = strcmp(cfg->rollups[i].queue, eq->q->domain) == 0;
 	}
+	if (dom->n_smtp_hosts)
+		return hosts_route_ready(eq);
 	if (eq->is_rollup && !dom->has_route && !dom->route_host)
 		return egress_rollup_route_ready(eq);
 	if (eq->resolving || (eq->have_route && loop_now_ms() < eq->route_expires))

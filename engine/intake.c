@@ -66,11 +66,20 @@ bool intake_is_bounce_rcpt(const struct config *cfg, const char *addr)
 	return cfg->bounce_domain && strcasecmp(addr_domain(addr), cfg->bounce_domain) == 0;
 }
 
+/* The session's <source>: its listener's `source=NAME`, else the one of
+ * the client's address; after AUTH the user's `source {name}` (else
+ * `<source {auth}>`): PowerMTA's named sources. */
+static const struct config_source *session_source(const struct config *cfg, struct smtp_session *s)
+{
+	return config_source_after_auth(cfg, smtp_session_user(s),
+					config_source_for_listener(cfg, smtp_session_listener(s), smtp_session_peer(s)));
+}
+
 static bool intake_rcpt(void *ctx, struct smtp_session *s, const char *addr, char *reply, size_t cap)
 {
 	struct worker *w = ctx;
 	const struct config *cfg = w->cfg;
-	const struct config_source *src = config_source_for(cfg, smtp_session_peer(s));
+	const struct config_source *src = session_source(cfg, s);
 	struct spool_rtxn *rt;
 	bool suppressed = false;
 
@@ -184,7 +193,7 @@ static void intake_submit(void *ctx, struct smtp_session *s, struct smtp_envelop
 	ir->session = s;
 	ir->env = env;
 	ir->msg = (struct accept_msg){.body = body, .len = len, .count = env->n_rcpts, .smtputf8 = env->smtputf8};
-	intake_pool_and_job(w->cfg, config_source_for(w->cfg, smtp_session_peer(s)), ir);
+	intake_pool_and_job(w->cfg, session_source(w->cfg, s), ir);
 	ir->batch = (struct accept_batch){
 		.eng = w->eng,
 		.sender = env->sender,
@@ -228,7 +237,7 @@ void intake_discard(struct mailbox_item *it)
 static bool intake_auth_allowed(void *ctx, struct smtp_session *s, bool tls)
 {
 	struct worker *w = ctx;
-	const struct config_source *src = config_source_for(w->cfg, smtp_session_peer(s));
+	const struct config_source *src = session_source(w->cfg, s);
 
 	return w->cfg->n_smtp_users && (tls || (src && src->allow_unencrypted_auth));
 }
@@ -264,10 +273,15 @@ void intake_auth_replied(struct worker *w, struct mailbox_item *it)
 {
 	struct auth_job *j = container_of(it, struct auth_job, link);
 
-	(void)w;
 	if (j->result)
 		fprintf(stderr, "salvod: AUTH %s for \"%.64s\" from %s\n", j->result == 2 ? "throttled" : "failed",
 			j->user, smtp_session_tls(j->session) ? "a TLS session" : "a clear session");
+	if (j->result == 0) {
+		const struct config_source *src = config_source_after_auth(w->cfg, j->user, NULL);
+
+		/* a named source's own max-message-size (else the listener's) */
+		smtp_session_set_auth_max_size(j->session, src ? src->max_message_size : 0);
+	}
 	smtp_session_auth_done(j->session, j->result);
 	free(j);
 }
@@ -284,7 +298,7 @@ static void intake_peer_policy(void *ctx, const struct sockaddr *peer, struct sm
 {
 	struct worker *w = ctx;
 	const struct config *cfg = w->cfg;
-	const struct config_source *src = config_source_for(cfg, peer);
+	const struct config_source *src = config_source_for_listener(cfg, out->listener, peer);
 
 	out->trusted = config_source_trusted(src);
 	out->max_per_ip = src ? src->max_connections_per_ip : 0;
@@ -296,7 +310,7 @@ static void intake_peer_policy(void *ctx, const struct sockaddr *peer, struct sm
 static bool intake_normalize_bare_newlines(void *ctx, struct smtp_session *s)
 {
 	struct worker *w = ctx;
-	const struct config_source *src = config_source_for(w->cfg, smtp_session_peer(s));
+	const struct config_source *src = session_source(w->cfg, s);
 
 	return src && src->bare_newline_normalize;
 }

@@ -328,6 +328,9 @@ void worker_config_rebind(struct worker *w, struct mailbox_item *it)
 			if (eq) {
 				if (egress_units_grow(eq, cfg->n_vmtas ? cfg->n_vmtas : 1) < 0)
 					short_of_memory = true;
+				/* settings through a vmta's nested <domain> are
+				 * resolved again under the new generation */
+				egress_units_forget_doms(eq);
 				/* routes and rollup membership are looked at again
 				 * (in the background; sessions keep the old targets) */
 				eq->rollup_checked = false;

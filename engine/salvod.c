@@ -44,6 +44,7 @@
 #include "net/tls.h"
 #include "net/http_server.h"
 #include "engine/trace.h"
+#include "engine/privdrop.h"
 #include "engine/webhook.h"
 #include "queue/sent_prune.h"
 
@@ -491,6 +492,10 @@ int main(int argc, char **argv)
 			fprintf(stderr, "salvod: %s\n", err);
 			goto out_workers;
 		}
+	}
+	if (privdrop_apply(&cfg, err, sizeof(err)) < 0) {
+		fprintf(stderr, "salvod: %s\n", err);
+		goto out_workers;
 	}
 	spool_count(eng.spool, &n_msgs, &n_rcpts);
 	fprintf(stderr, "salvod %s: ready: %u workers, SMTP on %s, HTTP on %s, spool %s (%llu messages, %llu recipients queued)\n",

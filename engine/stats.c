@@ -51,7 +51,7 @@ static void fill(struct queue_stat *st, struct sched_queue *q, size_t n_units, i
 	if (!eq)
 		return;
 	st->connections = eq->n_conns;
-	st->connection_limit = egress_max_out(eq);
+	st->connection_limit = egress_max_out(eq, 0);
 	st->delivered = eq->delivered;
 	st->deferred = eq->deferred;
 	st->bounced = eq->bounced;

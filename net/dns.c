@@ -72,6 +72,7 @@ struct dns_waiter {
 struct dns_host {
 	char name[256];
 	unsigned pref;
+	bool implicit_mx;          /* no MX: the domain itself */
 	size_t n_addrs;
 	struct sockaddr_storage addrs[DNS_MAX_TARGETS];
 	socklen_t lens[DNS_MAX_TARGETS];
@@ -563,6 +564,7 @@ static void lookup_build(struct dns_lookup *lk)
 			t->addrlen = host->lens[a];
 			snprintf(t->host, sizeof(t->host), "%s", host->name);
 			t->pref = host->pref;
+			t->implicit_mx = host->implicit_mx;
 		}
 	}
 	r->status = r->n_targets ? DNS_OK : tempfail ? DNS_TEMPFAIL : DNS_NO_ADDRESS;
@@ -674,6 +676,7 @@ static void mx_cb(void *arg, int status, int timeouts, unsigned char *abuf, int 
 	if (status == ARES_ENODATA || (status == ARES_SUCCESS && !mx)) {
 		/* No MX: the domain itself is the mail host (RFC 5321 5.1). */
 		lk->n_hosts = 1;
+		lk->hosts[0].implicit_mx = true;
 		snprintf(lk->hosts[0].name, sizeof(lk->hosts[0].name), "%s", lk->domain);
 		lookup_hosts(lk);
 		return;

@@ -49,6 +49,7 @@ struct dns_target {
 	socklen_t addrlen;
 	char host[256];                /* MX host name (or the domain for implicit MX) */
 	unsigned pref;                 /* MX preference (0 for implicit MX) */
+	bool implicit_mx;              /* the domain has no MX: this is its own A/AAAA */
 };
 
 /* How long past its TTL a positive answer may be served while refreshes fail. */

@@ -31,6 +31,10 @@
 #include "net/loop.h"
 #include "net/smtp_reply.h"
 
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <strings.h>
+
 #define CLI_IN_CAP (64 * 1024)
 #define CLI_CMD_CAP 1024           /* the command buffer between transactions */
 #define CLI_INLINE_BODY (64 * 1024) /* a BDAT message up to this goes in the commands' buffer */
@@ -43,6 +47,9 @@ enum cli_state {
 	CLI_HELO,
 	CLI_STARTTLS,  /* STARTTLS sent, waiting for its 220 */
 	CLI_HANDSHAKE, /* TLS handshake in progress */
+	CLI_AUTH,      /* AUTH PLAIN, or LOGIN's password, sent: waiting for 235 */
+	CLI_AUTH_USER, /* AUTH LOGIN sent: waiting for the 334 that asks the user name */
+	CLI_AUTH_PASS, /* the user name sent: waiting for the 334 that asks the password */
 	CLI_IDLE,
 	CLI_TXN,       /* MAIL/RCPT/DATA replies outstanding */
 	CLI_BODY,      /* body sent or sending; waiting for the final reply */
@@ -53,7 +60,8 @@ enum cli_state {
 
 static const char *const cli_state_name[] = {
 	[CLI_CONNECTING] = "connect", [CLI_BANNER] = "banner", [CLI_EHLO] = "EHLO", [CLI_HELO] = "HELO",
-	[CLI_STARTTLS] = "STARTTLS", [CLI_HANDSHAKE] = "TLS handshake", [CLI_IDLE] = "idle",
+	[CLI_STARTTLS] = "STARTTLS", [CLI_HANDSHAKE] = "TLS handshake", [CLI_AUTH] = "AUTH",
+	[CLI_AUTH_USER] = "AUTH LOGIN", [CLI_AUTH_PASS] = "AUTH LOGIN", [CLI_IDLE] = "idle",
 	[CLI_TXN] = "MAIL/RCPT/DATA", [CLI_BODY] = "end of data", [CLI_RSET] = "RSET", [CLI_QUIT] = "QUIT",
 	[CLI_DEAD] = "dead",
 };
@@ -100,6 +108,12 @@ struct smtp_client {
 	char *tls_out;             /* ciphertext being sent */
 	size_t tls_out_cap;
 
+	/* outbound AUTH (smtp_client_set_auth): owned copies, wiped when freed */
+	char *auth_user, *auth_pass;
+	bool auth_clear_ok;        /* PLAIN/LOGIN without TLS allowed */
+	bool authed;
+	unsigned auth_mechs;       /* AUTH_MECH_* the server offers */
+
 	char in[CLI_IN_CAP];
 	size_t in_len;
 	char *cmd;                 /* command text being sent */
@@ -123,6 +137,7 @@ static inline void cli_trace(struct smtp_client *c, unsigned what, enum smtp_tra
 	if (smtp_trace_on(&c->trace, what))
 		smtp_trace_event(&c->trace, ev, p, n);
 }
+enum { AUTH_MECH_PLAIN = 1u << 0, AUTH_MECH_LOGIN = 1u << 1 };
 
 static void cli_pump(struct smtp_client *c);
 static int cli_release_held(struct smtp_client *c);
@@ -148,7 +163,8 @@ static uint64_t cli_state_timeout(const struct smtp_client *c)
 	switch (c->state) {
 	case CLI_CONNECTING: return c->tmo.connect_ms;
 	case CLI_BANNER: return c->tmo.banner_ms;
-	case CLI_EHLO: case CLI_HELO: case CLI_RSET: case CLI_STARTTLS: case CLI_HANDSHAKE: return c->tmo.helo_ms;
+	case CLI_EHLO: case CLI_HELO: case CLI_RSET: case CLI_STARTTLS: case CLI_HANDSHAKE:
+	case CLI_AUTH: case CLI_AUTH_USER: case CLI_AUTH_PASS: return c->tmo.helo_ms;
 	case CLI_TXN:
 		/* with BDAT the message goes with the commands: first its sending
 		 * (data-send-timeout), then the wait for its reply
@@ -164,10 +180,20 @@ static uint64_t cli_state_timeout(const struct smtp_client *c)
 
 /* ---- lifetime ------------------------------------------------------------ */
 
+static void auth_forget(struct smtp_client *c)
+{
+	if (c->auth_pass)
+		OPENSSL_cleanse(c->auth_pass, strlen(c->auth_pass));
+	free(c->auth_pass);
+	free(c->auth_user);
+	c->auth_pass = c->auth_user = NULL;
+}
+
 static void cli_maybe_free(struct smtp_client *c)
 {
 	if (c->state == CLI_DEAD && c->ops == 0) {
 		smtp_trace_end(&c->trace);
+		auth_forget(c);
 		tls_conn_free(c->tls);
 		c->tls = NULL;
 		free(c->tls_out);
@@ -754,6 +780,130 @@ static void txn_reply(struct smtp_client *c, const struct smtp_reply *r)
 		txn_send_cmds(c);
 }
 
+/* The mechanisms of the EHLO reply's AUTH line ("250-AUTH PLAIN LOGIN",
+ * also the old "250-AUTH=LOGIN"). */
+static unsigned auth_mechs_of(const struct smtp_reply *r)
+{
+	unsigned m = 0;
+
+	for (const char *ln = r->raw, *end = r->raw + r->raw_len; ln < end;) {
+		const char *eol = memchr(ln, '\n', (size_t)(end - ln));
+		size_t n = eol ? (size_t)(eol - ln) : (size_t)(end - ln);
+
+		if (n > 8 && !strncasecmp(ln + 4, "AUTH", 4) && (ln[8] == ' ' || ln[8] == '=')) {
+			for (size_t i = 9; i < n;) {
+				size_t w = 0;
+
+				while (i + w < n && ln[i + w] != ' ' && ln[i + w] != '\r')
+					w++;
+				if (w == 5 && !strncasecmp(ln + i, "PLAIN", 5))
+					m |= AUTH_MECH_PLAIN;
+				if (w == 5 && !strncasecmp(ln + i, "LOGIN", 5))
+					m |= AUTH_MECH_LOGIN;
+				i += w + 1;
+			}
+		}
+		ln += n + 1;
+	}
+	return m;
+}
+
+/* "AUTH " + prefix + base64(raw) as the command. */
+static void auth_send_b64(struct smtp_client *c, const char *prefix, const char *raw, size_t n)
+{
+	size_t cap = 4 * ((n + 2) / 3) + 1;
+	char *b = malloc(cap);
+
+	if (!b) {
+		cli_fail(c, 0, "out of memory");
+		return;
+	}
+	EVP_EncodeBlock((unsigned char *)b, (const unsigned char *)raw, (int)n);
+	c->cmd_len = 0;
+	if (cmd_append(c, "%s%s\r\n", prefix, b) < 0) {
+		OPENSSL_cleanse(b, cap);
+		free(b);
+		cli_fail(c, 0, "out of memory");
+		return;
+	}
+	OPENSSL_cleanse(b, cap);
+	free(b);
+	cli_send(c, c->cmd, c->cmd_len);
+	cli_touch(c);
+}
+
+/* Past EHLO (and STARTTLS): authenticate when asked to, then ready. */
+static void cli_ready(struct smtp_client *c)
+{
+	struct smtp_result res;
+
+	if (c->auth_user && !c->authed) {
+		if (!c->tls && !c->auth_clear_ok) {
+			result_set(&res, 0, "", "auth-username is set but the session is not encrypted (no STARTTLS): "
+				   "the password is not sent in clear");
+			cli_end(c, &res);
+			return;
+		}
+		if (!(c->auth_mechs & (AUTH_MECH_PLAIN | AUTH_MECH_LOGIN))) {
+			result_set(&res, 0, "", "auth-username is set but the host offers no AUTH PLAIN or LOGIN");
+			cli_end(c, &res);
+			return;
+		}
+		if (c->auth_mechs & AUTH_MECH_PLAIN) {
+			size_t un = strlen(c->auth_user), pn = strlen(c->auth_pass);
+			char raw[2 + 2 * 256];
+
+			/* RFC 4616: [authzid] NUL authcid NUL passwd */
+			raw[0] = '\0';
+			memcpy(raw + 1, c->auth_user, un);
+			raw[1 + un] = '\0';
+			memcpy(raw + 2 + un, c->auth_pass, pn);
+			c->state = CLI_AUTH;
+			auth_send_b64(c, "AUTH PLAIN ", raw, 2 + un + pn);
+			OPENSSL_cleanse(raw, sizeof(raw));
+		} else {
+			c->state = CLI_AUTH_USER;
+			cli_command(c, "AUTH", "LOGIN");
+		}
+		return;
+	}
+	c->state = CLI_IDLE;
+	c->reached_ready = true;
+	c->hooks.ready(c->owner, c);
+}
+
+static void cli_on_auth_reply(struct smtp_client *c, const struct smtp_reply *r)
+{
+	struct smtp_result res;
+
+	if (c->state == CLI_AUTH && r->code == 235) {
+		c->authed = true;
+		cli_ready(c);
+		return;
+	}
+	if (c->state == CLI_AUTH_USER && r->code == 334) {
+		c->state = CLI_AUTH_PASS;
+		auth_send_b64(c, "", c->auth_user, strlen(c->auth_user));
+		return;
+	}
+	if (c->state == CLI_AUTH_PASS && r->code == 334) {
+		c->state = CLI_AUTH;
+		auth_send_b64(c, "", c->auth_pass, strlen(c->auth_pass));
+		return;
+	}
+	/* Refused credentials are the sender's configuration, not the
+	 * recipients' fault: a session-level failure without a reply code
+	 * (deferred, never bounced), the server's reply in the text. */
+	{
+		char text[256];
+
+		smtp_reply_flatten(r, text, sizeof(text));
+		memset(&res, 0, sizeof(res));
+		snprintf(res.text, sizeof(res.text), "AUTH refused: %d %.200s", r->code, text);
+	}
+	cli_end(c, &res);
+}
+
 static void cli_on_reply(struct smtp_client *c, const struct smtp_reply *r)
 {
 	struct smtp_result res;
@@ -775,6 +925,7 @@ static void cli_on_reply(struct smtp_client *c, const struct smtp_reply *r)
 			return;
 		}
 		c->exts = smtp_reply_ehlo_exts(r, &c->size_limit);
+		c->auth_mechs = (c->exts & SMTP_EXT_AUTH) ? auth_mechs_of(r) : 0;
 		if (!c->tls && c->tls_ctx && (c->exts & SMTP_EXT_STARTTLS)) {
 			c->state = CLI_STARTTLS;
 			cli_command(c, "STARTTLS", NULL);
@@ -792,9 +943,7 @@ static void cli_on_reply(struct smtp_client *c, const struct smtp_reply *r)
 			cli_end(c, &res);
 			return;
 		}
-		c->state = CLI_IDLE;
-		c->reached_ready = true;
-		c->hooks.ready(c->owner, c);
+		cli_ready(c);
 		return;
 	case CLI_STARTTLS:
 		if (r->code != 220) {
@@ -804,9 +953,7 @@ static void cli_on_reply(struct smtp_client *c, const struct smtp_reply *r)
 				return;
 			}
 			/* refused: carry on in clear, as after an EHLO without STARTTLS */
-			c->state = CLI_IDLE;
-			c->reached_ready = true;
-			c->hooks.ready(c->owner, c);
+			cli_ready(c);
 			return;
 		}
 		if (!(c->tls = tls_conn_new(c->tls_ctx, false, c->sni))) {
@@ -817,6 +964,11 @@ static void cli_on_reply(struct smtp_client *c, const struct smtp_reply *r)
 		tls_handshake(c->tls);
 		cli_send_tls(c);
 		cli_touch(c);
+		return;
+	case CLI_AUTH:
+	case CLI_AUTH_USER:
+	case CLI_AUTH_PASS:
+		cli_on_auth_reply(c, r);
 		return;
 	case CLI_TXN:
 		txn_reply(c, r);
@@ -1103,6 +1255,7 @@ int smtp_client_connect(struct smtp_client **out, struct loop *l,
 void smtp_client_free(struct smtp_client *c)
 {
 	smtp_trace_end(&c->trace);
+	auth_forget(c);
 	close(c->fd);
 	tls_conn_free(c->tls);
 	free(c->tls_out);
@@ -1139,6 +1292,19 @@ static bool sni_usable(const char *s)
 	if (!s || !*s || strchr(s, ':') || strchr(s, '[') || strchr(s, ']'))
 		return false;
 	return inet_pton(AF_INET, s, &a4) != 1 && inet_pton(AF_INET6, s, &a6) != 1;
+}
+
+int smtp_client_set_auth(struct smtp_client *c, const char *user, const char *pass, bool allow_clear)
+{
+	if (!user || !pass || strlen(user) > 255 || strlen(pass) > 255)
+		return -EINVAL;
+	auth_forget(c);
+	if (!(c->auth_user = strdup(user)) || !(c->auth_pass = strdup(pass))) {
+		auth_forget(c);
+		return -ENOMEM;
+	}
+	c->auth_clear_ok = allow_clear;
+	return 0;
 }
 
 const char *smtp_client_peer_ip(const struct smtp_client *c)

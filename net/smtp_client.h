@@ -4,7 +4,8 @@
  * (egress).
  *
  * Life of a connection: smtp_client_connect() -> connect, banner, EHLO (HELO
- * when EHLO is refused) -> hooks.ready() -> the owner gives it transactions
+ * when EHLO is refused), STARTTLS and EHLO again when offered, AUTH when
+ * smtp_client_set_auth() asked for it -> hooks.ready() -> the owner gives it transactions
  * with smtp_client_send(); each completes with hooks.txn_done() and the
  * connection is idle again -> smtp_client_quit(). However it ends (QUIT,
  * refusal, timeout, reset), hooks.closed() is called exactly once, after any
@@ -103,6 +104,12 @@ int smtp_client_connect(struct smtp_client **out, struct loop *l,
 			const char *helo_name, const struct smtp_client_timeouts *tmo,
 			const struct smtp_client_tls *tls,
 			const struct smtp_client_hooks *hooks, void *owner);
+/* Authenticate after EHLO (and STARTTLS) with AUTH PLAIN, else LOGIN, as
+ * user/pass (copied; each at most 255 bytes). Only over TLS unless
+ * allow_clear: a session that cannot (no TLS, no such mechanism) or is
+ * refused ends before ready() with the reason. Call right after
+ * smtp_client_connect(). 0, -EINVAL, -ENOMEM. */
+int smtp_client_set_auth(struct smtp_client *c, const char *user, const char *pass, bool allow_clear);
 /* "TLSv1.3 TLS_AES_256_GCM_SHA384" when the session is encrypted, else NULL. */
 const char *smtp_client_tls(const struct smtp_client *c);
 /* Did the session end in a failed TLS handshake? */

@@ -82,6 +82,9 @@ struct listener {
 	struct sockaddr_storage peer;
 	socklen_t peerlen;
 	char text[64];
+	size_t index;              /* its place in the config's listener list (the
+				    * smtp-listener ... source= of sessions it accepts);
+				    * a reload renumbers it */
 };
 
 struct smtp_session {
@@ -119,6 +122,7 @@ struct smtp_session {
 	enum { AUTH_NONE, AUTH_PLAIN_WAIT, AUTH_LOGIN_USER, AUTH_LOGIN_PASS } auth_step;
 	char auth_user[256];
 	char *user;                /* authenticated as */
+	uint64_t auth_max_size;    /* after AUTH; 0: the listener's */
 
 	/* transaction */
 	struct smtp_envelope *env;
@@ -560,8 +564,9 @@ void smtp_session_auth_done(struct smtp_session *s, int result)
 	if (result == 0) {
 		free(s->user);
 		s->user = strdup(s->auth_user);
-		/* an authenticated client injects: the listener's limits */
-		s->max_size = s->srv->lim.max_message_size;
+		/* an authenticated client injects: the listener's limits, or
+		 * its named source's */
+		s->max_size = s->auth_max_size ? s->auth_max_size : s->srv->lim.max_message_size;
 		s->end_by = 0;
 		sess_reply(s, "235 2.7.0 Authentication successful");
 	} else if (result == 2) {
@@ -1006,6 +1011,16 @@ const char *smtp_session_user(const struct smtp_session *s)
 	return s->user;
 }
 
+size_t smtp_session_listener(const struct smtp_session *s)
+{
+	return s->pol.listener;
+}
+
+void smtp_session_set_auth_max_size(struct smtp_session *s, uint64_t max)
+{
+	s->auth_max_size = max;
+}
+
 const char *smtp_session_tls(const struct smtp_session *s)
 {
 	return s->tls && tls_established(s->tls) ? tls_describe(s->tls) : NULL;
@@ -1311,6 +1326,7 @@ static void listener_accept_done(struct loop_op *op, int res, unsigned flags)
 	int one = 1;
 	setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	s->pol.max_message_size = srv->lim.max_message_size;
+	s->pol.listener = ls->index;
 	if (srv->hooks.peer_policy)
 		srv->hooks.peer_policy(srv->ctx, (const struct sockaddr *)&s->peer, &s->pol);
 	s->max_size = s->pol.max_message_size;
@@ -1410,6 +1426,7 @@ int smtp_server_start(struct smtp_server **out, struct loop *l,
 		int ret = listener_open(ls, a);
 
 		ls->implicit_tls = i >= n_addrs;
+		ls->index = i;
 		if (ret < 0) {
 			snprintf(err, errlen, "cannot listen on %s: %s", a->text, strerror(-ret));
 			for (size_t j = 0; j < i; j++)
@@ -1469,6 +1486,7 @@ int smtp_server_listen(struct smtp_server *srv, const struct config_addr *addrs,
 		int ret;
 
 		if (ls) {                  /* unchanged: stays open, nothing refused */
+			ls->index = i;
 			next[k++] = ls;
 			continue;
 		}
@@ -1488,6 +1506,7 @@ int smtp_server_listen(struct smtp_server *srv, const struct config_addr *addrs,
 		}
 		ls->srv = srv;
 		ls->implicit_tls = tls;
+		ls->index = i;
 		loop_op_init(&ls->accept_op, listener_accept_done);
 		loop_op_init(&ls->pause_op, listener_pause_done);
 		listener_arm(ls);

@@ -36,6 +36,9 @@ struct config_addr;
 /* What the server must know about a client when it connects (the
  * caller's <source> policy). */
 struct smtp_peer_policy {
+	size_t listener;           /* in: the index of the listener the client came to
+				    * (the addrs given to smtp_server_start, then the
+				    * implicit-TLS ones) */
 	bool trusted;              /* may relay without AUTH: exempt from the caps
 				    * meant for strangers (conn_limit.h) */
 	unsigned max_per_ip;       /* the source's own per-address cap; 0 = default */
@@ -131,8 +134,14 @@ bool smtp_session_trusted(const struct smtp_session *s);
 /* The reply to a submitted message ("250 2.0.0 Ok: queued as ..."). */
 void smtp_session_submitted(struct smtp_session *s, const char *reply);
 const struct sockaddr *smtp_session_peer(const struct smtp_session *s);
+/* The index of the listener the session came in on (see smtp_peer_policy). */
+size_t smtp_session_listener(const struct smtp_session *s);
 /* The user the session authenticated as, or NULL. */
 const char *smtp_session_user(const struct smtp_session *s);
+/* The message size limit once the AUTH under way succeeds (a named
+ * <source>'s max-message-size); 0: the listener's. Call before
+ * smtp_session_auth_done(). */
+void smtp_session_set_auth_max_size(struct smtp_session *s, uint64_t max);
 /* The TLS protocol and cipher of the session, or NULL when in clear. */
 const char *smtp_session_tls(const struct smtp_session *s);
 /* Sessions not yet freed (open, closing, or waiting for in-flight ops). */

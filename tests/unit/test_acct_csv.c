@@ -130,6 +130,73 @@ static void test_cancelled(void **state)
 	tmp_dir_remove(dir);
 }
 
+/* A transient without an SMTP reply (no session) is the queue's: one tq
+ * record per queue and diagnostic (per second), besides each recipient's t;
+ * a reply's 451 is the recipient's own: no tq. */
+static void test_tq_records(void **state)
+{
+	char dir[64], path[128], err[256];
+	struct config_acct_file cf = {.records = CONFIG_ACCT_T | CONFIG_ACCT_TQ, .line = 1};
+	struct acct_csv *c;
+	struct acct_event ev = {.type = ACCT_TRANSIENT, .time_ms = 1700000000000LL, .sender = "a@s.test",
+				.queue = "q.test", .vmta = "v1", .mx_host = "mx.q.test",
+				.response_text = "connection refused", .queued_time_ms = 1699999999000LL};
+	char *text;
+	(void)state;
+
+	assert_int_equal(tmp_dir_make(dir, sizeof(dir), "acctcsv"), 0);
+	snprintf(path, sizeof(path), "%s/t.csv", dir);
+	cf.path = path;
+	cf.record_fields[2] = "rcpt,dsnDiag,queue";
+	cf.record_fields[3] = "rcpt,dsnDiag,queue,vmta";
+	assert_int_equal(acct_csv_open(&c, &cf, 1, err, sizeof(err)), 0);
+	ev.recipient = "u1@q.test";
+	acct_csv_write(c, &ev);
+	ev.recipient = "u2@q.test";
+	acct_csv_write(c, &ev);
+	ev.recipient = "u3@q.test";
+	ev.response_code = 451;
+	ev.response_text = "busy";
+	acct_csv_write(c, &ev);
+	assert_int_equal(acct_csv_flush(c), 0);
+	acct_csv_close(c);
+	text = slurp(path);
+	assert_string_equal(text,
+		"type,rcpt,dsnDiag,vmta,queue\r\n"
+		"t,u1@q.test,connection refused,,q.test\r\n"
+		"tq,,connection refused,v1,q.test\r\n"
+		"t,u2@q.test,connection refused,,q.test\r\n"
+		"t,u3@q.test,smtp;451 busy,,q.test\r\n");
+	free(text);
+	tmp_dir_remove(dir);
+}
+
+/* r: the client that sent the message is the reception's srcMta, never a
+ * delivery source IP. */
+static void test_r_records(void **state)
+{
+	char dir[64], path[128], err[256];
+	struct config_acct_file cf = {.records = CONFIG_ACCT_R, .line = 1};
+	struct acct_csv *c;
+	struct acct_event ev = {.type = ACCT_RECEPTION, .time_ms = 1700000000000LL, .sender = "a@s.test",
+				.recipient = "u1@q.test", .queue = "q.test", .source_ip = "192.0.2.9"};
+	char *text;
+	(void)state;
+
+	assert_int_equal(tmp_dir_make(dir, sizeof(dir), "acctcsv"), 0);
+	snprintf(path, sizeof(path), "%s/r.csv", dir);
+	cf.path = path;
+	cf.record_fields[4] = "rcpt,srcMta,dlvSourceIp";
+	assert_int_equal(acct_csv_open(&c, &cf, 1, err, sizeof(err)), 0);
+	acct_csv_write(c, &ev);
+	assert_int_equal(acct_csv_flush(c), 0);
+	acct_csv_close(c);
+	text = slurp(path);
+	assert_string_equal(text, "type,rcpt,srcMta,dlvSourceIp\r\nr,u1@q.test,192.0.2.9,\r\n");
+	free(text);
+	tmp_dir_remove(dir);
+}
+
 static int count_files(const char *dir, const char *prefix)
 {
 	DIR *d = opendir(dir);
@@ -257,6 +324,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_records_and_quoting),
+		cmocka_unit_test(test_tq_records),
+		cmocka_unit_test(test_r_records),
 		cmocka_unit_test(test_cancelled),
 		cmocka_unit_test(test_max_size_and_delete_after),
 		cmocka_unit_test(test_pipes),

@@ -14,6 +14,7 @@
 
 #include "core/valgrind_probe.h"
 #include "engine/bounce_report.h"
+#include "core/config.h"
 
 static const char DSN[] =
 	"From: MAILER-DAEMON@mx.example\r\n"
@@ -598,6 +599,31 @@ static const char AOL_NAMES[] =
 	"they are not accepting mail from sender@example.org:\n\tmember.one\n\tmember_two\n\n"
 	"--- Original message follows.\n";
 
+/* Every pattern is PCRE2 (core/pcre_re.c): the operator's
+ * <bounce-category-patterns> in Perl's dialect (\\d, (?i), \\b) and the
+ * built-in phrase rules, compiled case-insensitive. */
+static void test_perl_patterns(void **state)
+{
+	struct config cfg;
+	char err[CONFIG_ERR_MAX];
+
+	(void)state;
+	assert_int_equal(config_load_string(&cfg, "t.conf",
+					    "<bounce-category-patterns>\n"
+					    "  /(?i)mailbox \\d{4} gone\\b/ inactive-mailbox\n"
+					    "  /^5\\.7\\.\\d+ spam/ spam-related\n"
+					    "</bounce-category-patterns>\n", err), 0);
+	assert_string_equal(config_category_override(&cfg, "550 MAILBOX 1234 GONE"), "inactive-mailbox");
+	assert_null(config_category_override(&cfg, "550 mailbox abcd gone"));
+	assert_null(config_category_override(&cfg, "550 mailbox 1234 gonex"));
+	assert_string_equal(config_category_override(&cfg, "5.7.12 spam detected"), "spam-related");
+	assert_null(config_category_override(&cfg, "5.7.x spam detected"));
+	config_free(&cfg);
+	/* built-in rules: case-insensitive as before */
+	assert_string_equal(bounce_category(550, "", "RESOLVER.ADR.RECIPNOTFOUND; not found"), "bad-mailbox");
+	assert_string_equal(bounce_category(554, "", "Message contains a VIRUS"), "virus-related");
+}
+
 static void test_aol_screen_names(void **state)
 {
 	struct bounce_report r;
@@ -623,6 +649,7 @@ int main(void)
 		cmocka_unit_test(test_registry_first),
 		cmocka_unit_test(test_recipient_fields),
 		cmocka_unit_test(test_aol_screen_names),
+		cmocka_unit_test(test_perl_patterns),
 		cmocka_unit_test(test_category_phrases),
 		cmocka_unit_test(test_loose_dsn_after_data),
 		cmocka_unit_test(test_text_bounces),

@@ -833,6 +833,22 @@ static void test_every_error(void **state)
 	assert_non_null(strstr(rep.warnings, "t.conf:2: warning: queue-priority is accepted but not applied yet"));
 	config_report_free(&rep);
 	config_free(&cfg);
+	/* applied now, so no warning: named sources (by user and listener), <domain> nested in a
+	 * vmta, run-as-root no, the <domain> directives with their meaning in delivery */
+	assert_int_equal(config_load_string_report(&cfg, "t.conf",
+		"smtp-listener 127.0.0.1:2526 source={bulk}\n"
+		"run-as-root no\n"
+		"<source {bulk}>\n always-allow-relaying yes\n</source>\n"
+		"<smtp-user u>\n password p\n source {bulk}\n</smtp-user>\n"
+		"<virtual-mta v1>\n <domain x.example>\n  max-smtp-out 1\n </domain>\n</virtual-mta>\n"
+		"<domain y.example>\n bounce-upon-no-mx yes\n ignore-8bitmime yes\n max-errors-per-connection 3\n"
+		" backoff-to-normal-after-delivery yes\n smtp-hosts [10.0.0.1]:2525, relay.example\n"
+		" auth-username u\n auth-password p\n</domain>\n",
+		&rep), 0);
+	assert_null(rep.errors);
+	assert_null(rep.warnings);
+	config_report_free(&rep);
+	config_free(&cfg);
 }
 
 static char *show(const struct config *cfg, const char *spec)
@@ -892,6 +908,12 @@ static void test_pmta_domains(void **state)
 	/* nested blocks stay out of the top-level lookups */
 	assert_int_equal(config_domain_for(&cfg, "other.test")->max_smtp_out, 12);
 	assert_int_equal(config_domain_for(&cfg, "gmail.com")->max_msg_rate.count, 500);
+	/* which (queue, vmta) pairs have nested settings at all (egress resolves only those) */
+	assert_true(config_domain_has_nested(&cfg, "gmail.com", "v1"));
+	assert_true(config_domain_has_nested(&cfg, "other.test", "v1"));  /* v1's `*` */
+	assert_true(config_domain_has_nested(&cfg, "other.test", "v2"));  /* pool p's `*` */
+	assert_false(config_domain_has_nested(&cfg, "gmail.com", "default"));
+	assert_false(config_domain_has_nested(&cfg, "gmail.com", NULL));
 	/* and apply through the vmta: its own block, the top-level one, its `*`, the top `*` */
 	{
 		struct config_domain r;
@@ -987,6 +1009,65 @@ static void test_pmta_misc(void **state)
 
 	expect_err("<smtp-user u>\n password p\n source {nope}\n</smtp-user>\n",
 		   "test.conf:1: <smtp-user u>: source {nope}: no such <source {nope}>");
+	/* smtp-hosts: each host a name, name:port, [IP] or [IP]:port */
+	expect_err("<domain a.example>\n smtp-hosts [10.0.0.1\n</domain>\n",
+		   "test.conf:2: invalid host \"[10.0.0.1\" for smtp-hosts (a name, name:port, [IP] or [IP]:port)");
+	expect_err("<domain a.example>\n smtp-hosts h1.example, ; h2.example\n</domain>\n",
+		   "test.conf:2: invalid host \"\" for smtp-hosts (a name, name:port, [IP] or [IP]:port)");
+	expect_err("<domain a.example>\n smtp-hosts relay.example:99999\n</domain>\n",
+		   "test.conf:2: invalid host \"relay.example:99999\" for smtp-hosts (a name, name:port, [IP] or [IP]:port)");
+	expect_err("<domain a.example>\n source-ip-max-smtp-out 10.0.0.1\n</domain>\n",
+		   "test.conf:2: source-ip-max-smtp-out wants a source address and a value, not \"10.0.0.1\"");
+	expect_err("<domain a.example>\n source-ip-max-smtp-out nowhere 3\n</domain>\n",
+		   "test.conf:2: source-ip-max-smtp-out wants a source address and a value, not \"nowhere\"");
+	expect_err("<domain a.example>\n source-ip-max-msg-rate 10.0.0.1 fast\n</domain>\n",
+		   "test.conf:2: invalid rate \"fast\" for source-ip-max-msg-rate");
+	{
+		struct config c3;
+		struct sockaddr_in a1 = {.sin_family = AF_INET}, a2 = {.sin_family = AF_INET};
+		const struct config_source_limit *l;
+		char err3[CONFIG_ERR_MAX];
+
+		assert_int_equal(config_load_string(&c3, "t.conf",
+			"<domain *>\n source-ip-max-smtp-out 10.0.0.0/8 5\n</domain>\n"
+			"<domain a.example>\n source-ip-max-smtp-out 10.0.0.1 2\n"
+			" source-ip-max-msg-rate 10.0.0.1 60/m\n source-ip-max-smtp-out 10.0.0.1 3\n</domain>\n", err3), 0);
+		inet_pton(AF_INET, "10.0.0.1", &a1.sin_addr);
+		inet_pton(AF_INET, "10.9.9.9", &a2.sin_addr);
+		l = config_domain_source_limit(config_domain_for(&c3, "a.example"), (struct sockaddr *)&a1);
+		assert_non_null(l);
+		assert_int_equal(l->max_smtp_out, 3); /* the later line for the same address wins */
+		assert_true(l->has_rate);
+		assert_int_equal(l->max_msg_rate.count, 60);
+		/* the block's own entries replace `*`'s */
+		assert_null(config_domain_source_limit(config_domain_for(&c3, "a.example"), (struct sockaddr *)&a2));
+		l = config_domain_source_limit(config_domain_for(&c3, "b.example"), (struct sockaddr *)&a2);
+		assert_non_null(l);
+		assert_int_equal(l->max_smtp_out, 5);
+		config_free(&c3);
+	}
+	expect_err("<domain a.example>\n max-errors-per-connection -1\n</domain>\n",
+		   "test.conf:2: invalid number \"-1\" for max-errors-per-connection");
+	{
+		struct config c2;
+		const struct config_domain *dd;
+		char err2[CONFIG_ERR_MAX];
+
+		assert_int_equal(config_load_string(&c2, "t.conf",
+			"<domain a.example>\n smtp-hosts h1.example, [10.0.0.1]:2525; lookup-mx:b.example\n"
+			" auth-username u\n auth-password \"p w\"\n</domain>\n", err2), 0);
+		dd = config_domain_for(&c2, "a.example");
+		assert_int_equal(dd->n_smtp_hosts, 3);
+		assert_string_equal(dd->smtp_hosts[0].host, "h1.example");
+		assert_int_equal(dd->smtp_hosts[0].port, 25);
+		assert_true(dd->smtp_hosts[1].is_ip);
+		assert_int_equal(dd->smtp_hosts[1].port, 2525);
+		assert_int_equal(dd->smtp_hosts[1].group, 0);
+		assert_string_equal(dd->smtp_hosts[2].host, "b.example");
+		assert_int_equal(dd->smtp_hosts[2].group, 1);
+		assert_string_equal(dd->auth_password, "p w");
+		config_free(&c2);
+	}
 	expect_err("<acct-file /a.csv>\n records d,x\n</acct-file>\n",
 		   "test.conf:2: unknown record type \"x\" for records (expected d, b, t, tq, r, f, rb, rs)");
 	expect_err("smtp-listener 0/0:25 tls=maybe\n",
