@@ -98,10 +98,26 @@ static int mkdir_p(const char *path)
 	return 0;
 }
 
+/* Test-only fault hook: SALVO_ACCT_EXIT_AFTER_BATCHES=N makes the process
+ * _exit(137) after the Nth spool batch, right after its commit and before
+ * its accounting records reach the log: a kill -9 at the worst moment. */
+static unsigned long exit_after_batches;
+
+static void fault_exit_before_flush(void)
+{
+	if (exit_after_batches && --exit_after_batches == 0) {
+		fprintf(stderr, "salvod: SALVO_ACCT_EXIT_AFTER_BATCHES: exiting between a commit and the log flush\n");
+		_exit(137);
+	}
+}
+
 static void flush_log(void *ctx)
 {
 	struct engine *eng = ctx;
-	int ret = acct_log_flush(eng->acct);
+	int ret;
+
+	fault_exit_before_flush();
+	ret = acct_log_flush(eng->acct);
 
 	if (ret < 0)
 		fprintf(stderr, "salvod: accounting log write failed: %s\n", strerror(-ret));
@@ -361,6 +377,8 @@ int main(int argc, char **argv)
 			goto out_log;
 		}
 	}
+	if (getenv("SALVO_ACCT_EXIT_AFTER_BATCHES"))
+		exit_after_batches = strtoul(getenv("SALVO_ACCT_EXIT_AFTER_BATCHES"), NULL, 10);
 	if ((ret = spool_writer_start(&eng.writer, eng.spool, &eng, flush_log,
 					    (unsigned)cfg.spool_commit_delay_ms * 1000)) < 0) {
 		fprintf(stderr, "salvod: cannot start the spool writer: %s\n", strerror(-ret));
