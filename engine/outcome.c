@@ -30,6 +30,7 @@
 #include "engine/bounce_dsn.h"
 #include "engine/bounce_report.h"
 #include "engine/engine.h"
+#include "queue/outbox.h"
 #include "queue/sent.h"
 #include "queue/spool_writer.h"
 #include "queue/suppress.h"
@@ -357,6 +358,51 @@ static struct accept_batch *dsn_accept(struct outcome_batch *b, struct accept_ba
 	return ab;
 }
 
+static const enum acct_type kind_type[] = {
+	[OUTCOME_DELIVERED] = ACCT_DELIVERY,
+	[OUTCOME_DEFERRED] = ACCT_TRANSIENT,
+	[OUTCOME_BOUNCED] = ACCT_BOUNCE,
+	[OUTCOME_EXPIRED] = ACCT_EXPIRATION,
+	[OUTCOME_SUPPRESSED] = ACCT_SUPPRESSED,
+};
+
+/* The batch's accounting records, one per item, committed with it. */
+static int outcome_records(struct outcome_batch *b, struct spool_wtxn *t)
+{
+	for (size_t i = 0; i < b->n; i++) {
+		const struct outcome_item *it = &b->items[i];
+		bool failed = it->kind == OUTCOME_BOUNCED || it->kind == OUTCOME_EXPIRED;
+		struct acct_event ev = {
+			.type = kind_type[it->kind],
+			.time_ms = b->time_ms,
+			.id = b->msg_id,
+			.sender = b->sender,
+			.recipient = it->addr,
+			.queue = b->queue,
+			.mx_host = b->mx_host,
+			.mx_ip = b->mx_ip,
+			.vmta = b->vmta,
+			.source_ip = b->source_ip,
+			.campaign = b->campaign && b->campaign[0] ? b->campaign : NULL,
+			.tls = b->tls,
+			.attempt = it->attempt,
+			.queued_time_ms = it->queued_ms,
+			.size = b->size,
+			.has_size = true,
+			.response_code = it->res.code,
+			.response_enhanced = it->res.enhanced,
+			.response_text = it->res.text,
+			.bounce_category = failed ? (it->kind == OUTCOME_EXPIRED ? "message-expired" : category_of(b->eng->cfg, &it->res)) : NULL,
+			.dsn_id = failed && b->dsn_stored ? b->dsn_id : 0,
+		};
+		int ret = outbox_put(t, &ev);
+
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
 static int outcome_apply(struct spool_req *req, struct spool_wtxn *t, void *ctx)
 {
 	struct outcome_batch *b = container_of(req, struct outcome_batch, req);
@@ -422,16 +468,9 @@ static int outcome_apply(struct spool_req *req, struct spool_wtxn *t, void *ctx)
 		if (ret)
 			return ret;
 	}
-	return 0;
+	return outcome_records(b, t);
 }
 
-static const enum acct_type kind_type[] = {
-	[OUTCOME_DELIVERED] = ACCT_DELIVERY,
-	[OUTCOME_DEFERRED] = ACCT_TRANSIENT,
-	[OUTCOME_BOUNCED] = ACCT_BOUNCE,
-	[OUTCOME_EXPIRED] = ACCT_EXPIRATION,
-	[OUTCOME_SUPPRESSED] = ACCT_SUPPRESSED,
-};
 
 static void outcome_done(struct spool_req *req, int result, void *ctx)
 {
@@ -458,34 +497,6 @@ static void outcome_done(struct spool_req *req, int result, void *ctx)
 	if (b->tries)
 		fprintf(stderr, "salvod: outcome of %016llx recorded after %u failed tries\n",
 			(unsigned long long)b->msg_id, b->tries);
-	for (size_t i = 0; i < b->n; i++) {
-		const struct outcome_item *it = &b->items[i];
-		bool failed = it->kind == OUTCOME_BOUNCED || it->kind == OUTCOME_EXPIRED;
-		struct acct_event ev = {
-			.type = kind_type[it->kind],
-			.time_ms = b->time_ms,
-			.id = b->msg_id,
-			.sender = b->sender,
-			.recipient = it->addr,
-			.queue = b->queue,
-			.mx_host = b->mx_host,
-			.mx_ip = b->mx_ip,
-			.vmta = b->vmta,
-			.source_ip = b->source_ip,
-			.campaign = b->campaign && b->campaign[0] ? b->campaign : NULL,
-			.tls = b->tls,
-			.attempt = it->attempt,
-			.queued_time_ms = it->queued_ms,
-			.size = b->size,
-			.has_size = true,
-			.response_code = it->res.code,
-			.response_enhanced = it->res.enhanced,
-			.response_text = it->res.text,
-			.bounce_category = failed ? (it->kind == OUTCOME_EXPIRED ? "message-expired" : category_of(eng->cfg, &it->res)) : NULL,
-			.dsn_id = failed && b->dsn_stored ? b->dsn_id : 0,
-		};
-		acct_log_write(eng->acct, &ev);
-	}
 	if (b->dsn_stored) {
 		struct accept_batch ab;
 		struct accept_msg am;

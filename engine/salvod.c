@@ -42,6 +42,7 @@
 #include "net/tls.h"
 #include "net/http_server.h"
 #include "engine/webhook.h"
+#include "queue/outbox.h"
 #include "queue/sent_prune.h"
 
 #define EXIT_SPOOL_FAILED 75 /* EX_TEMPFAIL: restart me */
@@ -117,7 +118,7 @@ static void flush_log(void *ctx)
 	int ret;
 
 	fault_exit_before_flush();
-	ret = acct_log_flush(eng->acct);
+	ret = outbox_flush(eng->spool, eng->acct, NULL);
 
 	if (ret < 0)
 		fprintf(stderr, "salvod: accounting log write failed: %s\n", strerror(-ret));
@@ -368,6 +369,20 @@ int main(int argc, char **argv)
 		}
 		acct_log_set_tap(eng.acct, &(struct acct_tap){acct_csv_write, acct_csv_flush, acct_csv});
 	}
+	/* Records committed but not known written when the last run ended
+	 * (a crash between a commit and the flush): into the log first. */
+	{
+		uint64_t n = 0;
+
+		if ((ret = outbox_flush(eng.spool, eng.acct, &n)) < 0)
+			fprintf(stderr, "salvod: accounting log write failed: %s (retried after each commit)\n",
+				strerror(-ret));
+		else if ((ret = outbox_trim_now(eng.spool)) != 0)
+			fprintf(stderr, "salvod: cannot trim the accounting outbox: %s\n", spool_strerror(ret));
+		if (n)
+			fprintf(stderr, "salvod: %llu accounting records from the outbox written to the log again "
+				"(the last run stopped before they were known written)\n", (unsigned long long)n);
+	}
 	{
 		char state[4096];
 
@@ -515,6 +530,9 @@ out_writer:
 	/* Workers are gone; the writer drains what they handed it. */
 	accept_store_stop(&store);
 	spool_writer_stop(&eng.writer);
+	/* its last batch's records are in the log: leave the outbox empty */
+	if (!spool_writer_failed(&eng.writer) && (ret = outbox_trim_now(eng.spool)) != 0)
+		fprintf(stderr, "salvod: cannot trim the accounting outbox: %s\n", spool_strerror(ret));
 	accept_store_free_recovered(&recovered);
 	free(pruner);
 	eng.sent_pruner = NULL;

@@ -507,7 +507,7 @@ static int open_dbs(struct spool *s)
 		ret = meta_put(txn, s->dbi_meta, "format", SPOOL_FORMAT, 4);
 	else if (ret == 0 && format > SPOOL_FORMAT)
 		ret = -EPROTONOSUPPORT; /* written by a newer salvo */
-	if (ret || (ret = open_ids(s, txn)) || (ret = open_verp_key(s, txn)))
+	if (ret || (ret = open_ids(s, txn)) || (ret = open_verp_key(s, txn)) || (ret = outbox_open(s, txn)))
 		goto fail;
 	return lmdb_err(mdb_txn_commit(txn));
 fail:
@@ -611,6 +611,7 @@ void spool_close(struct spool *s)
 	if (s->env)
 		mdb_env_close(s->env);
 	pthread_mutex_destroy(&s->rcache_mu);
+	json_buf_free(&s->ob_pack);
 	free(s);
 }
 
@@ -708,7 +709,7 @@ int spool_alloc_id(struct spool_wtxn *t, uint64_t *id)
 static uint64_t pages_in_use(struct spool_wtxn *t)
 {
 	MDB_dbi dbis[] = {t->s->dbi_msg, t->s->dbi_rcpt, t->s->dbi_due, t->s->dbi_meta,
-			  t->s->dbi_suppress, t->s->dbi_sent};
+			  t->s->dbi_suppress, t->s->dbi_sent, t->s->dbi_outbox};
 	uint64_t n = 4; /* two meta pages, the main and free DB roots */
 	MDB_stat st;
 

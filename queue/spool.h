@@ -12,6 +12,7 @@
  *          value. Kept exactly in step with "rcpt" by spool_put_rcpt() and
  *          spool_del_rcpt(): the index by next attempt time.
  *   "meta" key "next_id" -> u64: message ids are never reused.
+ *   "outbox" accounting records until they are in the log (queue/outbox.h).
  *
  * Threads: exactly one thread writes (spool_wtxn_*; see spool_writer.h for
  * the group-commit front end), one write txn at a time. Any thread may read

@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "core/json_str.h"
 #include "queue/spool.h"
 
 struct spool_wtxn {
@@ -35,6 +36,12 @@ struct spool {
 	MDB_dbi dbi_msg, dbi_rcpt, dbi_due, dbi_meta;
 	MDB_dbi dbi_suppress, dbi_sent; /* suppress.c, sent.c */
 	MDB_dbi dbi_pause;         /* pause.c */
+	MDB_dbi dbi_outbox;        /* outbox.c: accounting records until logged */
+	uint64_t ob_next;          /* outbox.c, writer thread: next sequence */
+	uint64_t ob_fed;           /* last sequence handed to the log */
+	uint64_t ob_written;       /* last sequence the log wrote */
+	uint64_t ob_trimmed;       /* last sequence deleted (committed) */
+	struct json_buf ob_pack;   /* outbox_put()'s packing buffer */
 	uint8_t verp_key[32];      /* meta "verp_key", read-only after open */
 	uint64_t next_id;          /* writer thread only */
 	int64_t disk_checked_ms;   /* free space check (writer thread only) */
@@ -81,6 +88,9 @@ static inline uint64_t get_be(const uint8_t *p, unsigned n)
 		v = v << 8 | p[i];
 	return v;
 }
+
+/* outbox.c: open "outbox" and learn its next sequence (in open's txn). */
+int outbox_open(struct spool *s, MDB_txn *txn);
 
 /* LMDB's positive errno values as negative errno; its own codes as is. */
 int lmdb_err(int rc);

@@ -1,0 +1,92 @@
+#!/usr/bin/python3
+"""test_outbox.py - accounting records are as durable as the state change they report.
+
+  exit-before-flush  the test-only fault hook SALVO_ACCT_EXIT_AFTER_BATCHES=N makes
+                     salvod _exit(137) right after its Nth spool commit, before that
+                     batch's records reach spool-dir/log/acct.jsonl (the worst moment
+                     for a kill -9). Messages are injected one at a time while they are
+                     delivered, so the cut batch holds receptions or outcomes. After a
+                     restart: every recipient the sink received has its reception and
+                     its delivery record in the log, each event keeps one event_id (a
+                     re-flushed record is the same line again), and after a clean stop
+                     the spool's "outbox" database is empty.
+"""
+
+import os
+import random
+import time
+
+import harness
+from harness import Fail, Injected, log, make_body, wait_until
+
+SENDER = "owner@senders.test"
+HOOK = "SALVO_ACCT_EXIT_AFTER_BATCHES"
+
+
+def test_exit_before_flush(env):
+    env.dns(mx={"ok.test": [(10, "mx-ok.test")]}, a={"mx-ok.test": "127.0.0.2"}, check=[("ok.test", "MX")])
+    sink = env.salvo_sink("sinkOk", "127.0.0.2:25")
+    d = env.salvod_daemon(default_domain={"retry-after": "1s", "bounce-after": "1h"})
+    rng = random.Random(20)
+    msgs = [Injected("ob%d" % i, SENDER, ["u%d@ok.test" % i], make_body(rng, "ob%d" % i, SENDER,
+                                                                         ["u%d@ok.test" % i], 800))
+            for i in range(40)]
+    os.environ[HOOK] = "14"
+    try:
+        d.start()
+    finally:
+        del os.environ[HOOK]
+    for m in msgs:      # one at a time: receptions and deliveries take turns in the batches
+        harness.inject([m], threads=1, per_conn=1, timeout=5)
+        if not d.alive():
+            break
+        time.sleep(0.05)
+    if not wait_until(lambda: not d.alive(), 10, what="salvod to exit at the hook"):
+        raise Fail("salvod did not exit at the fault hook")
+    d.kill9()          # reaps it; marks the exit as intended
+    if d.proc.returncode != 137:
+        raise Fail("salvod exited with %r, want 137 (the hook)" % d.proc.returncode)
+    before = d.acct()
+    acked = [m for m in msgs if m.error is None and m.reply is not None and m.reply[0] == 250]
+    log("hook fired after %d acknowledged messages; %d records in the log" % (len(acked), len(before)))
+    d.start()
+    want = {m.rcpts[0] for m in acked}
+
+    def settled():
+        got = set(sink.delivered())
+        recs = d.acct()
+        dl = {r["recipient"] for r in recs if r["type"] == "delivery"}
+        return want <= got and got <= dl
+    wait_until(settled, 20, what="every acknowledged message delivered and logged")
+    time.sleep(0.5)
+    recs = d.acct()
+    got = set(sink.delivered())
+    problems = []
+    if not want <= got:
+        problems.append("acknowledged but never delivered: %r" % sorted(want - got)[:5])
+    for typ in ("reception", "delivery"):
+        have = {r["recipient"] for r in recs if r["type"] == typ}
+        lost = sorted(got - have)
+        if lost:
+            problems.append("%d delivered recipients have no %s record (lost at the exit): %r"
+                            % (len(lost), typ, lost[:5]))
+    by_event = {}
+    for r in recs:
+        key = (r["type"], r["recipient"], r.get("attempt"))
+        by_event.setdefault(key, set()).add(r["event_id"])
+    unstable = {k: v for k, v in by_event.items() if len(v) > 1}
+    if unstable:
+        problems.append("one event logged under several event_ids: %r" % list(unstable.items())[:2])
+    cut = len({r["event_id"] for r in recs} - {r["event_id"] for r in before})
+    if problems:
+        raise Fail("; ".join(problems))
+    d.stop()
+    left = harness.mdb_entries(d.spool, "outbox")
+    if left:
+        raise Fail("%d records left in the outbox after a clean stop" % left)
+    log("%d delivered; %d events written after the restart, none lost; %d duplicate lines; outbox empty"
+        % (len(got), cut, len(recs) - len({r["event_id"] for r in recs})))
+
+
+if __name__ == "__main__":
+    harness.main([test_exit_before_flush])
