@@ -7,7 +7,9 @@
  * outbox_flush() and deleted by the trim; records committed but never
  * flushed (a crash) are written after a reopen, and a crash between flush
  * and trim writes the same lines again; a log that cannot be written keeps
- * them in the outbox until it can.
+ * them in the outbox until it can; through the spool writer, each batch's
+ * records are in the log once its after_batch ran and leave the outbox in
+ * the next batch.
  *
  * Each test works in its own mkdtemp() directory, removed at the end.
  */
@@ -19,6 +21,7 @@
 #include <cmocka.h>
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +35,7 @@
 #include "core/json_str.h"
 #include "queue/outbox.h"
 #include "queue/spool.h"
+#include "queue/spool_writer.h"
 #include "tmp_dir.h"
 
 #define T0 1795341662345LL
@@ -325,6 +329,81 @@ static void test_log_failure_keeps_records(void **state)
 	assert_int_equal(stored(f), 0);
 }
 
+/* ---- through the writer: records out after each batch, trimmed in the next ---- */
+
+struct rec_req {
+	struct spool_req base;
+	uint64_t first, n;
+	pthread_mutex_t *mu;
+	pthread_cond_t *cv;
+	int *done;
+};
+
+static int rec_apply(struct spool_req *r, struct spool_wtxn *t, void *ctx)
+{
+	struct rec_req *q = (struct rec_req *)r;
+
+	(void)ctx;
+	for (uint64_t i = q->first; i < q->first + q->n; i++) {
+		struct acct_event ev = full_event();
+		int ret;
+
+		ev.id = i;
+		if ((ret = outbox_put(t, &ev)))
+			return ret;
+	}
+	return 0;
+}
+
+static void rec_done(struct spool_req *r, int result, void *ctx)
+{
+	struct rec_req *q = (struct rec_req *)r;
+
+	(void)ctx;
+	assert_int_equal(result, 0);
+	pthread_mutex_lock(q->mu);
+	(*q->done)++;
+	pthread_cond_signal(q->cv);
+	pthread_mutex_unlock(q->mu);
+}
+
+static void after_batch(void *ctx)
+{
+	struct fx *f = ctx;
+
+	outbox_flush(f->s, f->log, NULL);
+}
+
+static void submit_wait(struct spool_writer *w, uint64_t first, uint64_t n)
+{
+	pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+	pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+	int done = 0;
+	struct rec_req q = {.base = {.apply = rec_apply, .done = rec_done}, .first = first, .n = n,
+			    .mu = &mu, .cv = &cv, .done = &done};
+
+	spool_writer_submit(w, &q.base);
+	pthread_mutex_lock(&mu);
+	while (!done)
+		pthread_cond_wait(&cv, &mu);
+	pthread_mutex_unlock(&mu);
+}
+
+static void test_writer_flushes_and_trims(void **state)
+{
+	struct fx *f = *state;
+	struct spool_writer w;
+
+	assert_int_equal(spool_writer_start(&w, f->s, f, after_batch, 0), 0);
+	submit_wait(&w, 1, 3);
+	submit_wait(&w, 4, 2); /* its batch deletes the first three */
+	spool_writer_stop(&w); /* after the last batch's flush */
+	assert_int_equal(log_lines(f, NULL), 5);
+	assert_int_equal(stored(f), 2);
+	assert_int_equal(outbox_trim_now(f->s), 0);
+	assert_int_equal(stored(f), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -334,6 +413,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_commit_flush_trim, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_crash_before_flush, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_log_failure_keeps_records, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_writer_flushes_and_trims, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
