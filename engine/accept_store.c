@@ -161,7 +161,6 @@ static int put_receptions(struct spool_wtxn *t, const struct accept_batch *b, co
 			.size = m->len,
 			.has_size = true,
 		};
-
 		int ret = outbox_put(t, &ev);
 
 		if (ret)

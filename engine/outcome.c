@@ -471,7 +471,6 @@ static int outcome_apply(struct spool_req *req, struct spool_wtxn *t, void *ctx)
 	return outcome_records(b, t);
 }
 
-
 static void outcome_done(struct spool_req *req, int result, void *ctx)
 {
 	struct outcome_batch *b = container_of(req, struct outcome_batch, req);

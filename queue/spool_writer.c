@@ -4,11 +4,11 @@
  */
 #include "queue/spool_writer.h"
 
-#include "queue/outbox.h"
-
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+
+#include "queue/outbox.h"
 
 const uint64_t spool_commit_bucket_us[SPOOL_COMMIT_BUCKETS - 1] = {
 	250, 500, 1000, 2000, 5000, 10000, 25000, 50000, 100000, 250000, 1000000,
