@@ -10,10 +10,16 @@
                      its delivery record in the log, each event keeps one event_id (a
                      re-flushed record is the same line again), and after a clean stop
                      the spool's "outbox" database is empty.
+  log-full           spool-dir/log is a full 1 MiB tmpfs: mail is still taken and
+                     delivered (the spool has room), the records cannot be written
+                     and salvod says so; a kill -9 then, the space freed, a restart:
+                     every reception and delivery record is in the log.
 """
 
 import os
 import random
+import subprocess
+import tempfile
 import time
 
 import harness
@@ -88,5 +94,58 @@ def test_exit_before_flush(env):
         % (len(got), cut, len(recs) - len({r["event_id"] for r in recs})))
 
 
+def test_log_full(env):
+    env.dns(mx={"ok.test": [(10, "mx-ok.test")]}, a={"mx-ok.test": "127.0.0.2"}, check=[("ok.test", "MX")])
+    sink = env.salvo_sink("sinkOk", "127.0.0.2:25")
+    d = env.salvod_daemon(default_domain={"retry-after": "1s", "bounce-after": "1h"})
+    logdir = os.path.join(d.spool, "log")
+    os.makedirs(logdir)
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", logdir]).returncode != 0:
+        raise Fail("cannot mount a tmpfs (needed to fill the log's disk)")
+    try:
+        _log_full(env, d, sink, logdir)
+    finally:
+        if env.daemon is not None:
+            env.daemon.stop()
+        subprocess.run(["umount", "-l", logdir])
+
+
+def _log_full(env, d, sink, logdir):
+    d.start()
+    filler = os.path.join(logdir, "filler")
+    with open(filler, "wb") as f:
+        try:
+            while True:
+                f.write(b"\0" * 65536)
+                f.flush()
+        except OSError:
+            pass
+    rng = random.Random(21)
+    msgs = [Injected("lf%d" % i, SENDER, ["f%d@ok.test" % i], make_body(rng, "lf%d" % i, SENDER,
+                                                                         ["f%d@ok.test" % i], 800))
+            for i in range(30)]
+    harness.inject_all(msgs, threads=2, per_conn=15, timeout=20)
+    want = {m.rcpts[0] for m in msgs}
+    if not wait_until(lambda: want <= set(sink.delivered()), 20, what="every message delivered"):
+        raise Fail("not delivered with the log's disk full: %r" % sorted(want - set(sink.delivered()))[:5])
+    time.sleep(0.5)
+    err = harness.tail(d.stderr_paths[-1], 50)
+    if "accounting log write failed" not in err:
+        raise Fail("salvod did not say that the log could not be written:\n" + err)
+    before = {r["recipient"] for r in d.acct() if r["type"] == "delivery"}
+    if before & want:
+        raise Fail("records reached a full disk? %r" % sorted(before & want)[:3])
+    d.kill9()
+    os.unlink(filler)
+    d.start()
+    recs = harness.wait_for_records(env, lambda rs: want <= {r["recipient"] for r in rs if r["type"] == "delivery"},
+                                    10, what="the delivery records after the restart")
+    for typ in ("reception", "delivery"):
+        lost = want - {r["recipient"] for r in recs if r["type"] == typ}
+        if lost:
+            raise Fail("%d %s records lost while the log's disk was full: %r" % (len(lost), typ, sorted(lost)[:5]))
+    log("30 messages delivered while the log's disk was full, kill -9, space freed: all 60 records written")
+
+
 if __name__ == "__main__":
-    harness.main([test_exit_before_flush])
+    harness.main([test_exit_before_flush, test_log_full])
