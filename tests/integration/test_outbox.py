@@ -12,14 +12,16 @@
                      the spool's "outbox" database is empty.
   log-full           spool-dir/log is a full 1 MiB tmpfs: mail is still taken and
                      delivered (the spool has room), the records cannot be written
-                     and salvod says so; a kill -9 then, the space freed, a restart:
-                     every reception and delivery record is in the log.
+                     and salvod says so, salvo_acct_outbox_records counts them; a
+                     kill -9 then, the space freed, a restart: every reception and
+                     delivery record is in the log, the outbox empty.
 """
 
 import os
 import random
+import re
 import subprocess
-import tempfile
+import urllib.request
 import time
 
 import harness
@@ -27,6 +29,12 @@ from harness import Fail, Injected, log, make_body, wait_until
 
 SENDER = "owner@senders.test"
 HOOK = "SALVO_ACCT_EXIT_AFTER_BATCHES"
+
+
+def outbox_metric():
+    with urllib.request.urlopen("http://%s:%d/metrics" % harness.SALVOD_HTTP, timeout=5) as r:
+        m = re.search(r"^salvo_acct_outbox_records (\d+)$", r.read().decode(), re.M)
+    return int(m.group(1)) if m else None
 
 
 def test_exit_before_flush(env):
@@ -135,6 +143,9 @@ def _log_full(env, d, sink, logdir):
     before = {r["recipient"] for r in d.acct() if r["type"] == "delivery"}
     if before & want:
         raise Fail("records reached a full disk? %r" % sorted(before & want)[:3])
+    held = outbox_metric()
+    if held is None or held < 2 * len(msgs):
+        raise Fail("salvo_acct_outbox_records %r while the log is full: want at least %d" % (held, 2 * len(msgs)))
     d.kill9()
     os.unlink(filler)
     d.start()
@@ -144,7 +155,11 @@ def _log_full(env, d, sink, logdir):
         lost = want - {r["recipient"] for r in recs if r["type"] == typ}
         if lost:
             raise Fail("%d %s records lost while the log's disk was full: %r" % (len(lost), typ, sorted(lost)[:5]))
-    log("30 messages delivered while the log's disk was full, kill -9, space freed: all 60 records written")
+    left = outbox_metric()
+    if left != 0:
+        raise Fail("salvo_acct_outbox_records %r after the restart wrote them, want 0" % left)
+    log("30 messages delivered while the log's disk was full (%d records held in the outbox), kill -9, space "
+        "freed: all 60 records written, the outbox empty" % held)
 
 
 if __name__ == "__main__":
