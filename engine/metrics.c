@@ -140,9 +140,9 @@ void api_metrics(struct engine *eng, struct http_request *req)
 	      json_buf_printf(&b, "salvo_spool_messages %llu\n", (unsigned long long)msgs);
 	rc |= head(&b, "salvo_spool_used_bytes", "gauge", "Bytes of the spool's map in use (high-water mark).") |
 	      json_buf_printf(&b, "salvo_spool_used_bytes %llu\n", (unsigned long long)used);
-	rc |= head(&b, "salvo_acct_outbox_records", "gauge",
-		   "Accounting records committed, not yet known written to the log (queue/outbox.h).") |
-	      json_buf_printf(&b, "salvo_acct_outbox_records %llu\n", (unsigned long long)outbox);
+	rc |= head(&b, "salvo_acct_outbox_entries", "gauge",
+		   "Spool commits whose accounting records are not yet known written to the log (queue/outbox.h).") |
+	      json_buf_printf(&b, "salvo_acct_outbox_entries %llu\n", (unsigned long long)outbox);
 	rc |= head(&b, "salvo_uptime_seconds", "gauge", "Seconds since salvod started.") |
 	      json_buf_printf(&b, "salvo_uptime_seconds %lld\n", (long long)((wall_now_ms() - eng->started_ms) / 1000));
 	rc |= per_queue(&b, &s, "salvo_queue_size", "gauge", "Recipients queued (ready, waiting and in flight).", 0, 1);

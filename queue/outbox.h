@@ -4,14 +4,16 @@
  * Every accounting record (reception, delivery, transient, bounce,
  * expiration, feedback, suppressed...) is put with outbox_put() by the
  * apply() of the spool request whose state change it reports, so it
- * commits in that same LMDB transaction: database "outbox", key = a
- * sequence number (u64 big-endian, increasing), value = the event packed
- * by acct_event_pack() (core/acct_pack.h). There is no other way a record
- * reaches the log: new record types go through outbox_put() too.
+ * commits in that same LMDB transaction: database "outbox", one entry per
+ * transaction that put records, key = a sequence number (u64 big-endian,
+ * increasing), value = its records packed by acct_event_pack()
+ * (core/acct_pack.h), in order. There is no other way a record reaches the
+ * log: new record types go through outbox_put() too.
  *
  * After each batch the writer thread calls outbox_flush(): the entries
  * not yet handed to the log are unpacked, in sequence order, written with
- * acct_log_write() (and so to its CSV tap) and flushed. An entry counts as
+ * acct_log_write() (and so to its CSV tap) and flushed (the last commit's
+ * records from memory, older ones read back). An entry counts as
  * written when acct_log_flush() returned 0: write(2) put every byte of it
  * into the file. The log is not fsync'ed (acct_log.h), so this survives a
  * kill -9 of salvod, not a power cut, like the rest of the log. Written
@@ -28,9 +30,10 @@
  * succeeds. Should the log have dropped records meanwhile, they are fed
  * again from the outbox.
  *
- * Headroom: outbox pages count in the map reserve check and outbox bytes
- * in the disk reserve estimate of spool_put_msg() (queue/spool.c), so a
- * reception record put before its message is refused with the message.
+ * Headroom: outbox pages and the open transaction's staged records count
+ * in the map reserve check, outbox bytes in the disk reserve estimate of
+ * spool_put_msg() (queue/spool.c), so a reception record put before its
+ * message is refused with the message.
  *
  * Threads: the writer thread only (or, before the writer starts and after
  * it stops, the thread that owns the spool).
@@ -43,13 +46,14 @@
 #include "core/acct_log.h"
 #include "queue/spool.h"
 
-/* Inside a write transaction: store one record (its strings are copied).
- * 0, -EINVAL (type out of range), -ENOMEM, or an LMDB error (the
- * transaction is poisoned, as with any spool write). */
+/* Inside a write transaction: add one record to the transaction's entry
+ * (its strings are copied; the entry is stored by spool_wtxn_commit()).
+ * 0, -EINVAL (type out of range), -ENOMEM, or the error that poisoned the
+ * transaction. */
 int outbox_put(struct spool_wtxn *t, const struct acct_event *ev);
 
 /* Hand every committed entry not yet handed over to log, then flush it.
- * *n (may be NULL) gets how many entries were handed over. 0 when
+ * *n (may be NULL) gets how many records were handed over. 0 when
  * everything handed over is in the file; else the log's -errno (the
  * entries stay; the next call retries) or a read error of the spool. */
 int outbox_flush(struct spool *s, struct acct_log *log, uint64_t *n);
@@ -63,7 +67,8 @@ void outbox_trimmed(struct spool *s, uint64_t upto);
 /* outbox_trim() in a transaction of its own (at start-up and shutdown). */
 int outbox_trim_now(struct spool *s);
 
-/* Entries stored (committed), for tests and metrics. Any thread. */
+/* Entries stored (committed transactions' records not known written),
+ * for tests and metrics. Any thread. */
 int outbox_count(struct spool *s, uint64_t *n);
 
 #endif

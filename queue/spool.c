@@ -611,7 +611,8 @@ void spool_close(struct spool *s)
 	if (s->env)
 		mdb_env_close(s->env);
 	pthread_mutex_destroy(&s->rcache_mu);
-	json_buf_free(&s->ob_pack);
+	json_buf_free(&s->ob_stage);
+	json_buf_free(&s->ob_last);
 	free(s);
 }
 
@@ -668,6 +669,7 @@ void spool_wtxn_abort(struct spool_wtxn *t)
 	mdb_txn_abort(t->txn);
 	t->txn = NULL;
 	t->active = false;
+	outbox_stage_end(t->s, false);
 }
 
 int spool_wtxn_commit(struct spool_wtxn *t)
@@ -677,6 +679,8 @@ int spool_wtxn_commit(struct spool_wtxn *t)
 
 	if (!ret && t->ids_used)
 		ret = meta_put(t->txn, s->dbi_meta, "next_id", s->next_id, 8);
+	if (!ret)
+		ret = outbox_stage_put(t);
 	if (ret) {
 		spool_wtxn_abort(t);
 		return ret;
@@ -690,6 +694,7 @@ int spool_wtxn_commit(struct spool_wtxn *t)
 	ret = lmdb_err(mdb_txn_commit(t->txn)); /* ends the txn, even on failure */
 	t->txn = NULL;
 	t->active = false;
+	outbox_stage_end(s, ret == 0);
 	return ret;
 }
 
@@ -739,7 +744,8 @@ static bool map_would_fill(struct spool_wtxn *t, size_t size, unsigned reserve_d
 	if (reserve < 64 * (uint64_t)st.ms_psize)
 		reserve = 64 * (uint64_t)st.ms_psize;
 	reserve /= reserve_div;
-	return pages_in_use(t) * st.ms_psize + size + reserve > info.me_mapsize;
+	/* the outbox's staged records are stored at commit: count them now */
+	return pages_in_use(t) * st.ms_psize + size + t->s->ob_stage.len + reserve > info.me_mapsize;
 }
 
 /* The file system must keep room too: LMDB that meets ENOSPC while writing
