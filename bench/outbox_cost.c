@@ -2,11 +2,11 @@
  * outbox_cost.c - what the accounting outbox (queue/outbox.c) costs per
  * record, in CPU time of the calling thread (the spool writer's work):
  * outbox_put() inside the transaction, outbox_flush() after the commit
- * (read back, unpack, format, write(2)), outbox_trim() in the next
+ * (unpack from memory, format, write(2)), outbox_trim() in the next
  * transaction; and, for comparison, acct_log_write() + flush alone (what
  * the writer did per record before the outbox). Commits (fsync) are not
  * counted: they are the same transactions as before; the bytes they write
- * (LMDB's pages: the records put, the pages the trim rewrites) are.
+ * (LMDB's pages: the entry put, the pages the trim rewrites) are.
  *
  * Each batch also stores one 4 KiB message and its recipient per record
  * (what a reception commits), and the same batches run once with the
@@ -151,7 +151,7 @@ int main(int argc, char **argv)
 	if (run(per, batches, false, &off) || run(per, batches, true, &on))
 		return 1;
 	printf("%d batches of %d records (each with a 4 KiB message): per record, without the outbox: log %.2f us, "
-	       "commits %.0f bytes; with it: put %.2f us, flush (read back, unpack, format, write) %.2f us, trim "
+	       "commits %.0f bytes; with it: put %.2f us, flush (unpack, format, write) %.2f us, trim "
 	       "%.2f us, commits %.0f bytes: +%.2f us and +%.0f bytes\n",
 	       batches, per, off.flush / n * 1e6, (double)off.commit_bytes / n, on.put / n * 1e6, on.flush / n * 1e6,
 	       on.trim / n * 1e6, (double)on.commit_bytes / n,
