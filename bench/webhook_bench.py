@@ -12,7 +12,7 @@ in a private network namespace so its fixed ports meet no one else's).
            same session; the receiver checks it got one delivery event per message.
 
 Usage: bench/webhook_bench.py [--events N] [--batches 100,1000] [--msgs M] [--runs R]
-       [--build DIR]
+       [--build DIR] [--before DIR]   (--before: also blast a build of the code before a change)
 """
 
 import argparse
@@ -138,14 +138,15 @@ def bench_blast(args, rcv):
     extra = d + "/hook.conf"
     with open(extra, "w") as f:
         f.write(hook_block(100))
-    rates = {"off": [], "on": []}
-    cpu = {"off": [], "on": []}
+    modes = ("off", "on") + (("before",) if args.before else ())
+    rates = {m: [] for m in modes}
+    cpu = {m: [] for m in modes}
     for r in range(args.runs):
-        for mode in ("off", "on") if r % 2 == 0 else ("on", "off"):
+        for mode in modes[r % len(modes):] + modes[:r % len(modes)]:   # rotated each run
             rcv.reset()
             out = d + "/%s-%d.json" % (mode, r)
             cmd = [args.build + "/bench/salvo-bench", "-n", str(args.msgs), "--runs", "1", "--json", out,
-                   "--build", args.build]
+                   "--build", args.before if mode == "before" else args.build]
             if mode == "on":
                 cmd += ["--salvod-extra", extra]
             subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
@@ -172,6 +173,12 @@ def bench_blast(args, rcv):
     print("salvod CPU ms per 1000 messages: off median %.0f, on median %.0f (on/off %.3f)"
           % (statistics.median(cpu["off"]), statistics.median(cpu["on"]),
              statistics.median(cpu["on"]) / statistics.median(cpu["off"])))
+    if args.before:
+        bef = statistics.median(rates["before"])
+        print("blast webhook off, before (%s) against now: before %.0f msg/s, now %.0f msg/s: now/before %.3f "
+              "(runs: before %s); CPU ms per 1000: before %.0f, now %.0f"
+              % (args.before, bef, off, off / bef, [round(x) for x in rates["before"]],
+                 statistics.median(cpu["before"]), statistics.median(cpu["off"])))
     shutil.rmtree(d, ignore_errors=True)
 
 
@@ -183,9 +190,13 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--build", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "build"))
     ap.add_argument("--skip-blast", action="store_true")
+    ap.add_argument("--before", help="a build dir of the code before a change: its blast (webhook off) runs "
+                    "in the same rotation, for a before/now rate")
     ap.add_argument("--in-netns", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     args.build = os.path.abspath(args.build)
+    if args.before:
+        args.before = os.path.abspath(args.before)
     if not args.in_netns:
         os.execvp("unshare", ["unshare", "--net", "sh", "-c", 'ip link set lo up && exec "$@"', "sh",
                               sys.executable] + sys.argv + ["--in-netns"])

@@ -49,8 +49,11 @@
  * Files are not fsync'ed: the spool, not this log, is the durable record.
  *
  * Threads: a struct acct_log belongs to one thread (in salvod, the spool
- * writer thread: it writes the records of each group commit, then calls
- * acct_log_flush()). Nothing here locks.
+ * writer thread: after each group commit, outbox_flush() - queue/outbox.h -
+ * writes the records that commit put in the spool's outbox, then calls
+ * acct_log_flush()). Nothing here locks. salvod code does not call
+ * acct_log_write() itself: a record is put with outbox_put() in the
+ * transaction of the change it reports, so a crash cannot lose it.
  *
  * Errors are negative errno values (-ENOMEM, -EACCES, -ENOSPC, ...).
  */

@@ -24,6 +24,7 @@
 #include "engine/campaign.h"
 #include "engine/dkim.h"
 #include "engine/engine.h"
+#include "queue/outbox.h"
 
 #define RECOVER_ROUTE_CHUNK 1024 /* recovered recipients per mailbox post */
 
@@ -148,6 +149,31 @@ void accept_store_sign(struct engine *eng, char **body, size_t *len)
 	free(hdr);
 }
 
+/* A message's reception records, one per recipient, committed with it. */
+static int put_receptions(struct spool_wtxn *t, const struct accept_batch *b, const struct accept_msg *m)
+{
+	for (size_t k = 0; k < m->count; k++) {
+		const char *rcpt = b->rcpts[m->first + k];
+		struct acct_event ev = {
+			.type = ACCT_RECEPTION,
+			.time_ms = b->arrival_ms,
+			.id = m->id,
+			.sender = b->sender,
+			.recipient = rcpt,
+			.queue = addr_domain(rcpt),
+			.source_ip = b->source_ip,
+			.campaign = b->campaign && b->campaign[0] ? b->campaign : NULL,
+			.size = m->len,
+			.has_size = true,
+		};
+		int ret = outbox_put(t, &ev);
+
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
 /* ---- the commit ----------------------------------------------------------------- */
 
 int accept_store_put(struct accept_batch *b, struct spool_wtxn *t)
@@ -174,6 +200,9 @@ int accept_store_put(struct accept_batch *b, struct spool_wtxn *t)
 		sm.body = m->body;
 		sm.body_len = m->len;
 		sm.smtputf8 = m->smtputf8;
+		/* records first: spool_put_msg()'s headroom check then counts them */
+		if (b->received && (ret = put_receptions(t, b, m)))
+			break;
 		ret = b->reserve ? spool_put_msg_reserve(t, &sm) : spool_put_msg(t, &sm);
 		for (size_t k = 0; !ret && k < m->count; k++) {
 			struct spool_rcpt r = {
@@ -233,29 +262,8 @@ static void route_msg(struct engine *eng, const struct accept_batch *b, const st
 			(unsigned long long)m->id);
 }
 
-static void log_reception(struct engine *eng, const struct accept_batch *b, const struct accept_msg *m)
-{
-	for (size_t k = 0; k < m->count; k++) {
-		const char *rcpt = b->rcpts[m->first + k];
-		struct acct_event ev = {
-			.type = ACCT_RECEPTION,
-			.time_ms = b->arrival_ms,
-			.id = m->id,
-			.sender = b->sender,
-			.recipient = rcpt,
-			.queue = addr_domain(rcpt),
-			.source_ip = b->source_ip,
-			.campaign = b->campaign && b->campaign[0] ? b->campaign : NULL,
-			.size = m->len,
-			.has_size = true,
-		};
-
-		acct_log_write(eng->acct, &ev);
-	}
-}
-
-/* Writer thread, after the commit: the log first (it never claims what the
- * spool does not hold, and a record precedes any delivery record). */
+/* Writer thread, after the commit (the reception records committed with
+ * the messages: put_receptions()). */
 void accept_store_committed(struct accept_batch *b)
 {
 	struct engine *eng = b->eng;
@@ -264,7 +272,6 @@ void accept_store_committed(struct accept_batch *b)
 		const struct accept_msg *m = &b->msgs[i];
 
 		if (b->received) {
-			log_reception(eng, b, m);
 			__atomic_fetch_add(&eng->counters.messages_received, 1, __ATOMIC_RELAXED);
 			__atomic_fetch_add(&eng->counters.recipients_received, m->count, __ATOMIC_RELAXED);
 		}

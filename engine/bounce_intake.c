@@ -11,8 +11,9 @@
  *
  * Effects, in one writer commit: a hard DSN failure suppresses the
  * recipient (async-bounce), a quota failure counts as a soft bounce, a
- * complaint suppresses (complaint); then `bounce` (kind dsn) and `feedback`
- * (kind arf) records are logged, and the SMTP client gets its 250.
+ * complaint suppresses (complaint); `bounce` (kind dsn) and `feedback`
+ * (kind arf) records go into the outbox (queue/outbox.h) in the same
+ * commit; then the SMTP client gets its 250.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,7 @@
 #include "engine/engine.h"
 #include "engine/verp.h"
 #include "net/smtp_server.h"
+#include "queue/outbox.h"
 #include "queue/sent.h"
 #include "queue/suppress.h"
 
@@ -117,16 +119,8 @@ static int bounce_apply(struct spool_req *req, struct spool_wtxn *t, void *ctx)
 								 : SUPPRESS_SOFT_BOUNCE,
 				  reason, b->time_ms, b->gen->cfg.soft_bounce_suppress_after, NULL);
 	}
-	return rc;
-}
-
-static void bounce_done(struct spool_req *req, int result, void *ctx)
-{
-	struct bounce_req *b = container_of(req, struct bounce_req, req);
-	struct engine *eng = ctx;
-
-	b->result = result;
-	for (size_t i = 0; result == 0 && i < b->n; i++) {
+	/* the records, committed with what they report */
+	for (size_t i = 0; i < b->n && !rc; i++) {
 		const struct match *m = &b->m[i];
 		bool arf = b->rep.kind == BOUNCE_KIND_ARF;
 		struct acct_event ev = {
@@ -144,8 +138,17 @@ static void bounce_done(struct spool_req *req, int result, void *ctx)
 		};
 
 		if (m->category)
-			acct_log_write(eng->acct, &ev);
+			rc = outbox_put(t, &ev);
 	}
+	return rc;
+}
+
+static void bounce_done(struct spool_req *req, int result, void *ctx)
+{
+	struct bounce_req *b = container_of(req, struct bounce_req, req);
+
+	(void)ctx;
+	b->result = result;
 	if (!b->session) {
 		bounce_req_free(b);
 		return;

@@ -26,6 +26,7 @@
 #include "engine/campaign.h"
 #include "engine/delete_internal.h"
 #include "engine/engine.h"
+#include "queue/outbox.h"
 
 #define DELETE_RETRY_MIN_MS 20
 #define DELETE_RETRY_MAX_MS 5000
@@ -232,6 +233,38 @@ static int sweep_candidates(struct delete_job *job, struct spool_wtxn *t)
 	return 0;
 }
 
+/* A cancelled record per removed recipient, committed with the removal
+ * (queue/outbox.h). */
+static int cancelled_records(const struct delete_commit *c, struct spool_wtxn *t)
+{
+	for (size_t i = 0; i < c->n; i++) {
+		const struct cancel_item *it = &c->items[i];
+		struct acct_event ev;
+		int ret;
+
+		if (!it->done)
+			continue;
+		ev = (struct acct_event){
+			.type = ACCT_CANCELLED,
+			.time_ms = c->time_ms,
+			.id = it->msg_id,
+			.sender = it->sender,
+			.recipient = it->addr,
+			.queue = it->queue,
+			.attempt = it->attempts,
+			.queued_time_ms = it->queued_ms,
+			.size = it->size,
+			.has_size = true,
+			.campaign = it->campaign[0] ? it->campaign : NULL,
+			.dsn_id = it->dsn_id,
+			.filter = it->how->text,
+		};
+		if ((ret = outbox_put(t, &ev)))
+			return ret;
+	}
+	return 0;
+}
+
 static int commit_apply(struct spool_req *req, struct spool_wtxn *t, void *ctx)
 {
 	struct delete_commit *c = container_of(req, struct delete_commit, req);
@@ -253,7 +286,7 @@ static int commit_apply(struct spool_req *req, struct spool_wtxn *t, void *ctx)
 		a = b;
 	}
 	config_gen_put(gen);
-	if (ret)
+	if (ret || (ret = cancelled_records(c, t)))
 		return ret;
 	return c->job ? sweep_candidates(c->job, t) : 0;
 }
@@ -318,27 +351,10 @@ static void commit_done(struct spool_req *req, int result, void *ctx)
 	}
 	for (size_t i = 0; i < c->n; i++) {
 		const struct cancel_item *it = &c->items[i];
-		struct acct_event ev;
 
 		if (!it->done)
 			continue;
 		it->how->cancelled++;
-		ev = (struct acct_event){
-			.type = ACCT_CANCELLED,
-			.time_ms = c->time_ms,
-			.id = it->msg_id,
-			.sender = it->sender,
-			.recipient = it->addr,
-			.queue = it->queue,
-			.attempt = it->attempts,
-			.queued_time_ms = it->queued_ms,
-			.size = it->size,
-			.has_size = true,
-			.campaign = it->campaign[0] ? it->campaign : NULL,
-			.dsn_id = it->dsn_id,
-			.filter = it->how->text,
-		};
-		acct_log_write(eng->acct, &ev);
 		if (eng->campaigns && it->campaign[0]) {
 			uint32_t id = campaign_find(eng->campaigns, it->campaign);
 

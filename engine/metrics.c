@@ -16,6 +16,7 @@
 #include "engine/trace.h"
 #include "engine/webhook.h"
 #include "net/http_server.h"
+#include "queue/outbox.h"
 #include "queue/sent.h"
 #include "queue/sent_prune.h"
 
@@ -97,6 +98,7 @@ void api_metrics(struct engine *eng, struct http_request *req)
 	struct api_snapshot s;
 	struct json_buf b = {0};
 	uint64_t delivered = 0, deferred = 0, bounced = 0, expired = 0, used = 0, map = 0, msgs = 0, rcpts = 0;
+	uint64_t outbox = 0;
 	uint64_t cum = 0;
 	int rc;
 
@@ -117,6 +119,7 @@ void api_metrics(struct engine *eng, struct http_request *req)
 	}
 	spool_usage(eng->spool, &used, &map);
 	spool_count(eng->spool, &msgs, &rcpts);
+	outbox_count(eng->spool, &outbox);
 	rc = total(&b, "salvo_messages_received_total", "Messages accepted into the spool.",
 		   __atomic_load_n(&eng->counters.messages_received, __ATOMIC_RELAXED));
 	rc |= total(&b, "salvo_recipients_received_total", "Recipients accepted into the spool (reception records).",
@@ -140,6 +143,9 @@ void api_metrics(struct engine *eng, struct http_request *req)
 	      json_buf_printf(&b, "salvo_spool_messages %llu\n", (unsigned long long)msgs);
 	rc |= head(&b, "salvo_spool_used_bytes", "gauge", "Bytes of the spool's map in use (high-water mark).") |
 	      json_buf_printf(&b, "salvo_spool_used_bytes %llu\n", (unsigned long long)used);
+	rc |= head(&b, "salvo_acct_outbox_entries", "gauge",
+		   "Spool commits whose accounting records are not yet known written to the log (queue/outbox.h).") |
+	      json_buf_printf(&b, "salvo_acct_outbox_entries %llu\n", (unsigned long long)outbox);
 	rc |= head(&b, "salvo_uptime_seconds", "gauge", "Seconds since salvod started.") |
 	      json_buf_printf(&b, "salvo_uptime_seconds %lld\n", (long long)((wall_now_ms() - eng->started_ms) / 1000));
 	rc |= per_queue(&b, &s, "salvo_queue_size", "gauge", "Recipients queued (ready, waiting and in flight).", 0, 1);

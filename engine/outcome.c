@@ -31,6 +31,7 @@
 #include "engine/bounce_report.h"
 #include "engine/campaign.h"
 #include "engine/engine.h"
+#include "queue/outbox.h"
 #include "queue/sent.h"
 #include "queue/spool_writer.h"
 #include "queue/suppress.h"
@@ -388,6 +389,54 @@ static int campaign_totals_put(const struct outcome_batch *b, struct spool_wtxn 
 	return campaign_stats_add(t, b->campaign, &tot);
 }
 
+static const enum acct_type kind_type[] = {
+	[OUTCOME_DELIVERED] = ACCT_DELIVERY,
+	[OUTCOME_DEFERRED] = ACCT_TRANSIENT,
+	[OUTCOME_BOUNCED] = ACCT_BOUNCE,
+	[OUTCOME_EXPIRED] = ACCT_EXPIRATION,
+	[OUTCOME_SUPPRESSED] = ACCT_SUPPRESSED,
+};
+
+/* The batch's accounting records, one per item, committed with it. */
+static int outcome_records(struct outcome_batch *b, struct spool_wtxn *t)
+{
+	struct config_gen *gen = engine_config_get(b->eng);
+	int ret = 0;
+
+	for (size_t i = 0; i < b->n; i++) {
+		const struct outcome_item *it = &b->items[i];
+		bool failed = it->kind == OUTCOME_BOUNCED || it->kind == OUTCOME_EXPIRED;
+		struct acct_event ev = {
+			.type = kind_type[it->kind],
+			.time_ms = b->time_ms,
+			.id = b->msg_id,
+			.sender = b->sender,
+			.recipient = it->addr,
+			.queue = b->queue,
+			.mx_host = b->mx_host,
+			.mx_ip = b->mx_ip,
+			.vmta = b->vmta,
+			.source_ip = b->source_ip,
+			.campaign = b->campaign && b->campaign[0] ? b->campaign : NULL,
+			.tls = b->tls,
+			.attempt = it->attempt,
+			.queued_time_ms = it->queued_ms,
+			.size = b->size,
+			.has_size = true,
+			.response_code = it->res.code,
+			.response_enhanced = it->res.enhanced,
+			.response_text = it->res.text,
+			.bounce_category = failed ? (it->kind == OUTCOME_EXPIRED ? "message-expired" : category_of(&gen->cfg, &it->res)) : NULL,
+			.dsn_id = failed && b->dsn_stored ? b->dsn_id : 0,
+		};
+
+		if ((ret = outbox_put(t, &ev)))
+			break;
+	}
+	config_gen_put(gen);
+	return ret;
+}
+
 static int outcome_apply(struct spool_req *req, struct spool_wtxn *t, void *ctx)
 {
 	struct outcome_batch *b = container_of(req, struct outcome_batch, req);
@@ -459,16 +508,10 @@ static int outcome_apply(struct spool_req *req, struct spool_wtxn *t, void *ctx)
 		if (ret)
 			return ret;
 	}
-	return campaign_totals_put(b, t);
+	if ((ret = campaign_totals_put(b, t)))
+		return ret;
+	return outcome_records(b, t);
 }
-
-static const enum acct_type kind_type[] = {
-	[OUTCOME_DELIVERED] = ACCT_DELIVERY,
-	[OUTCOME_DEFERRED] = ACCT_TRANSIENT,
-	[OUTCOME_BOUNCED] = ACCT_BOUNCE,
-	[OUTCOME_EXPIRED] = ACCT_EXPIRATION,
-	[OUTCOME_SUPPRESSED] = ACCT_SUPPRESSED,
-};
 
 static const enum campaign_end kind_end[] = {
 	[OUTCOME_DELIVERED] = CAMPAIGN_END_DELIVERED,
@@ -492,7 +535,6 @@ static void outcome_done(struct spool_req *req, int result, void *ctx)
 {
 	struct outcome_batch *b = container_of(req, struct outcome_batch, req);
 	struct engine *eng = ctx;
-	struct config_gen *gen;
 
 	if (result != 0) {
 		unsigned delay = OUTCOME_RETRY_MIN_MS << (b->tries < 8 ? b->tries : 8);
@@ -515,36 +557,6 @@ static void outcome_done(struct spool_req *req, int result, void *ctx)
 		fprintf(stderr, "salvod: outcome of %016llx recorded after %u failed tries\n",
 			(unsigned long long)b->msg_id, b->tries);
 	note_campaign(eng, b);
-	gen = engine_config_get(eng);
-	for (size_t i = 0; i < b->n; i++) {
-		const struct outcome_item *it = &b->items[i];
-		bool failed = it->kind == OUTCOME_BOUNCED || it->kind == OUTCOME_EXPIRED;
-		struct acct_event ev = {
-			.type = kind_type[it->kind],
-			.time_ms = b->time_ms,
-			.id = b->msg_id,
-			.sender = b->sender,
-			.recipient = it->addr,
-			.queue = b->queue,
-			.mx_host = b->mx_host,
-			.mx_ip = b->mx_ip,
-			.vmta = b->vmta,
-			.source_ip = b->source_ip,
-			.campaign = b->campaign && b->campaign[0] ? b->campaign : NULL,
-			.tls = b->tls,
-			.attempt = it->attempt,
-			.queued_time_ms = it->queued_ms,
-			.size = b->size,
-			.has_size = true,
-			.response_code = it->res.code,
-			.response_enhanced = it->res.enhanced,
-			.response_text = it->res.text,
-			.bounce_category = failed ? (it->kind == OUTCOME_EXPIRED ? "message-expired" : category_of(&gen->cfg, &it->res)) : NULL,
-			.dsn_id = failed && b->dsn_stored ? b->dsn_id : 0,
-		};
-		acct_log_write(eng->acct, &ev);
-	}
-	config_gen_put(gen);
 	if (b->dsn_stored) {
 		struct accept_batch ab;
 		struct accept_msg am;

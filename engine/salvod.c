@@ -46,6 +46,7 @@
 #include "engine/trace.h"
 #include "engine/privdrop.h"
 #include "engine/webhook.h"
+#include "queue/outbox.h"
 #include "queue/sent_prune.h"
 
 #define EXIT_SPOOL_FAILED 75 /* EX_TEMPFAIL: restart me */
@@ -102,10 +103,26 @@ static int mkdir_p(const char *path)
 	return 0;
 }
 
+/* Test-only fault hook: SALVO_ACCT_EXIT_AFTER_BATCHES=N makes the process
+ * _exit(137) after the Nth spool batch, right after its commit and before
+ * its accounting records reach the log: a kill -9 at the worst moment. */
+static unsigned long exit_after_batches;
+
+static void fault_exit_before_flush(void)
+{
+	if (exit_after_batches && --exit_after_batches == 0) {
+		fprintf(stderr, "salvod: SALVO_ACCT_EXIT_AFTER_BATCHES: exiting between a commit and the log flush\n");
+		_exit(137);
+	}
+}
+
 static void flush_log(void *ctx)
 {
 	struct engine *eng = ctx;
-	int ret = acct_log_flush(eng->acct);
+	int ret;
+
+	fault_exit_before_flush();
+	ret = outbox_flush(eng->spool, eng->acct, NULL);
 
 	if (ret < 0)
 		fprintf(stderr, "salvod: accounting log write failed: %s\n", strerror(-ret));
@@ -378,6 +395,20 @@ int main(int argc, char **argv)
 		}
 		acct_log_set_tap(eng.acct, &(struct acct_tap){acct_csv_write, acct_csv_flush, acct_csv});
 	}
+	/* Records committed but not known written when the last run ended
+	 * (a crash between a commit and the flush): into the log first. */
+	{
+		uint64_t n = 0;
+
+		if ((ret = outbox_flush(eng.spool, eng.acct, &n)) < 0)
+			fprintf(stderr, "salvod: accounting log write failed: %s (retried after each commit)\n",
+				strerror(-ret));
+		else if ((ret = outbox_trim_now(eng.spool)) != 0)
+			fprintf(stderr, "salvod: cannot trim the accounting outbox: %s\n", spool_strerror(ret));
+		if (n)
+			fprintf(stderr, "salvod: %llu accounting records from the outbox written to the log again "
+				"(the last run stopped before they were known written)\n", (unsigned long long)n);
+	}
 	{
 		char state[4096];
 
@@ -387,6 +418,8 @@ int main(int argc, char **argv)
 			goto out_log;
 		}
 	}
+	if (getenv("SALVO_ACCT_EXIT_AFTER_BATCHES"))
+		exit_after_batches = strtoul(getenv("SALVO_ACCT_EXIT_AFTER_BATCHES"), NULL, 10);
 	if ((ret = spool_writer_start(&eng.writer, eng.spool, &eng, flush_log,
 					    (unsigned)cfg.spool_commit_delay_ms * 1000)) < 0) {
 		fprintf(stderr, "salvod: cannot start the spool writer: %s\n", strerror(-ret));
@@ -543,6 +576,9 @@ out_writer:
 	/* Workers are gone; the writer drains what they handed it. */
 	accept_store_stop(&store);
 	spool_writer_stop(&eng.writer);
+	/* its last batch's records are in the log: leave the outbox empty */
+	if (!spool_writer_failed(&eng.writer) && (ret = outbox_trim_now(eng.spool)) != 0)
+		fprintf(stderr, "salvod: cannot trim the accounting outbox: %s\n", spool_strerror(ret));
 	accept_store_free_recovered(&recovered);
 	free(pruner);
 	eng.sent_pruner = NULL;

@@ -508,7 +508,7 @@ static int open_dbs(struct spool *s)
 		ret = meta_put(txn, s->dbi_meta, "format", SPOOL_FORMAT, 4);
 	else if (ret == 0 && format > SPOOL_FORMAT)
 		ret = -EPROTONOSUPPORT; /* written by a newer salvo */
-	if (ret || (ret = open_ids(s, txn)) || (ret = open_verp_key(s, txn)))
+	if (ret || (ret = open_ids(s, txn)) || (ret = open_verp_key(s, txn)) || (ret = outbox_open(s, txn)))
 		goto fail;
 	return lmdb_err(mdb_txn_commit(txn));
 fail:
@@ -612,6 +612,8 @@ void spool_close(struct spool *s)
 	if (s->env)
 		mdb_env_close(s->env);
 	pthread_mutex_destroy(&s->rcache_mu);
+	json_buf_free(&s->ob_stage);
+	json_buf_free(&s->ob_last);
 	free(s);
 }
 
@@ -668,6 +670,7 @@ void spool_wtxn_abort(struct spool_wtxn *t)
 	mdb_txn_abort(t->txn);
 	t->txn = NULL;
 	t->active = false;
+	outbox_stage_end(t->s, false);
 }
 
 int spool_wtxn_commit(struct spool_wtxn *t)
@@ -677,6 +680,8 @@ int spool_wtxn_commit(struct spool_wtxn *t)
 
 	if (!ret && t->ids_used)
 		ret = meta_put(t->txn, s->dbi_meta, "next_id", s->next_id, 8);
+	if (!ret)
+		ret = outbox_stage_put(t);
 	if (ret) {
 		spool_wtxn_abort(t);
 		return ret;
@@ -690,6 +695,7 @@ int spool_wtxn_commit(struct spool_wtxn *t)
 	ret = lmdb_err(mdb_txn_commit(t->txn)); /* ends the txn, even on failure */
 	t->txn = NULL;
 	t->active = false;
+	outbox_stage_end(s, ret == 0);
 	return ret;
 }
 
@@ -709,7 +715,7 @@ int spool_alloc_id(struct spool_wtxn *t, uint64_t *id)
 static uint64_t pages_in_use(struct spool_wtxn *t)
 {
 	MDB_dbi dbis[] = {t->s->dbi_msg, t->s->dbi_rcpt, t->s->dbi_due, t->s->dbi_meta,
-			  t->s->dbi_suppress, t->s->dbi_sent};
+			  t->s->dbi_suppress, t->s->dbi_sent, t->s->dbi_outbox};
 	uint64_t n = 4; /* two meta pages, the main and free DB roots */
 	MDB_stat st;
 
@@ -739,7 +745,8 @@ static bool map_would_fill(struct spool_wtxn *t, size_t size, unsigned reserve_d
 	if (reserve < 64 * (uint64_t)st.ms_psize)
 		reserve = 64 * (uint64_t)st.ms_psize;
 	reserve /= reserve_div;
-	return pages_in_use(t) * st.ms_psize + size + reserve > info.me_mapsize;
+	/* the outbox's staged records are stored at commit: count them now */
+	return pages_in_use(t) * st.ms_psize + size + t->s->ob_stage.len + reserve > info.me_mapsize;
 }
 
 /* The file system must keep room too: LMDB that meets ENOSPC while writing

@@ -14,6 +14,7 @@
  *   "meta" key "next_id" -> u64: message ids are never reused.
  *   (others in the same environment: "suppress", "sent", "pause",
  *   "campaign": see suppress.h, sent.h, pause.h, campaign_stats.h)
+ *   "outbox" accounting records until they are in the log (queue/outbox.h).
  *
  * Threads: exactly one thread writes (spool_wtxn_*; see spool_writer.h for
  * the group-commit front end), one write txn at a time. Any thread may read

@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "core/json_str.h"
 #include "queue/spool.h"
 
 struct spool_wtxn {
@@ -36,6 +37,14 @@ struct spool {
 	MDB_dbi dbi_suppress, dbi_sent; /* suppress.c, sent.c */
 	MDB_dbi dbi_pause;         /* pause.c */
 	MDB_dbi dbi_campaign;      /* campaign_stats.c */
+	MDB_dbi dbi_outbox;        /* outbox.c: accounting records until logged */
+	uint64_t ob_next;          /* outbox.c, writer thread: next entry's sequence */
+	uint64_t ob_fed;           /* last entry handed to the log */
+	uint64_t ob_written;       /* last entry the log wrote */
+	uint64_t ob_trimmed;       /* last entry deleted (committed) */
+	uint64_t ob_last_seq;      /* the entry ob_last holds (0: none) */
+	struct json_buf ob_stage;  /* the open txn's records (outbox_put) */
+	struct json_buf ob_last;   /* the last committed entry's records */
 	uint8_t verp_key[32];      /* meta "verp_key", read-only after open */
 	uint64_t next_id;          /* writer thread only */
 	int64_t disk_checked_ms;   /* free space check (writer thread only) */
@@ -82,6 +91,13 @@ static inline uint64_t get_be(const uint8_t *p, unsigned n)
 		v = v << 8 | p[i];
 	return v;
 }
+
+/* outbox.c: open "outbox" and learn its next sequence (in open's txn);
+ * at commit, store the staged records (before LMDB's commit) and end the
+ * staging (after it, or at an abort). */
+int outbox_open(struct spool *s, MDB_txn *txn);
+int outbox_stage_put(struct spool_wtxn *t);
+void outbox_stage_end(struct spool *s, bool committed);
 
 /* LMDB's positive errno values as negative errno; its own codes as is. */
 int lmdb_err(int rc);

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "queue/outbox.h"
+
 const uint64_t spool_commit_bucket_us[SPOOL_COMMIT_BUCKETS - 1] = {
 	250, 500, 1000, 2000, 5000, 10000, 25000, 50000, 100000, 250000, 1000000,
 };
@@ -30,13 +32,21 @@ static void count_commit(struct spool_writer *w, uint64_t us)
 	__atomic_fetch_add(&w->stats.commit_us_sum, us, __ATOMIC_RELAXED);
 }
 
-static int writer_apply_batch(struct spool_writer *w, struct spool_req *batch)
+/* trim: first delete the outbox entries already in the log (outbox.h).
+ * Only a batch's first try does: should the deletes be what fails, the
+ * halves of the batch still commit without them. */
+static int writer_apply_batch(struct spool_writer *w, struct spool_req *batch, bool trim)
 {
 	struct spool_wtxn *t;
+	uint64_t trimmed = 0;
 	int ret = spool_wtxn_begin(w->spool, &t);
 
 	if (ret)
 		return ret;
+	if (trim && (ret = outbox_trim(t, &trimmed))) {
+		spool_wtxn_abort(t);
+		return ret;
+	}
 	for (struct spool_req *r = batch; r; r = r->next) {
 		ret = r->apply(r, t, w->ctx);
 		if (ret) {
@@ -44,7 +54,10 @@ static int writer_apply_batch(struct spool_writer *w, struct spool_req *batch)
 			return ret;
 		}
 	}
-	return spool_wtxn_commit(t);
+	ret = spool_wtxn_commit(t);
+	if (ret == 0 && trimmed)
+		outbox_trimmed(w->spool, trimmed);
+	return ret;
 }
 
 static void writer_finish(struct spool_writer *w, struct spool_req *batch, int result)
@@ -72,7 +85,7 @@ static void writer_fail(struct spool_writer *w, int err)
 		w->on_fatal(w->ctx, err);
 }
 
-static void writer_process(struct spool_writer *w, struct spool_req *batch, unsigned n)
+static void writer_process(struct spool_writer *w, struct spool_req *batch, unsigned n, bool first)
 {
 	uint64_t t0 = mono_us();
 	struct spool_req *second, *last;
@@ -83,7 +96,7 @@ static void writer_process(struct spool_writer *w, struct spool_req *batch, unsi
 		writer_finish(w, batch, SPOOL_STOPPED);
 		return;
 	}
-	ret = writer_apply_batch(w, batch);
+	ret = writer_apply_batch(w, batch, first);
 	count_commit(w, mono_us() - t0);
 	__atomic_fetch_add(&w->stats.commits, 1, __ATOMIC_RELAXED);
 	if (ret)
@@ -103,8 +116,8 @@ static void writer_process(struct spool_writer *w, struct spool_req *batch, unsi
 		last = last->next;
 	second = last->next;
 	last->next = NULL;
-	writer_process(w, batch, half);
-	writer_process(w, second, n - half);
+	writer_process(w, batch, half, false);
+	writer_process(w, second, n - half, false);
 }
 
 bool spool_writer_retry(struct spool_writer *w, struct spool_req *req, unsigned delay_ms)
@@ -224,7 +237,7 @@ static void *writer_main(void *arg)
 		__atomic_fetch_add(&w->stats.requests, n, __ATOMIC_RELAXED);
 		if (n > w->stats.max_batch)
 			__atomic_store_n(&w->stats.max_batch, n, __ATOMIC_RELAXED);
-		writer_process(w, batch, n);
+		writer_process(w, batch, n, true);
 		w->last_end_us = mono_us();
 		if (w->after_batch)
 			w->after_batch(w->ctx);

@@ -25,6 +25,10 @@
  * to single requests: one failing request among n costs about 2 log2(n)
  * tries, not n, and only its own done() sees the error (result < 0).
  *
+ * Each batch's first try also deletes the accounting records the outbox
+ * has seen written to the log (outbox_trim(), queue/outbox.h): no
+ * transaction of its own, and a split batch's halves skip it.
+ *
  * Fatal errors (spool_is_fatal(): MDB_PANIC, EIO...) are not split: the
  * batch fails with the error, the writer stops writing for good (every
  * later request fails with SPOOL_STOPPED, without touching LMDB) and

@@ -1,7 +1,8 @@
 /*
  * test_accept_store.c - storing accepted mail (engine/accept_store.c): a
  * submitted batch is committed (one spool message per accept_msg, one
- * record per recipient), logged (one reception record per recipient),
+ * record per recipient), logged (one reception record per recipient, put
+ * in the outbox with the commit, written by the writer's after_batch),
  * counted, and routed to its shard before its done() runs, on the writer;
  * a DSN-style batch (ids given, stored inside another request's
  * transaction) is routed but neither logged nor counted; a failed commit
@@ -28,6 +29,7 @@
 
 #include "core/acct_log.h"
 #include "core/config.h"
+#include "queue/outbox.h"
 #include "engine/accept_store.h"
 #include "engine/engine.h"
 #include "tmp_dir.h"
@@ -39,9 +41,12 @@ struct fx {
 	struct worker worker;
 };
 
+/* salvod's after_batch: the batch's records from the outbox into the log */
 static void flush_log(void *ctx)
 {
-	acct_log_flush(((struct engine *)ctx)->acct);
+	struct engine *eng = ctx;
+
+	outbox_flush(eng->spool, eng->acct, NULL);
 }
 
 static int setup(void **state)
@@ -267,7 +272,7 @@ static void test_dsn_style_put(void **state)
 	assert_string_equal(routed[0]->domain, "senders.test");
 	free(routed[0]);
 	assert_int_equal(f->eng.counters.messages_received, 0);
-	acct_log_flush(f->eng.acct);
+	outbox_flush(f->eng.spool, f->eng.acct, NULL);
 	assert_int_equal(count_in_log(f, "\"type\":\"reception\""), 0);
 	assert_int_equal(spool_writer_start(&f->eng.writer, f->eng.spool, &f->eng, flush_log, 0), 0);
 	free(m.body);
