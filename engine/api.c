@@ -291,7 +291,7 @@ static void get_vmtas(struct engine *eng, struct http_request *req)
 	api_reply_json(req, 200, json_pack("{s:o}", "vmtas", arr));
 }
 
-static bool valid_queue_name(const char *s, size_t n)
+bool api_valid_queue_name(const char *s, size_t n)
 {
 	if (!n || n > 253)
 		return false;
@@ -348,7 +348,7 @@ static void route_queue(struct engine *eng, struct http_request *req, const char
 	size_t n = slash ? (size_t)(slash - rest) : strlen(rest);
 	char name[256];
 
-	if (!valid_queue_name(rest, n)) {
+	if (!api_valid_queue_name(rest, n)) {
 		http_reply_error(req, 400, "invalid queue name", "domain");
 		return;
 	}

@@ -57,6 +57,8 @@ bool api_campaigns_route(struct engine *eng, struct http_request *req);
 void api_inspect_queue(struct engine *eng, struct http_request *req, const char *queue);
 /* api_delete.c: POST /api/v1/delete */
 bool api_delete_route(struct engine *eng, struct http_request *req);
+/* A queue or domain name as the API takes it: 1-253 of [A-Za-z0-9._-]. */
+bool api_valid_queue_name(const char *s, size_t n);
 /* api_trace.c: GET /api/v1/trace (live SMTP transcripts, streamed) */
 bool api_trace_route(struct engine *eng, struct http_request *req);
 

@@ -38,19 +38,6 @@ static void stream_wake(void *arg)
 	http_stream_wake(arg);
 }
 
-static bool domain_ok(const char *s)
-{
-	size_t n = strlen(s);
-
-	if (!n || n > 253)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9') ||
-		      s[i] == '.' || s[i] == '-' || s[i] == '_'))
-			return false;
-	return true;
-}
-
 static void get_trace(struct engine *eng, struct http_request *req)
 {
 	const char *domain = http_query(req, "domain"), *source = http_query(req, "source");
@@ -69,7 +56,7 @@ static void get_trace(struct engine *eng, struct http_request *req)
 		http_reply_error(req, 400, "domain or source is required", "domain");
 		return;
 	}
-	if (domain && !domain_ok(domain)) {
+	if (domain && !api_valid_queue_name(domain, strlen(domain))) {
 		http_reply_error(req, 400, "invalid domain (a domain or queue name)", "domain");
 		return;
 	}
