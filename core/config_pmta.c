@@ -61,13 +61,6 @@ static int p_bool(struct parser *p, const struct directive *d, char *v)
 	return config_parse_bool(v, &b) < 0 ? cp_bad_value(p, "boolean", d, v) : 0;
 }
 
-static int p_duration(struct parser *p, const struct directive *d, char *v)
-{
-	uint64_t ms;
-
-	return config_parse_duration(v, &ms) < 0 ? cp_bad_value(p, "duration", d, v) : 0;
-}
-
 static int p_rate(struct parser *p, const struct directive *d, char *v)
 {
 	struct config_rate r;
@@ -86,14 +79,6 @@ static int p_text(struct parser *p, const struct directive *d, char *v)
 {
 	(void)p, (void)d, (void)v;
 	return 0;
-}
-
-/* "0..100" */
-static int p_priority(struct parser *p, const struct directive *d, char *v)
-{
-	uint64_t n;
-
-	return config_parse_uint(v, 0, 100, &n) < 0 ? cp_bad_value(p, "priority (0-100)", d, v) : 0;
 }
 
 /* Only the value that means what Salvo always does is accepted. */
@@ -643,8 +628,6 @@ static const struct directive directives[] = {
 	/* <domain> */
 	{"type", CTX_DOMAIN, v_type, NULL},
 	{"dk-sign", CTX_DOMAIN, v_dk_sign, NULL},
-	{"retry-recipients-after", CTX_DOMAIN, p_duration, EGRESS_LATER},
-	{"queue-priority", CTX_DOMAIN, p_priority, EGRESS_LATER},
 	{"max-cold-virtual-mta-msg", CTX_DOMAIN, p_rate, EGRESS_LATER " (issue 16)"},
 	{"reroute-to-virtual-mta", CTX_DOMAIN, p_word, EGRESS_LATER},
 	{"log-tls", CTX_DOMAIN, p_bool, EGRESS_LATER},

@@ -177,8 +177,10 @@ static void note_error(struct egress_queue *eq, const struct smtp_result *res)
 	utf8_trim_tail(eq->last_error);
 }
 
+/* own: res is this recipient's own reply on a session that went on (not
+ * the connection's failure): retry-recipients-after applies to a 4xx. */
 static void rcpt_outcome(struct egress_queue *eq, struct outcome_batch *b, struct sched_rcpt *r,
-			 const char *addr, const struct smtp_result *res, bool force_bounce, int64_t now)
+			 const char *addr, const struct smtp_result *res, bool force_bounce, bool own, int64_t now)
 {
 	struct worker *w = eq->w;
 	const struct config_domain *dom = r->queue->cfg;
@@ -190,6 +192,8 @@ static void rcpt_outcome(struct egress_queue *eq, struct outcome_batch *b, struc
 	if (r->attempts < UINT16_MAX)
 		r->attempts++;
 	k = outcome_decide(res, attempts, r->queued_ms, now, dom, backoff, &next);
+	if (k == OUTCOME_DEFERRED && own)
+		outcome_rcpt_retry(dom, r->queued_ms, now, &next);
 	if (force_bounce && (k == OUTCOME_DEFERRED || k == OUTCOME_EXPIRED))
 		k = OUTCOME_BOUNCED;
 	outcome_batch_add(b, r->idx, addr, k, attempts, r->queued_ms, next, res);
@@ -246,7 +250,7 @@ static void fail_one(struct egress_queue *eq, struct spool_rtxn *rt, struct sche
 		free(r);
 		return;
 	}
-	rcpt_outcome(eq, b, r, sr.addr, res, false, now);
+	rcpt_outcome(eq, b, r, sr.addr, res, false, false, now);
 	outcome_batch_submit(b);
 }
 
@@ -476,7 +480,7 @@ static void txn_refuse(struct egress_conn *c, struct egress_txn *x, struct outco
 			(unsigned long long)x->msg_id, x->rcpts[i]->idx);
 		free(x->rcpts[i]);
 	} else {
-		rcpt_outcome(eq, *b, x->rcpts[i], x->addrs[i], res, true, wall_now_ms());
+		rcpt_outcome(eq, *b, x->rcpts[i], x->addrs[i], res, true, false, wall_now_ms());
 	}
 	x->rcpts[i] = NULL;
 	eq->q->n_inflight--;
@@ -738,7 +742,7 @@ static void conn_txn_done(void *owner, struct smtp_client *cli, struct smtp_txn 
 	};
 	struct egress_unit *u = &eq->units[c->vmta];
 	struct outcome_batch *b;
-	bool any_ok = false;
+	bool any_ok = false, alive;
 
 	c->txn = NULL;
 	/* How long a transaction takes here, from the ones that finished: a
@@ -748,15 +752,20 @@ static void conn_txn_done(void *owner, struct smtp_client *cli, struct smtp_txn 
 	c->msgs++;
 	eq->q->n_inflight -= x->t.n_rcpts;
 	b = outcome_batch_new(w->eng, x->msg_id, x->sender, x->queued_ms, x->size, &route, x->t.n_rcpts);
+	/* the session went on after the transaction: a 4xx (not 421, which
+	 * closes it) answered the recipient or its data, not the connection */
+	alive = smtp_client_idle(cli);
 	for (size_t i = 0; i < x->t.n_rcpts; i++) {
 		unsigned act = egress_patterns(eq, c, &x->results[i], mono);
+		int code = x->results[i].code;
 
 		any_ok = any_ok || (x->results[i].code >= 200 && x->results[i].code < 300);
 		if (x->results[i].code >= 400)
 			c->errors++;
 		if (b) {
 			rcpt_outcome(eq, b, x->rcpts[i], x->addrs[i], &x->results[i],
-				     (act & CONFIG_PAT_BOUNCE_RCPT) != 0, now);
+				     (act & CONFIG_PAT_BOUNCE_RCPT) != 0, alive && code >= 400 && code < 500 && code != 421,
+				     now);
 			x->rcpts[i] = NULL;
 		}
 	}

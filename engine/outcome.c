@@ -99,6 +99,15 @@ enum outcome_kind outcome_decide(const struct smtp_result *res, uint32_t attempt
 	return OUTCOME_DEFERRED;
 }
 
+void outcome_rcpt_retry(const struct config_domain *dom, int64_t queued_ms, int64_t now_ms, int64_t *next_ms)
+{
+	if (!dom->retry_recipients_after_ms)
+		return;
+	*next_ms = now_ms + (int64_t)dom->retry_recipients_after_ms;
+	if (*next_ms > queued_ms + (int64_t)dom->bounce_after_ms)
+		*next_ms = queued_ms + (int64_t)dom->bounce_after_ms;
+}
+
 /* Synchronous replies use the same categories as asynchronous reports,
  * knowing the stage exactly: a "user unknown" refusing RCPT TO is a bad
  * mailbox, one answering DATA a filter (bounce_reply_category). The

@@ -25,6 +25,7 @@ static int setup(void **state)
 				  "<domain fast.test>\n retry-after 2s\n bounce-after 10s\n"
 				  " backoff-retry-after 5s,7s\n</domain>\n"
 				  "<domain alias.test>\n queue-to main.test\n</domain>\n"
+				  "<domain rr.test>\n retry-recipients-after 30s\n bounce-after 1m\n</domain>\n"
 				  "<virtual-mta a>\n smtp-source-host 127.0.0.2\n</virtual-mta>\n"
 				  "<virtual-mta b>\n smtp-source-host 127.0.0.3\n</virtual-mta>\n"
 				  "<virtual-mta-pool ab>\n virtual-mta a\n virtual-mta b\n</virtual-mta-pool>\n",
@@ -193,6 +194,22 @@ static void test_decide(void **state)
 	assert_int_equal(next, t0 + 7000);
 	assert_int_equal(outcome_decide(&soft, 1, t0, t0, star, true, &next), OUTCOME_DEFERRED);
 	assert_int_equal(next, t0 + 10000);
+	/* retry-recipients-after: a recipient's own 4xx waits its own time... */
+	{
+		const struct config_domain *rr = config_domain_for(&cfg, "rr.test");
+
+		assert_int_equal(outcome_decide(&soft, 2, t0, t0, rr, false, &next), OUTCOME_DEFERRED);
+		assert_int_equal(next, t0 + 60000); /* the queue's step (inherited 1m) */
+		outcome_rcpt_retry(rr, t0, t0, &next);
+		assert_int_equal(next, t0 + 30000);
+		/* ...never past bounce-after */
+		outcome_rcpt_retry(rr, t0, t0 + 50000, &next);
+		assert_int_equal(next, t0 + 60000);
+		/* unset: the schedule stands */
+		next = 77;
+		outcome_rcpt_retry(star, t0, t0, &next);
+		assert_int_equal(next, 77);
+	}
 }
 
 /* Pools have their own FIFOs; take_msg and pop_pool stay within one. */
