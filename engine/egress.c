@@ -896,7 +896,8 @@ static long fds_open(void)
  * descriptor (what a dup gets) at or above limit - reserve means at most
  * `reserve` are free; below it there may still be fewer free, as the
  * descriptors above it can be in use (closed ones leave holes), so near
- * the limit they are counted. -EMFILE when the reserve would be touched. */
+ * the limit they are counted. -EMFILE when the reserve would be touched;
+ * 1 when it would not but the limit is near (queue-priority applies). */
 static int fd_reserve_check(void)
 {
 	struct rlimit rl;
@@ -917,7 +918,7 @@ static int fd_reserve_check(void)
 	if ((rlim_t)fd + 4 * reserve + 16 < rl.rlim_cur)
 		return 0; /* far from the limit: holes cannot matter */
 	n = fds_open();
-	return n >= 0 && (rlim_t)n + 1 + reserve > rl.rlim_cur ? -EMFILE : 0;
+	return n >= 0 && (rlim_t)n + 1 + reserve > rl.rlim_cur ? -EMFILE : 1;
 }
 
 static void conn_open(struct egress_queue *eq, struct egress_conn *c)
@@ -944,6 +945,15 @@ static void conn_open(struct egress_queue *eq, struct egress_conn *c)
 		if (vm->has_source && vm->source.sa.ss_family != t->addr.ss_family)
 			continue; /* an IPv4 source cannot reach an IPv6 MX */
 		ret = fd_reserve_check();
+		if (ret == 1 && egress_prio_yield(dom, (int64_t)loop_now_ms())) {
+			/* a higher queue-priority queue waits for a descriptor: leave it this one */
+			egress_prio_wait(eq, c->vmta, (int64_t)loop_now_ms());
+			eq->n_connecting--;
+			conn_unlink(eq, c);
+			return;
+		}
+		if (ret == 1)
+			ret = 0;
 		if (ret == 0)
 			ret = smtp_client_connect(&c->cli, &w->loop, (const struct sockaddr *)&t->addr, t->addrlen,
 						  vm->has_source ? (const struct sockaddr *)&vm->source.sa : NULL,
@@ -966,8 +976,10 @@ static void conn_open(struct egress_queue *eq, struct egress_conn *c)
 		 * not the host's, so the next target would fail the same way.
 		 * The unit waits; its recipients stay ready, no attempt counted. */
 		egress_open_failed(eq, c->vmta, ret, t->host, (int64_t)loop_now_ms());
-		if (ret == -EMFILE || ret == -ENFILE)
+		if (ret == -EMFILE || ret == -ENFILE) {
 			egress_fd_shortage(w);
+			egress_prio_starved(dom, eq->units[c->vmta].open_after_ms);
+		}
 		eq->n_connecting--;
 		conn_unlink(eq, c);
 		return;
