@@ -322,9 +322,16 @@ static const char *field(const char *name, const struct acct_event *ev, int t, i
 		return ev->campaign;
 	if (!strcmp(name, "queue"))
 		return ev->queue;
-	/* orcpt, envId (the client gave none: Salvo does not take DSN
-	 * parameters), srcType, dlvEsmtpAvailable, vmtaPool, header_X: not in
-	 * the events; written empty */
+	if (!strcmp(name, "srcType"))
+		return ev->src_type;
+	if (!strcmp(name, "vmtaPool"))
+		return ev->pool && *ev->pool ? ev->pool : NULL;
+	if (!strcmp(name, "dlvEsmtpAvailable"))
+		return t == TYPE_R ? NULL : ev->esmtp;
+	if (!strncasecmp(name, "header_", 7))
+		return acct_event_header(ev, name + 7, tmp, cap);
+	/* orcpt, envId: the client gave none (Salvo does not take DSN
+	 * parameters); written empty */
 	return NULL;
 }
 

@@ -413,12 +413,8 @@ static int d_record_fields(struct parser *p, const struct directive *d, char *v)
 			const char *name = f + (*f == '!');
 			bool known = !strcmp(name, "*");
 
-			if (!strncasecmp(name, "header_", 7) && name[7]) {
-				static const struct directive hw = {"record-fields header_NAME", CTX_ACCT_FILE, NULL,
-					"the column is written empty: accounting events do not carry headers yet"};
-				cp_warn_pending(p, &hw);
-				continue;
-			}
+			if (!strncasecmp(name, "header_", 7) && name[7])
+				continue; /* any header: engine/acct_headers.c takes it from the message */
 			for (size_t i = 0; i < ACCT_CSV_N_FIELDS && !known; i++)
 				known = !strcasecmp(name, acct_csv_fields[i]);
 			if (!known)

@@ -38,6 +38,7 @@
 #include <unistd.h>
 
 #include "core/config.h"
+#include "engine/acct_headers.h"
 #include "engine/delete.h"
 #include "engine/outcome.h"
 #include "engine/trace.h"
@@ -63,6 +64,8 @@ struct egress_txn {
 	char **addrs;
 	struct smtp_result *results;
 	char *wire;
+	uint8_t src_type;          /* SPOOL_SRC_*: for the records' srcType */
+	char *acct_headers;        /* acct_headers_take(): header_NAME for the records */
 };
 
 static void conn_open(struct egress_queue *eq, struct egress_conn *c);
@@ -111,6 +114,7 @@ static void txn_free(struct egress_txn *x)
 	free(x->wire);
 	free(x->sender);
 	free(x->campaign);
+	free(x->acct_headers);
 	free(x);
 }
 
@@ -149,6 +153,20 @@ static const char *pool_name(const struct config *cfg, size_t pool)
 /* Cut an incomplete UTF-8 sequence off the end of s (a byte limit may
  * have split a character of a reply's text; the API's JSON needs whole
  * ones). */
+/* The EHLO extensions for the records' dlvEsmtpAvailable: "PIPELINING,SIZE,...". */
+static const char *esmtp_list(unsigned exts, char *buf, size_t cap)
+{
+	static const char *const names[] = {"PIPELINING", "SIZE", "8BITMIME", "STARTTLS", "SMTPUTF8",
+					    "ENHANCEDSTATUSCODES", "CHUNKING", "AUTH", "DSN"};
+	size_t n = 0;
+
+	buf[0] = 0;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]) && n < cap; i++)
+		if (exts & (1u << i))
+			n += (size_t)snprintf(buf + n, cap - n, "%s%s", n ? "," : "", names[i]);
+	return buf[0] ? buf : NULL;
+}
+
 static void utf8_trim_tail(char *s)
 {
 	size_t n = strlen(s), k = 0;
@@ -232,6 +250,7 @@ static void fail_one(struct egress_queue *eq, struct spool_rtxn *rt, struct sche
 	struct spool_msg m;
 	struct spool_rcpt sr;
 	struct outcome_batch *b;
+	char *headers;
 	struct outcome_route route = {
 		.queue = eq->q->domain,
 		.mx_host = mx_host,
@@ -245,7 +264,10 @@ static void fail_one(struct egress_queue *eq, struct spool_rtxn *rt, struct sche
 		return;
 	}
 	route.campaign = m.campaign; /* its records and counters name it */
+	route.src_type = spool_src_name(m.src_type);
+	route.headers = headers = acct_headers_take(w->cfg, m.body, m.body_len);
 	b = outcome_batch_new(w->eng, r->msg_id, m.sender, r->queued_ms, m.body_len, &route, 1);
+	free(headers);
 	if (!b) {
 		free(r);
 		return;
@@ -391,6 +413,8 @@ static struct egress_txn *txn_build(struct egress_queue *eq, size_t vmta, bool c
 		/* SIZE=: the message as it goes, without DATA's dot-stuffing */
 		x->t.size = chunked ? x->t.wire_len : m.body_len;
 		x->t.smtputf8 = m.smtputf8;
+		x->src_type = m.src_type;
+		x->acct_headers = acct_headers_take(cfg, m.body, m.body_len);
 		/* VERP: one recipient per transaction (the return path is set
 		 * below, for the recipient that goes; never for the null sender). */
 		if (cfg->bounce_domain && m.sender[0])
@@ -458,6 +482,7 @@ static void txn_refuse(struct egress_conn *c, struct egress_txn *x, struct outco
 	const struct config *cfg = &c->gen->cfg;
 	const struct config_vmta *vm = &cfg->vmtas[c->vmta];
 	const struct dns_target *tg = &eq->targets[c->target < eq->n_targets ? c->target : 0];
+	char esmtp[160];
 	struct outcome_route route = {
 		.queue = eq->q->domain,
 		.mx_host = tg->host,
@@ -468,6 +493,9 @@ static void txn_refuse(struct egress_conn *c, struct egress_txn *x, struct outco
 		.campaign = x->campaign,
 		.verp = x->t.sender == x->verp,
 		.tls = smtp_client_tls(c->cli),
+		.src_type = spool_src_name(x->src_type),
+		.esmtp = esmtp_list(smtp_client_exts(c->cli), esmtp, sizeof(esmtp)),
+		.headers = x->acct_headers,
 	};
 
 	if (!*b)
@@ -729,6 +757,7 @@ static void conn_txn_done(void *owner, struct smtp_client *cli, struct smtp_txn 
 	const struct config_vmta *vm = &cfg->vmtas[c->vmta];
 	const struct dns_target *tg = &eq->targets[c->target < eq->n_targets ? c->target : 0];
 	int64_t now = wall_now_ms(), mono = loop_now_ms();
+	char esmtp[160];
 	struct outcome_route route = {
 		.queue = eq->q->domain,
 		.mx_host = tg->host,
@@ -739,6 +768,9 @@ static void conn_txn_done(void *owner, struct smtp_client *cli, struct smtp_txn 
 		.campaign = x->campaign,
 		.verp = x->t.sender == x->verp,
 		.tls = smtp_client_tls(cli),
+		.src_type = spool_src_name(x->src_type),
+		.esmtp = esmtp_list(smtp_client_exts(cli), esmtp, sizeof(esmtp)),
+		.headers = x->acct_headers,
 	};
 	struct egress_unit *u = &eq->units[c->vmta];
 	struct outcome_batch *b;

@@ -63,6 +63,9 @@ struct outcome_route {
 	const char *campaign;
 	bool verp;                 /* sent with a VERP return path: index deliveries */
 	const char *tls;           /* protocol and cipher when delivered over TLS */
+	const char *src_type;      /* how the message came in (spool_src_name) */
+	const char *esmtp;         /* the receiver's EHLO extensions, comma-separated */
+	const char *headers;       /* acct_headers_take()'s lines for the records */
 };
 
 struct outcome_batch *outcome_batch_new(struct engine *eng, uint64_t msg_id, const char *sender,

@@ -8,7 +8,9 @@
             domain give d, b, t, d and f records with PowerMTA's field names and values
             (RFC 4180: one header line, CRLF, the type first); the db file has the union of
             its columns and leaves a type's unconfigured fields empty; the pipe gets the header
-            and the d records
+            and the d records. srcType (smtp, or api for a message from POST
+            /api/inject/v1), dlvEsmtpAvailable (the sink's EHLO extensions), and in db.csv
+            header_Subject and header_X-Campaign-Id (a folded header) from the message
   rotate    move-interval 2s with move-to: a record after the interval moves the file to
             NAME-YYYY-MM-DD-HHMMSS.csv in move-to, and the new file starts with the header
 """
@@ -16,10 +18,12 @@
 import csv
 import glob
 import io
+import json
 import os
 import random
 import smtplib
 import time
+import urllib.request
 
 import harness
 from harness import Fail, Injected, find_records, log, make_body, wait_until
@@ -57,16 +61,24 @@ def test_records(env):
     extra = "\n".join([
         "bounce-domain bounces.salvo.test",
         "<acct-file %s>" % all_csv, "  records d,b,t,f,rb", "</acct-file>",
-        "<acct-file %s>" % db_csv, "  records d,b", "  record-fields d *,!orcpt",
+        "<acct-file %s>" % db_csv, "  records d,b", "  record-fields d *,!orcpt,header_Subject,header_X-Campaign-Id",
         "  record-fields bounce timeLogged,orig,rcpt,bounceCat", "</acct-file>",
         "<acct-file |cat >> %s>" % piped, "  records d", "</acct-file>"])
     d = env.salvod_daemon(extra=extra, default_domain={"retry-after": "1s"},
                           sources={"127.0.0.1": {"always-allow-relaying": "yes", "process-x-job": "yes"}})
     d.start()
-    harness.inject([one(rng, "ok", "ok@c.test", "spring"), one(rng, "gone", "gone@c.test"),
+    ok_msg = one(rng, "ok", "ok@c.test", "spring")
+    ok_msg.data = b"X-Campaign-Id: autumn\r\n  2026\r\n" + ok_msg.data
+    harness.inject([ok_msg, one(rng, "gone", "gone@c.test"),
                     one(rng, "slow", "slow@c.test"), one(rng, "angry", "angry@c.test", "spring")],
                    threads=1, per_conn=4)
-    harness.wait_for_records(env, lambda r: len(find_records(r, type="delivery")) >= 3 and
+    req = urllib.request.Request("http://%s:%d/api/inject/v1" % harness.SALVOD_HTTP, method="POST", data=json.dumps({
+        "envelope_sender": SENDER, "content": "From: %s\r\nSubject: by api\r\n\r\nHi\r\n" % SENDER,
+        "recipients": [{"email": "api@c.test"}]}).encode())
+    with urllib.request.urlopen(req, timeout=30) as r:
+        if json.loads(r.read()).get("success_count") != 1:
+            raise Fail("the API injection failed")
+    harness.wait_for_records(env, lambda r: len(find_records(r, type="delivery")) >= 4 and
                              find_records(r, type="bounce", recipient="gone@c.test"), 20,
                              what="three deliveries and the bounce")
     seen = harness.wait_for_recipients(env, {"angry@c.test"}, 10)
@@ -103,6 +115,11 @@ def test_records(env):
     t = by.get(("t", "slow@c.test"), [None])[0]
     if not t or t["dsnAction"] != "delayed" or t["dsnStatus"] != "4.7.1" or "slow down, please" not in t["dsnDiag"]:
         raise Fail("t record: %r" % t)
+    if ok["srcType"] != "smtp" or "PIPELINING" not in ok["dlvEsmtpAvailable"].split(",") or ok["vmtaPool"]:
+        raise Fail("d record's srcType, dlvEsmtpAvailable, vmtaPool: %r" % ok)
+    api = by.get(("d", "api@c.test"), [None])[0]
+    if not api or api["srcType"] != "api":
+        raise Fail("the API-injected message's d record: %r" % api)
     if not by.get(("d", "slow@c.test")):
         raise Fail("the deferred message's delivery is missing: %r" % sorted(by))
     f = by.get(("f", "angry@c.test"), [None])[0]
@@ -110,7 +127,7 @@ def test_records(env):
         raise Fail("f record: %r" % f)
     # db.csv: d has every field but orcpt, b only its four; one header with the union
     head, rows = read_csv(db_csv)
-    if head != [c for c in std if c != "orcpt"]:
+    if head != [c for c in std if c != "orcpt"] + ["header_Subject", "header_X-Campaign-Id"]:
         raise Fail("db.csv header: %r" % head)
     types = sorted({r["type"] for r in rows})
     if types != ["b", "d"]:
@@ -119,12 +136,16 @@ def test_records(env):
     if b["bounceCat"] != "bad-mailbox" or b["orig"] != SENDER or b["dsnStatus"] or b["dsnDiag"] or b["queue"]:
         raise Fail("db.csv b record (only timeLogged,orig,rcpt,bounceCat set): %r" % b)
     dd = [r for r in rows if r["type"] == "d" and r["rcpt"] == "ok@c.test"][0]
-    if dd["jobId"] != "spring" or not dd["dsnDiag"]:
+    if dd["jobId"] != "spring" or not dd["dsnDiag"] or not dd["header_Subject"].startswith("itest ok") or \
+            dd["header_X-Campaign-Id"] != "autumn 2026":
         raise Fail("db.csv d record: %r" % dd)
+    da = [r for r in rows if r["type"] == "d" and r["rcpt"] == "api@c.test"][0]
+    if da["header_Subject"] != "by api" or da["header_X-Campaign-Id"]:
+        raise Fail("db.csv d record of the API message: %r" % da)
     # the pipe
     d.stop()
     head, rows = read_csv(piped)
-    if head != std or sorted(r["rcpt"] for r in rows) != ["angry@c.test", "ok@c.test", "slow@c.test"] or \
+    if head != std or sorted(r["rcpt"] for r in rows) != ["angry@c.test", "api@c.test", "ok@c.test", "slow@c.test"] or \
             {r["type"] for r in rows} != {"d"}:
         raise Fail("piped.csv: %r %r" % (head, rows))
     log("all.csv: %d records (d b t f); db.csv: union header, unconfigured fields empty; pipe: %d d records"
