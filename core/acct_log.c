@@ -62,6 +62,7 @@ static const char *const type_names[ACCT_TYPE_COUNT] = {
 	[ACCT_FEEDBACK] = "feedback",
 	[ACCT_SUPPRESSED] = "suppressed",
 	[ACCT_CANCELLED] = "cancelled",
+	[ACCT_REMOTE_STATUS] = "remote_status",
 };
 
 static int64_t wall_ms(void)
@@ -283,7 +284,7 @@ static int put_fields(struct json_buf *b, const struct acct_event *ev)
 	    (ret = put_str(b, "tls", ev->tls)) < 0 || (ret = put_id(b, "dsn_id", ev->dsn_id)) < 0 ||
 	    (ret = put_str(b, "filter", ev->filter)) < 0 || (ret = put_str(b, "src_type", ev->src_type)) < 0 ||
 	    (ret = put_str(b, "pool", ev->pool)) < 0 || (ret = put_str(b, "esmtp", ev->esmtp)) < 0 ||
-	    (ret = put_headers(b, ev->headers)) < 0)
+	    (ret = put_headers(b, ev->headers)) < 0 || (ret = put_str(b, "dsn_action", ev->dsn_action)) < 0)
 		return ret;
 	return 0;
 }

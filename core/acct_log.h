@@ -78,6 +78,8 @@ enum acct_type {
 	ACCT_FEEDBACK,   /* "feedback"   */
 	ACCT_SUPPRESSED, /* "suppressed" */
 	ACCT_CANCELLED,  /* "cancelled": removed by an operator (POST /api/v1/delete) */
+	ACCT_REMOTE_STATUS, /* "remote_status": a DSN whose action is not failed (delayed,
+			     * delivered, relayed, expanded) for mail we sent: PowerMTA's rs */
 	ACCT_TYPE_COUNT
 };
 
@@ -123,6 +125,8 @@ struct acct_event {
 	const char *headers;         /* "headers": message headers the <acct-file>s ask for
 				      * (header_NAME): "Name: value\n" lines, values
 				      * unfolded and cut (ACCT_HEADER_MAX); a JSON object */
+	const char *dsn_action;      /* "dsn_action": a remote status report's Action
+				      * (delayed, delivered, relayed, expanded) */
 };
 
 #define ACCT_HEADER_MAX 256 /* bytes of a header value an event carries */

@@ -13,7 +13,7 @@
 
 #define PACK_HEAD 52
 #define PACK_NULL 0xffffffffu
-#define PACK_N_STR 18
+#define PACK_N_STR 19
 #define PACK_N_STR_MIN 14 /* packed before src_type, pool, esmtp, headers were added */
 #define PACK_MORE 2       /* flag: all PACK_N_STR strings follow, not only the first 14 */
 
@@ -40,7 +40,7 @@ static void strings_of(const struct acct_event *ev, const char *s[PACK_N_STR])
 	const char *v[PACK_N_STR] = {
 		ev->sender, ev->recipient, ev->queue, ev->vmta, ev->source_ip, ev->mx_host, ev->mx_ip,
 		ev->response_enhanced, ev->response_text, ev->bounce_category, ev->kind, ev->campaign, ev->tls,
-		ev->filter, ev->src_type, ev->pool, ev->esmtp, ev->headers,
+		ev->filter, ev->src_type, ev->pool, ev->esmtp, ev->headers, ev->dsn_action,
 	};
 
 	memcpy(s, v, sizeof(v));
@@ -66,6 +66,7 @@ static void set_strings(struct acct_event *ev, const char *s[PACK_N_STR])
 	ev->pool = s[15];
 	ev->esmtp = s[16];
 	ev->headers = s[17];
+	ev->dsn_action = s[18];
 }
 
 static int64_t now_ms(void)

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """test_acct_csv.py - PowerMTA's CSV accounting files (<acct-file>) from the outside.
 
-  records   one salvod with three <acct-file>s: all.csv (records d,b,t,f,rb; default
+  records   one salvod with three <acct-file>s: all.csv (records d,b,t,f,rb,rs; default
             fields), db.csv (records d,b; record-fields d with `*,!orcpt` and b with a
             short list) and a pipe `<acct-file |cat >> FILE>` (records d). A delivery, a
             550 bounce, a 451 deferral then delivery, and an ARF complaint to the bounce
@@ -10,7 +10,8 @@
             its columns and leaves a type's unconfigured fields empty; the pipe gets the header
             and the d records. srcType (smtp, or api for a message from POST
             /api/inject/v1), dlvEsmtpAvailable (the sink's EHLO extensions), and in db.csv
-            header_Subject and header_X-Campaign-Id (a folded header) from the message
+            header_Subject and header_X-Campaign-Id (a folded header) from the message; a DSN
+            with Action: delayed for a delivered message is an rs record (remote status)
   rotate    move-interval 2s with move-to: a record after the interval moves the file to
             NAME-YYYY-MM-DD-HHMMSS.csv in move-to, and the new file starts with the header
 """
@@ -29,7 +30,7 @@ import harness
 from harness import Fail, Injected, find_records, log, make_body, wait_until
 
 SENDER = "owner@senders.test"
-from test_suppression import ARF  # noqa: E402  (an ARF complaint quoting the VERP Return-Path)
+from test_suppression import ARF, DSN  # noqa: E402  (reports quoting the VERP Return-Path)
 
 
 def read_csv(path):
@@ -60,7 +61,7 @@ def test_records(env):
     piped = os.path.join(env.dir, "piped.csv")
     extra = "\n".join([
         "bounce-domain bounces.salvo.test",
-        "<acct-file %s>" % all_csv, "  records d,b,t,f,rb", "</acct-file>",
+        "<acct-file %s>" % all_csv, "  records d,b,t,f,rb,rs", "</acct-file>",
         "<acct-file %s>" % db_csv, "  records d,b", "  record-fields d *,!orcpt,header_Subject,header_X-Campaign-Id",
         "  record-fields bounce timeLogged,orig,rcpt,bounceCat", "</acct-file>",
         "<acct-file |cat >> %s>" % piped, "  records d", "</acct-file>"])
@@ -81,16 +82,22 @@ def test_records(env):
     harness.wait_for_records(env, lambda r: len(find_records(r, type="delivery")) >= 4 and
                              find_records(r, type="bounce", recipient="gone@c.test"), 20,
                              what="three deliveries and the bounce")
-    seen = harness.wait_for_recipients(env, {"angry@c.test"}, 10)
+    seen = harness.wait_for_recipients(env, {"angry@c.test", "ok@c.test"}, 10)
     verp = seen["angry@c.test"][0].mail_from
     with smtplib.SMTP(*harness.SALVOD_SMTP, timeout=10, source_address=("127.0.0.50", 0)) as s:
         s.ehlo("mx.isp.test")
         s.sendmail("", ["fbl@bounces.salvo.test"], ARF.format(verp=verp, rcpt="angry@c.test").encode())
-    harness.wait_for_records(env, lambda r: find_records(r, type="feedback", recipient="angry@c.test"), 10,
-                             what="the feedback record")
+        # a DSN that is not a failure (the next hop is slow): a remote status, rs
+        ok_verp = seen["ok@c.test"][0].mail_from
+        delayed = DSN.format(verp=ok_verp, rcpt="ok@c.test").replace("Action: failed", "Action: delayed") \
+            .replace("Status: 5.1.1", "Status: 4.4.7").replace("550 5.1.1", "451 4.4.7")
+        s.sendmail("", [ok_verp], delayed.encode())
+    harness.wait_for_records(env, lambda r: find_records(r, type="feedback", recipient="angry@c.test") and
+                             find_records(r, type="remote_status", recipient="ok@c.test"), 10,
+                             what="the feedback and remote_status records")
 
     def csv_has_f():
-        return os.path.exists(all_csv) and any(r["type"] == "f" for r in read_csv(all_csv)[1])
+        return os.path.exists(all_csv) and {"f", "rs"} <= {r["type"] for r in read_csv(all_csv)[1]}
     if not wait_until(csv_has_f, 10, what="the f record in all.csv"):
         raise Fail("no f record in all.csv:\n" + open(all_csv).read())
     head, rows = read_csv(all_csv)
@@ -125,6 +132,10 @@ def test_records(env):
     f = by.get(("f", "angry@c.test"), [None])[0]
     if not f or f["jobId"] != "spring":
         raise Fail("f record: %r" % f)
+    rs = by.get(("rs", "ok@c.test"), [None])[0]
+    if not rs or rs["dsnAction"] != "delayed" or rs["dsnStatus"] != "4.4.7" or rs["jobId"] != "spring" \
+            or by.get(("rb", "ok@c.test")):
+        raise Fail("rs record (a delayed DSN, not a bounce): %r" % rs)
     # db.csv: d has every field but orcpt, b only its four; one header with the union
     head, rows = read_csv(db_csv)
     if head != [c for c in std if c != "orcpt"] + ["header_Subject", "header_X-Campaign-Id"]:
