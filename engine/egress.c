@@ -785,7 +785,8 @@ static void conn_txn_done(void *owner, struct smtp_client *cli, struct smtp_txn 
 	eq->q->n_inflight -= x->t.n_rcpts;
 	b = outcome_batch_new(w->eng, x->msg_id, x->sender, x->queued_ms, x->size, &route, x->t.n_rcpts);
 	/* the session went on after the transaction: a 4xx (not 421, which
-	 * closes it) answered the recipient or its data, not the connection */
+	 * closes it; not MAIL's, the message's) answered the recipient at RCPT
+	 * or its data, not the connection */
 	alive = smtp_client_idle(cli);
 	for (size_t i = 0; i < x->t.n_rcpts; i++) {
 		unsigned act = egress_patterns(eq, c, &x->results[i], mono);
@@ -796,8 +797,8 @@ static void conn_txn_done(void *owner, struct smtp_client *cli, struct smtp_txn 
 			c->errors++;
 		if (b) {
 			rcpt_outcome(eq, b, x->rcpts[i], x->addrs[i], &x->results[i],
-				     (act & CONFIG_PAT_BOUNCE_RCPT) != 0, alive && code >= 400 && code < 500 && code != 421,
-				     now);
+				     (act & CONFIG_PAT_BOUNCE_RCPT) != 0,
+				     alive && code >= 400 && code < 500 && code != 421 && !x->results[i].at_mail, now);
 			x->rcpts[i] = NULL;
 		}
 	}

@@ -15,7 +15,8 @@
                    RCPT got 451 (salvo-sink --defer-first) on a session that delivered
                    its sibling waits ~40m (next_attempt in GET
                    /api/v1/queues/{q}/recipients); a recipient whose connection failed
-                   (a dead MX) keeps the queue's 5m.
+                   (a dead MX) and one whose message got 451 at MAIL FROM (the message's
+                   failure, not the recipient's) keep the queue's 5m.
 """
 
 import datetime
@@ -118,20 +119,24 @@ def test_retry_rcpts(env):
     # dead.test's MX answers nothing: a connection-level failure
     env.dns(mx={"rr.test": [(10, "mx.rr.test")], "dead.test": [(10, "mx.dead.test")]},
             a={"mx.rr.test": "127.0.0.2", "mx.dead.test": "127.0.0.3"}, check=[("rr.test", "MX")])
-    sink = env.salvo_sink("sinkRr", "127.0.0.2:25", defer_first=[r"^held@rr\.test$"])
+    sink = env.salvo_sink("sinkRr", "127.0.0.2:25", defer_first=[r"^held@rr\.test$"],
+                          extra_args=["--fault", r"at=mail,match=^late@,first=1,reply=451 4.3.0 not now"])
     d = env.salvod_daemon(default_domain={"retry-after": "5m", "retry-recipients-after": "40m"})
     d.start()
-    harness.inject_all(_msgs(rng, "rr", [["ok@rr.test", "held@rr.test"], ["x@dead.test"]]), threads=1)
+    msgs = _msgs(rng, "rr", [["ok@rr.test", "held@rr.test"], ["x@dead.test"]])
+    late = Injected("late", "late@senders.test", ["m@rr.test"],
+                    make_body(rng, "late", "late@senders.test", ["m@rr.test"], size=400))
+    harness.inject_all(msgs + [late], threads=1)
     harness.wait_for_recipients(env, {"ok@rr.test"}, 30, settle=0.2)
-
-    def both():
-        return _next_attempt("rr.test", "held@rr.test") and _next_attempt("dead.test", "x@dead.test")
-    if not wait_until(both, 30, what="both recipients deferred"):
-        raise Fail("not deferred: held %r, dead %r" % (_next_attempt("rr.test", "held@rr.test"),
-                                                        _next_attempt("dead.test", "x@dead.test")))
+    want = [("rr.test", "held@rr.test"), ("dead.test", "x@dead.test"), ("rr.test", "m@rr.test")]
+    if not wait_until(lambda: all(_next_attempt(*w) for w in want), 30, what="three recipients deferred"):
+        raise Fail("not deferred: %r" % [(w, _next_attempt(*w)) for w in want])
     now = time.time()
-    held, dead = _next_attempt("rr.test", "held@rr.test") - now, _next_attempt("dead.test", "x@dead.test") - now
-    log("next attempt in %.0f s (its own 451) and %.0f s (connection failed)" % (held, dead))
+    held, dead, mail = [_next_attempt(*w) - now for w in want]
+    log("next attempt in %.0f s (its own 451), %.0f s (connection failed), %.0f s (451 to MAIL)" % (
+        held, dead, mail))
+    if not 4 * 60 < mail <= 5 * 60 + 5:
+        raise Fail("a 451 to MAIL FROM waits %.0f s, not retry-after (5m)" % mail)
     if not 35 * 60 < held <= 40 * 60 + 5:
         raise Fail("a recipient's own 451 waits %.0f s, not retry-recipients-after (40m)" % held)
     if not 4 * 60 < dead <= 5 * 60 + 5:
