@@ -208,6 +208,8 @@ static int put_value(struct csv_file *f, const char *v)
 	return put(f, v, strlen(v)) < 0 || put(f, "\"", 1) < 0 ? -ENOMEM : 0;
 }
 
+#define TYPE_RS 7
+
 static int type_of(const struct acct_event *ev)
 {
 	switch (ev->type) {
@@ -221,6 +223,7 @@ static int type_of(const struct acct_event *ev)
 	 * `pmta delete` removes as bounces, so a "b" record with dsnAction
 	 * failed, dsnStatus 5.0.0, dsnDiag "deleted by the operator: FILTER" */
 	case ACCT_CANCELLED: return 1;
+	case ACCT_REMOTE_STATUS: return TYPE_RS;
 	default: return -1; /* suppressed: PowerMTA has no such record */
 	}
 }
@@ -251,6 +254,8 @@ static const char *field(const char *name, const struct acct_event *ev, int t, i
 		return ev->sender;
 	if (!strcmp(name, "rcpt"))
 		return ev->recipient;
+	if (!strcmp(name, "dsnAction") && t == TYPE_RS)
+		return ev->dsn_action;
 	if (!strcmp(name, "dsnAction")) {
 		static const char *const act[CONFIG_ACCT_N_TYPES] = {"relayed", "failed", "delayed", "delayed",
 								     NULL, NULL, "failed", NULL};
@@ -322,9 +327,16 @@ static const char *field(const char *name, const struct acct_event *ev, int t, i
 		return ev->campaign;
 	if (!strcmp(name, "queue"))
 		return ev->queue;
-	/* orcpt, envId (the client gave none: Salvo does not take DSN
-	 * parameters), srcType, dlvEsmtpAvailable, vmtaPool, header_X: not in
-	 * the events; written empty */
+	if (!strcmp(name, "srcType"))
+		return ev->src_type;
+	if (!strcmp(name, "vmtaPool"))
+		return ev->pool && *ev->pool ? ev->pool : NULL;
+	if (!strcmp(name, "dlvEsmtpAvailable"))
+		return t == TYPE_R ? NULL : ev->esmtp;
+	if (!strncasecmp(name, "header_", 7))
+		return acct_event_header(ev, name + 7, tmp, cap);
+	/* orcpt, envId: the client gave none (Salvo does not take DSN
+	 * parameters); written empty */
 	return NULL;
 }
 

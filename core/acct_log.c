@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -61,6 +62,7 @@ static const char *const type_names[ACCT_TYPE_COUNT] = {
 	[ACCT_FEEDBACK] = "feedback",
 	[ACCT_SUPPRESSED] = "suppressed",
 	[ACCT_CANCELLED] = "cancelled",
+	[ACCT_REMOTE_STATUS] = "remote_status",
 };
 
 static int64_t wall_ms(void)
@@ -213,6 +215,54 @@ static int put_response(struct json_buf *b, const struct acct_event *ev)
 	return json_buf_putc(b, '}');
 }
 
+/* "headers":{"Name":"value",...} from "Name: value\n" lines; nothing when none. */
+static int put_headers(struct json_buf *b, const char *lines)
+{
+	bool first = true;
+	int ret;
+
+	if (!lines || !*lines)
+		return 0;
+	if ((ret = put_key(b, "headers")) < 0 || (ret = json_buf_put(b, "{", 1)) < 0)
+		return ret;
+	for (const char *l = lines; *l;) {
+		const char *colon = strchr(l, ':'), *end = strchr(l, '\n');
+		const char *v;
+
+		if (!end)
+			end = l + strlen(l);
+		if (!colon || colon > end)
+			break; /* not ours: the lines are made by acct_headers_take() */
+		v = colon + 1 + (colon[1] == ' ');
+		if ((!first && (ret = json_buf_put(b, ",", 1)) < 0) || (ret = json_buf_str(b, l, (size_t)(colon - l))) < 0 ||
+		    (ret = json_buf_put(b, ":", 1)) < 0 || (ret = json_buf_str(b, v, (size_t)(end - v))) < 0)
+			return ret;
+		first = false;
+		l = *end ? end + 1 : end;
+	}
+	return json_buf_put(b, "}", 1);
+}
+
+const char *acct_event_header(const struct acct_event *ev, const char *name, char *out, size_t cap)
+{
+	size_t n = strlen(name);
+
+	for (const char *l = ev->headers; l && *l;) {
+		const char *end = strchr(l, '\n');
+
+		if (!end)
+			end = l + strlen(l);
+		if ((size_t)(end - l) > n && l[n] == ':' && !strncasecmp(l, name, n)) {
+			const char *v = l + n + 1 + (l[n + 1] == ' ');
+
+			snprintf(out, cap, "%.*s", (int)(end - v), v);
+			return out;
+		}
+		l = *end ? end + 1 : end;
+	}
+	return NULL;
+}
+
 /* Everything after "type", in the documented order. */
 static int put_fields(struct json_buf *b, const struct acct_event *ev)
 {
@@ -232,7 +282,9 @@ static int put_fields(struct json_buf *b, const struct acct_event *ev)
 	if ((ret = put_response(b, ev)) < 0 || (ret = put_str(b, "bounce_category", ev->bounce_category)) < 0 ||
 	    (ret = put_str(b, "kind", ev->kind)) < 0 || (ret = put_str(b, "campaign", ev->campaign)) < 0 ||
 	    (ret = put_str(b, "tls", ev->tls)) < 0 || (ret = put_id(b, "dsn_id", ev->dsn_id)) < 0 ||
-	    (ret = put_str(b, "filter", ev->filter)) < 0)
+	    (ret = put_str(b, "filter", ev->filter)) < 0 || (ret = put_str(b, "src_type", ev->src_type)) < 0 ||
+	    (ret = put_str(b, "pool", ev->pool)) < 0 || (ret = put_str(b, "esmtp", ev->esmtp)) < 0 ||
+	    (ret = put_headers(b, ev->headers)) < 0 || (ret = put_str(b, "dsn_action", ev->dsn_action)) < 0)
 		return ret;
 	return 0;
 }

@@ -78,6 +78,8 @@ enum acct_type {
 	ACCT_FEEDBACK,   /* "feedback"   */
 	ACCT_SUPPRESSED, /* "suppressed" */
 	ACCT_CANCELLED,  /* "cancelled": removed by an operator (POST /api/v1/delete) */
+	ACCT_REMOTE_STATUS, /* "remote_status": a DSN whose action is not failed (delayed,
+			     * delivered, relayed, expanded) for mail we sent: PowerMTA's rs */
 	ACCT_TYPE_COUNT
 };
 
@@ -114,7 +116,24 @@ struct acct_event {
 	uint64_t dsn_id;             /* "dsn_id" of the DSN sent for a bounce; 0 = none */
 	const char *filter;          /* "filter": what removed a cancelled recipient, as
 				      * compact JSON ({"campaign":"c1","older_than":"2h"}) */
+	const char *src_type;        /* "src_type": how the message came in: "smtp", "api",
+				      * or "local" (a DSN salvod made) */
+	const char *pool;            /* "pool": the virtual-mta-pool it went through (none
+				      * for the default pool) */
+	const char *esmtp;           /* "esmtp": the EHLO extensions the receiver offered,
+				      * comma-separated, e.g. "PIPELINING,SIZE,STARTTLS" */
+	const char *headers;         /* "headers": message headers the <acct-file>s ask for
+				      * (header_NAME): "Name: value\n" lines, values
+				      * unfolded and cut (ACCT_HEADER_MAX); a JSON object */
+	const char *dsn_action;      /* "dsn_action": a remote status report's Action
+				      * (delayed, delivered, relayed, expanded) */
 };
+
+#define ACCT_HEADER_MAX 256 /* bytes of a header value an event carries */
+
+/* The value of header name in an event's headers lines (into out, cap
+ * bytes); NULL when absent. Case-insensitive on the name. */
+const char *acct_event_header(const struct acct_event *ev, const char *name, char *out, size_t cap);
 
 struct acct_log;
 struct json_buf;

@@ -13,7 +13,9 @@
 
 #define PACK_HEAD 52
 #define PACK_NULL 0xffffffffu
-#define PACK_N_STR 14
+#define PACK_N_STR 19
+#define PACK_N_STR_MIN 14 /* packed before src_type, pool, esmtp, headers were added */
+#define PACK_MORE 2       /* flag: all PACK_N_STR strings follow, not only the first 14 */
 
 _Static_assert(ACCT_TYPE_COUNT <= 255, "the type is one byte");
 
@@ -38,7 +40,7 @@ static void strings_of(const struct acct_event *ev, const char *s[PACK_N_STR])
 	const char *v[PACK_N_STR] = {
 		ev->sender, ev->recipient, ev->queue, ev->vmta, ev->source_ip, ev->mx_host, ev->mx_ip,
 		ev->response_enhanced, ev->response_text, ev->bounce_category, ev->kind, ev->campaign, ev->tls,
-		ev->filter,
+		ev->filter, ev->src_type, ev->pool, ev->esmtp, ev->headers, ev->dsn_action,
 	};
 
 	memcpy(s, v, sizeof(v));
@@ -60,6 +62,11 @@ static void set_strings(struct acct_event *ev, const char *s[PACK_N_STR])
 	ev->campaign = s[11];
 	ev->tls = s[12];
 	ev->filter = s[13];
+	ev->src_type = s[14];
+	ev->pool = s[15];
+	ev->esmtp = s[16];
+	ev->headers = s[17];
+	ev->dsn_action = s[18];
 }
 
 static int64_t now_ms(void)
@@ -91,7 +98,7 @@ int acct_event_pack(struct json_buf *b, const struct acct_event *ev)
 	p = (uint8_t *)b->data + b->len;
 	p[0] = ACCT_PACK_VERSION;
 	p[1] = (uint8_t)ev->type;
-	p[2] = ev->has_size ? 1 : 0;
+	p[2] = (ev->has_size ? 1 : 0) | PACK_MORE;
 	p[3] = 0;
 	put_u(p + 4, (uint64_t)(ev->time_ms ? ev->time_ms : now_ms()), 8);
 	put_u(p + 12, ev->id, 8);
@@ -118,8 +125,12 @@ int acct_event_unpack(const void *data, size_t n, struct acct_event *ev)
 	const uint8_t *p = data, *end = p + n;
 	const char *s[PACK_N_STR];
 
-	if (n < PACK_HEAD || p[0] != ACCT_PACK_VERSION || p[1] >= ACCT_TYPE_COUNT || p[2] > 1 || p[3] != 0)
+	int n_str;
+
+	if (n < PACK_HEAD || p[0] != ACCT_PACK_VERSION || p[1] >= ACCT_TYPE_COUNT || p[2] > (1 | PACK_MORE) ||
+	    p[3] != 0)
 		return -EBADMSG;
+	n_str = p[2] & PACK_MORE ? PACK_N_STR : PACK_N_STR_MIN;
 	memset(ev, 0, sizeof(*ev));
 	ev->type = (enum acct_type)p[1];
 	ev->has_size = p[2] & 1;
@@ -134,6 +145,10 @@ int acct_event_unpack(const void *data, size_t n, struct acct_event *ev)
 	for (int i = 0; i < PACK_N_STR; i++) {
 		uint64_t len;
 
+		if (i >= n_str) {
+			s[i] = NULL; /* an older writer's record: the later strings are absent */
+			continue;
+		}
 		if (end - p < 4)
 			return -EBADMSG;
 		len = get_u(p, 4);

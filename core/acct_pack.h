@@ -6,13 +6,18 @@
  * exactly as they would have at the time: same bytes, same event_id.
  *
  * Layout (version 1, little-endian):
- *   u8 version, u8 type, u8 flags (bit 0: has_size), u8 0,
+ *   u8 version, u8 type, u8 flags (bit 0: has_size; bit 1: all 19 strings
+ *   follow, else the first 14), u8 0,
  *   i64 time_ms, u64 id, u32 attempt, i64 queued_time_ms, u64 size,
  *   i32 response_code, u64 dsn_id,
- *   then the 14 strings in struct order (sender, recipient, queue, vmta,
+ *   then the 19 strings in struct order (sender, recipient, queue, vmta,
  *   source_ip, mx_host, mx_ip, response_enhanced, response_text,
- *   bounce_category, kind, campaign, tls, filter), each a u32 length
- *   (0xffffffff: NULL) then that many bytes and a NUL.
+ *   bounce_category, kind, campaign, tls, filter, src_type, pool, esmtp,
+ *   headers, dsn_action), each a u32 length (0xffffffff: NULL) then that many bytes
+ *   and a NUL. Strings are only ever appended: a record without flag bit 1
+ *   (written before the last five existed) has 14 and unpacks with the
+ *   others NULL. (Bit 1 with 19 strings came in one change: no record has
+ *   another count.)
  * Nothing else: unpack refuses trailing bytes, a length past the end, a
  * string without its NUL or with one inside it, an unknown version, type
  * or flag (-EBADMSG; *ev is then unspecified).

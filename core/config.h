@@ -313,6 +313,12 @@ struct config_domain {
 	unsigned max_errors_per_connection; /* `max-errors-per-connection`: a session that got
 				     * this many 4xx/5xx replies ends after its
 				     * transaction; 0 = unlimited (default) */
+	unsigned queue_priority;    /* `queue-priority` 0-100 (default 50): when sending
+				     * capacity is scarce (the worker's turn, the outbound
+				     * descriptors) higher-priority queues get it first */
+	uint64_t retry_recipients_after_ms; /* `retry-recipients-after`: a recipient whose own
+				     * RCPT or DATA got a 4xx on a working session waits
+				     * this long instead of retry-after; 0 = unset */
 	uint64_t set_mask;          /* which CONFIG_DOM_* fields this block set */
 	int line;
 };
@@ -351,6 +357,9 @@ enum {
 	CONFIG_DOM_DISABLE_ROLLUP = 1u << 30,
 };
 #define CONFIG_DOM_SOURCE_LIMITS (1ULL << 31)
+#define CONFIG_DOM_QUEUE_PRIORITY (1ULL << 32)
+#define CONFIG_DOM_RETRY_RCPTS (1ULL << 33)
+#define CONFIG_QUEUE_PRIORITY_DEFAULT 50
 
 struct config {
 	char *path;                 /* file it came from; NULL for built-in defaults */

@@ -358,6 +358,23 @@ static int d_max_errors_per_connection(struct parser *p, const struct directive 
 	return 0;
 }
 
+/* `queue-priority N`: 0-100 */
+static int d_queue_priority(struct parser *p, const struct directive *d, char *v)
+{
+	uint64_t n;
+
+	if (config_parse_uint(v, 0, 100, &n) < 0)
+		return cp_bad_value(p, "priority (0-100)", d, v);
+	cur_domain(p)->queue_priority = (unsigned)n;
+	cur_domain(p)->set_mask |= CONFIG_DOM_QUEUE_PRIORITY;
+	return 0;
+}
+
+static int d_retry_recipients_after(struct parser *p, const struct directive *d, char *v)
+{
+	return set_duration(p, d, v, &cur_domain(p)->retry_recipients_after_ms, CONFIG_DOM_RETRY_RCPTS);
+}
+
 static void smtp_hosts_free(struct config_smtp_host *h, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
@@ -486,6 +503,8 @@ static const struct directive directives[] = {
 	{"auth-username", CTX_DOMAIN, d_auth_username, NULL},
 	{"auth-password", CTX_DOMAIN, d_auth_password, NULL},
 	{"allow-unencrypted-plain-auth", CTX_DOMAIN, d_auth_allow_clear, NULL},
+	{"queue-priority", CTX_DOMAIN, d_queue_priority, NULL},
+	{"retry-recipients-after", CTX_DOMAIN, d_retry_recipients_after, NULL},
 };
 
 const struct directive_table cp_domain_directives = {directives, sizeof(directives) / sizeof(directives[0])};
@@ -573,6 +592,7 @@ static const char *const default_values[][2] = {
 	{"dkim-sign", "yes"}, {"use-starttls", "yes"}, {"require-starttls", "no"},
 	{"bounce-upon-no-mx", "no"}, {"ignore-8bitmime", "no"}, {"backoff-to-normal-after-delivery", "no"},
 	{"disable-mx-rollup", "no"}, {"max-errors-per-connection", "0"},
+	{"queue-priority", "50"},
 };
 
 int cp_domain_default(struct config_domain *d)
@@ -594,6 +614,7 @@ int cp_domain_default(struct config_domain *d)
 		.pattern_list = -1,
 		.dkim_sign = true,
 		.use_starttls = true,
+		.queue_priority = CONFIG_QUEUE_PRIORITY_DEFAULT,
 	};
 	if (!d->name || !d->retry_after_ms || !(d->values = calloc(cp_dom_keys(), sizeof(char *))))
 		return -1;
@@ -698,6 +719,10 @@ static int merge(struct config_domain *d, const struct config_domain *src, bool 
 		d->ignore_8bitmime = src->ignore_8bitmime;
 	if (TAKE(CONFIG_DOM_MAX_ERRORS))
 		d->max_errors_per_connection = src->max_errors_per_connection;
+	if (TAKE(CONFIG_DOM_QUEUE_PRIORITY))
+		d->queue_priority = src->queue_priority;
+	if (TAKE(CONFIG_DOM_RETRY_RCPTS))
+		d->retry_recipients_after_ms = src->retry_recipients_after_ms;
 	if (TAKE(CONFIG_DOM_AUTH_CLEAR))
 		d->auth_allow_clear = src->auth_allow_clear;
 	if (TAKE(CONFIG_DOM_AUTH_USER) && src->auth_username && !(d->auth_username = strdup(src->auth_username)))

@@ -61,13 +61,6 @@ static int p_bool(struct parser *p, const struct directive *d, char *v)
 	return config_parse_bool(v, &b) < 0 ? cp_bad_value(p, "boolean", d, v) : 0;
 }
 
-static int p_duration(struct parser *p, const struct directive *d, char *v)
-{
-	uint64_t ms;
-
-	return config_parse_duration(v, &ms) < 0 ? cp_bad_value(p, "duration", d, v) : 0;
-}
-
 static int p_rate(struct parser *p, const struct directive *d, char *v)
 {
 	struct config_rate r;
@@ -86,14 +79,6 @@ static int p_text(struct parser *p, const struct directive *d, char *v)
 {
 	(void)p, (void)d, (void)v;
 	return 0;
-}
-
-/* "0..100" */
-static int p_priority(struct parser *p, const struct directive *d, char *v)
-{
-	uint64_t n;
-
-	return config_parse_uint(v, 0, 100, &n) < 0 ? cp_bad_value(p, "priority (0-100)", d, v) : 0;
 }
 
 /* Only the value that means what Salvo always does is accepted. */
@@ -428,12 +413,8 @@ static int d_record_fields(struct parser *p, const struct directive *d, char *v)
 			const char *name = f + (*f == '!');
 			bool known = !strcmp(name, "*");
 
-			if (!strncasecmp(name, "header_", 7) && name[7]) {
-				static const struct directive hw = {"record-fields header_NAME", CTX_ACCT_FILE, NULL,
-					"the column is written empty: accounting events do not carry headers yet"};
-				cp_warn_pending(p, &hw);
-				continue;
-			}
+			if (!strncasecmp(name, "header_", 7) && name[7])
+				continue; /* any header: engine/acct_headers.c takes it from the message */
 			for (size_t i = 0; i < ACCT_CSV_N_FIELDS && !known; i++)
 				known = !strcasecmp(name, acct_csv_fields[i]);
 			if (!known)
@@ -643,8 +624,6 @@ static const struct directive directives[] = {
 	/* <domain> */
 	{"type", CTX_DOMAIN, v_type, NULL},
 	{"dk-sign", CTX_DOMAIN, v_dk_sign, NULL},
-	{"retry-recipients-after", CTX_DOMAIN, p_duration, EGRESS_LATER},
-	{"queue-priority", CTX_DOMAIN, p_priority, EGRESS_LATER},
 	{"max-cold-virtual-mta-msg", CTX_DOMAIN, p_rate, EGRESS_LATER " (issue 16)"},
 	{"reroute-to-virtual-mta", CTX_DOMAIN, p_word, EGRESS_LATER},
 	{"log-tls", CTX_DOMAIN, p_bool, EGRESS_LATER},

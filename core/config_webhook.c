@@ -16,9 +16,11 @@
 
 static const char *const type_names[] = {
 	"reception", "delivery", "transient", "bounce", "expiration", "feedback", "suppressed", "cancelled",
+	"remote_status",
 };
 #define N_TYPES (sizeof(type_names) / sizeof(type_names[0]))
-#define DEFAULT_RECORDS (((1u << N_TYPES) - 1) & ~1u) /* all but reception */
+/* all but reception and remote_status (added later: asked for by name) */
+#define DEFAULT_RECORDS (((1u << N_TYPES) - 1) & ~1u & ~(1u << 8))
 
 const char *config_webhook_type_name(unsigned i)
 {

@@ -21,6 +21,7 @@
 
 #include "core/acct_log.h"
 #include "core/config.h"
+#include "engine/acct_headers.h"
 #include "engine/campaign.h"
 #include "engine/dkim.h"
 #include "engine/engine.h"
@@ -150,9 +151,13 @@ void accept_store_sign(struct engine *eng, char **body, size_t *len)
 }
 
 /* A message's reception records, one per recipient, committed with it. */
-static int put_receptions(struct spool_wtxn *t, const struct accept_batch *b, const struct accept_msg *m)
+static int put_receptions(struct spool_wtxn *t, const struct config *cfg, const struct accept_batch *b,
+			  const struct accept_msg *m)
 {
-	for (size_t k = 0; k < m->count; k++) {
+	char *headers = acct_headers_take(cfg, m->body, m->len);
+	int ret = 0;
+
+	for (size_t k = 0; k < m->count && !ret; k++) {
 		const char *rcpt = b->rcpts[m->first + k];
 		struct acct_event ev = {
 			.type = ACCT_RECEPTION,
@@ -165,13 +170,15 @@ static int put_receptions(struct spool_wtxn *t, const struct accept_batch *b, co
 			.campaign = b->campaign && b->campaign[0] ? b->campaign : NULL,
 			.size = m->len,
 			.has_size = true,
+			.src_type = spool_src_name(b->src_type),
+			.pool = b->pool && b->pool < cfg->n_pools ? cfg->pools[b->pool].name : NULL,
+			.headers = headers,
 		};
-		int ret = outbox_put(t, &ev);
 
-		if (ret)
-			return ret;
+		ret = outbox_put(t, &ev);
 	}
-	return 0;
+	free(headers);
+	return ret;
 }
 
 /* ---- the commit ----------------------------------------------------------------- */
@@ -197,11 +204,12 @@ int accept_store_put(struct accept_batch *b, struct spool_wtxn *t)
 		sm.sender = b->sender;
 		sm.campaign = b->campaign;
 		sm.source_ip = b->source_ip;
+		sm.src_type = b->src_type;
 		sm.body = m->body;
 		sm.body_len = m->len;
 		sm.smtputf8 = m->smtputf8;
 		/* records first: spool_put_msg()'s headroom check then counts them */
-		if (b->received && (ret = put_receptions(t, b, m)))
+		if (b->received && (ret = put_receptions(t, cfg, b, m)))
 			break;
 		ret = b->reserve ? spool_put_msg_reserve(t, &sm) : spool_put_msg(t, &sm);
 		for (size_t k = 0; !ret && k < m->count; k++) {

@@ -52,6 +52,7 @@ struct accept_batch {
 	const char *campaign;      /* "" for none */
 	const char *source_ip;     /* "" for none */
 	size_t pool;               /* index into cfg->pools (0: the default) */
+	uint8_t src_type;          /* SPOOL_SRC_*: how it came in */
 	int64_t arrival_ms;        /* wall clock: accepted */
 	int64_t due_ms;            /* first attempt */
 	bool received;             /* a reception: log it and count it (not for DSNs) */

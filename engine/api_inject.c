@@ -333,6 +333,7 @@ static void inject_under(struct engine *eng, const struct config *cfg, struct ht
 		.campaign = x->campaign,
 		.source_ip = x->client_ip,
 		.pool = x->pool,
+		.src_type = SPOOL_SRC_API,
 		.arrival_ms = x->arrival_ms,
 		.due_ms = x->due_ms,
 		.received = true,

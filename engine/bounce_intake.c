@@ -88,9 +88,11 @@ static void decide(const struct config *cfg, struct bounce_req *b, struct match 
 		return;
 	}
 	x = dsn_block_for(&b->rep, m->sent.recipient);
-	if (!x || !bounce_rcpt_failed(x))
-		return; /* delayed, delivered, relayed: not a bounce */
+	if (!x)
+		return;
 	m->what = x;
+	if (!bounce_rcpt_failed(x))
+		return; /* delayed, delivered, relayed: not a bounce, a remote status (rs) */
 	o = config_category_override(cfg, x->diag);
 	m->category = o ? o : bounce_rcpt_category(x);
 	m->suppress_hard = bounce_category_hard(m->category);
@@ -119,12 +121,14 @@ static int bounce_apply(struct spool_req *req, struct spool_wtxn *t, void *ctx)
 								 : SUPPRESS_SOFT_BOUNCE,
 				  reason, b->time_ms, b->gen->cfg.soft_bounce_suppress_after, NULL);
 	}
-	/* the records, committed with what they report */
+	/* the records, committed with what they report: a bounce or complaint,
+	 * or a DSN's other news (delayed, delivered, ...: remote_status) */
 	for (size_t i = 0; i < b->n && !rc; i++) {
 		const struct match *m = &b->m[i];
 		bool arf = b->rep.kind == BOUNCE_KIND_ARF;
+		bool status = !arf && !m->category && m->what;
 		struct acct_event ev = {
-			.type = arf ? ACCT_FEEDBACK : ACCT_BOUNCE,
+			.type = arf ? ACCT_FEEDBACK : status ? ACCT_REMOTE_STATUS : ACCT_BOUNCE,
 			.time_ms = b->time_ms,
 			.id = m->id,
 			.sender = m->sent.sender,
@@ -135,9 +139,10 @@ static int bounce_apply(struct spool_req *req, struct spool_wtxn *t, void *ctx)
 			.response_code = m->what ? m->what->code : 0,
 			.response_enhanced = m->what ? m->what->status : NULL,
 			.response_text = arf ? b->rep.feedback_type : m->what ? m->what->diag : NULL,
+			.dsn_action = status ? (m->what->action[0] ? m->what->action : "delayed") : NULL,
 		};
 
-		if (m->category)
+		if (m->category || status)
 			rc = outbox_put(t, &ev);
 	}
 	return rc;

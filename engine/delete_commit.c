@@ -95,6 +95,7 @@ static struct accept_batch *dsn_accept(struct delete_commit *c, struct cancel_ds
 		.sender = "",
 		.campaign = "",
 		.source_ip = "",
+		.src_type = SPOOL_SRC_LOCAL,
 		.arrival_ms = c->time_ms,
 		.due_ms = c->time_ms,
 		.ids_given = true,

@@ -38,6 +38,7 @@
 #include <unistd.h>
 
 #include "core/config.h"
+#include "engine/acct_headers.h"
 #include "engine/delete.h"
 #include "engine/outcome.h"
 #include "engine/trace.h"
@@ -63,6 +64,8 @@ struct egress_txn {
 	char **addrs;
 	struct smtp_result *results;
 	char *wire;
+	uint8_t src_type;          /* SPOOL_SRC_*: for the records' srcType */
+	char *acct_headers;        /* acct_headers_take(): header_NAME for the records */
 };
 
 static void conn_open(struct egress_queue *eq, struct egress_conn *c);
@@ -111,6 +114,7 @@ static void txn_free(struct egress_txn *x)
 	free(x->wire);
 	free(x->sender);
 	free(x->campaign);
+	free(x->acct_headers);
 	free(x);
 }
 
@@ -149,6 +153,20 @@ static const char *pool_name(const struct config *cfg, size_t pool)
 /* Cut an incomplete UTF-8 sequence off the end of s (a byte limit may
  * have split a character of a reply's text; the API's JSON needs whole
  * ones). */
+/* The EHLO extensions for the records' dlvEsmtpAvailable: "PIPELINING,SIZE,...". */
+static const char *esmtp_list(unsigned exts, char *buf, size_t cap)
+{
+	static const char *const names[] = {"PIPELINING", "SIZE", "8BITMIME", "STARTTLS", "SMTPUTF8",
+					    "ENHANCEDSTATUSCODES", "CHUNKING", "AUTH", "DSN"};
+	size_t n = 0;
+
+	buf[0] = 0;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]) && n < cap; i++)
+		if (exts & (1u << i))
+			n += (size_t)snprintf(buf + n, cap - n, "%s%s", n ? "," : "", names[i]);
+	return buf[0] ? buf : NULL;
+}
+
 static void utf8_trim_tail(char *s)
 {
 	size_t n = strlen(s), k = 0;
@@ -177,8 +195,10 @@ static void note_error(struct egress_queue *eq, const struct smtp_result *res)
 	utf8_trim_tail(eq->last_error);
 }
 
+/* own: res is this recipient's own reply on a session that went on (not
+ * the connection's failure): retry-recipients-after applies to a 4xx. */
 static void rcpt_outcome(struct egress_queue *eq, struct outcome_batch *b, struct sched_rcpt *r,
-			 const char *addr, const struct smtp_result *res, bool force_bounce, int64_t now)
+			 const char *addr, const struct smtp_result *res, bool force_bounce, bool own, int64_t now)
 {
 	struct worker *w = eq->w;
 	const struct config_domain *dom = r->queue->cfg;
@@ -190,6 +210,8 @@ static void rcpt_outcome(struct egress_queue *eq, struct outcome_batch *b, struc
 	if (r->attempts < UINT16_MAX)
 		r->attempts++;
 	k = outcome_decide(res, attempts, r->queued_ms, now, dom, backoff, &next);
+	if (k == OUTCOME_DEFERRED && own)
+		outcome_rcpt_retry(dom, r->queued_ms, now, &next);
 	if (force_bounce && (k == OUTCOME_DEFERRED || k == OUTCOME_EXPIRED))
 		k = OUTCOME_BOUNCED;
 	outcome_batch_add(b, r->idx, addr, k, attempts, r->queued_ms, next, res);
@@ -228,6 +250,7 @@ static void fail_one(struct egress_queue *eq, struct spool_rtxn *rt, struct sche
 	struct spool_msg m;
 	struct spool_rcpt sr;
 	struct outcome_batch *b;
+	char *headers;
 	struct outcome_route route = {
 		.queue = eq->q->domain,
 		.mx_host = mx_host,
@@ -241,12 +264,15 @@ static void fail_one(struct egress_queue *eq, struct spool_rtxn *rt, struct sche
 		return;
 	}
 	route.campaign = m.campaign; /* its records and counters name it */
+	route.src_type = spool_src_name(m.src_type);
+	route.headers = headers = acct_headers_take(w->cfg, m.body, m.body_len);
 	b = outcome_batch_new(w->eng, r->msg_id, m.sender, r->queued_ms, m.body_len, &route, 1);
+	free(headers);
 	if (!b) {
 		free(r);
 		return;
 	}
-	rcpt_outcome(eq, b, r, sr.addr, res, false, now);
+	rcpt_outcome(eq, b, r, sr.addr, res, false, false, now);
 	outcome_batch_submit(b);
 }
 
@@ -387,6 +413,8 @@ static struct egress_txn *txn_build(struct egress_queue *eq, size_t vmta, bool c
 		/* SIZE=: the message as it goes, without DATA's dot-stuffing */
 		x->t.size = chunked ? x->t.wire_len : m.body_len;
 		x->t.smtputf8 = m.smtputf8;
+		x->src_type = m.src_type;
+		x->acct_headers = acct_headers_take(cfg, m.body, m.body_len);
 		/* VERP: one recipient per transaction (the return path is set
 		 * below, for the recipient that goes; never for the null sender). */
 		if (cfg->bounce_domain && m.sender[0])
@@ -454,6 +482,7 @@ static void txn_refuse(struct egress_conn *c, struct egress_txn *x, struct outco
 	const struct config *cfg = &c->gen->cfg;
 	const struct config_vmta *vm = &cfg->vmtas[c->vmta];
 	const struct dns_target *tg = &eq->targets[c->target < eq->n_targets ? c->target : 0];
+	char esmtp[160];
 	struct outcome_route route = {
 		.queue = eq->q->domain,
 		.mx_host = tg->host,
@@ -464,6 +493,9 @@ static void txn_refuse(struct egress_conn *c, struct egress_txn *x, struct outco
 		.campaign = x->campaign,
 		.verp = x->t.sender == x->verp,
 		.tls = smtp_client_tls(c->cli),
+		.src_type = spool_src_name(x->src_type),
+		.esmtp = esmtp_list(smtp_client_exts(c->cli), esmtp, sizeof(esmtp)),
+		.headers = x->acct_headers,
 	};
 
 	if (!*b)
@@ -476,7 +508,7 @@ static void txn_refuse(struct egress_conn *c, struct egress_txn *x, struct outco
 			(unsigned long long)x->msg_id, x->rcpts[i]->idx);
 		free(x->rcpts[i]);
 	} else {
-		rcpt_outcome(eq, *b, x->rcpts[i], x->addrs[i], res, true, wall_now_ms());
+		rcpt_outcome(eq, *b, x->rcpts[i], x->addrs[i], res, true, false, wall_now_ms());
 	}
 	x->rcpts[i] = NULL;
 	eq->q->n_inflight--;
@@ -725,6 +757,7 @@ static void conn_txn_done(void *owner, struct smtp_client *cli, struct smtp_txn 
 	const struct config_vmta *vm = &cfg->vmtas[c->vmta];
 	const struct dns_target *tg = &eq->targets[c->target < eq->n_targets ? c->target : 0];
 	int64_t now = wall_now_ms(), mono = loop_now_ms();
+	char esmtp[160];
 	struct outcome_route route = {
 		.queue = eq->q->domain,
 		.mx_host = tg->host,
@@ -735,10 +768,13 @@ static void conn_txn_done(void *owner, struct smtp_client *cli, struct smtp_txn 
 		.campaign = x->campaign,
 		.verp = x->t.sender == x->verp,
 		.tls = smtp_client_tls(cli),
+		.src_type = spool_src_name(x->src_type),
+		.esmtp = esmtp_list(smtp_client_exts(cli), esmtp, sizeof(esmtp)),
+		.headers = x->acct_headers,
 	};
 	struct egress_unit *u = &eq->units[c->vmta];
 	struct outcome_batch *b;
-	bool any_ok = false;
+	bool any_ok = false, alive;
 
 	c->txn = NULL;
 	/* How long a transaction takes here, from the ones that finished: a
@@ -748,15 +784,21 @@ static void conn_txn_done(void *owner, struct smtp_client *cli, struct smtp_txn 
 	c->msgs++;
 	eq->q->n_inflight -= x->t.n_rcpts;
 	b = outcome_batch_new(w->eng, x->msg_id, x->sender, x->queued_ms, x->size, &route, x->t.n_rcpts);
+	/* the session went on after the transaction: a 4xx (not 421, which
+	 * closes it; not MAIL's, the message's) answered the recipient at RCPT
+	 * or its data, not the connection */
+	alive = smtp_client_idle(cli);
 	for (size_t i = 0; i < x->t.n_rcpts; i++) {
 		unsigned act = egress_patterns(eq, c, &x->results[i], mono);
+		int code = x->results[i].code;
 
 		any_ok = any_ok || (x->results[i].code >= 200 && x->results[i].code < 300);
 		if (x->results[i].code >= 400)
 			c->errors++;
 		if (b) {
 			rcpt_outcome(eq, b, x->rcpts[i], x->addrs[i], &x->results[i],
-				     (act & CONFIG_PAT_BOUNCE_RCPT) != 0, now);
+				     (act & CONFIG_PAT_BOUNCE_RCPT) != 0,
+				     alive && code >= 400 && code < 500 && code != 421 && !x->results[i].at_mail, now);
 			x->rcpts[i] = NULL;
 		}
 	}
@@ -887,7 +929,8 @@ static long fds_open(void)
  * descriptor (what a dup gets) at or above limit - reserve means at most
  * `reserve` are free; below it there may still be fewer free, as the
  * descriptors above it can be in use (closed ones leave holes), so near
- * the limit they are counted. -EMFILE when the reserve would be touched. */
+ * the limit they are counted. -EMFILE when the reserve would be touched;
+ * 1 when it would not but the limit is near (queue-priority applies). */
 static int fd_reserve_check(void)
 {
 	struct rlimit rl;
@@ -908,7 +951,7 @@ static int fd_reserve_check(void)
 	if ((rlim_t)fd + 4 * reserve + 16 < rl.rlim_cur)
 		return 0; /* far from the limit: holes cannot matter */
 	n = fds_open();
-	return n >= 0 && (rlim_t)n + 1 + reserve > rl.rlim_cur ? -EMFILE : 0;
+	return n >= 0 && (rlim_t)n + 1 + reserve > rl.rlim_cur ? -EMFILE : 1;
 }
 
 static void conn_open(struct egress_queue *eq, struct egress_conn *c)
@@ -935,6 +978,15 @@ static void conn_open(struct egress_queue *eq, struct egress_conn *c)
 		if (vm->has_source && vm->source.sa.ss_family != t->addr.ss_family)
 			continue; /* an IPv4 source cannot reach an IPv6 MX */
 		ret = fd_reserve_check();
+		if (ret == 1 && egress_prio_yield(dom, (int64_t)loop_now_ms())) {
+			/* a higher queue-priority queue waits for a descriptor: leave it this one */
+			egress_prio_wait(eq, c->vmta, (int64_t)loop_now_ms());
+			eq->n_connecting--;
+			conn_unlink(eq, c);
+			return;
+		}
+		if (ret == 1)
+			ret = 0;
 		if (ret == 0)
 			ret = smtp_client_connect(&c->cli, &w->loop, (const struct sockaddr *)&t->addr, t->addrlen,
 						  vm->has_source ? (const struct sockaddr *)&vm->source.sa : NULL,
@@ -957,8 +1009,10 @@ static void conn_open(struct egress_queue *eq, struct egress_conn *c)
 		 * not the host's, so the next target would fail the same way.
 		 * The unit waits; its recipients stay ready, no attempt counted. */
 		egress_open_failed(eq, c->vmta, ret, t->host, (int64_t)loop_now_ms());
-		if (ret == -EMFILE || ret == -ENFILE)
+		if (ret == -EMFILE || ret == -ENFILE) {
 			egress_fd_shortage(w);
+			egress_prio_starved(dom, eq->units[c->vmta].open_after_ms);
+		}
 		eq->n_connecting--;
 		conn_unlink(eq, c);
 		return;

@@ -252,5 +252,11 @@ void egress_shed_idle(struct worker *w);
  * (eng->counters.fd_shortages), which shed theirs at their next tick. */
 void egress_fd_shortage(struct worker *w);
 void egress_shed_if_short(struct worker *w);
+/* queue-priority at the descriptors (egress_prio.c): a queue of dom's band
+ * waits for a socket until about retry_ms; should a queue of dom's band
+ * near the limit yield to a starved higher band; make the unit wait. */
+void egress_prio_starved(const struct config_domain *dom, int64_t retry_ms);
+bool egress_prio_yield(const struct config_domain *dom, int64_t now_ms);
+void egress_prio_wait(struct egress_queue *eq, size_t vmta, int64_t now_ms);
 
 #endif

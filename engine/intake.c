@@ -200,6 +200,7 @@ static void intake_submit(void *ctx, struct smtp_session *s, struct smtp_envelop
 		.campaign = ir->campaign,
 		.source_ip = env->client_ip,
 		.pool = ir->pool,
+		.src_type = SPOOL_SRC_SMTP,
 		.received = true,
 		.sign = true,
 		.rcpts = (const char *const *)env->rcpts,

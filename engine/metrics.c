@@ -173,6 +173,9 @@ void api_metrics(struct engine *eng, struct http_request *req)
 	rc |= total(&b, "salvo_connect_resource_errors_total",
 		    "Outbound sessions not started because a socket could not be made (EMFILE, EADDRNOTAVAIL...).",
 		    __atomic_load_n(&eng->counters.connect_resource_errors, __ATOMIC_RELAXED));
+	rc |= total(&b, "salvo_connect_priority_yields_total",
+		    "Outbound sessions put off near the descriptor limit for a higher queue-priority queue.",
+		    __atomic_load_n(&eng->counters.fd_yields, __ATOMIC_RELAXED));
 	rc |= head(&b, "salvo_trace_subscribers", "gauge", "Live SMTP trace streams (GET /api/v1/trace).") |
 	      json_buf_printf(&b, "salvo_trace_subscribers %u\n", trace_subscribers(eng->trace));
 	rc |= total(&b, "salvo_trace_dropped_total", "Transcript lines dropped: a reader or the file was behind.",

@@ -59,6 +59,7 @@ struct outcome_batch {
 	int64_t queued_ms;
 	size_t size;
 	char *queue, *mx_host, *mx_ip, *vmta, *source_ip, *pool, *campaign, *tls;
+	char *src_type, *esmtp, *headers;
 	bool verp;
 	int64_t time_ms;
 	/* the DSN, built once even if the batch is re-applied alone */
@@ -97,6 +98,15 @@ enum outcome_kind outcome_decide(const struct smtp_result *res, uint32_t attempt
 	if (*next_ms > queued_ms + (int64_t)dom->bounce_after_ms)
 		*next_ms = queued_ms + (int64_t)dom->bounce_after_ms;
 	return OUTCOME_DEFERRED;
+}
+
+void outcome_rcpt_retry(const struct config_domain *dom, int64_t queued_ms, int64_t now_ms, int64_t *next_ms)
+{
+	if (!dom->retry_recipients_after_ms)
+		return;
+	*next_ms = now_ms + (int64_t)dom->retry_recipients_after_ms;
+	if (*next_ms > queued_ms + (int64_t)dom->bounce_after_ms)
+		*next_ms = queued_ms + (int64_t)dom->bounce_after_ms;
 }
 
 /* Synchronous replies use the same categories as asynchronous reports,
@@ -144,7 +154,9 @@ struct outcome_batch *outcome_batch_new(struct engine *eng, uint64_t msg_id, con
 	b->verp = route->verp;
 	if (!b->sender || !b->queue || dup_opt(&b->mx_host, route->mx_host) || dup_opt(&b->mx_ip, route->mx_ip) ||
 	    dup_opt(&b->vmta, route->vmta) || dup_opt(&b->source_ip, route->source_ip) ||
-	    dup_opt(&b->pool, route->pool) || dup_opt(&b->campaign, route->campaign) || dup_opt(&b->tls, route->tls)) {
+	    dup_opt(&b->pool, route->pool) || dup_opt(&b->campaign, route->campaign) || dup_opt(&b->tls, route->tls) ||
+	    dup_opt(&b->src_type, route->src_type) || dup_opt(&b->esmtp, route->esmtp) ||
+	    dup_opt(&b->headers, route->headers)) {
 		batch_free(b);
 		return NULL;
 	}
@@ -190,6 +202,9 @@ static void batch_free(struct outcome_batch *b)
 	free(b->vmta);
 	free(b->source_ip);
 	free(b->pool);
+	free(b->src_type);
+	free(b->esmtp);
+	free(b->headers);
 	free(b->campaign);
 	free(b->tls);
 	free(b);
@@ -356,6 +371,7 @@ static struct accept_batch *dsn_accept(struct outcome_batch *b, struct accept_ba
 		.sender = "",
 		.campaign = "",
 		.source_ip = "",
+		.src_type = SPOOL_SRC_LOCAL,
 		.arrival_ms = b->time_ms,
 		.due_ms = b->time_ms,
 		.ids_given = true,
@@ -428,6 +444,10 @@ static int outcome_records(struct outcome_batch *b, struct spool_wtxn *t)
 			.response_text = it->res.text,
 			.bounce_category = failed ? (it->kind == OUTCOME_EXPIRED ? "message-expired" : category_of(&gen->cfg, &it->res)) : NULL,
 			.dsn_id = failed && b->dsn_stored ? b->dsn_id : 0,
+			.src_type = b->src_type,
+			.pool = b->pool && *b->pool ? b->pool : NULL,
+			.esmtp = b->esmtp,
+			.headers = b->headers,
 		};
 
 		if ((ret = outbox_put(t, &ev)))

@@ -43,6 +43,12 @@ enum outcome_kind outcome_decide(const struct smtp_result *res, uint32_t attempt
 				 int64_t queued_ms, int64_t now_ms,
 				 const struct config_domain *dom, bool backoff, int64_t *next_ms);
 
+/* `retry-recipients-after`: a recipient whose own RCPT TO or DATA got a 4xx
+ * on a session that went on (its failure, not the connection's) is tried
+ * again after dom->retry_recipients_after_ms, not the retry-after step that
+ * outcome_decide() chose; never past bounce-after. No change when unset. */
+void outcome_rcpt_retry(const struct config_domain *dom, int64_t queued_ms, int64_t now_ms, int64_t *next_ms);
+
 struct outcome_batch;
 
 /* Where an attempt went, for the log and the recipients' new state. Any
@@ -57,6 +63,9 @@ struct outcome_route {
 	const char *campaign;
 	bool verp;                 /* sent with a VERP return path: index deliveries */
 	const char *tls;           /* protocol and cipher when delivered over TLS */
+	const char *src_type;      /* how the message came in (spool_src_name) */
+	const char *esmtp;         /* the receiver's EHLO extensions, comma-separated */
+	const char *headers;       /* acct_headers_take()'s lines for the records */
 };
 
 struct outcome_batch *outcome_batch_new(struct engine *eng, uint64_t msg_id, const char *sender,

@@ -175,22 +175,30 @@ struct sched_queue *sched_queue_get(struct sched *s, const char *domain)
 
 void sched_kick(struct sched *s, struct sched_queue *q)
 {
+	unsigned b = SCHED_PRIO_BAND(q->cfg ? q->cfg->queue_priority : CONFIG_QUEUE_PRIORITY_DEFAULT);
+
 	if (q->kicked)
 		return;
 	q->kicked = true;
-	q->kick_next = s->kick_head;
-	s->kick_head = q;
+	q->kick_next = s->kick_head[b];
+	s->kick_head[b] = q;
+	s->kick_bands |= (uint16_t)(1u << b);
 }
 
 struct sched_queue *sched_next_kicked(struct sched *s)
 {
-	struct sched_queue *q = s->kick_head;
+	struct sched_queue *q;
+	unsigned b;
 
-	if (q) {
-		s->kick_head = q->kick_next;
-		q->kick_next = NULL;
-		q->kicked = false;
-	}
+	if (!s->kick_bands)
+		return NULL;
+	b = 31u - (unsigned)__builtin_clz(s->kick_bands);
+	q = s->kick_head[b];
+	s->kick_head[b] = q->kick_next;
+	if (!s->kick_head[b])
+		s->kick_bands &= (uint16_t)~(1u << b);
+	q->kick_next = NULL;
+	q->kicked = false;
 	return q;
 }
 

@@ -63,6 +63,10 @@ struct sched_fifo {
 	size_t n;
 };
 
+/* queue-priority 0-100 in bands of ten (100 joins 90-99): the kick order */
+#define SCHED_PRIO_BANDS 10
+#define SCHED_PRIO_BAND(p) ((p) >= 90 ? 9u : (unsigned)(p) / 10u)
+
 struct sched_queue {
 	struct sched_queue *hnext;  /* hash chain */
 	char *domain;               /* the queue's name (see above) */
@@ -91,7 +95,11 @@ struct sched {
 	size_t n_buckets, n_queues;
 	struct sched_rcpt **heap;
 	size_t heap_len, heap_cap;
-	struct sched_queue *kick_head; /* queues with new ready work this turn */
+	/* queues with new ready work this turn, one list per queue-priority
+	 * band (SCHED_PRIO_BAND), popped highest band first: when a turn's
+	 * capacity runs out, the higher-priority queues had it first */
+	struct sched_queue *kick_head[SCHED_PRIO_BANDS];
+	uint16_t kick_bands;           /* bit b: kick_head[b] is not empty */
 	struct sched_paused *paused;   /* queue names paused by the operator */
 	size_t sweep_bucket;           /* where the next sweep goes on */
 	uint64_t queues_freed;         /* by the sweep, since start */
@@ -184,7 +192,8 @@ size_t sched_campaign_unpark(struct sched *s, uint32_t campaign);
 /* Would r be parked now (its campaign paused)? */
 bool sched_rcpt_parked(const struct sched *s, const struct sched_rcpt *r);
 
-/* Pop the next queue with new ready work (each at most once per kick). */
+/* Pop the next queue with new ready work (each at most once per kick):
+ * the higher queue-priority band first, the last kicked first within one. */
 struct sched_queue *sched_next_kicked(struct sched *s);
 void sched_kick(struct sched *s, struct sched_queue *q);
 

@@ -79,6 +79,8 @@ struct engine_counters {
 	uint64_t connections_opened; /* outbound sessions started (a socket made) */
 	uint64_t connect_resource_errors; /* outbound sockets not made: EMFILE, EADDRNOTAVAIL... */
 	uint64_t fd_shortages;     /* of those, EMFILE/ENFILE: every worker sheds its idle sessions */
+	uint64_t fd_yields;        /* sessions put off near the descriptor limit for a higher
+				    * queue-priority queue waiting for one (egress_prio.c) */
 	uint64_t reports_unmatched; /* bounce-domain reports naming no delivery of ours */
 	uint64_t reports_refused;   /* refused: over bounce-max-reports-per-ip */
 };

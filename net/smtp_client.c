@@ -223,6 +223,7 @@ static void result_set(struct smtp_result *r, int code, const char *enhanced, co
 	snprintf(r->enhanced, sizeof(r->enhanced), "%s", enhanced ? enhanced : "");
 	snprintf(r->text, sizeof(r->text), "%s", text);
 	r->after_data = false;
+	r->at_mail = false;
 }
 
 /* End the session: finish a cut-short transaction, then closed(). */
@@ -724,8 +725,10 @@ static void txn_reply(struct smtp_client *c, const struct smtp_reply *r)
 
 	if (k == 0) {
 		c->mail_ok = r->code / 100 == 2;
-		if (!c->mail_ok)
+		if (!c->mail_ok) {
 			reply_to_result(r, &c->mail_fail);
+			c->mail_fail.at_mail = true;
+		}
 	} else if (k <= t->n_rcpts) {
 		if (!c->mail_ok)
 			t->results[k - 1] = c->mail_fail;

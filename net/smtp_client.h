@@ -52,6 +52,7 @@ struct smtp_result {
 	char enhanced[16];
 	char text[256];
 	bool after_data;
+	bool at_mail;              /* the reply to MAIL FROM (every recipient gets it) */
 };
 
 struct smtp_txn {

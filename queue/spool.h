@@ -66,7 +66,20 @@ struct spool_msg {
 	const char *body;          /* full RFC 5322 message, CRLF lines, unstuffed */
 	size_t body_len;
 	bool smtputf8;             /* came with SMTPUTF8 (RFC 6531): send it with it */
+	uint8_t src_type;          /* SPOOL_SRC_*: how it came in (accounting's srcType) */
 };
+
+/* How a message came in; stored in the message's flags (bits 1-2), so
+ * messages spooled before it existed read SPOOL_SRC_UNKNOWN. */
+enum {
+	SPOOL_SRC_UNKNOWN = 0,
+	SPOOL_SRC_SMTP = 1,
+	SPOOL_SRC_API = 2,
+	SPOOL_SRC_LOCAL = 3,       /* made by salvod: a DSN */
+};
+
+/* "smtp", "api", "local", or NULL for SPOOL_SRC_UNKNOWN. */
+const char *spool_src_name(unsigned src_type);
 
 /* One recipient's durable state. */
 struct spool_rcpt {

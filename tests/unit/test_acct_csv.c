@@ -197,6 +197,77 @@ static void test_r_records(void **state)
 	tmp_dir_remove(dir);
 }
 
+/* srcType, vmtaPool, dlvEsmtpAvailable and header_X from what the event
+ * carries; a header the message lacked, and an event without headers,
+ * leave their column empty. */
+static void test_source_pool_esmtp_headers(void **state)
+{
+	char dir[64], path[128], err[256];
+	struct config_acct_file cf = {.records = CONFIG_ACCT_D | CONFIG_ACCT_R, .line = 1};
+	struct acct_csv *c;
+	struct acct_event ev = delivery("r1@r.test");
+	char *text;
+	(void)state;
+
+	assert_int_equal(tmp_dir_make(dir, sizeof(dir), "acctcsv"), 0);
+	snprintf(path, sizeof(path), "%s/h.csv", dir);
+	cf.path = path;
+	cf.record_fields[0] = "rcpt,srcType,dlvEsmtpAvailable,vmtaPool,header_Subject,header_x-campaign-id,header_Missing";
+	cf.record_fields[4] = "rcpt,srcType,dlvEsmtpAvailable,header_Subject";
+	assert_int_equal(acct_csv_open(&c, &cf, 1, err, sizeof(err)), 0);
+	ev.src_type = "api";
+	ev.pool = "p1";
+	ev.esmtp = "PIPELINING,SIZE";
+	ev.headers = "Subject: Hello, \"world\"\nX-Campaign-Id: c42\n";
+	acct_csv_write(c, &ev);
+	ev = (struct acct_event){.type = ACCT_RECEPTION, .time_ms = 1700000000000LL, .recipient = "u1@q.test",
+				 .src_type = "smtp", .esmtp = "SIZE", .headers = "Subject: in\n"};
+	acct_csv_write(c, &ev);
+	ev.headers = NULL;
+	ev.recipient = "u2@q.test";
+	acct_csv_write(c, &ev);
+	assert_int_equal(acct_csv_flush(c), 0);
+	acct_csv_close(c);
+	text = slurp(path);
+	assert_string_equal(text,
+		"type,rcpt,srcType,dlvEsmtpAvailable,vmtaPool,header_Subject,header_x-campaign-id,header_Missing\r\n"
+		"d,r1@r.test,api,\"PIPELINING,SIZE\",p1,\"Hello, \"\"world\"\"\",c42,\r\n"
+		"r,u1@q.test,smtp,,,in,,\r\n"
+		"r,u2@q.test,smtp,,,,,\r\n");
+	free(text);
+	tmp_dir_remove(dir);
+}
+
+/* A DSN that is not a failure is PowerMTA's rs (remote status) with the
+ * report's action; a failed one stays rb; neither is the other's. */
+static void test_rs_records(void **state)
+{
+	char dir[64], path[128], err[256];
+	struct config_acct_file cf = {.records = CONFIG_ACCT_RS, .line = 1};
+	struct acct_csv *c;
+	struct acct_event ev = {.type = ACCT_REMOTE_STATUS, .time_ms = 1700000000000LL, .sender = "a@s.test",
+				.recipient = "u1@q.test", .kind = "dsn", .response_enhanced = "4.4.7",
+				.response_text = "still trying", .dsn_action = "delayed", .campaign = "j"};
+	char *text;
+	(void)state;
+
+	assert_int_equal(tmp_dir_make(dir, sizeof(dir), "acctcsv"), 0);
+	snprintf(path, sizeof(path), "%s/rs.csv", dir);
+	cf.path = path;
+	cf.record_fields[7] = "rcpt,dsnAction,dsnStatus,dsnDiag,jobId";
+	assert_int_equal(acct_csv_open(&c, &cf, 1, err, sizeof(err)), 0);
+	acct_csv_write(c, &ev);
+	ev = (struct acct_event){.type = ACCT_BOUNCE, .kind = "dsn", .recipient = "u2@q.test",
+				 .response_enhanced = "5.1.1", .bounce_category = "bad-mailbox"};
+	acct_csv_write(c, &ev); /* rb: not in this file */
+	assert_int_equal(acct_csv_flush(c), 0);
+	acct_csv_close(c);
+	text = slurp(path);
+	assert_string_equal(text, "type,rcpt,dsnAction,dsnStatus,dsnDiag,jobId\r\nrs,u1@q.test,delayed,4.4.7,still trying,j\r\n");
+	free(text);
+	tmp_dir_remove(dir);
+}
+
 static int count_files(const char *dir, const char *prefix)
 {
 	DIR *d = opendir(dir);
@@ -326,6 +397,8 @@ int main(void)
 		cmocka_unit_test(test_records_and_quoting),
 		cmocka_unit_test(test_tq_records),
 		cmocka_unit_test(test_r_records),
+		cmocka_unit_test(test_source_pool_esmtp_headers),
+		cmocka_unit_test(test_rs_records),
 		cmocka_unit_test(test_cancelled),
 		cmocka_unit_test(test_max_size_and_delete_after),
 		cmocka_unit_test(test_pipes),

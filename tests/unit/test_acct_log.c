@@ -280,7 +280,7 @@ static void test_time_rfc3339(void **state)
 static void test_type_names(void **state)
 {
 	static const char *const want[] = {"reception", "delivery", "transient", "bounce",
-					   "expiration", "feedback", "suppressed", "cancelled"};
+					   "expiration", "feedback", "suppressed", "cancelled", "remote_status"};
 
 	for (int i = 0; i < ACCT_TYPE_COUNT; i++)
 		assert_string_equal(acct_type_name((enum acct_type)i), want[i]);

@@ -826,13 +826,31 @@ static void test_every_error(void **state)
 	}
 	/* warnings: parsed but not applied yet, once per directive */
 	assert_int_equal(config_load_string_report(&cfg, "t.conf",
-		"<domain a.example>\n queue-priority 50\n</domain>\n<domain b.example>\n queue-priority 60\n</domain>\n",
+		"<domain a.example>\n use-dane yes\n</domain>\n<domain b.example>\n use-dane no\n</domain>\n",
 		&rep), 0);
 	assert_null(rep.errors);
 	assert_int_equal(rep.n_warnings, 1);
-	assert_non_null(strstr(rep.warnings, "t.conf:2: warning: queue-priority is accepted but not applied yet"));
+	assert_non_null(strstr(rep.warnings, "t.conf:2: warning: use-dane is accepted but not applied yet"));
 	config_report_free(&rep);
 	config_free(&cfg);
+	/* queue-priority and retry-recipients-after are applied: no warning, typed, inherited */
+	assert_int_equal(config_load_string_report(&cfg, "t.conf",
+		"<domain *>\n retry-recipients-after 2m\n</domain>\n"
+		"<domain a.example>\n queue-priority 90\n</domain>\n<domain b.example>\n queue-priority 0\n"
+		" retry-recipients-after 30s\n</domain>\n",
+		&rep), 0);
+	assert_int_equal(rep.n_warnings, 0);
+	assert_int_equal(config_domain_for(&cfg, "a.example")->queue_priority, 90);
+	assert_int_equal(config_domain_for(&cfg, "a.example")->retry_recipients_after_ms, 120000);
+	assert_int_equal(config_domain_for(&cfg, "b.example")->queue_priority, 0);
+	assert_int_equal(config_domain_for(&cfg, "b.example")->retry_recipients_after_ms, 30000);
+	assert_int_equal(config_domain_for(&cfg, "c.example")->queue_priority, 50);
+	config_report_free(&rep);
+	config_free(&cfg);
+	assert_int_equal(config_load_string_report(&cfg, "t.conf", "<domain a.example>\n queue-priority 101\n</domain>\n",
+						   &rep), -1);
+	assert_non_null(strstr(rep.errors, "t.conf:2: invalid priority (0-100) \"101\" for queue-priority"));
+	config_report_free(&rep);
 	/* applied now, so no warning: named sources (by user and listener), <domain> nested in a
 	 * vmta, run-as-root no, the <domain> directives with their meaning in delivery */
 	assert_int_equal(config_load_string_report(&cfg, "t.conf",
@@ -933,6 +951,7 @@ static void test_pmta_domains(void **state)
 	expect_line(&cfg, "mx.port25.com", "bounce-after 2h", true);
 	expect_line(&cfg, "other.test", "max-smtp-out 12", true);
 	expect_line(&cfg, "other.test", "retry-after 15m", true);
+	expect_line(&cfg, "other.test", "queue-priority 50", true); /* the default */
 	expect_line(&cfg, "gmail.com/v1", "max-msg-rate 50/h", true);
 	expect_line(&cfg, "gmail.com/v1", "max-msg-per-connection 0", true);
 	expect_line(&cfg, "other.test/v1", "max-smtp-out 4", true);

@@ -11,6 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/acct_log.h"
+#include "core/config.h"
+#include "engine/acct_headers.h"
 #include "engine/msg_headers.h"
 
 static void take(const char *in, const char *name, const char *want_msg, const char *want_val, size_t want_n)
@@ -40,6 +43,45 @@ static void test_take(void **state)
 	/* no body separator, last line without LF */
 	take("A: 1\r\nX-Job: end", "X-Job", "A: 1\r\n", "end", 1);
 	take("", "X-Job", "", "", 0);
+}
+
+/* acct_headers_take(): the header_NAME fields the <acct-file>s ask for, from
+ * the header block only; first of a name, unfolded, control characters out,
+ * cut inside the bound without splitting UTF-8; malformed blocks end it. */
+static void test_acct_headers(void **state)
+{
+	struct config cfg = {0};
+	struct config_acct_file af[2] = {{.records = 1}, {.records = 1}};
+	char *h, *msg, big[ACCT_HEADER_MAX * 3];
+	(void)state;
+
+	/* no file asks: nothing read */
+	assert_null(acct_headers_take(&cfg, "Subject: x\r\n\r\n", 14));
+	af[0].record_fields[0] = "rcpt,header_Subject,!orcpt,header_X-Id";
+	af[1].record_fields[4] = "header_subject,header_Empty";
+	cfg.acct_files = af;
+	cfg.n_acct_files = 2;
+	msg = "x-id: one\r\n two\r\n\tthree\r\nSubject: a\x01" "b\r\nSubject: second\r\nEmpty:\r\n"
+	      "Nocolon line\r\n\r\nSubject: in the body\r\n";
+	h = acct_headers_take(&cfg, msg, strlen(msg));
+	assert_non_null(h);
+	assert_string_equal(h, "X-Id: one two three\nSubject: a b\nEmpty: \n");
+	free(h);
+	/* only the body has it; LF-only lines; no end of the header block */
+	assert_null(acct_headers_take(&cfg, "From: a\n\nSubject: x\n", 21));
+	h = acct_headers_take(&cfg, "From: a\nSubject: lf", 20);
+	assert_string_equal(h, "Subject: lf\n");
+	free(h);
+	/* a long value is cut below ACCT_HEADER_MAX, never inside a UTF-8 sequence */
+	strcpy(big, "Subject: ");
+	for (size_t i = strlen(big); i + 2 < sizeof(big) - 8; i += 2)
+		memcpy(big + i, "\xc3\xa9", 2), big[i + 2] = 0;
+	strcat(big, "\r\n\r\n");
+	h = acct_headers_take(&cfg, big, strlen(big));
+	assert_non_null(h);
+	assert_true(strlen(h) - strlen("Subject: \n") <= ACCT_HEADER_MAX - 1);
+	assert_int_equal((strlen(h) - strlen("Subject: \n")) % 2, 0);
+	free(h);
 }
 
 static void test_long_value_cut(void **state)
@@ -122,6 +164,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_take),
+		cmocka_unit_test(test_acct_headers),
 		cmocka_unit_test(test_long_value_cut),
 		cmocka_unit_test(test_take_many),
 		cmocka_unit_test(test_take_huge),

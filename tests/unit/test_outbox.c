@@ -49,6 +49,7 @@ static struct acct_event full_event(void)
 		.mx_ip = "127.0.0.9", .attempt = 3, .queued_time_ms = T0 - 5000, .size = 4096, .has_size = true,
 		.response_code = 550, .response_enhanced = "5.1.1", .response_text = "no such user \xff",
 		.bounce_category = "bad-mailbox", .kind = NULL, .campaign = "c1", .tls = "TLSv1.3", .dsn_id = 0x99,
+		.src_type = "api", .pool = "p1", .esmtp = "PIPELINING,SIZE", .headers = "Subject: hi\n",
 	};
 }
 
@@ -75,6 +76,10 @@ static void test_pack_roundtrip(void **state)
 	assert_string_equal(got, want); /* so the same event_id */
 	assert_non_null(back.sender);
 	assert_string_equal(back.sender, ""); /* "" is not NULL */
+	assert_string_equal(back.headers, "Subject: hi\n");
+	assert_string_equal(back.esmtp, "PIPELINING,SIZE");
+	assert_non_null(strstr(want, ",\"src_type\":\"api\",\"pool\":\"p1\",\"esmtp\":\"PIPELINING,SIZE\","
+				     "\"headers\":{\"Subject\":\"hi\"}"));
 	assert_null(back.kind);
 	assert_int_equal(back.response_code, 550);
 	assert_int_equal(back.queued_time_ms, T0 - 5000);
@@ -88,6 +93,23 @@ static void test_pack_roundtrip(void **state)
 	assert_true(back.time_ms > T0 - 86400000LL * 365);
 	assert_false(back.has_size);
 	assert_null(back.recipient);
+	assert_null(back.headers);
+	/* a record packed before src_type, pool, esmtp and headers existed:
+	 * 14 strings, flag bit 1 clear; it reads with the later five NULL */
+	ev = full_event();
+	ev.src_type = ev.pool = ev.esmtp = ev.headers = NULL;
+	b.len = 0;
+	assert_int_equal(acct_event_pack(&b, &ev), 0);
+	((char *)b.data)[2] &= ~2;
+	assert_int_equal(acct_event_unpack(b.data, b.len - 5 * 4, &back), 0);
+	assert_string_equal(back.tls, "TLSv1.3");
+	assert_null(back.src_type);
+	assert_null(back.headers);
+	want = format(&ev);
+	got = format(&back);
+	assert_string_equal(got, want);
+	free(want);
+	free(got);
 	json_buf_free(&b);
 }
 
@@ -130,7 +152,8 @@ static void test_unpack_malformed(void **state)
 	} while (0)
 	CORRUPT(0, ACCT_PACK_VERSION + 1); /* version */
 	CORRUPT(1, ACCT_TYPE_COUNT);       /* type */
-	CORRUPT(2, 2);                     /* unknown flag */
+	CORRUPT(2, 4);                     /* unknown flag */
+	CORRUPT(2, 1);                     /* the later strings present but not flagged: trailing bytes */
 	CORRUPT(3, 1);                     /* reserved byte */
 	CORRUPT(str0 + 3, 0x7f);           /* sender: a length past the end */
 	CORRUPT(str0 + 4, 'a');            /* sender "": its NUL replaced */

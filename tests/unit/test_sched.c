@@ -25,6 +25,10 @@ static int setup(void **state)
 				  "<domain fast.test>\n retry-after 2s\n bounce-after 10s\n"
 				  " backoff-retry-after 5s,7s\n</domain>\n"
 				  "<domain alias.test>\n queue-to main.test\n</domain>\n"
+				  "<domain rr.test>\n retry-recipients-after 30s\n bounce-after 1m\n</domain>\n"
+				  "<domain hi.test>\n queue-priority 90\n</domain>\n"
+				  "<domain top.test>\n queue-priority 100\n</domain>\n"
+				  "<domain lo.test>\n queue-priority 10\n</domain>\n"
 				  "<virtual-mta a>\n smtp-source-host 127.0.0.2\n</virtual-mta>\n"
 				  "<virtual-mta b>\n smtp-source-host 127.0.0.3\n</virtual-mta>\n"
 				  "<virtual-mta-pool ab>\n virtual-mta a\n virtual-mta b\n</virtual-mta-pool>\n",
@@ -100,6 +104,34 @@ static void test_kick_once(void **state)
 	assert_ptr_not_equal(a, b);
 	assert_null(sched_next_kicked(&s));
 	sched_fini(&s, NULL); /* frees the ready recipients too (valgrind checks) */
+}
+
+/* queue-priority decides the kick order: higher bands first, whatever the
+ * order the queues got their mail in; equal bands all still come. */
+static void test_kick_priority(void **state)
+{
+	const char *order[] = {"lo.test", "mid1.test", "hi.test", "mid2.test", "top.test"};
+	struct sched s;
+	struct sched_queue *q[5];
+	(void)state;
+
+	assert_int_equal(sched_init(&s, &cfg), 0);
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(sched_add(&s, sched_rcpt_new((uint64_t)i + 1, 0, order[i], 0, 0, 0, 0), 10), 0);
+	for (int i = 0; i < 5; i++)
+		assert_non_null(q[i] = sched_next_kicked(&s));
+	assert_null(sched_next_kicked(&s));
+	assert_true(!strcmp(q[0]->domain, "top.test") || !strcmp(q[0]->domain, "hi.test")); /* 90-100: one band */
+	assert_true(!strcmp(q[1]->domain, "top.test") || !strcmp(q[1]->domain, "hi.test"));
+	assert_true(!strncmp(q[2]->domain, "mid", 3) && !strncmp(q[3]->domain, "mid", 3)); /* the default, 50 */
+	assert_string_equal(q[4]->domain, "lo.test");
+	/* kicked again after popping: the list is whole again */
+	sched_kick(&s, q[4]);
+	sched_kick(&s, q[0]);
+	assert_ptr_equal(sched_next_kicked(&s), q[0]);
+	assert_ptr_equal(sched_next_kicked(&s), q[4]);
+	assert_null(sched_next_kicked(&s));
+	sched_fini(&s, NULL);
 }
 
 static void test_take_msg(void **state)
@@ -193,6 +225,22 @@ static void test_decide(void **state)
 	assert_int_equal(next, t0 + 7000);
 	assert_int_equal(outcome_decide(&soft, 1, t0, t0, star, true, &next), OUTCOME_DEFERRED);
 	assert_int_equal(next, t0 + 10000);
+	/* retry-recipients-after: a recipient's own 4xx waits its own time... */
+	{
+		const struct config_domain *rr = config_domain_for(&cfg, "rr.test");
+
+		assert_int_equal(outcome_decide(&soft, 2, t0, t0, rr, false, &next), OUTCOME_DEFERRED);
+		assert_int_equal(next, t0 + 60000); /* the queue's step (inherited 1m) */
+		outcome_rcpt_retry(rr, t0, t0, &next);
+		assert_int_equal(next, t0 + 30000);
+		/* ...never past bounce-after */
+		outcome_rcpt_retry(rr, t0, t0 + 50000, &next);
+		assert_int_equal(next, t0 + 60000);
+		/* unset: the schedule stands */
+		next = 77;
+		outcome_rcpt_retry(star, t0, t0, &next);
+		assert_int_equal(next, 77);
+	}
 }
 
 /* Pools have their own FIFOs; take_msg and pop_pool stay within one. */
@@ -373,6 +421,7 @@ int main(void)
 		cmocka_unit_test(test_heap_order),
 		cmocka_unit_test(test_due_mono),
 		cmocka_unit_test(test_kick_once),
+		cmocka_unit_test(test_kick_priority),
 		cmocka_unit_test(test_take_msg),
 		cmocka_unit_test(test_many_queues),
 		cmocka_unit_test(test_decide),
