@@ -15,7 +15,9 @@
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
+#include <strings.h>
 
 #define DEF_RETRY_MS (15 * 60 * 1000ULL)
 #define DEF_BOUNCE_MS (4 * 3600 * 1000ULL)
@@ -163,6 +165,29 @@ static int d_max_connect_rate(struct parser *p, const struct directive *d, char 
 static int d_backoff_max_msg_rate(struct parser *p, const struct directive *d, char *v)
 {
 	return set_rate(p, d, v, &cur_domain(p)->backoff_max_msg_rate, CONFIG_DOM_BACKOFF_MSG_RATE);
+}
+
+/* PowerMTA's older `max-msg-per-hour N` and `backoff-max-msg-per-hour N`:
+ * the same limits as max-msg-rate N/h and backoff-max-msg-rate N/h. */
+static int per_hour(struct parser *p, const struct directive *d, char *v, struct config_rate *r, uint64_t bit)
+{
+	char rate[40];
+	uint64_t n;
+
+	if (strcasecmp(v, "unlimited") && config_parse_uint(v, 1, 1000000000, &n) < 0)
+		return cp_bad_value(p, "count per hour (or unlimited)", d, v);
+	snprintf(rate, sizeof(rate), strcasecmp(v, "unlimited") ? "%s/h" : "%s", v);
+	return set_rate(p, d, rate, r, bit);
+}
+
+static int d_max_msg_per_hour(struct parser *p, const struct directive *d, char *v)
+{
+	return per_hour(p, d, v, &cur_domain(p)->max_msg_rate, CONFIG_DOM_MAX_MSG_RATE);
+}
+
+static int d_backoff_max_msg_per_hour(struct parser *p, const struct directive *d, char *v)
+{
+	return per_hour(p, d, v, &cur_domain(p)->backoff_max_msg_rate, CONFIG_DOM_BACKOFF_MSG_RATE);
 }
 
 /* A list name, resolved in cp_domains_finish(). */
@@ -469,6 +494,8 @@ static const struct directive directives[] = {
 	{"data-send-timeout", CTX_DOMAIN, d_data_send_timeout, NULL},
 	{"smtp-data-termination-timeout", CTX_DOMAIN, d_smtp_data_termination_timeout, NULL},
 	{"backoff-max-msg-rate", CTX_DOMAIN, d_backoff_max_msg_rate, NULL},
+	{"max-msg-per-hour", CTX_DOMAIN, d_max_msg_per_hour, NULL},
+	{"backoff-max-msg-per-hour", CTX_DOMAIN, d_backoff_max_msg_per_hour, NULL},
 	{"backoff-max-smtp-out", CTX_DOMAIN, d_backoff_max_smtp_out, NULL},
 	{"backoff-retry-after", CTX_DOMAIN, d_backoff_retry_after, NULL},
 	{"backoff-to-normal-after", CTX_DOMAIN, d_backoff_to_normal_after, NULL},
@@ -490,14 +517,40 @@ static const struct directive directives[] = {
 
 const struct directive_table cp_domain_directives = {directives, sizeof(directives) / sizeof(directives[0])};
 
+/* A domain name, ASCII or internationalized: PowerMTA's files are UTF-8
+ * and take `<domain bücher.de>` as written (matched byte for byte). */
+static bool valid_block_domain(const char *name)
+{
+	char ascii[256];
+	size_t i;
+
+	for (i = 0; name[i] && i < sizeof(ascii) - 1; i++)
+		ascii[i] = (unsigned char)name[i] >= 0x80 ? 'a' : name[i];
+	ascii[i] = '\0';
+	return !name[i] && cp_valid_domain_name(ascii);
+}
+
 /* `*.example.com` (subdomains), `[*.]example.com` (it and its subdomains). */
 static bool valid_wildcard(const char *name)
 {
 	if (!strncmp(name, "*.", 2))
-		return cp_valid_domain_name(name + 2);
+		return valid_block_domain(name + 2);
 	if (!strncmp(name, "[*.]", 4))
-		return cp_valid_domain_name(name + 4);
+		return valid_block_domain(name + 4);
 	return false;
+}
+
+/* The entry already made for NAME in this scope (before the finishing
+ * sort, so a linear search), or SIZE_MAX. */
+static size_t find_open_domain(const struct config *c, const char *name, const char *scope)
+{
+	for (size_t i = 1; i < c->n_domains; i++) {
+		const struct config_domain *x = &c->domains[i];
+
+		if (!strcasecmp(x->name, name) && !x->scope == !scope && (!scope || !strcmp(x->scope, scope)))
+			return i;
+	}
+	return SIZE_MAX;
 }
 
 static int add_domain(struct parser *p, const char *name)
@@ -509,11 +562,17 @@ static int add_domain(struct parser *p, const char *name)
 
 	if (!p->scope && strcmp(name, "*") == 0) {
 		if (c->domains[0].line)
-			return cp_err(p, "duplicate <domain *> (first at line %d)", c->domains[0].line);
-		c->domains[0].line = p->line;
+			cp_warn(p, "<domain *> again (first at %s): the blocks are merged, a later value wins", cp_at(p, c->domains[0].line, (char[CP_AT_BUF]){0}));
+		else
+			c->domains[0].line = p->line;
 		p->cur = 0;
+	} else if ((p->cur = find_open_domain(c, name, p->scope)) != SIZE_MAX) {
+		/* PowerMTA takes a domain named again (two blocks, two macros
+		 * naming it) as more settings for it */
+		cp_warn(p, "<domain %s> again (first at %s): the blocks are merged, a later value wins",
+			cp_show(sb, name), cp_at(p, c->domains[p->cur].line, (char[CP_AT_BUF]){0}));
 	} else {
-		if (strcmp(name, "*") && !valid_queue_name(name) && !valid_wildcard(name))
+		if (strcmp(name, "*") && !valid_queue_name(name) && !valid_wildcard(name) && !valid_block_domain(name))
 			return cp_err(p, "invalid domain name \"%s\" for <domain> (expected a domain, *, "
 				      "*.example.com, [*.]example.com or {queue})", cp_show(sb, name));
 		if (c->n_domains == p->dom_cap) {
@@ -552,7 +611,12 @@ int cp_open_domain(struct parser *p, char *arg)
 	if (cp_macro_expand(p, arg, &names, &n) < 0)
 		return -1;
 	for (size_t i = 0; i < n; i++) {
-		if (rc == 0)
+		bool again = false;
+
+		/* a macro that lists a domain twice opens it once */
+		for (size_t j = 0; j < i && !again; j++)
+			again = !strcasecmp(names[i], names[j]);
+		if (rc == 0 && !again)
 			rc = add_domain(p, names[i]);
 		free(names[i]);
 	}
@@ -787,7 +851,7 @@ int cp_domains_finish(struct parser *p)
 		if (!dup)
 			break;
 		p->line = reported = dup->line;
-		rc = cp_err(p, "duplicate <domain %s> (first at line %d)", dup->name, dup[-1].line);
+		rc = cp_err(p, "duplicate <domain %s> (first at %s)", dup->name, cp_at(p, dup[-1].line, (char[CP_AT_BUF]){0}));
 	}
 	while (n_top < c->n_domains && !c->domains[n_top].scope)
 		n_top++;

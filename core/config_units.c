@@ -179,9 +179,10 @@ int config_parse_size(const char *s, uint64_t *out)
 	case 'k': case 'K': mult = 1ULL << 10; s++; break;
 	case 'm': case 'M': mult = 1ULL << 20; s++; break;
 	case 'g': case 'G': mult = 1ULL << 30; s++; break;
+	case 't': case 'T': mult = 1ULL << 40; s++; break;
 	default: break;
 	}
-	if (*s == 'B')
+	if (*s == 'B' || *s == 'b') /* 10MB; PowerMTA's 100b is bytes */
 		s++;
 	if (*s || __builtin_mul_overflow(n, mult, &n))
 		return -1;
