@@ -618,8 +618,9 @@ int cp_open_domain(struct parser *p, char *arg)
 			again = !strcasecmp(names[i], names[j]);
 		if (rc == 0 && !again)
 			rc = add_domain(p, names[i]);
-		free(names[i]);
 	}
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
 	free(names);
 	if (rc < 0)
 		p->n_curs = 0;

@@ -170,9 +170,10 @@ static int v_dk_sign(struct parser *p, const struct directive *d, char *v)
 
 	if (config_parse_bool(v, &b) < 0)
 		return cp_bad_value(p, "boolean", d, v);
-	if (b)
-		cp_warn(p, "dk-sign yes is accepted but not applied: DomainKeys (RFC 4870) is obsolete and not "
-			"implemented by design; dkim-sign signs with DKIM");
+	if (b) /* once per file, like every not-applied directive */
+		cp_warn_pending(p, &(const struct directive){"dk-sign", CTX_DOMAIN, NULL,
+			"DomainKeys (RFC 4870) is obsolete and not implemented by design (dkim-sign signs with DKIM), "
+			"so dk-sign yes has no effect"});
 	return 0;
 }
 

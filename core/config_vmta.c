@@ -319,8 +319,8 @@ static int d_category_pattern(struct parser *p, const struct directive *d, char 
 	 * that says delivered is no bounce, which Salvo never counts as one */
 	if (!strcasecmp(cat, "success")) {
 		pcre_re_free(r.re);
-		cp_warn(p, "bounce category success is accepted but not applied: a report with a 2.x.x status is "
-			"never taken as a bounce");
+		cp_warn_pending(p, &(const struct directive){"bounce category success", CTX_CATEGORIES, NULL,
+			"a report with a 2.x.x status is never taken as a bounce, so it has no effect"});
 		return 0;
 	}
 	if (!known) {
