@@ -530,9 +530,27 @@ static bool valid_block_domain(const char *name)
 	return !name[i] && cp_valid_domain_name(ascii);
 }
 
+/* PowerMTA's `[ip/mask]`: IP-literal domains (`[192.0.2.7]`) in the network;
+ * `[0/0]` all of them. The CIDR into net; false when name is not one. */
+static bool literal_net(const char *name, struct config_cidr *net)
+{
+	char in[64];
+	size_t n = strlen(name);
+
+	if (n < 3 || n - 2 >= sizeof(in) || name[0] != '[' || name[n - 1] != ']' || name[1] == '*')
+		return false;
+	memcpy(in, name + 1, n - 2);
+	in[n - 2] = '\0';
+	return config_parse_cidr(in, net) == 0;
+}
+
 /* `*.example.com` (subdomains), `[*.]example.com` (it and its subdomains). */
 static bool valid_wildcard(const char *name)
 {
+	struct config_cidr net;
+
+	if (literal_net(name, &net))
+		return true;
 	if (!strncmp(name, "*.", 2))
 		return valid_block_domain(name + 2);
 	if (!strncmp(name, "[*.]", 4))
@@ -574,7 +592,7 @@ static int add_domain(struct parser *p, const char *name)
 	} else {
 		if (strcmp(name, "*") && !valid_queue_name(name) && !valid_wildcard(name) && !valid_block_domain(name))
 			return cp_err(p, "invalid domain name \"%s\" for <domain> (expected a domain, *, "
-				      "*.example.com, [*.]example.com or {queue})", cp_show(sb, name));
+				      "*.example.com, [*.]example.com, [ip/mask] or {queue})", cp_show(sb, name));
 		if (c->n_domains == p->dom_cap) {
 			size_t cap = p->dom_cap ? p->dom_cap * 2 : 4;
 			struct config_domain *grown = realloc(c->domains, cap * sizeof(*grown));
@@ -933,8 +951,26 @@ static size_t match_len(const char *pattern, const char *domain)
 	const char *base;
 	bool apex;
 
+	struct config_cidr net, ip;
+
 	if (!strcasecmp(pattern, domain))
 		return SIZE_MAX;
+	/* [ip/mask] takes an IP-literal domain in it: a longer prefix is closer */
+	if (literal_net(pattern, &net)) {
+		if (!literal_net(domain, &ip) || ip.family != net.family ||
+		    ip.prefix != (ip.family == AF_INET ? 32 : 128))
+			return 0;
+		struct sockaddr_storage ss = {0};
+
+		if (ip.family == AF_INET) {
+			ss.ss_family = AF_INET;
+			memcpy(&((struct sockaddr_in *)&ss)->sin_addr, ip.addr, 4);
+		} else {
+			ss.ss_family = AF_INET6;
+			memcpy(&((struct sockaddr_in6 *)&ss)->sin6_addr, ip.addr, 16);
+		}
+		return config_cidr_match(&net, (struct sockaddr *)&ss) ? (size_t)net.prefix + 1 : 0;
+	}
 	if (!strncmp(pattern, "*.", 2))
 		base = pattern + 2, apex = false;
 	else if (!strncmp(pattern, "[*.]", 4))

@@ -483,6 +483,19 @@ int cp_smtp_listener(struct parser *p, const struct directive *d, char *v)
 	return d_smtp_listener(p, d, v);
 }
 
+/* `<smtp-listener ADDR>`: the listener, whose block sets its options */
+int cp_open_smtp_listener(struct parser *p, char *arg)
+{
+	static const struct directive d = {"<smtp-listener>", CTX_TOP, NULL, NULL};
+
+	if (cp_has_space(arg))
+		return cp_err(p, "<smtp-listener> takes one address (IP:PORT or 0/0:PORT); its options go inside");
+	if (d_smtp_listener(p, &d, arg) < 0)
+		return -1;
+	p->cur = p->cfg->n_smtp_listeners - 1;
+	return 0;
+}
+
 static int d_smtps_listener(struct parser *p, const struct directive *d, char *v)
 {
 	struct config *c = p->cfg;
@@ -746,6 +759,7 @@ static const struct block blocks[CTX_N] = {
 	[CTX_ACCT_FILE] = {"acct-file", true, cp_open_acct_file, true, false},
 	[CTX_SPOOL] = {"spool", true, cp_open_spool, false, false},
 	[CTX_WEBHOOK] = {"acct-webhook", true, cp_open_webhook, false, false},
+	[CTX_SMTP_LISTENER] = {"smtp-listener", true, cp_open_smtp_listener, false, false},
 };
 
 static const char *block_name(enum cp_ctx k)
@@ -795,6 +809,10 @@ static int open_tag(struct parser *p, char *name)
 	}
 	if ((kind = find_block(name)) == CTX_TOP) {
 		skip_block(p, name);
+		if (p->ctx == CTX_TOP && (why = cp_unapplied_block(name))) {
+			cp_warn(p, "<%s> is accepted but not applied: %s", cp_show(sb, name), why);
+			return 0;
+		}
 		if ((why = cp_refused(name, true)))
 			return cp_err(p, "<%s> %s", cp_show(sb, name), why);
 		return cp_err(p, "unknown block directive <%s>", cp_show(sb, name));

@@ -55,6 +55,7 @@ enum cp_ctx {
 	CTX_ACCT_FILE,      /* <acct-file PATH> */
 	CTX_SPOOL,          /* <spool PATH> */
 	CTX_WEBHOOK,
+	CTX_SMTP_LISTENER,  /* <smtp-listener ADDR> (config_pmta.c) */
 	CTX_N
 };
 
@@ -197,7 +198,12 @@ void cp_parser_free(struct parser *p);
 /* Where global line gline is: "line N" in the current file, else "FILE:N". */
 #define CP_AT_BUF (PATH_MAX + 24)
 const char *cp_at(const struct parser *p, int gline, char *buf);
-/* `smtp-listener` itself (smtp-port is its PowerMTA shorthand) */
+/* `smtp-listener` itself (smtp-port is its PowerMTA shorthand, and
+ * <smtp-listener ADDR> its block form) */
+int cp_open_smtp_listener(struct parser *p, char *arg);
+/* A PowerMTA block Salvo has no engine for, whose contents it does not
+ * read: the reason (the block is skipped, with this warning), or NULL. */
+const char *cp_unapplied_block(const char *name);
 int cp_smtp_listener(struct parser *p, const struct directive *d, char *v);
 
 /* config_domain.c */

@@ -64,6 +64,13 @@ static const struct {
 					       "(RFC 8996) and never offered"},
 	{"smtp-client-tls-allow-tlsv1", false, "(TLS 1.0) is refused by design: TLS 1.0 and 1.1 are deprecated "
 					       "(RFC 8996)"},
+	{"transmissions-api", true, "is SparkPost's Transmissions API, which Salvo does not have by design: inject "
+				    "with POST /api/inject/v1 (KumoMTA's schema) or SMTP"},
+	{"transmissions-api-listener", true, "is SparkPost's Transmissions API, which Salvo does not have by "
+					     "design: inject with POST /api/inject/v1 (KumoMTA's schema) or SMTP"},
+	{"proxy", true, "is not implemented: Salvo connects to the receiving MX itself, from the virtual MTA's "
+			"smtp-source-host"},
+	{"vault", true, "is not implemented: keys are read from files (domain-key SELECTOR,DOMAIN,FILE)"},
 };
 
 /* whole families, by prefix */
@@ -77,6 +84,26 @@ static const struct {
 	{"sparkpost-", "is SparkPost delivery, which Salvo does not have by design: Salvo delivers by SMTP "
 		       "(send to an SMTP relay with route)"},
 };
+
+/* PowerMTA blocks whose whole contents Salvo has no use for: skipped, with
+ * the warning (never in silence). */
+static const struct {
+	const char *name;
+	const char *why;
+} unapplied_blocks[] = {
+	{"dns", "PowerMTA's DNS pre-caching has no counterpart; c-ares resolves on demand"},
+	{"source-group", "source groups have no counterpart; give each <source> its settings"},
+	{"email-patterns", "the bounce processor classifies with <bounce-category-patterns> only"},
+	{"domain-key-list", "X-DKIM-Options key lists have no counterpart; domain-key lines choose the key"},
+};
+
+const char *cp_unapplied_block(const char *name)
+{
+	for (size_t i = 0; i < sizeof(unapplied_blocks) / sizeof(unapplied_blocks[0]); i++)
+		if (!strcasecmp(name, unapplied_blocks[i].name))
+			return unapplied_blocks[i].why;
+	return NULL;
+}
 
 const char *cp_refused(const char *name, bool block)
 {
@@ -252,6 +279,35 @@ static int v_vmta_total(struct parser *p, const struct directive *d, char *v)
 static int v_second_dkim(struct parser *p, const struct directive *d, char *v)
 {
 	return only(p, d, v, false, "Salvo adds one DKIM-Signature; a second one is not implemented");
+}
+
+/* ---- <smtp-listener ADDR> -------------------------------------------------- */
+
+/* `source NAME` (or {NAME}): sessions there take that named <source> */
+static int d_listener_source(struct parser *p, const struct directive *d, char *v)
+{
+	struct config *c = p->cfg;
+	size_t n = strlen(v);
+
+	if (cp_has_space(v))
+		return cp_bad_value(p, "source name", d, v);
+	if (n > 2 && v[0] == '{' && v[n - 1] == '}') {
+		v[n - 1] = '\0';
+		v++;
+	}
+	return cp_set_string(p, &c->smtp_listener_source[p->cur], v);
+}
+
+static int v_immediate_tls(struct parser *p, const struct directive *d, char *v)
+{
+	return only(p, d, v, false, "for implicit TLS (SMTPS) use smtps-listener ADDR instead of this listener");
+}
+
+static int v_listener_cert(struct parser *p, const struct directive *d, char *v)
+{
+	(void)v; /* never echoed: it may carry the key's password */
+	return cp_err(p, "%s in <smtp-listener> is not implemented: one certificate serves every listener; set "
+		      "smtp-server-tls-certificate FILE (or tls-certificate and tls-private-key)", d->name);
 }
 
 /* documented no-ops: the reason is in README */
@@ -938,6 +994,22 @@ static const struct directive directives[] = {
 	{"max-smtp-out", CTX_VMTA, v_vmta_total, NULL},
 	{"max-smtp-msg-rate", CTX_VMTA, v_vmta_total, NULL},
 	{"max-smtp-data-volume-rate", CTX_VMTA, v_vmta_total, NULL},
+	/* <smtp-listener ADDR> */
+	{"source", CTX_SMTP_LISTENER, d_listener_source, NULL},
+	{"immediate-tls", CTX_SMTP_LISTENER, v_immediate_tls, NULL},
+	{"tls-certificate", CTX_SMTP_LISTENER, v_listener_cert, NULL},
+	{"await-slot", CTX_SMTP_LISTENER, p_bool, NOT_APPLIED},
+	{"tls-allow-sslv3", CTX_SMTP_LISTENER, v_old_tls, NULL},
+	{"tls-allow-tlsv1", CTX_SMTP_LISTENER, v_old_tls, NULL},
+	{"tls-allow-tlsv1.1", CTX_SMTP_LISTENER, v_old_tls, NULL},
+	{"tls-allow-tlsv1.2", CTX_SMTP_LISTENER, v_tls12, NULL},
+	{"tls-allow-tlsv1.3", CTX_SMTP_LISTENER, v_tls12, NULL},
+	{"tls-ciphers", CTX_SMTP_LISTENER, p_text, NOT_APPLIED "; tls-ciphers sets them for every listener"},
+	{"tls-tlsv1.3-ciphersuites", CTX_SMTP_LISTENER, p_text, NOT_APPLIED "; tls-ciphersuites sets them for every "
+		"listener"},
+	{"tls-dh-key-length", CTX_SMTP_LISTENER, p_text, NOT_APPLIED "; OpenSSL chooses"},
+	/* <virtual-mta> more */
+	{"rewrite-list", CTX_VMTA, p_word, NOT_APPLIED},
 	/* <smtp-user> */
 	{"authentication-method", CTX_SMTP_USER, v_auth_method, NULL},
 	/* <spool PATH> */

@@ -793,7 +793,7 @@ static void test_every_error(void **state)
 	assert_string_equal(rep.errors,
 		"t.conf:2: \"retry-after\" is only valid inside <domain>\n"
 		"t.conf:3: invalid domain name \"bad..name\" for <domain> (expected a domain, *, *.example.com, "
-		"[*.]example.com or {queue})\n"
+		"[*.]example.com, [ip/mask] or {queue})\n"
 		"t.conf:9: invalid value \"many\" for max-smtp-out (expected a positive integer)\n"
 		"t.conf:12: <signals> is SparkPost Signals, which Salvo does not have by design: the accounting "
 		"log (acct.jsonl) and <acct-file> carry the same events\n"
@@ -1166,13 +1166,13 @@ static void test_err_blocks(void **state)
 	expect_err("<source example.com>\n</source>\n", "test.conf:1: invalid CIDR \"example.com\" for <source> (expected an address, a network such as "
 		   "10.0.0.0/8 or 0/0, or a name {name})");
 	expect_err("<domain a..b>\n</domain>\n", "test.conf:1: invalid domain name \"a..b\" for <domain> (expected a domain, *, "
-		   "*.example.com, [*.]example.com or {queue})");
+		   "*.example.com, [*.]example.com, [ip/mask] or {queue})");
 	expect_err("<domain a.*.example.com>\n</domain>\n",
 		   "test.conf:1: invalid domain name \"a.*.example.com\" for <domain> (expected a domain, *, "
-		   "*.example.com, [*.]example.com or {queue})");
+		   "*.example.com, [*.]example.com, [ip/mask] or {queue})");
 	expect_err("<domain 192.0.2.1>\n</domain>\n",
 		   "test.conf:1: invalid domain name \"192.0.2.1\" for <domain> (expected a domain, *, "
-		   "*.example.com, [*.]example.com or {queue})");
+		   "*.example.com, [*.]example.com, [ip/mask] or {queue})");
 }
 
 static void test_err_duplicates(void **state)
@@ -1398,6 +1398,37 @@ static void test_pmta_round2(void **state)
 		   "limit in a <domain *> inside the <virtual-mta> (max-smtp-out, max-msg-rate)");
 	expect_domain_err("smtp-tls-allow-tlsv1 yes", "test.conf:2: smtp-tls-allow-tlsv1 yes is not supported: SSLv3, "
 			  "TLS 1.0 and 1.1 are deprecated (RFC 8996) and never used");
+	/* <smtp-listener ADDR> blocks; blocks skipped with a warning; blocks refused */
+	load_warns(&cfg, "<source {inj}>\n always-allow-relaying yes\n</source>\n<smtp-listener 0/0:2600>\n source {inj}\n"
+			 " await-slot true\n</smtp-listener>\n<dns>\n anything at all\n</dns>\n",
+		   (const char *const[]){"test.conf:6: warning: await-slot in <smtp-listener> is accepted but not applied",
+					 "test.conf:8: warning: <dns> is accepted but not applied", NULL});
+	assert_int_equal(cfg.n_smtp_listeners, 1);
+	assert_string_equal(cfg.smtp_listeners[0].text, "0.0.0.0:2600");
+	assert_string_equal(cfg.smtp_listener_source[0], "inj");
+	config_free(&cfg);
+	expect_err("<smtp-listener 0/0:25>\n immediate-tls yes\n</smtp-listener>\n",
+		   "test.conf:2: immediate-tls yes is not supported: for implicit TLS (SMTPS) use smtps-listener ADDR "
+		   "instead of this listener");
+	expect_err("<smtp-listener 0/0:25>\n tls-certificate /k.pem secret\n</smtp-listener>\n",
+		   "test.conf:2: tls-certificate in <smtp-listener> is not implemented: one certificate serves every "
+		   "listener; set smtp-server-tls-certificate FILE (or tls-certificate and tls-private-key)");
+	expect_err("<vault>\n</vault>\n", "test.conf:1: <vault> is not implemented: keys are read from files "
+		   "(domain-key SELECTOR,DOMAIN,FILE)");
+	/* [ip/mask] domains: IP-literal domains in the network, the longest prefix first */
+	load_ok(&cfg, "<domain [0/0]>\n max-smtp-out 3\n</domain>\n<domain [192.0.2.0/24]>\n max-smtp-out 4\n</domain>\n");
+	assert_int_equal(config_domain_resolve(&cfg, "[192.0.2.7]", NULL, &r), 0);
+	assert_int_equal(r.max_smtp_out, 4);
+	config_domain_release(&r);
+	assert_int_equal(config_domain_resolve(&cfg, "[10.0.0.1]", NULL, &r), 0);
+	assert_int_equal(r.max_smtp_out, 3);
+	config_domain_release(&r);
+	assert_int_equal(config_domain_resolve(&cfg, "x10.example", NULL, &r), 0);
+	assert_int_equal(r.max_smtp_out, 20);
+	config_domain_release(&r);
+	config_free(&cfg);
+	expect_err("<domain [1.2.3.4/33]>\n</domain>\n", "test.conf:1: invalid domain name \"[1.2.3.4/33]\" for <domain> "
+		   "(expected a domain, *, *.example.com, [*.]example.com, [ip/mask] or {queue})");
 }
 
 /* `include FILE`: its lines parsed in place, named by their own file. */
