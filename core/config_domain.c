@@ -93,8 +93,18 @@ static int d_smtp_data_termination_timeout(struct parser *p, const struct direct
 			    CONFIG_DOM_DATA_TERM_TIMEOUT);
 }
 
+/* `never`: the queue stays in backoff until a delivery (with
+ * backoff-to-normal-after-delivery) or an operator puts it back; kept as a
+ * century so that now + it never overflows */
+#define NEVER_MS (100ULL * 365 * 24 * 3600 * 1000)
+
 static int d_backoff_to_normal_after(struct parser *p, const struct directive *d, char *v)
 {
+	if (!strcasecmp(v, "never")) {
+		cur_domain(p)->backoff_to_normal_after_ms = NEVER_MS;
+		cur_domain(p)->set_mask |= CONFIG_DOM_BACKOFF_TO_NORMAL;
+		return 0;
+	}
 	return set_duration(p, d, v, &cur_domain(p)->backoff_to_normal_after_ms,
 			    CONFIG_DOM_BACKOFF_TO_NORMAL);
 }
@@ -105,8 +115,10 @@ static int set_positive(struct parser *p, const struct directive *d, const char 
 	char sb[CP_SHOW_BUF];
 	uint64_t n;
 
-	if (config_parse_uint(v, 1, UINT_MAX, &n) < 0)
-		return cp_err(p, "invalid value \"%s\" for %s (expected a positive integer)",
+	if (!strcasecmp(v, "unlimited")) /* PowerMTA's word for no cap */
+		n = UINT_MAX;
+	else if (config_parse_uint(v, 1, UINT_MAX, &n) < 0)
+		return cp_err(p, "invalid value \"%s\" for %s (expected a positive integer or unlimited)",
 			      cp_show(sb, v), d->name);
 	*field = (unsigned)n;
 	cur_domain(p)->set_mask |= flag;
@@ -376,8 +388,10 @@ static int d_max_errors_per_connection(struct parser *p, const struct directive 
 {
 	uint64_t n;
 
-	if (config_parse_uint(v, 0, UINT_MAX, &n) < 0)
-		return cp_bad_value(p, "number", d, v);
+	if (!strcasecmp(v, "unlimited"))
+		n = 0; /* 0: no limit */
+	else if (config_parse_uint(v, 0, UINT_MAX, &n) < 0)
+		return cp_bad_value(p, "number (or unlimited)", d, v);
 	cur_domain(p)->max_errors_per_connection = (unsigned)n;
 	cur_domain(p)->set_mask |= CONFIG_DOM_MAX_ERRORS;
 	return 0;

@@ -997,8 +997,16 @@ static int run_directive(struct parser *p, const char *name, char *v)
 	int rc = 0;
 
 	if (!d) {
-		if ((why = cp_refused(name, false)))
+		if ((why = cp_refused(name, false))) {
+			bool b = true;
+
+			/* set to its "off" value (no, "", or unlimited for a limit), a refused
+			 * directive asks for what Salvo does anyway */
+			if (!strcmp(v, "\"\"") || (config_parse_bool(v, &b) == 0 && !b) ||
+			    (!strcasecmp(v, "unlimited") && cp_refused_unlimited_ok(name)))
+				return 0;
 			return cp_err(p, "%s %s", cp_show(sb, name), why);
+		}
 		return cp_err(p, "unknown directive \"%s\"", cp_show(sb, name));
 	}
 	if (d->ctx != p->ctx && d->ctx == CTX_TOP)
@@ -1007,6 +1015,15 @@ static int run_directive(struct parser *p, const char *name, char *v)
 		return cp_err(p, "\"%s\" is only valid inside <%s>", d->name, blocks[d->ctx].name);
 	if (!*v)
 		return cp_err(p, "missing value for %s", d->name);
+	/* `""`: PowerMTA's "clear the inherited value", i.e. the built-in
+	 * default. In <domain *> (or outside <domain>) nothing is set, which
+	 * is that; elsewhere Salvo cannot un-inherit, and says so. */
+	if (!strcmp(v, "\"\"")) {
+		if (d->ctx == CTX_DOMAIN && !(p->n_curs == 1 && p->curs[0] == 0 && !p->scope))
+			cp_warn(p, "%s \"\" (clear the inherited value) is accepted but not applied: the block keeps the "
+				"value it inherits", d->name);
+		return 0;
+	}
 	if (d->ctx == CTX_DOMAIN) {
 		/* one block, or one per value of a domain-macro: each gets its own copy */
 		size_t n = p->n_curs;

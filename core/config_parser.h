@@ -204,6 +204,7 @@ int cp_open_smtp_listener(struct parser *p, char *arg);
 /* A PowerMTA block Salvo has no engine for, whose contents it does not
  * read: the reason (the block is skipped, with this warning), or NULL. */
 const char *cp_unapplied_block(const char *name);
+bool cp_refused_unlimited_ok(const char *name);
 int cp_smtp_listener(struct parser *p, const struct directive *d, char *v);
 
 /* config_domain.c */

@@ -105,6 +105,20 @@ const char *cp_unapplied_block(const char *name)
 	return NULL;
 }
 
+/* The refused limits whose value "unlimited" (PowerMTA's default, no
+ * limit) is what Salvo does anyway: accepted with that value. */
+bool cp_refused_unlimited_ok(const char *name)
+{
+	static const char *const names[] = {"max-data-volume-rate", "backoff-max-data-volume-rate",
+		"backoff-max-connect-rate", "source-ip-max-connect-rate", "source-ip-max-data-volume-rate",
+		"max-smtp-out-per-source-ip"};
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (!strcasecmp(name, names[i]))
+			return true;
+	return false;
+}
+
 const char *cp_refused(const char *name, bool block)
 {
 	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
@@ -129,7 +143,9 @@ static int p_duration(struct parser *p, const struct directive *d, char *v)
 {
 	uint64_t ms;
 
-	return config_parse_duration(v, &ms) < 0 ? cp_bad_value(p, "duration", d, v) : 0;
+	if (!strcasecmp(v, "never"))
+		return 0;
+	return config_parse_duration(v, &ms) < 0 ? cp_bad_value(p, "duration (or never)", d, v) : 0;
 }
 
 static int p_rate(struct parser *p, const struct directive *d, char *v)

@@ -323,7 +323,7 @@ def test_three_errors(env):
     rc, out, err = check(path)
     errs = errors_of(err)
     want = ['%s:3: "retry-after" is only valid inside <domain>' % path,
-            '%s:5: invalid value "many" for max-smtp-out (expected a positive integer)' % path,
+            '%s:5: invalid value "many" for max-smtp-out (expected a positive integer or unlimited)' % path,
             '%s:8: unknown directive "frobnicate"' % path]
     if rc != 2 or errs != want:
         raise Fail("three errors: exit %d, got:\n%s\nwant:\n%s" % (rc, "\n".join(errs), "\n".join(want)))

@@ -794,7 +794,7 @@ static void test_every_error(void **state)
 		"t.conf:2: \"retry-after\" is only valid inside <domain>\n"
 		"t.conf:3: invalid domain name \"bad..name\" for <domain> (expected a domain, *, *.example.com, "
 		"[*.]example.com, [ip/mask] or {queue})\n"
-		"t.conf:9: invalid value \"many\" for max-smtp-out (expected a positive integer)\n"
+		"t.conf:9: invalid value \"many\" for max-smtp-out (expected a positive integer or unlimited)\n"
 		"t.conf:12: <signals> is SparkPost Signals, which Salvo does not have by design: the accounting "
 		"log (acct.jsonl) and <acct-file> carry the same events\n"
 		"t.conf:15: invalid value \"0\" for worker-threads (expected 1..256)\n");
@@ -1044,7 +1044,7 @@ static void test_pmta_misc(void **state)
 		config_free(&c3);
 	}
 	expect_err("<domain a.example>\n max-errors-per-connection -1\n</domain>\n",
-		   "test.conf:2: invalid number \"-1\" for max-errors-per-connection");
+		   "test.conf:2: invalid number (or unlimited) \"-1\" for max-errors-per-connection");
 	{
 		struct config c2;
 		const struct config_domain *dd;
@@ -1280,13 +1280,13 @@ static void test_err_block_values(void **state)
 	expect_domain_err("bounce-after 4x", "test.conf:2: invalid duration \"4x\" for bounce-after");
 	expect_domain_err("bounce-after -4h", "test.conf:2: invalid duration \"-4h\" for bounce-after");
 	expect_domain_err("max-smtp-out 0",
-			  "test.conf:2: invalid value \"0\" for max-smtp-out (expected a positive integer)");
+			  "test.conf:2: invalid value \"0\" for max-smtp-out (expected a positive integer or unlimited)");
 	expect_domain_err("max-smtp-out 4294967296",
-			  "test.conf:2: invalid value \"4294967296\" for max-smtp-out (expected a positive integer)");
+			  "test.conf:2: invalid value \"4294967296\" for max-smtp-out (expected a positive integer or unlimited)");
 	expect_domain_err("max-msg-per-connection -3",
-			  "test.conf:2: invalid value \"-3\" for max-msg-per-connection (expected a positive integer)");
+			  "test.conf:2: invalid value \"-3\" for max-msg-per-connection (expected a positive integer or unlimited)");
 	expect_domain_err("max-rcpt-per-message lots",
-			  "test.conf:2: invalid value \"lots\" for max-rcpt-per-message (expected a positive integer)");
+			  "test.conf:2: invalid value \"lots\" for max-rcpt-per-message (expected a positive integer or unlimited)");
 	expect_domain_err("route [::1", "test.conf:2: invalid host or address \"[::1\" for route");
 	expect_domain_err("route *:25", "test.conf:2: invalid host or address \"*:25\" for route");
 	expect_domain_err("route [127.0.0.1]:0", "test.conf:2: invalid host or address \"[127.0.0.1]:0\" for route");
@@ -1398,6 +1398,22 @@ static void test_pmta_round2(void **state)
 		   "limit in a <domain *> inside the <virtual-mta> (max-smtp-out, max-msg-rate)");
 	expect_domain_err("smtp-tls-allow-tlsv1 yes", "test.conf:2: smtp-tls-allow-tlsv1 yes is not supported: SSLv3, "
 			  "TLS 1.0 and 1.1 are deprecated (RFC 8996) and never used");
+	/* PowerMTA's own defaults (its `show settings`): unlimited, never, "" (clear) */
+	load_warns(&cfg, "<domain *>\n max-smtp-out unlimited\n max-errors-per-connection unlimited\n"
+			 " backoff-to-normal-after never\n smtp-pattern-list \"\"\n reenable-source-ip-after never\n"
+			 " max-data-volume-rate unlimited\n sparkpost-sandbox false\n</domain>\n"
+			 "<domain a.example>\n smtp-hosts \"\"\n</domain>\n",
+		   (const char *const[]){"test.conf:11: warning: smtp-hosts \"\" (clear the inherited value) is accepted but "
+					 "not applied", NULL});
+	assert_int_equal(cfg.domains[0].max_smtp_out, UINT_MAX);
+	assert_int_equal(cfg.domains[0].max_errors_per_connection, 0);
+	assert_true(cfg.domains[0].backoff_to_normal_after_ms > 50ULL * 365 * DAY);
+	assert_null(cfg.domains[0].smtp_pattern_list);
+	config_free(&cfg);
+	expect_domain_err("max-data-volume-rate 10M/h", "test.conf:2: max-data-volume-rate is not implemented: limit "
+			  "the queue with max-msg-rate and max-smtp-out");
+	expect_domain_err("backoff-to-normal-after sometime", "test.conf:2: invalid duration \"sometime\" for "
+			  "backoff-to-normal-after");
 	/* <smtp-listener ADDR> blocks; blocks skipped with a warning; blocks refused */
 	load_warns(&cfg, "<source {inj}>\n always-allow-relaying yes\n</source>\n<smtp-listener 0/0:2600>\n source {inj}\n"
 			 " await-slot true\n</smtp-listener>\n<dns>\n anything at all\n</dns>\n",
