@@ -325,6 +325,17 @@ static int d_require_starttls(struct parser *p, const struct directive *d, char 
 
 static int d_bounce_upon_no_mx(struct parser *p, const struct directive *d, char *v)
 {
+	uint64_t ms;
+
+	/* PowerMTA's `never` (= false) and TIME-INTERVAL (bounce only what has
+	 * waited that long): Salvo has no such wait, so an interval means no */
+	if (!strcasecmp(v, "never"))
+		v = "no";
+	else if (config_parse_duration(v, &ms) == 0 && strcmp(v, "0") && strcmp(v, "1")) {
+		cp_warn(p, "bounce-upon-no-mx %s is accepted as no: a domain without MX is tried at its A record "
+			"and bounces at bounce-after", v);
+		v = "no";
+	}
 	return set_dom_bool(p, d, v, &cur_domain(p)->bounce_upon_no_mx, CONFIG_DOM_BOUNCE_NO_MX);
 }
 

@@ -679,6 +679,9 @@ static const struct directive directives[] = {
 	{"tls-private-key", CTX_TOP, d_tls_private_key, NULL},
 	{"tls-ciphers", CTX_TOP, d_tls_ciphers, NULL},
 	{"tls-ciphersuites", CTX_TOP, d_tls_ciphersuites, NULL},
+	/* PowerMTA's names for the same */
+	{"smtp-server-tls-ciphers", CTX_TOP, d_tls_ciphers, NULL},
+	{"smtp-server-tls-v1.3-ciphersuites", CTX_TOP, d_tls_ciphersuites, NULL},
 };
 
 static const struct directive_table top_directives = {directives, sizeof(directives) / sizeof(directives[0])};

@@ -83,6 +83,8 @@ static const struct {
 	{"pickup", "(a pickup directory) is not implemented by design: inject by SMTP or POST /api/inject/v1"},
 	{"sparkpost-", "is SparkPost delivery, which Salvo does not have by design: Salvo delivers by SMTP "
 		       "(send to an SMTP relay with route)"},
+	{"http-webhook-", "in <acct-file> is not implemented: post accounting records with an <acct-webhook NAME> "
+			  "block (url, records, max-batch, secret)"},
 };
 
 /* PowerMTA blocks whose whole contents Salvo has no use for: skipped, with
@@ -324,6 +326,13 @@ static int v_listener_cert(struct parser *p, const struct directive *d, char *v)
 	(void)v; /* never echoed: it may carry the key's password */
 	return cp_err(p, "%s in <smtp-listener> is not implemented: one certificate serves every listener; set "
 		      "smtp-server-tls-certificate FILE (or tls-certificate and tls-private-key)", d->name);
+}
+
+static int v_user_cert(struct parser *p, const struct directive *d, char *v)
+{
+	(void)v;
+	return cp_err(p, "%s in <smtp-user> is not supported: <smtp-user> accounts authenticate by password",
+		      d->name);
 }
 
 /* documented no-ops: the reason is in README */
@@ -846,6 +855,7 @@ static const struct directive directives[] = {
 	{"spool-min-free-space", CTX_TOP, p_text, NOT_APPLIED "; a full disk makes injection answer 452/503"},
 	{"thread-min-priority", CTX_TOP, p_text, NOT_APPLIED "; see worker-threads"},
 	{"thread-reuse", CTX_TOP, p_text, NOT_APPLIED "; see worker-threads"},
+	{"thread-max-priority", CTX_TOP, p_text, NOT_APPLIED "; see worker-threads"},
 	{"track-time-first-attempt", CTX_TOP, p_bool, NOT_APPLIED},
 	{"volume-audit-api-key", CTX_TOP, p_text, NOT_APPLIED},
 	/* <source> */
@@ -947,7 +957,7 @@ static const struct directive directives[] = {
 	{"dkim-add-timestamp", CTX_DOMAIN, p_bool, DKIM_NOT_APPLIED},
 	{"dkim-algorithm", CTX_DOMAIN, p_text, DKIM_NOT_APPLIED},
 	{"dkim-body-canon", CTX_DOMAIN, p_text, DKIM_NOT_APPLIED},
-	{"dkim-disallow-adding-headers", CTX_DOMAIN, p_bool, DKIM_NOT_APPLIED},
+	{"dkim-disallow-adding-headers", CTX_DOMAIN, p_text, DKIM_NOT_APPLIED},
 	{"dkim-expire-after", CTX_DOMAIN, p_text, DKIM_NOT_APPLIED},
 	{"dkim-headers", CTX_DOMAIN, p_text, DKIM_NOT_APPLIED},
 	{"dkim-headers-canon", CTX_DOMAIN, p_text, DKIM_NOT_APPLIED},
@@ -1028,9 +1038,12 @@ static const struct directive directives[] = {
 	{"rewrite-list", CTX_VMTA, p_word, NOT_APPLIED},
 	/* <smtp-user> */
 	{"authentication-method", CTX_SMTP_USER, v_auth_method, NULL},
+	{"tls-certificate", CTX_SMTP_USER, v_user_cert, NULL},
 	/* <spool PATH> */
 	{"deliver-only", CTX_SPOOL, v_deliver_only, NULL},
 	{"delete-file-holders", CTX_SPOOL, noop_bool, NULL},
+	{"priority", CTX_SPOOL, p_text, NOT_APPLIED "; Salvo has one spool"},
+	{"min-free-space", CTX_SPOOL, p_text, NOT_APPLIED "; a full disk makes injection answer 452/503"},
 	/* <acct-file> */
 	{"records", CTX_ACCT_FILE, d_records, NULL},
 	{"record-fields", CTX_ACCT_FILE, d_record_fields, NULL},
@@ -1066,6 +1079,7 @@ static const struct directive directives[] = {
 	{"forward-errors-to", CTX_FBL_PROC, p_email, REPORTS_LATER},
 	/* <rewrite-list NAME> */
 	{"mail-from", CTX_REWRITE_LIST, p_rewrite, INTAKE_LATER},
+	{"from-domain", CTX_REWRITE_LIST, p_rewrite, INTAKE_LATER},
 };
 
 const struct directive_table cp_pmta_directives = {directives, sizeof(directives) / sizeof(directives[0])};

@@ -1410,6 +1410,15 @@ static void test_pmta_round2(void **state)
 	assert_true(cfg.domains[0].backoff_to_normal_after_ms > 50ULL * 365 * DAY);
 	assert_null(cfg.domains[0].smtp_pattern_list);
 	config_free(&cfg);
+	load_warns(&cfg, "smtp-server-tls-ciphers HIGH:!aNULL\n<domain *>\n bounce-upon-no-mx 30m\n</domain>\n",
+		   (const char *const[]){"test.conf:3: warning: bounce-upon-no-mx 30m is accepted as no", NULL});
+	assert_string_equal(cfg.tls_ciphers, "HIGH:!aNULL");
+	assert_false(cfg.domains[0].bounce_upon_no_mx);
+	config_free(&cfg);
+	expect_domain_err("bounce-upon-no-mx soon", "test.conf:2: invalid boolean \"soon\" for bounce-upon-no-mx");
+	expect_err("<acct-file /x.csv>\n http-webhook-url https://h/\n</acct-file>\n", "test.conf:2: http-webhook-url in "
+		   "<acct-file> is not implemented: post accounting records with an <acct-webhook NAME> block (url, records, "
+		   "max-batch, secret)");
 	expect_domain_err("max-data-volume-rate 10M/h", "test.conf:2: max-data-volume-rate is not implemented: limit "
 			  "the queue with max-msg-rate and max-smtp-out");
 	expect_domain_err("backoff-to-normal-after sometime", "test.conf:2: invalid duration \"sometime\" for "
