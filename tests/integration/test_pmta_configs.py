@@ -32,7 +32,8 @@ CONFIGS = os.environ.get("PMTA_CONFIGS") or os.path.join(harness.SRC_ROOT, "test
 # file -> [(what, line, regex of the error before the fix, edit(text) -> text)]
 # kind: "fault" (the file's own), "design" (a directive Salvo refuses by design),
 # "deploy" (a path of the machine it was written for) or "undocumented" (a directive
-# the PowerMTA 5.0 User's Guide does not have, so Salvo does not know it)
+# the PowerMTA 5.0 User's Guide does not have, so Salvo does not know it) or "salvo" (a
+# PowerMTA construct Salvo does not support yet: a known gap, found in the held-out configs)
 
 
 def _sub(old, new, count=0):
@@ -206,6 +207,58 @@ FIXES = {
         ("fault", 782, r'unknown bounce category "invalid-mailbox"', lambda t: t),
         ("fault", 783, r'unknown bounce category "invalid-mailbox"', lambda t: t),
     ],
+    # the held-out three, scored once after the changes above (bench/RESULTS.md). "salvo": a
+    # PowerMTA construct Salvo does not support yet, edited out here so that the rest is checked
+    "vesta.config": [
+        ("fault", 130, r"unterminated /REGEX/", _join_lines(130, 131)),
+        ("fault", 131, r'unknown directive "\+\)\?\(disabled', lambda t: t),
+        ("fault", 135, r"unterminated /REGEX/", _join_lines(135, 136)),
+        ("fault", 136, r'unknown directive "exist\|bad', lambda t: t),
+        ("design", 207, r"dummy-smtp-port is PowerMTA's built-in test sink", _drop_lines("dummy-smtp-port")),
+    ],
+    "clibuild-patch.config": [
+        ("salvo", 41, r'default-virtual-mta "by-smtp-source-ip": no such virtual-mta',
+         _sub("default-virtual-mta by-smtp-source-ip", "")),
+        ("deploy", 53, r"include: /etc/pmta/virtualhost.txt: no such file", _drop_lines("include /etc/pmta/virtualhost.txt")),
+        ("fault", 90, r"unterminated /REGEX/", _join_lines(90, 91, "")),
+        ("fault", 91, r'unknown directive "ted\)/"', lambda t: t),
+        ("fault", 95, r"unterminated /REGEX/", _join_lines(95, 96, "")),
+        ("fault", 96, r'unknown directive "id\|unknown', lambda t: t),
+    ],
+    "cold-email-template.config": [
+        ("undocumented", 32, r'unknown directive "bounce-classification-file"', _drop_lines("bounce-classification-file")),
+        ("undocumented", 35, r'unknown directive "routing-file"', _drop_lines("routing-file")),
+    ] + [("fault", line, r'invalid address "IP\d_ADDRESS:\d+" for smtp-listener', lambda t: t)
+         for line in (40, 41, 42, 43, 44, 46, 47, 48)] + [
+        ("undocumented", 67, r'unknown directive "map-header-to-column"', _drop_lines("map-header-to-column")),
+        ("undocumented", 73, r'unknown directive "map-header-to-column"', lambda t: t),
+        # require-starttls is a <domain> directive; in <source> PowerMTA has require-starttls-before-auth
+        ("fault", 88, r'"require-starttls" is only valid inside <domain>',
+         lambda t: t.replace("    require-auth true\n    require-starttls yes\n", "    require-auth true\n")),
+        ("fault", 129, r'"require-starttls" is only valid inside <domain>', lambda t: t),
+        # the placeholders its own header lists (IP1_ADDRESS ... IP5_ADDRESS)
+        ("fault", 314, r'invalid source address "IP1_ADDRESS"',
+         lambda t: re.sub(r"IP(\d)_ADDRESS", lambda m: "192.0.2.5" + m.group(1), t)),
+        ("fault", 330, r'invalid source address "IP2_ADDRESS"', lambda t: t),
+        ("fault", 347, r'invalid source address "IP3_ADDRESS"', lambda t: t),
+        ("fault", 363, r'invalid source address "IP4_ADDRESS"', lambda t: t),
+        ("fault", 374, r'invalid source address "IP5_ADDRESS"', lambda t: t),
+        # each vmta signs with its own key for `*`: Salvo's keys are global, one per domain
+        ("salvo", 331, r"a second domain-key for \* \(first at line 315\)",
+         lambda t: re.sub(r"(domain-key dkim,\*,/etc/pmta/dkim/)(?!trans-mail-ulixai-com)[^\n]*", "", t)),
+        ("salvo", 348, r"a second domain-key for \*", lambda t: t),
+        ("salvo", 364, r"a second domain-key for \*", lambda t: t),
+        ("salvo", 375, r"a second domain-key for \*", lambda t: t),
+        # pool weights and a selection policy: not PowerMTA syntax
+        ("undocumented", 395, r"<virtual-mta-pool pool-cold> lists no virtual-mta",
+         lambda t: re.sub(r"(virtual-mta [\w-]+) +weight \d+", r"\1", t)),
+        ("undocumented", 396, r'unknown directive "domain-selection"', _drop_lines("domain-selection")),
+        ("undocumented", 397, r'invalid virtual-mta name "mta-cold-1 +weight 100"', lambda t: t),
+        ("undocumented", 398, r'invalid virtual-mta name "mta-standby-1 weight 10"', lambda t: t),
+        ("undocumented", 399, r'invalid virtual-mta name "mta-standby-2 weight 0"', lambda t: t),
+        ("fault", 536, r'unknown bounce category "invalid-mailbox"', _sub("/ invalid-mailbox", "/ bad-mailbox")),
+        ("fault", 538, r'unknown bounce category "invalid-mailbox"', lambda t: t),
+    ],
 }
 
 # Files a config includes (a directory next to it) and the edits they need: their
@@ -303,9 +356,10 @@ def test_real_configs(env):
                 if got.get(k) != v:
                     raise Fail("%s --show %s: %s is %r, want %r" % (name, spec, k, got.get(k), v))
         n_design = sum(1 for k, *_ in fixes if k == "design")
-        log("%s: %d errors in one run; valid after %d fixes of its own and %d by-design refusals edited "
-            "(%d warnings for parsed-not-applied directives)" % (name, len(errs), len(fixes) - n_design, n_design,
-                                                                 err.count(": warning: ")))
+        n_salvo = sum(1 for k, *_ in fixes if k == "salvo")
+        log("%s: %d errors in one run; valid after %d fixes of its own, %d by-design refusals and %d Salvo gaps "
+            "edited (%d warnings for parsed-not-applied directives)"
+            % (name, len(errs), len(fixes) - n_design - n_salvo, n_design, n_salvo, err.count(": warning: ")))
 
 
 def test_three_errors(env):
