@@ -47,6 +47,7 @@ static const struct {
 			     "smtp-source-host"},
 	{"smtp-proxy-source-host", false, "is not implemented: Salvo connects to the receiving MX itself, from the "
 					  "virtual MTA's smtp-source-host"},
+	{"smtp-ip", false, "(deprecated in PowerMTA) is not supported: use smtp-listener IP:PORT"},
 	{"http-api-key", false, "is not supported: protect the HTTP API with http-api-token TOKEN [admin|monitor] "
 				"and http-access"},
 	{"max-data-volume-rate", false, "is not implemented: limit the queue with max-msg-rate and max-smtp-out"},
@@ -288,9 +289,15 @@ static int d_smtp_port(struct parser *p, const struct directive *d, char *v)
 static int v_vmta_total(struct parser *p, const struct directive *d, char *v)
 {
 	char sb[CP_SHOW_BUF];
+	const char *in = p->ctx == CTX_POOL ? "virtual-mta-pool" : "virtual-mta";
 
-	return cp_err(p, "%s %s in <virtual-mta> is not implemented: Salvo limits each queue; put the limit in a "
-		      "<domain *> inside the <virtual-mta> (max-smtp-out, max-msg-rate)", d->name, cp_show(sb, v));
+	if (!strcasecmp(d->name, "proxy-protocol"))
+		return cp_err(p, "%s is not implemented: Salvo connects to the receiving MX itself, from the virtual "
+			      "MTA's smtp-source-host", d->name);
+	if (!strcasecmp(v, "unlimited")) /* no limit: what Salvo does */
+		return 0;
+	return cp_err(p, "%s %s in <%s> is not implemented: Salvo limits each queue; put the limit in a "
+		      "<domain *> inside the <%s> (max-smtp-out, max-msg-rate)", d->name, cp_show(sb, v), in, in);
 }
 
 /* `second-dkim-sign`: only no (one DKIM-Signature per message) */
@@ -1036,6 +1043,16 @@ static const struct directive directives[] = {
 	{"tls-dh-key-length", CTX_SMTP_LISTENER, p_text, NOT_APPLIED "; OpenSSL chooses"},
 	/* <virtual-mta> more */
 	{"rewrite-list", CTX_VMTA, p_word, NOT_APPLIED},
+	{"proxy-protocol", CTX_VMTA, v_vmta_total, NULL},
+	/* <virtual-mta-pool>: what PowerMTA lets a pool give its members */
+	{"domain-key", CTX_POOL, p_text, NOT_APPLIED "; put domain-key at top level (Salvo's keys serve every "
+		"virtual MTA)"},
+	{"include-headers-from", CTX_POOL, p_text, NOT_APPLIED "; the headers are not added"},
+	{"rewrite-list", CTX_POOL, p_word, NOT_APPLIED},
+	{"max-smtp-out", CTX_POOL, v_vmta_total, NULL},
+	{"max-smtp-msg-rate", CTX_POOL, v_vmta_total, NULL},
+	{"max-smtp-data-volume-rate", CTX_POOL, v_vmta_total, NULL},
+	{"tls-ca-file", CTX_SMTP_LISTENER, p_text, NOT_APPLIED "; clients are not asked for certificates"},
 	/* <smtp-user> */
 	{"authentication-method", CTX_SMTP_USER, v_auth_method, NULL},
 	{"tls-certificate", CTX_SMTP_USER, v_user_cert, NULL},
@@ -1060,6 +1077,7 @@ static const struct directive directives[] = {
 	{"user-string", CTX_ACCT_FILE, p_text, ACCT_NOT_APPLIED},
 	{"world-readable", CTX_ACCT_FILE, p_bool, ACCT_NOT_APPLIED},
 	{"write-timeout", CTX_ACCT_FILE, p_text, ACCT_NOT_APPLIED},
+	{"retry-interval", CTX_ACCT_FILE, p_duration, ACCT_NOT_APPLIED},
 	/* <pattern-list NAME> */
 	{"mail-from", CTX_PATTERN_LIST, p_pattern_rule, INTAKE_LATER},
 	{"rcpt-to", CTX_PATTERN_LIST, p_pattern_rule, INTAKE_LATER},
@@ -1069,6 +1087,8 @@ static const struct directive directives[] = {
 	{"domain", CTX_ADDRESS_LIST, p_domain_name, REPORTS_LATER},
 	{"address-file", CTX_ADDRESS_LIST, p_text, REPORTS_LATER},
 	/* the processors */
+	{"deliver-email", CTX_BOUNCE_PROC, p_bool, REPORTS_LATER},
+	{"deliver-email", CTX_FBL_PROC, p_bool, REPORTS_LATER},
 	{"deliver-unmatched-email", CTX_BOUNCE_PROC, p_bool, REPORTS_LATER},
 	{"deliver-matched-email", CTX_BOUNCE_PROC, p_bool, REPORTS_LATER},
 	{"forward-unmatched-to", CTX_BOUNCE_PROC, p_email, REPORTS_LATER},
