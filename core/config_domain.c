@@ -15,7 +15,9 @@
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
+#include <strings.h>
 
 #define DEF_RETRY_MS (15 * 60 * 1000ULL)
 #define DEF_BOUNCE_MS (4 * 3600 * 1000ULL)
@@ -91,8 +93,18 @@ static int d_smtp_data_termination_timeout(struct parser *p, const struct direct
 			    CONFIG_DOM_DATA_TERM_TIMEOUT);
 }
 
+/* `never`: the queue stays in backoff until a delivery (with
+ * backoff-to-normal-after-delivery) or an operator puts it back; kept as a
+ * century so that now + it never overflows */
+#define NEVER_MS (100ULL * 365 * 24 * 3600 * 1000)
+
 static int d_backoff_to_normal_after(struct parser *p, const struct directive *d, char *v)
 {
+	if (!strcasecmp(v, "never")) {
+		cur_domain(p)->backoff_to_normal_after_ms = NEVER_MS;
+		cur_domain(p)->set_mask |= CONFIG_DOM_BACKOFF_TO_NORMAL;
+		return 0;
+	}
 	return set_duration(p, d, v, &cur_domain(p)->backoff_to_normal_after_ms,
 			    CONFIG_DOM_BACKOFF_TO_NORMAL);
 }
@@ -103,8 +115,10 @@ static int set_positive(struct parser *p, const struct directive *d, const char 
 	char sb[CP_SHOW_BUF];
 	uint64_t n;
 
-	if (config_parse_uint(v, 1, UINT_MAX, &n) < 0)
-		return cp_err(p, "invalid value \"%s\" for %s (expected a positive integer)",
+	if (!strcasecmp(v, "unlimited")) /* PowerMTA's word for no cap */
+		n = UINT_MAX;
+	else if (config_parse_uint(v, 1, UINT_MAX, &n) < 0)
+		return cp_err(p, "invalid value \"%s\" for %s (expected a positive integer or unlimited)",
 			      cp_show(sb, v), d->name);
 	*field = (unsigned)n;
 	cur_domain(p)->set_mask |= flag;
@@ -163,6 +177,29 @@ static int d_max_connect_rate(struct parser *p, const struct directive *d, char 
 static int d_backoff_max_msg_rate(struct parser *p, const struct directive *d, char *v)
 {
 	return set_rate(p, d, v, &cur_domain(p)->backoff_max_msg_rate, CONFIG_DOM_BACKOFF_MSG_RATE);
+}
+
+/* PowerMTA's older `max-msg-per-hour N` and `backoff-max-msg-per-hour N`:
+ * the same limits as max-msg-rate N/h and backoff-max-msg-rate N/h. */
+static int per_hour(struct parser *p, const struct directive *d, char *v, struct config_rate *r, uint64_t bit)
+{
+	char rate[40];
+	uint64_t n;
+
+	if (strcasecmp(v, "unlimited") && config_parse_uint(v, 1, 1000000000, &n) < 0)
+		return cp_bad_value(p, "count per hour (or unlimited)", d, v);
+	snprintf(rate, sizeof(rate), strcasecmp(v, "unlimited") ? "%s/h" : "%s", v);
+	return set_rate(p, d, rate, r, bit);
+}
+
+static int d_max_msg_per_hour(struct parser *p, const struct directive *d, char *v)
+{
+	return per_hour(p, d, v, &cur_domain(p)->max_msg_rate, CONFIG_DOM_MAX_MSG_RATE);
+}
+
+static int d_backoff_max_msg_per_hour(struct parser *p, const struct directive *d, char *v)
+{
+	return per_hour(p, d, v, &cur_domain(p)->backoff_max_msg_rate, CONFIG_DOM_BACKOFF_MSG_RATE);
 }
 
 /* A list name, resolved in cp_domains_finish(). */
@@ -288,6 +325,17 @@ static int d_require_starttls(struct parser *p, const struct directive *d, char 
 
 static int d_bounce_upon_no_mx(struct parser *p, const struct directive *d, char *v)
 {
+	uint64_t ms;
+
+	/* PowerMTA's `never` (= false) and TIME-INTERVAL (bounce only what has
+	 * waited that long): Salvo has no such wait, so an interval means no */
+	if (!strcasecmp(v, "never"))
+		v = "no";
+	else if (config_parse_duration(v, &ms) == 0 && strcmp(v, "0") && strcmp(v, "1")) {
+		cp_warn(p, "bounce-upon-no-mx %s is accepted as no: a domain without MX is tried at its A record "
+			"and bounces at bounce-after", v);
+		v = "no";
+	}
 	return set_dom_bool(p, d, v, &cur_domain(p)->bounce_upon_no_mx, CONFIG_DOM_BOUNCE_NO_MX);
 }
 
@@ -351,8 +399,10 @@ static int d_max_errors_per_connection(struct parser *p, const struct directive 
 {
 	uint64_t n;
 
-	if (config_parse_uint(v, 0, UINT_MAX, &n) < 0)
-		return cp_bad_value(p, "number", d, v);
+	if (!strcasecmp(v, "unlimited"))
+		n = 0; /* 0: no limit */
+	else if (config_parse_uint(v, 0, UINT_MAX, &n) < 0)
+		return cp_bad_value(p, "number (or unlimited)", d, v);
 	cur_domain(p)->max_errors_per_connection = (unsigned)n;
 	cur_domain(p)->set_mask |= CONFIG_DOM_MAX_ERRORS;
 	return 0;
@@ -486,6 +536,8 @@ static const struct directive directives[] = {
 	{"data-send-timeout", CTX_DOMAIN, d_data_send_timeout, NULL},
 	{"smtp-data-termination-timeout", CTX_DOMAIN, d_smtp_data_termination_timeout, NULL},
 	{"backoff-max-msg-rate", CTX_DOMAIN, d_backoff_max_msg_rate, NULL},
+	{"max-msg-per-hour", CTX_DOMAIN, d_max_msg_per_hour, NULL},
+	{"backoff-max-msg-per-hour", CTX_DOMAIN, d_backoff_max_msg_per_hour, NULL},
 	{"backoff-max-smtp-out", CTX_DOMAIN, d_backoff_max_smtp_out, NULL},
 	{"backoff-retry-after", CTX_DOMAIN, d_backoff_retry_after, NULL},
 	{"backoff-to-normal-after", CTX_DOMAIN, d_backoff_to_normal_after, NULL},
@@ -509,14 +561,58 @@ static const struct directive directives[] = {
 
 const struct directive_table cp_domain_directives = {directives, sizeof(directives) / sizeof(directives[0])};
 
+/* A domain name, ASCII or internationalized: PowerMTA's files are UTF-8
+ * and take `<domain bücher.de>` as written (matched byte for byte). */
+static bool valid_block_domain(const char *name)
+{
+	char ascii[256];
+	size_t i;
+
+	for (i = 0; name[i] && i < sizeof(ascii) - 1; i++)
+		ascii[i] = (unsigned char)name[i] >= 0x80 ? 'a' : name[i];
+	ascii[i] = '\0';
+	return !name[i] && cp_valid_domain_name(ascii);
+}
+
+/* PowerMTA's `[ip/mask]`: IP-literal domains (`[192.0.2.7]`) in the network;
+ * `[0/0]` all of them. The CIDR into net; false when name is not one. */
+static bool literal_net(const char *name, struct config_cidr *net)
+{
+	char in[64];
+	size_t n = strlen(name);
+
+	if (n < 3 || n - 2 >= sizeof(in) || name[0] != '[' || name[n - 1] != ']' || name[1] == '*')
+		return false;
+	memcpy(in, name + 1, n - 2);
+	in[n - 2] = '\0';
+	return config_parse_cidr(in, net) == 0;
+}
+
 /* `*.example.com` (subdomains), `[*.]example.com` (it and its subdomains). */
 static bool valid_wildcard(const char *name)
 {
+	struct config_cidr net;
+
+	if (literal_net(name, &net))
+		return true;
 	if (!strncmp(name, "*.", 2))
-		return cp_valid_domain_name(name + 2);
+		return valid_block_domain(name + 2);
 	if (!strncmp(name, "[*.]", 4))
-		return cp_valid_domain_name(name + 4);
+		return valid_block_domain(name + 4);
 	return false;
+}
+
+/* The entry already made for NAME in this scope (before the finishing
+ * sort, so a linear search), or SIZE_MAX. */
+static size_t find_open_domain(const struct config *c, const char *name, const char *scope)
+{
+	for (size_t i = 1; i < c->n_domains; i++) {
+		const struct config_domain *x = &c->domains[i];
+
+		if (!strcasecmp(x->name, name) && !x->scope == !scope && (!scope || !strcmp(x->scope, scope)))
+			return i;
+	}
+	return SIZE_MAX;
 }
 
 static int add_domain(struct parser *p, const char *name)
@@ -528,13 +624,19 @@ static int add_domain(struct parser *p, const char *name)
 
 	if (!p->scope && strcmp(name, "*") == 0) {
 		if (c->domains[0].line)
-			return cp_err(p, "duplicate <domain *> (first at line %d)", c->domains[0].line);
-		c->domains[0].line = p->line;
+			cp_warn(p, "<domain *> again (first at %s): the blocks are merged, a later value wins", cp_at(p, c->domains[0].line, (char[CP_AT_BUF]){0}));
+		else
+			c->domains[0].line = p->line;
 		p->cur = 0;
+	} else if ((p->cur = find_open_domain(c, name, p->scope)) != SIZE_MAX) {
+		/* PowerMTA takes a domain named again (two blocks, two macros
+		 * naming it) as more settings for it */
+		cp_warn(p, "<domain %s> again (first at %s): the blocks are merged, a later value wins",
+			cp_show(sb, name), cp_at(p, c->domains[p->cur].line, (char[CP_AT_BUF]){0}));
 	} else {
-		if (strcmp(name, "*") && !valid_queue_name(name) && !valid_wildcard(name))
+		if (strcmp(name, "*") && !valid_queue_name(name) && !valid_wildcard(name) && !valid_block_domain(name))
 			return cp_err(p, "invalid domain name \"%s\" for <domain> (expected a domain, *, "
-				      "*.example.com, [*.]example.com or {queue})", cp_show(sb, name));
+				      "*.example.com, [*.]example.com, [ip/mask] or {queue})", cp_show(sb, name));
 		if (c->n_domains == p->dom_cap) {
 			size_t cap = p->dom_cap ? p->dom_cap * 2 : 4;
 			struct config_domain *grown = realloc(c->domains, cap * sizeof(*grown));
@@ -571,10 +673,16 @@ int cp_open_domain(struct parser *p, char *arg)
 	if (cp_macro_expand(p, arg, &names, &n) < 0)
 		return -1;
 	for (size_t i = 0; i < n; i++) {
-		if (rc == 0)
+		bool again = false;
+
+		/* a macro that lists a domain twice opens it once */
+		for (size_t j = 0; j < i && !again; j++)
+			again = !strcasecmp(names[i], names[j]);
+		if (rc == 0 && !again)
 			rc = add_domain(p, names[i]);
-		free(names[i]);
 	}
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
 	free(names);
 	if (rc < 0)
 		p->n_curs = 0;
@@ -812,7 +920,7 @@ int cp_domains_finish(struct parser *p)
 		if (!dup)
 			break;
 		p->line = reported = dup->line;
-		rc = cp_err(p, "duplicate <domain %s> (first at line %d)", dup->name, dup[-1].line);
+		rc = cp_err(p, "duplicate <domain %s> (first at %s)", dup->name, cp_at(p, dup[-1].line, (char[CP_AT_BUF]){0}));
 	}
 	while (n_top < c->n_domains && !c->domains[n_top].scope)
 		n_top++;
@@ -893,8 +1001,26 @@ static size_t match_len(const char *pattern, const char *domain)
 	const char *base;
 	bool apex;
 
+	struct config_cidr net, ip;
+
 	if (!strcasecmp(pattern, domain))
 		return SIZE_MAX;
+	/* [ip/mask] takes an IP-literal domain in it: a longer prefix is closer */
+	if (literal_net(pattern, &net)) {
+		if (!literal_net(domain, &ip) || ip.family != net.family ||
+		    ip.prefix != (ip.family == AF_INET ? 32 : 128))
+			return 0;
+		struct sockaddr_storage ss = {0};
+
+		if (ip.family == AF_INET) {
+			ss.ss_family = AF_INET;
+			memcpy(&((struct sockaddr_in *)&ss)->sin_addr, ip.addr, 4);
+		} else {
+			ss.ss_family = AF_INET6;
+			memcpy(&((struct sockaddr_in6 *)&ss)->sin6_addr, ip.addr, 16);
+		}
+		return config_cidr_match(&net, (struct sockaddr *)&ss) ? (size_t)net.prefix + 1 : 0;
+	}
 	if (!strncmp(pattern, "*.", 2))
 		base = pattern + 2, apex = false;
 	else if (!strncmp(pattern, "[*.]", 4))

@@ -96,7 +96,7 @@ static int d_http_access(struct parser *p, const struct directive *d, char *v)
 		if (o->net.family == r.net.family && o->net.prefix == r.net.prefix &&
 		    !memcmp(o->net.addr, r.net.addr, sizeof(r.net.addr))) {
 			config_cidr_format(&r.net, a, sizeof(a));
-			return cp_err(p, "a second %s for %s (first at line %d)", d->name, a, o->line);
+			return cp_err(p, "a second %s for %s (first at %s)", d->name, a, cp_at(p, o->line, (char[CP_AT_BUF]){0}));
 		}
 	}
 	if (cp_grow(p, (void **)&c->http_access, &c->n_http_access, sizeof(r), &i) < 0)
@@ -119,7 +119,7 @@ static int d_http_api_token(struct parser *p, const struct directive *d, char *v
 		return cp_err(p, "invalid role \"%s\" for %s (expected admin or monitor)", cp_show(sb, role), d->name);
 	for (i = 0; i < c->n_http_tokens; i++)
 		if (!strcmp(c->http_tokens[i].token, v))
-			return cp_err(p, "the same %s twice (first at line %d)", d->name, c->http_tokens[i].line);
+			return cp_err(p, "the same %s twice (first at %s)", d->name, cp_at(p, c->http_tokens[i].line, (char[CP_AT_BUF]){0}));
 	if (cp_grow(p, (void **)&c->http_tokens, &c->n_http_tokens, sizeof(*c->http_tokens), &i) < 0)
 		return -1;
 	c->http_tokens[i].role = r;

@@ -29,7 +29,9 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <libgen.h>
 #include <fcntl.h>
+#include <glob.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -138,11 +140,63 @@ static void msgs_add(struct cp_msgs *m, const char *line)
 	m->text[m->len] = '\0';
 }
 
+/* The segment global line gline is in (none before any include). */
+static const struct cp_seg *seg_of(const struct parser *p, int gline)
+{
+	const struct cp_seg *s = NULL;
+
+	for (size_t i = 0; i < p->n_segs && p->segs[i].gstart < gline; i++)
+		s = &p->segs[i];
+	return s;
+}
+
+static void where(const struct parser *p, int gline, const char **file, int *line)
+{
+	const struct cp_seg *s = seg_of(p, gline);
+
+	*file = s ? s->file : p->file;
+	*line = s ? gline - s->gstart + s->lstart : gline;
+}
+
+const char *cp_at(const struct parser *p, int gline, char *buf)
+{
+	const char *f, *here;
+	int l, hl;
+
+	where(p, gline, &f, &l);
+	where(p, p->line, &here, &hl);
+	if (strcmp(f, here))
+		snprintf(buf, CP_AT_BUF, "%s:%d", f, l);
+	else
+		snprintf(buf, CP_AT_BUF, "line %d", l);
+	return buf;
+}
+
+/* Start a segment: global lines after gstart are file's, from lstart + 1. */
+static int seg_push(struct parser *p, const char *file, int lstart)
+{
+	struct cp_seg *grown = realloc(p->segs, (p->n_segs + 1) * sizeof(*grown));
+
+	if (!grown)
+		return -1;
+	p->segs = grown;
+	if (!(grown[p->n_segs].file = strdup(file)))
+		return -1;
+	grown[p->n_segs].gstart = p->line;
+	grown[p->n_segs].lstart = lstart;
+	p->n_segs++;
+	return 0;
+}
+
 /* "FILE:LINE: " + tag + the message, into line. */
 __attribute__((format(printf, 4, 0)))
 static void cp_format(const struct parser *p, char line[CONFIG_ERR_MAX], const char *tag, const char *fmt, va_list ap)
 {
-	int n = snprintf(line, CONFIG_ERR_MAX, "%s:%d: %s", p->file, p->line, tag);
+	const char *file;
+	int l;
+
+	where(p, p->line, &file, &l);
+	int n = snprintf(line, CONFIG_ERR_MAX, "%s:%d: %s", file, l, tag);
 
 	if (n >= 0 && n < CONFIG_ERR_MAX)
 		vsnprintf(line + n, CONFIG_ERR_MAX - (size_t)n, fmt, ap);
@@ -153,6 +207,9 @@ int cp_err(struct parser *p, const char *fmt, ...)
 {
 	char line[CONFIG_ERR_MAX];
 	va_list ap;
+
+	if (p->macro_pass) /* the second pass reports it */
+		return -1;
 
 	va_start(ap, fmt);
 	cp_format(p, line, "", fmt, ap);
@@ -169,6 +226,8 @@ void cp_warn(struct parser *p, const char *fmt, ...)
 	char line[CONFIG_ERR_MAX];
 	va_list ap;
 
+	if (p->macro_pass)
+		return;
 	va_start(ap, fmt);
 	cp_format(p, line, "warning: ", fmt, ap);
 	va_end(ap);
@@ -189,10 +248,14 @@ void cp_warn_pending(struct parser *p, const struct directive *d)
 		if ((grown[p->n_warned] = strdup(d->name)))
 			p->n_warned++;
 	}
+	/* "... has no effect": a PowerMTA feature Salvo does not have, not one still to come */
+	const char *yet = strstr(d->pending, "no effect") ? "" : " yet";
+
 	if (d->ctx != CTX_TOP && d->ctx != CTX_DOMAIN && d->ctx != CTX_SOURCE && block_name(d->ctx))
-		cp_warn(p, "%s in <%s> is accepted but not applied yet: %s", d->name, block_name(d->ctx), d->pending);
+		cp_warn(p, "%s in <%s> is accepted but not applied%s: %s", d->name, block_name(d->ctx), yet,
+			d->pending);
 	else
-		cp_warn(p, "%s is accepted but not applied yet: %s", d->name, d->pending);
+		cp_warn(p, "%s is accepted but not applied%s: %s", d->name, yet, d->pending);
 }
 
 int cp_bad_value(struct parser *p, const char *kind, const struct directive *d, const char *v)
@@ -415,6 +478,24 @@ static int d_smtp_listener(struct parser *p, const struct directive *d, char *v)
 	return 0;
 }
 
+int cp_smtp_listener(struct parser *p, const struct directive *d, char *v)
+{
+	return d_smtp_listener(p, d, v);
+}
+
+/* `<smtp-listener ADDR>`: the listener, whose block sets its options */
+int cp_open_smtp_listener(struct parser *p, char *arg)
+{
+	static const struct directive d = {"<smtp-listener>", CTX_TOP, NULL, NULL};
+
+	if (cp_has_space(arg))
+		return cp_err(p, "<smtp-listener> takes one address (IP:PORT or 0/0:PORT); its options go inside");
+	if (d_smtp_listener(p, &d, arg) < 0)
+		return -1;
+	p->cur = p->cfg->n_smtp_listeners - 1;
+	return 0;
+}
+
 static int d_smtps_listener(struct parser *p, const struct directive *d, char *v)
 {
 	struct config *c = p->cfg;
@@ -526,14 +607,24 @@ static int d_domain_key(struct parser *p, const struct directive *d, char *v)
 	path = cp_trim(path);
 	if (!*sel || strspn(sel, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") != strlen(sel))
 		return cp_err(p, "invalid selector \"%s\" for %s", cp_show(sb, sel), d->name);
-	if (!cp_valid_domain_name(dom))
-		return cp_err(p, "invalid domain \"%s\" for %s", cp_show(sb, dom), d->name);
+	/* PowerMTA: `*` signs every message with its sending domain */
+	if (strcmp(dom, "*") && !cp_valid_domain_name(dom))
+		return cp_err(p, "invalid domain \"%s\" for %s (a domain name or *)", cp_show(sb, dom), d->name);
 	if (!*path)
 		return cp_err(p, "missing key file for %s", d->name);
 	cp_lower(dom);
-	for (i = 0; i < c->n_domain_keys; i++)
-		if (!strcmp(c->domain_keys[i].domain, dom))
-			return cp_err(p, "a second domain-key for %s (first at line %d)", dom, c->domain_keys[i].line);
+	for (i = 0; i < c->n_domain_keys; i++) {
+		if (strcmp(c->domain_keys[i].domain, dom))
+			continue;
+		/* Salvo's keys are global: a second vmta's key for the same domain
+		 * cannot be told apart, so the first one signs (said, not silent) */
+		if (p->ctx == CTX_VMTA && !strcmp(c->domain_keys[i].path, path)) {
+			cp_warn(p, "domain-key %s,%s in <virtual-mta> is the same key as line %d: used once, for every "
+				"virtual MTA", sel, dom, c->domain_keys[i].line);
+			return 0;
+		}
+		return cp_err(p, "a second domain-key for %s (first at %s)", dom, cp_at(p, c->domain_keys[i].line, (char[CP_AT_BUF]){0}));
+	}
 	if (cp_grow(p, (void **)&c->domain_keys, &c->n_domain_keys, sizeof(*c->domain_keys), &i) < 0)
 		return -1;
 	c->domain_keys[i].line = p->line;
@@ -569,6 +660,7 @@ static const struct directive directives[] = {
 	{"domain-key", CTX_TOP, d_domain_key, NULL},
 	{"domain-key", CTX_VMTA, d_domain_key, "the key signs the mail of every virtual MTA, not only this one's"},
 	{"smtp-max-connections", CTX_TOP, d_smtp_max_connections, NULL},
+	{"total-max-smtp-in", CTX_TOP, d_smtp_max_connections, NULL}, /* PowerMTA's name for it */
 	{"smtp-max-connections-per-ip", CTX_TOP, d_smtp_max_connections_per_ip, NULL},
 	{"smtp-max-errors", CTX_TOP, d_smtp_max_errors, NULL},
 	{"soft-bounce-suppress-after", CTX_TOP, d_soft_bounce_suppress_after, NULL},
@@ -587,6 +679,9 @@ static const struct directive directives[] = {
 	{"tls-private-key", CTX_TOP, d_tls_private_key, NULL},
 	{"tls-ciphers", CTX_TOP, d_tls_ciphers, NULL},
 	{"tls-ciphersuites", CTX_TOP, d_tls_ciphersuites, NULL},
+	/* PowerMTA's names for the same */
+	{"smtp-server-tls-ciphers", CTX_TOP, d_tls_ciphers, NULL},
+	{"smtp-server-tls-v1.3-ciphersuites", CTX_TOP, d_tls_ciphersuites, NULL},
 };
 
 static const struct directive_table top_directives = {directives, sizeof(directives) / sizeof(directives[0])};
@@ -667,6 +762,7 @@ static const struct block blocks[CTX_N] = {
 	[CTX_ACCT_FILE] = {"acct-file", true, cp_open_acct_file, true, false},
 	[CTX_SPOOL] = {"spool", true, cp_open_spool, false, false},
 	[CTX_WEBHOOK] = {"acct-webhook", true, cp_open_webhook, false, false},
+	[CTX_SMTP_LISTENER] = {"smtp-listener", true, cp_open_smtp_listener, false, false},
 };
 
 static const char *block_name(enum cp_ctx k)
@@ -716,14 +812,18 @@ static int open_tag(struct parser *p, char *name)
 	}
 	if ((kind = find_block(name)) == CTX_TOP) {
 		skip_block(p, name);
+		if (p->ctx == CTX_TOP && (why = cp_unapplied_block(name))) {
+			cp_warn(p, "<%s> is accepted but not applied: %s", cp_show(sb, name), why);
+			return 0;
+		}
 		if ((why = cp_refused(name, true)))
 			return cp_err(p, "<%s> %s", cp_show(sb, name), why);
 		return cp_err(p, "unknown block directive <%s>", cp_show(sb, name));
 	}
 	if (p->ctx != CTX_TOP && !may_nest(p->ctx, kind)) {
 		skip_block(p, name);
-		return cp_err(p, "<%s> cannot be nested inside <%s> (opened at line %d)",
-			    blocks[kind].name, blocks[p->ctx].name, p->block_line);
+		return cp_err(p, "<%s> cannot be nested inside <%s> (opened at %s)",
+			    blocks[kind].name, blocks[p->ctx].name, cp_at(p, p->block_line, (char[CP_AT_BUF]){0}));
 	}
 	if (p->ctx == CTX_TOP && kind == CTX_ADDRESS_LIST && !*arg) {
 		skip_block(p, name);
@@ -791,8 +891,8 @@ static int close_tag(struct parser *p, char *name)
 	if (p->ctx == CTX_TOP)
 		return cp_err(p, "</%s> without <%s>", blocks[kind].name, blocks[kind].name);
 	if (kind != p->ctx)
-		return cp_err(p, "</%s> does not match <%s> (opened at line %d)", blocks[kind].name,
-			    blocks[p->ctx].name, p->block_line);
+		return cp_err(p, "</%s> does not match <%s> (opened at %s)", blocks[kind].name,
+			    blocks[p->ctx].name, cp_at(p, p->block_line, (char[CP_AT_BUF]){0}));
 	if (kind == CTX_DOMAIN) {
 		p->n_curs = 0;
 		free(p->scope);
@@ -900,8 +1000,16 @@ static int run_directive(struct parser *p, const char *name, char *v)
 	int rc = 0;
 
 	if (!d) {
-		if ((why = cp_refused(name, false)))
+		if ((why = cp_refused(name, false))) {
+			bool b = true;
+
+			/* set to its "off" value (no, "", or unlimited for a limit), a refused
+			 * directive asks for what Salvo does anyway */
+			if (!strcmp(v, "\"\"") || (config_parse_bool(v, &b) == 0 && !b) ||
+			    (!strcasecmp(v, "unlimited") && cp_refused_unlimited_ok(name)))
+				return 0;
 			return cp_err(p, "%s %s", cp_show(sb, name), why);
+		}
 		return cp_err(p, "unknown directive \"%s\"", cp_show(sb, name));
 	}
 	if (d->ctx != p->ctx && d->ctx == CTX_TOP)
@@ -910,6 +1018,15 @@ static int run_directive(struct parser *p, const char *name, char *v)
 		return cp_err(p, "\"%s\" is only valid inside <%s>", d->name, blocks[d->ctx].name);
 	if (!*v)
 		return cp_err(p, "missing value for %s", d->name);
+	/* `""`: PowerMTA's "clear the inherited value", i.e. the built-in
+	 * default. In <domain *> (or outside <domain>) nothing is set, which
+	 * is that; elsewhere Salvo cannot un-inherit, and says so. */
+	if (!strcmp(v, "\"\"")) {
+		if (d->ctx == CTX_DOMAIN && !(p->n_curs == 1 && p->curs[0] == 0 && !p->scope))
+			cp_warn(p, "%s \"\" (clear the inherited value) is accepted but not applied: the block keeps the "
+				"value it inherits", d->name);
+		return 0;
+	}
 	if (d->ctx == CTX_DOMAIN) {
 		/* one block, or one per value of a domain-macro: each gets its own copy */
 		size_t n = p->n_curs;
@@ -933,6 +1050,23 @@ static int run_directive(struct parser *p, const char *name, char *v)
 	return rc;
 }
 
+static char *read_file(const char *path, size_t *len, char *err);
+static void parse_lines(struct parser *p, char *text, size_t len);
+static int include_files(struct parser *p, char *v);
+
+/* A value written in double quotes, `password "s3cret"`: the quotes go.
+ * `""` (PowerMTA's "clear the inherited value") stays as written. */
+static char *unquote(char *v)
+{
+	size_t n = strlen(v);
+
+	if (n > 2 && v[0] == '"' && v[n - 1] == '"' && !memchr(v + 1, '"', n - 2)) {
+		v[n - 1] = '\0';
+		return v + 1;
+	}
+	return v;
+}
+
 static int parse_line(struct parser *p, char *s)
 {
 	char *v;
@@ -945,6 +1079,8 @@ static int parse_line(struct parser *p, char *s)
 		skip_line(p, s);
 		return 0;
 	}
+	if (*s == '<' && p->macro_pass)
+		return 0;
 	if (*s == '<')
 		return parse_tag(p, s);
 	/* <bounce-category-patterns> lines are `/REGEX/ CATEGORY` whole. */
@@ -955,7 +1091,82 @@ static int parse_line(struct parser *p, char *s)
 		*v++ = '\0';
 		v = cp_trim(v);
 	}
-	return run_directive(p, s, v);
+	if (!strcasecmp(s, "include"))
+		return include_files(p, v);
+	if (p->macro_pass)
+		return strcasecmp(s, "domain-macro") ? 0 : run_directive(p, s, unquote(v));
+	return run_directive(p, s, unquote(v));
+}
+
+/* `include FILE` (PowerMTA's, at top level and inside blocks): the lines of
+ * FILE are parsed as if they stood here; a relative FILE is taken from the
+ * including file's directory; shell wildcards take every match in name
+ * order, and a pattern that matches nothing is an error as a missing file
+ * is. Messages from FILE carry its name and lines. */
+#define CP_INCLUDE_DEPTH 8
+
+static int include_one(struct parser *p, const char *path)
+{
+	char err[CONFIG_ERR_MAX];
+	const char *file;
+	int line;
+	size_t len;
+	char *text;
+
+	if (!(text = read_file(path, &len, err)))
+		return cp_err(p, "include: %s", err);
+	where(p, p->line, &file, &line);
+	/* the includer's name is copied before a push can move the array */
+	char *back = strdup(file);
+	if (!back || (!p->n_segs && seg_push(p, p->file, 0) < 0) || seg_push(p, path, 0) < 0) {
+		free(back);
+		free(text);
+		return cp_oom(p);
+	}
+	p->include_depth++;
+	parse_lines(p, text, len);
+	p->include_depth--;
+	free(text);
+	/* the includer goes on after its include line */
+	int rc = seg_push(p, back, line);
+	free(back);
+	return rc < 0 ? cp_oom(p) : 0;
+}
+
+static int include_files(struct parser *p, char *v)
+{
+	char path[PATH_MAX], dir[PATH_MAX], sb[CP_SHOW_BUF];
+	glob_t g;
+	int rc = 0, grc;
+
+	if (!*v)
+		return cp_err(p, "missing value for include (a file name)");
+	if (strstr(v, "://"))
+		return cp_err(p, "include of a URL (\"%s\") is not supported: copy the file next to the "
+			      "configuration and include it by name", cp_show(sb, v));
+	if (p->include_depth >= CP_INCLUDE_DEPTH)
+		return cp_err(p, "include \"%s\": more than %d levels of include (does a file include itself?)",
+			      cp_show(sb, v), CP_INCLUDE_DEPTH);
+	if (*v == '/') {
+		snprintf(path, sizeof(path), "%s", v);
+	} else {
+		const char *file;
+		int l;
+
+		where(p, p->line, &file, &l);
+		snprintf(dir, sizeof(dir), "%s", file);
+		if ((size_t)snprintf(path, sizeof(path), "%s/%s", dirname(dir), v) >= sizeof(path))
+			return cp_err(p, "include \"%s\": path too long", cp_show(sb, v));
+	}
+	grc = glob(path, GLOB_ERR, NULL, &g);
+	if (grc == GLOB_NOMATCH)
+		return cp_err(p, "include: %s: no such file", cp_show(sb, path));
+	if (grc != 0)
+		return cp_err(p, "include: %s: cannot read: %s", cp_show(sb, path), strerror(errno));
+	for (size_t i = 0; i < g.gl_pathc; i++)
+		rc |= include_one(p, g.gl_pathv[i]);
+	globfree(&g);
+	return rc;
 }
 
 /* Every line is parsed whatever the lines before it did: each error is
@@ -986,11 +1197,10 @@ static void finish(struct parser *p)
 	if (p->skip_name)
 		cp_err(p, "<%s> not closed", p->skip_name);
 	if (p->ctx != CTX_TOP) {
-		cp_err(p, "<%s> not closed (opened at line %d)", blocks[p->ctx].name, p->block_line);
+		cp_err(p, "<%s> not closed (opened at %s)", blocks[p->ctx].name, cp_at(p, p->block_line, (char[CP_AT_BUF]){0}));
 		while (p->depth) {
 			p->depth--;
-			cp_err(p, "<%s> not closed (opened at line %d)", blocks[p->stack[p->depth].ctx].name,
-			       p->stack[p->depth].line);
+			cp_err(p, "<%s> not closed (opened at %s)", blocks[p->stack[p->depth].ctx].name, cp_at(p, p->stack[p->depth].line, (char[CP_AT_BUF]){0}));
 		}
 	}
 	cp_domains_finish(p);
@@ -1018,6 +1228,9 @@ void cp_parser_free(struct parser *p)
 	free(p->scope);
 	free(p->errs.text);
 	free(p->warns.text);
+	for (size_t i = 0; i < p->n_segs; i++)
+		free(p->segs[i].file);
+	free(p->segs);
 }
 
 /* ---- the model's life cycle --------------------------------------------- */
@@ -1193,6 +1406,20 @@ static int load_text(struct config *cfg, const char *name, char *text, size_t le
 		return -1;
 	}
 	p.dom_cap = cfg->n_domains;
+	/* PowerMTA takes a <domain $macro> before the domain-macro line (an
+	 * include order may put it so): a first pass reads the macros only */
+	char *copy = malloc(len + 1);
+	if (copy) {
+		memcpy(copy, text, len + 1);
+		p.macro_pass = true;
+		parse_lines(&p, copy, len);
+		p.macro_pass = false;
+		free(copy);
+		for (size_t i = 0; i < p.n_segs; i++)
+			free(p.segs[i].file);
+		p.n_segs = 0;
+		p.line = 0;
+	}
 	parse_lines(&p, text, len);
 	finish(&p);
 	sort_msgs(&p.errs, name);

@@ -26,6 +26,7 @@
 #ifndef SALVO_CONFIG_PARSER_H
 #define SALVO_CONFIG_PARSER_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
@@ -54,6 +55,7 @@ enum cp_ctx {
 	CTX_ACCT_FILE,      /* <acct-file PATH> */
 	CTX_SPOOL,          /* <spool PATH> */
 	CTX_WEBHOOK,
+	CTX_SMTP_LISTENER,  /* <smtp-listener ADDR> (config_pmta.c) */
 	CTX_N
 };
 
@@ -72,6 +74,7 @@ struct cp_macro {
 	char *name;
 	char **vals;
 	size_t n;
+	int line;                  /* where it is defined (global line, see segs) */
 };
 
 /* A growing text of "FILE:LINE: message\n" lines. */
@@ -109,6 +112,16 @@ struct parser {
 	size_t n_curs;
 	struct cp_macro *macros;
 	size_t n_macros;
+	int include_depth;         /* include files open around this line */
+	bool macro_pass;           /* the first pass: domain-macro lines only, no messages */
+	/* p->line counts the lines of every file read, includes too, so that a
+	 * stored line number names one place; segs maps it back to FILE:LINE */
+	struct cp_seg {
+		int gstart;        /* global line before the segment's first */
+		int lstart;        /* the file's line before it */
+		char *file;
+	} *segs;
+	size_t n_segs;
 	char *scope;               /* the enclosing <virtual-mta>/<virtual-mta-pool> name of a <domain>, or NULL */
 };
 
@@ -182,6 +195,17 @@ int cp_macro_expand(struct parser *p, const char *name, char ***out, size_t *n);
 int cp_pmta_finish(struct parser *p);
 void cp_pmta_free(struct config *cfg);
 void cp_parser_free(struct parser *p);
+/* Where global line gline is: "line N" in the current file, else "FILE:N". */
+#define CP_AT_BUF (PATH_MAX + 24)
+const char *cp_at(const struct parser *p, int gline, char *buf);
+/* `smtp-listener` itself (smtp-port is its PowerMTA shorthand, and
+ * <smtp-listener ADDR> its block form) */
+int cp_open_smtp_listener(struct parser *p, char *arg);
+/* A PowerMTA block Salvo has no engine for, whose contents it does not
+ * read: the reason (the block is skipped, with this warning), or NULL. */
+const char *cp_unapplied_block(const char *name);
+bool cp_refused_unlimited_ok(const char *name);
+int cp_smtp_listener(struct parser *p, const struct directive *d, char *v);
 
 /* config_domain.c */
 extern const struct directive_table cp_domain_directives;

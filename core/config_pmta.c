@@ -38,17 +38,98 @@ static const struct {
 				  "log (acct.jsonl) and <acct-file> carry the same events"},
 	{"http-delivery-url", false, "is not implemented by design: Salvo delivers by SMTP only (send to an SMTP "
 				     "relay with route)"},
+	{"http-delivery-extra-headers", false, "is not implemented by design: Salvo delivers by SMTP only (send to "
+					       "an SMTP relay with route)"},
+	{"file-format", false, "is not implemented by design: Salvo delivers by SMTP only, never to files"},
+	{"file-destination", false, "is not implemented by design: Salvo delivers by SMTP only, never to files"},
+	{"command", false, "(delivery to a program) is not implemented by design: Salvo delivers by SMTP only"},
+	{"use-proxy", false, "is not implemented: Salvo connects to the receiving MX itself, from the virtual MTA's "
+			     "smtp-source-host"},
+	{"smtp-proxy-source-host", false, "is not implemented: Salvo connects to the receiving MX itself, from the "
+					  "virtual MTA's smtp-source-host"},
+	{"smtp-ip", false, "(deprecated in PowerMTA) is not supported: use smtp-listener IP:PORT"},
+	{"http-api-key", false, "is not supported: protect the HTTP API with http-api-token TOKEN [admin|monitor] "
+				"and http-access"},
+	{"max-data-volume-rate", false, "is not implemented: limit the queue with max-msg-rate and max-smtp-out"},
+	{"backoff-max-data-volume-rate", false, "is not implemented: limit the queue in backoff with "
+						"backoff-max-msg-rate"},
+	{"backoff-max-connect-rate", false, "is not implemented: limit the queue in backoff with "
+					    "backoff-max-msg-rate"},
+	{"source-ip-max-connect-rate", false, "is not implemented: max-connect-rate limits each virtual MTA's "
+					      "queue (one source IP each)"},
+	{"source-ip-max-data-volume-rate", false, "is not implemented: limit each virtual MTA's queue with "
+						  "source-ip-max-msg-rate or max-msg-rate"},
+	{"max-smtp-out-per-source-ip", false, "is not implemented: max-smtp-out limits each virtual MTA's queue "
+					      "(one source IP each)"},
 	{"smtp-server-tls-allow-tlsv1", false, "(TLS 1.0) is refused by design: TLS 1.0 and 1.1 are deprecated "
 					       "(RFC 8996) and never offered"},
 	{"smtp-client-tls-allow-tlsv1", false, "(TLS 1.0) is refused by design: TLS 1.0 and 1.1 are deprecated "
 					       "(RFC 8996)"},
+	{"transmissions-api", true, "is SparkPost's Transmissions API, which Salvo does not have by design: inject "
+				    "with POST /api/inject/v1 (KumoMTA's schema) or SMTP"},
+	{"transmissions-api-listener", true, "is SparkPost's Transmissions API, which Salvo does not have by "
+					     "design: inject with POST /api/inject/v1 (KumoMTA's schema) or SMTP"},
+	{"proxy", true, "is not implemented: Salvo connects to the receiving MX itself, from the virtual MTA's "
+			"smtp-source-host"},
+	{"vault", true, "is not implemented: keys are read from files (domain-key SELECTOR,DOMAIN,FILE)"},
 };
+
+/* whole families, by prefix */
+static const struct {
+	const char *prefix;
+	const char *why;
+} refused_families[] = {
+	{"dummy-smtp-", "is PowerMTA's built-in test sink, which Salvo does not have by design: run salvo-sink "
+			"(or Postfix's smtp-sink) as the test peer"},
+	{"pickup", "(a pickup directory) is not implemented by design: inject by SMTP or POST /api/inject/v1"},
+	{"sparkpost-", "is SparkPost delivery, which Salvo does not have by design: Salvo delivers by SMTP "
+		       "(send to an SMTP relay with route)"},
+	{"http-webhook-", "in <acct-file> is not implemented: post accounting records with an <acct-webhook NAME> "
+			  "block (url, records, max-batch, secret)"},
+};
+
+/* PowerMTA blocks whose whole contents Salvo has no use for: skipped, with
+ * the warning (never in silence). */
+static const struct {
+	const char *name;
+	const char *why;
+} unapplied_blocks[] = {
+	{"dns", "PowerMTA's DNS pre-caching has no counterpart; c-ares resolves on demand"},
+	{"source-group", "source groups have no counterpart; give each <source> its settings"},
+	{"email-patterns", "the bounce processor classifies with <bounce-category-patterns> only"},
+	{"domain-key-list", "X-DKIM-Options key lists have no counterpart; domain-key lines choose the key"},
+};
+
+const char *cp_unapplied_block(const char *name)
+{
+	for (size_t i = 0; i < sizeof(unapplied_blocks) / sizeof(unapplied_blocks[0]); i++)
+		if (!strcasecmp(name, unapplied_blocks[i].name))
+			return unapplied_blocks[i].why;
+	return NULL;
+}
+
+/* The refused limits whose value "unlimited" (PowerMTA's default, no
+ * limit) is what Salvo does anyway: accepted with that value. */
+bool cp_refused_unlimited_ok(const char *name)
+{
+	static const char *const names[] = {"max-data-volume-rate", "backoff-max-data-volume-rate",
+		"backoff-max-connect-rate", "source-ip-max-connect-rate", "source-ip-max-data-volume-rate",
+		"max-smtp-out-per-source-ip"};
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (!strcasecmp(name, names[i]))
+			return true;
+	return false;
+}
 
 const char *cp_refused(const char *name, bool block)
 {
 	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
 		if (refused[i].block == block && !strcasecmp(name, refused[i].name))
 			return refused[i].why;
+	for (size_t i = 0; !block && i < sizeof(refused_families) / sizeof(refused_families[0]); i++)
+		if (!strncasecmp(name, refused_families[i].prefix, strlen(refused_families[i].prefix)))
+			return refused_families[i].why;
 	return NULL;
 }
 
@@ -59,6 +140,15 @@ static int p_bool(struct parser *p, const struct directive *d, char *v)
 	bool b;
 
 	return config_parse_bool(v, &b) < 0 ? cp_bad_value(p, "boolean", d, v) : 0;
+}
+
+static int p_duration(struct parser *p, const struct directive *d, char *v)
+{
+	uint64_t ms;
+
+	if (!strcasecmp(v, "never"))
+		return 0;
+	return config_parse_duration(v, &ms) < 0 ? cp_bad_value(p, "duration (or never)", d, v) : 0;
 }
 
 static int p_rate(struct parser *p, const struct directive *d, char *v)
@@ -109,10 +199,20 @@ static int v_allow_mailmerge(struct parser *p, const struct directive *d, char *
 				    "recipient (SMTP or the HTTP API)");
 }
 
+/* `dk-sign yes`: DomainKeys (RFC 4870) is historic and no receiver checks
+ * it any more, so dropping the signature changes no delivery: accepted,
+ * with the warning (dkim-sign still signs). */
 static int v_dk_sign(struct parser *p, const struct directive *d, char *v)
 {
-	return only(p, d, v, false, "DomainKeys (RFC 4870) is obsolete and not implemented by design; "
-				    "dkim-sign signs with DKIM");
+	bool b;
+
+	if (config_parse_bool(v, &b) < 0)
+		return cp_bad_value(p, "boolean", d, v);
+	if (b) /* once per file, like every not-applied directive */
+		cp_warn_pending(p, &(const struct directive){"dk-sign", CTX_DOMAIN, NULL,
+			"DomainKeys (RFC 4870) is obsolete and not implemented by design (dkim-sign signs with DKIM), "
+			"so dk-sign yes has no effect"});
+	return 0;
 }
 
 static int v_tls11(struct parser *p, const struct directive *d, char *v)
@@ -148,6 +248,90 @@ static int v_auth_method(struct parser *p, const struct directive *d, char *v)
 		return 0;
 	return cp_err(p, "%s \"%s\" is not supported: <smtp-user> accounts authenticate by password",
 		      d->name, cp_show(sb, v));
+}
+
+/* `X-allow-sslv3 / -tlsv1 / -tlsv1.1`: only "no"; `-tlsv1.2 / -tlsv1.3`: only "yes" */
+static int v_old_tls(struct parser *p, const struct directive *d, char *v)
+{
+	return only(p, d, v, false, "SSLv3, TLS 1.0 and 1.1 are deprecated (RFC 8996) and never used");
+}
+
+/* `relay-domain NAME`, PowerMTA's forms: a name, `*.name`, `[*.]name` */
+static int p_relay_domain(struct parser *p, const struct directive *d, char *v)
+{
+	const char *n = !strncmp(v, "[*.]", 4) ? v + 4 : !strncmp(v, "*.", 2) ? v + 2 : v;
+
+	return cp_valid_domain_name(n) ? 0 : cp_bad_value(p, "domain name (or *.name, [*.]name)", d, v);
+}
+
+/* `smtp-port N`: PowerMTA's listener on every local address at port N */
+static int d_smtp_port(struct parser *p, const struct directive *d, char *v)
+{
+	char l[32];
+	uint64_t port;
+
+	if (config_parse_uint(v, 1, 65535, &port) < 0)
+		return cp_bad_value(p, "port (1-65535)", d, v);
+	snprintf(l, sizeof(l), "0/0:%u", (unsigned)port);
+	return cp_smtp_listener(p, d, l);
+}
+
+/* A virtual MTA's own totals (all its queues together): Salvo limits each
+ * queue, so the setting is refused rather than dropped. */
+static int v_vmta_total(struct parser *p, const struct directive *d, char *v)
+{
+	char sb[CP_SHOW_BUF];
+	const char *in = p->ctx == CTX_POOL ? "virtual-mta-pool" : "virtual-mta";
+
+	if (!strcasecmp(d->name, "proxy-protocol"))
+		return cp_err(p, "%s is not implemented: Salvo connects to the receiving MX itself, from the virtual "
+			      "MTA's smtp-source-host", d->name);
+	if (!strcasecmp(v, "unlimited")) /* no limit: what Salvo does */
+		return 0;
+	return cp_err(p, "%s %s in <%s> is not implemented: Salvo limits each queue; put the limit in a "
+		      "<domain *> inside the <%s> (max-smtp-out, max-msg-rate)", d->name, cp_show(sb, v), in, in);
+}
+
+/* `second-dkim-sign`: only no (one DKIM-Signature per message) */
+static int v_second_dkim(struct parser *p, const struct directive *d, char *v)
+{
+	return only(p, d, v, false, "Salvo adds one DKIM-Signature; a second one is not implemented");
+}
+
+/* ---- <smtp-listener ADDR> -------------------------------------------------- */
+
+/* `source NAME` (or {NAME}): sessions there take that named <source> */
+static int d_listener_source(struct parser *p, const struct directive *d, char *v)
+{
+	struct config *c = p->cfg;
+	size_t n = strlen(v);
+
+	if (cp_has_space(v))
+		return cp_bad_value(p, "source name", d, v);
+	if (n > 2 && v[0] == '{' && v[n - 1] == '}') {
+		v[n - 1] = '\0';
+		v++;
+	}
+	return cp_set_string(p, &c->smtp_listener_source[p->cur], v);
+}
+
+static int v_immediate_tls(struct parser *p, const struct directive *d, char *v)
+{
+	return only(p, d, v, false, "for implicit TLS (SMTPS) use smtps-listener ADDR instead of this listener");
+}
+
+static int v_listener_cert(struct parser *p, const struct directive *d, char *v)
+{
+	(void)v; /* never echoed: it may carry the key's password */
+	return cp_err(p, "%s in <smtp-listener> is not implemented: one certificate serves every listener; set "
+		      "smtp-server-tls-certificate FILE (or tls-certificate and tls-private-key)", d->name);
+}
+
+static int v_user_cert(struct parser *p, const struct directive *d, char *v)
+{
+	(void)v;
+	return cp_err(p, "%s in <smtp-user> is not supported: <smtp-user> accounts authenticate by password",
+		      d->name);
 }
 
 /* documented no-ops: the reason is in README */
@@ -247,14 +431,18 @@ static int d_domain_macro(struct parser *p, const struct directive *d, char *v)
 	}
 	if (!*vals)
 		return cp_err(p, "%s wants a name and values: \"domain-macro tld com, net\"", d->name);
-	for (size_t i = 0; i < p->n_macros; i++)
-		if (!strcasecmp(p->macros[i].name, v))
-			return cp_err(p, "duplicate %s %s", d->name, cp_show(sb, v));
+	for (size_t i = 0; i < p->n_macros; i++) {
+		if (strcasecmp(p->macros[i].name, v))
+			continue;
+		if (p->macros[i].line == p->line) /* read by the first pass (config_parse.c) */
+			return 0;
+		return cp_err(p, "duplicate %s %s", d->name, cp_show(sb, v));
+	}
 	if (!(grown = realloc(p->macros, (p->n_macros + 1) * sizeof(*grown))))
 		return cp_oom(p);
 	p->macros = grown;
 	m = &grown[p->n_macros];
-	*m = (struct cp_macro){.name = strdup(v)};
+	*m = (struct cp_macro){.name = strdup(v), .line = p->line};
 	if (!m->name)
 		return cp_oom(p);
 	p->n_macros++;
@@ -299,7 +487,7 @@ int cp_macro_expand(struct parser *p, const char *name, char ***out, size_t *n)
 		if (strlen(p->macros[i].name) == len && !strncasecmp(p->macros[i].name, dollar + 1, len))
 			m = &p->macros[i];
 	if (!m)
-		return cp_err(p, "no domain-macro for \"%s\" (define it above with domain-macro NAME values)",
+		return cp_err(p, "no domain-macro for \"%s\" (define it with domain-macro NAME values)",
 			      cp_show(sb, name));
 	if (!(*out = calloc(m->n, sizeof(char *))))
 		return cp_oom(p);
@@ -354,7 +542,7 @@ int cp_open_acct_file(struct parser *p, char *arg)
 		return cp_err(p, "too many arguments for <acct-file>: a path has no spaces");
 	for (size_t i = 0; i < c->n_acct_files; i++)
 		if (c->acct_files[i].pipe == pipe && !strcmp(c->acct_files[i].path, path))
-			return cp_err(p, "duplicate <acct-file %s> (first at line %d)", arg, c->acct_files[i].line);
+			return cp_err(p, "duplicate <acct-file %s> (first at %s)", arg, cp_at(p, c->acct_files[i].line, (char[CP_AT_BUF]){0}));
 	if (cp_grow(p, (void **)&c->acct_files, &c->n_acct_files, sizeof(*c->acct_files), &p->cur) < 0)
 		return -1;
 	a = cur_acct(p);
@@ -583,6 +771,16 @@ static int d_source_log(struct parser *p, const struct directive *d, char *v)
 #define ENGINE_LATER "parsed; the engine does not act on it yet"
 #define INTAKE_LATER "parsed; SMTP intake does not act on it yet"
 #define EGRESS_LATER "parsed (see --show); outbound delivery does not act on it yet"
+/* PowerMTA directives Salvo has no engine for: the warning says so */
+#define NOT_APPLIED "not a Salvo feature, so it has no effect"
+#define HTTP_NOT_APPLIED "the HTTP listener has no such setting, so it has no effect"
+#define INTAKE_NOT_APPLIED "SMTP intake has no such setting, so it has no effect"
+#define INBOUND_NOT_APPLIED "Salvo does not check inbound mail (SPF, DKIM, iprev), so it has no effect"
+#define EGRESS_NOT_APPLIED "outbound delivery has no such setting, so it has no effect"
+#define DKIM_NOT_APPLIED "Salvo signs with relaxed/relaxed and a fixed header list, so it has no effect"
+#define DSN_NOT_APPLIED "Salvo's DSN mail has no such setting, so it has no effect"
+#define NOTIFY_NOT_APPLIED "Salvo sends no notification mail (watch /metrics or salvoctl), so it has no effect"
+#define ACCT_NOT_APPLIED "Salvo's <acct-file> has no such setting, so it has no effect"
 #define REPORTS_LATER "parsed; reports are taken at bounce-domain, these lists are not consulted yet"
 
 static const struct directive directives[] = {
@@ -600,7 +798,61 @@ static const struct directive directives[] = {
 	{"smtp-server-tls-allow-tlsv1.3", CTX_TOP, v_tls12, NULL},
 	{"sync-msg-create", CTX_TOP, noop_bool, NULL},
 	{"sync-msg-update", CTX_TOP, noop_bool, NULL},
-	{"relay-domain", CTX_TOP, p_domain_name, REPORTS_LATER},
+	{"relay-domain", CTX_TOP, p_relay_domain, REPORTS_LATER},
+	{"smtp-port", CTX_TOP, d_smtp_port, NULL},
+	{"smtp-server-tls-allow-sslv3", CTX_TOP, v_old_tls, NULL},
+	{"http-tls-allow-sslv3", CTX_TOP, v_old_tls, NULL},
+	{"http-tls-allow-tlsv1", CTX_TOP, v_old_tls, NULL},
+	{"http-tls-allow-tlsv1.1", CTX_TOP, v_old_tls, NULL},
+	{"http-tls-allow-tlsv1.2", CTX_TOP, v_tls12, NULL},
+	{"http-tls-allow-tlsv1.3", CTX_TOP, v_tls12, NULL},
+	/* PowerMTA's, with no counterpart in Salvo (README, "Migrating from PowerMTA"):
+	 * accepted, and --check-config says each is not applied */
+	{"total-max-smtp-out", CTX_TOP, p_text, NOT_APPLIED "; each queue's max-smtp-out still limits"},
+	{"alias", CTX_TOP, p_text, NOT_APPLIED "; Salvo does not deliver locally"},
+	{"custom-dsn-from-header", CTX_TOP, p_text, DSN_NOT_APPLIED},
+	{"dsn-failed-body-template-from", CTX_TOP, p_text, DSN_NOT_APPLIED},
+	{"dsn-failed-from-template", CTX_TOP, p_text, DSN_NOT_APPLIED},
+	{"dsn-failed-subject-template", CTX_TOP, p_text, DSN_NOT_APPLIED},
+	{"domain-suffix", CTX_TOP, p_text, NOT_APPLIED},
+	{"edns-udp-length", CTX_TOP, p_text, NOT_APPLIED "; c-ares chooses"},
+	{"host-id", CTX_TOP, p_text, NOT_APPLIED},
+	{"http-csrf-protection", CTX_TOP, p_bool, HTTP_NOT_APPLIED},
+	{"http-default-max-items", CTX_TOP, p_text, HTTP_NOT_APPLIED},
+	{"http-default-sort-order", CTX_TOP, p_text, HTTP_NOT_APPLIED},
+	{"http-log-data", CTX_TOP, p_bool, HTTP_NOT_APPLIED},
+	{"http-log-requests", CTX_TOP, p_bool, HTTP_NOT_APPLIED},
+	{"http-log-tls", CTX_TOP, p_bool, HTTP_NOT_APPLIED},
+	{"http-mgmt-source", CTX_TOP, p_text, HTTP_NOT_APPLIED},
+	{"http-redirect-to-https", CTX_TOP, p_bool, HTTP_NOT_APPLIED "; use http-listener ... tls=yes"},
+	{"http-strict-transport-security-max-age", CTX_TOP, p_text, HTTP_NOT_APPLIED},
+	{"http-tls-ca-file", CTX_TOP, p_text, HTTP_NOT_APPLIED},
+	{"http-tls-ciphers", CTX_TOP, p_text, HTTP_NOT_APPLIED "; tls-ciphers sets Salvo's"},
+	{"http-tls-dh-key-length", CTX_TOP, p_text, HTTP_NOT_APPLIED},
+	{"http-tls-tlsv1.3-ciphersuites", CTX_TOP, p_text, HTTP_NOT_APPLIED "; tls-ciphersuites sets Salvo's"},
+	{"include-headers-from", CTX_TOP, p_text, NOT_APPLIED "; the headers are not added"},
+	{"invalid-virtual-mta-fallback", CTX_TOP, p_text, NOT_APPLIED},
+	{"ip-connection-limit", CTX_TOP, p_text, NOT_APPLIED "; each queue's max-smtp-out still limits"},
+	{"mx-connection-limit", CTX_TOP, p_text, NOT_APPLIED "; each queue's max-smtp-out still limits"},
+	{"log-auto-rotation", CTX_TOP, p_bool, NOT_APPLIED "; rotate log-file with logrotate"},
+	{"log-file-world-readable", CTX_TOP, p_bool, NOT_APPLIED},
+	{"log-rotate", CTX_TOP, p_text, NOT_APPLIED "; rotate log-file with logrotate"},
+	{"mailmerge-expands-undefined-variables", CTX_TOP, p_bool, NOT_APPLIED "; Salvo has no mail merge"},
+	{"max-memory-usage-percent", CTX_TOP, p_text, NOT_APPLIED},
+	{"pmc-acct-min-free-space", CTX_TOP, p_text, NOT_APPLIED},
+	{"relay-address", CTX_TOP, p_text, REPORTS_LATER},
+	{"relay-debug", CTX_TOP, p_bool, NOT_APPLIED},
+	{"smtp-await-slot", CTX_TOP, p_text, NOT_APPLIED},
+	{"smtp-server-tls-ca-file", CTX_TOP, p_text, NOT_APPLIED "; clients are not asked for certificates"},
+	{"smtp-server-tls-dh-key-length", CTX_TOP, p_text, NOT_APPLIED "; OpenSSL chooses"},
+	{"spool-delete-corrupted", CTX_TOP, p_bool, NOT_APPLIED},
+	{"spool-max-recipients", CTX_TOP, p_text, NOT_APPLIED},
+	{"spool-min-free-space", CTX_TOP, p_text, NOT_APPLIED "; a full disk makes injection answer 452/503"},
+	{"thread-min-priority", CTX_TOP, p_text, NOT_APPLIED "; see worker-threads"},
+	{"thread-reuse", CTX_TOP, p_text, NOT_APPLIED "; see worker-threads"},
+	{"thread-max-priority", CTX_TOP, p_text, NOT_APPLIED "; see worker-threads"},
+	{"track-time-first-attempt", CTX_TOP, p_bool, NOT_APPLIED},
+	{"volume-audit-api-key", CTX_TOP, p_text, NOT_APPLIED},
 	/* <source> */
 	{"smtp-service", CTX_SOURCE, v_smtp_service, NULL},
 	{"allow-starttls", CTX_SOURCE, v_allow_starttls, NULL},
@@ -621,6 +873,53 @@ static const struct directive directives[] = {
 	{"rewrite-list", CTX_SOURCE, p_word, INTAKE_LATER},
 	{"pattern-list", CTX_SOURCE, p_word, INTAKE_LATER},
 	{"suppression-lists", CTX_SOURCE, p_word, INTAKE_LATER},
+	{"accept-invalid-recipients", CTX_SOURCE, p_bool, INTAKE_NOT_APPLIED},
+	{"add-date-header", CTX_SOURCE, p_text, INTAKE_NOT_APPLIED},
+	{"add-x-virtual-mta-header", CTX_SOURCE, p_bool, INTAKE_NOT_APPLIED},
+	{"allow-auth", CTX_SOURCE, p_bool, INTAKE_NOT_APPLIED},
+	{"allow-chunking", CTX_SOURCE, p_bool, INTAKE_NOT_APPLIED "; CHUNKING is always offered"},
+	{"allow-empty-x-virtual-mta", CTX_SOURCE, p_bool, INTAKE_NOT_APPLIED},
+	{"allow-smtputf8", CTX_SOURCE, p_bool, INTAKE_NOT_APPLIED "; SMTPUTF8 is always offered"},
+	{"always-allow-api-submission", CTX_SOURCE, p_bool, INTAKE_NOT_APPLIED "; the HTTP API's access is "
+		"http-api-token and http-access"},
+	{"auto-qualify-domain", CTX_SOURCE, p_text, INTAKE_NOT_APPLIED},
+	{"bcc", CTX_SOURCE, p_text, INTAKE_NOT_APPLIED "; no copy is sent"},
+	{"broken-auth-clients", CTX_SOURCE, p_bool, INTAKE_NOT_APPLIED},
+	{"check-dkim-inbound", CTX_SOURCE, p_bool, INBOUND_NOT_APPLIED},
+	{"check-iprev-inbound", CTX_SOURCE, p_bool, INBOUND_NOT_APPLIED},
+	{"check-spf-inbound", CTX_SOURCE, p_bool, INBOUND_NOT_APPLIED},
+	{"check-spf-inbound-best-guess", CTX_SOURCE, p_text, INBOUND_NOT_APPLIED},
+	{"check-spf-inbound-max-void-lookups", CTX_SOURCE, p_text, INBOUND_NOT_APPLIED},
+	{"reject-iprev-check-fail", CTX_SOURCE, p_bool, INBOUND_NOT_APPLIED},
+	{"reject-iprev-check-permerror", CTX_SOURCE, p_bool, INBOUND_NOT_APPLIED},
+	{"reject-iprev-check-temperror", CTX_SOURCE, p_bool, INBOUND_NOT_APPLIED},
+	{"reject-spf-check-fail", CTX_SOURCE, p_bool, INBOUND_NOT_APPLIED},
+	{"reject-spf-check-permerror", CTX_SOURCE, p_bool, INBOUND_NOT_APPLIED},
+	{"reject-spf-check-temperror", CTX_SOURCE, p_bool, INBOUND_NOT_APPLIED},
+	{"trace-dkim-check", CTX_SOURCE, p_bool, INBOUND_NOT_APPLIED},
+	{"trace-iprev-check", CTX_SOURCE, p_bool, INBOUND_NOT_APPLIED},
+	{"trace-spf-check", CTX_SOURCE, p_bool, INBOUND_NOT_APPLIED},
+	{"date-header-time", CTX_SOURCE, p_text, INTAKE_NOT_APPLIED},
+	{"disconnect-on-transient-error", CTX_SOURCE, p_bool, INTAKE_NOT_APPLIED},
+	{"dsn-return-default", CTX_SOURCE, p_text, DSN_NOT_APPLIED},
+	{"jobid-prefix", CTX_SOURCE, p_text, INTAKE_NOT_APPLIED},
+	{"log-tls", CTX_SOURCE, p_bool, INTAKE_NOT_APPLIED},
+	{"max-message-hops", CTX_SOURCE, p_text, INTAKE_NOT_APPLIED},
+	{"max-rcpt-per-message", CTX_SOURCE, p_text, INTAKE_NOT_APPLIED},
+	{"process-x-dkim-key", CTX_SOURCE, p_bool, INTAKE_NOT_APPLIED},
+	{"process-x-dkim-options", CTX_SOURCE, p_bool, INTAKE_NOT_APPLIED},
+	{"process-x-schedule", CTX_SOURCE, p_bool, INTAKE_NOT_APPLIED},
+	{"reject-invalid-virtual-mta", CTX_SOURCE, p_bool, INTAKE_NOT_APPLIED},
+	{"remove-header", CTX_SOURCE, p_text, INTAKE_NOT_APPLIED "; the headers are delivered"},
+	{"require-starttls-before-auth", CTX_SOURCE, p_bool, INTAKE_NOT_APPLIED "; see allow-unencrypted-plain-auth"},
+	{"retain-x-dkim-key", CTX_SOURCE, p_bool, INTAKE_NOT_APPLIED},
+	{"retain-x-dkim-options", CTX_SOURCE, p_bool, INTAKE_NOT_APPLIED},
+	{"retain-x-schedule", CTX_SOURCE, p_bool, INTAKE_NOT_APPLIED},
+	{"smtp-command-timeout", CTX_SOURCE, p_duration, INTAKE_NOT_APPLIED "; Salvo's is 5m"},
+	{"smtp-data-timeout", CTX_SOURCE, p_duration, INTAKE_NOT_APPLIED "; Salvo's is 10m"},
+	{"source-group", CTX_SOURCE, p_text, INTAKE_NOT_APPLIED},
+	{"suppress-local-dsn", CTX_SOURCE, p_bool, DSN_NOT_APPLIED},
+	{"too-many-rcpts-fails-message", CTX_SOURCE, p_bool, INTAKE_NOT_APPLIED},
 	/* <domain> */
 	{"type", CTX_DOMAIN, v_type, NULL},
 	{"dk-sign", CTX_DOMAIN, v_dk_sign, NULL},
@@ -628,17 +927,126 @@ static const struct directive directives[] = {
 	{"reroute-to-virtual-mta", CTX_DOMAIN, p_word, EGRESS_LATER},
 	{"log-tls", CTX_DOMAIN, p_bool, EGRESS_LATER},
 	{"use-dane", CTX_DOMAIN, p_bool, EGRESS_LATER},
+	{"add-x-msys-api-header", CTX_DOMAIN, p_bool, EGRESS_NOT_APPLIED},
+	{"allow-cancel-during-transfer", CTX_DOMAIN, p_bool, EGRESS_NOT_APPLIED},
+	{"allow-priority-interruption", CTX_DOMAIN, p_bool, EGRESS_NOT_APPLIED},
+	{"allow-priority-interruption-during-transfer", CTX_DOMAIN, p_bool, EGRESS_NOT_APPLIED},
+	{"assume-delivery-upon-data-termination-timeout", CTX_DOMAIN, p_bool, EGRESS_NOT_APPLIED},
+	{"backoff-notify", CTX_DOMAIN, p_text, NOTIFY_NOT_APPLIED},
+	{"backoff-reroute-to-virtual-mta", CTX_DOMAIN, p_word, EGRESS_NOT_APPLIED},
+	{"backoff-upon-all-sources-disabled", CTX_DOMAIN, p_bool, EGRESS_NOT_APPLIED},
+	{"bcc-upon-delivery", CTX_DOMAIN, p_text, EGRESS_NOT_APPLIED "; no copy is sent"},
+	{"bounce-upon-5xx-greeting", CTX_DOMAIN, p_bool, EGRESS_NOT_APPLIED},
+	{"bounce-upon-pix-transfer-failure", CTX_DOMAIN, p_bool, EGRESS_NOT_APPLIED},
+	{"bounce-upon-transfer-failure", CTX_DOMAIN, p_bool, EGRESS_NOT_APPLIED},
+	{"check-spf-outbound", CTX_DOMAIN, p_bool, EGRESS_NOT_APPLIED},
+	{"default-smtp-port", CTX_DOMAIN, p_text, EGRESS_NOT_APPLIED "; use route [HOST]:PORT"},
+	{"deliver-local-dsn", CTX_DOMAIN, p_bool, DSN_NOT_APPLIED},
+	{"delivery-priority", CTX_DOMAIN, p_text, EGRESS_NOT_APPLIED},
+	{"disable-acct-records", CTX_DOMAIN, p_text, EGRESS_NOT_APPLIED "; every record is written"},
+	{"disabled-source-ip-notify", CTX_DOMAIN, p_text, NOTIFY_NOT_APPLIED},
+	{"discard-as-bounce", CTX_DOMAIN, p_bool, EGRESS_NOT_APPLIED},
+	{"dkim-add-body-limit", CTX_DOMAIN, p_bool, DKIM_NOT_APPLIED},
+	{"dkim-add-timestamp", CTX_DOMAIN, p_bool, DKIM_NOT_APPLIED},
+	{"dkim-algorithm", CTX_DOMAIN, p_text, DKIM_NOT_APPLIED},
+	{"dkim-body-canon", CTX_DOMAIN, p_text, DKIM_NOT_APPLIED},
+	{"dkim-disallow-adding-headers", CTX_DOMAIN, p_text, DKIM_NOT_APPLIED},
+	{"dkim-expire-after", CTX_DOMAIN, p_text, DKIM_NOT_APPLIED},
+	{"dkim-headers", CTX_DOMAIN, p_text, DKIM_NOT_APPLIED},
+	{"dkim-headers-canon", CTX_DOMAIN, p_text, DKIM_NOT_APPLIED},
+	{"dkim-identity", CTX_DOMAIN, p_text, DKIM_NOT_APPLIED},
+	{"dkim-identity-fallback", CTX_DOMAIN, p_text, DKIM_NOT_APPLIED},
+	{"dkim-query-method", CTX_DOMAIN, p_text, DKIM_NOT_APPLIED},
+	{"dsn-format", CTX_DOMAIN, p_text, DSN_NOT_APPLIED},
+	{"ignore-chunking", CTX_DOMAIN, p_bool, EGRESS_NOT_APPLIED},
+	{"ignore-dsn", CTX_DOMAIN, p_bool, EGRESS_NOT_APPLIED},
+	{"ignore-pipelining", CTX_DOMAIN, p_bool, EGRESS_NOT_APPLIED},
+	{"log-disabled-ips", CTX_DOMAIN, p_bool, EGRESS_NOT_APPLIED},
+	{"log-resolution", CTX_DOMAIN, p_bool, EGRESS_NOT_APPLIED},
+	{"log-transfer-failures", CTX_DOMAIN, p_bool, EGRESS_NOT_APPLIED},
+	{"macro-variables-preserve-case", CTX_DOMAIN, p_bool, EGRESS_NOT_APPLIED},
+	{"max-events-recorded", CTX_DOMAIN, p_text, EGRESS_NOT_APPLIED},
+	{"notify-of-delay-every", CTX_DOMAIN, p_text, DSN_NOT_APPLIED},
+	{"pix-bug-workaround", CTX_DOMAIN, p_bool, EGRESS_NOT_APPLIED},
+	{"reenable-source-ip-after", CTX_DOMAIN, p_duration, EGRESS_NOT_APPLIED "; see reply ... reenable-after="},
+	{"replace-smtp-421-service-response", CTX_DOMAIN, p_bool, EGRESS_NOT_APPLIED},
+	{"retry-after-dns-error", CTX_DOMAIN, p_text, EGRESS_NOT_APPLIED "; retry-after applies"},
+	{"retry-upon-new-mail", CTX_DOMAIN, p_bool, EGRESS_NOT_APPLIED},
+	{"reuse-ssl-session", CTX_DOMAIN, p_bool, EGRESS_NOT_APPLIED},
+	{"smtp-421-means-mx-unavailable", CTX_DOMAIN, p_bool, EGRESS_NOT_APPLIED},
+	{"smtp-553-means-invalid-mailbox", CTX_DOMAIN, p_bool, EGRESS_NOT_APPLIED},
+	{"smtp-client-certificate", CTX_DOMAIN, p_text, EGRESS_NOT_APPLIED "; no client certificate is offered"},
+	{"smtp-out-rampup-interval", CTX_DOMAIN, p_text, EGRESS_NOT_APPLIED},
+	{"smtp-tls-allow-sslv3", CTX_DOMAIN, v_old_tls, NULL},
+	{"smtp-tls-allow-tlsv1", CTX_DOMAIN, v_old_tls, NULL},
+	{"smtp-tls-allow-tlsv1.1", CTX_DOMAIN, v_old_tls, NULL},
+	{"smtp-tls-allow-tlsv1.2", CTX_DOMAIN, v_tls12, NULL},
+	{"smtp-tls-allow-tlsv1.3", CTX_DOMAIN, v_tls12, NULL},
+	{"smtp-tls-ca-file", CTX_DOMAIN, p_text, EGRESS_NOT_APPLIED "; the system's CA store is used"},
+	{"smtp-tls-ciphers", CTX_DOMAIN, p_text, EGRESS_NOT_APPLIED},
+	{"smtp-tls-tlsv1.3-ciphersuites", CTX_DOMAIN, p_text, EGRESS_NOT_APPLIED},
+	{"track-recipient-events", CTX_DOMAIN, p_bool, EGRESS_NOT_APPLIED},
+	{"use-mta-sts", CTX_DOMAIN, p_bool, EGRESS_NOT_APPLIED},
+	{"use-unencrypted-plain-auth", CTX_DOMAIN, p_bool, EGRESS_NOT_APPLIED},
+	{"mx-connection-attempts", CTX_DOMAIN, p_text, EGRESS_NOT_APPLIED},
+	{"remove-header", CTX_DOMAIN, p_text, EGRESS_NOT_APPLIED "; the headers are delivered"},
+	{"smtp-multiple-line-response-timeout", CTX_DOMAIN, p_duration, EGRESS_NOT_APPLIED},
+	{"second-dkim-sign", CTX_DOMAIN, v_second_dkim, NULL},
+	{"second-dkim-add-body-limit", CTX_DOMAIN, p_text, DKIM_NOT_APPLIED},
+	{"second-dkim-add-timestamp", CTX_DOMAIN, p_text, DKIM_NOT_APPLIED},
+	{"second-dkim-algorithm", CTX_DOMAIN, p_text, DKIM_NOT_APPLIED},
+	{"second-dkim-body-canon", CTX_DOMAIN, p_text, DKIM_NOT_APPLIED},
+	{"second-dkim-disallow-adding-headers", CTX_DOMAIN, p_text, DKIM_NOT_APPLIED},
+	{"second-dkim-expire-after", CTX_DOMAIN, p_text, DKIM_NOT_APPLIED},
+	{"second-dkim-headers", CTX_DOMAIN, p_text, DKIM_NOT_APPLIED},
+	{"second-dkim-headers-canon", CTX_DOMAIN, p_text, DKIM_NOT_APPLIED},
+	{"second-dkim-identity", CTX_DOMAIN, p_text, DKIM_NOT_APPLIED},
+	{"second-dkim-identity-fallback", CTX_DOMAIN, p_text, DKIM_NOT_APPLIED},
+	{"second-dkim-query-method", CTX_DOMAIN, p_text, DKIM_NOT_APPLIED},
 	/* transcripts: the values (inherited like the rest) are read by engine/trace.c */
 	{"log-commands", CTX_DOMAIN, p_bool, NULL},
 	{"log-connections", CTX_DOMAIN, p_bool, NULL},
 	{"log-data", CTX_DOMAIN, p_bool, NULL},
 	/* <virtual-mta> */
 	{"cold-virtual-mta", CTX_VMTA, p_word, ENGINE_LATER " (issue 16)"},
+	{"include-headers-from", CTX_VMTA, p_text, NOT_APPLIED "; the headers are not added"},
+	{"max-smtp-out", CTX_VMTA, v_vmta_total, NULL},
+	{"max-smtp-msg-rate", CTX_VMTA, v_vmta_total, NULL},
+	{"max-smtp-data-volume-rate", CTX_VMTA, v_vmta_total, NULL},
+	/* <smtp-listener ADDR> */
+	{"source", CTX_SMTP_LISTENER, d_listener_source, NULL},
+	{"immediate-tls", CTX_SMTP_LISTENER, v_immediate_tls, NULL},
+	{"tls-certificate", CTX_SMTP_LISTENER, v_listener_cert, NULL},
+	{"await-slot", CTX_SMTP_LISTENER, p_bool, NOT_APPLIED},
+	{"tls-allow-sslv3", CTX_SMTP_LISTENER, v_old_tls, NULL},
+	{"tls-allow-tlsv1", CTX_SMTP_LISTENER, v_old_tls, NULL},
+	{"tls-allow-tlsv1.1", CTX_SMTP_LISTENER, v_old_tls, NULL},
+	{"tls-allow-tlsv1.2", CTX_SMTP_LISTENER, v_tls12, NULL},
+	{"tls-allow-tlsv1.3", CTX_SMTP_LISTENER, v_tls12, NULL},
+	{"tls-ciphers", CTX_SMTP_LISTENER, p_text, NOT_APPLIED "; tls-ciphers sets them for every listener"},
+	{"tls-tlsv1.3-ciphersuites", CTX_SMTP_LISTENER, p_text, NOT_APPLIED "; tls-ciphersuites sets them for every "
+		"listener"},
+	{"tls-dh-key-length", CTX_SMTP_LISTENER, p_text, NOT_APPLIED "; OpenSSL chooses"},
+	/* <virtual-mta> more */
+	{"rewrite-list", CTX_VMTA, p_word, NOT_APPLIED},
+	{"proxy-protocol", CTX_VMTA, v_vmta_total, NULL},
+	/* <virtual-mta-pool>: what PowerMTA lets a pool give its members */
+	{"domain-key", CTX_POOL, p_text, NOT_APPLIED "; put domain-key at top level (Salvo's keys serve every "
+		"virtual MTA)"},
+	{"include-headers-from", CTX_POOL, p_text, NOT_APPLIED "; the headers are not added"},
+	{"rewrite-list", CTX_POOL, p_word, NOT_APPLIED},
+	{"max-smtp-out", CTX_POOL, v_vmta_total, NULL},
+	{"max-smtp-msg-rate", CTX_POOL, v_vmta_total, NULL},
+	{"max-smtp-data-volume-rate", CTX_POOL, v_vmta_total, NULL},
+	{"tls-ca-file", CTX_SMTP_LISTENER, p_text, NOT_APPLIED "; clients are not asked for certificates"},
 	/* <smtp-user> */
 	{"authentication-method", CTX_SMTP_USER, v_auth_method, NULL},
+	{"tls-certificate", CTX_SMTP_USER, v_user_cert, NULL},
 	/* <spool PATH> */
 	{"deliver-only", CTX_SPOOL, v_deliver_only, NULL},
 	{"delete-file-holders", CTX_SPOOL, noop_bool, NULL},
+	{"priority", CTX_SPOOL, p_text, NOT_APPLIED "; Salvo has one spool"},
+	{"min-free-space", CTX_SPOOL, p_text, NOT_APPLIED "; a full disk makes injection answer 452/503"},
 	/* <acct-file> */
 	{"records", CTX_ACCT_FILE, d_records, NULL},
 	{"record-fields", CTX_ACCT_FILE, d_record_fields, NULL},
@@ -646,6 +1054,16 @@ static const struct directive directives[] = {
 	{"move-to", CTX_ACCT_FILE, d_move_to, NULL},
 	{"max-size", CTX_ACCT_FILE, d_acct_max_size, NULL},
 	{"delete-after", CTX_ACCT_FILE, d_delete_after, NULL},
+	{"count-moved-records", CTX_ACCT_FILE, p_bool, ACCT_NOT_APPLIED},
+	{"iso-times", CTX_ACCT_FILE, p_bool, ACCT_NOT_APPLIED},
+	{"map-header-to-field", CTX_ACCT_FILE, p_text, ACCT_NOT_APPLIED},
+	{"privacy-policy", CTX_ACCT_FILE, p_text, ACCT_NOT_APPLIED},
+	{"queue-filter", CTX_ACCT_FILE, p_text, ACCT_NOT_APPLIED},
+	{"sync", CTX_ACCT_FILE, p_bool, ACCT_NOT_APPLIED},
+	{"user-string", CTX_ACCT_FILE, p_text, ACCT_NOT_APPLIED},
+	{"world-readable", CTX_ACCT_FILE, p_bool, ACCT_NOT_APPLIED},
+	{"write-timeout", CTX_ACCT_FILE, p_text, ACCT_NOT_APPLIED},
+	{"retry-interval", CTX_ACCT_FILE, p_duration, ACCT_NOT_APPLIED},
 	/* <pattern-list NAME> */
 	{"mail-from", CTX_PATTERN_LIST, p_pattern_rule, INTAKE_LATER},
 	{"rcpt-to", CTX_PATTERN_LIST, p_pattern_rule, INTAKE_LATER},
@@ -655,6 +1073,8 @@ static const struct directive directives[] = {
 	{"domain", CTX_ADDRESS_LIST, p_domain_name, REPORTS_LATER},
 	{"address-file", CTX_ADDRESS_LIST, p_text, REPORTS_LATER},
 	/* the processors */
+	{"deliver-email", CTX_BOUNCE_PROC, p_bool, REPORTS_LATER},
+	{"deliver-email", CTX_FBL_PROC, p_bool, REPORTS_LATER},
 	{"deliver-unmatched-email", CTX_BOUNCE_PROC, p_bool, REPORTS_LATER},
 	{"deliver-matched-email", CTX_BOUNCE_PROC, p_bool, REPORTS_LATER},
 	{"forward-unmatched-to", CTX_BOUNCE_PROC, p_email, REPORTS_LATER},
@@ -665,6 +1085,7 @@ static const struct directive directives[] = {
 	{"forward-errors-to", CTX_FBL_PROC, p_email, REPORTS_LATER},
 	/* <rewrite-list NAME> */
 	{"mail-from", CTX_REWRITE_LIST, p_rewrite, INTAKE_LATER},
+	{"from-domain", CTX_REWRITE_LIST, p_rewrite, INTAKE_LATER},
 };
 
 const struct directive_table cp_pmta_directives = {directives, sizeof(directives) / sizeof(directives[0])};

@@ -59,12 +59,15 @@ static int d_max_message_size(struct parser *p, const struct directive *d, char 
 {
 	uint64_t n;
 
-	if (!strcmp(v, "unlimited")) {
+	/* PowerMTA: `{ N{b|k|m|g|t} | 0 | unlimited }`, 0 meaning no limit */
+	if (config_parse_size(v, &n) == 0 && n == 0)
+		v = "unlimited";
+	if (!strcasecmp(v, "unlimited")) {
 		cur_source(p)->max_message_size = UINT64_MAX;
 		return 0;
 	}
-	if (config_parse_size(v, &n) < 0 || n == 0)
-		return cp_bad_value(p, "size or \"unlimited\"", d, v);
+	if (config_parse_size(v, &n) < 0)
+		return cp_bad_value(p, "size, 0 or \"unlimited\"", d, v);
 	cur_source(p)->max_message_size = n;
 	return 0;
 }
@@ -136,7 +139,7 @@ int cp_open_source(struct parser *p, char *arg)
 			return cp_err(p, "invalid source name \"%s\"", cp_show(sb, arg));
 		for (size_t i = 0; i < c->n_sources; i++)
 			if (c->sources[i].name && !strcasecmp(c->sources[i].name, arg))
-				return cp_err(p, "duplicate <source {%s}> (first at line %d)", arg, c->sources[i].line);
+				return cp_err(p, "duplicate <source {%s}> (first at %s)", arg, cp_at(p, c->sources[i].line, (char[CP_AT_BUF]){0}));
 		/* a named source adds settings (a session takes them after AUTH:
 		 * config_source_after_auth); the loopback defaults stay unless
 		 * the file has address sources of its own */
@@ -167,7 +170,7 @@ int cp_open_source(struct parser *p, char *arg)
 		if (o->family == net.family && o->prefix == net.prefix &&
 		    memcmp(o->addr, net.addr, sizeof(net.addr)) == 0) {
 			config_cidr_format(&net, sb, sizeof(sb));
-			return cp_err(p, "duplicate <source %s> (first at line %d)", sb, c->sources[i].line);
+			return cp_err(p, "duplicate <source %s> (first at %s)", sb, cp_at(p, c->sources[i].line, (char[CP_AT_BUF]){0}));
 		}
 	}
 	if (cp_grow(p, (void **)&c->sources, &c->n_sources, sizeof(*c->sources), &p->cur) < 0)

@@ -179,10 +179,13 @@ int config_parse_size(const char *s, uint64_t *out)
 	case 'k': case 'K': mult = 1ULL << 10; s++; break;
 	case 'm': case 'M': mult = 1ULL << 20; s++; break;
 	case 'g': case 'G': mult = 1ULL << 30; s++; break;
+	case 't': case 'T': mult = 1ULL << 40; s++; break;
+	case 'b': s++; goto end; /* PowerMTA's N{b|k|m|g|t}: 100b is bytes */
 	default: break;
 	}
 	if (*s == 'B')
 		s++;
+end:
 	if (*s || __builtin_mul_overflow(n, mult, &n))
 		return -1;
 	*out = n;

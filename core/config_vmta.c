@@ -67,12 +67,18 @@ static int d_smtp_source_host(struct parser *p, const struct directive *d, char 
 		return cp_err(p, "invalid HELO name \"%s\" for %s", cp_show(sb, helo), d->name);
 	m->source = a;
 	m->has_source = true;
-	if (!*helo) {
-		free(m->helo);
-		m->helo = NULL;
+	if (!*helo) /* the HELO name stays: the host-name (<virtual-mta>'s) or the global one */
 		return 0;
-	}
 	return cp_set_string(p, &m->helo, helo);
+}
+
+/* `host-name NAME` in <virtual-mta>: its HELO name, as the second word of
+ * smtp-source-host gives it */
+static int d_vmta_host_name(struct parser *p, const struct directive *d, char *v)
+{
+	if (!cp_valid_domain_name(v))
+		return cp_bad_value(p, "host name", d, v);
+	return cp_set_string(p, &p->cfg->vmtas[p->cur].helo, v);
 }
 
 int cp_open_vmta(struct parser *p, char *arg)
@@ -86,7 +92,7 @@ int cp_open_vmta(struct parser *p, char *arg)
 		if (strcasecmp(c->vmtas[i].name, arg) != 0)
 			continue;
 		if (c->vmtas[i].line)
-			return cp_err(p, "duplicate <virtual-mta %s> (first at line %d)", arg, c->vmtas[i].line);
+			return cp_err(p, "duplicate <virtual-mta %s> (first at %s)", arg, cp_at(p, c->vmtas[i].line, (char[CP_AT_BUF]){0}));
 		p->cur = i; /* the file's "default" replaces the built-in one */
 		c->vmtas[i].line = p->line;
 		return 0;
@@ -122,8 +128,7 @@ int cp_open_pool(struct parser *p, char *arg)
 		if (strcasecmp(c->pools[i].name, arg) != 0)
 			continue;
 		if (c->pools[i].line)
-			return cp_err(p, "duplicate <virtual-mta-pool %s> (first at line %d)", arg,
-				      c->pools[i].line);
+			return cp_err(p, "duplicate <virtual-mta-pool %s> (first at %s)", arg, cp_at(p, c->pools[i].line, (char[CP_AT_BUF]){0}));
 		p->cur = i; /* the file's "default" pool replaces the built-in one */
 		c->pools[i].line = p->line;
 		c->pools[i].n_vmtas = 0;
@@ -198,6 +203,11 @@ int cp_take_regex(struct parser *p, const char *what, char *v, struct pcre_re **
 	for (char *s = v + 1; *s; s++)
 		if (*s == '/' && (!s[1] || strchr(CP_WS, s[1])))
 			end = s;
+	/* `/REGEX/WORD` with no space after the closing slash: the last
+	 * unescaped '/' when one word follows it */
+	for (char *s = v + strlen(v) - 1; !end && s > v + 1 && !strchr(CP_WS "/", *s); s--)
+		if (s[-1] == '/' && s - 1 > v && s[-2] != '\\')
+			end = s - 1;
 	if (!end)
 		return cp_err(p, "%s: unterminated /REGEX/ in \"%s\" (a pattern must be on one line)", what,
 			      cp_show(sb, v));
@@ -283,8 +293,7 @@ int cp_open_patterns(struct parser *p, char *arg)
 		return cp_err(p, "invalid name \"%s\" for <smtp-pattern-list>", cp_show(sb, arg));
 	for (size_t i = 0; i < c->n_pattern_lists; i++)
 		if (strcasecmp(c->pattern_lists[i].name, arg) == 0)
-			return cp_err(p, "duplicate <smtp-pattern-list %s> (first at line %d)", arg,
-				      c->pattern_lists[i].line);
+			return cp_err(p, "duplicate <smtp-pattern-list %s> (first at %s)", arg, cp_at(p, c->pattern_lists[i].line, (char[CP_AT_BUF]){0}));
 	if (cp_grow(p, (void **)&c->pattern_lists, &c->n_pattern_lists, sizeof(*c->pattern_lists), &p->cur) < 0)
 		return -1;
 	c->pattern_lists[p->cur].line = p->line;
@@ -306,6 +315,14 @@ static int d_category_pattern(struct parser *p, const struct directive *d, char 
 		return -1;
 	for (i = 0; i < sizeof(categories) / sizeof(categories[0]); i++)
 		known = known || strcasecmp(cat, categories[i]) == 0;
+	/* PowerMTA's stock patterns end with `/^2.\d+.\d+;/ success`: a report
+	 * that says delivered is no bounce, which Salvo never counts as one */
+	if (!strcasecmp(cat, "success")) {
+		pcre_re_free(r.re);
+		cp_warn_pending(p, &(const struct directive){"bounce category success", CTX_CATEGORIES, NULL,
+			"a report with a 2.x.x status is never taken as a bounce, so it has no effect"});
+		return 0;
+	}
 	if (!known) {
 		pcre_re_free(r.re);
 		return cp_err(p, "unknown bounce category \"%s\" (expected one of bad-mailbox, bad-domain, "
@@ -351,7 +368,7 @@ int cp_open_smtp_user(struct parser *p, char *arg)
 		return cp_err(p, "invalid user name \"%s\" for <smtp-user>", cp_show(sb, arg));
 	for (size_t i = 0; i < c->n_smtp_users; i++)
 		if (!strcmp(c->smtp_users[i].name, arg))
-			return cp_err(p, "duplicate <smtp-user %s> (first at line %d)", arg, c->smtp_users[i].line);
+			return cp_err(p, "duplicate <smtp-user %s> (first at %s)", arg, cp_at(p, c->smtp_users[i].line, (char[CP_AT_BUF]){0}));
 	if (cp_grow(p, (void **)&c->smtp_users, &c->n_smtp_users, sizeof(*c->smtp_users), &p->cur) < 0)
 		return -1;
 	c->smtp_users[p->cur].line = p->line;
@@ -377,6 +394,7 @@ static const struct directive directives[] = {
 	{"password", CTX_SMTP_USER, d_password, NULL},
 	{"source", CTX_SMTP_USER, d_user_source, NULL}, /* applied after AUTH (engine/intake.c) */
 	{"smtp-source-host", CTX_VMTA, d_smtp_source_host, NULL},
+	{"host-name", CTX_VMTA, d_vmta_host_name, NULL},
 	{"virtual-mta", CTX_POOL, d_pool_member, NULL},
 	{"mx", CTX_ROLLUP, d_rollup_mx, NULL},
 	{"reply", CTX_PATTERNS, d_reply, NULL},

@@ -51,7 +51,7 @@ int cp_open_webhook(struct parser *p, char *arg)
 			      cp_show(sb, arg));
 	for (size_t i = 0; i < c->n_webhooks; i++)
 		if (!strcmp(c->webhooks[i].name, arg))
-			return cp_err(p, "duplicate <acct-webhook %s> (first at line %d)", arg, c->webhooks[i].line);
+			return cp_err(p, "duplicate <acct-webhook %s> (first at %s)", arg, cp_at(p, c->webhooks[i].line, (char[CP_AT_BUF]){0}));
 	if (cp_grow(p, (void **)&c->webhooks, &c->n_webhooks, sizeof(*c->webhooks), &p->cur) < 0)
 		return -1;
 	w = cur(p);

@@ -307,11 +307,21 @@ static int body_hash(const char *body, size_t len, unsigned char md[32])
 
 /* ---- signing ------------------------------------------------------------------------------- */
 
+/* PowerMTA's choice: the first key, in config order, whose domain equals
+ * the sending domain or is a parent of it, or is `*` (then d= is the
+ * sending domain itself). */
 static const struct dkim_key *key_for(const struct dkim_keys *ks, const char *domain)
 {
-	for (size_t i = 0; ks && i < ks->n; i++)
-		if (!strcasecmp(ks->k[i].domain, domain))
+	size_t dl = strlen(domain);
+
+	for (size_t i = 0; ks && i < ks->n; i++) {
+		const char *kd = ks->k[i].domain;
+		size_t kl = strlen(kd);
+
+		if (!strcmp(kd, "*") || !strcasecmp(kd, domain) ||
+		    (dl > kl && domain[dl - kl - 1] == '.' && !strcasecmp(domain + dl - kl, kd)))
 			return &ks->k[i];
+	}
 	return NULL;
 }
 
@@ -389,7 +399,8 @@ static int dkim_sign_form(const struct dkim_keys *ks, const char *msg, size_t le
 	}
 	/* the header list and the canonical signed headers, bottom-up per name */
 	int e = json_buf_printf(&h, "DKIM-Signature: v=1; a=%s; c=relaxed/relaxed; d=%s; s=%s;\r\n\tt=%lld; h=",
-				k->ed25519 ? "ed25519-sha256" : "rsa-sha256", k->domain, k->selector, (long long)t);
+				k->ed25519 ? "ed25519-sha256" : "rsa-sha256", strcmp(k->domain, "*") ? k->domain : domain,
+				k->selector, (long long)t);
 	bool first = true;
 	for (size_t s = 0; s < sizeof(signed_headers) / sizeof(signed_headers[0]); s++) {
 		size_t nl = strlen(signed_headers[s]);

@@ -30,7 +30,10 @@ from harness import Fail, Injected, find_records, log, make_body
 CONFIGS = os.environ.get("PMTA_CONFIGS") or os.path.join(harness.SRC_ROOT, "tests", "corpus", "pmta-configs")
 
 # file -> [(what, line, regex of the error before the fix, edit(text) -> text)]
-# kind: "fault" (the file's own) or "design" (a directive Salvo refuses by design)
+# kind: "fault" (the file's own), "design" (a directive Salvo refuses by design),
+# "deploy" (a path of the machine it was written for) or "undocumented" (a directive
+# the PowerMTA 5.0 User's Guide does not have, so Salvo does not know it) or "salvo" (a
+# PowerMTA construct Salvo does not support yet: a known gap, found in the held-out configs)
 
 
 def _sub(old, new, count=0):
@@ -57,6 +60,51 @@ def _join_split_lines(start_marker):
     return edit
 
 
+def _join_lines(first, last, sep=" "):
+    """A pattern wrapped over lines first..last (1-based): one line again, the
+    others left blank so that the line numbers stay."""
+    def edit(text):
+        lines = text.split("\n")
+        part = lines[first - 1:last]
+        lines[first - 1:last] = [part[0].rstrip() + sep + sep.join(x.strip() for x in part[1:])] + [""] * (last - first)
+        return "\n".join(lines)
+    return edit
+
+
+def _drop_lines(prefix):
+    """Every line whose first word starts with prefix goes (its line stays, blank)."""
+    def edit(text):
+        out = [("" if l.strip().startswith(prefix) else l) for l in text.split("\n")]
+        if out == text.split("\n"):
+            raise Fail("edit: no line starts with %r" % prefix)
+        return "\n".join(out)
+    return edit
+
+
+def _render_one_ip(text):
+    """Three conf.d files of clibuild are Handlebars templates its pmta-cli renders
+    ({{#each ips}} ... {{ip}}): rendered here for one documentation address."""
+    text = re.sub(r"\{\{#each ips\}\}|\{\{/each\}\}|\{\{#with this *\}\}|\{\{/with\}\}", "", text)
+    for k, v in (("ips.0.ip", "192.0.2.40"), ("ips.0.domain", "mail.example.com"), ("ip", "192.0.2.40"),
+                 ("domain", "mail.example.com"), ("sub", "1")):
+        text = text.replace("{{%s}}" % k, v)
+    return text
+
+
+def _join_continued(text):
+    """domain-macro lists the file breaks over lines after a comma: one line each."""
+    return re.sub(r",\n(?=[^\s#<])", ",", text)
+
+
+VMTAS_FOR_POOL = """
+<virtual-mta pmta-vmta0>
+    smtp-source-host 192.0.2.30 vmta0.example.com
+</virtual-mta>
+<virtual-mta pmta-vmta1>
+    smtp-source-host 192.0.2.31 vmta1.example.com
+</virtual-mta>
+"""
+
 FIXES = {
     "signals-demo.config": [
         ("fault", 57, r"missing value for password", _sub("password ## YOUR PASSWORD HERE ##", "password s3cret")),
@@ -68,8 +116,6 @@ FIXES = {
         ("design", 111, r"enable-signals is SparkPost Signals", _sub("enable-signals true", "")),
     ],
     "template-with-placeholders.config": [
-        ("design", 4, r"dk-sign yes is not supported: DomainKeys \(RFC 4870\) is obsolete",
-         _sub("    dk-sign yes\n", "    dk-sign no\n")),
         ("fault", 110, r"unterminated /REGEX/ .*a pattern must be on one line",
          _join_split_lines("/(user|mailbox|recipient|rcpt|local part|address|account|mail drop|ad(d?)ressee) (has")),
         ("fault", 111, r'unknown directive "\+\)\?\(disabled', lambda t: t),
@@ -78,7 +124,6 @@ FIXES = {
          _join_split_lines("/(user|mailbox|recipient|rcpt|local part|address|account|mail drop|ad(d?)ressee) +(")),
         ("fault", 118, r'unknown directive "exist\|bad\|"', lambda t: t),
         ("fault", 120, r'unknown directive "invalid\|unknown', lambda t: t),
-        ("fault", 144, r'unknown bounce category "success"', _sub("/^2.\\d.\\d/ success\n", "")),
         ("fault", 223, r'invalid source address "YourIP" for smtp-source-host',
          _sub("smtp-source-host\tYourIP\tYourDomain", "smtp-source-host\t192.0.2.10\tYourDomain")),
         ("fault", 242, r'invalid source address "YourIP" for smtp-source-host',
@@ -87,14 +132,150 @@ FIXES = {
     "users-guide-examples.config": [
         ("design", 24, r"allow-mailmerge yes is not supported: mail merge \(XMRG\) is not implemented by design",
          _sub("    allow-mailmerge yes\n", "    allow-mailmerge no\n")),
-        # two examples of the guide name the same domain once assembled (the macro's yahoo.com)
-        ("fault", 150, r"duplicate <domain yahoo.com> \(first at line 81\)",
-         lambda t: t.replace("<domain yahoo.com>\n   type http-delivery", "<domain webhooks.example>\n   type http-delivery")),
         ("design", 151, r'type "http-delivery" is not implemented by design: Salvo delivers by SMTP only',
          _sub("   type http-delivery\n", "   type smtp\n")),
         ("design", 152, r"http-delivery-url is not implemented by design",
          _sub("   http-delivery-url http://webhooks.endpoint.com:8181/api/v1/email\n", "")),
     ],
+    # issue 18, second round: the development set (README of the corpus; three more are held out)
+    "bouncy-sink.config": [
+        ("undocumented", 25, r'unknown directive "total-max-file"', _drop_lines("total-max-file")),
+        ("design", 28, r"dummy-smtp-has-chunking is PowerMTA's built-in test sink", _drop_lines("dummy-smtp-")),
+        ("design", 29, r"dummy-smtp-has-pipelining is PowerMTA's built-in test sink", lambda t: t),
+        ("design", 30, r"dummy-smtp-has-mailmerge is", lambda t: t),
+        ("design", 31, r"dummy-smtp-blacklist is", lambda t: t),
+        ("design", 32, r"dummy-smtp-log-blacklist is", lambda t: t),
+        ("design", 33, r"dummy-smtp-blacklist-bounce-method is", lambda t: t),
+        ("design", 34, r"dummy-smtp-blacklist-bounce-percent is", lambda t: t),
+        ("design", 35, r"dummy-smtp-port is", lambda t: t),
+        ("design", 37, r"dummy-smtp-ip is", lambda t: t),
+        ("undocumented", 64, r'unknown directive "check-mfrom-inbound"', _drop_lines("check-mfrom-inbound")),
+        ("design", 69, r"pickup \(a pickup directory\) is not implemented by design: inject by SMTP",
+         _drop_lines("pickup ")),
+        ("design", 74, r'type "file" is not implemented by design', _sub("    type file\n", "    type smtp\n")),
+        ("design", 75, r"file-format is not implemented by design", _drop_lines("file-format")),
+        ("design", 76, r"file-destination is not implemented by design", _drop_lines("file-destination")),
+    ],
+    "clibuild-include.config": [
+        # /etc/pmta/conf.d is where the project installs its conf.d: here it sits next to the file
+        ("deploy", 9, r"include: /etc/pmta/conf.d/mailer-main-vmtas.conf: no such file",
+         _sub("include /etc/pmta/conf.d/", "include clibuild-include.d/")),
+        ("deploy", 10, r"include: .*mailer-backoff-vmtas.conf: no such file", lambda t: t),
+        ("deploy", 13, r"include: .*smtp-users.conf: no such file", lambda t: t),
+        ("deploy", 15, r"include: .*virtual-mta.conf: no such file", lambda t: t),
+        ("deploy", 16, r"include: .*mx-rollup-list.conf: no such file", lambda t: t),
+        ("deploy", 17, r"include: .*domains.conf: no such file", lambda t: t),
+        ("deploy", 62, r"include: .*bounce-category-patterns.conf: no such file", lambda t: t),
+        ("deploy", 76, r"include: .*smtp-pattern-list-blocking-errors.conf: no such file", lambda t: t),
+        ("design", 42, r"dummy-smtp-port is PowerMTA's built-in test sink", _drop_lines("dummy-smtp-port")),
+    ],
+    "cold-email-backup.config": [
+        # the backup lacks the virtual MTAs its installer generates (its own comment says so)
+        ("fault", 64, r"<virtual-mta-pool pmta-pool>: no <virtual-mta pmta-vmta0>",
+         _sub("<virtual-mta-pool pmta-pool>", VMTAS_FOR_POOL + "<virtual-mta-pool pmta-pool>", 1)),
+        ("fault", 244, r'unknown bounce category "invalid-mailbox"', _sub("/ invalid-mailbox", "/ bad-mailbox")),
+        ("fault", 247, r'unknown bounce category "invalid-mailbox"', lambda t: t),
+    ],
+    "installer-heredoc.config": [
+        # written by another script of the same installer (src/9-PMTA-Config.sh)
+        ("deploy", 69, r"include: /etc/pmta/virtualhost.txt: no such file", _drop_lines("include /etc/pmta/virtualhost.txt")),
+        ("fault", 106, r"unterminated /REGEX/ .*a pattern must be on one line", _join_lines(106, 107, "")),
+        ("fault", 107, r'unknown directive "ted\)/"', lambda t: t),
+        ("fault", 111, r"unterminated /REGEX/ .*a pattern must be on one line", _join_lines(111, 112, "")),
+        ("fault", 112, r'unknown directive "id\|unknown', lambda t: t),
+    ],
+    "sos-transactional.config": [
+        ("fault", 257, r'unknown bounce category "invalid-mailbox"', _sub("/ invalid-mailbox", "/ bad-mailbox")),
+        ("fault", 260, r'unknown bounce category "invalid-mailbox"', lambda t: t),
+    ],
+    "stock-sample-2012.config": [
+        ("fault", 73, r"missing value for http-access", _sub("http-access #YOUR_IP admin", "http-access 192.0.2.20 admin")),
+    ],
+    "strict-domain-routing.config": [
+        # world-wide admin and world-wide monitor: one of them must go
+        ("fault", 60, r"a second http-access for 0.0.0.0/0 \(first at line 59\)", _drop_lines("http-access 0.0.0.0/0 monitor")),
+        ("fault", 742, r"unterminated /REGEX/", _join_lines(742, 744)),
+        ("fault", 743, r'unknown directive "\(has\|has"', lambda t: t),
+        ("fault", 744, r"unterminated /REGEX/", lambda t: t),
+        ("fault", 745, r"unterminated /REGEX/", _join_lines(745, 746)),
+        ("fault", 746, r"unterminated /REGEX/", lambda t: t),
+        ("fault", 748, r"unterminated /REGEX/", _join_lines(748, 749)),
+        ("fault", 749, r"unterminated /REGEX/", lambda t: t),
+        ("fault", 750, r"unterminated /REGEX/", _join_lines(750, 751)),
+        ("fault", 751, r'unknown directive "found\|does"', lambda t: t),
+        ("fault", 776, r'unknown bounce category "invalid-mailbox"', _sub("/ invalid-mailbox", "/ bad-mailbox")),
+        ("fault", 782, r'unknown bounce category "invalid-mailbox"', lambda t: t),
+        ("fault", 783, r'unknown bounce category "invalid-mailbox"', lambda t: t),
+    ],
+    # the held-out three, scored once after the changes above (bench/RESULTS.md). "salvo": a
+    # PowerMTA construct Salvo does not support yet, edited out here so that the rest is checked
+    "vesta.config": [
+        ("fault", 130, r"unterminated /REGEX/", _join_lines(130, 131)),
+        ("fault", 131, r'unknown directive "\+\)\?\(disabled', lambda t: t),
+        ("fault", 135, r"unterminated /REGEX/", _join_lines(135, 136)),
+        ("fault", 136, r'unknown directive "exist\|bad', lambda t: t),
+        ("design", 207, r"dummy-smtp-port is PowerMTA's built-in test sink", _drop_lines("dummy-smtp-port")),
+    ],
+    "clibuild-patch.config": [
+        ("salvo", 41, r'default-virtual-mta "by-smtp-source-ip": no such virtual-mta',
+         _sub("default-virtual-mta by-smtp-source-ip", "")),
+        ("deploy", 53, r"include: /etc/pmta/virtualhost.txt: no such file", _drop_lines("include /etc/pmta/virtualhost.txt")),
+        ("fault", 90, r"unterminated /REGEX/", _join_lines(90, 91, "")),
+        ("fault", 91, r'unknown directive "ted\)/"', lambda t: t),
+        ("fault", 95, r"unterminated /REGEX/", _join_lines(95, 96, "")),
+        ("fault", 96, r'unknown directive "id\|unknown', lambda t: t),
+    ],
+    "cold-email-template.config": [
+        ("undocumented", 32, r'unknown directive "bounce-classification-file"', _drop_lines("bounce-classification-file")),
+        ("undocumented", 35, r'unknown directive "routing-file"', _drop_lines("routing-file")),
+    ] + [("fault", line, r'invalid address "IP\d_ADDRESS:\d+" for smtp-listener', lambda t: t)
+         for line in (40, 41, 42, 43, 44, 46, 47, 48)] + [
+        ("undocumented", 67, r'unknown directive "map-header-to-column"', _drop_lines("map-header-to-column")),
+        ("undocumented", 73, r'unknown directive "map-header-to-column"', lambda t: t),
+        # require-starttls is a <domain> directive; in <source> PowerMTA has require-starttls-before-auth
+        ("fault", 88, r'"require-starttls" is only valid inside <domain>',
+         lambda t: t.replace("    require-auth true\n    require-starttls yes\n", "    require-auth true\n")),
+        ("fault", 129, r'"require-starttls" is only valid inside <domain>', lambda t: t),
+        # the placeholders its own header lists (IP1_ADDRESS ... IP5_ADDRESS)
+        ("fault", 314, r'invalid source address "IP1_ADDRESS"',
+         lambda t: re.sub(r"IP(\d)_ADDRESS", lambda m: "192.0.2.5" + m.group(1), t)),
+        ("fault", 330, r'invalid source address "IP2_ADDRESS"', lambda t: t),
+        ("fault", 347, r'invalid source address "IP3_ADDRESS"', lambda t: t),
+        ("fault", 363, r'invalid source address "IP4_ADDRESS"', lambda t: t),
+        ("fault", 374, r'invalid source address "IP5_ADDRESS"', lambda t: t),
+        # each vmta signs with its own key for `*`: Salvo's keys are global, one per domain
+        ("salvo", 331, r"a second domain-key for \* \(first at line 315\)",
+         lambda t: re.sub(r"(domain-key dkim,\*,/etc/pmta/dkim/)(?!trans-mail-ulixai-com)[^\n]*", "", t)),
+        ("salvo", 348, r"a second domain-key for \*", lambda t: t),
+        ("salvo", 364, r"a second domain-key for \*", lambda t: t),
+        ("salvo", 375, r"a second domain-key for \*", lambda t: t),
+        # pool weights and a selection policy: not PowerMTA syntax
+        ("undocumented", 395, r"<virtual-mta-pool pool-cold> lists no virtual-mta",
+         lambda t: re.sub(r"(virtual-mta [\w-]+) +weight \d+", r"\1", t)),
+        ("undocumented", 396, r'unknown directive "domain-selection"', _drop_lines("domain-selection")),
+        ("undocumented", 397, r'invalid virtual-mta name "mta-cold-1 +weight 100"', lambda t: t),
+        ("undocumented", 398, r'invalid virtual-mta name "mta-standby-1 weight 10"', lambda t: t),
+        ("undocumented", 399, r'invalid virtual-mta name "mta-standby-2 weight 0"', lambda t: t),
+        ("fault", 536, r'unknown bounce category "invalid-mailbox"', _sub("/ invalid-mailbox", "/ bad-mailbox")),
+        ("fault", 538, r'unknown bounce category "invalid-mailbox"', lambda t: t),
+    ],
+}
+
+# Files a config includes (a directory next to it) and the edits they need: their
+# errors only show once the include resolves, so they are fixed with the file's.
+INCLUDED = {
+    "clibuild-include.config": ("clibuild-include.d", {
+        # domain-macro lists broken over lines after a comma (PowerMTA documents no continuation)
+        "domains.conf": [_join_continued,
+                         # type discard: Salvo delivers by SMTP only (design)
+                         _sub("  type discard\n", "")],
+        "bounce-category-patterns.conf": [_join_lines(45, 46, ""), _join_lines(50, 51, "")],
+        # (each vmta includes /etc/pmta/dkimlist.txt, which the repository does not have; and
+        # sets max-smtp-out for the whole vmta, which Salvo refuses by design: per queue only)
+        "virtual-mta.conf": [_render_one_ip, _drop_lines("include /etc/pmta/dkimlist.txt"), _drop_lines("max-smtp-out")],
+        "mailer-main-vmtas.conf": [_render_one_ip, _drop_lines("include /etc/pmta/dkimlist.txt"), _drop_lines("max-smtp-out")],
+        "mailer-backoff-vmtas.conf": [_render_one_ip, _drop_lines("include /etc/pmta/dkimlist.txt"), _drop_lines("max-smtp-out")],
+    }),
 }
 
 
@@ -148,7 +329,8 @@ def test_real_configs(env):
         if rc != 2:
             raise Fail("%s unedited: exit %d, want 2\n%s" % (name, rc, err))
         # every listed error is reported, in one run, at its line; and no other error
-        want = [(line, rx) for _, line, rx, _ in fixes]
+        # (line None: an edit whose errors show only once an earlier one is made)
+        want = [(line, rx) for _, line, rx, _ in fixes if line is not None]
         for line, rx in want:
             if not any(e.startswith("%s:%d: " % (orig, line)) and re.search(rx, e) for e in errs):
                 raise Fail("%s: no error at line %d matching %r; got:\n%s" % (name, line, rx, "\n".join(errs)))
@@ -156,6 +338,14 @@ def test_real_configs(env):
             raise Fail("%s: %d errors, want the %d listed:\n%s" % (name, len(errs), len(want), "\n".join(errs)))
         for _, _, _, edit in fixes:
             text = edit(text)
+        if name in INCLUDED:
+            sub, edits = INCLUDED[name]
+            os.makedirs(os.path.join(env.dir, sub), exist_ok=True)
+            for f in sorted(os.listdir(os.path.join(CONFIGS, sub))):
+                t = open(os.path.join(CONFIGS, sub, f)).read()
+                for edit in edits.get(f, []):
+                    t = edit(t)
+                env.write(os.path.join(sub, f), t)
         fixed = env.write("fixed-" + name, text)
         rc, out, err = check(fixed)
         if rc != 0 or "configuration is valid" not in out:
@@ -166,9 +356,10 @@ def test_real_configs(env):
                 if got.get(k) != v:
                     raise Fail("%s --show %s: %s is %r, want %r" % (name, spec, k, got.get(k), v))
         n_design = sum(1 for k, *_ in fixes if k == "design")
-        log("%s: %d errors in one run; valid after %d fixes of its own and %d by-design refusals edited "
-            "(%d warnings for parsed-not-applied directives)" % (name, len(errs), len(fixes) - n_design, n_design,
-                                                                 err.count(": warning: ")))
+        n_salvo = sum(1 for k, *_ in fixes if k == "salvo")
+        log("%s: %d errors in one run; valid after %d fixes of its own, %d by-design refusals and %d Salvo gaps "
+            "edited (%d warnings for parsed-not-applied directives)"
+            % (name, len(errs), len(fixes) - n_design - n_salvo, n_design, n_salvo, err.count(": warning: ")))
 
 
 def test_three_errors(env):
@@ -186,7 +377,7 @@ def test_three_errors(env):
     rc, out, err = check(path)
     errs = errors_of(err)
     want = ['%s:3: "retry-after" is only valid inside <domain>' % path,
-            '%s:5: invalid value "many" for max-smtp-out (expected a positive integer)' % path,
+            '%s:5: invalid value "many" for max-smtp-out (expected a positive integer or unlimited)' % path,
             '%s:8: unknown directive "frobnicate"' % path]
     if rc != 2 or errs != want:
         raise Fail("three errors: exit %d, got:\n%s\nwant:\n%s" % (rc, "\n".join(errs), "\n".join(want)))

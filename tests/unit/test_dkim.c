@@ -239,12 +239,45 @@ static void test_errors(void **state)
 	dkim_keys_free(ks);
 }
 
+/* PowerMTA's choice of key: the first, in config order, whose domain is the
+ * sending domain or a parent of it, or `*`, which signs as the sending
+ * domain itself (d=); a verifier finds the key at s1._domainkey.<d=>. */
+static void test_key_choice(void **state)
+{
+	char text[512], *hdr = NULL, err[256], path[128];
+	const char *msgs[] = {"From: a@sub.example.com\r\nSubject: s\r\n\r\nbody\r\n",
+			      "From: b@other.test\r\nSubject: s\r\n\r\nbody\r\n"};
+	const char *want_d[] = {"d=example.com;", "d=other.test;"};
+	struct dkim_keys *ks;
+	size_t hl;
+	FILE *f;
+	(void)state;
+
+	snprintf(text, sizeof(text), "domain-key s1,example.com,%s/rsa.pem\ndomain-key s1,*,%s/rsa.pem\n", dir, dir);
+	ks = load(text, 0);
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(dkim_sign(ks, msgs[i], strlen(msgs[i]), (int64_t)time(NULL), &hdr, &hl, err, sizeof(err)), 0);
+		assert_non_null(strstr(hdr, want_d[i]));
+		snprintf(path, sizeof(path), "%s/m.eml", dir);
+		f = fopen(path, "wb");
+		fwrite(hdr, 1, hl, f);
+		fwrite(msgs[i], 1, strlen(msgs[i]), f);
+		fclose(f);
+		free(hdr);
+		hdr = NULL;
+		assert_int_equal(sh("/usr/bin/python3 %s/verify.py %s/m.eml s1._domainkey.example.com=%s/s1._domainkey.example.com.txt "
+				    "s1._domainkey.other.test=%s/s1._domainkey.example.com.txt", dir, dir, dir, dir), 0);
+	}
+	dkim_keys_free(ks);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_rsa_and_ed25519_verify),
 		cmocka_unit_test(test_bare_cr_lf),
 		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_key_choice),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -201,6 +201,10 @@ static void test_size(void **state)
 	size_is("1G", 1ULL << 30);
 	size_is("4GB", 4ULL << 30);
 	size_is("17179869183G", 17179869183ULL << 30);
+	/* PowerMTA's N{b|k|m|g|t} */
+	size_is("100b", 100);
+	size_is("2t", 2ULL << 40);
+	size_is("10T", 10ULL << 40);
 
 	size_bad(NULL);
 	size_bad("");
@@ -213,10 +217,12 @@ static void test_size(void **state)
 	size_bad("1 M");
 	size_bad("1.5M");
 	size_bad("10Q");
-	size_bad("10T");
+	size_bad("16777216t");
 	size_bad("10Mb");
 	size_bad("10mb");
 	size_bad("10MBB");
+	size_bad("10bB");
+	size_bad("b");
 	size_bad("10BM");
 	size_bad("10KM");
 	size_bad("99999999999999999999");
