@@ -21,6 +21,11 @@
   commit-faults  the delete's commit fails three times (the spool's fault hook, ENOSPC):
              it is retried until it holds; the answer counts every recipient once,
              one record and one DSN each, and a restart brings none back
+  restart    a delete that matches ten recipients in flight at a slow receiver (four
+             answered after 2.5 s, six after 30 s) and ten held in a paused queue; salvod
+             is killed (-9) after the four fast ones are delivered and restarted: the six
+             still in flight are cancelled at start (one record each, with the filter),
+             the four delivered are not, none is attempted again
   errors     unknown fields, wrong types, a bad duration, an empty filter and a body
              that is not a JSON object answer 400 naming the field, and delete nothing;
              `salvoctl delete` without a filter is a usage error (2), with a bad one 1
@@ -380,5 +385,55 @@ def test_errors(env):
         % (len(cases), 4))
 
 
+def test_restart(env):
+    env.dns(mx={"rs.test": [(10, "mx.sink.test")], "fs.test": [(10, "mx.sink.test")],
+                "held.test": [(10, "mx.sink.test")]},
+            a={"mx.sink.test": "127.0.0.2"}, check=[("rs.test", "MX")])
+    env.salvo_sink("slow", "127.0.0.2:25", extra_args=[
+        "--fault", "at=data,match=@rs[.]test,delay=30000", "--fault", "at=data,delay=2500"])
+    d = env.salvod_daemon(default_domain={"retry-after": "1s", "bounce-after": "4h"})
+    d.start()
+    if api("POST", "/api/v1/queues/held.test/pause")[0] != 200:
+        raise Fail("pause held.test")
+    slow = ["s%d@rs.test" % i for i in range(6)]
+    fast = ["f%d@fs.test" % i for i in range(4)]
+    held = ["h%d@held.test" % i for i in range(10)]
+    # no placeholders: one message, so each domain's recipients share one transaction
+    st, out = api("POST", "/api/inject/v1", {
+        "envelope_sender": "esp@senders.test", "campaign": "gone",
+        "content": "From: news@senders.test\r\nSubject: hello\r\n\r\nHi\r\n",
+        "recipients": [{"email": r} for r in slow + fast + held]})
+    if st != 200 or out.get("success_count") != 20:
+        raise Fail("injection: %d %r" % (st, out))
+
+    def on_wire():
+        st, out = api("GET", "/api/v1/queues")
+        qs = out.get("queues", []) if isinstance(out, dict) else out
+        return st == 200 and sum(q.get("in_flight", 0) for q in qs) >= 10
+    if not wait_until(on_wire, 10 * harness.SLOW, what="ten recipients on the wire"):
+        raise Fail("the two transactions never went out")
+    st, out = api("POST", "/api/v1/delete", {"campaign": "gone"})
+    if st != 200 or out != {"deleted": 10, "in_flight": 10}:
+        raise Fail("delete with ten in flight: %d %r" % (st, out))
+    harness.wait_for_records(env, lambda r: len(of_type(r, "delivery")) >= 4, 20 * harness.SLOW,
+                             what="the four fast deliveries")
+    d.kill9()
+    d.start()
+    err = open(d.stderr_paths[-1], errors="replace").read()
+    if "6 recipients cancelled by deletes made before the restart" not in err:
+        raise Fail("the restart did not finish the delete:\n%s" % err[-1500:])
+    time.sleep(1.5)  # retry-after 1s: a forgotten recipient would be tried again
+    # a kill -9 may write the last records to the log twice: one per event_id
+    recs = list({r["event_id"]: r for r in d.acct() if "event_id" in r}.values())
+    cancelled = sorted(r["recipient"] for r in of_type(recs, "cancelled"))
+    if cancelled != sorted(slow + held):
+        raise Fail("cancelled %r, want %r" % (cancelled, sorted(slow + held)))
+    delivered = sorted(r["recipient"] for r in of_type(recs, "delivery"))
+    if delivered != sorted(fast):
+        raise Fail("delivered %r, want %r" % (delivered, sorted(fast)))
+    if of_type(recs, "transient") or queued("rs.test") or queued("held.test"):
+        raise Fail("a cancelled recipient is queued or tried again after the restart")
+    log("delete with 10 in flight, kill -9, restart: 6 cancelled at start, 4 delivered before, none both")
+
 if __name__ == "__main__":
-    harness.main([test_filters, test_race, test_commit_faults, test_errors])
+    harness.main([test_filters, test_race, test_commit_faults, test_restart, test_errors])
