@@ -44,6 +44,7 @@
 #include "engine/egress.h"
 #include "engine/engine.h"
 #include "engine/reload_diff.h"
+#include "net/http_server.h"
 #include "engine/webhook.h"
 #include "net/smtp_server.h"
 
@@ -290,6 +291,9 @@ void engine_reload(struct engine *eng, struct reload_result *out)
 	config_gen_ref(next);              /* ours until the workers have it */
 	config_current_publish(&eng->conf, next);
 	post_to_workers(eng, next);
+	/* http-access and http-api-token: policy, read per request */
+	if (eng->http && http_server_set_access(eng->http, &next->cfg) < 0)
+		append(&out->warnings, "out of memory: http-access and http-api-token keep their old values\n");
 	webhooks_restart(eng, next, &out->warnings);
 	wait_adopted(eng, next->generation);
 	out->ok = true;

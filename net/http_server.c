@@ -39,13 +39,21 @@ struct token_digest {
 	enum config_http_role role;
 };
 
+/* Who may call: http-access and the tokens' digests, copied from a config
+ * and replaced whole by http_server_set_access (a reload). */
+struct http_auth {
+	struct token_digest *tokens;
+	size_t n_tokens;
+	struct config_http_access *access;
+	size_t n_access;
+};
+
 struct http_server {
 	struct MHD_Daemon **daemons;
 	size_t n_daemons;
 	size_t max_body;
-	const struct config *cfg;
-	struct token_digest *tokens;
-	size_t n_tokens;
+	pthread_rwlock_t auth_lock; /* readers: each request's role; writer: a swap */
+	struct http_auth *auth;
 	char *tls_cert, *tls_key;  /* PEM, kept while the daemons run */
 	http_handler handler;
 	http_policy policy;
@@ -235,18 +243,26 @@ static enum config_http_role request_role(struct http_server *srv, struct MHD_Co
 	const char *tok = presented_token(conn);
 	unsigned char d[SHA256_DIGEST_LENGTH];
 	enum config_http_role role = CONFIG_HTTP_NONE;
+	const struct http_auth *a;
 	bool found = false;
 
 	*bad_token = false;
-	if (!tok)
-		return config_http_role_for(srv->cfg, peer);
-	token_digest(tok, d);
-	for (size_t i = 0; i < srv->n_tokens; i++) {
-		bool eq = CRYPTO_memcmp(d, srv->tokens[i].digest, sizeof(d)) == 0;
+	if (tok)
+		token_digest(tok, d);
+	pthread_rwlock_rdlock(&srv->auth_lock);
+	a = srv->auth;
+	if (!tok) {
+		role = config_http_role_in(a->access, a->n_access, peer);
+		pthread_rwlock_unlock(&srv->auth_lock);
+		return role;
+	}
+	for (size_t i = 0; i < a->n_tokens; i++) {
+		bool eq = CRYPTO_memcmp(d, a->tokens[i].digest, sizeof(d)) == 0;
 
 		found |= eq;
-		role = eq ? srv->tokens[i].role : role;
+		role = eq ? a->tokens[i].role : role;
 	}
+	pthread_rwlock_unlock(&srv->auth_lock);
 	*bad_token = !found;
 	return role;
 }
@@ -494,6 +510,51 @@ static int start_tls(struct http_server *s, const struct config *cfg, char *err,
 	return 0;
 }
 
+static void auth_free(struct http_auth *a)
+{
+	if (!a)
+		return;
+	if (a->tokens)
+		OPENSSL_cleanse(a->tokens, a->n_tokens * sizeof(*a->tokens));
+	free(a->tokens);
+	free(a->access);
+	free(a);
+}
+
+static struct http_auth *auth_new(const struct config *cfg)
+{
+	struct http_auth *a = calloc(1, sizeof(*a));
+
+	if (!a || !(a->tokens = calloc(cfg->n_http_tokens ? cfg->n_http_tokens : 1, sizeof(*a->tokens))) ||
+	    !(a->access = calloc(cfg->n_http_access ? cfg->n_http_access : 1, sizeof(*a->access)))) {
+		auth_free(a);
+		return NULL;
+	}
+	for (size_t i = 0; i < cfg->n_http_tokens; i++) {
+		token_digest(cfg->http_tokens[i].token, a->tokens[i].digest);
+		a->tokens[i].role = cfg->http_tokens[i].role;
+	}
+	a->n_tokens = cfg->n_http_tokens;
+	if (cfg->n_http_access)
+		memcpy(a->access, cfg->http_access, cfg->n_http_access * sizeof(*a->access));
+	a->n_access = cfg->n_http_access;
+	return a;
+}
+
+int http_server_set_access(struct http_server *s, const struct config *cfg)
+{
+	struct http_auth *a = auth_new(cfg), *old;
+
+	if (!a)
+		return -1;
+	pthread_rwlock_wrlock(&s->auth_lock);
+	old = s->auth;
+	s->auth = a;
+	pthread_rwlock_unlock(&s->auth_lock);
+	auth_free(old);
+	return 0;
+}
+
 int http_server_start(struct http_server **out, const struct http_server_opts *o, http_handler h, void *ctx,
 		      char *err, size_t errlen)
 {
@@ -501,18 +562,14 @@ int http_server_start(struct http_server **out, const struct http_server_opts *o
 	struct http_server *s = calloc(1, sizeof(*s));
 
 	*out = NULL;
+	if (s)
+		pthread_rwlock_init(&s->auth_lock, NULL);
 	if (!s || !(s->daemons = calloc(cfg->n_http_listeners ? cfg->n_http_listeners : 1, sizeof(*s->daemons))) ||
-	    !(s->tokens = calloc(cfg->n_http_tokens ? cfg->n_http_tokens : 1, sizeof(*s->tokens)))) {
+	    !(s->auth = auth_new(cfg))) {
 		snprintf(err, errlen, "out of memory");
 		http_server_stop(s);
 		return -1;
 	}
-	for (size_t i = 0; i < cfg->n_http_tokens; i++) {
-		token_digest(cfg->http_tokens[i].token, s->tokens[i].digest);
-		s->tokens[i].role = cfg->http_tokens[i].role;
-	}
-	s->n_tokens = cfg->n_http_tokens;
-	s->cfg = cfg;
 	s->max_body = cfg->http_max_body_size;
 	s->handler = h;
 	s->policy = o->policy;
@@ -566,7 +623,8 @@ void http_server_stop(struct http_server *s)
 	for (size_t i = 0; i < s->n_daemons; i++)
 		MHD_stop_daemon(s->daemons[i]);
 	free(s->daemons);
-	free(s->tokens);
+	auth_free(s->auth);
+	pthread_rwlock_destroy(&s->auth_lock);
 	if (s->tls_key)
 		OPENSSL_cleanse(s->tls_key, strlen(s->tls_key));
 	free(s->tls_key);

@@ -92,6 +92,10 @@ struct http_server_opts {
 /* Start listening. 0, or -1 with a message in err. */
 int http_server_start(struct http_server **out, const struct http_server_opts *o, http_handler h, void *ctx,
 		      char *err, size_t errlen);
+/* Take http-access and http-api-token from cfg for every request from now
+ * on (a reload; any thread; cfg is copied). 0, or -1 (out of memory: the
+ * old ones stay). */
+int http_server_set_access(struct http_server *s, const struct config *cfg);
 /* Stop accepting, finish or drop connections, join the threads, free. A
  * handler must not reply after this returns. */
 void http_server_stop(struct http_server *s);

@@ -23,6 +23,10 @@ salvoctl reload) in one salvod process.
              a session opened before finishes and is delivered) by reloads; an
              unchanged listener refuses nothing across 11 reloads; a port held by
              another process refuses the reload naming it
+  http-access  http-api-token and http-access follow a reload (SIGHUP): a token added
+             works at once, a removed one gets 401, a monitor role given to loopback
+             by http-access refuses a POST (403) and taking it away restores it; no
+             "changes on restart only" warning for them
   webhooks   an <acct-webhook> url moved by a reload: later records go to the new
              receiver only, acknowledged ones are not sent again; removing the block
              stops it
@@ -505,5 +509,41 @@ def test_webhooks(env):
         rb.down()
 
 
+def test_http_access(env):
+    spool = os.path.join(env.dir, "spool")
+    old_tok, new_tok = "old-token-0123456789abcdef", "new-token-0123456789abcdef"
+    base = harness.salvod_config(spool)
+    d = env.salvod_daemon(config_text=base + "http-api-token %s admin\n" % old_tok)
+    d.start()
+    pid = d.proc.pid
+
+    def hup(text, gen):
+        with open(d.config, "w") as f:
+            f.write(text)
+        os.kill(pid, signal.SIGHUP)
+        if not wait_until(lambda: generation()[0] == gen, 10, what="generation %d" % gen):
+            raise Fail("SIGHUP: generation stays %r" % generation()[0])
+
+    if api("GET", "/api/v1/status", token=old_tok)[0] != 200 or api("GET", "/api/v1/status", token=new_tok)[0] != 401:
+        raise Fail("before the reload: the old token must work, the new one get 401")
+    hup(base + "http-api-token %s admin\n" % new_tok, 2)
+    st, _ = api("POST", "/api/v1/queues/x.test/pause", token=new_tok)
+    if st != 200:
+        raise Fail("a token added by SIGHUP: %s, want 200" % st)
+    if api("GET", "/api/v1/status", token=old_tok)[0] != 401:
+        raise Fail("a token removed by SIGHUP still works")
+    # http-access: loopback only monitors now, then admin again
+    hup(base + "http-access 127.0.0.1/32 monitor\n", 3)
+    if api("POST", "/api/v1/queues/x.test/resume")[0] != 403 or api("GET", "/api/v1/status")[0] != 200:
+        raise Fail("http-access 127.0.0.1/32 monitor after SIGHUP: a POST must get 403, a GET 200")
+    hup(base, 4)
+    if api("POST", "/api/v1/queues/x.test/resume")[0] != 200:
+        raise Fail("http-access removed by SIGHUP: loopback is not admin again")
+    err = open(d.stderr_paths[-1], errors="replace").read()
+    if "http-access" in err or "http-api-token" in err:
+        raise Fail("a reload warned about http-access or http-api-token:\n%s" % err[-1500:])
+    log("SIGHUP: added token 200, removed token 401, http-access monitor 403 then admin again")
+
+
 if __name__ == "__main__":
-    harness.main([test_speedup, test_warnings, test_loop, test_listeners, test_webhooks])
+    harness.main([test_speedup, test_warnings, test_loop, test_listeners, test_http_access, test_webhooks])
