@@ -58,12 +58,19 @@ struct delete_state {
 	pthread_mutex_t mu;
 	struct delete_tomb **buckets;
 	size_t n_buckets;
+	uint64_t deletes;          /* requests answered 200 (atomic) */
+	uint64_t cancelled;        /* cancelled records committed (atomic) */
 };
 
 int delete_state_new(struct delete_state **out);
 void delete_state_free(struct delete_state *st);   /* NULL is a no-op */
 /* Tombstones waiting (any thread; a snapshot). */
 size_t delete_state_count(const struct delete_state *st);
+
+/* salvo_deletes_total, salvo_cancelled_total and salvo_delete_pending for
+ * /metrics (json_buf from core/json_str.h). 0, or non-zero out of memory. */
+struct json_buf;
+int delete_metrics(const struct delete_state *st, struct json_buf *b);
 
 /* Is any tombstone waiting? The workers' fast path. */
 static inline bool delete_pending(const struct delete_state *st)

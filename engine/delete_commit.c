@@ -382,6 +382,7 @@ static void commit_done(struct spool_req *req, int result, void *ctx)
 		if (!it->done)
 			continue;
 		it->how->cancelled++;
+		__atomic_fetch_add(&eng->deletes->cancelled, 1, __ATOMIC_RELAXED);
 		if (c->wait)
 			c->wait->cancelled++;
 		else if (eng->campaigns && it->campaign[0]) {
@@ -400,6 +401,8 @@ static void commit_done(struct spool_req *req, int result, void *ctx)
 	caught_done(c);
 	/* deleted: every recipient recorded as cancelled by this request,
 	 * those a worker caught on their way before this commit included */
+	if (c->job)
+		__atomic_fetch_add(&eng->deletes->deletes, 1, __ATOMIC_RELAXED);
 	if (c->job)
 		delete_job_answer(c->job, 200,
 			   json_pack("{s:I, s:I}", "deleted", (json_int_t)c->job->how->cancelled, "in_flight",
