@@ -404,6 +404,9 @@ def test_many(env):
                    % (len(seen), len(set(seen)), n, sorted(set(seen) - want)[:5]))
     if n != 4:
         raise Fail("1001 campaigns in pages of 300: %d pages" % n)
+    out = json.loads(must(ctl("--json", "campaigns"), what="--json campaigns"))
+    if sorted(c["campaign"] for c in out["campaigns"]) != sorted(want):
+        raise Fail("salvoctl --json campaigns: %d campaigns" % len(out["campaigns"]))
 
     with urllib.request.urlopen("http://%s:%d/metrics" % harness.SALVOD_HTTP, timeout=20) as r:
         m = r.read().decode()
