@@ -359,7 +359,8 @@ static void job_commit(struct delete_job *job)
 		return;
 	}
 	for (unsigned i = 0; i < eng->n_workers; i++) {
-		memcpy(c->items + c->n, job->mails[i].got, job->mails[i].n * sizeof(*c->items));
+		if (job->mails[i].n) /* got is NULL for a worker that took nothing */
+			memcpy(c->items + c->n, job->mails[i].got, job->mails[i].n * sizeof(*c->items));
 		c->n += job->mails[i].n;
 		job->mails[i].n = 0;
 	}
