@@ -282,7 +282,20 @@ void engine_reload(struct engine *eng, struct reload_result *out)
 		config_free(&cfg);
 		goto failed;
 	}
+	/* HTTP listeners: new addresses open now (one that cannot listen
+	 * refuses the reload), removed ones stop accepting */
+	if (eng->http && http_server_set_listeners(eng->http, &cfg, err, sizeof(err)) < 0) {
+		append(&out->errors, cfg.path ? cfg.path : "config");
+		append(&out->errors, ": ");
+		append(&out->errors, err);
+		append(&out->errors, "\n");
+		dkim_keys_free(dkim);
+		config_free(&cfg);
+		goto failed;
+	}
 	if (!(next = config_gen_new(&cfg, dkim, cur->generation + 1, wall_now_ms()))) {
+		if (eng->http) /* back to the listeners in force */
+			(void)http_server_set_listeners(eng->http, &cur->cfg, err, sizeof(err));
 		dkim_keys_free(dkim);
 		config_free(&cfg);
 		append(&out->errors, "out of memory\n");

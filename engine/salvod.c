@@ -563,6 +563,7 @@ int main(int argc, char **argv)
 			reload_result_free(&r);
 		}
 		sent_pruner_tick(pruner, wall_now_ms());
+		http_server_reap(eng.http); /* HTTP listeners a reload removed, once idle */
 	}
 	status = spool_writer_failed(&eng.writer) ? EXIT_SPOOL_FAILED : 0;
 	fprintf(stderr, "salvod: %s: shutting down%s\n", strsignal(sig),

@@ -30,6 +30,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <unistd.h>
 
 #include "core/config.h"
 #include "core/json_str.h"
@@ -49,8 +52,23 @@ struct http_auth {
 };
 
 struct http_server {
-	struct MHD_Daemon **daemons;
-	size_t n_daemons;
+	/* The listeners (one daemon each), by address; a reload adds and
+	 * retires some (http_server_set_listeners) under ls_mu. A retired
+	 * one no longer accepts and is stopped once its last connection is
+	 * gone (http_server_reap); its listening socket is closed then. */
+	pthread_mutex_t ls_mu;
+	struct http_listen {
+		struct MHD_Daemon *d;
+		char *addr;        /* config_addr.text */
+	} *ls;
+	size_t n_ls;
+	struct http_retired {
+		struct MHD_Daemon *d;
+		MHD_socket fd;
+		char *addr;
+	} *retired;
+	size_t n_retired;
+	unsigned threads;
 	size_t max_body;
 	pthread_rwlock_t auth_lock; /* readers: each request's role; writer: a swap */
 	struct http_auth *auth;
@@ -555,6 +573,157 @@ int http_server_set_access(struct http_server *s, const struct config *cfg)
 	return 0;
 }
 
+/* One listener's daemon, or NULL with err. */
+static struct MHD_Daemon *daemon_start(struct http_server *s, const struct config *cfg, const struct config_addr *a,
+				       bool tls, char *err, size_t errlen)
+{
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME |
+			 MHD_USE_ITC | MHD_USE_EPOLL | (a->sa.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0) |
+			 (tls ? MHD_USE_TLS : 0);
+	uint16_t port = a->sa.ss_family == AF_INET6 ? ntohs(((const struct sockaddr_in6 *)&a->sa)->sin6_port)
+						    : ntohs(((const struct sockaddr_in *)&a->sa)->sin_port);
+	struct MHD_Daemon *d;
+
+	if (tls && start_tls(s, cfg, err, errlen) < 0)
+		return NULL;
+	errno = 0;
+	/* for a plain daemon the option list ends before the TLS options (one
+	 * call for both kinds) */
+	d = MHD_start_daemon(flags, port, NULL, NULL, on_request, s,
+			     MHD_OPTION_EXTERNAL_LOGGER, on_log, NULL,
+			     MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)&a->sa,
+			     MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+			     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
+			     MHD_OPTION_CONNECTION_LIMIT, cfg->http_max_connections,
+			     MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->http_max_connections_per_ip,
+			     MHD_OPTION_THREAD_POOL_SIZE, s->threads,
+			     tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, s->tls_cert,
+			     MHD_OPTION_HTTPS_MEM_KEY, s->tls_key,
+			     MHD_OPTION_HTTPS_PRIORITIES, "NORMAL:-VERS-TLS1.0:-VERS-TLS1.1",
+			     MHD_OPTION_END);
+	if (!d)
+		snprintf(err, errlen, "cannot listen for HTTP%s on %s: %s", tls ? "S" : "", a->text,
+			 errno ? strerror(errno) : "libmicrohttpd refused to start (for HTTPS: check the "
+						   "certificate and key)");
+	return d;
+}
+
+static bool cfg_has(const struct config *cfg, const char *addr)
+{
+	for (size_t i = 0; i < cfg->n_http_listeners; i++)
+		if (!strcmp(cfg->http_listeners[i].text, addr))
+			return true;
+	return false;
+}
+
+static ssize_t ls_find(const struct http_server *s, const char *addr)
+{
+	for (size_t i = 0; i < s->n_ls; i++)
+		if (!strcmp(s->ls[i].addr, addr))
+			return (ssize_t)i;
+	return -1;
+}
+
+int http_server_set_listeners(struct http_server *s, const struct config *cfg, char *err, size_t errlen)
+{
+	struct http_listen *next;
+	struct http_retired *ret;
+	size_t n = 0, n_old;
+	int rc = 0;
+
+	pthread_mutex_lock(&s->ls_mu);
+	n_old = s->n_ls;
+	next = calloc(cfg->n_http_listeners + n_old + 1, sizeof(*next));
+	ret = realloc(s->retired, (s->n_retired + n_old + 1) * sizeof(*ret));
+	if (ret)
+		s->retired = ret;
+	if (!next || !ret) {
+		free(next);
+		pthread_mutex_unlock(&s->ls_mu);
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	/* new addresses first: one that cannot listen changes nothing */
+	for (size_t i = 0; i < cfg->n_http_listeners && !rc; i++) {
+		const struct config_addr *a = &cfg->http_listeners[i];
+		ssize_t k = ls_find(s, a->text);
+
+		if (k >= 0) {
+			next[n++] = s->ls[k];
+			continue;
+		}
+		next[n].addr = strdup(a->text);
+		if (!next[n].addr) {
+			snprintf(err, errlen, "out of memory");
+			rc = -1;
+		} else if (!(next[n].d = daemon_start(s, cfg, a, cfg->http_listener_tls && cfg->http_listener_tls[i],
+						       err, errlen))) {
+			free(next[n].addr);
+			rc = -1;
+		} else {
+			n++;
+		}
+	}
+	if (rc) {
+		for (size_t i = 0; i < n; i++)
+			if (ls_find(s, next[i].addr) < 0) {
+				MHD_stop_daemon(next[i].d);
+				free(next[i].addr);
+			}
+		free(next);
+		pthread_mutex_unlock(&s->ls_mu);
+		return -1;
+	}
+	/* addresses gone: stop accepting now (shutdown makes the kernel refuse
+	 * new connections too); their connections finish */
+	for (size_t i = 0; i < n_old; i++) {
+		MHD_socket fd;
+
+		if (cfg_has(cfg, s->ls[i].addr))
+			continue;
+		fd = MHD_quiesce_daemon(s->ls[i].d);
+		if (fd != MHD_INVALID_SOCKET)
+			shutdown(fd, SHUT_RDWR);
+		s->retired[s->n_retired++] = (struct http_retired){s->ls[i].d, fd, s->ls[i].addr};
+	}
+	free(s->ls);
+	s->ls = next;
+	s->n_ls = n;
+	pthread_mutex_unlock(&s->ls_mu);
+	return 0;
+}
+
+static bool idle(struct MHD_Daemon *d)
+{
+	const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+
+	return info && info->num_connections == 0;
+}
+
+static void retired_stop(struct http_retired *r)
+{
+	MHD_stop_daemon(r->d);
+	if (r->fd != MHD_INVALID_SOCKET)
+		close(r->fd);
+	free(r->addr);
+}
+
+void http_server_reap(struct http_server *s)
+{
+	if (!s)
+		return;
+	pthread_mutex_lock(&s->ls_mu);
+	for (size_t i = 0; i < s->n_retired;) {
+		if (!idle(s->retired[i].d)) {
+			i++;
+			continue;
+		}
+		retired_stop(&s->retired[i]);
+		s->retired[i] = s->retired[--s->n_retired];
+	}
+	pthread_mutex_unlock(&s->ls_mu);
+}
+
 int http_server_start(struct http_server **out, const struct http_server_opts *o, http_handler h, void *ctx,
 		      char *err, size_t errlen)
 {
@@ -562,10 +731,11 @@ int http_server_start(struct http_server **out, const struct http_server_opts *o
 	struct http_server *s = calloc(1, sizeof(*s));
 
 	*out = NULL;
-	if (s)
+	if (s) {
 		pthread_rwlock_init(&s->auth_lock, NULL);
-	if (!s || !(s->daemons = calloc(cfg->n_http_listeners ? cfg->n_http_listeners : 1, sizeof(*s->daemons))) ||
-	    !(s->auth = auth_new(cfg))) {
+		pthread_mutex_init(&s->ls_mu, NULL);
+	}
+	if (!s || !(s->auth = auth_new(cfg))) {
 		snprintf(err, errlen, "out of memory");
 		http_server_stop(s);
 		return -1;
@@ -574,43 +744,10 @@ int http_server_start(struct http_server **out, const struct http_server_opts *o
 	s->handler = h;
 	s->policy = o->policy;
 	s->ctx = ctx;
-	for (size_t i = 0; i < cfg->n_http_listeners; i++) {
-		const struct config_addr *a = &cfg->http_listeners[i];
-		bool tls = cfg->http_listener_tls && cfg->http_listener_tls[i];
-		unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME |
-				 MHD_USE_EPOLL | (a->sa.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0) |
-				 (tls ? MHD_USE_TLS : 0);
-		uint16_t port = a->sa.ss_family == AF_INET6 ? ntohs(((const struct sockaddr_in6 *)&a->sa)->sin6_port)
-							    : ntohs(((const struct sockaddr_in *)&a->sa)->sin_port);
-		struct MHD_Daemon *d;
-
-		if (tls && start_tls(s, cfg, err, errlen) < 0) {
-			http_server_stop(s);
-			return -1;
-		}
-		errno = 0;
-		/* for a plain daemon the option list ends before the TLS
-		 * options (one call for both kinds) */
-		d = MHD_start_daemon(flags, port, NULL, NULL, on_request, s,
-				     MHD_OPTION_EXTERNAL_LOGGER, on_log, NULL,
-				     MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)&a->sa,
-				     MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-				     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
-				     MHD_OPTION_CONNECTION_LIMIT, cfg->http_max_connections,
-				     MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->http_max_connections_per_ip,
-				     MHD_OPTION_THREAD_POOL_SIZE, o->threads ? o->threads : 1u,
-				     tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, s->tls_cert,
-				     MHD_OPTION_HTTPS_MEM_KEY, s->tls_key,
-				     MHD_OPTION_HTTPS_PRIORITIES, "NORMAL:-VERS-TLS1.0:-VERS-TLS1.1",
-				     MHD_OPTION_END);
-		if (!d) {
-			snprintf(err, errlen, "cannot listen for HTTP%s on %s: %s", tls ? "S" : "", a->text,
-				 errno ? strerror(errno) : "libmicrohttpd refused to start (for HTTPS: check the "
-							   "certificate and key)");
-			http_server_stop(s);
-			return -1;
-		}
-		s->daemons[s->n_daemons++] = d;
+	s->threads = o->threads ? o->threads : 1u;
+	if (http_server_set_listeners(s, cfg, err, errlen) < 0) {
+		http_server_stop(s);
+		return -1;
 	}
 	*out = s;
 	return 0;
@@ -620,9 +757,15 @@ void http_server_stop(struct http_server *s)
 {
 	if (!s)
 		return;
-	for (size_t i = 0; i < s->n_daemons; i++)
-		MHD_stop_daemon(s->daemons[i]);
-	free(s->daemons);
+	for (size_t i = 0; i < s->n_ls; i++) {
+		MHD_stop_daemon(s->ls[i].d);
+		free(s->ls[i].addr);
+	}
+	free(s->ls);
+	for (size_t i = 0; i < s->n_retired; i++)
+		retired_stop(&s->retired[i]);
+	free(s->retired);
+	pthread_mutex_destroy(&s->ls_mu);
 	auth_free(s->auth);
 	pthread_rwlock_destroy(&s->auth_lock);
 	if (s->tls_key)
