@@ -569,6 +569,9 @@ bool config_glob_match(const char *pattern, const char *s);
 /* The role `http-access` gives addr without a token (see enum
  * config_http_role). */
 enum config_http_role config_http_role_for(const struct config *cfg, const struct sockaddr *addr);
+/* The same over a bare http-access list (n entries). */
+enum config_http_role config_http_role_in(const struct config_http_access *acc, size_t n,
+					  const struct sockaddr *addr);
 /* "admin", "monitor", "none". */
 const char *config_http_role_name(enum config_http_role r);
 

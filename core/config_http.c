@@ -201,17 +201,23 @@ static bool is_loopback(const struct sockaddr *sa)
 	return false;
 }
 
-enum config_http_role config_http_role_for(const struct config *cfg, const struct sockaddr *addr)
+enum config_http_role config_http_role_in(const struct config_http_access *acc, size_t n,
+					  const struct sockaddr *addr)
 {
 	const struct config_http_access *best = NULL;
 
-	if (!cfg->n_http_access)
+	if (!n)
 		return is_loopback(addr) ? CONFIG_HTTP_ADMIN : CONFIG_HTTP_NONE;
-	for (size_t i = 0; addr && i < cfg->n_http_access; i++) {
-		const struct config_http_access *r = &cfg->http_access[i];
+	for (size_t i = 0; addr && i < n; i++) {
+		const struct config_http_access *r = &acc[i];
 
 		if (config_cidr_match(&r->net, addr) && (!best || r->net.prefix > best->net.prefix))
 			best = r;
 	}
 	return best ? best->role : CONFIG_HTTP_NONE;
+}
+
+enum config_http_role config_http_role_for(const struct config *cfg, const struct sockaddr *addr)
+{
+	return config_http_role_in(cfg->http_access, cfg->n_http_access, addr);
 }

@@ -2,7 +2,8 @@
  * api_campaigns.c - campaigns from the HTTP API, and campaign pauses:
  *
  *   GET  /api/v1/campaigns                 every campaign seen since start
- *                                          (and every paused one)
+ *                                          (and every paused one), paged:
+ *                                          ?limit=N&after=CURSOR, `next`
  *   GET  /api/v1/campaigns/{id}            one campaign, 404 when unknown
  *   POST /api/v1/campaigns/{id}/pause      its recipients are not attempted
  *   POST /api/v1/campaigns/{id}/resume
@@ -29,6 +30,8 @@
 #include "engine/engine.h"
 #include "net/http_server.h"
 #include "queue/pause.h"
+
+#define CAMPAIGN_PAGE_MAX 10000
 
 struct camp_req {
 	struct spool_req req;
@@ -203,36 +206,61 @@ static json_t *campaign_json(const struct campaign *e)
 			 "paused", __atomic_load_n(&e->paused, __ATOMIC_RELAXED));
 }
 
+/* GET /api/v1/campaigns[?paused=true|false][&limit=N][&after=CURSOR]: in
+ * the order campaigns were first seen; at most limit (CAMPAIGN_PAGE_MAX
+ * when not given) and `next`, the cursor of the following page (null at
+ * the end). A cursor is the last id shown: valid for one run of salvod. */
 static void get_campaigns(struct engine *eng, struct http_request *req)
 {
-	uint32_t n = campaigns_count(eng->campaigns);
-	json_t *arr = json_array();
-	const char *paused = http_query(req, "paused");
+	uint32_t n = campaigns_count(eng->campaigns), id, after = 0;
+	const char *paused = http_query(req, "paused"), *lim = http_query(req, "limit"),
+		   *aft = http_query(req, "after");
+	unsigned long limit = CAMPAIGN_PAGE_MAX;
+	json_t *arr, *next = json_null();
+	char *end;
 
 	if (paused && strcmp(paused, "true") && strcmp(paused, "false")) {
-		json_decref(arr);
 		http_reply_error(req, 400, "paused must be true or false", "paused");
 		return;
 	}
-	for (uint32_t id = 1; id <= n; id++) {
+	if (lim && (!*lim || (limit = strtoul(lim, &end, 10), *end) || limit < 1 || limit > CAMPAIGN_PAGE_MAX)) {
+		http_reply_error(req, 400, "limit must be a number from 1 to 10000", "limit");
+		return;
+	}
+	if (aft) {
+		unsigned long v;
+
+		if (!*aft || aft[0] == '-' || (v = strtoul(aft, &end, 10), *end) || v > UINT32_MAX) {
+			http_reply_error(req, 400, "after must be the `next` cursor of a previous page", "after");
+			return;
+		}
+		after = (uint32_t)v;
+	}
+	if (!(arr = json_array())) {
+		http_reply_error(req, 500, "out of memory", NULL);
+		return;
+	}
+	for (id = after + 1; id <= n && id > after; id++) {
 		const struct campaign *e = campaign_get(eng->campaigns, id);
 
 		if (!e || (paused && __atomic_load_n(&e->paused, __ATOMIC_RELAXED) != (strcmp(paused, "true") == 0)))
 			continue;
+		if (json_array_size(arr) == limit) {
+			char cur[16];
+
+			snprintf(cur, sizeof(cur), "%u", id - 1);
+			next = json_string(cur);
+			break;
+		}
 		json_array_append_new(arr, campaign_json(e));
 	}
-	api_reply_json(req, 200, json_pack("{s:o}", "campaigns", arr));
+	api_reply_json(req, 200, json_pack("{s:o, s:o}", "campaigns", arr, "next", next));
 }
 
-/* An id as the API takes it: 1..127 bytes, no control characters. */
+/* An id as the API takes it (campaign_name_ok). */
 static bool valid_id(const char *s, size_t n)
 {
-	if (!n || n > CAMPAIGN_NAME_MAX)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
-			return false;
-	return true;
+	return campaign_name_ok(s, n);
 }
 
 /* An action's body: empty, or a JSON object with no fields (none are

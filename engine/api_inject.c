@@ -37,6 +37,7 @@
 #include "core/json_str.h"
 #include "engine/accept_store.h"
 #include "engine/api.h"
+#include "engine/campaign.h"
 #include "engine/engine.h"
 #include "engine/inject_check.h"
 #include "engine/inject_render.h"
@@ -258,9 +259,10 @@ static void inject_under(struct engine *eng, const struct config *cfg, struct ht
 	/* the object form has a To per recipient: always rendered per recipient */
 	x->uniform = !x->object && !strstr(x->content, "{{");
 	if ((v = json_object_get(root, "campaign"))) {
-		if (!json_is_string(v) || json_string_length(v) >= sizeof(x->campaign)) {
+		if (!json_is_string(v) || !campaign_name_ok(json_string_value(v), json_string_length(v))) {
 			inj_free(x);
-			http_reply_error(req, 400, "campaign must be a string of at most 127 bytes", "campaign");
+			http_reply_error(req, 400, "campaign must be a string of 1 to 127 bytes without control characters",
+					 "campaign");
 			return;
 		}
 		snprintf(x->campaign, sizeof(x->campaign), "%s", json_string_value(v));

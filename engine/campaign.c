@@ -109,6 +109,16 @@ static void grow_locked(struct campaigns *c)
 	c->n_buckets = nb;
 }
 
+bool campaign_name_ok(const char *s, size_t n)
+{
+	if (!s || !n || n > CAMPAIGN_NAME_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return false;
+	return true;
+}
+
 static uint32_t lookup(struct campaigns *c, const char *name, bool make)
 {
 	size_t len = name ? strlen(name) : 0;
@@ -116,7 +126,7 @@ static uint32_t lookup(struct campaigns *c, const char *name, bool make)
 	struct campaign *e;
 	uint32_t id = CAMPAIGN_NONE, next;
 
-	if (!c || !len || len > CAMPAIGN_NAME_MAX)
+	if (!c || !campaign_name_ok(name, len))
 		return CAMPAIGN_NONE;
 	h = name_hash(name, len);
 	pthread_mutex_lock(&c->mu);

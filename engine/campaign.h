@@ -55,9 +55,14 @@ struct campaigns;
 int campaigns_new(struct campaigns **out);
 void campaigns_free(struct campaigns *c);
 
+/* A campaign id as every entry point takes it: 1..CAMPAIGN_NAME_MAX bytes,
+ * no control character (so it is safe in a log line, a metrics label and a
+ * delete filter). */
+bool campaign_name_ok(const char *s, size_t n);
+
 /* The id of name, made on first use. 0 for NULL, "", a name longer than
  * CAMPAIGN_NAME_MAX, ENOMEM or a full table. Any thread. */
-uint32_t campaign_intern(struct campaigns *c, const char *name);
+uint32_t campaign_intern(struct campaigns *c, const char *name);   /* 0 too for a bad name */
 /* The id of a known name, else 0. Any thread. */
 uint32_t campaign_find(struct campaigns *c, const char *name);
 /* The entry of id (NULL for 0 or an id not handed out). Lock-free. */
@@ -89,5 +94,12 @@ enum campaign_end {
 /* A recipient of id left the queue (or, DEFERRED, became deferred);
  * was_deferred: it had failed attempts before. */
 void campaign_note_end(struct campaigns *c, uint32_t id, enum campaign_end end, bool was_deferred);
+
+/* Campaigns in /metrics (campaign_metrics.c): per-campaign series for the
+ * CAMPAIGN_METRICS_TOP with the most queued, totals for all. 0, or
+ * non-zero when out of memory. */
+#define CAMPAIGN_METRICS_TOP 100
+struct json_buf;
+int campaign_metrics(struct campaigns *c, struct json_buf *b);
 
 #endif

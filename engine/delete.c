@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/json_str.h"
 #include "engine/api.h"
 #include "engine/delete_filter.h"
 #include "engine/delete_internal.h"
@@ -143,6 +144,19 @@ struct delete_how *delete_tomb_take(struct delete_state *st, uint64_t id, uint32
 	free(t);
 	__atomic_store_n(&st->n, st->n - 1, __ATOMIC_RELEASE);
 	return how;
+}
+
+int delete_metrics(const struct delete_state *st, struct json_buf *b)
+{
+	return json_buf_printf(b, "# HELP salvo_deletes_total Operator deletes (POST /api/v1/delete) committed.\n"
+			       "# TYPE salvo_deletes_total counter\nsalvo_deletes_total %llu\n",
+			       (unsigned long long)(st ? __atomic_load_n(&st->deletes, __ATOMIC_RELAXED) : 0)) |
+	       json_buf_printf(b, "# HELP salvo_cancelled_total Recipients cancelled by deletes (cancelled records).\n"
+			       "# TYPE salvo_cancelled_total counter\nsalvo_cancelled_total %llu\n",
+			       (unsigned long long)(st ? __atomic_load_n(&st->cancelled, __ATOMIC_RELAXED) : 0)) |
+	       json_buf_printf(b, "# HELP salvo_delete_in_flight Recipients a delete matched in flight, not decided yet.\n"
+			       "# TYPE salvo_delete_in_flight gauge\nsalvo_delete_in_flight %zu\n",
+			       delete_state_count(st));
 }
 
 /* ---- the request ------------------------------------------------------------------ */
@@ -345,7 +359,8 @@ static void job_commit(struct delete_job *job)
 		return;
 	}
 	for (unsigned i = 0; i < eng->n_workers; i++) {
-		memcpy(c->items + c->n, job->mails[i].got, job->mails[i].n * sizeof(*c->items));
+		if (job->mails[i].n) /* got is NULL for a worker that took nothing */
+			memcpy(c->items + c->n, job->mails[i].got, job->mails[i].n * sizeof(*c->items));
 		c->n += job->mails[i].n;
 		job->mails[i].n = 0;
 	}

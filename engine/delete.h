@@ -25,9 +25,11 @@
  * cancelled. `deleted` counts the `cancelled` records written for this
  * request when it answers (its commit's, and those of recipients a worker
  * caught on their way before it); `in_flight` the ones still undecided
- * (their records come when they return, unless they are delivered; a
- * restart forgets them, and they are then delivered or retried as usual -
- * never recorded as cancelled). A recipient matched by two overlapping
+ * (their records come when they return, unless they are delivered).
+ * The request's commit also writes each in-flight one to the spool
+ * (queue/cancel_pending.h), so a restart before it comes back cancels it
+ * at start (delete_recover), unless its delivery was committed first.
+ * A recipient matched by two overlapping
  * deletes belongs to the first.
  *
  * Threads: the tombstone set is the only shared state; workers look at it
@@ -56,12 +58,19 @@ struct delete_state {
 	pthread_mutex_t mu;
 	struct delete_tomb **buckets;
 	size_t n_buckets;
+	uint64_t deletes;          /* requests answered 200 (atomic) */
+	uint64_t cancelled;        /* cancelled records committed (atomic) */
 };
 
 int delete_state_new(struct delete_state **out);
 void delete_state_free(struct delete_state *st);   /* NULL is a no-op */
 /* Tombstones waiting (any thread; a snapshot). */
 size_t delete_state_count(const struct delete_state *st);
+
+/* salvo_deletes_total, salvo_cancelled_total and salvo_delete_pending for
+ * /metrics (json_buf from core/json_str.h). 0, or non-zero out of memory. */
+struct json_buf;
+int delete_metrics(const struct delete_state *st, struct json_buf *b);
 
 /* Is any tombstone waiting? The workers' fast path. */
 static inline bool delete_pending(const struct delete_state *st)
@@ -86,5 +95,11 @@ bool delete_catch(struct worker *w, struct sched_rcpt *r);
 /* A recipient finished (delivered, bounced, expired, suppressed): its
  * tombstone, if any, goes. */
 void delete_forget(struct worker *w, uint64_t msg_id, uint32_t idx);
+
+/* At start, after the spool writer and before recovery: cancel the
+ * recipients that deletes matched in flight before the last stop
+ * (delete_recover.c). Waits for the commit; *n_cancelled says how many
+ * were still queued and are now cancelled. 0 or a spool error. */
+int delete_recover(struct engine *eng, size_t *n_cancelled);
 
 #endif

@@ -26,6 +26,7 @@
 #include "engine/campaign.h"
 #include "engine/delete_internal.h"
 #include "engine/engine.h"
+#include "queue/cancel_pending.h"
 #include "queue/outbox.h"
 
 #define DELETE_RETRY_MIN_MS 20
@@ -177,9 +178,15 @@ static int message_dsn(struct delete_commit *c, const struct config *cfg, struct
 static int apply_message(struct delete_commit *c, const struct config *cfg, struct spool_wtxn *t, size_t a, size_t b)
 {
 	struct spool_msg m;
-	int ret = spool_wtxn_get_msg(t, c->items[a].msg_id, &m);
+	int ret;
 	char dom[256];
 
+	/* a late or at-start commit settles the delete's durable entry
+	 * (queue/cancel_pending.h), whether the recipient is still here or not */
+	for (size_t i = a; !c->job && i < b; i++)
+		if ((ret = cancel_pending_del(t, c->items[i].msg_id, c->items[i].idx)))
+			return ret;
+	ret = spool_wtxn_get_msg(t, c->items[a].msg_id, &m);
 	if (ret == SPOOL_NOTFOUND)
 		return 0; /* every recipient finished meanwhile */
 	if (ret)
@@ -213,7 +220,9 @@ static int apply_message(struct delete_commit *c, const struct config *cfg, stru
 }
 
 /* The request's candidates no worker held: a finished one loses its
- * tombstone; the others are in flight (counted by job_in_flight). */
+ * tombstone; the others are in flight (counted by job_in_flight), and each
+ * gets a durable entry in this commit, so that a restart before it comes
+ * back still cancels it (queue/cancel_pending.h). */
 static int sweep_candidates(struct delete_job *job, struct spool_wtxn *t)
 {
 	struct delete_state *st = job->eng->deletes;
@@ -224,6 +233,9 @@ static int sweep_candidates(struct delete_job *job, struct spool_wtxn *t)
 		bool still;
 
 		if (ret && ret != SPOOL_NOTFOUND)
+			return ret;
+		if (ret == 0 &&
+		    (ret = cancel_pending_put(t, job->cands[i].msg_id, job->cands[i].idx, job->how->dsn, job->how->text)))
 			return ret;
 		pthread_mutex_lock(&st->mu);
 		still = *delete_tomb_find(st, job->cands[i].msg_id, job->cands[i].idx) != NULL;
@@ -325,6 +337,20 @@ static void caught_done(struct delete_commit *c)
 	pthread_mutex_unlock(&st->mu);
 }
 
+/* An at-start commit is over: wake delete_recover. */
+static void commit_signal(struct delete_commit *c, int result)
+{
+	struct delete_wait *w = c->wait;
+
+	if (!w)
+		return;
+	pthread_mutex_lock(&w->mu);
+	w->result = result;
+	w->done = true;
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+}
+
 static void commit_done(struct spool_req *req, int result, void *ctx)
 {
 	struct delete_commit *c = container_of(req, struct delete_commit, req);
@@ -347,6 +373,7 @@ static void commit_done(struct spool_req *req, int result, void *ctx)
 		if (c->job)
 			delete_job_answer(c->job, 503, NULL, spool_strerror(result));
 		caught_done(c);
+		commit_signal(c, result);
 		commit_free(c);
 		return;
 	}
@@ -356,14 +383,17 @@ static void commit_done(struct spool_req *req, int result, void *ctx)
 		if (!it->done)
 			continue;
 		it->how->cancelled++;
-		if (eng->campaigns && it->campaign[0]) {
+		__atomic_fetch_add(&eng->deletes->cancelled, 1, __ATOMIC_RELAXED);
+		if (c->wait)
+			c->wait->cancelled++;
+		else if (eng->campaigns && it->campaign[0]) {
 			uint32_t id = campaign_find(eng->campaigns, it->campaign);
 
 			if (id != CAMPAIGN_NONE)
 				campaign_note_end(eng->campaigns, id, CAMPAIGN_END_REMOVED, it->attempts > 0);
 		}
 	}
-	for (size_t i = 0; i < c->n_dsns; i++) {
+	for (size_t i = 0; !c->wait && i < c->n_dsns; i++) {
 		struct accept_batch ab;
 		struct accept_msg am;
 
@@ -373,10 +403,13 @@ static void commit_done(struct spool_req *req, int result, void *ctx)
 	/* deleted: every recipient recorded as cancelled by this request,
 	 * those a worker caught on their way before this commit included */
 	if (c->job)
+		__atomic_fetch_add(&eng->deletes->deletes, 1, __ATOMIC_RELAXED);
+	if (c->job)
 		delete_job_answer(c->job, 200,
 			   json_pack("{s:I, s:I}", "deleted", (json_int_t)c->job->how->cancelled, "in_flight",
 				     (json_int_t)job_in_flight(c->job)),
 			   NULL);
+	commit_signal(c, 0);
 	commit_free(c);
 }
 

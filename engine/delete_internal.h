@@ -13,6 +13,7 @@
 #define SALVO_DELETE_INTERNAL_H
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -77,6 +78,18 @@ struct delete_commit {
 	size_t n_dsns;
 	int64_t time_ms;
 	unsigned tries;
+	/* At start (delete_recover.c): no worker exists yet, the campaigns
+	 * have not counted these recipients, and a DSN is queued by the
+	 * recovery that follows; done() then signals *wait. */
+	struct delete_wait *wait;
+};
+
+struct delete_wait {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool done;
+	int result;
+	size_t cancelled;
 };
 
 /* Each worker's part of a job: its mail, then what it took. */

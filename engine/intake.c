@@ -32,6 +32,7 @@
 #include "core/config.h"
 #include "engine/accept_store.h"
 #include "engine/auth.h"
+#include "engine/campaign.h"
 #include "engine/engine.h"
 #include "engine/msg_headers.h"
 #include "engine/trace.h"
@@ -147,7 +148,8 @@ static void intake_pool_and_job(const struct config *cfg, const struct config_so
 	msg_headers_take(ir->msg.body, &ir->msg.len, w, 2);    /* one pass: linear however many */
 	if (w[0].found && src && src->process_x_virtual_mta && (pool = config_pool_find(cfg, vmta)) >= 0)
 		ir->pool = (size_t)pool;
-	if (w[1].found && src && src->process_x_job)
+	/* an X-Job with control characters names no campaign (mail flows) */
+	if (w[1].found && src && src->process_x_job && campaign_name_ok(job, strlen(job)))
 		memcpy(ir->campaign, job, sizeof(job));
 	if (ir->pool > UINT16_MAX)
 		ir->pool = 0;

@@ -12,6 +12,8 @@
 #include "core/config.h"
 #include "core/json_str.h"
 #include "engine/api.h"
+#include "engine/campaign.h"
+#include "engine/delete.h"
 #include "engine/engine.h"
 #include "engine/trace.h"
 #include "engine/webhook.h"
@@ -212,6 +214,7 @@ void api_metrics(struct engine *eng, struct http_request *req)
 	pthread_mutex_lock(&eng->webhooks_mu);
 	rc |= webhooks_metrics(eng->webhooks, &b);
 	pthread_mutex_unlock(&eng->webhooks_mu);
+	rc |= campaign_metrics(eng->campaigns, &b) | delete_metrics(eng->deletes, &b);
 	rc |= head(&b, "salvo_config_generation", "gauge", "The configuration in force: 1 at start, +1 per successful reload.") |
 	      json_buf_printf(&b, "salvo_config_generation %llu\n", (unsigned long long)g->generation);
 	rc |= head(&b, "salvo_config_loaded_timestamp_seconds", "gauge", "When the configuration in force was read (Unix time).") |

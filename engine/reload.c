@@ -44,6 +44,7 @@
 #include "engine/egress.h"
 #include "engine/engine.h"
 #include "engine/reload_diff.h"
+#include "net/http_server.h"
 #include "engine/webhook.h"
 #include "net/smtp_server.h"
 
@@ -281,7 +282,20 @@ void engine_reload(struct engine *eng, struct reload_result *out)
 		config_free(&cfg);
 		goto failed;
 	}
+	/* HTTP listeners: new addresses open now (one that cannot listen
+	 * refuses the reload), removed ones stop accepting */
+	if (eng->http && http_server_set_listeners(eng->http, &cfg, err, sizeof(err)) < 0) {
+		append(&out->errors, cfg.path ? cfg.path : "config");
+		append(&out->errors, ": ");
+		append(&out->errors, err);
+		append(&out->errors, "\n");
+		dkim_keys_free(dkim);
+		config_free(&cfg);
+		goto failed;
+	}
 	if (!(next = config_gen_new(&cfg, dkim, cur->generation + 1, wall_now_ms()))) {
+		if (eng->http) /* back to the listeners in force */
+			(void)http_server_set_listeners(eng->http, &cur->cfg, err, sizeof(err));
 		dkim_keys_free(dkim);
 		config_free(&cfg);
 		append(&out->errors, "out of memory\n");
@@ -290,6 +304,9 @@ void engine_reload(struct engine *eng, struct reload_result *out)
 	config_gen_ref(next);              /* ours until the workers have it */
 	config_current_publish(&eng->conf, next);
 	post_to_workers(eng, next);
+	/* http-access and http-api-token: policy, read per request */
+	if (eng->http && http_server_set_access(eng->http, &next->cfg) < 0)
+		append(&out->warnings, "out of memory: http-access and http-api-token keep their old values\n");
 	webhooks_restart(eng, next, &out->warnings);
 	wait_adopted(eng, next->generation);
 	out->ok = true;

@@ -27,29 +27,20 @@ static bool addrs_eq(const struct config_addr *a, size_t na, const struct config
 	return true;
 }
 
-static bool cidr_eq(const struct config_cidr *a, const struct config_cidr *b)
-{
-	return a->family == b->family && a->prefix == b->prefix && memcmp(a->addr, b->addr, sizeof(a->addr)) == 0;
-}
-
+/* What an HTTP listener keeps from start: its limits, and the tls= of an
+ * address that stays (addresses follow a reload, and so do http-access
+ * and http-api-token, read per request). */
 static bool http_eq(const struct config *a, const struct config *b)
 {
-	if (!addrs_eq(a->http_listeners, a->n_http_listeners, b->http_listeners, b->n_http_listeners) ||
-	    a->n_http_access != b->n_http_access || a->n_http_tokens != b->n_http_tokens ||
-	    a->http_max_body_size != b->http_max_body_size || a->http_max_connections != b->http_max_connections ||
+	if (a->http_max_body_size != b->http_max_body_size || a->http_max_connections != b->http_max_connections ||
 	    a->http_max_connections_per_ip != b->http_max_connections_per_ip)
 		return false;
 	for (size_t i = 0; i < a->n_http_listeners; i++)
-		if ((a->http_listener_tls && a->http_listener_tls[i]) != (b->http_listener_tls && b->http_listener_tls[i]))
-			return false;
-	for (size_t i = 0; i < a->n_http_access; i++)
-		if (!cidr_eq(&a->http_access[i].net, &b->http_access[i].net) ||
-		    a->http_access[i].role != b->http_access[i].role)
-			return false;
-	for (size_t i = 0; i < a->n_http_tokens; i++)
-		if (!str_eq(a->http_tokens[i].token, b->http_tokens[i].token) ||
-		    a->http_tokens[i].role != b->http_tokens[i].role)
-			return false;
+		for (size_t k = 0; k < b->n_http_listeners; k++)
+			if (!strcmp(a->http_listeners[i].text, b->http_listeners[k].text) &&
+			    (a->http_listener_tls && a->http_listener_tls[i]) !=
+				    (b->http_listener_tls && b->http_listener_tls[k]))
+				return false;
 	return true;
 }
 
@@ -170,7 +161,7 @@ unsigned reload_diff(const struct config *boot, const struct config *cur, const 
 	restart_only(warn, old->worker_threads == neu->worker_threads, "worker-threads");
 	/* the listeners themselves follow a reload; their source= does not */
 	restart_only(warn, !smtp_same || listener_sources_eq(old, neu), "smtp-listener source=");
-	restart_only(warn, http_eq(old, neu), "http-listener, http-access, http-api-token and http-max-*");
+	restart_only(warn, http_eq(old, neu), "tls= of an open http-listener, and http-max-*,");
 	restart_only(warn, dns_eq(old, neu), "dns-server / name-server");
 	restart_only(warn, str_eq(old->tls_certificate, neu->tls_certificate) &&
 		     str_eq(old->tls_private_key, neu->tls_private_key) &&

@@ -479,6 +479,18 @@ int main(int argc, char **argv)
 	/* Recover, then listen: the queue is read in one snapshot before any
 	 * listener opens, so a message committed once they are open is queued
 	 * by its own commit only, never a second time by recovery. */
+	{
+		size_t n = 0;
+
+		/* deletes a stop interrupted: their in-flight recipients are
+		 * cancelled before recovery would queue them again */
+		if ((ret = delete_recover(&eng, &n)) != 0) {
+			fprintf(stderr, "salvod: cannot finish the interrupted deletes: %s\n", spool_strerror(ret));
+			goto out_writer;
+		}
+		if (n)
+			fprintf(stderr, "salvod: %zu recipients cancelled by deletes made before the restart\n", n);
+	}
 	if ((ret = accept_store_recover(&eng, &recovered)) != 0) {
 		fprintf(stderr, "salvod: spool recovery failed: %s\n", spool_strerror(ret));
 		goto out_writer;
@@ -551,6 +563,7 @@ int main(int argc, char **argv)
 			reload_result_free(&r);
 		}
 		sent_pruner_tick(pruner, wall_now_ms());
+		http_server_reap(eng.http); /* HTTP listeners a reload removed, once idle */
 	}
 	status = spool_writer_failed(&eng.writer) ? EXIT_SPOOL_FAILED : 0;
 	fprintf(stderr, "salvod: %s: shutting down%s\n", strsignal(sig),

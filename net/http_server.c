@@ -30,6 +30,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <unistd.h>
 
 #include "core/config.h"
 #include "core/json_str.h"
@@ -39,13 +42,36 @@ struct token_digest {
 	enum config_http_role role;
 };
 
-struct http_server {
-	struct MHD_Daemon **daemons;
-	size_t n_daemons;
-	size_t max_body;
-	const struct config *cfg;
+/* Who may call: http-access and the tokens' digests, copied from a config
+ * and replaced whole by http_server_set_access (a reload). */
+struct http_auth {
 	struct token_digest *tokens;
 	size_t n_tokens;
+	struct config_http_access *access;
+	size_t n_access;
+};
+
+struct http_server {
+	/* The listeners (one daemon each), by address; a reload adds and
+	 * retires some (http_server_set_listeners) under ls_mu. A retired
+	 * one no longer accepts and is stopped once its last connection is
+	 * gone (http_server_reap); its listening socket is closed then. */
+	pthread_mutex_t ls_mu;
+	struct http_listen {
+		struct MHD_Daemon *d;
+		char *addr;        /* config_addr.text */
+	} *ls;
+	size_t n_ls;
+	struct http_retired {
+		struct MHD_Daemon *d;
+		MHD_socket fd;
+		char *addr;
+	} *retired;
+	size_t n_retired;
+	unsigned threads;
+	size_t max_body;
+	pthread_rwlock_t auth_lock; /* readers: each request's role; writer: a swap */
+	struct http_auth *auth;
 	char *tls_cert, *tls_key;  /* PEM, kept while the daemons run */
 	http_handler handler;
 	http_policy policy;
@@ -235,18 +261,26 @@ static enum config_http_role request_role(struct http_server *srv, struct MHD_Co
 	const char *tok = presented_token(conn);
 	unsigned char d[SHA256_DIGEST_LENGTH];
 	enum config_http_role role = CONFIG_HTTP_NONE;
+	const struct http_auth *a;
 	bool found = false;
 
 	*bad_token = false;
-	if (!tok)
-		return config_http_role_for(srv->cfg, peer);
-	token_digest(tok, d);
-	for (size_t i = 0; i < srv->n_tokens; i++) {
-		bool eq = CRYPTO_memcmp(d, srv->tokens[i].digest, sizeof(d)) == 0;
+	if (tok)
+		token_digest(tok, d);
+	pthread_rwlock_rdlock(&srv->auth_lock);
+	a = srv->auth;
+	if (!tok) {
+		role = config_http_role_in(a->access, a->n_access, peer);
+		pthread_rwlock_unlock(&srv->auth_lock);
+		return role;
+	}
+	for (size_t i = 0; i < a->n_tokens; i++) {
+		bool eq = CRYPTO_memcmp(d, a->tokens[i].digest, sizeof(d)) == 0;
 
 		found |= eq;
-		role = eq ? srv->tokens[i].role : role;
+		role = eq ? a->tokens[i].role : role;
 	}
+	pthread_rwlock_unlock(&srv->auth_lock);
 	*bad_token = !found;
 	return role;
 }
@@ -494,6 +528,202 @@ static int start_tls(struct http_server *s, const struct config *cfg, char *err,
 	return 0;
 }
 
+static void auth_free(struct http_auth *a)
+{
+	if (!a)
+		return;
+	if (a->tokens)
+		OPENSSL_cleanse(a->tokens, a->n_tokens * sizeof(*a->tokens));
+	free(a->tokens);
+	free(a->access);
+	free(a);
+}
+
+static struct http_auth *auth_new(const struct config *cfg)
+{
+	struct http_auth *a = calloc(1, sizeof(*a));
+
+	if (!a || !(a->tokens = calloc(cfg->n_http_tokens ? cfg->n_http_tokens : 1, sizeof(*a->tokens))) ||
+	    !(a->access = calloc(cfg->n_http_access ? cfg->n_http_access : 1, sizeof(*a->access)))) {
+		auth_free(a);
+		return NULL;
+	}
+	for (size_t i = 0; i < cfg->n_http_tokens; i++) {
+		token_digest(cfg->http_tokens[i].token, a->tokens[i].digest);
+		a->tokens[i].role = cfg->http_tokens[i].role;
+	}
+	a->n_tokens = cfg->n_http_tokens;
+	if (cfg->n_http_access)
+		memcpy(a->access, cfg->http_access, cfg->n_http_access * sizeof(*a->access));
+	a->n_access = cfg->n_http_access;
+	return a;
+}
+
+int http_server_set_access(struct http_server *s, const struct config *cfg)
+{
+	struct http_auth *a = auth_new(cfg), *old;
+
+	if (!a)
+		return -1;
+	pthread_rwlock_wrlock(&s->auth_lock);
+	old = s->auth;
+	s->auth = a;
+	pthread_rwlock_unlock(&s->auth_lock);
+	auth_free(old);
+	return 0;
+}
+
+/* One listener's daemon, or NULL with err. */
+static struct MHD_Daemon *daemon_start(struct http_server *s, const struct config *cfg, const struct config_addr *a,
+				       bool tls, char *err, size_t errlen)
+{
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME |
+			 MHD_USE_ITC | MHD_USE_EPOLL | (a->sa.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0) |
+			 (tls ? MHD_USE_TLS : 0);
+	uint16_t port = a->sa.ss_family == AF_INET6 ? ntohs(((const struct sockaddr_in6 *)&a->sa)->sin6_port)
+						    : ntohs(((const struct sockaddr_in *)&a->sa)->sin_port);
+	struct MHD_Daemon *d;
+
+	if (tls && start_tls(s, cfg, err, errlen) < 0)
+		return NULL;
+	errno = 0;
+	/* for a plain daemon the option list ends before the TLS options (one
+	 * call for both kinds) */
+	d = MHD_start_daemon(flags, port, NULL, NULL, on_request, s,
+			     MHD_OPTION_EXTERNAL_LOGGER, on_log, NULL,
+			     MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)&a->sa,
+			     MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+			     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
+			     MHD_OPTION_CONNECTION_LIMIT, cfg->http_max_connections,
+			     MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->http_max_connections_per_ip,
+			     MHD_OPTION_THREAD_POOL_SIZE, s->threads,
+			     tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, s->tls_cert,
+			     MHD_OPTION_HTTPS_MEM_KEY, s->tls_key,
+			     MHD_OPTION_HTTPS_PRIORITIES, "NORMAL:-VERS-TLS1.0:-VERS-TLS1.1",
+			     MHD_OPTION_END);
+	if (!d)
+		snprintf(err, errlen, "cannot listen for HTTP%s on %s: %s", tls ? "S" : "", a->text,
+			 errno ? strerror(errno) : "libmicrohttpd refused to start (for HTTPS: check the "
+						   "certificate and key)");
+	return d;
+}
+
+static bool cfg_has(const struct config *cfg, const char *addr)
+{
+	for (size_t i = 0; i < cfg->n_http_listeners; i++)
+		if (!strcmp(cfg->http_listeners[i].text, addr))
+			return true;
+	return false;
+}
+
+static ssize_t ls_find(const struct http_server *s, const char *addr)
+{
+	for (size_t i = 0; i < s->n_ls; i++)
+		if (!strcmp(s->ls[i].addr, addr))
+			return (ssize_t)i;
+	return -1;
+}
+
+int http_server_set_listeners(struct http_server *s, const struct config *cfg, char *err, size_t errlen)
+{
+	struct http_listen *next;
+	struct http_retired *ret;
+	size_t n = 0, n_old;
+	int rc = 0;
+
+	pthread_mutex_lock(&s->ls_mu);
+	n_old = s->n_ls;
+	next = calloc(cfg->n_http_listeners + n_old + 1, sizeof(*next));
+	ret = realloc(s->retired, (s->n_retired + n_old + 1) * sizeof(*ret));
+	if (ret)
+		s->retired = ret;
+	if (!next || !ret) {
+		free(next);
+		pthread_mutex_unlock(&s->ls_mu);
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	/* new addresses first: one that cannot listen changes nothing */
+	for (size_t i = 0; i < cfg->n_http_listeners && !rc; i++) {
+		const struct config_addr *a = &cfg->http_listeners[i];
+		ssize_t k = ls_find(s, a->text);
+
+		if (k >= 0) {
+			next[n++] = s->ls[k];
+			continue;
+		}
+		next[n].addr = strdup(a->text);
+		if (!next[n].addr) {
+			snprintf(err, errlen, "out of memory");
+			rc = -1;
+		} else if (!(next[n].d = daemon_start(s, cfg, a, cfg->http_listener_tls && cfg->http_listener_tls[i],
+						       err, errlen))) {
+			free(next[n].addr);
+			rc = -1;
+		} else {
+			n++;
+		}
+	}
+	if (rc) {
+		for (size_t i = 0; i < n; i++)
+			if (ls_find(s, next[i].addr) < 0) {
+				MHD_stop_daemon(next[i].d);
+				free(next[i].addr);
+			}
+		free(next);
+		pthread_mutex_unlock(&s->ls_mu);
+		return -1;
+	}
+	/* addresses gone: stop accepting now (shutdown makes the kernel refuse
+	 * new connections too); their connections finish */
+	for (size_t i = 0; i < n_old; i++) {
+		MHD_socket fd;
+
+		if (cfg_has(cfg, s->ls[i].addr))
+			continue;
+		fd = MHD_quiesce_daemon(s->ls[i].d);
+		if (fd != MHD_INVALID_SOCKET)
+			shutdown(fd, SHUT_RDWR);
+		s->retired[s->n_retired++] = (struct http_retired){s->ls[i].d, fd, s->ls[i].addr};
+	}
+	free(s->ls);
+	s->ls = next;
+	s->n_ls = n;
+	pthread_mutex_unlock(&s->ls_mu);
+	return 0;
+}
+
+static bool idle(struct MHD_Daemon *d)
+{
+	const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+
+	return info && info->num_connections == 0;
+}
+
+static void retired_stop(struct http_retired *r)
+{
+	MHD_stop_daemon(r->d);
+	if (r->fd != MHD_INVALID_SOCKET)
+		close(r->fd);
+	free(r->addr);
+}
+
+void http_server_reap(struct http_server *s)
+{
+	if (!s)
+		return;
+	pthread_mutex_lock(&s->ls_mu);
+	for (size_t i = 0; i < s->n_retired;) {
+		if (!idle(s->retired[i].d)) {
+			i++;
+			continue;
+		}
+		retired_stop(&s->retired[i]);
+		s->retired[i] = s->retired[--s->n_retired];
+	}
+	pthread_mutex_unlock(&s->ls_mu);
+}
+
 int http_server_start(struct http_server **out, const struct http_server_opts *o, http_handler h, void *ctx,
 		      char *err, size_t errlen)
 {
@@ -501,59 +731,23 @@ int http_server_start(struct http_server **out, const struct http_server_opts *o
 	struct http_server *s = calloc(1, sizeof(*s));
 
 	*out = NULL;
-	if (!s || !(s->daemons = calloc(cfg->n_http_listeners ? cfg->n_http_listeners : 1, sizeof(*s->daemons))) ||
-	    !(s->tokens = calloc(cfg->n_http_tokens ? cfg->n_http_tokens : 1, sizeof(*s->tokens)))) {
+	if (s) {
+		pthread_rwlock_init(&s->auth_lock, NULL);
+		pthread_mutex_init(&s->ls_mu, NULL);
+	}
+	if (!s || !(s->auth = auth_new(cfg))) {
 		snprintf(err, errlen, "out of memory");
 		http_server_stop(s);
 		return -1;
 	}
-	for (size_t i = 0; i < cfg->n_http_tokens; i++) {
-		token_digest(cfg->http_tokens[i].token, s->tokens[i].digest);
-		s->tokens[i].role = cfg->http_tokens[i].role;
-	}
-	s->n_tokens = cfg->n_http_tokens;
-	s->cfg = cfg;
 	s->max_body = cfg->http_max_body_size;
 	s->handler = h;
 	s->policy = o->policy;
 	s->ctx = ctx;
-	for (size_t i = 0; i < cfg->n_http_listeners; i++) {
-		const struct config_addr *a = &cfg->http_listeners[i];
-		bool tls = cfg->http_listener_tls && cfg->http_listener_tls[i];
-		unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME |
-				 MHD_USE_EPOLL | (a->sa.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0) |
-				 (tls ? MHD_USE_TLS : 0);
-		uint16_t port = a->sa.ss_family == AF_INET6 ? ntohs(((const struct sockaddr_in6 *)&a->sa)->sin6_port)
-							    : ntohs(((const struct sockaddr_in *)&a->sa)->sin_port);
-		struct MHD_Daemon *d;
-
-		if (tls && start_tls(s, cfg, err, errlen) < 0) {
-			http_server_stop(s);
-			return -1;
-		}
-		errno = 0;
-		/* for a plain daemon the option list ends before the TLS
-		 * options (one call for both kinds) */
-		d = MHD_start_daemon(flags, port, NULL, NULL, on_request, s,
-				     MHD_OPTION_EXTERNAL_LOGGER, on_log, NULL,
-				     MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)&a->sa,
-				     MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-				     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
-				     MHD_OPTION_CONNECTION_LIMIT, cfg->http_max_connections,
-				     MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->http_max_connections_per_ip,
-				     MHD_OPTION_THREAD_POOL_SIZE, o->threads ? o->threads : 1u,
-				     tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, s->tls_cert,
-				     MHD_OPTION_HTTPS_MEM_KEY, s->tls_key,
-				     MHD_OPTION_HTTPS_PRIORITIES, "NORMAL:-VERS-TLS1.0:-VERS-TLS1.1",
-				     MHD_OPTION_END);
-		if (!d) {
-			snprintf(err, errlen, "cannot listen for HTTP%s on %s: %s", tls ? "S" : "", a->text,
-				 errno ? strerror(errno) : "libmicrohttpd refused to start (for HTTPS: check the "
-							   "certificate and key)");
-			http_server_stop(s);
-			return -1;
-		}
-		s->daemons[s->n_daemons++] = d;
+	s->threads = o->threads ? o->threads : 1u;
+	if (http_server_set_listeners(s, cfg, err, errlen) < 0) {
+		http_server_stop(s);
+		return -1;
 	}
 	*out = s;
 	return 0;
@@ -563,10 +757,17 @@ void http_server_stop(struct http_server *s)
 {
 	if (!s)
 		return;
-	for (size_t i = 0; i < s->n_daemons; i++)
-		MHD_stop_daemon(s->daemons[i]);
-	free(s->daemons);
-	free(s->tokens);
+	for (size_t i = 0; i < s->n_ls; i++) {
+		MHD_stop_daemon(s->ls[i].d);
+		free(s->ls[i].addr);
+	}
+	free(s->ls);
+	for (size_t i = 0; i < s->n_retired; i++)
+		retired_stop(&s->retired[i]);
+	free(s->retired);
+	pthread_mutex_destroy(&s->ls_mu);
+	auth_free(s->auth);
+	pthread_rwlock_destroy(&s->auth_lock);
 	if (s->tls_key)
 		OPENSSL_cleanse(s->tls_key, strlen(s->tls_key));
 	free(s->tls_key);

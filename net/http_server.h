@@ -92,6 +92,20 @@ struct http_server_opts {
 /* Start listening. 0, or -1 with a message in err. */
 int http_server_start(struct http_server **out, const struct http_server_opts *o, http_handler h, void *ctx,
 		      char *err, size_t errlen);
+/* Take http-access and http-api-token from cfg for every request from now
+ * on (a reload; any thread; cfg is copied). 0, or -1 (out of memory: the
+ * old ones stay). */
+int http_server_set_access(struct http_server *s, const struct config *cfg);
+/* The listeners of cfg->http_listeners (a reload; one thread at a time):
+ * an address already open stays (its connections untouched), a new one
+ * opens, one no longer listed stops accepting at once and is stopped when
+ * its last connection (a live trace too) has ended - http_server_reap().
+ * 0, or -1 with err when a new address cannot listen: then nothing
+ * changed. tls= and http-max-* of a kept address do not change. */
+int http_server_set_listeners(struct http_server *s, const struct config *cfg, char *err, size_t errlen);
+/* Stop the retired listeners that have no connection left (call now and
+ * then, e.g. once a second). NULL is fine. */
+void http_server_reap(struct http_server *s);
 /* Stop accepting, finish or drop connections, join the threads, free. A
  * handler must not reply after this returns. */
 void http_server_stop(struct http_server *s);

@@ -509,7 +509,8 @@ static int open_dbs(struct spool *s)
 	    (ret = lmdb_err(mdb_dbi_open(txn, "suppress", MDB_CREATE, &s->dbi_suppress))) ||
 	    (ret = lmdb_err(mdb_dbi_open(txn, "sent", MDB_CREATE, &s->dbi_sent))) ||
 	    (ret = lmdb_err(mdb_dbi_open(txn, "pause", MDB_CREATE, &s->dbi_pause))) ||
-	    (ret = lmdb_err(mdb_dbi_open(txn, "campaign", MDB_CREATE, &s->dbi_campaign))))
+	    (ret = lmdb_err(mdb_dbi_open(txn, "campaign", MDB_CREATE, &s->dbi_campaign))) ||
+	    (ret = lmdb_err(mdb_dbi_open(txn, "cancel", MDB_CREATE, &s->dbi_cancel))))
 		goto fail;
 	ret = meta_get_u64(txn, s->dbi_meta, "format", &format);
 	if (ret == SPOOL_NOTFOUND)

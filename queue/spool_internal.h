@@ -2,7 +2,7 @@
  * spool_internal.h - internal to queue/: the spool's handles and byte-order
  * helpers, shared by spool.c (messages, recipients, due index) and the
  * stores that live in the same LMDB environment (suppress.c, sent.c,
- * pause.c), so
+ * pause.c, cancel_pending.c), so
  * that all of them commit in the writer's one transaction.
  */
 #ifndef SALVO_SPOOL_INTERNAL_H
@@ -38,6 +38,7 @@ struct spool {
 	MDB_dbi dbi_pause;         /* pause.c */
 	MDB_dbi dbi_campaign;      /* campaign_stats.c */
 	MDB_dbi dbi_outbox;        /* outbox.c: accounting records until logged */
+	MDB_dbi dbi_cancel;        /* cancel_pending.c: deletes of in-flight recipients */
 	uint64_t ob_next;          /* outbox.c, writer thread: next entry's sequence */
 	uint64_t ob_fed;           /* last entry handed to the log */
 	uint64_t ob_written;       /* last entry the log wrote */

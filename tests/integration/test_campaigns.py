@@ -25,6 +25,15 @@ counts, pauses that hold across restarts, and the API's and salvoctl's forms.
   disk-full      the commit of a pause fails (the spool's fault hook, ENOSPC): 503 saying it
                  applies until a restart only; the next pause is stored; after a restart
                  only the stored one holds
+  many           1,000 campaigns (and one of three messages) held in a paused queue:
+                 GET /api/v1/campaigns pages (limit=300, after=next) show each exactly once,
+                 `next` null at the end; /metrics has salvo_campaigns, the total queued and
+                 per-campaign series for the top 100 by queued only (the biggest first);
+                 bad limit/after answer 400 naming the field. Hostile ids: a campaign with
+                 a control byte or NUL, or 10 KB long, at HTTP inject, in a campaign path
+                 and in a delete filter: 400 naming the field; an X-Job with a control
+                 byte names no campaign (its mail is queued all the same); a 10 MB JSON
+                 body to /api/v1/delete is refused 400 and deletes nothing
   top            `salvoctl top`, Tab to the campaign view (tmux, 80x24): the campaigns with
                  their counts and states; `p` pauses the selected one (API agrees)
 """
@@ -360,9 +369,99 @@ def test_top(env):
     log("salvoctl top shows the campaigns and pauses one")
 
 
+def test_many(env):
+    d = start(env)
+    if api("POST", "/api/v1/queues/%s/pause" % DOM)[0] != 200:
+        raise Fail("pause %s" % DOM)
+    msgs = []
+    for i in range(1000):
+        job = "m%04d" % i
+        rcpt = "%s@%s" % (job, DOM)
+        msgs.append(Injected(job, SENDER, [rcpt], ("From: <%s>\r\nTo: <%s>\r\nSubject: x\r\nX-Job: %s\r\n\r\nhi\r\n"
+                                                   % (SENDER, rcpt, job)).encode()))
+    msgs += smtp_msgs("big", 3)
+    bad = "bad@%s" % DOM
+    msgs.append(Injected("bad", SENDER, [bad], ("From: <%s>\r\nTo: <%s>\r\nSubject: x\r\nX-Job: ev\x01il\r\n\r\nhi\r\n"
+                                                % (SENDER, bad)).encode()))
+    harness.inject_all(msgs, threads=4, per_conn=100, timeout=60)
+
+    def pages(limit):
+        seen, after, n = [], None, 0
+        while True:
+            st, j = api("GET", "/api/v1/campaigns?limit=%d%s" % (limit, "&after=" + after if after else ""))
+            if st != 200 or len(j["campaigns"]) > limit:
+                raise Fail("page %d: %d %r" % (n, st, j if st != 200 else len(j["campaigns"])))
+            seen += [c["campaign"] for c in j["campaigns"]]
+            n += 1
+            after = j["next"]
+            if after is None or n > 10:
+                return seen, n
+    want = {"m%04d" % i for i in range(1000)} | {"big"}
+    wait_until(lambda: len(pages(1000)[0]) >= 1001, 20, what="1001 campaigns")
+    seen, n = pages(300)
+    if sorted(seen) != sorted(want):
+        raise Fail("paged campaigns: %d (%d distinct) in %d pages, want the 1001 exactly once: extra %r"
+                   % (len(seen), len(set(seen)), n, sorted(set(seen) - want)[:5]))
+    if n != 4:
+        raise Fail("1001 campaigns in pages of 300: %d pages" % n)
+    out = json.loads(must(ctl("--json", "campaigns"), what="--json campaigns"))
+    if sorted(c["campaign"] for c in out["campaigns"]) != sorted(want):
+        raise Fail("salvoctl --json campaigns: %d campaigns" % len(out["campaigns"]))
+
+    with urllib.request.urlopen("http://%s:%d/metrics" % harness.SALVOD_HTTP, timeout=20) as r:
+        m = r.read().decode()
+    series = [ln for ln in m.split("\n") if ln.startswith("salvo_campaign_queued{")]
+    if len(series) != 100 or series[0] != 'salvo_campaign_queued{campaign="big"} 3':
+        raise Fail("salvo_campaign_queued: %d series, first %r; want 100, big first" % (len(series), series[:1]))
+    for want_line in ("salvo_campaigns 1001", "salvo_campaigns_queued 1003", "salvo_deletes_total 0",
+                      "salvo_cancelled_total 0"):
+        if want_line not in m.split("\n"):
+            raise Fail("/metrics lacks %r" % want_line)
+    for q, field in (("limit=0", "limit"), ("limit=10001", "limit"), ("limit=x", "limit"), ("after=-1", "after"),
+                     ("after=abc", "after"), ("paused=maybe", "paused")):
+        st, j = api("GET", "/api/v1/campaigns?" + q)
+        if st != 400 or j.get("field") != field:
+            raise Fail("GET /api/v1/campaigns?%s: %d %r, want 400 naming %s" % (q, st, j, field))
+    # hostile ids
+    long_id = "x" * 10240
+    for camp in ("a\x01b", "a\x00b", "tab\there", long_id, ""):
+        st, j = api("POST", "/api/inject/v1", {"envelope_sender": SENDER, "campaign": camp,
+                                               "content": "Subject: x\r\n\r\nhi\r\n",
+                                               "recipients": [{"email": "h@%s" % DOM}]})
+        if st != 400 or (j.get("field") != "campaign" and "\x00" not in camp):
+            raise Fail("inject with campaign %r: %d %r, want 400 naming campaign" % (camp[:20], st, j))
+    for path in ("/api/v1/campaigns/" + long_id, "/api/v1/campaigns/a%01b"):
+        st, j = api("GET", path)
+        if st != 400 or j.get("field") != "id":
+            raise Fail("GET %s: %d %r" % (path[:40], st, j))
+    st, j = api("POST", "/api/v1/campaigns/a%01b/pause")
+    if st != 400 or j.get("field") != "id":
+        raise Fail("pause of a%%01b: %d %r" % (st, j))
+    st, j = api("POST", "/api/v1/delete", {"campaign": long_id})
+    if st != 400 or j.get("field") != "campaign":
+        raise Fail("delete with a 10 KB campaign: %d %r" % (st, j))
+    t0 = time.monotonic()
+    st, j = api("POST", "/api/v1/delete", raw=b'{"campaign":"big","pad":"' + b"a" * (10 << 20) + b'"}')
+    if st != 400 or j.get("field") != "pad":
+        raise Fail("a 10 MB delete body: %d %r" % (st, j))
+    st, j = api("POST", "/api/v1/delete", raw=b"[" * (5 << 20))
+    if st != 400:
+        raise Fail("a 5 MB nested delete body: %d %r" % (st, j))
+    log("10 MB and 5 MB delete bodies refused in %.1fs" % (time.monotonic() - t0))
+    got = campaigns()
+    if got["big"]["queued"] != 3 or any(ord(ch) < 32 for c in got for ch in c):
+        raise Fail("after hostile requests: big %r, names %r" % (got["big"], [c for c in got if not c.isalnum()]))
+    st, j = api("GET", "/api/v1/queues/%s/recipients?limit=1000" % DOM)
+    mine = [r for r in j["recipients"] if r["recipient"] == bad]
+    if len(mine) != 1 or mine[0].get("campaign"):
+        raise Fail("the X-Job with a control byte: %r, want queued with no campaign" % mine)
+    d.check_alive()
+    log("1001 campaigns in 4 pages; metrics: 100 series, big first; hostile ids refused")
+
+
 if __name__ == "__main__":
     for tool in ("tmux",):
         if not shutil.which(tool):
             print("SKIP: needs %s" % tool)
             raise SystemExit(77)
-    harness.main([test_pause_restart, test_errors, test_outcomes, test_disk_full, test_top])
+    harness.main([test_pause_restart, test_errors, test_outcomes, test_disk_full, test_many, test_top])

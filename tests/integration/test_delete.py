@@ -21,6 +21,17 @@
   commit-faults  the delete's commit fails three times (the spool's fault hook, ENOSPC):
              it is retried until it holds; the answer counts every recipient once,
              one record and one DSN each, and a restart brings none back
+  restart    a delete that matches ten recipients in flight at a slow receiver (four
+             answered after 2.5 s, six after 30 s) and ten held in a paused queue; salvod
+             is killed (-9) after the four fast ones are delivered and restarted: the six
+             still in flight are cancelled at start (one record each, with the filter),
+             the four delivered are not, none is attempted again
+  concurrent a delete of 2,000 held recipients while five reloads run (POST
+             /api/v1/reload), and a delete of a paused campaign (200 recipients) racing its
+             resume: the first deletes all 2,000; of the campaign every recipient ends
+             delivered or cancelled, never both, none twice, `cancelled` beyond `deleted`
+             only from those in flight; every reload counts (generation 6); the metrics'
+             salvo_deletes_total and salvo_cancelled_total agree with the records
   errors     unknown fields, wrong types, a bad duration, an empty filter and a body
              that is not a JSON object answer 400 naming the field, and delete nothing;
              `salvoctl delete` without a filter is a usage error (2), with a bad one 1
@@ -380,5 +391,126 @@ def test_errors(env):
         % (len(cases), 4))
 
 
+def test_restart(env):
+    env.dns(mx={"rs.test": [(10, "mx.sink.test")], "fs.test": [(10, "mx.sink.test")],
+                "held.test": [(10, "mx.sink.test")]},
+            a={"mx.sink.test": "127.0.0.2"}, check=[("rs.test", "MX")])
+    env.salvo_sink("slow", "127.0.0.2:25", extra_args=[
+        "--fault", "at=data,match=@rs[.]test,delay=30000", "--fault", "at=data,delay=2500"])
+    d = env.salvod_daemon(default_domain={"retry-after": "1s", "bounce-after": "4h"})
+    d.start()
+    if api("POST", "/api/v1/queues/held.test/pause")[0] != 200:
+        raise Fail("pause held.test")
+    slow = ["s%d@rs.test" % i for i in range(6)]
+    fast = ["f%d@fs.test" % i for i in range(4)]
+    held = ["h%d@held.test" % i for i in range(10)]
+    # no placeholders: one message, so each domain's recipients share one transaction
+    st, out = api("POST", "/api/inject/v1", {
+        "envelope_sender": "esp@senders.test", "campaign": "gone",
+        "content": "From: news@senders.test\r\nSubject: hello\r\n\r\nHi\r\n",
+        "recipients": [{"email": r} for r in slow + fast + held]})
+    if st != 200 or out.get("success_count") != 20:
+        raise Fail("injection: %d %r" % (st, out))
+
+    def on_wire():
+        st, out = api("GET", "/api/v1/queues")
+        qs = out.get("queues", []) if isinstance(out, dict) else out
+        return st == 200 and sum(q.get("in_flight", 0) for q in qs) >= 10
+    if not wait_until(on_wire, 10 * harness.SLOW, what="ten recipients on the wire"):
+        raise Fail("the two transactions never went out")
+    st, out = api("POST", "/api/v1/delete", {"campaign": "gone"})
+    if st != 200 or out != {"deleted": 10, "in_flight": 10}:
+        raise Fail("delete with ten in flight: %d %r" % (st, out))
+    harness.wait_for_records(env, lambda r: len(of_type(r, "delivery")) >= 4, 20 * harness.SLOW,
+                             what="the four fast deliveries")
+    d.kill9()
+    d.start()
+    err = open(d.stderr_paths[-1], errors="replace").read()
+    if "6 recipients cancelled by deletes made before the restart" not in err:
+        raise Fail("the restart did not finish the delete:\n%s" % err[-1500:])
+    time.sleep(1.5)  # retry-after 1s: a forgotten recipient would be tried again
+    # a kill -9 may write the last records to the log twice: one per event_id
+    recs = list({r["event_id"]: r for r in d.acct() if "event_id" in r}.values())
+    cancelled = sorted(r["recipient"] for r in of_type(recs, "cancelled"))
+    if cancelled != sorted(slow + held):
+        raise Fail("cancelled %r, want %r" % (cancelled, sorted(slow + held)))
+    delivered = sorted(r["recipient"] for r in of_type(recs, "delivery"))
+    if delivered != sorted(fast):
+        raise Fail("delivered %r, want %r" % (delivered, sorted(fast)))
+    if of_type(recs, "transient") or queued("rs.test") or queued("held.test"):
+        raise Fail("a cancelled recipient is queued or tried again after the restart")
+    log("delete with 10 in flight, kill -9, restart: 6 cancelled at start, 4 delivered before, none both")
+
+def test_concurrent(env):
+    import threading
+    env.dns(mx={"race.test": [(10, "mx.sink.test")], "held.test": [(10, "mx.sink.test")]},
+            a={"mx.sink.test": "127.0.0.2"}, check=[("race.test", "MX")])
+    sink = env.salvo_sink("sink", "127.0.0.2:25", extra_args=["--fault", "at=data,delay=200"])
+    d = env.salvod_daemon(default_domain={"retry-after": "1s", "max-smtp-out": "10"})
+    d.start()
+    text = open(d.config).read()
+    if api("POST", "/api/v1/queues/held.test/pause")[0] != 200 or api("POST", "/api/v1/campaigns/cr/pause")[0] != 200:
+        raise Fail("pauses")
+    held = ["h%04d@held.test" % i for i in range(2000)]
+    st, out = api("POST", "/api/inject/v1", {"envelope_sender": "esp@senders.test", "campaign": "bulk",
+                                             "content": "Subject: x\r\n\r\nhi\r\n",
+                                             "recipients": [{"email": r} for r in held]})
+    if st != 200 or out.get("success_count") != 2000:
+        raise Fail("inject 2000: %d %r" % (st, out))
+    rcpts = ["r%03d@race.test" % i for i in range(200)]
+    inject(rcpts, campaign="cr")
+    res = {}
+
+    def reloads():
+        for i in range(5):
+            with open(d.config, "w") as f:
+                f.write(text.replace("max-smtp-out             10", "max-smtp-out             %d" % (5 + i)))
+            res.setdefault("reload", []).append(api("POST", "/api/v1/reload")[0])
+
+    def call(key, method, path, body=None):
+        res[key] = api(method, path, body)
+    ts = [threading.Thread(target=reloads),
+          threading.Thread(target=call, args=("bulk", "POST", "/api/v1/delete", {"campaign": "bulk"})),
+          threading.Thread(target=call, args=("resume", "POST", "/api/v1/campaigns/cr/resume")),
+          threading.Thread(target=call, args=("cr", "POST", "/api/v1/delete", {"campaign": "cr"}))]
+    for t in ts[:3]:
+        t.start()
+    time.sleep(0.4)  # the resume's recipients on their way: some delivered, some in flight
+    ts[3].start()
+    for t in ts:
+        t.join(60)
+    if res.get("reload") != [200] * 5 or res["bulk"] != (200, {"deleted": 2000, "in_flight": 0}):
+        raise Fail("reloads %r, delete of bulk %r" % (res.get("reload"), res.get("bulk")))
+    st, cr = res["cr"]
+    if st != 200 or res["resume"][0] != 200:
+        raise Fail("resume %r, delete of cr %d %r" % (res["resume"], st, cr))
+
+    def settled():
+        recs = d.acct()
+        fin = {r["recipient"] for r in recs if r.get("type") in ("delivery", "cancelled") and "race" in r["recipient"]}
+        return len(fin) >= len(rcpts)
+    wait_until(settled, 30 * harness.SLOW, what="every cr recipient delivered or cancelled")
+    time.sleep(1.5)
+    recs = d.acct()
+    delivered = [r["recipient"] for r in of_type(recs, "delivery")]
+    cancelled = [r["recipient"] for r in of_type(recs, "cancelled") if "race" in r["recipient"]]
+    if set(delivered) & set(cancelled) or len(cancelled) != len(set(cancelled)) or len(delivered) != len(set(delivered)):
+        raise Fail("a recipient both delivered and cancelled, or one of them twice")
+    if set(delivered) | set(cancelled) != set(rcpts):
+        raise Fail("cr recipients neither delivered nor cancelled: %r" % sorted(set(rcpts) - set(delivered) - set(cancelled))[:5])
+    late = len(cancelled) - cr["deleted"]
+    if late < 0 or late > cr["in_flight"]:
+        raise Fail("%d cancelled for deleted=%d in_flight=%d" % (len(cancelled), cr["deleted"], cr["in_flight"]))
+    with urllib.request.urlopen("http://%s:%d/metrics" % harness.SALVOD_HTTP, timeout=20) as r:
+        m = r.read().decode().split("\n")
+    n_cancel = len(of_type(recs, "cancelled"))
+    for want in ("salvo_deletes_total 2", "salvo_cancelled_total %d" % n_cancel, "salvo_config_generation 6",
+                 "salvo_delete_in_flight 0"):
+        if want not in m:
+            raise Fail("/metrics lacks %r: %r" % (want, [l for l in m if l.startswith(want.split()[0])]))
+    log("delete of 2000 during 5 reloads; cr: %d delivered, %d cancelled (deleted %d, in flight %d)"
+        % (len(delivered), len(cancelled), cr["deleted"], cr["in_flight"]))
+
+
 if __name__ == "__main__":
-    harness.main([test_filters, test_race, test_commit_faults, test_errors])
+    harness.main([test_filters, test_race, test_commit_faults, test_restart, test_concurrent, test_errors])

@@ -2,6 +2,7 @@
  * cmd_campaigns.c - campaigns in salvoctl:
  *
  *   salvoctl campaigns [--paused] [ID]   GET /api/v1/campaigns[/{id}]: one line each
+ *                                         (every page, following `next`)
  *   salvoctl pause --campaign ID          POST /api/v1/campaigns/{id}/pause
  *   salvoctl resume --campaign ID         POST /api/v1/campaigns/{id}/resume
  *
@@ -55,6 +56,58 @@ void ctl_campaign_header(char *out, size_t cap, int name_width)
 		 "DELIVERED", "BOUNCED", "FIRST", "LAST", "STATE");
 }
 
+/* Every page of GET /api/v1/campaigns (following `next`): a table printed
+ * page by page, or with --json one {"campaigns": [...]} of them all. */
+static int list_all(struct ctl *c, bool paused)
+{
+	char path[200], after[32] = "", line[400];
+	json_t *all = c->json ? json_array() : NULL;
+	size_t shown = 0;
+	int st;
+
+	if (!c->json) {
+		ctl_campaign_header(line, sizeof(line), 24);
+		puts(line);
+	}
+	for (unsigned page = 0; page < 100000; page++) {
+		json_t *j, *arr, *next;
+
+		snprintf(path, sizeof(path), "/api/v1/campaigns?limit=10000%s%s%s", paused ? "&paused=true" : "",
+			 after[0] ? "&after=" : "", after);
+		if (!(j = ctl_get_json(c, path, &st))) {
+			json_decref(all);
+			return st;
+		}
+		arr = json_object_get(j, "campaigns");
+		for (size_t i = 0; i < json_array_size(arr); i++, shown++) {
+			if (all) {
+				json_array_append(all, json_array_get(arr, i));
+			} else {
+				ctl_campaign_row(json_array_get(arr, i), line, sizeof(line), 24);
+				puts(line);
+			}
+		}
+		next = json_object_get(j, "next");
+		if (!json_is_string(next) || strlen(json_string_value(next)) >= sizeof(after)) {
+			json_decref(j);
+			break;
+		}
+		snprintf(after, sizeof(after), "%s", json_string_value(next));
+		json_decref(j);
+	}
+	if (all) {
+		json_t *out = json_pack("{s:o}", "campaigns", all);
+		char *s = out ? json_dumps(out, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
+
+		puts(s ? s : "null");
+		free(s);
+		json_decref(out);
+	} else if (!shown) {
+		printf("(no campaigns%s)\n", paused ? " paused" : "");
+	}
+	return 0;
+}
+
 int cmd_campaigns(struct ctl *c, int argc, char **argv)
 {
 	const char *id = NULL;
@@ -73,19 +126,15 @@ int cmd_campaigns(struct ctl *c, int argc, char **argv)
 			return 2;
 		}
 	}
-	if (id) {
-		ctl_urlencode(id, enc, sizeof(enc));
-		snprintf(path, sizeof(path), "/api/v1/campaigns/%s", enc);
-	} else {
-		snprintf(path, sizeof(path), "/api/v1/campaigns%s", paused ? "?paused=true" : "");
-	}
+	if (!id)
+		return list_all(c, paused);
+	ctl_urlencode(id, enc, sizeof(enc));
+	snprintf(path, sizeof(path), "/api/v1/campaigns/%s", enc);
 	if (!(j = ctl_get_json(c, path, &st)))
 		return st;
-	if (id) {
-		arr = json_array();
-		json_array_append_new(arr, j);
-		j = json_pack("{s:o}", "campaigns", arr);
-	}
+	arr = json_array();
+	json_array_append_new(arr, j);
+	j = json_pack("{s:o}", "campaigns", arr);
 	if (c->json) {
 		char *s = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
 
