@@ -184,7 +184,6 @@ void cp_sources_free(struct config *cfg);
 extern const struct directive_table cp_pmta_directives;
 /* "X is not implemented by design: reason" when name is refused, or NULL. */
 const char *cp_refused(const char *name, bool block);
-int cp_open_pattern_list(struct parser *p, char *arg);
 int cp_open_address_list(struct parser *p, char *arg);
 int cp_open_processor(struct parser *p, char *arg);
 int cp_open_rewrite_list(struct parser *p, char *arg);
@@ -194,6 +193,11 @@ int cp_open_spool(struct parser *p, char *arg);
 int cp_macro_expand(struct parser *p, const char *name, char ***out, size_t *n);
 int cp_pmta_finish(struct parser *p);
 void cp_pmta_free(struct config *cfg);
+/* config_intake_list.c: <pattern-list NAME> */
+extern const struct directive_table cp_intake_list_directives;
+int cp_open_pattern_list(struct parser *p, char *arg);
+int cp_intake_lists_finish(struct parser *p);
+void cp_intake_lists_free(struct config *cfg);
 void cp_parser_free(struct parser *p);
 /* Where global line gline is: "line N" in the current file, else "FILE:N". */
 #define CP_AT_BUF (PATH_MAX + 24)

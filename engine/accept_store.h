@@ -52,6 +52,8 @@ struct accept_batch {
 	const char *campaign;      /* "" for none */
 	const char *source_ip;     /* "" for none */
 	size_t pool;               /* index into cfg->pools (0: the default) */
+	const uint16_t *rcpt_pools; /* NULL, or each address's own pool (rcpts[i]: a
+				    * <pattern-list> rcpt-to rule chose it) */
 	uint8_t src_type;          /* SPOOL_SRC_*: how it came in */
 	int64_t arrival_ms;        /* wall clock: accepted */
 	int64_t due_ms;            /* first attempt */

@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "core/config.h"
 #include "engine/accept_store.h"
@@ -51,6 +52,7 @@ struct intake_req {
 	struct smtp_envelope *env;
 	uint64_t msg_id;
 	size_t pool;
+	uint16_t *rcpt_pools;       /* per recipient, from a pattern-list's rcpt-to rules; NULL: pool */
 	char campaign[128];
 	int result;
 };
@@ -132,7 +134,72 @@ static void intake_done(struct accept_batch *b, int result)
 	mailbox_post(&ir->worker->mb, &ir->link);
 }
 
-/* X-Virtual-MTA and X-Job: honoured when the source allows, always removed. */
+/* The header block of msg[0..len): up to the first empty line. */
+static size_t header_block_len(const char *msg, size_t len)
+{
+	const char *p = msg, *end = msg + len;
+
+	while (p < end) {
+		const char *nl;
+
+		if (*p == '\n' || (*p == '\r' && p + 1 < end && p[1] == '\n'))
+			return (size_t)(p - msg);
+		if (!(nl = memchr(p, '\n', (size_t)(end - p))))
+			return len;
+		p = nl + 1;
+	}
+	return len;
+}
+
+/* The source's <pattern-list>: the first matching rule chooses the pool of
+ * each recipient the message's X-Virtual-MTA did not choose. With no
+ * rcpt-to rule one answer serves every recipient; else ir->rcpt_pools. */
+static void intake_pattern_list(const struct config *cfg, const struct config_source *src, struct intake_req *ir)
+{
+	const struct config_intake_list *l = &cfg->intake_lists[src->intake_list - 1];
+	size_t hl = header_block_len(ir->msg.body, ir->msg.len);
+	ssize_t pool;
+
+	if (!l->has_rcpt_rules) {
+		if ((pool = config_intake_match(l, ir->env->sender, NULL, ir->msg.body, hl)) >= 0)
+			ir->pool = (size_t)pool;
+		return;
+	}
+	if (!(ir->rcpt_pools = calloc(ir->env->n_rcpts, sizeof(*ir->rcpt_pools))))
+		return; /* out of memory: the source's default pool */
+	for (size_t i = 0; i < ir->env->n_rcpts; i++) {
+		pool = config_intake_match(l, ir->env->sender, ir->env->rcpts[i], ir->msg.body, hl);
+		ir->rcpt_pools[i] = (uint16_t)(pool >= 0 && pool <= UINT16_MAX ? (size_t)pool : ir->pool);
+	}
+}
+
+static uint64_t msgid_seq;
+
+/* A source's header edits (msg_headers_edit); its Message-ID is salvod's
+ * own: time, a process-wide sequence and the host name. */
+static void intake_edit_headers(const struct config *cfg, const struct config_source *src, struct intake_req *ir)
+{
+	char id[300];
+	struct msg_header_edit e = {
+		.own_received = true,
+		.drop_own_received = src->no_received_header,
+		.hide_source = src->hide_message_source,
+		.drop_received = src->remove_received,
+	};
+
+	if (src->add_message_id) {
+		snprintf(id, sizeof(id), "<%llx.%llx.%x@%s>", (unsigned long long)wall_now_ms(),
+			 (unsigned long long)__atomic_add_fetch(&msgid_seq, 1, __ATOMIC_RELAXED), (unsigned)getpid(),
+			 cfg->host_name ? cfg->host_name : "localhost");
+		e.message_id = id;
+	}
+	if (msg_headers_edit(&ir->msg.body, &ir->msg.len, &e) < 0)
+		fprintf(stderr, "salvod: out of memory adding a Message-ID; the message goes without\n");
+}
+
+/* X-Virtual-MTA and X-Job (or the source's jobid-header): honoured when the
+ * source allows, removed unless it retains them; then the source's
+ * pattern-list and header edits. */
 static void intake_pool_and_job(const struct config *cfg, const struct config_source *src,
 				struct intake_req *ir)
 {
@@ -145,9 +212,19 @@ static void intake_pool_and_job(const struct config *cfg, const struct config_so
 	};
 
 	ir->pool = src ? src->default_pool : 0;
+	if (src) {
+		if (src->jobid_header)
+			w[1].name = src->jobid_header;
+		w[0].keep = src->retain_x_virtual_mta;
+		w[1].keep = src->retain_x_job;
+	}
 	msg_headers_take(ir->msg.body, &ir->msg.len, w, 2);    /* one pass: linear however many */
 	if (w[0].found && src && src->process_x_virtual_mta && (pool = config_pool_find(cfg, vmta)) >= 0)
 		ir->pool = (size_t)pool;
+	else if (src && src->intake_list)
+		intake_pattern_list(cfg, src, ir);
+	if (src && src->header_edits)
+		intake_edit_headers(cfg, src, ir);
 	/* an X-Job with control characters names no campaign (mail flows) */
 	if (w[1].found && src && src->process_x_job && campaign_name_ok(job, strlen(job)))
 		memcpy(ir->campaign, job, sizeof(job));
@@ -202,6 +279,7 @@ static void intake_submit(void *ctx, struct smtp_session *s, struct smtp_envelop
 		.campaign = ir->campaign,
 		.source_ip = env->client_ip,
 		.pool = ir->pool,
+		.rcpt_pools = ir->rcpt_pools,
 		.src_type = SPOOL_SRC_SMTP,
 		.received = true,
 		.sign = true,
@@ -227,12 +305,16 @@ void intake_injected(struct worker *w, struct mailbox_item *it)
 	else
 		snprintf(reply, sizeof(reply), "451 4.3.0 Error: queue file write error");
 	smtp_session_submitted(ir->session, reply);
+	free(ir->rcpt_pools);
 	free(ir);
 }
 
 void intake_discard(struct mailbox_item *it)
 {
-	free(container_of(it, struct intake_req, link));
+	struct intake_req *ir = container_of(it, struct intake_req, link);
+
+	free(ir->rcpt_pools);
+	free(ir);
 }
 
 /* AUTH is offered over TLS, or in clear to sources that allow it, when
