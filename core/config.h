@@ -117,6 +117,7 @@ struct config_source {
 	char *jobid_header;         /* `jobid-header NAME`; NULL: X-Job */
 	char *pattern_list;         /* `pattern-list NAME` as written; NULL when none */
 	size_t intake_list;         /* resolved: 1 + index into cfg->intake_lists; 0 = none */
+	int pattern_list_line;
 	struct config_rate auth_failure_rate; /* `smtp-max-auth-failure-rate`; count 0 = the built-in */
 	int line; /* where the block starts, for diagnostics */
 };

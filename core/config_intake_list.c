@@ -147,7 +147,7 @@ int cp_intake_lists_finish(struct parser *p)
 			if (!strcasecmp(c->intake_lists[k].name, s->pattern_list))
 				s->intake_list = k + 1;
 		if (!s->intake_list) {
-			p->line = s->line;
+			p->line = s->pattern_list_line;
 			cp_err(p, "pattern-list \"%s\": no such <pattern-list>", s->pattern_list);
 		}
 	}

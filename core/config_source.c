@@ -135,6 +135,7 @@ static int d_pattern_list(struct parser *p, const struct directive *d, char *v)
 {
 	if (cp_has_space(v))
 		return cp_bad_value(p, "name", d, v);
+	cur_source(p)->pattern_list_line = p->line;
 	return cp_set_string(p, &cur_source(p)->pattern_list, v);
 }
 

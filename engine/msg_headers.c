@@ -115,11 +115,12 @@ int msg_headers_edit(char **msg, size_t *len, const struct msg_header_edit *e)
 
 	while (rd < end && *rd != '\r' && *rd != '\n') {
 		char *field_end = (char *)line_end(rd, end);
-		bool drop = false;
+		bool drop = false, own;
 
 		while (field_end < end && (*field_end == ' ' || *field_end == '\t'))
 			field_end = (char *)line_end(field_end, end);
-		if (first && e->own_received && is_field(rd, field_end, "Received")) {
+		own = first && e->own_received && is_field(rd, field_end, "Received");
+		if (own) {
 			const char *by = e->hide_source ? own_by(rd, field_end) : NULL;
 
 			drop = e->drop_own_received;
@@ -142,7 +143,7 @@ int msg_headers_edit(char **msg, size_t *len, const struct msg_header_edit *e)
 			if (wr != rd)
 				memmove(wr, rd, (size_t)(field_end - rd));
 			wr += field_end - rd;
-			if (first && e->own_received)
+			if (own)
 				own_end = (size_t)(wr - m);
 		}
 		first = false;

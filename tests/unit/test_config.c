@@ -1931,9 +1931,116 @@ static void test_http_access(void **state)
 		   "test.conf:2: \"http-access\" is only valid at top level");
 }
 
+/* ---- <pattern-list> and the <source> intake settings (issue 18) ----------- */
+
+#define PL_VMTAS "<virtual-mta v1>\n smtp-source-host 127.0.0.2 v1.test\n</virtual-mta>\n" \
+		 "<virtual-mta-pool p>\n virtual-mta v1\n</virtual-mta-pool>\n"
+
+static void test_intake_pattern_list(void **state)
+{
+	struct config cfg;
+	const struct config_intake_list *l;
+	const struct config_source *s;
+	ssize_t v1, p;
+	const char *hdrs = "From: x\r\nSubject:\r\n [n] folded\r\n";
+	(void)state;
+
+	load_ok(&cfg, PL_VMTAS "<pattern-list l>\n"
+			       " mail-from /@bulk\\.test$/ virtual-mta=v1\n"
+			       " rcpt-to /(?i)^VIP\\d/ virtual-mta=p\n"
+			       " header Subject /^\\[n\\]/ virtual-mta=p, recipient-priority=5\n"
+			       " mail-from /./ recipient-priority=3\n"
+			       "</pattern-list>\n"
+			       "<pattern-list other>\n mail-from /x/ virtual-mta=v1\n</pattern-list>\n"
+			       "<source 10/8>\n pattern-list L\n add-received-header no\n hide-message-source yes\n"
+			       " jobid-header X-Campaign\n retain-x-job yes\n smtp-max-auth-failure-rate 3/m\n</source>\n"
+			       "<source 11/8>\n pattern-list other\n</source>\n");
+	v1 = config_pool_find(&cfg, "v1");
+	p = config_pool_find(&cfg, "p");
+	assert_true(v1 > 0 && p > 0 && v1 != p);
+	assert_int_equal(cfg.n_intake_lists, 2);
+	l = &cfg.intake_lists[0];
+	assert_int_equal(l->n_rules, 4);
+	assert_true(l->has_rcpt_rules);
+	assert_false(cfg.intake_lists[1].has_rcpt_rules);
+	s = source_for(&cfg, "10.1.2.3");
+	assert_int_equal(s->intake_list, 1);
+	assert_true(s->no_received_header && s->hide_message_source && s->retain_x_job && s->header_edits);
+	assert_false(s->add_message_id || s->remove_received || s->retain_x_virtual_mta);
+	assert_string_equal(s->jobid_header, "X-Campaign");
+	assert_int_equal(s->auth_failure_rate.count, 3);
+	assert_int_equal(s->auth_failure_rate.per_ms, MIN);
+	assert_int_equal(source_for(&cfg, "11.1.2.3")->intake_list, 2);
+	assert_false(source_for(&cfg, "11.1.2.3")->header_edits);
+	/* the first matching rule with a virtual-mta= wins */
+	assert_int_equal(config_intake_match(l, "a@bulk.test", "vip1@x.test", hdrs, strlen(hdrs)), v1);
+	assert_int_equal(config_intake_match(l, "a@other.test", "vip1@x.test", hdrs, strlen(hdrs)), p);
+	assert_int_equal(config_intake_match(l, "a@other.test", "plain@x.test", hdrs, strlen(hdrs)), p);
+	assert_int_equal(config_intake_match(l, "a@other.test", "plain@x.test", "Subject: [m]\r\n", 14), -1);
+	assert_int_equal(config_intake_match(l, "", NULL, "", 0), -1);
+	/* the header's value only: a longer name, another field's value, no match */
+	assert_int_equal(config_intake_match(l, "", NULL, "Subjects: [n]\r\nX: Subject: [n]\r\n", 30), -1);
+	config_free(&cfg);
+}
+
+static void test_intake_pattern_list_errors(void **state)
+{
+	(void)state;
+	expect_err("<pattern-list>\n</pattern-list>\n", "test.conf:1: missing argument for <pattern-list>");
+	expect_err("<pattern-list l>\n</pattern-list>\n<pattern-list L>\n</pattern-list>\n",
+		   "test.conf:3: duplicate <pattern-list L> (first at line 1)");
+	expect_err(PL_VMTAS "<pattern-list l>\n mail-from @x virtual-mta=v1\n</pattern-list>\n",
+		   "test.conf:8: mail-from: expected /REGEX/ at \"@x virtual-mta=v1\"");
+	expect_err(PL_VMTAS "<pattern-list l>\n rcpt-to /x virtual-mta=v1\n</pattern-list>\n",
+		   "test.conf:8: rcpt-to: unterminated /REGEX/ in \"/x virtual-mta=v1\" (a pattern must be on one line)");
+	expect_err(PL_VMTAS "<pattern-list l>\n mail-from /(/ virtual-mta=v1\n</pattern-list>\n",
+		   "test.conf:8: mail-from: bad regex /(/: missing closing parenthesis at offset 1");
+	expect_err(PL_VMTAS "<pattern-list l>\n mail-from /x/\n</pattern-list>\n",
+		   "test.conf:8: mail-from rule without actions (virtual-mta=NAME, recipient-priority=N)");
+	expect_err(PL_VMTAS "<pattern-list l>\n mail-from /x/ pool=v1\n</pattern-list>\n",
+		   "test.conf:8: unknown action \"pool=v1\" in mail-from (virtual-mta=NAME, recipient-priority=0..100)");
+	expect_err(PL_VMTAS "<pattern-list l>\n rcpt-to /x/ recipient-priority=101\n</pattern-list>\n",
+		   "test.conf:8: unknown action \"recipient-priority=101\" in rcpt-to (virtual-mta=NAME, "
+		   "recipient-priority=0..100)");
+	expect_err(PL_VMTAS "<pattern-list l>\n header /x/ virtual-mta=v1\n</pattern-list>\n",
+		   "test.conf:8: header wants a header name and /REGEX/: header Subject /^x/ virtual-mta=NAME");
+	expect_err(PL_VMTAS "<pattern-list l>\n header Subject\n</pattern-list>\n",
+		   "test.conf:8: header wants a header name and /REGEX/: header Subject /^x/ virtual-mta=NAME");
+	expect_err(PL_VMTAS "<pattern-list l>\n header Subject: /x/ virtual-mta=v1\n</pattern-list>\n",
+		   "test.conf:8: invalid header name \"Subject:\" in header rule");
+	/* names resolved at the end, reported at their own lines */
+	expect_err(PL_VMTAS "<pattern-list l>\n mail-from /x/ virtual-mta=v1\n rcpt-to /y/ virtual-mta=nosuch\n"
+			    "</pattern-list>\n",
+		   "test.conf:9: virtual-mta=nosuch in <pattern-list l>: no such virtual-mta or virtual-mta-pool");
+	expect_err("<source 10/8>\n always-allow-relaying yes\n pattern-list nope\n</source>\n",
+		   "test.conf:3: pattern-list \"nope\": no such <pattern-list>");
+	expect_err("<pattern-list l>\n mail-from /x/ recipient-priority=1\n</pattern-list>\n"
+		   "<source 10/8>\n pattern-list l x\n</source>\n",
+		   "test.conf:5: invalid name \"l x\" for pattern-list");
+	expect_source_err("add-received-header maybe", "test.conf:2: invalid boolean \"maybe\" for add-received-header");
+	expect_source_err("jobid-header X-Job:", "test.conf:2: invalid header name \"X-Job:\" for jobid-header");
+	expect_source_err("smtp-max-auth-failure-rate 0/m",
+			  "test.conf:2: invalid rate such as 5/m (at least 1) \"0/m\" for smtp-max-auth-failure-rate");
+	/* every one in one run (the parser goes on) */
+	{
+		struct config cfg;
+		struct config_report rep;
+
+		assert_int_equal(config_load_string_report(&cfg, "t.conf",
+			PL_VMTAS "<pattern-list l>\n mail-from /(/ virtual-mta=v1\n header /x/ virtual-mta=v1\n"
+			" rcpt-to /x/ virtual-mta=gone\n</pattern-list>\n", &rep), -1);
+		assert_non_null(strstr(rep.errors, "t.conf:8: mail-from: bad regex"));
+		assert_non_null(strstr(rep.errors, "t.conf:9: header wants a header name"));
+		assert_non_null(strstr(rep.errors, "t.conf:10: virtual-mta=gone in <pattern-list l>"));
+		config_report_free(&rep);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_intake_pattern_list),
+		cmocka_unit_test(test_intake_pattern_list_errors),
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_intake_limits),
 		cmocka_unit_test(test_empty_file),
