@@ -215,6 +215,7 @@ int accept_store_put(struct accept_batch *b, struct spool_wtxn *t)
 		sm.body = m->body;
 		sm.body_len = m->len;
 		sm.smtputf8 = m->smtputf8;
+		sm.no_verp = m->no_verp;
 		/* records first: spool_put_msg()'s headroom check then counts them */
 		if (b->received && (ret = put_receptions(t, cfg, b, m)))
 			break;

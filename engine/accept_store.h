@@ -43,6 +43,7 @@ struct accept_msg {
 	uint64_t id;               /* set by the commit (or given: ids_given) */
 	size_t first, count;       /* its recipients: rcpts[first .. first + count) */
 	bool smtputf8;             /* came with SMTPUTF8 (RFC 6531): goes out with it */
+	bool no_verp;              /* goes with its own return path (verp-default no) */
 };
 
 struct accept_batch {

@@ -65,6 +65,7 @@ struct egress_txn {
 	struct smtp_result *results;
 	char *wire;
 	uint8_t src_type;          /* SPOOL_SRC_*: for the records' srcType */
+	bool no_verp;              /* the message goes with its own return path */
 	char *acct_headers;        /* acct_headers_take(): header_NAME for the records */
 };
 
@@ -414,10 +415,11 @@ static struct egress_txn *txn_build(struct egress_queue *eq, size_t vmta, bool c
 		x->t.size = chunked ? x->t.wire_len : m.body_len;
 		x->t.smtputf8 = m.smtputf8;
 		x->src_type = m.src_type;
+		x->no_verp = m.no_verp;
 		x->acct_headers = acct_headers_take(cfg, m.body, m.body_len);
 		/* VERP: one recipient per transaction (the return path is set
 		 * below, for the recipient that goes; never for the null sender). */
-		if (cfg->bounce_domain && m.sender[0])
+		if (cfg->bounce_domain && m.sender[0] && !m.no_verp)
 			max = 1;
 		/* 8-bit content is declared when present, unless the domain's
 		 * ignore-8bitmime says its hosts mishandle BODY=8BITMIME. */
@@ -462,7 +464,7 @@ static struct egress_txn *txn_build(struct egress_queue *eq, size_t vmta, bool c
 			txn_free(x);
 			return NULL;
 		}
-		if (cfg->bounce_domain && x->sender[0] &&
+		if (cfg->bounce_domain && x->sender[0] && !x->no_verp &&
 		    verp_encode(spool_verp_key(w->eng->spool), x->msg_id, x->rcpts[0]->idx, cfg->bounce_domain, x->verp,
 				sizeof(x->verp)) == 0)
 			x->t.sender = x->verp;

@@ -236,6 +236,7 @@ static void intake_submit(void *ctx, struct smtp_session *s, struct smtp_envelop
 {
 	struct worker *w = ctx;
 	struct intake_req *ir;
+	const struct config_source *src;
 	size_t n_bounce = 0, k = 0;
 
 	for (size_t i = 0; i < env->n_rcpts; i++)
@@ -272,7 +273,9 @@ static void intake_submit(void *ctx, struct smtp_session *s, struct smtp_envelop
 	ir->session = s;
 	ir->env = env;
 	ir->msg = (struct accept_msg){.body = body, .len = len, .count = env->n_rcpts, .smtputf8 = env->smtputf8};
-	intake_pool_and_job(w->cfg, session_source(w->cfg, s), ir);
+	src = session_source(w->cfg, s);
+	intake_pool_and_job(w->cfg, src, ir);
+	ir->msg.no_verp = src && src->no_verp && !env->xverp;
 	ir->batch = (struct accept_batch){
 		.eng = w->eng,
 		.sender = env->sender,

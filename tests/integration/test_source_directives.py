@@ -16,11 +16,15 @@ at work (issue 18 item 3); smtplib clients, salvo-sink keeping each message.
                  vmta's source IP); two recipients of one message go two ways; an
                  X-Virtual-MTA the source honours wins over the list. A rule naming no
                  vmta is a --check-config error at its line.
+  verp           with bounce-domain set, a source with verp-default no sends with the
+                 client's own return path; MAIL ... XVERP asks for VERP anyway; another
+                 source keeps Salvo's VERP (b-ID-IDX-HASH@bounce-domain).
   auth_rate      smtp-max-auth-failure-rate 2/m: the third failed AUTH from one address
                  within the minute gets 454 4.7.0, and so does the right password then
                  (the built-in throttle would allow 5).
 """
 
+import re
 import smtplib
 import subprocess
 
@@ -36,10 +40,10 @@ VMTAS = "\n".join([
 ])
 
 
-def _send(sender, rcpts, data, source=None, helo="client.inside.test"):
+def _send(sender, rcpts, data, source=None, helo="client.inside.test", mail_options=()):
     with smtplib.SMTP(*harness.SALVOD_SMTP, local_hostname=helo, timeout=30,
                       source_address=(source, 0) if source else None) as s:
-        s.sendmail(sender, rcpts, data.replace("\n", "\r\n").encode())
+        s.sendmail(sender, rcpts, data.replace("\n", "\r\n").encode(), mail_options=list(mail_options))
 
 
 def _by_rcpt(sink, n):
@@ -139,7 +143,8 @@ def test_pattern_list(env):
         "</pattern-list>",
     ])
     d = env.salvod_daemon(sources={"127.0.0.1": {"always-allow-relaying": "yes", "process-x-virtual-mta": "yes",
-                                                 "pattern-list": "route"}}, extra=VMTAS + "\n" + lists)
+                                                 "pattern-list": "route"}},
+                          default_domain={"max-msg-per-connection": "1"}, extra=VMTAS + "\n" + lists)
     # a rule naming no vmta: an error at its line (the old code only warned)
     bad = open(d.config).read().replace("virtual-mta=p3", "virtual-mta=nosuch")
     rc, out = _check_config(env, bad)
@@ -162,6 +167,25 @@ def test_pattern_list(env):
         raise Fail("plain@pl.test matched no rule but left from a list vmta: %r" % got)
     recs = find_records(d.acct(), type="reception", recipient="VIP7@pl.test")
     log("reception of VIP7: %r" % recs)
+
+
+def test_verp(env):
+    env.dns(mx={"vp.test": [(10, "mx.vp.test")]}, a={"mx.vp.test": "127.0.0.2"}, check=[("vp.test", "MX")])
+    sink = env.salvo_sink("sink", "127.0.0.2:25")
+    d = env.salvod_daemon(sources={"127.0.0.1": {"always-allow-relaying": "yes", "verp-default": "no"},
+                                   "127.0.0.5": {"always-allow-relaying": "yes"}},
+                          extra="bounce-domain bounces.itest\n")
+    d.start()
+    _send(SENDER, ["plain@vp.test"], "Subject: v\n\nb\n")
+    _send(SENDER, ["asked@vp.test"], "Subject: v\n\nb\n", mail_options=["XVERP"])
+    _send(SENDER, ["other@vp.test"], "Subject: v\n\nb\n", source="127.0.0.5")
+    got = {r: a.mail_from for r, a in _by_rcpt(sink, 3).items()}
+    log("return paths: %r" % got)
+    if got["plain@vp.test"] != SENDER:
+        raise Fail("verp-default no: the return path is %r, not the client's %s" % (got["plain@vp.test"], SENDER))
+    for r in ("asked@vp.test", "other@vp.test"):
+        if not re.match(r"^b-[0-9a-f]{16}-0-[0-9a-f]{12}@bounces\.itest$", got[r]):
+            raise Fail("%s: want a VERP return path, got %r" % (r, got[r]))
 
 
 def _auth(password):
@@ -193,4 +217,4 @@ def test_auth_rate(env):
 
 
 if __name__ == "__main__":
-    harness.main([test_headers, test_pattern_list, test_auth_rate])
+    harness.main([test_headers, test_pattern_list, test_verp, test_auth_rate])
