@@ -554,6 +554,9 @@ const struct config_source_limit *config_domain_source_limit(const struct config
  * line, into out (a FILE *; void * keeps stdio out of this header).
  * 0, or -1 with a message in err. */
 int config_show(void *out, const struct config *cfg, const char *spec, char *err, size_t cap);
+/* `--show source:ADDR|source:{name}`: that client's <source> settings
+ * (config_show_source.c); config_show() hands such a spec here. */
+int config_show_source(void *out, const struct config *cfg, const char *arg, char *err, size_t cap);
 
 /* Names of the <domain> directives in --show order; NULL past the end. */
 const char *config_domain_key_name(size_t i);

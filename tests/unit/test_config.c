@@ -1972,6 +1972,26 @@ static void test_intake_pattern_list(void **state)
 	assert_int_equal(s->auth_failure_rate.per_ms, MIN);
 	assert_int_equal(source_for(&cfg, "11.1.2.3")->intake_list, 2);
 	assert_false(source_for(&cfg, "11.1.2.3")->header_edits);
+	/* --show source:ADDR: the settings as applied, defaults included */
+	expect_line(&cfg, "source:10.9.9.9", "source 10.0.0.0/8", true);
+	expect_line(&cfg, "source:10.9.9.9", "pattern-list l", true);
+	expect_line(&cfg, "source:10.9.9.9", "add-received-header no", true);
+	expect_line(&cfg, "source:10.9.9.9", "hide-message-source yes", true);
+	expect_line(&cfg, "source:10.9.9.9", "jobid-header X-Campaign", true);
+	expect_line(&cfg, "source:10.9.9.9", "verp-default yes", true);
+	expect_line(&cfg, "source:10.9.9.9", "smtp-max-auth-failure-rate 3/m", true);
+	expect_line(&cfg, "source:11.0.0.1", "jobid-header X-Job", true);
+	expect_line(&cfg, "source:11.0.0.1", "add-received-header yes", true);
+	expect_line(&cfg, "source:11.0.0.1", "smtp-max-auth-failure-rate built-in (5/5m)", true);
+	{
+		char err[200];
+		FILE *f = fopen("/dev/null", "w");
+
+		assert_int_equal(config_show(f, &cfg, "source:12.0.0.1", err, sizeof(err)), -1);
+		assert_string_equal(err, "--show source:12.0.0.1: no <source> matches");
+		assert_int_equal(config_show(f, &cfg, "source:nonsense", err, sizeof(err)), -1);
+		fclose(f);
+	}
 	/* the first matching rule with a virtual-mta= wins */
 	assert_int_equal(config_intake_match(l, "a@bulk.test", "vip1@x.test", hdrs, strlen(hdrs)), v1);
 	assert_int_equal(config_intake_match(l, "a@other.test", "vip1@x.test", hdrs, strlen(hdrs)), p);
