@@ -12,9 +12,11 @@
  *                    http-api-token, http-max-*)
  *   config_pmta.c    PowerMTA's other directives: refused by design, stored
  *                    but not applied yet (warned), value-restricted, no-ops;
- *                    domain-macro, <acct-file>, <spool>, <pattern-list>,
+ *                    domain-macro, <acct-file>, <spool>,
  *                    <address-list>, the processors, <rewrite-list>
- *   config_show.c    --show QUEUE[/VMTA] (no parser state)
+ *   config_intake_list.c  <pattern-list NAME> (intake: rule -> virtual MTA)
+ *   config_show.c    --show QUEUE[/VMTA] (no parser state); config_show_source.c
+ *                    --show source:ADDR
  *
  * Errors: cp_err() records "FILE:LINE: message" and returns -1; the line
  * loop goes on (a block whose opening fails is skipped to its end), and
@@ -179,7 +181,7 @@ int cp_sources_finish(struct parser *p);
 void cp_sources_free(struct config *cfg);
 
 /* config_pmta.c: PowerMTA directives Salvo refuses, and those it stores
- * without applying them yet; <pattern-list>, <address-list>, the
+ * without applying them yet; <address-list>, the
  * processors, <rewrite-list>, <acct-file>, <spool>, domain-macro */
 extern const struct directive_table cp_pmta_directives;
 /* "X is not implemented by design: reason" when name is refused, or NULL. */

@@ -8,10 +8,18 @@
  *
  * Pool and campaign: X-Virtual-MTA (a pool or virtual MTA name) and X-Job
  * (the campaign id) are honoured when the client's <source> says so
- * (process-x-virtual-mta, process-x-job), and always removed from the
- * stored message: they are for the MTA, not the recipient. Without a valid
- * X-Virtual-MTA a message goes to the source's default-virtual-mta, else
- * the default pool.
+ * (process-x-virtual-mta, process-x-job; the job header's name is the
+ * source's jobid-header), and removed from the stored message (they are for
+ * the MTA, not the recipient) unless the source retains them (retain-x-job,
+ * retain-x-virtual-mta). Without a valid X-Virtual-MTA the first matching
+ * rule of the source's <pattern-list> chooses (per recipient when a rule
+ * looks at it), else the source's default-virtual-mta, else the default pool.
+ *
+ * Header edits (add-message-id-header, add-received-header,
+ * hide-message-source, remove-received-headers) run only for a source that
+ * sets one (src->header_edits): one pass over the header block. verp-default
+ * no marks the message to go with the client's return path (unless MAIL had
+ * XVERP).
  *
  * Storage: a message becomes an intake_req, one accept_store batch (message
  * body once, one record per recipient, all due now), signed on this worker
