@@ -113,6 +113,7 @@ struct config_source {
 	bool remove_received;       /* `remove-received-headers yes`: the message's own Received: go */
 	bool retain_x_job;          /* `retain-x-job yes`: the job header stays in the message */
 	bool retain_x_virtual_mta;  /* `retain-x-virtual-mta yes` */
+	bool process_x_envid;       /* `process-x-envid yes`: X-Envid is the message's ENVID */
 	bool no_verp;               /* `verp-default no`: return path as given unless MAIL has XVERP */
 	bool header_edits;          /* any of add_message_id .. remove_received (set at load) */
 	char *jobid_header;         /* `jobid-header NAME`; NULL: X-Job */

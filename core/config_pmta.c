@@ -819,7 +819,6 @@ static const struct directive directives[] = {
 	{"log-connections", CTX_SOURCE, d_source_log, NULL},
 	{"log-commands", CTX_SOURCE, d_source_log, NULL},
 	{"log-data", CTX_SOURCE, d_source_log, NULL},
-	{"process-x-envid", CTX_SOURCE, p_bool, INTAKE_LATER},
 	{"rewrite-list", CTX_SOURCE, p_word, INTAKE_LATER},
 	{"suppression-lists", CTX_SOURCE, p_word, INTAKE_LATER},
 	{"accept-invalid-recipients", CTX_SOURCE, p_bool, INTAKE_NOT_APPLIED},

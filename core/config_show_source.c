@@ -73,6 +73,7 @@ int config_show_source(void *outp, const struct config *cfg, const char *arg, ch
 	fprintf(out, "require-auth %s\n", yes_no(s->require_auth));
 	fprintf(out, "process-x-virtual-mta %s\n", yes_no(s->process_x_virtual_mta));
 	fprintf(out, "process-x-job %s\n", yes_no(s->process_x_job));
+	fprintf(out, "process-x-envid %s\n", yes_no(s->process_x_envid));
 	fprintf(out, "default-virtual-mta %s\n", s->default_virtual_mta ? s->default_virtual_mta : "default");
 	fprintf(out, "pattern-list %s\n", s->intake_list ? cfg->intake_lists[s->intake_list - 1].name : "none");
 	fprintf(out, "jobid-header %s\n", s->jobid_header ? s->jobid_header : "X-Job");

@@ -119,6 +119,8 @@ static int d_intake_bool(struct parser *p, const struct directive *d, char *v)
 		s->retain_x_job = b;
 	else if (!strcasecmp(d->name, "verp-default"))
 		s->no_verp = !b;
+	else if (!strcasecmp(d->name, "process-x-envid"))
+		s->process_x_envid = b;
 	else
 		s->retain_x_virtual_mta = b;
 	return 0;
@@ -166,6 +168,7 @@ static const struct directive directives[] = {
 	{"retain-x-job", CTX_SOURCE, d_intake_bool, NULL},
 	{"retain-x-virtual-mta", CTX_SOURCE, d_intake_bool, NULL},
 	{"verp-default", CTX_SOURCE, d_intake_bool, NULL},
+	{"process-x-envid", CTX_SOURCE, d_intake_bool, NULL},
 	{"jobid-header", CTX_SOURCE, d_jobid_header, NULL},
 	{"pattern-list", CTX_SOURCE, d_pattern_list, NULL},
 	{"smtp-max-auth-failure-rate", CTX_SOURCE, d_auth_failure_rate, NULL},

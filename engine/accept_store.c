@@ -180,6 +180,7 @@ static int put_receptions(struct spool_wtxn *t, const struct config *cfg, const 
 			.pool = accept_rcpt_pool(b, m->first + k) && accept_rcpt_pool(b, m->first + k) < cfg->n_pools
 					? cfg->pools[accept_rcpt_pool(b, m->first + k)].name : NULL,
 			.headers = headers,
+			.envid = m->envid && m->envid[0] ? m->envid : NULL,
 		};
 
 		ret = outbox_put(t, &ev);
@@ -216,6 +217,7 @@ int accept_store_put(struct accept_batch *b, struct spool_wtxn *t)
 		sm.body_len = m->len;
 		sm.smtputf8 = m->smtputf8;
 		sm.no_verp = m->no_verp;
+		sm.envid = m->envid;
 		/* records first: spool_put_msg()'s headroom check then counts them */
 		if (b->received && (ret = put_receptions(t, cfg, b, m)))
 			break;

@@ -44,6 +44,7 @@ struct accept_msg {
 	size_t first, count;       /* its recipients: rcpts[first .. first + count) */
 	bool smtputf8;             /* came with SMTPUTF8 (RFC 6531): goes out with it */
 	bool no_verp;              /* goes with its own return path (verp-default no) */
+	const char *envid;         /* its ENVID (process-x-envid); NULL or "" for none */
 };
 
 struct accept_batch {

@@ -62,6 +62,7 @@ struct intake_req {
 	size_t pool;
 	uint16_t *rcpt_pools;       /* per recipient, from a pattern-list's rcpt-to rules; NULL: pool */
 	char campaign[128];
+	char envid[101];            /* X-Envid (process-x-envid); "" for none */
 	int result;
 };
 
@@ -181,6 +182,18 @@ static void intake_pattern_list(const struct config *cfg, const struct config_so
 	}
 }
 
+/* An X-Envid that is its own xtext (RFC 3461: printable ASCII without
+ * '+', '=' and space) and at most 100 bytes; others are dropped. */
+static bool envid_ok(const char *v)
+{
+	size_t n = 0;
+
+	for (; v[n]; n++)
+		if (v[n] < 33 || v[n] > 126 || v[n] == '+' || v[n] == '=')
+			return false;
+	return n > 0 && n <= 100;
+}
+
 static uint64_t msgid_seq;
 
 /* A source's header edits (msg_headers_edit); its Message-ID is salvod's
@@ -211,12 +224,13 @@ static void intake_edit_headers(const struct config *cfg, const struct config_so
 static void intake_pool_and_job(const struct config *cfg, const struct config_source *src,
 				struct intake_req *ir)
 {
-	char vmta[128], job[sizeof(ir->campaign)];
+	char vmta[128], job[sizeof(ir->campaign)], envid[sizeof(ir->envid) + 1];
 	ssize_t pool = -1;
 
 	struct msg_header_want w[] = {
 		{.name = "X-Virtual-MTA", .out = vmta, .cap = sizeof(vmta)},
 		{.name = "X-Job", .out = job, .cap = sizeof(job)},
+		{.name = "X-Envid", .out = envid, .cap = sizeof(envid)},
 	};
 
 	ir->pool = src ? src->default_pool : 0;
@@ -226,7 +240,12 @@ static void intake_pool_and_job(const struct config *cfg, const struct config_so
 		w[0].keep = src->retain_x_virtual_mta;
 		w[1].keep = src->retain_x_job;
 	}
-	msg_headers_take(ir->msg.body, &ir->msg.len, w, 2);    /* one pass: linear however many */
+	/* one pass: linear however many (X-Envid only for a source that takes it) */
+	msg_headers_take(ir->msg.body, &ir->msg.len, w, src && src->process_x_envid ? 3 : 2);
+	if (src && src->process_x_envid && w[2].found && envid_ok(envid)) {
+		memcpy(ir->envid, envid, sizeof(ir->envid));
+		ir->msg.envid = ir->envid;
+	}
 	if (w[0].found && src && src->process_x_virtual_mta && (pool = config_pool_find(cfg, vmta)) >= 0)
 		ir->pool = (size_t)pool;
 	else if (src && src->intake_list)

@@ -19,6 +19,10 @@ at work (issue 18 item 3); smtplib clients, salvo-sink keeping each message.
   verp           with bounce-domain set, a source with verp-default no sends with the
                  client's own return path; MAIL ... XVERP asks for VERP anyway; another
                  source keeps Salvo's VERP (b-ID-IDX-HASH@bounce-domain).
+  envid          process-x-envid yes: X-Envid: is taken out of the message and is its
+                 ENVID: the JSON log's reception and delivery records carry "envid", a
+                 bounce's DSN has Original-Envelope-Id; from a source without the
+                 setting the header stays and no record has an envid.
   auth_rate      smtp-max-auth-failure-rate 2/m: the third failed AUTH from one address
                  within the minute gets 454 4.7.0, and so does the right password then
                  (the built-in throttle would allow 5).
@@ -81,7 +85,8 @@ def test_headers(env):
                       "hide-message-source": "yes", "remove-received-headers": "yes", "retain-x-job": "yes",
                       "jobid-header": "X-Campaign"},
         "127.0.0.5": {"always-allow-relaying": "yes", "process-x-virtual-mta": "yes",
-                      "add-received-header": "no", "retain-x-virtual-mta": "yes"}}, extra=VMTAS)
+                      "add-received-header": "no", "retain-x-virtual-mta": "yes"}},
+        default_domain={"max-msg-per-connection": "1"}, extra=VMTAS)
     d.start()
     inner = ("Received: from app1.inside.test (app1 [10.1.2.3])\n\tby relay.inside.test; Mon, 7 Dec 2026\n"
              "Received: from app0\n  (folded [10.9.9.9])\n  by app1; Mon, 7 Dec 2026\n")
@@ -188,6 +193,33 @@ def test_verp(env):
             raise Fail("%s: want a VERP return path, got %r" % (r, got[r]))
 
 
+def test_envid(env):
+    env.dns(mx={"ev.test": [(10, "mx.ev.test")], "senders.test": [(10, "mx.ev.test")]},
+            a={"mx.ev.test": "127.0.0.2"}, check=[("ev.test", "MX")])
+    sink = env.salvo_sink("sink", "127.0.0.2:25", reject=[r"^bad@"])
+    d = env.salvod_daemon(sources={"127.0.0.1": {"always-allow-relaying": "yes", "process-x-envid": "yes"},
+                                   "127.0.0.5": {"always-allow-relaying": "yes"}})
+    d.start()
+    _send(SENDER, ["good@ev.test", "bad@ev.test"], "X-Envid: camp7-msg42\nSubject: e\n\nb\n")
+    _send(SENDER, ["plain@ev.test"], "X-Envid: not-taken\nSubject: e\n\nb\n", source="127.0.0.5")
+    got = _by_rcpt(sink, 3)   # good, plain and the DSN to the sender
+    if _values(got["good@ev.test"].data, "X-Envid"):
+        raise Fail("process-x-envid yes: X-Envid reached the recipient")
+    if _values(got["plain@ev.test"].data, "X-Envid") != ["not-taken"]:
+        raise Fail("without process-x-envid the header is the message's own: %r" %
+                   _values(got["plain@ev.test"].data, "X-Envid"))
+    dsn = got[SENDER].data.decode("utf-8", "replace")
+    if "Original-Envelope-Id: camp7-msg42\r\n" not in dsn:
+        raise Fail("the DSN has no Original-Envelope-Id: camp7-msg42:\n%s" % dsn[:1500])
+    recs = d.acct()
+    for typ, rcpt in (("reception", "good@ev.test"), ("delivery", "good@ev.test"), ("bounce", "bad@ev.test")):
+        r = find_records(recs, type=typ, recipient=rcpt)
+        if not r or r[0].get("envid") != "camp7-msg42":
+            raise Fail("%s record of %s: envid %r" % (typ, rcpt, [x.get("envid") for x in r]))
+    if any(x.get("envid") for x in find_records(recs, recipient="plain@ev.test")):
+        raise Fail("plain@ev.test's records have an envid")
+
+
 def _auth(password):
     with smtplib.SMTP(*harness.SALVOD_SMTP, timeout=30) as s:
         s.ehlo()
@@ -217,4 +249,4 @@ def test_auth_rate(env):
 
 
 if __name__ == "__main__":
-    harness.main([test_headers, test_pattern_list, test_verp, test_auth_rate])
+    harness.main([test_headers, test_pattern_list, test_verp, test_envid, test_auth_rate])
