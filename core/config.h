@@ -626,9 +626,11 @@ bool config_source_trusted(const struct config_source *src);
 
 /* The pool the first rule of <pattern-list> l that matches chooses (the
  * sender, the recipient - NULL for none -, the message's header block), or
- * -1 when none does. Any thread (config_intake_list.c). */
+ * -1 when none does. *msg_first caches the message's own first hit (a
+ * mail-from or header rule) across its recipients: SIZE_MAX before the
+ * first call for a message. Any thread (config_intake_list.c). */
 ssize_t config_intake_match(const struct config_intake_list *l, const char *sender, const char *rcpt,
-			    const char *hdrs, size_t hdrs_len);
+			    const char *hdrs, size_t hdrs_len, size_t *msg_first);
 
 /* The message size limit for a session from src before any AUTH: the
  * source's own `max-message-size`, else max-message-size for trusted

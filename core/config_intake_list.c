@@ -213,22 +213,30 @@ static bool header_value(const char *hdrs, size_t n, const char *name, char *out
 }
 
 ssize_t config_intake_match(const struct config_intake_list *l, const char *sender, const char *rcpt,
-			    const char *hdrs, size_t hdrs_len)
+			    const char *hdrs, size_t hdrs_len, size_t *msg_first)
 {
 	char val[1000];
+	size_t first = *msg_first;
 
-	for (size_t k = 0; k < l->n_rules; k++) {
+	/* the message's own first hit (sender or header), once per message */
+	if (first == SIZE_MAX) {
+		for (first = 0; first < l->n_rules; first++) {
+			const struct config_intake_rule *r = &l->rules[first];
+
+			if (!r->vmta || r->what == CONFIG_INTAKE_RCPT_TO) /* recipient-priority= only: chooses nothing */
+				continue;
+			if (r->what == CONFIG_INTAKE_MAIL_FROM ? pcre_re_match(r->re, sender ? sender : "") :
+			    header_value(hdrs, hdrs_len, r->header, val, sizeof(val)) && pcre_re_match(r->re, val))
+				break;
+		}
+		*msg_first = first;
+	}
+	/* a recipient rule before it wins */
+	for (size_t k = 0; rcpt && k < first; k++) {
 		const struct config_intake_rule *r = &l->rules[k];
-		bool hit;
 
-		if (r->what == CONFIG_INTAKE_MAIL_FROM)
-			hit = pcre_re_match(r->re, sender ? sender : "");
-		else if (r->what == CONFIG_INTAKE_RCPT_TO)
-			hit = rcpt && pcre_re_match(r->re, rcpt);
-		else
-			hit = header_value(hdrs, hdrs_len, r->header, val, sizeof(val)) && pcre_re_match(r->re, val);
-		if (hit && r->vmta) /* a rule with recipient-priority= only chooses nothing */
+		if (r->vmta && r->what == CONFIG_INTAKE_RCPT_TO && pcre_re_match(r->re, rcpt))
 			return (ssize_t)r->pool;
 	}
-	return -1;
+	return first < l->n_rules ? (ssize_t)l->rules[first].pool : -1;
 }

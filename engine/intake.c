@@ -166,18 +166,19 @@ static size_t header_block_len(const char *msg, size_t len)
 static void intake_pattern_list(const struct config *cfg, const struct config_source *src, struct intake_req *ir)
 {
 	const struct config_intake_list *l = &cfg->intake_lists[src->intake_list - 1];
-	size_t hl = header_block_len(ir->msg.body, ir->msg.len);
+	size_t hl = header_block_len(ir->msg.body, ir->msg.len), first = SIZE_MAX;
 	ssize_t pool;
 
 	if (!l->has_rcpt_rules) {
-		if ((pool = config_intake_match(l, ir->env->sender, NULL, ir->msg.body, hl)) >= 0)
+		if ((pool = config_intake_match(l, ir->env->sender, NULL, ir->msg.body, hl, &first)) >= 0)
 			ir->pool = (size_t)pool;
 		return;
 	}
 	if (!(ir->rcpt_pools = calloc(ir->env->n_rcpts, sizeof(*ir->rcpt_pools))))
 		return; /* out of memory: the source's default pool */
 	for (size_t i = 0; i < ir->env->n_rcpts; i++) {
-		pool = config_intake_match(l, ir->env->sender, ir->env->rcpts[i], ir->msg.body, hl);
+		/* the sender and header rules are matched once: first */
+		pool = config_intake_match(l, ir->env->sender, ir->env->rcpts[i], ir->msg.body, hl, &first);
 		ir->rcpt_pools[i] = (uint16_t)(pool >= 0 && pool <= UINT16_MAX ? (size_t)pool : ir->pool);
 	}
 }
@@ -200,7 +201,7 @@ static uint64_t msgid_seq;
  * own: time, a process-wide sequence and the host name. */
 static void intake_edit_headers(const struct config *cfg, const struct config_source *src, struct intake_req *ir)
 {
-	char id[300];
+	char id[340];
 	struct msg_header_edit e = {
 		.own_received = true,
 		.drop_own_received = src->no_received_header,

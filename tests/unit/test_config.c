@@ -1947,7 +1947,7 @@ static void test_intake_pattern_list(void **state)
 
 	load_ok(&cfg, PL_VMTAS "<pattern-list l>\n"
 			       " mail-from /@bulk\\.test$/ virtual-mta=v1\n"
-			       " rcpt-to /(?i)^VIP\\d/ virtual-mta=p\n"
+			       " rcpt-to /(?i)^VIP\\d/ virtual-mta=v1\n"
 			       " header Subject /^\\[n\\]/ virtual-mta=p, recipient-priority=5\n"
 			       " mail-from /./ recipient-priority=3\n"
 			       "</pattern-list>\n"
@@ -1993,13 +1993,26 @@ static void test_intake_pattern_list(void **state)
 		fclose(f);
 	}
 	/* the first matching rule with a virtual-mta= wins */
-	assert_int_equal(config_intake_match(l, "a@bulk.test", "vip1@x.test", hdrs, strlen(hdrs)), v1);
-	assert_int_equal(config_intake_match(l, "a@other.test", "vip1@x.test", hdrs, strlen(hdrs)), p);
-	assert_int_equal(config_intake_match(l, "a@other.test", "plain@x.test", hdrs, strlen(hdrs)), p);
-	assert_int_equal(config_intake_match(l, "a@other.test", "plain@x.test", "Subject: [m]\r\n", 14), -1);
-	assert_int_equal(config_intake_match(l, "", NULL, "", 0), -1);
+	assert_int_equal(config_intake_match(l, "a@bulk.test", "vip1@x.test", hdrs, strlen(hdrs), &(size_t){SIZE_MAX}), v1);
+	assert_int_equal(config_intake_match(l, "a@other.test", "vip1@x.test", hdrs, strlen(hdrs), &(size_t){SIZE_MAX}), v1);
+	assert_int_equal(config_intake_match(l, "a@other.test", "plain@x.test", hdrs, strlen(hdrs), &(size_t){SIZE_MAX}), p);
+	assert_int_equal(config_intake_match(l, "a@other.test", "plain@x.test", "Subject: [m]\r\n", 14, &(size_t){SIZE_MAX}), -1);
+	assert_int_equal(config_intake_match(l, "", NULL, "", 0, &(size_t){SIZE_MAX}), -1);
 	/* the header's value only: a longer name, another field's value, no match */
-	assert_int_equal(config_intake_match(l, "", NULL, "Subjects: [n]\r\nX: Subject: [n]\r\n", 30), -1);
+	assert_int_equal(config_intake_match(l, "", NULL, "Subjects: [n]\r\nX: Subject: [n]\r\n", 30, &(size_t){SIZE_MAX}), -1);
+	/* the message's own hit is cached across its recipients: a recipient
+	 * rule before it still wins, one after it does not matter */
+	{
+		size_t first = SIZE_MAX;
+
+		assert_int_equal(config_intake_match(l, "a@other.test", "plain@x.test", hdrs, strlen(hdrs), &first), p);
+		assert_int_equal(first, 2);
+		assert_int_equal(config_intake_match(l, "a@other.test", "vip2@x.test", hdrs, strlen(hdrs), &first), v1);
+		assert_int_equal(config_intake_match(l, "a@other.test", NULL, "", 0, &first), p); /* cached */
+		first = SIZE_MAX;
+		assert_int_equal(config_intake_match(l, "a@bulk.test", "vip2@x.test", hdrs, strlen(hdrs), &first), v1);
+		assert_int_equal(first, 0);
+	}
 	config_free(&cfg);
 }
 
