@@ -325,6 +325,8 @@ static const char *field(const char *name, const struct acct_event *ev, int t, i
 		return ev->vmta;
 	if (!strcmp(name, "jobId"))
 		return ev->campaign;
+	if (!strcmp(name, "envId"))
+		return ev->envid;
 	if (!strcmp(name, "queue"))
 		return ev->queue;
 	if (!strcmp(name, "srcType"))
@@ -335,8 +337,8 @@ static const char *field(const char *name, const struct acct_event *ev, int t, i
 		return t == TYPE_R ? NULL : ev->esmtp;
 	if (!strncasecmp(name, "header_", 7))
 		return acct_event_header(ev, name + 7, tmp, cap);
-	/* orcpt, envId: the client gave none (Salvo does not take DSN
-	 * parameters); written empty */
+	/* orcpt: the client gave none (Salvo does not take DSN parameters);
+	 * written empty */
 	return NULL;
 }
 

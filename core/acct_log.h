@@ -127,6 +127,7 @@ struct acct_event {
 				      * unfolded and cut (ACCT_HEADER_MAX); a JSON object */
 	const char *dsn_action;      /* "dsn_action": a remote status report's Action
 				      * (delayed, delivered, relayed, expanded) */
+	const char *envid;           /* "envid": the message's ENVID (process-x-envid) */
 };
 
 #define ACCT_HEADER_MAX 256 /* bytes of a header value an event carries */

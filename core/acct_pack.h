@@ -6,8 +6,8 @@
  * exactly as they would have at the time: same bytes, same event_id.
  *
  * Layout (version 1, little-endian):
- *   u8 version, u8 type, u8 flags (bit 0: has_size; bit 1: all 19 strings
- *   follow, else the first 14), u8 0,
+ *   u8 version, u8 type, u8 flags (bit 0: has_size; bit 1: 19 strings
+ *   follow, else the first 14; bit 2 (with bit 1): 20, envid last), u8 0,
  *   i64 time_ms, u64 id, u32 attempt, i64 queued_time_ms, u64 size,
  *   i32 response_code, u64 dsn_id,
  *   then the 19 strings in struct order (sender, recipient, queue, vmta,

@@ -106,7 +106,44 @@ struct config_source {
 	unsigned log_flags;         /* CONFIG_LOG_*: log-connections, log-commands, log-data (transcripts) */
 	char *default_virtual_mta;  /* as written; NULL when not set */
 	size_t default_pool;        /* resolved: index into cfg->pools (0 = default) */
+	/* PowerMTA's intake settings (engine/intake.c applies them) */
+	bool add_message_id;        /* `add-message-id-header yes`: one when the message has none */
+	bool no_received_header;    /* `add-received-header no`: salvod's own Received: is left out */
+	bool hide_message_source;   /* `hide-message-source yes`: salvod's Received: without the client */
+	bool remove_received;       /* `remove-received-headers yes`: the message's own Received: go */
+	bool retain_x_job;          /* `retain-x-job yes`: the job header stays in the message */
+	bool retain_x_virtual_mta;  /* `retain-x-virtual-mta yes` */
+	bool process_x_envid;       /* `process-x-envid yes`: X-Envid is the message's ENVID */
+	bool no_verp;               /* `verp-default no`: return path as given unless MAIL has XVERP */
+	bool header_edits;          /* any of add_message_id .. remove_received (set at load) */
+	char *jobid_header;         /* `jobid-header NAME`; NULL: X-Job */
+	char *pattern_list;         /* `pattern-list NAME` as written; NULL when none */
+	size_t intake_list;         /* resolved: 1 + index into cfg->intake_lists; 0 = none */
+	int pattern_list_line;
+	struct config_rate auth_failure_rate; /* `smtp-max-auth-failure-rate`; count 0 = the built-in */
 	int line; /* where the block starts, for diagnostics */
+};
+
+/* <pattern-list NAME> (PowerMTA's, not <smtp-pattern-list>): at intake,
+ * the first rule that matches chooses a recipient's virtual MTA or pool
+ * (config_intake_list.c; engine/intake.c applies it). */
+enum config_intake_what { CONFIG_INTAKE_MAIL_FROM, CONFIG_INTAKE_RCPT_TO, CONFIG_INTAKE_HEADER };
+
+struct config_intake_rule {
+	enum config_intake_what what;
+	char *header;               /* CONFIG_INTAKE_HEADER: the field's name */
+	struct pcre_re *re;
+	char *vmta;                 /* virtual-mta=NAME as written; NULL when the rule sets none */
+	size_t pool;                /* resolved index into cfg->pools */
+	int line;
+};
+
+struct config_intake_list {
+	char *name;
+	struct config_intake_rule *rules;
+	size_t n_rules;
+	bool has_rcpt_rules;        /* some rule looks at the recipient */
+	int line;
 };
 
 /* SMTP transcripts (`log-connections`, `log-commands`, `log-data` in
@@ -417,6 +454,8 @@ struct config {
 	size_t n_rollups;
 	struct config_pattern_list *pattern_lists;
 	size_t n_pattern_lists;
+	struct config_intake_list *intake_lists; /* <pattern-list NAME> */
+	size_t n_intake_lists;
 	struct config_category_pattern *category_patterns;
 	size_t n_category_patterns;
 	struct config_domain_key *domain_keys;
@@ -516,6 +555,9 @@ const struct config_source_limit *config_domain_source_limit(const struct config
  * line, into out (a FILE *; void * keeps stdio out of this header).
  * 0, or -1 with a message in err. */
 int config_show(void *out, const struct config *cfg, const char *spec, char *err, size_t cap);
+/* `--show source:ADDR|source:{name}`: that client's <source> settings
+ * (config_show_source.c); config_show() hands such a spec here. */
+int config_show_source(void *out, const struct config *cfg, const char *arg, char *err, size_t cap);
 
 /* Names of the <domain> directives in --show order; NULL past the end. */
 const char *config_domain_key_name(size_t i);
@@ -581,6 +623,14 @@ const struct config_source *config_source_for(const struct config *cfg,
 
 /* May a client at addr relay without authenticating (a trusted injector)? */
 bool config_source_trusted(const struct config_source *src);
+
+/* The pool the first rule of <pattern-list> l that matches chooses (the
+ * sender, the recipient - NULL for none -, the message's header block), or
+ * -1 when none does. *msg_first caches the message's own first hit (a
+ * mail-from or header rule) across its recipients: SIZE_MAX before the
+ * first call for a message. Any thread (config_intake_list.c). */
+ssize_t config_intake_match(const struct config_intake_list *l, const char *sender, const char *rcpt,
+			    const char *hdrs, size_t hdrs_len, size_t *msg_first);
 
 /* The message size limit for a session from src before any AUTH: the
  * source's own `max-message-size`, else max-message-size for trusted

@@ -688,7 +688,7 @@ static const struct directive_table top_directives = {directives, sizeof(directi
 
 static const struct directive_table *const tables[] = {
 	&top_directives, &cp_http_directives, &cp_source_directives, &cp_domain_directives, &cp_vmta_directives,
-	&cp_pmta_directives,
+	&cp_pmta_directives, &cp_intake_list_directives,
 	&cp_webhook_directives,
 };
 
@@ -1206,6 +1206,7 @@ static void finish(struct parser *p)
 	cp_domains_finish(p);
 	cp_vmtas_finish(p);
 	cp_sources_finish(p);
+	cp_intake_lists_finish(p);
 	cp_http_finish(p);
 	cp_pmta_finish(p);
 	cp_webhooks_finish(p);
@@ -1334,6 +1335,7 @@ void config_free(struct config *cfg)
 	cp_domains_free(cfg);
 	cp_vmtas_free(cfg);
 	cp_pmta_free(cfg);
+	cp_intake_lists_free(cfg);
 	cp_webhooks_free(cfg);
 	memset(cfg, 0, sizeof(*cfg));
 }

@@ -12,9 +12,11 @@
  *                    http-api-token, http-max-*)
  *   config_pmta.c    PowerMTA's other directives: refused by design, stored
  *                    but not applied yet (warned), value-restricted, no-ops;
- *                    domain-macro, <acct-file>, <spool>, <pattern-list>,
+ *                    domain-macro, <acct-file>, <spool>,
  *                    <address-list>, the processors, <rewrite-list>
- *   config_show.c    --show QUEUE[/VMTA] (no parser state)
+ *   config_intake_list.c  <pattern-list NAME> (intake: rule -> virtual MTA)
+ *   config_show.c    --show QUEUE[/VMTA] (no parser state); config_show_source.c
+ *                    --show source:ADDR
  *
  * Errors: cp_err() records "FILE:LINE: message" and returns -1; the line
  * loop goes on (a block whose opening fails is skipped to its end), and
@@ -179,12 +181,11 @@ int cp_sources_finish(struct parser *p);
 void cp_sources_free(struct config *cfg);
 
 /* config_pmta.c: PowerMTA directives Salvo refuses, and those it stores
- * without applying them yet; <pattern-list>, <address-list>, the
+ * without applying them yet; <address-list>, the
  * processors, <rewrite-list>, <acct-file>, <spool>, domain-macro */
 extern const struct directive_table cp_pmta_directives;
 /* "X is not implemented by design: reason" when name is refused, or NULL. */
 const char *cp_refused(const char *name, bool block);
-int cp_open_pattern_list(struct parser *p, char *arg);
 int cp_open_address_list(struct parser *p, char *arg);
 int cp_open_processor(struct parser *p, char *arg);
 int cp_open_rewrite_list(struct parser *p, char *arg);
@@ -194,6 +195,11 @@ int cp_open_spool(struct parser *p, char *arg);
 int cp_macro_expand(struct parser *p, const char *name, char ***out, size_t *n);
 int cp_pmta_finish(struct parser *p);
 void cp_pmta_free(struct config *cfg);
+/* config_intake_list.c: <pattern-list NAME> */
+extern const struct directive_table cp_intake_list_directives;
+int cp_open_pattern_list(struct parser *p, char *arg);
+int cp_intake_lists_finish(struct parser *p);
+void cp_intake_lists_free(struct config *cfg);
 void cp_parser_free(struct parser *p);
 /* Where global line gline is: "line N" in the current file, else "FILE:N". */
 #define CP_AT_BUF (PATH_MAX + 24)

@@ -9,7 +9,7 @@
  *     yes`, `allow-starttls yes`, ...): the other value is refused with the
  *     reason; `run-as-root no` drops root after binding (engine/privdrop.c);
  *   - documented no-ops (sync-msg-create/update, delete-file-holders);
- *   - `domain-macro`, `<acct-file>`, `<spool>`, `<pattern-list>`,
+ *   - `domain-macro`, `<acct-file>`, `<spool>`,
  *     `<address-list>`, the bounce and feedback-loop processors and
  *     `<rewrite-list>`.
  * Ownership as everywhere in the parser: everything hangs off the struct
@@ -663,11 +663,6 @@ static int open_named(struct parser *p, const char *what, const char *arg)
 	return 0;
 }
 
-int cp_open_pattern_list(struct parser *p, char *arg)
-{
-	return open_named(p, "pattern-list", arg);
-}
-
 int cp_open_address_list(struct parser *p, char *arg)
 {
 	return open_named(p, "address-list", *arg ? arg : NULL);
@@ -682,42 +677,6 @@ int cp_open_processor(struct parser *p, char *arg)
 int cp_open_rewrite_list(struct parser *p, char *arg)
 {
 	return open_named(p, "rewrite-list", arg);
-}
-
-/* `mail-from|rcpt-to /REGEX/ ACTIONS`, `header NAME /REGEX/ ACTIONS` in
- * <pattern-list>: actions virtual-mta=NAME, recipient-priority=N. */
-static int p_pattern_rule(struct parser *p, const struct directive *d, char *v)
-{
-	struct pcre_re *re;
-	char *rest, sb[CP_SHOW_BUF];
-
-	if (!strcasecmp(d->name, "header")) {
-		char *r = v + strcspn(v, CP_WS);
-
-		if (!*r)
-			return cp_err(p, "header wants a header name and /REGEX/");
-		*r++ = '\0';
-		v = cp_trim(r);
-	}
-	if (cp_take_regex(p, d->name, v, &re, &rest) < 0)
-		return -1;
-	pcre_re_free(re);
-	if (!*rest)
-		return cp_err(p, "%s rule without actions (virtual-mta=NAME, recipient-priority=N)", d->name);
-	for (char *next, *a = rest; a; a = next) {
-		next = strchr(a, ',');
-		if (next)
-			*next++ = '\0';
-		a = cp_trim(a);
-		if (!strncasecmp(a, "virtual-mta=", 12) && a[12] && !cp_has_space(a + 12))
-			continue;
-		if (!strncasecmp(a, "recipient-priority=", 19) &&
-		    config_parse_uint(a + 19, 0, 100, &(uint64_t){0}) == 0)
-			continue;
-		return cp_err(p, "unknown action \"%s\" in %s (virtual-mta=NAME, recipient-priority=0..100)",
-			      cp_show(sb, a), d->name);
-	}
-	return 0;
 }
 
 /* `address LOCAL|ADDR|/REGEX/`, `domain NAME`, `address-file PATH` */
@@ -860,18 +819,7 @@ static const struct directive directives[] = {
 	{"log-connections", CTX_SOURCE, d_source_log, NULL},
 	{"log-commands", CTX_SOURCE, d_source_log, NULL},
 	{"log-data", CTX_SOURCE, d_source_log, NULL},
-	{"smtp-max-auth-failure-rate", CTX_SOURCE, p_rate, INTAKE_LATER},
-	{"add-message-id-header", CTX_SOURCE, p_bool, INTAKE_LATER},
-	{"add-received-header", CTX_SOURCE, p_bool, INTAKE_LATER},
-	{"remove-received-headers", CTX_SOURCE, p_bool, INTAKE_LATER},
-	{"hide-message-source", CTX_SOURCE, p_bool, INTAKE_LATER},
-	{"retain-x-job", CTX_SOURCE, p_bool, INTAKE_LATER},
-	{"retain-x-virtual-mta", CTX_SOURCE, p_bool, INTAKE_LATER},
-	{"verp-default", CTX_SOURCE, p_bool, INTAKE_LATER},
-	{"process-x-envid", CTX_SOURCE, p_bool, INTAKE_LATER},
-	{"jobid-header", CTX_SOURCE, p_word, INTAKE_LATER},
 	{"rewrite-list", CTX_SOURCE, p_word, INTAKE_LATER},
-	{"pattern-list", CTX_SOURCE, p_word, INTAKE_LATER},
 	{"suppression-lists", CTX_SOURCE, p_word, INTAKE_LATER},
 	{"accept-invalid-recipients", CTX_SOURCE, p_bool, INTAKE_NOT_APPLIED},
 	{"add-date-header", CTX_SOURCE, p_text, INTAKE_NOT_APPLIED},
@@ -1064,10 +1012,6 @@ static const struct directive directives[] = {
 	{"world-readable", CTX_ACCT_FILE, p_bool, ACCT_NOT_APPLIED},
 	{"write-timeout", CTX_ACCT_FILE, p_text, ACCT_NOT_APPLIED},
 	{"retry-interval", CTX_ACCT_FILE, p_duration, ACCT_NOT_APPLIED},
-	/* <pattern-list NAME> */
-	{"mail-from", CTX_PATTERN_LIST, p_pattern_rule, INTAKE_LATER},
-	{"rcpt-to", CTX_PATTERN_LIST, p_pattern_rule, INTAKE_LATER},
-	{"header", CTX_PATTERN_LIST, p_pattern_rule, INTAKE_LATER},
 	/* <address-list> */
 	{"address", CTX_ADDRESS_LIST, p_address, REPORTS_LATER},
 	{"domain", CTX_ADDRESS_LIST, p_domain_name, REPORTS_LATER},

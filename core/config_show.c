@@ -17,6 +17,8 @@ int config_show(void *outp, const struct config *cfg, const char *spec, char *er
 	char queue[300], *vmta;
 	struct config_domain d;
 
+	if (!strncmp(spec, "source:", 7))
+		return config_show_source(out, cfg, spec + 7, err, cap);
 	if (strlen(spec) >= sizeof(queue)) {
 		snprintf(err, cap, "--show: queue name too long");
 		return -1;

@@ -99,7 +99,79 @@ static int d_bare_newline(struct parser *p, const struct directive *d, char *v)
 	return 0;
 }
 
+/* PowerMTA's yes/no intake settings (engine/intake.c applies them) */
+static int d_intake_bool(struct parser *p, const struct directive *d, char *v)
+{
+	struct config_source *s = cur_source(p);
+	bool b;
+
+	if (config_parse_bool(v, &b) < 0)
+		return cp_bad_value(p, "boolean", d, v);
+	if (!strcasecmp(d->name, "add-message-id-header"))
+		s->add_message_id = b;
+	else if (!strcasecmp(d->name, "add-received-header"))
+		s->no_received_header = !b;
+	else if (!strcasecmp(d->name, "hide-message-source"))
+		s->hide_message_source = b;
+	else if (!strcasecmp(d->name, "remove-received-headers"))
+		s->remove_received = b;
+	else if (!strcasecmp(d->name, "retain-x-job"))
+		s->retain_x_job = b;
+	else if (!strcasecmp(d->name, "verp-default"))
+		s->no_verp = !b;
+	else if (!strcasecmp(d->name, "process-x-envid"))
+		s->process_x_envid = b;
+	else
+		s->retain_x_virtual_mta = b;
+	return 0;
+}
+
+/* `jobid-header NAME`: the header that carries the job id instead of X-Job */
+static int d_jobid_header(struct parser *p, const struct directive *d, char *v)
+{
+	if (cp_has_space(v) || strchr(v, ':') || strlen(v) > 64)
+		return cp_bad_value(p, "header name", d, v);
+	return cp_set_string(p, &cur_source(p)->jobid_header, v);
+}
+
+/* `pattern-list NAME`: resolved in cp_intake_lists_finish() */
+static int d_pattern_list(struct parser *p, const struct directive *d, char *v)
+{
+	if (cp_has_space(v))
+		return cp_bad_value(p, "name", d, v);
+	cur_source(p)->pattern_list_line = p->line;
+	return cp_set_string(p, &cur_source(p)->pattern_list, v);
+}
+
+/* `smtp-max-auth-failure-rate N/T`: failed AUTH per client address (engine/auth.c) */
+static int d_auth_failure_rate(struct parser *p, const struct directive *d, char *v)
+{
+	struct config_rate r;
+
+	if (!strcasecmp(v, "unlimited")) {
+		cp_warn(p, "smtp-max-auth-failure-rate unlimited: Salvo's built-in throttle still refuses an address "
+			"after 5 failed AUTH attempts in 5 minutes");
+		cur_source(p)->auth_failure_rate = (struct config_rate){0};
+		return 0;
+	}
+	if (config_parse_rate(v, &r) < 0 || !r.count || r.count > 1000000 || !r.per_ms)
+		return cp_bad_value(p, "rate such as 5/m (at least 1)", d, v);
+	cur_source(p)->auth_failure_rate = r;
+	return 0;
+}
+
 static const struct directive directives[] = {
+	{"add-message-id-header", CTX_SOURCE, d_intake_bool, NULL},
+	{"add-received-header", CTX_SOURCE, d_intake_bool, NULL},
+	{"hide-message-source", CTX_SOURCE, d_intake_bool, NULL},
+	{"remove-received-headers", CTX_SOURCE, d_intake_bool, NULL},
+	{"retain-x-job", CTX_SOURCE, d_intake_bool, NULL},
+	{"retain-x-virtual-mta", CTX_SOURCE, d_intake_bool, NULL},
+	{"verp-default", CTX_SOURCE, d_intake_bool, NULL},
+	{"process-x-envid", CTX_SOURCE, d_intake_bool, NULL},
+	{"jobid-header", CTX_SOURCE, d_jobid_header, NULL},
+	{"pattern-list", CTX_SOURCE, d_pattern_list, NULL},
+	{"smtp-max-auth-failure-rate", CTX_SOURCE, d_auth_failure_rate, NULL},
 	{"max-message-size", CTX_SOURCE, d_max_message_size, NULL},
 	{"smtp-max-connections-per-ip", CTX_SOURCE, d_max_connections_per_ip, NULL},
 	{"always-allow-relaying", CTX_SOURCE, d_always_allow_relaying, NULL},
@@ -156,6 +228,8 @@ int cp_open_source(struct parser *p, char *arg)
 			if (c->sources[i].line == 0) {
 				free(c->sources[i].default_virtual_mta);
 				free(c->sources[i].name);
+				free(c->sources[i].jobid_header);
+				free(c->sources[i].pattern_list);
 				continue;
 			}
 			c->sources[kept++] = c->sources[i];
@@ -222,6 +296,8 @@ void cp_sources_free(struct config *cfg)
 	for (size_t i = 0; i < cfg->n_sources; i++) {
 		free(cfg->sources[i].default_virtual_mta);
 		free(cfg->sources[i].name);
+		free(cfg->sources[i].jobid_header);
+		free(cfg->sources[i].pattern_list);
 	}
 	free(cfg->sources);
 	cfg->sources = NULL;

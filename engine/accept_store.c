@@ -150,6 +150,12 @@ void accept_store_sign(struct engine *eng, char **body, size_t *len)
 	free(hdr);
 }
 
+/* The pool of the batch's address i. */
+static size_t accept_rcpt_pool(const struct accept_batch *b, size_t i)
+{
+	return b->rcpt_pools ? b->rcpt_pools[i] : b->pool;
+}
+
 /* A message's reception records, one per recipient, committed with it. */
 static int put_receptions(struct spool_wtxn *t, const struct config *cfg, const struct accept_batch *b,
 			  const struct accept_msg *m)
@@ -171,8 +177,10 @@ static int put_receptions(struct spool_wtxn *t, const struct config *cfg, const 
 			.size = m->len,
 			.has_size = true,
 			.src_type = spool_src_name(b->src_type),
-			.pool = b->pool && b->pool < cfg->n_pools ? cfg->pools[b->pool].name : NULL,
+			.pool = accept_rcpt_pool(b, m->first + k) && accept_rcpt_pool(b, m->first + k) < cfg->n_pools
+					? cfg->pools[accept_rcpt_pool(b, m->first + k)].name : NULL,
 			.headers = headers,
+			.envid = m->envid && m->envid[0] ? m->envid : NULL,
 		};
 
 		ret = outbox_put(t, &ev);
@@ -208,6 +216,8 @@ int accept_store_put(struct accept_batch *b, struct spool_wtxn *t)
 		sm.body = m->body;
 		sm.body_len = m->len;
 		sm.smtputf8 = m->smtputf8;
+		sm.no_verp = m->no_verp;
+		sm.envid = m->envid;
 		/* records first: spool_put_msg()'s headroom check then counts them */
 		if (b->received && (ret = put_receptions(t, cfg, b, m)))
 			break;
@@ -222,6 +232,10 @@ int accept_store_put(struct accept_batch *b, struct spool_wtxn *t)
 				.last_response = "",
 				.pool = pool,
 			};
+			size_t rp = accept_rcpt_pool(b, m->first + k);
+
+			if (b->rcpt_pools)
+				r.pool = rp && rp < cfg->n_pools ? cfg->pools[rp].name : "";
 			ret = spool_put_rcpt(t, &r);
 		}
 		/* the campaign's durable totals, in the same commit */
@@ -251,7 +265,8 @@ static void route_msg(struct engine *eng, const struct accept_batch *b, const st
 	}
 	for (size_t k = 0; k < m->count; k++) {
 		struct sched_rcpt *r = sched_rcpt_new(m->id, (uint32_t)k, addr_domain(b->rcpts[m->first + k]),
-						      b->due_ms, b->arrival_ms, 0, (uint16_t)b->pool);
+						      b->due_ms, b->arrival_ms, 0,
+						      (uint16_t)accept_rcpt_pool(b, m->first + k));
 
 		if (r)
 			r->campaign = campaign;

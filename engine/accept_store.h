@@ -43,6 +43,8 @@ struct accept_msg {
 	uint64_t id;               /* set by the commit (or given: ids_given) */
 	size_t first, count;       /* its recipients: rcpts[first .. first + count) */
 	bool smtputf8;             /* came with SMTPUTF8 (RFC 6531): goes out with it */
+	bool no_verp;              /* goes with its own return path (verp-default no) */
+	const char *envid;         /* its ENVID (process-x-envid); NULL or "" for none */
 };
 
 struct accept_batch {
@@ -52,6 +54,8 @@ struct accept_batch {
 	const char *campaign;      /* "" for none */
 	const char *source_ip;     /* "" for none */
 	size_t pool;               /* index into cfg->pools (0: the default) */
+	const uint16_t *rcpt_pools; /* NULL, or each address's own pool (rcpts[i]: a
+				    * <pattern-list> rcpt-to rule chose it) */
 	uint8_t src_type;          /* SPOOL_SRC_*: how it came in */
 	int64_t arrival_ms;        /* wall clock: accepted */
 	int64_t due_ms;            /* first attempt */

@@ -68,18 +68,48 @@ static char *dummy_hash_for(const struct config *cfg)
 	return NULL;
 }
 
+/* The failure window for client: its <source>'s smtp-max-auth-failure-rate,
+ * else the built-in one. */
+static struct addr_window *failure_window(struct auth_service *a, const struct config *cfg,
+					  const struct sockaddr *client)
+{
+	const struct config_source *src = config_source_for(cfg, client);
+	struct addr_window *w = &a->failures;
+	const struct config_rate *r;
+
+	if (!src || !src->auth_failure_rate.count)
+		return w;
+	r = &src->auth_failure_rate;
+	pthread_mutex_lock(&a->mu);
+	for (size_t i = 0; i < a->n_rated; i++)
+		if (a->rated[i].count == r->count && a->rated[i].per_ms == r->per_ms)
+			w = &a->rated[i].w;
+	if (w == &a->failures && a->n_rated < AUTH_RATED_MAX &&
+	    addr_window_init(&a->rated[a->n_rated].w, (unsigned)r->count, r->per_ms) == 0) {
+		a->rated[a->n_rated].count = r->count;
+		a->rated[a->n_rated].per_ms = r->per_ms;
+		w = &a->rated[a->n_rated++].w;
+	}
+	pthread_mutex_unlock(&a->mu);
+	return w;
+}
+
 int auth_verify(struct auth_service *a, const struct sockaddr *client, const char *user, const char *pass)
 {
 	struct config_gen *g;
 	const struct config *cfg;
+	struct addr_window *fw;
 	const char *stored = NULL;
 	bool ok;
 
-	/* counted first, given back on success: see auth.h */
-	if (!addr_window_take(&a->failures, client, loop_now_ms()))
-		return 2;
 	g = a->live ? config_current_get(a->live) : NULL;
 	cfg = g ? &g->cfg : a->cfg;
+	/* counted first, given back on success: see auth.h */
+	fw = failure_window(a, cfg, client);
+	if (!addr_window_take(fw, client, loop_now_ms())) {
+		config_gen_put(g);
+		return 2;
+	}
 	for (size_t i = 0; i < cfg->n_smtp_users; i++)
 		if (!strcmp(cfg->smtp_users[i].name, user))
 			stored = cfg->smtp_users[i].password;
@@ -92,7 +122,7 @@ int auth_verify(struct auth_service *a, const struct sockaddr *client, const cha
 	config_gen_put(g);
 	if (!ok)
 		return 1;
-	addr_window_give(&a->failures, client);
+	addr_window_give(fw, client);
 	return 0;
 }
 
@@ -181,6 +211,9 @@ void auth_service_stop(struct auth_service *a)
 	free(a->dummy_hash);
 	a->dummy_hash = NULL;
 	addr_window_fini(&a->failures);
+	for (size_t i = 0; i < a->n_rated; i++)
+		addr_window_fini(&a->rated[i].w);
+	a->n_rated = 0;
 	pthread_mutex_destroy(&a->mu);
 	pthread_cond_destroy(&a->cv);
 }

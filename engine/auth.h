@@ -13,6 +13,11 @@
  * with the same algorithm and cost as the configured accounts, so the time
  * of an answer does not tell which names exist.
  *
+ * A <source> with `smtp-max-auth-failure-rate N/T` (PowerMTA's) replaces
+ * that limit for the clients it matches by address: N failures per T, then
+ * refused (454 4.7.0) for the rest of the window. One window per distinct
+ * rate (AUTH_RATED_MAX of them; further rates share the built-in one).
+ *
  * The throttle counts an attempt before checking it (addr_window_take) and
  * gives the count back when it succeeds: concurrent sessions from one
  * address cannot all pass the check before any of them counts.
@@ -50,6 +55,8 @@ struct auth_job {
 
 struct config_current;
 
+#define AUTH_RATED_MAX 8
+
 struct auth_service {
 	pthread_t thread;
 	bool running, stop;
@@ -59,6 +66,11 @@ struct auth_service {
 	const struct config *cfg;
 	struct config_current *live; /* when set, the users come from its current generation (reloads) */
 	struct addr_window failures;
+	struct auth_rated {             /* smtp-max-auth-failure-rate windows, made on first use */
+		uint64_t count, per_ms;
+		struct addr_window w;
+	} rated[AUTH_RATED_MAX];
+	size_t n_rated;                 /* under mu */
 	char *dummy_hash;               /* for unknown users; NULL when no crypt account */
 	void (*done)(struct auth_job *job);
 };

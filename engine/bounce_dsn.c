@@ -327,6 +327,11 @@ static int build_status(struct dsn_ctx *x)
 	const struct dsn_info *in = x->in;
 	int ret;
 
+	/* RFC 3464 2.2.1: first of the per-message fields; intake only takes
+	 * an ENVID that is its own xtext (printable, no '+', '=' or space) */
+	if (in->envid && in->envid[0] &&
+	    (ret = json_buf_printf(&x->status, "Original-Envelope-Id: %s\r\n", in->envid)) < 0)
+		return ret;
 	if ((ret = json_buf_printf(&x->status, "Reporting-MTA: dns; %s\r\nX-Salvo-Queue-ID: %016llx\r\n", x->host,
 				   (unsigned long long)in->orig_id)) < 0)
 		return ret;

@@ -65,6 +65,7 @@ struct dsn_info {
 	const char *orig;             /* the original message (headers + body) */
 	size_t orig_len;
 	int64_t arrival_ms;           /* when the original was accepted; 0 = no Arrival-Date */
+	const char *envid;            /* the original's ENVID: Original-Envelope-Id; NULL/"" none */
 	int64_t date_ms;              /* Date: header; 0 = now */
 	const struct dsn_rcpt *rcpts; /* at least one */
 	size_t n_rcpts;

@@ -65,6 +65,8 @@ struct egress_txn {
 	struct smtp_result *results;
 	char *wire;
 	uint8_t src_type;          /* SPOOL_SRC_*: for the records' srcType */
+	bool no_verp;              /* the message goes with its own return path */
+	char *envid;               /* the message's ENVID; NULL when none */
 	char *acct_headers;        /* acct_headers_take(): header_NAME for the records */
 };
 
@@ -114,6 +116,7 @@ static void txn_free(struct egress_txn *x)
 	free(x->wire);
 	free(x->sender);
 	free(x->campaign);
+	free(x->envid);
 	free(x->acct_headers);
 	free(x);
 }
@@ -264,6 +267,7 @@ static void fail_one(struct egress_queue *eq, struct spool_rtxn *rt, struct sche
 		return;
 	}
 	route.campaign = m.campaign; /* its records and counters name it */
+	route.envid = m.envid;
 	route.src_type = spool_src_name(m.src_type);
 	route.headers = headers = acct_headers_take(w->cfg, m.body, m.body_len);
 	b = outcome_batch_new(w->eng, r->msg_id, m.sender, r->queued_ms, m.body_len, &route, 1);
@@ -315,6 +319,7 @@ static void drop_suppressed(struct egress_queue *eq, struct outcome_batch **sup,
 		.queue = eq->q->domain,
 		.pool = pool_name(cfg, r->pool),
 		.campaign = m->campaign,
+		.envid = m->envid,
 	};
 
 	snprintf(res.text, sizeof(res.text), "recipient is on the suppression list");
@@ -385,9 +390,11 @@ static struct egress_txn *txn_build(struct egress_queue *eq, size_t vmta, bool c
 			x->addrs = calloc(max, sizeof(*x->addrs));
 			x->sender = strdup(m.sender);
 			x->campaign = strdup(m.campaign);
+			x->envid = m.envid[0] ? strdup(m.envid) : NULL;
 			x->wire = malloc(dot_stuff_bound(m.body_len));
 		}
-		if (!x || !x->rcpts || !x->addrs || !x->sender || !x->campaign || !x->wire) {
+		if (!x || !x->rcpts || !x->addrs || !x->sender || !x->campaign || !x->wire ||
+		    (m.envid[0] && !x->envid)) {
 			spool_rtxn_end(rt);
 			txn_free(x);
 			sched_ready_push(&w->sched, q, r);
@@ -414,10 +421,11 @@ static struct egress_txn *txn_build(struct egress_queue *eq, size_t vmta, bool c
 		x->t.size = chunked ? x->t.wire_len : m.body_len;
 		x->t.smtputf8 = m.smtputf8;
 		x->src_type = m.src_type;
+		x->no_verp = m.no_verp;
 		x->acct_headers = acct_headers_take(cfg, m.body, m.body_len);
 		/* VERP: one recipient per transaction (the return path is set
 		 * below, for the recipient that goes; never for the null sender). */
-		if (cfg->bounce_domain && m.sender[0])
+		if (cfg->bounce_domain && m.sender[0] && !m.no_verp)
 			max = 1;
 		/* 8-bit content is declared when present, unless the domain's
 		 * ignore-8bitmime says its hosts mishandle BODY=8BITMIME. */
@@ -462,7 +470,7 @@ static struct egress_txn *txn_build(struct egress_queue *eq, size_t vmta, bool c
 			txn_free(x);
 			return NULL;
 		}
-		if (cfg->bounce_domain && x->sender[0] &&
+		if (cfg->bounce_domain && x->sender[0] && !x->no_verp &&
 		    verp_encode(spool_verp_key(w->eng->spool), x->msg_id, x->rcpts[0]->idx, cfg->bounce_domain, x->verp,
 				sizeof(x->verp)) == 0)
 			x->t.sender = x->verp;
@@ -491,6 +499,7 @@ static void txn_refuse(struct egress_conn *c, struct egress_txn *x, struct outco
 		.source_ip = vm->has_source ? vm->source.text : NULL,
 		.pool = pool_name(cfg, x->pool),
 		.campaign = x->campaign,
+		.envid = x->envid,
 		.verp = x->t.sender == x->verp,
 		.tls = smtp_client_tls(c->cli),
 		.src_type = spool_src_name(x->src_type),
@@ -766,6 +775,7 @@ static void conn_txn_done(void *owner, struct smtp_client *cli, struct smtp_txn 
 		.source_ip = vm->has_source ? vm->source.text : NULL,
 		.pool = pool_name(cfg, x->pool),
 		.campaign = x->campaign,
+		.envid = x->envid,
 		.verp = x->t.sender == x->verp,
 		.tls = smtp_client_tls(cli),
 		.src_type = spool_src_name(x->src_type),

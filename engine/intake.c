@@ -8,10 +8,18 @@
  *
  * Pool and campaign: X-Virtual-MTA (a pool or virtual MTA name) and X-Job
  * (the campaign id) are honoured when the client's <source> says so
- * (process-x-virtual-mta, process-x-job), and always removed from the
- * stored message: they are for the MTA, not the recipient. Without a valid
- * X-Virtual-MTA a message goes to the source's default-virtual-mta, else
- * the default pool.
+ * (process-x-virtual-mta, process-x-job; the job header's name is the
+ * source's jobid-header), and removed from the stored message (they are for
+ * the MTA, not the recipient) unless the source retains them (retain-x-job,
+ * retain-x-virtual-mta). Without a valid X-Virtual-MTA the first matching
+ * rule of the source's <pattern-list> chooses (per recipient when a rule
+ * looks at it), else the source's default-virtual-mta, else the default pool.
+ *
+ * Header edits (add-message-id-header, add-received-header,
+ * hide-message-source, remove-received-headers) run only for a source that
+ * sets one (src->header_edits): one pass over the header block. verp-default
+ * no marks the message to go with the client's return path (unless MAIL had
+ * XVERP).
  *
  * Storage: a message becomes an intake_req, one accept_store batch (message
  * body once, one record per recipient, all due now), signed on this worker
@@ -28,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "core/config.h"
 #include "engine/accept_store.h"
@@ -51,7 +60,9 @@ struct intake_req {
 	struct smtp_envelope *env;
 	uint64_t msg_id;
 	size_t pool;
+	uint16_t *rcpt_pools;       /* per recipient, from a pattern-list's rcpt-to rules; NULL: pool */
 	char campaign[128];
+	char envid[101];            /* X-Envid (process-x-envid); "" for none */
 	int result;
 };
 
@@ -132,22 +143,116 @@ static void intake_done(struct accept_batch *b, int result)
 	mailbox_post(&ir->worker->mb, &ir->link);
 }
 
-/* X-Virtual-MTA and X-Job: honoured when the source allows, always removed. */
+/* The header block of msg[0..len): up to the first empty line. */
+static size_t header_block_len(const char *msg, size_t len)
+{
+	const char *p = msg, *end = msg + len;
+
+	while (p < end) {
+		const char *nl;
+
+		if (*p == '\n' || (*p == '\r' && p + 1 < end && p[1] == '\n'))
+			return (size_t)(p - msg);
+		if (!(nl = memchr(p, '\n', (size_t)(end - p))))
+			return len;
+		p = nl + 1;
+	}
+	return len;
+}
+
+/* The source's <pattern-list>: the first matching rule chooses the pool of
+ * each recipient the message's X-Virtual-MTA did not choose. With no
+ * rcpt-to rule one answer serves every recipient; else ir->rcpt_pools. */
+static void intake_pattern_list(const struct config *cfg, const struct config_source *src, struct intake_req *ir)
+{
+	const struct config_intake_list *l = &cfg->intake_lists[src->intake_list - 1];
+	size_t hl = header_block_len(ir->msg.body, ir->msg.len), first = SIZE_MAX;
+	ssize_t pool;
+
+	if (!l->has_rcpt_rules) {
+		if ((pool = config_intake_match(l, ir->env->sender, NULL, ir->msg.body, hl, &first)) >= 0)
+			ir->pool = (size_t)pool;
+		return;
+	}
+	if (!(ir->rcpt_pools = calloc(ir->env->n_rcpts, sizeof(*ir->rcpt_pools))))
+		return; /* out of memory: the source's default pool */
+	for (size_t i = 0; i < ir->env->n_rcpts; i++) {
+		/* the sender and header rules are matched once: first */
+		pool = config_intake_match(l, ir->env->sender, ir->env->rcpts[i], ir->msg.body, hl, &first);
+		ir->rcpt_pools[i] = (uint16_t)(pool >= 0 && pool <= UINT16_MAX ? (size_t)pool : ir->pool);
+	}
+}
+
+/* An X-Envid that is its own xtext (RFC 3461: printable ASCII without
+ * '+', '=' and space) and at most 100 bytes; others are dropped. */
+static bool envid_ok(const char *v)
+{
+	size_t n = 0;
+
+	for (; v[n]; n++)
+		if (v[n] < 33 || v[n] > 126 || v[n] == '+' || v[n] == '=')
+			return false;
+	return n > 0 && n <= 100;
+}
+
+static uint64_t msgid_seq;
+
+/* A source's header edits (msg_headers_edit); its Message-ID is salvod's
+ * own: time, a process-wide sequence and the host name. */
+static void intake_edit_headers(const struct config *cfg, const struct config_source *src, struct intake_req *ir)
+{
+	char id[340];
+	struct msg_header_edit e = {
+		.own_received = true,
+		.drop_own_received = src->no_received_header,
+		.hide_source = src->hide_message_source,
+		.drop_received = src->remove_received,
+	};
+
+	if (src->add_message_id) {
+		snprintf(id, sizeof(id), "<%llx.%llx.%x@%s>", (unsigned long long)wall_now_ms(),
+			 (unsigned long long)__atomic_add_fetch(&msgid_seq, 1, __ATOMIC_RELAXED), (unsigned)getpid(),
+			 cfg->host_name ? cfg->host_name : "localhost");
+		e.message_id = id;
+	}
+	if (msg_headers_edit(&ir->msg.body, &ir->msg.len, &e) < 0)
+		fprintf(stderr, "salvod: out of memory adding a Message-ID; the message goes without\n");
+}
+
+/* X-Virtual-MTA and X-Job (or the source's jobid-header): honoured when the
+ * source allows, removed unless it retains them; then the source's
+ * pattern-list and header edits. */
 static void intake_pool_and_job(const struct config *cfg, const struct config_source *src,
 				struct intake_req *ir)
 {
-	char vmta[128], job[sizeof(ir->campaign)];
+	char vmta[128], job[sizeof(ir->campaign)], envid[sizeof(ir->envid) + 1];
 	ssize_t pool = -1;
 
 	struct msg_header_want w[] = {
 		{.name = "X-Virtual-MTA", .out = vmta, .cap = sizeof(vmta)},
 		{.name = "X-Job", .out = job, .cap = sizeof(job)},
+		{.name = "X-Envid", .out = envid, .cap = sizeof(envid)},
 	};
 
 	ir->pool = src ? src->default_pool : 0;
-	msg_headers_take(ir->msg.body, &ir->msg.len, w, 2);    /* one pass: linear however many */
+	if (src) {
+		if (src->jobid_header)
+			w[1].name = src->jobid_header;
+		w[0].keep = src->retain_x_virtual_mta;
+		w[1].keep = src->retain_x_job;
+	}
+	/* one pass: linear however many (X-Envid only for a source that takes it) */
+	msg_headers_take(ir->msg.body, &ir->msg.len, w, src && src->process_x_envid ? 3 : 2);
+	if (src && src->process_x_envid && w[2].found && envid_ok(envid)) {
+		memcpy(ir->envid, envid, sizeof(ir->envid));
+		ir->msg.envid = ir->envid;
+	}
 	if (w[0].found && src && src->process_x_virtual_mta && (pool = config_pool_find(cfg, vmta)) >= 0)
 		ir->pool = (size_t)pool;
+	else if (src && src->intake_list)
+		intake_pattern_list(cfg, src, ir);
+	if (src && src->header_edits)
+		intake_edit_headers(cfg, src, ir);
 	/* an X-Job with control characters names no campaign (mail flows) */
 	if (w[1].found && src && src->process_x_job && campaign_name_ok(job, strlen(job)))
 		memcpy(ir->campaign, job, sizeof(job));
@@ -159,6 +264,7 @@ static void intake_submit(void *ctx, struct smtp_session *s, struct smtp_envelop
 {
 	struct worker *w = ctx;
 	struct intake_req *ir;
+	const struct config_source *src;
 	size_t n_bounce = 0, k = 0;
 
 	for (size_t i = 0; i < env->n_rcpts; i++)
@@ -195,13 +301,16 @@ static void intake_submit(void *ctx, struct smtp_session *s, struct smtp_envelop
 	ir->session = s;
 	ir->env = env;
 	ir->msg = (struct accept_msg){.body = body, .len = len, .count = env->n_rcpts, .smtputf8 = env->smtputf8};
-	intake_pool_and_job(w->cfg, session_source(w->cfg, s), ir);
+	src = session_source(w->cfg, s);
+	intake_pool_and_job(w->cfg, src, ir);
+	ir->msg.no_verp = src && src->no_verp && !env->xverp;
 	ir->batch = (struct accept_batch){
 		.eng = w->eng,
 		.sender = env->sender,
 		.campaign = ir->campaign,
 		.source_ip = env->client_ip,
 		.pool = ir->pool,
+		.rcpt_pools = ir->rcpt_pools,
 		.src_type = SPOOL_SRC_SMTP,
 		.received = true,
 		.sign = true,
@@ -227,12 +336,16 @@ void intake_injected(struct worker *w, struct mailbox_item *it)
 	else
 		snprintf(reply, sizeof(reply), "451 4.3.0 Error: queue file write error");
 	smtp_session_submitted(ir->session, reply);
+	free(ir->rcpt_pools);
 	free(ir);
 }
 
 void intake_discard(struct mailbox_item *it)
 {
-	free(container_of(it, struct intake_req, link));
+	struct intake_req *ir = container_of(it, struct intake_req, link);
+
+	free(ir->rcpt_pools);
+	free(ir);
 }
 
 /* AUTH is offered over TLS, or in clear to sources that allow it, when

@@ -1,8 +1,10 @@
 /*
- * msg_headers.c - take a header field out of a message (see msg_headers.h).
+ * msg_headers.c - take header fields out of a message, and a source's
+ * header edits at intake (see msg_headers.h).
  */
 #include "engine/msg_headers.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -65,6 +67,8 @@ size_t msg_headers_take(char *msg, size_t *len, struct msg_header_want *w, size_
 			if (!hit->found && hit->cap)
 				copy_value(rd + strlen(hit->name) + 1, field_end, hit->out, hit->cap);
 			hit->found++;
+		}
+		if (hit && !hit->keep) {
 			removed++;
 		} else {
 			if (wr != rd)
@@ -84,4 +88,82 @@ size_t msg_header_take(char *msg, size_t *len, const char *name, char *out, size
 	struct msg_header_want w = {.name = name, .out = out, .cap = cap};
 
 	return msg_headers_take(msg, len, &w, 1);
+}
+
+static bool is_field(const char *p, const char *end, const char *name)
+{
+	size_t n = strlen(name);
+
+	return (size_t)(end - p) > n && strncasecmp(p, name, n) == 0 && p[n] == ':';
+}
+
+/* Where "by HOST ..." starts in salvod's own Received field [p, end), or NULL. */
+static const char *own_by(const char *p, const char *end)
+{
+	for (const char *q = p; q + 4 < end; q++)
+		if (q[0] == '\n' && q[1] == '\t' && q[2] == 'b' && q[3] == 'y' && q[4] == ' ')
+			return q + 2;
+	return NULL;
+}
+
+int msg_headers_edit(char **msg, size_t *len, const struct msg_header_edit *e)
+{
+	char *m = *msg, *rd = m, *wr = m, *end = m + *len;
+	size_t own_end = 0;          /* where the Message-ID goes: after salvod's Received */
+	bool has_id = false;
+	bool first = true;
+
+	while (rd < end && *rd != '\r' && *rd != '\n') {
+		char *field_end = (char *)line_end(rd, end);
+		bool drop = false, own;
+
+		while (field_end < end && (*field_end == ' ' || *field_end == '\t'))
+			field_end = (char *)line_end(field_end, end);
+		own = first && e->own_received && is_field(rd, field_end, "Received");
+		if (own) {
+			const char *by = e->hide_source ? own_by(rd, field_end) : NULL;
+
+			drop = e->drop_own_received;
+			if (!drop && by) {
+				/* "Received: " then "by HOST (Salvo) with P;\r\n\tDATE\r\n" */
+				memmove(wr, "Received: ", 10);
+				memmove(wr + 10, by, (size_t)(field_end - by));
+				wr += 10 + (field_end - by);
+				rd = field_end;
+				own_end = (size_t)(wr - m);
+				first = false;
+				continue;
+			}
+		} else if (e->drop_received && is_field(rd, field_end, "Received")) {
+			drop = true;
+		} else if (!has_id && is_field(rd, field_end, "Message-ID")) {
+			has_id = true;
+		}
+		if (!drop) {
+			if (wr != rd)
+				memmove(wr, rd, (size_t)(field_end - rd));
+			wr += field_end - rd;
+			if (own)
+				own_end = (size_t)(wr - m);
+		}
+		first = false;
+		rd = field_end;
+	}
+	if (wr != rd)
+		memmove(wr, rd, (size_t)(end - rd));
+	*len = (size_t)(wr - m) + (size_t)(end - rd);
+	if (e->message_id && !has_id) {
+		size_t idl = strlen(e->message_id), add = 12 + idl + 2;
+		char *n = realloc(m, *len + add + 1);
+
+		if (!n)
+			return -1;
+		memmove(n + own_end + add, n + own_end, *len - own_end);
+		memcpy(n + own_end, "Message-ID: ", 12);
+		memcpy(n + own_end + 12, e->message_id, idl);
+		memcpy(n + own_end + 12 + idl, "\r\n", 2);
+		*len += add;
+		*msg = n;
+	}
+	return 0;
 }

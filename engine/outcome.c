@@ -59,7 +59,7 @@ struct outcome_batch {
 	int64_t queued_ms;
 	size_t size;
 	char *queue, *mx_host, *mx_ip, *vmta, *source_ip, *pool, *campaign, *tls;
-	char *src_type, *esmtp, *headers;
+	char *src_type, *esmtp, *headers, *envid;
 	bool verp;
 	int64_t time_ms;
 	/* the DSN, built once even if the batch is re-applied alone */
@@ -156,7 +156,7 @@ struct outcome_batch *outcome_batch_new(struct engine *eng, uint64_t msg_id, con
 	    dup_opt(&b->vmta, route->vmta) || dup_opt(&b->source_ip, route->source_ip) ||
 	    dup_opt(&b->pool, route->pool) || dup_opt(&b->campaign, route->campaign) || dup_opt(&b->tls, route->tls) ||
 	    dup_opt(&b->src_type, route->src_type) || dup_opt(&b->esmtp, route->esmtp) ||
-	    dup_opt(&b->headers, route->headers)) {
+	    dup_opt(&b->headers, route->headers) || dup_opt(&b->envid, route->envid && *route->envid ? route->envid : NULL)) {
 		batch_free(b);
 		return NULL;
 	}
@@ -205,6 +205,7 @@ static void batch_free(struct outcome_batch *b)
 	free(b->src_type);
 	free(b->esmtp);
 	free(b->headers);
+	free(b->envid);
 	free(b->campaign);
 	free(b->tls);
 	free(b);
@@ -352,6 +353,7 @@ static int batch_build_dsn(struct outcome_batch *b, struct spool_wtxn *t)
 	info.orig = m.body;
 	info.orig_len = m.body_len;
 	info.arrival_ms = b->queued_ms;
+	info.envid = m.envid;
 	info.rcpts = rcpts;
 	info.n_rcpts = n;
 	ret = dsn_build(&info, &b->dsn, &b->dsn_len);
@@ -448,6 +450,7 @@ static int outcome_records(struct outcome_batch *b, struct spool_wtxn *t)
 			.pool = b->pool && *b->pool ? b->pool : NULL,
 			.esmtp = b->esmtp,
 			.headers = b->headers,
+			.envid = b->envid,
 		};
 
 		if ((ret = outbox_put(t, &ev)))

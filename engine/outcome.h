@@ -61,6 +61,7 @@ struct outcome_route {
 	const char *source_ip;
 	const char *pool;          /* kept with a deferred recipient */
 	const char *campaign;
+	const char *envid;         /* the message's ENVID; NULL or "" when none */
 	bool verp;                 /* sent with a VERP return path: index deliveries */
 	const char *tls;           /* protocol and cipher when delivered over TLS */
 	const char *src_type;      /* how the message came in (spool_src_name) */

@@ -30,7 +30,9 @@
  *    4.1.1.3 requires; smtp_mailbox_check() alone rejects it (no '@').
  *  - DSN parameters (RET=, ENVID= on MAIL; NOTIFY=, ORCPT= on RCPT) and
  *    AUTH= on MAIL are checked for syntax and ignored, so a DSN- or
- *    AUTH-aware client is not refused; any other parameter is EPARAM.
+ *    AUTH-aware client is not refused; XVERP[=...] on MAIL asks for VERP
+ *    (a <source> with verp-default no otherwise sends without); any other
+ *    parameter is EPARAM.
  *  - HELO/EHLO take exactly one argument, a domain or an address literal.
  *    Underscores and leading/trailing hyphens are tolerated in the HELO name
  *    (Windows host names have them; the name is only logged), control and
@@ -545,6 +547,10 @@ static int mail_param(struct smtp_cmd *out, unsigned *seen, const char *k, size_
 		if ((*seen & P_ENVID) || !has_v || vn > 100)
 			return SMTP_CMD_EPARAM;
 		*seen |= P_ENVID;
+	} else if (word_eq(k, kn, "xverp")) {
+		if (out->xverp)
+			return SMTP_CMD_EPARAM;
+		out->xverp = true; /* the value (delimiters) is Salvo's own: b-ID-IDX-HASH */
 	} else if (word_eq(k, kn, "auth")) {
 		if ((*seen & P_AUTH) || !has_v)
 			return SMTP_CMD_EPARAM;

@@ -53,6 +53,7 @@ struct smtp_cmd {
 	uint64_t size;
 	enum smtp_body_type body;
 	bool smtputf8;
+	bool xverp;                /* MAIL ... XVERP[=..] (Postfix's and PowerMTA's): VERP wanted */
 	bool bdat_last;            /* BDAT n LAST */
 };
 

@@ -709,6 +709,7 @@ static void cmd_mail(struct smtp_session *s, const struct smtp_cmd *c)
 	memcpy(s->env->client_ip, s->peer_ip, sizeof(s->env->client_ip));
 	memcpy(s->env->helo, s->helo, sizeof(s->env->helo));
 	s->env->smtputf8 = c->smtputf8;
+	s->env->xverp = c->xverp;
 	s->env->eightbit = c->body == SMTP_BODY_8BITMIME;
 	s->has_mail = true;
 	sess_reply(s, "250 2.1.0 Ok");

@@ -55,6 +55,7 @@ struct smtp_envelope {
 	char helo[256];
 	bool smtputf8;
 	bool eightbit;
+	bool xverp;                /* MAIL ... XVERP */
 };
 
 void smtp_envelope_free(struct smtp_envelope *env);

@@ -11,10 +11,12 @@
  *   msg  value: header (MSG_HDR_LEN bytes), sender\0, campaign\0, source_ip\0,
  *               body (body_len bytes, not terminated)
  *        header: [0] u8 version, [1] u8 flags (bit 0: SMTPUTF8, bits 1-2:
- *                SPOOL_SRC_*; older records have 0), [2] u16 header length, [4] u32 n_rcpt,
+ *                SPOOL_SRC_*, bit 3: no VERP; older records have 0), [2] u16 header length, [4] u32 n_rcpt,
  *                [8] i64 arrival_ms, [16] u32 sender_len,
  *                [20] u32 campaign_len, [24] u32 source_ip_len, [28] u32 0,
- *                [32] u64 body_len
+ *                [32] u64 body_len; then, only when the message has an ENVID
+ *                (its header length is then more than 40): [40] u32 envid_len,
+ *                [44] envid\0 - inside the header, so older code skips it
  *   rcpt value: header (RCPT_HDR_LEN bytes), addr\0, last_response\0,
  *               pool\0 (only when pool_len is not 0)
  *        header: [0] u8 version, [1] u8 0, [2] u16 header length,
@@ -59,6 +61,7 @@ _Static_assert(SPOOL_FULL == MDB_MAP_FULL, "SPOOL_FULL must be MDB_MAP_FULL");
 
 #define MSG_VERSION 1u
 #define MSG_HDR_LEN 40u
+#define MSG_ENVID_MAX 255u
 #define RCPT_VERSION 1u
 #define RCPT_HDR_LEN 36u
 #define RCPT_HDR_LEN_V1 32u /* before pool_len */
@@ -185,6 +188,14 @@ static const char *str_or_empty(const char *s)
 	return s ? s : "";
 }
 
+/* The stored header's length: 40, or with the ENVID in it. */
+static size_t msg_hdr_len(const struct spool_msg *m)
+{
+	size_t le = strlen(str_or_empty(m->envid));
+
+	return le ? MSG_HDR_LEN + 4 + le + 1 : MSG_HDR_LEN;
+}
+
 static int msg_encode_size(const struct spool_msg *m, size_t *size)
 {
 	size_t ls = strlen(str_or_empty(m->sender));
@@ -197,7 +208,9 @@ static int msg_encode_size(const struct spool_msg *m, size_t *size)
 	if (ls > UINT16_MAX || lc > UINT16_MAX || li > UINT16_MAX ||
 	    m->body_len > UINT32_MAX - MSG_HDR_LEN - 3 * (UINT16_MAX + 1))
 		return -EMSGSIZE;
-	*size = MSG_HDR_LEN + ls + 1 + lc + 1 + li + 1 + m->body_len;
+	if (strlen(str_or_empty(m->envid)) > MSG_ENVID_MAX)
+		return -EINVAL;
+	*size = msg_hdr_len(m) + ls + 1 + lc + 1 + li + 1 + m->body_len;
 	return 0;
 }
 
@@ -222,17 +235,23 @@ static void msg_encode(uint8_t *p, const struct spool_msg *m)
 	const char *cmp = str_or_empty(m->campaign);
 	const char *sip = str_or_empty(m->source_ip);
 
+	size_t hl = msg_hdr_len(m);
+
 	memset(p, 0, MSG_HDR_LEN);
 	p[0] = MSG_VERSION;
-	p[1] = (uint8_t)((m->smtputf8 ? 1 : 0) | (m->src_type & 3) << 1);
-	put_le(p + 2, MSG_HDR_LEN, 2);
+	p[1] = (uint8_t)((m->smtputf8 ? 1 : 0) | (m->src_type & 3) << 1 | (m->no_verp ? 8 : 0));
+	put_le(p + 2, hl, 2);
 	put_le(p + 4, m->n_rcpt, 4);
 	put_le(p + 8, (uint64_t)m->arrival_ms, 8);
 	put_le(p + 16, (uint32_t)strlen(snd), 4);
 	put_le(p + 20, (uint32_t)strlen(cmp), 4);
 	put_le(p + 24, (uint32_t)strlen(sip), 4);
 	put_le(p + 32, m->body_len, 8);
-	p += MSG_HDR_LEN;
+	if (hl > MSG_HDR_LEN) {
+		put_le(p + MSG_HDR_LEN, hl - MSG_HDR_LEN - 5, 4);
+		memcpy(p + MSG_HDR_LEN + 4, m->envid, hl - MSG_HDR_LEN - 4); /* with its NUL */
+	}
+	p += hl;
 	p = put_str(p, snd);
 	p = put_str(p, cmp);
 	p = put_str(p, sip);
@@ -267,6 +286,16 @@ static int msg_decode(const MDB_val *v, uint64_t id, struct spool_msg *m)
 	m->id = id;
 	m->smtputf8 = (p[1] & 1) != 0;
 	m->src_type = (uint8_t)(p[1] >> 1 & 3);
+	m->no_verp = (p[1] & 8) != 0;
+	m->envid = "";
+	if (off >= MSG_HDR_LEN + 5) {
+		uint32_t le = (uint32_t)get_le(p + MSG_HDR_LEN, 4);
+
+		if (le > MSG_ENVID_MAX || MSG_HDR_LEN + 4 + (size_t)le + 1 > off || p[MSG_HDR_LEN + 4 + le] != 0 ||
+		    memchr(p + MSG_HDR_LEN + 4, 0, le))
+			return -EBADMSG;
+		m->envid = (const char *)p + MSG_HDR_LEN + 4;
+	}
 	m->n_rcpt = (uint32_t)get_le(p + 4, 4);
 	m->arrival_ms = (int64_t)get_le(p + 8, 8);
 	if (take_str(p, n, &off, (uint32_t)get_le(p + 16, 4), &m->sender) ||

@@ -66,6 +66,10 @@ struct spool_msg {
 	const char *body;          /* full RFC 5322 message, CRLF lines, unstuffed */
 	size_t body_len;
 	bool smtputf8;             /* came with SMTPUTF8 (RFC 6531): send it with it */
+	const char *envid;         /* the message's ENVID (process-x-envid); "" (or NULL
+				    * when writing) for none; at most 255 bytes */
+	bool no_verp;              /* its <source> has verp-default no (and MAIL had no
+				    * XVERP): it goes with its own return path */
 	uint8_t src_type;          /* SPOOL_SRC_*: how it came in (accounting's srcType) */
 };
 

@@ -71,7 +71,7 @@ static void test_records_and_quoting(void **state)
 	ev = (struct acct_event){.type = ACCT_SUPPRESSED, .recipient = "x@r.test"}; /* no PowerMTA record */
 	acct_csv_write(c, &ev);
 	ev = (struct acct_event){.type = ACCT_FEEDBACK, .time_ms = 1700000002000LL, .recipient = "r3@r.test",
-				 .kind = "arf", .campaign = "job1"};
+				 .kind = "arf", .campaign = "job1", .envid = "env-7"};
 	acct_csv_write(c, &ev);
 	assert_int_equal(acct_csv_flush(c), 0);
 	acct_csv_close(c);
@@ -82,7 +82,7 @@ static void test_records_and_quoting(void **state)
 		"d,1700000000,1699999999,a@s.test,r1@r.test,,relayed,2.0.0,\"smtp;250 2.0.0 ok, \"\"queued\"\"\","
 		"mx.r.test (192.0.2.25),,,,smtp,192.0.2.1,192.0.2.25,,1234,v1,job1,,r.test,\r\n"
 		"b,,,,r2@r.test,,,,,,bad-mailbox,,,,,,,,,,,,\r\n"
-		"f,1700000002,,,r3@r.test,,,,,,,,,,,,,,,job1,,,\r\n");
+		"f,1700000002,,,r3@r.test,,,,,,,,,,,,,,,job1,env-7,,\r\n");
 	free(text);
 	/* reopened: appends, no second header */
 	assert_int_equal(acct_csv_open(&c, &cf, 1, err, sizeof(err)), 0);

@@ -1931,9 +1931,149 @@ static void test_http_access(void **state)
 		   "test.conf:2: \"http-access\" is only valid at top level");
 }
 
+/* ---- <pattern-list> and the <source> intake settings (issue 18) ----------- */
+
+#define PL_VMTAS "<virtual-mta v1>\n smtp-source-host 127.0.0.2 v1.test\n</virtual-mta>\n" \
+		 "<virtual-mta-pool p>\n virtual-mta v1\n</virtual-mta-pool>\n"
+
+static void test_intake_pattern_list(void **state)
+{
+	struct config cfg;
+	const struct config_intake_list *l;
+	const struct config_source *s;
+	ssize_t v1, p;
+	const char *hdrs = "From: x\r\nSubject:\r\n [n] folded\r\n";
+	(void)state;
+
+	load_ok(&cfg, PL_VMTAS "<pattern-list l>\n"
+			       " mail-from /@bulk\\.test$/ virtual-mta=v1\n"
+			       " rcpt-to /(?i)^VIP\\d/ virtual-mta=v1\n"
+			       " header Subject /^\\[n\\]/ virtual-mta=p, recipient-priority=5\n"
+			       " mail-from /./ recipient-priority=3\n"
+			       "</pattern-list>\n"
+			       "<pattern-list other>\n mail-from /x/ virtual-mta=v1\n</pattern-list>\n"
+			       "<source 10/8>\n pattern-list L\n add-received-header no\n hide-message-source yes\n"
+			       " jobid-header X-Campaign\n retain-x-job yes\n smtp-max-auth-failure-rate 3/m\n</source>\n"
+			       "<source 11/8>\n pattern-list other\n</source>\n");
+	v1 = config_pool_find(&cfg, "v1");
+	p = config_pool_find(&cfg, "p");
+	assert_true(v1 > 0 && p > 0 && v1 != p);
+	assert_int_equal(cfg.n_intake_lists, 2);
+	l = &cfg.intake_lists[0];
+	assert_int_equal(l->n_rules, 4);
+	assert_true(l->has_rcpt_rules);
+	assert_false(cfg.intake_lists[1].has_rcpt_rules);
+	s = source_for(&cfg, "10.1.2.3");
+	assert_int_equal(s->intake_list, 1);
+	assert_true(s->no_received_header && s->hide_message_source && s->retain_x_job && s->header_edits);
+	assert_false(s->add_message_id || s->remove_received || s->retain_x_virtual_mta);
+	assert_string_equal(s->jobid_header, "X-Campaign");
+	assert_int_equal(s->auth_failure_rate.count, 3);
+	assert_int_equal(s->auth_failure_rate.per_ms, MIN);
+	assert_int_equal(source_for(&cfg, "11.1.2.3")->intake_list, 2);
+	assert_false(source_for(&cfg, "11.1.2.3")->header_edits);
+	/* --show source:ADDR: the settings as applied, defaults included */
+	expect_line(&cfg, "source:10.9.9.9", "source 10.0.0.0/8", true);
+	expect_line(&cfg, "source:10.9.9.9", "pattern-list l", true);
+	expect_line(&cfg, "source:10.9.9.9", "add-received-header no", true);
+	expect_line(&cfg, "source:10.9.9.9", "hide-message-source yes", true);
+	expect_line(&cfg, "source:10.9.9.9", "jobid-header X-Campaign", true);
+	expect_line(&cfg, "source:10.9.9.9", "verp-default yes", true);
+	expect_line(&cfg, "source:10.9.9.9", "smtp-max-auth-failure-rate 3/m", true);
+	expect_line(&cfg, "source:11.0.0.1", "jobid-header X-Job", true);
+	expect_line(&cfg, "source:11.0.0.1", "add-received-header yes", true);
+	expect_line(&cfg, "source:11.0.0.1", "smtp-max-auth-failure-rate built-in (5/5m)", true);
+	{
+		char err[200];
+		FILE *f = fopen("/dev/null", "w");
+
+		assert_int_equal(config_show(f, &cfg, "source:12.0.0.1", err, sizeof(err)), -1);
+		assert_string_equal(err, "--show source:12.0.0.1: no <source> matches");
+		assert_int_equal(config_show(f, &cfg, "source:nonsense", err, sizeof(err)), -1);
+		fclose(f);
+	}
+	/* the first matching rule with a virtual-mta= wins */
+	assert_int_equal(config_intake_match(l, "a@bulk.test", "vip1@x.test", hdrs, strlen(hdrs), &(size_t){SIZE_MAX}), v1);
+	assert_int_equal(config_intake_match(l, "a@other.test", "vip1@x.test", hdrs, strlen(hdrs), &(size_t){SIZE_MAX}), v1);
+	assert_int_equal(config_intake_match(l, "a@other.test", "plain@x.test", hdrs, strlen(hdrs), &(size_t){SIZE_MAX}), p);
+	assert_int_equal(config_intake_match(l, "a@other.test", "plain@x.test", "Subject: [m]\r\n", 14, &(size_t){SIZE_MAX}), -1);
+	assert_int_equal(config_intake_match(l, "", NULL, "", 0, &(size_t){SIZE_MAX}), -1);
+	/* the header's value only: a longer name, another field's value, no match */
+	assert_int_equal(config_intake_match(l, "", NULL, "Subjects: [n]\r\nX: Subject: [n]\r\n", 30, &(size_t){SIZE_MAX}), -1);
+	/* the message's own hit is cached across its recipients: a recipient
+	 * rule before it still wins, one after it does not matter */
+	{
+		size_t first = SIZE_MAX;
+
+		assert_int_equal(config_intake_match(l, "a@other.test", "plain@x.test", hdrs, strlen(hdrs), &first), p);
+		assert_int_equal(first, 2);
+		assert_int_equal(config_intake_match(l, "a@other.test", "vip2@x.test", hdrs, strlen(hdrs), &first), v1);
+		assert_int_equal(config_intake_match(l, "a@other.test", NULL, "", 0, &first), p); /* cached */
+		first = SIZE_MAX;
+		assert_int_equal(config_intake_match(l, "a@bulk.test", "vip2@x.test", hdrs, strlen(hdrs), &first), v1);
+		assert_int_equal(first, 0);
+	}
+	config_free(&cfg);
+}
+
+static void test_intake_pattern_list_errors(void **state)
+{
+	(void)state;
+	expect_err("<pattern-list>\n</pattern-list>\n", "test.conf:1: missing argument for <pattern-list>");
+	expect_err("<pattern-list l>\n</pattern-list>\n<pattern-list L>\n</pattern-list>\n",
+		   "test.conf:3: duplicate <pattern-list L> (first at line 1)");
+	expect_err(PL_VMTAS "<pattern-list l>\n mail-from @x virtual-mta=v1\n</pattern-list>\n",
+		   "test.conf:8: mail-from: expected /REGEX/ at \"@x virtual-mta=v1\"");
+	expect_err(PL_VMTAS "<pattern-list l>\n rcpt-to /x virtual-mta=v1\n</pattern-list>\n",
+		   "test.conf:8: rcpt-to: unterminated /REGEX/ in \"/x virtual-mta=v1\" (a pattern must be on one line)");
+	expect_err(PL_VMTAS "<pattern-list l>\n mail-from /(/ virtual-mta=v1\n</pattern-list>\n",
+		   "test.conf:8: mail-from: bad regex /(/: missing closing parenthesis at offset 1");
+	expect_err(PL_VMTAS "<pattern-list l>\n mail-from /x/\n</pattern-list>\n",
+		   "test.conf:8: mail-from rule without actions (virtual-mta=NAME, recipient-priority=N)");
+	expect_err(PL_VMTAS "<pattern-list l>\n mail-from /x/ pool=v1\n</pattern-list>\n",
+		   "test.conf:8: unknown action \"pool=v1\" in mail-from (virtual-mta=NAME, recipient-priority=0..100)");
+	expect_err(PL_VMTAS "<pattern-list l>\n rcpt-to /x/ recipient-priority=101\n</pattern-list>\n",
+		   "test.conf:8: unknown action \"recipient-priority=101\" in rcpt-to (virtual-mta=NAME, "
+		   "recipient-priority=0..100)");
+	expect_err(PL_VMTAS "<pattern-list l>\n header /x/ virtual-mta=v1\n</pattern-list>\n",
+		   "test.conf:8: header wants a header name and /REGEX/: header Subject /^x/ virtual-mta=NAME");
+	expect_err(PL_VMTAS "<pattern-list l>\n header Subject\n</pattern-list>\n",
+		   "test.conf:8: header wants a header name and /REGEX/: header Subject /^x/ virtual-mta=NAME");
+	expect_err(PL_VMTAS "<pattern-list l>\n header Subject: /x/ virtual-mta=v1\n</pattern-list>\n",
+		   "test.conf:8: invalid header name \"Subject:\" in header rule");
+	/* names resolved at the end, reported at their own lines */
+	expect_err(PL_VMTAS "<pattern-list l>\n mail-from /x/ virtual-mta=v1\n rcpt-to /y/ virtual-mta=nosuch\n"
+			    "</pattern-list>\n",
+		   "test.conf:9: virtual-mta=nosuch in <pattern-list l>: no such virtual-mta or virtual-mta-pool");
+	expect_err("<source 10/8>\n always-allow-relaying yes\n pattern-list nope\n</source>\n",
+		   "test.conf:3: pattern-list \"nope\": no such <pattern-list>");
+	expect_err("<pattern-list l>\n mail-from /x/ recipient-priority=1\n</pattern-list>\n"
+		   "<source 10/8>\n pattern-list l x\n</source>\n",
+		   "test.conf:5: invalid name \"l x\" for pattern-list");
+	expect_source_err("add-received-header maybe", "test.conf:2: invalid boolean \"maybe\" for add-received-header");
+	expect_source_err("jobid-header X-Job:", "test.conf:2: invalid header name \"X-Job:\" for jobid-header");
+	expect_source_err("smtp-max-auth-failure-rate 0/m",
+			  "test.conf:2: invalid rate such as 5/m (at least 1) \"0/m\" for smtp-max-auth-failure-rate");
+	/* every one in one run (the parser goes on) */
+	{
+		struct config cfg;
+		struct config_report rep;
+
+		assert_int_equal(config_load_string_report(&cfg, "t.conf",
+			PL_VMTAS "<pattern-list l>\n mail-from /(/ virtual-mta=v1\n header /x/ virtual-mta=v1\n"
+			" rcpt-to /x/ virtual-mta=gone\n</pattern-list>\n", &rep), -1);
+		assert_non_null(strstr(rep.errors, "t.conf:8: mail-from: bad regex"));
+		assert_non_null(strstr(rep.errors, "t.conf:9: header wants a header name"));
+		assert_non_null(strstr(rep.errors, "t.conf:10: virtual-mta=gone in <pattern-list l>"));
+		config_report_free(&rep);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_intake_pattern_list),
+		cmocka_unit_test(test_intake_pattern_list_errors),
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_intake_limits),
 		cmocka_unit_test(test_empty_file),

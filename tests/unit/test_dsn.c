@@ -614,6 +614,13 @@ static void test_8bit(void **state)
 	assert_line(d.part_head[0], "Content-Transfer-Encoding: 8bit");
 	assert_line(d.part_head[1], "Content-Transfer-Encoding: 8bit");
 	assert_false(has_line(d.part_head[2], "Content-Transfer-Encoding:"));
+	assert_false(has_line(d.part_body[1], "Original-Envelope-Id:"));
+	dsn_free(&d);
+	/* the original's ENVID (process-x-envid): the first per-message field */
+	in.envid = "camp7-msg42";
+	build_ok(&in, &d);
+	assert_line(d.part_body[1], "Original-Envelope-Id: camp7-msg42");
+	assert_true(strstr(d.part_body[1].p, "Original-Envelope-Id:") < strstr(d.part_body[1].p, "Reporting-MTA:"));
 	dsn_free(&d);
 }
 

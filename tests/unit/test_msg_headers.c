@@ -160,6 +160,152 @@ static void test_take_huge(void **state)
 	free(want);
 }
 
+/* ---- msg_headers_edit: a <source>'s header settings ----------------------- */
+
+static const char OWN[] = "Received: from helo.client ([192.0.2.7])\r\n\t(using TLSv1.3 with cipher X)\r\n"
+			  "\tby mta.test (Salvo) with ESMTPS;\r\n\tMon, 07 Dec 2026 04:00:00 +0000\r\n";
+static const char OWN_HIDDEN[] = "Received: by mta.test (Salvo) with ESMTPS;\r\n\tMon, 07 Dec 2026 04:00:00 +0000\r\n";
+
+/* edit(in) == want, through a malloc'd copy (the edit may realloc it) */
+static void edit(const char *in, size_t in_len, const struct msg_header_edit *e, const char *want)
+{
+	size_t len = in_len;
+	char *buf = malloc(len ? len : 1);
+
+	assert_non_null(buf);
+	memcpy(buf, in, len);
+	assert_int_equal(msg_headers_edit(&buf, &len, e), 0);
+	if (len != strlen(want) || memcmp(buf, want, len) != 0)
+		fail_msg("got %zu bytes:\n%.*s\nwant %zu:\n%s", len, (int)len, buf, strlen(want), want);
+	free(buf);
+}
+
+static void edit_s(const char *in, const struct msg_header_edit *e, const char *want)
+{
+	edit(in, strlen(in), e, want);
+}
+
+static char *cat(const char *a, const char *b)
+{
+	char *out = malloc(strlen(a) + strlen(b) + 1);
+
+	assert_non_null(out);
+	strcpy(out, a);
+	strcat(out, b);
+	return out;
+}
+
+static void test_edit_received(void **state)
+{
+	const struct msg_header_edit hide = {.own_received = true, .hide_source = true};
+	const struct msg_header_edit drop_own = {.own_received = true, .drop_own_received = true};
+	const struct msg_header_edit drop_rest = {.own_received = true, .drop_received = true};
+	const struct msg_header_edit all = {.own_received = true, .drop_own_received = true, .drop_received = true};
+	const char *client = "Received: from a (b [10.0.0.1])\r\n\tby c;\r\n Mon, 7 Dec 2026\r\n"
+			     "received:from x\r\n  (folded\r\n\t twice)\r\nReceived-SPF: pass\r\n"
+			     "Subject: s\r\n\r\nReceived: in the body\r\n";
+	char *in = cat(OWN, client), *want;
+	(void)state;
+
+	/* hide-message-source: the client's name and address go, the rest stays */
+	want = cat(OWN_HIDDEN, client);
+	edit_s(in, &hide, want);
+	free(want);
+	/* add-received-header no: only salvod's own goes */
+	edit_s(in, &drop_own, client);
+	/* remove-received-headers: every other Received (folded ones whole), not
+	 * Received-SPF, not the body's */
+	want = cat(OWN, "Received-SPF: pass\r\nSubject: s\r\n\r\nReceived: in the body\r\n");
+	edit_s(in, &drop_rest, want);
+	free(want);
+	edit_s(in, &all, "Received-SPF: pass\r\nSubject: s\r\n\r\nReceived: in the body\r\n");
+	free(in);
+	/* no own Received (the flag says the first field is ours, it is not):
+	 * nothing of the client's is taken for it */
+	edit_s("Subject: s\r\nReceived: x\r\n\r\nb\r\n", &drop_own, "Subject: s\r\nReceived: x\r\n\r\nb\r\n");
+	/* no header/body separator, last line without LF */
+	edit_s("Received: a\r\nReceived: b", &drop_rest, "Received: a\r\n");
+	/* bare LF lines */
+	edit_s("Received: own\n\tby h (Salvo) with SMTP;\n\tdate\nReceived: x\nA: 1\n\nbody\n", &drop_rest,
+	       "Received: own\n\tby h (Salvo) with SMTP;\n\tdate\nA: 1\n\nbody\n");
+	edit_s("Received: from h ([1.2.3.4])\n\tby h (Salvo) with SMTP;\n\tdate\nA: 1\n\nbody\n", &hide,
+	       "Received: by h (Salvo) with SMTP;\n\tdate\nA: 1\n\nbody\n");
+	/* an own line without "\tby " (cannot come from salvod) is kept whole */
+	edit_s("Received: odd\r\nA: 1\r\n\r\n", &hide, "Received: odd\r\nA: 1\r\n\r\n");
+	/* an empty message */
+	edit("", 0, &all, "");
+}
+
+/* 1000 Received lines (some folded) under salvod's own: one pass leaves
+ * salvod's and the rest byte-exact. */
+static void test_edit_many_received(void **state)
+{
+	const struct msg_header_edit e = {.own_received = true, .drop_received = true, .hide_source = true};
+	size_t cap = 1000 * 64 + 4096, len = 0, wlen = 0;
+	char *msg = malloc(cap), *want = malloc(cap);
+	(void)state;
+
+	assert_non_null(msg);
+	assert_non_null(want);
+	len += (size_t)sprintf(msg, "%s", OWN);
+	wlen += (size_t)sprintf(want, "%s", OWN_HIDDEN);
+	for (int i = 0; i < 1000; i++)
+		len += (size_t)sprintf(msg + len, i % 3 ? "Received: from hop%d\r\n" : "Received: from hop%d\r\n\tfolded\r\n", i);
+	len += (size_t)sprintf(msg + len, "Subject: kept\r\n\r\nReceived: body\r\n");
+	wlen += (size_t)sprintf(want + wlen, "Subject: kept\r\n\r\nReceived: body\r\n");
+	edit(msg, len, &e, want);
+	free(msg);
+	free(want);
+}
+
+static void test_edit_message_id(void **state)
+{
+	const struct msg_header_edit add = {.own_received = true, .message_id = "<1.2@mta.test>"};
+	const struct msg_header_edit add_no_own = {.own_received = true, .drop_own_received = true,
+						   .message_id = "<1.2@mta.test>"};
+	char *in = cat(OWN, "Subject: s\r\n\r\nMessage-ID: <body@x>\r\n"), *want;
+	(void)state;
+
+	/* none in the header block (the body's does not count): added after salvod's Received */
+	want = cat(OWN, "Message-ID: <1.2@mta.test>\r\nSubject: s\r\n\r\nMessage-ID: <body@x>\r\n");
+	edit_s(in, &add, want);
+	free(want);
+	/* without salvod's Received: at the top */
+	edit_s(in, &add_no_own, "Message-ID: <1.2@mta.test>\r\nSubject: s\r\n\r\nMessage-ID: <body@x>\r\n");
+	free(in);
+	/* the message has one (any case, folded): never a second */
+	in = cat(OWN, "message-id:\r\n <mine@x>\r\n\r\nb");
+	edit_s(in, &add, in);
+	free(in);
+	/* no separator at all */
+	in = cat(OWN, "Subject: s");
+	want = cat(OWN, "Message-ID: <1.2@mta.test>\r\nSubject: s");
+	edit_s(in, &add, want);
+	free(in);
+	free(want);
+	/* "Message-IDs:" is another field */
+	edit_s("Message-IDs: x\r\n\r\n", &add_no_own, "Message-ID: <1.2@mta.test>\r\nMessage-IDs: x\r\n\r\n");
+}
+
+/* retain-x-job / retain-x-virtual-mta: found, value read, left in place */
+static void test_take_keep(void **state)
+{
+	char msg[] = "X-Virtual-MTA: v1\r\nX-Campaign: c7\r\nX-Job: j\r\n\r\n", v[16], j[16];
+	size_t len = strlen(msg);
+	struct msg_header_want w[] = {
+		{.name = "X-Virtual-MTA", .out = v, .cap = sizeof(v), .keep = true},
+		{.name = "X-Campaign", .out = j, .cap = sizeof(j)},
+	};
+	(void)state;
+
+	assert_int_equal(msg_headers_take(msg, &len, w, 2), 1);
+	assert_string_equal(v, "v1");
+	assert_string_equal(j, "c7");
+	assert_int_equal(w[0].found, 1);
+	assert_int_equal(len, strlen("X-Virtual-MTA: v1\r\nX-Job: j\r\n\r\n"));
+	assert_memory_equal(msg, "X-Virtual-MTA: v1\r\nX-Job: j\r\n\r\n", len);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -168,6 +314,10 @@ int main(void)
 		cmocka_unit_test(test_long_value_cut),
 		cmocka_unit_test(test_take_many),
 		cmocka_unit_test(test_take_huge),
+		cmocka_unit_test(test_edit_received),
+		cmocka_unit_test(test_edit_many_received),
+		cmocka_unit_test(test_edit_message_id),
+		cmocka_unit_test(test_take_keep),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

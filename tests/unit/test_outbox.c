@@ -110,6 +110,32 @@ static void test_pack_roundtrip(void **state)
 	assert_string_equal(got, want);
 	free(want);
 	free(got);
+	/* envid: a 20th string (flag bit 2) only when there is one; without it
+	 * the bytes are what they were before it existed */
+	ev = full_event();
+	b.len = 0;
+	assert_int_equal(acct_event_pack(&b, &ev), 0);
+	assert_int_equal(((char *)b.data)[2] & 4, 0);
+	{
+		size_t plain = b.len;
+
+		ev.envid = "camp7-msg42";
+		b.len = 0;
+		assert_int_equal(acct_event_pack(&b, &ev), 0);
+		assert_int_equal(b.len, plain + 4 + strlen("camp7-msg42") + 1);
+		assert_int_equal(((char *)b.data)[2] & 4, 4);
+	}
+	assert_int_equal(acct_event_unpack(b.data, b.len, &back), 0);
+	assert_string_equal(back.envid, "camp7-msg42");
+	want = format(&ev);
+	got = format(&back);
+	assert_string_equal(got, want);
+	assert_non_null(strstr(want, ",\"envid\":\"camp7-msg42\""));
+	free(want);
+	free(got);
+	/* bit 2 without bit 1 is no layout */
+	((char *)b.data)[2] &= ~2;
+	assert_int_equal(acct_event_unpack(b.data, b.len, &back), -EBADMSG);
 	json_buf_free(&b);
 }
 

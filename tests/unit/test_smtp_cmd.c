@@ -318,6 +318,12 @@ static void test_mail_ok(void **state)
 	assert_false(c.has_size);
 	assert_int_equal(c.body, SMTP_BODY_UNSPEC);
 	assert_false(c.smtputf8);
+	assert_false(c.xverp);
+	/* XVERP (Postfix's, PowerMTA's), with or without delimiters: VERP wanted */
+	assert_int_equal(parse("MAIL FROM:<a@b.example> XVERP", &c), SMTP_CMD_OK);
+	assert_true(c.xverp);
+	assert_int_equal(parse("MAIL FROM:<a@b.example> SIZE=5 xverp=+-", &c), SMTP_CMD_OK);
+	assert_true(c.xverp);
 	assert_int_equal(parse("MAIL FROM:<a@b.example> SIZE=10240 BODY=8BITMIME SMTPUTF8", &c), SMTP_CMD_OK);
 	assert_true(c.has_size);
 	assert_int_equal(c.size, 10240);
@@ -396,7 +402,8 @@ static void test_mail_bad(void **state)
 	expect_err("MAIL FROM:<a@b.example> SMTPUTF8=yes", SMTP_CMD_EPARAM);
 	expect_err("MAIL FROM:<a@b.example> SMTPUTF8 SMTPUTF8", SMTP_CMD_EPARAM);
 	expect_err("MAIL FROM:<a@b.example> FOO=bar", SMTP_CMD_EPARAM);
-	expect_err("MAIL FROM:<a@b.example> XVERP", SMTP_CMD_EPARAM);
+	expect_err("MAIL FROM:<a@b.example> XVERP XVERP", SMTP_CMD_EPARAM);
+	expect_err("RCPT TO:<a@b.example> XVERP", SMTP_CMD_EPARAM);
 	expect_err("MAIL FROM:<a@b.example> =10", SMTP_CMD_EPARAM);
 	expect_err("MAIL FROM:<a@b.example> -SIZE=10", SMTP_CMD_EPARAM);
 	expect_err("MAIL FROM:<a@b.example> SIZE=1=2", SMTP_CMD_EPARAM);
