@@ -146,21 +146,46 @@ void egress_open_ok(struct egress_queue *eq, size_t vmta)
 	eq->units[vmta].open_fails = 0;
 }
 
+/* What unit v's open sessions carry in about a second: its window's carry
+ * per session, but never more than its max-msg-rate. */
+static double unit_capacity(struct egress_queue *eq, size_t v)
+{
+	const struct config_rate *rate = egress_msg_rate(eq, v);
+	double cap = rate->count && rate->per_ms ? (double)rate->count * 1000.0 / rate->per_ms : 0;
+	double c = eq->units[v].n_conns * conn_window_carry(&eq->units[v].cw);
+
+	return cap && c > cap ? cap : c;
+}
+
+/* Does pool p's backlog want one more session? Only sessions from the
+ * pool's own vmtas can take its recipients, so only theirs count: a
+ * session from another pool's vmta, open or idle, carries none of them. */
+static bool pool_wants_session(struct egress_queue *eq, const struct config *cfg, size_t p)
+{
+	const struct config_pool *pool = &cfg->pools[p < cfg->n_pools ? p : 0];
+	double capacity = 0;
+
+	if (!eq->q->fifos[p].n)
+		return false;
+	for (size_t k = 0; k < pool->n_vmtas; k++) {
+		size_t v = pool->vmtas[k];
+
+		if (v < eq->n_units && eq->units[v].n_conns)
+			capacity += unit_capacity(eq, v);
+	}
+	return conn_window_want(eq->q->fifos[p].n, capacity);
+}
+
 bool egress_wants_session(struct egress_queue *eq)
 {
-	double capacity = 0;
+	const struct config *cfg = eq->w->cfg;
 
 	/* A unit under max-msg-rate carries no more than its rate, however
 	 * many sessions it has: then the backlog asks for another unit. */
-	for (size_t i = 0; i < eq->n_units; i++)
-		if (eq->units[i].n_conns) {
-			const struct config_rate *rate = egress_msg_rate(eq, i);
-			double cap = rate->count && rate->per_ms ? (double)rate->count * 1000.0 / rate->per_ms : 0;
-			double c = eq->units[i].n_conns * conn_window_carry(&eq->units[i].cw);
-
-			capacity += cap && c > cap ? cap : c;
-		}
-	return conn_window_want(eq->q->n_ready, capacity);
+	for (size_t p = 0; p < eq->q->n_fifos; p++)
+		if (pool_wants_session(eq, cfg, p))
+			return true;
+	return false;
 }
 
 enum egress_mode egress_mode_now(struct egress_queue *eq, int64_t now_ms)
@@ -301,8 +326,8 @@ ssize_t egress_pick_vmta(struct egress_queue *eq, int64_t now_ms)
 		size_t p = (eq->pool_rr + i) % q->n_fifos;
 		const struct config_pool *pool = &cfg->pools[p < cfg->n_pools ? p : 0];
 
-		if (!q->fifos[p].n)
-			continue;
+		if (!pool_wants_session(eq, cfg, p))
+			continue; /* nothing ready, or its own sessions carry it */
 		for (size_t k = 0; k < pool->n_vmtas; k++) {
 			size_t v = pool->vmtas[(eq->vmta_rr + k) % pool->n_vmtas];
 			struct egress_unit *u;

@@ -32,6 +32,10 @@
   backoff_after_delivery  backoff-to-normal-after-delivery yes: a 421 matching mode=backoff
                       puts both queues in backoff; the retry's delivery returns that queue
                       to normal at once (GET /api/v1/queues/NAME), the other stays in backoff
+  pool_sessions       two pools (one vmta each) to one domain with a 60 s idle timeout: a
+                      message for pool b arrives while pool a's idle session is still open
+                      (only a pool's own vmtas' sessions carry its backlog); before, b's
+                      message waited for a's session to close
   disable_mx_rollup   two domains whose MX matches an <mx-rollup-list> pattern: one goes out
                       through the rollup queue, the one with disable-mx-rollup yes through
                       its own (the queue in its delivery record)
@@ -427,6 +431,41 @@ def test_disable_mx_rollup(env):
         raise Fail("want r1.test through roll.q and r2.test (disable-mx-rollup yes) through its own: %r" % queues)
 
 
+def test_pool_sessions(env):
+    rng = random.Random(189)
+    env.dns(mx={"pp.test": [(10, "mx.pp.test")]}, a={"mx.pp.test": "127.0.0.2"}, check=[("pp.test", "MX")])
+    sink = env.salvo_sink("sink", "127.0.0.2:25", dump=False)
+    extra = "\n".join([
+        "<virtual-mta va>", "  smtp-source-host 127.0.0.41 va.itest", "</virtual-mta>",
+        "<virtual-mta vb>", "  smtp-source-host 127.0.0.42 vb.itest", "</virtual-mta>",
+        "<virtual-mta-pool pa>", "  virtual-mta va", "</virtual-mta-pool>",
+        "<virtual-mta-pool pb>", "  virtual-mta vb", "</virtual-mta-pool>"])
+    d = env.salvod_daemon(
+        sources={"127.0.0.1": {"always-allow-relaying": "yes", "process-x-virtual-mta": "yes",
+                               "default-virtual-mta": "pa"}},
+        domains={"pp.test": {"connection-idle-timeout": "60s", "max-msg-per-connection": "100"}}, extra=extra)
+    d.start()
+
+    def send(mid, pool):
+        body = make_body(rng, mid, SENDER, ["%s@pp.test" % mid], size=300)
+        body = ("X-Virtual-MTA: %s\r\n" % pool).encode() + body
+        harness.inject_all([Injected(mid, SENDER, ["%s@pp.test" % mid], body)], threads=1, per_conn=1)
+
+    send("first", "pa")
+    if not harness.wait_until(lambda: len(_msg_events(sink)) >= 1, 15, what="pool a's message"):
+        raise Fail("pool a's message not delivered")
+    t0 = time.monotonic()
+    send("second", "pb")
+    ok = harness.wait_until(lambda: len(_msg_events(sink)) >= 2, 20, what="pool b's message")
+    took = time.monotonic() - t0
+    clients = [e["client"] for e in _msg_events(sink)]
+    log("pool b's message after %.1f s; clients %r" % (took, clients))
+    if not ok:
+        raise Fail("pool b's message waited more than 20 s while pool a's idle session stayed open")
+    if clients != ["127.0.0.41", "127.0.0.42"]:
+        raise Fail("messages left from %r, not va then vb" % clients)
+
+
 if __name__ == "__main__":
     harness.main([test_nested_vmta_domain, test_source_ip_limits, test_named_source, test_domain_switches, test_run_as_root_no, test_smtp_hosts_auth, test_backoff_after_delivery,
-                  test_disable_mx_rollup], needs_postfix=True)
+                  test_disable_mx_rollup, test_pool_sessions], needs_postfix=True)
