@@ -212,6 +212,8 @@ struct config_domain_key {
 	char *selector;
 	char *domain;               /* lower-case */
 	char *path;
+	size_t vmta;                /* inside <virtual-mta>: its index (signs only its
+				     * mail, before the top-level keys); SIZE_MAX: top level */
 	int line;
 };
 

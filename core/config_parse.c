@@ -34,6 +34,7 @@
 #include <glob.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -590,13 +591,15 @@ static int d_smtp_max_errors(struct parser *p, const struct directive *d, char *
 	return set_count(p, d, v, &p->cfg->smtp_max_errors);
 }
 
-/* `domain-key SELECTOR,DOMAIN,KEYFILE`; repeatable. The file is read by
- * salvod at start (a config check does not need the key). */
+/* `domain-key SELECTOR,DOMAIN,KEYFILE`; repeatable. At top level the key
+ * serves every virtual MTA; inside <virtual-mta> only that one's mail
+ * (PowerMTA's meaning; engine/dkim.c chooses). The file is read by salvod
+ * at start (a config check does not need the key). */
 static int d_domain_key(struct parser *p, const struct directive *d, char *v)
 {
 	struct config *c = p->cfg;
 	char *sel = v, *dom, *path, sb[CP_SHOW_BUF];
-	size_t i;
+	size_t i, vmta = p->ctx == CTX_VMTA ? p->cur : SIZE_MAX;
 
 	if (!(dom = strchr(sel, ',')) || !(path = strchr(dom + 1, ',')))
 		return cp_err(p, "%s wants SELECTOR,DOMAIN,KEYFILE, not \"%s\"", d->name, cp_show(sb, v));
@@ -613,21 +616,17 @@ static int d_domain_key(struct parser *p, const struct directive *d, char *v)
 	if (!*path)
 		return cp_err(p, "missing key file for %s", d->name);
 	cp_lower(dom);
-	for (i = 0; i < c->n_domain_keys; i++) {
-		if (strcmp(c->domain_keys[i].domain, dom))
-			continue;
-		/* Salvo's keys are global: a second vmta's key for the same domain
-		 * cannot be told apart, so the first one signs (said, not silent) */
-		if (p->ctx == CTX_VMTA && !strcmp(c->domain_keys[i].path, path)) {
-			cp_warn(p, "domain-key %s,%s in <virtual-mta> is the same key as line %d: used once, for every "
-				"virtual MTA", sel, dom, c->domain_keys[i].line);
-			return 0;
-		}
-		return cp_err(p, "a second domain-key for %s (first at %s)", dom, cp_at(p, c->domain_keys[i].line, (char[CP_AT_BUF]){0}));
-	}
+	/* one key per domain in each scope (the top level, each vmta) */
+	for (i = 0; i < c->n_domain_keys; i++)
+		if (c->domain_keys[i].vmta == vmta && !strcmp(c->domain_keys[i].domain, dom))
+			return cp_err(p, "a second domain-key for %s%s%s (first at %s)", dom,
+				      vmta == SIZE_MAX ? "" : " in <virtual-mta> ",
+				      vmta == SIZE_MAX ? "" : c->vmtas[vmta].name,
+				      cp_at(p, c->domain_keys[i].line, (char[CP_AT_BUF]){0}));
 	if (cp_grow(p, (void **)&c->domain_keys, &c->n_domain_keys, sizeof(*c->domain_keys), &i) < 0)
 		return -1;
 	c->domain_keys[i].line = p->line;
+	c->domain_keys[i].vmta = vmta;
 	if (cp_set_string(p, &c->domain_keys[i].selector, sel) < 0 || cp_set_string(p, &c->domain_keys[i].domain, dom) < 0)
 		return -1;
 	return cp_set_string(p, &c->domain_keys[i].path, path);
@@ -658,7 +657,7 @@ static const struct directive directives[] = {
 	{"bounce-max-reports-per-ip", CTX_TOP, d_bounce_max_reports_per_ip, NULL},
 	{"smtp-max-session-time", CTX_TOP, d_smtp_max_session_time, NULL},
 	{"domain-key", CTX_TOP, d_domain_key, NULL},
-	{"domain-key", CTX_VMTA, d_domain_key, "the key signs the mail of every virtual MTA, not only this one's"},
+	{"domain-key", CTX_VMTA, d_domain_key, NULL},
 	{"smtp-max-connections", CTX_TOP, d_smtp_max_connections, NULL},
 	{"total-max-smtp-in", CTX_TOP, d_smtp_max_connections, NULL}, /* PowerMTA's name for it */
 	{"smtp-max-connections-per-ip", CTX_TOP, d_smtp_max_connections_per_ip, NULL},

@@ -44,6 +44,7 @@
 #include "engine/trace.h"
 #include "engine/verp.h"
 #include "queue/suppress.h"
+#include "engine/dkim.h"
 #include "net/dot_stuff.h"
 #include "net/smtp_client.h"
 #include "net/smtp_reply.h"
@@ -341,6 +342,29 @@ static bool has_8bit(const char *p, size_t n)
 	return (acc & 0x8080808080808080ull) != 0;
 }
 
+/* The DKIM-Signature for m sent through vmta (a malloc'd header in *hdr,
+ * its length in *len), or nothing when no key applies, the domain has
+ * dkim-sign no, or signing fails (logged once: it goes unsigned, as at
+ * intake). */
+static void sign_for_vmta(struct worker *w, const struct config_domain *dom, size_t vmta, const struct spool_msg *m,
+			  char **hdr, size_t *len)
+{
+	static int reported;
+	char err[256];
+
+	*hdr = NULL;
+	*len = 0;
+	if (!w->gen->dkim || !dom->dkim_sign)
+		return;
+	if (dkim_sign_vmta(w->gen->dkim, vmta, m->body, m->body_len, wall_now_ms() / 1000, hdr, len, err,
+			   sizeof(err)) < 0) {
+		if (!__atomic_exchange_n(&reported, 1, __ATOMIC_RELAXED))
+			fprintf(stderr, "salvod: DKIM signing failed, sending unsigned: %s\n", err);
+	}
+	if (!*hdr)
+		*len = 0;
+}
+
 /* The next transaction for a connection on vmta: the first ready recipient
  * of a pool that includes it, plus up to max-rcpt-per-message more of the
  * same message, in chunk form when the connection speaks BDAT. NULL when
@@ -358,6 +382,8 @@ static struct egress_txn *txn_build(struct egress_queue *eq, size_t vmta, bool c
 	struct egress_txn *x;
 	struct sched_rcpt *r;
 	ssize_t pool;
+	char *dkim_hdr = NULL;
+	size_t dkim_len = 0;
 
 	while (q->n_ready && (pool = egress_pick_pool(eq, vmta, loop_now_ms())) >= 0) {
 		if (!(r = sched_ready_pop_pool(q, (size_t)pool)))
@@ -379,16 +405,22 @@ static struct egress_txn *txn_build(struct egress_queue *eq, size_t vmta, bool c
 			free(r);
 			continue;
 		}
+		/* a message whose pool's vmtas sign with different keys is
+		 * signed here, as this vmta (accept_store_sign()); the header
+		 * goes in front of the wire form (CRLF lines, no dots) */
+		if (m.dkim_at_delivery)
+			sign_for_vmta(w, dom, vmta, &m, &dkim_hdr, &dkim_len);
 		x = calloc(1, sizeof(*x));
 		if (x) {
 			x->rcpts = calloc(max, sizeof(*x->rcpts));
 			x->addrs = calloc(max, sizeof(*x->addrs));
 			x->sender = strdup(m.sender);
 			x->campaign = strdup(m.campaign);
-			x->wire = malloc(dot_stuff_bound(m.body_len));
+			x->wire = malloc(dkim_len + dot_stuff_bound(m.body_len));
 		}
 		if (!x || !x->rcpts || !x->addrs || !x->sender || !x->campaign || !x->wire) {
 			spool_rtxn_end(rt);
+			free(dkim_hdr);
 			txn_free(x);
 			sched_ready_push(&w->sched, q, r);
 			return NULL;
@@ -398,7 +430,12 @@ static struct egress_txn *txn_build(struct egress_queue *eq, size_t vmta, bool c
 		x->size = m.body_len;
 		x->queued_ms = r->queued_ms;
 		x->t.chunked = chunked;
-		x->t.wire_len = chunked ? chunk_form(m.body, m.body_len, x->wire) : dot_stuff(m.body, m.body_len, x->wire);
+		if (dkim_len)
+			memcpy(x->wire, dkim_hdr, dkim_len);
+		free(dkim_hdr);
+		dkim_hdr = NULL;
+		x->t.wire_len = dkim_len + (chunked ? chunk_form(m.body, m.body_len, x->wire + dkim_len)
+						    : dot_stuff(m.body, m.body_len, x->wire + dkim_len));
 		if (x->t.wire_len > 64 * 1024) {
 			/* the bound is twice the message, untouched mostly; give
 			 * back what the wire form did not use (a large block
@@ -411,7 +448,8 @@ static struct egress_txn *txn_build(struct egress_queue *eq, size_t vmta, bool c
 		x->t.wire = x->wire;
 		x->t.sender = x->sender;
 		/* SIZE=: the message as it goes, without DATA's dot-stuffing */
-		x->t.size = chunked ? x->t.wire_len : m.body_len;
+		x->t.size = chunked ? x->t.wire_len : dkim_len + m.body_len;
+		dkim_len = 0;
 		x->t.smtputf8 = m.smtputf8;
 		x->src_type = m.src_type;
 		x->acct_headers = acct_headers_take(cfg, m.body, m.body_len);

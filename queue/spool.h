@@ -67,6 +67,8 @@ struct spool_msg {
 	size_t body_len;
 	bool smtputf8;             /* came with SMTPUTF8 (RFC 6531): send it with it */
 	uint8_t src_type;          /* SPOOL_SRC_*: how it came in (accounting's srcType) */
+	bool dkim_at_delivery;     /* not signed at intake: each delivery signs with
+				    * its vmta's key (flags bit 3) */
 };
 
 /* How a message came in; stored in the message's flags (bits 1-2), so

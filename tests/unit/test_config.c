@@ -1931,6 +1931,44 @@ static void test_http_access(void **state)
 		   "test.conf:2: \"http-access\" is only valid at top level");
 }
 
+/* `domain-key` inside <virtual-mta>: that vmta's key (issue 18); the same
+ * domain in two vmtas and at top level; malformed lines each an error. */
+static void test_vmta_domain_key(void **state)
+{
+	struct config cfg;
+	size_t v1 = SIZE_MAX, v2 = SIZE_MAX;
+
+	(void)state;
+	load_ok(&cfg, "domain-key g,vm.example,/g.pem\n"
+		      "<virtual-mta v1>\n domain-key s1,vm.example,/k1.pem\n domain-key s1,*,/k1.pem\n</virtual-mta>\n"
+		      "<virtual-mta v2>\n domain-key s2,VM.example,/k2.pem\n</virtual-mta>\n");
+	for (size_t i = 0; i < cfg.n_vmtas; i++) {
+		if (!strcmp(cfg.vmtas[i].name, "v1"))
+			v1 = i;
+		if (!strcmp(cfg.vmtas[i].name, "v2"))
+			v2 = i;
+	}
+	assert_int_equal(cfg.n_domain_keys, 4);
+	assert_true(cfg.domain_keys[0].vmta == SIZE_MAX);
+	assert_true(cfg.domain_keys[1].vmta == v1 && cfg.domain_keys[2].vmta == v1);
+	assert_true(cfg.domain_keys[3].vmta == v2);
+	assert_string_equal(cfg.domain_keys[3].domain, "vm.example");
+	assert_string_equal(cfg.domain_keys[3].path, "/k2.pem");
+	config_free(&cfg);
+	expect_err("<virtual-mta v>\n domain-key s1,vm.example,/a.pem\n domain-key s2,vm.example,/b.pem\n</virtual-mta>\n",
+		   "test.conf:3: a second domain-key for vm.example in <virtual-mta> v (first at line 2)");
+	expect_err("domain-key g,vm.example,/g.pem\ndomain-key h,vm.example,/h.pem\n",
+		   "test.conf:2: a second domain-key for vm.example (first at line 1)");
+	expect_err("<virtual-mta v>\n domain-key s1\n</virtual-mta>\n",
+		   "test.conf:2: domain-key wants SELECTOR,DOMAIN,KEYFILE, not \"s1\"");
+	expect_err("<virtual-mta v>\n domain-key s1,vm.example,\n</virtual-mta>\n",
+		   "test.conf:2: missing key file for domain-key");
+	expect_err("<virtual-mta v>\n domain-key s/1,vm.example,/a.pem\n</virtual-mta>\n",
+		   "test.conf:2: invalid selector \"s/1\" for domain-key");
+	expect_err("<virtual-mta v>\n domain-key s1,a..b,/a.pem\n</virtual-mta>\n",
+		   "test.conf:2: invalid domain \"a..b\" for domain-key (a domain name or *)");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1970,6 +2008,7 @@ int main(void)
 		cmocka_unit_test(test_policy_errors),
 		cmocka_unit_test(test_http_access),
 		cmocka_unit_test(test_transcript_directives),
+		cmocka_unit_test(test_vmta_domain_key),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
