@@ -106,6 +106,8 @@ struct config_source {
 	unsigned log_flags;         /* CONFIG_LOG_*: log-connections, log-commands, log-data (transcripts) */
 	char *default_virtual_mta;  /* as written; NULL when not set */
 	size_t default_pool;        /* resolved: index into cfg->pools (0 = default) */
+	bool default_by_source_ip;  /* `default-virtual-mta by-smtp-source-ip`:
+				     * config_source_pool() chooses per session */
 	int line; /* where the block starts, for diagnostics */
 };
 
@@ -556,6 +558,13 @@ const struct config_domain *config_domain_for(const struct config *cfg, const ch
 /* The pool named `name` (a pool, or a virtual MTA's implicit pool; any
  * case), or -1. */
 ssize_t config_pool_find(const struct config *cfg, const char *name);
+
+/* The pool a message from source src goes to without an X-Virtual-MTA:
+ * its default-virtual-mta; with `by-smtp-source-ip`, PowerMTA's meaning:
+ * the virtual MTA whose smtp-source-host is local, the address the client
+ * connected to (the first in config order; none: the default pool).
+ * local may be NULL (unknown: the default pool). */
+size_t config_source_pool(const struct config *cfg, const struct config_source *src, const struct sockaddr *local);
 
 /* The operator's category for a reply or report text from
  * <bounce-category-patterns> (first match), or NULL. */

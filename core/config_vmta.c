@@ -13,6 +13,7 @@
 #include "core/pcre_re.h"
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -492,6 +493,41 @@ int cp_vmtas_finish(struct parser *p)
 		c->pools[i].n_vmtas = 1;
 	}
 	return rc;
+}
+
+/* Same address (port ignored); an IPv4-mapped IPv6 local address matches
+ * its IPv4 form (a dual-stack `0/0` listener). */
+static bool same_ip(const struct sockaddr *a, const struct sockaddr *b)
+{
+	const struct sockaddr_in *a4 = (const void *)a, *b4 = (const void *)b;
+	const struct sockaddr_in6 *a6 = (const void *)a, *b6 = (const void *)b;
+	static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
+	if (a->sa_family == AF_INET6 && b->sa_family == AF_INET && !memcmp(a6->sin6_addr.s6_addr, mapped, 12))
+		return !memcmp(a6->sin6_addr.s6_addr + 12, &b4->sin_addr, 4);
+	if (a->sa_family != b->sa_family)
+		return false;
+	if (a->sa_family == AF_INET)
+		return a4->sin_addr.s_addr == b4->sin_addr.s_addr;
+	return a->sa_family == AF_INET6 && !memcmp(&a6->sin6_addr, &b6->sin6_addr, sizeof(a6->sin6_addr));
+}
+
+size_t config_source_pool(const struct config *cfg, const struct config_source *src, const struct sockaddr *local)
+{
+	if (!src)
+		return 0;
+	if (!src->default_by_source_ip)
+		return src->default_pool;
+	for (size_t v = 0; local && v < cfg->n_vmtas; v++) {
+		ssize_t pool;
+
+		if (!cfg->vmtas[v].has_source || !same_ip(local, (const struct sockaddr *)&cfg->vmtas[v].source.sa))
+			continue;
+		/* the vmta by name, as X-Virtual-MTA names it (its pool of one) */
+		if ((pool = config_pool_find(cfg, cfg->vmtas[v].name)) >= 0)
+			return (size_t)pool;
+	}
+	return 0;
 }
 
 void cp_vmtas_free(struct config *cfg)

@@ -134,7 +134,7 @@ static void intake_done(struct accept_batch *b, int result)
 
 /* X-Virtual-MTA and X-Job: honoured when the source allows, always removed. */
 static void intake_pool_and_job(const struct config *cfg, const struct config_source *src,
-				struct intake_req *ir)
+				const struct sockaddr *local, struct intake_req *ir)
 {
 	char vmta[128], job[sizeof(ir->campaign)];
 	ssize_t pool = -1;
@@ -144,7 +144,7 @@ static void intake_pool_and_job(const struct config *cfg, const struct config_so
 		{.name = "X-Job", .out = job, .cap = sizeof(job)},
 	};
 
-	ir->pool = src ? src->default_pool : 0;
+	ir->pool = config_source_pool(cfg, src, local);
 	msg_headers_take(ir->msg.body, &ir->msg.len, w, 2);    /* one pass: linear however many */
 	if (w[0].found && src && src->process_x_virtual_mta && (pool = config_pool_find(cfg, vmta)) >= 0)
 		ir->pool = (size_t)pool;
@@ -160,6 +160,8 @@ static void intake_submit(void *ctx, struct smtp_session *s, struct smtp_envelop
 	struct worker *w = ctx;
 	struct intake_req *ir;
 	size_t n_bounce = 0, k = 0;
+	const struct config_source *src;
+	struct sockaddr_storage local;
 
 	for (size_t i = 0; i < env->n_rcpts; i++)
 		n_bounce += intake_is_bounce_rcpt(w->cfg, env->rcpts[i]);
@@ -195,7 +197,8 @@ static void intake_submit(void *ctx, struct smtp_session *s, struct smtp_envelop
 	ir->session = s;
 	ir->env = env;
 	ir->msg = (struct accept_msg){.body = body, .len = len, .count = env->n_rcpts, .smtputf8 = env->smtputf8};
-	intake_pool_and_job(w->cfg, session_source(w->cfg, s), ir);
+	src = session_source(w->cfg, s);
+	intake_pool_and_job(w->cfg, src, src && src->default_by_source_ip ? smtp_session_local(s, &local) : NULL, ir);
 	ir->batch = (struct accept_batch){
 		.eng = w->eng,
 		.sender = env->sender,

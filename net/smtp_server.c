@@ -1006,6 +1006,15 @@ const struct sockaddr *smtp_session_peer(const struct smtp_session *s)
 	return (const struct sockaddr *)&s->peer;
 }
 
+const struct sockaddr *smtp_session_local(const struct smtp_session *s, struct sockaddr_storage *out)
+{
+	socklen_t len = sizeof(*out);
+
+	if (s->fd < 0 || getsockname(s->fd, (struct sockaddr *)out, &len) < 0)
+		return NULL;
+	return (const struct sockaddr *)out;
+}
+
 const char *smtp_session_user(const struct smtp_session *s)
 {
 	return s->user;

@@ -134,6 +134,9 @@ bool smtp_session_trusted(const struct smtp_session *s);
 /* The reply to a submitted message ("250 2.0.0 Ok: queued as ..."). */
 void smtp_session_submitted(struct smtp_session *s, const char *reply);
 const struct sockaddr *smtp_session_peer(const struct smtp_session *s);
+/* The address the client connected to (getsockname of the session's
+ * socket) in *out, returned as a sockaddr; NULL when unknown. */
+const struct sockaddr *smtp_session_local(const struct smtp_session *s, struct sockaddr_storage *out);
 /* The index of the listener the session came in on (see smtp_peer_policy). */
 size_t smtp_session_listener(const struct smtp_session *s);
 /* The user the session authenticated as, or NULL. */

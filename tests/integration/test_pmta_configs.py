@@ -217,8 +217,7 @@ FIXES = {
         ("design", 207, r"dummy-smtp-port is PowerMTA's built-in test sink", _drop_lines("dummy-smtp-port")),
     ],
     "clibuild-patch.config": [
-        ("salvo", 41, r'default-virtual-mta "by-smtp-source-ip": no such virtual-mta',
-         _sub("default-virtual-mta by-smtp-source-ip", "")),
+        # (line 41's default-virtual-mta by-smtp-source-ip loads since it is built: no edit)
         ("deploy", 53, r"include: /etc/pmta/virtualhost.txt: no such file", _drop_lines("include /etc/pmta/virtualhost.txt")),
         ("fault", 90, r"unterminated /REGEX/", _join_lines(90, 91, "")),
         ("fault", 91, r'unknown directive "ted\)/"', lambda t: t),

@@ -7,6 +7,10 @@
                  of a pool whose vmtas have different keys is signed at each delivery with
                  the delivering vmta's key (python3-dkim verifies; the selector matches
                  the source address the sink saw).
+  by_source_ip   `default-virtual-mta by-smtp-source-ip` in <source>: mail that came to
+                 listener address A goes out through the vmta whose smtp-source-host is A
+                 (two listener addresses, two vmtas); a listener address no vmta has goes
+                 through the default pool; X-Virtual-MTA still wins where it is honoured.
 """
 
 import base64
@@ -104,5 +108,40 @@ def test_dkim_per_vmta(env):
         "pool mix signed at delivery by v1 (s1) and v2 (s2), all verify")
 
 
+def test_by_source_ip(env):
+    rng = random.Random(19)
+    env.dns(mx={"rcpt.test": [(10, "mx.sink.test")]}, a={"mx.sink.test": SINK}, check=[("rcpt.test", "MX")])
+    env.salvo_sink("sink", SINK + ":25")
+    la, lb = ("127.0.0.6", 12525), ("127.0.0.7", 12525)
+    extra = ("smtp-listener %s:%d\nsmtp-listener %s:%d\n" % (la + lb) +
+             "<virtual-mta a>\n    smtp-source-host %s a.itest\n</virtual-mta>\n" % la[0] +
+             "<virtual-mta b>\n    smtp-source-host %s b.itest\n</virtual-mta>\n" % lb[0])
+    d = env.salvod_daemon(sources={"127.0.0.0/8": {"always-allow-relaying": "yes", "process-x-virtual-mta": "yes",
+                                                   "default-virtual-mta": "by-smtp-source-ip"}},
+                          default_domain={"connection-idle-timeout": "300ms"}, extra=extra)
+    d.start()
+    plan = [(la, None, la[0]), (lb, None, lb[0]), (harness.SALVOD_SMTP, None, "127.0.0.1"),
+            (la, "b", lb[0])] * 3
+    msgs = []
+    for i, (addr, hdr, want) in enumerate(plan):
+        r = "s%d@rcpt.test" % i
+        body = make_body(rng, "s%d" % i, "x@rcpt.test", [r], 300)
+        if hdr:
+            body = body.replace(b"\r\nSubject:", ("\r\nX-Virtual-MTA: %s\r\nSubject:" % hdr).encode(), 1)
+        m = Injected("s%d" % i, "bounce@senders.test", [r], body)
+        harness.inject_all([m], threads=1, addr=addr)
+        msgs.append((addr, want, m))
+    seen = harness.wait_for_recipients(env, {m.rcpts[0] for _, _, m in msgs}, 20, settle=0.2)
+    for addr, want, m in msgs:
+        got = seen.get(m.rcpts[0])
+        if not got:
+            raise Fail("%s (to listener %s) never arrived" % (m.mid, addr[0]))
+        if got[0].client_ip != want:
+            raise Fail("%s came in on %s:%d and went out from %s, want %s" % (m.mid, addr[0], addr[1],
+                                                                        got[0].client_ip, want))
+    log("by-smtp-source-ip: mail to listener %s left from %s, to %s from %s, to 127.0.0.1 from the default "
+        "pool; X-Virtual-MTA overrides" % (la[0], la[0], lb[0], lb[0]))
+
+
 if __name__ == "__main__":
-    harness.main([test_dkim_per_vmta])
+    harness.main([test_dkim_per_vmta, test_by_source_ip])

@@ -1969,6 +1969,39 @@ static void test_vmta_domain_key(void **state)
 		   "test.conf:2: invalid domain \"a..b\" for domain-key (a domain name or *)");
 }
 
+/* `default-virtual-mta by-smtp-source-ip`: the vmta whose smtp-source-host
+ * is the address the client connected to (issue 18). */
+static void test_default_vmta_by_source_ip(void **state)
+{
+	struct config cfg;
+	const struct config_source *src;
+	struct sockaddr_storage a = sa_of("192.0.2.6"), b = sa_of("192.0.2.7"), o = sa_of("192.0.2.9");
+	struct sockaddr_storage m = sa_of("::ffff:192.0.2.7");
+
+	(void)state;
+	load_ok(&cfg, "<virtual-mta va>\n smtp-source-host 192.0.2.6 a.example\n</virtual-mta>\n"
+		      "<virtual-mta vb>\n smtp-source-host 192.0.2.7 b.example\n</virtual-mta>\n"
+		      "<source 10/8>\n default-virtual-mta by-smtp-source-ip\n</source>\n"
+		      "<source 11/8>\n default-virtual-mta va\n</source>\n");
+	src = source_for(&cfg, "10.1.2.3");
+	assert_non_null(src);
+	assert_true(src->default_by_source_ip);
+	assert_string_equal(cfg.pools[config_source_pool(&cfg, src, (struct sockaddr *)&a)].name, "va");
+	assert_string_equal(cfg.pools[config_source_pool(&cfg, src, (struct sockaddr *)&b)].name, "vb");
+	/* a dual-stack listener sees IPv4 clients as ::ffff:a.b.c.d */
+	assert_string_equal(cfg.pools[config_source_pool(&cfg, src, (struct sockaddr *)&m)].name, "vb");
+	assert_int_equal(config_source_pool(&cfg, src, (struct sockaddr *)&o), 0);
+	assert_int_equal(config_source_pool(&cfg, src, NULL), 0);
+	src = source_for(&cfg, "11.1.2.3");
+	assert_false(src->default_by_source_ip);
+	assert_string_equal(cfg.pools[config_source_pool(&cfg, src, (struct sockaddr *)&b)].name, "va");
+	config_free(&cfg);
+	expect_source_err("default-virtual-mta by-smtp-source-ip x",
+			  "test.conf:2: invalid name \"by-smtp-source-ip x\" for default-virtual-mta");
+	expect_err("<source 10/8>\n default-virtual-mta by-smtp-source\n</source>\n",
+		   "test.conf:1: default-virtual-mta \"by-smtp-source\": no such virtual-mta or virtual-mta-pool");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -2009,6 +2042,7 @@ int main(void)
 		cmocka_unit_test(test_http_access),
 		cmocka_unit_test(test_transcript_directives),
 		cmocka_unit_test(test_vmta_domain_key),
+		cmocka_unit_test(test_default_vmta_by_source_ip),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
