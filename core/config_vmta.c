@@ -255,6 +255,8 @@ static int pattern_actions(struct parser *p, char *v, struct config_pattern *r)
 	}
 	if ((r->actions & CONFIG_PAT_MODE_BACKOFF) && (r->actions & CONFIG_PAT_MODE_NORMAL))
 		return cp_err(p, "reply rule with both mode=backoff and mode=normal");
+	if ((r->actions & CONFIG_PAT_BOUNCE_QUEUE) && (r->actions & CONFIG_PAT_DEFER_QUEUE))
+		return cp_err(p, "reply rule with both bounce-queue and defer-queue");
 	return 0;
 }
 
@@ -275,11 +277,6 @@ static int d_reply(struct parser *p, const struct directive *d, char *v)
 			cp_oom(p);
 		free(r.text);
 		return -1;
-	}
-	if (r.actions & (CONFIG_PAT_BOUNCE_QUEUE | CONFIG_PAT_DEFER_QUEUE)) {
-		static const struct directive q = {"reply ... bounce-queue/defer-queue", CTX_PATTERNS, NULL,
-						   "parsed; egress does not act on the queue-wide actions yet (a matching reply is handled as the recipient's own)"};
-		cp_warn_pending(p, &q);
 	}
 	l->rules[i] = r;
 	return 0;

@@ -245,7 +245,7 @@ static void rcpt_outcome(struct egress_queue *eq, struct outcome_batch *b, struc
 }
 
 static void fail_one(struct egress_queue *eq, struct spool_rtxn *rt, struct sched_rcpt *r,
-		     const struct smtp_result *res, const char *mx_host, int64_t now)
+		     const struct smtp_result *res, const char *mx_host, int64_t now, bool force_bounce)
 {
 	struct worker *w = eq->w;
 	struct spool_msg m;
@@ -273,7 +273,7 @@ static void fail_one(struct egress_queue *eq, struct spool_rtxn *rt, struct sche
 		free(r);
 		return;
 	}
-	rcpt_outcome(eq, b, r, sr.addr, res, false, false, now);
+	rcpt_outcome(eq, b, r, sr.addr, res, force_bounce, false, now);
 	outcome_batch_submit(b);
 }
 
@@ -286,9 +286,54 @@ void egress_fail_ready(struct egress_queue *eq, const struct smtp_result *res, c
 	if (spool_rtxn_begin(eq->w->eng->spool, &rt) != 0)
 		rt = NULL;
 	while ((r = sched_ready_pop(eq->q)))
-		fail_one(eq, rt, r, res, mx_host, now);
+		fail_one(eq, rt, r, res, mx_host, now, false);
 	if (rt)
 		spool_rtxn_end(rt);
+}
+
+/* A reply that matched a `reply /REGEX/ defer-queue` rule, as the transient
+ * failure it stands for: a 5xx becomes the 4xx of the same text (the queue
+ * is deferred, nobody bounces). */
+static void defer_form(struct smtp_result *res)
+{
+	if (res->code >= 500 && res->code < 600)
+		res->code -= 100;
+	if (res->enhanced[0] == '5')
+		res->enhanced[0] = '4';
+}
+
+/* PowerMTA's queue-wide reply actions, after the reply's own recipient was
+ * handled: bounce-queue bounces every recipient of the queue that is not
+ * in flight (ready, or waiting for a retry) with that reply; defer-queue
+ * defers every ready one with it, each to its next retry (the queue's
+ * retry-after schedule), and retires the queue's sessions. */
+static void queue_action(struct egress_queue *eq, unsigned act, const struct smtp_result *res, const char *mx_host)
+{
+	struct spool_rtxn *rt = NULL;
+	struct smtp_result r2 = *res;
+	int64_t now = wall_now_ms();
+	struct sched_rcpt *r;
+	size_t n = 0;
+
+	if (!(act & (CONFIG_PAT_BOUNCE_QUEUE | CONFIG_PAT_DEFER_QUEUE)) || eq->freeing)
+		return;
+	if (act & CONFIG_PAT_BOUNCE_QUEUE)
+		sched_retry_now(&eq->w->sched, eq->q); /* the waiting ones too */
+	else
+		defer_form(&r2);
+	if (spool_rtxn_begin(eq->w->eng->spool, &rt) != 0)
+		rt = NULL;
+	while ((r = sched_ready_pop(eq->q))) {
+		fail_one(eq, rt, r, &r2, mx_host, now, (act & CONFIG_PAT_BOUNCE_QUEUE) != 0);
+		n++;
+	}
+	if (rt)
+		spool_rtxn_end(rt);
+	if (act & CONFIG_PAT_DEFER_QUEUE)
+		for (struct egress_conn *c = eq->conns; c; c = c->next)
+			c->retire = true;
+	fprintf(stderr, "salvod: queue %s: %s, %zu more recipient(s): %.200s\n", eq->q->domain,
+		act & CONFIG_PAT_BOUNCE_QUEUE ? "bounce-queue bounces" : "defer-queue defers", n, res->text);
 }
 
 void egress_fail_rcpt(struct egress_queue *eq, struct sched_rcpt *r, const struct smtp_result *res)
@@ -298,7 +343,7 @@ void egress_fail_rcpt(struct egress_queue *eq, struct sched_rcpt *r, const struc
 	if (spool_rtxn_begin(eq->w->eng->spool, &rt) != 0)
 		rt = NULL;
 	r->queue = eq->q;
-	fail_one(eq, rt, r, res, NULL, wall_now_ms());
+	fail_one(eq, rt, r, res, NULL, wall_now_ms(), false);
 	if (rt)
 		spool_rtxn_end(rt);
 }
@@ -813,6 +858,8 @@ static void conn_txn_done(void *owner, struct smtp_client *cli, struct smtp_txn 
 	struct egress_unit *u = &eq->units[c->vmta];
 	struct outcome_batch *b;
 	bool any_ok = false, alive;
+	unsigned qact = 0;          /* a bounce-queue/defer-queue rule matched */
+	struct smtp_result qres = {0};
 
 	c->txn = NULL;
 	/* How long a transaction takes here, from the ones that finished: a
@@ -828,14 +875,25 @@ static void conn_txn_done(void *owner, struct smtp_client *cli, struct smtp_txn 
 	alive = smtp_client_idle(cli);
 	for (size_t i = 0; i < x->t.n_rcpts; i++) {
 		unsigned act = egress_patterns(eq, c, &x->results[i], mono);
-		int code = x->results[i].code;
+		int code;
+
+		if ((act & CONFIG_PAT_BOUNCE_QUEUE) && !(qact & CONFIG_PAT_BOUNCE_QUEUE)) {
+			qact = act;
+			qres = x->results[i];
+		} else if ((act & CONFIG_PAT_DEFER_QUEUE) && !qact) {
+			qact = act;
+			qres = x->results[i];
+		}
+		if ((act & CONFIG_PAT_DEFER_QUEUE) && !(act & CONFIG_PAT_BOUNCE_QUEUE))
+			defer_form(&x->results[i]);
+		code = x->results[i].code;
 
 		any_ok = any_ok || (x->results[i].code >= 200 && x->results[i].code < 300);
 		if (x->results[i].code >= 400)
 			c->errors++;
 		if (b) {
 			rcpt_outcome(eq, b, x->rcpts[i], x->addrs[i], &x->results[i],
-				     (act & CONFIG_PAT_BOUNCE_RCPT) != 0,
+				     (act & (CONFIG_PAT_BOUNCE_RCPT | CONFIG_PAT_BOUNCE_QUEUE)) != 0,
 				     alive && code >= 400 && code < 500 && code != 421 && !x->results[i].at_mail, now);
 			x->rcpts[i] = NULL;
 		}
@@ -851,6 +909,7 @@ static void conn_txn_done(void *owner, struct smtp_client *cli, struct smtp_txn 
 	if (b)
 		outcome_batch_submit(b);
 	txn_free(x);
+	queue_action(eq, qact, &qres, tg->host);
 	/* The session goes on while it is healthy and under its message cap;
 	 * a dying one (called from its teardown) is left to conn_closed(). */
 	if (eq->freeing || !smtp_client_idle(cli))
@@ -912,6 +971,8 @@ static void conn_closed(void *owner, struct smtp_client *cli, bool reached_ready
 		conn_window_failure(&eq->units[c->vmta].cw);
 		if (why && why->text[0])
 			note_error(eq, why);
+		if (why)
+			queue_action(eq, act, why, c->target < eq->n_targets ? eq->targets[c->target].host : NULL);
 		/* This host did not take a session: fall over to the next target
 		 * (unless a pattern took the source IP out of service). */
 		if (!(act & CONFIG_PAT_DISABLE_SOURCE_IP) && c->target + 1 < eq->n_targets && eq->q->n_ready) {

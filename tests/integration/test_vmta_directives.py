@@ -11,6 +11,12 @@
                  listener address A goes out through the vmta whose smtp-source-host is A
                  (two listener addresses, two vmtas); a listener address no vmta has goes
                  through the default pool; X-Virtual-MTA still wins where it is honoured.
+  queue_actions  reply actions `defer-queue` and `bounce-queue` in <smtp-pattern-list>: the
+                 sink answers one recipient with a matching text while the queue's other
+                 recipients wait (the sink's banner is slow, one session per queue); with
+                 defer-queue none of the others is sent, each gets a transient record with
+                 that reply (a 5xx as its 4xx) and stays queued; with bounce-queue each of
+                 them, one waiting for a retry among them, is bounced with it.
 """
 
 import base64
@@ -22,7 +28,7 @@ import subprocess
 import dkim
 
 import harness
-from harness import Fail, Injected, log, make_body
+from harness import Fail, Injected, find_records, log, make_body
 
 SINK = "127.0.0.2"
 V1, V2, V3 = "127.0.0.3", "127.0.0.4", "127.0.0.5"
@@ -143,5 +149,56 @@ def test_by_source_ip(env):
         "pool; X-Virtual-MTA overrides" % (la[0], la[0], lb[0], lb[0]))
 
 
+def test_queue_actions(env):
+    rng = random.Random(20)
+    env.dns(mx={"dq.test": [(10, "mx.sink.test")], "bq.test": [(10, "mx.sink.test")]}, a={"mx.sink.test": SINK},
+            check=[("dq.test", "MX"), ("bq.test", "MX")])
+    # the banner waits, so the queue fills before the first transaction; then one at a time
+    env.salvo_sink("sink", SINK + ":25", defer_first=["^slow@"],
+                   extra_args=["--greeting-delay", "1200",
+                               "--fault", "at=rcpt,match=^dtrigger@,reply=550 5.7.1 QSTOP deferred by policy",
+                               "--fault", "at=rcpt,match=^btrigger@,reply=550 5.7.1 QBLOCK blocked"])
+    extra = ("<smtp-pattern-list qp>\n    reply /QSTOP/ defer-queue\n    reply /QBLOCK/ bounce-queue\n"
+             "</smtp-pattern-list>\n")
+    d = env.salvod_daemon(default_domain={"retry-after": "1h", "bounce-after": "2h", "max-smtp-out": "1",
+                                          "smtp-pattern-list": "qp"}, extra=extra)
+    d.start()
+    dq = ["dtrigger@dq.test"] + ["d%d@dq.test" % i for i in range(6)]
+    bq = ["slow@bq.test", "btrigger@bq.test"] + ["b%d@bq.test" % i for i in range(6)]
+    msgs = []
+    for i, r in enumerate(dq + bq):
+        msgs.append(Injected("q%d" % i, "bounce@senders.test", [r], make_body(rng, "q%d" % i, "x@rcpt.test", [r], 300)))
+    harness.inject_all(msgs, threads=1, per_conn=len(msgs))
+
+    def settled():
+        recs = harness.read_acct(d.spool)
+        return (len({r["recipient"] for r in recs if r["type"] in ("transient", "bounce", "delivery")
+                     and r["recipient"].endswith("@dq.test")}) == len(dq) and
+                len({r["recipient"] for r in recs if r["type"] == "bounce"
+                     and r["recipient"].endswith("@bq.test")}) == len(bq))
+    harness.wait_until(settled, 20.0, what="an outcome for every recipient")
+    recs = harness.read_acct(d.spool)
+    got = {a for x in env.arrivals() for a in x.rcpt_to}
+    if got & set(dq + bq):
+        raise Fail("mail of a deferred/bounced queue was delivered: %r" % sorted(got & set(dq + bq)))
+    for r in dq:
+        t = find_records(recs, type="transient", recipient=r)
+        if len(t) != 1 or "QSTOP" not in t[0]["response"]["text"] or t[0]["response"]["code"] != 450:
+            raise Fail("defer-queue: %s: transient records %r (want one, 450 ... QSTOP)" % (r, t))
+        if find_records(recs, type="bounce", recipient=r):
+            raise Fail("defer-queue bounced %s" % r)
+    for r in bq[1:]:
+        b = find_records(recs, type="bounce", recipient=r)
+        if len(b) != 1 or "QBLOCK" not in b[0]["response"]["text"]:
+            raise Fail("bounce-queue: %s: bounce records %r (want one with QBLOCK)" % (r, b))
+    # slow@ got its 451 first and was waiting for its retry (1h): bounce-queue took it too
+    slow = find_records(recs, type="transient", recipient="slow@bq.test")
+    b = find_records(recs, type="bounce", recipient="slow@bq.test")
+    if len(slow) != 1 or len(b) != 1 or "QBLOCK" not in b[0]["response"]["text"]:
+        raise Fail("bounce-queue: the waiting recipient: transient %r, bounce %r" % (slow, b))
+    log("defer-queue: %d recipients deferred with the matching reply, none sent; bounce-queue: %d bounced, "
+        "the one waiting for a retry too" % (len(dq), len(bq)))
+
+
 if __name__ == "__main__":
-    harness.main([test_dkim_per_vmta, test_by_source_ip])
+    harness.main([test_dkim_per_vmta, test_by_source_ip, test_queue_actions])

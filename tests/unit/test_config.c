@@ -1742,6 +1742,11 @@ static void test_policy_errors(void **state)
 		   "test.conf:2: reply rule without actions");
 	expect_err("<smtp-pattern-list p>\n reply /421/ mode=backoff,mode=normal\n</smtp-pattern-list>\n",
 		   "test.conf:2: reply rule with both mode=backoff and mode=normal");
+	expect_err("<smtp-pattern-list p>\n reply /x/ skip-mx\n reply /421/ bounce-queue,defer-queue\n</smtp-pattern-list>\n",
+		   "test.conf:3: reply rule with both bounce-queue and defer-queue");
+	expect_err("<smtp-pattern-list p>\n reply /421/ defer-queue,bounce-queue-now\n</smtp-pattern-list>\n",
+		   "test.conf:2: unknown reply action \"bounce-queue-now\" (mode=backoff, mode=normal, "
+		   "disable-source-ip, reenable-after=DURATION, skip-mx, bounce-rcpt, bounce-queue, defer-queue)");
 	expect_err("<smtp-pattern-list p>\n reply /421/ reenable-after=0\n</smtp-pattern-list>\n",
 		   "test.conf:2: invalid duration \"0\" for reenable-after");
 	expect_err("<smtp-pattern-list p>\n</smtp-pattern-list>\n<smtp-pattern-list P>\n</smtp-pattern-list>\n",
