@@ -146,6 +146,14 @@ struct config_vmta {
 	bool has_source;
 	struct config_addr source;  /* `smtp-source-host IP HELO`: port 0 */
 	char *helo;                 /* NULL: the host-name */
+	/* `cold-virtual-mta NAME`: PowerMTA's IP warm-up. Mail for this vmta
+	 * goes through the cold one first, up to the queue's
+	 * max-cold-virtual-mta-msg (the cold vmta's settings) per day; the
+	 * rest through this one (engine/egress_policy.c). */
+	char *cold_name;
+	bool has_cold;
+	size_t cold;                /* resolved: index into cfg->vmtas */
+	int cold_line;
 	int line;
 };
 
@@ -558,6 +566,10 @@ const struct config_domain *config_domain_for(const struct config *cfg, const ch
 /* The pool named `name` (a pool, or a virtual MTA's implicit pool; any
  * case), or -1. */
 ssize_t config_pool_find(const struct config *cfg, const char *name);
+
+/* A <domain> directive's value as the resolved settings d have it (as
+ * written, or the built-in default), or NULL when unset. */
+const char *config_domain_value(const struct config_domain *d, const char *name);
 
 /* The pool a message from source src goes to without an X-Virtual-MTA:
  * its default-virtual-mta; with `by-smtp-source-ip`, PowerMTA's meaning:

@@ -734,6 +734,13 @@ const char *config_domain_key_name(size_t i)
 	return cp_dom_key_name(i);
 }
 
+const char *config_domain_value(const struct config_domain *d, const char *name)
+{
+	ssize_t k = cp_dom_key(name);
+
+	return k >= 0 && d->values ? d->values[k] : NULL;
+}
+
 /* ---- blocks ------------------------------------------------------------- */
 
 struct block {

@@ -923,7 +923,7 @@ static const struct directive directives[] = {
 	/* <domain> */
 	{"type", CTX_DOMAIN, v_type, NULL},
 	{"dk-sign", CTX_DOMAIN, v_dk_sign, NULL},
-	{"max-cold-virtual-mta-msg", CTX_DOMAIN, p_rate, EGRESS_LATER " (issue 16)"},
+	{"max-cold-virtual-mta-msg", CTX_DOMAIN, p_rate, NULL}, /* read by engine/egress_policy.c */
 	{"reroute-to-virtual-mta", CTX_DOMAIN, p_word, EGRESS_LATER},
 	{"log-tls", CTX_DOMAIN, p_bool, EGRESS_LATER},
 	{"use-dane", CTX_DOMAIN, p_bool, EGRESS_LATER},
@@ -1008,7 +1008,6 @@ static const struct directive directives[] = {
 	{"log-connections", CTX_DOMAIN, p_bool, NULL},
 	{"log-data", CTX_DOMAIN, p_bool, NULL},
 	/* <virtual-mta> */
-	{"cold-virtual-mta", CTX_VMTA, p_word, ENGINE_LATER " (issue 16)"},
 	{"include-headers-from", CTX_VMTA, p_text, NOT_APPLIED "; the headers are not added"},
 	{"max-smtp-out", CTX_VMTA, v_vmta_total, NULL},
 	{"max-smtp-msg-rate", CTX_VMTA, v_vmta_total, NULL},

@@ -388,8 +388,24 @@ static int d_user_source(struct parser *p, const struct directive *d, char *v)
 	return cp_set_string(p, &p->cfg->smtp_users[p->cur].source, v);
 }
 
+/* `cold-virtual-mta NAME`: resolved in cp_vmtas_finish() (the cold vmta
+ * may come later in the file). */
+static int d_cold_vmta(struct parser *p, const struct directive *d, char *v)
+{
+	struct config_vmta *vm = &p->cfg->vmtas[p->cur];
+
+	if (!valid_name(v))
+		return cp_bad_value(p, "virtual-mta name", d, v);
+	if (vm->cold_name)
+		return cp_err(p, "a second cold-virtual-mta for <virtual-mta %s> (first at %s)", vm->name,
+			      cp_at(p, vm->cold_line, (char[CP_AT_BUF]){0}));
+	vm->cold_line = p->line;
+	return cp_set_string(p, &vm->cold_name, v);
+}
+
 static const struct directive directives[] = {
 	{"password", CTX_SMTP_USER, d_password, NULL},
+	{"cold-virtual-mta", CTX_VMTA, d_cold_vmta, NULL},
 	{"source", CTX_SMTP_USER, d_user_source, NULL}, /* applied after AUTH (engine/intake.c) */
 	{"smtp-source-host", CTX_VMTA, d_smtp_source_host, NULL},
 	{"host-name", CTX_VMTA, d_vmta_host_name, NULL},
@@ -475,6 +491,25 @@ int cp_vmtas_finish(struct parser *p)
 			       c->smtp_users[i].source, c->smtp_users[i].source);
 		}
 	}
+	for (size_t v = 0; v < c->n_vmtas; v++) {
+		struct config_vmta *vm = &c->vmtas[v];
+		ssize_t k;
+
+		if (!vm->cold_name)
+			continue;
+		p->line = vm->cold_line;
+		if ((k = vmta_find(c, vm->cold_name)) < 0)
+			rc = cp_err(p, "cold-virtual-mta \"%s\": no such <virtual-mta>", vm->cold_name);
+		else if ((size_t)k == v)
+			rc = cp_err(p, "cold-virtual-mta \"%s\": a virtual MTA cannot be its own cold one", vm->cold_name);
+		else if (c->vmtas[k].cold_name)
+			rc = cp_err(p, "cold-virtual-mta \"%s\": that virtual MTA has a cold one itself (one level only)",
+				    vm->cold_name);
+		else {
+			vm->cold = (size_t)k;
+			vm->has_cold = true;
+		}
+	}
 	/* Each virtual MTA is also a pool of one under its own name. */
 	for (size_t v = 0; v < c->n_vmtas; v++) {
 		size_t i;
@@ -532,6 +567,7 @@ void cp_vmtas_free(struct config *cfg)
 	for (size_t i = 0; i < cfg->n_vmtas; i++) {
 		free(cfg->vmtas[i].name);
 		free(cfg->vmtas[i].helo);
+		free(cfg->vmtas[i].cold_name);
 	}
 	for (size_t i = 0; i < cfg->n_pools; i++) {
 		free(cfg->pools[i].name);

@@ -172,6 +172,17 @@ enum egress_mode egress_mode_now(struct egress_queue *eq, int64_t now_ms)
 	return eq->mode;
 }
 
+/* The unit's max-cold-virtual-mta-msg from settings d (unset, unlimited
+ * or unreadable: no cap). */
+static void cold_read(struct egress_unit *u, const struct config_domain *d)
+{
+	const char *v = config_domain_value(d, "max-cold-virtual-mta-msg");
+
+	if (!v || config_parse_rate(v, &u->cold_max) < 0)
+		u->cold_max = (struct config_rate){0};
+	u->cold_max_known = true;
+}
+
 const struct config_domain *egress_unit_dom(struct egress_queue *eq, size_t vmta)
 {
 	const struct config *cfg = eq->w->cfg;
@@ -211,7 +222,9 @@ const struct config_domain *egress_unit_dom(struct egress_queue *eq, size_t vmta
 		if (lim->has_rate)
 			d->max_msg_rate = lim->max_msg_rate;
 	}
-	/* the values as written are for --show only */
+	/* the values as written are for --show only; but the warm-up cap is
+	 * read from them (cold_allows) */
+	cold_read(u, d);
 	for (size_t k = 0; d->values && config_domain_key_name(k); k++)
 		free(d->values[k]);
 	free(d->values);
@@ -230,6 +243,7 @@ void egress_units_forget_doms(struct egress_queue *eq)
 			eq->units[i].dom = NULL;
 		}
 		eq->units[i].dom_resolved = false;
+		eq->units[i].cold_max_known = false; /* read again from the new settings */
 	}
 }
 
@@ -269,6 +283,56 @@ bool egress_pool_has(const struct config *cfg, size_t pool, size_t vmta)
 	return false;
 }
 
+/* ---- warm-up: cold-virtual-mta ------------------------------------------------ */
+
+/* May cold vmta c take one more of its warm vmtas' messages now? Under
+ * the queue's max-cold-virtual-mta-msg as the cold vmta gets it (unset or
+ * unlimited: no cap); the window is the rate's period, restarted when it
+ * has passed. */
+static bool cold_allows(struct egress_queue *eq, size_t c, int64_t wall_ms)
+{
+	struct egress_unit *u = &eq->units[c];
+
+	const struct config_domain *d = egress_unit_dom(eq, c); /* may read it (nested blocks) */
+
+	if (!u->cold_max_known)
+		cold_read(u, d);
+	if (!u->cold_max.count || !u->cold_max.per_ms)
+		return true;
+	if (wall_ms - u->day_start_ms >= (int64_t)u->cold_max.per_ms) {
+		u->day_start_ms = wall_ms;
+		u->day_sent = 0;
+	}
+	return u->day_sent < u->cold_max.count;
+}
+
+/* Does the cold vmta c stand in for a member of pool p (and may it now)? */
+static bool cold_serves(struct egress_queue *eq, size_t pool, size_t c, int64_t wall_ms)
+{
+	const struct config *cfg = eq->w->cfg;
+	const struct config_pool *p = &cfg->pools[pool < cfg->n_pools ? pool : 0];
+
+	for (size_t i = 0; i < p->n_vmtas; i++) {
+		const struct config_vmta *vm = &cfg->vmtas[p->vmtas[i]];
+
+		if (vm->has_cold && vm->cold == c)
+			return cold_allows(eq, c, wall_ms);
+	}
+	return false;
+}
+
+/* One message goes out through vmta v: counted for the warm-up window. */
+static void day_count(struct egress_queue *eq, size_t v, int64_t wall_ms)
+{
+	struct egress_unit *u = &eq->units[v];
+
+	if (u->cold_max.per_ms && wall_ms - u->day_start_ms >= (int64_t)u->cold_max.per_ms) {
+		u->day_start_ms = wall_ms;
+		u->day_sent = 0;
+	}
+	u->day_sent++;
+}
+
 void egress_wake_at(struct egress_queue *eq, int64_t when_ms)
 {
 	struct worker *w = eq->w;
@@ -290,11 +354,41 @@ static void note_wait(int64_t *best, int64_t wait_us)
 		*best = wait_us;
 }
 
+/* Can a session open on unit v now? Its disabling, socket backoff,
+ * session window, message rate and connect rate (a token is taken). */
+static bool unit_ready(struct egress_queue *eq, size_t v, int64_t now_ms, int64_t *wait)
+{
+	struct egress_unit *u = &eq->units[v];
+	unsigned max_out = egress_max_out(eq, v);
+	const struct config_rate *rate = egress_msg_rate(eq, v);
+	int64_t now_us = now_ms * 1000, w;
+
+	if (u->disabled_until_ms > now_ms) {
+		note_wait(wait, (u->disabled_until_ms - now_ms) * 1000);
+		return false;
+	}
+	if (u->open_after_ms > now_ms) {
+		note_wait(wait, (u->open_after_ms - now_ms) * 1000);
+		return false;
+	}
+	if (!conn_window_allows(&u->cw, u->n_conns, max_out))
+		return false;
+	if (!throttle_peek(&u->msg_rate, rate, now_us, &w)) {
+		note_wait(wait, w);
+		return false;
+	}
+	if (!throttle_take(&u->connect_rate, &egress_unit_dom(eq, v)->max_connect_rate, now_us, &w)) {
+		note_wait(wait, w);
+		return false;
+	}
+	return true;
+}
+
 ssize_t egress_pick_vmta(struct egress_queue *eq, int64_t now_ms)
 {
 	const struct config *cfg = eq->w->cfg;
 	struct sched_queue *q = eq->q;
-	int64_t now_us = now_ms * 1000, wait = 0, w;
+	int64_t wait = 0, wall = wall_now_ms();
 
 	egress_mode_now(eq, now_ms);
 	for (size_t i = 0; i < q->n_fifos; i++) {
@@ -305,32 +399,18 @@ ssize_t egress_pick_vmta(struct egress_queue *eq, int64_t now_ms)
 			continue;
 		for (size_t k = 0; k < pool->n_vmtas; k++) {
 			size_t v = pool->vmtas[(eq->vmta_rr + k) % pool->n_vmtas];
-			struct egress_unit *u;
+			const struct config_vmta *vm = &cfg->vmtas[v];
 
 			if (v >= eq->n_units)
 				continue; /* added by a reload that found no memory for its unit */
-			u = &eq->units[v];
-			unsigned max_out = egress_max_out(eq, v);
-			const struct config_rate *rate = egress_msg_rate(eq, v);
-
-			if (u->disabled_until_ms > now_ms) {
-				note_wait(&wait, (u->disabled_until_ms - now_ms) * 1000);
-				continue;
+			/* warm-up: the cold vmta first, while its daily share lasts */
+			if (vm->has_cold && vm->cold < eq->n_units && cold_allows(eq, vm->cold, wall) &&
+			    unit_ready(eq, vm->cold, now_ms, &wait)) {
+				eq->vmta_rr = (eq->vmta_rr + k + 1) % pool->n_vmtas;
+				return (ssize_t)vm->cold;
 			}
-			if (u->open_after_ms > now_ms) {
-				note_wait(&wait, (u->open_after_ms - now_ms) * 1000);
+			if (!unit_ready(eq, v, now_ms, &wait))
 				continue;
-			}
-			if (!conn_window_allows(&u->cw, u->n_conns, max_out))
-				continue;
-			if (!throttle_peek(&u->msg_rate, rate, now_us, &w)) {
-				note_wait(&wait, w);
-				continue;
-			}
-			if (!throttle_take(&u->connect_rate, &egress_unit_dom(eq, v)->max_connect_rate, now_us, &w)) {
-				note_wait(&wait, w);
-				continue;
-			}
 			eq->vmta_rr = (eq->vmta_rr + k + 1) % pool->n_vmtas;
 			return (ssize_t)v;
 		}
@@ -345,7 +425,7 @@ ssize_t egress_pick_pool(struct egress_queue *eq, size_t vmta, int64_t now_ms)
 	const struct config *cfg = eq->w->cfg;
 	struct sched_queue *q = eq->q;
 	struct egress_unit *u = &eq->units[vmta];
-	int64_t wait = 0;
+	int64_t wait = 0, wall = wall_now_ms();
 
 	egress_mode_now(eq, now_ms);
 	if (u->disabled_until_ms > now_ms)
@@ -353,13 +433,14 @@ ssize_t egress_pick_pool(struct egress_queue *eq, size_t vmta, int64_t now_ms)
 	for (size_t i = 0; i < q->n_fifos; i++) {
 		size_t p = (eq->pool_rr + i) % q->n_fifos;
 
-		if (!q->fifos[p].n || !egress_pool_has(cfg, p, vmta))
+		if (!q->fifos[p].n || !(egress_pool_has(cfg, p, vmta) || cold_serves(eq, p, vmta, wall)))
 			continue;
 		if (!throttle_take(&u->msg_rate, egress_msg_rate(eq, vmta), now_ms * 1000, &wait)) {
 			egress_wake_at(eq, now_ms + wait / 1000 + 1);
 			return -1;
 		}
 		eq->pool_rr = (p + 1) % q->n_fifos;
+		day_count(eq, vmta, wall);
 		return (ssize_t)p;
 	}
 	return -1;

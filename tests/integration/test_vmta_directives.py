@@ -17,6 +17,9 @@
                  defer-queue none of the others is sent, each gets a transient record with
                  that reply (a 5xx as its 4xx) and stays queued; with bounce-queue each of
                  them, one waiting for a retry among them, is bounced with it.
+  cold_vmta      `cold-virtual-mta C` in <virtual-mta W> with max-cold-virtual-mta-msg 4/day
+                 in C's <domain *>: of W's mail, exactly 4 messages per queue leave through C
+                 (the sink sees C's address), the rest through W; the count is per queue.
 """
 
 import base64
@@ -200,5 +203,38 @@ def test_queue_actions(env):
         "the one waiting for a retry too" % (len(dq), len(bq)))
 
 
+def test_cold_vmta(env):
+    rng = random.Random(21)
+    env.dns(mx={"rcpt.test": [(10, "mx.sink.test")], "other.test": [(10, "mx.sink.test")]},
+            a={"mx.sink.test": SINK}, check=[("rcpt.test", "MX"), ("other.test", "MX")])
+    env.salvo_sink("sink", SINK + ":25")
+    warm, cold = "127.0.0.3", "127.0.0.4"
+    extra = ("<virtual-mta w>\n    smtp-source-host %s w.itest\n    cold-virtual-mta c\n</virtual-mta>\n" % warm +
+             "<virtual-mta c>\n    smtp-source-host %s c.itest\n    <domain *>\n"
+             "        max-cold-virtual-mta-msg 4/day\n    </domain>\n</virtual-mta>\n" % cold)
+    d = env.salvod_daemon(sources={"127.0.0.1": {"always-allow-relaying": "yes", "default-virtual-mta": "w"}},
+                          default_domain={"connection-idle-timeout": "300ms", "max-smtp-out": "1"}, extra=extra)
+    d.start()
+    rcpts = ["c%d@rcpt.test" % i for i in range(12)] + ["o%d@other.test" % i for i in range(6)]
+    msgs = [Injected("c%d" % i, "bounce@senders.test", [r], make_body(rng, "c%d" % i, "x@rcpt.test", [r], 300))
+            for i, r in enumerate(rcpts)]
+    harness.inject_all(msgs, threads=1, per_conn=len(msgs))
+    seen = harness.wait_for_recipients(env, set(rcpts), 20, settle=0.3)
+    by = {}
+    for r in rcpts:
+        if r not in seen:
+            raise Fail("%s never arrived" % r)
+        dom = r.split("@")[1]
+        by.setdefault((dom, seen[r][0].client_ip), []).append(r)
+    counts = {k: len(v) for k, v in by.items()}
+    want = {("rcpt.test", cold): 4, ("rcpt.test", warm): 8, ("other.test", cold): 4, ("other.test", warm): 2}
+    if counts != want:
+        raise Fail("messages per (queue, source): %r, want %r" % (counts, want))
+    recs = harness.read_acct(d.spool)
+    if len(find_records(recs, type="delivery", vmta="c")) != 8:
+        raise Fail("the accounting log does not name the cold vmta for its 8 deliveries")
+    log("cold-virtual-mta: 4 per queue through the cold vmta (max-cold-virtual-mta-msg 4/day), the rest warm")
+
+
 if __name__ == "__main__":
-    harness.main([test_dkim_per_vmta, test_by_source_ip, test_queue_actions])
+    harness.main([test_dkim_per_vmta, test_by_source_ip, test_queue_actions, test_cold_vmta])

@@ -2007,6 +2007,56 @@ static void test_default_vmta_by_source_ip(void **state)
 		   "test.conf:1: default-virtual-mta \"by-smtp-source\": no such virtual-mta or virtual-mta-pool");
 }
 
+/* `cold-virtual-mta NAME` (PowerMTA's warm-up): resolved to the vmta;
+ * --show QUEUE/VMTA prints it, the vmta's keys and the cap. */
+static void test_cold_vmta(void **state)
+{
+	struct config cfg;
+	char *text = NULL, err[256];
+	size_t len = 0, w = SIZE_MAX, c = SIZE_MAX;
+	FILE *out;
+
+	(void)state;
+	load_ok(&cfg, "<virtual-mta w>\n cold-virtual-mta c\n domain-key s1,w.example,/w.pem\n</virtual-mta>\n"
+		      "<virtual-mta c>\n <domain *>\n  max-cold-virtual-mta-msg 400/day\n </domain>\n</virtual-mta>\n"
+		      "domain-key g,*,/g.pem\n");
+	for (size_t i = 0; i < cfg.n_vmtas; i++) {
+		if (!strcmp(cfg.vmtas[i].name, "w"))
+			w = i;
+		if (!strcmp(cfg.vmtas[i].name, "c"))
+			c = i;
+	}
+	assert_true(w != SIZE_MAX && c != SIZE_MAX);
+	assert_true(cfg.vmtas[w].has_cold);
+	assert_int_equal(cfg.vmtas[w].cold, c);
+	assert_false(cfg.vmtas[c].has_cold);
+	assert_non_null(out = open_memstream(&text, &len));
+	assert_int_equal(config_show(out, &cfg, "x.example/w", err, sizeof(err)), 0);
+	fclose(out);
+	assert_non_null(strstr(text, "\ncold-virtual-mta c\ndomain-key s1,w.example,/w.pem\ndomain-key g,*,/g.pem\n"));
+	free(text);
+	text = NULL;
+	assert_non_null(out = open_memstream(&text, &len));
+	assert_int_equal(config_show(out, &cfg, "x.example/c", err, sizeof(err)), 0);
+	fclose(out);
+	assert_non_null(strstr(text, "max-cold-virtual-mta-msg 400/day\n"));
+	assert_null(strstr(text, "cold-virtual-mta c"));
+	free(text);
+	config_free(&cfg);
+	expect_err("<virtual-mta w>\n cold-virtual-mta nope\n</virtual-mta>\n",
+		   "test.conf:2: cold-virtual-mta \"nope\": no such <virtual-mta>");
+	expect_err("<virtual-mta w>\n cold-virtual-mta W\n</virtual-mta>\n",
+		   "test.conf:2: cold-virtual-mta \"W\": a virtual MTA cannot be its own cold one");
+	expect_err("<virtual-mta w>\n cold-virtual-mta c\n</virtual-mta>\n<virtual-mta c>\n cold-virtual-mta d\n"
+		   "</virtual-mta>\n<virtual-mta d>\n</virtual-mta>\n",
+		   "test.conf:2: cold-virtual-mta \"c\": that virtual MTA has a cold one itself (one level only)");
+	expect_err("<virtual-mta c>\n</virtual-mta>\n<virtual-mta w>\n cold-virtual-mta c\n cold-virtual-mta c\n</virtual-mta>\n",
+		   "test.conf:5: a second cold-virtual-mta for <virtual-mta w> (first at line 4)");
+	expect_err("<virtual-mta w>\n cold-virtual-mta a b\n</virtual-mta>\n",
+		   "test.conf:2: invalid virtual-mta name \"a b\" for cold-virtual-mta");
+	expect_domain_err("max-cold-virtual-mta-msg 400", "test.conf:2: invalid rate (e.g. 100/h) \"400\" for max-cold-virtual-mta-msg");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -2048,6 +2098,7 @@ int main(void)
 		cmocka_unit_test(test_transcript_directives),
 		cmocka_unit_test(test_vmta_domain_key),
 		cmocka_unit_test(test_default_vmta_by_source_ip),
+		cmocka_unit_test(test_cold_vmta),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
