@@ -285,52 +285,40 @@ bool egress_pool_has(const struct config *cfg, size_t pool, size_t vmta)
 
 /* ---- warm-up: cold-virtual-mta ------------------------------------------------ */
 
-/* May cold vmta c take one more of its warm vmtas' messages now? Under
- * the queue's max-cold-virtual-mta-msg as the cold vmta gets it (unset or
- * unlimited: no cap); the window is the rate's period, restarted when it
- * has passed. */
-static bool cold_allows(struct egress_queue *eq, size_t c, int64_t wall_ms)
+/* May warm vmta w send one more of its messages through its cold vmta
+ * now? Under w's max-cold-virtual-mta-msg for the queue (PowerMTA puts it
+ * in the warm vmta's <domain> blocks; unset or unlimited: no cap); the
+ * window is the rate's period, restarted when it has passed. */
+static bool cold_allows(struct egress_queue *eq, size_t w, int64_t wall_ms)
 {
-	struct egress_unit *u = &eq->units[c];
-
-	const struct config_domain *d = egress_unit_dom(eq, c); /* may read it (nested blocks) */
+	struct egress_unit *u = &eq->units[w];
+	const struct config_domain *d = egress_unit_dom(eq, w); /* may read it (nested blocks) */
 
 	if (!u->cold_max_known)
 		cold_read(u, d);
 	if (!u->cold_max.count || !u->cold_max.per_ms)
 		return true;
-	if (wall_ms - u->day_start_ms >= (int64_t)u->cold_max.per_ms) {
-		u->day_start_ms = wall_ms;
-		u->day_sent = 0;
+	if (wall_ms - u->cold_start_ms >= (int64_t)u->cold_max.per_ms) {
+		u->cold_start_ms = wall_ms;
+		u->cold_sent = 0;
 	}
-	return u->day_sent < u->cold_max.count;
+	return u->cold_sent < u->cold_max.count;
 }
 
-/* Does the cold vmta c stand in for a member of pool p (and may it now)? */
-static bool cold_serves(struct egress_queue *eq, size_t pool, size_t c, int64_t wall_ms)
+/* The member of pool p whose cold vmta c is and that may send through it
+ * now, or -1. */
+static ssize_t cold_serves(struct egress_queue *eq, size_t pool, size_t c, int64_t wall_ms)
 {
 	const struct config *cfg = eq->w->cfg;
 	const struct config_pool *p = &cfg->pools[pool < cfg->n_pools ? pool : 0];
 
 	for (size_t i = 0; i < p->n_vmtas; i++) {
-		const struct config_vmta *vm = &cfg->vmtas[p->vmtas[i]];
+		size_t w = p->vmtas[i];
 
-		if (vm->has_cold && vm->cold == c)
-			return cold_allows(eq, c, wall_ms);
+		if (w < eq->n_units && cfg->vmtas[w].has_cold && cfg->vmtas[w].cold == c && cold_allows(eq, w, wall_ms))
+			return (ssize_t)w;
 	}
-	return false;
-}
-
-/* One message goes out through vmta v: counted for the warm-up window. */
-static void day_count(struct egress_queue *eq, size_t v, int64_t wall_ms)
-{
-	struct egress_unit *u = &eq->units[v];
-
-	if (u->cold_max.per_ms && wall_ms - u->day_start_ms >= (int64_t)u->cold_max.per_ms) {
-		u->day_start_ms = wall_ms;
-		u->day_sent = 0;
-	}
-	u->day_sent++;
+	return -1;
 }
 
 void egress_wake_at(struct egress_queue *eq, int64_t when_ms)
@@ -403,8 +391,8 @@ ssize_t egress_pick_vmta(struct egress_queue *eq, int64_t now_ms)
 
 			if (v >= eq->n_units)
 				continue; /* added by a reload that found no memory for its unit */
-			/* warm-up: the cold vmta first, while its daily share lasts */
-			if (vm->has_cold && vm->cold < eq->n_units && cold_allows(eq, vm->cold, wall) &&
+			/* warm-up: the cold vmta first, while v's daily share lasts */
+			if (vm->has_cold && vm->cold < eq->n_units && cold_allows(eq, v, wall) &&
 			    unit_ready(eq, vm->cold, now_ms, &wait)) {
 				eq->vmta_rr = (eq->vmta_rr + k + 1) % pool->n_vmtas;
 				return (ssize_t)vm->cold;
@@ -432,15 +420,18 @@ ssize_t egress_pick_pool(struct egress_queue *eq, size_t vmta, int64_t now_ms)
 		return -1;
 	for (size_t i = 0; i < q->n_fifos; i++) {
 		size_t p = (eq->pool_rr + i) % q->n_fifos;
+		ssize_t warm = -1;
 
-		if (!q->fifos[p].n || !(egress_pool_has(cfg, p, vmta) || cold_serves(eq, p, vmta, wall)))
+		if (!q->fifos[p].n ||
+		    (!egress_pool_has(cfg, p, vmta) && (warm = cold_serves(eq, p, vmta, wall)) < 0))
 			continue;
 		if (!throttle_take(&u->msg_rate, egress_msg_rate(eq, vmta), now_ms * 1000, &wait)) {
 			egress_wake_at(eq, now_ms + wait / 1000 + 1);
 			return -1;
 		}
 		eq->pool_rr = (p + 1) % q->n_fifos;
-		day_count(eq, vmta, wall);
+		if (warm >= 0)
+			eq->units[warm].cold_sent++; /* one of warm's messages goes cold */
 		return (ssize_t)p;
 	}
 	return -1;

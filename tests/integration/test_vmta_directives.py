@@ -18,8 +18,8 @@
                  that reply (a 5xx as its 4xx) and stays queued; with bounce-queue each of
                  them, one waiting for a retry among them, is bounced with it.
   cold_vmta      `cold-virtual-mta C` in <virtual-mta W> with max-cold-virtual-mta-msg 4/day
-                 in C's <domain *>: of W's mail, exactly 4 messages per queue leave through C
-                 (the sink sees C's address), the rest through W; the count is per queue.
+                 in W's <domain *> (the User's Guide's layout): of W's mail, exactly 4 messages
+                 per queue leave through C (the sink sees C's address), the rest through W.
 """
 
 import base64
@@ -209,9 +209,10 @@ def test_cold_vmta(env):
             a={"mx.sink.test": SINK}, check=[("rcpt.test", "MX"), ("other.test", "MX")])
     env.salvo_sink("sink", SINK + ":25")
     warm, cold = "127.0.0.3", "127.0.0.4"
-    extra = ("<virtual-mta w>\n    smtp-source-host %s w.itest\n    cold-virtual-mta c\n</virtual-mta>\n" % warm +
-             "<virtual-mta c>\n    smtp-source-host %s c.itest\n    <domain *>\n"
-             "        max-cold-virtual-mta-msg 4/day\n    </domain>\n</virtual-mta>\n" % cold)
+    # as in the User's Guide: the cap sits in the warm vmta's <domain *>
+    extra = ("<virtual-mta w>\n    smtp-source-host %s w.itest\n    cold-virtual-mta c\n    <domain *>\n"
+             "        max-cold-virtual-mta-msg 4/day\n    </domain>\n</virtual-mta>\n" % warm +
+             "<virtual-mta c>\n    smtp-source-host %s c.itest\n</virtual-mta>\n" % cold)
     d = env.salvod_daemon(sources={"127.0.0.1": {"always-allow-relaying": "yes", "default-virtual-mta": "w"}},
                           default_domain={"connection-idle-timeout": "300ms", "max-smtp-out": "1"}, extra=extra)
     d.start()

@@ -2017,9 +2017,9 @@ static void test_cold_vmta(void **state)
 	FILE *out;
 
 	(void)state;
-	load_ok(&cfg, "<virtual-mta w>\n cold-virtual-mta c\n domain-key s1,w.example,/w.pem\n</virtual-mta>\n"
-		      "<virtual-mta c>\n <domain *>\n  max-cold-virtual-mta-msg 400/day\n </domain>\n</virtual-mta>\n"
-		      "domain-key g,*,/g.pem\n");
+	load_ok(&cfg, "<virtual-mta w>\n cold-virtual-mta c\n domain-key s1,w.example,/w.pem\n"
+		      " <domain *>\n  max-cold-virtual-mta-msg 400/day\n </domain>\n</virtual-mta>\n"
+		      "<virtual-mta c>\n</virtual-mta>\ndomain-key g,*,/g.pem\n");
 	for (size_t i = 0; i < cfg.n_vmtas; i++) {
 		if (!strcmp(cfg.vmtas[i].name, "w"))
 			w = i;
@@ -2034,12 +2034,13 @@ static void test_cold_vmta(void **state)
 	assert_int_equal(config_show(out, &cfg, "x.example/w", err, sizeof(err)), 0);
 	fclose(out);
 	assert_non_null(strstr(text, "\ncold-virtual-mta c\ndomain-key s1,w.example,/w.pem\ndomain-key g,*,/g.pem\n"));
+	assert_non_null(strstr(text, "max-cold-virtual-mta-msg 400/day\n"));
 	free(text);
 	text = NULL;
 	assert_non_null(out = open_memstream(&text, &len));
 	assert_int_equal(config_show(out, &cfg, "x.example/c", err, sizeof(err)), 0);
 	fclose(out);
-	assert_non_null(strstr(text, "max-cold-virtual-mta-msg 400/day\n"));
+	assert_null(strstr(text, "max-cold-virtual-mta-msg"));
 	assert_null(strstr(text, "cold-virtual-mta c"));
 	free(text);
 	config_free(&cfg);
