@@ -924,7 +924,7 @@ static const struct directive directives[] = {
 	{"type", CTX_DOMAIN, v_type, NULL},
 	{"dk-sign", CTX_DOMAIN, v_dk_sign, NULL},
 	{"max-cold-virtual-mta-msg", CTX_DOMAIN, p_rate, NULL}, /* read by engine/egress_policy.c */
-	{"reroute-to-virtual-mta", CTX_DOMAIN, p_word, EGRESS_LATER},
+	{"reroute-to-virtual-mta", CTX_DOMAIN, p_word, NULL}, /* checked in cp_vmtas_finish, read by egress */
 	{"log-tls", CTX_DOMAIN, p_bool, EGRESS_LATER},
 	{"use-dane", CTX_DOMAIN, p_bool, EGRESS_LATER},
 	{"add-x-msys-api-header", CTX_DOMAIN, p_bool, EGRESS_NOT_APPLIED},

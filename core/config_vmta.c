@@ -510,6 +510,20 @@ int cp_vmtas_finish(struct parser *p)
 			vm->has_cold = true;
 		}
 	}
+	/* reroute-to-virtual-mta names a virtual MTA; a top-level block that
+	 * inherits the value from <domain *> is not reported again */
+	for (size_t i = 0, n = c->n_domains + c->n_vdomains; i < n; i++) {
+		const struct config_domain *d = i < c->n_domains ? &c->domains[i] : &c->vdomains[i - c->n_domains];
+		const char *v = config_domain_value(d, "reroute-to-virtual-mta"), *top;
+
+		if (!v || vmta_find(c, v) >= 0)
+			continue;
+		top = c->n_domains ? config_domain_value(&c->domains[0], "reroute-to-virtual-mta") : NULL;
+		if (i && i < c->n_domains && top && !strcmp(top, v))
+			continue;
+		p->line = d->line;
+		rc = cp_err(p, "reroute-to-virtual-mta \"%s\" in <domain %s>: no such <virtual-mta>", v, d->name);
+	}
 	/* Each virtual MTA is also a pool of one under its own name. */
 	for (size_t v = 0; v < c->n_vmtas; v++) {
 		size_t i;

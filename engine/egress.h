@@ -66,7 +66,10 @@ struct egress_unit {
 	uint64_t cold_sent;
 	int64_t cold_start_ms;
 	struct config_rate cold_max;
-	bool cold_max_known;
+	/* `reroute-to-virtual-mta` for (queue, this vmta): the vmta index its
+	 * mail goes through instead, or -1 */
+	ssize_t reroute;
+	bool cold_max_known;        /* cold_max and reroute are read */
 };
 
 struct egress_conn;

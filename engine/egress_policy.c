@@ -172,14 +172,20 @@ enum egress_mode egress_mode_now(struct egress_queue *eq, int64_t now_ms)
 	return eq->mode;
 }
 
-/* The unit's max-cold-virtual-mta-msg from settings d (unset, unlimited
- * or unreadable: no cap). */
-static void cold_read(struct egress_unit *u, const struct config_domain *d)
+/* The unit's max-cold-virtual-mta-msg (unset, unlimited or unreadable: no
+ * cap) and reroute-to-virtual-mta (a vmta of cfg, else none) from its
+ * settings d. */
+static void cold_read(const struct config *cfg, struct egress_unit *u, const struct config_domain *d)
 {
 	const char *v = config_domain_value(d, "max-cold-virtual-mta-msg");
 
 	if (!v || config_parse_rate(v, &u->cold_max) < 0)
 		u->cold_max = (struct config_rate){0};
+	u->reroute = -1;
+	if ((v = config_domain_value(d, "reroute-to-virtual-mta")))
+		for (size_t i = 0; i < cfg->n_vmtas; i++)
+			if (!strcasecmp(cfg->vmtas[i].name, v))
+				u->reroute = (ssize_t)i;
 	u->cold_max_known = true;
 }
 
@@ -224,7 +230,7 @@ const struct config_domain *egress_unit_dom(struct egress_queue *eq, size_t vmta
 	}
 	/* the values as written are for --show only; but the warm-up cap is
 	 * read from them (cold_allows) */
-	cold_read(u, d);
+	cold_read(cfg, u, d);
 	for (size_t k = 0; d->values && config_domain_key_name(k); k++)
 		free(d->values[k]);
 	free(d->values);
@@ -295,7 +301,7 @@ static bool cold_allows(struct egress_queue *eq, size_t w, int64_t wall_ms)
 	const struct config_domain *d = egress_unit_dom(eq, w); /* may read it (nested blocks) */
 
 	if (!u->cold_max_known)
-		cold_read(u, d);
+		cold_read(eq->w->cfg, u, d);
 	if (!u->cold_max.count || !u->cold_max.per_ms)
 		return true;
 	if (wall_ms - u->cold_start_ms >= (int64_t)u->cold_max.per_ms) {
@@ -303,6 +309,30 @@ static bool cold_allows(struct egress_queue *eq, size_t w, int64_t wall_ms)
 		u->cold_sent = 0;
 	}
 	return u->cold_sent < u->cold_max.count;
+}
+
+/* The vmta that (queue, v)'s mail goes through instead (PowerMTA's
+ * reroute-to-virtual-mta), or -1. */
+static ssize_t reroute_of(struct egress_queue *eq, size_t v)
+{
+	struct egress_unit *u = &eq->units[v];
+	const struct config_domain *d = egress_unit_dom(eq, v);
+
+	if (!u->cold_max_known)
+		cold_read(eq->w->cfg, u, d);
+	return u->reroute >= 0 && (size_t)u->reroute < eq->n_units && (size_t)u->reroute != v ? u->reroute : -1;
+}
+
+/* Does a member of pool p have its mail rerouted to vmta r? */
+static bool reroute_serves(struct egress_queue *eq, size_t pool, size_t r)
+{
+	const struct config *cfg = eq->w->cfg;
+	const struct config_pool *p = &cfg->pools[pool < cfg->n_pools ? pool : 0];
+
+	for (size_t i = 0; i < p->n_vmtas; i++)
+		if (p->vmtas[i] < eq->n_units && reroute_of(eq, p->vmtas[i]) == (ssize_t)r)
+			return true;
+	return false;
 }
 
 /* The member of pool p whose cold vmta c is and that may send through it
@@ -388,9 +418,17 @@ ssize_t egress_pick_vmta(struct egress_queue *eq, int64_t now_ms)
 		for (size_t k = 0; k < pool->n_vmtas; k++) {
 			size_t v = pool->vmtas[(eq->vmta_rr + k) % pool->n_vmtas];
 			const struct config_vmta *vm = &cfg->vmtas[v];
+			ssize_t r;
 
 			if (v >= eq->n_units)
 				continue; /* added by a reload that found no memory for its unit */
+			/* reroute-to-virtual-mta: v's mail for this queue goes through r only */
+			if ((r = reroute_of(eq, v)) >= 0) {
+				if (!unit_ready(eq, (size_t)r, now_ms, &wait))
+					continue;
+				eq->vmta_rr = (eq->vmta_rr + k + 1) % pool->n_vmtas;
+				return r;
+			}
 			/* warm-up: the cold vmta first, while v's daily share lasts */
 			if (vm->has_cold && vm->cold < eq->n_units && cold_allows(eq, v, wall) &&
 			    unit_ready(eq, vm->cold, now_ms, &wait)) {
@@ -422,8 +460,12 @@ ssize_t egress_pick_pool(struct egress_queue *eq, size_t vmta, int64_t now_ms)
 		size_t p = (eq->pool_rr + i) % q->n_fifos;
 		ssize_t warm = -1;
 
-		if (!q->fifos[p].n ||
-		    (!egress_pool_has(cfg, p, vmta) && (warm = cold_serves(eq, p, vmta, wall)) < 0))
+		if (!q->fifos[p].n)
+			continue;
+		/* a member whose mail is rerouted does not take it itself; the
+		 * vmta it goes to does, and a cold vmta its warm one's share */
+		if (!(egress_pool_has(cfg, p, vmta) && reroute_of(eq, vmta) < 0) && !reroute_serves(eq, p, vmta) &&
+		    (warm = cold_serves(eq, p, vmta, wall)) < 0)
 			continue;
 		if (!throttle_take(&u->msg_rate, egress_msg_rate(eq, vmta), now_ms * 1000, &wait)) {
 			egress_wake_at(eq, now_ms + wait / 1000 + 1);

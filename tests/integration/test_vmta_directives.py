@@ -20,6 +20,9 @@
   cold_vmta      `cold-virtual-mta C` in <virtual-mta W> with max-cold-virtual-mta-msg 4/day
                  in W's <domain *> (the User's Guide's layout): of W's mail, exactly 4 messages
                  per queue leave through C (the sink sees C's address), the rest through W.
+  reroute        `reroute-to-virtual-mta B` in a top-level <domain rr.test> and in a <domain
+                 nest.test> nested in <virtual-mta A>: that mail of A leaves through B; other
+                 domains' mail through A.
 """
 
 import base64
@@ -237,5 +240,33 @@ def test_cold_vmta(env):
     log("cold-virtual-mta: 4 per queue through the cold vmta (max-cold-virtual-mta-msg 4/day), the rest warm")
 
 
+def test_reroute(env):
+    rng = random.Random(22)
+    doms = ("rr.test", "nest.test", "rcpt.test")
+    env.dns(mx={dm: [(10, "mx.sink.test")] for dm in doms}, a={"mx.sink.test": SINK},
+            check=[(dm, "MX") for dm in doms])
+    env.salvo_sink("sink", SINK + ":25")
+    a, b = "127.0.0.3", "127.0.0.4"
+    extra = ("<virtual-mta a>\n    smtp-source-host %s a.itest\n    <domain nest.test>\n"
+             "        reroute-to-virtual-mta b\n    </domain>\n</virtual-mta>\n" % a +
+             "<virtual-mta b>\n    smtp-source-host %s b.itest\n</virtual-mta>\n" % b +
+             "<domain rr.test>\n    reroute-to-virtual-mta b\n</domain>\n")
+    d = env.salvod_daemon(sources={"127.0.0.1": {"always-allow-relaying": "yes", "default-virtual-mta": "a"}},
+                          extra=extra)
+    d.start()
+    rcpts = ["r%d@%s" % (i, dm) for dm in doms for i in range(4)]
+    msgs = [Injected("r%d" % i, "bounce@senders.test", [r], make_body(rng, "r%d" % i, "x@rcpt.test", [r], 300))
+            for i, r in enumerate(rcpts)]
+    harness.inject_all(msgs, threads=1, per_conn=len(msgs))
+    seen = harness.wait_for_recipients(env, set(rcpts), 20, settle=0.2)
+    for r in rcpts:
+        want = a if r.endswith("@rcpt.test") else b
+        if r not in seen:
+            raise Fail("%s never arrived" % r)
+        if seen[r][0].client_ip != want:
+            raise Fail("%s left from %s, want %s" % (r, seen[r][0].client_ip, want))
+    log("reroute-to-virtual-mta: rr.test (top level) and nest.test (in vmta a) leave through b, rcpt.test through a")
+
+
 if __name__ == "__main__":
-    harness.main([test_dkim_per_vmta, test_by_source_ip, test_queue_actions, test_cold_vmta])
+    harness.main([test_dkim_per_vmta, test_by_source_ip, test_queue_actions, test_cold_vmta, test_reroute])

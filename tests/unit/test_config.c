@@ -2058,6 +2058,26 @@ static void test_cold_vmta(void **state)
 	expect_domain_err("max-cold-virtual-mta-msg 400", "test.conf:2: invalid rate (e.g. 100/h) \"400\" for max-cold-virtual-mta-msg");
 }
 
+/* `reroute-to-virtual-mta NAME` in <domain>: a vmta name, checked. */
+static void test_reroute_vmta(void **state)
+{
+	struct config cfg;
+
+	(void)state;
+	load_ok(&cfg, "<domain *>\n reroute-to-virtual-mta b\n</domain>\n<domain x.example>\n</domain>\n"
+		      "<virtual-mta a>\n <domain n.example>\n  reroute-to-virtual-mta B\n </domain>\n</virtual-mta>\n"
+		      "<virtual-mta b>\n</virtual-mta>\n");
+	config_free(&cfg);
+	expect_err("<domain x.example>\n reroute-to-virtual-mta nope\n</domain>\n",
+		   "test.conf:1: reroute-to-virtual-mta \"nope\" in <domain x.example>: no such <virtual-mta>");
+	/* inherited from <domain *>: reported once, at the * block */
+	expect_err("<domain y.example>\n</domain>\n<domain *>\n reroute-to-virtual-mta nope\n</domain>\n",
+		   "test.conf:3: reroute-to-virtual-mta \"nope\" in <domain *>: no such <virtual-mta>");
+	expect_err("<virtual-mta a>\n <domain n.example>\n  reroute-to-virtual-mta nope\n </domain>\n</virtual-mta>\n",
+		   "test.conf:2: reroute-to-virtual-mta \"nope\" in <domain n.example>: no such <virtual-mta>");
+	expect_domain_err("reroute-to-virtual-mta a b", "test.conf:2: invalid name (one word) \"a b\" for reroute-to-virtual-mta");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -2100,6 +2120,7 @@ int main(void)
 		cmocka_unit_test(test_vmta_domain_key),
 		cmocka_unit_test(test_default_vmta_by_source_ip),
 		cmocka_unit_test(test_cold_vmta),
+		cmocka_unit_test(test_reroute_vmta),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
