@@ -117,6 +117,7 @@ enum {
 	CONFIG_LOG_CONNECTIONS = 1u << 0,
 	CONFIG_LOG_COMMANDS = 1u << 1,
 	CONFIG_LOG_DATA = 1u << 2,
+	CONFIG_LOG_TLS = 1u << 3,   /* `log-tls`: the TLS line (protocol, cipher) alone */
 };
 
 /* Who may use the HTTP API (config_http.c). A request's role comes from a

@@ -754,12 +754,13 @@ static int p_email(struct parser *p, const struct directive *d, char *v)
 	return cp_has_space(v) || !strchr(v, '@') ? cp_bad_value(p, "address", d, v) : 0;
 }
 
-/* log-connections, log-commands, log-data in <source> */
+/* log-connections, log-commands, log-data, log-tls in <source> */
 static int d_source_log(struct parser *p, const struct directive *d, char *v)
 {
 	struct config_source *s = &p->cfg->sources[p->cur];
 	unsigned bit = !strcasecmp(d->name, "log-connections") ? CONFIG_LOG_CONNECTIONS :
-		       !strcasecmp(d->name, "log-commands") ? CONFIG_LOG_COMMANDS : CONFIG_LOG_DATA;
+		       !strcasecmp(d->name, "log-commands") ? CONFIG_LOG_COMMANDS :
+		       !strcasecmp(d->name, "log-tls")      ? CONFIG_LOG_TLS : CONFIG_LOG_DATA;
 	bool b;
 
 	if (config_parse_bool(v, &b) < 0)
@@ -860,6 +861,7 @@ static const struct directive directives[] = {
 	{"log-connections", CTX_SOURCE, d_source_log, NULL},
 	{"log-commands", CTX_SOURCE, d_source_log, NULL},
 	{"log-data", CTX_SOURCE, d_source_log, NULL},
+	{"log-tls", CTX_SOURCE, d_source_log, NULL},
 	{"smtp-max-auth-failure-rate", CTX_SOURCE, p_rate, INTAKE_LATER},
 	{"add-message-id-header", CTX_SOURCE, p_bool, INTAKE_LATER},
 	{"add-received-header", CTX_SOURCE, p_bool, INTAKE_LATER},
@@ -903,7 +905,6 @@ static const struct directive directives[] = {
 	{"disconnect-on-transient-error", CTX_SOURCE, p_bool, INTAKE_NOT_APPLIED},
 	{"dsn-return-default", CTX_SOURCE, p_text, DSN_NOT_APPLIED},
 	{"jobid-prefix", CTX_SOURCE, p_text, INTAKE_NOT_APPLIED},
-	{"log-tls", CTX_SOURCE, p_bool, INTAKE_NOT_APPLIED},
 	{"max-message-hops", CTX_SOURCE, p_text, INTAKE_NOT_APPLIED},
 	{"max-rcpt-per-message", CTX_SOURCE, p_text, INTAKE_NOT_APPLIED},
 	{"process-x-dkim-key", CTX_SOURCE, p_bool, INTAKE_NOT_APPLIED},
@@ -925,7 +926,7 @@ static const struct directive directives[] = {
 	{"dk-sign", CTX_DOMAIN, v_dk_sign, NULL},
 	{"max-cold-virtual-mta-msg", CTX_DOMAIN, p_rate, NULL}, /* read by engine/egress_policy.c */
 	{"reroute-to-virtual-mta", CTX_DOMAIN, p_word, NULL}, /* checked in cp_vmtas_finish, read by egress */
-	{"log-tls", CTX_DOMAIN, p_bool, EGRESS_LATER},
+	{"log-tls", CTX_DOMAIN, p_bool, NULL}, /* read by engine/trace.c */
 	{"use-dane", CTX_DOMAIN, p_bool, EGRESS_LATER},
 	{"add-x-msys-api-header", CTX_DOMAIN, p_bool, EGRESS_NOT_APPLIED},
 	{"allow-cancel-during-transfer", CTX_DOMAIN, p_bool, EGRESS_NOT_APPLIED},

@@ -1165,7 +1165,7 @@ static int sess_tls_input(struct smtp_session *s)
 			sess_close(s);
 		return -1;
 	}
-	if (hs == 1 && smtp_trace_on(&s->trace, SMTP_TRACE_CONN) && !s->trace.tls_noted) {
+	if (hs == 1 && smtp_trace_on(&s->trace, SMTP_TRACE_CONN | SMTP_TRACE_TLS) && !s->trace.tls_noted) {
 		const char *d = tls_describe(s->tls);
 
 		s->trace.tls_noted = true;

@@ -23,13 +23,20 @@
   reroute        `reroute-to-virtual-mta B` in a top-level <domain rr.test> and in a <domain
                  nest.test> nested in <virtual-mta A>: that mail of A leaves through B; other
                  domains' mail through A.
+  log_tls        `log-tls yes` in <domain *> and in <source>: smtp-trace.log gets one line per
+                 TLS session, outbound (to a STARTTLS receiver) and inbound (smtplib's
+                 STARTTLS), with protocol and cipher, and nothing else of those sessions;
+                 a session in clear writes nothing.
 """
 
 import base64
 import os
 import random
 import re
+import smtplib
+import ssl
 import subprocess
+import time
 
 import dkim
 
@@ -268,5 +275,58 @@ def test_reroute(env):
     log("reroute-to-virtual-mta: rr.test (top level) and nest.test (in vmta a) leave through b, rcpt.test through a")
 
 
+def test_log_tls(env):
+    from test_tls_out import Receiver  # a STARTTLS receiver (salvo-sink has no TLS)
+    rng = random.Random(23)
+    env.dns(mx={"tls.test": [(10, "mx.rx.test")], "plain.test": [(10, "mx.sink.test")]},
+            a={"mx.rx.test": "127.0.0.3", "mx.sink.test": SINK}, check=[("tls.test", "MX")])
+    sink = env.salvo_sink("sink", SINK + ":25")
+    cert, key = os.path.join(env.dir, "cert.pem"), os.path.join(env.dir, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+                    "/CN=rx.test", "-keyout", key, "-out", cert], check=True, capture_output=True)
+    rx = Receiver(("127.0.0.3", 25), cert, key)
+    try:
+        d = env.salvod_daemon(sources={"127.0.0.1": {"always-allow-relaying": "yes", "log-tls": "yes"}},
+                              default_domain={"log-tls": "yes"},
+                              extra="tls-certificate %s\ntls-private-key %s\n" % (cert, key))
+        d.start()
+        msgs = [Injected("t%d" % i, "bounce@senders.test", [r], make_body(rng, "t%d" % i, "x@rcpt.test", [r], 200))
+                for i, r in enumerate(["a@tls.test", "b@plain.test"])]
+        harness.inject_all(msgs[1:], threads=1)          # in clear: no line
+        with smtplib.SMTP(*harness.SALVOD_SMTP, timeout=10) as s:
+            s.ehlo("tls-client.test")
+            c = ssl.create_default_context()
+            c.check_hostname = False
+            c.verify_mode = ssl.CERT_NONE
+            s.starttls(context=c)
+            s.ehlo("tls-client.test")
+            s.sendmail(msgs[0].sender, msgs[0].rcpts, msgs[0].data)
+        path = os.path.join(d.spool, "log", "smtp-trace.log")
+
+        def text():
+            try:
+                with open(path, errors="replace") as f:
+                    return f.read()
+            except FileNotFoundError:
+                return ""
+        if not harness.wait_until(lambda: rx.got and (sink.stats() or {}).get("messages", 0) >= 1 and
+                                  re.search(r" out \S+ \S+ tls ", text()), 20, what="TLS delivery and its line"):
+            raise Fail("no outbound tls line (receiver got %d):\n%s" % (len(rx.got), text()))
+        time.sleep(0.5)
+        lines = text().splitlines()
+        ins = [l for l in lines if re.match(r"\S+Z s\d+ in ", l)]
+        outs = [l for l in lines if re.match(r"\S+Z s\d+ out ", l)]
+        if len(lines) != 2 or len(ins) != 1 or len(outs) != 1:
+            raise Fail("want exactly one inbound and one outbound tls line:\n%s" % "\n".join(lines))
+        for l in lines:
+            if not re.search(r" tls TLSv1\.[23] \S+", l):
+                raise Fail("not a tls line with protocol and cipher: %r" % l)
+        if " 127.0.0.3:25 " not in outs[0] and "127.0.0.3" not in outs[0]:
+            raise Fail("the outbound tls line does not name the receiver: %r" % outs[0])
+    finally:
+        rx.close()
+    log("log-tls: one line per TLS session (%s | %s)" % (ins[0].split(" tls ", 1)[1], outs[0].split(" tls ", 1)[1]))
+
+
 if __name__ == "__main__":
-    harness.main([test_dkim_per_vmta, test_by_source_ip, test_queue_actions, test_cold_vmta, test_reroute])
+    harness.main([test_dkim_per_vmta, test_by_source_ip, test_queue_actions, test_cold_vmta, test_reroute, test_log_tls])

@@ -2078,6 +2078,31 @@ static void test_reroute_vmta(void **state)
 	expect_domain_err("reroute-to-virtual-mta a b", "test.conf:2: invalid name (one word) \"a b\" for reroute-to-virtual-mta");
 }
 
+/* Issue 18's vmta constructs are applied now: no "not applied" warning
+ * for any of them; log-tls sets the source's flag; a bad value fails. */
+static void test_vmta_constructs_applied(void **state)
+{
+	struct config cfg;
+	struct config_report rep;
+
+	(void)state;
+	assert_int_equal(config_load_string_report(&cfg, "t.conf",
+		"<virtual-mta w>\n smtp-source-host 192.0.2.1 w.example\n cold-virtual-mta c\n"
+		" domain-key s,*,/k.pem\n <domain *>\n  max-cold-virtual-mta-msg 10/day\n </domain>\n</virtual-mta>\n"
+		"<virtual-mta c>\n smtp-source-host 192.0.2.2 c.example\n</virtual-mta>\n"
+		"<source 10/8>\n default-virtual-mta by-smtp-source-ip\n log-tls yes\n</source>\n"
+		"<smtp-pattern-list p>\n reply /x/ bounce-queue\n reply /y/ defer-queue\n</smtp-pattern-list>\n"
+		"<domain *>\n log-tls yes\n reroute-to-virtual-mta w\n smtp-pattern-list p\n</domain>\n", &rep), 0);
+	assert_null(rep.errors);
+	if (rep.warnings)
+		fail_msg("warnings: %s", rep.warnings);
+	config_report_free(&rep);
+	assert_int_equal(source_for(&cfg, "10.1.2.3")->log_flags, CONFIG_LOG_TLS);
+	config_free(&cfg);
+	expect_source_err("log-tls maybe", "test.conf:2: invalid boolean \"maybe\" for log-tls");
+	expect_domain_err("log-tls maybe", "test.conf:2: invalid boolean \"maybe\" for log-tls");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -2121,6 +2146,7 @@ int main(void)
 		cmocka_unit_test(test_default_vmta_by_source_ip),
 		cmocka_unit_test(test_cold_vmta),
 		cmocka_unit_test(test_reroute_vmta),
+		cmocka_unit_test(test_vmta_constructs_applied),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
