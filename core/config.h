@@ -450,6 +450,8 @@ struct config {
 	/* PowerMTA-compatibility settings (config_pmta.c) */
 	char **smtp_listener_source; /* `smtp-listener ADDR source=NAME`: parallel to
 				      * smtp_listeners, NULL entries; NULL when none */
+	bool *smtp_listener_no_tls;  /* parallel to smtp_listeners (NULL: all false):
+				     * `smtp-listener ADDR tls=no`, no STARTTLS offered there */
 	struct config_addr *name_servers; /* `name-server IP`, in file order (dns_server is the first) */
 	size_t n_name_servers;
 	char *log_file;             /* `log-file PATH`: salvod's diagnostics go there; NULL stderr */

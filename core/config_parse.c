@@ -432,10 +432,9 @@ int cp_add_listener(struct parser *p, const struct directive *d, char *v,
  * [IPv6]:PORT, *:PORT or PowerMTA's 0/0:PORT (every IPv4 address). */
 static int d_smtp_listener(struct parser *p, const struct directive *d, char *v)
 {
-	static const struct directive tls_opt = {"smtp-listener tls=no", CTX_TOP, NULL,
-		"STARTTLS is offered on every listener when tls-certificate is set"};
 	struct config *c = p->cfg;
 	char *opts = v + strcspn(v, CP_WS), addr[96], *source = NULL, sb[CP_SHOW_BUF], **grown;
+	bool no_tls = false, *nt;
 
 	if (*opts) {
 		*opts++ = '\0';
@@ -454,9 +453,9 @@ static int d_smtp_listener(struct parser *p, const struct directive *d, char *v)
 		if (!strncasecmp(o, "source=", 7) && o[7]) {
 			source = o + 7;
 		} else if (!strcasecmp(o, "tls=yes")) {
-			continue;
+			no_tls = false;
 		} else if (!strcasecmp(o, "tls=no")) {
-			cp_warn_pending(p, &tls_opt);
+			no_tls = true; /* no STARTTLS there (engine/intake.c's peer policy) */
 		} else {
 			return cp_err(p, "unknown option \"%s\" for %s (expected source=NAME or tls=yes|no)",
 				      cp_show(sb, o), d->name);
@@ -468,6 +467,10 @@ static int d_smtp_listener(struct parser *p, const struct directive *d, char *v)
 		return cp_oom(p);
 	c->smtp_listener_source = grown;
 	grown[c->n_smtp_listeners - 1] = NULL;
+	if (!(nt = realloc(c->smtp_listener_no_tls, c->n_smtp_listeners * sizeof(*nt))))
+		return cp_oom(p);
+	c->smtp_listener_no_tls = nt;
+	nt[c->n_smtp_listeners - 1] = no_tls;
 	if (source) {
 		if (*source == '{' && source[strlen(source) - 1] == '}') {
 			source++;
@@ -1320,6 +1323,7 @@ void config_free(struct config *cfg)
 	for (size_t i = 0; cfg->smtp_listener_source && i < cfg->n_smtp_listeners; i++)
 		free(cfg->smtp_listener_source[i]);
 	free(cfg->smtp_listener_source);
+	free(cfg->smtp_listener_no_tls);
 	free(cfg->smtp_listeners);
 	free(cfg->http_listeners);
 	free(cfg->smtps_listeners);

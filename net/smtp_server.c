@@ -492,7 +492,7 @@ static void cmd_ehlo(struct smtp_session *s, const struct smtp_cmd *c, bool esmt
 	sess_reply(s, "250-8BITMIME");
 	sess_reply(s, "250-SMTPUTF8");
 	sess_reply(s, "250-CHUNKING");
-	if (lim->tls && !s->tls)
+	if (lim->tls && !s->tls && !s->pol.no_starttls)
 		sess_reply(s, "250-STARTTLS");
 	if (!s->user && s->srv->hooks.auth_allowed && s->srv->hooks.auth_allowed(s->srv->ctx, s, s->tls != NULL))
 		sess_reply(s, "250-AUTH PLAIN LOGIN");
@@ -501,7 +501,7 @@ static void cmd_ehlo(struct smtp_session *s, const struct smtp_cmd *c, bool esmt
 
 static void cmd_starttls(struct smtp_session *s)
 {
-	if (!s->srv->lim.tls) {
+	if (!s->srv->lim.tls || s->pol.no_starttls) {
 		sess_reply(s, "502 5.5.1 Error: TLS not available");
 		sess_error(s);
 		return;

@@ -44,6 +44,8 @@ struct smtp_peer_policy {
 	unsigned max_per_ip;       /* the source's own per-address cap; 0 = default */
 	uint64_t max_message_size; /* until AUTH succeeds (then the listener's) */
 	uint64_t max_session_ms;   /* overall deadline until AUTH; 0 = none */
+	bool no_starttls;          /* the listener's `tls=no`: STARTTLS neither offered
+				    * nor accepted */
 };
 
 /* A received message's envelope; owned by whoever holds it (see submit). */

@@ -27,6 +27,8 @@
                  TLS session, outbound (to a STARTTLS receiver) and inbound (smtplib's
                  STARTTLS), with protocol and cipher, and nothing else of those sessions;
                  a session in clear writes nothing.
+  listener_tls   `smtp-listener ADDR tls=no`: that listener neither offers nor accepts
+                 STARTTLS (502), another listener of the same salvod does.
 """
 
 import base64
@@ -328,5 +330,32 @@ def test_log_tls(env):
     log("log-tls: one line per TLS session (%s | %s)" % (ins[0].split(" tls ", 1)[1], outs[0].split(" tls ", 1)[1]))
 
 
+def test_listener_tls(env):
+    cert, key = os.path.join(env.dir, "cert.pem"), os.path.join(env.dir, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+                    "/CN=salvo.itest", "-keyout", key, "-out", cert], check=True, capture_output=True)
+    plain = ("127.0.0.6", 12525)
+    # the harness's own listener (127.0.0.1) offers STARTTLS; a second one says tls=no
+    d = env.salvod_daemon(extra="tls-certificate %s\ntls-private-key %s\n"
+                                "smtp-listener %s:%d tls=no\n" % ((cert, key) + plain))
+    d.start()
+    for addr, offered in ((harness.SALVOD_SMTP, True), (plain, False)):
+        with smtplib.SMTP(*addr, timeout=10) as s:
+            s.ehlo("client.test")
+            if s.has_extn("starttls") != offered:
+                raise Fail("%s:%d: STARTTLS %s, want %s" % (addr + ("offered" if not offered else "not offered",
+                                                                    "the opposite")))
+            if offered:
+                c = ssl.create_default_context()
+                c.check_hostname = False
+                c.verify_mode = ssl.CERT_NONE
+                s.starttls(context=c)
+            else:
+                code, text = s.docmd("STARTTLS")
+                if code != 502:
+                    raise Fail("STARTTLS on the tls=no listener: %d %s, want 502" % (code, text))
+    log("smtp-listener tls=no: no STARTTLS there (502), offered on the other listener")
+
+
 if __name__ == "__main__":
-    harness.main([test_dkim_per_vmta, test_by_source_ip, test_queue_actions, test_cold_vmta, test_reroute, test_log_tls])
+    harness.main([test_dkim_per_vmta, test_by_source_ip, test_queue_actions, test_cold_vmta, test_reroute, test_log_tls, test_listener_tls])

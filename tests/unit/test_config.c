@@ -2100,6 +2100,16 @@ static void test_vmta_constructs_applied(void **state)
 	assert_int_equal(source_for(&cfg, "10.1.2.3")->log_flags, CONFIG_LOG_TLS);
 	config_free(&cfg);
 	expect_source_err("log-tls maybe", "test.conf:2: invalid boolean \"maybe\" for log-tls");
+	/* smtp-listener ... tls=no: per listener */
+	load_ok(&cfg, "smtp-listener 127.0.0.1:2525\nsmtp-listener 127.0.0.2:2525 tls=no\n"
+		      "smtp-listener 127.0.0.3:2525 tls=no tls=yes\n");
+	assert_int_equal(cfg.n_smtp_listeners, 3);
+	assert_false(cfg.smtp_listener_no_tls[0]);
+	assert_true(cfg.smtp_listener_no_tls[1]);
+	assert_false(cfg.smtp_listener_no_tls[2]);
+	config_free(&cfg);
+	expect_err("smtp-listener 127.0.0.1:2525 tls=maybe\n",
+		   "test.conf:1: unknown option \"tls=maybe\" for smtp-listener (expected source=NAME or tls=yes|no)");
 	expect_domain_err("log-tls maybe", "test.conf:2: invalid boolean \"maybe\" for log-tls");
 }
 
