@@ -1031,8 +1031,8 @@ static const struct directive directives[] = {
 	{"rewrite-list", CTX_VMTA, p_word, NOT_APPLIED},
 	{"proxy-protocol", CTX_VMTA, v_vmta_total, NULL},
 	/* <virtual-mta-pool>: what PowerMTA lets a pool give its members */
-	{"domain-key", CTX_POOL, p_text, NOT_APPLIED "; put domain-key at top level (Salvo's keys serve every "
-		"virtual MTA)"},
+	{"domain-key", CTX_POOL, p_text, NOT_APPLIED "; put domain-key in each member <virtual-mta> (or at top "
+		"level, for every virtual MTA)"},
 	{"include-headers-from", CTX_POOL, p_text, NOT_APPLIED "; the headers are not added"},
 	{"rewrite-list", CTX_POOL, p_word, NOT_APPLIED},
 	{"max-smtp-out", CTX_POOL, v_vmta_total, NULL},
