@@ -7,6 +7,9 @@
                  of a pool whose vmtas have different keys is signed at each delivery with
                  the delivering vmta's key (python3-dkim verifies; the selector matches
                  the source address the sink saw).
+  dkim_restart   such a pool's message, deferred once, survives kill -9 unsigned and marked
+                 (the spool keeps the mark): after the restart it goes out signed once, by
+                 the vmta that sends it.
   by_source_ip   `default-virtual-mta by-smtp-source-ip` in <source>: mail that came to
                  listener address A goes out through the vmta whose smtp-source-host is A
                  (two listener addresses, two vmtas); a listener address no vmta has goes
@@ -127,6 +130,41 @@ def test_dkim_per_vmta(env):
         raise Fail("the pool's mail went out only through %r: both vmtas must carry it" % mix_ips)
     log("per-vmta domain-key: v1 signs with s1, v3 unsigned, top-level key in every vmta; "
         "pool mix signed at delivery by v1 (s1) and v2 (s2), all verify")
+
+
+def test_dkim_restart(env):
+    rng = random.Random(24)
+    env.dns(mx={"rcpt.test": [(10, "mx.sink.test")]}, a={"mx.sink.test": SINK}, check=[("rcpt.test", "MX")])
+    sink = env.salvo_sink("sink", SINK + ":25", defer_first=["^late@"])
+    k1, t1 = keypair(env.dir, "k1")
+    k2, t2 = keypair(env.dir, "k2")
+    kg, tg = keypair(env.dir, "kg")
+    dns = {"s1._domainkey.vm.test": t1, "s2._domainkey.vm.test": t2}
+    d = env.salvod_daemon(sources={"127.0.0.1": {"always-allow-relaying": "yes", "process-x-virtual-mta": "yes"}},
+                          default_domain={"retry-after": "1s"},
+                          extra="domain-key g,other.test,%s\n" % kg + VMTAS % {"k1": k1, "k2": k2})
+    d.start()
+    r = "late@rcpt.test"
+    body = make_body(rng, "late", "x@rcpt.test", [r], 500)
+    body = body.replace(b"From: Itest Sender <x@rcpt.test>", b"From: news@vm.test\r\nX-Virtual-MTA: mix")
+    harness.inject_all([Injected("late", "bounce@senders.test", [r], body)], threads=1)
+    if not harness.wait_until(lambda: find_records(harness.read_acct(d.spool), type="transient", recipient=r), 10,
+                              what="the first (deferred) attempt"):
+        raise Fail("no transient record for %s" % r)
+    d.kill9()
+    d.start()
+    seen = harness.wait_for_recipients(env, {r}, 15, settle=0.2)
+    if r not in seen:
+        raise Fail("%s was not delivered after the restart" % r)
+    a = seen[r][0]
+    sigs = re.findall(rb"^DKIM-Signature:.*?\bs=([\w.-]+)", a.data.split(b"\r\n\r\n")[0], re.M | re.S)
+    want = {V1: b"s1", V2: b"s2"}.get(a.client_ip)
+    if sigs != [want]:
+        raise Fail("after kill -9: signatures %r from %s, want [%r]" % (sigs, a.client_ip, want))
+    if not dkim.verify(a.data, dnsfunc=lambda name, timeout=5: dns.get(
+            (name.decode() if isinstance(name, bytes) else name).rstrip("."), "").encode()):
+        raise Fail("the message signed at delivery after the restart does not verify")
+    log("per-vmta signing survives kill -9: signed once at delivery (s=%s), verifies" % want.decode())
 
 
 def test_by_source_ip(env):
@@ -358,4 +396,4 @@ def test_listener_tls(env):
 
 
 if __name__ == "__main__":
-    harness.main([test_dkim_per_vmta, test_by_source_ip, test_queue_actions, test_cold_vmta, test_reroute, test_log_tls, test_listener_tls])
+    harness.main([test_dkim_per_vmta, test_dkim_restart, test_by_source_ip, test_queue_actions, test_cold_vmta, test_reroute, test_log_tls, test_listener_tls])

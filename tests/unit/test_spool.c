@@ -224,6 +224,8 @@ static void test_roundtrip_three_rcpts(void **state)
 	m.body = body;
 	m.body_len = big;
 	m.smtputf8 = true;
+	m.src_type = SPOOL_SRC_API;
+	m.dkim_at_delivery = true; /* flags bit 3, beside bits 0-2 */
 	assert_int_equal(spool_wtxn_begin(s, &t), 0);
 	assert_int_equal(spool_alloc_id(t, &m.id), 0);
 	assert_int_equal(spool_put_msg(t, &m), 0);
@@ -248,6 +250,8 @@ static void test_roundtrip_three_rcpts(void **state)
 	assert_int_equal(g.arrival_ms, T0);
 	assert_int_equal(g.n_rcpt, 3);
 	assert_true(g.smtputf8);
+	assert_int_equal(g.src_type, SPOOL_SRC_API);
+	assert_true(g.dkim_at_delivery);
 	assert_string_equal(g.sender, m.sender);
 	assert_string_equal(g.campaign, m.campaign);
 	assert_string_equal(g.source_ip, m.source_ip);
@@ -268,6 +272,7 @@ static void test_roundtrip_three_rcpts(void **state)
 	assert_string_equal(g.sender, "");
 	assert_string_equal(g.campaign, "");
 	assert_false(g.smtputf8);
+	assert_false(g.dkim_at_delivery);
 	assert_int_equal(g.body_len, 0);
 	assert_int_equal(spool_get_msg(rt, id2 + 1, &g), SPOOL_NOTFOUND);
 	spool_rtxn_end(rt);
