@@ -121,6 +121,8 @@ struct config_source {
 	size_t intake_list;         /* resolved: 1 + index into cfg->intake_lists; 0 = none */
 	int pattern_list_line;
 	struct config_rate auth_failure_rate; /* `smtp-max-auth-failure-rate`; count 0 = the built-in */
+	bool default_by_source_ip;  /* `default-virtual-mta by-smtp-source-ip`:
+				     * config_source_pool() chooses per session */
 	int line; /* where the block starts, for diagnostics */
 };
 
@@ -152,6 +154,7 @@ enum {
 	CONFIG_LOG_CONNECTIONS = 1u << 0,
 	CONFIG_LOG_COMMANDS = 1u << 1,
 	CONFIG_LOG_DATA = 1u << 2,
+	CONFIG_LOG_TLS = 1u << 3,   /* `log-tls`: the TLS line (protocol, cipher) alone */
 };
 
 /* Who may use the HTTP API (config_http.c). A request's role comes from a
@@ -181,6 +184,14 @@ struct config_vmta {
 	bool has_source;
 	struct config_addr source;  /* `smtp-source-host IP HELO`: port 0 */
 	char *helo;                 /* NULL: the host-name */
+	/* `cold-virtual-mta NAME`: PowerMTA's IP warm-up. Mail for this vmta
+	 * goes through the cold one first, up to the queue's
+	 * max-cold-virtual-mta-msg (the cold vmta's settings) per day; the
+	 * rest through this one (engine/egress_policy.c). */
+	char *cold_name;
+	bool has_cold;
+	size_t cold;                /* resolved: index into cfg->vmtas */
+	int cold_line;
 	int line;
 };
 
@@ -249,6 +260,8 @@ struct config_domain_key {
 	char *selector;
 	char *domain;               /* lower-case */
 	char *path;
+	size_t vmta;                /* inside <virtual-mta>: its index (signs only its
+				     * mail, before the top-level keys); SIZE_MAX: top level */
 	int line;
 };
 
@@ -476,6 +489,8 @@ struct config {
 	/* PowerMTA-compatibility settings (config_pmta.c) */
 	char **smtp_listener_source; /* `smtp-listener ADDR source=NAME`: parallel to
 				      * smtp_listeners, NULL entries; NULL when none */
+	bool *smtp_listener_no_tls;  /* parallel to smtp_listeners (NULL: all false):
+				     * `smtp-listener ADDR tls=no`, no STARTTLS offered there */
 	struct config_addr *name_servers; /* `name-server IP`, in file order (dns_server is the first) */
 	size_t n_name_servers;
 	char *log_file;             /* `log-file PATH`: salvod's diagnostics go there; NULL stderr */
@@ -596,6 +611,17 @@ const struct config_domain *config_domain_for(const struct config *cfg, const ch
 /* The pool named `name` (a pool, or a virtual MTA's implicit pool; any
  * case), or -1. */
 ssize_t config_pool_find(const struct config *cfg, const char *name);
+
+/* A <domain> directive's value as the resolved settings d have it (as
+ * written, or the built-in default), or NULL when unset. */
+const char *config_domain_value(const struct config_domain *d, const char *name);
+
+/* The pool a message from source src goes to without an X-Virtual-MTA:
+ * its default-virtual-mta; with `by-smtp-source-ip`, PowerMTA's meaning:
+ * the virtual MTA whose smtp-source-host is local, the address the client
+ * connected to (the first in config order; none: the default pool).
+ * local may be NULL (unknown: the default pool). */
+size_t config_source_pool(const struct config *cfg, const struct config_source *src, const struct sockaddr *local);
 
 /* The operator's category for a reply or report text from
  * <bounce-category-patterns> (first match), or NULL. */

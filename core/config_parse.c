@@ -34,6 +34,7 @@
 #include <glob.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -431,10 +432,9 @@ int cp_add_listener(struct parser *p, const struct directive *d, char *v,
  * [IPv6]:PORT, *:PORT or PowerMTA's 0/0:PORT (every IPv4 address). */
 static int d_smtp_listener(struct parser *p, const struct directive *d, char *v)
 {
-	static const struct directive tls_opt = {"smtp-listener tls=no", CTX_TOP, NULL,
-		"STARTTLS is offered on every listener when tls-certificate is set"};
 	struct config *c = p->cfg;
 	char *opts = v + strcspn(v, CP_WS), addr[96], *source = NULL, sb[CP_SHOW_BUF], **grown;
+	bool no_tls = false, *nt;
 
 	if (*opts) {
 		*opts++ = '\0';
@@ -453,9 +453,9 @@ static int d_smtp_listener(struct parser *p, const struct directive *d, char *v)
 		if (!strncasecmp(o, "source=", 7) && o[7]) {
 			source = o + 7;
 		} else if (!strcasecmp(o, "tls=yes")) {
-			continue;
+			no_tls = false;
 		} else if (!strcasecmp(o, "tls=no")) {
-			cp_warn_pending(p, &tls_opt);
+			no_tls = true; /* no STARTTLS there (engine/intake.c's peer policy) */
 		} else {
 			return cp_err(p, "unknown option \"%s\" for %s (expected source=NAME or tls=yes|no)",
 				      cp_show(sb, o), d->name);
@@ -467,6 +467,10 @@ static int d_smtp_listener(struct parser *p, const struct directive *d, char *v)
 		return cp_oom(p);
 	c->smtp_listener_source = grown;
 	grown[c->n_smtp_listeners - 1] = NULL;
+	if (!(nt = realloc(c->smtp_listener_no_tls, c->n_smtp_listeners * sizeof(*nt))))
+		return cp_oom(p);
+	c->smtp_listener_no_tls = nt;
+	nt[c->n_smtp_listeners - 1] = no_tls;
 	if (source) {
 		if (*source == '{' && source[strlen(source) - 1] == '}') {
 			source++;
@@ -590,13 +594,15 @@ static int d_smtp_max_errors(struct parser *p, const struct directive *d, char *
 	return set_count(p, d, v, &p->cfg->smtp_max_errors);
 }
 
-/* `domain-key SELECTOR,DOMAIN,KEYFILE`; repeatable. The file is read by
- * salvod at start (a config check does not need the key). */
+/* `domain-key SELECTOR,DOMAIN,KEYFILE`; repeatable. At top level the key
+ * serves every virtual MTA; inside <virtual-mta> only that one's mail
+ * (PowerMTA's meaning; engine/dkim.c chooses). The file is read by salvod
+ * at start (a config check does not need the key). */
 static int d_domain_key(struct parser *p, const struct directive *d, char *v)
 {
 	struct config *c = p->cfg;
 	char *sel = v, *dom, *path, sb[CP_SHOW_BUF];
-	size_t i;
+	size_t i, vmta = p->ctx == CTX_VMTA ? p->cur : SIZE_MAX;
 
 	if (!(dom = strchr(sel, ',')) || !(path = strchr(dom + 1, ',')))
 		return cp_err(p, "%s wants SELECTOR,DOMAIN,KEYFILE, not \"%s\"", d->name, cp_show(sb, v));
@@ -613,21 +619,17 @@ static int d_domain_key(struct parser *p, const struct directive *d, char *v)
 	if (!*path)
 		return cp_err(p, "missing key file for %s", d->name);
 	cp_lower(dom);
-	for (i = 0; i < c->n_domain_keys; i++) {
-		if (strcmp(c->domain_keys[i].domain, dom))
-			continue;
-		/* Salvo's keys are global: a second vmta's key for the same domain
-		 * cannot be told apart, so the first one signs (said, not silent) */
-		if (p->ctx == CTX_VMTA && !strcmp(c->domain_keys[i].path, path)) {
-			cp_warn(p, "domain-key %s,%s in <virtual-mta> is the same key as line %d: used once, for every "
-				"virtual MTA", sel, dom, c->domain_keys[i].line);
-			return 0;
-		}
-		return cp_err(p, "a second domain-key for %s (first at %s)", dom, cp_at(p, c->domain_keys[i].line, (char[CP_AT_BUF]){0}));
-	}
+	/* one key per domain in each scope (the top level, each vmta) */
+	for (i = 0; i < c->n_domain_keys; i++)
+		if (c->domain_keys[i].vmta == vmta && !strcmp(c->domain_keys[i].domain, dom))
+			return cp_err(p, "a second domain-key for %s%s%s (first at %s)", dom,
+				      vmta == SIZE_MAX ? "" : " in <virtual-mta> ",
+				      vmta == SIZE_MAX ? "" : c->vmtas[vmta].name,
+				      cp_at(p, c->domain_keys[i].line, (char[CP_AT_BUF]){0}));
 	if (cp_grow(p, (void **)&c->domain_keys, &c->n_domain_keys, sizeof(*c->domain_keys), &i) < 0)
 		return -1;
 	c->domain_keys[i].line = p->line;
+	c->domain_keys[i].vmta = vmta;
 	if (cp_set_string(p, &c->domain_keys[i].selector, sel) < 0 || cp_set_string(p, &c->domain_keys[i].domain, dom) < 0)
 		return -1;
 	return cp_set_string(p, &c->domain_keys[i].path, path);
@@ -658,7 +660,7 @@ static const struct directive directives[] = {
 	{"bounce-max-reports-per-ip", CTX_TOP, d_bounce_max_reports_per_ip, NULL},
 	{"smtp-max-session-time", CTX_TOP, d_smtp_max_session_time, NULL},
 	{"domain-key", CTX_TOP, d_domain_key, NULL},
-	{"domain-key", CTX_VMTA, d_domain_key, "the key signs the mail of every virtual MTA, not only this one's"},
+	{"domain-key", CTX_VMTA, d_domain_key, NULL},
 	{"smtp-max-connections", CTX_TOP, d_smtp_max_connections, NULL},
 	{"total-max-smtp-in", CTX_TOP, d_smtp_max_connections, NULL}, /* PowerMTA's name for it */
 	{"smtp-max-connections-per-ip", CTX_TOP, d_smtp_max_connections_per_ip, NULL},
@@ -733,6 +735,13 @@ const char *cp_dom_key_name(size_t k)
 const char *config_domain_key_name(size_t i)
 {
 	return cp_dom_key_name(i);
+}
+
+const char *config_domain_value(const struct config_domain *d, const char *name)
+{
+	ssize_t k = cp_dom_key(name);
+
+	return k >= 0 && d->values ? d->values[k] : NULL;
 }
 
 /* ---- blocks ------------------------------------------------------------- */
@@ -1315,6 +1324,7 @@ void config_free(struct config *cfg)
 	for (size_t i = 0; cfg->smtp_listener_source && i < cfg->n_smtp_listeners; i++)
 		free(cfg->smtp_listener_source[i]);
 	free(cfg->smtp_listener_source);
+	free(cfg->smtp_listener_no_tls);
 	free(cfg->smtp_listeners);
 	free(cfg->http_listeners);
 	free(cfg->smtps_listeners);
@@ -1454,6 +1464,10 @@ static int load_text(struct config *cfg, const char *name, char *text, size_t le
 	return rc;
 }
 
+/* A configuration (with its includes) is kilobytes; past this it is not
+ * one (`include /dev/zero` would otherwise read for ever). */
+#define CONFIG_FILE_MAX ((size_t)64 << 20)
+
 /* The whole file, NUL-terminated, or NULL with the message in err. */
 static char *read_file(const char *path, size_t *len, char *err)
 {
@@ -1466,6 +1480,11 @@ static char *read_file(const char *path, size_t *len, char *err)
 		return NULL;
 	}
 	for (;;) {
+		if (n > CONFIG_FILE_MAX) {
+			snprintf(err, CONFIG_ERR_MAX, "%s: larger than %zu MiB: not a configuration file", path,
+				 CONFIG_FILE_MAX >> 20);
+			goto fail;
+		}
 		if (!buf || n + 1 >= cap) {
 			cap = buf ? cap * 2 : cap;
 			if (!(grown = realloc(buf, cap))) {

@@ -713,12 +713,13 @@ static int p_email(struct parser *p, const struct directive *d, char *v)
 	return cp_has_space(v) || !strchr(v, '@') ? cp_bad_value(p, "address", d, v) : 0;
 }
 
-/* log-connections, log-commands, log-data in <source> */
+/* log-connections, log-commands, log-data, log-tls in <source> */
 static int d_source_log(struct parser *p, const struct directive *d, char *v)
 {
 	struct config_source *s = &p->cfg->sources[p->cur];
 	unsigned bit = !strcasecmp(d->name, "log-connections") ? CONFIG_LOG_CONNECTIONS :
-		       !strcasecmp(d->name, "log-commands") ? CONFIG_LOG_COMMANDS : CONFIG_LOG_DATA;
+		       !strcasecmp(d->name, "log-commands") ? CONFIG_LOG_COMMANDS :
+		       !strcasecmp(d->name, "log-tls")      ? CONFIG_LOG_TLS : CONFIG_LOG_DATA;
 	bool b;
 
 	if (config_parse_bool(v, &b) < 0)
@@ -819,6 +820,7 @@ static const struct directive directives[] = {
 	{"log-connections", CTX_SOURCE, d_source_log, NULL},
 	{"log-commands", CTX_SOURCE, d_source_log, NULL},
 	{"log-data", CTX_SOURCE, d_source_log, NULL},
+	{"log-tls", CTX_SOURCE, d_source_log, NULL},
 	{"rewrite-list", CTX_SOURCE, p_word, INTAKE_LATER},
 	{"suppression-lists", CTX_SOURCE, p_word, INTAKE_LATER},
 	{"accept-invalid-recipients", CTX_SOURCE, p_bool, INTAKE_NOT_APPLIED},
@@ -851,7 +853,6 @@ static const struct directive directives[] = {
 	{"disconnect-on-transient-error", CTX_SOURCE, p_bool, INTAKE_NOT_APPLIED},
 	{"dsn-return-default", CTX_SOURCE, p_text, DSN_NOT_APPLIED},
 	{"jobid-prefix", CTX_SOURCE, p_text, INTAKE_NOT_APPLIED},
-	{"log-tls", CTX_SOURCE, p_bool, INTAKE_NOT_APPLIED},
 	{"max-message-hops", CTX_SOURCE, p_text, INTAKE_NOT_APPLIED},
 	{"max-rcpt-per-message", CTX_SOURCE, p_text, INTAKE_NOT_APPLIED},
 	{"process-x-dkim-key", CTX_SOURCE, p_bool, INTAKE_NOT_APPLIED},
@@ -871,9 +872,9 @@ static const struct directive directives[] = {
 	/* <domain> */
 	{"type", CTX_DOMAIN, v_type, NULL},
 	{"dk-sign", CTX_DOMAIN, v_dk_sign, NULL},
-	{"max-cold-virtual-mta-msg", CTX_DOMAIN, p_rate, EGRESS_LATER " (issue 16)"},
-	{"reroute-to-virtual-mta", CTX_DOMAIN, p_word, EGRESS_LATER},
-	{"log-tls", CTX_DOMAIN, p_bool, EGRESS_LATER},
+	{"max-cold-virtual-mta-msg", CTX_DOMAIN, p_rate, NULL}, /* read by engine/egress_policy.c */
+	{"reroute-to-virtual-mta", CTX_DOMAIN, p_word, NULL}, /* checked in cp_vmtas_finish, read by egress */
+	{"log-tls", CTX_DOMAIN, p_bool, NULL}, /* read by engine/trace.c */
 	{"use-dane", CTX_DOMAIN, p_bool, EGRESS_LATER},
 	{"add-x-msys-api-header", CTX_DOMAIN, p_bool, EGRESS_NOT_APPLIED},
 	{"allow-cancel-during-transfer", CTX_DOMAIN, p_bool, EGRESS_NOT_APPLIED},
@@ -956,7 +957,6 @@ static const struct directive directives[] = {
 	{"log-connections", CTX_DOMAIN, p_bool, NULL},
 	{"log-data", CTX_DOMAIN, p_bool, NULL},
 	/* <virtual-mta> */
-	{"cold-virtual-mta", CTX_VMTA, p_word, ENGINE_LATER " (issue 16)"},
 	{"include-headers-from", CTX_VMTA, p_text, NOT_APPLIED "; the headers are not added"},
 	{"max-smtp-out", CTX_VMTA, v_vmta_total, NULL},
 	{"max-smtp-msg-rate", CTX_VMTA, v_vmta_total, NULL},
@@ -979,8 +979,8 @@ static const struct directive directives[] = {
 	{"rewrite-list", CTX_VMTA, p_word, NOT_APPLIED},
 	{"proxy-protocol", CTX_VMTA, v_vmta_total, NULL},
 	/* <virtual-mta-pool>: what PowerMTA lets a pool give its members */
-	{"domain-key", CTX_POOL, p_text, NOT_APPLIED "; put domain-key at top level (Salvo's keys serve every "
-		"virtual MTA)"},
+	{"domain-key", CTX_POOL, p_text, NOT_APPLIED "; put domain-key in each member <virtual-mta> (or at top "
+		"level, for every virtual MTA)"},
 	{"include-headers-from", CTX_POOL, p_text, NOT_APPLIED "; the headers are not added"},
 	{"rewrite-list", CTX_POOL, p_word, NOT_APPLIED},
 	{"max-smtp-out", CTX_POOL, v_vmta_total, NULL},

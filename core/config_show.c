@@ -8,8 +8,10 @@
  */
 #include "core/config.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 int config_show(void *outp, const struct config *cfg, const char *spec, char *err, size_t cap)
 {
@@ -44,5 +46,19 @@ int config_show(void *outp, const struct config *cfg, const char *spec, char *er
 				/* a secret is shown as set, never as written */
 				strcmp(config_domain_key_name(k), "auth-password") ? d.values[k] : "(set)");
 	config_domain_release(&d);
+	/* the virtual MTA's own settings that decide this queue's mail:
+	 * its cold partner (warm-up) and the DKIM keys it signs with, its own
+	 * first, then the top-level ones (engine/dkim.c's order) */
+	for (size_t v = 0; vmta && v < cfg->n_vmtas; v++) {
+		if (strcasecmp(cfg->vmtas[v].name, vmta))
+			continue;
+		if (cfg->vmtas[v].has_cold)
+			fprintf(out, "cold-virtual-mta %s\n", cfg->vmtas[cfg->vmtas[v].cold].name);
+		for (int pass = 0; pass < 2; pass++)
+			for (size_t i = 0; i < cfg->n_domain_keys; i++)
+				if (cfg->domain_keys[i].vmta == (pass ? SIZE_MAX : v))
+					fprintf(out, "domain-key %s,%s,%s\n", cfg->domain_keys[i].selector,
+						cfg->domain_keys[i].domain, cfg->domain_keys[i].path);
+	}
 	return 0;
 }

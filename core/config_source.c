@@ -280,6 +280,10 @@ int cp_sources_finish(struct parser *p)
 
 		if (!s->default_virtual_mta)
 			continue;
+		if (!strcasecmp(s->default_virtual_mta, "by-smtp-source-ip")) {
+			s->default_by_source_ip = true; /* per session: config_source_pool() */
+			continue;
+		}
 		if ((pool = config_pool_find(c, s->default_virtual_mta)) < 0) {
 			p->line = s->line;
 			cp_err(p, "default-virtual-mta \"%s\": no such virtual-mta or virtual-mta-pool",

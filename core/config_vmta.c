@@ -13,6 +13,7 @@
 #include "core/pcre_re.h"
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -254,6 +255,8 @@ static int pattern_actions(struct parser *p, char *v, struct config_pattern *r)
 	}
 	if ((r->actions & CONFIG_PAT_MODE_BACKOFF) && (r->actions & CONFIG_PAT_MODE_NORMAL))
 		return cp_err(p, "reply rule with both mode=backoff and mode=normal");
+	if ((r->actions & CONFIG_PAT_BOUNCE_QUEUE) && (r->actions & CONFIG_PAT_DEFER_QUEUE))
+		return cp_err(p, "reply rule with both bounce-queue and defer-queue");
 	return 0;
 }
 
@@ -274,11 +277,6 @@ static int d_reply(struct parser *p, const struct directive *d, char *v)
 			cp_oom(p);
 		free(r.text);
 		return -1;
-	}
-	if (r.actions & (CONFIG_PAT_BOUNCE_QUEUE | CONFIG_PAT_DEFER_QUEUE)) {
-		static const struct directive q = {"reply ... bounce-queue/defer-queue", CTX_PATTERNS, NULL,
-						   "parsed; egress does not act on the queue-wide actions yet (a matching reply is handled as the recipient's own)"};
-		cp_warn_pending(p, &q);
 	}
 	l->rules[i] = r;
 	return 0;
@@ -390,8 +388,24 @@ static int d_user_source(struct parser *p, const struct directive *d, char *v)
 	return cp_set_string(p, &p->cfg->smtp_users[p->cur].source, v);
 }
 
+/* `cold-virtual-mta NAME`: resolved in cp_vmtas_finish() (the cold vmta
+ * may come later in the file). */
+static int d_cold_vmta(struct parser *p, const struct directive *d, char *v)
+{
+	struct config_vmta *vm = &p->cfg->vmtas[p->cur];
+
+	if (!valid_name(v))
+		return cp_bad_value(p, "virtual-mta name", d, v);
+	if (vm->cold_name)
+		return cp_err(p, "a second cold-virtual-mta for <virtual-mta %s> (first at %s)", vm->name,
+			      cp_at(p, vm->cold_line, (char[CP_AT_BUF]){0}));
+	vm->cold_line = p->line;
+	return cp_set_string(p, &vm->cold_name, v);
+}
+
 static const struct directive directives[] = {
 	{"password", CTX_SMTP_USER, d_password, NULL},
+	{"cold-virtual-mta", CTX_VMTA, d_cold_vmta, NULL},
 	{"source", CTX_SMTP_USER, d_user_source, NULL}, /* applied after AUTH (engine/intake.c) */
 	{"smtp-source-host", CTX_VMTA, d_smtp_source_host, NULL},
 	{"host-name", CTX_VMTA, d_vmta_host_name, NULL},
@@ -477,6 +491,39 @@ int cp_vmtas_finish(struct parser *p)
 			       c->smtp_users[i].source, c->smtp_users[i].source);
 		}
 	}
+	for (size_t v = 0; v < c->n_vmtas; v++) {
+		struct config_vmta *vm = &c->vmtas[v];
+		ssize_t k;
+
+		if (!vm->cold_name)
+			continue;
+		p->line = vm->cold_line;
+		if ((k = vmta_find(c, vm->cold_name)) < 0)
+			rc = cp_err(p, "cold-virtual-mta \"%s\": no such <virtual-mta>", vm->cold_name);
+		else if ((size_t)k == v)
+			rc = cp_err(p, "cold-virtual-mta \"%s\": a virtual MTA cannot be its own cold one", vm->cold_name);
+		else if (c->vmtas[k].cold_name)
+			rc = cp_err(p, "cold-virtual-mta \"%s\": that virtual MTA has a cold one itself (one level only)",
+				    vm->cold_name);
+		else {
+			vm->cold = (size_t)k;
+			vm->has_cold = true;
+		}
+	}
+	/* reroute-to-virtual-mta names a virtual MTA; a top-level block that
+	 * inherits the value from <domain *> is not reported again */
+	for (size_t i = 0, n = c->n_domains + c->n_vdomains; i < n; i++) {
+		const struct config_domain *d = i < c->n_domains ? &c->domains[i] : &c->vdomains[i - c->n_domains];
+		const char *v = config_domain_value(d, "reroute-to-virtual-mta"), *top;
+
+		if (!v || vmta_find(c, v) >= 0)
+			continue;
+		top = c->n_domains ? config_domain_value(&c->domains[0], "reroute-to-virtual-mta") : NULL;
+		if (i && i < c->n_domains && top && !strcmp(top, v))
+			continue;
+		p->line = d->line;
+		rc = cp_err(p, "reroute-to-virtual-mta \"%s\" in <domain %s>: no such <virtual-mta>", v, d->name);
+	}
 	/* Each virtual MTA is also a pool of one under its own name. */
 	for (size_t v = 0; v < c->n_vmtas; v++) {
 		size_t i;
@@ -494,11 +541,47 @@ int cp_vmtas_finish(struct parser *p)
 	return rc;
 }
 
+/* Same address (port ignored); an IPv4-mapped IPv6 local address matches
+ * its IPv4 form (a dual-stack `0/0` listener). */
+static bool same_ip(const struct sockaddr *a, const struct sockaddr *b)
+{
+	const struct sockaddr_in *a4 = (const void *)a, *b4 = (const void *)b;
+	const struct sockaddr_in6 *a6 = (const void *)a, *b6 = (const void *)b;
+	static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
+	if (a->sa_family == AF_INET6 && b->sa_family == AF_INET && !memcmp(a6->sin6_addr.s6_addr, mapped, 12))
+		return !memcmp(a6->sin6_addr.s6_addr + 12, &b4->sin_addr, 4);
+	if (a->sa_family != b->sa_family)
+		return false;
+	if (a->sa_family == AF_INET)
+		return a4->sin_addr.s_addr == b4->sin_addr.s_addr;
+	return a->sa_family == AF_INET6 && !memcmp(&a6->sin6_addr, &b6->sin6_addr, sizeof(a6->sin6_addr));
+}
+
+size_t config_source_pool(const struct config *cfg, const struct config_source *src, const struct sockaddr *local)
+{
+	if (!src)
+		return 0;
+	if (!src->default_by_source_ip)
+		return src->default_pool;
+	for (size_t v = 0; local && v < cfg->n_vmtas; v++) {
+		ssize_t pool;
+
+		if (!cfg->vmtas[v].has_source || !same_ip(local, (const struct sockaddr *)&cfg->vmtas[v].source.sa))
+			continue;
+		/* the vmta by name, as X-Virtual-MTA names it (its pool of one) */
+		if ((pool = config_pool_find(cfg, cfg->vmtas[v].name)) >= 0)
+			return (size_t)pool;
+	}
+	return 0;
+}
+
 void cp_vmtas_free(struct config *cfg)
 {
 	for (size_t i = 0; i < cfg->n_vmtas; i++) {
 		free(cfg->vmtas[i].name);
 		free(cfg->vmtas[i].helo);
+		free(cfg->vmtas[i].cold_name);
 	}
 	for (size_t i = 0; i < cfg->n_pools; i++) {
 		free(cfg->pools[i].name);

@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,30 +123,47 @@ void accept_store_defer(struct accept_store *st, struct accept_job *job)
 
 /* ---- signing -------------------------------------------------------------------- */
 
-void accept_store_sign(struct engine *eng, char **body, size_t *len)
+void accept_store_sign(struct engine *eng, size_t pool, struct accept_msg *m)
 {
 	static int reported;
 	struct config_gen *g = engine_config_get(eng);
+	const struct config_pool *pl;
 	char *hdr = NULL, *signed_body, err[256];
-	size_t hl = 0;
+	size_t hl = 0, vmta = SIZE_MAX;
 	int rc;
 
 	if (!g->dkim || !dkim_keys_count(g->dkim) || !g->cfg.domains[0].dkim_sign) {
 		config_gen_put(g);
 		return;
 	}
-	rc = dkim_sign(g->dkim, *body, *len, wall_now_ms() / 1000, &hdr, &hl, err, sizeof(err));
+	/* per-vmta keys: the message's pool decides (pools only grow across
+	 * reloads, so the index names the same pool here) */
+	if (dkim_keys_per_vmta(g->dkim)) {
+		pl = pool < g->cfg.n_pools ? &g->cfg.pools[pool] : &g->cfg.pools[0];
+		switch (dkim_choose(g->dkim, pl->vmtas, pl->n_vmtas, m->body, m->len, &vmta)) {
+		case DKIM_NONE:
+			config_gen_put(g);
+			return;
+		case DKIM_PER_VMTA:
+			m->dkim_at_delivery = true;
+			config_gen_put(g);
+			return;
+		case DKIM_SAME:
+			break;
+		}
+	}
+	rc = dkim_sign_vmta(g->dkim, vmta, m->body, m->len, wall_now_ms() / 1000, &hdr, &hl, err, sizeof(err));
 	config_gen_put(g);
 	if (rc < 0 && !__atomic_exchange_n(&reported, 1, __ATOMIC_RELAXED))
 		fprintf(stderr, "salvod: DKIM signing failed, sending unsigned: %s\n", err);
 	if (rc != 0)
 		return;
-	if ((signed_body = malloc(hl + *len))) {
+	if ((signed_body = malloc(hl + m->len))) {
 		memcpy(signed_body, hdr, hl);
-		memcpy(signed_body + hl, *body, *len);
-		free(*body);
-		*body = signed_body;
-		*len += hl;
+		memcpy(signed_body + hl, m->body, m->len);
+		free(m->body);
+		m->body = signed_body;
+		m->len += hl;
 	}
 	free(hdr);
 }
@@ -218,6 +236,7 @@ int accept_store_put(struct accept_batch *b, struct spool_wtxn *t)
 		sm.smtputf8 = m->smtputf8;
 		sm.no_verp = m->no_verp;
 		sm.envid = m->envid;
+		sm.dkim_at_delivery = m->dkim_at_delivery;
 		/* records first: spool_put_msg()'s headroom check then counts them */
 		if (b->received && (ret = put_receptions(t, cfg, b, m)))
 			break;
@@ -322,7 +341,7 @@ void accept_store_submit(struct accept_batch *b)
 {
 	if (b->sign)
 		for (size_t i = 0; i < b->n_msgs; i++)
-			accept_store_sign(b->eng, &b->msgs[i].body, &b->msgs[i].len);
+			accept_store_sign(b->eng, b->pool, &b->msgs[i]);
 	b->req.apply = store_apply;
 	b->req.done = store_done;
 	spool_writer_submit(&b->eng->writer, &b->req);

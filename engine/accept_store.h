@@ -45,6 +45,8 @@ struct accept_msg {
 	bool smtputf8;             /* came with SMTPUTF8 (RFC 6531): goes out with it */
 	bool no_verp;              /* goes with its own return path (verp-default no) */
 	const char *envid;         /* its ENVID (process-x-envid); NULL or "" for none */
+	bool dkim_at_delivery;     /* its pool's vmtas sign with different keys: each
+				    * delivery signs (accept_store_sign) */
 };
 
 struct accept_batch {
@@ -101,10 +103,14 @@ bool accept_store_stopping(struct accept_store *st);
 void accept_store_defer(struct accept_store *st, struct accept_job *job);
 
 /* DKIM-sign an accepted message in place when a key matches its From
- * domain and `<domain *>` has dkim-sign yes: *body is replaced by a new
- * malloc'd copy with the signature in front. A signing failure is logged
- * once and the message goes unsigned. Any thread; CPU-heavy (RSA). */
-void accept_store_sign(struct engine *eng, char **body, size_t *len);
+ * domain and `<domain *>` has dkim-sign yes: m->body is replaced by a new
+ * malloc'd copy with the signature in front. The keys are those of the
+ * virtual MTAs of pool (an index into cfg->pools): when they would not all
+ * sign with the same key, the message is left unsigned and marked
+ * m->dkim_at_delivery (engine/egress.c signs each delivery with its own
+ * vmta's key). A signing failure is logged once and the message goes
+ * unsigned. Any thread; CPU-heavy (RSA). */
+void accept_store_sign(struct engine *eng, size_t pool, struct accept_msg *m);
 
 /* Sign (if b->sign) and hand to the writer. Any thread but the writer. */
 void accept_store_submit(struct accept_batch *b);

@@ -19,6 +19,7 @@
 
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +42,7 @@ struct dkim_key {
 	 * which skips OpenSSL 3's per-call algorithm fetch (locks shared by
 	 * every worker thread). Only ever read after load. */
 	EVP_MD_CTX *rsa_tmpl;
+	size_t vmta;               /* config_domain_key.vmta: SIZE_MAX for every vmta */
 	bool ed25519;
 };
 
@@ -96,6 +98,7 @@ int dkim_keys_load(const struct config *cfg, struct dkim_keys **out, char *err, 
 			dkim_keys_free(ks);
 			return -1;
 		}
+		k->vmta = dk->vmta;
 		k->selector = strdup(dk->selector);
 		k->domain = strdup(dk->domain);
 		ks->n++;
@@ -309,20 +312,58 @@ static int body_hash(const char *body, size_t len, unsigned char md[32])
 
 /* PowerMTA's choice: the first key, in config order, whose domain equals
  * the sending domain or is a parent of it, or is `*` (then d= is the
- * sending domain itself). */
-static const struct dkim_key *key_for(const struct dkim_keys *ks, const char *domain)
+ * sending domain itself); the keys of the sending virtual MTA's own block
+ * first, then the top-level ones. vmta SIZE_MAX: top-level keys only. */
+static bool key_matches(const struct dkim_key *k, const char *domain, size_t dl)
+{
+	const char *kd = k->domain;
+	size_t kl = strlen(kd);
+
+	return !strcmp(kd, "*") || !strcasecmp(kd, domain) ||
+	       (dl > kl && domain[dl - kl - 1] == '.' && !strcasecmp(domain + dl - kl, kd));
+}
+
+static const struct dkim_key *key_for(const struct dkim_keys *ks, const char *domain, size_t vmta)
 {
 	size_t dl = strlen(domain);
 
-	for (size_t i = 0; ks && i < ks->n; i++) {
-		const char *kd = ks->k[i].domain;
-		size_t kl = strlen(kd);
-
-		if (!strcmp(kd, "*") || !strcasecmp(kd, domain) ||
-		    (dl > kl && domain[dl - kl - 1] == '.' && !strcasecmp(domain + dl - kl, kd)))
-			return &ks->k[i];
-	}
+	for (int pass = vmta == SIZE_MAX; pass < 2; pass++)
+		for (size_t i = 0; ks && i < ks->n; i++)
+			if (ks->k[i].vmta == (pass ? SIZE_MAX : vmta) && key_matches(&ks->k[i], domain, dl))
+				return &ks->k[i];
 	return NULL;
+}
+
+bool dkim_keys_per_vmta(const struct dkim_keys *ks)
+{
+	for (size_t i = 0; ks && i < ks->n; i++)
+		if (ks->k[i].vmta != SIZE_MAX)
+			return true;
+	return false;
+}
+
+enum dkim_choice dkim_choose(const struct dkim_keys *ks, const size_t *vmtas, size_t n_vmtas, const char *msg,
+			     size_t len, size_t *vmta)
+{
+	char domain[256];
+	const struct dkim_key *first = NULL;
+
+	*vmta = SIZE_MAX;
+	if (dkim_from_domain(msg, len, domain, sizeof(domain)) < 0)
+		return DKIM_NONE;
+	if (!n_vmtas)
+		return key_for(ks, domain, SIZE_MAX) ? DKIM_SAME : DKIM_NONE;
+	for (size_t i = 0; i < n_vmtas; i++) {
+		const struct dkim_key *k = key_for(ks, domain, vmtas[i]);
+
+		if (i && k != first)
+			return DKIM_PER_VMTA;
+		first = k;
+	}
+	if (!first)
+		return DKIM_NONE;
+	*vmta = vmtas[0];
+	return DKIM_SAME;
 }
 
 static int b64(struct json_buf *b, const unsigned char *p, size_t n)
@@ -355,29 +396,35 @@ static bool has_bare_cr_lf(const char *msg, size_t len)
 	return false;
 }
 
-static int dkim_sign_form(const struct dkim_keys *ks, const char *msg, size_t len, int64_t t, char **hdr,
-			  size_t *hdr_len, char *err, size_t errlen);
+static int dkim_sign_form(const struct dkim_keys *ks, size_t vmta, const char *msg, size_t len, int64_t t,
+			  char **hdr, size_t *hdr_len, char *err, size_t errlen);
 
 int dkim_sign(const struct dkim_keys *ks, const char *msg, size_t len, int64_t t, char **hdr, size_t *hdr_len,
 	      char *err, size_t errlen)
+{
+	return dkim_sign_vmta(ks, SIZE_MAX, msg, len, t, hdr, hdr_len, err, errlen);
+}
+
+int dkim_sign_vmta(const struct dkim_keys *ks, size_t vmta, const char *msg, size_t len, int64_t t, char **hdr,
+		   size_t *hdr_len, char *err, size_t errlen)
 {
 	char *wire;
 	int rc;
 
 	if (!has_bare_cr_lf(msg, len))
-		return dkim_sign_form(ks, msg, len, t, hdr, hdr_len, err, errlen);
+		return dkim_sign_form(ks, vmta, msg, len, t, hdr, hdr_len, err, errlen);
 	if (!(wire = malloc(dot_stuff_bound(len)))) {
 		*hdr = NULL;
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	rc = dkim_sign_form(ks, wire, chunk_form(msg, len, wire), t, hdr, hdr_len, err, errlen);
+	rc = dkim_sign_form(ks, vmta, wire, chunk_form(msg, len, wire), t, hdr, hdr_len, err, errlen);
 	free(wire);
 	return rc;
 }
 
-static int dkim_sign_form(const struct dkim_keys *ks, const char *msg, size_t len, int64_t t, char **hdr,
-			  size_t *hdr_len, char *err, size_t errlen)
+static int dkim_sign_form(const struct dkim_keys *ks, size_t vmta, const char *msg, size_t len, int64_t t,
+			  char **hdr, size_t *hdr_len, char *err, size_t errlen)
 {
 	struct field f[512];
 	size_t body_off, n = fields(msg, len, f, 512, &body_off);
@@ -391,7 +438,7 @@ static int dkim_sign_form(const struct dkim_keys *ks, const char *msg, size_t le
 	int rc = -1;
 
 	*hdr = NULL;
-	if (dkim_from_domain(msg, len, domain, sizeof(domain)) < 0 || !(k = key_for(ks, domain)))
+	if (dkim_from_domain(msg, len, domain, sizeof(domain)) < 0 || !(k = key_for(ks, domain, vmta)))
 		return 1;
 	if (body_hash(msg + body_off, len - body_off, bh) < 0) {
 		snprintf(err, errlen, "SHA-256 failed");

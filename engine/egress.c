@@ -44,6 +44,7 @@
 #include "engine/trace.h"
 #include "engine/verp.h"
 #include "queue/suppress.h"
+#include "engine/dkim.h"
 #include "net/dot_stuff.h"
 #include "net/smtp_client.h"
 #include "net/smtp_reply.h"
@@ -247,7 +248,7 @@ static void rcpt_outcome(struct egress_queue *eq, struct outcome_batch *b, struc
 }
 
 static void fail_one(struct egress_queue *eq, struct spool_rtxn *rt, struct sched_rcpt *r,
-		     const struct smtp_result *res, const char *mx_host, int64_t now)
+		     const struct smtp_result *res, const char *mx_host, int64_t now, bool force_bounce)
 {
 	struct worker *w = eq->w;
 	struct spool_msg m;
@@ -276,7 +277,7 @@ static void fail_one(struct egress_queue *eq, struct spool_rtxn *rt, struct sche
 		free(r);
 		return;
 	}
-	rcpt_outcome(eq, b, r, sr.addr, res, false, false, now);
+	rcpt_outcome(eq, b, r, sr.addr, res, force_bounce, false, now);
 	outcome_batch_submit(b);
 }
 
@@ -289,9 +290,54 @@ void egress_fail_ready(struct egress_queue *eq, const struct smtp_result *res, c
 	if (spool_rtxn_begin(eq->w->eng->spool, &rt) != 0)
 		rt = NULL;
 	while ((r = sched_ready_pop(eq->q)))
-		fail_one(eq, rt, r, res, mx_host, now);
+		fail_one(eq, rt, r, res, mx_host, now, false);
 	if (rt)
 		spool_rtxn_end(rt);
+}
+
+/* A reply that matched a `reply /REGEX/ defer-queue` rule, as the transient
+ * failure it stands for: a 5xx becomes the 4xx of the same text (the queue
+ * is deferred, nobody bounces). */
+static void defer_form(struct smtp_result *res)
+{
+	if (res->code >= 500 && res->code < 600)
+		res->code -= 100;
+	if (res->enhanced[0] == '5')
+		res->enhanced[0] = '4';
+}
+
+/* PowerMTA's queue-wide reply actions, after the reply's own recipient was
+ * handled: bounce-queue bounces every recipient of the queue that is not
+ * in flight (ready, or waiting for a retry) with that reply; defer-queue
+ * defers every ready one with it, each to its next retry (the queue's
+ * retry-after schedule), and retires the queue's sessions. */
+static void queue_action(struct egress_queue *eq, unsigned act, const struct smtp_result *res, const char *mx_host)
+{
+	struct spool_rtxn *rt = NULL;
+	struct smtp_result r2 = *res;
+	int64_t now = wall_now_ms();
+	struct sched_rcpt *r;
+	size_t n = 0;
+
+	if (!(act & (CONFIG_PAT_BOUNCE_QUEUE | CONFIG_PAT_DEFER_QUEUE)) || eq->freeing)
+		return;
+	if (act & CONFIG_PAT_BOUNCE_QUEUE)
+		sched_retry_now(&eq->w->sched, eq->q); /* the waiting ones too */
+	else
+		defer_form(&r2);
+	if (spool_rtxn_begin(eq->w->eng->spool, &rt) != 0)
+		rt = NULL;
+	while ((r = sched_ready_pop(eq->q))) {
+		fail_one(eq, rt, r, &r2, mx_host, now, (act & CONFIG_PAT_BOUNCE_QUEUE) != 0);
+		n++;
+	}
+	if (rt)
+		spool_rtxn_end(rt);
+	if (act & CONFIG_PAT_DEFER_QUEUE)
+		for (struct egress_conn *c = eq->conns; c; c = c->next)
+			c->retire = true;
+	fprintf(stderr, "salvod: queue %s: %s, %zu more recipient(s): %.200s\n", eq->q->domain,
+		act & CONFIG_PAT_BOUNCE_QUEUE ? "bounce-queue bounces" : "defer-queue defers", n, res->text);
 }
 
 void egress_fail_rcpt(struct egress_queue *eq, struct sched_rcpt *r, const struct smtp_result *res)
@@ -301,7 +347,7 @@ void egress_fail_rcpt(struct egress_queue *eq, struct sched_rcpt *r, const struc
 	if (spool_rtxn_begin(eq->w->eng->spool, &rt) != 0)
 		rt = NULL;
 	r->queue = eq->q;
-	fail_one(eq, rt, r, res, NULL, wall_now_ms());
+	fail_one(eq, rt, r, res, NULL, wall_now_ms(), false);
 	if (rt)
 		spool_rtxn_end(rt);
 }
@@ -346,6 +392,29 @@ static bool has_8bit(const char *p, size_t n)
 	return (acc & 0x8080808080808080ull) != 0;
 }
 
+/* The DKIM-Signature for m sent through vmta (a malloc'd header in *hdr,
+ * its length in *len), or nothing when no key applies, the domain has
+ * dkim-sign no, or signing fails (logged once: it goes unsigned, as at
+ * intake). */
+static void sign_for_vmta(struct worker *w, const struct config_domain *dom, size_t vmta, const struct spool_msg *m,
+			  char **hdr, size_t *len)
+{
+	static int reported;
+	char err[256];
+
+	*hdr = NULL;
+	*len = 0;
+	if (!w->gen->dkim || !dom->dkim_sign)
+		return;
+	if (dkim_sign_vmta(w->gen->dkim, vmta, m->body, m->body_len, wall_now_ms() / 1000, hdr, len, err,
+			   sizeof(err)) < 0) {
+		if (!__atomic_exchange_n(&reported, 1, __ATOMIC_RELAXED))
+			fprintf(stderr, "salvod: DKIM signing failed, sending unsigned: %s\n", err);
+	}
+	if (!*hdr)
+		*len = 0;
+}
+
 /* The next transaction for a connection on vmta: the first ready recipient
  * of a pool that includes it, plus up to max-rcpt-per-message more of the
  * same message, in chunk form when the connection speaks BDAT. NULL when
@@ -363,6 +432,8 @@ static struct egress_txn *txn_build(struct egress_queue *eq, size_t vmta, bool c
 	struct egress_txn *x;
 	struct sched_rcpt *r;
 	ssize_t pool;
+	char *dkim_hdr = NULL;
+	size_t dkim_len = 0;
 
 	while (q->n_ready && (pool = egress_pick_pool(eq, vmta, loop_now_ms())) >= 0) {
 		if (!(r = sched_ready_pop_pool(q, (size_t)pool)))
@@ -384,6 +455,11 @@ static struct egress_txn *txn_build(struct egress_queue *eq, size_t vmta, bool c
 			free(r);
 			continue;
 		}
+		/* a message whose pool's vmtas sign with different keys is
+		 * signed here, as this vmta (accept_store_sign()); the header
+		 * goes in front of the wire form (CRLF lines, no dots) */
+		if (m.dkim_at_delivery)
+			sign_for_vmta(w, dom, vmta, &m, &dkim_hdr, &dkim_len);
 		x = calloc(1, sizeof(*x));
 		if (x) {
 			x->rcpts = calloc(max, sizeof(*x->rcpts));
@@ -391,11 +467,12 @@ static struct egress_txn *txn_build(struct egress_queue *eq, size_t vmta, bool c
 			x->sender = strdup(m.sender);
 			x->campaign = strdup(m.campaign);
 			x->envid = m.envid[0] ? strdup(m.envid) : NULL;
-			x->wire = malloc(dot_stuff_bound(m.body_len));
+			x->wire = malloc(dkim_len + dot_stuff_bound(m.body_len));
 		}
 		if (!x || !x->rcpts || !x->addrs || !x->sender || !x->campaign || !x->wire ||
 		    (m.envid[0] && !x->envid)) {
 			spool_rtxn_end(rt);
+			free(dkim_hdr);
 			txn_free(x);
 			sched_ready_push(&w->sched, q, r);
 			return NULL;
@@ -405,7 +482,12 @@ static struct egress_txn *txn_build(struct egress_queue *eq, size_t vmta, bool c
 		x->size = m.body_len;
 		x->queued_ms = r->queued_ms;
 		x->t.chunked = chunked;
-		x->t.wire_len = chunked ? chunk_form(m.body, m.body_len, x->wire) : dot_stuff(m.body, m.body_len, x->wire);
+		if (dkim_len)
+			memcpy(x->wire, dkim_hdr, dkim_len);
+		free(dkim_hdr);
+		dkim_hdr = NULL;
+		x->t.wire_len = dkim_len + (chunked ? chunk_form(m.body, m.body_len, x->wire + dkim_len)
+						    : dot_stuff(m.body, m.body_len, x->wire + dkim_len));
 		if (x->t.wire_len > 64 * 1024) {
 			/* the bound is twice the message, untouched mostly; give
 			 * back what the wire form did not use (a large block
@@ -418,7 +500,8 @@ static struct egress_txn *txn_build(struct egress_queue *eq, size_t vmta, bool c
 		x->t.wire = x->wire;
 		x->t.sender = x->sender;
 		/* SIZE=: the message as it goes, without DATA's dot-stuffing */
-		x->t.size = chunked ? x->t.wire_len : m.body_len;
+		x->t.size = chunked ? x->t.wire_len : dkim_len + m.body_len;
+		dkim_len = 0;
 		x->t.smtputf8 = m.smtputf8;
 		x->src_type = m.src_type;
 		x->no_verp = m.no_verp;
@@ -785,6 +868,8 @@ static void conn_txn_done(void *owner, struct smtp_client *cli, struct smtp_txn 
 	struct egress_unit *u = &eq->units[c->vmta];
 	struct outcome_batch *b;
 	bool any_ok = false, alive;
+	unsigned qact = 0;          /* a bounce-queue/defer-queue rule matched */
+	struct smtp_result qres = {0};
 
 	c->txn = NULL;
 	/* How long a transaction takes here, from the ones that finished: a
@@ -800,14 +885,25 @@ static void conn_txn_done(void *owner, struct smtp_client *cli, struct smtp_txn 
 	alive = smtp_client_idle(cli);
 	for (size_t i = 0; i < x->t.n_rcpts; i++) {
 		unsigned act = egress_patterns(eq, c, &x->results[i], mono);
-		int code = x->results[i].code;
+		int code;
+
+		if ((act & CONFIG_PAT_BOUNCE_QUEUE) && !(qact & CONFIG_PAT_BOUNCE_QUEUE)) {
+			qact = act;
+			qres = x->results[i];
+		} else if ((act & CONFIG_PAT_DEFER_QUEUE) && !qact) {
+			qact = act;
+			qres = x->results[i];
+		}
+		if ((act & CONFIG_PAT_DEFER_QUEUE) && !(act & CONFIG_PAT_BOUNCE_QUEUE))
+			defer_form(&x->results[i]);
+		code = x->results[i].code;
 
 		any_ok = any_ok || (x->results[i].code >= 200 && x->results[i].code < 300);
 		if (x->results[i].code >= 400)
 			c->errors++;
 		if (b) {
 			rcpt_outcome(eq, b, x->rcpts[i], x->addrs[i], &x->results[i],
-				     (act & CONFIG_PAT_BOUNCE_RCPT) != 0,
+				     (act & (CONFIG_PAT_BOUNCE_RCPT | CONFIG_PAT_BOUNCE_QUEUE)) != 0,
 				     alive && code >= 400 && code < 500 && code != 421 && !x->results[i].at_mail, now);
 			x->rcpts[i] = NULL;
 		}
@@ -823,6 +919,7 @@ static void conn_txn_done(void *owner, struct smtp_client *cli, struct smtp_txn 
 	if (b)
 		outcome_batch_submit(b);
 	txn_free(x);
+	queue_action(eq, qact, &qres, tg->host);
 	/* The session goes on while it is healthy and under its message cap;
 	 * a dying one (called from its teardown) is left to conn_closed(). */
 	if (eq->freeing || !smtp_client_idle(cli))
@@ -884,6 +981,8 @@ static void conn_closed(void *owner, struct smtp_client *cli, bool reached_ready
 		conn_window_failure(&eq->units[c->vmta].cw);
 		if (why && why->text[0])
 			note_error(eq, why);
+		if (why)
+			queue_action(eq, act, why, c->target < eq->n_targets ? eq->targets[c->target].host : NULL);
 		/* This host did not take a session: fall over to the next target
 		 * (unless a pattern took the source IP out of service). */
 		if (!(act & CONFIG_PAT_DISABLE_SOURCE_IP) && c->target + 1 < eq->n_targets && eq->q->n_ready) {

@@ -59,6 +59,17 @@ struct egress_unit {
 	 * the queue's own, q->cfg); resolved on first use (egress_unit_dom). */
 	struct config_domain *dom;
 	bool dom_resolved;
+	/* PowerMTA's warm-up (cold-virtual-mta): this (warm) vmta's messages
+	 * to the queue that went through its cold vmta in the window that
+	 * started at cold_start_ms (wall clock; in memory: a restart starts a
+	 * new window), and its max-cold-virtual-mta-msg, read once */
+	uint64_t cold_sent;
+	int64_t cold_start_ms;
+	struct config_rate cold_max;
+	/* `reroute-to-virtual-mta` for (queue, this vmta): the vmta index its
+	 * mail goes through instead, or -1 */
+	ssize_t reroute;
+	bool cold_max_known;        /* cold_max and reroute are read */
 };
 
 struct egress_conn;

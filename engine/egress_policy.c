@@ -146,48 +146,6 @@ void egress_open_ok(struct egress_queue *eq, size_t vmta)
 	eq->units[vmta].open_fails = 0;
 }
 
-/* What unit v's open sessions carry in about a second: its window's carry
- * per session, but never more than its max-msg-rate. */
-static double unit_capacity(struct egress_queue *eq, size_t v)
-{
-	const struct config_rate *rate = egress_msg_rate(eq, v);
-	double cap = rate->count && rate->per_ms ? (double)rate->count * 1000.0 / rate->per_ms : 0;
-	double c = eq->units[v].n_conns * conn_window_carry(&eq->units[v].cw);
-
-	return cap && c > cap ? cap : c;
-}
-
-/* Does pool p's backlog want one more session? Only sessions from the
- * pool's own vmtas can take its recipients, so only theirs count: a
- * session from another pool's vmta, open or idle, carries none of them. */
-static bool pool_wants_session(struct egress_queue *eq, const struct config *cfg, size_t p)
-{
-	const struct config_pool *pool = &cfg->pools[p < cfg->n_pools ? p : 0];
-	double capacity = 0;
-
-	if (!eq->q->fifos[p].n)
-		return false;
-	for (size_t k = 0; k < pool->n_vmtas; k++) {
-		size_t v = pool->vmtas[k];
-
-		if (v < eq->n_units && eq->units[v].n_conns)
-			capacity += unit_capacity(eq, v);
-	}
-	return conn_window_want(eq->q->fifos[p].n, capacity);
-}
-
-bool egress_wants_session(struct egress_queue *eq)
-{
-	const struct config *cfg = eq->w->cfg;
-
-	/* A unit under max-msg-rate carries no more than its rate, however
-	 * many sessions it has: then the backlog asks for another unit. */
-	for (size_t p = 0; p < eq->q->n_fifos; p++)
-		if (pool_wants_session(eq, cfg, p))
-			return true;
-	return false;
-}
-
 enum egress_mode egress_mode_now(struct egress_queue *eq, int64_t now_ms)
 {
 	if (eq->mode == EGRESS_BACKOFF && now_ms >= eq->backoff_until_ms) {
@@ -195,6 +153,23 @@ enum egress_mode egress_mode_now(struct egress_queue *eq, int64_t now_ms)
 		fprintf(stderr, "salvod: queue %s returns to normal mode\n", eq->q->domain);
 	}
 	return eq->mode;
+}
+
+/* The unit's max-cold-virtual-mta-msg (unset, unlimited or unreadable: no
+ * cap) and reroute-to-virtual-mta (a vmta of cfg, else none) from its
+ * settings d. */
+static void cold_read(const struct config *cfg, struct egress_unit *u, const struct config_domain *d)
+{
+	const char *v = config_domain_value(d, "max-cold-virtual-mta-msg");
+
+	if (!v || config_parse_rate(v, &u->cold_max) < 0)
+		u->cold_max = (struct config_rate){0};
+	u->reroute = -1;
+	if ((v = config_domain_value(d, "reroute-to-virtual-mta")))
+		for (size_t i = 0; i < cfg->n_vmtas; i++)
+			if (!strcasecmp(cfg->vmtas[i].name, v))
+				u->reroute = (ssize_t)i;
+	u->cold_max_known = true;
 }
 
 const struct config_domain *egress_unit_dom(struct egress_queue *eq, size_t vmta)
@@ -236,7 +211,9 @@ const struct config_domain *egress_unit_dom(struct egress_queue *eq, size_t vmta
 		if (lim->has_rate)
 			d->max_msg_rate = lim->max_msg_rate;
 	}
-	/* the values as written are for --show only */
+	/* the values as written are for --show only; but the warm-up cap is
+	 * read from them (cold_allows) */
+	cold_read(cfg, u, d);
 	for (size_t k = 0; d->values && config_domain_key_name(k); k++)
 		free(d->values[k]);
 	free(d->values);
@@ -255,6 +232,7 @@ void egress_units_forget_doms(struct egress_queue *eq)
 			eq->units[i].dom = NULL;
 		}
 		eq->units[i].dom_resolved = false;
+		eq->units[i].cold_max_known = false; /* read again from the new settings */
 	}
 }
 
@@ -294,6 +272,68 @@ bool egress_pool_has(const struct config *cfg, size_t pool, size_t vmta)
 	return false;
 }
 
+/* ---- warm-up: cold-virtual-mta ------------------------------------------------ */
+
+/* May warm vmta w send one more of its messages through its cold vmta
+ * now? Under w's max-cold-virtual-mta-msg for the queue (PowerMTA puts it
+ * in the warm vmta's <domain> blocks; unset or unlimited: no cap); the
+ * window is the rate's period, restarted when it has passed. */
+static bool cold_allows(struct egress_queue *eq, size_t w, int64_t wall_ms)
+{
+	struct egress_unit *u = &eq->units[w];
+	const struct config_domain *d = egress_unit_dom(eq, w); /* may read it (nested blocks) */
+
+	if (!u->cold_max_known)
+		cold_read(eq->w->cfg, u, d);
+	if (!u->cold_max.count || !u->cold_max.per_ms)
+		return true;
+	if (wall_ms - u->cold_start_ms >= (int64_t)u->cold_max.per_ms) {
+		u->cold_start_ms = wall_ms;
+		u->cold_sent = 0;
+	}
+	return u->cold_sent < u->cold_max.count;
+}
+
+/* The vmta that (queue, v)'s mail goes through instead (PowerMTA's
+ * reroute-to-virtual-mta), or -1. */
+static ssize_t reroute_of(struct egress_queue *eq, size_t v)
+{
+	struct egress_unit *u = &eq->units[v];
+	const struct config_domain *d = egress_unit_dom(eq, v);
+
+	if (!u->cold_max_known)
+		cold_read(eq->w->cfg, u, d);
+	return u->reroute >= 0 && (size_t)u->reroute < eq->n_units && (size_t)u->reroute != v ? u->reroute : -1;
+}
+
+/* Does a member of pool p have its mail rerouted to vmta r? */
+static bool reroute_serves(struct egress_queue *eq, size_t pool, size_t r)
+{
+	const struct config *cfg = eq->w->cfg;
+	const struct config_pool *p = &cfg->pools[pool < cfg->n_pools ? pool : 0];
+
+	for (size_t i = 0; i < p->n_vmtas; i++)
+		if (p->vmtas[i] < eq->n_units && reroute_of(eq, p->vmtas[i]) == (ssize_t)r)
+			return true;
+	return false;
+}
+
+/* The member of pool p whose cold vmta c is and that may send through it
+ * now, or -1. */
+static ssize_t cold_serves(struct egress_queue *eq, size_t pool, size_t c, int64_t wall_ms)
+{
+	const struct config *cfg = eq->w->cfg;
+	const struct config_pool *p = &cfg->pools[pool < cfg->n_pools ? pool : 0];
+
+	for (size_t i = 0; i < p->n_vmtas; i++) {
+		size_t w = p->vmtas[i];
+
+		if (w < eq->n_units && cfg->vmtas[w].has_cold && cfg->vmtas[w].cold == c && cold_allows(eq, w, wall_ms))
+			return (ssize_t)w;
+	}
+	return -1;
+}
+
 void egress_wake_at(struct egress_queue *eq, int64_t when_ms)
 {
 	struct worker *w = eq->w;
@@ -315,47 +355,119 @@ static void note_wait(int64_t *best, int64_t wait_us)
 		*best = wait_us;
 }
 
+/* Can a session open on unit v now? Its disabling, socket backoff,
+ * session window, message rate and connect rate (a token is taken). */
+static bool unit_ready(struct egress_queue *eq, size_t v, int64_t now_ms, int64_t *wait)
+{
+	struct egress_unit *u = &eq->units[v];
+	unsigned max_out = egress_max_out(eq, v);
+	const struct config_rate *rate = egress_msg_rate(eq, v);
+	int64_t now_us = now_ms * 1000, w;
+
+	if (u->disabled_until_ms > now_ms) {
+		note_wait(wait, (u->disabled_until_ms - now_ms) * 1000);
+		return false;
+	}
+	if (u->open_after_ms > now_ms) {
+		note_wait(wait, (u->open_after_ms - now_ms) * 1000);
+		return false;
+	}
+	if (!conn_window_allows(&u->cw, u->n_conns, max_out))
+		return false;
+	if (!throttle_peek(&u->msg_rate, rate, now_us, &w)) {
+		note_wait(wait, w);
+		return false;
+	}
+	if (!throttle_take(&u->connect_rate, &egress_unit_dom(eq, v)->max_connect_rate, now_us, &w)) {
+		note_wait(wait, w);
+		return false;
+	}
+	return true;
+}
+
+/* What unit v's open sessions carry in about a second: its window's carry
+ * per session, but never more than its max-msg-rate. */
+static double unit_capacity(struct egress_queue *eq, size_t v)
+{
+	const struct config_rate *rate = egress_msg_rate(eq, v);
+	double cap = rate->count && rate->per_ms ? (double)rate->count * 1000.0 / rate->per_ms : 0;
+	double c = eq->units[v].n_conns * conn_window_carry(&eq->units[v].cw);
+
+	return cap && c > cap ? cap : c;
+}
+
+/* May unit v's sessions take pool p's recipients (egress_pick_pool's rule):
+ * a member whose mail is not rerouted, a reroute target, a cold vmta with
+ * its warm member's share left. */
+static bool unit_serves_pool(struct egress_queue *eq, const struct config *cfg, size_t p, size_t v, int64_t wall_ms)
+{
+	return (egress_pool_has(cfg, p, v) && reroute_of(eq, v) < 0) || reroute_serves(eq, p, v) ||
+	       cold_serves(eq, p, v, wall_ms) >= 0;
+}
+
+/* Does pool p's backlog want one more session? Only sessions that may take
+ * its recipients count: one from another pool's vmta, open or idle,
+ * carries none of them. */
+static bool pool_wants_session(struct egress_queue *eq, const struct config *cfg, size_t p, int64_t wall_ms)
+{
+	double capacity = 0;
+
+	if (!eq->q->fifos[p].n)
+		return false;
+	for (size_t v = 0; v < eq->n_units; v++)
+		if (eq->units[v].n_conns && unit_serves_pool(eq, cfg, p, v, wall_ms))
+			capacity += unit_capacity(eq, v);
+	return conn_window_want(eq->q->fifos[p].n, capacity);
+}
+
+bool egress_wants_session(struct egress_queue *eq)
+{
+	const struct config *cfg = eq->w->cfg;
+	int64_t wall = wall_now_ms();
+
+	/* A unit under max-msg-rate carries no more than its rate, however
+	 * many sessions it has: then the backlog asks for another unit. */
+	for (size_t p = 0; p < eq->q->n_fifos; p++)
+		if (pool_wants_session(eq, cfg, p, wall))
+			return true;
+	return false;
+}
+
 ssize_t egress_pick_vmta(struct egress_queue *eq, int64_t now_ms)
 {
 	const struct config *cfg = eq->w->cfg;
 	struct sched_queue *q = eq->q;
-	int64_t now_us = now_ms * 1000, wait = 0, w;
+	int64_t wait = 0, wall = wall_now_ms();
 
 	egress_mode_now(eq, now_ms);
 	for (size_t i = 0; i < q->n_fifos; i++) {
 		size_t p = (eq->pool_rr + i) % q->n_fifos;
 		const struct config_pool *pool = &cfg->pools[p < cfg->n_pools ? p : 0];
 
-		if (!pool_wants_session(eq, cfg, p))
+		if (!pool_wants_session(eq, cfg, p, wall))
 			continue; /* nothing ready, or its own sessions carry it */
 		for (size_t k = 0; k < pool->n_vmtas; k++) {
 			size_t v = pool->vmtas[(eq->vmta_rr + k) % pool->n_vmtas];
-			struct egress_unit *u;
+			const struct config_vmta *vm = &cfg->vmtas[v];
+			ssize_t r;
 
 			if (v >= eq->n_units)
 				continue; /* added by a reload that found no memory for its unit */
-			u = &eq->units[v];
-			unsigned max_out = egress_max_out(eq, v);
-			const struct config_rate *rate = egress_msg_rate(eq, v);
-
-			if (u->disabled_until_ms > now_ms) {
-				note_wait(&wait, (u->disabled_until_ms - now_ms) * 1000);
-				continue;
+			/* reroute-to-virtual-mta: v's mail for this queue goes through r only */
+			if ((r = reroute_of(eq, v)) >= 0) {
+				if (!unit_ready(eq, (size_t)r, now_ms, &wait))
+					continue;
+				eq->vmta_rr = (eq->vmta_rr + k + 1) % pool->n_vmtas;
+				return r;
 			}
-			if (u->open_after_ms > now_ms) {
-				note_wait(&wait, (u->open_after_ms - now_ms) * 1000);
-				continue;
+			/* warm-up: the cold vmta first, while v's daily share lasts */
+			if (vm->has_cold && vm->cold < eq->n_units && cold_allows(eq, v, wall) &&
+			    unit_ready(eq, vm->cold, now_ms, &wait)) {
+				eq->vmta_rr = (eq->vmta_rr + k + 1) % pool->n_vmtas;
+				return (ssize_t)vm->cold;
 			}
-			if (!conn_window_allows(&u->cw, u->n_conns, max_out))
+			if (!unit_ready(eq, v, now_ms, &wait))
 				continue;
-			if (!throttle_peek(&u->msg_rate, rate, now_us, &w)) {
-				note_wait(&wait, w);
-				continue;
-			}
-			if (!throttle_take(&u->connect_rate, &egress_unit_dom(eq, v)->max_connect_rate, now_us, &w)) {
-				note_wait(&wait, w);
-				continue;
-			}
 			eq->vmta_rr = (eq->vmta_rr + k + 1) % pool->n_vmtas;
 			return (ssize_t)v;
 		}
@@ -370,21 +482,29 @@ ssize_t egress_pick_pool(struct egress_queue *eq, size_t vmta, int64_t now_ms)
 	const struct config *cfg = eq->w->cfg;
 	struct sched_queue *q = eq->q;
 	struct egress_unit *u = &eq->units[vmta];
-	int64_t wait = 0;
+	int64_t wait = 0, wall = wall_now_ms();
 
 	egress_mode_now(eq, now_ms);
 	if (u->disabled_until_ms > now_ms)
 		return -1;
 	for (size_t i = 0; i < q->n_fifos; i++) {
 		size_t p = (eq->pool_rr + i) % q->n_fifos;
+		ssize_t warm = -1;
 
-		if (!q->fifos[p].n || !egress_pool_has(cfg, p, vmta))
+		if (!q->fifos[p].n)
+			continue;
+		/* a member whose mail is rerouted does not take it itself; the
+		 * vmta it goes to does, and a cold vmta its warm one's share */
+		if (!(egress_pool_has(cfg, p, vmta) && reroute_of(eq, vmta) < 0) && !reroute_serves(eq, p, vmta) &&
+		    (warm = cold_serves(eq, p, vmta, wall)) < 0)
 			continue;
 		if (!throttle_take(&u->msg_rate, egress_msg_rate(eq, vmta), now_ms * 1000, &wait)) {
 			egress_wake_at(eq, now_ms + wait / 1000 + 1);
 			return -1;
 		}
 		eq->pool_rr = (p + 1) % q->n_fifos;
+		if (warm >= 0)
+			eq->units[warm].cold_sent++; /* one of warm's messages goes cold */
 		return (ssize_t)p;
 	}
 	return -1;

@@ -223,7 +223,7 @@ static void intake_edit_headers(const struct config *cfg, const struct config_so
  * source allows, removed unless it retains them; then the source's
  * pattern-list and header edits. */
 static void intake_pool_and_job(const struct config *cfg, const struct config_source *src,
-				struct intake_req *ir)
+				const struct sockaddr *local, struct intake_req *ir)
 {
 	char vmta[128], job[sizeof(ir->campaign)], envid[sizeof(ir->envid) + 1];
 	ssize_t pool = -1;
@@ -234,7 +234,7 @@ static void intake_pool_and_job(const struct config *cfg, const struct config_so
 		{.name = "X-Envid", .out = envid, .cap = sizeof(envid)},
 	};
 
-	ir->pool = src ? src->default_pool : 0;
+	ir->pool = config_source_pool(cfg, src, local);
 	if (src) {
 		if (src->jobid_header)
 			w[1].name = src->jobid_header;
@@ -266,6 +266,7 @@ static void intake_submit(void *ctx, struct smtp_session *s, struct smtp_envelop
 	struct intake_req *ir;
 	const struct config_source *src;
 	size_t n_bounce = 0, k = 0;
+	struct sockaddr_storage local;
 
 	for (size_t i = 0; i < env->n_rcpts; i++)
 		n_bounce += intake_is_bounce_rcpt(w->cfg, env->rcpts[i]);
@@ -302,7 +303,7 @@ static void intake_submit(void *ctx, struct smtp_session *s, struct smtp_envelop
 	ir->env = env;
 	ir->msg = (struct accept_msg){.body = body, .len = len, .count = env->n_rcpts, .smtputf8 = env->smtputf8};
 	src = session_source(w->cfg, s);
-	intake_pool_and_job(w->cfg, src, ir);
+	intake_pool_and_job(w->cfg, src, src && src->default_by_source_ip ? smtp_session_local(s, &local) : NULL, ir);
 	ir->msg.no_verp = src && src->no_verp && !env->xverp;
 	ir->batch = (struct accept_batch){
 		.eng = w->eng,
@@ -420,6 +421,8 @@ static void intake_peer_policy(void *ctx, const struct sockaddr *peer, struct sm
 	out->max_per_ip = src ? src->max_connections_per_ip : 0;
 	out->max_message_size = config_source_max_message_size(cfg, src);
 	out->max_session_ms = out->trusted ? 0 : cfg->smtp_max_session_time_ms;
+	out->no_starttls = cfg->smtp_listener_no_tls && out->listener < cfg->n_smtp_listeners &&
+			   cfg->smtp_listener_no_tls[out->listener];
 }
 
 /* bare-newline normalize in the client's <source>; else refuse (550 5.5.2). */

@@ -28,7 +28,8 @@
 
 _Static_assert((unsigned)CONFIG_LOG_CONNECTIONS == (unsigned)SMTP_TRACE_CONN &&
 	       (unsigned)CONFIG_LOG_COMMANDS == (unsigned)SMTP_TRACE_CMDS &&
-	       (unsigned)CONFIG_LOG_DATA == (unsigned)SMTP_TRACE_DATA, "<source> log flags are the session's trace flags");
+	       (unsigned)CONFIG_LOG_DATA == (unsigned)SMTP_TRACE_DATA && (unsigned)CONFIG_LOG_TLS == (unsigned)SMTP_TRACE_TLS,
+	       "<source> log flags are the session's trace flags");
 
 #define SUB_BUF (256 * 1024)       /* a live reader's backlog */
 #define FILE_BUF (1024 * 1024)     /* the file's backlog between writes */
@@ -141,7 +142,7 @@ static bool ring_line(struct ring *r, const char *line, size_t n)
 
 /* ---- configured flags ---------------------------------------------------------- */
 
-static ssize_t key_conn = -1, key_cmds = -1, key_data = -1;
+static ssize_t key_conn = -1, key_cmds = -1, key_data = -1, key_tls = -1;
 static pthread_once_t keys_once = PTHREAD_ONCE_INIT;
 
 static void keys_find(void)
@@ -155,6 +156,8 @@ static void keys_find(void)
 			key_cmds = (ssize_t)i;
 		else if (!strcmp(name, "log-data"))
 			key_data = (ssize_t)i;
+		else if (!strcmp(name, "log-tls"))
+			key_tls = (ssize_t)i;
 	}
 }
 
@@ -174,7 +177,8 @@ unsigned trace_domain_flags(const struct config *cfg, const struct config_domain
 {
 	pthread_once(&keys_once, keys_find);
 	return (value_yes(cfg, d, key_conn) ? SMTP_TRACE_CONN : 0u) |
-	       (value_yes(cfg, d, key_cmds) ? SMTP_TRACE_CMDS : 0u) | (value_yes(cfg, d, key_data) ? SMTP_TRACE_DATA : 0u);
+	       (value_yes(cfg, d, key_cmds) ? SMTP_TRACE_CMDS : 0u) | (value_yes(cfg, d, key_data) ? SMTP_TRACE_DATA : 0u) |
+	       (value_yes(cfg, d, key_tls) ? SMTP_TRACE_TLS : 0u);
 }
 
 /* ---- matching ------------------------------------------------------------------- */
@@ -182,7 +186,8 @@ unsigned trace_domain_flags(const struct config *cfg, const struct config_domain
 static unsigned ev_kind(enum smtp_trace_ev ev)
 {
 	switch (ev) {
-	case SMTP_TRACE_EV_CONNECT: case SMTP_TRACE_EV_TLS: case SMTP_TRACE_EV_CLOSE: return SMTP_TRACE_CONN;
+	case SMTP_TRACE_EV_TLS: return SMTP_TRACE_CONN | SMTP_TRACE_TLS; /* log-tls: this line alone */
+	case SMTP_TRACE_EV_CONNECT: case SMTP_TRACE_EV_CLOSE: return SMTP_TRACE_CONN;
 	case SMTP_TRACE_EV_DATA: return SMTP_TRACE_DATA;
 	default: return SMTP_TRACE_CMDS;
 	}

@@ -53,7 +53,7 @@ void trace_end_streams(struct trace *tr);
  * ended (smtp_trace_end). NULL is fine. */
 void trace_stop(struct trace *tr);
 
-/* SMTP_TRACE_* from log-connections, log-commands, log-data of a queue's
+/* SMTP_TRACE_* from log-connections, log-commands, log-data, log-tls of a queue's
  * <domain> (config_domain_for), each inherited from <domain *>. */
 unsigned trace_domain_flags(const struct config *cfg, const struct config_domain *d);
 /* A session starts (on its worker): set its sink and configured flags.

@@ -1082,7 +1082,7 @@ static int cli_tls_input(struct smtp_client *c)
 		return 0;
 	if (c->state == CLI_HANDSHAKE) {
 		/* RFC 3207: start over with EHLO inside TLS */
-		if (smtp_trace_on(&c->trace, SMTP_TRACE_CONN)) {
+		if (smtp_trace_on(&c->trace, SMTP_TRACE_CONN | SMTP_TRACE_TLS)) {
 			const char *d = tls_describe(c->tls);
 
 			smtp_trace_event(&c->trace, SMTP_TRACE_EV_TLS, d, strlen(d));

@@ -492,7 +492,7 @@ static void cmd_ehlo(struct smtp_session *s, const struct smtp_cmd *c, bool esmt
 	sess_reply(s, "250-8BITMIME");
 	sess_reply(s, "250-SMTPUTF8");
 	sess_reply(s, "250-CHUNKING");
-	if (lim->tls && !s->tls)
+	if (lim->tls && !s->tls && !s->pol.no_starttls)
 		sess_reply(s, "250-STARTTLS");
 	if (!s->user && s->srv->hooks.auth_allowed && s->srv->hooks.auth_allowed(s->srv->ctx, s, s->tls != NULL))
 		sess_reply(s, "250-AUTH PLAIN LOGIN");
@@ -501,7 +501,7 @@ static void cmd_ehlo(struct smtp_session *s, const struct smtp_cmd *c, bool esmt
 
 static void cmd_starttls(struct smtp_session *s)
 {
-	if (!s->srv->lim.tls) {
+	if (!s->srv->lim.tls || s->pol.no_starttls) {
 		sess_reply(s, "502 5.5.1 Error: TLS not available");
 		sess_error(s);
 		return;
@@ -1007,6 +1007,15 @@ const struct sockaddr *smtp_session_peer(const struct smtp_session *s)
 	return (const struct sockaddr *)&s->peer;
 }
 
+const struct sockaddr *smtp_session_local(const struct smtp_session *s, struct sockaddr_storage *out)
+{
+	socklen_t len = sizeof(*out);
+
+	if (s->fd < 0 || getsockname(s->fd, (struct sockaddr *)out, &len) < 0)
+		return NULL;
+	return (const struct sockaddr *)out;
+}
+
 const char *smtp_session_user(const struct smtp_session *s)
 {
 	return s->user;
@@ -1157,7 +1166,7 @@ static int sess_tls_input(struct smtp_session *s)
 			sess_close(s);
 		return -1;
 	}
-	if (hs == 1 && smtp_trace_on(&s->trace, SMTP_TRACE_CONN) && !s->trace.tls_noted) {
+	if (hs == 1 && smtp_trace_on(&s->trace, SMTP_TRACE_CONN | SMTP_TRACE_TLS) && !s->trace.tls_noted) {
 		const char *d = tls_describe(s->tls);
 
 		s->trace.tls_noted = true;

@@ -44,6 +44,8 @@ struct smtp_peer_policy {
 	unsigned max_per_ip;       /* the source's own per-address cap; 0 = default */
 	uint64_t max_message_size; /* until AUTH succeeds (then the listener's) */
 	uint64_t max_session_ms;   /* overall deadline until AUTH; 0 = none */
+	bool no_starttls;          /* the listener's `tls=no`: STARTTLS neither offered
+				    * nor accepted */
 };
 
 /* A received message's envelope; owned by whoever holds it (see submit). */
@@ -135,6 +137,9 @@ bool smtp_session_trusted(const struct smtp_session *s);
 /* The reply to a submitted message ("250 2.0.0 Ok: queued as ..."). */
 void smtp_session_submitted(struct smtp_session *s, const char *reply);
 const struct sockaddr *smtp_session_peer(const struct smtp_session *s);
+/* The address the client connected to (getsockname of the session's
+ * socket) in *out, returned as a sockaddr; NULL when unknown. */
+const struct sockaddr *smtp_session_local(const struct smtp_session *s, struct sockaddr_storage *out);
 /* The index of the listener the session came in on (see smtp_peer_policy). */
 size_t smtp_session_listener(const struct smtp_session *s);
 /* The user the session authenticated as, or NULL. */

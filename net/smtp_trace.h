@@ -33,6 +33,7 @@ enum {
 	SMTP_TRACE_CONN = 1u << 0, /* connect, TLS established, close */
 	SMTP_TRACE_CMDS = 1u << 1, /* every command and reply line */
 	SMTP_TRACE_DATA = 1u << 2, /* the message's lines too */
+	SMTP_TRACE_TLS = 1u << 3,  /* the TLS line alone (log-tls) */
 };
 
 enum smtp_trace_ev {

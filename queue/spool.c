@@ -11,7 +11,7 @@
  *   msg  value: header (MSG_HDR_LEN bytes), sender\0, campaign\0, source_ip\0,
  *               body (body_len bytes, not terminated)
  *        header: [0] u8 version, [1] u8 flags (bit 0: SMTPUTF8, bits 1-2:
- *                SPOOL_SRC_*, bit 3: no VERP; older records have 0), [2] u16 header length, [4] u32 n_rcpt,
+ *                SPOOL_SRC_*, bit 3: no VERP, bit 4: DKIM at delivery; older records have 0), [2] u16 header length, [4] u32 n_rcpt,
  *                [8] i64 arrival_ms, [16] u32 sender_len,
  *                [20] u32 campaign_len, [24] u32 source_ip_len, [28] u32 0,
  *                [32] u64 body_len; then, only when the message has an ENVID
@@ -239,7 +239,8 @@ static void msg_encode(uint8_t *p, const struct spool_msg *m)
 
 	memset(p, 0, MSG_HDR_LEN);
 	p[0] = MSG_VERSION;
-	p[1] = (uint8_t)((m->smtputf8 ? 1 : 0) | (m->src_type & 3) << 1 | (m->no_verp ? 8 : 0));
+	p[1] = (uint8_t)((m->smtputf8 ? 1 : 0) | (m->src_type & 3) << 1 | (m->no_verp ? 8 : 0) |
+			 (m->dkim_at_delivery ? 16 : 0));
 	put_le(p + 2, hl, 2);
 	put_le(p + 4, m->n_rcpt, 4);
 	put_le(p + 8, (uint64_t)m->arrival_ms, 8);
@@ -287,6 +288,7 @@ static int msg_decode(const MDB_val *v, uint64_t id, struct spool_msg *m)
 	m->smtputf8 = (p[1] & 1) != 0;
 	m->src_type = (uint8_t)(p[1] >> 1 & 3);
 	m->no_verp = (p[1] & 8) != 0;
+	m->dkim_at_delivery = (p[1] & 16) != 0;
 	m->envid = "";
 	if (off >= MSG_HDR_LEN + 5) {
 		uint32_t le = (uint32_t)get_le(p + MSG_HDR_LEN, 4);

@@ -71,6 +71,8 @@ struct spool_msg {
 	bool no_verp;              /* its <source> has verp-default no (and MAIL had no
 				    * XVERP): it goes with its own return path */
 	uint8_t src_type;          /* SPOOL_SRC_*: how it came in (accounting's srcType) */
+	bool dkim_at_delivery;     /* not signed at intake: each delivery signs with
+				    * its vmta's key (flags bit 4) */
 };
 
 /* How a message came in; stored in the message's flags (bits 1-2), so

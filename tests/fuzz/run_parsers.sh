@@ -19,10 +19,10 @@ build() { # name sources...
 }
 build fuzz_smtp_cmd "$ROOT/net/smtp_cmd.c"
 build fuzz_smtp_reply "$ROOT/net/smtp_reply.c" "$ROOT/net/smtp_cmd.c" "$ROOT/core/json_str.c"
-build fuzz_config "$ROOT"/core/config_parse.c "$ROOT"/core/config_units.c "$ROOT"/core/config_source.c \
-    "$ROOT"/core/config_domain.c "$ROOT"/core/config_vmta.c "$ROOT"/core/config_http.c "$ROOT"/core/config_pmta.c "$ROOT"/core/config_webhook.c \
-    "$ROOT"/core/pcre_re.c -lpcre2-8
-build fuzz_bounce_report "$ROOT/engine/bounce_report.c" "$ROOT/engine/bounce_text.c" "$ROOT/engine/bounce_category.c" -lcrypto
+# every config_*.c: a new directive file cannot be left out of the fuzzer
+build fuzz_config "$ROOT"/core/config_*.c "$ROOT"/core/pcre_re.c -lpcre2-8
+build fuzz_bounce_report "$ROOT/engine/bounce_report.c" "$ROOT/engine/bounce_text.c" "$ROOT/engine/bounce_category.c" \
+    "$ROOT/core/pcre_re.c" -lpcre2-8 -lcrypto
 build fuzz_inject "$ROOT/engine/inject_check.c" "$ROOT/engine/inject_render.c" "$ROOT/engine/mime_build.c" "$ROOT/net/smtp_cmd.c" \
     "$ROOT/core/json_str.c" -ljansson -lcrypto
 status=0

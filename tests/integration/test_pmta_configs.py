@@ -221,8 +221,7 @@ FIXES = {
         ("design", 207, r"dummy-smtp-port is PowerMTA's built-in test sink", _drop_lines("dummy-smtp-port")),
     ],
     "clibuild-patch.config": [
-        ("salvo", 41, r'default-virtual-mta "by-smtp-source-ip": no such virtual-mta',
-         _sub("default-virtual-mta by-smtp-source-ip", "")),
+        # (line 41's default-virtual-mta by-smtp-source-ip loads since it is built: no edit)
         ("fault", 50, r'pattern-list "pmta-pattern": no such <pattern-list>', _drop_lines("pattern-list pmta-pattern")),
         ("deploy", 53, r"include: /etc/pmta/virtualhost.txt: no such file", _drop_lines("include /etc/pmta/virtualhost.txt")),
         ("fault", 90, r"unterminated /REGEX/", _join_lines(90, 91, "")),
@@ -248,12 +247,7 @@ FIXES = {
         ("fault", 347, r'invalid source address "IP3_ADDRESS"', lambda t: t),
         ("fault", 363, r'invalid source address "IP4_ADDRESS"', lambda t: t),
         ("fault", 374, r'invalid source address "IP5_ADDRESS"', lambda t: t),
-        # each vmta signs with its own key for `*`: Salvo's keys are global, one per domain
-        ("salvo", 331, r"a second domain-key for \* \(first at line 315\)",
-         lambda t: re.sub(r"(domain-key dkim,\*,/etc/pmta/dkim/)(?!trans-mail-ulixai-com)[^\n]*", "", t)),
-        ("salvo", 348, r"a second domain-key for \*", lambda t: t),
-        ("salvo", 364, r"a second domain-key for \*", lambda t: t),
-        ("salvo", 375, r"a second domain-key for \*", lambda t: t),
+        # (each vmta's own `domain-key dkim,*,FILE` loads since per-vmta keys: no edit)
         # pool weights and a selection policy: not PowerMTA syntax
         ("undocumented", 395, r"<virtual-mta-pool pool-cold> lists no virtual-mta",
          lambda t: re.sub(r"(virtual-mta [\w-]+) +weight \d+", r"\1", t)),

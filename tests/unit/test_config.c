@@ -1517,6 +1517,10 @@ static void test_include(void **state)
 	assert_non_null(strstr(rep.errors, "t.conf:5: missing value for include"));
 	assert_non_null(strstr(rep.errors, "t.conf:6: unknown directive \"frob\""));
 	config_report_free(&rep);
+	/* a device that never ends is refused, not read for ever */
+	assert_int_equal(config_load_string_report(&cfg, "t.conf", "include /dev/zero\n", &rep), -1);
+	assert_non_null(strstr(rep.errors, "t.conf:1: include: /dev/zero: larger than 64 MiB: not a configuration file"));
+	config_report_free(&rep);
 	snprintf(text, sizeof(text), "rm -rf '%s'", dir);
 	assert_int_equal(system(text), 0);
 }
@@ -1742,6 +1746,11 @@ static void test_policy_errors(void **state)
 		   "test.conf:2: reply rule without actions");
 	expect_err("<smtp-pattern-list p>\n reply /421/ mode=backoff,mode=normal\n</smtp-pattern-list>\n",
 		   "test.conf:2: reply rule with both mode=backoff and mode=normal");
+	expect_err("<smtp-pattern-list p>\n reply /x/ skip-mx\n reply /421/ bounce-queue,defer-queue\n</smtp-pattern-list>\n",
+		   "test.conf:3: reply rule with both bounce-queue and defer-queue");
+	expect_err("<smtp-pattern-list p>\n reply /421/ defer-queue,bounce-queue-now\n</smtp-pattern-list>\n",
+		   "test.conf:2: unknown reply action \"bounce-queue-now\" (mode=backoff, mode=normal, "
+		   "disable-source-ip, reenable-after=DURATION, skip-mx, bounce-rcpt, bounce-queue, defer-queue)");
 	expect_err("<smtp-pattern-list p>\n reply /421/ reenable-after=0\n</smtp-pattern-list>\n",
 		   "test.conf:2: invalid duration \"0\" for reenable-after");
 	expect_err("<smtp-pattern-list p>\n</smtp-pattern-list>\n<smtp-pattern-list P>\n</smtp-pattern-list>\n",
@@ -2069,6 +2078,183 @@ static void test_intake_pattern_list_errors(void **state)
 	}
 }
 
+/* `domain-key` inside <virtual-mta>: that vmta's key (issue 18); the same
+ * domain in two vmtas and at top level; malformed lines each an error. */
+static void test_vmta_domain_key(void **state)
+{
+	struct config cfg;
+	size_t v1 = SIZE_MAX, v2 = SIZE_MAX;
+
+	(void)state;
+	load_ok(&cfg, "domain-key g,vm.example,/g.pem\n"
+		      "<virtual-mta v1>\n domain-key s1,vm.example,/k1.pem\n domain-key s1,*,/k1.pem\n</virtual-mta>\n"
+		      "<virtual-mta v2>\n domain-key s2,VM.example,/k2.pem\n</virtual-mta>\n");
+	for (size_t i = 0; i < cfg.n_vmtas; i++) {
+		if (!strcmp(cfg.vmtas[i].name, "v1"))
+			v1 = i;
+		if (!strcmp(cfg.vmtas[i].name, "v2"))
+			v2 = i;
+	}
+	assert_int_equal(cfg.n_domain_keys, 4);
+	assert_true(cfg.domain_keys[0].vmta == SIZE_MAX);
+	assert_true(cfg.domain_keys[1].vmta == v1 && cfg.domain_keys[2].vmta == v1);
+	assert_true(cfg.domain_keys[3].vmta == v2);
+	assert_string_equal(cfg.domain_keys[3].domain, "vm.example");
+	assert_string_equal(cfg.domain_keys[3].path, "/k2.pem");
+	config_free(&cfg);
+	expect_err("<virtual-mta v>\n domain-key s1,vm.example,/a.pem\n domain-key s2,vm.example,/b.pem\n</virtual-mta>\n",
+		   "test.conf:3: a second domain-key for vm.example in <virtual-mta> v (first at line 2)");
+	expect_err("domain-key g,vm.example,/g.pem\ndomain-key h,vm.example,/h.pem\n",
+		   "test.conf:2: a second domain-key for vm.example (first at line 1)");
+	expect_err("<virtual-mta v>\n domain-key s1\n</virtual-mta>\n",
+		   "test.conf:2: domain-key wants SELECTOR,DOMAIN,KEYFILE, not \"s1\"");
+	expect_err("<virtual-mta v>\n domain-key s1,vm.example,\n</virtual-mta>\n",
+		   "test.conf:2: missing key file for domain-key");
+	expect_err("<virtual-mta v>\n domain-key s/1,vm.example,/a.pem\n</virtual-mta>\n",
+		   "test.conf:2: invalid selector \"s/1\" for domain-key");
+	expect_err("<virtual-mta v>\n domain-key s1,a..b,/a.pem\n</virtual-mta>\n",
+		   "test.conf:2: invalid domain \"a..b\" for domain-key (a domain name or *)");
+}
+
+/* `default-virtual-mta by-smtp-source-ip`: the vmta whose smtp-source-host
+ * is the address the client connected to (issue 18). */
+static void test_default_vmta_by_source_ip(void **state)
+{
+	struct config cfg;
+	const struct config_source *src;
+	struct sockaddr_storage a = sa_of("192.0.2.6"), b = sa_of("192.0.2.7"), o = sa_of("192.0.2.9");
+	struct sockaddr_storage m = sa_of("::ffff:192.0.2.7");
+
+	(void)state;
+	load_ok(&cfg, "<virtual-mta va>\n smtp-source-host 192.0.2.6 a.example\n</virtual-mta>\n"
+		      "<virtual-mta vb>\n smtp-source-host 192.0.2.7 b.example\n</virtual-mta>\n"
+		      "<source 10/8>\n default-virtual-mta by-smtp-source-ip\n</source>\n"
+		      "<source 11/8>\n default-virtual-mta va\n</source>\n");
+	src = source_for(&cfg, "10.1.2.3");
+	assert_non_null(src);
+	assert_true(src->default_by_source_ip);
+	assert_string_equal(cfg.pools[config_source_pool(&cfg, src, (struct sockaddr *)&a)].name, "va");
+	assert_string_equal(cfg.pools[config_source_pool(&cfg, src, (struct sockaddr *)&b)].name, "vb");
+	/* a dual-stack listener sees IPv4 clients as ::ffff:a.b.c.d */
+	assert_string_equal(cfg.pools[config_source_pool(&cfg, src, (struct sockaddr *)&m)].name, "vb");
+	assert_int_equal(config_source_pool(&cfg, src, (struct sockaddr *)&o), 0);
+	assert_int_equal(config_source_pool(&cfg, src, NULL), 0);
+	src = source_for(&cfg, "11.1.2.3");
+	assert_false(src->default_by_source_ip);
+	assert_string_equal(cfg.pools[config_source_pool(&cfg, src, (struct sockaddr *)&b)].name, "va");
+	config_free(&cfg);
+	expect_source_err("default-virtual-mta by-smtp-source-ip x",
+			  "test.conf:2: invalid name \"by-smtp-source-ip x\" for default-virtual-mta");
+	expect_err("<source 10/8>\n default-virtual-mta by-smtp-source\n</source>\n",
+		   "test.conf:1: default-virtual-mta \"by-smtp-source\": no such virtual-mta or virtual-mta-pool");
+}
+
+/* `cold-virtual-mta NAME` (PowerMTA's warm-up): resolved to the vmta;
+ * --show QUEUE/VMTA prints it, the vmta's keys and the cap. */
+static void test_cold_vmta(void **state)
+{
+	struct config cfg;
+	char *text = NULL, err[256];
+	size_t len = 0, w = SIZE_MAX, c = SIZE_MAX;
+	FILE *out;
+
+	(void)state;
+	load_ok(&cfg, "<virtual-mta w>\n cold-virtual-mta c\n domain-key s1,w.example,/w.pem\n"
+		      " <domain *>\n  max-cold-virtual-mta-msg 400/day\n </domain>\n</virtual-mta>\n"
+		      "<virtual-mta c>\n</virtual-mta>\ndomain-key g,*,/g.pem\n");
+	for (size_t i = 0; i < cfg.n_vmtas; i++) {
+		if (!strcmp(cfg.vmtas[i].name, "w"))
+			w = i;
+		if (!strcmp(cfg.vmtas[i].name, "c"))
+			c = i;
+	}
+	assert_true(w != SIZE_MAX && c != SIZE_MAX);
+	assert_true(cfg.vmtas[w].has_cold);
+	assert_int_equal(cfg.vmtas[w].cold, c);
+	assert_false(cfg.vmtas[c].has_cold);
+	assert_non_null(out = open_memstream(&text, &len));
+	assert_int_equal(config_show(out, &cfg, "x.example/w", err, sizeof(err)), 0);
+	fclose(out);
+	assert_non_null(strstr(text, "\ncold-virtual-mta c\ndomain-key s1,w.example,/w.pem\ndomain-key g,*,/g.pem\n"));
+	assert_non_null(strstr(text, "max-cold-virtual-mta-msg 400/day\n"));
+	free(text);
+	text = NULL;
+	assert_non_null(out = open_memstream(&text, &len));
+	assert_int_equal(config_show(out, &cfg, "x.example/c", err, sizeof(err)), 0);
+	fclose(out);
+	assert_null(strstr(text, "max-cold-virtual-mta-msg"));
+	assert_null(strstr(text, "cold-virtual-mta c"));
+	free(text);
+	config_free(&cfg);
+	expect_err("<virtual-mta w>\n cold-virtual-mta nope\n</virtual-mta>\n",
+		   "test.conf:2: cold-virtual-mta \"nope\": no such <virtual-mta>");
+	expect_err("<virtual-mta w>\n cold-virtual-mta W\n</virtual-mta>\n",
+		   "test.conf:2: cold-virtual-mta \"W\": a virtual MTA cannot be its own cold one");
+	expect_err("<virtual-mta w>\n cold-virtual-mta c\n</virtual-mta>\n<virtual-mta c>\n cold-virtual-mta d\n"
+		   "</virtual-mta>\n<virtual-mta d>\n</virtual-mta>\n",
+		   "test.conf:2: cold-virtual-mta \"c\": that virtual MTA has a cold one itself (one level only)");
+	expect_err("<virtual-mta c>\n</virtual-mta>\n<virtual-mta w>\n cold-virtual-mta c\n cold-virtual-mta c\n</virtual-mta>\n",
+		   "test.conf:5: a second cold-virtual-mta for <virtual-mta w> (first at line 4)");
+	expect_err("<virtual-mta w>\n cold-virtual-mta a b\n</virtual-mta>\n",
+		   "test.conf:2: invalid virtual-mta name \"a b\" for cold-virtual-mta");
+	expect_domain_err("max-cold-virtual-mta-msg 400", "test.conf:2: invalid rate (e.g. 100/h) \"400\" for max-cold-virtual-mta-msg");
+}
+
+/* `reroute-to-virtual-mta NAME` in <domain>: a vmta name, checked. */
+static void test_reroute_vmta(void **state)
+{
+	struct config cfg;
+
+	(void)state;
+	load_ok(&cfg, "<domain *>\n reroute-to-virtual-mta b\n</domain>\n<domain x.example>\n</domain>\n"
+		      "<virtual-mta a>\n <domain n.example>\n  reroute-to-virtual-mta B\n </domain>\n</virtual-mta>\n"
+		      "<virtual-mta b>\n</virtual-mta>\n");
+	config_free(&cfg);
+	expect_err("<domain x.example>\n reroute-to-virtual-mta nope\n</domain>\n",
+		   "test.conf:1: reroute-to-virtual-mta \"nope\" in <domain x.example>: no such <virtual-mta>");
+	/* inherited from <domain *>: reported once, at the * block */
+	expect_err("<domain y.example>\n</domain>\n<domain *>\n reroute-to-virtual-mta nope\n</domain>\n",
+		   "test.conf:3: reroute-to-virtual-mta \"nope\" in <domain *>: no such <virtual-mta>");
+	expect_err("<virtual-mta a>\n <domain n.example>\n  reroute-to-virtual-mta nope\n </domain>\n</virtual-mta>\n",
+		   "test.conf:2: reroute-to-virtual-mta \"nope\" in <domain n.example>: no such <virtual-mta>");
+	expect_domain_err("reroute-to-virtual-mta a b", "test.conf:2: invalid name (one word) \"a b\" for reroute-to-virtual-mta");
+}
+
+/* Issue 18's vmta constructs are applied now: no "not applied" warning
+ * for any of them; log-tls sets the source's flag; a bad value fails. */
+static void test_vmta_constructs_applied(void **state)
+{
+	struct config cfg;
+	struct config_report rep;
+
+	(void)state;
+	assert_int_equal(config_load_string_report(&cfg, "t.conf",
+		"<virtual-mta w>\n smtp-source-host 192.0.2.1 w.example\n cold-virtual-mta c\n"
+		" domain-key s,*,/k.pem\n <domain *>\n  max-cold-virtual-mta-msg 10/day\n </domain>\n</virtual-mta>\n"
+		"<virtual-mta c>\n smtp-source-host 192.0.2.2 c.example\n</virtual-mta>\n"
+		"<source 10/8>\n default-virtual-mta by-smtp-source-ip\n log-tls yes\n</source>\n"
+		"<smtp-pattern-list p>\n reply /x/ bounce-queue\n reply /y/ defer-queue\n</smtp-pattern-list>\n"
+		"<domain *>\n log-tls yes\n reroute-to-virtual-mta w\n smtp-pattern-list p\n</domain>\n", &rep), 0);
+	assert_null(rep.errors);
+	if (rep.warnings)
+		fail_msg("warnings: %s", rep.warnings);
+	config_report_free(&rep);
+	assert_int_equal(source_for(&cfg, "10.1.2.3")->log_flags, CONFIG_LOG_TLS);
+	config_free(&cfg);
+	expect_source_err("log-tls maybe", "test.conf:2: invalid boolean \"maybe\" for log-tls");
+	/* smtp-listener ... tls=no: per listener */
+	load_ok(&cfg, "smtp-listener 127.0.0.1:2525\nsmtp-listener 127.0.0.2:2525 tls=no\n"
+		      "smtp-listener 127.0.0.3:2525 tls=no tls=yes\n");
+	assert_int_equal(cfg.n_smtp_listeners, 3);
+	assert_false(cfg.smtp_listener_no_tls[0]);
+	assert_true(cfg.smtp_listener_no_tls[1]);
+	assert_false(cfg.smtp_listener_no_tls[2]);
+	config_free(&cfg);
+	expect_err("smtp-listener 127.0.0.1:2525 tls=maybe\n",
+		   "test.conf:1: unknown option \"tls=maybe\" for smtp-listener (expected source=NAME or tls=yes|no)");
+	expect_domain_err("log-tls maybe", "test.conf:2: invalid boolean \"maybe\" for log-tls");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -2110,6 +2296,11 @@ int main(void)
 		cmocka_unit_test(test_policy_errors),
 		cmocka_unit_test(test_http_access),
 		cmocka_unit_test(test_transcript_directives),
+		cmocka_unit_test(test_vmta_domain_key),
+		cmocka_unit_test(test_default_vmta_by_source_ip),
+		cmocka_unit_test(test_cold_vmta),
+		cmocka_unit_test(test_reroute_vmta),
+		cmocka_unit_test(test_vmta_constructs_applied),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -227,6 +227,7 @@ static void test_roundtrip_three_rcpts(void **state)
 	m.no_verp = true;
 	m.envid = "camp7-msg42";
 	m.src_type = SPOOL_SRC_SMTP;
+	m.dkim_at_delivery = true; /* flags bit 4, beside bits 0-3 */
 	assert_int_equal(spool_wtxn_begin(s, &t), 0);
 	assert_int_equal(spool_alloc_id(t, &m.id), 0);
 	assert_int_equal(spool_put_msg(t, &m), 0);
@@ -254,6 +255,7 @@ static void test_roundtrip_three_rcpts(void **state)
 	assert_true(g.no_verp);
 	assert_string_equal(g.envid, "camp7-msg42");
 	assert_int_equal(g.src_type, SPOOL_SRC_SMTP);
+	assert_true(g.dkim_at_delivery);
 	assert_string_equal(g.sender, m.sender);
 	assert_string_equal(g.campaign, m.campaign);
 	assert_string_equal(g.source_ip, m.source_ip);
@@ -276,6 +278,7 @@ static void test_roundtrip_three_rcpts(void **state)
 	assert_false(g.smtputf8);
 	assert_false(g.no_verp);
 	assert_string_equal(g.envid, "");
+	assert_false(g.dkim_at_delivery);
 	assert_int_equal(g.body_len, 0);
 	assert_int_equal(spool_get_msg(rt, id2 + 1, &g), SPOOL_NOTFOUND);
 	spool_rtxn_end(rt);
