@@ -17,7 +17,7 @@ CC=${CC:-clang}
 FLAGS="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -D_GNU_SOURCE -std=gnu11 -I$ROOT"
 name=fuzz_smtp_session
 $CC $FLAGS -o "$OUT/$name" "$HERE/$name.c" "$ROOT/net/smtp_server.c" "$ROOT/net/smtp_cmd.c" \
-    "$ROOT/net/dot_stuff.c" "$ROOT/net/loop.c" "$ROOT/net/tls.c" "$ROOT/net/conn_limit.c" "$ROOT/net/addr_window.c" \
+    "$ROOT/net/dot_stuff.c" "$ROOT/net/loop.c" "$ROOT/net/tls.c" "$ROOT/net/conn_limit.c" "$ROOT/net/addr_window.c" "$ROOT/net/smtp_trace.c" \
     -luring -lssl -lcrypto
 work="$OUT/$name.corpus"
 rm -rf "$work"; mkdir -p "$work"

@@ -880,6 +880,16 @@ class Injected:
         self.reply = self.queue_id = self.error = None
 
 
+def make_msgs(rng, prefix, rcpts_by_msg, sender, size=400):
+    """One Injected per entry of rcpts_by_msg (a list of recipient lists), ids
+    PREFIX0, PREFIX1, ... and make_body()'s hard cases."""
+    out = []
+    for i, rcpts in enumerate(rcpts_by_msg):
+        mid = "%s%d" % (prefix, i)
+        out.append(Injected(mid, sender, rcpts, make_body(rng, mid, sender, rcpts, size=size)))
+    return out
+
+
 def inject(msgs, threads=4, per_conn=10, timeout=60.0, addr=SALVOD_SMTP, source_address=None,
            on_ack=None):
     """Send msgs (list of Injected) through SMTP with `threads` parallel connections,

@@ -29,17 +29,13 @@ import random
 import time
 
 import harness
-from harness import Fail, Injected, find_records, log, make_body, wait_until
+from harness import Fail, find_records, log, wait_until
 
 SENDER = "owner@senders.test"
 
 
 def _msgs(rng, prefix, rcpts_by_msg):
-    out = []
-    for i, rcpts in enumerate(rcpts_by_msg):
-        mid = "%s%d" % (prefix, i)
-        out.append(Injected(mid, SENDER, rcpts, make_body(rng, mid, SENDER, rcpts, size=600)))
-    return out
+    return harness.make_msgs(rng, prefix, rcpts_by_msg, SENDER, 600)
 
 
 

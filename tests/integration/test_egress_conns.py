@@ -33,17 +33,13 @@ import urllib.error
 import urllib.request
 
 import harness
-from harness import Fail, Injected, log, make_body, wait_until
+from harness import Fail, log, wait_until
 
 SENDER = "owner@senders.test"
 
 
 def _msgs(rng, prefix, rcpts_by_msg, size=600):
-    out = []
-    for i, rcpts in enumerate(rcpts_by_msg):
-        mid = "%s%d" % (prefix, i)
-        out.append(Injected(mid, SENDER, rcpts, make_body(rng, mid, SENDER, rcpts, size=size)))
-    return out
+    return harness.make_msgs(rng, prefix, rcpts_by_msg, SENDER, size)
 
 
 

@@ -33,11 +33,7 @@ SENDER = "owner@senders.test"
 
 
 def _msgs(rng, prefix, rcpts_by_msg, size=400):
-    out = []
-    for i, rcpts in enumerate(rcpts_by_msg):
-        mid = "%s%d" % (prefix, i)
-        out.append(Injected(mid, SENDER, rcpts, make_body(rng, mid, SENDER, rcpts, size=size)))
-    return out
+    return harness.make_msgs(rng, prefix, rcpts_by_msg, SENDER, size)
 
 
 def _get(path):
