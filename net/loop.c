@@ -104,6 +104,33 @@ int loop_init(struct loop *l, unsigned entries, unsigned bufs, unsigned buf_size
 	return 0;
 }
 
+void loop_orphan_add(struct loop *l, struct loop_orphan *o, void (*free_fn)(struct loop_orphan *o))
+{
+	if (o->listed)
+		return;
+	o->free_fn = free_fn;
+	o->prev = NULL;
+	o->next = l->orphans;
+	if (l->orphans)
+		l->orphans->prev = o;
+	l->orphans = o;
+	o->listed = true;
+}
+
+void loop_orphan_del(struct loop *l, struct loop_orphan *o)
+{
+	if (!o->listed)
+		return;
+	if (o->prev)
+		o->prev->next = o->next;
+	else
+		l->orphans = o->next;
+	if (o->next)
+		o->next->prev = o->prev;
+	o->prev = o->next = NULL;
+	o->listed = false;
+}
+
 void loop_fini(struct loop *l)
 {
 	if (l->bufs) {
@@ -113,6 +140,13 @@ void loop_fini(struct loop *l)
 	free(l->buf_mem);
 	l->buf_mem = NULL;
 	io_uring_queue_exit(&l->ring);
+	/* no completion can come now: what waited for one is freed here */
+	while (l->orphans) {
+		struct loop_orphan *o = l->orphans;
+
+		loop_orphan_del(l, o);
+		o->free_fn(o);
+	}
 	if (l->stop_efd > 0)
 		close(l->stop_efd);
 	l->stop_efd = -1;

@@ -39,6 +39,16 @@ struct loop_op {
 	struct __kernel_timespec ts; /* storage for timeouts issued with this op */
 };
 
+/* An owner that nothing points at any more but its in-flight ops (a closed
+ * session waiting for their completions, which free it). Should the loop
+ * stop first, loop_fini() calls free_fn for each one still listed, after the
+ * ring is gone (no completion can come), so stopping does not leak them. */
+struct loop_orphan {
+	struct loop_orphan *prev, *next;
+	void (*free_fn)(struct loop_orphan *o);
+	bool listed;
+};
+
 #define LOOP_BUF_GROUP 1
 
 struct loop {
@@ -55,6 +65,7 @@ struct loop {
 	struct loop_op tick_op;    /* under valgrind only: see loop_run() */
 	struct __kernel_timespec tick_ts;
 	bool tick_armed;
+	struct loop_orphan *orphans; /* loop_orphan_add() */
 };
 
 static inline void loop_op_init(struct loop_op *op, loop_done_fn fn)
@@ -65,6 +76,10 @@ static inline void loop_op_init(struct loop_op *op, loop_done_fn fn)
 /* entries: SQ size; bufs: provided buffer count (power of two); buf_size each. */
 int loop_init(struct loop *l, unsigned entries, unsigned bufs, unsigned buf_size);
 void loop_fini(struct loop *l);
+
+/* List o (once; a second add does nothing) / take it off (unlisted: nothing). */
+void loop_orphan_add(struct loop *l, struct loop_orphan *o, void (*free_fn)(struct loop_orphan *o));
+void loop_orphan_del(struct loop *l, struct loop_orphan *o);
 
 /* Run completions until loop_stop(). Returns 0, or -errno on a ring failure. */
 int loop_run(struct loop *l);

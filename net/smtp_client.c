@@ -77,6 +77,7 @@ struct smtp_client {
 	uint64_t timer_at;         /* when the armed timer fires */
 	uint64_t txn_deadline;     /* the whole transaction must end by then (0: none) */
 	struct loop_op connect_op, recv_op, send_op, timer_op;
+	struct loop_orphan orphan;  /* listed while dead and waiting for its ops */
 	struct sockaddr_storage peer;
 	socklen_t peerlen;
 	char peer_ip[64];
@@ -189,9 +190,17 @@ static void auth_forget(struct smtp_client *c)
 	c->auth_pass = c->auth_user = NULL;
 }
 
+static void cli_orphan_free(struct loop_orphan *o)
+{
+	smtp_client_free(container_of(o, struct smtp_client, orphan));
+}
+
 static void cli_maybe_free(struct smtp_client *c)
 {
+	if (c->state == CLI_DEAD && c->ops > 0)
+		loop_orphan_add(c->loop, &c->orphan, cli_orphan_free); /* freed by its last op */
 	if (c->state == CLI_DEAD && c->ops == 0) {
+		loop_orphan_del(c->loop, &c->orphan);
 		smtp_trace_end(&c->trace);
 		auth_forget(c);
 		tls_conn_free(c->tls);
@@ -1257,6 +1266,7 @@ int smtp_client_connect(struct smtp_client **out, struct loop *l,
 
 void smtp_client_free(struct smtp_client *c)
 {
+	loop_orphan_del(c->loop, &c->orphan);
 	smtp_trace_end(&c->trace);
 	auth_forget(c);
 	close(c->fd);
