@@ -690,7 +690,7 @@ static const struct directive_table top_directives = {directives, sizeof(directi
 
 static const struct directive_table *const tables[] = {
 	&top_directives, &cp_http_directives, &cp_source_directives, &cp_domain_directives, &cp_vmta_directives,
-	&cp_pmta_directives, &cp_intake_list_directives,
+	&cp_pmta_directives, &cp_intake_list_directives, &cp_address_list_directives,
 	&cp_webhook_directives,
 };
 
@@ -1216,6 +1216,7 @@ static void finish(struct parser *p)
 	cp_vmtas_finish(p);
 	cp_sources_finish(p);
 	cp_intake_lists_finish(p);
+	cp_address_lists_finish(p);
 	cp_http_finish(p);
 	cp_pmta_finish(p);
 	cp_webhooks_finish(p);
@@ -1346,6 +1347,7 @@ void config_free(struct config *cfg)
 	cp_vmtas_free(cfg);
 	cp_pmta_free(cfg);
 	cp_intake_lists_free(cfg);
+	cp_address_lists_free(cfg);
 	cp_webhooks_free(cfg);
 	memset(cfg, 0, sizeof(*cfg));
 }

@@ -186,7 +186,6 @@ void cp_sources_free(struct config *cfg);
 extern const struct directive_table cp_pmta_directives;
 /* "X is not implemented by design: reason" when name is refused, or NULL. */
 const char *cp_refused(const char *name, bool block);
-int cp_open_address_list(struct parser *p, char *arg);
 int cp_open_processor(struct parser *p, char *arg);
 int cp_open_rewrite_list(struct parser *p, char *arg);
 int cp_open_acct_file(struct parser *p, char *arg);
@@ -195,6 +194,11 @@ int cp_open_spool(struct parser *p, char *arg);
 int cp_macro_expand(struct parser *p, const char *name, char ***out, size_t *n);
 int cp_pmta_finish(struct parser *p);
 void cp_pmta_free(struct config *cfg);
+/* config_address_list.c: <address-list>, suppression-lists */
+extern const struct directive_table cp_address_list_directives;
+int cp_open_address_list(struct parser *p, char *arg);
+int cp_address_lists_finish(struct parser *p);
+void cp_address_lists_free(struct config *cfg);
 /* config_intake_list.c: <pattern-list NAME> */
 extern const struct directive_table cp_intake_list_directives;
 int cp_open_pattern_list(struct parser *p, char *arg);

@@ -663,11 +663,6 @@ static int open_named(struct parser *p, const char *what, const char *arg)
 	return 0;
 }
 
-int cp_open_address_list(struct parser *p, char *arg)
-{
-	return open_named(p, "address-list", *arg ? arg : NULL);
-}
-
 int cp_open_processor(struct parser *p, char *arg)
 {
 	(void)p, (void)arg;
@@ -677,25 +672,6 @@ int cp_open_processor(struct parser *p, char *arg)
 int cp_open_rewrite_list(struct parser *p, char *arg)
 {
 	return open_named(p, "rewrite-list", arg);
-}
-
-/* `address LOCAL|ADDR|/REGEX/`, `domain NAME`, `address-file PATH` */
-static int p_address(struct parser *p, const struct directive *d, char *v)
-{
-	struct pcre_re *re;
-	char *rest;
-
-	if (*v != '/')
-		return p_word(p, d, v);
-	if (cp_take_regex(p, d->name, v, &re, &rest) < 0)
-		return -1;
-	pcre_re_free(re);
-	return 0;
-}
-
-static int p_domain_name(struct parser *p, const struct directive *d, char *v)
-{
-	return cp_valid_domain_name(v) ? 0 : cp_bad_value(p, "domain name", d, v);
 }
 
 /* `mail-from PATTERN REPLACEMENT` in <rewrite-list> */
@@ -822,7 +798,6 @@ static const struct directive directives[] = {
 	{"log-data", CTX_SOURCE, d_source_log, NULL},
 	{"log-tls", CTX_SOURCE, d_source_log, NULL},
 	{"rewrite-list", CTX_SOURCE, p_word, INTAKE_LATER},
-	{"suppression-lists", CTX_SOURCE, p_word, INTAKE_LATER},
 	{"accept-invalid-recipients", CTX_SOURCE, p_bool, INTAKE_NOT_APPLIED},
 	{"add-date-header", CTX_SOURCE, p_text, INTAKE_NOT_APPLIED},
 	{"add-x-virtual-mta-header", CTX_SOURCE, p_bool, INTAKE_NOT_APPLIED},
@@ -1012,10 +987,6 @@ static const struct directive directives[] = {
 	{"world-readable", CTX_ACCT_FILE, p_bool, ACCT_NOT_APPLIED},
 	{"write-timeout", CTX_ACCT_FILE, p_text, ACCT_NOT_APPLIED},
 	{"retry-interval", CTX_ACCT_FILE, p_duration, ACCT_NOT_APPLIED},
-	/* <address-list> */
-	{"address", CTX_ADDRESS_LIST, p_address, REPORTS_LATER},
-	{"domain", CTX_ADDRESS_LIST, p_domain_name, REPORTS_LATER},
-	{"address-file", CTX_ADDRESS_LIST, p_text, REPORTS_LATER},
 	/* the processors */
 	{"deliver-email", CTX_BOUNCE_PROC, p_bool, REPORTS_LATER},
 	{"deliver-email", CTX_FBL_PROC, p_bool, REPORTS_LATER},

@@ -93,6 +93,7 @@ static bool intake_rcpt(void *ctx, struct smtp_session *s, const char *addr, cha
 	const struct config *cfg = w->cfg;
 	const struct config_source *src = session_source(cfg, s);
 	struct spool_rtxn *rt;
+	const char *list;
 	bool suppressed = false;
 
 	/* Bounces and complaints for the bounce domain come from anyone: they
@@ -113,6 +114,11 @@ static bool intake_rcpt(void *ctx, struct smtp_session *s, const char *addr, cha
 	if (!smtp_session_user(s) && (!src || !src->always_allow_relaying || src->require_auth)) {
 		snprintf(reply, cap, "550 5.7.1 <%s>: Relay access denied%s", addr,
 			 src && src->require_auth ? " (authentication required)" : "");
+		return false;
+	}
+	/* PowerMTA's `suppression-lists` of the source: refused like Salvo's own list */
+	if ((list = config_source_suppressed(cfg, src, addr))) {
+		snprintf(reply, cap, "550 5.7.1 <%s>: Recipient address is on suppression list %s", addr, list);
 		return false;
 	}
 	if (spool_rtxn_begin(w->eng->spool, &rt) == 0) {

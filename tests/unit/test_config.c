@@ -765,6 +765,75 @@ static void test_pcre(void **state)
 /* The parser goes on after each error: all are reported, in line order; a
  * block whose opening tag is bad is skipped to its end (its lines give no
  * further errors); config_load() keeps the first message. */
+/* <address-list NAME> and suppression-lists: entries, matching, every malformed line an error */
+static void test_address_lists(void **state)
+{
+	static const char file_text[] = "# comment\nlisted@file.example\n\n/^rx\\d+@/\n";
+	char *path = tmp_file(file_text, sizeof(file_text) - 1);
+	char *bad = tmp_file("ok@x.example\nbad@@x\ntwo words\n/unclosed\n", 40);
+	char text[1024], want[2048];
+	struct config cfg;
+	struct config_report rep;
+	const struct config_source *src;
+	(void)state;
+
+	snprintf(text, sizeof(text),
+		 "<address-list stop>\n address postmaster\n address Full@Example.COM\n"
+		 " address /^news-\\d+@/\n domain blocked.example\n address-file %s\n</address-list>\n"
+		 "<address-list two>\n address only2\n</address-list>\n"
+		 "<source 10/8>\n always-allow-relaying yes\n suppression-lists stop, two\n</source>\n", path);
+	if (config_load_string_report(&cfg, "t.conf", text, &rep) != 0)
+		fail_msg("%s", rep.errors);
+	assert_null(strstr(rep.warnings ? rep.warnings : "", "address"));
+	assert_null(strstr(rep.warnings ? rep.warnings : "", "suppression-lists"));
+	config_report_free(&rep);
+	src = source_for(&cfg, "10.1.2.3");
+	assert_non_null(src);
+	assert_string_equal(config_source_suppressed(&cfg, src, "postmaster@any.example"), "stop");
+	assert_string_equal(config_source_suppressed(&cfg, src, "full@example.com"), "stop");
+	assert_string_equal(config_source_suppressed(&cfg, src, "news-42@x.example"), "stop");
+	assert_string_equal(config_source_suppressed(&cfg, src, "a@BLOCKED.example"), "stop");
+	assert_string_equal(config_source_suppressed(&cfg, src, "listed@file.example"), "stop");
+	assert_string_equal(config_source_suppressed(&cfg, src, "rx7@y.example"), "stop");
+	assert_string_equal(config_source_suppressed(&cfg, src, "only2@y.example"), "two");
+	assert_null(config_source_suppressed(&cfg, src, "news-x@x.example"));
+	assert_null(config_source_suppressed(&cfg, src, "a@sub.blocked.example"));
+	assert_null(config_source_suppressed(&cfg, src, "postmaster2@any.example"));
+	assert_null(config_source_suppressed(&cfg, src, "full@example.org"));
+	/* a source without the directive suppresses nothing */
+	assert_null(config_source_suppressed(&cfg, source_for(&cfg, "127.0.0.1"), "postmaster@a.example"));
+	config_free(&cfg);
+
+	/* every malformed line is an error, address-file lines with FILE:LINE */
+	snprintf(text, sizeof(text),
+		 "<address-list l>\n address a b\n address x@@y.example\n address /(/\n domain bad..name\n"
+		 " address-file %s\n address-file /nonexistent/list\n</address-list>\n"
+		 "<source 10/8>\n suppression-lists l,nope\n</source>\n<address-list l>\n</address-list>\n", bad);
+	assert_int_equal(config_load_string_report(&cfg, "t.conf", text, &rep), -1);
+	snprintf(want, sizeof(want),
+		 "t.conf:2: invalid address \"a b\": expected LOCALPART, USER@DOMAIN or /REGEX/\n"
+		 "t.conf:3: invalid address \"x@@y.example\": expected USER@DOMAIN\n"
+		 "t.conf:4: invalid address \"/(/\": missing closing parenthesis at offset 1\n"
+		 "t.conf:5: invalid domain name \"bad..name\" for domain\n"
+		 "t.conf:6: %s:2: invalid address \"bad@@x\": expected USER@DOMAIN\n"
+		 "t.conf:6: %s:3: invalid address \"two words\": expected LOCALPART, USER@DOMAIN or /REGEX/\n"
+		 "t.conf:6: %s:4: invalid address \"/unclosed\": a regular expression must be written /REGEX/\n"
+		 "t.conf:7: cannot read address-file \"/nonexistent/list\": No such file or directory\n"
+		 "t.conf:12: duplicate <address-list l> (first at line 1)\n", bad, bad, bad);
+	assert_string_equal(rep.errors, want);
+	assert_non_null(strstr(rep.warnings, "t.conf:10: warning: suppression-lists: no <address-list nope> in the "
+				"configuration: that name suppresses nothing"));
+	assert_zeroed(&cfg);
+	config_report_free(&rep);
+	/* a name is required at top level */
+	expect_err("<address-list>\n</address-list>\n",
+		   "test.conf:1: missing argument for <address-list> (a name, outside the processors)");
+	unlink(path);
+	unlink(bad);
+	free(path);
+	free(bad);
+}
+
 static void test_every_error(void **state)
 {
 	static const char text[] =
@@ -2277,6 +2346,7 @@ int main(void)
 		cmocka_unit_test(test_file_errors),
 		cmocka_unit_test(test_err_unknown),
 		cmocka_unit_test(test_pcre),
+		cmocka_unit_test(test_address_lists),
 		cmocka_unit_test(test_every_error),
 		cmocka_unit_test(test_pmta_domains),
 		cmocka_unit_test(test_pmta_misc),
