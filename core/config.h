@@ -517,6 +517,8 @@ struct config {
 				     * `smtp-listener ADDR tls=no`, no STARTTLS offered there */
 	struct config_addr *name_servers; /* `name-server IP`, in file order (dns_server is the first) */
 	size_t n_name_servers;
+	char **relay_domains;       /* `relay-domain`: lower case, as written (`x`, `*.x`, `[*.]x`) */
+	size_t n_relay_domains;
 	char *log_file;             /* `log-file PATH`: salvod's diagnostics go there; NULL stderr */
 	bool run_as_root;           /* `run-as-root` (default no) */
 	bool drop_root;             /* the file says `run-as-root no`: a salvod started as
@@ -681,6 +683,11 @@ bool config_source_trusted(const struct config_source *src);
  * first call for a message. Any thread (config_intake_list.c). */
 ssize_t config_intake_match(const struct config_intake_list *l, const char *sender, const char *rcpt,
 			    const char *hdrs, size_t hdrs_len, size_t *msg_first);
+
+/* Is domain one of the `relay-domain`s (PowerMTA's inbound relay: mail to
+ * it is taken from any client)? `x` is x only, `*.x` its subdomains,
+ * `[*.]x` both; case-insensitive. Any thread (config_pmta.c). */
+bool config_relay_domain(const struct config *cfg, const char *domain);
 
 /* Does l list addr (config_address_list.c)? Any thread. */
 bool config_address_list_match(const struct config_address_list *l, const char *addr);

@@ -259,9 +259,43 @@ static int v_old_tls(struct parser *p, const struct directive *d, char *v)
 /* `relay-domain NAME`, PowerMTA's forms: a name, `*.name`, `[*.]name` */
 static int p_relay_domain(struct parser *p, const struct directive *d, char *v)
 {
+	struct config *c = p->cfg;
 	const char *n = !strncmp(v, "[*.]", 4) ? v + 4 : !strncmp(v, "*.", 2) ? v + 2 : v;
+	size_t idx;
+	char *s;
 
-	return cp_valid_domain_name(n) ? 0 : cp_bad_value(p, "domain name (or *.name, [*.]name)", d, v);
+	if (!cp_valid_domain_name(n))
+		return cp_bad_value(p, "domain name (or *.name, [*.]name)", d, v);
+	if (!(s = strdup(v)))
+		return cp_oom(p);
+	cp_lower(s);
+	if (cp_grow(p, (void **)&c->relay_domains, &c->n_relay_domains, sizeof(*c->relay_domains), &idx) < 0) {
+		free(s);
+		return -1;
+	}
+	c->relay_domains[idx] = s;
+	return 0;
+}
+
+bool config_relay_domain(const struct config *cfg, const char *domain)
+{
+	size_t dl = strlen(domain);
+
+	for (size_t i = 0; i < cfg->n_relay_domains; i++) {
+		const char *r = cfg->relay_domains[i];
+		bool exact = strncmp(r, "*.", 2) != 0, subs = *r == '[' || !exact;
+		size_t nl;
+
+		r += *r == '[' ? 4 : !exact ? 2 : 0;
+		nl = strlen(r);
+		if (exact && !strcasecmp(domain, r))
+			return true;
+		/* a subdomain: "label." then the name, never the name glued to
+		 * another label (evilexample.com is not under example.com) */
+		if (subs && dl > nl + 1 && domain[dl - nl - 1] == '.' && !strcasecmp(domain + dl - nl, r))
+			return true;
+	}
+	return false;
 }
 
 /* `smtp-port N`: PowerMTA's listener on every local address at port N */
@@ -734,7 +768,7 @@ static const struct directive directives[] = {
 	{"smtp-server-tls-allow-tlsv1.3", CTX_TOP, v_tls12, NULL},
 	{"sync-msg-create", CTX_TOP, noop_bool, NULL},
 	{"sync-msg-update", CTX_TOP, noop_bool, NULL},
-	{"relay-domain", CTX_TOP, p_relay_domain, REPORTS_LATER},
+	{"relay-domain", CTX_TOP, p_relay_domain, NULL},
 	{"smtp-port", CTX_TOP, d_smtp_port, NULL},
 	{"smtp-server-tls-allow-sslv3", CTX_TOP, v_old_tls, NULL},
 	{"http-tls-allow-sslv3", CTX_TOP, v_old_tls, NULL},
@@ -1022,6 +1056,11 @@ void cp_pmta_free(struct config *cfg)
 			free(a->record_fields[t]);
 	}
 	free(cfg->acct_files);
+	for (size_t i = 0; i < cfg->n_relay_domains; i++)
+		free(cfg->relay_domains[i]);
+	free(cfg->relay_domains);
+	cfg->relay_domains = NULL;
+	cfg->n_relay_domains = 0;
 	free(cfg->name_servers);
 	free(cfg->log_file);
 	free(cfg->run_as_user);

@@ -834,6 +834,35 @@ static void test_address_lists(void **state)
 	free(bad);
 }
 
+/* relay-domain: exact, *.x (subdomains only), [*.]x (both); a lookalike never */
+static void test_relay_domains(void **state)
+{
+	struct config cfg;
+	(void)state;
+
+	load_ok(&cfg, "relay-domain In.Example\nrelay-domain *.sub.example\nrelay-domain [*.]both.example\n");
+	assert_true(config_relay_domain(&cfg, "in.example"));
+	assert_true(config_relay_domain(&cfg, "IN.EXAMPLE"));
+	assert_false(config_relay_domain(&cfg, "x.in.example"));
+	assert_false(config_relay_domain(&cfg, "sub.example"));
+	assert_true(config_relay_domain(&cfg, "a.sub.example"));
+	assert_true(config_relay_domain(&cfg, "b.a.sub.example"));
+	assert_true(config_relay_domain(&cfg, "both.example"));
+	assert_true(config_relay_domain(&cfg, "x.both.example"));
+	assert_false(config_relay_domain(&cfg, "evilboth.example"));
+	assert_false(config_relay_domain(&cfg, ".both.example"));
+	assert_false(config_relay_domain(&cfg, "both.example.evil"));
+	assert_false(config_relay_domain(&cfg, "other.example"));
+	config_free(&cfg);
+	load_ok(&cfg, "host-name a.example\n");
+	assert_false(config_relay_domain(&cfg, "a.example"));
+	config_free(&cfg);
+	expect_err("relay-domain bad..name\n",
+		   "test.conf:1: invalid domain name (or *.name, [*.]name) \"bad..name\" for relay-domain");
+	expect_err("relay-domain *.\n",
+		   "test.conf:1: invalid domain name (or *.name, [*.]name) \"*.\" for relay-domain");
+}
+
 static void test_every_error(void **state)
 {
 	static const char text[] =
@@ -2347,6 +2376,7 @@ int main(void)
 		cmocka_unit_test(test_err_unknown),
 		cmocka_unit_test(test_pcre),
 		cmocka_unit_test(test_address_lists),
+		cmocka_unit_test(test_relay_domains),
 		cmocka_unit_test(test_every_error),
 		cmocka_unit_test(test_pmta_domains),
 		cmocka_unit_test(test_pmta_misc),
