@@ -517,6 +517,9 @@ struct config {
 				     * `smtp-listener ADDR tls=no`, no STARTTLS offered there */
 	struct config_addr *name_servers; /* `name-server IP`, in file order (dns_server is the first) */
 	size_t n_name_servers;
+	/* the bounce [0] and feedback-loop [1] processors: `deliver-unmatched-email
+	 * no` (PowerMTA's default is yes) and `deliver-matched-email yes` set */
+	bool proc_unmatched_no[2], proc_matched_yes[2];
 	char **relay_domains;       /* `relay-domain`: lower case, as written (`x`, `*.x`, `[*.]x`) */
 	size_t n_relay_domains;
 	char *log_file;             /* `log-file PATH`: salvod's diagnostics go there; NULL stderr */
@@ -688,6 +691,10 @@ ssize_t config_intake_match(const struct config_intake_list *l, const char *send
  * it is taken from any client)? `x` is x only, `*.x` its subdomains,
  * `[*.]x` both; case-insensitive. Any thread (config_pmta.c). */
 bool config_relay_domain(const struct config *cfg, const char *domain);
+
+/* Does the address list of a <bounce-processor> or <feedback-loop-processor>
+ * list addr? Such mail takes the bounce domain's path (engine/bounce_intake.c). */
+bool config_processor_address(const struct config *cfg, const char *addr);
 
 /* Does l list addr (config_address_list.c)? Any thread. */
 bool config_address_list_match(const struct config_address_list *l, const char *addr);

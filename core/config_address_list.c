@@ -167,7 +167,28 @@ static int d_suppression_lists(struct parser *p, const struct directive *d, char
 	return cp_set_string(p, &s->suppression_lists, v);
 }
 
+/* `deliver-matched-email` and `deliver-unmatched-email` in a processor:
+ * `no` is what Salvo does; `yes` (PowerMTA's default for unmatched mail)
+ * is warned at finish */
+static int d_proc_deliver(struct parser *p, const struct directive *d, char *v)
+{
+	int k = p->ctx == CTX_FBL_PROC;
+	bool b;
+
+	if (config_parse_bool(v, &b) < 0)
+		return cp_bad_value(p, "yes or no", d, v);
+	if (!strcasecmp(d->name, "deliver-matched-email"))
+		p->cfg->proc_matched_yes[k] = b;
+	else
+		p->cfg->proc_unmatched_no[k] = !b;
+	return 0;
+}
+
 static const struct directive directives[] = {
+	{"deliver-matched-email", CTX_BOUNCE_PROC, d_proc_deliver, NULL},
+	{"deliver-unmatched-email", CTX_BOUNCE_PROC, d_proc_deliver, NULL},
+	{"deliver-matched-email", CTX_FBL_PROC, d_proc_deliver, NULL},
+	{"deliver-unmatched-email", CTX_FBL_PROC, d_proc_deliver, NULL},
 	{"address", CTX_ADDRESS_LIST, d_address, NULL},
 	{"domain", CTX_ADDRESS_LIST, d_domain, NULL},
 	{"address-file", CTX_ADDRESS_LIST, d_address_file, NULL},
@@ -190,7 +211,28 @@ static ssize_t find_list(const struct config *c, const char *name)
 int cp_address_lists_finish(struct parser *p)
 {
 	struct config *c = p->cfg;
+	bool warned[2] = {false, false};
 
+	/* the processors' lists take the bounce domain's path; what that path
+	 * does not do is said once per processor */
+	for (size_t i = 0; i < c->n_address_lists; i++) {
+		const struct config_address_list *l = &c->address_lists[i];
+		int k = l->owner == CONFIG_ALIST_FBL, keep = p->line;
+		const char *what = k ? "feedback-loop-processor" : "bounce-processor";
+
+		if (l->owner == CONFIG_ALIST_NAMED || warned[k])
+			continue;
+		warned[k] = true;
+		p->line = l->line;
+		if (!c->proc_unmatched_no[k])
+			cp_warn(p, "<%s>: deliver-unmatched-email yes (PowerMTA's default) is not applied: mail to "
+				"these addresses that reports none of Salvo's mail is counted and dropped; say "
+				"deliver-unmatched-email no", what);
+		if (c->proc_matched_yes[k])
+			cp_warn(p, "<%s>: deliver-matched-email yes is not applied: a report is applied, never "
+				"delivered", what);
+		p->line = keep;
+	}
 	for (size_t i = 0; i < c->n_sources; i++) {
 		struct config_source *s = &c->sources[i];
 		char *copy, *save = NULL;
@@ -266,6 +308,15 @@ bool config_address_list_match(const struct config_address_list *l, const char *
 				return true;
 	for (size_t i = 0; i < l->n_res; i++)
 		if (pcre_re_match(l->res[i], addr))
+			return true;
+	return false;
+}
+
+bool config_processor_address(const struct config *cfg, const char *addr)
+{
+	for (size_t i = 0; i < cfg->n_address_lists; i++)
+		if (cfg->address_lists[i].owner != CONFIG_ALIST_NAMED &&
+		    config_address_list_match(&cfg->address_lists[i], addr))
 			return true;
 	return false;
 }

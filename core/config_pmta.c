@@ -752,6 +752,8 @@ static int d_source_log(struct parser *p, const struct directive *d, char *v)
 #define NOTIFY_NOT_APPLIED "Salvo sends no notification mail (watch /metrics or salvoctl), so it has no effect"
 #define ACCT_NOT_APPLIED "Salvo's <acct-file> has no such setting, so it has no effect"
 #define REPORTS_LATER "parsed; reports are taken at bounce-domain, these lists are not consulted yet"
+#define PROC_NOT_APPLIED "Salvo consumes the processor's mail: reports of its own mail are applied, the rest " \
+	"is counted (reports_unmatched) and dropped, nothing is delivered or forwarded"
 
 static const struct directive directives[] = {
 	/* top level */
@@ -1022,16 +1024,12 @@ static const struct directive directives[] = {
 	{"write-timeout", CTX_ACCT_FILE, p_text, ACCT_NOT_APPLIED},
 	{"retry-interval", CTX_ACCT_FILE, p_duration, ACCT_NOT_APPLIED},
 	/* the processors */
-	{"deliver-email", CTX_BOUNCE_PROC, p_bool, REPORTS_LATER},
-	{"deliver-email", CTX_FBL_PROC, p_bool, REPORTS_LATER},
-	{"deliver-unmatched-email", CTX_BOUNCE_PROC, p_bool, REPORTS_LATER},
-	{"deliver-matched-email", CTX_BOUNCE_PROC, p_bool, REPORTS_LATER},
-	{"forward-unmatched-to", CTX_BOUNCE_PROC, p_email, REPORTS_LATER},
-	{"forward-errors-to", CTX_BOUNCE_PROC, p_email, REPORTS_LATER},
-	{"deliver-unmatched-email", CTX_FBL_PROC, p_bool, REPORTS_LATER},
-	{"deliver-matched-email", CTX_FBL_PROC, p_bool, REPORTS_LATER},
-	{"forward-unmatched-to", CTX_FBL_PROC, p_email, REPORTS_LATER},
-	{"forward-errors-to", CTX_FBL_PROC, p_email, REPORTS_LATER},
+	{"deliver-email", CTX_BOUNCE_PROC, p_bool, PROC_NOT_APPLIED},
+	{"deliver-email", CTX_FBL_PROC, p_bool, PROC_NOT_APPLIED},
+	{"forward-unmatched-to", CTX_BOUNCE_PROC, p_email, PROC_NOT_APPLIED},
+	{"forward-errors-to", CTX_BOUNCE_PROC, p_email, PROC_NOT_APPLIED},
+	{"forward-unmatched-to", CTX_FBL_PROC, p_email, PROC_NOT_APPLIED},
+	{"forward-errors-to", CTX_FBL_PROC, p_email, PROC_NOT_APPLIED},
 	/* <rewrite-list NAME> */
 	{"mail-from", CTX_REWRITE_LIST, p_rewrite, INTAKE_LATER},
 	{"from-domain", CTX_REWRITE_LIST, p_rewrite, INTAKE_LATER},

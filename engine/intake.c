@@ -75,7 +75,8 @@ static const char *addr_domain(const char *addr)
 
 bool intake_is_bounce_rcpt(const struct config *cfg, const char *addr)
 {
-	return cfg->bounce_domain && strcasecmp(addr_domain(addr), cfg->bounce_domain) == 0;
+	return (cfg->bounce_domain && strcasecmp(addr_domain(addr), cfg->bounce_domain) == 0) ||
+	       config_processor_address(cfg, addr);
 }
 
 /* The session's <source>: its listener's `source=NAME`, else the one of

@@ -10,12 +10,22 @@ relay_domain: `relay-domain inbound.test` and `relay-domain [*.]wild.test` take 
 exactly those domains (and wild.test's subdomains) from a client no <source> lets relay;
 it is delivered (to salvo-sink, the MX); any other domain, a lookalike
 (evilwild.test), a subdomain of the exact name and an address literal stay refused.
+
+processors: the <address-list> of a <feedback-loop-processor> (`address fbl@fbl.isp.test`)
+and of a <bounce-processor> (`domain dsn.test`) take the bounce domain's path: from any
+client, an ARF complaint to fbl@fbl.isp.test quoting Salvo's mail logs a `feedback`
+record and suppresses the recipient, a DSN to x@dsn.test logs a `bounce`; neither is
+delivered onward; an unlisted address at the same domain stays refused.
 """
 
+import json
 import smtplib
+import urllib.error
+import urllib.request
 
 import harness
 from harness import Fail
+from test_suppression import ARF, DSN
 
 
 def _rcpt(source, rcpt):
@@ -110,5 +120,62 @@ def test_relay_domain(env):
         raise Fail("\n  - " + "\n  - ".join(problems))
 
 
+def _suppression(addr):
+    try:
+        with urllib.request.urlopen("http://%s:%d/api/v1/suppressions/%s" % (harness.SALVOD_HTTP + (addr,)),
+                                    timeout=5) as r:
+            return r.status, json.loads(r.read() or b"null")
+    except urllib.error.HTTPError as e:
+        return e.code, None
+
+
+def test_processors(env):
+    env.dns(mx={"v.test": [(10, "mx.sink.test")]}, a={"mx.sink.test": "127.0.0.2"})
+    sink = env.salvo_sink("sink", "127.0.0.2:25")
+    extra = ("bounce-domain bounces.salvo.test\n"
+             "<feedback-loop-processor>\n  deliver-unmatched-email no\n  <address-list>\n"
+             "    address fbl@fbl.isp.test\n  </address-list>\n</feedback-loop-processor>\n"
+             "<bounce-processor>\n  deliver-unmatched-email no\n  <address-list>\n    domain dsn.test\n"
+             "  </address-list>\n</bounce-processor>\n")
+    d = env.salvod_daemon(extra=extra)
+    d.start()
+    problems = []
+    with smtplib.SMTP(*harness.SALVOD_SMTP, timeout=10) as s:
+        for r in ("angry@v.test", "dead@v.test"):
+            s.sendmail("owner@senders.test", [r], ("Subject: offer\r\nTo: %s\r\n\r\nBuy now.\r\n" % r).encode())
+    if not harness.wait_until(lambda: {"angry@v.test", "dead@v.test"} <= set(sink.delivered()), 15, what="delivery"):
+        raise Fail("the two messages were not delivered: %r" % sink.delivered())
+    verp = {a.rcpt_to[0].lower(): a.mail_from for a in sink.arrivals()}
+    # a stranger reaches the processors' addresses, not their neighbours
+    code, text = _rcpt("127.0.0.50", "other@fbl.isp.test")
+    if code != 550:
+        problems.append("unlisted other@fbl.isp.test from a stranger: got %s %r, want 550" % (code, text))
+    with smtplib.SMTP(*harness.SALVOD_SMTP, timeout=10, source_address=("127.0.0.50", 0)) as s:
+        s.ehlo("mx.isp.test")
+        refused = s.sendmail("", ["fbl@fbl.isp.test"], ARF.format(verp=verp["angry@v.test"], rcpt="angry@v.test")
+                             .replace("fbl@bounces.salvo.test", "fbl@fbl.isp.test").encode())
+        if refused:
+            problems.append("the ARF report to fbl@fbl.isp.test was refused: %r" % refused)
+        refused = s.sendmail("", ["x@dsn.test"], DSN.format(verp="x@dsn.test", rcpt="dead@v.test")
+                             .replace("Return-Path: <x@dsn.test>", "Return-Path: <%s>" % verp["dead@v.test"]).encode())
+        if refused:
+            problems.append("the DSN to x@dsn.test was refused: %r" % refused)
+    fb = lambda r: harness.find_records(r, type="feedback", recipient="angry@v.test")
+    if not fb(harness.wait_for_records(env, fb, 10, what="the feedback record")):
+        problems.append("no feedback record for angry@v.test")
+    st, e = _suppression("angry@v.test")
+    if st != 200 or (e or {}).get("source") != "complaint":
+        problems.append("angry@v.test not suppressed as a complaint: %s %r" % (st, e))
+    bo = lambda r: harness.find_records(r, type="bounce", recipient="dead@v.test")
+    if not bo(harness.wait_for_records(env, bo, 10, what="the bounce record")):
+        problems.append("no bounce record for dead@v.test")
+    onward = [a.rcpt_to for a in sink.arrivals() if any(r.endswith(("fbl.isp.test", "dsn.test")) for r in a.rcpt_to)]
+    if onward:
+        problems.append("reports were delivered onward: %r" % onward)
+    d.check_alive()
+    if problems:
+        raise Fail("\n  - " + "\n  - ".join(problems))
+
+
 if __name__ == "__main__":
-    harness.main([test_suppression_lists, test_relay_domain])
+    harness.main([test_suppression_lists, test_relay_domain, test_processors])

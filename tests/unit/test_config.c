@@ -825,6 +825,21 @@ static void test_address_lists(void **state)
 				"configuration: that name suppresses nothing"));
 	assert_zeroed(&cfg);
 	config_report_free(&rep);
+	/* the processors' unnamed lists: the bounce domain's path; what it does not do is warned */
+	assert_int_equal(config_load_string_report(&cfg, "t.conf",
+		"<feedback-loop-processor>\n deliver-matched-email yes\n <address-list>\n  address /^fbl@/\n"
+		" </address-list>\n</feedback-loop-processor>\n<bounce-processor>\n deliver-unmatched-email no\n"
+		" <address-list>\n  domain dsn.example\n </address-list>\n</bounce-processor>\n", &rep), 0);
+	assert_true(config_processor_address(&cfg, "FBL@isp.example"));
+	assert_true(config_processor_address(&cfg, "x@dsn.example"));
+	assert_false(config_processor_address(&cfg, "x@sub.dsn.example"));
+	assert_false(config_processor_address(&cfg, "abuse@isp.example"));
+	assert_non_null(strstr(rep.warnings, "t.conf:3: warning: <feedback-loop-processor>: deliver-unmatched-email yes"));
+	assert_non_null(strstr(rep.warnings, "t.conf:3: warning: <feedback-loop-processor>: deliver-matched-email yes"));
+	assert_null(strstr(rep.warnings, "<bounce-processor>"));
+	assert_null(strstr(rep.warnings, "not consulted"));
+	config_report_free(&rep);
+	config_free(&cfg);
 	/* a name is required at top level */
 	expect_err("<address-list>\n</address-list>\n",
 		   "test.conf:1: missing argument for <address-list> (a name, outside the processors)");
