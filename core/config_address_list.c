@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #define ADDRESS_FILE_MAX (64u << 20) /* bytes of one address-file */
 
@@ -125,9 +126,16 @@ static int d_address_file(struct parser *p, const struct directive *d, char *v)
 	int ln = 0, rc = 0;
 	FILE *f = fopen(v, "re");
 
+	struct stat st;
+
 	(void)d;
 	if (!f)
 		return cp_err(p, "cannot read address-file \"%s\": %s", cp_show(sb, v), strerror(errno));
+	/* a regular file of bounded size: /dev/zero has no line end to stop getline() */
+	if (fstat(fileno(f), &st) < 0 || !S_ISREG(st.st_mode) || st.st_size > (off_t)ADDRESS_FILE_MAX) {
+		fclose(f);
+		return cp_err(p, "address-file \"%s\" is not a regular file of at most 64 MiB", cp_show(sb, v));
+	}
 	while ((n = getline(&line, &cap, f)) >= 0) {
 		char *s;
 		const char *e;

@@ -807,7 +807,7 @@ static void test_address_lists(void **state)
 	/* every malformed line is an error, address-file lines with FILE:LINE */
 	snprintf(text, sizeof(text),
 		 "<address-list l>\n address a b\n address x@@y.example\n address /(/\n domain bad..name\n"
-		 " address-file %s\n address-file /nonexistent/list\n</address-list>\n"
+		 " address-file %s\n address-file /nonexistent/list\n address-file /dev/zero\n</address-list>\n"
 		 "<source 10/8>\n suppression-lists l,nope\n</source>\n<address-list l>\n</address-list>\n", bad);
 	assert_int_equal(config_load_string_report(&cfg, "t.conf", text, &rep), -1);
 	snprintf(want, sizeof(want),
@@ -819,9 +819,10 @@ static void test_address_lists(void **state)
 		 "t.conf:6: %s:3: invalid address \"two words\": expected LOCALPART, USER@DOMAIN or /REGEX/\n"
 		 "t.conf:6: %s:4: invalid address \"/unclosed\": a regular expression must be written /REGEX/\n"
 		 "t.conf:7: cannot read address-file \"/nonexistent/list\": No such file or directory\n"
-		 "t.conf:12: duplicate <address-list l> (first at line 1)\n", bad, bad, bad);
+		 "t.conf:8: address-file \"/dev/zero\" is not a regular file of at most 64 MiB\n"
+		 "t.conf:13: duplicate <address-list l> (first at line 1)\n", bad, bad, bad);
 	assert_string_equal(rep.errors, want);
-	assert_non_null(strstr(rep.warnings, "t.conf:10: warning: suppression-lists: no <address-list nope> in the "
+	assert_non_null(strstr(rep.warnings, "t.conf:11: warning: suppression-lists: no <address-list nope> in the "
 				"configuration: that name suppresses nothing"));
 	assert_zeroed(&cfg);
 	config_report_free(&rep);
