@@ -789,6 +789,18 @@ static void test_address_lists(void **state)
 	config_report_free(&rep);
 	src = source_for(&cfg, "10.1.2.3");
 	assert_non_null(src);
+	{
+		char *out = NULL;
+		size_t len = 0;
+		FILE *f = open_memstream(&out, &len);
+
+		char err[200];
+
+		assert_int_equal(config_show(f, &cfg, "source:10.1.2.3", err, sizeof(err)), 0);
+		fclose(f);
+		assert_non_null(strstr(out, "\nsuppression-lists stop,two\n"));
+		free(out);
+	}
 	assert_string_equal(config_source_suppressed(&cfg, src, "postmaster@any.example"), "stop");
 	assert_string_equal(config_source_suppressed(&cfg, src, "full@example.com"), "stop");
 	assert_string_equal(config_source_suppressed(&cfg, src, "news-42@x.example"), "stop");
