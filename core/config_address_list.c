@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <libgen.h>
 #include <sys/stat.h>
 
 #define ADDRESS_FILE_MAX (64u << 20) /* bytes of one address-file */
@@ -117,18 +118,25 @@ static int d_domain(struct parser *p, const struct directive *d, char *v)
 }
 
 /* `address-file PATH`: one entry a line (as `address`), `#` comments and
- * blank lines skipped. Each bad line is an error naming PATH:LINE. */
+ * blank lines skipped. Each bad line is an error naming PATH:LINE. A
+ * relative PATH is taken from the directory of the file that names it
+ * (as `include`). */
 static int d_address_file(struct parser *p, const struct directive *d, char *v)
 {
-	char sb[CP_SHOW_BUF], why[160], *line = NULL;
+	char sb[CP_SHOW_BUF], why[160], *line = NULL, path[PATH_MAX], dir[PATH_MAX];
 	size_t cap = 0, total = 0;
 	ssize_t n;
 	int ln = 0, rc = 0;
-	FILE *f = fopen(v, "re");
-
+	FILE *f;
 	struct stat st;
 
 	(void)d;
+	if (!*v)
+		return cp_err(p, "missing value for address-file (a file name)");
+	snprintf(dir, sizeof(dir), "%s", cp_file_here(p));
+	if (*v != '/' && (size_t)snprintf(path, sizeof(path), "%s/%s", dirname(dir), v) >= sizeof(path))
+		return cp_err(p, "address-file \"%s\": path too long", cp_show(sb, v));
+	f = fopen(*v == '/' ? v : path, "re");
 	if (!f)
 		return cp_err(p, "cannot read address-file \"%s\": %s", cp_show(sb, v), strerror(errno));
 	/* a regular file of bounded size: /dev/zero has no line end to stop getline() */

@@ -159,6 +159,15 @@ static void where(const struct parser *p, int gline, const char **file, int *lin
 	*line = s ? gline - s->gstart + s->lstart : gline;
 }
 
+const char *cp_file_here(const struct parser *p)
+{
+	const char *file;
+	int line;
+
+	where(p, p->line, &file, &line);
+	return file;
+}
+
 const char *cp_at(const struct parser *p, int gline, char *buf)
 {
 	const char *f, *here;

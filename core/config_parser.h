@@ -208,6 +208,8 @@ void cp_parser_free(struct parser *p);
 /* Where global line gline is: "line N" in the current file, else "FILE:N". */
 #define CP_AT_BUF (PATH_MAX + 24)
 const char *cp_at(const struct parser *p, int gline, char *buf);
+/* The file the current line is in (an include's name, or the main file). */
+const char *cp_file_here(const struct parser *p);
 /* `smtp-listener` itself (smtp-port is its PowerMTA shorthand, and
  * <smtp-listener ADDR> its block form) */
 int cp_open_smtp_listener(struct parser *p, char *arg);

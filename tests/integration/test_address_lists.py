@@ -3,7 +3,8 @@
 
 suppression_lists: a relaying source with `suppression-lists stop` refuses at RCPT
 (550 5.7.1, naming the list) each recipient that <address-list stop> lists - by local
-part, by full address, by domain, by /REGEX/ and from its address-file - and accepts
+part, by full address, by domain, by /REGEX/ and from its address-file (a relative name,
+taken from the configuration's directory) - and accepts
 the others; a mixed transaction queues only the unlisted recipient.
 
 relay_domain: `relay-domain inbound.test` and `relay-domain [*.]wild.test` take mail for
@@ -47,9 +48,10 @@ def _rcpt(source, rcpt):
 
 def test_suppression_lists(env):
     env.dns(mx={"dest.test": [(10, "mx.dest.test")]}, a={"mx.dest.test": "127.0.0.9"})
-    listfile = env.write("stop.txt", "# the file's entries\nfromfile@dest.test\n/^rx\\d+@/\n")
+    # a relative address-file is taken from the configuration's directory (salvod's own is elsewhere)
+    env.write("stop.txt", "# the file's entries\nfromfile@dest.test\n/^rx\\d+@/\n")
     extra = ("<address-list stop>\n  address postmaster\n  address Full@Dest.Test\n"
-             "  address /^news-\\d+@/\n  domain blocked.test\n  address-file %s\n</address-list>\n" % listfile)
+             "  address /^news-\\d+@/\n  domain blocked.test\n  address-file stop.txt\n</address-list>\n")
     d = env.salvod_daemon(sources={"127.0.0.1": {"always-allow-relaying": "yes", "suppression-lists": "stop"}},
                           extra=extra)
     d.start()

@@ -853,6 +853,29 @@ static void test_address_lists(void **state)
 	assert_null(strstr(rep.warnings, "not consulted"));
 	config_report_free(&rep);
 	config_free(&cfg);
+	/* a relative address-file is taken from the configuration's directory, not the cwd */
+	{
+		char dir[] = "/tmp/test_config_al.XXXXXX", conf[64], list[64], err[CONFIG_ERR_MAX];
+		FILE *f;
+
+		assert_non_null(mkdtemp(dir));
+		snprintf(conf, sizeof(conf), "%s/salvo.conf", dir);
+		snprintf(list, sizeof(list), "%s/rel.txt", dir);
+		assert_non_null(f = fopen(list, "w"));
+		fputs("rel@list.example\n", f);
+		fclose(f);
+		assert_non_null(f = fopen(conf, "w"));
+		fputs("<address-list r>\n address-file rel.txt\n</address-list>\n"
+		      "<source 10/8>\n suppression-lists r\n</source>\n", f);
+		fclose(f);
+		if (config_load(&cfg, conf, err) != 0)
+			fail_msg("%s", err);
+		assert_string_equal(config_source_suppressed(&cfg, source_for(&cfg, "10.0.0.1"), "rel@list.example"), "r");
+		config_free(&cfg);
+		unlink(conf);
+		unlink(list);
+		rmdir(dir);
+	}
 	/* a name is required at top level */
 	expect_err("<address-list>\n</address-list>\n",
 		   "test.conf:1: missing argument for <address-list> (a name, outside the processors)");
