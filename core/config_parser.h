@@ -12,9 +12,11 @@
  *                    http-api-token, http-max-*)
  *   config_pmta.c    PowerMTA's other directives: refused by design, stored
  *                    but not applied yet (warned), value-restricted, no-ops;
- *                    domain-macro, <acct-file>, <spool>,
- *                    <address-list>, the processors, <rewrite-list>
+ *                    domain-macro, <acct-file>, <spool>, relay-domain,
+ *                    the processors' other settings, <rewrite-list>
  *   config_intake_list.c  <pattern-list NAME> (intake: rule -> virtual MTA)
+ *   config_address_list.c  <address-list>, suppression-lists, the processors'
+ *                    deliver-*-email
  *   config_show.c    --show QUEUE[/VMTA] (no parser state); config_show_source.c
  *                    --show source:ADDR
  *

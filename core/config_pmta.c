@@ -9,9 +9,9 @@
  *     yes`, `allow-starttls yes`, ...): the other value is refused with the
  *     reason; `run-as-root no` drops root after binding (engine/privdrop.c);
  *   - documented no-ops (sync-msg-create/update, delete-file-holders);
- *   - `domain-macro`, `<acct-file>`, `<spool>`,
- *     `<address-list>`, the bounce and feedback-loop processors and
- *     `<rewrite-list>`.
+ *   - `domain-macro`, `<acct-file>`, `<spool>`, `relay-domain`, the
+ *     bounce and feedback-loop processors' blocks (their address lists:
+ *     config_address_list.c) and `<rewrite-list>`.
  * Ownership as everywhere in the parser: everything hangs off the struct
  * config being built (acct_files) or the parser (macros).
  */
