@@ -905,6 +905,15 @@ static void test_relay_domains(void **state)
 	assert_false(config_relay_domain(&cfg, "both.example.evil"));
 	assert_false(config_relay_domain(&cfg, "other.example"));
 	config_free(&cfg);
+	{
+		struct config_report rep;
+
+		/* applied: no "not applied" warning any more */
+		assert_int_equal(config_load_string_report(&cfg, "t.conf", "relay-domain in.example\n", &rep), 0);
+		assert_null(strstr(rep.warnings ? rep.warnings : "", "relay-domain"));
+		config_report_free(&rep);
+		config_free(&cfg);
+	}
 	load_ok(&cfg, "host-name a.example\n");
 	assert_false(config_relay_domain(&cfg, "a.example"));
 	config_free(&cfg);
