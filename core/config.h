@@ -120,6 +120,10 @@ struct config_source {
 	char *pattern_list;         /* `pattern-list NAME` as written; NULL when none */
 	size_t intake_list;         /* resolved: 1 + index into cfg->intake_lists; 0 = none */
 	int pattern_list_line;
+	char *suppression_lists;    /* `suppression-lists A,B` as written; NULL when none */
+	size_t *suppress;           /* resolved: indexes into cfg->address_lists */
+	size_t n_suppress;
+	int suppression_lists_line;
 	struct config_rate auth_failure_rate; /* `smtp-max-auth-failure-rate`; count 0 = the built-in */
 	bool default_by_source_ip;  /* `default-virtual-mta by-smtp-source-ip`:
 				     * config_source_pool() chooses per session */
@@ -137,6 +141,24 @@ struct config_intake_rule {
 	struct pcre_re *re;
 	char *vmta;                 /* virtual-mta=NAME as written; NULL when the rule sets none */
 	size_t pool;                /* resolved index into cfg->pools */
+	int line;
+};
+
+/* <address-list [NAME]> (config_address_list.c): named at top level, or
+ * unnamed inside a bounce or feedback-loop processor. */
+enum { CONFIG_ALIST_NAMED, CONFIG_ALIST_BOUNCE, CONFIG_ALIST_FBL };
+struct pcre_re;
+struct config_address_list {
+	char *name;                 /* NULL inside a processor */
+	int owner;                  /* CONFIG_ALIST_* */
+	char **locals;              /* `address LOCALPART` (lower case) */
+	size_t n_locals;
+	char **addrs;               /* `address USER@DOMAIN` (lower case) */
+	size_t n_addrs;
+	char **domains;             /* `domain NAME` (lower case; that domain only) */
+	size_t n_domains;
+	struct pcre_re **res;       /* `address /REGEX/` (anywhere in the address) */
+	size_t n_res;
 	int line;
 };
 
@@ -467,6 +489,8 @@ struct config {
 	size_t n_rollups;
 	struct config_pattern_list *pattern_lists;
 	size_t n_pattern_lists;
+	struct config_address_list *address_lists; /* <address-list> */
+	size_t n_address_lists;
 	struct config_intake_list *intake_lists; /* <pattern-list NAME> */
 	size_t n_intake_lists;
 	struct config_category_pattern *category_patterns;
@@ -493,6 +517,11 @@ struct config {
 				     * `smtp-listener ADDR tls=no`, no STARTTLS offered there */
 	struct config_addr *name_servers; /* `name-server IP`, in file order (dns_server is the first) */
 	size_t n_name_servers;
+	/* the bounce [0] and feedback-loop [1] processors: `deliver-unmatched-email
+	 * no` (PowerMTA's default is yes) and `deliver-matched-email yes` set */
+	bool proc_unmatched_no[2], proc_matched_yes[2];
+	char **relay_domains;       /* `relay-domain`: lower case, as written (`x`, `*.x`, `[*.]x`) */
+	size_t n_relay_domains;
 	char *log_file;             /* `log-file PATH`: salvod's diagnostics go there; NULL stderr */
 	bool run_as_root;           /* `run-as-root` (default no) */
 	bool drop_root;             /* the file says `run-as-root no`: a salvod started as
@@ -657,6 +686,20 @@ bool config_source_trusted(const struct config_source *src);
  * first call for a message. Any thread (config_intake_list.c). */
 ssize_t config_intake_match(const struct config_intake_list *l, const char *sender, const char *rcpt,
 			    const char *hdrs, size_t hdrs_len, size_t *msg_first);
+
+/* Is domain one of the `relay-domain`s (PowerMTA's inbound relay: mail to
+ * it is taken from any client)? `x` is x only, `*.x` its subdomains,
+ * `[*.]x` both; case-insensitive. Any thread (config_pmta.c). */
+bool config_relay_domain(const struct config *cfg, const char *domain);
+
+/* Does the address list of a <bounce-processor> or <feedback-loop-processor>
+ * list addr? Such mail takes the bounce domain's path (engine/bounce_intake.c). */
+bool config_processor_address(const struct config *cfg, const char *addr);
+
+/* Does l list addr (config_address_list.c)? Any thread. */
+bool config_address_list_match(const struct config_address_list *l, const char *addr);
+/* The name of src's first `suppression-lists` list that lists addr, or NULL. */
+const char *config_source_suppressed(const struct config *cfg, const struct config_source *src, const char *addr);
 
 /* The message size limit for a session from src before any AUTH: the
  * source's own `max-message-size`, else max-message-size for trusted

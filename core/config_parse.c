@@ -159,6 +159,15 @@ static void where(const struct parser *p, int gline, const char **file, int *lin
 	*line = s ? gline - s->gstart + s->lstart : gline;
 }
 
+const char *cp_file_here(const struct parser *p)
+{
+	const char *file;
+	int line;
+
+	where(p, p->line, &file, &line);
+	return file;
+}
+
 const char *cp_at(const struct parser *p, int gline, char *buf)
 {
 	const char *f, *here;
@@ -690,7 +699,7 @@ static const struct directive_table top_directives = {directives, sizeof(directi
 
 static const struct directive_table *const tables[] = {
 	&top_directives, &cp_http_directives, &cp_source_directives, &cp_domain_directives, &cp_vmta_directives,
-	&cp_pmta_directives, &cp_intake_list_directives,
+	&cp_pmta_directives, &cp_intake_list_directives, &cp_address_list_directives,
 	&cp_webhook_directives,
 };
 
@@ -1216,6 +1225,7 @@ static void finish(struct parser *p)
 	cp_vmtas_finish(p);
 	cp_sources_finish(p);
 	cp_intake_lists_finish(p);
+	cp_address_lists_finish(p);
 	cp_http_finish(p);
 	cp_pmta_finish(p);
 	cp_webhooks_finish(p);
@@ -1346,6 +1356,7 @@ void config_free(struct config *cfg)
 	cp_vmtas_free(cfg);
 	cp_pmta_free(cfg);
 	cp_intake_lists_free(cfg);
+	cp_address_lists_free(cfg);
 	cp_webhooks_free(cfg);
 	memset(cfg, 0, sizeof(*cfg));
 }

@@ -12,9 +12,11 @@
  *                    http-api-token, http-max-*)
  *   config_pmta.c    PowerMTA's other directives: refused by design, stored
  *                    but not applied yet (warned), value-restricted, no-ops;
- *                    domain-macro, <acct-file>, <spool>,
- *                    <address-list>, the processors, <rewrite-list>
+ *                    domain-macro, <acct-file>, <spool>, relay-domain,
+ *                    the processors' other settings, <rewrite-list>
  *   config_intake_list.c  <pattern-list NAME> (intake: rule -> virtual MTA)
+ *   config_address_list.c  <address-list>, suppression-lists, the processors'
+ *                    deliver-*-email
  *   config_show.c    --show QUEUE[/VMTA] (no parser state); config_show_source.c
  *                    --show source:ADDR
  *
@@ -186,7 +188,6 @@ void cp_sources_free(struct config *cfg);
 extern const struct directive_table cp_pmta_directives;
 /* "X is not implemented by design: reason" when name is refused, or NULL. */
 const char *cp_refused(const char *name, bool block);
-int cp_open_address_list(struct parser *p, char *arg);
 int cp_open_processor(struct parser *p, char *arg);
 int cp_open_rewrite_list(struct parser *p, char *arg);
 int cp_open_acct_file(struct parser *p, char *arg);
@@ -195,6 +196,11 @@ int cp_open_spool(struct parser *p, char *arg);
 int cp_macro_expand(struct parser *p, const char *name, char ***out, size_t *n);
 int cp_pmta_finish(struct parser *p);
 void cp_pmta_free(struct config *cfg);
+/* config_address_list.c: <address-list>, suppression-lists */
+extern const struct directive_table cp_address_list_directives;
+int cp_open_address_list(struct parser *p, char *arg);
+int cp_address_lists_finish(struct parser *p);
+void cp_address_lists_free(struct config *cfg);
 /* config_intake_list.c: <pattern-list NAME> */
 extern const struct directive_table cp_intake_list_directives;
 int cp_open_pattern_list(struct parser *p, char *arg);
@@ -204,6 +210,8 @@ void cp_parser_free(struct parser *p);
 /* Where global line gline is: "line N" in the current file, else "FILE:N". */
 #define CP_AT_BUF (PATH_MAX + 24)
 const char *cp_at(const struct parser *p, int gline, char *buf);
+/* The file the current line is in (an include's name, or the main file). */
+const char *cp_file_here(const struct parser *p);
 /* `smtp-listener` itself (smtp-port is its PowerMTA shorthand, and
  * <smtp-listener ADDR> its block form) */
 int cp_open_smtp_listener(struct parser *p, char *arg);

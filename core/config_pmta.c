@@ -9,9 +9,9 @@
  *     yes`, `allow-starttls yes`, ...): the other value is refused with the
  *     reason; `run-as-root no` drops root after binding (engine/privdrop.c);
  *   - documented no-ops (sync-msg-create/update, delete-file-holders);
- *   - `domain-macro`, `<acct-file>`, `<spool>`,
- *     `<address-list>`, the bounce and feedback-loop processors and
- *     `<rewrite-list>`.
+ *   - `domain-macro`, `<acct-file>`, `<spool>`, `relay-domain`, the
+ *     bounce and feedback-loop processors' blocks (their address lists:
+ *     config_address_list.c) and `<rewrite-list>`.
  * Ownership as everywhere in the parser: everything hangs off the struct
  * config being built (acct_files) or the parser (macros).
  */
@@ -259,9 +259,43 @@ static int v_old_tls(struct parser *p, const struct directive *d, char *v)
 /* `relay-domain NAME`, PowerMTA's forms: a name, `*.name`, `[*.]name` */
 static int p_relay_domain(struct parser *p, const struct directive *d, char *v)
 {
+	struct config *c = p->cfg;
 	const char *n = !strncmp(v, "[*.]", 4) ? v + 4 : !strncmp(v, "*.", 2) ? v + 2 : v;
+	size_t idx;
+	char *s;
 
-	return cp_valid_domain_name(n) ? 0 : cp_bad_value(p, "domain name (or *.name, [*.]name)", d, v);
+	if (!cp_valid_domain_name(n))
+		return cp_bad_value(p, "domain name (or *.name, [*.]name)", d, v);
+	if (!(s = strdup(v)))
+		return cp_oom(p);
+	cp_lower(s);
+	if (cp_grow(p, (void **)&c->relay_domains, &c->n_relay_domains, sizeof(*c->relay_domains), &idx) < 0) {
+		free(s);
+		return -1;
+	}
+	c->relay_domains[idx] = s;
+	return 0;
+}
+
+bool config_relay_domain(const struct config *cfg, const char *domain)
+{
+	size_t dl = strlen(domain);
+
+	for (size_t i = 0; i < cfg->n_relay_domains; i++) {
+		const char *r = cfg->relay_domains[i];
+		bool exact = strncmp(r, "*.", 2) != 0, subs = *r == '[' || !exact;
+		size_t nl;
+
+		r += *r == '[' ? 4 : !exact ? 2 : 0;
+		nl = strlen(r);
+		if (exact && !strcasecmp(domain, r))
+			return true;
+		/* a subdomain: "label." then the name, never the name glued to
+		 * another label (evilexample.com is not under example.com) */
+		if (subs && dl > nl + 1 && domain[dl - nl - 1] == '.' && !strcasecmp(domain + dl - nl, r))
+			return true;
+	}
+	return false;
 }
 
 /* `smtp-port N`: PowerMTA's listener on every local address at port N */
@@ -663,11 +697,6 @@ static int open_named(struct parser *p, const char *what, const char *arg)
 	return 0;
 }
 
-int cp_open_address_list(struct parser *p, char *arg)
-{
-	return open_named(p, "address-list", *arg ? arg : NULL);
-}
-
 int cp_open_processor(struct parser *p, char *arg)
 {
 	(void)p, (void)arg;
@@ -677,25 +706,6 @@ int cp_open_processor(struct parser *p, char *arg)
 int cp_open_rewrite_list(struct parser *p, char *arg)
 {
 	return open_named(p, "rewrite-list", arg);
-}
-
-/* `address LOCAL|ADDR|/REGEX/`, `domain NAME`, `address-file PATH` */
-static int p_address(struct parser *p, const struct directive *d, char *v)
-{
-	struct pcre_re *re;
-	char *rest;
-
-	if (*v != '/')
-		return p_word(p, d, v);
-	if (cp_take_regex(p, d->name, v, &re, &rest) < 0)
-		return -1;
-	pcre_re_free(re);
-	return 0;
-}
-
-static int p_domain_name(struct parser *p, const struct directive *d, char *v)
-{
-	return cp_valid_domain_name(v) ? 0 : cp_bad_value(p, "domain name", d, v);
 }
 
 /* `mail-from PATTERN REPLACEMENT` in <rewrite-list> */
@@ -742,6 +752,8 @@ static int d_source_log(struct parser *p, const struct directive *d, char *v)
 #define NOTIFY_NOT_APPLIED "Salvo sends no notification mail (watch /metrics or salvoctl), so it has no effect"
 #define ACCT_NOT_APPLIED "Salvo's <acct-file> has no such setting, so it has no effect"
 #define REPORTS_LATER "parsed; reports are taken at bounce-domain, these lists are not consulted yet"
+#define PROC_NOT_APPLIED "Salvo consumes the processor's mail: reports of its own mail are applied, the rest " \
+	"is counted (reports_unmatched) and dropped, nothing is delivered or forwarded"
 
 static const struct directive directives[] = {
 	/* top level */
@@ -758,7 +770,7 @@ static const struct directive directives[] = {
 	{"smtp-server-tls-allow-tlsv1.3", CTX_TOP, v_tls12, NULL},
 	{"sync-msg-create", CTX_TOP, noop_bool, NULL},
 	{"sync-msg-update", CTX_TOP, noop_bool, NULL},
-	{"relay-domain", CTX_TOP, p_relay_domain, REPORTS_LATER},
+	{"relay-domain", CTX_TOP, p_relay_domain, NULL},
 	{"smtp-port", CTX_TOP, d_smtp_port, NULL},
 	{"smtp-server-tls-allow-sslv3", CTX_TOP, v_old_tls, NULL},
 	{"http-tls-allow-sslv3", CTX_TOP, v_old_tls, NULL},
@@ -822,7 +834,6 @@ static const struct directive directives[] = {
 	{"log-data", CTX_SOURCE, d_source_log, NULL},
 	{"log-tls", CTX_SOURCE, d_source_log, NULL},
 	{"rewrite-list", CTX_SOURCE, p_word, INTAKE_LATER},
-	{"suppression-lists", CTX_SOURCE, p_word, INTAKE_LATER},
 	{"accept-invalid-recipients", CTX_SOURCE, p_bool, INTAKE_NOT_APPLIED},
 	{"add-date-header", CTX_SOURCE, p_text, INTAKE_NOT_APPLIED},
 	{"add-x-virtual-mta-header", CTX_SOURCE, p_bool, INTAKE_NOT_APPLIED},
@@ -1012,21 +1023,13 @@ static const struct directive directives[] = {
 	{"world-readable", CTX_ACCT_FILE, p_bool, ACCT_NOT_APPLIED},
 	{"write-timeout", CTX_ACCT_FILE, p_text, ACCT_NOT_APPLIED},
 	{"retry-interval", CTX_ACCT_FILE, p_duration, ACCT_NOT_APPLIED},
-	/* <address-list> */
-	{"address", CTX_ADDRESS_LIST, p_address, REPORTS_LATER},
-	{"domain", CTX_ADDRESS_LIST, p_domain_name, REPORTS_LATER},
-	{"address-file", CTX_ADDRESS_LIST, p_text, REPORTS_LATER},
 	/* the processors */
-	{"deliver-email", CTX_BOUNCE_PROC, p_bool, REPORTS_LATER},
-	{"deliver-email", CTX_FBL_PROC, p_bool, REPORTS_LATER},
-	{"deliver-unmatched-email", CTX_BOUNCE_PROC, p_bool, REPORTS_LATER},
-	{"deliver-matched-email", CTX_BOUNCE_PROC, p_bool, REPORTS_LATER},
-	{"forward-unmatched-to", CTX_BOUNCE_PROC, p_email, REPORTS_LATER},
-	{"forward-errors-to", CTX_BOUNCE_PROC, p_email, REPORTS_LATER},
-	{"deliver-unmatched-email", CTX_FBL_PROC, p_bool, REPORTS_LATER},
-	{"deliver-matched-email", CTX_FBL_PROC, p_bool, REPORTS_LATER},
-	{"forward-unmatched-to", CTX_FBL_PROC, p_email, REPORTS_LATER},
-	{"forward-errors-to", CTX_FBL_PROC, p_email, REPORTS_LATER},
+	{"deliver-email", CTX_BOUNCE_PROC, p_bool, PROC_NOT_APPLIED},
+	{"deliver-email", CTX_FBL_PROC, p_bool, PROC_NOT_APPLIED},
+	{"forward-unmatched-to", CTX_BOUNCE_PROC, p_email, PROC_NOT_APPLIED},
+	{"forward-errors-to", CTX_BOUNCE_PROC, p_email, PROC_NOT_APPLIED},
+	{"forward-unmatched-to", CTX_FBL_PROC, p_email, PROC_NOT_APPLIED},
+	{"forward-errors-to", CTX_FBL_PROC, p_email, PROC_NOT_APPLIED},
 	/* <rewrite-list NAME> */
 	{"mail-from", CTX_REWRITE_LIST, p_rewrite, INTAKE_LATER},
 	{"from-domain", CTX_REWRITE_LIST, p_rewrite, INTAKE_LATER},
@@ -1051,6 +1054,11 @@ void cp_pmta_free(struct config *cfg)
 			free(a->record_fields[t]);
 	}
 	free(cfg->acct_files);
+	for (size_t i = 0; i < cfg->n_relay_domains; i++)
+		free(cfg->relay_domains[i]);
+	free(cfg->relay_domains);
+	cfg->relay_domains = NULL;
+	cfg->n_relay_domains = 0;
 	free(cfg->name_servers);
 	free(cfg->log_file);
 	free(cfg->run_as_user);

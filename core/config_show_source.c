@@ -76,6 +76,10 @@ int config_show_source(void *outp, const struct config *cfg, const char *arg, ch
 	fprintf(out, "process-x-envid %s\n", yes_no(s->process_x_envid));
 	fprintf(out, "default-virtual-mta %s\n", s->default_virtual_mta ? s->default_virtual_mta : "default");
 	fprintf(out, "pattern-list %s\n", s->intake_list ? cfg->intake_lists[s->intake_list - 1].name : "none");
+	fprintf(out, "suppression-lists ");
+	for (size_t i = 0; i < s->n_suppress; i++)
+		fprintf(out, "%s%s", i ? "," : "", cfg->address_lists[s->suppress[i]].name);
+	fprintf(out, "%s\n", s->n_suppress ? "" : "none");
 	fprintf(out, "jobid-header %s\n", s->jobid_header ? s->jobid_header : "X-Job");
 	fprintf(out, "add-message-id-header %s\n", yes_no(s->add_message_id));
 	fprintf(out, "add-received-header %s\n", yes_no(!s->no_received_header));

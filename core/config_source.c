@@ -302,6 +302,8 @@ void cp_sources_free(struct config *cfg)
 		free(cfg->sources[i].name);
 		free(cfg->sources[i].jobid_header);
 		free(cfg->sources[i].pattern_list);
+		free(cfg->sources[i].suppression_lists);
+		free(cfg->sources[i].suppress);
 	}
 	free(cfg->sources);
 	cfg->sources = NULL;

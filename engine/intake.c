@@ -75,7 +75,8 @@ static const char *addr_domain(const char *addr)
 
 bool intake_is_bounce_rcpt(const struct config *cfg, const char *addr)
 {
-	return cfg->bounce_domain && strcasecmp(addr_domain(addr), cfg->bounce_domain) == 0;
+	return (cfg->bounce_domain && strcasecmp(addr_domain(addr), cfg->bounce_domain) == 0) ||
+	       config_processor_address(cfg, addr);
 }
 
 /* The session's <source>: its listener's `source=NAME`, else the one of
@@ -87,12 +88,22 @@ static const struct config_source *session_source(const struct config *cfg, stru
 					config_source_for_listener(cfg, smtp_session_listener(s), smtp_session_peer(s)));
 }
 
+/* Is addr's domain a `relay-domain` (PowerMTA's inbound relay)? An
+ * address literal never is. */
+static bool intake_is_relay_domain(const struct config *cfg, const char *addr)
+{
+	const char *at = strrchr(addr, '@');
+
+	return cfg->n_relay_domains && at && at[1] && at[1] != '[' && config_relay_domain(cfg, at + 1);
+}
+
 static bool intake_rcpt(void *ctx, struct smtp_session *s, const char *addr, char *reply, size_t cap)
 {
 	struct worker *w = ctx;
 	const struct config *cfg = w->cfg;
 	const struct config_source *src = session_source(cfg, s);
 	struct spool_rtxn *rt;
+	const char *list;
 	bool suppressed = false;
 
 	/* Bounces and complaints for the bounce domain come from anyone: they
@@ -109,10 +120,16 @@ static bool intake_rcpt(void *ctx, struct smtp_session *s, const char *addr, cha
 		return true;
 	}
 	/* relaying: a source that allows it (and does not demand AUTH), or an
-	 * authenticated session */
-	if (!smtp_session_user(s) && (!src || !src->always_allow_relaying || src->require_auth)) {
+	 * authenticated session; from anyone, a `relay-domain` recipient */
+	if (!smtp_session_user(s) && (!src || !src->always_allow_relaying || src->require_auth) &&
+	    !intake_is_relay_domain(cfg, addr)) {
 		snprintf(reply, cap, "550 5.7.1 <%s>: Relay access denied%s", addr,
 			 src && src->require_auth ? " (authentication required)" : "");
+		return false;
+	}
+	/* PowerMTA's `suppression-lists` of the source: refused like Salvo's own list */
+	if ((list = config_source_suppressed(cfg, src, addr))) {
+		snprintf(reply, cap, "550 5.7.1 <%s>: Recipient address is on suppression list %s", addr, list);
 		return false;
 	}
 	if (spool_rtxn_begin(w->eng->spool, &rt) == 0) {

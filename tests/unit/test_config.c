@@ -765,6 +765,164 @@ static void test_pcre(void **state)
 /* The parser goes on after each error: all are reported, in line order; a
  * block whose opening tag is bad is skipped to its end (its lines give no
  * further errors); config_load() keeps the first message. */
+/* <address-list NAME> and suppression-lists: entries, matching, every malformed line an error */
+static void test_address_lists(void **state)
+{
+	static const char file_text[] = "# comment\nlisted@file.example\n\n/^rx\\d+@/\n";
+	char *path = tmp_file(file_text, sizeof(file_text) - 1);
+	char *bad = tmp_file("ok@x.example\nbad@@x\ntwo words\n/unclosed\n", 40);
+	char text[1024], want[2048];
+	struct config cfg;
+	struct config_report rep;
+	const struct config_source *src;
+	(void)state;
+
+	snprintf(text, sizeof(text),
+		 "<address-list stop>\n address postmaster\n address Full@Example.COM\n"
+		 " address /^news-\\d+@/\n domain blocked.example\n address-file %s\n</address-list>\n"
+		 "<address-list two>\n address only2\n</address-list>\n"
+		 "<source 10/8>\n always-allow-relaying yes\n suppression-lists stop, two\n</source>\n", path);
+	if (config_load_string_report(&cfg, "t.conf", text, &rep) != 0)
+		fail_msg("%s", rep.errors);
+	assert_null(strstr(rep.warnings ? rep.warnings : "", "address"));
+	assert_null(strstr(rep.warnings ? rep.warnings : "", "suppression-lists"));
+	config_report_free(&rep);
+	src = source_for(&cfg, "10.1.2.3");
+	assert_non_null(src);
+	{
+		char *out = NULL;
+		size_t len = 0;
+		FILE *f = open_memstream(&out, &len);
+
+		char err[200];
+
+		assert_int_equal(config_show(f, &cfg, "source:10.1.2.3", err, sizeof(err)), 0);
+		fclose(f);
+		assert_non_null(strstr(out, "\nsuppression-lists stop,two\n"));
+		free(out);
+	}
+	assert_string_equal(config_source_suppressed(&cfg, src, "postmaster@any.example"), "stop");
+	assert_string_equal(config_source_suppressed(&cfg, src, "full@example.com"), "stop");
+	assert_string_equal(config_source_suppressed(&cfg, src, "news-42@x.example"), "stop");
+	assert_string_equal(config_source_suppressed(&cfg, src, "a@BLOCKED.example"), "stop");
+	assert_string_equal(config_source_suppressed(&cfg, src, "listed@file.example"), "stop");
+	assert_string_equal(config_source_suppressed(&cfg, src, "rx7@y.example"), "stop");
+	assert_string_equal(config_source_suppressed(&cfg, src, "only2@y.example"), "two");
+	assert_null(config_source_suppressed(&cfg, src, "news-x@x.example"));
+	assert_null(config_source_suppressed(&cfg, src, "a@sub.blocked.example"));
+	assert_null(config_source_suppressed(&cfg, src, "postmaster2@any.example"));
+	assert_null(config_source_suppressed(&cfg, src, "full@example.org"));
+	/* a source without the directive suppresses nothing */
+	assert_null(config_source_suppressed(&cfg, source_for(&cfg, "127.0.0.1"), "postmaster@a.example"));
+	config_free(&cfg);
+
+	/* every malformed line is an error, address-file lines with FILE:LINE */
+	snprintf(text, sizeof(text),
+		 "<address-list l>\n address a b\n address x@@y.example\n address /(/\n domain bad..name\n"
+		 " address-file %s\n address-file /nonexistent/list\n address-file /dev/zero\n</address-list>\n"
+		 "<source 10/8>\n suppression-lists l,nope\n</source>\n<address-list l>\n</address-list>\n", bad);
+	assert_int_equal(config_load_string_report(&cfg, "t.conf", text, &rep), -1);
+	snprintf(want, sizeof(want),
+		 "t.conf:2: invalid address \"a b\": expected LOCALPART, USER@DOMAIN or /REGEX/\n"
+		 "t.conf:3: invalid address \"x@@y.example\": expected USER@DOMAIN\n"
+		 "t.conf:4: invalid address \"/(/\": missing closing parenthesis at offset 1\n"
+		 "t.conf:5: invalid domain name \"bad..name\" for domain\n"
+		 "t.conf:6: %s:2: invalid address \"bad@@x\": expected USER@DOMAIN\n"
+		 "t.conf:6: %s:3: invalid address \"two words\": expected LOCALPART, USER@DOMAIN or /REGEX/\n"
+		 "t.conf:6: %s:4: invalid address \"/unclosed\": a regular expression must be written /REGEX/\n"
+		 "t.conf:7: cannot read address-file \"/nonexistent/list\": No such file or directory\n"
+		 "t.conf:8: address-file \"/dev/zero\" is not a regular file of at most 64 MiB\n"
+		 "t.conf:13: duplicate <address-list l> (first at line 1)\n", bad, bad, bad);
+	assert_string_equal(rep.errors, want);
+	assert_non_null(strstr(rep.warnings, "t.conf:11: warning: suppression-lists: no <address-list nope> in the "
+				"configuration: that name suppresses nothing"));
+	assert_zeroed(&cfg);
+	config_report_free(&rep);
+	/* the processors' unnamed lists: the bounce domain's path; what it does not do is warned */
+	assert_int_equal(config_load_string_report(&cfg, "t.conf",
+		"<feedback-loop-processor>\n deliver-matched-email yes\n <address-list>\n  address /^fbl@/\n"
+		" </address-list>\n</feedback-loop-processor>\n<bounce-processor>\n deliver-unmatched-email no\n"
+		" <address-list>\n  domain dsn.example\n </address-list>\n</bounce-processor>\n", &rep), 0);
+	assert_true(config_processor_address(&cfg, "FBL@isp.example"));
+	assert_true(config_processor_address(&cfg, "x@dsn.example"));
+	assert_false(config_processor_address(&cfg, "x@sub.dsn.example"));
+	assert_false(config_processor_address(&cfg, "abuse@isp.example"));
+	assert_non_null(strstr(rep.warnings, "t.conf:3: warning: <feedback-loop-processor>: deliver-unmatched-email yes"));
+	assert_non_null(strstr(rep.warnings, "t.conf:3: warning: <feedback-loop-processor>: deliver-matched-email yes"));
+	assert_null(strstr(rep.warnings, "<bounce-processor>"));
+	assert_null(strstr(rep.warnings, "not consulted"));
+	config_report_free(&rep);
+	config_free(&cfg);
+	/* a relative address-file is taken from the configuration's directory, not the cwd */
+	{
+		char dir[] = "/tmp/test_config_al.XXXXXX", conf[64], list[64], err[CONFIG_ERR_MAX];
+		FILE *f;
+
+		assert_non_null(mkdtemp(dir));
+		snprintf(conf, sizeof(conf), "%s/salvo.conf", dir);
+		snprintf(list, sizeof(list), "%s/rel.txt", dir);
+		assert_non_null(f = fopen(list, "w"));
+		fputs("rel@list.example\n", f);
+		fclose(f);
+		assert_non_null(f = fopen(conf, "w"));
+		fputs("<address-list r>\n address-file rel.txt\n</address-list>\n"
+		      "<source 10/8>\n suppression-lists r\n</source>\n", f);
+		fclose(f);
+		if (config_load(&cfg, conf, err) != 0)
+			fail_msg("%s", err);
+		assert_string_equal(config_source_suppressed(&cfg, source_for(&cfg, "10.0.0.1"), "rel@list.example"), "r");
+		config_free(&cfg);
+		unlink(conf);
+		unlink(list);
+		rmdir(dir);
+	}
+	/* a name is required at top level */
+	expect_err("<address-list>\n</address-list>\n",
+		   "test.conf:1: missing argument for <address-list> (a name, outside the processors)");
+	unlink(path);
+	unlink(bad);
+	free(path);
+	free(bad);
+}
+
+/* relay-domain: exact, *.x (subdomains only), [*.]x (both); a lookalike never */
+static void test_relay_domains(void **state)
+{
+	struct config cfg;
+	(void)state;
+
+	load_ok(&cfg, "relay-domain In.Example\nrelay-domain *.sub.example\nrelay-domain [*.]both.example\n");
+	assert_true(config_relay_domain(&cfg, "in.example"));
+	assert_true(config_relay_domain(&cfg, "IN.EXAMPLE"));
+	assert_false(config_relay_domain(&cfg, "x.in.example"));
+	assert_false(config_relay_domain(&cfg, "sub.example"));
+	assert_true(config_relay_domain(&cfg, "a.sub.example"));
+	assert_true(config_relay_domain(&cfg, "b.a.sub.example"));
+	assert_true(config_relay_domain(&cfg, "both.example"));
+	assert_true(config_relay_domain(&cfg, "x.both.example"));
+	assert_false(config_relay_domain(&cfg, "evilboth.example"));
+	assert_false(config_relay_domain(&cfg, ".both.example"));
+	assert_false(config_relay_domain(&cfg, "both.example.evil"));
+	assert_false(config_relay_domain(&cfg, "other.example"));
+	config_free(&cfg);
+	{
+		struct config_report rep;
+
+		/* applied: no "not applied" warning any more */
+		assert_int_equal(config_load_string_report(&cfg, "t.conf", "relay-domain in.example\n", &rep), 0);
+		assert_null(strstr(rep.warnings ? rep.warnings : "", "relay-domain"));
+		config_report_free(&rep);
+		config_free(&cfg);
+	}
+	load_ok(&cfg, "host-name a.example\n");
+	assert_false(config_relay_domain(&cfg, "a.example"));
+	config_free(&cfg);
+	expect_err("relay-domain bad..name\n",
+		   "test.conf:1: invalid domain name (or *.name, [*.]name) \"bad..name\" for relay-domain");
+	expect_err("relay-domain *.\n",
+		   "test.conf:1: invalid domain name (or *.name, [*.]name) \"*.\" for relay-domain");
+}
+
 static void test_every_error(void **state)
 {
 	static const char text[] =
@@ -2277,6 +2435,8 @@ int main(void)
 		cmocka_unit_test(test_file_errors),
 		cmocka_unit_test(test_err_unknown),
 		cmocka_unit_test(test_pcre),
+		cmocka_unit_test(test_address_lists),
+		cmocka_unit_test(test_relay_domains),
 		cmocka_unit_test(test_every_error),
 		cmocka_unit_test(test_pmta_domains),
 		cmocka_unit_test(test_pmta_misc),
