@@ -102,6 +102,7 @@ struct config_source {
 	uint64_t max_message_size;  /* `max-message-size`: 0 = the default for this kind
 				     * of source (see config_source_max_message_size) */
 	unsigned max_connections_per_ip; /* `smtp-max-connections-per-ip`: 0 = not set */
+	unsigned max_rcpt_per_message; /* `max-rcpt-per-message`: RCPTs per transaction; 0 = the server's */
 	bool bare_newline_normalize; /* `bare-newline normalize`: bare CR/LF in DATA -> CRLF (default reject) */
 	unsigned log_flags;         /* CONFIG_LOG_*: log-connections, log-commands, log-data (transcripts) */
 	char *default_virtual_mta;  /* as written; NULL when not set */

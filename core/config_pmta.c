@@ -865,7 +865,6 @@ static const struct directive directives[] = {
 	{"dsn-return-default", CTX_SOURCE, p_text, DSN_NOT_APPLIED},
 	{"jobid-prefix", CTX_SOURCE, p_text, INTAKE_NOT_APPLIED},
 	{"max-message-hops", CTX_SOURCE, p_text, INTAKE_NOT_APPLIED},
-	{"max-rcpt-per-message", CTX_SOURCE, p_text, INTAKE_NOT_APPLIED},
 	{"process-x-dkim-key", CTX_SOURCE, p_bool, INTAKE_NOT_APPLIED},
 	{"process-x-dkim-options", CTX_SOURCE, p_bool, INTAKE_NOT_APPLIED},
 	{"process-x-schedule", CTX_SOURCE, p_bool, INTAKE_NOT_APPLIED},

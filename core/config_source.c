@@ -82,6 +82,17 @@ static int d_max_connections_per_ip(struct parser *p, const struct directive *d,
 	return 0;
 }
 
+/* `max-rcpt-per-message N`: RCPTs beyond N in one transaction get 452 4.5.3 */
+static int d_max_rcpt_per_message(struct parser *p, const struct directive *d, char *v)
+{
+	uint64_t n;
+
+	if (config_parse_uint(v, 1, 1000000, &n) < 0)
+		return cp_bad_value(p, "count (1-1000000)", d, v);
+	cur_source(p)->max_rcpt_per_message = (unsigned)n;
+	return 0;
+}
+
 /* bare-newline reject|normalize: a bare CR or LF in DATA refuses the message
  * with 550 5.5.2 (Postfix's smtpd_forbid_bare_newline) or is stored as CRLF. */
 static int d_bare_newline(struct parser *p, const struct directive *d, char *v)
@@ -174,6 +185,7 @@ static const struct directive directives[] = {
 	{"smtp-max-auth-failure-rate", CTX_SOURCE, d_auth_failure_rate, NULL},
 	{"max-message-size", CTX_SOURCE, d_max_message_size, NULL},
 	{"smtp-max-connections-per-ip", CTX_SOURCE, d_max_connections_per_ip, NULL},
+	{"max-rcpt-per-message", CTX_SOURCE, d_max_rcpt_per_message, NULL},
 	{"always-allow-relaying", CTX_SOURCE, d_always_allow_relaying, NULL},
 	{"require-auth", CTX_SOURCE, d_require_auth, NULL},
 	{"allow-unencrypted-plain-auth", CTX_SOURCE, d_allow_unencrypted_auth, NULL},

@@ -438,6 +438,8 @@ static void intake_peer_policy(void *ctx, const struct sockaddr *peer, struct sm
 	out->max_per_ip = src ? src->max_connections_per_ip : 0;
 	out->max_message_size = config_source_max_message_size(cfg, src);
 	out->max_session_ms = out->trusted ? 0 : cfg->smtp_max_session_time_ms;
+	if (src && src->max_rcpt_per_message)
+		out->max_rcpts = src->max_rcpt_per_message;
 	out->no_starttls = cfg->smtp_listener_no_tls && out->listener < cfg->n_smtp_listeners &&
 			   cfg->smtp_listener_no_tls[out->listener];
 }

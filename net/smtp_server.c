@@ -731,7 +731,7 @@ static void cmd_rcpt(struct smtp_session *s, const struct smtp_cmd *c)
 		sess_error(s);
 		return;
 	}
-	if (s->env->n_rcpts >= s->srv->lim.max_rcpts) {
+	if (s->env->n_rcpts >= s->pol.max_rcpts) {
 		sess_reply(s, "452 4.5.3 Error: too many recipients");
 		return;
 	}
@@ -1336,6 +1336,7 @@ static void listener_accept_done(struct loop_op *op, int res, unsigned flags)
 	int one = 1;
 	setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	s->pol.max_message_size = srv->lim.max_message_size;
+	s->pol.max_rcpts = srv->lim.max_rcpts;
 	s->pol.listener = ls->index;
 	if (srv->hooks.peer_policy)
 		srv->hooks.peer_policy(srv->ctx, (const struct sockaddr *)&s->peer, &s->pol);

@@ -44,6 +44,7 @@ struct smtp_peer_policy {
 	unsigned max_per_ip;       /* the source's own per-address cap; 0 = default */
 	uint64_t max_message_size; /* until AUTH succeeds (then the listener's) */
 	uint64_t max_session_ms;   /* overall deadline until AUTH; 0 = none */
+	unsigned max_rcpts;        /* RCPTs per transaction (set to the server's before the hook) */
 	bool no_starttls;          /* the listener's `tls=no`: STARTTLS neither offered
 				    * nor accepted */
 };

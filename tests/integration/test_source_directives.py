@@ -26,6 +26,9 @@ at work (issue 18 item 3); smtplib clients, salvo-sink keeping each message.
   auth_rate      smtp-max-auth-failure-rate 2/m: the third failed AUTH from one address
                  within the minute gets 454 4.7.0, and so does the right password then
                  (the built-in throttle would allow 5).
+  max_rcpt       max-rcpt-per-message 2 in 127.0.0.1's source: the third RCPT of one
+                 transaction gets 452 4.5.3, the client sends it in a second transaction
+                 and all three arrive; 127.0.0.5 (no setting) gets 250 for the third.
 """
 
 import re
@@ -248,5 +251,33 @@ def test_auth_rate(env):
         raise Fail("smtp-max-auth-failure-rate 2/m: want 535 535 454 454, got %r" % codes)
 
 
+def test_max_rcpt(env):
+    env.dns(mx={"mr.test": [(10, "mx.mr.test")]}, a={"mx.mr.test": "127.0.0.2"}, check=[("mr.test", "MX")])
+    sink = env.salvo_sink("sink", "127.0.0.2:25")
+    d = env.salvod_daemon(sources={"127.0.0.1": {"always-allow-relaying": "yes", "max-rcpt-per-message": "2"},
+                                   "127.0.0.5": {"always-allow-relaying": "yes"}})
+    d.start()
+    msg = b"Subject: many\r\n\r\nbody\r\n"
+    with smtplib.SMTP(*harness.SALVOD_SMTP, timeout=30) as s:
+        s.ehlo()
+        s.mail(SENDER)
+        codes = [s.rcpt("r%d@mr.test" % i) for i in range(3)]
+        log("RCPT replies at 127.0.0.1: %r" % codes)
+        if [c for c, _ in codes] != [250, 250, 452] or b"4.5.3" not in codes[2][1]:
+            raise Fail("max-rcpt-per-message 2: want 250 250 452 4.5.3, got %r" % codes)
+        s.data(msg)
+        s.sendmail(SENDER, ["r2@mr.test"], msg)
+    with smtplib.SMTP(*harness.SALVOD_SMTP, timeout=30, source_address=("127.0.0.5", 0)) as s:
+        s.ehlo()
+        s.mail(SENDER)
+        codes = [s.rcpt("o%d@mr.test" % i)[0] for i in range(3)]
+        if codes != [250, 250, 250]:
+            raise Fail("a source without max-rcpt-per-message: want 250 x3, got %r" % codes)
+        s.rset()
+    got = _by_rcpt(sink, 3)
+    if sorted(got) != ["r0@mr.test", "r1@mr.test", "r2@mr.test"]:
+        raise Fail("want r0..r2 delivered, got %r" % sorted(got))
+
+
 if __name__ == "__main__":
-    harness.main([test_headers, test_pattern_list, test_verp, test_envid, test_auth_rate])
+    harness.main([test_headers, test_pattern_list, test_verp, test_envid, test_auth_rate, test_max_rcpt])

@@ -336,6 +336,31 @@ static void test_source_bare_newline(void **state)
 	expect_err("bare-newline normalize\n", "test.conf:1: \"bare-newline\" is only valid inside <source>");
 }
 
+/* PowerMTA's per-source SMTP intake limits (net/smtp_server.c applies them
+ * through the peer policy): parsed, no "not applied" warning, bad values are
+ * errors at their line. */
+static void test_source_intake_limits(void **state)
+{
+	struct config cfg;
+	struct config_report rep;
+	const char *text = "<source 10/8>\n    max-rcpt-per-message 2\n</source>\n"
+			   "<source 10.1/16>\n    always-allow-relaying yes\n</source>\n";
+	(void)state;
+
+	if (config_load_string_report(&cfg, "t.conf", text, &rep) != 0)
+		fail_msg("%s", rep.errors);
+	assert_null(strstr(rep.warnings ? rep.warnings : "", "max-rcpt-per-message"));
+	config_report_free(&rep);
+	assert_int_equal(source_for(&cfg, "10.9.0.1")->max_rcpt_per_message, 2);
+	assert_int_equal(source_for(&cfg, "10.1.0.1")->max_rcpt_per_message, 0);
+	config_free(&cfg);
+	expect_source_err("max-rcpt-per-message 0",
+			  "test.conf:2: invalid count (1-1000000) \"0\" for max-rcpt-per-message");
+	expect_source_err("max-rcpt-per-message many",
+			  "test.conf:2: invalid count (1-1000000) \"many\" for max-rcpt-per-message");
+	expect_source_err("max-rcpt-per-message", "test.conf:2: missing value for max-rcpt-per-message");
+}
+
 static void test_full_domains(void **state)
 {
 	struct config cfg;
@@ -2424,6 +2449,7 @@ int main(void)
 		cmocka_unit_test(test_full_top_level),
 		cmocka_unit_test(test_full_sources),
 		cmocka_unit_test(test_source_bare_newline),
+		cmocka_unit_test(test_source_intake_limits),
 		cmocka_unit_test(test_full_domains),
 		cmocka_unit_test(test_sources_kept_without_source_blocks),
 		cmocka_unit_test(test_listeners),
