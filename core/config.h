@@ -103,6 +103,8 @@ struct config_source {
 				     * of source (see config_source_max_message_size) */
 	unsigned max_connections_per_ip; /* `smtp-max-connections-per-ip`: 0 = not set */
 	unsigned max_rcpt_per_message; /* `max-rcpt-per-message`: RCPTs per transaction; 0 = the server's */
+	uint64_t command_timeout_ms; /* `smtp-command-timeout`: 0 = the server's */
+	uint64_t data_timeout_ms;    /* `smtp-data-timeout`: 0 = the server's */
 	bool bare_newline_normalize; /* `bare-newline normalize`: bare CR/LF in DATA -> CRLF (default reject) */
 	unsigned log_flags;         /* CONFIG_LOG_*: log-connections, log-commands, log-data (transcripts) */
 	char *default_virtual_mta;  /* as written; NULL when not set */

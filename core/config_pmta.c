@@ -874,8 +874,6 @@ static const struct directive directives[] = {
 	{"retain-x-dkim-key", CTX_SOURCE, p_bool, INTAKE_NOT_APPLIED},
 	{"retain-x-dkim-options", CTX_SOURCE, p_bool, INTAKE_NOT_APPLIED},
 	{"retain-x-schedule", CTX_SOURCE, p_bool, INTAKE_NOT_APPLIED},
-	{"smtp-command-timeout", CTX_SOURCE, p_duration, INTAKE_NOT_APPLIED "; Salvo's is 5m"},
-	{"smtp-data-timeout", CTX_SOURCE, p_duration, INTAKE_NOT_APPLIED "; Salvo's is 10m"},
 	{"source-group", CTX_SOURCE, p_text, INTAKE_NOT_APPLIED},
 	{"suppress-local-dsn", CTX_SOURCE, p_bool, DSN_NOT_APPLIED},
 	{"too-many-rcpts-fails-message", CTX_SOURCE, p_bool, INTAKE_NOT_APPLIED},

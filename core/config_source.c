@@ -93,6 +93,21 @@ static int d_max_rcpt_per_message(struct parser *p, const struct directive *d, c
 	return 0;
 }
 
+/* `smtp-command-timeout DURATION`, `smtp-data-timeout DURATION`: this
+ * source's sessions wait so long instead of the server-wide timeouts */
+static int d_intake_timeout(struct parser *p, const struct directive *d, char *v)
+{
+	uint64_t ms;
+
+	if (config_parse_duration(v, &ms) < 0 || !ms || ms > 86400000)
+		return cp_bad_value(p, "duration (at most 1d)", d, v);
+	if (!strcasecmp(d->name, "smtp-command-timeout"))
+		cur_source(p)->command_timeout_ms = ms;
+	else
+		cur_source(p)->data_timeout_ms = ms;
+	return 0;
+}
+
 /* bare-newline reject|normalize: a bare CR or LF in DATA refuses the message
  * with 550 5.5.2 (Postfix's smtpd_forbid_bare_newline) or is stored as CRLF. */
 static int d_bare_newline(struct parser *p, const struct directive *d, char *v)
@@ -186,6 +201,8 @@ static const struct directive directives[] = {
 	{"max-message-size", CTX_SOURCE, d_max_message_size, NULL},
 	{"smtp-max-connections-per-ip", CTX_SOURCE, d_max_connections_per_ip, NULL},
 	{"max-rcpt-per-message", CTX_SOURCE, d_max_rcpt_per_message, NULL},
+	{"smtp-command-timeout", CTX_SOURCE, d_intake_timeout, NULL},
+	{"smtp-data-timeout", CTX_SOURCE, d_intake_timeout, NULL},
 	{"always-allow-relaying", CTX_SOURCE, d_always_allow_relaying, NULL},
 	{"require-auth", CTX_SOURCE, d_require_auth, NULL},
 	{"allow-unencrypted-plain-auth", CTX_SOURCE, d_allow_unencrypted_auth, NULL},

@@ -440,6 +440,10 @@ static void intake_peer_policy(void *ctx, const struct sockaddr *peer, struct sm
 	out->max_session_ms = out->trusted ? 0 : cfg->smtp_max_session_time_ms;
 	if (src && src->max_rcpt_per_message)
 		out->max_rcpts = src->max_rcpt_per_message;
+	if (src && src->command_timeout_ms)
+		out->command_timeout_ms = src->command_timeout_ms;
+	if (src && src->data_timeout_ms)
+		out->data_timeout_ms = src->data_timeout_ms;
 	out->no_starttls = cfg->smtp_listener_no_tls && out->listener < cfg->n_smtp_listeners &&
 			   cfg->smtp_listener_no_tls[out->listener];
 }

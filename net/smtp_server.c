@@ -363,8 +363,8 @@ static void sess_arm_timer(struct smtp_session *s)
 
 static void sess_touch(struct smtp_session *s)
 {
-	uint64_t t = s->state == SESS_DATA || s->state == SESS_BDAT ? s->srv->lim.data_timeout_ms
-								     : s->srv->lim.command_timeout_ms;
+	uint64_t t = s->state == SESS_DATA || s->state == SESS_BDAT ? s->pol.data_timeout_ms
+								     : s->pol.command_timeout_ms;
 
 	s->deadline = loop_now_ms() + t;
 	if (s->end_by && s->deadline > s->end_by)
@@ -1337,6 +1337,8 @@ static void listener_accept_done(struct loop_op *op, int res, unsigned flags)
 	setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	s->pol.max_message_size = srv->lim.max_message_size;
 	s->pol.max_rcpts = srv->lim.max_rcpts;
+	s->pol.command_timeout_ms = srv->lim.command_timeout_ms;
+	s->pol.data_timeout_ms = srv->lim.data_timeout_ms;
 	s->pol.listener = ls->index;
 	if (srv->hooks.peer_policy)
 		srv->hooks.peer_policy(srv->ctx, (const struct sockaddr *)&s->peer, &s->pol);

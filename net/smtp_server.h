@@ -45,6 +45,8 @@ struct smtp_peer_policy {
 	uint64_t max_message_size; /* until AUTH succeeds (then the listener's) */
 	uint64_t max_session_ms;   /* overall deadline until AUTH; 0 = none */
 	unsigned max_rcpts;        /* RCPTs per transaction (set to the server's before the hook) */
+	uint64_t command_timeout_ms; /* likewise: waiting for a command */
+	uint64_t data_timeout_ms;  /* likewise: inactivity within DATA or BDAT */
 	bool no_starttls;          /* the listener's `tls=no`: STARTTLS neither offered
 				    * nor accepted */
 };

@@ -29,10 +29,16 @@ at work (issue 18 item 3); smtplib clients, salvo-sink keeping each message.
   max_rcpt       max-rcpt-per-message 2 in 127.0.0.1's source: the third RCPT of one
                  transaction gets 452 4.5.3, the client sends it in a second transaction
                  and all three arrive; 127.0.0.5 (no setting) gets 250 for the third.
+  timeouts       smtp-command-timeout 1s, smtp-data-timeout 3s in 127.0.0.1's source: an
+                 idle session after EHLO gets 421 within a few seconds; one silent inside
+                 DATA outlives the command timeout and gets 421 by the data timeout;
+                 127.0.0.5 (server-wide 5m) still answers NOOP after both.
 """
 
 import re
 import smtplib
+import socket
+import time
 import subprocess
 
 import harness
@@ -279,5 +285,64 @@ def test_max_rcpt(env):
         raise Fail("want r0..r2 delivered, got %r" % sorted(got))
 
 
+def _raw(source=None):
+    c = socket.create_connection(harness.SALVOD_SMTP, timeout=10, source_address=(source, 0) if source else None)
+    _reply(c)
+    return c
+
+
+def _reply(c, timeout=10):
+    """The next whole reply ("" when the server closed first)."""
+    c.settimeout(timeout)
+    buf = b""
+    while not re.search(rb"(^|\r\n)\d{3} [^\r\n]*\r\n$", buf):
+        try:
+            got = c.recv(4096)
+        except socket.timeout:
+            break
+        if not got:
+            break
+        buf += got
+    return buf.decode("utf-8", "replace")
+
+
+def _cmd(c, line, want):
+    c.sendall(line.encode() + b"\r\n")
+    r = _reply(c)
+    if not r.startswith(want):
+        raise Fail("%s: want %s, got %r" % (line, want, r))
+
+
+def test_timeouts(env):
+    env.dns(mx={"to.test": [(10, "mx.to.test")]}, a={"mx.to.test": "127.0.0.2"}, check=[("to.test", "MX")])
+    d = env.salvod_daemon(sources={
+        "127.0.0.1": {"always-allow-relaying": "yes", "smtp-command-timeout": "1s", "smtp-data-timeout": "3s"},
+        "127.0.0.5": {"always-allow-relaying": "yes"}})
+    d.start()
+    idle, data, other = _raw(), _raw(), _raw("127.0.0.5")
+    for c in (idle, data, other):
+        _cmd(c, "EHLO client.test", "250")
+    t_idle = time.monotonic()
+    for line, want in (("MAIL FROM:<%s>" % SENDER, "250"), ("RCPT TO:<a@to.test>", "250"), ("DATA", "354")):
+        _cmd(data, line, want)
+    data.sendall(b"Subject: slow\r\n")
+    t_data = time.monotonic()
+    r = _reply(idle, 8)
+    took = time.monotonic() - t_idle
+    log("idle after EHLO: %r after %.1fs" % (r, took))
+    if not r.startswith("421") or took > 6:
+        raise Fail("smtp-command-timeout 1s: want 421 within 6s, got %r after %.1fs" % (r, took))
+    r = _reply(data, 10)
+    took = time.monotonic() - t_data
+    log("silent in DATA: %r after %.1fs" % (r, took))
+    if not r.startswith("421") or took < 2 or took > 8:
+        raise Fail("smtp-data-timeout 3s: want 421 after 2-8s (not the 1s command timeout), got %r after %.1fs"
+                   % (r, took))
+    _cmd(other, "NOOP", "250")
+    for c in (idle, data, other):
+        c.close()
+
+
 if __name__ == "__main__":
-    harness.main([test_headers, test_pattern_list, test_verp, test_envid, test_auth_rate, test_max_rcpt])
+    harness.main([test_headers, test_pattern_list, test_verp, test_envid, test_auth_rate, test_max_rcpt,
+                  test_timeouts])

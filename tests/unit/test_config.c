@@ -343,22 +343,35 @@ static void test_source_intake_limits(void **state)
 {
 	struct config cfg;
 	struct config_report rep;
-	const char *text = "<source 10/8>\n    max-rcpt-per-message 2\n</source>\n"
+	const char *text = "<source 10/8>\n    max-rcpt-per-message 2\n    smtp-command-timeout 30s\n"
+			   "    smtp-data-timeout 2m\n</source>\n"
 			   "<source 10.1/16>\n    always-allow-relaying yes\n</source>\n";
 	(void)state;
 
 	if (config_load_string_report(&cfg, "t.conf", text, &rep) != 0)
 		fail_msg("%s", rep.errors);
 	assert_null(strstr(rep.warnings ? rep.warnings : "", "max-rcpt-per-message"));
+	assert_null(strstr(rep.warnings ? rep.warnings : "", "timeout"));
 	config_report_free(&rep);
 	assert_int_equal(source_for(&cfg, "10.9.0.1")->max_rcpt_per_message, 2);
 	assert_int_equal(source_for(&cfg, "10.1.0.1")->max_rcpt_per_message, 0);
+	assert_int_equal(source_for(&cfg, "10.9.0.1")->command_timeout_ms, 30000);
+	assert_int_equal(source_for(&cfg, "10.9.0.1")->data_timeout_ms, 120000);
+	assert_int_equal(source_for(&cfg, "10.1.0.1")->command_timeout_ms, 0);
+	assert_int_equal(source_for(&cfg, "10.1.0.1")->data_timeout_ms, 0);
 	config_free(&cfg);
 	expect_source_err("max-rcpt-per-message 0",
 			  "test.conf:2: invalid count (1-1000000) \"0\" for max-rcpt-per-message");
 	expect_source_err("max-rcpt-per-message many",
 			  "test.conf:2: invalid count (1-1000000) \"many\" for max-rcpt-per-message");
 	expect_source_err("max-rcpt-per-message", "test.conf:2: missing value for max-rcpt-per-message");
+	expect_source_err("smtp-command-timeout soon",
+			  "test.conf:2: invalid duration (at most 1d) \"soon\" for smtp-command-timeout");
+	expect_source_err("smtp-command-timeout 0s",
+			  "test.conf:2: invalid duration (at most 1d) \"0s\" for smtp-command-timeout");
+	expect_source_err("smtp-data-timeout 2d",
+			  "test.conf:2: invalid duration (at most 1d) \"2d\" for smtp-data-timeout");
+	expect_source_err("smtp-data-timeout", "test.conf:2: missing value for smtp-data-timeout");
 }
 
 static void test_full_domains(void **state)
