@@ -118,7 +118,9 @@ struct config_source {
 	bool retain_x_virtual_mta;  /* `retain-x-virtual-mta yes` */
 	bool process_x_envid;       /* `process-x-envid yes`: X-Envid is the message's ENVID */
 	bool no_verp;               /* `verp-default no`: return path as given unless MAIL has XVERP */
-	bool header_edits;          /* any of add_message_id .. remove_received (set at load) */
+	char **remove_headers;      /* `remove-header A,B`: names the message's fields lose at intake */
+	size_t n_remove_headers;
+	bool header_edits;          /* any of add_message_id .. remove_headers (set at load) */
 	char *jobid_header;         /* `jobid-header NAME`; NULL: X-Job */
 	char *pattern_list;         /* `pattern-list NAME` as written; NULL when none */
 	size_t intake_list;         /* resolved: 1 + index into cfg->intake_lists; 0 = none */

@@ -869,7 +869,6 @@ static const struct directive directives[] = {
 	{"process-x-dkim-options", CTX_SOURCE, p_bool, INTAKE_NOT_APPLIED},
 	{"process-x-schedule", CTX_SOURCE, p_bool, INTAKE_NOT_APPLIED},
 	{"reject-invalid-virtual-mta", CTX_SOURCE, p_bool, INTAKE_NOT_APPLIED},
-	{"remove-header", CTX_SOURCE, p_text, INTAKE_NOT_APPLIED "; the headers are delivered"},
 	{"require-starttls-before-auth", CTX_SOURCE, p_bool, INTAKE_NOT_APPLIED "; see allow-unencrypted-plain-auth"},
 	{"retain-x-dkim-key", CTX_SOURCE, p_bool, INTAKE_NOT_APPLIED},
 	{"retain-x-dkim-options", CTX_SOURCE, p_bool, INTAKE_NOT_APPLIED},

@@ -224,6 +224,8 @@ static void intake_edit_headers(const struct config *cfg, const struct config_so
 		.drop_own_received = src->no_received_header,
 		.hide_source = src->hide_message_source,
 		.drop_received = src->remove_received,
+		.remove = (const char *const *)src->remove_headers,
+		.n_remove = src->n_remove_headers,
 	};
 
 	if (src->add_message_id) {

@@ -33,6 +33,9 @@ at work (issue 18 item 3); smtplib clients, salvo-sink keeping each message.
                  idle session after EHLO gets 421 within a few seconds; one silent inside
                  DATA outlives the command timeout and gets 421 by the data timeout;
                  127.0.0.5 (server-wide 5m) still answers NOOP after both.
+  remove_header  remove-header X-Mailer, x-originating-ip (two lines, one folded) in
+                 127.0.0.1's source: both fields are gone, the others and the body stay;
+                 127.0.0.5 (no setting) delivers them.
 """
 
 import re
@@ -343,6 +346,30 @@ def test_timeouts(env):
         c.close()
 
 
+def test_remove_header(env):
+    env.dns(mx={"rh.test": [(10, "mx.rh.test")]}, a={"mx.rh.test": "127.0.0.2"}, check=[("rh.test", "MX")])
+    sink = env.salvo_sink("sink", "127.0.0.2:25")
+    d = env.salvod_daemon(sources={
+        "127.0.0.1": {"always-allow-relaying": "yes", "remove-header": "X-Mailer, x-originating-ip"},
+        "127.0.0.5": {"always-allow-relaying": "yes"}})
+    d.start()
+    msg = ("X-Mailer: Bulk 1.0\nX-Originating-IP: [10.1.2.3]\nX-Originating-IP: [10.4.5.6]\n  folded\n"
+           "Subject: keep me\nX-Mailer-Keep: not named\n\nX-Mailer: in the body stays\n")
+    _send(SENDER, ["cut@rh.test"], msg)
+    _send(SENDER, ["all@rh.test"], msg, source="127.0.0.5")
+    got = _by_rcpt(sink, 2)
+    cut, full = got["cut@rh.test"].data, got["all@rh.test"].data
+    log("cut header block:\n" + cut.split(b"\r\n\r\n")[0].decode())
+    if _values(cut, "X-Mailer") or _values(cut, "X-Originating-IP") or b"folded" in cut or b"10.4.5.6" in cut:
+        raise Fail("remove-header X-Mailer, x-originating-ip: still there in %r" % cut)
+    if _values(cut, "Subject") != ["keep me"] or _values(cut, "X-Mailer-Keep") != ["not named"]:
+        raise Fail("remove-header took other fields: %r" % _headers(cut))
+    if b"X-Mailer: in the body stays" not in cut:
+        raise Fail("remove-header touched the body: %r" % cut)
+    if _values(full, "X-Mailer") != ["Bulk 1.0"] or len(_values(full, "X-Originating-IP")) != 2:
+        raise Fail("a source without remove-header lost fields: %r" % _headers(full))
+
+
 if __name__ == "__main__":
     harness.main([test_headers, test_pattern_list, test_verp, test_envid, test_auth_rate, test_max_rcpt,
-                  test_timeouts])
+                  test_timeouts, test_remove_header])

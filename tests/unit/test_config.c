@@ -344,7 +344,8 @@ static void test_source_intake_limits(void **state)
 	struct config cfg;
 	struct config_report rep;
 	const char *text = "<source 10/8>\n    max-rcpt-per-message 2\n    smtp-command-timeout 30s\n"
-			   "    smtp-data-timeout 2m\n</source>\n"
+			   "    smtp-data-timeout 2m\n    remove-header X-Mailer, X-Originating-IP\n"
+			   "    remove-header List-Unsubscribe\n</source>\n"
 			   "<source 10.1/16>\n    always-allow-relaying yes\n</source>\n";
 	(void)state;
 
@@ -352,6 +353,7 @@ static void test_source_intake_limits(void **state)
 		fail_msg("%s", rep.errors);
 	assert_null(strstr(rep.warnings ? rep.warnings : "", "max-rcpt-per-message"));
 	assert_null(strstr(rep.warnings ? rep.warnings : "", "timeout"));
+	assert_null(strstr(rep.warnings ? rep.warnings : "", "remove-header"));
 	config_report_free(&rep);
 	assert_int_equal(source_for(&cfg, "10.9.0.1")->max_rcpt_per_message, 2);
 	assert_int_equal(source_for(&cfg, "10.1.0.1")->max_rcpt_per_message, 0);
@@ -359,6 +361,12 @@ static void test_source_intake_limits(void **state)
 	assert_int_equal(source_for(&cfg, "10.9.0.1")->data_timeout_ms, 120000);
 	assert_int_equal(source_for(&cfg, "10.1.0.1")->command_timeout_ms, 0);
 	assert_int_equal(source_for(&cfg, "10.1.0.1")->data_timeout_ms, 0);
+	assert_int_equal(source_for(&cfg, "10.9.0.1")->n_remove_headers, 3);
+	assert_string_equal(source_for(&cfg, "10.9.0.1")->remove_headers[0], "X-Mailer");
+	assert_string_equal(source_for(&cfg, "10.9.0.1")->remove_headers[1], "X-Originating-IP");
+	assert_string_equal(source_for(&cfg, "10.9.0.1")->remove_headers[2], "List-Unsubscribe");
+	assert_true(source_for(&cfg, "10.9.0.1")->header_edits);
+	assert_int_equal(source_for(&cfg, "10.1.0.1")->n_remove_headers, 0);
 	config_free(&cfg);
 	expect_source_err("max-rcpt-per-message 0",
 			  "test.conf:2: invalid count (1-1000000) \"0\" for max-rcpt-per-message");
@@ -372,6 +380,12 @@ static void test_source_intake_limits(void **state)
 	expect_source_err("smtp-data-timeout 2d",
 			  "test.conf:2: invalid duration (at most 1d) \"2d\" for smtp-data-timeout");
 	expect_source_err("smtp-data-timeout", "test.conf:2: missing value for smtp-data-timeout");
+	expect_source_err("remove-header X-Mailer:",
+			  "test.conf:2: invalid header name list (A,B) \"X-Mailer:\" for remove-header");
+	expect_source_err("remove-header X-A, bad name",
+			  "test.conf:2: invalid header name list (A,B) \"bad name\" for remove-header");
+	expect_source_err("remove-header ,", "test.conf:2: invalid header name list (A,B) \",\" for remove-header");
+	expect_source_err("remove-header", "test.conf:2: missing value for remove-header");
 }
 
 static void test_full_domains(void **state)
