@@ -2465,6 +2465,25 @@ static void test_vmta_constructs_applied(void **state)
 	expect_domain_err("log-tls maybe", "test.conf:2: invalid boolean \"maybe\" for log-tls");
 }
 
+/* --show source:ADDR prints the intake limits as applied, defaults included */
+static void test_source_intake_limits_show(void **state)
+{
+	struct config cfg;
+	(void)state;
+
+	load_ok(&cfg, "<source 10/8>\n max-rcpt-per-message 2\n smtp-command-timeout 90s\n smtp-data-timeout 2m\n"
+		      " remove-header X-Mailer,X-Originating-IP\n</source>\n<source 11/8>\n require-auth yes\n</source>\n");
+	expect_line(&cfg, "source:10.1.1.1", "max-rcpt-per-message 2", true);
+	expect_line(&cfg, "source:10.1.1.1", "smtp-command-timeout 90s", true);
+	expect_line(&cfg, "source:10.1.1.1", "smtp-data-timeout 2m", true);
+	expect_line(&cfg, "source:10.1.1.1", "remove-header X-Mailer,X-Originating-IP", true);
+	expect_line(&cfg, "source:11.1.1.1", "max-rcpt-per-message 1000", true);
+	expect_line(&cfg, "source:11.1.1.1", "smtp-command-timeout 5m", true);
+	expect_line(&cfg, "source:11.1.1.1", "smtp-data-timeout 10m", true);
+	expect_line(&cfg, "source:11.1.1.1", "remove-header none", true);
+	config_free(&cfg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -2477,6 +2496,7 @@ int main(void)
 		cmocka_unit_test(test_full_sources),
 		cmocka_unit_test(test_source_bare_newline),
 		cmocka_unit_test(test_source_intake_limits),
+		cmocka_unit_test(test_source_intake_limits_show),
 		cmocka_unit_test(test_full_domains),
 		cmocka_unit_test(test_sources_kept_without_source_blocks),
 		cmocka_unit_test(test_listeners),
