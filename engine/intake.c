@@ -417,6 +417,10 @@ void intake_auth_replied(struct worker *w, struct mailbox_item *it)
 
 		/* a named source's own max-message-size (else the listener's) */
 		smtp_session_set_auth_max_size(j->session, src ? src->max_message_size : 0);
+		/* and its max-rcpt-per-message and SMTP timeouts */
+		if (src)
+			smtp_session_set_auth_limits(j->session, src->max_rcpt_per_message, src->command_timeout_ms,
+						     src->data_timeout_ms);
 	}
 	smtp_session_auth_done(j->session, j->result);
 	free(j);

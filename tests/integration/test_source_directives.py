@@ -28,7 +28,9 @@ at work (issue 18 item 3); smtplib clients, salvo-sink keeping each message.
                  (the built-in throttle would allow 5).
   max_rcpt       max-rcpt-per-message 2 in 127.0.0.1's source: the third RCPT of one
                  transaction gets 452 4.5.3, the client sends it in a second transaction
-                 and all three arrive; 127.0.0.5 (no setting) gets 250 for the third.
+                 and all three arrive; 127.0.0.5 (no setting) gets 250 for the third;
+                 after AUTH as a user with `source {bulk}` (max-rcpt-per-message 1) the
+                 second RCPT gets 452.
   timeouts       smtp-command-timeout 1s, smtp-data-timeout 3s in 127.0.0.1's source: an
                  idle session after EHLO gets 421 within a few seconds; one silent inside
                  DATA outlives the command timeout and gets 421 by the data timeout;
@@ -264,7 +266,9 @@ def test_max_rcpt(env):
     env.dns(mx={"mr.test": [(10, "mx.mr.test")]}, a={"mx.mr.test": "127.0.0.2"}, check=[("mr.test", "MX")])
     sink = env.salvo_sink("sink", "127.0.0.2:25")
     d = env.salvod_daemon(sources={"127.0.0.1": {"always-allow-relaying": "yes", "max-rcpt-per-message": "2"},
-                                   "127.0.0.5": {"always-allow-relaying": "yes"}})
+                                   "127.0.0.5": {"always-allow-relaying": "yes", "allow-unencrypted-plain-auth": "yes"}},
+                          extra="<source {bulk}>\n  max-rcpt-per-message 1\n</source>\n"
+                                "<smtp-user alice>\n  password s3cret\n  source {bulk}\n</smtp-user>\n")
     d.start()
     msg = b"Subject: many\r\n\r\nbody\r\n"
     with smtplib.SMTP(*harness.SALVOD_SMTP, timeout=30) as s:
@@ -282,6 +286,13 @@ def test_max_rcpt(env):
         codes = [s.rcpt("o%d@mr.test" % i)[0] for i in range(3)]
         if codes != [250, 250, 250]:
             raise Fail("a source without max-rcpt-per-message: want 250 x3, got %r" % codes)
+        s.rset()
+    with smtplib.SMTP(*harness.SALVOD_SMTP, timeout=30, source_address=("127.0.0.5", 0)) as s:
+        s.login("alice", "s3cret")
+        s.mail(SENDER)
+        codes = [s.rcpt("a%d@mr.test" % i)[0] for i in range(2)]
+        if codes != [250, 452]:
+            raise Fail("after AUTH into <source {bulk}> (max-rcpt-per-message 1): want 250 452, got %r" % codes)
         s.rset()
     got = _by_rcpt(sink, 3)
     if sorted(got) != ["r0@mr.test", "r1@mr.test", "r2@mr.test"]:
