@@ -102,6 +102,9 @@ struct config_source {
 	uint64_t max_message_size;  /* `max-message-size`: 0 = the default for this kind
 				     * of source (see config_source_max_message_size) */
 	unsigned max_connections_per_ip; /* `smtp-max-connections-per-ip`: 0 = not set */
+	unsigned max_rcpt_per_message; /* `max-rcpt-per-message`: RCPTs per transaction; 0 = the server's */
+	uint64_t command_timeout_ms; /* `smtp-command-timeout`: 0 = the server's */
+	uint64_t data_timeout_ms;    /* `smtp-data-timeout`: 0 = the server's */
 	bool bare_newline_normalize; /* `bare-newline normalize`: bare CR/LF in DATA -> CRLF (default reject) */
 	unsigned log_flags;         /* CONFIG_LOG_*: log-connections, log-commands, log-data (transcripts) */
 	char *default_virtual_mta;  /* as written; NULL when not set */
@@ -115,7 +118,9 @@ struct config_source {
 	bool retain_x_virtual_mta;  /* `retain-x-virtual-mta yes` */
 	bool process_x_envid;       /* `process-x-envid yes`: X-Envid is the message's ENVID */
 	bool no_verp;               /* `verp-default no`: return path as given unless MAIL has XVERP */
-	bool header_edits;          /* any of add_message_id .. remove_received (set at load) */
+	char **remove_headers;      /* `remove-header A,B`: names the message's fields lose at intake */
+	size_t n_remove_headers;
+	bool header_edits;          /* any of add_message_id .. remove_headers (set at load) */
 	char *jobid_header;         /* `jobid-header NAME`; NULL: X-Job */
 	char *pattern_list;         /* `pattern-list NAME` as written; NULL when none */
 	size_t intake_list;         /* resolved: 1 + index into cfg->intake_lists; 0 = none */

@@ -140,7 +140,7 @@ int cp_intake_lists_finish(struct parser *p)
 		struct config_source *s = &c->sources[i];
 
 		s->header_edits = s->add_message_id || s->no_received_header || s->hide_message_source ||
-				  s->remove_received;
+				  s->remove_received || s->n_remove_headers;
 		if (!s->pattern_list)
 			continue;
 		for (size_t k = 0; k < c->n_intake_lists && !s->intake_list; k++)

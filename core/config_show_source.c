@@ -15,6 +15,22 @@ static const char *yes_no(bool b)
 	return b ? "yes" : "no";
 }
 
+/* A duration in the largest unit that divides it ("90s", "5m"). */
+static void duration(FILE *out, const char *name, uint64_t ms)
+{
+	static const struct {
+		uint64_t ms;
+		const char *unit;
+	} units[] = {{86400000, "d"}, {3600000, "h"}, {60000, "m"}, {1000, "s"}};
+
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+		if (ms && ms % units[i].ms == 0) {
+			fprintf(out, "%s %llu%s\n", name, (unsigned long long)(ms / units[i].ms), units[i].unit);
+			return;
+		}
+	fprintf(out, "%s %llums\n", name, (unsigned long long)ms);
+}
+
 static void rate(FILE *out, const char *name, const struct config_rate *r)
 {
 	static const struct {
@@ -89,5 +105,13 @@ int config_show_source(void *outp, const struct config *cfg, const char *arg, ch
 	fprintf(out, "retain-x-virtual-mta %s\n", yes_no(s->retain_x_virtual_mta));
 	fprintf(out, "verp-default %s\n", yes_no(!s->no_verp));
 	rate(out, "smtp-max-auth-failure-rate", &s->auth_failure_rate);
+	fprintf(out, "max-rcpt-per-message %u\n",
+		s->max_rcpt_per_message ? s->max_rcpt_per_message : cfg->max_rcpt_per_session_message);
+	duration(out, "smtp-command-timeout", s->command_timeout_ms ? s->command_timeout_ms : cfg->smtp_command_timeout_ms);
+	duration(out, "smtp-data-timeout", s->data_timeout_ms ? s->data_timeout_ms : cfg->smtp_data_timeout_ms);
+	fprintf(out, "remove-header ");
+	for (size_t i = 0; i < s->n_remove_headers; i++)
+		fprintf(out, "%s%s", i ? "," : "", s->remove_headers[i]);
+	fprintf(out, "%s\n", s->n_remove_headers ? "" : "none");
 	return 0;
 }

@@ -82,6 +82,73 @@ static int d_max_connections_per_ip(struct parser *p, const struct directive *d,
 	return 0;
 }
 
+/* `max-rcpt-per-message N`: RCPTs beyond N in one transaction get 452 4.5.3 */
+static int d_max_rcpt_per_message(struct parser *p, const struct directive *d, char *v)
+{
+	uint64_t n;
+
+	if (config_parse_uint(v, 1, 1000000, &n) < 0)
+		return cp_bad_value(p, "count (1-1000000)", d, v);
+	cur_source(p)->max_rcpt_per_message = (unsigned)n;
+	return 0;
+}
+
+/* `smtp-command-timeout DURATION`, `smtp-data-timeout DURATION`: this
+ * source's sessions wait so long instead of the server-wide timeouts */
+static int d_intake_timeout(struct parser *p, const struct directive *d, char *v)
+{
+	uint64_t ms;
+
+	if (config_parse_duration(v, &ms) < 0 || !ms || ms > 86400000)
+		return cp_bad_value(p, "duration (at most 1d)", d, v);
+	if (!strcasecmp(d->name, "smtp-command-timeout"))
+		cur_source(p)->command_timeout_ms = ms;
+	else
+		cur_source(p)->data_timeout_ms = ms;
+	return 0;
+}
+
+/* `remove-header NAME[,NAME...]` (repeatable): those fields are removed from
+ * the message at intake (engine/intake.c, one pass with the other edits) */
+static int d_remove_header(struct parser *p, const struct directive *d, char *v)
+{
+	struct config_source *s = cur_source(p);
+	char *save = NULL;
+	size_t had = s->n_remove_headers;
+
+	for (char *name = strtok_r(v, ",", &save); name; name = strtok_r(NULL, ",", &save)) {
+		size_t n;
+		char **grown;
+
+		name = cp_trim(name);
+		n = strlen(name);
+		if (!n || n > 64 || strspn(name, "!\"#$%&'*+-.^_`|~0123456789"
+					     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") != n)
+			return cp_bad_value(p, "header name list (A,B)", d, name);
+		if (s->n_remove_headers >= 64)
+			return cp_err(p, "%s: at most 64 header names per <source>", d->name);
+		grown = realloc(s->remove_headers, (s->n_remove_headers + 1) * sizeof(*grown));
+		if (!grown)
+			return cp_err(p, "out of memory");
+		s->remove_headers = grown;
+		if (!(grown[s->n_remove_headers] = strdup(name)))
+			return cp_err(p, "out of memory");
+		s->n_remove_headers++;
+	}
+	if (s->n_remove_headers == had)
+		return cp_bad_value(p, "header name list (A,B)", d, v);
+	return 0;
+}
+
+static void free_remove_headers(struct config_source *s)
+{
+	for (size_t i = 0; i < s->n_remove_headers; i++)
+		free(s->remove_headers[i]);
+	free(s->remove_headers);
+	s->remove_headers = NULL;
+	s->n_remove_headers = 0;
+}
+
 /* bare-newline reject|normalize: a bare CR or LF in DATA refuses the message
  * with 550 5.5.2 (Postfix's smtpd_forbid_bare_newline) or is stored as CRLF. */
 static int d_bare_newline(struct parser *p, const struct directive *d, char *v)
@@ -174,6 +241,10 @@ static const struct directive directives[] = {
 	{"smtp-max-auth-failure-rate", CTX_SOURCE, d_auth_failure_rate, NULL},
 	{"max-message-size", CTX_SOURCE, d_max_message_size, NULL},
 	{"smtp-max-connections-per-ip", CTX_SOURCE, d_max_connections_per_ip, NULL},
+	{"max-rcpt-per-message", CTX_SOURCE, d_max_rcpt_per_message, NULL},
+	{"smtp-command-timeout", CTX_SOURCE, d_intake_timeout, NULL},
+	{"smtp-data-timeout", CTX_SOURCE, d_intake_timeout, NULL},
+	{"remove-header", CTX_SOURCE, d_remove_header, NULL},
 	{"always-allow-relaying", CTX_SOURCE, d_always_allow_relaying, NULL},
 	{"require-auth", CTX_SOURCE, d_require_auth, NULL},
 	{"allow-unencrypted-plain-auth", CTX_SOURCE, d_allow_unencrypted_auth, NULL},
@@ -230,6 +301,7 @@ int cp_open_source(struct parser *p, char *arg)
 				free(c->sources[i].name);
 				free(c->sources[i].jobid_header);
 				free(c->sources[i].pattern_list);
+				free_remove_headers(&c->sources[i]);
 				continue;
 			}
 			c->sources[kept++] = c->sources[i];
@@ -304,6 +376,7 @@ void cp_sources_free(struct config *cfg)
 		free(cfg->sources[i].pattern_list);
 		free(cfg->sources[i].suppression_lists);
 		free(cfg->sources[i].suppress);
+		free_remove_headers(&cfg->sources[i]);
 	}
 	free(cfg->sources);
 	cfg->sources = NULL;

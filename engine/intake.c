@@ -224,6 +224,8 @@ static void intake_edit_headers(const struct config *cfg, const struct config_so
 		.drop_own_received = src->no_received_header,
 		.hide_source = src->hide_message_source,
 		.drop_received = src->remove_received,
+		.remove = (const char *const *)src->remove_headers,
+		.n_remove = src->n_remove_headers,
 	};
 
 	if (src->add_message_id) {
@@ -415,6 +417,10 @@ void intake_auth_replied(struct worker *w, struct mailbox_item *it)
 
 		/* a named source's own max-message-size (else the listener's) */
 		smtp_session_set_auth_max_size(j->session, src ? src->max_message_size : 0);
+		/* and its max-rcpt-per-message and SMTP timeouts */
+		if (src)
+			smtp_session_set_auth_limits(j->session, src->max_rcpt_per_message, src->command_timeout_ms,
+						     src->data_timeout_ms);
 	}
 	smtp_session_auth_done(j->session, j->result);
 	free(j);
@@ -438,6 +444,12 @@ static void intake_peer_policy(void *ctx, const struct sockaddr *peer, struct sm
 	out->max_per_ip = src ? src->max_connections_per_ip : 0;
 	out->max_message_size = config_source_max_message_size(cfg, src);
 	out->max_session_ms = out->trusted ? 0 : cfg->smtp_max_session_time_ms;
+	if (src && src->max_rcpt_per_message)
+		out->max_rcpts = src->max_rcpt_per_message;
+	if (src && src->command_timeout_ms)
+		out->command_timeout_ms = src->command_timeout_ms;
+	if (src && src->data_timeout_ms)
+		out->data_timeout_ms = src->data_timeout_ms;
 	out->no_starttls = cfg->smtp_listener_no_tls && out->listener < cfg->n_smtp_listeners &&
 			   cfg->smtp_listener_no_tls[out->listener];
 }

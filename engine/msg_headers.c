@@ -97,6 +97,15 @@ static bool is_field(const char *p, const char *end, const char *name)
 	return (size_t)(end - p) > n && strncasecmp(p, name, n) == 0 && p[n] == ':';
 }
 
+/* Is the field [p, end) one that remove-header names? */
+static bool named(const char *p, const char *end, const struct msg_header_edit *e)
+{
+	for (size_t i = 0; i < e->n_remove; i++)
+		if (is_field(p, end, e->remove[i]))
+			return true;
+	return false;
+}
+
 /* Where "by HOST ..." starts in salvod's own Received field [p, end), or NULL. */
 static const char *own_by(const char *p, const char *end)
 {
@@ -134,7 +143,7 @@ int msg_headers_edit(char **msg, size_t *len, const struct msg_header_edit *e)
 				first = false;
 				continue;
 			}
-		} else if (e->drop_received && is_field(rd, field_end, "Received")) {
+		} else if ((e->drop_received && is_field(rd, field_end, "Received")) || named(rd, field_end, e)) {
 			drop = true;
 		} else if (!has_id && is_field(rd, field_end, "Message-ID")) {
 			has_id = true;

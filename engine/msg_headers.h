@@ -29,12 +29,14 @@ size_t msg_headers_take(char *msg, size_t *len, struct msg_header_want *w, size_
 size_t msg_header_take(char *msg, size_t *len, const char *name, char *out, size_t cap);
 
 /* A <source>'s header edits at intake (PowerMTA's add-received-header,
- * hide-message-source, remove-received-headers, add-message-id-header). */
+ * hide-message-source, remove-received-headers, remove-header, add-message-id-header). */
 struct msg_header_edit {
 	bool own_received;         /* the first field is salvod's own Received: line */
 	bool drop_own_received;    /* add-received-header no: it goes */
 	bool hide_source;          /* hide-message-source: it keeps only "by HOST ...; DATE" */
 	bool drop_received;        /* remove-received-headers: every other Received: goes */
+	const char *const *remove; /* remove-header: fields with these names go */
+	size_t n_remove;
 	const char *message_id;    /* "<id@host>": added (after salvod's Received:) when the
 				    * message has no Message-ID; NULL: never */
 };

@@ -123,6 +123,9 @@ struct smtp_session {
 	char auth_user[256];
 	char *user;                /* authenticated as */
 	uint64_t auth_max_size;    /* after AUTH; 0: the listener's */
+	bool auth_limits;          /* after AUTH: these replace the policy's (0: the server's) */
+	unsigned auth_max_rcpts;
+	uint64_t auth_command_ms, auth_data_ms;
 
 	/* transaction */
 	struct smtp_envelope *env;
@@ -363,8 +366,8 @@ static void sess_arm_timer(struct smtp_session *s)
 
 static void sess_touch(struct smtp_session *s)
 {
-	uint64_t t = s->state == SESS_DATA || s->state == SESS_BDAT ? s->srv->lim.data_timeout_ms
-								     : s->srv->lim.command_timeout_ms;
+	uint64_t t = s->state == SESS_DATA || s->state == SESS_BDAT ? s->pol.data_timeout_ms
+								     : s->pol.command_timeout_ms;
 
 	s->deadline = loop_now_ms() + t;
 	if (s->end_by && s->deadline > s->end_by)
@@ -567,6 +570,12 @@ void smtp_session_auth_done(struct smtp_session *s, int result)
 		/* an authenticated client injects: the listener's limits, or
 		 * its named source's */
 		s->max_size = s->auth_max_size ? s->auth_max_size : s->srv->lim.max_message_size;
+		if (s->auth_limits) {
+			s->pol.max_rcpts = s->auth_max_rcpts ? s->auth_max_rcpts : s->srv->lim.max_rcpts;
+			s->pol.command_timeout_ms = s->auth_command_ms ? s->auth_command_ms
+								       : s->srv->lim.command_timeout_ms;
+			s->pol.data_timeout_ms = s->auth_data_ms ? s->auth_data_ms : s->srv->lim.data_timeout_ms;
+		}
 		s->end_by = 0;
 		sess_reply(s, "235 2.7.0 Authentication successful");
 	} else if (result == 2) {
@@ -731,7 +740,7 @@ static void cmd_rcpt(struct smtp_session *s, const struct smtp_cmd *c)
 		sess_error(s);
 		return;
 	}
-	if (s->env->n_rcpts >= s->srv->lim.max_rcpts) {
+	if (s->env->n_rcpts >= s->pol.max_rcpts) {
 		sess_reply(s, "452 4.5.3 Error: too many recipients");
 		return;
 	}
@@ -1029,6 +1038,15 @@ size_t smtp_session_listener(const struct smtp_session *s)
 void smtp_session_set_auth_max_size(struct smtp_session *s, uint64_t max)
 {
 	s->auth_max_size = max;
+}
+
+void smtp_session_set_auth_limits(struct smtp_session *s, unsigned max_rcpts, uint64_t command_timeout_ms,
+				  uint64_t data_timeout_ms)
+{
+	s->auth_limits = true;
+	s->auth_max_rcpts = max_rcpts;
+	s->auth_command_ms = command_timeout_ms;
+	s->auth_data_ms = data_timeout_ms;
 }
 
 const char *smtp_session_tls(const struct smtp_session *s)
@@ -1336,6 +1354,9 @@ static void listener_accept_done(struct loop_op *op, int res, unsigned flags)
 	int one = 1;
 	setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	s->pol.max_message_size = srv->lim.max_message_size;
+	s->pol.max_rcpts = srv->lim.max_rcpts;
+	s->pol.command_timeout_ms = srv->lim.command_timeout_ms;
+	s->pol.data_timeout_ms = srv->lim.data_timeout_ms;
 	s->pol.listener = ls->index;
 	if (srv->hooks.peer_policy)
 		srv->hooks.peer_policy(srv->ctx, (const struct sockaddr *)&s->peer, &s->pol);

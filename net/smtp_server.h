@@ -44,6 +44,9 @@ struct smtp_peer_policy {
 	unsigned max_per_ip;       /* the source's own per-address cap; 0 = default */
 	uint64_t max_message_size; /* until AUTH succeeds (then the listener's) */
 	uint64_t max_session_ms;   /* overall deadline until AUTH; 0 = none */
+	unsigned max_rcpts;        /* RCPTs per transaction (set to the server's before the hook) */
+	uint64_t command_timeout_ms; /* likewise: waiting for a command */
+	uint64_t data_timeout_ms;  /* likewise: inactivity within DATA or BDAT */
 	bool no_starttls;          /* the listener's `tls=no`: STARTTLS neither offered
 				    * nor accepted */
 };
@@ -148,6 +151,11 @@ const char *smtp_session_user(const struct smtp_session *s);
  * <source>'s max-message-size); 0: the listener's. Call before
  * smtp_session_auth_done(). */
 void smtp_session_set_auth_max_size(struct smtp_session *s, uint64_t max);
+/* Likewise the RCPT limit and the command and data timeouts once the AUTH
+ * under way succeeds (a named <source>'s); 0 in each: the server's. Not
+ * called: the connection's policy stays. */
+void smtp_session_set_auth_limits(struct smtp_session *s, unsigned max_rcpts, uint64_t command_timeout_ms,
+				  uint64_t data_timeout_ms);
 /* The TLS protocol and cipher of the session, or NULL when in clear. */
 const char *smtp_session_tls(const struct smtp_session *s);
 /* Sessions not yet freed (open, closing, or waiting for in-flight ops). */

@@ -26,10 +26,24 @@ at work (issue 18 item 3); smtplib clients, salvo-sink keeping each message.
   auth_rate      smtp-max-auth-failure-rate 2/m: the third failed AUTH from one address
                  within the minute gets 454 4.7.0, and so does the right password then
                  (the built-in throttle would allow 5).
+  max_rcpt       max-rcpt-per-message 2 in 127.0.0.1's source: the third RCPT of one
+                 transaction gets 452 4.5.3, the client sends it in a second transaction
+                 and all three arrive; 127.0.0.5 (no setting) gets 250 for the third;
+                 after AUTH as a user with `source {bulk}` (max-rcpt-per-message 1) the
+                 second RCPT gets 452.
+  timeouts       smtp-command-timeout 1s, smtp-data-timeout 3s in 127.0.0.1's source: an
+                 idle session after EHLO gets 421 within a few seconds; one silent inside
+                 DATA outlives the command timeout and gets 421 by the data timeout;
+                 127.0.0.5 (server-wide 5m) still answers NOOP after both.
+  remove_header  remove-header X-Mailer, x-originating-ip (two lines, one folded) in
+                 127.0.0.1's source: both fields are gone, the others and the body stay;
+                 127.0.0.5 (no setting) delivers them.
 """
 
 import re
 import smtplib
+import socket
+import time
 import subprocess
 
 import harness
@@ -248,5 +262,125 @@ def test_auth_rate(env):
         raise Fail("smtp-max-auth-failure-rate 2/m: want 535 535 454 454, got %r" % codes)
 
 
+def test_max_rcpt(env):
+    env.dns(mx={"mr.test": [(10, "mx.mr.test")]}, a={"mx.mr.test": "127.0.0.2"}, check=[("mr.test", "MX")])
+    sink = env.salvo_sink("sink", "127.0.0.2:25")
+    d = env.salvod_daemon(sources={"127.0.0.1": {"always-allow-relaying": "yes", "max-rcpt-per-message": "2"},
+                                   "127.0.0.5": {"always-allow-relaying": "yes", "allow-unencrypted-plain-auth": "yes"}},
+                          extra="<source {bulk}>\n  max-rcpt-per-message 1\n</source>\n"
+                                "<smtp-user alice>\n  password s3cret\n  source {bulk}\n</smtp-user>\n")
+    d.start()
+    msg = b"Subject: many\r\n\r\nbody\r\n"
+    with smtplib.SMTP(*harness.SALVOD_SMTP, timeout=30) as s:
+        s.ehlo()
+        s.mail(SENDER)
+        codes = [s.rcpt("r%d@mr.test" % i) for i in range(3)]
+        log("RCPT replies at 127.0.0.1: %r" % codes)
+        if [c for c, _ in codes] != [250, 250, 452] or b"4.5.3" not in codes[2][1]:
+            raise Fail("max-rcpt-per-message 2: want 250 250 452 4.5.3, got %r" % codes)
+        s.data(msg)
+        s.sendmail(SENDER, ["r2@mr.test"], msg)
+    with smtplib.SMTP(*harness.SALVOD_SMTP, timeout=30, source_address=("127.0.0.5", 0)) as s:
+        s.ehlo()
+        s.mail(SENDER)
+        codes = [s.rcpt("o%d@mr.test" % i)[0] for i in range(3)]
+        if codes != [250, 250, 250]:
+            raise Fail("a source without max-rcpt-per-message: want 250 x3, got %r" % codes)
+        s.rset()
+    with smtplib.SMTP(*harness.SALVOD_SMTP, timeout=30, source_address=("127.0.0.5", 0)) as s:
+        s.login("alice", "s3cret")
+        s.mail(SENDER)
+        codes = [s.rcpt("a%d@mr.test" % i)[0] for i in range(2)]
+        if codes != [250, 452]:
+            raise Fail("after AUTH into <source {bulk}> (max-rcpt-per-message 1): want 250 452, got %r" % codes)
+        s.rset()
+    got = _by_rcpt(sink, 3)
+    if sorted(got) != ["r0@mr.test", "r1@mr.test", "r2@mr.test"]:
+        raise Fail("want r0..r2 delivered, got %r" % sorted(got))
+
+
+def _raw(source=None):
+    c = socket.create_connection(harness.SALVOD_SMTP, timeout=10, source_address=(source, 0) if source else None)
+    _reply(c)
+    return c
+
+
+def _reply(c, timeout=10):
+    """The next whole reply ("" when the server closed first)."""
+    c.settimeout(timeout)
+    buf = b""
+    while not re.search(rb"(^|\r\n)\d{3} [^\r\n]*\r\n$", buf):
+        try:
+            got = c.recv(4096)
+        except socket.timeout:
+            break
+        if not got:
+            break
+        buf += got
+    return buf.decode("utf-8", "replace")
+
+
+def _cmd(c, line, want):
+    c.sendall(line.encode() + b"\r\n")
+    r = _reply(c)
+    if not r.startswith(want):
+        raise Fail("%s: want %s, got %r" % (line, want, r))
+
+
+def test_timeouts(env):
+    env.dns(mx={"to.test": [(10, "mx.to.test")]}, a={"mx.to.test": "127.0.0.2"}, check=[("to.test", "MX")])
+    d = env.salvod_daemon(sources={
+        "127.0.0.1": {"always-allow-relaying": "yes", "smtp-command-timeout": "1s", "smtp-data-timeout": "3s"},
+        "127.0.0.5": {"always-allow-relaying": "yes"}})
+    d.start()
+    idle, data, other = _raw(), _raw(), _raw("127.0.0.5")
+    for c in (idle, data, other):
+        _cmd(c, "EHLO client.test", "250")
+    t_idle = time.monotonic()
+    for line, want in (("MAIL FROM:<%s>" % SENDER, "250"), ("RCPT TO:<a@to.test>", "250"), ("DATA", "354")):
+        _cmd(data, line, want)
+    data.sendall(b"Subject: slow\r\n")
+    t_data = time.monotonic()
+    r = _reply(idle, 8)
+    took = time.monotonic() - t_idle
+    log("idle after EHLO: %r after %.1fs" % (r, took))
+    if not r.startswith("421") or took > 6:
+        raise Fail("smtp-command-timeout 1s: want 421 within 6s, got %r after %.1fs" % (r, took))
+    r = _reply(data, 10)
+    took = time.monotonic() - t_data
+    log("silent in DATA: %r after %.1fs" % (r, took))
+    if not r.startswith("421") or took < 2 or took > 8:
+        raise Fail("smtp-data-timeout 3s: want 421 after 2-8s (not the 1s command timeout), got %r after %.1fs"
+                   % (r, took))
+    _cmd(other, "NOOP", "250")
+    for c in (idle, data, other):
+        c.close()
+
+
+def test_remove_header(env):
+    env.dns(mx={"rh.test": [(10, "mx.rh.test")]}, a={"mx.rh.test": "127.0.0.2"}, check=[("rh.test", "MX")])
+    sink = env.salvo_sink("sink", "127.0.0.2:25")
+    d = env.salvod_daemon(sources={
+        "127.0.0.1": {"always-allow-relaying": "yes", "remove-header": "X-Mailer, x-originating-ip"},
+        "127.0.0.5": {"always-allow-relaying": "yes"}})
+    d.start()
+    msg = ("X-Mailer: Bulk 1.0\nX-Originating-IP: [10.1.2.3]\nX-Originating-IP: [10.4.5.6]\n  folded\n"
+           "Subject: keep me\nX-Mailer-Keep: not named\n\nX-Mailer: in the body stays\n")
+    _send(SENDER, ["cut@rh.test"], msg)
+    _send(SENDER, ["all@rh.test"], msg, source="127.0.0.5")
+    got = _by_rcpt(sink, 2)
+    cut, full = got["cut@rh.test"].data, got["all@rh.test"].data
+    log("cut header block:\n" + cut.split(b"\r\n\r\n")[0].decode())
+    if _values(cut, "X-Mailer") or _values(cut, "X-Originating-IP") or b"folded" in cut or b"10.4.5.6" in cut:
+        raise Fail("remove-header X-Mailer, x-originating-ip: still there in %r" % cut)
+    if _values(cut, "Subject") != ["keep me"] or _values(cut, "X-Mailer-Keep") != ["not named"]:
+        raise Fail("remove-header took other fields: %r" % _headers(cut))
+    if b"X-Mailer: in the body stays" not in cut:
+        raise Fail("remove-header touched the body: %r" % cut)
+    if _values(full, "X-Mailer") != ["Bulk 1.0"] or len(_values(full, "X-Originating-IP")) != 2:
+        raise Fail("a source without remove-header lost fields: %r" % _headers(full))
+
+
 if __name__ == "__main__":
-    harness.main([test_headers, test_pattern_list, test_verp, test_envid, test_auth_rate])
+    harness.main([test_headers, test_pattern_list, test_verp, test_envid, test_auth_rate, test_max_rcpt,
+                  test_timeouts, test_remove_header])

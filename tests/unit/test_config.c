@@ -336,6 +336,58 @@ static void test_source_bare_newline(void **state)
 	expect_err("bare-newline normalize\n", "test.conf:1: \"bare-newline\" is only valid inside <source>");
 }
 
+/* PowerMTA's per-source SMTP intake limits (net/smtp_server.c applies them
+ * through the peer policy): parsed, no "not applied" warning, bad values are
+ * errors at their line. */
+static void test_source_intake_limits(void **state)
+{
+	struct config cfg;
+	struct config_report rep;
+	const char *text = "<source 10/8>\n    max-rcpt-per-message 2\n    smtp-command-timeout 30s\n"
+			   "    smtp-data-timeout 2m\n    remove-header X-Mailer, X-Originating-IP\n"
+			   "    remove-header List-Unsubscribe\n</source>\n"
+			   "<source 10.1/16>\n    always-allow-relaying yes\n</source>\n";
+	(void)state;
+
+	if (config_load_string_report(&cfg, "t.conf", text, &rep) != 0)
+		fail_msg("%s", rep.errors);
+	assert_null(strstr(rep.warnings ? rep.warnings : "", "max-rcpt-per-message"));
+	assert_null(strstr(rep.warnings ? rep.warnings : "", "timeout"));
+	assert_null(strstr(rep.warnings ? rep.warnings : "", "remove-header"));
+	config_report_free(&rep);
+	assert_int_equal(source_for(&cfg, "10.9.0.1")->max_rcpt_per_message, 2);
+	assert_int_equal(source_for(&cfg, "10.1.0.1")->max_rcpt_per_message, 0);
+	assert_int_equal(source_for(&cfg, "10.9.0.1")->command_timeout_ms, 30000);
+	assert_int_equal(source_for(&cfg, "10.9.0.1")->data_timeout_ms, 120000);
+	assert_int_equal(source_for(&cfg, "10.1.0.1")->command_timeout_ms, 0);
+	assert_int_equal(source_for(&cfg, "10.1.0.1")->data_timeout_ms, 0);
+	assert_int_equal(source_for(&cfg, "10.9.0.1")->n_remove_headers, 3);
+	assert_string_equal(source_for(&cfg, "10.9.0.1")->remove_headers[0], "X-Mailer");
+	assert_string_equal(source_for(&cfg, "10.9.0.1")->remove_headers[1], "X-Originating-IP");
+	assert_string_equal(source_for(&cfg, "10.9.0.1")->remove_headers[2], "List-Unsubscribe");
+	assert_true(source_for(&cfg, "10.9.0.1")->header_edits);
+	assert_int_equal(source_for(&cfg, "10.1.0.1")->n_remove_headers, 0);
+	config_free(&cfg);
+	expect_source_err("max-rcpt-per-message 0",
+			  "test.conf:2: invalid count (1-1000000) \"0\" for max-rcpt-per-message");
+	expect_source_err("max-rcpt-per-message many",
+			  "test.conf:2: invalid count (1-1000000) \"many\" for max-rcpt-per-message");
+	expect_source_err("max-rcpt-per-message", "test.conf:2: missing value for max-rcpt-per-message");
+	expect_source_err("smtp-command-timeout soon",
+			  "test.conf:2: invalid duration (at most 1d) \"soon\" for smtp-command-timeout");
+	expect_source_err("smtp-command-timeout 0s",
+			  "test.conf:2: invalid duration (at most 1d) \"0s\" for smtp-command-timeout");
+	expect_source_err("smtp-data-timeout 2d",
+			  "test.conf:2: invalid duration (at most 1d) \"2d\" for smtp-data-timeout");
+	expect_source_err("smtp-data-timeout", "test.conf:2: missing value for smtp-data-timeout");
+	expect_source_err("remove-header X-Mailer:",
+			  "test.conf:2: invalid header name list (A,B) \"X-Mailer:\" for remove-header");
+	expect_source_err("remove-header X-A, bad name",
+			  "test.conf:2: invalid header name list (A,B) \"bad name\" for remove-header");
+	expect_source_err("remove-header ,", "test.conf:2: invalid header name list (A,B) \",\" for remove-header");
+	expect_source_err("remove-header", "test.conf:2: missing value for remove-header");
+}
+
 static void test_full_domains(void **state)
 {
 	struct config cfg;
@@ -2413,6 +2465,25 @@ static void test_vmta_constructs_applied(void **state)
 	expect_domain_err("log-tls maybe", "test.conf:2: invalid boolean \"maybe\" for log-tls");
 }
 
+/* --show source:ADDR prints the intake limits as applied, defaults included */
+static void test_source_intake_limits_show(void **state)
+{
+	struct config cfg;
+	(void)state;
+
+	load_ok(&cfg, "<source 10/8>\n max-rcpt-per-message 2\n smtp-command-timeout 90s\n smtp-data-timeout 2m\n"
+		      " remove-header X-Mailer,X-Originating-IP\n</source>\n<source 11/8>\n require-auth yes\n</source>\n");
+	expect_line(&cfg, "source:10.1.1.1", "max-rcpt-per-message 2", true);
+	expect_line(&cfg, "source:10.1.1.1", "smtp-command-timeout 90s", true);
+	expect_line(&cfg, "source:10.1.1.1", "smtp-data-timeout 2m", true);
+	expect_line(&cfg, "source:10.1.1.1", "remove-header X-Mailer,X-Originating-IP", true);
+	expect_line(&cfg, "source:11.1.1.1", "max-rcpt-per-message 1000", true);
+	expect_line(&cfg, "source:11.1.1.1", "smtp-command-timeout 5m", true);
+	expect_line(&cfg, "source:11.1.1.1", "smtp-data-timeout 10m", true);
+	expect_line(&cfg, "source:11.1.1.1", "remove-header none", true);
+	config_free(&cfg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -2424,6 +2495,8 @@ int main(void)
 		cmocka_unit_test(test_full_top_level),
 		cmocka_unit_test(test_full_sources),
 		cmocka_unit_test(test_source_bare_newline),
+		cmocka_unit_test(test_source_intake_limits),
+		cmocka_unit_test(test_source_intake_limits_show),
 		cmocka_unit_test(test_full_domains),
 		cmocka_unit_test(test_sources_kept_without_source_blocks),
 		cmocka_unit_test(test_listeners),

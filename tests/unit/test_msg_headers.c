@@ -236,6 +236,32 @@ static void test_edit_received(void **state)
 	edit("", 0, &all, "");
 }
 
+/* remove-header: every field so named (any case, folded ones whole) goes in
+ * the same pass; a longer name, the body and salvod's own Received stay. */
+static void test_edit_remove(void **state)
+{
+	static const char *const names[] = {"X-Mailer", "x-originating-ip", "Received"};
+	const struct msg_header_edit e = {.own_received = true, .remove = names, .n_remove = 3};
+	const struct msg_header_edit ids = {.own_received = true, .remove = (const char *const[]){"Message-ID"},
+					    .n_remove = 1, .message_id = "<1.2@mta.test>"};
+	char *in = cat(OWN, "X-Mailer: m\r\nX-Mailer-Keep: k\r\nX-ORIGINATING-IP: [10.0.0.1]\r\n\tfolded\r\n"
+			    "Received: x\r\nSubject: s\r\nX-Mailer: again\r\n\r\nX-Mailer: body\r\n"), *want;
+	(void)state;
+
+	want = cat(OWN, "X-Mailer-Keep: k\r\nSubject: s\r\n\r\nX-Mailer: body\r\n");
+	edit_s(in, &e, want);
+	free(want);
+	free(in);
+	/* a removed Message-ID is replaced when add-message-id-header asks */
+	in = cat(OWN, "Message-ID: <old@x>\r\nSubject: s\r\n\r\nb\r\n");
+	want = cat(OWN, "Message-ID: <1.2@mta.test>\r\nSubject: s\r\n\r\nb\r\n");
+	edit_s(in, &ids, want);
+	free(want);
+	free(in);
+	/* no header/body separator */
+	edit_s("A: 1\r\nX-Mailer: m", &e, "A: 1\r\n");
+}
+
 /* 1000 Received lines (some folded) under salvod's own: one pass leaves
  * salvod's and the rest byte-exact. */
 static void test_edit_many_received(void **state)
@@ -315,6 +341,7 @@ int main(void)
 		cmocka_unit_test(test_take_many),
 		cmocka_unit_test(test_take_huge),
 		cmocka_unit_test(test_edit_received),
+		cmocka_unit_test(test_edit_remove),
 		cmocka_unit_test(test_edit_many_received),
 		cmocka_unit_test(test_edit_message_id),
 		cmocka_unit_test(test_take_keep),
