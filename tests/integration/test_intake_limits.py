@@ -11,7 +11,7 @@
   slowloris  strangers dripping a report byte by byte are cut at smtp-max-session-time
              (421) while the trusted injector's mail is acknowledged throughout
   auth       an unknown user and a known one (crypt hash, wrong password) take the same
-             work within 20% (salvod's CPU time per attempt, median of 12, interleaved); ten parallel wrong attempts from one address get at most
+             work within 40% (salvod's CPU time per attempt, median of 12, interleaved); ten parallel wrong attempts from one address get at most
              five 535s (the rest 454); STARTTLS forgets an AUTH done in clear
 """
 
@@ -348,8 +348,11 @@ def test_auth(env):
     log("AUTH failure, median of 12: known user %.1f ms CPU (%.1f ms wall), unknown user %.1f ms CPU "
         "(%.1f ms wall)" % (ck / 1e6, statistics.median(t for t, _ in known) * 1e3, cu / 1e6,
                             statistics.median(t for t, _ in unknown) * 1e3))
-    if abs(ck - cu) > 0.2 * max(ck, cu):
-        raise Fail("salvod's work for a known user %.1f ms vs an unknown one %.1f ms: more than 20%% apart"
+    # The oracle this guards against is a skipped hash (an unknown user answered in
+    # microseconds against tens of ms); the bound leaves room for a neighbour test's
+    # load, which slows a thread's CPU time too (shared cores and caches).
+    if abs(ck - cu) > 0.4 * max(ck, cu):
+        raise Fail("salvod's work for a known user %.1f ms vs an unknown one %.1f ms: more than 40%% apart"
                    % (ck / 1e6, cu / 1e6))
     code, _, _ = auth_once("127.0.1.100", "carol", "r1ght")
     if code != 235:
