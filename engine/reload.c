@@ -302,11 +302,13 @@ void engine_reload(struct engine *eng, struct reload_result *out)
 		goto failed;
 	}
 	config_gen_ref(next);              /* ours until the workers have it */
-	config_current_publish(&eng->conf, next);
-	post_to_workers(eng, next);
-	/* http-access and http-api-token: policy, read per request */
+	/* http-access and http-api-token: policy, read per request; in force
+	 * before the new generation shows in /api/v1/status, so a client that
+	 * saw it finds its new token working */
 	if (eng->http && http_server_set_access(eng->http, &next->cfg) < 0)
 		append(&out->warnings, "out of memory: http-access and http-api-token keep their old values\n");
+	config_current_publish(&eng->conf, next);
+	post_to_workers(eng, next);
 	webhooks_restart(eng, next, &out->warnings);
 	wait_adopted(eng, next->generation);
 	out->ok = true;
