@@ -357,6 +357,7 @@ struct recover_ctx {
 	struct engine *eng;
 	struct accept_recovered *out;
 	struct spool_rtxn *rt;     /* for the messages; NULL: campaigns unknown */
+	struct config_gen *gen;    /* the walk's configuration (pool names) */
 	uint64_t ids[RECOVER_CACHE];
 	uint32_t camps[RECOVER_CACHE];
 };
@@ -379,11 +380,9 @@ static int recover_one(void *arg, const struct spool_rcpt *r)
 	struct recover_ctx *x = arg;
 	struct engine *eng = x->eng;
 	struct accept_recovered *out = x->out;
-	struct config_gen *g = engine_config_get(eng);
-	ssize_t pool = r->pool && r->pool[0] ? config_pool_find(&g->cfg, r->pool) : 0;
+	ssize_t pool = r->pool && r->pool[0] ? config_pool_find(&x->gen->cfg, r->pool) : 0;
 	struct sched_rcpt *sr;
 
-	config_gen_put(g);
 	if (out->n == out->cap) {
 		size_t cap = out->cap ? out->cap * 2 : 4096;
 		struct sched_rcpt **nr = realloc(out->r, cap * sizeof(*nr));
@@ -413,11 +412,13 @@ int accept_store_recover(struct engine *eng, struct accept_recovered *out)
 		return -ENOMEM;
 	x->eng = eng;
 	x->out = out;
+	x->gen = engine_config_get(eng);
 	if (spool_rtxn_begin(eng->spool, &x->rt) != 0)
 		x->rt = NULL;
 	ret = spool_recover(eng->spool, recover_one, x);
 	if (x->rt)
 		spool_rtxn_end(x->rt);
+	config_gen_put(x->gen);
 	free(x);
 	if (ret)
 		accept_store_free_recovered(out);
