@@ -170,23 +170,35 @@ static int row_cmp(const void *x, const void *y)
 	return strcmp(gs(a, "domain"), gs(b, "domain"));
 }
 
-/* The queues shown, in order: filtered, sorted, rollup member stubs that
- * hold nothing left out. Caller frees the array (not the items). */
-static json_t **visible_queues(struct top *t, size_t *n)
+/* arr's items whose `key` contains the filter (and that skip() does not
+ * refuse), in arr's order. Caller frees the array (not the items). */
+static json_t **visible_items(json_t *arr, const char *key, const char *filter, bool (*skip)(json_t *it),
+			      size_t *n)
 {
-	json_t *arr = json_object_get(t->queues, "queues");
 	json_t **v = calloc(json_array_size(arr) + 1, sizeof(*v));
 
 	*n = 0;
 	for (size_t i = 0; v && i < json_array_size(arr); i++) {
-		json_t *q = json_array_get(arr, i);
+		json_t *it = json_array_get(arr, i);
 
-		if (t->filter[0] && !strcasestr(gs(q, "domain"), t->filter))
+		if ((filter[0] && !strcasestr(gs(it, key), filter)) || (skip && skip(it)))
 			continue;
-		if (json_is_string(json_object_get(q, "rollup_member_of")) && !gi(q, "size"))
-			continue;
-		v[(*n)++] = q;
+		v[(*n)++] = it;
 	}
+	return v;
+}
+
+static bool empty_rollup_member(json_t *q)
+{
+	return json_is_string(json_object_get(q, "rollup_member_of")) && !gi(q, "size");
+}
+
+/* The queues shown, in order: filtered, sorted, rollup member stubs that
+ * hold nothing left out. Caller frees the array (not the items). */
+static json_t **visible_queues(struct top *t, size_t *n)
+{
+	json_t **v = visible_items(json_object_get(t->queues, "queues"), "domain", t->filter, empty_rollup_member, n);
+
 	g_sort = t->sort;
 	if (v)
 		qsort(v, *n, sizeof(*v), row_cmp);
@@ -417,18 +429,7 @@ static void draw_vmtas(struct top *t, int y0, int rows, int cols)
  * seen first). Caller frees the array (not the items). */
 static json_t **visible_campaigns(struct top *t, size_t *n)
 {
-	json_t *arr = json_object_get(t->campaigns, "campaigns");
-	json_t **v = calloc(json_array_size(arr) + 1, sizeof(*v));
-
-	*n = 0;
-	for (size_t i = 0; v && i < json_array_size(arr); i++) {
-		json_t *cp = json_array_get(arr, i);
-
-		if (t->filter[0] && !strcasestr(gs(cp, "campaign"), t->filter))
-			continue;
-		v[(*n)++] = cp;
-	}
-	return v;
+	return visible_items(json_object_get(t->campaigns, "campaigns"), "campaign", t->filter, NULL, n);
 }
 
 static void draw_campaigns(struct top *t, int y0, int rows, int cols)
