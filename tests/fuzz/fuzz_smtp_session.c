@@ -280,8 +280,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		g_has_bdat = (data[i] | 0x20) == 'b' && (data[i + 1] | 0x20) == 'd' && (data[i + 2] | 0x20) == 'a' &&
 			     (data[i + 3] | 0x20) == 't';
 	fd = socket(AF_INET, SOCK_STREAM, 0);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&g_addr, sizeof(g_addr)) < 0)
+	if (fd < 0 || connect(fd, (struct sockaddr *)&g_addr, sizeof(g_addr)) < 0) {
+		fprintf(stderr, "cannot connect to the server: %s\n", strerror(errno));
 		abort();
+	}
 	fcntl(fd, F_SETFL, O_NONBLOCK);
 	while (!eof || smtp_server_session_count(g_srv) > 0 || g_npending) {
 		if (loop_now_ms() > deadline) {
@@ -311,6 +313,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		loop_turn();
 	}
+	/* the session is over: close with a reset, so no TIME_WAIT is left per
+	 * input (a thousand inputs a second used up the ephemeral ports) */
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &(struct linger){.l_onoff = 1, .l_linger = 0}, sizeof(struct linger));
 	close(fd);
 	return 0;
 }
