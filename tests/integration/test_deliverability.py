@@ -25,6 +25,8 @@ Sink behaviour comes from salvo-sink's --fault rules and its --events log.
 """
 
 import datetime
+import http.client
+import json
 import random
 import time
 
@@ -42,6 +44,24 @@ def _msgs(rng, prefix, rcpts_by_msg):
 
 def _msg_events(sinks):
     return sorted((e for s in sinks for e in s.events() if e["ev"] == "msg"), key=lambda e: e["time"])
+
+
+def _api(method, path, ok=(200,)):
+    c = http.client.HTTPConnection(harness.SALVOD_HTTP[0], harness.SALVOD_HTTP[1], timeout=5)
+    try:
+        c.request(method, path)
+        r = c.getresponse()
+        body = json.loads(r.read() or b"null")
+        if r.status not in ok:
+            raise Fail("%s %s: %d %r" % (method, path, r.status, body))
+        return r.status, body
+    finally:
+        c.close()
+
+
+def _queue_size(name):
+    st, q = _api("GET", "/api/v1/queues/" + name, ok=(200, 404))
+    return q.get("size", 0) if st == 200 else 0
 
 
 def _peak_concurrency(sinks, key):
@@ -283,9 +303,22 @@ def test_rollup(env):
                        "<domain shared.rollup>", "  max-smtp-out 2", "</domain>"])
     d = env.salvod_daemon(default_domain={"max-smtp-out": "4", "max-msg-per-connection": "10"}, extra=extra)
     d.start()
+    # Both queues are held while the mail comes in, so each has its whole backlog when
+    # released: on a slow machine the injection no longer paces the sessions (the
+    # control queue used to drain as fast as it filled and never wanted 4 sessions).
+    held = ("shared.rollup", "solo.test")
+    for q in held:
+        _api("POST", "/api/v1/queues/%s/pause" % q)
     n = 240
     msgs = _msgs(rng, "roll", [["u%d@%s" % (i, ("g1.test", "g2.test", "solo.test")[i % 3])] for i in range(n)])
     harness.inject_all(msgs, threads=4, per_conn=20, timeout=60)
+    want = {"shared.rollup": 2 * n // 3, "solo.test": n // 3}
+    if not wait_until(lambda: all(_queue_size(q) >= want[q] for q in held), 30, what="held queues full"):
+        raise Fail("held queues: %r, want %r" % ({q: _queue_size(q) for q in held}, want))
+    if _msg_events([s1, s2, s3]):
+        raise Fail("a held queue delivered")
+    for q in held:
+        _api("POST", "/api/v1/queues/%s/resume" % q)
     if not wait_until(lambda: len(_msg_events([s1, s2, s3])) >= n, 60, what="all messages at the sinks"):
         raise Fail("only %d of %d messages arrived" % (len(_msg_events([s1, s2, s3])), n))
     both = _peak_concurrency([s1, s2], key=lambda e: "rollup")

@@ -128,6 +128,7 @@ struct sink_session {
     /* ops in flight: the session is freed only when all three are false */
     bool recv_armed, send_busy, greet_pending;
     bool on_flush;                     /* queued to send at the end of this loop turn */
+    bool close_logged;                 /* the "close" event is out (when closing began) */
     struct sink_session *flush_next;
     struct __kernel_timespec greet_ts; /* read by the kernel at submission */
 

@@ -197,6 +197,19 @@ static uint32_t slot_alloc(struct sink *sk, struct sink_session *s)
     return id;
 }
 
+/*
+ * The "close" event is stamped when the session ends for the peer (221 sent, EOF
+ * read, a fault, shutdown), not when the cancelled ops have come back: a client
+ * that read 221 and connected again must not look like two sessions at once.
+ */
+static void log_close(struct sink *sk, struct sink_session *s)
+{
+    if (s->close_logged)
+        return;
+    s->close_logged = true;
+    sink_events_close(sk, s);
+}
+
 /* The one place a session is freed. */
 static void session_release(struct sink *sk, struct sink_session *s)
 {
@@ -209,7 +222,7 @@ static void session_release(struct sink *sk, struct sink_session *s)
     sk->stats.active--;
     sk->stats.dirty = true;
     s->client->active--;
-    sink_events_close(sk, s);
+    log_close(sk, s);
     sink_session_free(s);
     free(s);
 }
@@ -224,6 +237,7 @@ static void session_close(struct sink *sk, struct sink_session *s)
     if (s->state == SINK_S_CLOSING)
         return;
     sink_session_set_state(sk, s, SINK_S_CLOSING);
+    log_close(sk, s);
     shutdown(s->fd, SHUT_RDWR);
     if (s->recv_armed)
         cancel_op(sk, ud_session(OP_RECV, s));
@@ -655,7 +669,7 @@ void sink_loop_close(struct sink *sk)
             continue;
         close(s->fd);
         s->client->active--;
-        sink_events_close(sk, s);
+        log_close(sk, s);
         sink_session_free(s);
         free(s);
         sk->stats.active--;
