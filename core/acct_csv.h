@@ -49,6 +49,9 @@ int acct_csv_flush(void *ctx);
 
 /* Records dropped in all (pipes that did not keep up, files that failed). */
 uint64_t acct_csv_dropped(const struct acct_csv *c);
+/* The same over every writer of the process (any thread: the metric
+ * salvo_acct_csv_dropped_total). */
+uint64_t acct_csv_dropped_total(void);
 
 /* Flush, close files, end pipes (their stdin closed; waited for). NULL: no-op. */
 void acct_csv_close(struct acct_csv *c);

@@ -626,19 +626,29 @@ static int d_record_fields(struct parser *p, const struct directive *d, char *v)
 			return cp_err(p, "invalid field list \"%s\" for %s (comma-separated, no spaces)",
 				      cp_show(sb, list), d->name);
 	{
-		char *copy = strdup(list), *save = NULL;
+		char *copy = strdup(list);
 		int rc = 0;
 
 		if (!copy)
 			return cp_oom(p);
-		for (char *f = strtok_r(copy, ",", &save); f && rc == 0; f = strtok_r(NULL, ",", &save)) {
+		for (char *next, *f = copy; f && rc == 0; f = next) {
 			const char *name = f + (*f == '!');
-			bool known = !strcmp(name, "*");
+			bool known;
 
+			if ((next = strchr(f, ',')))
+				*next++ = '\0';
+			known = !strcmp(name, "*");
+			if (!*name) {
+				rc = cp_err(p, "empty field in \"%s\" for %s (\"!\" and \",\" want a field name on their "
+					    "right)", cp_show(sb, list), d->name);
+				break;
+			}
 			if (!strncasecmp(name, "header_", 7) && name[7])
 				continue; /* any header: engine/acct_headers.c takes it from the message */
 			for (size_t i = 0; i < ACCT_CSV_N_FIELDS && !known; i++)
 				known = !strcasecmp(name, acct_csv_fields[i]);
+			for (size_t i = 0; i < ACCT_CSV_N_EXTRA_FIELDS && !known; i++)
+				known = !strcasecmp(name, acct_csv_extra_fields[i]);
 			if (!known)
 				rc = cp_err(p, "unknown field \"%s\" for %s (e.g. %s, %s, %s, header_NAME)", cp_show(sb, name),
 					    d->name, acct_csv_fields[1], acct_csv_fields[4], acct_csv_fields[10]);
