@@ -20,8 +20,9 @@
             salvod at start with a message naming the line
   disk-full the acct-file's directory is a full 256 KiB tmpfs: mail is delivered,
             salvod says the file cannot be written, the outbox holds the records; kill -9
-            then, space freed, a restart: every d record reaches the file once, no line
-            split by the failed writes
+            then, space freed, a restart: every d record reaches the file, no line split
+            by the failed writes (a record of a commit not known written may come twice,
+            as the same row, as in the JSON log)
 """
 
 import calendar
@@ -350,13 +351,17 @@ def test_disk_full(env):
                        % sorted(want - {r["rcpt"] for r in read_csv(path)[1]})[:5])
         d.stop()
         head, rows = read_csv(path)
-        rc = [r["rcpt"] for r in rows]
-        if len(rc) != len(set(rc)):
-            raise Fail("records written twice: %r" % sorted({r for r in rc if rc.count(r) > 1})[:5])
+        # the outbox's promise (queue/outbox.h): a record of a commit not known written may be
+        # written again after a crash, as the same row; never lost, never a different row
+        first = {}
+        for r in rows:
+            if first.setdefault(r["rcpt"], r) != r:
+                raise Fail("two different rows for %s: %r / %r" % (r["rcpt"], first[r["rcpt"]], r))
+        again = len(rows) - len(first)
         if any(r["type"] != "d" or not r["timeLogged"].isdigit() for r in rows):
             raise Fail("a row split by the failed writes: %r" % [r for r in rows if not r["timeLogged"].isdigit()][:2])
         log("40 messages delivered with the acct-file's disk full (%d commits held in the outbox); kill -9, space "
-            "freed, restart: every record in the file once, none split" % held)
+            "freed, restart: every record in the file, none split (%d written again, identical)" % (held, again))
     finally:
         if env.daemon is not None:
             env.daemon.stop()
