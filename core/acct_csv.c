@@ -481,6 +481,9 @@ static int open_file(struct csv_file *f)
 	f->size = fstat(f->fd, &st) == 0 ? (uint64_t)st.st_size : 0;
 	f->has_records = f->size > 0;
 	f->started_ms = now_ms();
+	/* a file left by an earlier run belongs to the period of its last record */
+	if (f->size > 0 && (int64_t)st.st_mtime * 1000 < f->started_ms)
+		f->started_ms = (int64_t)st.st_mtime * 1000;
 	return 0;
 }
 
@@ -508,6 +511,20 @@ static int start(struct csv_file *f)
 		free(tmp.buf);
 	}
 	return ret;
+}
+
+/* move-interval periods are aligned on multiples of the interval since the
+ * epoch (UTC): `move-interval 1d` moves at midnight, `5m` at :00, :05, ... */
+static int64_t period_start(const struct csv_file *f, int64_t ms)
+{
+	int64_t iv = (int64_t)f->cf->move_interval_ms;
+
+	return iv ? ms - ms % iv : ms;
+}
+
+static bool period_over(const struct csv_file *f, int64_t now)
+{
+	return f->cf->move_interval_ms && period_start(f, now) != period_start(f, f->started_ms);
 }
 
 /* dir part of path into out ("." when none) and the name into *base. */
@@ -542,8 +559,8 @@ static void expire(struct csv_file *f, const char *dir, const char *stem, const 
 		struct stat st;
 		size_t n = strlen(e->d_name);
 
-		/* NAME-YYYY-MM-DD-HHMMSS[.n]EXT */
-		if (strncmp(e->d_name, stem, sl) || e->d_name[sl] != '-' || n < sl + 18 ||
+		/* NAME-YYYY-MM-DD-HHMM[.n]EXT */
+		if (strncmp(e->d_name, stem, sl) || e->d_name[sl] != '-' || n < sl + 16 ||
 		    strcmp(e->d_name + n - strlen(ext), ext))
 			continue;
 		snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
@@ -599,15 +616,17 @@ static int copy_file(const char *from, const char *to)
 	return ret;
 }
 
-/* Move the current file aside (NAME-YYYY-MM-DD-HHMMSS[.n]EXT, UTC, in
- * move-to or beside it) and start a new one. When the move fails the file
- * stays in use (nothing lost) and the move is tried again a second later. */
+/* Move the current file aside as NAME-YYYY-MM-DD-HHMM[.n]EXT (UTC: the
+ * start of its move-interval period, or when it was begun; .n when that
+ * name is taken), in move-to or beside it, and start a new one. When the
+ * move fails the file stays in use (nothing lost) and the move is tried
+ * again a second later. */
 static int rotate(struct csv_file *f)
 {
 	char dir[4096], stem[512], ext[64], to[4096 + 512 + 64 + 64];
 	const char *base, *dot;
 	struct tm tm;
-	time_t now = time(NULL);
+	time_t begun = (time_t)(period_start(f, f->started_ms) / 1000);
 	int ret = 0;
 
 	split_path(f->cf->path, dir, sizeof(dir), &base);
@@ -616,17 +635,17 @@ static int rotate(struct csv_file *f)
 	dot = strrchr(base, '.');
 	snprintf(stem, sizeof(stem), "%.*s", dot ? (int)(dot - base) : (int)strlen(base), base);
 	snprintf(ext, sizeof(ext), "%s", dot ? dot : "");
-	gmtime_r(&now, &tm);
+	gmtime_r(&begun, &tm);
 	for (int i = 0;; i++) {
 		char num[16] = "";
 
 		if (i)
 			snprintf(num, sizeof(num), ".%d", i);
-		snprintf(to, sizeof(to), "%s/%s-%04d-%02d-%02d-%02d%02d%02d%s%s", dir, stem, tm.tm_year + 1900,
-			 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, num, ext);
+		snprintf(to, sizeof(to), "%s/%s-%04d-%02d-%02d-%02d%02d%s%s", dir, stem, tm.tm_year + 1900,
+			 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, num, ext);
 		if (access(to, F_OK) != 0)
 			break;
-		if (i > 1000) {
+		if (i > 100000) {
 			ret = -EEXIST;
 			break;
 		}
@@ -810,8 +829,10 @@ static void write_record(struct acct_csv *c, struct csv_file *f, const struct ac
 	/* rotation before this record, once what is ahead of it is in the
 	 * old file (whole: a record is never split across files) */
 	keep = f->len - mark;
+	if (!f->has_records && period_over(f, now))
+		f->started_ms = now; /* an empty file is never moved: it starts this period */
 	if (!f->cf->pipe && f->fd >= 0 && f->has_records && now >= f->move_retry_ms &&
-	    ((f->cf->move_interval_ms && now - f->started_ms >= (int64_t)f->cf->move_interval_ms) ||
+	    (period_over(f, now) ||
 	     (f->cf->max_size && f->size + f->len > f->cf->max_size))) {
 		if (!(rec = malloc(keep)))
 			goto drop;
@@ -843,7 +864,7 @@ int acct_csv_flush(void *ctx)
 		struct csv_file *f = &c->f[i];
 
 		if (!f->cf->pipe && f->fd >= 0 && f->has_records && !f->len && f->cf->move_interval_ms &&
-		    now >= f->move_retry_ms && now - f->started_ms >= (int64_t)f->cf->move_interval_ms)
+		    now >= f->move_retry_ms && period_over(f, now))
 			rotate(f);
 	}
 	for (size_t i = 0; i < c->n; i++) {

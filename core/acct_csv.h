@@ -17,9 +17,10 @@
  *
  * Files: opened for appending (the header is written when the file is
  * empty). Before a record, the file is moved when it is not empty and
- * either move-interval has passed since it was started or the record
+ * either its move-interval period has ended or the record
  * would take it past max-size: renamed (copied across file systems) to
- * NAME-YYYY-MM-DD-HHMMSS[.n].EXT in move-to (default: its own directory);
+ * NAME-YYYY-MM-DD-HHMM[.n].EXT (UTC, the start of its move-interval period:
+ * periods are aligned, 1d moves at midnight) in move-to (default: its own directory);
  * then archives there older than delete-after are removed. A failed move
  * keeps the file in use, retried a second later. A failed write (disk
  * full) cuts the file back to its last whole record: the records wait in

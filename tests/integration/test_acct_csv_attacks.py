@@ -10,7 +10,7 @@
   rotate    max-size 3k and move-interval 1s under load (120 messages from 4 threads),
             move-to on another file system (a tmpfs: the move is a copy): every record
             is in exactly one file, whole; every file starts with the header; names are
-            NAME-YYYY-MM-DD-HHMMSS[.n].csv; delete-after removes an old archive and
+            NAME-YYYY-MM-DD-HHMM[.n].csv; delete-after removes an old archive and
             keeps a file that is not one
   pipes     `<acct-file |head -n 3 >> F>` (a program that exits early) and
             `<acct-file |exec sleep 300>` (one that never reads): salvod delivers every
@@ -226,7 +226,7 @@ def test_rotate(env):
         seen = []
         heads = set()
         for p in files + [path]:
-            if p != path and not re.search(r"/acct-\d{4}-\d\d-\d\d-\d{6}(\.\d+)?\.csv$", p):
+            if p != path and not re.search(r"/acct-\d{4}-\d\d-\d\d-\d{4}(\.\d+)?\.csv$", p):
                 raise Fail("archive name %s" % p)
             if p != path and os.path.getsize(p) > 3072:
                 raise Fail("%s is %d bytes, past max-size 3k" % (p, os.path.getsize(p)))
