@@ -544,6 +544,23 @@ static void split_path(const char *path, char *out, size_t cap, const char **bas
 	}
 }
 
+/* Is s "-YYYY-MM-DD-HHMM[.n]EXT" (the rest of an archive's name after the
+ * stem)? Exactly: another file's archives ("acct-bounce-..." beside
+ * "acct.csv") and live files are not ours. */
+static bool archive_name(const char *s, const char *ext)
+{
+	static const char shape[] = "-dddd-dd-dd-dddd";
+
+	for (size_t i = 0; shape[i]; i++, s++)
+		if (shape[i] == 'd' ? !(*s >= '0' && *s <= '9') : *s != shape[i])
+			return false;
+	if (*s == '.' && s[1] >= '0' && s[1] <= '9') {
+		for (s++; *s >= '0' && *s <= '9'; s++)
+			;
+	}
+	return !strcmp(s, ext);
+}
+
 /* Remove archives of this file in dir older than delete-after. */
 static void expire(struct csv_file *f, const char *dir, const char *stem, const char *ext)
 {
@@ -557,11 +574,8 @@ static void expire(struct csv_file *f, const char *dir, const char *stem, const 
 	while ((e = readdir(d))) {
 		char p[4096 + 260];
 		struct stat st;
-		size_t n = strlen(e->d_name);
 
-		/* NAME-YYYY-MM-DD-HHMM[.n]EXT */
-		if (strncmp(e->d_name, stem, sl) || e->d_name[sl] != '-' || n < sl + 16 ||
-		    strcmp(e->d_name + n - strlen(ext), ext))
+		if (strncmp(e->d_name, stem, sl) || !archive_name(e->d_name + sl, ext))
 			continue;
 		snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
 		if (stat(p, &st) == 0 && S_ISREG(st.st_mode) && st.st_mtime < cut)
