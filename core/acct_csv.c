@@ -45,6 +45,7 @@ struct csv_file {
 	bool failing;                     /* an error was reported; quiet until it clears */
 	bool move_failing;                /* a move was refused; quiet until one works */
 	bool dropping;                    /* records are being dropped; said once */
+	bool said_127;                    /* the program was not found; said once */
 	bool has_records;                 /* the current file holds a record (not only the header) */
 	char last_tq[256];                /* queue and diagnostic of the last tq record */
 	int64_t last_tq_s;                /* and its second */
@@ -741,8 +742,10 @@ static void reap(struct csv_file *f, int ms)
 			r = waitpid(f->pid, &status, 0);
 		}
 	}
-	if (r > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 127)
-		fprintf(stderr, "salvod: acct-file |%s: the program was not found (sh exited 127)\n", f->cf->path);
+	if (r > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 127 && !f->said_127)
+		fprintf(stderr, "salvod: acct-file |%s: the program was not found (sh exited 127; started again "
+			"each second)\n", f->cf->path);
+	f->said_127 = r > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 127;
 }
 
 static void stop_pipe(struct csv_file *f, int ms)

@@ -580,6 +580,20 @@ static void test_pipe_slow_and_missing(void **state)
 	assert_int_equal(acct_csv_open(&c, &cf, 1, err, sizeof(err)), -ENOENT);
 	assert_string_equal(err, "acct-file |/nonexistent/bin/acct-reader --flag (line 4): the program cannot be run: "
 				 "No such file or directory");
+
+	/* a command the shell does not find (no path to check at open): started
+	 * again each second, said once, never a failed flush */
+	cf.path = "no-such-acct-reader-3f2a 2>/dev/null";
+	assert_int_equal(acct_csv_open(&c, &cf, 1, err, sizeof(err)), 0);
+	for (int i = 0; i < 3; i++) {
+		struct acct_event ev = delivery("nobody@r.test");
+
+		acct_csv_write(c, &ev);
+		assert_int_equal(acct_csv_flush(c), 0);
+		usleep(600 * 1000);
+		assert_int_equal(acct_csv_flush(c), 0);
+	}
+	acct_csv_close(c);
 }
 
 /* A program that exits after a few lines: salvod lives on (EPIPE, no
