@@ -352,6 +352,9 @@ static const char *field(const char *name, const struct acct_event *ev, int t, i
 		return tmp;
 	}
 	if (!strcmp(name, "bounceCat")) {
+		/* PowerMTA's d records say "success" here */
+		if (ev->type == ACCT_DELIVERY && !ev->bounce_category)
+			return "success";
 		if (ev->type == ACCT_CANCELLED && !ev->bounce_category)
 			return "other";
 		if (ev->type == ACCT_EXPIRATION && !ev->bounce_category)

@@ -172,7 +172,8 @@ def test_hostile(env):
             want["bounceCat"] = j.get("bounce_category", "")
         else:
             want.update({"dlvDestinationIp": j["mx_ip"], "queue": j["queue"], "dsnAction": "relayed",
-                         "dlvSize": str(j["size"])})
+                         "dlvSize": str(j["size"]), "bounceCat": "success",
+                         "dsnMta": "%s (%s)" % (j["mx_host"], j["mx_ip"]), "dlvType": "smtp"})
         for k, v in want.items():
             if r[k] != v:
                 raise Fail("%s: field %s is %r, the JSON log says %r\nrow %r\njson %r" % (j["recipient"], k, r[k], v, r, j))

@@ -80,7 +80,7 @@ static void test_records_and_quoting(void **state)
 		"type,timeLogged,timeQueued,orig,rcpt,orcpt,dsnAction,dsnStatus,dsnDiag,dsnMta,bounceCat,srcType,srcMta,"
 		"dlvType,dlvSourceIp,dlvDestinationIp,dlvEsmtpAvailable,dlvSize,vmta,jobId,envId,queue,vmtaPool\r\n"
 		"d,1700000000,1699999999,a@s.test,r1@r.test,,relayed,2.0.0,\"smtp;250 2.0.0 ok, \"\"queued\"\"\","
-		"mx.r.test (192.0.2.25),,,,smtp,192.0.2.1,192.0.2.25,,1234,v1,job1,,r.test,\r\n"
+		"mx.r.test (192.0.2.25),success,,,smtp,192.0.2.1,192.0.2.25,,1234,v1,job1,,r.test,\r\n"
 		"b,,,,r2@r.test,,,,,,bad-mailbox,,,,,,,,,,,,\r\n"
 		"f,1700000002,,,r3@r.test,,,,,,,,,,,,,,,job1,env-7,,\r\n");
 	free(text);
