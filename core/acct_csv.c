@@ -1,15 +1,16 @@
 /*
  * acct_csv.c - PowerMTA CSV accounting files (see acct_csv.h): column
  * layout from `records`/`record-fields`, record formatting (RFC 4180),
- * file rotation (move-interval, max-size, move-to, delete-after) and pipes.
+ * when to move a file (move-interval, max-size; the move itself and
+ * delete-after: acct_csv_move.c) and pipes.
  *
  * Owns: each file's descriptor, pipe child, column names and pending bytes.
  */
 #include "core/acct_csv.h"
 #include "core/acct_csv_fields.h"
+#include "core/acct_csv_move.h"
 #include "core/json_str.h"
 
-#include <dirent.h>
 #include <poll.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -531,149 +532,20 @@ static bool period_over(const struct csv_file *f, int64_t now)
 	return f->cf->move_interval_ms && period_start(f, now) != period_start(f, f->started_ms);
 }
 
-/* dir part of path into out ("." when none) and the name into *base. */
-static void split_path(const char *path, char *out, size_t cap, const char **base)
-{
-	const char *slash = strrchr(path, '/');
-
-	if (!slash) {
-		snprintf(out, cap, ".");
-		*base = path;
-	} else if (slash == path) {
-		snprintf(out, cap, "/");
-		*base = slash + 1;
-	} else {
-		snprintf(out, cap, "%.*s", (int)(slash - path), path);
-		*base = slash + 1;
-	}
-}
-
-/* Is s "-YYYY-MM-DD-HHMM[.n]EXT" (the rest of an archive's name after the
- * stem)? Exactly: another file's archives ("acct-bounce-..." beside
- * "acct.csv") and live files are not ours. */
-static bool archive_name(const char *s, const char *ext)
-{
-	static const char shape[] = "-dddd-dd-dd-dddd";
-
-	for (size_t i = 0; shape[i]; i++, s++)
-		if (shape[i] == 'd' ? !(*s >= '0' && *s <= '9') : *s != shape[i])
-			return false;
-	if (*s == '.' && s[1] >= '0' && s[1] <= '9') {
-		for (s++; *s >= '0' && *s <= '9'; s++)
-			;
-	}
-	return !strcmp(s, ext);
-}
-
-/* Remove archives of this file in dir older than delete-after. */
-static void expire(struct csv_file *f, const char *dir, const char *stem, const char *ext)
-{
-	DIR *d;
-	struct dirent *e;
-	time_t cut = (time_t)((now_ms() - (int64_t)f->cf->delete_after_ms) / 1000);
-	size_t sl = strlen(stem);
-
-	if (!f->cf->delete_after_ms || !(d = opendir(dir)))
-		return;
-	while ((e = readdir(d))) {
-		char p[4096 + 260];
-		struct stat st;
-
-		if (strncmp(e->d_name, stem, sl) || !archive_name(e->d_name + sl, ext))
-			continue;
-		snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
-		if (stat(p, &st) == 0 && S_ISREG(st.st_mode) && st.st_mtime < cut)
-			unlink(p);
-	}
-	closedir(d);
-}
-
-/* Copy from to a new file to (move-to on another file system), then
- * remove from. Nothing is removed unless the copy is whole on disk. */
-static int copy_file(const char *from, const char *to)
-{
-	int in = open(from, O_RDONLY | O_CLOEXEC), out, ret = 0;
-	char buf[65536];
-
-	if (in < 0)
-		return -errno;
-	if ((out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640)) < 0) {
-		ret = -errno;
-		close(in);
-		return ret;
-	}
-	for (;;) {
-		ssize_t n = read(in, buf, sizeof(buf)), w = 0;
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			ret = n < 0 ? -errno : 0;
-			break;
-		}
-		while (w < n && ret == 0) {
-			ssize_t k = write(out, buf + w, (size_t)(n - w));
-
-			if (k < 0 && errno != EINTR)
-				ret = -errno;
-			else if (k > 0)
-				w += k;
-		}
-		if (ret < 0)
-			break;
-	}
-	if (ret == 0 && fsync(out) < 0)
-		ret = -errno;
-	if (close(out) < 0 && ret == 0)
-		ret = -errno;
-	close(in);
-	if (ret < 0)
-		unlink(to);
-	else if (unlink(from) < 0)
-		ret = -errno;
-	return ret;
-}
-
-/* Move the current file aside as NAME-YYYY-MM-DD-HHMM[.n]EXT (UTC: the
- * start of its move-interval period, or when it was begun; .n when that
- * name is taken), in move-to or beside it, and start a new one. When the
- * move fails the file stays in use (nothing lost) and the move is tried
- * again a second later. */
+/* Move the current file aside (acct_csv_move.h), name after the start of
+ * its period, and start a new one. When the move fails the file stays in
+ * use (nothing lost) and the move is tried again a second later. */
 static int rotate(struct csv_file *f)
 {
-	char dir[4096], stem[512], ext[64], to[4096 + 512 + 64 + 64];
-	const char *base, *dot;
-	struct tm tm;
-	time_t begun = (time_t)(period_start(f, f->started_ms) / 1000);
-	int ret = 0;
+	char to[8192];
+	int ret = acct_csv_move(f->cf->path, f->cf->move_to, (time_t)(period_start(f, f->started_ms) / 1000), to,
+				sizeof(to));
 
-	split_path(f->cf->path, dir, sizeof(dir), &base);
-	if (f->cf->move_to)
-		snprintf(dir, sizeof(dir), "%s", f->cf->move_to);
-	dot = strrchr(base, '.');
-	snprintf(stem, sizeof(stem), "%.*s", dot ? (int)(dot - base) : (int)strlen(base), base);
-	snprintf(ext, sizeof(ext), "%s", dot ? dot : "");
-	gmtime_r(&begun, &tm);
-	for (int i = 0;; i++) {
-		char num[16] = "";
-
-		if (i)
-			snprintf(num, sizeof(num), ".%d", i);
-		snprintf(to, sizeof(to), "%s/%s-%04d-%02d-%02d-%02d%02d%s%s", dir, stem, tm.tm_year + 1900,
-			 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, num, ext);
-		if (access(to, F_OK) != 0)
-			break;
-		if (i > 100000) {
-			ret = -EEXIST;
-			break;
-		}
-	}
-	if (ret == 0 && rename(f->cf->path, to) < 0)
-		ret = errno == EXDEV ? copy_file(f->cf->path, to) : -errno;
 	if (ret < 0) {
 		if (!f->move_failing)
 			fprintf(stderr, "salvod: acct-file %s: cannot move it to %s: %s (it stays in use; "
-				"retried)\n", f->cf->path, dir, strerror(-ret));
+				"retried)\n", f->cf->path, f->cf->move_to ? f->cf->move_to : "its directory",
+				strerror(-ret));
 		f->move_failing = true;
 		f->move_retry_ms = now_ms() + 1000;
 		return ret;
@@ -686,7 +558,8 @@ static int rotate(struct csv_file *f)
 	f->has_records = false;
 	if ((ret = start(f)) < 0)
 		report(f, "cannot open", -ret); /* retried at the next flush */
-	expire(f, dir, stem, ext);
+	if (f->cf->delete_after_ms)
+		acct_csv_expire(f->cf->path, f->cf->move_to, f->cf->delete_after_ms);
 	return 0;
 }
 
