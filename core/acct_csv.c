@@ -1,14 +1,17 @@
 /*
  * acct_csv.c - PowerMTA CSV accounting files (see acct_csv.h): column
  * layout from `records`/`record-fields`, record formatting (RFC 4180),
- * file rotation (move-interval, max-size, move-to, delete-after) and pipes.
+ * when to move a file (move-interval, max-size; the move itself and
+ * delete-after: acct_csv_move.c) and pipes.
  *
  * Owns: each file's descriptor, pipe child, column names and pending bytes.
  */
 #include "core/acct_csv.h"
 #include "core/acct_csv_fields.h"
+#include "core/acct_csv_move.h"
+#include "core/json_str.h"
 
-#include <dirent.h>
+#include <poll.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -22,21 +25,28 @@
 #include <time.h>
 #include <unistd.h>
 
-#define CSV_MAX_PENDING (4u << 20)
+#define CSV_MAX_PENDING_PIPE (4u << 20)  /* a program that does not keep up */
+#define CSV_MAX_PENDING_FILE (64u << 20) /* a file that cannot be written (the outbox holds the rest) */
 #define CSV_MAX_COLS 64
 
 struct csv_file {
 	const struct config_acct_file *cf;
-	char *cols[CSV_MAX_COLS];         /* header: "type", then the union of fields */
+	char *cols[CSV_MAX_COLS];         /* header: "type", then each type's fields */
 	size_t n_cols;
 	bool has[CONFIG_ACCT_N_TYPES][CSV_MAX_COLS]; /* type t fills column i */
 	int fd;                           /* -1: closed */
 	pid_t pid;                        /* pipe child, 0 none */
-	int64_t started_ms, retry_ms;
+	int64_t started_ms, retry_ms, move_retry_ms;
 	uint64_t size;                    /* bytes in the current file */
-	char *buf;                        /* pending bytes */
+	char *buf;                        /* pending bytes: whole records (the header is one) */
 	size_t len, cap;
+	size_t *ends;                     /* where each pending record ends in buf */
+	size_t n_ends, cap_ends;
+	size_t head_done;                 /* bytes of the first pending record already written */
 	bool failing;                     /* an error was reported; quiet until it clears */
+	bool move_failing;                /* a move was refused; quiet until one works */
+	bool dropping;                    /* records are being dropped; said once */
+	bool said_127;                    /* the program was not found; said once */
 	bool has_records;                 /* the current file holds a record (not only the header) */
 	char last_tq[256];                /* queue and diagnostic of the last tq record */
 	int64_t last_tq_s;                /* and its second */
@@ -68,6 +78,7 @@ static ssize_t col_find(const struct csv_file *f, const char *name)
 	return -1;
 }
 
+/* Column name, marked as filled by type t; appended when new. */
 static int col_add(struct csv_file *f, const char *name, int type)
 {
 	ssize_t i = col_find(f, name);
@@ -81,101 +92,97 @@ static int col_add(struct csv_file *f, const char *name, int type)
 	return 0;
 }
 
-static bool known_field(const char *name)
+/* The canonical spelling of a field name, NULL when unknown (header_X: itself). */
+static const char *field_name(const char *name)
 {
 	if (!strncasecmp(name, "header_", 7) && name[7])
-		return true;
+		return name;
 	for (size_t i = 0; i < ACCT_CSV_N_FIELDS; i++)
 		if (!strcasecmp(name, acct_csv_fields[i]))
-			return true;
-	return false;
+			return acct_csv_fields[i];
+	for (size_t i = 0; i < ACCT_CSV_N_EXTRA_FIELDS; i++)
+		if (!strcasecmp(name, acct_csv_extra_fields[i]))
+			return acct_csv_extra_fields[i];
+	return NULL;
 }
 
-/* Type t's fields: the default list, or `record-fields` (`*`, `!x`, names). */
-static int layout_type(struct csv_file *f, int t, char *err, size_t cap)
+/* Type t's fields in the order configured (PowerMTA writes them so:
+ * scripts read columns by position): the default list, or `record-fields`
+ * applied left to right (`*` adds the default fields not listed yet, at
+ * that place; `!x` removes x; a name adds it). `type` is always first. */
+static int layout_type(struct csv_file *f, int t, const char **list, size_t *n, char **copy, char *err,
+		       size_t cap)
 {
 	const char *spec = f->cf->record_fields[t];
-	bool want[ACCT_CSV_N_FIELDS] = {0};
-	char *copy, *tok, *save = NULL;
-	char *extra[CSV_MAX_COLS];
-	size_t n_extra = 0;
-	int ret = 0;
+	char *tok, *save = NULL;
 
+	*n = 0;
+	list[(*n)++] = acct_csv_fields[0];
 	if (!spec) {
-		for (size_t i = 0; i < ACCT_CSV_N_FIELDS; i++)
-			want[i] = true;
-	} else {
-		if (!(copy = strdup(spec)))
-			return -ENOMEM;
-		for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-			bool neg = *tok == '!';
-			const char *name = tok + neg;
-			bool done = false;
-
-			if (!strcmp(name, "*")) {
-				for (size_t i = 0; i < ACCT_CSV_N_FIELDS; i++)
-					want[i] = !neg;
-				continue;
-			}
-			if (!known_field(name)) {
-				snprintf(err, cap, "acct-file %s (line %d): unknown field \"%s\" in record-fields %s",
-					 f->cf->path, f->cf->line, name, type_letters[t]);
-				ret = -EINVAL;
-				break;
-			}
-			for (size_t i = 0; i < ACCT_CSV_N_FIELDS && !done; i++)
-				if (!strcasecmp(name, acct_csv_fields[i]))
-					want[i] = !neg, done = true;
-			if (!done && !neg && n_extra < CSV_MAX_COLS)
-				extra[n_extra++] = tok + neg;
-		}
-		if (ret == 0)
-			for (size_t i = 0; i < n_extra && ret == 0; i++)
-				ret = col_add(f, extra[i], t); /* header_X after the standard ones below */
-		if (ret < 0) {
-			free(copy);
-			return ret;
-		}
-		free(copy);
+		for (size_t i = 1; i < ACCT_CSV_N_FIELDS; i++)
+			list[(*n)++] = acct_csv_fields[i];
+		return 0;
 	}
-	want[0] = true; /* type is always first */
-	for (size_t i = 0; i < ACCT_CSV_N_FIELDS; i++)
-		if (want[i] && (ret = col_add(f, acct_csv_fields[i], t)) < 0)
-			return ret;
+	if (!(*copy = strdup(spec)))
+		return -ENOMEM;
+	for (tok = strtok_r(*copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		bool neg = *tok == '!';
+		const char *name = tok + neg, *canon = strcmp(name, "*") ? field_name(name) : "*";
+		size_t k;
+
+		if (!canon) {
+			snprintf(err, cap, "acct-file %s (line %d): unknown field \"%s\" in record-fields %s",
+				 f->cf->path, f->cf->line, name, type_letters[t]);
+			return -EINVAL;
+		}
+		if (!strcmp(canon, "type"))
+			continue; /* always there, always first */
+		if (!strcmp(canon, "*")) {
+			for (size_t i = 1; i < ACCT_CSV_N_FIELDS; i++) {
+				for (k = 0; k < *n && strcasecmp(list[k], acct_csv_fields[i]); k++)
+					;
+				if (neg && k < *n)
+					memmove(&list[k], &list[k + 1], (--*n - k) * sizeof(*list));
+				else if (!neg && k == *n && *n < CSV_MAX_COLS)
+					list[(*n)++] = acct_csv_fields[i];
+			}
+			continue;
+		}
+		for (k = 0; k < *n && strcasecmp(list[k], canon); k++)
+			;
+		if (neg && k < *n)
+			memmove(&list[k], &list[k + 1], (--*n - k) * sizeof(*list));
+		else if (!neg && k == *n && *n < CSV_MAX_COLS)
+			list[(*n)++] = canon;
+	}
 	return 0;
 }
 
-/* The union of the types' fields, in the default order, then header_X. */
+/* The file's columns: `type`, then each record type's fields in its order
+ * (types in the order d b t tq r f rb rs), a field already there kept at
+ * its first place; has[t][i]: type t fills column i (others leave it empty). */
 static int layout(struct csv_file *f, char *err, size_t cap)
 {
-	struct csv_file tmp = {.cf = f->cf};
 	int ret = 0;
 
-	/* pass 1 in a scratch file: which columns; pass 2: ordered */
-	for (int t = 0; t < CONFIG_ACCT_N_TYPES && ret == 0; t++)
-		if (f->cf->records & (1u << t))
-			ret = layout_type(&tmp, t, err, cap);
-	if (ret == 0) {
-		for (size_t i = 0; i < ACCT_CSV_N_FIELDS && ret == 0; i++)
-			if (col_find(&tmp, acct_csv_fields[i]) >= 0 && !(f->cols[f->n_cols++] = strdup(acct_csv_fields[i])))
-				ret = -ENOMEM;
-		for (size_t i = 0; i < tmp.n_cols && ret == 0; i++)
-			if (col_find(f, tmp.cols[i]) < 0 && !(f->cols[f->n_cols++] = strdup(tmp.cols[i])))
-				ret = -ENOMEM;
-		for (size_t i = 0; i < f->n_cols && ret == 0; i++) {
-			ssize_t j = col_find(&tmp, f->cols[i]);
-			for (int t = 0; t < CONFIG_ACCT_N_TYPES; t++)
-				f->has[t][i] = tmp.has[t][j];
-		}
+	for (int t = 0; t < CONFIG_ACCT_N_TYPES && ret == 0; t++) {
+		const char *list[CSV_MAX_COLS];
+		char *copy = NULL;
+		size_t n;
+
+		if (!(f->cf->records & (1u << t)))
+			continue;
+		ret = layout_type(f, t, list, &n, &copy, err, cap);
+		for (size_t i = 0; i < n && ret == 0; i++)
+			ret = col_add(f, list[i], t);
+		free(copy);
 	}
-	for (size_t i = 0; i < tmp.n_cols; i++)
-		free(tmp.cols[i]);
 	return ret;
 }
 
 /* ---- formatting --------------------------------------------------------- */
 
-static int put(struct csv_file *f, const char *s, size_t n)
+static int reserve(struct csv_file *f, size_t n)
 {
 	if (f->len + n + 1 > f->cap) {
 		size_t cap = f->cap ? f->cap : 4096;
@@ -188,24 +195,71 @@ static int put(struct csv_file *f, const char *s, size_t n)
 		f->buf = g;
 		f->cap = cap;
 	}
+	return 0;
+}
+
+static int put(struct csv_file *f, const char *s, size_t n)
+{
+	if (reserve(f, n) < 0)
+		return -ENOMEM;
 	memcpy(f->buf + f->len, s, n);
 	f->len += n;
 	return 0;
 }
 
-/* One value, quoted when it holds a comma, a quote, CR or LF (RFC 4180). */
+/* s[0..n) with every ill-formed UTF-8 sequence as U+FFFD (like the JSON
+ * log: a hostile receiver's reply or header must not make the file
+ * unreadable to a UTF-8 CSV reader). */
+static int put_utf8(struct csv_file *f, const char *s, size_t n)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	size_t i = 0, from = 0;
+
+	while (i < n) {
+		size_t skip, k = u[i] < 0x80 ? 1 : json_utf8_seq(u + i, n - i, &skip);
+
+		if (k) {
+			i += k;
+			continue;
+		}
+		if (put(f, s + from, i - from) < 0 || put(f, "\xef\xbf\xbd", 3) < 0)
+			return -ENOMEM;
+		i += skip;
+		from = i;
+	}
+	return put(f, s + from, n - from);
+}
+
+/* One value, quoted when it holds a comma, a quote, CR or LF (RFC 4180;
+ * a quote inside is doubled). */
 static int put_value(struct csv_file *f, const char *v)
 {
 	if (!v)
 		return 0;
 	if (!v[strcspn(v, ",\"\r\n")])
-		return put(f, v, strlen(v));
+		return put_utf8(f, v, strlen(v));
 	if (put(f, "\"", 1) < 0)
 		return -ENOMEM;
 	for (const char *q; (q = strchr(v, '"')); v = q + 1)
-		if (put(f, v, (size_t)(q - v) + 1) < 0 || put(f, "\"", 1) < 0)
+		if (put_utf8(f, v, (size_t)(q - v) + 1) < 0 || put(f, "\"", 1) < 0)
 			return -ENOMEM;
-	return put(f, v, strlen(v)) < 0 || put(f, "\"", 1) < 0 ? -ENOMEM : 0;
+	return put_utf8(f, v, strlen(v)) < 0 || put(f, "\"", 1) < 0 ? -ENOMEM : 0;
+}
+
+/* The record that ends at f->len is complete. */
+static int end_record(struct csv_file *f)
+{
+	if (f->n_ends == f->cap_ends) {
+		size_t cap = f->cap_ends ? 2 * f->cap_ends : 64;
+		size_t *g = realloc(f->ends, cap * sizeof(*g));
+
+		if (!g)
+			return -ENOMEM;
+		f->ends = g;
+		f->cap_ends = cap;
+	}
+	f->ends[f->n_ends++] = f->len;
+	return 0;
 }
 
 #define TYPE_RS 7
@@ -299,6 +353,9 @@ static const char *field(const char *name, const struct acct_event *ev, int t, i
 		return tmp;
 	}
 	if (!strcmp(name, "bounceCat")) {
+		/* PowerMTA's d records say "success" here */
+		if (ev->type == ACCT_DELIVERY && !ev->bounce_category)
+			return "success";
 		if (ev->type == ACCT_CANCELLED && !ev->bounce_category)
 			return "other";
 		if (ev->type == ACCT_EXPIRATION && !ev->bounce_category)
@@ -342,22 +399,50 @@ static const char *field(const char *name, const struct acct_event *ev, int t, i
 	return NULL;
 }
 
-static int put_header(struct csv_file *f)
-{
-	for (size_t i = 0; i < f->n_cols; i++)
-		if ((i && put(f, ",", 1) < 0) || put_value(f, f->cols[i]) < 0)
-			return -ENOMEM;
-	return put(f, "\r\n", 2);
-}
-
 /* ---- files, rotation, pipes ---------------------------------------------- */
+
+static uint64_t dropped_total; /* all writers of the process; any thread reads it */
+
+static const char *prefix(const struct csv_file *f)
+{
+	return f->cf->pipe ? "|" : "";
+}
 
 static void report(struct csv_file *f, const char *what, int err)
 {
 	if (f->failing)
 		return;
 	f->failing = true;
-	fprintf(stderr, "salvod: acct-file %s%s: %s: %s\n", f->cf->pipe ? "|" : "", f->cf->path, what, strerror(err));
+	fprintf(stderr, "salvod: acct-file %s%s: %s: %s (records are kept and retried)\n", prefix(f), f->cf->path,
+		what, strerror(err));
+}
+
+static void drop(struct acct_csv *c, struct csv_file *f)
+{
+	c->dropped++;
+	__atomic_add_fetch(&dropped_total, 1, __ATOMIC_RELAXED);
+	if (!f->dropping)
+		fprintf(stderr, "salvod: acct-file %s%s: %s: records are dropped (counted in "
+			"salvo_acct_csv_dropped_total) until it catches up\n", prefix(f), f->cf->path,
+			f->cf->pipe ? "the program does not keep up" : "the file cannot be written");
+	f->dropping = true;
+}
+
+/* Put data (a whole record: the header) before everything pending. */
+static int prepend(struct csv_file *f, const char *data, size_t n)
+{
+	size_t len = f->len;
+
+	if (reserve(f, n) < 0 || end_record(f) < 0)
+		return -ENOMEM;
+	memmove(f->buf + n, f->buf, len);
+	memcpy(f->buf, data, n);
+	f->len = len + n;
+	memmove(f->ends + 1, f->ends, (f->n_ends - 1) * sizeof(*f->ends));
+	for (size_t i = 1; i < f->n_ends; i++)
+		f->ends[i] += n;
+	f->ends[0] = n;
+	return 0;
 }
 
 static int open_pipe(struct csv_file *f)
@@ -401,118 +486,89 @@ static int open_file(struct csv_file *f)
 	f->size = fstat(f->fd, &st) == 0 ? (uint64_t)st.st_size : 0;
 	f->has_records = f->size > 0;
 	f->started_ms = now_ms();
+	/* a file left by an earlier run belongs to the period of its last record */
+	if (f->size > 0 && (int64_t)st.st_mtime * 1000 < f->started_ms)
+		f->started_ms = (int64_t)st.st_mtime * 1000;
 	return 0;
 }
 
-/* Open (or reopen) and queue the header when the output starts empty. */
+/* Open (or reopen) and queue the header first when the output starts
+ * empty; a record a dead program got part of is sent again whole. */
 static int start(struct csv_file *f)
 {
 	int ret = f->cf->pipe ? open_pipe(f) : open_file(f);
 
 	if (ret < 0)
 		return ret;
-	if (f->size == 0) {
-		/* the header goes before whatever is pending */
-		size_t pending = f->len;
-		char *saved = pending ? malloc(pending) : NULL;
+	f->head_done = 0;
+	if (f->size > 0)
+		return 0;
+	{
+		/* format with the record machinery into a scratch writer */
+		struct csv_file tmp = {0};
 
-		if (pending && !saved)
-			return -ENOMEM;
-		if (pending)
-			memcpy(saved, f->buf, pending);
-		f->len = 0;
-		ret = put_header(f);
-		if (ret == 0 && pending)
-			ret = put(f, saved, pending);
-		free(saved);
+		for (size_t i = 0; i < f->n_cols && ret == 0; i++)
+			ret = (i && put(&tmp, ",", 1) < 0) || put_value(&tmp, f->cols[i]) < 0 ? -ENOMEM : 0;
+		if (ret == 0)
+			ret = put(&tmp, "\r\n", 2);
+		if (ret == 0)
+			ret = prepend(f, tmp.buf, tmp.len);
+		free(tmp.buf);
 	}
 	return ret;
 }
 
-/* dir part of path into out ("." when none) and the name into *base. */
-static void split_path(const char *path, char *out, size_t cap, const char **base)
+/* move-interval periods are aligned on multiples of the interval since the
+ * epoch (UTC): `move-interval 1d` moves at midnight, `5m` at :00, :05, ... */
+static int64_t period_start(const struct csv_file *f, int64_t ms)
 {
-	const char *slash = strrchr(path, '/');
+	int64_t iv = (int64_t)f->cf->move_interval_ms;
 
-	if (!slash) {
-		snprintf(out, cap, ".");
-		*base = path;
-	} else {
-		snprintf(out, cap, "%.*s", (int)(slash - path), slash == path ? "/" : path);
-		if (slash == path)
-			snprintf(out, cap, "/");
-		*base = slash + 1;
-	}
+	return iv ? ms - ms % iv : ms;
 }
 
-/* Remove archives of this file in dir older than delete-after. */
-static void expire(struct csv_file *f, const char *dir, const char *stem, const char *ext)
+static bool period_over(const struct csv_file *f, int64_t now)
 {
-	DIR *d;
-	struct dirent *e;
-	time_t cut = (time_t)((now_ms() - (int64_t)f->cf->delete_after_ms) / 1000);
-	size_t sl = strlen(stem);
-
-	if (!f->cf->delete_after_ms || !(d = opendir(dir)))
-		return;
-	while ((e = readdir(d))) {
-		char p[4096 + 260];
-		struct stat st;
-		size_t n = strlen(e->d_name);
-
-		/* NAME-YYYY-MM-DD-HHMMSS[.n]EXT */
-		if (strncmp(e->d_name, stem, sl) || e->d_name[sl] != '-' || n < sl + 18 ||
-		    strcmp(e->d_name + n - strlen(ext), ext))
-			continue;
-		snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
-		if (stat(p, &st) == 0 && S_ISREG(st.st_mode) && st.st_mtime < cut)
-			unlink(p);
-	}
-	closedir(d);
+	return f->cf->move_interval_ms && period_start(f, now) != period_start(f, f->started_ms);
 }
 
-/* Move the current file aside and start a new one. */
+/* Move the current file aside (acct_csv_move.h), name after the start of
+ * its period, and start a new one. When the move fails the file stays in
+ * use (nothing lost) and the move is tried again a second later. */
 static int rotate(struct csv_file *f)
 {
-	char dir[4096], stem[512], ext[64], to[4096 + 512 + 64 + 64];
-	const char *base, *dot;
-	struct tm tm;
-	time_t now = time(NULL);
-	int ret;
+	char to[8192];
+	int ret = acct_csv_move(f->cf->path, f->cf->move_to, (time_t)(period_start(f, f->started_ms) / 1000), to,
+				sizeof(to));
 
-	split_path(f->cf->path, dir, sizeof(dir), &base);
-	if (f->cf->move_to)
-		snprintf(dir, sizeof(dir), "%s", f->cf->move_to);
-	dot = strrchr(base, '.');
-	snprintf(stem, sizeof(stem), "%.*s", dot ? (int)(dot - base) : (int)strlen(base), base);
-	snprintf(ext, sizeof(ext), "%s", dot ? dot : "");
-	gmtime_r(&now, &tm);
-	for (int i = 0;; i++) {
-		char num[16] = "";
-
-		if (i)
-			snprintf(num, sizeof(num), ".%d", i);
-		snprintf(to, sizeof(to), "%s/%s-%04d-%02d-%02d-%02d%02d%02d%s%s", dir, stem, tm.tm_year + 1900,
-			 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, num, ext);
-		if (access(to, F_OK) != 0)
-			break;
-		if (i > 1000)
-			return -EEXIST;
+	if (ret < 0) {
+		if (!f->move_failing)
+			fprintf(stderr, "salvod: acct-file %s: cannot move it to %s: %s (it stays in use; "
+				"retried)\n", f->cf->path, f->cf->move_to ? f->cf->move_to : "its directory",
+				strerror(-ret));
+		f->move_failing = true;
+		f->move_retry_ms = now_ms() + 1000;
+		return ret;
 	}
-	if (rename(f->cf->path, to) < 0)
-		return -errno;
+	if (f->move_failing)
+		fprintf(stderr, "salvod: acct-file %s: moved to %s\n", f->cf->path, to);
+	f->move_failing = false;
 	close(f->fd);
 	f->fd = -1;
+	f->has_records = false;
 	if ((ret = start(f)) < 0)
-		return ret;
-	expire(f, dir, stem, ext);
+		report(f, "cannot open", -ret); /* retried at the next flush */
+	if (f->cf->delete_after_ms)
+		acct_csv_expire(f->cf->path, f->cf->move_to, f->cf->delete_after_ms);
 	return 0;
 }
 
-/* Write what is pending; a pipe that would block keeps the rest. */
+/* Write what is pending; a pipe that would block keeps the rest. A file
+ * that fails (disk full) is cut back to its last whole record, so a
+ * record is never split, whatever happens next. */
 static int drain(struct csv_file *f)
 {
-	size_t off = 0;
+	size_t off = f->head_done, done = 0, k = 0;
 	int ret = 0;
 
 	while (off < f->len) {
@@ -520,56 +576,93 @@ static int drain(struct csv_file *f)
 
 		if (w < 0 && errno == EINTR)
 			continue;
-		if (w < 0) {
-			ret = errno == EAGAIN ? 0 : -errno;
+		if (w <= 0) {
+			ret = w < 0 && errno == EAGAIN ? 0 : w < 0 ? -errno : -EIO;
 			break;
 		}
 		off += (size_t)w;
 		f->size += (uint64_t)w;
 	}
-	if (off && off < f->len)
-		memmove(f->buf, f->buf + off, f->len - off);
-	f->len -= off;
+	while (k < f->n_ends && f->ends[k] <= off)
+		done = f->ends[k++];
+	if (done) {
+		memmove(f->buf, f->buf + done, f->len - done);
+		f->len -= done;
+		memmove(f->ends, f->ends + k, (f->n_ends - k) * sizeof(*f->ends));
+		f->n_ends -= k;
+		for (size_t i = 0; i < f->n_ends; i++)
+			f->ends[i] -= done;
+	}
+	f->head_done = off - done;
+	if (ret < 0 && !f->cf->pipe && f->head_done && ftruncate(f->fd, (off_t)(f->size - f->head_done)) == 0) {
+		f->size -= f->head_done;
+		f->head_done = 0;
+	}
 	return ret;
 }
 
-static void stop_pipe(struct csv_file *f)
+/* Wait up to ms for the program to end, then end it. */
+static void reap(struct csv_file *f, int ms)
+{
+	int status = 0;
+	pid_t r = 0;
+
+	for (int i = 0; i < ms / 10 && (r = waitpid(f->pid, &status, WNOHANG)) == 0; i++)
+		usleep(10000);
+	if (r == 0) {
+		kill(f->pid, SIGTERM);
+		for (int i = 0; i < 100 && (r = waitpid(f->pid, &status, WNOHANG)) == 0; i++)
+			usleep(10000);
+		if (r == 0) {
+			kill(f->pid, SIGKILL);
+			r = waitpid(f->pid, &status, 0);
+		}
+	}
+	if (r > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 127 && !f->said_127)
+		fprintf(stderr, "salvod: acct-file |%s: the program was not found (sh exited 127; started again "
+			"each second)\n", f->cf->path);
+	f->said_127 = r > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 127;
+}
+
+static void stop_pipe(struct csv_file *f, int ms)
 {
 	if (f->fd >= 0)
 		close(f->fd);
 	f->fd = -1;
 	if (f->pid > 0)
-		waitpid(f->pid, NULL, 0);
+		reap(f, ms);
 	f->pid = 0;
 }
 
-static int file_flush(struct acct_csv *c, struct csv_file *f)
+static int file_flush(struct csv_file *f)
 {
+	int64_t now = now_ms();
 	int ret;
 
 	if (f->fd < 0) {
-		int64_t now = now_ms();
-
 		if (now < f->retry_ms)
-			return 0;
+			return f->cf->pipe ? 0 : -EAGAIN;
 		f->retry_ms = now + 1000;
 		if ((ret = start(f)) < 0) {
-			report(f, f->cf->pipe ? "cannot start" : "cannot open", -ret);
-			return ret;
+			report(f, f->cf->pipe ? "cannot start the program" : "cannot open", -ret);
+			return f->cf->pipe ? 0 : ret;
 		}
 	}
 	if ((ret = drain(f)) < 0) {
 		report(f, "write", -ret);
-		if (f->cf->pipe)
-			stop_pipe(f); /* restarted at a later flush */
-	} else {
+		if (f->cf->pipe) {
+			/* the program is gone (EPIPE): started again a second
+			 * later, the records it did not take go to the new one */
+			stop_pipe(f, 0);
+			f->retry_ms = now + 1000;
+		}
+	} else if (f->failing) {
+		fprintf(stderr, "salvod: acct-file %s%s: writing again\n", prefix(f), f->cf->path);
 		f->failing = false;
 	}
-	if (f->len > CSV_MAX_PENDING) {
-		c->dropped++;
-		f->len = 0;
-	}
-	return ret;
+	if (!f->len)
+		f->dropping = false;
+	return f->cf->pipe ? 0 : ret;
 }
 
 /* ---- the interface -------------------------------------------------------- */
@@ -613,39 +706,44 @@ int acct_csv_write(void *ctx, const struct acct_event *ev)
 
 static void write_record(struct acct_csv *c, struct csv_file *f, const struct acct_event *ev, int t, int64_t now)
 {
-	size_t mark = f->len;
-	char tmp[1200];
+	size_t mark = f->len, keep;
+	char tmp[1200], *rec;
 
 	for (size_t k = 0; k < f->n_cols; k++) {
 		const char *v = f->has[t][k] ? field(f->cols[k], ev, t, now, tmp, sizeof(tmp)) : NULL;
 
 		if ((k && put(f, ",", 1) < 0) || put_value(f, v) < 0)
-			goto oom;
+			goto drop;
 	}
 	if (put(f, "\r\n", 2) < 0)
-		goto oom;
-	/* rotation before this record: its bytes stay pending meanwhile */
-	if (!f->cf->pipe && f->fd >= 0 && f->has_records &&
-	    ((f->cf->move_interval_ms && now - f->started_ms >= (int64_t)f->cf->move_interval_ms) ||
-	     (f->cf->max_size && f->size + (f->len - mark) + mark > f->cf->max_size))) {
-		size_t keep = f->len - mark;
-		char *rec = malloc(keep);
-
-		if (!rec)
-			goto oom;
+		goto drop;
+	if (f->len > (f->cf->pipe ? CSV_MAX_PENDING_PIPE : CSV_MAX_PENDING_FILE))
+		goto drop;
+	/* rotation before this record, once what is ahead of it is in the
+	 * old file (whole: a record is never split across files) */
+	keep = f->len - mark;
+	if (!f->has_records && period_over(f, now))
+		f->started_ms = now; /* an empty file is never moved: it starts this period */
+	if (!f->cf->pipe && f->fd >= 0 && f->has_records && now >= f->move_retry_ms &&
+	    (period_over(f, now) ||
+	     (f->cf->max_size && f->size + f->len > f->cf->max_size))) {
+		if (!(rec = malloc(keep)))
+			goto drop;
 		memcpy(rec, f->buf + mark, keep);
 		f->len = mark;
 		drain(f);
-		if (rotate(f) < 0)
-			report(f, "move", errno);
-		put(f, rec, keep);
+		if (f->head_done == 0)
+			rotate(f);
+		put(f, rec, keep); /* room was there */
 		free(rec);
 	}
+	if (end_record(f) < 0)
+		goto drop;
 	f->has_records = true;
 	return;
-oom:
+drop:
 	f->len = mark;
-	c->dropped++;
+	drop(c, f);
 }
 
 int acct_csv_flush(void *ctx)
@@ -659,19 +757,44 @@ int acct_csv_flush(void *ctx)
 		struct csv_file *f = &c->f[i];
 
 		if (!f->cf->pipe && f->fd >= 0 && f->has_records && !f->len && f->cf->move_interval_ms &&
-		    now - f->started_ms >= (int64_t)f->cf->move_interval_ms && rotate(f) < 0)
-			report(f, "move", errno);
+		    now >= f->move_retry_ms && period_over(f, now))
+			rotate(f);
 	}
-	for (size_t i = 0; i < c->n; i++)
-		if (c->f[i].len || c->f[i].fd < 0)
-			if (file_flush(c, &c->f[i]) < 0)
-				ret = -EIO;
+	for (size_t i = 0; i < c->n; i++) {
+		int r = c->f[i].len || c->f[i].fd < 0 ? file_flush(&c->f[i]) : 0;
+
+		if (r < 0 && ret == 0)
+			ret = r;
+	}
 	return ret;
 }
 
 uint64_t acct_csv_dropped(const struct acct_csv *c)
 {
 	return c ? c->dropped : 0;
+}
+
+uint64_t acct_csv_dropped_total(void)
+{
+	return __atomic_load_n(&dropped_total, __ATOMIC_RELAXED);
+}
+
+/* A pipe's last records: written while the program takes them, for up
+ * to 2 seconds in all (a program that stopped reading cannot hold up a
+ * shutdown). */
+static void drain_pipe_last(struct csv_file *f)
+{
+	int64_t end = now_ms() + 2000;
+
+	while (f->fd >= 0 && f->len && now_ms() < end) {
+		struct pollfd pfd = {.fd = f->fd, .events = POLLOUT};
+		int64_t left = end - now_ms();
+
+		if (drain(f) < 0)
+			break;
+		if (f->len && poll(&pfd, 1, (int)(left > 0 ? left : 0)) < 0 && errno != EINTR)
+			break;
+	}
 }
 
 void acct_csv_close(struct acct_csv *c)
@@ -681,21 +804,46 @@ void acct_csv_close(struct acct_csv *c)
 	for (size_t i = 0; i < c->n; i++) {
 		struct csv_file *f = &c->f[i];
 
-		if (f->fd >= 0 && f->len) {
-			if (f->cf->pipe)
-				fcntl(f->fd, F_SETFL, 0); /* the last records: wait for the program */
-			drain(f);
-		}
-		if (f->cf->pipe)
-			stop_pipe(f);
-		else if (f->fd >= 0)
+		if (f->cf->pipe) {
+			drain_pipe_last(f);
+			stop_pipe(f, 2000);
+		} else if (f->fd >= 0) {
+			if (f->len)
+				drain(f);
 			close(f->fd);
+		}
 		for (size_t k = 0; k < f->n_cols; k++)
 			free(f->cols[k]);
 		free(f->buf);
+		free(f->ends);
 	}
 	free(c->f);
 	free(c);
+}
+
+/* A directory that move-to can move into: there and writable. */
+static int check_dir(const char *dir)
+{
+	struct stat st;
+
+	if (stat(dir, &st) < 0)
+		return -errno;
+	if (!S_ISDIR(st.st_mode))
+		return -ENOTDIR;
+	return access(dir, W_OK | X_OK) < 0 ? -errno : 0;
+}
+
+/* The program of a pipe: when its first word is a path, it must be there. */
+static int check_program(const char *cmd)
+{
+	char word[4096];
+	size_t n = strcspn(cmd, " \t");
+
+	if (n >= sizeof(word) || !memchr(cmd, '/', n))
+		return 0;
+	memcpy(word, cmd, n);
+	word[n] = '\0';
+	return access(word, X_OK) < 0 ? -errno : 0;
 }
 
 int acct_csv_open(struct acct_csv **out, const struct config_acct_file *files, size_t n, char *err, size_t cap)
@@ -721,9 +869,19 @@ int acct_csv_open(struct acct_csv **out, const struct config_acct_file *files, s
 				snprintf(err, cap, "out of memory");
 			break;
 		}
-		if ((ret = start(f)) < 0)
-			snprintf(err, cap, "acct-file %s%s (line %d): %s", f->cf->pipe ? "|" : "", f->cf->path,
+		if (f->cf->move_to && !f->cf->pipe && (ret = check_dir(f->cf->move_to)) < 0) {
+			snprintf(err, cap, "acct-file %s (line %d): move-to %s: %s", f->cf->path, f->cf->line,
+				 f->cf->move_to, strerror(-ret));
+			break;
+		}
+		if (f->cf->pipe && (ret = check_program(f->cf->path)) < 0) {
+			snprintf(err, cap, "acct-file |%s (line %d): the program cannot be run: %s", f->cf->path,
 				 f->cf->line, strerror(-ret));
+			break;
+		}
+		if ((ret = start(f)) < 0)
+			snprintf(err, cap, "acct-file %s%s (line %d): %s", prefix(f), f->cf->path, f->cf->line,
+				 strerror(-ret));
 		else
 			drain(f);
 	}

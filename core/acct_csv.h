@@ -9,20 +9,29 @@
  * expiration b (bounceCat message-expired), transient t (and, for one
  * without an SMTP reply, a queue-wide tq once per queue and diagnostic per
  * second), reception r, feedback report f. `records` picks the types (default d,b);
- * `record-fields TYPE LIST` the fields (`*` all, `!name` drop one,
- * `header_NAME` a message header: written empty, the events carry no
- * headers yet). Times are UNIX time_t seconds (the guide's default).
+ * `record-fields TYPE LIST` the fields, in that order (`*` the default
+ * fields not listed yet, `!name` drops one, `header_NAME` a message header;
+ * `timeImprinted` written empty). Columns: `type`, then each type's fields
+ * (d b t tq r f rb rs), a field kept at its first place. Times are UNIX
+ * time_t seconds (the guide's default). Values are valid UTF-8.
  *
  * Files: opened for appending (the header is written when the file is
  * empty). Before a record, the file is moved when it is not empty and
- * either move-interval has passed since it was started or the record
- * would take it past max-size: renamed to NAME-YYYY-MM-DD-HHMMSS[.n].EXT
- * in move-to (default: its own directory); then archives there older than
- * delete-after are removed. Pipes: the program runs under /bin/sh -c with
- * the records on its standard input (header first), written without
- * blocking; while it does not keep up, records wait in memory up to 4 MiB,
- * then are dropped and counted; a program that exits is restarted at the
- * next flush, at most once a second.
+ * either its move-interval period has ended or the record
+ * would take it past max-size: renamed (copied across file systems) to
+ * NAME-YYYY-MM-DD-HHMM[.n].EXT (UTC, the start of its move-interval period:
+ * periods are aligned, 1d moves at midnight) in move-to (default: its own directory);
+ * then archives there older than delete-after are removed. A failed move
+ * keeps the file in use, retried a second later. A failed write (disk
+ * full) cuts the file back to its last whole record: the records wait in
+ * memory (up to 64 MiB) and acct_csv_flush() fails, so the log's flush
+ * fails and the spool's outbox keeps them too (queue/outbox.h).
+ * Pipes: the program runs under /bin/sh -c with the records on its
+ * standard input (header first), written without blocking; while it does
+ * not keep up, records wait in memory up to 4 MiB, then are dropped and
+ * counted (acct_csv_dropped_total(): never a stall, never a failed flush);
+ * a program that exits is started again a second later and gets the
+ * record it took part of again, whole.
  *
  * Threads: like struct acct_log, one thread (the log's). Errors are
  * reported once per file and state change on stderr; they never fail the
@@ -49,6 +58,9 @@ int acct_csv_flush(void *ctx);
 
 /* Records dropped in all (pipes that did not keep up, files that failed). */
 uint64_t acct_csv_dropped(const struct acct_csv *c);
+/* The same over every writer of the process (any thread: the metric
+ * salvo_acct_csv_dropped_total). */
+uint64_t acct_csv_dropped_total(void);
 
 /* Flush, close files, end pipes (their stdin closed; waited for). NULL: no-op. */
 void acct_csv_close(struct acct_csv *c);

@@ -2,7 +2,10 @@
  * acct_csv_fields.h - the field names of PowerMTA's CSV accounting records
  * (User's Guide §11.2) that <acct-file> writes, in their default order; the
  * parser checks `record-fields` against them, acct_csv.c fills them.
- * `header_NAME` (a message header) is accepted too.
+ * `header_NAME` (a message header) is accepted too, and the fields of
+ * acct_csv_extra_fields: PowerMTA's, not in its default set, written empty
+ * (Salvo has nothing to put there: timeImprinted is the time of
+ * gm-imprinting, which Salvo does not do).
  */
 #ifndef SALVO_ACCT_CSV_FIELDS_H
 #define SALVO_ACCT_CSV_FIELDS_H
@@ -14,5 +17,9 @@ static const char *const acct_csv_fields[] = {
 };
 
 #define ACCT_CSV_N_FIELDS (sizeof(acct_csv_fields) / sizeof(acct_csv_fields[0]))
+
+static const char *const acct_csv_extra_fields[] = {"timeImprinted"};
+
+#define ACCT_CSV_N_EXTRA_FIELDS (sizeof(acct_csv_extra_fields) / sizeof(acct_csv_extra_fields[0]))
 
 #endif

@@ -541,9 +541,11 @@ static int write_prefix(struct acct_log *log, size_t len)
 
 int acct_log_flush(struct acct_log *log)
 {
-	if (log->tap.flush)
-		log->tap.flush(log->tap.ctx);
-	return write_prefix(log, log->buf.len);
+	int tr = log->tap.flush ? log->tap.flush(log->tap.ctx) : 0, ret = write_prefix(log, log->buf.len);
+
+	/* a tap that could not write keeps its records (acct_csv.c): the
+	 * outbox must keep them too, so its failure is the flush's */
+	return ret < 0 ? ret : tr;
 }
 
 /* Archive name for a rotation at ms: acct-YYYYMMDDTHHMMSS.mmmZ.jsonl. */

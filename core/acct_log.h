@@ -165,7 +165,9 @@ void acct_log_close(struct acct_log *log);
 /* A second writer fed from the same events (PowerMTA's CSV files,
  * core/acct_csv.c): write() gets each event acct_log_write() accepts (in
  * the log's thread, the event borrowed for the call), flush() each
- * acct_log_flush(). Its errors are its own: the JSON log ignores them.
+ * acct_log_flush(). write()'s errors are its own; a flush() that fails
+ * (records kept, retried at the next flush) fails acct_log_flush() too,
+ * so the outbox keeps the entries until both writers have them.
  * NULL removes it. The log does not own ctx. */
 struct acct_tap {
 	int (*write)(void *ctx, const struct acct_event *ev);

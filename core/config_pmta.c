@@ -589,7 +589,8 @@ int cp_open_acct_file(struct parser *p, char *arg)
 static int d_records(struct parser *p, const struct directive *d, char *v)
 {
 	unsigned mask = 0;
-	char sb[CP_SHOW_BUF];
+	char sb[CP_SHOW_BUF], bad[CP_SHOW_BUF] = "";
+	size_t n_bad = 0;
 
 	for (char *next, *e = v; e; e = next) {
 		int t;
@@ -598,11 +599,20 @@ static int d_records(struct parser *p, const struct directive *d, char *v)
 		if (next)
 			*next++ = '\0';
 		e = cp_trim(e);
-		if ((t = acct_type(e)) < 0)
-			return cp_err(p, "unknown record type \"%s\" for %s (expected d, b, t, tq, r, f, rb, rs)",
-				      cp_show(sb, e), d->name);
+		if (!*e)
+			return cp_err(p, "empty record type in the list for %s (e.g. \"records d,b,t\")", d->name);
+		if ((t = acct_type(e)) < 0) {
+			/* every unknown one in the one message */
+			size_t at = strlen(bad);
+
+			snprintf(bad + at, sizeof(bad) - at, "%s\"%s\"", n_bad++ ? ", " : "", cp_show(sb, e));
+			continue;
+		}
 		mask |= 1u << t;
 	}
+	if (n_bad)
+		return cp_err(p, "unknown record type%s %s for %s (expected d, b, t, tq, r, f, rb, rs)", n_bad > 1 ? "s" : "",
+			      bad, d->name);
 	cur_acct(p)->records = mask;
 	return 0;
 }
@@ -618,27 +628,40 @@ static int d_record_fields(struct parser *p, const struct directive *d, char *v)
 		*list++ = '\0';
 		list = cp_trim(list);
 	}
-	if ((t = acct_type(v)) < 0 || !*list)
+	if (!*list)
 		return cp_err(p, "%s wants a record type and fields: \"record-fields d *,!orcpt\", not \"%s\"",
 			      d->name, cp_show(sb, v));
+	if ((t = acct_type(v)) < 0)
+		return cp_err(p, "unknown record type \"%s\" for %s (expected d, b, t, tq, r, f, rb, rs)",
+			      cp_show(sb, v), d->name);
 	for (char *s = list; *s; s++)
 		if (*s == ' ' || *s == '\t')
 			return cp_err(p, "invalid field list \"%s\" for %s (comma-separated, no spaces)",
 				      cp_show(sb, list), d->name);
 	{
-		char *copy = strdup(list), *save = NULL;
+		char *copy = strdup(list);
 		int rc = 0;
 
 		if (!copy)
 			return cp_oom(p);
-		for (char *f = strtok_r(copy, ",", &save); f && rc == 0; f = strtok_r(NULL, ",", &save)) {
+		for (char *next, *f = copy; f && rc == 0; f = next) {
 			const char *name = f + (*f == '!');
-			bool known = !strcmp(name, "*");
+			bool known;
 
+			if ((next = strchr(f, ',')))
+				*next++ = '\0';
+			known = !strcmp(name, "*");
+			if (!*name) {
+				rc = cp_err(p, "empty field in \"%s\" for %s (\"!\" and \",\" want a field name on their "
+					    "right)", cp_show(sb, list), d->name);
+				break;
+			}
 			if (!strncasecmp(name, "header_", 7) && name[7])
 				continue; /* any header: engine/acct_headers.c takes it from the message */
 			for (size_t i = 0; i < ACCT_CSV_N_FIELDS && !known; i++)
 				known = !strcasecmp(name, acct_csv_fields[i]);
+			for (size_t i = 0; i < ACCT_CSV_N_EXTRA_FIELDS && !known; i++)
+				known = !strcasecmp(name, acct_csv_extra_fields[i]);
 			if (!known)
 				rc = cp_err(p, "unknown field \"%s\" for %s (e.g. %s, %s, %s, header_NAME)", cp_show(sb, name),
 					    d->name, acct_csv_fields[1], acct_csv_fields[4], acct_csv_fields[10]);

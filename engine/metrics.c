@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/acct_csv.h"
 #include "core/config.h"
 #include "core/json_str.h"
 #include "engine/api.h"
@@ -148,6 +149,8 @@ void api_metrics(struct engine *eng, struct http_request *req)
 	rc |= head(&b, "salvo_acct_outbox_entries", "gauge",
 		   "Spool commits whose accounting records are not yet known written to the log (queue/outbox.h).") |
 	      json_buf_printf(&b, "salvo_acct_outbox_entries %llu\n", (unsigned long long)outbox);
+	rc |= total(&b, "salvo_acct_csv_dropped_total", "<acct-file> records dropped: a pipe's program did not keep up "
+		    "(4 MiB waiting), or a file stayed unwritable (64 MiB waiting).", acct_csv_dropped_total());
 	rc |= head(&b, "salvo_uptime_seconds", "gauge", "Seconds since salvod started.") |
 	      json_buf_printf(&b, "salvo_uptime_seconds %lld\n", (long long)((wall_now_ms() - eng->started_ms) / 1000));
 	rc |= per_queue(&b, &s, "salvo_queue_size", "gauge", "Recipients queued (ready, waiting and in flight).", 0, 1);

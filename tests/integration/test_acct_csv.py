@@ -13,7 +13,8 @@
             header_Subject and header_X-Campaign-Id (a folded header) from the message; a DSN
             with Action: delayed for a delivered message is an rs record (remote status)
   rotate    move-interval 2s with move-to: a record after the interval moves the file to
-            NAME-YYYY-MM-DD-HHMMSS.csv in move-to, and the new file starts with the header
+            NAME-YYYY-MM-DD-HHMM[.n].csv in move-to (the start of the aligned period), and the new
+            file starts with the header
 """
 
 import csv
@@ -186,7 +187,7 @@ def test_rotate(env):
     if len(moved) != 1:
         raise Fail("archive holds %r" % moved)
     import re
-    if not re.search(r"/acct-\d{4}-\d\d-\d\d-\d{6}\.csv$", moved[0]):
+    if not re.search(r"/acct-\d{4}-\d\d-\d\d-\d{4}(\.\d+)?\.csv$", moved[0]):
         raise Fail("archive name %s" % moved[0])
     h1, r1 = read_csv(moved[0])
     h2, r2 = read_csv(path)

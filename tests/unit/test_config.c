@@ -1296,6 +1296,45 @@ static void test_pmta_misc(void **state)
 	}
 	expect_err("<acct-file /a.csv>\n records d,x\n</acct-file>\n",
 		   "test.conf:2: unknown record type \"x\" for records (expected d, b, t, tq, r, f, rb, rs)");
+	/* records and record-fields: every malformed value refused with its line */
+	expect_err("<acct-file /a.csv>\n records x,d,y\n</acct-file>\n",
+		   "test.conf:2: unknown record types \"x\", \"y\" for records (expected d, b, t, tq, r, f, rb, rs)");
+	expect_err("<acct-file /a.csv>\n records d,,b\n</acct-file>\n",
+		   "test.conf:2: empty record type in the list for records (e.g. \"records d,b,t\")");
+	expect_err("<acct-file /a.csv>\n records d,\n</acct-file>\n",
+		   "test.conf:2: empty record type in the list for records (e.g. \"records d,b,t\")");
+	expect_err("<acct-file /a.csv>\n\n record-fields d rcpt,nosuchfield\n</acct-file>\n",
+		   "test.conf:3: unknown field \"nosuchfield\" for record-fields (e.g. timeLogged, rcpt, bounceCat, "
+		   "header_NAME)");
+	expect_err("<acct-file /a.csv>\n record-fields d !\n</acct-file>\n",
+		   "test.conf:2: empty field in \"!\" for record-fields (\"!\" and \",\" want a field name on their right)");
+	expect_err("<acct-file /a.csv>\n record-fields b rcpt,,orig\n</acct-file>\n",
+		   "test.conf:2: empty field in \"rcpt,,orig\" for record-fields (\"!\" and \",\" want a field name on "
+		   "their right)");
+	expect_err("<acct-file /a.csv>\n record-fields d rcpt,\n</acct-file>\n",
+		   "test.conf:2: empty field in \"rcpt,\" for record-fields (\"!\" and \",\" want a field name on their "
+		   "right)");
+	expect_err("<acct-file /a.csv>\n record-fields zz rcpt\n</acct-file>\n",
+		   "test.conf:2: unknown record type \"zz\" for record-fields (expected d, b, t, tq, r, f, rb, rs)");
+	expect_err("<acct-file /a.csv>\n record-fields d\n</acct-file>\n",
+		   "test.conf:2: record-fields wants a record type and fields: \"record-fields d *,!orcpt\", not \"d\"");
+	expect_err("<acct-file /a.csv>\n record-fields d rcpt, orig\n</acct-file>\n",
+		   "test.conf:2: invalid field list \"rcpt, orig\" for record-fields (comma-separated, no spaces)");
+	expect_err("<acct-file /a.csv>\n record-fields d header_\n</acct-file>\n",
+		   "test.conf:2: unknown field \"header_\" for record-fields (e.g. timeLogged, rcpt, bounceCat, "
+		   "header_NAME)");
+	{
+		/* PowerMTA's own forms: "records d, b", the long type names,
+		 * timeImprinted (not in the defaults), `!` after `*` */
+		struct config c3;
+
+		load_ok(&c3, "<acct-file /a.csv>\n records d, b,transient-queue\n"
+			     " record-fields bounce jobId,dsnDiag,*,!timeImprinted,!dlvEsmtpAvailable,!rcpt\n"
+			     " record-fields d timeLogged,timeQueued,timeImprinted,orig\n</acct-file>\n");
+		assert_int_equal(c3.acct_files[0].records, CONFIG_ACCT_D | CONFIG_ACCT_B | CONFIG_ACCT_TQ);
+		assert_string_equal(c3.acct_files[0].record_fields[0], "timeLogged,timeQueued,timeImprinted,orig");
+		config_free(&c3);
+	}
 	expect_err("smtp-listener 0/0:25 tls=maybe\n",
 		   "test.conf:1: unknown option \"tls=maybe\" for smtp-listener (expected source=NAME or tls=yes|no)");
 	expect_err("<domain *>\n dk-sign maybe\n</domain>\n", "test.conf:2: invalid boolean \"maybe\" for dk-sign");
