@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "core/acct_log.h"
+#include "core/config.h"
 #include "engine/api.h"
 #include "engine/campaign.h"
 #include "engine/engine.h"
@@ -215,22 +216,20 @@ static void get_campaigns(struct engine *eng, struct http_request *req)
 	uint32_t n = campaigns_count(eng->campaigns), id, after = 0;
 	const char *paused = http_query(req, "paused"), *lim = http_query(req, "limit"),
 		   *aft = http_query(req, "after");
-	unsigned long limit = CAMPAIGN_PAGE_MAX;
+	uint64_t limit = CAMPAIGN_PAGE_MAX, v;
 	json_t *arr, *next = json_null();
-	char *end;
 
 	if (paused && strcmp(paused, "true") && strcmp(paused, "false")) {
 		http_reply_error(req, 400, "paused must be true or false", "paused");
 		return;
 	}
-	if (lim && (!*lim || (limit = strtoul(lim, &end, 10), *end) || limit < 1 || limit > CAMPAIGN_PAGE_MAX)) {
+	/* digits only (config_parse_uint): strtoul would take "+5" and " 5" */
+	if (lim && config_parse_uint(lim, 1, CAMPAIGN_PAGE_MAX, &limit) < 0) {
 		http_reply_error(req, 400, "limit must be a number from 1 to 10000", "limit");
 		return;
 	}
 	if (aft) {
-		unsigned long v;
-
-		if (!*aft || aft[0] == '-' || (v = strtoul(aft, &end, 10), *end) || v > UINT32_MAX) {
+		if (config_parse_uint(aft, 0, UINT32_MAX, &v) < 0) {
 			http_reply_error(req, 400, "after must be the `next` cursor of a previous page", "after");
 			return;
 		}

@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "core/acct_log.h"
+#include "core/config.h"
 #include "engine/api.h"
 #include "engine/engine.h"
 #include "net/http_server.h"
@@ -135,14 +136,14 @@ void api_inspect_queue(struct engine *eng, struct http_request *req, const char 
 	int ret;
 
 	if (lim) {
-		char *end;
-		unsigned long v = strtoul(lim, &end, 10);
+		uint64_t v;
 
-		if (!*lim || *end || v < 1 || v > PAGE_MAX) {
+		/* digits only: strtoul would take "+5", " 5" and wrap "-1" */
+		if (config_parse_uint(lim, 1, PAGE_MAX, &v) < 0) {
 			http_reply_error(req, 400, "limit must be a number from 1 to 1000", "limit");
 			return;
 		}
-		pg.limit = v;
+		pg.limit = (size_t)v;
 	}
 	if (after && cursor_parse(after, &after_id, &after_idx) < 0) {
 		http_reply_error(req, 400, "after must be the `next` cursor of a previous page", "after");
