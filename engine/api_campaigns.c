@@ -18,7 +18,8 @@
  * before any recipient reaches a shard.
  *
  * Errors answer {"error", "field"}: `id` for a bad campaign id, `body`
- * for a body that is not a JSON object, the name of an unknown field.
+ * for a body that is not a JSON object, the name of an unknown field
+ * (api_action_body, which the queue actions use too).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -262,32 +263,38 @@ static bool valid_id(const char *s, size_t n)
 	return campaign_name_ok(s, n);
 }
 
-/* An action's body: empty, or a JSON object with no fields (none are
- * defined yet); anything else names what is wrong. */
-static bool body_ok(struct http_request *req)
+bool api_action_body(struct http_request *req, const char *const *known, json_t **out)
 {
 	json_error_t jerr;
-	json_t *j;
+	json_t *j, *v;
 	const char *key;
-	json_t *v;
 
+	if (out)
+		*out = NULL;
 	if (!req->body_len)
 		return true;
-	if (!(j = json_loads(req->body, 0, &jerr)) || !json_is_object(j)) {
+	if (!(j = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr)) || !json_is_object(j)) {
 		json_decref(j);
 		http_reply_error(req, 400, "the body must be a JSON object (or empty)", "body");
 		return false;
 	}
 	json_object_foreach(j, key, v) {
 		char msg[200];
+		size_t i = 0;
 
-		(void)v;
-		snprintf(msg, sizeof(msg), "unknown field %s", key);
+		while (known[i] && strcmp(known[i], key))
+			i++;
+		if (known[i])
+			continue;
+		snprintf(msg, sizeof(msg), "unknown field %.100s", key);
 		http_reply_error(req, 400, msg, key);
 		json_decref(j);
 		return false;
 	}
-	json_decref(j);
+	if (out)
+		*out = j;
+	else
+		json_decref(j);
 	return true;
 }
 
@@ -338,8 +345,8 @@ bool api_campaigns_route(struct engine *eng, struct http_request *req)
 		http_reply_error(req, 400, "invalid campaign id (1 to 127 bytes, no control characters)", "id");
 		return true;
 	}
-	if (!body_ok(req))
-		return true;
+	if (!api_action_body(req, (const char *const[]){NULL}, NULL))
+		return true; /* no fields are defined yet */
 	memcpy(name, rest, n);
 	name[n] = '\0';
 	if (campaign_action(eng, req, name, strcmp(slash + 1, "pause") == 0) < 0)

@@ -114,6 +114,16 @@ def of_type(recs, t):
     return [r for r in recs if r.get("type") == t]
 
 
+def unique(recs):
+    """After a kill -9 the outbox may log a record twice, as the same event_id."""
+    seen, out = set(), []
+    for r in recs:
+        if r.get("event_id") not in seen:
+            seen.add(r.get("event_id"))
+            out.append(r)
+    return out
+
+
 def campaigns():
     st, j = api("GET", "/api/v1/campaigns")
     if st != 200:
@@ -255,6 +265,21 @@ def test_input(env):
 
     problems()
 
+    # ---- queue actions take the same bodies as campaign actions ----
+    for verb, body, field in (("resume", b'{"force":true}', "force"), ("resume", b"[]", "body"),
+                              ("resume", b"not json", "body"), ("retry", b'{"now":1}', "now"),
+                              ("mode", b'{"mode":"normal","x":1}', "x"), ("mode", b"{bad", "body"),
+                              ("mode", b'{"mode":"turbo"}', "mode"), ("mode", b"", "mode")):
+        st, j = api("POST", "/api/v1/queues/held.test/" + verb, raw=body)
+        refused("queue %s with %r" % (verb, body), st, j, field)
+    st, j = api("POST", "/api/v1/queues/held.test/frob")
+    refused("queue action frob", st, j, "action", codes=(404,))
+    problems()
+    wait_until(lambda: api("GET", "/api/v1/queues/held.test")[0] == 200, 5, what="held.test in the queue list")
+    st, j = api("GET", "/api/v1/queues/held.test")
+    if st != 200 or j.get("mode") != "paused":
+        raise Fail("a refused resume changed the queue: %d %r" % (st, j))
+
     # ---- a queue that does not exist ----
     st, j = api("POST", "/api/v1/queues/ghost.test/pause")
     if st != 200:
@@ -364,7 +389,7 @@ def test_delete_kill(env):
         return fin >= set(rcpts)
     wait_until(settled, 30 * harness.SLOW, what="every recipient delivered or cancelled")
     time.sleep(1.5)
-    recs = d.acct()
+    recs = unique(d.acct())
     delivered = [r["recipient"] for r in of_type(recs, "delivery")]
     cancelled = [r["recipient"] for r in of_type(recs, "cancelled")]
     if set(delivered) & set(cancelled):
@@ -376,8 +401,12 @@ def test_delete_kill(env):
     got = set()
     for a in sink.arrivals():
         got |= {r.lower() for r in a.rcpt_to}
-    if got & set(cancelled):
-        raise Fail("the receiver got cancelled recipients: %r" % sorted(got & set(cancelled))[:5])
+    # a transaction the receiver took but salvod had not recorded when killed: at
+    # the restart it is cancelled (never sent again); only one in flight can be
+    both = got & set(cancelled)
+    if len(both) > out["in_flight"]:
+        raise Fail("the receiver got %d cancelled recipients, %d were in flight: %r"
+                   % (len(both), out["in_flight"], sorted(both)[:5]))
     late = len(cancelled) - out["deleted"]
     if late < 0 or late > out["in_flight"]:
         raise Fail("%d cancelled for deleted=%d in_flight=%d" % (len(cancelled), out["deleted"], out["in_flight"]))
@@ -388,8 +417,9 @@ def test_delete_kill(env):
     st, again = api("POST", "/api/v1/delete", {"campaign": "blast"})
     if st != 200 or again.get("deleted") != 0:
         raise Fail("a second delete: %d %r" % (st, again))
-    log("delete + kill -9 at full speed: %d delivered, %d cancelled (deleted %d, in flight %d); counters agree"
-        % (len(delivered), len(cancelled), out["deleted"], out["in_flight"]))
+    log("delete + kill -9 at full speed: %d delivered, %d cancelled (deleted %d, in flight %d, %d of them had"
+        " reached the receiver); counters agree" % (len(delivered), len(cancelled), out["deleted"], out["in_flight"],
+                                                   len(both)))
 
 
 def test_dsn_bounce(env):
