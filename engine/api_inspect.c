@@ -199,7 +199,11 @@ static void get_message(struct engine *eng, struct http_request *req, const char
 	char cur[40];
 	int ret;
 
+	/* the id as the API and the log write it; upper-case hex is the same id */
 	snprintf(cur, sizeof(cur), "%.16s.0", hex);
+	for (char *c = cur; *c; c++)
+		if (*c >= 'A' && *c <= 'F')
+			*c = (char)(*c - 'A' + 'a');
 	if (strlen(hex) != 16 || cursor_parse(cur, &id, &dummy) < 0) {
 		http_reply_error(req, 400, "a message id is 16 hex digits", "id");
 		return;
@@ -233,7 +237,8 @@ static void get_message(struct engine *eng, struct http_request *req, const char
 			rcpts = NULL;
 		}
 	}
-	j = rcpts ? json_pack("{s:s, s:o, s:o, s:o, s:I, s:o, s:b, s:o, s:o}", "id", hex, "sender", text(m.sender),
+	cur[16] = '\0'; /* the id, lower case */
+	j = rcpts ? json_pack("{s:s, s:o, s:o, s:o, s:I, s:o, s:b, s:o, s:o}", "id", cur, "sender", text(m.sender),
 			      "campaign", m.campaign[0] ? text(m.campaign) : json_null(), "source_ip",
 			      m.source_ip[0] ? text(m.source_ip) : json_null(), "size", (json_int_t)m.body_len,
 			      "received", time_or_null(m.arrival_ms), "smtputf8", m.smtputf8, "headers", headers_of(&m),

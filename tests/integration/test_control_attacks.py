@@ -32,6 +32,9 @@ were built against.
   dsn-bounce   delete with dsn:true for mail whose sender's domain rejects everything:
                the DSN is tried once, bounces, and makes no DSN of its own (no loop); the
                deleted recipients are cancelled exactly once.
+  double       six overlapping deletes (campaign, sender in two cases, queue, older_than 0)
+               of 500 held recipients at once: the answers sum to 500, one `cancelled`
+               record each, the campaign's queued count 0.
   many         10,000 distinct X-Job campaigns (one message each) held in a paused queue:
                GET /api/v1/campaigns pages of 1000 show each exactly once; the time of a
                page and the daemon's RSS growth are measured and bounded (loosely).
@@ -40,6 +43,7 @@ were built against.
 import json
 import os
 import socket
+import subprocess
 import threading
 import time
 import urllib.error
@@ -262,6 +266,15 @@ def test_input(env):
         refused("message %s" % mid, st, j, "id")
     st, j = api("GET", "/api/v1/messages/0000000000000001")
     refused("an unknown message", st, j, "id", codes=(404,))
+    mid = api("GET", "/api/v1/queues/held.test/recipients?limit=1")[1]["recipients"][0]["id"]
+    st, j = api("GET", "/api/v1/messages/" + mid.upper())
+    if st != 200 or j.get("id") != mid:
+        raise Fail("message %s in upper case: %d %r" % (mid, st, j))
+    for arg in ("a b", "0123?limit=1", "../status"):
+        p = subprocess.run([harness.SALVOCTL, "--api", "http://%s:%d" % harness.SALVOD_HTTP, "message", arg],
+                           capture_output=True, text=True, timeout=30)
+        if p.returncode != 1 or "id" not in p.stderr:
+            raise Fail("salvoctl message %r: %d %r %r" % (arg, p.returncode, p.stdout, p.stderr))
 
     problems()
 
@@ -455,6 +468,40 @@ def test_dsn_bounce(env):
         % (len(to_sender), tries))
 
 
+def test_double(env):
+    held_env(env)
+    d = env.salvod_daemon()
+    d.start()
+    api("POST", "/api/v1/queues/held.test/pause")
+    rcpts = ["d%03d@held.test" % i for i in range(500)]
+    for i in range(0, 500, 100):
+        inject(rcpts[i:i + 100], campaign="dd")
+    wait_until(lambda: len(queued("held.test")) == 500, 10, what="500 queued")
+    bodies = [{"campaign": "dd"}, {"sender": SENDER}, {"queue": "held.test"}, {"campaign": "dd", "older_than": "0"},
+              {"campaign": "dd"}, {"sender": SENDER.upper()}]
+    outs = [None] * len(bodies)
+
+    def one(i):
+        outs[i] = api("POST", "/api/v1/delete", bodies[i])
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(bodies))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if any(st != 200 or o.get("in_flight") for st, o in outs):
+        raise Fail("overlapping deletes: %r" % outs)
+    total = sum(o["deleted"] for st, o in outs)
+    time.sleep(0.5)
+    cancelled = [r["recipient"] for r in of_type(d.acct(), "cancelled")]
+    if total != 500 or sorted(cancelled) != sorted(rcpts) or queued("held.test"):
+        raise Fail("overlapping deletes answered %r (sum %d), %d cancelled records (%d distinct)"
+                   % ([o["deleted"] for st, o in outs], total, len(cancelled), len(set(cancelled))))
+    c = campaigns()["dd"]
+    if c["queued"] != 0 or c["received"] != 500:
+        raise Fail("campaign dd after the deletes: %r" % c)
+    log("6 overlapping deletes of 500: answered %r, 500 cancelled once each" % [o["deleted"] for st, o in outs])
+
+
 def rss_kb(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -509,4 +556,4 @@ def test_many(env):
 
 
 if __name__ == "__main__":
-    harness.main([test_input, test_paging, test_queue_pause, test_delete_kill, test_dsn_bounce, test_many])
+    harness.main([test_input, test_paging, test_queue_pause, test_delete_kill, test_dsn_bounce, test_double, test_many])
