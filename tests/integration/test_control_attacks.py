@@ -35,6 +35,9 @@ were built against.
   double       six overlapping deletes (campaign, sender in two cases, queue, older_than 0)
                of 500 held recipients at once: the answers sum to 500, one `cancelled`
                record each, the campaign's queued count 0.
+  counters     a campaign of 200: 50 rejected (550), 50 deferred once, the rest delivered;
+               kill -9 mid-stream. Its counters (received, queued, deferred, delivered,
+               bounced) agree with the accounting log, live and after a kill -9 and a SIGTERM.
   many         10,000 distinct X-Job campaigns (one message each) held in a paused queue:
                GET /api/v1/campaigns pages of 1000 show each exactly once; the time of a
                page and the daemon's RSS growth are measured and bounded (loosely).
@@ -502,6 +505,48 @@ def test_double(env):
     log("6 overlapping deletes of 500: answered %r, 500 cancelled once each" % [o["deleted"] for st, o in outs])
 
 
+def test_counters(env):
+    env.dns(mx={"cnt.test": [(10, "mx.sink.test")], "senders.test": [(10, "mx.sink.test")]},
+            a={"mx.sink.test": "127.0.0.2"}, check=[("cnt.test", "MX")])
+    env.salvo_sink("sink", "127.0.0.2:25", reject=("^c0[0-4]",), defer_first=("^c1[0-4]",),
+                   extra_args=["--fault", "at=data,delay=20"])
+    d = env.salvod_daemon(default_domain={"retry-after": "2s", "max-smtp-out": "4"})
+    d.start()
+    rcpts = ["c%03d@cnt.test" % i for i in range(200)]
+    for i in range(0, 200, 50):
+        inject(rcpts[i:i + 50], campaign="cc")
+    harness.wait_for_records(env, lambda r: len(of_type(r, "delivery")) >= 30, 30 * harness.SLOW,
+                             what="30 deliveries")
+    d.kill9()
+    d.start()
+
+    def fin():
+        recs = [r for r in unique(d.acct()) if r.get("campaign") == "cc"]
+        return {r["recipient"] for r in recs if r.get("type") in ("delivery", "bounce")}
+    wait_until(lambda: fin() >= set(rcpts), 40 * harness.SLOW, what="every cc recipient delivered or bounced")
+    time.sleep(1.0)
+    for restart in ("live", "kill -9", "SIGTERM"):
+        if restart == "kill -9":
+            d.kill9()
+            d.start()
+        elif restart == "SIGTERM":
+            d.stop()
+            d.start()
+        recs = [r for r in unique(d.acct()) if r.get("campaign") == "cc"]
+        dl = {r["recipient"] for r in of_type(recs, "delivery")}
+        bo = {r["recipient"] for r in of_type(recs, "bounce")}
+        tr = {r["recipient"] for r in of_type(recs, "transient")}
+        if dl & bo or len(dl) != 150 or len(bo) != 50 or not tr:
+            raise Fail("records: %d delivered, %d bounced (%d both), %d deferred once" % (len(dl), len(bo),
+                                                                                        len(dl & bo), len(tr)))
+        c = campaigns().get("cc")
+        want = {"received": 200, "queued": 0, "deferred": 0, "delivered": len(dl), "bounced": len(bo), "expired": 0}
+        if not c or any(c.get(k) != v for k, v in want.items()):
+            raise Fail("campaign cc (%s): %r, the log says %r" % (restart, c, want))
+    log("campaign counters agree with the log (150 delivered, 50 bounced, some deferred first) live, after"
+        " kill -9 and after SIGTERM")
+
+
 def rss_kb(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -551,9 +596,25 @@ def test_many(env):
     rss1 = rss_kb(d.proc.pid)
     if worst > 5 * harness.SLOW or rss1 - rss0 > 200 * 1024:
         raise Fail("paging %d campaigns: worst page %.2fs, RSS %d -> %d kB" % (n, worst, rss0, rss1))
+    # the queue's 10,000 recipients, paged
+    shown, after, rpages = [], None, 0
+    t1 = time.monotonic()
+    while True:
+        st, k = api("GET", "/api/v1/queues/%s/recipients?limit=1000%s" % (dom, "&after=" + after if after else ""))
+        if st != 200:
+            raise Fail("recipients page %d: %d %r" % (rpages, st, k))
+        shown += [r["recipient"] for r in k["recipients"]]
+        rpages += 1
+        after = k["next"]
+        if after is None or rpages > 20:
+            break
+    t_rc = time.monotonic() - t1
+    if len(shown) != n or len(set(shown)) != n:
+        raise Fail("%d recipients paged: %d shown, %d distinct" % (n, len(shown), len(set(shown))))
     log("%d campaigns injected in %.1fs; %d pages of 1000 in %.2fs (worst %.3fs); the default page (%d) in %.2fs;"
-        " salvod RSS %d -> %d kB" % (n, t_inj, pages, t_all, worst, len(j["campaigns"]), t_one, rss0, rss1))
+        " %d recipients in %d pages in %.2fs; salvod RSS %d -> %d kB"
+        % (n, t_inj, pages, t_all, worst, len(j["campaigns"]), t_one, n, rpages, t_rc, rss0, rss1))
 
 
 if __name__ == "__main__":
-    harness.main([test_input, test_paging, test_queue_pause, test_delete_kill, test_dsn_bounce, test_double, test_many])
+    harness.main([test_input, test_paging, test_queue_pause, test_delete_kill, test_dsn_bounce, test_double, test_counters, test_many])
