@@ -29,6 +29,9 @@ were built against.
                receiver got no cancelled one, `cancelled` records beyond `deleted` only from
                those in flight, and the campaign's counters after the restart agree with
                the accounting log (delivered, queued 0). A second delete answers 0.
+  delete-reload  the same (20% of transactions 451, retried after 1s) while four reloads
+               change max-smtp-out: the same invariants without a restart, no cancelled
+               recipient ever reaches the receiver.
   dsn-bounce   delete with dsn:true for mail whose sender's domain rejects everything:
                the DSN is tried once, bounces, and makes no DSN of its own (no loop); the
                deleted recipients are cancelled exactly once.
@@ -438,6 +441,59 @@ def test_delete_kill(env):
                                                    len(both)))
 
 
+def test_delete_reload(env):
+    env.dns(mx={"fast.test": [(10, "mx.sink.test")]}, a={"mx.sink.test": "127.0.0.2"}, check=[("fast.test", "MX")])
+    sink = env.salvo_sink("fast", "127.0.0.2:25", extra_args=["--fault", "at=data,delay=20",
+                                                               "--fault", "at=data,percent=20,reply=451 4.7.1 later"])
+    d = env.salvod_daemon(default_domain={"retry-after": "1s", "max-smtp-out": "8"})
+    d.start()
+    rcpts = ["g%03d@fast.test" % i for i in range(400)]
+    for i in range(0, 400, 100):
+        inject(rcpts[i:i + 100], campaign="blast2")
+    harness.wait_for_records(env, lambda r: len(of_type(r, "delivery")) >= 40, 30 * harness.SLOW,
+                             what="the first deliveries")
+    with open(d.config) as f:
+        text = f.read()
+    reloads = []
+
+    def reload_loop():
+        for i in range(4):
+            with open(d.config, "w") as f:
+                f.write(text.replace("max-smtp-out             8", "max-smtp-out             %d" % (2 + 3 * (i % 2))))
+            reloads.append(api("POST", "/api/v1/reload")[0])
+    t = threading.Thread(target=reload_loop)
+    t.start()
+    st, out = api("POST", "/api/v1/delete", {"campaign": "blast2"})
+    t.join()
+    if st != 200 or reloads != [200] * 4:
+        raise Fail("delete during reloads: %d %r; reloads %r" % (st, out, reloads))
+
+    def settled():
+        recs = d.acct()
+        fin = {r["recipient"] for r in recs if r.get("type") in ("delivery", "cancelled")}
+        return fin >= set(rcpts)
+    wait_until(settled, 30 * harness.SLOW, what="every recipient delivered or cancelled")
+    time.sleep(2.0)   # past a retry: nothing more may come
+    recs = d.acct()
+    delivered = [r["recipient"] for r in of_type(recs, "delivery")]
+    cancelled = [r["recipient"] for r in of_type(recs, "cancelled")]
+    got = set()
+    for a in sink.arrivals():
+        got |= {r.lower() for r in a.rcpt_to}
+    if set(delivered) & set(cancelled) or len(cancelled) != len(set(cancelled)) or got & set(cancelled):
+        raise Fail("delivered and cancelled %r, cancelled twice %d, cancelled at the receiver %r"
+                   % (sorted(set(delivered) & set(cancelled))[:5], len(cancelled) - len(set(cancelled)),
+                      sorted(got & set(cancelled))[:5]))
+    late = len(cancelled) - out["deleted"]
+    if late < 0 or late > out["in_flight"]:
+        raise Fail("%d cancelled for deleted=%d in_flight=%d" % (len(cancelled), out["deleted"], out["in_flight"]))
+    c = campaigns()["blast2"]
+    if c["queued"] != 0 or c["delivered"] != len(delivered):
+        raise Fail("campaign blast2: %r, %d delivered records" % (c, len(delivered)))
+    log("delete during 4 reloads at full speed: %d delivered, %d cancelled (deleted %d, in flight %d)"
+        % (len(delivered), len(cancelled), out["deleted"], out["in_flight"]))
+
+
 def test_dsn_bounce(env):
     env.dns(mx={"held.test": [(10, "mx.sink.test")], "senders.test": [(10, "mx.rej.test")]},
             a={"mx.sink.test": "127.0.0.2", "mx.rej.test": "127.0.0.3"}, check=[("held.test", "MX")])
@@ -617,4 +673,4 @@ def test_many(env):
 
 
 if __name__ == "__main__":
-    harness.main([test_input, test_paging, test_queue_pause, test_delete_kill, test_dsn_bounce, test_double, test_counters, test_many])
+    harness.main([test_input, test_paging, test_queue_pause, test_delete_kill, test_delete_reload, test_dsn_bounce, test_double, test_counters, test_many])
