@@ -217,6 +217,16 @@ def test_input(env):
     if st != 200 or j.get("deleted") != 0:
         raise Fail("delete older_than 1h30m (nothing that old): %d %r" % (st, j))
 
+    # salvoctl: a filter it cannot send must not be dropped (that would widen the delete)
+    ctl = [harness.SALVOCTL, "--api", "http://%s:%d" % harness.SALVOD_HTTP, "delete"]
+    for args in ([b"--queue", b"held.test", b"--campaign", b"\xff"], [b"--queue=held.test", b"--sender=a\xfe@b"],
+                 [b"--queue", b"held.test", b"--queue", b"other.test"], [b"--queue", b"held.test", b"--campaign"]):
+        p = subprocess.run(ctl + args, capture_output=True, timeout=30)
+        if p.returncode == 0:
+            raise Fail("salvoctl delete %r: exit 0 %r" % (args, p.stdout))
+    if len(queued("held.test")) != 5:
+        raise Fail("a refused salvoctl delete deleted mail: %d left" % len(queued("held.test")))
+
     # ---- campaigns ----
     for path, field in ((b"/api/v1/campaigns/%ff%fe/pause", "id"),
                         (b"/api/v1/campaigns/a%ffb/resume", "id"),
