@@ -227,6 +227,13 @@ def test_input(env):
     if len(queued("held.test")) != 5:
         raise Fail("a refused salvoctl delete deleted mail: %d left" % len(queued("held.test")))
 
+    # salvoctl: an id too long to be one is refused before it is encoded (and cut)
+    for verb in ("pause", "resume"):
+        p = subprocess.run([harness.SALVOCTL, "--api", "http://%s:%d" % harness.SALVOD_HTTP, verb, "--campaign",
+                            "\u00e9" * 150], capture_output=True, timeout=30)
+        if p.returncode == 0:
+            raise Fail("salvoctl %s --campaign with a 300-byte id: exit 0 %r" % (verb, p.stdout))
+
     # ---- campaigns ----
     for path, field in ((b"/api/v1/campaigns/%ff%fe/pause", "id"),
                         (b"/api/v1/campaigns/a%ffb/resume", "id"),
