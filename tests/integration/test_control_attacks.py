@@ -667,7 +667,10 @@ def test_many(env):
     st, j = api("GET", "/api/v1/campaigns")
     t_one = time.monotonic() - t1
     rss1 = rss_kb(d.proc.pid)
-    if worst > 5 * harness.SLOW or rss1 - rss0 > 200 * 1024:
+    # measured: +33 MB for 10,000 queued messages and campaigns; ASan's shadow about 5x that
+    with open("/proc/%d/maps" % d.proc.pid) as f:
+        asan = "libasan" in f.read()
+    if worst > 5 * harness.SLOW or rss1 - rss0 > (600 if asan else 120) * 1024:
         raise Fail("paging %d campaigns: worst page %.2fs, RSS %d -> %d kB" % (n, worst, rss0, rss1))
     # the queue's 10,000 recipients, paged
     shown, after, rpages = [], None, 0
