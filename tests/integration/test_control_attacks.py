@@ -41,6 +41,8 @@ were built against.
   counters     a campaign of 200: 50 rejected (550), 50 deferred once, the rest delivered;
                kill -9 mid-stream. Its counters (received, queued, deferred, delivered,
                bounced) agree with the accounting log, live and after a kill -9 and a SIGTERM.
+  pause-kill   campaign P paused before its mail exists, Q in the same queue delivered; kill
+               -9; P still paused (never attempted); resumed: both delivered exactly once.
   many         10,000 distinct X-Job campaigns (one message each) held in a paused queue:
                GET /api/v1/campaigns pages of 1000 show each exactly once; the time of a
                page and the daemon's RSS growth are measured and bounded (loosely).
@@ -620,6 +622,51 @@ def test_counters(env):
         " kill -9 and after SIGTERM")
 
 
+def test_pause_kill(env):
+    env.dns(mx={"pk.test": [(10, "mx.sink.test")]}, a={"mx.sink.test": "127.0.0.2"}, check=[("pk.test", "MX")])
+    sink = env.salvo_sink("sink", "127.0.0.2:25")
+    d = env.salvod_daemon(default_domain={"retry-after": "1s"})
+    d.start()
+    st, j = api("POST", "/api/v1/campaigns/P/pause")          # before any of its mail exists
+    if st != 200 or not j.get("paused"):
+        raise Fail("pause of P before its mail: %d %r" % (st, j))
+    p_rcpts = ["p%02d@pk.test" % i for i in range(50)]
+    q_rcpts = ["q%02d@pk.test" % i for i in range(50)]
+    inject(p_rcpts, campaign="P")
+    inject(q_rcpts, campaign="Q")
+
+    def arrivals():
+        got = {}
+        for a in sink.arrivals():
+            for r in a.rcpt_to:
+                got[r.lower()] = got.get(r.lower(), 0) + 1
+        return got
+    # delivered and recorded (so the kill -9 cannot send one again)
+    harness.wait_for_records(env, lambda recs: len({r["recipient"] for r in of_type(recs, "delivery")}) >= 50,
+                             20 * harness.SLOW, what="Q delivered")
+    d.kill9()
+    d.start()
+    time.sleep(1.5)
+    got = arrivals()
+    if any(r in got for r in p_rcpts) or campaigns().get("P", {}).get("paused") is not True:
+        raise Fail("P after kill -9: %d arrived, %r" % (sum(r in got for r in p_rcpts), campaigns().get("P")))
+    if any(r.get("type") in ("delivery", "transient") and r.get("campaign") == "P" for r in d.acct()):
+        raise Fail("a paused campaign's recipient was attempted")
+    st, j = api("POST", "/api/v1/campaigns/P/resume")
+    if st != 200 or j.get("paused") is not False:
+        raise Fail("resume of P: %d %r" % (st, j))
+    wait_until(lambda: all(r in arrivals() for r in p_rcpts), 20 * harness.SLOW, what="P delivered")
+    time.sleep(1.0)
+    got = arrivals()
+    twice = [r for r in p_rcpts + q_rcpts if got.get(r) != 1]
+    if twice:
+        raise Fail("not delivered exactly once: %r" % [(r, got.get(r)) for r in twice[:5]])
+    c = campaigns()
+    if c["P"]["delivered"] != 50 or c["P"]["queued"] != 0 or c["Q"]["delivered"] != 50:
+        raise Fail("counters: %r" % c)
+    log("P paused before its mail, kept across kill -9 while Q flowed, then delivered exactly once")
+
+
 def rss_kb(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -693,4 +740,4 @@ def test_many(env):
 
 
 if __name__ == "__main__":
-    harness.main([test_input, test_paging, test_queue_pause, test_delete_kill, test_delete_reload, test_dsn_bounce, test_double, test_counters, test_many])
+    harness.main([test_input, test_paging, test_queue_pause, test_delete_kill, test_delete_reload, test_dsn_bounce, test_double, test_counters, test_pause_kill, test_many])
