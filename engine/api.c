@@ -244,7 +244,7 @@ static void get_queues(struct engine *eng, struct http_request *req, const char 
 	api_snapshot_free(&s);
 	if (one) {
 		json_decref(arr);
-		http_reply_error(req, 404, "no such queue", NULL);
+		http_reply_error(req, 404, "no such queue", "domain");
 		return;
 	}
 	api_reply_json(req, 200, json_pack("{s:o}", "queues", arr));
@@ -403,20 +403,20 @@ static void route_queue(struct engine *eng, struct http_request *req, const char
 			*c = (char)(*c - 'A' + 'a');
 	if (!slash) {
 		if (strcmp(req->method, "GET") != 0)
-			http_reply_error(req, 405, "use GET for a queue, POST for its actions", NULL);
+			http_reply_error(req, 405, "use GET for a queue, POST for its actions", "method");
 		else
 			get_queues(eng, req, name);
 		return;
 	}
 	if (strcmp(slash + 1, "recipients") == 0) {
 		if (strcmp(req->method, "GET") != 0)
-			http_reply_error(req, 405, "use GET", NULL);
+			http_reply_error(req, 405, "use GET", "method");
 		else
 			api_inspect_queue(eng, req, name);
 		return;
 	}
 	if (strcmp(req->method, "POST") != 0) {
-		http_reply_error(req, 405, "queue actions are POST", NULL);
+		http_reply_error(req, 405, "queue actions are POST", "method");
 		return;
 	}
 	queue_action(eng, req, name, slash + 1);

@@ -309,7 +309,7 @@ bool api_campaigns_route(struct engine *eng, struct http_request *req)
 		if (get)
 			get_campaigns(eng, req);
 		else
-			http_reply_error(req, 405, "use GET", NULL);
+			http_reply_error(req, 405, "use GET", "method");
 		return true;
 	}
 	if (strncmp(p, "/api/v1/campaigns/", 18) != 0)
@@ -333,7 +333,7 @@ bool api_campaigns_route(struct engine *eng, struct http_request *req)
 		return true;
 	}
 	if (strcmp(req->method, "POST") != 0) {
-		http_reply_error(req, 405, "campaign actions are POST", NULL);
+		http_reply_error(req, 405, "campaign actions are POST", "method");
 		return true;
 	}
 	if (!slash || (strcmp(slash + 1, "pause") && strcmp(slash + 1, "resume"))) {

@@ -40,7 +40,7 @@ bool api_delete_route(struct engine *eng, struct http_request *req)
 	if (strcmp(req->path, "/api/v1/delete") != 0)
 		return false;
 	if (strcmp(req->method, "POST") != 0)
-		http_reply_error(req, 405, "use POST", NULL);
+		http_reply_error(req, 405, "use POST", "method");
 	else
 		post_delete(eng, req);
 	return true;

@@ -257,7 +257,7 @@ bool api_inspect_route(struct engine *eng, struct http_request *req)
 	if (strncmp(req->path, "/api/v1/messages/", 17) != 0)
 		return false;
 	if (strcmp(req->method, "GET") != 0)
-		http_reply_error(req, 405, "use GET", NULL);
+		http_reply_error(req, 405, "use GET", "method");
 	else
 		get_message(eng, req, req->path + 17);
 	return true;

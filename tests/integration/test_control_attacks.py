@@ -318,6 +318,14 @@ def test_input(env):
     if st != 200 or j.get("mode") != "paused":
         raise Fail("a refused resume changed the queue: %d %r" % (st, j))
 
+    # ---- wrong methods name the method ----
+    for method, path in (("GET", "/api/v1/delete"), ("PUT", "/api/v1/campaigns/c1/pause"),
+                         ("POST", "/api/v1/campaigns"), ("POST", "/api/v1/messages/0000000000000001"),
+                         ("PUT", "/api/v1/queues/held.test/recipients"), ("DELETE", "/api/v1/queues/held.test/pause")):
+        st, j = api(method, path, raw=b"" if method != "GET" else None)
+        refused("%s %s" % (method, path), st, j, "method", codes=(405,))
+    problems()
+
     # ---- a queue that does not exist ----
     st, j = api("POST", "/api/v1/queues/ghost.test/pause")
     if st != 200:
@@ -326,7 +334,7 @@ def test_input(env):
     if any(q["domain"] == "ghost.test" for q in j["queues"]):
         raise Fail("a pause made a phantom queue: %r" % [q for q in j["queues"] if q["domain"] == "ghost.test"])
     st, j = api("GET", "/api/v1/queues/ghost.test")
-    if st != 404:
+    if st != 404 or j.get("field") != "domain":
         raise Fail("GET of the paused queue that has no mail: %d %r" % (st, j))
     st, j = raw_http("POST", b"/api/v1/queues/gh%00ost/pause")
     if st < 400 or not j.get("error"):
