@@ -46,7 +46,8 @@ were built against.
   fuzz         2,000 seeded random requests at the control endpoints from 8 threads: all
                JSON, every 4xx names a field, salvod stays up, the held mail stays.
   many         10,000 distinct X-Job campaigns (one message each) held in a paused queue:
-               GET /api/v1/campaigns pages of 1000 show each exactly once; the time of a
+               GET /api/v1/campaigns pages of 1000 show each exactly once; an X-Job in
+               Latin-1 names no campaign, one in UTF-8 does; the queue pages in full; the time of a
                page and the daemon's RSS growth are measured and bounded (loosely).
 """
 
@@ -802,6 +803,17 @@ def test_many(env):
         asan = "libasan" in f.read()
     if worst > 5 * harness.SLOW or rss1 - rss0 > (600 if asan else 120) * 1024:
         raise Fail("paging %d campaigns: worst page %.2fs, RSS %d -> %d kB" % (n, worst, rss0, rss1))
+    # an X-Job in UTF-8 names its campaign; one in Latin-1 names none (JSON could not)
+    harness.inject_all([Injected("u8", SENDER, ["u8@" + dom], ("From: <%s>\r\nSubject: x\r\nX-Job: caf\u00e9\r\n\r\nhi\r\n"
+                                                                % SENDER).encode("utf-8")),
+                        Injected("l1", SENDER, ["l1@" + dom], ("From: <%s>\r\nSubject: x\r\nX-Job: caf\u00e9!\r\n\r\nhi\r\n"
+                                                                % SENDER).encode("latin-1"))], threads=1)
+    wait_until(lambda: api("GET", "/api/v1/campaigns?after=%d" % n)[1]["campaigns"], 10, what="the UTF-8 campaign")
+    extra = [c["campaign"] for c in api("GET", "/api/v1/campaigns?after=%d" % n)[1]["campaigns"]]
+    if extra != ["caf\u00e9"]:
+        raise Fail("campaigns from a UTF-8 and a Latin-1 X-Job: %r, want only the UTF-8 one" % extra)
+    n_rc = n + 2
+
     # the queue's 10,000 recipients, paged
     shown, after, rpages = [], None, 0
     t1 = time.monotonic()
@@ -815,11 +827,11 @@ def test_many(env):
         if after is None or rpages > 20:
             break
     t_rc = time.monotonic() - t1
-    if len(shown) != n or len(set(shown)) != n:
-        raise Fail("%d recipients paged: %d shown, %d distinct" % (n, len(shown), len(set(shown))))
+    if len(shown) != n_rc or len(set(shown)) != n_rc:
+        raise Fail("%d recipients paged: %d shown, %d distinct" % (n_rc, len(shown), len(set(shown))))
     log("%d campaigns injected in %.1fs; %d pages of 1000 in %.2fs (worst %.3fs); the default page (%d) in %.2fs;"
         " %d recipients in %d pages in %.2fs; salvod RSS %d -> %d kB"
-        % (n, t_inj, pages, t_all, worst, len(j["campaigns"]), t_one, n, rpages, t_rc, rss0, rss1))
+        % (n, t_inj, pages, t_all, worst, len(j["campaigns"]), t_one, n_rc, rpages, t_rc, rss0, rss1))
 
 
 if __name__ == "__main__":
