@@ -48,7 +48,8 @@ were built against.
   many         10,000 distinct X-Job campaigns (one message each) held in a paused queue:
                GET /api/v1/campaigns pages of 1000 show each exactly once; an X-Job in
                Latin-1 names no campaign, one in UTF-8 does; the queue pages in full; the time of a
-               page and the daemon's RSS growth are measured and bounded (loosely).
+               page and the daemon's RSS growth are measured and bounded (loosely); then one
+               delete takes the whole queue (10,002, timed), one `cancelled` record each.
 """
 
 import json
@@ -829,9 +830,19 @@ def test_many(env):
     t_rc = time.monotonic() - t1
     if len(shown) != n_rc or len(set(shown)) != n_rc:
         raise Fail("%d recipients paged: %d shown, %d distinct" % (n_rc, len(shown), len(set(shown))))
+    # and all of them deleted at once
+    t1 = time.monotonic()
+    st, k = api("POST", "/api/v1/delete", {"queue": dom}, timeout=120)
+    t_del = time.monotonic() - t1
+    if st != 200 or k.get("deleted") != n_rc or k.get("in_flight"):
+        raise Fail("delete of the queue's %d: %d %r" % (n_rc, st, k))
+    harness.wait_for_records(env, lambda r: len(of_type(r, "cancelled")) >= n_rc, 30 * harness.SLOW,
+                             what="%d cancelled records" % n_rc)
+    if queued(dom) or len({r["recipient"] for r in of_type(unique(d.acct()), "cancelled")}) != n_rc:
+        raise Fail("after deleting the queue's %d" % n_rc)
     log("%d campaigns injected in %.1fs; %d pages of 1000 in %.2fs (worst %.3fs); the default page (%d) in %.2fs;"
-        " %d recipients in %d pages in %.2fs; salvod RSS %d -> %d kB"
-        % (n, t_inj, pages, t_all, worst, len(j["campaigns"]), t_one, n_rc, rpages, t_rc, rss0, rss1))
+        " %d recipients in %d pages in %.2fs; salvod RSS %d -> %d kB; all %d deleted in %.2fs"
+        % (n, t_inj, pages, t_all, worst, len(j["campaigns"]), t_one, n_rc, rpages, t_rc, rss0, rss1, n_rc, t_del))
 
 
 if __name__ == "__main__":
