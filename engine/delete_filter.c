@@ -117,9 +117,12 @@ int delete_filter_parse(const char *body, size_t len, struct delete_filter *f, c
 				return fail(f, err, cap, field, field_cap, "older_than",
 					    "must be a duration such as 30s, 15m, 2h or 4d12h");
 			}
-			if (f->older_than_ms > DELETE_AGE_MAX_MS) {
+			/* 0 would filter nothing: a typo away from "delete everything" */
+			if (f->older_than_ms == 0 || f->older_than_ms > DELETE_AGE_MAX_MS) {
 				json_decref(root);
-				return fail(f, err, cap, field, field_cap, "older_than", "must be at most 3650d");
+				return fail(f, err, cap, field, field_cap, "older_than",
+					    f->older_than_ms ? "must be at most 3650d"
+							     : "must be more than 0 (leave it out for any age)");
 			}
 			f->has_older_than = true;
 			continue;

@@ -6,7 +6,7 @@ were built against.
   input        one salvod holding mail for campaign c1 in a paused queue. Delete bodies
                that are not JSON, not an object, with NUL / control / non-UTF-8 bytes, a
                1 MB sender, wrong types, unknown fields, an empty filter, and durations
-               -1h, 2x, 1.5h, 99999999999h, 1d1d; campaign actions on ids that are not
+               0, -1h, 2x, 1.5h, 99999999999h, 1d1d; campaign actions on ids that are not
                UTF-8, hold %00 or a control byte, or carry an unknown body field;
                inspection with limit 0, -1, 1000000, x and a garbage or truncated cursor;
                /api/v1/messages/ for a malformed and an unknown id. Every answer is a 4xx
@@ -35,7 +35,7 @@ were built against.
   dsn-bounce   delete with dsn:true for mail whose sender's domain rejects everything:
                the DSN is tried once, bounces, and makes no DSN of its own (no loop); the
                deleted recipients are cancelled exactly once.
-  double       six overlapping deletes (campaign, sender in two cases, queue, older_than 0)
+  double       six overlapping deletes (campaign, sender in two cases, queue, older_than 1ms)
                of 500 held recipients at once: the answers sum to 500, one `cancelled`
                record each, the campaign's queued count 0.
   counters     a campaign of 200: 50 rejected (550), 50 deferred once, the rest delivered;
@@ -210,6 +210,8 @@ def test_input(env):
              ({"older_than": "99999999999h"}, "older_than"),
              ({"older_than": "99999999999999999999h"}, "older_than"),
              ({"older_than": ""}, "older_than"),
+             ({"older_than": "0"}, "older_than"),
+             ({"older_than": "0s", "campaign": "c1"}, "older_than"),
              ({"campaign": {"eq": "c1"}}, "campaign"),
              ({"campaign": "c1", "Campaign": "c1"}, "Campaign"),
              ({"campaign": "c1", "filter": {}}, "filter"),
@@ -567,7 +569,7 @@ def test_double(env):
     for i in range(0, 500, 100):
         inject(rcpts[i:i + 100], campaign="dd")
     wait_until(lambda: len(queued("held.test")) == 500, 10, what="500 queued")
-    bodies = [{"campaign": "dd"}, {"sender": SENDER}, {"queue": "held.test"}, {"campaign": "dd", "older_than": "0"},
+    bodies = [{"campaign": "dd"}, {"sender": SENDER}, {"queue": "held.test"}, {"campaign": "dd", "older_than": "1ms"},
               {"campaign": "dd"}, {"sender": SENDER.upper()}]
     outs = [None] * len(bodies)
 

@@ -49,13 +49,13 @@ static void test_parse_ok(void **state)
 	assert_null(f.sender);
 	delete_filter_free(&f);
 
-	/* compound durations, zero (any age) and the largest allowed */
+	/* compound durations, the smallest and the largest allowed */
 	assert_int_equal(parse("{\"older_than\":\"1h30m\"}", &f, err, field), 0);
 	assert_int_equal(f.older_than_ms, 5400000ull);
 	delete_filter_free(&f);
-	assert_int_equal(parse("{\"older_than\":\"0\"}", &f, err, field), 0);
+	assert_int_equal(parse("{\"older_than\":\"1ms\"}", &f, err, field), 0);
 	assert_true(f.has_older_than);
-	assert_int_equal(f.older_than_ms, 0);
+	assert_int_equal(f.older_than_ms, 1);
 	delete_filter_free(&f);
 	assert_int_equal(parse("{\"older_than\":\"3650d\"}", &f, err, field), 0);
 	assert_int_equal(f.older_than_ms, DELETE_AGE_MAX_MS);
@@ -106,6 +106,8 @@ static void test_parse_malformed(void **state)
 		{"{\"older_than\":\"99999999999999999999d\"}", "older_than"},
 		{"{\"older_than\":\"99999999999h\"}", "older_than"},      /* fits, but absurd */
 		{"{\"older_than\":\"3651d\"}", "older_than"},
+		{"{\"older_than\":\"0\"}", "older_than"},          /* filters nothing */
+		{"{\"campaign\":\"c1\",\"older_than\":\"0s\"}", "older_than"},
 		{"{\"older_than\":\"1.5h\"}", "older_than"},
 		{"{\"older_than\":\"1h1h\"}", "older_than"},
 		{"{\"older_than\":\" 1h\"}", "older_than"},
