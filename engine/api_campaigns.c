@@ -322,7 +322,7 @@ bool api_campaigns_route(struct engine *eng, struct http_request *req)
 
 		n = strlen(rest);
 		if (!valid_id(rest, n)) {
-			http_reply_error(req, 400, "invalid campaign id (1 to 127 bytes, no control characters)", "id");
+			http_reply_error(req, 400, "invalid campaign id (1 to 127 bytes of UTF-8, no control characters)", "id");
 			return true;
 		}
 		id = campaign_find(eng->campaigns, rest);
@@ -342,7 +342,7 @@ bool api_campaigns_route(struct engine *eng, struct http_request *req)
 	}
 	n = (size_t)(slash - rest);
 	if (!valid_id(rest, n)) {
-		http_reply_error(req, 400, "invalid campaign id (1 to 127 bytes, no control characters)", "id");
+		http_reply_error(req, 400, "invalid campaign id (1 to 127 bytes of UTF-8, no control characters)", "id");
 		return true;
 	}
 	if (!api_action_body(req, (const char *const[]){NULL}, NULL))

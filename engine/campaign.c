@@ -10,13 +10,13 @@
  */
 #include "engine/campaign.h"
 
-#include "core/json_str.h"
-
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "core/json_str.h"
 
 struct campaigns {
 	pthread_mutex_t mu;
