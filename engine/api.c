@@ -244,7 +244,7 @@ static void get_queues(struct engine *eng, struct http_request *req, const char 
 	api_snapshot_free(&s);
 	if (one) {
 		json_decref(arr);
-		http_reply_error(req, 404, "no such queue", NULL);
+		http_reply_error(req, 404, "no such queue", "domain");
 		return;
 	}
 	api_reply_json(req, 200, json_pack("{s:o}", "queues", arr));
@@ -302,20 +302,45 @@ bool api_valid_queue_name(const char *s, size_t n)
 	return true;
 }
 
+/* A queue pause or resume is answered after its spool commit (as a
+ * campaign's): a 200 survives kill -9; a commit that failed says so. */
+struct queue_answer {
+	struct engine *eng;
+	struct http_request *req;
+	bool pause;
+	char name[256];
+};
+
+static void queue_stored(void *arg, int result)
+{
+	struct queue_answer *a = arg;
+
+	if (result) {
+		char msg[200];
+
+		snprintf(msg, sizeof(msg), "%s applied until a restart but not stored: %s", a->pause ? "pause" : "resume",
+			 spool_strerror(result));
+		http_reply_error(a->req, spool_is_full(result) ? 503 : 500, msg, NULL);
+	} else {
+		api_reply_json(a->req, 200, json_pack("{s:s, s:s, s:b}", "queue", a->name, "action",
+						      a->pause ? "pause" : "resume", "accepted", 1));
+	}
+	__atomic_fetch_sub(&a->eng->http_inflight, 1, __ATOMIC_RELEASE);
+	free(a);
+}
+
 static void queue_action(struct engine *eng, struct http_request *req, const char *name, const char *verb)
 {
 	enum queue_action a;
 	const char *mode = verb;
 
 	if (strcmp(verb, "mode") == 0) {
-		json_error_t jerr;
-		json_t *body = json_loads(req->body, 0, &jerr);
-		const char *m = body ? json_string_value(json_object_get(body, "mode")) : NULL;
+		json_t *body;
+		const char *m;
 
-		if (!body) {
-			http_reply_error(req, 400, jerr.text, NULL);
+		if (!api_action_body(req, (const char *const[]){"mode", NULL}, &body))
 			return;
-		}
+		m = json_string_value(json_object_get(body, "mode"));
 		if (!m || (strcmp(m, "normal") && strcmp(m, "backoff"))) {
 			json_decref(body);
 			http_reply_error(req, 400, "mode must be \"normal\" or \"backoff\"", "mode");
@@ -331,10 +356,29 @@ static void queue_action(struct engine *eng, struct http_request *req, const cha
 	} else if (strcmp(verb, "retry") == 0) {
 		a = QUEUE_RETRY;
 	} else {
-		http_reply_error(req, 404, "unknown queue action (pause, resume, retry, mode)", NULL);
+		http_reply_error(req, 404, "unknown queue action (pause, resume, retry, mode)", "action");
 		return;
 	}
-	if (engine_queue_action(eng, name, a) < 0) {
+	if (a != QUEUE_MODE_NORMAL && a != QUEUE_MODE_BACKOFF && !api_action_body(req, (const char *const[]){NULL}, NULL))
+		return; /* pause, resume, retry take no fields */
+	if (a == QUEUE_PAUSE || a == QUEUE_RESUME) {
+		struct queue_answer *qa = calloc(1, sizeof(*qa));
+
+		if (!qa) {
+			http_reply_error(req, 503, "out of memory", NULL);
+			return;
+		}
+		*qa = (struct queue_answer){.eng = eng, .req = req, .pause = a == QUEUE_PAUSE};
+		snprintf(qa->name, sizeof(qa->name), "%s", name);
+		__atomic_fetch_add(&eng->http_inflight, 1, __ATOMIC_ACQUIRE);
+		if (engine_queue_action(eng, name, a, queue_stored, qa) < 0) {
+			__atomic_fetch_sub(&eng->http_inflight, 1, __ATOMIC_RELEASE);
+			free(qa);
+			http_reply_error(req, 503, "out of memory", NULL);
+		}
+		return;
+	}
+	if (engine_queue_action(eng, name, a, NULL, NULL) < 0) {
 		http_reply_error(req, 503, "out of memory", NULL);
 		return;
 	}
@@ -359,20 +403,20 @@ static void route_queue(struct engine *eng, struct http_request *req, const char
 			*c = (char)(*c - 'A' + 'a');
 	if (!slash) {
 		if (strcmp(req->method, "GET") != 0)
-			http_reply_error(req, 405, "use GET for a queue, POST for its actions", NULL);
+			http_reply_error(req, 405, "use GET for a queue, POST for its actions", "method");
 		else
 			get_queues(eng, req, name);
 		return;
 	}
 	if (strcmp(slash + 1, "recipients") == 0) {
 		if (strcmp(req->method, "GET") != 0)
-			http_reply_error(req, 405, "use GET", NULL);
+			http_reply_error(req, 405, "use GET", "method");
 		else
 			api_inspect_queue(eng, req, name);
 		return;
 	}
 	if (strcmp(req->method, "POST") != 0) {
-		http_reply_error(req, 405, "queue actions are POST", NULL);
+		http_reply_error(req, 405, "queue actions are POST", "method");
 		return;
 	}
 	queue_action(eng, req, name, slash + 1);

@@ -54,6 +54,12 @@ bool api_suppress_route(struct engine *eng, struct http_request *req);
 /* api_inspect.c: GET /api/v1/messages/{id}, and a queue's recipients */
 bool api_inspect_route(struct engine *eng, struct http_request *req);
 bool api_campaigns_route(struct engine *eng, struct http_request *req);
+/* An operator action's body (api_campaigns.c): empty, or a JSON object
+ * whose fields are all in known (NULL-terminated; may be empty). Else it
+ * answers 400 naming the field (an unknown one by name, "body" when the
+ * body is not a JSON object) and returns false. *out (when out is not
+ * NULL) gets the object, or NULL for an empty body; the caller puts it. */
+bool api_action_body(struct http_request *req, const char *const *known, json_t **out);
 void api_inspect_queue(struct engine *eng, struct http_request *req, const char *queue);
 /* api_delete.c: POST /api/v1/delete */
 bool api_delete_route(struct engine *eng, struct http_request *req);

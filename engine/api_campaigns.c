@@ -18,13 +18,15 @@
  * before any recipient reaches a shard.
  *
  * Errors answer {"error", "field"}: `id` for a bad campaign id, `body`
- * for a body that is not a JSON object, the name of an unknown field.
+ * for a body that is not a JSON object, the name of an unknown field
+ * (api_action_body, which the queue actions use too).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/acct_log.h"
+#include "core/config.h"
 #include "engine/api.h"
 #include "engine/campaign.h"
 #include "engine/engine.h"
@@ -215,22 +217,20 @@ static void get_campaigns(struct engine *eng, struct http_request *req)
 	uint32_t n = campaigns_count(eng->campaigns), id, after = 0;
 	const char *paused = http_query(req, "paused"), *lim = http_query(req, "limit"),
 		   *aft = http_query(req, "after");
-	unsigned long limit = CAMPAIGN_PAGE_MAX;
+	uint64_t limit = CAMPAIGN_PAGE_MAX, v;
 	json_t *arr, *next = json_null();
-	char *end;
 
 	if (paused && strcmp(paused, "true") && strcmp(paused, "false")) {
 		http_reply_error(req, 400, "paused must be true or false", "paused");
 		return;
 	}
-	if (lim && (!*lim || (limit = strtoul(lim, &end, 10), *end) || limit < 1 || limit > CAMPAIGN_PAGE_MAX)) {
+	/* digits only (config_parse_uint): strtoul would take "+5" and " 5" */
+	if (lim && config_parse_uint(lim, 1, CAMPAIGN_PAGE_MAX, &limit) < 0) {
 		http_reply_error(req, 400, "limit must be a number from 1 to 10000", "limit");
 		return;
 	}
 	if (aft) {
-		unsigned long v;
-
-		if (!*aft || aft[0] == '-' || (v = strtoul(aft, &end, 10), *end) || v > UINT32_MAX) {
+		if (config_parse_uint(aft, 0, UINT32_MAX, &v) < 0) {
 			http_reply_error(req, 400, "after must be the `next` cursor of a previous page", "after");
 			return;
 		}
@@ -263,32 +263,38 @@ static bool valid_id(const char *s, size_t n)
 	return campaign_name_ok(s, n);
 }
 
-/* An action's body: empty, or a JSON object with no fields (none are
- * defined yet); anything else names what is wrong. */
-static bool body_ok(struct http_request *req)
+bool api_action_body(struct http_request *req, const char *const *known, json_t **out)
 {
 	json_error_t jerr;
-	json_t *j;
+	json_t *j, *v;
 	const char *key;
-	json_t *v;
 
+	if (out)
+		*out = NULL;
 	if (!req->body_len)
 		return true;
-	if (!(j = json_loads(req->body, 0, &jerr)) || !json_is_object(j)) {
+	if (!(j = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr)) || !json_is_object(j)) {
 		json_decref(j);
 		http_reply_error(req, 400, "the body must be a JSON object (or empty)", "body");
 		return false;
 	}
 	json_object_foreach(j, key, v) {
 		char msg[200];
+		size_t i = 0;
 
-		(void)v;
-		snprintf(msg, sizeof(msg), "unknown field %s", key);
+		while (known[i] && strcmp(known[i], key))
+			i++;
+		if (known[i])
+			continue;
+		snprintf(msg, sizeof(msg), "unknown field %.100s", key);
 		http_reply_error(req, 400, msg, key);
 		json_decref(j);
 		return false;
 	}
-	json_decref(j);
+	if (out)
+		*out = j;
+	else
+		json_decref(j);
 	return true;
 }
 
@@ -303,7 +309,7 @@ bool api_campaigns_route(struct engine *eng, struct http_request *req)
 		if (get)
 			get_campaigns(eng, req);
 		else
-			http_reply_error(req, 405, "use GET", NULL);
+			http_reply_error(req, 405, "use GET", "method");
 		return true;
 	}
 	if (strncmp(p, "/api/v1/campaigns/", 18) != 0)
@@ -316,7 +322,7 @@ bool api_campaigns_route(struct engine *eng, struct http_request *req)
 
 		n = strlen(rest);
 		if (!valid_id(rest, n)) {
-			http_reply_error(req, 400, "invalid campaign id (1 to 127 bytes, no control characters)", "id");
+			http_reply_error(req, 400, "invalid campaign id (1 to 127 bytes of UTF-8, no control characters)", "id");
 			return true;
 		}
 		id = campaign_find(eng->campaigns, rest);
@@ -327,7 +333,7 @@ bool api_campaigns_route(struct engine *eng, struct http_request *req)
 		return true;
 	}
 	if (strcmp(req->method, "POST") != 0) {
-		http_reply_error(req, 405, "campaign actions are POST", NULL);
+		http_reply_error(req, 405, "campaign actions are POST", "method");
 		return true;
 	}
 	if (!slash || (strcmp(slash + 1, "pause") && strcmp(slash + 1, "resume"))) {
@@ -336,11 +342,11 @@ bool api_campaigns_route(struct engine *eng, struct http_request *req)
 	}
 	n = (size_t)(slash - rest);
 	if (!valid_id(rest, n)) {
-		http_reply_error(req, 400, "invalid campaign id (1 to 127 bytes, no control characters)", "id");
+		http_reply_error(req, 400, "invalid campaign id (1 to 127 bytes of UTF-8, no control characters)", "id");
 		return true;
 	}
-	if (!body_ok(req))
-		return true;
+	if (!api_action_body(req, (const char *const[]){NULL}, NULL))
+		return true; /* no fields are defined yet */
 	memcpy(name, rest, n);
 	name[n] = '\0';
 	if (campaign_action(eng, req, name, strcmp(slash + 1, "pause") == 0) < 0)

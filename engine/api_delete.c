@@ -28,7 +28,9 @@ static void post_delete(struct engine *eng, struct http_request *req)
 	int ret;
 
 	if (delete_filter_parse(req->body, req->body_len, &f, err, sizeof(err), field, sizeof(field)) < 0) {
-		http_reply_error(req, 400, err, field[0] ? field : NULL);
+		/* every refusal names a field ("body", "filter", or the field's
+		 * own name, "" for an empty key) */
+		http_reply_error(req, 400, err, field);
 		return;
 	}
 	if ((ret = delete_start(eng, &f, req)) < 0)
@@ -40,7 +42,7 @@ bool api_delete_route(struct engine *eng, struct http_request *req)
 	if (strcmp(req->path, "/api/v1/delete") != 0)
 		return false;
 	if (strcmp(req->method, "POST") != 0)
-		http_reply_error(req, 405, "use POST", NULL);
+		http_reply_error(req, 405, "use POST", "method");
 	else
 		post_delete(eng, req);
 	return true;

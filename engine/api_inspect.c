@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "core/acct_log.h"
+#include "core/config.h"
 #include "engine/api.h"
 #include "engine/engine.h"
 #include "net/http_server.h"
@@ -135,14 +136,14 @@ void api_inspect_queue(struct engine *eng, struct http_request *req, const char 
 	int ret;
 
 	if (lim) {
-		char *end;
-		unsigned long v = strtoul(lim, &end, 10);
+		uint64_t v;
 
-		if (!*lim || *end || v < 1 || v > PAGE_MAX) {
+		/* digits only: strtoul would take "+5", " 5" and wrap "-1" */
+		if (config_parse_uint(lim, 1, PAGE_MAX, &v) < 0) {
 			http_reply_error(req, 400, "limit must be a number from 1 to 1000", "limit");
 			return;
 		}
-		pg.limit = v;
+		pg.limit = (size_t)v;
 	}
 	if (after && cursor_parse(after, &after_id, &after_idx) < 0) {
 		http_reply_error(req, 400, "after must be the `next` cursor of a previous page", "after");
@@ -198,7 +199,11 @@ static void get_message(struct engine *eng, struct http_request *req, const char
 	char cur[40];
 	int ret;
 
+	/* the id as the API and the log write it; upper-case hex is the same id */
 	snprintf(cur, sizeof(cur), "%.16s.0", hex);
+	for (char *c = cur; *c; c++)
+		if (*c >= 'A' && *c <= 'F')
+			*c = (char)(*c - 'A' + 'a');
 	if (strlen(hex) != 16 || cursor_parse(cur, &id, &dummy) < 0) {
 		http_reply_error(req, 400, "a message id is 16 hex digits", "id");
 		return;
@@ -232,7 +237,8 @@ static void get_message(struct engine *eng, struct http_request *req, const char
 			rcpts = NULL;
 		}
 	}
-	j = rcpts ? json_pack("{s:s, s:o, s:o, s:o, s:I, s:o, s:b, s:o, s:o}", "id", hex, "sender", text(m.sender),
+	cur[16] = '\0'; /* the id, lower case */
+	j = rcpts ? json_pack("{s:s, s:o, s:o, s:o, s:I, s:o, s:b, s:o, s:o}", "id", cur, "sender", text(m.sender),
 			      "campaign", m.campaign[0] ? text(m.campaign) : json_null(), "source_ip",
 			      m.source_ip[0] ? text(m.source_ip) : json_null(), "size", (json_int_t)m.body_len,
 			      "received", time_or_null(m.arrival_ms), "smtputf8", m.smtputf8, "headers", headers_of(&m),
@@ -251,7 +257,7 @@ bool api_inspect_route(struct engine *eng, struct http_request *req)
 	if (strncmp(req->path, "/api/v1/messages/", 17) != 0)
 		return false;
 	if (strcmp(req->method, "GET") != 0)
-		http_reply_error(req, 405, "use GET", NULL);
+		http_reply_error(req, 405, "use GET", "method");
 	else
 		get_message(eng, req, req->path + 17);
 	return true;

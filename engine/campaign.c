@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/json_str.h"
+
 struct campaigns {
 	pthread_mutex_t mu;
 	struct campaign **buckets;      /* under mu */
@@ -113,9 +115,20 @@ bool campaign_name_ok(const char *s, size_t n)
 {
 	if (!s || !n || n > CAMPAIGN_NAME_MAX)
 		return false;
-	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+	for (size_t i = 0; i < n;) {
+		const unsigned char *p = (const unsigned char *)s + i;
+		size_t len = 1, skip;
+
+		if (*p < 0x20 || *p == 0x7f)
 			return false;
+		/* not UTF-8: JSON (the API, the accounting log) could not name it */
+		if (*p >= 0x80 && (len = json_utf8_seq(p, n - i, &skip)) == 0)
+			return false;
+		/* C1 controls (U+0080..U+009F) are control characters too */
+		if (len == 2 && p[0] == 0xc2 && p[1] < 0xa0)
+			return false;
+		i += len;
+	}
 	return true;
 }
 

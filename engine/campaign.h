@@ -55,9 +55,10 @@ struct campaigns;
 int campaigns_new(struct campaigns **out);
 void campaigns_free(struct campaigns *c);
 
-/* A campaign id as every entry point takes it: 1..CAMPAIGN_NAME_MAX bytes,
- * no control character (so it is safe in a log line, a metrics label and a
- * delete filter). */
+/* A campaign id as every entry point takes it: 1..CAMPAIGN_NAME_MAX bytes
+ * of well-formed UTF-8, no control character (C0, DEL or C1), so it is safe
+ * in a log line, a metrics label, a JSON answer and a delete filter. An
+ * X-Job that is not names no campaign. */
 bool campaign_name_ok(const char *s, size_t n);
 
 /* The id of name, made on first use. 0 for NULL, "", a name longer than

@@ -67,14 +67,16 @@ int delete_filter_parse(const char *body, size_t len, struct delete_filter *f, c
 
 	memset(f, 0, sizeof(*f));
 	field[0] = '\0';
-	root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &je);
+	/* NUL is allowed by the parser so that check_string can name the field */
+	root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
 	if (!root) {
 		snprintf(err, cap, "body is not valid JSON: %s", je.text);
+		snprintf(field, field_cap, "body");
 		return -1;
 	}
 	if (!json_is_object(root)) {
 		json_decref(root);
-		return fail(f, err, cap, field, field_cap, NULL, "body must be a JSON object");
+		return fail(f, err, cap, field, field_cap, "body", "must be a JSON object");
 	}
 	json_object_foreach(root, key, v) {
 		bool known = !strcmp(key, "dsn");
@@ -114,6 +116,13 @@ int delete_filter_parse(const char *body, size_t len, struct delete_filter *f, c
 				json_decref(root);
 				return fail(f, err, cap, field, field_cap, "older_than",
 					    "must be a duration such as 30s, 15m, 2h or 4d12h");
+			}
+			/* 0 would filter nothing: a typo away from "delete everything" */
+			if (f->older_than_ms == 0 || f->older_than_ms > DELETE_AGE_MAX_MS) {
+				json_decref(root);
+				return fail(f, err, cap, field, field_cap, "older_than",
+					    f->older_than_ms ? "must be at most 3650d"
+							     : "must be more than 0 (leave it out for any age)");
 			}
 			f->has_older_than = true;
 			continue;

@@ -11,9 +11,10 @@
  * domain; sender and recipient compare without regard to case ("" or "<>"
  * as the sender is the null sender: DSNs); campaign exactly; older_than is
  * a config duration ("30s", "2h", "4d12h") against the time the message
- * was accepted. Unknown fields, wrong types, empty strings (but the null
- * sender), control characters and bad durations are errors naming the
- * field.
+ * was accepted (more than 0, at most DELETE_AGE_MAX_MS). Unknown
+ * fields, wrong types, empty strings (but the null sender), NUL and control
+ * characters and bad durations are errors naming the field; a body that is
+ * not a JSON object (or not JSON, or not UTF-8) names "body".
  *
  * Pure: no I/O, no shared state; any thread.
  */
@@ -25,6 +26,7 @@
 #include <stdint.h>
 
 #define DELETE_FIELD_MAX 512 /* bytes in one filter string */
+#define DELETE_AGE_MAX_MS (3650ull * 86400000ull) /* older_than: 1ms to ten years */
 
 struct delete_filter {
 	char *queue;               /* lower case; NULL: any */

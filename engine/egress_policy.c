@@ -619,6 +619,8 @@ struct pause_req {
 	struct spool_req req;
 	struct engine *eng;
 	enum queue_action action;
+	void (*stored)(void *arg, int result);  /* the API's answer, or NULL */
+	void *arg;
 	char queue[];
 };
 
@@ -640,10 +642,13 @@ static void pause_done(struct spool_req *req, int result, void *ctx)
 			p->queue, p->action == QUEUE_PAUSE ? "pause" : "resume", spool_strerror(result));
 	if (action_post(p->eng, p->queue, p->action) < 0)
 		fprintf(stderr, "salvod: out of memory for an operator action on %s\n", p->queue);
+	if (p->stored)
+		p->stored(p->arg, result);
 	free(p);
 }
 
-int engine_queue_action(struct engine *eng, const char *queue, enum queue_action action)
+int engine_queue_action(struct engine *eng, const char *queue, enum queue_action action,
+			void (*stored)(void *arg, int result), void *arg)
 {
 	size_t n = strlen(queue);
 	struct pause_req *p;
@@ -656,6 +661,8 @@ int engine_queue_action(struct engine *eng, const char *queue, enum queue_action
 		p->queue[i] = queue[i] >= 'A' && queue[i] <= 'Z' ? (char)(queue[i] - 'A' + 'a') : queue[i];
 	p->eng = eng;
 	p->action = action;
+	p->stored = stored;
+	p->arg = arg;
 	p->req.apply = pause_apply;
 	p->req.done = pause_done;
 	spool_writer_submit(&eng->writer, &p->req);

@@ -134,8 +134,12 @@ void engine_route_rcpts(struct engine *eng, struct sched_rcpt **rs, size_t n);
 /* Ask the shard that owns `queue` to act on it (any thread; asynchronous).
  * A pause or resume is recorded in the spool first (it outlives the queue
  * and a restart) and holds for a queue that does not exist yet; other
- * actions on an unknown queue do nothing. Returns 0, or -1 on ENOMEM. */
-int engine_queue_action(struct engine *eng, const char *queue, enum queue_action action);
+ * actions on an unknown queue do nothing. Returns 0, or -1 on ENOMEM.
+ * stored (may be NULL): for a pause or resume, called once on the writer's
+ * thread after its commit (result 0, or the spool error: then it applies
+ * until a restart only), once the action is on its way to the shard. */
+int engine_queue_action(struct engine *eng, const char *queue, enum queue_action action,
+			void (*stored)(void *arg, int result), void *arg);
 /* At start, before recovery: the spool's pauses to their shards. */
 int engine_restore_pauses(struct engine *eng);
 /* api_campaigns.c: at start, before recovery is routed: the spool's

@@ -384,7 +384,7 @@ def test_errors(env):
     p = salvoctl("delete", "--older-than", "2x")
     if p.returncode != 1 or "older_than" not in p.stderr:
         raise Fail("salvoctl delete --older-than 2x: %d %r" % (p.returncode, p.stderr))
-    p = salvoctl("--json", "delete", "--campaign=c1", "--older-than", "0s")
+    p = salvoctl("--json", "delete", "--campaign=c1", "--older-than", "1ms")
     if p.returncode != 0 or json.loads(p.stdout) != {"deleted": 5, "in_flight": 0}:
         raise Fail("salvoctl --json delete: %d %r %r" % (p.returncode, p.stdout, p.stderr))
     log("%d bad filters and %d bad bodies refused naming the field; salvoctl exit codes 2, 1, 0"

@@ -23,6 +23,7 @@ import random
 import re
 import subprocess
 import time
+import urllib.error
 import urllib.request
 
 import harness
@@ -93,7 +94,12 @@ def test_commit_faults(env):
     if bad:
         raise Fail("intake was not acknowledged (the hook should spare the first %d commits): %r" % (n_msgs, bad))
     for q in ("ok.test", "reject.test"):   # these commits fail (a resume applies all the same)
-        api("POST", "/api/v1/queues/%s/resume" % q)
+        try:
+            api("POST", "/api/v1/queues/%s/resume" % q)
+            raise Fail("a resume whose commit failed answered 200")
+        except urllib.error.HTTPError as e:     # and says so: 503, applied until a restart
+            if e.code != 503 or b"not stored" not in e.read():
+                raise Fail("a resume whose commit failed: %d" % e.code)
     ok = {r for m in msgs for r in m.rcpts if r.endswith("@ok.test")}
     rej = {r for m in msgs for r in m.rcpts if r.endswith("@reject.test")}
 

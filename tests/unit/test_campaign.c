@@ -55,6 +55,31 @@ static void test_intern_basics(void **state)
 }
 
 /* Past one chunk of entries and many hash resizes: every name keeps its id. */
+/* The id every entry point takes: UTF-8, no control characters. */
+static void test_name_ok(void **state)
+{
+	static const char *const good[] = {"spring", "a/b", "50%off", "x y", "\xc3\xa9t\xc3\xa9", "\xe2\x82\xac",
+					   "\xf0\x9f\x93\xa7", "\xc2\xa0"};
+	static const char *const bad[] = {"a\x01", "\x7f", "a\tb", "\xff", "a\xfe", "\xc3", "\xc3(", "\xe2\x82",
+					  "\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xc2\x85", "\xc2\x9f",
+					  "\x80"};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		if (!campaign_name_ok(good[i], strlen(good[i]))) {
+			fprintf(stderr, "good name %zu refused\n", i);
+			fail();
+		}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		if (campaign_name_ok(bad[i], strlen(bad[i]))) {
+			fprintf(stderr, "bad name %zu taken\n", i);
+			fail();
+		}
+	assert_false(campaign_name_ok("a\0b", 3));   /* NUL */
+	assert_false(campaign_name_ok("", 0));
+	assert_false(campaign_name_ok(NULL, 0));
+}
+
 static void test_intern_many(void **state)
 {
 	struct campaigns *c;
@@ -392,6 +417,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_intern_basics),
+		cmocka_unit_test(test_name_ok),
 		cmocka_unit_test(test_intern_many),
 		cmocka_unit_test(test_intern_threads),
 		cmocka_unit_test(test_pause_and_counters),

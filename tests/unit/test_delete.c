@@ -49,6 +49,18 @@ static void test_parse_ok(void **state)
 	assert_null(f.sender);
 	delete_filter_free(&f);
 
+	/* compound durations, the smallest and the largest allowed */
+	assert_int_equal(parse("{\"older_than\":\"1h30m\"}", &f, err, field), 0);
+	assert_int_equal(f.older_than_ms, 5400000ull);
+	delete_filter_free(&f);
+	assert_int_equal(parse("{\"older_than\":\"1ms\"}", &f, err, field), 0);
+	assert_true(f.has_older_than);
+	assert_int_equal(f.older_than_ms, 1);
+	delete_filter_free(&f);
+	assert_int_equal(parse("{\"older_than\":\"3650d\"}", &f, err, field), 0);
+	assert_int_equal(f.older_than_ms, DELETE_AGE_MAX_MS);
+	delete_filter_free(&f);
+
 	/* the null sender, either way; dsn false */
 	assert_int_equal(parse("{\"sender\":\"<>\",\"dsn\":false}", &f, err, field), 0);
 	assert_string_equal(f.sender, "");
@@ -63,17 +75,18 @@ static void test_parse_malformed(void **state)
 	static const struct {
 		const char *body, *field;
 	} bad[] = {
-		{"", ""},
-		{"not json", ""},
-		{"{\"campaign\":\"c1\"", ""},
-		{"[1,2]", ""},
-		{"\"campaign\"", ""},
-		{"null", ""},
+		{"", "body"},
+		{"not json", "body"},
+		{"{\"campaign\":\"c1\"", "body"},
+		{"[1,2]", "body"},
+		{"\"campaign\"", "body"},
+		{"null", "body"},
+		{"{\"campaign\":\"\xff\"}", "body"},       /* not UTF-8 */
 		{"{}", "filter"},
 		{"{\"dsn\":true}", "filter"},
 		{"{\"campaign\":\"c1\",\"colour\":\"red\"}", "colour"},
 		{"{\"Campaign\":\"c1\"}", "Campaign"},
-		{"{\"campaign\":\"c1\",\"campaign\":\"c2\"}", ""},    /* duplicate key */
+		{"{\"campaign\":\"c1\",\"campaign\":\"c2\"}", "body"},    /* duplicate key */
 		{"{\"campaign\":5}", "campaign"},
 		{"{\"campaign\":null}", "campaign"},
 		{"{\"campaign\":true}", "campaign"},
@@ -82,7 +95,8 @@ static void test_parse_malformed(void **state)
 		{"{\"campaign\":\"\"}", "campaign"},
 		{"{\"queue\":\"\"}", "queue"},
 		{"{\"recipient\":\"\"}", "recipient"},
-		{"{\"campaign\":\"c\\u0000d\"}", ""},     /* jansson refuses a NUL escape */
+		{"{\"campaign\":\"c\\u0000d\"}", "campaign"},   /* a NUL escape names its field */
+		{"{\"sender\":\"\\u0000\"}", "sender"},
 		{"{\"campaign\":\"c\\nd\"}", "campaign"},
 		{"{\"sender\":\"a\\u007f@b\"}", "sender"},
 		{"{\"older_than\":\"2x\"}", "older_than"},
@@ -90,6 +104,13 @@ static void test_parse_malformed(void **state)
 		{"{\"older_than\":\"-2h\"}", "older_than"},
 		{"{\"older_than\":\"h\"}", "older_than"},
 		{"{\"older_than\":\"99999999999999999999d\"}", "older_than"},
+		{"{\"older_than\":\"99999999999h\"}", "older_than"},      /* fits, but absurd */
+		{"{\"older_than\":\"3651d\"}", "older_than"},
+		{"{\"older_than\":\"0\"}", "older_than"},          /* filters nothing */
+		{"{\"campaign\":\"c1\",\"older_than\":\"0s\"}", "older_than"},
+		{"{\"older_than\":\"1.5h\"}", "older_than"},
+		{"{\"older_than\":\"1h1h\"}", "older_than"},
+		{"{\"older_than\":\" 1h\"}", "older_than"},
 		{"{\"older_than\":7200}", "older_than"},
 		{"{\"campaign\":\"c1\",\"dsn\":\"yes\"}", "dsn"},
 		{"{\"campaign\":\"c1\",\"dsn\":1}", "dsn"},

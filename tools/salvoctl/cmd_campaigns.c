@@ -128,6 +128,10 @@ int cmd_campaigns(struct ctl *c, int argc, char **argv)
 	}
 	if (!id)
 		return list_all(c, paused);
+	if (strlen(id) > 127) {
+		fprintf(stderr, "salvoctl: a campaign id is at most 127 bytes\n");
+		return 2;
+	}
 	ctl_urlencode(id, enc, sizeof(enc));
 	snprintf(path, sizeof(path), "/api/v1/campaigns/%s", enc);
 	if (!(j = ctl_get_json(c, path, &st)))
@@ -187,6 +191,12 @@ int cmd_pause_resume(struct ctl *c, int argc, char **argv)
 			id = argv[2];
 		if (!id || !*id) {
 			fprintf(stderr, "usage: salvoctl %s --campaign ID\n", argv[0]);
+			return 2;
+		}
+		/* an id is at most 127 bytes; a longer one must not reach salvod cut
+		 * short by the encoding buffer (it could name another campaign) */
+		if (strlen(id) > 127) {
+			fprintf(stderr, "salvoctl: a campaign id is at most 127 bytes\n");
 			return 2;
 		}
 		return campaign_action(c, id, argv[0]);

@@ -4,7 +4,8 @@
  * recipients matching every given option (POST /api/v1/delete) and print
  * how many were removed ("deleted N", plus "(M in flight: cancelled unless
  * delivered)" when some were in a transaction). --sender '<>' is the null
- * sender. At least one filter option is required; salvod checks the rest.
+ * sender. At least one filter option is required, each at most once and
+ * in UTF-8 (else a usage error, exit 2); salvod checks the rest.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,10 +51,18 @@ int cmd_delete(struct ctl *c, int argc, char **argv)
 				v = argv[++i];
 			else if (!strncmp(argv[i], opts[k].opt, ol) && argv[i][ol] == '=')
 				v = argv[i] + ol + 1;
-			if (v) {
-				known = true;
-				n++;
-				json_object_set_new(body, opts[k].key, json_string(v));
+			if (!v)
+				continue;
+			known = true;
+			n++;
+			/* a filter that cannot be sent (not UTF-8) or is given twice is
+			 * an error: dropping one would widen the delete */
+			if (json_object_get(body, opts[k].key) ||
+			    json_object_set_new(body, opts[k].key, json_string(v)) < 0) {
+				fprintf(stderr, "salvoctl: %s %s\n", opts[k].opt,
+					json_object_get(body, opts[k].key) ? "given twice" : "is not UTF-8");
+				json_decref(body);
+				return 2;
 			}
 		}
 		if (!known) {

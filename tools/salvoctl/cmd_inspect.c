@@ -87,7 +87,7 @@ int cmd_show(struct ctl *c, int argc, char **argv)
 
 int cmd_message(struct ctl *c, int argc, char **argv)
 {
-	char path[128];
+	char path[160], enc[100];
 	json_t *j, *rs;
 	int st;
 
@@ -95,7 +95,10 @@ int cmd_message(struct ctl *c, int argc, char **argv)
 		fprintf(stderr, "usage: salvoctl message ID\n");
 		return 2;
 	}
-	snprintf(path, sizeof(path), "/api/v1/messages/%s", argv[1]);
+	/* encoded: a space or '?' in a mistyped id must reach salvod as such
+	 * (and be refused naming the id), not break the request */
+	ctl_urlencode(argv[1], enc, sizeof(enc));
+	snprintf(path, sizeof(path), "/api/v1/messages/%s", enc);
 	if (!(j = ctl_get_json(c, path, &st)))
 		return st;
 	if (c->json) {
