@@ -39,6 +39,9 @@
 #define BACKOFF_MIN_MS 250
 #define LOG_EVERY_MS 30000
 #define BACKLOG_EVERY_MS 1000
+#define BODY_MAX (64u << 10)       /* a response body is read this far, then dropped */
+#define BODY_WAIT_MS 1000          /* after a 2xx's headers, its body gets this long */
+#define RETRY_AFTER_MAX_MS 3600000 /* a receiver's Retry-After is honoured up to 1 h */
 
 struct hook {
 	const struct config_webhook *cfg;
@@ -60,6 +63,11 @@ struct hook {
 	struct curl_slist *headers;    /* the block's, plus ours */
 	struct curl_slist *req_headers; /* headers plus this batch's signature */
 	char errbuf[CURL_ERROR_SIZE];
+	/* this POST's answer, as it comes (reset by hook_send) */
+	long status;                   /* of the last status line seen */
+	bool got_2xx;                  /* a 2xx's headers are complete: acknowledged */
+	int64_t got_2xx_ms;            /* monotonic, when they were */
+	size_t body_bytes;             /* of the response body read */
 	int64_t last_log_ms;
 	int64_t backlog_at_ms;
 	struct webhook_stat st;        /* under wh->lock */
@@ -187,11 +195,49 @@ static void hook_read(struct hook *h)
 
 /* ---- HTTP ---------------------------------------------------------------- */
 
-static size_t discard(char *p, size_t size, size_t n, void *ctx)
+/* The answer's headers: a 2xx status line's headers complete (the blank
+ * line after them) is the acknowledgment; what comes after cannot undo it.
+ * An interim 1xx answer's blank line is not. */
+static size_t on_header(char *p, size_t size, size_t n, void *ctx)
 {
+	struct hook *h = ctx;
+	size_t len = size * n;
+
+	if (len > 9 && !memcmp(p, "HTTP/", 5)) {
+		const char *sp = memchr(p, ' ', len);
+
+		h->status = sp && (size_t)(sp - p) + 4 <= len ? strtol(sp + 1, NULL, 10) : 0;
+	} else if ((len == 2 && !memcmp(p, "\r\n", 2)) || (len == 1 && *p == '\n')) {
+		if (h->status >= 200 && h->status < 300 && !h->got_2xx) {
+			h->got_2xx = true;
+			h->got_2xx_ms = mono_ms();
+		}
+	}
+	return len;
+}
+
+/* The body is not used: read up to BODY_MAX of it (so a small one keeps
+ * the connection for the next POST), then stop (an endless body). */
+static size_t on_body(char *p, size_t size, size_t n, void *ctx)
+{
+	struct hook *h = ctx;
+
 	(void)p;
-	(void)ctx;
-	return size * n;
+	h->body_bytes += size * n;
+	return h->body_bytes > BODY_MAX ? 0 : size * n;
+}
+
+/* A 2xx's body that trickles: give up on it after BODY_WAIT_MS (the POST
+ * is acknowledged already; the connection is dropped). */
+static int on_progress(void *ctx, curl_off_t dlt, curl_off_t dl, curl_off_t ult, curl_off_t ul)
+{
+	struct hook *h = ctx;
+
+	(void)dlt;
+	(void)dl;
+	(void)ult;
+	(void)ul;
+	return h->got_2xx && mono_ms() - h->got_2xx_ms > BODY_WAIT_MS;
 }
 
 static int hook_curl_init(struct hook *h, char *err, size_t errlen)
@@ -217,7 +263,20 @@ static int hook_curl_init(struct hook *h, char *err, size_t errlen)
 	curl_easy_setopt(h->easy, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(h->easy, CURLOPT_TIMEOUT_MS, (long)c->timeout_ms);
 	curl_easy_setopt(h->easy, CURLOPT_CONNECTTIMEOUT_MS, (long)c->timeout_ms);
-	curl_easy_setopt(h->easy, CURLOPT_WRITEFUNCTION, discard);
+	curl_easy_setopt(h->easy, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(h->easy, CURLOPT_HEADERDATA, h);
+	curl_easy_setopt(h->easy, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(h->easy, CURLOPT_WRITEDATA, h);
+	curl_easy_setopt(h->easy, CURLOPT_XFERINFOFUNCTION, on_progress);
+	curl_easy_setopt(h->easy, CURLOPT_XFERINFODATA, h);
+	curl_easy_setopt(h->easy, CURLOPT_NOPROGRESS, 0L);
+	/* a redirect is no acknowledgment: never followed, retried (webhook.h) */
+	curl_easy_setopt(h->easy, CURLOPT_FOLLOWLOCATION, 0L);
+#if LIBCURL_VERSION_NUM >= 0x075700
+	/* stopping (SIGTERM, a reload) does not wait for a name lookup that
+	 * hangs on a dead DNS server */
+	curl_easy_setopt(h->easy, CURLOPT_QUICK_EXIT, 1L);
+#endif
 	curl_easy_setopt(h->easy, CURLOPT_ERRORBUFFER, h->errbuf);
 	curl_easy_setopt(h->easy, CURLOPT_USERAGENT, "salvod-webhook");
 	if (c->ca_file)
@@ -282,6 +341,9 @@ static void hook_send(struct hook *h)
 	curl_easy_setopt(h->easy, CURLOPT_POSTFIELDS, h->body.data);
 	curl_easy_setopt(h->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)h->body.len);
 	h->errbuf[0] = 0;
+	h->status = 0;
+	h->got_2xx = false;
+	h->body_bytes = 0;
 	if (curl_multi_add_handle(h->wh->multi, h->easy) != CURLM_OK)
 		return;
 	h->in_flight = true;
@@ -304,13 +366,14 @@ static int64_t backoff_ms(const struct hook *h, uint64_t k)
 static void hook_done(struct hook *h, CURLcode rc)
 {
 	long status = 0;
+	curl_off_t retry_after = 0;
 	int64_t now = mono_ms();
 	char why[128];
 
 	curl_multi_remove_handle(h->wh->multi, h->easy);
 	h->in_flight = false;
 	curl_easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, &status);
-	if (rc == CURLE_OK && status >= 200 && status < 300) {
+	if (h->got_2xx || (rc == CURLE_OK && status >= 200 && status < 300)) {
 		bool was_failing = h->st.failures_in_row > 0;
 
 		set_acked(h);
@@ -330,14 +393,23 @@ static void hook_done(struct hook *h, CURLcode rc)
 		h->closed = false;
 		return;
 	}
-	if (rc != CURLE_OK)
+	if (rc != CURLE_OK && h->status == 0)
 		snprintf(why, sizeof(why), "%.120s", h->errbuf[0] ? h->errbuf : curl_easy_strerror(rc));
 	else
-		snprintf(why, sizeof(why), "HTTP status %ld", status);
+		snprintf(why, sizeof(why), "HTTP status %ld%s", status ? status : h->status,
+			 (status ? status : h->status) / 100 == 3 ? " (a redirect: not followed)" : "");
+	curl_easy_getinfo(h->easy, CURLINFO_RETRY_AFTER, &retry_after);
 	pthread_mutex_lock(&h->wh->lock);
 	h->st.failures++;
 	h->st.failures_in_row++;
 	int64_t wait = backoff_ms(h, h->st.failures_in_row);
+	if (rc == CURLE_OK && retry_after > 0) {
+		/* the receiver's Retry-After (seconds or a date), when longer */
+		int64_t ra = retry_after > RETRY_AFTER_MAX_MS / 1000 ? RETRY_AFTER_MAX_MS : (int64_t)retry_after * 1000;
+
+		if (ra > wait)
+			wait = ra;
+	}
 	h->retry_at = now + wait;
 	h->st.retry_at_ms = wall_ms() + wait;
 	snprintf(h->st.last_error, sizeof(h->st.last_error), "%s", why);

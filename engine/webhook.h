@@ -16,10 +16,18 @@
  * Sending: one thread drives every webhook with libcurl's multi interface;
  * one batch per webhook in flight. A batch is up to max-batch records of
  * the chosen types; it goes out when full, or max-delay after its first
- * record was read. A 2xx acknowledges it; anything else (status, timeout,
- * refused connection, TLS error) retries the same bytes after
- * min(retry-max, 250ms * 2^(failures-1)), of which the second half is
- * random (jitter). Headers: Content-Type: application/json,
+ * record was read. A 2xx acknowledges it, once its status line and headers
+ * are in (the response body is ignored: read up to 64 KiB and for 1 s at
+ * most, so an endless or trickling body neither holds the sender nor
+ * undoes the acknowledgment); anything else is a failure and retries the
+ * same bytes: every other status, 4xx included (at least once: a 400 does
+ * not drop events), redirects (3xx: never followed, the url is the one
+ * configured), timeouts, refused or reset connections, a reset before the
+ * headers are complete, name lookups that fail, TLS errors (an unverified
+ * peer is never sent to unless the block says `tls-verify no`). The retry
+ * comes after min(retry-max, 250ms * 2^(failures-1)), of which the second
+ * half is random (jitter), or after the answer's Retry-After (seconds or a
+ * date; 1 h at most) when that is longer. Headers: Content-Type: application/json,
  * X-Salvo-Signature: sha256=<hex HMAC-SHA256 of the body with secret>
  * (when a secret is set), X-Salvo-Webhook: NAME, and the block's headers.
  *
