@@ -34,6 +34,7 @@
 #include "core/config_webhook.h"
 #include "core/json_str.h"
 #include "engine/webhook_log.h"
+#include "engine/webhook_seen.h"
 
 #define IDLE_POLL_MS 50            /* re-read a caught-up log this often */
 #define BACKOFF_MIN_MS 250
@@ -42,11 +43,14 @@
 #define BODY_MAX (64u << 10)       /* a response body is read this far, then dropped */
 #define BODY_WAIT_MS 1000          /* after a 2xx's headers, its body gets this long */
 #define RETRY_AFTER_MAX_MS 3600000 /* a receiver's Retry-After is honoured up to 1 h */
+#define SEEN_PRIME_BYTES (256u << 10) /* log before the position whose ids count as sent */
 
 struct hook {
 	const struct config_webhook *cfg;
 	struct webhooks *wh;
 	struct wh_reader rd;
+	struct wh_seen *seen;          /* ids taken lately: a record logged twice goes once */
+	uint64_t dups;                 /* records skipped for that */
 	int pos_fd;
 	struct wh_pos acked;           /* acknowledged position */
 	bool pos_dirty;                /* acked moved past skipped lines only */
@@ -154,6 +158,27 @@ static int hook_resume(struct hook *h, const char *state_dir)
 	return 0;
 }
 
+/* The records just before the resumed position were sent: their ids count
+ * as seen, so the outbox writing them again after a crash sends none
+ * twice (those lines come within one flush of the log's end). */
+static void hook_prime(struct hook *h)
+{
+	struct wh_reader *r = &h->rd;
+	uint64_t at = r->off + r->pos, from;
+	ssize_t got;
+	char *buf;
+
+	if (r->fd < 0 || at == 0)
+		return;
+	from = at > SEEN_PRIME_BYTES ? at - SEEN_PRIME_BYTES : 0;
+	if (!(buf = malloc(at - from)))
+		return;
+	got = pread(r->fd, buf, at - from, (off_t)from);
+	if (got > 0)
+		wh_seen_add_lines(h->seen, buf, (size_t)got, from == 0);
+	free(buf);
+}
+
 /* Take lines into the batch until it is full or the log is read. */
 static void hook_read(struct hook *h)
 {
@@ -161,7 +186,7 @@ static void hook_read(struct hook *h)
 	struct wh_pos at;
 
 	while (h->n < h->cfg->max_batch) {
-		const char *line, *type;
+		const char *line, *type, *eid;
 		size_t n, tlen;
 
 		if (wh_reader_line(r, &line, &n) <= 0)
@@ -172,6 +197,11 @@ static void hook_read(struct hook *h)
 		}
 		if (!config_webhook_wants(h->cfg, type, tlen))
 			continue;
+		eid = line + n - 2 - ACCT_EVENT_ID_LEN;
+		if (wh_seen_has(h->seen, eid)) {
+			h->dups++; /* written again by the outbox after a crash */
+			continue;
+		}
 		if (json_buf_reserve(&h->body, n + 2) < 0) {
 			r->pos -= n + 1; /* the line is still in the buffer: again later */
 			break;
@@ -184,6 +214,7 @@ static void hook_read(struct hook *h)
 			json_buf_putc(&h->body, ',');
 		}
 		json_buf_put(&h->body, line, n);
+		wh_seen_add(h->seen, eid);
 		h->n++;
 	}
 	wh_reader_where(r, &at);
@@ -436,6 +467,7 @@ static void hook_backlog(struct hook *h, int64_t now)
 	pthread_mutex_lock(&h->wh->lock);
 	h->st.backlog_bytes = bytes;
 	h->st.skipped_lines = h->rd.skipped;
+	h->st.duplicates_skipped = h->dups;
 	h->st.oldest_unsent_ms = age > 0 ? age : 0;
 	h->st.stalled = h->st.failures_in_row >= WEBHOOK_STALL_FAILURES || age >= WEBHOOK_STALL_AGE_MS;
 	pthread_mutex_unlock(&h->wh->lock);
@@ -530,6 +562,7 @@ static void hook_free(struct hook *h)
 	curl_slist_free_all(h->headers);
 	curl_slist_free_all(h->req_headers);
 	json_buf_free(&h->body);
+	free(h->seen);
 	wh_reader_fini(&h->rd);
 	if (h->pos_fd >= 0)
 		close(h->pos_fd);
@@ -596,12 +629,18 @@ int webhooks_start(struct webhooks **out, const struct config *cfg, const char *
 			wh->n++;
 			goto fail;
 		}
+		if (!(h->seen = calloc(1, sizeof(*h->seen)))) {
+			snprintf(err, errlen, "webhooks: out of memory");
+			wh->n++;
+			goto fail;
+		}
 		if ((ret = hook_resume(h, state_dir)) < 0) {
 			snprintf(err, errlen, "webhook %s: cannot keep its position in %s: %s", h->cfg->name, state_dir,
 				 strerror(-ret));
 			wh->n++;
 			goto fail;
 		}
+		hook_prime(h);
 		if (hook_curl_init(h, err, errlen) < 0) {
 			wh->n++;
 			goto fail;

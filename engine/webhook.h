@@ -31,6 +31,11 @@
  * X-Salvo-Signature: sha256=<hex HMAC-SHA256 of the body with secret>
  * (when a secret is set), X-Salvo-Webhook: NAME, and the block's headers.
  *
+ * A record the log holds twice (the outbox writes the last flush's records
+ * again after a kill -9) is sent once: the webhook skips an event_id it
+ * took lately (engine/webhook_seen.h; at a start, those of the last 256 KiB
+ * before its position count as taken).
+ *
  * A webhook is "stalled" when it has failed 3 times in a row or its oldest
  * unsent record is 60 s old or more; the log says so (every 30 s at most).
  */
@@ -55,6 +60,7 @@ struct webhook_stat {
 	uint64_t batches_sent;     /* acknowledged POSTs */
 	uint64_t failures;         /* failed POSTs */
 	uint64_t skipped_lines;    /* log lines that were no record (cut by a crash) */
+	uint64_t duplicates_skipped; /* records whose event_id was sent (or batched) already */
 	uint64_t failures_in_row;
 	uint64_t backlog_bytes;    /* log bytes after the acknowledged position */
 	int64_t oldest_unsent_ms;  /* age of the oldest unsent record; 0 = none */
