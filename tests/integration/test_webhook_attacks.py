@@ -22,8 +22,9 @@
             two HTTPS webhooks, one whose certificate is for another name, one signed
             by a CA it does not trust: the healthy one is not held back; the TLS ones
             fail (never sent unverified) and retry; the receiver gets the right
-            certificate and a reload trusts the right CA (POST /api/v1/reload, which
-            answers promptly despite the hanging lookup): then everything arrives;
+            certificate, a reload trusts the right CA (POST /api/v1/reload, which
+            answers promptly despite the hanging lookup), and a fourth webhook's ca-file
+            gets the right CA in place (its block unchanged): then everything arrives;
             SIGTERM stops salvod promptly
   backlog   the receiver is down (connection refused) while 60,000 records accumulate:
             salvod's RSS stays within 24 MiB of where it was, GET /api/v1/webhooks and
@@ -428,9 +429,12 @@ def test_deaddns(env):
     healthy = Rcv(18131).up()
     rw = Rcv(18132, tls=wrong).up()              # trusted CA, certificate for another name
     ru = Rcv(18133, tls=right).up()              # right name, signed by a CA it does not trust
+    rf = Rcv(18135, tls=right).up()              # the same, its ca-file to be fixed in place
+    inplace = env.write("inplace-ca.pem", open(ca_b[0]).read())
     hook_ca = lambda ca_u: (block("healthy", healthy.url()) +
                             block("wrongname", rw.url(), "    ca-file %s\n" % ca_a[0]) +
                             block("untrusted", ru.url(), "    ca-file %s\n" % ca_u) +
+                            block("cafile", rf.url(), "    ca-file %s\n" % inplace) +
                             block("deaddns", "http://hook.dead-dns.test:18134/hook", "    timeout 1s\n"))
     d = env.salvod_daemon(default_domain={"retry-after": "1s"}, extra=hook_ca(ca_b[0]))
     d.start()
@@ -454,16 +458,25 @@ def test_deaddns(env):
     st = hooks()
     log("api: %r" % {k: (v["records_sent"], v["failures"], v["last_error"]) for k, v in st.items()})
     for name, pat in (("wrongname", r"certificate|name|subject|match"), ("untrusted", r"certificate|issuer|verify"),
+                      ("cafile", r"certificate|issuer|verify"),
                       ("deaddns", r"resolve|timed? ?out|timeout")):
         if st[name]["records_sent"] != 0 or st[name]["failures"] < 2 or \
                 not re.search(pat, st[name]["last_error"] or "", re.I):
             raise Fail("webhook %s: %r" % (name, st[name]))
-    if rw.acked_ids() or ru.acked_ids():
+    if rw.acked_ids() or ru.acked_ids() or rf.acked_ids():
         raise Fail("a TLS webhook sent to a receiver it must not trust")
     # the wrong-name receiver gets its right certificate: the retries get through
     rw.down()
     rw.tls = right
     rw.up()
+    # the "cafile" one's file gets the right CA in place, the config is unchanged, a
+    # reload (which restarts no webhook: none changed) and its retries get through
+    with open(inplace + ".new", "w") as f:
+        f.write(open(ca_a[0]).read())
+    os.rename(inplace + ".new", inplace)
+    api_json("/api/v1/reload", "POST")
+    if not wait_until(lambda: set(ids) <= set(rf.acked_ids()), 10, interval=0.2, what="the cafile webhook's events"):
+        raise Fail("a ca-file fixed in place is not used (%r)" % hooks()["cafile"])
     # the untrusted one: a reload points ca-file at the right CA
     with open(d.config, "w") as f:
         f.write(harness.salvod_config(d.spool, default_domain={"retry-after": "1s"}, extra=hook_ca(ca_a[0])))
@@ -478,7 +491,7 @@ def test_deaddns(env):
     harness.inject_all(msgs("e", 10, bad_every=0), threads=1, per_conn=10, timeout=20)
     wait_until(lambda: len(log_events(d)) >= 70, 20, interval=0.3, what="70 records")
     ids = [e for e, _ in log_events(d)]
-    for name, r in (("wrongname", rw), ("untrusted", ru), ("healthy", healthy)):
+    for name, r in (("wrongname", rw), ("untrusted", ru), ("cafile", rf), ("healthy", healthy)):
         wait_until(lambda: set(ids) <= set(r.acked_ids()), 20, interval=0.3, what="webhook %s's events" % name)
         check_arrived(name, r, ids)
     t = time.monotonic()
@@ -487,7 +500,7 @@ def test_deaddns(env):
     log("SIGTERM with a webhook in a hanging lookup: stopped in %.2f s" % took)
     if took > 5.0 * harness.SLOW:
         raise Fail("salvod took %.1f s to stop (waited for a DNS lookup)" % took)
-    for r in (healthy, rw, ru):
+    for r in (healthy, rw, ru, rf):
         r.down()
     if bh:
         for s in bh[1]:
