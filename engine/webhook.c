@@ -416,6 +416,7 @@ static void hook_done(struct hook *h, CURLcode rc)
 		h->st.last_success_ms = wall_ms();
 		h->st.last_error[0] = 0;
 		h->st.retry_at_ms = 0;
+		h->st.oldest_unsent_at_ms = 0; /* until the next figures */
 		pthread_mutex_unlock(&h->wh->lock);
 		if (was_failing)
 			fprintf(stderr, "salvod: webhook %s: delivering again\n", h->cfg->name);
@@ -468,7 +469,7 @@ static void hook_backlog(struct hook *h, int64_t now)
 	h->st.backlog_bytes = bytes;
 	h->st.skipped_lines = h->rd.skipped;
 	h->st.duplicates_skipped = h->dups;
-	h->st.oldest_unsent_ms = age > 0 ? age : 0;
+	h->st.oldest_unsent_at_ms = age > 0 ? h->oldest_time_ms : 0;
 	h->st.stalled = h->st.failures_in_row >= WEBHOOK_STALL_FAILURES || age >= WEBHOOK_STALL_AGE_MS;
 	pthread_mutex_unlock(&h->wh->lock);
 	if (h->st.stalled && now - h->last_log_ms >= LOG_EVERY_MS) {
@@ -666,5 +667,13 @@ size_t webhooks_stats(struct webhooks *wh, struct webhook_stat *out, size_t cap)
 	for (size_t i = 0; i < wh->n && i < cap; i++)
 		out[i] = wh->hooks[i].st;
 	pthread_mutex_unlock(&wh->lock);
+	/* the age as of now (the figures are refreshed about once a second) */
+	int64_t now = wall_ms();
+
+	for (size_t i = 0; i < wh->n && i < cap; i++) {
+		int64_t at = out[i].oldest_unsent_at_ms;
+
+		out[i].oldest_unsent_ms = at && now > at ? now - at : 0;
+	}
 	return wh->n;
 }

@@ -63,7 +63,8 @@ struct webhook_stat {
 	uint64_t duplicates_skipped; /* records whose event_id was sent (or batched) already */
 	uint64_t failures_in_row;
 	uint64_t backlog_bytes;    /* log bytes after the acknowledged position */
-	int64_t oldest_unsent_ms;  /* age of the oldest unsent record; 0 = none */
+	int64_t oldest_unsent_ms;  /* age of the oldest unsent record; 0 = none (as of the copy) */
+	int64_t oldest_unsent_at_ms; /* wall clock "time" of that record; 0 = none */
 	int64_t last_success_ms;   /* wall clock; 0 = never */
 	int64_t retry_at_ms;       /* wall clock of the next retry; 0 = not waiting */
 	bool stalled;

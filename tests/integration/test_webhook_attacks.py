@@ -529,13 +529,18 @@ def test_backlog(env):
                           .replace("max-batch 40\n", ""))
     d.start()
     harness.inject_all(msgs("b", 20, bad_every=0), threads=1, per_conn=20, timeout=20)
-    wait_until(lambda: len(log_events(d)) >= 20, 20, interval=0.2, what="20 records")
-    wait_until(lambda: hooks()["backend"]["failures"] >= 1, 10, what="a failure")
+    if not wait_until(lambda: len(log_events(d)) >= 20, 20, interval=0.2, what="20 records"):
+        raise Fail("20 messages made %d delivery records" % len(log_events(d)))
+    if not wait_until(lambda: hooks()["backend"]["failures"] >= 1, 10, what="a failure"):
+        raise Fail("the webhook never failed against a receiver that is down: %r" % hooks())
     time.sleep(1.0)
     rss0 = _rss_kib(d.proc.pid)
     n = 60000
     data = "".join(_line(i) for i in range(n)).encode()
-    fd = os.open(os.path.join(d.spool, "log", "acct.jsonl"), os.O_WRONLY | os.O_APPEND)
+    logd = os.path.join(d.spool, "log")
+    if not os.path.exists(os.path.join(logd, "acct.jsonl")):
+        raise Fail("no acct.jsonl to append to: %r" % (os.listdir(logd) if os.path.isdir(logd) else logd))
+    fd = os.open(os.path.join(logd, "acct.jsonl"), os.O_WRONLY | os.O_APPEND)
     try:
         if os.write(fd, data) != len(data):
             raise Fail("short write to acct.jsonl")
