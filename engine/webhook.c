@@ -301,6 +301,8 @@ static int hook_curl_init(struct hook *h, char *err, size_t errlen)
 	curl_easy_setopt(h->easy, CURLOPT_XFERINFOFUNCTION, on_progress);
 	curl_easy_setopt(h->easy, CURLOPT_XFERINFODATA, h);
 	curl_easy_setopt(h->easy, CURLOPT_NOPROGRESS, 0L);
+	/* a proxy's "200 Connection established" (https_proxy) is no answer */
+	curl_easy_setopt(h->easy, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
 	/* a redirect is no acknowledgment: never followed, retried (webhook.h) */
 	curl_easy_setopt(h->easy, CURLOPT_FOLLOWLOCATION, 0L);
 #if LIBCURL_VERSION_NUM >= 0x075700

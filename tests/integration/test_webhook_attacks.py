@@ -35,6 +35,8 @@
             same event_ids); then three kill -9 during blasts, each with a batch held:
             every event arrives once (records the outbox writes to the log again at a
             start, the same event_id further down, are not sent twice)
+  proxy     https_proxy set for salvod: the proxy's "200 Connection established" is
+            not taken for the answer of a receiver behind it that never answers
 """
 
 import hashlib
@@ -507,6 +509,98 @@ def test_deaddns(env):
             s.close()
 
 
+class ConnectProxy:
+    """An HTTP proxy that only tunnels (CONNECT host:port), counting the tunnels."""
+
+    def __init__(self, port):
+        self.tunnels = 0
+        self.ls = socket.socket()
+        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.ls.bind((HOST, port))
+        self.ls.listen(16)
+        threading.Thread(target=self.run, daemon=True).start()
+
+    def run(self):
+        while True:
+            try:
+                c, _ = self.ls.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.tunnel, args=(c,), daemon=True).start()
+
+    def tunnel(self, c):
+        head = b""
+        while b"\r\n\r\n" not in head:
+            got = c.recv(4096)
+            if not got:
+                return c.close()
+            head += got
+        host, port = head.split()[1].decode().rsplit(":", 1)
+        up = socket.create_connection((host, int(port)))
+        self.tunnels += 1
+        c.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+
+        def pipe(a, b):
+            try:
+                while True:
+                    data = a.recv(65536)
+                    if not data:
+                        break
+                    b.sendall(data)
+            except OSError:
+                pass
+            for s in (a, b):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+        threading.Thread(target=pipe, args=(up, c), daemon=True).start()
+        pipe(c, up)
+
+    def close(self):
+        self.ls.close()
+
+
+def test_proxy(env):
+    """https_proxy in salvod's environment: the proxy's "200 Connection established"
+    to CONNECT is not the receiver's answer; a receiver behind it that never answers
+    acknowledges nothing, and the batch arrives once it answers."""
+    setup_mail(env)
+    ca = _ca(env, "ca-p")
+    leaf = _leaf(env, ca, "proxied", "IP:127.0.0.1")
+    rcv = Rcv(18161, default="hang", tls=leaf).up()
+    proxy = ConnectProxy(18162)
+    d = env.salvod_daemon(extra=block("backend", rcv.url(), "    ca-file %s\n" % ca[0]))
+    saved = {k: os.environ.get(k) for k in ("https_proxy", "no_proxy", "NO_PROXY")}
+    os.environ.update({"https_proxy": "http://%s:%d" % (HOST, 18162), "no_proxy": "", "NO_PROXY": ""})
+    try:
+        d.start()
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    harness.inject_all(msgs("p", 20), threads=1, per_conn=20, timeout=20)
+    if not wait_until(lambda: hooks()["backend"]["failures"] >= 2, 15, what="two timeouts through the proxy"):
+        raise Fail("the webhook did not fail against a receiver that never answers: %r" % hooks()["backend"])
+    st = hooks()["backend"]
+    log("through the proxy (%d tunnels) to a receiver that never answers: %r"
+        % (proxy.tunnels, {k: st[k] for k in ("records_sent", "failures", "last_error")}))
+    if proxy.tunnels < 1 or st["records_sent"] != 0:
+        raise Fail("the proxy's answer to CONNECT was taken for the receiver's: %r" % st)
+    with rcv.lock:
+        rcv.default = "ok"
+    rcv.release.set()
+    wait_until(lambda: len(log_events(d)) >= 20, 20, interval=0.2, what="20 records")
+    ids = [e for e, _ in log_events(d)]
+    wait_until(lambda: set(ids) <= set(rcv.acked_ids()), 20, interval=0.3, what="every event through the proxy")
+    check_arrived("backend", rcv, ids)
+    d.stop()
+    rcv.down()
+    proxy.close()
+
+
 def _rss_kib(pid):
     with open("/proc/%d/status" % pid) as f:
         for ln in f:
@@ -646,4 +740,4 @@ def test_midbatch(env):
 
 
 if __name__ == "__main__":
-    harness.main([test_hostile, test_deaddns, test_backlog, test_midbatch])
+    harness.main([test_hostile, test_deaddns, test_backlog, test_midbatch, test_proxy])
