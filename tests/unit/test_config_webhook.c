@@ -88,6 +88,7 @@ static void test_defaults_and_values(void **state)
 	assert_false(config_webhook_wants(a, "bogus", 5));
 
 	assert_string_equal(b->url, "http://127.0.0.1:8080/h");
+
 	assert_int_equal(b->line, 4);
 	assert_int_equal(b->max_batch, 10000);
 	assert_int_equal(b->max_delay_ms, 0);
@@ -107,6 +108,25 @@ static void test_defaults_and_values(void **state)
 	config_free(&cfg);
 }
 
+static void test_good_urls(void **state)
+{
+	static const char *const good[] = {
+		"HTTPS://ESP.example/h", "http://u:p@h.test:65535/x?y=1#z", "https://[::1]:8443/", "https://[fe80::1]",
+		"http://h_1.test", "http://10.0.0.1:1/",
+	};
+	struct config cfg;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		char text[256];
+
+		snprintf(text, sizeof(text), "<acct-webhook g>\n  url %s\n</acct-webhook>\n", good[i]);
+		load_ok(&cfg, text);
+		assert_string_equal(cfg.webhooks[0].url, good[i]);
+		config_free(&cfg);
+	}
+}
+
 static void test_bad_values(void **state)
 {
 	(void)state;
@@ -124,6 +144,20 @@ static void test_bad_values(void **state)
 	expect_line_err("url http://", "hook.conf:3: invalid URL (http://... or https://...) \"http://\" for url");
 	expect_line_err("url h.test/x", "hook.conf:3: invalid URL (http://... or https://...) \"h.test/x\" for url");
 	expect_line_err("url", "hook.conf:3: missing value for url");
+	static const char *const bad_urls[] = {
+		"http://:80/", "http://h.test:99999/", "http://h.test:abc/", "http://h.test:0/", "http://h.test:/x",
+		"https://[::1/", "https://[]/", "http:///path", "http://h_t est/", "http://h.test%2f/", "https://[::1]x/",
+	};
+	for (size_t i = 0; i < sizeof(bad_urls) / sizeof(bad_urls[0]); i++) {
+		char line[128], want[256];
+
+		snprintf(line, sizeof(line), "url %s", bad_urls[i]);
+		snprintf(want, sizeof(want), "hook.conf:3: invalid URL (%s) \"%s\" for url",
+			 strchr(bad_urls[i], ' ') ? "no blanks or control characters"
+						  : "http[s]://HOST[:PORT]/..., PORT 1 to 65535",
+			 bad_urls[i]);
+		expect_line_err(line, want);
+	}
 	expect_line_err("records delivery,bogus",
 			"hook.conf:3: unknown record type \"bogus\" for records (one of reception, delivery, transient, "
 			"bounce, expiration, feedback, suppressed, cancelled)");
@@ -157,6 +191,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_defaults_and_values),
+		cmocka_unit_test(test_good_urls),
 		cmocka_unit_test(test_bad_values),
 		cmocka_unit_test(test_bad_blocks),
 	};
