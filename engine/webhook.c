@@ -43,6 +43,7 @@
 #define BODY_MAX (64u << 10)       /* a response body is read this far, then dropped */
 #define BODY_WAIT_MS 1000          /* after a 2xx's headers, its body gets this long */
 #define RETRY_AFTER_MAX_MS 3600000 /* a receiver's Retry-After is honoured up to 1 h */
+#define STOP_GRACE_MS 1000       /* stopping, POSTs in flight get this long */
 #define SEEN_PRIME_BYTES (256u << 10) /* log before the position whose ids count as sent */
 
 struct hook {
@@ -521,6 +522,48 @@ static bool stopping(struct webhooks *wh)
 	return s;
 }
 
+/* Take the answers that came (hook_done for each); true when one did. */
+static bool take_answers(struct webhooks *wh)
+{
+	struct CURLMsg *m;
+	bool any = false;
+	int left;
+
+	while ((m = curl_multi_info_read(wh->multi, &left))) {
+		struct hook *h = NULL;
+
+		if (m->msg != CURLMSG_DONE)
+			continue;
+		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&h);
+		if (h) {
+			hook_done(h, m->data.result);
+			any = true;
+		}
+	}
+	return any;
+}
+
+/* Stopping: the POSTs in flight get STOP_GRACE_MS to be answered (so a
+ * reload or SIGTERM does not make them duplicates); no new one starts. */
+static void drain(struct webhooks *wh)
+{
+	int64_t end = mono_ms() + STOP_GRACE_MS;
+
+	for (;;) {
+		bool busy = false;
+		int running = 0;
+		int64_t left = end - mono_ms();
+
+		for (size_t i = 0; i < wh->n; i++)
+			busy |= wh->hooks[i].in_flight;
+		if (!busy || left <= 0)
+			return;
+		curl_multi_perform(wh->multi, &running);
+		if (!take_answers(wh))
+			curl_multi_poll(wh->multi, NULL, 0, (int)(left < 50 ? left : 50), NULL);
+	}
+}
+
 static void *run(void *arg)
 {
 	struct webhooks *wh = arg;
@@ -528,8 +571,6 @@ static void *run(void *arg)
 	while (!stopping(wh)) {
 		int64_t now = mono_ms(), wait = 1000;
 		int running = 0;
-		struct CURLMsg *m;
-		int left;
 
 		for (size_t i = 0; i < wh->n; i++) {
 			int64_t w = hook_step(&wh->hooks[i], now);
@@ -538,20 +579,12 @@ static void *run(void *arg)
 				wait = w;
 		}
 		curl_multi_perform(wh->multi, &running);
-		while ((m = curl_multi_info_read(wh->multi, &left))) {
-			struct hook *h = NULL;
-
-			if (m->msg != CURLMSG_DONE)
-				continue;
-			curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&h);
-			if (h) {
-				hook_done(h, m->data.result);
-				wait = 0; /* the next batch may be ready */
-			}
-		}
+		if (take_answers(wh))
+			wait = 0; /* the next batch may be ready */
 		if (wait > 0)
 			curl_multi_poll(wh->multi, NULL, 0, (int)wait, NULL);
 	}
+	drain(wh);
 	return NULL;
 }
 

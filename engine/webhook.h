@@ -76,8 +76,9 @@ struct webhook_stat {
  * -1 with a message in err. */
 int webhooks_start(struct webhooks **out, const struct config *cfg, const char *log_dir, const char *state_dir,
 		   char *err, size_t errlen);
-/* Stop and join the thread (a batch in flight is abandoned: it is sent
- * again next time), free everything. NULL is a no-op. */
+/* Stop and join the thread, free everything. A POST in flight gets 1 s to
+ * be answered; one that is not is abandoned (sent again next time). NULL
+ * is a no-op. */
 void webhooks_stop(struct webhooks *wh);
 
 /* Copy up to cap webhooks' current figures into out (any thread); returns
