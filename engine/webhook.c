@@ -43,7 +43,7 @@
 #define BODY_MAX (64u << 10)       /* a response body is read this far, then dropped */
 #define BODY_WAIT_MS 1000          /* after a 2xx's headers, its body gets this long */
 #define RETRY_AFTER_MAX_MS 3600000 /* a receiver's Retry-After is honoured up to 1 h */
-#define STOP_GRACE_MS 1000       /* stopping, POSTs in flight get this long */
+#define STOP_GRACE_MS 1000         /* stopping, POSTs in flight get this long */
 #define SEEN_PRIME_BYTES (256u << 10) /* log before the position whose ids count as sent */
 
 struct hook {
@@ -428,17 +428,19 @@ static void hook_done(struct hook *h, CURLcode rc)
 		h->closed = false;
 		return;
 	}
-	if (rc != CURLE_OK && h->status == 0)
+	if (!status)
+		status = h->status;
+	if (rc != CURLE_OK && (status < 300 || status > 599)) /* no answer, or a 2xx cut before its headers ended */
 		snprintf(why, sizeof(why), "%.120s", h->errbuf[0] ? h->errbuf : curl_easy_strerror(rc));
 	else
-		snprintf(why, sizeof(why), "HTTP status %ld%s", status ? status : h->status,
-			 (status ? status : h->status) / 100 == 3 ? " (a redirect: not followed)" : "");
+		snprintf(why, sizeof(why), "HTTP status %ld%s", status,
+			 status / 100 == 3 ? " (a redirect: not followed)" : "");
 	curl_easy_getinfo(h->easy, CURLINFO_RETRY_AFTER, &retry_after);
 	pthread_mutex_lock(&h->wh->lock);
 	h->st.failures++;
 	h->st.failures_in_row++;
 	int64_t wait = backoff_ms(h, h->st.failures_in_row);
-	if (rc == CURLE_OK && retry_after > 0) {
+	if (retry_after > 0) {
 		/* the receiver's Retry-After (seconds or a date), when longer */
 		int64_t ra = retry_after > RETRY_AFTER_MAX_MS / 1000 ? RETRY_AFTER_MAX_MS : (int64_t)retry_after * 1000;
 

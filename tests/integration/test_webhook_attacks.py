@@ -375,6 +375,12 @@ def test_hostile(env):
     if nd["records_sent"] != 0 or nd["failures"] < 3 or not nd["stalled"] or not nd["last_error"] or \
             not re.search(r"resolve", nd["last_error"], re.I) or nd["backlog_bytes"] <= 0:
         raise Fail("a webhook whose host does not resolve: %r" % nd)
+    with open(d.stderr_paths[-1], errors="replace") as f:
+        said = f.read()
+    for name, why in (("redirect", "HTTP status 302 (a redirect: not followed)"), ("ratelimit", "HTTP status 429"),
+                      ("badreq", "HTTP status 400"), ("hang", "timed out"), ("reset", "reset")):
+        if not re.search(r"webhook %s: POST of \d+ records failed \([^\n]*%s" % (name, re.escape(why)), said):
+            raise Fail("salvod's log does not say why webhook %s failed (%r)" % (name, why))
     t = time.monotonic()
     d.stop()
     log("SIGTERM with a webhook retrying an unresolvable host: stopped in %.2f s" % (time.monotonic() - t))
