@@ -2,7 +2,7 @@
 """test_webhook_attacks.py - accounting webhooks against hostile and broken receivers
 (real sockets: http.server, ssl), each as its own <acct-webhook> block beside a healthy one.
 
-  hostile   one salvod, ten webhooks, each receiver misbehaving in its own way for its
+  hostile   one salvod, nine webhooks, each receiver misbehaving in its own way for its
             first POSTs (or all of them): never answers (timeout 1 s), answers 2xx
             byte by byte with a body that trickles on for seconds, 2xx with an endless
             chunked body, 302 to another receiver, 429 with Retry-After: 2, 400 (and
@@ -26,7 +26,8 @@
             answers promptly despite the hanging lookup), and a fourth webhook's ca-file
             gets the right CA in place (its block unchanged): then everything arrives;
             SIGTERM stops salvod promptly
-  backlog   the receiver is down (connection refused) while 60,000 records accumulate:
+  backlog   the receiver is down (connection refused) while 60,000 records accumulate
+            (synthetic delivery lines appended to acct.jsonl between two real blasts):
             salvod's RSS stays within 24 MiB of where it was, GET /api/v1/webhooks and
             /metrics report the backlog and a growing oldest-record age; after recovery
             every record arrives once, in order
