@@ -73,12 +73,56 @@ static bool has_ctl(const char *s)
 	return false;
 }
 
+/* The authority of an http(s) URL, a[0..n): [user@]host[:port], host a name,
+ * an IPv4 address or [IPv6]; the port 1..65535. */
+static bool authority_ok(const char *a, size_t n)
+{
+	const char *at = memchr(a, '@', n), *host, *end = a + n, *colon;
+
+	host = at ? at + 1 : a;
+	if (host < end && *host == '[') {
+		const char *close = memchr(host, ']', (size_t)(end - host));
+
+		if (!close || close == host + 1)
+			return false;
+		colon = close + 1 < end ? close + 1 : NULL;
+		if (colon && *colon != ':')
+			return false;
+	} else {
+		colon = memchr(host, ':', (size_t)(end - host));
+		if ((colon ? colon : end) == host)
+			return false; /* no host */
+		for (const char *c = host; c < (colon ? colon : end); c++)
+			if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+			      *c == '-' || *c == '.' || *c == '_'))
+				return false;
+	}
+	if (colon) {
+		unsigned long port = 0;
+		const char *c = colon + 1;
+
+		if (c == end)
+			return false;
+		for (; c < end; c++) {
+			if (*c < '0' || *c > '9' || (port = port * 10 + (unsigned long)(*c - '0')) > 65535)
+				return false;
+		}
+		if (port == 0)
+			return false;
+	}
+	return true;
+}
+
 static int d_url(struct parser *p, const struct directive *d, char *v)
 {
-	if ((strncasecmp(v, "http://", 7) || !v[7]) && (strncasecmp(v, "https://", 8) || !v[8]))
+	size_t skip = !strncasecmp(v, "http://", 7) ? 7 : !strncasecmp(v, "https://", 8) ? 8 : 0;
+
+	if (!skip || !v[skip])
 		return cp_bad_value(p, "URL (http://... or https://...)", d, v);
 	if (cp_has_space(v) || has_ctl(v))
 		return cp_bad_value(p, "URL (no blanks or control characters)", d, v);
+	if (!authority_ok(v + skip, strcspn(v + skip, "/?#")))
+		return cp_bad_value(p, "URL (http[s]://HOST[:PORT]/..., PORT 1 to 65535)", d, v);
 	return cp_set_string(p, &cur(p)->url, v);
 }
 

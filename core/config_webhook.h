@@ -3,7 +3,7 @@
  * records go, which ones, in what batches, how they are signed.
  *
  *   <acct-webhook backend>
- *       url        https://esp.example/hooks/salvo  # http:// or https://, required
+ *       url        https://esp.example/hooks/salvo  # http:// or https://, a host, port 1..65535; required
  *       records    delivery,bounce                  # default: every type but reception
  *       max-batch  100                              # records per POST (1..10000)
  *       max-delay  1s                               # a partial batch goes out after this

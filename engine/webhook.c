@@ -34,16 +34,24 @@
 #include "core/config_webhook.h"
 #include "core/json_str.h"
 #include "engine/webhook_log.h"
+#include "engine/webhook_seen.h"
 
 #define IDLE_POLL_MS 50            /* re-read a caught-up log this often */
 #define BACKOFF_MIN_MS 250
 #define LOG_EVERY_MS 30000
 #define BACKLOG_EVERY_MS 1000
+#define BODY_MAX (64u << 10)       /* a response body is read this far, then dropped */
+#define BODY_WAIT_MS 1000          /* after a 2xx's headers, its body gets this long */
+#define RETRY_AFTER_MAX_MS 3600000 /* a receiver's Retry-After is honoured up to 1 h */
+#define STOP_GRACE_MS 1000         /* stopping, POSTs in flight get this long */
+#define SEEN_PRIME_BYTES (256u << 10) /* log before the position whose ids count as sent */
 
 struct hook {
 	const struct config_webhook *cfg;
 	struct webhooks *wh;
 	struct wh_reader rd;
+	struct wh_seen *seen;          /* ids taken lately: a record logged twice goes once */
+	uint64_t dups;                 /* records skipped for that */
 	int pos_fd;
 	struct wh_pos acked;           /* acknowledged position */
 	bool pos_dirty;                /* acked moved past skipped lines only */
@@ -60,6 +68,11 @@ struct hook {
 	struct curl_slist *headers;    /* the block's, plus ours */
 	struct curl_slist *req_headers; /* headers plus this batch's signature */
 	char errbuf[CURL_ERROR_SIZE];
+	/* this POST's answer, as it comes (reset by hook_send) */
+	long status;                   /* of the last status line seen */
+	bool got_2xx;                  /* a 2xx's headers are complete: acknowledged */
+	int64_t got_2xx_ms;            /* monotonic, when they were */
+	size_t body_bytes;             /* of the response body read */
 	int64_t last_log_ms;
 	int64_t backlog_at_ms;
 	struct webhook_stat st;        /* under wh->lock */
@@ -146,6 +159,27 @@ static int hook_resume(struct hook *h, const char *state_dir)
 	return 0;
 }
 
+/* The records just before the resumed position were sent: their ids count
+ * as seen, so the outbox writing them again after a crash sends none
+ * twice (those lines come within one flush of the log's end). */
+static void hook_prime(struct hook *h)
+{
+	struct wh_reader *r = &h->rd;
+	uint64_t at = r->off + r->pos, from;
+	ssize_t got;
+	char *buf;
+
+	if (r->fd < 0 || at == 0)
+		return;
+	from = at > SEEN_PRIME_BYTES ? at - SEEN_PRIME_BYTES : 0;
+	if (!(buf = malloc(at - from)))
+		return;
+	got = pread(r->fd, buf, at - from, (off_t)from);
+	if (got > 0)
+		wh_seen_add_lines(h->seen, buf, (size_t)got, from == 0);
+	free(buf);
+}
+
 /* Take lines into the batch until it is full or the log is read. */
 static void hook_read(struct hook *h)
 {
@@ -153,7 +187,7 @@ static void hook_read(struct hook *h)
 	struct wh_pos at;
 
 	while (h->n < h->cfg->max_batch) {
-		const char *line, *type;
+		const char *line, *type, *eid;
 		size_t n, tlen;
 
 		if (wh_reader_line(r, &line, &n) <= 0)
@@ -164,6 +198,11 @@ static void hook_read(struct hook *h)
 		}
 		if (!config_webhook_wants(h->cfg, type, tlen))
 			continue;
+		eid = line + n - 2 - ACCT_EVENT_ID_LEN;
+		if (wh_seen_has(h->seen, eid)) {
+			h->dups++; /* written again by the outbox after a crash */
+			continue;
+		}
 		if (json_buf_reserve(&h->body, n + 2) < 0) {
 			r->pos -= n + 1; /* the line is still in the buffer: again later */
 			break;
@@ -176,6 +215,7 @@ static void hook_read(struct hook *h)
 			json_buf_putc(&h->body, ',');
 		}
 		json_buf_put(&h->body, line, n);
+		wh_seen_add(h->seen, eid);
 		h->n++;
 	}
 	wh_reader_where(r, &at);
@@ -187,11 +227,49 @@ static void hook_read(struct hook *h)
 
 /* ---- HTTP ---------------------------------------------------------------- */
 
-static size_t discard(char *p, size_t size, size_t n, void *ctx)
+/* The answer's headers: a 2xx status line's headers complete (the blank
+ * line after them) is the acknowledgment; what comes after cannot undo it.
+ * An interim 1xx answer's blank line is not. */
+static size_t on_header(char *p, size_t size, size_t n, void *ctx)
 {
+	struct hook *h = ctx;
+	size_t len = size * n;
+
+	if (len > 9 && !memcmp(p, "HTTP/", 5)) {
+		const char *sp = memchr(p, ' ', len);
+
+		h->status = sp && (size_t)(sp - p) + 4 <= len ? strtol(sp + 1, NULL, 10) : 0;
+	} else if ((len == 2 && !memcmp(p, "\r\n", 2)) || (len == 1 && *p == '\n')) {
+		if (h->status >= 200 && h->status < 300 && !h->got_2xx) {
+			h->got_2xx = true;
+			h->got_2xx_ms = mono_ms();
+		}
+	}
+	return len;
+}
+
+/* The body is not used: read up to BODY_MAX of it (so a small one keeps
+ * the connection for the next POST), then stop (an endless body). */
+static size_t on_body(char *p, size_t size, size_t n, void *ctx)
+{
+	struct hook *h = ctx;
+
 	(void)p;
-	(void)ctx;
-	return size * n;
+	h->body_bytes += size * n;
+	return h->body_bytes > BODY_MAX ? 0 : size * n;
+}
+
+/* A 2xx's body that trickles: give up on it after BODY_WAIT_MS (the POST
+ * is acknowledged already; the connection is dropped). */
+static int on_progress(void *ctx, curl_off_t dlt, curl_off_t dl, curl_off_t ult, curl_off_t ul)
+{
+	struct hook *h = ctx;
+
+	(void)dlt;
+	(void)dl;
+	(void)ult;
+	(void)ul;
+	return h->got_2xx && mono_ms() - h->got_2xx_ms > BODY_WAIT_MS;
 }
 
 static int hook_curl_init(struct hook *h, char *err, size_t errlen)
@@ -217,7 +295,22 @@ static int hook_curl_init(struct hook *h, char *err, size_t errlen)
 	curl_easy_setopt(h->easy, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(h->easy, CURLOPT_TIMEOUT_MS, (long)c->timeout_ms);
 	curl_easy_setopt(h->easy, CURLOPT_CONNECTTIMEOUT_MS, (long)c->timeout_ms);
-	curl_easy_setopt(h->easy, CURLOPT_WRITEFUNCTION, discard);
+	curl_easy_setopt(h->easy, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(h->easy, CURLOPT_HEADERDATA, h);
+	curl_easy_setopt(h->easy, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(h->easy, CURLOPT_WRITEDATA, h);
+	curl_easy_setopt(h->easy, CURLOPT_XFERINFOFUNCTION, on_progress);
+	curl_easy_setopt(h->easy, CURLOPT_XFERINFODATA, h);
+	curl_easy_setopt(h->easy, CURLOPT_NOPROGRESS, 0L);
+	/* a proxy's "200 Connection established" (https_proxy) is no answer */
+	curl_easy_setopt(h->easy, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
+	/* a redirect is no acknowledgment: never followed, retried (webhook.h) */
+	curl_easy_setopt(h->easy, CURLOPT_FOLLOWLOCATION, 0L);
+#if LIBCURL_VERSION_NUM >= 0x075700
+	/* stopping (SIGTERM, a reload) does not wait for a name lookup that
+	 * hangs on a dead DNS server */
+	curl_easy_setopt(h->easy, CURLOPT_QUICK_EXIT, 1L);
+#endif
 	curl_easy_setopt(h->easy, CURLOPT_ERRORBUFFER, h->errbuf);
 	curl_easy_setopt(h->easy, CURLOPT_USERAGENT, "salvod-webhook");
 	if (c->ca_file)
@@ -282,6 +375,9 @@ static void hook_send(struct hook *h)
 	curl_easy_setopt(h->easy, CURLOPT_POSTFIELDS, h->body.data);
 	curl_easy_setopt(h->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)h->body.len);
 	h->errbuf[0] = 0;
+	h->status = 0;
+	h->got_2xx = false;
+	h->body_bytes = 0;
 	if (curl_multi_add_handle(h->wh->multi, h->easy) != CURLM_OK)
 		return;
 	h->in_flight = true;
@@ -304,13 +400,14 @@ static int64_t backoff_ms(const struct hook *h, uint64_t k)
 static void hook_done(struct hook *h, CURLcode rc)
 {
 	long status = 0;
+	curl_off_t retry_after = 0;
 	int64_t now = mono_ms();
 	char why[128];
 
 	curl_multi_remove_handle(h->wh->multi, h->easy);
 	h->in_flight = false;
 	curl_easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, &status);
-	if (rc == CURLE_OK && status >= 200 && status < 300) {
+	if (h->got_2xx || (rc == CURLE_OK && status >= 200 && status < 300)) {
 		bool was_failing = h->st.failures_in_row > 0;
 
 		set_acked(h);
@@ -322,6 +419,7 @@ static void hook_done(struct hook *h, CURLcode rc)
 		h->st.last_success_ms = wall_ms();
 		h->st.last_error[0] = 0;
 		h->st.retry_at_ms = 0;
+		h->st.oldest_unsent_at_ms = 0; /* until the next figures */
 		pthread_mutex_unlock(&h->wh->lock);
 		if (was_failing)
 			fprintf(stderr, "salvod: webhook %s: delivering again\n", h->cfg->name);
@@ -330,14 +428,25 @@ static void hook_done(struct hook *h, CURLcode rc)
 		h->closed = false;
 		return;
 	}
-	if (rc != CURLE_OK)
+	if (!status)
+		status = h->status;
+	if (rc != CURLE_OK && (status < 300 || status > 599)) /* no answer, or a 2xx cut before its headers ended */
 		snprintf(why, sizeof(why), "%.120s", h->errbuf[0] ? h->errbuf : curl_easy_strerror(rc));
 	else
-		snprintf(why, sizeof(why), "HTTP status %ld", status);
+		snprintf(why, sizeof(why), "HTTP status %ld%s", status,
+			 status / 100 == 3 ? " (a redirect: not followed)" : "");
+	curl_easy_getinfo(h->easy, CURLINFO_RETRY_AFTER, &retry_after);
 	pthread_mutex_lock(&h->wh->lock);
 	h->st.failures++;
 	h->st.failures_in_row++;
 	int64_t wait = backoff_ms(h, h->st.failures_in_row);
+	if (retry_after > 0) {
+		/* the receiver's Retry-After (seconds or a date), when longer */
+		int64_t ra = retry_after > RETRY_AFTER_MAX_MS / 1000 ? RETRY_AFTER_MAX_MS : (int64_t)retry_after * 1000;
+
+		if (ra > wait)
+			wait = ra;
+	}
 	h->retry_at = now + wait;
 	h->st.retry_at_ms = wall_ms() + wait;
 	snprintf(h->st.last_error, sizeof(h->st.last_error), "%s", why);
@@ -364,7 +473,8 @@ static void hook_backlog(struct hook *h, int64_t now)
 	pthread_mutex_lock(&h->wh->lock);
 	h->st.backlog_bytes = bytes;
 	h->st.skipped_lines = h->rd.skipped;
-	h->st.oldest_unsent_ms = age > 0 ? age : 0;
+	h->st.duplicates_skipped = h->dups;
+	h->st.oldest_unsent_at_ms = age > 0 ? h->oldest_time_ms : 0;
 	h->st.stalled = h->st.failures_in_row >= WEBHOOK_STALL_FAILURES || age >= WEBHOOK_STALL_AGE_MS;
 	pthread_mutex_unlock(&h->wh->lock);
 	if (h->st.stalled && now - h->last_log_ms >= LOG_EVERY_MS) {
@@ -414,6 +524,48 @@ static bool stopping(struct webhooks *wh)
 	return s;
 }
 
+/* Take the answers that came (hook_done for each); true when one did. */
+static bool take_answers(struct webhooks *wh)
+{
+	struct CURLMsg *m;
+	bool any = false;
+	int left;
+
+	while ((m = curl_multi_info_read(wh->multi, &left))) {
+		struct hook *h = NULL;
+
+		if (m->msg != CURLMSG_DONE)
+			continue;
+		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&h);
+		if (h) {
+			hook_done(h, m->data.result);
+			any = true;
+		}
+	}
+	return any;
+}
+
+/* Stopping: the POSTs in flight get STOP_GRACE_MS to be answered (so a
+ * reload or SIGTERM does not make them duplicates); no new one starts. */
+static void drain(struct webhooks *wh)
+{
+	int64_t end = mono_ms() + STOP_GRACE_MS;
+
+	for (;;) {
+		bool busy = false;
+		int running = 0;
+		int64_t left = end - mono_ms();
+
+		for (size_t i = 0; i < wh->n; i++)
+			busy |= wh->hooks[i].in_flight;
+		if (!busy || left <= 0)
+			return;
+		curl_multi_perform(wh->multi, &running);
+		if (!take_answers(wh))
+			curl_multi_poll(wh->multi, NULL, 0, (int)(left < 50 ? left : 50), NULL);
+	}
+}
+
 static void *run(void *arg)
 {
 	struct webhooks *wh = arg;
@@ -421,8 +573,6 @@ static void *run(void *arg)
 	while (!stopping(wh)) {
 		int64_t now = mono_ms(), wait = 1000;
 		int running = 0;
-		struct CURLMsg *m;
-		int left;
 
 		for (size_t i = 0; i < wh->n; i++) {
 			int64_t w = hook_step(&wh->hooks[i], now);
@@ -431,20 +581,12 @@ static void *run(void *arg)
 				wait = w;
 		}
 		curl_multi_perform(wh->multi, &running);
-		while ((m = curl_multi_info_read(wh->multi, &left))) {
-			struct hook *h = NULL;
-
-			if (m->msg != CURLMSG_DONE)
-				continue;
-			curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&h);
-			if (h) {
-				hook_done(h, m->data.result);
-				wait = 0; /* the next batch may be ready */
-			}
-		}
+		if (take_answers(wh))
+			wait = 0; /* the next batch may be ready */
 		if (wait > 0)
 			curl_multi_poll(wh->multi, NULL, 0, (int)wait, NULL);
 	}
+	drain(wh);
 	return NULL;
 }
 
@@ -458,6 +600,7 @@ static void hook_free(struct hook *h)
 	curl_slist_free_all(h->headers);
 	curl_slist_free_all(h->req_headers);
 	json_buf_free(&h->body);
+	free(h->seen);
 	wh_reader_fini(&h->rd);
 	if (h->pos_fd >= 0)
 		close(h->pos_fd);
@@ -524,12 +667,18 @@ int webhooks_start(struct webhooks **out, const struct config *cfg, const char *
 			wh->n++;
 			goto fail;
 		}
+		if (!(h->seen = calloc(1, sizeof(*h->seen)))) {
+			snprintf(err, errlen, "webhooks: out of memory");
+			wh->n++;
+			goto fail;
+		}
 		if ((ret = hook_resume(h, state_dir)) < 0) {
 			snprintf(err, errlen, "webhook %s: cannot keep its position in %s: %s", h->cfg->name, state_dir,
 				 strerror(-ret));
 			wh->n++;
 			goto fail;
 		}
+		hook_prime(h);
 		if (hook_curl_init(h, err, errlen) < 0) {
 			wh->n++;
 			goto fail;
@@ -555,5 +704,13 @@ size_t webhooks_stats(struct webhooks *wh, struct webhook_stat *out, size_t cap)
 	for (size_t i = 0; i < wh->n && i < cap; i++)
 		out[i] = wh->hooks[i].st;
 	pthread_mutex_unlock(&wh->lock);
+	/* the age as of now (the figures are refreshed about once a second) */
+	int64_t now = wall_ms();
+
+	for (size_t i = 0; i < wh->n && i < cap; i++) {
+		int64_t at = out[i].oldest_unsent_at_ms;
+
+		out[i].oldest_unsent_ms = at && now > at ? now - at : 0;
+	}
 	return wh->n;
 }

@@ -16,12 +16,25 @@
  * Sending: one thread drives every webhook with libcurl's multi interface;
  * one batch per webhook in flight. A batch is up to max-batch records of
  * the chosen types; it goes out when full, or max-delay after its first
- * record was read. A 2xx acknowledges it; anything else (status, timeout,
- * refused connection, TLS error) retries the same bytes after
- * min(retry-max, 250ms * 2^(failures-1)), of which the second half is
- * random (jitter). Headers: Content-Type: application/json,
+ * record was read. A 2xx acknowledges it, once its status line and headers
+ * are in (the response body is ignored: read up to 64 KiB and for 1 s at
+ * most, so an endless or trickling body neither holds the sender nor
+ * undoes the acknowledgment); anything else is a failure and retries the
+ * same bytes: every other status, 4xx included (at least once: a 400 does
+ * not drop events), redirects (3xx: never followed, the url is the one
+ * configured), timeouts, refused or reset connections, a reset before the
+ * headers are complete, name lookups that fail, TLS errors (an unverified
+ * peer is never sent to unless the block says `tls-verify no`). The retry
+ * comes after min(retry-max, 250ms * 2^(failures-1)), of which the second
+ * half is random (jitter), or after the answer's Retry-After (seconds or a
+ * date; 1 h at most) when that is longer. Headers: Content-Type: application/json,
  * X-Salvo-Signature: sha256=<hex HMAC-SHA256 of the body with secret>
  * (when a secret is set), X-Salvo-Webhook: NAME, and the block's headers.
+ *
+ * A record the log holds twice (the outbox writes the last flush's records
+ * again after a kill -9) is sent once: the webhook skips an event_id it
+ * took lately (engine/webhook_seen.h; at a start, those of the last 256 KiB
+ * before its position count as taken).
  *
  * A webhook is "stalled" when it has failed 3 times in a row or its oldest
  * unsent record is 60 s old or more; the log says so (every 30 s at most).
@@ -47,9 +60,11 @@ struct webhook_stat {
 	uint64_t batches_sent;     /* acknowledged POSTs */
 	uint64_t failures;         /* failed POSTs */
 	uint64_t skipped_lines;    /* log lines that were no record (cut by a crash) */
+	uint64_t duplicates_skipped; /* records whose event_id was sent (or batched) already */
 	uint64_t failures_in_row;
 	uint64_t backlog_bytes;    /* log bytes after the acknowledged position */
-	int64_t oldest_unsent_ms;  /* age of the oldest unsent record; 0 = none */
+	int64_t oldest_unsent_ms;  /* age of the oldest unsent record; 0 = none (as of the copy) */
+	int64_t oldest_unsent_at_ms; /* wall clock "time" of that record; 0 = none */
 	int64_t last_success_ms;   /* wall clock; 0 = never */
 	int64_t retry_at_ms;       /* wall clock of the next retry; 0 = not waiting */
 	bool stalled;
@@ -61,8 +76,9 @@ struct webhook_stat {
  * -1 with a message in err. */
 int webhooks_start(struct webhooks **out, const struct config *cfg, const char *log_dir, const char *state_dir,
 		   char *err, size_t errlen);
-/* Stop and join the thread (a batch in flight is abandoned: it is sent
- * again next time), free everything. NULL is a no-op. */
+/* Stop and join the thread, free everything. A POST in flight gets 1 s to
+ * be answered; one that is not is abandoned (sent again next time). NULL
+ * is a no-op. */
 void webhooks_stop(struct webhooks *wh);
 
 /* Copy up to cap webhooks' current figures into out (any thread); returns

@@ -4,6 +4,7 @@
  *
  *   {"webhooks":[{"name":"backend","url":"https://...","records_sent":N,
  *     "batches_sent":N,"failures":N,"failures_in_row":N,"skipped_lines":N,
+ *     "duplicates_skipped":N,
  *     "backlog_bytes":N,"oldest_unsent_seconds":S,"stalled":false,
  *     "last_success":"RFC 3339"|null,"retry_at":"RFC 3339"|null,
  *     "last_error":"..."|null}]}
@@ -53,11 +54,12 @@ void api_webhooks(struct webhooks *wh, struct http_request *req)
 	for (size_t i = 0; i < n && arr; i++) {
 		const struct webhook_stat *s = &st[i];
 
-		json_array_append_new(arr, json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:b, s:o, s:o, s:o}",
+		json_array_append_new(arr, json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:b, s:o, s:o, s:o}",
 			"name", s->name, "url", s->url,
 			"records_sent", (json_int_t)s->records_sent, "batches_sent", (json_int_t)s->batches_sent,
 			"failures", (json_int_t)s->failures, "failures_in_row", (json_int_t)s->failures_in_row,
-			"skipped_lines", (json_int_t)s->skipped_lines, "backlog_bytes", (json_int_t)s->backlog_bytes,
+			"skipped_lines", (json_int_t)s->skipped_lines,
+			"duplicates_skipped", (json_int_t)s->duplicates_skipped, "backlog_bytes", (json_int_t)s->backlog_bytes,
 			"oldest_unsent_seconds", (double)s->oldest_unsent_ms / 1000.0, "stalled", s->stalled,
 			"last_success", time_or_null(s->last_success_ms), "retry_at", time_or_null(s->retry_at_ms),
 			"last_error", s->last_error[0] ? json_string(s->last_error) : json_null()));

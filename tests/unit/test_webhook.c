@@ -31,6 +31,7 @@
 #include "core/json_str.h"
 #include "engine/webhook.h"
 #include "engine/webhook_log.h"
+#include "engine/webhook_seen.h"
 
 #define MAX_BODIES 4096
 
@@ -301,6 +302,58 @@ static void test_rotation_retry_restart(void **state)
 	assert_int_equal(system(text), 0);
 }
 
+static void id_hex(unsigned i, char out[ACCT_EVENT_ID_LEN + 1])
+{
+	snprintf(out, ACCT_EVENT_ID_LEN + 1, "%016x%016x", i * 7919u, i);
+}
+
+/* The recent event_ids: the last WH_SEEN_GEN added are always known, much
+ * older ones are forgotten (bounded), malformed ids are never "seen"; ids
+ * from log text skip a cut first line and lines that are no record. */
+static void test_seen(void **state)
+{
+	struct wh_seen *s = calloc(1, sizeof(*s));
+	char hex[ACCT_EVENT_ID_LEN + 1];
+	unsigned n = 3 * WH_SEEN_GEN + 17;
+
+	(void)state;
+	assert_non_null(s);
+	for (unsigned i = 1; i <= n; i++) {
+		id_hex(i, hex);
+		assert_false(wh_seen_has(s, hex));
+		wh_seen_add(s, hex);
+		assert_true(wh_seen_has(s, hex));
+		wh_seen_add(s, hex); /* twice: no effect */
+	}
+	for (unsigned i = n - WH_SEEN_GEN + 1; i <= n; i++) {
+		id_hex(i, hex);
+		assert_true(wh_seen_has(s, hex));
+	}
+	id_hex(1, hex);
+	assert_false(wh_seen_has(s, hex));
+	assert_false(wh_seen_has(s, "0000000000000000000000000000000g"));
+	wh_seen_add(s, "00000000000000000000000000000000"); /* the empty key: ignored */
+	assert_false(wh_seen_has(s, "00000000000000000000000000000000"));
+
+	memset(s, 0, sizeof(*s));
+	const char *a = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", *b = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb",
+		   *c = "cccccccccccccccccccccccccccccccc";
+	char text[1024];
+
+	snprintf(text, sizeof(text),
+		 "{\"time\":\"2026-12-07T00:00:00.000Z\",\"type\":\"delivery\",\"event_id\":\"%s\"}\n"
+		 "{\"time\":\"2026-12-07T00:00:00.000Z\",\"type\":\"bounce\",\"event_id\":\"%s\"}\n"
+		 "{\"time\":\"2026-12-07T00:00:00.000Z\",\"type\":\"bounce\",\"event_id\":\"%s\"",
+		 a, b, c);
+	wh_seen_add_lines(s, text + 3, strlen(text) - 3, false); /* cut first line, unfinished last */
+	assert_false(wh_seen_has(s, a));
+	assert_true(wh_seen_has(s, b));
+	assert_false(wh_seen_has(s, c));
+	wh_seen_add_lines(s, text, strlen(text), true);
+	assert_true(wh_seen_has(s, a));
+	free(s);
+}
+
 /* A line as the log writes it: whole, it has its type; cut anywhere, or
  * with its event_id spoiled, it is no record. */
 static void test_record_type(void **state)
@@ -394,6 +447,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_record_type),
+		cmocka_unit_test(test_seen),
 		cmocka_unit_test(test_parse_time),
 		cmocka_unit_test(test_pos_parse),
 		cmocka_unit_test(test_rotation_retry_restart),
