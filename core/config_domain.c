@@ -662,20 +662,39 @@ static int add_domain(struct parser *p, const char *name)
 }
 
 /* `<domain NAME>`: see config.h for the names; a `$macro` opens one
- * block per value and the block's directives apply to each. */
+ * block per value and the block's directives apply to each; so do
+ * several names in one tag (`<domain hotmail.com live.com>`). */
 int cp_open_domain(struct parser *p, char *arg)
 {
-	char **names;
-	size_t n;
+	char **names = NULL;
+	size_t n = 0;
 	int rc = 0;
 
 	p->n_curs = 0;
-	if (cp_macro_expand(p, arg, &names, &n) < 0)
-		return -1;
+	for (char *save = NULL, *w = strtok_r(arg, CP_WS, &save); w && rc == 0; w = strtok_r(NULL, CP_WS, &save)) {
+		char **one, **grown;
+		size_t k;
+
+		if (cp_macro_expand(p, w, &one, &k) < 0) {
+			rc = -1;
+			break;
+		}
+		if (!(grown = realloc(names, (n + k) * sizeof(*grown)))) {
+			for (size_t i = 0; i < k; i++)
+				free(one[i]);
+			free(one);
+			rc = cp_oom(p);
+			break;
+		}
+		names = grown;
+		memcpy(names + n, one, k * sizeof(*one));
+		n += k;
+		free(one);
+	}
 	for (size_t i = 0; i < n; i++) {
 		bool again = false;
 
-		/* a macro that lists a domain twice opens it once */
+		/* a name given twice (or by two macros) opens its block once */
 		for (size_t j = 0; j < i && !again; j++)
 			again = !strcasecmp(names[i], names[j]);
 		if (rc == 0 && !again)

@@ -765,7 +765,7 @@ struct block {
 
 static const struct block blocks[CTX_N] = {
 	[CTX_SOURCE] = {"source", true, cp_open_source, false, false},
-	[CTX_DOMAIN] = {"domain", true, cp_open_domain, false, false},
+	[CTX_DOMAIN] = {"domain", true, cp_open_domain, true, false},
 	[CTX_VMTA] = {"virtual-mta", true, cp_open_vmta, false, false},
 	[CTX_POOL] = {"virtual-mta-pool", true, cp_open_pool, false, false},
 	[CTX_ROLLUP] = {"mx-rollup-list", false, cp_open_rollup, false, false},
@@ -1021,10 +1021,9 @@ static int run_directive(struct parser *p, const char *name, char *v)
 		if ((why = cp_refused(name, false))) {
 			bool b = true;
 
-			/* set to its "off" value (no, "", or unlimited for a limit), a refused
+			/* set to its "off" value (no or ""), a refused
 			 * directive asks for what Salvo does anyway */
-			if (!strcmp(v, "\"\"") || (config_parse_bool(v, &b) == 0 && !b) ||
-			    (!strcasecmp(v, "unlimited") && cp_refused_unlimited_ok(name)))
+			if (!strcmp(v, "\"\"") || (config_parse_bool(v, &b) == 0 && !b))
 				return 0;
 			return cp_err(p, "%s %s", cp_show(sb, name), why);
 		}
@@ -1119,8 +1118,8 @@ static int parse_line(struct parser *p, char *s)
 /* `include FILE` (PowerMTA's, at top level and inside blocks): the lines of
  * FILE are parsed as if they stood here; a relative FILE is taken from the
  * including file's directory; shell wildcards take every match in name
- * order, and a pattern that matches nothing is an error as a missing file
- * is. Messages from FILE carry its name and lines. */
+ * order; a wildcard that matches nothing includes nothing (with a warning),
+ * a missing plain FILE is an error. Messages from FILE carry its name and lines. */
 #define CP_INCLUDE_DEPTH 8
 
 static int include_one(struct parser *p, const char *path)
@@ -1177,6 +1176,12 @@ static int include_files(struct parser *p, char *v)
 			return cp_err(p, "include \"%s\": path too long", cp_show(sb, v));
 	}
 	grc = glob(path, GLOB_ERR, NULL, &g);
+	/* a wildcard that matches nothing (an empty conf.d) includes nothing */
+	if ((grc == GLOB_NOMATCH || grc == GLOB_ABORTED) && strpbrk(path, "*?[")) {
+		globfree(&g);
+		cp_warn(p, "include: %s matches no file, so nothing is included", cp_show(sb, path));
+		return 0;
+	}
 	if (grc == GLOB_NOMATCH)
 		return cp_err(p, "include: %s: no such file", cp_show(sb, path));
 	if (grc != 0)

@@ -193,6 +193,8 @@ int cp_open_rewrite_list(struct parser *p, char *arg);
 int cp_open_acct_file(struct parser *p, char *arg);
 int cp_open_spool(struct parser *p, char *arg);
 /* "yahoo.$tld" into its values (each malloc'ed), or a copy of name. */
+/* the most names one <domain> (its macros multiplied out) may stand for */
+#define CP_MACRO_MAX_NAMES 10000
 int cp_macro_expand(struct parser *p, const char *name, char ***out, size_t *n);
 int cp_pmta_finish(struct parser *p);
 void cp_pmta_free(struct config *cfg);
@@ -218,7 +220,6 @@ int cp_open_smtp_listener(struct parser *p, char *arg);
 /* A PowerMTA block Salvo has no engine for, whose contents it does not
  * read: the reason (the block is skipped, with this warning), or NULL. */
 const char *cp_unapplied_block(const char *name);
-bool cp_refused_unlimited_ok(const char *name);
 int cp_smtp_listener(struct parser *p, const struct directive *d, char *v);
 
 /* config_domain.c */

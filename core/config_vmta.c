@@ -269,12 +269,15 @@ static int d_reply(struct parser *p, const struct directive *d, char *v)
 
 	if (cp_take_regex(p, d->name, v, &r.re, &rest) < 0)
 		return -1;
-	if (pattern_actions(p, rest, &r) < 0 ||
-	    !(r.text = strdup(pcre_re_text(r.re))) ||
+	if (pattern_actions(p, rest, &r) < 0) {
+		pcre_re_free(r.re);
+		return -1;
+	}
+	if (!(r.text = strdup(pcre_re_text(r.re))) ||
 	    cp_grow(p, (void **)&l->rules, &l->n_rules, sizeof(*l->rules), &i) < 0) {
 		pcre_re_free(r.re);
 		if (!r.text)
-			cp_oom(p);
+			cp_oom(p); /* cp_grow reports its own */
 		free(r.text);
 		return -1;
 	}
@@ -300,6 +303,8 @@ int cp_open_patterns(struct parser *p, char *arg)
 
 /* ---- <bounce-category-patterns> --------------------------------------------- */
 
+#define CATEGORY_CHARS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_."
+
 /* The whole line: `/REGEX/ CATEGORY` (config_parse.c passes it here). */
 static int d_category_pattern(struct parser *p, const struct directive *d, char *v)
 {
@@ -321,14 +326,18 @@ static int d_category_pattern(struct parser *p, const struct directive *d, char 
 			"a report with a 2.x.x status is never taken as a bounce, so it has no effect"});
 		return 0;
 	}
-	if (!known) {
+	/* "Custom category names are allowed" (User's Guide 10.8): the name is
+	 * what the bounce's records carry; only the built-in names also mean
+	 * something to Salvo (a hard bounce suppresses the address) */
+	if (!known && (!*cat || strlen(cat) > 64 || strspn(cat, CATEGORY_CHARS) != strlen(cat))) {
 		pcre_re_free(r.re);
-		return cp_err(p, "unknown bounce category \"%s\" (expected one of bad-mailbox, bad-domain, "
-			      "inactive-mailbox, quota-issues, message-expired, spam-related, policy-related, "
-			      "invalid-sender, relaying-issues, content-related, virus-related, protocol-errors, "
-			      "routing-errors, no-answer-from-host, bad-connection, bad-configuration, other)", cp_show(sb, cat));
+		if (!*cat)
+			return cp_err(p, "missing bounce category after the pattern (e.g. /user unknown/ bad-mailbox)");
+		return cp_err(p, "invalid bounce category \"%s\" (one word of letters, digits, '-', '_' or '.', e.g. "
+			      "bad-mailbox, quota-issues, spam-related or a name of your own)", cp_show(sb, cat));
 	}
-	cp_lower(cat);
+	if (known)
+		cp_lower(cat);
 	if (!(r.text = strdup(pcre_re_text(r.re))) || !(r.category = strdup(cat)) ||
 	    cp_grow(p, (void **)&c->category_patterns, &c->n_category_patterns,
 		    sizeof(*c->category_patterns), &i) < 0) {

@@ -1295,7 +1295,7 @@ static void test_pmta_misc(void **state)
 		config_free(&c2);
 	}
 	expect_err("<acct-file /a.csv>\n records d,x\n</acct-file>\n",
-		   "test.conf:2: unknown record type \"x\" for records (expected d, b, t, tq, r, f, rb, rs)");
+		   "test.conf:2: unknown record type \"x\" for records (expected d, b, t, tq, r, f, rb, rs or all)");
 	expect_err("smtp-listener 0/0:25 tls=maybe\n",
 		   "test.conf:1: unknown option \"tls=maybe\" for smtp-listener (expected source=NAME or tls=yes|no)");
 	expect_err("<domain *>\n dk-sign maybe\n</domain>\n", "test.conf:2: invalid boolean \"maybe\" for dk-sign");
@@ -1376,8 +1376,8 @@ static void test_err_blocks(void **state)
 	/* arguments */
 	expect_err("<domain>\n</domain>\n", "test.conf:1: missing argument for <domain>");
 	expect_err("<source   >\n</source>\n", "test.conf:1: missing argument for <source>");
-	expect_err("<domain a.example b.example>\n</domain>\n",
-		   "test.conf:1: too many arguments for <domain>: \"a.example b.example\"");
+	expect_err("<domain a.example $nope>\n</domain>\n",
+		   "test.conf:1: no domain-macro for \"$nope\" (define it with domain-macro NAME values)");
 	expect_err("<source 10/8>\n</source 10/8>\n", "test.conf:2: </source> takes no argument");
 	/* malformed tags */
 	expect_err("<domain a.example\n", "test.conf:1: malformed block tag \"<domain a.example\"");
@@ -1560,6 +1560,120 @@ static void load_warns(struct config *cfg, const char *text, const char *const *
 	config_report_free(&rep);
 }
 
+/* Round 3 of real configs (issue 18): several macros in one name, several
+ * names in one <domain>, custom bounce categories, `records` lists, limits
+ * Salvo does not apply (accepted with a warning), an empty wildcard include. */
+static void test_pmta_round3(void **state)
+{
+	struct config cfg;
+	struct config_domain r;
+	struct config_report rep;
+	char big[2048];
+	size_t n;
+	(void)state;
+
+	/* $isp.$tld is every isp with every tld (User's Guide 3.3.1.43.1) */
+	load_ok(&cfg, "domain-macro isp yahoo, ymail\ndomain-macro tld com, co.uk\n"
+		      "<domain $isp.$tld>\n max-smtp-out 7\n</domain>\n<domain x.$isp>\n max-smtp-out 4\n</domain>\n");
+	for (const char *const *d = (const char *const[]){"yahoo.com", "yahoo.co.uk", "ymail.com", "ymail.co.uk", NULL};
+	     *d; d++) {
+		assert_int_equal(config_domain_resolve(&cfg, *d, NULL, &r), 0);
+		assert_int_equal(r.max_smtp_out, 7);
+		config_domain_release(&r);
+	}
+	assert_int_equal(config_domain_resolve(&cfg, "x.ymail", NULL, &r), 0);
+	assert_int_equal(r.max_smtp_out, 4);
+	config_domain_release(&r);
+	assert_int_equal(config_domain_resolve(&cfg, "yahoo.de", NULL, &r), 0);
+	assert_int_not_equal(r.max_smtp_out, 7);
+	config_domain_release(&r);
+	config_free(&cfg);
+	/* a product too big to be meant */
+	n = (size_t)snprintf(big, sizeof(big), "domain-macro a ");
+	for (int i = 0; i < 101; i++)
+		n += (size_t)snprintf(big + n, sizeof(big) - n, "%sa%d", i ? "," : "", i);
+	n += (size_t)snprintf(big + n, sizeof(big) - n, "\ndomain-macro b ");
+	for (int i = 0; i < 101; i++)
+		n += (size_t)snprintf(big + n, sizeof(big) - n, "%sb%d", i ? "," : "", i);
+	snprintf(big + n, sizeof(big) - n, "\n<domain $a.$b>\n</domain>\n");
+	expect_err(big, "test.conf:3: \"$a.$b\" names more than 10000 domains: split it into smaller domain-macros");
+	expect_err("domain-macro a x, y\n<domain $a.$nope>\n</domain>\n",
+		   "test.conf:2: no domain-macro for \"$a.$nope\" (define it with domain-macro NAME values)");
+
+	/* several names in one tag: each gets the block */
+	load_ok(&cfg, "domain-macro tld de, fr\n<domain hotmail.com  live.com\tyahoo.$tld>\n max-smtp-out 3\n</domain>\n");
+	for (const char *const *d = (const char *const[]){"hotmail.com", "live.com", "yahoo.de", "yahoo.fr", NULL};
+	     *d; d++) {
+		assert_int_equal(config_domain_resolve(&cfg, *d, NULL, &r), 0);
+		assert_int_equal(r.max_smtp_out, 3);
+		config_domain_release(&r);
+	}
+	config_free(&cfg);
+	expect_err("<domain a.example b..example>\n</domain>\n",
+		   "test.conf:1: invalid domain name \"b..example\" for <domain> (expected a domain, *, *.example.com, "
+		   "[*.]example.com, [ip/mask] or {queue})");
+
+	/* custom bounce categories are the bounce's label (User's Guide 10.8) */
+	load_ok(&cfg, "<bounce-category-patterns>\n /RTR:BL/ AOL-poor-reputation\n /quota/ Quota-Issues\n"
+		      "</bounce-category-patterns>\n");
+	assert_int_equal(cfg.n_category_patterns, 2);
+	assert_string_equal(cfg.category_patterns[0].category, "AOL-poor-reputation");
+	assert_string_equal(cfg.category_patterns[1].category, "quota-issues"); /* a built-in one */
+	assert_string_equal(config_category_override(&cfg, "550 5.7.1 RTR:BL blocked"), "AOL-poor-reputation");
+	config_free(&cfg);
+
+	/* records: the guide's commas (spaces after them too), spaces alone, all */
+	load_ok(&cfg, "<acct-file /tmp/a.csv>\n records d, b,rb\n</acct-file>\n<acct-file /tmp/b.csv>\n records d t\n"
+		      "</acct-file>\n<acct-file /tmp/c.csv>\n records all\n</acct-file>\n");
+	assert_int_equal(cfg.acct_files[0].records, CONFIG_ACCT_D | CONFIG_ACCT_B | CONFIG_ACCT_RB);
+	assert_int_equal(cfg.acct_files[1].records, CONFIG_ACCT_D | CONFIG_ACCT_T);
+	assert_int_equal(cfg.acct_files[2].records, 0xffu);
+	config_free(&cfg);
+	expect_err("<acct-file /tmp/a.csv>\n records , ,\n</acct-file>\n",
+		   "test.conf:2: invalid list of record types (d, b, t, tq, r, f, rb, rs) \", ,\" for records");
+	expect_err("<acct-file /tmp/a.csv>\n records d,alll\n</acct-file>\n",
+		   "test.conf:2: unknown record type \"alll\" for records (expected d, b, t, tq, r, f, rb, rs or all)");
+
+	/* limits Salvo does not apply: accepted, one warning each; unlimited says nothing */
+	assert_int_equal(config_load_string_report(&cfg, "test.conf",
+			 "<domain *>\n max-smtp-out-per-source-ip 5\n max-data-volume-rate 10M/h\n"
+			 " source-ip-max-connect-rate 192.0.2.1 10/m\n backoff-max-connect-rate unlimited\n</domain>\n"
+			 "<domain a.example>\n max-smtp-out-per-source-ip 2\n</domain>\n", &rep), 0);
+	assert_int_equal(rep.n_warnings, 3);
+	assert_non_null(strstr(rep.warnings, "test.conf:2: warning: max-smtp-out-per-source-ip is accepted but not "
+					     "applied: outbound delivery has no such limit"));
+	assert_non_null(strstr(rep.warnings, "test.conf:4: warning: source-ip-max-connect-rate is accepted"));
+	config_report_free(&rep);
+	config_free(&cfg);
+	expect_domain_err("max-smtp-out-per-source-ip lots",
+			  "test.conf:2: invalid number, rate (e.g. 100/h) or unlimited \"lots\" for max-smtp-out-per-source-ip");
+	expect_err("max-smtp-out-per-source-ip 5\n",
+		   "test.conf:1: \"max-smtp-out-per-source-ip\" is only valid inside <domain>");
+
+	/* pickup, directives of other PowerMTA releases: warned; discard: refused with the alternative */
+	load_warns(&cfg, "pickup /var/spool/pmta/pickup /var/spool/pmta/badmail\n"
+			 "<domain *>\n check-mfrom-outbound no\n add-gm-token no\n</domain>\n"
+			 "<virtual-mta v>\n smtp-source-host 192.0.2.1 v.example\n auto-cold-virtual-mta 192.0.2.2 c.example\n"
+			 "</virtual-mta>\n",
+		   (const char *const[]){"test.conf:1: warning: pickup is accepted but not applied",
+					 "test.conf:3: warning: check-mfrom-outbound is accepted but not applied",
+					 "test.conf:4: warning: add-gm-token is accepted but not applied",
+					 "test.conf:8: warning: auto-cold-virtual-mta in <virtual-mta> is accepted but not applied",
+					 NULL});
+	config_free(&cfg);
+	expect_domain_err("type discard", "test.conf:2: type discard is not implemented: Salvo would deliver this "
+			  "queue's mail, not drop it; put the addresses on the suppression list (salvoctl suppress add, or "
+			  "suppress import) so that they are never sent to");
+
+	/* a wildcard include that matches nothing includes nothing; a missing file is an error */
+	load_warns(&cfg, "include /nonexistent-salvo-dir/*.conf\nhost-name a.example\n",
+		   (const char *const[]){"test.conf:1: warning: include: /nonexistent-salvo-dir/*.conf matches no file, "
+					 "so nothing is included", NULL});
+	config_free(&cfg);
+	expect_err("include /nonexistent-salvo-dir/one.conf\n",
+		   "test.conf:1: include: /nonexistent-salvo-dir/one.conf: no such file");
+}
+
 static void test_pmta_round2(void **state)
 {
 	struct config cfg;
@@ -1622,9 +1736,13 @@ static void test_pmta_round2(void **state)
 	expect_domain_err("reuse-ssl-session maybe", "test.conf:2: invalid boolean \"maybe\" for reuse-ssl-session");
 	expect_err("dummy-smtp-port 25\n", "test.conf:1: dummy-smtp-port is PowerMTA's built-in test sink, which Salvo "
 		   "does not have by design: run salvo-sink (or Postfix's smtp-sink) as the test peer");
-	expect_err("<virtual-mta v>\n max-smtp-out 5\n</virtual-mta>\n",
-		   "test.conf:2: max-smtp-out 5 in <virtual-mta> is not implemented: Salvo limits each queue; put the "
-		   "limit in a <domain *> inside the <virtual-mta> (max-smtp-out, max-msg-rate)");
+	load_warns(&cfg, "<virtual-mta v>\n smtp-source-host 192.0.2.1 v.example\n max-smtp-out 5\n</virtual-mta>\n",
+		   (const char *const[]){"test.conf:3: warning: max-smtp-out in <virtual-mta> is accepted but not applied: "
+					 "Salvo limits each queue, not a virtual MTA's total, so it has no effect; put the "
+					 "limit in a <domain *> inside the <virtual-mta>", NULL});
+	config_free(&cfg);
+	expect_err("<virtual-mta v>\n max-smtp-out many\n</virtual-mta>\n",
+		   "test.conf:2: invalid number, rate (e.g. 100/h) or unlimited \"many\" for max-smtp-out");
 	expect_domain_err("smtp-tls-allow-tlsv1 yes", "test.conf:2: smtp-tls-allow-tlsv1 yes is not supported: SSLv3, "
 			  "TLS 1.0 and 1.1 are deprecated (RFC 8996) and never used");
 	/* PowerMTA's own defaults (its `show settings`): unlimited, never, "" (clear) */
@@ -1648,8 +1766,10 @@ static void test_pmta_round2(void **state)
 	expect_err("<acct-file /x.csv>\n http-webhook-url https://h/\n</acct-file>\n", "test.conf:2: http-webhook-url in "
 		   "<acct-file> is not implemented: post accounting records with an <acct-webhook NAME> block (url, records, "
 		   "max-batch, secret)");
-	expect_domain_err("max-data-volume-rate 10M/h", "test.conf:2: max-data-volume-rate is not implemented: limit "
-			  "the queue with max-msg-rate and max-smtp-out");
+	expect_domain_err("max-data-volume-rate 10M", "test.conf:2: invalid data rate (e.g. 10M/h) or unlimited "
+			  "\"10M\" for max-data-volume-rate");
+	expect_domain_err("max-data-volume-rate 10Q/h", "test.conf:2: invalid data rate (e.g. 10M/h) or unlimited "
+			  "\"10Q/h\" for max-data-volume-rate");
 	expect_domain_err("backoff-to-normal-after sometime", "test.conf:2: invalid duration \"sometime\" for "
 			  "backoff-to-normal-after");
 	/* <smtp-listener ADDR> blocks; blocks skipped with a warning; blocks refused */
@@ -1967,11 +2087,11 @@ static void test_policy_errors(void **state)
 		   "test.conf:3: duplicate <smtp-pattern-list P> (first at line 1)");
 	expect_err("<domain a.example>\n smtp-pattern-list nope\n</domain>\n",
 		   "test.conf:1: smtp-pattern-list \"nope\": no such <smtp-pattern-list>");
-	expect_err("<bounce-category-patterns>\n /full/ kinda-full\n</bounce-category-patterns>\n",
-		   "test.conf:2: unknown bounce category \"kinda-full\" (expected one of bad-mailbox, bad-domain, "
-		   "inactive-mailbox, quota-issues, message-expired, spam-related, policy-related, invalid-sender, "
-		   "relaying-issues, content-related, virus-related, protocol-errors, routing-errors, "
-		   "no-answer-from-host, bad-connection, bad-configuration, other)");
+	expect_err("<bounce-category-patterns>\n /full/ kinda|full\n</bounce-category-patterns>\n",
+		   "test.conf:2: invalid bounce category \"kinda|full\" (one word of letters, digits, '-', '_' or '.', "
+		   "e.g. bad-mailbox, quota-issues, spam-related or a name of your own)");
+	expect_err("<bounce-category-patterns>\n /full/\n</bounce-category-patterns>\n",
+		   "test.conf:2: missing bounce category after the pattern (e.g. /user unknown/ bad-mailbox)");
 	expect_err("reply /x/ mode=backoff\n", "test.conf:1: \"reply\" is only valid inside <smtp-pattern-list>");
 	expect_domain_err("  max-msg-rate 0/h", "test.conf:2: invalid rate \"0/h\" for max-msg-rate");
 	expect_domain_err("  max-connect-rate fast", "test.conf:2: invalid rate \"fast\" for max-connect-rate");
@@ -2523,6 +2643,7 @@ int main(void)
 		cmocka_unit_test(test_err_block_values),
 		cmocka_unit_test(test_err_after_much),
 		cmocka_unit_test(test_pmta_round2),
+		cmocka_unit_test(test_pmta_round3),
 		cmocka_unit_test(test_include),
 		cmocka_unit_test(test_policy_blocks),
 		cmocka_unit_test(test_policy_defaults),
