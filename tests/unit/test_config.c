@@ -2245,15 +2245,30 @@ static void test_http_access(void **state)
 	expect_err("http-listener 127.0.0.1:8443 ssl=yes\n",
 		   "test.conf:1: invalid option \"ssl=yes\" for http-listener (expected tls=yes or tls=no)");
 	expect_err("http-access 10/8\n",
-		   "test.conf:1: invalid role \"\" for http-access (expected admin, monitor or none)");
+		   "test.conf:1: invalid role \"\" for http-access (expected admin, operator, monitor, monitor,deny-logs or none)");
 	expect_err("http-access 10/8 root\n",
-		   "test.conf:1: invalid role \"root\" for http-access (expected admin, monitor or none)");
+		   "test.conf:1: invalid role \"root\" for http-access (expected admin, operator, monitor, monitor,deny-logs or none)");
 	expect_err("http-access 10/8 admin extra\n",
-		   "test.conf:1: invalid role \"admin extra\" for http-access (expected admin, monitor or none)");
+		   "test.conf:1: invalid role \"admin extra\" for http-access (expected admin, operator, monitor, monitor,deny-logs or none)");
 	expect_err("http-access 10.0.0.0/33 admin\n", "test.conf:1: invalid network \"10.0.0.0/33\" for http-access");
 	expect_err("http-access example.com admin\n", "test.conf:1: invalid network \"example.com\" for http-access");
-	expect_err("http-access 10/8 admin\nhttp-access 10.9.9.9/8 none\n",
-		   "test.conf:2: a second http-access for 10.0.0.0/8 (first at line 1)");
+	/* PowerMTA matches its list in order: a second rule for a network never matches */
+	load_warns(&cfg, "http-access 10/8 admin\nhttp-access 10.9.9.9/8 none\n",
+		   (const char *const[]){"test.conf:2: warning: a second http-access for 10.0.0.0/8 never matches: the "
+					 "first (at line 1, admin) decides", NULL});
+	assert_int_equal(cfg.n_http_access, 1);
+	assert_int_equal(cfg.http_access[0].role, CONFIG_HTTP_ADMIN);
+	config_free(&cfg);
+	/* PowerMTA's operator and monitor,deny-logs: the nearest role that grants no more */
+	load_warns(&cfg, "http-access 10/8 operator\nhttp-access 192.0.2.0/24 monitor,deny-logs\n",
+		   (const char *const[]){"test.conf:1: warning: http-access 10/8 operator is taken as monitor",
+					 "test.conf:2: warning: http-access 192.0.2.0/24 monitor,deny-logs is taken as none",
+					 NULL});
+	assert_int_equal(cfg.http_access[0].role, CONFIG_HTTP_MONITOR);
+	assert_int_equal(cfg.http_access[1].role, CONFIG_HTTP_NONE);
+	config_free(&cfg);
+	expect_err("http-access 10/8 monitor,deny-all\n", "test.conf:1: invalid role \"monitor,deny-all\" for "
+		   "http-access (expected admin, operator, monitor, monitor,deny-logs or none)");
 	expect_err("http-api-token short\n",
 		   "test.conf:1: invalid value for http-api-token (at least 16 characters, no spaces)");
 	expect_err("http-api-token aaaaaaaaaaaaaaaa none\n",
