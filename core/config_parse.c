@@ -607,11 +607,41 @@ static int d_smtp_max_errors(struct parser *p, const struct directive *d, char *
  * serves every virtual MTA; inside <virtual-mta> only that one's mail
  * (PowerMTA's meaning; engine/dkim.c chooses). The file is read by salvod
  * at start (a config check does not need the key). */
-static int d_domain_key(struct parser *p, const struct directive *d, char *v)
+/* One domain-key: PowerMTA takes the first key whose domain matches (the
+ * vmta's before the top level's), so a second key for a domain in the same
+ * scope never signs: accepted with a warning (a key rotation's old line). */
+static int add_domain_key(struct parser *p, const struct directive *d, size_t vmta, const char *sel, char *dom,
+			  const char *path)
 {
 	struct config *c = p->cfg;
+	char sb[CP_SHOW_BUF];
+	size_t i;
+
+	/* PowerMTA: `*` signs every message with its sending domain */
+	if (strcmp(dom, "*") && !cp_valid_domain_name(dom))
+		return cp_err(p, "invalid domain \"%s\" for %s (a domain name or *)", cp_show(sb, dom), d->name);
+	cp_lower(dom);
+	/* one key per domain in each scope (the top level, each vmta) */
+	for (i = 0; i < c->n_domain_keys; i++)
+		if (c->domain_keys[i].vmta == vmta && !strcmp(c->domain_keys[i].domain, dom)) {
+			cp_warn(p, "a second %s for %s%s%s never signs: the first (selector %s, at %s) is used", d->name,
+				dom, vmta == SIZE_MAX ? "" : " in <virtual-mta> ", vmta == SIZE_MAX ? "" : c->vmtas[vmta].name,
+				c->domain_keys[i].selector, cp_at(p, c->domain_keys[i].line, (char[CP_AT_BUF]){0}));
+			return 0;
+		}
+	if (cp_grow(p, (void **)&c->domain_keys, &c->n_domain_keys, sizeof(*c->domain_keys), &i) < 0)
+		return -1;
+	c->domain_keys[i].line = p->line;
+	c->domain_keys[i].vmta = vmta;
+	if (cp_set_string(p, &c->domain_keys[i].selector, sel) < 0 || cp_set_string(p, &c->domain_keys[i].domain, dom) < 0)
+		return -1;
+	return cp_set_string(p, &c->domain_keys[i].path, path);
+}
+
+static int d_domain_key(struct parser *p, const struct directive *d, char *v)
+{
 	char *sel = v, *dom, *path, sb[CP_SHOW_BUF];
-	size_t i, vmta = p->ctx == CTX_VMTA ? p->cur : SIZE_MAX;
+	size_t vmta = p->ctx == CTX_VMTA ? p->cur : SIZE_MAX;
 
 	if (!(dom = strchr(sel, ',')) || !(path = strchr(dom + 1, ',')))
 		return cp_err(p, "%s wants SELECTOR,DOMAIN,KEYFILE, not \"%s\"", d->name, cp_show(sb, v));
@@ -622,26 +652,21 @@ static int d_domain_key(struct parser *p, const struct directive *d, char *v)
 	path = cp_trim(path);
 	if (!*sel || strspn(sel, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") != strlen(sel))
 		return cp_err(p, "invalid selector \"%s\" for %s", cp_show(sb, sel), d->name);
-	/* PowerMTA: `*` signs every message with its sending domain */
-	if (strcmp(dom, "*") && !cp_valid_domain_name(dom))
-		return cp_err(p, "invalid domain \"%s\" for %s (a domain name or *)", cp_show(sb, dom), d->name);
 	if (!*path)
 		return cp_err(p, "missing key file for %s", d->name);
-	cp_lower(dom);
-	/* one key per domain in each scope (the top level, each vmta) */
-	for (i = 0; i < c->n_domain_keys; i++)
-		if (c->domain_keys[i].vmta == vmta && !strcmp(c->domain_keys[i].domain, dom))
-			return cp_err(p, "a second domain-key for %s%s%s (first at %s)", dom,
-				      vmta == SIZE_MAX ? "" : " in <virtual-mta> ",
-				      vmta == SIZE_MAX ? "" : c->vmtas[vmta].name,
-				      cp_at(p, c->domain_keys[i].line, (char[CP_AT_BUF]){0}));
-	if (cp_grow(p, (void **)&c->domain_keys, &c->n_domain_keys, sizeof(*c->domain_keys), &i) < 0)
+	/* `m,$topDomain.$topLevel,FILE`: one key per domain the macros name */
+	char **names;
+	size_t n;
+	int rc = 0;
+
+	if (cp_macro_expand(p, dom, &names, &n) < 0)
 		return -1;
-	c->domain_keys[i].line = p->line;
-	c->domain_keys[i].vmta = vmta;
-	if (cp_set_string(p, &c->domain_keys[i].selector, sel) < 0 || cp_set_string(p, &c->domain_keys[i].domain, dom) < 0)
-		return -1;
-	return cp_set_string(p, &c->domain_keys[i].path, path);
+	for (size_t k = 0; k < n && rc == 0; k++)
+		rc = add_domain_key(p, d, vmta, sel, names[k], path);
+	for (size_t k = 0; k < n; k++)
+		free(names[k]);
+	free(names);
+	return rc;
 }
 
 static int d_bounce_max_message_size(struct parser *p, const struct directive *d, char *v)

@@ -234,8 +234,9 @@ static int v_old_tls(struct parser *p, const struct directive *d, char *v)
 	return only(p, d, v, false, "SSLv3, TLS 1.0 and 1.1 are deprecated (RFC 8996) and never used");
 }
 
-/* `relay-domain NAME`, PowerMTA's forms: a name, `*.name`, `[*.]name` */
-static int p_relay_domain(struct parser *p, const struct directive *d, char *v)
+/* `relay-domain NAME`, PowerMTA's forms: a name, `*.name`, `[*.]name`;
+ * with domain macros, one per name they stand for (`yahoo.$topLevel`). */
+static int add_relay_domain(struct parser *p, const struct directive *d, const char *v)
 {
 	struct config *c = p->cfg;
 	const char *n = !strncmp(v, "[*.]", 4) ? v + 4 : !strncmp(v, "*.", 2) ? v + 2 : v;
@@ -253,6 +254,22 @@ static int p_relay_domain(struct parser *p, const struct directive *d, char *v)
 	}
 	c->relay_domains[idx] = s;
 	return 0;
+}
+
+static int p_relay_domain(struct parser *p, const struct directive *d, char *v)
+{
+	char **names;
+	size_t n;
+	int rc = 0;
+
+	if (cp_macro_expand(p, v, &names, &n) < 0)
+		return -1;
+	for (size_t i = 0; i < n && rc == 0; i++)
+		rc = add_relay_domain(p, d, names[i]);
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	return rc;
 }
 
 bool config_relay_domain(const struct config *cfg, const char *domain)

@@ -2447,10 +2447,32 @@ static void test_vmta_domain_key(void **state)
 	assert_string_equal(cfg.domain_keys[3].domain, "vm.example");
 	assert_string_equal(cfg.domain_keys[3].path, "/k2.pem");
 	config_free(&cfg);
-	expect_err("<virtual-mta v>\n domain-key s1,vm.example,/a.pem\n domain-key s2,vm.example,/b.pem\n</virtual-mta>\n",
-		   "test.conf:3: a second domain-key for vm.example in <virtual-mta> v (first at line 2)");
-	expect_err("domain-key g,vm.example,/g.pem\ndomain-key h,vm.example,/h.pem\n",
-		   "test.conf:2: a second domain-key for vm.example (first at line 1)");
+	/* PowerMTA takes the first matching key: a second one for a domain never signs */
+	load_warns(&cfg, "<virtual-mta v>\n smtp-source-host 192.0.2.1 v.example\n domain-key s1,vm.example,/a.pem\n"
+			 " domain-key s2,vm.example,/b.pem\n</virtual-mta>\ndomain-key g,vm.example,/g.pem\n"
+			 "domain-key h,VM.example,/h.pem\n",
+		   (const char *const[]){"test.conf:4: warning: a second domain-key for vm.example in <virtual-mta> v never "
+					 "signs: the first (selector s1, at line 3) is used",
+					 "test.conf:7: warning: a second domain-key for vm.example never signs: the first "
+					 "(selector g, at line 6) is used", NULL});
+	assert_int_equal(cfg.n_domain_keys, 2);
+	assert_string_equal(cfg.domain_keys[0].selector, "s1");
+	assert_string_equal(cfg.domain_keys[1].selector, "g");
+	config_free(&cfg);
+	/* domain macros name several domains at once (User's Guide 3.3.1.43.1) */
+	load_ok(&cfg, "domain-macro topDomain yahoo, google\ndomain-macro topLevel com, de\n"
+		      "domain-key m,$topDomain.$topLevel,/m.pem\nrelay-domain [*.]$topDomain.com\n");
+	assert_int_equal(cfg.n_domain_keys, 4);
+	assert_string_equal(cfg.domain_keys[3].domain, "google.de");
+	assert_string_equal(cfg.domain_keys[3].selector, "m");
+	assert_true(config_relay_domain(&cfg, "mx.google.com"));
+	assert_true(config_relay_domain(&cfg, "yahoo.com"));
+	assert_false(config_relay_domain(&cfg, "yahoo.de"));
+	config_free(&cfg);
+	expect_err("domain-key m,$nope.com,/m.pem\n",
+		   "test.conf:1: no domain-macro for \"$nope.com\" (define it with domain-macro NAME values)");
+	expect_err("domain-macro t com, c..m\nrelay-domain x.$t\n",
+		   "test.conf:2: invalid domain name (or *.name, [*.]name) \"x.c..m\" for relay-domain");
 	expect_err("<virtual-mta v>\n domain-key s1\n</virtual-mta>\n",
 		   "test.conf:2: domain-key wants SELECTOR,DOMAIN,KEYFILE, not \"s1\"");
 	expect_err("<virtual-mta v>\n domain-key s1,vm.example,\n</virtual-mta>\n",
