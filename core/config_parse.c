@@ -1273,6 +1273,7 @@ void cp_parser_free(struct parser *p)
 		free(p->macros[i].name);
 	}
 	free(p->macros);
+	free(p->global_helo);
 	free(p->skip_name);
 	free(p->curs);
 	free(p->scope);

@@ -116,6 +116,11 @@ struct parser {
 	size_t n_curs;
 	struct cp_macro *macros;
 	size_t n_macros;
+	/* top-level `smtp-source-host IP HOST`: every virtual MTA without its
+	 * own (the default one too) sends from it (cp_vmtas_finish) */
+	struct config_addr global_source;
+	char *global_helo;
+	int global_source_line;
 	int include_depth;         /* include files open around this line */
 	bool macro_pass;           /* the first pass: domain-macro lines only, no messages */
 	/* p->line counts the lines of every file read, includes too, so that a

@@ -352,6 +352,15 @@ static int v_limit_unapplied(struct parser *p, const struct directive *d, char *
 	return 0;
 }
 
+/* `always-allow-relaying` at top level (the guide lists it with the global
+ * relaying directives): no is what every source without its own gets; yes
+ * would make every client a relay. */
+static int v_global_relaying(struct parser *p, const struct directive *d, char *v)
+{
+	return only(p, d, v, false, "that would let every client relay (an open relay); put always-allow-relaying "
+		    "yes in the <source> of the hosts that inject");
+}
+
 /* `second-dkim-sign`: only no (one DKIM-Signature per message) */
 static int v_second_dkim(struct parser *p, const struct directive *d, char *v)
 {
@@ -867,6 +876,10 @@ static const struct directive directives[] = {
 	 * accepted, and --check-config says each is not applied */
 	{"pickup", CTX_TOP, p_text, NOT_APPLIED "; files put in its directory are not picked up: inject by SMTP or "
 		"POST /api/inject/v1"},
+	{"always-allow-relaying", CTX_TOP, v_global_relaying, NULL},
+	{"pickup-retry-interval", CTX_TOP, p_duration, NOT_APPLIED "; see pickup"},
+	{"pickup-remove-dot", CTX_TOP, p_bool, NOT_APPLIED "; see pickup"},
+	{"no-http-mgmt-source", CTX_TOP, p_text, HTTP_NOT_APPLIED},
 	{"total-max-smtp-out", CTX_TOP, p_text, NOT_APPLIED "; each queue's max-smtp-out still limits"},
 	{"alias", CTX_TOP, p_text, NOT_APPLIED "; Salvo does not deliver locally"},
 	{"custom-dsn-from-header", CTX_TOP, p_text, DSN_NOT_APPLIED},

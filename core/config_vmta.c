@@ -42,9 +42,15 @@ static bool valid_name(const char *s)
 
 /* ---- <virtual-mta NAME> ------------------------------------------------- */
 
+/* `smtp-source-host IP [HOST]`: in <virtual-mta>, its source address and
+ * HELO name; at top level (User's Guide 3.3.1.16) those of every virtual
+ * MTA that names none, the default one included. PowerMTA rotates over
+ * several such lines (or the local addresses of a CIDR); Salvo binds one
+ * address per virtual MTA: the first is used, and a second one is said. */
 static int d_smtp_source_host(struct parser *p, const struct directive *d, char *v)
 {
-	struct config_vmta *m = &p->cfg->vmtas[p->cur];
+	bool top = p->ctx == CTX_TOP;
+	struct config_vmta *m = top ? NULL : &p->cfg->vmtas[p->cur];
 	char *helo = v + strcspn(v, CP_WS);
 	struct config_addr a;
 	char sb[CP_SHOW_BUF];
@@ -60,12 +66,26 @@ static int d_smtp_source_host(struct parser *p, const struct directive *d, char 
 	} else if (inet_pton(AF_INET6, v, &((struct sockaddr_in6 *)&a.sa)->sin6_addr) == 1) {
 		a.sa.ss_family = AF_INET6;
 		a.salen = sizeof(struct sockaddr_in6);
+	} else if (strchr(v, '/')) {
+		return cp_err(p, "%s %s: a range of local addresses is not supported: give one address per "
+			      "<virtual-mta> and list them in a <virtual-mta-pool>", d->name, cp_show(sb, v));
 	} else {
 		return cp_err(p, "invalid source address \"%s\" for %s (an IP address)", cp_show(sb, v), d->name);
 	}
 	snprintf(a.text, sizeof(a.text), "%s", v);
 	if (*helo && (cp_has_space(helo) || !cp_valid_domain_name(helo)))
 		return cp_err(p, "invalid HELO name \"%s\" for %s", cp_show(sb, helo), d->name);
+	if (top ? p->global_source_line != 0 : m->has_source) {
+		cp_warn(p, "a second %s%s%s: Salvo sends from one address per virtual MTA, the first (%s) is used; "
+			"rotate addresses with one <virtual-mta> each in a <virtual-mta-pool>", d->name,
+			top ? "" : " in <virtual-mta> ", top ? "" : m->name, top ? p->global_source.text : m->source.text);
+		return 0;
+	}
+	if (top) {
+		p->global_source = a;
+		p->global_source_line = p->line;
+		return *helo ? cp_set_string(p, &p->global_helo, helo) : 0;
+	}
 	m->source = a;
 	m->has_source = true;
 	if (!*helo) /* the HELO name stays: the host-name (<virtual-mta>'s) or the global one */
@@ -417,6 +437,7 @@ static const struct directive directives[] = {
 	{"cold-virtual-mta", CTX_VMTA, d_cold_vmta, NULL},
 	{"source", CTX_SMTP_USER, d_user_source, NULL}, /* applied after AUTH (engine/intake.c) */
 	{"smtp-source-host", CTX_VMTA, d_smtp_source_host, NULL},
+	{"smtp-source-host", CTX_TOP, d_smtp_source_host, NULL},
 	{"host-name", CTX_VMTA, d_vmta_host_name, NULL},
 	{"virtual-mta", CTX_POOL, d_pool_member, NULL},
 	{"mx", CTX_ROLLUP, d_rollup_mx, NULL},
@@ -499,6 +520,16 @@ int cp_vmtas_finish(struct parser *p)
 			cp_err(p, "<smtp-user %s>: source {%s}: no such <source {%s}>", c->smtp_users[i].name,
 			       c->smtp_users[i].source, c->smtp_users[i].source);
 		}
+	}
+	for (size_t v = 0; p->global_source_line && v < c->n_vmtas; v++) {
+		struct config_vmta *vm = &c->vmtas[v];
+
+		if (vm->has_source)
+			continue;
+		vm->source = p->global_source;
+		vm->has_source = true;
+		if (!vm->helo && p->global_helo && !(vm->helo = strdup(p->global_helo)))
+			rc = cp_oom(p);
 	}
 	for (size_t v = 0; v < c->n_vmtas; v++) {
 		struct config_vmta *vm = &c->vmtas[v];

@@ -456,6 +456,15 @@ def test_show(env):
         for k in absent:
             if k in got:
                 raise Fail("--show %s: %s should not apply (%r)" % (spec, k, got[k]))
+    # top-level smtp-source-host: the default virtual MTA's and that of each one naming none
+    src = env.write("source.conf", "host-name mta.example\nsmtp-source-host 192.0.2.7 out.example\n"
+                    "<virtual-mta a>\n smtp-source-host 192.0.2.9 a.example\n</virtual-mta>\n"
+                    "<virtual-mta b>\n host-name b.example\n</virtual-mta>\n")
+    for spec, want in (("x.test", "192.0.2.7 out.example"), ("x.test/a", "192.0.2.9 a.example"),
+                       ("x.test/b", "192.0.2.7 b.example")):
+        got = show(src, spec).get("smtp-source-host")
+        if got != want:
+            raise Fail("--show %s: smtp-source-host is %r, want %r" % (spec, got, want))
     rc, out, err = check(path, "--show", "gmail.com/nosuch")
     if rc != 2 or "no virtual-mta or virtual-mta-pool" not in err:
         raise Fail("--show with an unknown vmta: exit %d %s" % (rc, err))

@@ -1419,10 +1419,17 @@ static void test_err_duplicates(void **state)
 
 static void test_err_placement(void **state)
 {
+	struct config cfg;
+
+	(void)state;
 	expect_err("retry-after 15m\n", "test.conf:1: \"retry-after\" is only valid inside <domain>");
 	expect_err("route [127.0.0.1]:25\n", "test.conf:1: \"route\" is only valid inside <domain>");
+	/* at top level (the guide's global relaying directives) only no, which every source gets anyway */
 	expect_err("always-allow-relaying yes\n",
-		   "test.conf:1: \"always-allow-relaying\" is only valid inside <source>");
+		   "test.conf:1: always-allow-relaying yes is not supported: that would let every client relay (an open "
+		   "relay); put always-allow-relaying yes in the <source> of the hosts that inject");
+	load_ok(&cfg, "always-allow-relaying no\n");
+	config_free(&cfg);
 	expect_domain_err("always-allow-relaying yes",
 			  "test.conf:2: \"always-allow-relaying\" is only valid inside <source>");
 	expect_source_err("max-smtp-out 2", "test.conf:2: \"max-smtp-out\" is only valid inside <domain>");
@@ -1664,6 +1671,39 @@ static void test_pmta_round3(void **state)
 	expect_domain_err("type discard", "test.conf:2: type discard is not implemented: Salvo would deliver this "
 			  "queue's mail, not drop it; put the addresses on the suppression list (salvoctl suppress add, or "
 			  "suppress import) so that they are never sent to");
+
+	/* top-level smtp-source-host (User's Guide 3.3.1.16): every virtual MTA without its own, the
+	 * default one too; a second line (PowerMTA's rotation) is said, the first is used */
+	load_warns(&cfg, "smtp-source-host 192.0.2.7 out.example\nsmtp-source-host 192.0.2.8 out2.example\n"
+			 "<virtual-mta a>\n smtp-source-host 2001:db8::9 a.example\n smtp-source-host 192.0.2.10\n"
+			 "</virtual-mta>\n<virtual-mta b>\n host-name b.example\n</virtual-mta>\n<virtual-mta c>\n</virtual-mta>\n",
+		   (const char *const[]){"test.conf:2: warning: a second smtp-source-host: Salvo sends from one address per "
+					 "virtual MTA, the first (192.0.2.7) is used",
+					 "test.conf:5: warning: a second smtp-source-host in <virtual-mta> a:", NULL});
+	assert_string_equal(cfg.vmtas[0].name, "default");
+	assert_true(cfg.vmtas[0].has_source);
+	assert_string_equal(cfg.vmtas[0].source.text, "192.0.2.7");
+	assert_string_equal(cfg.vmtas[0].helo, "out.example");
+	for (size_t v = 1; v < cfg.n_vmtas; v++) {
+		const struct config_vmta *m = &cfg.vmtas[v];
+
+		assert_true(m->has_source);
+		if (!strcmp(m->name, "a")) {
+			assert_string_equal(m->source.text, "2001:db8::9");
+			assert_string_equal(m->helo, "a.example");
+		} else {
+			assert_string_equal(m->source.text, "192.0.2.7");
+			assert_string_equal(m->helo, strcmp(m->name, "b") ? "out.example" : "b.example");
+		}
+	}
+	config_free(&cfg);
+	expect_err("smtp-source-host 10/8 baz.example\n", "test.conf:1: smtp-source-host 10/8: a range of local addresses "
+		   "is not supported: give one address per <virtual-mta> and list them in a <virtual-mta-pool>");
+	expect_err("smtp-source-host 192.0.2.1 bad..helo\n",
+		   "test.conf:1: invalid HELO name \"bad..helo\" for smtp-source-host");
+	load_ok(&cfg, "smtp-source-host 192.0.2.1\n");
+	assert_null(cfg.vmtas[0].helo); /* the host-name says HELO */
+	config_free(&cfg);
 
 	/* a wildcard include that matches nothing includes nothing; a missing file is an error */
 	load_warns(&cfg, "include /nonexistent-salvo-dir/*.conf\nhost-name a.example\n",
