@@ -1223,6 +1223,10 @@ static void parse_lines(struct parser *p, char *text, size_t len)
 {
 	char *s = text, *end = text + len;
 
+	/* a UTF-8 byte order mark (Windows editors write one): not text */
+	if (len >= 3 && !memcmp(s, "\xef\xbb\xbf", 3))
+		s += 3;
+
 	while (s < end) {
 		char *nl = memchr(s, '\n', (size_t)(end - s));
 		size_t n = nl ? (size_t)(nl - s) : (size_t)(end - s);

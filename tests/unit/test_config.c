@@ -1705,6 +1705,13 @@ static void test_pmta_round3(void **state)
 	assert_null(cfg.vmtas[0].helo); /* the host-name says HELO */
 	config_free(&cfg);
 
+	/* a file saved by a Windows editor: a byte order mark, CRLF line ends */
+	load_ok(&cfg, "\xef\xbb\xbfhost-name mta.example\r\n<domain *>\r\n max-smtp-out 4\r\n</domain>\r\n");
+	assert_string_equal(cfg.host_name, "mta.example");
+	config_free(&cfg);
+	expect_err("host-name mta.example\n\xef\xbb\xbfmax-smtp-out 4\n",
+		   "test.conf:2: unknown directive \"\xef\xbb\xbfmax-smtp-out\"");
+
 	/* a wildcard include that matches nothing includes nothing; a missing file is an error */
 	load_warns(&cfg, "include /nonexistent-salvo-dir/*.conf\nhost-name a.example\n",
 		   (const char *const[]){"test.conf:1: warning: include: /nonexistent-salvo-dir/*.conf matches no file, "
