@@ -634,7 +634,12 @@ static int add_domain(struct parser *p, const char *name)
 		cp_warn(p, "<domain %s> again (first at %s): the blocks are merged, a later value wins",
 			cp_show(sb, name), cp_at(p, c->domains[p->cur].line, (char[CP_AT_BUF]){0}));
 	} else {
-		if (strcmp(name, "*") && !valid_queue_name(name) && !valid_wildcard(name) && !valid_block_domain(name))
+		/* a bare IPv4 address names the recipients written user@192.0.2.7 */
+		struct in_addr v4;
+		bool bare_ip = inet_pton(AF_INET, name, &v4) == 1;
+
+		if (strcmp(name, "*") && !bare_ip && !valid_queue_name(name) && !valid_wildcard(name) &&
+		    !valid_block_domain(name))
 			return cp_err(p, "invalid domain name \"%s\" for <domain> (expected a domain, *, "
 				      "*.example.com, [*.]example.com, [ip/mask] or {queue})", cp_show(sb, name));
 		if (c->n_domains == p->dom_cap) {

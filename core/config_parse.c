@@ -344,11 +344,30 @@ int cp_duration_list(struct parser *p, const struct directive *d, char *v, uint6
 
 /* ---- top-level directives ----------------------------------------------- */
 
+/* An IP address where a host name goes (host-name, a HELO name): the
+ * address literal "[IP]" that SMTP (RFC 5321 4.1.3) and message ids take
+ * in its place, written to buf, with the warning; NULL when v is no IP. */
+const char *cp_ip_as_host(struct parser *p, const struct directive *d, const char *v, char *buf, size_t cap)
+{
+	unsigned char a[16];
+	bool v6 = inet_pton(AF_INET6, v, a) == 1;
+
+	if (!v6 && inet_pton(AF_INET, v, a) != 1)
+		return NULL;
+	snprintf(buf, cap, v6 ? "[IPv6:%s]" : "[%s]", v);
+	cp_warn(p, "%s %s is an address, not a host name: Salvo greets with the address literal %s (receivers "
+		"expect a name whose address and PTR match)", d->name, v, buf);
+	return buf;
+}
+
 static int d_host_name(struct parser *p, const struct directive *d, char *v)
 {
-	if (!cp_valid_domain_name(v))
+	char lit[64];
+	const char *ip = cp_ip_as_host(p, d, v, lit, sizeof(lit));
+
+	if (!ip && !cp_valid_domain_name(v))
 		return cp_bad_value(p, "host name", d, v);
-	return cp_set_string(p, &p->cfg->host_name, v);
+	return cp_set_string(p, &p->cfg->host_name, ip ? ip : v);
 }
 
 /* Paths are stored as given: whether they exist is for their users. */

@@ -701,12 +701,24 @@ static int d_records(struct parser *p, const struct directive *d, char *v)
 	return 0;
 }
 
+/* PowerMTA's fields Salvo does not write (the 5.0 guide's that acct_csv.c
+ * has no value for, and older releases' timeImprinted): a list naming one
+ * loads, the field is left out with a warning. A field acct_csv.c learns is
+ * found in acct_csv_fields first and written. */
+static const char *const unwritten_fields[] = {
+	"timeImprinted", "totalSecondsQueued", "userString", "dlvTlsProtocol", "dlvTlsCipher", "rcvSmtpUser",
+	"rcvSourceIp", "rcvDestinationIp", "dsnReportingMta", "feedbackType", "format", "userAgent", "reportingMTA",
+	"repSourceIp", "reportedDomain", "nRcpt", "size",
+};
+
 /* `record-fields TYPE LIST`: checked against the field names when the
- * writer opens the file (acct_csv.c); here: a known type and a list. */
+ * writer opens the file (acct_csv.c); here: a known type and a list,
+ * comma-separated (blanks around the commas are dropped). */
 static int d_record_fields(struct parser *p, const struct directive *d, char *v)
 {
-	char *list = v + strcspn(v, CP_WS), sb[CP_SHOW_BUF];
-	int t;
+	char *list = v + strcspn(v, CP_WS), sb[CP_SHOW_BUF], *kept, *save = NULL;
+	size_t n = 0;
+	int t, rc = 0;
 
 	if (*list) {
 		*list++ = '\0';
@@ -715,33 +727,47 @@ static int d_record_fields(struct parser *p, const struct directive *d, char *v)
 	if ((t = acct_type(v)) < 0 || !*list)
 		return cp_err(p, "%s wants a record type and fields: \"record-fields d *,!orcpt\", not \"%s\"",
 			      d->name, cp_show(sb, v));
-	for (char *s = list; *s; s++)
-		if (*s == ' ' || *s == '\t')
-			return cp_err(p, "invalid field list \"%s\" for %s (comma-separated, no spaces)",
-				      cp_show(sb, list), d->name);
-	{
-		char *copy = strdup(list), *save = NULL;
-		int rc = 0;
+	if (!(kept = calloc(1, strlen(list) + 1)))
+		return cp_oom(p);
+	for (char *f = strtok_r(list, ",", &save); f && rc == 0; f = strtok_r(NULL, ",", &save)) {
+		const char *name;
+		bool known, unwritten = false;
 
-		if (!copy)
-			return cp_oom(p);
-		for (char *f = strtok_r(copy, ",", &save); f && rc == 0; f = strtok_r(NULL, ",", &save)) {
-			const char *name = f + (*f == '!');
-			bool known = !strcmp(name, "*");
-
-			if (!strncasecmp(name, "header_", 7) && name[7])
-				continue; /* any header: engine/acct_headers.c takes it from the message */
-			for (size_t i = 0; i < ACCT_CSV_N_FIELDS && !known; i++)
-				known = !strcasecmp(name, acct_csv_fields[i]);
-			if (!known)
-				rc = cp_err(p, "unknown field \"%s\" for %s (e.g. %s, %s, %s, header_NAME)", cp_show(sb, name),
-					    d->name, acct_csv_fields[1], acct_csv_fields[4], acct_csv_fields[10]);
+		f = cp_trim(f);
+		name = f + (*f == '!');
+		known = !strcmp(name, "*") || (!strncasecmp(name, "header_", 7) && name[7] && !cp_has_space(name));
+		if (!*name || cp_has_space(name)) {
+			rc = cp_err(p, "invalid field list for %s (fields separated by commas)", d->name);
+			break;
 		}
-		free(copy);
-		if (rc < 0)
-			return rc;
+		/* any header: engine/acct_headers.c takes it from the message */
+		for (size_t i = 0; i < ACCT_CSV_N_FIELDS && !known; i++)
+			known = !strcasecmp(name, acct_csv_fields[i]);
+		for (size_t i = 0; i < sizeof(unwritten_fields) / sizeof(unwritten_fields[0]) && !known && !unwritten; i++)
+			unwritten = !strcasecmp(name, unwritten_fields[i]);
+		if (unwritten) {
+			char what[96];
+
+			/* once per field and file; leaving out what is not written anyway says nothing */
+			snprintf(what, sizeof(what), "record-fields field %s", name);
+			if (*f != '!')
+				cp_warn_pending(p, &(const struct directive){what, CTX_ACCT_FILE, NULL,
+					"Salvo's accounting has no value for it, so it is not written and has no effect"});
+			continue;
+		}
+		if (!known) {
+			rc = cp_err(p, "unknown field \"%s\" for %s (e.g. %s, %s, %s, header_NAME)", cp_show(sb, name),
+				    d->name, acct_csv_fields[1], acct_csv_fields[4], acct_csv_fields[10]);
+			break;
+		}
+		n += (size_t)sprintf(kept + n, "%s%s", n ? "," : "", f);
 	}
-	return cp_set_string(p, &cur_acct(p)->record_fields[t], list);
+	if (rc == 0 && !n)
+		rc = cp_err(p, "%s %s names no field Salvo writes", d->name, v);
+	if (rc == 0)
+		rc = cp_set_string(p, &cur_acct(p)->record_fields[t], kept);
+	free(kept);
+	return rc;
 }
 
 static int d_move_interval(struct parser *p, const struct directive *d, char *v)

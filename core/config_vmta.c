@@ -73,7 +73,12 @@ static int d_smtp_source_host(struct parser *p, const struct directive *d, char 
 		return cp_err(p, "invalid source address \"%s\" for %s (an IP address)", cp_show(sb, v), d->name);
 	}
 	snprintf(a.text, sizeof(a.text), "%s", v);
-	if (*helo && (cp_has_space(helo) || !cp_valid_domain_name(helo)))
+	char lit[64];
+	const char *ip = *helo ? cp_ip_as_host(p, d, helo, lit, sizeof(lit)) : NULL;
+
+	if (ip)
+		helo = lit;
+	else if (*helo && (cp_has_space(helo) || !cp_valid_domain_name(helo)))
 		return cp_err(p, "invalid HELO name \"%s\" for %s", cp_show(sb, helo), d->name);
 	if (top ? p->global_source_line != 0 : m->has_source) {
 		cp_warn(p, "a second %s%s%s: Salvo sends from one address per virtual MTA, the first (%s) is used; "
@@ -97,9 +102,12 @@ static int d_smtp_source_host(struct parser *p, const struct directive *d, char 
  * smtp-source-host gives it */
 static int d_vmta_host_name(struct parser *p, const struct directive *d, char *v)
 {
-	if (!cp_valid_domain_name(v))
+	char lit[64];
+	const char *ip = cp_ip_as_host(p, d, v, lit, sizeof(lit));
+
+	if (!ip && !cp_valid_domain_name(v))
 		return cp_bad_value(p, "host name", d, v);
-	return cp_set_string(p, &p->cfg->vmtas[p->cur].helo, v);
+	return cp_set_string(p, &p->cfg->vmtas[p->cur].helo, ip ? ip : v);
 }
 
 int cp_open_vmta(struct parser *p, char *arg)

@@ -1399,8 +1399,8 @@ static void test_err_blocks(void **state)
 	expect_err("<domain a.*.example.com>\n</domain>\n",
 		   "test.conf:1: invalid domain name \"a.*.example.com\" for <domain> (expected a domain, *, "
 		   "*.example.com, [*.]example.com, [ip/mask] or {queue})");
-	expect_err("<domain 192.0.2.1>\n</domain>\n",
-		   "test.conf:1: invalid domain name \"192.0.2.1\" for <domain> (expected a domain, *, "
+	expect_err("<domain 192.0.2.300>\n</domain>\n",
+		   "test.conf:1: invalid domain name \"192.0.2.300\" for <domain> (expected a domain, *, "
 		   "*.example.com, [*.]example.com, [ip/mask] or {queue})");
 }
 
@@ -1641,6 +1641,26 @@ static void test_pmta_round3(void **state)
 	expect_err("<acct-file /tmp/a.csv>\n records d,alll\n</acct-file>\n",
 		   "test.conf:2: unknown record type \"alll\" for records (expected d, b, t, tq, r, f, rb, rs or all)");
 
+	/* record-fields: blanks after the commas; PowerMTA's fields Salvo has no value for are left out,
+	 * said once per file (older releases' timeImprinted, the 5.0 guide's totalSecondsQueued) */
+	assert_int_equal(config_load_string_report(&cfg, "test.conf",
+			 "<acct-file /tmp/a.csv>\n record-fields d timeLogged, timeImprinted,rcpt,!totalSecondsQueued\n"
+			 " record-fields b *, timeImprinted,!orcpt\n</acct-file>\n", &rep), 0);
+	assert_int_equal(rep.n_warnings, 1);
+	assert_non_null(strstr(rep.warnings, "test.conf:2: warning: record-fields field timeImprinted in <acct-file> is "
+					     "accepted but not applied"));
+	assert_string_equal(cfg.acct_files[0].record_fields[0], "timeLogged,rcpt");
+	assert_string_equal(cfg.acct_files[0].record_fields[1], "*,!orcpt");
+	config_report_free(&rep);
+	config_free(&cfg);
+	expect_err("<acct-file /tmp/a.csv>\n record-fields d timeImprinted\n</acct-file>\n",
+		   "test.conf:2: record-fields d names no field Salvo writes");
+	expect_err("<acct-file /tmp/a.csv>\n record-fields d rcpt orig\n</acct-file>\n",
+		   "test.conf:2: invalid field list for record-fields (fields separated by commas)");
+	expect_err("<acct-file /tmp/a.csv>\n record-fields d rcpt,timeImprinte\n</acct-file>\n",
+		   "test.conf:2: unknown field \"timeImprinte\" for record-fields (e.g. timeLogged, rcpt, bounceCat, "
+		   "header_NAME)");
+
 	/* limits Salvo does not apply: accepted, one warning each; unlimited says nothing */
 	assert_int_equal(config_load_string_report(&cfg, "test.conf",
 			 "<domain *>\n max-smtp-out-per-source-ip 5\n max-data-volume-rate 10M/h\n"
@@ -1704,6 +1724,26 @@ static void test_pmta_round3(void **state)
 	load_ok(&cfg, "smtp-source-host 192.0.2.1\n");
 	assert_null(cfg.vmtas[0].helo); /* the host-name says HELO */
 	config_free(&cfg);
+
+	/* an address where a name goes: <domain IP> names user@IP; host-name IP greets with [IP] */
+	load_warns(&cfg, "host-name 192.0.2.21\n<domain 203.0.113.9>\n max-smtp-out 2\n</domain>\n"
+			 "<virtual-mta v>\n smtp-source-host 192.0.2.22 2001:db8::22\n</virtual-mta>\n"
+			 "<virtual-mta w>\n host-name 192.0.2.23\n</virtual-mta>\n",
+		   (const char *const[]){"test.conf:1: warning: host-name 192.0.2.21 is an address, not a host name: Salvo "
+					 "greets with the address literal [192.0.2.21]",
+					 "test.conf:6: warning: smtp-source-host 2001:db8::22 is an address, not a host name: "
+					 "Salvo greets with the address literal [IPv6:2001:db8::22]", NULL});
+	assert_string_equal(cfg.host_name, "[192.0.2.21]");
+	assert_int_equal(config_domain_resolve(&cfg, "203.0.113.9", NULL, &r), 0);
+	assert_int_equal(r.max_smtp_out, 2);
+	config_domain_release(&r);
+	for (size_t v = 0; v < cfg.n_vmtas; v++)
+		if (!strcmp(cfg.vmtas[v].name, "v"))
+			assert_string_equal(cfg.vmtas[v].helo, "[IPv6:2001:db8::22]");
+		else if (!strcmp(cfg.vmtas[v].name, "w"))
+			assert_string_equal(cfg.vmtas[v].helo, "[192.0.2.23]");
+	config_free(&cfg);
+	expect_err("host-name 192.0.2.300\n", "test.conf:1: invalid host name \"192.0.2.300\" for host-name");
 
 	/* a file saved by a Windows editor: a byte order mark, CRLF line ends */
 	load_ok(&cfg, "\xef\xbb\xbfhost-name mta.example\r\n<domain *>\r\n max-smtp-out 4\r\n</domain>\r\n");
