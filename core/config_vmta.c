@@ -70,6 +70,11 @@ static int d_smtp_source_host(struct parser *p, const struct directive *d, char 
 		return cp_err(p, "%s %s: a range of local addresses is not supported: give one address per "
 			      "<virtual-mta> and list them in a <virtual-mta-pool>", d->name, cp_show(sb, v));
 	} else {
+		struct in6_addr x;
+
+		if (*helo && (inet_pton(AF_INET, helo, &x) == 1 || inet_pton(AF_INET6, helo, &x) == 1))
+			return cp_err(p, "%s %s %s: the address comes first (%s IP HOST-NAME)", d->name, cp_show(sb, v), helo,
+				      d->name);
 		return cp_err(p, "invalid source address \"%s\" for %s (an IP address)", cp_show(sb, v), d->name);
 	}
 	snprintf(a.text, sizeof(a.text), "%s", v);

@@ -1717,6 +1717,9 @@ static void test_pmta_round3(void **state)
 		}
 	}
 	config_free(&cfg);
+	expect_err("<virtual-mta v>\n smtp-source-host mail.example 192.0.2.1\n</virtual-mta>\n",
+		   "test.conf:2: smtp-source-host mail.example 192.0.2.1: the address comes first (smtp-source-host IP "
+		   "HOST-NAME)");
 	expect_err("smtp-source-host 10/8 baz.example\n", "test.conf:1: smtp-source-host 10/8: a range of local addresses "
 		   "is not supported: give one address per <virtual-mta> and list them in a <virtual-mta-pool>");
 	expect_err("smtp-source-host 192.0.2.1 bad..helo\n",
