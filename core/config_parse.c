@@ -1238,6 +1238,102 @@ static int include_files(struct parser *p, char *v)
 
 /* Every line is parsed whatever the lines before it did: each error is
  * reported (cp_err) and the parser goes on. */
+/* Is s (a line of n bytes, comments and blanks aside) a list of domain
+ * names, as a domain-macro's values go on: `yahoo.com,yahoo.de` or
+ * `a.com, b.com,`? Names are separated by commas only, and one has a dot. */
+static bool names_list_line(const char *s, size_t n)
+{
+	bool dot = false, word = false, gap = false;
+
+	for (size_t i = 0; i < n && s[i] != '#'; i++) {
+		char c = s[i];
+
+		if (c == '.' || c == '-' || c == '_' || c == '*' || (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
+		    (c >= 'A' && c <= 'Z')) {
+			if (gap && word) /* `host-name x.example`: two words, no comma */
+				return false;
+			word = true, gap = false, dot = dot || c == '.';
+		} else if (c == ',') {
+			word = false, gap = false;
+		} else if (strchr(CP_WS, c)) {
+			gap = true;
+		} else {
+			return false;
+		}
+	}
+	return dot;
+}
+
+/* `domain-macro NAME` whose values go on over the next lines (configs in use
+ * write `domain-macro yahoo` and the list below it, or break a long list
+ * after a comma): while the values so far are none or end with a comma,
+ * each next line that is only a list of names is taken into the line. The
+ * joined line (malloc'ed) in *joined, the text after the last line taken in
+ * *after; returns the number of lines taken, 0 when s is no such line, -1
+ * when out of memory. Lines are never taken across a blank one. */
+static int macro_continuation(const char *s, char *next, char *end, char **joined, char **after)
+{
+	const char *v = s + strspn(s, CP_WS);
+	size_t cap, len;
+	char *out;
+	int k = 0;
+
+	if (strncasecmp(v, "domain-macro", 12) || !strchr(CP_WS, v[12]) || !v[12])
+		return 0;
+	if (!(out = malloc(cap = strlen(s) + 2)))
+		return -1;
+	strcpy(out, s);
+	strip_comment(out);
+	len = strlen(out);
+	while (len && strchr(CP_WS, out[len - 1]))
+		out[--len] = '\0';
+	for (;;) {
+		const char *vals = out + strspn(out, CP_WS) + 12;
+		char *nl;
+		size_t n;
+
+		vals += strspn(vals, CP_WS);
+		vals += strcspn(vals, CP_WS); /* the macro's name */
+		vals += strspn(vals, CP_WS);
+		bool none = !*vals;
+
+		if ((!none && out[len - 1] != ',') || next >= end)
+			break;
+		nl = memchr(next, '\n', (size_t)(end - next));
+		n = nl ? (size_t)(nl - next) : (size_t)(end - next);
+		if (memchr(next, '\0', n) || !names_list_line(next, n))
+			break;
+		if (len + n + 2 > cap) {
+			char *g = realloc(out, cap = len + n + 2);
+
+			if (!g) {
+				free(out);
+				return -1;
+			}
+			out = g;
+		}
+		/* a blank between name and values, none after a comma */
+		if (none)
+			out[len++] = ' ';
+		memcpy(out + len, next, n);
+		len += n;
+		out[len] = '\0';
+		strip_comment(out);
+		len = strlen(out);
+		while (len && strchr(CP_WS, out[len - 1]))
+			out[--len] = '\0';
+		next += n + (nl ? 1 : 0);
+		k++;
+	}
+	if (!k) {
+		free(out);
+		return 0;
+	}
+	*joined = out;
+	*after = next;
+	return k;
+}
+
 static void parse_lines(struct parser *p, char *text, size_t len)
 {
 	char *s = text, *end = text + len;
@@ -1249,13 +1345,25 @@ static void parse_lines(struct parser *p, char *text, size_t len)
 	while (s < end) {
 		char *nl = memchr(s, '\n', (size_t)(end - s));
 		size_t n = nl ? (size_t)(nl - s) : (size_t)(end - s);
+		char *joined = NULL, *after = NULL;
+		int k = 0;
 
 		s[n] = '\0'; /* the '\n', or the terminator after the text */
 		p->line++;
-		if (strlen(s) != n)
+		if (strlen(s) != n) {
 			cp_err(p, "NUL byte in line");
-		else
+		} else if ((k = macro_continuation(s, s + n + 1, end, &joined, &after)) > 0) {
+			/* the list's lines read as one line, told by its first */
+			parse_line(p, joined);
+			free(joined);
+			p->line += k;
+			s = after;
+			continue;
+		} else if (k < 0) {
+			cp_oom(p);
+		} else {
 			parse_line(p, s);
+		}
 		s += n + 1;
 	}
 }

@@ -167,10 +167,20 @@ static int v_allow_starttls(struct parser *p, const struct directive *d, char *v
 	return only(p, d, v, true, "STARTTLS is offered whenever tls-certificate is set");
 }
 
+/* `allow-mailmerge yes` only lets a client use XMRG, which Salvo never
+ * offers: clients send one message per recipient; so it is accepted with
+ * the warning rather than refused. */
 static int v_allow_mailmerge(struct parser *p, const struct directive *d, char *v)
 {
-	return only(p, d, v, false, "mail merge (XMRG) is not implemented by design; inject one message per "
-				    "recipient (SMTP or the HTTP API)");
+	bool b;
+
+	if (config_parse_bool(v, &b) < 0)
+		return cp_bad_value(p, "boolean", d, v);
+	if (b)
+		cp_warn_pending(p, &(const struct directive){"allow-mailmerge", CTX_SOURCE, NULL,
+			"mail merge (XMRG) is not implemented by design and never offered, so clients send one message "
+			"per recipient (SMTP or the HTTP API) and allow-mailmerge yes has no effect"});
+	return 0;
 }
 
 /* `dk-sign yes`: DomainKeys (RFC 4870) is historic and no receiver checks
@@ -522,8 +532,18 @@ static int d_domain_macro(struct parser *p, const struct directive *d, char *v)
 		if (next)
 			*next++ = '\0';
 		e = cp_trim(e);
-		if (!*e || cp_has_space(e))
-			return cp_err(p, "invalid value \"%s\" in %s %s", cp_show(sb, e), d->name, m->name);
+		if (!*e || cp_has_space(e)) {
+			int rc = cp_err(p, "invalid value \"%s\" in %s %s", cp_show(sb, e), d->name, m->name);
+
+			/* no half macro: the first pass keeps no messages, so the
+			 * second must find the line unread and report it */
+			for (size_t i = 0; i < m->n; i++)
+				free(m->vals[i]);
+			free(m->vals);
+			free(m->name);
+			p->n_macros--;
+			return rc;
+		}
 		if (!(vg = realloc(m->vals, (m->n + 1) * sizeof(*vg))))
 			return cp_oom(p);
 		m->vals = vg;
@@ -1028,6 +1048,7 @@ static const struct directive directives[] = {
 	/* in deployed PowerMTA configs, not in the 5.0 User's Guide (older releases' outbound
 	 * Sender ID / SPF checks, a Gmail header token): accepted with the warning */
 	{"check-mfrom-outbound", CTX_DOMAIN, p_bool, EGRESS_NOT_APPLIED},
+	{"log-messages", CTX_DOMAIN, p_bool, EGRESS_NOT_APPLIED "; log-commands and log-data log what was sent"},
 	{"check-pra-outbound", CTX_DOMAIN, p_bool, EGRESS_NOT_APPLIED},
 	{"add-gm-token", CTX_DOMAIN, p_bool, EGRESS_NOT_APPLIED},
 	{"default-smtp-port", CTX_DOMAIN, p_text, EGRESS_NOT_APPLIED "; use route [HOST]:PORT"},

@@ -42,6 +42,25 @@ static bool valid_name(const char *s)
 
 /* ---- <virtual-mta NAME> ------------------------------------------------- */
 
+/* The IP address s starts with, up to a '/' or '-' (copied to out when
+ * out is given): true when there is one. */
+static bool ip_prefix(const char *s, char *out, size_t cap)
+{
+	char buf[INET6_ADDRSTRLEN];
+	unsigned char x[16];
+	size_t n = strcspn(s, "/-");
+
+	if (n == 0 || n >= sizeof(buf))
+		return false;
+	memcpy(buf, s, n);
+	buf[n] = '\0';
+	if (inet_pton(AF_INET, buf, x) != 1 && inet_pton(AF_INET6, buf, x) != 1)
+		return false;
+	if (out)
+		snprintf(out, cap, "%s", buf);
+	return true;
+}
+
 /* `smtp-source-host IP [HOST]`: in <virtual-mta>, its source address and
  * HELO name; at top level (User's Guide 3.3.1.16) those of every virtual
  * MTA that names none, the default one included. PowerMTA rotates over
@@ -51,7 +70,7 @@ static int d_smtp_source_host(struct parser *p, const struct directive *d, char 
 {
 	bool top = p->ctx == CTX_TOP;
 	struct config_vmta *m = top ? NULL : &p->cfg->vmtas[p->cur];
-	char *helo = v + strcspn(v, CP_WS);
+	char *helo = v + strcspn(v, CP_WS), first[INET6_ADDRSTRLEN];
 	struct config_addr a;
 	char sb[CP_SHOW_BUF];
 
@@ -66,9 +85,30 @@ static int d_smtp_source_host(struct parser *p, const struct directive *d, char 
 	} else if (inet_pton(AF_INET6, v, &((struct sockaddr_in6 *)&a.sa)->sin6_addr) == 1) {
 		a.sa.ss_family = AF_INET6;
 		a.salen = sizeof(struct sockaddr_in6);
-	} else if (strchr(v, '/')) {
-		return cp_err(p, "%s %s: a range of local addresses is not supported: give one address per "
-			      "<virtual-mta> and list them in a <virtual-mta-pool>", d->name, cp_show(sb, v));
+	} else if (strchr(v, '/') || (strchr(v, '-') && ip_prefix(v, first, sizeof(first)))) {
+		/* `A-B` or `IP/32` name addresses: the first is used, said as for a second line;
+		 * a wider CIDR means "the local addresses in it", which Salvo does not look up */
+		struct config_cidr net;
+		bool one = strchr(v, '/') && config_parse_cidr(v, &net) == 0 &&
+			   net.prefix == (net.family == AF_INET ? 32 : 128);
+		const char *dash = strchr(v, '-');
+
+		if ((!one && !dash) || !ip_prefix(v, first, sizeof(first)) || (dash && !ip_prefix(dash + 1, NULL, 0)))
+			return cp_err(p, "%s %s: a range of local addresses is not supported: give one address per "
+				      "<virtual-mta> and list them in a <virtual-mta-pool>", d->name, cp_show(sb, v));
+		if (!one)
+			cp_warn(p, "%s %s: Salvo sends from one address per virtual MTA, the first (%s) is used; rotate "
+				"addresses with one <virtual-mta> each in a <virtual-mta-pool>", d->name, cp_show(sb, v), first);
+		memset(&a, 0, sizeof(a));
+		if (inet_pton(AF_INET, first, &((struct sockaddr_in *)&a.sa)->sin_addr) == 1) {
+			a.sa.ss_family = AF_INET;
+			a.salen = sizeof(struct sockaddr_in);
+		} else {
+			inet_pton(AF_INET6, first, &((struct sockaddr_in6 *)&a.sa)->sin6_addr);
+			a.sa.ss_family = AF_INET6;
+			a.salen = sizeof(struct sockaddr_in6);
+		}
+		v = first;
 	} else {
 		struct in6_addr x;
 

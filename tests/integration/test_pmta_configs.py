@@ -163,8 +163,7 @@ FIXES = {
          _sub("smtp-source-host\tYourIP\tYouDomain", "smtp-source-host\t192.0.2.11\tYouDomain")),
     ],
     "users-guide-examples.config": [
-        ("design", 24, r"allow-mailmerge yes is not supported: mail merge \(XMRG\) is not implemented by design",
-         _sub("    allow-mailmerge yes\n", "    allow-mailmerge no\n")),
+        # (allow-mailmerge yes loads with a warning: Salvo never offers XMRG)
         ("design", 151, r'type "http-delivery" is not implemented by design: Salvo delivers by SMTP only',
          _sub("   type http-delivery\n", "   type smtp\n")),
         ("design", 152, r"http-delivery-url is not implemented by design",
@@ -350,6 +349,38 @@ FIXES = {
         ("fault", line, r"missing bounce category after the pattern", lambda t: t) for line in MF_CUT_CATEGORY_NAME] + [
         # PowerMTA 4.x's outbound Sender ID / SPF checks and add-gm-token load with a warning (no edit)
     ],
+    # the third round's held-out five, scored once (1 of 5 loaded with only their own faults fixed) and
+    # then fixed for the classes they showed: no longer held out
+    "enviofiles-single.config": [],
+    # (its domain-macro lists on the line below the name, allow-mailmerge yes: both load since the scoring)
+    "smarthost-generator.config": [],
+    "mail6-expect.config": [  # (its log-messages, an older release's directive, loads with a warning)
+        ("fault", 233, r"unterminated /REGEX/",
+         _join_split_lines("/(user|mailbox|recipient|rcpt|local part|address|account|mail drop|ad(d?)ressee) (has")),
+        ("fault", 234, r'unknown directive "\+\)\?\(disabled', lambda t: t),
+        ("fault", 236, r'unknown directive "activated\)/"', lambda t: t),
+        ("fault", 240, r"unterminated /REGEX/",
+         _join_split_lines("/(user|mailbox|recipient|rcpt|local part|address|account|mail drop|ad(d?)ressee) +(")),
+        ("fault", 241, r'unknown directive "exist\|bad\|"', lambda t: t),
+        ("fault", 243, r'unknown directive "invalid\|unknown', lambda t: t),
+    ],
+    "php-server-generator.config": [
+        # the generator's loops run from 1 over 0-based arrays: the last address of each list is empty
+        ("fault", 49, r"missing argument for <source>", _sub("<source >", "<source 192.0.2.31>")),
+        ("fault", 92, r'invalid source address "mta2.example.com"',
+         _sub("smtp-source-host  mta2.", "smtp-source-host 192.0.2.31 mta2.")),
+        ("fault", 150, r'invalid network "monitor" for http-access',
+         _sub("http-access  monitor", "http-access 198.51.100.5 monitor")),
+        ("fault", 152, r'invalid network "admin" for http-access', _sub("http-access  admin", "http-access 198.51.100.6 admin")),
+        # max-smtp-out 0 (no mail to azure.com from these vmtas): the queue is paused with salvoctl instead
+        ("design", 87, r"max-smtp-out 0 \(hold this queue's mail, send nothing\) is not supported: pause the queue",
+         _drop_lines("max-smtp-out 0")),
+        ("design", 100, r"max-smtp-out 0 \(hold this queue's mail", lambda t: t),
+    ],
+    "ensure-line-installer.config": [
+        ("design", 303, r"backoff-max-msg-rate 0 \(send nothing while the queue is in backoff\) is not supported",
+         _sub("backoff-max-msg-rate 0", "backoff-max-msg-rate 1/h")),
+    ],
 }
 
 # Files a config includes (a directory next to it) and the edits they need: their
@@ -402,6 +433,16 @@ SHOW_REAL = {
         ("yahoo.fr", {"max-msg-rate": "40/h"}),
         ("live.com/vmta-hub-travelers", {"max-msg-rate": "1/h", "max-smtp-out": "1", "retry-after": "60m",
                                          "smtp-source-host": "192.0.2.61 mail.hub-travelers.com"}),
+    ],
+    "smarthost-generator.config": [
+        ("orange.fr", {"queue-to": "orange.queue"}),                                # macro list on the next line
+        ("yahoo.co.th", {"queue-to": "yahoo.queue"}),
+        ("x.test/mta12", {"smtp-hosts": "smtp.relay.example", "auth-username": "sender12@example.net",
+                          "auth-password": "(set)", "max-connect-rate": "10/m"}),
+    ],
+    "ensure-line-installer.config": [
+        ("x.test/vmta1", {"smtp-source-host": "192.119.169.123 mail.quickey.com"}),  # A-B: the first address
+        ("aol.be", {"max-msg-rate": "1/20m", "bounce-after": "10d"}),
     ],
     "esp-server-setup.config": [
         ("x.test/server221.pool221", {"smtp-source-host": "192.0.2.21 mail21.example.com", "max-smtp-out": "2"}),

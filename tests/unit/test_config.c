@@ -1516,7 +1516,14 @@ static void test_err_block_values(void **state)
 	expect_domain_err("bounce-after 4x", "test.conf:2: invalid duration \"4x\" for bounce-after");
 	expect_domain_err("bounce-after -4h", "test.conf:2: invalid duration \"-4h\" for bounce-after");
 	expect_domain_err("max-smtp-out 0",
-			  "test.conf:2: invalid value \"0\" for max-smtp-out (expected a positive integer or unlimited)");
+			  "test.conf:2: max-smtp-out 0 (hold this queue's mail, send nothing) is not supported: pause the "
+			  "queue with salvoctl pause QUEUE (kept across restarts), or leave the domain out");
+	expect_domain_err("  backoff-max-msg-rate 0", "test.conf:2: backoff-max-msg-rate 0 (send nothing while the "
+			  "queue is in backoff) is not supported: give a small rate instead (e.g. backoff-max-msg-rate 1/h)");
+	expect_domain_err("  max-msg-rate 0", "test.conf:2: max-msg-rate 0 (hold this queue's mail, send nothing) is not "
+			  "supported: pause the queue with salvoctl pause QUEUE (kept across restarts), or leave the domain out");
+	expect_domain_err("  max-rcpt-per-message 0",
+			  "test.conf:2: invalid value \"0\" for max-rcpt-per-message (expected a positive integer or unlimited)");
 	expect_domain_err("max-smtp-out 4294967296",
 			  "test.conf:2: invalid value \"4294967296\" for max-smtp-out (expected a positive integer or unlimited)");
 	expect_domain_err("max-msg-per-connection -3",
@@ -1747,6 +1754,53 @@ static void test_pmta_round3(void **state)
 			assert_string_equal(cfg.vmtas[v].helo, "[192.0.2.23]");
 	config_free(&cfg);
 	expect_err("host-name 192.0.2.300\n", "test.conf:1: invalid host name \"192.0.2.300\" for host-name");
+
+	/* domain-macro values on the lines below it (`domain-macro yahoo` then the list), or a list
+	 * broken after a comma: read as one line, told by its first; later lines keep their numbers */
+	load_ok(&cfg, "domain-macro orange\norange.fr,wanadoo.fr\n<domain $orange>\n max-smtp-out 3\n</domain>\n"
+		      "domain-macro big a.example, b.example,   # more below\n  c.example,\nd.example\n"
+		      "<domain $big>\n max-smtp-out 4\n</domain>\n");
+	for (const char *const *d = (const char *const[]){"orange.fr", "wanadoo.fr", NULL}; *d; d++) {
+		assert_int_equal(config_domain_resolve(&cfg, *d, NULL, &r), 0);
+		assert_int_equal(r.max_smtp_out, 3);
+		config_domain_release(&r);
+	}
+	for (const char *const *d = (const char *const[]){"a.example", "c.example", "d.example", NULL}; *d; d++) {
+		assert_int_equal(config_domain_resolve(&cfg, *d, NULL, &r), 0);
+		assert_int_equal(r.max_smtp_out, 4);
+		config_domain_release(&r);
+	}
+	config_free(&cfg);
+	/* never across a blank line, a directive or a complete list */
+	expect_err("domain-macro m\n\nx.example,y.example\n",
+		   "test.conf:1: domain-macro wants a name and values: \"domain-macro tld com, net\"");
+	expect_err("domain-macro m a.example\nb.example\n", "test.conf:2: unknown directive \"b.example\"");
+	expect_err("domain-macro m a.example,\nhost-name x.example\n<domain $m>\n</domain>\nbad\n",
+		   "test.conf:1: invalid value \"\" in domain-macro m");
+
+	/* allow-mailmerge yes (XMRG is never offered) and older releases' log-messages: warned */
+	load_warns(&cfg, "<source 0/0>\n allow-mailmerge yes\n</source>\n<domain *>\n log-messages yes\n</domain>\n",
+		   (const char *const[]){"test.conf:2: warning: allow-mailmerge is accepted but not applied: mail merge (XMRG) is "
+					 "not implemented by design and never offered",
+					 "test.conf:5: warning: log-messages is accepted but not applied", NULL});
+	config_free(&cfg);
+	expect_err("<source 0/0>\n allow-mailmerge sometimes\n</source>\n",
+		   "test.conf:2: invalid boolean \"sometimes\" for allow-mailmerge");
+
+	/* smtp-source-host A-B: the first address (said); IP/32: that address */
+	load_warns(&cfg, "<virtual-mta v>\n smtp-source-host 192.0.2.1-192.0.2.4 v.example\n</virtual-mta>\n"
+			 "<virtual-mta w>\n smtp-source-host 192.0.2.9/32 w.example\n</virtual-mta>\n",
+		   (const char *const[]){"test.conf:2: warning: smtp-source-host 192.0.2.1-192.0.2.4: Salvo sends from one "
+					 "address per virtual MTA, the first (192.0.2.1) is used", NULL});
+	for (size_t v = 0; v < cfg.n_vmtas; v++)
+		if (!strcmp(cfg.vmtas[v].name, "v"))
+			assert_string_equal(cfg.vmtas[v].source.text, "192.0.2.1");
+		else if (!strcmp(cfg.vmtas[v].name, "w"))
+			assert_string_equal(cfg.vmtas[v].source.text, "192.0.2.9");
+	config_free(&cfg);
+	expect_err("<virtual-mta v>\n smtp-source-host 192.0.2.1-host v.example\n</virtual-mta>\n",
+		   "test.conf:2: smtp-source-host 192.0.2.1-host: a range of local addresses is not supported: give one "
+		   "address per <virtual-mta> and list them in a <virtual-mta-pool>");
 
 	/* a file saved by a Windows editor: a byte order mark, CRLF line ends */
 	load_ok(&cfg, "\xef\xbb\xbfhost-name mta.example\r\n<domain *>\r\n max-smtp-out 4\r\n</domain>\r\n");
