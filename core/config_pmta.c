@@ -532,7 +532,7 @@ static int d_domain_macro(struct parser *p, const struct directive *d, char *v)
 		if (next)
 			*next++ = '\0';
 		e = cp_trim(e);
-		if (!*e || cp_has_space(e)) {
+		if (!*e || cp_has_space(e) || strchr(e, '$')) { /* a value naming a macro would never end */
 			int rc = cp_err(p, "invalid value \"%s\" in %s %s", cp_show(sb, e), d->name, m->name);
 
 			/* no half macro: the first pass keeps no messages, so the
@@ -611,13 +611,19 @@ int cp_macro_expand(struct parser *p, const char *name, char ***out, size_t *n)
 		return cp_oom(p);
 	}
 	ncur = 1;
-	while (rc == 0) {
+	for (int round = 0; rc == 0; round++) {
 		bool more = false;
 
 		for (size_t i = 0; i < ncur && !more; i++)
 			more = strchr(cur[i], '$') != NULL;
 		if (!more)
 			break;
+		if (round == 16) { /* each round takes one `$`: a name has no more */
+			char sb[CP_SHOW_BUF];
+
+			rc = cp_err(p, "\"%s\" names more than 16 macros", cp_show(sb, name));
+			break;
+		}
 		next = NULL, nnext = 0, cap = 0;
 		for (size_t i = 0; i < ncur && rc == 0; i++) {
 			if (!strchr(cur[i], '$')) {

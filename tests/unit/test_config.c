@@ -1611,6 +1611,10 @@ static void test_pmta_round3(void **state)
 		n += (size_t)snprintf(big + n, sizeof(big) - n, "%sb%d", i ? "," : "", i);
 	snprintf(big + n, sizeof(big) - n, "\n<domain $a.$b>\n</domain>\n");
 	expect_err(big, "test.conf:3: \"$a.$b\" names more than 10000 domains: split it into smaller domain-macros");
+	expect_err("domain-macro a x.example, $a\n<domain $a>\n</domain>\n",
+		   "test.conf:1: invalid value \"$a\" in domain-macro a");
+	expect_err("domain-macro a x\n<domain $a$a$a$a$a$a$a$a$a$a$a$a$a$a$a$a$a.example>\n</domain>\n",
+		   "test.conf:2: \"$a$a$a$a$a$a$a$a$a$a$a$a$a$a$a$a$a.example\" names more than 16 macros");
 	expect_err("domain-macro a x, y\n<domain $a.$nope>\n</domain>\n",
 		   "test.conf:2: no domain-macro for \"$a.$nope\" (define it with domain-macro NAME values)");
 
