@@ -28,6 +28,7 @@
 #include "core/config_parser.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <libgen.h>
 #include <fcntl.h>
@@ -1054,6 +1055,68 @@ static int remember_value(struct parser *p, struct config_domain *dom, const str
 	return 0;
 }
 
+/* Edit distance between a and b (case-insensitive), or more than max. */
+static size_t edit_distance(const char *a, const char *b, size_t max)
+{
+	size_t la = strlen(a), lb = strlen(b), row[64];
+
+	if (la >= 63 || lb >= 63 || (la > lb ? la - lb : lb - la) > max)
+		return max + 1;
+	for (size_t j = 0; j <= lb; j++)
+		row[j] = j;
+	for (size_t i = 1; i <= la; i++) {
+		size_t diag = row[0], best;
+
+		row[0] = i;
+		best = row[0];
+		for (size_t j = 1; j <= lb; j++) {
+			size_t up = row[j], cost = tolower((unsigned char)a[i - 1]) != tolower((unsigned char)b[j - 1]);
+			size_t v = diag + cost;
+
+			if (up + 1 < v)
+				v = up + 1;
+			if (row[j - 1] + 1 < v)
+				v = row[j - 1] + 1;
+			diag = up;
+			row[j] = v;
+			if (v < best)
+				best = v;
+		}
+		if (best > max)
+			return max + 1;
+	}
+	return row[lb];
+}
+
+/* A directive of the open block whose name is close to an unknown one
+ * (a typo, or another product's spelling: `smtp-auth-username`), or NULL. */
+static const char *suggest_directive(const struct parser *p, const char *name)
+{
+	const char *best = NULL;
+	size_t best_d = 3, n = strlen(name);
+
+	if (n < 5)
+		return NULL;
+	for (size_t t = 0; t < N_TABLES; t++)
+		for (size_t i = 0; i < tables[t]->n; i++) {
+			const struct directive *d = &tables[t]->d[i];
+			size_t k = strlen(d->name), dist;
+
+			if (d->ctx != p->ctx || !strcasecmp(d->name, "bounce-category-pattern"))
+				continue;
+			/* another product's prefix on PowerMTA's name */
+			if (n > k && name[n - k - 1] == '-' && !strcasecmp(name + n - k, d->name) && k >= 8)
+				dist = 1;
+			else
+				dist = edit_distance(name, d->name, 2);
+			if (dist < best_d) {
+				best_d = dist;
+				best = d->name;
+			}
+		}
+	return best;
+}
+
 static int run_directive(struct parser *p, const char *name, char *v)
 {
 	char sb[CP_SHOW_BUF];
@@ -1071,6 +1134,10 @@ static int run_directive(struct parser *p, const char *name, char *v)
 				return 0;
 			return cp_err(p, "%s %s", cp_show(sb, name), why);
 		}
+		const char *like = suggest_directive(p, name);
+
+		if (like)
+			return cp_err(p, "unknown directive \"%s\" (did you mean %s?)", cp_show(sb, name), like);
 		return cp_err(p, "unknown directive \"%s\"", cp_show(sb, name));
 	}
 	if (d->ctx != p->ctx && d->ctx == CTX_TOP)

@@ -1806,6 +1806,13 @@ static void test_pmta_round3(void **state)
 		   "test.conf:2: smtp-source-host 192.0.2.1-host: a range of local addresses is not supported: give one "
 		   "address per <virtual-mta> and list them in a <virtual-mta-pool>");
 
+	/* an unknown directive close to one of the open block's says so */
+	expect_domain_err("max-smpt-out 3", "test.conf:2: unknown directive \"max-smpt-out\" (did you mean max-smtp-out?)");
+	expect_domain_err("smtp-auth-username u", "test.conf:2: unknown directive \"smtp-auth-username\" (did you mean "
+			  "auth-username?)");
+	expect_domain_err("frobnicate 3", "test.conf:2: unknown directive \"frobnicate\"");
+	expect_err("max-smpt-out 3\n", "test.conf:1: unknown directive \"max-smpt-out\""); /* none at top level */
+
 	/* a file saved by a Windows editor: a byte order mark, CRLF line ends */
 	load_ok(&cfg, "\xef\xbb\xbfhost-name mta.example\r\n<domain *>\r\n max-smtp-out 4\r\n</domain>\r\n");
 	assert_string_equal(cfg.host_name, "mta.example");
