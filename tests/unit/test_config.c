@@ -2309,6 +2309,7 @@ static void test_transcript_directives(void **state)
  * config_http_role_for(). */
 static void test_http_access(void **state)
 {
+	struct config_report rep;
 	struct config cfg;
 	struct sockaddr_storage a;
 	(void)state;
@@ -2421,6 +2422,16 @@ static void test_http_access(void **state)
 					 NULL});
 	assert_int_equal(cfg.http_access[0].role, CONFIG_HTTP_MONITOR);
 	assert_int_equal(cfg.http_access[1].role, CONFIG_HTTP_NONE);
+	config_free(&cfg);
+	/* PowerMTA matches in file order, Salvo the most specific: where they differ it is said */
+	assert_int_equal(config_load_string_report(&cfg, "test.conf", "http-access 0/0 monitor\nhttp-access 10/8 admin\n"
+						   "http-access 10.1.2.3 none\nhttp-access 192.0.2.0/24 monitor\n", &rep), 0);
+	assert_int_equal(rep.n_warnings, 2); /* 10.1.2.3 too (0/0 comes first); 192.0.2.0/24 has 0/0's role */
+	assert_non_null(strstr(rep.warnings, "test.conf:3: warning: http-access 10.1.2.3/32 none: PowerMTA would give"));
+	assert_non_null(strstr(rep.warnings, "test.conf:2: warning: http-access 10.0.0.0/8 admin: PowerMTA would give "
+					     "10.0.0.0/8 the role of the earlier 0.0.0.0/0 monitor (at line 1, the first that "
+					     "matches); Salvo applies the most specific rule, this one"));
+	config_report_free(&rep);
 	config_free(&cfg);
 	expect_err("http-access 10/8 monitor,deny-all\n", "test.conf:1: invalid role \"monitor,deny-all\" for "
 		   "http-access (expected admin, operator, monitor, monitor,deny-logs or none)");
