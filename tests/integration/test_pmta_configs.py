@@ -1,13 +1,15 @@
 #!/usr/bin/python3
 """test_pmta_configs.py - real PowerMTA configurations and PowerMTA's meanings.
 
-  real_configs  the three public configs in tests/corpus/pmta-configs (copied into the test
+  real_configs  the public configs in tests/corpus/pmta-configs (copied into the test
                 directory at run time) pass `salvod --check-config` once the edits listed
                 below are applied, each a fault of the file itself (placeholders, regexes
-                split over lines, invented categories, a clash made by assembling examples)
-                or a directive Salvo refuses by design (README, "Migrating from PowerMTA").
-                The unedited file reports every one of those errors in one run, and
-                nothing else: so each edit is needed, and the parser goes on after errors
+                split over lines, directives no PowerMTA has, a clash made by assembling
+                examples) or a directive Salvo refuses by design (README, "Migrating from
+                PowerMTA"). The unedited file reports every one of those errors in one run,
+                and nothing else: so each edit is needed, and the parser goes on after
+                errors. A file with no edits must load as it is; SHOW_REAL checks what
+                some of them mean through --show
   three_errors  a config with three errors reports all three as FILE:LINE: message, exit 2
   show          --check-config --show QUEUE[/VMTA] prints the settings a queue gets:
                 a domain-macro block, wildcards *.x and [*.]x, a <domain> nested in a
