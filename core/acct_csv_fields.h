@@ -18,7 +18,11 @@ static const char *const acct_csv_fields[] = {
 
 #define ACCT_CSV_N_FIELDS (sizeof(acct_csv_fields) / sizeof(acct_csv_fields[0]))
 
-static const char *const acct_csv_extra_fields[] = {"timeImprinted"};
+static const char *const acct_csv_extra_fields[] = {
+	"timeImprinted", "totalSecondsQueued", "userString", "dlvTlsProtocol", "dlvTlsCipher", "rcvSmtpUser",
+	"rcvSourceIp", "rcvDestinationIp", "dsnReportingMta", "feedbackType", "format", "userAgent", "reportingMTA",
+	"repSourceIp", "reportedDomain", "nRcpt", "size",
+};
 
 #define ACCT_CSV_N_EXTRA_FIELDS (sizeof(acct_csv_extra_fields) / sizeof(acct_csv_extra_fields[0]))
 

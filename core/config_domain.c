@@ -109,12 +109,28 @@ static int d_backoff_to_normal_after(struct parser *p, const struct directive *d
 			    CONFIG_DOM_BACKOFF_TO_NORMAL);
 }
 
+/* PowerMTA's 0 for a connection cap or a rate: no delivery at all (while
+ * in backoff, for the backoff- ones). Salvo's configuration has no held
+ * queue, and taking 0 for "no limit" would send what the file holds back:
+ * refused with what to do instead. */
+static int refuse_zero(struct parser *p, const struct directive *d)
+{
+	bool backoff = !strncasecmp(d->name, "backoff-", 8);
+
+	return cp_err(p, "%s 0 (%s) is not supported: %s", d->name,
+		      backoff ? "send nothing while the queue is in backoff" : "hold this queue's mail, send nothing",
+		      backoff ? "give a small rate instead (e.g. backoff-max-msg-rate 1/h)"
+			      : "pause the queue with salvoctl pause QUEUE (kept across restarts), or leave the domain out");
+}
+
 static int set_positive(struct parser *p, const struct directive *d, const char *v,
 			unsigned *field, uint64_t flag)
 {
 	char sb[CP_SHOW_BUF];
 	uint64_t n;
 
+	if (!strcmp(v, "0") && strstr(d->name, "max-smtp-out"))
+		return refuse_zero(p, d);
 	if (!strcasecmp(v, "unlimited")) /* PowerMTA's word for no cap */
 		n = UINT_MAX;
 	else if (config_parse_uint(v, 1, UINT_MAX, &n) < 0)
@@ -156,6 +172,8 @@ static int d_max_rcpt_per_message(struct parser *p, const struct directive *d, c
 static int set_rate(struct parser *p, const struct directive *d, const char *v,
 		    struct config_rate *field, uint64_t flag)
 {
+	if (!strcmp(v, "0")) /* PowerMTA's syntax: { unlimited | 0 | N/T } */
+		return refuse_zero(p, d);
 	if (strcasecmp(v, "unlimited") == 0)
 		*field = (struct config_rate){0, 0};
 	else if (config_parse_rate(v, field) < 0 || field->count == 0)
@@ -634,7 +652,12 @@ static int add_domain(struct parser *p, const char *name)
 		cp_warn(p, "<domain %s> again (first at %s): the blocks are merged, a later value wins",
 			cp_show(sb, name), cp_at(p, c->domains[p->cur].line, (char[CP_AT_BUF]){0}));
 	} else {
-		if (strcmp(name, "*") && !valid_queue_name(name) && !valid_wildcard(name) && !valid_block_domain(name))
+		/* a bare IPv4 address names the recipients written user@192.0.2.7 */
+		struct in_addr v4;
+		bool bare_ip = inet_pton(AF_INET, name, &v4) == 1;
+
+		if (strcmp(name, "*") && !bare_ip && !valid_queue_name(name) && !valid_wildcard(name) &&
+		    !valid_block_domain(name))
 			return cp_err(p, "invalid domain name \"%s\" for <domain> (expected a domain, *, "
 				      "*.example.com, [*.]example.com, [ip/mask] or {queue})", cp_show(sb, name));
 		if (c->n_domains == p->dom_cap) {
@@ -662,20 +685,39 @@ static int add_domain(struct parser *p, const char *name)
 }
 
 /* `<domain NAME>`: see config.h for the names; a `$macro` opens one
- * block per value and the block's directives apply to each. */
+ * block per value and the block's directives apply to each; so do
+ * several names in one tag (`<domain hotmail.com live.com>`). */
 int cp_open_domain(struct parser *p, char *arg)
 {
-	char **names;
-	size_t n;
+	char **names = NULL;
+	size_t n = 0;
 	int rc = 0;
 
 	p->n_curs = 0;
-	if (cp_macro_expand(p, arg, &names, &n) < 0)
-		return -1;
+	for (char *save = NULL, *w = strtok_r(arg, CP_WS, &save); w && rc == 0; w = strtok_r(NULL, CP_WS, &save)) {
+		char **one, **grown;
+		size_t k;
+
+		if (cp_macro_expand(p, w, &one, &k) < 0) {
+			rc = -1;
+			break;
+		}
+		if (!(grown = realloc(names, (n + k) * sizeof(*grown)))) {
+			for (size_t i = 0; i < k; i++)
+				free(one[i]);
+			free(one);
+			rc = cp_oom(p);
+			break;
+		}
+		names = grown;
+		memcpy(names + n, one, k * sizeof(*one));
+		n += k;
+		free(one);
+	}
 	for (size_t i = 0; i < n; i++) {
 		bool again = false;
 
-		/* a macro that lists a domain twice opens it once */
+		/* a name given twice (or by two macros) opens its block once */
 		for (size_t j = 0; j < i && !again; j++)
 			again = !strcasecmp(names[i], names[j]);
 		if (rc == 0 && !again)

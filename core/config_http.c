@@ -77,6 +77,23 @@ static int d_http_listener(struct parser *p, const struct directive *d, char *v)
 	return 0;
 }
 
+/* Is network in lies inside network out (same family, out's prefix no longer)? */
+static bool cidr_within(const struct config_cidr *in, const struct config_cidr *out)
+{
+	unsigned bits = out->prefix;
+
+	for (unsigned b = 0; b < bits / 8; b++)
+		if (in->addr[b] != out->addr[b])
+			return false;
+	if (bits % 8) {
+		uint8_t mask = (uint8_t)(0xff << (8 - bits % 8));
+
+		if ((in->addr[bits / 8] & mask) != (out->addr[bits / 8] & mask))
+			return false;
+	}
+	return true;
+}
+
 /* `http-access CIDR ROLE` */
 static int d_http_access(struct parser *p, const struct directive *d, char *v)
 {
@@ -87,17 +104,48 @@ static int d_http_access(struct parser *p, const struct directive *d, char *v)
 
 	if (config_parse_cidr(v, &r.net) < 0)
 		return cp_err(p, "invalid network \"%s\" for %s", cp_show(sb, v), d->name);
-	if (!*role || cp_has_space(role) || parse_role(role, &r.role) < 0)
-		return cp_err(p, "invalid role \"%s\" for %s (expected admin, monitor or none)", cp_show(sb, role),
-			      d->name);
+	/* PowerMTA's other levels, as the nearest role that grants no more */
+	if (!strcasecmp(role, "operator")) {
+		cp_warn(p, "%s %s operator is taken as monitor: Salvo's roles are admin and monitor (give admin for "
+			"commands)", d->name, cp_show(sb, v));
+		r.role = CONFIG_HTTP_MONITOR;
+	} else if (!strcasecmp(role, "monitor,deny-logs")) {
+		cp_warn(p, "%s %s monitor,deny-logs is taken as none: Salvo's monitor role can read the logs (give "
+			"monitor to allow it, logs included)", d->name, cp_show(sb, v));
+		r.role = CONFIG_HTTP_NONE;
+	} else if (!*role || cp_has_space(role) || parse_role(role, &r.role) < 0) {
+		return cp_err(p, "invalid role \"%s\" for %s (expected admin, operator, monitor, monitor,deny-logs or "
+			      "none)", cp_show(sb, role), d->name);
+	}
 	for (i = 0; i < c->n_http_access; i++) {
 		const struct config_http_access *o = &c->http_access[i];
 
+		/* PowerMTA matches the list in order: a second rule for the same
+		 * network never matches, the first decides */
 		if (o->net.family == r.net.family && o->net.prefix == r.net.prefix &&
 		    !memcmp(o->net.addr, r.net.addr, sizeof(r.net.addr))) {
 			config_cidr_format(&r.net, a, sizeof(a));
-			return cp_err(p, "a second %s for %s (first at %s)", d->name, a, cp_at(p, o->line, (char[CP_AT_BUF]){0}));
+			cp_warn(p, "a second %s for %s never matches: the first (at %s, %s) decides", d->name, a,
+				cp_at(p, o->line, (char[CP_AT_BUF]){0}), config_http_role_name(o->role));
+			return 0;
 		}
+	}
+	/* PowerMTA takes the first rule in the file that matches, Salvo the most
+	 * specific: when an earlier, wider rule gives this network another role,
+	 * the two differ, and the operator is told which Salvo applies */
+	for (i = 0; i < c->n_http_access; i++) {
+		const struct config_http_access *o = &c->http_access[i];
+		char wide[64];
+
+		if (o->net.family != r.net.family || o->net.prefix >= r.net.prefix || o->role == r.role ||
+		    !cidr_within(&r.net, &o->net))
+			continue;
+		config_cidr_format(&r.net, a, sizeof(a));
+		config_cidr_format(&o->net, wide, sizeof(wide));
+		cp_warn(p, "%s %s %s: PowerMTA would give %s the role of the earlier %s %s (at %s, the first that "
+			"matches); Salvo applies the most specific rule, this one", d->name, a, config_http_role_name(r.role),
+			a, wide, config_http_role_name(o->role), cp_at(p, o->line, (char[CP_AT_BUF]){0}));
+		break;
 	}
 	if (cp_grow(p, (void **)&c->http_access, &c->n_http_access, sizeof(r), &i) < 0)
 		return -1;

@@ -28,6 +28,7 @@
 #include "core/config_parser.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <libgen.h>
 #include <fcntl.h>
@@ -344,11 +345,30 @@ int cp_duration_list(struct parser *p, const struct directive *d, char *v, uint6
 
 /* ---- top-level directives ----------------------------------------------- */
 
+/* An IP address where a host name goes (host-name, a HELO name): the
+ * address literal "[IP]" that SMTP (RFC 5321 4.1.3) and message ids take
+ * in its place, written to buf, with the warning; NULL when v is no IP. */
+const char *cp_ip_as_host(struct parser *p, const struct directive *d, const char *v, char *buf, size_t cap)
+{
+	unsigned char a[16];
+	bool v6 = inet_pton(AF_INET6, v, a) == 1;
+
+	if (!v6 && inet_pton(AF_INET, v, a) != 1)
+		return NULL;
+	snprintf(buf, cap, v6 ? "[IPv6:%s]" : "[%s]", v);
+	cp_warn(p, "%s %s is an address, not a host name: Salvo greets with the address literal %s (receivers "
+		"expect a name whose address and PTR match)", d->name, v, buf);
+	return buf;
+}
+
 static int d_host_name(struct parser *p, const struct directive *d, char *v)
 {
-	if (!cp_valid_domain_name(v))
+	char lit[64];
+	const char *ip = cp_ip_as_host(p, d, v, lit, sizeof(lit));
+
+	if (!ip && !cp_valid_domain_name(v))
 		return cp_bad_value(p, "host name", d, v);
-	return cp_set_string(p, &p->cfg->host_name, v);
+	return cp_set_string(p, &p->cfg->host_name, ip ? ip : v);
 }
 
 /* Paths are stored as given: whether they exist is for their users. */
@@ -607,11 +627,41 @@ static int d_smtp_max_errors(struct parser *p, const struct directive *d, char *
  * serves every virtual MTA; inside <virtual-mta> only that one's mail
  * (PowerMTA's meaning; engine/dkim.c chooses). The file is read by salvod
  * at start (a config check does not need the key). */
-static int d_domain_key(struct parser *p, const struct directive *d, char *v)
+/* One domain-key: PowerMTA takes the first key whose domain matches (the
+ * vmta's before the top level's), so a second key for a domain in the same
+ * scope never signs: accepted with a warning (a key rotation's old line). */
+static int add_domain_key(struct parser *p, const struct directive *d, size_t vmta, const char *sel, char *dom,
+			  const char *path)
 {
 	struct config *c = p->cfg;
+	char sb[CP_SHOW_BUF];
+	size_t i;
+
+	/* PowerMTA: `*` signs every message with its sending domain */
+	if (strcmp(dom, "*") && !cp_valid_domain_name(dom))
+		return cp_err(p, "invalid domain \"%s\" for %s (a domain name or *)", cp_show(sb, dom), d->name);
+	cp_lower(dom);
+	/* one key per domain in each scope (the top level, each vmta) */
+	for (i = 0; i < c->n_domain_keys; i++)
+		if (c->domain_keys[i].vmta == vmta && !strcmp(c->domain_keys[i].domain, dom)) {
+			cp_warn(p, "a second %s for %s%s%s never signs: the first (selector %s, at %s) is used", d->name,
+				dom, vmta == SIZE_MAX ? "" : " in <virtual-mta> ", vmta == SIZE_MAX ? "" : c->vmtas[vmta].name,
+				c->domain_keys[i].selector, cp_at(p, c->domain_keys[i].line, (char[CP_AT_BUF]){0}));
+			return 0;
+		}
+	if (cp_grow(p, (void **)&c->domain_keys, &c->n_domain_keys, sizeof(*c->domain_keys), &i) < 0)
+		return -1;
+	c->domain_keys[i].line = p->line;
+	c->domain_keys[i].vmta = vmta;
+	if (cp_set_string(p, &c->domain_keys[i].selector, sel) < 0 || cp_set_string(p, &c->domain_keys[i].domain, dom) < 0)
+		return -1;
+	return cp_set_string(p, &c->domain_keys[i].path, path);
+}
+
+static int d_domain_key(struct parser *p, const struct directive *d, char *v)
+{
 	char *sel = v, *dom, *path, sb[CP_SHOW_BUF];
-	size_t i, vmta = p->ctx == CTX_VMTA ? p->cur : SIZE_MAX;
+	size_t vmta = p->ctx == CTX_VMTA ? p->cur : SIZE_MAX;
 
 	if (!(dom = strchr(sel, ',')) || !(path = strchr(dom + 1, ',')))
 		return cp_err(p, "%s wants SELECTOR,DOMAIN,KEYFILE, not \"%s\"", d->name, cp_show(sb, v));
@@ -622,26 +672,21 @@ static int d_domain_key(struct parser *p, const struct directive *d, char *v)
 	path = cp_trim(path);
 	if (!*sel || strspn(sel, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") != strlen(sel))
 		return cp_err(p, "invalid selector \"%s\" for %s", cp_show(sb, sel), d->name);
-	/* PowerMTA: `*` signs every message with its sending domain */
-	if (strcmp(dom, "*") && !cp_valid_domain_name(dom))
-		return cp_err(p, "invalid domain \"%s\" for %s (a domain name or *)", cp_show(sb, dom), d->name);
 	if (!*path)
 		return cp_err(p, "missing key file for %s", d->name);
-	cp_lower(dom);
-	/* one key per domain in each scope (the top level, each vmta) */
-	for (i = 0; i < c->n_domain_keys; i++)
-		if (c->domain_keys[i].vmta == vmta && !strcmp(c->domain_keys[i].domain, dom))
-			return cp_err(p, "a second domain-key for %s%s%s (first at %s)", dom,
-				      vmta == SIZE_MAX ? "" : " in <virtual-mta> ",
-				      vmta == SIZE_MAX ? "" : c->vmtas[vmta].name,
-				      cp_at(p, c->domain_keys[i].line, (char[CP_AT_BUF]){0}));
-	if (cp_grow(p, (void **)&c->domain_keys, &c->n_domain_keys, sizeof(*c->domain_keys), &i) < 0)
+	/* `m,$topDomain.$topLevel,FILE`: one key per domain the macros name */
+	char **names;
+	size_t n;
+	int rc = 0;
+
+	if (cp_macro_expand(p, dom, &names, &n) < 0)
 		return -1;
-	c->domain_keys[i].line = p->line;
-	c->domain_keys[i].vmta = vmta;
-	if (cp_set_string(p, &c->domain_keys[i].selector, sel) < 0 || cp_set_string(p, &c->domain_keys[i].domain, dom) < 0)
-		return -1;
-	return cp_set_string(p, &c->domain_keys[i].path, path);
+	for (size_t k = 0; k < n && rc == 0; k++)
+		rc = add_domain_key(p, d, vmta, sel, names[k], path);
+	for (size_t k = 0; k < n; k++)
+		free(names[k]);
+	free(names);
+	return rc;
 }
 
 static int d_bounce_max_message_size(struct parser *p, const struct directive *d, char *v)
@@ -765,7 +810,7 @@ struct block {
 
 static const struct block blocks[CTX_N] = {
 	[CTX_SOURCE] = {"source", true, cp_open_source, false, false},
-	[CTX_DOMAIN] = {"domain", true, cp_open_domain, false, false},
+	[CTX_DOMAIN] = {"domain", true, cp_open_domain, true, false},
 	[CTX_VMTA] = {"virtual-mta", true, cp_open_vmta, false, false},
 	[CTX_POOL] = {"virtual-mta-pool", true, cp_open_pool, false, false},
 	[CTX_ROLLUP] = {"mx-rollup-list", false, cp_open_rollup, false, false},
@@ -1010,6 +1055,68 @@ static int remember_value(struct parser *p, struct config_domain *dom, const str
 	return 0;
 }
 
+/* Edit distance between a and b (case-insensitive), or more than max. */
+static size_t edit_distance(const char *a, const char *b, size_t max)
+{
+	size_t la = strlen(a), lb = strlen(b), row[64];
+
+	if (la >= 63 || lb >= 63 || (la > lb ? la - lb : lb - la) > max)
+		return max + 1;
+	for (size_t j = 0; j <= lb; j++)
+		row[j] = j;
+	for (size_t i = 1; i <= la; i++) {
+		size_t diag = row[0], best;
+
+		row[0] = i;
+		best = row[0];
+		for (size_t j = 1; j <= lb; j++) {
+			size_t up = row[j], cost = tolower((unsigned char)a[i - 1]) != tolower((unsigned char)b[j - 1]);
+			size_t v = diag + cost;
+
+			if (up + 1 < v)
+				v = up + 1;
+			if (row[j - 1] + 1 < v)
+				v = row[j - 1] + 1;
+			diag = up;
+			row[j] = v;
+			if (v < best)
+				best = v;
+		}
+		if (best > max)
+			return max + 1;
+	}
+	return row[lb];
+}
+
+/* A directive of the open block whose name is close to an unknown one
+ * (a typo, or another product's spelling: `smtp-auth-username`), or NULL. */
+static const char *suggest_directive(const struct parser *p, const char *name)
+{
+	const char *best = NULL;
+	size_t best_d = 3, n = strlen(name);
+
+	if (n < 5)
+		return NULL;
+	for (size_t t = 0; t < N_TABLES; t++)
+		for (size_t i = 0; i < tables[t]->n; i++) {
+			const struct directive *d = &tables[t]->d[i];
+			size_t k = strlen(d->name), dist;
+
+			if (d->ctx != p->ctx || !strcasecmp(d->name, "bounce-category-pattern"))
+				continue;
+			/* another product's prefix on PowerMTA's name */
+			if (n > k && name[n - k - 1] == '-' && !strcasecmp(name + n - k, d->name) && k >= 8)
+				dist = 1;
+			else
+				dist = edit_distance(name, d->name, 2);
+			if (dist < best_d) {
+				best_d = dist;
+				best = d->name;
+			}
+		}
+	return best;
+}
+
 static int run_directive(struct parser *p, const char *name, char *v)
 {
 	char sb[CP_SHOW_BUF];
@@ -1021,13 +1128,16 @@ static int run_directive(struct parser *p, const char *name, char *v)
 		if ((why = cp_refused(name, false))) {
 			bool b = true;
 
-			/* set to its "off" value (no, "", or unlimited for a limit), a refused
+			/* set to its "off" value (no or ""), a refused
 			 * directive asks for what Salvo does anyway */
-			if (!strcmp(v, "\"\"") || (config_parse_bool(v, &b) == 0 && !b) ||
-			    (!strcasecmp(v, "unlimited") && cp_refused_unlimited_ok(name)))
+			if (!strcmp(v, "\"\"") || (config_parse_bool(v, &b) == 0 && !b))
 				return 0;
 			return cp_err(p, "%s %s", cp_show(sb, name), why);
 		}
+		const char *like = suggest_directive(p, name);
+
+		if (like)
+			return cp_err(p, "unknown directive \"%s\" (did you mean %s?)", cp_show(sb, name), like);
 		return cp_err(p, "unknown directive \"%s\"", cp_show(sb, name));
 	}
 	if (d->ctx != p->ctx && d->ctx == CTX_TOP)
@@ -1119,8 +1229,8 @@ static int parse_line(struct parser *p, char *s)
 /* `include FILE` (PowerMTA's, at top level and inside blocks): the lines of
  * FILE are parsed as if they stood here; a relative FILE is taken from the
  * including file's directory; shell wildcards take every match in name
- * order, and a pattern that matches nothing is an error as a missing file
- * is. Messages from FILE carry its name and lines. */
+ * order; a wildcard that matches nothing includes nothing (with a warning),
+ * a missing plain FILE is an error. Messages from FILE carry its name and lines. */
 #define CP_INCLUDE_DEPTH 8
 
 static int include_one(struct parser *p, const char *path)
@@ -1177,6 +1287,12 @@ static int include_files(struct parser *p, char *v)
 			return cp_err(p, "include \"%s\": path too long", cp_show(sb, v));
 	}
 	grc = glob(path, GLOB_ERR, NULL, &g);
+	/* a wildcard that matches nothing (an empty conf.d) includes nothing */
+	if ((grc == GLOB_NOMATCH || grc == GLOB_ABORTED) && strpbrk(path, "*?[")) {
+		globfree(&g);
+		cp_warn(p, "include: %s matches no file, so nothing is included", cp_show(sb, path));
+		return 0;
+	}
 	if (grc == GLOB_NOMATCH)
 		return cp_err(p, "include: %s: no such file", cp_show(sb, path));
 	if (grc != 0)
@@ -1189,20 +1305,132 @@ static int include_files(struct parser *p, char *v)
 
 /* Every line is parsed whatever the lines before it did: each error is
  * reported (cp_err) and the parser goes on. */
+/* Is s (a line of n bytes, comments and blanks aside) a list of domain
+ * names, as a domain-macro's values go on: `yahoo.com,yahoo.de` or
+ * `a.com, b.com,`? Names are separated by commas only, and one has a dot. */
+static bool names_list_line(const char *s, size_t n)
+{
+	bool dot = false, word = false, gap = false;
+
+	for (size_t i = 0; i < n && s[i] != '#'; i++) {
+		char c = s[i];
+
+		if (c == '.' || c == '-' || c == '_' || c == '*' || (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
+		    (c >= 'A' && c <= 'Z')) {
+			if (gap && word) /* `host-name x.example`: two words, no comma */
+				return false;
+			word = true, gap = false, dot = dot || c == '.';
+		} else if (c == ',') {
+			word = false, gap = false;
+		} else if (strchr(CP_WS, c)) {
+			gap = true;
+		} else {
+			return false;
+		}
+	}
+	return dot;
+}
+
+/* `domain-macro NAME` whose values go on over the next lines (configs in use
+ * write `domain-macro yahoo` and the list below it, or break a long list
+ * after a comma): while the values so far are none or end with a comma,
+ * each next line that is only a list of names is taken into the line. The
+ * joined line (malloc'ed) in *joined, the text after the last line taken in
+ * *after; returns the number of lines taken, 0 when s is no such line, -1
+ * when out of memory. Lines are never taken across a blank one. */
+static int macro_continuation(const char *s, char *next, char *end, char **joined, char **after)
+{
+	const char *v = s + strspn(s, CP_WS);
+	size_t cap, len;
+	char *out;
+	int k = 0;
+
+	if (strncasecmp(v, "domain-macro", 12) || !strchr(CP_WS, v[12]) || !v[12])
+		return 0;
+	if (!(out = malloc(cap = strlen(s) + 2)))
+		return -1;
+	strcpy(out, s);
+	strip_comment(out);
+	len = strlen(out);
+	while (len && strchr(CP_WS, out[len - 1]))
+		out[--len] = '\0';
+	for (;;) {
+		const char *vals = out + strspn(out, CP_WS) + 12;
+		char *nl;
+		size_t n;
+
+		vals += strspn(vals, CP_WS);
+		vals += strcspn(vals, CP_WS); /* the macro's name */
+		vals += strspn(vals, CP_WS);
+		bool none = !*vals;
+
+		if ((!none && out[len - 1] != ',') || next >= end)
+			break;
+		nl = memchr(next, '\n', (size_t)(end - next));
+		n = nl ? (size_t)(nl - next) : (size_t)(end - next);
+		if (memchr(next, '\0', n) || !names_list_line(next, n))
+			break;
+		if (len + n + 2 > cap) {
+			char *g = realloc(out, cap = len + n + 2);
+
+			if (!g) {
+				free(out);
+				return -1;
+			}
+			out = g;
+		}
+		/* a blank between name and values, none after a comma */
+		if (none)
+			out[len++] = ' ';
+		memcpy(out + len, next, n);
+		len += n;
+		out[len] = '\0';
+		strip_comment(out);
+		len = strlen(out);
+		while (len && strchr(CP_WS, out[len - 1]))
+			out[--len] = '\0';
+		next += n + (nl ? 1 : 0);
+		k++;
+	}
+	if (!k) {
+		free(out);
+		return 0;
+	}
+	*joined = out;
+	*after = next;
+	return k;
+}
+
 static void parse_lines(struct parser *p, char *text, size_t len)
 {
 	char *s = text, *end = text + len;
 
+	/* a UTF-8 byte order mark (Windows editors write one): not text */
+	if (len >= 3 && !memcmp(s, "\xef\xbb\xbf", 3))
+		s += 3;
+
 	while (s < end) {
 		char *nl = memchr(s, '\n', (size_t)(end - s));
 		size_t n = nl ? (size_t)(nl - s) : (size_t)(end - s);
+		char *joined = NULL, *after = NULL;
+		int k = 0;
 
 		s[n] = '\0'; /* the '\n', or the terminator after the text */
 		p->line++;
-		if (strlen(s) != n)
+		if (strlen(s) != n) {
 			cp_err(p, "NUL byte in line");
-		else
+		} else if ((k = macro_continuation(s, s + n + 1, end, &joined, &after)) > 0) {
+			/* the list's lines read as one line, told by its first */
+			parse_line(p, joined);
+			free(joined);
+			p->line += k;
+			s = after;
+			continue;
+		} else if (k < 0) {
+			cp_oom(p);
+		} else {
 			parse_line(p, s);
+		}
 		s += n + 1;
 	}
 }
@@ -1243,6 +1471,7 @@ void cp_parser_free(struct parser *p)
 		free(p->macros[i].name);
 	}
 	free(p->macros);
+	free(p->global_helo);
 	free(p->skip_name);
 	free(p->curs);
 	free(p->scope);

@@ -116,6 +116,11 @@ struct parser {
 	size_t n_curs;
 	struct cp_macro *macros;
 	size_t n_macros;
+	/* top-level `smtp-source-host IP HOST`: every virtual MTA without its
+	 * own (the default one too) sends from it (cp_vmtas_finish) */
+	struct config_addr global_source;
+	char *global_helo;
+	int global_source_line;
 	int include_depth;         /* include files open around this line */
 	bool macro_pass;           /* the first pass: domain-macro lines only, no messages */
 	/* p->line counts the lines of every file read, includes too, so that a
@@ -193,7 +198,11 @@ int cp_open_rewrite_list(struct parser *p, char *arg);
 int cp_open_acct_file(struct parser *p, char *arg);
 int cp_open_spool(struct parser *p, char *arg);
 /* "yahoo.$tld" into its values (each malloc'ed), or a copy of name. */
+/* the most names one <domain> (its macros multiplied out) may stand for */
+#define CP_MACRO_MAX_NAMES 10000
 int cp_macro_expand(struct parser *p, const char *name, char ***out, size_t *n);
+/* An IP address given as a host name: "[IP]" in buf (with a warning), or NULL. */
+const char *cp_ip_as_host(struct parser *p, const struct directive *d, const char *v, char *buf, size_t cap);
 int cp_pmta_finish(struct parser *p);
 void cp_pmta_free(struct config *cfg);
 /* config_address_list.c: <address-list>, suppression-lists */
@@ -218,7 +227,6 @@ int cp_open_smtp_listener(struct parser *p, char *arg);
 /* A PowerMTA block Salvo has no engine for, whose contents it does not
  * read: the reason (the block is skipped, with this warning), or NULL. */
 const char *cp_unapplied_block(const char *name);
-bool cp_refused_unlimited_ok(const char *name);
 int cp_smtp_listener(struct parser *p, const struct directive *d, char *v);
 
 /* config_domain.c */

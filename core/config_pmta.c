@@ -50,17 +50,6 @@ static const struct {
 	{"smtp-ip", false, "(deprecated in PowerMTA) is not supported: use smtp-listener IP:PORT"},
 	{"http-api-key", false, "is not supported: protect the HTTP API with http-api-token TOKEN [admin|monitor] "
 				"and http-access"},
-	{"max-data-volume-rate", false, "is not implemented: limit the queue with max-msg-rate and max-smtp-out"},
-	{"backoff-max-data-volume-rate", false, "is not implemented: limit the queue in backoff with "
-						"backoff-max-msg-rate"},
-	{"backoff-max-connect-rate", false, "is not implemented: limit the queue in backoff with "
-					    "backoff-max-msg-rate"},
-	{"source-ip-max-connect-rate", false, "is not implemented: max-connect-rate limits each virtual MTA's "
-					      "queue (one source IP each)"},
-	{"source-ip-max-data-volume-rate", false, "is not implemented: limit each virtual MTA's queue with "
-						  "source-ip-max-msg-rate or max-msg-rate"},
-	{"max-smtp-out-per-source-ip", false, "is not implemented: max-smtp-out limits each virtual MTA's queue "
-					      "(one source IP each)"},
 	{"smtp-server-tls-allow-tlsv1", false, "(TLS 1.0) is refused by design: TLS 1.0 and 1.1 are deprecated "
 					       "(RFC 8996) and never offered"},
 	{"smtp-client-tls-allow-tlsv1", false, "(TLS 1.0) is refused by design: TLS 1.0 and 1.1 are deprecated "
@@ -81,7 +70,6 @@ static const struct {
 } refused_families[] = {
 	{"dummy-smtp-", "is PowerMTA's built-in test sink, which Salvo does not have by design: run salvo-sink "
 			"(or Postfix's smtp-sink) as the test peer"},
-	{"pickup", "(a pickup directory) is not implemented by design: inject by SMTP or POST /api/inject/v1"},
 	{"sparkpost-", "is SparkPost delivery, which Salvo does not have by design: Salvo delivers by SMTP "
 		       "(send to an SMTP relay with route)"},
 	{"http-webhook-", "in <acct-file> is not implemented: post accounting records with an <acct-webhook NAME> "
@@ -106,20 +94,6 @@ const char *cp_unapplied_block(const char *name)
 		if (!strcasecmp(name, unapplied_blocks[i].name))
 			return unapplied_blocks[i].why;
 	return NULL;
-}
-
-/* The refused limits whose value "unlimited" (PowerMTA's default, no
- * limit) is what Salvo does anyway: accepted with that value. */
-bool cp_refused_unlimited_ok(const char *name)
-{
-	static const char *const names[] = {"max-data-volume-rate", "backoff-max-data-volume-rate",
-		"backoff-max-connect-rate", "source-ip-max-connect-rate", "source-ip-max-data-volume-rate",
-		"max-smtp-out-per-source-ip"};
-
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (!strcasecmp(name, names[i]))
-			return true;
-	return false;
 }
 
 const char *cp_refused(const char *name, bool block)
@@ -193,10 +167,20 @@ static int v_allow_starttls(struct parser *p, const struct directive *d, char *v
 	return only(p, d, v, true, "STARTTLS is offered whenever tls-certificate is set");
 }
 
+/* `allow-mailmerge yes` only lets a client use XMRG, which Salvo never
+ * offers: clients send one message per recipient; so it is accepted with
+ * the warning rather than refused. */
 static int v_allow_mailmerge(struct parser *p, const struct directive *d, char *v)
 {
-	return only(p, d, v, false, "mail merge (XMRG) is not implemented by design; inject one message per "
-				    "recipient (SMTP or the HTTP API)");
+	bool b;
+
+	if (config_parse_bool(v, &b) < 0)
+		return cp_bad_value(p, "boolean", d, v);
+	if (b)
+		cp_warn_pending(p, &(const struct directive){"allow-mailmerge", CTX_SOURCE, NULL,
+			"mail merge (XMRG) is not implemented by design and never offered, so clients send one message "
+			"per recipient (SMTP or the HTTP API) and allow-mailmerge yes has no effect"});
+	return 0;
 }
 
 /* `dk-sign yes`: DomainKeys (RFC 4870) is historic and no receiver checks
@@ -236,6 +220,10 @@ static int v_type(struct parser *p, const struct directive *d, char *v)
 
 	if (!strcasecmp(v, "smtp"))
 		return 0;
+	if (!strcasecmp(v, "discard"))
+		return cp_err(p, "%s discard is not implemented: Salvo would deliver this queue's mail, not drop it; "
+			      "put the addresses on the suppression list (salvoctl suppress add, or suppress import) so that "
+			      "they are never sent to", d->name);
 	return cp_err(p, "%s \"%s\" is not implemented by design: Salvo delivers by SMTP only (send to an SMTP "
 		      "relay with route)", d->name, cp_show(sb, v));
 }
@@ -256,8 +244,9 @@ static int v_old_tls(struct parser *p, const struct directive *d, char *v)
 	return only(p, d, v, false, "SSLv3, TLS 1.0 and 1.1 are deprecated (RFC 8996) and never used");
 }
 
-/* `relay-domain NAME`, PowerMTA's forms: a name, `*.name`, `[*.]name` */
-static int p_relay_domain(struct parser *p, const struct directive *d, char *v)
+/* `relay-domain NAME`, PowerMTA's forms: a name, `*.name`, `[*.]name`;
+ * with domain macros, one per name they stand for (`yahoo.$topLevel`). */
+static int add_relay_domain(struct parser *p, const struct directive *d, const char *v)
 {
 	struct config *c = p->cfg;
 	const char *n = !strncmp(v, "[*.]", 4) ? v + 4 : !strncmp(v, "*.", 2) ? v + 2 : v;
@@ -275,6 +264,22 @@ static int p_relay_domain(struct parser *p, const struct directive *d, char *v)
 	}
 	c->relay_domains[idx] = s;
 	return 0;
+}
+
+static int p_relay_domain(struct parser *p, const struct directive *d, char *v)
+{
+	char **names;
+	size_t n;
+	int rc = 0;
+
+	if (cp_macro_expand(p, v, &names, &n) < 0)
+		return -1;
+	for (size_t i = 0; i < n && rc == 0; i++)
+		rc = add_relay_domain(p, d, names[i]);
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	return rc;
 }
 
 bool config_relay_domain(const struct config *cfg, const char *domain)
@@ -310,20 +315,60 @@ static int d_smtp_port(struct parser *p, const struct directive *d, char *v)
 	return cp_smtp_listener(p, d, l);
 }
 
-/* A virtual MTA's own totals (all its queues together): Salvo limits each
- * queue, so the setting is refused rather than dropped. */
-static int v_vmta_total(struct parser *p, const struct directive *d, char *v)
+/* A limit Salvo does not apply (a virtual MTA's own totals over all its
+ * queues, a per-source-IP or data-volume limit): the value is checked and
+ * the directive accepted with the warning, once per file; `unlimited`
+ * (PowerMTA's default) is what Salvo does, so it says nothing. */
+static int v_limit_unapplied(struct parser *p, const struct directive *d, char *v)
 {
-	char sb[CP_SHOW_BUF];
-	const char *in = p->ctx == CTX_POOL ? "virtual-mta-pool" : "virtual-mta";
+	struct config_rate r;
+	uint64_t u;
+	char why[256];
 
 	if (!strcasecmp(d->name, "proxy-protocol"))
 		return cp_err(p, "%s is not implemented: Salvo connects to the receiving MX itself, from the virtual "
 			      "MTA's smtp-source-host", d->name);
-	if (!strcasecmp(v, "unlimited")) /* no limit: what Salvo does */
+	/* source-ip-max-connect-rate IP RATE: the limit is the last word */
+	for (char *sp; (sp = strrchr(v, ' ')) || (sp = strrchr(v, '\t'));)
+		v = sp + 1;
+	if (!strcasecmp(v, "unlimited"))
 		return 0;
-	return cp_err(p, "%s %s in <%s> is not implemented: Salvo limits each queue; put the limit in a "
-		      "<domain *> inside the <%s> (max-smtp-out, max-msg-rate)", d->name, cp_show(sb, v), in, in);
+	if (strstr(d->name, "data-volume")) {
+		/* `10M/h`: a size per time; checked as the size, then as 1 per that time */
+		char *slash = strchr(v, '/'), one[48];
+		bool ok = slash && (size_t)(slash - v) < sizeof(one);
+
+		if (ok) {
+			snprintf(one, sizeof(one), "%.*s", (int)(slash - v), v);
+			ok = config_parse_size(one, &u) == 0 && u > 0 && strlen(slash) < sizeof(one) - 1;
+		}
+		if (ok) {
+			snprintf(one, sizeof(one), "1%s", slash);
+			ok = config_parse_rate(one, &r) == 0;
+		}
+		if (!ok)
+			return cp_bad_value(p, "data rate (e.g. 10M/h) or unlimited", d, v);
+	} else if (strchr(v, '/') ? config_parse_rate(v, &r) < 0 : config_parse_uint(v, 0, UINT32_MAX, &u) < 0) {
+		return cp_bad_value(p, "number, rate (e.g. 100/h) or unlimited", d, v);
+	}
+	if (p->ctx == CTX_VMTA || p->ctx == CTX_POOL)
+		snprintf(why, sizeof(why), "Salvo limits each queue, not a virtual MTA's total, so it has no effect; "
+			 "put the limit in a <domain *> inside the <%s>", p->ctx == CTX_POOL ? "virtual-mta-pool" :
+			 "virtual-mta");
+	else
+		snprintf(why, sizeof(why), "outbound delivery has no such limit, so it has no effect; max-smtp-out, "
+			 "max-msg-rate and max-connect-rate limit each queue (one per virtual MTA)");
+	cp_warn_pending(p, &(const struct directive){d->name, p->ctx, NULL, why});
+	return 0;
+}
+
+/* `always-allow-relaying` at top level (the guide lists it with the global
+ * relaying directives): no is what every source without its own gets; yes
+ * would make every client a relay. */
+static int v_global_relaying(struct parser *p, const struct directive *d, char *v)
+{
+	return only(p, d, v, false, "that would let every client relay (an open relay); put always-allow-relaying "
+		    "yes in the <source> of the hosts that inject");
 }
 
 /* `second-dkim-sign`: only no (one DKIM-Signature per message) */
@@ -487,8 +532,18 @@ static int d_domain_macro(struct parser *p, const struct directive *d, char *v)
 		if (next)
 			*next++ = '\0';
 		e = cp_trim(e);
-		if (!*e || cp_has_space(e))
-			return cp_err(p, "invalid value \"%s\" in %s %s", cp_show(sb, e), d->name, m->name);
+		if (!*e || cp_has_space(e) || strchr(e, '$')) { /* a value naming a macro would never end */
+			int rc = cp_err(p, "invalid value \"%s\" in %s %s", cp_show(sb, e), d->name, m->name);
+
+			/* no half macro: the first pass keeps no messages, so the
+			 * second must find the line unread and report it */
+			for (size_t i = 0; i < m->n; i++)
+				free(m->vals[i]);
+			free(m->vals);
+			free(m->name);
+			p->n_macros--;
+			return rc;
+		}
 		if (!(vg = realloc(m->vals, (m->n + 1) * sizeof(*vg))))
 			return cp_oom(p);
 		m->vals = vg;
@@ -499,45 +554,106 @@ static int d_domain_macro(struct parser *p, const struct directive *d, char *v)
 	return 0;
 }
 
-int cp_macro_expand(struct parser *p, const char *name, char ***out, size_t *n)
+/* The values of the first `$NAME` in name, each put in its place: one
+ * string per value (appended to *out); the macro must exist. Messages
+ * name orig, the name as written. */
+static int expand_first(struct parser *p, const char *orig, const char *name, char ***out, size_t *n,
+			size_t *cap)
 {
 	const char *dollar = strchr(name, '$');
 	const struct cp_macro *m = NULL;
 	size_t len;
 	char sb[CP_SHOW_BUF];
 
-	*out = NULL;
-	*n = 0;
-	if (!dollar) {
-		if (!(*out = malloc(sizeof(char *))) || !((*out)[0] = strdup(name))) {
-			free(*out);
-			return cp_oom(p);
-		}
-		*n = 1;
-		return 0;
-	}
 	len = strspn(dollar + 1, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-");
 	for (size_t i = 0; i < p->n_macros; i++)
 		if (strlen(p->macros[i].name) == len && !strncasecmp(p->macros[i].name, dollar + 1, len))
 			m = &p->macros[i];
 	if (!m)
 		return cp_err(p, "no domain-macro for \"%s\" (define it with domain-macro NAME values)",
-			      cp_show(sb, name));
-	if (!(*out = calloc(m->n, sizeof(char *))))
-		return cp_oom(p);
+			      cp_show(sb, orig));
+	if (*n + m->n > CP_MACRO_MAX_NAMES)
+		return cp_err(p, "\"%s\" names more than %d domains: split it into smaller domain-macros",
+			      cp_show(sb, orig), CP_MACRO_MAX_NAMES);
 	for (size_t i = 0; i < m->n; i++) {
 		size_t need = strlen(name) + strlen(m->vals[i]) + 1;
+		char *s;
 
-		if (!((*out)[i] = malloc(need))) {
-			for (size_t j = 0; j < i; j++)
-				free((*out)[j]);
-			free(*out);
-			*out = NULL;
-			return cp_oom(p);
+		if (*n == *cap) {
+			size_t nc = *cap ? *cap * 2 : 8;
+			char **g = realloc(*out, nc * sizeof(*g));
+
+			if (!g)
+				return cp_oom(p);
+			*out = g;
+			*cap = nc;
 		}
-		snprintf((*out)[i], need, "%.*s%s%s", (int)(dollar - name), name, m->vals[i], dollar + 1 + len);
+		if (!(s = malloc(need)))
+			return cp_oom(p);
+		snprintf(s, need, "%.*s%s%s", (int)(dollar - name), name, m->vals[i], dollar + 1 + len);
+		(*out)[(*n)++] = s;
 	}
-	*n = m->n;
+	return 0;
+}
+
+/* PowerMTA's macros in a name: every `$NAME` stands for each of its values,
+ * so `$isp.$tld` is every isp with every tld (User's Guide 3.3.1.43.1). */
+int cp_macro_expand(struct parser *p, const char *name, char ***out, size_t *n)
+{
+	char **cur = NULL, **next = NULL;
+	size_t ncur = 0, nnext = 0, cap = 0;
+	int rc = 0;
+
+	*out = NULL;
+	*n = 0;
+	if (!(cur = malloc(sizeof(char *))) || !(cur[0] = strdup(name))) {
+		free(cur);
+		return cp_oom(p);
+	}
+	ncur = 1;
+	for (int round = 0; rc == 0; round++) {
+		bool more = false;
+
+		for (size_t i = 0; i < ncur && !more; i++)
+			more = strchr(cur[i], '$') != NULL;
+		if (!more)
+			break;
+		if (round == 16) { /* each round takes one `$`: a name has no more */
+			char sb[CP_SHOW_BUF];
+
+			rc = cp_err(p, "\"%s\" names more than 16 macros", cp_show(sb, name));
+			break;
+		}
+		next = NULL, nnext = 0, cap = 0;
+		for (size_t i = 0; i < ncur && rc == 0; i++) {
+			if (!strchr(cur[i], '$')) {
+				char **g = nnext == cap ? realloc(next, (cap = cap ? cap * 2 : 8) * sizeof(*g)) : next;
+
+				if (!g) {
+					rc = cp_oom(p);
+					break;
+				}
+				next = g;
+				next[nnext++] = cur[i];
+				cur[i] = NULL;
+				continue;
+			}
+			rc = expand_first(p, name, cur[i], &next, &nnext, &cap);
+		}
+		for (size_t i = 0; i < ncur; i++)
+			free(cur[i]);
+		free(cur);
+		cur = next;
+		ncur = nnext;
+	}
+	if (rc < 0) {
+		for (size_t i = 0; i < ncur; i++)
+			free(cur[i]);
+		free(cur);
+		return rc;
+	}
+	*out = cur;
+	*n = ncur;
 	return 0;
 }
 
@@ -586,6 +702,9 @@ int cp_open_acct_file(struct parser *p, char *arg)
 	return cp_set_string(p, &a->path, path);
 }
 
+/* `records d,b,t`: the guide's list is comma-separated (`d, b` too);
+ * spaces alone separate as well, and `all` (or `*`) is every type. An empty
+ * entry (`d,,b`, `d,`) and every unknown type are named in one message. */
 static int d_records(struct parser *p, const struct directive *d, char *v)
 {
 	unsigned mask = 0;
@@ -593,36 +712,48 @@ static int d_records(struct parser *p, const struct directive *d, char *v)
 	size_t n_bad = 0;
 
 	for (char *next, *e = v; e; e = next) {
-		int t;
+		char *save = NULL;
 
-		next = strchr(e, ',');
-		if (next)
+		if ((next = strchr(e, ',')))
 			*next++ = '\0';
 		e = cp_trim(e);
 		if (!*e)
 			return cp_err(p, "empty record type in the list for %s (e.g. \"records d,b,t\")", d->name);
-		if ((t = acct_type(e)) < 0) {
-			/* every unknown one in the one message */
-			size_t at = strlen(bad);
+		for (char *w = strtok_r(e, CP_WS, &save); w; w = strtok_r(NULL, CP_WS, &save)) {
+			int t;
 
-			snprintf(bad + at, sizeof(bad) - at, "%s\"%s\"", n_bad++ ? ", " : "", cp_show(sb, e));
-			continue;
+			if (!strcasecmp(w, "all") || !strcmp(w, "*")) {
+				mask |= (1u << CONFIG_ACCT_N_TYPES) - 1;
+				continue;
+			}
+			if ((t = acct_type(w)) < 0) {
+				size_t at = strlen(bad);
+
+				snprintf(bad + at, sizeof(bad) - at, "%s\"%s\"", n_bad++ ? ", " : "", cp_show(sb, w));
+				continue;
+			}
+			mask |= 1u << t;
 		}
-		mask |= 1u << t;
 	}
 	if (n_bad)
-		return cp_err(p, "unknown record type%s %s for %s (expected d, b, t, tq, r, f, rb, rs)", n_bad > 1 ? "s" : "",
-			      bad, d->name);
+		return cp_err(p, "unknown record type%s %s for %s (expected d, b, t, tq, r, f, rb, rs or all)",
+			      n_bad > 1 ? "s" : "", bad, d->name);
+	if (!mask)
+		return cp_bad_value(p, "list of record types (d, b, t, tq, r, f, rb, rs)", d, v);
 	cur_acct(p)->records = mask;
 	return 0;
 }
 
-/* `record-fields TYPE LIST`: checked against the field names when the
- * writer opens the file (acct_csv.c); here: a known type and a list. */
+/* `record-fields TYPE LIST`: a known type and a comma-separated list (blanks
+ * around the commas are dropped, as PowerMTA's own samples have them). A field
+ * of PowerMTA's that Salvo has no value for is written as an empty column, so
+ * the columns stay where a script reading them by position expects them; it
+ * is warned about once. */
 static int d_record_fields(struct parser *p, const struct directive *d, char *v)
 {
-	char *list = v + strcspn(v, CP_WS), sb[CP_SHOW_BUF];
-	int t;
+	char *list = v + strcspn(v, CP_WS), sb[CP_SHOW_BUF], *kept;
+	size_t n = 0;
+	int t, rc = 0;
 
 	if (*list) {
 		*list++ = '\0';
@@ -634,43 +765,51 @@ static int d_record_fields(struct parser *p, const struct directive *d, char *v)
 	if ((t = acct_type(v)) < 0)
 		return cp_err(p, "unknown record type \"%s\" for %s (expected d, b, t, tq, r, f, rb, rs)",
 			      cp_show(sb, v), d->name);
-	for (char *s = list; *s; s++)
-		if (*s == ' ' || *s == '\t')
-			return cp_err(p, "invalid field list \"%s\" for %s (comma-separated, no spaces)",
-				      cp_show(sb, list), d->name);
-	{
-		char *copy = strdup(list);
-		int rc = 0;
+	if (!(kept = calloc(1, strlen(list) + 1)))
+		return cp_oom(p);
+	for (char *next, *f = list; f && rc == 0; f = next) {
+		const char *name;
+		bool known, extra = false;
 
-		if (!copy)
-			return cp_oom(p);
-		for (char *next, *f = copy; f && rc == 0; f = next) {
-			const char *name = f + (*f == '!');
-			bool known;
-
-			if ((next = strchr(f, ',')))
-				*next++ = '\0';
-			known = !strcmp(name, "*");
-			if (!*name) {
-				rc = cp_err(p, "empty field in \"%s\" for %s (\"!\" and \",\" want a field name on their "
-					    "right)", cp_show(sb, list), d->name);
-				break;
-			}
-			if (!strncasecmp(name, "header_", 7) && name[7])
-				continue; /* any header: engine/acct_headers.c takes it from the message */
-			for (size_t i = 0; i < ACCT_CSV_N_FIELDS && !known; i++)
-				known = !strcasecmp(name, acct_csv_fields[i]);
-			for (size_t i = 0; i < ACCT_CSV_N_EXTRA_FIELDS && !known; i++)
-				known = !strcasecmp(name, acct_csv_extra_fields[i]);
-			if (!known)
-				rc = cp_err(p, "unknown field \"%s\" for %s (e.g. %s, %s, %s, header_NAME)", cp_show(sb, name),
-					    d->name, acct_csv_fields[1], acct_csv_fields[4], acct_csv_fields[10]);
+		if ((next = strchr(f, ',')))
+			*next++ = '\0';
+		f = cp_trim(f);
+		name = f + (*f == '!');
+		if (!*name) {
+			rc = cp_err(p, "empty field in the list for %s (\"!\" and \",\" want a field name on their right)",
+				    d->name);
+			break;
 		}
-		free(copy);
-		if (rc < 0)
-			return rc;
+		if (cp_has_space(name)) {
+			rc = cp_err(p, "invalid field \"%s\" for %s (fields are separated by commas)", cp_show(sb, name),
+				    d->name);
+			break;
+		}
+		/* any header: engine/acct_headers.c takes it from the message */
+		known = !strcmp(name, "*") || (!strncasecmp(name, "header_", 7) && name[7]);
+		for (size_t i = 0; i < ACCT_CSV_N_FIELDS && !known; i++)
+			known = !strcasecmp(name, acct_csv_fields[i]);
+		for (size_t i = 0; i < ACCT_CSV_N_EXTRA_FIELDS && !known && !extra; i++)
+			extra = !strcasecmp(name, acct_csv_extra_fields[i]);
+		if (extra && *f != '!') {
+			char what[96];
+
+			/* once per field and file */
+			snprintf(what, sizeof(what), "record-fields field %s", name);
+			cp_warn_pending(p, &(const struct directive){what, CTX_ACCT_FILE, NULL,
+				"Salvo's accounting has no value for it: the column is written empty"});
+		}
+		if (!known && !extra) {
+			rc = cp_err(p, "unknown field \"%s\" for %s (e.g. %s, %s, %s, header_NAME)", cp_show(sb, name),
+				    d->name, acct_csv_fields[1], acct_csv_fields[4], acct_csv_fields[10]);
+			break;
+		}
+		n += (size_t)sprintf(kept + n, "%s%s", n ? "," : "", f);
 	}
-	return cp_set_string(p, &cur_acct(p)->record_fields[t], list);
+	if (rc == 0)
+		rc = cp_set_string(p, &cur_acct(p)->record_fields[t], kept);
+	free(kept);
+	return rc;
 }
 
 static int d_move_interval(struct parser *p, const struct directive *d, char *v)
@@ -803,6 +942,12 @@ static const struct directive directives[] = {
 	{"http-tls-allow-tlsv1.3", CTX_TOP, v_tls12, NULL},
 	/* PowerMTA's, with no counterpart in Salvo (README, "Migrating from PowerMTA"):
 	 * accepted, and --check-config says each is not applied */
+	{"pickup", CTX_TOP, p_text, NOT_APPLIED "; files put in its directory are not picked up: inject by SMTP or "
+		"POST /api/inject/v1"},
+	{"always-allow-relaying", CTX_TOP, v_global_relaying, NULL},
+	{"pickup-retry-interval", CTX_TOP, p_duration, NOT_APPLIED "; see pickup"},
+	{"pickup-remove-dot", CTX_TOP, p_bool, NOT_APPLIED "; see pickup"},
+	{"no-http-mgmt-source", CTX_TOP, p_text, HTTP_NOT_APPLIED},
 	{"total-max-smtp-out", CTX_TOP, p_text, NOT_APPLIED "; each queue's max-smtp-out still limits"},
 	{"alias", CTX_TOP, p_text, NOT_APPLIED "; Salvo does not deliver locally"},
 	{"custom-dsn-from-header", CTX_TOP, p_text, DSN_NOT_APPLIED},
@@ -872,6 +1017,9 @@ static const struct directive directives[] = {
 	{"check-dkim-inbound", CTX_SOURCE, p_bool, INBOUND_NOT_APPLIED},
 	{"check-iprev-inbound", CTX_SOURCE, p_bool, INBOUND_NOT_APPLIED},
 	{"check-spf-inbound", CTX_SOURCE, p_bool, INBOUND_NOT_APPLIED},
+	/* older releases' inbound Sender ID / SPF checks (not in the 5.0 User's Guide) */
+	{"check-mfrom-inbound", CTX_SOURCE, p_bool, INBOUND_NOT_APPLIED},
+	{"check-pra-inbound", CTX_SOURCE, p_bool, INBOUND_NOT_APPLIED},
 	{"check-spf-inbound-best-guess", CTX_SOURCE, p_text, INBOUND_NOT_APPLIED},
 	{"check-spf-inbound-max-void-lookups", CTX_SOURCE, p_text, INBOUND_NOT_APPLIED},
 	{"reject-iprev-check-fail", CTX_SOURCE, p_bool, INBOUND_NOT_APPLIED},
@@ -919,6 +1067,12 @@ static const struct directive directives[] = {
 	{"bounce-upon-pix-transfer-failure", CTX_DOMAIN, p_bool, EGRESS_NOT_APPLIED},
 	{"bounce-upon-transfer-failure", CTX_DOMAIN, p_bool, EGRESS_NOT_APPLIED},
 	{"check-spf-outbound", CTX_DOMAIN, p_bool, EGRESS_NOT_APPLIED},
+	/* in deployed PowerMTA configs, not in the 5.0 User's Guide (older releases' outbound
+	 * Sender ID / SPF checks, a Gmail header token): accepted with the warning */
+	{"check-mfrom-outbound", CTX_DOMAIN, p_bool, EGRESS_NOT_APPLIED},
+	{"log-messages", CTX_DOMAIN, p_bool, EGRESS_NOT_APPLIED "; log-commands and log-data log what was sent"},
+	{"check-pra-outbound", CTX_DOMAIN, p_bool, EGRESS_NOT_APPLIED},
+	{"add-gm-token", CTX_DOMAIN, p_bool, EGRESS_NOT_APPLIED},
 	{"default-smtp-port", CTX_DOMAIN, p_text, EGRESS_NOT_APPLIED "; use route [HOST]:PORT"},
 	{"deliver-local-dsn", CTX_DOMAIN, p_bool, DSN_NOT_APPLIED},
 	{"delivery-priority", CTX_DOMAIN, p_text, EGRESS_NOT_APPLIED},
@@ -971,6 +1125,12 @@ static const struct directive directives[] = {
 	{"remove-header", CTX_DOMAIN, p_text, EGRESS_NOT_APPLIED "; the headers are delivered"},
 	{"smtp-multiple-line-response-timeout", CTX_DOMAIN, p_duration, EGRESS_NOT_APPLIED},
 	{"second-dkim-sign", CTX_DOMAIN, v_second_dkim, NULL},
+	{"max-smtp-out-per-source-ip", CTX_DOMAIN, v_limit_unapplied, NULL},
+	{"max-data-volume-rate", CTX_DOMAIN, v_limit_unapplied, NULL},
+	{"backoff-max-data-volume-rate", CTX_DOMAIN, v_limit_unapplied, NULL},
+	{"backoff-max-connect-rate", CTX_DOMAIN, v_limit_unapplied, NULL},
+	{"source-ip-max-connect-rate", CTX_DOMAIN, v_limit_unapplied, NULL},
+	{"source-ip-max-data-volume-rate", CTX_DOMAIN, v_limit_unapplied, NULL},
 	{"second-dkim-add-body-limit", CTX_DOMAIN, p_text, DKIM_NOT_APPLIED},
 	{"second-dkim-add-timestamp", CTX_DOMAIN, p_text, DKIM_NOT_APPLIED},
 	{"second-dkim-algorithm", CTX_DOMAIN, p_text, DKIM_NOT_APPLIED},
@@ -988,9 +1148,11 @@ static const struct directive directives[] = {
 	{"log-data", CTX_DOMAIN, p_bool, NULL},
 	/* <virtual-mta> */
 	{"include-headers-from", CTX_VMTA, p_text, NOT_APPLIED "; the headers are not added"},
-	{"max-smtp-out", CTX_VMTA, v_vmta_total, NULL},
-	{"max-smtp-msg-rate", CTX_VMTA, v_vmta_total, NULL},
-	{"max-smtp-data-volume-rate", CTX_VMTA, v_vmta_total, NULL},
+	{"auto-cold-virtual-mta", CTX_VMTA, p_text, NOT_APPLIED "; no cold virtual MTA is made: define <virtual-mta "
+		"NAME> for it and name it with cold-virtual-mta NAME"},
+	{"max-smtp-out", CTX_VMTA, v_limit_unapplied, NULL},
+	{"max-smtp-msg-rate", CTX_VMTA, v_limit_unapplied, NULL},
+	{"max-smtp-data-volume-rate", CTX_VMTA, v_limit_unapplied, NULL},
 	/* <smtp-listener ADDR> */
 	{"source", CTX_SMTP_LISTENER, d_listener_source, NULL},
 	{"immediate-tls", CTX_SMTP_LISTENER, v_immediate_tls, NULL},
@@ -1007,15 +1169,15 @@ static const struct directive directives[] = {
 	{"tls-dh-key-length", CTX_SMTP_LISTENER, p_text, NOT_APPLIED "; OpenSSL chooses"},
 	/* <virtual-mta> more */
 	{"rewrite-list", CTX_VMTA, p_word, NOT_APPLIED},
-	{"proxy-protocol", CTX_VMTA, v_vmta_total, NULL},
+	{"proxy-protocol", CTX_VMTA, v_limit_unapplied, NULL},
 	/* <virtual-mta-pool>: what PowerMTA lets a pool give its members */
 	{"domain-key", CTX_POOL, p_text, NOT_APPLIED "; put domain-key in each member <virtual-mta> (or at top "
 		"level, for every virtual MTA)"},
 	{"include-headers-from", CTX_POOL, p_text, NOT_APPLIED "; the headers are not added"},
 	{"rewrite-list", CTX_POOL, p_word, NOT_APPLIED},
-	{"max-smtp-out", CTX_POOL, v_vmta_total, NULL},
-	{"max-smtp-msg-rate", CTX_POOL, v_vmta_total, NULL},
-	{"max-smtp-data-volume-rate", CTX_POOL, v_vmta_total, NULL},
+	{"max-smtp-out", CTX_POOL, v_limit_unapplied, NULL},
+	{"max-smtp-msg-rate", CTX_POOL, v_limit_unapplied, NULL},
+	{"max-smtp-data-volume-rate", CTX_POOL, v_limit_unapplied, NULL},
 	{"tls-ca-file", CTX_SMTP_LISTENER, p_text, NOT_APPLIED "; clients are not asked for certificates"},
 	/* <smtp-user> */
 	{"authentication-method", CTX_SMTP_USER, v_auth_method, NULL},

@@ -4,7 +4,8 @@
  * macros, wildcards, nesting in <virtual-mta>/<virtual-mta-pool> and
  * inheritance from <domain *> are applied (config_domain_resolve), one
  * `directive value` per line under PowerMTA's names, in directive-table
- * order, values as written (or the built-in default).
+ * order, values as written (or the built-in default); then the virtual
+ * MTA's own: its source address, cold partner and DKIM keys.
  */
 #include "core/config.h"
 
@@ -49,9 +50,17 @@ int config_show(void *outp, const struct config *cfg, const char *spec, char *er
 	/* the virtual MTA's own settings that decide this queue's mail:
 	 * its cold partner (warm-up) and the DKIM keys it signs with, its own
 	 * first, then the top-level ones (engine/dkim.c's order) */
-	for (size_t v = 0; vmta && v < cfg->n_vmtas; v++) {
-		if (strcasecmp(cfg->vmtas[v].name, vmta))
+	for (size_t v = 0; v < cfg->n_vmtas; v++) {
+		const struct config_vmta *m = &cfg->vmtas[v];
+
+		/* no VMTA named: the default one's */
+		if (vmta ? strcasecmp(m->name, vmta) != 0 : v != 0)
 			continue;
+		if (m->has_source)
+			fprintf(out, "smtp-source-host %s %s\n", m->source.text,
+				m->helo ? m->helo : cfg->host_name ? cfg->host_name : "(host-name)");
+		if (!vmta)
+			break;
 		if (cfg->vmtas[v].has_cold)
 			fprintf(out, "cold-virtual-mta %s\n", cfg->vmtas[cfg->vmtas[v].cold].name);
 		for (int pass = 0; pass < 2; pass++)

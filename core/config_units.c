@@ -139,15 +139,15 @@ int config_parse_rate(const char *s, struct config_rate *out)
 		const char *word;
 		uint64_t ms;
 	} words[] = {
-		/* PowerMTA writes these too: `1/min`, `1000/day` */
+		/* PowerMTA writes these too: `1/min`, `1000/day`; and configs `10/minute`, `5/Hour` */
 		{"sec", 1000ULL}, {"min", 60000ULL}, {"hour", 3600000ULL}, {"hr", 3600000ULL},
-		{"day", 86400000ULL}, {"week", 604800000ULL},
+		{"day", 86400000ULL}, {"week", 604800000ULL}, {"second", 1000ULL}, {"minute", 60000ULL},
 	};
 
 	if (!s || digits_u64(&s, &count) < 0 || *s++ != '/')
 		return -1;
 	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
-		if (!strcmp(s, words[i].word)) {
+		if (!strcasecmp(s, words[i].word)) {
 			out->count = count;
 			out->per_ms = words[i].ms;
 			return 0;

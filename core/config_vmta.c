@@ -42,10 +42,35 @@ static bool valid_name(const char *s)
 
 /* ---- <virtual-mta NAME> ------------------------------------------------- */
 
+/* The IP address s starts with, up to a '/' or '-' (copied to out when
+ * out is given): true when there is one. */
+static bool ip_prefix(const char *s, char *out, size_t cap)
+{
+	char buf[INET6_ADDRSTRLEN];
+	unsigned char x[16];
+	size_t n = strcspn(s, "/-");
+
+	if (n == 0 || n >= sizeof(buf))
+		return false;
+	memcpy(buf, s, n);
+	buf[n] = '\0';
+	if (inet_pton(AF_INET, buf, x) != 1 && inet_pton(AF_INET6, buf, x) != 1)
+		return false;
+	if (out)
+		snprintf(out, cap, "%s", buf);
+	return true;
+}
+
+/* `smtp-source-host IP [HOST]`: in <virtual-mta>, its source address and
+ * HELO name; at top level (User's Guide 3.3.1.16) those of every virtual
+ * MTA that names none, the default one included. PowerMTA rotates over
+ * several such lines (or the local addresses of a CIDR); Salvo binds one
+ * address per virtual MTA: the first is used, and a second one is said. */
 static int d_smtp_source_host(struct parser *p, const struct directive *d, char *v)
 {
-	struct config_vmta *m = &p->cfg->vmtas[p->cur];
-	char *helo = v + strcspn(v, CP_WS);
+	bool top = p->ctx == CTX_TOP;
+	struct config_vmta *m = top ? NULL : &p->cfg->vmtas[p->cur];
+	char *helo = v + strcspn(v, CP_WS), first[INET6_ADDRSTRLEN];
 	struct config_addr a;
 	char sb[CP_SHOW_BUF];
 
@@ -60,12 +85,57 @@ static int d_smtp_source_host(struct parser *p, const struct directive *d, char 
 	} else if (inet_pton(AF_INET6, v, &((struct sockaddr_in6 *)&a.sa)->sin6_addr) == 1) {
 		a.sa.ss_family = AF_INET6;
 		a.salen = sizeof(struct sockaddr_in6);
+	} else if (strchr(v, '/') || (strchr(v, '-') && ip_prefix(v, first, sizeof(first)))) {
+		/* `A-B` or `IP/32` name addresses: the first is used, said as for a second line;
+		 * a wider CIDR means "the local addresses in it", which Salvo does not look up */
+		struct config_cidr net;
+		bool one = strchr(v, '/') && config_parse_cidr(v, &net) == 0 &&
+			   net.prefix == (net.family == AF_INET ? 32 : 128);
+		const char *dash = strchr(v, '-');
+
+		if ((!one && !dash) || !ip_prefix(v, first, sizeof(first)) || (dash && !ip_prefix(dash + 1, NULL, 0)))
+			return cp_err(p, "%s %s: a range of local addresses is not supported: give one address per "
+				      "<virtual-mta> and list them in a <virtual-mta-pool>", d->name, cp_show(sb, v));
+		if (!one)
+			cp_warn(p, "%s %s: Salvo sends from one address per virtual MTA, the first (%s) is used; rotate "
+				"addresses with one <virtual-mta> each in a <virtual-mta-pool>", d->name, cp_show(sb, v), first);
+		memset(&a, 0, sizeof(a));
+		if (inet_pton(AF_INET, first, &((struct sockaddr_in *)&a.sa)->sin_addr) == 1) {
+			a.sa.ss_family = AF_INET;
+			a.salen = sizeof(struct sockaddr_in);
+		} else {
+			inet_pton(AF_INET6, first, &((struct sockaddr_in6 *)&a.sa)->sin6_addr);
+			a.sa.ss_family = AF_INET6;
+			a.salen = sizeof(struct sockaddr_in6);
+		}
+		v = first;
 	} else {
+		struct in6_addr x;
+
+		if (*helo && (inet_pton(AF_INET, helo, &x) == 1 || inet_pton(AF_INET6, helo, &x) == 1))
+			return cp_err(p, "%s %s %s: the address comes first (%s IP HOST-NAME)", d->name, cp_show(sb, v), helo,
+				      d->name);
 		return cp_err(p, "invalid source address \"%s\" for %s (an IP address)", cp_show(sb, v), d->name);
 	}
 	snprintf(a.text, sizeof(a.text), "%s", v);
-	if (*helo && (cp_has_space(helo) || !cp_valid_domain_name(helo)))
+	char lit[64];
+	const char *ip = *helo ? cp_ip_as_host(p, d, helo, lit, sizeof(lit)) : NULL;
+
+	if (ip)
+		helo = lit;
+	else if (*helo && (cp_has_space(helo) || !cp_valid_domain_name(helo)))
 		return cp_err(p, "invalid HELO name \"%s\" for %s", cp_show(sb, helo), d->name);
+	if (top ? p->global_source_line != 0 : m->has_source) {
+		cp_warn(p, "a second %s%s%s: Salvo sends from one address per virtual MTA, the first (%s) is used; "
+			"rotate addresses with one <virtual-mta> each in a <virtual-mta-pool>", d->name,
+			top ? "" : " in <virtual-mta> ", top ? "" : m->name, top ? p->global_source.text : m->source.text);
+		return 0;
+	}
+	if (top) {
+		p->global_source = a;
+		p->global_source_line = p->line;
+		return *helo ? cp_set_string(p, &p->global_helo, helo) : 0;
+	}
 	m->source = a;
 	m->has_source = true;
 	if (!*helo) /* the HELO name stays: the host-name (<virtual-mta>'s) or the global one */
@@ -77,9 +147,12 @@ static int d_smtp_source_host(struct parser *p, const struct directive *d, char 
  * smtp-source-host gives it */
 static int d_vmta_host_name(struct parser *p, const struct directive *d, char *v)
 {
-	if (!cp_valid_domain_name(v))
+	char lit[64];
+	const char *ip = cp_ip_as_host(p, d, v, lit, sizeof(lit));
+
+	if (!ip && !cp_valid_domain_name(v))
 		return cp_bad_value(p, "host name", d, v);
-	return cp_set_string(p, &p->cfg->vmtas[p->cur].helo, v);
+	return cp_set_string(p, &p->cfg->vmtas[p->cur].helo, ip ? ip : v);
 }
 
 int cp_open_vmta(struct parser *p, char *arg)
@@ -269,12 +342,15 @@ static int d_reply(struct parser *p, const struct directive *d, char *v)
 
 	if (cp_take_regex(p, d->name, v, &r.re, &rest) < 0)
 		return -1;
-	if (pattern_actions(p, rest, &r) < 0 ||
-	    !(r.text = strdup(pcre_re_text(r.re))) ||
+	if (pattern_actions(p, rest, &r) < 0) {
+		pcre_re_free(r.re);
+		return -1;
+	}
+	if (!(r.text = strdup(pcre_re_text(r.re))) ||
 	    cp_grow(p, (void **)&l->rules, &l->n_rules, sizeof(*l->rules), &i) < 0) {
 		pcre_re_free(r.re);
 		if (!r.text)
-			cp_oom(p);
+			cp_oom(p); /* cp_grow reports its own */
 		free(r.text);
 		return -1;
 	}
@@ -300,6 +376,8 @@ int cp_open_patterns(struct parser *p, char *arg)
 
 /* ---- <bounce-category-patterns> --------------------------------------------- */
 
+#define CATEGORY_CHARS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_."
+
 /* The whole line: `/REGEX/ CATEGORY` (config_parse.c passes it here). */
 static int d_category_pattern(struct parser *p, const struct directive *d, char *v)
 {
@@ -321,14 +399,18 @@ static int d_category_pattern(struct parser *p, const struct directive *d, char 
 			"a report with a 2.x.x status is never taken as a bounce, so it has no effect"});
 		return 0;
 	}
-	if (!known) {
+	/* "Custom category names are allowed" (User's Guide 10.8): the name is
+	 * what the bounce's records carry; only the built-in names also mean
+	 * something to Salvo (a hard bounce suppresses the address) */
+	if (!known && (!*cat || strlen(cat) > 64 || strspn(cat, CATEGORY_CHARS) != strlen(cat))) {
 		pcre_re_free(r.re);
-		return cp_err(p, "unknown bounce category \"%s\" (expected one of bad-mailbox, bad-domain, "
-			      "inactive-mailbox, quota-issues, message-expired, spam-related, policy-related, "
-			      "invalid-sender, relaying-issues, content-related, virus-related, protocol-errors, "
-			      "routing-errors, no-answer-from-host, bad-connection, bad-configuration, other)", cp_show(sb, cat));
+		if (!*cat)
+			return cp_err(p, "missing bounce category after the pattern (e.g. /user unknown/ bad-mailbox)");
+		return cp_err(p, "invalid bounce category \"%s\" (one word of letters, digits, '-', '_' or '.', e.g. "
+			      "bad-mailbox, quota-issues, spam-related or a name of your own)", cp_show(sb, cat));
 	}
-	cp_lower(cat);
+	if (known)
+		cp_lower(cat);
 	if (!(r.text = strdup(pcre_re_text(r.re))) || !(r.category = strdup(cat)) ||
 	    cp_grow(p, (void **)&c->category_patterns, &c->n_category_patterns,
 		    sizeof(*c->category_patterns), &i) < 0) {
@@ -408,6 +490,7 @@ static const struct directive directives[] = {
 	{"cold-virtual-mta", CTX_VMTA, d_cold_vmta, NULL},
 	{"source", CTX_SMTP_USER, d_user_source, NULL}, /* applied after AUTH (engine/intake.c) */
 	{"smtp-source-host", CTX_VMTA, d_smtp_source_host, NULL},
+	{"smtp-source-host", CTX_TOP, d_smtp_source_host, NULL},
 	{"host-name", CTX_VMTA, d_vmta_host_name, NULL},
 	{"virtual-mta", CTX_POOL, d_pool_member, NULL},
 	{"mx", CTX_ROLLUP, d_rollup_mx, NULL},
@@ -490,6 +573,16 @@ int cp_vmtas_finish(struct parser *p)
 			cp_err(p, "<smtp-user %s>: source {%s}: no such <source {%s}>", c->smtp_users[i].name,
 			       c->smtp_users[i].source, c->smtp_users[i].source);
 		}
+	}
+	for (size_t v = 0; p->global_source_line && v < c->n_vmtas; v++) {
+		struct config_vmta *vm = &c->vmtas[v];
+
+		if (vm->has_source)
+			continue;
+		vm->source = p->global_source;
+		vm->has_source = true;
+		if (!vm->helo && p->global_helo && !(vm->helo = strdup(p->global_helo)))
+			rc = cp_oom(p);
 	}
 	for (size_t v = 0; v < c->n_vmtas; v++) {
 		struct config_vmta *vm = &c->vmtas[v];

@@ -1,13 +1,15 @@
 #!/usr/bin/python3
 """test_pmta_configs.py - real PowerMTA configurations and PowerMTA's meanings.
 
-  real_configs  the three public configs in tests/corpus/pmta-configs (copied into the test
+  real_configs  the public configs in tests/corpus/pmta-configs (copied into the test
                 directory at run time) pass `salvod --check-config` once the edits listed
                 below are applied, each a fault of the file itself (placeholders, regexes
-                split over lines, invented categories, a clash made by assembling examples)
-                or a directive Salvo refuses by design (README, "Migrating from PowerMTA").
-                The unedited file reports every one of those errors in one run, and
-                nothing else: so each edit is needed, and the parser goes on after errors
+                split over lines, directives no PowerMTA has, a clash made by assembling
+                examples) or a directive Salvo refuses by design (README, "Migrating from
+                PowerMTA"). The unedited file reports every one of those errors in one run,
+                and nothing else: so each edit is needed, and the parser goes on after
+                errors. A file with no edits must load as it is; SHOW_REAL checks what
+                some of them mean through --show
   three_errors  a config with three errors reports all three as FILE:LINE: message, exit 2
   show          --check-config --show QUEUE[/VMTA] prints the settings a queue gets:
                 a domain-macro block, wildcards *.x and [*.]x, a <domain> nested in a
@@ -81,6 +83,39 @@ def _drop_lines(prefix):
     return edit
 
 
+def _blank_lines(*nums):
+    """Lines nums (1-based) blanked, so that the others keep their numbers."""
+    def edit(text):
+        lines = text.split("\n")
+        for n in nums:
+            lines[n - 1] = ""
+        return "\n".join(lines)
+    return edit
+
+
+def _stub_pools(*names):
+    """Pools a file's include defines (not in the repository): one stub virtual MTA for them."""
+    def edit(text):
+        return text + "\n<virtual-mta stub>\n smtp-source-host 192.0.2.99 stub.example.com\n</virtual-mta>\n" + "".join(
+            "<virtual-mta-pool %s>\n virtual-mta stub\n</virtual-mta-pool>\n" % n for n in names)
+    return edit
+
+
+# manager-frontend.config is a config as a web UI showed it: its long pattern lines are cut
+MF_CUT_REPLY = (533, 543, 546, 558, 559, 560, 562, 564, 566, 567, 571, 572, 573, 574, 575, 576, 577, 579, 580, 581,
+                582, 585, 588, 589, 590)
+MF_CUT_REPLY_NO_ACTION = (551, 552, 553, 554, 561, 563, 565, 568, 569, 570, 578, 583, 584, 586, 587)
+MF_CUT_CATEGORY = (647, 669, 680, 681, 685, 689, 692, 693, 698, 711, 712, 713, 718, 719, 720, 721, 722, 723, 725, 726,
+                   727, 728, 729, 730, 731, 733, 735, 737, 738, 739, 743, 746, 747, 750, 751, 752, 753, 755, 756, 757,
+                   758, 760, 761, 762, 763)
+MF_CUT_CATEGORY_NAME = (648, 682, 691, 732, 734, 736, 741, 742, 745, 748, 749, 754, 759)
+MF_INCLUDED_POOLS = ((27, "gleemate.com-pool-test"), (38, "gleemate.com-pool-unthrottled"),
+                     (39, "securesoulmate.com-pool-unthrottled"), (40, "soulmateplay.com-pool-unthrottled"),
+                     (57, "gleemate.com-pool-fresh"), (58, "securesoulmate.com-pool-fresh"),
+                     (59, "soulmateplay.com-pool-fresh"), (65, "test.com-pool-fresh"), (77, "gleemate.com-pool"),
+                     (78, "securesoulmate.com-pool"), (79, "soulmateplay.com-pool"))
+
+
 def _render_one_ip(text):
     """Three conf.d files of clibuild are Handlebars templates its pmta-cli renders
     ({{#each ips}} ... {{ip}}): rendered here for one documentation address."""
@@ -130,8 +165,7 @@ FIXES = {
          _sub("smtp-source-host\tYourIP\tYouDomain", "smtp-source-host\t192.0.2.11\tYouDomain")),
     ],
     "users-guide-examples.config": [
-        ("design", 24, r"allow-mailmerge yes is not supported: mail merge \(XMRG\) is not implemented by design",
-         _sub("    allow-mailmerge yes\n", "    allow-mailmerge no\n")),
+        # (allow-mailmerge yes loads with a warning: Salvo never offers XMRG)
         ("design", 151, r'type "http-delivery" is not implemented by design: Salvo delivers by SMTP only',
          _sub("   type http-delivery\n", "   type smtp\n")),
         ("design", 152, r"http-delivery-url is not implemented by design",
@@ -156,9 +190,6 @@ FIXES = {
         ("design", 34, r"dummy-smtp-blacklist-bounce-percent is", lambda t: t),
         ("design", 35, r"dummy-smtp-port is", lambda t: t),
         ("design", 37, r"dummy-smtp-ip is", lambda t: t),
-        ("undocumented", 64, r'unknown directive "check-mfrom-inbound"', _drop_lines("check-mfrom-inbound")),
-        ("design", 69, r"pickup \(a pickup directory\) is not implemented by design: inject by SMTP",
-         _drop_lines("pickup ")),
         ("design", 74, r'type "file" is not implemented by design', _sub("    type file\n", "    type smtp\n")),
         ("design", 75, r"file-format is not implemented by design", _drop_lines("file-format")),
         ("design", 76, r"file-destination is not implemented by design", _drop_lines("file-destination")),
@@ -180,8 +211,6 @@ FIXES = {
         # the backup lacks the virtual MTAs its installer generates (its own comment says so)
         ("fault", 64, r"<virtual-mta-pool pmta-pool>: no <virtual-mta pmta-vmta0>",
          _sub("<virtual-mta-pool pmta-pool>", VMTAS_FOR_POOL + "<virtual-mta-pool pmta-pool>", 1)),
-        ("fault", 244, r'unknown bounce category "invalid-mailbox"', _sub("/ invalid-mailbox", "/ bad-mailbox")),
-        ("fault", 247, r'unknown bounce category "invalid-mailbox"', lambda t: t),
     ],
     "installer-heredoc.config": [
         # written by another script of the same installer (src/9-PMTA-Config.sh)
@@ -191,16 +220,13 @@ FIXES = {
         ("fault", 111, r"unterminated /REGEX/ .*a pattern must be on one line", _join_lines(111, 112, "")),
         ("fault", 112, r'unknown directive "id\|unknown', lambda t: t),
     ],
-    "sos-transactional.config": [
-        ("fault", 257, r'unknown bounce category "invalid-mailbox"', _sub("/ invalid-mailbox", "/ bad-mailbox")),
-        ("fault", 260, r'unknown bounce category "invalid-mailbox"', lambda t: t),
-    ],
+    # (its "invalid-mailbox" bounce category loads: PowerMTA allows custom category names)
+    "sos-transactional.config": [],
     "stock-sample-2012.config": [
         ("fault", 73, r"missing value for http-access", _sub("http-access #YOUR_IP admin", "http-access 192.0.2.20 admin")),
     ],
     "strict-domain-routing.config": [
-        # world-wide admin and world-wide monitor: one of them must go
-        ("fault", 60, r"a second http-access for 0.0.0.0/0 \(first at line 59\)", _drop_lines("http-access 0.0.0.0/0 monitor")),
+        # (world-wide admin, then world-wide monitor: PowerMTA's first match decides, with a warning)
         ("fault", 742, r"unterminated /REGEX/", _join_lines(742, 744)),
         ("fault", 743, r'unknown directive "\(has\|has"', lambda t: t),
         ("fault", 744, r"unterminated /REGEX/", lambda t: t),
@@ -210,9 +236,6 @@ FIXES = {
         ("fault", 749, r"unterminated /REGEX/", lambda t: t),
         ("fault", 750, r"unterminated /REGEX/", _join_lines(750, 751)),
         ("fault", 751, r'unknown directive "found\|does"', lambda t: t),
-        ("fault", 776, r'unknown bounce category "invalid-mailbox"', _sub("/ invalid-mailbox", "/ bad-mailbox")),
-        ("fault", 782, r'unknown bounce category "invalid-mailbox"', lambda t: t),
-        ("fault", 783, r'unknown bounce category "invalid-mailbox"', lambda t: t),
     ],
     # the held-out three, scored once after the changes above (bench/RESULTS.md). "salvo": a
     # PowerMTA construct Salvo does not support yet, edited out here so that the rest is checked
@@ -258,8 +281,107 @@ FIXES = {
         ("undocumented", 397, r'invalid virtual-mta name "mta-cold-1 +weight 100"', lambda t: t),
         ("undocumented", 398, r'invalid virtual-mta name "mta-standby-1 weight 10"', lambda t: t),
         ("undocumented", 399, r'invalid virtual-mta name "mta-standby-2 weight 0"', lambda t: t),
-        ("fault", 536, r'unknown bounce category "invalid-mailbox"', _sub("/ invalid-mailbox", "/ bad-mailbox")),
-        ("fault", 538, r'unknown bounce category "invalid-mailbox"', lambda t: t),
+    ],
+    # issue 18, third round: the development set (README of the corpus; five more are held out)
+    "second-instance.config": [
+        # pmtad's --pid-file is a command-line option; the 5.0 User's Guide has no such directive
+        ("undocumented", 20, r'unknown directive "pid-file"', _drop_lines("pid-file")),
+    ],
+    # (`records all`, a second http-access for a network, custom bounce categories, max-smtp-out in a vmta,
+    # auto-cold-virtual-mta, pickup, a bare-IP <domain>, an IP host-name: each loads, most with a warning)
+    "installer-virtualhost.config": [],
+    "kira-early.config": [],
+    "enviofiles-mult.config": [],
+    "esp-server-setup.config": [],
+    "outreach-heredoc.config": [
+        # settings indented under `smtp-listener IP:PORT` as if it were a block: PowerMTA has no such form
+        ("fault", 11, r'"source" is only valid inside <smtp-user>', _blank_lines(11, 12, 13, 14, 15, 18, 19, 20)),
+        ("fault", 12, r'"process-x-virtual-mta" is only valid inside <source>', lambda t: t),
+        ("fault", 13, r'"require-starttls" is only valid inside <domain>', lambda t: t),
+        ("fault", 14, r'"auth-username" is only valid inside <domain>', lambda t: t),
+        ("fault", 15, r'"auth-password" is only valid inside <domain>', lambda t: t),
+        ("fault", 18, r'"source" is only valid inside <smtp-user>', lambda t: t),
+        ("fault", 19, r'"auth-username" is only valid inside <domain>', lambda t: t),
+        ("fault", 20, r'"auth-password" is only valid inside <domain>', lambda t: t),
+    ] + [("undocumented", line, r'unknown directive "dkim-(key|domain|selector)"',
+          (lambda t: re.sub(r"\n *dkim-(key|domain|selector) [^\n]*", "\n", t)) if line == 51 else (lambda t: t))
+         for line in (51, 52, 53, 63, 64, 65, 75, 76, 77)] + [
+        # reply rules in a <pattern-list>: they belong in an <smtp-pattern-list>
+        ("fault", 151, r'"reply" is only valid inside <smtp-pattern-list>',
+         lambda t: re.sub(r"<pattern-list blocking-errors>(.*?)</pattern-list>",
+                          r"<smtp-pattern-list blocking-errors>\1</smtp-pattern-list>", t, flags=re.S)),
+    ] + [("fault", line, r'"reply" is only valid inside <smtp-pattern-list>', lambda t: t)
+         for line in (152, 153, 154, 155, 156)],
+    "cold-email-vps2.config": [
+        # a listener with a { } block of options: not PowerMTA syntax
+        ("undocumented", 12, r'unknown option "\{" for smtp-listener',
+         lambda t: _blank_lines(13, 14, 15, 16)(t.replace("smtp-listener 0.0.0.0:2525 {", "smtp-listener 0.0.0.0:2525"))),
+        ("undocumented", 13, r'unknown directive "listen-on-tcp"', lambda t: t),
+        ("undocumented", 14, r'"process-x-virtual-mta" is only valid inside <source>', lambda t: t),
+        ("undocumented", 15, r'unknown directive "process-x-sender"', lambda t: t),
+        ("undocumented", 16, r'unknown directive "\}"', lambda t: t),
+        # the installer writes the host name before the address
+        ("fault", 81, r"smtp-source-host mail.hub-travelers.com 192.0.2.61: the address comes first",
+         lambda t: re.sub(r"smtp-source-host (\S+) (\d+\.\d+\.\d+\.\d+)", r"smtp-source-host \2 \1", t)),
+        ("fault", 103, r"the address comes first", lambda t: t),
+        ("undocumented", 136, r'unknown directive "virtual-mta-pool-map"', _drop_lines("virtual-mta-pool-map")),
+    ],
+    "virtualbox-relay-doc.config": [
+        # PowerMTA's names are auth-username, auth-password and require-starttls
+        ("undocumented", 66, r'unknown directive "smtp-auth-username"',
+         lambda t: t.replace("smtp-auth-", "auth-").replace("require-tls yes", "require-starttls yes")),
+        ("undocumented", 67, r'unknown directive "smtp-auth-password"', lambda t: t),
+        ("undocumented", 68, r'unknown directive "require-tls"', lambda t: t),
+        ("undocumented", 82, r'unknown directive "smtp-auth-username"', lambda t: t),
+        ("undocumented", 83, r'unknown directive "smtp-auth-password"', lambda t: t),
+        ("undocumented", 84, r'unknown directive "require-tls"', lambda t: t),
+    ],
+    "manager-frontend.config": [
+        # pools defined in /etc/pmta/includes/*.txt, which the repository does not have
+        ("deploy", line, r"virtual-mta=%s in <pattern-list [\w.-]+>: no such virtual-mta or virtual-mta-pool" % re.escape(n),
+         _stub_pools(*[x for _, x in MF_INCLUDED_POOLS]) if line == 27 else (lambda t: t))
+        for line, n in MF_INCLUDED_POOLS] + [
+        ("design", 90, r"type discard is not implemented: Salvo would deliver this queue's mail, not drop it; put the "
+         r"addresses on the suppression list", _sub("  type discard\n", "\n")),
+        ("fault", MF_CUT_REPLY[0], r"reply: unterminated /REGEX/",
+         _blank_lines(*(MF_CUT_REPLY + MF_CUT_REPLY_NO_ACTION + MF_CUT_CATEGORY + MF_CUT_CATEGORY_NAME))),
+    ] + [("fault", line, r"reply: unterminated /REGEX/", lambda t: t) for line in MF_CUT_REPLY[1:]] + [
+        ("fault", line, r"reply rule without actions", lambda t: t) for line in MF_CUT_REPLY_NO_ACTION] + [
+        ("fault", line, r"bounce-category-pattern: unterminated /REGEX/", lambda t: t) for line in MF_CUT_CATEGORY] + [
+        ("fault", line, r"missing bounce category after the pattern", lambda t: t) for line in MF_CUT_CATEGORY_NAME] + [
+        # PowerMTA 4.x's outbound Sender ID / SPF checks and add-gm-token load with a warning (no edit)
+    ],
+    # the third round's held-out five, scored once (1 of 5 loaded with only their own faults fixed) and
+    # then fixed for the classes they showed: no longer held out
+    "enviofiles-single.config": [],
+    # (its domain-macro lists on the line below the name, allow-mailmerge yes: both load since the scoring)
+    "smarthost-generator.config": [],
+    "mail6-expect.config": [  # (its log-messages, an older release's directive, loads with a warning)
+        ("fault", 233, r"unterminated /REGEX/",
+         _join_split_lines("/(user|mailbox|recipient|rcpt|local part|address|account|mail drop|ad(d?)ressee) (has")),
+        ("fault", 234, r'unknown directive "\+\)\?\(disabled', lambda t: t),
+        ("fault", 236, r'unknown directive "activated\)/"', lambda t: t),
+        ("fault", 240, r"unterminated /REGEX/",
+         _join_split_lines("/(user|mailbox|recipient|rcpt|local part|address|account|mail drop|ad(d?)ressee) +(")),
+        ("fault", 241, r'unknown directive "exist\|bad\|"', lambda t: t),
+        ("fault", 243, r'unknown directive "invalid\|unknown', lambda t: t),
+    ],
+    "php-server-generator.config": [
+        # the generator's loops run from 1 over 0-based arrays: the last address of each list is empty
+        ("fault", 49, r"missing argument for <source>", _sub("<source >", "<source 192.0.2.31>")),
+        ("fault", 92, r'invalid source address "mta2.example.com"',
+         _sub("smtp-source-host  mta2.", "smtp-source-host 192.0.2.31 mta2.")),
+        ("fault", 150, r'invalid network "monitor" for http-access',
+         _sub("http-access  monitor", "http-access 198.51.100.5 monitor")),
+        ("fault", 152, r'invalid network "admin" for http-access', _sub("http-access  admin", "http-access 198.51.100.6 admin")),
+        # max-smtp-out 0 (no mail to azure.com from these vmtas): the queue is paused with salvoctl instead
+        ("design", 87, r"max-smtp-out 0 \(hold this queue's mail, send nothing\) is not supported: pause the queue",
+         _drop_lines("max-smtp-out 0")),
+        ("design", 100, r"max-smtp-out 0 \(hold this queue's mail", lambda t: t),
+    ],
+    "ensure-line-installer.config": [
+        ("design", 303, r"backoff-max-msg-rate 0 \(send nothing while the queue is in backoff\) is not supported",
+         _sub("backoff-max-msg-rate 0", "backoff-max-msg-rate 1/h")),
     ],
 }
 
@@ -272,11 +394,11 @@ INCLUDED = {
                          # type discard: Salvo delivers by SMTP only (design)
                          _sub("  type discard\n", "")],
         "bounce-category-patterns.conf": [_join_lines(45, 46, ""), _join_lines(50, 51, "")],
-        # (each vmta includes /etc/pmta/dkimlist.txt, which the repository does not have; and
-        # sets max-smtp-out for the whole vmta, which Salvo refuses by design: per queue only)
-        "virtual-mta.conf": [_render_one_ip, _drop_lines("include /etc/pmta/dkimlist.txt"), _drop_lines("max-smtp-out")],
-        "mailer-main-vmtas.conf": [_render_one_ip, _drop_lines("include /etc/pmta/dkimlist.txt"), _drop_lines("max-smtp-out")],
-        "mailer-backoff-vmtas.conf": [_render_one_ip, _drop_lines("include /etc/pmta/dkimlist.txt"), _drop_lines("max-smtp-out")],
+        # (each vmta includes /etc/pmta/dkimlist.txt, which the repository does not have; its
+        # max-smtp-out for the whole vmta is accepted with a warning: Salvo limits per queue)
+        "virtual-mta.conf": [_render_one_ip, _drop_lines("include /etc/pmta/dkimlist.txt")],
+        "mailer-main-vmtas.conf": [_render_one_ip, _drop_lines("include /etc/pmta/dkimlist.txt")],
+        "mailer-backoff-vmtas.conf": [_render_one_ip, _drop_lines("include /etc/pmta/dkimlist.txt")],
     }),
 }
 
@@ -300,6 +422,34 @@ SHOW_REAL = {
         ("hotmail.com", {"connection-idle-timeout": "1m", "max-msg-per-connection": "5",
                          "retry-recipients-after": "10m", "queue-priority": "75"}),
     ],
+    "manager-frontend.config": [
+        # <domain $yahoo_isp.$isp_tld>: every isp with every tld
+        ("yahoo.co.uk", {"queue-to": "yahooaol.rollup"}),
+        ("rocketmail.com.au", {"queue-to": "yahooaol.rollup"}),
+        ("live.com.br", {"queue-to": "hotmail.rollup"}),
+        ("tampabay.rr.com", {"max-msg-rate": "10/h"}),                            # $sub.rr.com
+    ],
+    "cold-email-vps2.config": [
+        # <domain outlook.com hotmail.com live.com>: each name, top level and nested in a vmta
+        ("live.com", {"max-msg-rate": "30/h", "max-smtp-out": "3", "retry-after": "30m"}),
+        ("yahoo.fr", {"max-msg-rate": "40/h"}),
+        ("live.com/vmta-hub-travelers", {"max-msg-rate": "1/h", "max-smtp-out": "1", "retry-after": "60m",
+                                         "smtp-source-host": "192.0.2.61 mail.hub-travelers.com"}),
+    ],
+    "smarthost-generator.config": [
+        ("orange.fr", {"queue-to": "orange.queue"}),                                # macro list on the next line
+        ("yahoo.co.th", {"queue-to": "yahoo.queue"}),
+        ("x.test/mta12", {"smtp-hosts": "smtp.relay.example", "auth-username": "sender12@example.net",
+                          "auth-password": "(set)", "max-connect-rate": "10/m"}),
+    ],
+    "ensure-line-installer.config": [
+        ("x.test/vmta1", {"smtp-source-host": "192.119.169.123 mail.quickey.com"}),  # A-B: the first address
+        ("aol.be", {"max-msg-rate": "1/20m", "bounce-after": "10d"}),
+    ],
+    "esp-server-setup.config": [
+        ("x.test/server221.pool221", {"smtp-source-host": "192.0.2.21 mail21.example.com", "max-smtp-out": "2"}),
+        ("203.0.113.9", {"max-smtp-out": "2"}),                                   # <domain IP>
+    ],
 }
 
 
@@ -319,6 +469,14 @@ def errors_of(stderr):
     return [l for l in stderr.splitlines() if re.match(r"^.+:\d+: ", l) and ": warning: " not in l]
 
 
+def check_show_real(name, path):
+    for spec, want in SHOW_REAL.get(name, []):
+        got = show(path, spec)
+        for k, v in want.items():
+            if got.get(k) != v:
+                raise Fail("%s --show %s: %s is %r, want %r" % (name, spec, k, got.get(k), v))
+
+
 def test_real_configs(env):
     for name, fixes in FIXES.items():
         src = os.path.join(CONFIGS, name)
@@ -328,6 +486,13 @@ def test_real_configs(env):
         orig = env.write(name, text)
         rc, out, err = check(orig)
         errs = errors_of(err)
+        if not fixes:
+            # loads as it is: no fault of its own, nothing Salvo refuses
+            if rc != 0 or "configuration is valid" not in out or errs:
+                raise Fail("%s unedited: exit %d, want 0\n%s%s" % (name, rc, out, err))
+            log("%s: valid as it is (%d warnings for parsed-not-applied directives)" % (name, err.count(": warning: ")))
+            check_show_real(name, orig)
+            continue
         if rc != 2:
             raise Fail("%s unedited: exit %d, want 2\n%s" % (name, rc, err))
         # every listed error is reported, in one run, at its line; and no other error
@@ -352,11 +517,7 @@ def test_real_configs(env):
         rc, out, err = check(fixed)
         if rc != 0 or "configuration is valid" not in out:
             raise Fail("%s with its edits: exit %d\n%s%s" % (name, rc, out, err))
-        for spec, want in SHOW_REAL.get(name, []):
-            got = show(fixed, spec)
-            for k, v in want.items():
-                if got.get(k) != v:
-                    raise Fail("%s --show %s: %s is %r, want %r" % (name, spec, k, got.get(k), v))
+        check_show_real(name, fixed)
         n_design = sum(1 for k, *_ in fixes if k == "design")
         n_salvo = sum(1 for k, *_ in fixes if k == "salvo")
         log("%s: %d errors in one run; valid after %d fixes of its own, %d by-design refusals and %d Salvo gaps "
@@ -463,6 +624,15 @@ def test_show(env):
         for k in absent:
             if k in got:
                 raise Fail("--show %s: %s should not apply (%r)" % (spec, k, got[k]))
+    # top-level smtp-source-host: the default virtual MTA's and that of each one naming none
+    src = env.write("source.conf", "host-name mta.example\nsmtp-source-host 192.0.2.7 out.example\n"
+                    "<virtual-mta a>\n smtp-source-host 192.0.2.9 a.example\n</virtual-mta>\n"
+                    "<virtual-mta b>\n host-name b.example\n</virtual-mta>\n")
+    for spec, want in (("x.test", "192.0.2.7 out.example"), ("x.test/a", "192.0.2.9 a.example"),
+                       ("x.test/b", "192.0.2.7 b.example")):
+        got = show(src, spec).get("smtp-source-host")
+        if got != want:
+            raise Fail("--show %s: smtp-source-host is %r, want %r" % (spec, got, want))
     rc, out, err = check(path, "--show", "gmail.com/nosuch")
     if rc != 2 or "no virtual-mta or virtual-mta-pool" not in err:
         raise Fail("--show with an unknown vmta: exit %d %s" % (rc, err))

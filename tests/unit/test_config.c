@@ -1295,10 +1295,10 @@ static void test_pmta_misc(void **state)
 		config_free(&c2);
 	}
 	expect_err("<acct-file /a.csv>\n records d,x\n</acct-file>\n",
-		   "test.conf:2: unknown record type \"x\" for records (expected d, b, t, tq, r, f, rb, rs)");
+		   "test.conf:2: unknown record type \"x\" for records (expected d, b, t, tq, r, f, rb, rs or all)");
 	/* records and record-fields: every malformed value refused with its line */
 	expect_err("<acct-file /a.csv>\n records x,d,y\n</acct-file>\n",
-		   "test.conf:2: unknown record types \"x\", \"y\" for records (expected d, b, t, tq, r, f, rb, rs)");
+		   "test.conf:2: unknown record types \"x\", \"y\" for records (expected d, b, t, tq, r, f, rb, rs or all)");
 	expect_err("<acct-file /a.csv>\n records d,,b\n</acct-file>\n",
 		   "test.conf:2: empty record type in the list for records (e.g. \"records d,b,t\")");
 	expect_err("<acct-file /a.csv>\n records d,\n</acct-file>\n",
@@ -1307,19 +1307,20 @@ static void test_pmta_misc(void **state)
 		   "test.conf:3: unknown field \"nosuchfield\" for record-fields (e.g. timeLogged, rcpt, bounceCat, "
 		   "header_NAME)");
 	expect_err("<acct-file /a.csv>\n record-fields d !\n</acct-file>\n",
-		   "test.conf:2: empty field in \"!\" for record-fields (\"!\" and \",\" want a field name on their right)");
+		   "test.conf:2: empty field in the list for record-fields (\"!\" and \",\" want a field name on their "
+		   "right)");
 	expect_err("<acct-file /a.csv>\n record-fields b rcpt,,orig\n</acct-file>\n",
-		   "test.conf:2: empty field in \"rcpt,,orig\" for record-fields (\"!\" and \",\" want a field name on "
-		   "their right)");
+		   "test.conf:2: empty field in the list for record-fields (\"!\" and \",\" want a field name on their "
+		   "right)");
 	expect_err("<acct-file /a.csv>\n record-fields d rcpt,\n</acct-file>\n",
-		   "test.conf:2: empty field in \"rcpt,\" for record-fields (\"!\" and \",\" want a field name on their "
+		   "test.conf:2: empty field in the list for record-fields (\"!\" and \",\" want a field name on their "
 		   "right)");
 	expect_err("<acct-file /a.csv>\n record-fields zz rcpt\n</acct-file>\n",
 		   "test.conf:2: unknown record type \"zz\" for record-fields (expected d, b, t, tq, r, f, rb, rs)");
 	expect_err("<acct-file /a.csv>\n record-fields d\n</acct-file>\n",
 		   "test.conf:2: record-fields wants a record type and fields: \"record-fields d *,!orcpt\", not \"d\"");
-	expect_err("<acct-file /a.csv>\n record-fields d rcpt, orig\n</acct-file>\n",
-		   "test.conf:2: invalid field list \"rcpt, orig\" for record-fields (comma-separated, no spaces)");
+	expect_err("<acct-file /a.csv>\n record-fields d rcpt, or ig\n</acct-file>\n",
+		   "test.conf:2: invalid field \"or ig\" for record-fields (fields are separated by commas)");
 	expect_err("<acct-file /a.csv>\n record-fields d header_\n</acct-file>\n",
 		   "test.conf:2: unknown field \"header_\" for record-fields (e.g. timeLogged, rcpt, bounceCat, "
 		   "header_NAME)");
@@ -1415,8 +1416,8 @@ static void test_err_blocks(void **state)
 	/* arguments */
 	expect_err("<domain>\n</domain>\n", "test.conf:1: missing argument for <domain>");
 	expect_err("<source   >\n</source>\n", "test.conf:1: missing argument for <source>");
-	expect_err("<domain a.example b.example>\n</domain>\n",
-		   "test.conf:1: too many arguments for <domain>: \"a.example b.example\"");
+	expect_err("<domain a.example $nope>\n</domain>\n",
+		   "test.conf:1: no domain-macro for \"$nope\" (define it with domain-macro NAME values)");
 	expect_err("<source 10/8>\n</source 10/8>\n", "test.conf:2: </source> takes no argument");
 	/* malformed tags */
 	expect_err("<domain a.example\n", "test.conf:1: malformed block tag \"<domain a.example\"");
@@ -1438,8 +1439,8 @@ static void test_err_blocks(void **state)
 	expect_err("<domain a.*.example.com>\n</domain>\n",
 		   "test.conf:1: invalid domain name \"a.*.example.com\" for <domain> (expected a domain, *, "
 		   "*.example.com, [*.]example.com, [ip/mask] or {queue})");
-	expect_err("<domain 192.0.2.1>\n</domain>\n",
-		   "test.conf:1: invalid domain name \"192.0.2.1\" for <domain> (expected a domain, *, "
+	expect_err("<domain 192.0.2.300>\n</domain>\n",
+		   "test.conf:1: invalid domain name \"192.0.2.300\" for <domain> (expected a domain, *, "
 		   "*.example.com, [*.]example.com, [ip/mask] or {queue})");
 }
 
@@ -1458,10 +1459,17 @@ static void test_err_duplicates(void **state)
 
 static void test_err_placement(void **state)
 {
+	struct config cfg;
+
+	(void)state;
 	expect_err("retry-after 15m\n", "test.conf:1: \"retry-after\" is only valid inside <domain>");
 	expect_err("route [127.0.0.1]:25\n", "test.conf:1: \"route\" is only valid inside <domain>");
+	/* at top level (the guide's global relaying directives) only no, which every source gets anyway */
 	expect_err("always-allow-relaying yes\n",
-		   "test.conf:1: \"always-allow-relaying\" is only valid inside <source>");
+		   "test.conf:1: always-allow-relaying yes is not supported: that would let every client relay (an open "
+		   "relay); put always-allow-relaying yes in the <source> of the hosts that inject");
+	load_ok(&cfg, "always-allow-relaying no\n");
+	config_free(&cfg);
 	expect_domain_err("always-allow-relaying yes",
 			  "test.conf:2: \"always-allow-relaying\" is only valid inside <source>");
 	expect_source_err("max-smtp-out 2", "test.conf:2: \"max-smtp-out\" is only valid inside <domain>");
@@ -1548,7 +1556,14 @@ static void test_err_block_values(void **state)
 	expect_domain_err("bounce-after 4x", "test.conf:2: invalid duration \"4x\" for bounce-after");
 	expect_domain_err("bounce-after -4h", "test.conf:2: invalid duration \"-4h\" for bounce-after");
 	expect_domain_err("max-smtp-out 0",
-			  "test.conf:2: invalid value \"0\" for max-smtp-out (expected a positive integer or unlimited)");
+			  "test.conf:2: max-smtp-out 0 (hold this queue's mail, send nothing) is not supported: pause the "
+			  "queue with salvoctl pause QUEUE (kept across restarts), or leave the domain out");
+	expect_domain_err("  backoff-max-msg-rate 0", "test.conf:2: backoff-max-msg-rate 0 (send nothing while the "
+			  "queue is in backoff) is not supported: give a small rate instead (e.g. backoff-max-msg-rate 1/h)");
+	expect_domain_err("  max-msg-rate 0", "test.conf:2: max-msg-rate 0 (hold this queue's mail, send nothing) is not "
+			  "supported: pause the queue with salvoctl pause QUEUE (kept across restarts), or leave the domain out");
+	expect_domain_err("  max-rcpt-per-message 0",
+			  "test.conf:2: invalid value \"0\" for max-rcpt-per-message (expected a positive integer or unlimited)");
 	expect_domain_err("max-smtp-out 4294967296",
 			  "test.conf:2: invalid value \"4294967296\" for max-smtp-out (expected a positive integer or unlimited)");
 	expect_domain_err("max-msg-per-connection -3",
@@ -1597,6 +1612,260 @@ static void load_warns(struct config *cfg, const char *text, const char *const *
 		if (!rep.warnings || !strstr(rep.warnings, *want))
 			fail_msg("no warning \"%s\" in:\n%s", *want, rep.warnings ? rep.warnings : "");
 	config_report_free(&rep);
+}
+
+/* Round 3 of real configs (issue 18): several macros in one name, several
+ * names in one <domain>, custom bounce categories, `records` lists, limits
+ * Salvo does not apply (accepted with a warning), an empty wildcard include. */
+static void test_pmta_round3(void **state)
+{
+	struct config cfg;
+	struct config_domain r;
+	struct config_report rep;
+	char big[2048];
+	size_t n;
+	(void)state;
+
+	/* $isp.$tld is every isp with every tld (User's Guide 3.3.1.43.1) */
+	load_ok(&cfg, "domain-macro isp yahoo, ymail\ndomain-macro tld com, co.uk\n"
+		      "<domain $isp.$tld>\n max-smtp-out 7\n</domain>\n<domain x.$isp>\n max-smtp-out 4\n</domain>\n");
+	for (const char *const *d = (const char *const[]){"yahoo.com", "yahoo.co.uk", "ymail.com", "ymail.co.uk", NULL};
+	     *d; d++) {
+		assert_int_equal(config_domain_resolve(&cfg, *d, NULL, &r), 0);
+		assert_int_equal(r.max_smtp_out, 7);
+		config_domain_release(&r);
+	}
+	assert_int_equal(config_domain_resolve(&cfg, "x.ymail", NULL, &r), 0);
+	assert_int_equal(r.max_smtp_out, 4);
+	config_domain_release(&r);
+	assert_int_equal(config_domain_resolve(&cfg, "yahoo.de", NULL, &r), 0);
+	assert_int_not_equal(r.max_smtp_out, 7);
+	config_domain_release(&r);
+	config_free(&cfg);
+	/* a product too big to be meant */
+	n = (size_t)snprintf(big, sizeof(big), "domain-macro a ");
+	for (int i = 0; i < 101; i++)
+		n += (size_t)snprintf(big + n, sizeof(big) - n, "%sa%d", i ? "," : "", i);
+	n += (size_t)snprintf(big + n, sizeof(big) - n, "\ndomain-macro b ");
+	for (int i = 0; i < 101; i++)
+		n += (size_t)snprintf(big + n, sizeof(big) - n, "%sb%d", i ? "," : "", i);
+	snprintf(big + n, sizeof(big) - n, "\n<domain $a.$b>\n</domain>\n");
+	expect_err(big, "test.conf:3: \"$a.$b\" names more than 10000 domains: split it into smaller domain-macros");
+	expect_err("domain-macro a x.example, $a\n<domain $a>\n</domain>\n",
+		   "test.conf:1: invalid value \"$a\" in domain-macro a");
+	expect_err("domain-macro a x\n<domain $a$a$a$a$a$a$a$a$a$a$a$a$a$a$a$a$a.example>\n</domain>\n",
+		   "test.conf:2: \"$a$a$a$a$a$a$a$a$a$a$a$a$a$a$a$a$a.example\" names more than 16 macros");
+	expect_err("domain-macro a x, y\n<domain $a.$nope>\n</domain>\n",
+		   "test.conf:2: no domain-macro for \"$a.$nope\" (define it with domain-macro NAME values)");
+
+	/* several names in one tag: each gets the block */
+	load_ok(&cfg, "domain-macro tld de, fr\n<domain hotmail.com  live.com\tyahoo.$tld>\n max-smtp-out 3\n</domain>\n");
+	for (const char *const *d = (const char *const[]){"hotmail.com", "live.com", "yahoo.de", "yahoo.fr", NULL};
+	     *d; d++) {
+		assert_int_equal(config_domain_resolve(&cfg, *d, NULL, &r), 0);
+		assert_int_equal(r.max_smtp_out, 3);
+		config_domain_release(&r);
+	}
+	config_free(&cfg);
+	expect_err("<domain a.example b..example>\n</domain>\n",
+		   "test.conf:1: invalid domain name \"b..example\" for <domain> (expected a domain, *, *.example.com, "
+		   "[*.]example.com, [ip/mask] or {queue})");
+
+	/* custom bounce categories are the bounce's label (User's Guide 10.8) */
+	load_ok(&cfg, "<bounce-category-patterns>\n /RTR:BL/ AOL-poor-reputation\n /quota/ Quota-Issues\n"
+		      "</bounce-category-patterns>\n");
+	assert_int_equal(cfg.n_category_patterns, 2);
+	assert_string_equal(cfg.category_patterns[0].category, "AOL-poor-reputation");
+	assert_string_equal(cfg.category_patterns[1].category, "quota-issues"); /* a built-in one */
+	assert_string_equal(config_category_override(&cfg, "550 5.7.1 RTR:BL blocked"), "AOL-poor-reputation");
+	config_free(&cfg);
+
+	/* records: the guide's commas (spaces after them too), spaces alone, all */
+	load_ok(&cfg, "<acct-file /tmp/a.csv>\n records d, b,rb\n</acct-file>\n<acct-file /tmp/b.csv>\n records d t\n"
+		      "</acct-file>\n<acct-file /tmp/c.csv>\n records all\n</acct-file>\n");
+	assert_int_equal(cfg.acct_files[0].records, CONFIG_ACCT_D | CONFIG_ACCT_B | CONFIG_ACCT_RB);
+	assert_int_equal(cfg.acct_files[1].records, CONFIG_ACCT_D | CONFIG_ACCT_T);
+	assert_int_equal(cfg.acct_files[2].records, 0xffu);
+	config_free(&cfg);
+	expect_err("<acct-file /tmp/a.csv>\n records , ,\n</acct-file>\n",
+		   "test.conf:2: empty record type in the list for records (e.g. \"records d,b,t\")");
+	expect_err("<acct-file /tmp/a.csv>\n records d,alll\n</acct-file>\n",
+		   "test.conf:2: unknown record type \"alll\" for records (expected d, b, t, tq, r, f, rb, rs or all)");
+
+	/* record-fields: blanks after the commas; PowerMTA's fields Salvo has no value for are written as
+	 * empty columns (the columns stay where PowerMTA has them), said once per file (older releases'
+	 * timeImprinted, the 5.0 guide's totalSecondsQueued) */
+	assert_int_equal(config_load_string_report(&cfg, "test.conf",
+			 "<acct-file /tmp/a.csv>\n record-fields d timeLogged, timeImprinted,rcpt,!totalSecondsQueued\n"
+			 " record-fields b *, timeImprinted,!orcpt\n</acct-file>\n", &rep), 0);
+	assert_int_equal(rep.n_warnings, 1);
+	assert_non_null(strstr(rep.warnings, "test.conf:2: warning: record-fields field timeImprinted in <acct-file> is "
+					     "accepted but not applied"));
+	assert_string_equal(cfg.acct_files[0].record_fields[0], "timeLogged,timeImprinted,rcpt,!totalSecondsQueued");
+	assert_string_equal(cfg.acct_files[0].record_fields[1], "*,timeImprinted,!orcpt");
+	config_report_free(&rep);
+	config_free(&cfg);
+	expect_err("<acct-file /tmp/a.csv>\n record-fields d rcpt orig\n</acct-file>\n",
+		   "test.conf:2: invalid field \"rcpt orig\" for record-fields (fields are separated by commas)");
+	expect_err("<acct-file /tmp/a.csv>\n record-fields d rcpt,timeImprinte\n</acct-file>\n",
+		   "test.conf:2: unknown field \"timeImprinte\" for record-fields (e.g. timeLogged, rcpt, bounceCat, "
+		   "header_NAME)");
+
+	/* limits Salvo does not apply: accepted, one warning each; unlimited says nothing */
+	assert_int_equal(config_load_string_report(&cfg, "test.conf",
+			 "<domain *>\n max-smtp-out-per-source-ip 5\n max-data-volume-rate 10M/h\n"
+			 " source-ip-max-connect-rate 192.0.2.1 10/m\n backoff-max-connect-rate unlimited\n</domain>\n"
+			 "<domain a.example>\n max-smtp-out-per-source-ip 2\n</domain>\n", &rep), 0);
+	assert_int_equal(rep.n_warnings, 3);
+	assert_non_null(strstr(rep.warnings, "test.conf:2: warning: max-smtp-out-per-source-ip is accepted but not "
+					     "applied: outbound delivery has no such limit"));
+	assert_non_null(strstr(rep.warnings, "test.conf:4: warning: source-ip-max-connect-rate is accepted"));
+	config_report_free(&rep);
+	config_free(&cfg);
+	expect_domain_err("max-smtp-out-per-source-ip lots",
+			  "test.conf:2: invalid number, rate (e.g. 100/h) or unlimited \"lots\" for max-smtp-out-per-source-ip");
+	expect_err("max-smtp-out-per-source-ip 5\n",
+		   "test.conf:1: \"max-smtp-out-per-source-ip\" is only valid inside <domain>");
+
+	/* pickup, directives of other PowerMTA releases: warned; discard: refused with the alternative */
+	load_warns(&cfg, "pickup /var/spool/pmta/pickup /var/spool/pmta/badmail\n"
+			 "<domain *>\n check-mfrom-outbound no\n add-gm-token no\n</domain>\n"
+			 "<virtual-mta v>\n smtp-source-host 192.0.2.1 v.example\n auto-cold-virtual-mta 192.0.2.2 c.example\n"
+			 "</virtual-mta>\n",
+		   (const char *const[]){"test.conf:1: warning: pickup is accepted but not applied",
+					 "test.conf:3: warning: check-mfrom-outbound is accepted but not applied",
+					 "test.conf:4: warning: add-gm-token is accepted but not applied",
+					 "test.conf:8: warning: auto-cold-virtual-mta in <virtual-mta> is accepted but not applied",
+					 NULL});
+	config_free(&cfg);
+	expect_domain_err("type discard", "test.conf:2: type discard is not implemented: Salvo would deliver this "
+			  "queue's mail, not drop it; put the addresses on the suppression list (salvoctl suppress add, or "
+			  "suppress import) so that they are never sent to");
+
+	/* top-level smtp-source-host (User's Guide 3.3.1.16): every virtual MTA without its own, the
+	 * default one too; a second line (PowerMTA's rotation) is said, the first is used */
+	load_warns(&cfg, "smtp-source-host 192.0.2.7 out.example\nsmtp-source-host 192.0.2.8 out2.example\n"
+			 "<virtual-mta a>\n smtp-source-host 2001:db8::9 a.example\n smtp-source-host 192.0.2.10\n"
+			 "</virtual-mta>\n<virtual-mta b>\n host-name b.example\n</virtual-mta>\n<virtual-mta c>\n</virtual-mta>\n",
+		   (const char *const[]){"test.conf:2: warning: a second smtp-source-host: Salvo sends from one address per "
+					 "virtual MTA, the first (192.0.2.7) is used",
+					 "test.conf:5: warning: a second smtp-source-host in <virtual-mta> a:", NULL});
+	assert_string_equal(cfg.vmtas[0].name, "default");
+	assert_true(cfg.vmtas[0].has_source);
+	assert_string_equal(cfg.vmtas[0].source.text, "192.0.2.7");
+	assert_string_equal(cfg.vmtas[0].helo, "out.example");
+	for (size_t v = 1; v < cfg.n_vmtas; v++) {
+		const struct config_vmta *m = &cfg.vmtas[v];
+
+		assert_true(m->has_source);
+		if (!strcmp(m->name, "a")) {
+			assert_string_equal(m->source.text, "2001:db8::9");
+			assert_string_equal(m->helo, "a.example");
+		} else {
+			assert_string_equal(m->source.text, "192.0.2.7");
+			assert_string_equal(m->helo, strcmp(m->name, "b") ? "out.example" : "b.example");
+		}
+	}
+	config_free(&cfg);
+	expect_err("<virtual-mta v>\n smtp-source-host mail.example 192.0.2.1\n</virtual-mta>\n",
+		   "test.conf:2: smtp-source-host mail.example 192.0.2.1: the address comes first (smtp-source-host IP "
+		   "HOST-NAME)");
+	expect_err("smtp-source-host 10/8 baz.example\n", "test.conf:1: smtp-source-host 10/8: a range of local addresses "
+		   "is not supported: give one address per <virtual-mta> and list them in a <virtual-mta-pool>");
+	expect_err("smtp-source-host 192.0.2.1 bad..helo\n",
+		   "test.conf:1: invalid HELO name \"bad..helo\" for smtp-source-host");
+	load_ok(&cfg, "smtp-source-host 192.0.2.1\n");
+	assert_null(cfg.vmtas[0].helo); /* the host-name says HELO */
+	config_free(&cfg);
+
+	/* an address where a name goes: <domain IP> names user@IP; host-name IP greets with [IP] */
+	load_warns(&cfg, "host-name 192.0.2.21\n<domain 203.0.113.9>\n max-smtp-out 2\n</domain>\n"
+			 "<virtual-mta v>\n smtp-source-host 192.0.2.22 2001:db8::22\n</virtual-mta>\n"
+			 "<virtual-mta w>\n host-name 192.0.2.23\n</virtual-mta>\n",
+		   (const char *const[]){"test.conf:1: warning: host-name 192.0.2.21 is an address, not a host name: Salvo "
+					 "greets with the address literal [192.0.2.21]",
+					 "test.conf:6: warning: smtp-source-host 2001:db8::22 is an address, not a host name: "
+					 "Salvo greets with the address literal [IPv6:2001:db8::22]", NULL});
+	assert_string_equal(cfg.host_name, "[192.0.2.21]");
+	assert_int_equal(config_domain_resolve(&cfg, "203.0.113.9", NULL, &r), 0);
+	assert_int_equal(r.max_smtp_out, 2);
+	config_domain_release(&r);
+	for (size_t v = 0; v < cfg.n_vmtas; v++)
+		if (!strcmp(cfg.vmtas[v].name, "v"))
+			assert_string_equal(cfg.vmtas[v].helo, "[IPv6:2001:db8::22]");
+		else if (!strcmp(cfg.vmtas[v].name, "w"))
+			assert_string_equal(cfg.vmtas[v].helo, "[192.0.2.23]");
+	config_free(&cfg);
+	expect_err("host-name 192.0.2.300\n", "test.conf:1: invalid host name \"192.0.2.300\" for host-name");
+
+	/* domain-macro values on the lines below it (`domain-macro yahoo` then the list), or a list
+	 * broken after a comma: read as one line, told by its first; later lines keep their numbers */
+	load_ok(&cfg, "domain-macro orange\norange.fr,wanadoo.fr\n<domain $orange>\n max-smtp-out 3\n</domain>\n"
+		      "domain-macro big a.example, b.example,   # more below\n  c.example,\nd.example\n"
+		      "<domain $big>\n max-smtp-out 4\n</domain>\n");
+	for (const char *const *d = (const char *const[]){"orange.fr", "wanadoo.fr", NULL}; *d; d++) {
+		assert_int_equal(config_domain_resolve(&cfg, *d, NULL, &r), 0);
+		assert_int_equal(r.max_smtp_out, 3);
+		config_domain_release(&r);
+	}
+	for (const char *const *d = (const char *const[]){"a.example", "c.example", "d.example", NULL}; *d; d++) {
+		assert_int_equal(config_domain_resolve(&cfg, *d, NULL, &r), 0);
+		assert_int_equal(r.max_smtp_out, 4);
+		config_domain_release(&r);
+	}
+	config_free(&cfg);
+	/* never across a blank line, a directive or a complete list */
+	expect_err("domain-macro m\n\nx.example,y.example\n",
+		   "test.conf:1: domain-macro wants a name and values: \"domain-macro tld com, net\"");
+	expect_err("domain-macro m a.example\nb.example\n", "test.conf:2: unknown directive \"b.example\"");
+	expect_err("domain-macro m a.example,\nhost-name x.example\n<domain $m>\n</domain>\nbad\n",
+		   "test.conf:1: invalid value \"\" in domain-macro m");
+
+	/* allow-mailmerge yes (XMRG is never offered) and older releases' log-messages: warned */
+	load_warns(&cfg, "<source 0/0>\n allow-mailmerge yes\n</source>\n<domain *>\n log-messages yes\n</domain>\n",
+		   (const char *const[]){"test.conf:2: warning: allow-mailmerge is accepted but not applied: mail merge (XMRG) is "
+					 "not implemented by design and never offered",
+					 "test.conf:5: warning: log-messages is accepted but not applied", NULL});
+	config_free(&cfg);
+	expect_err("<source 0/0>\n allow-mailmerge sometimes\n</source>\n",
+		   "test.conf:2: invalid boolean \"sometimes\" for allow-mailmerge");
+
+	/* smtp-source-host A-B: the first address (said); IP/32: that address */
+	load_warns(&cfg, "<virtual-mta v>\n smtp-source-host 192.0.2.1-192.0.2.4 v.example\n</virtual-mta>\n"
+			 "<virtual-mta w>\n smtp-source-host 192.0.2.9/32 w.example\n</virtual-mta>\n",
+		   (const char *const[]){"test.conf:2: warning: smtp-source-host 192.0.2.1-192.0.2.4: Salvo sends from one "
+					 "address per virtual MTA, the first (192.0.2.1) is used", NULL});
+	for (size_t v = 0; v < cfg.n_vmtas; v++)
+		if (!strcmp(cfg.vmtas[v].name, "v"))
+			assert_string_equal(cfg.vmtas[v].source.text, "192.0.2.1");
+		else if (!strcmp(cfg.vmtas[v].name, "w"))
+			assert_string_equal(cfg.vmtas[v].source.text, "192.0.2.9");
+	config_free(&cfg);
+	expect_err("<virtual-mta v>\n smtp-source-host 192.0.2.1-host v.example\n</virtual-mta>\n",
+		   "test.conf:2: smtp-source-host 192.0.2.1-host: a range of local addresses is not supported: give one "
+		   "address per <virtual-mta> and list them in a <virtual-mta-pool>");
+
+	/* an unknown directive close to one of the open block's says so */
+	expect_domain_err("max-smpt-out 3", "test.conf:2: unknown directive \"max-smpt-out\" (did you mean max-smtp-out?)");
+	expect_domain_err("smtp-auth-username u", "test.conf:2: unknown directive \"smtp-auth-username\" (did you mean "
+			  "auth-username?)");
+	expect_domain_err("frobnicate 3", "test.conf:2: unknown directive \"frobnicate\"");
+	expect_err("max-smpt-out 3\n", "test.conf:1: unknown directive \"max-smpt-out\""); /* none at top level */
+
+	/* a file saved by a Windows editor: a byte order mark, CRLF line ends */
+	load_ok(&cfg, "\xef\xbb\xbfhost-name mta.example\r\n<domain *>\r\n max-smtp-out 4\r\n</domain>\r\n");
+	assert_string_equal(cfg.host_name, "mta.example");
+	config_free(&cfg);
+	expect_err("host-name mta.example\n\xef\xbb\xbfmax-smtp-out 4\n",
+		   "test.conf:2: unknown directive \"\xef\xbb\xbfmax-smtp-out\"");
+
+	/* a wildcard include that matches nothing includes nothing; a missing file is an error */
+	load_warns(&cfg, "include /nonexistent-salvo-dir/*.conf\nhost-name a.example\n",
+		   (const char *const[]){"test.conf:1: warning: include: /nonexistent-salvo-dir/*.conf matches no file, "
+					 "so nothing is included", NULL});
+	config_free(&cfg);
+	expect_err("include /nonexistent-salvo-dir/one.conf\n",
+		   "test.conf:1: include: /nonexistent-salvo-dir/one.conf: no such file");
 }
 
 static void test_pmta_round2(void **state)
@@ -1661,9 +1930,13 @@ static void test_pmta_round2(void **state)
 	expect_domain_err("reuse-ssl-session maybe", "test.conf:2: invalid boolean \"maybe\" for reuse-ssl-session");
 	expect_err("dummy-smtp-port 25\n", "test.conf:1: dummy-smtp-port is PowerMTA's built-in test sink, which Salvo "
 		   "does not have by design: run salvo-sink (or Postfix's smtp-sink) as the test peer");
-	expect_err("<virtual-mta v>\n max-smtp-out 5\n</virtual-mta>\n",
-		   "test.conf:2: max-smtp-out 5 in <virtual-mta> is not implemented: Salvo limits each queue; put the "
-		   "limit in a <domain *> inside the <virtual-mta> (max-smtp-out, max-msg-rate)");
+	load_warns(&cfg, "<virtual-mta v>\n smtp-source-host 192.0.2.1 v.example\n max-smtp-out 5\n</virtual-mta>\n",
+		   (const char *const[]){"test.conf:3: warning: max-smtp-out in <virtual-mta> is accepted but not applied: "
+					 "Salvo limits each queue, not a virtual MTA's total, so it has no effect; put the "
+					 "limit in a <domain *> inside the <virtual-mta>", NULL});
+	config_free(&cfg);
+	expect_err("<virtual-mta v>\n max-smtp-out many\n</virtual-mta>\n",
+		   "test.conf:2: invalid number, rate (e.g. 100/h) or unlimited \"many\" for max-smtp-out");
 	expect_domain_err("smtp-tls-allow-tlsv1 yes", "test.conf:2: smtp-tls-allow-tlsv1 yes is not supported: SSLv3, "
 			  "TLS 1.0 and 1.1 are deprecated (RFC 8996) and never used");
 	/* PowerMTA's own defaults (its `show settings`): unlimited, never, "" (clear) */
@@ -1687,8 +1960,10 @@ static void test_pmta_round2(void **state)
 	expect_err("<acct-file /x.csv>\n http-webhook-url https://h/\n</acct-file>\n", "test.conf:2: http-webhook-url in "
 		   "<acct-file> is not implemented: post accounting records with an <acct-webhook NAME> block (url, records, "
 		   "max-batch, secret)");
-	expect_domain_err("max-data-volume-rate 10M/h", "test.conf:2: max-data-volume-rate is not implemented: limit "
-			  "the queue with max-msg-rate and max-smtp-out");
+	expect_domain_err("max-data-volume-rate 10M", "test.conf:2: invalid data rate (e.g. 10M/h) or unlimited "
+			  "\"10M\" for max-data-volume-rate");
+	expect_domain_err("max-data-volume-rate 10Q/h", "test.conf:2: invalid data rate (e.g. 10M/h) or unlimited "
+			  "\"10Q/h\" for max-data-volume-rate");
 	expect_domain_err("backoff-to-normal-after sometime", "test.conf:2: invalid duration \"sometime\" for "
 			  "backoff-to-normal-after");
 	/* <smtp-listener ADDR> blocks; blocks skipped with a warning; blocks refused */
@@ -2006,11 +2281,11 @@ static void test_policy_errors(void **state)
 		   "test.conf:3: duplicate <smtp-pattern-list P> (first at line 1)");
 	expect_err("<domain a.example>\n smtp-pattern-list nope\n</domain>\n",
 		   "test.conf:1: smtp-pattern-list \"nope\": no such <smtp-pattern-list>");
-	expect_err("<bounce-category-patterns>\n /full/ kinda-full\n</bounce-category-patterns>\n",
-		   "test.conf:2: unknown bounce category \"kinda-full\" (expected one of bad-mailbox, bad-domain, "
-		   "inactive-mailbox, quota-issues, message-expired, spam-related, policy-related, invalid-sender, "
-		   "relaying-issues, content-related, virus-related, protocol-errors, routing-errors, "
-		   "no-answer-from-host, bad-connection, bad-configuration, other)");
+	expect_err("<bounce-category-patterns>\n /full/ kinda|full\n</bounce-category-patterns>\n",
+		   "test.conf:2: invalid bounce category \"kinda|full\" (one word of letters, digits, '-', '_' or '.', "
+		   "e.g. bad-mailbox, quota-issues, spam-related or a name of your own)");
+	expect_err("<bounce-category-patterns>\n /full/\n</bounce-category-patterns>\n",
+		   "test.conf:2: missing bounce category after the pattern (e.g. /user unknown/ bad-mailbox)");
 	expect_err("reply /x/ mode=backoff\n", "test.conf:1: \"reply\" is only valid inside <smtp-pattern-list>");
 	expect_domain_err("  max-msg-rate 0/h", "test.conf:2: invalid rate \"0/h\" for max-msg-rate");
 	expect_domain_err("  max-connect-rate fast", "test.conf:2: invalid rate \"fast\" for max-connect-rate");
@@ -2073,6 +2348,7 @@ static void test_transcript_directives(void **state)
  * config_http_role_for(). */
 static void test_http_access(void **state)
 {
+	struct config_report rep;
 	struct config cfg;
 	struct sockaddr_storage a;
 	(void)state;
@@ -2164,15 +2440,40 @@ static void test_http_access(void **state)
 	expect_err("http-listener 127.0.0.1:8443 ssl=yes\n",
 		   "test.conf:1: invalid option \"ssl=yes\" for http-listener (expected tls=yes or tls=no)");
 	expect_err("http-access 10/8\n",
-		   "test.conf:1: invalid role \"\" for http-access (expected admin, monitor or none)");
+		   "test.conf:1: invalid role \"\" for http-access (expected admin, operator, monitor, monitor,deny-logs or none)");
 	expect_err("http-access 10/8 root\n",
-		   "test.conf:1: invalid role \"root\" for http-access (expected admin, monitor or none)");
+		   "test.conf:1: invalid role \"root\" for http-access (expected admin, operator, monitor, monitor,deny-logs or none)");
 	expect_err("http-access 10/8 admin extra\n",
-		   "test.conf:1: invalid role \"admin extra\" for http-access (expected admin, monitor or none)");
+		   "test.conf:1: invalid role \"admin extra\" for http-access (expected admin, operator, monitor, monitor,deny-logs or none)");
 	expect_err("http-access 10.0.0.0/33 admin\n", "test.conf:1: invalid network \"10.0.0.0/33\" for http-access");
 	expect_err("http-access example.com admin\n", "test.conf:1: invalid network \"example.com\" for http-access");
-	expect_err("http-access 10/8 admin\nhttp-access 10.9.9.9/8 none\n",
-		   "test.conf:2: a second http-access for 10.0.0.0/8 (first at line 1)");
+	/* PowerMTA matches its list in order: a second rule for a network never matches */
+	load_warns(&cfg, "http-access 10/8 admin\nhttp-access 10.9.9.9/8 none\n",
+		   (const char *const[]){"test.conf:2: warning: a second http-access for 10.0.0.0/8 never matches: the "
+					 "first (at line 1, admin) decides", NULL});
+	assert_int_equal(cfg.n_http_access, 1);
+	assert_int_equal(cfg.http_access[0].role, CONFIG_HTTP_ADMIN);
+	config_free(&cfg);
+	/* PowerMTA's operator and monitor,deny-logs: the nearest role that grants no more */
+	load_warns(&cfg, "http-access 10/8 operator\nhttp-access 192.0.2.0/24 monitor,deny-logs\n",
+		   (const char *const[]){"test.conf:1: warning: http-access 10/8 operator is taken as monitor",
+					 "test.conf:2: warning: http-access 192.0.2.0/24 monitor,deny-logs is taken as none",
+					 NULL});
+	assert_int_equal(cfg.http_access[0].role, CONFIG_HTTP_MONITOR);
+	assert_int_equal(cfg.http_access[1].role, CONFIG_HTTP_NONE);
+	config_free(&cfg);
+	/* PowerMTA matches in file order, Salvo the most specific: where they differ it is said */
+	assert_int_equal(config_load_string_report(&cfg, "test.conf", "http-access 0/0 monitor\nhttp-access 10/8 admin\n"
+						   "http-access 10.1.2.3 none\nhttp-access 192.0.2.0/24 monitor\n", &rep), 0);
+	assert_int_equal(rep.n_warnings, 2); /* 10.1.2.3 too (0/0 comes first); 192.0.2.0/24 has 0/0's role */
+	assert_non_null(strstr(rep.warnings, "test.conf:3: warning: http-access 10.1.2.3/32 none: PowerMTA would give"));
+	assert_non_null(strstr(rep.warnings, "test.conf:2: warning: http-access 10.0.0.0/8 admin: PowerMTA would give "
+					     "10.0.0.0/8 the role of the earlier 0.0.0.0/0 monitor (at line 1, the first that "
+					     "matches); Salvo applies the most specific rule, this one"));
+	config_report_free(&rep);
+	config_free(&cfg);
+	expect_err("http-access 10/8 monitor,deny-all\n", "test.conf:1: invalid role \"monitor,deny-all\" for "
+		   "http-access (expected admin, operator, monitor, monitor,deny-logs or none)");
 	expect_err("http-api-token short\n",
 		   "test.conf:1: invalid value for http-api-token (at least 16 characters, no spaces)");
 	expect_err("http-api-token aaaaaaaaaaaaaaaa none\n",
@@ -2351,10 +2652,32 @@ static void test_vmta_domain_key(void **state)
 	assert_string_equal(cfg.domain_keys[3].domain, "vm.example");
 	assert_string_equal(cfg.domain_keys[3].path, "/k2.pem");
 	config_free(&cfg);
-	expect_err("<virtual-mta v>\n domain-key s1,vm.example,/a.pem\n domain-key s2,vm.example,/b.pem\n</virtual-mta>\n",
-		   "test.conf:3: a second domain-key for vm.example in <virtual-mta> v (first at line 2)");
-	expect_err("domain-key g,vm.example,/g.pem\ndomain-key h,vm.example,/h.pem\n",
-		   "test.conf:2: a second domain-key for vm.example (first at line 1)");
+	/* PowerMTA takes the first matching key: a second one for a domain never signs */
+	load_warns(&cfg, "<virtual-mta v>\n smtp-source-host 192.0.2.1 v.example\n domain-key s1,vm.example,/a.pem\n"
+			 " domain-key s2,vm.example,/b.pem\n</virtual-mta>\ndomain-key g,vm.example,/g.pem\n"
+			 "domain-key h,VM.example,/h.pem\n",
+		   (const char *const[]){"test.conf:4: warning: a second domain-key for vm.example in <virtual-mta> v never "
+					 "signs: the first (selector s1, at line 3) is used",
+					 "test.conf:7: warning: a second domain-key for vm.example never signs: the first "
+					 "(selector g, at line 6) is used", NULL});
+	assert_int_equal(cfg.n_domain_keys, 2);
+	assert_string_equal(cfg.domain_keys[0].selector, "s1");
+	assert_string_equal(cfg.domain_keys[1].selector, "g");
+	config_free(&cfg);
+	/* domain macros name several domains at once (User's Guide 3.3.1.43.1) */
+	load_ok(&cfg, "domain-macro topDomain yahoo, google\ndomain-macro topLevel com, de\n"
+		      "domain-key m,$topDomain.$topLevel,/m.pem\nrelay-domain [*.]$topDomain.com\n");
+	assert_int_equal(cfg.n_domain_keys, 4);
+	assert_string_equal(cfg.domain_keys[3].domain, "google.de");
+	assert_string_equal(cfg.domain_keys[3].selector, "m");
+	assert_true(config_relay_domain(&cfg, "mx.google.com"));
+	assert_true(config_relay_domain(&cfg, "yahoo.com"));
+	assert_false(config_relay_domain(&cfg, "yahoo.de"));
+	config_free(&cfg);
+	expect_err("domain-key m,$nope.com,/m.pem\n",
+		   "test.conf:1: no domain-macro for \"$nope.com\" (define it with domain-macro NAME values)");
+	expect_err("domain-macro t com, c..m\nrelay-domain x.$t\n",
+		   "test.conf:2: invalid domain name (or *.name, [*.]name) \"x.c..m\" for relay-domain");
 	expect_err("<virtual-mta v>\n domain-key s1\n</virtual-mta>\n",
 		   "test.conf:2: domain-key wants SELECTOR,DOMAIN,KEYFILE, not \"s1\"");
 	expect_err("<virtual-mta v>\n domain-key s1,vm.example,\n</virtual-mta>\n",
@@ -2562,6 +2885,7 @@ int main(void)
 		cmocka_unit_test(test_err_block_values),
 		cmocka_unit_test(test_err_after_much),
 		cmocka_unit_test(test_pmta_round2),
+		cmocka_unit_test(test_pmta_round3),
 		cmocka_unit_test(test_include),
 		cmocka_unit_test(test_policy_blocks),
 		cmocka_unit_test(test_policy_defaults),

@@ -147,9 +147,12 @@ static void test_rate(void **state)
 	rate_is("10/hour", 10, HOUR); /* PowerMTA's spellings */
 	rate_is("1/min", 1, MIN);
 	rate_is("1000/day", 1000, DAY);
+	rate_is("10/Day", 10, DAY); /* the words in any case, minute and second too */
+	rate_is("10/minute", 10, MIN);
+	rate_is("5/Second", 5, SEC);
 	rate_bad("10/hours");
-	rate_bad("10/Day");
-	rate_bad("10/H");
+	rate_bad("10/minutes");
+	rate_bad("10/H");       /* one letter: lower case only (M is not minutes) */
 	rate_bad("10/10");     /* denominator needs a unit */
 	rate_bad("10/0s");     /* zero denominators */
 	rate_bad("10/0m");
