@@ -39,6 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 
@@ -1129,8 +1130,12 @@ static int include_one(struct parser *p, const char *path)
 	const char *file;
 	int line;
 	size_t len;
-	char *text;
+	char *text, sb[CP_SHOW_BUF];
+	struct stat st;
 
+	/* a FIFO or device would block the load (a reload: the main thread) */
+	if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+		return cp_err(p, "include: %s: not a regular file", cp_show(sb, path));
 	if (!(text = read_file(path, &len, err)))
 		return cp_err(p, "include: %s", err);
 	where(p, p->line, &file, &line);

@@ -4,7 +4,9 @@
  * configuration generation (config_gen.h).
  *
  * What happens, in order, under reload_mu (one reload at a time):
- *   1. parse the file (config_load_report: every error in one run);
+ *   1. read the file (reload_file.h: refused when it is not a regular,
+ *      readable, non-empty text file, or changed while read) and parse
+ *      it (config_load_string_report: every error in one run);
  *   2. give existing pools their indexes (reload_align_pools) and compare
  *      (reload_diff.h): settings built once at start are reported "changes
  *      on restart only"; a removed or reordered virtual MTA, or a removed
@@ -44,6 +46,7 @@
 #include "engine/egress.h"
 #include "engine/engine.h"
 #include "engine/reload_diff.h"
+#include "engine/reload_file.h"
 #include "net/http_server.h"
 #include "engine/webhook.h"
 #include "net/smtp_server.h"
@@ -227,6 +230,9 @@ void engine_reload(struct engine *eng, struct reload_result *out)
 	size_t lerr = 0, lwarn = 0;
 	FILE *ef, *wf;
 	unsigned errors;
+	char *text;
+	size_t text_len;
+	int rc;
 
 	memset(out, 0, sizeof(*out));
 	pthread_mutex_lock(&eng->reload_mu);
@@ -237,7 +243,14 @@ void engine_reload(struct engine *eng, struct reload_result *out)
 		append(&out->errors, "salvod runs on its built-in defaults (no -c FILE): there is no file to reload\n");
 		goto failed;
 	}
-	if (config_load_report(&cfg, eng->config_path, &rep) < 0) {
+	if (reload_file_read(eng->config_path, &text, &text_len, err, sizeof(err)) < 0) {
+		append(&out->errors, err);
+		append(&out->errors, "\n");
+		goto failed;
+	}
+	rc = config_load_string_report(&cfg, eng->config_path, text, &rep);
+	free(text);
+	if (rc < 0) {
 		out->errors = rep.errors;
 		out->warnings = rep.warnings;
 		if (!out->errors)
