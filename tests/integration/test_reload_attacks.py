@@ -506,7 +506,7 @@ def test_signals(env):
     spool = os.path.join(env.dir, "spool")
     # first run: 400 messages queued for a host that is not there yet
     d = env.salvod_daemon(domains={"sig.test": {"max-smtp-out": "4"}},
-                          default_domain={"retry-after": "30s"})
+                          default_domain={"retry-after": "2s"})
     d.start()
     rr = ["q%d@sig.test" % i for i in range(400)]
     harness.inject_all(msgs_to(rr, "sg", size=2000), threads=4, per_conn=50)
@@ -523,6 +523,16 @@ def test_signals(env):
     harness._register("salvod-hup", p)
     d.proc = p
     hups = 0
+    # from main()'s first lines on (before them, in the dynamic loader, a SIGHUP's
+    # default action ends any program): once SIGHUP is blocked
+    def hup_blocked():
+        if "salvod" not in os.readlink("/proc/%d/exe" % p.pid):
+            return False    # not yet exec'd (Python blocks all signals meanwhile)
+        with open("/proc/%d/status" % p.pid) as f:
+            blk = [ln.split()[1] for ln in f if ln.startswith("SigBlk:")]
+        return blk and int(blk[0], 16) & (1 << (signal.SIGHUP - 1))
+    if not wait_until(hup_blocked, 5 * harness.SLOW, interval=0.0005, what="SIGHUP blocked"):
+        raise Fail("salvod never blocked SIGHUP")
     deadline = time.monotonic() + 15 * harness.SLOW
     while time.monotonic() < deadline and p.poll() is None and b"ready:" not in harness._read_bytes(err):
         try:
