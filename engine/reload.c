@@ -143,19 +143,33 @@ static int listeners_check(const struct engine *eng, const struct config *cur, c
 /* The answer goes out once every worker runs on the new generation (its
  * listeners open, its queues rebound), or after 5 s (a worker stuck in a
  * long turn, or stopping: it adopts it later all the same). */
-static void wait_adopted(const struct engine *eng, uint64_t generation)
+static void wait_adopted(const struct engine *eng, uint64_t generation, char **warnings)
 {
+	char line[400];
+
 	for (int i = 0; i < 5000; i++) {
 		unsigned n = 0;
 
 		for (unsigned k = 0; k < eng->n_workers; k++)
 			n += __atomic_load_n(&eng->workers[k].gen_adopted, __ATOMIC_ACQUIRE) >= generation;
 		if (n == eng->n_workers)
-			return;
+			break;
 		usleep(1000);
 	}
-	fprintf(stderr, "salvod: reload: a worker has not adopted generation %llu within 5 s; it will\n",
-		(unsigned long long)generation);
+	for (unsigned k = 0; k < eng->n_workers; k++) {
+		const struct worker *w = &eng->workers[k];
+
+		/* what a worker could not do (a listener without a descriptor):
+		 * the answer says so; the next reload tries again */
+		if (__atomic_load_n(&w->gen_adopted, __ATOMIC_ACQUIRE) != generation) {
+			snprintf(line, sizeof(line), "worker %u has not adopted generation %llu within 5 s; it will\n", k,
+				 (unsigned long long)generation);
+			append(warnings, line);
+		} else if (w->adopt_warn[0]) {
+			snprintf(line, sizeof(line), "worker %u: %s (a later reload tries again)\n", k, w->adopt_warn);
+			append(warnings, line);
+		}
+	}
 }
 
 static int webhooks_from(struct engine *eng, struct config_gen *g, struct webhooks **out, char *err, size_t cap)
@@ -323,7 +337,7 @@ void engine_reload(struct engine *eng, struct reload_result *out)
 	config_current_publish(&eng->conf, next);
 	post_to_workers(eng, next);
 	webhooks_restart(eng, next, &out->warnings);
-	wait_adopted(eng, next->generation);
+	wait_adopted(eng, next->generation, &out->warnings);
 	out->ok = true;
 	out->generation = next->generation;
 	out->loaded_ms = next->loaded_ms;
@@ -373,17 +387,19 @@ void worker_config_rebind(struct worker *w, struct mailbox_item *it)
 				sched_kick(s, q);
 		}
 	}
+	w->adopt_warn[0] = '\0';
 	if (w->srv) {
-		char err[256];
+		char err[200];
 
 		if (smtp_server_listen(w->srv, cfg->smtp_listeners, cfg->n_smtp_listeners, cfg->smtps_listeners,
 				       cfg->n_smtps_listeners, err, sizeof(err)) < 0)
-			fprintf(stderr, "salvod: worker %u: configuration generation %llu: %s\n", w->index,
-				(unsigned long long)w->gen->generation, err);
+			snprintf(w->adopt_warn, sizeof(w->adopt_warn), "%s", err);
 	}
 	if (short_of_memory)
-		fprintf(stderr, "salvod: worker %u: out of memory adopting configuration generation %llu: queues lack the "
-			"new virtual MTAs or pools\n", w->index, (unsigned long long)w->gen->generation);
+		snprintf(w->adopt_warn, sizeof(w->adopt_warn), "out of memory: queues lack the new virtual MTAs or pools");
+	if (w->adopt_warn[0])
+		fprintf(stderr, "salvod: worker %u: configuration generation %llu: %s\n", w->index,
+			(unsigned long long)w->gen->generation, w->adopt_warn);
 	/* last: connections opened under it keep their own references */
 	config_gen_put(old);
 	__atomic_store_n(&w->gen_adopted, w->gen->generation, __ATOMIC_RELEASE);
