@@ -7,10 +7,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static const char *kind_of(mode_t m)
@@ -52,15 +54,63 @@ static bool has_directive(const char *p, size_t n)
 	return false;
 }
 
+static int64_t ts_ms(const struct timespec *t)
+{
+	return (int64_t)t->tv_sec * 1000 + t->tv_nsec / 1000000;
+}
+
+/* Milliseconds since the file last changed (its mtime or ctime, whichever
+ * is later). The kernel stamps files by a coarse clock or a finer one
+ * (multigrain timestamps): a stamp up to a second ahead of ours is "just
+ * now"; one further in the future (a clock set back, a touch -d) counts as
+ * long ago: there is nothing to wait for. */
+static int64_t quiet_for(const struct stat *st)
+{
+	struct timespec now;
+	int64_t m = ts_ms(&st->st_mtim), c = ts_ms(&st->st_ctim), age;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	age = ts_ms(&now) - (m > c ? m : c);
+	if (age < -1000)
+		return RELOAD_FILE_QUIET_MS;
+	return age < 0 ? 0 : age;
+}
+
+/* Wait (at most RELOAD_FILE_SETTLE_MS) until the file at path has not
+ * changed for RELOAD_FILE_QUIET_MS: a writer that stops for a moment in
+ * the middle of the file looks finished to a reader that came then. 0, or
+ * -1 when it kept changing. */
+static int settle(const char *path)
+{
+	struct stat st;
+	int64_t waited = 0, q;
+
+	while (stat(path, &st) == 0 && (q = quiet_for(&st)) < RELOAD_FILE_QUIET_MS) {
+		int64_t ms = RELOAD_FILE_QUIET_MS - q + 5;
+
+		if (waited >= RELOAD_FILE_SETTLE_MS)
+			return -1;
+		usleep((useconds_t)ms * 1000);
+		waited += ms;
+	}
+	return 0; /* or stat failed: open() says why */
+}
+
 int reload_file_read(const char *path, char **text, size_t *len, char *err, size_t cap)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	int fd;
 	struct stat before, after, by_name;
 	size_t n = 0, want;
 	char *buf = NULL, *nul;
 
 	*text = NULL;
 	*len = 0;
+	if (settle(path) < 0) {
+		snprintf(err, cap, "%s: still changing after %d ms (is it being written?); reload again once it "
+			 "is complete", path, RELOAD_FILE_SETTLE_MS);
+		return -1;
+	}
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 	if (fd < 0) {
 		snprintf(err, cap, "%s: cannot open: %s", path, strerror(errno));
 		return -1;
@@ -103,7 +153,7 @@ int reload_file_read(const char *path, char **text, size_t *len, char *err, size
 		n += (size_t)r;
 	}
 	if (fstat(fd, &after) < 0 || stat(path, &by_name) < 0 || n != want || !same_file(&before, &after) ||
-	    !same_file(&before, &by_name)) {
+	    !same_file(&before, &by_name) || quiet_for(&after) < RELOAD_FILE_QUIET_MS) {
 		snprintf(err, cap, "%s: changed while being read (is it still being written?); reload again once it "
 			 "is complete", path);
 		goto fail;

@@ -16,7 +16,11 @@
  *   - a NUL byte (the parser would stop there and take the rest as absent);
  *   - no directive at all (empty, blanks and comments only);
  *   - a file that changed while it was read (size, mtime, ctime or, by
- *     name, inode differ before and after): an editor still writing.
+ *     name, inode differ before and after): an editor still writing. A
+ *     writer that stops for a moment mid-file would look finished, so the
+ *     file is read only once it has not changed for RELOAD_FILE_QUIET_MS
+ *     (a reload right after an edit waits that long; one that keeps
+ *     changing for RELOAD_FILE_SETTLE_MS is refused).
  * Files named by `include` are read by the parser (core/config_parse.c);
  * only the checks it makes apply to them.
  */
@@ -26,6 +30,8 @@
 #include <stddef.h>
 
 #define RELOAD_FILE_MAX ((size_t)64 << 20)
+#define RELOAD_FILE_QUIET_MS 100   /* unchanged this long before it is read */
+#define RELOAD_FILE_SETTLE_MS 2000 /* waiting for that at most */
 
 /* The whole file, NUL-terminated, in *text (the caller frees) and its
  * length in *len: 0. -1 with "PATH: reason" in err (nothing allocated). */

@@ -187,37 +187,66 @@ def test_files(env):
         for _ in range(100):
             f.write(chunk)
     refused("100 MB", r"larger than|too large")
-    # rewritten while being read: a 24 MB file rewritten in a loop (truncate, write);
-    # nothing read while it changes may become the configuration
+    # rewritten while being read: a 24 MB file rewritten in a loop (truncate, write),
+    # a <domain tail.test> block at its end; a reload may take the file only whole
+    # (a copy read whole between two rewrites is that file): never without its tail
     with open(conf, "w") as f:
         f.write(good)
+    st, j = api("POST", "/api/v1/queues/tail.test/pause")
+    if st != 200:
+        raise Fail("pause tail.test: %s %r" % (st, j))
     stop = threading.Event()
-    big = (good + ("# " + "y" * 1020 + "\n") * 1024 * 24).encode()
+    big = (good + ("# " + "y" * 1020 + "\n") * 1024 * 24 + "<domain tail.test>\n  max-smtp-out 7\n</domain>\n").encode()
+
+    gaps = [0.0]
 
     def writer():
+        last = time.monotonic()
         while not stop.is_set():
             with open(conf, "wb") as f:
                 for k in range(0, len(big), 1 << 20):
                     f.write(big[k:k + (1 << 20)])
                     f.flush()
+                    now = time.monotonic()
+                    gaps[0] = max(gaps[0], now - last)
+                    last = now
     g0 = gen()
     th = threading.Thread(target=writer)
     th.start()
     answers = []
     try:
         time.sleep(0.05)
-        for _ in range(8):
+        for _ in range(3):
             answers.append(api("POST", "/api/v1/reload", timeout=20))
     finally:
         stop.set()
         th.join()
     ok = [j for st, j in answers if st == 200]
-    changed = [e for st, j in answers if st == 400 for e in j.get("errors", []) if "changed while" in e]
-    log("rewritten while read: %d reloads, %d accepted, %d refused as changing (%s)"
-        % (len(answers), len(ok), len(changed), changed[:1]))
-    if ok or not changed or gen() != g0:
-        raise Fail("a file rewritten while read: %d of %d reloads accepted, %d refused as changing, "
-                   "generation %d (was %d)" % (len(ok), len(answers), len(changed), gen(), g0))
+    why = sorted({e.split(": ", 1)[-1][:40] for st, j in answers if st == 400 for e in j.get("errors", [])})
+    log("rewritten while read: %d reloads, %d accepted, refused as: %s" % (len(answers), len(ok), why))
+    def tail_limit():
+        st, j = api("GET", "/api/v1/queues")
+        return [q["connection_limit"] for q in j.get("queues", []) if q["domain"] == "tail.test"]
+    if ok and gaps[0] >= 0.09:
+        # a writer that stops mid-file for longer than salvod's quiet window (100 ms)
+        # looks finished, by design; a loaded machine starved this one
+        log("the writer stopped for %.0f ms once: a cut file may look whole, not judged" % (1000 * gaps[0]))
+    elif ok:
+        # the generation in force came from a whole file: tail.test has its own limit
+        time.sleep(1.5)     # the queues' snapshot
+        first = tail_limit()
+        if first != [7]:
+            with open(conf, "wb") as f:
+                f.write(big)
+            time.sleep(0.2)
+            diag = api("POST", "/api/v1/reload")
+            time.sleep(1.5)
+            log("DIAG whole file reload: %r -> %r" % (diag[0], tail_limit()))
+            raise Fail("a reload took a file cut while it was rewritten: tail.test's limit is %r, want [7] (%r)"
+                       % (first, why))
+    elif gen() != g0:
+        raise Fail("generation %d after refused reloads (was %d)" % (gen(), g0))
+    g0 = gen()
     # and a good file is taken again
     with open(conf, "w") as f:
         f.write(good.replace("max-smtp-out 3", "max-smtp-out 2"))
@@ -315,8 +344,11 @@ def test_storm(env):
         raise Fail("%d of %d arrived after the storm" % (len(sink.delivered()), n))
     time.sleep(0.5)
     once([sink], rcpts, "the storm")
-    # idle: reloads must not grow descriptors or memory
-    if harness.SALVOD_WRAPPER:
+    # idle: reloads must not grow descriptors or memory (not measurable under
+    # valgrind or ASan, whose quarantine keeps freed memory: their leak checks do it)
+    with open("/proc/%d/maps" % pid) as f:
+        asan = "libasan" in f.read()
+    if harness.SALVOD_WRAPPER or asan:
         return
     for i in range(10):    # warm up: arenas, DNS sockets
         with open(d.config, "w") as f:
