@@ -1133,9 +1133,9 @@ static int include_one(struct parser *p, const char *path)
 	char *text, sb[CP_SHOW_BUF];
 	struct stat st;
 
-	/* a FIFO or device would block the load (a reload: the main thread) */
-	if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
-		return cp_err(p, "include: %s: not a regular file", cp_show(sb, path));
+	/* a FIFO would block the load (a reload: the main thread) until a writer came */
+	if (stat(path, &st) == 0 && S_ISFIFO(st.st_mode))
+		return cp_err(p, "include: %s: a FIFO, not a regular file", cp_show(sb, path));
 	if (!(text = read_file(path, &len, err)))
 		return cp_err(p, "include: %s", err);
 	where(p, p->line, &file, &line);
