@@ -20,9 +20,9 @@ not built against (issue 19, parts 1 and 6), one salvod per test, real peers.
   nofile     SIGHUP and API reloads while salvod is out of file descriptors (prlimit on
              the running process, the rest taken by idle SMTP sessions): refused or
              done, never a crash; with descriptors back, a reload works
-  signals    SIGHUPs from the first millisecond of start-up (salvod recovering 400
-             queued messages) and during a SIGTERM shutdown: no death by SIGHUP, the
-             recovered mail is delivered once, the stop exits 0
+  signals    SIGHUPs from main()'s first lines on (salvod recovering 400 queued
+             messages) and during a SIGTERM shutdown, with an API reload in flight: no
+             death by SIGHUP, the recovered mail is delivered once, the stop exits 0
   trace      20 concurrent `salvoctl trace` clients on one domain see its session; a
              trace of a domain that gets no mail for its whole --seconds ends on time
              (exit 0); seconds=0, -5, huge, 1.5, abc, empty are 400 naming "seconds";
@@ -578,12 +578,17 @@ def test_signals(env):
     hups = 0
     # from main()'s first lines on (before them, in the dynamic loader, a SIGHUP's
     # default action ends any program): once SIGHUP is blocked
+    # (Python's child before exec, and a library creating a thread before main -
+    # jemalloc's - block every signal for a moment: SIGUSR1 blocked too is not it)
+    seen = []
+
     def hup_blocked():
-        if "salvod" not in os.readlink("/proc/%d/exe" % p.pid):
-            return False    # not yet exec'd (Python blocks all signals meanwhile)
+        exe = os.readlink("/proc/%d/exe" % p.pid)
         with open("/proc/%d/status" % p.pid) as f:
-            blk = [ln.split()[1] for ln in f if ln.startswith("SigBlk:")]
-        return blk and int(blk[0], 16) & (1 << (signal.SIGHUP - 1))
+            blk = [int(ln.split()[1], 16) for ln in f if ln.startswith("SigBlk:")]
+        seen.append((exe, blk))
+        return "salvod" in exe and blk and blk[0] & (1 << (signal.SIGHUP - 1)) and \
+            not blk[0] & (1 << (signal.SIGUSR1 - 1))
     if not wait_until(hup_blocked, 5 * harness.SLOW, interval=0.0005, what="SIGHUP blocked"):
         raise Fail("salvod never blocked SIGHUP")
     deadline = time.monotonic() + 15 * harness.SLOW
@@ -595,8 +600,8 @@ def test_signals(env):
             break
         time.sleep(0.002)
     if p.poll() is not None:
-        raise Fail("salvod died during start-up after %d SIGHUPs: status %s\n%s"
-                   % (hups, p.returncode, harness.tail(err, 20)))
+        raise Fail("salvod died during start-up after %d SIGHUPs: status %s (seen %r)\n%s"
+                   % (hups, p.returncode, seen[-3:], harness.tail(err, 20)))
     log("%d SIGHUPs during start-up and recovery; salvod ready" % hups)
     if not wait_until(lambda: len(sink.delivered()) >= 400, 60 * harness.SLOW, interval=0.5, what="recovered mail"):
         raise Fail("%d of 400 recovered messages delivered" % len(sink.delivered()))
@@ -604,6 +609,16 @@ def test_signals(env):
     # SIGTERM, then SIGHUPs while it shuts down; and a reload in flight at SIGTERM
     with open(d.config, "a") as f:
         f.write("<domain late.test>\n  max-smtp-out 1\n</domain>\n")
+    answer = []
+
+    def api_reload():
+        try:
+            answer.append(api("POST", "/api/v1/reload", timeout=30)[0])
+        except (OSError, http.client.HTTPException) as e:
+            answer.append(repr(e))
+    th = threading.Thread(target=api_reload)
+    th.start()      # waits for the file to be quiet (100 ms): in flight at SIGTERM
+    time.sleep(0.03)
     os.kill(p.pid, signal.SIGHUP)
     p.send_signal(signal.SIGTERM)
     for _ in range(200):
@@ -619,6 +634,10 @@ def test_signals(env):
     except subprocess.TimeoutExpired:
         raise Fail("salvod did not stop after SIGTERM with SIGHUPs")
     harness._unregister(p)
+    th.join(30)
+    log("SIGTERM with an API reload in flight and SIGHUPs: exit %s, the reload answered %r" % (rc, answer))
+    if th.is_alive():
+        raise Fail("the API reload in flight at SIGTERM never returned")
     if rc != 0:
         raise Fail("salvod exited %s after SIGTERM with SIGHUPs:\n%s" % (rc, harness.tail(err, 20)))
 
