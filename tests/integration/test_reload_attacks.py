@@ -23,7 +23,8 @@ not built against (issue 19, parts 1 and 6), one salvod per test, real peers.
   signals    SIGHUPs from main()'s first lines on (salvod recovering 400 queued
              messages) and during a SIGTERM shutdown, with an API reload in flight: no
              death by SIGHUP, the recovered mail is delivered once, the stop exits 0
-  trace      20 concurrent `salvoctl trace` clients on one domain see its session; a
+  trace      20 concurrent `salvoctl trace` clients on one domain see its session, 6
+             more are killed mid-stream (their subscribers go); a
              trace of a domain that gets no mail for its whole --seconds ends on time
              (exit 0); seconds=0, -5, huge, 1.5, abc, empty are 400 naming "seconds";
              an outbound session with auth-username (PLAIN, then LOGIN) is traced with
@@ -743,16 +744,29 @@ def test_trace(env):
             st, j = api("GET", "/api/v1/trace?domain=many.test&seconds=" + v, timeout=5)
             if st != 400 or not isinstance(j, dict) or j.get("field") != "seconds":
                 raise Fail("trace seconds=%r: %s %r, want 400 naming seconds" % (v, st, j))
-        # 20 concurrent traces of many.test, one of quiet.test that gets no mail
+        for v in ("abc", "-5", "0"):
+            r = subprocess.run([harness.SALVOCTL, "--api", "http://%s:%d" % harness.SALVOD_HTTP, "trace", "many.test",
+                                "--seconds", v], capture_output=True, text=True, timeout=10)
+            if r.returncode == 0 or "seconds" not in r.stderr:
+                raise Fail("salvoctl trace --seconds %s: rc %d %r" % (v, r.returncode, r.stderr))
+        # 20 concurrent traces of many.test, one of quiet.test that gets no mail, and
+        # 6 more of many.test killed mid-stream (SIGKILL: no goodbye) while mail flows
         procs = [trace_proc(env, "t%d" % i, "many.test", "--seconds", "6") for i in range(20)]
+        doomed = [trace_proc(env, "k%d" % i, "many.test", "--seconds", "60") for i in range(6)]
         quiet = trace_proc(env, "quiet", "quiet.test", "--seconds", "3")
-        if not wait_until(lambda: subscribers() == 21, 10, what="21 subscribers"):
-            raise Fail("%d subscribers, want 21" % subscribers())
+        if not wait_until(lambda: subscribers() == 27, 10, what="27 subscribers"):
+            raise Fail("%d subscribers, want 27" % subscribers())
         t0 = time.monotonic()
         harness.inject_all(msgs_to(["x%d@many.test" % i for i in range(5)], "mt"), threads=1)
+        for p, _ in doomed:
+            p.kill()
+        harness.inject_all(msgs_to(["y%d@many.test" % i for i in range(20)], "my"), threads=1)
         harness.inject_all(msgs_to(["p@authp.test"], "ap") + msgs_to(["l@authl.test"], "al"), threads=1)
-        if not wait_until(lambda: len(sink.delivered()) >= 5 and rp.msgs and rl.msgs, 20, what="delivery"):
+        if not wait_until(lambda: len(sink.delivered()) >= 25 and rp.msgs and rl.msgs, 20, what="delivery"):
             raise Fail("delivered: sink %d, auth receivers %d %d" % (len(sink.delivered()), rp.msgs, rl.msgs))
+        # the killed clients' subscribers go (noticed by a write, a keep-alive at the latest)
+        if not wait_until(lambda: subscribers() <= 21, 10, what="the killed clients' subscribers to go"):
+            raise Fail("%d subscribers after 6 of 27 clients were killed" % subscribers())
         quiet[0].wait(15)
         qt = time.monotonic() - t0
         if quiet[0].returncode != 0:
