@@ -11,7 +11,8 @@
  *      (reload_diff.h): settings built once at start are reported "changes
  *      on restart only"; a removed or reordered virtual MTA, or a removed
  *      pool, refuses the reload;
- *   3. load the DKIM keys it names (an unreadable key refuses it);
+ *   3. load the DKIM keys it names (an unreadable key, or one that is not
+ *      a regular file, refuses it);
  *   4. publish it (threads that read settings per use see it from now on)
  *      and post it to every worker (WORKER_MAIL_CONFIG).
  *   5. restart the webhook senders when <acct-webhook> changed;
@@ -40,6 +41,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "engine/dkim.h"
@@ -133,6 +135,28 @@ static int listeners_check(const struct engine *eng, const struct config *cur, c
 		}
 		if (err) {
 			snprintf(line, sizeof(line), "%s: cannot listen on %s: %s\n", neu->path, a->text, strerror(err));
+			append(errors, line);
+			rc = -1;
+		}
+	}
+	return rc;
+}
+
+/* Key files must be regular files: a FIFO would block the reload (and the
+ * main thread with it, for a SIGHUP) in fopen until a writer came, a
+ * device would be read without end. -1 with the reasons in *errors. */
+static int key_files_check(const struct config *cfg, char **errors)
+{
+	char line[600];
+	int rc = 0;
+
+	for (size_t i = 0; i < cfg->n_domain_keys; i++) {
+		const struct config_domain_key *dk = &cfg->domain_keys[i];
+		struct stat st;
+
+		if (stat(dk->path, &st) == 0 && !S_ISREG(st.st_mode)) {
+			snprintf(line, sizeof(line), "DKIM: %s: the key for %s is not a regular file\n", dk->path,
+				 dk->domain);
 			append(errors, line);
 			rc = -1;
 		}
@@ -299,6 +323,10 @@ void engine_reload(struct engine *eng, struct reload_result *out)
 	}
 	free(werr);
 	if (listeners_check(eng, &cur->cfg, &cfg, &out->errors) < 0) {
+		config_free(&cfg);
+		goto failed;
+	}
+	if (key_files_check(&cfg, &out->errors) < 0) {
 		config_free(&cfg);
 		goto failed;
 	}

@@ -3,7 +3,7 @@
 not built against (issue 19, parts 1 and 6), one salvod per test, real peers.
 
   files      the config file missing, mode 000, empty, comments only, a directory, a
-             FIFO, an included file that vanished or is a FIFO, a NUL byte, 100 MB, and rewritten while being read:
+             FIFO, an included file that vanished or is a FIFO, a DKIM key FIFO, a NUL byte, 100 MB, and rewritten while being read:
              each reload (API and SIGHUP) is refused with a message naming the file and
              the reason, answers at once (a FIFO never blocks the reload), generation and
              limits stay; afterwards a good file reloads
@@ -180,6 +180,12 @@ def test_files(env):
     with open(conf, "w") as f:
         f.write(good.replace("worker-threads", "\0worker-threads"))
     refused("a NUL byte", r":\d+: a NUL byte")
+    # a DKIM key that is a FIFO (fopen would wait for a writer)
+    key = os.path.join(env.dir, "key.fifo")
+    os.mkfifo(key)
+    with open(conf, "w") as f:
+        f.write(good + "domain-key k1,senders.test,%s\n" % key)
+    refused("a DKIM key FIFO", re.escape(key) + r".*not a regular file")
     # 100 MB (of comments: it would parse)
     with open(conf, "w") as f:
         f.write(good)
