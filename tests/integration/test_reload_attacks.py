@@ -277,6 +277,8 @@ def storm_config(env, k):
     spool = os.path.join(env.dir, "spool")
     doms = {}
     for i, dom in enumerate(STORM_DOMS):
+        if k % 2 == 0 and i % 10 == 5:
+            continue    # its <domain> block comes and goes while its mail is queued
         doms[dom] = {"max-smtp-out": str(1 + (i + k) % 3), "max-msg-rate": "%d/s" % (50 + 10 * (k % 4))}
     if k % 2:
         doms["s7.test"] = {"max-smtp-out": "1", "smtp-pattern-list": "storm"}
@@ -345,7 +347,7 @@ def test_storm(env):
     back = [(a, b) for a, b in zip(seen_gens, seen_gens[1:]) if b < a]
     if back:
         raise Fail("/api/v1/status generation went back: %r" % back[:3])
-    log("50 reloads: generation %d (SIGHUPs coalesce), %d status reads, API generations %r..%r"
+    log("50 reloads: generation %d (SIGHUPs may coalesce), %d status reads, API generations %r..%r"
         % (last, len(seen_gens), api_gens[0], api_gens[-1]))
     if not wait_until(lambda: len(sink.delivered()) >= n, 90 * harness.SLOW, interval=0.5, what="all messages"):
         raise Fail("%d of %d arrived after the storm" % (len(sink.delivered()), n))
@@ -357,14 +359,16 @@ def test_storm(env):
         asan = "libasan" in f.read()
     if harness.SALVOD_WRAPPER or asan:
         return
+    # (the file written once: a reload of an unchanged file is a new generation all
+    # the same, and does not wait for a fresh file to be quiet)
+    with open(d.config, "w") as f:
+        f.write(storm_config(env, 3))
+    # the storm's sessions end first (idle outbound sessions close on their own)
+    wait_until(lambda: sessions_open(sink, time.time() + 1) == 0, 30, interval=0.5, what="idle sessions to close")
     for i in range(10):    # warm up: arenas, DNS sockets
-        with open(d.config, "w") as f:
-            f.write(storm_config(env, i))
         api("POST", "/api/v1/reload")
     fd0, rss0 = n_fds(pid), rss_kb(pid)
     for i in range(100):
-        with open(d.config, "w") as f:
-            f.write(storm_config(env, i))
         st, j = api("POST", "/api/v1/reload")
         if st != 200:
             raise Fail("idle reload %d: %s %r" % (i, st, j))
