@@ -2,33 +2,36 @@
 """test_reload_attacks.py - live reload and live traces attacked with inputs they were
 not built against (issue 19, parts 1 and 6), one salvod per test, real peers.
 
-  files      the config file missing, mode 000, empty, comments only, a directory, a
-             FIFO, an included file that vanished or is a FIFO, a DKIM key FIFO, a NUL byte, 100 MB, and rewritten while being read:
-             each reload (API and SIGHUP) is refused with a message naming the file and
-             the reason, answers at once (a FIFO never blocks the reload), generation and
-             limits stay; afterwards a good file reloads
+  files      the config file missing, mode 000, empty, comments only, a directory, a FIFO,
+             an included file that vanished or is a FIFO, a DKIM key that is a FIFO, a
+             NUL byte, 100 MB: each reload (API and SIGHUP) is refused at once with a
+             message naming the file and the reason, the generation stays; a 24 MB file
+             rewritten in a loop while reloads run: none takes a cut copy (checked by a
+             <domain> block at its end); afterwards a good file reloads
   storm      50 reloads back to back (SIGHUP and API in turn, no wait in between; the
-             config alternates throttles, a <domain> block added/removed, a pattern list)
-             while 2000 messages to 120 domains deliver: every message once, the
-             generation never goes back; then, idle, 100 more reloads: salvod's open
-             descriptors and RSS do not grow with them (old generations are freed)
-  changes    while mail is queued: a domain leaves a rollup queue and joins it again
-             (each recipient once, the right hosts); max-smtp-out 6 -> 2 with 6
-             sessions open (they finish, no seventh, and from a few seconds on at most 2);
-             a pool's members change (mail leaves from the new members only); removing a
-             virtual MTA is refused (documented)
-  nofile     SIGHUP and API reloads while salvod is out of file descriptors (prlimit on
-             the running process, the rest taken by idle SMTP sessions): refused or
-             done, never a crash; with descriptors back, a reload works
+             config alternates throttles, <domain> blocks in and out while their mail
+             is queued, a pattern list) while 2000 messages to 120 domains deliver:
+             every message once, the generation never goes back; then, idle, 100 more
+             reloads: salvod's open descriptors and RSS do not grow with them (keeping
+             each old generation would add ~10 MiB)
+  changes    while mail is queued: a rollup is removed (its members get their own
+             sessions) and comes back (one session again), each recipient once;
+             max-smtp-out 6 -> 2 with 6 sessions open (they finish, no seventh, and from
+             6 s on at most 2); a pool's members change (mail leaves from the new member
+             only); removing a virtual MTA is refused (needs a restart, 400 naming it)
+  nofile     SIGHUP reloads adding an SMTP listener with 0..5 descriptors to spare
+             (prlimit on the running process): refused or done, never a crash; a worker
+             that could not open the listener is a warning of that reload; with
+             descriptors back a reload works and the listener answers
   signals    SIGHUPs from main()'s first lines on (salvod recovering 400 queued
              messages) and during a SIGTERM shutdown, with an API reload in flight: no
              death by SIGHUP, the recovered mail is delivered once, the stop exits 0
-  trace      20 concurrent `salvoctl trace` clients on one domain see its session, 6
-             more are killed mid-stream (their subscribers go); a
-             trace of a domain that gets no mail for its whole --seconds ends on time
-             (exit 0); seconds=0, -5, huge, 1.5, abc, empty are 400 naming "seconds";
-             an outbound session with auth-username (PLAIN, then LOGIN) is traced with
-             its AUTH payloads redacted, in the live trace and in smtp-trace.log
+  trace      20 concurrent `salvoctl trace` clients on one domain see its sessions, 6
+             more are killed mid-stream (their subscribers go); a trace of a domain
+             that gets no mail for its whole --seconds ends on time (exit 0);
+             seconds=0, -5, huge, 1.5, abc, empty, 3601 are 400 naming "seconds" (and
+             salvoctl says so); outbound sessions with auth-username (PLAIN, LOGIN) are
+             traced with their AUTH payloads redacted, live and in smtp-trace.log
 """
 
 import base64
@@ -478,12 +481,13 @@ def test_changes(env):
     if after_back and peak_back > 1:
         raise Fail("back in the rollup, its members still had %d sessions at once (roll.q allows 1)" % peak_back)
     peak_all = max_open_after(slow, 0)
-    peak_late = max_open_after(slow, t_cut + 4)
-    log("slow.test: at most %d sessions before, %d from 4 s after the cut to 2" % (peak_all, peak_late))
+    # (a transaction takes ~1.5 s at this sink; 6 s leaves room for a loaded machine)
+    peak_late = max_open_after(slow, t_cut + 6)
+    log("slow.test: at most %d sessions before, %d from 6 s after the cut to 2" % (peak_all, peak_late))
     if peak_all > 6:
         raise Fail("slow.test had %d sessions under max-smtp-out 6" % peak_all)
     if peak_late > 2:
-        raise Fail("slow.test still had %d sessions 4 s after max-smtp-out went to 2" % peak_late)
+        raise Fail("slow.test still had %d sessions 6 s after max-smtp-out went to 2" % peak_late)
     # pool members: mta1 only -> mta2 only
     pr = ["c%d@pool.test" % i for i in range(20)]
     harness.inject_all(msgs_to(pr[:10], "p1"), threads=1)
@@ -764,8 +768,9 @@ def test_trace(env):
         procs = [trace_proc(env, "t%d" % i, "many.test", "--seconds", "6") for i in range(20)]
         doomed = [trace_proc(env, "k%d" % i, "many.test", "--seconds", "60") for i in range(6)]
         quiet = trace_proc(env, "quiet", "quiet.test", "--seconds", "3")
-        if not wait_until(lambda: subscribers() == 27, 10, what="27 subscribers"):
-            raise Fail("%d subscribers, want 27" % subscribers())
+        live_auth = trace_proc(env, "authl", "authl.test", "--seconds", "6")
+        if not wait_until(lambda: subscribers() == 28, 10, what="28 subscribers"):
+            raise Fail("%d subscribers, want 28" % subscribers())
         t0 = time.monotonic()
         harness.inject_all(msgs_to(["x%d@many.test" % i for i in range(5)], "mt"), threads=1)
         for p, _ in doomed:
@@ -775,7 +780,7 @@ def test_trace(env):
         if not wait_until(lambda: len(sink.delivered()) >= 25 and rp.msgs and rl.msgs, 20, what="delivery"):
             raise Fail("delivered: sink %d, auth receivers %d %d" % (len(sink.delivered()), rp.msgs, rl.msgs))
         # the killed clients' subscribers go (noticed by a write, a keep-alive at the latest)
-        if not wait_until(lambda: subscribers() <= 21, 10, what="the killed clients' subscribers to go"):
+        if not wait_until(lambda: subscribers() <= 22, 10, what="the killed clients' subscribers to go"):
             raise Fail("%d subscribers after 6 of 27 clients were killed" % subscribers())
         quiet[0].wait(15)
         qt = time.monotonic() - t0
@@ -799,9 +804,13 @@ def test_trace(env):
         path = os.path.join(d.spool, "log", "smtp-trace.log")
         wait_until(lambda: os.path.exists(path) and "authl.test" in open(path).read(), 5, what="the trace file")
         ftext = open(path).read() if os.path.exists(path) else ""
+        live_auth[0].wait(20)
+        ltext = open(live_auth[1]).read()
         for s in secrets:
-            if s in ftext:
-                raise Fail("AUTH secret %r in smtp-trace.log" % s)
+            if s in ftext or s in ltext:
+                raise Fail("AUTH secret %r in smtp-trace.log or the live trace" % s)
+        if len(re.findall(r" out 127\.0\.0\.8:25 \S+ cmd \[redacted\]$", ltext, re.M)) != 2:
+            raise Fail("the live trace of authl.test lacks its 2 redacted AUTH LOGIN answers:\n%s" % ltext[-1500:])
         if not re.search(r" out 127\.0\.0\.7:25 \S+ cmd AUTH PLAIN \[redacted\]$", ftext, re.M):
             raise Fail("no redacted AUTH PLAIN line for authp.test in smtp-trace.log:\n%s" % ftext[-1500:])
         if len(re.findall(r" out 127\.0\.0\.8:25 \S+ cmd \[redacted\]$", ftext, re.M)) != 2 or \
