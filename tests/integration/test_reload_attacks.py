@@ -18,7 +18,7 @@ not built against (issue 19, parts 1 and 6), one salvod per test, real peers.
              sessions) and comes back (one session again), each recipient once;
              max-smtp-out 6 -> 2 with 6 sessions open (they finish, no seventh, and from
              6 s on at most 2); a pool's members change (mail leaves from the new member
-             only); removing a virtual MTA is refused (needs a restart, 400 naming it)
+             only); a pattern list added (the same 452 now means backoff); removing a virtual MTA is refused (needs a restart, 400 naming it)
   nofile     SIGHUP reloads adding an SMTP listener with 0..5 descriptors to spare
              (prlimit on the running process): refused or done, never a crash; a worker
              that could not open the listener is a warning of that reload; with
@@ -409,9 +409,12 @@ def max_open_after(sink, t0):
 
 def test_changes(env):
     mx = {"r%d.test" % i: [(10, "mx-a.roll.test")] for i in range(3)}
-    mx.update({"slow.test": [(10, "mx.slow.test")], "pool.test": [(10, "mx.pool.test")]})
-    env.dns(mx=mx, a={"mx-a.roll.test": "127.0.0.3", "mx.slow.test": "127.0.0.4", "mx.pool.test": "127.0.0.5"},
-            check=[("r0.test", "MX")])
+    mx.update({"slow.test": [(10, "mx.slow.test")], "pool.test": [(10, "mx.pool.test")],
+               "pat.test": [(10, "mx.pat.test")]})
+    env.dns(mx=mx, a={"mx-a.roll.test": "127.0.0.3", "mx.slow.test": "127.0.0.4", "mx.pool.test": "127.0.0.5",
+                      "mx.pat.test": "127.0.0.6"}, check=[("r0.test", "MX")])
+    env.salvo_sink("sinkPat", "127.0.0.6:25", dump=False,
+                   extra_args=["--fault", r"at=rcpt,match=^q[0-9]@pat\.test$,reply=452 4.2.2 mailbox over quota"])
     roll = env.salvo_sink("sinkRoll", "127.0.0.3:25", dump=False, extra_args=["--reply-delay", "200"])
     slow = env.salvo_sink("sinkSlow", "127.0.0.4:25", dump=False, extra_args=["--reply-delay", "300"])
     poolsink = env.salvo_sink("sinkPool", "127.0.0.5:25", dump=False)
@@ -419,8 +422,12 @@ def test_changes(env):
     vm = ["<virtual-mta mta1>", "  smtp-source-host 127.0.0.12 mta1.itest", "</virtual-mta>",
           "<virtual-mta mta2>", "  smtp-source-host 127.0.0.13 mta2.itest", "</virtual-mta>"]
 
-    def text(rollup=True, slow_out=6, members=("mta1",), drop_mta2=False):
+    def text(rollup=True, slow_out=6, members=("mta1",), drop_mta2=False, patterns=False):
         lines = list(vm) if not drop_mta2 else vm[:3]
+        pat = {"retry-after": "1h"}
+        if patterns:
+            lines += ["<smtp-pattern-list quota>", "  reply /over quota/ mode=backoff", "</smtp-pattern-list>"]
+            pat.update({"smtp-pattern-list": "quota", "backoff-to-normal-after": "1h"})
         lines += ["<virtual-mta-pool blast>"] + ["  virtual-mta %s" % m for m in members] + ["</virtual-mta-pool>"]
         if rollup:
             lines += ["<mx-rollup-list>", "  mx mx-a.roll.test  roll.q", "</mx-rollup-list>"]
@@ -430,7 +437,7 @@ def test_changes(env):
                                      domains={"slow.test": {"max-smtp-out": str(slow_out),
                                                             "max-msg-per-connection": "3"},
                                               "r0.test": {"max-smtp-out": "1"}, "r1.test": {"max-smtp-out": "1"},
-                                              "r2.test": {"max-smtp-out": "1"}})
+                                              "r2.test": {"max-smtp-out": "1"}, "pat.test": pat})
     d = env.salvod_daemon(config_text=text())
     d.start()
 
@@ -500,6 +507,21 @@ def test_changes(env):
     late = {e["client"] for e in poolsink.events() if e["ev"] == "msg" and e["time"] > t_pool + 1}
     if late - {"127.0.0.13"}:
         raise Fail("after the pool's members became mta2 only, mail left from %r" % sorted(late))
+    # a pattern list added by a reload: the same 452 that left pat.test normal before
+    # puts it in backoff after
+    def mode(q):
+        st, j = api("GET", "/api/v1/queues")
+        return [x["mode"] for x in j.get("queues", []) if x["domain"] == q]
+    harness.inject_all(msgs_to(["q1@pat.test"], "q1"), threads=1)
+    time.sleep(2.5)     # attempted, deferred; the API's snapshot refreshed
+    before = mode("pat.test")
+    reload_to(text(members=("mta2",), slow_out=2, patterns=True))
+    harness.inject_all(msgs_to(["q2@pat.test"], "q2"), threads=1)
+    if not wait_until(lambda: mode("pat.test") == ["backoff"], 10, interval=0.3, what="pat.test in backoff"):
+        raise Fail("a pattern list added by a reload: pat.test is %r after its 452 (was %r)" % (mode("pat.test"), before))
+    if before != ["normal"]:
+        raise Fail("pat.test was %r before the pattern list existed: the test proves nothing" % before)
+    log("a pattern list added by a reload: pat.test normal -> backoff on the same reply")
     # removing a virtual MTA is refused (documented: needs a restart)
     j = reload_to(text(members=("mta1",), drop_mta2=True, slow_out=2), want=400)
     if not any("mta2" in e for e in j.get("errors", [])):
