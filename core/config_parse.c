@@ -40,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 
@@ -1239,8 +1240,12 @@ static int include_one(struct parser *p, const char *path)
 	const char *file;
 	int line;
 	size_t len;
-	char *text;
+	char *text, sb[CP_SHOW_BUF];
+	struct stat st;
 
+	/* a FIFO would block the load (a reload: the main thread) until a writer came */
+	if (stat(path, &st) == 0 && S_ISFIFO(st.st_mode))
+		return cp_err(p, "include: %s: a FIFO, not a regular file", cp_show(sb, path));
 	if (!(text = read_file(path, &len, err)))
 		return cp_err(p, "include: %s", err);
 	where(p, p->line, &file, &line);

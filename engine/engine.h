@@ -65,6 +65,7 @@ struct worker {
 	struct config_gen *gen;    /* the generation this shard runs on (a reference) */
 	const struct config *cfg;  /* &gen->cfg: what the shard's code reads */
 	uint64_t gen_adopted;      /* gen->generation, for engine_reload's wait (atomic) */
+	char adopt_warn[256];      /* what failed adopting it ("" none); written before gen_adopted */
 	unsigned index;
 	pthread_t thread;
 	struct loop loop;

@@ -4,12 +4,15 @@
  * configuration generation (config_gen.h).
  *
  * What happens, in order, under reload_mu (one reload at a time):
- *   1. parse the file (config_load_report: every error in one run);
+ *   1. read the file (reload_file.h: refused when it is not a regular,
+ *      readable, non-empty text file, or changed while read) and parse
+ *      it (config_load_string_report: every error in one run);
  *   2. give existing pools their indexes (reload_align_pools) and compare
  *      (reload_diff.h): settings built once at start are reported "changes
  *      on restart only"; a removed or reordered virtual MTA, or a removed
  *      pool, refuses the reload;
- *   3. load the DKIM keys it names (an unreadable key refuses it);
+ *   3. load the DKIM keys it names (an unreadable key, or one that is not
+ *      a regular file, refuses it);
  *   4. publish it (threads that read settings per use see it from now on)
  *      and post it to every worker (WORKER_MAIL_CONFIG).
  *   5. restart the webhook senders when <acct-webhook> changed;
@@ -38,12 +41,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "engine/dkim.h"
 #include "engine/egress.h"
 #include "engine/engine.h"
 #include "engine/reload_diff.h"
+#include "engine/reload_file.h"
 #include "net/http_server.h"
 #include "engine/webhook.h"
 #include "net/smtp_server.h"
@@ -137,22 +142,58 @@ static int listeners_check(const struct engine *eng, const struct config *cur, c
 	return rc;
 }
 
+/* Key files must be regular files: a FIFO would block the reload (and the
+ * main thread with it, for a SIGHUP) in fopen until a writer came, a
+ * device would be read without end. -1 with the reasons in *errors. */
+static int key_files_check(const struct config *cfg, char **errors)
+{
+	char line[600];
+	int rc = 0;
+
+	for (size_t i = 0; i < cfg->n_domain_keys; i++) {
+		const struct config_domain_key *dk = &cfg->domain_keys[i];
+		struct stat st;
+
+		if (stat(dk->path, &st) == 0 && !S_ISREG(st.st_mode)) {
+			snprintf(line, sizeof(line), "DKIM: %s: the key for %s is not a regular file\n", dk->path,
+				 dk->domain);
+			append(errors, line);
+			rc = -1;
+		}
+	}
+	return rc;
+}
+
 /* The answer goes out once every worker runs on the new generation (its
  * listeners open, its queues rebound), or after 5 s (a worker stuck in a
  * long turn, or stopping: it adopts it later all the same). */
-static void wait_adopted(const struct engine *eng, uint64_t generation)
+static void wait_adopted(const struct engine *eng, uint64_t generation, char **warnings)
 {
+	char line[400];
+
 	for (int i = 0; i < 5000; i++) {
 		unsigned n = 0;
 
 		for (unsigned k = 0; k < eng->n_workers; k++)
 			n += __atomic_load_n(&eng->workers[k].gen_adopted, __ATOMIC_ACQUIRE) >= generation;
 		if (n == eng->n_workers)
-			return;
+			break;
 		usleep(1000);
 	}
-	fprintf(stderr, "salvod: reload: a worker has not adopted generation %llu within 5 s; it will\n",
-		(unsigned long long)generation);
+	for (unsigned k = 0; k < eng->n_workers; k++) {
+		const struct worker *w = &eng->workers[k];
+
+		/* what a worker could not do (a listener without a descriptor):
+		 * the answer says so; the next reload tries again */
+		if (__atomic_load_n(&w->gen_adopted, __ATOMIC_ACQUIRE) != generation) {
+			snprintf(line, sizeof(line), "worker %u has not adopted generation %llu within 5 s; it will\n", k,
+				 (unsigned long long)generation);
+			append(warnings, line);
+		} else if (w->adopt_warn[0]) {
+			snprintf(line, sizeof(line), "worker %u: %s (a later reload tries again)\n", k, w->adopt_warn);
+			append(warnings, line);
+		}
+	}
 }
 
 static int webhooks_from(struct engine *eng, struct config_gen *g, struct webhooks **out, char *err, size_t cap)
@@ -227,6 +268,9 @@ void engine_reload(struct engine *eng, struct reload_result *out)
 	size_t lerr = 0, lwarn = 0;
 	FILE *ef, *wf;
 	unsigned errors;
+	char *text;
+	size_t text_len;
+	int rc;
 
 	memset(out, 0, sizeof(*out));
 	pthread_mutex_lock(&eng->reload_mu);
@@ -237,7 +281,14 @@ void engine_reload(struct engine *eng, struct reload_result *out)
 		append(&out->errors, "salvod runs on its built-in defaults (no -c FILE): there is no file to reload\n");
 		goto failed;
 	}
-	if (config_load_report(&cfg, eng->config_path, &rep) < 0) {
+	if (reload_file_read(eng->config_path, &text, &text_len, err, sizeof(err)) < 0) {
+		append(&out->errors, err);
+		append(&out->errors, "\n");
+		goto failed;
+	}
+	rc = config_load_string_report(&cfg, eng->config_path, text, &rep);
+	free(text);
+	if (rc < 0) {
 		out->errors = rep.errors;
 		out->warnings = rep.warnings;
 		if (!out->errors)
@@ -272,6 +323,10 @@ void engine_reload(struct engine *eng, struct reload_result *out)
 	}
 	free(werr);
 	if (listeners_check(eng, &cur->cfg, &cfg, &out->errors) < 0) {
+		config_free(&cfg);
+		goto failed;
+	}
+	if (key_files_check(&cfg, &out->errors) < 0) {
 		config_free(&cfg);
 		goto failed;
 	}
@@ -310,7 +365,7 @@ void engine_reload(struct engine *eng, struct reload_result *out)
 	config_current_publish(&eng->conf, next);
 	post_to_workers(eng, next);
 	webhooks_restart(eng, next, &out->warnings);
-	wait_adopted(eng, next->generation);
+	wait_adopted(eng, next->generation, &out->warnings);
 	out->ok = true;
 	out->generation = next->generation;
 	out->loaded_ms = next->loaded_ms;
@@ -360,17 +415,19 @@ void worker_config_rebind(struct worker *w, struct mailbox_item *it)
 				sched_kick(s, q);
 		}
 	}
+	w->adopt_warn[0] = '\0';
 	if (w->srv) {
-		char err[256];
+		char err[200];
 
 		if (smtp_server_listen(w->srv, cfg->smtp_listeners, cfg->n_smtp_listeners, cfg->smtps_listeners,
 				       cfg->n_smtps_listeners, err, sizeof(err)) < 0)
-			fprintf(stderr, "salvod: worker %u: configuration generation %llu: %s\n", w->index,
-				(unsigned long long)w->gen->generation, err);
+			snprintf(w->adopt_warn, sizeof(w->adopt_warn), "%s", err);
 	}
 	if (short_of_memory)
-		fprintf(stderr, "salvod: worker %u: out of memory adopting configuration generation %llu: queues lack the "
-			"new virtual MTAs or pools\n", w->index, (unsigned long long)w->gen->generation);
+		snprintf(w->adopt_warn, sizeof(w->adopt_warn), "out of memory: queues lack the new virtual MTAs or pools");
+	if (w->adopt_warn[0])
+		fprintf(stderr, "salvod: worker %u: configuration generation %llu: %s\n", w->index,
+			(unsigned long long)w->gen->generation, w->adopt_warn);
 	/* last: connections opened under it keep their own references */
 	config_gen_put(old);
 	__atomic_store_n(&w->gen_adopted, w->gen->generation, __ATOMIC_RELEASE);

@@ -274,6 +274,12 @@ int main(int argc, char **argv)
 	uint64_t n_msgs = 0, n_rcpts = 0;
 	int opt, ret, status = 1, sig;
 
+	/* A SIGHUP before the main loop (during a long recovery) must not kill
+	 * salvod (its default action): it waits there, and reloads then. */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+
 	while ((opt = getopt_long(argc, argv, "c:Vh", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'c': config_path = optarg; break;

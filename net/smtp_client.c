@@ -840,6 +840,9 @@ static void auth_send_b64(struct smtp_client *c, const char *prefix, const char 
 	}
 	OPENSSL_cleanse(b, cap);
 	free(b);
+	/* "AUTH PLAIN <payload>" is shown "AUTH PLAIN [redacted]", a LOGIN
+	 * answer "[redacted]" (smtp_trace_redact) */
+	cli_trace(c, SMTP_TRACE_CMDS, *prefix ? SMTP_TRACE_EV_CMD : SMTP_TRACE_EV_SECRET, c->cmd, c->cmd_len);
 	cli_send(c, c->cmd, c->cmd_len);
 	cli_touch(c);
 }

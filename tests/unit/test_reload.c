@@ -1,5 +1,6 @@
-/* test_reload.c - what a reload may change (reload_diff) and configuration
- * generations' reference counting (config_gen), on configurations parsed from text. */
+/* test_reload.c - what a reload may change (reload_diff), configuration
+ * generations' reference counting (config_gen), on configurations parsed from text,
+ * and which files a reload refuses to read (reload_file). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,10 +9,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/config.h"
 #include "engine/config_gen.h"
 #include "engine/reload_diff.h"
+#include "engine/reload_file.h"
 #include "engine/scheduler.h"
 
 #define BASE                                                                                      \
@@ -260,6 +265,73 @@ static void test_sched_rebind(void **state)
 	config_free(&b);
 }
 
+/* ---- reload_file ------------------------------------------------------------ */
+
+/* A file holding n bytes of text, its mtime a minute ago (its ctime is now:
+ * each read waits out the quiet window, 100 ms). */
+static void put_file(const char *path, const char *text, size_t n, mode_t mode)
+{
+	struct timespec old[2];
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, n), (ssize_t)n);
+	close(fd);
+	assert_int_equal(chmod(path, mode), 0);
+	clock_gettime(CLOCK_REALTIME, &old[0]);
+	old[0].tv_sec -= 60;
+	old[1] = old[0];
+	assert_int_equal(utimensat(AT_FDCWD, path, old, 0), 0);
+}
+
+static void expect_refused(const char *path, const char *why)
+{
+	char err[512], *text = (char *)1;
+	size_t len = 7;
+
+	assert_int_equal(reload_file_read(path, &text, &len, err, sizeof(err)), -1);
+	assert_null(text);
+	assert_int_equal(len, 0);
+	if (!strstr(err, why) || strncmp(err, path, strlen(path)) != 0)
+		fail_msg("%s: got \"%s\", want \"%s\" after the path", path, err, why);
+}
+
+static void test_reload_file(void **state)
+{
+	char dir[] = "/tmp/test_reload_file.XXXXXX", path[256], err[512], *text;
+	size_t len;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/salvod.conf", dir);
+	expect_refused(path, "cannot open: No such file");
+	put_file(path, BASE, strlen(BASE), 0644);
+	assert_int_equal(reload_file_read(path, &text, &len, err, sizeof(err)), 0);
+	assert_int_equal(len, strlen(BASE));
+	assert_string_equal(text, BASE);
+	free(text);
+	put_file(path, BASE, strlen(BASE), 0);
+	expect_refused(path, "not readable: its mode 0000");
+	put_file(path, "", 0, 0644);
+	expect_refused(path, "empty");
+	put_file(path, "# a comment\n\n  \t\r\n   # another\n", 31, 0644);
+	expect_refused(path, "no directive");
+	put_file(path, "spool-dir /tmp/x\nworker\0-threads 2\n", 35, 0644);
+	expect_refused(path, ":2: a NUL byte");
+	/* larger than the limit: refused by its size, never read */
+	put_file(path, "x", 1, 0644);
+	assert_int_equal(truncate(path, (off_t)RELOAD_FILE_MAX + 1), 0);
+	expect_refused(path, "larger than 64 MiB");
+	unlink(path);
+	assert_int_equal(mkdir(path, 0755), 0);
+	expect_refused(path, "not a regular file (a directory)");
+	rmdir(path);
+	assert_int_equal(mkfifo(path, 0644), 0);
+	expect_refused(path, "not a regular file (a FIFO)"); /* and did not block */
+	unlink(path);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -271,6 +343,7 @@ int main(void)
 		cmocka_unit_test(test_boot_vs_current),
 		cmocka_unit_test(test_gen_refcount),
 		cmocka_unit_test(test_sched_rebind),
+		cmocka_unit_test(test_reload_file),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
