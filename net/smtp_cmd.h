@@ -18,6 +18,9 @@
 
 /* RFC 5321 4.5.3.1: command line 512 octets, path 256, domain 255. */
 #define SMTP_MAX_CMD_LINE 512
+/* RFC 3461 5: with DSN offered, RCPT may be 500 octets longer (NOTIFY,
+ * ORCPT) and MAIL 100 (RET, ENVID); the server frames commands at this. */
+#define SMTP_MAX_DSN_CMD_LINE (SMTP_MAX_CMD_LINE + 500)
 #define SMTP_MAX_PATH 256
 #define SMTP_MAX_DOMAIN 255
 #define SMTP_MAX_LOCAL 64

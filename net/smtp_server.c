@@ -497,6 +497,7 @@ static void cmd_ehlo(struct smtp_session *s, const struct smtp_cmd *c, bool esmt
 	else
 		sess_reply(s, "250-SIZE %llu", (unsigned long long)s->max_size);
 	sess_reply(s, "250-8BITMIME");
+	sess_reply(s, "250-DSN");          /* RFC 3461: NOTIFY, ORCPT, RET, ENVID are kept */
 	sess_reply(s, "250-SMTPUTF8");
 	sess_reply(s, "250-CHUNKING");
 	if (lim->tls && !s->tls && !s->pol.no_starttls)
@@ -1152,7 +1153,7 @@ static void sess_pump(struct smtp_session *s)
 		if (s->state != SESS_READY)
 			break;
 		size_t line_len;
-		ssize_t n = smtp_line_find(s->in + off, s->in_len - off, SMTP_MAX_CMD_LINE, &line_len);
+		ssize_t n = smtp_line_find(s->in + off, s->in_len - off, SMTP_MAX_DSN_CMD_LINE, &line_len);
 
 		if (n == 0)
 			break;
