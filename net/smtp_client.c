@@ -562,8 +562,8 @@ static void cli_command(struct smtp_client *c, const char *verb, const char *arg
 }
 
 /* RFC 3461 on MAIL, for a server that offers DSN: " RET=..." and
- * " ENVID=<xtext>" as given; an ENVID that does not encode within the
- * limit is left out. */
+ * " ENVID=<xtext>" as given; an ENVID whose xtext form is over the 100
+ * characters RFC 3461 4.4 allows is left out. */
 static void mail_dsn_params(const struct smtp_txn *t, char *out, size_t cap)
 {
 	char x[3 * SMTP_MAX_ENVID + 1];
@@ -572,12 +572,13 @@ static void mail_dsn_params(const struct smtp_txn *t, char *out, size_t cap)
 	if (t->dsn_ret == SMTP_RET_FULL || t->dsn_ret == SMTP_RET_HDRS)
 		n = (size_t)snprintf(out, cap, " RET=%s", t->dsn_ret == SMTP_RET_FULL ? "FULL" : "HDRS");
 	if (t->dsn_envid && t->dsn_envid[0] &&
-	    smtp_xtext_encode(t->dsn_envid, strnlen(t->dsn_envid, SMTP_MAX_ENVID + 1), x, sizeof(x)) >= 0 &&
-	    strlen(t->dsn_envid) <= SMTP_MAX_ENVID)
+	    smtp_xtext_encode(t->dsn_envid, strlen(t->dsn_envid), x, sizeof(x)) > 0 && strlen(x) <= SMTP_MAX_ENVID)
 		snprintf(out + n, cap - n, " ENVID=%s", x);
 }
 
-/* RFC 3461 on RCPT i: " NOTIFY=..." and " ORCPT=type;<xtext>" as given. */
+/* RFC 3461 on RCPT i: " NOTIFY=..." and " ORCPT=type;<xtext>" as given.
+ * An ORCPT whose encoded form is over SMTP_MAX_ORCPT (the 500 octets RFC
+ * 3461 5 lets it add to the line, with NOTIFY) is left out. */
 static void rcpt_dsn_params(const struct smtp_txn *t, size_t i, char *out, size_t cap)
 {
 	unsigned nf = t->dsn_notify ? t->dsn_notify[i] : 0;
@@ -585,6 +586,7 @@ static void rcpt_dsn_params(const struct smtp_txn *t, size_t i, char *out, size_
 	const char *semi;
 	size_t n = 0;
 
+	out[0] = 0;
 	if (nf & SMTP_NOTIFY_NEVER)
 		n = (size_t)snprintf(out, cap, " NOTIFY=NEVER");
 	else if (nf & (SMTP_NOTIFY_SUCCESS | SMTP_NOTIFY_FAILURE | SMTP_NOTIFY_DELAY))
@@ -595,11 +597,12 @@ static void rcpt_dsn_params(const struct smtp_txn *t, size_t i, char *out, size_
 				     nf & SMTP_NOTIFY_DELAY ? "DELAY" : "");
 	if (n >= cap)
 		n = 0, out[0] = 0;
-	if (oc && (semi = strchr(oc, ';')) && semi > oc && (size_t)(semi - oc) < 64) {
-		char x[3 * 1000 + 1];
+	if (oc && (semi = strchr(oc, ';')) && semi > oc) {
+		size_t tl = (size_t)(semi - oc);
+		char x[SMTP_MAX_ORCPT + 1];
 
-		if (smtp_xtext_encode(semi + 1, strlen(semi + 1), x, sizeof(x)) >= 0)
-			snprintf(out + n, cap - n, " ORCPT=%.*s;%s", (int)(semi - oc), oc, x);
+		if (tl < SMTP_MAX_ORCPT && smtp_xtext_encode(semi + 1, strlen(semi + 1), x, sizeof(x) - tl - 1) > 0)
+			snprintf(out + n, cap - n, " ORCPT=%.*s;%s", (int)tl, oc, x);
 	}
 }
 
@@ -621,7 +624,7 @@ static int txn_append_cmd(struct smtp_client *c, size_t k)
 				  (t->smtputf8 && (c->exts & SMTP_EXT_SMTPUTF8)) ? " SMTPUTF8" : "", dsn);
 	}
 	if (k <= t->n_rcpts) {
-		char dsn[3 * 1000 + 64] = "";
+		char dsn[SMTP_MAX_ORCPT + 64] = "";
 
 		if (c->exts & SMTP_EXT_DSN)
 			rcpt_dsn_params(t, k - 1, dsn, sizeof(dsn));
