@@ -20,7 +20,8 @@
             deferral sends a "delayed" DSN, the delivery after the restart a "relayed" one,
             both with the Original-Recipient
   old_spool a spool written by the previous salvod (SALVOD_OLD, else the main checkout's
-            build; SKIP when there is none) is delivered after a restart with this one
+            build; SKIP when there is none) is delivered after a restart with this one, and
+            a recipient with DSN parameters spooled by this one is delivered by the older one
 """
 
 import csv
@@ -242,6 +243,25 @@ def test_old_spool(env):
         f.write(text)
     d.start()
     harness.wait_for_recipients(env, {"ok0@c.test", "ok1@c.test", "ok2@c.test"}, 30)
+    # and back: records with NOTIFY/ORCPT/RET, deferred by this salvod, go out with the
+    # older one (it skips what it does not know)
+    d.stop()
+    with open(d.config, "w") as f:
+        f.write(text.replace("[127.0.0.2]:25", "[127.0.0.9]:25"))
+    d.start()
+    send("n0", "new0@c.test", ["RET=FULL", "ENVID=e0"], ["NOTIFY=SUCCESS,FAILURE", "ORCPT=rfc822;n+2B0@orig.test"])
+    harness.wait_for_records(env, lambda r: find_records(r, type="transient", recipient="new0@c.test"), 20,
+                             what="this salvod's deferral")
+    d.stop()
+    with open(d.config, "w") as f:
+        f.write(text)
+    env.salvod = old
+    try:
+        d.start()
+        harness.wait_for_recipients(env, {"new0@c.test"}, 30)
+        d.stop()
+    finally:
+        env.salvod = new
 
 
 if __name__ == "__main__":
