@@ -348,8 +348,9 @@ static int build_status(struct dsn_ctx *x)
 	const struct dsn_info *in = x->in;
 	int ret;
 
-	/* RFC 3464 2.2.1: first of the per-message fields; intake only takes
-	 * an ENVID that is its own xtext (printable, no '+', '=' or space) */
+	/* RFC 3464 2.2.1: first of the per-message fields, the ENVID as text
+	 * (decoded from xtext); intake only takes printable ASCII, an X-Envid
+	 * only when it is its own xtext */
 	if (in->envid && in->envid[0] &&
 	    (ret = json_buf_printf(&x->status, "Original-Envelope-Id: %s\r\n", in->envid)) < 0)
 		return ret;
