@@ -4,7 +4,7 @@
   notify    smtplib injects with mail_options/rcpt_options to recipients at a salvo-sink
             that rejects gone*@ (550), defers slow@ once (451) and has no DSN extension;
             the sender's own domain is another salvo-sink that collects Salvo's DSNs:
-              NOTIFY=NEVER          bounced, logged, no DSN
+              NOTIFY=NEVER          bounced, logged, suppressed, no DSN
               NOTIFY=FAILURE + RET=FULL + ORCPT  failure DSN with Original-Recipient
                                     (xtext-decoded) and the whole message (message/rfc822)
               NOTIFY=SUCCESS,DELAY  bounced without a DSN (no FAILURE)
@@ -30,6 +30,8 @@ import email.policy
 import io
 import os
 import smtplib
+import urllib.error
+import urllib.request
 
 import harness
 from harness import Fail, find_records, log, wait_until
@@ -167,6 +169,14 @@ def test_notify(env):
     if not b1 or b1[0].get("orcpt") != "rfc822;never@orig.test" or b1[0].get("dsn_id") \
             or b1[0].get("envid") != "env+1":
         raise Fail("gone1's bounce record (NOTIFY=NEVER): %r" % b1)
+    try:
+        with urllib.request.urlopen("http://%s:%d/api/v1/suppressions/gone1@c.test" % harness.SALVOD_HTTP,
+                                    timeout=10) as r:
+            st = r.status
+    except urllib.error.HTTPError as e:
+        st = e.code
+    if st != 200:
+        raise Fail("gone1 (NOTIFY=NEVER, 550 5.1.1) is not suppressed: HTTP %d" % st)
     b3 = find_records(recs, type="bounce", recipient="gone3@c.test")
     if not b3 or b3[0].get("dsn_id") or "orcpt" in b3[0]:
         raise Fail("gone3's bounce record: %r" % b3)
