@@ -602,7 +602,8 @@ static void txn_refuse(struct egress_conn *c, struct egress_txn *x, struct outco
 		.src_type = spool_src_name(x->src_type),
 		.esmtp = esmtp_list(smtp_client_exts(c->cli), esmtp, sizeof(esmtp)),
 		.headers = x->acct_headers,
-		.peer_dsn = (smtp_client_exts(c->cli) & SMTP_EXT_DSN) != 0,
+		/* the receiver's own DSNs reach the sender only without VERP */
+		.peer_dsn = (smtp_client_exts(c->cli) & SMTP_EXT_DSN) && x->t.sender != x->verp,
 	};
 
 	if (!*b)
@@ -879,7 +880,8 @@ static void conn_txn_done(void *owner, struct smtp_client *cli, struct smtp_txn 
 		.src_type = spool_src_name(x->src_type),
 		.esmtp = esmtp_list(smtp_client_exts(cli), esmtp, sizeof(esmtp)),
 		.headers = x->acct_headers,
-		.peer_dsn = (smtp_client_exts(cli) & SMTP_EXT_DSN) != 0,
+		/* the receiver's own DSNs reach the sender only without VERP */
+		.peer_dsn = (smtp_client_exts(cli) & SMTP_EXT_DSN) && x->t.sender != x->verp,
 	};
 	struct egress_unit *u = &eq->units[c->vmta];
 	struct outcome_batch *b;

@@ -72,8 +72,9 @@ struct outcome_route {
 	const char *src_type;      /* how the message came in (spool_src_name) */
 	const char *esmtp;         /* the receiver's EHLO extensions, comma-separated */
 	const char *headers;       /* acct_headers_take()'s lines for the records */
-	bool peer_dsn;             /* the receiver offered DSN (RFC 3461): NOTIFY went on
-				    * with the recipients, so no "relayed" DSN is due */
+	bool peer_dsn;             /* the receiver offered DSN (RFC 3461) and the return
+				    * path is the sender's own (no VERP): its DSNs reach
+				    * the sender, so no "relayed" DSN is due */
 };
 
 struct outcome_batch *outcome_batch_new(struct engine *eng, uint64_t msg_id, const char *sender,

@@ -19,6 +19,8 @@
   durable   NOTIFY=SUCCESS,DELAY and ORCPT survive a deferral and kill -9: the first
             deferral sends a "delayed" DSN, the delivery after the restart a "relayed" one,
             both with the Original-Recipient
+  verp      with bounce-domain (VERP return paths) NOTIFY=SUCCESS to a host that offers
+            DSN still gets Salvo's "relayed" DSN: the host's own would come back to Salvo
   old_spool a spool written by the previous salvod (SALVOD_OLD, else the main checkout's
             build; SKIP when there is none) is delivered after a restart with this one, and
             a recipient with DSN parameters spooled by this one is delivered by the older one
@@ -229,6 +231,31 @@ def test_durable(env):
         raise Fail("DSNs after a deferral and kill -9: %r, want %r" % (got, want))
 
 
+def test_verp(env):
+    """With bounce-domain the return path is VERP: the next hop's own DSNs come back to
+    Salvo, not to the sender, so NOTIFY=SUCCESS gets Salvo's "relayed" DSN even from a
+    host that offers DSN (NOTIFY still goes on to it)."""
+    sink, back = setup(env)
+    pfx = env.postfix_sink("psink", "127.0.0.4:25")
+    d = env.salvod_daemon(extra="bounce-domain bounces.salvo.test")
+    d.start()
+    send("v1", "v@p.test", [], ["NOTIFY=SUCCESS", "ORCPT=rfc822;v+2Bw@orig.test"])
+    harness.wait_for_records(env, lambda r: find_records(r, type="delivery", recipient="v@p.test"), 20,
+                             what="the delivery")
+
+    def dsns():
+        return [a for a in back.arrivals() if a.rcpt_to == [SENDER]]
+    if not wait_until(dsns, 20, what="the relayed DSN"):
+        raise Fail("no relayed DSN with a VERP return path")
+    b = [b for b in dsn_parts(dsns()[0].data)[0] if "Final-Recipient" in b]
+    if [(x.get("Action"), x.get("Original-Recipient")) for x in b] != [("relayed", "rfc822;v+w@orig.test")]:
+        raise Fail("the relayed DSN: %r" % b)
+    a = pfx.arrivals()
+    raw = open(a[0].file, "rb").read() if a else b""
+    if not a or not a[0].mail_from.endswith("@bounces.salvo.test") or b"NOTIFY=SUCCESS" not in raw:
+        raise Fail("smtp-sink's transaction (VERP, NOTIFY): %r" % raw[:400])
+
+
 def test_old_spool(env):
     old = os.environ.get("SALVOD_OLD") or os.path.join(os.path.dirname(harness.SRC_ROOT), "main", "build",
                                                          "engine", "salvod")
@@ -278,4 +305,4 @@ def test_old_spool(env):
 
 
 if __name__ == "__main__":
-    raise SystemExit(harness.run_tests([test_notify, test_durable, test_old_spool], needs_postfix=True))
+    raise SystemExit(harness.run_tests([test_notify, test_durable, test_verp, test_old_spool], needs_postfix=True))
