@@ -394,8 +394,8 @@ static const char *field(const char *name, const struct acct_event *ev, int t, i
 		return t == TYPE_R ? NULL : ev->esmtp;
 	if (!strncasecmp(name, "header_", 7))
 		return acct_event_header(ev, name + 7, tmp, cap);
-	/* orcpt: the client gave none (Salvo does not take DSN parameters);
-	 * written empty */
+	if (!strcmp(name, "orcpt"))
+		return ev->orcpt; /* RCPT ... ORCPT= as "type;address"; empty when not given */
 	return NULL;
 }
 

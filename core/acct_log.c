@@ -285,7 +285,7 @@ static int put_fields(struct json_buf *b, const struct acct_event *ev)
 	    (ret = put_str(b, "filter", ev->filter)) < 0 || (ret = put_str(b, "src_type", ev->src_type)) < 0 ||
 	    (ret = put_str(b, "pool", ev->pool)) < 0 || (ret = put_str(b, "esmtp", ev->esmtp)) < 0 ||
 	    (ret = put_headers(b, ev->headers)) < 0 || (ret = put_str(b, "dsn_action", ev->dsn_action)) < 0 ||
-	    (ret = put_str(b, "envid", ev->envid)) < 0)
+	    (ret = put_str(b, "envid", ev->envid)) < 0 || (ret = put_str(b, "orcpt", ev->orcpt)) < 0)
 		return ret;
 	return 0;
 }

@@ -128,6 +128,7 @@ struct acct_event {
 	const char *dsn_action;      /* "dsn_action": a remote status report's Action
 				      * (delayed, delivered, relayed, expanded) */
 	const char *envid;           /* "envid": the message's ENVID (process-x-envid) */
+	const char *orcpt;           /* "orcpt": the recipient's RFC 3461 ORCPT, "type;address" */
 };
 
 #define ACCT_HEADER_MAX 256 /* bytes of a header value an event carries */

@@ -13,10 +13,11 @@
 
 #define PACK_HEAD 52
 #define PACK_NULL 0xffffffffu
-#define PACK_N_STR 20
+#define PACK_N_STR 21
 #define PACK_N_STR_MIN 14 /* packed before src_type, pool, esmtp, headers were added */
 #define PACK_MORE 2       /* flag: 19 strings follow, not only the first 14 */
-#define PACK_ENVID 4      /* flag: all 20 (envid too; only set when there is one) */
+#define PACK_ENVID 4      /* flag: 20 (envid too; only set when there is one, or an orcpt) */
+#define PACK_ORCPT 8      /* flag (with the two above): all 21, orcpt last; only with one */
 
 _Static_assert(ACCT_TYPE_COUNT <= 255, "the type is one byte");
 
@@ -41,7 +42,7 @@ static void strings_of(const struct acct_event *ev, const char *s[PACK_N_STR])
 	const char *v[PACK_N_STR] = {
 		ev->sender, ev->recipient, ev->queue, ev->vmta, ev->source_ip, ev->mx_host, ev->mx_ip,
 		ev->response_enhanced, ev->response_text, ev->bounce_category, ev->kind, ev->campaign, ev->tls,
-		ev->filter, ev->src_type, ev->pool, ev->esmtp, ev->headers, ev->dsn_action, ev->envid,
+		ev->filter, ev->src_type, ev->pool, ev->esmtp, ev->headers, ev->dsn_action, ev->envid, ev->orcpt,
 	};
 
 	memcpy(s, v, sizeof(v));
@@ -69,6 +70,7 @@ static void set_strings(struct acct_event *ev, const char *s[PACK_N_STR])
 	ev->headers = s[17];
 	ev->dsn_action = s[18];
 	ev->envid = s[19];
+	ev->orcpt = s[20];
 }
 
 static int64_t now_ms(void)
@@ -85,8 +87,9 @@ int acct_event_pack(struct json_buf *b, const struct acct_event *ev)
 	size_t len[PACK_N_STR], total = PACK_HEAD;
 	uint8_t *p;
 	int ret;
-	/* without an envid the record is what it was before envid existed */
-	int n_str = ev->envid ? PACK_N_STR : PACK_N_STR - 1;
+	/* without an envid (orcpt) the record is what it was before envid
+	 * (orcpt) existed */
+	int n_str = ev->orcpt ? PACK_N_STR : ev->envid ? PACK_N_STR - 1 : PACK_N_STR - 2;
 
 	if ((unsigned)ev->type >= ACCT_TYPE_COUNT)
 		return -EINVAL;
@@ -102,7 +105,7 @@ int acct_event_pack(struct json_buf *b, const struct acct_event *ev)
 	p = (uint8_t *)b->data + b->len;
 	p[0] = ACCT_PACK_VERSION;
 	p[1] = (uint8_t)ev->type;
-	p[2] = (ev->has_size ? 1 : 0) | PACK_MORE | (ev->envid ? PACK_ENVID : 0);
+	p[2] = (ev->has_size ? 1 : 0) | PACK_MORE | (ev->envid || ev->orcpt ? PACK_ENVID : 0) | (ev->orcpt ? PACK_ORCPT : 0);
 	p[3] = 0;
 	put_u(p + 4, (uint64_t)(ev->time_ms ? ev->time_ms : now_ms()), 8);
 	put_u(p + 12, ev->id, 8);
@@ -132,9 +135,11 @@ int acct_event_unpack(const void *data, size_t n, struct acct_event *ev)
 	int n_str;
 
 	if (n < PACK_HEAD || p[0] != ACCT_PACK_VERSION || p[1] >= ACCT_TYPE_COUNT ||
-	    p[2] > (1 | PACK_MORE | PACK_ENVID) || (p[2] & PACK_ENVID && !(p[2] & PACK_MORE)) || p[3] != 0)
+	    p[2] > (1 | PACK_MORE | PACK_ENVID | PACK_ORCPT) || (p[2] & PACK_ENVID && !(p[2] & PACK_MORE)) ||
+	    (p[2] & PACK_ORCPT && !(p[2] & PACK_ENVID)) || p[3] != 0)
 		return -EBADMSG;
-	n_str = p[2] & PACK_ENVID ? PACK_N_STR : p[2] & PACK_MORE ? PACK_N_STR - 1 : PACK_N_STR_MIN;
+	n_str = p[2] & PACK_ORCPT ? PACK_N_STR : p[2] & PACK_ENVID ? PACK_N_STR - 1 :
+		p[2] & PACK_MORE ? PACK_N_STR - 2 : PACK_N_STR_MIN;
 	memset(ev, 0, sizeof(*ev));
 	ev->type = (enum acct_type)p[1];
 	ev->has_size = p[2] & 1;

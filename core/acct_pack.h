@@ -7,7 +7,8 @@
  *
  * Layout (version 1, little-endian):
  *   u8 version, u8 type, u8 flags (bit 0: has_size; bit 1: 19 strings
- *   follow, else the first 14; bit 2 (with bit 1): 20, envid last), u8 0,
+ *   follow, else the first 14; bit 2 (with bit 1): 20, envid last; bit 3
+ *   (with bits 1 and 2): 21, orcpt last), u8 0,
  *   i64 time_ms, u64 id, u32 attempt, i64 queued_time_ms, u64 size,
  *   i32 response_code, u64 dsn_id,
  *   then the 19 strings in struct order (sender, recipient, queue, vmta,

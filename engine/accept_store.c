@@ -199,6 +199,7 @@ static int put_receptions(struct spool_wtxn *t, const struct config *cfg, const 
 					? cfg->pools[accept_rcpt_pool(b, m->first + k)].name : NULL,
 			.headers = headers,
 			.envid = m->envid && m->envid[0] ? m->envid : NULL,
+			.orcpt = b->rcpt_orcpt ? b->rcpt_orcpt[m->first + k] : NULL,
 		};
 
 		ret = outbox_put(t, &ev);
@@ -237,6 +238,7 @@ int accept_store_put(struct accept_batch *b, struct spool_wtxn *t)
 		sm.no_verp = m->no_verp;
 		sm.envid = m->envid;
 		sm.dkim_at_delivery = m->dkim_at_delivery;
+		sm.ret = m->ret;
 		/* records first: spool_put_msg()'s headroom check then counts them */
 		if (b->received && (ret = put_receptions(t, cfg, b, m)))
 			break;
@@ -255,6 +257,10 @@ int accept_store_put(struct accept_batch *b, struct spool_wtxn *t)
 
 			if (b->rcpt_pools)
 				r.pool = rp && rp < cfg->n_pools ? cfg->pools[rp].name : "";
+			if (b->rcpt_notify)
+				r.notify = b->rcpt_notify[m->first + k];
+			if (b->rcpt_orcpt)
+				r.orcpt = b->rcpt_orcpt[m->first + k];
 			ret = spool_put_rcpt(t, &r);
 		}
 		/* the campaign's durable totals, in the same commit */

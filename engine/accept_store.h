@@ -44,7 +44,8 @@ struct accept_msg {
 	size_t first, count;       /* its recipients: rcpts[first .. first + count) */
 	bool smtputf8;             /* came with SMTPUTF8 (RFC 6531): goes out with it */
 	bool no_verp;              /* goes with its own return path (verp-default no) */
-	const char *envid;         /* its ENVID (process-x-envid); NULL or "" for none */
+	const char *envid;         /* its ENVID (MAIL ENVID=, else process-x-envid); NULL or "" for none */
+	uint8_t ret;               /* MAIL RET= (SPOOL_RET_*), 0 when not given */
 	bool dkim_at_delivery;     /* its pool's vmtas sign with different keys: each
 				    * delivery signs (accept_store_sign) */
 };
@@ -58,6 +59,8 @@ struct accept_batch {
 	size_t pool;               /* index into cfg->pools (0: the default) */
 	const uint16_t *rcpt_pools; /* NULL, or each address's own pool (rcpts[i]: a
 				    * <pattern-list> rcpt-to rule chose it) */
+	const uint8_t *rcpt_notify; /* NULL, or each address's RCPT NOTIFY= (SPOOL_NOTIFY_*) */
+	const char *const *rcpt_orcpt; /* NULL, or each address's ORCPT ("type;address", NULL none) */
 	uint8_t src_type;          /* SPOOL_SRC_*: how it came in */
 	int64_t arrival_ms;        /* wall clock: accepted */
 	int64_t due_ms;            /* first attempt */

@@ -29,7 +29,8 @@
 struct dsn_ctx {
 	const struct dsn_info *in;
 	char host[DSN_HOST_MAX + 1]; /* reporting MTA, cleaned */
-	bool any_failed;
+	bool any_failed, any_delayed;
+	bool full;                   /* message/rfc822 with the whole original (RET=FULL) */
 	struct json_buf text, status, headers; /* the three part bodies */
 	struct json_buf scratch;
 };
@@ -184,6 +185,11 @@ static bool is_failed(const struct dsn_rcpt *r)
 	return strcmp(r->action, "failed") == 0;
 }
 
+static bool is_relayed(const struct dsn_rcpt *r)
+{
+	return strcmp(r->action, "relayed") == 0;
+}
+
 /* "X.Y.Z" with X in 2, 4, 5 and Y, Z of 1 to 3 digits (RFC 3463). */
 static bool status_valid(const char *s)
 {
@@ -208,7 +214,7 @@ static const char *rcpt_status(const struct dsn_rcpt *r)
 {
 	if (status_valid(r->status))
 		return r->status;
-	return is_failed(r) ? "5.0.0" : "4.0.0";
+	return is_failed(r) ? "5.0.0" : is_relayed(r) ? "2.0.0" : "4.0.0";
 }
 
 static int check_info(const struct dsn_info *in)
@@ -222,7 +228,7 @@ static int check_info(const struct dsn_info *in)
 
 		if (!r->addr || !r->addr[0] || !r->action)
 			return -EINVAL;
-		if (strcmp(r->action, "failed") != 0 && strcmp(r->action, "delayed") != 0)
+		if (strcmp(r->action, "failed") != 0 && strcmp(r->action, "delayed") != 0 && !is_relayed(r))
 			return -EINVAL;
 	}
 	return 0;
@@ -242,6 +248,12 @@ static const char intro_delayed[] =
 	"The mail system will keep trying, and will tell you if it finally\r\n"
 	"gives up. The headers of your message are attached below.\r\n";
 
+static const char intro_relayed[] =
+	"Your message was passed on to the next mail server for one or more\r\n"
+	"recipients, as you asked. That server does not report delivery status\r\n"
+	"(it has no DSN support), so this is the last report you will get for\r\n"
+	"them. The headers of your message are attached below.\r\n";
+
 static const char also_delayed[] =
 	"\r\n"
 	"Delivery to the recipients marked \"delivery delayed\" below is\r\n"
@@ -259,13 +271,14 @@ static int text_rcpt(struct dsn_ctx *x, const struct dsn_rcpt *r)
 	if (ret == 0)
 		ret = clean_text(&line, r->addr, DSN_ADDR_MAX, true);
 	if (ret == 0)
-		ret = json_buf_puts(&line, is_failed(r) ? ">: " : ">: delivery delayed: ");
+		ret = json_buf_puts(&line, is_failed(r) ? ">: " : is_relayed(r) ? ">: relayed: " : ">: delivery delayed: ");
 	if (ret == 0 && mta[0])
 		ret = json_buf_printf(&line, "host %s said: ", mta);
 	if (ret == 0 && r->diagnostic && r->diagnostic[0])
 		ret = clean_text(&line, r->diagnostic, DSN_DIAG_MAX, false);
 	else if (ret == 0)
-		ret = json_buf_printf(&line, "%s (status %s)", is_failed(r) ? "delivery failed" : "not yet delivered",
+		ret = json_buf_printf(&line, "%s (status %s)",
+				      is_failed(r) ? "delivery failed" : is_relayed(r) ? "passed on" : "not yet delivered",
 				      rcpt_status(r));
 	if (ret == 0)
 		ret = json_buf_put(&x->text, "\r\n", 2);
@@ -278,15 +291,14 @@ static int text_rcpt(struct dsn_ctx *x, const struct dsn_rcpt *r)
 static int build_text(struct dsn_ctx *x)
 {
 	const struct dsn_info *in = x->in;
-	bool any_delayed = false;
 	int ret;
 
-	for (size_t i = 0; i < in->n_rcpts; i++)
-		any_delayed |= !is_failed(&in->rcpts[i]);
 	if ((ret = json_buf_printf(&x->text, "This is the mail system at host %s.\r\n\r\n", x->host)) < 0 ||
-	    (ret = json_buf_puts(&x->text, x->any_failed ? intro_failed : intro_delayed)) < 0)
+	    (ret = json_buf_puts(&x->text, x->any_failed    ? intro_failed
+					   : x->any_delayed ? intro_delayed
+							    : intro_relayed)) < 0)
 		return ret;
-	if (x->any_failed && any_delayed && (ret = json_buf_puts(&x->text, also_delayed)) < 0)
+	if (x->any_failed && x->any_delayed && (ret = json_buf_puts(&x->text, also_delayed)) < 0)
 		return ret;
 	for (size_t i = 0; i < in->n_rcpts; i++)
 		if ((ret = text_rcpt(x, &in->rcpts[i])) < 0)
@@ -303,9 +315,18 @@ static int status_rcpt(struct dsn_ctx *x, const struct dsn_rcpt *r)
 	const char *s;
 	int ret;
 
+	if ((ret = json_buf_put(b, "\r\n", 2)) < 0)
+		return ret;
+	/* RFC 3464 2.3.1: the ORCPT as given ("type;address"), first */
+	if (r->orcpt && r->orcpt[0]) {
+		if (!(s = scratch_clean(x, r->orcpt, DSN_ADDR_MAX, false)))
+			return -ENOMEM;
+		if (s[0] && (ret = put_foldedz(b, "Original-Recipient: ", s)) < 0)
+			return ret;
+	}
 	if (!(s = scratch_clean(x, r->addr, DSN_ADDR_MAX, true)))
 		return -ENOMEM;
-	if ((ret = json_buf_put(b, "\r\n", 2)) < 0 || (ret = put_foldedz(b, "Final-Recipient: rfc822; ", s)) < 0 ||
+	if ((ret = put_foldedz(b, "Final-Recipient: rfc822; ", s)) < 0 ||
 	    (ret = json_buf_printf(b, "Action: %s\r\nStatus: %s\r\n", r->action, rcpt_status(r))) < 0)
 		return ret;
 	clean_host(r->remote_mta, mta, sizeof(mta));
@@ -327,8 +348,9 @@ static int build_status(struct dsn_ctx *x)
 	const struct dsn_info *in = x->in;
 	int ret;
 
-	/* RFC 3464 2.2.1: first of the per-message fields; intake only takes
-	 * an ENVID that is its own xtext (printable, no '+', '=' or space) */
+	/* RFC 3464 2.2.1: first of the per-message fields, the ENVID as text
+	 * (decoded from xtext); intake only takes printable ASCII, an X-Envid
+	 * only when it is its own xtext */
 	if (in->envid && in->envid[0] &&
 	    (ret = json_buf_printf(&x->status, "Original-Envelope-Id: %s\r\n", in->envid)) < 0)
 		return ret;
@@ -368,7 +390,8 @@ static int put_orig_line(struct json_buf *b, const char *s, size_t n)
 }
 
 /* The header section: lines up to the first empty one (LF or CRLF line
- * ends), at most DSN_HEADERS_MAX bytes of the original. */
+ * ends), at most DSN_HEADERS_MAX bytes of the original; with x->full the
+ * whole original (which dsn_build() checked is within that bound). */
 static int build_headers(struct dsn_ctx *x)
 {
 	const char *p = x->in->orig;
@@ -384,7 +407,7 @@ static int build_headers(struct dsn_ctx *x)
 
 		if (n > 0 && p[end - 1] == '\r')
 			n--;
-		if (n == 0)
+		if (n == 0 && !x->full)
 			break; /* the empty line: the body follows */
 		if (n > budget)
 			n = budget;
@@ -445,8 +468,9 @@ static int put_top_headers(struct dsn_ctx *x, struct json_buf *b, const char *bo
 		return -ENOMEM;
 	if ((ret = json_buf_printf(b, "From: \"Mail Delivery System\" <MAILER-DAEMON@%s>\r\n", x->host)) < 0 ||
 	    (ret = json_buf_printf(b, "To: <%s>\r\n", to)) < 0 ||
-	    (ret = json_buf_printf(b, "Subject: %s\r\n", x->any_failed ? "Undelivered Mail Returned to Sender"
-									: "Delayed Mail (still being retried)")) < 0 ||
+	    (ret = json_buf_printf(b, "Subject: %s\r\n", x->any_failed    ? "Undelivered Mail Returned to Sender"
+							: x->any_delayed ? "Delayed Mail (still being retried)"
+									 : "Successful Mail Delivery Report")) < 0 ||
 	    (ret = put_date_field(b, "Date", in->date_ms ? in->date_ms : (int64_t)time(NULL) * 1000)) < 0)
 		return ret;
 	return json_buf_printf(b,
@@ -478,7 +502,10 @@ static int assemble(struct dsn_ctx *x, struct json_buf *b)
 				    : "Content-Description: Delivery report\r\nContent-Type: message/delivery-status\r\n",
 			    &x->status)) < 0 ||
 	    (ret = put_part(b, boundary,
-			    "Content-Description: Undelivered Message Headers\r\nContent-Type: text/rfc822-headers\r\n",
+			    x->full ? "Content-Description: Undelivered Message\r\nContent-Type: message/rfc822\r\n"
+				    : x->any_failed
+				    ? "Content-Description: Undelivered Message Headers\r\nContent-Type: text/rfc822-headers\r\n"
+				    : "Content-Description: Message Headers\r\nContent-Type: text/rfc822-headers\r\n",
 			    &x->headers)) < 0)
 		return ret;
 	return json_buf_printf(b, "\r\n--%s--\r\n", boundary);
@@ -503,8 +530,12 @@ int dsn_build(const struct dsn_info *in, char **out, size_t *out_len)
 	clean_host(in->reporting_mta, x.host, sizeof(x.host));
 	if (!x.host[0])
 		return -EINVAL;
-	for (size_t i = 0; i < in->n_rcpts; i++)
+	for (size_t i = 0; i < in->n_rcpts; i++) {
 		x.any_failed |= is_failed(&in->rcpts[i]);
+		x.any_delayed |= strcmp(in->rcpts[i].action, "delayed") == 0;
+	}
+	/* RFC 3461 4.3: RET=FULL is for failures; the bound keeps the DSN small */
+	x.full = in->ret == DSN_RET_FULL && x.any_failed && in->orig_len <= DSN_HEADERS_MAX;
 	ret = build_text(&x);
 	if (ret == 0)
 		ret = build_status(&x);

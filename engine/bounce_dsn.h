@@ -8,17 +8,21 @@
  *   From: "Mail Delivery System" <MAILER-DAEMON@HOST>
  *   To: <sender>
  *   Subject: Undelivered Mail Returned to Sender
- *            (or "Delayed Mail (still being retried)" when every recipient
- *            is "delayed")
+ *            (or "Delayed Mail (still being retried)" when no recipient
+ *            failed and one is "delayed", or "Successful Mail Delivery
+ *            Report" when every recipient is "relayed")
  *   Date, Message-ID: <DSNID.dsn@HOST>, Auto-Submitted: auto-replied,
  *   MIME-Version: 1.0,
  *   Content-Type: multipart/report; report-type=delivery-status; boundary=...
  * and three parts: text/plain for people, message/delivery-status for
  * programs (Reporting-MTA, Arrival-Date, then per recipient
- * Final-Recipient, Action, Status, Remote-MTA, Diagnostic-Code,
- * Last-Attempt-Date), and text/rfc822-headers with the original's header
- * section only (up to its first empty line; all of it when it has none),
- * at most DSN_HEADERS_MAX bytes.
+ * Original-Recipient (when the sender gave an ORCPT), Final-Recipient,
+ * Action, Status, Remote-MTA, Diagnostic-Code, Last-Attempt-Date), and
+ * text/rfc822-headers with the original's header section only (up to its
+ * first empty line; all of it when it has none), at most DSN_HEADERS_MAX
+ * bytes - or, when the sender asked for RET=FULL and a recipient failed,
+ * message/rfc822 with the whole original, when it is at most
+ * DSN_HEADERS_MAX bytes (a larger one is returned as headers only).
  *
  * Untrusted text: the remote reply, addresses and the original's headers
  * are never able to add a header or a MIME part. CR, LF and other control
@@ -47,10 +51,17 @@
 #define DSN_DIAG_MAX 2048            /* remote reply text kept, at most */
 #define DSN_ADDR_MAX 900             /* address bytes kept (SMTP allows 256) */
 
+/* RFC 3461 RET (the spool's SPOOL_RET_* values): unspecified and HDRS
+ * return the headers, FULL the whole message (in failure reports). */
+enum { DSN_RET_UNSPEC = 0, DSN_RET_FULL = 1, DSN_RET_HDRS = 2 };
+
 /* One recipient the report is about. All strings borrowed for the call. */
 struct dsn_rcpt {
 	const char *addr;        /* required: the recipient address, no <> */
-	const char *action;      /* required: "failed" or "delayed" */
+	const char *action;      /* required: "failed", "delayed" or "relayed" (RFC 3461
+				  * 4.4: passed to a host without DSN support) */
+	const char *orcpt;       /* RFC 3461 ORCPT "type;address": Original-Recipient;
+				  * NULL or "" = none */
 	const char *status;      /* "5.1.1"; NULL or malformed: 5.0.0 (failed) / 4.0.0 (delayed) */
 	const char *remote_mta;  /* host that answered; NULL = unknown (no Remote-MTA) */
 	const char *diagnostic;  /* the remote reply, "550 5.1.1 no such user"; NULL = none */
@@ -66,6 +77,7 @@ struct dsn_info {
 	size_t orig_len;
 	int64_t arrival_ms;           /* when the original was accepted; 0 = no Arrival-Date */
 	const char *envid;            /* the original's ENVID: Original-Envelope-Id; NULL/"" none */
+	int ret;                      /* DSN_RET_*: what of the original a failure returns */
 	int64_t date_ms;              /* Date: header; 0 = now */
 	const struct dsn_rcpt *rcpts; /* at least one */
 	size_t n_rcpts;
@@ -77,7 +89,7 @@ struct dsn_info {
  * Errors (nothing allocated, *out untouched):
  *   -EINVAL  null sender ("" or "<>": a bounce is never bounced; the caller
  *            is expected to skip those), no recipient, or a required field
- *            missing, or an action other than "failed"/"delayed";
+ *            missing, or an action other than "failed"/"delayed"/"relayed";
  *   -ENOMEM.
  */
 int dsn_build(const struct dsn_info *info, char **out, size_t *out_len);

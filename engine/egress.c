@@ -69,6 +69,8 @@ struct egress_txn {
 	bool no_verp;              /* the message goes with its own return path */
 	char *envid;               /* the message's ENVID; NULL when none */
 	char *acct_headers;        /* acct_headers_take(): header_NAME for the records */
+	uint8_t *notify;           /* per recipient: RFC 3461 NOTIFY (passed on with DSN) */
+	char **orcpt;              /* per recipient: ORCPT "type;address" or NULL */
 };
 
 static void conn_open(struct egress_queue *eq, struct egress_conn *c);
@@ -110,7 +112,10 @@ static void txn_free(struct egress_txn *x)
 	for (size_t i = 0; i < x->t.n_rcpts; i++) {
 		free(x->addrs ? x->addrs[i] : NULL);
 		free(x->rcpts ? x->rcpts[i] : NULL);
+		free(x->orcpt ? x->orcpt[i] : NULL);
 	}
+	free(x->notify);
+	free(x->orcpt);
 	free(x->addrs);
 	free(x->rcpts);
 	free(x->results);
@@ -464,12 +469,14 @@ static struct egress_txn *txn_build(struct egress_queue *eq, size_t vmta, bool c
 		if (x) {
 			x->rcpts = calloc(max, sizeof(*x->rcpts));
 			x->addrs = calloc(max, sizeof(*x->addrs));
+			x->notify = calloc(max, sizeof(*x->notify));
+			x->orcpt = calloc(max, sizeof(*x->orcpt));
 			x->sender = strdup(m.sender);
 			x->campaign = strdup(m.campaign);
 			x->envid = m.envid[0] ? strdup(m.envid) : NULL;
 			x->wire = malloc(dkim_len + dot_stuff_bound(m.body_len));
 		}
-		if (!x || !x->rcpts || !x->addrs || !x->sender || !x->campaign || !x->wire ||
+		if (!x || !x->rcpts || !x->addrs || !x->notify || !x->orcpt || !x->sender || !x->campaign || !x->wire ||
 		    (m.envid[0] && !x->envid)) {
 			spool_rtxn_end(rt);
 			free(dkim_hdr);
@@ -503,6 +510,7 @@ static struct egress_txn *txn_build(struct egress_queue *eq, size_t vmta, bool c
 		x->t.size = chunked ? x->t.wire_len : dkim_len + m.body_len;
 		dkim_len = 0;
 		x->t.smtputf8 = m.smtputf8;
+		x->t.dsn_ret = m.ret;
 		x->src_type = m.src_type;
 		x->no_verp = m.no_verp;
 		x->acct_headers = acct_headers_take(cfg, m.body, m.body_len);
@@ -532,6 +540,9 @@ static struct egress_txn *txn_build(struct egress_queue *eq, size_t vmta, bool c
 				free(r);
 				continue;
 			}
+			x->notify[x->t.n_rcpts] = sr.notify;
+			/* an ORCPT that cannot be copied is not passed on (mail flows) */
+			x->orcpt[x->t.n_rcpts] = sr.orcpt[0] ? strdup(sr.orcpt) : NULL;
 			x->rcpts[x->t.n_rcpts++] = r;
 		} while (x->t.n_rcpts < max && (r = sched_ready_take_msg(q, (size_t)pool, x->msg_id, TXN_WINDOW)));
 		spool_rtxn_end(rt);
@@ -558,6 +569,9 @@ static struct egress_txn *txn_build(struct egress_queue *eq, size_t vmta, bool c
 				sizeof(x->verp)) == 0)
 			x->t.sender = x->verp;
 		x->t.rcpts = (const char *const *)x->addrs;
+		x->t.dsn_envid = x->envid;
+		x->t.dsn_notify = x->notify;
+		x->t.dsn_orcpt = (const char *const *)x->orcpt;
 		x->t.results = x->results;
 		q->n_inflight += x->t.n_rcpts;
 		return x;
@@ -588,6 +602,8 @@ static void txn_refuse(struct egress_conn *c, struct egress_txn *x, struct outco
 		.src_type = spool_src_name(x->src_type),
 		.esmtp = esmtp_list(smtp_client_exts(c->cli), esmtp, sizeof(esmtp)),
 		.headers = x->acct_headers,
+		/* the receiver's own DSNs reach the sender only without VERP */
+		.peer_dsn = (smtp_client_exts(c->cli) & SMTP_EXT_DSN) && x->t.sender != x->verp,
 	};
 
 	if (!*b)
@@ -864,6 +880,8 @@ static void conn_txn_done(void *owner, struct smtp_client *cli, struct smtp_txn 
 		.src_type = spool_src_name(x->src_type),
 		.esmtp = esmtp_list(smtp_client_exts(cli), esmtp, sizeof(esmtp)),
 		.headers = x->acct_headers,
+		/* the receiver's own DSNs reach the sender only without VERP */
+		.peer_dsn = (smtp_client_exts(cli) & SMTP_EXT_DSN) && x->t.sender != x->verp,
 	};
 	struct egress_unit *u = &eq->units[c->vmta];
 	struct outcome_batch *b;

@@ -51,6 +51,12 @@
 #include "net/addr_window.h"
 #include <netinet/in.h>
 
+_Static_assert((int)SPOOL_NOTIFY_NEVER == (int)SMTP_NOTIFY_NEVER && (int)SPOOL_NOTIFY_SUCCESS == (int)SMTP_NOTIFY_SUCCESS &&
+		       (int)SPOOL_NOTIFY_FAILURE == (int)SMTP_NOTIFY_FAILURE &&
+		       (int)SPOOL_NOTIFY_DELAY == (int)SMTP_NOTIFY_DELAY && (int)SPOOL_NOTIFY_GIVEN == (int)SMTP_NOTIFY_GIVEN &&
+		       (int)SPOOL_RET_FULL == (int)SMTP_RET_FULL && (int)SPOOL_RET_HDRS == (int)SMTP_RET_HDRS,
+	       "the spool stores the parser's DSN parameter values");
+
 struct intake_req {
 	struct accept_batch batch;  /* one message, all its recipients */
 	struct accept_msg msg;
@@ -303,10 +309,14 @@ static void intake_submit(void *ctx, struct smtp_session *s, struct smtp_envelop
 			return;
 		}
 		for (size_t i = 0; i < env->n_rcpts; i++) {
-			if (intake_is_bounce_rcpt(w->cfg, env->rcpts[i]))
+			if (intake_is_bounce_rcpt(w->cfg, env->rcpts[i])) {
 				free(env->rcpts[i]);
-			else
+				free(env->orcpt[i]);
+			} else {
+				env->notify[k] = env->notify[i];
+				env->orcpt[k] = env->orcpt[i];
 				env->rcpts[k++] = env->rcpts[i];
+			}
 		}
 		env->n_rcpts = k;
 	}
@@ -324,6 +334,10 @@ static void intake_submit(void *ctx, struct smtp_session *s, struct smtp_envelop
 	src = session_source(w->cfg, s);
 	intake_pool_and_job(w->cfg, src, src && src->default_by_source_ip ? smtp_session_local(s, &local) : NULL, ir);
 	ir->msg.no_verp = src && src->no_verp && !env->xverp;
+	/* RFC 3461: MAIL's ENVID wins over an X-Envid header */
+	if (env->envid[0])
+		ir->msg.envid = env->envid;
+	ir->msg.ret = env->ret;
 	ir->batch = (struct accept_batch){
 		.eng = w->eng,
 		.sender = env->sender,
@@ -335,6 +349,8 @@ static void intake_submit(void *ctx, struct smtp_session *s, struct smtp_envelop
 		.received = true,
 		.sign = true,
 		.rcpts = (const char *const *)env->rcpts,
+		.rcpt_notify = env->notify,
+		.rcpt_orcpt = (const char *const *)env->orcpt,
 		.msgs = &ir->msg,
 		.n_msgs = 1,
 		.done = intake_done,

@@ -48,6 +48,8 @@ struct outcome_item {
 	struct smtp_result res;
 	char *addr;
 	bool applied;              /* the last apply changed the spool (campaign counts) */
+	uint8_t notify;            /* its RFC 3461 NOTIFY (SPOOL_NOTIFY_*), read in apply */
+	char *orcpt;               /* its ORCPT "type;address", read in apply; NULL none */
 	bool was_deferred;         /* it had failed attempts before this outcome */
 };
 
@@ -61,6 +63,7 @@ struct outcome_batch {
 	char *queue, *mx_host, *mx_ip, *vmta, *source_ip, *pool, *campaign, *tls;
 	char *src_type, *esmtp, *headers, *envid;
 	bool verp;
+	bool peer_dsn;             /* outcome_route.peer_dsn */
 	int64_t time_ms;
 	/* the DSN, built once even if the batch is re-applied alone */
 	char *dsn;
@@ -152,6 +155,7 @@ struct outcome_batch *outcome_batch_new(struct engine *eng, uint64_t msg_id, con
 	b->sender = strdup(sender ? sender : "");
 	b->queue = strdup(route->queue ? route->queue : "");
 	b->verp = route->verp;
+	b->peer_dsn = route->peer_dsn;
 	if (!b->sender || !b->queue || dup_opt(&b->mx_host, route->mx_host) || dup_opt(&b->mx_ip, route->mx_ip) ||
 	    dup_opt(&b->vmta, route->vmta) || dup_opt(&b->source_ip, route->source_ip) ||
 	    dup_opt(&b->pool, route->pool) || dup_opt(&b->campaign, route->campaign) || dup_opt(&b->tls, route->tls) ||
@@ -192,8 +196,10 @@ void outcome_batch_add(struct outcome_batch *b, uint32_t idx, const char *addr,
 
 static void batch_free(struct outcome_batch *b)
 {
-	for (size_t i = 0; i < b->n; i++)
+	for (size_t i = 0; i < b->n; i++) {
 		free(b->items[i].addr);
+		free(b->items[i].orcpt);
+	}
 	free(b->dsn);
 	free(b->sender);
 	free(b->queue);
@@ -211,14 +217,58 @@ static void batch_free(struct outcome_batch *b)
 	free(b);
 }
 
+/* The DSN action this outcome reports to the sender, or NULL for none
+ * (RFC 3461 4.1): failures unless NOTIFY was given without FAILURE; the
+ * first deferral only under NOTIFY=DELAY; a delivery only under
+ * NOTIFY=SUCCESS to a receiver that could not take NOTIFY on. */
+static const char *item_dsn_action(const struct outcome_batch *b, const struct outcome_item *it)
+{
+	bool given = it->notify & SPOOL_NOTIFY_GIVEN;
+
+	switch (it->kind) {
+	case OUTCOME_BOUNCED:
+	case OUTCOME_EXPIRED:
+		return !given || (it->notify & SPOOL_NOTIFY_FAILURE) ? "failed" : NULL;
+	case OUTCOME_DEFERRED:
+		return (it->notify & SPOOL_NOTIFY_DELAY) && it->attempt == 1 ? "delayed" : NULL;
+	case OUTCOME_DELIVERED:
+		return (it->notify & SPOOL_NOTIFY_SUCCESS) && !b->peer_dsn ? "relayed" : NULL;
+	default:
+		return NULL;
+	}
+}
+
 static bool batch_wants_dsn(const struct outcome_batch *b)
 {
 	if (!b->sender[0])
 		return false; /* never bounce a bounce */
 	for (size_t i = 0; i < b->n; i++)
-		if (b->items[i].kind == OUTCOME_BOUNCED || b->items[i].kind == OUTCOME_EXPIRED)
+		if (item_dsn_action(b, &b->items[i]))
 			return true;
 	return false;
+}
+
+/* Each item's NOTIFY and ORCPT from its spool record (before the apply
+ * changes it). A recipient already gone (a duplicate outcome) has none. */
+static int batch_read_params(struct outcome_batch *b, struct spool_wtxn *t)
+{
+	for (size_t i = 0; i < b->n; i++) {
+		struct outcome_item *it = &b->items[i];
+		struct spool_rcpt cur;
+		int ret = spool_wtxn_get_rcpt(t, b->msg_id, it->idx, &cur);
+
+		free(it->orcpt);
+		it->orcpt = NULL;
+		it->notify = 0;
+		if (ret == SPOOL_NOTFOUND)
+			continue;
+		if (ret)
+			return ret;
+		it->notify = cur.notify;
+		if (cur.orcpt[0] && !(it->orcpt = strdup(cur.orcpt)))
+			return -ENOMEM;
+	}
+	return 0;
 }
 
 static void format_diag(const struct smtp_result *r, char *out, size_t cap)
@@ -326,17 +376,21 @@ static int batch_build_dsn(struct outcome_batch *b, struct spool_wtxn *t)
 	for (size_t i = 0; i < b->n; i++) {
 		const struct outcome_item *it = &b->items[i];
 
-		if (it->kind != OUTCOME_BOUNCED && it->kind != OUTCOME_EXPIRED)
+		const char *action = item_dsn_action(b, it);
+
+		if (!action)
 			continue;
 		format_diag(&it->res, sc[n].diag, sizeof(sc[n].diag));
 		if (it->res.enhanced[0])
 			snprintf(sc[n].status, sizeof(sc[n].status), "%s", it->res.enhanced);
 		else
 			snprintf(sc[n].status, sizeof(sc[n].status), "%s",
-				 it->kind == OUTCOME_EXPIRED ? "4.4.7" : "5.0.0");
+				 it->kind == OUTCOME_EXPIRED ? "4.4.7" : it->kind == OUTCOME_DELIVERED ? "2.0.0"
+								   : it->kind == OUTCOME_DEFERRED ? "4.0.0" : "5.0.0");
 		rcpts[n] = (struct dsn_rcpt){
 			.addr = it->addr,
-			.action = "failed",
+			.action = action,
+			.orcpt = it->orcpt,
 			.status = sc[n].status,
 			.remote_mta = remote_mta(b->mx_host, b->mx_ip, mta, sizeof(mta)),
 			.diagnostic = sc[n].diag,
@@ -354,6 +408,7 @@ static int batch_build_dsn(struct outcome_batch *b, struct spool_wtxn *t)
 	info.orig_len = m.body_len;
 	info.arrival_ms = b->queued_ms;
 	info.envid = m.envid;
+	info.ret = m.ret;
 	info.rcpts = rcpts;
 	info.n_rcpts = n;
 	ret = dsn_build(&info, &b->dsn, &b->dsn_len);
@@ -451,6 +506,7 @@ static int outcome_records(struct outcome_batch *b, struct spool_wtxn *t)
 			.esmtp = b->esmtp,
 			.headers = b->headers,
 			.envid = b->envid,
+			.orcpt = it->orcpt,
 		};
 
 		if ((ret = outbox_put(t, &ev)))
@@ -466,6 +522,8 @@ static int outcome_apply(struct spool_req *req, struct spool_wtxn *t, void *ctx)
 	int ret;
 
 	b->dsn_stored = false;
+	if ((ret = batch_read_params(b, t)))
+		return ret;
 	if (batch_wants_dsn(b)) {
 		ret = spool_alloc_id(t, &b->dsn_id);
 		if (ret)
@@ -512,6 +570,8 @@ static int outcome_apply(struct spool_req *req, struct spool_wtxn *t, void *ctx)
 				.addr = it->addr,
 				.last_response = resp,
 				.pool = b->pool,
+				.notify = it->notify,
+				.orcpt = it->orcpt, /* kept: cur's pointers die with the write below */
 			};
 
 			format_diag(&it->res, resp, sizeof(resp));

@@ -10,7 +10,12 @@
  * batch commit each deferred recipient's new state is written and each
  * finished recipient removed; bounced and expired recipients get one DSN per
  * batch to the envelope sender (never for the null sender), injected in the
- * same transaction. Bounces also feed the suppression list in that commit
+ * same transaction. RFC 3461 NOTIFY (kept with each recipient in the spool)
+ * decides who is in it: without NOTIFY every failure is reported (and
+ * nothing else); with it, failures only under FAILURE (none under NEVER),
+ * the first deferral under DELAY, and a delivery under SUCCESS when the
+ * receiver had no DSN support ("relayed"). Each recipient's ORCPT goes
+ * into the DSN and into the records. Bounces also feed the suppression list in that commit
  * (hard categories at once, quota problems after soft-bounce-suppress-after
  * of them), and deliveries made with a VERP return path are indexed for
  * matching later bounces (queue/sent.h). After the commit the accounting
@@ -67,6 +72,9 @@ struct outcome_route {
 	const char *src_type;      /* how the message came in (spool_src_name) */
 	const char *esmtp;         /* the receiver's EHLO extensions, comma-separated */
 	const char *headers;       /* acct_headers_take()'s lines for the records */
+	bool peer_dsn;             /* the receiver offered DSN (RFC 3461) and the return
+				    * path is the sender's own (no VERP): its DSNs reach
+				    * the sender, so no "relayed" DSN is due */
 };
 
 struct outcome_batch *outcome_batch_new(struct engine *eng, uint64_t msg_id, const char *sender,

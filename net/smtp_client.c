@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "net/loop.h"
+#include "net/smtp_cmd.h"
 #include "net/smtp_reply.h"
 
 #include <openssl/crypto.h>
@@ -560,6 +561,51 @@ static void cli_command(struct smtp_client *c, const char *verb, const char *arg
 	cli_touch(c);
 }
 
+/* RFC 3461 on MAIL, for a server that offers DSN: " RET=..." and
+ * " ENVID=<xtext>" as given; an ENVID whose xtext form is over the 100
+ * characters RFC 3461 4.4 allows is left out. */
+static void mail_dsn_params(const struct smtp_txn *t, char *out, size_t cap)
+{
+	char x[3 * SMTP_MAX_ENVID + 1];
+	size_t n = 0;
+
+	if (t->dsn_ret == SMTP_RET_FULL || t->dsn_ret == SMTP_RET_HDRS)
+		n = (size_t)snprintf(out, cap, " RET=%s", t->dsn_ret == SMTP_RET_FULL ? "FULL" : "HDRS");
+	if (t->dsn_envid && t->dsn_envid[0] &&
+	    smtp_xtext_encode(t->dsn_envid, strlen(t->dsn_envid), x, sizeof(x)) > 0 && strlen(x) <= SMTP_MAX_ENVID)
+		snprintf(out + n, cap - n, " ENVID=%s", x);
+}
+
+/* RFC 3461 on RCPT i: " NOTIFY=..." and " ORCPT=type;<xtext>" as given.
+ * An ORCPT whose encoded form is over SMTP_MAX_ORCPT (the 500 octets RFC
+ * 3461 5 lets it add to the line, with NOTIFY) is left out. */
+static void rcpt_dsn_params(const struct smtp_txn *t, size_t i, char *out, size_t cap)
+{
+	unsigned nf = t->dsn_notify ? t->dsn_notify[i] : 0;
+	const char *oc = t->dsn_orcpt ? t->dsn_orcpt[i] : NULL;
+	const char *semi;
+	size_t n = 0;
+
+	out[0] = 0;
+	if (nf & SMTP_NOTIFY_NEVER)
+		n = (size_t)snprintf(out, cap, " NOTIFY=NEVER");
+	else if (nf & (SMTP_NOTIFY_SUCCESS | SMTP_NOTIFY_FAILURE | SMTP_NOTIFY_DELAY))
+		n = (size_t)snprintf(out, cap, " NOTIFY=%s%s%s%s%s", nf & SMTP_NOTIFY_SUCCESS ? "SUCCESS" : "",
+				     (nf & SMTP_NOTIFY_SUCCESS) && (nf & (SMTP_NOTIFY_FAILURE | SMTP_NOTIFY_DELAY)) ? "," : "",
+				     nf & SMTP_NOTIFY_FAILURE ? "FAILURE" : "",
+				     (nf & SMTP_NOTIFY_FAILURE) && (nf & SMTP_NOTIFY_DELAY) ? "," : "",
+				     nf & SMTP_NOTIFY_DELAY ? "DELAY" : "");
+	if (n >= cap)
+		n = 0, out[0] = 0;
+	if (oc && (semi = strchr(oc, ';')) && semi > oc) {
+		size_t tl = (size_t)(semi - oc);
+		char x[SMTP_MAX_ORCPT + 1];
+
+		if (tl < SMTP_MAX_ORCPT && smtp_xtext_encode(semi + 1, strlen(semi + 1), x, sizeof(x) - tl - 1) > 0)
+			snprintf(out + n, cap - n, " ORCPT=%.*s;%s", (int)tl, oc, x);
+	}
+}
+
 /* The k-th command of the transaction (0 = MAIL, 1..n = RCPT, n+1 = DATA,
  * or BDAT with the whole message when chunked). */
 static int txn_append_cmd(struct smtp_client *c, size_t k)
@@ -567,16 +613,23 @@ static int txn_append_cmd(struct smtp_client *c, size_t k)
 	struct smtp_txn *t = c->txn;
 
 	if (k == 0) {
-		char size[32] = "";
+		char size[32] = "", dsn[3 * SMTP_MAX_ENVID + 24] = "";
 
 		if (c->exts & SMTP_EXT_SIZE) /* RFC 1870: declare it */
 			snprintf(size, sizeof(size), " SIZE=%zu", t->size ? t->size : t->wire_len);
-		return cmd_append(c, "MAIL FROM:<%s>%s%s%s\r\n", t->sender, size,
+		if (c->exts & SMTP_EXT_DSN)
+			mail_dsn_params(t, dsn, sizeof(dsn));
+		return cmd_append(c, "MAIL FROM:<%s>%s%s%s%s\r\n", t->sender, size,
 				  (t->eightbit && (c->exts & SMTP_EXT_8BITMIME)) ? " BODY=8BITMIME" : "",
-				  (t->smtputf8 && (c->exts & SMTP_EXT_SMTPUTF8)) ? " SMTPUTF8" : "");
+				  (t->smtputf8 && (c->exts & SMTP_EXT_SMTPUTF8)) ? " SMTPUTF8" : "", dsn);
 	}
-	if (k <= t->n_rcpts)
-		return cmd_append(c, "RCPT TO:<%s>\r\n", t->rcpts[k - 1]);
+	if (k <= t->n_rcpts) {
+		char dsn[SMTP_MAX_ORCPT + 64] = "";
+
+		if (c->exts & SMTP_EXT_DSN)
+			rcpt_dsn_params(t, k - 1, dsn, sizeof(dsn));
+		return cmd_append(c, "RCPT TO:<%s>%s\r\n", t->rcpts[k - 1], dsn);
+	}
 	if (t->chunked) {
 		if (cmd_append(c, "BDAT %zu LAST\r\n", t->wire_len) < 0)
 			return -1;

@@ -68,6 +68,14 @@ struct smtp_txn {
 	size_t size;               /* SIZE= on MAIL FROM (RFC 1870) when offered;
 				    * 0: wire_len */
 	struct smtp_result *results; /* n_rcpts entries, filled by the client */
+	/* RFC 3461 parameters, passed on only to a server that offers DSN:
+	 * RET= and ENVID= (text, xtext-encoded here) on MAIL; NOTIFY= and
+	 * ORCPT= ("type;address", the address xtext-encoded here) on each
+	 * RCPT. 0 / NULL (arrays or entries): not given. */
+	uint8_t dsn_ret;           /* 1 FULL, 2 HDRS */
+	const char *dsn_envid;
+	const uint8_t *dsn_notify; /* SMTP_NOTIFY_* bits (net/smtp_cmd.h) */
+	const char *const *dsn_orcpt;
 };
 
 struct smtp_client_hooks {

@@ -28,9 +28,10 @@
  *    are checked against the command's own SMTPUTF8 parameter.
  *  - "RCPT TO:<Postmaster>" (no domain, any case) is accepted as RFC 5321
  *    4.1.1.3 requires; smtp_mailbox_check() alone rejects it (no '@').
- *  - DSN parameters (RET=, ENVID= on MAIL; NOTIFY=, ORCPT= on RCPT) and
- *    AUTH= on MAIL are checked for syntax and ignored, so a DSN- or
- *    AUTH-aware client is not refused; XVERP[=...] on MAIL asks for VERP
+ *  - DSN parameters (RET=, ENVID= on MAIL; NOTIFY=, ORCPT= on RCPT) are
+ *    checked (xtext that decodes to printable ASCII; NEVER alone) and
+ *    handed to the server in struct smtp_cmd; AUTH= on MAIL is checked for
+ *    syntax and ignored, so an AUTH-aware client is not refused; XVERP[=...] on MAIL asks for VERP
  *    (a <source> with verp-default no otherwise sends without); any other
  *    parameter is EPARAM.
  *  - HELO/EHLO take exactly one argument, a domain or an address literal.
@@ -490,27 +491,124 @@ static bool value_ok(const char *p, size_t n)
 }
 
 /* RFC 3461 4.1: "NEVER" or a comma list of SUCCESS, FAILURE, DELAY. */
-static bool notify_ok(const char *p, size_t n)
+int smtp_notify_parse(const char *p, size_t n, unsigned *bits)
 {
-	if (word_eq(p, n, "never"))
-		return true;
+	unsigned b = SMTP_NOTIFY_GIVEN;
+
+	*bits = 0;
+	if (word_eq(p, n, "never")) {
+		*bits = SMTP_NOTIFY_GIVEN | SMTP_NOTIFY_NEVER;
+		return SMTP_CMD_OK;
+	}
 	while (n) {
 		const char *comma = memchr(p, ',', n);
 		size_t w = comma ? (size_t)(comma - p) : n;
 
-		if (!word_eq(p, w, "success") && !word_eq(p, w, "failure") && !word_eq(p, w, "delay"))
-			return false;
-		if (!comma)
-			return true;
+		if (word_eq(p, w, "success"))
+			b |= SMTP_NOTIFY_SUCCESS;
+		else if (word_eq(p, w, "failure"))
+			b |= SMTP_NOTIFY_FAILURE;
+		else if (word_eq(p, w, "delay"))
+			b |= SMTP_NOTIFY_DELAY;
+		else
+			return SMTP_CMD_EPARAM;    /* NEVER among others lands here too */
+		if (!comma) {
+			*bits = b;
+			return SMTP_CMD_OK;
+		}
 		p += w + 1;
 		n -= w + 1;
 		if (n == 0)
-			return false;              /* trailing comma */
+			return SMTP_CMD_EPARAM;    /* trailing comma */
 	}
-	return false;
+	return SMTP_CMD_EPARAM;
 }
 
-/* Bits for parameters that are syntax-checked and ignored, to refuse repeats. */
+static int hex_val(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;                         /* RFC 3461 4: upper case only */
+}
+
+ssize_t smtp_xtext_decode(const char *in, size_t n, char *out, size_t cap)
+{
+	size_t o = 0;
+
+	if (n == 0 || cap == 0)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)in[i];
+
+		if (c == '+') {
+			int hi, lo;
+
+			if (n - i < 3 || (hi = hex_val(in[i + 1])) < 0 || (lo = hex_val(in[i + 2])) < 0)
+				return -1;
+			c = (unsigned char)(hi << 4 | lo);
+			i += 2;
+		} else if (c < 33 || c > 126 || c == '=') {
+			return -1;
+		}
+		if (c < 32 || c > 126 || o + 1 >= cap)
+			return -1;                 /* not printable, or too long */
+		out[o++] = (char)c;
+	}
+	out[o] = 0;
+	return (ssize_t)o;
+}
+
+ssize_t smtp_xtext_encode(const char *in, size_t n, char *out, size_t cap)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t o = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)in[i];
+		bool raw = c >= 33 && c <= 126 && c != '+' && c != '=';
+
+		if (o + (raw ? 1 : 3) >= cap)
+			return -1;
+		if (raw) {
+			out[o++] = (char)c;
+		} else {
+			out[o++] = '+';
+			out[o++] = hex[c >> 4];
+			out[o++] = hex[c & 15];
+		}
+	}
+	if (o >= cap)
+		return -1;
+	out[o] = 0;
+	return (ssize_t)o;
+}
+
+ssize_t smtp_orcpt_decode(const char *in, size_t n, char *out, size_t cap)
+{
+	const char *semi = memchr(in, ';', n);
+	size_t tl;
+	ssize_t al;
+
+	if (!semi || semi == in)
+		return -1;
+	tl = (size_t)(semi - in);
+	for (size_t i = 0; i < tl; i++)
+		if (!cls((unsigned char)in[i], CH_ATEXT))
+			return -1;                 /* addr-type is an atom */
+	if (cap > SMTP_MAX_ORCPT + 1)
+		cap = SMTP_MAX_ORCPT + 1;
+	if (tl + 2 >= cap)
+		return -1;
+	memcpy(out, in, tl + 1);
+	al = smtp_xtext_decode(semi + 1, n - tl - 1, out + tl + 1, cap - tl - 1);
+	if (al < 0)
+		return -1;
+	return (ssize_t)(tl + 1) + al;
+}
+
+/* Bits for parameters seen once already, to refuse repeats. */
 enum {
 	P_RET = 1 << 0,
 	P_ENVID = 1 << 1,
@@ -543,10 +641,15 @@ static int mail_param(struct smtp_cmd *out, unsigned *seen, const char *k, size_
 		if ((*seen & P_RET) || !has_v || !(word_eq(v, vn, "full") || word_eq(v, vn, "hdrs")))
 			return SMTP_CMD_EPARAM;
 		*seen |= P_RET;
+		out->ret = word_eq(v, vn, "full") ? SMTP_RET_FULL : SMTP_RET_HDRS;
 	} else if (word_eq(k, kn, "envid")) {
-		if ((*seen & P_ENVID) || !has_v || vn > 100)
+		char tmp[SMTP_MAX_ENVID + 1];
+
+		if ((*seen & P_ENVID) || !has_v || vn > SMTP_MAX_ENVID || smtp_xtext_decode(v, vn, tmp, sizeof(tmp)) < 0)
 			return SMTP_CMD_EPARAM;
 		*seen |= P_ENVID;
+		out->envid = v;
+		out->envid_len = vn;
 	} else if (word_eq(k, kn, "xverp")) {
 		if (out->xverp)
 			return SMTP_CMD_EPARAM;
@@ -561,19 +664,22 @@ static int mail_param(struct smtp_cmd *out, unsigned *seen, const char *k, size_
 	return SMTP_CMD_OK;
 }
 
-static int rcpt_param(unsigned *seen, const char *k, size_t kn, const char *v, size_t vn, bool has_v)
+static int rcpt_param(struct smtp_cmd *out, unsigned *seen, const char *k, size_t kn, const char *v, size_t vn,
+		      bool has_v)
 {
 	if (word_eq(k, kn, "notify")) {
-		if ((*seen & P_NOTIFY) || !has_v || !notify_ok(v, vn))
+		if ((*seen & P_NOTIFY) || !has_v || smtp_notify_parse(v, vn, &out->notify))
 			return SMTP_CMD_EPARAM;
 		*seen |= P_NOTIFY;
 	} else if (word_eq(k, kn, "orcpt")) {
-		/* addr-type ";" xtext: the type must be there and non-empty. */
-		const char *semi = has_v ? memchr(v, ';', vn) : NULL;
+		/* addr-type ";" xtext, decoding to printable text of bounded size */
+		char tmp[SMTP_MAX_ORCPT + 1];
 
-		if ((*seen & P_ORCPT) || !semi || semi == v || semi == v + vn - 1)
+		if ((*seen & P_ORCPT) || !has_v || smtp_orcpt_decode(v, vn, tmp, sizeof(tmp)) < 0)
 			return SMTP_CMD_EPARAM;
 		*seen |= P_ORCPT;
+		out->orcpt = v;
+		out->orcpt_len = vn;
 	} else {
 		return SMTP_CMD_EPARAM;
 	}
@@ -644,7 +750,7 @@ static int parse_path_cmd(struct smtp_cmd *out, const char *arg, size_t n, bool 
 		if (eq && !value_ok(eq + 1, tl - kn - 1))
 			return SMTP_CMD_EPARAM;
 		err = is_mail ? mail_param(out, &seen, tok, kn, eq ? eq + 1 : NULL, eq ? tl - kn - 1 : 0, eq != NULL)
-			      : rcpt_param(&seen, tok, kn, eq ? eq + 1 : NULL, eq ? tl - kn - 1 : 0, eq != NULL);
+			      : rcpt_param(out, &seen, tok, kn, eq ? eq + 1 : NULL, eq ? tl - kn - 1 : 0, eq != NULL);
 		if (err)
 			return err;
 		i += tl;

@@ -18,9 +18,28 @@
 
 /* RFC 5321 4.5.3.1: command line 512 octets, path 256, domain 255. */
 #define SMTP_MAX_CMD_LINE 512
+/* RFC 3461 5: with DSN offered, RCPT may be 500 octets longer (NOTIFY,
+ * ORCPT) and MAIL 100 (RET, ENVID); the server frames commands at this. */
+#define SMTP_MAX_DSN_CMD_LINE (SMTP_MAX_CMD_LINE + 500)
 #define SMTP_MAX_PATH 256
 #define SMTP_MAX_DOMAIN 255
 #define SMTP_MAX_LOCAL 64
+/* RFC 3461: ENVID at most 100 characters; an ORCPT's "type;address" kept
+ * at most this long once decoded (its line is at most 512 + 500 octets). */
+#define SMTP_MAX_ENVID 100
+#define SMTP_MAX_ORCPT 500
+
+/* RFC 3461 NOTIFY=, as bits; 0 = not given. NEVER is never combined. */
+enum {
+	SMTP_NOTIFY_GIVEN = 1 << 0,
+	SMTP_NOTIFY_NEVER = 1 << 1,
+	SMTP_NOTIFY_SUCCESS = 1 << 2,
+	SMTP_NOTIFY_FAILURE = 1 << 3,
+	SMTP_NOTIFY_DELAY = 1 << 4,
+};
+
+/* RFC 3461 RET= on MAIL. */
+enum smtp_ret { SMTP_RET_UNSPEC = 0, SMTP_RET_FULL = 1, SMTP_RET_HDRS = 2 };
 
 enum smtp_verb {
 	SMTP_VERB_UNKNOWN = 0,
@@ -55,6 +74,14 @@ struct smtp_cmd {
 	bool smtputf8;
 	bool xverp;                /* MAIL ... XVERP[=..] (Postfix's and PowerMTA's): VERP wanted */
 	bool bdat_last;            /* BDAT n LAST */
+	/* RFC 3461 DSN parameters, syntax-checked; values point into the line
+	 * still xtext-encoded (smtp_xtext_decode() gives the text). */
+	enum smtp_ret ret;         /* MAIL RET= */
+	const char *envid;         /* MAIL ENVID=; NULL when absent */
+	size_t envid_len;
+	unsigned notify;           /* RCPT NOTIFY=: SMTP_NOTIFY_* bits, 0 when absent */
+	const char *orcpt;         /* RCPT ORCPT= "addr-type;xtext"; NULL when absent */
+	size_t orcpt_len;
 };
 
 enum smtp_cmd_err {
@@ -95,5 +122,29 @@ int smtp_mailbox_check(const char *addr, size_t len, bool utf8);
 const char *smtp_mailbox_domain(const char *addr, size_t len, size_t *dom_len);
 
 const char *smtp_cmd_strerror(int err);
+
+/* RFC 3461 4.1 NOTIFY value: "NEVER", or a comma list of SUCCESS, FAILURE,
+ * DELAY (any case; NEVER with anything else is an error). Sets *bits to
+ * SMTP_NOTIFY_GIVEN plus the keywords' bits. 0 or SMTP_CMD_EPARAM. */
+int smtp_notify_parse(const char *p, size_t n, unsigned *bits);
+
+/* Decode RFC 3461 xtext (chars 33..126 but '+' and '='; "+XX" with two
+ * upper-case hex digits) into out (cap bytes, NUL-terminated). The decoded
+ * text must be printable US-ASCII (32..126; no controls, no 8-bit), since
+ * it goes into DSN header fields. Returns the decoded length, or -1 when
+ * malformed (bad or short hex, '+' at the end, a raw '=' or byte outside
+ * 33..126, a non-printable decoded byte, empty) or when it does not fit. */
+ssize_t smtp_xtext_decode(const char *in, size_t n, char *out, size_t cap);
+
+/* Encode text as xtext into out (cap bytes, NUL-terminated): every byte
+ * outside 33..126, and '+' and '=', as "+XX". Returns the length, or -1
+ * when it does not fit. */
+ssize_t smtp_xtext_encode(const char *in, size_t n, char *out, size_t cap);
+
+/* An ORCPT value "addr-type;xtext" decoded into out as "addr-type;address"
+ * (the type an RFC 5322 atom, the address xtext-decoded, printable, the
+ * whole at most SMTP_MAX_ORCPT bytes; cap must be larger). Returns the
+ * length or -1 when malformed. */
+ssize_t smtp_orcpt_decode(const char *in, size_t n, char *out, size_t cap);
 
 #endif

@@ -176,9 +176,13 @@ void smtp_envelope_free(struct smtp_envelope *env)
 {
 	if (!env)
 		return;
-	for (size_t i = 0; i < env->n_rcpts; i++)
+	for (size_t i = 0; i < env->n_rcpts; i++) {
 		free(env->rcpts[i]);
+		free(env->orcpt ? env->orcpt[i] : NULL);
+	}
 	free(env->rcpts);
+	free(env->notify);
+	free(env->orcpt);
 	free(env->sender);
 	free(env);
 }
@@ -493,6 +497,7 @@ static void cmd_ehlo(struct smtp_session *s, const struct smtp_cmd *c, bool esmt
 	else
 		sess_reply(s, "250-SIZE %llu", (unsigned long long)s->max_size);
 	sess_reply(s, "250-8BITMIME");
+	sess_reply(s, "250-DSN");          /* RFC 3461: NOTIFY, ORCPT, RET, ENVID are kept */
 	sess_reply(s, "250-SMTPUTF8");
 	sess_reply(s, "250-CHUNKING");
 	if (lim->tls && !s->tls && !s->pol.no_starttls)
@@ -719,16 +724,38 @@ static void cmd_mail(struct smtp_session *s, const struct smtp_cmd *c)
 	memcpy(s->env->helo, s->helo, sizeof(s->env->helo));
 	s->env->smtputf8 = c->smtputf8;
 	s->env->xverp = c->xverp;
+	s->env->ret = (uint8_t)c->ret;
+	if (c->envid)
+		smtp_xtext_decode(c->envid, c->envid_len, s->env->envid, sizeof(s->env->envid)); /* checked by the parser */
 	s->env->eightbit = c->body == SMTP_BODY_8BITMIME;
 	s->has_mail = true;
 	sess_reply(s, "250 2.1.0 Ok");
 }
 
+/* Room for one more recipient in each of env's parallel arrays. */
+static bool rcpt_grow(struct smtp_envelope *env)
+{
+	size_t n = env->n_rcpts + 1;
+	char **rcpts = realloc(env->rcpts, n * sizeof(*rcpts));
+	uint8_t *notify;
+	char **orcpt;
+
+	if (!rcpts)
+		return false;
+	env->rcpts = rcpts;
+	if (!(notify = realloc(env->notify, n * sizeof(*notify))))
+		return false;
+	env->notify = notify;
+	if (!(orcpt = realloc(env->orcpt, n * sizeof(*orcpt))))
+		return false;
+	env->orcpt = orcpt;
+	return true;
+}
+
 static void cmd_rcpt(struct smtp_session *s, const struct smtp_cmd *c)
 {
 	char reply[512];
-	char *addr;
-	char **rcpts;
+	char *addr, *orcpt = NULL;
 
 	if (!s->has_mail) {
 		sess_reply(s, "503 5.5.1 Error: need MAIL command");
@@ -754,14 +781,27 @@ static void cmd_rcpt(struct smtp_session *s, const struct smtp_cmd *c)
 		sess_reply(s, "%s", reply);
 		return;
 	}
-	rcpts = realloc(s->env->rcpts, (s->env->n_rcpts + 1) * sizeof(*rcpts));
-	if (!rcpts) {
+	if (c->orcpt) {
+		char tmp[SMTP_MAX_ORCPT + 1];
+		ssize_t n = smtp_orcpt_decode(c->orcpt, c->orcpt_len, tmp, sizeof(tmp)); /* checked by the parser */
+
+		orcpt = n < 0 ? NULL : strndup(tmp, (size_t)n);
+		if (!orcpt) {
+			free(addr);
+			sess_reply(s, "451 4.3.0 Error: out of memory");
+			return;
+		}
+	}
+	if (!rcpt_grow(s->env)) {
 		free(addr);
+		free(orcpt);
 		sess_reply(s, "451 4.3.0 Error: out of memory");
 		return;
 	}
-	s->env->rcpts = rcpts;
-	rcpts[s->env->n_rcpts++] = addr;
+	s->env->rcpts[s->env->n_rcpts] = addr;
+	s->env->notify[s->env->n_rcpts] = (uint8_t)c->notify;
+	s->env->orcpt[s->env->n_rcpts] = orcpt;
+	s->env->n_rcpts++;
 	sess_reply(s, "%s", reply);
 }
 
@@ -1113,7 +1153,7 @@ static void sess_pump(struct smtp_session *s)
 		if (s->state != SESS_READY)
 			break;
 		size_t line_len;
-		ssize_t n = smtp_line_find(s->in + off, s->in_len - off, SMTP_MAX_CMD_LINE, &line_len);
+		ssize_t n = smtp_line_find(s->in + off, s->in_len - off, SMTP_MAX_DSN_CMD_LINE, &line_len);
 
 		if (n == 0)
 			break;

@@ -61,6 +61,11 @@ struct smtp_envelope {
 	bool smtputf8;
 	bool eightbit;
 	bool xverp;                /* MAIL ... XVERP */
+	/* RFC 3461 DSN parameters, decoded from xtext. */
+	uint8_t ret;               /* MAIL RET=: SMTP_RET_* (smtp_cmd.h), 0 when absent */
+	char envid[101];           /* MAIL ENVID=, "" when absent */
+	uint8_t *notify;           /* n_rcpts entries: RCPT NOTIFY= as SMTP_NOTIFY_* bits, 0 absent */
+	char **orcpt;              /* n_rcpts entries: RCPT ORCPT= as "type;address", NULL absent */
 };
 
 void smtp_envelope_free(struct smtp_envelope *env);

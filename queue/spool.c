@@ -11,7 +11,8 @@
  *   msg  value: header (MSG_HDR_LEN bytes), sender\0, campaign\0, source_ip\0,
  *               body (body_len bytes, not terminated)
  *        header: [0] u8 version, [1] u8 flags (bit 0: SMTPUTF8, bits 1-2:
- *                SPOOL_SRC_*, bit 3: no VERP, bit 4: DKIM at delivery; older records have 0), [2] u16 header length, [4] u32 n_rcpt,
+ *                SPOOL_SRC_*, bit 3: no VERP, bit 4: DKIM at delivery, bits 5-6: RET
+ *                SPOOL_RET_*; older records have 0), [2] u16 header length, [4] u32 n_rcpt,
  *                [8] i64 arrival_ms, [16] u32 sender_len,
  *                [20] u32 campaign_len, [24] u32 source_ip_len, [28] u32 0,
  *                [32] u64 body_len; then, only when the message has an ENVID
@@ -19,10 +20,14 @@
  *                [44] envid\0 - inside the header, so older code skips it
  *   rcpt value: header (RCPT_HDR_LEN bytes), addr\0, last_response\0,
  *               pool\0 (only when pool_len is not 0)
- *        header: [0] u8 version, [1] u8 0, [2] u16 header length,
+ *        header: [0] u8 version, [1] u8 NOTIFY (SPOOL_NOTIFY_* bits; 0 in
+ *                records written before it existed: not given), [2] u16 header length,
  *                [4] u32 attempts, [8] i64 next_attempt_ms, [16] i64 queued_ms,
  *                [24] u32 addr_len, [28] u32 response_len, [32] u32 pool_len
- *                (a 32-byte header, written before pools existed, means "")
+ *                (a 32-byte header, written before pools existed, means "");
+ *                then, only when the recipient has an ORCPT (the header is
+ *                then longer than 36): [36] u32 orcpt_len, [40] orcpt\0 -
+ *                inside the header, so older code skips it
  *   meta "format" -> u32 SPOOL_FORMAT, "next_id" -> u64
  * Evolution: a field appended to a header keeps the version byte and grows
  * the stored header length, so older code still reads newer records (it
@@ -65,6 +70,7 @@ _Static_assert(SPOOL_FULL == MDB_MAP_FULL, "SPOOL_FULL must be MDB_MAP_FULL");
 #define RCPT_VERSION 1u
 #define RCPT_HDR_LEN 36u
 #define RCPT_HDR_LEN_V1 32u /* before pool_len */
+#define RCPT_ORCPT_MAX 1000u
 
 #define KEY_MSG_LEN 8u
 #define KEY_RCPT_LEN 12u
@@ -240,7 +246,7 @@ static void msg_encode(uint8_t *p, const struct spool_msg *m)
 	memset(p, 0, MSG_HDR_LEN);
 	p[0] = MSG_VERSION;
 	p[1] = (uint8_t)((m->smtputf8 ? 1 : 0) | (m->src_type & 3) << 1 | (m->no_verp ? 8 : 0) |
-			 (m->dkim_at_delivery ? 16 : 0));
+			 (m->dkim_at_delivery ? 16 : 0) | (m->ret & 3) << 5);
 	put_le(p + 2, hl, 2);
 	put_le(p + 4, m->n_rcpt, 4);
 	put_le(p + 8, (uint64_t)m->arrival_ms, 8);
@@ -289,6 +295,7 @@ static int msg_decode(const MDB_val *v, uint64_t id, struct spool_msg *m)
 	m->src_type = (uint8_t)(p[1] >> 1 & 3);
 	m->no_verp = (p[1] & 8) != 0;
 	m->dkim_at_delivery = (p[1] & 16) != 0;
+	m->ret = (uint8_t)(p[1] >> 5 & 3);
 	m->envid = "";
 	if (off >= MSG_HDR_LEN + 5) {
 		uint32_t le = (uint32_t)get_le(p + MSG_HDR_LEN, 4);
@@ -327,6 +334,14 @@ static int msg_get(MDB_txn *txn, MDB_dbi dbi, uint64_t id, struct spool_msg *out
 
 /* --- recipient records ---------------------------------------------------- */
 
+/* The stored header's length: 36, or with the ORCPT in it. */
+static size_t rcpt_hdr_len(const struct spool_rcpt *r)
+{
+	size_t lo = strlen(str_or_empty(r->orcpt));
+
+	return lo ? RCPT_HDR_LEN + 4 + lo + 1 : RCPT_HDR_LEN;
+}
+
 static int rcpt_encode_size(const struct spool_rcpt *r, size_t *size)
 {
 	size_t la = strlen(str_or_empty(r->addr));
@@ -337,7 +352,9 @@ static int rcpt_encode_size(const struct spool_rcpt *r, size_t *size)
 		return -EINVAL; /* would sort after every real time in "due" */
 	if (la > UINT16_MAX || lr > UINT16_MAX || lp > UINT8_MAX)
 		return -EMSGSIZE;
-	*size = RCPT_HDR_LEN + la + 1 + lr + 1 + (lp ? lp + 1 : 0);
+	if (strlen(str_or_empty(r->orcpt)) > RCPT_ORCPT_MAX)
+		return -EINVAL;
+	*size = rcpt_hdr_len(r) + la + 1 + lr + 1 + (lp ? lp + 1 : 0);
 	return 0;
 }
 
@@ -346,17 +363,23 @@ static void rcpt_encode(uint8_t *p, const struct spool_rcpt *r)
 	const char *addr = str_or_empty(r->addr);
 	const char *resp = str_or_empty(r->last_response);
 	const char *pool = str_or_empty(r->pool);
+	size_t hl = rcpt_hdr_len(r);
 
 	memset(p, 0, RCPT_HDR_LEN);
 	p[0] = RCPT_VERSION;
-	put_le(p + 2, RCPT_HDR_LEN, 2);
+	p[1] = r->notify;
+	put_le(p + 2, hl, 2);
 	put_le(p + 4, r->attempts, 4);
 	put_le(p + 8, (uint64_t)r->next_attempt_ms, 8);
 	put_le(p + 16, (uint64_t)r->queued_ms, 8);
 	put_le(p + 24, (uint32_t)strlen(addr), 4);
 	put_le(p + 28, (uint32_t)strlen(resp), 4);
 	put_le(p + 32, (uint32_t)strlen(pool), 4);
-	p = put_str(p + RCPT_HDR_LEN, addr);
+	if (hl > RCPT_HDR_LEN) {
+		put_le(p + RCPT_HDR_LEN, hl - RCPT_HDR_LEN - 5, 4);
+		memcpy(p + RCPT_HDR_LEN + 4, r->orcpt, hl - RCPT_HDR_LEN - 4); /* with its NUL */
+	}
+	p = put_str(p + hl, addr);
 	p = put_str(p, resp);
 	if (*pool)
 		put_str(p, pool);
@@ -380,6 +403,16 @@ static int rcpt_decode(const MDB_val *v, uint64_t id, uint32_t idx, struct spool
 	r->attempts = (uint32_t)get_le(p + 4, 4);
 	r->next_attempt_ms = (int64_t)get_le(p + 8, 8);
 	r->queued_ms = (int64_t)get_le(p + 16, 8);
+	r->notify = p[1];
+	r->orcpt = "";
+	if (off >= RCPT_HDR_LEN + 5) {
+		uint32_t lo = (uint32_t)get_le(p + RCPT_HDR_LEN, 4);
+
+		if (lo > RCPT_ORCPT_MAX || RCPT_HDR_LEN + 4 + (size_t)lo + 1 > off || p[RCPT_HDR_LEN + 4 + lo] != 0 ||
+		    memchr(p + RCPT_HDR_LEN + 4, 0, lo))
+			return -EBADMSG;
+		r->orcpt = (const char *)p + RCPT_HDR_LEN + 4;
+	}
 	if (r->next_attempt_ms < 0 ||
 	    take_str(p, n, &off, (uint32_t)get_le(p + 24, 4), &r->addr) ||
 	    take_str(p, n, &off, (uint32_t)get_le(p + 28, 4), &r->last_response))

@@ -73,6 +73,19 @@ struct spool_msg {
 	uint8_t src_type;          /* SPOOL_SRC_*: how it came in (accounting's srcType) */
 	bool dkim_at_delivery;     /* not signed at intake: each delivery signs with
 				    * its vmta's key (flags bit 4) */
+	uint8_t ret;               /* RFC 3461 RET=: SPOOL_RET_* (flags bits 5-6; older
+				    * records: not given) */
+};
+
+/* RET= (the values of net/smtp_cmd.h's enum smtp_ret). */
+enum { SPOOL_RET_UNSPEC = 0, SPOOL_RET_FULL = 1, SPOOL_RET_HDRS = 2 };
+/* NOTIFY= bits (the values of net/smtp_cmd.h's SMTP_NOTIFY_*); 0: not given. */
+enum {
+	SPOOL_NOTIFY_GIVEN = 1 << 0,
+	SPOOL_NOTIFY_NEVER = 1 << 1,
+	SPOOL_NOTIFY_SUCCESS = 1 << 2,
+	SPOOL_NOTIFY_FAILURE = 1 << 3,
+	SPOOL_NOTIFY_DELAY = 1 << 4,
 };
 
 /* How a message came in; stored in the message's flags (bits 1-2), so
@@ -98,6 +111,10 @@ struct spool_rcpt {
 	const char *last_response; /* "" before the first attempt */
 	const char *pool;          /* virtual MTA pool name; "" (or NULL when
 				    * writing) for the default pool */
+	uint8_t notify;            /* RFC 3461 NOTIFY=: SPOOL_NOTIFY_* bits, 0 not given
+				    * (so in records older than the field) */
+	const char *orcpt;         /* RFC 3461 ORCPT= as "type;address" (decoded);
+				    * "" (or NULL when writing) for none; at most 1000 bytes */
 };
 
 /* Open (creating) the spool under dir (mkdir -p dir and dir/data, mode

@@ -18,7 +18,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(buf, data, size);
 	while (off < size) {
 		size_t line_len = 0;
-		ssize_t n = smtp_line_find(buf + off, size - off, 512, &line_len);
+		ssize_t n = smtp_line_find(buf + off, size - off, SMTP_MAX_DSN_CMD_LINE, &line_len);
 		struct smtp_cmd cmd;
 
 		if (n == 0)
@@ -34,8 +34,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		char *line = malloc(line_len ? line_len : 1);
 		memcpy(line, buf + off, line_len);
-		smtp_cmd_parse(line, line_len, &cmd);
+		char dec[SMTP_MAX_ORCPT + 1];
+
+		/* a DSN parameter the parser took decodes (the server relies on it) */
+		if (smtp_cmd_parse(line, line_len, &cmd) == SMTP_CMD_OK &&
+		    ((cmd.orcpt && smtp_orcpt_decode(cmd.orcpt, cmd.orcpt_len, dec, sizeof(dec)) < 0) ||
+		     (cmd.envid && smtp_xtext_decode(cmd.envid, cmd.envid_len, dec, SMTP_MAX_ENVID + 1) < 0)))
+			abort();
 		smtp_mailbox_check(line, line_len, true);
+		smtp_xtext_decode(line, line_len, dec, sizeof(dec));
 		free(line);
 		off += (size_t)n;
 	}

@@ -87,11 +87,12 @@ static void test_records_and_quoting(void **state)
 	/* reopened: appends, no second header */
 	assert_int_equal(acct_csv_open(&c, &cf, 1, err, sizeof(err)), 0);
 	ev = delivery("r4@r.test");
+	ev.orcpt = "rfc822;Old,One@r.test"; /* RCPT ... ORCPT=: the orcpt column, quoted */
 	acct_csv_write(c, &ev);
 	acct_csv_close(c);
 	text = slurp(path);
 	assert_int_equal(strstr(strstr(text, "type,") + 1, "type,") == NULL, 1);
-	assert_non_null(strstr(text, "r4@r.test"));
+	assert_non_null(strstr(text, "r4@r.test,\"rfc822;Old,One@r.test\",relayed,"));
 	free(text);
 	tmp_dir_remove(dir);
 }

@@ -624,6 +624,98 @@ static void test_8bit(void **state)
 	dsn_free(&d);
 }
 
+/* RFC 3461 in Salvo's own DSNs: Original-Recipient from ORCPT (before
+ * Final-Recipient, cleaned), "relayed" reports, RET=FULL returning the
+ * whole message as message/rfc822 (failures only, within the bound). */
+static void test_dsn_params(void **state)
+{
+	struct dsn_rcpt r[2] = {rcpt_nobody(), rcpt_nobody()};
+	struct dsn_info in = info_for(r, 1);
+	struct dsn d;
+	char *subj;
+	char *big;
+	const char *o, *f;
+
+	(void)state;
+	r[0].orcpt = "rfc822;Old+One@example.org";
+	build_ok(&in, &d);
+	assert_line(d.part_body[1], "Original-Recipient: rfc822;Old+One@example.org");
+	o = strstr(d.part_body[1].p, "Original-Recipient:");
+	f = strstr(d.part_body[1].p, "Final-Recipient:");
+	assert_true(o && f && o < f);
+	assert_line(d.part_head[2], "Content-Type: text/rfc822-headers");
+	assert_null(find(d.part_body[2], "secret body line"));
+	dsn_free(&d);
+	/* no ORCPT: no field; a hostile one cannot add a line */
+	r[0].orcpt = "rfc822;a@b\r\nX-Evil: 1";
+	build_ok(&in, &d);
+	assert_int_equal(count_lines(d.part_body[1], "Original-Recipient:"), 1);
+	assert_false(has_line(d.part_body[1], "X-Evil"));
+	dsn_free(&d);
+	r[0].orcpt = NULL;
+	build_ok(&in, &d);
+	assert_false(has_line(d.part_body[1], "Original-Recipient:"));
+	dsn_free(&d);
+
+	/* RET=FULL: the whole original; RET=HDRS: headers */
+	in.ret = DSN_RET_FULL;
+	build_ok(&in, &d);
+	assert_line(d.part_head[2], "Content-Type: message/rfc822");
+	assert_non_null(find(d.part_body[2], "secret body line"));
+	assert_non_null(find(d.part_body[2], "Subject: hello"));
+	dsn_free(&d);
+	in.ret = DSN_RET_HDRS;
+	build_ok(&in, &d);
+	assert_line(d.part_head[2], "Content-Type: text/rfc822-headers");
+	assert_null(find(d.part_body[2], "secret body line"));
+	dsn_free(&d);
+	/* over the bound: headers only, whatever RET says */
+	big = malloc(DSN_HEADERS_MAX + 200);
+	assert_non_null(big);
+	memcpy(big, "Subject: big\r\n\r\n", 17);
+	memset(big + 17, 'x', DSN_HEADERS_MAX + 200 - 17);
+	for (size_t i = 17 + 70; i + 1 < DSN_HEADERS_MAX + 200; i += 72)
+		memcpy(big + i, "\r\n", 2);
+	in.ret = DSN_RET_FULL;
+	in.orig = big;
+	in.orig_len = DSN_HEADERS_MAX + 200;
+	build_ok(&in, &d);
+	assert_line(d.part_head[2], "Content-Type: text/rfc822-headers");
+	assert_true(d.part_body[2].n < 100);
+	dsn_free(&d);
+	free(big);
+	in.orig = orig_msg;
+	in.orig_len = strlen(orig_msg);
+
+	/* relayed: its own subject and status; FULL does not apply */
+	r[0].action = "relayed";
+	r[0].status = NULL;
+	r[0].diagnostic = "250 2.0.0 Ok: queued";
+	r[0].orcpt = "rfc822;x@example.org";
+	build_ok(&in, &d);
+	subj = header(&d, "Subject");
+	assert_string_equal(subj, "Successful Mail Delivery Report");
+	free(subj);
+	assert_line(d.part_body[1], "Action: relayed");
+	assert_line(d.part_body[1], "Status: 2.0.0");
+	assert_line(d.part_body[1], "Original-Recipient: rfc822;x@example.org");
+	assert_line(d.part_head[2], "Content-Type: text/rfc822-headers");
+	assert_null(find(d.part_body[2], "secret body line"));
+	dsn_free(&d);
+	/* a failure beside a relayed recipient: the failure's subject */
+	r[1].action = "failed";
+	in.n_rcpts = 2;
+	build_ok(&in, &d);
+	subj = header(&d, "Subject");
+	assert_string_equal(subj, "Undelivered Mail Returned to Sender");
+	free(subj);
+	assert_line(d.part_head[2], "Content-Type: message/rfc822");
+	dsn_free(&d);
+	/* an unknown action is still refused */
+	r[0].action = "delivered";
+	assert_int_equal(dsn_build(&in, &d.msg, &d.len), -EINVAL);
+}
+
 static void test_date_now(void **state)
 {
 	struct dsn_rcpt r = rcpt_nobody();
@@ -694,6 +786,7 @@ int main(void)
 		cmocka_unit_test(test_boundary_collision),
 		cmocka_unit_test(test_8bit),
 		cmocka_unit_test(test_date_now),
+		cmocka_unit_test(test_dsn_params),
 		cmocka_unit_test(test_errors),
 	};
 

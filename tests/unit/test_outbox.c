@@ -133,8 +133,26 @@ static void test_pack_roundtrip(void **state)
 	assert_non_null(strstr(want, ",\"envid\":\"camp7-msg42\""));
 	free(want);
 	free(got);
+	/* orcpt: a 21st string (flag bit 3, with bit 2: envid NULL when none) */
+	ev = full_event();
+	ev.orcpt = "rfc822;Old+One@example.org";
+	b.len = 0;
+	assert_int_equal(acct_event_pack(&b, &ev), 0);
+	assert_int_equal(((char *)b.data)[2] & 12, 12);
+	assert_int_equal(acct_event_unpack(b.data, b.len, &back), 0);
+	assert_string_equal(back.orcpt, "rfc822;Old+One@example.org");
+	assert_null(back.envid);
+	want = format(&ev);
+	got = format(&back);
+	assert_string_equal(got, want);
+	assert_non_null(strstr(want, ",\"orcpt\":\"rfc822;Old+One@example.org\""));
+	free(want);
+	free(got);
+	/* bit 3 without bit 2 is no layout */
+	((char *)b.data)[2] &= ~4;
+	assert_int_equal(acct_event_unpack(b.data, b.len, &back), -EBADMSG);
 	/* bit 2 without bit 1 is no layout */
-	((char *)b.data)[2] &= ~2;
+	((char *)b.data)[2] = 4 | 1;
 	assert_int_equal(acct_event_unpack(b.data, b.len, &back), -EBADMSG);
 	json_buf_free(&b);
 }

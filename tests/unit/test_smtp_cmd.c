@@ -674,14 +674,18 @@ static void check_cmd_invariants(const char *line, size_t n, int err, const stru
 			assert_true(c->path >= line && c->path + c->path_len <= line + n);
 			assert_true(c->path_len + 2 <= SMTP_MAX_PATH);
 		}
+		if (c->orcpt)
+			assert_true(c->orcpt >= line && c->orcpt + c->orcpt_len <= line + n);
+		if (c->envid)
+			assert_true(c->envid >= line && c->envid + c->envid_len <= line + n);
 	}
 }
 
 static void test_prefixes_at_guard(void **state)
 {
 	static const char *lines[] = {
-		"MAIL FROM:<@a.example,@[IPv6:::1]:\"q\\\"x\"@b\xc3\xa9.example> SIZE=12345 BODY=8BITMIME SMTPUTF8 RET=FULL",
-		"RCPT TO:<user@[IPv6:2001:db8::1]> NOTIFY=SUCCESS,DELAY ORCPT=rfc822;user@x",
+		"MAIL FROM:<@a.example,@[IPv6:::1]:\"q\\\"x\"@b\xc3\xa9.example> SIZE=12345 BODY=8BITMIME SMTPUTF8 RET=FULL ENVID=a+2Bb",
+		"RCPT TO:<user@[IPv6:2001:db8::1]> NOTIFY=SUCCESS,DELAY ORCPT=rfc822;us+2Ber@x",
 		"RCPT TO:<Postmaster>",
 		"EHLO [IPv6:2001:db8::25]",
 		"BDAT 123456 LAST",

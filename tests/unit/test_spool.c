@@ -1209,10 +1209,115 @@ static void test_strerror(void **state)
 	spool_close(s);
 }
 
+/* RFC 3461 parameters: RET with the message, NOTIFY and ORCPT with each
+ * recipient, kept across a rewrite (a deferral); records written before
+ * they existed (pool-less 32-byte and 36-byte headers, flags 0) read as
+ * "not given"; a lying ORCPT length is -EBADMSG. */
+static void test_dsn_params(void **state)
+{
+	struct fx *f = *state;
+	struct spool *s = fx_open(f, 0);
+	struct spool_wtxn *t;
+	struct spool_rtxn *rt;
+	struct spool_msg m = {.arrival_ms = T0, .n_rcpt = 3, .sender = "s@example.test", .body = "x", .body_len = 1,
+			      .ret = SPOOL_RET_FULL, .envid = "env 1", .dkim_at_delivery = true}, g;
+	struct spool_rcpt r, w;
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dm, dr, dd;
+	MDB_val k, v;
+	uint8_t kb[12], rec[128];
+
+	assert_int_equal(spool_wtxn_begin(s, &t), 0);
+	assert_int_equal(spool_alloc_id(t, &m.id), 0);
+	assert_int_equal(spool_put_msg(t, &m), 0);
+	w = (struct spool_rcpt){.msg_id = m.id, .idx = 0, .next_attempt_ms = T0, .queued_ms = T0, .addr = "a@x.test",
+				.last_response = "", .pool = "blast", .notify = SPOOL_NOTIFY_GIVEN | SPOOL_NOTIFY_NEVER,
+				.orcpt = "rfc822;Old+One@y.test"};
+	assert_int_equal(spool_put_rcpt(t, &w), 0);
+	w = (struct spool_rcpt){.msg_id = m.id, .idx = 1, .next_attempt_ms = T0, .queued_ms = T0, .addr = "b@x.test",
+				.last_response = "", .notify = SPOOL_NOTIFY_GIVEN | SPOOL_NOTIFY_SUCCESS |
+								SPOOL_NOTIFY_DELAY};
+	assert_int_equal(spool_put_rcpt(t, &w), 0);
+	put_rcpt_at(t, m.id, 2, T0, 0, "c@x.test", "");
+	assert_int_equal(spool_wtxn_commit(t), 0);
+
+	assert_int_equal(spool_rtxn_begin(s, &rt), 0);
+	assert_int_equal(spool_get_msg(rt, m.id, &g), 0);
+	assert_int_equal(g.ret, SPOOL_RET_FULL);
+	assert_true(g.dkim_at_delivery);
+	assert_string_equal(g.envid, "env 1");
+	assert_int_equal(spool_get_rcpt(rt, m.id, 0, &r), 0);
+	assert_int_equal(r.notify, SPOOL_NOTIFY_GIVEN | SPOOL_NOTIFY_NEVER);
+	assert_string_equal(r.orcpt, "rfc822;Old+One@y.test");
+	assert_string_equal(r.addr, "a@x.test");
+	assert_string_equal(r.pool, "blast");
+	assert_int_equal(spool_get_rcpt(rt, m.id, 1, &r), 0);
+	assert_int_equal(r.notify, SPOOL_NOTIFY_GIVEN | SPOOL_NOTIFY_SUCCESS | SPOOL_NOTIFY_DELAY);
+	assert_string_equal(r.orcpt, "");
+	assert_int_equal(spool_get_rcpt(rt, m.id, 2, &r), 0);
+	assert_int_equal(r.notify, 0);
+	assert_string_equal(r.orcpt, "");
+	spool_rtxn_end(rt);
+	assert_consistent(s);
+
+	/* the stored bytes: NOTIFY in byte 1, ORCPT inside the header */
+	spool_close(f->s);
+	f->s = NULL;
+	raw_open(f->dir, &env, &txn, &dm, &dr, &dd);
+	be64(kb, m.id);
+	be32(kb + 8, 0);
+	k = (MDB_val){12, kb};
+	assert_int_equal(mdb_get(txn, dr, &k, &v), 0);
+	assert_true(v.mv_size <= sizeof(rec));
+	memcpy(rec, v.mv_data, v.mv_size);
+	assert_int_equal(rec[1], SPOOL_NOTIFY_GIVEN | SPOOL_NOTIFY_NEVER);
+	assert_int_equal(rec[2] | rec[3] << 8, 36 + 4 + 21 + 1);
+	assert_memory_equal(rec + 40, "rfc822;Old+One@y.test", 22);
+	/* a lying ORCPT length: refused */
+	rec[36] = 200;
+	be32(kb + 8, 7);
+	assert_int_equal(mdb_put(txn, dr, &k, &(MDB_val){v.mv_size, rec}, 0), 0);
+	/* an old record (36-byte header, byte 1 zero): recipient 8 */
+	{
+		static const char tail[] = "o@x.test\0\0";
+		uint8_t old[36 + sizeof(tail) - 1] = {1, 0, 36, 0};
+
+		old[24] = 8;
+		memcpy(old + 36, tail, sizeof(tail) - 1);
+		be32(kb + 8, 8);
+		assert_int_equal(mdb_put(txn, dr, &k, &(MDB_val){sizeof(old), old}, 0), 0);
+	}
+	assert_int_equal(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+	fx_open(f, 0);
+	assert_int_equal(spool_rtxn_begin(f->s, &rt), 0);
+	assert_int_equal(spool_get_rcpt(rt, m.id, 7, &r), -EBADMSG);
+	assert_int_equal(spool_get_rcpt(rt, m.id, 8, &r), 0);
+	assert_string_equal(r.addr, "o@x.test");
+	assert_int_equal(r.notify, 0);
+	assert_string_equal(r.orcpt, "");
+	assert_string_equal(r.pool, "");
+	spool_rtxn_end(rt);
+
+	/* an ORCPT too long to store is refused, nothing written */
+	{
+		char big[1100];
+
+		memset(big, 'a', sizeof(big) - 1);
+		big[sizeof(big) - 1] = 0;
+		w = (struct spool_rcpt){.msg_id = m.id, .idx = 9, .next_attempt_ms = T0, .addr = "z@x.test", .orcpt = big};
+		assert_int_equal(spool_wtxn_begin(f->s, &t), 0);
+		assert_int_equal(spool_put_rcpt(t, &w), -EINVAL);
+		spool_wtxn_abort(t);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_roundtrip_three_rcpts, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dsn_params, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_put_msg_twice, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_walk_rcpts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_put_rcpt_replaces, setup, teardown),
