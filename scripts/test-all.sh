@@ -18,7 +18,7 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:ha
 meson test -C build --print-errorlogs --wrapper "valgrind --quiet --leak-check=full --error-exitcode=99" \
     test_config test_units test_acct_log test_smtp_cmd test_smtp_reply test_dot_stuff test_spool test_spool_writer \
     test_suppress test_conn_limit test_conn_window test_dns test_rollup test_sched test_throttle test_msg_headers test_verp test_bounce_report test_dsn \
-    test_webhook test_config_webhook test_reload test_outbox
+    test_webhook test_config_webhook test_reload test_outbox test_dsn_params
 SALVOD_WRAPPER="valgrind --fair-sched=yes --undef-value-errors=no --leak-check=full --errors-for-leak-kinds=definite --error-exitcode=99" \
     SALVO_REQUIRE_PEERS=1 meson test -C build --print-errorlogs \
     integration-delivery integration-relay integration-tls-auth integration-suppression integration-api
