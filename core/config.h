@@ -88,6 +88,18 @@ struct config_rate {
 	uint64_t per_ms;
 };
 
+/* PowerMTA's 0 for a rate or a connection cap: send nothing, the queue
+ * holds its mail (for backoff- ones: while in backoff). A rate of count 0
+ * with a period is that; {0, 0} is unlimited. backoff_max_smtp_out takes
+ * CONFIG_SMTP_OUT_NONE, since its 0 means "not set"; max_smtp_out takes 0. */
+#define CONFIG_RATE_NONE ((struct config_rate){0, 1})
+#define CONFIG_SMTP_OUT_NONE ((unsigned)-2)
+
+static inline bool config_rate_none(const struct config_rate *r)
+{
+	return !r->count && r->per_ms;
+}
+
 /* <source CIDR> ... </source>. The most specific (longest prefix) match wins. */
 struct config_source {
 	char *name;                 /* `<source {name}>` / `<source name>`: a named source

@@ -109,28 +109,19 @@ static int d_backoff_to_normal_after(struct parser *p, const struct directive *d
 			    CONFIG_DOM_BACKOFF_TO_NORMAL);
 }
 
-/* PowerMTA's 0 for a connection cap or a rate: no delivery at all (while
- * in backoff, for the backoff- ones). Salvo's configuration has no held
- * queue, and taking 0 for "no limit" would send what the file holds back:
- * refused with what to do instead. */
-static int refuse_zero(struct parser *p, const struct directive *d)
-{
-	bool backoff = !strncasecmp(d->name, "backoff-", 8);
-
-	return cp_err(p, "%s 0 (%s) is not supported: %s", d->name,
-		      backoff ? "send nothing while the queue is in backoff" : "hold this queue's mail, send nothing",
-		      backoff ? "give a small rate instead (e.g. backoff-max-msg-rate 1/h)"
-			      : "pause the queue with salvoctl pause QUEUE (kept across restarts), or leave the domain out");
-}
-
 static int set_positive(struct parser *p, const struct directive *d, const char *v,
 			unsigned *field, uint64_t flag)
 {
 	char sb[CP_SHOW_BUF];
 	uint64_t n;
 
-	if (!strcmp(v, "0") && strstr(d->name, "max-smtp-out"))
-		return refuse_zero(p, d);
+	if (!strcmp(v, "0") && strstr(d->name, "max-smtp-out")) {
+		/* PowerMTA's 0: no session at all, the queue holds its mail
+		 * (egress_max_out); for backoff-max-smtp-out, while in backoff */
+		*field = strncasecmp(d->name, "backoff-", 8) ? 0 : CONFIG_SMTP_OUT_NONE;
+		cur_domain(p)->set_mask |= flag;
+		return 0;
+	}
 	if (!strcasecmp(v, "unlimited")) /* PowerMTA's word for no cap */
 		n = UINT_MAX;
 	else if (config_parse_uint(v, 1, UINT_MAX, &n) < 0)
@@ -172,12 +163,17 @@ static int d_max_rcpt_per_message(struct parser *p, const struct directive *d, c
 static int set_rate(struct parser *p, const struct directive *d, const char *v,
 		    struct config_rate *field, uint64_t flag)
 {
-	if (!strcmp(v, "0")) /* PowerMTA's syntax: { unlimited | 0 | N/T } */
-		return refuse_zero(p, d);
-	if (strcasecmp(v, "unlimited") == 0)
+	/* PowerMTA's syntax: { unlimited | 0 | N/T }; 0 (or 0/T) sends
+	 * nothing: the queue holds its mail (while in backoff, for
+	 * backoff-max-msg-rate) */
+	if (!strcmp(v, "0"))
+		*field = CONFIG_RATE_NONE;
+	else if (strcasecmp(v, "unlimited") == 0)
 		*field = (struct config_rate){0, 0};
-	else if (config_parse_rate(v, field) < 0 || field->count == 0)
+	else if (config_parse_rate(v, field) < 0)
 		return cp_bad_value(p, "rate", d, v);
+	else if (field->count == 0)
+		*field = CONFIG_RATE_NONE;
 	cur_domain(p)->set_mask |= flag;
 	return 0;
 }
@@ -204,7 +200,7 @@ static int per_hour(struct parser *p, const struct directive *d, char *v, struct
 	char rate[40];
 	uint64_t n;
 
-	if (strcasecmp(v, "unlimited") && config_parse_uint(v, 1, 1000000000, &n) < 0)
+	if (strcasecmp(v, "unlimited") && config_parse_uint(v, 0, 1000000000, &n) < 0)
 		return cp_bad_value(p, "count per hour (or unlimited)", d, v);
 	snprintf(rate, sizeof(rate), strcasecmp(v, "unlimited") ? "%s/h" : "%s", v);
 	return set_rate(p, d, rate, r, bit);

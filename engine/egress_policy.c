@@ -247,17 +247,16 @@ void egress_units_free(struct egress_queue *eq)
 unsigned egress_max_out(struct egress_queue *eq, size_t vmta)
 {
 	const struct config_domain *d = egress_unit_dom(eq, vmta);
-	unsigned n = eq->mode == EGRESS_BACKOFF && d->backoff_max_smtp_out ? d->backoff_max_smtp_out
-									     : d->max_smtp_out;
-
-	return n ? n : 1;
+	if (eq->mode == EGRESS_BACKOFF && d->backoff_max_smtp_out)
+		return d->backoff_max_smtp_out == CONFIG_SMTP_OUT_NONE ? 0 : d->backoff_max_smtp_out;
+	return d->max_smtp_out; /* 0: max-smtp-out 0, the queue holds its mail */
 }
 
 const struct config_rate *egress_msg_rate(struct egress_queue *eq, size_t vmta)
 {
 	const struct config_domain *d = egress_unit_dom(eq, vmta);
 
-	if (eq->mode == EGRESS_BACKOFF && d->backoff_max_msg_rate.count)
+	if (eq->mode == EGRESS_BACKOFF && d->backoff_max_msg_rate.per_ms) /* set, or 0 */
 		return &d->backoff_max_msg_rate;
 	return &d->max_msg_rate;
 }
@@ -364,6 +363,10 @@ static bool unit_ready(struct egress_queue *eq, size_t v, int64_t now_ms, int64_
 	const struct config_rate *rate = egress_msg_rate(eq, v);
 	int64_t now_us = now_ms * 1000, w;
 
+	/* PowerMTA's 0 for a cap or a rate: held until a reload changes it
+	 * (which kicks the queue), so no wait is noted */
+	if (!max_out || config_rate_none(rate) || config_rate_none(&egress_unit_dom(eq, v)->max_connect_rate))
+		return false;
 	if (u->disabled_until_ms > now_ms) {
 		note_wait(wait, (u->disabled_until_ms - now_ms) * 1000);
 		return false;
@@ -498,6 +501,8 @@ ssize_t egress_pick_pool(struct egress_queue *eq, size_t vmta, int64_t now_ms)
 		if (!(egress_pool_has(cfg, p, vmta) && reroute_of(eq, vmta) < 0) && !reroute_serves(eq, p, vmta) &&
 		    (warm = cold_serves(eq, p, vmta, wall)) < 0)
 			continue;
+		if (config_rate_none(egress_msg_rate(eq, vmta)))
+			return -1; /* a rate of 0: held, the session idles out */
 		if (!throttle_take(&u->msg_rate, egress_msg_rate(eq, vmta), now_ms * 1000, &wait)) {
 			egress_wake_at(eq, now_ms + wait / 1000 + 1);
 			return -1;

@@ -374,15 +374,10 @@ FIXES = {
         ("fault", 150, r'invalid network "monitor" for http-access',
          _sub("http-access  monitor", "http-access 198.51.100.5 monitor")),
         ("fault", 152, r'invalid network "admin" for http-access', _sub("http-access  admin", "http-access 198.51.100.6 admin")),
-        # max-smtp-out 0 (no mail to azure.com from these vmtas): the queue is paused with salvoctl instead
-        ("design", 87, r"max-smtp-out 0 \(hold this queue's mail, send nothing\) is not supported: pause the queue",
-         _drop_lines("max-smtp-out 0")),
-        ("design", 100, r"max-smtp-out 0 \(hold this queue's mail", lambda t: t),
     ],
-    "ensure-line-installer.config": [
-        ("design", 303, r"backoff-max-msg-rate 0 \(send nothing while the queue is in backoff\) is not supported",
-         _sub("backoff-max-msg-rate 0", "backoff-max-msg-rate 1/h")),
-    ],
+    # backoff-max-msg-rate 0 (line 303) and max-smtp-out 0 (php-server-generator,
+    # lines 87 and 100) load: the queue holds its mail, as in PowerMTA
+    "ensure-line-installer.config": [],
 }
 
 # Files a config includes (a directory next to it) and the edits they need: their

@@ -47,6 +47,7 @@ import json
 import os
 import urllib.request
 import random
+import re
 import subprocess
 import time
 
@@ -406,6 +407,68 @@ def test_backoff_after_delivery(env):
         raise Fail("backoff-to-normal-after-delivery yes: bn.test is still %r after a delivery" % modes["bn.test"])
 
 
+def _queue(name):
+    with urllib.request.urlopen("http://%s:%d/api/v1/queues/%s" % (harness.SALVOD_HTTP + (name,)), timeout=5) as r:
+        return json.load(r)
+
+
+def _reload():
+    req = urllib.request.Request("http://%s:%d/api/v1/reload" % harness.SALVOD_HTTP, data=b"", method="POST")
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return r.status, json.load(r)
+
+
+def test_zero_holds(env):
+    """PowerMTA's 0: max-smtp-out 0 and max-msg-rate 0/h hold a queue's mail (no
+    session at all) while a queue beside them delivers; backoff-max-msg-rate 0 holds a
+    queue only once it is in backoff; a reload that lifts the 0 sends everything."""
+    rng = random.Random(188)
+    doms = ["h0.test", "hr.test", "ok.test", "bz.test"]
+    env.dns(mx={d: [(10, "mx.z.test")] for d in doms}, a={"mx.z.test": "127.0.0.2"}, check=[("h0.test", "MX")])
+    sink = env.salvo_sink("sink", "127.0.0.2:25", dump=False, extra_args=[
+        "--fault", r"at=rcpt,match=^y@bz\.test$,first=1,reply=421 4.7.0 try again later"])
+    extra = "<smtp-pattern-list bo>\n  reply /try again later/ mode=backoff\n</smtp-pattern-list>\n"
+    d = env.salvod_daemon(default_domain={"smtp-pattern-list": "bo", "backoff-retry-after": "1s",
+                                          "retry-after": "1s", "backoff-to-normal-after": "1h"},
+                          domains={"h0.test": {"max-smtp-out": "0"}, "hr.test": {"max-msg-rate": "0/h"},
+                                   "bz.test": {"backoff-max-msg-rate": "0"}}, extra=extra)
+    if _show(d.config, "h0.test").get("max-smtp-out") != "0":
+        raise Fail("--show h0.test: max-smtp-out is not 0")
+    d.start()
+    rcpts = ["x@h0.test", "x@hr.test", "x@ok.test", "y@bz.test"]
+    harness.inject([Injected("z%d" % i, SENDER, [r], make_body(rng, "z%d" % i, SENDER, [r], 300))
+                    for i, r in enumerate(rcpts)], threads=1)
+    if not harness.wait_until(lambda: "x@ok.test" in sink.delivered(), 20, what="ok.test delivered"):
+        raise Fail("the queue beside the held ones got nothing: %r" % sink.delivered())
+    harness.wait_until(lambda: False, 4)     # retries every 1 s: time for a held queue to leak
+    got = set(sink.delivered())
+    if got & {"x@h0.test", "x@hr.test", "y@bz.test"}:
+        raise Fail("a held queue delivered: %r" % sorted(got))
+    log("held 4 s: delivered %r" % sorted(got))
+    q = _queue("h0.test")
+    if q.get("connection_limit") != 0 or q.get("connections"):
+        raise Fail("GET /api/v1/queues/h0.test: %r, want connection_limit 0 and no connection" % q)
+    if _queue("bz.test").get("mode") != "backoff":
+        raise Fail("the 421 did not put bz.test in backoff: the backoff hold proves nothing")
+    text = open(d.config).read()
+    for pat, repl in ((r"^(\s*)max-smtp-out\s+0$", r"\1max-smtp-out 2"),
+                      (r"^(\s*)max-msg-rate\s+0/h$", r"\1max-msg-rate unlimited"),
+                      (r"^(\s*)backoff-max-msg-rate\s+0$", r"\1backoff-max-msg-rate unlimited")):
+        text, n = re.subn(pat, repl, text, flags=re.M)
+        if n != 1:
+            raise Fail("the config has %d lines matching %r to lift: %s" % (n, pat, text))
+    with open(d.config, "w") as f:
+        f.write(text)
+    st, j = _reload()
+    if st != 200:
+        raise Fail("reload lifting the zeros: %s %r" % (st, j))
+    if not harness.wait_until(lambda: set(rcpts) <= set(sink.delivered()), 20, what="all delivered after the reload"):
+        raise Fail("after the reload lifted the zeros: delivered %r" % sorted(sink.delivered()))
+    if any(n != 1 for n in sink.delivered().values()):
+        raise Fail("delivered twice: %r" % sink.delivered())
+    log("a reload lifted max-smtp-out 0, max-msg-rate 0/h and backoff-max-msg-rate 0: all 4 delivered once")
+
+
 def test_disable_mx_rollup(env):
     rng = random.Random(187)
     env.dns(mx={"r1.test": [(10, "mx-a.roll.test")], "r2.test": [(10, "mx-a.roll.test")]},
@@ -463,5 +526,5 @@ def test_pool_sessions(env):
 
 
 if __name__ == "__main__":
-    harness.main([test_nested_vmta_domain, test_source_ip_limits, test_named_source, test_domain_switches, test_run_as_root_no, test_smtp_hosts_auth, test_backoff_after_delivery,
+    harness.main([test_nested_vmta_domain, test_source_ip_limits, test_named_source, test_domain_switches, test_run_as_root_no, test_smtp_hosts_auth, test_backoff_after_delivery, test_zero_holds,
                   test_disable_mx_rollup, test_pool_sessions], needs_postfix=True)

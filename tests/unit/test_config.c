@@ -1539,6 +1539,43 @@ static void test_spool_commit_delay(void **state)
 	config_free(&cfg);
 }
 
+/* PowerMTA's 0 for a cap or a rate: the queue holds its mail (in backoff
+ * only, for the backoff- ones); a domain without it, and `*`, still send. */
+static void test_zero_limits_hold(void **state)
+{
+	struct config cfg;
+	const struct config_domain *d, *star, *other;
+
+	(void)state;
+	load_ok(&cfg, "<domain *>\n max-smtp-out 0\n</domain>\n"
+		      "<domain held.example>\n max-msg-rate 0/h\n max-connect-rate 0\n</domain>\n"
+		      "<domain other.example>\n max-smtp-out 7\n backoff-max-smtp-out 0\n"
+		      " backoff-max-msg-rate 0\n</domain>\n"
+		      "<domain hour.example>\n max-msg-per-hour 0\n</domain>\n");
+	star = config_domain_for(&cfg, "unknown.example");
+	assert_int_equal(star->max_smtp_out, 0);
+	assert_false(config_rate_none(&star->max_msg_rate));
+	d = config_domain_for(&cfg, "held.example");
+	assert_true(config_rate_none(&d->max_msg_rate));
+	assert_true(config_rate_none(&d->max_connect_rate));
+	assert_int_equal(d->max_smtp_out, 0); /* from `*` */
+	other = config_domain_for(&cfg, "other.example");
+	assert_int_equal(other->max_smtp_out, 7);
+	assert_int_equal(other->backoff_max_smtp_out, CONFIG_SMTP_OUT_NONE);
+	assert_true(config_rate_none(&other->backoff_max_msg_rate));
+	assert_false(config_rate_none(&other->max_msg_rate));
+	assert_true(config_rate_none(&config_domain_for(&cfg, "hour.example")->max_msg_rate));
+	config_free(&cfg);
+	/* unlimited is not 0 */
+	load_ok(&cfg, "<domain x.example>\n max-msg-rate unlimited\n max-smtp-out unlimited\n</domain>\n");
+	d = config_domain_for(&cfg, "x.example");
+	assert_false(config_rate_none(&d->max_msg_rate));
+	assert_int_equal(d->max_smtp_out, UINT_MAX);
+	config_free(&cfg);
+	expect_domain_err("max-msg-rate -0/h", "test.conf:2: invalid rate \"-0/h\" for max-msg-rate");
+	expect_domain_err("max-smtp-out 00", "test.conf:2: invalid value \"00\" for max-smtp-out (expected a positive integer or unlimited)");
+}
+
 static void test_err_block_values(void **state)
 {
 	expect_source_err("always-allow-relaying maybe",
@@ -1555,13 +1592,6 @@ static void test_err_block_values(void **state)
 			  "test.conf:2: invalid duration \"99999999999999999999s\" for retry-after");
 	expect_domain_err("bounce-after 4x", "test.conf:2: invalid duration \"4x\" for bounce-after");
 	expect_domain_err("bounce-after -4h", "test.conf:2: invalid duration \"-4h\" for bounce-after");
-	expect_domain_err("max-smtp-out 0",
-			  "test.conf:2: max-smtp-out 0 (hold this queue's mail, send nothing) is not supported: pause the "
-			  "queue with salvoctl pause QUEUE (kept across restarts), or leave the domain out");
-	expect_domain_err("  backoff-max-msg-rate 0", "test.conf:2: backoff-max-msg-rate 0 (send nothing while the "
-			  "queue is in backoff) is not supported: give a small rate instead (e.g. backoff-max-msg-rate 1/h)");
-	expect_domain_err("  max-msg-rate 0", "test.conf:2: max-msg-rate 0 (hold this queue's mail, send nothing) is not "
-			  "supported: pause the queue with salvoctl pause QUEUE (kept across restarts), or leave the domain out");
 	expect_domain_err("  max-rcpt-per-message 0",
 			  "test.conf:2: invalid value \"0\" for max-rcpt-per-message (expected a positive integer or unlimited)");
 	expect_domain_err("max-smtp-out 4294967296",
@@ -2287,7 +2317,6 @@ static void test_policy_errors(void **state)
 	expect_err("<bounce-category-patterns>\n /full/\n</bounce-category-patterns>\n",
 		   "test.conf:2: missing bounce category after the pattern (e.g. /user unknown/ bad-mailbox)");
 	expect_err("reply /x/ mode=backoff\n", "test.conf:1: \"reply\" is only valid inside <smtp-pattern-list>");
-	expect_domain_err("  max-msg-rate 0/h", "test.conf:2: invalid rate \"0/h\" for max-msg-rate");
 	expect_domain_err("  max-connect-rate fast", "test.conf:2: invalid rate \"fast\" for max-connect-rate");
 	expect_domain_err("  backoff-retry-after 1m,,2m",
 			  "test.conf:2: empty element in backoff-retry-after list \"1m,,2m\"");
@@ -2883,6 +2912,7 @@ int main(void)
 		cmocka_unit_test(test_err_top_values),
 		cmocka_unit_test(test_spool_commit_delay),
 		cmocka_unit_test(test_err_block_values),
+		cmocka_unit_test(test_zero_limits_hold),
 		cmocka_unit_test(test_err_after_much),
 		cmocka_unit_test(test_pmta_round2),
 		cmocka_unit_test(test_pmta_round3),
