@@ -429,9 +429,9 @@ bool delete_catch(struct worker *w, struct sched_rcpt *r)
 	return true;
 }
 
-void delete_forget(struct worker *w, uint64_t msg_id, uint32_t idx)
+void delete_forget(struct engine *eng, uint64_t msg_id, uint32_t idx)
 {
-	struct delete_state *st = w->eng->deletes;
+	struct delete_state *st = eng->deletes;
 
 	if (!delete_pending(st))
 		return;

@@ -21,7 +21,7 @@
  * where a recipient would be re-queued or sent): one that comes back
  * deferred, or reaches a transaction, is cancelled then (its own commit and
  * record); one that finished (delivered, bounced, expired) only drops the
- * tombstone (delete_forget). So no recipient is both delivered and
+ * tombstone once its outcome is committed (delete_forget). So no recipient is both delivered and
  * cancelled. `deleted` counts the `cancelled` records written for this
  * request when it answers (its commit's, and those of recipients a worker
  * caught on their way before it); `in_flight` the ones still undecided
@@ -92,9 +92,12 @@ void delete_mail_discard(struct mailbox_item *it);
  * when it has a tombstone, it is cancelled (r is freed, its commit
  * submitted) and true is returned; else false and r is untouched. */
 bool delete_catch(struct worker *w, struct sched_rcpt *r);
-/* A recipient finished (delivered, bounced, expired, suppressed): its
- * tombstone, if any, goes. */
-void delete_forget(struct worker *w, uint64_t msg_id, uint32_t idx);
+/* A recipient finished (delivered, bounced, expired, suppressed) and its
+ * outcome is in the spool (outcome.c, writer thread): its tombstone, if
+ * any, goes. Until that commit it stays, so a delete answered meanwhile
+ * counts it in flight: a kill -9 before the commit leaves it queued, and
+ * the delete's durable entry cancels it at the restart. */
+void delete_forget(struct engine *eng, uint64_t msg_id, uint32_t idx);
 
 /* At start, after the spool writer and before recovery: cancel the
  * recipients that deletes matched in flight before the last stop

@@ -234,8 +234,6 @@ static void rcpt_outcome(struct egress_queue *eq, struct outcome_batch *b, struc
 		eq->bounced++;
 	if (k != OUTCOME_DELIVERED)
 		note_error(eq, res);
-	if (k != OUTCOME_DEFERRED)
-		delete_forget(w, r->msg_id, r->idx); /* finished: no longer deletable */
 	if (k == OUTCOME_DEFERRED) {
 		/* stored: wall clock (next); waited for: the monotonic clock */
 		int64_t mono = (int64_t)loop_now_ms();

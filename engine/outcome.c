@@ -30,6 +30,7 @@
 #include "engine/bounce_dsn.h"
 #include "engine/bounce_report.h"
 #include "engine/campaign.h"
+#include "engine/delete.h"
 #include "engine/engine.h"
 #include "queue/outbox.h"
 #include "queue/sent.h"
@@ -604,6 +605,16 @@ static const enum campaign_end kind_end[] = {
 	[OUTCOME_SUPPRESSED] = CAMPAIGN_END_SUPPRESSED,
 };
 
+/* Finished recipients are no longer deletable: their tombstones go, now
+ * that the outcome is durable (delete.h); also when it could not be
+ * recorded (the recipient then waits for a restart, out of the scheduler). */
+static void forget_finished(struct engine *eng, const struct outcome_batch *b)
+{
+	for (size_t i = 0; i < b->n; i++)
+		if (b->items[i].kind != OUTCOME_DEFERRED)
+			delete_forget(eng, b->msg_id, b->items[i].idx);
+}
+
 /* What the commit changed, to the campaign's counters. */
 static void note_campaign(struct engine *eng, const struct outcome_batch *b)
 {
@@ -633,6 +644,7 @@ static void outcome_done(struct spool_req *req, int result, void *ctx)
 		}
 		fprintf(stderr, "salvod: outcome of %016llx not recorded (%s); it is retried after a restart\n",
 			(unsigned long long)b->msg_id, spool_strerror(result));
+		forget_finished(eng, b);
 		batch_free(b);
 		return;
 	}
@@ -640,6 +652,7 @@ static void outcome_done(struct spool_req *req, int result, void *ctx)
 		fprintf(stderr, "salvod: outcome of %016llx recorded after %u failed tries\n",
 			(unsigned long long)b->msg_id, b->tries);
 	note_campaign(eng, b);
+	forget_finished(eng, b);
 	if (b->dsn_stored) {
 		struct accept_batch ab;
 		struct accept_msg am;
