@@ -102,6 +102,19 @@ int delete_filter_parse(const char *body, size_t len, struct delete_filter *f, c
 		if (!(v = json_object_get(root, filter_keys[i])))
 			continue;
 		n++;
+		/* older_than may also be a whole number of seconds */
+		if (i == 4 && json_is_integer(v)) {
+			json_int_t secs = json_integer_value(v);
+
+			if (secs <= 0 || (uint64_t)secs > DELETE_AGE_MAX_MS / 1000) {
+				json_decref(root);
+				return fail(f, err, cap, field, field_cap, "older_than",
+					    secs > 0 ? "must be at most 3650d" : "must be more than 0 (leave it out for any age)");
+			}
+			f->older_than_ms = (uint64_t)secs * 1000;
+			f->has_older_than = true;
+			continue;
+		}
 		if ((why = check_string(v, i == 2))) {
 			json_decref(root);
 			return fail(f, err, cap, field, field_cap, filter_keys[i], why);
@@ -115,7 +128,7 @@ int delete_filter_parse(const char *body, size_t len, struct delete_filter *f, c
 			if (config_parse_duration(json_string_value(v), &f->older_than_ms) < 0) {
 				json_decref(root);
 				return fail(f, err, cap, field, field_cap, "older_than",
-					    "must be a duration such as 30s, 15m, 2h or 4d12h");
+					    "must be a duration such as 30s, 15m, 2h or 4d12h, or a number of seconds");
 			}
 			/* 0 would filter nothing: a typo away from "delete everything" */
 			if (f->older_than_ms == 0 || f->older_than_ms > DELETE_AGE_MAX_MS) {

@@ -46,6 +46,13 @@
 #define STOP_GRACE_MS 1000         /* stopping, POSTs in flight get this long */
 #define SEEN_PRIME_BYTES (256u << 10) /* log before the position whose ids count as sent */
 
+/* A record of the batch: body[end] follows it (',' or ']'); pos is the
+ * log position after it (acknowledged when a POST ending with it is). */
+struct rec_mark {
+	size_t end;
+	struct wh_pos pos;
+};
+
 struct hook {
 	const struct config_webhook *cfg;
 	struct webhooks *wh;
@@ -59,6 +66,9 @@ struct hook {
 	/* the batch */
 	struct json_buf body;          /* "[rec,rec,...", "]" added when sent */
 	size_t n;                      /* records in it */
+	struct rec_mark *marks;        /* per record: where it ends in body and in the log */
+	size_t limit;                  /* records per POST: max-batch, less after a 413 */
+	size_t sending;                /* records in the POST in flight (the first ones) */
 	int64_t first_read_ms;         /* monotonic, when its first record was taken */
 	int64_t oldest_time_ms;        /* wall "time" of its first record */
 	bool closed;                   /* "]" added: the batch is being sent */
@@ -186,7 +196,7 @@ static void hook_read(struct hook *h)
 	struct wh_reader *r = &h->rd;
 	struct wh_pos at;
 
-	while (h->n < h->cfg->max_batch) {
+	while (h->n < h->limit) {
 		const char *line, *type, *eid;
 		size_t n, tlen;
 
@@ -216,6 +226,8 @@ static void hook_read(struct hook *h)
 		}
 		json_buf_put(&h->body, line, n);
 		wh_seen_add(h->seen, eid);
+		h->marks[h->n].end = h->body.len;
+		wh_reader_where(r, &h->marks[h->n].pos);
 		h->n++;
 	}
 	wh_reader_where(r, &at);
@@ -325,8 +337,8 @@ oom:
 	return -1;
 }
 
-/* HMAC-SHA256 of the body as "X-Salvo-Signature: sha256=<hex>". */
-static int sign(const struct hook *h, char *out, size_t cap)
+/* HMAC-SHA256 of the bytes sent as "X-Salvo-Signature: sha256=<hex>". */
+static int sign(const struct hook *h, size_t len_sent, char *out, size_t cap)
 {
 	static const char hex[] = "0123456789abcdef";
 	unsigned char mac[EVP_MAX_MD_SIZE];
@@ -334,7 +346,7 @@ static int sign(const struct hook *h, char *out, size_t cap)
 	int k;
 
 	if (!HMAC(EVP_sha256(), h->cfg->secret, (int)strlen(h->cfg->secret), (const unsigned char *)h->body.data,
-		  h->body.len, mac, &len))
+		  len_sent, mac, &len))
 		return -1;
 	k = snprintf(out, cap, "X-Salvo-Signature: sha256=");
 	for (unsigned i = 0; i < len && (size_t)k + 2 < cap; i++) {
@@ -345,9 +357,13 @@ static int sign(const struct hook *h, char *out, size_t cap)
 	return 0;
 }
 
+/* POST the batch's first records (all of them, or as many as a 413 left
+ * room for): the array is closed by a ']' after the last one sent, over
+ * the ',' that follows it when others stay (put back by hook_done). */
 static void hook_send(struct hook *h)
 {
 	char sig[128];
+	size_t k = h->n < h->limit ? h->n : h->limit, len;
 
 	if (!h->closed) {
 		/* a first try: close the array (a retry sends the same bytes) */
@@ -355,33 +371,40 @@ static void hook_send(struct hook *h)
 			return;
 		h->closed = true;
 	}
+	len = h->marks[k - 1].end + 1;
+	h->body.data[len - 1] = ']';
+	h->sending = k;
 	curl_slist_free_all(h->req_headers);
 	h->req_headers = NULL;
 	if (h->cfg->secret) {
 		struct curl_slist *l = NULL;
 
-		if (sign(h, sig, sizeof(sig)) < 0)
-			return;
+		if (sign(h, len, sig, sizeof(sig)) < 0)
+			goto not_sent;
 		for (struct curl_slist *s = h->headers; s; s = s->next)
 			if (!(l = curl_slist_append(l, s->data)))
 				break;
 		if (l && !(l = curl_slist_append(l, sig)))
 			curl_slist_free_all(l);
 		if (!l)
-			return;
+			goto not_sent;
 		h->req_headers = l;
 	}
 	curl_easy_setopt(h->easy, CURLOPT_HTTPHEADER, h->req_headers ? h->req_headers : h->headers);
 	curl_easy_setopt(h->easy, CURLOPT_POSTFIELDS, h->body.data);
-	curl_easy_setopt(h->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)h->body.len);
+	curl_easy_setopt(h->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
 	h->errbuf[0] = 0;
 	h->status = 0;
 	h->got_2xx = false;
 	h->body_bytes = 0;
 	if (curl_multi_add_handle(h->wh->multi, h->easy) != CURLM_OK)
-		return;
+		goto not_sent;
 	h->in_flight = true;
 	h->retry_at = 0;
+	return;
+not_sent: /* tried again on the next step */
+	if (k < h->n)
+		h->body.data[len - 1] = ',';
 }
 
 /* Backoff after the k-th failure in a row: min(retry-max, 250ms * 2^(k-1)),
@@ -397,6 +420,28 @@ static int64_t backoff_ms(const struct hook *h, uint64_t k)
 	return (int64_t)(d / 2 + (uint64_t)random() % (d / 2 + 1));
 }
 
+/* The first k records of the batch are acknowledged: the rest (if any)
+ * becomes the batch, "[" and what followed the k-th record's ','. */
+static void batch_drop_first(struct hook *h, size_t k)
+{
+	size_t cut = h->marks[k - 1].end + 1; /* past the ',' (or the ']') */
+
+	if (k == h->n) {
+		h->body.len = 0;
+		h->n = 0;
+		h->closed = false;
+		return;
+	}
+	memmove(h->body.data + 1, h->body.data + cut, h->body.len - cut);
+	h->body.len -= cut - 1;
+	for (size_t i = k; i < h->n; i++) {
+		h->marks[i - k] = h->marks[i];
+		h->marks[i - k].end -= cut - 1;
+	}
+	h->n -= k;
+	h->oldest_time_ms = 0; /* not known for the rest: the age shows 0 until the next batch */
+}
+
 static void hook_done(struct hook *h, CURLcode rc)
 {
 	long status = 0;
@@ -407,13 +452,19 @@ static void hook_done(struct hook *h, CURLcode rc)
 	curl_multi_remove_handle(h->wh->multi, h->easy);
 	h->in_flight = false;
 	curl_easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, &status);
+	if (h->sending < h->n)
+		h->body.data[h->marks[h->sending - 1].end] = ','; /* hook_send's ']' */
 	if (h->got_2xx || (rc == CURLE_OK && status >= 200 && status < 300)) {
 		bool was_failing = h->st.failures_in_row > 0;
+		size_t k = h->sending;
 
-		set_acked(h);
+		if (k == h->n)
+			set_acked(h);
+		else
+			h->acked = h->marks[k - 1].pos;
 		pos_save(h);
 		pthread_mutex_lock(&h->wh->lock);
-		h->st.records_sent += h->n;
+		h->st.records_sent += k;
 		h->st.batches_sent++;
 		h->st.failures_in_row = 0;
 		h->st.last_success_ms = wall_ms();
@@ -423,13 +474,25 @@ static void hook_done(struct hook *h, CURLcode rc)
 		pthread_mutex_unlock(&h->wh->lock);
 		if (was_failing)
 			fprintf(stderr, "salvod: webhook %s: delivering again\n", h->cfg->name);
-		h->body.len = 0;
-		h->n = 0;
-		h->closed = false;
+		batch_drop_first(h, k);
 		return;
 	}
 	if (!status)
 		status = h->status;
+	if (status == 413 && h->sending > 1) {
+		/* Payload Too Large: the same records in smaller POSTs, at once
+		 * (a receiver's body limit is not an outage); the smaller size
+		 * stays for this webhook until salvod restarts */
+		h->limit = h->sending / 2;
+		fprintf(stderr, "salvod: webhook %s: the receiver refused %zu records as too large (HTTP 413); "
+				"at most %zu per POST from now on\n", h->cfg->name, h->sending, h->limit);
+		pthread_mutex_lock(&h->wh->lock);
+		h->st.failures++;
+		snprintf(h->st.last_error, sizeof(h->st.last_error), "HTTP status 413 for %zu records", h->sending);
+		pthread_mutex_unlock(&h->wh->lock);
+		h->retry_at = 0;
+		return;
+	}
 	if (rc != CURLE_OK && (status < 300 || status > 599)) /* no answer, or a 2xx cut before its headers ended */
 		snprintf(why, sizeof(why), "%.120s", h->errbuf[0] ? h->errbuf : curl_easy_strerror(rc));
 	else
@@ -506,7 +569,7 @@ static int64_t hook_step(struct hook *h, int64_t now)
 		pos_save(h);
 	if (h->n == 0)
 		return wait;
-	if (h->n >= h->cfg->max_batch || now - h->first_read_ms >= (int64_t)h->cfg->max_delay_ms) {
+	if (h->n >= h->limit || now - h->first_read_ms >= (int64_t)h->cfg->max_delay_ms) {
 		hook_send(h);
 		return h->in_flight ? 1000 : wait;
 	}
@@ -600,6 +663,7 @@ static void hook_free(struct hook *h)
 	curl_slist_free_all(h->headers);
 	curl_slist_free_all(h->req_headers);
 	json_buf_free(&h->body);
+	free(h->marks);
 	free(h->seen);
 	wh_reader_fini(&h->rd);
 	if (h->pos_fd >= 0)
@@ -667,7 +731,8 @@ int webhooks_start(struct webhooks **out, const struct config *cfg, const char *
 			wh->n++;
 			goto fail;
 		}
-		if (!(h->seen = calloc(1, sizeof(*h->seen)))) {
+		h->limit = h->cfg->max_batch;
+		if (!(h->seen = calloc(1, sizeof(*h->seen))) || !(h->marks = calloc(h->limit, sizeof(*h->marks)))) {
 			snprintf(err, errlen, "webhooks: out of memory");
 			wh->n++;
 			goto fail;

@@ -37,6 +37,9 @@
             every event arrives once (records the outbox writes to the log again at a
             start, the same event_id further down, are not sent twice); SIGTERM while
             a receiver takes 0.4 s to answer: salvod waits for it, nothing is resent
+  toolarge  a receiver that answers 413 to a POST of more than 7 records (max-batch 40):
+            the same records go in smaller POSTs (halved at each 413, so at most three
+            413s), each signed over its own bytes, every event once and in order
   proxy     https_proxy set for salvod: the proxy's "200 Connection established" is
             not taken for the answer of a receiver behind it that never answers
 """
@@ -146,6 +149,12 @@ class Rcv:
                              % (HOST.encode(), rcv.redirect_to))
                 elif mode == "429":
                     self.raw(b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 2\r\nContent-Length: 0\r\n\r\n")
+                elif mode == "max7":
+                    # a body limit (nginx's client_max_body_size): 413 above 7 records
+                    if len(ids) > 7:
+                        self.raw(b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 0\r\n\r\n")
+                    elif self.raw(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"):
+                        p["acked"] = True
                 elif mode == "400":
                     self.raw(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 16\r\n\r\n{\"error\":\"bad\"}\n")
                 elif mode == "reset":
@@ -771,5 +780,33 @@ def test_midbatch(env):
     rcv.down()
 
 
+def test_toolarge(env):
+    setup_mail(env)
+    rcv = Rcv(18161, default="max7").up()
+    try:
+        d = env.salvod_daemon(default_domain={"max-smtp-out": "4"}, extra=block("backend", rcv.url()))
+        d.start()
+        harness.inject_all(msgs("t", 150), threads=2, per_conn=50, timeout=30)
+        want = lambda: [e for e, _ in log_events(d)]
+        # 150 records, and the deliveries of the 15 bounces' DSNs to senders.test
+        wait_until(lambda: len(want()) >= 165 and set(want()) <= set(rcv.acked_ids()), 30 * harness.SLOW,
+                   what="every event past the 413s")
+        check_arrived("backend", rcv, want())
+        posts = rcv.snapshot()
+        big = [len(p["ids"]) for p in posts if len(p["ids"] or []) > 7]
+        if not all(p["sig_ok"] for p in posts):
+            raise Fail("a POST split after a 413 whose signature does not verify")
+        if len(big) > 3:
+            raise Fail("%d POSTs over the receiver's limit (sizes %r): the batch did not shrink and stay small"
+                       % (len(big), big))
+        w = hooks()["backend"]
+        if w["records_sent"] != len(want()):
+            raise Fail("records_sent %r for %d events" % (w["records_sent"], len(want())))
+        log("413 above 7 records: %d POSTs refused (%r), %d accepted, %d events once each, in order"
+            % (len(big), big, len(posts) - len(big), len(want())))
+    finally:
+        rcv.down()
+
+
 if __name__ == "__main__":
-    harness.main([test_hostile, test_deaddns, test_backlog, test_midbatch, test_proxy])
+    harness.main([test_hostile, test_deaddns, test_backlog, test_midbatch, test_toolarge, test_proxy])

@@ -60,6 +60,14 @@ static void test_parse_ok(void **state)
 	assert_int_equal(parse("{\"older_than\":\"3650d\"}", &f, err, field), 0);
 	assert_int_equal(f.older_than_ms, DELETE_AGE_MAX_MS);
 	delete_filter_free(&f);
+	/* a whole number of seconds */
+	assert_int_equal(parse("{\"older_than\":7200}", &f, err, field), 0);
+	assert_true(f.has_older_than);
+	assert_int_equal(f.older_than_ms, 7200000ull);
+	delete_filter_free(&f);
+	assert_int_equal(parse("{\"older_than\":315360000}", &f, err, field), 0);
+	assert_int_equal(f.older_than_ms, DELETE_AGE_MAX_MS);
+	delete_filter_free(&f);
 
 	/* the null sender, either way; dsn false */
 	assert_int_equal(parse("{\"sender\":\"<>\",\"dsn\":false}", &f, err, field), 0);
@@ -106,12 +114,17 @@ static void test_parse_malformed(void **state)
 		{"{\"older_than\":\"99999999999999999999d\"}", "older_than"},
 		{"{\"older_than\":\"99999999999h\"}", "older_than"},      /* fits, but absurd */
 		{"{\"older_than\":\"3651d\"}", "older_than"},
+		{"{\"older_than\":0}", "older_than"},
+		{"{\"older_than\":-1}", "older_than"},
+		{"{\"older_than\":1.5}", "older_than"},
+		{"{\"older_than\":true}", "older_than"},
+		{"{\"older_than\":315360001}", "older_than"},
+		{"{\"older_than\":99999999999999999999}", "body"},
 		{"{\"older_than\":\"0\"}", "older_than"},          /* filters nothing */
 		{"{\"campaign\":\"c1\",\"older_than\":\"0s\"}", "older_than"},
 		{"{\"older_than\":\"1.5h\"}", "older_than"},
 		{"{\"older_than\":\"1h1h\"}", "older_than"},
 		{"{\"older_than\":\" 1h\"}", "older_than"},
-		{"{\"older_than\":7200}", "older_than"},
 		{"{\"campaign\":\"c1\",\"dsn\":\"yes\"}", "dsn"},
 		{"{\"campaign\":\"c1\",\"dsn\":1}", "dsn"},
 		{"{\"campaign\":\"c1\",\"dsn\":null}", "dsn"},
