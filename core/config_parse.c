@@ -882,6 +882,10 @@ static int open_tag(struct parser *p, char *name)
 		}
 		if ((why = cp_refused(name, true)))
 			return cp_err(p, "<%s> %s", cp_show(sb, name), why);
+		if ((why = cp_inert(name, true))) {
+			cp_warn(p, "<%s> is accepted but has no effect: it %s", cp_show(sb, name), why);
+			return 0;
+		}
 		return cp_err(p, "unknown block directive <%s>", cp_show(sb, name));
 	}
 	if (p->ctx != CTX_TOP && !may_nest(p->ctx, kind)) {
@@ -1134,6 +1138,14 @@ static int run_directive(struct parser *p, const char *name, char *v)
 			if (!strcmp(v, "\"\"") || (config_parse_bool(v, &b) == 0 && !b))
 				return 0;
 			return cp_err(p, "%s %s", cp_show(sb, name), why);
+		}
+		if ((why = cp_inert(name, false))) {
+			bool b = true;
+
+			/* off (no or ""): what Salvo does anyway, no warning */
+			if (strcmp(v, "\"\"") && !(config_parse_bool(v, &b) == 0 && !b))
+				cp_warn(p, "%s is accepted but has no effect: it %s", cp_show(sb, name), why);
+			return 0;
 		}
 		const char *like = suggest_directive(p, name);
 

@@ -32,10 +32,6 @@ static const struct {
 	bool block;
 	const char *why;
 } refused[] = {
-	{"signals", true, "is SparkPost Signals, which Salvo does not have by design: the accounting log "
-			  "(acct.jsonl) and <acct-file> carry the same events"},
-	{"enable-signals", false, "is SparkPost Signals, which Salvo does not have by design: the accounting "
-				  "log (acct.jsonl) and <acct-file> carry the same events"},
 	{"http-delivery-url", false, "is not implemented by design: Salvo delivers by SMTP only (send to an SMTP "
 				     "relay with route)"},
 	{"http-delivery-extra-headers", false, "is not implemented by design: Salvo delivers by SMTP only (send to "
@@ -50,14 +46,6 @@ static const struct {
 	{"smtp-ip", false, "(deprecated in PowerMTA) is not supported: use smtp-listener IP:PORT"},
 	{"http-api-key", false, "is not supported: protect the HTTP API with http-api-token TOKEN [admin|monitor] "
 				"and http-access"},
-	{"smtp-server-tls-allow-tlsv1", false, "(TLS 1.0) is refused by design: TLS 1.0 and 1.1 are deprecated "
-					       "(RFC 8996) and never offered"},
-	{"smtp-client-tls-allow-tlsv1", false, "(TLS 1.0) is refused by design: TLS 1.0 and 1.1 are deprecated "
-					       "(RFC 8996)"},
-	{"transmissions-api", true, "is SparkPost's Transmissions API, which Salvo does not have by design: inject "
-				    "with POST /api/inject/v1 (KumoMTA's schema) or SMTP"},
-	{"transmissions-api-listener", true, "is SparkPost's Transmissions API, which Salvo does not have by "
-					     "design: inject with POST /api/inject/v1 (KumoMTA's schema) or SMTP"},
 	{"proxy", true, "is not implemented: Salvo connects to the receiving MX itself, from the virtual MTA's "
 			"smtp-source-host"},
 	{"vault", true, "is not implemented: keys are read from files (domain-key SELECTOR,DOMAIN,FILE)"},
@@ -68,13 +56,49 @@ static const struct {
 	const char *prefix;
 	const char *why;
 } refused_families[] = {
-	{"dummy-smtp-", "is PowerMTA's built-in test sink, which Salvo does not have by design: run salvo-sink "
-			"(or Postfix's smtp-sink) as the test peer"},
-	{"sparkpost-", "is SparkPost delivery, which Salvo does not have by design: Salvo delivers by SMTP "
-		       "(send to an SMTP relay with route)"},
 	{"http-webhook-", "in <acct-file> is not implemented: post accounting records with an <acct-webhook NAME> "
 			  "block (url, records, max-batch, secret)"},
 };
+
+/* ---- inert by design ----------------------------------------------------- */
+
+/* PowerMTA features Salvo does not have by design whose absence changes
+ * neither where mail goes nor who may use Salvo (telemetry, a built-in
+ * test sink, another injection API, TLS versions Salvo never speaks):
+ * accepted with a warning that says so and what to use, so that a config
+ * carrying them still loads. Those that would change delivery (another
+ * delivery type, a proxy, discard) stay refused above. */
+static const struct {
+	const char *name;          /* a name, or with prefix a family */
+	bool block, prefix;
+	const char *why;
+} inert[] = {
+	{"signals", true, false, "is SparkPost Signals, which Salvo does not have by design: the accounting log "
+				 "(acct.jsonl), <acct-file> and <acct-webhook> carry the same events"},
+	{"enable-signals", false, false, "is SparkPost Signals, which Salvo does not have by design: the accounting "
+					 "log (acct.jsonl), <acct-file> and <acct-webhook> carry the same events"},
+	{"transmissions-api", true, false, "is SparkPost's Transmissions API, which Salvo does not have by design: "
+					   "inject with POST /api/inject/v1 (KumoMTA's schema) or SMTP"},
+	{"transmissions-api-listener", true, false, "is SparkPost's Transmissions API, which Salvo does not have by "
+						    "design: inject with POST /api/inject/v1 (KumoMTA's schema) or SMTP"},
+	{"smtp-server-tls-allow-tlsv1", false, false, "allows TLS 1.0, which is deprecated (RFC 8996) and never "
+						      "offered"},
+	{"smtp-client-tls-allow-tlsv1", false, false, "allows TLS 1.0, which is deprecated (RFC 8996) and never "
+						      "used"},
+	{"dummy-smtp-", false, true, "is PowerMTA's built-in test sink, which Salvo does not have by design: run "
+				     "salvo-sink (or Postfix's smtp-sink) as the test peer"},
+	{"sparkpost-", false, true, "is SparkPost delivery, which Salvo does not have by design: Salvo delivers by "
+				    "SMTP (send to an SMTP relay with route)"},
+};
+
+const char *cp_inert(const char *name, bool block)
+{
+	for (size_t i = 0; i < sizeof(inert) / sizeof(inert[0]); i++)
+		if (inert[i].block == block && (inert[i].prefix ? !strncasecmp(name, inert[i].name, strlen(inert[i].name))
+								: !strcasecmp(name, inert[i].name)))
+			return inert[i].why;
+	return NULL;
+}
 
 /* PowerMTA blocks whose whole contents Salvo has no use for: skipped, with
  * the warning (never in silence). */
@@ -157,6 +181,20 @@ static int only(struct parser *p, const struct directive *d, const char *v, bool
 	return 0;
 }
 
+/* The TLS version switches: the other value is accepted with a warning
+ * that it has no effect (Salvo's TLS versions are fixed: 1.2 and 1.3). */
+static int only_warn(struct parser *p, const struct directive *d, const char *v, bool want, const char *why)
+{
+	char sb[CP_SHOW_BUF];
+	bool b;
+
+	if (config_parse_bool(v, &b) < 0)
+		return cp_bad_value(p, "boolean", d, v);
+	if (b != want)
+		cp_warn(p, "%s %s is accepted but has no effect: %s", d->name, cp_show(sb, v), why);
+	return 0;
+}
+
 static int v_smtp_service(struct parser *p, const struct directive *d, char *v)
 {
 	return only(p, d, v, true, "every source gets SMTP service; keep unwanted clients out with a firewall");
@@ -201,12 +239,12 @@ static int v_dk_sign(struct parser *p, const struct directive *d, char *v)
 
 static int v_tls11(struct parser *p, const struct directive *d, char *v)
 {
-	return only(p, d, v, false, "TLS 1.0 and 1.1 are deprecated (RFC 8996) and never offered");
+	return only_warn(p, d, v, false, "TLS 1.0 and 1.1 are deprecated (RFC 8996) and never offered");
 }
 
 static int v_tls12(struct parser *p, const struct directive *d, char *v)
 {
-	return only(p, d, v, true, "TLS 1.2 and 1.3 are always offered");
+	return only_warn(p, d, v, true, "TLS 1.2 and 1.3 are always offered");
 }
 
 static int v_deliver_only(struct parser *p, const struct directive *d, char *v)
@@ -241,7 +279,7 @@ static int v_auth_method(struct parser *p, const struct directive *d, char *v)
 /* `X-allow-sslv3 / -tlsv1 / -tlsv1.1`: only "no"; `-tlsv1.2 / -tlsv1.3`: only "yes" */
 static int v_old_tls(struct parser *p, const struct directive *d, char *v)
 {
-	return only(p, d, v, false, "SSLv3, TLS 1.0 and 1.1 are deprecated (RFC 8996) and never used");
+	return only_warn(p, d, v, false, "SSLv3, TLS 1.0 and 1.1 are deprecated (RFC 8996) and never used");
 }
 
 /* `relay-domain NAME`, PowerMTA's forms: a name, `*.name`, `[*.]name`;

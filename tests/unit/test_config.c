@@ -82,6 +82,19 @@ static void expect_source_err(const char *line, const char *want)
 }
 
 
+/* Loads text; its warnings must hold each of want[] (NULL-ended). */
+static void load_warns(struct config *cfg, const char *text, const char *const *want)
+{
+	struct config_report rep;
+
+	if (config_load_string_report(cfg, "test.conf", text, &rep) != 0)
+		fail_msg("unexpected errors:\n%s", rep.errors);
+	for (; *want; want++)
+		if (!rep.warnings || !strstr(rep.warnings, *want))
+			fail_msg("no warning \"%s\" in:\n%s", *want, rep.warnings ? rep.warnings : "");
+	config_report_free(&rep);
+}
+
 static const struct config_source *source_for(const struct config *cfg, const char *ip)
 {
 	struct sockaddr_storage ss = sa_of(ip);
@@ -989,9 +1002,9 @@ static void test_every_error(void **state)
 		"    max-smtp-out many\n"        /* 9 */
 		"    max-smtp-out 5\n"           /* 10 */
 		"</domain>\n"                    /* 11 */
-		"<signals>\n"                    /* 12: refused, skipped */
+		"<vault>\n"                      /* 12: refused, skipped */
 		"    api-key x\n"                /* 13 */
-		"</signals>\n"                   /* 14 */
+		"</vault>\n"                     /* 14 */
 		"worker-threads 0\n";            /* 15 */
 	struct config cfg;
 	struct config_report rep;
@@ -1005,8 +1018,7 @@ static void test_every_error(void **state)
 		"t.conf:3: invalid domain name \"bad..name\" for <domain> (expected a domain, *, *.example.com, "
 		"[*.]example.com, [ip/mask] or {queue})\n"
 		"t.conf:9: invalid value \"many\" for max-smtp-out (expected a positive integer or unlimited)\n"
-		"t.conf:12: <signals> is SparkPost Signals, which Salvo does not have by design: the accounting "
-		"log (acct.jsonl) and <acct-file> carry the same events\n"
+		"t.conf:12: <vault> is not implemented: keys are read from files (domain-key SELECTOR,DOMAIN,FILE)\n"
 		"t.conf:15: invalid value \"0\" for worker-threads (expected 1..256)\n");
 	assert_zeroed(&cfg);
 	config_report_free(&rep);
@@ -1342,9 +1354,12 @@ static void test_pmta_misc(void **state)
 	expect_err("<source 0/0>\n smtp-service no\n</source>\n",
 		   "test.conf:2: smtp-service no is not supported: every source gets SMTP service; keep unwanted "
 		   "clients out with a firewall");
-	expect_err("enable-signals true\n",
-		   "test.conf:1: enable-signals is SparkPost Signals, which Salvo does not have by design: the "
-		   "accounting log (acct.jsonl) and <acct-file> carry the same events");
+	/* inert by design: loads, with the warning */
+	load_warns(&cfg, "enable-signals true\n<signals>\n api-key x\n</signals>\nenable-signals no\n",
+		   (const char *const[]){"test.conf:1: warning: enable-signals is accepted but has no effect: it is "
+					 "SparkPost Signals, which Salvo does not have by design",
+					 "test.conf:2: warning: <signals> is accepted but has no effect", NULL});
+	config_free(&cfg);
 	expect_err("<bounce-category-patterns>\n /a(b/ other\n</bounce-category-patterns>\n",
 		   "test.conf:2: bounce-category-pattern: bad regex /a(b/: missing closing parenthesis at offset 3");
 }
@@ -1631,18 +1646,6 @@ static void test_err_after_much(void **state)
 
 /* ---- PowerMTA syntax seen in real configs (issue 18, second round) ----- */
 
-/* Loads text; its warnings must hold each of want[] (NULL-ended). */
-static void load_warns(struct config *cfg, const char *text, const char *const *want)
-{
-	struct config_report rep;
-
-	if (config_load_string_report(cfg, "test.conf", text, &rep) != 0)
-		fail_msg("unexpected errors:\n%s", rep.errors);
-	for (; *want; want++)
-		if (!rep.warnings || !strstr(rep.warnings, *want))
-			fail_msg("no warning \"%s\" in:\n%s", *want, rep.warnings ? rep.warnings : "");
-	config_report_free(&rep);
-}
 
 /* Round 3 of real configs (issue 18): several macros in one name, several
  * names in one <domain>, custom bounce categories, `records` lists, limits
@@ -1958,8 +1961,10 @@ static void test_pmta_round2(void **state)
 					 "dk-sign is accepted but not applied", "reuse-ssl-session is accepted but not applied", NULL});
 	config_free(&cfg);
 	expect_domain_err("reuse-ssl-session maybe", "test.conf:2: invalid boolean \"maybe\" for reuse-ssl-session");
-	expect_err("dummy-smtp-port 25\n", "test.conf:1: dummy-smtp-port is PowerMTA's built-in test sink, which Salvo "
-		   "does not have by design: run salvo-sink (or Postfix's smtp-sink) as the test peer");
+	load_warns(&cfg, "dummy-smtp-port 25\n", (const char *const[]){"test.conf:1: warning: dummy-smtp-port is "
+		   "accepted but has no effect: it is PowerMTA's built-in test sink, which Salvo does not have by design: "
+		   "run salvo-sink (or Postfix's smtp-sink) as the test peer", NULL});
+	config_free(&cfg);
 	load_warns(&cfg, "<virtual-mta v>\n smtp-source-host 192.0.2.1 v.example\n max-smtp-out 5\n</virtual-mta>\n",
 		   (const char *const[]){"test.conf:3: warning: max-smtp-out in <virtual-mta> is accepted but not applied: "
 					 "Salvo limits each queue, not a virtual MTA's total, so it has no effect; put the "
@@ -1967,8 +1972,11 @@ static void test_pmta_round2(void **state)
 	config_free(&cfg);
 	expect_err("<virtual-mta v>\n max-smtp-out many\n</virtual-mta>\n",
 		   "test.conf:2: invalid number, rate (e.g. 100/h) or unlimited \"many\" for max-smtp-out");
-	expect_domain_err("smtp-tls-allow-tlsv1 yes", "test.conf:2: smtp-tls-allow-tlsv1 yes is not supported: SSLv3, "
-			  "TLS 1.0 and 1.1 are deprecated (RFC 8996) and never used");
+	load_warns(&cfg, "<domain x.example>\nsmtp-tls-allow-tlsv1 yes\n</domain>\n",
+		   (const char *const[]){"test.conf:2: warning: smtp-tls-allow-tlsv1 yes is accepted but has no effect: "
+					 "SSLv3, TLS 1.0 and 1.1 are deprecated (RFC 8996) and never used", NULL});
+	config_free(&cfg);
+	expect_domain_err("smtp-tls-allow-tlsv1 maybe", "test.conf:2: invalid boolean \"maybe\" for smtp-tls-allow-tlsv1");
 	/* PowerMTA's own defaults (its `show settings`): unlimited, never, "" (clear) */
 	load_warns(&cfg, "<domain *>\n max-smtp-out unlimited\n max-errors-per-connection unlimited\n"
 			 " backoff-to-normal-after never\n smtp-pattern-list \"\"\n reenable-source-ip-after never\n"
