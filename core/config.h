@@ -408,6 +408,9 @@ struct config_domain {
 	uint64_t retry_recipients_after_ms; /* `retry-recipients-after`: a recipient whose own
 				     * RCPT or DATA got a 4xx on a working session waits
 				     * this long instead of retry-after; 0 = unset */
+	bool held_by_type;          /* `type` other than smtp (http-delivery, file, pipe,
+				     * discard, ...): Salvo delivers by SMTP only, so the
+				     * queue's mail is held, never sent (egress_max_out) */
 	uint64_t set_mask;          /* which CONFIG_DOM_* fields this block set */
 	int line;
 };
@@ -448,6 +451,7 @@ enum {
 #define CONFIG_DOM_SOURCE_LIMITS (1ULL << 31)
 #define CONFIG_DOM_QUEUE_PRIORITY (1ULL << 32)
 #define CONFIG_DOM_RETRY_RCPTS (1ULL << 33)
+#define CONFIG_DOM_TYPE (1ULL << 34)
 #define CONFIG_QUEUE_PRIORITY_DEFAULT 50
 
 struct config {

@@ -819,6 +819,8 @@ static int merge(struct config_domain *d, const struct config_domain *src, bool 
 		d->bounce_after_ms = src->bounce_after_ms;
 	if (TAKE(CONFIG_DOM_MAX_SMTP_OUT))
 		d->max_smtp_out = src->max_smtp_out;
+	if (TAKE(CONFIG_DOM_TYPE))
+		d->held_by_type = src->held_by_type;
 	if (TAKE(CONFIG_DOM_MAX_MSG_PER_CONN))
 		d->max_msg_per_connection = src->max_msg_per_connection;
 	if (TAKE(CONFIG_DOM_MAX_RCPT))

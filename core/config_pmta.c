@@ -32,13 +32,6 @@ static const struct {
 	bool block;
 	const char *why;
 } refused[] = {
-	{"http-delivery-url", false, "is not implemented by design: Salvo delivers by SMTP only (send to an SMTP "
-				     "relay with route)"},
-	{"http-delivery-extra-headers", false, "is not implemented by design: Salvo delivers by SMTP only (send to "
-					       "an SMTP relay with route)"},
-	{"file-format", false, "is not implemented by design: Salvo delivers by SMTP only, never to files"},
-	{"file-destination", false, "is not implemented by design: Salvo delivers by SMTP only, never to files"},
-	{"command", false, "(delivery to a program) is not implemented by design: Salvo delivers by SMTP only"},
 	{"use-proxy", false, "is not implemented: Salvo connects to the receiving MX itself, from the virtual MTA's "
 			     "smtp-source-host"},
 	{"smtp-proxy-source-host", false, "is not implemented: Salvo connects to the receiving MX itself, from the "
@@ -85,6 +78,16 @@ static const struct {
 						      "offered"},
 	{"smtp-client-tls-allow-tlsv1", false, false, "allows TLS 1.0, which is deprecated (RFC 8996) and never "
 						      "used"},
+	{"http-delivery-url", false, false, "is for type http-delivery, which Salvo does not have by design (the "
+					    "queue's mail is held; see type)"},
+	{"http-delivery-extra-headers", false, false, "is for type http-delivery, which Salvo does not have by design "
+						      "(the queue's mail is held; see type)"},
+	{"file-format", false, false, "is for type file, which Salvo does not have by design (the queue's mail is "
+				      "held; see type)"},
+	{"file-destination", false, false, "is for type file, which Salvo does not have by design (the queue's mail "
+					   "is held; see type)"},
+	{"command", false, false, "is for type pipe, which Salvo does not have by design (the queue's mail is held; "
+				  "see type)"},
 	{"dummy-smtp-", false, true, "is PowerMTA's built-in test sink, which Salvo does not have by design: run "
 				     "salvo-sink (or Postfix's smtp-sink) as the test peer"},
 	{"sparkpost-", false, true, "is SparkPost delivery, which Salvo does not have by design: Salvo delivers by "
@@ -252,18 +255,30 @@ static int v_deliver_only(struct parser *p, const struct directive *d, char *v)
 	return only(p, d, v, false, "Salvo has one spool, which takes new mail");
 }
 
+/* `type smtp`, or another delivery type Salvo does not have by design
+ * (http-delivery, file, pipe, discard, ...): accepted so that the config
+ * loads, with the warning, and the queue's mail is held - neither sent by
+ * SMTP to a place the operator did not mean nor dropped. */
 static int v_type(struct parser *p, const struct directive *d, char *v)
 {
+	struct config_domain *dom = &p->cfg->domains[p->cur];
 	char sb[CP_SHOW_BUF];
 
-	if (!strcasecmp(v, "smtp"))
+	dom->set_mask |= CONFIG_DOM_TYPE;
+	dom->held_by_type = strcasecmp(v, "smtp") != 0;
+	if (!dom->held_by_type)
 		return 0;
+	if (cp_has_space(v) || !*v)
+		return cp_bad_value(p, "delivery type (smtp)", d, v);
 	if (!strcasecmp(v, "discard"))
-		return cp_err(p, "%s discard is not implemented: Salvo would deliver this queue's mail, not drop it; "
-			      "put the addresses on the suppression list (salvoctl suppress add, or suppress import) so that "
-			      "they are never sent to", d->name);
-	return cp_err(p, "%s \"%s\" is not implemented by design: Salvo delivers by SMTP only (send to an SMTP "
-		      "relay with route)", d->name, cp_show(sb, v));
+		cp_warn(p, "%s discard is not implemented: this queue's mail is held (kept, never sent); to drop it, "
+			   "put the addresses on the suppression list (salvoctl suppress add, or suppress import) or "
+			   "salvoctl delete --queue", d->name);
+	else
+		cp_warn(p, "%s %s is not implemented by design (Salvo delivers by SMTP only): this queue's mail is "
+			   "held (kept, never sent); to deliver it, send it to an SMTP relay with route and type smtp",
+			d->name, cp_show(sb, v));
+	return 0;
 }
 
 static int v_auth_method(struct parser *p, const struct directive *d, char *v)

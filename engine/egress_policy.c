@@ -247,6 +247,8 @@ void egress_units_free(struct egress_queue *eq)
 unsigned egress_max_out(struct egress_queue *eq, size_t vmta)
 {
 	const struct config_domain *d = egress_unit_dom(eq, vmta);
+	if (d->held_by_type)
+		return 0; /* type http-delivery, file, ...: held (config_pmta.c) */
 	if (eq->mode == EGRESS_BACKOFF && d->backoff_max_smtp_out)
 		return d->backoff_max_smtp_out == CONFIG_SMTP_OUT_NONE ? 0 : d->backoff_max_smtp_out;
 	return d->max_smtp_out; /* 0: max-smtp-out 0, the queue holds its mail */

@@ -421,9 +421,10 @@ def _reload():
 def test_zero_holds(env):
     """PowerMTA's 0: max-smtp-out 0 and max-msg-rate 0/h hold a queue's mail (no
     session at all) while a queue beside them delivers; backoff-max-msg-rate 0 holds a
-    queue only once it is in backoff; a reload that lifts the 0 sends everything."""
+    queue only once it is in backoff; type http-delivery (not Salvo's) holds it too; a
+    reload that lifts the 0s and sets type smtp sends everything, once."""
     rng = random.Random(188)
-    doms = ["h0.test", "hr.test", "ok.test", "bz.test"]
+    doms = ["h0.test", "hr.test", "ok.test", "bz.test", "ht.test"]
     env.dns(mx={d: [(10, "mx.z.test")] for d in doms}, a={"mx.z.test": "127.0.0.2"}, check=[("h0.test", "MX")])
     sink = env.salvo_sink("sink", "127.0.0.2:25", dump=False, extra_args=[
         "--fault", r"at=rcpt,match=^y@bz\.test$,first=1,reply=421 4.7.0 try again later"])
@@ -431,18 +432,19 @@ def test_zero_holds(env):
     d = env.salvod_daemon(default_domain={"smtp-pattern-list": "bo", "backoff-retry-after": "1s",
                                           "retry-after": "1s", "backoff-to-normal-after": "1h"},
                           domains={"h0.test": {"max-smtp-out": "0"}, "hr.test": {"max-msg-rate": "0/h"},
-                                   "bz.test": {"backoff-max-msg-rate": "0"}}, extra=extra)
+                                   "bz.test": {"backoff-max-msg-rate": "0"},
+                                   "ht.test": {"type": "http-delivery"}}, extra=extra)
     if _show(d.config, "h0.test").get("max-smtp-out") != "0":
         raise Fail("--show h0.test: max-smtp-out is not 0")
     d.start()
-    rcpts = ["x@h0.test", "x@hr.test", "x@ok.test", "y@bz.test"]
+    rcpts = ["x@h0.test", "x@hr.test", "x@ok.test", "y@bz.test", "x@ht.test"]
     harness.inject([Injected("z%d" % i, SENDER, [r], make_body(rng, "z%d" % i, SENDER, [r], 300))
                     for i, r in enumerate(rcpts)], threads=1)
     if not harness.wait_until(lambda: "x@ok.test" in sink.delivered(), 20, what="ok.test delivered"):
         raise Fail("the queue beside the held ones got nothing: %r" % sink.delivered())
     harness.wait_until(lambda: False, 4)     # retries every 1 s: time for a held queue to leak
     got = set(sink.delivered())
-    if got & {"x@h0.test", "x@hr.test", "y@bz.test"}:
+    if got & {"x@h0.test", "x@hr.test", "y@bz.test", "x@ht.test"}:
         raise Fail("a held queue delivered: %r" % sorted(got))
     log("held 4 s: delivered %r" % sorted(got))
     q = _queue("h0.test")
@@ -453,7 +455,8 @@ def test_zero_holds(env):
     text = open(d.config).read()
     for pat, repl in ((r"^(\s*)max-smtp-out\s+0$", r"\1max-smtp-out 2"),
                       (r"^(\s*)max-msg-rate\s+0/h$", r"\1max-msg-rate unlimited"),
-                      (r"^(\s*)backoff-max-msg-rate\s+0$", r"\1backoff-max-msg-rate unlimited")):
+                      (r"^(\s*)backoff-max-msg-rate\s+0$", r"\1backoff-max-msg-rate unlimited"),
+                      (r"^(\s*)type\s+http-delivery$", r"\1type smtp")):
         text, n = re.subn(pat, repl, text, flags=re.M)
         if n != 1:
             raise Fail("the config has %d lines matching %r to lift: %s" % (n, pat, text))
@@ -466,7 +469,8 @@ def test_zero_holds(env):
         raise Fail("after the reload lifted the zeros: delivered %r" % sorted(sink.delivered()))
     if any(n != 1 for n in sink.delivered().values()):
         raise Fail("delivered twice: %r" % sink.delivered())
-    log("a reload lifted max-smtp-out 0, max-msg-rate 0/h and backoff-max-msg-rate 0: all 4 delivered once")
+    log("a reload lifted max-smtp-out 0, max-msg-rate 0/h, backoff-max-msg-rate 0 and type http-delivery: "
+        "all 5 delivered once")
 
 
 def test_disable_mx_rollup(env):

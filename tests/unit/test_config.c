@@ -1771,9 +1771,20 @@ static void test_pmta_round3(void **state)
 					 "test.conf:8: warning: auto-cold-virtual-mta in <virtual-mta> is accepted but not applied",
 					 NULL});
 	config_free(&cfg);
-	expect_domain_err("type discard", "test.conf:2: type discard is not implemented: Salvo would deliver this "
-			  "queue's mail, not drop it; put the addresses on the suppression list (salvoctl suppress add, or "
-			  "suppress import) so that they are never sent to");
+	/* a delivery type Salvo does not have: the queue's mail is held (never sent by SMTP,
+	 * never dropped); `type smtp` in a more specific block sends again */
+	load_warns(&cfg, "<domain *.example>\n type discard\n</domain>\n<domain y.example>\n type http-delivery\n"
+			 " http-delivery-url http://h.example/x\n</domain>\n<domain ok.example>\n type smtp\n</domain>\n",
+		   (const char *const[]){"test.conf:2: warning: type discard is not implemented: this queue's mail is held",
+					 "test.conf:5: warning: type http-delivery is not implemented by design (Salvo "
+					 "delivers by SMTP only): this queue's mail is held",
+					 "test.conf:6: warning: http-delivery-url is accepted but has no effect", NULL});
+	assert_true(config_domain_for(&cfg, "a.example")->held_by_type);
+	assert_true(config_domain_for(&cfg, "y.example")->held_by_type);
+	assert_false(config_domain_for(&cfg, "ok.example")->held_by_type);
+	assert_false(config_domain_for(&cfg, "other.test")->held_by_type);
+	config_free(&cfg);
+	expect_domain_err("type", "test.conf:2: missing value for type");
 
 	/* top-level smtp-source-host (User's Guide 3.3.1.16): every virtual MTA without its own, the
 	 * default one too; a second line (PowerMTA's rotation) is said, the first is used */
