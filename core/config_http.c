@@ -6,6 +6,7 @@
  *                                     and tls-private-key (both then required)
  *   http-access CIDR admin|monitor|none   repeatable; the most specific wins
  *   http-api-token TOKEN [admin|monitor]  repeatable; default admin
+ *   http-api-key KEY                      PowerMTA's: an admin token
  *   http-max-body-size SIZE           at least 1k (64M)
  *   http-max-connections N            open connections per listener (1000)
  *   http-max-connections-per-ip N     open connections from one address (100)
@@ -175,6 +176,29 @@ static int d_http_api_token(struct parser *p, const struct directive *d, char *v
 	return cp_set_string(p, &c->http_tokens[i].token, v);
 }
 
+/* PowerMTA's `http-api-key KEY`: the key its HTTP API asks for; here an
+ * admin token (Authorization: Bearer KEY, X-Api-Token or X-API-Key). A
+ * key shorter than http-api-token's 16 characters is taken, with a warning. */
+static int d_http_api_key(struct parser *p, const struct directive *d, char *v)
+{
+	struct config *c = p->cfg;
+	size_t i;
+
+	if (!*v || cp_has_space(v))
+		return cp_bad_value(p, "key (one word)", d, v);
+	if (strlen(v) < 16)
+		cp_warn(p, "%s is shorter than 16 characters: an easy guess for whoever reaches the HTTP API", d->name);
+	for (i = 0; i < c->n_http_tokens; i++)
+		if (!strcmp(c->http_tokens[i].token, v))
+			return cp_err(p, "the same key as http-api-token or %s at %s", d->name,
+				      cp_at(p, c->http_tokens[i].line, (char[CP_AT_BUF]){0}));
+	if (cp_grow(p, (void **)&c->http_tokens, &c->n_http_tokens, sizeof(*c->http_tokens), &i) < 0)
+		return -1;
+	c->http_tokens[i].role = CONFIG_HTTP_ADMIN;
+	c->http_tokens[i].line = p->line;
+	return cp_set_string(p, &c->http_tokens[i].token, v);
+}
+
 static int d_http_max_body_size(struct parser *p, const struct directive *d, char *v)
 {
 	uint64_t n;
@@ -209,6 +233,7 @@ static const struct directive http_directives[] = {
 	{"http-listener", CTX_TOP, d_http_listener, NULL},
 	{"http-access", CTX_TOP, d_http_access, NULL},
 	{"http-api-token", CTX_TOP, d_http_api_token, NULL},
+	{"http-api-key", CTX_TOP, d_http_api_key, NULL},
 	{"http-max-body-size", CTX_TOP, d_http_max_body_size, NULL},
 	{"http-max-connections", CTX_TOP, d_http_max_connections, NULL},
 	{"http-max-connections-per-ip", CTX_TOP, d_http_max_connections_per_ip, NULL},

@@ -37,8 +37,6 @@ static const struct {
 	{"smtp-proxy-source-host", false, "is not implemented: Salvo connects to the receiving MX itself, from the "
 					  "virtual MTA's smtp-source-host"},
 	{"smtp-ip", false, "(deprecated in PowerMTA) is not supported: use smtp-listener IP:PORT"},
-	{"http-api-key", false, "is not supported: protect the HTTP API with http-api-token TOKEN [admin|monitor] "
-				"and http-access"},
 	{"proxy", true, "is not implemented: Salvo connects to the receiving MX itself, from the virtual MTA's "
 			"smtp-source-host"},
 	{"vault", true, "is not implemented: keys are read from files (domain-key SELECTOR,DOMAIN,FILE)"},

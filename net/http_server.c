@@ -248,9 +248,13 @@ static const char *presented_token(struct MHD_Connection *conn)
 {
 	const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
 
+	const char *tok;
+
 	if (auth && strncasecmp(auth, "Bearer ", 7) == 0)
 		return auth + 7;
-	return MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Api-Token");
+	if ((tok = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Api-Token")))
+		return tok;
+	return MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-API-Key"); /* PowerMTA's http-api-key */
 }
 
 /* The request's role from its token or its address; *bad_token when it

@@ -363,5 +363,33 @@ def test_https(env):
         "plain HTTP on 8443 is not served" % (proto[0].strip() if proto else "?"))
 
 
+def test_api_key(env):
+    """PowerMTA's http-api-key: an admin key, taken from X-API-Key (or as a token);
+    a wrong key is 401, no key leaves the address's role (monitor here)."""
+    env.dns()
+    d = env.salvod_daemon(extra="http-access 127.0.0.1 monitor\nhttp-api-key pmtakey1\n")
+    d.start()
+    wait_until(lambda: api("GET", "/api/v1/status")[0] == 200, 5, what="the API")
+
+    def post(hdrs):
+        c = http.client.HTTPConnection(harness.SALVOD_HTTP[0], harness.SALVOD_HTTP[1], timeout=10)
+        try:
+            c.request("POST", "/api/v1/queues/key.test/pause", body=b"", headers=hdrs)
+            r = c.getresponse()
+            r.read()
+            return r.status
+        finally:
+            c.close()
+    got = {"none": post({}), "x-api-key": post({"X-API-Key": "pmtakey1"}),
+           "bearer": post({"Authorization": "Bearer pmtakey1"}), "wrong": post({"X-API-Key": "pmtakey2"})}
+    if got != {"none": 403, "x-api-key": 200, "bearer": 200, "wrong": 401}:
+        raise Fail("http-api-key: %r, want none 403, the key 200 either way, a wrong key 401" % got)
+    r = subprocess.run([harness._find_binary("SALVOD", "--salvod", "engine/salvod"), "--check-config", "-c", d.config],
+                       capture_output=True, text=True, timeout=30)
+    if r.returncode != 0 or "http-api-key is shorter than 16 characters" not in r.stderr:
+        raise Fail("--check-config of a short http-api-key: exit %d, %s" % (r.returncode, r.stderr))
+    log("http-api-key: X-API-Key and Bearer admit, a wrong key 401, none keeps the address's role; short key warned")
+
+
 if __name__ == "__main__":
-    harness.main([test_early, test_roles, test_conncap, test_https], needs_sink=False)
+    harness.main([test_api_key, test_early, test_roles, test_conncap, test_https], needs_sink=False)

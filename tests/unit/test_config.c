@@ -1556,6 +1556,23 @@ static void test_spool_commit_delay(void **state)
 
 /* PowerMTA's 0 for a cap or a rate: the queue holds its mail (in backoff
  * only, for the backoff- ones); a domain without it, and `*`, still send. */
+/* PowerMTA's http-api-key: an admin token; short keys warned, not refused */
+static void test_http_api_key(void **state)
+{
+	struct config cfg;
+
+	(void)state;
+	load_warns(&cfg, "http-api-key pmtakey1\n",
+		   (const char *const[]){"test.conf:1: warning: http-api-key is shorter than 16 characters", NULL});
+	assert_int_equal(cfg.n_http_tokens, 1);
+	assert_string_equal(cfg.http_tokens[0].token, "pmtakey1");
+	assert_int_equal(cfg.http_tokens[0].role, CONFIG_HTTP_ADMIN);
+	config_free(&cfg);
+	expect_err("http-api-key a b\n", "test.conf:1: invalid key (one word) \"a b\" for http-api-key");
+	expect_err("http-api-token 0123456789abcdef0 monitor\nhttp-api-key 0123456789abcdef0\n",
+		   "test.conf:2: the same key as http-api-token or http-api-key at line 1");
+}
+
 static void test_zero_limits_hold(void **state)
 {
 	struct config cfg;
@@ -2932,6 +2949,7 @@ int main(void)
 		cmocka_unit_test(test_spool_commit_delay),
 		cmocka_unit_test(test_err_block_values),
 		cmocka_unit_test(test_zero_limits_hold),
+		cmocka_unit_test(test_http_api_key),
 		cmocka_unit_test(test_err_after_much),
 		cmocka_unit_test(test_pmta_round2),
 		cmocka_unit_test(test_pmta_round3),
