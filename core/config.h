@@ -118,6 +118,8 @@ struct config_source {
 	uint64_t command_timeout_ms; /* `smtp-command-timeout`: 0 = the server's */
 	uint64_t data_timeout_ms;    /* `smtp-data-timeout`: 0 = the server's */
 	bool bare_newline_normalize; /* `bare-newline normalize`: bare CR/LF in DATA -> CRLF (default reject) */
+	bool no_smtp_service;       /* `smtp-service no`: a client from here gets 554 at connect */
+	bool no_starttls;           /* `allow-starttls no`: STARTTLS neither offered nor taken */
 	unsigned log_flags;         /* CONFIG_LOG_*: log-connections, log-commands, log-data (transcripts) */
 	char *default_virtual_mta;  /* as written; NULL when not set */
 	size_t default_pool;        /* resolved: index into cfg->pools (0 = default) */

@@ -196,14 +196,26 @@ static int only_warn(struct parser *p, const struct directive *d, const char *v,
 	return 0;
 }
 
+/* `smtp-service no`: clients of this source get 554 at connect (engine/intake.c) */
 static int v_smtp_service(struct parser *p, const struct directive *d, char *v)
 {
-	return only(p, d, v, true, "every source gets SMTP service; keep unwanted clients out with a firewall");
+	bool b;
+
+	if (config_parse_bool(v, &b) < 0)
+		return cp_bad_value(p, "boolean", d, v);
+	p->cfg->sources[p->cur].no_smtp_service = !b;
+	return 0;
 }
 
+/* `allow-starttls no`: STARTTLS is not offered to this source's clients */
 static int v_allow_starttls(struct parser *p, const struct directive *d, char *v)
 {
-	return only(p, d, v, true, "STARTTLS is offered whenever tls-certificate is set");
+	bool b;
+
+	if (config_parse_bool(v, &b) < 0)
+		return cp_bad_value(p, "boolean", d, v);
+	p->cfg->sources[p->cur].no_starttls = !b;
+	return 0;
 }
 
 /* `allow-mailmerge yes` only lets a client use XMRG, which Salvo never

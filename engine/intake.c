@@ -466,8 +466,10 @@ static void intake_peer_policy(void *ctx, const struct sockaddr *peer, struct sm
 		out->command_timeout_ms = src->command_timeout_ms;
 	if (src && src->data_timeout_ms)
 		out->data_timeout_ms = src->data_timeout_ms;
-	out->no_starttls = cfg->smtp_listener_no_tls && out->listener < cfg->n_smtp_listeners &&
-			   cfg->smtp_listener_no_tls[out->listener];
+	out->no_starttls = (cfg->smtp_listener_no_tls && out->listener < cfg->n_smtp_listeners &&
+			    cfg->smtp_listener_no_tls[out->listener]) ||
+			   (src && src->no_starttls);
+	out->refuse = src && src->no_smtp_service; /* PowerMTA's smtp-service no */
 }
 
 /* bare-newline normalize in the client's <source>; else refuse (550 5.5.2). */

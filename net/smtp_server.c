@@ -1425,6 +1425,20 @@ static void listener_accept_done(struct loop_op *op, int res, unsigned flags)
 			return;
 		}
 	}
+	if (s->pol.refuse) {
+		/* a source without SMTP service: told (in clear on a plain
+		 * listener), then closed */
+		s->state = SESS_CLOSING;
+		if (ls->implicit_tls) {
+			sess_close(s);
+		} else {
+			sess_reply(s, "554 5.7.1 %s No SMTP service for your address", srv->lim.host_name);
+			sess_touch(s);
+			sess_pump(s);
+		}
+		listener_arm(ls);
+		return;
+	}
 	if (ls->implicit_tls) {
 		/* the banner follows the handshake (sess_tls_input) */
 		if (!srv->lim.tls || !(s->tls = tls_conn_new(srv->lim.tls, true, NULL))) {

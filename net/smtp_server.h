@@ -47,8 +47,10 @@ struct smtp_peer_policy {
 	unsigned max_rcpts;        /* RCPTs per transaction (set to the server's before the hook) */
 	uint64_t command_timeout_ms; /* likewise: waiting for a command */
 	uint64_t data_timeout_ms;  /* likewise: inactivity within DATA or BDAT */
-	bool no_starttls;          /* the listener's `tls=no`: STARTTLS neither offered
+	bool no_starttls;          /* the listener's `tls=no` or the source's
+				    * `allow-starttls no`: STARTTLS neither offered
 				    * nor accepted */
+	bool refuse;               /* the source's `smtp-service no`: 554 and close */
 };
 
 /* A received message's envelope; owned by whoever holds it (see submit). */

@@ -256,5 +256,39 @@ def test_suites(env):
         "tls-ciphers settable" % (len(good), len(bad)))
 
 
+def test_source_service(env):
+    """PowerMTA's smtp-service no (554 at connect, nothing else) and allow-starttls no
+    (no STARTTLS offered or taken) per <source>; a source without them is unchanged."""
+    cert, key = make_cert(env)
+    env.dns()
+    d = env.salvod_daemon(extra="tls-certificate %s\ntls-private-key %s\n"
+                                "<source 127.0.0.5>\n smtp-service no\n</source>\n"
+                                "<source 127.0.0.6>\n allow-starttls no\n</source>\n" % (cert, key))
+    d.start()
+    try:
+        smtplib.SMTP(*harness.SALVOD_SMTP, source_address=("127.0.0.5", 0), timeout=10)
+        raise Fail("smtp-service no: the session was served")
+    except smtplib.SMTPConnectError as e:
+        if e.smtp_code != 554:
+            raise Fail("smtp-service no: %d %r, want 554" % (e.smtp_code, e.smtp_error))
+    c = smtplib.SMTP(*harness.SALVOD_SMTP, source_address=("127.0.0.6", 0), timeout=10)
+    c.ehlo("client.test")
+    if c.has_extn("starttls"):
+        raise Fail("allow-starttls no: STARTTLS offered")
+    code, _ = c.docmd("STARTTLS")
+    if code < 500:
+        raise Fail("allow-starttls no: STARTTLS answered %d" % code)
+    c.quit()
+    c = smtplib.SMTP(*harness.SALVOD_SMTP, source_address=("127.0.0.1", 0), timeout=10)
+    c.ehlo("client.test")
+    if not c.has_extn("starttls"):
+        raise Fail("a source without allow-starttls no: STARTTLS not offered")
+    c.starttls(context=ctx())
+    c.ehlo("client.test")
+    c.quit()
+    d.check_alive()
+    log("smtp-service no: 554 at connect; allow-starttls no: no STARTTLS; other sources unchanged")
+
+
 if __name__ == "__main__":
-    harness.main([test_tls_auth, test_trace, test_suites])
+    harness.main([test_tls_auth, test_trace, test_suites, test_source_service])

@@ -1351,9 +1351,16 @@ static void test_pmta_misc(void **state)
 	expect_err("smtp-listener 0/0:25 tls=maybe\n",
 		   "test.conf:1: unknown option \"tls=maybe\" for smtp-listener (expected source=NAME or tls=yes|no)");
 	expect_err("<domain *>\n dk-sign maybe\n</domain>\n", "test.conf:2: invalid boolean \"maybe\" for dk-sign");
-	expect_err("<source 0/0>\n smtp-service no\n</source>\n",
-		   "test.conf:2: smtp-service no is not supported: every source gets SMTP service; keep unwanted "
-		   "clients out with a firewall");
+	/* smtp-service no: 554 at connect; allow-starttls no: no STARTTLS (engine/intake.c) */
+	load_ok(&cfg, "<source 0/0>\n smtp-service no\n</source>\n<source 10.1.0.0/16>\n allow-starttls no\n"
+		      "</source>\n<source 127.0.0.1>\n smtp-service yes\n</source>\n");
+	assert_true(source_for(&cfg, "192.0.2.1")->no_smtp_service);
+	assert_false(source_for(&cfg, "10.1.2.3")->no_smtp_service);
+	assert_true(source_for(&cfg, "10.1.2.3")->no_starttls);
+	assert_false(source_for(&cfg, "127.0.0.1")->no_smtp_service);
+	assert_false(source_for(&cfg, "127.0.0.1")->no_starttls);
+	config_free(&cfg);
+	expect_err("<source 0/0>\n smtp-service maybe\n</source>\n", "test.conf:2: invalid boolean \"maybe\" for smtp-service");
 	/* inert by design: loads, with the warning */
 	load_warns(&cfg, "enable-signals true\n<signals>\n api-key x\n</signals>\nenable-signals no\n",
 		   (const char *const[]){"test.conf:1: warning: enable-signals is accepted but has no effect: it is "
