@@ -325,8 +325,17 @@ static int hook_curl_init(struct hook *h, char *err, size_t errlen)
 #endif
 	curl_easy_setopt(h->easy, CURLOPT_ERRORBUFFER, h->errbuf);
 	curl_easy_setopt(h->easy, CURLOPT_USERAGENT, "salvod-webhook");
+	/* the block's ca-file; else the environment's SSL_CERT_FILE (OpenSSL's,
+	 * which libcurl does not read itself), CURL_CA_BUNDLE (curl(1)'s),
+	 * SSL_CERT_DIR; else the system store */
 	if (c->ca_file)
 		curl_easy_setopt(h->easy, CURLOPT_CAINFO, c->ca_file);
+	else if (getenv("SSL_CERT_FILE") && *getenv("SSL_CERT_FILE"))
+		curl_easy_setopt(h->easy, CURLOPT_CAINFO, getenv("SSL_CERT_FILE"));
+	else if (getenv("CURL_CA_BUNDLE") && *getenv("CURL_CA_BUNDLE"))
+		curl_easy_setopt(h->easy, CURLOPT_CAINFO, getenv("CURL_CA_BUNDLE"));
+	if (!c->ca_file && getenv("SSL_CERT_DIR") && *getenv("SSL_CERT_DIR"))
+		curl_easy_setopt(h->easy, CURLOPT_CAPATH, getenv("SSL_CERT_DIR"));
 	if (!c->tls_verify) {
 		curl_easy_setopt(h->easy, CURLOPT_SSL_VERIFYPEER, 0L);
 		curl_easy_setopt(h->easy, CURLOPT_SSL_VERIFYHOST, 0L);

@@ -521,5 +521,36 @@ def test_config(env):
         raise Fail("a valid block was refused: %s" % r.stderr)
 
 
+def test_https_env(env):
+    """An HTTPS receiver whose CA salvod learns from SSL_CERT_FILE (as curl and OpenSSL
+    do), the block having no ca-file: the events arrive, verified."""
+    env.dns(mx={d: [(10, "mx.sink.test")] for d in DOMAINS}, a={"mx.sink.test": "127.0.0.2"},
+            check=[("w0.test", "MX")])
+    env.salvo_sink("sink", "127.0.0.2:25", dump=False)
+    crt, key = _cert(env)
+    rcv = Receiver(RECV, tls_cert=(crt, key)).up()
+    old = os.environ.get("SSL_CERT_FILE")
+    os.environ["SSL_CERT_FILE"] = crt
+    try:
+        d = env.salvod_daemon(extra=webhook_block("envtrust", "https://%s:%d/hook" % RECV))
+        d.start()
+    finally:
+        if old is None:
+            del os.environ["SSL_CERT_FILE"]
+        else:
+            os.environ["SSL_CERT_FILE"] = old
+    msgs = [_msg(i, "e%d@%s" % (i, DOMAINS[i % 6])) for i in range(10)]
+    if len(harness.inject(msgs, threads=1)) != 10:
+        raise Fail("injection failed")
+    want = {m.rcpts[0] for m in msgs}
+
+    def got():
+        with rcv.lock:
+            return {e["recipient"] for p in rcv.posts if p["status"] == 200 for e in p["events"]}
+    if not wait_until(lambda: want <= got(), 20, what="the events over HTTPS trusted by SSL_CERT_FILE"):
+        raise Fail("SSL_CERT_FILE: %d of 10 events arrived" % len(want & got()))
+    log("SSL_CERT_FILE trusted the receiver's CA: 10 events over HTTPS")
+
+
 if __name__ == "__main__":
-    harness.main([test_outage_kill9, test_https, test_resume, test_config])
+    harness.main([test_outage_kill9, test_https, test_https_env, test_resume, test_config])
