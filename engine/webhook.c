@@ -33,6 +33,7 @@
 #include "core/acct_log.h"
 #include "core/config_webhook.h"
 #include "core/json_str.h"
+#include "engine/webhook_backlog.h"
 #include "engine/webhook_log.h"
 #include "engine/webhook_seen.h"
 
@@ -40,6 +41,7 @@
 #define BACKOFF_MIN_MS 250
 #define LOG_EVERY_MS 30000
 #define BACKLOG_EVERY_MS 1000
+#define BACKLOG_READ_BUDGET (32u << 20) /* log bytes read per backlog count */
 #define BODY_MAX (64u << 10)       /* a response body is read this far, then dropped */
 #define BODY_WAIT_MS 1000          /* after a 2xx's headers, its body gets this long */
 #define RETRY_AFTER_MAX_MS 3600000 /* a receiver's Retry-After is honoured up to 1 h */
@@ -85,6 +87,7 @@ struct hook {
 	size_t body_bytes;             /* of the response body read */
 	int64_t last_log_ms;
 	int64_t backlog_at_ms;
+	struct wh_backlog backlog;     /* its count in records */
 	struct webhook_stat st;        /* under wh->lock */
 };
 
@@ -532,6 +535,11 @@ static void hook_done(struct hook *h, CURLcode rc)
 
 /* ---- backlog figures ------------------------------------------------------ */
 
+static bool wants_type(const void *ctx, const char *type, size_t len)
+{
+	return config_webhook_wants(ctx, type, len);
+}
+
 static void hook_backlog(struct hook *h, int64_t now)
 {
 	uint64_t bytes;
@@ -541,9 +549,11 @@ static void hook_backlog(struct hook *h, int64_t now)
 		return;
 	h->backlog_at_ms = now;
 	bytes = wh_log_bytes_after(h->rd.dir_fd, &h->acked);
+	wh_backlog_update(&h->backlog, h->rd.dir_fd, &h->acked, wants_type, h->cfg, BACKLOG_READ_BUDGET);
 	age = h->n && h->oldest_time_ms ? wall_ms() - h->oldest_time_ms : 0;
 	pthread_mutex_lock(&h->wh->lock);
 	h->st.backlog_bytes = bytes;
+	h->st.backlog_records = h->backlog.exact ? (int64_t)h->backlog.records : -1;
 	h->st.skipped_lines = h->rd.skipped;
 	h->st.duplicates_skipped = h->dups;
 	h->st.oldest_unsent_at_ms = age > 0 ? h->oldest_time_ms : 0;
@@ -673,6 +683,7 @@ static void hook_free(struct hook *h)
 	curl_slist_free_all(h->req_headers);
 	json_buf_free(&h->body);
 	free(h->marks);
+	wh_backlog_free(&h->backlog);
 	free(h->seen);
 	wh_reader_fini(&h->rd);
 	if (h->pos_fd >= 0)
@@ -734,6 +745,7 @@ int webhooks_start(struct webhooks **out, const struct config *cfg, const char *
 		h->wh = wh;
 		h->pos_fd = -1;
 		h->st.name = h->cfg->name;
+		h->st.backlog_records = -1;
 		h->st.url = h->cfg->url;
 		if ((ret = wh_reader_init(&h->rd, log_dir, h->cfg->name)) < 0) {
 			snprintf(err, errlen, "webhook %s: cannot open %s: %s", h->cfg->name, log_dir, strerror(-ret));

@@ -63,6 +63,8 @@ struct webhook_stat {
 	uint64_t duplicates_skipped; /* records whose event_id was sent (or batched) already */
 	uint64_t failures_in_row;
 	uint64_t backlog_bytes;    /* log bytes after the acknowledged position */
+	int64_t backlog_records;   /* records of its types after that position;
+				    * -1 while not counted yet (webhook_backlog.h) */
 	int64_t oldest_unsent_ms;  /* age of the oldest unsent record; 0 = none (as of the copy) */
 	int64_t oldest_unsent_at_ms; /* wall clock "time" of that record; 0 = none */
 	int64_t last_success_ms;   /* wall clock; 0 = never */

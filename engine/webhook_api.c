@@ -5,13 +5,14 @@
  *   {"webhooks":[{"name":"backend","url":"https://...","records_sent":N,
  *     "batches_sent":N,"failures":N,"failures_in_row":N,"skipped_lines":N,
  *     "duplicates_skipped":N,
- *     "backlog_bytes":N,"oldest_unsent_seconds":S,"stalled":false,
+ *     "backlog_bytes":N,"backlog_records":N|null,"oldest_unsent_seconds":S,"stalled":false,
  *     "last_success":"RFC 3339"|null,"retry_at":"RFC 3339"|null,
  *     "last_error":"..."|null}]}
  *
  * Reads webhooks_stats() only (a copy taken under the sender's lock).
  */
 #include <jansson.h>
+#include <math.h>
 #include <stdlib.h>
 
 #include "core/acct_log.h"
@@ -54,12 +55,13 @@ void api_webhooks(struct webhooks *wh, struct http_request *req)
 	for (size_t i = 0; i < n && arr; i++) {
 		const struct webhook_stat *s = &st[i];
 
-		json_array_append_new(arr, json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:b, s:o, s:o, s:o}",
+		json_array_append_new(arr, json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:f, s:b, s:o, s:o, s:o}",
 			"name", s->name, "url", s->url,
 			"records_sent", (json_int_t)s->records_sent, "batches_sent", (json_int_t)s->batches_sent,
 			"failures", (json_int_t)s->failures, "failures_in_row", (json_int_t)s->failures_in_row,
 			"skipped_lines", (json_int_t)s->skipped_lines,
 			"duplicates_skipped", (json_int_t)s->duplicates_skipped, "backlog_bytes", (json_int_t)s->backlog_bytes,
+			"backlog_records", s->backlog_records < 0 ? json_null() : json_integer(s->backlog_records),
 			"oldest_unsent_seconds", (double)s->oldest_unsent_ms / 1000.0, "stalled", s->stalled,
 			"last_success", time_or_null(s->last_success_ms), "retry_at", time_or_null(s->retry_at_ms),
 			"last_error", s->last_error[0] ? json_string(s->last_error) : json_null()));
@@ -78,6 +80,8 @@ static const struct {
 	{"salvo_webhook_records_sent_total", "counter", "Accounting records acknowledged by the webhook (2xx)."},
 	{"salvo_webhook_failures_total", "counter", "Webhook POSTs that failed (non-2xx, timeout, connection, TLS)."},
 	{"salvo_webhook_backlog_bytes", "gauge", "Accounting log bytes after the webhook's acknowledged position."},
+	{"salvo_webhook_backlog_records", "gauge", "Records of the webhook's types after its acknowledged position "
+						   "(NaN while being counted)."},
 	{"salvo_webhook_oldest_unsent_seconds", "gauge", "Age of the oldest record the webhook has not delivered."},
 	{"salvo_webhook_stalled", "gauge", "1 when the webhook failed 3 times in a row or lags 60 s or more."},
 };
@@ -88,7 +92,8 @@ static double value(const struct webhook_stat *s, size_t m)
 	case 0: return (double)s->records_sent;
 	case 1: return (double)s->failures;
 	case 2: return (double)s->backlog_bytes;
-	case 3: return (double)s->oldest_unsent_ms / 1000.0;
+	case 3: return s->backlog_records < 0 ? NAN : (double)s->backlog_records;
+	case 4: return (double)s->oldest_unsent_ms / 1000.0;
 	default: return s->stalled;
 	}
 }
@@ -104,7 +109,8 @@ int webhooks_metrics(struct webhooks *wh, struct json_buf *b)
 				     metrics[m].type);
 		for (size_t i = 0; i < n && !rc; i++)
 			rc = json_buf_printf(b, "%s{webhook=\"", metrics[m].name) | metrics_label(b, st[i].name) |
-			     json_buf_printf(b, "\"} %.15g\n", value(&st[i], m));
+			     (isnan(value(&st[i], m)) ? json_buf_printf(b, "\"} NaN\n")
+						       : json_buf_printf(b, "\"} %.15g\n", value(&st[i], m)));
 	}
 	free(st);
 	return rc;

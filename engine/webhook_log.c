@@ -45,7 +45,7 @@ static int cmp_names(const void *a, const void *b)
 
 /* The log's files in reading order: archives by name, then acct.jsonl
  * ('-' sorts before '.'). *out is malloc'd, each name too. */
-static int list_files(int dir_fd, char ***out, size_t *n)
+int wh_log_files(int dir_fd, char ***out, size_t *n)
 {
 	int fd = dup(dir_fd), ret = 0;
 	DIR *d;
@@ -82,7 +82,7 @@ static int list_files(int dir_fd, char ***out, size_t *n)
 	return 0;
 }
 
-static void free_list(char **v, size_t n)
+void wh_log_files_free(char **v, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		free(v[i]);
@@ -108,7 +108,7 @@ uint64_t wh_log_bytes_after(int dir_fd, const struct wh_pos *pos)
 	uint64_t bytes = 0;
 	bool after = pos->ino == 0;
 
-	if (list_files(dir_fd, &files, &n) < 0)
+	if (wh_log_files(dir_fd, &files, &n) < 0)
 		return 0;
 	for (size_t i = 0; i < n; i++) {
 		uint64_t size = 0, ino = ino_of(dir_fd, files[i], &size);
@@ -120,7 +120,7 @@ uint64_t wh_log_bytes_after(int dir_fd, const struct wh_pos *pos)
 			after = true;
 		}
 	}
-	free_list(files, n);
+	wh_log_files_free(files, n);
 	return bytes;
 }
 
@@ -204,7 +204,7 @@ void wh_reader_resume(struct wh_reader *r, const struct wh_pos *pos)
 			reader_open(r, WH_CUR_FILE, size);
 		return;
 	}
-	if (list_files(r->dir_fd, &files, &n) < 0)
+	if (wh_log_files(r->dir_fd, &files, &n) < 0)
 		return;
 	off = pos->off;
 	for (i = 0; i < n && ino_of(r->dir_fd, files[i], NULL) != pos->ino; i++)
@@ -229,7 +229,7 @@ void wh_reader_resume(struct wh_reader *r, const struct wh_pos *pos)
 	}
 	if (i < n)
 		reader_open(r, files[i], off);
-	free_list(files, n);
+	wh_log_files_free(files, n);
 }
 
 /* Is the reader's file no longer acct.jsonl (or has it none yet)? */
@@ -246,7 +246,7 @@ static bool reader_next_file(struct wh_reader *r)
 	size_t n = 0, i;
 	bool moved = false;
 
-	if (list_files(r->dir_fd, &files, &n) < 0)
+	if (wh_log_files(r->dir_fd, &files, &n) < 0)
 		return false;
 	if (r->fd < 0) {
 		i = 0; /* no file yet: the first that appeared */
@@ -276,7 +276,7 @@ static bool reader_next_file(struct wh_reader *r)
 		}
 		moved = reader_open(r, files[i], 0) == 0;
 	}
-	free_list(files, n);
+	wh_log_files_free(files, n);
 	return moved;
 }
 

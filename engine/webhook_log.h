@@ -56,6 +56,10 @@ void wh_reader_where(const struct wh_reader *r, struct wh_pos *out);
  * that ends inside a line, or a line over WH_LINE_MAX, is skipped (counted
  * in r->skipped, and said). */
 int wh_reader_line(struct wh_reader *r, const char **line, size_t *len);
+/* The log's file names in reading order (archives by name, then
+ * acct.jsonl); *names and each name malloc'd (wh_log_files_free). -errno. */
+int wh_log_files(int dir_fd, char ***names, size_t *n);
+void wh_log_files_free(char **names, size_t n);
 /* Bytes of the log after pos (pos->ino 0: all of it). */
 uint64_t wh_log_bytes_after(int dir_fd, const struct wh_pos *pos);
 

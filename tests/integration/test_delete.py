@@ -361,7 +361,7 @@ def test_errors(env):
              ({"recipient": None}, "recipient"),
              ({"sender": ["a@b.test"]}, "sender"),
              ({"older_than": "2x"}, "older_than"),
-             ({"older_than": 7200}, "older_than"),
+             ({"older_than": -7200}, "older_than"),
              ({"campaign": "c1", "dsn": "yes"}, "dsn"),
              ({"campaign": "c1\nx"}, "campaign"),
              ({}, "filter"),

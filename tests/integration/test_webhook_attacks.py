@@ -29,7 +29,8 @@
   backlog   the receiver is down (connection refused) while 60,000 records accumulate
             (synthetic delivery lines appended to acct.jsonl between two real blasts):
             salvod's RSS stays within 24 MiB of where it was, GET /api/v1/webhooks and
-            /metrics report the backlog and a growing oldest-record age; after recovery
+            /metrics report the backlog (in bytes, and in records: exactly the records
+            unsent) and a growing oldest-record age; after recovery
             every record arrives once, in order
   midbatch  a batch held by a receiver that never answers when salvod gets SIGTERM
             (it stops promptly; after the restart the batch is sent again first, the
@@ -679,6 +680,13 @@ def test_backlog(env):
         raise Fail("the backlog is not reported: %r then %r" % (s1, s2))
     if not re.search(r'salvo_webhook_backlog_bytes\{webhook="backend"\} (\d{7,})', m):
         raise Fail("/metrics does not show the backlog")
+    # in records: every delivery record of the log (none acknowledged), counted
+    # within a few seconds (32 MiB of log read per second)
+    unsent = len(log_events(d))
+    if not wait_until(lambda: hooks()["backend"]["backlog_records"] == unsent, 10, what="backlog_records"):
+        raise Fail("backlog_records %r, want the %d records unsent" % (hooks()["backend"]["backlog_records"], unsent))
+    if not re.search(r'salvo_webhook_backlog_records\{webhook="backend"\} %d\n' % unsent, api_json("/metrics")):
+        raise Fail("/metrics does not show the backlog in records")
     if rss1 - rss0 > 24 * 1024:
         raise Fail("salvod's RSS grew by %d KiB with a backlog of %d records" % (rss1 - rss0, n))
     ids = [e for e, _ in log_events(d)]
@@ -688,9 +696,10 @@ def test_backlog(env):
         raise Fail("%d of %d backlog events arrived" % (len(set(rcv.acked_ids())), len(ids)))
     log("%d events of the backlog delivered in %.1f s after the receiver came back" % (len(ids), time.monotonic() - t))
     check_arrived("backend", rcv, ids)
-    wait_until(lambda: hooks()["backend"]["backlog_bytes"] == 0, 5, what="the backlog at 0")
+    wait_until(lambda: hooks()["backend"]["backlog_bytes"] == 0 and hooks()["backend"]["backlog_records"] == 0, 5,
+               what="the backlog at 0")
     st = hooks()["backend"]
-    if st["backlog_bytes"] != 0 or st["stalled"] or st["oldest_unsent_seconds"] != 0:
+    if st["backlog_bytes"] != 0 or st["backlog_records"] != 0 or st["stalled"] or st["oldest_unsent_seconds"] != 0:
         raise Fail("after recovery: %r" % st)
     rcv.down()
 

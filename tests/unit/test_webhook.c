@@ -15,6 +15,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -23,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -30,6 +32,7 @@
 #include "core/config.h"
 #include "core/json_str.h"
 #include "engine/webhook.h"
+#include "engine/webhook_backlog.h"
 #include "engine/webhook_log.h"
 #include "engine/webhook_seen.h"
 
@@ -412,6 +415,134 @@ static void test_parse_time(void **state)
 	assert_int_equal(wh_parse_time("2026-11-22T25:01:02.345Z", 24), 0); /* hour */
 }
 
+/* ---- the backlog in records ---------------------------------------------- */
+
+static bool wants_db(const void *ctx, const char *type, size_t len)
+{
+	(void)ctx;
+	return (len == 8 && !memcmp(type, "delivery", 8)) || (len == 6 && !memcmp(type, "bounce", 6));
+}
+
+/* A whole record line of that type (with its "\n"), n-th of the test. */
+static void put_rec(FILE *f, const char *type, unsigned n)
+{
+	fprintf(f, "{\"time\":\"2026-12-07T10:00:00.000Z\",\"type\":\"%s\",\"recipient\":\"r%u@x.test\""
+		   ACCT_EVENT_ID_KEY "%032x\"}\n", type, n, n);
+}
+
+static void put_file(const char *dir, const char *name, const char *types, const char *tail)
+{
+	char path[512];
+	FILE *f;
+	unsigned n = 0;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	assert_non_null(f = fopen(path, "a"));
+	for (const char *t = types; *t; t++)
+		put_rec(f, *t == 'd' ? "delivery" : *t == 'b' ? "bounce" : "transient", n++);
+	if (tail)
+		fputs(tail, f);
+	fclose(f);
+}
+
+static uint64_t ino_size(const char *dir, const char *name, uint64_t *size)
+{
+	char path[512];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	assert_int_equal(stat(path, &st), 0);
+	if (size)
+		*size = (uint64_t)st.st_size;
+	return (uint64_t)st.st_ino;
+}
+
+static uint64_t counted(struct wh_backlog *b, int dfd, const struct wh_pos *pos)
+{
+	wh_backlog_update(b, dfd, pos, wants_db, NULL, UINT64_MAX);
+	assert_true(b->exact);
+	return b->records;
+}
+
+static void test_backlog_count(void **state)
+{
+	char dir[] = "/tmp/salvo-backlog-XXXXXX", path[600];
+	struct wh_backlog b = {0}, slow = {0};
+	struct wh_pos all = {0}, pos = {0};
+	uint64_t size, one;
+	int dfd, rounds = 0;
+	FILE *f;
+	(void)state;
+
+	assert_non_null(mkdtemp(dir));
+	assert_true((dfd = open(dir, O_RDONLY | O_DIRECTORY)) >= 0);
+	put_file(dir, "acct-20261207-000001.jsonl", "dddtt", NULL);
+	put_file(dir, "acct.jsonl", "ddddb", "{\"time\":\"2026-12-07T10:00"); /* a line being written */
+	assert_int_equal(counted(&b, dfd, &all), 8);
+	/* a small budget: several updates, not exact until the end */
+	do {
+		wh_backlog_update(&slow, dfd, &all, wants_db, NULL, 100);
+		rounds++;
+	} while (!slow.exact && rounds < 100);
+	assert_true(slow.exact);
+	assert_true(rounds >= 2); /* a budget is checked between reads of up to 1 MiB */
+	assert_int_equal(slow.records, 8);
+	/* the position moves into the archive, after its second line: 1 + 5 */
+	pos.ino = ino_size(dir, "acct-20261207-000001.jsonl", &size);
+	one = size / 5;
+	pos.off = 2 * one;
+	assert_int_equal(counted(&b, dfd, &pos), 6);
+	assert_int_equal(counted(&slow, dfd, &pos), 6);
+	/* the line being written ends (a delivery), one more comes */
+	snprintf(path, sizeof(path), "%s/acct.jsonl", dir);
+	assert_non_null(f = fopen(path, "a"));
+	fputs(":00.000Z\",\"type\":\"delivery\"" ACCT_EVENT_ID_KEY "0123456789abcdef0123456789abcdef\"}\n", f);
+	put_rec(f, "bounce", 99);
+	fclose(f);
+	assert_int_equal(counted(&b, dfd, &pos), 8);
+	/* rotation: acct.jsonl becomes an archive (same inode), a new one starts */
+	snprintf(path, sizeof(path), "%s/acct.jsonl", dir);
+	{
+		char to[600];
+
+		snprintf(to, sizeof(to), "%s/acct-20261207-000002.jsonl", dir);
+		assert_int_equal(rename(path, to), 0);
+	}
+	put_file(dir, "acct.jsonl", "tdd", NULL);
+	assert_int_equal(counted(&b, dfd, &pos), 10);
+	/* acknowledged through the first archive, which is then deleted; the
+	 * position is at the start of the second: its 7 + 2 */
+	snprintf(path, sizeof(path), "%s/acct-20261207-000001.jsonl", dir);
+	assert_int_equal(unlink(path), 0);
+	pos.ino = ino_size(dir, "acct-20261207-000002.jsonl", NULL);
+	pos.off = 0;
+	assert_int_equal(counted(&b, dfd, &pos), 9);
+	/* to the end of the second archive: only acct.jsonl's 2 */
+	ino_size(dir, "acct-20261207-000002.jsonl", &size);
+	pos.off = size;
+	assert_int_equal(counted(&b, dfd, &pos), 2);
+	assert_int_equal(counted(&slow, dfd, &pos), 2);
+	/* a record line longer than the read buffer counts once */
+	snprintf(path, sizeof(path), "%s/acct.jsonl", dir);
+	assert_non_null(f = fopen(path, "a"));
+	fputs("{\"time\":\"2026-12-07T10:00:00.000Z\",\"type\":\"delivery\",\"x\":\"", f);
+	for (int i = 0; i < (3 << 20) / 64; i++)
+		fputs("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef", f);
+	fputs("\"" ACCT_EVENT_ID_KEY "0123456789abcdef0123456789abcdef\"}\n", f);
+	put_rec(f, "transient", 100);
+	put_rec(f, "delivery", 101);
+	fclose(f);
+	assert_int_equal(counted(&b, dfd, &pos), 4);
+	/* a position in no file of the log (its file deleted): nothing after it */
+	pos.ino = 1;
+	assert_int_equal(counted(&b, dfd, &pos), 0);
+	wh_backlog_free(&b);
+	wh_backlog_free(&slow);
+	close(dfd);
+	snprintf(path, sizeof(path), "rm -rf %s", dir);
+	assert_int_equal(system(path), 0);
+}
+
 static void test_pos_parse(void **state)
 {
 	struct wh_pos in = {.ino = 1234567, .off = 89, .name = "acct-20261207T000000.000Z.jsonl"}, out;
@@ -450,6 +581,7 @@ int main(void)
 		cmocka_unit_test(test_seen),
 		cmocka_unit_test(test_parse_time),
 		cmocka_unit_test(test_pos_parse),
+		cmocka_unit_test(test_backlog_count),
 		cmocka_unit_test(test_rotation_retry_restart),
 	};
 
