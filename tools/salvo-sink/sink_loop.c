@@ -198,7 +198,8 @@ static uint32_t slot_alloc(struct sink *sk, struct sink_session *s)
 }
 
 /*
- * The "close" event is stamped when the session ends for the peer (221 sent, EOF
+ * The "close" event is stamped when the session ends for the peer (its last reply,
+ * 221 or 421, handed to the kernel; EOF
  * read, a fault, shutdown), not when the cancelled ops have come back: a client
  * that read 221 and connected again must not look like two sessions at once.
  */
@@ -286,6 +287,8 @@ static void session_flush(struct sink *sk, struct sink_session *s)
         }
         return;
     }
+    if (s->state == SINK_S_QUIT)
+        log_close(sk, s);               /* the 221 goes out now: the session ends for the peer */
     struct sink_buf t = s->out_wire;    /* swap: the kernel reads out_wire until done */
     s->out_wire = s->out;
     s->out = t;

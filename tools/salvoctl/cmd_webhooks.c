@@ -68,17 +68,21 @@ int cmd_webhooks(struct ctl *c, int argc, char **argv)
 		return 0;
 	}
 	arr = json_object_get(j, "webhooks");
-	printf("%-16s %12s %9s %12s %10s %-8s %s\n", "WEBHOOK", "SENT", "FAILURES", "BACKLOG", "OLDEST", "STATE",
-	       "URL / LAST ERROR");
+	printf("%-16s %12s %9s %12s %12s %10s %-8s %s\n", "WEBHOOK", "SENT", "FAILURES", "BACKLOG", "BACKLOG_RECS",
+	       "OLDEST", "STATE", "URL / LAST ERROR");
 	for (size_t i = 0; i < json_array_size(arr); i++) {
 		json_t *w = json_array_get(arr, i);
 		bool stalled = json_is_true(json_object_get(w, "stalled"));
-		char backlog[32], oldest[32];
+		char backlog[32], recs[32], oldest[32];
 
 		snprintf(backlog, sizeof(backlog), "%.0f B", num(w, "backlog_bytes"));
+		if (json_is_integer(json_object_get(w, "backlog_records")))
+			snprintf(recs, sizeof(recs), "%.0f", num(w, "backlog_records"));
+		else
+			snprintf(recs, sizeof(recs), "counting");
 		snprintf(oldest, sizeof(oldest), "%.1f s", num(w, "oldest_unsent_seconds"));
-		printf("%-16s %12.0f %9.0f %12s %10s %-8s %s%s%s\n", str(w, "name", "?"), num(w, "records_sent"),
-		       num(w, "failures"), backlog, oldest,
+		printf("%-16s %12.0f %9.0f %12s %12s %10s %-8s %s%s%s\n", str(w, "name", "?"), num(w, "records_sent"),
+		       num(w, "failures"), backlog, recs, oldest,
 		       stalled ? "STALLED" : num(w, "failures_in_row") > 0 ? "retrying" : "ok", str(w, "url", ""),
 		       json_is_string(json_object_get(w, "last_error")) ? "  " : "", str(w, "last_error", ""));
 	}
