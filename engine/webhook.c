@@ -53,6 +53,7 @@
 struct rec_mark {
 	size_t end;
 	struct wh_pos pos;
+	uint64_t wanted;   /* the reader's wanted_read just after it */
 };
 
 struct hook {
@@ -88,6 +89,8 @@ struct hook {
 	int64_t last_log_ms;
 	int64_t backlog_at_ms;
 	struct wh_backlog backlog;     /* its count in records */
+	uint64_t wanted_read;          /* records of its types the reader took (sent or not) */
+	uint64_t acked_wanted;         /* wanted_read at the acknowledged position */
 	struct webhook_stat st;        /* under wh->lock */
 };
 
@@ -211,6 +214,7 @@ static void hook_read(struct hook *h)
 		}
 		if (!config_webhook_wants(h->cfg, type, tlen))
 			continue;
+		h->wanted_read++;
 		eid = line + n - 2 - ACCT_EVENT_ID_LEN;
 		if (wh_seen_has(h->seen, eid)) {
 			h->dups++; /* written again by the outbox after a crash */
@@ -218,6 +222,7 @@ static void hook_read(struct hook *h)
 		}
 		if (json_buf_reserve(&h->body, n + 2) < 0) {
 			r->pos -= n + 1; /* the line is still in the buffer: again later */
+			h->wanted_read--;
 			break;
 		}
 		if (h->n == 0) {
@@ -230,12 +235,14 @@ static void hook_read(struct hook *h)
 		json_buf_put(&h->body, line, n);
 		wh_seen_add(h->seen, eid);
 		h->marks[h->n].end = h->body.len;
+		h->marks[h->n].wanted = h->wanted_read;
 		wh_reader_where(r, &h->marks[h->n].pos);
 		h->n++;
 	}
 	wh_reader_where(r, &at);
 	if (h->n == 0 && (at.ino != h->acked.ino || at.off != h->acked.off)) {
 		h->acked = at; /* only skipped lines since: nothing to send */
+		h->acked_wanted = h->wanted_read;
 		h->pos_dirty = true;
 	}
 }
@@ -470,10 +477,13 @@ static void hook_done(struct hook *h, CURLcode rc)
 		bool was_failing = h->st.failures_in_row > 0;
 		size_t k = h->sending;
 
-		if (k == h->n)
+		if (k == h->n) {
 			set_acked(h);
-		else
+			h->acked_wanted = h->wanted_read;
+		} else {
 			h->acked = h->marks[k - 1].pos;
+			h->acked_wanted = h->marks[k - 1].wanted;
+		}
 		pos_save(h);
 		pthread_mutex_lock(&h->wh->lock);
 		h->st.records_sent += k;
@@ -549,7 +559,8 @@ static void hook_backlog(struct hook *h, int64_t now)
 		return;
 	h->backlog_at_ms = now;
 	bytes = wh_log_bytes_after(h->rd.dir_fd, &h->acked);
-	wh_backlog_update(&h->backlog, h->rd.dir_fd, &h->acked, wants_type, h->cfg, BACKLOG_READ_BUDGET);
+	wh_backlog_update(&h->backlog, h->rd.dir_fd, &h->acked, wants_type, h->cfg, BACKLOG_READ_BUDGET,
+			  h->acked_wanted);
 	age = h->n && h->oldest_time_ms ? wall_ms() - h->oldest_time_ms : 0;
 	pthread_mutex_lock(&h->wh->lock);
 	h->st.backlog_bytes = bytes;

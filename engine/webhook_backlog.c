@@ -112,7 +112,7 @@ static struct wh_count *find(struct wh_backlog *b, uint64_t ino)
 
 /* One file of the log, counted from start (0, or the position's offset). */
 static bool update_file(struct wh_backlog *b, struct scan *sc, int dir_fd, const char *name, uint64_t start,
-			bool is_pos_file, uint64_t pos_ino, uint64_t *budget)
+			bool is_pos_file, uint64_t pos_ino, uint64_t passed_hint, uint64_t *budget)
 {
 	struct stat st;
 	struct wh_count *c;
@@ -132,7 +132,8 @@ static bool update_file(struct wh_backlog *b, struct scan *sc, int dir_fd, const
 			/* the position moved on within what is counted: take off
 			 * the records it passed (just sent: cheap to read again) */
 			uint64_t unlimited = UINT64_MAX;
-			uint64_t passed = count(sc, c->start, start, &end, &unlimited);
+			uint64_t passed = passed_hint != WH_WANTED_UNKNOWN ? passed_hint
+									   : count(sc, c->start, start, &end, &unlimited);
 
 			c->n = c->n > passed ? c->n - passed : 0;
 		} else {
@@ -153,12 +154,18 @@ static bool update_file(struct wh_backlog *b, struct scan *sc, int dir_fd, const
 }
 
 void wh_backlog_update(struct wh_backlog *b, int dir_fd, const struct wh_pos *pos, wh_wants_fn wants,
-		       const void *ctx, uint64_t budget)
+		       const void *ctx, uint64_t budget, uint64_t acked_wanted)
 {
 	struct scan sc = {.fd = -1, .wants = wants, .ctx = ctx};
 	char **names = NULL;
 	size_t n = 0, k = 0;
 	bool after = pos->ino == 0, exact = true;
+	/* what the position passed since the last update, when the sender
+	 * knows it and the position stayed in its file */
+	uint64_t hint = b->have_last && acked_wanted != WH_WANTED_UNKNOWN && pos->ino == b->last_ino &&
+				acked_wanted >= b->last_wanted && ++b->updates % 64
+			    ? acked_wanted - b->last_wanted
+			    : WH_WANTED_UNKNOWN;
 
 	if (!(sc.buf = malloc(CHUNK)) || wh_log_files(dir_fd, &names, &n) < 0) {
 		free(sc.buf);
@@ -175,10 +182,10 @@ void wh_backlog_update(struct wh_backlog *b, int dir_fd, const struct wh_pos *po
 			if (fstatat(dir_fd, names[i], &st, 0) < 0 || (uint64_t)st.st_ino != pos->ino)
 				continue;
 			after = true;
-			exact &= update_file(b, &sc, dir_fd, names[i], pos->off, true, pos->ino, &budget);
+			exact &= update_file(b, &sc, dir_fd, names[i], pos->off, true, pos->ino, hint, &budget);
 			continue;
 		}
-		exact &= update_file(b, &sc, dir_fd, names[i], 0, false, 0, &budget);
+		exact &= update_file(b, &sc, dir_fd, names[i], 0, false, 0, WH_WANTED_UNKNOWN, &budget);
 	}
 	wh_log_files_free(names, n);
 	free(sc.buf);
@@ -187,6 +194,9 @@ void wh_backlog_update(struct wh_backlog *b, int dir_fd, const struct wh_pos *po
 			b->files[k++] = b->files[i];
 	b->n = k;
 	b->exact = exact;
+	b->have_last = acked_wanted != WH_WANTED_UNKNOWN && pos->ino != 0;
+	b->last_ino = pos->ino;
+	b->last_wanted = acked_wanted;
 }
 
 void wh_backlog_free(struct wh_backlog *b)

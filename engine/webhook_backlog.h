@@ -33,15 +33,25 @@ struct wh_backlog {
 	size_t n, cap;
 	uint64_t records;          /* after the position, as far as counted */
 	bool exact;                /* every file counted to its end */
+	/* the last update's position: its file and the sender's count of
+	 * records taken up to it (see wh_backlog_update's acked_wanted) */
+	bool have_last;
+	uint64_t last_ino, last_wanted;
+	unsigned updates;
 };
 
 /* Does the webhook take records of this type ("delivery", ...)? */
 typedef bool (*wh_wants_fn)(const void *ctx, const char *type, size_t len);
 
 /* Bring b up to date for the log in dir_fd after pos (ino 0: all of it),
- * reading at most budget bytes. */
+ * reading at most budget bytes. acked_wanted: how many records of the
+ * webhook's types its reader took from the log up to pos, as a running
+ * count (WH_WANTED_UNKNOWN: not known); when pos moved on within the same
+ * file, the difference is what it passed, and those bytes are not read
+ * again (every 64th update reads them anyway, so a miscount cannot last). */
+#define WH_WANTED_UNKNOWN UINT64_MAX
 void wh_backlog_update(struct wh_backlog *b, int dir_fd, const struct wh_pos *pos, wh_wants_fn wants,
-		       const void *ctx, uint64_t budget);
+		       const void *ctx, uint64_t budget, uint64_t acked_wanted);
 void wh_backlog_free(struct wh_backlog *b);
 
 #endif

@@ -459,7 +459,7 @@ static uint64_t ino_size(const char *dir, const char *name, uint64_t *size)
 
 static uint64_t counted(struct wh_backlog *b, int dfd, const struct wh_pos *pos)
 {
-	wh_backlog_update(b, dfd, pos, wants_db, NULL, UINT64_MAX);
+	wh_backlog_update(b, dfd, pos, wants_db, NULL, UINT64_MAX, WH_WANTED_UNKNOWN);
 	assert_true(b->exact);
 	return b->records;
 }
@@ -481,7 +481,7 @@ static void test_backlog_count(void **state)
 	assert_int_equal(counted(&b, dfd, &all), 8);
 	/* a small budget: several updates, not exact until the end */
 	do {
-		wh_backlog_update(&slow, dfd, &all, wants_db, NULL, 100);
+		wh_backlog_update(&slow, dfd, &all, wants_db, NULL, 100, WH_WANTED_UNKNOWN);
 		rounds++;
 	} while (!slow.exact && rounds < 100);
 	assert_true(slow.exact);
@@ -493,6 +493,23 @@ static void test_backlog_count(void **state)
 	pos.off = 2 * one;
 	assert_int_equal(counted(&b, dfd, &pos), 6);
 	assert_int_equal(counted(&slow, dfd, &pos), 6);
+	/* the sender's running count: the position passes lines 3 and 4 (d, t) and
+	 * says 1 wanted record; not read again, the same answer */
+	{
+		struct wh_backlog h = {0};
+		struct wh_pos p2 = pos;
+
+		wh_backlog_update(&h, dfd, &pos, wants_db, NULL, UINT64_MAX, 2);
+		assert_int_equal(h.records, 6);
+		p2.off = 4 * one;
+		wh_backlog_update(&h, dfd, &p2, wants_db, NULL, UINT64_MAX, 3);
+		assert_true(h.exact);
+		assert_int_equal(h.records, 5);
+		/* back where it was, unknown count: read again */
+		wh_backlog_update(&h, dfd, &pos, wants_db, NULL, UINT64_MAX, WH_WANTED_UNKNOWN);
+		assert_int_equal(h.records, 6);
+		wh_backlog_free(&h);
+	}
 	/* the line being written ends (a delivery), one more comes */
 	snprintf(path, sizeof(path), "%s/acct.jsonl", dir);
 	assert_non_null(f = fopen(path, "a"));
