@@ -54,6 +54,8 @@ import tempfile
 import threading
 import time
 import traceback
+import urllib.error
+import urllib.request
 
 PY = "/usr/bin/python3"
 DNSMASQ = "/usr/sbin/dnsmasq"
@@ -960,6 +962,25 @@ def inject_all(msgs, **kw):
         raise Fail("only %d of %d messages acknowledged: %r" % (len(acked), len(msgs),
                                                              [(m.mid, m.reply, m.error) for m in bad]))
     return acked
+
+
+def http_inject(rcpts, sender="esp@senders.test", campaign=None):
+    """One templated message to rcpts through POST /api/inject/v1 (optionally in a
+    campaign); Fail unless every recipient was accepted."""
+    req = {"envelope_sender": sender,
+           "content": "From: news@senders.test\r\nTo: {{email}}\r\nSubject: hello\r\n\r\nHi {{email}}\r\n",
+           "recipients": [{"email": r} for r in rcpts]}
+    if campaign:
+        req["campaign"] = campaign
+    r = urllib.request.Request("http://%s:%d/api/inject/v1" % SALVOD_HTTP, method="POST",
+                               data=json.dumps(req).encode(), headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(r, timeout=60) as resp:
+            st, out = resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as e:
+        st, out = e.code, json.loads(e.read() or b"{}")
+    if st != 200 or out.get("success_count") != len(rcpts):
+        raise Fail("injection of %d: %d %r" % (len(rcpts), st, out))
 
 
 def _send_one(s, m):

@@ -115,15 +115,7 @@ def raw_http(method, path, body=b""):
         raise Fail("%s %r answered %d with non-JSON: %r" % (method, path, st, text[:200]))
 
 
-def inject(rcpts, sender=SENDER, campaign=None):
-    req = {"envelope_sender": sender,
-           "content": "From: news@senders.test\r\nTo: {{email}}\r\nSubject: hello\r\n\r\nHi {{email}}\r\n",
-           "recipients": [{"email": r} for r in rcpts]}
-    if campaign:
-        req["campaign"] = campaign
-    st, out = api("POST", "/api/inject/v1", req)
-    if st != 200 or out.get("success_count") != len(rcpts):
-        raise Fail("injection of %d: %d %r" % (len(rcpts), st, out))
+inject = harness.http_inject
 
 
 def of_type(recs, t):

@@ -67,15 +67,7 @@ def salvoctl(*args):
                           capture_output=True, text=True, timeout=60)
 
 
-def inject(rcpts, sender="esp@senders.test", campaign=None):
-    req = {"envelope_sender": sender,
-           "content": "From: news@senders.test\r\nTo: {{email}}\r\nSubject: hello\r\n\r\nHi {{email}}\r\n",
-           "recipients": [{"email": r} for r in rcpts]}
-    if campaign:
-        req["campaign"] = campaign
-    st, out = api("POST", "/api/inject/v1", req)
-    if st != 200 or out.get("success_count") != len(rcpts):
-        raise Fail("injection of %d: %d %r" % (len(rcpts), st, out))
+inject = harness.http_inject
 
 
 def of_type(recs, t):

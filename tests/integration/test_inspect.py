@@ -30,15 +30,7 @@ def api(method, path, body=None):
         return e.code, json.loads(e.read() or b"{}")
 
 
-def inject(rcpts, campaign=None):
-    req = {"envelope_sender": "esp@senders.test",
-           "content": "From: news@senders.test\r\nTo: {{email}}\r\nSubject: hello\r\n\r\nHi {{email}}\r\n",
-           "recipients": [{"email": r} for r in rcpts]}
-    if campaign:
-        req["campaign"] = campaign
-    st, out = api("POST", "/api/inject/v1", req)
-    if st != 200 or out.get("success_count") != len(rcpts):
-        raise Fail("injection of %d: %d %r" % (len(rcpts), st, out))
+inject = harness.http_inject
 
 
 def test_inspect(env):
