@@ -38,9 +38,8 @@ struct csv_file {
 	pid_t pid;                        /* pipe child, 0 none */
 	int64_t started_ms, retry_ms, move_retry_ms;
 	uint64_t size;                    /* bytes in the current file */
-	char *buf;                        /* pending bytes: whole records (the header is one) */
-	size_t len, cap;
-	size_t *ends;                     /* where each pending record ends in buf */
+	struct json_buf out;              /* pending bytes: whole records (the header is one) */
+	size_t *ends;                     /* where each pending record ends in out */
 	size_t n_ends, cap_ends;
 	size_t head_done;                 /* bytes of the first pending record already written */
 	bool failing;                     /* an error was reported; quiet until it clears */
@@ -78,7 +77,7 @@ static ssize_t col_find(const struct csv_file *f, const char *name)
 	return -1;
 }
 
-/* Column name, marked as filled by type t; appended when new. */
+/* Column name, marked as filled by type t (-1: by none); appended when new. */
 static int col_add(struct csv_file *f, const char *name, int type)
 {
 	ssize_t i = col_find(f, name);
@@ -88,74 +87,71 @@ static int col_add(struct csv_file *f, const char *name, int type)
 			return -ENOMEM;
 		i = (ssize_t)f->n_cols++;
 	}
-	f->has[type][i] = true;
+	if (type >= 0)
+		f->has[type][i] = true;
 	return 0;
-}
-
-/* The canonical spelling of a field name, NULL when unknown (header_X: itself). */
-static const char *field_name(const char *name)
-{
-	if (!strncasecmp(name, "header_", 7) && name[7])
-		return name;
-	for (size_t i = 0; i < ACCT_CSV_N_FIELDS; i++)
-		if (!strcasecmp(name, acct_csv_fields[i]))
-			return acct_csv_fields[i];
-	for (size_t i = 0; i < ACCT_CSV_N_EXTRA_FIELDS; i++)
-		if (!strcasecmp(name, acct_csv_extra_fields[i]))
-			return acct_csv_extra_fields[i];
-	return NULL;
 }
 
 /* Type t's fields in the order configured (PowerMTA writes them so:
  * scripts read columns by position): the default list, or `record-fields`
  * applied left to right (`*` adds the default fields not listed yet, at
  * that place; `!x` removes x; a name adds it). `type` is always first. */
-static int layout_type(struct csv_file *f, int t, const char **list, size_t *n, char **copy, char *err,
-		       size_t cap)
+/* Remove name from list (neg), or append it when it is not there yet. */
+static void list_apply(const char **list, size_t *n, const char *name, bool neg)
 {
-	const char *spec = f->cf->record_fields[t];
-	char *tok, *save = NULL;
+	size_t k;
 
-	*n = 0;
-	list[(*n)++] = acct_csv_fields[0];
+	for (k = 0; k < *n && strcasecmp(list[k], name); k++)
+		;
+	if (neg && k < *n)
+		memmove(&list[k], &list[k + 1], (--*n - k) * sizeof(*list));
+	else if (!neg && k == *n && *n < CSV_MAX_COLS)
+		list[(*n)++] = name;
+}
+
+/* Type t's columns in the order configured (PowerMTA writes them so:
+ * scripts read columns by position): the default list, or `record-fields`
+ * applied left to right (`*` adds the default fields not listed yet, at
+ * that place; `!x` removes x; a name adds it). `type` is always first.
+ * PowerMTA's fields Salvo has no value for (acct_csv_extra_fields) get a
+ * column that type t leaves empty, never looked up per record. */
+static int layout_type(struct csv_file *f, int t, char *err, size_t cap)
+{
+	const char *spec = f->cf->record_fields[t], *list[CSV_MAX_COLS];
+	char *copy = NULL, *tok, *save = NULL;
+	size_t n = 0;
+	int ret = 0;
+
+	list[n++] = acct_csv_fields[0];
 	if (!spec) {
 		for (size_t i = 1; i < ACCT_CSV_N_FIELDS; i++)
-			list[(*n)++] = acct_csv_fields[i];
-		return 0;
-	}
-	if (!(*copy = strdup(spec)))
+			list[n++] = acct_csv_fields[i];
+	} else if (!(copy = strdup(spec))) {
 		return -ENOMEM;
-	for (tok = strtok_r(*copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+	}
+	for (tok = spec ? strtok_r(copy, ",", &save) : NULL; tok; tok = strtok_r(NULL, ",", &save)) {
 		bool neg = *tok == '!';
-		const char *name = tok + neg, *canon = strcmp(name, "*") ? field_name(name) : "*";
-		size_t k;
+		const char *name = tok + neg, *canon;
 
-		if (!canon) {
-			snprintf(err, cap, "acct-file %s (line %d): unknown field \"%s\" in record-fields %s",
-				 f->cf->path, f->cf->line, name, type_letters[t]);
-			return -EINVAL;
-		}
-		if (!strcmp(canon, "type"))
-			continue; /* always there, always first */
-		if (!strcmp(canon, "*")) {
-			for (size_t i = 1; i < ACCT_CSV_N_FIELDS; i++) {
-				for (k = 0; k < *n && strcasecmp(list[k], acct_csv_fields[i]); k++)
-					;
-				if (neg && k < *n)
-					memmove(&list[k], &list[k + 1], (--*n - k) * sizeof(*list));
-				else if (!neg && k == *n && *n < CSV_MAX_COLS)
-					list[(*n)++] = acct_csv_fields[i];
-			}
+		if (!strcmp(name, "*")) {
+			for (size_t i = 1; i < ACCT_CSV_N_FIELDS; i++)
+				list_apply(list, &n, acct_csv_fields[i], neg);
 			continue;
 		}
-		for (k = 0; k < *n && strcasecmp(list[k], canon); k++)
-			;
-		if (neg && k < *n)
-			memmove(&list[k], &list[k + 1], (--*n - k) * sizeof(*list));
-		else if (!neg && k == *n && *n < CSV_MAX_COLS)
-			list[(*n)++] = canon;
+		if (!(canon = acct_csv_field_name(name))) {
+			snprintf(err, cap, "acct-file %s (line %d): unknown field \"%s\" in record-fields %s",
+				 f->cf->path, f->cf->line, name, type_letters[t]);
+			ret = -EINVAL;
+			break;
+		}
+		if (strcmp(canon, "type")) /* always there, always first */
+			list_apply(list, &n, canon, neg);
 	}
-	return 0;
+	/* header_X names point into copy: the columns take their own copies */
+	for (size_t i = 0; i < n && ret == 0; i++)
+		ret = col_add(f, list[i], acct_csv_field_is_extra(list[i]) ? -1 : t);
+	free(copy);
+	return ret;
 }
 
 /* The file's columns: `type`, then each record type's fields in its order
@@ -165,52 +161,23 @@ static int layout(struct csv_file *f, char *err, size_t cap)
 {
 	int ret = 0;
 
-	for (int t = 0; t < CONFIG_ACCT_N_TYPES && ret == 0; t++) {
-		const char *list[CSV_MAX_COLS];
-		char *copy = NULL;
-		size_t n;
-
-		if (!(f->cf->records & (1u << t)))
-			continue;
-		ret = layout_type(f, t, list, &n, &copy, err, cap);
-		for (size_t i = 0; i < n && ret == 0; i++)
-			ret = col_add(f, list[i], t);
-		free(copy);
-	}
+	for (int t = 0; t < CONFIG_ACCT_N_TYPES && ret == 0; t++)
+		if (f->cf->records & (1u << t))
+			ret = layout_type(f, t, err, cap);
 	return ret;
 }
 
 /* ---- formatting --------------------------------------------------------- */
 
-static int reserve(struct csv_file *f, size_t n)
+static int put(struct json_buf *b, const char *s, size_t n)
 {
-	if (f->len + n + 1 > f->cap) {
-		size_t cap = f->cap ? f->cap : 4096;
-		char *g;
-
-		while (cap < f->len + n + 1)
-			cap *= 2;
-		if (!(g = realloc(f->buf, cap)))
-			return -ENOMEM;
-		f->buf = g;
-		f->cap = cap;
-	}
-	return 0;
-}
-
-static int put(struct csv_file *f, const char *s, size_t n)
-{
-	if (reserve(f, n) < 0)
-		return -ENOMEM;
-	memcpy(f->buf + f->len, s, n);
-	f->len += n;
-	return 0;
+	return json_buf_put(b, s, n);
 }
 
 /* s[0..n) with every ill-formed UTF-8 sequence as U+FFFD (like the JSON
  * log: a hostile receiver's reply or header must not make the file
  * unreadable to a UTF-8 CSV reader). */
-static int put_utf8(struct csv_file *f, const char *s, size_t n)
+static int put_utf8(struct json_buf *f, const char *s, size_t n)
 {
 	const unsigned char *u = (const unsigned char *)s;
 	size_t i = 0, from = 0;
@@ -232,7 +199,7 @@ static int put_utf8(struct csv_file *f, const char *s, size_t n)
 
 /* One value, quoted when it holds a comma, a quote, CR or LF (RFC 4180;
  * a quote inside is doubled). */
-static int put_value(struct csv_file *f, const char *v)
+static int put_value(struct json_buf *f, const char *v)
 {
 	if (!v)
 		return 0;
@@ -246,7 +213,7 @@ static int put_value(struct csv_file *f, const char *v)
 	return put_utf8(f, v, strlen(v)) < 0 || put(f, "\"", 1) < 0 ? -ENOMEM : 0;
 }
 
-/* The record that ends at f->len is complete. */
+/* The record that ends at f->out.len is complete. */
 static int end_record(struct csv_file *f)
 {
 	if (f->n_ends == f->cap_ends) {
@@ -258,7 +225,7 @@ static int end_record(struct csv_file *f)
 		f->ends = g;
 		f->cap_ends = cap;
 	}
-	f->ends[f->n_ends++] = f->len;
+	f->ends[f->n_ends++] = f->out.len;
 	return 0;
 }
 
@@ -431,13 +398,13 @@ static void drop(struct acct_csv *c, struct csv_file *f)
 /* Put data (a whole record: the header) before everything pending. */
 static int prepend(struct csv_file *f, const char *data, size_t n)
 {
-	size_t len = f->len;
+	size_t len = f->out.len;
 
-	if (reserve(f, n) < 0 || end_record(f) < 0)
+	if (json_buf_reserve(&f->out, n) < 0 || end_record(f) < 0)
 		return -ENOMEM;
-	memmove(f->buf + n, f->buf, len);
-	memcpy(f->buf, data, n);
-	f->len = len + n;
+	memmove(f->out.data + n, f->out.data, len);
+	memcpy(f->out.data, data, n);
+	f->out.len = len + n;
 	memmove(f->ends + 1, f->ends, (f->n_ends - 1) * sizeof(*f->ends));
 	for (size_t i = 1; i < f->n_ends; i++)
 		f->ends[i] += n;
@@ -504,16 +471,15 @@ static int start(struct csv_file *f)
 	if (f->size > 0)
 		return 0;
 	{
-		/* format with the record machinery into a scratch writer */
-		struct csv_file tmp = {0};
+		struct json_buf head = {0};
 
 		for (size_t i = 0; i < f->n_cols && ret == 0; i++)
-			ret = (i && put(&tmp, ",", 1) < 0) || put_value(&tmp, f->cols[i]) < 0 ? -ENOMEM : 0;
+			ret = (i && put(&head, ",", 1) < 0) || put_value(&head, f->cols[i]) < 0 ? -ENOMEM : 0;
 		if (ret == 0)
-			ret = put(&tmp, "\r\n", 2);
+			ret = put(&head, "\r\n", 2);
 		if (ret == 0)
-			ret = prepend(f, tmp.buf, tmp.len);
-		free(tmp.buf);
+			ret = prepend(f, head.data, head.len);
+		json_buf_free(&head);
 	}
 	return ret;
 }
@@ -563,16 +529,17 @@ static int rotate(struct csv_file *f)
 	return 0;
 }
 
-/* Write what is pending; a pipe that would block keeps the rest. A file
- * that fails (disk full) is cut back to its last whole record, so a
- * record is never split, whatever happens next. */
-static int drain(struct csv_file *f)
+/* Write what is pending before limit (f->out.len: all of it; less: a
+ * record being formatted stays behind); a pipe that would block keeps the
+ * rest. A file that fails (disk full) is cut back to its last whole
+ * record, so a record is never split, whatever happens next. */
+static int drain(struct csv_file *f, size_t limit)
 {
 	size_t off = f->head_done, done = 0, k = 0;
 	int ret = 0;
 
-	while (off < f->len) {
-		ssize_t w = write(f->fd, f->buf + off, f->len - off);
+	while (off < limit) {
+		ssize_t w = write(f->fd, f->out.data + off, limit - off);
 
 		if (w < 0 && errno == EINTR)
 			continue;
@@ -586,8 +553,8 @@ static int drain(struct csv_file *f)
 	while (k < f->n_ends && f->ends[k] <= off)
 		done = f->ends[k++];
 	if (done) {
-		memmove(f->buf, f->buf + done, f->len - done);
-		f->len -= done;
+		memmove(f->out.data, f->out.data + done, f->out.len - done);
+		f->out.len -= done;
 		memmove(f->ends, f->ends + k, (f->n_ends - k) * sizeof(*f->ends));
 		f->n_ends -= k;
 		for (size_t i = 0; i < f->n_ends; i++)
@@ -618,10 +585,12 @@ static void reap(struct csv_file *f, int ms)
 			r = waitpid(f->pid, &status, 0);
 		}
 	}
-	if (r > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 127 && !f->said_127)
+	bool not_found = r > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 127;
+
+	if (not_found && !f->said_127)
 		fprintf(stderr, "salvod: acct-file |%s: the program was not found (sh exited 127; started again "
 			"each second)\n", f->cf->path);
-	f->said_127 = r > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 127;
+	f->said_127 = not_found;
 }
 
 static void stop_pipe(struct csv_file *f, int ms)
@@ -648,7 +617,7 @@ static int file_flush(struct csv_file *f)
 			return f->cf->pipe ? 0 : ret;
 		}
 	}
-	if ((ret = drain(f)) < 0) {
+	if ((ret = drain(f, f->out.len)) < 0) {
 		report(f, "write", -ret);
 		if (f->cf->pipe) {
 			/* the program is gone (EPIPE): started again a second
@@ -660,7 +629,7 @@ static int file_flush(struct csv_file *f)
 		fprintf(stderr, "salvod: acct-file %s%s: writing again\n", prefix(f), f->cf->path);
 		f->failing = false;
 	}
-	if (!f->len)
+	if (!f->out.len)
 		f->dropping = false;
 	return f->cf->pipe ? 0 : ret;
 }
@@ -704,45 +673,45 @@ int acct_csv_write(void *ctx, const struct acct_event *ev)
 	return 0;
 }
 
+/* May f's file be moved aside now (a file with records, not a pipe, not
+ * waiting after a refused move)? */
+static bool may_move(const struct csv_file *f, int64_t now)
+{
+	return !f->cf->pipe && f->fd >= 0 && f->has_records && now >= f->move_retry_ms;
+}
+
 static void write_record(struct acct_csv *c, struct csv_file *f, const struct acct_event *ev, int t, int64_t now)
 {
-	size_t mark = f->len, keep;
-	char tmp[1200], *rec;
+	size_t mark = f->out.len;
+	char tmp[1200];
 
 	for (size_t k = 0; k < f->n_cols; k++) {
 		const char *v = f->has[t][k] ? field(f->cols[k], ev, t, now, tmp, sizeof(tmp)) : NULL;
 
-		if ((k && put(f, ",", 1) < 0) || put_value(f, v) < 0)
+		if ((k && put(&f->out, ",", 1) < 0) || put_value(&f->out, v) < 0)
 			goto drop;
 	}
-	if (put(f, "\r\n", 2) < 0)
+	if (put(&f->out, "\r\n", 2) < 0)
 		goto drop;
-	if (f->len > (f->cf->pipe ? CSV_MAX_PENDING_PIPE : CSV_MAX_PENDING_FILE))
+	if (f->out.len > (f->cf->pipe ? CSV_MAX_PENDING_PIPE : CSV_MAX_PENDING_FILE))
 		goto drop;
 	/* rotation before this record, once what is ahead of it is in the
-	 * old file (whole: a record is never split across files) */
-	keep = f->len - mark;
-	if (!f->has_records && period_over(f, now))
+	 * old file (whole: a record is never split across files); the record
+	 * stays at the end of the buffer meanwhile, not yet in ends[] */
+	if (!f->has_records && period_over(f, now)) {
 		f->started_ms = now; /* an empty file is never moved: it starts this period */
-	if (!f->cf->pipe && f->fd >= 0 && f->has_records && now >= f->move_retry_ms &&
-	    (period_over(f, now) ||
-	     (f->cf->max_size && f->size + f->len > f->cf->max_size))) {
-		if (!(rec = malloc(keep)))
-			goto drop;
-		memcpy(rec, f->buf + mark, keep);
-		f->len = mark;
-		drain(f);
+	} else if (may_move(f, now) &&
+		   (period_over(f, now) || (f->cf->max_size && f->size + f->out.len > f->cf->max_size))) {
+		drain(f, mark);
 		if (f->head_done == 0)
 			rotate(f);
-		put(f, rec, keep); /* room was there */
-		free(rec);
 	}
 	if (end_record(f) < 0)
 		goto drop;
 	f->has_records = true;
 	return;
 drop:
-	f->len = mark;
+	f->out.len = mark;
 	drop(c, f);
 }
 
@@ -756,12 +725,11 @@ int acct_csv_flush(void *ctx)
 	for (size_t i = 0; i < c->n; i++) {
 		struct csv_file *f = &c->f[i];
 
-		if (!f->cf->pipe && f->fd >= 0 && f->has_records && !f->len && f->cf->move_interval_ms &&
-		    now >= f->move_retry_ms && period_over(f, now))
+		if (may_move(f, now) && !f->out.len && period_over(f, now))
 			rotate(f);
 	}
 	for (size_t i = 0; i < c->n; i++) {
-		int r = c->f[i].len || c->f[i].fd < 0 ? file_flush(&c->f[i]) : 0;
+		int r = c->f[i].out.len || c->f[i].fd < 0 ? file_flush(&c->f[i]) : 0;
 
 		if (r < 0 && ret == 0)
 			ret = r;
@@ -786,13 +754,13 @@ static void drain_pipe_last(struct csv_file *f)
 {
 	int64_t end = now_ms() + 2000;
 
-	while (f->fd >= 0 && f->len && now_ms() < end) {
+	while (f->fd >= 0 && f->out.len && now_ms() < end) {
 		struct pollfd pfd = {.fd = f->fd, .events = POLLOUT};
 		int64_t left = end - now_ms();
 
-		if (drain(f) < 0)
+		if (drain(f, f->out.len) < 0)
 			break;
-		if (f->len && poll(&pfd, 1, (int)(left > 0 ? left : 0)) < 0 && errno != EINTR)
+		if (f->out.len && poll(&pfd, 1, (int)(left > 0 ? left : 0)) < 0 && errno != EINTR)
 			break;
 	}
 }
@@ -808,13 +776,13 @@ void acct_csv_close(struct acct_csv *c)
 			drain_pipe_last(f);
 			stop_pipe(f, 2000);
 		} else if (f->fd >= 0) {
-			if (f->len)
-				drain(f);
+			if (f->out.len)
+				drain(f, f->out.len);
 			close(f->fd);
 		}
 		for (size_t k = 0; k < f->n_cols; k++)
 			free(f->cols[k]);
-		free(f->buf);
+		json_buf_free(&f->out);
 		free(f->ends);
 	}
 	free(c->f);
@@ -883,7 +851,7 @@ int acct_csv_open(struct acct_csv **out, const struct config_acct_file *files, s
 			snprintf(err, cap, "acct-file %s%s (line %d): %s", prefix(f), f->cf->path, f->cf->line,
 				 strerror(-ret));
 		else
-			drain(f);
+			drain(f, f->out.len);
 	}
 	if (ret < 0) {
 		acct_csv_close(c);

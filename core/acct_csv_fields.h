@@ -10,6 +10,10 @@
 #ifndef SALVO_ACCT_CSV_FIELDS_H
 #define SALVO_ACCT_CSV_FIELDS_H
 
+#include <stdbool.h>
+#include <stddef.h>
+#include <strings.h>
+
 static const char *const acct_csv_fields[] = {
 	"type", "timeLogged", "timeQueued", "orig", "rcpt", "orcpt", "dsnAction", "dsnStatus", "dsnDiag",
 	"dsnMta", "bounceCat", "srcType", "srcMta", "dlvType", "dlvSourceIp", "dlvDestinationIp",
@@ -25,5 +29,29 @@ static const char *const acct_csv_extra_fields[] = {
 };
 
 #define ACCT_CSV_N_EXTRA_FIELDS (sizeof(acct_csv_extra_fields) / sizeof(acct_csv_extra_fields[0]))
+
+/* The canonical spelling of a field name (an element of one of the lists
+ * above; header_X: name itself), NULL when unknown. */
+static inline const char *acct_csv_field_name(const char *name)
+{
+	if (!strncasecmp(name, "header_", 7) && name[7])
+		return name;
+	for (size_t i = 0; i < ACCT_CSV_N_FIELDS; i++)
+		if (!strcasecmp(name, acct_csv_fields[i]))
+			return acct_csv_fields[i];
+	for (size_t i = 0; i < ACCT_CSV_N_EXTRA_FIELDS; i++)
+		if (!strcasecmp(name, acct_csv_extra_fields[i]))
+			return acct_csv_extra_fields[i];
+	return NULL;
+}
+
+/* Is canon (from acct_csv_field_name) one of the fields written empty? */
+static inline bool acct_csv_field_is_extra(const char *canon)
+{
+	for (size_t i = 0; i < ACCT_CSV_N_EXTRA_FIELDS; i++)
+		if (canon == acct_csv_extra_fields[i])
+			return true;
+	return false;
+}
 
 #endif

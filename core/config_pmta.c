@@ -832,7 +832,8 @@ static int d_record_fields(struct parser *p, const struct directive *d, char *v)
 		return cp_oom(p);
 	for (char *next, *f = list; f && rc == 0; f = next) {
 		const char *name;
-		bool known, extra = false;
+		const char *canon;
+		bool known, extra;
 
 		if ((next = strchr(f, ',')))
 			*next++ = '\0';
@@ -849,11 +850,9 @@ static int d_record_fields(struct parser *p, const struct directive *d, char *v)
 			break;
 		}
 		/* any header: engine/acct_headers.c takes it from the message */
-		known = !strcmp(name, "*") || (!strncasecmp(name, "header_", 7) && name[7]);
-		for (size_t i = 0; i < ACCT_CSV_N_FIELDS && !known; i++)
-			known = !strcasecmp(name, acct_csv_fields[i]);
-		for (size_t i = 0; i < ACCT_CSV_N_EXTRA_FIELDS && !known && !extra; i++)
-			extra = !strcasecmp(name, acct_csv_extra_fields[i]);
+		canon = strcmp(name, "*") ? acct_csv_field_name(name) : NULL;
+		extra = canon && acct_csv_field_is_extra(canon);
+		known = !strcmp(name, "*") || (canon && !extra);
 		if (extra && *f != '!') {
 			char what[96];
 

@@ -488,10 +488,12 @@ ssize_t egress_pick_pool(struct egress_queue *eq, size_t vmta, int64_t now_ms)
 	struct sched_queue *q = eq->q;
 	struct egress_unit *u = &eq->units[vmta];
 	int64_t wait = 0, wall = wall_now_ms();
+	const struct config_rate *rate;
 
 	egress_mode_now(eq, now_ms);
 	if (u->disabled_until_ms > now_ms)
 		return -1;
+	rate = egress_msg_rate(eq, vmta); /* after egress_mode_now: backoff has its own */
 	for (size_t i = 0; i < q->n_fifos; i++) {
 		size_t p = (eq->pool_rr + i) % q->n_fifos;
 		ssize_t warm = -1;
@@ -503,9 +505,9 @@ ssize_t egress_pick_pool(struct egress_queue *eq, size_t vmta, int64_t now_ms)
 		if (!(egress_pool_has(cfg, p, vmta) && reroute_of(eq, vmta) < 0) && !reroute_serves(eq, p, vmta) &&
 		    (warm = cold_serves(eq, p, vmta, wall)) < 0)
 			continue;
-		if (config_rate_none(egress_msg_rate(eq, vmta)))
+		if (config_rate_none(rate))
 			return -1; /* a rate of 0: held, the session idles out */
-		if (!throttle_take(&u->msg_rate, egress_msg_rate(eq, vmta), now_ms * 1000, &wait)) {
+		if (!throttle_take(&u->msg_rate, rate, now_ms * 1000, &wait)) {
 			egress_wake_at(eq, now_ms + wait / 1000 + 1);
 			return -1;
 		}
