@@ -702,8 +702,13 @@ static void write_record(struct acct_csv *c, struct csv_file *f, const struct ac
 		f->started_ms = now; /* an empty file is never moved: it starts this period */
 	} else if (may_move(f, now) &&
 		   (period_over(f, now) || (f->cf->max_size && f->size + f->out.len > f->cf->max_size))) {
+		size_t keep = f->out.len - mark;
+
 		drain(f, mark);
-		if (f->head_done == 0)
+		/* only once everything ahead of the record is in the old file:
+		 * after a failed write (disk full) older records are still
+		 * pending, and they belong to the old period */
+		if (f->out.len == keep)
 			rotate(f);
 	}
 	if (end_record(f) < 0)
