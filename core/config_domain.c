@@ -115,13 +115,6 @@ static int set_positive(struct parser *p, const struct directive *d, const char 
 	char sb[CP_SHOW_BUF];
 	uint64_t n;
 
-	if (!strcmp(v, "0") && strstr(d->name, "max-smtp-out")) {
-		/* PowerMTA's 0: no session at all, the queue holds its mail
-		 * (egress_max_out); for backoff-max-smtp-out, while in backoff */
-		*field = strncasecmp(d->name, "backoff-", 8) ? 0 : CONFIG_SMTP_OUT_NONE;
-		cur_domain(p)->set_mask |= flag;
-		return 0;
-	}
 	if (!strcasecmp(v, "unlimited")) /* PowerMTA's word for no cap */
 		n = UINT_MAX;
 	else if (config_parse_uint(v, 1, UINT_MAX, &n) < 0)
@@ -132,13 +125,26 @@ static int set_positive(struct parser *p, const struct directive *d, const char 
 	return 0;
 }
 
+/* PowerMTA's 0: no session at all, the queue holds its mail
+ * (egress_max_out); for backoff-max-smtp-out, while in backoff (whose 0 in
+ * the field means "not set", hence CONFIG_SMTP_OUT_NONE) */
 static int d_max_smtp_out(struct parser *p, const struct directive *d, char *v)
 {
+	if (!strcmp(v, "0")) {
+		cur_domain(p)->max_smtp_out = 0;
+		cur_domain(p)->set_mask |= CONFIG_DOM_MAX_SMTP_OUT;
+		return 0;
+	}
 	return set_positive(p, d, v, &cur_domain(p)->max_smtp_out, CONFIG_DOM_MAX_SMTP_OUT);
 }
 
 static int d_backoff_max_smtp_out(struct parser *p, const struct directive *d, char *v)
 {
+	if (!strcmp(v, "0")) {
+		cur_domain(p)->backoff_max_smtp_out = CONFIG_SMTP_OUT_NONE;
+		cur_domain(p)->set_mask |= CONFIG_DOM_BACKOFF_SMTP_OUT;
+		return 0;
+	}
 	return set_positive(p, d, v, &cur_domain(p)->backoff_max_smtp_out, CONFIG_DOM_BACKOFF_SMTP_OUT);
 }
 

@@ -154,21 +154,20 @@ static int d_http_access(struct parser *p, const struct directive *d, char *v)
 	return 0;
 }
 
-/* `http-api-token TOKEN [admin|monitor]` */
-static int d_http_api_token(struct parser *p, const struct directive *d, char *v)
+/* The token already configured as v, or NULL. */
+static const struct config_http_token *token_find(const struct config *c, const char *v)
+{
+	for (size_t i = 0; i < c->n_http_tokens; i++)
+		if (!strcmp(c->http_tokens[i].token, v))
+			return &c->http_tokens[i];
+	return NULL;
+}
+
+static int token_add(struct parser *p, const char *v, enum config_http_role r)
 {
 	struct config *c = p->cfg;
-	char *role = split_word(v), sb[CP_SHOW_BUF];
-	enum config_http_role r = CONFIG_HTTP_ADMIN;
 	size_t i;
 
-	if (strlen(v) < 16)
-		return cp_err(p, "invalid value for %s (at least 16 characters, no spaces)", d->name);
-	if (*role && (cp_has_space(role) || parse_role(role, &r) < 0 || r == CONFIG_HTTP_NONE))
-		return cp_err(p, "invalid role \"%s\" for %s (expected admin or monitor)", cp_show(sb, role), d->name);
-	for (i = 0; i < c->n_http_tokens; i++)
-		if (!strcmp(c->http_tokens[i].token, v))
-			return cp_err(p, "the same %s twice (first at %s)", d->name, cp_at(p, c->http_tokens[i].line, (char[CP_AT_BUF]){0}));
 	if (cp_grow(p, (void **)&c->http_tokens, &c->n_http_tokens, sizeof(*c->http_tokens), &i) < 0)
 		return -1;
 	c->http_tokens[i].role = r;
@@ -176,27 +175,37 @@ static int d_http_api_token(struct parser *p, const struct directive *d, char *v
 	return cp_set_string(p, &c->http_tokens[i].token, v);
 }
 
+/* `http-api-token TOKEN [admin|monitor]` */
+static int d_http_api_token(struct parser *p, const struct directive *d, char *v)
+{
+	char *role = split_word(v), sb[CP_SHOW_BUF];
+	enum config_http_role r = CONFIG_HTTP_ADMIN;
+	const struct config_http_token *t;
+
+	if (strlen(v) < 16)
+		return cp_err(p, "invalid value for %s (at least 16 characters, no spaces)", d->name);
+	if (*role && (cp_has_space(role) || parse_role(role, &r) < 0 || r == CONFIG_HTTP_NONE))
+		return cp_err(p, "invalid role \"%s\" for %s (expected admin or monitor)", cp_show(sb, role), d->name);
+	if ((t = token_find(p->cfg, v)))
+		return cp_err(p, "the same %s twice (first at %s)", d->name, cp_at(p, t->line, (char[CP_AT_BUF]){0}));
+	return token_add(p, v, r);
+}
+
 /* PowerMTA's `http-api-key KEY`: the key its HTTP API asks for; here an
  * admin token (Authorization: Bearer KEY, X-Api-Token or X-API-Key). A
  * key shorter than http-api-token's 16 characters is taken, with a warning. */
 static int d_http_api_key(struct parser *p, const struct directive *d, char *v)
 {
-	struct config *c = p->cfg;
-	size_t i;
+	const struct config_http_token *t;
 
 	if (!*v || cp_has_space(v))
 		return cp_bad_value(p, "key (one word)", d, v);
 	if (strlen(v) < 16)
 		cp_warn(p, "%s is shorter than 16 characters: an easy guess for whoever reaches the HTTP API", d->name);
-	for (i = 0; i < c->n_http_tokens; i++)
-		if (!strcmp(c->http_tokens[i].token, v))
-			return cp_err(p, "the same key as http-api-token or %s at %s", d->name,
-				      cp_at(p, c->http_tokens[i].line, (char[CP_AT_BUF]){0}));
-	if (cp_grow(p, (void **)&c->http_tokens, &c->n_http_tokens, sizeof(*c->http_tokens), &i) < 0)
-		return -1;
-	c->http_tokens[i].role = CONFIG_HTTP_ADMIN;
-	c->http_tokens[i].line = p->line;
-	return cp_set_string(p, &c->http_tokens[i].token, v);
+	if ((t = token_find(p->cfg, v)))
+		return cp_err(p, "the same key as http-api-token or %s at %s", d->name,
+			      cp_at(p, t->line, (char[CP_AT_BUF]){0}));
+	return token_add(p, v, CONFIG_HTTP_ADMIN);
 }
 
 static int d_http_max_body_size(struct parser *p, const struct directive *d, char *v)

@@ -869,6 +869,7 @@ static int open_tag(struct parser *p, char *name)
 	char *arg = name + strcspn(name, CP_WS);
 	const char *why;
 	enum cp_ctx kind;
+	bool inert;
 
 	if (*arg) {
 		*arg++ = '\0';
@@ -880,9 +881,9 @@ static int open_tag(struct parser *p, char *name)
 			cp_warn(p, "<%s> is accepted but not applied: %s", cp_show(sb, name), why);
 			return 0;
 		}
-		if ((why = cp_refused(name, true)))
+		if ((why = cp_refused(name, true, &inert)) && !inert)
 			return cp_err(p, "<%s> %s", cp_show(sb, name), why);
-		if ((why = cp_inert(name, true))) {
+		if (why) {
 			cp_warn(p, "<%s> is accepted but has no effect: it %s", cp_show(sb, name), why);
 			return 0;
 		}
@@ -1130,21 +1131,16 @@ static int run_directive(struct parser *p, const char *name, char *v)
 	int rc = 0;
 
 	if (!d) {
-		if ((why = cp_refused(name, false))) {
-			bool b = true;
+		bool inert, b = true;
 
-			/* set to its "off" value (no or ""), a refused
-			 * directive asks for what Salvo does anyway */
+		if ((why = cp_refused(name, false, &inert))) {
+			/* set to its "off" value (no or ""), such a directive
+			 * asks for what Salvo does anyway: no error, no warning */
 			if (!strcmp(v, "\"\"") || (config_parse_bool(v, &b) == 0 && !b))
 				return 0;
-			return cp_err(p, "%s %s", cp_show(sb, name), why);
-		}
-		if ((why = cp_inert(name, false))) {
-			bool b = true;
-
-			/* off (no or ""): what Salvo does anyway, no warning */
-			if (strcmp(v, "\"\"") && !(config_parse_bool(v, &b) == 0 && !b))
-				cp_warn(p, "%s is accepted but has no effect: it %s", cp_show(sb, name), why);
+			if (!inert)
+				return cp_err(p, "%s %s", cp_show(sb, name), why);
+			cp_warn(p, "%s is accepted but has no effect: it %s", cp_show(sb, name), why);
 			return 0;
 		}
 		const char *like = suggest_directive(p, name);

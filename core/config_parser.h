@@ -191,11 +191,10 @@ void cp_sources_free(struct config *cfg);
  * without applying them yet; <address-list>, the
  * processors, <rewrite-list>, <acct-file>, <spool>, domain-macro */
 extern const struct directive_table cp_pmta_directives;
-/* "X is not implemented by design: reason" when name is refused, or NULL. */
-const char *cp_refused(const char *name, bool block);
-/* A PowerMTA directive or block (block true) Salvo accepts with a warning
- * that it has no effect, and why; NULL if name is not one. */
-const char *cp_inert(const char *name, bool block);
+/* The reason a PowerMTA directive or block (block true) Salvo does not
+ * have is refused, or NULL; *inert: it is accepted with a warning that it
+ * has no effect instead. */
+const char *cp_refused(const char *name, bool block, bool *inert);
 int cp_open_processor(struct parser *p, char *arg);
 int cp_open_rewrite_list(struct parser *p, char *arg);
 int cp_open_acct_file(struct parser *p, char *arg);

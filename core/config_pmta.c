@@ -1,13 +1,15 @@
 /*
  * config_pmta.c - the PowerMTA directives beyond Salvo's own core set:
- *   - those refused by design, each with its reason and what to use
- *     instead (cp_refused; the list is in README's migration section);
+ *   - those Salvo does not have by design, each with its reason and what
+ *     to use instead: refused, or accepted with a "no effect" warning
+ *     (cp_refused; the lists are in README's migration section);
  *   - those accepted and validated but not applied by the engine yet:
  *     their table entries carry a `pending` text and --check-config warns
  *     (never accepted in silence);
- *   - those whose one value means what Salvo always does (`smtp-service
- *     yes`, `allow-starttls yes`, ...): the other value is refused with the
- *     reason; `run-as-root no` drops root after binding (engine/privdrop.c);
+ *   - those whose one value means what Salvo always does (`deliver-only
+ *     no`, the TLS version switches, ...): the other value is refused with
+ *     the reason, or warned as having no effect; `run-as-root no` drops
+ *     root after binding (engine/privdrop.c);
  *   - documented no-ops (sync-msg-create/update, delete-file-holders);
  *   - `domain-macro`, `<acct-file>`, `<spool>`, `relay-domain`, the
  *     bounce and feedback-loop processors' blocks (their address lists:
@@ -25,81 +27,61 @@
 #include <string.h>
 #include <strings.h>
 
-/* ---- refused by design ------------------------------------------------- */
+/* ---- refused, or inert, by design --------------------------------------- */
 
+/* PowerMTA directives and blocks Salvo does not have, by name or (prefix)
+ * by family, each with its reason and what to use instead:
+ *   - refused: those whose absence would change where mail goes or who may
+ *     use Salvo (a proxy, key vaults, the accounting file's webhooks);
+ *   - inert: those whose absence changes neither (telemetry, a built-in
+ *     test sink, another injection API, TLS versions Salvo never speaks,
+ *     the settings of a delivery type whose queue is held): accepted with
+ *     a warning that says so, so that a config carrying them still loads. */
 static const struct {
 	const char *name;
-	bool block;
+	bool block, prefix, inert;
 	const char *why;
 } refused[] = {
-	{"use-proxy", false, "is not implemented: Salvo connects to the receiving MX itself, from the virtual MTA's "
-			     "smtp-source-host"},
-	{"smtp-proxy-source-host", false, "is not implemented: Salvo connects to the receiving MX itself, from the "
-					  "virtual MTA's smtp-source-host"},
-	{"smtp-ip", false, "(deprecated in PowerMTA) is not supported: use smtp-listener IP:PORT"},
-	{"proxy", true, "is not implemented: Salvo connects to the receiving MX itself, from the virtual MTA's "
-			"smtp-source-host"},
-	{"vault", true, "is not implemented: keys are read from files (domain-key SELECTOR,DOMAIN,FILE)"},
+	{"use-proxy", false, false, false, "is not implemented: Salvo connects to the receiving MX itself, from the "
+					   "virtual MTA's smtp-source-host"},
+	{"smtp-proxy-source-host", false, false, false, "is not implemented: Salvo connects to the receiving MX "
+							"itself, from the virtual MTA's smtp-source-host"},
+	{"smtp-ip", false, false, false, "(deprecated in PowerMTA) is not supported: use smtp-listener IP:PORT"},
+	{"proxy", true, false, false, "is not implemented: Salvo connects to the receiving MX itself, from the "
+				      "virtual MTA's smtp-source-host"},
+	{"vault", true, false, false, "is not implemented: keys are read from files (domain-key SELECTOR,DOMAIN,FILE)"},
+	{"http-webhook-", false, true, false, "in <acct-file> is not implemented: post accounting records with an "
+					      "<acct-webhook NAME> block (url, records, max-batch, secret)"},
+	/* inert */
+	{"signals", true, false, true, "is SparkPost Signals, which Salvo does not have by design: the accounting "
+				       "log (acct.jsonl), <acct-file> and <acct-webhook> carry the same events"},
+	{"enable-signals", false, false, true, "is SparkPost Signals, which Salvo does not have by design: the "
+					       "accounting log (acct.jsonl), <acct-file> and <acct-webhook> carry the "
+					       "same events"},
+	{"transmissions-api", true, false, true, "is SparkPost's Transmissions API, which Salvo does not have by "
+						 "design: inject with POST /api/inject/v1 (KumoMTA's schema) or SMTP"},
+	{"transmissions-api-listener", true, false, true, "is SparkPost's Transmissions API, which Salvo does not "
+							  "have by design: inject with POST /api/inject/v1 "
+							  "(KumoMTA's schema) or SMTP"},
+	{"smtp-server-tls-allow-tlsv1", false, false, true, "allows TLS 1.0, which is deprecated (RFC 8996) and "
+							    "never offered"},
+	{"smtp-client-tls-allow-tlsv1", false, false, true, "allows TLS 1.0, which is deprecated (RFC 8996) and "
+							    "never used"},
+	{"http-delivery-url", false, false, true, "is for type http-delivery, which Salvo does not have by design "
+						  "(the queue's mail is held; see type)"},
+	{"http-delivery-extra-headers", false, false, true, "is for type http-delivery, which Salvo does not have "
+							    "by design (the queue's mail is held; see type)"},
+	{"file-format", false, false, true, "is for type file, which Salvo does not have by design (the queue's mail "
+					    "is held; see type)"},
+	{"file-destination", false, false, true, "is for type file, which Salvo does not have by design (the "
+						 "queue's mail is held; see type)"},
+	{"command", false, false, true, "is for type pipe, which Salvo does not have by design (the queue's mail is "
+					"held; see type)"},
+	{"dummy-smtp-", false, true, true, "is PowerMTA's built-in test sink, which Salvo does not have by design: "
+					   "run salvo-sink (or Postfix's smtp-sink) as the test peer"},
+	{"sparkpost-", false, true, true, "is SparkPost delivery, which Salvo does not have by design: Salvo "
+					  "delivers by SMTP (send to an SMTP relay with route)"},
 };
-
-/* whole families, by prefix */
-static const struct {
-	const char *prefix;
-	const char *why;
-} refused_families[] = {
-	{"http-webhook-", "in <acct-file> is not implemented: post accounting records with an <acct-webhook NAME> "
-			  "block (url, records, max-batch, secret)"},
-};
-
-/* ---- inert by design ----------------------------------------------------- */
-
-/* PowerMTA features Salvo does not have by design whose absence changes
- * neither where mail goes nor who may use Salvo (telemetry, a built-in
- * test sink, another injection API, TLS versions Salvo never speaks):
- * accepted with a warning that says so and what to use, so that a config
- * carrying them still loads. Those that would change delivery (another
- * delivery type, a proxy, discard) stay refused above. */
-static const struct {
-	const char *name;          /* a name, or with prefix a family */
-	bool block, prefix;
-	const char *why;
-} inert[] = {
-	{"signals", true, false, "is SparkPost Signals, which Salvo does not have by design: the accounting log "
-				 "(acct.jsonl), <acct-file> and <acct-webhook> carry the same events"},
-	{"enable-signals", false, false, "is SparkPost Signals, which Salvo does not have by design: the accounting "
-					 "log (acct.jsonl), <acct-file> and <acct-webhook> carry the same events"},
-	{"transmissions-api", true, false, "is SparkPost's Transmissions API, which Salvo does not have by design: "
-					   "inject with POST /api/inject/v1 (KumoMTA's schema) or SMTP"},
-	{"transmissions-api-listener", true, false, "is SparkPost's Transmissions API, which Salvo does not have by "
-						    "design: inject with POST /api/inject/v1 (KumoMTA's schema) or SMTP"},
-	{"smtp-server-tls-allow-tlsv1", false, false, "allows TLS 1.0, which is deprecated (RFC 8996) and never "
-						      "offered"},
-	{"smtp-client-tls-allow-tlsv1", false, false, "allows TLS 1.0, which is deprecated (RFC 8996) and never "
-						      "used"},
-	{"http-delivery-url", false, false, "is for type http-delivery, which Salvo does not have by design (the "
-					    "queue's mail is held; see type)"},
-	{"http-delivery-extra-headers", false, false, "is for type http-delivery, which Salvo does not have by design "
-						      "(the queue's mail is held; see type)"},
-	{"file-format", false, false, "is for type file, which Salvo does not have by design (the queue's mail is "
-				      "held; see type)"},
-	{"file-destination", false, false, "is for type file, which Salvo does not have by design (the queue's mail "
-					   "is held; see type)"},
-	{"command", false, false, "is for type pipe, which Salvo does not have by design (the queue's mail is held; "
-				  "see type)"},
-	{"dummy-smtp-", false, true, "is PowerMTA's built-in test sink, which Salvo does not have by design: run "
-				     "salvo-sink (or Postfix's smtp-sink) as the test peer"},
-	{"sparkpost-", false, true, "is SparkPost delivery, which Salvo does not have by design: Salvo delivers by "
-				    "SMTP (send to an SMTP relay with route)"},
-};
-
-const char *cp_inert(const char *name, bool block)
-{
-	for (size_t i = 0; i < sizeof(inert) / sizeof(inert[0]); i++)
-		if (inert[i].block == block && (inert[i].prefix ? !strncasecmp(name, inert[i].name, strlen(inert[i].name))
-								: !strcasecmp(name, inert[i].name)))
-			return inert[i].why;
-	return NULL;
-}
 
 /* PowerMTA blocks whose whole contents Salvo has no use for: skipped, with
  * the warning (never in silence). */
@@ -121,14 +103,15 @@ const char *cp_unapplied_block(const char *name)
 	return NULL;
 }
 
-const char *cp_refused(const char *name, bool block)
+const char *cp_refused(const char *name, bool block, bool *inert)
 {
 	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
-		if (refused[i].block == block && !strcasecmp(name, refused[i].name))
+		if (refused[i].block == block && (refused[i].prefix ? !strncasecmp(name, refused[i].name,
+										    strlen(refused[i].name))
+								    : !strcasecmp(name, refused[i].name))) {
+			*inert = refused[i].inert;
 			return refused[i].why;
-	for (size_t i = 0; !block && i < sizeof(refused_families) / sizeof(refused_families[0]); i++)
-		if (!strncasecmp(name, refused_families[i].prefix, strlen(refused_families[i].prefix)))
-			return refused_families[i].why;
+		}
 	return NULL;
 }
 
@@ -170,51 +153,27 @@ static int p_text(struct parser *p, const struct directive *d, char *v)
 	return 0;
 }
 
-/* Only the value that means what Salvo always does is accepted. */
-static int only(struct parser *p, const struct directive *d, const char *v, bool want, const char *why)
-{
-	bool b;
+/* A boolean directive where one value means what Salvo always does; the
+ * other is refused with why, or accepted with a warning that it has no
+ * effect (each time, or once per file like every not-applied directive). */
+enum only_other { OTHER_REFUSED, OTHER_WARNED, OTHER_WARNED_ONCE };
 
-	if (config_parse_bool(v, &b) < 0)
-		return cp_bad_value(p, "boolean", d, v);
-	if (b != want)
-		return cp_err(p, "%s %s is not supported: %s", d->name, v, why);
-	return 0;
-}
-
-/* The TLS version switches: the other value is accepted with a warning
- * that it has no effect (Salvo's TLS versions are fixed: 1.2 and 1.3). */
-static int only_warn(struct parser *p, const struct directive *d, const char *v, bool want, const char *why)
+static int only(struct parser *p, const struct directive *d, const char *v, bool want, enum only_other other,
+		const char *why)
 {
 	char sb[CP_SHOW_BUF];
 	bool b;
 
 	if (config_parse_bool(v, &b) < 0)
 		return cp_bad_value(p, "boolean", d, v);
-	if (b != want)
+	if (b == want)
+		return 0;
+	if (other == OTHER_REFUSED)
+		return cp_err(p, "%s %s is not supported: %s", d->name, v, why);
+	if (other == OTHER_WARNED)
 		cp_warn(p, "%s %s is accepted but has no effect: %s", d->name, cp_show(sb, v), why);
-	return 0;
-}
-
-/* `smtp-service no`: clients of this source get 554 at connect (engine/intake.c) */
-static int v_smtp_service(struct parser *p, const struct directive *d, char *v)
-{
-	bool b;
-
-	if (config_parse_bool(v, &b) < 0)
-		return cp_bad_value(p, "boolean", d, v);
-	p->cfg->sources[p->cur].no_smtp_service = !b;
-	return 0;
-}
-
-/* `allow-starttls no`: STARTTLS is not offered to this source's clients */
-static int v_allow_starttls(struct parser *p, const struct directive *d, char *v)
-{
-	bool b;
-
-	if (config_parse_bool(v, &b) < 0)
-		return cp_bad_value(p, "boolean", d, v);
-	p->cfg->sources[p->cur].no_starttls = !b;
+	else
+		cp_warn_pending(p, &(const struct directive){d->name, d->ctx, NULL, why});
 	return 0;
 }
 
@@ -223,15 +182,9 @@ static int v_allow_starttls(struct parser *p, const struct directive *d, char *v
  * the warning rather than refused. */
 static int v_allow_mailmerge(struct parser *p, const struct directive *d, char *v)
 {
-	bool b;
-
-	if (config_parse_bool(v, &b) < 0)
-		return cp_bad_value(p, "boolean", d, v);
-	if (b)
-		cp_warn_pending(p, &(const struct directive){"allow-mailmerge", CTX_SOURCE, NULL,
-			"mail merge (XMRG) is not implemented by design and never offered, so clients send one message "
-			"per recipient (SMTP or the HTTP API) and allow-mailmerge yes has no effect"});
-	return 0;
+	return only(p, d, v, false, OTHER_WARNED_ONCE,
+		    "mail merge (XMRG) is not implemented by design and never offered, so clients send one message "
+		    "per recipient (SMTP or the HTTP API) and allow-mailmerge yes has no effect");
 }
 
 /* `dk-sign yes`: DomainKeys (RFC 4870) is historic and no receiver checks
@@ -239,30 +192,24 @@ static int v_allow_mailmerge(struct parser *p, const struct directive *d, char *
  * with the warning (dkim-sign still signs). */
 static int v_dk_sign(struct parser *p, const struct directive *d, char *v)
 {
-	bool b;
-
-	if (config_parse_bool(v, &b) < 0)
-		return cp_bad_value(p, "boolean", d, v);
-	if (b) /* once per file, like every not-applied directive */
-		cp_warn_pending(p, &(const struct directive){"dk-sign", CTX_DOMAIN, NULL,
-			"DomainKeys (RFC 4870) is obsolete and not implemented by design (dkim-sign signs with DKIM), "
-			"so dk-sign yes has no effect"});
-	return 0;
+	return only(p, d, v, false, OTHER_WARNED_ONCE,
+		    "DomainKeys (RFC 4870) is obsolete and not implemented by design (dkim-sign signs with DKIM), "
+		    "so dk-sign yes has no effect");
 }
 
 static int v_tls11(struct parser *p, const struct directive *d, char *v)
 {
-	return only_warn(p, d, v, false, "TLS 1.0 and 1.1 are deprecated (RFC 8996) and never offered");
+	return only(p, d, v, false, OTHER_WARNED, "TLS 1.0 and 1.1 are deprecated (RFC 8996) and never offered");
 }
 
 static int v_tls12(struct parser *p, const struct directive *d, char *v)
 {
-	return only_warn(p, d, v, true, "TLS 1.2 and 1.3 are always offered");
+	return only(p, d, v, true, OTHER_WARNED, "TLS 1.2 and 1.3 are always offered");
 }
 
 static int v_deliver_only(struct parser *p, const struct directive *d, char *v)
 {
-	return only(p, d, v, false, "Salvo has one spool, which takes new mail");
+	return only(p, d, v, false, OTHER_REFUSED, "Salvo has one spool, which takes new mail");
 }
 
 /* `type smtp`, or another delivery type Salvo does not have by design
@@ -304,7 +251,7 @@ static int v_auth_method(struct parser *p, const struct directive *d, char *v)
 /* `X-allow-sslv3 / -tlsv1 / -tlsv1.1`: only "no"; `-tlsv1.2 / -tlsv1.3`: only "yes" */
 static int v_old_tls(struct parser *p, const struct directive *d, char *v)
 {
-	return only_warn(p, d, v, false, "SSLv3, TLS 1.0 and 1.1 are deprecated (RFC 8996) and never used");
+	return only(p, d, v, false, OTHER_WARNED, "SSLv3, TLS 1.0 and 1.1 are deprecated (RFC 8996) and never used");
 }
 
 /* `relay-domain NAME`, PowerMTA's forms: a name, `*.name`, `[*.]name`;
@@ -430,14 +377,14 @@ static int v_limit_unapplied(struct parser *p, const struct directive *d, char *
  * would make every client a relay. */
 static int v_global_relaying(struct parser *p, const struct directive *d, char *v)
 {
-	return only(p, d, v, false, "that would let every client relay (an open relay); put always-allow-relaying "
+	return only(p, d, v, false, OTHER_REFUSED, "that would let every client relay (an open relay); put always-allow-relaying "
 		    "yes in the <source> of the hosts that inject");
 }
 
 /* `second-dkim-sign`: only no (one DKIM-Signature per message) */
 static int v_second_dkim(struct parser *p, const struct directive *d, char *v)
 {
-	return only(p, d, v, false, "Salvo adds one DKIM-Signature; a second one is not implemented");
+	return only(p, d, v, false, OTHER_REFUSED, "Salvo adds one DKIM-Signature; a second one is not implemented");
 }
 
 /* ---- <smtp-listener ADDR> -------------------------------------------------- */
@@ -459,7 +406,7 @@ static int d_listener_source(struct parser *p, const struct directive *d, char *
 
 static int v_immediate_tls(struct parser *p, const struct directive *d, char *v)
 {
-	return only(p, d, v, false, "for implicit TLS (SMTPS) use smtps-listener ADDR instead of this listener");
+	return only(p, d, v, false, OTHER_REFUSED, "for implicit TLS (SMTPS) use smtps-listener ADDR instead of this listener");
 }
 
 static int v_listener_cert(struct parser *p, const struct directive *d, char *v)
@@ -1056,8 +1003,6 @@ static const struct directive directives[] = {
 	{"track-time-first-attempt", CTX_TOP, p_bool, NOT_APPLIED},
 	{"volume-audit-api-key", CTX_TOP, p_text, NOT_APPLIED},
 	/* <source> */
-	{"smtp-service", CTX_SOURCE, v_smtp_service, NULL},
-	{"allow-starttls", CTX_SOURCE, v_allow_starttls, NULL},
 	{"allow-mailmerge", CTX_SOURCE, v_allow_mailmerge, NULL},
 	{"log-connections", CTX_SOURCE, d_source_log, NULL},
 	{"log-commands", CTX_SOURCE, d_source_log, NULL},

@@ -188,6 +188,10 @@ static int d_intake_bool(struct parser *p, const struct directive *d, char *v)
 		s->no_verp = !b;
 	else if (!strcasecmp(d->name, "process-x-envid"))
 		s->process_x_envid = b;
+	else if (!strcasecmp(d->name, "smtp-service"))
+		s->no_smtp_service = !b; /* 554 at connect (engine/intake.c) */
+	else if (!strcasecmp(d->name, "allow-starttls"))
+		s->no_starttls = !b;
 	else
 		s->retain_x_virtual_mta = b;
 	return 0;
@@ -236,6 +240,8 @@ static const struct directive directives[] = {
 	{"retain-x-virtual-mta", CTX_SOURCE, d_intake_bool, NULL},
 	{"verp-default", CTX_SOURCE, d_intake_bool, NULL},
 	{"process-x-envid", CTX_SOURCE, d_intake_bool, NULL},
+	{"smtp-service", CTX_SOURCE, d_intake_bool, NULL},
+	{"allow-starttls", CTX_SOURCE, d_intake_bool, NULL},
 	{"jobid-header", CTX_SOURCE, d_jobid_header, NULL},
 	{"pattern-list", CTX_SOURCE, d_pattern_list, NULL},
 	{"smtp-max-auth-failure-rate", CTX_SOURCE, d_auth_failure_rate, NULL},
