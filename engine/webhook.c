@@ -512,8 +512,7 @@ static void hook_done(struct hook *h, CURLcode rc)
 		h->st.failures++;
 		snprintf(h->st.last_error, sizeof(h->st.last_error), "HTTP status 413 for %zu records", h->sending);
 		pthread_mutex_unlock(&h->wh->lock);
-		h->retry_at = 0;
-		return;
+		return; /* retry_at is 0 since hook_send: the next step sends */
 	}
 	if (rc != CURLE_OK && (status < 300 || status > 599)) /* no answer, or a 2xx cut before its headers ended */
 		snprintf(why, sizeof(why), "%.120s", h->errbuf[0] ? h->errbuf : curl_easy_strerror(rc));
@@ -558,9 +557,9 @@ static void hook_backlog(struct hook *h, int64_t now)
 	if (now - h->backlog_at_ms < BACKLOG_EVERY_MS)
 		return;
 	h->backlog_at_ms = now;
-	bytes = wh_log_bytes_after(h->rd.dir_fd, &h->acked);
 	wh_backlog_update(&h->backlog, h->rd.dir_fd, &h->acked, wants_type, h->cfg, BACKLOG_READ_BUDGET,
 			  h->acked_wanted);
+	bytes = h->backlog.bytes;
 	age = h->n && h->oldest_time_ms ? wall_ms() - h->oldest_time_ms : 0;
 	pthread_mutex_lock(&h->wh->lock);
 	h->st.backlog_bytes = bytes;

@@ -107,10 +107,12 @@ int webhooks_metrics(struct webhooks *wh, struct json_buf *b)
 	for (size_t m = 0; n && m < sizeof(metrics) / sizeof(metrics[0]) && !rc; m++) {
 		rc = json_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", metrics[m].name, metrics[m].help, metrics[m].name,
 				     metrics[m].type);
-		for (size_t i = 0; i < n && !rc; i++)
+		for (size_t i = 0; i < n && !rc; i++) {
+			double x = value(&st[i], m);
+
 			rc = json_buf_printf(b, "%s{webhook=\"", metrics[m].name) | metrics_label(b, st[i].name) |
-			     (isnan(value(&st[i], m)) ? json_buf_printf(b, "\"} NaN\n")
-						       : json_buf_printf(b, "\"} %.15g\n", value(&st[i], m)));
+			     (isnan(x) ? json_buf_printf(b, "\"} NaN\n") : json_buf_printf(b, "\"} %.15g\n", x));
+		}
 	}
 	free(st);
 	return rc;

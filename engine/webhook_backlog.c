@@ -126,6 +126,7 @@ static bool update_file(struct wh_backlog *b, struct scan *sc, int dir_fd, const
 		return false;
 	}
 	size = (uint64_t)st.st_size;
+	b->bytes += size > start ? size - start : 0;
 	c->seen = true;
 	if (c->start != start || c->off < c->start || size < c->off) {
 		if (start > c->start && start <= c->off && size >= c->off) {
@@ -167,14 +168,15 @@ void wh_backlog_update(struct wh_backlog *b, int dir_fd, const struct wh_pos *po
 			    ? acked_wanted - b->last_wanted
 			    : WH_WANTED_UNKNOWN;
 
-	if (!(sc.buf = malloc(CHUNK)) || wh_log_files(dir_fd, &names, &n) < 0) {
-		free(sc.buf);
+	b->records = b->bytes = 0;
+	if (wh_log_files(dir_fd, &names, &n) < 0) {
 		b->exact = false;
 		return;
 	}
+	if (!(sc.buf = malloc(CHUNK)))
+		budget = 0; /* the bytes are still summed; the count waits */
 	for (size_t i = 0; i < b->n; i++)
 		b->files[i].seen = false;
-	b->records = 0;
 	for (size_t i = 0; i < n; i++) {
 		struct stat st;
 

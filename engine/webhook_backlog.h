@@ -1,8 +1,7 @@
 /*
  * webhook_backlog.h - internal to the webhook sender (webhook.c): how many
- * records of a webhook's types the accounting log holds after its
- * acknowledged position (its backlog in records; webhook_log.h has it in
- * bytes).
+ * bytes, and records of a webhook's types, the accounting log holds after
+ * its acknowledged position (its backlog).
  *
  * Counted incrementally: per file of the log (by inode, so a rotation
  * keeps the count), the whole lines from a start offset to where counting
@@ -32,6 +31,7 @@ struct wh_backlog {
 	struct wh_count *files;    /* owned; wh_backlog_free */
 	size_t n, cap;
 	uint64_t records;          /* after the position, as far as counted */
+	uint64_t bytes;            /* log bytes after the position */
 	bool exact;                /* every file counted to its end */
 	/* the last update's position: its file and the sender's count of
 	 * records taken up to it (see wh_backlog_update's acked_wanted) */

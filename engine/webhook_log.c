@@ -101,29 +101,6 @@ static uint64_t ino_of(int dir_fd, const char *name, uint64_t *size)
 	return (uint64_t)st.st_ino;
 }
 
-uint64_t wh_log_bytes_after(int dir_fd, const struct wh_pos *pos)
-{
-	char **files = NULL;
-	size_t n = 0;
-	uint64_t bytes = 0;
-	bool after = pos->ino == 0;
-
-	if (wh_log_files(dir_fd, &files, &n) < 0)
-		return 0;
-	for (size_t i = 0; i < n; i++) {
-		uint64_t size = 0, ino = ino_of(dir_fd, files[i], &size);
-
-		if (after)
-			bytes += size;
-		else if (ino == pos->ino) {
-			bytes += size > pos->off ? size - pos->off : 0;
-			after = true;
-		}
-	}
-	wh_log_files_free(files, n);
-	return bytes;
-}
-
 /* ---- the reader -------------------------------------------------------------- */
 
 int wh_reader_init(struct wh_reader *r, const char *dir, const char *who)

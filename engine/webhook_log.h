@@ -60,8 +60,6 @@ int wh_reader_line(struct wh_reader *r, const char **line, size_t *len);
  * acct.jsonl); *names and each name malloc'd (wh_log_files_free). -errno. */
 int wh_log_files(int dir_fd, char ***names, size_t *n);
 void wh_log_files_free(char **names, size_t n);
-/* Bytes of the log after pos (pos->ino 0: all of it). */
-uint64_t wh_log_bytes_after(int dir_fd, const struct wh_pos *pos);
 
 /* The record's "type" value; false when the line is no whole record of
  * this log (a whole one ends with its event_id, acct_log.h). */
