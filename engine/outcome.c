@@ -51,6 +51,8 @@ struct outcome_item {
 	bool applied;              /* the last apply changed the spool (campaign counts) */
 	uint8_t notify;            /* its RFC 3461 NOTIFY (SPOOL_NOTIFY_*), read in apply */
 	char *orcpt;               /* its ORCPT "type;address", read in apply; NULL none */
+	bool found;                /* its spool record, read in apply, was there */
+	uint32_t cur_attempts;     /* and its attempts then */
 	bool was_deferred;         /* it had failed attempts before this outcome */
 };
 
@@ -249,8 +251,9 @@ static bool batch_wants_dsn(const struct outcome_batch *b)
 	return false;
 }
 
-/* Each item's NOTIFY and ORCPT from its spool record (before the apply
- * changes it). A recipient already gone (a duplicate outcome) has none. */
+/* Each item's spool record as the apply finds it (before it changes it):
+ * there or not, attempts, NOTIFY and ORCPT. A recipient already gone (a
+ * duplicate outcome) has none. */
 static int batch_read_params(struct outcome_batch *b, struct spool_wtxn *t)
 {
 	for (size_t i = 0; i < b->n; i++) {
@@ -261,10 +264,13 @@ static int batch_read_params(struct outcome_batch *b, struct spool_wtxn *t)
 		free(it->orcpt);
 		it->orcpt = NULL;
 		it->notify = 0;
+		it->found = false;
 		if (ret == SPOOL_NOTFOUND)
 			continue;
 		if (ret)
 			return ret;
+		it->found = true;
+		it->cur_attempts = cur.attempts;
 		it->notify = cur.notify;
 		if (cur.orcpt[0] && !(it->orcpt = strdup(cur.orcpt)))
 			return -ENOMEM;
@@ -551,16 +557,13 @@ static int outcome_apply(struct spool_req *req, struct spool_wtxn *t, void *ctx)
 		/* attempt counts this one, except for a suppression (no attempt) */
 		it->was_deferred = it->attempt > (it->kind == OUTCOME_SUPPRESSED ? 0u : 1u);
 		if (it->kind == OUTCOME_DEFERRED) {
-			struct spool_rcpt cur;
 			char resp[300];
 
 			/* A retried outcome may come after a newer one: never bring
-			 * back a finished recipient, never undo a later attempt. */
-			ret = spool_wtxn_get_rcpt(t, b->msg_id, it->idx, &cur);
-			if (ret == SPOOL_NOTFOUND || (ret == 0 && cur.attempts >= it->attempt))
+			 * back a finished recipient, never undo a later attempt
+			 * (the record as batch_read_params found it). */
+			if (!it->found || it->cur_attempts >= it->attempt)
 				continue;
-			if (ret)
-				return ret;
 
 			struct spool_rcpt r = {
 				.msg_id = b->msg_id,
@@ -572,13 +575,13 @@ static int outcome_apply(struct spool_req *req, struct spool_wtxn *t, void *ctx)
 				.last_response = resp,
 				.pool = b->pool,
 				.notify = it->notify,
-				.orcpt = it->orcpt, /* kept: cur's pointers die with the write below */
+				.orcpt = it->orcpt,
 			};
 
 			format_diag(&it->res, resp, sizeof(resp));
 			ret = spool_put_rcpt(t, &r);
 			it->applied = ret == 0;
-			it->was_deferred = cur.attempts > 0;
+			it->was_deferred = it->cur_attempts > 0;
 		} else {
 			ret = spool_del_rcpt(t, b->msg_id, it->idx, &gone);
 			it->applied = ret == 0;

@@ -194,12 +194,28 @@ static const char *str_or_empty(const char *s)
 	return s ? s : "";
 }
 
+/* A record header's optional tail after its base bytes (a message's
+ * ENVID, a recipient's ORCPT): a 4-byte length, the string, its NUL; none
+ * when the string is empty. The header's length with it: */
+static size_t hdr_tail_len(size_t base, const char *s)
+{
+	size_t l = strlen(str_or_empty(s));
+
+	return l ? base + 4 + l + 1 : base;
+}
+
+static void put_hdr_tail(uint8_t *p, size_t base, const char *s, size_t hl)
+{
+	if (hl > base) {
+		put_le(p + base, hl - base - 5, 4);
+		memcpy(p + base + 4, s, hl - base - 4); /* with its NUL */
+	}
+}
+
 /* The stored header's length: 40, or with the ENVID in it. */
 static size_t msg_hdr_len(const struct spool_msg *m)
 {
-	size_t le = strlen(str_or_empty(m->envid));
-
-	return le ? MSG_HDR_LEN + 4 + le + 1 : MSG_HDR_LEN;
+	return hdr_tail_len(MSG_HDR_LEN, m->envid);
 }
 
 static int msg_encode_size(const struct spool_msg *m, size_t *size)
@@ -254,10 +270,7 @@ static void msg_encode(uint8_t *p, const struct spool_msg *m)
 	put_le(p + 20, (uint32_t)strlen(cmp), 4);
 	put_le(p + 24, (uint32_t)strlen(sip), 4);
 	put_le(p + 32, m->body_len, 8);
-	if (hl > MSG_HDR_LEN) {
-		put_le(p + MSG_HDR_LEN, hl - MSG_HDR_LEN - 5, 4);
-		memcpy(p + MSG_HDR_LEN + 4, m->envid, hl - MSG_HDR_LEN - 4); /* with its NUL */
-	}
+	put_hdr_tail(p, MSG_HDR_LEN, m->envid, hl);
 	p += hl;
 	p = put_str(p, snd);
 	p = put_str(p, cmp);
@@ -279,6 +292,19 @@ static int take_str(const uint8_t *p, size_t n, size_t *off, uint32_t len, const
 	return 0;
 }
 
+/* The tail of a header of hl bytes, "" when it has none. */
+static int take_hdr_tail(const uint8_t *p, size_t hl, size_t base, size_t max, const char **out)
+{
+	size_t o = base + 4;
+	uint32_t len;
+
+	*out = "";
+	if (hl < base + 5)
+		return 0;
+	len = (uint32_t)get_le(p + base, 4);
+	return len > max ? -EBADMSG : take_str(p, hl, &o, len, out);
+}
+
 static int msg_decode(const MDB_val *v, uint64_t id, struct spool_msg *m)
 {
 	const uint8_t *p = v->mv_data;
@@ -296,15 +322,8 @@ static int msg_decode(const MDB_val *v, uint64_t id, struct spool_msg *m)
 	m->no_verp = (p[1] & 8) != 0;
 	m->dkim_at_delivery = (p[1] & 16) != 0;
 	m->ret = (uint8_t)(p[1] >> 5 & 3);
-	m->envid = "";
-	if (off >= MSG_HDR_LEN + 5) {
-		uint32_t le = (uint32_t)get_le(p + MSG_HDR_LEN, 4);
-
-		if (le > MSG_ENVID_MAX || MSG_HDR_LEN + 4 + (size_t)le + 1 > off || p[MSG_HDR_LEN + 4 + le] != 0 ||
-		    memchr(p + MSG_HDR_LEN + 4, 0, le))
-			return -EBADMSG;
-		m->envid = (const char *)p + MSG_HDR_LEN + 4;
-	}
+	if (take_hdr_tail(p, off, MSG_HDR_LEN, MSG_ENVID_MAX, &m->envid))
+		return -EBADMSG;
 	m->n_rcpt = (uint32_t)get_le(p + 4, 4);
 	m->arrival_ms = (int64_t)get_le(p + 8, 8);
 	if (take_str(p, n, &off, (uint32_t)get_le(p + 16, 4), &m->sender) ||
@@ -337,9 +356,7 @@ static int msg_get(MDB_txn *txn, MDB_dbi dbi, uint64_t id, struct spool_msg *out
 /* The stored header's length: 36, or with the ORCPT in it. */
 static size_t rcpt_hdr_len(const struct spool_rcpt *r)
 {
-	size_t lo = strlen(str_or_empty(r->orcpt));
-
-	return lo ? RCPT_HDR_LEN + 4 + lo + 1 : RCPT_HDR_LEN;
+	return hdr_tail_len(RCPT_HDR_LEN, r->orcpt);
 }
 
 static int rcpt_encode_size(const struct spool_rcpt *r, size_t *size)
@@ -375,10 +392,7 @@ static void rcpt_encode(uint8_t *p, const struct spool_rcpt *r)
 	put_le(p + 24, (uint32_t)strlen(addr), 4);
 	put_le(p + 28, (uint32_t)strlen(resp), 4);
 	put_le(p + 32, (uint32_t)strlen(pool), 4);
-	if (hl > RCPT_HDR_LEN) {
-		put_le(p + RCPT_HDR_LEN, hl - RCPT_HDR_LEN - 5, 4);
-		memcpy(p + RCPT_HDR_LEN + 4, r->orcpt, hl - RCPT_HDR_LEN - 4); /* with its NUL */
-	}
+	put_hdr_tail(p, RCPT_HDR_LEN, r->orcpt, hl);
 	p = put_str(p + hl, addr);
 	p = put_str(p, resp);
 	if (*pool)
@@ -404,15 +418,8 @@ static int rcpt_decode(const MDB_val *v, uint64_t id, uint32_t idx, struct spool
 	r->next_attempt_ms = (int64_t)get_le(p + 8, 8);
 	r->queued_ms = (int64_t)get_le(p + 16, 8);
 	r->notify = p[1];
-	r->orcpt = "";
-	if (off >= RCPT_HDR_LEN + 5) {
-		uint32_t lo = (uint32_t)get_le(p + RCPT_HDR_LEN, 4);
-
-		if (lo > RCPT_ORCPT_MAX || RCPT_HDR_LEN + 4 + (size_t)lo + 1 > off || p[RCPT_HDR_LEN + 4 + lo] != 0 ||
-		    memchr(p + RCPT_HDR_LEN + 4, 0, lo))
-			return -EBADMSG;
-		r->orcpt = (const char *)p + RCPT_HDR_LEN + 4;
-	}
+	if (take_hdr_tail(p, off, RCPT_HDR_LEN, RCPT_ORCPT_MAX, &r->orcpt))
+		return -EBADMSG;
 	if (r->next_attempt_ms < 0 ||
 	    take_str(p, n, &off, (uint32_t)get_le(p + 24, 4), &r->addr) ||
 	    take_str(p, n, &off, (uint32_t)get_le(p + 28, 4), &r->last_response))
