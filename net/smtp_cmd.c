@@ -608,14 +608,10 @@ ssize_t smtp_orcpt_decode(const char *in, size_t n, char *out, size_t cap)
 	return (ssize_t)(tl + 1) + al;
 }
 
-/* Bits for parameters seen once already, to refuse repeats. */
-enum {
-	P_RET = 1 << 0,
-	P_ENVID = 1 << 1,
-	P_AUTH = 1 << 2,
-	P_NOTIFY = 1 << 3,
-	P_ORCPT = 1 << 4,
-};
+/* A repeated parameter is refused: each one's field in out (zeroed
+ * before parsing) says whether it came already; AUTH= stores nothing, so
+ * *seen carries it. */
+enum { P_AUTH = 1 << 0 };
 
 static int mail_param(struct smtp_cmd *out, unsigned *seen, const char *k, size_t kn,
 		      const char *v, size_t vn, bool has_v)
@@ -638,16 +634,14 @@ static int mail_param(struct smtp_cmd *out, unsigned *seen, const char *k, size_
 			return SMTP_CMD_EPARAM;
 		out->smtputf8 = true;
 	} else if (word_eq(k, kn, "ret")) {
-		if ((*seen & P_RET) || !has_v || !(word_eq(v, vn, "full") || word_eq(v, vn, "hdrs")))
+		if (out->ret != SMTP_RET_UNSPEC || !has_v || !(word_eq(v, vn, "full") || word_eq(v, vn, "hdrs")))
 			return SMTP_CMD_EPARAM;
-		*seen |= P_RET;
 		out->ret = word_eq(v, vn, "full") ? SMTP_RET_FULL : SMTP_RET_HDRS;
 	} else if (word_eq(k, kn, "envid")) {
 		char tmp[SMTP_MAX_ENVID + 1];
 
-		if ((*seen & P_ENVID) || !has_v || vn > SMTP_MAX_ENVID || smtp_xtext_decode(v, vn, tmp, sizeof(tmp)) < 0)
+		if (out->envid || !has_v || vn > SMTP_MAX_ENVID || smtp_xtext_decode(v, vn, tmp, sizeof(tmp)) < 0)
 			return SMTP_CMD_EPARAM;
-		*seen |= P_ENVID;
 		out->envid = v;
 		out->envid_len = vn;
 	} else if (word_eq(k, kn, "xverp")) {
@@ -664,20 +658,18 @@ static int mail_param(struct smtp_cmd *out, unsigned *seen, const char *k, size_
 	return SMTP_CMD_OK;
 }
 
-static int rcpt_param(struct smtp_cmd *out, unsigned *seen, const char *k, size_t kn, const char *v, size_t vn,
+static int rcpt_param(struct smtp_cmd *out, const char *k, size_t kn, const char *v, size_t vn,
 		      bool has_v)
 {
 	if (word_eq(k, kn, "notify")) {
-		if ((*seen & P_NOTIFY) || !has_v || smtp_notify_parse(v, vn, &out->notify))
+		if (out->notify || !has_v || smtp_notify_parse(v, vn, &out->notify))
 			return SMTP_CMD_EPARAM;
-		*seen |= P_NOTIFY;
 	} else if (word_eq(k, kn, "orcpt")) {
 		/* addr-type ";" xtext, decoding to printable text of bounded size */
 		char tmp[SMTP_MAX_ORCPT + 1];
 
-		if ((*seen & P_ORCPT) || !has_v || smtp_orcpt_decode(v, vn, tmp, sizeof(tmp)) < 0)
+		if (out->orcpt || !has_v || smtp_orcpt_decode(v, vn, tmp, sizeof(tmp)) < 0)
 			return SMTP_CMD_EPARAM;
-		*seen |= P_ORCPT;
 		out->orcpt = v;
 		out->orcpt_len = vn;
 	} else {
@@ -750,7 +742,7 @@ static int parse_path_cmd(struct smtp_cmd *out, const char *arg, size_t n, bool 
 		if (eq && !value_ok(eq + 1, tl - kn - 1))
 			return SMTP_CMD_EPARAM;
 		err = is_mail ? mail_param(out, &seen, tok, kn, eq ? eq + 1 : NULL, eq ? tl - kn - 1 : 0, eq != NULL)
-			      : rcpt_param(out, &seen, tok, kn, eq ? eq + 1 : NULL, eq ? tl - kn - 1 : 0, eq != NULL);
+			      : rcpt_param(out, tok, kn, eq ? eq + 1 : NULL, eq ? tl - kn - 1 : 0, eq != NULL);
 		if (err)
 			return err;
 		i += tl;

@@ -203,6 +203,11 @@ static void test_cmd_rcpt(void **state)
 	assert_int_equal(parse("RCPT TO:<a@b.example> ORCPT=rfc822;a+4", &c), SMTP_CMD_EPARAM);
 	assert_int_equal(parse("RCPT TO:<a@b.example> ORCPT=rfc822;a+0Ab", &c), SMTP_CMD_EPARAM);
 	assert_int_equal(parse("RCPT TO:<a@b.example> ORCPT=rfc822;a ORCPT=rfc822;b", &c), SMTP_CMD_EPARAM);
+	assert_int_equal(parse("MAIL FROM:<a@b.example> RET=FULL RET=HDRS", &c), SMTP_CMD_EPARAM);
+	assert_int_equal(parse("MAIL FROM:<a@b.example> RET=HDRS RET=HDRS", &c), SMTP_CMD_EPARAM);
+	assert_int_equal(parse("MAIL FROM:<a@b.example> ENVID=x ENVID=y", &c), SMTP_CMD_EPARAM);
+	assert_int_equal(parse("MAIL FROM:<a@b.example> AUTH=<> AUTH=<>", &c), SMTP_CMD_EPARAM);
+	assert_int_equal(parse("MAIL FROM:<a@b.example> RET=FULL ENVID=x AUTH=<>", &c), SMTP_CMD_OK);
 	assert_int_equal(parse("RCPT TO:<a@b.example> ORCPT=rfc822;caf\xc3\xa9@b", &c), SMTP_CMD_EPARAM);
 	/* RCPT does not take MAIL's parameters, nor MAIL RCPT's */
 	assert_int_equal(parse("RCPT TO:<a@b.example> RET=FULL", &c), SMTP_CMD_EPARAM);
