@@ -1341,6 +1341,20 @@ static void listener_pause_done(struct loop_op *op, int res, unsigned flags)
 	listener_arm(container_of(op, struct listener, pause_op));
 }
 
+
+/* A client refused as it connects: the reply queued (replied) goes out,
+ * then the session closes; the listener takes the next connection. */
+static void refuse_at_accept(struct smtp_session *s, struct listener *ls, bool replied)
+{
+	s->state = SESS_CLOSING;
+	if (replied) {
+		sess_touch(s);
+		sess_pump(s);
+	} else {
+		sess_close(s);
+	}
+	listener_arm(ls);
+}
 static void listener_accept_done(struct loop_op *op, int res, unsigned flags)
 {
 	struct listener *ls = container_of(op, struct listener, accept_op);
@@ -1418,25 +1432,15 @@ static void listener_accept_done(struct loop_op *op, int res, unsigned flags)
 			/* Told why, then closed once the reply is out. */
 			sess_reply(s, "421 4.7.0 %s Too many connections%s, try again later", srv->lim.host_name,
 				   v == CONN_TOO_MANY_FROM_IP ? " from your address" : "");
-			s->state = SESS_CLOSING;
-			sess_touch(s);
-			sess_pump(s);
-			listener_arm(ls);
+			refuse_at_accept(s, ls, true);
 			return;
 		}
 	}
 	if (s->pol.refuse) {
-		/* a source without SMTP service: told (in clear on a plain
-		 * listener), then closed */
-		s->state = SESS_CLOSING;
-		if (ls->implicit_tls) {
-			sess_close(s);
-		} else {
+		/* a source without SMTP service (told in clear on a plain listener) */
+		if (!ls->implicit_tls)
 			sess_reply(s, "554 5.7.1 %s No SMTP service for your address", srv->lim.host_name);
-			sess_touch(s);
-			sess_pump(s);
-		}
-		listener_arm(ls);
+		refuse_at_accept(s, ls, !ls->implicit_tls);
 		return;
 	}
 	if (ls->implicit_tls) {
