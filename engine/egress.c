@@ -577,32 +577,42 @@ static struct egress_txn *txn_build(struct egress_queue *eq, size_t vmta, bool c
 	return NULL;
 }
 
-/* Answer recipient i of x here, without sending (a bounce: res is 5xx). */
-static void txn_refuse(struct egress_conn *c, struct egress_txn *x, struct outcome_batch **b, size_t i,
-		       const struct smtp_result *res)
+/* Where x went, for its outcome records (esmtp: room for the receiver's
+ * extensions, which route points into). */
+static struct outcome_route txn_route(const struct egress_conn *c, struct smtp_client *cli,
+				      const struct egress_txn *x, char *esmtp, size_t cap)
 {
-	struct egress_queue *eq = c->eq;
+	const struct egress_queue *eq = c->eq;
 	const struct config *cfg = &c->gen->cfg;
 	const struct config_vmta *vm = &cfg->vmtas[c->vmta];
 	const struct dns_target *tg = &eq->targets[c->target < eq->n_targets ? c->target : 0];
-	char esmtp[160];
-	struct outcome_route route = {
+
+	return (struct outcome_route){
 		.queue = eq->q->domain,
 		.mx_host = tg->host,
-		.mx_ip = smtp_client_peer_ip(c->cli),
+		.mx_ip = smtp_client_peer_ip(cli),
 		.vmta = vm->name,
 		.source_ip = vm->has_source ? vm->source.text : NULL,
 		.pool = pool_name(cfg, x->pool),
 		.campaign = x->campaign,
 		.envid = x->envid,
 		.verp = x->t.sender == x->verp,
-		.tls = smtp_client_tls(c->cli),
+		.tls = smtp_client_tls(cli),
 		.src_type = spool_src_name(x->src_type),
-		.esmtp = esmtp_list(smtp_client_exts(c->cli), esmtp, sizeof(esmtp)),
+		.esmtp = esmtp_list(smtp_client_exts(cli), esmtp, cap),
 		.headers = x->acct_headers,
 		/* the receiver's own DSNs reach the sender only without VERP */
-		.peer_dsn = (smtp_client_exts(c->cli) & SMTP_EXT_DSN) && x->t.sender != x->verp,
+		.peer_dsn = (smtp_client_exts(cli) & SMTP_EXT_DSN) && x->t.sender != x->verp,
 	};
+}
+
+/* Answer recipient i of x here, without sending (a bounce: res is 5xx). */
+static void txn_refuse(struct egress_conn *c, struct egress_txn *x, struct outcome_batch **b, size_t i,
+		       const struct smtp_result *res)
+{
+	struct egress_queue *eq = c->eq;
+	char esmtp[160];
+	struct outcome_route route = txn_route(c, c->cli, x, esmtp, sizeof(esmtp));
 
 	if (!*b)
 		*b = outcome_batch_new(eq->w->eng, x->msg_id, x->sender, x->queued_ms, x->size, &route, x->t.n_rcpts);
@@ -859,28 +869,10 @@ static void conn_txn_done(void *owner, struct smtp_client *cli, struct smtp_txn 
 	struct egress_queue *eq = c->eq;
 	struct egress_txn *x = c->txn;
 	struct worker *w = eq->w;
-	const struct config *cfg = &c->gen->cfg;
-	const struct config_vmta *vm = &cfg->vmtas[c->vmta];
 	const struct dns_target *tg = &eq->targets[c->target < eq->n_targets ? c->target : 0];
 	int64_t now = wall_now_ms(), mono = loop_now_ms();
 	char esmtp[160];
-	struct outcome_route route = {
-		.queue = eq->q->domain,
-		.mx_host = tg->host,
-		.mx_ip = smtp_client_peer_ip(cli),
-		.vmta = vm->name,
-		.source_ip = vm->has_source ? vm->source.text : NULL,
-		.pool = pool_name(cfg, x->pool),
-		.campaign = x->campaign,
-		.envid = x->envid,
-		.verp = x->t.sender == x->verp,
-		.tls = smtp_client_tls(cli),
-		.src_type = spool_src_name(x->src_type),
-		.esmtp = esmtp_list(smtp_client_exts(cli), esmtp, sizeof(esmtp)),
-		.headers = x->acct_headers,
-		/* the receiver's own DSNs reach the sender only without VERP */
-		.peer_dsn = (smtp_client_exts(cli) & SMTP_EXT_DSN) && x->t.sender != x->verp,
-	};
+	struct outcome_route route = txn_route(c, cli, x, esmtp, sizeof(esmtp));
 	struct egress_unit *u = &eq->units[c->vmta];
 	struct outcome_batch *b;
 	bool any_ok = false, alive;
