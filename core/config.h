@@ -748,6 +748,8 @@ int config_parse_cidr(const char *s, struct config_cidr *out);
 int config_parse_addr(const char *s, uint16_t default_port, struct config_addr *out);
 /* An IPv4-mapped IPv6 addr (::ffff:a.b.c.d) matches as IPv4. */
 bool config_cidr_match(const struct config_cidr *net, const struct sockaddr *addr);
+/* Do the 4 (IPv4) or 16 address bytes a lie in net (of their family)? */
+bool config_cidr_match_bytes(const struct config_cidr *net, const uint8_t a[16]);
 /* "yes"/"no"/"true"/"false"/"on"/"off"/"1"/"0", case-insensitive. */
 int config_parse_bool(const char *s, bool *out);
 /* Decimal digits only (no sign, no spaces), min <= value <= max. */

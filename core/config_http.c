@@ -78,23 +78,6 @@ static int d_http_listener(struct parser *p, const struct directive *d, char *v)
 	return 0;
 }
 
-/* Is network in lies inside network out (same family, out's prefix no longer)? */
-static bool cidr_within(const struct config_cidr *in, const struct config_cidr *out)
-{
-	unsigned bits = out->prefix;
-
-	for (unsigned b = 0; b < bits / 8; b++)
-		if (in->addr[b] != out->addr[b])
-			return false;
-	if (bits % 8) {
-		uint8_t mask = (uint8_t)(0xff << (8 - bits % 8));
-
-		if ((in->addr[bits / 8] & mask) != (out->addr[bits / 8] & mask))
-			return false;
-	}
-	return true;
-}
-
 /* `http-access CIDR ROLE` */
 static int d_http_access(struct parser *p, const struct directive *d, char *v)
 {
@@ -139,7 +122,7 @@ static int d_http_access(struct parser *p, const struct directive *d, char *v)
 		char wide[64];
 
 		if (o->net.family != r.net.family || o->net.prefix >= r.net.prefix || o->role == r.role ||
-		    !cidr_within(&r.net, &o->net))
+		    !config_cidr_match_bytes(&o->net, r.net.addr))
 			continue;
 		config_cidr_format(&r.net, a, sizeof(a));
 		config_cidr_format(&o->net, wide, sizeof(wide));

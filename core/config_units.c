@@ -317,10 +317,16 @@ static int sockaddr_bytes(const struct sockaddr *sa, uint8_t addr[16])
 bool config_cidr_match(const struct config_cidr *net, const struct sockaddr *addr)
 {
 	uint8_t a[16];
-	unsigned full, rest;
 
 	if (!net || !addr || sockaddr_bytes(addr, a) != net->family)
 		return false;
+	return config_cidr_match_bytes(net, a);
+}
+
+bool config_cidr_match_bytes(const struct config_cidr *net, const uint8_t a[16])
+{
+	unsigned full, rest;
+
 	full = net->prefix / 8;
 	rest = net->prefix % 8;
 	if (memcmp(a, net->addr, full) != 0)
