@@ -61,6 +61,22 @@ static bool ip_prefix(const char *s, char *out, size_t cap)
 	return true;
 }
 
+/* ip (IPv4 or IPv6, nothing else) as a bind address in *a; false when not one. */
+static bool addr_from_ip(const char *ip, struct config_addr *a)
+{
+	memset(a, 0, sizeof(*a));
+	if (inet_pton(AF_INET, ip, &((struct sockaddr_in *)&a->sa)->sin_addr) == 1) {
+		a->sa.ss_family = AF_INET;
+		a->salen = sizeof(struct sockaddr_in);
+	} else if (inet_pton(AF_INET6, ip, &((struct sockaddr_in6 *)&a->sa)->sin6_addr) == 1) {
+		a->sa.ss_family = AF_INET6;
+		a->salen = sizeof(struct sockaddr_in6);
+	} else {
+		return false;
+	}
+	return true;
+}
+
 /* `smtp-source-host IP [HOST]`: in <virtual-mta>, its source address and
  * HELO name; at top level (User's Guide 3.3.1.16) those of every virtual
  * MTA that names none, the default one included. PowerMTA rotates over
@@ -78,13 +94,8 @@ static int d_smtp_source_host(struct parser *p, const struct directive *d, char 
 		*helo++ = '\0';
 		helo = cp_trim(helo);
 	}
-	memset(&a, 0, sizeof(a));
-	if (inet_pton(AF_INET, v, &((struct sockaddr_in *)&a.sa)->sin_addr) == 1) {
-		a.sa.ss_family = AF_INET;
-		a.salen = sizeof(struct sockaddr_in);
-	} else if (inet_pton(AF_INET6, v, &((struct sockaddr_in6 *)&a.sa)->sin6_addr) == 1) {
-		a.sa.ss_family = AF_INET6;
-		a.salen = sizeof(struct sockaddr_in6);
+	if (addr_from_ip(v, &a)) {
+		/* one address */
 	} else if (strchr(v, '/') || (strchr(v, '-') && ip_prefix(v, first, sizeof(first)))) {
 		/* `A-B` or `IP/32` name addresses: the first is used, said as for a second line;
 		 * a wider CIDR means "the local addresses in it", which Salvo does not look up */
@@ -99,15 +110,7 @@ static int d_smtp_source_host(struct parser *p, const struct directive *d, char 
 		if (!one)
 			cp_warn(p, "%s %s: Salvo sends from one address per virtual MTA, the first (%s) is used; rotate "
 				"addresses with one <virtual-mta> each in a <virtual-mta-pool>", d->name, cp_show(sb, v), first);
-		memset(&a, 0, sizeof(a));
-		if (inet_pton(AF_INET, first, &((struct sockaddr_in *)&a.sa)->sin_addr) == 1) {
-			a.sa.ss_family = AF_INET;
-			a.salen = sizeof(struct sockaddr_in);
-		} else {
-			inet_pton(AF_INET6, first, &((struct sockaddr_in6 *)&a.sa)->sin6_addr);
-			a.sa.ss_family = AF_INET6;
-			a.salen = sizeof(struct sockaddr_in6);
-		}
+		addr_from_ip(first, &a); /* ip_prefix checked it */
 		v = first;
 	} else {
 		struct in6_addr x;
