@@ -705,9 +705,7 @@ int cp_open_domain(struct parser *p, char *arg)
 			break;
 		}
 		if (!(grown = realloc(names, (n + k) * sizeof(*grown)))) {
-			for (size_t i = 0; i < k; i++)
-				free(one[i]);
-			free(one);
+			cp_macro_names_free(one, k);
 			rc = cp_oom(p);
 			break;
 		}
@@ -725,9 +723,7 @@ int cp_open_domain(struct parser *p, char *arg)
 		if (rc == 0 && !again)
 			rc = add_domain(p, names[i]);
 	}
-	for (size_t i = 0; i < n; i++)
-		free(names[i]);
-	free(names);
+	cp_macro_names_free(names, n);
 	if (rc < 0)
 		p->n_curs = 0;
 	return rc;

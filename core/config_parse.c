@@ -684,9 +684,7 @@ static int d_domain_key(struct parser *p, const struct directive *d, char *v)
 		return -1;
 	for (size_t k = 0; k < n && rc == 0; k++)
 		rc = add_domain_key(p, d, vmta, sel, names[k], path);
-	for (size_t k = 0; k < n; k++)
-		free(names[k]);
-	free(names);
+	cp_macro_names_free(names, n);
 	return rc;
 }
 

@@ -203,6 +203,8 @@ int cp_open_spool(struct parser *p, char *arg);
 /* the most names one <domain> (its macros multiplied out) may stand for */
 #define CP_MACRO_MAX_NAMES 10000
 int cp_macro_expand(struct parser *p, const char *name, char ***out, size_t *n);
+/* Free cp_macro_expand's names (each, and the array). */
+void cp_macro_names_free(char **names, size_t n);
 /* An IP address given as a host name: "[IP]" in buf (with a warning), or NULL. */
 const char *cp_ip_as_host(struct parser *p, const struct directive *d, const char *v, char *buf, size_t cap);
 int cp_pmta_finish(struct parser *p);

@@ -286,9 +286,7 @@ static int p_relay_domain(struct parser *p, const struct directive *d, char *v)
 		return -1;
 	for (size_t i = 0; i < n && rc == 0; i++)
 		rc = add_relay_domain(p, d, names[i]);
-	for (size_t i = 0; i < n; i++)
-		free(names[i]);
-	free(names);
+	cp_macro_names_free(names, n);
 	return rc;
 }
 
@@ -606,6 +604,13 @@ static int expand_first(struct parser *p, const char *orig, const char *name, ch
 	return 0;
 }
 
+void cp_macro_names_free(char **names, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+}
+
 /* PowerMTA's macros in a name: every `$NAME` stands for each of its values,
  * so `$isp.$tld` is every isp with every tld (User's Guide 3.3.1.43.1). */
 int cp_macro_expand(struct parser *p, const char *name, char ***out, size_t *n)
@@ -650,16 +655,12 @@ int cp_macro_expand(struct parser *p, const char *name, char ***out, size_t *n)
 			}
 			rc = expand_first(p, name, cur[i], &next, &nnext, &cap);
 		}
-		for (size_t i = 0; i < ncur; i++)
-			free(cur[i]);
-		free(cur);
+		cp_macro_names_free(cur, ncur);
 		cur = next;
 		ncur = nnext;
 	}
 	if (rc < 0) {
-		for (size_t i = 0; i < ncur; i++)
-			free(cur[i]);
-		free(cur);
+		cp_macro_names_free(cur, ncur);
 		return rc;
 	}
 	*out = cur;
