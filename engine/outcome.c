@@ -309,9 +309,7 @@ static int batch_suppress(struct outcome_batch *b, struct spool_wtxn *t, const s
 }
 
 struct dsn_scratch {
-	struct dsn_rcpt rcpt;
 	char diag[300];
-	char status[16];
 };
 
 /* Remote-MTA (RFC 3464 2.3.5, "dns;"): the host's name without a port; an
@@ -388,17 +386,12 @@ static int batch_build_dsn(struct outcome_batch *b, struct spool_wtxn *t)
 		if (!action)
 			continue;
 		format_diag(&it->res, sc[n].diag, sizeof(sc[n].diag));
-		if (it->res.enhanced[0])
-			snprintf(sc[n].status, sizeof(sc[n].status), "%s", it->res.enhanced);
-		else
-			snprintf(sc[n].status, sizeof(sc[n].status), "%s",
-				 it->kind == OUTCOME_EXPIRED ? "4.4.7" : it->kind == OUTCOME_DELIVERED ? "2.0.0"
-								   : it->kind == OUTCOME_DEFERRED ? "4.0.0" : "5.0.0");
 		rcpts[n] = (struct dsn_rcpt){
 			.addr = it->addr,
 			.action = action,
 			.orcpt = it->orcpt,
-			.status = sc[n].status,
+			/* none: bounce_dsn gives the action's (2.0.0, 4.0.0, 5.0.0) */
+			.status = it->res.enhanced[0] ? it->res.enhanced : it->kind == OUTCOME_EXPIRED ? "4.4.7" : NULL,
 			.remote_mta = remote_mta(b->mx_host, b->mx_ip, mta, sizeof(mta)),
 			.diagnostic = sc[n].diag,
 			.last_attempt_ms = b->time_ms,
