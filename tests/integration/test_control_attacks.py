@@ -758,6 +758,23 @@ def rss_kb(pid):
     return 0
 
 
+
+def page_all(path, key, field, max_pages=20):
+    """Every item's field through a paged GET (path has its limit; `next` is the
+    cursor): (values, pages, slowest page in seconds)."""
+    out, after, pages, worst = [], None, 0, 0.0
+    while True:
+        t1 = time.monotonic()
+        st, j = api("GET", path + ("&after=" + after if after else ""))
+        worst = max(worst, time.monotonic() - t1)
+        if st != 200:
+            raise Fail("%s page %d: %d %r" % (key, pages, st, j))
+        out += [x[field] for x in j[key]]
+        pages += 1
+        after = j["next"]
+        if after is None or pages > max_pages:
+            return out, pages, worst
+
 def test_many(env):
     dom = "many.test"
     env.dns(mx={dom: [(10, "mx.sink.test")]}, a={"mx.sink.test": "127.0.0.2"}, check=[(dom, "MX")])
@@ -777,19 +794,8 @@ def test_many(env):
     t_inj = time.monotonic() - t0
     wait_until(lambda: api("GET", "/api/v1/campaigns?limit=1&after=%d" % (n - 1))[1]["campaigns"], 20,
                what="%d campaigns" % n)
-    seen, after, pages, worst = [], None, 0, 0.0
     t0 = time.monotonic()
-    while True:
-        t1 = time.monotonic()
-        st, j = api("GET", "/api/v1/campaigns?limit=1000" + ("&after=" + after if after else ""))
-        worst = max(worst, time.monotonic() - t1)
-        if st != 200:
-            raise Fail("page %d: %d %r" % (pages, st, j))
-        seen += [c["campaign"] for c in j["campaigns"]]
-        pages += 1
-        after = j["next"]
-        if after is None or pages > 20:
-            break
+    seen, pages, worst = page_all("/api/v1/campaigns?limit=1000", "campaigns", "campaign")
     t_all = time.monotonic() - t0
     if len(seen) != n or len(set(seen)) != n:
         raise Fail("%d campaigns paged: %d shown, %d distinct" % (n, len(seen), len(set(seen))))
@@ -814,17 +820,8 @@ def test_many(env):
     n_rc = n + 2
 
     # the queue's 10,000 recipients, paged
-    shown, after, rpages = [], None, 0
     t1 = time.monotonic()
-    while True:
-        st, k = api("GET", "/api/v1/queues/%s/recipients?limit=1000%s" % (dom, "&after=" + after if after else ""))
-        if st != 200:
-            raise Fail("recipients page %d: %d %r" % (rpages, st, k))
-        shown += [r["recipient"] for r in k["recipients"]]
-        rpages += 1
-        after = k["next"]
-        if after is None or rpages > 20:
-            break
+    shown, rpages, _ = page_all("/api/v1/queues/%s/recipients?limit=1000" % dom, "recipients", "recipient")
     t_rc = time.monotonic() - t1
     if len(shown) != n_rc or len(set(shown)) != n_rc:
         raise Fail("%d recipients paged: %d shown, %d distinct" % (n_rc, len(shown), len(set(shown))))
